@@ -1,0 +1,67 @@
+//! # ferrota-image: the signed bank image of a TRAVEO T2G (CYT4BF)
+//!
+//! A CYT4BF in dual-bank mode runs from one 0x3F8000-byte bank of code flash while the OTA agent
+//! writes the next firmware into the other. This crate owns what a bank holds, how it is signed,
+//! and how it is checked — on the MCU (`#![no_std]`, no allocation, the bootloader and the agent
+//! read it through [`embedded_storage`] flash traits) and on the host (feature `std`: building
+//! and signing; feature `rsa`: the T2G ROM's RSA-2048 scheme).
+//!
+//! ```text
+//!  bank offset  0x000000 ┌──────────────────────────────┐ ┐
+//!               0x000000 │ CySAF header (24 B)          │ │
+//!               0x000018 │ version record (Ferrota)     │ │ CM0+ region, 64 KB
+//!               0x000100 │ vector table, code, zeroes   │ │ (signed: 0x000000..objSize)
+//!               0x00FF00 │ boot signature (256 B)       │ │
+//!               0x010000 ├──────────────────────────────┤ ┘
+//!                        │ CySAF header, vectors at     │ ┐ CM7_0 region, 3.9 MB
+//!                        │ +0x100, code, zeroes         │ │
+//!               0x3E7F00 │ boot signature               │ │
+//!               0x3E8000 ├──────────────────────────────┤ ┘
+//!                        │ CySAF header, ..., signature │   CM7_1 region, 64 KB
+//!               0x3F8000 └──────────────────────────────┘
+//! ```
+//!
+//! Design overview:
+//! * [`layout`] fixes the region offsets; [`header`] reads and checks the CySAF headers (the
+//!   signature must lie inside its region, the vectors must be signed, the core id must match).
+//! * [`version`] is the record the Dual Bank Manager trusts for anti-rollback (byte layout in its
+//!   docs).
+//! * [`scheme`] defines the boot signature slot encodings and the pluggable [`BootVerifier`];
+//!   [`sflash_key`] the public-key object provisioned in SFlash that names the scheme.
+//! * [`verify`] checks a bank from memory or from flash in bounded memory and returns proof values;
+//!   [`inspect`] describes any input without failing.
+//! * [`ota`] is the separate code-signing signature of the OTA file (AWS's `sig-sha256-ecdsa`).
+//! * With `std`: [`build`] assembles and signs a bank from the cores' builds, [`sign`] holds the
+//!   private keys, [`input`] reads ELF, Intel HEX and raw builds.
+//!
+//! Every refusal is an [`Error`] naming the region and the bank offset at fault.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod header;
+pub mod inspect;
+pub mod layout;
+pub mod ota;
+pub mod scheme;
+pub mod sflash_key;
+pub mod verify;
+pub mod version;
+
+#[cfg(feature = "std")]
+pub mod build;
+#[cfg(feature = "std")]
+pub mod input;
+#[cfg(feature = "std")]
+pub mod sign;
+
+pub use error::{Error, ErrorKind};
+pub use layout::{BANK_SIZE, Region};
+pub use scheme::{BootKey, BootVerifier, Scheme};
+pub use verify::{VerifiedBank, VerifiedBoot, VerifiedRegion};
+pub use version::{FirmwareVersion, HardwareId, VersionRecord};
+
+/// Re-exported so users name the same P-256 types this crate uses.
+pub use p256;
