@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::header::{CySafHeader, HEADER_SIZE};
 use crate::layout::{ACTIVE_BANK_BASE, BANK_SIZE, Region};
-use crate::sign::{BootSigningKey, SignError};
 use crate::scheme::SLOT;
+use crate::sign::{BootSigningKey, SignError};
 use crate::version::{FLAG_CM7_1_APP, RECORD_OFFSET, VersionRecord};
 
 /// A run of bytes at an absolute load address, as an ELF program header, a HEX record run or a
@@ -108,7 +108,11 @@ impl BankBuilder {
                 continue;
             }
             if start < lo || end > hi {
-                let address = if start < lo { s.address } else { hi.max(start) as u32 };
+                let address = if start < lo {
+                    s.address
+                } else {
+                    hi.max(start) as u32
+                };
                 return Err(BuildError::OutsideRegion { region, address });
             }
             if region == Region::Cm0p {

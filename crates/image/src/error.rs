@@ -180,7 +180,10 @@ impl fmt::Display for ErrorKind {
                 write!(f, "version record format {found} is not supported")
             }
             ErrorKind::VersionLength { found } => {
-                write!(f, "version record length {found:#x} does not match its format")
+                write!(
+                    f,
+                    "version record length {found:#x} does not match its format"
+                )
             }
             ErrorKind::VersionFlags { unknown } => {
                 write!(f, "version record sets unknown flags {unknown:#x}")

@@ -58,7 +58,11 @@ fn summarize(bank: &[u8], region: Region) -> RegionSummary {
     let header = CySafHeader::decode(&arr);
     let header_check = header.check(region);
     let sig_at = header.signature_offset(region) as usize;
-    let (digest, signed) = match (&header_check, bank.get(base..sig_at), bank.get(sig_at..sig_at + SLOT)) {
+    let (digest, signed) = match (
+        &header_check,
+        bank.get(base..sig_at),
+        bank.get(sig_at..sig_at + SLOT),
+    ) {
         (Ok(()), Some(signed_bytes), slot) => (
             Some(Sha256::digest(signed_bytes).into()),
             slot.map(|s| s.iter().any(|&b| b != 0)),

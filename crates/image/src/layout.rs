@@ -110,11 +110,19 @@ mod tests {
     fn regions_tile_the_bank_exactly() {
         let mut next = 0;
         for r in Region::ALL {
-            assert_eq!(r.offset(), next, "{r} must start where the previous region ends");
+            assert_eq!(
+                r.offset(),
+                next,
+                "{r} must start where the previous region ends"
+            );
             next = r.end();
         }
         assert_eq!(next, BANK_SIZE);
-        assert_eq!(Region::Cm7_0.full_obj_size(), 0x003D_7F00, "seed's CM7_0 objSize");
+        assert_eq!(
+            Region::Cm7_0.full_obj_size(),
+            0x003D_7F00,
+            "seed's CM7_0 objSize"
+        );
         assert_eq!(Region::Cm0p.full_obj_size(), 0xFF00, "seed's CM0+ objSize");
     }
 

@@ -62,7 +62,7 @@ impl OtaSignature {
         if text.len() > MAX_SIGNATURE_BYTES.div_ceil(3) * 4 {
             return Err(OtaSignatureError::TooLong);
         }
-        let decoded = if text.len() % 4 == 0 {
+        let decoded = if text.len().is_multiple_of(4) {
             Base64::decode(text, &mut buf)
         } else {
             Base64Unpadded::decode(text, &mut buf)
@@ -110,7 +110,11 @@ impl OtaSignature {
     }
 
     /// Checks the signature over a whole file in memory.
-    pub fn verify_file(&self, key: &VerifyingKey, file: &[u8]) -> Result<OtaSignatureValid, OtaSignatureError> {
+    pub fn verify_file(
+        &self,
+        key: &VerifyingKey,
+        file: &[u8],
+    ) -> Result<OtaSignatureValid, OtaSignatureError> {
         use sha2::{Digest, Sha256};
         self.verify_digest(key, &Sha256::digest(file).into())
     }
@@ -119,7 +123,10 @@ impl OtaSignature {
 /// Signs a file the way AWS code signing does (deterministic ECDSA, RFC 6979, so the same file
 /// and key always give the same signature; low-S, which every verifier accepts).
 #[cfg(feature = "std")]
-pub fn sign_file(key: &p256::ecdsa::SigningKey, file: &[u8]) -> Result<OtaSignature, p256::ecdsa::Error> {
+pub fn sign_file(
+    key: &p256::ecdsa::SigningKey,
+    file: &[u8],
+) -> Result<OtaSignature, p256::ecdsa::Error> {
     use p256::ecdsa::signature::hazmat::PrehashSigner;
     use sha2::{Digest, Sha256};
     let digest: [u8; 32] = Sha256::digest(file).into();
@@ -133,9 +140,18 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        assert_eq!(OtaSignature::from_base64("not base64!"), Err(OtaSignatureError::NotBase64));
-        assert_eq!(OtaSignature::from_base64("AAAA"), Err(OtaSignatureError::NotDer));
+        assert_eq!(
+            OtaSignature::from_base64("not base64!"),
+            Err(OtaSignatureError::NotBase64)
+        );
+        assert_eq!(
+            OtaSignature::from_base64("AAAA"),
+            Err(OtaSignatureError::NotDer)
+        );
         let long = "A".repeat(600);
-        assert_eq!(OtaSignature::from_base64(&long), Err(OtaSignatureError::TooLong));
+        assert_eq!(
+            OtaSignature::from_base64(&long),
+            Err(OtaSignatureError::TooLong)
+        );
     }
 }

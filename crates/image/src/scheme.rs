@@ -112,7 +112,11 @@ impl BootVerifier for BootKey {
     }
 }
 
-fn verify_p256(key: &VerifyingKey, digest: &[u8; 32], slot: &[u8; SLOT]) -> Result<(), SignatureFault> {
+fn verify_p256(
+    key: &VerifyingKey,
+    digest: &[u8; 32],
+    slot: &[u8; SLOT],
+) -> Result<(), SignatureFault> {
     if slot[64..].iter().any(|&b| b != 0) {
         return Err(SignatureFault::Malformed);
     }
@@ -122,7 +126,11 @@ fn verify_p256(key: &VerifyingKey, digest: &[u8; 32], slot: &[u8; SLOT]) -> Resu
 }
 
 #[cfg(feature = "rsa")]
-fn verify_rsa(key: &Rsa2048PublicKey, digest: &[u8; 32], slot: &[u8; SLOT]) -> Result<(), SignatureFault> {
+fn verify_rsa(
+    key: &Rsa2048PublicKey,
+    digest: &[u8; 32],
+    slot: &[u8; SLOT],
+) -> Result<(), SignatureFault> {
     let public = key.to_rsa().map_err(|_| SignatureFault::Malformed)?;
     let mut sig = *slot;
     if RSA_SIGNATURE_LITTLE_ENDIAN {

@@ -120,7 +120,8 @@ pub fn parse_key_object(obj: &[u8]) -> Result<BootKey, KeyObjectError> {
             if obj[73..76].iter().any(|&b| b != 0) {
                 return Err(KeyObjectError::BadField(73));
             }
-            let key = VerifyingKey::from_sec1_bytes(&obj[8..73]).map_err(|_| KeyObjectError::BadField(8))?;
+            let key = VerifyingKey::from_sec1_bytes(&obj[8..73])
+                .map_err(|_| KeyObjectError::BadField(8))?;
             Ok(BootKey::EcdsaP256(key))
         }
         SCHEME_RSA2048 => {
@@ -155,8 +156,11 @@ pub fn parse_key_object(obj: &[u8]) -> Result<BootKey, KeyObjectError> {
             let mut modulus = [0u8; 256];
             modulus.copy_from_slice(&obj[RSA_MODULUS..RSA_MODULUS + 256]);
             modulus.reverse();
-            if modulus[0] & 0x80 == 0 || modulus[255] & 1 == 0 || exponent < 3 || exponent & 1 == 0 {
+            if modulus[0] & 0x80 == 0 || modulus[255] & 1 == 0 {
                 return Err(KeyObjectError::BadField(RSA_MODULUS));
+            }
+            if exponent < 3 || exponent & 1 == 0 {
+                return Err(KeyObjectError::BadField(RSA_EXPONENT));
             }
             Ok(BootKey::Rsa2048(Rsa2048PublicKey { modulus, exponent }))
         }

@@ -110,7 +110,11 @@ pub enum SignMode {
 
 /// Signs the regions of a bank image in place, after checking each header. Returns the regions
 /// signed. On error the image is unchanged.
-pub fn sign_regions(bank: &mut [u8], key: &BootSigningKey, mode: SignMode) -> Result<Vec<Region>, SignRegionsError> {
+pub fn sign_regions(
+    bank: &mut [u8],
+    key: &BootSigningKey,
+    mode: SignMode,
+) -> Result<Vec<Region>, SignRegionsError> {
     if bank.len() != BANK_SIZE as usize {
         return Err(SignRegionsError::Image(Error::bank(
             0,

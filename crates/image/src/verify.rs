@@ -95,11 +95,19 @@ struct FlashSource<'f, 's, F> {
 
 impl<F: ReadNorFlash> Source for FlashSource<'_, '_, F> {
     fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), ErrorKind> {
-        let at = self.base.checked_add(offset).ok_or(ErrorKind::Flash(NorFlashErrorKind::OutOfBounds))?;
-        self.flash.read(at, buf).map_err(|e| ErrorKind::Flash(e.kind()))
+        let at = self
+            .base
+            .checked_add(offset)
+            .ok_or(ErrorKind::Flash(NorFlashErrorKind::OutOfBounds))?;
+        self.flash
+            .read(at, buf)
+            .map_err(|e| ErrorKind::Flash(e.kind()))
     }
     fn hash(&mut self, offset: u32, len: u32, hasher: &mut Sha256) -> Result<(), ErrorKind> {
-        let at = self.base.checked_add(offset).ok_or(ErrorKind::Flash(NorFlashErrorKind::OutOfBounds))?;
+        let at = self
+            .base
+            .checked_add(offset)
+            .ok_or(ErrorKind::Flash(NorFlashErrorKind::OutOfBounds))?;
         digest_into(self.flash, at, len, self.scratch, hasher).map_err(ErrorKind::Flash)
     }
 }
@@ -114,11 +122,17 @@ pub fn digest_into<F: ReadNorFlash>(
     hasher: &mut Sha256,
 ) -> Result<(), NorFlashErrorKind> {
     let mut fallback = [0u8; 64];
-    let buf: &mut [u8] = if scratch.is_empty() { &mut fallback } else { scratch };
+    let buf: &mut [u8] = if scratch.is_empty() {
+        &mut fallback
+    } else {
+        scratch
+    };
     let mut done = 0u32;
     while done < len {
         let n = (len - done).min(buf.len() as u32);
-        let at = offset.checked_add(done).ok_or(NorFlashErrorKind::OutOfBounds)?;
+        let at = offset
+            .checked_add(done)
+            .ok_or(NorFlashErrorKind::OutOfBounds)?;
         flash
             .read(at, &mut buf[..n as usize])
             .map_err(|e| e.kind())?;
@@ -147,7 +161,8 @@ fn check_region(
     first: &mut [u8; 0x100],
 ) -> Result<VerifiedRegion, Error> {
     let base = region.offset();
-    src.read(base, first).map_err(|k| Error::at(region, base, k))?;
+    src.read(base, first)
+        .map_err(|k| Error::at(region, base, k))?;
     let mut raw = [0u8; HEADER_SIZE];
     raw.copy_from_slice(&first[..HEADER_SIZE]);
     let header = CySafHeader::parse(region, &raw)?;
@@ -158,7 +173,8 @@ fn check_region(
         .map_err(|k| Error::at(region, base + 0x100, k))?;
     let digest: [u8; 32] = hasher.finalize().into();
     let mut slot = [0u8; SLOT];
-    src.read(sig_at, &mut slot).map_err(|k| Error::at(region, sig_at, k))?;
+    src.read(sig_at, &mut slot)
+        .map_err(|k| Error::at(region, sig_at, k))?;
     key.verify_digest(&digest, &slot).map_err(|f| {
         Error::at(
             region,
@@ -209,7 +225,11 @@ fn check_len(bank: &[u8]) -> Result<(), Error> {
 }
 
 /// Verifies one region of a bank image held in memory.
-pub fn verify_region(bank: &[u8], region: Region, key: &impl BootVerifier) -> Result<VerifiedRegion, Error> {
+pub fn verify_region(
+    bank: &[u8],
+    region: Region,
+    key: &impl BootVerifier,
+) -> Result<VerifiedRegion, Error> {
     check_len(bank)?;
     check_region(&mut SliceSource(bank), region, key, &mut [0u8; 0x100])
 }
@@ -228,7 +248,11 @@ pub fn verify_region_in_flash<F: ReadNorFlash>(
     key: &impl BootVerifier,
     scratch: &mut [u8],
 ) -> Result<VerifiedRegion, Error> {
-    let mut src = FlashSource { flash, base: bank_base, scratch };
+    let mut src = FlashSource {
+        flash,
+        base: bank_base,
+        scratch,
+    };
     check_region(&mut src, region, key, &mut [0u8; 0x100])
 }
 
@@ -240,7 +264,11 @@ pub fn verify_boot_in_flash<F: ReadNorFlash>(
     key: &impl BootVerifier,
     scratch: &mut [u8],
 ) -> Result<VerifiedBoot, Error> {
-    let mut src = FlashSource { flash, base: bank_base, scratch };
+    let mut src = FlashSource {
+        flash,
+        base: bank_base,
+        scratch,
+    };
     check_boot(&mut src, key)
 }
 
@@ -251,6 +279,10 @@ pub fn verify_bank_in_flash<F: ReadNorFlash>(
     key: &impl BootVerifier,
     scratch: &mut [u8],
 ) -> Result<VerifiedBank, Error> {
-    let mut src = FlashSource { flash, base: bank_base, scratch };
+    let mut src = FlashSource {
+        flash,
+        base: bank_base,
+        scratch,
+    };
     check_bank(&mut src, key)
 }

@@ -230,8 +230,8 @@ mod tests {
     fn every_bad_field_is_named() {
         let good = record().encode();
         let cases: [(usize, u8, u32); 5] = [
-            (4, 2, 0x1C),    // format
-            (6, 0x40, 0x1E), // length
+            (4, 2, 0x1C),     // format
+            (6, 0x40, 0x1E),  // length
             (19, 0x80, 0x28), // unknown flag
             (20, 0x01, 0x2C), // non-printable hardware id
             (0xE7, 1, 0xFF),  // reserved tail
@@ -245,13 +245,22 @@ mod tests {
         let mut gap = good;
         gap[20 + 16] = 0;
         gap[20 + 20] = b'X'; // text after the NUL padding
-        assert_eq!(VersionRecord::parse(&gap).unwrap_err().kind, ErrorKind::HardwareId);
+        assert_eq!(
+            VersionRecord::parse(&gap).unwrap_err().kind,
+            ErrorKind::HardwareId
+        );
     }
 
     #[test]
     fn version_text() {
-        assert_eq!(FirmwareVersion::parse("1.2.3"), Some(FirmwareVersion::new(1, 2, 3)));
-        assert_eq!(FirmwareVersion::parse("v255.255.65535"), Some(FirmwareVersion(u32::MAX)));
+        assert_eq!(
+            FirmwareVersion::parse("1.2.3"),
+            Some(FirmwareVersion::new(1, 2, 3))
+        );
+        assert_eq!(
+            FirmwareVersion::parse("v255.255.65535"),
+            Some(FirmwareVersion(u32::MAX))
+        );
         for bad in ["1.2", "1.2.3.4", "256.0.0", "1.2.x", ""] {
             assert_eq!(FirmwareVersion::parse(bad), None, "{bad}");
         }
