@@ -66,6 +66,11 @@ pub enum InputError {
     UnknownFormat,
     /// The ELF file is malformed (the text is the `object` crate's description).
     Elf(object::read::Error),
+    /// An ELF program header's file range lies outside the file.
+    ElfSegmentData {
+        /// The program header at fault.
+        index: usize,
+    },
     /// An ELF load address or extent does not fit the 32-bit address space.
     ElfAddress {
         /// The program header at fault.
@@ -134,6 +139,10 @@ impl fmt::Display for InputError {
                  a raw binary needs its load address (file.bin@0x10010000)",
             ),
             InputError::Elf(e) => write!(f, "malformed ELF: {e}"),
+            InputError::ElfSegmentData { index } => write!(
+                f,
+                "ELF program header {index}: its file range lies outside the file (truncated?)"
+            ),
             InputError::ElfAddress { index, address } => write!(
                 f,
                 "ELF program header {index}: load address {address:#x} does not fit 32 bits"
@@ -230,10 +239,14 @@ pub fn read_elf(data: &[u8]) -> Result<Vec<Segment>, InputError> {
     }
 }
 
-fn elf_segments<H: FileHeader<Endian = object::Endianness>>(data: &[u8]) -> Result<Vec<Segment>, InputError> {
+fn elf_segments<H: FileHeader<Endian = object::Endianness>>(
+    data: &[u8],
+) -> Result<Vec<Segment>, InputError> {
     let header = H::parse(data).map_err(InputError::Elf)?;
     let endian = header.endian().map_err(InputError::Elf)?;
-    let phdrs = header.program_headers(endian, data).map_err(InputError::Elf)?;
+    let phdrs = header
+        .program_headers(endian, data)
+        .map_err(InputError::Elf)?;
     let mut located = Vec::new();
     for (index, ph) in phdrs.iter().enumerate() {
         if ph.p_type(endian) != elf::PT_LOAD {
@@ -244,10 +257,13 @@ fn elf_segments<H: FileHeader<Endian = object::Endianness>>(data: &[u8]) -> Resu
             continue;
         }
         let paddr: u64 = ph.p_paddr(endian).into();
-        let address = u32::try_from(paddr).map_err(|_| InputError::ElfAddress { index, address: paddr })?;
-        let bytes = ph.data(endian, data).map_err(|()| {
-            InputError::Elf(object::read::Error("program header's file range is outside the file"))
+        let address = u32::try_from(paddr).map_err(|_| InputError::ElfAddress {
+            index,
+            address: paddr,
         })?;
+        let bytes = ph
+            .data(endian, data)
+            .map_err(|()| InputError::ElfSegmentData { index })?;
         if paddr + bytes.len() as u64 > 1 << 32 {
             return Err(InputError::AddressOverflow {
                 at: Location::ProgramHeader(index),
@@ -292,7 +308,8 @@ pub fn hex_records(text: &str) -> Result<Vec<HexRecord>, InputError> {
         if rec.is_empty() {
             continue;
         }
-        let record = ihex::Record::from_record_string(rec).map_err(|error| InputError::HexRecord { line, error })?;
+        let record = ihex::Record::from_record_string(rec)
+            .map_err(|error| InputError::HexRecord { line, error })?;
         match record {
             ihex::Record::Data { offset, value } => {
                 let len = value.len() as u64;
@@ -317,7 +334,9 @@ pub fn hex_records(text: &str) -> Result<Vec<HexRecord>, InputError> {
                 });
             }
             ihex::Record::ExtendedLinearAddress(ula) => base = Base::Linear(u32::from(ula) << 16),
-            ihex::Record::ExtendedSegmentAddress(usba) => base = Base::Segment(u32::from(usba) << 4),
+            ihex::Record::ExtendedSegmentAddress(usba) => {
+                base = Base::Segment(u32::from(usba) << 4)
+            }
             ihex::Record::StartLinearAddress(_) | ihex::Record::StartSegmentAddress { .. } => {}
             ihex::Record::EndOfFile => return Ok(out),
         }
@@ -591,10 +610,20 @@ mod tests {
 
     #[test]
     fn hex_extended_segment_address() {
-        let text = [rec(2, 0, &0x1000u16.to_be_bytes()), rec(0, 0x10, &[0xAA, 0xBB]), EOF.into()].concat();
+        let text = [
+            rec(2, 0, &0x1000u16.to_be_bytes()),
+            rec(0, 0x10, &[0xAA, 0xBB]),
+            EOF.into(),
+        ]
+        .concat();
         let segs = read_hex(&text).unwrap();
         assert_eq!(segs[0].address, 0x1_0010);
-        let wrap = [rec(2, 0, &0x1000u16.to_be_bytes()), rec(0, 0xFFFF, &[1, 2]), EOF.into()].concat();
+        let wrap = [
+            rec(2, 0, &0x1000u16.to_be_bytes()),
+            rec(0, 0xFFFF, &[1, 2]),
+            EOF.into(),
+        ]
+        .concat();
         assert_eq!(read_hex(&wrap), Err(InputError::HexSegmentWrap { line: 2 }));
     }
 
@@ -627,8 +656,17 @@ mod tests {
             }
         }
         let no_eof = [ela(0x1000), rec(0, 0, &[1])].concat();
-        assert_eq!(read_hex(&no_eof), Err(InputError::HexMissingEof { lines: 2 }));
-        let overlap = [ela(0x1000), rec(0, 0, &[1, 2, 3]), rec(0, 2, &[9]), EOF.into()].concat();
+        assert_eq!(
+            read_hex(&no_eof),
+            Err(InputError::HexMissingEof { lines: 2 })
+        );
+        let overlap = [
+            ela(0x1000),
+            rec(0, 0, &[1, 2, 3]),
+            rec(0, 2, &[9]),
+            EOF.into(),
+        ]
+        .concat();
         assert_eq!(
             read_hex(&overlap),
             Err(InputError::Overlap {
@@ -637,8 +675,14 @@ mod tests {
             })
         );
         let past_4g = [ela(0xFFFF), rec(0, 0xFFFF, &[1, 2]), EOF.into()].concat();
-        assert!(matches!(read_hex(&past_4g), Err(InputError::AddressOverflow { .. })));
-        assert_eq!(read("é:".as_bytes(), Some(Format::Hex)), Err(InputError::HexNotText { offset: 0 }));
+        assert!(matches!(
+            read_hex(&past_4g),
+            Err(InputError::AddressOverflow { .. })
+        ));
+        assert_eq!(
+            read("é:".as_bytes(), Some(Format::Hex)),
+            Err(InputError::HexNotText { offset: 0 })
+        );
         assert_eq!(read(EOF.as_bytes(), None), Err(InputError::NoData));
         assert_eq!(read(b"\x00\x01", None), Err(InputError::UnknownFormat));
     }
@@ -664,7 +708,16 @@ mod tests {
         }
         let mut blobs = Vec::new();
         for &(ty, vaddr, paddr, bytes, memsz) in phdrs {
-            for v in [ty, data_off as u32, vaddr, paddr, bytes.len() as u32, memsz, 5, 4] {
+            for v in [
+                ty,
+                data_off as u32,
+                vaddr,
+                paddr,
+                bytes.len() as u32,
+                memsz,
+                5,
+                4,
+            ] {
                 out.extend_from_slice(&v.to_le_bytes());
             }
             data_off += bytes.len();
@@ -707,7 +760,10 @@ mod tests {
     fn elf_malformed_is_an_error() {
         let elf = elf32(&[(elf::PT_LOAD, 0x1001_0000, 0x1001_0000, &[1, 2, 3, 4], 4)]);
         for cut in [4, 20, 52, 60, elf.len() - 1] {
-            assert!(read(&elf[..cut], Some(Format::Elf)).is_err(), "cut at {cut}");
+            assert!(
+                read(&elf[..cut], Some(Format::Elf)).is_err(),
+                "cut at {cut}"
+            );
         }
         let overlap = elf32(&[
             (elf::PT_LOAD, 0x1001_0000, 0x1001_0000, &[1, 2, 3, 4], 4),
@@ -725,7 +781,13 @@ mod tests {
     #[test]
     fn raw_needs_an_address() {
         assert_eq!(read(b"\x01\x02", None), Err(InputError::UnknownFormat));
-        let segs = read(b"\x01\x02", Some(Format::Raw { address: 0x1001_0000 })).unwrap();
+        let segs = read(
+            b"\x01\x02",
+            Some(Format::Raw {
+                address: 0x1001_0000,
+            }),
+        )
+        .unwrap();
         assert_eq!(segs[0].address, 0x1001_0000);
         assert!(read(b"\x01\x02", Some(Format::Raw { address: u32::MAX })).is_err());
     }
@@ -761,7 +823,11 @@ mod tests {
         assert_eq!(report.kept_records, 4);
         assert_eq!(report.kept_bytes, 26);
         assert_eq!(report.dropped_bytes(), 8 + 20 + 2);
-        let areas: Vec<_> = report.dropped.iter().map(|d| (d.area, d.records, d.bytes, d.first_address)).collect();
+        let areas: Vec<_> = report
+            .dropped
+            .iter()
+            .map(|d| (d.area, d.records, d.bytes, d.first_address))
+            .collect();
         assert_eq!(
             areas,
             vec![
@@ -782,7 +848,14 @@ mod tests {
                 address: 0x0800_0000
             })
         );
-        let beyond = [ela(0x1000), rec(0, 0, &[1]), ela(0x1040), rec(0, 0, &[1]), EOF.into()].concat();
+        let beyond = [
+            ela(0x1000),
+            rec(0, 0, &[1]),
+            ela(0x1040),
+            rec(0, 0, &[1]),
+            EOF.into(),
+        ]
+        .concat();
         assert_eq!(
             merged_hex_to_bank(&beyond),
             Err(InputError::OutsideBank {
@@ -801,8 +874,17 @@ mod tests {
         );
         assert!(e.to_string().contains("line 2"));
         let twice = [ela(0x1000), rec(0, 0, &[1, 2]), rec(0, 1, &[3]), EOF.into()].concat();
-        assert!(matches!(merged_hex_to_bank(&twice), Err(InputError::Overlap { address: 0x1000_0001, .. })));
+        assert!(matches!(
+            merged_hex_to_bank(&twice),
+            Err(InputError::Overlap {
+                address: 0x1000_0001,
+                ..
+            })
+        ));
         let truncated = [ela(0x1000), rec(0, 0, &[1, 2])].concat();
-        assert!(matches!(merged_hex_to_bank(&truncated), Err(InputError::HexMissingEof { .. })));
+        assert!(matches!(
+            merged_hex_to_bank(&truncated),
+            Err(InputError::HexMissingEof { .. })
+        ));
     }
 }
