@@ -140,6 +140,39 @@ impl Device {
         self.power.scheduled
     }
 
+    /// This device with a power cut scheduled (builder form of [`Device::schedule_power_cut`]).
+    #[must_use]
+    pub fn with_power_cut(mut self, cut: PowerCut) -> Self {
+        self.power.scheduled = Some(cut);
+        self
+    }
+
+    /// Runs `scenario` on a clone of this device and returns how many operations it performed,
+    /// with its result: the first half of a power-cut sweep.
+    ///
+    /// ```
+    /// # use ferrota_t2g::{Device, Error, PowerCut};
+    /// let snapshot = Device::new();
+    /// let scenario = |d: &mut Device| -> Result<(), Error> {
+    ///     d.erase_sector(0x1401_2000)?;
+    ///     d.program_work(0x1401_2000, &[0xAA; 8])
+    /// };
+    /// let (total, result) = snapshot.count_ops(scenario);
+    /// assert_eq!((total, result), (3, Ok(())));
+    /// for n in 0..total {
+    ///     let mut d = snapshot.clone().with_power_cut(PowerCut::Before(snapshot.op_count() + n));
+    ///     assert_eq!(scenario(&mut d), Err(Error::PowerLost));
+    ///     d.power_cycle();
+    ///     // ... check the invariants of the state left behind ...
+    /// }
+    /// ```
+    pub fn count_ops<T>(&self, scenario: impl FnOnce(&mut Device) -> T) -> (u64, T) {
+        let mut d = self.clone();
+        d.power.scheduled = None;
+        let r = scenario(&mut d);
+        (d.power.ops - self.power.ops, r)
+    }
+
     /// Removes a pending power cut.
     pub fn cancel_power_cut(&mut self) {
         self.power.scheduled = None;
@@ -151,7 +184,8 @@ impl Device {
     }
 
     /// Power off and on: restores power after a cut and resets the volatile registers. The
-    /// flash and eFuse contents, the operation count and the clock are kept.
+    /// flash and eFuse contents, the operation count and the clock are kept; a cut that is
+    /// scheduled but has not fired stays scheduled.
     pub fn power_cycle(&mut self) {
         self.power.lost = false;
         self.ctl = FlashCtl::RESET;

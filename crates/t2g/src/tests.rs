@@ -589,6 +589,7 @@ fn steps_match_the_scenario() {
     scenario(&mut clean).unwrap();
     let total = (clean.op_count() - b.op_count()) as usize;
     assert_eq!(total, steps().len());
+    assert_eq!(b.count_ops(scenario), (total as u64, Ok(())));
     let e = expected(&b, total);
     assert_eq!(clean.to_bytes(), e.to_bytes());
     assert_ne!(b.to_bytes(), e.to_bytes());
@@ -623,6 +624,17 @@ fn cut_before_every_operation() {
         assert_eq!(d.read_u32(0x1000_0000), Err(Error::PowerLost));
         assert_eq!(d.erase_sector(0x1000_0000), Err(Error::PowerLost));
         assert_eq!(d.set_mapping(Mapping::B), Err(Error::PowerLost));
+        assert_eq!(d.program_work_word(WORK_BASE, 0), Err(Error::PowerLost));
+        assert_eq!(
+            d.sflash_write_row(SFLASH_BASE, &[0; 512]),
+            Err(Error::PowerLost)
+        );
+        assert_eq!(d.raise_rollback_counter(100), Err(Error::PowerLost));
+        assert_eq!(
+            d.op_count(),
+            b.op_count() + n,
+            "failed calls are not operations"
+        );
         d.power_cycle();
         assert_eq!(d.flash_ctl(), FlashCtl::RESET);
         assert_eq!(d.pending_power_cut(), None);
