@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Every check a change must pass: formatting, lints, the no_std guarantee of the core crates,
+# and the whole test suite. `.ci/run` runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (workspace, all targets, warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "core crates are no_std: no std or alloc feature reaches their dependency graphs"
+for crate in ferrota-image ferrota-boot; do
+    if cargo metadata --format-version 1 --no-deps | grep -q "\"name\":\"$crate\""; then
+        if cargo tree -p "$crate" --no-default-features -e normal,features --prefix none \
+            | grep -E ' feature "(std|alloc)"' ; then
+            echo "error: $crate pulls std/alloc into its no_std build (see above)" >&2
+            exit 1
+        fi
+        cargo build -q -p "$crate" --no-default-features
+        echo "$crate: no_std build ok"
+    fi
+done
+
+step "tests"
+cargo test --workspace --quiet
+
+echo
+echo "all checks passed"
