@@ -126,29 +126,29 @@ pub enum ParseError {
 #[non_exhaustive]
 pub enum KeyError {
     /// The file could not be read.
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file's content was refused.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Parse {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: ParseError,
+        error: ParseError,
     },
 }
 
 impl KeyError {
     /// Attaches a file to a parse error.
-    pub fn parse(path: impl Into<PathBuf>, source: ParseError) -> Self {
+    pub fn parse(path: impl Into<PathBuf>, error: ParseError) -> Self {
         KeyError::Parse {
             path: path.into(),
-            source,
+            error,
         }
     }
 }

@@ -257,9 +257,9 @@ impl KeyFile {
 
     /// Reads a key file.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let bytes = std::fs::read(path).map_err(|source| KeyError::Read {
+        let bytes = std::fs::read(path).map_err(|error| KeyError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(&bytes).map_err(|e| KeyError::parse(path, e))
     }
@@ -367,10 +367,17 @@ fn parse_pem(text: &str) -> Result<KeyFile, ParseError> {
             "PRIVATE KEY" => return parse_pkcs8(&der).map(KeyFile::Private),
             "ENCRYPTED PRIVATE KEY" => return Err(ParseError::Encrypted),
             "EC PRIVATE KEY" => {
+                let sec1 = sec1::EcPrivateKey::from_der(&der).map_err(|error| ParseError::Der {
+                    what: "SEC1 EC private key",
+                    error,
+                })?;
+                if let Some(params) = sec1.parameters {
+                    check_curve_oid(params.named_curve())?;
+                }
                 return p256::SecretKey::from_sec1_der(&der)
                     .map(|k| KeyFile::Private(PrivateKey::EcdsaP256(SigningKey::from(k))))
                     .map_err(|_| ParseError::P256 {
-                        what: "SEC1 private key (is it on curve prime256v1?)",
+                        what: "SEC1 private key",
                     });
             }
             "RSA PRIVATE KEY" => {
@@ -385,7 +392,8 @@ fn parse_pem(text: &str) -> Result<KeyFile, ParseError> {
                 return rsa_public(&key).map(|k| KeyFile::Public(PublicKey::Rsa2048(k)));
             }
             "CERTIFICATE" => {
-                return cert::parse_certificate_der(&der).map(|c| KeyFile::Certificate(Box::new(c)));
+                return cert::parse_certificate_der(&der)
+                    .map(|c| KeyFile::Certificate(Box::new(c)));
             }
             other => found.push(other.to_string()),
         }
@@ -413,7 +421,10 @@ fn parse_der(der: &[u8]) -> Result<KeyFile, ParseError> {
 }
 
 fn check_curve(params: Option<der::asn1::AnyRef<'_>>) -> Result<(), ParseError> {
-    let oid = params.and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok());
+    check_curve_oid(params.and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok()))
+}
+
+fn check_curve_oid(oid: Option<der::asn1::ObjectIdentifier>) -> Result<(), ParseError> {
     match oid {
         Some(SECP256R1) => Ok(()),
         Some(other) => Err(ParseError::Curve {

@@ -1,0 +1,334 @@
+//! The command line: clap definitions only.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use ferrota_image::{FirmwareVersion, HardwareId};
+
+/// Secure firmware OTA for the Infineon TRAVEO T2G CYT4BF: keys, code-signing certificates,
+/// signed bank images and OTA signatures.
+#[derive(Debug, Parser)]
+#[command(name = "ferrota", version)]
+#[command(after_help = "\
+Typical release flow:
+  ferrota key generate -o boot.pem                        # boot key (public half goes to SFlash)
+  ferrota key public boot.pem --format c-array -o key.c   # SFlash key object for the firmware build
+  ferrota key generate -o signer.pem                      # OTA code-signing key
+  ferrota cert code-signing --key signer.pem -o signer.crt
+  ferrota image pack --cm0p cm0p.elf --cm7-0 cm7_0.elf --version 1.2.0 --boot-key boot.pem -o bank.bin
+  ferrota image sign-ota bank.bin --key signer.pem
+  ferrota image verify bank.bin --boot-key boot.pem --ota-signature bank.bin.sig --cert signer.crt
+
+Errors print `error: ...` and exit with status 1; usage errors exit with status 2.")]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate keys and export public keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Create certificates.
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// Build, sign, verify and inspect bank images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+/// `ferrota key ...`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate a private key (ECDSA P-256 by default) as PKCS#8 PEM.
+    #[command(after_help = "\
+Examples:
+  ferrota key generate -o boot.pem              # ECDSA P-256 boot or code-signing key
+  ferrota key generate --rsa2048 -o boot.pem    # RSA-2048, the T2G ROM's boot scheme
+  ferrota key generate -o boot.pem --force      # replace an existing key
+
+The file is created with mode 0600. An existing file is never replaced without --force.")]
+    Generate(KeyGenerateArgs),
+    /// Export the public key of a private key, public key, certificate or SFlash key object.
+    #[command(after_help = "\
+Examples:
+  ferrota key public boot.pem                                  # SPKI PEM on stdout
+  ferrota key public boot.pem --format sflash -o key.bin       # SFlash object for 0x17006400
+  ferrota key public boot.pem --format c-array -o sflash_key.c # the same as a C array
+  ferrota key public signer.crt -o signer.pub.pem              # public key of a certificate")]
+    Public(KeyPublicArgs),
+}
+
+/// Arguments of `key generate`.
+#[derive(Debug, Args)]
+pub struct KeyGenerateArgs {
+    /// Where to write the private key.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Make an RSA-2048 key (the T2G ROM's scheme) instead of ECDSA P-256.
+    #[arg(long)]
+    pub rsa2048: bool,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Output forms of `key public`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PublicFormat {
+    /// SubjectPublicKeyInfo PEM ("-----BEGIN PUBLIC KEY-----").
+    Pem,
+    /// The binary SFlash public-key object (76 bytes for P-256, 1096 for RSA-2048).
+    Sflash,
+    /// The SFlash object as a C array definition.
+    CArray,
+}
+
+/// Arguments of `key public`.
+#[derive(Debug, Args)]
+pub struct KeyPublicArgs {
+    /// Private key, public key, certificate (PEM or DER) or SFlash key object.
+    #[arg(value_name = "KEY")]
+    pub input: PathBuf,
+    /// Output form.
+    #[arg(long, value_enum, default_value_t = PublicFormat::Pem)]
+    pub format: PublicFormat,
+    /// Write to this file instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `ferrota cert ...`
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Create a self-signed code-signing certificate for an ECDSA P-256 key, as AWS's OpenSSL
+    /// recipe for custom code signing does.
+    #[command(after_help = "\
+Examples:
+  ferrota cert code-signing --key signer.pem -o signer.crt
+  ferrota cert code-signing --key signer.pem --cn release@example.com --days 730 -o signer.crt
+
+The certificate is X.509 v3, ECDSA P-256 with SHA-256, keyUsage digitalSignature (critical),
+extendedKeyUsage codeSigning, subject and issuer CN=<NAME>. Devices check OTA signatures
+against its public key; import it into AWS (ACM) for custom code signing.")]
+    CodeSigning(CertCodeSigningArgs),
+}
+
+/// Arguments of `cert code-signing`.
+#[derive(Debug, Args)]
+pub struct CertCodeSigningArgs {
+    /// The ECDSA P-256 private key to certify (and to sign the certificate with).
+    #[arg(long, value_name = "KEY")]
+    pub key: PathBuf,
+    /// Common name of the subject and issuer.
+    #[arg(long, value_name = "NAME", default_value = "Ferrota code signing")]
+    pub cn: String,
+    /// Validity in days from now.
+    #[arg(long, value_name = "N", default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub days: u32,
+    /// Where to write the certificate (PEM).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// `ferrota image ...`
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build a signed bank image from the cores' builds.
+    #[command(after_help = "\
+Examples:
+  ferrota image pack --cm0p cm0p.elf --cm7-0 cm7_0.elf --version 1.2.0 --boot-key boot.pem -o bank.bin
+  ferrota image pack --cm0p cm0p.hex --cm7-0 cm7_0.hex --cm7-1 cm7_1.bin@0x103E8000 \\
+      --version 2.0.7 --security-counter 3 --hardware KIT_T2G-B-H_LITE --boot-key boot.pem -o bank.bin
+
+A BUILD is an ELF or Intel HEX file (recognised by content), or a raw binary with its load
+address: file.bin@0x10010000. Prefix elf:, hex: or raw: to force a format.
+Builds are linked at the active bank (0x10000000): CM0+ 0x10000000..0x1000FF00,
+CM7_0 0x10010000..0x103E7F00, CM7_1 0x103E8000..0x103F7F00 (the last 256 bytes of each region
+are its signature slot). Headers, the version record and every region's signature are written
+by pack; a region without a build (CM7_1) is an empty, signed image.")]
+    Pack(PackArgs),
+    /// Convert ModusToolbox's merged app_combined.hex into a bank image, as the seed's mkbin.pl
+    /// does, and optionally sign it.
+    #[command(after_help = "\
+Examples:
+  ferrota image from-merged-hex build/app_combined.hex -o app_combined_s.bin
+  ferrota image from-merged-hex app_combined.hex --boot-key rsa_private.pem -o app_combined_s.bin
+  ferrota image from-merged-hex app_combined.hex --boot-key boot.pem --version 1.1.0 --resign -o bank.bin
+
+Keeps the code-flash records of the bank (0x10000000..0x103F8000), drops the small sectors
+(0x107F0000.., DBM_DEBUG builds), SFlash (0x17000000..), eFuse and anything else above, fills
+gaps with 0x00 and writes exactly 0x3F8000 bytes. With --boot-key it signs the regions whose
+signature slot is still zero (the seed's CM7_1). Writing a version record changes the CM0+
+region's signed bytes, so if that region is already signed this needs --resign, which re-signs
+every region.")]
+    FromMergedHex(FromMergedHexArgs),
+    /// Sign a file for OTA (ECDSA P-256 over SHA-256, DER, base64: AWS's sig-sha256-ecdsa).
+    #[command(after_help = "\
+Examples:
+  ferrota image sign-ota bank.bin --key signer.pem                # writes bank.bin.sig
+  ferrota image sign-ota bank.bin --key signer.pem -o v1.2.0.sig
+
+The base64 signature is printed on stdout and written to the file; it goes into the job
+document (or CreateOTAUpdate's customCodeSigning) as sig-sha256-ecdsa.")]
+    SignOta(SignOtaArgs),
+    /// Check a bank image's boot signatures and/or an OTA signature.
+    #[command(after_help = "\
+Examples:
+  ferrota image verify bank.bin --boot-key boot.pem
+  ferrota image verify bank.bin --boot-key sflash_key.bin
+  ferrota image verify bank.bin --ota-signature bank.bin.sig --cert signer.crt
+  ferrota image verify bank.bin --ota-signature MEUCIQ... --key signer.pub.pem
+  ferrota image verify bank.bin --boot-key boot.pem --ota-signature sig.der --cert signer.crt
+
+--boot-key takes a private or public key (PEM or DER), a certificate or an SFlash key object.
+--ota-signature takes the base64 text itself, or a file holding base64 text or DER bytes (as
+`openssl dgst -sha256 -sign` writes them). Exits with status 1 and names the region and bank
+offset at fault when a check fails.")]
+    Verify(VerifyArgs),
+    /// Describe a bank image: regions, headers, signatures, version record.
+    #[command(after_help = "\
+Examples:
+  ferrota image show bank.bin
+  ferrota image show bank.bin --json | jq '.regions[] | {name, signed}'
+
+Never fails on a malformed image: it shows what is there and why it would be refused.")]
+    Show(ShowArgs),
+}
+
+/// The version record options of `from-merged-hex`.
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Firmware version, major.minor.build (e.g. 1.2.3): writes a version record (needs --boot-key).
+    #[arg(long, value_name = "X.Y.Z", value_parser = parse_version, requires = "boot_key")]
+    pub version: Option<FirmwareVersion>,
+    /// Anti-rollback security counter of the version record.
+    #[arg(long, value_name = "N", requires = "version")]
+    pub security_counter: Option<u32>,
+    /// Hardware id of the version record (printable ASCII, at most 32 characters).
+    #[arg(long, value_name = "ID", value_parser = parse_hardware, requires = "version")]
+    pub hardware: Option<HardwareId>,
+}
+
+/// Arguments of `image pack`.
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// CM0+ build.
+    #[arg(long, value_name = "BUILD")]
+    pub cm0p: String,
+    /// CM7_0 build.
+    #[arg(long = "cm7-0", value_name = "BUILD")]
+    pub cm7_0: String,
+    /// CM7_1 build (optional: without it the region is an empty, signed image).
+    #[arg(long = "cm7-1", value_name = "BUILD")]
+    pub cm7_1: Option<String>,
+    /// Firmware version, major.minor.build (e.g. 1.2.3).
+    #[arg(long, value_name = "X.Y.Z", value_parser = parse_version)]
+    pub version: FirmwareVersion,
+    /// Anti-rollback security counter.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub security_counter: u32,
+    /// Hardware id the image is for (printable ASCII, at most 32 characters; default: any board).
+    #[arg(long, value_name = "ID", value_parser = parse_hardware)]
+    pub hardware: Option<HardwareId>,
+    /// Boot signing key (ECDSA P-256 or RSA-2048 private key, PEM).
+    #[arg(long, value_name = "KEY")]
+    pub boot_key: PathBuf,
+    /// Where to write the bank image.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// Arguments of `image from-merged-hex`.
+#[derive(Debug, Args)]
+pub struct FromMergedHexArgs {
+    /// The merged Intel HEX (app_combined.hex).
+    #[arg(value_name = "HEX")]
+    pub input: PathBuf,
+    /// Where to write the bank image.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Boot signing key: signs the regions that are not signed yet.
+    #[arg(long, value_name = "KEY")]
+    pub boot_key: Option<PathBuf>,
+    /// Version record to write into the CM0+ region.
+    #[command(flatten)]
+    pub record: VersionArgs,
+    /// Re-sign every region, replacing existing signatures (needs --boot-key).
+    #[arg(long, requires = "boot_key")]
+    pub resign: bool,
+}
+
+/// Arguments of `image sign-ota`.
+#[derive(Debug, Args)]
+pub struct SignOtaArgs {
+    /// The file to sign (the bank image as it will be streamed).
+    #[arg(value_name = "FILE")]
+    pub input: PathBuf,
+    /// Code-signing private key (ECDSA P-256, PEM).
+    #[arg(long, value_name = "KEY")]
+    pub key: PathBuf,
+    /// Where to write the base64 signature [default: <FILE>.sig].
+    #[arg(short, long, value_name = "SIG")]
+    pub output: Option<PathBuf>,
+}
+
+/// Arguments of `image verify`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("checks").required(true).multiple(true).args(["boot_key", "ota_signature"])))]
+#[command(group(ArgGroup::new("ota_key").args(["cert", "key"])))]
+pub struct VerifyArgs {
+    /// The bank image.
+    #[arg(value_name = "BANK")]
+    pub input: PathBuf,
+    /// Check every region's boot signature and the version record with this key.
+    #[arg(long, value_name = "KEY")]
+    pub boot_key: Option<PathBuf>,
+    /// Check this OTA signature (base64 text, or a file with base64 text or DER bytes).
+    #[arg(long, value_name = "SIG", requires = "ota_key")]
+    pub ota_signature: Option<String>,
+    /// Code-signing certificate whose key checks the OTA signature.
+    #[arg(long, value_name = "CERT", requires = "ota_signature")]
+    pub cert: Option<PathBuf>,
+    /// Public (or private) key that checks the OTA signature.
+    #[arg(long, value_name = "KEY", requires = "ota_signature")]
+    pub key: Option<PathBuf>,
+}
+
+/// Arguments of `image show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The bank image.
+    #[arg(value_name = "BANK")]
+    pub input: PathBuf,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_version(s: &str) -> Result<FirmwareVersion, String> {
+    FirmwareVersion::parse(s).ok_or_else(|| {
+        format!("'{s}' is not major.minor.build (major and minor 0..=255, build 0..=65535)")
+    })
+}
+
+fn parse_hardware(s: &str) -> Result<HardwareId, String> {
+    HardwareId::new(s).ok_or_else(|| {
+        format!(
+            "'{s}' is not a hardware id (printable ASCII without spaces, at most 32 characters)"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

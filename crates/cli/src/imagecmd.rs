@@ -1,0 +1,401 @@
+//! `ferrota image pack | from-merged-hex | sign-ota | verify`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use ferrota_image::build::BankBuilder;
+use ferrota_image::input::{self, Format};
+use ferrota_image::ota::{self, OtaSignature};
+use ferrota_image::sign::{self, SignMode};
+use ferrota_image::version::{FLAG_CM7_1_APP, RECORD_AREA, RECORD_OFFSET};
+use ferrota_image::{Region, VersionRecord, inspect, verify};
+use ferrota_keys::KeyFile;
+
+use crate::args::{FromMergedHexArgs, PackArgs, SignOtaArgs, VerifyArgs};
+use crate::fsio::{self, Access};
+use crate::show::hex;
+
+/// A `--cm0p`/`--cm7-0`/`--cm7-1` argument: `[elf:|hex:|raw:]FILE[@ADDRESS]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildSpec {
+    /// The file.
+    pub path: PathBuf,
+    /// The format, when forced or raw; `None` means detect by content.
+    pub format: Option<Format>,
+}
+
+fn parse_address(s: &str) -> Option<u32> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u32::from_str_radix(&h.replace('_', ""), 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+impl BuildSpec {
+    /// Parses a build argument.
+    pub fn parse(s: &str) -> Result<Self> {
+        let (forced, rest) = match s.split_once(':') {
+            Some(("elf", r)) => (Some("elf"), r),
+            Some(("hex", r)) => (Some("hex"), r),
+            Some(("raw", r)) => (Some("raw"), r),
+            _ => (None, s),
+        };
+        if let Some((path, addr)) = rest.rsplit_once('@') {
+            let looks_like_address = addr.starts_with(|c: char| c.is_ascii_digit());
+            if looks_like_address {
+                let address = parse_address(addr).ok_or_else(|| {
+                    anyhow!("{s}: '{addr}' is not a load address (e.g. 0x10010000)")
+                })?;
+                if matches!(forced, Some("elf" | "hex")) {
+                    bail!(
+                        "{s}: only raw binaries take a load address; ELF and HEX files carry their own"
+                    );
+                }
+                return Ok(BuildSpec {
+                    path: path.into(),
+                    format: Some(Format::Raw { address }),
+                });
+            }
+        }
+        let format = match forced {
+            Some("elf") => Some(Format::Elf),
+            Some("hex") => Some(Format::Hex),
+            Some(_) => bail!("{s}: a raw binary needs its load address: raw:FILE@0x10010000"),
+            None => None,
+        };
+        Ok(BuildSpec {
+            path: rest.into(),
+            format,
+        })
+    }
+}
+
+fn region_flag(region: Region) -> &'static str {
+    match region {
+        Region::Cm0p => "--cm0p",
+        Region::Cm7_0 => "--cm7-0",
+        Region::Cm7_1 => "--cm7-1",
+    }
+}
+
+/// `image pack`.
+pub fn pack(a: &PackArgs) -> Result<()> {
+    let key = ferrota_keys::load_boot_signing_key(&a.boot_key)?;
+    let record = VersionRecord {
+        version: a.version,
+        security_counter: a.security_counter,
+        hardware: a.hardware.unwrap_or_default(),
+        flags: 0,
+    };
+    let mut builder = BankBuilder::new(record);
+    let builds = [
+        (Region::Cm0p, Some(&a.cm0p)),
+        (Region::Cm7_0, Some(&a.cm7_0)),
+        (Region::Cm7_1, a.cm7_1.as_ref()),
+    ];
+    let mut placed = Vec::new();
+    for (region, spec) in builds {
+        let Some(spec) = spec else { continue };
+        let what = format!("{} {spec}", region_flag(region));
+        let build = BuildSpec::parse(spec).with_context(|| region_flag(region))?;
+        let bytes = fsio::read(&build.path).with_context(|| region_flag(region))?;
+        let segments = input::read(&bytes, build.format).with_context(|| what.clone())?;
+        builder
+            .add(region, &segments)
+            .with_context(|| what.clone())?;
+        let len: usize = segments.iter().map(|s| s.data.len()).sum();
+        placed.push(format!(
+            "{region}: {len} bytes from {}",
+            build.path.display()
+        ));
+    }
+    let bank = builder
+        .finish(&key)
+        .with_context(|| format!("{}: cannot sign", a.boot_key.display()))?;
+    let public = key
+        .boot_key()
+        .with_context(|| format!("{}: unusable boot key", a.boot_key.display()))?;
+    verify::verify_bank(&bank, &public)
+        .context("the packed image does not verify under its own key (internal error)")?;
+    fsio::write_atomic(&a.output, &bank, Access::Public, true)?;
+    eprintln!(
+        "wrote {} ({:#x} bytes): version {}, security counter {}, hardware {:?}; every region signed ({})",
+        a.output.display(),
+        bank.len(),
+        record.version,
+        record.security_counter,
+        record.hardware.as_str(),
+        key.scheme().name()
+    );
+    for p in placed {
+        eprintln!("  {p}");
+    }
+    Ok(())
+}
+
+/// `image from-merged-hex`.
+pub fn from_merged_hex(a: &FromMergedHexArgs) -> Result<()> {
+    let name = a.input.display().to_string();
+    let bytes = fsio::read(&a.input)?;
+    let text = input::hex_text(&bytes).with_context(|| name.clone())?;
+    let (mut bank, report) = input::merged_hex_to_bank(text).with_context(|| name.clone())?;
+    let key = a
+        .boot_key
+        .as_deref()
+        .map(ferrota_keys::load_boot_signing_key)
+        .transpose()?;
+
+    if let Some(version) = a.record.version {
+        let summary = inspect::inspect(&bank);
+        if summary.regions[0].signed == Some(true) && !a.resign {
+            bail!(
+                "{name}: the CM0+ region is already signed; writing a version record changes its signed \
+                 bytes and would break that signature. Pass --resign to re-sign every region with --boot-key"
+            );
+        }
+        let at = RECORD_OFFSET as usize;
+        let area = &bank[at..at + RECORD_AREA];
+        if summary.record.is_err() && area.iter().any(|&b| b != 0) {
+            bail!(
+                "{name}: the CM0+ build has data in the version record area 0x{:08X}..0x{:08X}; leave it zero",
+                0x1000_0000 + RECORD_OFFSET,
+                0x1000_0100
+            );
+        }
+        // CM7_1 holds an application when its reset vector (vector table at +0x100) is set.
+        let reset = Region::Cm7_1.offset() as usize + 0x104;
+        let cm7_1_app = bank[reset..reset + 4].iter().any(|&b| b != 0);
+        let record = VersionRecord {
+            version,
+            security_counter: a.record.security_counter.unwrap_or(0),
+            hardware: a.record.hardware.unwrap_or_default(),
+            flags: if cm7_1_app { FLAG_CM7_1_APP } else { 0 },
+        };
+        bank[at..at + RECORD_AREA].copy_from_slice(&record.encode());
+    }
+
+    let mut signed = Vec::new();
+    if let Some(key) = &key {
+        let boot_key = a.boot_key.as_deref().unwrap_or(Path::new("--boot-key"));
+        let mode = if a.resign {
+            SignMode::All
+        } else {
+            SignMode::UnsignedOnly
+        };
+        signed = sign::sign_regions(&mut bank, key, mode).with_context(|| name.clone())?;
+        let public = key
+            .boot_key()
+            .with_context(|| format!("{}: unusable boot key", boot_key.display()))?;
+        for region in Region::ALL {
+            verify::verify_region(&bank, region, &public).map_err(|e| {
+                anyhow!(
+                    "{name}: {e}: the existing signature was not made with {} (pass --resign to re-sign every region)",
+                    boot_key.display()
+                )
+            })?;
+        }
+    }
+    fsio::write_atomic(&a.output, &bank, Access::Public, true)?;
+
+    eprintln!(
+        "wrote {} ({:#x} bytes): kept {} bytes from {} records, gaps filled with 0x00",
+        a.output.display(),
+        bank.len(),
+        report.kept_bytes,
+        report.kept_records
+    );
+    if report.dropped.is_empty() {
+        eprintln!("  dropped nothing");
+    }
+    for d in &report.dropped {
+        eprintln!(
+            "  dropped {} bytes ({} records from 0x{:08X}): {}",
+            d.bytes, d.records, d.first_address, d.area
+        );
+    }
+    if key.is_some() {
+        let names: Vec<String> = signed.iter().map(ToString::to_string).collect();
+        eprintln!(
+            "  signed: {}; every region verifies under the boot key",
+            if names.is_empty() {
+                "nothing (all regions were signed)".into()
+            } else {
+                names.join(", ")
+            }
+        );
+    }
+    match inspect::inspect(&bank).record {
+        Ok(r) => eprintln!(
+            "  version record: {}, security counter {}",
+            r.version, r.security_counter
+        ),
+        Err(_) => eprintln!(
+            "  note: no version record; Ferrota's boot chain requires one (add --version and --boot-key)"
+        ),
+    }
+    Ok(())
+}
+
+/// `image sign-ota`.
+pub fn sign_ota(a: &SignOtaArgs) -> Result<()> {
+    let key = ferrota_keys::load_ota_signing_key(&a.key)?;
+    let file = fsio::read(&a.input)?;
+    let sig = ota::sign_file(&key, &file)
+        .map_err(|e| anyhow!("{}: cannot sign: {e}", a.key.display()))?;
+    let mut buf = [0u8; ota::MAX_P256_BASE64];
+    let b64 = sig.to_base64(&mut buf);
+    let out = a.output.clone().unwrap_or_else(|| {
+        let mut p = a.input.clone().into_os_string();
+        p.push(".sig");
+        PathBuf::from(p)
+    });
+    fsio::write_atomic(&out, format!("{b64}\n").as_bytes(), Access::Public, true)?;
+    println!("{b64}");
+    eprintln!(
+        "wrote OTA signature ({}: ECDSA P-256 over SHA-256 of {} bytes, DER, base64) to {}",
+        ota::SIGNATURE_KEY,
+        file.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// Reads `--ota-signature`: base64 text, or a file holding base64 text or DER.
+fn load_ota_signature(arg: &str) -> Result<OtaSignature> {
+    let path = Path::new(arg);
+    if path.is_file() {
+        let bytes = fsio::read(path)?;
+        let sig = if bytes.first() == Some(&0x30) {
+            OtaSignature::from_der(&bytes)
+        } else {
+            match std::str::from_utf8(&bytes) {
+                Ok(text) => OtaSignature::from_base64(text),
+                Err(_) => Err(ota::OtaSignatureError::NotBase64),
+            }
+        };
+        return sig.map_err(|e| anyhow!("{}: {e}", path.display()));
+    }
+    OtaSignature::from_base64(arg)
+        .map_err(|e| anyhow!("--ota-signature: {e} (and there is no file named '{arg}')"))
+}
+
+/// `image verify`.
+pub fn verify(a: &VerifyArgs) -> Result<()> {
+    let name = a.input.display().to_string();
+    let bank = fsio::read(&a.input)?;
+    if let Some(key_path) = &a.boot_key {
+        let key = ferrota_keys::load_public_key(key_path)?;
+        let v = verify::verify_bank(&bank, &key.boot_key())
+            .map_err(|e| anyhow!("{name}: boot signature check failed: {e}"))?;
+        println!(
+            "boot signatures OK ({}, key from {}):",
+            key.scheme().name(),
+            key_path.display()
+        );
+        for r in [&v.boot.cm0p, &v.cm7_0, &v.cm7_1] {
+            println!(
+                "  {:<5} region at {:#08x}: objSize {:#x}, sha256 {}",
+                r.region.to_string(),
+                r.region.offset(),
+                r.header.obj_size,
+                hex(&r.digest)
+            );
+        }
+        let rec = &v.boot.record;
+        println!(
+            "  version record: {}, security counter {}, hardware {:?}, flags {:#x}",
+            rec.version,
+            rec.security_counter,
+            rec.hardware.as_str(),
+            rec.flags
+        );
+    }
+    if let Some(sig_arg) = &a.ota_signature {
+        let sig = load_ota_signature(sig_arg)?;
+        let (key_path, file) = match (&a.cert, &a.key) {
+            (Some(c), _) => (c, KeyFile::load(c)?),
+            (None, Some(k)) => (k, KeyFile::load(k)?),
+            (None, None) => bail!("--ota-signature needs --cert or --key"),
+        };
+        let mut note = String::new();
+        if a.cert.is_some() {
+            let KeyFile::Certificate(info) = &file else {
+                bail!(
+                    "{}: expected a certificate, found {} (use --key for keys)",
+                    key_path.display(),
+                    file.describe()
+                );
+            };
+            note = format!(", certificate {}", info.subject);
+            if !info.code_signing {
+                eprintln!(
+                    "warning: {}: the certificate's extendedKeyUsage does not include codeSigning",
+                    key_path.display()
+                );
+            }
+        }
+        let vk = file
+            .public_key()
+            .and_then(|k| k.ota_verifying_key())
+            .map_err(|e| anyhow!("{}: {e}", key_path.display()))?;
+        sig.verify_file(&vk, &bank).map_err(|e| {
+            anyhow!(
+                "{name}: {e} (ECDSA P-256/SHA-256 over {} bytes, key from {})",
+                bank.len(),
+                key_path.display()
+            )
+        })?;
+        println!(
+            "OTA signature OK (ECDSA P-256/SHA-256 over {} bytes, key from {}{note})",
+            bank.len(),
+            key_path.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_specs() {
+        let p = |s: &str| BuildSpec::parse(s).map_err(|e| e.to_string());
+        assert_eq!(
+            p("a.elf").unwrap(),
+            BuildSpec {
+                path: "a.elf".into(),
+                format: None
+            }
+        );
+        assert_eq!(
+            p("x.bin@0x10010000").unwrap().format,
+            Some(Format::Raw {
+                address: 0x1001_0000
+            })
+        );
+        assert_eq!(
+            p("raw:x.bin@268500992").unwrap().format,
+            Some(Format::Raw {
+                address: 0x1001_0000
+            })
+        );
+        assert_eq!(p("hex:x.txt").unwrap().format, Some(Format::Hex));
+        assert_eq!(p("elf:x").unwrap().format, Some(Format::Elf));
+        assert_eq!(
+            p("me@host/a.elf").unwrap().path,
+            PathBuf::from("me@host/a.elf")
+        );
+        assert!(
+            p("raw:x.bin")
+                .unwrap_err()
+                .contains("needs its load address")
+        );
+        assert!(p("x.bin@0xZZ").unwrap_err().contains("not a load address"));
+        assert!(p("elf:x@0x10").unwrap_err().contains("only raw"));
+        assert_eq!(
+            p("C:\\fw\\a.elf").unwrap().path,
+            PathBuf::from("C:\\fw\\a.elf")
+        );
+    }
+}

@@ -1,0 +1,49 @@
+//! `ferrota`: the command-line front end of Ferrota. It parses arguments, reads and writes files
+//! (atomically), and calls `ferrota-keys` and `ferrota-image`; no logic of its own lives here.
+//!
+//! | module | commands |
+//! |---|---|
+//! | [`args`] | the clap definitions and `--help` texts |
+//! | [`keycmd`] | `key generate`, `key public`, `cert code-signing` |
+//! | [`imagecmd`] | `image pack`, `image from-merged-hex`, `image sign-ota`, `image verify` |
+//! | [`show`] | `image show` (text and JSON) |
+//! | [`fsio`] | reading with context, atomic writing |
+
+#![forbid(unsafe_code)]
+
+mod args;
+mod fsio;
+mod imagecmd;
+mod keycmd;
+mod show;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{CertCommand, Cli, Command, ImageCommand, KeyCommand};
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Key(KeyCommand::Generate(a)) => keycmd::generate(&a),
+        Command::Key(KeyCommand::Public(a)) => keycmd::public(&a),
+        Command::Cert(CertCommand::CodeSigning(a)) => keycmd::code_signing(&a),
+        Command::Image(ImageCommand::Pack(a)) => imagecmd::pack(&a),
+        Command::Image(ImageCommand::FromMergedHex(a)) => imagecmd::from_merged_hex(&a),
+        Command::Image(ImageCommand::SignOta(a)) => imagecmd::sign_ota(&a),
+        Command::Image(ImageCommand::Verify(a)) => imagecmd::verify(&a),
+        Command::Image(ImageCommand::Show(a)) => show::show(&a),
+    }
+}
+
+fn main() -> ExitCode {
+    // Usage errors print clap's message and exit with status 2.
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

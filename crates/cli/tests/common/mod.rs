@@ -1,0 +1,220 @@
+//! Helpers for the CLI tests: a temp dir to run `ferrota` in, and tiny ELF / Intel HEX builds.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub const BANK_SIZE: usize = 0x3F_8000;
+
+/// A temporary directory in which `ferrota` runs.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        Env {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, bytes: impl AsRef<[u8]>) {
+        std::fs::write(self.path(name), bytes).expect("write fixture");
+    }
+
+    pub fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.path(name)).unwrap_or_else(|e| panic!("read {name}: {e}"))
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.path(name).exists()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ferrota"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run ferrota")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "ferrota {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs and asserts failure with `code`; returns stderr.
+    pub fn fails(&self, code: i32, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "ferrota {args:?} should exit {code}:\nstdout: {}\nstderr: {stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        if code == 1 {
+            assert!(stderr.starts_with("error: "), "{stderr}");
+        }
+        stderr
+    }
+}
+
+pub const PT_LOAD: u32 = 1;
+
+/// A minimal little-endian ARM ELF32 executable with the given program headers
+/// `(p_type, p_vaddr, p_paddr, bytes, p_memsz)`.
+pub fn elf32(phdrs: &[(u32, u32, u32, &[u8], u32)]) -> Vec<u8> {
+    let ehsize = 52usize;
+    let phsize = 32usize;
+    let mut data_off = ehsize + phsize * phdrs.len();
+    let mut out = Vec::new();
+    out.extend_from_slice(b"\x7fELF\x01\x01\x01\0\0\0\0\0\0\0\0\0");
+    for v in [2u16, 40] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [1u32, 0x1000_0101, ehsize as u32, 0, 0x0500_0400] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [ehsize as u16, phsize as u16, phdrs.len() as u16, 40, 0, 0] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    let mut blobs = Vec::new();
+    for &(ty, vaddr, paddr, bytes, memsz) in phdrs {
+        for v in [
+            ty,
+            data_off as u32,
+            vaddr,
+            paddr,
+            bytes.len() as u32,
+            memsz,
+            5,
+            4,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        data_off += bytes.len();
+        blobs.extend_from_slice(bytes);
+    }
+    out.extend_from_slice(&blobs);
+    out
+}
+
+/// One Intel HEX record line.
+pub fn hex_record(kind: u8, offset: u16, data: &[u8]) -> String {
+    let mut bytes = vec![data.len() as u8, (offset >> 8) as u8, offset as u8, kind];
+    bytes.extend_from_slice(data);
+    let sum = bytes.iter().fold(0u8, |a, &b| a.wrapping_add(b));
+    bytes.push(sum.wrapping_neg());
+    let mut s = String::from(":");
+    for b in bytes {
+        s.push_str(&format!("{b:02X}"));
+    }
+    s.push('\n');
+    s
+}
+
+/// Intel HEX data records (with extended linear address records) for `data` at `address`,
+/// 16 bytes per record; no EOF record.
+pub fn hex_data(address: u32, data: &[u8]) -> String {
+    let mut out = String::new();
+    let mut upper = None;
+    for (i, chunk) in data.chunks(16).enumerate() {
+        let a = address + (i * 16) as u32;
+        // Keep records inside one 64 KB page.
+        let split = (0x1_0000 - (a & 0xFFFF) as usize).min(chunk.len());
+        for (a, part) in [(a, &chunk[..split]), (a + split as u32, &chunk[split..])] {
+            if part.is_empty() {
+                continue;
+            }
+            if upper != Some(a >> 16) {
+                upper = Some(a >> 16);
+                out.push_str(&hex_record(4, 0, &((a >> 16) as u16).to_be_bytes()));
+            }
+            out.push_str(&hex_record(0, a as u16, part));
+        }
+    }
+    out
+}
+
+pub const HEX_EOF: &str = ":00000001FF\n";
+
+/// The three builds used by the tests: CM0+ as ELF, CM7_0 as HEX, CM7_1 as raw binary.
+/// Returns the `--cm0p`, `--cm7-0`, `--cm7-1` arguments.
+pub fn write_builds(env: &Env) -> [String; 3] {
+    // CM0+: vectors and code at 0x10000100; `.data` runs at 0x08000000 but is stored (paddr)
+    // at 0x10000400; `.bss` has no file bytes.
+    let mut code = vec![0u8; 0x40];
+    code[0..4].copy_from_slice(&0x0800_2000u32.to_le_bytes());
+    code[4..8].copy_from_slice(&0x1000_0141u32.to_le_bytes());
+    code[0x40 - 4..].copy_from_slice(&[0xDE, 0xAD, 0xBE, 0xEF]);
+    let data = [0xDA; 8];
+    env.write(
+        "cm0p.elf",
+        elf32(&[
+            (PT_LOAD, 0x1000_0100, 0x1000_0100, &code, code.len() as u32),
+            (PT_LOAD, 0x0800_0000, 0x1000_0400, &data, 0x100),
+            (PT_LOAD, 0x0800_0100, 0x0800_0100, &[], 0x400),
+        ]),
+    );
+    // CM7_0: vectors at 0x10010100, a little code at 0x10010200.
+    let mut vt = vec![0u8; 16];
+    vt[0..4].copy_from_slice(&0x2800_8000u32.to_le_bytes());
+    vt[4..8].copy_from_slice(&0x1001_0201u32.to_le_bytes());
+    let text = [
+        hex_data(0x1001_0100, &vt),
+        hex_data(0x1001_0200, &[0x7E; 40]),
+        HEX_EOF.into(),
+    ]
+    .concat();
+    env.write("cm7_0.hex", text);
+    // CM7_1: raw vectors at 0x103E8100.
+    let mut raw = vec![0u8; 32];
+    raw[0..4].copy_from_slice(&0x2801_0000u32.to_le_bytes());
+    raw[4..8].copy_from_slice(&0x103E_8121u32.to_le_bytes());
+    raw[16..].fill(0x71);
+    env.write("cm7_1.bin", raw);
+    [
+        "cm0p.elf".into(),
+        "cm7_0.hex".into(),
+        "cm7_1.bin@0x103E8100".into(),
+    ]
+}
+
+/// Packs the builds with `key` into `out` (version 1.2.3, counter 4, hardware KIT_T2G).
+pub fn pack(env: &Env, key: &str, out: &str) {
+    let [cm0p, cm7_0, cm7_1] = write_builds(env);
+    env.ok(&[
+        "image",
+        "pack",
+        "--cm0p",
+        &cm0p,
+        "--cm7-0",
+        &cm7_0,
+        "--cm7-1",
+        &cm7_1,
+        "--version",
+        "1.2.3",
+        "--security-counter",
+        "4",
+        "--hardware",
+        "KIT_T2G",
+        "--boot-key",
+        key,
+        "-o",
+        out,
+    ]);
+}
