@@ -7,7 +7,6 @@ use ferrota_image::build::BankBuilder;
 use ferrota_image::input::{self, Format};
 use ferrota_image::ota::{self, OtaSignature};
 use ferrota_image::sign::{self, SignMode};
-use ferrota_image::version::{FLAG_CM7_1_APP, RECORD_AREA, RECORD_OFFSET};
 use ferrota_image::{Region, VersionRecord, inspect, verify};
 use ferrota_keys::KeyFile;
 
@@ -146,32 +145,18 @@ pub fn from_merged_hex(a: &FromMergedHexArgs) -> Result<()> {
         .transpose()?;
 
     if let Some(version) = a.record.version {
-        let summary = inspect::inspect(&bank);
-        if summary.regions[0].signed == Some(true) && !a.resign {
-            bail!(
-                "{name}: the CM0+ region is already signed; writing a version record changes its signed \
-                 bytes and would break that signature. Pass --resign to re-sign every region with --boot-key"
-            );
-        }
-        let at = RECORD_OFFSET as usize;
-        let area = &bank[at..at + RECORD_AREA];
-        if summary.record.is_err() && area.iter().any(|&b| b != 0) {
-            bail!(
-                "{name}: the CM0+ build has data in the version record area 0x{:08X}..0x{:08X}; leave it zero",
-                0x1000_0000 + RECORD_OFFSET,
-                0x1000_0100
-            );
-        }
-        // CM7_1 holds an application when its reset vector (vector table at +0x100) is set.
-        let reset = Region::Cm7_1.offset() as usize + 0x104;
-        let cm7_1_app = bank[reset..reset + 4].iter().any(|&b| b != 0);
         let record = VersionRecord {
             version,
             security_counter: a.record.security_counter.unwrap_or(0),
             hardware: a.record.hardware.unwrap_or_default(),
-            flags: if cm7_1_app { FLAG_CM7_1_APP } else { 0 },
+            flags: 0,
         };
-        bank[at..at + RECORD_AREA].copy_from_slice(&record.encode());
+        input::write_version_record(&mut bank, record, a.resign).map_err(|e| match e {
+            input::RecordError::Cm0pSigned => {
+                anyhow!("{name}: {e}: pass --resign to re-sign every region with --boot-key")
+            }
+            e => anyhow!("{name}: {e}"),
+        })?;
     }
 
     let mut signed = Vec::new();

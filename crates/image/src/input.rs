@@ -21,7 +21,8 @@ use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
 
 use crate::build::Segment;
-use crate::layout::{ACTIVE_BANK_BASE, BANK_SIZE};
+use crate::layout::{ACTIVE_BANK_BASE, BANK_SIZE, Region, VECTOR_TABLE_OFFSET};
+use crate::version::{FLAG_CM7_1_APP, RECORD_AREA, RECORD_OFFSET, VersionRecord};
 
 /// The format of a build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -548,6 +549,84 @@ pub fn merged_hex_to_bank(text: &str) -> Result<(Vec<u8>, MergedHexReport), Inpu
     Ok((image, report))
 }
 
+/// Why [`write_version_record`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// The input is not one bank long.
+    BankSize {
+        /// Its length.
+        len: usize,
+    },
+    /// The CM0+ region is already signed and the caller will not re-sign it: writing the record
+    /// would break that signature.
+    Cm0pSigned,
+    /// The CM0+ build has data in the record area (and it is not a version record).
+    AreaUsed {
+        /// Address of the first non-zero byte there.
+        address: u32,
+    },
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordError::BankSize { len } => {
+                write!(f, "image is {len:#x} bytes, not one bank ({BANK_SIZE:#x})")
+            }
+            RecordError::Cm0pSigned => f.write_str(
+                "the CM0+ region is already signed; writing a version record changes its signed \
+                 bytes and would break that signature, so every region must be re-signed",
+            ),
+            RecordError::AreaUsed { address } => write!(
+                f,
+                "the CM0+ build has data at {address:#010x}, in the version record area \
+                 {:#010x}..{:#010x}; leave it zero",
+                ACTIVE_BANK_BASE + RECORD_OFFSET,
+                ACTIVE_BANK_BASE + VECTOR_TABLE_OFFSET
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+/// Writes a version record into a bank made from a merged HEX (whose CM0+ region the seed's
+/// linker left zero at 0x18..0x100), replacing an existing record. Unless `will_resign`, a signed
+/// CM0+ region is refused, since the record lies inside its signed bytes. The CM7_1 flag is set
+/// when CM7_1's reset vector (vector table at +0x100) is non-zero, as [`crate::build`] sets it
+/// when a CM7_1 build is given. Returns the record written.
+pub fn write_version_record(
+    bank: &mut [u8],
+    record: VersionRecord,
+    will_resign: bool,
+) -> Result<VersionRecord, RecordError> {
+    if bank.len() != BANK_SIZE as usize {
+        return Err(RecordError::BankSize { len: bank.len() });
+    }
+    let summary = crate::inspect::inspect(bank);
+    if summary.regions[0].signed == Some(true) && !will_resign {
+        return Err(RecordError::Cm0pSigned);
+    }
+    let at = RECORD_OFFSET as usize;
+    if summary.record.is_err()
+        && let Some(i) = bank[at..at + RECORD_AREA].iter().position(|&b| b != 0)
+    {
+        return Err(RecordError::AreaUsed {
+            address: ACTIVE_BANK_BASE + RECORD_OFFSET + i as u32,
+        });
+    }
+    let reset = (Region::Cm7_1.offset() + VECTOR_TABLE_OFFSET + 4) as usize;
+    let mut record = record;
+    if bank[reset..reset + 4].iter().any(|&b| b != 0) {
+        record.flags |= FLAG_CM7_1_APP;
+    } else {
+        record.flags &= !FLAG_CM7_1_APP;
+    }
+    bank[at..at + RECORD_AREA].copy_from_slice(&record.encode());
+    Ok(record)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -885,6 +964,49 @@ mod tests {
         assert!(matches!(
             merged_hex_to_bank(&truncated),
             Err(InputError::HexMissingEof { .. })
+        ));
+    }
+
+    #[test]
+    fn version_record_into_a_merged_bank() {
+        use crate::version::{FirmwareVersion, HardwareId};
+        let record = VersionRecord {
+            version: FirmwareVersion::new(1, 2, 3),
+            security_counter: 9,
+            hardware: HardwareId::new("B").unwrap(),
+            flags: 0,
+        };
+        let mut bank = vec![0u8; BANK_SIZE as usize];
+        // A valid CM0+ header with an empty (unsigned) slot; CM7_1 has a reset vector.
+        let h = crate::header::CySafHeader::for_region(Region::Cm0p, FirmwareVersion::default());
+        bank[..24].copy_from_slice(&h.encode());
+        bank[0x3E8104] = 0x01;
+        let written = write_version_record(&mut bank, record, false).unwrap();
+        assert_eq!(written.flags, FLAG_CM7_1_APP);
+        assert_eq!(crate::inspect::inspect(&bank).record, Ok(written));
+        // Replacing a record is fine; a signed CM0+ needs re-signing.
+        bank[0xFF00] = 1;
+        assert_eq!(
+            write_version_record(&mut bank, record, false),
+            Err(RecordError::Cm0pSigned)
+        );
+        bank[0x3E8104] = 0;
+        assert_eq!(
+            write_version_record(&mut bank, record, true).unwrap().flags,
+            0
+        );
+        // Foreign data in the record area is refused.
+        bank[0x18..0x100].fill(0);
+        bank[0x40] = 7;
+        assert_eq!(
+            write_version_record(&mut bank, record, true),
+            Err(RecordError::AreaUsed {
+                address: 0x1000_0040
+            })
+        );
+        assert!(matches!(
+            write_version_record(&mut bank[..10], record, true),
+            Err(RecordError::BankSize { len: 10 })
         ));
     }
 }
