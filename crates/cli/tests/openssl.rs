@@ -351,6 +351,35 @@ fn openssl_rsa_key_as_boot_key() {
     );
     assert!(out.unwrap().contains("Verified OK"));
 
+    // The seed's flow: cymcuelftool signed CM0+ and CM7_0 with the RSA key, CM7_1 was left
+    // unsigned; from-merged-hex signs CM7_1 only (PKCS#1 v1.5 is deterministic: same bytes).
+    let mut merged = String::new();
+    for (i, chunk) in bank.chunks(16).enumerate() {
+        let mut chunk = chunk.to_vec();
+        if i * 16 >= 0x3F7F00 {
+            chunk.fill(0);
+        }
+        if chunk.iter().any(|&b| b != 0) {
+            merged.push_str(&common::hex_data(0x1000_0000 + (i * 16) as u32, &chunk));
+        }
+    }
+    merged.push_str(common::HEX_EOF);
+    env.write("app_combined.hex", merged);
+    let out = env.run(&[
+        "image",
+        "from-merged-hex",
+        "app_combined.hex",
+        "--boot-key",
+        "rsa.pem",
+        "-o",
+        "s.bin",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("signed: CM7_1;"),
+        "{out:?}"
+    );
+    assert_eq!(env.read("s.bin"), bank);
+
     // An RSA key is not an OTA signing key; a 1024-bit one is no boot key.
     let err = env.fails(1, &["image", "sign-ota", "bank.bin", "--key", "rsa.pem"]);
     assert!(

@@ -83,6 +83,9 @@ fn malformed_inputs_say_what_was_expected() {
         KeyFile::parse(garbled.as_bytes()),
         Err(ParseError::Pem { .. })
     ));
+    // CRLF line endings (files edited on Windows) are read.
+    let crlf = key.replace('\n', "\r\n");
+    assert!(KeyFile::parse(crlf.as_bytes()).is_ok());
     let e = KeyFile::parse(b"hello").unwrap_err();
     assert!(e.to_string().contains("not a PEM file"), "{e}");
     let e = KeyFile::parse(
