@@ -1,0 +1,201 @@
+//! What the CM7 application (the OTA agent) asks of the boot chain.
+//!
+//! * [`request_activation`]: after the agent wrote and verified the inactive bank, append TRIAL.
+//!   Instant: no copy, the bank is switched by the mapping at the next boot.
+//! * [`confirm`]: the new image passed its self-test: CONFIRMED, raising the floor to its
+//!   security counter. Returns the new floor so the caller can also raise the eFuse counter.
+//! * [`reject`]: the self-test failed: REVERTED, so the very next boot runs the previous bank
+//!   (the seed kept running the rejected image, weakness #2).
+//! * [`image_state`]: the AWS OTA PAL image state; [`report`]: what the last recorded boot event
+//!   was, so the agent can report FAILED with a reason after a fallback or revert.
+//!
+//! `running` is the bank the app runs from: [`Bank::from_main_map`] of FLASH_CTL.MAIN_MAP.
+
+use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
+
+use crate::Bank;
+use crate::log::{BootState, Event, LogError, MarkerLog, RevertReason, Trial};
+
+/// Why an app request was refused. Nothing is written then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppError<E> {
+    /// The log failed.
+    Log(LogError<E>),
+    /// The running image is itself under trial: confirm or reject it before activating another.
+    RunningUnconfirmed,
+    /// A trial budget of 0 would never boot the image.
+    ZeroBudget,
+    /// Confirm or reject from a bank that is not under trial while a trial of the other bank is
+    /// pending (the DBM would have booted the trial bank: the app runs without the DBM).
+    TrialPendingElsewhere {
+        /// The trial bank.
+        trial: Bank,
+    },
+    /// Confirm from a bank that the log does not consider current (the app runs without the DBM).
+    NotCurrent {
+        /// The log's current bank.
+        current: Bank,
+    },
+    /// Reject without a trial of the running bank.
+    NoTrial,
+}
+
+impl<E> From<LogError<E>> for AppError<E> {
+    fn from(e: LogError<E>) -> Self {
+        AppError::Log(e)
+    }
+}
+
+/// The AWS OTA PAL image state (`OtaPalImageState_t`) of the running image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImageState {
+    /// Running a trial that is not confirmed yet: the self-test must decide.
+    PendingCommit,
+    /// Confirmed (or the image the device has been running all along).
+    Valid,
+    /// The last update did not take: its trial was reverted or rejected, the bank it went to was
+    /// refused, or USER1 cancelled it. The previous image runs.
+    Invalid,
+}
+
+/// What the app learns at startup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    /// The bank running.
+    pub running: Bank,
+    /// The PAL image state.
+    pub image_state: ImageState,
+    /// The last recorded event (a fallback, revert or USER1 override shows here).
+    pub last_event: Event,
+    /// The trial in progress, if any.
+    pub trial: Option<Trial>,
+    /// The log's anti-rollback floor.
+    pub floor: u32,
+}
+
+/// Appends TRIAL for the inactive bank with a boot budget ([`crate::log::DEFAULT_BUDGET`] is
+/// what the agent normally passes). The running bank becomes the one to return to.
+pub fn request_activation<F: NorFlash>(
+    log: &mut MarkerLog<F>,
+    running: Bank,
+    budget: u8,
+) -> Result<BootState, AppError<F::Error>> {
+    if budget == 0 {
+        return Err(AppError::ZeroBudget);
+    }
+    let s = log.state()?;
+    if matches!(s.trial, Some(t) if t.bank == running) {
+        return Err(AppError::RunningUnconfirmed);
+    }
+    let target = running.other();
+    let new = BootState {
+        current: Some(running),
+        trial: Some(Trial {
+            bank: target,
+            budget,
+            used: 0,
+        }),
+        event: Event::Trial { bank: target },
+        ..s.with_bad_mark(target, None)
+    };
+    log.append(&new)?;
+    Ok(new)
+}
+
+/// Confirms the running image (security counter `counter` from its version record): CONFIRMED,
+/// floor raised to `counter`. Returns the new floor. Confirming an image that is already
+/// current with the floor already there writes nothing.
+pub fn confirm<F: NorFlash>(
+    log: &mut MarkerLog<F>,
+    running: Bank,
+    counter: u32,
+) -> Result<u32, AppError<F::Error>> {
+    let s = log.state()?;
+    match (s.trial, s.current) {
+        (Some(t), _) if t.bank != running => {
+            return Err(AppError::TrialPendingElsewhere { trial: t.bank });
+        }
+        (None, Some(current)) if current != running => {
+            return Err(AppError::NotCurrent { current });
+        }
+        _ => {}
+    }
+    let floor = s.floor.max(counter);
+    let new = BootState {
+        current: Some(running),
+        trial: None,
+        floor,
+        event: Event::Confirmed { bank: running },
+        ..s
+    };
+    let unchanged = s.trial.is_none() && s.current == Some(running) && s.floor == floor;
+    if !unchanged {
+        log.append(&new)?;
+    }
+    Ok(floor)
+}
+
+/// Rejects the running trial image: REVERTED, the previous bank boots next.
+pub fn reject<F: NorFlash>(
+    log: &mut MarkerLog<F>,
+    running: Bank,
+) -> Result<BootState, AppError<F::Error>> {
+    let s = log.state()?;
+    let t = match s.trial {
+        Some(t) if t.bank == running => t,
+        Some(t) => return Err(AppError::TrialPendingElsewhere { trial: t.bank }),
+        None => return Err(AppError::NoTrial),
+    };
+    let new = BootState {
+        current: Some(s.current.unwrap_or(t.bank.other())),
+        trial: None,
+        event: Event::Reverted {
+            bank: running,
+            reason: RevertReason::Rejected,
+        },
+        ..s
+    };
+    log.append(&new)?;
+    Ok(new)
+}
+
+/// The PAL image state of the running image, from a log state.
+pub fn image_state_of(s: &BootState, running: Bank) -> ImageState {
+    match s.trial {
+        Some(t) if t.bank == running => return ImageState::PendingCommit,
+        _ => {}
+    }
+    match s.event {
+        Event::Reverted { .. } | Event::FellBack { .. } | Event::MarkedBad { .. } => {
+            ImageState::Invalid
+        }
+        Event::User1 {
+            cancelled_trial: true,
+            ..
+        } => ImageState::Invalid,
+        _ => ImageState::Valid,
+    }
+}
+
+/// The PAL image state of the running image.
+pub fn image_state<F: ReadNorFlash>(
+    log: &mut MarkerLog<F>,
+    running: Bank,
+) -> Result<ImageState, LogError<F::Error>> {
+    Ok(image_state_of(&log.state()?, running))
+}
+
+/// What the app learns at startup: image state, last event, trial, floor.
+pub fn report<F: ReadNorFlash>(
+    log: &mut MarkerLog<F>,
+    running: Bank,
+) -> Result<Report, LogError<F::Error>> {
+    let s = log.state()?;
+    Ok(Report {
+        running,
+        image_state: image_state_of(&s, running),
+        last_event: s.event,
+        trial: s.trial,
+        floor: s.floor,
+    })
+}

@@ -1,0 +1,499 @@
+//! Shared fixtures and the simulated boot chain: a `ferrota_t2g::Device` driven through
+//! ROM → DBM → mapping switch → CM0+ stage, exactly as the chip runs them.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use embedded_storage::nor_flash::NorFlash;
+use ferrota_boot::cm0p;
+use ferrota_boot::dbm::{BootReason, Dbm, Decision, Halt};
+use ferrota_boot::log::{BootState, LOG_ADDRESS, LOG_SIZE, LogError, MarkerLog};
+use ferrota_boot::rom::{self, RomError};
+use ferrota_boot::{Bank, app};
+use ferrota_image::build::{BankBuilder, Segment};
+use ferrota_image::layout::ACTIVE_BANK_BASE;
+use ferrota_image::p256::ecdsa::SigningKey;
+use ferrota_image::scheme::{SLOT, SignatureFault};
+use ferrota_image::sign::{BootSigningKey, SignMode, sign_regions};
+use ferrota_image::verify::{verify_bank_in_flash, verify_region};
+use ferrota_image::{
+    BootKey, BootVerifier, FirmwareVersion, HardwareId, Region, Scheme, VersionRecord,
+};
+use ferrota_t2g::{BankMode, Device, LifeCycle, Mapping, WorkFlashView};
+
+/// The CM7_0 objSize of the test banks: small, so a verification hashes ~80 KB, not 4 MB.
+pub const CM7_0_OBJ_SIZE: u32 = 0x3000;
+/// Hash scratch size.
+pub const SCRATCH: usize = 4096;
+/// The board's id.
+pub const BOARD: &str = "KIT_T2G-B-H_LITE";
+
+/// The bank ranges a test image occupies: (bank offset, length). Everything else is unsigned
+/// and left alone. The CM0+ region is the last one the agent writes.
+pub const RANGES: [(u32, u32); 3] = [(0x3E_8000, 0x1_0000), (0x1_0000, 0x8000), (0, 0x1_0000)];
+
+pub fn signing_key() -> &'static BootSigningKey {
+    static K: OnceLock<BootSigningKey> = OnceLock::new();
+    K.get_or_init(|| {
+        let mut scalar = [0x11u8; 32];
+        scalar[31] = 0x42;
+        BootSigningKey::EcdsaP256(SigningKey::from_slice(&scalar).expect("valid scalar"))
+    })
+}
+
+/// A verifier that remembers results: a signature over the same digest is checked once per test
+/// binary. The digest is still computed from the flash contents every time, so any tampering
+/// still shows (a different digest misses the cache).
+pub struct CachedKey {
+    key: BootKey,
+    seen: Mutex<HashMap<SigKey, Result<(), SignatureFault>>>,
+}
+
+type SigKey = ([u8; 32], [u8; SLOT]);
+type ImageCache = Mutex<HashMap<(Kind, u32), Arc<Image>>>;
+
+impl BootVerifier for CachedKey {
+    fn scheme(&self) -> Scheme {
+        self.key.scheme()
+    }
+    fn verify_digest(&self, digest: &[u8; 32], slot: &[u8; SLOT]) -> Result<(), SignatureFault> {
+        let k = (*digest, *slot);
+        if let Some(r) = self.seen.lock().unwrap().get(&k) {
+            return *r;
+        }
+        let r = self.key.verify_digest(digest, slot);
+        self.seen.lock().unwrap().insert(k, r);
+        r
+    }
+}
+
+pub fn key() -> &'static CachedKey {
+    static K: OnceLock<CachedKey> = OnceLock::new();
+    K.get_or_init(|| CachedKey {
+        key: signing_key().boot_key().unwrap(),
+        seen: Mutex::new(HashMap::new()),
+    })
+}
+
+/// What an image does when it runs (the CM7 app's behaviour), encoded in its version's build
+/// number so the harness knows it from the record the DBM verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Passes its self-test and confirms.
+    Good,
+    /// Crashes before it can confirm.
+    Crashing,
+    /// Fails its self-test and rejects itself.
+    Rejecting,
+    /// Signed, but one CM0+ byte was changed after signing (the DBM refuses it).
+    TamperedCm0p,
+    /// Signed, but one CM7_0 byte was changed after signing (the CM0+ stage refuses it).
+    TamperedCm7_0,
+    /// CM7_1 signature slot zeroed (unsigned, as the seed shipped it).
+    UnsignedCm7_1,
+    /// Signed, one CM7_1 byte changed.
+    TamperedCm7_1,
+    /// Signed for another board.
+    OtherBoard,
+}
+
+impl Kind {
+    fn code(self) -> u16 {
+        self as u16
+    }
+    pub fn of(record: &VersionRecord) -> Kind {
+        use Kind::*;
+        [
+            Good,
+            Crashing,
+            Rejecting,
+            TamperedCm0p,
+            TamperedCm7_0,
+            UnsignedCm7_1,
+            TamperedCm7_1,
+            OtherBoard,
+        ][usize::from(record.version.build())]
+    }
+    /// Whether the DBM accepts its CM0+ region (floor aside).
+    pub fn dbm_ok(self) -> bool {
+        !matches!(self, Kind::TamperedCm0p | Kind::OtherBoard)
+    }
+    /// Whether the CM0+ stage accepts its CM7 regions.
+    pub fn cm7_ok(self) -> bool {
+        !matches!(
+            self,
+            Kind::TamperedCm7_0 | Kind::UnsignedCm7_1 | Kind::TamperedCm7_1
+        )
+    }
+}
+
+/// A test image: the bytes of its three ranges.
+#[derive(Debug)]
+pub struct Image {
+    pub kind: Kind,
+    pub counter: u32,
+    pub version: FirmwareVersion,
+    pub segments: Vec<(u32, Vec<u8>)>,
+    /// The bad-mark fingerprint (first 4 bytes of the CM0+ digest), if its CM0+ verifies.
+    pub fingerprint: Option<u32>,
+}
+
+fn payload(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn core_build(region: Region, code_len: usize, seed: u64) -> Vec<Segment> {
+    let base = ACTIVE_BANK_BASE + region.offset();
+    let mut code = payload(region.offset() as u64 + seed, code_len);
+    code[..4].copy_from_slice(&0x2802_0000u32.to_le_bytes());
+    code[4..8].copy_from_slice(&(base + 0x201).to_le_bytes());
+    vec![Segment {
+        address: base + 0x100,
+        data: code,
+    }]
+}
+
+/// The image of `kind` with security counter `counter` (version 1.counter.kind), built and
+/// signed once per test binary.
+pub fn image(kind: Kind, counter: u32) -> Arc<Image> {
+    static CACHE: OnceLock<ImageCache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(i) = cache.lock().unwrap().get(&(kind, counter)) {
+        return i.clone();
+    }
+    let img = Arc::new(build_image(kind, counter));
+    cache.lock().unwrap().insert((kind, counter), img.clone());
+    img
+}
+
+fn build_image(kind: Kind, counter: u32) -> Image {
+    let version = FirmwareVersion::new(1, counter as u8, kind.code());
+    let hw = if kind == Kind::OtherBoard {
+        "OTHER_BOARD"
+    } else {
+        BOARD
+    };
+    let record = VersionRecord {
+        version,
+        security_counter: counter,
+        hardware: HardwareId::new(hw).unwrap(),
+        flags: 0,
+    };
+    let seed = u64::from(counter) * 16 + u64::from(kind.code());
+    let mut b = BankBuilder::new(record);
+    b.add(Region::Cm0p, &core_build(Region::Cm0p, 0x2000, seed))
+        .unwrap();
+    b.add(Region::Cm7_0, &core_build(Region::Cm7_0, 0x2000, seed))
+        .unwrap();
+    b.add(Region::Cm7_1, &core_build(Region::Cm7_1, 0x400, seed))
+        .unwrap();
+    let mut bank = b.finish(signing_key()).unwrap();
+    // Shrink CM7_0's signed area and re-sign, so verifying a bank is cheap.
+    let at = Region::Cm7_0.offset() as usize;
+    bank[at..at + 4].copy_from_slice(&CM7_0_OBJ_SIZE.to_le_bytes());
+    sign_regions(&mut bank, signing_key(), SignMode::All).unwrap();
+    match kind {
+        Kind::TamperedCm0p => bank[0x800] ^= 0x01,
+        Kind::TamperedCm7_0 => bank[0x1_0800] ^= 0x01,
+        Kind::TamperedCm7_1 => bank[0x3E_8800] ^= 0x01,
+        Kind::UnsignedCm7_1 => {
+            let sig = (Region::Cm7_1.offset() + Region::Cm7_1.full_obj_size()) as usize;
+            bank[sig..sig + SLOT].fill(0);
+        }
+        _ => {}
+    }
+    let fingerprint = verify_region(&bank, Region::Cm0p, key())
+        .ok()
+        .map(|v| u32::from_le_bytes([v.digest[0], v.digest[1], v.digest[2], v.digest[3]]));
+    let segments = RANGES
+        .iter()
+        .map(|&(o, l)| (o, bank[o as usize..(o + l) as usize].to_vec()))
+        .collect();
+    Image {
+        kind,
+        counter,
+        version,
+        segments,
+        fingerprint,
+    }
+}
+
+/// Writes an image into a flash view of one bank: erase everything first (CM0+ first, so a
+/// partial bank never verifies), then write CM7_1, CM7_0 and CM0+ last.
+pub fn write_image<F: NorFlash>(bank: &mut F, img: &Image) -> Result<(), F::Error> {
+    for &(o, l) in RANGES.iter().rev() {
+        bank.erase(o, o + l.max(0x8000))?;
+    }
+    for (o, bytes) in &img.segments {
+        bank.write(*o, bytes)?;
+    }
+    Ok(())
+}
+
+/// Programs an image into a physical bank as a debugger does (single-bank mode).
+pub fn install(dev: &mut Device, bank: Bank, img: &Image) {
+    dev.reset();
+    let mut sb = dev.single_bank().unwrap();
+    let base = bank.sbm_offset();
+    for &(o, l) in RANGES.iter().rev() {
+        sb.erase(base + o, base + o + l.max(0x8000)).unwrap();
+    }
+    for (o, bytes) in &img.segments {
+        sb.write(base + o, bytes).unwrap();
+    }
+}
+
+/// A board: SFlash provisioned with the boot key (and a DBM area, SWPU, TOC2), S-HASH blown,
+/// life cycle NORMAL_PROVISIONED (or SECURE).
+pub fn provisioned(secure: bool) -> Device {
+    let mut dev = Device::new();
+    let mut row = [0u8; 512];
+    row[..24].copy_from_slice(b"DBM: ferrota-boot model.");
+    dev.sflash_write_row(0x1700_0800, &row).unwrap();
+    let obj = match signing_key().boot_key().unwrap() {
+        BootKey::EcdsaP256(k) => ferrota_image::sflash_key::p256_key_object(&k),
+        BootKey::Rsa2048(_) => unreachable!(),
+    };
+    let mut row = [0u8; 512];
+    row[..obj.len()].copy_from_slice(&obj);
+    dev.sflash_write_row(0x1700_6400, &row).unwrap();
+    let mut toc2 = [0u8; 512];
+    toc2[0..4].copy_from_slice(&0x1FCu32.to_le_bytes());
+    toc2[4..8].copy_from_slice(&0x0121_1220u32.to_le_bytes());
+    toc2[0xC..0x10].copy_from_slice(&0x1700_0800u32.to_le_bytes());
+    dev.sflash_write_row(0x1700_7C00, &toc2).unwrap();
+    let hash = rom::compute_shash(&mut dev.sflash(), &mut [0u8; 512]).unwrap();
+    dev.blow_shash(&hash).unwrap();
+    if secure {
+        dev.advance_lifecycle(LifeCycle::Secure).unwrap();
+    }
+    dev
+}
+
+/// The standard start: v1 (counter 1) good in the lower bank, nothing recorded.
+pub fn fresh() -> Device {
+    static D: OnceLock<Device> = OnceLock::new();
+    D.get_or_init(|| {
+        let mut d = provisioned(false);
+        install(&mut d, Bank::Lower, &image(Kind::Good, 1));
+        d.reset();
+        d
+    })
+    .clone()
+}
+
+#[derive(Debug)]
+pub enum SimError {
+    Device(ferrota_t2g::Error),
+    Log(LogError<ferrota_t2g::Error>),
+    App(app::AppError<ferrota_t2g::Error>),
+}
+
+impl From<ferrota_t2g::Error> for SimError {
+    fn from(e: ferrota_t2g::Error) -> Self {
+        SimError::Device(e)
+    }
+}
+impl From<LogError<ferrota_t2g::Error>> for SimError {
+    fn from(e: LogError<ferrota_t2g::Error>) -> Self {
+        SimError::Log(e)
+    }
+}
+impl From<app::AppError<ferrota_t2g::Error>> for SimError {
+    fn from(e: app::AppError<ferrota_t2g::Error>) -> Self {
+        SimError::App(e)
+    }
+}
+
+/// The marker log of a device (WORK_ERR_SILENT must be set to read it).
+pub fn log(dev: &mut Device) -> MarkerLog<WorkFlashView<'_>> {
+    MarkerLog::new(dev.work_flash_range(LOG_ADDRESS, LOG_SIZE).unwrap()).unwrap()
+}
+
+/// The log state, read as the DBM reads it (on a copy, so the device is unchanged).
+pub fn state(dev: &Device) -> BootState {
+    let mut d = dev.clone();
+    d.power_cycle();
+    d.set_work_err_silent(true).unwrap();
+    log(&mut d).state().unwrap()
+}
+
+/// One pass of the boot chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pass {
+    /// CM7_0 runs from `bank`.
+    App(Running),
+    /// The CM0+ stage recorded a failure and reset.
+    Reset(cm0p::Reset),
+    /// The DBM halted.
+    Halt(Halt),
+    /// The ROM refused to start.
+    RomRefused(RomError),
+}
+
+/// What runs after a boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    pub bank: Bank,
+    pub record: VersionRecord,
+    pub reason: BootReason,
+    pub start_cm7_1: bool,
+    /// CM0+-stage resets before this run.
+    pub resets: u32,
+}
+
+/// One ROM → DBM → switch → CM0+ pass from reset.
+pub fn boot_pass(dev: &mut Device, user1: bool) -> Result<Pass, SimError> {
+    dev.reset();
+    let mut scratch = [0u8; SCRATCH];
+    let efuse = dev.efuse().shash();
+    let lc = rom::LifeCycle::from_value(dev.lifecycle().value());
+    if let Err(e) = rom::check(&mut dev.sflash(), lc, &efuse, &mut scratch) {
+        return Ok(Pass::RomRefused(e));
+    }
+    // The DBM: WORK_ERR_SILENT first, as the seed does.
+    dev.set_work_err_silent(true)?;
+    let dbm = Dbm::new(key())
+        .user1(user1)
+        .efuse_floor(dev.rollback_counter())
+        .hardware(HardwareId::new(BOARD));
+    let read = dbm.read_log(&mut log(dev))?;
+    let choice = read.choose(&mut dev.single_bank()?, &mut scratch);
+    let boot = match choice.persist(&mut log(dev))? {
+        Decision::Halt(h) => return Ok(Pass::Halt(h)),
+        Decision::Boot(b) => b,
+    };
+    // The switch routine: dual-bank mode, then the mapping.
+    dev.set_bank_mode(BankMode::Dual)?;
+    dev.set_mapping(if boot.bank.main_map() {
+        Mapping::B
+    } else {
+        Mapping::A
+    })?;
+    // The CM0+ stage, from the mapped bank.
+    let running = Bank::from_main_map(dev.flash_ctl().mapping() == Mapping::B);
+    assert_eq!(running, boot.bank);
+    let checked = cm0p::verify_cores(&mut dev.active_bank()?, key(), &boot.proof, &mut scratch);
+    match checked {
+        Ok(start) => Ok(Pass::App(Running {
+            bank: running,
+            record: boot.record,
+            reason: boot.reason,
+            start_cm7_1: start.start_cm7_1,
+            resets: 0,
+        })),
+        Err(failure) => Ok(Pass::Reset(failure.record(&mut log(dev), running)?)),
+    }
+}
+
+/// The outcome of a boot (after any CM0+-stage resets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ran {
+    App(Running),
+    Halt(Halt),
+    RomRefused(RomError),
+}
+
+impl Ran {
+    pub fn app(&self) -> &Running {
+        match self {
+            Ran::App(r) => r,
+            other => panic!("expected an app to run, got {other:?}"),
+        }
+    }
+}
+
+/// Boots until an app runs, the DBM halts or the ROM refuses (at most 4 CM0+-stage resets).
+pub fn boot(dev: &mut Device, user1: bool) -> Result<Ran, SimError> {
+    for resets in 0..5 {
+        match boot_pass(dev, user1)? {
+            Pass::App(mut r) => {
+                r.resets = resets;
+                return Ok(Ran::App(r));
+            }
+            Pass::Halt(h) => return Ok(Ran::Halt(h)),
+            Pass::RomRefused(e) => return Ok(Ran::RomRefused(e)),
+            Pass::Reset(_) => continue,
+        }
+    }
+    panic!("reset loop: the CM0+ stage keeps refusing");
+}
+
+/// Independent check of what runs: every region of the bank verifies, the hardware matches, and
+/// the counter is at or above the floor (the log's and the eFuse's).
+pub fn assert_sound(dev: &Device, r: &Running) {
+    let mut d = dev.clone();
+    d.reset();
+    d.set_bank_mode(BankMode::Dual).unwrap();
+    d.set_mapping(if r.bank.main_map() {
+        Mapping::B
+    } else {
+        Mapping::A
+    })
+    .unwrap();
+    let mut scratch = [0u8; SCRATCH];
+    let v = verify_bank_in_flash(&mut d.active_bank().unwrap(), 0, key(), &mut scratch)
+        .expect("the running bank verifies completely");
+    assert_eq!(v.boot.record, r.record);
+    let floor = state(dev).floor.max(dev.rollback_counter());
+    assert!(
+        r.record.security_counter >= floor,
+        "counter {} below floor {floor}",
+        r.record.security_counter
+    );
+    assert_eq!(r.record.hardware.as_str(), BOARD);
+}
+
+/// The app's side after a boot: the agent writes `img` into the inactive bank and activates it.
+pub fn agent_update(dev: &mut Device, running: Bank, img: &Image) -> Result<(), SimError> {
+    write_image(&mut dev.inactive_bank()?, img)?;
+    app::request_activation(&mut log(dev), running, ferrota_boot::log::DEFAULT_BUDGET)?;
+    Ok(())
+}
+
+/// The app's side: confirm, then raise the eFuse counter to the new floor.
+pub fn agent_confirm(dev: &mut Device, r: &Running) -> Result<u32, SimError> {
+    let floor = app::confirm(&mut log(dev), r.bank, r.record.security_counter)?;
+    dev.raise_rollback_counter(floor.min(128))?;
+    Ok(floor)
+}
+
+/// Runs the app behaviour of the image that runs: confirm (Good), reject (Rejecting), nothing
+/// (Crashing), but only while its bank is under trial.
+pub fn run_app(dev: &mut Device, r: &Running) -> Result<(), SimError> {
+    let s = log(dev).state()?;
+    if !matches!(s.trial, Some(t) if t.bank == r.bank) {
+        return Ok(());
+    }
+    match Kind::of(&r.record) {
+        Kind::Crashing => {}
+        Kind::Rejecting => {
+            app::reject(&mut log(dev), r.bank)?;
+        }
+        _ => {
+            agent_confirm(dev, r)?;
+        }
+    }
+    Ok(())
+}
+
+/// Appends the current state `n` times (moves the log's write position without changing the
+/// state).
+pub fn pad_log(dev: &mut Device, n: usize) {
+    dev.power_cycle();
+    dev.set_work_err_silent(true).unwrap();
+    let mut l = log(dev);
+    let s = l.state().unwrap();
+    for _ in 0..n {
+        l.append(&s).unwrap();
+    }
+}
