@@ -1,0 +1,414 @@
+//! Property test: random sequences of updates (good, tampered, downgraded, crashing, rejecting,
+//! other board), USER1 presses and power cuts (before or tearing a random operation of any
+//! step, image writes included), checked against a small reference model of what must boot.
+//!
+//! The model knows nothing about flash: a bank is bootable when its image is signed, for this
+//! board, at or above the floor and not marked bad; the rules are DBM rules 1–4 (see
+//! `ferrota_boot::dbm`). After a power cut the log must read back as one of the states the model
+//! passes through in that step (before it, or after one of its records), and the model continues
+//! from that one.
+
+mod common;
+
+use common::*;
+use ferrota_boot::Bank;
+use ferrota_boot::dbm::BootReason;
+use ferrota_boot::log::BootState;
+use ferrota_t2g::{Device, PowerCut};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngSeed};
+
+const BUDGET: u8 = ferrota_boot::log::DEFAULT_BUDGET;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MImg {
+    kind: Kind,
+    counter: u32,
+    fingerprint: Option<u32>,
+}
+
+/// The reference model. `trial` is (bank, attempts used).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Model {
+    banks: [Option<MImg>; 2],
+    current: Option<Bank>,
+    trial: Option<(Bank, u8)>,
+    floor: u32,
+    bad: [Option<u32>; 2],
+    running: Option<Bank>,
+}
+
+type Proj = (Option<Bank>, Option<(Bank, u8)>, u32, [Option<u32>; 2]);
+
+fn proj_of(s: &BootState) -> Proj {
+    (s.current, s.trial.map(|t| (t.bank, t.used)), s.floor, s.bad)
+}
+
+fn idx(b: Bank) -> usize {
+    match b {
+        Bank::Lower => 0,
+        Bank::Upper => 1,
+    }
+}
+
+impl Model {
+    fn proj(&self) -> Proj {
+        (self.current, self.trial, self.floor, self.bad)
+    }
+
+    fn ok(&self, b: Bank) -> bool {
+        match self.banks[idx(b)] {
+            Some(i) => {
+                i.kind.dbm_ok()
+                    && i.counter >= self.floor
+                    && !(i.fingerprint.is_some() && self.bad[idx(b)] == i.fingerprint)
+            }
+            None => false,
+        }
+    }
+
+    fn steady(&mut self, states: &mut Vec<Model>) -> Option<Bank> {
+        let pref = self.current.unwrap_or(Bank::Lower);
+        if self.ok(pref) {
+            Some(pref)
+        } else if self.ok(pref.other()) {
+            self.current = Some(pref.other());
+            states.push(self.clone());
+            Some(pref.other())
+        } else {
+            None
+        }
+    }
+
+    fn end_trial(&mut self, b: Bank) {
+        self.current = Some(self.current.unwrap_or(b.other()));
+        self.trial = None;
+    }
+
+    /// A boot with the app's behaviour after it; every intermediate state in `states`.
+    fn boot(&mut self, user1: bool, states: &mut Vec<Model>) -> Option<Bank> {
+        self.running = None;
+        let mut running = None;
+        for _ in 0..5 {
+            let pass_start = self.clone();
+            let chosen = if user1 {
+                let b = [Bank::Lower, Bank::Upper].into_iter().find(|&b| self.ok(b));
+                if let Some(b) = b {
+                    self.current = Some(b);
+                    self.trial = None;
+                    states.push(self.clone());
+                }
+                b
+            } else if let Some((b, used)) = self.trial {
+                if used >= BUDGET {
+                    self.end_trial(b);
+                    states.push(self.clone());
+                    self.steady(states)
+                } else if self.ok(b) {
+                    self.trial = Some((b, used + 1));
+                    states.push(self.clone());
+                    Some(b)
+                } else {
+                    self.end_trial(b);
+                    states.push(self.clone());
+                    self.steady(states)
+                }
+            } else {
+                self.steady(states)
+            };
+            let Some(b) = chosen else {
+                // A halt writes nothing.
+                *self = pass_start;
+                return None;
+            };
+            let img = self.banks[idx(b)].unwrap();
+            if img.kind.cm7_ok() {
+                running = Some(b);
+                break;
+            }
+            self.bad[idx(b)] = img.fingerprint;
+            if matches!(self.trial, Some((t, _)) if t == b) {
+                self.end_trial(b);
+            }
+            states.push(self.clone());
+        }
+        let b = running.expect("no reset loop");
+        self.running = Some(b);
+        if matches!(self.trial, Some((t, _)) if t == b) {
+            let img = self.banks[idx(b)].unwrap();
+            match img.kind {
+                Kind::Crashing => {}
+                Kind::Rejecting => {
+                    self.end_trial(b);
+                    states.push(self.clone());
+                }
+                _ => {
+                    self.floor = self.floor.max(img.counter);
+                    self.current = Some(b);
+                    self.trial = None;
+                    states.push(self.clone());
+                }
+            }
+        }
+        Some(b)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    /// The running agent writes an image (kind, counter above/below the floor) and activates it.
+    Update { kind: Kind, delta: i8 },
+    /// Reset (USER1 held or not) and run what boots.
+    Boot { user1: bool },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    permille: u16,
+    tear: bool,
+    seed: u64,
+}
+
+fn act() -> impl Strategy<Value = Act> {
+    let kind = prop_oneof![
+        4 => Just(Kind::Good),
+        2 => Just(Kind::Crashing),
+        2 => Just(Kind::Rejecting),
+        1 => Just(Kind::TamperedCm0p),
+        1 => Just(Kind::TamperedCm7_0),
+        1 => Just(Kind::UnsignedCm7_1),
+        1 => Just(Kind::TamperedCm7_1),
+        1 => Just(Kind::OtherBoard),
+    ];
+    prop_oneof![
+        2 => (kind, -1i8..=2).prop_map(|(kind, delta)| Act::Update { kind, delta }),
+        3 => prop::bool::weighted(0.15).prop_map(|user1| Act::Boot { user1 }),
+    ]
+}
+
+fn cut() -> impl Strategy<Value = Option<Cut>> {
+    prop::option::weighted(
+        0.3,
+        (0u16..1000, any::<bool>(), any::<u64>()).prop_map(|(permille, tear, seed)| Cut {
+            permille,
+            tear,
+            seed,
+        }),
+    )
+}
+
+/// Runs an act on the device. Update needs a running app.
+fn exec(
+    dev: &mut Device,
+    running: Option<&Running>,
+    a: Act,
+    img: Option<&Image>,
+) -> Result<Option<Ran>, SimError> {
+    match a {
+        Act::Update { .. } => {
+            if let (Some(r), Some(img)) = (running, img) {
+                agent_update(dev, r.bank, img)?;
+            }
+            Ok(None)
+        }
+        Act::Boot { user1 } => {
+            let ran = boot(dev, user1)?;
+            if let Ran::App(r) = &ran {
+                run_app(dev, r)?;
+            }
+            Ok(Some(ran))
+        }
+    }
+}
+
+fn run(steps: Vec<(Act, Option<Cut>)>) {
+    let mut dev = fresh();
+    let v1 = image(Kind::Good, 1);
+    let mut m = Model {
+        banks: [
+            Some(MImg {
+                kind: Kind::Good,
+                counter: 1,
+                fingerprint: v1.fingerprint,
+            }),
+            None,
+        ],
+        current: None,
+        trial: None,
+        floor: 0,
+        bad: [None, None],
+        running: None,
+    };
+    let mut running: Option<Running> = None;
+    for (i, (a, cut)) in steps.into_iter().enumerate() {
+        STATS.lock().unwrap().steps += 1;
+        // What the step would do to the model, with each record's state.
+        let mut states = vec![m.clone()];
+        let mut next = m.clone();
+        let mut img = None;
+        let mut outcome = None;
+        let mut image_ops = 0;
+        match a {
+            Act::Update { kind, delta } => {
+                let (Some(r), true) = (
+                    running.as_ref(),
+                    m.trial.is_none_or(|(t, _)| Some(t) != m.running),
+                ) else {
+                    continue;
+                };
+                let counter = (i64::from(m.floor) + i64::from(delta)).clamp(0, 40) as u32;
+                let built = image(kind, counter);
+                let target = r.bank.other();
+                next.banks[idx(target)] = Some(MImg {
+                    kind,
+                    counter,
+                    fingerprint: built.fingerprint,
+                });
+                image_ops = dev
+                    .count_ops(|d| write_image(&mut d.inactive_bank().unwrap(), &built))
+                    .0;
+                let mut garbage = m.clone();
+                garbage.banks[idx(target)] = None;
+                states = vec![garbage];
+                next.bad[idx(target)] = None;
+                next.trial = Some((target, 0));
+                next.current = Some(r.bank);
+                states.push(next.clone());
+                img = Some(built);
+                STATS.lock().unwrap().updates += 1;
+            }
+            Act::Boot { user1 } => {
+                outcome = next.boot(user1, &mut states);
+            }
+        }
+        let snapshot = dev.clone();
+        let (total, _) = snapshot.count_ops(|d| exec(d, running.as_ref(), a, img.as_deref()));
+        match cut.filter(|_| total > 0) {
+            None => {
+                let ran = exec(&mut dev, running.as_ref(), a, img.as_deref()).unwrap();
+                m = next;
+                assert_eq!(proj_of(&state(&dev)), m.proj(), "step {i} {a:?}");
+                if let Some(ran) = ran {
+                    match (&ran, outcome) {
+                        (Ran::App(r), Some(b)) => {
+                            let mut st = STATS.lock().unwrap();
+                            st.boots += 1;
+                            match r.reason {
+                                BootReason::Trial { .. } => st.trial_boots += 1,
+                                BootReason::FellBack { .. } | BootReason::Reverted { .. } => {
+                                    st.fell_back_or_reverted += 1
+                                }
+                                _ => {}
+                            }
+                            if matches!(
+                                state(&dev).event,
+                                ferrota_boot::log::Event::Confirmed { .. }
+                            ) && r.resets == 0
+                                && matches!(r.reason, BootReason::Trial { .. })
+                            {
+                                st.confirmed += 1;
+                            }
+                            drop(st);
+                            assert_eq!(r.bank, b, "step {i} {a:?}: {r:?}");
+                            let want = m.banks[idx(b)].unwrap();
+                            assert_eq!(
+                                (Kind::of(&r.record), r.record.security_counter),
+                                (want.kind, want.counter)
+                            );
+                            assert_sound(&dev, r);
+                            running = Some(r.clone());
+                        }
+                        (Ran::Halt(_), None) => {
+                            STATS.lock().unwrap().halts += 1;
+                            running = None
+                        }
+                        other => panic!("step {i} {a:?}: model and device disagree: {other:?}"),
+                    }
+                }
+            }
+            Some(c) => {
+                STATS.lock().unwrap().cuts += 1;
+                let n = u64::from(c.permille) * total / 1000;
+                let op = snapshot.op_count() + n;
+                let pc = if c.tear {
+                    PowerCut::Tear { op, seed: c.seed }
+                } else {
+                    PowerCut::Before(op)
+                };
+                dev = snapshot.clone().with_power_cut(pc);
+                let _ = exec(&mut dev, running.as_ref(), a, img.as_deref());
+                assert!(dev.power_lost());
+                dev.power_cycle();
+                running = None;
+                // An update cut inside the image write leaves a bank that never verifies (the
+                // CM0+ region is erased first and written last) and no activation.
+                if matches!(a, Act::Update { .. }) && (n >= image_ops || (n == 0 && !c.tear)) {
+                    // The image is complete (or nothing was touched: the old one is intact).
+                    states[0] = m.clone();
+                    if n > 0 {
+                        states[0].banks = next.banks;
+                    }
+                    if n < image_ops {
+                        states.truncate(1);
+                    }
+                } else if matches!(a, Act::Update { .. }) {
+                    states.truncate(1);
+                }
+                let actual = proj_of(&state(&dev));
+                let Some(found) = states.iter().rev().find(|s| s.proj() == actual) else {
+                    panic!(
+                        "step {i} {a:?} cut {pc:?}: a state the model never passes through: {actual:?}\n{states:#?}"
+                    );
+                };
+                m = found.clone();
+                m.running = None;
+            }
+        }
+    }
+}
+
+static STATS: std::sync::Mutex<Stats> = std::sync::Mutex::new(Stats {
+    steps: 0,
+    updates: 0,
+    boots: 0,
+    cuts: 0,
+    trial_boots: 0,
+    confirmed: 0,
+    fell_back_or_reverted: 0,
+    halts: 0,
+});
+
+#[derive(Debug)]
+struct Stats {
+    steps: u64,
+    updates: u64,
+    boots: u64,
+    cuts: u64,
+    trial_boots: u64,
+    confirmed: u64,
+    fell_back_or_reverted: u64,
+    halts: u64,
+}
+
+#[test]
+fn boot_choice_matches_the_model() {
+    let config = Config {
+        cases: 64,
+        rng_seed: RngSeed::Fixed(0xF3_2707A),
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    runner
+        .run(&prop::collection::vec((act(), cut()), 1..32), |steps| {
+            run(steps);
+            Ok(())
+        })
+        .unwrap();
+    let st = STATS.lock().unwrap();
+    println!("{st:?}");
+    assert!(
+        st.cuts > 100 && st.confirmed > 20 && st.fell_back_or_reverted > 20 && st.trial_boots > 50,
+        "{st:?}"
+    );
+}
