@@ -2,7 +2,7 @@
 //!
 //! In the secure life-cycle stages the T2G ROM computes a hash over SFlash objects and compares
 //! it with the S-HASH in eFuse before it starts anything (spec §1.5). Which objects it covers is
-//! **[U]** in the spec: TOC2 names three (public key, SWPU, TOC2), and whether the DBM code at
+//! **\[U\]** in the spec: TOC2 names three (public key, SWPU, TOC2), and whether the DBM code at
 //! 0x17000800 is covered is not shown. **Ferrota's choice**: the S-HASH is SHA-256 over the
 //! concatenation, in this order, of
 //!
@@ -16,7 +16,7 @@
 //! so replacing the DBM or the key in SFlash makes a secure part refuse to start. In NORMAL and
 //! NORMAL_PROVISIONED the check is skipped (as the chip does: TOC2's "validate app" flag is off);
 //! a CORRUPTED part never starts. The other stages (VIRGIN, SORT, PROVISIONED, RMA, NORMAL_RMA)
-//! are treated like NORMAL — an assumption ([I]): none of them runs field firmware.
+//! are treated like NORMAL — an assumption (\[I\]): none of them runs field firmware.
 //!
 //! Addresses below are offsets in the SFlash view (0x17000000 = offset 0).
 

@@ -471,3 +471,51 @@ fn app_api_refusals() {
     // The CM7_1 flag decides whether CM7_1 starts (the test images carry a CM7_1 app).
     assert!(boot(&mut dev, false).unwrap().app().start_cm7_1);
 }
+
+#[test]
+fn combined_apis_decide_and_cm0p_run() {
+    // `dbm::decide` and `cm0p::run` hold the log and the code flash at once: on a board they are
+    // separate memories; here two copies of the device stand for them.
+    let (mut dev, r) = running_v1();
+    agent_update(&mut dev, r.bank, &image(Kind::TamperedCm7_0, 2)).unwrap();
+    dev.reset();
+    dev.set_work_err_silent(true).unwrap();
+    let mut code = dev.clone();
+    let mut scratch = [0u8; SCRATCH];
+    let dbm = ferrota_boot::Dbm::new(key()).hardware(ferrota_image::HardwareId::new(BOARD));
+    let decision = ferrota_boot::dbm::decide(
+        dbm,
+        &mut log(&mut dev),
+        &mut code.single_bank().unwrap(),
+        &mut scratch,
+    )
+    .unwrap();
+    let ferrota_boot::Decision::Boot(b) = decision else {
+        panic!("expected a boot");
+    };
+    assert_eq!(
+        b.reason,
+        BootReason::Trial {
+            attempt: 1,
+            budget: 3
+        }
+    );
+    assert!(b.recorded);
+    code.set_bank_mode(ferrota_t2g::BankMode::Dual).unwrap();
+    code.set_mapping(ferrota_t2g::Mapping::B).unwrap();
+    let out = ferrota_boot::cm0p::run(
+        &mut code.active_bank().unwrap(),
+        &mut log(&mut dev),
+        key(),
+        &b.proof,
+        b.bank,
+        &mut scratch,
+    )
+    .unwrap();
+    let ferrota_boot::cm0p::Outcome::Reset(reset) = out else {
+        panic!("expected a reset");
+    };
+    assert_eq!(reset.region, Region::Cm7_0);
+    assert_eq!(state(&dev).trial, None);
+    assert_eq!(boot(&mut dev, false).unwrap().app().bank, Bank::Lower);
+}
