@@ -284,6 +284,7 @@ impl<'a> Iterator for ObjectIter<'a> {
         let k = sc.string().ok()?;
         sc.ws();
         sc.expect(b':').ok()?;
+        sc.ws();
         let v = sc.value(1).ok()?;
         Some((k, v))
     }
@@ -308,6 +309,7 @@ impl<'a> Iterator for ArrayIter<'a> {
             _ => return None,
         }
         self.first = false;
+        sc.ws();
         sc.value(1).ok()
     }
 }
