@@ -113,7 +113,7 @@ proptest! {
 
     #[test]
     fn job_message_round_trip(
-        job_id in name(72), stream in name(44), path in "\\PC{0,40}", cert in "[ -~]{0,20}",
+        job_id in name(72), stream in name(44), path in "(\\PC|[\\x00-\\x1f]){0,40}", cert in "[ -~]{0,20}",
         size in 1u32.., id in 0u8.., ft in proptest::option::of(any::<u8>()), attr in proptest::option::of(any::<u32>()),
         sig in "[A-Za-z0-9+/=]{0,512}", ts in any::<u64>(), token in proptest::option::of("[ -~]{0,64}"),
         version in any::<u64>(), self_test in any::<bool>(), updated_by in any::<u32>(), mqtt in any::<bool>(), http in any::<bool>(),
