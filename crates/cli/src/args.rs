@@ -38,6 +38,9 @@ pub enum Command {
     /// Build, sign, verify and inspect bank images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// A simulated CYT4BF board in a file: provision, program, boot, update, inspect.
+    #[command(subcommand)]
+    T2g(crate::t2gargs::T2gCommand),
 }
 
 /// `ferrota key ...`

@@ -7,6 +7,7 @@
 //! | [`keycmd`] | `key generate`, `key public`, `cert code-signing` |
 //! | [`imagecmd`] | `image pack`, `image from-merged-hex`, `image sign-ota`, `image verify` |
 //! | [`show`] | `image show` (text and JSON) |
+//! | [`t2gargs`], [`t2gcmd`] | `t2g new`, `program`, `boot`, `show`, `activate`, `confirm`, `reject` |
 //! | [`fsio`] | reading with context, atomic writing |
 
 #![forbid(unsafe_code)]
@@ -16,6 +17,8 @@ mod fsio;
 mod imagecmd;
 mod keycmd;
 mod show;
+mod t2gargs;
+mod t2gcmd;
 
 use std::process::ExitCode;
 
@@ -33,6 +36,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Image(ImageCommand::SignOta(a)) => imagecmd::sign_ota(&a),
         Command::Image(ImageCommand::Verify(a)) => imagecmd::verify(&a),
         Command::Image(ImageCommand::Show(a)) => show::show(&a),
+        Command::T2g(c) => t2gcmd::run(c),
     }
 }
 
