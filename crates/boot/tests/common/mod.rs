@@ -1,5 +1,6 @@
 //! Shared fixtures and the simulated boot chain: a `ferrota_t2g::Device` driven through
-//! ROM → DBM → mapping switch → CM0+ stage, exactly as the chip runs them.
+//! ROM → DBM → mapping switch → CM0+ stage by `ferrota_device::boot_chain`, exactly as the chip
+//! runs them.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -7,10 +8,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use embedded_storage::nor_flash::NorFlash;
 use ferrota_boot::cm0p;
-use ferrota_boot::dbm::{BootReason, Dbm, Decision, Halt};
+use ferrota_boot::dbm::{BootReason, Halt};
 use ferrota_boot::log::{BootState, LOG_ADDRESS, LOG_SIZE, LogError, MarkerLog};
 use ferrota_boot::rom::{self, RomError};
 use ferrota_boot::{Bank, app};
+use ferrota_device::boot_chain;
 use ferrota_image::build::{BankBuilder, Segment};
 use ferrota_image::layout::ACTIVE_BANK_BASE;
 use ferrota_image::p256::ecdsa::SigningKey;
@@ -294,6 +296,7 @@ pub fn fresh() -> Device {
 #[derive(Debug)]
 pub enum SimError {
     Device(ferrota_t2g::Error),
+    Chain(boot_chain::Error),
     Log(LogError<ferrota_t2g::Error>),
     App(app::AppError<ferrota_t2g::Error>),
 }
@@ -301,6 +304,11 @@ pub enum SimError {
 impl From<ferrota_t2g::Error> for SimError {
     fn from(e: ferrota_t2g::Error) -> Self {
         SimError::Device(e)
+    }
+}
+impl From<boot_chain::Error> for SimError {
+    fn from(e: boot_chain::Error) -> Self {
+        SimError::Chain(e)
     }
 }
 impl From<LogError<ferrota_t2g::Error>> for SimError {
@@ -351,48 +359,26 @@ pub struct Running {
     pub resets: u32,
 }
 
-/// One ROM → DBM → switch → CM0+ pass from reset.
+/// One ROM → DBM → switch → CM0+ pass from reset: `ferrota_device::boot_chain::boot_pass`
+/// with the caching verifier and this board's id.
 pub fn boot_pass(dev: &mut Device, user1: bool) -> Result<Pass, SimError> {
-    dev.reset();
-    let mut scratch = [0u8; SCRATCH];
-    let efuse = dev.efuse().shash();
-    let lc = rom::LifeCycle::from_value(dev.lifecycle().value());
-    if let Err(e) = rom::check(&mut dev.sflash(), lc, &efuse, &mut scratch) {
-        return Ok(Pass::RomRefused(e));
-    }
-    // The DBM: WORK_ERR_SILENT first, as the seed does.
-    dev.set_work_err_silent(true)?;
-    let dbm = Dbm::new(key())
-        .user1(user1)
-        .efuse_floor(dev.rollback_counter())
-        .hardware(HardwareId::new(BOARD));
-    let read = dbm.read_log(&mut log(dev))?;
-    let choice = read.choose(&mut dev.single_bank()?, &mut scratch);
-    let boot = match choice.persist(&mut log(dev))? {
-        Decision::Halt(h) => return Ok(Pass::Halt(h)),
-        Decision::Boot(b) => b,
-    };
-    // The switch routine: dual-bank mode, then the mapping.
-    dev.set_bank_mode(BankMode::Dual)?;
-    dev.set_mapping(if boot.bank.main_map() {
-        Mapping::B
-    } else {
-        Mapping::A
-    })?;
-    // The CM0+ stage, from the mapped bank.
-    let running = Bank::from_main_map(dev.flash_ctl().mapping() == Mapping::B);
-    assert_eq!(running, boot.bank);
-    let checked = cm0p::verify_cores(&mut dev.active_bank()?, key(), &boot.proof, &mut scratch);
-    match checked {
-        Ok(start) => Ok(Pass::App(Running {
-            bank: running,
-            record: boot.record,
-            reason: boot.reason,
-            start_cm7_1: start.start_cm7_1,
-            resets: 0,
-        })),
-        Err(failure) => Ok(Pass::Reset(failure.record(&mut log(dev), running)?)),
-    }
+    let mut steps = Vec::new();
+    let pass = boot_chain::boot_pass(dev, key(), HardwareId::new(BOARD), user1, &mut steps)?;
+    Ok(match pass {
+        boot_chain::Pass::App(a) => {
+            assert_eq!(a.mapping == Mapping::B, a.boot.bank.main_map());
+            Pass::App(Running {
+                bank: a.boot.bank,
+                record: a.boot.record,
+                reason: a.boot.reason,
+                start_cm7_1: a.start.start_cm7_1,
+                resets: 0,
+            })
+        }
+        boot_chain::Pass::Reset(r) => Pass::Reset(r),
+        boot_chain::Pass::Halt(h) => Pass::Halt(h),
+        boot_chain::Pass::RomRefused(e) => Pass::RomRefused(e),
+    })
 }
 
 /// The outcome of a boot (after any CM0+-stage resets).
