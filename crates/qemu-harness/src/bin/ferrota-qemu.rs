@@ -1,0 +1,106 @@
+//! `ferrota-qemu`: the host side of the firmware checks.
+//!
+//! ```text
+//! ferrota-qemu matrix <machine> <dbm.elf> <work-dir>   # decision matrix; exit 1 on a mismatch
+//! ferrota-qemu bench-images <machine> <work-dir>       # full bank + key object for the CM7 bench; prints -device options
+//! ferrota-qemu host-lines                              # the host's report line of every case
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ferrota_qemu_harness::export::Load;
+use ferrota_qemu_harness::map::{Board, MPS2_AN500};
+use ferrota_qemu_harness::matrix::{Flaw, bank_image, cases, host_line, key_object, run_case};
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: ferrota-qemu matrix <machine> <dbm.elf> <dir> | bench-images <dir> | host-lines"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["matrix", machine, elf, dir] => {
+            let Some(board) = Board::by_machine(machine) else {
+                return usage();
+            };
+            let (mut pass, mut fail) = (0, 0);
+            for case in cases() {
+                let r = match run_case(&case, &board, &PathBuf::from(elf), &PathBuf::from(dir)) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("{}: {e}", case.name);
+                        fail += 1;
+                        continue;
+                    }
+                };
+                let extra = r.extra.join(" | ");
+                if r.passed() {
+                    pass += 1;
+                    println!("ok   {:<44} {}", r.name, short(&r.host));
+                    if !extra.is_empty() {
+                        println!("       {extra}");
+                    }
+                } else {
+                    fail += 1;
+                    println!(
+                        "FAIL {}\n  host:   {}\n  target: {}\n  {extra}",
+                        r.name, r.host, r.target
+                    );
+                }
+            }
+            println!("{}: {pass} passed, {fail} failed", board.machine);
+            if fail == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        ["bench-images", dir] => {
+            let dir = PathBuf::from(dir);
+            std::fs::create_dir_all(&dir).expect("dir");
+            let bank = bank_image(1, Flaw::None, true);
+            let bank_file = dir.join("full-bank.bin");
+            std::fs::write(&bank_file, &bank).expect("write");
+            let mut sflash = vec![0u8; 0x8000];
+            let obj = key_object();
+            sflash[0x6400..0x6400 + obj.len()].copy_from_slice(&obj);
+            let sflash_file = dir.join("sflash.bin");
+            std::fs::write(&sflash_file, &sflash).expect("write");
+            let b = MPS2_AN500;
+            for l in [
+                Load {
+                    file: bank_file,
+                    addr: b.bank.expect("room for a bank"),
+                },
+                Load {
+                    file: sflash_file,
+                    addr: b.sflash,
+                },
+            ] {
+                println!("-device {}", l.qemu_device());
+            }
+            ExitCode::SUCCESS
+        }
+        ["host-lines"] => {
+            for case in cases() {
+                println!("{:<44} {}", case.name, host_line(&case));
+            }
+            ExitCode::SUCCESS
+        }
+        _ => usage(),
+    }
+}
+
+/// The line without the log record's bytes, for the summary.
+fn short(line: &str) -> &str {
+    line.split(" log=").next().unwrap_or(line)
+}

@@ -1,0 +1,98 @@
+//! The Dual Bank Manager on the CM0+ (here: QEMU's Cortex-M0 `microbit`, or the `mps2-an500`).
+//!
+//! What the chip's DBM does from reset, over the emulated windows of
+//! [`ferrota_qemu_harness::map`]:
+//!
+//! 1. the ROM's S-HASH check over SFlash ([`ferrota_boot::rom::check`]);
+//! 2. WORK_ERR_SILENT (here: nothing to do, the log window is plain RAM holding 0xFF);
+//! 3. the boot key from the SFlash public-key object (0x17006400);
+//! 4. the decision ([`ferrota_boot::dbm::decide`]): marker log, CM0+ region of the preferred
+//!    bank (and the other one), version record, floors, USER1; the record is appended to the log;
+//! 5. the mapping it would switch to, as the FLASH_CTL value, reported with the decision.
+//!
+//! The switch routine and the jump are not run: QEMU has no FLASHC, and the images hold no
+//! code for these machines. One `DBM ...` line ([`ferrota_qemu_harness::report`]) goes to the
+//! host over semihosting, then `stack=` and `room=`, and QEMU exits.
+
+#![no_std]
+#![no_main]
+
+use embedded_storage::nor_flash::ReadNorFlash;
+use ferrota_boot::dbm::{Dbm, decide};
+use ferrota_boot::log::{LOG_SIZE, MarkerLog};
+use ferrota_boot::rom;
+use ferrota_fw_board::{
+    BOARD, MappedFlash, RamNor, SingleBankView, entry, exit, report, report_num, stack,
+};
+use ferrota_image::sflash_key::{SFLASH_KEY_ADDRESS, SFLASH_KEY_AREA, parse_key_object};
+use ferrota_qemu_harness::inputs::{self, BoardInputs};
+use ferrota_qemu_harness::map::{SFLASH_SIZE, T2G_SFLASH};
+use ferrota_qemu_harness::report::{self as line, Line};
+
+/// The verifier: RustCrypto `p256` (the `p256-cortex-m4` assembly is not wired in yet; see
+/// scripts/firmware-check.sh).
+type Key = ferrota_image::BootKey;
+
+/// Hash scratch: larger is fewer flash reads, smaller is less RAM.
+const SCRATCH: usize = 512;
+
+#[entry]
+fn main() -> ! {
+    stack::paint();
+    let ok = run();
+    report_num("stack=", stack::high_water());
+    report_num("room=", stack::room());
+    exit(ok)
+}
+
+#[inline(never)]
+fn run() -> bool {
+    let mut raw = [0u8; inputs::SIZE];
+    let _ = embedded_storage_read(BOARD.inputs, &mut raw);
+    let Some(inputs) = BoardInputs::decode(&raw) else {
+        report(b"DBM error inputs");
+        return false;
+    };
+    let mut scratch = [0u8; SCRATCH];
+    let mut l = Line::new();
+    let mut sflash = MappedFlash::new(BOARD.sflash, SFLASH_SIZE);
+    if let Err(e) = rom::check(&mut sflash, inputs.lifecycle, &inputs.shash, &mut scratch) {
+        line::rom_refused(&mut l, &e);
+        report(l.as_bytes());
+        return true;
+    }
+    let at = (SFLASH_KEY_ADDRESS - T2G_SFLASH) as usize;
+    let Ok(key) = parse_key_object(&sflash.bytes()[at..at + SFLASH_KEY_AREA]) else {
+        report(b"DBM error key-object");
+        return false;
+    };
+    let dbm = Dbm::<Key>::new(&key)
+        .user1(inputs.user1)
+        .efuse_floor(inputs.efuse_floor)
+        .hardware(inputs.hardware);
+    // SAFETY: the log window is RAM below the firmware's own (memory.x) that only this uses.
+    let Ok(mut log) = MarkerLog::new(unsafe { RamNor::new(BOARD.log, LOG_SIZE) }) else {
+        report(b"DBM error log");
+        return false;
+    };
+    let d = match decide(dbm, &mut log, &mut SingleBankView::new(BOARD), &mut scratch) {
+        Ok(d) => d,
+        Err(_) => {
+            report(b"DBM error log-write");
+            return false;
+        }
+    };
+    let Ok(after) = log.read() else {
+        report(b"DBM error log-read");
+        return false;
+    };
+    line::decision(&mut l, &d, &after);
+    report(l.as_bytes());
+    true
+}
+
+fn embedded_storage_read(addr: u32, out: &mut [u8]) -> Result<(), ()> {
+    MappedFlash::new(addr, out.len() as u32)
+        .read(0, out)
+        .map_err(|_| ())
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Cross-builds the firmware (firmware/), runs the DBM decision matrix under QEMU on the
+# Cortex-M0 (microbit) and the Cortex-M7 (mps2-an500) against the host's decision for the same
+# ferrota-t2g device states, and prints the size / RAM / instruction report.
+#
+#   scripts/firmware-check.sh            # everything; exit 1 on any mismatch
+#
+# Needs: scripts/cross-toolchain.sh (run here; cached under target/cross-toolchain).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT_DIR=$PWD
+WORK="${FERROTA_FW_WORK:-$ROOT_DIR/target/firmware-check}"
+rm -rf "$WORK"
+mkdir -p "$WORK"
+
+echo "== firmware: host harness (ferrota-qemu-harness)"
+# Built with the rustup toolchain, before the cross environment is set.
+if [ -n "${FERROTA_QEMU_HOST_BIN:-}" ]; then
+    HOST_BIN=$FERROTA_QEMU_HOST_BIN
+else
+    cargo build -q -p ferrota-qemu-harness --bin ferrota-qemu
+    HOST_BIN="$ROOT_DIR/target/debug/ferrota-qemu"
+fi
+
+echo "== firmware: cross toolchain"
+eval "$(scripts/cross-toolchain.sh --env)"
+
+FW="$ROOT_DIR/firmware"
+build() { # target features profile package
+    (cd "$FW" && cargo build -q --locked -Zbuild-std=core --target "$1" --features "$2" \
+        --profile "$3" -p "$4")
+}
+echo "== firmware: cross-build (thumbv6m-none-eabi: DBM; thumbv7em-none-eabihf: DBM, CM7 verify)"
+build thumbv6m-none-eabi microbit release ferrota-fw-dbm
+DBM_M0="$FW/target/thumbv6m-none-eabi/release/ferrota-dbm"
+cp "$DBM_M0" "$WORK/ferrota-dbm-m0.elf"
+build thumbv7em-none-eabihf mps2-an500 release ferrota-fw-dbm
+DBM_M7="$FW/target/thumbv7em-none-eabihf/release/ferrota-dbm"
+cp "$DBM_M7" "$WORK/ferrota-dbm-m7.elf"
+build thumbv7em-none-eabihf mps2-an500 cm7 ferrota-fw-cm7-verify
+VERIFY_M7="$FW/target/thumbv7em-none-eabihf/cm7/ferrota-cm7-verify"
+
+# The host binary must not run with the cross toolchain's libraries first.
+host() { env -u LD_LIBRARY_PATH "$HOST_BIN" "$@"; }
+
+status=0
+for m in microbit:"$WORK/ferrota-dbm-m0.elf" mps2-an500:"$WORK/ferrota-dbm-m7.elf"; do
+    machine=${m%%:*}
+    elf=${m#*:}
+    echo "== firmware: DBM decision matrix on qemu-system-arm -machine $machine"
+    if ! host matrix "$machine" "$elf" "$WORK/matrix-$machine" | tee "$WORK/matrix-$machine.txt"; then
+        status=1
+    fi
+done
+
+echo "== firmware: CM7 verification benchmark (mps2-an500, -icount shift=0)"
+mapfile -t LOADS < <(host bench-images "$WORK/bench")
+DEV_ARGS=()
+for l in "${LOADS[@]}"; do DEV_ARGS+=(${l}); done
+timeout 600 qemu-system-arm -machine mps2-an500 -nographic -monitor none -serial none \
+    -semihosting-config enable=on,target=native -icount shift=0 \
+    -kernel "$VERIFY_M7" "${DEV_ARGS[@]}" >"$WORK/bench.txt" || status=1
+cat "$WORK/bench.txt"
+grep -qx verified "$WORK/bench.txt" || { echo "CM7 verification failed"; status=1; }
+
+val() { sed -n "s/^$1=//p" "$2" | head -1; }
+cal_i=$(val calibrate-instructions "$WORK/bench.txt")
+cal_t=$(val calibrate-ticks "$WORK/bench.txt")
+instr() { # ticks -> instructions, with the calibration loop's ratio
+    awk -v t="$1" -v ci="$cal_i" -v ct="$cal_t" 'BEGIN { printf "%.2f M", t * ci / ct / 1e6 }'
+}
+size_of() { # elf -> "flash ram-static"
+    llvm-size "$1" | awk 'NR == 2 { print $1 + $2, $2 + $3 }'
+}
+max_stack() {
+    sed -n 's/^ *stack=\([0-9]*\).*/\1/p' "$1" | sort -n | tail -1
+}
+read -r m0_flash m0_static < <(size_of "$WORK/ferrota-dbm-m0.elf")
+read -r m7_flash m7_static < <(size_of "$WORK/ferrota-dbm-m7.elf")
+m0_stack=$(max_stack "$WORK/matrix-microbit.txt")
+m7_stack=$(max_stack "$WORK/matrix-mps2-an500.txt")
+
+echo
+echo "== firmware report (sizes: llvm-size text+data; RAM: data+bss + stack high-water by stack painting over the matrix)"
+printf '%-44s %12s %12s\n' "" "value" "target"
+printf '%-44s %10s B %12s\n' "DBM flash, CM0+ (thumbv6m, opt z)" "$m0_flash" "<= 16384"
+printf '%-44s %10s B %12s\n' "DBM RAM, CM0+ (static $m0_static + stack)" "$((m0_static + m0_stack))" "<= 8192"
+printf '%-44s %10s B %12s\n' "DBM flash, on the M7 (thumbv7em, opt z)" "$m7_flash" ""
+printf '%-44s %10s B %12s\n' "DBM RAM, on the M7 (static $m7_static + stack)" "$((m7_static + m7_stack))" ""
+printf '%-44s %12s %12s\n' "verify CM0+ region (64 KB), M7, RustCrypto" "$(instr "$(val cm0p-region-ticks "$WORK/bench.txt")")" "<= 2 M"
+printf '%-44s %12s %12s\n' "verify full bank (4 MB), M7, RustCrypto" "$(instr "$(val full-bank-ticks "$WORK/bench.txt")")" ""
+printf '%-44s %12s\n' "verify harness flash (thumbv7em, opt s)" "$(size_of "$VERIFY_M7" | cut -d' ' -f1) B"
+echo "(instructions: SysTick under -icount shift=0, scaled by a calibration loop of $cal_i instructions = $cal_t ticks)"
+echo "(asm P-256 (p256-cortex-m4): not built — see firmware/README.md)"
+exit $status
