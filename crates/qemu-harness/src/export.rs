@@ -66,8 +66,11 @@ impl From<std::io::Error> for ExportError {
     }
 }
 
-/// The bytes of each window as the DBM reads them: (name, T2G address, bytes).
-pub fn windows(dev: &Device) -> Result<Vec<(&'static str, u32, Vec<u8>)>, ferrota_t2g::Error> {
+/// A window's name, T2G address and bytes.
+pub type Window = (&'static str, u32, Vec<u8>);
+
+/// The bytes of each window as the DBM reads them.
+pub fn windows(dev: &Device) -> Result<Vec<Window>, ferrota_t2g::Error> {
     let mut d = dev.clone();
     d.reset();
     d.set_work_err_silent(true)?;

@@ -74,7 +74,7 @@ pub fn bank_image(counter: u32, flaw: Flaw, full_cm7_0: bool) -> Vec<u8> {
         (Region::Cm7_1, 0x400),
     ] {
         let base = ACTIVE_BANK_BASE + region.offset();
-        let mut x = u64::from(counter) * 0x9E37_79B9 + u64::from(region.offset()) | 1;
+        let mut x = (u64::from(counter) * 0x9E37_79B9 + u64::from(region.offset())) | 1;
         let mut code: Vec<u8> = (0..len)
             .map(|_| {
                 x ^= x << 13;
