@@ -1,0 +1,154 @@
+//! What the application configures, and what it tells the agent about the running image.
+
+use core::time::Duration;
+
+use ferrota_boot::Bank;
+use ferrota_image::p256::ecdsa::VerifyingKey;
+use ferrota_image::{BootVerifier, HardwareId, VersionRecord};
+use ferrota_proto::limits::{BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, OTA_THING_NAME_MAX};
+
+/// The file type Ferrota's server (and the seed system) gives firmware: the bank image.
+pub const FIRMWARE_FILE_TYPE: u8 = 141;
+/// Most request slots (requests in flight) the agent tracks.
+pub const MAX_REQUESTS: usize = 8;
+/// Bytes of bitmap one request carries: a request spans at most `8 × 32 = 256` blocks.
+pub const REQUEST_BITMAP_BYTES: usize = 32;
+
+/// The agent's configuration. [`Config::new`] gives the defaults; adjust fields, then
+/// [`crate::Agent::new`] checks them ([`ConfigError`]).
+#[derive(Debug, Clone)]
+pub struct Config<'a, V> {
+    /// The thing name (the MQTT client id), AWS characters, at most 64.
+    pub thing_name: &'a str,
+    /// The boot key (the SFlash public key): verifies the CM0+ region and its version record
+    /// before the rest of the image is fetched.
+    pub boot_key: &'a V,
+    /// The pinned code-signing public key (extracted from the certificate on the host; no X.509
+    /// on the device).
+    pub code_signing_key: VerifyingKey,
+    /// The job-document key of the file signature (`sig-sha256-ecdsa`).
+    pub signature_key: &'a str,
+    /// File types that are firmware (a bank image); default `[141]`. A job for any other type
+    /// (or without `fileType`, which reads as 0) is offered to the application.
+    pub firmware_file_types: &'a [u8],
+    /// This board's hardware id; an image for another board is refused before the download.
+    /// `None` accepts any (as does an image with an empty id).
+    pub hardware: Option<HardwareId>,
+    /// Block size in bytes: a power of two, 256 B to 128 KB (AWS's range); default 4 KB.
+    pub block_size: u32,
+    /// Blocks asked for in one request (its `"n"`); default 32, capped at 128 KB of payload and
+    /// 256 blocks.
+    pub blocks_per_request: u32,
+    /// Requests in flight at once (the window is this × `blocks_per_request`); 1 to 8,
+    /// default 4.
+    pub requests_in_flight: usize,
+    /// Retransmission timeout before the first round-trip sample; default 1 s.
+    pub initial_rto: Duration,
+    /// Lower bound of the retransmission timeout; default 20 ms.
+    pub min_rto: Duration,
+    /// Upper bound of the retransmission timeout (also after back-off); default 10 s, the
+    /// official library's fixed wait.
+    pub max_rto: Duration,
+    /// Request timeouts in a row without a new block before the job fails
+    /// (`aborted: 0x0000000e`); default 32, as the official library.
+    pub momentum_limit: u32,
+    /// Progress status (`receive: n/N`, QoS 0) every this many blocks; default 64.
+    pub progress_every: u32,
+    /// After booting an image under trial: how long to wait for the self-test job document
+    /// before asking for a reset; default 16 s, as the official library.
+    pub self_test_wait: Duration,
+    /// How long the application's self-test may take before it counts as failed; default 60 s.
+    pub self_test_deadline: Duration,
+    /// Boots the trial image gets before the boot manager reverts it; default 3.
+    pub trial_budget: u8,
+}
+
+impl<'a, V: BootVerifier> Config<'a, V> {
+    /// The defaults for a thing, its boot key and its code-signing key.
+    pub fn new(thing_name: &'a str, boot_key: &'a V, code_signing_key: VerifyingKey) -> Self {
+        Config {
+            thing_name,
+            boot_key,
+            code_signing_key,
+            signature_key: ferrota_image::ota::SIGNATURE_KEY,
+            firmware_file_types: &[FIRMWARE_FILE_TYPE],
+            hardware: None,
+            block_size: 4096,
+            blocks_per_request: 32,
+            requests_in_flight: 4,
+            initial_rto: Duration::from_secs(1),
+            min_rto: Duration::from_millis(20),
+            max_rto: Duration::from_secs(10),
+            momentum_limit: 32,
+            progress_every: 64,
+            self_test_wait: Duration::from_secs(16),
+            self_test_deadline: Duration::from_secs(60),
+            trial_budget: ferrota_boot::log::DEFAULT_BUDGET,
+        }
+    }
+
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        ferrota_proto::topic::validate_name(
+            self.thing_name,
+            ferrota_proto::topic::NameKind::Thing,
+            &ferrota_proto::limits::NameLimits::OTA_DEVICE,
+        )
+        .map_err(|_| ConfigError::ThingName)?;
+        debug_assert!(self.thing_name.len() <= OTA_THING_NAME_MAX);
+        if !(BLOCK_SIZE_MIN..=BLOCK_SIZE_MAX).contains(&self.block_size)
+            || !self.block_size.is_power_of_two()
+        {
+            return Err(ConfigError::BlockSize);
+        }
+        if self.blocks_per_request == 0 {
+            return Err(ConfigError::BlocksPerRequest);
+        }
+        if self.requests_in_flight == 0 || self.requests_in_flight > MAX_REQUESTS {
+            return Err(ConfigError::RequestsInFlight);
+        }
+        if self.trial_budget == 0 {
+            return Err(ConfigError::TrialBudget);
+        }
+        if self.min_rto > self.max_rto || self.min_rto.is_zero() {
+            return Err(ConfigError::Timeouts);
+        }
+        Ok(())
+    }
+
+    /// Blocks per request after the caps (128 KB of payload, the bitmap span).
+    pub fn effective_blocks_per_request(&self) -> u32 {
+        let by_bytes = (ferrota_proto::limits::REQUEST_BYTES_MAX / self.block_size).max(1);
+        self.blocks_per_request
+            .min(by_bytes)
+            .min((REQUEST_BITMAP_BYTES * 8) as u32)
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The thing name is empty, too long or uses characters AWS does not allow.
+    ThingName,
+    /// The block size is not a power of two from 256 B to 128 KB.
+    BlockSize,
+    /// Zero blocks per request.
+    BlocksPerRequest,
+    /// Requests in flight not in 1..=8.
+    RequestsInFlight,
+    /// A trial budget of 0.
+    TrialBudget,
+    /// `min_rto` is zero or above `max_rto`.
+    Timeouts,
+}
+
+/// What the application knows about the image it runs: the bank (from FLASH_CTL.MAIN_MAP) and
+/// the version record of the active bank (which the boot manager verified).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Running {
+    /// The bank the application runs from.
+    pub bank: Bank,
+    /// Its version record.
+    pub record: VersionRecord,
+}

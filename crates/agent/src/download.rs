@@ -1,0 +1,290 @@
+//! The block schedule of one download: which blocks are missing, which are requested, the
+//! requests in flight, the round-trip estimator and the momentum counter. Pure bookkeeping:
+//! no flash, no messages (the agent does those).
+//!
+//! # Schedule
+//!
+//! * Up to `requests_in_flight` requests are outstanding at once, each for up to
+//!   `blocks_per_request` blocks that are missing and not already requested, lowest first, as a
+//!   window `"o"` + bitmap `"b"` + `"n"` (§3.1–§3.2): a sliding window of
+//!   `requests_in_flight × blocks_per_request` blocks instead of the official stop-and-wait.
+//! * Each block that arrives feeds the round-trip estimator (RFC 6298: `srtt`, `rttvar`) unless
+//!   its request is ambiguous (Karn: it re-asks for a block asked for before).
+//! * A request whose blocks stop arriving for one retransmission timeout
+//!   (`srtt + max(4·rttvar, srtt/2)`, clamped to `[min_rto, max_rto]`, doubled per consecutive
+//!   timeout) is dropped; its still-missing blocks become requestable again, and only they are
+//!   asked for again — a lost block costs about one round trip, not 10 s (seed weakness #6).
+//! * Every timeout round without a new block adds one to the momentum; a new block resets it.
+
+use core::time::Duration;
+
+use ferrota_proto::bitmap::BlockSet;
+
+use crate::config::{MAX_REQUESTS, REQUEST_BITMAP_BYTES};
+use crate::time::Instant;
+
+/// Bytes of a block bitmap: enough for a 0x3F8000-byte bank at 256-byte blocks (16 256 blocks).
+pub const BITMAP_BYTES: usize = 2048;
+/// Most blocks a file may have.
+pub const MAX_BLOCKS: u32 = (BITMAP_BYTES * 8) as u32;
+
+/// A plain bit set over block indices.
+#[derive(Clone)]
+pub(crate) struct Bits {
+    bits: [u8; BITMAP_BYTES],
+}
+
+impl Bits {
+    pub(crate) const fn new() -> Self {
+        Bits {
+            bits: [0; BITMAP_BYTES],
+        }
+    }
+    pub(crate) fn get(&self, i: u32) -> bool {
+        self.bits
+            .get((i >> 3) as usize)
+            .is_some_and(|b| b & (1 << (i & 7)) != 0)
+    }
+    pub(crate) fn set(&mut self, i: u32, v: bool) {
+        if let Some(b) = self.bits.get_mut((i >> 3) as usize) {
+            if v {
+                *b |= 1 << (i & 7);
+            } else {
+                *b &= !(1 << (i & 7));
+            }
+        }
+    }
+    pub(crate) fn clear_all(&mut self) {
+        self.bits.fill(0);
+    }
+}
+
+/// Round-trip estimator (RFC 6298).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rtt {
+    srtt: Option<u64>,
+    rttvar: u64,
+    backoff: u32,
+}
+
+impl Rtt {
+    pub(crate) const fn new() -> Self {
+        Rtt {
+            srtt: None,
+            rttvar: 0,
+            backoff: 0,
+        }
+    }
+    pub(crate) fn sample(&mut self, r: Duration) {
+        let r = u64::try_from(r.as_micros()).unwrap_or(u64::MAX);
+        match self.srtt {
+            None => {
+                self.srtt = Some(r);
+                self.rttvar = r / 2;
+            }
+            Some(s) => {
+                self.rttvar = (3 * self.rttvar + s.abs_diff(r)) / 4;
+                self.srtt = Some((7 * s + r) / 8);
+            }
+        }
+        self.backoff = 0;
+    }
+    pub(crate) fn srtt(&self) -> Option<Duration> {
+        self.srtt.map(Duration::from_micros)
+    }
+    pub(crate) fn on_timeout(&mut self) {
+        self.backoff = (self.backoff + 1).min(16);
+    }
+    pub(crate) fn rto(&self, initial: Duration, min: Duration, max: Duration) -> Duration {
+        let base = match self.srtt {
+            None => initial,
+            Some(s) => Duration::from_micros(s + (4 * self.rttvar).max(s / 2)),
+        };
+        let base = base.clamp(min, max);
+        base.checked_mul(1 << self.backoff).unwrap_or(max).min(max)
+    }
+}
+
+/// One request in flight.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Req {
+    pub sent_at: Instant,
+    pub last_activity: Instant,
+    pub offset: u32,
+    pub bits: [u8; REQUEST_BITMAP_BYTES],
+    pub len: usize,
+    pub outstanding: u32,
+    pub ambiguous: bool,
+}
+
+impl Req {
+    fn holds(&self, block: u32) -> bool {
+        block
+            .checked_sub(self.offset)
+            .filter(|k| (*k as usize) < self.len * 8)
+            .is_some_and(|k| self.bits[(k >> 3) as usize] & (1 << (k & 7)) != 0)
+    }
+    fn take(&mut self, block: u32) -> bool {
+        if !self.holds(block) {
+            return false;
+        }
+        let k = block - self.offset;
+        self.bits[(k >> 3) as usize] &= !(1 << (k & 7));
+        self.outstanding -= 1;
+        true
+    }
+    fn blocks(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..(self.len * 8) as u32)
+            .filter(|k| self.bits[(k >> 3) as usize] & (1 << (k & 7)) != 0)
+            .map(|k| self.offset + k)
+    }
+}
+
+/// The bookkeeping of one download.
+pub(crate) struct Schedule {
+    pub missing: BlockSet<BITMAP_BYTES>,
+    requested: Bits,
+    asked_before: Bits,
+    reqs: [Option<Req>; MAX_REQUESTS],
+    pub rtt: Rtt,
+    pub momentum: u32,
+}
+
+/// A request to send, as decided.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewRequest {
+    pub offset: u32,
+    pub bits: [u8; REQUEST_BITMAP_BYTES],
+    pub len: usize,
+    pub count: u32,
+}
+
+impl Schedule {
+    pub(crate) fn new(missing: BlockSet<BITMAP_BYTES>) -> Self {
+        Schedule {
+            missing,
+            requested: Bits::new(),
+            asked_before: Bits::new(),
+            reqs: [None; MAX_REQUESTS],
+            rtt: Rtt::new(),
+            momentum: 0,
+        }
+    }
+
+    /// Forgets every request (disconnect: nothing in flight will arrive).
+    pub(crate) fn drop_requests(&mut self) {
+        self.reqs = [None; MAX_REQUESTS];
+        self.requested.clear_all();
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.reqs.iter().flatten().count()
+    }
+
+    /// A block arrived and was written (`fresh`) or was a duplicate. Updates its request and
+    /// the estimator. Returns whether it was missing.
+    pub(crate) fn on_block(&mut self, now: Instant, block: u32) {
+        for slot in self.reqs.iter_mut() {
+            let Some(r) = slot else { continue };
+            if r.take(block) {
+                if !r.ambiguous {
+                    self.rtt.sample(now.saturating_since(r.sent_at));
+                }
+                r.last_activity = now;
+                if r.outstanding == 0 {
+                    *slot = None;
+                }
+                break;
+            }
+        }
+        self.requested.set(block, false);
+    }
+
+    /// Decides the next request: up to `max` blocks that are missing and not requested, lowest
+    /// first, below `limit`. `None` when there is no free slot or nothing to ask for.
+    pub(crate) fn next_request(
+        &mut self,
+        now: Instant,
+        slots: usize,
+        max: u32,
+        limit: u32,
+    ) -> Option<NewRequest> {
+        if self.in_flight() >= slots.min(MAX_REQUESTS) {
+            return None;
+        }
+        let mut b = self.missing.first_missing_from(0)?;
+        while self.requested.get(b) {
+            b = self.missing.first_missing_from(b + 1)?;
+        }
+        if b >= limit {
+            return None;
+        }
+        let offset = b;
+        let span = (REQUEST_BITMAP_BYTES * 8) as u32;
+        let mut bits = [0u8; REQUEST_BITMAP_BYTES];
+        let (mut count, mut len, mut ambiguous) = (0u32, 0usize, false);
+        let mut cur = Some(b);
+        while let Some(x) = cur {
+            if count >= max || x >= limit || x - offset >= span {
+                break;
+            }
+            if !self.requested.get(x) {
+                let k = x - offset;
+                bits[(k >> 3) as usize] |= 1 << (k & 7);
+                len = len.max((k >> 3) as usize + 1);
+                count += 1;
+                self.requested.set(x, true);
+                ambiguous |= self.asked_before.get(x);
+                self.asked_before.set(x, true);
+            }
+            cur = self.missing.first_missing_from(x + 1);
+        }
+        let req = Req {
+            sent_at: now,
+            last_activity: now,
+            offset,
+            bits,
+            len,
+            outstanding: count,
+            ambiguous,
+        };
+        let slot = self.reqs.iter_mut().find(|s| s.is_none())?;
+        *slot = Some(req);
+        Some(NewRequest {
+            offset,
+            bits,
+            len,
+            count,
+        })
+    }
+
+    /// The earliest request deadline.
+    pub(crate) fn deadline(&self, rto: Duration) -> Option<Instant> {
+        self.reqs
+            .iter()
+            .flatten()
+            .map(|r| r.last_activity + rto)
+            .min()
+    }
+
+    /// Drops the requests whose deadline passed; their missing blocks become requestable.
+    /// Returns how many expired.
+    pub(crate) fn expire(&mut self, now: Instant, rto: Duration) -> u32 {
+        let mut n = 0;
+        for slot in self.reqs.iter_mut() {
+            let Some(r) = slot else { continue };
+            if r.last_activity + rto <= now {
+                for b in r.blocks() {
+                    self.requested.set(b, false);
+                }
+                *slot = None;
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.rtt.on_timeout();
+            self.momentum += 1;
+        }
+        n
+    }
+}

@@ -1,0 +1,155 @@
+//! Test images: signed bank images (boot key) with an OTA signature (code-signing key), built
+//! once per test binary and cached.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ferrota_image::build::{BankBuilder, Segment};
+use ferrota_image::layout::ACTIVE_BANK_BASE;
+use ferrota_image::ota::sign_file;
+use ferrota_image::p256::ecdsa::{SigningKey, VerifyingKey};
+use ferrota_image::sign::{BootSigningKey, SignMode, sign_regions};
+use ferrota_image::{BootKey, FirmwareVersion, HardwareId, Region, VersionRecord};
+
+pub const BOARD: &str = "KIT_T2G-B-H_LITE";
+/// The seed's image size: a whole bank.
+pub const FULL: u32 = 4_161_536;
+/// A shrunken image: the CM0+ region plus 192 KB (256 KB in all).
+pub const SMALL: u32 = 0x4_0000;
+
+pub fn boot_signing_key() -> &'static BootSigningKey {
+    static K: OnceLock<BootSigningKey> = OnceLock::new();
+    K.get_or_init(|| {
+        let mut scalar = [0x11u8; 32];
+        scalar[31] = 0x42;
+        BootSigningKey::EcdsaP256(SigningKey::from_slice(&scalar).unwrap())
+    })
+}
+
+pub fn boot_key() -> &'static BootKey {
+    static K: OnceLock<BootKey> = OnceLock::new();
+    K.get_or_init(|| boot_signing_key().boot_key().unwrap())
+}
+
+pub fn code_signing_key() -> &'static SigningKey {
+    static K: OnceLock<SigningKey> = OnceLock::new();
+    K.get_or_init(|| {
+        let mut scalar = [0x27u8; 32];
+        scalar[0] = 0x01;
+        SigningKey::from_slice(&scalar).unwrap()
+    })
+}
+
+pub fn code_verifying_key() -> VerifyingKey {
+    *code_signing_key().verifying_key()
+}
+
+/// What to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Spec {
+    pub version: FirmwareVersion,
+    pub counter: u32,
+    pub board: &'static str,
+    pub len: u32,
+}
+
+impl Spec {
+    pub fn new(minor: u8, counter: u32) -> Self {
+        Spec {
+            version: FirmwareVersion::new(1, minor, 0),
+            counter,
+            board: BOARD,
+            len: SMALL,
+        }
+    }
+    pub fn len(mut self, len: u32) -> Self {
+        self.len = len;
+        self
+    }
+    pub fn board(mut self, b: &'static str) -> Self {
+        self.board = b;
+        self
+    }
+}
+
+/// A built image: the file the stream serves and its `sig-sha256-ecdsa` text.
+#[derive(Debug)]
+pub struct TestImage {
+    pub spec: Spec,
+    pub file: Vec<u8>,
+    pub signature: String,
+}
+
+fn payload(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn core_build(region: Region, code_len: usize, seed: u64) -> Vec<Segment> {
+    let base = ACTIVE_BANK_BASE + region.offset();
+    let mut code = payload(region.offset() as u64 + seed, code_len);
+    code[..4].copy_from_slice(&0x2802_0000u32.to_le_bytes());
+    code[4..8].copy_from_slice(&(base + 0x201).to_le_bytes());
+    vec![Segment {
+        address: base + 0x100,
+        data: code,
+    }]
+}
+
+type Cache = Mutex<HashMap<Spec, Arc<TestImage>>>;
+
+pub fn image(spec: Spec) -> Arc<TestImage> {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(i) = cache.lock().unwrap().get(&spec) {
+        return i.clone();
+    }
+    let img = Arc::new(build(spec));
+    cache.lock().unwrap().insert(spec, img.clone());
+    img
+}
+
+fn build(spec: Spec) -> TestImage {
+    let record = VersionRecord {
+        version: spec.version,
+        security_counter: spec.counter,
+        hardware: HardwareId::new(spec.board).unwrap(),
+        flags: 0,
+    };
+    let seed = u64::from(spec.version.0) ^ u64::from(spec.counter) << 40;
+    let mut b = BankBuilder::new(record);
+    b.add(Region::Cm0p, &core_build(Region::Cm0p, 0x2000, seed))
+        .unwrap();
+    b.add(Region::Cm7_0, &core_build(Region::Cm7_0, 0x2000, seed))
+        .unwrap();
+    b.add(Region::Cm7_1, &core_build(Region::Cm7_1, 0x400, seed))
+        .unwrap();
+    let mut bank = b.finish(boot_signing_key()).unwrap();
+    // Shrink CM7_0's signed area and re-sign, so verifying a bank is cheap.
+    let at = Region::Cm7_0.offset() as usize;
+    bank[at..at + 4].copy_from_slice(&0x3000u32.to_le_bytes());
+    sign_regions(&mut bank, boot_signing_key(), SignMode::All).unwrap();
+    // Unsigned filler after CM7_0's signature, so every block differs.
+    let fill_from = 0x1_4000usize;
+    let fill_to = (spec.len as usize).min(Region::Cm7_1.offset() as usize);
+    if fill_to > fill_from {
+        let p = payload(seed ^ 0x5555, fill_to - fill_from);
+        bank[fill_from..fill_to].copy_from_slice(&p);
+    }
+    bank.truncate(spec.len as usize);
+    let sig = sign_file(code_signing_key(), &bank).unwrap();
+    let mut out = [0u8; 96];
+    let signature = sig.to_base64(&mut out).to_string();
+    TestImage {
+        spec,
+        file: bank,
+        signature,
+    }
+}
