@@ -51,6 +51,8 @@ pub struct Spec {
     pub counter: u32,
     pub board: &'static str,
     pub len: u32,
+    /// One CM0+ byte changed after the boot signing (the OTA signature is over the result).
+    pub tamper: bool,
 }
 
 impl Spec {
@@ -60,10 +62,15 @@ impl Spec {
             counter,
             board: BOARD,
             len: SMALL,
+            tamper: false,
         }
     }
     pub fn len(mut self, len: u32) -> Self {
         self.len = len;
+        self
+    }
+    pub fn tamper_cm0p(mut self) -> Self {
+        self.tamper = true;
         self
     }
     pub fn board(mut self, b: &'static str) -> Self {
@@ -142,6 +149,9 @@ fn build(spec: Spec) -> TestImage {
     if fill_to > fill_from {
         let p = payload(seed ^ 0x5555, fill_to - fill_from);
         bank[fill_from..fill_to].copy_from_slice(&p);
+    }
+    if spec.tamper {
+        bank[0x800] ^= 1;
     }
     bank.truncate(spec.len as usize);
     let sig = sign_file(code_signing_key(), &bank).unwrap();

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod image;
+pub mod official;
 pub mod server;
 
 use std::collections::{BTreeMap, HashSet};
@@ -217,11 +218,22 @@ pub struct Sim {
     link_free_at: Instant,
     /// Drop stream data until this instant (a black hole).
     pub blackhole_until: Instant,
+    /// Drop these block indices the first time the server sends them.
+    pub drop_once: Vec<u32>,
+    /// When the first stream request left the device.
+    pub first_request_at: Option<Instant>,
+    /// When the last new block was accepted.
+    pub last_block_at: Option<Instant>,
 }
 
 impl Sim {
     /// A device running `v1` in the lower bank, connected, no job yet.
     pub fn new(v1: &TestImage, seed: u64) -> Sim {
+        Self::with_settings(v1, seed, AgentSettings::default())
+    }
+
+    /// As [`Sim::new`] with other agent settings.
+    pub fn with_settings(v1: &TestImage, seed: u64, settings: AgentSettings) -> Sim {
         let mut dev = Device::new();
         install(&mut dev, Bank::Lower, v1);
         let mut sim = Sim {
@@ -230,7 +242,7 @@ impl Sim {
             agent: None,
             server: Server::new(THING),
             net: Net::default(),
-            settings: AgentSettings::default(),
+            settings,
             app: AppBehaviour::Passes,
             running: None,
             events: vec![],
@@ -243,6 +255,9 @@ impl Sim {
             connected: false,
             link_free_at: Instant::ZERO,
             blackhole_until: Instant::ZERO,
+            drop_once: vec![],
+            first_request_at: None,
+            last_block_at: None,
         };
         sim.power_on();
         sim
@@ -335,6 +350,17 @@ impl Sim {
         }
     }
 
+    /// Cancels a job on the server; AWS pushes notify-next with what is next now.
+    pub fn cancel_job(&mut self, id: &str) {
+        let j = self.server.jobs.iter_mut().find(|j| j.id == id).unwrap();
+        j.status = ferrota_proto::job::JobStatus::Canceled;
+        let msg = self.server.job_message(None);
+        let d = self.delay();
+        let at = self.now + d;
+        let t = ferrota_proto::topic::Topic::notify_next(THING).to_string();
+        self.at(at, Pending::ToDevice(t, msg));
+    }
+
     /// Drains the agent's outputs.
     pub fn pump(&mut self) {
         if self.check_power() {
@@ -359,8 +385,11 @@ impl Sim {
                     if !self.connected {
                         continue;
                     }
-                    if t.topic.contains("/streams/") && self.rand() < self.net.request_loss {
-                        continue;
+                    if t.topic.contains("/streams/") {
+                        self.first_request_at.get_or_insert(self.now);
+                        if self.rand() < self.net.request_loss {
+                            continue;
+                        }
                     }
                     let d = self.delay();
                     let at = self.now + d;
@@ -403,7 +432,11 @@ impl Sim {
         let Some(agent) = self.agent.as_mut() else {
             return;
         };
+        let before = agent.stats().blocks_accepted;
         agent.handle_message(now, &topic, &payload, &mut DevPlatform(&mut self.dev));
+        if agent.stats().blocks_accepted > before {
+            self.last_block_at = Some(now);
+        }
         self.pump();
     }
 
@@ -414,6 +447,13 @@ impl Sim {
             let data = t.contains("/data/cbor");
             if data {
                 if self.now < self.blackhole_until || self.rand() < self.net.loss {
+                    continue;
+                }
+                let i = ferrota_proto::stream::DataBlock::decode(&p)
+                    .unwrap()
+                    .block_id;
+                if let Some(k) = self.drop_once.iter().position(|&b| b == i) {
+                    self.drop_once.remove(k);
                     continue;
                 }
                 // Serialisation on the link to the device.
