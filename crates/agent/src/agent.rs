@@ -1087,7 +1087,22 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         }
         self.abandon_download();
         self.set_job(ex.job_id);
-        let updated_by = ex.status_details.updated_by().unwrap_or(0);
+        let mut updated_by = ex.status_details.updated_by().unwrap_or(0);
+        let active = ex
+            .status_details
+            .self_test()
+            .is_some_and(|v| v.eq_str("active"));
+        if active
+            && (self.image_state == ImageState::PendingCommit || self.confirmed_here())
+            && updated_by == self.running_version()
+        {
+            // `self_test: active` carries the *new* version: the reset came during the
+            // self-test (or between confirm and the SUCCEEDED report). The version that did
+            // the download is in the resume record.
+            if let Some(old) = self.activated_version(ex, platform) {
+                updated_by = old;
+            }
+        }
         self.self_test_with(now, updated_by, platform);
     }
 
@@ -1115,8 +1130,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         if !pending {
             // Newer than `updatedBy` but not under trial: confirmed already (a reset came
             // between confirm and the SUCCEEDED report) → report it; otherwise a mismatch.
-            let confirmed_here = matches!(self.last_event, LogEvent::Confirmed { bank } if bank == self.running.bank);
-            if self.image_state == ImageState::Valid && confirmed_here {
+            if self.confirmed_here() {
                 return self.report_succeeded(platform);
             }
             return self.end_job(AgentEvent::JobFailed {
@@ -1144,26 +1158,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         ex: &JobExecution<'_>,
         platform: &mut P,
     ) {
-        let activating = (|| {
-            let Ok(JobDocument::Ota(ota)) = ex.document() else {
-                return None;
-            };
-            let mut sig_buf = [0u8; SIGNATURE_TEXT_MAX];
-            let sig = ota
-                .file
-                .signature_for(self.cfg.signature_key)?
-                .unescape(&mut sig_buf)
-                .ok()?;
-            let tag = resume::tag(&[
-                ex.job_id.as_bytes(),
-                ota.stream_name.unwrap_or("").as_bytes(),
-                &[ota.file.file_id],
-                sig.as_bytes(),
-            ]);
-            let mut area = platform.resume_area().ok()?;
-            let rec = resume::read(&mut area).ok()??;
-            (rec.identity.tag == tag).then_some(rec.activating)?
-        })();
+        let activating = self.activated_version(ex, platform);
         match activating {
             Some(updated_by) => {
                 self.set_job(ex.job_id);
@@ -1171,6 +1166,32 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             }
             None => self.event(AgentEvent::ResetRequested),
         }
+    }
+
+    /// The running version the resume record says activated this very job, if it does.
+    fn activated_version<P: Platform>(
+        &self,
+        ex: &JobExecution<'_>,
+        platform: &mut P,
+    ) -> Option<u32> {
+        let Ok(JobDocument::Ota(ota)) = ex.document() else {
+            return None;
+        };
+        let mut sig_buf = [0u8; SIGNATURE_TEXT_MAX];
+        let sig = ota
+            .file
+            .signature_for(self.cfg.signature_key)?
+            .unescape(&mut sig_buf)
+            .ok()?;
+        let tag = resume::tag(&[
+            ex.job_id.as_bytes(),
+            ota.stream_name.unwrap_or("").as_bytes(),
+            &[ota.file.file_id],
+            sig.as_bytes(),
+        ]);
+        let mut area = platform.resume_area().ok()?;
+        let rec = resume::read(&mut area).ok()??;
+        (rec.identity.tag == tag).then_some(rec.activating)?
     }
 
     fn finish_self_test<P: Platform>(&mut self, _now: Instant, passed: bool, platform: &mut P) {
@@ -1203,8 +1224,15 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         }
     }
 
-    fn report_succeeded<P: Platform>(&mut self, platform: &mut P) {
-        self.clear_resume(platform);
+    fn confirmed_here(&self) -> bool {
+        self.image_state == ImageState::Valid
+            && matches!(self.last_event, LogEvent::Confirmed { bank } if bank == self.running.bank)
+    }
+
+    /// The resume record is left in place: it binds to this job only, the next job erases it,
+    /// and it lets a reset before the SUCCEEDED report still name the version that did the
+    /// download.
+    fn report_succeeded<P: Platform>(&mut self, _platform: &mut P) {
         self.publish_status(OtaStatus::Accepted {
             version: AppVersion::from_u32(self.running_version()),
             updated_by: AppVersion::from_u32(self.updated_by),

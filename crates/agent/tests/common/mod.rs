@@ -282,7 +282,17 @@ impl Sim {
 
     /// Boots the device (DBM) and starts the agent, then connects.
     fn power_on(&mut self) {
-        let running = boot(&mut self.dev).expect("boot");
+        let running = loop {
+            match boot(&mut self.dev) {
+                Ok(r) => break r,
+                Err(e) if self.dev.power_lost() => {
+                    let _ = e;
+                    self.power_cuts += 1;
+                    self.dev.power_cycle();
+                }
+                Err(e) => panic!("boot: {e}"),
+            }
+        };
         self.boots += 1;
         self.running = Some(running);
         let agent = Agent::new(
@@ -416,11 +426,24 @@ impl Sim {
                     AppBehaviour::Hangs => {}
                 },
                 AgentEvent::Confirmed { floor } => {
-                    self.dev.raise_rollback_counter(floor).unwrap();
+                    let _ = self.dev.raise_rollback_counter(floor);
                 }
                 _ => {}
             }
         }
+        self.check_power();
+    }
+
+    /// Resets the device now (as a watchdog or a user would).
+    pub fn reset_now(&mut self) {
+        self.device_down();
+        self.power_on();
+    }
+
+    /// Cuts the power before the next flash operation.
+    pub fn cut_power_now(&mut self) {
+        let op = self.dev.op_count();
+        self.dev.schedule_power_cut(PowerCut::Before(op));
     }
 
     fn deliver_to_device(&mut self, topic: String, payload: Vec<u8>) {
