@@ -1,6 +1,90 @@
 //! # ferrota-agent: the OTA agent, sans-IO
 //!
-//! Placeholder docs; see below.
+//! The device side of the seed system's OTA (the AWS OTA library and its T2G port on the CM7_0
+//! core) as a `no_std` state machine with no allocation, no clock and no I/O of its own: it runs
+//! unchanged on the MCU, in the simulator and against real AWS IoT. Wire formats are
+//! `ferrota-proto`'s (`shared/spec/aws-iot-ota.md`, cited as §n); images are checked with
+//! `ferrota-image`; activation, confirmation and rejection go through `ferrota-boot`'s app API.
+//!
+//! ```text
+//!            MQTT client (runtime)                     ┌──────────────── Agent ───────────────┐
+//!  connected / disconnected ─ handle_connected ──────▶ │ jobs: $next/get, notify-next,        │
+//!  message(topic, payload)  ─ handle_message(now) ───▶ │   self-test handshake                │
+//!  timer fired              ─ handle_timeout(now) ───▶ │ download: window, RTT, momentum      │
+//!  app self-test result     ─ self_test_result(now) ─▶ │ resume record, precheck, verify      │
+//!                           ◀─ poll_transmit(buf) ──── │   (subscribe / unsubscribe / publish) │
+//!                           ◀─ poll_timeout() ──────── │   (one deadline: timer table)         │
+//!  application              ◀─ poll_event() ────────── │   (self-test, reset, other files, …)  │
+//!                                                      └──────┬────────────┬───────────┬──────┘
+//!                                         Platform (lent per call): inactive bank   resume area   marker log
+//!                                                                (NorFlash)        (work flash)  (ferrota-boot)
+//! ```
+//!
+//! ## Call order (STYLE §1)
+//! After every `handle_*` call: drain [`Agent::poll_transmit`] until `None` (carry each
+//! operation out, in order), then [`Agent::poll_event`] until `None`, then re-arm one timer at
+//! [`Agent::poll_timeout`]. A spurious [`Agent::handle_timeout`] does nothing. Time is always an
+//! argument ([`Instant`], microseconds from any epoch); the agent never reads a clock.
+//! On [`AgentEvent::ResetRequested`] the runtime resets once the queued QoS 1 publishes are out.
+//!
+//! ## Decision: MQTT as events/actions, flash performed by the agent
+//! MQTT stays sans-IO (events in, [`Transmit`] out). Flash is not turned into actions: the agent
+//! is generic over the `embedded-storage` `NorFlash` of the inactive bank, of a work-flash resume
+//! area and of the boot manager's marker log, lent through [`Platform`] on each call and never
+//! kept. The T2G HAL programs and erases synchronously (one call, one finished operation), and
+//! `ferrota-boot`'s app API and `ferrota-image`'s flash verifier are already generic over
+//! `NorFlash`; a "write done" event round trip would add states without adding testability —
+//! the t2g model injects power cuts at any operation through the same trait. The longest call is
+//! the one that receives the last block: it hashes the file from flash (4 MB) and checks two
+//! signatures.
+//!
+//! ## What happens to a job
+//! 1. **Check before downloading** (no flash written): `protocols` must list MQTT and a stream
+//!    must be named (else `aborted: 0x0000000d`); a `fileType` outside
+//!    [`Config::firmware_file_types`] (default `[141]`; absent reads as 0) goes to the
+//!    application as [`AgentEvent::OtherFileJob`] and waits for [`Agent::finish_app_job`] —
+//!    never silently dropped (seed weakness #7); a non-`afr_ota` document is
+//!    [`AgentEvent::CustomJob`]; the signature under `sig-sha256-ecdsa` must be present and a
+//!    DER ECDSA signature (else `0x000000e3: 0x00000000`); the file must hold a CM0+ region and
+//!    fit the bank (else `0x000000e5: 0x0000000{1,0}`).
+//! 2. **CM0+ region first**: the first 64 KB are requested alone and verified *from flash* with
+//!    the boot key ([`ferrota_image::verify::verify_boot_in_flash`]); its version record must be
+//!    newer than the running firmware (`rejected: 0x00000010` same, `0x0000000f` older), at or
+//!    above the marker log's anti-rollback floor (`0x0000000f`), and for this board
+//!    (`0x00000003`); a bad boot signature is `0x000000e3: 0x00000001`. A downgrade costs 16
+//!    blocks, not 4 MB.
+//! 3. **Download**: [`download`] (sliding window, loss detection from the measured round trip,
+//!    only missing blocks asked again, duplicates / reordering / other files and streams
+//!    ignored, momentum limit → `aborted: 0x0000000e`). Progress `receive: n/N` at QoS 0.
+//! 4. **Resume**: [`resume`] (one work-flash word per 32 KB chunk; after a reset only
+//!    unfinished chunks are fetched — seed weakness #5).
+//! 5. **Verify and activate**: SHA-256 of the bank as read back, ECDSA P-256 with the pinned
+//!    code-signing key ([`Config::code_signing_key`]; `0x000000e3: 0x00000000` on mismatch),
+//!    the CM0+ check again, then `ferrota_boot::app::request_activation` (TRIAL) and
+//!    `self_test: ready` with the running version; [`AgentEvent::ResetRequested`].
+//! 6. **After the reboot** (image state PendingCommit): wait [`Config::self_test_wait`] for the
+//!    job; running version must be newer than `updatedBy` (else reject → revert, 16/15); publish
+//!    `self_test: active`, [`AgentEvent::StartSelfTest`] with a deadline; pass →
+//!    `ferrota_boot::app::confirm` and `SUCCEEDED` `accepted  vX.Y.Z` / `updatedBy  vA.B.C`;
+//!    fail or deadline → `ferrota_boot::app::reject` (the previous bank boots next — seed
+//!    weakness #2) and `rejected: 0x00000000`. All strings are `ferrota_proto::OtaStatus`'s, so
+//!    AWS's console shows what it shows for the official library.
+//!
+//! ## Where this agent differs from the official library (on purpose)
+//! * A late duplicate of the final block, or any block when no download runs, is ignored
+//!   (§4.9 hazard 1); undecodable data, stream rejections and blocks of other files or streams
+//!   are counted and ignored instead of failing the job (hazard 2).
+//! * A job document for the job being downloaded (notify-next after a status update, a
+//!   reconnect) continues the download instead of restarting it (hazard 3); another job id or
+//!   "nothing pending" abandons it without a status, as the official agent does.
+//! * A job document that breaks the `afr_ota` rules is reported `0x0000000c: 0x0000000{3,4}`
+//!   even when no job was active (the official agent stays silent and the job stays pending).
+//! * Resets are survived: if the `self_test: ready` report was lost (reset between activation
+//!   and the publish), or the reset came during the self-test (`self_test: active` now carries
+//!   the *new* version), the resume record's "activating" word supplies the version that did
+//!   the download; a reset between confirm and the `SUCCEEDED` report is reported `SUCCEEDED`
+//!   from the marker log's CONFIRMED record. The official agent reports FAILED in these cases.
+//! * Momentum abort is `aborted: 0x0000000e` (MomentumAbort) rather than `0x00000000`.
 
 #![no_std]
 #![forbid(unsafe_code)]
