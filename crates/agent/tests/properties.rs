@@ -78,7 +78,7 @@ proptest! {
             format!("$aws/things/{THING}/jobs/job-j/update/accepted"),
             format!("$aws/things/{THING}/jobs/job-j/update/rejected"),
             format!("$aws/things/{THING}/streams/other/data/cbor"),
-            format!("$aws/things/other-thing/jobs/notify-next"),
+            "$aws/things/other-thing/jobs/notify-next".to_string(),
         ];
         for (t, payload) in &junk {
             let now = sim.now;
