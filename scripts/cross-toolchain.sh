@@ -9,7 +9,9 @@
 # fetch thumbv6m/thumbv7em std. Debian ships a rustc 1.96 (`rustc-web`) with the library sources
 # (`rust-web-src`), LLVM 22 and lld 22: with those unpacked (never installed: they would shadow
 # the rustup toolchain) the rustup cargo builds `-Zbuild-std=core` for both Cortex-M targets and
-# links with rust-lld. `binutils-arm-none-eabi` adds arm-none-eabi-size/objdump. QEMU is
+# links with rust-lld. `binutils-arm-none-eabi` adds arm-none-eabi-size/objdump;
+# `gcc-arm-none-eabi` + `libnewlib-dev` compile the C/asm of `p256-cortex-m4-sys` (the asm P-256
+# of the CM7 verify benchmark, feature `asm-p256`). QEMU is
 # `qemu-system-arm`, installed with apt-get (it has many shared-library dependencies).
 #
 # Cache: target/cross-toolchain/{debs,root} plus a stamp naming the package versions; a second
@@ -21,9 +23,9 @@ TC="${FERROTA_CROSS_DIR:-$PWD/target/cross-toolchain}"
 ROOT="$TC/root"
 STAMP="$TC/stamp"
 PKGS=(rustc-web rust-web-src libstd-rust-web-dev libstd-rust-web-1.96 rust-web-llvm
-    lld-22 libllvm22 llvm-22 binutils-arm-none-eabi)
+    lld-22 libllvm22 llvm-22 binutils-arm-none-eabi gcc-arm-none-eabi libnewlib-dev)
 # Bump when the package set or the layout of this directory changes.
-LAYOUT=1
+LAYOUT=2
 
 log() { echo "cross-toolchain: $*" >&2; }
 

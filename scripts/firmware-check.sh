@@ -22,6 +22,14 @@ else
     HOST_BIN="$ROOT_DIR/target/debug/ferrota-qemu"
 fi
 
+echo "== firmware: verifier equivalence on the host (CompactKey vs ferrota-image's BootKey)"
+if ! (cd firmware && cargo test -q --locked --release -p ferrota-fw-verifier) >"$WORK/verifier-test.txt" 2>&1; then
+    cat "$WORK/verifier-test.txt"
+    echo "verifier equivalence test failed"
+    exit 1
+fi
+grep "^test result: ok. [1-9]" "$WORK/verifier-test.txt"
+
 echo "== firmware: cross toolchain"
 eval "$(scripts/cross-toolchain.sh --env)"
 

@@ -29,9 +29,9 @@ use ferrota_qemu_harness::inputs::{self, BoardInputs};
 use ferrota_qemu_harness::map::{SFLASH_SIZE, T2G_SFLASH};
 use ferrota_qemu_harness::report::{self as line, Line};
 
-/// The verifier: RustCrypto `p256` (the `p256-cortex-m4` assembly is not wired in yet; see
-/// scripts/firmware-check.sh).
-type Key = ferrota_image::BootKey;
+/// The verifier: RustCrypto `p256` arithmetic with a small-stack double-scalar multiplication
+/// ([`CompactKey`]; the `p256-cortex-m4` assembly cannot run on ARMv6-M).
+use ferrota_fw_verifier::CompactKey;
 
 /// Hash scratch: larger is fewer flash reads, smaller is less RAM.
 const SCRATCH: usize = 512;
@@ -66,7 +66,8 @@ fn run() -> bool {
         report(b"DBM error key-object");
         return false;
     };
-    let dbm = Dbm::<Key>::new(&key)
+    let verifier = CompactKey::new(&key);
+    let dbm = Dbm::new(&verifier)
         .user1(inputs.user1)
         .efuse_floor(inputs.efuse_floor)
         .hardware(inputs.hardware);

@@ -1,0 +1,164 @@
+//! Boot-signature verifiers for the firmware, behind ferrota-image's [`BootVerifier`] hook.
+//!
+//! * [`CompactKey`]: ECDSA P-256 over RustCrypto's `p256` field, scalar and point arithmetic
+//!   (the same audited arithmetic [`BootKey`] uses), with the double-scalar multiplication
+//!   `u1·G + u2·Q` done by Shamir's trick (one doubling per bit, one addition of G, Q or G+Q)
+//!   instead of `p256`'s interleaved width-5 wNAF. The wNAF tables and their copies make the
+//!   verify frame ~7 KB on thumbv6m; this one needs four points. It is the DBM's verifier on
+//!   the CM0+ (ARMv6-M cannot run the Cortex-M4 assembly below). It accepts exactly what
+//!   [`BootKey`] accepts: the slot rules, `r, s ∈ [1, n-1]` (`Signature::from_slice`), the
+//!   digest reduced mod n as `ecdsa::hazmat::bytes2scalar` does, the point at infinity refused
+//!   (its x is 0 and r is not), `x(R) mod n == r`. The host test `tests/equivalence.rs` checks
+//!   it against `BootKey` on valid, tampered and out-of-range signatures.
+//! * [`AsmKey`] (feature `asm-p256`, thumbv7em only): the `p256-cortex-m4` assembly P-256
+//!   (UMAAL-based field arithmetic). The signature bytes get the same checks as above before the
+//!   assembly sees them (its own `Signature::from_untagged_bytes` checks the range of r twice and
+//!   never of s, so it is not used).
+//!
+//! An RSA key is delegated to [`BootKey`] unchanged (on the MCU: `Unsupported`).
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use ferrota_image::BootKey;
+use ferrota_image::scheme::{BootVerifier, SLOT, Scheme, SignatureFault};
+use p256::ecdsa::Signature;
+use p256::elliptic_curve::group::Group;
+use p256::elliptic_curve::ops::{Invert, Reduce};
+use p256::elliptic_curve::point::AffineCoordinates;
+use p256::{AffinePoint, FieldBytes, ProjectivePoint, Scalar};
+
+/// The slot rules every ECDSA verifier shares: all-zero is unsigned, bytes after `r ‖ s` must be
+/// zero, `r` and `s` must be in `[1, n-1]`.
+fn ecdsa_slot(slot: &[u8; SLOT]) -> Result<Signature, SignatureFault> {
+    if slot.iter().all(|&b| b == 0) {
+        return Err(SignatureFault::Unsigned);
+    }
+    if slot[64..].iter().any(|&b| b != 0) {
+        return Err(SignatureFault::Malformed);
+    }
+    Signature::from_slice(&slot[..64]).map_err(|_| SignatureFault::Malformed)
+}
+
+/// ECDSA P-256 with a small stack: see the crate docs.
+#[derive(Debug, Clone, Copy)]
+pub struct CompactKey<'k> {
+    key: &'k BootKey,
+}
+
+impl<'k> CompactKey<'k> {
+    /// Verifies with `key`'s scheme; an ECDSA key goes through [`verify_prehashed`].
+    pub const fn new(key: &'k BootKey) -> Self {
+        CompactKey { key }
+    }
+}
+
+impl BootVerifier for CompactKey<'_> {
+    fn scheme(&self) -> Scheme {
+        self.key.scheme()
+    }
+
+    fn verify_digest(&self, digest: &[u8; 32], slot: &[u8; SLOT]) -> Result<(), SignatureFault> {
+        match self.key {
+            BootKey::EcdsaP256(vk) => {
+                let sig = ecdsa_slot(slot)?;
+                if verify_prehashed(vk.as_affine(), digest, &sig) {
+                    Ok(())
+                } else {
+                    Err(SignatureFault::Mismatch)
+                }
+            }
+            other => other.verify_digest(digest, slot),
+        }
+    }
+}
+
+/// ECDSA verification (SEC 1 §4.1.4) of `sig` over the 32-byte digest `z` under `q`.
+///
+/// `sig`'s scalars are non-zero and below n by construction (`Signature`); P-256 does not
+/// require low s (as `ecdsa`'s `NORMALIZE_S = false`).
+#[inline(never)]
+pub fn verify_prehashed(q: &AffinePoint, z: &[u8; 32], sig: &Signature) -> bool {
+    let (r, s) = sig.split_scalars();
+    // bytes2scalar for a 32-byte digest: big-endian U256, one conditional subtraction of n.
+    let z = <Scalar as Reduce<FieldBytes>>::reduce(&FieldBytes::from(*z));
+    let s_inv: Scalar = *s.invert_vartime();
+    let u1 = z * s_inv;
+    let u2 = *r * s_inv;
+    let x = shamir(&u1, &u2, q).to_affine().x();
+    // The point at infinity has x = 0 here, and r is never 0.
+    *r == <Scalar as Reduce<FieldBytes>>::reduce(&x)
+}
+
+/// `a·G + b·Q`, variable time (verification handles public values only).
+#[inline(never)]
+fn shamir(a: &Scalar, b: &Scalar, q: &AffinePoint) -> ProjectivePoint {
+    let g = AffinePoint::GENERATOR;
+    let gq = ProjectivePoint::GENERATOR + q;
+    let (a, b) = (a.to_bytes(), b.to_bytes());
+    let mut acc = ProjectivePoint::IDENTITY;
+    for i in 0..256 {
+        acc = acc.double();
+        let (byte, bit) = (i / 8, 7 - i % 8);
+        match ((a[byte] >> bit) & 1, (b[byte] >> bit) & 1) {
+            (0, 0) => {}
+            (1, 0) => acc += &g,
+            (0, _) => acc += q,
+            _ => acc += &gq,
+        }
+    }
+    acc
+}
+
+#[cfg(all(feature = "asm-p256", target_arch = "arm"))]
+pub use asm::AsmKey;
+
+#[cfg(all(feature = "asm-p256", target_arch = "arm"))]
+mod asm {
+    use super::*;
+
+    /// ECDSA P-256 by the `p256-cortex-m4` assembly. See the crate docs.
+    pub struct AsmKey {
+        key: p256_cortex_m4::PublicKey,
+    }
+
+    impl AsmKey {
+        /// The assembly's form of an ECDSA `key` (`None` for an RSA key). The point is checked
+        /// on the curve again by the assembly's decoder.
+        pub fn new(key: &BootKey) -> Option<Self> {
+            let BootKey::EcdsaP256(vk) = key else {
+                return None;
+            };
+            let p = vk.as_affine();
+            let mut sec1 = [4u8; 65];
+            sec1[1..33].copy_from_slice(&p.x());
+            sec1[33..].copy_from_slice(&p.y());
+            p256_cortex_m4::PublicKey::from_sec1_bytes(&sec1)
+                .ok()
+                .map(|key| AsmKey { key })
+        }
+    }
+
+    impl BootVerifier for AsmKey {
+        fn scheme(&self) -> Scheme {
+            Scheme::EcdsaP256
+        }
+
+        fn verify_digest(
+            &self,
+            digest: &[u8; 32],
+            slot: &[u8; SLOT],
+        ) -> Result<(), SignatureFault> {
+            ecdsa_slot(slot)?;
+            // In range (checked above), so the assembly's decoding cannot fail.
+            let sig = p256_cortex_m4::Signature::from_untagged_bytes(&slot[..64])
+                .map_err(|_| SignatureFault::Malformed)?;
+            if self.key.verify_prehashed(digest, &sig) {
+                Ok(())
+            } else {
+                Err(SignatureFault::Mismatch)
+            }
+        }
+    }
+}
