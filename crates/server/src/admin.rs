@@ -1,0 +1,638 @@
+//! Operator actions, shared by the HTTP API and the offline CLI: things and their
+//! certificates, firmware files, OTA updates (AWS `CreateOTAUpdate` semantics).
+//!
+//! An OTA update is a stream (the files, content-addressed) plus a job whose document is the
+//! `afr_ota` document of spec §2 (written by [`ferrota_proto::job::OtaJobOut`]), with a QUEUED
+//! execution for every target thing (targets resolved once: SNAPSHOT). Ids follow AWS:
+//! job `AFR_OTA-<otaUpdateId>`, stream `AFR_OTA-<uuid>` (44 characters, spec §2.4).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ferrota_proto::JobStatus;
+use ferrota_proto::job::{FileOut, OtaJobOut, Protocols};
+use ferrota_proto::limits::NameLimits;
+use ferrota_proto::topic::{NameKind, validate_name};
+use serde::{Deserialize, Serialize};
+
+use crate::broker::{Broker, KickReason};
+use crate::ca::{Ca, CaError};
+use crate::jobs;
+use crate::store::{
+    CertRecord, CertStatus, HistoryEntry, Job, JobState, OtaRecord, StoreError, StreamFile,
+    StreamRecord, Thing,
+};
+
+/// Largest OTA file (AWS's hard limit for MQTT OTA).
+pub const OTA_FILE_MAX: u64 = 16 * 1024 * 1024;
+
+/// Why an operator action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// Bad input (HTTP 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// Not found (HTTP 404).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Exists (HTTP 409).
+    #[error("{0} exists already")]
+    Exists(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// The CA failed.
+    #[error(transparent)]
+    Ca(#[from] CaError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Exists(w) => AdminError::Exists(w),
+            StoreError::NotFound(w) => AdminError::NotFound(w),
+            e => AdminError::Store(e),
+        }
+    }
+}
+
+type R<T> = Result<T, AdminError>;
+
+/// Operator actions over a broker (whose store, files and sessions they change).
+pub struct Admin {
+    /// The broker.
+    pub broker: Arc<Broker>,
+    /// The CA (needed to create things).
+    pub ca: Option<Ca>,
+    /// Host name devices connect to (written into device bundles).
+    pub endpoint: String,
+    /// MQTT port written into device bundles.
+    pub port: u16,
+}
+
+/// What a device needs: `credentials_config.h` and `ota_config.h` of the seed, plus the PEMs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThingBundle {
+    /// Thing name = client id = certificate CN.
+    pub thing_name: String,
+    /// Certificate id.
+    pub certificate_id: String,
+    /// Certificate PEM.
+    pub certificate_pem: String,
+    /// Private key PEM.
+    pub private_key_pem: String,
+    /// Root CA of the server certificate, PEM.
+    pub root_ca_pem: String,
+    /// `credentials_config.h`.
+    pub credentials_config_h: String,
+    /// `ota_config.h`.
+    pub ota_config_h: String,
+}
+
+/// A thing with its certificates and executions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThingDescription {
+    /// The thing.
+    pub thing: Thing,
+    /// Certificates (without PEM).
+    pub certificates: Vec<CertSummary>,
+    /// Whether it is connected now.
+    pub connected: bool,
+    /// Its job executions.
+    pub executions: Vec<crate::store::Execution>,
+}
+
+/// A certificate, briefly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertSummary {
+    /// Id.
+    pub id: String,
+    /// Serial.
+    pub serial: String,
+    /// Status.
+    pub status: CertStatus,
+}
+
+/// `CreateOTAUpdate`, the subset we implement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateOtaUpdate {
+    /// Id (`[a-zA-Z0-9_-]`, ≤ 64).
+    pub ota_update_id: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// `thing/<name>`, `thinggroup/<name>`, or AWS ARNs ending so.
+    pub targets: Vec<String>,
+    /// Files (file ids are their positions).
+    pub files: Vec<OtaFile>,
+}
+
+/// A file of an OTA update.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OtaFile {
+    /// Path on the device (`filepath`).
+    pub file_name: String,
+    /// `fileType` (141 = T2G firmware, the default).
+    #[serde(default = "default_file_type")]
+    pub file_type: u8,
+    /// Where the content is: the SHA-256 of an uploaded file.
+    pub file_location: FileLocation,
+    /// Code signing.
+    pub code_signing: CodeSigning,
+}
+
+fn default_file_type() -> u8 {
+    141
+}
+
+/// A stored file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileLocation {
+    /// SHA-256 hex of the uploaded content.
+    pub sha256: String,
+}
+
+/// `codeSigning` with `customCodeSigning` (a signature made elsewhere).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CodeSigning {
+    /// The custom signature.
+    pub custom_code_signing: CustomCodeSigning,
+}
+
+/// AWS's `customCodeSigning`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomCodeSigning {
+    /// `{"inlineDocument": base64 DER}`.
+    pub signature: InlineSignature,
+    /// `{"certificateName": "signer.crt"}` (the `certfile` on the device).
+    pub certificate_chain: CertificateChain,
+    /// `SHA256`.
+    #[serde(default = "sha256")]
+    pub hash_algorithm: String,
+    /// `ECDSA`.
+    #[serde(default = "ecdsa")]
+    pub signature_algorithm: String,
+}
+
+fn sha256() -> String {
+    "SHA256".into()
+}
+fn ecdsa() -> String {
+    "ECDSA".into()
+}
+
+/// The signature.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InlineSignature {
+    /// Base64 of the DER signature.
+    pub inline_document: String,
+}
+
+/// The signer certificate's name on the device.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateChain {
+    /// Name.
+    pub certificate_name: String,
+}
+
+/// An OTA update with its executions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OtaDescription {
+    /// The update.
+    pub ota_update_id: String,
+    /// Status (`CREATE_COMPLETE`, `CANCELED`).
+    pub status: String,
+    /// Job id.
+    pub job_id: String,
+    /// Job state.
+    pub job_state: Option<JobState>,
+    /// Stream id.
+    pub stream_id: String,
+    /// Created at.
+    pub created_at: u64,
+    /// The request.
+    pub request: serde_json::Value,
+    /// Per thing.
+    pub executions: Vec<ExecutionDescription>,
+}
+
+/// One thing's execution with its history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionDescription {
+    /// Thing.
+    pub thing_name: String,
+    /// Status.
+    pub status: String,
+    /// Details.
+    pub status_details: BTreeMap<String, String>,
+    /// Version.
+    pub version_number: u64,
+    /// History, oldest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+fn random_uuid() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("OS random");
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+impl Admin {
+    /// Creates a thing, its certificate and the device bundle.
+    pub async fn create_thing(&self, name: &str, groups: &[String]) -> R<ThingBundle> {
+        validate_name(name, NameKind::Thing, &NameLimits::OTA_DEVICE)
+            .map_err(|e| AdminError::Invalid(format!("thing name {name:?}: {e}")))?;
+        for g in groups {
+            validate_name(g, NameKind::Stream, &NameLimits::AWS)
+                .map_err(|_| AdminError::Invalid(format!("group name {g:?}: use [a-zA-Z0-9_-]")))?;
+        }
+        let ca = self
+            .ca
+            .as_ref()
+            .ok_or_else(|| AdminError::Invalid("no CA: run `ferrota ca init` first".into()))?;
+        if self.broker.store.thing(name).await?.is_some() {
+            return Err(AdminError::Exists(format!("thing {name}")));
+        }
+        let issued = ca.issue_thing(name)?;
+        let now = self.broker.clock.now();
+        self.broker
+            .store
+            .create_thing(&Thing {
+                name: name.into(),
+                groups: groups.to_vec(),
+                created_at: now,
+            })
+            .await?;
+        self.broker
+            .store
+            .add_certificate(&CertRecord {
+                id: issued.cert_id.clone(),
+                thing: name.into(),
+                serial: issued.serial.clone(),
+                pem: issued.cert_pem.clone(),
+                status: CertStatus::Active,
+                created_at: now,
+                revoked_at: None,
+            })
+            .await?;
+        Ok(ThingBundle {
+            credentials_config_h: credentials_h(
+                name,
+                &self.endpoint,
+                self.port,
+                ca.cert_pem(),
+                &issued.cert_pem,
+                &issued.key_pem,
+            ),
+            ota_config_h: ota_config_h(),
+            thing_name: name.into(),
+            certificate_id: issued.cert_id,
+            certificate_pem: issued.cert_pem,
+            private_key_pem: issued.key_pem,
+            root_ca_pem: ca.cert_pem().to_string(),
+        })
+    }
+
+    /// All things.
+    pub async fn list_things(&self) -> R<Vec<Thing>> {
+        Ok(self.broker.store.list_things().await?)
+    }
+
+    /// One thing.
+    pub async fn describe_thing(&self, name: &str) -> R<ThingDescription> {
+        let s = &self.broker.store;
+        let thing = s
+            .thing(name)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("thing {name}")))?;
+        Ok(ThingDescription {
+            certificates: s
+                .certificates_of(name)
+                .await?
+                .into_iter()
+                .map(|c| CertSummary {
+                    id: c.id,
+                    serial: c.serial,
+                    status: c.status,
+                })
+                .collect(),
+            connected: self.broker.is_connected(name),
+            executions: s.executions_of_thing(name).await?,
+            thing,
+        })
+    }
+
+    /// Revokes every certificate of a thing, rewrites the CRL and disconnects it.
+    pub async fn revoke_thing(&self, name: &str) -> R<u64> {
+        let s = &self.broker.store;
+        if s.thing(name).await?.is_none() {
+            return Err(AdminError::NotFound(format!("thing {name}")));
+        }
+        let n = s.revoke_thing(name, self.broker.clock.now()).await?;
+        if let Some(ca) = &self.ca {
+            let revoked: Vec<(String, u64)> = s
+                .revoked_certificates()
+                .await?
+                .into_iter()
+                .map(|c| (c.serial, c.revoked_at.unwrap_or(0)))
+                .collect();
+            ca.write_crl(&revoked)?;
+        }
+        self.broker.disconnect(name, KickReason::Revoked);
+        tracing::info!(thing = name, certificates = n, "revoked");
+        Ok(n)
+    }
+
+    /// Stores a firmware file; returns its SHA-256.
+    pub fn put_file(&self, data: &[u8]) -> R<String> {
+        if data.is_empty() || data.len() as u64 > OTA_FILE_MAX {
+            return Err(AdminError::Invalid(format!(
+                "file size {} is outside 1..={OTA_FILE_MAX}",
+                data.len()
+            )));
+        }
+        Ok(self.broker.blobs.put(data)?)
+    }
+
+    async fn resolve_targets(&self, targets: &[String]) -> R<Vec<String>> {
+        let mut things = Vec::new();
+        for t in targets {
+            let tail = t.rsplit(':').next().unwrap_or(t);
+            let (kind, name) = tail.split_once('/').ok_or_else(|| {
+                AdminError::Invalid(format!("target {t:?}: use thing/NAME or thinggroup/NAME"))
+            })?;
+            match kind {
+                "thing" => {
+                    if self.broker.store.thing(name).await?.is_none() {
+                        return Err(AdminError::NotFound(format!("thing {name}")));
+                    }
+                    things.push(name.to_string());
+                }
+                "thinggroup" | "group" => {
+                    let m = self.broker.store.group_members(name).await?;
+                    if m.is_empty() {
+                        return Err(AdminError::NotFound(format!("thing group {name}")));
+                    }
+                    things.extend(m);
+                }
+                _ => {
+                    return Err(AdminError::Invalid(format!(
+                        "target {t:?}: use thing/NAME or thinggroup/NAME"
+                    )));
+                }
+            }
+        }
+        things.sort();
+        things.dedup();
+        if things.is_empty() {
+            return Err(AdminError::Invalid("no targets".into()));
+        }
+        Ok(things)
+    }
+
+    /// `CreateOTAUpdate`: stream + job + executions; notifies connected targets.
+    pub async fn create_ota(&self, req: &CreateOtaUpdate) -> R<OtaDescription> {
+        validate_name(&req.ota_update_id, NameKind::JobId, &NameLimits::AWS)
+            .map_err(|e| AdminError::Invalid(format!("otaUpdateId: {e}")))?;
+        if req.files.is_empty() || req.files.len() > 50 {
+            return Err(AdminError::Invalid(
+                "an OTA update has 1 to 50 files".into(),
+            ));
+        }
+        let b = &self.broker;
+        if b.store.ota(&req.ota_update_id).await?.is_some() {
+            return Err(AdminError::Exists(format!(
+                "OTA update {}",
+                req.ota_update_id
+            )));
+        }
+        let things = self.resolve_targets(&req.targets).await?;
+        let stream_id = format!("AFR_OTA-{}", random_uuid());
+        let job_id = format!("AFR_OTA-{}", req.ota_update_id);
+        let mut files = Vec::new();
+        for (i, f) in req.files.iter().enumerate() {
+            let blob = b
+                .blobs
+                .open(&f.file_location.sha256)
+                .map_err(|_| AdminError::NotFound(format!("file {}", f.file_location.sha256)))?;
+            if blob.len() > OTA_FILE_MAX {
+                return Err(AdminError::Invalid("file larger than 16 MB".into()));
+            }
+            files.push(StreamFile {
+                file_id: i as u8,
+                blob: f.file_location.sha256.clone(),
+                size: blob.len(),
+            });
+        }
+        let outs: Vec<FileOut<'_>> = req
+            .files
+            .iter()
+            .zip(&files)
+            .map(|(f, s)| FileOut {
+                file_path: Some(&f.file_name),
+                file_size: s.size as u32,
+                file_id: s.file_id,
+                cert_file: Some(
+                    &f.code_signing
+                        .custom_code_signing
+                        .certificate_chain
+                        .certificate_name,
+                ),
+                file_type: Some(f.file_type),
+                signature: Some((
+                    "sig-sha256-ecdsa",
+                    &f.code_signing.custom_code_signing.signature.inline_document,
+                )),
+                ..FileOut::default()
+            })
+            .collect();
+        let doc = OtaJobOut {
+            protocols: Protocols::MQTT,
+            stream_name: Some(&stream_id),
+            files: &outs,
+        };
+        let document = jobs::encode_grow(|buf| doc.encode(buf).map(str::len)).ok_or_else(|| {
+            AdminError::Invalid(
+                "the job document breaks a device limit (names, signature length)".into(),
+            )
+        })?;
+        let document =
+            String::from_utf8(document).map_err(|_| AdminError::Invalid("document".into()))?;
+        let now = b.clock.now();
+        let mut before = Vec::new();
+        for t in &things {
+            before.push(jobs::next_pending_id(b, t).await?);
+        }
+        b.store
+            .create_stream(&StreamRecord {
+                stream_id: stream_id.clone(),
+                description: req.description.clone(),
+                version: 1,
+                files,
+            })
+            .await?;
+        b.store
+            .create_job(
+                &Job {
+                    job_id: job_id.clone(),
+                    document,
+                    state: JobState::InProgress,
+                    ota_update_id: Some(req.ota_update_id.clone()),
+                    created_at: now,
+                },
+                &things,
+            )
+            .await?;
+        b.store
+            .create_ota(&OtaRecord {
+                ota_update_id: req.ota_update_id.clone(),
+                status: "CREATE_COMPLETE".into(),
+                request: serde_json::to_string(req).unwrap_or_default(),
+                job_id,
+                stream_id,
+                created_at: now,
+            })
+            .await?;
+        for (t, before) in things.iter().zip(before) {
+            jobs::notify_if_changed(b, t, before.as_deref()).await?;
+        }
+        tracing::info!(ota = %req.ota_update_id, things = things.len(), "OTA update created");
+        self.describe_ota(&req.ota_update_id).await
+    }
+
+    /// All OTA updates, newest first.
+    pub async fn list_ota(&self) -> R<Vec<OtaRecord>> {
+        Ok(self.broker.store.list_ota().await?)
+    }
+
+    /// One OTA update with per-thing status and history.
+    pub async fn describe_ota(&self, id: &str) -> R<OtaDescription> {
+        let s = &self.broker.store;
+        let o = s
+            .ota(id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("OTA update {id}")))?;
+        let mut executions = Vec::new();
+        for e in s.executions_of_job(&o.job_id).await? {
+            executions.push(ExecutionDescription {
+                history: s.history(&o.job_id, &e.thing).await?,
+                thing_name: e.thing,
+                status: e.status.as_str().into(),
+                status_details: e.status_details,
+                version_number: e.version_number,
+            });
+        }
+        Ok(OtaDescription {
+            job_state: s.job(&o.job_id).await?.map(|j| j.state),
+            request: serde_json::from_str(&o.request).unwrap_or(serde_json::Value::Null),
+            ota_update_id: o.ota_update_id,
+            status: o.status,
+            job_id: o.job_id,
+            stream_id: o.stream_id,
+            created_at: o.created_at,
+            executions,
+        })
+    }
+
+    /// Cancels an OTA update: QUEUED executions become CANCELED (and IN_PROGRESS ones too with
+    /// `force`, as AWS's `CancelJob --force`). Targets whose next job changes are notified.
+    pub async fn cancel_ota(&self, id: &str, force: bool) -> R<OtaDescription> {
+        let b = &self.broker;
+        let o = b
+            .store
+            .ota(id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("OTA update {id}")))?;
+        b.store.set_job_state(&o.job_id, JobState::Canceled).await?;
+        for e in b.store.executions_of_job(&o.job_id).await? {
+            let cancel =
+                e.status == JobStatus::Queued || (force && e.status == JobStatus::InProgress);
+            if !cancel {
+                continue;
+            }
+            let before = jobs::next_pending_id(b, &e.thing).await?;
+            let mut n = e.clone();
+            n.status = JobStatus::Canceled;
+            n.version_number += 1;
+            n.last_updated_at = b.clock.now();
+            // A concurrent device update wins; its state stays.
+            b.store.update_execution(&n, e.version_number).await?;
+            jobs::notify_if_changed(b, &e.thing, before.as_deref()).await?;
+        }
+        b.store.set_ota_status(id, "CANCELED").await?;
+        self.describe_ota(id).await
+    }
+}
+
+fn c_string(pem: &str) -> String {
+    let mut s = String::new();
+    for line in pem.lines() {
+        s.push_str(&format!("\"{line}\\n\"\n"));
+    }
+    s
+}
+
+/// The seed's `credentials_config.h` for a thing.
+pub fn credentials_h(
+    thing: &str,
+    endpoint: &str,
+    port: u16,
+    root_ca: &str,
+    cert: &str,
+    key: &str,
+) -> String {
+    format!(
+        "/* credentials_config.h for thing {thing}, written by ferrota thing create */\n\
+#ifndef CREDENTIALS_CONFIG_H_\n#define CREDENTIALS_CONFIG_H_\n\n\
+#define CLIENT_IDENTIFIER \"{thing}\"\n\
+#define AWS_IOT_ENDPOINT \"{endpoint}\"\n\
+#define AWS_MQTT_PORT {port}\n\n\
+static const char aws_root_ca_certificate[] =\n{}; \n\n\
+static const char aws_client_cert[] =\n{};\n\n\
+static const char aws_client_key[] =\n{};\n\n#endif\n",
+        c_string(root_ca),
+        c_string(cert),
+        c_string(key)
+    )
+}
+
+/// The seed's `ota_config.h` values (spec t2g §; aws-iot-ota §6.1).
+pub fn ota_config_h() -> String {
+    "/* ota_config.h, written by ferrota thing create */\n\
+#ifndef OTA_CONFIG_H_\n#define OTA_CONFIG_H_\n\n\
+#define otaconfigLOG2_FILE_BLOCK_SIZE 12UL\n\
+#define otaconfigFILE_BLOCK_SIZE (1UL << otaconfigLOG2_FILE_BLOCK_SIZE)\n\
+#define otaconfigSELF_TEST_RESPONSE_WAIT_MS 16000U\n\
+#define otaconfigFILE_REQUEST_WAIT_MS 10000U\n\
+#define otaconfigMAX_THINGNAME_LEN 64U\n\
+#define otaconfigMAX_NUM_BLOCKS_REQUEST 8U\n\
+#define otaconfigMAX_NUM_REQUEST_MOMENTUM 32U\n\
+#define otaconfigOTA_UPDATE_STATUS_FREQUENCY 64U\n\
+#define otaconfigMAX_NUM_OTA_DATA_BUFFERS 10U\n\
+#define otaconfigAllowDowngrade 0U\n\
+#define configOTA_FIRMWARE_UPDATE_FILE_TYPE_ID 141U\n\
+#define configENABLED_CONTROL_PROTOCOL (OTA_CONTROL_OVER_MQTT)\n\
+#define configENABLED_DATA_PROTOCOLS (OTA_DATA_OVER_MQTT)\n\
+#define configOTA_PRIMARY_DATA_PROTOCOL (OTA_DATA_OVER_MQTT)\n\n#endif\n"
+        .to_string()
+}

@@ -1,0 +1,318 @@
+//! The broker core shared by every connection: the session registry with subscriptions,
+//! routing, and the hooks into Jobs and Streams.
+//!
+//! Each connected client has a bounded outgoing queue (a message count and a byte budget,
+//! [`Limits`]). Whoever enqueues for a client that cannot keep up (queue full, budget spent)
+//! does not wait: the client is disconnected. Memory per client is therefore bounded by the
+//! limits, never by how slow the client is.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use rumqttc::QoS;
+use tokio::sync::{Notify, mpsc};
+
+use crate::filter::matches;
+use crate::policy::Policy;
+use crate::store::{BlobStore, SharedStore};
+
+/// Limits of the MQTT endpoint.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest packet accepted from a client (remaining length), bytes. Bigger → disconnect.
+    pub max_packet_size: usize,
+    /// Messages an outgoing queue holds before the client is disconnected.
+    pub queue_messages: usize,
+    /// Bytes of payload an outgoing queue holds before the client is disconnected.
+    pub queue_bytes: usize,
+    /// Unacknowledged QoS 1 messages sent to a client; more wait in the queue.
+    pub max_inflight: usize,
+    /// Time to send CONNECT after the connection opens.
+    pub connect_timeout: std::time::Duration,
+    /// Largest keep-alive a client may ask for (seconds; AWS: 1200). 0 from the client means
+    /// "no keep-alive"; we then apply this maximum.
+    pub max_keep_alive: u16,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_packet_size: 256 * 1024,
+            queue_messages: 1024,
+            queue_bytes: 8 * 1024 * 1024,
+            max_inflight: 100,
+            connect_timeout: std::time::Duration::from_secs(10),
+            max_keep_alive: 1200,
+        }
+    }
+}
+
+/// Epoch seconds, injected so tests can fix time.
+pub trait Clock: Send + Sync + 'static {
+    /// Now, in seconds since the epoch.
+    fn now(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+}
+
+/// A message queued for a client.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Topic.
+    pub topic: String,
+    /// Payload (shared, not copied per subscriber).
+    pub payload: Bytes,
+    /// QoS of the delivery.
+    pub qos: QoS,
+}
+
+/// Why a session was closed by the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KickReason {
+    /// Its outgoing queue overflowed.
+    SlowConsumer,
+    /// Another connection took the client id.
+    TakenOver,
+    /// Its certificate was revoked.
+    Revoked,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+pub(crate) struct Kick {
+    pub notify: Notify,
+    pub reason: Mutex<Option<KickReason>>,
+}
+
+impl Kick {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Kick {
+            notify: Notify::new(),
+            reason: Mutex::new(None),
+        })
+    }
+    pub fn kick(&self, r: KickReason) {
+        let mut g = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if g.is_none() {
+            *g = Some(r);
+        }
+        self.notify.notify_one();
+    }
+    pub fn reason(&self) -> Option<KickReason> {
+        *self.reason.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The sending side of one client's queue.
+#[derive(Clone)]
+pub(crate) struct ClientTx {
+    pub conn_id: u64,
+    pub tx: mpsc::Sender<Outgoing>,
+    pub queued_bytes: Arc<AtomicUsize>,
+    pub kick: Arc<Kick>,
+}
+
+struct ClientEntry {
+    h: ClientTx,
+    subs: Vec<(String, QoS)>,
+}
+
+/// Broker state shared by every connection.
+pub struct Broker {
+    clients: Mutex<HashMap<String, ClientEntry>>,
+    next_conn: std::sync::atomic::AtomicU64,
+    /// Limits.
+    pub limits: Limits,
+    /// Authorisation.
+    pub policy: Policy,
+    /// Registry, jobs, streams.
+    pub store: SharedStore,
+    /// Firmware files.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Streams are immutable once created: cached after the first request.
+    pub(crate) stream_cache: Mutex<HashMap<String, Arc<crate::store::StreamRecord>>>,
+}
+
+impl Broker {
+    /// A broker over the given stores.
+    pub fn new(
+        store: SharedStore,
+        blobs: Arc<dyn BlobStore>,
+        policy: Policy,
+        limits: Limits,
+    ) -> Arc<Self> {
+        Arc::new(Broker {
+            clients: Mutex::new(HashMap::new()),
+            next_conn: 1.into(),
+            limits,
+            policy,
+            store,
+            blobs,
+            clock: Arc::new(SystemClock),
+            stream_cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Replaces the clock (tests).
+    pub fn with_clock(self: Arc<Self>, clock: Arc<dyn Clock>) -> Arc<Self> {
+        let mut b = Arc::try_unwrap(self).unwrap_or_else(|_| panic!("broker already shared"));
+        b.clock = clock;
+        Arc::new(b)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ClientEntry>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a session; an older session with the same client id is disconnected.
+    pub(crate) fn register(&self, client_id: &str) -> (ClientTx, mpsc::Receiver<Outgoing>) {
+        let (tx, rx) = mpsc::channel(self.limits.queue_messages.max(1));
+        let h = ClientTx {
+            conn_id: self.next_conn.fetch_add(1, Ordering::Relaxed),
+            tx,
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
+            kick: Kick::new(),
+        };
+        let old = self.lock().insert(
+            client_id.to_string(),
+            ClientEntry {
+                h: h.clone(),
+                subs: Vec::new(),
+            },
+        );
+        if let Some(old) = old {
+            tracing::info!(
+                client = client_id,
+                "client id taken over by a new connection"
+            );
+            old.h.kick.kick(KickReason::TakenOver);
+        }
+        (h, rx)
+    }
+
+    /// Removes a session (only if it is still the registered one).
+    pub(crate) fn unregister(&self, client_id: &str, conn_id: u64) {
+        let mut g = self.lock();
+        if g.get(client_id).is_some_and(|e| e.h.conn_id == conn_id) {
+            g.remove(client_id);
+        }
+    }
+
+    pub(crate) fn subscribe(&self, client_id: &str, conn_id: u64, filter: &str, qos: QoS) {
+        let mut g = self.lock();
+        if let Some(e) = g.get_mut(client_id).filter(|e| e.h.conn_id == conn_id) {
+            if let Some(s) = e.subs.iter_mut().find(|(f, _)| f == filter) {
+                s.1 = qos;
+            } else {
+                e.subs.push((filter.to_string(), qos));
+            }
+        }
+    }
+
+    pub(crate) fn unsubscribe(&self, client_id: &str, conn_id: u64, filter: &str) {
+        let mut g = self.lock();
+        if let Some(e) = g.get_mut(client_id).filter(|e| e.h.conn_id == conn_id) {
+            e.subs.retain(|(f, _)| f != filter);
+        }
+    }
+
+    /// Whether a client is connected.
+    pub fn is_connected(&self, client_id: &str) -> bool {
+        self.lock().contains_key(client_id)
+    }
+
+    /// Number of connected clients.
+    pub fn connected(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Disconnects a client (e.g. its certificate was revoked).
+    pub fn disconnect(&self, client_id: &str, reason: KickReason) {
+        if let Some(e) = self.lock().get(client_id) {
+            e.h.kick.kick(reason);
+        }
+    }
+
+    /// Disconnects everyone (shutdown).
+    pub fn disconnect_all(&self) {
+        for e in self.lock().values() {
+            e.h.kick.kick(KickReason::Shutdown);
+        }
+    }
+
+    fn enqueue(h: &ClientTx, limits: &Limits, m: Outgoing) {
+        let n = m.payload.len() + m.topic.len();
+        let before = h.queued_bytes.fetch_add(n, Ordering::AcqRel);
+        if before + n > limits.queue_bytes || h.tx.try_send(m).is_err() {
+            h.queued_bytes.fetch_sub(n, Ordering::AcqRel);
+            h.kick.kick(KickReason::SlowConsumer);
+        }
+    }
+
+    /// Sends a message to one client whether or not it subscribed: AWS's delivery of Jobs
+    /// responses to the requester (spec §1.3).
+    pub fn deliver_to(&self, client_id: &str, topic: String, payload: Bytes, qos: QoS) {
+        let h = self.lock().get(client_id).map(|e| e.h.clone());
+        if let Some(h) = h {
+            Self::enqueue(
+                &h,
+                &self.limits,
+                Outgoing {
+                    topic,
+                    payload,
+                    qos,
+                },
+            );
+        }
+    }
+
+    /// Routes a message to every subscriber whose filter matches (highest matching QoS, capped
+    /// at the message's), once per client.
+    pub fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
+        let targets: Vec<(ClientTx, QoS)> = {
+            let g = self.lock();
+            g.values()
+                .filter_map(|e| {
+                    let best = e
+                        .subs
+                        .iter()
+                        .filter(|(f, _)| matches(topic, f))
+                        .map(|(_, q)| *q)
+                        .max_by_key(|q| *q as u8)?;
+                    let q = if (best as u8) < (qos as u8) {
+                        best
+                    } else {
+                        qos
+                    };
+                    Some((e.h.clone(), q))
+                })
+                .collect()
+        };
+        for (h, q) in targets {
+            Self::enqueue(
+                &h,
+                &self.limits,
+                Outgoing {
+                    topic: topic.to_string(),
+                    payload: payload.clone(),
+                    qos: q,
+                },
+            );
+        }
+    }
+}

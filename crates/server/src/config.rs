@@ -1,0 +1,158 @@
+//! The configuration file of `ferrota serve` (TOML). Every key is optional:
+//!
+//! ```toml
+//! data_dir = "/var/lib/ferrota"     # store, firmware files, CA, operator token
+//! mqtt_listen = "0.0.0.0:8883"      # MQTT over mutual TLS
+//! http_listen = "127.0.0.1:8080"    # operator HTTP API (loopback by default)
+//! endpoint = "ota.example.com"      # host name written into device bundles
+//! server_names = ["ota.example.com"]  # extra names in the server certificate (at `ca init`)
+//! client_cas = ["other-ca.pem"]     # registered CAs whose device certificates are accepted
+//! crls = ["other-ca.crl.pem"]       # revocation lists (the server CA's crl.pem is always used)
+//! max_connections = 10000
+//! [policy]                          # extra patterns; ${iot:Connection.Thing.ThingName} allowed
+//! publish = ["telemetry/${iot:Connection.Thing.ThingName}"]
+//! subscribe = ["broadcast/#"]
+//! [limits]
+//! max_packet_size = 262144
+//! queue_messages = 1024
+//! queue_bytes = 8388608
+//! max_inflight = 100
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::broker::Limits;
+use crate::policy::Policy;
+
+/// `ferrota serve` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// MQTT/TLS listen address.
+    pub mqtt_listen: String,
+    /// HTTP API listen address.
+    pub http_listen: String,
+    /// Host name for device bundles.
+    pub endpoint: String,
+    /// Extra server certificate names.
+    pub server_names: Vec<String>,
+    /// Extra accepted client CAs (PEM files).
+    pub client_cas: Vec<PathBuf>,
+    /// Extra CRLs (PEM files).
+    pub crls: Vec<PathBuf>,
+    /// Connection cap.
+    pub max_connections: usize,
+    /// Policy additions.
+    pub policy: PolicyConfig,
+    /// Limits.
+    pub limits: LimitsConfig,
+}
+
+/// Extra policy patterns.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Publish patterns.
+    pub publish: Vec<String>,
+    /// Subscribe patterns.
+    pub subscribe: Vec<String>,
+}
+
+/// MQTT limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// See [`Limits::max_packet_size`].
+    pub max_packet_size: usize,
+    /// See [`Limits::queue_messages`].
+    pub queue_messages: usize,
+    /// See [`Limits::queue_bytes`].
+    pub queue_bytes: usize,
+    /// See [`Limits::max_inflight`].
+    pub max_inflight: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = Limits::default();
+        LimitsConfig {
+            max_packet_size: l.max_packet_size,
+            queue_messages: l.queue_messages,
+            queue_bytes: l.queue_bytes,
+            max_inflight: l.max_inflight,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("ferrota-data"),
+            mqtt_listen: "0.0.0.0:8883".into(),
+            http_listen: "127.0.0.1:8080".into(),
+            endpoint: "localhost".into(),
+            server_names: Vec::new(),
+            client_cas: Vec::new(),
+            crls: Vec::new(),
+            max_connections: 10_000,
+            policy: PolicyConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// A configuration error.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Unreadable.
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    /// Not valid.
+    #[error("{0}: {1}")]
+    Toml(PathBuf, toml::de::Error),
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io(path.into(), e))?;
+        toml::from_str(&text).map_err(|e| ConfigError::Toml(path.into(), e))
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> Policy {
+        Policy::with_extra(&self.policy.publish, &self.policy.subscribe)
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_packet_size: self.limits.max_packet_size,
+            queue_messages: self.limits.queue_messages,
+            queue_bytes: self.limits.queue_bytes,
+            max_inflight: self.limits.max_inflight,
+            ..Limits::default()
+        }
+    }
+
+    /// `<data>/ca`.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.data_dir.join("ca")
+    }
+    /// `<data>/ferrota.db`.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("ferrota.db")
+    }
+    /// `<data>/firmware`.
+    pub fn files_dir(&self) -> PathBuf {
+        self.data_dir.join("firmware")
+    }
+    /// `<data>/api-token`.
+    pub fn token_path(&self) -> PathBuf {
+        self.data_dir.join("api-token")
+    }
+}

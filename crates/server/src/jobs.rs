@@ -1,0 +1,552 @@
+//! The device side of AWS IoT Jobs over MQTT (spec §1.3, §1.4, §9): GetPendingJobExecutions,
+//! StartNextPendingJobExecution, DescribeJobExecution (`$next` included), UpdateJobExecution,
+//! and the `notify-next` push.
+//!
+//! * Responses (`…/accepted`, `…/rejected`) go to the requesting session only, subscribed or
+//!   not, exactly as AWS delivers them (§1.3).
+//! * `$next` = the oldest IN_PROGRESS execution, else the oldest QUEUED one.
+//! * `notify-next` is published (to subscribers) only when the identity of the next pending
+//!   execution changes (§1.4, §4.9 hazard 3), with no `execution` when nothing is pending.
+//! * An update is committed (compare-and-set on the version) before `/accepted` is queued and
+//!   before the PUBACK.
+//! * Decisions: a device may set IN_PROGRESS, SUCCEEDED, FAILED, REJECTED (others:
+//!   `InvalidRequest`; QUEUED: `InvalidStateTransition`); any update of a terminal execution is
+//!   `InvalidStateTransition`; `statusDetails`, when given, replaces the map; a mismatching
+//!   `executionNumber` is `ResourceNotFound`; `includeJobDocument: false` on a describe is
+//!   ignored (the document is always included); `stepTimeoutInMinutes` is accepted and ignored.
+//!   GetPendingJobExecutions' summaries are written with serde_json (ferrota-proto has no
+//!   encoder for them).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use ferrota_proto::job::{EncodeError, ExecutionOut, JobDocumentOut, JobMessageOut};
+use ferrota_proto::jobs_api::{
+    ExecutionStateOut, JobsErrorCode, JobsRejectionOut, JobsRequest, UpdateAcceptedOut,
+};
+use ferrota_proto::json::{JsonObject, JsonStr, Value};
+use ferrota_proto::limits::CLIENT_TOKEN_MAX;
+use ferrota_proto::topic::{JobRef, JobsTopic, Reply, Topic};
+use ferrota_proto::{JobError, JobStatus, UpdateRequest};
+use rumqttc::QoS;
+
+use crate::broker::Broker;
+use crate::store::{Execution, JobState, StoreResult};
+
+/// Encodes with a growing buffer (documents are at most a few KB).
+pub(crate) fn encode_grow(
+    mut f: impl FnMut(&mut [u8]) -> Result<usize, EncodeError>,
+) -> Option<Vec<u8>> {
+    let mut size = 4096;
+    while size <= 4 * 1024 * 1024 {
+        let mut buf = vec![0u8; size];
+        match f(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Some(buf);
+            }
+            Err(EncodeError::BufferTooSmall) => size *= 4,
+            Err(e) => {
+                tracing::error!(error = %e, "encoding a Jobs message failed");
+                return None;
+            }
+        }
+    }
+    None
+}
+
+fn unescape(s: JsonStr<'_>) -> Option<String> {
+    if let Some(p) = s.as_plain() {
+        return Some(p.to_string());
+    }
+    let mut buf = vec![0u8; s.raw().len()];
+    s.unescape(&mut buf).ok().map(str::to_string)
+}
+
+fn details_of(o: JsonObject<'_>) -> Option<BTreeMap<String, String>> {
+    let mut m = BTreeMap::new();
+    for (k, v) in o.iter() {
+        let Value::String(v) = v else { return None };
+        m.insert(unescape(k)?, unescape(v)?);
+    }
+    Some(m)
+}
+
+fn pairs(d: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
+    d.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// The next pending execution: oldest IN_PROGRESS, else oldest QUEUED.
+pub fn next_pending(execs: &[Execution]) -> Option<&Execution> {
+    execs
+        .iter()
+        .filter(|e| e.status == JobStatus::InProgress)
+        .min_by_key(|e| e.seq)
+        .or_else(|| {
+            execs
+                .iter()
+                .filter(|e| e.status == JobStatus::Queued)
+                .min_by_key(|e| e.seq)
+        })
+}
+
+/// The id of the next pending execution of a thing.
+pub async fn next_pending_id(b: &Broker, thing: &str) -> StoreResult<Option<String>> {
+    let execs = b.store.executions_of_thing(thing).await?;
+    Ok(next_pending(&execs).map(|e| e.job_id.clone()))
+}
+
+fn reply(b: &Broker, client: &str, thing: &str, kind: JobsTopic<'_>, body: Vec<u8>) {
+    let topic = Topic::jobs(thing, kind).to_string();
+    b.deliver_to(client, topic, Bytes::from(body), QoS::AtLeastOnce);
+}
+
+fn with_reply(kind: JobsTopic<'_>, r: Reply) -> JobsTopic<'_> {
+    match kind {
+        JobsTopic::GetPending(_) => JobsTopic::GetPending(r),
+        JobsTopic::StartNext(_) => JobsTopic::StartNext(r),
+        JobsTopic::Describe { job, .. } => JobsTopic::Describe { job, reply: r },
+        JobsTopic::Update { job, .. } => JobsTopic::Update { job, reply: r },
+        other => other,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reject(
+    b: &Broker,
+    client: &str,
+    thing: &str,
+    kind: JobsTopic<'_>,
+    code: JobsErrorCode,
+    message: &str,
+    token: Option<&str>,
+    state: Option<&Execution>,
+) {
+    let details = state.map(|e| pairs(&e.status_details)).unwrap_or_default();
+    let out = JobsRejectionOut {
+        code,
+        message,
+        client_token: token,
+        timestamp: b.clock.now(),
+        execution_state: state.map(|e| ExecutionStateOut {
+            status: e.status,
+            status_details: &details,
+            version_number: e.version_number,
+        }),
+    };
+    if let Some(body) = encode_grow(|buf| out.encode(buf).map(str::len)) {
+        reply(b, client, thing, with_reply(kind, Reply::Rejected), body);
+    }
+}
+
+/// Answers a request on a malformed `…/jobs/…` topic with `InvalidTopic` on `<topic>/rejected`.
+pub fn invalid_topic(b: &Broker, client: &str, topic: &str, payload: &[u8]) {
+    let token = JobsRequest::parse(payload)
+        .ok()
+        .and_then(|r| r.client_token)
+        .and_then(unescape)
+        .filter(|t| t.len() <= CLIENT_TOKEN_MAX);
+    let out = JobsRejectionOut {
+        code: JobsErrorCode::InvalidTopic,
+        message: "invalid topic",
+        client_token: token.as_deref(),
+        timestamp: b.clock.now(),
+        execution_state: None,
+    };
+    if let Some(body) = encode_grow(|buf| out.encode(buf).map(str::len)) {
+        b.deliver_to(
+            client,
+            format!("{topic}/rejected"),
+            Bytes::from(body),
+            QoS::AtLeastOnce,
+        );
+    }
+}
+
+fn request_error(e: &JobError) -> (JobsErrorCode, String) {
+    match e {
+        JobError::Json(_) => (JobsErrorCode::InvalidJson, format!("invalid JSON: {e}")),
+        _ => (
+            JobsErrorCode::InvalidRequest,
+            format!("invalid request: {e}"),
+        ),
+    }
+}
+
+/// Encodes `{"timestamp","clientToken"?,"execution"?}` for an execution of this broker.
+pub(crate) async fn execution_message(
+    b: &Broker,
+    exec: Option<&Execution>,
+    token: Option<&str>,
+) -> StoreResult<Option<Vec<u8>>> {
+    let doc = match exec {
+        Some(e) => b.store.job(&e.job_id).await?.map(|j| j.document),
+        None => None,
+    };
+    let details = exec.map(|e| pairs(&e.status_details)).unwrap_or_default();
+    let execution = match (exec, &doc) {
+        (Some(e), Some(d)) => Some(ExecutionOut {
+            job_id: &e.job_id,
+            thing_name: None,
+            status: e.status,
+            status_details: &details,
+            queued_at: e.queued_at,
+            started_at: e.started_at,
+            last_updated_at: e.last_updated_at,
+            version_number: e.version_number,
+            execution_number: e.execution_number,
+            job_document: JobDocumentOut::Raw(d),
+        }),
+        _ => None,
+    };
+    let m = JobMessageOut {
+        timestamp: b.clock.now(),
+        client_token: token,
+        execution,
+    };
+    Ok(encode_grow(|buf| m.encode(buf).map(str::len)))
+}
+
+/// Publishes `notify-next` for a thing (to its subscribers).
+pub async fn notify_next(b: &Broker, thing: &str) -> StoreResult<()> {
+    let execs = b.store.executions_of_thing(thing).await?;
+    if let Some(body) = execution_message(b, next_pending(&execs), None).await? {
+        b.publish(
+            &Topic::notify_next(thing).to_string(),
+            Bytes::from(body),
+            QoS::AtLeastOnce,
+        );
+    }
+    Ok(())
+}
+
+/// Publishes `notify-next` if the next pending execution is no longer `before`.
+pub async fn notify_if_changed(b: &Broker, thing: &str, before: Option<&str>) -> StoreResult<()> {
+    let after = next_pending_id(b, thing).await?;
+    if after.as_deref() != before {
+        notify_next(b, thing).await?;
+    }
+    Ok(())
+}
+
+/// Marks a job COMPLETED when none of its executions is pending any more.
+pub async fn maybe_complete(b: &Broker, job_id: &str) -> StoreResult<()> {
+    let execs = b.store.executions_of_job(job_id).await?;
+    if execs.iter().all(|e| e.status.is_terminal())
+        && let Some(j) = b.store.job(job_id).await?
+        && j.state == JobState::InProgress
+    {
+        b.store.set_job_state(job_id, JobState::Completed).await?;
+    }
+    Ok(())
+}
+
+/// Handles one Jobs request from `client` about `thing`.
+pub async fn handle(
+    b: &Broker,
+    client: &str,
+    thing: &str,
+    kind: JobsTopic<'_>,
+    payload: &[u8],
+) -> StoreResult<()> {
+    if let JobsTopic::Update { job, .. } = kind {
+        return update(b, client, thing, kind, job, payload).await;
+    }
+    let req = match JobsRequest::parse(payload) {
+        Ok(r) => r,
+        Err(e) => {
+            let (code, msg) = request_error(&e);
+            reject(b, client, thing, kind, code, &msg, None, None);
+            return Ok(());
+        }
+    };
+    let token = req.client_token.and_then(unescape);
+    let token = token.as_deref();
+    let now = b.clock.now();
+    match kind {
+        JobsTopic::Describe { job, .. } => {
+            let exec = match job {
+                JobRef::Next => {
+                    let execs = b.store.executions_of_thing(thing).await?;
+                    next_pending(&execs).cloned()
+                }
+                JobRef::Id(id) => match b.store.execution(id, thing).await? {
+                    Some(e) if req.execution_number.is_none_or(|n| n == e.execution_number) => {
+                        Some(e)
+                    }
+                    _ => {
+                        let msg = format!("job execution {id} not found for {thing}");
+                        reject(
+                            b,
+                            client,
+                            thing,
+                            kind,
+                            JobsErrorCode::ResourceNotFound,
+                            &msg,
+                            token,
+                            None,
+                        );
+                        return Ok(());
+                    }
+                },
+            };
+            if let Some(body) = execution_message(b, exec.as_ref(), token).await? {
+                reply(b, client, thing, with_reply(kind, Reply::Accepted), body);
+            }
+        }
+        JobsTopic::StartNext(_) => {
+            let execs = b.store.executions_of_thing(thing).await?;
+            let mut exec = next_pending(&execs).cloned();
+            if let Some(e) = exec.as_mut().filter(|e| e.status == JobStatus::Queued) {
+                let prev = e.version_number;
+                e.status = JobStatus::InProgress;
+                if let Some(d) = req.status_details {
+                    match details_of(d) {
+                        Some(d) => e.status_details = d,
+                        None => {
+                            reject(
+                                b,
+                                client,
+                                thing,
+                                kind,
+                                JobsErrorCode::InvalidRequest,
+                                "statusDetails values must be strings",
+                                token,
+                                None,
+                            );
+                            return Ok(());
+                        }
+                    }
+                }
+                e.version_number += 1;
+                e.started_at = Some(now);
+                e.last_updated_at = now;
+                if !b.store.update_execution(e, prev).await? {
+                    reject(
+                        b,
+                        client,
+                        thing,
+                        kind,
+                        JobsErrorCode::VersionMismatch,
+                        "execution changed concurrently",
+                        token,
+                        None,
+                    );
+                    return Ok(());
+                }
+            }
+            if let Some(body) = execution_message(b, exec.as_ref(), token).await? {
+                reply(b, client, thing, with_reply(kind, Reply::Accepted), body);
+            }
+        }
+        JobsTopic::GetPending(_) => {
+            let execs = b.store.executions_of_thing(thing).await?;
+            let summary = |e: &Execution| {
+                let mut m = serde_json::Map::new();
+                m.insert("jobId".into(), e.job_id.clone().into());
+                m.insert("queuedAt".into(), e.queued_at.into());
+                if let Some(s) = e.started_at {
+                    m.insert("startedAt".into(), s.into());
+                }
+                m.insert("lastUpdatedAt".into(), e.last_updated_at.into());
+                m.insert("versionNumber".into(), e.version_number.into());
+                m.insert("executionNumber".into(), e.execution_number.into());
+                serde_json::Value::Object(m)
+            };
+            let pick = |s: JobStatus| -> Vec<serde_json::Value> {
+                execs
+                    .iter()
+                    .filter(|e| e.status == s)
+                    .map(summary)
+                    .collect()
+            };
+            let mut body = serde_json::Map::new();
+            body.insert("inProgressJobs".into(), pick(JobStatus::InProgress).into());
+            body.insert("queuedJobs".into(), pick(JobStatus::Queued).into());
+            body.insert("timestamp".into(), now.into());
+            if let Some(t) = token {
+                body.insert("clientToken".into(), t.into());
+            }
+            let body = serde_json::to_vec(&body).unwrap_or_default();
+            reply(b, client, thing, with_reply(kind, Reply::Accepted), body);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn update(
+    b: &Broker,
+    client: &str,
+    thing: &str,
+    kind: JobsTopic<'_>,
+    job: &str,
+    payload: &[u8],
+) -> StoreResult<()> {
+    let req = match UpdateRequest::parse(payload) {
+        Ok(r) => r,
+        Err(e) => {
+            let (code, msg) = request_error(&e);
+            reject(b, client, thing, kind, code, &msg, None, None);
+            return Ok(());
+        }
+    };
+    let token = req.client_token.and_then(unescape);
+    let token = token.as_deref();
+    if token.is_some_and(|t| t.len() > CLIENT_TOKEN_MAX) {
+        reject(
+            b,
+            client,
+            thing,
+            kind,
+            JobsErrorCode::InvalidRequest,
+            "clientToken longer than 64 bytes",
+            None,
+            None,
+        );
+        return Ok(());
+    }
+    let Some(exec) = b
+        .store
+        .execution(job, thing)
+        .await?
+        .filter(|e| req.execution_number.is_none_or(|n| n == e.execution_number))
+    else {
+        let msg = format!("job execution {job} not found for {thing}");
+        reject(
+            b,
+            client,
+            thing,
+            kind,
+            JobsErrorCode::ResourceNotFound,
+            &msg,
+            token,
+            None,
+        );
+        return Ok(());
+    };
+    if let Some(v) = req.expected_version
+        && v != exec.version_number
+    {
+        reject(
+            b,
+            client,
+            thing,
+            kind,
+            JobsErrorCode::VersionMismatch,
+            "expectedVersion does not match",
+            token,
+            Some(&exec),
+        );
+        return Ok(());
+    }
+    if exec.status.is_terminal() {
+        reject(
+            b,
+            client,
+            thing,
+            kind,
+            JobsErrorCode::InvalidStateTransition,
+            "the execution is in a terminal state",
+            token,
+            Some(&exec),
+        );
+        return Ok(());
+    }
+    match req.status {
+        JobStatus::InProgress | JobStatus::Succeeded | JobStatus::Failed | JobStatus::Rejected => {}
+        JobStatus::Queued => {
+            reject(
+                b,
+                client,
+                thing,
+                kind,
+                JobsErrorCode::InvalidStateTransition,
+                "cannot return to QUEUED",
+                token,
+                Some(&exec),
+            );
+            return Ok(());
+        }
+        _ => {
+            reject(
+                b,
+                client,
+                thing,
+                kind,
+                JobsErrorCode::InvalidRequest,
+                "a device may set IN_PROGRESS, SUCCEEDED, FAILED or REJECTED",
+                token,
+                None,
+            );
+            return Ok(());
+        }
+    }
+    let before = next_pending_id(b, thing).await?;
+    let now = b.clock.now();
+    let mut new = exec.clone();
+    new.status = req.status;
+    if let Some(d) = req.status_details {
+        match details_of(d) {
+            Some(d) => new.status_details = d,
+            None => {
+                reject(
+                    b,
+                    client,
+                    thing,
+                    kind,
+                    JobsErrorCode::InvalidRequest,
+                    "statusDetails values must be strings",
+                    token,
+                    None,
+                );
+                return Ok(());
+            }
+        }
+    }
+    new.version_number += 1;
+    new.last_updated_at = now;
+    if new.started_at.is_none() && req.status == JobStatus::InProgress {
+        new.started_at = Some(now);
+    }
+    if !b.store.update_execution(&new, exec.version_number).await? {
+        let cur = b.store.execution(job, thing).await?;
+        reject(
+            b,
+            client,
+            thing,
+            kind,
+            JobsErrorCode::VersionMismatch,
+            "execution changed concurrently",
+            token,
+            cur.as_ref(),
+        );
+        return Ok(());
+    }
+    // Committed: now answer.
+    let doc = if req.include_job_document == Some(true) {
+        b.store.job(job).await?.map(|j| j.document)
+    } else {
+        None
+    };
+    let details = pairs(&new.status_details);
+    let out = UpdateAcceptedOut {
+        execution_state: (req.include_job_execution_state == Some(true)).then_some(
+            ExecutionStateOut {
+                status: new.status,
+                status_details: &details,
+                version_number: new.version_number,
+            },
+        ),
+        job_document: doc.as_deref(),
+        timestamp: now,
+        client_token: token,
+    };
+    if let Some(body) = encode_grow(|buf| out.encode(buf).map(str::len)) {
+        reply(b, client, thing, with_reply(kind, Reply::Accepted), body);
+    }
+    if new.status.is_terminal() {
+        maybe_complete(b, job).await?;
+    }
+    notify_if_changed(b, thing, before.as_deref()).await
+}

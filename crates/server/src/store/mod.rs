@@ -1,0 +1,266 @@
+//! Persistent state behind traits: [`Store`] (things, certificates, jobs, executions, streams,
+//! OTA updates) and [`BlobStore`] (firmware files, content-addressed).
+//!
+//! The embedded defaults are [`sqlite::SqliteStore`] (sqlx, WAL, `synchronous=FULL`, schema
+//! migrations by `PRAGMA user_version`) and [`blobs::DirBlobStore`] (files named by their
+//! SHA-256 in the data directory). PostgreSQL and S3-compatible storage implement the same
+//! traits later.
+//!
+//! Crash safety: every method that changes state returns only after its transaction has been
+//! committed (WAL with `synchronous=FULL` makes a commit durable), and the MQTT layer answers
+//! a device (PUBACK, `…/update/accepted`) only after that return.
+
+pub mod blobs;
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ferrota_proto::JobStatus;
+use serde::{Deserialize, Serialize};
+
+pub use blobs::{BlobReader, BlobStore, DirBlobStore};
+pub use sqlite::SqliteStore;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A file operation failed.
+    #[error("file store: {0}")]
+    Io(#[from] std::io::Error),
+    /// The record exists already.
+    #[error("{0} exists already")]
+    Exists(String),
+    /// The record does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Stored data could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// Result of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A thing (device) of the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thing {
+    /// Thing name (= certificate CN = MQTT client id).
+    pub name: String,
+    /// Thing groups it belongs to.
+    pub groups: Vec<String>,
+    /// Creation time, epoch seconds.
+    pub created_at: u64,
+}
+
+/// Status of a device certificate (AWS: ACTIVE, REVOKED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CertStatus {
+    /// May connect.
+    Active,
+    /// Refused at connect; listed in the CRL.
+    Revoked,
+}
+
+/// A device certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertRecord {
+    /// SHA-256 of the DER, hex (AWS's certificate id).
+    pub id: String,
+    /// The thing it is attached to.
+    pub thing: String,
+    /// Serial number, hex.
+    pub serial: String,
+    /// PEM text.
+    pub pem: String,
+    /// Status.
+    pub status: CertStatus,
+    /// Creation time.
+    pub created_at: u64,
+    /// Revocation time.
+    pub revoked_at: Option<u64>,
+}
+
+/// Job status (AWS: IN_PROGRESS, CANCELED, COMPLETED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobState {
+    /// Executions may still run.
+    InProgress,
+    /// Canceled by the operator.
+    Canceled,
+    /// Every execution reached a terminal state.
+    Completed,
+}
+
+/// A job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// Job id.
+    pub job_id: String,
+    /// The job document, JSON object text.
+    pub document: String,
+    /// Status.
+    pub state: JobState,
+    /// The OTA update that created it.
+    pub ota_update_id: Option<String>,
+    /// Creation time.
+    pub created_at: u64,
+}
+
+/// The state of one job execution (one job on one thing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Execution {
+    /// Job id.
+    pub job_id: String,
+    /// Thing name.
+    pub thing: String,
+    /// Status.
+    #[serde(with = "status_serde")]
+    pub status: JobStatus,
+    /// statusDetails (string → string).
+    pub status_details: BTreeMap<String, String>,
+    /// Time queued.
+    pub queued_at: u64,
+    /// Time first IN_PROGRESS.
+    pub started_at: Option<u64>,
+    /// Time of the last change.
+    pub last_updated_at: u64,
+    /// Version, +1 on every change.
+    pub version_number: u64,
+    /// Execution number (1: we never re-run a job on a thing).
+    pub execution_number: u64,
+    /// Creation order, for `$next` ("oldest first").
+    pub seq: i64,
+}
+
+/// One entry of an execution's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Status after the change.
+    #[serde(with = "status_serde")]
+    pub status: JobStatus,
+    /// statusDetails after the change.
+    pub status_details: BTreeMap<String, String>,
+    /// Version after the change.
+    pub version_number: u64,
+    /// When.
+    pub at: u64,
+}
+
+/// One file of a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamFile {
+    /// `"f"`, 0–255.
+    pub file_id: u8,
+    /// Content address (SHA-256 hex) in the [`BlobStore`].
+    pub blob: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A stream (MQTT-based file delivery): a versioned list of files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamRecord {
+    /// Stream id (the topic segment, `afr_ota.streamname`).
+    pub stream_id: String,
+    /// Description.
+    pub description: String,
+    /// Version (`"s"`).
+    pub version: u32,
+    /// Files.
+    pub files: Vec<StreamFile>,
+}
+
+/// An OTA update as stored (request and outcome).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtaRecord {
+    /// otaUpdateId.
+    pub ota_update_id: String,
+    /// CREATE_COMPLETE, CANCELED, ...
+    pub status: String,
+    /// The request as JSON text.
+    pub request: String,
+    /// The job created.
+    pub job_id: String,
+    /// The stream created.
+    pub stream_id: String,
+    /// Creation time.
+    pub created_at: u64,
+}
+
+/// Things, certificates, jobs, executions, streams and OTA updates.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a thing with its groups.
+    async fn create_thing(&self, thing: &Thing) -> StoreResult<()>;
+    /// A thing by name.
+    async fn thing(&self, name: &str) -> StoreResult<Option<Thing>>;
+    /// All things, by name.
+    async fn list_things(&self) -> StoreResult<Vec<Thing>>;
+    /// Names of the things in a group.
+    async fn group_members(&self, group: &str) -> StoreResult<Vec<String>>;
+    /// Adds a certificate.
+    async fn add_certificate(&self, cert: &CertRecord) -> StoreResult<()>;
+    /// A certificate by id.
+    async fn certificate(&self, id: &str) -> StoreResult<Option<CertRecord>>;
+    /// The certificates of a thing.
+    async fn certificates_of(&self, thing: &str) -> StoreResult<Vec<CertRecord>>;
+    /// All revoked certificates (for the CRL).
+    async fn revoked_certificates(&self) -> StoreResult<Vec<CertRecord>>;
+    /// Revokes every active certificate of a thing; returns how many.
+    async fn revoke_thing(&self, thing: &str, now: u64) -> StoreResult<u64>;
+
+    /// Creates a job and a QUEUED execution for each thing, in one transaction.
+    async fn create_job(&self, job: &Job, things: &[String]) -> StoreResult<()>;
+    /// A job.
+    async fn job(&self, job_id: &str) -> StoreResult<Option<Job>>;
+    /// Sets a job's state.
+    async fn set_job_state(&self, job_id: &str, state: JobState) -> StoreResult<()>;
+    /// Every execution of a thing, in creation order.
+    async fn executions_of_thing(&self, thing: &str) -> StoreResult<Vec<Execution>>;
+    /// Every execution of a job.
+    async fn executions_of_job(&self, job_id: &str) -> StoreResult<Vec<Execution>>;
+    /// One execution.
+    async fn execution(&self, job_id: &str, thing: &str) -> StoreResult<Option<Execution>>;
+    /// Replaces an execution if its stored version is still `expected_version` and appends the
+    /// history entry, atomically. `false`: someone else changed it first.
+    async fn update_execution(&self, exec: &Execution, expected_version: u64) -> StoreResult<bool>;
+    /// An execution's history, oldest first.
+    async fn history(&self, job_id: &str, thing: &str) -> StoreResult<Vec<HistoryEntry>>;
+
+    /// Creates a stream.
+    async fn create_stream(&self, stream: &StreamRecord) -> StoreResult<()>;
+    /// A stream.
+    async fn stream(&self, stream_id: &str) -> StoreResult<Option<StreamRecord>>;
+
+    /// Records an OTA update.
+    async fn create_ota(&self, ota: &OtaRecord) -> StoreResult<()>;
+    /// An OTA update.
+    async fn ota(&self, id: &str) -> StoreResult<Option<OtaRecord>>;
+    /// All OTA updates, newest first.
+    async fn list_ota(&self) -> StoreResult<Vec<OtaRecord>>;
+    /// Sets an OTA update's status.
+    async fn set_ota_status(&self, id: &str, status: &str) -> StoreResult<()>;
+}
+
+/// A shared store.
+pub type SharedStore = Arc<dyn Store>;
+
+pub(crate) mod status_serde {
+    use ferrota_proto::JobStatus;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &JobStatus, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s.as_str())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<JobStatus, D::Error> {
+        let s = String::deserialize(d)?;
+        JobStatus::from_wire(&s).ok_or_else(|| serde::de::Error::custom("unknown job status"))
+    }
+}

@@ -1,0 +1,543 @@
+//! The embedded [`Store`]: SQLite through sqlx, WAL journal, `synchronous=FULL`.
+//!
+//! Migrations are an ordered list of SQL scripts; `PRAGMA user_version` records how many ran.
+//! Each runs in its own transaction with the version bump, so a crash mid-migration leaves the
+//! previous schema.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use ferrota_proto::JobStatus;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, query};
+
+use super::*;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE things (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
+CREATE TABLE thing_groups (grp TEXT NOT NULL, thing TEXT NOT NULL REFERENCES things(name),
+  PRIMARY KEY (grp, thing));
+CREATE TABLE certificates (id TEXT PRIMARY KEY, thing TEXT NOT NULL REFERENCES things(name),
+  serial TEXT NOT NULL, pem TEXT NOT NULL, status TEXT NOT NULL, created_at INTEGER NOT NULL,
+  revoked_at INTEGER);
+CREATE INDEX certificates_thing ON certificates(thing);
+CREATE TABLE jobs (job_id TEXT PRIMARY KEY, document TEXT NOT NULL, state TEXT NOT NULL,
+  ota_update_id TEXT, created_at INTEGER NOT NULL);
+CREATE TABLE executions (seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL
+  REFERENCES jobs(job_id), thing TEXT NOT NULL, status TEXT NOT NULL, status_details TEXT NOT NULL,
+  queued_at INTEGER NOT NULL, started_at INTEGER, last_updated_at INTEGER NOT NULL,
+  version_number INTEGER NOT NULL, execution_number INTEGER NOT NULL, UNIQUE (job_id, thing));
+CREATE INDEX executions_thing ON executions(thing, seq);
+CREATE TABLE execution_history (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL,
+  thing TEXT NOT NULL, status TEXT NOT NULL, status_details TEXT NOT NULL,
+  version_number INTEGER NOT NULL, at INTEGER NOT NULL);
+CREATE INDEX execution_history_key ON execution_history(job_id, thing, id);
+CREATE TABLE streams (stream_id TEXT PRIMARY KEY, description TEXT NOT NULL,
+  version INTEGER NOT NULL, files TEXT NOT NULL);
+CREATE TABLE ota_updates (id TEXT PRIMARY KEY, status TEXT NOT NULL, request TEXT NOT NULL,
+  job_id TEXT NOT NULL, stream_id TEXT NOT NULL, created_at INTEGER NOT NULL);
+"#];
+
+/// SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+fn get_u64(r: &SqliteRow, c: &str) -> Result<u64, sqlx::Error> {
+    Ok(r.try_get::<i64, _>(c)?.max(0) as u64)
+}
+fn details_json(d: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(d).unwrap_or_else(|_| "{}".into())
+}
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.into())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and runs pending migrations.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        Self::connect(opts).await
+    }
+
+    /// An in-memory database (tests).
+    pub async fn memory() -> StoreResult<Self> {
+        let opts = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        Self::connect(opts).await
+    }
+
+    async fn connect(opts: SqliteConnectOptions) -> StoreResult<Self> {
+        let in_memory = opts.get_filename().as_os_str() == ":memory:";
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if in_memory { 1 } else { 4 })
+            .min_connections(if in_memory { 1 } else { 0 })
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts)
+            .await?;
+        let s = SqliteStore { pool };
+        s.migrate().await?;
+        Ok(s)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        let have: i64 = query("PRAGMA user_version")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(have.max(0) as usize) {
+            let mut tx = self.pool.begin().await?;
+            sqlx::raw_sql(*m).execute(&mut *tx).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "PRAGMA user_version = {}",
+                i + 1
+            )))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    fn execution_of(r: &SqliteRow) -> StoreResult<Execution> {
+        let status: String = r.try_get("status")?;
+        let details: String = r.try_get("status_details")?;
+        Ok(Execution {
+            job_id: r.try_get("job_id")?,
+            thing: r.try_get("thing")?,
+            status: JobStatus::from_wire(&status).ok_or_else(|| corrupt("execution status"))?,
+            status_details: serde_json::from_str(&details)
+                .map_err(|_| corrupt("execution details"))?,
+            queued_at: get_u64(r, "queued_at")?,
+            started_at: r.try_get::<Option<i64>, _>("started_at")?.map(|v| v as u64),
+            last_updated_at: get_u64(r, "last_updated_at")?,
+            version_number: get_u64(r, "version_number")?,
+            execution_number: get_u64(r, "execution_number")?,
+            seq: r.try_get("seq")?,
+        })
+    }
+
+    fn cert_of(r: &SqliteRow) -> StoreResult<CertRecord> {
+        let status: String = r.try_get("status")?;
+        Ok(CertRecord {
+            id: r.try_get("id")?,
+            thing: r.try_get("thing")?,
+            serial: r.try_get("serial")?,
+            pem: r.try_get("pem")?,
+            status: if status == "REVOKED" {
+                CertStatus::Revoked
+            } else {
+                CertStatus::Active
+            },
+            created_at: get_u64(r, "created_at")?,
+            revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(|v| v as u64),
+        })
+    }
+
+    fn job_of(r: &SqliteRow) -> StoreResult<Job> {
+        let state: String = r.try_get("state")?;
+        Ok(Job {
+            job_id: r.try_get("job_id")?,
+            document: r.try_get("document")?,
+            state: match state.as_str() {
+                "CANCELED" => JobState::Canceled,
+                "COMPLETED" => JobState::Completed,
+                _ => JobState::InProgress,
+            },
+            ota_update_id: r.try_get("ota_update_id")?,
+            created_at: get_u64(r, "created_at")?,
+        })
+    }
+
+    fn ota_of(r: &SqliteRow) -> StoreResult<OtaRecord> {
+        Ok(OtaRecord {
+            ota_update_id: r.try_get("id")?,
+            status: r.try_get("status")?,
+            request: r.try_get("request")?,
+            job_id: r.try_get("job_id")?,
+            stream_id: r.try_get("stream_id")?,
+            created_at: get_u64(r, "created_at")?,
+        })
+    }
+
+    async fn groups_of(&self, thing: &str) -> StoreResult<Vec<String>> {
+        let rows = query("SELECT grp FROM thing_groups WHERE thing = ? ORDER BY grp")
+            .bind(thing)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("grp"))
+            .collect::<Result<_, _>>()?)
+    }
+}
+
+fn job_state_str(s: JobState) -> &'static str {
+    match s {
+        JobState::InProgress => "IN_PROGRESS",
+        JobState::Canceled => "CANCELED",
+        JobState::Completed => "COMPLETED",
+    }
+}
+
+fn unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_thing(&self, thing: &Thing) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let r = query("INSERT INTO things (name, created_at) VALUES (?, ?)")
+            .bind(&thing.name)
+            .bind(to_i64(thing.created_at))
+            .execute(&mut *tx)
+            .await;
+        if let Err(e) = &r
+            && unique_violation(e)
+        {
+            return Err(StoreError::Exists(format!("thing {}", thing.name)));
+        }
+        r?;
+        for g in &thing.groups {
+            query("INSERT OR IGNORE INTO thing_groups (grp, thing) VALUES (?, ?)")
+                .bind(g)
+                .bind(&thing.name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn thing(&self, name: &str) -> StoreResult<Option<Thing>> {
+        let Some(r) = query("SELECT name, created_at FROM things WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Thing {
+            name: r.try_get("name")?,
+            created_at: get_u64(&r, "created_at")?,
+            groups: self.groups_of(name).await?,
+        }))
+    }
+
+    async fn list_things(&self) -> StoreResult<Vec<Thing>> {
+        let rows = query("SELECT name, created_at FROM things ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let name: String = r.try_get("name")?;
+            out.push(Thing {
+                groups: self.groups_of(&name).await?,
+                created_at: get_u64(&r, "created_at")?,
+                name,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn group_members(&self, group: &str) -> StoreResult<Vec<String>> {
+        let rows = query("SELECT thing FROM thing_groups WHERE grp = ? ORDER BY thing")
+            .bind(group)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("thing"))
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn add_certificate(&self, c: &CertRecord) -> StoreResult<()> {
+        query("INSERT INTO certificates (id, thing, serial, pem, status, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(&c.id)
+            .bind(&c.thing)
+            .bind(&c.serial)
+            .bind(&c.pem)
+            .bind(match c.status { CertStatus::Active => "ACTIVE", CertStatus::Revoked => "REVOKED" })
+            .bind(to_i64(c.created_at))
+            .bind(c.revoked_at.map(to_i64))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn certificate(&self, id: &str) -> StoreResult<Option<CertRecord>> {
+        query("SELECT * FROM certificates WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| Self::cert_of(&r))
+            .transpose()
+    }
+
+    async fn certificates_of(&self, thing: &str) -> StoreResult<Vec<CertRecord>> {
+        query("SELECT * FROM certificates WHERE thing = ? ORDER BY created_at")
+            .bind(thing)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::cert_of)
+            .collect()
+    }
+
+    async fn revoked_certificates(&self) -> StoreResult<Vec<CertRecord>> {
+        query("SELECT * FROM certificates WHERE status = 'REVOKED' ORDER BY revoked_at")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::cert_of)
+            .collect()
+    }
+
+    async fn revoke_thing(&self, thing: &str, now: u64) -> StoreResult<u64> {
+        let r = query("UPDATE certificates SET status = 'REVOKED', revoked_at = ? WHERE thing = ? AND status = 'ACTIVE'")
+            .bind(to_i64(now))
+            .bind(thing)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn create_job(&self, job: &Job, things: &[String]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let r = query("INSERT INTO jobs (job_id, document, state, ota_update_id, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&job.job_id)
+            .bind(&job.document)
+            .bind(job_state_str(job.state))
+            .bind(&job.ota_update_id)
+            .bind(to_i64(job.created_at))
+            .execute(&mut *tx)
+            .await;
+        if let Err(e) = &r
+            && unique_violation(e)
+        {
+            return Err(StoreError::Exists(format!("job {}", job.job_id)));
+        }
+        r?;
+        let now = to_i64(job.created_at);
+        for t in things {
+            query("INSERT INTO executions (job_id, thing, status, status_details, queued_at, started_at, last_updated_at, version_number, execution_number) VALUES (?, ?, 'QUEUED', '{}', ?, NULL, ?, 1, 1)")
+                .bind(&job.job_id)
+                .bind(t)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            query("INSERT INTO execution_history (job_id, thing, status, status_details, version_number, at) VALUES (?, ?, 'QUEUED', '{}', 1, ?)")
+                .bind(&job.job_id)
+                .bind(t)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn job(&self, job_id: &str) -> StoreResult<Option<Job>> {
+        query("SELECT * FROM jobs WHERE job_id = ?")
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| Self::job_of(&r))
+            .transpose()
+    }
+
+    async fn set_job_state(&self, job_id: &str, state: JobState) -> StoreResult<()> {
+        query("UPDATE jobs SET state = ? WHERE job_id = ?")
+            .bind(job_state_str(state))
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn executions_of_thing(&self, thing: &str) -> StoreResult<Vec<Execution>> {
+        query("SELECT * FROM executions WHERE thing = ? ORDER BY seq")
+            .bind(thing)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::execution_of)
+            .collect()
+    }
+
+    async fn executions_of_job(&self, job_id: &str) -> StoreResult<Vec<Execution>> {
+        query("SELECT * FROM executions WHERE job_id = ? ORDER BY thing")
+            .bind(job_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::execution_of)
+            .collect()
+    }
+
+    async fn execution(&self, job_id: &str, thing: &str) -> StoreResult<Option<Execution>> {
+        query("SELECT * FROM executions WHERE job_id = ? AND thing = ?")
+            .bind(job_id)
+            .bind(thing)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| Self::execution_of(&r))
+            .transpose()
+    }
+
+    async fn update_execution(&self, e: &Execution, expected_version: u64) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let details = details_json(&e.status_details);
+        let r = query("UPDATE executions SET status = ?, status_details = ?, started_at = ?, last_updated_at = ?, version_number = ? WHERE job_id = ? AND thing = ? AND version_number = ?")
+            .bind(e.status.as_str())
+            .bind(&details)
+            .bind(e.started_at.map(to_i64))
+            .bind(to_i64(e.last_updated_at))
+            .bind(to_i64(e.version_number))
+            .bind(&e.job_id)
+            .bind(&e.thing)
+            .bind(to_i64(expected_version))
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        query("INSERT INTO execution_history (job_id, thing, status, status_details, version_number, at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&e.job_id)
+            .bind(&e.thing)
+            .bind(e.status.as_str())
+            .bind(&details)
+            .bind(to_i64(e.version_number))
+            .bind(to_i64(e.last_updated_at))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn history(&self, job_id: &str, thing: &str) -> StoreResult<Vec<HistoryEntry>> {
+        let rows =
+            query("SELECT * FROM execution_history WHERE job_id = ? AND thing = ? ORDER BY id")
+                .bind(job_id)
+                .bind(thing)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let status: String = r.try_get("status")?;
+                let details: String = r.try_get("status_details")?;
+                Ok(HistoryEntry {
+                    status: JobStatus::from_wire(&status).ok_or_else(|| corrupt("history"))?,
+                    status_details: serde_json::from_str(&details)
+                        .map_err(|_| corrupt("history details"))?,
+                    version_number: get_u64(r, "version_number")?,
+                    at: get_u64(r, "at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_stream(&self, s: &StreamRecord) -> StoreResult<()> {
+        let files = serde_json::to_string(&s.files).map_err(|_| corrupt("stream files"))?;
+        let r = query(
+            "INSERT INTO streams (stream_id, description, version, files) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&s.stream_id)
+        .bind(&s.description)
+        .bind(i64::from(s.version))
+        .bind(files)
+        .execute(&self.pool)
+        .await;
+        if let Err(e) = &r
+            && unique_violation(e)
+        {
+            return Err(StoreError::Exists(format!("stream {}", s.stream_id)));
+        }
+        r?;
+        Ok(())
+    }
+
+    async fn stream(&self, stream_id: &str) -> StoreResult<Option<StreamRecord>> {
+        let Some(r) = query("SELECT * FROM streams WHERE stream_id = ?")
+            .bind(stream_id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let files: String = r.try_get("files")?;
+        Ok(Some(StreamRecord {
+            stream_id: r.try_get("stream_id")?,
+            description: r.try_get("description")?,
+            version: r.try_get::<i64, _>("version")? as u32,
+            files: serde_json::from_str(&files).map_err(|_| corrupt("stream files"))?,
+        }))
+    }
+
+    async fn create_ota(&self, o: &OtaRecord) -> StoreResult<()> {
+        let r = query("INSERT INTO ota_updates (id, status, request, job_id, stream_id, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&o.ota_update_id)
+            .bind(&o.status)
+            .bind(&o.request)
+            .bind(&o.job_id)
+            .bind(&o.stream_id)
+            .bind(to_i64(o.created_at))
+            .execute(&self.pool)
+            .await;
+        if let Err(e) = &r
+            && unique_violation(e)
+        {
+            return Err(StoreError::Exists(format!(
+                "OTA update {}",
+                o.ota_update_id
+            )));
+        }
+        r?;
+        Ok(())
+    }
+
+    async fn ota(&self, id: &str) -> StoreResult<Option<OtaRecord>> {
+        query("SELECT * FROM ota_updates WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| Self::ota_of(&r))
+            .transpose()
+    }
+
+    async fn list_ota(&self) -> StoreResult<Vec<OtaRecord>> {
+        query("SELECT * FROM ota_updates ORDER BY created_at DESC, id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::ota_of)
+            .collect()
+    }
+
+    async fn set_ota_status(&self, id: &str, status: &str) -> StoreResult<()> {
+        query("UPDATE ota_updates SET status = ? WHERE id = ?")
+            .bind(status)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,380 @@
+//! MQTT-based file delivery (spec §3): GetStream (`get/cbor`, `get/json`) and DescribeStream
+//! (`describe/cbor`, `describe/json`) on `$aws/things/<thing>/streams/<stream>/…`.
+//!
+//! * Blocks are those [`StreamRequest::blocks_to_send`] yields: the set bits of the bitmap from
+//!   offset `o` (or `o, o+1, …` without a bitmap), inside the file, ascending, at most `n` and at
+//!   most 128 KB — each requested block exactly once per request, never an unrequested one
+//!   (§4.9 hazard 1).
+//! * Each block is read from the content-addressed file with a positioned read of that block
+//!   only, encoded with [`DataBlock::encode`] (definite-length map `c f l i p`) and published on
+//!   `…/data/cbor` to the subscribers of that topic (QoS as subscribed, at most 1).
+//! * Errors go to `…/rejected/<encoding>` as `{"o","m","c"?}` and reach only clients subscribed
+//!   to it (§1.3 recommendation, §4.9 hazard 2): never on a data topic.
+//! * JSON variant: request `{"c"?,"s"?,"f","l","o"?,"n"?,"b"?}` with `b` a hex string
+//!   (`0x` prefix optional), blocks `{"c"?,"f","l","i","p"}` with `p` base64.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use ferrota_proto::stream::StreamErrorCode;
+use ferrota_proto::topic::{Encoding, StreamOp, Topic};
+use ferrota_proto::{DataBlock, StreamRejection, StreamRequest};
+use rumqttc::QoS;
+
+use crate::broker::Broker;
+use crate::store::{StoreError, StoreResult, StreamRecord};
+
+async fn load(b: &Broker, stream: &str) -> StoreResult<Option<Arc<StreamRecord>>> {
+    if let Some(s) = b
+        .stream_cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(stream)
+    {
+        return Ok(Some(s.clone()));
+    }
+    let Some(s) = b.store.stream(stream).await? else {
+        return Ok(None);
+    };
+    let s = Arc::new(s);
+    b.stream_cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(stream.to_string(), s.clone());
+    Ok(Some(s))
+}
+
+fn reject(
+    b: &Broker,
+    thing: &str,
+    stream: &str,
+    enc: Encoding,
+    code: StreamErrorCode,
+    msg: &str,
+    token: Option<&str>,
+) {
+    tracing::info!(
+        thing,
+        stream,
+        code = code.as_str(),
+        msg,
+        "stream request rejected"
+    );
+    let topic = Topic::stream(thing, stream, StreamOp::Rejected, enc).to_string();
+    let body = match enc {
+        Encoding::Cbor => {
+            let r = StreamRejection::new(code, msg, token);
+            let mut buf = vec![0u8; 64 + msg.len() + token.map_or(0, str::len) + 32];
+            match r.encode(&mut buf) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    buf
+                }
+                Err(_) => return,
+            }
+        }
+        Encoding::Json => {
+            let mut m = serde_json::Map::new();
+            m.insert("o".into(), code.as_str().into());
+            m.insert("m".into(), msg.into());
+            if let Some(t) = token {
+                m.insert("c".into(), t.into());
+            }
+            serde_json::to_vec(&m).unwrap_or_default()
+        }
+    };
+    b.publish(&topic, Bytes::from(body), QoS::AtLeastOnce);
+}
+
+/// An owned GetStream request decoded from JSON.
+struct JsonRequest {
+    c: Option<String>,
+    s: Option<u32>,
+    f: u32,
+    l: u32,
+    o: Option<u32>,
+    n: Option<u32>,
+    b: Option<Vec<u8>>,
+}
+
+fn json_request(payload: &[u8]) -> Result<JsonRequest, (StreamErrorCode, &'static str)> {
+    let v: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|_| (StreamErrorCode::InvalidJson, "not JSON"))?;
+    let o = v
+        .as_object()
+        .ok_or((StreamErrorCode::InvalidJson, "not a JSON object"))?;
+    let num = |k: &str| -> Result<Option<u32>, (StreamErrorCode, &'static str)> {
+        match o.get(k) {
+            None => Ok(None),
+            Some(x) => x
+                .as_u64()
+                .and_then(|x| u32::try_from(x).ok())
+                .map(Some)
+                .ok_or((StreamErrorCode::InvalidRequest, "a number is out of range")),
+        }
+    };
+    let c = match o.get("c") {
+        None => None,
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err((StreamErrorCode::InvalidRequest, "c must be a string")),
+    };
+    let b = match o.get("b") {
+        None => None,
+        Some(serde_json::Value::String(s)) => {
+            let h = s.strip_prefix("0x").unwrap_or(s);
+            Some(hex::decode(h).map_err(|_| (StreamErrorCode::InvalidRequest, "b must be hex"))?)
+        }
+        Some(_) => return Err((StreamErrorCode::InvalidRequest, "b must be a hex string")),
+    };
+    Ok(JsonRequest {
+        c,
+        s: num("s")?,
+        f: num("f")?.ok_or((StreamErrorCode::InvalidRequest, "f is required"))?,
+        l: num("l")?.ok_or((StreamErrorCode::InvalidRequest, "l is required"))?,
+        o: num("o")?,
+        n: num("n")?,
+        b,
+    })
+}
+
+/// Handles a GetStream or DescribeStream request for `thing`.
+pub async fn handle(
+    b: &Broker,
+    thing: &str,
+    stream: &str,
+    op: StreamOp,
+    enc: Encoding,
+    payload: &[u8],
+) -> StoreResult<()> {
+    if op == StreamOp::Describe {
+        return describe(b, thing, stream, enc, payload).await;
+    }
+    let owned;
+    let req = match enc {
+        Encoding::Cbor => match StreamRequest::decode(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                reject(
+                    b,
+                    thing,
+                    stream,
+                    enc,
+                    StreamErrorCode::InvalidCbor,
+                    &format!("{e}"),
+                    None,
+                );
+                return Ok(());
+            }
+        },
+        Encoding::Json => match json_request(payload) {
+            Ok(r) => {
+                owned = r;
+                StreamRequest {
+                    client_token: owned.c.as_deref(),
+                    stream_version: owned.s,
+                    file_id: owned.f,
+                    block_size: owned.l,
+                    offset: owned.o,
+                    bitmap: owned.b.as_deref(),
+                    num_blocks: owned.n,
+                }
+            }
+            Err((code, msg)) => {
+                reject(b, thing, stream, enc, code, msg, None);
+                return Ok(());
+            }
+        },
+    };
+    let token = req.client_token;
+    if let Err(code) = req.validate() {
+        reject(
+            b,
+            thing,
+            stream,
+            enc,
+            code,
+            "request out of bounds",
+            token.filter(|t| t.len() <= 64),
+        );
+        return Ok(());
+    }
+    let Some(rec) = load(b, stream).await? else {
+        reject(
+            b,
+            thing,
+            stream,
+            enc,
+            StreamErrorCode::ResourceNotFound,
+            "no such stream",
+            token,
+        );
+        return Ok(());
+    };
+    if req.stream_version.is_some_and(|v| v != rec.version) {
+        reject(
+            b,
+            thing,
+            stream,
+            enc,
+            StreamErrorCode::VersionMismatch,
+            "stream version mismatch",
+            token,
+        );
+        return Ok(());
+    }
+    let Some(file) = rec
+        .files
+        .iter()
+        .find(|f| u32::from(f.file_id) == req.file_id)
+    else {
+        reject(
+            b,
+            thing,
+            stream,
+            enc,
+            StreamErrorCode::ResourceNotFound,
+            "no such file in the stream",
+            token,
+        );
+        return Ok(());
+    };
+    let blob = match b.blobs.open(&file.blob) {
+        Ok(x) => x,
+        Err(StoreError::NotFound(_)) => {
+            reject(
+                b,
+                thing,
+                stream,
+                enc,
+                StreamErrorCode::InternalError,
+                "file content missing",
+                token,
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let size = u32::try_from(blob.len()).unwrap_or(u32::MAX);
+    let topic = Topic::stream(thing, stream, StreamOp::Data, enc).to_string();
+    let l = req.block_size;
+    let mut scratch = vec![0u8; l as usize];
+    for i in req.blocks_to_send(size) {
+        let off = u64::from(i) * u64::from(l);
+        let len = (u64::from(size) - off).min(u64::from(l)) as usize;
+        blob.read_at(off, &mut scratch[..len])?;
+        let block = DataBlock::new(token, req.file_id, i, &scratch[..len]);
+        let body = match enc {
+            Encoding::Cbor => {
+                let mut out = vec![0u8; block.encoded_len()];
+                match block.encode(&mut out) {
+                    Ok(n) => out.truncate(n),
+                    Err(_) => return Err(StoreError::Corrupt("block encoding".into())),
+                }
+                out
+            }
+            Encoding::Json => {
+                let mut m = serde_json::Map::new();
+                if let Some(t) = token {
+                    m.insert("c".into(), t.into());
+                }
+                m.insert("f".into(), req.file_id.into());
+                m.insert("l".into(), (len as u64).into());
+                m.insert("i".into(), i.into());
+                m.insert(
+                    "p".into(),
+                    base64::engine::general_purpose::STANDARD
+                        .encode(&scratch[..len])
+                        .into(),
+                );
+                serde_json::to_vec(&m).unwrap_or_default()
+            }
+        };
+        b.publish(&topic, Bytes::from(body), QoS::AtLeastOnce);
+    }
+    Ok(())
+}
+
+async fn describe(
+    b: &Broker,
+    thing: &str,
+    stream: &str,
+    enc: Encoding,
+    payload: &[u8],
+) -> StoreResult<()> {
+    // Request: `{"c"?}` in either encoding; an unreadable body is read as no token.
+    let token: Option<String> = match enc {
+        Encoding::Json => serde_json::from_slice::<serde_json::Value>(payload)
+            .ok()
+            .and_then(|v| v.get("c").and_then(|c| c.as_str()).map(str::to_string)),
+        Encoding::Cbor => {
+            let mut d = minicbor::Decoder::new(payload);
+            let mut t = None;
+            if let Ok(Some(n)) = d.map() {
+                for _ in 0..n {
+                    match d.str() {
+                        Ok("c") => t = d.str().ok().map(str::to_string),
+                        Ok(_) => {
+                            let _ = d.skip();
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            t
+        }
+    };
+    let token = token.filter(|t| t.len() <= 64);
+    let Some(rec) = load(b, stream).await? else {
+        reject(
+            b,
+            thing,
+            stream,
+            enc,
+            StreamErrorCode::ResourceNotFound,
+            "no such stream",
+            token.as_deref(),
+        );
+        return Ok(());
+    };
+    let topic = Topic::stream(thing, stream, StreamOp::Description, enc).to_string();
+    let body = match enc {
+        Encoding::Json => {
+            let files: Vec<serde_json::Value> = rec
+                .files
+                .iter()
+                .map(|f| serde_json::json!({"f": f.file_id, "z": f.size}))
+                .collect();
+            let mut m = serde_json::Map::new();
+            if let Some(t) = &token {
+                m.insert("c".into(), t.clone().into());
+            }
+            m.insert("s".into(), rec.version.into());
+            m.insert("d".into(), rec.description.clone().into());
+            m.insert("r".into(), files.into());
+            serde_json::to_vec(&m).unwrap_or_default()
+        }
+        Encoding::Cbor => {
+            let mut e = minicbor::Encoder::new(Vec::new());
+            let enc_all = |e: &mut minicbor::Encoder<Vec<u8>>| -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
+                e.map(3 + u64::from(token.is_some()))?;
+                if let Some(t) = &token {
+                    e.str("c")?.str(t)?;
+                }
+                e.str("s")?.u32(rec.version)?;
+                e.str("d")?.str(&rec.description)?;
+                e.str("r")?.array(rec.files.len() as u64)?;
+                for f in &rec.files {
+                    e.map(2)?.str("f")?.u8(f.file_id)?.str("z")?.u64(f.size)?;
+                }
+                Ok(())
+            };
+            if enc_all(&mut e).is_err() {
+                return Ok(());
+            }
+            e.into_writer()
+        }
+    };
+    b.publish(&topic, Bytes::from(body), QoS::AtLeastOnce);
+    Ok(())
+}
