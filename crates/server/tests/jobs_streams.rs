@@ -1,0 +1,521 @@
+//! Jobs and Streams flows over mutual TLS with rumqttc, in the spec's request shapes
+//! (encoded with ferrota-proto), plus restarts and malformed input.
+
+mod common;
+
+use common::*;
+use ferrota_proto::job::JobDocument;
+use ferrota_proto::jobs_api::JobsRejection;
+use ferrota_proto::stream::StreamErrorCode;
+use ferrota_proto::{BlockSet, DataBlock, JobMessage, JobStatus, StreamRejection, StreamRequest};
+use ferrota_server::admin::*;
+use rumqttc::QoS;
+
+fn firmware(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+async fn ota(s: &TestServer, id: &str, target: &str, data: &[u8]) -> OtaDescription {
+    let sha = s.admin.put_file(data).unwrap();
+    s.admin
+        .create_ota(&CreateOtaUpdate {
+            ota_update_id: id.into(),
+            description: "test".into(),
+            targets: vec![target.into()],
+            files: vec![OtaFile {
+                file_name: "/ota/received.bin".into(),
+                file_type: 141,
+                file_location: FileLocation { sha256: sha },
+                code_signing: CodeSigning {
+                    custom_code_signing: CustomCodeSigning {
+                        signature: InlineSignature {
+                            inline_document: "MEUCIQCUhVsvXNtjLw7zwZSOKzxga9yW".into(),
+                        },
+                        certificate_chain: CertificateChain {
+                            certificate_name: "signer.crt".into(),
+                        },
+                        hash_algorithm: "SHA256".into(),
+                        signature_algorithm: "ECDSA".into(),
+                    },
+                },
+            }],
+        })
+        .await
+        .unwrap()
+}
+
+/// Downloads file 0 of `stream` with the official request shape (n blocks a request).
+async fn download(c: &mut Client, thing: &str, stream: &str, size: u32, l: u32, n: u32) -> Vec<u8> {
+    let blocks = size.div_ceil(l);
+    let mut have = BlockSet::<1536>::all_missing(blocks).unwrap();
+    let mut out = vec![0u8; size as usize];
+    let get = format!("$aws/things/{thing}/streams/{stream}/get/cbor");
+    while !have.is_complete() {
+        let req = StreamRequest::official(0, l, have.as_bytes(), n);
+        let mut buf = vec![0u8; 2048];
+        let len = req.encode(&mut buf).unwrap();
+        c.c.publish(&get, QoS::AtMostOnce, false, buf[..len].to_vec())
+            .await
+            .unwrap();
+        let want = have.missing_count().min(n);
+        for _ in 0..want {
+            let p = publish(c).await;
+            assert_eq!(
+                p.topic,
+                format!("$aws/things/{thing}/streams/{stream}/data/cbor")
+            );
+            let b = DataBlock::decode(&p.payload).unwrap();
+            assert_eq!(b.client_token, Some("rdy"));
+            let off = (b.block_id * l) as usize;
+            out[off..off + b.payload.len()].copy_from_slice(b.payload);
+            assert!(
+                have.mark_received(b.block_id).unwrap(),
+                "duplicate block {}",
+                b.block_id
+            );
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ota_flow_jobs_and_streams() {
+    let s = TestServer::start().await;
+    let a = s.thing("dev-1", &["fleet"]).await;
+    let mut c = connect(&s, &a).await;
+    subscribe(
+        &mut c,
+        "$aws/things/dev-1/jobs/notify-next",
+        QoS::AtLeastOnce,
+    )
+    .await;
+    let data = firmware(25 * 4096 - 100);
+    let d = ota(&s, "up1", "thinggroup/fleet", &data).await;
+    assert_eq!(d.job_id, "AFR_OTA-up1");
+    assert_eq!(d.stream_id.len(), 44);
+
+    // notify-next arrives once, with the job.
+    let p = publish(&mut c).await;
+    assert_eq!(p.topic, "$aws/things/dev-1/jobs/notify-next");
+    let m = JobMessage::parse(&p.payload).unwrap();
+    let e = m.execution.unwrap();
+    assert_eq!(e.job_id, "AFR_OTA-up1");
+    assert_eq!(e.status, Some(JobStatus::Queued));
+
+    // $next/get answered to the requester without a subscription; token echoed.
+    c.c.publish(
+        "$aws/things/dev-1/jobs/$next/get",
+        QoS::AtLeastOnce,
+        false,
+        r#"{"clientToken":":dev-1"}"#,
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    assert_eq!(p.topic, "$aws/things/dev-1/jobs/$next/get/accepted");
+    let m = JobMessage::parse(&p.payload).unwrap();
+    assert_eq!(m.client_token.unwrap().raw(), ":dev-1");
+    let e = m.execution.unwrap();
+    let JobDocument::Ota(job) = e.document().unwrap() else {
+        panic!("not an OTA job")
+    };
+    assert_eq!(job.file.file_size as usize, data.len());
+    assert_eq!(job.file.file_id, 0);
+    assert_eq!(job.file.file_type, Some(141));
+    let stream = job.stream_name.unwrap().to_string();
+    assert_eq!(stream, d.stream_id);
+
+    // IN_PROGRESS with the exact §4.4 body (no token, no expectedVersion).
+    c.c.publish(
+        "$aws/things/dev-1/jobs/AFR_OTA-up1/update",
+        QoS::AtLeastOnce,
+        false,
+        r#"{"status":"IN_PROGRESS","statusDetails":{"receive":"0/25"}}"#,
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    assert_eq!(
+        p.topic,
+        "$aws/things/dev-1/jobs/AFR_OTA-up1/update/accepted"
+    );
+
+    // Download with the official request (4 KB, 8 blocks a request).
+    subscribe(
+        &mut c,
+        &format!("$aws/things/dev-1/streams/{stream}/data/cbor"),
+        QoS::AtMostOnce,
+    )
+    .await;
+    let got = download(&mut c, "dev-1", &stream, data.len() as u32, 4096, 8).await;
+    assert_eq!(got, data);
+
+    // The spec's test vector request (25 blocks, n = 8) yields blocks 0..8.
+    let vector = [
+        0xa6, 0x61, 0x63, 0x63, 0x72, 0x64, 0x79, 0x61, 0x66, 0x00, 0x61, 0x6c, 0x19, 0x10, 0x00,
+        0x61, 0x6f, 0x00, 0x61, 0x62, 0x44, 0xff, 0xff, 0xff, 0x01, 0x61, 0x6e, 0x08,
+    ];
+    c.c.publish(
+        format!("$aws/things/dev-1/streams/{stream}/get/cbor"),
+        QoS::AtMostOnce,
+        false,
+        vector.to_vec(),
+    )
+    .await
+    .unwrap();
+    for i in 0..8 {
+        let b = publish(&mut c).await;
+        assert_eq!(DataBlock::decode(&b.payload).unwrap().block_id, i);
+    }
+    // Bitmap with offset: blocks 20, 21, 24 (AWS doc example, clipped to the file).
+    let r = StreamRequest {
+        client_token: None,
+        stream_version: Some(1),
+        file_id: 0,
+        block_size: 4096,
+        offset: Some(20),
+        bitmap: Some(&[0x13, 0x00, 0x80]),
+        num_blocks: None,
+    };
+    let mut buf = [0u8; 64];
+    let n = r.encode(&mut buf).unwrap();
+    c.c.publish(
+        format!("$aws/things/dev-1/streams/{stream}/get/cbor"),
+        QoS::AtMostOnce,
+        false,
+        buf[..n].to_vec(),
+    )
+    .await
+    .unwrap();
+    let ids: Vec<u32> = [
+        publish(&mut c).await,
+        publish(&mut c).await,
+        publish(&mut c).await,
+    ]
+    .iter()
+    .map(|p| DataBlock::decode(&p.payload).unwrap().block_id)
+    .collect();
+    assert_eq!(ids, [20, 21, 24]);
+
+    // Errors go to rejected/cbor only for subscribers, never to data/cbor.
+    subscribe(
+        &mut c,
+        &format!("$aws/things/dev-1/streams/{stream}/rejected/cbor"),
+        QoS::AtMostOnce,
+    )
+    .await;
+    let bad = StreamRequest {
+        block_size: 100,
+        ..r
+    };
+    let n = bad.encode(&mut buf).unwrap();
+    c.c.publish(
+        format!("$aws/things/dev-1/streams/{stream}/get/cbor"),
+        QoS::AtMostOnce,
+        false,
+        buf[..n].to_vec(),
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    assert!(p.topic.ends_with("/rejected/cbor"), "{}", p.topic);
+    assert_eq!(
+        StreamRejection::decode(&p.payload).unwrap().error_code(),
+        Some(StreamErrorCode::BlockSizeOutOfBounds)
+    );
+    for (req, code) in [
+        (
+            StreamRequest { file_id: 7, ..r },
+            StreamErrorCode::ResourceNotFound,
+        ),
+        (
+            StreamRequest {
+                stream_version: Some(9),
+                ..r
+            },
+            StreamErrorCode::VersionMismatch,
+        ),
+        (
+            StreamRequest {
+                offset: Some(100_000),
+                ..r
+            },
+            StreamErrorCode::OffsetOutOfBounds,
+        ),
+    ] {
+        let n = req.encode(&mut buf).unwrap();
+        c.c.publish(
+            format!("$aws/things/dev-1/streams/{stream}/get/cbor"),
+            QoS::AtMostOnce,
+            false,
+            buf[..n].to_vec(),
+        )
+        .await
+        .unwrap();
+        let p = publish(&mut c).await;
+        assert_eq!(
+            StreamRejection::decode(&p.payload).unwrap().error_code(),
+            Some(code)
+        );
+    }
+    c.c.publish(
+        format!("$aws/things/dev-1/streams/{stream}/get/cbor"),
+        QoS::AtMostOnce,
+        false,
+        vec![0xff, 0x00],
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    assert_eq!(
+        StreamRejection::decode(&p.payload).unwrap().error_code(),
+        Some(StreamErrorCode::InvalidCbor)
+    );
+
+    // JSON variant.
+    subscribe(
+        &mut c,
+        &format!("$aws/things/dev-1/streams/{stream}/data/json"),
+        QoS::AtMostOnce,
+    )
+    .await;
+    c.c.publish(
+        format!("$aws/things/dev-1/streams/{stream}/get/json"),
+        QoS::AtMostOnce,
+        false,
+        r#"{"c":"j","f":0,"l":1024,"o":0,"n":2}"#,
+    )
+    .await
+    .unwrap();
+    for i in 0..2 {
+        let p = publish(&mut c).await;
+        let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+        assert_eq!(v["i"], i);
+        assert_eq!(v["c"], "j");
+    }
+
+    // expectedVersion mismatch → VersionMismatch with executionState; token echoed.
+    c.c.publish(
+        "$aws/things/dev-1/jobs/AFR_OTA-up1/update",
+        QoS::AtLeastOnce,
+        false,
+        r#"{"status":"IN_PROGRESS","expectedVersion":1,"clientToken":"t1"}"#,
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    assert_eq!(
+        p.topic,
+        "$aws/things/dev-1/jobs/AFR_OTA-up1/update/rejected"
+    );
+    let r = JobsRejection::parse(&p.payload).unwrap();
+    assert_eq!(r.code.raw(), "VersionMismatch");
+    assert_eq!(r.client_token.unwrap().raw(), "t1");
+    assert!(r.execution_state.is_some());
+
+    // Right version; includeJobExecutionState.
+    c.c.publish("$aws/things/dev-1/jobs/AFR_OTA-up1/update", QoS::AtLeastOnce, false,
+        r#"{"status":"IN_PROGRESS","expectedVersion":2,"statusDetails":{"self_test":"ready","updatedBy":"0x00090002"},"includeJobExecutionState":true,"clientToken":"t2"}"#).await.unwrap();
+    let p = publish(&mut c).await;
+    let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+    assert_eq!(v["executionState"]["versionNumber"], 3);
+    assert_eq!(v["clientToken"], "t2");
+
+    // describe by id and start-next and get pending.
+    c.c.publish(
+        "$aws/things/dev-1/jobs/AFR_OTA-up1/get",
+        QoS::AtLeastOnce,
+        false,
+        r#"{"clientToken":"d"}"#,
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    assert_eq!(p.topic, "$aws/things/dev-1/jobs/AFR_OTA-up1/get/accepted");
+    let m = JobMessage::parse(&p.payload).unwrap();
+    assert!(m.execution.unwrap().status_details.in_self_test());
+    c.c.publish("$aws/things/dev-1/jobs/get", QoS::AtLeastOnce, false, "")
+        .await
+        .unwrap();
+    let p = publish(&mut c).await;
+    let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+    assert_eq!(v["inProgressJobs"][0]["jobId"], "AFR_OTA-up1");
+    c.c.publish(
+        "$aws/things/dev-1/jobs/nope/get",
+        QoS::AtLeastOnce,
+        false,
+        "{}",
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    assert_eq!(
+        JobsRejection::parse(&p.payload).unwrap().code.raw(),
+        "ResourceNotFound"
+    );
+    c.c.publish(
+        "$aws/things/dev-1/jobs//update",
+        QoS::AtLeastOnce,
+        false,
+        r#"{"status":"FAILED"}"#,
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    assert_eq!(p.topic, "$aws/things/dev-1/jobs//update/rejected");
+    assert_eq!(
+        JobsRejection::parse(&p.payload).unwrap().code.raw(),
+        "InvalidTopic"
+    );
+    c.c.publish(
+        "$aws/things/dev-1/jobs/AFR_OTA-up1/update",
+        QoS::AtLeastOnce,
+        false,
+        "{not json",
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    assert_eq!(
+        JobsRejection::parse(&p.payload).unwrap().code.raw(),
+        "InvalidJson"
+    );
+
+    // SUCCEEDED → accepted, then notify-next without execution; later updates are refused.
+    c.c.publish(
+        "$aws/things/dev-1/jobs/AFR_OTA-up1/update",
+        QoS::AtLeastOnce,
+        false,
+        r#"{"status":"SUCCEEDED","statusDetails":{"reason":"accepted v0.9.2"}}"#,
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    assert!(p.topic.ends_with("/update/accepted"));
+    let p = publish(&mut c).await;
+    assert_eq!(p.topic, "$aws/things/dev-1/jobs/notify-next");
+    assert!(JobMessage::parse(&p.payload).unwrap().execution.is_none());
+    c.c.publish(
+        "$aws/things/dev-1/jobs/AFR_OTA-up1/update",
+        QoS::AtLeastOnce,
+        false,
+        r#"{"status":"FAILED"}"#,
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    assert_eq!(
+        JobsRejection::parse(&p.payload).unwrap().code.raw(),
+        "InvalidStateTransition"
+    );
+
+    let d = s.admin.describe_ota("up1").await.unwrap();
+    assert_eq!(d.executions[0].status, "SUCCEEDED");
+    let h: Vec<_> = d.executions[0]
+        .history
+        .iter()
+        .map(|h| h.status.as_str())
+        .collect();
+    assert_eq!(h, ["QUEUED", "IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"]);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_between_steps_loses_nothing() {
+    let s = TestServer::start().await;
+    let a = s.thing("dev-2", &[]).await;
+    let data = firmware(5000);
+    ota(&s, "up2", "thing/dev-2", &data).await;
+    let mut c = connect(&s, &a).await;
+    c.c.publish(
+        "$aws/things/dev-2/jobs/AFR_OTA-up2/update",
+        QoS::AtLeastOnce,
+        false,
+        r#"{"status":"IN_PROGRESS","statusDetails":{"self_test":"ready"}}"#,
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    assert!(p.topic.ends_with("/update/accepted"));
+    let dir = s.stop().await;
+    let s = TestServer::start_in(dir).await;
+    let mut c = connect(&s, &a).await;
+    c.c.publish(
+        "$aws/things/dev-2/jobs/$next/get",
+        QoS::AtLeastOnce,
+        false,
+        r#"{"clientToken":"x"}"#,
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    let e = JobMessage::parse(&p.payload).unwrap().execution.unwrap();
+    assert_eq!(e.status, Some(JobStatus::InProgress));
+    assert_eq!(e.version_number, Some(2));
+    assert!(e.status_details.in_self_test());
+    let JobDocument::Ota(job) = e.document().unwrap() else {
+        panic!()
+    };
+    let stream = job.stream_name.unwrap().to_string();
+    subscribe(
+        &mut c,
+        &format!("$aws/things/dev-2/streams/{stream}/data/cbor"),
+        QoS::AtMostOnce,
+    )
+    .await;
+    assert_eq!(
+        download(&mut c, "dev-2", &stream, 5000, 1024, 3).await,
+        data
+    );
+    // Cancel with force: the execution becomes CANCELED and the device is told.
+    subscribe(
+        &mut c,
+        "$aws/things/dev-2/jobs/notify-next",
+        QoS::AtLeastOnce,
+    )
+    .await;
+    let d = s.admin.cancel_ota("up2", true).await.unwrap();
+    assert_eq!(d.executions[0].status, "CANCELED");
+    let p = publish(&mut c).await;
+    assert!(JobMessage::parse(&p.payload).unwrap().execution.is_none());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_blocks_and_several_files_limits() {
+    let s = TestServer::start().await;
+    let a = s.thing("dev-3", &[]).await;
+    let data = firmware(300 * 1024 + 7);
+    ota(&s, "up3", "thing/dev-3", &data).await;
+    let mut c = connect(&s, &a).await;
+    c.c.publish(
+        "$aws/things/dev-3/jobs/$next/get",
+        QoS::AtLeastOnce,
+        false,
+        "{}",
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    let e = JobMessage::parse(&p.payload).unwrap().execution.unwrap();
+    let JobDocument::Ota(job) = e.document().unwrap() else {
+        panic!()
+    };
+    let stream = job.stream_name.unwrap().to_string();
+    subscribe(
+        &mut c,
+        &format!("$aws/things/dev-3/streams/{stream}/data/cbor"),
+        QoS::AtMostOnce,
+    )
+    .await;
+    // 128 KB blocks: one block per request (128 KB cap), whatever n says.
+    assert_eq!(
+        download(&mut c, "dev-3", &stream, data.len() as u32, 128 * 1024, 1).await,
+        data
+    );
+    assert_eq!(
+        download(&mut c, "dev-3", &stream, data.len() as u32, 256, 64).await,
+        data
+    );
+    s.stop().await;
+}
