@@ -76,6 +76,8 @@ env_lines() {
     echo "export LD_LIBRARY_PATH='$lib'\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
     echo "export RUSTC='$ROOT/usr/bin/rustc'"
     echo "export RUSTC_BOOTSTRAP=1"
+    # The unpacked arm-none-eabi-gcc looks for newlib's headers at the absolute /usr/include/newlib.
+    echo "export CFLAGS_thumbv7em_none_eabihf='-isystem $ROOT/usr/include/newlib'"
     # The rustup proxies must not pick a toolchain of their own for rustc/rustdoc.
     echo "unset RUSTC_WRAPPER RUSTUP_TOOLCHAIN"
 }
