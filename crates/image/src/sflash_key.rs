@@ -30,6 +30,8 @@
 //! software verifier does not).
 
 use p256::ecdsa::VerifyingKey;
+use p256::elliptic_curve::point::AffineCoordinates;
+use p256::{AffinePoint, FieldBytes};
 
 use crate::scheme::{BootKey, Rsa2048PublicKey};
 
@@ -120,8 +122,17 @@ pub fn parse_key_object(obj: &[u8]) -> Result<BootKey, KeyObjectError> {
             if obj[73..76].iter().any(|&b| b != 0) {
                 return Err(KeyObjectError::BadField(73));
             }
-            let key = VerifyingKey::from_sec1_bytes(&obj[8..73])
-                .map_err(|_| KeyObjectError::BadField(8))?;
+            // The tag is 0x04 (checked above): X and Y must be field elements on the curve, as
+            // `VerifyingKey::from_sec1_bytes` checks them, without linking point decompression
+            // (1.7 KB of the CM0+ DBM).
+            let (x, y) = (&obj[9..41], &obj[41..73]);
+            let key = AffinePoint::from_coordinates(
+                &FieldBytes::try_from(x).map_err(|_| KeyObjectError::BadField(8))?,
+                &FieldBytes::try_from(y).map_err(|_| KeyObjectError::BadField(8))?,
+            )
+            .into_option()
+            .and_then(|p| VerifyingKey::from_affine(p).ok())
+            .ok_or(KeyObjectError::BadField(8))?;
             Ok(BootKey::EcdsaP256(key))
         }
         SCHEME_RSA2048 => {
