@@ -41,6 +41,17 @@ pub enum Command {
     /// A simulated CYT4BF board in a file: provision, program, boot, update, inspect.
     #[command(subcommand)]
     T2g(crate::t2gargs::T2gCommand),
+    /// Run the OTA server: MQTT over mutual TLS, AWS IoT Jobs and Streams, HTTP API.
+    Serve(crate::serverargs::ServeArgs),
+    /// The server's fleet CA.
+    #[command(subcommand)]
+    Ca(crate::serverargs::CaCommand),
+    /// Things (devices) of the server: create (certificate + device bundle), list, revoke.
+    #[command(subcommand)]
+    Thing(crate::serverargs::ThingCommand),
+    /// OTA updates on a running server: create, list, describe, cancel.
+    #[command(subcommand)]
+    Ota(crate::serverargs::OtaCommand),
 }
 
 /// `ferrota key ...`

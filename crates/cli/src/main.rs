@@ -8,6 +8,7 @@
 //! | [`imagecmd`] | `image pack`, `image from-merged-hex`, `image sign-ota`, `image verify` |
 //! | [`show`] | `image show` (text and JSON) |
 //! | [`t2gargs`], [`t2gcmd`] | `t2g new`, `program`, `boot`, `show`, `activate`, `confirm`, `reject` |
+//! | [`serverargs`], [`servecmd`], [`thingcmd`], [`otacmd`] | `serve`, `ca init`, `thing create/list/describe/revoke`, `ota create/list/describe/cancel` |
 //! | [`fsio`] | reading with context, atomic writing |
 
 #![forbid(unsafe_code)]
@@ -16,9 +17,13 @@ mod args;
 mod fsio;
 mod imagecmd;
 mod keycmd;
+mod otacmd;
+mod servecmd;
+mod serverargs;
 mod show;
 mod t2gargs;
 mod t2gcmd;
+mod thingcmd;
 
 use std::process::ExitCode;
 
@@ -37,6 +42,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Image(ImageCommand::Verify(a)) => imagecmd::verify(&a),
         Command::Image(ImageCommand::Show(a)) => show::show(&a),
         Command::T2g(c) => t2gcmd::run(c),
+        Command::Serve(a) => servecmd::serve(&a),
+        Command::Ca(serverargs::CaCommand::Init(a)) => servecmd::ca_init(&a),
+        Command::Thing(c) => thingcmd::run(c),
+        Command::Ota(c) => otacmd::run(c),
     }
 }
 

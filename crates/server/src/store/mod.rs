@@ -179,6 +179,7 @@ pub struct StreamRecord {
 
 /// An OTA update as stored (request and outcome).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OtaRecord {
     /// otaUpdateId.
     pub ota_update_id: String,

@@ -1,0 +1,146 @@
+//! `ferrota ota create|list|describe|cancel` through the HTTP API of a running server.
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Value, json};
+
+use crate::servecmd::config;
+use crate::serverargs::{ApiArgs, OtaCommand};
+
+struct Api {
+    base: String,
+    token: String,
+}
+
+impl Api {
+    fn new(a: &ApiArgs) -> Result<Api> {
+        let token = match &a.token {
+            Some(t) => t.clone(),
+            None => {
+                let cfg = config(&a.data)?;
+                std::fs::read_to_string(cfg.token_path())
+                    .with_context(|| {
+                        format!(
+                            "{}: operator token (pass --token or --data-dir)",
+                            cfg.token_path().display()
+                        )
+                    })?
+                    .trim()
+                    .to_string()
+            }
+        };
+        Ok(Api {
+            base: a.api.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Vec<u8>>, json: bool) -> Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.token);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let r = match (method, body) {
+            ("GET", _) => agent.get(&url).header("authorization", &auth).call(),
+            (_, Some(b)) => agent
+                .post(&url)
+                .header("authorization", &auth)
+                .header(
+                    "content-type",
+                    if json {
+                        "application/json"
+                    } else {
+                        "application/octet-stream"
+                    },
+                )
+                .send(&b[..]),
+            (_, None) => agent.post(&url).header("authorization", &auth).send_empty(),
+        };
+        let mut r = r.map_err(|e| anyhow!("{url}: {e}"))?;
+        let status = r.status();
+        let text = r
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|e| anyhow!("{url}: {e}"))?;
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            let msg = v
+                .get("error")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            bail!("{url}: {status}: {msg}");
+        }
+        Ok(v)
+    }
+}
+
+/// Runs an `ota` command.
+pub fn run(c: OtaCommand) -> Result<()> {
+    let v = match c {
+        OtaCommand::Create(a) => {
+            let api = Api::new(&a.api)?;
+            let data = crate::fsio::read(&a.file)?;
+            let sig_path = a.signature.clone().unwrap_or_else(|| {
+                let mut p = a.file.clone().into_os_string();
+                p.push(".sig");
+                p.into()
+            });
+            let sig = std::fs::read_to_string(&sig_path)
+                .with_context(|| format!("{}: OTA signature (base64)", sig_path.display()))?;
+            let sig = sig.trim();
+            if sig.is_empty() || sig.len() > 512 {
+                bail!(
+                    "{}: not an OTA signature (base64 DER, ≤ 512 characters)",
+                    sig_path.display()
+                );
+            }
+            let up = api.call("POST", "/api/files", Some(data), false)?;
+            let sha = up["sha256"]
+                .as_str()
+                .ok_or_else(|| anyhow!("upload: no sha256"))?;
+            let mut targets: Vec<String> = a.things.iter().map(|t| format!("thing/{t}")).collect();
+            targets.extend(a.groups.iter().map(|g| format!("thinggroup/{g}")));
+            if targets.is_empty() {
+                bail!("give at least one --thing or --group");
+            }
+            let req = json!({
+                "otaUpdateId": a.id,
+                "description": a.description,
+                "targets": targets,
+                "files": [{
+                    "fileName": a.file_name,
+                    "fileType": a.file_type,
+                    "fileLocation": {"sha256": sha},
+                    "codeSigning": {"customCodeSigning": {
+                        "signature": {"inlineDocument": sig},
+                        "certificateChain": {"certificateName": a.cert_name},
+                        "hashAlgorithm": "SHA256",
+                        "signatureAlgorithm": "ECDSA"
+                    }}
+                }]
+            });
+            api.call(
+                "POST",
+                "/api/ota-updates",
+                Some(serde_json::to_vec(&req)?),
+                true,
+            )?
+        }
+        OtaCommand::List(a) => Api::new(&a)?.call("GET", "/api/ota-updates", None, true)?,
+        OtaCommand::Describe(a) => {
+            Api::new(&a.api)?.call("GET", &format!("/api/ota-updates/{}", a.id), None, true)?
+        }
+        OtaCommand::Cancel(a) => Api::new(&a.api)?.call(
+            "POST",
+            &format!("/api/ota-updates/{}/cancel?force={}", a.id, a.force),
+            None,
+            true,
+        )?,
+    };
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! `ferrota serve` and `ferrota ca init`: thin wrappers over `ferrota_server`.
+
+use anyhow::{Context, Result};
+use ferrota_server::ca::Ca;
+use ferrota_server::config::Config;
+use ferrota_server::server::Server;
+
+use crate::serverargs::{CaInitArgs, DataArgs, ServeArgs};
+
+/// The configuration: file (if given), then `--data-dir`.
+pub fn config(d: &DataArgs) -> Result<Config> {
+    let mut cfg = match &d.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = &d.data_dir {
+        cfg.data_dir = dir.clone();
+    }
+    Ok(cfg)
+}
+
+/// A tokio runtime for one command.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    ferrota_server::tls::install_crypto_provider();
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// `ferrota serve`
+pub fn serve(a: &ServeArgs) -> Result<()> {
+    let mut cfg = config(&a.data)?;
+    if let Some(m) = &a.mqtt_listen {
+        cfg.mqtt_listen = m.clone();
+    }
+    if let Some(h) = &a.http_listen {
+        cfg.http_listen = h.clone();
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+    runtime()?.block_on(async move {
+        let mqtt = tokio::net::TcpListener::bind(&cfg.mqtt_listen)
+            .await
+            .with_context(|| format!("MQTT listen address {}", cfg.mqtt_listen))?;
+        let http = tokio::net::TcpListener::bind(&cfg.http_listen)
+            .await
+            .with_context(|| format!("HTTP listen address {}", cfg.http_listen))?;
+        let port = mqtt.local_addr()?.port();
+        let server = Server::open(&cfg, port).await?;
+        println!("mqtt {}", mqtt.local_addr()?);
+        println!("http {}", http.local_addr()?);
+        println!("token-file {}", cfg.token_path().display());
+        server
+            .run(mqtt, Some(http), shutdown_signal())
+            .await
+            .context("server")
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// `ferrota ca init`
+pub fn ca_init(a: &CaInitArgs) -> Result<()> {
+    let cfg = config(&a.data)?;
+    let mut names = cfg.server_names.clone();
+    names.extend(a.server_names.iter().cloned());
+    let dir = cfg.ca_dir();
+    Ca::init(&dir, &names)?;
+    println!("{}", Ca::cert_path(&dir).display());
+    eprintln!(
+        "created the fleet CA and the server certificate in {}",
+        dir.display()
+    );
+    Ok(())
+}

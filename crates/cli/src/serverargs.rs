@@ -1,0 +1,210 @@
+//! The server command lines (`serve`, `ca`, `thing`, `ota`): clap definitions only.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+/// Where the server's state is: a data directory, optionally through a config file.
+#[derive(Debug, Args, Clone)]
+pub struct DataArgs {
+    /// Configuration file (TOML; see `ferrota serve --help`).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides the config file's `data_dir`).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `ferrota serve`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  ferrota serve --data-dir /var/lib/ferrota            # MQTT/TLS on 0.0.0.0:8883, API on 127.0.0.1:8080
+  ferrota serve -c ferrota.toml --mqtt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0
+
+On first start the fleet CA and the server certificate are created in <data>/ca, and the
+operator token of the HTTP API in <data>/api-token (mode 0600). The listening addresses are
+printed as `mqtt <addr>` and `http <addr>` lines. Stops on Ctrl-C or SIGTERM.
+
+Config file keys: data_dir, mqtt_listen, http_listen, endpoint, server_names, client_cas, crls,
+max_connections, [policy] publish/subscribe (MQTT filters; ${iot:Connection.Thing.ThingName}
+is the thing name), [limits] max_packet_size, queue_messages, queue_bytes, max_inflight.")]
+pub struct ServeArgs {
+    /// Data and config.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// MQTT/TLS address (default 0.0.0.0:8883).
+    #[arg(long, value_name = "ADDR")]
+    pub mqtt_listen: Option<String>,
+    /// HTTP API address (default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<String>,
+}
+
+/// `ferrota ca ...`
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create the fleet CA and the server certificate (done by `serve` on first start too).
+    #[command(after_help = "\
+Examples:
+  ferrota ca init --data-dir /var/lib/ferrota --server-name ota.example.com")]
+    Init(CaInitArgs),
+}
+
+/// `ca init`
+#[derive(Debug, Args)]
+pub struct CaInitArgs {
+    /// Data and config.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Extra DNS name or IP address of the server certificate (localhost and 127.0.0.1 are
+    /// always in it).
+    #[arg(long = "server-name", value_name = "NAME")]
+    pub server_names: Vec<String>,
+}
+
+/// `ferrota thing ...` (works on the data directory; a running server sees the changes).
+#[derive(Debug, Subcommand)]
+pub enum ThingCommand {
+    /// Register a thing: key, certificate (CN = thing name) and the device bundle.
+    #[command(after_help = "\
+Examples:
+  ferrota thing create dev-001 --group fleet-a --data-dir /var/lib/ferrota -o bundles/
+
+Writes <out>/<name>/: <name>.crt.pem, <name>.key.pem (0600), root-ca.pem,
+credentials_config.h and ota_config.h (the seed's device configuration), bundle.json.")]
+    Create(ThingCreateArgs),
+    /// List things.
+    List(ThingListArgs),
+    /// Show a thing, its certificates and job executions (JSON).
+    Describe(ThingNameArgs),
+    /// Revoke every certificate of a thing (CRL rewritten; refused at its next connect).
+    Revoke(ThingNameArgs),
+}
+
+/// `thing create`
+#[derive(Debug, Args)]
+pub struct ThingCreateArgs {
+    /// Thing name (= MQTT client id), `[a-zA-Z0-9:_-]`, at most 64.
+    pub name: String,
+    /// Thing group(s).
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// Output directory for the bundle.
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub output: PathBuf,
+    /// Data and config.
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// `thing list`
+#[derive(Debug, Args)]
+pub struct ThingListArgs {
+    /// Data and config.
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// `thing describe|revoke`
+#[derive(Debug, Args)]
+pub struct ThingNameArgs {
+    /// Thing name.
+    pub name: String,
+    /// Data and config.
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// How to reach the HTTP API.
+#[derive(Debug, Args, Clone)]
+pub struct ApiArgs {
+    /// API base URL.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    pub api: String,
+    /// Operator token (default: read from <data>/api-token).
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Data and config (for the token).
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// `ferrota ota ...` (through the HTTP API of a running server).
+#[derive(Debug, Subcommand)]
+pub enum OtaCommand {
+    /// Create an OTA update: upload the file, then a stream and a job for the targets.
+    #[command(after_help = "\
+Examples:
+  ferrota image sign-ota bank.bin --key signer.pem                 # writes bank.bin.sig
+  ferrota ota create rel-1-2-0 --file bank.bin --cert-name signer.crt --group fleet-a
+  ferrota ota create hotfix --file bank.bin --signature bank.bin.sig --thing dev-001 --thing dev-002
+
+The job document is AWS's afr_ota document: protocols [\"MQTT\"], streamname AFR_OTA-<uuid>,
+filepath (--file-name), filesize, fileid 0, certfile (--cert-name), fileType (141 by default)
+and sig-sha256-ecdsa (the base64 signature).")]
+    Create(OtaCreateArgs),
+    /// List OTA updates.
+    List(ApiArgs),
+    /// Show an OTA update with each thing's status and history (JSON).
+    Describe(OtaIdArgs),
+    /// Cancel an OTA update (queued executions; in-progress ones too with --force).
+    Cancel(OtaCancelArgs),
+}
+
+/// `ota create`
+#[derive(Debug, Args)]
+pub struct OtaCreateArgs {
+    /// otaUpdateId (`[a-zA-Z0-9_-]`, ≤ 64); the job is `AFR_OTA-<id>`.
+    pub id: String,
+    /// The firmware file.
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// Its OTA signature, base64 text (default: <file>.sig).
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<PathBuf>,
+    /// Name of the code-signing certificate on the device (`certfile`).
+    #[arg(long, value_name = "NAME", default_value = "signer.crt")]
+    pub cert_name: String,
+    /// Path of the file on the device (`filepath`).
+    #[arg(long, value_name = "PATH", default_value = "/ota/bank.bin")]
+    pub file_name: String,
+    /// `fileType` (141 = T2G firmware).
+    #[arg(long, default_value_t = 141)]
+    pub file_type: u8,
+    /// Target thing(s).
+    #[arg(long = "thing", value_name = "NAME")]
+    pub things: Vec<String>,
+    /// Target thing group(s).
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// Description.
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// API access.
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// `ota describe`
+#[derive(Debug, Args)]
+pub struct OtaIdArgs {
+    /// otaUpdateId.
+    pub id: String,
+    /// API access.
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// `ota cancel`
+#[derive(Debug, Args)]
+pub struct OtaCancelArgs {
+    /// otaUpdateId.
+    pub id: String,
+    /// Also cancel IN_PROGRESS executions.
+    #[arg(long)]
+    pub force: bool,
+    /// API access.
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
