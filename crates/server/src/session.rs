@@ -128,6 +128,33 @@ where
     let max_inflight = broker.limits.max_inflight.max(1);
 
     let end = 'outer: loop {
+        // Handle every complete packet already buffered (a client may pipeline CONNECT and
+        // more in one segment), then write what that produced, then wait.
+        loop {
+            let p = match Packet::read(&mut rbuf, max) {
+                Ok(p) => p,
+                Err(rumqttc::Error::InsufficientBytes(_)) => break,
+                Err(e) => break 'outer SessionEnd::Violation(format!("malformed packet: {e}")),
+            };
+            deadline = Instant::now() + ka;
+            match handle(
+                &broker,
+                &client_id,
+                &identity.thing,
+                me.conn_id,
+                p,
+                &mut wbuf,
+                &mut inflight,
+            )
+            .await
+            {
+                Step::Continue => {}
+                Step::End(e) => break 'outer e,
+            }
+        }
+        if rbuf.is_empty() && rbuf.capacity() > 2 * max + 64 * 1024 {
+            rbuf = BytesMut::with_capacity(16 * 1024);
+        }
         if !wbuf.is_empty() {
             let w = async {
                 io.write_all(&wbuf).await?;
@@ -159,20 +186,6 @@ where
                     Err(e) => break SessionEnd::Io(e.to_string()),
                 }
                 deadline = Instant::now() + ka;
-                loop {
-                    let p = match Packet::read(&mut rbuf, max) {
-                        Ok(p) => p,
-                        Err(rumqttc::Error::InsufficientBytes(_)) => break,
-                        Err(e) => break 'outer SessionEnd::Violation(format!("malformed packet: {e}")),
-                    };
-                    match handle(&broker, &client_id, &identity.thing, me.conn_id, p, &mut wbuf, &mut inflight).await {
-                        Step::Continue => {}
-                        Step::End(e) => break 'outer e,
-                    }
-                }
-                if rbuf.capacity() > 2 * max + 64 * 1024 && rbuf.is_empty() {
-                    rbuf = BytesMut::with_capacity(16 * 1024);
-                }
             }
             m = rx.recv(), if inflight.len() < max_inflight => {
                 let Some(mut m) = m else { break SessionEnd::Kicked(KickReason::Shutdown) };

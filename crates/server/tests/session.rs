@@ -349,3 +349,28 @@ async fn inflight_limit_holds_qos1_until_acked() {
         p => panic!("{p:?}"),
     }
 }
+
+#[tokio::test]
+async fn pipelined_packets_in_one_segment_are_all_handled() {
+    let (b, _d) = broker(Limits::default()).await;
+    let (mut io, _h) = start(&b, "a");
+    let mut all = BytesMut::new();
+    for p in [
+        Packet::Connect(Connect::new("a")),
+        Packet::Subscribe(Subscribe::new("shared/x", QoS::AtMostOnce)),
+        Packet::PingReq,
+    ] {
+        p.write(&mut all, usize::MAX).unwrap();
+    }
+    io.write_all(&all).await.unwrap();
+    let mut buf = BytesMut::new();
+    assert!(matches!(
+        recv(&mut io, &mut buf).await,
+        Some(Packet::ConnAck(_))
+    ));
+    assert!(matches!(
+        recv(&mut io, &mut buf).await,
+        Some(Packet::SubAck(_))
+    ));
+    assert_eq!(recv(&mut io, &mut buf).await, Some(Packet::PingResp));
+}
