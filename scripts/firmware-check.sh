@@ -38,7 +38,7 @@ build() { # target features profile package
     (cd "$FW" && cargo build -q --locked -Zbuild-std=core --target "$1" --features "$2" \
         --profile "$3" -p "$4")
 }
-echo "== firmware: cross-build (thumbv6m-none-eabi: DBM; thumbv7em-none-eabihf: DBM, CM7 verify with the asm P-256)"
+echo "== firmware: cross-build (thumbv6m-none-eabi: DBM; thumbv7em-none-eabihf: DBM, CM7 verify with the asm P-256, CM7 agent)"
 build thumbv6m-none-eabi microbit release ferrota-fw-dbm
 DBM_M0="$FW/target/thumbv6m-none-eabi/release/ferrota-dbm"
 cp "$DBM_M0" "$WORK/ferrota-dbm-m0.elf"
@@ -47,6 +47,8 @@ DBM_M7="$FW/target/thumbv7em-none-eabihf/release/ferrota-dbm"
 cp "$DBM_M7" "$WORK/ferrota-dbm-m7.elf"
 build thumbv7em-none-eabihf mps2-an500,asm-p256 cm7 ferrota-fw-cm7-verify
 VERIFY_M7="$FW/target/thumbv7em-none-eabihf/cm7/ferrota-cm7-verify"
+build thumbv7em-none-eabihf mps2-an500 cm7 ferrota-fw-cm7-agent
+AGENT_M7="$FW/target/thumbv7em-none-eabihf/cm7/ferrota-cm7-agent"
 
 # The host binary must not run with the cross toolchain's libraries first.
 host() { env -u LD_LIBRARY_PATH "$HOST_BIN" "$@"; }
@@ -70,6 +72,11 @@ timeout 600 qemu-system-arm -machine mps2-an500 -nographic -monitor none -serial
     -kernel "$VERIFY_M7" "${DEV_ARGS[@]}" >"$WORK/bench.txt" || status=1
 cat "$WORK/bench.txt"
 grep -qx verified "$WORK/bench.txt" || { echo "CM7 verification failed"; status=1; }
+
+echo "== firmware: OTA agent on the CM7 (mps2-an500): scripted update vs the host agent"
+if ! host agent "$AGENT_M7" "$WORK/agent" | tee "$WORK/agent.txt"; then
+    status=1
+fi
 
 val() { sed -n "s/^$1=//p" "$2" | head -1; }
 cal_i=$(val calibrate-instructions "$WORK/bench.txt")
@@ -100,6 +107,13 @@ printf '%-44s %12s %12s\n' "verify CM0+ region (64 KB), M7, asm P-256" "$(instr 
 printf '%-44s %12s %12s\n' "verify full bank (4 MB), M7, RustCrypto" "$(instr "$(val full-bank-ticks "$WORK/bench.txt")")" ""
 printf '%-44s %12s %12s\n' "verify full bank (4 MB), M7, asm P-256" "$(instr "$(val asm-full-bank-ticks "$WORK/bench.txt")")" ""
 printf '%-44s %10s B\n' "verify harness flash (thumbv7em, opt s)" "$(size_of "$VERIFY_M7" | cut -d' ' -f1)"
+read -r ag_flash ag_static < <(size_of "$AGENT_M7")
+ag_stack=$(val stack "$WORK/agent.txt")
+printf '%-44s %10s B\n' "agent (CM7) flash (thumbv7em, opt s)" "$ag_flash"
+printf '%-44s %10s B\n' "agent (CM7) RAM (static $ag_static + stack)" "$((ag_static + ${ag_stack:-0}))"
+printf '%-44s %10s B\n' "  of which the Agent value" "$(val agent-size "$WORK/agent.txt")"
+printf '%-44s %12s\n' "agent: whole update of a 128 KB image, M7" "$(instr "$(val agent-ticks "$WORK/agent.txt")")"
+printf '%-44s %12s\n' "  longest call (last block: hash + 2 sigs)" "$(instr "$(val longest-call-ticks "$WORK/agent.txt")")"
 echo "(instructions: SysTick under -icount shift=0, scaled by a calibration loop of $cal_i instructions = $cal_t ticks;"
 echo " SHA-256: unrolled on the M7, compact on the CM0+; the harness holds both P-256s)"
 exit $status

@@ -29,10 +29,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "agent")]
+pub mod agent_script;
 pub mod inputs;
 pub mod map;
 pub mod report;
 
+#[cfg(feature = "std")]
+pub mod agent_run;
 #[cfg(feature = "std")]
 pub mod export;
 #[cfg(feature = "std")]

@@ -4,8 +4,9 @@
 //!   ([`ferrota_qemu_harness::map`], selected by the `microbit` / `mps2-an500` feature).
 //! * [`MappedFlash`]: a read-only `ReadNorFlash` over a memory-mapped window;
 //!   [`SingleBankView`]: the T2G single-bank code flash as the DBM addresses it (offset 0 =
-//!   0x10000000), backed by the two CM0+ windows; [`RamNor`]: a read-write `NorFlash` with NOR
-//!   rules (erase to 0xFF by 2 KB sector, program only erased 32-bit words) for the marker log.
+//!   0x10000000), backed by the two CM0+ windows; [`RamNor`] / [`RamCodeFlash`]: read-write
+//!   `NorFlash` in RAM with the T2G work- / code-flash rules (erase to 0xFF by sector, program
+//!   only erased words) for the marker log, the agent's resume area and inactive bank.
 //! * [`report`]/[`exit`]: semihosting output.
 //! * [`stack`]: stack painting; [`counter`]: SysTick-based instruction counting under
 //!   `-icount shift=0`.
@@ -134,29 +135,35 @@ impl ReadNorFlash for SingleBankView {
     }
 }
 
-/// Read-write NOR in RAM: erase by 2 KB sector to 0xFF, program 32-bit words once per erase
-/// (the work-flash rules of `ferrota-t2g`).
+/// Read-write NOR in RAM with the T2G rules: erase by `ERASE`-byte sector to 0xFF, program
+/// `WRITE`-byte words, each only once per erase ([`RamNor`]: work flash, 4-byte words and 2 KB
+/// sectors, as `ferrota-t2g`; [`RamCodeFlash`]: code flash, 8-byte words and 32 KB sectors).
 #[derive(Debug)]
-pub struct RamNor {
+pub struct Nor<const WRITE: usize, const ERASE: usize> {
     base: u32,
     len: u32,
 }
 
-impl RamNor {
+/// Work flash (the marker log, the agent's resume area).
+pub type RamNor = Nor<4, 0x800>;
+/// Code flash (the agent's inactive bank).
+pub type RamCodeFlash = Nor<8, 0x8000>;
+
+impl<const WRITE: usize, const ERASE: usize> Nor<WRITE, ERASE> {
     /// The window `[base, base + len)`.
     ///
     /// # Safety
     /// The window must be RAM that nothing else uses while the value lives.
     pub const unsafe fn new(base: u32, len: u32) -> Self {
-        RamNor { base, len }
+        Nor { base, len }
     }
 }
 
-impl ErrorType for RamNor {
+impl<const WRITE: usize, const ERASE: usize> ErrorType for Nor<WRITE, ERASE> {
     type Error = NorFlashErrorKind;
 }
 
-impl ReadNorFlash for RamNor {
+impl<const WRITE: usize, const ERASE: usize> ReadNorFlash for Nor<WRITE, ERASE> {
     const READ_SIZE: usize = 1;
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
         in_bounds(offset, bytes.len(), self.len)?;
@@ -168,15 +175,15 @@ impl ReadNorFlash for RamNor {
     }
 }
 
-impl NorFlash for RamNor {
-    const WRITE_SIZE: usize = 4;
-    const ERASE_SIZE: usize = 0x800;
+impl<const WRITE: usize, const ERASE: usize> NorFlash for Nor<WRITE, ERASE> {
+    const WRITE_SIZE: usize = WRITE;
+    const ERASE_SIZE: usize = ERASE;
 
     fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
         if from > to || to > self.len {
             return Err(NorFlashErrorKind::OutOfBounds);
         }
-        if from % 0x800 != 0 || to % 0x800 != 0 {
+        if from % ERASE as u32 != 0 || to % ERASE as u32 != 0 {
             return Err(NorFlashErrorKind::NotAligned);
         }
         for a in (self.base + from..self.base + to).step_by(4) {
@@ -188,12 +195,12 @@ impl NorFlash for RamNor {
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
         in_bounds(offset, bytes.len(), self.len)?;
-        if offset % 4 != 0 || bytes.len() % 4 != 0 {
+        if offset % WRITE as u32 != 0 || bytes.len() % WRITE != 0 {
             return Err(NorFlashErrorKind::NotAligned);
         }
         for (i, w) in bytes.chunks_exact(4).enumerate() {
             let a = (self.base + offset) as usize + 4 * i;
-            // SAFETY: inside the window, word aligned.
+            // SAFETY: inside the window, word aligned (WRITE is a multiple of 4).
             unsafe {
                 if ptr::read_volatile(a as *const u32) != u32::MAX {
                     return Err(NorFlashErrorKind::Other);

@@ -4,18 +4,22 @@
 //! ferrota-qemu matrix <machine> <dbm.elf> <work-dir>   # decision matrix; exit 1 on a mismatch
 //! ferrota-qemu bench-images <machine> <work-dir>       # full bank + key object for the CM7 bench; prints -device options
 //! ferrota-qemu host-lines                              # the host's report line of every case
+//! ferrota-qemu agent <cm7-agent.elf> <work-dir>        # scripted OTA update on the CM7 agent vs the host agent
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ferrota_qemu_harness::export::Load;
+use ferrota_qemu_harness::agent_run::host_run;
 use ferrota_qemu_harness::map::{Board, MPS2_AN500};
-use ferrota_qemu_harness::matrix::{Flaw, bank_image, cases, host_line, key_object, run_case};
+use ferrota_qemu_harness::matrix::{
+    Flaw, bank_image, cases, host_line, key_object, run_case, run_qemu,
+};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: ferrota-qemu matrix <machine> <dbm.elf> <dir> | bench-images <dir> | host-lines"
+        "usage: ferrota-qemu matrix <machine> <dbm.elf> <dir> | bench-images <dir> | host-lines | agent <elf> <dir>"
     );
     ExitCode::from(2)
 }
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        ["agent", elf, dir] => agent(&PathBuf::from(elf), &PathBuf::from(dir)),
         ["host-lines"] => {
             for case in cases() {
                 println!("{:<44} {}", case.name, host_line(&case));
@@ -103,4 +108,70 @@ fn main() -> ExitCode {
 /// The line without the log record's bytes, for the summary.
 fn short(line: &str) -> &str {
     line.split(" log=").next().unwrap_or(line)
+}
+
+/// A figure line of the firmware (`name=number`), not part of the compared output.
+fn is_figure(l: &str) -> bool {
+    l.split_once('=').is_some_and(|(k, v)| {
+        !k.is_empty()
+            && k.bytes().all(|c| c.is_ascii_lowercase() || c == b'-')
+            && !v.is_empty()
+            && v.bytes().all(|c| c.is_ascii_digit())
+    })
+}
+
+/// The scripted update: the host agent's lines against the CM7 agent's under QEMU.
+fn agent(elf: &std::path::Path, dir: &std::path::Path) -> ExitCode {
+    let host = match host_run(dir) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("agent: host run: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "host: {} script entries ({} bytes), {} output lines, {} status updates",
+        host.entries,
+        host.script_bytes,
+        host.lines.len(),
+        host.updates.len()
+    );
+    for u in &host.updates {
+        println!("  status {} {}", u.job, u.payload);
+    }
+    let run = match run_qemu(&MPS2_AN500, elf, &host.loads, true) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("agent: qemu: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _ = std::fs::write(dir.join("target.txt"), &run.stdout);
+    let (figures, lines): (Vec<&str>, Vec<&str>) = run.stdout.lines().partition(|l| is_figure(l));
+    for f in &figures {
+        println!("{f}");
+    }
+    let mut ok = run.success;
+    if !run.success {
+        println!("FAIL the firmware did not exit cleanly: {}", run.stderr.trim());
+    }
+    let n = lines.len().max(host.lines.len());
+    let mut diffs = 0;
+    for i in 0..n {
+        let (h, t) = (host.lines.get(i).map(String::as_str), lines.get(i).copied());
+        if h != t {
+            diffs += 1;
+            if diffs <= 5 {
+                println!("FAIL line {i}\n  host:   {h:?}\n  target: {t:?}");
+            }
+        }
+    }
+    ok &= diffs == 0;
+    let last = host.lines.last().map(String::as_str).unwrap_or("");
+    println!(
+        "agent: {} of {n} lines equal; {last}",
+        n - diffs
+    );
+    println!("agent: {} passed, {} failed", usize::from(ok), usize::from(!ok));
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
