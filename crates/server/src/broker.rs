@@ -130,9 +130,65 @@ struct ClientEntry {
     subs: Vec<(String, QoS)>,
 }
 
+/// Sessions plus an index of subscriptions: a filter under `$aws/things/<literal thing>/` is
+/// indexed by that thing, every other filter puts its client in `global`. A PUBLISH on a thing
+/// topic then only looks at that thing's subscribers and the global ones, so stream blocks do
+/// not scan the whole fleet.
+#[derive(Default)]
+struct Registry {
+    clients: HashMap<String, ClientEntry>,
+    by_thing: HashMap<String, std::collections::HashSet<String>>,
+    global: std::collections::HashSet<String>,
+}
+
+/// The thing a filter or topic is scoped to, if its first three levels are
+/// `$aws/things/<literal>`.
+fn thing_scope(s: &str) -> Option<&str> {
+    let rest = s.strip_prefix("$aws/things/")?;
+    let t = rest.split('/').next()?;
+    (!t.is_empty() && t != "+" && t != "#").then_some(t)
+}
+
+impl Registry {
+    fn unindex(&mut self, client_id: &str) {
+        self.global.remove(client_id);
+        if let Some(e) = self.clients.get(client_id) {
+            for (f, _) in &e.subs {
+                if let Some(t) = thing_scope(f)
+                    && let Some(set) = self.by_thing.get_mut(t)
+                {
+                    set.remove(client_id);
+                    if set.is_empty() {
+                        self.by_thing.remove(t);
+                    }
+                }
+            }
+        }
+    }
+
+    fn index(&mut self, client_id: &str) {
+        let Some(e) = self.clients.get(client_id) else {
+            return;
+        };
+        for (f, _) in &e.subs {
+            match thing_scope(f) {
+                Some(t) => {
+                    self.by_thing
+                        .entry(t.to_string())
+                        .or_default()
+                        .insert(client_id.to_string());
+                }
+                None => {
+                    self.global.insert(client_id.to_string());
+                }
+            }
+        }
+    }
+}
+
 /// Broker state shared by every connection.
 pub struct Broker {
-    clients: Mutex<HashMap<String, ClientEntry>>,
+    clients: Mutex<Registry>,
     next_conn: std::sync::atomic::AtomicU64,
     /// Limits.
     pub limits: Limits,
@@ -157,7 +213,7 @@ impl Broker {
         limits: Limits,
     ) -> Arc<Self> {
         Arc::new(Broker {
-            clients: Mutex::new(HashMap::new()),
+            clients: Mutex::new(Registry::default()),
             next_conn: 1.into(),
             limits,
             policy,
@@ -175,7 +231,7 @@ impl Broker {
         Arc::new(b)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ClientEntry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.clients.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -188,13 +244,17 @@ impl Broker {
             queued_bytes: Arc::new(AtomicUsize::new(0)),
             kick: Kick::new(),
         };
-        let old = self.lock().insert(
-            client_id.to_string(),
-            ClientEntry {
-                h: h.clone(),
-                subs: Vec::new(),
-            },
-        );
+        let old = {
+            let mut g = self.lock();
+            g.unindex(client_id);
+            g.clients.insert(
+                client_id.to_string(),
+                ClientEntry {
+                    h: h.clone(),
+                    subs: Vec::new(),
+                },
+            )
+        };
         if let Some(old) = old {
             tracing::info!(
                 client = client_id,
@@ -208,49 +268,67 @@ impl Broker {
     /// Removes a session (only if it is still the registered one).
     pub(crate) fn unregister(&self, client_id: &str, conn_id: u64) {
         let mut g = self.lock();
-        if g.get(client_id).is_some_and(|e| e.h.conn_id == conn_id) {
-            g.remove(client_id);
+        if g.clients
+            .get(client_id)
+            .is_some_and(|e| e.h.conn_id == conn_id)
+        {
+            g.unindex(client_id);
+            g.clients.remove(client_id);
         }
     }
 
     pub(crate) fn subscribe(&self, client_id: &str, conn_id: u64, filter: &str, qos: QoS) {
         let mut g = self.lock();
-        if let Some(e) = g.get_mut(client_id).filter(|e| e.h.conn_id == conn_id) {
-            if let Some(s) = e.subs.iter_mut().find(|(f, _)| f == filter) {
-                s.1 = qos;
-            } else {
-                e.subs.push((filter.to_string(), qos));
+        if g.clients
+            .get(client_id)
+            .is_some_and(|e| e.h.conn_id == conn_id)
+        {
+            g.unindex(client_id);
+            if let Some(e) = g.clients.get_mut(client_id) {
+                if let Some(s) = e.subs.iter_mut().find(|(f, _)| f == filter) {
+                    s.1 = qos;
+                } else {
+                    e.subs.push((filter.to_string(), qos));
+                }
             }
+            g.index(client_id);
         }
     }
 
     pub(crate) fn unsubscribe(&self, client_id: &str, conn_id: u64, filter: &str) {
         let mut g = self.lock();
-        if let Some(e) = g.get_mut(client_id).filter(|e| e.h.conn_id == conn_id) {
-            e.subs.retain(|(f, _)| f != filter);
+        if g.clients
+            .get(client_id)
+            .is_some_and(|e| e.h.conn_id == conn_id)
+        {
+            g.unindex(client_id);
+            if let Some(e) = g.clients.get_mut(client_id) {
+                e.subs.retain(|(f, _)| f != filter);
+            }
+            g.index(client_id);
         }
     }
 
     /// Whether a client is connected.
     pub fn is_connected(&self, client_id: &str) -> bool {
-        self.lock().contains_key(client_id)
+        self.lock().clients.contains_key(client_id)
     }
 
     /// Number of connected clients.
     pub fn connected(&self) -> usize {
-        self.lock().len()
+        self.lock().clients.len()
     }
 
     /// Disconnects a client (e.g. its certificate was revoked).
     pub fn disconnect(&self, client_id: &str, reason: KickReason) {
-        if let Some(e) = self.lock().get(client_id) {
+        if let Some(e) = self.lock().clients.get(client_id) {
             e.h.kick.kick(reason);
         }
     }
 
     /// Disconnects everyone (shutdown).
     pub fn disconnect_all(&self) {
-        for e in self.lock().values() {
+        for e in self.lock().clients.values() {
             e.h.kick.kick(KickReason::Shutdown);
         }
     }
@@ -267,7 +345,7 @@ impl Broker {
     /// Sends a message to one client whether or not it subscribed: AWS's delivery of Jobs
     /// responses to the requester (spec §1.3).
     pub fn deliver_to(&self, client_id: &str, topic: String, payload: Bytes, qos: QoS) {
-        let h = self.lock().get(client_id).map(|e| e.h.clone());
+        let h = self.lock().clients.get(client_id).map(|e| e.h.clone());
         if let Some(h) = h {
             Self::enqueue(
                 &h,
@@ -286,22 +364,29 @@ impl Broker {
     pub fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
         let targets: Vec<(ClientTx, QoS)> = {
             let g = self.lock();
-            g.values()
-                .filter_map(|e| {
-                    let best = e
-                        .subs
-                        .iter()
-                        .filter(|(f, _)| matches(topic, f))
-                        .map(|(_, q)| *q)
-                        .max_by_key(|q| *q as u8)?;
-                    let q = if (best as u8) < (qos as u8) {
-                        best
-                    } else {
-                        qos
-                    };
-                    Some((e.h.clone(), q))
-                })
-                .collect()
+            let scoped = thing_scope(topic).and_then(|t| g.by_thing.get(t));
+            let ids = g.global.iter().chain(
+                scoped
+                    .into_iter()
+                    .flatten()
+                    .filter(|id| !g.global.contains(*id)),
+            );
+            ids.filter_map(|id| {
+                let e = g.clients.get(id)?;
+                let best = e
+                    .subs
+                    .iter()
+                    .filter(|(f, _)| matches(topic, f))
+                    .map(|(_, q)| *q)
+                    .max_by_key(|q| *q as u8)?;
+                let q = if (best as u8) < (qos as u8) {
+                    best
+                } else {
+                    qos
+                };
+                Some((e.h.clone(), q))
+            })
+            .collect()
         };
         for (h, q) in targets {
             Self::enqueue(
@@ -314,5 +399,59 @@ impl Broker {
                 },
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope() {
+        assert_eq!(thing_scope("$aws/things/a/jobs/#"), Some("a"));
+        assert_eq!(thing_scope("$aws/things/+/jobs/#"), None);
+        assert_eq!(thing_scope("$aws/things/#"), None);
+        assert_eq!(thing_scope("other/x"), None);
+    }
+
+    #[tokio::test]
+    async fn routing_uses_scoped_and_global_subscribers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::SqliteStore::memory().await.unwrap();
+        let blobs = crate::store::DirBlobStore::new(dir.path()).unwrap();
+        let b = Broker::new(
+            Arc::new(store),
+            Arc::new(blobs),
+            Policy::default(),
+            Limits::default(),
+        );
+        let (a, mut ra) = b.register("a");
+        let (w, mut rw) = b.register("w");
+        let (_o, mut ro) = b.register("o");
+        b.subscribe("a", a.conn_id, "$aws/things/a/jobs/#", QoS::AtLeastOnce);
+        b.subscribe(
+            "w",
+            w.conn_id,
+            "$aws/things/+/jobs/notify-next",
+            QoS::AtMostOnce,
+        );
+        b.subscribe("o", _o.conn_id, "$aws/things/b/jobs/#", QoS::AtMostOnce);
+        b.publish(
+            "$aws/things/a/jobs/notify-next",
+            Bytes::from_static(b"x"),
+            QoS::AtLeastOnce,
+        );
+        assert_eq!(ra.try_recv().unwrap().qos, QoS::AtLeastOnce);
+        assert_eq!(rw.try_recv().unwrap().qos, QoS::AtMostOnce);
+        assert!(ro.try_recv().is_err());
+        b.unsubscribe("w", w.conn_id, "$aws/things/+/jobs/notify-next");
+        b.unregister("a", a.conn_id);
+        b.publish(
+            "$aws/things/a/jobs/notify-next",
+            Bytes::from_static(b"x"),
+            QoS::AtLeastOnce,
+        );
+        assert!(rw.try_recv().is_err());
+        assert!(ra.try_recv().is_err());
     }
 }
