@@ -223,6 +223,38 @@ fn serve_thing_ota_kill_restart() {
         );
     }
 
+    // A device update acknowledged (mosquitto_pub -q 1 exits after the PUBACK) survives kill -9.
+    let mut acked = false;
+    if let Ok(o) = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &s.mqtt_port.to_string(),
+            "--cafile",
+            "bundles/dev-1/root-ca.pem",
+            "--cert",
+            "bundles/dev-1/dev-1.crt.pem",
+            "--key",
+            "bundles/dev-1/dev-1.key.pem",
+            "-i",
+            "dev-1",
+            "-V",
+            "mqttv311",
+            "-q",
+            "1",
+            "-t",
+            "$aws/things/dev-1/jobs/AFR_OTA-up1/update",
+            "-m",
+            r#"{"status":"IN_PROGRESS","statusDetails":{"receive":"3/3"}}"#,
+        ])
+        .current_dir(env.dir.path())
+        .output()
+    {
+        assert!(o.status.success(), "{o:?}");
+        acked = true;
+    }
+
     // kill -9, restart: everything is still there.
     let mut s = s;
     let _ = Command::new("kill")
@@ -241,6 +273,10 @@ fn serve_thing_ota_kill_restart() {
         "data",
     ]));
     assert_eq!(d["executions"][0]["thingName"], "dev-1");
+    if acked {
+        assert_eq!(d["executions"][0]["status"], "IN_PROGRESS");
+        assert_eq!(d["executions"][0]["statusDetails"]["receive"], "3/3");
+    }
     assert_eq!(
         json(&env.ok(&["ota", "list", "--api", &s.http, "--data-dir", "data"]))[0]["otaUpdateId"],
         "up1"
@@ -249,6 +285,7 @@ fn serve_thing_ota_kill_restart() {
         "ota",
         "cancel",
         "up1",
+        "--force",
         "--api",
         &s.http,
         "--data-dir",
