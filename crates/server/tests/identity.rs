@@ -246,3 +246,53 @@ async fn mosquitto_clients_when_installed() {
     assert!(!out.status.success(), "no certificate must fail: {out:?}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_tls_port_never_hurts_the_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start().await;
+    let a = s.thing("thing-a", &[]).await;
+    for junk in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        &[0x16, 0x03, 0x01, 0xff, 0xff, 0, 0][..],
+        &[0u8; 4096][..],
+    ] {
+        let mut t = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+            .await
+            .unwrap();
+        let _ = t.write_all(junk).await;
+        let mut b = [0u8; 64];
+        let _ = tokio::time::timeout(T, t.read(&mut b))
+            .await
+            .expect("server must close");
+    }
+    // Garbage MQTT inside a valid TLS session.
+    let tls = client_config(&s.ca_pem(), Some((&a.certificate_pem, &a.private_key_pem)));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+        .await
+        .unwrap();
+    let mut t = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+        .connect(
+            rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    t.write_all(&[0xf0, 0xff, 0xff, 0xff, 0xff, 0x01])
+        .await
+        .unwrap();
+    let mut b = [0u8; 64];
+    let n = tokio::time::timeout(T, t.read(&mut b))
+        .await
+        .expect("server must close");
+    assert!(matches!(n, Ok(0) | Err(_)));
+    // Still serving.
+    let mut c = connect(&s, &a).await;
+    subscribe(
+        &mut c,
+        "$aws/things/thing-a/jobs/notify-next",
+        QoS::AtLeastOnce,
+    )
+    .await;
+    s.stop().await;
+}

@@ -519,3 +519,95 @@ async fn large_blocks_and_several_files_limits() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_notify_next_while_the_next_job_stays_the_same() {
+    let s = TestServer::start().await;
+    let a = s.thing("dev-4", &[]).await;
+    let mut c = connect(&s, &a).await;
+    subscribe(
+        &mut c,
+        "$aws/things/dev-4/jobs/notify-next",
+        QoS::AtLeastOnce,
+    )
+    .await;
+    ota(&s, "first", "thing/dev-4", &firmware(3000)).await;
+    let p = publish(&mut c).await;
+    assert_eq!(
+        JobMessage::parse(&p.payload)
+            .unwrap()
+            .execution
+            .unwrap()
+            .job_id,
+        "AFR_OTA-first"
+    );
+    for body in [
+        r#"{"status":"IN_PROGRESS","statusDetails":{"receive":"1/3"}}"#,
+        r#"{"status":"IN_PROGRESS","statusDetails":{"receive":"2/3"}}"#,
+    ] {
+        c.c.publish(
+            "$aws/things/dev-4/jobs/AFR_OTA-first/update",
+            QoS::AtLeastOnce,
+            false,
+            body,
+        )
+        .await
+        .unwrap();
+        assert!(publish(&mut c).await.topic.ends_with("/update/accepted"));
+    }
+    // A second job queued behind the running one: the next job is unchanged, no notification.
+    ota(&s, "second", "thing/dev-4", &firmware(2000)).await;
+    c.c.publish(
+        "$aws/things/dev-4/jobs/$next/get",
+        QoS::AtLeastOnce,
+        false,
+        "{}",
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    assert_eq!(p.topic, "$aws/things/dev-4/jobs/$next/get/accepted");
+    assert_eq!(
+        JobMessage::parse(&p.payload)
+            .unwrap()
+            .execution
+            .unwrap()
+            .job_id,
+        "AFR_OTA-first"
+    );
+    // The first finishes: now notify-next names the second.
+    c.c.publish(
+        "$aws/things/dev-4/jobs/AFR_OTA-first/update",
+        QoS::AtLeastOnce,
+        false,
+        r#"{"status":"FAILED","statusDetails":{"reason":"0x000000e0: 0x00000000"}}"#,
+    )
+    .await
+    .unwrap();
+    assert!(publish(&mut c).await.topic.ends_with("/update/accepted"));
+    let p = publish(&mut c).await;
+    assert_eq!(p.topic, "$aws/things/dev-4/jobs/notify-next");
+    assert_eq!(
+        JobMessage::parse(&p.payload)
+            .unwrap()
+            .execution
+            .unwrap()
+            .job_id,
+        "AFR_OTA-second"
+    );
+    // start-next moves it to IN_PROGRESS.
+    c.c.publish(
+        "$aws/things/dev-4/jobs/start-next",
+        QoS::AtLeastOnce,
+        false,
+        r#"{"clientToken":"s","statusDetails":{"a":"b"}}"#,
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    assert_eq!(p.topic, "$aws/things/dev-4/jobs/start-next/accepted");
+    let e = JobMessage::parse(&p.payload).unwrap().execution.unwrap();
+    assert_eq!(e.status, Some(JobStatus::InProgress));
+    assert_eq!(e.version_number, Some(2));
+    s.stop().await;
+}
