@@ -611,3 +611,139 @@ async fn no_notify_next_while_the_next_job_stays_the_same() {
     assert_eq!(e.version_number, Some(2));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_files_per_stream() {
+    let s = TestServer::start().await;
+    let a = s.thing("dev-5", &[]).await;
+    let (f0, f1) = (
+        firmware(5000),
+        firmware(9000).into_iter().rev().collect::<Vec<u8>>(),
+    );
+    let file = |data: &[u8], name: &str| OtaFile {
+        file_name: name.into(),
+        file_type: 141,
+        file_location: FileLocation {
+            sha256: s.admin.put_file(data).unwrap(),
+        },
+        code_signing: CodeSigning {
+            custom_code_signing: CustomCodeSigning {
+                signature: InlineSignature {
+                    inline_document: "MEUC".into(),
+                },
+                certificate_chain: CertificateChain {
+                    certificate_name: "signer.crt".into(),
+                },
+                hash_algorithm: "SHA256".into(),
+                signature_algorithm: "ECDSA".into(),
+            },
+        },
+    };
+    let d = s
+        .admin
+        .create_ota(&CreateOtaUpdate {
+            ota_update_id: "two".into(),
+            description: String::new(),
+            targets: vec!["thing/dev-5".into()],
+            files: vec![file(&f0, "/a.bin"), file(&f1, "/b.bin")],
+        })
+        .await
+        .unwrap();
+    let mut c = connect(&s, &a).await;
+    c.c.publish(
+        "$aws/things/dev-5/jobs/$next/get",
+        QoS::AtLeastOnce,
+        false,
+        "{}",
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    let e = JobMessage::parse(&p.payload).unwrap().execution.unwrap();
+    let JobDocument::Ota(job) = e.document().unwrap() else {
+        panic!()
+    };
+    assert_eq!(job.file_count(), 2);
+    let second = job.files().nth(1).unwrap();
+    assert_eq!((second.file_id, second.file_size), (1, 9000));
+    let stream = d.stream_id;
+    subscribe(
+        &mut c,
+        &format!("$aws/things/dev-5/streams/{stream}/data/cbor"),
+        QoS::AtMostOnce,
+    )
+    .await;
+    // File 1 with a plain (offset, n) request.
+    let mut got = Vec::new();
+    for o in [0u32, 4] {
+        let r = StreamRequest {
+            client_token: Some("x"),
+            stream_version: None,
+            file_id: 1,
+            block_size: 1024,
+            offset: Some(o),
+            bitmap: None,
+            num_blocks: Some(4),
+        };
+        let mut buf = [0u8; 64];
+        let n = r.encode(&mut buf).unwrap();
+        c.c.publish(
+            format!("$aws/things/dev-5/streams/{stream}/get/cbor"),
+            QoS::AtMostOnce,
+            false,
+            buf[..n].to_vec(),
+        )
+        .await
+        .unwrap();
+        for _ in 0..4 {
+            let p = publish(&mut c).await;
+            let b = DataBlock::decode(&p.payload).unwrap();
+            assert_eq!(b.file_id, 1);
+            got.extend_from_slice(b.payload);
+        }
+    }
+    let r = StreamRequest {
+        client_token: None,
+        stream_version: None,
+        file_id: 1,
+        block_size: 1024,
+        offset: Some(8),
+        bitmap: None,
+        num_blocks: None,
+    };
+    let mut buf = [0u8; 64];
+    let n = r.encode(&mut buf).unwrap();
+    c.c.publish(
+        format!("$aws/things/dev-5/streams/{stream}/get/cbor"),
+        QoS::AtMostOnce,
+        false,
+        buf[..n].to_vec(),
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    let b = DataBlock::decode(&p.payload).unwrap();
+    assert_eq!((b.block_id, b.payload.len()), (8, 9000 - 8 * 1024));
+    got.extend_from_slice(b.payload);
+    assert_eq!(got, f1);
+    // DescribeStream (JSON).
+    subscribe(
+        &mut c,
+        &format!("$aws/things/dev-5/streams/{stream}/description/json"),
+        QoS::AtMostOnce,
+    )
+    .await;
+    c.c.publish(
+        format!("$aws/things/dev-5/streams/{stream}/describe/json"),
+        QoS::AtMostOnce,
+        false,
+        r#"{"c":"d"}"#,
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut c).await;
+    let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+    assert_eq!(v["r"][1]["z"], 9000);
+    assert_eq!(v["c"], "d");
+    s.stop().await;
+}
