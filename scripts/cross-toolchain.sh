@@ -23,9 +23,10 @@ TC="${FERROTA_CROSS_DIR:-$PWD/target/cross-toolchain}"
 ROOT="$TC/root"
 STAMP="$TC/stamp"
 PKGS=(rustc-web rust-web-src libstd-rust-web-dev libstd-rust-web-1.96 rust-web-llvm
-    lld-22 libllvm22 llvm-22 binutils-arm-none-eabi gcc-arm-none-eabi libnewlib-dev)
+    lld-22 libllvm22 llvm-22 binutils-arm-none-eabi gcc-arm-none-eabi libnewlib-dev
+    libclang1-22)
 # Bump when the package set or the layout of this directory changes.
-LAYOUT=2
+LAYOUT=3
 
 log() { echo "cross-toolchain: $*" >&2; }
 
@@ -46,6 +47,8 @@ setup_root() {
     for deb in "$TC"/debs/*.deb; do
         dpkg -x "$deb" "$ROOT.tmp"
     done
+    # bindgen (micro-ecc-sys's build script, feature uecc) looks for an unversioned libclang.so.
+    ln -sf libclang-22.so.1 "$ROOT.tmp/usr/lib/llvm-22/lib/libclang.so"
     rm -rf "$ROOT"
     mv "$ROOT.tmp" "$ROOT"
     {
@@ -78,6 +81,8 @@ env_lines() {
     echo "export RUSTC_BOOTSTRAP=1"
     # The unpacked arm-none-eabi-gcc looks for newlib's headers at the absolute /usr/include/newlib.
     echo "export CFLAGS_thumbv7em_none_eabihf='-isystem $ROOT/usr/include/newlib'"
+    echo "export CFLAGS_thumbv6m_none_eabi='-isystem $ROOT/usr/include/newlib'"
+    echo "export LIBCLANG_PATH='$ROOT/usr/lib/llvm-22/lib'"
     # The rustup proxies must not pick a toolchain of their own for rustc/rustdoc.
     echo "unset RUSTC_WRAPPER RUSTUP_TOOLCHAIN"
 }

@@ -33,6 +33,14 @@ grep "^test result: ok. [1-9]" "$WORK/verifier-test.txt"
 echo "== firmware: cross toolchain"
 eval "$(scripts/cross-toolchain.sh --env)"
 
+echo "== firmware: verifier equivalence with micro-ecc too (UeccKey, feature uecc; C built for the host)"
+if ! (cd firmware && cargo test -q --locked --release -p ferrota-fw-verifier --features uecc) >"$WORK/verifier-uecc-test.txt" 2>&1; then
+    cat "$WORK/verifier-uecc-test.txt"
+    echo "verifier equivalence test (uecc) failed"
+    exit 1
+fi
+grep "^test result: ok. [1-9]" "$WORK/verifier-uecc-test.txt"
+
 FW="$ROOT_DIR/firmware"
 build() { # target features profile package
     (cd "$FW" && cargo build -q --locked -Zbuild-std=core --target "$1" --features "$2" \
@@ -42,6 +50,10 @@ echo "== firmware: cross-build (thumbv6m-none-eabi: DBM; thumbv7em-none-eabihf: 
 build thumbv6m-none-eabi microbit release ferrota-fw-dbm
 DBM_M0="$FW/target/thumbv6m-none-eabi/release/ferrota-dbm"
 cp "$DBM_M0" "$WORK/ferrota-dbm-m0.elf"
+# The DBM with micro-ecc (feature uecc-p256): bindgen parses uECC.h for the target with newlib's headers.
+BINDGEN_EXTRA_CLANG_ARGS="-isystem $FERROTA_CROSS_ROOT/usr/include/newlib" \
+    build thumbv6m-none-eabi microbit,uecc-p256 release ferrota-fw-dbm
+cp "$DBM_M0" "$WORK/ferrota-dbm-m0-uecc.elf"
 build thumbv7em-none-eabihf mps2-an500 release ferrota-fw-dbm
 DBM_M7="$FW/target/thumbv7em-none-eabihf/release/ferrota-dbm"
 cp "$DBM_M7" "$WORK/ferrota-dbm-m7.elf"
@@ -54,11 +66,13 @@ AGENT_M7="$FW/target/thumbv7em-none-eabihf/cm7/ferrota-cm7-agent"
 host() { env -u LD_LIBRARY_PATH "$HOST_BIN" "$@"; }
 
 status=0
-for m in microbit:"$WORK/ferrota-dbm-m0.elf" mps2-an500:"$WORK/ferrota-dbm-m7.elf"; do
-    machine=${m%%:*}
+for m in microbit:"$WORK/ferrota-dbm-m0.elf" mps2-an500:"$WORK/ferrota-dbm-m7.elf" \
+    microbit-uecc:"$WORK/ferrota-dbm-m0-uecc.elf"; do
+    run=${m%%:*}
+    machine=${run%-uecc}
     elf=${m#*:}
-    echo "== firmware: DBM decision matrix on qemu-system-arm -machine $machine"
-    if ! host matrix "$machine" "$elf" "$WORK/matrix-$machine" | tee "$WORK/matrix-$machine.txt"; then
+    echo "== firmware: DBM decision matrix on qemu-system-arm -machine $machine ($(basename "$elf"))"
+    if ! host matrix "$machine" "$elf" "$WORK/matrix-$run" | tee "$WORK/matrix-$run.txt"; then
         status=1
     fi
 done
@@ -92,6 +106,8 @@ max_stack() {
 }
 read -r m0_flash m0_static < <(size_of "$WORK/ferrota-dbm-m0.elf")
 read -r m7_flash m7_static < <(size_of "$WORK/ferrota-dbm-m7.elf")
+read -r mu_flash mu_static < <(size_of "$WORK/ferrota-dbm-m0-uecc.elf")
+mu_stack=$(max_stack "$WORK/matrix-microbit-uecc.txt")
 m0_stack=$(max_stack "$WORK/matrix-microbit.txt")
 m7_stack=$(max_stack "$WORK/matrix-mps2-an500.txt")
 
@@ -100,6 +116,8 @@ echo "== firmware report (sizes: llvm-size text+data; RAM: data+bss + stack high
 printf '%-44s %12s %12s\n' "" "value" "target"
 printf '%-44s %10s B %12s\n' "DBM flash, CM0+ (thumbv6m, opt z)" "$m0_flash" "<= 16384"
 printf '%-44s %10s B %12s\n' "DBM RAM, CM0+ (static $m0_static + stack)" "$((m0_static + m0_stack))" "<= 8192"
+printf '%-44s %10s B %12s\n' "DBM flash, CM0+, micro-ecc (feature uecc-p256)" "$mu_flash" "<= 16384"
+printf '%-44s %10s B %12s\n' "DBM RAM, CM0+, micro-ecc (static $mu_static + stack)" "$((mu_static + mu_stack))" "<= 8192"
 printf '%-44s %10s B %12s\n' "DBM flash, on the M7 (thumbv7em, opt z)" "$m7_flash" ""
 printf '%-44s %10s B %12s\n' "DBM RAM, on the M7 (static $m7_static + stack)" "$((m7_static + m7_stack))" ""
 printf '%-44s %12s %12s\n' "verify CM0+ region (64 KB), M7, RustCrypto" "$(instr "$(val cm0p-region-ticks "$WORK/bench.txt")")" "<= 2 M"

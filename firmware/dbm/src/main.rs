@@ -31,7 +31,11 @@ use ferrota_qemu_harness::report::{self as line, Line};
 
 /// The verifier: RustCrypto `p256` arithmetic with a small-stack double-scalar multiplication
 /// ([`CompactKey`]; the `p256-cortex-m4` assembly cannot run on ARMv6-M).
+#[cfg(not(feature = "uecc-p256"))]
 use ferrota_fw_verifier::CompactKey;
+/// With `uecc-p256`: micro-ecc (C, Thumb-1 assembly) through micro-ecc-sys.
+#[cfg(feature = "uecc-p256")]
+use ferrota_fw_verifier::UeccKey;
 
 /// Hash scratch: larger is fewer flash reads, smaller is less RAM.
 const SCRATCH: usize = 512;
@@ -66,7 +70,10 @@ fn run() -> bool {
         report(b"DBM error key-object");
         return false;
     };
+    #[cfg(not(feature = "uecc-p256"))]
     let verifier = CompactKey::new(&key);
+    #[cfg(feature = "uecc-p256")]
+    let verifier = UeccKey::new(&key);
     let dbm = Dbm::new(&verifier)
         .user1(inputs.user1)
         .efuse_floor(inputs.efuse_floor)

@@ -18,7 +18,7 @@
 //! An RSA key is delegated to [`BootKey`] unchanged (on the MCU: `Unsupported`).
 
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 use crypto_bigint::modular::ConstMontyForm;
@@ -173,6 +173,70 @@ mod asm {
                 Ok(())
             } else {
                 Err(SignatureFault::Mismatch)
+            }
+        }
+    }
+}
+
+#[cfg(feature = "uecc")]
+pub use uecc::UeccKey;
+
+#[cfg(feature = "uecc")]
+#[allow(unsafe_code)]
+mod uecc {
+    use super::*;
+
+    /// ECDSA P-256 by micro-ecc (`uECC_verify` on secp256r1). The slot gets the same checks as
+    /// [`CompactKey`]'s first, so the verdicts (unsigned / malformed / mismatch) are the same.
+    pub struct UeccKey<'k> {
+        key: &'k BootKey,
+        raw: [u8; 64],
+    }
+
+    impl<'k> UeccKey<'k> {
+        /// micro-ecc's form of `key` (x ‖ y, big-endian); an RSA key is delegated.
+        pub fn new(key: &'k BootKey) -> Self {
+            let mut raw = [0u8; 64];
+            if let BootKey::EcdsaP256(vk) = key {
+                let p = vk.as_affine();
+                raw[..32].copy_from_slice(&p.x());
+                raw[32..].copy_from_slice(&p.y());
+            }
+            UeccKey { key, raw }
+        }
+    }
+
+    impl BootVerifier for UeccKey<'_> {
+        fn scheme(&self) -> Scheme {
+            self.key.scheme()
+        }
+
+        fn verify_digest(
+            &self,
+            digest: &[u8; 32],
+            slot: &[u8; SLOT],
+        ) -> Result<(), SignatureFault> {
+            match self.key {
+                BootKey::EcdsaP256(_) => {
+                    ecdsa_slot(slot)?;
+                    // SAFETY: micro-ecc reads 64 key bytes, 32 digest bytes, 64 signature
+                    // bytes; all are in bounds, and it keeps no pointer.
+                    let ok = unsafe {
+                        micro_ecc_sys::uECC_verify(
+                            self.raw.as_ptr(),
+                            digest.as_ptr(),
+                            32,
+                            slot.as_ptr(),
+                            micro_ecc_sys::uECC_secp256r1(),
+                        )
+                    };
+                    if ok == 1 {
+                        Ok(())
+                    } else {
+                        Err(SignatureFault::Mismatch)
+                    }
+                }
+                other => other.verify_digest(digest, slot),
             }
         }
     }

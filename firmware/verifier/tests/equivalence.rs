@@ -38,6 +38,11 @@ fn both(key: &BootKey, digest: &[u8; 32], slot: &[u8; SLOT]) -> Result<(), Signa
     let reference = key.verify_digest(digest, slot);
     let compact = CompactKey::new(key).verify_digest(digest, slot);
     assert_eq!(reference, compact, "digest {digest:02x?} slot {:02x?}", &slot[..64]);
+    #[cfg(feature = "uecc")]
+    {
+        let uecc = ferrota_fw_verifier::UeccKey::new(key).verify_digest(digest, slot);
+        assert_eq!(reference, uecc, "uecc: digest {digest:02x?} slot {:02x?}", &slot[..64]);
+    }
     reference
 }
 
