@@ -107,7 +107,7 @@ pub fn run(c: OtaCommand) -> Result<()> {
             if targets.is_empty() {
                 bail!("give at least one --thing or --group");
             }
-            let req = json!({
+            let mut req = json!({
                 "otaUpdateId": a.id,
                 "description": a.description,
                 "targets": targets,
@@ -123,6 +123,9 @@ pub fn run(c: OtaCommand) -> Result<()> {
                     }}
                 }]
             });
+            if let Some(m) = a.in_progress_timeout {
+                req["awsJobTimeoutConfig"] = json!({"inProgressTimeoutInMinutes": m});
+            }
             api.call(
                 "POST",
                 "/api/ota-updates",

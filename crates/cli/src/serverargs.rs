@@ -181,6 +181,10 @@ pub struct OtaCreateArgs {
     /// Description.
     #[arg(long, default_value = "")]
     pub description: String,
+    /// Minutes an execution may stay IN_PROGRESS before it becomes TIMED_OUT (1-10080;
+    /// AWS `awsJobTimeoutConfig.inProgressTimeoutInMinutes`).
+    #[arg(long, value_name = "MINUTES")]
+    pub in_progress_timeout: Option<u64>,
     /// API access.
     #[command(flatten)]
     pub api: ApiArgs,

@@ -225,6 +225,7 @@ fn main() {
                         },
                     },
                 }],
+                aws_job_timeout_config: None,
             })
             .await
             .unwrap();

@@ -129,6 +129,21 @@ pub struct CreateOtaUpdate {
     pub targets: Vec<String>,
     /// Files (file ids are their positions).
     pub files: Vec<OtaFile>,
+    /// AWS `awsJobTimeoutConfig` (also accepted as `timeoutConfig`, CreateJob's name).
+    #[serde(
+        default,
+        alias = "timeoutConfig",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub aws_job_timeout_config: Option<TimeoutConfig>,
+}
+
+/// AWS's `timeoutConfig` of a job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeoutConfig {
+    /// Minutes an execution may stay IN_PROGRESS before it becomes TIMED_OUT (1–10080).
+    pub in_progress_timeout_in_minutes: u64,
 }
 
 /// A file of an OTA update.
@@ -359,6 +374,9 @@ impl Admin {
             ca.write_crl(&revoked)?;
         }
         self.broker.disconnect(name, KickReason::Revoked);
+        // A server in this process reloads its CRL now; one in another process (this is the
+        // offline CLI) notices the store change at its next revocation poll.
+        self.broker.revocations.notify_one();
         tracing::info!(thing = name, certificates = n, "revoked");
         Ok(n)
     }
@@ -417,6 +435,15 @@ impl Admin {
         if req.files.is_empty() || req.files.len() > 50 {
             return Err(AdminError::Invalid(
                 "an OTA update has 1 to 50 files".into(),
+            ));
+        }
+        let timeout = req
+            .aws_job_timeout_config
+            .as_ref()
+            .map(|t| t.in_progress_timeout_in_minutes);
+        if timeout.is_some_and(|m| !crate::timeouts::valid_minutes(m)) {
+            return Err(AdminError::Invalid(
+                "inProgressTimeoutInMinutes must be 1-10080".into(),
             ));
         }
         let b = &self.broker;
@@ -481,7 +508,7 @@ impl Admin {
         let now = b.clock.now();
         let mut before = Vec::new();
         for t in &things {
-            before.push(jobs::next_pending_id(b, t).await?);
+            before.push(jobs::pending(b, t).await?);
         }
         b.store
             .create_stream(&StreamRecord {
@@ -499,6 +526,7 @@ impl Admin {
                     state: JobState::InProgress,
                     ota_update_id: Some(req.ota_update_id.clone()),
                     created_at: now,
+                    in_progress_timeout_minutes: timeout,
                 },
                 &things,
             )
@@ -514,7 +542,7 @@ impl Admin {
             })
             .await?;
         for (t, before) in things.iter().zip(before) {
-            jobs::notify_if_changed(b, t, before.as_deref()).await?;
+            jobs::notify_changes(b, t, &before).await?;
         }
         tracing::info!(ota = %req.ota_update_id, things = things.len(), "OTA update created");
         self.describe_ota(&req.ota_update_id).await
@@ -570,14 +598,16 @@ impl Admin {
             if !cancel {
                 continue;
             }
-            let before = jobs::next_pending_id(b, &e.thing).await?;
+            let before = jobs::pending(b, &e.thing).await?;
             let mut n = e.clone();
             n.status = JobStatus::Canceled;
+            n.in_progress_deadline = None;
+            n.step_deadline = None;
             n.version_number += 1;
             n.last_updated_at = b.clock.now();
             // A concurrent device update wins; its state stays.
             b.store.update_execution(&n, e.version_number).await?;
-            jobs::notify_if_changed(b, &e.thing, before.as_deref()).await?;
+            jobs::notify_changes(b, &e.thing, &before).await?;
         }
         b.store.set_ota_status(id, "CANCELED").await?;
         self.describe_ota(id).await

@@ -128,6 +128,8 @@ pub(crate) struct ClientTx {
 struct ClientEntry {
     h: ClientTx,
     subs: Vec<(String, QoS)>,
+    /// The certificate the session authenticated with.
+    cert_id: Option<String>,
 }
 
 /// Sessions plus an index of subscriptions: a filter under `$aws/things/<literal thing>/` is
@@ -202,6 +204,11 @@ pub struct Broker {
     pub clock: Arc<dyn Clock>,
     /// Streams are immutable once created: cached after the first request.
     pub(crate) stream_cache: Mutex<HashMap<String, Arc<crate::store::StreamRecord>>>,
+    /// Signalled when an execution timer was set or changed (wakes [`crate::timeouts::run`]).
+    pub timers: Notify,
+    /// Signalled when certificates were revoked in this process (wakes the revocation watch
+    /// of [`crate::server::Server::run`], which also polls the store for other processes).
+    pub revocations: Notify,
 }
 
 impl Broker {
@@ -221,6 +228,8 @@ impl Broker {
             blobs,
             clock: Arc::new(SystemClock),
             stream_cache: Mutex::new(HashMap::new()),
+            timers: Notify::new(),
+            revocations: Notify::new(),
         })
     }
 
@@ -236,7 +245,11 @@ impl Broker {
     }
 
     /// Registers a session; an older session with the same client id is disconnected.
-    pub(crate) fn register(&self, client_id: &str) -> (ClientTx, mpsc::Receiver<Outgoing>) {
+    pub(crate) fn register(
+        &self,
+        client_id: &str,
+        cert_id: Option<&str>,
+    ) -> (ClientTx, mpsc::Receiver<Outgoing>) {
         let (tx, rx) = mpsc::channel(self.limits.queue_messages.max(1));
         let h = ClientTx {
             conn_id: self.next_conn.fetch_add(1, Ordering::Relaxed),
@@ -252,6 +265,7 @@ impl Broker {
                 ClientEntry {
                     h: h.clone(),
                     subs: Vec::new(),
+                    cert_id: cert_id.map(str::to_string),
                 },
             )
         };
@@ -324,6 +338,23 @@ impl Broker {
         if let Some(e) = self.lock().clients.get(client_id) {
             e.h.kick.kick(reason);
         }
+    }
+
+    /// Disconnects every session that authenticated with one of these certificates; returns
+    /// their client ids.
+    pub fn disconnect_certs(
+        &self,
+        cert_ids: &std::collections::HashSet<String>,
+        reason: KickReason,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for (id, e) in &self.lock().clients {
+            if e.cert_id.as_ref().is_some_and(|c| cert_ids.contains(c)) {
+                e.h.kick.kick(reason);
+                out.push(id.clone());
+            }
+        }
+        out
     }
 
     /// Disconnects everyone (shutdown).
@@ -425,9 +456,9 @@ mod tests {
             Policy::default(),
             Limits::default(),
         );
-        let (a, mut ra) = b.register("a");
-        let (w, mut rw) = b.register("w");
-        let (_o, mut ro) = b.register("o");
+        let (a, mut ra) = b.register("a", None);
+        let (w, mut rw) = b.register("w", Some("cw"));
+        let (_o, mut ro) = b.register("o", None);
         b.subscribe("a", a.conn_id, "$aws/things/a/jobs/#", QoS::AtLeastOnce);
         b.subscribe(
             "w",
@@ -453,5 +484,10 @@ mod tests {
         );
         assert!(rw.try_recv().is_err());
         assert!(ra.try_recv().is_err());
+        // Sessions are found by their certificate.
+        let set = ["cw".to_string()].into_iter().collect();
+        assert_eq!(b.disconnect_certs(&set, KickReason::Revoked), vec!["w"]);
+        assert_eq!(w.kick.reason(), Some(KickReason::Revoked));
+        assert_eq!(_o.kick.reason(), None);
     }
 }

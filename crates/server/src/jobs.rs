@@ -1,6 +1,6 @@
 //! The device side of AWS IoT Jobs over MQTT (spec §1.3, §1.4, §9): GetPendingJobExecutions,
 //! StartNextPendingJobExecution, DescribeJobExecution (`$next` included), UpdateJobExecution,
-//! and the `notify-next` push.
+//! and the `notify` and `notify-next` pushes.
 //!
 //! * Responses (`…/accepted`, `…/rejected`) go to the requesting session only, subscribed or
 //!   not, exactly as AWS delivers them (§1.3).
@@ -13,9 +13,18 @@
 //!   `InvalidRequest`; QUEUED: `InvalidStateTransition`); any update of a terminal execution is
 //!   `InvalidStateTransition`; `statusDetails`, when given, replaces the map; a mismatching
 //!   `executionNumber` is `ResourceNotFound`; `includeJobDocument: false` on a describe is
-//!   ignored (the document is always included); `stepTimeoutInMinutes` is accepted and ignored.
-//!   GetPendingJobExecutions' summaries are written with serde_json (ferrota-proto has no
-//!   encoder for them).
+//!   ignored (the document is always included).
+//! * `notify` (JobExecutionsChanged, `{"timestamp","jobs":{"QUEUED":[…],"IN_PROGRESS":[…]}}`,
+//!   empty lists left out) is published when an execution is added to or removed from the
+//!   thing's pending list (AWS's wording): a job created or canceled, an execution reaching a
+//!   terminal state. QUEUED → IN_PROGRESS changes no membership and publishes nothing.
+//! * Timers (see [`crate::timeouts`]): the job's `inProgressTimeoutInMinutes` starts when the
+//!   execution becomes IN_PROGRESS; `stepTimeoutInMinutes` (1–10080) on start-next or on an
+//!   update to IN_PROGRESS (re)starts the step timer, `-1` on an update clears it, other values
+//!   are `InvalidRequest`; the first timer to expire makes the execution TIMED_OUT. A request
+//!   about a thing first expires its due executions, so no answer shows a timer past expiry.
+//! * GetPendingJobExecutions' and `notify`'s summaries are written with serde_json
+//!   (ferrota-proto has no encoder for them).
 
 use std::collections::BTreeMap;
 
@@ -90,10 +99,96 @@ pub fn next_pending(execs: &[Execution]) -> Option<&Execution> {
         })
 }
 
+/// What the pushes of a thing depend on: its next pending execution and its pending list.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Pending {
+    /// The id of the next pending execution.
+    pub next: Option<String>,
+    /// The ids of the pending (QUEUED, IN_PROGRESS) executions, in creation order.
+    pub ids: Vec<String>,
+}
+
+impl Pending {
+    /// The snapshot of these executions (of one thing).
+    pub fn of(execs: &[Execution]) -> Self {
+        Pending {
+            next: next_pending(execs).map(|e| e.job_id.clone()),
+            ids: execs
+                .iter()
+                .filter(|e| !e.status.is_terminal())
+                .map(|e| e.job_id.clone())
+                .collect(),
+        }
+    }
+}
+
+/// The pending snapshot of a thing, taken before a change.
+pub async fn pending(b: &Broker, thing: &str) -> StoreResult<Pending> {
+    Ok(Pending::of(&b.store.executions_of_thing(thing).await?))
+}
+
 /// The id of the next pending execution of a thing.
 pub async fn next_pending_id(b: &Broker, thing: &str) -> StoreResult<Option<String>> {
+    Ok(pending(b, thing).await?.next)
+}
+
+/// AWS's JobExecutionSummary.
+fn summary(e: &Execution) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert("jobId".into(), e.job_id.clone().into());
+    m.insert("queuedAt".into(), e.queued_at.into());
+    if let Some(s) = e.started_at {
+        m.insert("startedAt".into(), s.into());
+    }
+    m.insert("lastUpdatedAt".into(), e.last_updated_at.into());
+    m.insert("versionNumber".into(), e.version_number.into());
+    m.insert("executionNumber".into(), e.execution_number.into());
+    serde_json::Value::Object(m)
+}
+
+fn summaries(execs: &[Execution], s: JobStatus) -> Vec<serde_json::Value> {
+    execs
+        .iter()
+        .filter(|e| e.status == s)
+        .map(summary)
+        .collect()
+}
+
+/// The body of `…/jobs/notify`: `{"timestamp","jobs":{"QUEUED":[…],"IN_PROGRESS":[…]}}`.
+pub fn notify_body(execs: &[Execution], now: u64) -> Vec<u8> {
+    let mut jobs = serde_json::Map::new();
+    for s in [JobStatus::Queued, JobStatus::InProgress] {
+        let l = summaries(execs, s);
+        if !l.is_empty() {
+            jobs.insert(s.as_str().into(), l.into());
+        }
+    }
+    let body = serde_json::json!({"timestamp": now, "jobs": jobs});
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// Publishes `notify-next` and/or `notify` for a thing, for whichever of its next pending
+/// execution and its pending list differ from `before`.
+pub async fn notify_changes(b: &Broker, thing: &str, before: &Pending) -> StoreResult<()> {
     let execs = b.store.executions_of_thing(thing).await?;
-    Ok(next_pending(&execs).map(|e| e.job_id.clone()))
+    let after = Pending::of(&execs);
+    if after.next != before.next
+        && let Some(body) = execution_message(b, next_pending(&execs), None).await?
+    {
+        b.publish(
+            &Topic::notify_next(thing).to_string(),
+            Bytes::from(body),
+            QoS::AtLeastOnce,
+        );
+    }
+    if after.ids != before.ids {
+        b.publish(
+            &Topic::jobs(thing, JobsTopic::Notify).to_string(),
+            Bytes::from(notify_body(&execs, b.clock.now())),
+            QoS::AtLeastOnce,
+        );
+    }
+    Ok(())
 }
 
 fn reply(b: &Broker, client: &str, thing: &str, kind: JobsTopic<'_>, body: Vec<u8>) {
@@ -207,28 +302,6 @@ pub(crate) async fn execution_message(
     Ok(encode_grow(|buf| m.encode(buf).map(str::len)))
 }
 
-/// Publishes `notify-next` for a thing (to its subscribers).
-pub async fn notify_next(b: &Broker, thing: &str) -> StoreResult<()> {
-    let execs = b.store.executions_of_thing(thing).await?;
-    if let Some(body) = execution_message(b, next_pending(&execs), None).await? {
-        b.publish(
-            &Topic::notify_next(thing).to_string(),
-            Bytes::from(body),
-            QoS::AtLeastOnce,
-        );
-    }
-    Ok(())
-}
-
-/// Publishes `notify-next` if the next pending execution is no longer `before`.
-pub async fn notify_if_changed(b: &Broker, thing: &str, before: Option<&str>) -> StoreResult<()> {
-    let after = next_pending_id(b, thing).await?;
-    if after.as_deref() != before {
-        notify_next(b, thing).await?;
-    }
-    Ok(())
-}
-
 /// Marks a job COMPLETED when none of its executions is pending any more.
 pub async fn maybe_complete(b: &Broker, job_id: &str) -> StoreResult<()> {
     let execs = b.store.executions_of_job(job_id).await?;
@@ -249,6 +322,7 @@ pub async fn handle(
     kind: JobsTopic<'_>,
     payload: &[u8],
 ) -> StoreResult<()> {
+    crate::timeouts::expire_thing(b, thing).await?;
     if let JobsTopic::Update { job, .. } = kind {
         return update(b, client, thing, kind, job, payload).await;
     }
@@ -295,11 +369,27 @@ pub async fn handle(
             }
         }
         JobsTopic::StartNext(_) => {
+            let step = req.step_timeout_in_minutes;
+            if step.is_some_and(|m| !crate::timeouts::valid_minutes(m)) {
+                reject(
+                    b,
+                    client,
+                    thing,
+                    kind,
+                    JobsErrorCode::InvalidRequest,
+                    "stepTimeoutInMinutes must be 1-10080",
+                    token,
+                    None,
+                );
+                return Ok(());
+            }
             let execs = b.store.executions_of_thing(thing).await?;
             let mut exec = next_pending(&execs).cloned();
             if let Some(e) = exec.as_mut().filter(|e| e.status == JobStatus::Queued) {
                 let prev = e.version_number;
                 e.status = JobStatus::InProgress;
+                e.in_progress_deadline = job_deadline(b, &e.job_id, now).await?;
+                e.step_deadline = step.map(|m| now.saturating_add(m * 60));
                 if let Some(d) = req.status_details {
                     match details_of(d) {
                         Some(d) => e.status_details = d,
@@ -334,6 +424,9 @@ pub async fn handle(
                     );
                     return Ok(());
                 }
+                if e.deadline().is_some() {
+                    b.timers.notify_one();
+                }
             }
             if let Some(body) = execution_message(b, exec.as_ref(), token).await? {
                 reply(b, client, thing, with_reply(kind, Reply::Accepted), body);
@@ -341,25 +434,7 @@ pub async fn handle(
         }
         JobsTopic::GetPending(_) => {
             let execs = b.store.executions_of_thing(thing).await?;
-            let summary = |e: &Execution| {
-                let mut m = serde_json::Map::new();
-                m.insert("jobId".into(), e.job_id.clone().into());
-                m.insert("queuedAt".into(), e.queued_at.into());
-                if let Some(s) = e.started_at {
-                    m.insert("startedAt".into(), s.into());
-                }
-                m.insert("lastUpdatedAt".into(), e.last_updated_at.into());
-                m.insert("versionNumber".into(), e.version_number.into());
-                m.insert("executionNumber".into(), e.execution_number.into());
-                serde_json::Value::Object(m)
-            };
-            let pick = |s: JobStatus| -> Vec<serde_json::Value> {
-                execs
-                    .iter()
-                    .filter(|e| e.status == s)
-                    .map(summary)
-                    .collect()
-            };
+            let pick = |s: JobStatus| summaries(&execs, s);
             let mut body = serde_json::Map::new();
             body.insert("inProgressJobs".into(), pick(JobStatus::InProgress).into());
             body.insert("queuedJobs".into(), pick(JobStatus::Queued).into());
@@ -383,6 +458,16 @@ async fn update(
     job: &str,
     payload: &[u8],
 ) -> StoreResult<()> {
+    // `"stepTimeoutInMinutes": -1` clears the step timer; ferrota-proto reads the field as
+    // unsigned, so such a request is rewritten without it.
+    let cleared;
+    let (payload, clear_step) = match clear_step_request(payload) {
+        Some(p) => {
+            cleared = p;
+            (&cleared[..], true)
+        }
+        None => (payload, false),
+    };
     let req = match UpdateRequest::parse(payload) {
         Ok(r) => r,
         Err(e) => {
@@ -391,6 +476,7 @@ async fn update(
             return Ok(());
         }
     };
+    let step = req.step_timeout_in_minutes;
     let token = req.client_token.and_then(unescape);
     let token = token.as_deref();
     if token.is_some_and(|t| t.len() > CLIENT_TOKEN_MAX) {
@@ -482,10 +568,36 @@ async fn update(
             return Ok(());
         }
     }
-    let before = next_pending_id(b, thing).await?;
+    if step.is_some_and(|m| !crate::timeouts::valid_minutes(m)) {
+        reject(
+            b,
+            client,
+            thing,
+            kind,
+            JobsErrorCode::InvalidRequest,
+            "stepTimeoutInMinutes must be 1-10080 or -1",
+            token,
+            None,
+        );
+        return Ok(());
+    }
+    let before = pending(b, thing).await?;
     let now = b.clock.now();
     let mut new = exec.clone();
     new.status = req.status;
+    if req.status == JobStatus::InProgress {
+        if exec.status == JobStatus::Queued {
+            new.in_progress_deadline = job_deadline(b, job, now).await?;
+        }
+        if let Some(m) = step {
+            new.step_deadline = Some(now.saturating_add(m * 60));
+        } else if clear_step {
+            new.step_deadline = None;
+        }
+    } else {
+        new.in_progress_deadline = None;
+        new.step_deadline = None;
+    }
     if let Some(d) = req.status_details {
         match details_of(d) {
             Some(d) => new.status_details = d,
@@ -523,6 +635,9 @@ async fn update(
         );
         return Ok(());
     }
+    if new.deadline() != exec.deadline() {
+        b.timers.notify_one();
+    }
     // Committed: now answer.
     let doc = if req.include_job_document == Some(true) {
         b.store.job(job).await?.map(|j| j.document)
@@ -548,5 +663,27 @@ async fn update(
     if new.status.is_terminal() {
         maybe_complete(b, job).await?;
     }
-    notify_if_changed(b, thing, before.as_deref()).await
+    notify_changes(b, thing, &before).await
+}
+
+/// When the job's in-progress timer of an execution starting at `now` expires.
+async fn job_deadline(b: &Broker, job_id: &str, now: u64) -> StoreResult<Option<u64>> {
+    Ok(b.store
+        .job(job_id)
+        .await?
+        .and_then(|j| j.in_progress_timeout_minutes)
+        .map(|m| now.saturating_add(m * 60)))
+}
+
+/// The update request without `"stepTimeoutInMinutes": -1`, if it has exactly that.
+fn clear_step_request(payload: &[u8]) -> Option<Vec<u8>> {
+    if !payload.windows(2).any(|w| w == b"-1") {
+        return None;
+    }
+    let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(payload).ok()?;
+    if v.get("stepTimeoutInMinutes")?.as_i64()? != -1 {
+        return None;
+    }
+    v.remove("stepTimeoutInMinutes");
+    serde_json::to_vec(&v).ok()
 }

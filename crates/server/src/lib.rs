@@ -21,6 +21,7 @@
 //! | [`broker`] | sessions registry, routing, limits |
 //! | [`session`] | one MQTT connection over any `AsyncRead + AsyncWrite` |
 //! | [`services`], [`jobs`], [`streams`] | AWS IoT Jobs and Streams |
+//! | [`timeouts`] | execution timers → TIMED_OUT |
 //! | [`store`] | SQLite store and content-addressed files, behind traits |
 //! | [`tls`], [`ca`] | mutual TLS, the fleet CA, thing certificates, CRL |
 //! | [`admin`] | operator actions: things, OTA updates |
@@ -43,6 +44,7 @@ pub mod services;
 pub mod session;
 pub mod store;
 pub mod streams;
+pub mod timeouts;
 pub mod tls;
 
 pub use broker::{Broker, Limits};

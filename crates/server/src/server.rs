@@ -1,16 +1,27 @@
 //! `serve`: open the data directory, then run the MQTT/TLS listener and the HTTP API until the
 //! injected shutdown future resolves. Listeners are passed in (tests bind port 0).
+//!
+//! Beside them run the execution timers ([`crate::timeouts::run`]) and the revocation watch:
+//! it wakes when this process revoked a certificate ([`Broker::revocations`], the HTTP API) and
+//! otherwise every [`Server::revocation_poll`] (the offline CLI changes the same database from
+//! another process). When the store's revoked certificates or the CRL files changed, it
+//! rebuilds the TLS configuration with the CRL files re-read (new handshakes use it; no
+//! restart) and disconnects every live session that authenticated with a revoked certificate.
 
+use std::collections::HashSet;
 use std::future::Future;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use rustls::ServerConfig;
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admin::Admin;
-use crate::broker::Broker;
+use crate::broker::{Broker, KickReason};
 use crate::ca::{Ca, CaError};
 use crate::config::Config;
 use crate::session::serve_connection;
@@ -38,9 +49,112 @@ pub enum ServeError {
 pub struct Server {
     /// Operator actions (and through them the broker).
     pub admin: Arc<Admin>,
-    acceptor: TlsAcceptor,
+    tls: Arc<ReloadableTls>,
     token: String,
     max_connections: usize,
+    /// How often the revocation watch looks at the store (default 1 s).
+    pub revocation_poll: Duration,
+    /// Longest sleep of the execution timers between store checks (default 60 s).
+    pub timer_max_sleep: Duration,
+}
+
+/// The TLS configuration, rebuilt when the CRL files change.
+pub struct ReloadableTls {
+    base: TlsMaterial,
+    crl_files: Vec<PathBuf>,
+    current: RwLock<(Vec<String>, Arc<ServerConfig>)>,
+}
+
+impl ReloadableTls {
+    /// Reads the CRL files (missing ones count as empty) and builds the configuration.
+    pub fn new(base: TlsMaterial, crl_files: Vec<PathBuf>) -> Result<Self, ServeError> {
+        let crls = read_crls(&crl_files);
+        let cfg = Self::build(&base, &crls)?;
+        Ok(ReloadableTls {
+            base,
+            crl_files,
+            current: RwLock::new((crls, cfg)),
+        })
+    }
+
+    fn build(base: &TlsMaterial, crls: &[String]) -> Result<Arc<ServerConfig>, ServeError> {
+        let mut m = base.clone();
+        m.crls_pem
+            .extend(crls.iter().filter(|c| !c.trim().is_empty()).cloned());
+        Ok(server_config(&m)?)
+    }
+
+    /// The configuration for the next handshake.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(
+            self.current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .1
+                .clone(),
+        )
+    }
+
+    /// Re-reads the CRL files; rebuilds the configuration if they changed (`force`: always).
+    /// A CRL that does not parse (e.g. caught mid-write) keeps the current configuration.
+    pub fn reload(&self, force: bool) -> bool {
+        let crls = read_crls(&self.crl_files);
+        if !force && self.current.read().unwrap_or_else(|e| e.into_inner()).0 == crls {
+            return false;
+        }
+        match Self::build(&self.base, &crls) {
+            Ok(cfg) => {
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = (crls, cfg);
+                tracing::info!("TLS configuration reloaded (CRL)");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "CRL not reloaded; keeping the previous one");
+                false
+            }
+        }
+    }
+}
+
+fn read_crls(files: &[PathBuf]) -> Vec<String> {
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect()
+}
+
+async fn revoked_ids(b: &Broker) -> Option<HashSet<String>> {
+    match b.store.revoked_certificates().await {
+        Ok(v) => Some(v.into_iter().map(|c| c.id).collect()),
+        Err(e) => {
+            tracing::error!(error = %e, "reading revoked certificates failed");
+            None
+        }
+    }
+}
+
+/// Keeps TLS and the live sessions in line with the revocations (see the module docs).
+async fn watch_revocations(b: Arc<Broker>, tls: Arc<ReloadableTls>, poll: Duration) {
+    let mut known = revoked_ids(&b).await.unwrap_or_default();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = b.revocations.notified() => {}
+        }
+        let Some(now) = revoked_ids(&b).await else {
+            continue;
+        };
+        let changed = now != known;
+        tls.reload(changed);
+        if !now.is_empty() {
+            // Every time, not only on a change: a session may have passed its CONNECT check
+            // just before the revocation was committed.
+            for c in b.disconnect_certs(&now, KickReason::Revoked) {
+                tracing::info!(client = %c, "disconnected: certificate revoked");
+            }
+        }
+        known = now;
+    }
 }
 
 fn read(p: &std::path::Path) -> Result<String, ServeError> {
@@ -98,19 +212,20 @@ impl Server {
         for p in &cfg.client_cas {
             m.client_cas_pem.push(read(p)?);
         }
-        let own_crl = ca_dir.join("crl.pem");
-        if own_crl.exists() {
-            m.crls_pem.push(read(&own_crl)?);
-        }
+        // Configured CRLs must exist at start; all are re-read on reload.
         for p in &cfg.crls {
-            m.crls_pem.push(read(p)?);
+            read(p)?;
         }
-        let acceptor = TlsAcceptor::from(server_config(&m)?);
+        let mut crl_files = vec![ca_dir.join("crl.pem")];
+        crl_files.extend(cfg.crls.iter().cloned());
+        let tls = Arc::new(ReloadableTls::new(m, crl_files)?);
         Ok(Server {
             admin: Arc::new(admin),
-            acceptor,
+            tls,
             token: operator_token(cfg)?,
             max_connections: cfg.max_connections,
+            revocation_poll: Duration::from_secs(1),
+            timer_max_sleep: Duration::from_secs(60),
         })
     }
 
@@ -140,6 +255,12 @@ impl Server {
                     .await;
             })
         });
+        let timers = tokio::spawn(crate::timeouts::run(broker.clone(), self.timer_max_sleep));
+        let watch = tokio::spawn(watch_revocations(
+            broker.clone(),
+            self.tls.clone(),
+            self.revocation_poll,
+        ));
         let sem = Arc::new(Semaphore::new(self.max_connections.max(1)));
         tokio::pin!(shutdown);
         loop {
@@ -159,7 +280,7 @@ impl Server {
                         continue;
                     };
                     let _ = tcp.set_nodelay(true);
-                    let acceptor = self.acceptor.clone();
+                    let acceptor = self.tls.acceptor();
                     let broker = broker.clone();
                     tokio::spawn(async move {
                         let _permit = permit;
@@ -184,6 +305,8 @@ impl Server {
             }
         }
         let _ = stop_tx.send(true);
+        timers.abort();
+        watch.abort();
         broker.disconnect_all();
         if let Some(t) = api_task {
             let _ = t.await;

@@ -111,7 +111,7 @@ where
     }
     let client_id = connect.client_id.clone();
     let will = connect.last_will.clone();
-    let (me, mut rx) = broker.register(&client_id);
+    let (me, mut rx) = broker.register(&client_id, identity.cert_id.as_deref());
     let mut wbuf = BytesMut::with_capacity(16 * 1024);
     let _ = Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false))
         .write(&mut wbuf, usize::MAX);

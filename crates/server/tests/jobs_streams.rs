@@ -39,6 +39,7 @@ async fn ota(s: &TestServer, id: &str, target: &str, data: &[u8]) -> OtaDescript
                     },
                 },
             }],
+            aws_job_timeout_config: None,
         })
         .await
         .unwrap()
@@ -646,6 +647,7 @@ async fn several_files_per_stream() {
             description: String::new(),
             targets: vec!["thing/dev-5".into()],
             files: vec![file(&f0, "/a.bin"), file(&f1, "/b.bin")],
+            aws_job_timeout_config: None,
         })
         .await
         .unwrap();

@@ -111,6 +111,10 @@ pub struct Job {
     pub ota_update_id: Option<String>,
     /// Creation time.
     pub created_at: u64,
+    /// AWS `timeoutConfig.inProgressTimeoutInMinutes`: an execution still IN_PROGRESS this
+    /// long after it started becomes TIMED_OUT.
+    #[serde(default)]
+    pub in_progress_timeout_minutes: Option<u64>,
 }
 
 /// The state of one job execution (one job on one thing).
@@ -137,6 +141,26 @@ pub struct Execution {
     pub execution_number: u64,
     /// Creation order, for `$next` ("oldest first").
     pub seq: i64,
+    /// When the job's in-progress timer expires (epoch seconds), set when the execution
+    /// starts; cleared when it reaches a terminal state.
+    #[serde(default)]
+    pub in_progress_deadline: Option<u64>,
+    /// When the device-set step timer (`stepTimeoutInMinutes`) expires.
+    #[serde(default)]
+    pub step_deadline: Option<u64>,
+}
+
+impl Execution {
+    /// When this execution times out, if it is IN_PROGRESS with a timer running.
+    pub fn deadline(&self) -> Option<u64> {
+        if self.status != JobStatus::InProgress {
+            return None;
+        }
+        match (self.in_progress_deadline, self.step_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// One entry of an execution's history.
@@ -234,6 +258,10 @@ pub trait Store: Send + Sync + 'static {
     async fn update_execution(&self, exec: &Execution, expected_version: u64) -> StoreResult<bool>;
     /// An execution's history, oldest first.
     async fn history(&self, job_id: &str, thing: &str) -> StoreResult<Vec<HistoryEntry>>;
+    /// IN_PROGRESS executions whose timer expired at or before `now`, earliest first.
+    async fn due_executions(&self, now: u64) -> StoreResult<Vec<Execution>>;
+    /// The earliest timer of any IN_PROGRESS execution.
+    async fn next_deadline(&self) -> StoreResult<Option<u64>>;
 
     /// Creates a stream.
     async fn create_stream(&self, stream: &StreamRecord) -> StoreResult<()>;

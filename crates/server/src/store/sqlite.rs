@@ -18,7 +18,8 @@ use sqlx::{Row, query};
 
 use super::*;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE things (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
 CREATE TABLE thing_groups (grp TEXT NOT NULL, thing TEXT NOT NULL REFERENCES things(name),
   PRIMARY KEY (grp, thing));
@@ -41,7 +42,15 @@ CREATE TABLE streams (stream_id TEXT PRIMARY KEY, description TEXT NOT NULL,
   version INTEGER NOT NULL, files TEXT NOT NULL);
 CREATE TABLE ota_updates (id TEXT PRIMARY KEY, status TEXT NOT NULL, request TEXT NOT NULL,
   job_id TEXT NOT NULL, stream_id TEXT NOT NULL, created_at INTEGER NOT NULL);
-"#];
+"#,
+    r#"
+ALTER TABLE jobs ADD COLUMN in_progress_timeout_minutes INTEGER;
+ALTER TABLE executions ADD COLUMN in_progress_deadline INTEGER;
+ALTER TABLE executions ADD COLUMN step_deadline INTEGER;
+ALTER TABLE executions ADD COLUMN deadline INTEGER;
+CREATE INDEX executions_deadline ON executions(deadline) WHERE deadline IS NOT NULL;
+"#,
+];
 
 /// SQLite store.
 #[derive(Debug, Clone)]
@@ -54,6 +63,9 @@ fn to_i64(v: u64) -> i64 {
 }
 fn get_u64(r: &SqliteRow, c: &str) -> Result<u64, sqlx::Error> {
     Ok(r.try_get::<i64, _>(c)?.max(0) as u64)
+}
+fn opt_u64(r: &SqliteRow, c: &str) -> Result<Option<u64>, sqlx::Error> {
+    Ok(r.try_get::<Option<i64>, _>(c)?.map(|v| v.max(0) as u64))
 }
 fn details_json(d: &BTreeMap<String, String>) -> String {
     serde_json::to_string(d).unwrap_or_else(|_| "{}".into())
@@ -130,6 +142,8 @@ impl SqliteStore {
             version_number: get_u64(r, "version_number")?,
             execution_number: get_u64(r, "execution_number")?,
             seq: r.try_get("seq")?,
+            in_progress_deadline: opt_u64(r, "in_progress_deadline")?,
+            step_deadline: opt_u64(r, "step_deadline")?,
         })
     }
 
@@ -162,6 +176,7 @@ impl SqliteStore {
             },
             ota_update_id: r.try_get("ota_update_id")?,
             created_at: get_u64(r, "created_at")?,
+            in_progress_timeout_minutes: opt_u64(r, "in_progress_timeout_minutes")?,
         })
     }
 
@@ -321,12 +336,13 @@ impl Store for SqliteStore {
 
     async fn create_job(&self, job: &Job, things: &[String]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        let r = query("INSERT INTO jobs (job_id, document, state, ota_update_id, created_at) VALUES (?, ?, ?, ?, ?)")
+        let r = query("INSERT INTO jobs (job_id, document, state, ota_update_id, created_at, in_progress_timeout_minutes) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(&job.job_id)
             .bind(&job.document)
             .bind(job_state_str(job.state))
             .bind(&job.ota_update_id)
             .bind(to_i64(job.created_at))
+            .bind(job.in_progress_timeout_minutes.map(to_i64))
             .execute(&mut *tx)
             .await;
         if let Err(e) = &r
@@ -406,12 +422,16 @@ impl Store for SqliteStore {
     async fn update_execution(&self, e: &Execution, expected_version: u64) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         let details = details_json(&e.status_details);
-        let r = query("UPDATE executions SET status = ?, status_details = ?, started_at = ?, last_updated_at = ?, version_number = ? WHERE job_id = ? AND thing = ? AND version_number = ?")
+        let running = e.status == JobStatus::InProgress;
+        let r = query("UPDATE executions SET status = ?, status_details = ?, started_at = ?, last_updated_at = ?, version_number = ?, in_progress_deadline = ?, step_deadline = ?, deadline = ? WHERE job_id = ? AND thing = ? AND version_number = ?")
             .bind(e.status.as_str())
             .bind(&details)
             .bind(e.started_at.map(to_i64))
             .bind(to_i64(e.last_updated_at))
             .bind(to_i64(e.version_number))
+            .bind(e.in_progress_deadline.filter(|_| running).map(to_i64))
+            .bind(e.step_deadline.filter(|_| running).map(to_i64))
+            .bind(e.deadline().map(to_i64))
             .bind(&e.job_id)
             .bind(&e.thing)
             .bind(to_i64(expected_version))
@@ -453,6 +473,23 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn due_executions(&self, now: u64) -> StoreResult<Vec<Execution>> {
+        query("SELECT * FROM executions WHERE deadline IS NOT NULL AND deadline <= ? AND status = 'IN_PROGRESS' ORDER BY deadline, seq")
+            .bind(to_i64(now))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::execution_of)
+            .collect()
+    }
+
+    async fn next_deadline(&self) -> StoreResult<Option<u64>> {
+        let r = query("SELECT MIN(deadline) AS d FROM executions WHERE deadline IS NOT NULL AND status = 'IN_PROGRESS'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(opt_u64(&r, "d")?)
     }
 
     async fn create_stream(&self, s: &StreamRecord) -> StoreResult<()> {

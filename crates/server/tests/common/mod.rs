@@ -193,3 +193,54 @@ pub async fn subscribe(c: &mut Client, filter: &str, qos: QoS) {
         }
     }
 }
+
+/// One HTTP/1.1 request to the API on loopback; returns the status and the JSON body.
+pub async fn http(
+    s: &TestServer,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\n\
+content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        s.token,
+        body.len()
+    );
+    let mut c = tokio::net::TcpStream::connect(s.http).await.unwrap();
+    c.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(T, c.read_to_end(&mut out))
+        .await
+        .expect("HTTP answer in time")
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Connects with `b`'s certificate until the server refuses it in the TLS handshake (not at
+/// CONNECT, which the store check does as soon as the revocation is committed); fails if that
+/// does not happen within 5 s.
+pub async fn refused_in_tls(s: &TestServer, b: &ThingBundle) -> String {
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let tls = client_config(&s.ca_pem(), Some((&b.certificate_pem, &b.private_key_pem)));
+        let mut c = connect_with(s.port, &b.thing_name, tls);
+        let e = refused(&mut c).await;
+        if !e.contains("NotAuthorized") {
+            return e;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the CRL was not reloaded: still refused only at CONNECT ({e})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
