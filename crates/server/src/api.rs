@@ -7,9 +7,9 @@
 //! | GET | `/api/things` | things |
 //! | POST | `/api/things` | `{"thingName","groups"?}` → device bundle |
 //! | GET | `/api/things/{name}` | thing, certificates, executions |
-//! | POST | `/api/things/{name}/revoke` | `{"revoked":n}` (and disconnects it) |
+//! | POST | `/api/things/{name}/revoke` | `{"revoked":n}` (disconnects it; the CRL is reloaded at once) |
 //! | POST | `/api/files` | raw bytes → `{"sha256","size"}` |
-//! | POST | `/api/ota-updates` | `CreateOTAUpdate` → description |
+//! | POST | `/api/ota-updates` | `CreateOTAUpdate` (with `awsJobTimeoutConfig.inProgressTimeoutInMinutes`, 1–10080) → description |
 //! | GET | `/api/ota-updates` | list |
 //! | GET | `/api/ota-updates/{id}` | description with per-thing status and history |
 //! | POST | `/api/ota-updates/{id}/cancel?force=true` | description |
