@@ -153,7 +153,7 @@ impl Service {
             signature: Some(("sig-sha256-ecdsa", self.signature.as_str())),
             ..Default::default()
         }];
-        let exec = live.then(|| ExecutionOut {
+        let exec = live.then_some(ExecutionOut {
             job_id: JOB,
             thing_name: None,
             status: self.status,
@@ -346,10 +346,22 @@ pub fn host_run(dir: &Path) -> std::io::Result<HostRun> {
     let start = Instant::from_millis(1000);
     w(&mut s, 0, script::MAGIC);
     w(&mut s, script::at::START, start.as_micros() as u32);
-    w(&mut s, script::at::START + 4, (start.as_micros() >> 32) as u32);
-    w(&mut s, script::at::BANK, u32::from(running.bank == Bank::Upper));
+    w(
+        &mut s,
+        script::at::START + 4,
+        (start.as_micros() >> 32) as u32,
+    );
+    w(
+        &mut s,
+        script::at::BANK,
+        u32::from(running.bank == Bank::Upper),
+    );
     w(&mut s, script::at::BLOCK_SIZE, cfg.block_size);
-    w(&mut s, script::at::BLOCKS_PER_REQUEST, cfg.blocks_per_request);
+    w(
+        &mut s,
+        script::at::BLOCKS_PER_REQUEST,
+        cfg.blocks_per_request,
+    );
     w(&mut s, script::at::IN_FLIGHT, cfg.requests_in_flight as u32);
     let sec1 = code_key.verifying_key().to_sec1_point(false);
     s[script::at::CODE_KEY..script::at::CODE_KEY + 65].copy_from_slice(sec1.as_bytes());

@@ -237,7 +237,10 @@ pub fn transmit_line(t: &Transmit, buf: &[u8]) -> Line {
     let mut l = Line::new();
     match t.kind {
         TransmitKind::Subscribe => {
-            l.push("sub q").num(u32::from(t.qos)).push(" ").push(&t.topic);
+            l.push("sub q")
+                .num(u32::from(t.qos))
+                .push(" ")
+                .push(&t.topic);
         }
         TransmitKind::Unsubscribe => {
             l.push("unsub ").push(&t.topic);
@@ -271,7 +274,10 @@ pub fn event_line(e: &AgentEvent) -> Line {
             l.push("custom-job");
         }
         AgentEvent::DownloadStarted { blocks, resumed } => {
-            l.push("download-started ").num(*blocks).push("/").num(*resumed);
+            l.push("download-started ")
+                .num(*blocks)
+                .push("/")
+                .num(*resumed);
         }
         AgentEvent::VersionAccepted { version } => {
             l.push("version-accepted ").hex32(version.0);

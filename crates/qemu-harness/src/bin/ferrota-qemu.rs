@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ferrota_qemu_harness::export::Load;
 use ferrota_qemu_harness::agent_run::host_run;
+use ferrota_qemu_harness::export::Load;
 use ferrota_qemu_harness::map::{Board, MPS2_AN500};
 use ferrota_qemu_harness::matrix::{
     Flaw, bank_image, cases, host_line, key_object, run_case, run_qemu,
@@ -153,7 +153,10 @@ fn agent(elf: &std::path::Path, dir: &std::path::Path) -> ExitCode {
     }
     let mut ok = run.success;
     if !run.success {
-        println!("FAIL the firmware did not exit cleanly: {}", run.stderr.trim());
+        println!(
+            "FAIL the firmware did not exit cleanly: {}",
+            run.stderr.trim()
+        );
     }
     let n = lines.len().max(host.lines.len());
     let mut diffs = 0;
@@ -168,10 +171,15 @@ fn agent(elf: &std::path::Path, dir: &std::path::Path) -> ExitCode {
     }
     ok &= diffs == 0;
     let last = host.lines.last().map(String::as_str).unwrap_or("");
+    println!("agent: {} of {n} lines equal; {last}", n - diffs);
     println!(
-        "agent: {} of {n} lines equal; {last}",
-        n - diffs
+        "agent: {} passed, {} failed",
+        usize::from(ok),
+        usize::from(!ok)
     );
-    println!("agent: {} passed, {} failed", usize::from(ok), usize::from(!ok));
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
