@@ -52,6 +52,11 @@ pub enum Command {
     /// OTA updates on a running server: create, list, describe, cancel.
     #[command(subcommand)]
     Ota(crate::serverargs::OtaCommand),
+    /// Run a simulated board: boot chain, then the OTA agent over MQTT/TLS.
+    #[command(subcommand)]
+    Device(crate::devicecmd::DeviceCommand),
+    /// The whole system in one command: server, board, seven OTA scenarios, a table.
+    Demo(crate::democmd::DemoArgs),
 }
 
 /// `ferrota key ...`

@@ -9,11 +9,14 @@
 //! | [`show`] | `image show` (text and JSON) |
 //! | [`t2gargs`], [`t2gcmd`] | `t2g new`, `program`, `boot`, `show`, `activate`, `confirm`, `reject` |
 //! | [`serverargs`], [`servecmd`], [`thingcmd`], [`otacmd`] | `serve`, `ca init`, `thing create/list/describe/revoke`, `ota create/list/describe/cancel` |
+//! | [`devicecmd`], [`democmd`] | `device run`, `demo` |
 //! | [`fsio`] | reading with context, atomic writing |
 
 #![forbid(unsafe_code)]
 
 mod args;
+mod democmd;
+mod devicecmd;
 mod fsio;
 mod imagecmd;
 mod keycmd;
@@ -46,6 +49,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ca(serverargs::CaCommand::Init(a)) => servecmd::ca_init(&a),
         Command::Thing(c) => thingcmd::run(c),
         Command::Ota(c) => otacmd::run(c),
+        Command::Device(c) => devicecmd::run(c),
+        Command::Demo(a) => democmd::run(&a),
     }
 }
 

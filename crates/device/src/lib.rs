@@ -25,5 +25,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod board;
 pub mod boot_chain;
+pub mod config;
 pub mod cost;
+pub mod demo;
+pub mod images;
+pub mod lab;

@@ -1,0 +1,144 @@
+//! `ferrota device run`: a simulated board from a device file and a `device.toml`, until
+//! Ctrl-C (or `--exit-after` an outcome); a thin wrapper over `ferrota_device::board`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use ferrota_device::board::{Board, BoardEvent, Exit, Options, SelfTest};
+use ferrota_device::config::DeviceConfig;
+use ferrota_t2g::Device;
+
+/// `ferrota device ...`
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Power the board on: boot chain, then the OTA agent over MQTT with mutual TLS.
+    #[command(after_help = "\
+Examples:
+  ferrota device run --config bundle/dev-1/device.toml --flash dev.flash
+  ferrota device run --config device.toml --flash dev.flash --user1
+  ferrota device run --config device.toml --flash dev.flash --fail-self-test --exit-after job
+
+The device file is made by `ferrota t2g new` and `ferrota t2g program`; device.toml is written
+by `ferrota thing create` (add code-signing.crt.pem to the bundle). The file is saved at every
+reset and on exit.")]
+    Run(RunArgs),
+}
+
+/// When `device run` stops by itself.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExitAfter {
+    /// After the first boot connected.
+    Connect,
+    /// After an OTA job ended (SUCCEEDED or FAILED) and the board runs again.
+    Job,
+}
+
+/// `ferrota device run`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The device configuration (device.toml).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The device file (ferrota t2g new).
+    #[arg(long)]
+    pub flash: PathBuf,
+    /// Hold USER1 at every reset (the DBM prefers bank 0).
+    #[arg(long)]
+    pub user1: bool,
+    /// Testing aid: cut the power before flash operation N (counted from power-on).
+    #[arg(long, value_name = "N")]
+    pub power_cut_at: Option<u64>,
+    /// Testing aid: cut the power once N blocks of a download are written.
+    #[arg(long, value_name = "N")]
+    pub power_cut_after_blocks: Option<u32>,
+    /// Testing aid: the application's self-test fails.
+    #[arg(long)]
+    pub fail_self_test: bool,
+    /// Testing aid: an image under trial crashes before reaching the network.
+    #[arg(long)]
+    pub crash_on_trial: bool,
+    /// Stop by itself after this.
+    #[arg(long, value_enum)]
+    pub exit_after: Option<ExitAfter>,
+    /// Give up after this many seconds (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub timeout: u64,
+}
+
+/// Runs a `device` command.
+pub fn run(c: DeviceCommand) -> Result<()> {
+    match c {
+        DeviceCommand::Run(a) => run_board(&a),
+    }
+}
+
+fn run_board(a: &RunArgs) -> Result<()> {
+    let cfg = DeviceConfig::load(&a.config)?;
+    let dev = Device::load(&a.flash).map_err(|e| anyhow::anyhow!("{}: {e}", a.flash.display()))?;
+    let opts = Options {
+        user1: a.user1,
+        power_cut_at_op: a.power_cut_at,
+        power_cut_after_blocks: a.power_cut_after_blocks,
+        self_test: if a.fail_self_test {
+            SelfTest::Fails
+        } else {
+            SelfTest::Passes
+        },
+        crash_on_trial: a.crash_on_trial,
+        self_test_time: Duration::from_millis(200),
+        flash_path: Some(a.flash.clone()),
+        progress: true,
+        quiet: false,
+    };
+    let rt = crate::servecmd::runtime()?;
+    let exit_after = a.exit_after;
+    let timeout = a.timeout;
+    let exit = rt.block_on(async move {
+        let mut board = Board::new(dev, Arc::new(cfg), opts);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        board.observe(tx);
+        let stop = async move {
+            let mut job_done = false;
+            let deadline = async {
+                if timeout == 0 {
+                    std::future::pending::<()>().await
+                } else {
+                    tokio::time::sleep(Duration::from_secs(timeout)).await
+                }
+            };
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => return false,
+                    _ = &mut deadline => return true,
+                    e = rx.recv() => match (e, exit_after) {
+                        (None, _) => return false,
+                        (Some(BoardEvent::Connected), Some(ExitAfter::Connect)) => return false,
+                        (Some(BoardEvent::JobSucceeded | BoardEvent::JobFailed(_)), _) => job_done = true,
+                        (Some(BoardEvent::Connected), Some(ExitAfter::Job)) if job_done => return false,
+                        _ => {}
+                    }
+                }
+            }
+        };
+        let timed_out = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let t2 = timed_out.clone();
+        let r = board
+            .run(async move {
+                if stop.await {
+                    t2.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+            .await;
+        (r, timed_out.load(std::sync::atomic::Ordering::Relaxed))
+    });
+    match exit {
+        (Err(e), _) => Err(e).context("the board"),
+        (Ok(Exit::Halted(h)), _) => bail!("the board halted: {h}"),
+        (Ok(Exit::Stopped), true) => bail!("timed out"),
+        (Ok(Exit::Stopped), false) => Ok(()),
+    }
+}

@@ -1,0 +1,574 @@
+//! The simulated board at run time: power on runs the boot chain over the device, the CM7 app
+//! runs `ferrota-agent` over rumqttc + rustls (ring) with the thing's certificate, and tokio
+//! drives the sans-IO agent.
+//!
+//! ```text
+//!  power on ─▶ boot_chain::boot (ROM → DBM → switch → CM0+) ─▶ app: Agent::new(running)
+//!     ▲                                                         │ net task: rumqttc event loop
+//!     │ reset (after the QoS 1 publishes are acknowledged)      │   (reconnects, back-off)
+//!     │ power cut (flash op N, or after K blocks: test aid)     │ one sleep_until(poll_timeout)
+//!     └─────────────────────────────────────────────────────────┘ self-test timer
+//! ```
+//!
+//! Resets re-run the boot chain in the same process. The device file is saved at every reset,
+//! power cut and stop. Log lines imitate the seed's UART output; a download shows a progress
+//! bar on a terminal and plain lines otherwise.
+
+mod net;
+mod platform;
+mod progress;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrota_agent::{Agent, AgentEvent, Config, Running, TransmitKind};
+use ferrota_boot::Bank;
+use ferrota_boot::app::ImageState;
+use ferrota_image::FirmwareVersion;
+use ferrota_t2g::{Device, PowerCut};
+use rumqttc::QoS;
+use tokio::sync::mpsc;
+use tokio::time::Instant as TokioInstant;
+
+pub use net::{BACKOFF_MAX, BACKOFF_MIN, Net, TlsSetupError, client_tls};
+pub use platform::DevPlatform;
+
+use crate::boot_chain::{self, BootResult};
+use crate::config::Loaded;
+use progress::Progress;
+
+/// What the simulated application does when asked for its self-test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SelfTest {
+    /// It passes.
+    #[default]
+    Passes,
+    /// It fails (testing aid).
+    Fails,
+}
+
+/// How the board runs (the testing aids included).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// USER1 (P5.3) held at every reset: the DBM prefers the lower bank.
+    pub user1: bool,
+    /// Cut the power before flash operation N, counted from this run's start (once).
+    pub power_cut_at_op: Option<u64>,
+    /// Cut the power before the next flash operation once K blocks have been written in one
+    /// power-on (once).
+    pub power_cut_after_blocks: Option<u32>,
+    /// The self-test result.
+    pub self_test: SelfTest,
+    /// An image under trial crashes before it reaches the network (testing aid: the DBM's
+    /// boot budget must revert it).
+    pub crash_on_trial: bool,
+    /// How long the simulated self-test takes.
+    pub self_test_time: Duration,
+    /// Save the device here at every reset, power cut and stop.
+    pub flash_path: Option<PathBuf>,
+    /// Show a progress bar (on a terminal; plain lines otherwise).
+    pub progress: bool,
+    /// Print log lines on stdout (otherwise only [`BoardEvent`]s).
+    pub quiet: bool,
+}
+
+/// What happened, for observers (the demo, tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoardEvent {
+    /// The boot chain started an image.
+    Booted {
+        /// Physical bank.
+        bank: Bank,
+        /// Its version.
+        version: FirmwareVersion,
+        /// Its image state (PendingCommit = trial).
+        image_state: ImageState,
+    },
+    /// The boot chain halted.
+    Halted(String),
+    /// The app crashed before the network (testing aid).
+    Crashed,
+    /// MQTT connected.
+    Connected,
+    /// MQTT dropped.
+    Disconnected,
+    /// A download started (`resumed` blocks kept from before a reset).
+    DownloadStarted {
+        /// Blocks.
+        blocks: u32,
+        /// Already held.
+        resumed: u32,
+    },
+    /// The image in the CM0+ region passed the version checks.
+    VersionAccepted(FirmwareVersion),
+    /// Verified and activated (TRIAL written).
+    Activated,
+    /// The self-test started.
+    SelfTestStarted,
+    /// Confirmed; new floor.
+    Confirmed(u32),
+    /// The trial image was rejected.
+    Rejected,
+    /// The job ended SUCCEEDED.
+    JobSucceeded,
+    /// The job ended FAILED (status as published).
+    JobFailed(String),
+    /// The power was cut (testing aid).
+    PowerCut,
+    /// The device resets (queued publishes acknowledged).
+    Reset,
+}
+
+/// Why [`Board::run`] returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// The stop future resolved.
+    Stopped,
+    /// The boot chain halted (nothing runs).
+    Halted(String),
+}
+
+/// A run-time failure.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The boot chain failed (model error).
+    #[error("boot chain: {0}")]
+    Boot(#[from] crate::boot_chain::Error),
+    /// TLS material.
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+    /// The agent refused to start.
+    #[error("the agent refused to start: {0:?}")]
+    Agent(ferrota_agent::StartError),
+    /// Saving the device file failed.
+    #[error("saving the device: {0}")]
+    Save(String),
+    /// A model error.
+    #[error("device: {0}")]
+    Device(#[from] ferrota_t2g::Error),
+}
+
+/// Counters over a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Boots (boot chain runs that started an image).
+    pub boots: u32,
+    /// Power cuts.
+    pub power_cuts: u32,
+    /// Stream payload bytes received.
+    pub bytes_in: u64,
+    /// Payload bytes published.
+    pub bytes_out: u64,
+    /// New blocks written to the inactive bank.
+    pub blocks_written: u64,
+}
+
+/// Sink of log lines.
+pub type LogFn = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// A board: the device, its configuration, options and observers.
+pub struct Board {
+    /// The device (memories, eFuses, simulated clock).
+    pub dev: Device,
+    /// The configuration.
+    pub cfg: Arc<Loaded>,
+    /// Options.
+    pub opts: Options,
+    /// Counters.
+    pub counters: Counters,
+    observer: Option<mpsc::UnboundedSender<BoardEvent>>,
+    log: LogFn,
+    epoch: TokioInstant,
+    start_ops: Option<u64>,
+    cut_done: bool,
+}
+
+enum AppExit {
+    Reset,
+    PowerCut,
+    Stopped,
+}
+
+impl Board {
+    /// A board over `dev`.
+    pub fn new(dev: Device, cfg: Arc<Loaded>, opts: Options) -> Board {
+        let thing = cfg.cfg.thing_name.clone();
+        let quiet = opts.quiet;
+        Board {
+            dev,
+            cfg,
+            opts,
+            counters: Counters::default(),
+            observer: None,
+            log: Arc::new(move |l: &str| {
+                if !quiet {
+                    println!("[{thing}] {l}");
+                }
+            }),
+            epoch: TokioInstant::now(),
+            start_ops: None,
+            cut_done: false,
+        }
+    }
+
+    /// Replaces the options (the one-shot testing aids are armed again).
+    pub fn set_options(&mut self, opts: Options) {
+        self.opts = opts;
+        self.start_ops = None;
+        self.cut_done = false;
+    }
+
+    /// Sends every [`BoardEvent`] to `tx`.
+    pub fn observe(&mut self, tx: mpsc::UnboundedSender<BoardEvent>) {
+        self.observer = Some(tx);
+    }
+
+    /// Replaces the log sink.
+    pub fn set_log(&mut self, log: LogFn) {
+        self.log = log;
+    }
+
+    fn say(&self, l: &str) {
+        (self.log)(l);
+    }
+
+    fn emit(&self, e: BoardEvent) {
+        if let Some(tx) = &self.observer {
+            let _ = tx.send(e);
+        }
+    }
+
+    fn now(&self) -> ferrota_agent::Instant {
+        ferrota_agent::Instant::from_micros(self.epoch.elapsed().as_micros() as u64 + 1)
+    }
+
+    fn save(&self) -> Result<(), RunError> {
+        if let Some(p) = &self.opts.flash_path {
+            self.dev
+                .save(p)
+                .map_err(|e| RunError::Save(format!("{}: {e}", p.display())))?;
+        }
+        Ok(())
+    }
+
+    fn power_cut(&mut self) {
+        self.counters.power_cuts += 1;
+        self.say("*** power cut ***");
+        self.emit(BoardEvent::PowerCut);
+        self.dev.power_cycle();
+    }
+
+    /// Powers the board on and runs until `stop` resolves (or the boot chain halts). Resets
+    /// and power cuts re-run the boot chain in this call.
+    pub async fn run(&mut self, stop: impl Future<Output = ()>) -> Result<Exit, RunError> {
+        tokio::pin!(stop);
+        if self.start_ops.is_none() {
+            let ops = self.dev.op_count();
+            self.start_ops = Some(ops);
+            if let Some(n) = self.opts.power_cut_at_op {
+                self.dev.schedule_power_cut(PowerCut::Before(ops + n));
+            }
+        }
+        let tls = client_tls(&self.cfg)?;
+        loop {
+            // A stop that came with a reset leaves the board off.
+            tokio::select! {
+                biased;
+                _ = stop.as_mut() => {
+                    self.save()?;
+                    return Ok(Exit::Stopped);
+                }
+                _ = std::future::ready(()) => {}
+            }
+            // Power on: the boot chain.
+            let outcome = boot_chain::boot(&mut self.dev, self.opts.user1)?;
+            if self.dev.power_lost() {
+                self.power_cut();
+                continue;
+            }
+            for s in &outcome.steps {
+                self.say(&s.to_string());
+            }
+            let started = match &outcome.result {
+                BootResult::Started(s) => s.clone(),
+                _ => {
+                    let why = outcome.summary();
+                    self.say(&why);
+                    self.emit(BoardEvent::Halted(why.clone()));
+                    self.save()?;
+                    return Ok(Exit::Halted(why));
+                }
+            };
+            self.counters.boots += 1;
+            self.say(&format!(
+                "CM7: app {} running from the {} bank; image state {:?}",
+                started.record.version, started.bank, started.image_state
+            ));
+            self.emit(BoardEvent::Booted {
+                bank: started.bank,
+                version: started.record.version,
+                image_state: started.image_state,
+            });
+            if self.opts.crash_on_trial && started.image_state == ImageState::PendingCommit {
+                self.say("CM7: the app crashed before reaching the network; watchdog reset");
+                self.emit(BoardEvent::Crashed);
+                continue;
+            }
+            let running = Running {
+                bank: started.bank,
+                record: started.record,
+            };
+            match self.app(running, tls.clone(), &mut stop).await? {
+                AppExit::Reset => {
+                    self.say("resetting");
+                    self.emit(BoardEvent::Reset);
+                    self.save()?;
+                }
+                AppExit::PowerCut => {
+                    self.power_cut();
+                    self.save()?;
+                }
+                AppExit::Stopped => {
+                    self.save()?;
+                    return Ok(Exit::Stopped);
+                }
+            }
+        }
+    }
+
+    /// The CM7 app: the agent over MQTT until a reset, a power cut or the stop.
+    async fn app(
+        &mut self,
+        running: Running,
+        tls: rustls::ClientConfig,
+        stop: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<AppExit, RunError> {
+        self.dev.set_work_err_silent(true)?;
+        let params = boot_chain::read_params(&self.dev)?;
+        let cfg = self.cfg.clone();
+        let mut config = Config::new(&cfg.cfg.thing_name, &params.key, cfg.code_signing_key);
+        config.hardware = params.config.hardware;
+        config.firmware_file_types = &cfg.cfg.file_types;
+        config.self_test_deadline = cfg.self_test_deadline();
+        config.self_test_wait = Duration::from_secs(cfg.cfg.self_test_wait_secs);
+        config.block_size = cfg.cfg.block_size;
+        let mut agent = Agent::new(self.now(), config, running, &mut DevPlatform(&mut self.dev))
+            .map_err(RunError::Agent)?;
+        self.say(&format!(
+            "OTA agent started; connecting to {}:{} as {}",
+            cfg.cfg.endpoint, cfg.cfg.port, cfg.cfg.thing_name
+        ));
+        let (client, mut rx, task) = net::connect(&cfg, tls);
+        let mut st = AppState {
+            unacked: 0,
+            reset: false,
+            self_test_at: None,
+            progress: Progress::new(self.opts.progress && !self.opts.quiet),
+            blocks_this_power_on: 0,
+        };
+        let far = Duration::from_secs(3600);
+        let exit = loop {
+            let deadline = agent
+                .poll_timeout()
+                .map(|t| self.epoch + t.since_epoch())
+                .unwrap_or_else(|| TokioInstant::now() + far);
+            let self_test = st.self_test_at.unwrap_or_else(|| TokioInstant::now() + far);
+            let now_t;
+            tokio::select! {
+                _ = stop.as_mut() => break AppExit::Stopped,
+                _ = tokio::time::sleep_until(deadline) => {
+                    now_t = self.now();
+                    agent.handle_timeout(now_t, &mut DevPlatform(&mut self.dev));
+                }
+                _ = tokio::time::sleep_until(self_test), if st.self_test_at.is_some() => {
+                    st.self_test_at = None;
+                    let pass = self.opts.self_test == SelfTest::Passes;
+                    self.say(&format!("self-test {}", if pass { "passed" } else { "FAILED" }));
+                    now_t = self.now();
+                    agent.self_test_result(now_t, pass, &mut DevPlatform(&mut self.dev));
+                }
+                m = rx.recv() => {
+                    now_t = self.now();
+                    match m {
+                        Some(Net::Connected) => {
+                            self.say("MQTT connected (mutual TLS)");
+                            self.emit(BoardEvent::Connected);
+                            agent.handle_connected(now_t);
+                        }
+                        Some(Net::Message(topic, payload)) => {
+                            if topic.contains("/streams/") {
+                                self.counters.bytes_in += payload.len() as u64;
+                            }
+                            let before = agent.stats().blocks_accepted;
+                            agent.handle_message(now_t, &topic, &payload, &mut DevPlatform(&mut self.dev));
+                            let new = agent.stats().blocks_accepted - before;
+                            st.blocks_this_power_on += new;
+                            self.counters.blocks_written += u64::from(new);
+                            if let Some((n, total)) = agent.progress() {
+                                st.progress.update(&*self.log, n, total);
+                            }
+                        }
+                        Some(Net::PubAck) => st.unacked = st.unacked.saturating_sub(1),
+                        Some(Net::Down(e)) => {
+                            self.say(&format!("MQTT disconnected: {e}; retrying"));
+                            self.emit(BoardEvent::Disconnected);
+                            agent.handle_disconnected(now_t);
+                        }
+                        None => break AppExit::Stopped,
+                    }
+                }
+            }
+            // A power cut during the call: nothing the agent queued leaves the device.
+            if self.dev.power_lost() {
+                break AppExit::PowerCut;
+            }
+            self.drain(&mut agent, &client, &mut st, now_t);
+            if let (Some(k), false) = (self.opts.power_cut_after_blocks, self.cut_done)
+                && st.blocks_this_power_on >= k
+            {
+                self.cut_done = true;
+                let op = self.dev.op_count();
+                self.dev.schedule_power_cut(PowerCut::Before(op));
+            }
+            if st.reset {
+                break AppExit::Reset;
+            }
+        };
+        st.progress.finish();
+        if !matches!(exit, AppExit::PowerCut) {
+            // Flush QoS 1 publishes before acting on a reset (or stopping).
+            let until = TokioInstant::now() + Duration::from_secs(3);
+            while st.unacked > 0 {
+                match tokio::time::timeout_at(until, rx.recv()).await {
+                    Ok(Some(Net::PubAck)) => st.unacked -= 1,
+                    Ok(Some(_)) => {}
+                    _ => break,
+                }
+            }
+            let _ = client.try_disconnect();
+            let _ = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await;
+        }
+        task.abort();
+        Ok(exit)
+    }
+
+    fn drain(
+        &mut self,
+        agent: &mut Agent<'_, ferrota_image::BootKey>,
+        client: &rumqttc::AsyncClient,
+        st: &mut AppState,
+        now: ferrota_agent::Instant,
+    ) {
+        let mut buf = [0u8; 1024];
+        while let Some(t) = agent.poll_transmit(&mut buf) {
+            let qos = if t.qos == 0 {
+                QoS::AtMostOnce
+            } else {
+                QoS::AtLeastOnce
+            };
+            let _ = match t.kind {
+                TransmitKind::Subscribe => client.try_subscribe(t.topic.as_str(), qos),
+                TransmitKind::Unsubscribe => client.try_unsubscribe(t.topic.as_str()),
+                TransmitKind::Publish { len } => {
+                    if t.qos > 0 {
+                        st.unacked += 1;
+                    }
+                    self.counters.bytes_out += len as u64;
+                    if t.topic.contains("/jobs/") && !t.topic.ends_with("/get") {
+                        self.say(&format!("status: {}", String::from_utf8_lossy(&buf[..len])));
+                    }
+                    client.try_publish(t.topic.as_str(), qos, false, buf[..len].to_vec())
+                }
+            };
+        }
+        while let Some(e) = agent.poll_event() {
+            let _ = now;
+            match e {
+                AgentEvent::ResetRequested => {
+                    self.say("reset requested");
+                    st.reset = true;
+                }
+                AgentEvent::StartSelfTest { .. } => {
+                    self.say("running the self-test");
+                    self.emit(BoardEvent::SelfTestStarted);
+                    st.self_test_at = Some(TokioInstant::now() + self.opts.self_test_time);
+                }
+                AgentEvent::Confirmed { floor } => {
+                    self.say(&format!("image confirmed; anti-rollback floor {floor}"));
+                    let _ = self.dev.raise_rollback_counter(floor);
+                    self.emit(BoardEvent::Confirmed(floor));
+                }
+                AgentEvent::Rejected => {
+                    self.say("image rejected: the previous bank boots next");
+                    self.emit(BoardEvent::Rejected);
+                }
+                AgentEvent::DownloadStarted { blocks, resumed } => {
+                    self.say(&format!(
+                        "download started: {blocks} blocks{}",
+                        if resumed > 0 {
+                            format!(", {resumed} kept from before the reset")
+                        } else {
+                            String::new()
+                        }
+                    ));
+                    st.progress.start(blocks, resumed);
+                    self.emit(BoardEvent::DownloadStarted { blocks, resumed });
+                }
+                AgentEvent::VersionAccepted { version } => {
+                    self.say(&format!(
+                        "image version {version} accepted; downloading the rest"
+                    ));
+                    self.emit(BoardEvent::VersionAccepted(version));
+                }
+                AgentEvent::Activated => {
+                    st.progress.finish();
+                    self.say("signature verified; TRIAL recorded in the marker log");
+                    self.emit(BoardEvent::Activated);
+                }
+                AgentEvent::JobSucceeded | AgentEvent::JobFailed { .. } => {
+                    let s = agent.stats();
+                    self.say(&format!(
+                        "download stats: {} requests, {} blocks, {} duplicates, {} timeouts",
+                        s.requests, s.blocks_accepted, s.duplicates, s.timeouts
+                    ));
+                    self.event_after_stats(e, &mut st.progress);
+                }
+                _ => self.event_after_stats(e, &mut st.progress),
+            }
+        }
+    }
+
+    fn event_after_stats(&mut self, e: AgentEvent, progress: &mut Progress) {
+        {
+            match e {
+                AgentEvent::JobSucceeded => {
+                    self.say("job SUCCEEDED");
+                    self.emit(BoardEvent::JobSucceeded);
+                }
+                AgentEvent::JobFailed { status } => {
+                    progress.finish();
+                    let mut b = [0u8; 256];
+                    let s = status
+                        .encode(&mut b)
+                        .map(str::to_string)
+                        .unwrap_or_else(|_| format!("{status:?}"));
+                    self.say(&format!("job FAILED: {s}"));
+                    self.emit(BoardEvent::JobFailed(s));
+                }
+                AgentEvent::JobCancelled => self.say("job cancelled"),
+                AgentEvent::FlashFault(f) => self.say(&format!("flash fault: {f:?}")),
+                other => self.say(&format!("{other:?}")),
+            }
+        }
+    }
+}
+
+struct AppState {
+    unacked: u32,
+    reset: bool,
+    self_test_at: Option<TokioInstant>,
+    progress: Progress,
+    blocks_this_power_on: u32,
+}

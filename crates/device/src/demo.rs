@@ -1,0 +1,384 @@
+//! `ferrota demo`: the whole seed system in one process, step by step, ending with a table.
+//! Each step is a function over a [`World`] so the end-to-end tests run them one by one.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use ferrota_boot::Bank;
+use ferrota_boot::app::ImageState;
+use ferrota_image::FirmwareVersion;
+
+use crate::board::{Board, BoardEvent, Options, SelfTest};
+use crate::images::{DemoImage, Tamper};
+use crate::lab::{self, Lab, LabError};
+
+/// The demo's thing.
+pub const THING: &str = "t2g-board-1";
+/// Longest a step may take.
+pub const STEP_LIMIT: Duration = Duration::from_secs(30);
+
+/// The images of the demo.
+pub struct Images {
+    /// v1.0.0 (counter 1), programmed at the factory.
+    pub v1_0: DemoImage,
+    /// v1.1.0 (counter 2).
+    pub v1_1: DemoImage,
+    /// v1.2.0 with one byte changed after signing.
+    pub v1_2_tampered: DemoImage,
+    /// v1.2.0 (counter 3).
+    pub v1_2: DemoImage,
+}
+
+/// The lab, the images and the board.
+pub struct World {
+    /// Server, CA, keys.
+    pub lab: Lab,
+    /// Images.
+    pub images: Images,
+    /// The board.
+    pub board: Board,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    /// Step number.
+    pub step: u8,
+    /// What it shows.
+    pub title: &'static str,
+    /// What happened.
+    pub outcome: String,
+    /// Whether it behaved as the demo says.
+    pub ok: bool,
+    /// Simulated flash time on the device.
+    pub sim: Duration,
+    /// Wall time.
+    pub wall: Duration,
+    /// Stream bytes received by the device.
+    pub bytes: u64,
+}
+
+fn v(minor: u8) -> FirmwareVersion {
+    FirmwareVersion::new(1, minor, 0)
+}
+
+/// Step 1's set-up: CA, server, thing, keys, images; v1.0.0 programmed into bank 0.
+pub async fn setup(quiet: bool) -> Result<World, LabError> {
+    let lab = Lab::start().await?;
+    let images = Images {
+        v1_0: lab.image(0, 1, Tamper::None)?,
+        v1_1: lab.image(1, 2, Tamper::None)?,
+        v1_2_tampered: lab.image(2, 3, Tamper::AfterSigning)?,
+        v1_2: lab.image(2, 3, Tamper::None)?,
+    };
+    let (dev, cfg) = lab.add_device(THING, &images.v1_0).await?;
+    let board = lab::board(
+        dev,
+        cfg,
+        Options {
+            quiet,
+            progress: !quiet,
+            ..Options::default()
+        },
+    );
+    Ok(World { lab, images, board })
+}
+
+struct Measure {
+    t: Instant,
+    sim: Duration,
+    bytes: u64,
+}
+
+impl Measure {
+    fn start(b: &Board) -> Self {
+        Measure {
+            t: Instant::now(),
+            sim: b.dev.now(),
+            bytes: b.counters.bytes_in,
+        }
+    }
+    fn report(
+        self,
+        b: &Board,
+        step: u8,
+        title: &'static str,
+        ok: bool,
+        outcome: String,
+    ) -> StepReport {
+        StepReport {
+            step,
+            title,
+            outcome,
+            ok,
+            sim: b.dev.now().saturating_sub(self.sim),
+            wall: self.t.elapsed(),
+            bytes: b.counters.bytes_in - self.bytes,
+        }
+    }
+}
+
+fn booted(e: &BoardEvent, bank: Bank, minor: u8) -> bool {
+    matches!(e, BoardEvent::Booted { bank: b, version, .. } if *b == bank && *version == v(minor))
+}
+
+fn opts(w: &World) -> Options {
+    Options {
+        quiet: w.board.opts.quiet,
+        progress: w.board.opts.progress,
+        self_test_time: w.board.opts.self_test_time,
+        ..Options::default()
+    }
+}
+
+/// 1. First boot of v1.0.0 from bank 0, connected.
+pub async fn step1_first_boot(w: &mut World) -> Result<StepReport, LabError> {
+    let m = Measure::start(&w.board);
+    let (ev, met) = lab::drive(&mut w.board, STEP_LIMIT, |e| {
+        e.last() == Some(&BoardEvent::Connected)
+    })
+    .await?;
+    let ok = met && ev.iter().any(|e| booted(e, Bank::Lower, 0));
+    Ok(m.report(
+        &w.board,
+        1,
+        "first boot of v1.0.0",
+        ok,
+        "v1.0.0 boots from bank 0, connects over mutual TLS".into(),
+    ))
+}
+
+/// 2. OTA to v1.1.0: trial boot of bank 1, self-test, confirm, SUCCEEDED.
+pub async fn step2_update(w: &mut World) -> Result<StepReport, LabError> {
+    let m = Measure::start(&w.board);
+    w.lab.update("v1_1_0", &[THING], &w.images.v1_1).await?;
+    let (ev, met) = lab::drive(&mut w.board, STEP_LIMIT, |e| {
+        e.last() == Some(&BoardEvent::JobSucceeded)
+    })
+    .await?;
+    let (status, _) = w.lab.terminal_status("v1_1_0", THING).await?;
+    let trial = ev.iter().any(|e| {
+        matches!(e, BoardEvent::Booted { bank: Bank::Upper, version, image_state: ImageState::PendingCommit } if *version == v(1))
+    });
+    let ok = met
+        && status == "SUCCEEDED"
+        && trial
+        && ev.contains(&BoardEvent::Activated)
+        && ev.iter().any(|e| matches!(e, BoardEvent::Confirmed(_)));
+    Ok(m.report(
+        &w.board,
+        2,
+        "OTA update to v1.1.0",
+        ok,
+        format!("trial boot of bank 1, self-test, confirmed; job {status}"),
+    ))
+}
+
+/// 3. A tampered v1.2.0: refused before activation, FAILED, still v1.1.0.
+pub async fn step3_tampered(w: &mut World) -> Result<StepReport, LabError> {
+    let m = Measure::start(&w.board);
+    w.lab
+        .update("v1_2_0_tampered", &[THING], &w.images.v1_2_tampered)
+        .await?;
+    let (ev, met) = lab::drive(&mut w.board, STEP_LIMIT, |e| {
+        matches!(e.last(), Some(BoardEvent::JobFailed(_)))
+    })
+    .await?;
+    let (status, details) = w.lab.terminal_status("v1_2_0_tampered", THING).await?;
+    let ok = met
+        && status == "FAILED"
+        && !ev.contains(&BoardEvent::Activated)
+        && !ev.contains(&BoardEvent::Reset)
+        && ev.iter().any(|e| booted(e, Bank::Upper, 1));
+    Ok(m.report(
+        &w.board,
+        3,
+        "tampered image",
+        ok,
+        format!(
+            "signature mismatch, not activated; job {status} ({}); still v1.1.0",
+            reason(&details)
+        ),
+    ))
+}
+
+fn reason(d: &std::collections::BTreeMap<String, String>) -> String {
+    d.get("reason").cloned().unwrap_or_else(|| format!("{d:?}"))
+}
+
+/// 4. A downgrade to v1.0.0: refused after the CM0+ region, before the rest, with AWS's reason.
+pub async fn step4_downgrade(w: &mut World) -> Result<StepReport, LabError> {
+    let m = Measure::start(&w.board);
+    w.lab
+        .update("v1_0_0_downgrade", &[THING], &w.images.v1_0)
+        .await?;
+    let (ev, met) = lab::drive(&mut w.board, STEP_LIMIT, |e| {
+        matches!(e.last(), Some(BoardEvent::JobFailed(_)))
+    })
+    .await?;
+    let (status, details) = w.lab.terminal_status("v1_0_0_downgrade", THING).await?;
+    let r = m.report(&w.board, 4, "downgrade to v1.0.0", false, String::new());
+    let ok = met
+        && status == "FAILED"
+        && r.bytes <= 0x1_0000 + 0x2000
+        && !ev.contains(&BoardEvent::Activated);
+    Ok(StepReport {
+        ok,
+        outcome: format!(
+            "refused after the 64 KB CM0+ region: job {status} ({})",
+            reason(&details)
+        ),
+        ..r
+    })
+}
+
+/// 5. v1.2.0 with a power cut in the middle of the download: resumes, activates.
+pub async fn step5_power_cut(w: &mut World) -> Result<StepReport, LabError> {
+    let mut o = opts(w);
+    o.power_cut_after_blocks = Some(40);
+    w.board.set_options(o);
+    let m = Measure::start(&w.board);
+    let written = w.board.counters.blocks_written;
+    w.lab.update("v1_2_0", &[THING], &w.images.v1_2).await?;
+    let (ev, met) = lab::drive(&mut w.board, STEP_LIMIT, |e| {
+        e.last() == Some(&BoardEvent::Reset)
+    })
+    .await?;
+    let o = opts(w);
+    w.board.set_options(o);
+    let resumed = ev.iter().find_map(|e| match e {
+        BoardEvent::DownloadStarted { resumed, .. } if *resumed > 0 => Some(*resumed),
+        _ => None,
+    });
+    let r = m.report(&w.board, 5, "power cut mid-download", false, String::new());
+    let ok = met
+        && ev.contains(&BoardEvent::PowerCut)
+        && resumed.is_some()
+        && ev.contains(&BoardEvent::Activated)
+        && resumed.is_some_and(|k| k >= 32)
+        && w.board.counters.blocks_written - written < 1016 + 40;
+    Ok(StepReport {
+        ok,
+        outcome: format!(
+            "cut after 40 blocks; rebooted v1.1.0, resumed with {} of 1016 blocks kept; activated",
+            resumed.unwrap_or(0)
+        ),
+        ..r
+    })
+}
+
+/// 6. v1.2.0's self-test fails: the DBM boots v1.1.0 again at once, FAILED.
+pub async fn step6_self_test_fails(w: &mut World) -> Result<StepReport, LabError> {
+    let mut o = opts(w);
+    o.self_test = SelfTest::Fails;
+    w.board.set_options(o);
+    let m = Measure::start(&w.board);
+    let (ev, met) = lab::drive(&mut w.board, STEP_LIMIT, |e| {
+        e.iter().any(|x| matches!(x, BoardEvent::JobFailed(_)))
+            && e.last().is_some_and(|x| booted(x, Bank::Upper, 1))
+    })
+    .await?;
+    let o = opts(w);
+    w.board.set_options(o);
+    let (status, details) = w.lab.terminal_status("v1_2_0", THING).await?;
+    let ok = met
+        && status == "FAILED"
+        && ev.contains(&BoardEvent::Rejected)
+        && ev.iter().any(|e| booted(e, Bank::Lower, 2));
+    Ok(m.report(
+        &w.board,
+        6,
+        "v1.2.0 fails its self-test",
+        ok,
+        format!(
+            "trial of bank 0 rejected, v1.1.0 boots again; job {status} ({})",
+            reason(&details)
+        ),
+    ))
+}
+
+/// 7. USER1 held at reset: bank 0 preferred, as in the seed.
+pub async fn step7_user1(w: &mut World) -> Result<StepReport, LabError> {
+    let mut o = opts(w);
+    o.user1 = true;
+    w.board.set_options(o);
+    let m = Measure::start(&w.board);
+    let (ev, met) = lab::drive(&mut w.board, STEP_LIMIT, |e| {
+        matches!(e.last(), Some(BoardEvent::Booted { .. }))
+    })
+    .await?;
+    let o = opts(w);
+    w.board.set_options(o);
+    let what = ev.iter().rev().find_map(|e| match e {
+        BoardEvent::Booted { bank, version, .. } => Some((*bank, *version)),
+        _ => None,
+    });
+    let ok = met && what.is_some_and(|(b, _)| b == Bank::Lower);
+    Ok(m.report(
+        &w.board,
+        7,
+        "USER1 held at reset",
+        ok,
+        match what {
+            Some((b, ver)) => {
+                format!("the DBM prefers bank 0 (manual override): the {b} bank runs v{ver}")
+            }
+            None => "nothing booted".into(),
+        },
+    ))
+}
+
+/// Runs the seven steps, printing a heading before each; returns the rows.
+pub async fn run(quiet: bool) -> Result<Vec<StepReport>, LabError> {
+    let t = Instant::now();
+    let heading = |s: &str| {
+        if !quiet {
+            println!("\n=== {s}");
+        }
+    };
+    heading("1. a CA, the server, a thing, boot and code-signing keys; v1.0.0 in bank 0");
+    let mut w = setup(quiet).await?;
+    let setup_time = t.elapsed();
+    let mut rows = Vec::new();
+    let mut r = step1_first_boot(&mut w).await?;
+    r.wall += setup_time;
+    rows.push(r);
+    heading("2. OTA update to v1.1.0");
+    rows.push(step2_update(&mut w).await?);
+    heading("3. a tampered v1.2.0");
+    rows.push(step3_tampered(&mut w).await?);
+    heading("4. a downgrade to v1.0.0");
+    rows.push(step4_downgrade(&mut w).await?);
+    heading("5. v1.2.0, with a power cut in the middle of the download");
+    rows.push(step5_power_cut(&mut w).await?);
+    heading("6. v1.2.0's self-test fails");
+    rows.push(step6_self_test_fails(&mut w).await?);
+    heading("7. USER1 held at reset");
+    rows.push(step7_user1(&mut w).await?);
+    w.lab.shutdown().await;
+    Ok(rows)
+}
+
+/// The table.
+pub fn table(rows: &[StepReport]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<4} {:<28} {:<4} {:>9} {:>8} {:>9}  outcome",
+        "step", "", "ok", "sim", "wall", "bytes"
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{:<4} {:<28} {:<4} {:>7}ms {:>6}ms {:>9}  {}",
+            r.step,
+            r.title,
+            if r.ok { "ok" } else { "FAIL" },
+            r.sim.as_millis(),
+            r.wall.as_millis(),
+            r.bytes,
+            r.outcome
+        );
+    }
+    s
+}
