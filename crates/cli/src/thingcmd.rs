@@ -59,6 +59,11 @@ async fn create(a: &ThingCreateArgs) -> Result<()> {
     w("credentials_config.h", &b.credentials_config_h, true)?;
     w("ota_config.h", &b.ota_config_h, false)?;
     w("bundle.json", &serde_json::to_string_pretty(&b)?, true)?;
+    // The simulated board's configuration (`ferrota device run`); code-signing.crt.pem is the
+    // operator's to add.
+    let device =
+        ferrota_device::config::DeviceConfig::for_thing(&a.name, &cfg.endpoint, port(&cfg));
+    w("device.toml", &device.to_toml(), false)?;
     println!("{}", dir.display());
     eprintln!(
         "thing {} created (certificate {}); bundle in {}",
