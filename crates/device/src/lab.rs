@@ -136,9 +136,20 @@ impl Lab {
         name: &str,
         first: &DemoImage,
     ) -> Result<(Device, Arc<Loaded>), LabError> {
+        self.add_device_on(name, first, self.port).await
+    }
+
+    /// [`Lab::add_device`] with the board's MQTT endpoint on `localhost:port` (another broker,
+    /// e.g. mosquitto with the services connected as a client).
+    pub async fn add_device_on(
+        &self,
+        name: &str,
+        first: &DemoImage,
+        port: u16,
+    ) -> Result<(Device, Arc<Loaded>), LabError> {
         let b = ctx!("thing", self.admin.create_thing(name, &[]).await)?;
         let dir = self.dir.join("things").join(name);
-        let cfg = DeviceConfig::for_thing(name, "localhost", self.port);
+        let cfg = DeviceConfig::for_thing(name, "localhost", port);
         let files: [(&Path, &str); 4] = [
             (&cfg.client_cert, &b.certificate_pem),
             (&cfg.client_key, &b.private_key_pem),

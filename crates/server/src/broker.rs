@@ -209,6 +209,8 @@ pub struct Broker {
     /// Signalled when certificates were revoked in this process (wakes the revocation watch
     /// of [`crate::server::Server::run`], which also polls the store for other processes).
     pub revocations: Notify,
+    /// Set in client mode ([`crate::bridge`]): the services' messages go to an external broker.
+    outbound: std::sync::OnceLock<Arc<dyn crate::bridge::Outbound>>,
 }
 
 impl Broker {
@@ -230,6 +232,7 @@ impl Broker {
             stream_cache: Mutex::new(HashMap::new()),
             timers: Notify::new(),
             revocations: Notify::new(),
+            outbound: std::sync::OnceLock::new(),
         })
     }
 
@@ -238,6 +241,13 @@ impl Broker {
         let mut b = Arc::try_unwrap(self).unwrap_or_else(|_| panic!("broker already shared"));
         b.clock = clock;
         Arc::new(b)
+    }
+
+    /// Client mode: from now on [`Broker::publish`] and [`Broker::deliver_to`] hand every
+    /// message to `o` (an external broker) instead of local sessions. Set once; `false` if a
+    /// sink was already set.
+    pub fn set_outbound(&self, o: Arc<dyn crate::bridge::Outbound>) -> bool {
+        self.outbound.set(o).is_ok()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
@@ -375,7 +385,13 @@ impl Broker {
 
     /// Sends a message to one client whether or not it subscribed: AWS's delivery of Jobs
     /// responses to the requester (spec §1.3).
+    /// In client mode the message is published on the external broker, which delivers it
+    /// only if the device subscribed.
     pub fn deliver_to(&self, client_id: &str, topic: String, payload: Bytes, qos: QoS) {
+        if let Some(o) = self.outbound.get() {
+            o.publish(&topic, payload, qos);
+            return;
+        }
         let h = self.lock().clients.get(client_id).map(|e| e.h.clone());
         if let Some(h) = h {
             Self::enqueue(
@@ -392,7 +408,12 @@ impl Broker {
 
     /// Routes a message to every subscriber whose filter matches (highest matching QoS, capped
     /// at the message's), once per client.
+    /// In client mode the message is published on the external broker instead.
     pub fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
+        if let Some(o) = self.outbound.get() {
+            o.publish(topic, payload, qos);
+            return;
+        }
         let targets: Vec<(ClientTx, QoS)> = {
             let g = self.lock();
             let scoped = thing_scope(topic).and_then(|t| g.by_thing.get(t));

@@ -21,6 +21,7 @@
 //! | [`broker`] | sessions registry, routing, limits |
 //! | [`session`] | one MQTT connection over any `AsyncRead + AsyncWrite` |
 //! | [`services`], [`jobs`], [`streams`] | AWS IoT Jobs and Streams |
+//! | [`bridge`] | client mode: the services on an external broker (mosquitto, EMQX…) |
 //! | [`timeouts`] | execution timers → TIMED_OUT |
 //! | [`store`] | SQLite store and content-addressed files, behind traits |
 //! | [`tls`], [`ca`] | mutual TLS, the fleet CA, thing certificates, CRL |
@@ -33,6 +34,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod bridge;
 pub mod broker;
 pub mod ca;
 pub mod config;
