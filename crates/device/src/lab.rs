@@ -69,13 +69,23 @@ impl Lab {
 
     /// Starts a lab in `dir`: CA, server on `127.0.0.1:0`, keys.
     pub async fn start_in(dir: &Path) -> Result<Lab, LabError> {
+        Self::start_configured(dir, |_| {}).await
+    }
+
+    /// [`Lab::start_in`] with the server configuration adjusted by `configure` (e.g. a
+    /// `[broker] external` section; the data directory is `<dir>/server`).
+    pub async fn start_configured(
+        dir: &Path,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Result<Lab, LabError> {
         ferrota_server::tls::install_crypto_provider();
-        let cfg = ServerConfig {
+        let mut cfg = ServerConfig {
             data_dir: dir.join("server"),
             mqtt_listen: "127.0.0.1:0".into(),
             endpoint: "localhost".into(),
             ..ServerConfig::default()
         };
+        configure(&mut cfg);
         let mqtt = ctx!(
             "MQTT listener",
             tokio::net::TcpListener::bind("127.0.0.1:0").await

@@ -140,9 +140,58 @@ async fn a_board_updates_through_mosquitto_with_the_services_as_a_client() {
     )
     .await;
 
+    update_through(&lab, &mosq, port, "mosq-board").await;
+    let _ = stop_tx.send(());
+    tokio::time::timeout(Duration::from_secs(5), services)
+        .await
+        .expect("services stop")
+        .expect("services task")
+        .expect("services ran");
+    drop(mosq);
+    lab.shutdown().await;
+}
+
+/// `[broker] external` in the server configuration: `Server::run` starts the services as a
+/// client (the service certificate is issued from the fleet CA at open), as `ferrota serve`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferrota_serve_with_an_external_broker_section() {
+    if !Path::new(MOSQUITTO).exists() {
+        eprintln!("SKIPPED: {MOSQUITTO} is not installed (apt-get install mosquitto)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ca_dir = tmp.path().join("server").join("ca");
+    Ca::init(&ca_dir, &[]).expect("CA");
+    let (mosq, port) = start_mosquitto(tmp.path(), &ca_dir);
+    mosq.wait_log("Opening ipv4 listen socket", Duration::from_secs(10))
+        .await;
+    let lab = Lab::start_configured(tmp.path(), |c| {
+        c.broker.external = Some(format!("mqtts://localhost:{port}"));
+        c.broker.client_id = SERVICE.into();
+    })
+    .await
+    .expect("lab");
+    assert!(ca_dir.join("service.crt.pem").exists());
+    mosq.wait_log(
+        &format!("{SERVICE} 1 {}", bridge::REQUEST_FILTERS[7]),
+        Duration::from_secs(10),
+    )
+    .await;
+    update_through(&lab, &mosq, port, "serve-board").await;
+    lab.shutdown().await;
+    // The services disconnected at shutdown.
+    mosq.wait_log(
+        &format!("Client {SERVICE} disconnected"),
+        Duration::from_secs(5),
+    )
+    .await;
+}
+
+/// Runs a board on mosquitto through a whole OTA update (v1.0 → v1.1) to SUCCEEDED.
+async fn update_through(lab: &Lab, mosq: &Mosquitto, port: u16, thing: &str) {
+    let id = format!("{thing}_v1_1_0").replace('-', "_");
     let v1_0 = lab.image(0, 1, Tamper::None).unwrap();
     let v1_1 = lab.image(1, 2, Tamper::None).unwrap();
-    let thing = "mosq-board";
     let (dev, cfg) = lab.add_device_on(thing, &v1_0, port).await.unwrap();
     let mut board = lab::board(
         dev,
@@ -152,7 +201,7 @@ async fn a_board_updates_through_mosquitto_with_the_services_as_a_client() {
             ..Options::default()
         },
     );
-    lab.update("mosq_v1_1_0", &[thing], &v1_1).await.unwrap();
+    lab.update(&id, &[thing], &v1_1).await.unwrap();
     let (events, met) = lab::drive(&mut board, Duration::from_secs(120), |e| {
         e.last() == Some(&BoardEvent::JobSucceeded)
     })
@@ -173,7 +222,7 @@ async fn a_board_updates_through_mosquitto_with_the_services_as_a_client() {
         )),
         "{events:?}"
     );
-    let (status, _) = lab.terminal_status("mosq_v1_1_0", thing).await.unwrap();
+    let (status, _) = lab.terminal_status(&id, thing).await.unwrap();
     assert_eq!(status, "SUCCEEDED");
     // The board really talked to mosquitto, authenticated as its CN, and the image came as
     // stream blocks published by the services' client.
@@ -190,15 +239,6 @@ async fn a_board_updates_through_mosquitto_with_the_services_as_a_client() {
     eprintln!("through mosquitto: {requests} requests from the board, {blocks} data blocks to it");
     assert!(blocks >= 1000, "{blocks} data blocks\n{}", tail(&log, 60));
     assert!(!lab.admin.broker.is_connected(thing));
-
-    let _ = stop_tx.send(());
-    tokio::time::timeout(Duration::from_secs(5), services)
-        .await
-        .expect("services stop")
-        .expect("services task")
-        .expect("services ran");
-    drop(mosq);
-    lab.shutdown().await;
 }
 
 fn tail(s: &str, n: usize) -> String {

@@ -96,6 +96,54 @@ impl External {
         (!host.is_empty()).then(|| (host.to_string(), port))
     }
 
+    /// The `[broker]` section of `cfg`: `None` without `external`. The default service
+    /// certificate (`<data>/ca/service.crt.pem`, CN = `client_id`) is issued by the fleet CA
+    /// on first use.
+    pub fn from_config(cfg: &crate::config::Config) -> Result<Option<External>, String> {
+        let b = &cfg.broker;
+        let Some(url) = &b.external else {
+            return Ok(None);
+        };
+        let (host, port) = Self::parse_url(url)
+            .ok_or_else(|| format!("[broker] external: {url:?} is not mqtts://host:port"))?;
+        let ca_dir = cfg.ca_dir();
+        let rd = |p: &std::path::Path| {
+            std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))
+        };
+        let (cert_p, key_p) = match (&b.cert, &b.key) {
+            (Some(c), Some(k)) => (c.clone(), k.clone()),
+            (None, None) => {
+                let (c, k) = (
+                    ca_dir.join("service.crt.pem"),
+                    ca_dir.join("service.key.pem"),
+                );
+                if !c.exists() {
+                    let ca = crate::ca::Ca::load(&ca_dir).map_err(|e| e.to_string())?;
+                    let i = ca.issue_thing(&b.client_id).map_err(|e| e.to_string())?;
+                    crate::ca::write_file(&k, i.key_pem.as_bytes(), true)
+                        .map_err(|e| e.to_string())?;
+                    crate::ca::write_file(&c, i.cert_pem.as_bytes(), false)
+                        .map_err(|e| e.to_string())?;
+                    tracing::info!(cert = %c.display(), cn = %b.client_id, "issued the service certificate");
+                }
+                (c, k)
+            }
+            _ => return Err("[broker]: set both cert and key, or neither".into()),
+        };
+        let ca_p =
+            b.ca.clone()
+                .unwrap_or_else(|| crate::ca::Ca::cert_path(&ca_dir));
+        Ok(Some(External {
+            host,
+            port,
+            client_id: b.client_id.clone(),
+            ca_pem: rd(&ca_p)?,
+            cert_pem: rd(&cert_p)?,
+            key_pem: rd(&key_p)?,
+            share_group: b.share_group.clone(),
+        }))
+    }
+
     /// The rustls client configuration (*ring*, mutual TLS).
     pub fn client_tls(&self) -> Result<rustls::ClientConfig, TlsError> {
         let pem = |e: rustls_pki_types::pem::Error| TlsError::Pem(e.to_string());
@@ -221,7 +269,12 @@ pub async fn run(
         _ = shutdown => {}
         _ = pump => {}
     }
+    // A clean DISCONNECT (the broker then drops the session at once), flushed by the loop.
     let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while el.poll().await.is_ok() {}
+    })
+    .await;
     worker.abort();
     Ok(())
 }
@@ -261,6 +314,40 @@ mod tests {
         ] {
             assert!(!any(t), "{t}");
         }
+    }
+
+    #[test]
+    fn config_section_issues_the_service_certificate_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::config::Config {
+            data_dir: dir.path().into(),
+            ..Default::default()
+        };
+        assert!(External::from_config(&cfg).unwrap().is_none());
+        crate::ca::Ca::init(&cfg.ca_dir(), &[]).unwrap();
+        cfg = toml::from_str(&format!(
+            "data_dir = {:?}\n[broker]\nexternal = \"mqtts://127.0.0.1:18883\"\nshare_group = \"g\"\n",
+            dir.path()
+        ))
+        .unwrap();
+        let e = External::from_config(&cfg).unwrap().unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("127.0.0.1", 18883));
+        let der = CertificateDer::from_pem_slice(e.cert_pem.as_bytes()).unwrap();
+        assert_eq!(
+            crate::tls::common_name(&der).as_deref(),
+            Some("ferrota-services")
+        );
+        assert!(e.client_tls().is_ok());
+        assert!(
+            e.filters()
+                .iter()
+                .all(|f| f.starts_with("$share/g/$aws/things/+/"))
+        );
+        // Issued once, then reused.
+        let again = External::from_config(&cfg).unwrap().unwrap();
+        assert_eq!(again.cert_pem, e.cert_pem);
+        cfg.broker.external = Some("tcp://x".into());
+        assert!(External::from_config(&cfg).is_err());
     }
 
     struct Sink(Mutex<Vec<String>>);

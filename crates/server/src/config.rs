@@ -17,6 +17,13 @@
 //! queue_messages = 1024
 //! queue_bytes = 8388608
 //! max_inflight = 100
+//! [broker]                          # client mode (see crate::bridge): no MQTT listener; the
+//! external = "mqtts://broker:8883"  # Jobs and Streams connect to this broker as one client
+//! client_id = "ferrota-services"    # also the CN of the service certificate
+//! share_group = "ferrota"           # optional: $share/<group>/… for several instances
+//! ca = "broker-ca.pem"              # optional: the broker's CA (default: the fleet CA)
+//! cert = "svc.crt.pem"              # optional: default <data>/ca/service.crt.pem, issued by
+//! key = "svc.key.pem"               #   the fleet CA on first start
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -50,6 +57,39 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Limits.
     pub limits: LimitsConfig,
+    /// Client mode: the services on an external broker.
+    pub broker: BrokerConfig,
+}
+
+/// `[broker]`: client mode ([`crate::bridge`]). Without `external`, the in-process broker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// `mqtts://host:port` of the external broker.
+    pub external: Option<String>,
+    /// MQTT client id, and the CN of the service certificate issued on first start.
+    pub client_id: String,
+    /// Subscribe as `$share/<group>/…`.
+    pub share_group: Option<String>,
+    /// The broker's CA certificate (PEM); default: the fleet CA.
+    pub ca: Option<PathBuf>,
+    /// The service certificate (PEM); default `<data>/ca/service.crt.pem`.
+    pub cert: Option<PathBuf>,
+    /// The service key (PEM); default `<data>/ca/service.key.pem`.
+    pub key: Option<PathBuf>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            external: None,
+            client_id: "ferrota-services".into(),
+            share_group: None,
+            ca: None,
+            cert: None,
+            key: None,
+        }
+    }
 }
 
 /// Extra policy patterns.
@@ -101,6 +141,7 @@ impl Default for Config {
             max_connections: 10_000,
             policy: PolicyConfig::default(),
             limits: LimitsConfig::default(),
+            broker: BrokerConfig::default(),
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct Server {
     pub revocation_poll: Duration,
     /// Longest sleep of the execution timers between store checks (default 60 s).
     pub timer_max_sleep: Duration,
+    /// `[broker] external`: run the services as a client of that broker ([`crate::bridge`]).
+    external: Option<crate::bridge::External>,
 }
 
 /// The TLS configuration, rebuilt when the CRL files change.
@@ -219,6 +221,7 @@ impl Server {
         let mut crl_files = vec![ca_dir.join("crl.pem")];
         crl_files.extend(cfg.crls.iter().cloned());
         let tls = Arc::new(ReloadableTls::new(m, crl_files)?);
+        let external = crate::bridge::External::from_config(cfg).map_err(ServeError::Io)?;
         Ok(Server {
             admin: Arc::new(admin),
             tls,
@@ -226,6 +229,7 @@ impl Server {
             max_connections: cfg.max_connections,
             revocation_poll: Duration::from_secs(1),
             timer_max_sleep: Duration::from_secs(60),
+            external,
         })
     }
 
@@ -235,7 +239,8 @@ impl Server {
     }
 
     /// Serves MQTT/TLS on `mqtt` and the API on `http` until `shutdown` resolves, then
-    /// disconnects every client.
+    /// disconnects every client. In client mode (`[broker] external`) `mqtt` is not used: the
+    /// services connect to the external broker instead.
     pub async fn run(
         self,
         mqtt: TcpListener,
@@ -263,7 +268,16 @@ impl Server {
         ));
         let sem = Arc::new(Semaphore::new(self.max_connections.max(1)));
         tokio::pin!(shutdown);
-        loop {
+        let bridge = self.external.clone().map(|ext| {
+            let mut rx = stop_rx.clone();
+            tokio::spawn(crate::bridge::run(broker.clone(), ext, async move {
+                let _ = rx.changed().await;
+            }))
+        });
+        if bridge.is_some() {
+            (&mut shutdown).await;
+        }
+        while bridge.is_none() {
             tokio::select! {
                 _ = &mut shutdown => break,
                 r = mqtt.accept() => {
@@ -305,6 +319,13 @@ impl Server {
             }
         }
         let _ = stop_tx.send(true);
+        if let Some(b) = bridge {
+            match b.await {
+                Ok(Err(e)) => tracing::error!(error = %e, "client mode failed"),
+                Err(e) => tracing::error!(error = %e, "client mode task"),
+                Ok(Ok(())) => {}
+            }
+        }
         timers.abort();
         watch.abort();
         broker.disconnect_all();
