@@ -21,6 +21,12 @@
 //! * Requests are handled one at a time, in arrival order (one worker task).
 //! * Clean session: requests published while the service is disconnected are lost to it; the
 //!   devices retry (the agent re-asks `$next` on its timers).
+//! * What the external broker owns in this mode: device authentication, the per-thing ACL,
+//!   certificate revocation (its CRL: our revocation only updates `crl.pem`, which the broker
+//!   must be pointed at and reload) and the `[policy]` additions (not applied here).
+//! * Configured by `[broker]` in [`crate::config`]; [`crate::server::Server::run`] then serves
+//!   no MQTT itself (its listener stays bound but unused).
+//! * Tested against Debian's mosquitto 2.0.11 in `crates/device/tests/mosquitto.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
