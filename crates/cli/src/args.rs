@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use ferrota_image::{FirmwareVersion, HardwareId};
 
-/// Secure firmware OTA for the Infineon TRAVEO T2G CYT4BF: keys, code-signing certificates,
-/// signed bank images and OTA signatures.
+/// Secure firmware OTA for the Infineon TRAVEO T2G CYT4BF: keys and signed bank images, a
+/// simulated board with its Dual Bank Manager, and an AWS IoT-compatible OTA server.
+/// Start with `ferrota demo`.
 #[derive(Debug, Parser)]
 #[command(name = "ferrota", version)]
 #[command(after_help = "\

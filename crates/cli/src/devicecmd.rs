@@ -101,7 +101,11 @@ fn run_board(a: &RunArgs) -> Result<()> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         board.observe(tx);
         let stop = async move {
-            let mut job_done = false;
+            // After a job ends the board may still reset (a revert) and reconnect: exit at that
+            // reconnection, or once the board has been quiet for a moment (it already runs the
+            // image the job left it with).
+            const SETTLE: Duration = Duration::from_secs(2);
+            let mut settle_until: Option<tokio::time::Instant> = None;
             let deadline = async {
                 if timeout == 0 {
                     std::future::pending::<()>().await
@@ -111,15 +115,30 @@ fn run_board(a: &RunArgs) -> Result<()> {
             };
             tokio::pin!(deadline);
             loop {
+                let settle = async {
+                    match settle_until {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending::<()>().await,
+                    }
+                };
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => return false,
                     _ = &mut deadline => return true,
+                    _ = settle => return false,
                     e = rx.recv() => match (e, exit_after) {
                         (None, _) => return false,
                         (Some(BoardEvent::Connected), Some(ExitAfter::Connect)) => return false,
-                        (Some(BoardEvent::JobSucceeded | BoardEvent::JobFailed(_)), _) => job_done = true,
-                        (Some(BoardEvent::Connected), Some(ExitAfter::Job)) if job_done => return false,
-                        _ => {}
+                        (Some(BoardEvent::JobSucceeded | BoardEvent::JobFailed(_)), Some(ExitAfter::Job)) => {
+                            settle_until = Some(tokio::time::Instant::now() + SETTLE);
+                        }
+                        (Some(BoardEvent::Connected), Some(ExitAfter::Job)) if settle_until.is_some() => {
+                            return false;
+                        }
+                        (Some(_), _) => {
+                            if let Some(t) = settle_until.as_mut() {
+                                *t = tokio::time::Instant::now() + SETTLE;
+                            }
+                        }
                     }
                 }
             }
