@@ -8,8 +8,15 @@
 //!   `blocks_per_request` blocks that are missing and not already requested, lowest first, as a
 //!   window `"o"` + bitmap `"b"` + `"n"` (§3.1–§3.2): a sliding window of
 //!   `requests_in_flight × blocks_per_request` blocks instead of the official stop-and-wait.
-//! * Each block that arrives feeds the round-trip estimator (RFC 6298: `srtt`, `rttvar`) unless
-//!   its request is ambiguous (Karn: it re-asks for a block asked for before).
+//! * The first block of each request feeds the round-trip estimator (RFC 6298: `srtt`,
+//!   `rttvar`) with the time from sending the request to its answer, queueing behind the
+//!   requests ahead included, unless the request is ambiguous (Karn: it re-asks for a block
+//!   asked for before). The other blocks of a request only show how fast the stream drains:
+//!   sampling them made `srtt` collapse to the block spacing (a few ms on loopback TLS) and the
+//!   RTO to its floor, below the occasional 40–50 ms answer (TCP delayed ACK), so whole windows
+//!   were asked for twice.
+//! * A block restarts the timer of its request and of every request sent after it (they are
+//!   served after it: queued, not lost).
 //! * A request whose blocks stop arriving for one retransmission timeout
 //!   (`srtt + max(4·rttvar, srtt/2)`, clamped to `[min_rto, max_rto]`, doubled per consecutive
 //!   timeout) is dropped; its still-missing blocks become requestable again, and only they are
@@ -108,6 +115,10 @@ impl Rtt {
 /// One request in flight.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Req {
+    /// Order of sending: the service answers requests in this order.
+    pub seq: u32,
+    /// Whether a block of this request arrived (the request was answered).
+    pub answered: bool,
     pub sent_at: Instant,
     pub last_activity: Instant,
     pub offset: u32,
@@ -146,6 +157,7 @@ pub(crate) struct Schedule {
     requested: Bits,
     asked_before: Bits,
     reqs: [Option<Req>; MAX_REQUESTS],
+    next_seq: u32,
     pub rtt: Rtt,
     pub momentum: u32,
 }
@@ -166,6 +178,7 @@ impl Schedule {
             requested: Bits::new(),
             asked_before: Bits::new(),
             reqs: [None; MAX_REQUESTS],
+            next_seq: 0,
             rtt: Rtt::new(),
             momentum: 0,
         }
@@ -184,17 +197,32 @@ impl Schedule {
     /// A block arrived and was written (`fresh`) or was a duplicate. Updates its request and
     /// the estimator. Returns whether it was missing.
     pub(crate) fn on_block(&mut self, now: Instant, block: u32) {
+        let mut progressed = None;
         for slot in self.reqs.iter_mut() {
             let Some(r) = slot else { continue };
             if r.take(block) {
-                if !r.ambiguous {
+                // One round-trip sample per request: from sending it to its first block, which
+                // includes the wait behind the requests ahead of it. Later blocks of the same
+                // request only measure how fast the stream is drained, not the round trip.
+                if !r.ambiguous && !r.answered {
                     self.rtt.sample(now.saturating_since(r.sent_at));
                 }
+                r.answered = true;
                 r.last_activity = now;
+                progressed = Some(r.seq);
                 if r.outstanding == 0 {
                     *slot = None;
                 }
                 break;
+            }
+        }
+        // The requests behind it are served after it: while it progresses they are queued, not
+        // lost, so their timers restart too.
+        if let Some(seq) = progressed {
+            for r in self.reqs.iter_mut().flatten() {
+                if r.seq.wrapping_sub(seq) as i32 > 0 {
+                    r.last_activity = r.last_activity.max(now);
+                }
             }
         }
         self.requested.set(block, false);
@@ -239,7 +267,10 @@ impl Schedule {
             }
             cur = self.missing.first_missing_from(x + 1);
         }
+        self.next_seq = self.next_seq.wrapping_add(1);
         let req = Req {
+            seq: self.next_seq,
+            answered: false,
             sent_at: now,
             last_activity: now,
             offset,

@@ -412,3 +412,28 @@ fn cancelled_job_is_abandoned_and_next_job_runs() {
     succeeded_sequence(&sim, "job-b", v1.spec.version.0, v3.spec.version.0);
     assert!(sim.events.contains(&AgentEvent::JobCancelled));
 }
+
+/// The demo's defect (`ferrota demo`, step 2: 288 duplicate blocks, 9 timeouts): loopback TLS,
+/// so the stream drains in a few ms and the round trip is ~1 ms, but now and then a request is
+/// answered ~45 ms late (TCP delayed ACK) and the device spends time on every block (flash
+/// programming). Such a late answer is not a loss and must not get the window asked for again.
+#[test]
+fn small_rtt_late_answers_and_slow_device_are_not_loss() {
+    let v1 = image(Spec::new(1, 1).len(FULL));
+    let v2 = image(Spec::new(2, 2).len(FULL));
+    let mut sim = Sim::new(&v1, 71);
+    sim.net.latency = Duration::from_micros(500);
+    sim.device_per_block = Duration::from_micros(300);
+    sim.request_stall = Duration::from_millis(45);
+    sim.request_stall_every = 5;
+    sim.add_job(job("job-slow", v2.clone()));
+    assert!(sim.run_job("job-slow", MIN));
+    assert_eq!(sim.server.job("job-slow").status, JobStatus::Succeeded);
+    let blocks = v2.file.len().div_ceil(4096) as u32;
+    let dups = sim.server.blocks_sent - blocks;
+    println!(
+        "{} blocks sent for {blocks}: {dups} duplicates",
+        sim.server.blocks_sent
+    );
+    assert!(dups * 50 < blocks, "{dups} duplicate blocks of {blocks}");
+}

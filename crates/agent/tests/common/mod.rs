@@ -224,6 +224,15 @@ pub struct Sim {
     pub first_request_at: Option<Instant>,
     /// When the last new block was accepted.
     pub last_block_at: Option<Instant>,
+    /// Device time per stream message (programming the block into flash, the runtime's other
+    /// work): messages arriving while the device is busy wait in its receive queue.
+    pub device_per_block: Duration,
+    device_busy_until: Instant,
+    /// Every `request_stall_every`-th stream request reaches the service `request_stall` late
+    /// (TCP delayed ACK holding a small segment back: ~40 ms on Linux, even on loopback).
+    pub request_stall: Duration,
+    pub request_stall_every: u32,
+    stream_requests_out: u32,
 }
 
 impl Sim {
@@ -258,6 +267,11 @@ impl Sim {
             drop_once: vec![],
             first_request_at: None,
             last_block_at: None,
+            device_per_block: Duration::ZERO,
+            device_busy_until: Instant::ZERO,
+            request_stall: Duration::ZERO,
+            request_stall_every: 0,
+            stream_requests_out: 0,
         };
         sim.power_on();
         sim
@@ -395,13 +409,22 @@ impl Sim {
                     if !self.connected {
                         continue;
                     }
+                    let mut stall = Duration::ZERO;
                     if t.topic.contains("/streams/") {
                         self.first_request_at.get_or_insert(self.now);
                         if self.rand() < self.net.request_loss {
                             continue;
                         }
+                        self.stream_requests_out += 1;
+                        if self.request_stall_every > 0
+                            && self
+                                .stream_requests_out
+                                .is_multiple_of(self.request_stall_every)
+                        {
+                            stall = self.request_stall;
+                        }
                     }
-                    let d = self.delay();
+                    let d = self.delay() + stall;
                     let at = self.now + d;
                     self.at(
                         at,
@@ -451,10 +474,20 @@ impl Sim {
         if topic.contains("/data/cbor") && !self.subs.contains(&topic) {
             return;
         }
+        let data = topic.contains("/data/cbor");
+        if data && self.now < self.device_busy_until {
+            // Still busy with the previous block: this one waits in the receive queue.
+            let t = self.device_busy_until;
+            self.at(t, Pending::ToDevice(topic, payload));
+            return;
+        }
         let now = self.now;
         let Some(agent) = self.agent.as_mut() else {
             return;
         };
+        if data {
+            self.device_busy_until = now + self.device_per_block;
+        }
         let before = agent.stats().blocks_accepted;
         agent.handle_message(now, &topic, &payload, &mut DevPlatform(&mut self.dev));
         if agent.stats().blocks_accepted > before {
