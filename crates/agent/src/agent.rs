@@ -159,6 +159,10 @@ pub struct Agent<'a, V> {
     events: Deque<AgentEvent, 16>,
     state: State,
     job: JobId,
+    /// The last job this agent reported in a terminal state: a job document for it that arrives
+    /// later (a `$next/get` answer or notification that crossed the final status update) is stale
+    /// and must not start the job again.
+    finished: JobId,
     stream: StreamName,
     updated_by: u32,
     app_file_type: u8,
@@ -195,6 +199,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             events: Deque::new(),
             state: State::Idle,
             job: JobId::new(),
+            finished: JobId::new(),
             stream: StreamName::new(),
             updated_by: 0,
             app_file_type: 0,
@@ -457,6 +462,9 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
 
     fn publish_status(&mut self, status: OtaStatus) {
         let job = self.job.clone();
+        if status.job_status() != ferrota_proto::JobStatus::InProgress {
+            self.finished = job.clone();
+        }
         self.push(Out::Status(job, status));
     }
 
@@ -597,6 +605,10 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             }
             return;
         };
+        if !self.finished.is_empty() && ex.job_id == self.finished.as_str() {
+            // Already reported SUCCEEDED or FAILED: a stale copy of the job, not a new one.
+            return;
+        }
         let same_job = ex.job_id == self.job.as_str();
         if ex.status_details.in_self_test() {
             self.on_self_test_job(now, &ex, platform);

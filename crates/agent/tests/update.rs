@@ -59,6 +59,36 @@ fn whole_update_succeeds_with_exact_official_statuses() {
 }
 
 #[test]
+fn a_stale_copy_of_a_finished_job_does_not_start_it_again() {
+    let v1 = image(Spec::new(1, 1));
+    let v2 = image(Spec::new(2, 2));
+    let mut sim = Sim::new(&v1, 3);
+    sim.add_job(job("job-1", v2.clone()));
+    assert!(sim.run_job("job-1", MIN));
+    let reported = sim.statuses("job-1");
+    // The job document as the server sent it while the job was still in progress: it crosses
+    // the device's SUCCEEDED update and arrives after it.
+    let done = sim.server.jobs[0].details.clone();
+    sim.server.jobs[0].status = JobStatus::InProgress;
+    sim.server.jobs[0].details = vec![
+        ("self_test".into(), "active".into()),
+        ("updatedBy".into(), "0x01010000".into()),
+    ];
+    let stale = sim.server.job_message(None);
+    sim.server.jobs[0].status = JobStatus::Succeeded;
+    sim.server.jobs[0].details = done;
+    let topic = ferrota_proto::topic::Topic::notify_next(THING).to_string();
+    sim.send_to_device(topic, stale);
+    let _ = sim.run_until(Duration::from_secs(5), |_| false);
+    assert_eq!(
+        sim.statuses("job-1"),
+        reported,
+        "no status after the terminal one"
+    );
+    assert_eq!(sim.running_version(), v2.spec.version.0);
+}
+
+#[test]
 fn full_size_image_updates() {
     let v1 = image(Spec::new(1, 1).len(FULL));
     let v2 = image(Spec::new(2, 2).len(FULL));

@@ -374,6 +374,14 @@ impl Sim {
         }
     }
 
+    /// Delivers a message to the device after the usual network delay, whatever the server's
+    /// state (a stale copy that crossed the device's last update, say).
+    pub fn send_to_device(&mut self, topic: String, payload: Vec<u8>) {
+        let d = self.delay();
+        let at = self.now + d;
+        self.at(at, Pending::ToDevice(topic, payload));
+    }
+
     /// Cancels a job on the server; AWS pushes notify-next with what is next now.
     pub fn cancel_job(&mut self, id: &str) {
         let j = self.server.jobs.iter_mut().find(|j| j.id == id).unwrap();
