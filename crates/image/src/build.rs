@@ -8,12 +8,10 @@
 //! right), the version record, and every region's boot signature — CM7_1 included, even when no
 //! CM7_1 build is given (its region is then an empty, signed image).
 
-use sha2::{Digest, Sha256};
-
 use crate::header::{CySafHeader, HEADER_SIZE};
 use crate::layout::{ACTIVE_BANK_BASE, BANK_SIZE, Region};
 use crate::scheme::SLOT;
-use crate::sign::{BootSigningKey, SignError};
+use crate::sign::{BootSigningKey, SignError, region_signature};
 use crate::version::{FLAG_CM7_1_APP, RECORD_OFFSET, VersionRecord};
 
 /// A run of bytes at an absolute load address, as an ELF program header, a HEX record run or a
@@ -155,8 +153,8 @@ impl BankBuilder {
             let base = region.offset() as usize;
             self.image[base..base + HEADER_SIZE].copy_from_slice(&header.encode());
             let sig_at = header.signature_offset(region) as usize;
-            let digest: [u8; 32] = Sha256::digest(&self.image[base..sig_at]).into();
-            let slot = key.sign_digest(&digest).map_err(BuildError::Sign)?;
+            let slot =
+                region_signature(&self.image, region, &header, key).map_err(BuildError::Sign)?;
             self.image[sig_at..sig_at + SLOT].copy_from_slice(&slot);
         }
         Ok(self.image)

@@ -98,6 +98,20 @@ impl BootSigningKey {
     }
 }
 
+/// The boot signature of one region of `bank` whose header is `header`: SHA-256 of its signed
+/// bytes, signed by `key`. The one place both the builder and [`sign_regions`] sign.
+pub(crate) fn region_signature(
+    bank: &[u8],
+    region: Region,
+    header: &CySafHeader,
+    key: &BootSigningKey,
+) -> Result<[u8; SLOT], SignError> {
+    let base = region.offset() as usize;
+    let sig_at = header.signature_offset(region) as usize;
+    let digest: [u8; 32] = Sha256::digest(&bank[base..sig_at]).into();
+    key.sign_digest(&digest)
+}
+
 /// Which regions [`sign_regions`] should sign.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignMode {
@@ -140,8 +154,7 @@ pub fn sign_regions(
         if mode == SignMode::UnsignedOnly && bank[sig_at..sig_at + SLOT].iter().any(|&b| b != 0) {
             continue;
         }
-        let digest: [u8; 32] = Sha256::digest(&bank[base..sig_at]).into();
-        let slot = key.sign_digest(&digest).map_err(SignRegionsError::Sign)?;
+        let slot = region_signature(bank, region, &header, key).map_err(SignRegionsError::Sign)?;
         slots.push((region, sig_at, slot));
     }
     for (_, at, slot) in &slots {

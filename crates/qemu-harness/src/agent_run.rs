@@ -8,10 +8,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use embedded_storage::nor_flash::{NorFlashError, ReadNorFlash};
+use embedded_storage::nor_flash::ReadNorFlash;
 use ferrota_agent::{
-    Agent, AgentEvent, Config, FlashFault, FlashOp, Instant, Platform, RESUME_AREA,
-    RESUME_AREA_LEN, Running, TransmitKind,
+    Agent, AgentEvent, Config, Instant, RESUME_AREA, RESUME_AREA_LEN, Running, TransmitKind,
 };
 use ferrota_boot::Bank;
 use ferrota_boot::dbm::{Dbm, Decision};
@@ -26,7 +25,7 @@ use ferrota_proto::jobs_api::JobsRequest;
 use ferrota_proto::status::UpdateRequest;
 use ferrota_proto::stream::{DataBlock, StreamRequest};
 use ferrota_proto::topic::{Encoding, JobRef, JobsTopic, Reply, StreamOp, Topic, TopicKind};
-use ferrota_t2g::{BankMode, CodeFlashView, Device, Mapping, WorkFlashView};
+use ferrota_t2g::{BankMode, Device, Mapping, WorkFlashView};
 
 use crate::agent_script::{self as script, Entry, HEADER, Kind};
 use crate::export::{Load, windows};
@@ -54,40 +53,7 @@ pub fn code_signing_key() -> SigningKey {
     SigningKey::from_slice(&scalar).expect("valid scalar")
 }
 
-/// The flashes of a `Device`, lent to the agent per call.
-pub struct DevPlatform<'d>(pub &'d mut Device);
-
-fn open_fault(e: ferrota_t2g::Error) -> FlashFault {
-    FlashFault::new(FlashOp::Open, e.kind())
-}
-
-impl Platform for DevPlatform<'_> {
-    type Bank<'p>
-        = CodeFlashView<'p>
-    where
-        Self: 'p;
-    type Resume<'p>
-        = WorkFlashView<'p>
-    where
-        Self: 'p;
-    type Log<'p>
-        = WorkFlashView<'p>
-    where
-        Self: 'p;
-    fn inactive_bank(&mut self) -> Result<CodeFlashView<'_>, FlashFault> {
-        self.0.inactive_bank().map_err(open_fault)
-    }
-    fn resume_area(&mut self) -> Result<WorkFlashView<'_>, FlashFault> {
-        self.0
-            .work_flash_range(RESUME_AREA, RESUME_AREA_LEN)
-            .map_err(open_fault)
-    }
-    fn marker_log(&mut self) -> Result<WorkFlashView<'_>, FlashFault> {
-        self.0
-            .work_flash_range(LOG_ADDRESS, LOG_SIZE)
-            .map_err(open_fault)
-    }
-}
+pub use ferrota_agent::t2g::DevPlatform;
 
 fn log(dev: &mut Device) -> MarkerLog<WorkFlashView<'_>> {
     MarkerLog::new(dev.work_flash_range(LOG_ADDRESS, LOG_SIZE).expect("log")).expect("log")

@@ -13,15 +13,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use embedded_storage::nor_flash::NorFlash;
-use ferrota_agent::{
-    Agent, AgentEvent, AppOutcome, Config, FlashFault, FlashOp, Instant, Platform, RESUME_AREA,
-    RESUME_AREA_LEN, Running, State, TransmitKind,
-};
+use ferrota_agent::{Agent, AgentEvent, AppOutcome, Config, Instant, Running, State, TransmitKind};
 use ferrota_boot::Bank;
 use ferrota_boot::dbm::{Dbm, Decision};
 use ferrota_boot::log::{BootState, LOG_ADDRESS, LOG_SIZE, MarkerLog};
 use ferrota_image::{BootKey, HardwareId};
-use ferrota_t2g::{BankMode, CodeFlashView, Device, Mapping, PowerCut, WorkFlashView};
+use ferrota_t2g::{BankMode, Device, Mapping, PowerCut, WorkFlashView};
 
 use image::{BOARD, TestImage, boot_key};
 use server::{Job, Server};
@@ -30,40 +27,7 @@ pub use embedded_storage::nor_flash::NorFlashError;
 
 pub const THING: &str = "thing-1";
 
-/// The flashes of a `Device`, lent to the agent per call.
-pub struct DevPlatform<'d>(pub &'d mut Device);
-
-fn open_fault(e: ferrota_t2g::Error) -> FlashFault {
-    FlashFault::new(FlashOp::Open, e.kind())
-}
-
-impl Platform for DevPlatform<'_> {
-    type Bank<'p>
-        = CodeFlashView<'p>
-    where
-        Self: 'p;
-    type Resume<'p>
-        = WorkFlashView<'p>
-    where
-        Self: 'p;
-    type Log<'p>
-        = WorkFlashView<'p>
-    where
-        Self: 'p;
-    fn inactive_bank(&mut self) -> Result<CodeFlashView<'_>, FlashFault> {
-        self.0.inactive_bank().map_err(open_fault)
-    }
-    fn resume_area(&mut self) -> Result<WorkFlashView<'_>, FlashFault> {
-        self.0
-            .work_flash_range(RESUME_AREA, RESUME_AREA_LEN)
-            .map_err(open_fault)
-    }
-    fn marker_log(&mut self) -> Result<WorkFlashView<'_>, FlashFault> {
-        self.0
-            .work_flash_range(LOG_ADDRESS, LOG_SIZE)
-            .map_err(open_fault)
-    }
-}
+pub use ferrota_agent::t2g::DevPlatform;
 
 pub fn log(dev: &mut Device) -> MarkerLog<WorkFlashView<'_>> {
     MarkerLog::new(dev.work_flash_range(LOG_ADDRESS, LOG_SIZE).unwrap()).unwrap()

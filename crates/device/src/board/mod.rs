@@ -15,7 +15,6 @@
 //! bar on a terminal and plain lines otherwise.
 
 mod net;
-mod platform;
 mod progress;
 
 use std::future::Future;
@@ -32,8 +31,8 @@ use rumqttc::QoS;
 use tokio::sync::mpsc;
 use tokio::time::Instant as TokioInstant;
 
+pub use ferrota_agent::t2g::DevPlatform;
 pub use net::{BACKOFF_MAX, BACKOFF_MIN, Net, TlsSetupError, client_tls};
-pub use platform::DevPlatform;
 
 use crate::boot_chain::{self, BootResult};
 use crate::config::Loaded;

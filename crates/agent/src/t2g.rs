@@ -1,12 +1,15 @@
-//! The flashes of a `ferrota_t2g::Device`, lent to the agent per call.
+//! The agent's [`Platform`] over a `ferrota_t2g::Device` (feature `t2g`, std): the inactive bank
+//! through the 0x12000000 alias, the resume area at [`RESUME_AREA`] (the work-flash sector after
+//! the marker log, reserved for the agent) and the marker log. One definition for the simulated
+//! board, the test harness and the QEMU harness, so all three lend the agent the same flashes.
 
 use embedded_storage::nor_flash::NorFlashError;
-use ferrota_agent::{FlashFault, FlashOp, Platform, RESUME_AREA, RESUME_AREA_LEN};
 use ferrota_boot::log::{LOG_ADDRESS, LOG_SIZE};
 use ferrota_t2g::{CodeFlashView, Device, WorkFlashView};
 
-/// The device's inactive bank (0x12000000 alias), the resume area at [`RESUME_AREA`] (the
-/// work-flash sector after the marker log, reserved for the agent) and the marker log.
+use crate::platform::{FlashFault, FlashOp, Platform, RESUME_AREA, RESUME_AREA_LEN};
+
+/// The flashes of a `Device`, lent to the agent per call.
 pub struct DevPlatform<'d>(pub &'d mut Device);
 
 fn open_fault(e: ferrota_t2g::Error) -> FlashFault {
