@@ -58,6 +58,8 @@ pub enum Command {
     Device(crate::devicecmd::DeviceCommand),
     /// The whole system in one command: server, board, seven OTA scenarios, a table.
     Demo(crate::democmd::DemoArgs),
+    /// Measure: update goodput on a shaped link, a simulated fleet, activation, verification.
+    Bench(crate::benchcmd::BenchArgs),
 }
 
 /// `ferrota key ...`

@@ -10,11 +10,13 @@
 //! | [`t2gargs`], [`t2gcmd`] | `t2g new`, `program`, `boot`, `show`, `activate`, `confirm`, `reject` |
 //! | [`serverargs`], [`servecmd`], [`thingcmd`], [`otacmd`] | `serve`, `ca init`, `thing create/list/describe/revoke`, `ota create/list/describe/cancel` |
 //! | [`devicecmd`], [`democmd`] | `device run`, `demo` |
+//! | [`benchcmd`] | `bench` (the performance scenarios of `ferrota-bench`) |
 //! | [`fsio`] | reading with context, atomic writing |
 
 #![forbid(unsafe_code)]
 
 mod args;
+mod benchcmd;
 mod democmd;
 mod devicecmd;
 mod fsio;
@@ -51,6 +53,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ota(c) => otacmd::run(c),
         Command::Device(c) => devicecmd::run(c),
         Command::Demo(a) => democmd::run(&a),
+        Command::Bench(a) => benchcmd::run(&a),
     }
 }
 

@@ -11,12 +11,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use ferrota_image::build::{BankBuilder, Segment};
-use ferrota_image::layout::ACTIVE_BANK_BASE;
+use ferrota_image::build::filled_bank;
 use ferrota_image::p256::ecdsa::SigningKey;
 use ferrota_image::sign::BootSigningKey;
 use ferrota_image::verify::verify_bank;
-use ferrota_image::{BANK_SIZE, FirmwareVersion, HardwareId, Region, VersionRecord};
+use ferrota_image::{BANK_SIZE, FirmwareVersion, HardwareId, VersionRecord};
 use sha2::{Digest, Sha256};
 
 fn full_bank() -> (Vec<u8>, BootSigningKey) {
@@ -27,26 +26,8 @@ fn full_bank() -> (Vec<u8>, BootSigningKey) {
         hardware: HardwareId::new("bench").expect("valid"),
         flags: 0,
     };
-    let mut b = BankBuilder::new(record);
-    let mut x = 0x1234_5678u32;
-    for region in Region::ALL {
-        // Fill every region's code area, so nothing compresses or short-circuits.
-        let len = (region.full_obj_size() - 0x100) as usize;
-        let data = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect();
-        let seg = Segment {
-            address: ACTIVE_BANK_BASE + region.offset() + 0x100,
-            data,
-        };
-        b.add(region, &[seg]).expect("fits");
-    }
-    (b.finish(&key).expect("signs"), key)
+    let bank = filled_bank(record, &key, 0x1234_5678).expect("signs");
+    (bank, key)
 }
 
 fn openssl_once(path: &Path) -> Option<Duration> {

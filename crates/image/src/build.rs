@@ -160,3 +160,35 @@ impl BankBuilder {
         Ok(self.image)
     }
 }
+
+/// A bank whose every region is filled to its full signed size with pseudo-random bytes
+/// (xorshift from `seed`), signed with `key`: boot verification then hashes all 4,161,536
+/// bytes and nothing compresses or short-circuits. Benchmarks (`verify_bank`, `ferrota bench
+/// verify`) measure on it.
+pub fn filled_bank(
+    record: VersionRecord,
+    key: &BootSigningKey,
+    seed: u32,
+) -> Result<Vec<u8>, BuildError> {
+    let mut b = BankBuilder::new(record);
+    let mut x = seed | 1;
+    for region in Region::ALL {
+        let len = (region.full_obj_size() - 0x100) as usize;
+        let data = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        b.add(
+            region,
+            &[Segment {
+                address: ACTIVE_BANK_BASE + region.offset() + 0x100,
+                data,
+            }],
+        )?;
+    }
+    b.finish(key)
+}

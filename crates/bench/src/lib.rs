@@ -1,0 +1,118 @@
+//! `ferrota bench`: the performance claims of Ferrota, measured by one command anyone can run.
+//!
+//! Every scenario runs its comparison *in the same run* (Ferrota beside the official library's
+//! schedule, beside OpenSSL, beside a copy-into-slot update), so the ratios hold on a shared,
+//! noisy machine even when the absolute figures move. Each scenario returns a [`Report`]: a
+//! table for people, the same numbers as JSON for scripts, and the targets the issue set with
+//! the figure measured beside each, met or not.
+//!
+//! | scenario | what it measures | module |
+//! |---|---|---|
+//! | `link` | goodput of a 4 MB update over a shaped 100 Mbit/s link (2, 50, 200 ms RTT) | [`link`] |
+//! | `loss` | the same with 1% of block responses dropped | [`link`] |
+//! | `fleet` | N simulated devices over TLS to one `ferrota serve` | [`fleet`] |
+//! | `activation` | activation and rollback beside copying into a slot (simulated flash time) | [`activation`] |
+//! | `verify` | boot verification of a full bank beside `openssl dgst -sha256` | [`verify`] |
+//!
+//! `--short` runs a small variant of each (the CI smoke test): the same code paths, smaller
+//! sizes, and no timing claims.
+
+pub mod activation;
+pub mod fleet;
+pub mod link;
+pub mod report;
+pub mod verify;
+
+use std::path::PathBuf;
+
+pub use report::{Report, Table, Target};
+
+/// The scenarios, in the order `all` runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// Goodput over a shaped link, Ferrota beside the official schedule.
+    Link,
+    /// The link scenario with 1% of block responses dropped.
+    Loss,
+    /// A simulated fleet against one server process.
+    Fleet,
+    /// Activation and rollback beside copy-into-slot.
+    Activation,
+    /// Boot verification beside OpenSSL's SHA-256.
+    Verify,
+}
+
+impl Scenario {
+    /// Every scenario, in run order.
+    pub const ALL: [Scenario; 5] = [
+        Scenario::Link,
+        Scenario::Loss,
+        Scenario::Fleet,
+        Scenario::Activation,
+        Scenario::Verify,
+    ];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Link => "link",
+            Scenario::Loss => "loss",
+            Scenario::Fleet => "fleet",
+            Scenario::Activation => "activation",
+            Scenario::Verify => "verify",
+        }
+    }
+}
+
+/// What every scenario needs to know about the run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The small CI variant: the same paths, small sizes, no claims.
+    pub short: bool,
+    /// The `ferrota` executable, for scenarios that run `ferrota serve` as its own process (the
+    /// fleet measures the server's memory, which needs a process of its own).
+    pub ferrota_exe: PathBuf,
+    /// Progress lines on stderr (the table goes to stdout).
+    pub progress: bool,
+}
+
+impl Options {
+    /// Prints a progress line on stderr when progress is on.
+    pub fn say(&self, line: impl AsRef<str>) {
+        if self.progress {
+            eprintln!("bench: {}", line.as_ref());
+        }
+    }
+}
+
+/// Why a scenario could not run (a missed target is not an error: it is in the report).
+#[derive(Debug, thiserror::Error)]
+#[error("{scenario}: {message}")]
+pub struct BenchError {
+    /// The scenario.
+    pub scenario: &'static str,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl BenchError {
+    /// An error of `scenario`.
+    pub fn new(scenario: Scenario, message: impl Into<String>) -> BenchError {
+        BenchError {
+            scenario: scenario.name(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Runs one scenario.
+pub fn run(scenario: Scenario, opts: &Options) -> Result<Report, BenchError> {
+    match scenario {
+        Scenario::Link => link::run(opts, false),
+        Scenario::Loss => link::run(opts, true),
+        Scenario::Fleet => fleet::run(opts),
+        Scenario::Activation => activation::run(opts),
+        Scenario::Verify => verify::run(opts),
+    }
+}

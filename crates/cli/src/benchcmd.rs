@@ -1,0 +1,87 @@
+//! `ferrota bench`: runs `ferrota_bench` scenarios and prints their tables (or JSON).
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use ferrota_bench::{Options, Scenario};
+
+/// Which scenario(s) to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Which {
+    /// All five, in order.
+    All,
+    /// A 4,161,536-byte update over a shaped 100 Mbit/s link at 2, 50 and 200 ms round trips:
+    /// Ferrota's agent beside the official library's schedule.
+    Link,
+    /// The link scenario with 1% of block responses dropped.
+    Loss,
+    /// 1k, 5k and 10k simulated devices over TLS to one `ferrota serve`.
+    Fleet,
+    /// Activation and rollback beside copy-into-slot (simulated flash time).
+    Activation,
+    /// Boot verification of a full bank beside `openssl dgst -sha256`.
+    Verify,
+}
+
+/// `ferrota bench`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Each scenario runs its comparison in the same run (Ferrota beside the official schedule, beside
+OpenSSL, beside a copy-into-slot update), so the ratios hold on a busy machine. Build in release
+for real figures:
+
+  cargo run --release -p ferrota-cli -- bench              # everything (several minutes)
+  cargo run --release -p ferrota-cli -- bench link         # one scenario
+  ferrota bench --short                                    # the CI smoke variant: small, no claims
+  ferrota bench verify --json > verify.json                # figures for scripts
+
+Progress goes to stderr, the tables (markdown) or JSON to stdout. The tables and the commands
+that produced them are kept in docs/PERFORMANCE.md.")]
+pub struct BenchArgs {
+    /// The scenario.
+    #[arg(value_enum, default_value_t = Which::All)]
+    pub scenario: Which,
+    /// Print JSON (an array of reports) instead of markdown tables.
+    #[arg(long)]
+    pub json: bool,
+    /// The small smoke variant: same code paths, small sizes, no timing claims.
+    #[arg(long)]
+    pub short: bool,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs the benchmark.
+pub fn run(a: &BenchArgs) -> Result<()> {
+    let opts = Options {
+        short: a.short,
+        ferrota_exe: std::env::current_exe().context("the ferrota executable's path")?,
+        progress: !a.quiet,
+    };
+    let scenarios: Vec<Scenario> = match a.scenario {
+        Which::All => Scenario::ALL.to_vec(),
+        Which::Link => vec![Scenario::Link],
+        Which::Loss => vec![Scenario::Loss],
+        Which::Fleet => vec![Scenario::Fleet],
+        Which::Activation => vec![Scenario::Activation],
+        Which::Verify => vec![Scenario::Verify],
+    };
+    let mut reports = Vec::new();
+    for s in scenarios {
+        let t = std::time::Instant::now();
+        let r = ferrota_bench::run(s, &opts)?;
+        opts.say(format!(
+            "{}: done in {:.1} s",
+            s.name(),
+            t.elapsed().as_secs_f64()
+        ));
+        if !a.json {
+            println!("{}", r.markdown());
+        }
+        reports.push(r);
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    Ok(())
+}
