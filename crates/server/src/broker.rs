@@ -211,6 +211,8 @@ pub struct Broker {
     pub revocations: Notify,
     /// Set in client mode ([`crate::bridge`]): the services' messages go to an external broker.
     outbound: std::sync::OnceLock<Arc<dyn crate::bridge::Outbound>>,
+    /// Stream fault injection (tests and benchmarks; off unless configured).
+    pub stream_faults: crate::streams::Faults,
 }
 
 impl Broker {
@@ -233,6 +235,7 @@ impl Broker {
             timers: Notify::new(),
             revocations: Notify::new(),
             outbound: std::sync::OnceLock::new(),
+            stream_faults: crate::streams::Faults::default(),
         })
     }
 

@@ -24,6 +24,9 @@
 //! ca = "broker-ca.pem"              # optional: the broker's CA (default: the fleet CA)
 //! cert = "svc.crt.pem"              # optional: default <data>/ca/service.crt.pem, issued by
 //! key = "svc.key.pem"               #   the fleet CA on first start
+//! [faults]                          # test and benchmark aid only (crate::streams): drop this
+//! stream_drop = 0.01                # fraction of stream data blocks (default 0: none),
+//! seed = 1                          # picked by a generator with this seed
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -59,6 +62,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Client mode: the services on an external broker.
     pub broker: BrokerConfig,
+    /// Fault injection for tests and benchmarks ([`crate::streams::FaultConfig`]); off by
+    /// default.
+    pub faults: crate::streams::FaultConfig,
 }
 
 /// `[broker]`: client mode ([`crate::bridge`]). Without `external`, the in-process broker.
@@ -142,6 +148,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             limits: LimitsConfig::default(),
             broker: BrokerConfig::default(),
+            faults: crate::streams::FaultConfig::default(),
         }
     }
 }

@@ -183,6 +183,10 @@ pub async fn open_admin(cfg: &Config, port: u16) -> Result<Admin, ServeError> {
     let store = Arc::new(SqliteStore::open(&cfg.db_path()).await?);
     let blobs = Arc::new(DirBlobStore::new(cfg.files_dir())?);
     let broker = Broker::new(store, blobs, cfg.policy(), cfg.limits());
+    broker
+        .stream_faults
+        .configure(&cfg.faults)
+        .map_err(ServeError::Io)?;
     let ca = if Ca::cert_path(&cfg.ca_dir()).exists() {
         Some(Ca::load(&cfg.ca_dir())?)
     } else {
