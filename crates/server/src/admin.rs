@@ -328,6 +328,80 @@ impl Admin {
         })
     }
 
+    /// Creates many things at once (a fleet, a benchmark): every certificate is issued first,
+    /// on as many threads as the machine has, then all things and certificates are stored in
+    /// one transaction, so 10,000 things cost seconds rather than 20,000 commits. Returns each
+    /// thing's certificate and key, in the order of `names`; no device bundles are written.
+    pub async fn create_things(
+        &self,
+        names: &[String],
+        groups: &[String],
+    ) -> R<Vec<crate::ca::Issued>> {
+        for name in names {
+            validate_name(name, NameKind::Thing, &NameLimits::OTA_DEVICE)
+                .map_err(|e| AdminError::Invalid(format!("thing name {name:?}: {e}")))?;
+        }
+        for g in groups {
+            validate_name(g, NameKind::Stream, &NameLimits::AWS)
+                .map_err(|_| AdminError::Invalid(format!("group name {g:?}: use [a-zA-Z0-9_-]")))?;
+        }
+        let ca = self
+            .ca
+            .as_ref()
+            .ok_or_else(|| AdminError::Invalid("no CA: run `ferrota ca init` first".into()))?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = names.len().div_ceil(threads).max(1);
+        let issued: Vec<crate::ca::Issued> = std::thread::scope(|s| {
+            let handles: Vec<_> = names
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        let issuer = ca.issuer()?;
+                        part.iter()
+                            .map(|n| ca.issue_thing_with(&issuer, n))
+                            .collect::<Result<Vec<_>, CaError>>()
+                    })
+                })
+                .collect();
+            let mut all = Vec::with_capacity(names.len());
+            for h in handles {
+                let part = h
+                    .join()
+                    .map_err(|_| AdminError::Invalid("certificate thread panicked".into()))??;
+                all.extend(part);
+            }
+            Ok::<_, AdminError>(all)
+        })?;
+        let now = self.broker.clock.now();
+        let items: Vec<(Thing, CertRecord)> = names
+            .iter()
+            .zip(&issued)
+            .map(|(name, i)| {
+                (
+                    Thing {
+                        name: name.clone(),
+                        groups: groups.to_vec(),
+                        created_at: now,
+                    },
+                    CertRecord {
+                        id: i.cert_id.clone(),
+                        thing: name.clone(),
+                        serial: i.serial.clone(),
+                        pem: i.cert_pem.clone(),
+                        status: CertStatus::Active,
+                        created_at: now,
+                        revoked_at: None,
+                    },
+                )
+            })
+            .collect();
+        self.broker
+            .store
+            .create_things_with_certificates(&items)
+            .await?;
+        Ok(issued)
+    }
+
     /// All things.
     pub async fn list_things(&self) -> R<Vec<Thing>> {
         Ok(self.broker.store.list_things().await?)

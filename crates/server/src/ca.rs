@@ -169,14 +169,24 @@ impl Ca {
         &self.dir
     }
 
-    fn issuer(&self) -> Result<Issuer<'static, &KeyPair>, CaError> {
+    pub(crate) fn issuer(&self) -> Result<Issuer<'static, &KeyPair>, CaError> {
         Ok(Issuer::from_ca_cert_pem(&self.cert_pem, &self.key)?)
     }
 
     fn issue(&self, p: CertificateParams) -> Result<Issued, CaError> {
+        self.issue_with(&self.issuer()?, p)
+    }
+
+    /// Issues with an issuer parsed once (the CA certificate is not re-parsed per thing when
+    /// a fleet is created).
+    fn issue_with(
+        &self,
+        issuer: &Issuer<'static, &KeyPair>,
+        p: CertificateParams,
+    ) -> Result<Issued, CaError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let serial = p.serial_number.clone().map(|s| hex::encode(s.to_bytes()));
-        let cert = p.signed_by(&key, &self.issuer()?)?;
+        let cert = p.signed_by(&key, issuer)?;
         Ok(Issued {
             cert_id: certificate_id(cert.der()),
             cert_pem: cert.pem(),
@@ -204,6 +214,16 @@ impl Ca {
         let mut p = Self::leaf_params(thing);
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         self.issue(p)
+    }
+
+    pub(crate) fn issue_thing_with(
+        &self,
+        issuer: &Issuer<'static, &KeyPair>,
+        thing: &str,
+    ) -> Result<Issued, CaError> {
+        let mut p = Self::leaf_params(thing);
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue_with(issuer, p)
     }
 
     /// A server certificate for the given DNS names / IP addresses.

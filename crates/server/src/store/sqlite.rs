@@ -241,6 +241,45 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn create_things_with_certificates(
+        &self,
+        items: &[(Thing, CertRecord)],
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for (thing, c) in items {
+            let r = query("INSERT INTO things (name, created_at) VALUES (?, ?)")
+                .bind(&thing.name)
+                .bind(to_i64(thing.created_at))
+                .execute(&mut *tx)
+                .await;
+            if let Err(e) = &r
+                && unique_violation(e)
+            {
+                return Err(StoreError::Exists(format!("thing {}", thing.name)));
+            }
+            r?;
+            for g in &thing.groups {
+                query("INSERT OR IGNORE INTO thing_groups (grp, thing) VALUES (?, ?)")
+                    .bind(g)
+                    .bind(&thing.name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            query("INSERT INTO certificates (id, thing, serial, pem, status, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                .bind(&c.id)
+                .bind(&c.thing)
+                .bind(&c.serial)
+                .bind(&c.pem)
+                .bind(match c.status { CertStatus::Active => "ACTIVE", CertStatus::Revoked => "REVOKED" })
+                .bind(to_i64(c.created_at))
+                .bind(c.revoked_at.map(to_i64))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn thing(&self, name: &str) -> StoreResult<Option<Thing>> {
         let Some(r) = query("SELECT name, created_at FROM things WHERE name = ?")
             .bind(name)
