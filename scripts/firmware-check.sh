@@ -22,7 +22,7 @@ else
     HOST_BIN="$ROOT_DIR/target/debug/ferrota-qemu"
 fi
 
-echo "== firmware: verifier equivalence on the host (CompactKey vs ferrota-image's BootKey)"
+echo "== firmware: verifier equivalence on the host (CompactKey and the DBM's TinyKey vs ferrota-image's BootKey)"
 if ! (cd firmware && cargo test -q --locked --release -p ferrota-fw-verifier) >"$WORK/verifier-test.txt" 2>&1; then
     cat "$WORK/verifier-test.txt"
     echo "verifier equivalence test failed"
@@ -114,7 +114,7 @@ m7_stack=$(max_stack "$WORK/matrix-mps2-an500.txt")
 echo
 echo "== firmware report (sizes: llvm-size text+data; RAM: data+bss + stack high-water by stack painting over the matrix)"
 printf '%-44s %12s %12s\n' "" "value" "target"
-printf '%-44s %10s B %12s\n' "DBM flash, CM0+ (thumbv6m, opt z)" "$m0_flash" "<= 16384"
+printf '%-44s %10s B %12s\n' "DBM flash, CM0+ (thumbv6m, opt z, TinyKey)" "$m0_flash" "<= 16384"
 printf '%-44s %10s B %12s\n' "DBM RAM, CM0+ (static $m0_static + stack)" "$((m0_static + m0_stack))" "<= 8192"
 printf '%-44s %10s B %12s\n' "DBM flash, CM0+, micro-ecc (feature uecc-p256)" "$mu_flash" "<= 16384"
 printf '%-44s %10s B %12s\n' "DBM RAM, CM0+, micro-ecc (static $mu_static + stack)" "$((mu_static + mu_stack))" "<= 8192"

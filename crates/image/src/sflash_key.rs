@@ -100,8 +100,25 @@ fn word(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// Reads the boot key from the bytes of the SFlash key object (at least objSize bytes).
-pub fn parse_key_object(obj: &[u8]) -> Result<BootKey, KeyObjectError> {
+/// A key object with every check of [`parse_key_object`] done but the P-256 point's: what a
+/// verifier with its own curve arithmetic (the CM0+ DBM's) starts from, so that it does not link
+/// RustCrypto's field arithmetic only to decode the key.
+// No alloc to box the RSA key in (no_std); the value is returned once, as `BootKey` is.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawKeyObject<'a> {
+    /// ECDSA P-256: `X ‖ Y`, big-endian, as stored after the 0x04 tag. **Not checked**: that X
+    /// and Y are below p and that the point is on the curve. The caller must check both, and
+    /// refuse the object with `KeyObjectError::BadField(8)` when they fail, as
+    /// [`parse_key_object`] does.
+    EcdsaP256Unchecked(&'a [u8; 64]),
+    /// RSA-2048, fully checked.
+    Rsa2048(Rsa2048PublicKey),
+}
+
+/// Reads the key object as [`parse_key_object`] does, except the P-256 point's curve check (see
+/// [`RawKeyObject::EcdsaP256Unchecked`]).
+pub fn parse_key_object_raw(obj: &[u8]) -> Result<RawKeyObject<'_>, KeyObjectError> {
     if obj.len() < 8 {
         return Err(KeyObjectError::Truncated { needed: 8 });
     }
@@ -122,18 +139,10 @@ pub fn parse_key_object(obj: &[u8]) -> Result<BootKey, KeyObjectError> {
             if obj[73..76].iter().any(|&b| b != 0) {
                 return Err(KeyObjectError::BadField(73));
             }
-            // The tag is 0x04 (checked above): X and Y must be field elements on the curve, as
-            // `VerifyingKey::from_sec1_bytes` checks them, without linking point decompression
-            // (1.7 KB of the CM0+ DBM).
-            let (x, y) = (&obj[9..41], &obj[41..73]);
-            let key = AffinePoint::from_coordinates(
-                &FieldBytes::try_from(x).map_err(|_| KeyObjectError::BadField(8))?,
-                &FieldBytes::try_from(y).map_err(|_| KeyObjectError::BadField(8))?,
-            )
-            .into_option()
-            .and_then(|p| VerifyingKey::from_affine(p).ok())
-            .ok_or(KeyObjectError::BadField(8))?;
-            Ok(BootKey::EcdsaP256(key))
+            let xy = obj[9..73]
+                .try_into()
+                .map_err(|_| KeyObjectError::BadField(8))?;
+            Ok(RawKeyObject::EcdsaP256Unchecked(xy))
         }
         SCHEME_RSA2048 => {
             if size as usize != RSA2048_OBJECT_SIZE {
@@ -173,10 +182,33 @@ pub fn parse_key_object(obj: &[u8]) -> Result<BootKey, KeyObjectError> {
             if exponent < 3 || exponent & 1 == 0 {
                 return Err(KeyObjectError::BadField(RSA_EXPONENT));
             }
-            Ok(BootKey::Rsa2048(Rsa2048PublicKey { modulus, exponent }))
+            Ok(RawKeyObject::Rsa2048(Rsa2048PublicKey {
+                modulus,
+                exponent,
+            }))
         }
         SCHEME_RSA1024 => Err(KeyObjectError::Rsa1024),
         other => Err(KeyObjectError::UnknownScheme(other)),
+    }
+}
+
+/// Reads the boot key from the bytes of the SFlash key object (at least objSize bytes).
+pub fn parse_key_object(obj: &[u8]) -> Result<BootKey, KeyObjectError> {
+    match parse_key_object_raw(obj)? {
+        RawKeyObject::EcdsaP256Unchecked(xy) => {
+            // X and Y must be field elements on the curve, as `VerifyingKey::from_sec1_bytes`
+            // checks them, without linking point decompression (1.7 KB of the CM0+ DBM).
+            let (x, y) = xy.split_at(32);
+            let key = AffinePoint::from_coordinates(
+                &FieldBytes::try_from(x).map_err(|_| KeyObjectError::BadField(8))?,
+                &FieldBytes::try_from(y).map_err(|_| KeyObjectError::BadField(8))?,
+            )
+            .into_option()
+            .and_then(|p| VerifyingKey::from_affine(p).ok())
+            .ok_or(KeyObjectError::BadField(8))?;
+            Ok(BootKey::EcdsaP256(key))
+        }
+        RawKeyObject::Rsa2048(key) => Ok(BootKey::Rsa2048(key)),
     }
 }
 
@@ -263,5 +295,42 @@ pub fn rsa_coefficients(modulus_be: &[u8; 256]) -> RsaCoefficients {
         barrett: le(&barrett),
         inverse_modulus: le(&inverse),
         r_bar: le(&r_bar),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::SigningKey;
+
+    #[test]
+    fn raw_p256_object_is_the_stored_point_unchecked() {
+        let key = *SigningKey::from_slice(&[0x42; 32]).unwrap().verifying_key();
+        let obj = p256_key_object(&key);
+        let Ok(RawKeyObject::EcdsaP256Unchecked(xy)) = parse_key_object_raw(&obj) else {
+            panic!("not a P-256 object");
+        };
+        assert_eq!(&xy[..], &key.to_sec1_point(false).as_bytes()[1..]);
+        assert_eq!(parse_key_object(&obj), Ok(BootKey::EcdsaP256(key)));
+        // Off the curve: the raw parse hands the bytes over, the full parse refuses them.
+        let mut off = obj;
+        off[72] ^= 1;
+        assert!(matches!(
+            parse_key_object_raw(&off),
+            Ok(RawKeyObject::EcdsaP256Unchecked(_))
+        ));
+        assert_eq!(parse_key_object(&off), Err(KeyObjectError::BadField(8)));
+        // Every other check is the raw parse's: the same errors from both.
+        for (at, v) in [(0, 77u8), (4, 2), (8, 0x02), (74, 1)] {
+            let mut bad = obj;
+            bad[at] = v;
+            let raw = parse_key_object_raw(&bad).map(|_| ());
+            assert!(raw.is_err(), "byte {at}");
+            assert_eq!(raw, parse_key_object(&bad).map(|_| ()));
+        }
+        assert_eq!(
+            parse_key_object_raw(&obj[..40]).map(|_| ()),
+            Err(KeyObjectError::Truncated { needed: 76 })
+        );
     }
 }

@@ -153,7 +153,10 @@ fn run() -> bool {
     report_num("blocks=", stats.blocks_accepted);
     report_num("agent-ticks=", clock.total);
     report_num("longest-call-ticks=", clock.longest);
-    report_num("agent-size=", core::mem::size_of::<Agent<'_, BootKey>>() as u32);
+    report_num(
+        "agent-size=",
+        core::mem::size_of::<Agent<'_, BootKey>>() as u32,
+    );
     true
 }
 

@@ -24,18 +24,19 @@ use ferrota_boot::rom;
 use ferrota_fw_board::{
     BOARD, MappedFlash, RamNor, SingleBankView, entry, exit, report, report_num, stack,
 };
-use ferrota_image::sflash_key::{SFLASH_KEY_ADDRESS, SFLASH_KEY_AREA, parse_key_object};
+use ferrota_image::sflash_key::{SFLASH_KEY_ADDRESS, SFLASH_KEY_AREA};
 use ferrota_qemu_harness::inputs::{self, BoardInputs};
 use ferrota_qemu_harness::map::{SFLASH_SIZE, T2G_SFLASH};
 use ferrota_qemu_harness::report::{self as line, Line};
 
-/// The verifier: RustCrypto `p256` arithmetic with a small-stack double-scalar multiplication
-/// ([`CompactKey`]; the `p256-cortex-m4` assembly cannot run on ARMv6-M).
+/// The verifier: [`SflashKey`] reads the key object and checks the point with its own
+/// arithmetic ([`ferrota_fw_verifier::TinyKey`]: no RustCrypto field code, no tables; the
+/// `p256-cortex-m4` assembly cannot run on ARMv6-M).
 #[cfg(not(feature = "uecc-p256"))]
-use ferrota_fw_verifier::CompactKey;
+use ferrota_fw_verifier::SflashKey;
 /// With `uecc-p256`: micro-ecc (C, Thumb-1 assembly) through micro-ecc-sys.
 #[cfg(feature = "uecc-p256")]
-use ferrota_fw_verifier::UeccKey;
+use {ferrota_fw_verifier::UeccKey, ferrota_image::sflash_key::parse_key_object};
 
 /// Hash scratch: larger is fewer flash reads, smaller is less RAM.
 const SCRATCH: usize = 512;
@@ -66,12 +67,17 @@ fn run() -> bool {
         return true;
     }
     let at = (SFLASH_KEY_ADDRESS - T2G_SFLASH) as usize;
-    let Ok(key) = parse_key_object(&sflash.bytes()[at..at + SFLASH_KEY_AREA]) else {
+    let object = &sflash.bytes()[at..at + SFLASH_KEY_AREA];
+    #[cfg(not(feature = "uecc-p256"))]
+    let Ok(verifier) = SflashKey::from_object(object) else {
         report(b"DBM error key-object");
         return false;
     };
-    #[cfg(not(feature = "uecc-p256"))]
-    let verifier = CompactKey::new(&key);
+    #[cfg(feature = "uecc-p256")]
+    let Ok(key) = parse_key_object(object) else {
+        report(b"DBM error key-object");
+        return false;
+    };
     #[cfg(feature = "uecc-p256")]
     let verifier = UeccKey::new(&key);
     let dbm = Dbm::new(&verifier)

@@ -25,11 +25,15 @@ use crypto_bigint::modular::ConstMontyForm;
 use crypto_bigint::{ArrayEncoding, U256, const_monty_params};
 use ferrota_image::BootKey;
 use ferrota_image::scheme::{BootVerifier, SLOT, Scheme, SignatureFault};
+use ferrota_image::sflash_key::{KeyObjectError, RawKeyObject, parse_key_object_raw};
 use p256::ecdsa::Signature;
 use p256::elliptic_curve::group::Group;
 use p256::elliptic_curve::ops::{Invert, Reduce};
 use p256::elliptic_curve::point::AffineCoordinates;
 use p256::{AffinePoint, FieldBytes, ProjectivePoint, Scalar};
+
+mod tiny;
+pub use tiny::TinyKey;
 
 /// The slot rules every ECDSA verifier shares: all-zero is unsigned, bytes after `r ‖ s` must be
 /// zero, `r` and `s` must be in `[1, n-1]`.
@@ -124,6 +128,49 @@ fn shamir(a: &U256, b: &U256, q: &AffinePoint) -> ProjectivePoint {
         }
     }
     acc
+}
+
+/// The DBM's verifier for the SFlash key object, without RustCrypto's arithmetic: [`TinyKey`]
+/// for a P-256 object; for an RSA-2048 object (the ROM's scheme, which the DBM does not check in
+/// software) every signed slot is `Unsupported`, as `BootKey` answers without its `rsa` feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SflashKey {
+    /// ECDSA P-256, the point checked on the curve.
+    EcdsaP256(TinyKey),
+    /// A scheme this build cannot verify.
+    Unsupported(Scheme),
+}
+
+impl SflashKey {
+    /// Reads the key object as `parse_key_object` does (the same errors for the same bytes),
+    /// with [`TinyKey`]'s curve check.
+    pub fn from_object(obj: &[u8]) -> Result<SflashKey, KeyObjectError> {
+        match parse_key_object_raw(obj)? {
+            RawKeyObject::EcdsaP256Unchecked(xy) => TinyKey::from_coordinates(xy)
+                .map(SflashKey::EcdsaP256)
+                .ok_or(KeyObjectError::BadField(8)),
+            RawKeyObject::Rsa2048(_) => Ok(SflashKey::Unsupported(Scheme::Rsa2048)),
+        }
+    }
+}
+
+impl BootVerifier for SflashKey {
+    fn scheme(&self) -> Scheme {
+        match self {
+            SflashKey::EcdsaP256(_) => Scheme::EcdsaP256,
+            SflashKey::Unsupported(s) => *s,
+        }
+    }
+
+    fn verify_digest(&self, digest: &[u8; 32], slot: &[u8; SLOT]) -> Result<(), SignatureFault> {
+        match self {
+            SflashKey::EcdsaP256(k) => k.verify_digest(digest, slot),
+            SflashKey::Unsupported(_) if slot.iter().all(|&b| b == 0) => {
+                Err(SignatureFault::Unsigned)
+            }
+            SflashKey::Unsupported(_) => Err(SignatureFault::Unsupported),
+        }
+    }
 }
 
 #[cfg(all(feature = "asm-p256", target_arch = "arm"))]
