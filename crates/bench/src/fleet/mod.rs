@@ -117,18 +117,35 @@ pub fn run(opts: &Options) -> Result<Report, BenchError> {
             exe.display()
         )));
     }
+    let sizes = match std::env::var(SIZES_ENV) {
+        Ok(v) => parse_sizes(&v).map_err(fail)?,
+        Err(_) if opts.short => vec![20],
+        Err(_) => vec![1000, 5000, 10_000],
+    };
     let plan = Plan {
-        sizes: if opts.short {
-            vec![20]
-        } else {
-            vec![1000, 5000, 10_000]
-        },
+        sizes,
         file_size: if opts.short { 64 * 1024 } else { 256 * 1024 },
         server: ServerKind::Process(exe.clone()),
         wrong_signature: false,
     };
     let tiers = run_plan(&plan, opts).map_err(fail)?;
     Ok(report(&plan, &tiers, opts.short))
+}
+
+/// Environment variable that replaces the fleet sizes, e.g. `2000,8000` (profiling one size
+/// without the others; the table says which sizes ran).
+pub const SIZES_ENV: &str = "FERROTA_BENCH_FLEET_SIZES";
+
+/// Parses [`SIZES_ENV`]: comma-separated device counts, each at least 1.
+pub fn parse_sizes(v: &str) -> Result<Vec<usize>, String> {
+    v.split(',')
+        .map(|s| match s.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!(
+                "{SIZES_ENV}={v:?}: use device counts like 1000,5000"
+            )),
+        })
+        .collect()
 }
 
 /// Raises the open-file limit and checks that `devices` fit (here and in the server, which
@@ -644,6 +661,13 @@ mod tests {
         assert_eq!(e.scenario, "fleet");
         assert!(e.message.contains("/nonexistent/ferrota"), "{}", e.message);
         assert!(e.message.contains("does not exist"), "{}", e.message);
+    }
+
+    #[test]
+    fn sizes_from_the_environment() {
+        assert_eq!(parse_sizes("1000, 5000").unwrap(), vec![1000, 5000]);
+        assert!(parse_sizes("0").is_err());
+        assert!(parse_sizes("many").is_err());
     }
 
     #[test]
