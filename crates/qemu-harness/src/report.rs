@@ -47,6 +47,18 @@ impl Default for Line {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+const POW10: [u32; 10] = [
+    1_000_000_000,
+    100_000_000,
+    10_000_000,
+    1_000_000,
+    100_000,
+    10_000,
+    1_000,
+    100,
+    10,
+    1,
+];
 
 impl Line {
     /// An empty line.
@@ -71,20 +83,21 @@ impl Line {
         self
     }
 
-    /// Appends a decimal number.
-    pub fn num(&mut self, mut v: u32) -> &mut Self {
-        let mut d = [0u8; 10];
-        let mut n = 0;
-        loop {
-            d[n] = b'0' + (v % 10) as u8;
-            n += 1;
-            v /= 10;
-            if v == 0 {
-                break;
+    /// Appends a decimal number. By subtracting powers of ten: the Cortex-M0 has no divide
+    /// instruction, and `v / 10` would link `__aeabi_uidiv` (~200 B of the DBM) for this alone.
+    pub fn num(&mut self, v: u32) -> &mut Self {
+        let mut rest = v;
+        let mut started = false;
+        for (i, &pow) in POW10.iter().enumerate() {
+            let mut digit = b'0';
+            while rest >= pow {
+                rest -= pow;
+                digit += 1;
             }
-        }
-        for i in (0..n).rev() {
-            self.byte(d[i]);
+            started |= digit != b'0' || i == POW10.len() - 1;
+            if started {
+                self.byte(digit);
+            }
         }
         self
     }
@@ -296,6 +309,21 @@ mod tests {
             .push(" ")
             .hex32(0xDEAD_BEEF);
         assert_eq!(l.as_str(), "0 4294967295 0xdeadbeef");
+        for v in [
+            1,
+            7,
+            10,
+            99,
+            100,
+            1_000_000_000,
+            3_000_000_001,
+            12_345,
+            6_388,
+        ] {
+            let mut l = Line::new();
+            l.num(v);
+            assert_eq!(l.as_str(), v.to_string());
+        }
         let mut l = Line::new();
         for _ in 0..400 {
             l.push("x");
