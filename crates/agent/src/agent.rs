@@ -903,10 +903,14 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         let max = self.cfg.effective_blocks_per_request();
         loop {
             let Some(d) = self.dl.as_mut() else { return };
+            // Before the CM0+ region is checked, ask ahead of it by the lookahead at most
+            // (Config::precheck_lookahead: keeps the link busy during the check's round trip).
             let limit = if d.prechecked {
                 d.num_blocks
             } else {
                 d.precheck_blocks
+                    .saturating_add(self.cfg.precheck_lookahead)
+                    .min(d.num_blocks)
             };
             let Some(r) = d.sched.next_request(now, slots, max, limit) else {
                 return;
@@ -955,7 +959,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             return self.halt(f);
         }
         let _ = d.sched.missing.mark_received(i);
-        d.sched.on_block(now, i);
+        self.stats.gaps += d.sched.on_block(now, i, self.cfg.gap_retransmit);
         d.sched.momentum = 0;
         d.probing = false;
         self.stats.blocks_accepted += 1;

@@ -47,12 +47,16 @@
 //!    [`AgentEvent::CustomJob`]; the signature under `sig-sha256-ecdsa` must be present and a
 //!    DER ECDSA signature (else `0x000000e3: 0x00000000`); the file must hold a CM0+ region and
 //!    fit the bank (else `0x000000e5: 0x0000000{1,0}`).
-//! 2. **CM0+ region first**: the first 64 KB are requested alone and verified *from flash* with
-//!    the boot key ([`ferrota_image::verify::verify_boot_in_flash`]); its version record must be
-//!    newer than the running firmware (`rejected: 0x00000010` same, `0x0000000f` older), at or
-//!    above the marker log's anti-rollback floor (`0x0000000f`), and for this board
-//!    (`0x00000003`); a bad boot signature is `0x000000e3: 0x00000001`. A downgrade costs 16
-//!    blocks, not 4 MB.
+//! 2. **CM0+ region first**: the first 64 KB are requested first and verified *from flash*
+//!    with the boot key ([`ferrota_image::verify::verify_boot_in_flash`]) as soon as they are
+//!    in; its version record must be newer than the running firmware (`rejected: 0x00000010`
+//!    same, `0x0000000f` older), at or above the marker log's anti-rollback floor
+//!    (`0x0000000f`), and for this board (`0x00000003`); a bad boot signature is
+//!    `0x000000e3: 0x00000001`. Requests run ahead of the check by at most
+//!    [`Config::precheck_lookahead`] blocks (default 1 MB) so the link does not idle for the
+//!    check's round trip; a refused image is refused after its region, and what is in flight
+//!    is discarded. A downgrade costs the region plus at most the lookahead, not 4 MB
+//!    (16 blocks with a lookahead of 0).
 //! 3. **Download**: [`download`] (sliding window, loss detection from the measured round trip,
 //!    only missing blocks asked again, duplicates / reordering / other files and streams
 //!    ignored, momentum limit → `aborted: 0x0000000e`). Progress `receive: n/N` at QoS 0.

@@ -125,6 +125,9 @@ pub struct Stats {
     pub malformed: u32,
     /// Requests that timed out.
     pub timeouts: u32,
+    /// Blocks found lost because later blocks of their request arrived without them, and
+    /// asked for again without waiting for the timeout.
+    pub gaps: u32,
     /// Chunk marks that could not be written (the chunk is refetched after a reset).
     pub mark_failures: u32,
     /// Transmits dropped because the output queue or the caller's buffer was too small.

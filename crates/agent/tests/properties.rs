@@ -31,8 +31,10 @@ proptest! {
         disconnect_after in proptest::option::of(5u32..60),
         reset_after in proptest::option::of(5u32..60),
         block_log2 in 10u32..14,
-        in_flight in 1usize..8,
+        in_flight in 1usize..16,
         per_request in 1u32..40,
+        lookahead in 0u32..300,
+        gap_retransmit in proptest::bool::ANY,
     ) {
         let v1 = image(Spec::new(1, 1));
         let v2 = image(Spec::new(2, 2));
@@ -40,6 +42,8 @@ proptest! {
             block_size: 1 << block_log2,
             blocks_per_request: per_request,
             requests_in_flight: in_flight,
+            precheck_lookahead: lookahead,
+            gap_retransmit,
         };
         let mut sim = Sim::with_settings(&v1, seed, settings);
         sim.net.loss = loss;

@@ -112,6 +112,7 @@ fn small_blocks_and_large_blocks() {
             block_size: bs,
             blocks_per_request: bpr,
             requests_in_flight: 4,
+            ..AgentSettings::default()
         };
         let mut sim = Sim::with_settings(&v1, 3, settings);
         sim.net.loss = 0.02;
@@ -181,8 +182,20 @@ fn downgrade_is_refused_before_the_image_is_transferred() {
             "rejected: 0x00000003",
         ),
     ];
-    for (i, (img, reason)) in cases.into_iter().enumerate() {
-        let mut sim = Sim::new(&v2, 9);
+    // Strict (no lookahead): only the region moves. Default: the region plus the lookahead
+    // in flight at most, discarded.
+    let strict = AgentSettings {
+        precheck_lookahead: 0,
+        ..AgentSettings::default()
+    };
+    let runs = cases.iter().map(|c| (c, strict, 16)).chain(
+        cases
+            .iter()
+            .map(|c| (c, AgentSettings::default(), 16 + 256)),
+    );
+    for (i, ((img, reason), settings, most)) in runs.enumerate() {
+        let (img, reason) = (img.clone(), *reason);
+        let mut sim = Sim::with_settings(&v2, 9, settings);
         // Confirm v2 with floor 2 first (as a previous update would have).
         {
             let mut log = log(&mut sim.dev);
@@ -197,9 +210,9 @@ fn downgrade_is_refused_before_the_image_is_transferred() {
             &format!("{{\"status\":\"FAILED\",\"statusDetails\":{{\"reason\":\"{reason}\"}}}}"),
             "case {i}"
         );
-        // Only the CM0+ region (16 blocks of 1016) was transferred.
+        // Only the CM0+ region (16 blocks of 1016), plus the lookahead, was transferred.
         assert!(
-            sim.server.blocks_sent <= 16,
+            sim.server.blocks_sent <= most,
             "case {i}: {}",
             sim.server.blocks_sent
         );
@@ -240,9 +253,13 @@ fn bad_signatures_fail_without_activation() {
                 .contains("0x000000e3: 0x00000000")
         );
     }
-    // CM0+ region not signed by the boot key: refused after 16 blocks.
+    // CM0+ region not signed by the boot key: refused after 16 blocks (no lookahead).
     let bad = image(Spec::new(2, 2).tamper_cm0p());
-    let mut sim = Sim::new(&v1, 13);
+    let strict = AgentSettings {
+        precheck_lookahead: 0,
+        ..AgentSettings::default()
+    };
+    let mut sim = Sim::with_settings(&v1, 13, strict);
     sim.add_job(job("job-boot-sig", bad));
     assert!(sim.run_job("job-boot-sig", MIN));
     assert!(sim.server.blocks_sent <= 16);

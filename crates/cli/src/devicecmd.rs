@@ -92,6 +92,7 @@ fn run_board(a: &RunArgs) -> Result<()> {
         flash_path: Some(a.flash.clone()),
         progress: true,
         quiet: false,
+        agent: None,
     };
     let rt = crate::servecmd::runtime()?;
     let exit_after = a.exit_after;

@@ -253,6 +253,25 @@ impl Lab {
         }
     }
 
+    /// Drops `fraction` (0.0–1.0) of the server's stream data blocks, picked by a generator
+    /// seeded with `seed` (a benchmark and test aid: see `ferrota_server::streams`); 0 turns it
+    /// off.
+    pub fn set_stream_drop(&self, fraction: f64, seed: u64) -> Result<(), LabError> {
+        self.admin
+            .broker
+            .stream_faults
+            .configure(&ferrota_server::streams::FaultConfig {
+                stream_drop: fraction,
+                seed,
+            })
+            .map_err(LabError)
+    }
+
+    /// Stream data blocks the server dropped ([`Lab::set_stream_drop`]) so far.
+    pub fn stream_blocks_dropped(&self) -> u64 {
+        self.admin.broker.stream_faults.dropped()
+    }
+
     /// Stops the server.
     pub async fn shutdown(mut self) {
         if let Some(s) = self.stop.take() {

@@ -92,6 +92,8 @@ pub struct AgentSettings {
     pub block_size: u32,
     pub blocks_per_request: u32,
     pub requests_in_flight: usize,
+    pub precheck_lookahead: u32,
+    pub gap_retransmit: bool,
 }
 
 impl Default for AgentSettings {
@@ -100,6 +102,8 @@ impl Default for AgentSettings {
             block_size: 4096,
             blocks_per_request: 32,
             requests_in_flight: 4,
+            precheck_lookahead: 256,
+            gap_retransmit: true,
         }
     }
 }
@@ -111,6 +115,8 @@ pub fn config(s: AgentSettings) -> Config<'static, BootKey> {
     c.block_size = s.block_size;
     c.blocks_per_request = s.blocks_per_request;
     c.requests_in_flight = s.requests_in_flight;
+    c.precheck_lookahead = s.precheck_lookahead;
+    c.gap_retransmit = s.gap_retransmit;
     c
 }
 

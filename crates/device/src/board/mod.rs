@@ -71,6 +71,74 @@ pub struct Options {
     pub progress: bool,
     /// Print log lines on stdout (otherwise only [`BoardEvent`]s).
     pub quiet: bool,
+    /// Overrides of the agent's download schedule (`None`: the agent's defaults). Lets a
+    /// benchmark run the same agent on another schedule, e.g. the official library's
+    /// ([`AgentTuning::official_library`]).
+    pub agent: Option<AgentTuning>,
+}
+
+/// Overrides of the agent's download schedule; a `None` field keeps the agent's default (see
+/// [`ferrota_agent::Config`] for what each one does).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgentTuning {
+    /// Block size in bytes (otherwise `device.toml`'s).
+    pub block_size: Option<u32>,
+    /// Blocks asked for in one request.
+    pub blocks_per_request: Option<u32>,
+    /// Requests in flight at once.
+    pub requests_in_flight: Option<usize>,
+    /// Retransmission timeout before the first round-trip sample.
+    pub initial_rto: Option<Duration>,
+    /// Lower bound of the retransmission timeout.
+    pub min_rto: Option<Duration>,
+    /// Upper bound of the retransmission timeout.
+    pub max_rto: Option<Duration>,
+    /// Re-request a block at once when later blocks of its request arrived without it.
+    pub gap_retransmit: Option<bool>,
+}
+
+impl AgentTuning {
+    /// The AWS OTA library's download schedule (the seed's agent): 4 KB blocks, 8 blocks a
+    /// request, one request at a time, and a fixed 10 s wait before a request is sent again
+    /// (`otaconfigFILE_REQUEST_WAIT_MS`), i.e. no round-trip estimate and no early loss
+    /// detection.
+    pub fn official_library() -> AgentTuning {
+        let wait = Duration::from_secs(10);
+        AgentTuning {
+            block_size: Some(4096),
+            blocks_per_request: Some(8),
+            requests_in_flight: Some(1),
+            initial_rto: Some(wait),
+            min_rto: Some(wait),
+            max_rto: Some(wait),
+            gap_retransmit: Some(false),
+        }
+    }
+
+    /// Applies the overrides to `config` (which [`ferrota_agent::Agent::new`] then checks).
+    pub fn apply<V>(&self, config: &mut Config<'_, V>) {
+        if let Some(v) = self.block_size {
+            config.block_size = v;
+        }
+        if let Some(v) = self.blocks_per_request {
+            config.blocks_per_request = v;
+        }
+        if let Some(v) = self.requests_in_flight {
+            config.requests_in_flight = v;
+        }
+        if let Some(v) = self.initial_rto {
+            config.initial_rto = v;
+        }
+        if let Some(v) = self.min_rto {
+            config.min_rto = v;
+        }
+        if let Some(v) = self.max_rto {
+            config.max_rto = v;
+        }
+        if let Some(v) = self.gap_retransmit {
+            config.gap_retransmit = v;
+        }
+    }
 }
 
 /// What happened, for observers (the demo, tests).
@@ -162,6 +230,17 @@ pub struct Counters {
     pub bytes_out: u64,
     /// New blocks written to the inactive bank.
     pub blocks_written: u64,
+    /// When the first stream request was published (since the counters were last reset):
+    /// with [`Counters::activated_at`], the whole download as the device sees it.
+    pub first_request_at: Option<std::time::Instant>,
+    /// When the first new block arrived.
+    pub first_block_at: Option<std::time::Instant>,
+    /// When the last new block arrived.
+    pub last_block_at: Option<std::time::Instant>,
+    /// When the agent activated a verified download.
+    pub activated_at: Option<std::time::Instant>,
+    /// The agent's counters when it activated that download (requests, duplicates, timeouts).
+    pub download: Option<ferrota_agent::Stats>,
 }
 
 /// Sink of log lines.
@@ -353,6 +432,9 @@ impl Board {
         config.self_test_deadline = cfg.self_test_deadline();
         config.self_test_wait = Duration::from_secs(cfg.cfg.self_test_wait_secs);
         config.block_size = cfg.cfg.block_size;
+        if let Some(t) = &self.opts.agent {
+            t.apply(&mut config);
+        }
         let mut agent = Agent::new(self.now(), config, running, &mut DevPlatform(&mut self.dev))
             .map_err(RunError::Agent)?;
         self.say(&format!(
@@ -403,6 +485,11 @@ impl Board {
                             let before = agent.stats().blocks_accepted;
                             agent.handle_message(now_t, &topic, &payload, &mut DevPlatform(&mut self.dev));
                             let new = agent.stats().blocks_accepted - before;
+                            if new > 0 {
+                                let t = std::time::Instant::now();
+                                self.counters.first_block_at.get_or_insert(t);
+                                self.counters.last_block_at = Some(t);
+                            }
                             st.blocks_this_power_on += new;
                             self.counters.blocks_written += u64::from(new);
                             if let Some((n, total)) = agent.progress() {
@@ -475,6 +562,11 @@ impl Board {
                         st.unacked += 1;
                     }
                     self.counters.bytes_out += len as u64;
+                    if t.topic.contains("/streams/") && t.topic.contains("/get/") {
+                        self.counters
+                            .first_request_at
+                            .get_or_insert_with(std::time::Instant::now);
+                    }
                     if t.topic.contains("/jobs/") && !t.topic.ends_with("/get") {
                         self.say(&format!("status: {}", String::from_utf8_lossy(&buf[..len])));
                     }
@@ -522,6 +614,8 @@ impl Board {
                     self.emit(BoardEvent::VersionAccepted(version));
                 }
                 AgentEvent::Activated => {
+                    self.counters.activated_at = Some(std::time::Instant::now());
+                    self.counters.download = Some(agent.stats());
                     st.progress.finish();
                     self.say("signature verified; TRIAL recorded in the marker log");
                     self.emit(BoardEvent::Activated);
