@@ -15,6 +15,9 @@
 //!   assembly sees them (its own `Signature::from_untagged_bytes` checks the range of r twice and
 //!   never of s, so it is not used).
 //!
+//! [`sha256`]: a SHA-256 with an unrolled compression written for ARMv7-M, measured against
+//! RustCrypto's `sha2` by `cm7-verify` (ferrota-image's verify itself hashes with `sha2`).
+//!
 //! An RSA key is delegated to [`BootKey`] unchanged (on the MCU: `Unsupported`).
 
 #![no_std]
@@ -32,6 +35,7 @@ use p256::elliptic_curve::ops::{Invert, Reduce};
 use p256::elliptic_curve::point::AffineCoordinates;
 use p256::{AffinePoint, FieldBytes, ProjectivePoint, Scalar};
 
+pub mod sha256;
 mod tiny;
 pub use tiny::TinyKey;
 
