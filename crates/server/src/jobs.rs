@@ -304,8 +304,7 @@ pub(crate) async fn execution_message(
 
 /// Marks a job COMPLETED when none of its executions is pending any more.
 pub async fn maybe_complete(b: &Broker, job_id: &str) -> StoreResult<()> {
-    let execs = b.store.executions_of_job(job_id).await?;
-    if execs.iter().all(|e| e.status.is_terminal())
+    if !b.store.job_has_pending(job_id).await?
         && let Some(j) = b.store.job(job_id).await?
         && j.state == JobState::InProgress
     {

@@ -239,6 +239,16 @@ pub trait Store: Send + Sync + 'static {
     }
     /// A thing by name.
     async fn thing(&self, name: &str) -> StoreResult<Option<Thing>>;
+    /// Whether any execution of the job is still QUEUED or IN_PROGRESS. Asked after every
+    /// terminal update (is the job complete?), so it must not read the job's N executions:
+    /// that made a fleet rollout O(N²) (`ferrota bench fleet`). The default does read them.
+    async fn job_has_pending(&self, job_id: &str) -> StoreResult<bool> {
+        Ok(self
+            .executions_of_job(job_id)
+            .await?
+            .iter()
+            .any(|e| !e.status.is_terminal()))
+    }
     /// All things, by name.
     async fn list_things(&self) -> StoreResult<Vec<Thing>>;
     /// Names of the things in a group.

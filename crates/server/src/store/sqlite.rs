@@ -50,6 +50,10 @@ ALTER TABLE executions ADD COLUMN step_deadline INTEGER;
 ALTER TABLE executions ADD COLUMN deadline INTEGER;
 CREATE INDEX executions_deadline ON executions(deadline) WHERE deadline IS NOT NULL;
 "#,
+    // job_has_pending: the pending executions of a job without visiting the finished ones.
+    r#"
+CREATE INDEX executions_pending ON executions(job_id) WHERE status IN ('QUEUED', 'IN_PROGRESS');
+"#,
 ];
 
 /// SQLite store.
@@ -278,6 +282,17 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn job_has_pending(&self, job_id: &str) -> StoreResult<bool> {
+        let r = query(
+            "SELECT EXISTS(SELECT 1 FROM executions WHERE job_id = ? \
+             AND status IN ('QUEUED', 'IN_PROGRESS'))",
+        )
+        .bind(job_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(r.try_get::<i64, _>(0)? != 0)
     }
 
     async fn thing(&self, name: &str) -> StoreResult<Option<Thing>> {
