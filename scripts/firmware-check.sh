@@ -124,7 +124,7 @@ printf '%-44s %12s %12s\n' "verify CM0+ region (64 KB), M7, RustCrypto" "$(instr
 printf '%-44s %12s %12s\n' "verify CM0+ region (64 KB), M7, asm P-256" "$(instr "$(val asm-cm0p-region-ticks "$WORK/bench.txt")")" "<= 2 M"
 printf '%-44s %12s\n' "  split: SHA-256, $(val sha-cm0p-region-bytes "$WORK/bench.txt") signed B (sha2)" "$(instr "$(val sha-cm0p-region-ticks "$WORK/bench.txt")")"
 printf '%-44s %12s\n' "  split: same, verifier's ARMv7-M SHA-256" "$(instr "$(val fast-sha-cm0p-region-ticks "$WORK/bench.txt")")"
-printf '%-44s %12s\n' "  split: of which reading flash (both, memcpy)" "$(instr "$(val read-cm0p-region-ticks "$WORK/bench.txt")")"
+printf '%-44s %12s\n' "  split: of which flash reads (memcpy)" "$(instr "$(val read-cm0p-region-ticks "$WORK/bench.txt")")"
 printf '%-44s %12s\n' "  split: P-256 verify alone, RustCrypto" "$(instr "$(val p256-verify-ticks "$WORK/bench.txt")")"
 printf '%-44s %12s\n' "  split: P-256 verify alone, asm" "$(instr "$(val asm-p256-verify-ticks "$WORK/bench.txt")")"
 printf '%-44s %12s %12s\n' "  asm P-256 + ARMv7-M SHA-256 (derived)" "$(instr "$(($(val asm-cm0p-region-ticks "$WORK/bench.txt") - $(val sha-cm0p-region-ticks "$WORK/bench.txt") + $(val fast-sha-cm0p-region-ticks "$WORK/bench.txt")))")" "<= 2 M (*)"
