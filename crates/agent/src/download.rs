@@ -339,3 +339,77 @@ impl Schedule {
         n
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    fn sched(blocks: u32) -> Schedule {
+        Schedule::new(BlockSet::all_missing(blocks).expect("bitmap"))
+    }
+
+    fn receive(s: &mut Schedule, now: Instant, b: u32, gaps: bool) -> u32 {
+        let _ = s.missing.mark_received(b);
+        s.on_block(now, b, gaps)
+    }
+
+    #[test]
+    fn a_block_overtaken_in_its_request_is_asked_again_at_once() {
+        let mut s = sched(64);
+        let r = s.next_request(t(0), 1, 8, 64).expect("first request");
+        assert_eq!((r.offset, r.count), (0, 8));
+        assert!(s.next_request(t(0), 1, 8, 64).is_none(), "one slot");
+        assert_eq!(receive(&mut s, t(10), 0, true), 0);
+        assert_eq!(receive(&mut s, t(10), 1, true), 0);
+        // 2 and 3 were lost: 4 overtook them.
+        assert_eq!(receive(&mut s, t(11), 4, true), 2);
+        for b in 5..8 {
+            assert_eq!(receive(&mut s, t(11), b, true), 0);
+        }
+        // The request is complete without them; the next one starts with them, before any
+        // timeout.
+        assert_eq!(s.in_flight(), 0);
+        let again = s.next_request(t(11), 1, 8, 64).expect("re-request");
+        assert_eq!(again.offset, 2);
+        assert_eq!(again.bits[0] & 0b11, 0b11, "blocks 2 and 3");
+        assert_eq!(again.count, 8);
+    }
+
+    #[test]
+    fn without_gap_retransmit_a_lost_block_waits_for_the_timeout() {
+        let mut s = sched(64);
+        let _ = s.next_request(t(0), 1, 8, 64).expect("first request");
+        for b in [0, 1, 3, 4, 5, 6, 7] {
+            assert_eq!(receive(&mut s, t(10), b, false), 0);
+        }
+        assert_eq!(s.in_flight(), 1, "still waiting for block 2");
+        assert!(s.next_request(t(10), 1, 8, 64).is_none());
+        let rto = Duration::from_secs(10);
+        assert_eq!(s.expire(t(9_000), rto), 0);
+        assert_eq!(s.expire(t(10_010), rto), 1);
+        let again = s.next_request(t(10_010), 1, 8, 64).expect("re-request");
+        assert_eq!(again.offset, 2);
+    }
+
+    #[test]
+    fn blocks_of_other_requests_say_nothing_about_a_request() {
+        let mut s = sched(64);
+        let _ = s.next_request(t(0), 2, 8, 64).expect("first");
+        let _ = s.next_request(t(0), 2, 8, 64).expect("second");
+        // Blocks of the second request arrive first: nothing is declared lost.
+        for b in 8..16 {
+            assert_eq!(receive(&mut s, t(5), b, true), 0);
+        }
+        assert_eq!(s.in_flight(), 1);
+        assert!(
+            (0..8).all(|b| s.requested.get(b)),
+            "blocks 0..8 still asked for"
+        );
+        let next = s.next_request(t(5), 2, 8, 64).expect("a free slot");
+        assert_eq!(next.offset, 16, "not 0: nothing was declared lost");
+    }
+}

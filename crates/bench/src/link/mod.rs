@@ -49,8 +49,9 @@ use crate::{BenchError, Options, Scenario};
 pub const RTTS_MS: [u64; 3] = [2, 50, 200];
 /// Fraction of block responses dropped in the `loss` scenario.
 pub const LOSS: f64 = 0.01;
-/// Seed of the drop generator.
-pub const SEED: u64 = 0x5EED_F07A;
+/// Seed of the drop generator: it drops 10 of the first 1,016 blocks (1.0%; the seed
+/// `0x5EEDF07A` dropped only 2, too few to show anything).
+pub const SEED: u64 = 42;
 /// Ferrota's goodput as a share of the link's payload rate the issue set (2 and 50 ms).
 pub const TARGET_LINK_SHARE: f64 = 0.90;
 /// Ferrota ÷ official at 50 ms.
@@ -131,10 +132,11 @@ struct Bench {
     v1_0: DemoImage,
     v1_1: DemoImage,
     runs: usize,
+    scenario: Scenario,
 }
 
 impl Bench {
-    async fn start() -> Result<Bench, String> {
+    async fn start(scenario: Scenario) -> Result<Bench, String> {
         let lab = Lab::start().await.map_err(|e| e.to_string())?;
         let v1_0 = lab.image(0, 1, Tamper::None).map_err(|e| e.to_string())?;
         let v1_1 = lab.image(1, 2, Tamper::None).map_err(|e| e.to_string())?;
@@ -143,6 +145,7 @@ impl Bench {
             v1_0,
             v1_1,
             runs: 0,
+            scenario,
         })
     }
 
@@ -158,7 +161,7 @@ impl Bench {
         let n = self.runs;
         opts.say(format!(
             "{}: {} at {rtt_ms} ms RTT{}",
-            if loss > 0.0 { "loss" } else { "link" },
+            self.scenario.name(),
             sched.name(),
             if loss > 0.0 {
                 format!(", {:.0}% of blocks dropped", loss * 100.0)
@@ -256,7 +259,7 @@ pub fn run(opts: &Options, loss: bool) -> Result<Report, BenchError> {
         .build()
         .map_err(|e| BenchError::new(scenario, format!("tokio runtime: {e}")))?;
     rt.block_on(async {
-        let mut b = Bench::start()
+        let mut b = Bench::start(scenario)
             .await
             .map_err(|e| BenchError::new(scenario, e))?;
         let r = if loss {
@@ -473,7 +476,7 @@ async fn run_loss(opts: &Options, b: &mut Bench) -> Result<Report, String> {
     let mut notes = common_notes(rate, image);
     notes.push(format!(
         "Loss: {:.0}% of block responses dropped where they are produced, in ferrota-server \
-         ([faults] stream_drop, seeded generator, seed {SEED:#x}): the same to the agent as a \
+         ([faults] stream_drop, seeded generator, seed {SEED}: the same blocks in every run of a schedule): the same to the agent as a \
          TLS-terminating proxy dropping them, and it costs no link bytes (TLS hides MQTT from \
          a proxy on the wire). Goodput lost = 1 − lossy ÷ lossless goodput of Ferrota at the \
          same RTT, both measured in this run.",
@@ -506,4 +509,43 @@ async fn run_loss(opts: &Options, b: &mut Bench) -> Result<Report, String> {
             "runs": data,
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quiet() -> Options {
+        Options {
+            short: true,
+            ferrota_exe: std::path::PathBuf::new(),
+            progress: false,
+        }
+    }
+
+    /// The real board and server through the proxy, with 5% of the blocks dropped: the update
+    /// still completes, every block once, and the official tuning reaches the agent.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn updates_complete_through_the_proxy_with_drops() {
+        let mut b = Bench::start(Scenario::Loss).await.expect("lab");
+        let opts = quiet();
+        let f = b
+            .run(&opts, Sched::Ferrota, 2, 0.05)
+            .await
+            .expect("Ferrota's update");
+        let s = f.counters.download.expect("stats at activation");
+        assert!(f.dropped > 0, "the knob dropped nothing");
+        assert_eq!(s.blocks_accepted, 1016);
+        assert!(s.gaps + s.timeouts > 0, "{s:?}");
+        assert!(f.bytes_down > 4_161_536, "everything crossed the proxy");
+        assert!(f.goodput > 0.0 && f.download_secs >= f.blocks_secs);
+        let o = b
+            .run(&opts, Sched::Official, 0, 0.0)
+            .await
+            .expect("the official schedule's update");
+        let s = o.counters.download.expect("stats at activation");
+        assert_eq!(o.dropped, 0, "the knob is off again");
+        assert_eq!(s.requests, 127, "8 blocks a request: {s:?}");
+        b.lab.shutdown().await;
+    }
 }

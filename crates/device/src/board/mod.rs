@@ -95,6 +95,8 @@ pub struct AgentTuning {
     pub max_rto: Option<Duration>,
     /// Re-request a block at once when later blocks of its request arrived without it.
     pub gap_retransmit: Option<bool>,
+    /// Blocks that may be requested beyond the CM0+ region before its check passes.
+    pub precheck_lookahead: Option<u32>,
 }
 
 impl AgentTuning {
@@ -112,6 +114,7 @@ impl AgentTuning {
             min_rto: Some(wait),
             max_rto: Some(wait),
             gap_retransmit: Some(false),
+            precheck_lookahead: Some(0),
         }
     }
 
@@ -137,6 +140,9 @@ impl AgentTuning {
         }
         if let Some(v) = self.gap_retransmit {
             config.gap_retransmit = v;
+        }
+        if let Some(v) = self.precheck_lookahead {
+            config.precheck_lookahead = v;
         }
     }
 }
