@@ -20,6 +20,17 @@
 //! 5. Server peak RSS is `VmHWM` at the end; RSS is also sampled every 250 ms during the run.
 //!
 //! The devices are [`device`]: hash mode, the real wire protocol through `ferrota-proto`.
+//!
+//! What the profile showed (perf on the server process, 3,000 devices, release) and what was
+//! changed in `ferrota-server`:
+//! * Most of the server's CPU went to decoding SQLite rows (sqlx, `executions_of_job`): after
+//!   every terminal update the job-complete check read all N executions, so the rollout was
+//!   O(N²). `Store::job_has_pending` (an `EXISTS` over a partial index) replaced it: 3,000
+//!   devices 48.5 s → 6.7 s; 10,000 devices 442 s → 23 s (1,357 → 25,805 updates a minute).
+//! * Each connection started with two 16 KB buffers; they start at 2 KB and grow on demand:
+//!   28.4 → 22.9 KB of server RSS per idle device at 10,000.
+//! * Provisioning: `Admin::create_things` issues certificates on every core and stores the fleet
+//!   in one transaction: 10,000 things in about 1 s.
 //! Open files: the server and this process each need about N descriptors; the soft limit is
 //! raised to the hard limit first, and a fleet that cannot fit is refused up front.
 
