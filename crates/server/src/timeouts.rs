@@ -363,8 +363,15 @@ mod tests {
             assert!(tokio::time::Instant::now() < deadline, "never timed out");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // The status is stored before the notifications are queued: wait for them before
+        // stopping the task (aborting at once raced the publish on a busy machine).
+        let mut out = f.drain();
+        while out.is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "no notification");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            out = f.drain();
+        }
         task.abort();
-        let out = f.drain();
         assert_eq!(out[0].0, "notify-next");
     }
 
