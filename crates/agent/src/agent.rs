@@ -341,8 +341,12 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         let (cfg_i, cfg_min, cfg_max) = (self.cfg.initial_rto, self.cfg.min_rto, self.cfg.max_rto);
         let Some(d) = self.dl.as_mut() else { return };
         let rto = d.sched.rtt.rto(cfg_i, cfg_min, cfg_max);
-        let n = d.sched.expire(now, rto);
+        let (n, lost) = d.sched.expire(now, rto, self.cfg.gap_retransmit);
+        self.stats.gaps += lost;
         if n == 0 {
+            if lost > 0 {
+                self.fill_window(now);
+            }
             return;
         }
         self.stats.timeouts += n;
@@ -411,11 +415,12 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let dl = self.dl.as_ref().and_then(|d| {
-            d.sched.deadline(d.sched.rtt.rto(
-                self.cfg.initial_rto,
-                self.cfg.min_rto,
-                self.cfg.max_rto,
-            ))
+            d.sched.deadline(
+                d.sched
+                    .rtt
+                    .rto(self.cfg.initial_rto, self.cfg.min_rto, self.cfg.max_rto),
+                self.cfg.gap_retransmit,
+            )
         });
         match (self.timer, dl) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -895,12 +900,12 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         if !self.connected {
             return;
         }
-        let slots = if self.dl.as_ref().is_some_and(|d| d.probing) {
-            1
-        } else {
-            self.cfg.requests_in_flight
-        };
         let max = self.cfg.effective_blocks_per_request();
+        let slots = match self.dl.as_ref() {
+            Some(d) if d.probing => 1,
+            Some(d) => d.sched.slots(self.cfg.requests_in_flight, max),
+            None => return,
+        };
         loop {
             let Some(d) = self.dl.as_mut() else { return };
             // Before the CM0+ region is checked, ask ahead of it by the lookahead at most

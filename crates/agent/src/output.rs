@@ -125,8 +125,8 @@ pub struct Stats {
     pub malformed: u32,
     /// Requests that timed out.
     pub timeouts: u32,
-    /// Blocks found lost because later blocks of their request arrived without them, and
-    /// asked for again without waiting for the timeout.
+    /// Blocks found lost before a timeout (overtaken by later blocks, or the answer of the
+    /// newest request paused: see [`crate::download`]) and asked for again at once.
     pub gaps: u32,
     /// Chunk marks that could not be written (the chunk is refetched after a reset).
     pub mark_failures: u32,

@@ -52,6 +52,21 @@ pub const LOSS: f64 = 0.01;
 /// Seed of the drop generator: it drops 10 of the first 1,016 blocks (1.0%; the seed
 /// `0x5EEDF07A` dropped only 2, too few to show anything).
 pub const SEED: u64 = 42;
+/// Environment variable that replaces [`SEED`] (to see how much the figures owe to which
+/// blocks were dropped).
+pub const SEED_VAR: &str = "FERROTA_BENCH_LOSS_SEED";
+
+/// The drop seed: [`SEED_VAR`] if set, else [`SEED`].
+fn seed() -> Result<u64, String> {
+    match std::env::var(SEED_VAR) {
+        Err(std::env::VarError::NotPresent) => Ok(SEED),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{SEED_VAR}={v:?}: not an unsigned integer")),
+        Err(e) => Err(format!("{SEED_VAR}: {e}")),
+    }
+}
 /// Ferrota's goodput as a share of the link's payload rate the issue set (2 and 50 ms).
 pub const TARGET_LINK_SHARE: f64 = 0.90;
 /// Ferrota ÷ official at 50 ms.
@@ -133,6 +148,7 @@ struct Bench {
     v1_1: DemoImage,
     runs: usize,
     scenario: Scenario,
+    seed: u64,
 }
 
 impl Bench {
@@ -146,6 +162,7 @@ impl Bench {
             v1_1,
             runs: 0,
             scenario,
+            seed: seed()?,
         })
     }
 
@@ -199,7 +216,7 @@ impl Bench {
         }
         board.counters = Counters::default();
         self.lab
-            .set_stream_drop(loss, SEED)
+            .set_stream_drop(loss, self.seed)
             .map_err(|e| e.to_string())?;
         let dropped_before = self.lab.stream_blocks_dropped();
         let down_before = proxy.stats.down.load(std::sync::atomic::Ordering::Relaxed);
@@ -217,7 +234,7 @@ impl Bench {
         .await
         .map_err(|e| e.to_string())?;
         self.lab
-            .set_stream_drop(0.0, SEED)
+            .set_stream_drop(0.0, self.seed)
             .map_err(|e| e.to_string())?;
         if !done || !events.contains(&BoardEvent::Activated) {
             return Err(format!(
@@ -476,11 +493,13 @@ async fn run_loss(opts: &Options, b: &mut Bench) -> Result<Report, String> {
     let mut notes = common_notes(rate, image);
     notes.push(format!(
         "Loss: {:.0}% of block responses dropped where they are produced, in ferrota-server \
-         ([faults] stream_drop, seeded generator, seed {SEED}: the same blocks in every run of a schedule): the same to the agent as a \
-         TLS-terminating proxy dropping them, and it costs no link bytes (TLS hides MQTT from \
-         a proxy on the wire). Goodput lost = 1 − lossy ÷ lossless goodput of Ferrota at the \
-         same RTT, both measured in this run.",
-        LOSS * 100.0
+         ([faults] stream_drop, a generator seeded with {}, which {SEED_VAR} replaces; the \
+         same blocks in every run of one schedule): the same to the agent as a TLS-terminating \
+         proxy dropping them, and it costs no link bytes (TLS hides MQTT from a proxy on the \
+         wire). Goodput lost = 1 − lossy ÷ lossless goodput of Ferrota at the same RTT, both \
+         measured in this run.",
+        LOSS * 100.0,
+        b.seed
     ));
     notes.push(format!(
         "The official schedule waits a fixed 10 s for each request that lost a block, so it \
@@ -505,7 +524,7 @@ async fn run_loss(opts: &Options, b: &mut Bench) -> Result<Report, String> {
             "image_bytes": image,
             "link_payload_rate_bytes_per_s": rate,
             "loss": LOSS,
-            "seed": SEED,
+            "seed": b.seed,
             "runs": data,
         }),
     })

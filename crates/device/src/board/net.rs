@@ -77,7 +77,16 @@ pub fn connect(
     o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
         Arc::new(tls),
     )));
-    let (client, el) = AsyncClient::new(o, 1024);
+    let (client, mut el) = AsyncClient::new(o, 1024);
+    // TCP_NODELAY: a stream request is a small segment; with Nagle on, one sent while an
+    // earlier segment is unacknowledged waits for the peer's delayed ACK (40 ms on Linux).
+    // Mid-download the ACKs ride on the block data and nothing shows; at the start and the
+    // end of a download (the first request, a lost block asked again) every request waited
+    // 40 ms: a tenth of a 4 MB download at 100 Mbit/s (`ferrota bench loss`). The MCU's lwIP
+    // port sends requests the same way (TCP_NODELAY on the MQTT socket).
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    el.set_network_options(net);
     let (tx, rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(pump(el, tx));
     (client, rx, task)
