@@ -5,9 +5,7 @@
 //! The measurement is [`ferrota_device::cost::compare`] (see there for what each side does);
 //! it is deterministic (simulated flash time, not host time), so `--short` runs it whole.
 
-use core::time::Duration;
-
-use ferrota_device::cost::{Comparison, Cost};
+use ferrota_device::cost::{Comparison, Cost, fmt_time};
 use serde_json::json;
 
 use crate::report::{Report, Table, Target};
@@ -15,15 +13,6 @@ use crate::{BenchError, Options, Scenario};
 
 /// Speed-up over the cheapest single-bank way the issue set.
 pub const TARGET_SPEEDUP: f64 = 100.0;
-
-fn time(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s >= 1.0 {
-        format!("{s:.3} s")
-    } else {
-        format!("{:.3} ms", s * 1e3)
-    }
-}
 
 fn cost_json(c: &Cost) -> serde_json::Value {
     json!({ "flash_ops": c.ops, "simulated_secs": c.time.as_secs_f64() })
@@ -39,7 +28,7 @@ pub fn run(opts: &Options) -> Result<Report, BenchError> {
         table.row([
             name.to_string(),
             x.ops.to_string(),
-            time(x.time),
+            fmt_time(x.time),
             vs.map_or("1×".into(), |f| format!("{:.0}×", x.ratio(f))),
         ])
     };

@@ -224,7 +224,8 @@ fn swap_halves(dev: &mut Device) -> Result<(), Error> {
     Ok(())
 }
 
-fn fmt_time(d: Duration) -> String {
+/// A simulated duration as the tables print it: seconds from 1 s up, milliseconds below.
+pub fn fmt_time(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s >= 1.0 {
         format!("{s:.3} s")

@@ -273,34 +273,36 @@ fn random_uuid() -> String {
 }
 
 impl Admin {
-    /// Creates a thing, its certificate and the device bundle.
-    pub async fn create_thing(&self, name: &str, groups: &[String]) -> R<ThingBundle> {
-        validate_name(name, NameKind::Thing, &NameLimits::OTA_DEVICE)
-            .map_err(|e| AdminError::Invalid(format!("thing name {name:?}: {e}")))?;
+    /// Checks the names of things about to be created and returns the CA that will sign them.
+    fn check_new_things(&self, names: &[String], groups: &[String]) -> R<&Ca> {
+        for name in names {
+            validate_name(name, NameKind::Thing, &NameLimits::OTA_DEVICE)
+                .map_err(|e| AdminError::Invalid(format!("thing name {name:?}: {e}")))?;
+        }
         for g in groups {
             validate_name(g, NameKind::Stream, &NameLimits::AWS)
                 .map_err(|_| AdminError::Invalid(format!("group name {g:?}: use [a-zA-Z0-9_-]")))?;
         }
-        let ca = self
-            .ca
+        self.ca
             .as_ref()
-            .ok_or_else(|| AdminError::Invalid("no CA: run `ferrota ca init` first".into()))?;
-        if self.broker.store.thing(name).await?.is_some() {
-            return Err(AdminError::Exists(format!("thing {name}")));
-        }
-        let issued = ca.issue_thing(name)?;
+            .ok_or_else(|| AdminError::Invalid("no CA: run `ferrota ca init` first".into()))
+    }
+
+    /// The stored records of a new thing and its first certificate.
+    fn records(
+        &self,
+        name: &str,
+        issued: &crate::ca::Issued,
+        groups: &[String],
+    ) -> (Thing, CertRecord) {
         let now = self.broker.clock.now();
-        self.broker
-            .store
-            .create_thing(&Thing {
+        (
+            Thing {
                 name: name.into(),
                 groups: groups.to_vec(),
                 created_at: now,
-            })
-            .await?;
-        self.broker
-            .store
-            .add_certificate(&CertRecord {
+            },
+            CertRecord {
                 id: issued.cert_id.clone(),
                 thing: name.into(),
                 serial: issued.serial.clone(),
@@ -308,7 +310,21 @@ impl Admin {
                 status: CertStatus::Active,
                 created_at: now,
                 revoked_at: None,
-            })
+            },
+        )
+    }
+
+    /// Creates a thing, its certificate and the device bundle.
+    pub async fn create_thing(&self, name: &str, groups: &[String]) -> R<ThingBundle> {
+        let ca = self.check_new_things(std::slice::from_ref(&name.to_string()), groups)?;
+        if self.broker.store.thing(name).await?.is_some() {
+            return Err(AdminError::Exists(format!("thing {name}")));
+        }
+        let issued = ca.issue_thing(name)?;
+        // The thing and its certificate in one transaction: a crash leaves both or neither.
+        self.broker
+            .store
+            .create_things_with_certificates(&[self.records(name, &issued, groups)])
             .await?;
         Ok(ThingBundle {
             credentials_config_h: credentials_h(
@@ -337,18 +353,7 @@ impl Admin {
         names: &[String],
         groups: &[String],
     ) -> R<Vec<crate::ca::Issued>> {
-        for name in names {
-            validate_name(name, NameKind::Thing, &NameLimits::OTA_DEVICE)
-                .map_err(|e| AdminError::Invalid(format!("thing name {name:?}: {e}")))?;
-        }
-        for g in groups {
-            validate_name(g, NameKind::Stream, &NameLimits::AWS)
-                .map_err(|_| AdminError::Invalid(format!("group name {g:?}: use [a-zA-Z0-9_-]")))?;
-        }
-        let ca = self
-            .ca
-            .as_ref()
-            .ok_or_else(|| AdminError::Invalid("no CA: run `ferrota ca init` first".into()))?;
+        let ca = self.check_new_things(names, groups)?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = names.len().div_ceil(threads).max(1);
         let issued: Vec<crate::ca::Issued> = std::thread::scope(|s| {
@@ -372,28 +377,10 @@ impl Admin {
             }
             Ok::<_, AdminError>(all)
         })?;
-        let now = self.broker.clock.now();
         let items: Vec<(Thing, CertRecord)> = names
             .iter()
             .zip(&issued)
-            .map(|(name, i)| {
-                (
-                    Thing {
-                        name: name.clone(),
-                        groups: groups.to_vec(),
-                        created_at: now,
-                    },
-                    CertRecord {
-                        id: i.cert_id.clone(),
-                        thing: name.clone(),
-                        serial: i.serial.clone(),
-                        pem: i.cert_pem.clone(),
-                        status: CertStatus::Active,
-                        created_at: now,
-                        revoked_at: None,
-                    },
-                )
-            })
+            .map(|(name, i)| self.records(name, i, groups))
             .collect();
         self.broker
             .store

@@ -219,28 +219,55 @@ fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
+/// Inserts a thing and its groups; a thing of that name already stored is [`StoreError::Exists`].
+async fn insert_thing(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    thing: &Thing,
+) -> StoreResult<()> {
+    let r = query("INSERT INTO things (name, created_at) VALUES (?, ?)")
+        .bind(&thing.name)
+        .bind(to_i64(thing.created_at))
+        .execute(&mut **tx)
+        .await;
+    if let Err(e) = &r
+        && unique_violation(e)
+    {
+        return Err(StoreError::Exists(format!("thing {}", thing.name)));
+    }
+    r?;
+    for g in &thing.groups {
+        query("INSERT OR IGNORE INTO thing_groups (grp, thing) VALUES (?, ?)")
+            .bind(g)
+            .bind(&thing.name)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Inserts a certificate record (in a transaction or on the pool).
+async fn insert_certificate<'e, E: sqlx::SqliteExecutor<'e>>(
+    executor: E,
+    c: &CertRecord,
+) -> StoreResult<()> {
+    query("INSERT INTO certificates (id, thing, serial, pem, status, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .bind(&c.id)
+        .bind(&c.thing)
+        .bind(&c.serial)
+        .bind(&c.pem)
+        .bind(match c.status { CertStatus::Active => "ACTIVE", CertStatus::Revoked => "REVOKED" })
+        .bind(to_i64(c.created_at))
+        .bind(c.revoked_at.map(to_i64))
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_thing(&self, thing: &Thing) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        let r = query("INSERT INTO things (name, created_at) VALUES (?, ?)")
-            .bind(&thing.name)
-            .bind(to_i64(thing.created_at))
-            .execute(&mut *tx)
-            .await;
-        if let Err(e) = &r
-            && unique_violation(e)
-        {
-            return Err(StoreError::Exists(format!("thing {}", thing.name)));
-        }
-        r?;
-        for g in &thing.groups {
-            query("INSERT OR IGNORE INTO thing_groups (grp, thing) VALUES (?, ?)")
-                .bind(g)
-                .bind(&thing.name)
-                .execute(&mut *tx)
-                .await?;
-        }
+        insert_thing(&mut tx, thing).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -251,34 +278,8 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for (thing, c) in items {
-            let r = query("INSERT INTO things (name, created_at) VALUES (?, ?)")
-                .bind(&thing.name)
-                .bind(to_i64(thing.created_at))
-                .execute(&mut *tx)
-                .await;
-            if let Err(e) = &r
-                && unique_violation(e)
-            {
-                return Err(StoreError::Exists(format!("thing {}", thing.name)));
-            }
-            r?;
-            for g in &thing.groups {
-                query("INSERT OR IGNORE INTO thing_groups (grp, thing) VALUES (?, ?)")
-                    .bind(g)
-                    .bind(&thing.name)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            query("INSERT INTO certificates (id, thing, serial, pem, status, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-                .bind(&c.id)
-                .bind(&c.thing)
-                .bind(&c.serial)
-                .bind(&c.pem)
-                .bind(match c.status { CertStatus::Active => "ACTIVE", CertStatus::Revoked => "REVOKED" })
-                .bind(to_i64(c.created_at))
-                .bind(c.revoked_at.map(to_i64))
-                .execute(&mut *tx)
-                .await?;
+            insert_thing(&mut tx, thing).await?;
+            insert_certificate(&mut *tx, c).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -338,17 +339,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_certificate(&self, c: &CertRecord) -> StoreResult<()> {
-        query("INSERT INTO certificates (id, thing, serial, pem, status, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(&c.id)
-            .bind(&c.thing)
-            .bind(&c.serial)
-            .bind(&c.pem)
-            .bind(match c.status { CertStatus::Active => "ACTIVE", CertStatus::Revoked => "REVOKED" })
-            .bind(to_i64(c.created_at))
-            .bind(c.revoked_at.map(to_i64))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        insert_certificate(&self.pool, c).await
     }
 
     async fn certificate(&self, id: &str) -> StoreResult<Option<CertRecord>> {
