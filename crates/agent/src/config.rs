@@ -40,14 +40,15 @@ pub struct Config<'a, V> {
     /// Blocks asked for in one request (its `"n"`); default 32, capped at 128 KB of payload and
     /// 256 blocks.
     pub blocks_per_request: u32,
-    /// Requests in flight at once (the window is this × `blocks_per_request`); 1 to 16,
-    /// default 8: 8 × 32 × 4 KB = 1 MB, above the bandwidth-delay product of 100 Mbit/s
-    /// Ethernet at 50 ms (588 KB of TCP payload) with one request's worth to spare, since a
-    /// slot is only refilled when its last block arrives (at 4 in flight, 512 KB, the link
-    /// idled at 50 ms: `ferrota bench link`).
+    /// Most requests in flight at once (the window is this × `blocks_per_request`); 1 to 16,
+    /// default 16: 2 MB, the bandwidth-delay product of 100 Mbit/s Ethernet at 170 ms. The
+    /// agent uses fewer once it has measured the link: the bandwidth-delay product plus two
+    /// requests (a slot is only refilled when its last block arrives), 3 at 2 ms and 7 at
+    /// 50 ms on 100 Mbit/s; more would only queue (see [`crate::download`]). At a fixed 4 in
+    /// flight (512 KB) the link idled at 50 ms: `ferrota bench link`.
     pub requests_in_flight: usize,
     /// Blocks beyond the CM0+ region that may be asked for before the region's version check
-    /// passes; default 256 (one default window). Waiting for the check idled the link for a
+    /// passes; default 256 (1 MB at 4 KB). Waiting for the check idled the link for a
     /// whole round trip (50 ms at 50 ms RTT, 12% of a 4 MB download on 100 Mbit/s). The
     /// check itself still waits for the region only, so a refused image is refused as early
     /// as before; what it costs is up to this many blocks of transfer in flight, discarded
@@ -93,7 +94,7 @@ impl<'a, V: BootVerifier> Config<'a, V> {
             hardware: None,
             block_size: 4096,
             blocks_per_request: 32,
-            requests_in_flight: 8,
+            requests_in_flight: 16,
             precheck_lookahead: 256,
             gap_retransmit: true,
             initial_rto: Duration::from_secs(1),
