@@ -57,9 +57,11 @@
 //!    check's round trip; a refused image is refused after its region, and what is in flight
 //!    is discarded. A downgrade costs the region plus at most the lookahead, not 4 MB
 //!    (16 blocks with a lookahead of 0).
-//! 3. **Download**: [`download`] (sliding window, loss detection from the measured round trip,
-//!    only missing blocks asked again, duplicates / reordering / other files and streams
-//!    ignored, momentum limit → `aborted: 0x0000000e`). Progress `receive: n/N` at QoS 0.
+//! 3. **Download**: [`download`] (a sliding window sized to the measured bandwidth-delay
+//!    product; a lost block found as soon as later blocks overtake it, else after a timeout
+//!    from the measured round trip; only missing blocks asked again; duplicates / reordering /
+//!    other files and streams ignored; momentum limit → `aborted: 0x0000000e`). Progress
+//!    `receive: n/N` at QoS 0.
 //! 4. **Resume**: [`resume`] (one work-flash word per 32 KB chunk; after a reset only
 //!    unfinished chunks are fetched — seed weakness #5).
 //! 5. **Verify and activate**: SHA-256 of the bank as read back, ECDSA P-256 with the pinned
