@@ -32,13 +32,27 @@ fn every_scenario_runs_short_and_reports_json() {
         let rows = r["table"]["rows"].as_array().expect("rows");
         assert!(!rows.is_empty(), "{} printed no rows", r["scenario"]);
         let cols = r["table"]["columns"].as_array().expect("columns").len();
-        assert!(rows.iter().all(|row| row.as_array().map(Vec::len) == Some(cols)));
+        assert!(
+            rows.iter()
+                .all(|row| row.as_array().map(Vec::len) == Some(cols))
+        );
         assert!(!r["targets"].as_array().expect("targets").is_empty());
     }
     // Deterministic (simulated flash time): the short run states the activation result.
     let act = &reports[3];
-    assert!(act["data"]["speedup_activation"].as_f64().expect("speed-up") >= 100.0);
-    assert!(act["targets"].as_array().expect("targets").iter().all(|t| t["met"] == true));
+    assert!(
+        act["data"]["speedup_activation"]
+            .as_f64()
+            .expect("speed-up")
+            >= 100.0
+    );
+    assert!(
+        act["targets"]
+            .as_array()
+            .expect("targets")
+            .iter()
+            .all(|t| t["met"] == true)
+    );
 }
 
 #[test]
@@ -58,5 +72,8 @@ fn an_unknown_scenario_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("invalid value 'warp-speed'"), "{stderr}");
-    assert!(stderr.contains("link"), "the error lists the scenarios: {stderr}");
+    assert!(
+        stderr.contains("link"),
+        "the error lists the scenarios: {stderr}"
+    );
 }

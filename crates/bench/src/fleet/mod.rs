@@ -31,6 +31,7 @@
 //!   28.4 → 22.9 KB of server RSS per idle device at 10,000.
 //! * Provisioning: `Admin::create_things` issues certificates on every core and stores the fleet
 //!   in one transaction: 10,000 things in about 1 s.
+//!
 //! Open files: the server and this process each need about N descriptors; the soft limit is
 //! raised to the hard limit first, and a fleet that cannot fit is refused up front.
 
