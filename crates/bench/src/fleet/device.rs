@@ -9,7 +9,8 @@
 //!    `jobs/$next/get/accepted` (QoS 1), PUBLISH `jobs/$next/get` `{"clientToken":…}` (QoS 1).
 //! 2. On a job document (either topic): SUBSCRIBE `streams/<s>/data/cbor` (QoS 0), then GetStream
 //!    requests (`"c":"rdy"`, offset, bitmap, `"n"`), [`BLOCKS_PER_REQUEST`] blocks each,
-//!    [`REQUESTS_IN_FLIGHT`] in flight, the agent's defaults.
+//!    [`REQUESTS_IN_FLIGHT`] in flight (a fixed window: the agent sizes its own to the
+//!    measured link: 3 requests at a 2 ms RTT).
 //! 3. `IN_PROGRESS {"receive":"1/N"}` at the first block and every 64th (QoS 0); at the end
 //!    `SUCCEEDED {"reason":"accepted  v…"}` or `FAILED` with the agent's signature-failure code
 //!    (QoS 1). The device counts as done when the server's PUBACK for that status arrives (the
@@ -45,9 +46,10 @@ use tokio_rustls::client::TlsStream;
 
 /// Block size the agent asks for by default.
 pub const BLOCK_SIZE: u32 = 4096;
-/// Blocks per GetStream request (the agent's default).
+/// Blocks per GetStream request (the agent's default request size).
 pub const BLOCKS_PER_REQUEST: u32 = 32;
-/// GetStream requests in flight (the agent's default).
+/// GetStream requests in flight: fixed, a little above the window the agent's adaptive sizing
+/// reaches at a 2 ms RTT (3), so the server sees at least the agent's load.
 pub const REQUESTS_IN_FLIGHT: u32 = 4;
 /// A request that brought no block for this long is sent again.
 pub const REREQUEST_AFTER: Duration = Duration::from_secs(10);
