@@ -585,7 +585,8 @@ fn report(plan: &Plan, tiers: &[Tier], short: bool) -> Report {
         format!(
             "Each device updates a {} KB file in hash mode: SHA-256 of the blocks in order and \
              the sig-sha256-ecdsa check before SUCCEEDED; 4 KB blocks, 32 a request, 4 requests \
-             in flight (the agent's adaptive window is 3 requests at a 2 ms RTT), MQTT 3.1.1 over mutual TLS (rustls, ring).",
+             in flight (the agent's adaptive window is 3 requests at a 2 ms RTT), MQTT 3.1.1 \
+             over mutual TLS (rustls, ring).",
             plan.file_size / 1024
         ),
         "One `ferrota serve` process per fleet size; the devices run in the bench process \
