@@ -52,7 +52,16 @@
 //!
 //! At 200 ms the window (2 MB) is below the bandwidth-delay product (2.35 MB) and a loss in
 //! the last window costs a round trip whatever the schedule: see the notes of the report.
-//! `FERROTA_BENCH_LOSS_SEED` picks other drops (default 42).
+//!
+//! # Seeds
+//!
+//! One drop pattern decides whether a loss hits the download's tail (or the CM0+ region the
+//! rest waits for), so one seed made the 50 ms figure swing between release runs (4.5%, then
+//! 10.0%). Ferrota's lossy download runs with [`SEEDS`] seeds per round trip ([`SHORT_SEEDS`]
+//! in `--short`) against one lossless run; the target is judged on the median goodput lost
+//! and the worst is reported beside it. The official schedule keeps one seed (its 10 s waits
+//! make a run slow). `FERROTA_BENCH_LOSS_SEED` replaces the seeds (one, or a comma-separated
+//! list), e.g. `FERROTA_BENCH_LOSS_SEED=42 ferrota bench loss`.
 
 pub mod shaper;
 
@@ -73,20 +82,36 @@ pub const RTTS_MS: [u64; 3] = [2, 50, 200];
 /// Fraction of block responses dropped in the `loss` scenario.
 pub const LOSS: f64 = 0.01;
 /// Seed of the drop generator: it drops 10 of the first 1,016 blocks (1.0%; the seed
-/// `0x5EEDF07A` dropped only 2, too few to show anything).
+/// `0x5EEDF07A` dropped only 2, too few to show anything). The official schedule runs with
+/// this one (its 10 s waits make each run slow).
 pub const SEED: u64 = 42;
-/// Environment variable that replaces [`SEED`] (to see how much the figures owe to which
-/// blocks were dropped).
+/// Drop patterns Ferrota's lossy download runs with at each round trip: [`SEED`] and the
+/// seeds after it. One pattern decides whether a loss hits the download's tail (one release
+/// run gave 10.0% at 50 ms, an earlier one 4.5%), so the targets are judged on the median
+/// of these and the worst is shown beside it.
+pub const SEEDS: usize = 5;
+/// Seeds of the `--short` smoke run (2 ms, a fraction of a second each).
+pub const SHORT_SEEDS: usize = 3;
+/// Environment variable that replaces the seeds (one, or a comma-separated list), to see how
+/// much the figures owe to which blocks were dropped; the first also drives the official
+/// schedule.
 pub const SEED_VAR: &str = "FERROTA_BENCH_LOSS_SEED";
 
-/// The drop seed: [`SEED_VAR`] if set, else [`SEED`].
-fn seed() -> Result<u64, String> {
+/// The drop seeds: [`SEED_VAR`] if set, else [`SEED`] and the `n - 1` seeds after it.
+fn seeds(n: usize) -> Result<Vec<u64>, String> {
     match std::env::var(SEED_VAR) {
-        Err(std::env::VarError::NotPresent) => Ok(SEED),
-        Ok(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("{SEED_VAR}={v:?}: not an unsigned integer")),
+        Err(std::env::VarError::NotPresent) => Ok((0..n as u64).map(|k| SEED + k).collect()),
+        Ok(v) => {
+            let list = v
+                .split(',')
+                .map(|x| x.trim().parse::<u64>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| format!("{SEED_VAR}={v:?}: not unsigned integers, comma-separated"))?;
+            if list.is_empty() {
+                return Err(format!("{SEED_VAR}: empty"));
+            }
+            Ok(list)
+        }
         Err(e) => Err(format!("{SEED_VAR}: {e}")),
     }
 }
@@ -134,6 +159,8 @@ struct Run {
     sched: Sched,
     rtt_ms: u64,
     loss: f64,
+    /// Seed of the drop generator (meaningless without loss).
+    seed: u64,
     /// First new block → last new block.
     blocks_secs: f64,
     /// First stream request → activation.
@@ -151,6 +178,7 @@ impl Run {
             "schedule": self.sched.name(),
             "rtt_ms": self.rtt_ms,
             "loss": self.loss,
+            "seed": self.seed,
             "goodput_bytes_per_s": self.goodput,
             "share_of_link": self.goodput / rate,
             "first_to_last_block_secs": self.blocks_secs,
@@ -171,7 +199,6 @@ struct Bench {
     v1_1: DemoImage,
     runs: usize,
     scenario: Scenario,
-    seed: u64,
 }
 
 impl Bench {
@@ -185,17 +212,18 @@ impl Bench {
             v1_1,
             runs: 0,
             scenario,
-            seed: seed()?,
         })
     }
 
-    /// A fresh board on v1.0.0 behind a proxy of round trip `rtt_ms` updates to v1.1.0.
+    /// A fresh board on v1.0.0 behind a proxy of round trip `rtt_ms` updates to v1.1.0, the
+    /// server dropping `loss` of the block responses as the generator seeded with `seed` picks.
     async fn run(
         &mut self,
         opts: &Options,
         sched: Sched,
         rtt_ms: u64,
         loss: f64,
+        seed: u64,
     ) -> Result<Run, String> {
         self.runs += 1;
         let n = self.runs;
@@ -204,7 +232,7 @@ impl Bench {
             self.scenario.name(),
             sched.name(),
             if loss > 0.0 {
-                format!(", {:.0}% of blocks dropped", loss * 100.0)
+                format!(", {:.0}% of blocks dropped (seed {seed})", loss * 100.0)
             } else {
                 String::new()
             }
@@ -239,7 +267,7 @@ impl Bench {
         }
         board.counters = Counters::default();
         self.lab
-            .set_stream_drop(loss, self.seed)
+            .set_stream_drop(loss, seed)
             .map_err(|e| e.to_string())?;
         let dropped_before = self.lab.stream_blocks_dropped();
         let down_before = proxy.stats.down.load(std::sync::atomic::Ordering::Relaxed);
@@ -257,7 +285,7 @@ impl Bench {
         .await
         .map_err(|e| e.to_string())?;
         self.lab
-            .set_stream_drop(0.0, self.seed)
+            .set_stream_drop(0.0, seed)
             .map_err(|e| e.to_string())?;
         if !done || !events.contains(&BoardEvent::Activated) {
             return Err(format!(
@@ -280,6 +308,7 @@ impl Bench {
             sched,
             rtt_ms,
             loss,
+            seed,
             blocks_secs,
             download_secs: act.duration_since(req).as_secs_f64(),
             goodput: self.v1_1.file.len() as f64 / blocks_secs.max(1e-9),
@@ -363,8 +392,8 @@ async fn run_link(opts: &Options, b: &mut Bench) -> Result<Report, String> {
     let image = b.v1_1.file.len();
     let mut runs = Vec::new();
     for &rtt in rtts(opts.short) {
-        let f = b.run(opts, Sched::Ferrota, rtt, 0.0).await?;
-        let o = b.run(opts, Sched::Official, rtt, 0.0).await?;
+        let f = b.run(opts, Sched::Ferrota, rtt, 0.0, SEED).await?;
+        let o = b.run(opts, Sched::Official, rtt, 0.0, SEED).await?;
         runs.push((f, o));
     }
     let mut table = Table::new([
@@ -439,22 +468,47 @@ async fn run_link(opts: &Options, b: &mut Bench) -> Result<Report, String> {
     })
 }
 
+/// Ferrota's lossy runs at one round trip, one per drop seed, with what they cost.
+struct LossRuns {
+    clean: Run,
+    /// (run, goodput lost), sorted by the goodput lost, least first.
+    lossy: Vec<(Run, f64)>,
+}
+
+impl LossRuns {
+    /// The run of the median cost (the lower middle one of an even count).
+    fn median(&self) -> &(Run, f64) {
+        &self.lossy[(self.lossy.len() - 1) / 2]
+    }
+    fn worst(&self) -> &(Run, f64) {
+        &self.lossy[self.lossy.len() - 1]
+    }
+}
+
 async fn run_loss(opts: &Options, b: &mut Bench) -> Result<Report, String> {
     let rate = LinkModel::ethernet_100m(Duration::ZERO).payload_rate();
     let image = b.v1_1.file.len();
+    let seeds = seeds(if opts.short { SHORT_SEEDS } else { SEEDS })?;
     // The official schedule waits 10 s per lost request: one RTT only (50 ms, the targets'
-    // RTT; the shortest in the smoke run), to keep the run within minutes.
+    // RTT; the shortest in the smoke run) and one seed, to keep the run within minutes.
     let official_rtt = if opts.short { RTTS_MS[0] } else { 50 };
-    let mut rows: Vec<(Run, Option<Run>)> = Vec::new();
+    let mut all: Vec<LossRuns> = Vec::new();
     let mut official = None;
     for &rtt in rtts(opts.short) {
-        let clean = b.run(opts, Sched::Ferrota, rtt, 0.0).await?;
-        let lossy = b.run(opts, Sched::Ferrota, rtt, LOSS).await?;
-        if rtt == official_rtt {
-            official = Some(b.run(opts, Sched::Official, rtt, LOSS).await?);
+        let clean = b.run(opts, Sched::Ferrota, rtt, 0.0, seeds[0]).await?;
+        let mut lossy = Vec::new();
+        for &seed in &seeds {
+            let r = b.run(opts, Sched::Ferrota, rtt, LOSS, seed).await?;
+            let cost = 1.0 - r.goodput / clean.goodput;
+            lossy.push((r, cost));
         }
-        rows.push((lossy, Some(clean)));
+        lossy.sort_by(|a, b| a.1.total_cmp(&b.1));
+        if rtt == official_rtt {
+            official = Some(b.run(opts, Sched::Official, rtt, LOSS, seeds[0]).await?);
+        }
+        all.push(LossRuns { clean, lossy });
     }
+    let n = seeds.len();
     let mut table = Table::new([
         "RTT",
         "schedule",
@@ -465,64 +519,108 @@ async fn run_loss(opts: &Options, b: &mut Bench) -> Result<Report, String> {
         "download s (request → activation)",
         "re-asked at once / after timeout",
     ]);
+    let row = |table: &mut Table, r: &Run, what: String, cost: String| {
+        let s = r.counters.download.unwrap_or_default();
+        table.row([
+            format!("{} ms", r.rtt_ms),
+            what,
+            r.dropped.to_string(),
+            mbs(r.goodput),
+            pct(r.goodput / rate),
+            cost,
+            format!("{:.2}", r.download_secs),
+            format!("{} / {}", s.gaps, s.timeouts),
+        ]);
+    };
     let mut targets = Vec::new();
     let mut data = Vec::new();
-    for (lossy, clean) in &rows {
-        let Some(clean) = clean else { continue };
-        let cost = 1.0 - lossy.goodput / clean.goodput;
-        for (r, cost_cell) in [(clean, "—".to_string()), (lossy, pct(cost))] {
-            let s = r.counters.download.unwrap_or_default();
-            table.row([
-                format!("{} ms", r.rtt_ms),
+    let mut summary = Vec::new();
+    for l in &all {
+        let (med, med_cost) = l.median();
+        let (worst, worst_cost) = l.worst();
+        row(
+            &mut table,
+            &l.clean,
+            Sched::Ferrota.name().to_string(),
+            "—".into(),
+        );
+        row(
+            &mut table,
+            med,
+            format!(
+                "{}, 1% loss: median of {n} seeds (seed {})",
+                Sched::Ferrota.name(),
+                med.seed
+            ),
+            pct(*med_cost),
+        );
+        if n > 1 {
+            row(
+                &mut table,
+                worst,
                 format!(
-                    "{}{}",
-                    r.sched.name(),
-                    if r.loss > 0.0 { ", 1% loss" } else { "" }
+                    "{}, 1% loss: worst of {n} seeds (seed {})",
+                    Sched::Ferrota.name(),
+                    worst.seed
                 ),
-                r.dropped.to_string(),
-                mbs(r.goodput),
-                pct(r.goodput / rate),
-                cost_cell,
-                format!("{:.2}", r.download_secs),
-                format!("{} / {}", s.gaps, s.timeouts),
-            ]);
-            data.push(r.json(rate));
+                pct(*worst_cost),
+            );
         }
+        data.push(l.clean.json(rate));
+        for (r, cost) in &l.lossy {
+            let mut j = r.json(rate);
+            j["goodput_lost"] = json!(cost);
+            data.push(j);
+        }
+        summary.push(json!({
+            "rtt_ms": med.rtt_ms,
+            "seeds": seeds,
+            "goodput_lost_median": med_cost,
+            "goodput_lost_worst": worst_cost,
+            "worst_seed": worst.seed,
+            "goodput_lost_by_seed": l.lossy.iter().map(|(r, c)| json!({"seed": r.seed, "goodput_lost": c})).collect::<Vec<_>>(),
+        }));
         targets.push(Target::new(
             format!(
-                "Ferrota goodput lost to 1% block loss at {} ms RTT",
-                lossy.rtt_ms
+                "Ferrota goodput lost to 1% block loss at {} ms RTT (median of {n} seeds; worst {})",
+                med.rtt_ms,
+                pct(*worst_cost)
             ),
             format!("< {:.0}%", TARGET_LOSS_COST * 100.0),
-            pct(cost),
-            cost < TARGET_LOSS_COST,
+            pct(*med_cost),
+            *med_cost < TARGET_LOSS_COST,
             opts.short,
         ));
-        if let Some(o) = official.as_ref().filter(|o| o.rtt_ms == lossy.rtt_ms) {
-            let s = o.counters.download.unwrap_or_default();
-            table.row([
-                format!("{} ms", o.rtt_ms),
-                format!("{}, 1% loss", o.sched.name()),
-                o.dropped.to_string(),
-                mbs(o.goodput),
-                pct(o.goodput / rate),
+        if let Some(o) = official.as_ref().filter(|o| o.rtt_ms == med.rtt_ms) {
+            row(
+                &mut table,
+                o,
+                format!("{}, 1% loss (seed {})", o.sched.name(), o.seed),
                 "n/a".into(),
-                format!("{:.2}", o.download_secs),
-                format!("{} / {}", s.gaps, s.timeouts),
-            ]);
+            );
             data.push(o.json(rate));
         }
     }
     let mut notes = common_notes(rate, image);
     notes.push(format!(
         "Loss: {:.0}% of block responses dropped where they are produced, in ferrota-server \
-         ([faults] stream_drop, a generator seeded with {}, which {SEED_VAR} replaces; the \
-         same blocks in every run of one schedule): the same to the agent as a TLS-terminating \
-         proxy dropping them, and it costs no link bytes (TLS hides MQTT from a proxy on the \
-         wire). Goodput lost = 1 − lossy ÷ lossless goodput of Ferrota at the same RTT, both \
-         measured in this run.",
+         ([faults] stream_drop, a seeded generator; the same seed drops the same blocks): the \
+         same to the agent as a TLS-terminating proxy dropping them, and it costs no link bytes \
+         (TLS hides MQTT from a proxy on the wire). Goodput lost = 1 − lossy ÷ lossless goodput \
+         of Ferrota at the same RTT, both measured in this run.",
         LOSS * 100.0,
-        b.seed
+    ));
+    notes.push(format!(
+        "Seeds: one drop pattern decides whether a loss hits the download's tail, so Ferrota's \
+         lossy download runs once per seed ({}) at each RTT, against one lossless run. The \
+         target is judged on the median goodput lost; the worst seed is shown beside it (row \
+         and target line), not hidden. {SEED_VAR} replaces the seeds (one, or a \
+         comma-separated list).",
+        seeds
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     notes.push(
         "A lost block is found as soon as a later block overtakes it and is asked for at once, \
@@ -534,12 +632,14 @@ async fn run_loss(opts: &Options, b: &mut Bench) -> Result<Report, String> {
     );
     notes.push(format!(
         "The official schedule waits a fixed 10 s for each request that lost a block, so it \
-         runs with loss at {official_rtt} ms only, to keep the whole scenario within minutes."
+         runs with loss at {official_rtt} ms and with the first seed ({}) only, to keep the \
+         whole scenario within minutes.",
+        seeds[0]
     ));
     if opts.short {
         notes.push(format!(
-            "Short smoke run: {} ms RTT only; the official schedule's wait is {} ms instead of \
-             10 s.",
+            "Short smoke run: {} ms RTT only, {n} seeds; the official schedule's wait is {} ms \
+             instead of 10 s.",
             RTTS_MS[0],
             SHORT_WAIT.as_millis()
         ));
@@ -555,7 +655,8 @@ async fn run_loss(opts: &Options, b: &mut Bench) -> Result<Report, String> {
             "image_bytes": image,
             "link_payload_rate_bytes_per_s": rate,
             "loss": LOSS,
-            "seed": b.seed,
+            "seeds": seeds,
+            "by_rtt": summary,
             "runs": data,
         }),
     })
@@ -580,7 +681,7 @@ mod tests {
         let mut b = Bench::start(Scenario::Loss).await.expect("lab");
         let opts = quiet();
         let f = b
-            .run(&opts, Sched::Ferrota, 2, 0.05)
+            .run(&opts, Sched::Ferrota, 2, 0.05, SEED)
             .await
             .expect("Ferrota's update");
         let s = f.counters.download.expect("stats at activation");
@@ -590,7 +691,7 @@ mod tests {
         assert!(f.bytes_down > 4_161_536, "everything crossed the proxy");
         assert!(f.goodput > 0.0 && f.download_secs >= f.blocks_secs);
         let o = b
-            .run(&opts, Sched::Official, 0, 0.0)
+            .run(&opts, Sched::Official, 0, 0.0, SEED)
             .await
             .expect("the official schedule's update");
         let s = o.counters.download.expect("stats at activation");
