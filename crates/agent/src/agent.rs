@@ -341,7 +341,9 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         let (cfg_i, cfg_min, cfg_max) = (self.cfg.initial_rto, self.cfg.min_rto, self.cfg.max_rto);
         let Some(d) = self.dl.as_mut() else { return };
         let rto = d.sched.rtt.rto(cfg_i, cfg_min, cfg_max);
-        let (n, lost) = d.sched.expire(now, rto, self.cfg.gap_retransmit);
+        let (n, lost) = d
+            .sched
+            .expire(now, rto, self.cfg.gap_retransmit, self.cfg.min_rto);
         self.stats.gaps += lost;
         if n == 0 {
             if lost > 0 {
@@ -420,6 +422,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                     .rtt
                     .rto(self.cfg.initial_rto, self.cfg.min_rto, self.cfg.max_rto),
                 self.cfg.gap_retransmit,
+                self.cfg.min_rto,
             )
         });
         match (self.timer, dl) {

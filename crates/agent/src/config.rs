@@ -63,7 +63,8 @@ pub struct Config<'a, V> {
     /// Lower bound of the retransmission timeout; default 100 ms: above TCP's delayed ACK
     /// (40 ms on Linux), which an MQTT request occasionally waits for even on loopback, and
     /// still a fraction of the official library's fixed 10 s (RFC 6298's 1 s floor would make
-    /// every lost block cost a second).
+    /// every lost block cost a second). Also how long a request with no answer yet may lag
+    /// behind the answers of later ones before it counts as lost ([`crate::download`]).
     pub min_rto: Duration,
     /// Upper bound of the retransmission timeout (also after back-off); default 10 s, the
     /// official library's fixed wait.

@@ -30,10 +30,18 @@
 //!   the other), so [`OVERTAKE_LIMIT`] new blocks of *later* requests after the last block of
 //!   a request whose answer had started mean its tail was lost too: without this, a lost last
 //!   block of a request waited a timeout (≥ 100 ms, a quarter of a 4 MB download at
-//!   100 Mbit/s: `FERROTA_BENCH_LOSS_SEED=7 ferrota bench loss --short`). A request not yet
-//!   answered is left alone (requests may be served out of order: one can reach the service
-//!   late, behind a delayed TCP segment); the limit tolerates answers that interleave a
-//!   little, and a wrong guess costs a duplicate block.
+//!   100 Mbit/s: `FERROTA_BENCH_LOSS_SEED=7 ferrota bench loss --short`). The limit tolerates
+//!   answers that interleave a little, and a wrong guess costs a duplicate block.
+//! * A request not yet answered may be served late, behind later ones (one can reach the
+//!   service late, behind a delayed TCP segment: the 45 ms stalls of
+//!   `small_rtt_late_answers_and_slow_device_are_not_loss`), so later answers alone do not
+//!   condemn it. Once it is *passed* — a later request answered in full and
+//!   [`OVERTAKE_LIMIT`] blocks of later requests arrived — it gets a reorder wait
+//!   ([`crate::Config::min_rto`], above a delayed ACK) from then, instead of a timeout from
+//!   the last block of the requests ahead of it with a round trip inflated by the queue. This
+//!   is how a re-request of one block whose answer was dropped again is found: it waited for
+//!   its timeout (`FERROTA_BENCH_LOSS_SEED=42` at 50 ms: block 171, re-asked at once and
+//!   dropped again, timed out 0.3 s after it was sent and was the download's last block).
 //! * The newest request in flight has no later one to overtake it (the end of a download):
 //!   once its answer started, a pause of [`TAIL_SPACINGS`] times the usual spacing of a
 //!   burst (at least [`TAIL_MIN`]) means its tail was lost, and it is asked again without
@@ -167,6 +175,11 @@ pub(crate) struct Req {
     pub ambiguous: bool,
     /// New blocks of later requests since this request's last block (loss detection).
     pub overtaken: u32,
+    /// When this request, with no answer yet, was passed: a later request answered in full
+    /// and [`OVERTAKE_LIMIT`] blocks of later requests arrived (loss detection).
+    pub passed_at: Option<Instant>,
+    /// Whether a later request was answered in full while this one had no answer yet.
+    pub later_done: bool,
 }
 
 impl Req {
@@ -244,6 +257,7 @@ impl Schedule {
     /// Returns how many were found lost.
     pub(crate) fn on_block(&mut self, now: Instant, block: u32, gaps: bool) -> u32 {
         let mut progressed = None;
+        let mut completed = false;
         let mut lost = 0;
         for slot in self.reqs.iter_mut() {
             let Some(r) = slot else { continue };
@@ -260,6 +274,7 @@ impl Schedule {
                     self.spacing = Some(self.spacing.map_or(gap, |s| (7 * s + gap) / 8));
                 }
                 r.answered = true;
+                r.passed_at = None;
                 r.last_activity = now;
                 progressed = Some(r.seq);
                 if gaps {
@@ -273,6 +288,7 @@ impl Schedule {
                 }
                 if r.outstanding == 0 {
                     *slot = None;
+                    completed = true;
                 }
                 break;
             }
@@ -280,16 +296,22 @@ impl Schedule {
         // The requests behind it are served after it: while it progresses they are queued, not
         // lost, so their timers restart too. A request ahead of it whose answer had started
         // was served before it: once OVERTAKE_LIMIT blocks of later requests came after its
-        // last block, what it still misses was lost.
+        // last block, what it still misses was lost. A request ahead of it with no answer yet
+        // (typically a re-request of one or two blocks whose answer was dropped again) is
+        // passed once a later request was answered in full and OVERTAKE_LIMIT blocks of later
+        // requests arrived; it is given up a reorder wait later (`expire`), not a timeout.
         if let Some(seq) = progressed {
             for slot in self.reqs.iter_mut() {
                 let Some(r) = slot else { continue };
                 let ahead = seq.wrapping_sub(r.seq) as i32;
                 if ahead < 0 {
                     r.last_activity = r.last_activity.max(now);
-                } else if ahead > 0 && gaps && r.answered {
+                } else if ahead > 0 && gaps {
                     r.overtaken += 1;
-                    if r.overtaken >= OVERTAKE_LIMIT {
+                    r.later_done |= completed;
+                    if r.overtaken >= OVERTAKE_LIMIT && !r.answered && r.later_done {
+                        r.passed_at.get_or_insert(now);
+                    } else if r.overtaken >= OVERTAKE_LIMIT && r.answered {
                         for b in r.blocks() {
                             self.requested.set(b, false);
                         }
@@ -356,6 +378,8 @@ impl Schedule {
             outstanding: count,
             ambiguous,
             overtaken: 0,
+            passed_at: None,
+            later_done: false,
         };
         let slot = self.reqs.iter_mut().find(|s| s.is_none())?;
         *slot = Some(req);
@@ -405,8 +429,16 @@ impl Schedule {
         Some(Duration::from_micros(spacing.saturating_mul(TAIL_SPACINGS)).max(TAIL_MIN))
     }
 
-    fn req_deadline(r: &Req, rto: Duration, tail: Option<(u32, Duration)>) -> Instant {
+    fn req_deadline(
+        r: &Req,
+        rto: Duration,
+        tail: Option<(u32, Duration)>,
+        reorder: Duration,
+    ) -> Instant {
         let mut d = r.last_activity + rto;
+        if let Some(p) = r.passed_at {
+            d = d.min(p + reorder);
+        }
         if let Some((newest, wait)) = tail
             && r.seq == newest
             && r.answered
@@ -416,27 +448,35 @@ impl Schedule {
         d
     }
 
-    /// The earliest request deadline (`gaps`: with the tail timer of the newest request).
-    pub(crate) fn deadline(&self, rto: Duration, gaps: bool) -> Option<Instant> {
+    /// The earliest request deadline (`gaps`: with the tail timer of the newest request; a
+    /// request passed by later answers gets `reorder` from then).
+    pub(crate) fn deadline(&self, rto: Duration, gaps: bool, reorder: Duration) -> Option<Instant> {
         let tail = self.newest().zip(self.tail_wait(gaps));
         self.reqs
             .iter()
             .flatten()
-            .map(|r| Self::req_deadline(r, rto, tail))
+            .map(|r| Self::req_deadline(r, rto, tail, reorder))
             .min()
     }
 
     /// Drops the requests whose deadline passed; their missing blocks become requestable.
-    /// Returns how many timed out, and how many blocks the tail timer found lost (no back-off:
-    /// the round trip is known and the link is not congested, a block was lost).
-    pub(crate) fn expire(&mut self, now: Instant, rto: Duration, gaps: bool) -> (u32, u32) {
+    /// Returns how many timed out, and how many blocks the tail timer or the passed timer
+    /// (`reorder` after a request was passed) found lost (no back-off: the round trip is known
+    /// and the link is not congested, a block was lost).
+    pub(crate) fn expire(
+        &mut self,
+        now: Instant,
+        rto: Duration,
+        gaps: bool,
+        reorder: Duration,
+    ) -> (u32, u32) {
         let tail = self.newest().zip(self.tail_wait(gaps));
         let (mut n, mut lost) = (0, 0);
         for slot in self.reqs.iter_mut() {
             let Some(r) = slot else { continue };
             if r.last_activity + rto <= now {
                 n += 1;
-            } else if Self::req_deadline(r, rto, tail) <= now {
+            } else if Self::req_deadline(r, rto, tail, reorder) <= now {
                 lost += r.outstanding;
             } else {
                 continue;
@@ -503,8 +543,8 @@ mod tests {
         assert_eq!(s.in_flight(), 1, "still waiting for block 2");
         assert!(s.next_request(t(10), 1, 8, 64).is_none());
         let rto = Duration::from_secs(10);
-        assert_eq!(s.expire(t(9_000), rto, false), (0, 0));
-        assert_eq!(s.expire(t(10_010), rto, false), (1, 0));
+        assert_eq!(s.expire(t(9_000), rto, false, MS100), (0, 0));
+        assert_eq!(s.expire(t(10_010), rto, false, MS100), (1, 0));
         let again = s.next_request(t(10_010), 1, 8, 64).expect("re-request");
         assert_eq!(again.offset, 2);
     }
@@ -529,6 +569,90 @@ mod tests {
         assert_eq!(s.in_flight(), 1);
         let next = s.next_request(t(6), 2, 8, 64).expect("a free slot");
         assert_eq!(next.offset, 7);
+    }
+
+    const MS100: Duration = Duration::from_millis(100);
+
+    /// A re-request of one block (0), a second one-block request (1) and two full ones (2..10,
+    /// 10..18; the newest unanswered, so no tail timer) in flight; the first one's answer never
+    /// comes, the second is answered in full, and OVERTAKE_LIMIT blocks of later requests
+    /// arrive by 50 ms: the first is passed at 50 ms.
+    fn passed_lone_request() -> Schedule {
+        let mut s = sched(64);
+        let lone = s.next_request(t(0), 3, 1, 64).expect("one block");
+        assert_eq!((lone.offset, lone.count), (0, 1));
+        let _ = s.next_request(t(0), 3, 1, 64).expect("one block");
+        let _ = s.next_request(t(0), 4, 8, 64).expect("eight blocks");
+        let _ = s.next_request(t(0), 4, 8, 64).expect("eight more");
+        for b in 1..OVERTAKE_LIMIT {
+            assert_eq!(receive(&mut s, t(40), b, true), 0);
+        }
+        assert!(s.reqs.iter().flatten().all(|r| r.passed_at.is_none()));
+        assert_eq!(receive(&mut s, t(50), OVERTAKE_LIMIT, true), 0);
+        assert!(s.requested.get(0), "late, not yet lost");
+        s
+    }
+
+    #[test]
+    fn an_unanswered_request_passed_by_later_answers_is_asked_again_after_a_reorder_wait() {
+        let mut s = passed_lone_request();
+        let rto = Duration::from_secs(10);
+        // Its deadline is the reorder wait from being passed, not the timeout.
+        assert_eq!(s.deadline(rto, true, MS100), Some(t(150)));
+        assert_eq!(s.expire(t(149), rto, true, MS100), (0, 0));
+        assert_eq!(
+            s.expire(t(150), rto, true, MS100),
+            (0, 1),
+            "lost, no timeout"
+        );
+        assert!(!s.requested.get(0));
+        assert_eq!(s.in_flight(), 2);
+        let again = s.next_request(t(150), 4, 1, 64).expect("a free slot");
+        assert_eq!((again.offset, again.count), (0, 1));
+        // Without gap_retransmit nothing is passed: the timeout decides.
+        let mut o = sched(64);
+        let _ = o.next_request(t(0), 3, 1, 64).expect("one block");
+        let _ = o.next_request(t(0), 3, 1, 64).expect("one block");
+        let _ = o.next_request(t(0), 3, 8, 64).expect("eight blocks");
+        for b in 1..=OVERTAKE_LIMIT {
+            assert_eq!(receive(&mut o, t(50), b, false), 0);
+        }
+        assert_eq!(o.expire(t(150), rto, false, MS100), (0, 0));
+    }
+
+    #[test]
+    fn a_passed_request_answered_within_the_reorder_wait_is_not_asked_again() {
+        let mut s = passed_lone_request();
+        let rto = Duration::from_secs(10);
+        // Served late, behind the later requests (a delayed segment), within the wait.
+        assert_eq!(receive(&mut s, t(120), 0, true), 0);
+        assert_eq!(s.expire(t(150), rto, true, MS100), (0, 0));
+        assert!(
+            (4..18).all(|b| s.requested.get(b)),
+            "the full requests wait"
+        );
+        // Only timeouts are left: the requests behind it restarted theirs with its block.
+        assert_eq!(s.deadline(rto, true, MS100), Some(t(10_120)));
+    }
+
+    #[test]
+    fn an_unanswered_request_is_not_passed_by_a_later_answer_in_progress() {
+        let mut s = sched(64);
+        let _ = s.next_request(t(0), 2, 8, 64).expect("first");
+        let _ = s.next_request(t(0), 2, 8, 64).expect("second");
+        // The second request is answered before the first (served out of order) but not in
+        // full: the first is not passed.
+        for b in 8..15 {
+            assert_eq!(receive(&mut s, t(5), b, true), 0);
+        }
+        assert!((0..8).all(|b| s.requested.get(b)));
+        assert!(s.reqs.iter().flatten().all(|r| r.passed_at.is_none()));
+        for b in 0..8 {
+            assert_eq!(receive(&mut s, t(6), b, true), 0);
+        }
+        assert_eq!(receive(&mut s, t(6), 15, true), 0);
+        assert_eq!(s.in_flight(), 0);
+        assert_eq!(s.missing.received_count(), 16);
     }
 
     #[test]
