@@ -162,13 +162,21 @@ pub enum ConfigError {
     /// Not valid.
     #[error("{0}: {1}")]
     Toml(PathBuf, toml::de::Error),
+    /// Parsed, but a value is out of range.
+    #[error("{0}: {1}")]
+    Invalid(PathBuf, String),
 }
 
 impl Config {
     /// Reads a TOML file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io(path.into(), e))?;
-        toml::from_str(&text).map_err(|e| ConfigError::Toml(path.into(), e))
+        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Toml(path.into(), e))?;
+        // Refused when read, before any data directory or database is touched.
+        cfg.faults
+            .validate()
+            .map_err(|e| ConfigError::Invalid(path.into(), e))?;
+        Ok(cfg)
     }
 
     /// The policy.
@@ -202,5 +210,35 @@ impl Config {
     /// `<data>/api-token`.
     pub fn token_path(&self) -> PathBuf {
         self.data_dir.join("api-token")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_out_of_range_fault_is_refused_when_the_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let path = dir.path().join("server.toml");
+        let toml = format!(
+            "data_dir = {:?}\n[faults]\nstream_drop = 10.0\n",
+            data.display().to_string()
+        );
+        std::fs::write(&path, toml).unwrap();
+        let e = Config::load(&path).unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid(..)), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains("server.toml"), "{text}");
+        assert!(text.contains("stream_drop must be a fraction"), "{text}");
+        assert!(
+            !data.exists(),
+            "nothing created for a refused configuration"
+        );
+
+        std::fs::write(&path, "[faults]\nstream_drop = 0.01\nseed = 7\n").unwrap();
+        let ok = Config::load(&path).unwrap();
+        assert_eq!(ok.faults.seed, 7);
     }
 }

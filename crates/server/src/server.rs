@@ -178,6 +178,8 @@ pub fn operator_token(cfg: &Config) -> Result<String, ServeError> {
 
 /// Opens the admin view of a data directory without serving (offline CLI commands).
 pub async fn open_admin(cfg: &Config, port: u16) -> Result<Admin, ServeError> {
+    // A configuration built in code is checked before anything is created, as a loaded one is.
+    cfg.faults.validate().map_err(ServeError::Io)?;
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| ServeError::Io(format!("{}: {e}", cfg.data_dir.display())))?;
     let store = Arc::new(SqliteStore::open(&cfg.db_path()).await?);

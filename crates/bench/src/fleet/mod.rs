@@ -297,6 +297,18 @@ async fn run_async(plan: &Plan, opts: &Options, max: usize) -> Result<Vec<Tier>,
             plan, opts, &fleet, n, k, &file, &expected, &sig_text, pinned,
         )
         .await?;
+        // A benchmark of a fleet that did not update is no benchmark: fail, naming why.
+        if !plan.wrong_signature && (tier.succeeded != n || tier.hash_matched != n) {
+            return Err(format!(
+                "{n} devices: only {} succeeded and {} received the right bytes ({} failed, {} \
+                 errors; first error: {})",
+                tier.succeeded,
+                tier.hash_matched,
+                tier.failed,
+                tier.errors,
+                tier.first_error.as_deref().unwrap_or("none")
+            ));
+        }
         tiers.push(tier);
     }
     Ok(tiers)
@@ -365,7 +377,7 @@ async fn run_tier(
     let mut tasks = Vec::with_capacity(n);
     for (i, (name, cert, key)) in fleet.ids.iter().take(n).enumerate() {
         while i >= shared.ready.load(Ordering::Acquire) + CONNECTS_IN_FLIGHT {
-            if let Some(e) = early_end(&tasks) {
+            if let Some(e) = early_end(&mut tasks).await {
                 return Err(with_log(e));
             }
             let _ =
@@ -381,7 +393,7 @@ async fn run_tier(
     }
     let connect_deadline = Instant::now() + Duration::from_secs(120);
     while shared.ready.load(Ordering::Acquire) < n {
-        if let Some(e) = early_end(&tasks) {
+        if let Some(e) = early_end(&mut tasks).await {
             return Err(with_log(e));
         }
         if Instant::now() > connect_deadline {
@@ -510,12 +522,20 @@ async fn run_tier(
     Ok(tier)
 }
 
-/// The first device that ended before the rollout (it could not connect).
-fn early_end(tasks: &[tokio::task::JoinHandle<device::DeviceResult>]) -> Option<String> {
-    tasks
-        .iter()
-        .any(|t| t.is_finished())
-        .then(|| "a device ended before the rollout (connection refused or failed)".to_string())
+/// Why the first device that ended before the rollout ended (it could not connect, or the
+/// server refused it), taken out of `tasks`.
+async fn early_end(
+    tasks: &mut Vec<tokio::task::JoinHandle<device::DeviceResult>>,
+) -> Option<String> {
+    let i = tasks.iter().position(|t| t.is_finished())?;
+    let why = match tasks.swap_remove(i).await {
+        Ok(r) => match r.outcome {
+            Outcome::Error(e) | Outcome::Failed(e) => format!("{}: {e}", r.thing),
+            Outcome::Succeeded => format!("{}: reported SUCCEEDED with no job", r.thing),
+        },
+        Err(e) => format!("a device task ended abnormally: {e}"),
+    };
+    Some(format!("a device ended before the rollout: {why}"))
 }
 
 fn hex_of(b: &[u8]) -> String {
