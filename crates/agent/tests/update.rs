@@ -216,6 +216,15 @@ fn downgrade_is_refused_before_the_image_is_transferred() {
             "case {i}: {}",
             sim.server.blocks_sent
         );
+        // Whatever of the lookahead is still in flight at the refusal is never written: the
+        // download is gone, a late block finds none.
+        let written = sim.agent().stats().blocks_accepted;
+        sim.run_until(Duration::from_secs(5), |_| false);
+        assert_eq!(
+            sim.agent().stats().blocks_accepted,
+            written,
+            "case {i}: a block was written after the refusal"
+        );
         assert_eq!(sim.running_version(), v2.spec.version.0);
         assert_eq!(state(&sim.dev).trial, None);
     }
