@@ -16,8 +16,7 @@
 use core::time::Duration;
 
 use ferrota_boot::Bank;
-use ferrota_image::build::{BankBuilder, Segment};
-use ferrota_image::layout::ACTIVE_BANK_BASE;
+use ferrota_image::build::{BankBuilder, sample_build};
 use ferrota_image::p256::ecdsa::SigningKey;
 use ferrota_image::sign::BootSigningKey;
 use ferrota_image::{FirmwareVersion, HardwareId, Region, VersionRecord};
@@ -83,24 +82,8 @@ pub fn bank_image(
         hardware: HardwareId::default(),
         flags: 0,
     };
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(counter);
-    let mut code = |region: Region, len: usize| {
-        let base = ACTIVE_BANK_BASE + region.offset();
-        let mut data: Vec<u8> = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        data[..4].copy_from_slice(&0x2802_0000u32.to_le_bytes());
-        data[4..8].copy_from_slice(&(base + 0x201).to_le_bytes());
-        vec![Segment {
-            address: base + 0x100,
-            data,
-        }]
-    };
+    let seed = u64::from(counter);
+    let code = |region: Region, len: usize| sample_build(region, len, seed);
     let mut b = BankBuilder::new(record);
     b.add(Region::Cm0p, &code(Region::Cm0p, 0x8000))?;
     b.add(Region::Cm7_0, &code(Region::Cm7_0, 0x3C_0000))?;

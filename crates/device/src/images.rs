@@ -2,8 +2,7 @@
 //! with a boot key, with an OTA signature (code-signing key) — what `ferrota image pack` and
 //! `ferrota image sign-ota` make from real builds.
 
-use ferrota_image::build::{BankBuilder, Segment};
-use ferrota_image::layout::ACTIVE_BANK_BASE;
+use ferrota_image::build::{BankBuilder, sample_build, sample_bytes};
 use ferrota_image::ota::sign_file;
 use ferrota_image::p256::ecdsa::SigningKey;
 use ferrota_image::sign::{BootSigningKey, SignMode, sign_regions};
@@ -37,29 +36,6 @@ impl DemoImage {
     }
 }
 
-fn payload(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn core_build(region: Region, code_len: usize, seed: u64) -> Vec<Segment> {
-    let base = ACTIVE_BANK_BASE + region.offset();
-    let mut code = payload(u64::from(region.offset()) + seed, code_len);
-    code[..4].copy_from_slice(&0x2802_0000u32.to_le_bytes());
-    code[4..8].copy_from_slice(&(base + 0x201).to_le_bytes());
-    vec![Segment {
-        address: base + 0x100,
-        data: code,
-    }]
-}
-
 /// How to damage an image (after both signatures).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tamper {
@@ -86,11 +62,11 @@ pub fn build(
     };
     let seed = u64::from(version.0) ^ (u64::from(counter) << 40);
     let mut b = BankBuilder::new(record);
-    b.add(Region::Cm0p, &core_build(Region::Cm0p, 0x2000, seed))
+    b.add(Region::Cm0p, &sample_build(Region::Cm0p, 0x2000, seed))
         .map_err(|x| e(&x))?;
-    b.add(Region::Cm7_0, &core_build(Region::Cm7_0, 0x2000, seed))
+    b.add(Region::Cm7_0, &sample_build(Region::Cm7_0, 0x2000, seed))
         .map_err(|x| e(&x))?;
-    b.add(Region::Cm7_1, &core_build(Region::Cm7_1, 0x400, seed))
+    b.add(Region::Cm7_1, &sample_build(Region::Cm7_1, 0x400, seed))
         .map_err(|x| e(&x))?;
     let mut bank = b.finish(boot_key).map_err(|x| e(&x))?;
     // Shrink CM7_0's signed area and re-sign, so verifying a bank is cheap.
@@ -99,7 +75,7 @@ pub fn build(
     sign_regions(&mut bank, boot_key, SignMode::All).map_err(|x| e(&x))?;
     // Unsigned filler after CM7_0's signature, so every block differs.
     let (from, to) = (0x1_4000usize, Region::Cm7_1.offset() as usize);
-    bank[from..to].copy_from_slice(&payload(seed ^ 0x5555, to - from));
+    bank[from..to].copy_from_slice(&sample_bytes(seed ^ 0x5555, to - from));
     bank.truncate(IMAGE_LEN);
     let sig = sign_file(code_key, &bank).expect("P-256 signing");
     if tamper == Tamper::AfterSigning {

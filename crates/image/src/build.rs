@@ -161,34 +161,47 @@ impl BankBuilder {
     }
 }
 
-/// A bank whose every region is filled to its full signed size with pseudo-random bytes
-/// (xorshift from `seed`), signed with `key`: boot verification then hashes all 4,161,536
-/// bytes and nothing compresses or short-circuits. Benchmarks (`verify_bank`, `ferrota bench
-/// verify`) measure on it.
+/// Seeded pseudo-random bytes (xorshift64) standing in for code: images built from them do
+/// not compress and differ per seed, so tests, the demo and benchmarks move real data.
+pub fn sample_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A stand-in build for `region`, as a linker would place it: the vector table (initial SP,
+/// reset vector) at +0x100 and `code_len` bytes of [`sample_bytes`] (seeded by the region's
+/// offset + `seed`) from there. `code_len` must be at least 8.
+pub fn sample_build(region: Region, code_len: usize, seed: u64) -> Vec<Segment> {
+    let base = ACTIVE_BANK_BASE + region.offset();
+    let mut code = sample_bytes(u64::from(region.offset()) + seed, code_len.max(8));
+    code[..4].copy_from_slice(&0x2802_0000u32.to_le_bytes());
+    code[4..8].copy_from_slice(&(base + 0x201).to_le_bytes());
+    vec![Segment {
+        address: base + 0x100,
+        data: code,
+    }]
+}
+
+/// A bank whose every region is filled to its full signed size with [`sample_build`] code,
+/// signed with `key`: boot verification then hashes all 4,161,536 bytes and nothing
+/// compresses or short-circuits. Benchmarks (`verify_bank`, `ferrota bench verify`) measure
+/// on it.
 pub fn filled_bank(
     record: VersionRecord,
     key: &BootSigningKey,
-    seed: u32,
+    seed: u64,
 ) -> Result<Vec<u8>, BuildError> {
     let mut b = BankBuilder::new(record);
-    let mut x = seed | 1;
     for region in Region::ALL {
         let len = (region.full_obj_size() - 0x100) as usize;
-        let data = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect();
-        b.add(
-            region,
-            &[Segment {
-                address: ACTIVE_BANK_BASE + region.offset() + 0x100,
-                data,
-            }],
-        )?;
+        b.add(region, &sample_build(region, len, seed))?;
     }
     b.finish(key)
 }

@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use ferrota_image::build::{BankBuilder, Segment};
-use ferrota_image::layout::ACTIVE_BANK_BASE;
+use ferrota_image::build::{BankBuilder, sample_build, sample_bytes};
 use ferrota_image::ota::sign_file;
 use ferrota_image::p256::ecdsa::{SigningKey, VerifyingKey};
 use ferrota_image::sign::{BootSigningKey, SignMode, sign_regions};
@@ -87,29 +86,6 @@ pub struct TestImage {
     pub signature: String,
 }
 
-fn payload(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn core_build(region: Region, code_len: usize, seed: u64) -> Vec<Segment> {
-    let base = ACTIVE_BANK_BASE + region.offset();
-    let mut code = payload(region.offset() as u64 + seed, code_len);
-    code[..4].copy_from_slice(&0x2802_0000u32.to_le_bytes());
-    code[4..8].copy_from_slice(&(base + 0x201).to_le_bytes());
-    vec![Segment {
-        address: base + 0x100,
-        data: code,
-    }]
-}
-
 type Cache = Mutex<HashMap<Spec, Arc<TestImage>>>;
 
 pub fn image(spec: Spec) -> Arc<TestImage> {
@@ -132,11 +108,11 @@ fn build(spec: Spec) -> TestImage {
     };
     let seed = u64::from(spec.version.0) ^ u64::from(spec.counter) << 40;
     let mut b = BankBuilder::new(record);
-    b.add(Region::Cm0p, &core_build(Region::Cm0p, 0x2000, seed))
+    b.add(Region::Cm0p, &sample_build(Region::Cm0p, 0x2000, seed))
         .unwrap();
-    b.add(Region::Cm7_0, &core_build(Region::Cm7_0, 0x2000, seed))
+    b.add(Region::Cm7_0, &sample_build(Region::Cm7_0, 0x2000, seed))
         .unwrap();
-    b.add(Region::Cm7_1, &core_build(Region::Cm7_1, 0x400, seed))
+    b.add(Region::Cm7_1, &sample_build(Region::Cm7_1, 0x400, seed))
         .unwrap();
     let mut bank = b.finish(boot_signing_key()).unwrap();
     // Shrink CM7_0's signed area and re-sign, so verifying a bank is cheap.
@@ -147,7 +123,7 @@ fn build(spec: Spec) -> TestImage {
     let fill_from = 0x1_4000usize;
     let fill_to = (spec.len as usize).min(Region::Cm7_1.offset() as usize);
     if fill_to > fill_from {
-        let p = payload(seed ^ 0x5555, fill_to - fill_from);
+        let p = sample_bytes(seed ^ 0x5555, fill_to - fill_from);
         bank[fill_from..fill_to].copy_from_slice(&p);
     }
     if spec.tamper {

@@ -13,8 +13,7 @@ use ferrota_boot::log::{BootState, LOG_ADDRESS, LOG_SIZE, LogError, MarkerLog};
 use ferrota_boot::rom::{self, RomError};
 use ferrota_boot::{Bank, app};
 use ferrota_device::boot_chain;
-use ferrota_image::build::{BankBuilder, Segment};
-use ferrota_image::layout::ACTIVE_BANK_BASE;
+use ferrota_image::build::{BankBuilder, sample_build};
 use ferrota_image::p256::ecdsa::SigningKey;
 use ferrota_image::scheme::{SLOT, SignatureFault};
 use ferrota_image::sign::{BootSigningKey, SignMode, sign_regions};
@@ -141,29 +140,6 @@ pub struct Image {
     pub fingerprint: Option<u32>,
 }
 
-fn payload(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn core_build(region: Region, code_len: usize, seed: u64) -> Vec<Segment> {
-    let base = ACTIVE_BANK_BASE + region.offset();
-    let mut code = payload(region.offset() as u64 + seed, code_len);
-    code[..4].copy_from_slice(&0x2802_0000u32.to_le_bytes());
-    code[4..8].copy_from_slice(&(base + 0x201).to_le_bytes());
-    vec![Segment {
-        address: base + 0x100,
-        data: code,
-    }]
-}
-
 /// The image of `kind` with security counter `counter` (version 1.counter.kind), built and
 /// signed once per test binary.
 pub fn image(kind: Kind, counter: u32) -> Arc<Image> {
@@ -192,11 +168,11 @@ fn build_image(kind: Kind, counter: u32) -> Image {
     };
     let seed = u64::from(counter) * 16 + u64::from(kind.code());
     let mut b = BankBuilder::new(record);
-    b.add(Region::Cm0p, &core_build(Region::Cm0p, 0x2000, seed))
+    b.add(Region::Cm0p, &sample_build(Region::Cm0p, 0x2000, seed))
         .unwrap();
-    b.add(Region::Cm7_0, &core_build(Region::Cm7_0, 0x2000, seed))
+    b.add(Region::Cm7_0, &sample_build(Region::Cm7_0, 0x2000, seed))
         .unwrap();
-    b.add(Region::Cm7_1, &core_build(Region::Cm7_1, 0x400, seed))
+    b.add(Region::Cm7_1, &sample_build(Region::Cm7_1, 0x400, seed))
         .unwrap();
     let mut bank = b.finish(signing_key()).unwrap();
     // Shrink CM7_0's signed area and re-sign, so verifying a bank is cheap.

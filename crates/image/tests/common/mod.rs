@@ -5,7 +5,6 @@
 use std::sync::OnceLock;
 
 use ferrota_image::build::{BankBuilder, Segment};
-use ferrota_image::layout::ACTIVE_BANK_BASE;
 use ferrota_image::p256::ecdsa::SigningKey;
 use ferrota_image::sign::BootSigningKey;
 use ferrota_image::{FirmwareVersion, HardwareId, Region, VersionRecord};
@@ -33,17 +32,9 @@ pub fn rsa_key() -> BootSigningKey {
     BootSigningKey::Rsa2048(key)
 }
 
-/// Seeded pseudo-random bytes (xorshift), standing in for code.
+/// Seeded pseudo-random bytes, standing in for code.
 pub fn payload(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    ferrota_image::build::sample_bytes(seed, len)
 }
 
 pub fn record(version: FirmwareVersion, counter: u32) -> VersionRecord {
@@ -57,15 +48,7 @@ pub fn record(version: FirmwareVersion, counter: u32) -> VersionRecord {
 
 /// A build for a region: a vector table at +0x100 and `code_len` bytes of code after it.
 pub fn core_build(region: Region, code_len: usize) -> Vec<Segment> {
-    let base = ACTIVE_BANK_BASE + region.offset();
-    let mut code = payload(region.offset() as u64 + 7, code_len);
-    // Initial SP and reset vector, as a linker would place them.
-    code[..4].copy_from_slice(&0x2802_0000u32.to_le_bytes());
-    code[4..8].copy_from_slice(&(base + 0x201).to_le_bytes());
-    vec![Segment {
-        address: base + 0x100,
-        data: code,
-    }]
+    ferrota_image::build::sample_build(region, code_len, 7)
 }
 
 pub fn build_bank(key: &BootSigningKey, record: VersionRecord, with_cm7_1: bool) -> Vec<u8> {
