@@ -84,7 +84,11 @@ pub fn ca_init(a: &CaInitArgs) -> Result<()> {
     let mut names = cfg.server_names.clone();
     names.extend(a.server_names.iter().cloned());
     let dir = cfg.ca_dir();
-    Ca::init(&dir, &names)?;
+    if Ca::cert_path(&dir).exists() {
+        // Before touching the database: the message of an existing CA, not of a lost database.
+        return Err(ferrota_server::ca::CaError::Exists(dir).into());
+    }
+    runtime()?.block_on(ferrota_server::server::init_data_dir(&cfg, &names))?;
     println!("{}", Ca::cert_path(&dir).display());
     eprintln!(
         "created the fleet CA and the server certificate in {}",

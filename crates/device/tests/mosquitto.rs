@@ -161,7 +161,15 @@ async fn ferrota_serve_with_an_external_broker_section() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let ca_dir = tmp.path().join("server").join("ca");
-    Ca::init(&ca_dir, &[]).expect("CA");
+    // The database first, then the CA, as `ferrota ca init` does (a CA without a database
+    // reads as a lost database).
+    let data = ferrota_server::config::Config {
+        data_dir: tmp.path().join("server"),
+        ..Default::default()
+    };
+    ferrota_server::server::init_data_dir(&data, &[])
+        .await
+        .expect("CA");
     let (mosq, port) = start_mosquitto(tmp.path(), &ca_dir);
     mosq.wait_log("Opening ipv4 listen socket", Duration::from_secs(10))
         .await;

@@ -29,6 +29,14 @@ pub enum CaError {
         /// The error.
         source: std::io::Error,
     },
+    /// A file of the CA does not hold what it should (e.g. a damaged key).
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// `ca init` on an existing CA.
     #[error("a CA exists already in {0} (remove it to start over)")]
     Exists(PathBuf),
@@ -151,7 +159,11 @@ impl Ca {
 
     /// Loads the CA from `dir`.
     pub fn load(dir: &Path) -> Result<Ca, CaError> {
-        let key = KeyPair::from_pem(&rd(&dir.join("ca.key.pem"))?)?;
+        let key_path = dir.join("ca.key.pem");
+        let key = KeyPair::from_pem(&rd(&key_path)?).map_err(|e| CaError::Invalid {
+            path: key_path.clone(),
+            message: format!("not the CA's PEM private key: {e}"),
+        })?;
         Ok(Ca {
             dir: dir.into(),
             cert_pem: rd(&Self::cert_path(dir))?,

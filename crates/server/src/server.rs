@@ -10,11 +10,14 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use rustls::ServerConfig;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -159,15 +162,94 @@ async fn watch_revocations(b: Arc<Broker>, tls: Arc<ReloadableTls>, poll: Durati
     }
 }
 
-fn read(p: &std::path::Path) -> Result<String, ServeError> {
+fn read(p: &Path) -> Result<String, ServeError> {
     std::fs::read_to_string(p).map_err(|e| ServeError::Io(format!("{}: {e}", p.display())))
+}
+
+/// What shows that a data directory has been used: the fleet CA, the operator token, a stored
+/// firmware file. Each of these is created after (or with) the database, never before it.
+fn in_use_evidence(cfg: &Config) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = [
+        Ca::cert_path(&cfg.ca_dir()),
+        cfg.ca_dir().join("ca.key.pem"),
+        cfg.token_path(),
+    ]
+    .into_iter()
+    .filter(|p| p.exists())
+    .collect();
+    if let Some(Ok(e)) = std::fs::read_dir(cfg.files_dir())
+        .ok()
+        .and_then(|mut d| d.next())
+    {
+        found.push(e.path());
+    }
+    found
+}
+
+/// Refuses a data directory whose database is missing or empty (0 bytes: SQLite would take
+/// it for a new database) while the rest of the directory is in use ([`in_use_evidence`]).
+///
+/// Starting there would serve an empty registry beside the fleet's CA and firmware: every
+/// device would get CONNACK 5 and every OTA update would be gone, silently. Decision: refuse,
+/// name the database and the evidence, and give the two ways out (restore the database, or
+/// move the directory aside to start a new fleet). A new directory (none of the evidence) gets
+/// a new database, as before; `ferrota ca init` ([`init_data_dir`]) creates the database
+/// before the CA, so a CA never precedes its database.
+pub fn check_database_present(cfg: &Config) -> Result<(), ServeError> {
+    let db = cfg.db_path();
+    let state = match std::fs::metadata(&db) {
+        Ok(m) if m.len() > 0 => return Ok(()),
+        Ok(_) => "is empty (0 bytes)",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "is missing",
+        Err(e) => return Err(ServeError::Io(format!("{}: {e}", db.display()))),
+    };
+    let evidence = in_use_evidence(cfg);
+    if evidence.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = evidence.iter().map(|p| p.display().to_string()).collect();
+    Err(ServeError::Io(format!(
+        "{}: the database {state}, but the data directory {} is in use ({}); refusing to \
+         start with an empty registry, which would refuse every device. Restore {} from a \
+         backup, or, to start a new fleet, move {} aside (or use another --data-dir)",
+        db.display(),
+        cfg.data_dir.display(),
+        list.join(", "),
+        db.display(),
+        cfg.data_dir.display(),
+    )))
+}
+
+/// Opens the data directory's database (checked by [`check_database_present`] first);
+/// every error names the file.
+async fn open_store(cfg: &Config) -> Result<SqliteStore, ServeError> {
+    let db = cfg.db_path();
+    SqliteStore::open(&db).await.map_err(|e| {
+        let msg = match &e {
+            StoreError::Db(sqlx::Error::Database(d)) => d.message().to_string(),
+            e => e.to_string(),
+        };
+        ServeError::Io(format!(
+            "{}: {msg} (restore the database from a backup; the server does not repair it)",
+            db.display()
+        ))
+    })
 }
 
 /// Reads the operator token, creating a random one (0600) on first use.
 pub fn operator_token(cfg: &Config) -> Result<String, ServeError> {
     let p = cfg.token_path();
-    if let Ok(t) = std::fs::read_to_string(&p) {
-        return Ok(t.trim().to_string());
+    match std::fs::read_to_string(&p) {
+        Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
+        // An empty token would let an empty bearer in: refuse it rather than replace it.
+        Ok(_) => {
+            return Err(ServeError::Io(format!(
+                "{}: the operator token is empty (delete the file to have a new one made)",
+                p.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(ServeError::Io(format!("{}: {e}", p.display()))),
     }
     let mut b = [0u8; 24];
     getrandom::fill(&mut b).map_err(|e| ServeError::Io(e.to_string()))?;
@@ -180,9 +262,10 @@ pub fn operator_token(cfg: &Config) -> Result<String, ServeError> {
 pub async fn open_admin(cfg: &Config, port: u16) -> Result<Admin, ServeError> {
     // A configuration built in code is checked before anything is created, as a loaded one is.
     cfg.faults.validate().map_err(ServeError::Io)?;
+    check_database_present(cfg)?;
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| ServeError::Io(format!("{}: {e}", cfg.data_dir.display())))?;
-    let store = Arc::new(SqliteStore::open(&cfg.db_path()).await?);
+    let store = Arc::new(open_store(cfg).await?);
     let blobs = Arc::new(DirBlobStore::new(cfg.files_dir())?);
     let broker = Broker::new(store, blobs, cfg.policy(), cfg.limits());
     broker
@@ -202,28 +285,116 @@ pub async fn open_admin(cfg: &Config, port: u16) -> Result<Admin, ServeError> {
     })
 }
 
+/// Creates a new data directory: its database first, then the fleet CA and the server
+/// certificate for `server_names` (`ferrota ca init`, and the first start of a server).
+/// The order matters: a CA without a database is what [`check_database_present`] reads as a
+/// lost database.
+pub async fn init_data_dir(cfg: &Config, server_names: &[String]) -> Result<Ca, ServeError> {
+    drop(open_admin(cfg, 0).await?);
+    Ok(Ca::init(&cfg.ca_dir(), server_names)?)
+}
+
+/// The PEM certificates of `p` (at least one), each checked to parse as X.509.
+fn pem_certs(p: &Path, pem: &str) -> Result<Vec<CertificateDer<'static>>, ServeError> {
+    let bad = |m: String| ServeError::Io(format!("{}: {m}", p.display()));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(format!("not PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into()));
+    }
+    for c in &certs {
+        x509_parser::parse_x509_certificate(c)
+            .map_err(|e| bad(format!("not an X.509 certificate: {e}")))?;
+    }
+    Ok(certs)
+}
+
+/// Checks every TLS input file on its own, so a start-up error names the file at fault
+/// (rustls alone reports e.g. "peer sent no certificates" for an empty server certificate).
+fn check_tls_files(
+    ca_files: &[PathBuf],
+    ca_pems: &[String],
+    cert: (&Path, &str),
+    key: (&Path, &str),
+    crls: &[PathBuf],
+) -> Result<(), ServeError> {
+    let mut roots = RootCertStore::empty();
+    for (p, pem) in ca_files.iter().zip(ca_pems) {
+        for c in pem_certs(p, pem)? {
+            roots
+                .add(c)
+                .map_err(|e| ServeError::Io(format!("{}: not a usable CA: {e}", p.display())))?;
+        }
+    }
+    let roots = Arc::new(roots);
+    for p in crls {
+        let pem = read(p)?;
+        let list: Vec<CertificateRevocationListDer<'static>> =
+            CertificateRevocationListDer::pem_slice_iter(pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|e| ServeError::Io(format!("{}: not a PEM CRL: {e}", p.display())))?;
+        if list.is_empty() && !pem.trim().is_empty() {
+            return Err(ServeError::Io(format!(
+                "{}: no PEM CRL (-----BEGIN X509 CRL-----) in it",
+                p.display()
+            )));
+        }
+        WebPkiClientVerifier::builder_with_provider(roots.clone(), crate::tls::provider())
+            .with_crls(list)
+            .build()
+            .map_err(|e| ServeError::Io(format!("{}: {e}", p.display())))?;
+    }
+    let chain = pem_certs(cert.0, cert.1)?;
+    let key_der = PrivateKeyDer::from_pem_slice(key.1.as_bytes()).map_err(|e| {
+        ServeError::Io(format!("{}: not a PEM private key: {e}", key.0.display()))
+    })?;
+    ServerConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key_der))
+        .map_err(|e| {
+            ServeError::Io(format!(
+                "{} with {}: {e}",
+                cert.0.display(),
+                key.0.display()
+            ))
+        })?;
+    Ok(())
+}
+
 impl Server {
     /// Opens the data directory (creating the CA on first start) and builds the TLS setup.
     pub async fn open(cfg: &Config, port: u16) -> Result<Server, ServeError> {
         let ca_dir = cfg.ca_dir();
-        if !Ca::cert_path(&ca_dir).exists() {
+        // The database first (refused if lost beside an existing CA), then a new CA.
+        let mut admin = open_admin(cfg, port).await?;
+        if admin.ca.is_none() {
             tracing::info!(dir = %ca_dir.display(), "creating the fleet CA");
-            Ca::init(&ca_dir, &cfg.server_names)?;
+            admin.ca = Some(Ca::init(&ca_dir, &cfg.server_names)?);
         }
-        let admin = open_admin(cfg, port).await?;
-        let mut m = TlsMaterial {
-            client_cas_pem: vec![read(&Ca::cert_path(&ca_dir))?],
-            server_cert_pem: read(&ca_dir.join("server.crt.pem"))?,
-            server_key_pem: read(&ca_dir.join("server.key.pem"))?,
+        let ca_cert = Ca::cert_path(&ca_dir);
+        let cert_path = ca_dir.join("server.crt.pem");
+        let key_path = ca_dir.join("server.key.pem");
+        let mut ca_files = vec![ca_cert.clone()];
+        ca_files.extend(cfg.client_cas.iter().cloned());
+        let ca_pems = ca_files.iter().map(|p| read(p)).collect::<Result<Vec<_>, _>>()?;
+        let m = TlsMaterial {
+            client_cas_pem: ca_pems.clone(),
+            server_cert_pem: read(&cert_path)?,
+            server_key_pem: read(&key_path)?,
             crls_pem: Vec::new(),
         };
-        for p in &cfg.client_cas {
-            m.client_cas_pem.push(read(p)?);
-        }
         // Configured CRLs must exist at start; all are re-read on reload.
-        for p in &cfg.crls {
-            read(p)?;
-        }
+        let mut crl_files = vec![ca_dir.join("crl.pem")];
+        crl_files.retain(|p| p.exists());
+        crl_files.extend(cfg.crls.iter().cloned());
+        check_tls_files(
+            &ca_files,
+            &ca_pems,
+            (&cert_path, &m.server_cert_pem),
+            (&key_path, &m.server_key_pem),
+            &crl_files,
+        )?;
         let mut crl_files = vec![ca_dir.join("crl.pem")];
         crl_files.extend(cfg.crls.iter().cloned());
         let tls = Arc::new(ReloadableTls::new(m, crl_files)?);

@@ -232,7 +232,9 @@ async fn provision(max: usize, opts: &Options) -> Result<Fleet, String> {
         cfg.max_connections
     );
     std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
-    ferrota_server::ca::Ca::init(&cfg.ca_dir(), &[]).map_err(|e| e.to_string())?;
+    ferrota_server::server::init_data_dir(&cfg, &[])
+        .await
+        .map_err(|e| e.to_string())?;
     let token = ferrota_server::server::operator_token(&cfg).map_err(|e| e.to_string())?;
     let t = std::time::Instant::now();
     let admin = ferrota_server::server::open_admin(&cfg, 0)

@@ -78,8 +78,24 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.into())
 }
 
+/// SQLite's own message, without sqlx's "error returned from database" wrapping.
+fn db_msg(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => d.message().to_string(),
+        e => e.to_string(),
+    }
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and runs pending migrations.
+    /// Opens (creating if needed) the database file, checks its integrity and runs pending
+    /// migrations.
+    ///
+    /// The integrity check is SQLite's `PRAGMA quick_check`: it reads every page and checks
+    /// the b-trees, records and freelist, but not that each index matches its table (that is
+    /// `integrity_check`, O(N log N)). A corrupted page found at start costs one refused start
+    /// with a clear message instead of a failure at every CONNECT. Measured on a 10,000-thing
+    /// database (10,000 certificates, 10,000 executions, ~11 MB): see
+    /// [`SqliteStore::check_integrity`].
     pub async fn open(path: &Path) -> StoreResult<Self> {
         let opts = SqliteConnectOptions::new()
             .filename(path)
@@ -107,8 +123,55 @@ impl SqliteStore {
             .connect_with(opts)
             .await?;
         let s = SqliteStore { pool };
+        if !in_memory {
+            if let Err(e) = s.check_integrity(false).await {
+                // Close now, so no -wal/-shm file is left beside a database we refuse.
+                s.pool.close().await;
+                return Err(e);
+            }
+        }
         s.migrate().await?;
         Ok(s)
+    }
+
+    /// Checkpoints the WAL into the database file and closes every connection (a clean
+    /// shutdown: the database file alone then holds everything, e.g. for a backup copy).
+    pub async fn close(&self) {
+        if let Err(e) = query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(error = %e, "WAL checkpoint at close failed");
+        }
+        self.pool.close().await;
+    }
+
+    /// `PRAGMA quick_check` (`full`: `PRAGMA integrity_check`, which also checks that every
+    /// index matches its table): `Ok` when SQLite answers `ok`, else [`StoreError::Corrupt`]
+    /// with SQLite's first findings. [`SqliteStore::open`] runs the quick one: on a
+    /// 10,000-thing database (~11 MB) it costs about QUICK_MS ms against INTEGRITY_MS ms for
+    /// the full one (2-core CI machine, warm cache).
+    pub async fn check_integrity(&self, full: bool) -> StoreResult<()> {
+        let pragma = if full {
+            "PRAGMA integrity_check(5)"
+        } else {
+            "PRAGMA quick_check(5)"
+        };
+        let rows = query(pragma)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("integrity check failed: {}", db_msg(&e))))?;
+        let found: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>(0).ok())
+            .collect();
+        if found.len() == 1 && found[0] == "ok" {
+            return Ok(());
+        }
+        Err(StoreError::Corrupt(format!(
+            "integrity check failed: {}",
+            found.join("; ")
+        )))
     }
 
     async fn migrate(&self) -> StoreResult<()> {

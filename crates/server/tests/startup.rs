@@ -1,0 +1,148 @@
+//! Start-up checks of the data directory (issue 13 item 4): a lost or damaged database is
+//! refused with a message naming the file, and the directory is left as it was.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use ferrota_server::config::Config;
+use ferrota_server::server::{Server, open_admin};
+
+/// Every file under `dir` with its bytes (the "left unchanged" check).
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.insert(
+                    p.strip_prefix(dir).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn config(dir: &Path) -> Config {
+    Config {
+        data_dir: dir.join("data"),
+        ..Default::default()
+    }
+}
+
+/// A served data directory with `things` things (and their certificates) in the database.
+async fn used_dir(dir: &Path, things: usize) -> Config {
+    ferrota_server::tls::install_crypto_provider();
+    let cfg = config(dir);
+    let server = Server::open(&cfg, 8883).await.expect("first start");
+    let names: Vec<String> = (0..things).map(|i| format!("thing-{i:05}")).collect();
+    server.admin.create_things(&names, &[]).await.unwrap();
+    drop(server);
+    // Everything into the database file, as after a clean shutdown.
+    ferrota_server::store::SqliteStore::open(&cfg.db_path())
+        .await
+        .unwrap()
+        .close()
+        .await;
+    cfg
+}
+
+fn err_of<T>(r: Result<T, ferrota_server::server::ServeError>) -> String {
+    match r {
+        Ok(_) => panic!("start-up should be refused"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_or_empty_database_beside_a_used_directory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = used_dir(tmp.path(), 3).await;
+    let db = cfg.db_path();
+
+    std::fs::remove_file(&db).unwrap();
+    for ext in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+    }
+    let before = snapshot(tmp.path());
+    let e = err_of(Server::open(&cfg, 8883).await);
+    assert!(e.contains(&db.display().to_string()), "{e}");
+    assert!(e.contains("is missing") && e.contains("Restore"), "{e}");
+    assert!(e.contains("ca.crt.pem"), "names the evidence: {e}");
+    // The offline commands refuse too (they would create an empty database as well).
+    err_of(open_admin(&cfg, 8883).await);
+    assert_eq!(snapshot(tmp.path()), before, "no new empty database");
+
+    std::fs::write(&db, b"").unwrap();
+    let before = snapshot(tmp.path());
+    let e = err_of(Server::open(&cfg, 8883).await);
+    assert!(e.contains("is empty (0 bytes)"), "{e}");
+    assert_eq!(snapshot(tmp.path()), before);
+}
+
+#[tokio::test]
+async fn a_new_directory_still_starts_and_a_new_ca_follows_its_database() {
+    ferrota_server::tls::install_crypto_provider();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    ferrota_server::server::init_data_dir(&cfg, &[])
+        .await
+        .expect("ca init on a new directory");
+    assert!(cfg.db_path().exists(), "the database is created before the CA");
+    Server::open(&cfg, 8883).await.expect("start after ca init");
+}
+
+/// Overwrites 4 KiB in the middle of the database (pages of the things and certificates).
+fn corrupt_middle(db: &Path) {
+    let mut bytes = std::fs::read(db).unwrap();
+    assert!(bytes.len() > 64 * 1024, "a database with many pages");
+    let mid = bytes.len() / 2 / 4096 * 4096;
+    for b in &mut bytes[mid..mid + 4096] {
+        *b = 0x5a;
+    }
+    std::fs::write(db, bytes).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_page_is_found_at_start_and_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = used_dir(tmp.path(), 300).await;
+    let db = cfg.db_path();
+    corrupt_middle(&db);
+    let before = snapshot(tmp.path());
+    let e = err_of(Server::open(&cfg, 8883).await);
+    assert!(e.contains(&db.display().to_string()), "{e}");
+    assert!(e.contains("integrity check failed"), "{e}");
+    assert_eq!(e.matches("malformed").count().max(1), 1, "said once: {e}");
+    err_of(open_admin(&cfg, 8883).await);
+    let after = snapshot(tmp.path());
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "no file created or removed"
+    );
+    assert_eq!(after.get("data/ferrota.db"), before.get("data/ferrota.db"));
+}
+
+/// The cost of the start-up check on a 10,000-thing database (`cargo test -p ferrota-server
+/// --test startup -- --ignored --nocapture`); the figures are in `SqliteStore::open`'s docs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_integrity_checks_on_10k_things() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = used_dir(tmp.path(), 10_000).await;
+    let size = std::fs::metadata(cfg.db_path()).unwrap().len();
+    let store = ferrota_server::store::SqliteStore::open(&cfg.db_path())
+        .await
+        .unwrap();
+    for full in [false, true] {
+        let t = Instant::now();
+        store.check_integrity(full).await.unwrap();
+        println!("full={full}: {:?} on {size} bytes", t.elapsed());
+    }
+}
