@@ -303,3 +303,106 @@ fn serve_thing_ota_kill_restart() {
     assert_eq!(t["certificates"][0]["status"], "REVOKED");
     drop(s);
 }
+
+/// Every file under `dir` with its bytes (the "left unchanged" check of a refused start).
+fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let k = p.strip_prefix(dir).unwrap().display().to_string();
+                out.insert(k, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// `ferrota serve` with `extra` arguments must exit 1 with a message naming `file`, and leave
+/// the data directory as it was.
+fn serve_refused(env: &Env, extra: &[&str], file: &str) -> String {
+    let before = snapshot(&env.path("data"));
+    let mut args = vec![
+        "serve",
+        "--data-dir",
+        "data",
+        "--mqtt-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    let err = env.fails(1, &args);
+    assert!(err.contains(file), "names {file}: {err}");
+    assert_eq!(snapshot(&env.path("data")), before, "data directory changed");
+    err
+}
+
+/// A data directory that has served: a CA, a thing, a token.
+fn used_data_dir() -> Env {
+    let env = Env::new();
+    env.ok(&["ca", "init", "--data-dir", "data"]);
+    env.ok(&["thing", "create", "dev-1", "--data-dir", "data", "-o", "out"]);
+    drop(serve(&env));
+    env
+}
+
+#[test]
+fn serve_refuses_a_deleted_or_empty_database_beside_a_used_directory() {
+    let env = used_data_dir();
+    for f in ["ferrota.db", "ferrota.db-wal", "ferrota.db-shm"] {
+        let _ = std::fs::remove_file(env.path("data").join(f));
+    }
+    let err = serve_refused(&env, &[], "data/ferrota.db");
+    assert!(err.contains("is missing") && err.contains("Restore"), "{err}");
+    // Offline commands refuse too instead of creating an empty registry.
+    let err = env.fails(1, &["thing", "list", "--data-dir", "data"]);
+    assert!(err.contains("data/ferrota.db"), "{err}");
+    assert!(!env.path("data/ferrota.db").exists());
+
+    env.write("data/ferrota.db", b"");
+    let err = serve_refused(&env, &[], "data/ferrota.db");
+    assert!(err.contains("is empty (0 bytes)"), "{err}");
+}
+
+#[test]
+fn serve_refuses_a_database_that_is_not_one_once() {
+    let env = used_data_dir();
+    for f in ["ferrota.db-wal", "ferrota.db-shm"] {
+        let _ = std::fs::remove_file(env.path("data").join(f));
+    }
+    env.write("data/ferrota.db", vec![0x5a; 64 * 1024]);
+    let err = serve_refused(&env, &[], "data/ferrota.db");
+    assert_eq!(err.matches("not a database").count(), 1, "said once: {err}");
+}
+
+#[test]
+fn serve_names_a_bad_server_certificate_client_ca_or_crl() {
+    let env = used_data_dir();
+    let cert = env.read("data/ca/server.crt.pem");
+    env.write("data/ca/server.crt.pem", b"not a certificate\n");
+    let err = serve_refused(&env, &[], "data/ca/server.crt.pem");
+    assert!(!err.contains("peer sent no certificates"), "{err}");
+    env.write("data/ca/server.crt.pem", &cert);
+
+    std::fs::create_dir(env.path("etc")).unwrap();
+    env.write("etc/other-ca.pem", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    env.write(
+        "etc/client-ca.toml",
+        format!("data_dir = {:?}\nclient_cas = [\"etc/other-ca.pem\"]\n", "data"),
+    );
+    serve_refused(&env, &["--config", "etc/client-ca.toml"], "etc/other-ca.pem");
+
+    env.write("etc/bad.crl.pem", b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n");
+    env.write(
+        "etc/crl.toml",
+        format!("data_dir = {:?}\ncrls = [\"etc/bad.crl.pem\"]\n", "data"),
+    );
+    serve_refused(&env, &["--config", "etc/crl.toml"], "etc/bad.crl.pem");
+    env.write("etc/bad.crl.pem", b"hello\n");
+    serve_refused(&env, &["--config", "etc/crl.toml"], "etc/bad.crl.pem");
+}

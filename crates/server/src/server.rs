@@ -362,42 +362,66 @@ fn check_tls_files(
     Ok(())
 }
 
+/// Reads and checks the TLS files of the data directory and the configuration (each error
+/// names its file), and builds the reloadable TLS configuration.
+fn tls_setup(cfg: &Config) -> Result<Arc<ReloadableTls>, ServeError> {
+    let ca_dir = cfg.ca_dir();
+    let cert_path = ca_dir.join("server.crt.pem");
+    let key_path = ca_dir.join("server.key.pem");
+    let mut ca_files = vec![Ca::cert_path(&ca_dir)];
+    ca_files.extend(cfg.client_cas.iter().cloned());
+    let ca_pems = ca_files
+        .iter()
+        .map(|p| read(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let m = TlsMaterial {
+        client_cas_pem: ca_pems.clone(),
+        server_cert_pem: read(&cert_path)?,
+        server_key_pem: read(&key_path)?,
+        crls_pem: Vec::new(),
+    };
+    // Configured CRLs must exist at start (the CA's own crl.pem may not); all are re-read on
+    // reload.
+    let own_crl = ca_dir.join("crl.pem");
+    let mut crl_files = vec![own_crl.clone()];
+    crl_files.extend(cfg.crls.iter().cloned());
+    let present: Vec<PathBuf> = crl_files
+        .iter()
+        .filter(|p| **p != own_crl || p.exists())
+        .cloned()
+        .collect();
+    check_tls_files(
+        &ca_files,
+        &ca_pems,
+        (&cert_path, &m.server_cert_pem),
+        (&key_path, &m.server_key_pem),
+        &present,
+    )?;
+    Ok(Arc::new(ReloadableTls::new(m, crl_files)?))
+}
+
 impl Server {
     /// Opens the data directory (creating the CA on first start) and builds the TLS setup.
     pub async fn open(cfg: &Config, port: u16) -> Result<Server, ServeError> {
         let ca_dir = cfg.ca_dir();
-        // The database first (refused if lost beside an existing CA), then a new CA.
+        // An existing directory's TLS files are checked before the database is opened, so a
+        // refused start leaves every file as it was; a new directory gets its database, then
+        // its CA.
+        let tls = if Ca::cert_path(&ca_dir).exists() {
+            check_database_present(cfg)?;
+            Some(tls_setup(cfg)?)
+        } else {
+            None
+        };
         let mut admin = open_admin(cfg, port).await?;
         if admin.ca.is_none() {
             tracing::info!(dir = %ca_dir.display(), "creating the fleet CA");
             admin.ca = Some(Ca::init(&ca_dir, &cfg.server_names)?);
         }
-        let ca_cert = Ca::cert_path(&ca_dir);
-        let cert_path = ca_dir.join("server.crt.pem");
-        let key_path = ca_dir.join("server.key.pem");
-        let mut ca_files = vec![ca_cert.clone()];
-        ca_files.extend(cfg.client_cas.iter().cloned());
-        let ca_pems = ca_files.iter().map(|p| read(p)).collect::<Result<Vec<_>, _>>()?;
-        let m = TlsMaterial {
-            client_cas_pem: ca_pems.clone(),
-            server_cert_pem: read(&cert_path)?,
-            server_key_pem: read(&key_path)?,
-            crls_pem: Vec::new(),
+        let tls = match tls {
+            Some(t) => t,
+            None => tls_setup(cfg)?,
         };
-        // Configured CRLs must exist at start; all are re-read on reload.
-        let mut crl_files = vec![ca_dir.join("crl.pem")];
-        crl_files.retain(|p| p.exists());
-        crl_files.extend(cfg.crls.iter().cloned());
-        check_tls_files(
-            &ca_files,
-            &ca_pems,
-            (&cert_path, &m.server_cert_pem),
-            (&key_path, &m.server_key_pem),
-            &crl_files,
-        )?;
-        let mut crl_files = vec![ca_dir.join("crl.pem")];
-        crl_files.extend(cfg.crls.iter().cloned());
-        let tls = Arc::new(ReloadableTls::new(m, crl_files)?);
         let external = crate::bridge::External::from_config(cfg).map_err(ServeError::Io)?;
         Ok(Server {
             admin: Arc::new(admin),
