@@ -1,7 +1,7 @@
 //! `ferrota thing create|list|describe|revoke`, on the data directory (the running server reads
 //! the same SQLite database, so a revoked thing is refused at its next connect).
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use ferrota_server::ca::write_file;
 use ferrota_server::server::open_admin;
 
@@ -47,23 +47,28 @@ pub fn run(c: ThingCommand) -> Result<()> {
     })
 }
 
+/// `thing create`: the bundle is written to a temporary directory beside its target and
+/// renamed into place before the thing is stored, and removed if storing fails, so an
+/// unwritable output directory leaves no thing behind (and no certificate whose key is lost).
 async fn create(a: &ThingCreateArgs) -> Result<()> {
     let cfg = config(&a.data)?;
     let admin = open_admin(&cfg, port(&cfg)).await?;
-    let b = admin.create_thing(&a.name, &a.groups).await?;
     let dir = a.output.join(&a.name);
-    let w = |n: &str, t: &str, secret: bool| write_file(&dir.join(n), t.as_bytes(), secret);
-    w(&format!("{}.crt.pem", a.name), &b.certificate_pem, false)?;
-    w(&format!("{}.key.pem", a.name), &b.private_key_pem, true)?;
-    w("root-ca.pem", &b.root_ca_pem, false)?;
-    w("credentials_config.h", &b.credentials_config_h, true)?;
-    w("ota_config.h", &b.ota_config_h, false)?;
-    w("bundle.json", &serde_json::to_string_pretty(&b)?, true)?;
-    // The simulated board's configuration (`ferrota device run`); code-signing.crt.pem is the
-    // operator's to add.
-    let device =
-        ferrota_device::config::DeviceConfig::for_thing(&a.name, &cfg.endpoint, port(&cfg));
-    w("device.toml", &device.to_toml(), false)?;
+    let written = std::cell::Cell::new(false);
+    let stage = |b: &ferrota_server::admin::ThingBundle| {
+        write_bundle(a, &cfg, &dir, b)
+            .map(|()| written.set(true))
+            .map_err(|e| format!("{e:#}"))
+    };
+    let b = match admin.create_thing_with(&a.name, &a.groups, stage).await {
+        Ok(b) => b,
+        Err(e) => {
+            if written.get() {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            return Err(e.into());
+        }
+    };
     println!("{}", dir.display());
     eprintln!(
         "thing {} created (certificate {}); bundle in {}",
@@ -71,5 +76,39 @@ async fn create(a: &ThingCreateArgs) -> Result<()> {
         b.certificate_id,
         dir.display()
     );
+    Ok(())
+}
+
+/// Writes the device bundle of `b` into `dir` (which must not exist) all at once.
+fn write_bundle(
+    a: &ThingCreateArgs,
+    cfg: &ferrota_server::config::Config,
+    dir: &std::path::Path,
+    b: &ferrota_server::admin::ThingBundle,
+) -> Result<()> {
+    let out = &a.output;
+    if dir.exists() {
+        bail!("{}: already exists (the bundle is not replaced)", dir.display());
+    }
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("{}: cannot create the output directory", out.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.", a.name))
+        .tempdir_in(out)
+        .with_context(|| format!("{}: cannot write the bundle there", out.display()))?;
+    let w = |n: &str, t: &str, secret: bool| write_file(&tmp.path().join(n), t.as_bytes(), secret);
+    w(&format!("{}.crt.pem", a.name), &b.certificate_pem, false)?;
+    w(&format!("{}.key.pem", a.name), &b.private_key_pem, true)?;
+    w("root-ca.pem", &b.root_ca_pem, false)?;
+    w("credentials_config.h", &b.credentials_config_h, true)?;
+    w("ota_config.h", &b.ota_config_h, false)?;
+    w("bundle.json", &serde_json::to_string_pretty(b)?, true)?;
+    // The simulated board's configuration (`ferrota device run`); code-signing.crt.pem is the
+    // operator's to add.
+    let device =
+        ferrota_device::config::DeviceConfig::for_thing(&a.name, &cfg.endpoint, port(cfg));
+    w("device.toml", &device.to_toml(), false)?;
+    std::fs::rename(tmp.path(), dir)
+        .with_context(|| format!("{}: cannot move the bundle into place", dir.display()))?;
     Ok(())
 }

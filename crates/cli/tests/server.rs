@@ -406,3 +406,35 @@ fn serve_names_a_bad_server_certificate_client_ca_or_crl() {
     env.write("etc/bad.crl.pem", b"hello\n");
     serve_refused(&env, &["--config", "etc/crl.toml"], "etc/bad.crl.pem");
 }
+
+#[test]
+fn thing_create_with_an_unwritable_output_stores_nothing() {
+    let env = Env::new();
+    env.ok(&["ca", "init", "--data-dir", "data"]);
+    env.write("a-file", b"x");
+    // Not a directory; below a file; a directory nobody (not even root) may write in.
+    for out in ["a-file", "a-file/sub", "/proc"] {
+        let err = env.fails(
+            1,
+            &["thing", "create", "dev-1", "--data-dir", "data", "-o", out],
+        );
+        assert!(err.contains(out), "names {out}: {err}");
+        let list = env.ok(&["thing", "list", "--data-dir", "data"]);
+        assert!(!list.contains("dev-1"), "no thing stored: {list}");
+        let err = env.fails(1, &["thing", "describe", "dev-1", "--data-dir", "data"]);
+        assert!(err.contains("not found"), "no certificate stored: {err}");
+    }
+    assert_eq!(env.read("a-file"), b"x");
+    assert!(!std::path::Path::new("/proc/dev-1").exists());
+    // A bundle directory that exists already is not replaced, and nothing is stored either.
+    std::fs::create_dir_all(env.path("out/dev-1")).unwrap();
+    let err = env.fails(1, &["thing", "create", "dev-1", "--data-dir", "data", "-o", "out"]);
+    assert!(err.contains("out/dev-1: already exists"), "{err}");
+    assert!(!env.ok(&["thing", "list", "--data-dir", "data"]).contains("dev-1"));
+    // Then it works, and leaves no temporary directory behind.
+    std::fs::remove_dir(env.path("out/dev-1")).unwrap();
+    env.ok(&["thing", "create", "dev-1", "--data-dir", "data", "-o", "out"]);
+    assert!(env.exists("out/dev-1/dev-1.key.pem"));
+    let left: Vec<_> = std::fs::read_dir(env.path("out")).unwrap().collect();
+    assert_eq!(left.len(), 1, "only the bundle: {left:?}");
+}

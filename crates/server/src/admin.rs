@@ -316,17 +316,28 @@ impl Admin {
 
     /// Creates a thing, its certificate and the device bundle.
     pub async fn create_thing(&self, name: &str, groups: &[String]) -> R<ThingBundle> {
+        self.create_thing_with(name, groups, |_| Ok(())).await
+    }
+
+    /// Creates a thing, its certificate and the device bundle, calling `stage` with the
+    /// bundle before anything is stored. The private key exists only in the bundle, so a
+    /// caller that writes it (`ferrota thing create`) does so in `stage`: if `stage` fails,
+    /// nothing is stored (no thing with an ACTIVE certificate whose key is lost); if storing
+    /// fails after `stage` succeeded, the caller removes what it wrote. Either way the
+    /// outcome is all or nothing.
+    pub async fn create_thing_with(
+        &self,
+        name: &str,
+        groups: &[String],
+        stage: impl FnOnce(&ThingBundle) -> Result<(), String>,
+    ) -> R<ThingBundle> {
         let ca = self.check_new_things(std::slice::from_ref(&name.to_string()), groups)?;
         if self.broker.store.thing(name).await?.is_some() {
             return Err(AdminError::Exists(format!("thing {name}")));
         }
         let issued = ca.issue_thing(name)?;
-        // The thing and its certificate in one transaction: a crash leaves both or neither.
-        self.broker
-            .store
-            .create_things_with_certificates(&[self.records(name, &issued, groups)])
-            .await?;
-        Ok(ThingBundle {
+        let records = self.records(name, &issued, groups);
+        let bundle = ThingBundle {
             credentials_config_h: credentials_h(
                 name,
                 &self.endpoint,
@@ -341,7 +352,14 @@ impl Admin {
             certificate_pem: issued.cert_pem,
             private_key_pem: issued.key_pem,
             root_ca_pem: ca.cert_pem().to_string(),
-        })
+        };
+        stage(&bundle).map_err(AdminError::Invalid)?;
+        // The thing and its certificate in one transaction: a crash leaves both or neither.
+        self.broker
+            .store
+            .create_things_with_certificates(&[records])
+            .await?;
+        Ok(bundle)
     }
 
     /// Creates many things at once (a fleet, a benchmark): every certificate is issued first,
