@@ -296,6 +296,9 @@ pub struct SignOtaArgs {
     /// Where to write the base64 signature [default: <FILE>.sig].
     #[arg(short, long, value_name = "SIG")]
     pub output: Option<PathBuf>,
+    /// Replace an existing signature file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Arguments of `image verify`.

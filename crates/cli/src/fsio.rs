@@ -7,9 +7,34 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-/// Reads a whole file; the error names it.
-pub fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))
+/// Largest bank image: one T2G code-flash bank (`image show`, `image verify`, `t2g program`).
+pub const BANK_LIMIT: u64 = ferrota_image::layout::BANK_SIZE as u64;
+
+/// Largest file sent by OTA (`image sign-ota`, `ota create`): what the server stores.
+pub const OTA_LIMIT: u64 = ferrota_server::admin::OTA_FILE_MAX;
+
+/// Largest build input (ELF or Intel HEX for `image pack`, `image from-merged-hex`). A bank's
+/// worth of code as HEX text is ~12 MB; an ELF also holds symbols and debug information, so
+/// the bound is generous: it is there so that `/dev/zero` or a wrong path ends in an error,
+/// not in gigabytes of memory.
+pub const BUILD_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// Largest signature file (base64 or DER of an ECDSA signature is under 200 bytes).
+pub const SIGNATURE_LIMIT: u64 = 64 * 1024;
+
+/// Reads a whole file of at most `limit` bytes; the error names it. Reads at most `limit + 1`
+/// bytes (`Read::take`), so a device (`/dev/zero`) or a huge sparse file costs no more.
+pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut bytes = Vec::new();
+    f.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    if bytes.len() as u64 > limit {
+        bail!("{}: larger than {limit} bytes", path.display());
+    }
+    Ok(bytes)
 }
 
 /// Who may read an output file.

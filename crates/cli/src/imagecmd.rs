@@ -97,7 +97,7 @@ pub fn pack(a: &PackArgs) -> Result<()> {
         let Some(spec) = spec else { continue };
         let what = format!("{} {spec}", region_flag(region));
         let build = BuildSpec::parse(spec).with_context(|| region_flag(region))?;
-        let bytes = fsio::read(&build.path).with_context(|| region_flag(region))?;
+        let bytes = fsio::read(&build.path, fsio::BUILD_LIMIT).with_context(|| region_flag(region))?;
         let segments = input::read(&bytes, build.format).with_context(|| what.clone())?;
         builder
             .add(region, &segments)
@@ -135,7 +135,7 @@ pub fn pack(a: &PackArgs) -> Result<()> {
 /// `image from-merged-hex`.
 pub fn from_merged_hex(a: &FromMergedHexArgs) -> Result<()> {
     let name = a.input.display().to_string();
-    let bytes = fsio::read(&a.input)?;
+    let bytes = fsio::read(&a.input, fsio::BUILD_LIMIT)?;
     let text = input::hex_text(&bytes).with_context(|| name.clone())?;
     let (mut bank, report) = input::merged_hex_to_bank(text).with_context(|| name.clone())?;
     let key = a
@@ -221,20 +221,37 @@ pub fn from_merged_hex(a: &FromMergedHexArgs) -> Result<()> {
     Ok(())
 }
 
-/// `image sign-ota`.
+/// `image sign-ota`. Refuses an empty file (no OTA file is empty; the server refuses it too)
+/// and, without `--force`, an existing signature file (it may belong to another build).
+/// Signs a file that is not a complete bank image (truncated, or another kind of file) with
+/// a warning, as `t2g program` writes an image that will not verify: a non-firmware OTA file
+/// is legitimate, but a truncated bank is the common mistake, and the device only finds out
+/// after the whole download.
 pub fn sign_ota(a: &SignOtaArgs) -> Result<()> {
-    let key = ferrota_keys::load_ota_signing_key(&a.key)?;
-    let file = fsio::read(&a.input)?;
-    let sig = ota::sign_file(&key, &file)
-        .map_err(|e| anyhow!("{}: cannot sign: {e}", a.key.display()))?;
-    let mut buf = [0u8; ota::MAX_P256_BASE64];
-    let b64 = sig.to_base64(&mut buf);
     let out = a.output.clone().unwrap_or_else(|| {
         let mut p = a.input.clone().into_os_string();
         p.push(".sig");
         PathBuf::from(p)
     });
-    fsio::write_atomic(&out, format!("{b64}\n").as_bytes(), Access::Public, true)?;
+    let key = ferrota_keys::load_ota_signing_key(&a.key)?;
+    let file = fsio::read(&a.input, fsio::OTA_LIMIT)?;
+    if file.is_empty() {
+        bail!("{}: empty file; nothing to sign", a.input.display());
+    }
+    if !a.force && out.exists() {
+        bail!(
+            "{}: already exists (use --force to replace it)",
+            out.display()
+        );
+    }
+    if let Some(w) = not_a_bank(&file) {
+        eprintln!("warning: {}: {w}; signed anyway", a.input.display());
+    }
+    let sig = ota::sign_file(&key, &file)
+        .map_err(|e| anyhow!("{}: cannot sign: {e}", a.key.display()))?;
+    let mut buf = [0u8; ota::MAX_P256_BASE64];
+    let b64 = sig.to_base64(&mut buf);
+    fsio::write_atomic(&out, format!("{b64}\n").as_bytes(), Access::Public, a.force)?;
     println!("{b64}");
     eprintln!(
         "wrote OTA signature ({}: ECDSA P-256 over SHA-256 of {} bytes, DER, base64) to {}",
@@ -245,11 +262,31 @@ pub fn sign_ota(a: &SignOtaArgs) -> Result<()> {
     Ok(())
 }
 
+/// Why `file` is not a complete bank image a device would install, if it is not.
+fn not_a_bank(file: &[u8]) -> Option<String> {
+    let bank = ferrota_image::layout::BANK_SIZE as usize;
+    if file.len() != bank {
+        return Some(format!(
+            "{} bytes, not a bank image ({bank:#x} bytes): truncated, or not firmware; a device \
+             installs only a whole bank",
+            file.len()
+        ));
+    }
+    let s = inspect::inspect(file);
+    if let Err(e) = &s.record {
+        return Some(format!("not a bank image a device installs: {e}"));
+    }
+    s.regions
+        .iter()
+        .find_map(|r| r.header_check.as_ref().err())
+        .map(|e| format!("not a bank image a device installs: {e}"))
+}
+
 /// Reads `--ota-signature`: base64 text, or a file holding base64 text or DER.
 fn load_ota_signature(arg: &str) -> Result<OtaSignature> {
     let path = Path::new(arg);
     if path.is_file() {
-        let bytes = fsio::read(path)?;
+        let bytes = fsio::read(path, fsio::SIGNATURE_LIMIT)?;
         let sig = if bytes.first() == Some(&0x30) {
             OtaSignature::from_der(&bytes)
         } else {
@@ -267,7 +304,7 @@ fn load_ota_signature(arg: &str) -> Result<OtaSignature> {
 /// `image verify`.
 pub fn verify(a: &VerifyArgs) -> Result<()> {
     let name = a.input.display().to_string();
-    let bank = fsio::read(&a.input)?;
+    let bank = fsio::read(&a.input, fsio::OTA_LIMIT)?;
     if let Some(key_path) = &a.boot_key {
         let key = ferrota_keys::load_public_key(key_path)?;
         let v = verify::verify_bank(&bank, &key.boot_key())

@@ -83,7 +83,7 @@ pub fn run(c: OtaCommand) -> Result<()> {
     let v = match c {
         OtaCommand::Create(a) => {
             let api = Api::new(&a.api)?;
-            let data = crate::fsio::read(&a.file)?;
+            let data = crate::fsio::read(&a.file, crate::fsio::OTA_LIMIT)?;
             let sig_path = a.signature.clone().unwrap_or_else(|| {
                 let mut p = a.file.clone().into_os_string();
                 p.push(".sig");

@@ -23,7 +23,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// `image show`.
 pub fn show(a: &ShowArgs) -> Result<()> {
-    let bytes = fsio::read(&a.input)?;
+    let bytes = fsio::read(&a.input, fsio::BANK_LIMIT)?;
     let summary = inspect::inspect(&bytes);
     let file = a.input.display().to_string();
     if a.json {

@@ -90,7 +90,7 @@ fn new(a: &NewArgs) -> Result<()> {
 }
 
 fn program(a: &ProgramArgs) -> Result<()> {
-    let image = fsio::read(&a.image)?;
+    let image = fsio::read(&a.image, fsio::BANK_LIMIT)?;
     let mut dev = load(&a.device)?;
     let p = boot_chain::program_bank(&mut dev, a.bank, &image).map_err(|e| match e {
         boot_chain::Error::BankSize { .. } => anyhow!("{}: {e}", a.image.display()),

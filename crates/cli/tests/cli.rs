@@ -668,3 +668,74 @@ fn from_merged_hex_like_mkbin() {
     let err = env.fails(1, &["image", "from-merged-hex", "cut.hex", "-o", "y.bin"]);
     assert!(err.contains("no end-of-file record"), "{err}");
 }
+
+#[test]
+fn inputs_are_read_with_a_bound() {
+    let env = Env::new();
+    env.ok(&["key", "generate", "-o", "signer.pem"]);
+    // A device that never ends, and a sparse file of 8 GiB: refused after the bound, at once.
+    let sparse = std::fs::File::create(env.path("sparse.bin")).unwrap();
+    sparse.set_len(8 << 30).unwrap();
+    let t = std::time::Instant::now();
+    for input in ["/dev/zero", "sparse.bin"] {
+        let err = env.fails(1, &["image", "show", input]);
+        assert!(
+            err.contains(&format!("{input}: larger than {BANK_SIZE} bytes")),
+            "{err}"
+        );
+        let err = env.fails(1, &["image", "sign-ota", input, "--key", "signer.pem"]);
+        assert!(err.contains(&format!("{input}: larger than 16777216 bytes")), "{err}");
+        let err = env.fails(1, &["image", "from-merged-hex", input, "-o", "x.bin"]);
+        assert!(err.contains(&format!("{input}: larger than")), "{err}");
+        // Keys, certificates: a few hundred KB at most.
+        let err = env.fails(1, &["key", "public", input]);
+        assert!(err.contains(&format!("{input}: larger than 262144 bytes")), "{err}");
+    }
+    assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
+    assert!(!env.exists("x.bin") && !env.exists("sparse.bin.sig"));
+}
+
+#[test]
+fn sign_ota_warns_about_what_is_not_a_bank_and_keeps_a_signature() {
+    let env = Env::new();
+    env.ok(&["key", "generate", "-o", "signer.pem"]);
+    let sign = |file: &str, extra: &[&str]| {
+        let mut args = vec!["image", "sign-ota", file, "--key", "signer.pem"];
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| env.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // Empty: nothing to sign, nothing written.
+    env.write("empty.bin", b"");
+    let out = run(sign("empty.bin", &[]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty.bin: empty file"));
+    assert!(!env.exists("empty.bin.sig"));
+
+    // Truncated / not a bank: signed, with a warning naming the file.
+    env.write("short.bin", vec![0xa5; 1000]);
+    let out = run(sign("short.bin", &[]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: short.bin: 1000 bytes, not a bank image"),
+        "{err}"
+    );
+    // A bank-sized file that is no image: also warned about.
+    env.write("zeros.bin", vec![0; BANK_SIZE]);
+    let out = run(sign("zeros.bin", &[]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("warning: zeros.bin: not a bank image"), "{err}");
+
+    // An existing signature is kept without --force, replaced with it.
+    let first = env.read("short.bin.sig");
+    env.write("short.bin", vec![0x5a; 1000]);
+    let out = run(sign("short.bin", &[]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("short.bin.sig: already exists (use --force"), "{err}");
+    assert_eq!(env.read("short.bin.sig"), first);
+    assert!(run(sign("short.bin", &["--force"])).status.success());
+    assert_ne!(env.read("short.bin.sig"), first);
+}

@@ -133,6 +133,14 @@ pub enum KeyError {
         /// Why.
         error: std::io::Error,
     },
+    /// The file is larger than any key, certificate or CRL file ([`crate::MAX_KEY_FILE`]).
+    #[error("{}: larger than {limit} bytes", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The bound.
+        limit: u64,
+    },
     /// The file's content was refused.
     #[error("{}: {error}", path.display())]
     Parse {

@@ -19,6 +19,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// Largest key, certificate or CRL file read (256 KiB): a PEM certificate chain is a few KB,
+/// a large CRL some hundreds of KB at most.
+pub const MAX_KEY_FILE: u64 = 256 * 1024;
+
 pub mod cert;
 pub mod error;
 pub mod material;

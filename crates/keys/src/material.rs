@@ -255,12 +255,26 @@ impl KeyFile {
         }
     }
 
-    /// Reads a key file.
+    /// Reads a key file of at most [`crate::MAX_KEY_FILE`] bytes (a wrong path such as
+    /// `/dev/zero` ends in an error, not in gigabytes of memory).
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let bytes = std::fs::read(path).map_err(|error| KeyError::Read {
+        use std::io::Read;
+        let read_err = |error| KeyError::Read {
             path: path.to_path_buf(),
             error,
-        })?;
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .map_err(read_err)?
+            .take(crate::MAX_KEY_FILE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_err)?;
+        if bytes.len() as u64 > crate::MAX_KEY_FILE {
+            return Err(KeyError::TooLarge {
+                path: path.to_path_buf(),
+                limit: crate::MAX_KEY_FILE,
+            });
+        }
         Self::parse(&bytes).map_err(|e| KeyError::parse(path, e))
     }
 
