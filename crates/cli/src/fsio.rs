@@ -32,7 +32,15 @@ pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>> {
         .read_to_end(&mut bytes)
         .with_context(|| format!("{}: cannot read", path.display()))?;
     if bytes.len() as u64 > limit {
-        bail!("{}: larger than {limit} bytes", path.display());
+        // A regular file says how large it is; a device (`/dev/zero`) does not.
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => bail!(
+                "{}: file is {} bytes, larger than {limit} bytes (the most accepted)",
+                path.display(),
+                m.len()
+            ),
+            _ => bail!("{}: larger than {limit} bytes", path.display()),
+        }
     }
     Ok(bytes)
 }

@@ -9,38 +9,91 @@ use crate::serverargs::{ApiArgs, OtaCommand};
 struct Api {
     base: String,
     token: String,
+    /// Where the token came from, for the message of a 401.
+    token_from: String,
 }
+
+/// The largest operator token file read.
+const TOKEN_FILE_MAX: u64 = 4096;
 
 impl Api {
     fn new(a: &ApiArgs) -> Result<Api> {
-        let token = match &a.token {
-            Some(t) => t.clone(),
+        let (token, token_from) = match &a.token {
+            Some(t) => (t.clone(), "--token".to_string()),
             None => {
                 let cfg = config(&a.data)?;
-                std::fs::read_to_string(cfg.token_path())
-                    .with_context(|| {
-                        format!(
-                            "{}: operator token (pass --token or --data-dir)",
-                            cfg.token_path().display()
-                        )
-                    })?
-                    .trim()
-                    .to_string()
+                let p = cfg.token_path();
+                let bytes = crate::fsio::read(&p, TOKEN_FILE_MAX).with_context(|| {
+                    format!(
+                        "{}: operator token (pass --token or --data-dir)",
+                        p.display()
+                    )
+                })?;
+                let t = String::from_utf8(bytes)
+                    .map_err(|_| anyhow!("{}: operator token is not text", p.display()))?;
+                (t.trim().to_string(), p.display().to_string())
             }
         };
         Ok(Api {
             base: a.api.trim_end_matches('/').to_string(),
             token,
+            token_from,
         })
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into()
+    }
+
+    /// Before a file is sent: one cheap authenticated request (`GET /api/limits`), so a wrong
+    /// token is reported as 401 and a file over the server's limit as such, instead of the
+    /// "Broken pipe" of a body the server stopped reading. A server without the route (404)
+    /// is held to the limit of this build ([`ferrota_server::admin::OTA_FILE_MAX`]).
+    fn preflight(&self, len: usize) -> Result<()> {
+        let url = format!("{}/api/limits", self.base);
+        let mut r = Self::agent()
+            .get(&url)
+            .header("authorization", &format!("Bearer {}", self.token))
+            .call()
+            .map_err(|e| anyhow!("{url}: {e}"))?;
+        let status = r.status();
+        if status == ureq::http::StatusCode::UNAUTHORIZED {
+            bail!(
+                "{url}: 401 unauthorized: wrong operator token (from {})",
+                self.token_from
+            );
+        }
+        let max = if status.is_success() {
+            let v: Value = serde_json::from_str(
+                &r.body_mut()
+                    .with_config()
+                    .limit(64 * 1024)
+                    .read_to_string()
+                    .map_err(|e| anyhow!("{url}: {e}"))?,
+            )
+            .map_err(|e| anyhow!("{url}: {e}"))?;
+            v["maxFileBytes"]
+                .as_u64()
+                .ok_or_else(|| anyhow!("{url}: no maxFileBytes in {v}"))?
+        } else {
+            ferrota_server::admin::OTA_FILE_MAX
+        };
+        if len as u64 > max {
+            bail!("file is {len} bytes; the server accepts at most {max}");
+        }
+        Ok(())
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Vec<u8>>, json: bool) -> Result<Value> {
         let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {}", self.token);
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
+        if let (Some(b), false) = (&body, json) {
+            self.preflight(b.len())?;
+        }
+        let agent = Self::agent();
         let r = match (method, body) {
             ("GET", _) => agent.get(&url).header("authorization", &auth).call(),
             (_, Some(b)) => agent
@@ -59,6 +112,12 @@ impl Api {
         };
         let mut r = r.map_err(|e| anyhow!("{url}: {e}"))?;
         let status = r.status();
+        if status == ureq::http::StatusCode::UNAUTHORIZED {
+            bail!(
+                "{url}: 401 unauthorized: wrong operator token (from {})",
+                self.token_from
+            );
+        }
         let text = r
             .body_mut()
             .with_config()

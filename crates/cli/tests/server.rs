@@ -438,3 +438,46 @@ fn thing_create_with_an_unwritable_output_stores_nothing() {
     let left: Vec<_> = std::fs::read_dir(env.path("out")).unwrap().collect();
     assert_eq!(left.len(), 1, "only the bundle: {left:?}");
 }
+
+#[test]
+fn ota_create_reports_a_wrong_token_and_an_oversized_file() {
+    let env = Env::new();
+    env.ok(&["ca", "init", "--data-dir", "data"]);
+    let s = serve(&env);
+    env.ok(&["key", "generate", "-o", "signer.pem"]);
+    env.write("fw.bin", vec![0x5a; 4 << 20]);
+    env.ok(&["image", "sign-ota", "fw.bin", "--key", "signer.pem"]);
+    let create = |file: &str, auth: &[&str]| {
+        let mut args = vec![
+            "ota", "create", "up1", "--file", file, "--thing", "dev-1", "--api", &s.http,
+        ];
+        args.extend_from_slice(auth);
+        env.fails(1, &args)
+    };
+    // A wrong token, given or read from a token file: 401 before the body is sent.
+    let err = create("fw.bin", &["--token", "wrong"]);
+    assert!(
+        err.contains("401 unauthorized: wrong operator token (from --token)"),
+        "{err}"
+    );
+    assert!(!err.contains("Broken pipe"), "{err}");
+    std::fs::create_dir(env.path("other")).unwrap();
+    env.write("other/api-token", "wrong\n");
+    let err = create("fw.bin", &["--data-dir", "other"]);
+    assert!(
+        err.contains("401 unauthorized: wrong operator token (from other/api-token)"),
+        "{err}"
+    );
+    // A file over the server's limit: said so, with both sizes.
+    let big = std::fs::File::create(env.path("big.bin")).unwrap();
+    big.set_len(16 * 1024 * 1024 + 1).unwrap();
+    std::fs::copy(env.path("fw.bin.sig"), env.path("big.bin.sig")).unwrap();
+    let err = create("big.bin", &["--data-dir", "data"]);
+    assert!(
+        err.contains("big.bin: file is 16777217 bytes, larger than 16777216 bytes"),
+        "{err}"
+    );
+    // The server stored nothing.
+    let list = env.ok(&["ota", "list", "--api", &s.http, "--data-dir", "data"]);
+    assert!(!list.contains("up1"), "{list}");
+}

@@ -114,6 +114,15 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
                 ok(json!({"revoked": s.admin.revoke_thing(&n).await?}))
             }),
         )
+        // What a client checks before it sends a body: that its token is right (this is
+        // behind the token check) and that the file fits (a refused body otherwise shows as
+        // "Broken pipe" on the client, which is still sending when the server answers).
+        .route(
+            "/api/limits",
+            get(|| async {
+                ok(json!({"maxFileBytes": crate::admin::OTA_FILE_MAX}))
+            }),
+        )
         .route(
             "/api/files",
             post(|State(s): State<AppState>, body: axum::body::Bytes| async move {
