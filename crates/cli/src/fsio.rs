@@ -26,7 +26,8 @@ pub const SIGNATURE_LIMIT: u64 = 64 * 1024;
 /// bytes (`Read::take`), so a device (`/dev/zero`) or a huge sparse file costs no more.
 pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>> {
     use std::io::Read;
-    let f = std::fs::File::open(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let f =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let mut bytes = Vec::new();
     f.take(limit + 1)
         .read_to_end(&mut bytes)

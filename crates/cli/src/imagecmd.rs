@@ -97,7 +97,8 @@ pub fn pack(a: &PackArgs) -> Result<()> {
         let Some(spec) = spec else { continue };
         let what = format!("{} {spec}", region_flag(region));
         let build = BuildSpec::parse(spec).with_context(|| region_flag(region))?;
-        let bytes = fsio::read(&build.path, fsio::BUILD_LIMIT).with_context(|| region_flag(region))?;
+        let bytes =
+            fsio::read(&build.path, fsio::BUILD_LIMIT).with_context(|| region_flag(region))?;
         let segments = input::read(&bytes, build.format).with_context(|| what.clone())?;
         builder
             .add(region, &segments)

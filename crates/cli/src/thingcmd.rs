@@ -88,7 +88,10 @@ fn write_bundle(
 ) -> Result<()> {
     let out = &a.output;
     if dir.exists() {
-        bail!("{}: already exists (the bundle is not replaced)", dir.display());
+        bail!(
+            "{}: already exists (the bundle is not replaced)",
+            dir.display()
+        );
     }
     std::fs::create_dir_all(out)
         .with_context(|| format!("{}: cannot create the output directory", out.display()))?;
@@ -105,8 +108,7 @@ fn write_bundle(
     w("bundle.json", &serde_json::to_string_pretty(b)?, true)?;
     // The simulated board's configuration (`ferrota device run`); code-signing.crt.pem is the
     // operator's to add.
-    let device =
-        ferrota_device::config::DeviceConfig::for_thing(&a.name, &cfg.endpoint, port(cfg));
+    let device = ferrota_device::config::DeviceConfig::for_thing(&a.name, &cfg.endpoint, port(cfg));
     w("device.toml", &device.to_toml(), false)?;
     std::fs::rename(tmp.path(), dir)
         .with_context(|| format!("{}: cannot move the bundle into place", dir.display()))?;

@@ -691,10 +691,16 @@ fn inputs_are_read_with_a_bound() {
         let want = format!("{input}: {size}larger than 16777216 bytes");
         assert!(err.contains(&want), "{err}");
         let err = env.fails(1, &["image", "from-merged-hex", input, "-o", "x.bin"]);
-        assert!(err.contains(&format!("{input}: {size}larger than")), "{err}");
+        assert!(
+            err.contains(&format!("{input}: {size}larger than")),
+            "{err}"
+        );
         // Keys, certificates: a few hundred KB at most.
         let err = env.fails(1, &["key", "public", input]);
-        assert!(err.contains(&format!("{input}: larger than 262144 bytes")), "{err}");
+        assert!(
+            err.contains(&format!("{input}: larger than 262144 bytes")),
+            "{err}"
+        );
     }
     assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
     assert!(!env.exists("x.bin") && !env.exists("sparse.bin.sig"));
@@ -731,7 +737,10 @@ fn sign_ota_warns_about_what_is_not_a_bank_and_keeps_a_signature() {
     env.write("zeros.bin", vec![0; BANK_SIZE]);
     let out = run(sign("zeros.bin", &[]));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && err.contains("warning: zeros.bin: not a bank image"), "{err}");
+    assert!(
+        out.status.success() && err.contains("warning: zeros.bin: not a bank image"),
+        "{err}"
+    );
 
     // An existing signature is kept without --force, replaced with it.
     let first = env.read("short.bin.sig");
@@ -739,7 +748,10 @@ fn sign_ota_warns_about_what_is_not_a_bank_and_keeps_a_signature() {
     let out = run(sign("short.bin", &[]));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("short.bin.sig: already exists (use --force"), "{err}");
+    assert!(
+        err.contains("short.bin.sig: already exists (use --force"),
+        "{err}"
+    );
     assert_eq!(env.read("short.bin.sig"), first);
     assert!(run(sign("short.bin", &["--force"])).status.success());
     assert_ne!(env.read("short.bin.sig"), first);

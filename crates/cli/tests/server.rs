@@ -338,7 +338,11 @@ fn serve_refused(env: &Env, extra: &[&str], file: &str) -> String {
     args.extend_from_slice(extra);
     let err = env.fails(1, &args);
     assert!(err.contains(file), "names {file}: {err}");
-    assert_eq!(snapshot(&env.path("data")), before, "data directory changed");
+    assert_eq!(
+        snapshot(&env.path("data")),
+        before,
+        "data directory changed"
+    );
     err
 }
 
@@ -346,7 +350,15 @@ fn serve_refused(env: &Env, extra: &[&str], file: &str) -> String {
 fn used_data_dir() -> Env {
     let env = Env::new();
     env.ok(&["ca", "init", "--data-dir", "data"]);
-    env.ok(&["thing", "create", "dev-1", "--data-dir", "data", "-o", "out"]);
+    env.ok(&[
+        "thing",
+        "create",
+        "dev-1",
+        "--data-dir",
+        "data",
+        "-o",
+        "out",
+    ]);
     drop(serve(&env));
     env
 }
@@ -358,7 +370,10 @@ fn serve_refuses_a_deleted_or_empty_database_beside_a_used_directory() {
         let _ = std::fs::remove_file(env.path("data").join(f));
     }
     let err = serve_refused(&env, &[], "data/ferrota.db");
-    assert!(err.contains("is missing") && err.contains("Restore"), "{err}");
+    assert!(
+        err.contains("is missing") && err.contains("Restore"),
+        "{err}"
+    );
     // Offline commands refuse too instead of creating an empty registry.
     let err = env.fails(1, &["thing", "list", "--data-dir", "data"]);
     assert!(err.contains("data/ferrota.db"), "{err}");
@@ -390,14 +405,27 @@ fn serve_names_a_bad_server_certificate_client_ca_or_crl() {
     env.write("data/ca/server.crt.pem", &cert);
 
     std::fs::create_dir(env.path("etc")).unwrap();
-    env.write("etc/other-ca.pem", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    env.write(
+        "etc/other-ca.pem",
+        b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    );
     env.write(
         "etc/client-ca.toml",
-        format!("data_dir = {:?}\nclient_cas = [\"etc/other-ca.pem\"]\n", "data"),
+        format!(
+            "data_dir = {:?}\nclient_cas = [\"etc/other-ca.pem\"]\n",
+            "data"
+        ),
     );
-    serve_refused(&env, &["--config", "etc/client-ca.toml"], "etc/other-ca.pem");
+    serve_refused(
+        &env,
+        &["--config", "etc/client-ca.toml"],
+        "etc/other-ca.pem",
+    );
 
-    env.write("etc/bad.crl.pem", b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n");
+    env.write(
+        "etc/bad.crl.pem",
+        b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    );
     env.write(
         "etc/crl.toml",
         format!("data_dir = {:?}\ncrls = [\"etc/bad.crl.pem\"]\n", "data"),
@@ -428,12 +456,34 @@ fn thing_create_with_an_unwritable_output_stores_nothing() {
     assert!(!std::path::Path::new("/proc/dev-1").exists());
     // A bundle directory that exists already is not replaced, and nothing is stored either.
     std::fs::create_dir_all(env.path("out/dev-1")).unwrap();
-    let err = env.fails(1, &["thing", "create", "dev-1", "--data-dir", "data", "-o", "out"]);
+    let err = env.fails(
+        1,
+        &[
+            "thing",
+            "create",
+            "dev-1",
+            "--data-dir",
+            "data",
+            "-o",
+            "out",
+        ],
+    );
     assert!(err.contains("out/dev-1: already exists"), "{err}");
-    assert!(!env.ok(&["thing", "list", "--data-dir", "data"]).contains("dev-1"));
+    assert!(
+        !env.ok(&["thing", "list", "--data-dir", "data"])
+            .contains("dev-1")
+    );
     // Then it works, and leaves no temporary directory behind.
     std::fs::remove_dir(env.path("out/dev-1")).unwrap();
-    env.ok(&["thing", "create", "dev-1", "--data-dir", "data", "-o", "out"]);
+    env.ok(&[
+        "thing",
+        "create",
+        "dev-1",
+        "--data-dir",
+        "data",
+        "-o",
+        "out",
+    ]);
     assert!(env.exists("out/dev-1/dev-1.key.pem"));
     let left: Vec<_> = std::fs::read_dir(env.path("out")).unwrap().collect();
     assert_eq!(left.len(), 1, "only the bundle: {left:?}");

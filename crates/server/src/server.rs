@@ -301,7 +301,9 @@ fn pem_certs(p: &Path, pem: &str) -> Result<Vec<CertificateDer<'static>>, ServeE
         .collect::<Result<_, _>>()
         .map_err(|e| bad(format!("not PEM: {e}")))?;
     if certs.is_empty() {
-        return Err(bad("no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into()));
+        return Err(bad(
+            "no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into(),
+        ));
     }
     for c in &certs {
         x509_parser::parse_x509_certificate(c)
@@ -346,9 +348,8 @@ fn check_tls_files(
             .map_err(|e| ServeError::Io(format!("{}: {e}", p.display())))?;
     }
     let chain = pem_certs(cert.0, cert.1)?;
-    let key_der = PrivateKeyDer::from_pem_slice(key.1.as_bytes()).map_err(|e| {
-        ServeError::Io(format!("{}: not a PEM private key: {e}", key.0.display()))
-    })?;
+    let key_der = PrivateKeyDer::from_pem_slice(key.1.as_bytes())
+        .map_err(|e| ServeError::Io(format!("{}: not a PEM private key: {e}", key.0.display())))?;
     ServerConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
         .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key_der))

@@ -93,7 +93,10 @@ async fn a_new_directory_still_starts_and_a_new_ca_follows_its_database() {
     ferrota_server::server::init_data_dir(&cfg, &[])
         .await
         .expect("ca init on a new directory");
-    assert!(cfg.db_path().exists(), "the database is created before the CA");
+    assert!(
+        cfg.db_path().exists(),
+        "the database is created before the CA"
+    );
     Server::open(&cfg, 8883).await.expect("start after ca init");
 }
 
@@ -117,7 +120,10 @@ async fn a_corrupted_page_is_found_at_start_and_named() {
     let before = snapshot(tmp.path());
     let e = err_of(Server::open(&cfg, 8883).await);
     assert!(e.contains(&db.display().to_string()), "{e}");
-    assert!(e.contains("integrity check failed") || e.contains("malformed"), "{e}");
+    assert!(
+        e.contains("integrity check failed") || e.contains("malformed"),
+        "{e}"
+    );
     assert_eq!(e.matches("malformed").count().max(1), 1, "said once: {e}");
     err_of(open_admin(&cfg, 8883).await);
     let after = snapshot(tmp.path());

@@ -125,12 +125,10 @@ impl SqliteStore {
             .connect_with(opts)
             .await?;
         let s = SqliteStore { pool };
-        if !in_memory {
-            if let Err(e) = s.check_integrity(true).await {
-                // Close now, so no -wal/-shm file is left beside a database we refuse.
-                s.pool.close().await;
-                return Err(e);
-            }
+        if !in_memory && let Err(e) = s.check_integrity(true).await {
+            // Close now, so no -wal/-shm file is left beside a database we refuse.
+            s.pool.close().await;
+            return Err(e);
         }
         s.migrate().await?;
         Ok(s)
