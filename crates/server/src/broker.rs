@@ -29,8 +29,15 @@ pub struct Limits {
     pub queue_bytes: usize,
     /// Unacknowledged QoS 1 messages sent to a client; more wait in the queue.
     pub max_inflight: usize,
-    /// Time to send CONNECT after the connection opens.
+    /// Time to send CONNECT after the TLS handshake (default 5 s; see [`crate::gate`]).
     pub connect_timeout: std::time::Duration,
+    /// Time for the TLS handshake after TCP accept (default 5 s; see [`crate::gate`]).
+    pub tls_handshake_timeout: std::time::Duration,
+    /// Connections that have not finished their TLS handshake, in all (default 256). When
+    /// full, the oldest pending one is closed ([`crate::gate::PendingGate`]).
+    pub max_pending: usize,
+    /// Of those, from one source IP address (default 32; devices behind one NAT share it).
+    pub max_pending_per_address: usize,
     /// Largest keep-alive a client may ask for (seconds; AWS: 1200). 0 from the client means
     /// "no keep-alive"; we then apply this maximum.
     pub max_keep_alive: u16,
@@ -43,7 +50,10 @@ impl Default for Limits {
             queue_messages: 1024,
             queue_bytes: 8 * 1024 * 1024,
             max_inflight: 100,
-            connect_timeout: std::time::Duration::from_secs(10),
+            connect_timeout: std::time::Duration::from_secs(5),
+            tls_handshake_timeout: std::time::Duration::from_secs(5),
+            max_pending: 256,
+            max_pending_per_address: 32,
             max_keep_alive: 1200,
         }
     }
