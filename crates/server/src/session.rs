@@ -80,6 +80,9 @@ where
     // CONNECT first, within the timeout.
     let first = tokio::time::timeout(broker.limits.connect_timeout, async {
         loop {
+            if let Err(why) = check_fixed_header(&rbuf) {
+                return Err(SessionEnd::Violation(why));
+            }
             match Packet::read(&mut rbuf, max) {
                 Ok(p) => return Ok(p),
                 Err(rumqttc::Error::InsufficientBytes(_)) => {}
@@ -136,6 +139,9 @@ where
         // Handle every complete packet already buffered (a client may pipeline CONNECT and
         // more in one segment), then write what that produced, then wait.
         loop {
+            if let Err(why) = check_fixed_header(&rbuf) {
+                break 'outer SessionEnd::Violation(why);
+            }
             let p = match Packet::read(&mut rbuf, max) {
                 Ok(p) => p,
                 Err(rumqttc::Error::InsufficientBytes(_)) => break,
@@ -283,11 +289,71 @@ async fn authorize_connect(
             }
         }
     }
+    // A will is published by the broker after the client is gone, to subscribers only. On a
+    // `$` topic (MQTT 3.1.1 §4.7.2: for the server's own use; here the Jobs and Streams
+    // topics) it would either forge a service message (e.g. `jobs/notify-next`, delivered to
+    // the thing's next session as if the Jobs service sent it) or be a service request that no
+    // service would execute. So a will on any `$` topic is refused like a publish the policy
+    // denies: CONNACK 5 (NotAuthorized), whatever the policy allows.
     if let Some(w) = &c.last_will
-        && (!valid_topic(&w.topic) || !broker.policy.allows_publish(&id.thing, &w.topic))
+        && (!valid_topic(&w.topic)
+            || w.topic.starts_with('$')
+            || !broker.policy.allows_publish(&id.thing, &w.topic))
     {
         tracing::warn!(client = %c.client_id, topic = %w.topic, "refused: will topic not allowed");
         return Err(ConnectReturnCode::NotAuthorized);
+    }
+    Ok(())
+}
+
+/// MQTT 3.1.1 fixed-header rules that rumqttc's v4 codec does not check, applied to the packet
+/// at the start of `buf` (as much of it as has arrived; `Ok` while undecided):
+/// - the flags of SUBSCRIBE, UNSUBSCRIBE and PUBREL must be 0b0010, and of every other packet
+///   but PUBLISH 0 (§2.2.2: "If invalid flags are received, the receiver MUST close the Network
+///   Connection");
+/// - PINGREQ and DISCONNECT have no payload: remaining length 0 (§3.12, §3.14);
+/// - the reserved bit 0 of CONNECT's connect flags must be 0 (§3.1.2.3).
+///
+/// A breach is a protocol violation: the connection is closed.
+pub fn check_fixed_header(buf: &[u8]) -> Result<(), String> {
+    let Some(&b0) = buf.first() else {
+        return Ok(());
+    };
+    let (kind, flags) = (b0 >> 4, b0 & 0x0f);
+    let want = match kind {
+        3 => return Ok(()), // PUBLISH: dup/QoS/retain, checked by the codec and `handle`
+        6 | 8 | 10 => 0b0010,
+        _ => 0,
+    };
+    if flags != want {
+        return Err(format!(
+            "packet type {kind} with fixed-header flags {flags:#06b} (must be {want:#06b})"
+        ));
+    }
+    if (kind == 12 || kind == 14)
+        && let Some(&len) = buf.get(1)
+        && len != 0
+    {
+        return Err(format!("packet type {kind} with a payload"));
+    }
+    if kind == 1 {
+        // Remaining length (1–4 bytes), then the protocol name (u16 length + bytes), the level,
+        // the connect flags.
+        let mut i = 1;
+        while let Some(&b) = buf.get(i) {
+            i += 1;
+            if b & 0x80 == 0 || i > 4 {
+                break;
+            }
+        }
+        if let (Some(&hi), Some(&lo)) = (buf.get(i), buf.get(i + 1)) {
+            let name = usize::from(u16::from_be_bytes([hi, lo]));
+            if let Some(&cf) = buf.get(i + 2 + name + 1)
+                && cf & 1 != 0
+            {
+                return Err("CONNECT with the reserved flag set".into());
+            }
+        }
     }
     Ok(())
 }

@@ -374,3 +374,101 @@ async fn pipelined_packets_in_one_segment_are_all_handled() {
     ));
     assert_eq!(recv(&mut io, &mut buf).await, Some(Packet::PingResp));
 }
+
+/// MQTT 3.1.1 §2.2.2, §3.1.2.3, §3.12, §3.14: fixed-header flags, the CONNECT reserved flag and
+/// a PINGREQ / DISCONNECT with a payload close the connection (rumqttc's codec accepts them).
+#[tokio::test]
+async fn fixed_header_flags_and_reserved_bits_disconnect() {
+    let (b, _d) = broker(Limits::default()).await;
+    // CONNECT, client id "a", connect flags 0b11: clean session plus the reserved bit.
+    let (mut io, h) = start(&b, "a");
+    io.write_all(&[
+        0x10, 0x0d, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x03, 0, 60, 0, 1, b'a',
+    ])
+    .await
+    .unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(5), h)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&end, SessionEnd::Violation(w) if w.contains("reserved")),
+        "{end:?}"
+    );
+    let f = b"shared/x";
+    let mut sub0 = vec![0x80, 13, 0, 1, 0, 8];
+    sub0.extend_from_slice(f);
+    sub0.push(0);
+    let mut sub4 = sub0.clone();
+    sub4[0] = 0x84;
+    let mut unsub0 = vec![0xa0, 12, 0, 1, 0, 8];
+    unsub0.extend_from_slice(f);
+    for (what, bad) in [
+        ("SUBSCRIBE flags 0", sub0),
+        ("SUBSCRIBE flags 0b0100", sub4),
+        ("UNSUBSCRIBE flags 0", unsub0),
+        ("PUBREL flags 0", vec![0x60, 2, 0, 1]),
+        ("PINGREQ with a payload", vec![0xc0, 1, 0]),
+        ("PINGREQ flags 1", vec![0xc1, 0]),
+        ("DISCONNECT with a payload", vec![0xe0, 1, 0]),
+    ] {
+        let (mut io, _buf, h) = connected(&b, "a").await;
+        io.write_all(&bad).await.unwrap();
+        let end = tokio::time::timeout(Duration::from_secs(5), h)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(end, SessionEnd::Violation(_)), "{what} → {end:?}");
+    }
+    // The well-formed ones still work.
+    let (mut io, mut buf, _h) = connected(&b, "a").await;
+    io.write_all(&[0xc0, 0]).await.unwrap();
+    assert_eq!(recv(&mut io, &mut buf).await, Some(Packet::PingResp));
+    send(
+        &mut io,
+        Packet::Subscribe(Subscribe::new("shared/x", QoS::AtLeastOnce)),
+    )
+    .await;
+    assert!(matches!(
+        recv(&mut io, &mut buf).await,
+        Some(Packet::SubAck(_))
+    ));
+}
+
+/// A will on the thing's own reserved topics would be delivered as if the Jobs service sent
+/// it: CONNECT is refused with NotAuthorized, and nothing is registered for the thing.
+#[tokio::test]
+async fn a_will_on_a_reserved_topic_is_refused_at_connect() {
+    let (b, _d) = broker(Limits::default()).await;
+    for topic in [
+        "$aws/things/a/jobs/notify-next",
+        "$aws/things/a/jobs/$next/get",
+        "$aws/things/a/streams/s1/data/cbor",
+    ] {
+        let (mut io, h) = start(&b, "a");
+        let mut c = Connect::new("a");
+        c.keep_alive = 60;
+        c.last_will = Some(LastWill::new(topic, "forged", QoS::AtLeastOnce, false));
+        send(&mut io, Packet::Connect(c)).await;
+        let mut buf = BytesMut::new();
+        match recv(&mut io, &mut buf).await {
+            Some(Packet::ConnAck(a)) => {
+                assert_eq!(a.code, rumqttc::ConnectReturnCode::NotAuthorized, "{topic}")
+            }
+            p => panic!("{topic}: {p:?}"),
+        }
+        assert_eq!(h.await.unwrap(), SessionEnd::Refused(5), "{topic}");
+    }
+    // A will on an allowed, ordinary topic is still accepted.
+    let (mut io, h) = start(&b, "a");
+    let mut c = Connect::new("a");
+    c.last_will = Some(LastWill::new("shared/gone", "a", QoS::AtMostOnce, false));
+    send(&mut io, Packet::Connect(c)).await;
+    let mut buf = BytesMut::new();
+    match recv(&mut io, &mut buf).await {
+        Some(Packet::ConnAck(a)) => assert_eq!(a.code, rumqttc::ConnectReturnCode::Success),
+        p => panic!("{p:?}"),
+    }
+    drop(io);
+    let _ = h.await;
+}
