@@ -472,3 +472,91 @@ async fn a_will_on_a_reserved_topic_is_refused_at_connect() {
     drop(io);
     let _ = h.await;
 }
+
+async fn suback(io: &mut DuplexStream, buf: &mut BytesMut) -> Vec<rumqttc::SubscribeReasonCode> {
+    loop {
+        match recv(io, buf).await {
+            Some(Packet::SubAck(a)) => return a.return_codes,
+            Some(_) => {}
+            None => panic!("closed before SUBACK"),
+        }
+    }
+}
+
+/// AWS IoT Core's subscription quotas: 256-byte filters with at most 7 slashes and 50
+/// subscriptions per connection (SUBACK 0x80 beyond), 8 filters per SUBSCRIBE (more
+/// disconnects). Before, 4,000 filters of 60 KB were held for one session.
+#[tokio::test]
+async fn subscriptions_are_bounded_per_session() {
+    use rumqttc::{SubscribeFilter, SubscribeReasonCode::*};
+    let (b, _d) = broker(Limits::default()).await;
+    let (mut io, mut buf, h) = connected(&b, "a").await;
+    let long = format!("shared/{}", "x".repeat(250)); // 257 bytes
+    let deep = "shared/1/2/3/4/5/6/7/8"; // 8 slashes
+    let ok7 = "shared/1/2/3/4/5/6/7"; // 7 slashes
+    let mut s = Subscribe::new(&long, QoS::AtMostOnce);
+    s.pkid = 1;
+    s.filters
+        .push(SubscribeFilter::new(deep.into(), QoS::AtMostOnce));
+    s.filters
+        .push(SubscribeFilter::new(ok7.into(), QoS::AtMostOnce));
+    send(&mut io, Packet::Subscribe(s)).await;
+    assert_eq!(
+        suback(&mut io, &mut buf).await,
+        vec![Failure, Failure, Success(QoS::AtMostOnce)]
+    );
+    // 49 more fill the 50; the 51st fails; re-subscribing a held filter still succeeds.
+    for i in 0..49 {
+        let mut s = Subscribe::new(&format!("shared/f{i}"), QoS::AtMostOnce);
+        s.pkid = 2;
+        send(&mut io, Packet::Subscribe(s)).await;
+        assert_eq!(
+            suback(&mut io, &mut buf).await,
+            vec![Success(QoS::AtMostOnce)]
+        );
+    }
+    let mut s = Subscribe::new("shared/one-too-many", QoS::AtMostOnce);
+    s.pkid = 3;
+    s.filters
+        .push(SubscribeFilter::new(ok7.into(), QoS::AtLeastOnce));
+    send(&mut io, Packet::Subscribe(s)).await;
+    assert_eq!(
+        suback(&mut io, &mut buf).await,
+        vec![Failure, Success(QoS::AtLeastOnce)]
+    );
+    // Routing still works for the held subscriptions, not for the refused one.
+    b.publish(
+        "shared/f3",
+        bytes::Bytes::from_static(b"x"),
+        QoS::AtMostOnce,
+    );
+    b.publish(
+        "shared/one-too-many",
+        bytes::Bytes::from_static(b"y"),
+        QoS::AtMostOnce,
+    );
+    match recv(&mut io, &mut buf).await {
+        Some(Packet::Publish(p)) => assert_eq!(p.topic, "shared/f3"),
+        p => panic!("{p:?}"),
+    }
+    send(&mut io, Packet::PingReq).await;
+    assert_eq!(recv(&mut io, &mut buf).await, Some(Packet::PingResp));
+    // Nine filters in one SUBSCRIBE: disconnected.
+    let mut s = Subscribe::new("shared/n0", QoS::AtMostOnce);
+    s.pkid = 4;
+    for i in 1..9 {
+        s.filters.push(SubscribeFilter::new(
+            format!("shared/n{i}"),
+            QoS::AtMostOnce,
+        ));
+    }
+    send(&mut io, Packet::Subscribe(s)).await;
+    let end = tokio::time::timeout(Duration::from_secs(5), h)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&end, SessionEnd::Violation(w) if w.contains("9 filters")),
+        "{end:?}"
+    );
+}
