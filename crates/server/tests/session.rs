@@ -507,7 +507,7 @@ async fn subscriptions_are_bounded_per_session() {
     );
     // 49 more fill the 50; the 51st fails; re-subscribing a held filter still succeeds.
     for i in 0..49 {
-        let mut s = Subscribe::new(&format!("shared/f{i}"), QoS::AtMostOnce);
+        let mut s = Subscribe::new(format!("shared/f{i}"), QoS::AtMostOnce);
         s.pkid = 2;
         send(&mut io, Packet::Subscribe(s)).await;
         assert_eq!(
