@@ -29,8 +29,25 @@ pub struct Limits {
     pub queue_bytes: usize,
     /// Unacknowledged QoS 1 messages sent to a client; more wait in the queue.
     pub max_inflight: usize,
-    /// Time to send CONNECT after the connection opens.
+    /// Time to send CONNECT after the TLS handshake (default 5 s; see [`crate::gate`]).
     pub connect_timeout: std::time::Duration,
+    /// Time for the TLS handshake after TCP accept (default 5 s; see [`crate::gate`]).
+    pub tls_handshake_timeout: std::time::Duration,
+    /// Connections that have not finished their TLS handshake, in all (default 256). When
+    /// full, the oldest pending one is closed ([`crate::gate::PendingGate`]).
+    pub max_pending: usize,
+    /// Of those, from one source IP address (default 32; devices behind one NAT share it).
+    pub max_pending_per_address: usize,
+    /// Subscriptions one connection may hold (AWS IoT Core: 50 per connection). A SUBSCRIBE
+    /// for more gets the failure code 0x80 for each filter over the bound.
+    pub max_subscriptions: usize,
+    /// Filters in one SUBSCRIBE (AWS IoT Core: 8, a hard limit). More closes the connection:
+    /// a client that breaks a hard limit is broken, and a partial SUBACK would hide it.
+    pub max_filters_per_subscribe: usize,
+    /// Bytes of a topic filter (AWS IoT Core: 256, UTF-8). Longer → SUBACK 0x80 for it.
+    pub max_filter_len: usize,
+    /// Forward slashes in a topic filter (AWS IoT Core: 7). More → SUBACK 0x80 for it.
+    pub max_filter_slashes: usize,
     /// Largest keep-alive a client may ask for (seconds; AWS: 1200). 0 from the client means
     /// "no keep-alive"; we then apply this maximum.
     pub max_keep_alive: u16,
@@ -43,8 +60,15 @@ impl Default for Limits {
             queue_messages: 1024,
             queue_bytes: 8 * 1024 * 1024,
             max_inflight: 100,
-            connect_timeout: std::time::Duration::from_secs(10),
+            connect_timeout: std::time::Duration::from_secs(5),
+            tls_handshake_timeout: std::time::Duration::from_secs(5),
+            max_pending: 256,
+            max_pending_per_address: 32,
             max_keep_alive: 1200,
+            max_subscriptions: 50,
+            max_filters_per_subscribe: 8,
+            max_filter_len: 256,
+            max_filter_slashes: 7,
         }
     }
 }
@@ -304,22 +328,31 @@ impl Broker {
         }
     }
 
-    pub(crate) fn subscribe(&self, client_id: &str, conn_id: u64, filter: &str, qos: QoS) {
+    /// Adds (or updates the QoS of) a subscription. `false` when the filter is new and the
+    /// client already has [`Limits::max_subscriptions`]: nothing changes (SUBACK 0x80).
+    pub(crate) fn subscribe(&self, client_id: &str, conn_id: u64, filter: &str, qos: QoS) -> bool {
+        let max = self.limits.max_subscriptions;
         let mut g = self.lock();
-        if g.clients
-            .get(client_id)
-            .is_some_and(|e| e.h.conn_id == conn_id)
-        {
-            g.unindex(client_id);
-            if let Some(e) = g.clients.get_mut(client_id) {
-                if let Some(s) = e.subs.iter_mut().find(|(f, _)| f == filter) {
-                    s.1 = qos;
-                } else {
-                    e.subs.push((filter.to_string(), qos));
-                }
-            }
-            g.index(client_id);
+        let Some(e) = g
+            .clients
+            .get_mut(client_id)
+            .filter(|e| e.h.conn_id == conn_id)
+        else {
+            return true;
+        };
+        if let Some(s) = e.subs.iter_mut().find(|(f, _)| f == filter) {
+            s.1 = qos;
+            return true;
         }
+        if e.subs.len() >= max {
+            return false;
+        }
+        g.unindex(client_id);
+        if let Some(e) = g.clients.get_mut(client_id) {
+            e.subs.push((filter.to_string(), qos));
+        }
+        g.index(client_id);
+        true
     }
 
     pub(crate) fn unsubscribe(&self, client_id: &str, conn_id: u64, filter: &str) {

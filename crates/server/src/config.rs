@@ -17,6 +17,14 @@
 //! queue_messages = 1024
 //! queue_bytes = 8388608
 //! max_inflight = 100
+//! max_pending = 256                 # connections not yet through TLS (crate::gate)
+//! max_pending_per_address = 32      #   of those, from one IP address
+//! tls_handshake_timeout = 5         # seconds from TCP accept to the end of the TLS handshake
+//! connect_timeout = 5               # seconds from the TLS handshake to CONNECT
+//! max_subscriptions = 50            # per connection (AWS IoT Core: 50)
+//! max_filters_per_subscribe = 8     # per SUBSCRIBE (AWS: 8); more disconnects
+//! max_filter_len = 256              # bytes (AWS: 256)
+//! max_filter_slashes = 7            # (AWS: 7)
 //! [broker]                          # client mode (see crate::bridge): no MQTT listener; the
 //! external = "mqtts://broker:8883"  # Jobs and Streams connect to this broker as one client
 //! client_id = "ferrota-services"    # also the CN of the service certificate
@@ -120,6 +128,22 @@ pub struct LimitsConfig {
     pub queue_bytes: usize,
     /// See [`Limits::max_inflight`].
     pub max_inflight: usize,
+    /// See [`Limits::max_pending`].
+    pub max_pending: usize,
+    /// See [`Limits::max_pending_per_address`].
+    pub max_pending_per_address: usize,
+    /// See [`Limits::tls_handshake_timeout`] (seconds).
+    pub tls_handshake_timeout: u64,
+    /// See [`Limits::connect_timeout`] (seconds).
+    pub connect_timeout: u64,
+    /// See [`Limits::max_subscriptions`].
+    pub max_subscriptions: usize,
+    /// See [`Limits::max_filters_per_subscribe`].
+    pub max_filters_per_subscribe: usize,
+    /// See [`Limits::max_filter_len`].
+    pub max_filter_len: usize,
+    /// See [`Limits::max_filter_slashes`].
+    pub max_filter_slashes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -130,6 +154,14 @@ impl Default for LimitsConfig {
             queue_messages: l.queue_messages,
             queue_bytes: l.queue_bytes,
             max_inflight: l.max_inflight,
+            max_pending: l.max_pending,
+            max_pending_per_address: l.max_pending_per_address,
+            tls_handshake_timeout: l.tls_handshake_timeout.as_secs(),
+            connect_timeout: l.connect_timeout.as_secs(),
+            max_subscriptions: l.max_subscriptions,
+            max_filters_per_subscribe: l.max_filters_per_subscribe,
+            max_filter_len: l.max_filter_len,
+            max_filter_slashes: l.max_filter_slashes,
         }
     }
 }
@@ -191,6 +223,16 @@ impl Config {
             queue_messages: self.limits.queue_messages,
             queue_bytes: self.limits.queue_bytes,
             max_inflight: self.limits.max_inflight,
+            max_pending: self.limits.max_pending,
+            max_pending_per_address: self.limits.max_pending_per_address,
+            tls_handshake_timeout: std::time::Duration::from_secs(
+                self.limits.tls_handshake_timeout.max(1),
+            ),
+            connect_timeout: std::time::Duration::from_secs(self.limits.connect_timeout.max(1)),
+            max_subscriptions: self.limits.max_subscriptions,
+            max_filters_per_subscribe: self.limits.max_filters_per_subscribe,
+            max_filter_len: self.limits.max_filter_len,
+            max_filter_slashes: self.limits.max_filter_slashes,
             ..Limits::default()
         }
     }

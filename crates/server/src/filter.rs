@@ -27,6 +27,13 @@ pub fn valid_filter(filter: &str) -> bool {
     true
 }
 
+/// Whether a filter is within AWS IoT Core's size limits: at most `max_len` bytes (256) and
+/// `max_slashes` forward slashes (7). Checked on SUBSCRIBE so that one session cannot hold
+/// large filters (60 KB filters × thousands were accepted before).
+pub fn within_limits(filter: &str, max_len: usize, max_slashes: usize) -> bool {
+    filter.len() <= max_len && filter.bytes().filter(|&b| b == b'/').count() <= max_slashes
+}
+
 /// Whether `topic` (a valid topic name) matches `filter` (a valid filter).
 pub fn matches(topic: &str, filter: &str) -> bool {
     if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {

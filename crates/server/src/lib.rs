@@ -19,6 +19,7 @@
 //! | [`filter`] | MQTT topic filters |
 //! | [`policy`] | per-thing authorisation |
 //! | [`broker`] | sessions registry, routing, limits |
+//! | [`gate`] | pre-authentication bounds, open-files limit |
 //! | [`session`] | one MQTT connection over any `AsyncRead + AsyncWrite` |
 //! | [`services`], [`jobs`], [`streams`] | AWS IoT Jobs and Streams |
 //! | [`bridge`] | client mode: the services on an external broker (mosquitto, EMQX…) |
@@ -39,6 +40,7 @@ pub mod broker;
 pub mod ca;
 pub mod config;
 pub mod filter;
+pub mod gate;
 pub mod jobs;
 pub mod policy;
 pub mod server;

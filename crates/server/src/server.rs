@@ -468,7 +468,17 @@ impl Server {
             self.tls.clone(),
             self.revocation_poll,
         ));
+        // `max_connections` counts authenticated connections only; the ones still in their
+        // TLS handshake are bounded by the pending gate (see crate::gate).
         let sem = Arc::new(Semaphore::new(self.max_connections.max(1)));
+        let limits = broker.limits.clone();
+        let pending =
+            crate::gate::PendingGate::new(limits.max_pending, limits.max_pending_per_address);
+        if self.external.is_none() {
+            crate::gate::raise_open_files(
+                (self.max_connections + limits.max_pending) as u64 + crate::gate::FD_MARGIN,
+            );
+        }
         tokio::pin!(shutdown);
         let bridge = self.external.clone().map(|ext| {
             let mut rx = stop_rx.clone();
@@ -491,25 +501,40 @@ impl Server {
                             continue;
                         }
                     };
-                    let Ok(permit) = sem.clone().try_acquire_owned() else {
-                        tracing::warn!(%peer, "connection refused: too many connections");
-                        continue;
-                    };
+                    let (mut slot, evicted) = pending.admit(peer.ip());
+                    if evicted {
+                        tracing::debug!(%peer, "pending connections full: the oldest was closed");
+                    }
                     let _ = tcp.set_nodelay(true);
                     let acceptor = self.tls.acceptor();
                     let broker = broker.clone();
+                    let sem = sem.clone();
+                    let handshake_timeout = limits.tls_handshake_timeout;
                     tokio::spawn(async move {
-                        let _permit = permit;
-                        let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                            Ok(Ok(t)) => t,
-                            Ok(Err(e)) => {
-                                tracing::warn!(%peer, error = %e, "TLS handshake refused");
+                        let hs = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp));
+                        let tls = tokio::select! {
+                            r = hs => match r {
+                                Ok(Ok(t)) => t,
+                                Ok(Err(e)) => {
+                                    tracing::warn!(%peer, error = %e, "TLS handshake refused");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::warn!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            },
+                            _ = slot.evicted() => {
+                                tracing::debug!(%peer, "closed before its TLS handshake ended: too many pending connections");
                                 return;
                             }
-                            Err(_) => {
-                                tracing::warn!(%peer, "TLS handshake timed out");
-                                return;
-                            }
+                        };
+                        drop(slot);
+                        // The certificate is verified: from here on the connection counts
+                        // against max_connections.
+                        let Ok(_permit) = sem.try_acquire_owned() else {
+                            tracing::warn!(%peer, "connection refused: too many connections");
+                            return;
                         };
                         let Some(id) = identity_of(tls.get_ref().1) else {
                             tracing::warn!(%peer, "client certificate without a subject CN");

@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::broker::{Broker, KickReason, Outgoing};
-use crate::filter::{valid_filter, valid_topic};
+use crate::filter::{valid_filter, valid_topic, within_limits};
 use crate::services;
 use crate::store::CertStatus;
 
@@ -61,7 +61,7 @@ pub enum SessionEnd {
 }
 
 /// Capacity of a connection's read and write buffers while it has nothing big to carry.
-const IDLE_BUF: usize = 2048;
+pub const IDLE_BUF: usize = 2048;
 
 enum Step {
     Continue,
@@ -80,6 +80,9 @@ where
     // CONNECT first, within the timeout.
     let first = tokio::time::timeout(broker.limits.connect_timeout, async {
         loop {
+            if let Err(why) = check_fixed_header(&rbuf) {
+                return Err(SessionEnd::Violation(why));
+            }
             match Packet::read(&mut rbuf, max) {
                 Ok(p) => return Ok(p),
                 Err(rumqttc::Error::InsufficientBytes(_)) => {}
@@ -136,6 +139,9 @@ where
         // Handle every complete packet already buffered (a client may pipeline CONNECT and
         // more in one segment), then write what that produced, then wait.
         loop {
+            if let Err(why) = check_fixed_header(&rbuf) {
+                break 'outer SessionEnd::Violation(why);
+            }
             let p = match Packet::read(&mut rbuf, max) {
                 Ok(p) => p,
                 Err(rumqttc::Error::InsufficientBytes(_)) => break,
@@ -157,9 +163,7 @@ where
                 Step::End(e) => break 'outer e,
             }
         }
-        if rbuf.is_empty() && rbuf.capacity() > 2 * max + 64 * 1024 {
-            rbuf = BytesMut::with_capacity(IDLE_BUF);
-        }
+        release_idle(&mut rbuf);
         if !wbuf.is_empty() {
             let w = async {
                 io.write_all(&wbuf).await?;
@@ -174,8 +178,8 @@ where
                 _ = tokio::time::sleep_until(deadline) => break SessionEnd::KeepAliveTimeout,
             }
             wbuf.clear();
-            if wbuf.capacity() > 1024 * 1024 {
-                wbuf = BytesMut::with_capacity(IDLE_BUF);
+            if rx.is_empty() {
+                release_idle(&mut wbuf);
             }
         }
         tokio::select! {
@@ -283,11 +287,82 @@ async fn authorize_connect(
             }
         }
     }
+    // A will is published by the broker after the client is gone, to subscribers only. On a
+    // `$` topic (MQTT 3.1.1 §4.7.2: for the server's own use; here the Jobs and Streams
+    // topics) it would either forge a service message (e.g. `jobs/notify-next`, delivered to
+    // the thing's next session as if the Jobs service sent it) or be a service request that no
+    // service would execute. So a will on any `$` topic is refused like a publish the policy
+    // denies: CONNACK 5 (NotAuthorized), whatever the policy allows.
     if let Some(w) = &c.last_will
-        && (!valid_topic(&w.topic) || !broker.policy.allows_publish(&id.thing, &w.topic))
+        && (!valid_topic(&w.topic)
+            || w.topic.starts_with('$')
+            || !broker.policy.allows_publish(&id.thing, &w.topic))
     {
         tracing::warn!(client = %c.client_id, topic = %w.topic, "refused: will topic not allowed");
         return Err(ConnectReturnCode::NotAuthorized);
+    }
+    Ok(())
+}
+
+/// Gives back a buffer grown for a big packet once it is empty: idle sessions are most of a
+/// fleet, and one 128 KB download used to leave ~160 kB behind per session. Applied to the read
+/// buffer when every buffered packet is handled, and to the write buffer when it is written and
+/// nothing more is queued, so a download in progress keeps its buffer between blocks only while
+/// blocks are queued. A fresh [`IDLE_BUF`] buffer costs one small allocation.
+pub fn release_idle(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() > IDLE_BUF {
+        *buf = BytesMut::with_capacity(IDLE_BUF);
+    }
+}
+
+/// MQTT 3.1.1 fixed-header rules that rumqttc's v4 codec does not check, applied to the packet
+/// at the start of `buf` (as much of it as has arrived; `Ok` while undecided):
+/// - the flags of SUBSCRIBE, UNSUBSCRIBE and PUBREL must be 0b0010, and of every other packet
+///   but PUBLISH 0 (§2.2.2: "If invalid flags are received, the receiver MUST close the Network
+///   Connection");
+/// - PINGREQ and DISCONNECT have no payload: remaining length 0 (§3.12, §3.14);
+/// - the reserved bit 0 of CONNECT's connect flags must be 0 (§3.1.2.3).
+///
+/// A breach is a protocol violation: the connection is closed.
+pub fn check_fixed_header(buf: &[u8]) -> Result<(), String> {
+    let Some(&b0) = buf.first() else {
+        return Ok(());
+    };
+    let (kind, flags) = (b0 >> 4, b0 & 0x0f);
+    let want = match kind {
+        3 => return Ok(()), // PUBLISH: dup/QoS/retain, checked by the codec and `handle`
+        6 | 8 | 10 => 0b0010,
+        _ => 0,
+    };
+    if flags != want {
+        return Err(format!(
+            "packet type {kind} with fixed-header flags {flags:#06b} (must be {want:#06b})"
+        ));
+    }
+    if (kind == 12 || kind == 14)
+        && let Some(&len) = buf.get(1)
+        && len != 0
+    {
+        return Err(format!("packet type {kind} with a payload"));
+    }
+    if kind == 1 {
+        // Remaining length (1–4 bytes), then the protocol name (u16 length + bytes), the level,
+        // the connect flags.
+        let mut i = 1;
+        while let Some(&b) = buf.get(i) {
+            i += 1;
+            if b & 0x80 == 0 || i > 4 {
+                break;
+            }
+        }
+        if let (Some(&hi), Some(&lo)) = (buf.get(i), buf.get(i + 1)) {
+            let name = usize::from(u16::from_be_bytes([hi, lo]));
+            if let Some(&cf) = buf.get(i + 2 + name + 1)
+                && cf & 1 != 0
+            {
+                return Err("CONNECT with the reserved flag set".into());
+            }
+        }
     }
     Ok(())
 }
@@ -370,6 +445,14 @@ async fn handle(
             Step::Continue
         }
         Packet::Subscribe(s) => {
+            let l = &broker.limits;
+            if s.filters.len() > l.max_filters_per_subscribe {
+                return Step::End(SessionEnd::Violation(format!(
+                    "{} filters in one SUBSCRIBE (at most {})",
+                    s.filters.len(),
+                    l.max_filters_per_subscribe
+                )));
+            }
             let mut codes = Vec::with_capacity(s.filters.len());
             for f in &s.filters {
                 if !valid_filter(&f.path) {
@@ -392,8 +475,14 @@ async fn handle(
                 } else {
                     QoS::AtLeastOnce
                 };
-                broker.subscribe(client_id, conn_id, &f.path, q);
-                codes.push(SubscribeReasonCode::Success(q));
+                let ok = within_limits(&f.path, l.max_filter_len, l.max_filter_slashes)
+                    && broker.subscribe(client_id, conn_id, &f.path, q);
+                if ok {
+                    codes.push(SubscribeReasonCode::Success(q));
+                } else {
+                    tracing::warn!(client = client_id, filter = %f.path, "subscription refused: over a limit");
+                    codes.push(SubscribeReasonCode::Failure);
+                }
             }
             let _ = Packet::SubAck(SubAck::new(s.pkid, codes)).write(wbuf, usize::MAX);
             Step::Continue
@@ -413,5 +502,26 @@ async fn handle(
         other => Step::End(SessionEnd::Violation(format!(
             "unexpected packet {other:?}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grown_buffer_is_released_once_empty() {
+        let mut b = BytesMut::with_capacity(IDLE_BUF);
+        b.extend_from_slice(&[0u8; 160 * 1024]);
+        release_idle(&mut b);
+        assert!(b.capacity() >= 160 * 1024, "kept while it holds data");
+        let _ = b.split_to(100 * 1024);
+        b.clear();
+        release_idle(&mut b);
+        assert_eq!(b.capacity(), IDLE_BUF);
+        // An idle-sized buffer is left alone.
+        let before = b.as_ptr();
+        release_idle(&mut b);
+        assert_eq!(b.as_ptr(), before);
     }
 }

@@ -374,3 +374,189 @@ async fn pipelined_packets_in_one_segment_are_all_handled() {
     ));
     assert_eq!(recv(&mut io, &mut buf).await, Some(Packet::PingResp));
 }
+
+/// MQTT 3.1.1 §2.2.2, §3.1.2.3, §3.12, §3.14: fixed-header flags, the CONNECT reserved flag and
+/// a PINGREQ / DISCONNECT with a payload close the connection (rumqttc's codec accepts them).
+#[tokio::test]
+async fn fixed_header_flags_and_reserved_bits_disconnect() {
+    let (b, _d) = broker(Limits::default()).await;
+    // CONNECT, client id "a", connect flags 0b11: clean session plus the reserved bit.
+    let (mut io, h) = start(&b, "a");
+    io.write_all(&[
+        0x10, 0x0d, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x03, 0, 60, 0, 1, b'a',
+    ])
+    .await
+    .unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(5), h)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&end, SessionEnd::Violation(w) if w.contains("reserved")),
+        "{end:?}"
+    );
+    let f = b"shared/x";
+    let mut sub0 = vec![0x80, 13, 0, 1, 0, 8];
+    sub0.extend_from_slice(f);
+    sub0.push(0);
+    let mut sub4 = sub0.clone();
+    sub4[0] = 0x84;
+    let mut unsub0 = vec![0xa0, 12, 0, 1, 0, 8];
+    unsub0.extend_from_slice(f);
+    for (what, bad) in [
+        ("SUBSCRIBE flags 0", sub0),
+        ("SUBSCRIBE flags 0b0100", sub4),
+        ("UNSUBSCRIBE flags 0", unsub0),
+        ("PUBREL flags 0", vec![0x60, 2, 0, 1]),
+        ("PINGREQ with a payload", vec![0xc0, 1, 0]),
+        ("PINGREQ flags 1", vec![0xc1, 0]),
+        ("DISCONNECT with a payload", vec![0xe0, 1, 0]),
+    ] {
+        let (mut io, _buf, h) = connected(&b, "a").await;
+        io.write_all(&bad).await.unwrap();
+        let end = tokio::time::timeout(Duration::from_secs(5), h)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(end, SessionEnd::Violation(_)), "{what} → {end:?}");
+    }
+    // The well-formed ones still work.
+    let (mut io, mut buf, _h) = connected(&b, "a").await;
+    io.write_all(&[0xc0, 0]).await.unwrap();
+    assert_eq!(recv(&mut io, &mut buf).await, Some(Packet::PingResp));
+    send(
+        &mut io,
+        Packet::Subscribe(Subscribe::new("shared/x", QoS::AtLeastOnce)),
+    )
+    .await;
+    assert!(matches!(
+        recv(&mut io, &mut buf).await,
+        Some(Packet::SubAck(_))
+    ));
+}
+
+/// A will on the thing's own reserved topics would be delivered as if the Jobs service sent
+/// it: CONNECT is refused with NotAuthorized, and nothing is registered for the thing.
+#[tokio::test]
+async fn a_will_on_a_reserved_topic_is_refused_at_connect() {
+    let (b, _d) = broker(Limits::default()).await;
+    for topic in [
+        "$aws/things/a/jobs/notify-next",
+        "$aws/things/a/jobs/$next/get",
+        "$aws/things/a/streams/s1/data/cbor",
+    ] {
+        let (mut io, h) = start(&b, "a");
+        let mut c = Connect::new("a");
+        c.keep_alive = 60;
+        c.last_will = Some(LastWill::new(topic, "forged", QoS::AtLeastOnce, false));
+        send(&mut io, Packet::Connect(c)).await;
+        let mut buf = BytesMut::new();
+        match recv(&mut io, &mut buf).await {
+            Some(Packet::ConnAck(a)) => {
+                assert_eq!(a.code, rumqttc::ConnectReturnCode::NotAuthorized, "{topic}")
+            }
+            p => panic!("{topic}: {p:?}"),
+        }
+        assert_eq!(h.await.unwrap(), SessionEnd::Refused(5), "{topic}");
+    }
+    // A will on an allowed, ordinary topic is still accepted.
+    let (mut io, h) = start(&b, "a");
+    let mut c = Connect::new("a");
+    c.last_will = Some(LastWill::new("shared/gone", "a", QoS::AtMostOnce, false));
+    send(&mut io, Packet::Connect(c)).await;
+    let mut buf = BytesMut::new();
+    match recv(&mut io, &mut buf).await {
+        Some(Packet::ConnAck(a)) => assert_eq!(a.code, rumqttc::ConnectReturnCode::Success),
+        p => panic!("{p:?}"),
+    }
+    drop(io);
+    let _ = h.await;
+}
+
+async fn suback(io: &mut DuplexStream, buf: &mut BytesMut) -> Vec<rumqttc::SubscribeReasonCode> {
+    loop {
+        match recv(io, buf).await {
+            Some(Packet::SubAck(a)) => return a.return_codes,
+            Some(_) => {}
+            None => panic!("closed before SUBACK"),
+        }
+    }
+}
+
+/// AWS IoT Core's subscription quotas: 256-byte filters with at most 7 slashes and 50
+/// subscriptions per connection (SUBACK 0x80 beyond), 8 filters per SUBSCRIBE (more
+/// disconnects). Before, 4,000 filters of 60 KB were held for one session.
+#[tokio::test]
+async fn subscriptions_are_bounded_per_session() {
+    use rumqttc::{SubscribeFilter, SubscribeReasonCode::*};
+    let (b, _d) = broker(Limits::default()).await;
+    let (mut io, mut buf, h) = connected(&b, "a").await;
+    let long = format!("shared/{}", "x".repeat(250)); // 257 bytes
+    let deep = "shared/1/2/3/4/5/6/7/8"; // 8 slashes
+    let ok7 = "shared/1/2/3/4/5/6/7"; // 7 slashes
+    let mut s = Subscribe::new(&long, QoS::AtMostOnce);
+    s.pkid = 1;
+    s.filters
+        .push(SubscribeFilter::new(deep.into(), QoS::AtMostOnce));
+    s.filters
+        .push(SubscribeFilter::new(ok7.into(), QoS::AtMostOnce));
+    send(&mut io, Packet::Subscribe(s)).await;
+    assert_eq!(
+        suback(&mut io, &mut buf).await,
+        vec![Failure, Failure, Success(QoS::AtMostOnce)]
+    );
+    // 49 more fill the 50; the 51st fails; re-subscribing a held filter still succeeds.
+    for i in 0..49 {
+        let mut s = Subscribe::new(format!("shared/f{i}"), QoS::AtMostOnce);
+        s.pkid = 2;
+        send(&mut io, Packet::Subscribe(s)).await;
+        assert_eq!(
+            suback(&mut io, &mut buf).await,
+            vec![Success(QoS::AtMostOnce)]
+        );
+    }
+    let mut s = Subscribe::new("shared/one-too-many", QoS::AtMostOnce);
+    s.pkid = 3;
+    s.filters
+        .push(SubscribeFilter::new(ok7.into(), QoS::AtLeastOnce));
+    send(&mut io, Packet::Subscribe(s)).await;
+    assert_eq!(
+        suback(&mut io, &mut buf).await,
+        vec![Failure, Success(QoS::AtLeastOnce)]
+    );
+    // Routing still works for the held subscriptions, not for the refused one.
+    b.publish(
+        "shared/f3",
+        bytes::Bytes::from_static(b"x"),
+        QoS::AtMostOnce,
+    );
+    b.publish(
+        "shared/one-too-many",
+        bytes::Bytes::from_static(b"y"),
+        QoS::AtMostOnce,
+    );
+    match recv(&mut io, &mut buf).await {
+        Some(Packet::Publish(p)) => assert_eq!(p.topic, "shared/f3"),
+        p => panic!("{p:?}"),
+    }
+    send(&mut io, Packet::PingReq).await;
+    assert_eq!(recv(&mut io, &mut buf).await, Some(Packet::PingResp));
+    // Nine filters in one SUBSCRIBE: disconnected.
+    let mut s = Subscribe::new("shared/n0", QoS::AtMostOnce);
+    s.pkid = 4;
+    for i in 1..9 {
+        s.filters.push(SubscribeFilter::new(
+            format!("shared/n{i}"),
+            QoS::AtMostOnce,
+        ));
+    }
+    send(&mut io, Packet::Subscribe(s)).await;
+    let end = tokio::time::timeout(Duration::from_secs(5), h)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&end, SessionEnd::Violation(w) if w.contains("9 filters")),
+        "{end:?}"
+    );
+}

@@ -35,11 +35,17 @@ impl TestServer {
     }
 
     pub async fn start_in(dir: Arc<tempfile::TempDir>) -> Self {
+        Self::start_with(dir, |_| {}).await
+    }
+
+    /// Starts with a configuration adjusted by `f` (limits, max_connections).
+    pub async fn start_with(dir: Arc<tempfile::TempDir>, f: impl FnOnce(&mut Config)) -> Self {
         ferrota_server::tls::install_crypto_provider();
-        let cfg = Config {
+        let mut cfg = Config {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
+        f(&mut cfg);
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let h = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
