@@ -141,3 +141,46 @@ async fn status_details_over_aws_limits_are_rejected_and_nothing_is_stored() {
     assert_eq!(p.topic, format!("{topic}/accepted"));
     s.stop().await;
 }
+
+/// The largest statusDetails AWS's limits allow here: 4,096 bytes of keys and values.
+fn maximal_details(i: usize) -> serde_json::Value {
+    let tail = format!("{i:06}");
+    json!({"a": x(1024), "b": x(1024), "c": x(1024), "d": x(1020 - tail.len()) + &tail})
+}
+
+/// Sends `n` IN_PROGRESS updates with maximal statusDetails, each answered before the next.
+async fn hammer(c: &mut Client, topic: &str, n: usize) {
+    for i in 0..n {
+        let body = json!({"status":"IN_PROGRESS","statusDetails":maximal_details(i)});
+        let p = ask(c, topic, body.to_string().into_bytes()).await;
+        assert_eq!(p.topic, format!("{topic}/accepted"), "update {i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_cannot_grow_the_database_without_limit() {
+    let s = TestServer::start().await;
+    let a = s.thing("dev-1", &[]).await;
+    ota(&s, "up1", "thing/dev-1").await;
+    let mut c = connect(&s, &a).await;
+    let topic = "$aws/things/dev-1/jobs/AFR_OTA-up1/update";
+    let n = 120;
+    hammer(&mut c, topic, n).await;
+
+    let st = &s.admin.broker.store;
+    let h = st.history("AFR_OTA-up1", "dev-1").await.unwrap();
+    assert_eq!(h.len(), ferrota_server::store::HISTORY_MAX);
+    // The newest are kept: the last entry is the last update (version 1 + n).
+    assert_eq!(h.last().unwrap().version_number, 1 + n as u64);
+    assert_eq!(h.first().unwrap().version_number, 2 + (n - h.len()) as u64);
+    assert!(h.last().unwrap().status_details["d"].ends_with(&format!("{:06}", n - 1)));
+    c.c.disconnect().await.unwrap();
+
+    // Closing the store checkpoints the WAL into the database file: its size is what the
+    // device left behind. Unbounded, 120 × 4 KiB of history alone would be 490 KB.
+    let dir = s.stop().await;
+    let size = std::fs::metadata(dir.path().join("ferrota.db"))
+        .unwrap()
+        .len();
+    assert!(size < 400 * 1024, "database grew to {size} bytes");
+}

@@ -494,15 +494,26 @@ impl Store for SqliteStore {
             .bind(to_i64(e.last_updated_at))
             .execute(&mut *tx)
             .await?;
+        // Keep the newest HISTORY_MAX entries, in the same transaction as the insert: no
+        // crash can leave an execution's history over the bound.
+        query("DELETE FROM execution_history WHERE job_id = ? AND thing = ? AND id NOT IN (SELECT id FROM execution_history WHERE job_id = ? AND thing = ? ORDER BY id DESC LIMIT ?)")
+            .bind(&e.job_id)
+            .bind(&e.thing)
+            .bind(&e.job_id)
+            .bind(&e.thing)
+            .bind(HISTORY_MAX as i64)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
 
     async fn history(&self, job_id: &str, thing: &str) -> StoreResult<Vec<HistoryEntry>> {
         let rows =
-            query("SELECT * FROM execution_history WHERE job_id = ? AND thing = ? ORDER BY id")
+            query("SELECT * FROM (SELECT * FROM execution_history WHERE job_id = ? AND thing = ? ORDER BY id DESC LIMIT ?) ORDER BY id")
                 .bind(job_id)
                 .bind(thing)
+                .bind(HISTORY_MAX as i64)
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter()
