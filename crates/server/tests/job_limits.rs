@@ -184,3 +184,105 @@ async fn a_device_cannot_grow_the_database_without_limit() {
         .len();
     assert!(size < 400 * 1024, "database grew to {size} bytes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_pages_and_cancel_stay_small_after_many_large_updates() {
+    let s = TestServer::start().await;
+    let mut things = Vec::new();
+    for i in 0..5 {
+        things.push(s.thing(&format!("dev-{i}"), &["fleet"]).await);
+    }
+    ota(&s, "up1", "thinggroup/fleet").await;
+    let mut c = connect(&s, &things[0]).await;
+    hammer(&mut c, "$aws/things/dev-0/jobs/AFR_OTA-up1/update", 60).await;
+    c.c.disconnect().await.unwrap();
+
+    // Pages of 2: 2, 2, 1, with nextToken on all but the last; no history embedded.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let q = match &token {
+            Some(t) => format!("?maxResults=2&nextToken={t}"),
+            None => "?maxResults=2".into(),
+        };
+        let (code, v) = http(&s, "GET", &format!("/api/ota-updates/up1{q}"), None).await;
+        assert_eq!(code, 200, "{v}");
+        let size = v.to_string().len();
+        assert!(size < 32 * 1024, "page of {size} bytes");
+        let ex = v["executions"].as_array().unwrap();
+        assert!(ex.len() <= 2);
+        for e in ex {
+            assert!(e.get("history").is_none(), "{e}");
+            seen.push(e["thingName"].as_str().unwrap().to_string());
+        }
+        pages += 1;
+        match v.get("nextToken").and_then(|t| t.as_str()) {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    seen.sort();
+    assert_eq!(seen, ["dev-0", "dev-1", "dev-2", "dev-3", "dev-4"]);
+
+    // The default page holds all five, and the big statusDetails of dev-0 once only.
+    let (code, v) = http(&s, "GET", "/api/ota-updates/up1", None).await;
+    assert_eq!(code, 200);
+    assert_eq!(v["executions"].as_array().unwrap().len(), 5);
+    assert!(v.get("nextToken").is_none());
+    assert!(v.to_string().len() < 16 * 1024, "{}", v.to_string().len());
+
+    // Bad page requests are clear errors.
+    for q in ["maxResults=0", "maxResults=251", "nextToken=abc"] {
+        let (code, v) = http(&s, "GET", &format!("/api/ota-updates/up1?{q}"), None).await;
+        assert_eq!(code, 400, "{q}: {v}");
+    }
+
+    // The history is its own, bounded request.
+    let (code, v) = http(&s, "GET", "/api/ota-updates/up1/things/dev-0/history", None).await;
+    assert_eq!(code, 200);
+    assert_eq!(v.as_array().unwrap().len(), 50);
+    let (code, _) = http(&s, "GET", "/api/ota-updates/up1/things/nope/history", None).await;
+    assert_eq!(code, 404);
+
+    // Cancel (forced: dev-0 is IN_PROGRESS) succeeds with a small answer.
+    let (code, v) = http(&s, "POST", "/api/ota-updates/up1/cancel?force=true", None).await;
+    assert_eq!(code, 200, "{v}");
+    assert!(v.to_string().len() < 16 * 1024, "{}", v.to_string().len());
+    assert_eq!(v["status"], "CANCELED");
+    for e in v["executions"].as_array().unwrap() {
+        assert_eq!(e["status"], "CANCELED", "{e}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_pages_through_more_executions_than_a_page() {
+    let s = TestServer::start().await;
+    let n = ferrota_server::admin::DESCRIBE_PAGE_MAX + 3;
+    for i in 0..n {
+        s.thing(&format!("d{i:03}"), &["fleet"]).await;
+    }
+    ota(&s, "up1", "thinggroup/fleet").await;
+    let d = s.admin.cancel_ota("up1", false).await.unwrap();
+    assert_eq!(
+        d.executions.len(),
+        ferrota_server::admin::DESCRIBE_PAGE_DEFAULT
+    );
+    assert!(d.next_token.is_some());
+    let execs = s
+        .admin
+        .broker
+        .store
+        .executions_of_job("AFR_OTA-up1")
+        .await
+        .unwrap();
+    assert_eq!(execs.len(), n);
+    assert!(
+        execs
+            .iter()
+            .all(|e| e.status == ferrota_proto::JobStatus::Canceled)
+    );
+    s.stop().await;
+}

@@ -282,6 +282,23 @@ pub trait Store: Send + Sync + 'static {
     async fn executions_of_thing(&self, thing: &str) -> StoreResult<Vec<Execution>>;
     /// Every execution of a job.
     async fn executions_of_job(&self, job_id: &str) -> StoreResult<Vec<Execution>>;
+    /// One page of a job's executions in creation order: those with `seq` greater than
+    /// `after`, at most `limit`. Describe and cancel read a job this way so that neither holds
+    /// a whole fleet's executions at once. The default filters [`Store::executions_of_job`].
+    async fn executions_of_job_page(
+        &self,
+        job_id: &str,
+        after: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<Execution>> {
+        let mut all = self.executions_of_job(job_id).await?;
+        all.sort_by_key(|e| e.seq);
+        Ok(all
+            .into_iter()
+            .filter(|e| after.is_none_or(|a| e.seq > a))
+            .take(limit)
+            .collect())
+    }
     /// One execution.
     async fn execution(&self, job_id: &str, thing: &str) -> StoreResult<Option<Execution>>;
     /// Replaces an execution if its stored version is still `expected_version` and appends the

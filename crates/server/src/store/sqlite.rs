@@ -454,6 +454,23 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn executions_of_job_page(
+        &self,
+        job_id: &str,
+        after: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<Execution>> {
+        query("SELECT * FROM executions WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?")
+            .bind(job_id)
+            .bind(after.unwrap_or(i64::MIN))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::execution_of)
+            .collect()
+    }
+
     async fn execution(&self, job_id: &str, thing: &str) -> StoreResult<Option<Execution>> {
         query("SELECT * FROM executions WHERE job_id = ? AND thing = ?")
             .bind(job_id)
