@@ -83,3 +83,24 @@ impl NameLimits {
         stream: OTA_STREAM_NAME_MAX,
     };
 }
+
+/// AWS Jobs `statusDetails` key, maximum length (AWS API reference, `JobExecutionState` /
+/// `JobExecutionStatusDetails`: "Key Length Constraints: Minimum length of 1. Maximum length of
+/// 128", pattern `[a-zA-Z0-9:_-]+`).
+pub const STATUS_DETAILS_KEY_MAX: usize = 128;
+/// AWS Jobs `statusDetails` value, maximum length in characters (AWS API reference,
+/// `JobExecutionState`: "The maximum length of the value in the name/value pair is 1,024
+/// characters"; minimum 1, pattern `[^\p{C}]+`).
+pub const STATUS_DETAILS_VALUE_MAX: usize = 1024;
+/// Maximum number of `statusDetails` entries. AWS documents no count; Ferrota's decision: 10,
+/// five times what the official device ever sends (two: `self_test`/`updatedBy` or
+/// `reason`/`updatedBy`, spec §4), so one execution's details stay a few KB.
+pub const STATUS_DETAILS_ENTRIES_MAX: usize = 10;
+/// Maximum size of a `statusDetails` map: the UTF-8 bytes of all its keys and values together.
+/// AWS documents no total; Ferrota's decision: 4 KiB, so a stored execution (and each of its
+/// history entries) stays small however a device fills the map within the per-value limit.
+pub const STATUS_DETAILS_BYTES_MAX: usize = 4 * 1024;
+/// Maximum size of one Jobs request payload (AWS IoT Core quota "Message size": 128 KB per
+/// publish; AWS refuses larger messages before Jobs sees them). Larger requests are rejected
+/// with `InvalidRequest` without being parsed further.
+pub const JOBS_REQUEST_BYTES_MAX: usize = 128 * 1024;

@@ -19,8 +19,8 @@ use crate::broker::{Broker, KickReason};
 use crate::ca::{Ca, CaError};
 use crate::jobs;
 use crate::store::{
-    CertRecord, CertStatus, HistoryEntry, Job, JobState, OtaRecord, StoreError, StreamFile,
-    StreamRecord, Thing,
+    CertRecord, CertStatus, Execution, HistoryEntry, Job, JobState, OtaRecord, StoreError,
+    StreamFile, StreamRecord, Thing,
 };
 
 /// Largest OTA file (AWS's hard limit for MQTT OTA).
@@ -238,11 +238,33 @@ pub struct OtaDescription {
     pub created_at: u64,
     /// The request.
     pub request: serde_json::Value,
-    /// Per thing.
+    /// One page of the executions, in creation order (at most `maxResults`, default
+    /// [`DESCRIBE_PAGE_DEFAULT`]). History is not embedded (see [`Admin::execution_history`]):
+    /// a page stays a few hundred KB however much the devices wrote.
     pub executions: Vec<ExecutionDescription>,
+    /// AWS's `nextToken`: pass it back to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
 }
 
-/// One thing's execution with its history.
+/// Default page size of a describe (executions per page). AWS documents no default for
+/// ListJobExecutionsForJob; 100 keeps a page under ~500 KB at the statusDetails limits.
+pub const DESCRIBE_PAGE_DEFAULT: usize = 100;
+/// Largest `maxResults` of a describe: AWS's ListJobExecutionsForJob range is 1–250.
+pub const DESCRIBE_PAGE_MAX: usize = 250;
+
+/// Which page of executions a describe returns (AWS's `maxResults` and `nextToken`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageRequest {
+    /// Executions per page, 1–[`DESCRIBE_PAGE_MAX`]; default [`DESCRIBE_PAGE_DEFAULT`].
+    pub max_results: Option<usize>,
+    /// The `nextToken` of the previous page (opaque to the caller: the position after the last
+    /// execution of that page), or none for the first page.
+    pub next_token: Option<String>,
+}
+
+/// One thing's execution (its history: [`Admin::execution_history`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionDescription {
@@ -254,8 +276,8 @@ pub struct ExecutionDescription {
     pub status_details: BTreeMap<String, String>,
     /// Version.
     pub version_number: u64,
-    /// History, oldest first.
-    pub history: Vec<HistoryEntry>,
+    /// Last change, epoch seconds.
+    pub last_updated_at: u64,
 }
 
 fn random_uuid() -> String {
@@ -632,23 +654,52 @@ impl Admin {
         Ok(self.broker.store.list_ota().await?)
     }
 
-    /// One OTA update with per-thing status and history.
+    /// One OTA update with the first page of its executions (see [`Admin::describe_ota_page`]).
     pub async fn describe_ota(&self, id: &str) -> R<OtaDescription> {
+        self.describe_ota_page(id, &PageRequest::default()).await
+    }
+
+    /// One OTA update with one page of its executions, AWS style: `maxResults` (1–250) and
+    /// `nextToken`. An invalid page request is [`AdminError::Invalid`].
+    pub async fn describe_ota_page(&self, id: &str, page: &PageRequest) -> R<OtaDescription> {
+        let limit = page.max_results.unwrap_or(DESCRIBE_PAGE_DEFAULT);
+        if !(1..=DESCRIBE_PAGE_MAX).contains(&limit) {
+            return Err(AdminError::Invalid(format!(
+                "maxResults must be 1-{DESCRIBE_PAGE_MAX}"
+            )));
+        }
+        let after = match &page.next_token {
+            None => None,
+            Some(t) => Some(
+                t.parse::<i64>()
+                    .map_err(|_| AdminError::Invalid(format!("invalid nextToken {t:?}")))?,
+            ),
+        };
         let s = &self.broker.store;
         let o = s
             .ota(id)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("OTA update {id}")))?;
-        let mut executions = Vec::new();
-        for e in s.executions_of_job(&o.job_id).await? {
-            executions.push(ExecutionDescription {
-                history: s.history(&o.job_id, &e.thing).await?,
+        // One more than asked tells whether another page follows.
+        let mut execs = s
+            .executions_of_job_page(&o.job_id, after, limit + 1)
+            .await?;
+        let next_token = if execs.len() > limit {
+            execs.truncate(limit);
+            execs.last().map(|e| e.seq.to_string())
+        } else {
+            None
+        };
+        let executions = execs
+            .into_iter()
+            .map(|e| ExecutionDescription {
                 thing_name: e.thing,
                 status: e.status.as_str().into(),
                 status_details: e.status_details,
                 version_number: e.version_number,
-            });
-        }
+                last_updated_at: e.last_updated_at,
+            })
+            .collect();
         Ok(OtaDescription {
             job_state: s.job(&o.job_id).await?.map(|j| j.state),
             request: serde_json::from_str(&o.request).unwrap_or(serde_json::Value::Null),
@@ -658,7 +709,24 @@ impl Admin {
             stream_id: o.stream_id,
             created_at: o.created_at,
             executions,
+            next_token,
         })
+    }
+
+    /// The history of one thing's execution of an OTA update, oldest first: at most
+    /// [`crate::store::HISTORY_MAX`] entries, the newest.
+    pub async fn execution_history(&self, id: &str, thing: &str) -> R<Vec<HistoryEntry>> {
+        let s = &self.broker.store;
+        let o = s
+            .ota(id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("OTA update {id}")))?;
+        if s.execution(&o.job_id, thing).await?.is_none() {
+            return Err(AdminError::NotFound(format!(
+                "execution of OTA update {id} on {thing}"
+            )));
+        }
+        Ok(s.history(&o.job_id, thing).await?)
     }
 
     /// Cancels an OTA update: QUEUED executions become CANCELED (and IN_PROGRESS ones too with
@@ -671,11 +739,31 @@ impl Admin {
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("OTA update {id}")))?;
         b.store.set_job_state(&o.job_id, JobState::Canceled).await?;
-        for e in b.store.executions_of_job(&o.job_id).await? {
+        // Page by page, so a cancel never holds a whole fleet's executions at once.
+        let mut after = None;
+        loop {
+            let page = b
+                .store
+                .executions_of_job_page(&o.job_id, after, DESCRIBE_PAGE_MAX)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.seq);
+            for e in page {
+                self.cancel_execution(&e, force).await?;
+            }
+        }
+        b.store.set_ota_status(id, "CANCELED").await?;
+        self.describe_ota(id).await
+    }
+
+    /// Cancels one execution of a canceled job if it is QUEUED (or IN_PROGRESS with `force`).
+    async fn cancel_execution(&self, e: &Execution, force: bool) -> R<()> {
+        let b = &self.broker;
+        {
             let cancel =
                 e.status == JobStatus::Queued || (force && e.status == JobStatus::InProgress);
             if !cancel {
-                continue;
+                return Ok(());
             }
             let before = jobs::pending(b, &e.thing).await?;
             let mut n = e.clone();
@@ -688,8 +776,7 @@ impl Admin {
             b.store.update_execution(&n, e.version_number).await?;
             jobs::notify_changes(b, &e.thing, &before).await?;
         }
-        b.store.set_ota_status(id, "CANCELED").await?;
-        self.describe_ota(id).await
+        Ok(())
     }
 }
 

@@ -11,8 +11,9 @@
 //! | POST | `/api/files` | raw bytes → `{"sha256","size"}` |
 //! | POST | `/api/ota-updates` | `CreateOTAUpdate` (with `awsJobTimeoutConfig.inProgressTimeoutInMinutes`, 1–10080) → description |
 //! | GET | `/api/ota-updates` | list |
-//! | GET | `/api/ota-updates/{id}` | description with per-thing status and history |
-//! | POST | `/api/ota-updates/{id}/cancel?force=true` | description |
+//! | GET | `/api/ota-updates/{id}?maxResults=&nextToken=` | description with one page of per-thing status (AWS paging: `maxResults` 1–250, default 100; `nextToken` in the answer while more follow) |
+//! | GET | `/api/ota-updates/{id}/things/{thing}/history` | that execution's history (newest 50, oldest first) |
+//! | POST | `/api/ota-updates/{id}/cancel?force=true` | description (first page) |
 
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::admin::{Admin, AdminError, CreateOtaUpdate};
+use crate::admin::{Admin, AdminError, CreateOtaUpdate, PageRequest};
 
 #[derive(Clone)]
 struct AppState {
@@ -140,9 +141,19 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
         )
         .route(
             "/api/ota-updates/{id}",
-            get(|State(s): State<AppState>, Path(id): Path<String>| async move {
-                ok(s.admin.describe_ota(&id).await?)
-            }),
+            get(
+                |State(s): State<AppState>, Path(id): Path<String>, Query(p): Query<PageRequest>| async move {
+                    ok(s.admin.describe_ota_page(&id, &p).await?)
+                },
+            ),
+        )
+        .route(
+            "/api/ota-updates/{id}/things/{thing}/history",
+            get(
+                |State(s): State<AppState>, Path((id, thing)): Path<(String, String)>| async move {
+                    ok(s.admin.execution_history(&id, &thing).await?)
+                },
+            ),
         )
         .route(
             "/api/ota-updates/{id}/cancel",

@@ -34,7 +34,10 @@ use ferrota_proto::jobs_api::{
     ExecutionStateOut, JobsErrorCode, JobsRejectionOut, JobsRequest, UpdateAcceptedOut,
 };
 use ferrota_proto::json::{JsonObject, JsonStr, Value};
-use ferrota_proto::limits::CLIENT_TOKEN_MAX;
+use ferrota_proto::limits::{
+    CLIENT_TOKEN_MAX, JOBS_REQUEST_BYTES_MAX, STATUS_DETAILS_BYTES_MAX, STATUS_DETAILS_ENTRIES_MAX,
+    STATUS_DETAILS_KEY_MAX, STATUS_DETAILS_VALUE_MAX,
+};
 use ferrota_proto::topic::{JobRef, JobsTopic, Reply, Topic};
 use ferrota_proto::{JobError, JobStatus, UpdateRequest};
 use rumqttc::QoS;
@@ -72,13 +75,97 @@ fn unescape(s: JsonStr<'_>) -> Option<String> {
     s.unescape(&mut buf).ok().map(str::to_string)
 }
 
-fn details_of(o: JsonObject<'_>) -> Option<BTreeMap<String, String>> {
+/// Reads a request's `statusDetails` within AWS's limits (all in [`ferrota_proto::limits`]):
+/// at most [`STATUS_DETAILS_ENTRIES_MAX`] entries, keys of 1–[`STATUS_DETAILS_KEY_MAX`]
+/// characters of `[a-zA-Z0-9:_-]`, string values of 1–[`STATUS_DETAILS_VALUE_MAX`] characters
+/// with no control character (AWS's `[^\p{C}]+`; we check Unicode `Cc`, what a device can
+/// actually send by mistake), and [`STATUS_DETAILS_BYTES_MAX`] bytes of keys and values
+/// together. The error is the `InvalidRequest` message. Reading stops at the first entry over a
+/// limit, so an oversize map costs no more than its parse.
+fn details_of(o: JsonObject<'_>) -> Result<BTreeMap<String, String>, String> {
     let mut m = BTreeMap::new();
-    for (k, v) in o.iter() {
-        let Value::String(v) = v else { return None };
-        m.insert(unescape(k)?, unescape(v)?);
+    let mut bytes = 0usize;
+    for (i, (k, v)) in o.iter().enumerate() {
+        if i >= STATUS_DETAILS_ENTRIES_MAX {
+            return Err(format!(
+                "statusDetails has more than {STATUS_DETAILS_ENTRIES_MAX} entries"
+            ));
+        }
+        let Value::String(v) = v else {
+            return Err("statusDetails values must be strings".into());
+        };
+        let k = unescape(k).ok_or("statusDetails: invalid key string")?;
+        if k.is_empty()
+            || k.chars().count() > STATUS_DETAILS_KEY_MAX
+            || !k
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b':' | b'_' | b'-'))
+        {
+            return Err(format!(
+                "statusDetails key must be 1-{STATUS_DETAILS_KEY_MAX} characters of [a-zA-Z0-9:_-]"
+            ));
+        }
+        let v = unescape(v).ok_or("statusDetails: invalid value string")?;
+        if v.is_empty() || v.chars().count() > STATUS_DETAILS_VALUE_MAX {
+            return Err(format!(
+                "statusDetails value of {k} must be 1-{STATUS_DETAILS_VALUE_MAX} characters"
+            ));
+        }
+        if v.chars().any(char::is_control) {
+            return Err(format!(
+                "statusDetails value of {k} contains a control character"
+            ));
+        }
+        bytes += k.len() + v.len();
+        if bytes > STATUS_DETAILS_BYTES_MAX {
+            return Err(format!(
+                "statusDetails larger than {STATUS_DETAILS_BYTES_MAX} bytes"
+            ));
+        }
+        m.insert(k, v);
     }
-    Some(m)
+    Ok(m)
+}
+
+/// The `clientToken` of a request the Jobs parser refused (wrong type of a field, too large),
+/// so that the rejection still carries it as AWS's does; `None` when even that cannot be read.
+fn token_of_refused(payload: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct T {
+        #[serde(rename = "clientToken")]
+        client_token: Option<String>,
+    }
+    serde_json::from_slice::<T>(payload)
+        .ok()?
+        .client_token
+        .filter(|t| t.len() <= CLIENT_TOKEN_MAX)
+}
+
+/// Refuses a request over [`JOBS_REQUEST_BYTES_MAX`] (AWS IoT Core's message size) with
+/// `InvalidRequest`; `true` when it did.
+fn refuse_oversize(
+    b: &Broker,
+    client: &str,
+    thing: &str,
+    kind: JobsTopic<'_>,
+    payload: &[u8],
+) -> bool {
+    if payload.len() <= JOBS_REQUEST_BYTES_MAX {
+        return false;
+    }
+    let msg = format!("request larger than {JOBS_REQUEST_BYTES_MAX} bytes");
+    let token = token_of_refused(payload);
+    reject(
+        b,
+        client,
+        thing,
+        kind,
+        JobsErrorCode::InvalidRequest,
+        &msg,
+        token.as_deref(),
+        None,
+    );
+    true
 }
 
 fn pairs(d: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
@@ -322,6 +409,9 @@ pub async fn handle(
     payload: &[u8],
 ) -> StoreResult<()> {
     crate::timeouts::expire_thing(b, thing).await?;
+    if refuse_oversize(b, client, thing, kind, payload) {
+        return Ok(());
+    }
     if let JobsTopic::Update { job, .. } = kind {
         return update(b, client, thing, kind, job, payload).await;
     }
@@ -329,7 +419,8 @@ pub async fn handle(
         Ok(r) => r,
         Err(e) => {
             let (code, msg) = request_error(&e);
-            reject(b, client, thing, kind, code, &msg, None, None);
+            let token = token_of_refused(payload);
+            reject(b, client, thing, kind, code, &msg, token.as_deref(), None);
             return Ok(());
         }
     };
@@ -391,15 +482,15 @@ pub async fn handle(
                 e.step_deadline = step.map(|m| now.saturating_add(m * 60));
                 if let Some(d) = req.status_details {
                     match details_of(d) {
-                        Some(d) => e.status_details = d,
-                        None => {
+                        Ok(d) => e.status_details = d,
+                        Err(msg) => {
                             reject(
                                 b,
                                 client,
                                 thing,
                                 kind,
                                 JobsErrorCode::InvalidRequest,
-                                "statusDetails values must be strings",
+                                &msg,
                                 token,
                                 None,
                             );
@@ -471,7 +562,8 @@ async fn update(
         Ok(r) => r,
         Err(e) => {
             let (code, msg) = request_error(&e);
-            reject(b, client, thing, kind, code, &msg, None, None);
+            let token = token_of_refused(payload);
+            reject(b, client, thing, kind, code, &msg, token.as_deref(), None);
             return Ok(());
         }
     };
@@ -599,15 +691,15 @@ async fn update(
     }
     if let Some(d) = req.status_details {
         match details_of(d) {
-            Some(d) => new.status_details = d,
-            None => {
+            Ok(d) => new.status_details = d,
+            Err(msg) => {
                 reject(
                     b,
                     client,
                     thing,
                     kind,
                     JobsErrorCode::InvalidRequest,
-                    "statusDetails values must be strings",
+                    &msg,
                     token,
                     None,
                 );

@@ -412,11 +412,8 @@ async fn ota_flow_jobs_and_streams() {
 
     let d = s.admin.describe_ota("up1").await.unwrap();
     assert_eq!(d.executions[0].status, "SUCCEEDED");
-    let h: Vec<_> = d.executions[0]
-        .history
-        .iter()
-        .map(|h| h.status.as_str())
-        .collect();
+    let h = s.admin.execution_history("up1", "dev-1").await.unwrap();
+    let h: Vec<_> = h.iter().map(|h| h.status.as_str()).collect();
     assert_eq!(h, ["QUEUED", "IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"]);
     s.stop().await;
 }

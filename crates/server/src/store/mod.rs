@@ -163,6 +163,14 @@ impl Execution {
     }
 }
 
+/// How many history entries a store keeps per execution: the newest 50, older ones are
+/// deleted in the transaction that adds a new one. Why 50: a download by the official device
+/// writes about 25 updates (IN_PROGRESS every 64 of at most 1,024 blocks, self-test, the
+/// verdict, spec §4.4), so 50 keeps a whole rollout's story, while a device that updates in a
+/// loop holds at most 50 × [`ferrota_proto::limits::STATUS_DETAILS_BYTES_MAX`] (≈ 200 KiB) of
+/// history per execution instead of growing the database without limit.
+pub const HISTORY_MAX: usize = 50;
+
 /// One entry of an execution's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
@@ -274,12 +282,30 @@ pub trait Store: Send + Sync + 'static {
     async fn executions_of_thing(&self, thing: &str) -> StoreResult<Vec<Execution>>;
     /// Every execution of a job.
     async fn executions_of_job(&self, job_id: &str) -> StoreResult<Vec<Execution>>;
+    /// One page of a job's executions in creation order: those with `seq` greater than
+    /// `after`, at most `limit`. Describe and cancel read a job this way so that neither holds
+    /// a whole fleet's executions at once. The default filters [`Store::executions_of_job`].
+    async fn executions_of_job_page(
+        &self,
+        job_id: &str,
+        after: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<Execution>> {
+        let mut all = self.executions_of_job(job_id).await?;
+        all.sort_by_key(|e| e.seq);
+        Ok(all
+            .into_iter()
+            .filter(|e| after.is_none_or(|a| e.seq > a))
+            .take(limit)
+            .collect())
+    }
     /// One execution.
     async fn execution(&self, job_id: &str, thing: &str) -> StoreResult<Option<Execution>>;
     /// Replaces an execution if its stored version is still `expected_version` and appends the
-    /// history entry, atomically. `false`: someone else changed it first.
+    /// history entry, keeping only the newest [`HISTORY_MAX`] entries, atomically. `false`:
+    /// someone else changed it first.
     async fn update_execution(&self, exec: &Execution, expected_version: u64) -> StoreResult<bool>;
-    /// An execution's history, oldest first.
+    /// An execution's history, oldest first: at most [`HISTORY_MAX`] entries, the newest.
     async fn history(&self, job_id: &str, thing: &str) -> StoreResult<Vec<HistoryEntry>>;
     /// IN_PROGRESS executions whose timer expired at or before `now`, earliest first.
     async fn due_executions(&self, now: u64) -> StoreResult<Vec<Execution>>;

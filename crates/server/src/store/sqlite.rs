@@ -516,6 +516,23 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn executions_of_job_page(
+        &self,
+        job_id: &str,
+        after: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<Execution>> {
+        query("SELECT * FROM executions WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?")
+            .bind(job_id)
+            .bind(after.unwrap_or(i64::MIN))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::execution_of)
+            .collect()
+    }
+
     async fn execution(&self, job_id: &str, thing: &str) -> StoreResult<Option<Execution>> {
         query("SELECT * FROM executions WHERE job_id = ? AND thing = ?")
             .bind(job_id)
@@ -556,15 +573,26 @@ impl Store for SqliteStore {
             .bind(to_i64(e.last_updated_at))
             .execute(&mut *tx)
             .await?;
+        // Keep the newest HISTORY_MAX entries, in the same transaction as the insert: no
+        // crash can leave an execution's history over the bound.
+        query("DELETE FROM execution_history WHERE job_id = ? AND thing = ? AND id NOT IN (SELECT id FROM execution_history WHERE job_id = ? AND thing = ? ORDER BY id DESC LIMIT ?)")
+            .bind(&e.job_id)
+            .bind(&e.thing)
+            .bind(&e.job_id)
+            .bind(&e.thing)
+            .bind(HISTORY_MAX as i64)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
 
     async fn history(&self, job_id: &str, thing: &str) -> StoreResult<Vec<HistoryEntry>> {
         let rows =
-            query("SELECT * FROM execution_history WHERE job_id = ? AND thing = ? ORDER BY id")
+            query("SELECT * FROM (SELECT * FROM execution_history WHERE job_id = ? AND thing = ? ORDER BY id DESC LIMIT ?) ORDER BY id")
                 .bind(job_id)
                 .bind(thing)
+                .bind(HISTORY_MAX as i64)
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter()
