@@ -336,7 +336,29 @@ fn serve_refused(env: &Env, extra: &[&str], file: &str) -> String {
         "127.0.0.1:0",
     ];
     args.extend_from_slice(extra);
-    let err = env.fails(1, &args);
+    // A server that starts anyway would run forever: give it 20 s, then fail the test.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrota"))
+        .args(&args)
+        .current_dir(env.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ferrota serve");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ferrota serve {extra:?} started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains(file), "names {file}: {err}");
     assert_eq!(
         snapshot(&env.path("data")),
