@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrota_agent::{Agent, AgentEvent, Config, Running, TransmitKind};
+use ferrota_agent::{Agent, AgentEvent, AppOutcome, Config, Running, TransmitKind};
 use ferrota_boot::Bank;
 use ferrota_boot::app::ImageState;
 use ferrota_image::FirmwareVersion;
@@ -75,6 +75,61 @@ pub struct Options {
     /// benchmark run the same agent on another schedule, e.g. the official library's
     /// ([`AgentTuning::official_library`]).
     pub agent: Option<AgentTuning>,
+    /// The application's handler of jobs that are not firmware (a file type outside
+    /// `device.toml`'s `file_types`, or a job document that is not `afr_ota`). Every such job
+    /// is ended through it, so it never blocks the device's job queue.
+    pub app_jobs: AppJobHandler,
+}
+
+/// A job the agent hands to the application instead of downloading it as firmware.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppJob {
+    /// An `afr_ota` job whose file type is not firmware on this board.
+    File {
+        /// `fileType` (0 when absent).
+        file_type: u8,
+        /// `filesize`.
+        file_size: u32,
+        /// `fileid`.
+        file_id: u8,
+    },
+    /// A job document that is not an `afr_ota` document.
+    Custom,
+}
+
+/// The application callback that ends a non-firmware job (see [`Options::app_jobs`]).
+///
+/// Decision: the default declines every such job with FAILED `0x0000000c: 0x00000004`
+/// (`JobParserError: NonConformingJobDoc`), which is what the AWS OTA library reports for a job
+/// no handler claims, so the AWS console and `ota describe` show the same reason. It is not
+/// left pending: a job left IN_PROGRESS/QUEUED would keep every later firmware job QUEUED
+/// behind it (issue 13, item 6). An application that handles a file type installs its own
+/// handler and answers [`AppOutcome::Succeeded`] or [`AppOutcome::Failed`].
+#[derive(Clone)]
+pub struct AppJobHandler(pub Arc<dyn Fn(AppJob) -> AppOutcome + Send + Sync>);
+
+impl AppJobHandler {
+    /// The default handler: declines every job (see the type's documentation).
+    pub fn decline_all() -> AppJobHandler {
+        AppJobHandler(Arc::new(|_| AppOutcome::Declined))
+    }
+
+    /// A handler that answers every job with `outcome`.
+    pub fn always(outcome: AppOutcome) -> AppJobHandler {
+        AppJobHandler(Arc::new(move |_| outcome))
+    }
+}
+
+impl Default for AppJobHandler {
+    fn default() -> Self {
+        AppJobHandler::decline_all()
+    }
+}
+
+impl std::fmt::Debug for AppJobHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AppJobHandler(..)")
+    }
 }
 
 /// Overrides of the agent's download schedule; a `None` field keeps the agent's default (see
@@ -553,6 +608,21 @@ impl Board {
         st: &mut AppState,
         now: ferrota_agent::Instant,
     ) {
+        // Ending an application job queues its status: drain again until nothing is left.
+        let mut again = true;
+        while std::mem::take(&mut again) {
+            self.drain_once(agent, client, st, now, &mut again);
+        }
+    }
+
+    fn drain_once(
+        &mut self,
+        agent: &mut Agent<'_, ferrota_image::BootKey>,
+        client: &rumqttc::AsyncClient,
+        st: &mut AppState,
+        now: ferrota_agent::Instant,
+        again: &mut bool,
+    ) {
         let mut buf = [0u8; 1024];
         while let Some(t) = agent.poll_transmit(&mut buf) {
             let qos = if t.qos == 0 {
@@ -581,8 +651,29 @@ impl Board {
             };
         }
         while let Some(e) = agent.poll_event() {
-            let _ = now;
             match e {
+                AgentEvent::OtherFileJob {
+                    file_type,
+                    file_size,
+                    file_id,
+                } => {
+                    self.say(&format!(
+                        "job for file type {file_type} (not firmware): handing it to the application"
+                    ));
+                    let outcome = (self.opts.app_jobs.0)(AppJob::File {
+                        file_type,
+                        file_size,
+                        file_id,
+                    });
+                    agent.finish_app_job(now, outcome);
+                    *again = true;
+                }
+                AgentEvent::CustomJob => {
+                    self.say("custom job (not afr_ota): handing it to the application");
+                    let outcome = (self.opts.app_jobs.0)(AppJob::Custom);
+                    agent.finish_app_job(now, outcome);
+                    *again = true;
+                }
                 AgentEvent::ResetRequested => {
                     self.say("reset requested");
                     st.reset = true;
