@@ -226,10 +226,14 @@ async fn provision(max: usize, opts: &Options) -> Result<Fleet, String> {
     };
     // The server reads the same settings from a file.
     let config = dir.path().join("ferrota.toml");
+    // Every device connects from 127.0.0.1, [`CONNECTS_IN_FLIGHT`] handshakes at a time: the
+    // server's per-address bound on pending handshakes (32 by default, for devices behind one
+    // NAT) would evict them, so it is raised here.
     let text = format!(
-        "data_dir = {:?}\nmax_connections = {}\n",
+        "data_dir = {:?}\nmax_connections = {}\n[limits]\nmax_pending_per_address = {}\n",
         data.display().to_string(),
-        cfg.max_connections
+        cfg.max_connections,
+        4 * CONNECTS_IN_FLIGHT
     );
     std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
     ferrota_server::server::init_data_dir(&cfg, &[])
