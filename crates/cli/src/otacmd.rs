@@ -4,7 +4,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 
 use crate::servecmd::config;
-use crate::serverargs::{ApiArgs, OtaCommand};
+use crate::serverargs::{ApiArgs, OtaCommand, OtaIdArgs};
 
 struct Api {
     base: String,
@@ -138,6 +138,73 @@ impl Api {
 }
 
 /// Runs an `ota` command.
+/// `ota describe`: one page when `--max-results`/`--next-token` are given, else every page
+/// followed and the executions printed as one list (each response stays small; the whole
+/// list is what the operator asked for). `--history THING`: that execution's history.
+fn describe(a: &OtaIdArgs) -> Result<Value> {
+    let api = Api::new(&a.api)?;
+    let id = urlencoding(&a.id);
+    if let Some(t) = &a.history {
+        let path = format!("/api/ota-updates/{id}/things/{}/history", urlencoding(t));
+        return api.call("GET", &path, None, true);
+    }
+    let page = |token: Option<&str>, max: Option<u32>| {
+        let mut q = Vec::new();
+        if let Some(m) = max {
+            q.push(format!("maxResults={m}"));
+        }
+        if let Some(t) = token {
+            q.push(format!("nextToken={}", urlencoding(t)));
+        }
+        let q = if q.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", q.join("&"))
+        };
+        api.call("GET", &format!("/api/ota-updates/{id}{q}"), None, true)
+    };
+    if a.max_results.is_some() || a.next_token.is_some() {
+        return page(a.next_token.as_deref(), a.max_results);
+    }
+    let mut first = page(None, None)?;
+    let mut token = first
+        .get("nextToken")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    while let Some(t) = token {
+        let mut next = page(Some(&t), None)?;
+        let more = match next.get_mut("executions").map(Value::take) {
+            Some(Value::Array(v)) => v,
+            _ => bail!("/api/ota-updates/{id}: a page without executions"),
+        };
+        if let Some(Value::Array(all)) = first.get_mut("executions") {
+            all.extend(more);
+        }
+        token = next
+            .get("nextToken")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+    }
+    if let Some(o) = first.as_object_mut() {
+        o.remove("nextToken");
+    }
+    Ok(first)
+}
+
+/// Percent-encodes a path segment or query value (ids and tokens are `[a-zA-Z0-9_:-]` in
+/// practice; anything else is escaped rather than trusted).
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 pub fn run(c: OtaCommand) -> Result<()> {
     let v = match c {
         OtaCommand::Create(a) => {
@@ -193,9 +260,7 @@ pub fn run(c: OtaCommand) -> Result<()> {
             )?
         }
         OtaCommand::List(a) => Api::new(&a)?.call("GET", "/api/ota-updates", None, true)?,
-        OtaCommand::Describe(a) => {
-            Api::new(&a.api)?.call("GET", &format!("/api/ota-updates/{}", a.id), None, true)?
-        }
+        OtaCommand::Describe(a) => describe(&a)?,
         OtaCommand::Cancel(a) => Api::new(&a.api)?.call(
             "POST",
             &format!("/api/ota-updates/{}/cancel?force={}", a.id, a.force),

@@ -195,6 +195,17 @@ pub struct OtaCreateArgs {
 pub struct OtaIdArgs {
     /// otaUpdateId.
     pub id: String,
+    /// One page of at most this many executions (1–250, AWS's `maxResults`), printed with
+    /// its `nextToken`. Without it and `--next-token`, every page is fetched and the
+    /// executions printed together.
+    #[arg(long, value_name = "N")]
+    pub max_results: Option<u32>,
+    /// The page after the one that returned this `nextToken`.
+    #[arg(long, value_name = "TOKEN")]
+    pub next_token: Option<String>,
+    /// Print the history of this thing's execution instead (newest 50 entries, oldest first).
+    #[arg(long, value_name = "THING", conflicts_with_all = ["max_results", "next_token"])]
+    pub history: Option<String>,
     /// API access.
     #[command(flatten)]
     pub api: ApiArgs,

@@ -281,6 +281,23 @@ fn serve_thing_ota_kill_restart() {
         json(&env.ok(&["ota", "list", "--api", &s.http, "--data-dir", "data"]))[0]["otaUpdateId"],
         "up1"
     );
+    // Paging (issue 13 item 2): one page on request, with AWS's names; history apart.
+    let api = ["--api", &s.http, "--data-dir", "data"];
+    let one = |extra: &[&str]| {
+        let mut a = vec!["ota", "describe", "up1"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&api);
+        json(&env.ok(&a))
+    };
+    let p = one(&["--max-results", "1"]);
+    assert_eq!(p["executions"].as_array().unwrap().len(), 1);
+    assert!(p.get("nextToken").is_none(), "{p}");
+    assert!(p["executions"][0].get("history").is_none(), "{p}");
+    let h = one(&["--history", "dev-1"]);
+    assert_eq!(h[0]["status"], "QUEUED", "{h}");
+    let mut a = vec!["ota", "describe", "up1", "--max-results", "0"];
+    a.extend_from_slice(&api);
+    assert!(env.fails(1, &a).contains("maxResults"));
     let d = json(&env.ok(&[
         "ota",
         "cancel",
