@@ -93,6 +93,8 @@ fn run_board(a: &RunArgs) -> Result<()> {
         progress: true,
         quiet: false,
         agent: None,
+        // The simulated application handles no other file type: such jobs are declined.
+        app_jobs: Default::default(),
     };
     let rt = crate::servecmd::runtime()?;
     let exit_after = a.exit_after;

@@ -224,6 +224,7 @@ pub fn run(c: OtaCommand) -> Result<()> {
                     sig_path.display()
                 );
             }
+            check_before_upload(&a.file, &data, a.file_type, &sig_path, sig)?;
             let up = api.call("POST", "/api/files", Some(data), false)?;
             let sha = up["sha256"]
                 .as_str()
@@ -269,5 +270,43 @@ pub fn run(c: OtaCommand) -> Result<()> {
         )?,
     };
     println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+/// `fileType` of T2G firmware: such a file must be a Ferrota bank image.
+const FIRMWARE_FILE_TYPE: u8 = 141;
+
+/// Refuses, before anything is uploaded, what every device would reject: a signature that is
+/// not base64 of a DER ECDSA P-256 signature, and a firmware file that is not a bank image
+/// (CM0+ region header and version record, as `ferrota image show` reads them). The server
+/// checks the same again; checking here first means a bad input never leaves an upload behind.
+fn check_before_upload(
+    file: &std::path::Path,
+    data: &[u8],
+    file_type: u8,
+    sig_path: &std::path::Path,
+    sig: &str,
+) -> Result<()> {
+    if let Err(e) = ferrota_image::ota::OtaSignature::from_base64(sig) {
+        bail!(
+            "{}: {e} (expected base64 of a DER ECDSA P-256 signature, as `ferrota image sign-ota` writes)",
+            sig_path.display()
+        );
+    }
+    if file_type == FIRMWARE_FILE_TYPE {
+        let s = ferrota_image::inspect::inspect(data);
+        let why = match (s.regions.first().map(|r| &r.header_check), &s.record) {
+            (Some(Err(e)), _) => Some(format!("CM0+ region: {e}")),
+            (_, Err(e)) => Some(format!("version record: {e}")),
+            _ => None,
+        };
+        if let Some(why) = why {
+            bail!(
+                "{}: fileType {FIRMWARE_FILE_TYPE} is firmware, but this is not a Ferrota bank \
+                 image ({why}); see `ferrota image show`, or pass --file-type for other files",
+                file.display()
+            );
+        }
+    }
     Ok(())
 }

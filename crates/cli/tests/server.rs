@@ -114,7 +114,8 @@ fn serve_thing_ota_kill_restart() {
 
     let s = serve(&env);
     env.write("fw.bin", vec![0x5a; 10_000]);
-    env.write("fw.bin.sig", "MEUCIQCUhVsvXNtjLw7zwZSOKzxga9yW\n");
+    // Not firmware (a bank image is refused as anything else): a data file, fileType 7.
+    env.write("fw.bin.sig", "MAYCAQECAQE=\n");
 
     // A third-party device (mosquitto_sub) waits for notify-next.
     let sub = Command::new("mosquitto_sub")
@@ -160,6 +161,8 @@ fn serve_thing_ota_kill_restart() {
         "up1",
         "--file",
         "fw.bin",
+        "--file-type",
+        "7",
         "--group",
         "fleet",
         "--api",
@@ -178,6 +181,8 @@ fn serve_thing_ota_kill_restart() {
             "up2",
             "--file",
             "fw.bin",
+            "--file-type",
+            "7",
             "--thing",
             "nobody",
             "--api",
@@ -195,6 +200,8 @@ fn serve_thing_ota_kill_restart() {
             "up1",
             "--file",
             "fw.bin",
+            "--file-type",
+            "7",
             "--group",
             "fleet",
             "--api",
@@ -569,4 +576,42 @@ fn ota_create_reports_a_wrong_token_and_an_oversized_file() {
     // The server stored nothing.
     let list = env.ok(&["ota", "list", "--api", &s.http, "--data-dir", "data"]);
     assert!(!list.contains("up1"), "{list}");
+}
+
+/// Issue 13, item 8: `ota create` refuses what devices would reject before anything is
+/// uploaded (the API address is a closed port: the refusal names the input, not the network).
+#[test]
+fn ota_create_refuses_a_non_image_firmware_file_and_a_bad_signature_before_uploading() {
+    let env = Env::new();
+    env.write("junk.bin", vec![0x5a; 10_000]);
+    env.write("junk.bin.sig", "MAYCAQECAQE=\n");
+    env.write("bad.sig", "!!!notbase64\n");
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "ota",
+            "create",
+            "u1",
+            "--file",
+            "junk.bin",
+            "--thing",
+            "dev-1",
+            "--api",
+            "http://127.0.0.1:9",
+            "--token",
+            "t",
+        ];
+        args.extend_from_slice(extra);
+        env.fails(1, &args)
+    };
+    let e = create(&[]);
+    assert!(
+        e.contains("junk.bin") && e.contains("not a Ferrota bank image"),
+        "{e}"
+    );
+    let e = create(&["--file-type", "7", "--signature", "bad.sig"]);
+    assert!(e.contains("bad.sig") && e.contains("base64"), "{e}");
+    // The DER check: valid base64 that is not a DER ECDSA signature.
+    env.write("short.sig", "MEUCIQCUhVsvXNtjLw7zwZSOKzxga9yW\n");
+    let e = create(&["--file-type", "7", "--signature", "short.sig"]);
+    assert!(e.contains("short.sig") && e.contains("DER"), "{e}");
 }

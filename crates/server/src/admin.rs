@@ -482,7 +482,8 @@ impl Admin {
         Ok(n)
     }
 
-    /// Stores a firmware file; returns its SHA-256.
+    /// Stores a firmware file; returns its SHA-256. [`Admin::create_ota`] checks the content
+    /// (and deletes the file if the create fails and nothing else uses it).
     pub fn put_file(&self, data: &[u8]) -> R<String> {
         if data.is_empty() || data.len() as u64 > OTA_FILE_MAX {
             return Err(AdminError::Invalid(format!(
@@ -530,7 +531,46 @@ impl Admin {
     }
 
     /// `CreateOTAUpdate`: stream + job + executions; notifies connected targets.
+    ///
+    /// Only what devices will accept is stored: every file's signature must be base64 of a DER
+    /// ECDSA P-256 signature, and a firmware file ([`FIRMWARE_FILE_TYPE`]) must be a Ferrota
+    /// bank image (valid CM0+ region header and version record, as `ferrota image show`
+    /// reads it); anything else is a 400 naming the file. On any failure the files of the
+    /// request that no OTA update's stream uses are deleted, so a failed create leaves no
+    /// orphan upload (the store is content-addressed: a file another update streams is kept).
     pub async fn create_ota(&self, req: &CreateOtaUpdate) -> R<OtaDescription> {
+        let r = self.create_ota_checked(req).await;
+        if r.is_err() {
+            self.remove_unused_files(req).await;
+        }
+        r
+    }
+
+    /// Deletes the request's files that no stream refers to (best effort: a failure is logged).
+    async fn remove_unused_files(&self, req: &CreateOtaUpdate) {
+        let b = &self.broker;
+        let mut used = std::collections::HashSet::new();
+        let Ok(otas) = b.store.list_ota().await else {
+            return;
+        };
+        for o in otas {
+            match b.store.stream(&o.stream_id).await {
+                Ok(Some(s)) => used.extend(s.files.into_iter().map(|f| f.blob)),
+                Ok(None) => {}
+                Err(_) => return,
+            }
+        }
+        for f in &req.files {
+            let h = &f.file_location.sha256;
+            if !used.contains(h)
+                && let Err(e) = b.blobs.remove(h)
+            {
+                tracing::warn!(file = %h, error = %e, "could not delete an unused upload");
+            }
+        }
+    }
+
+    async fn create_ota_checked(&self, req: &CreateOtaUpdate) -> R<OtaDescription> {
         validate_name(&req.ota_update_id, NameKind::JobId, &NameLimits::AWS)
             .map_err(|e| AdminError::Invalid(format!("otaUpdateId: {e}")))?;
         if req.files.is_empty() || req.files.len() > 50 {
@@ -566,6 +606,7 @@ impl Admin {
             if blob.len() > OTA_FILE_MAX {
                 return Err(AdminError::Invalid("file larger than 16 MB".into()));
             }
+            check_file(i, f, &*blob)?;
             files.push(StreamFile {
                 file_id: i as u8,
                 blob: f.file_location.sha256.clone(),
@@ -831,4 +872,42 @@ pub fn ota_config_h() -> String {
 #define configENABLED_DATA_PROTOCOLS (OTA_DATA_OVER_MQTT)\n\
 #define configOTA_PRIMARY_DATA_PROTOCOL (OTA_DATA_OVER_MQTT)\n\n#endif\n"
         .to_string()
+}
+
+/// `fileType` of T2G firmware (the AWS OTA library's `configOTA_FIRMWARE_UPDATE_FILE_TYPE_ID`
+/// on this board): files of this type must be Ferrota bank images.
+pub const FIRMWARE_FILE_TYPE: u8 = 141;
+
+/// Checks file `i` of a create request: its signature decodes, and a firmware file is a bank
+/// image the agent can check (CM0+ region header and version record).
+fn check_file(i: usize, f: &OtaFile, blob: &dyn crate::store::BlobReader) -> R<()> {
+    use ferrota_image::ota::OtaSignature;
+    let sig = &f.code_signing.custom_code_signing.signature.inline_document;
+    OtaSignature::from_base64(sig).map_err(|e| {
+        AdminError::Invalid(format!(
+            "files[{i}].codeSigning.customCodeSigning.signature.inlineDocument: {e} \
+             (expected base64 of a DER ECDSA P-256 signature)"
+        ))
+    })?;
+    if f.file_type != FIRMWARE_FILE_TYPE {
+        return Ok(());
+    }
+    let mut data = vec![0u8; blob.len() as usize];
+    blob.read_at(0, &mut data)
+        .map_err(|e| AdminError::Invalid(format!("files[{i}]: cannot read the file: {e}")))?;
+    let s = ferrota_image::inspect::inspect(&data);
+    let bad = |why: String| {
+        AdminError::Invalid(format!(
+            "files[{i}] ({}): fileType {FIRMWARE_FILE_TYPE} is firmware, but the file is not \
+             a Ferrota bank image: {why}",
+            f.file_location.sha256
+        ))
+    };
+    if let Some(Err(e)) = s.regions.first().map(|r| &r.header_check) {
+        return Err(bad(format!("CM0+ region: {e}")));
+    }
+    if let Err(e) = &s.record {
+        return Err(bad(format!("version record: {e}")));
+    }
+    Ok(())
 }

@@ -11,6 +11,12 @@ use ferrota_proto::{BlockSet, DataBlock, JobMessage, JobStatus, StreamRejection,
 use ferrota_server::admin::*;
 use rumqttc::QoS;
 
+/// A `fileType` that is not firmware: these tests stream arbitrary bytes, which `create_ota`
+/// refuses as firmware (file type 141 must be a bank image).
+const DATA_FILE_TYPE: u8 = 7;
+/// A well-formed DER ECDSA signature (r = s = 1), base64: `create_ota` checks the encoding only.
+const SIGNATURE: &str = "MAYCAQECAQE=";
+
 fn firmware(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
 }
@@ -24,12 +30,12 @@ async fn ota(s: &TestServer, id: &str, target: &str, data: &[u8]) -> OtaDescript
             targets: vec![target.into()],
             files: vec![OtaFile {
                 file_name: "/ota/received.bin".into(),
-                file_type: 141,
+                file_type: DATA_FILE_TYPE,
                 file_location: FileLocation { sha256: sha },
                 code_signing: CodeSigning {
                     custom_code_signing: CustomCodeSigning {
                         signature: InlineSignature {
-                            inline_document: "MEUCIQCUhVsvXNtjLw7zwZSOKzxga9yW".into(),
+                            inline_document: SIGNATURE.into(),
                         },
                         certificate_chain: CertificateChain {
                             certificate_name: "signer.crt".into(),
@@ -122,7 +128,7 @@ async fn ota_flow_jobs_and_streams() {
     };
     assert_eq!(job.file.file_size as usize, data.len());
     assert_eq!(job.file.file_id, 0);
-    assert_eq!(job.file.file_type, Some(141));
+    assert_eq!(job.file.file_type, Some(DATA_FILE_TYPE));
     let stream = job.stream_name.unwrap().to_string();
     assert_eq!(stream, d.stream_id);
 
@@ -620,14 +626,14 @@ async fn several_files_per_stream() {
     );
     let file = |data: &[u8], name: &str| OtaFile {
         file_name: name.into(),
-        file_type: 141,
+        file_type: DATA_FILE_TYPE,
         file_location: FileLocation {
             sha256: s.admin.put_file(data).unwrap(),
         },
         code_signing: CodeSigning {
             custom_code_signing: CustomCodeSigning {
                 signature: InlineSignature {
-                    inline_document: "MEUC".into(),
+                    inline_document: SIGNATURE.into(),
                 },
                 certificate_chain: CertificateChain {
                     certificate_name: "signer.crt".into(),

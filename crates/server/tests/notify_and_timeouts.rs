@@ -14,9 +14,10 @@ fn create_request(id: &str, sha: &str, timeout: Option<u64>) -> Value {
         "targets": ["thing/dev-n"],
         "files": [{
             "fileName": "/ota/bank.bin",
+            "fileType": 7,
             "fileLocation": {"sha256": sha},
             "codeSigning": {"customCodeSigning": {
-                "signature": {"inlineDocument": "MEUCIQCUhVsvXNtjLw7zwZSOKzxga9yW"},
+                "signature": {"inlineDocument": "MAYCAQECAQE="},
                 "certificateChain": {"certificateName": "signer.crt"}
             }}
         }]
@@ -59,6 +60,8 @@ async fn notify_follows_the_pending_list_and_timeouts_come_through_the_api() {
         .await;
         assert_eq!(st, 400, "{v}");
     }
+    // A failed create deletes an upload no update uses (issue 13 item 8): upload again.
+    let sha = s.admin.put_file(&[7u8; 5000]).unwrap();
     let mut c = connect(&s, &a).await;
     subscribe(&mut c, "$aws/things/dev-n/jobs/notify", QoS::AtLeastOnce).await;
 

@@ -29,6 +29,10 @@ pub trait BlobStore: Send + Sync + 'static {
     fn put(&self, data: &[u8]) -> StoreResult<String>;
     /// Opens a stored file.
     fn open(&self, hash: &str) -> StoreResult<Arc<dyn BlobReader>>;
+    /// Deletes a stored file (a missing one is not an error). The caller checks that no OTA
+    /// update's stream refers to it: the store is content-addressed, so one file can serve
+    /// several updates.
+    fn remove(&self, hash: &str) -> StoreResult<()>;
 }
 
 /// Files in `<dir>/<sha256>`; written to a temporary name, synced, then renamed.
@@ -103,5 +107,17 @@ impl BlobStore for DirBlobStore {
         let b = Arc::new(FileBlob { file, len });
         open.insert(hash.to_string(), b.clone());
         Ok(b)
+    }
+
+    fn remove(&self, hash: &str) -> StoreResult<()> {
+        if !valid_hash(hash) {
+            return Ok(());
+        }
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.remove(hash);
+        match std::fs::remove_file(self.dir.join(hash)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 }
