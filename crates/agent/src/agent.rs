@@ -13,7 +13,9 @@ use ferrota_proto::job::{JobDocument, JobError, JobExecution, JobMessage, OtaJob
 use ferrota_proto::jobs_api;
 use ferrota_proto::limits::{NameLimits, OTA_JOB_ID_MAX, OTA_STREAM_NAME_MAX, SIGNATURE_TEXT_MAX};
 use ferrota_proto::status::{AppVersion, JobParseErr, OtaErr, OtaStatus, PalErr};
-use ferrota_proto::stream::{DataBlock, OFFICIAL_CLIENT_TOKEN, StreamRejection, StreamRequest};
+use ferrota_proto::stream::{
+    DataBlock, OFFICIAL_CLIENT_TOKEN, StreamErrorCode, StreamRejection, StreamRequest,
+};
 use ferrota_proto::topic::{Encoding, JobRef, JobsTopic, Reply, StreamOp, Topic, TopicKind};
 use heapless::{Deque, String};
 
@@ -316,6 +318,22 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                     .ok()
                     .and_then(|r| r.error_code());
                 self.event(AgentEvent::StreamRejected { code });
+                // Decision: a stream that does not exist (deleted, or withdrawn by the server
+                // because its file is broken) or that this device may not read will not come
+                // back by asking again: fail the job at once with `0x00000008: 0x00000000`
+                // (RequestFileBlockFailed) instead of retrying until the momentum limit. Other
+                // rejections stay counted and ignored (§4.9 hazard 2).
+                if matches!(
+                    code,
+                    Some(StreamErrorCode::ResourceNotFound | StreamErrorCode::Unauthorized)
+                ) {
+                    self.end_job(AgentEvent::JobFailed {
+                        status: OtaStatus::Failed {
+                            main: OtaErr::RequestFileBlockFailed.code(),
+                            sub: 0,
+                        },
+                    });
+                }
             }
             // Unsolicited update/accepted|rejected and anything else: ignored (§1.3).
             _ => {}

@@ -79,7 +79,9 @@
 //! ## Where this agent differs from the official library (on purpose)
 //! * A late duplicate of the final block, or any block when no download runs, is ignored
 //!   (§4.9 hazard 1); undecodable data, stream rejections and blocks of other files or streams
-//!   are counted and ignored instead of failing the job (hazard 2).
+//!   are counted and ignored instead of failing the job (hazard 2) — except `ResourceNotFound`
+//!   and `Unauthorized` for the job's own stream, which asking again cannot cure: the job fails
+//!   at once with `0x00000008: 0x00000000` (RequestFileBlockFailed).
 //! * A job document for the job being downloaded (notify-next after a status update, a
 //!   reconnect) continues the download instead of restarting it (hazard 3); another job id or
 //!   "nothing pending" abandons it without a status, as the official agent does.

@@ -493,3 +493,38 @@ fn small_rtt_late_answers_and_slow_device_are_not_loss() {
     );
     assert!(dups * 50 < blocks, "{dups} duplicate blocks of {blocks}");
 }
+
+/// Issue 13, item 3: `ResourceNotFound` for the job's stream fails the job at once (virtual
+/// time), with no further block requests.
+#[test]
+fn a_stream_not_found_fails_the_job_at_once() {
+    let v1 = image(Spec::new(1, 1));
+    let v2 = image(Spec::new(2, 2));
+    let mut sim = Sim::new(&v1, 53);
+    sim.add_job(job("job-gone", v2.clone()));
+    sim.run_until(MIN, |s| s.agent().progress().is_some_and(|(r, _)| r >= 5));
+    let now = sim.now;
+    let rejected = format!("$aws/things/{THING}/streams/job-gone-stream/rejected/cbor");
+    let mut rej = [0u8; 64];
+    let n = ferrota_proto::stream::StreamRejection {
+        code: "ResourceNotFound",
+        message: Some("gone"),
+        client_token: None,
+    }
+    .encode(&mut rej)
+    .unwrap();
+    let a = sim.agent.as_mut().unwrap();
+    let mut p = DevPlatform(&mut sim.dev);
+    a.handle_message(now, &rejected, &rej[..n], &mut p);
+    let requests = a.stats().requests;
+    assert_eq!(a.state(), State::Idle);
+    sim.pump();
+    assert!(sim.run_job("job-gone", Duration::from_secs(1)));
+    assert_eq!(sim.agent().stats().requests, requests, "asked again");
+    let st = sim.statuses("job-gone");
+    assert!(
+        st.last()
+            .is_some_and(|s| s.contains("0x00000008: 0x00000000")),
+        "{st:?}"
+    );
+}
