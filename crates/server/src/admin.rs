@@ -238,6 +238,10 @@ pub struct OtaDescription {
     pub created_at: u64,
     /// The request.
     pub request: serde_json::Value,
+    /// AWS's `errorInfo`: why the update cannot be delivered (a damaged or missing firmware
+    /// file found when serving it); absent while it can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_info: Option<crate::store::ErrorInfo>,
     /// One page of the executions, in creation order (at most `maxResults`, default
     /// [`DESCRIBE_PAGE_DEFAULT`]). History is not embedded (see [`Admin::execution_history`]):
     /// a page stays a few hundred KB however much the devices wrote.
@@ -681,6 +685,7 @@ impl Admin {
                 job_id,
                 stream_id,
                 created_at: now,
+                error_info: None,
             })
             .await?;
         for (t, before) in things.iter().zip(before) {
@@ -749,6 +754,7 @@ impl Admin {
             job_id: o.job_id,
             stream_id: o.stream_id,
             created_at: o.created_at,
+            error_info: o.error_info,
             executions,
             next_token,
         })

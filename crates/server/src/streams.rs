@@ -10,6 +10,15 @@
 //!   `…/data/cbor` to the subscribers of that topic (QoS as subscribed, at most 1).
 //! * Errors go to `…/rejected/<encoding>` as `{"o","m","c"?}` and reach only clients subscribed
 //!   to it (§1.3 recommendation, §4.9 hazard 2): never on a data topic.
+//! * A firmware file is checked against its SHA-256 when opened and every block when read
+//!   ([`crate::store::blobs`]): wrong bytes are never served. A damaged or missing file ends the
+//!   request with `ResourceNotFound` (the official library and Ferrota's agent fail the job at
+//!   once on it, instead of retrying into a ~5 minute momentum abort: nothing the device can do
+//!   makes the file whole), is logged at error level naming the OTA update, stream and file,
+//!   and is recorded as the OTA update's `errorInfo` (`ferrota ota describe`). Blocks of the
+//!   same request read before the damage was found were checked and are correct. Decision:
+//!   the server does not cancel the job itself; the operator, told, restores the file (served
+//!   again at once, re-checked) or cancels the update.
 //! * JSON variant: request `{"c"?,"s"?,"f","l","o"?,"n"?,"b"?}` with `b` a hex string
 //!   (`0x` prefix optional), blocks `{"c"?,"f","l","i","p"}` with `p` base64.
 //!
@@ -36,7 +45,7 @@ use ferrota_proto::{DataBlock, StreamRejection, StreamRequest};
 use rumqttc::QoS;
 
 use crate::broker::Broker;
-use crate::store::{StoreError, StoreResult, StreamRecord};
+use crate::store::{ErrorInfo, StoreError, StoreResult, StreamRecord};
 
 /// The fault-injection settings (`[faults]`): a test and benchmark aid, see the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -184,6 +193,60 @@ fn reject(
         }
     };
     b.publish(&topic, Bytes::from(body), QoS::AtLeastOnce);
+}
+
+/// A firmware file of `stream` was found damaged or missing: log it, and record it on every OTA
+/// update that streams it (once: a record already there is kept, so a fleet's retries cost no
+/// writes).
+async fn damaged(
+    b: &Broker,
+    thing: &str,
+    stream: &str,
+    file_id: u32,
+    blob: &str,
+    missing: bool,
+    what: &str,
+) {
+    let otas = match b.store.list_ota().await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "listing OTA updates failed");
+            Vec::new()
+        }
+    };
+    let mut names = Vec::new();
+    for o in otas.iter().filter(|o| o.stream_id == stream) {
+        names.push(o.ota_update_id.clone());
+        if o.error_info.is_some() {
+            continue;
+        }
+        let info = ErrorInfo {
+            code: if missing {
+                "FirmwareFileMissing"
+            } else {
+                "FirmwareFileDamaged"
+            }
+            .into(),
+            message: format!(
+                "file {file_id} of stream {stream} (firmware/{blob}) is {}: {what}; devices are \
+                 refused it (ResourceNotFound). Upload the same file again to restore it, or \
+                 cancel the update",
+                if missing { "missing" } else { "damaged" }
+            ),
+        };
+        if let Err(e) = b.store.set_ota_error(&o.ota_update_id, &info).await {
+            tracing::error!(error = %e, ota = %o.ota_update_id, "recording errorInfo failed");
+        }
+    }
+    tracing::error!(
+        ota = %names.join(","),
+        stream,
+        file_id,
+        blob,
+        thing,
+        what,
+        "firmware file damaged or missing: not served"
+    );
 }
 
 /// An owned GetStream request decoded from JSON.
@@ -340,14 +403,25 @@ pub async fn handle(
     };
     let blob = match b.blobs.open(&file.blob) {
         Ok(x) => x,
-        Err(StoreError::NotFound(_)) => {
+        Err(e @ (StoreError::NotFound(_) | StoreError::Damaged(_))) => {
+            let missing = matches!(e, StoreError::NotFound(_));
+            damaged(
+                b,
+                thing,
+                stream,
+                req.file_id,
+                &file.blob,
+                missing,
+                &e.to_string(),
+            )
+            .await;
             reject(
                 b,
                 thing,
                 stream,
                 enc,
-                StreamErrorCode::InternalError,
-                "file content missing",
+                StreamErrorCode::ResourceNotFound,
+                "the file is damaged or missing on the server",
                 token,
             );
             return Ok(());
@@ -361,7 +435,27 @@ pub async fn handle(
     for i in req.blocks_to_send(size) {
         let off = u64::from(i) * u64::from(l);
         let len = (u64::from(size) - off).min(u64::from(l)) as usize;
-        blob.read_at(off, &mut scratch[..len])?;
+        if let Err(e) = blob.read_at(off, &mut scratch[..len]) {
+            if !matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) {
+                return Err(e.into());
+            }
+            b.blobs.forget(&file.blob);
+            let what = format!("block {i}: {e}");
+            damaged(b, thing, stream, req.file_id, &file.blob, false, &what).await;
+            reject(
+                b,
+                thing,
+                stream,
+                enc,
+                StreamErrorCode::ResourceNotFound,
+                "the file is damaged on the server",
+                token,
+            );
+            return Ok(());
+        }
         let block = DataBlock::new(token, req.file_id, i, &scratch[..len]);
         let body = match enc {
             Encoding::Cbor => {

@@ -752,3 +752,132 @@ async fn several_files_per_stream() {
     assert_eq!(v["c"], "d");
     s.stop().await;
 }
+
+/// Sends one GetStream request for `n` blocks of `l` bytes from block 0 of file 0.
+async fn get_blocks(c: &mut Client, thing: &str, stream: &str, l: u32, n: u32) {
+    let r = StreamRequest {
+        client_token: Some("k"),
+        stream_version: None,
+        file_id: 0,
+        block_size: l,
+        offset: Some(0),
+        bitmap: None,
+        num_blocks: Some(n),
+    };
+    let mut buf = [0u8; 64];
+    let len = r.encode(&mut buf).unwrap();
+    c.c.publish(
+        format!("$aws/things/{thing}/streams/{stream}/get/cbor"),
+        QoS::AtMostOnce,
+        false,
+        buf[..len].to_vec(),
+    )
+    .await
+    .unwrap();
+}
+
+/// Reads what one request produced until its rejection: every data block must hold the stored
+/// bytes (wrong bytes are never served); returns the rejection's code and the blocks seen.
+async fn until_rejected(c: &mut Client, data: &[u8], l: usize) -> (StreamErrorCode, usize) {
+    let mut blocks = 0;
+    loop {
+        let p = publish(c).await;
+        if p.topic.ends_with("/rejected/cbor") {
+            let r = StreamRejection::decode(&p.payload).unwrap();
+            return (r.error_code().expect("a known code"), blocks);
+        }
+        let b = DataBlock::decode(&p.payload).unwrap();
+        let off = b.block_id as usize * l;
+        assert_eq!(
+            b.payload,
+            &data[off..off + b.payload.len()],
+            "block {} served wrong bytes",
+            b.block_id
+        );
+        blocks += 1;
+    }
+}
+
+/// Issue 13 item 3: a firmware file changed, truncated or deleted on disk is never served; the
+/// device gets ResourceNotFound at once, the operator an errorInfo on the OTA update; an upload
+/// of the same content restores it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_firmware_file_is_never_served_and_is_reported() {
+    let s = TestServer::start().await;
+    let a = s.thing("dev-9", &[]).await;
+    let data = firmware(40_000);
+    let d = ota(&s, "dmg", "thing/dev-9", &data).await;
+    assert!(d.error_info.is_none());
+    let stream = d.stream_id.clone();
+    let path = s.cfg.files_dir().join(s.admin.put_file(&data).unwrap());
+    let mut c = connect(&s, &a).await;
+    for t in ["data", "rejected"] {
+        subscribe(
+            &mut c,
+            &format!("$aws/things/dev-9/streams/{stream}/{t}/cbor"),
+            QoS::AtMostOnce,
+        )
+        .await;
+    }
+    // Whole: served (and the file is now open and checked).
+    let l = 4096u32;
+    let blocks = 40_000u32.div_ceil(l);
+    assert_eq!(
+        download(&mut c, "dev-9", &stream, 40_000, l, blocks).await,
+        data
+    );
+
+    // One byte flipped in place, in block 5: blocks 0..5 are served, then the rejection.
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(&[data[5 * 4096 + 7] ^ 1], 5 * 4096 + 7)
+        .unwrap();
+    get_blocks(&mut c, "dev-9", &stream, l, blocks).await;
+    let (code, served) = until_rejected(&mut c, &data, l as usize).await;
+    assert_eq!(code, StreamErrorCode::ResourceNotFound);
+    assert!(served <= 5, "{served} blocks before the damaged one");
+    let d = s.admin.describe_ota("dmg").await.unwrap();
+    let e = d.error_info.expect("errorInfo recorded");
+    assert_eq!(e.code, "FirmwareFileDamaged");
+    assert!(e.message.contains(&stream), "{}", e.message);
+    // Listed too, and over the HTTP API.
+    let (status, body) = http(&s, "GET", "/api/ota-updates/dmg", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["errorInfo"]["code"], "FirmwareFileDamaged", "{body}");
+    // Every later request is refused at once, before any block.
+    get_blocks(&mut c, "dev-9", &stream, l, 2).await;
+    assert_eq!(
+        until_rejected(&mut c, &data, l as usize).await,
+        (StreamErrorCode::ResourceNotFound, 0)
+    );
+
+    // Restored by uploading the same content: served again.
+    s.admin.put_file(&data).unwrap();
+    assert_eq!(
+        download(&mut c, "dev-9", &stream, 40_000, l, blocks).await,
+        data
+    );
+
+    // Truncated (the restored file is a new inode under the name): refused.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(20_000)
+        .unwrap();
+    get_blocks(&mut c, "dev-9", &stream, l, blocks).await;
+    let (code, served) = until_rejected(&mut c, &data, l as usize).await;
+    assert_eq!(code, StreamErrorCode::ResourceNotFound);
+    assert!(served <= 5, "{served}");
+
+    // Deleted: refused (the errorInfo first recorded is kept).
+    s.admin.put_file(&data).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    get_blocks(&mut c, "dev-9", &stream, l, 2).await;
+    assert_eq!(
+        until_rejected(&mut c, &data, l as usize).await,
+        (StreamErrorCode::ResourceNotFound, 0)
+    );
+    drop(c);
+    s.stop().await;
+}

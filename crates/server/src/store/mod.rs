@@ -41,6 +41,10 @@ pub enum StoreError {
     /// Stored data could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// A stored firmware file no longer holds the bytes it was stored with (changed, truncated
+    /// or replaced on disk): its content does not match its SHA-256. Never served.
+    #[error("damaged file: {0}")]
+    Damaged(String),
 }
 
 /// Result of store operations.
@@ -225,6 +229,19 @@ pub struct OtaRecord {
     pub stream_id: String,
     /// Creation time.
     pub created_at: u64,
+    /// AWS's `errorInfo`: set when the update cannot be delivered as created (its firmware
+    /// file was found damaged or missing when served, see `crate::streams`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_info: Option<ErrorInfo>,
+}
+
+/// AWS's `ErrorInfo` of an OTA update: a code and a message for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// A stable code (`FirmwareFileDamaged`, `FirmwareFileMissing`).
+    pub code: String,
+    /// What was found, naming the file.
+    pub message: String,
 }
 
 /// Things, certificates, jobs, executions, streams and OTA updates.
@@ -325,6 +342,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_ota(&self) -> StoreResult<Vec<OtaRecord>>;
     /// Sets an OTA update's status.
     async fn set_ota_status(&self, id: &str, status: &str) -> StoreResult<()>;
+    /// Records why an OTA update cannot be delivered ([`OtaRecord::error_info`]).
+    async fn set_ota_error(&self, id: &str, error: &ErrorInfo) -> StoreResult<()>;
 }
 
 /// A shared store.

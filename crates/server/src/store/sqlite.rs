@@ -54,6 +54,10 @@ CREATE INDEX executions_deadline ON executions(deadline) WHERE deadline IS NOT N
     r#"
 CREATE INDEX executions_pending ON executions(job_id) WHERE status IN ('QUEUED', 'IN_PROGRESS');
 "#,
+    // An OTA update whose firmware file was found damaged when served: AWS's errorInfo, as JSON.
+    r#"
+ALTER TABLE ota_updates ADD COLUMN error_info TEXT;
+"#,
 ];
 
 /// SQLite store.
@@ -254,6 +258,10 @@ impl SqliteStore {
             job_id: r.try_get("job_id")?,
             stream_id: r.try_get("stream_id")?,
             created_at: get_u64(r, "created_at")?,
+            error_info: r
+                .try_get::<Option<String>, _>("error_info")?
+                .map(|t| serde_json::from_str(&t).map_err(|_| corrupt("OTA update errorInfo")))
+                .transpose()?,
         })
     }
 
@@ -702,6 +710,15 @@ impl Store for SqliteStore {
             .iter()
             .map(Self::ota_of)
             .collect()
+    }
+
+    async fn set_ota_error(&self, id: &str, error: &ErrorInfo) -> StoreResult<()> {
+        query("UPDATE ota_updates SET error_info = ? WHERE id = ?")
+            .bind(serde_json::to_string(error).unwrap_or_default())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn set_ota_status(&self, id: &str, status: &str) -> StoreResult<()> {
