@@ -8,6 +8,7 @@
 //! | POST | `/api/things` | `{"thingName","groups"?}` → device bundle |
 //! | GET | `/api/things/{name}` | thing, certificates, executions |
 //! | POST | `/api/things/{name}/revoke` | `{"revoked":n}` (disconnects it; the CRL is reloaded at once) |
+//! | GET | `/api/limits` | `{"maxFileBytes"}`: the CLI asks before sending a file, so a wrong token or an oversized file is reported as such, not as a broken pipe |
 //! | POST | `/api/files` | raw bytes → `{"sha256","size"}` |
 //! | POST | `/api/ota-updates` | `CreateOTAUpdate` (with `awsJobTimeoutConfig.inProgressTimeoutInMinutes`, 1–10080) → description |
 //! | GET | `/api/ota-updates` | list |

@@ -447,8 +447,13 @@ async fn run_tier(
     let req = json!({
         "otaUpdateId": format!("fleet-{k}-{n}"),
         "targets": targets,
+        // A data file (fileType 7), not firmware (141): the server accepts a firmware file only
+        // if it is a bank image, and these devices are protocol clients that check the
+        // stream's SHA-256 and the OTA signature, not bank images; the server's path (job,
+        // stream, blocks, status updates) is the same for every file type.
         "files": [{
             "fileName": "/ota/bank.bin",
+            "fileType": 7,
             "fileLocation": {"sha256": file_sha},
             "codeSigning": {"customCodeSigning": {
                 "signature": {"inlineDocument": sig_text},
