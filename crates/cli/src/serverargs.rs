@@ -146,7 +146,8 @@ and sig-sha256-ecdsa (the base64 signature).")]
     Create(OtaCreateArgs),
     /// List OTA updates.
     List(ApiArgs),
-    /// Show an OTA update with each thing's status and history (JSON).
+    /// Show an OTA update with each thing's status (JSON; every page unless --max-results or
+    /// --next-token; --history THING for one thing's status history).
     Describe(OtaIdArgs),
     /// Cancel an OTA update (queued executions; in-progress ones too with --force).
     Cancel(OtaCancelArgs),

@@ -545,7 +545,17 @@ fn ota_create_reports_a_wrong_token_and_an_oversized_file() {
     env.ok(&["image", "sign-ota", "fw.bin", "--key", "signer.pem"]);
     let create = |file: &str, auth: &[&str]| {
         let mut args = vec![
-            "ota", "create", "up1", "--file", file, "--thing", "dev-1", "--api", &s.http,
+            "ota",
+            "create",
+            "up1",
+            "--file",
+            file,
+            "--file-type",
+            "7",
+            "--thing",
+            "dev-1",
+            "--api",
+            &s.http,
         ];
         args.extend_from_slice(auth);
         env.fails(1, &args)

@@ -210,12 +210,12 @@ fn main() {
                 targets: vec!["thing/bench".into()],
                 files: vec![OtaFile {
                     file_name: "/ota/bench.bin".into(),
-                    file_type: 141,
+                    file_type: 7, // a data file: create_ota refuses non-image firmware (141)
                     file_location: FileLocation { sha256: sha },
                     code_signing: CodeSigning {
                         custom_code_signing: CustomCodeSigning {
                             signature: InlineSignature {
-                                inline_document: "MEUC".into(),
+                                inline_document: "MAYCAQECAQE=".into(), // well-formed DER (r = s = 1)
                             },
                             certificate_chain: CertificateChain {
                                 certificate_name: "signer.crt".into(),

@@ -20,12 +20,15 @@ async fn ota(s: &TestServer, id: &str, target: &str) -> OtaDescription {
             targets: vec![target.into()],
             files: vec![OtaFile {
                 file_name: "/ota/received.bin".into(),
-                file_type: 141,
+                // Not firmware: these tests stream arbitrary bytes, which create_ota refuses
+                // as firmware (141 must be a bank image).
+                file_type: 7,
                 file_location: FileLocation { sha256: sha },
                 code_signing: CodeSigning {
                     custom_code_signing: CustomCodeSigning {
                         signature: InlineSignature {
-                            inline_document: "MEUCIQCUhVsvXNtjLw7zwZSOKzxga9yW".into(),
+                            // A well-formed DER ECDSA signature (r = s = 1).
+                            inline_document: "MAYCAQECAQE=".into(),
                         },
                         certificate_chain: CertificateChain {
                             certificate_name: "signer.crt".into(),
