@@ -12,36 +12,7 @@ use serde_json::json;
 
 async fn ota(s: &TestServer, id: &str, target: &str) -> OtaDescription {
     let data: Vec<u8> = (0..4096usize).map(|i| (i * 31 % 251) as u8).collect();
-    let sha = s.admin.put_file(&data).unwrap();
-    s.admin
-        .create_ota(&CreateOtaUpdate {
-            ota_update_id: id.into(),
-            description: "test".into(),
-            targets: vec![target.into()],
-            files: vec![OtaFile {
-                file_name: "/ota/received.bin".into(),
-                // Not firmware: these tests stream arbitrary bytes, which create_ota refuses
-                // as firmware (141 must be a bank image).
-                file_type: 7,
-                file_location: FileLocation { sha256: sha },
-                code_signing: CodeSigning {
-                    custom_code_signing: CustomCodeSigning {
-                        signature: InlineSignature {
-                            // A well-formed DER ECDSA signature (r = s = 1).
-                            inline_document: "MAYCAQECAQE=".into(),
-                        },
-                        certificate_chain: CertificateChain {
-                            certificate_name: "signer.crt".into(),
-                        },
-                        hash_algorithm: "SHA256".into(),
-                        signature_algorithm: "ECDSA".into(),
-                    },
-                },
-            }],
-            aws_job_timeout_config: None,
-        })
-        .await
-        .unwrap()
+    data_ota(s, id, target, &data).await
 }
 
 /// Publishes `body` on `topic` and returns the answer (the next PUBLISH to this client).

@@ -11,44 +11,8 @@ use ferrota_proto::{BlockSet, DataBlock, JobMessage, JobStatus, StreamRejection,
 use ferrota_server::admin::*;
 use rumqttc::QoS;
 
-/// A `fileType` that is not firmware: these tests stream arbitrary bytes, which `create_ota`
-/// refuses as firmware (file type 141 must be a bank image).
-const DATA_FILE_TYPE: u8 = 7;
-/// A well-formed DER ECDSA signature (r = s = 1), base64: `create_ota` checks the encoding only.
-const SIGNATURE: &str = "MAYCAQECAQE=";
-
 fn firmware(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
-}
-
-async fn ota(s: &TestServer, id: &str, target: &str, data: &[u8]) -> OtaDescription {
-    let sha = s.admin.put_file(data).unwrap();
-    s.admin
-        .create_ota(&CreateOtaUpdate {
-            ota_update_id: id.into(),
-            description: "test".into(),
-            targets: vec![target.into()],
-            files: vec![OtaFile {
-                file_name: "/ota/received.bin".into(),
-                file_type: DATA_FILE_TYPE,
-                file_location: FileLocation { sha256: sha },
-                code_signing: CodeSigning {
-                    custom_code_signing: CustomCodeSigning {
-                        signature: InlineSignature {
-                            inline_document: SIGNATURE.into(),
-                        },
-                        certificate_chain: CertificateChain {
-                            certificate_name: "signer.crt".into(),
-                        },
-                        hash_algorithm: "SHA256".into(),
-                        signature_algorithm: "ECDSA".into(),
-                    },
-                },
-            }],
-            aws_job_timeout_config: None,
-        })
-        .await
-        .unwrap()
 }
 
 /// Downloads file 0 of `stream` with the official request shape (n blocks a request).
@@ -97,7 +61,7 @@ async fn ota_flow_jobs_and_streams() {
     )
     .await;
     let data = firmware(25 * 4096 - 100);
-    let d = ota(&s, "up1", "thinggroup/fleet", &data).await;
+    let d = data_ota(&s, "up1", "thinggroup/fleet", &data).await;
     assert_eq!(d.job_id, "AFR_OTA-up1");
     assert_eq!(d.stream_id.len(), 44);
 
@@ -429,7 +393,7 @@ async fn restart_between_steps_loses_nothing() {
     let s = TestServer::start().await;
     let a = s.thing("dev-2", &[]).await;
     let data = firmware(5000);
-    ota(&s, "up2", "thing/dev-2", &data).await;
+    data_ota(&s, "up2", "thing/dev-2", &data).await;
     let mut c = connect(&s, &a).await;
     c.c.publish(
         "$aws/things/dev-2/jobs/AFR_OTA-up2/update",
@@ -490,7 +454,7 @@ async fn large_blocks_and_several_files_limits() {
     let s = TestServer::start().await;
     let a = s.thing("dev-3", &[]).await;
     let data = firmware(300 * 1024 + 7);
-    ota(&s, "up3", "thing/dev-3", &data).await;
+    data_ota(&s, "up3", "thing/dev-3", &data).await;
     let mut c = connect(&s, &a).await;
     c.c.publish(
         "$aws/things/dev-3/jobs/$next/get",
@@ -535,7 +499,7 @@ async fn no_notify_next_while_the_next_job_stays_the_same() {
         QoS::AtLeastOnce,
     )
     .await;
-    ota(&s, "first", "thing/dev-4", &firmware(3000)).await;
+    data_ota(&s, "first", "thing/dev-4", &firmware(3000)).await;
     let p = publish(&mut c).await;
     assert_eq!(
         JobMessage::parse(&p.payload)
@@ -560,7 +524,7 @@ async fn no_notify_next_while_the_next_job_stays_the_same() {
         assert!(publish(&mut c).await.topic.ends_with("/update/accepted"));
     }
     // A second job queued behind the running one: the next job is unchanged, no notification.
-    ota(&s, "second", "thing/dev-4", &firmware(2000)).await;
+    data_ota(&s, "second", "thing/dev-4", &firmware(2000)).await;
     c.c.publish(
         "$aws/things/dev-4/jobs/$next/get",
         QoS::AtLeastOnce,
@@ -624,25 +588,7 @@ async fn several_files_per_stream() {
         firmware(5000),
         firmware(9000).into_iter().rev().collect::<Vec<u8>>(),
     );
-    let file = |data: &[u8], name: &str| OtaFile {
-        file_name: name.into(),
-        file_type: DATA_FILE_TYPE,
-        file_location: FileLocation {
-            sha256: s.admin.put_file(data).unwrap(),
-        },
-        code_signing: CodeSigning {
-            custom_code_signing: CustomCodeSigning {
-                signature: InlineSignature {
-                    inline_document: SIGNATURE.into(),
-                },
-                certificate_chain: CertificateChain {
-                    certificate_name: "signer.crt".into(),
-                },
-                hash_algorithm: "SHA256".into(),
-                signature_algorithm: "ECDSA".into(),
-            },
-        },
-    };
+    let file = |data: &[u8], name: &str| data_file(name, s.admin.put_file(data).unwrap());
     let d = s
         .admin
         .create_ota(&CreateOtaUpdate {
@@ -806,7 +752,7 @@ async fn a_damaged_firmware_file_is_never_served_and_is_reported() {
     let s = TestServer::start().await;
     let a = s.thing("dev-9", &[]).await;
     let data = firmware(40_000);
-    let d = ota(&s, "dmg", "thing/dev-9", &data).await;
+    let d = data_ota(&s, "dmg", "thing/dev-9", &data).await;
     assert!(d.error_info.is_none());
     let stream = d.stream_id.clone();
     let path = s.cfg.files_dir().join(s.admin.put_file(&data).unwrap());

@@ -138,7 +138,8 @@ async fn a_corrupted_page_is_found_at_start_and_named() {
 /// The cost of the start-up check on a 10,000-thing database (`cargo test -p ferrota-server
 /// --test startup -- --ignored --nocapture`); the figures are in `SqliteStore::open`'s docs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
+#[ignore = "a measurement that prints timings and asserts nothing about them (speed belongs in \
+            benchmarks, not tests); run by hand until it moves into `ferrota bench`"]
 async fn measure_integrity_checks_on_10k_things() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = used_dir(tmp.path(), 10_000).await;

@@ -250,3 +250,52 @@ pub async fn refused_in_tls(s: &TestServer, b: &ThingBundle) -> String {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A `fileType` that is not firmware: tests stream arbitrary bytes, which `create_ota` refuses
+/// as firmware (file type 141 must be a bank image).
+pub const DATA_FILE_TYPE: u8 = 7;
+/// A well-formed DER ECDSA signature (r = s = 1), base64: `create_ota` checks the encoding; the
+/// devices of these tests do not verify it.
+pub const SIGNATURE: &str = "MAYCAQECAQE=";
+
+/// One data file of an OTA update, signed with [`SIGNATURE`].
+pub fn data_file(name: &str, sha256: String) -> ferrota_server::admin::OtaFile {
+    use ferrota_server::admin::*;
+    OtaFile {
+        file_name: name.into(),
+        file_type: DATA_FILE_TYPE,
+        file_location: FileLocation { sha256 },
+        code_signing: CodeSigning {
+            custom_code_signing: CustomCodeSigning {
+                signature: InlineSignature {
+                    inline_document: SIGNATURE.into(),
+                },
+                certificate_chain: CertificateChain {
+                    certificate_name: "signer.crt".into(),
+                },
+                hash_algorithm: "SHA256".into(),
+                signature_algorithm: "ECDSA".into(),
+            },
+        },
+    }
+}
+
+/// Stores `data` and creates OTA update `id` streaming it to `target` as a data file.
+pub async fn data_ota(
+    s: &TestServer,
+    id: &str,
+    target: &str,
+    data: &[u8],
+) -> ferrota_server::admin::OtaDescription {
+    let sha = s.admin.put_file(data).unwrap();
+    s.admin
+        .create_ota(&ferrota_server::admin::CreateOtaUpdate {
+            ota_update_id: id.into(),
+            description: "test".into(),
+            targets: vec![target.into()],
+            files: vec![data_file("/ota/received.bin", sha)],
+            aws_job_timeout_config: None,
+        })
+        .await
+        .unwrap()
+}
