@@ -102,6 +102,7 @@ pub mod job;
 pub mod jobs_api;
 pub mod json;
 pub mod limits;
+pub mod reason;
 pub mod status;
 pub mod stream;
 pub mod topic;
