@@ -11,6 +11,7 @@
 //! | [`serverargs`], [`servecmd`], [`thingcmd`], [`otacmd`] | `serve`, `ca init`, `thing create/list/describe/revoke`, `ota create/list/describe/cancel` |
 //! | [`devicecmd`], [`democmd`] | `device run`, `demo` |
 //! | [`benchcmd`] | `bench` (the performance scenarios of `ferrota-bench`) |
+//! | [`settings`] | where every server command finds the server: config file, `FERROTA_*`, the API and MQTT addresses |
 //! | [`fsio`] | reading with context, atomic writing |
 
 #![forbid(unsafe_code)]
@@ -25,6 +26,7 @@ mod keycmd;
 mod otacmd;
 mod servecmd;
 mod serverargs;
+mod settings;
 mod show;
 mod t2gargs;
 mod t2gcmd;

@@ -8,6 +8,8 @@ use crate::serverargs::{ApiArgs, OtaCommand, OtaIdArgs};
 
 struct Api {
     base: String,
+    /// Where the base URL came from, for the message of a wrong address.
+    base_from: String,
     token: String,
     /// Where the token came from, for the message of a 401.
     token_from: String,
@@ -18,10 +20,11 @@ const TOKEN_FILE_MAX: u64 = 4096;
 
 impl Api {
     fn new(a: &ApiArgs) -> Result<Api> {
+        let cfg = config(&a.data)?;
+        let (base, base_from) = crate::settings::api_base(a, &cfg)?;
         let (token, token_from) = match &a.token {
-            Some(t) => (t.clone(), "--token".to_string()),
+            Some(t) => (t.clone(), "--token or FERROTA_TOKEN".to_string()),
             None => {
-                let cfg = config(&a.data)?;
                 let p = cfg.token_path();
                 let bytes = crate::fsio::read(&p, TOKEN_FILE_MAX).with_context(|| {
                     format!(
@@ -35,7 +38,8 @@ impl Api {
             }
         };
         Ok(Api {
-            base: a.api.trim_end_matches('/').to_string(),
+            base,
+            base_from,
             token,
             token_from,
         })
@@ -49,16 +53,17 @@ impl Api {
     }
 
     /// Before a file is sent: one cheap authenticated request (`GET /api/limits`), so a wrong
-    /// token is reported as 401 and a file over the server's limit as such, instead of the
-    /// "Broken pipe" of a body the server stopped reading. A server without the route (404)
-    /// is held to the limit of this build ([`ferrota_server::admin::OTA_FILE_MAX`]).
+    /// address, a wrong token or a file over the server's limit is reported as such at once,
+    /// instead of the "Broken pipe" of a body nobody (or the wrong server) is reading. Every
+    /// Ferrota server has the route, so anything but its JSON answer (a 404, an MQTT/TLS
+    /// port, another HTTP service) means the address is not a Ferrota API.
     fn preflight(&self, len: usize) -> Result<()> {
         let url = format!("{}/api/limits", self.base);
         let mut r = Self::agent()
             .get(&url)
             .header("authorization", &format!("Bearer {}", self.token))
             .call()
-            .map_err(|e| anyhow!("{url}: {e}"))?;
+            .map_err(|e| crate::settings::unreachable(&self.base, &self.base_from, &e))?;
         let status = r.status();
         if status == ureq::http::StatusCode::UNAUTHORIZED {
             bail!(
@@ -66,21 +71,21 @@ impl Api {
                 self.token_from
             );
         }
-        let max = if status.is_success() {
-            let v: Value = serde_json::from_str(
-                &r.body_mut()
-                    .with_config()
-                    .limit(64 * 1024)
-                    .read_to_string()
-                    .map_err(|e| anyhow!("{url}: {e}"))?,
-            )
+        let not_ferrota =
+            |what: String| crate::settings::not_ferrota(&self.base, &self.base_from, &what);
+        if !status.is_success() {
+            return Err(not_ferrota(format!("GET /api/limits answered {status}")));
+        }
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024)
+            .read_to_string()
             .map_err(|e| anyhow!("{url}: {e}"))?;
-            v["maxFileBytes"]
-                .as_u64()
-                .ok_or_else(|| anyhow!("{url}: no maxFileBytes in {v}"))?
-        } else {
-            ferrota_server::admin::OTA_FILE_MAX
-        };
+        let max = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["maxFileBytes"].as_u64())
+            .ok_or_else(|| not_ferrota(format!("GET /api/limits answered {body:.80?}")))?;
         if len as u64 > max {
             bail!("file is {len} bytes; the server accepts at most {max}");
         }
@@ -110,7 +115,7 @@ impl Api {
                 .send(&b[..]),
             (_, None) => agent.post(&url).header("authorization", &auth).send_empty(),
         };
-        let mut r = r.map_err(|e| anyhow!("{url}: {e}"))?;
+        let mut r = r.map_err(|e| crate::settings::unreachable(&self.base, &self.base_from, &e))?;
         let status = r.status();
         if status == ureq::http::StatusCode::UNAUTHORIZED {
             bail!(

@@ -1,23 +1,13 @@
 //! `ferrota serve` and `ferrota ca init`: thin wrappers over `ferrota_server`.
 
+use std::io::IsTerminal;
+
 use anyhow::{Context, Result};
 use ferrota_server::ca::Ca;
-use ferrota_server::config::Config;
 use ferrota_server::server::Server;
 
-use crate::serverargs::{CaInitArgs, DataArgs, ServeArgs};
-
-/// The configuration: file (if given), then `--data-dir`.
-pub fn config(d: &DataArgs) -> Result<Config> {
-    let mut cfg = match &d.config {
-        Some(p) => Config::load(p)?,
-        None => Config::default(),
-    };
-    if let Some(dir) = &d.data_dir {
-        cfg.data_dir = dir.clone();
-    }
-    Ok(cfg)
-}
+use crate::serverargs::{CaInitArgs, ServeArgs};
+pub use crate::settings::config;
 
 /// A tokio runtime for one command.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -36,8 +26,11 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     if let Some(h) = &a.http_listen {
         cfg.http_listen = h.clone();
     }
+    // Colour only for a person at a terminal: a log file, journald or a pipe gets plain text
+    // (no ESC sequences to strip).
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
@@ -51,6 +44,17 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
             .with_context(|| format!("HTTP listen address {}", cfg.http_listen))?;
         let port = mqtt.local_addr()?.port();
         let server = Server::open(&cfg, port).await?;
+        // Recorded before the addresses are printed, so that whoever waits for the `http`
+        // line finds the record in place.
+        crate::settings::record(
+            &cfg,
+            &crate::settings::Listening {
+                mqtt: mqtt.local_addr()?,
+                http: http.local_addr()?,
+                endpoint: cfg.endpoint.clone(),
+                pid: std::process::id(),
+            },
+        )?;
         println!("mqtt {}", mqtt.local_addr()?);
         println!("http {}", http.local_addr()?);
         println!("token-file {}", cfg.token_path().display());

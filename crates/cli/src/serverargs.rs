@@ -4,40 +4,68 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-/// Where the server's state is: a data directory, optionally through a config file.
+/// Where the server's state is: a data directory, optionally through a config file. The
+/// resolution (flag > `FERROTA_*` variable > config file > default) is [`crate::settings`].
 #[derive(Debug, Args, Clone)]
 pub struct DataArgs {
-    /// Configuration file (TOML; see `ferrota serve --help`).
-    #[arg(long, short = 'c', value_name = "FILE")]
+    /// Configuration file: the server's TOML (see `ferrota serve --help`). Default: the first
+    /// of ./ferrota.toml and $XDG_CONFIG_HOME/ferrota/ferrota.toml (~/.config/ferrota/…) that
+    /// exists, else the built-in defaults.
+    #[arg(long, short = 'c', value_name = "FILE", env = "FERROTA_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Data directory (overrides the config file's `data_dir`).
-    #[arg(long, value_name = "DIR")]
+    /// Data directory (over the config file's `data_dir`; default ./ferrota-data).
+    #[arg(long, value_name = "DIR", env = "FERROTA_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+}
+
+/// The precedence note shown by every server command's `--help` (a macro, so that `concat!`
+/// can join it to a command's own text).
+macro_rules! settings_help {
+    () => {
+        "Settings: a flag wins over its FERROTA_* environment variable, which wins over the
+config file (-c FILE, FERROTA_CONFIG, else ./ferrota.toml, else
+$XDG_CONFIG_HOME/ferrota/ferrota.toml), which wins over the built-in default. Where the server
+really listens is recorded by `ferrota serve` in <data>/listening.json; `thing create` and
+`ota` use that before the config."
+    };
 }
 
 /// `ferrota serve`
 #[derive(Debug, Args)]
-#[command(after_help = "\
+#[command(after_help = concat!(
+    "\
 Examples:
-  ferrota serve --data-dir /var/lib/ferrota            # MQTT/TLS on 0.0.0.0:8883, API on 127.0.0.1:8080
+  ferrota serve --data-dir /var/lib/ferrota            # MQTT/TLS on 127.0.0.1:8883, API on 127.0.0.1:8080
+  ferrota serve --mqtt-listen 0.0.0.0:8883             # devices on the network reach MQTT
   ferrota serve -c ferrota.toml --mqtt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0
+
+Both listeners are on loopback unless an address is given: pass --mqtt-listen 0.0.0.0:8883
+(or a LAN address; mqtt_listen in the config file) for devices on other machines, and put
+that host name in the config's `endpoint` (and --server-name at `ca init`).
 
 On first start the fleet CA and the server certificate are created in <data>/ca, and the
 operator token of the HTTP API in <data>/api-token (mode 0600). The listening addresses are
-printed as `mqtt <addr>` and `http <addr>` lines. Stops on Ctrl-C or SIGTERM.
+printed as `mqtt <addr>` and `http <addr>` lines and recorded in <data>/listening.json, where
+`thing create` and `ota` find them. Logs go to stderr (RUST_LOG=debug for more), coloured
+only on a terminal. Stops on Ctrl-C or SIGTERM.
 
 Config file keys: data_dir, mqtt_listen, http_listen, endpoint, server_names, client_cas, crls,
 max_connections, [policy] publish/subscribe (MQTT filters; ${iot:Connection.Thing.ThingName}
-is the thing name), [limits] max_packet_size, queue_messages, queue_bytes, max_inflight.")]
+is the thing name), [limits] max_packet_size, queue_messages, queue_bytes, max_inflight.
+
+",
+    settings_help!()
+))]
 pub struct ServeArgs {
     /// Data and config.
     #[command(flatten)]
     pub data: DataArgs,
-    /// MQTT/TLS address (default 0.0.0.0:8883).
-    #[arg(long, value_name = "ADDR")]
+    /// MQTT/TLS address (over the config's mqtt_listen; default 127.0.0.1:8883, loopback
+    /// only: 0.0.0.0:8883 for devices on the network).
+    #[arg(long, value_name = "ADDR", env = "FERROTA_MQTT_LISTEN")]
     pub mqtt_listen: Option<String>,
-    /// HTTP API address (default 127.0.0.1:8080).
-    #[arg(long, value_name = "ADDR")]
+    /// HTTP API address (over the config's http_listen; default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR", env = "FERROTA_HTTP_LISTEN")]
     pub http_listen: Option<String>,
 }
 
@@ -45,9 +73,14 @@ pub struct ServeArgs {
 #[derive(Debug, Subcommand)]
 pub enum CaCommand {
     /// Create the fleet CA and the server certificate (done by `serve` on first start too).
-    #[command(after_help = "\
+    #[command(after_help = concat!(
+        "\
 Examples:
-  ferrota ca init --data-dir /var/lib/ferrota --server-name ota.example.com")]
+  ferrota ca init --data-dir /var/lib/ferrota --server-name ota.example.com
+
+",
+        settings_help!()
+    ))]
     Init(CaInitArgs),
 }
 
@@ -67,18 +100,30 @@ pub struct CaInitArgs {
 #[derive(Debug, Subcommand)]
 pub enum ThingCommand {
     /// Register a thing: key, certificate (CN = thing name) and the device bundle.
-    #[command(after_help = "\
+    #[command(after_help = concat!("\
 Examples:
   ferrota thing create dev-001 --group fleet-a --data-dir /var/lib/ferrota -o bundles/
+  ferrota thing create dev-002 -c ferrota.toml --code-signing-cert signer.crt -o bundles/
 
 Writes <out>/<name>/: <name>.crt.pem, <name>.key.pem (0600), root-ca.pem,
-credentials_config.h and ota_config.h (the seed's device configuration), bundle.json.")]
+credentials_config.h and ota_config.h (the seed's device configuration), bundle.json,
+device.toml (for `ferrota device run`) and, with --code-signing-cert, code-signing.crt.pem.
+The MQTT host and port in them are where the data directory's server listens (recorded by
+`ferrota serve` in <data>/listening.json), else the config's endpoint and mqtt_listen; the
+choice is printed on stderr.
+
+",
+    settings_help!()
+))]
     Create(ThingCreateArgs),
     /// List things.
+    #[command(after_help = settings_help!())]
     List(ThingListArgs),
     /// Show a thing, its certificates and job executions (JSON).
+    #[command(after_help = settings_help!())]
     Describe(ThingNameArgs),
     /// Revoke every certificate of a thing (CRL rewritten; refused at its next connect).
+    #[command(after_help = settings_help!())]
     Revoke(ThingNameArgs),
 }
 
@@ -93,6 +138,14 @@ pub struct ThingCreateArgs {
     /// Output directory for the bundle.
     #[arg(short, long, value_name = "DIR", default_value = ".")]
     pub output: PathBuf,
+    /// The code-signing certificate (X.509, PEM or DER, ECDSA P-256) whose key the device
+    /// pins; copied into the bundle as code-signing.crt.pem, the name device.toml gives.
+    #[arg(long, value_name = "FILE")]
+    pub code_signing_cert: Option<PathBuf>,
+    /// MQTT port written into the bundle, for a port forwarded elsewhere (default: where the
+    /// server listens).
+    #[arg(long, value_name = "PORT", env = "FERROTA_MQTT_PORT")]
+    pub mqtt_port: Option<u16>,
     /// Data and config.
     #[command(flatten)]
     pub data: DataArgs,
@@ -119,11 +172,17 @@ pub struct ThingNameArgs {
 /// How to reach the HTTP API.
 #[derive(Debug, Args, Clone)]
 pub struct ApiArgs {
-    /// API base URL.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
-    pub api: String,
+    /// API base URL (default: where the data directory's server listens, recorded in
+    /// <data>/listening.json, else http://<the config's http_listen>, 127.0.0.1:8080).
+    #[arg(long, value_name = "URL", env = "FERROTA_API")]
+    pub api: Option<String>,
     /// Operator token (default: read from <data>/api-token).
-    #[arg(long, value_name = "TOKEN")]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "FERROTA_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// Data and config (for the token).
     #[command(flatten)]
@@ -134,7 +193,8 @@ pub struct ApiArgs {
 #[derive(Debug, Subcommand)]
 pub enum OtaCommand {
     /// Create an OTA update: upload the file, then a stream and a job for the targets.
-    #[command(after_help = "\
+    #[command(after_help = concat!(
+        "\
 Examples:
   ferrota image sign-ota bank.bin --key signer.pem                 # writes bank.bin.sig
   ferrota ota create rel-1-2-0 --file bank.bin --cert-name signer.crt --group fleet-a
@@ -142,14 +202,22 @@ Examples:
 
 The job document is AWS's afr_ota document: protocols [\"MQTT\"], streamname AFR_OTA-<uuid>,
 filepath (--file-name), filesize, fileid 0, certfile (--cert-name), fileType (141 by default)
-and sig-sha256-ecdsa (the base64 signature).")]
+and sig-sha256-ecdsa (the base64 signature). The file is sent only after the API answered a
+cheap authenticated request (GET /api/limits): a wrong address or token fails at once.
+
+",
+        settings_help!()
+    ))]
     Create(OtaCreateArgs),
     /// List OTA updates.
+    #[command(after_help = settings_help!())]
     List(ApiArgs),
     /// Show an OTA update with each thing's status (JSON; every page unless --max-results or
     /// --next-token; --history THING for one thing's status history).
+    #[command(after_help = settings_help!())]
     Describe(OtaIdArgs),
     /// Cancel an OTA update (queued executions; in-progress ones too with --force).
+    #[command(after_help = settings_help!())]
     Cancel(OtaCancelArgs),
 }
 

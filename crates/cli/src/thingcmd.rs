@@ -50,13 +50,23 @@ pub fn run(c: ThingCommand) -> Result<()> {
 /// `thing create`: the bundle is written to a temporary directory beside its target and
 /// renamed into place before the thing is stored, and removed if storing fails, so an
 /// unwritable output directory leaves no thing behind (and no certificate whose key is lost).
+/// The MQTT host and port in it are where the data directory's server listens
+/// ([`crate::settings::mqtt_endpoint`]), said on stderr; a `--code-signing-cert` is checked
+/// before anything is created.
 async fn create(a: &ThingCreateArgs) -> Result<()> {
-    let cfg = config(&a.data)?;
-    let admin = open_admin(&cfg, port(&cfg)).await?;
+    let mut cfg = config(&a.data)?;
+    let signer = a
+        .code_signing_cert
+        .as_deref()
+        .map(code_signing_pem)
+        .transpose()?;
+    let ep = crate::settings::mqtt_endpoint(&cfg, a.mqtt_port)?;
+    cfg.endpoint = ep.host.clone();
+    let admin = open_admin(&cfg, ep.port).await?;
     let dir = a.output.join(&a.name);
     let written = std::cell::Cell::new(false);
     let stage = |b: &ferrota_server::admin::ThingBundle| {
-        write_bundle(a, &cfg, &dir, b)
+        write_bundle(a, &ep, signer.as_deref(), &dir, b)
             .map(|()| written.set(true))
             .map_err(|e| format!("{e:#}"))
     };
@@ -71,18 +81,64 @@ async fn create(a: &ThingCreateArgs) -> Result<()> {
     };
     println!("{}", dir.display());
     eprintln!(
-        "thing {} created (certificate {}); bundle in {}",
+        "thing {} created (certificate {}); bundle in {}; MQTT endpoint {}:{} ({})",
         a.name,
         b.certificate_id,
-        dir.display()
+        dir.display(),
+        ep.host,
+        ep.port,
+        ep.from
     );
+    if signer.is_none() {
+        eprintln!(
+            "note: no --code-signing-cert: put the code-signing certificate into the bundle as \
+             {CODE_SIGNING_FILE} before `ferrota device run`"
+        );
+    }
     Ok(())
+}
+
+/// The bundle's code-signing certificate, the name `device.toml` gives it
+/// ([`ferrota_device::config::DeviceConfig::for_thing`]).
+const CODE_SIGNING_FILE: &str = "code-signing.crt.pem";
+
+/// The code-signing certificate of `--code-signing-cert` as PEM: the file must hold an X.509
+/// certificate (PEM or DER) with an ECDSA P-256 key, the only OTA signature the agent checks;
+/// a key or a boot (RSA) certificate is refused here, before the thing exists, rather than by
+/// the device at its first update. The PEM is re-encoded from the DER, so the bundle holds the
+/// certificate alone (no chain, no private key that shared the input file).
+fn code_signing_pem(p: &std::path::Path) -> Result<String> {
+    let what = "--code-signing-cert";
+    let info = match ferrota_keys::KeyFile::load(p).context(what)? {
+        ferrota_keys::KeyFile::Certificate(c) => c,
+        other => bail!(
+            "{what} {}: holds {}, not a certificate (make one with `ferrota cert code-signing`)",
+            p.display(),
+            other.describe()
+        ),
+    };
+    info.public_key.ota_verifying_key().map_err(|e| {
+        anyhow::anyhow!(
+            "{what} {}: {e} (OTA signatures are ECDSA P-256; is this the boot key's certificate?)",
+            p.display()
+        )
+    })?;
+    if !info.code_signing {
+        eprintln!(
+            "warning: {what} {}: no extendedKeyUsage codeSigning (AWS's code-signing \
+             certificates have it); used anyway",
+            p.display()
+        );
+    }
+    pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, &info.der)
+        .map_err(|e| anyhow::anyhow!("{what} {}: {e}", p.display()))
 }
 
 /// Writes the device bundle of `b` into `dir` (which must not exist) all at once.
 fn write_bundle(
     a: &ThingCreateArgs,
-    cfg: &ferrota_server::config::Config,
+    ep: &crate::settings::Endpoint,
+    signer: Option<&str>,
     dir: &std::path::Path,
     b: &ferrota_server::admin::ThingBundle,
 ) -> Result<()> {
@@ -106,10 +162,17 @@ fn write_bundle(
     w("credentials_config.h", &b.credentials_config_h, true)?;
     w("ota_config.h", &b.ota_config_h, false)?;
     w("bundle.json", &serde_json::to_string_pretty(b)?, true)?;
-    // The simulated board's configuration (`ferrota device run`); code-signing.crt.pem is the
-    // operator's to add.
-    let device = ferrota_device::config::DeviceConfig::for_thing(&a.name, &cfg.endpoint, port(cfg));
+    // The simulated board's configuration (`ferrota device run`), naming the endpoint the
+    // server's bundle files name.
+    let device = ferrota_device::config::DeviceConfig::for_thing(&a.name, &ep.host, ep.port);
+    debug_assert_eq!(
+        device.code_signing_cert,
+        std::path::Path::new(CODE_SIGNING_FILE)
+    );
     w("device.toml", &device.to_toml(), false)?;
+    if let Some(pem) = signer {
+        w(CODE_SIGNING_FILE, pem, false)?;
+    }
     std::fs::rename(tmp.path(), dir)
         .with_context(|| format!("{}: cannot move the bundle into place", dir.display()))?;
     Ok(())

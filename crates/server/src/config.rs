@@ -2,7 +2,8 @@
 //!
 //! ```toml
 //! data_dir = "/var/lib/ferrota"     # store, firmware files, CA, operator token
-//! mqtt_listen = "0.0.0.0:8883"      # MQTT over mutual TLS
+//! mqtt_listen = "127.0.0.1:8883"    # MQTT over mutual TLS (loopback by default; "0.0.0.0:8883"
+//!                                   #   or a LAN address exposes it to devices)
 //! http_listen = "127.0.0.1:8080"    # operator HTTP API (loopback by default)
 //! endpoint = "ota.example.com"      # host name written into device bundles
 //! server_names = ["ota.example.com"]  # extra names in the server certificate (at `ca init`)
@@ -50,7 +51,9 @@ use crate::policy::Policy;
 pub struct Config {
     /// Data directory.
     pub data_dir: PathBuf,
-    /// MQTT/TLS listen address.
+    /// MQTT/TLS listen address. Loopback (`127.0.0.1:8883`) by default, as the HTTP API is:
+    /// a server started to try things out is not reachable from the network until an
+    /// address is given (`0.0.0.0:8883` for every interface).
     pub mqtt_listen: String,
     /// HTTP API listen address.
     pub http_listen: String,
@@ -170,7 +173,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("ferrota-data"),
-            mqtt_listen: "0.0.0.0:8883".into(),
+            mqtt_listen: "127.0.0.1:8883".into(),
             http_listen: "127.0.0.1:8080".into(),
             endpoint: "localhost".into(),
             server_names: Vec::new(),
@@ -252,6 +255,13 @@ impl Config {
     /// `<data>/api-token`.
     pub fn token_path(&self) -> PathBuf {
         self.data_dir.join("api-token")
+    }
+    /// `<data>/listening.json`: where the server of this data directory listens, written by
+    /// `ferrota serve` once its sockets are bound (so a port 0 in the configuration is
+    /// recorded as the port the system chose). The other commands read it, so that a device
+    /// bundle names the port the server really listens on and `ota` reaches its API.
+    pub fn listening_path(&self) -> PathBuf {
+        self.data_dir.join("listening.json")
     }
 }
 
