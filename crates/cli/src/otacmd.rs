@@ -23,7 +23,10 @@ impl Api {
         let cfg = config(&a.data)?;
         let (base, base_from) = crate::settings::api_base(a, &cfg)?;
         let (token, token_from) = match &a.token {
-            Some(t) => (t.clone(), "--token or FERROTA_TOKEN".to_string()),
+            Some(t) => (
+                t.clone(),
+                crate::settings::flag_or_env("--token", "FERROTA_TOKEN", t),
+            ),
             None => {
                 let p = cfg.token_path();
                 let bytes = crate::fsio::read(&p, TOKEN_FILE_MAX).with_context(|| {

@@ -132,13 +132,24 @@ fn listen_port(what: &str, addr: &str) -> Result<u16> {
         .ok_or_else(|| anyhow!("{what} {addr:?} is not host:port"))
 }
 
+/// Which of a flag and its environment variable gave `value`, for messages: clap takes the
+/// flag over the variable, so the variable gave it exactly when it holds this value (and if
+/// both hold it, either name is true).
+pub fn flag_or_env(flag: &str, var: &str, value: &str) -> String {
+    if std::env::var(var).is_ok_and(|v| v == value) {
+        var.to_string()
+    } else {
+        flag.to_string()
+    }
+}
+
 /// The operator API's base URL and where it came from (for messages): `--api`/`FERROTA_API`,
 /// else the data directory's record, else the configuration's `http_listen`.
 pub fn api_base(a: &ApiArgs, cfg: &Config) -> Result<(String, String)> {
     if let Some(u) = &a.api {
         return Ok((
             u.trim_end_matches('/').to_string(),
-            "--api or FERROTA_API".into(),
+            flag_or_env("--api", "FERROTA_API", u),
         ));
     }
     if let Some(l) = recorded(cfg)? {
@@ -190,7 +201,7 @@ pub fn mqtt_endpoint(cfg: &Config, port: Option<u16>) -> Result<Endpoint> {
         return Ok(Endpoint {
             host,
             port,
-            from: "--mqtt-port or FERROTA_MQTT_PORT".into(),
+            from: flag_or_env("--mqtt-port", "FERROTA_MQTT_PORT", &port.to_string()),
         });
     }
     if let Some(l) = rec {

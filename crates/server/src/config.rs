@@ -270,6 +270,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn both_listeners_are_on_loopback_unless_an_address_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(&path, "endpoint = \"ota.example.com\"\n").unwrap();
+        for c in [Config::default(), Config::load(&path).unwrap()] {
+            assert_eq!(c.mqtt_listen, "127.0.0.1:8883");
+            for a in [&c.mqtt_listen, &c.http_listen] {
+                let a: std::net::SocketAddr = a.parse().unwrap();
+                assert!(a.ip().is_loopback(), "{a}");
+            }
+        }
+        std::fs::write(&path, "mqtt_listen = \"0.0.0.0:8883\"\n").unwrap();
+        assert_eq!(Config::load(&path).unwrap().mqtt_listen, "0.0.0.0:8883");
+    }
+
+    #[test]
     fn an_out_of_range_fault_is_refused_when_the_file_is_read() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
