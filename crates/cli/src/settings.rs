@@ -186,6 +186,8 @@ pub struct Endpoint {
     pub port: u16,
     /// Where host and port came from.
     pub from: String,
+    /// A disagreement the operator should see (a record older than the configuration).
+    pub warning: Option<String>,
 }
 
 /// The MQTT endpoint of the data directory's server: `port` (`--mqtt-port`/`FERROTA_MQTT_PORT`,
@@ -202,17 +204,47 @@ pub fn mqtt_endpoint(cfg: &Config, port: Option<u16>) -> Result<Endpoint> {
             host,
             port,
             from: flag_or_env("--mqtt-port", "FERROTA_MQTT_PORT", &port.to_string()),
+            warning: None,
         });
     }
     if let Some(l) = rec {
+        // Whether that server still runs: its API accepts a connection (loopback, at once).
+        let running = std::net::TcpStream::connect_timeout(
+            &connectable(l.http),
+            std::time::Duration::from_millis(500),
+        )
+        .is_ok();
+        // A configuration that names another fixed port than the record was changed after
+        // the server started (the default configuration names none on purpose).
+        let configured = listen_port("mqtt_listen", &cfg.mqtt_listen).ok();
+        let warning = match configured {
+            Some(p)
+                if p != 0
+                    && p != l.mqtt.port()
+                    && cfg.mqtt_listen != Config::default().mqtt_listen =>
+            {
+                Some(format!(
+                    "the configuration's mqtt_listen is {:?}, but the server last started on \
+                     {}; restart it, or pass --mqtt-port {p}",
+                    cfg.mqtt_listen, l.mqtt
+                ))
+            }
+            _ => None,
+        };
         return Ok(Endpoint {
             host,
             port: l.mqtt.port(),
             from: format!(
-                "where the server of {} listens, {}",
+                "where the server of {} {}, {}",
                 cfg.data_dir.display(),
+                if running {
+                    "listens"
+                } else {
+                    "last listened (not running now)"
+                },
                 cfg.listening_path().display()
             ),
+            warning,
         });
     }
     let port = listen_port("mqtt_listen", &cfg.mqtt_listen)?;
@@ -229,6 +261,7 @@ pub fn mqtt_endpoint(cfg: &Config, port: Option<u16>) -> Result<Endpoint> {
         port,
         from: "the configuration's mqtt_listen (no server has started on this data directory)"
             .into(),
+        warning: None,
     })
 }
 
@@ -306,6 +339,14 @@ mod tests {
         assert!(e.from.contains("listening.json"), "{}", e.from);
         assert_eq!(api_base(&api(None), &c).unwrap().0, "http://[::1]:28080");
 
+        // Nothing listens there: said so; the configuration's other port is a warning.
+        assert!(e.from.contains("not running"), "{}", e.from);
+        assert!(
+            e.warning.as_deref().unwrap().contains("0.0.0.0:1884"),
+            "{e:?}"
+        );
+        c.mqtt_listen = Config::default().mqtt_listen;
+        assert_eq!(mqtt_endpoint(&c, None).unwrap().warning, None);
         assert_eq!(mqtt_endpoint(&c, Some(443)).unwrap().port, 443);
         assert_eq!(
             api_base(&api(Some("http://h:1/")), &c).unwrap().0,

@@ -89,6 +89,9 @@ async fn create(a: &ThingCreateArgs) -> Result<()> {
         ep.port,
         ep.from
     );
+    if let Some(w) = &ep.warning {
+        eprintln!("warning: {w}");
+    }
     if signer.is_none() {
         eprintln!(
             "note: no --code-signing-cert: put the code-signing certificate into the bundle as \

@@ -164,7 +164,16 @@ fn a_server_on_other_ports_is_the_one_every_command_uses() {
         h.contains(&format!("#define AWS_MQTT_PORT {}", s.mqtt_port)),
         "{h}"
     );
-    assert!(String::from_utf8_lossy(&o.stderr).contains("listening.json"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(" listens, ") && err.contains("listening.json"),
+        "{err}"
+    );
+    // The config names another fixed port than the server's: seen, not silently dropped.
+    assert!(
+        err.contains("warning: the configuration's mqtt_listen"),
+        "{err}"
+    );
     // A forwarded port is the operator's to give (flag, or its variable).
     let mut a = vec![
         "thing",
