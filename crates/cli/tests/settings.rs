@@ -492,3 +492,68 @@ fn thing_create_puts_the_code_signing_certificate_into_the_bundle() {
         assert!(!things.contains("dev-x"), "{file}: no thing: {things}");
     }
 }
+
+/// The whole point of item 8: a board whose bundle came from `thing create` connects to a
+/// second server on other ports (before, its device.toml named 8883, and the board retried
+/// against whatever listened there), and the bundle needs no `cp` of the code-signing
+/// certificate.
+#[test]
+fn a_board_from_thing_create_connects_to_a_server_on_other_ports() {
+    let env = Env::new();
+    env.write(
+        "other.toml",
+        "data_dir = \"data\"\nmqtt_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n",
+    );
+    ok(&env, &["ca", "init", "-c", "other.toml"], &[]);
+    let s = serve(&env, &["-c", "other.toml"], Stdio::null());
+    env.ok(&["key", "generate", "-o", "boot.pem"]);
+    env.ok(&["key", "generate", "-o", "signer.pem"]);
+    env.ok(&[
+        "cert",
+        "code-signing",
+        "--key",
+        "signer.pem",
+        "-o",
+        "signer.crt",
+    ]);
+    ok(
+        &env,
+        &[
+            "thing",
+            "create",
+            "dev-1",
+            "-o",
+            "bundles",
+            "--code-signing-cert",
+            "signer.crt",
+        ],
+        &[("FERROTA_CONFIG", "other.toml")],
+    );
+    assert_eq!(device_port(&env, "dev-1"), s.mqtt_port);
+    common::pack(&env, "boot.pem", "v1.bin");
+    env.ok(&["t2g", "new", "dev.t2g", "--boot-key", "boot.pem"]);
+    env.ok(&["t2g", "program", "dev.t2g", "v1.bin", "--bank", "lower"]);
+    let o = run(
+        &env,
+        &[
+            "device",
+            "run",
+            "--config",
+            "bundles/dev-1/device.toml",
+            "--flash",
+            "dev.t2g",
+            "--exit-after",
+            "connect",
+            "--timeout",
+            "20",
+        ],
+        &[],
+    );
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    drop(s);
+}
