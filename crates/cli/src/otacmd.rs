@@ -88,7 +88,10 @@ impl Api {
         let max = serde_json::from_str::<Value>(&body)
             .ok()
             .and_then(|v| v["maxFileBytes"].as_u64())
-            .ok_or_else(|| not_ferrota(format!("GET /api/limits answered {body:.80?}")))?;
+            .ok_or_else(|| {
+                let start: String = body.chars().take(80).collect();
+                not_ferrota(format!("GET /api/limits answered {start:?}"))
+            })?;
         if len as u64 > max {
             bail!("file is {len} bytes; the server accepts at most {max}");
         }
