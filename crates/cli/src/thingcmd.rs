@@ -137,6 +137,23 @@ fn code_signing_pem(p: &std::path::Path) -> Result<String> {
         .map_err(|e| anyhow::anyhow!("{what} {}: {e}", p.display()))
 }
 
+/// The seed's `ota_config.h` with the code-signing certificate where the seed's firmware takes
+/// it (`AWS_IOT_OTA_SIGNING_CERT`, the PEM as one C string), added before the include guard's
+/// `#endif`, so a bundle made with `--code-signing-cert` needs no hand-pasting for the real
+/// board either.
+fn with_signing_cert(ota_config_h: &str, pem: &str) -> String {
+    let mut define = String::from("#define AWS_IOT_OTA_SIGNING_CERT \\\n");
+    let lines: Vec<&str> = pem.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let more = if i + 1 < lines.len() { " \\" } else { "" };
+        define.push_str(&format!("\"{line}\\n\"{more}\n"));
+    }
+    match ota_config_h.rsplit_once("#endif") {
+        Some((head, tail)) => format!("{head}{define}\n#endif{tail}"),
+        None => format!("{ota_config_h}\n{define}"),
+    }
+}
+
 /// Writes the device bundle of `b` into `dir` (which must not exist) all at once.
 fn write_bundle(
     a: &ThingCreateArgs,
@@ -163,7 +180,11 @@ fn write_bundle(
     w(&format!("{}.key.pem", a.name), &b.private_key_pem, true)?;
     w("root-ca.pem", &b.root_ca_pem, false)?;
     w("credentials_config.h", &b.credentials_config_h, true)?;
-    w("ota_config.h", &b.ota_config_h, false)?;
+    let ota_config_h = match signer {
+        Some(pem) => with_signing_cert(&b.ota_config_h, pem),
+        None => b.ota_config_h.clone(),
+    };
+    w("ota_config.h", &ota_config_h, false)?;
     w("bundle.json", &serde_json::to_string_pretty(b)?, true)?;
     // The simulated board's configuration (`ferrota device run`), naming the endpoint the
     // server's bundle files name.

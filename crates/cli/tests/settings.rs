@@ -448,6 +448,14 @@ fn thing_create_puts_the_code_signing_certificate_into_the_bundle() {
     assert!(o.status.success(), "{o:?}");
     let pem = String::from_utf8(env.read("bundles/dev-1/code-signing.crt.pem")).unwrap();
     assert_eq!(pem, String::from_utf8(env.read("signer.crt")).unwrap());
+    // …and into ota_config.h, where the seed's firmware takes it.
+    let h = String::from_utf8(env.read("bundles/dev-1/ota_config.h")).unwrap();
+    let define =
+        h.find("#define AWS_IOT_OTA_SIGNING_CERT \\\n\"-----BEGIN CERTIFICATE-----\\n\" \\\n");
+    let endif = h.rfind("#endif");
+    assert!(define.is_some() && define < endif, "{h}");
+    assert!(h.contains("\"-----END CERTIFICATE-----\\n\"\n"), "{h}");
+    assert!(h.contains("configOTA_FIRMWARE_UPDATE_FILE_TYPE_ID"), "{h}");
     // The bundle is complete: the device's own loader reads it, the pinned key included.
     let loaded = ferrota_device::config::DeviceConfig::load(&env.path("bundles/dev-1/device.toml"))
         .expect("the bundle loads");
