@@ -144,7 +144,12 @@ pub struct ThingCreateArgs {
     pub code_signing_cert: Option<PathBuf>,
     /// MQTT port written into the bundle, for a port forwarded elsewhere (default: where the
     /// server listens).
-    #[arg(long, value_name = "PORT", env = "FERROTA_MQTT_PORT")]
+    #[arg(
+        long,
+        value_name = "PORT",
+        env = "FERROTA_MQTT_PORT",
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
     pub mqtt_port: Option<u16>,
     /// Data and config.
     #[command(flatten)]

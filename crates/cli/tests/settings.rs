@@ -201,6 +201,22 @@ fn a_server_on_other_ports_is_the_one_every_command_uses() {
         &[("FERROTA_MQTT_PORT", "8884")],
     );
     assert_eq!(device_port(&env, "dev-3"), 8884);
+    // Port 0 is no port a device can connect to: a usage error, nothing created.
+    let o = run(
+        &env,
+        &[
+            "thing",
+            "create",
+            "dev-4",
+            "-o",
+            "bundles",
+            "--data-dir",
+            "data",
+        ],
+        &[("FERROTA_MQTT_PORT", "0")],
+    );
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(!env.exists("bundles/dev-4"));
 
     // ota create -c reaches that server (no --api): the upload and the update are there.
     env.write("fw.bin", vec![0x5a; 10_000]);
