@@ -274,12 +274,10 @@ pub fn from_merged_hex(a: &FromMergedHexArgs) -> Result<()> {
             hardware: a.record.hardware.unwrap_or_default(),
             flags: 0,
         };
-        // The appIds follow the record (as in pack); checked before the record is written, so
-        // a refusal names the first region whose signature would break.
-        let mut probe = bank.clone();
-        app_ids = input::set_app_ids(&mut probe, version, a.resign).map_err(resign_hint)?;
+        // The appIds follow the record, as in pack. A refusal only changes the bank in memory:
+        // nothing is written.
         input::write_version_record(&mut bank, record, a.resign).map_err(resign_hint)?;
-        input::set_app_ids(&mut bank, version, a.resign).map_err(resign_hint)?;
+        app_ids = input::set_app_ids(&mut bank, version, a.resign).map_err(resign_hint)?;
     }
 
     // A two-core build leaves CM7_1 all zero: with a key it becomes the empty, signed image
