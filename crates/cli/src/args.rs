@@ -415,9 +415,9 @@ fn parse_security_counter(s: &str) -> Result<SecurityCounter, String> {
     if s == "auto" {
         return Ok(SecurityCounter::Auto);
     }
-    s.parse().map(SecurityCounter::Value).map_err(|_| {
-        format!("'{s}' is not a security counter: a number 0..=4294967295, or auto")
-    })
+    s.parse()
+        .map(SecurityCounter::Value)
+        .map_err(|_| format!("'{s}' is not a security counter: a number 0..=4294967295, or auto"))
 }
 
 fn parse_image_bank(s: &str) -> Result<Bank, String> {

@@ -152,7 +152,8 @@ pub fn to_text(file: &str, s: &BankSummary) -> String {
                     "  header: objSize {:#x}, appId {:#010x}, attributes {:#x}, numCores {}, core0Vt {:#x}, core0Id {:#010x}",
                     h.obj_size, h.app_id, h.attributes, h.num_cores, h.core0_vt, h.core0_id
                 );
-                if let (Some(want), Ok(rec)) = (app_id_mismatch(r, s.record.as_ref().ok()), &s.record)
+                if let (Some(want), Ok(rec)) =
+                    (app_id_mismatch(r, s.record.as_ref().ok()), &s.record)
                 {
                     let _ = writeln!(
                         out,

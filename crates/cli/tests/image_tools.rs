@@ -29,7 +29,7 @@ fn pack_two_core(env: &Env, out: &str, extra: &[&str]) -> std::process::Output {
         "-o",
         out,
     ];
-    if !extra.iter().any(|a| *a == "--security-counter") {
+    if !extra.contains(&"--security-counter") {
         args.extend(["--security-counter", "4"]);
     }
     args.extend(extra);
@@ -117,7 +117,10 @@ fn pack_writes_intel_hex_at_the_bank_address() {
     let o = run(args("upper.hex", &["--bank", "upper"]));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("Intel HEX") && stderr(&o).contains("0x103f8000"));
-    assert_eq!(hex_segment(&env.read("upper.hex")), (0x103F_8000, bank.clone()));
+    assert_eq!(
+        hex_segment(&env.read("upper.hex")),
+        (0x103F_8000, bank.clone())
+    );
     // --format overrides the name both ways.
     let o = run(args("bank.img", &["--format", "ihex"]));
     assert!(o.status.success(), "{}", stderr(&o));
@@ -143,7 +146,13 @@ fn pack_writes_intel_hex_at_the_bank_address() {
 
     // from-merged-hex writes HEX the same way.
     env.write("merged.hex", merged_hex(&bank));
-    env.ok(&["image", "from-merged-hex", "merged.hex", "-o", "converted.hex"]);
+    env.ok(&[
+        "image",
+        "from-merged-hex",
+        "merged.hex",
+        "-o",
+        "converted.hex",
+    ]);
     assert_eq!(hex_segment(&env.read("converted.hex")), (0x1000_0000, bank));
 }
 
@@ -180,8 +189,7 @@ fn from_merged_hex_two_core_build_is_signed_as_pack_does() {
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
-        err.contains("warning: plain.bin: the CM7_1 region is empty")
-            && err.contains("--boot-key"),
+        err.contains("warning: plain.bin: the CM7_1 region is empty") && err.contains("--boot-key"),
         "{err}"
     );
     assert_eq!(env.read("plain.bin"), merged);
@@ -273,8 +281,18 @@ fn pack_warns_about_the_security_counter() {
     // Left at 0: warned.
     let [cm0p, cm7_0, _] = write_builds(&env);
     let o = env.run(&[
-        "image", "pack", "--cm0p", &cm0p, "--cm7-0", &cm7_0, "--version", "1.0.0", "--boot-key",
-        "boot.pem", "-o", "zero.bin",
+        "image",
+        "pack",
+        "--cm0p",
+        &cm0p,
+        "--cm7-0",
+        &cm7_0,
+        "--version",
+        "1.0.0",
+        "--boot-key",
+        "boot.pem",
+        "-o",
+        "zero.bin",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -376,10 +394,7 @@ fn pack_and_verify_json() {
     assert_eq!(j["ok"], true);
     assert_eq!(j["bootSignatures"]["regions"].as_array().unwrap().len(), 3);
     assert_eq!(j["bootSignatures"]["regions"][1]["objSize"], 0x3D_7F00);
-    assert_eq!(
-        j["bootSignatures"]["versionRecord"]["securityCounter"],
-        4
-    );
+    assert_eq!(j["bootSignatures"]["versionRecord"]["securityCounter"], 4);
     assert_eq!(j["otaSignature"]["bytes"], BANK_SIZE);
     assert!(
         j["otaSignature"]["certificateSubject"]
@@ -388,12 +403,24 @@ fn pack_and_verify_json() {
             .contains("Json Signer"),
         "{j}"
     );
-    let out = env.ok(&["image", "verify", "bank.bin", "--boot-key", "boot.pem", "--json"]);
+    let out = env.ok(&[
+        "image",
+        "verify",
+        "bank.bin",
+        "--boot-key",
+        "boot.pem",
+        "--json",
+    ]);
     let j: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["otaSignature"], Value::Null);
     // A failed check: an error and exit 1, no document on stdout.
     let o = env.run(&[
-        "image", "verify", "bank.bin", "--boot-key", "signer.pem", "--json",
+        "image",
+        "verify",
+        "bank.bin",
+        "--boot-key",
+        "signer.pem",
+        "--json",
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).is_empty());

@@ -105,7 +105,10 @@ mod tests {
         assert!(text.ends_with(":00000001FF\n"));
         assert!(text.lines().all(|l| l.len() <= 11 + 2 * HEX_RECORD_LEN));
         // One extended linear address record per 64 KB page touched (0x1000, 0x1001, 0x1002).
-        assert_eq!(text.lines().filter(|l| l.starts_with(":02000004")).count(), 3);
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with(":02000004")).count(),
+            3
+        );
     }
 
     #[test]

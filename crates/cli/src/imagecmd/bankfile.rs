@@ -57,10 +57,7 @@ pub fn output_format(path: &Path, o: &ImageOutputArgs) -> Result<(ImageFormat, O
         ImageFormat::Bin
     });
     match format {
-        ImageFormat::Ihex => Ok((
-            format,
-            Some(bank_address(o.bank.unwrap_or(Bank::Lower))),
-        )),
+        ImageFormat::Ihex => Ok((format, Some(bank_address(o.bank.unwrap_or(Bank::Lower))))),
         ImageFormat::Bin if o.bank.is_some() => Err(anyhow!(
             "{}: --bank sets the address of Intel HEX output, and a raw .bin carries no address \
              (use a .hex name or --format ihex)",
@@ -105,9 +102,8 @@ pub fn read_bank_file(path: &Path) -> Result<BankFile> {
     let name = path.display();
     let file = match input::detect(&bytes) {
         Some(Format::Hex) => {
-            let segs = input::read(&bytes, Some(Format::Hex)).map_err(|e| {
-                anyhow!("{name}: Intel HEX that is not a bank image ({e})")
-            })?;
+            let segs = input::read(&bytes, Some(Format::Hex))
+                .map_err(|e| anyhow!("{name}: Intel HEX that is not a bank image ({e})"))?;
             let lower = bank_address(Bank::Lower);
             let upper = bank_address(Bank::Upper);
             match segs.as_slice() {
