@@ -1114,4 +1114,48 @@ mod tests {
             Err(RecordError::BankSize { len: 10 })
         ));
     }
+
+    #[test]
+    fn empty_cm7_1_and_app_ids_follow_the_version() {
+        use crate::header::{app_id_cm0p, app_id_cm7};
+        let v = FirmwareVersion::new(1, 2, 3);
+        let mut bank = vec![0u8; BANK_SIZE as usize];
+        for r in [Region::Cm0p, Region::Cm7_0] {
+            let h = CySafHeader::for_region(r, FirmwareVersion::new(1, 0, 0));
+            let at = r.offset() as usize;
+            bank[at..at + HEADER_SIZE].copy_from_slice(&h.encode());
+        }
+        // Without a record, the version is the one the seed encoded in CM0+'s appId.
+        assert_eq!(bank_version(&bank), FirmwareVersion::new(1, 0, 0));
+        assert!(region_is_empty(&bank, Region::Cm7_1));
+        assert!(fill_empty_cm7_1(&mut bank, v));
+        assert!(
+            !fill_empty_cm7_1(&mut bank, v),
+            "only an empty region is filled"
+        );
+        let at = Region::Cm7_1.offset() as usize;
+        assert_eq!(
+            &bank[at..at + HEADER_SIZE],
+            &CySafHeader::for_region(Region::Cm7_1, v).encode()
+        );
+        // CM7_0 signed: its appId may change only when every region is re-signed.
+        bank[0x3E_7F00] = 1;
+        let before = bank.clone();
+        assert_eq!(
+            set_app_ids(&mut bank, v, false),
+            Err(RecordError::AppIdSigned {
+                region: Region::Cm7_0,
+                found: app_id_cm7(FirmwareVersion::new(1, 0, 0)),
+                expected: app_id_cm7(v),
+            })
+        );
+        assert_eq!(bank, before, "nothing changed on refusal");
+        assert_eq!(
+            set_app_ids(&mut bank, v, true),
+            Ok(vec![Region::Cm0p, Region::Cm7_0])
+        );
+        assert_eq!(bank[4..8], app_id_cm0p(v).to_le_bytes());
+        assert_eq!(bank[0x1_0004..0x1_0008], app_id_cm7(v).to_le_bytes());
+        assert_eq!(set_app_ids(&mut bank, v, false), Ok(vec![]));
+    }
 }
