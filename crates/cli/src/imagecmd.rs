@@ -428,6 +428,13 @@ pub fn sign_ota(a: &SignOtaArgs) -> Result<()> {
 /// Why `file` is not a complete bank image a device would install, if it is not.
 fn not_a_bank(file: &[u8]) -> Option<String> {
     let bank = ferrota_image::layout::BANK_SIZE as usize;
+    if input::detect(file) == Some(Format::Hex) {
+        return Some(
+            "Intel HEX text, not a bank image: HEX is for a debugger's initial programming; \
+             OTA sends the raw bank (pack -o bank.bin)"
+                .into(),
+        );
+    }
     if file.len() != bank {
         return Some(format!(
             "{} bytes, not a bank image ({bank:#x} bytes): truncated, or not firmware; a device \
@@ -475,7 +482,16 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
     let mut text = Vec::new();
     if let Some(key_path) = &a.boot_key {
         let key = ferrota_keys::load_public_key(key_path)?;
-        let v = verify::verify_bank(&bank, &key.boot_key())
+        // The boot check also reads the Intel HEX bank image pack writes for a debugger; the
+        // OTA signature below is always over the file's own bytes, as they are streamed.
+        let hex_bank;
+        let boot_bank = if input::detect(&bank) == Some(Format::Hex) {
+            hex_bank = bankfile::read_bank_file(&a.input)?.bytes;
+            &hex_bank
+        } else {
+            &bank
+        };
+        let v = verify::verify_bank(boot_bank, &key.boot_key())
             .map_err(|e| anyhow!("{name}: boot signature check failed: {e}"))?;
         text.push(format!(
             "boot signatures OK ({}, key from {}):",

@@ -138,6 +138,18 @@ fn pack_writes_intel_hex_at_the_bank_address() {
     );
     assert!(!env.exists("x.bin"));
 
+    // verify's boot check reads the HEX bank image too; sign-ota says HEX is not what OTA sends.
+    let out = env.ok(&["image", "verify", "upper.hex", "--boot-key", "boot.pem"]);
+    assert!(out.contains("boot signatures OK"), "{out}");
+    env.ok(&["key", "generate", "-o", "signer.pem"]);
+    let o = env.run(&["image", "sign-ota", "upper.hex", "--key", "signer.pem"]);
+    assert!(
+        stderr(&o).contains("Intel HEX text, not a bank image")
+            && stderr(&o).contains("OTA sends the raw bank"),
+        "{}",
+        stderr(&o)
+    );
+
     // image show reads the HEX bank image too.
     let j = show_json(&env, "upper.hex");
     assert_eq!(j["hexAddress"], 0x103F_8000);
