@@ -166,6 +166,9 @@ Examples:
   ferrota image pack --cm0p cm0p.elf --cm7-0 cm7_0.elf --version 1.2.0 --boot-key boot.pem -o bank.bin
   ferrota image pack --cm0p cm0p.hex --cm7-0 cm7_0.hex --cm7-1 cm7_1.bin@0x103E8000 \\
       --version 2.0.7 --security-counter 3 --hardware KIT_T2G-B-H_LITE --boot-key boot.pem -o bank.bin
+  ferrota image pack --cm0p cm0p.elf --cm7-0 cm7_0.elf --version 1.2.0 --security-counter auto \
+      --boot-key boot.pem -o bank.hex                 # Intel HEX at 0x10000000, for a debugger
+  ferrota image pack ... --version 1.3.0 --security-counter 2 --previous v1.2.0.bin -o v1.3.0.bin
 
 A BUILD is an ELF or Intel HEX file (recognised by content), or a raw binary with its load
 address: file.bin@0x10010000. Prefix elf:, hex: or raw: to force a format.
