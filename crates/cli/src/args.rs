@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use ferrota_boot::Bank;
 use ferrota_image::{FirmwareVersion, HardwareId};
 
 /// Secure firmware OTA for the Infineon TRAVEO T2G CYT4BF: keys and signed bank images, a
@@ -165,13 +166,30 @@ Examples:
   ferrota image pack --cm0p cm0p.elf --cm7-0 cm7_0.elf --version 1.2.0 --boot-key boot.pem -o bank.bin
   ferrota image pack --cm0p cm0p.hex --cm7-0 cm7_0.hex --cm7-1 cm7_1.bin@0x103E8000 \\
       --version 2.0.7 --security-counter 3 --hardware KIT_T2G-B-H_LITE --boot-key boot.pem -o bank.bin
+  ferrota image pack --cm0p cm0p.elf --cm7-0 cm7_0.elf --version 1.2.0 --security-counter auto \
+      --boot-key boot.pem -o bank.hex                 # Intel HEX at 0x10000000, for a debugger
+  ferrota image pack ... --version 1.3.0 --security-counter 2 --previous v1.2.0.bin -o v1.3.0.bin
 
 A BUILD is an ELF or Intel HEX file (recognised by content), or a raw binary with its load
 address: file.bin@0x10010000. Prefix elf:, hex: or raw: to force a format.
 Builds are linked at the active bank (0x10000000): CM0+ 0x10000000..0x1000FF00,
 CM7_0 0x10010000..0x103E7F00, CM7_1 0x103E8000..0x103F7F00 (the last 256 bytes of each region
 are its signature slot). Headers, the version record and every region's signature are written
-by pack; a region without a build (CM7_1) is an empty, signed image.")]
+by pack; a region without a build (CM7_1) is an empty, signed image.
+
+Output: a raw .bin of exactly 0x3F8000 bytes (what OTA sends and `t2g program` writes), or, when
+the name ends in .hex (or with --format ihex), Intel HEX at the bank's code-flash address for a
+debugger: --bank lower (default) 0x10000000, --bank upper 0x103F8000, the single-bank view a
+debugger sees after reset.
+
+Security counter: what the board's anti-rollback floor compares. 0 (the default) means the
+image can never be protected against rollback, so pack warns. `--security-counter auto` uses
+the version word (major<<24 | minor<<16 | build), as MCUboot's imgtool does: every newer
+version then revokes every older one, and the board's eFuse copy of the floor saturates at 128
+at once, so switching back to small counters later is impossible. --previous names the bank
+image of the release this one follows (the one on the devices now): pack warns when the new
+counter is lower (the devices would refuse the image once that release is confirmed) or the
+version is not newer.")]
     Pack(PackArgs),
     /// Convert ModusToolbox's merged app_combined.hex into a bank image, as the seed's mkbin.pl
     /// does, and optionally sign it.
@@ -186,7 +204,14 @@ Keeps the code-flash records of the bank (0x10000000..0x103F8000), drops the sma
 gaps with 0x00 and writes exactly 0x3F8000 bytes. With --boot-key it signs the regions whose
 signature slot is still zero (the seed's CM7_1). Writing a version record changes the CM0+
 region's signed bytes, so if that region is already signed this needs --resign, which re-signs
-every region.")]
+every region.
+
+A two-core build (no CM7_1 image) leaves the CM7_1 region all zero: with --boot-key it gets the
+header pack writes for an absent CM7_1 and is signed, an empty, signed image as pack makes it;
+without a key, a warning says the bank will not boot until it is signed.
+The CySAF appIds follow the version record, as in pack: with --version every region's appId is
+rewritten for that version (a signed region then needs --resign). The output format options are
+pack's (.hex name or --format ihex: Intel HEX at the --bank address).")]
     FromMergedHex(FromMergedHexArgs),
     /// Sign a file for OTA (ECDSA P-256 over SHA-256, DER, base64: AWS's sig-sha256-ecdsa).
     #[command(after_help = "\
@@ -217,7 +242,9 @@ Examples:
   ferrota image show bank.bin
   ferrota image show bank.bin --json | jq '.regions[] | {name, signed}'
 
-Never fails on a malformed image: it shows what is there and why it would be refused.")]
+Shows a malformed bank image as it is and why it would be refused, and flags a CySAF appId that
+disagrees with the version record. A file that is not a bank image at all (an ELF or HEX build,
+an erased bank of 0xFF, random bytes) is an error (exit status 1) that says what it is instead.")]
     Show(ShowArgs),
 }
 
@@ -250,18 +277,59 @@ pub struct PackArgs {
     /// Firmware version, major.minor.build (e.g. 1.2.3).
     #[arg(long, value_name = "X.Y.Z", value_parser = parse_version)]
     pub version: FirmwareVersion,
-    /// Anti-rollback security counter.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub security_counter: u32,
+    /// Anti-rollback security counter, or `auto`: the version word major<<24 | minor<<16 | build,
+    /// as MCUboot's imgtool does [default: 0, with a warning].
+    #[arg(long, value_name = "N|auto", value_parser = parse_security_counter)]
+    pub security_counter: Option<SecurityCounter>,
+    /// The bank image of the release this one follows (.bin, or a .hex written by pack): warns
+    /// when this image's security counter is lower or its version not newer.
+    #[arg(long, value_name = "BANK")]
+    pub previous: Option<PathBuf>,
     /// Hardware id the image is for (printable ASCII, at most 32 characters; default: any board).
     #[arg(long, value_name = "ID", value_parser = parse_hardware)]
     pub hardware: Option<HardwareId>,
     /// Boot signing key (ECDSA P-256 or RSA-2048 private key, PEM).
     #[arg(long, value_name = "KEY")]
     pub boot_key: PathBuf,
-    /// Where to write the bank image.
+    /// Where to write the bank image (a name ending in .hex gets Intel HEX).
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
+    /// Output format and flash address.
+    #[command(flatten)]
+    pub out: ImageOutputArgs,
+    /// Print what was written as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--security-counter`: a number, or derived from the version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityCounter {
+    /// This value.
+    Value(u32),
+    /// The version word (imgtool's `auto`).
+    Auto,
+}
+
+/// The file format of a written bank image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImageFormat {
+    /// Raw bytes, exactly one bank (what OTA sends and `t2g program` writes).
+    Bin,
+    /// Intel HEX at the bank's code-flash address, for a debugger.
+    Ihex,
+}
+
+/// Output format options of `image pack` and `image from-merged-hex`.
+#[derive(Debug, Args)]
+pub struct ImageOutputArgs {
+    /// Output format [default: ihex when the output name ends in .hex, else bin].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<ImageFormat>,
+    /// Physical bank whose code-flash address the Intel HEX carries, as a debugger sees it after
+    /// reset (single-bank view): lower 0x10000000, upper 0x103F8000 [default: lower].
+    #[arg(long, value_name = "BANK", value_parser = parse_image_bank)]
+    pub bank: Option<Bank>,
 }
 
 /// Arguments of `image from-merged-hex`.
@@ -270,9 +338,12 @@ pub struct FromMergedHexArgs {
     /// The merged Intel HEX (app_combined.hex).
     #[arg(value_name = "HEX")]
     pub input: PathBuf,
-    /// Where to write the bank image.
+    /// Where to write the bank image (a name ending in .hex gets Intel HEX).
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
+    /// Output format and flash address.
+    #[command(flatten)]
+    pub out: ImageOutputArgs,
     /// Boot signing key: signs the regions that are not signed yet.
     #[arg(long, value_name = "KEY")]
     pub boot_key: Option<PathBuf>,
@@ -321,6 +392,9 @@ pub struct VerifyArgs {
     /// Public (or private) key that checks the OTA signature.
     #[arg(long, value_name = "KEY", requires = "ota_signature")]
     pub key: Option<PathBuf>,
+    /// Print the result as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `image show`.
@@ -338,6 +412,23 @@ fn parse_version(s: &str) -> Result<FirmwareVersion, String> {
     FirmwareVersion::parse(s).ok_or_else(|| {
         format!("'{s}' is not major.minor.build (major and minor 0..=255, build 0..=65535)")
     })
+}
+
+fn parse_security_counter(s: &str) -> Result<SecurityCounter, String> {
+    if s == "auto" {
+        return Ok(SecurityCounter::Auto);
+    }
+    s.parse()
+        .map(SecurityCounter::Value)
+        .map_err(|_| format!("'{s}' is not a security counter: a number 0..=4294967295, or auto"))
+}
+
+fn parse_image_bank(s: &str) -> Result<Bank, String> {
+    match s {
+        "lower" | "0" => Ok(Bank::Lower),
+        "upper" | "1" => Ok(Bank::Upper),
+        _ => Err(format!("'{s}' is not a bank: lower, upper, 0 or 1")),
+    }
 }
 
 fn parse_hardware(s: &str) -> Result<HardwareId, String> {

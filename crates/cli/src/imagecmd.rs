@@ -7,12 +7,15 @@ use ferrota_image::build::BankBuilder;
 use ferrota_image::input::{self, Format};
 use ferrota_image::ota::{self, OtaSignature};
 use ferrota_image::sign::{self, SignMode};
-use ferrota_image::{Region, VersionRecord, inspect, verify};
+use ferrota_image::{FirmwareVersion, Region, VersionRecord, inspect, verify};
 use ferrota_keys::KeyFile;
+use serde_json::{Value, json};
 
-use crate::args::{FromMergedHexArgs, PackArgs, SignOtaArgs, VerifyArgs};
+use crate::args::{FromMergedHexArgs, PackArgs, SecurityCounter, SignOtaArgs, VerifyArgs};
 use crate::fsio::{self, Access};
 use crate::show::hex;
+
+pub mod bankfile;
 
 /// A `--cm0p`/`--cm7-0`/`--cm7-1` argument: `[elf:|hex:|raw:]FILE[@ADDRESS]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,12 +80,75 @@ fn region_flag(region: Region) -> &'static str {
     }
 }
 
+/// The security counter `pack` writes: `--security-counter N`, or for `auto` the version word
+/// `major<<24 | minor<<16 | build`, which is exactly MCUboot imgtool's `auto` formula (its
+/// revision is our build), or 0 when not given.
+pub fn security_counter(arg: Option<SecurityCounter>, version: FirmwareVersion) -> u32 {
+    match arg {
+        Some(SecurityCounter::Value(n)) => n,
+        Some(SecurityCounter::Auto) => version.0,
+        None => 0,
+    }
+}
+
+/// Warnings about a release's anti-rollback fields, before 4 MB move: a counter of 0 (the
+/// image can never be protected against rollback), and, against the previous release (the bank
+/// image the devices run now, `--previous`), a lower counter (the devices refuse the image once
+/// that release is confirmed and has raised their floor) or a version that is not newer (an
+/// OTA agent refuses it, AWS reason `0x0000000f`).
+///
+/// Decision: these are warnings, not errors, because each has a legitimate use (a development
+/// build at 0, a re-release to a fleet that never confirmed the previous one); the board
+/// itself enforces the floor.
+pub fn counter_warnings(record: &VersionRecord, previous: Option<&VersionRecord>) -> Vec<String> {
+    let mut w = Vec::new();
+    if record.security_counter == 0 {
+        w.push(
+            "security counter 0: the board's anti-rollback floor can never protect against a \
+             rollback to this image (pass --security-counter N, or auto to derive it from the \
+             version)"
+                .to_string(),
+        );
+    }
+    if let Some(p) = previous {
+        if record.security_counter < p.security_counter {
+            w.push(format!(
+                "security counter {} is lower than the previous release's {} (version {}): a \
+                 board that confirmed that release refuses this image as below its floor",
+                record.security_counter, p.security_counter, p.version
+            ));
+        }
+        if record.version <= p.version {
+            w.push(format!(
+                "version {} is not newer than the previous release's {}: an OTA agent refuses it \
+                 (version not newer)",
+                record.version, p.version
+            ));
+        }
+    }
+    w
+}
+
+/// The version record of `--previous`.
+fn previous_record(path: &Path) -> Result<VersionRecord> {
+    let file = bankfile::read_bank_file(path).context("--previous")?;
+    inspect::inspect(&file.bytes).record.map_err(|e| {
+        anyhow!(
+            "--previous: {}: no valid version record to compare with: {e}",
+            path.display()
+        )
+    })
+}
+
 /// `image pack`.
 pub fn pack(a: &PackArgs) -> Result<()> {
+    // Refuse a bad output choice before any work.
+    bankfile::output_format(&a.output, &a.out)?;
     let key = ferrota_keys::load_boot_signing_key(&a.boot_key)?;
+    let previous = a.previous.as_deref().map(previous_record).transpose()?;
     let record = VersionRecord {
         version: a.version,
-        security_counter: a.security_counter,
+        security_counter: security_counter(a.security_counter, a.version),
         hardware: a.hardware.unwrap_or_default(),
         flags: 0,
     };
@@ -94,7 +160,10 @@ pub fn pack(a: &PackArgs) -> Result<()> {
     ];
     let mut placed = Vec::new();
     for (region, spec) in builds {
-        let Some(spec) = spec else { continue };
+        let Some(spec) = spec else {
+            placed.push(json!({"name": region.name(), "source": null, "bytes": 0}));
+            continue;
+        };
         let what = format!("{} {spec}", region_flag(region));
         let build = BuildSpec::parse(spec).with_context(|| region_flag(region))?;
         let bytes =
@@ -104,10 +173,11 @@ pub fn pack(a: &PackArgs) -> Result<()> {
             .add(region, &segments)
             .with_context(|| what.clone())?;
         let len: usize = segments.iter().map(|s| s.data.len()).sum();
-        placed.push(format!(
-            "{region}: {len} bytes from {}",
-            build.path.display()
-        ));
+        placed.push(json!({
+            "name": region.name(),
+            "source": build.path.display().to_string(),
+            "bytes": len,
+        }));
     }
     let bank = builder
         .finish(&key)
@@ -117,25 +187,70 @@ pub fn pack(a: &PackArgs) -> Result<()> {
         .with_context(|| format!("{}: unusable boot key", a.boot_key.display()))?;
     verify::verify_bank(&bank, &public)
         .context("the packed image does not verify under its own key (internal error)")?;
-    fsio::write_atomic(&a.output, &bank, Access::Public, true)?;
+    let warnings = counter_warnings(&record, previous.as_ref());
+    for w in &warnings {
+        eprintln!("warning: {}: {w}", a.output.display());
+    }
+    let written = bankfile::write_bank(&a.output, &bank, &a.out)?;
+    let record = inspect::inspect(&bank).record.unwrap_or(record);
+    if a.json {
+        let doc = json!({
+            "file": a.output.display().to_string(),
+            "format": written.format.name(),
+            "address": written.address,
+            "fileBytes": written.file_bytes,
+            "bankBytes": bank.len(),
+            "versionRecord": record_json(&record),
+            "scheme": key.scheme().name(),
+            "regions": placed,
+            "previous": previous.as_ref().map(record_json),
+            "warnings": warnings,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    }
     eprintln!(
-        "wrote {} ({:#x} bytes): version {}, security counter {}, hardware {:?}; every region signed ({})",
+        "wrote {} ({}): version {}, security counter {}, hardware {:?}; every region signed ({})",
         a.output.display(),
-        bank.len(),
+        describe_written(&written, bank.len()),
         record.version,
         record.security_counter,
         record.hardware.as_str(),
         key.scheme().name()
     );
-    for p in placed {
-        eprintln!("  {p}");
+    for (region, p) in Region::ALL.iter().zip(&placed) {
+        match p["source"].as_str() {
+            Some(src) => eprintln!("  {region}: {} bytes from {src}", p["bytes"]),
+            None => eprintln!("  {region}: no build: an empty, signed image"),
+        }
     }
     Ok(())
+}
+
+/// "0x3f8000 bytes" or "Intel HEX, 0x3f8000 bytes at 0x10000000".
+fn describe_written(w: &bankfile::Written, bank_len: usize) -> String {
+    match w.address {
+        Some(a) => format!(
+            "Intel HEX, {bank_len:#x} bytes at {a:#010x}, for a debugger; OTA and `t2g program` \
+             take the raw .bin"
+        ),
+        None => format!("{bank_len:#x} bytes"),
+    }
+}
+
+/// A version record in the camelCase JSON of `pack --json` and `verify --json`.
+fn record_json(r: &VersionRecord) -> Value {
+    json!({
+        "version": r.version.to_string(),
+        "securityCounter": r.security_counter,
+        "hardware": r.hardware.as_str(),
+        "flags": r.flags,
+    })
 }
 
 /// `image from-merged-hex`.
 pub fn from_merged_hex(a: &FromMergedHexArgs) -> Result<()> {
     let name = a.input.display().to_string();
+    bankfile::output_format(&a.output, &a.out)?;
     let bytes = fsio::read(&a.input, fsio::BUILD_LIMIT)?;
     let text = input::hex_text(&bytes).with_context(|| name.clone())?;
     let (mut bank, report) = input::merged_hex_to_bank(text).with_context(|| name.clone())?;
@@ -144,7 +259,14 @@ pub fn from_merged_hex(a: &FromMergedHexArgs) -> Result<()> {
         .as_deref()
         .map(ferrota_keys::load_boot_signing_key)
         .transpose()?;
+    let resign_hint = |e: input::RecordError| match e {
+        input::RecordError::Cm0pSigned | input::RecordError::AppIdSigned { .. } => {
+            anyhow!("{name}: {e}: pass --resign to re-sign every region with --boot-key")
+        }
+        e => anyhow!("{name}: {e}"),
+    };
 
+    let mut app_ids = Vec::new();
     if let Some(version) = a.record.version {
         let record = VersionRecord {
             version,
@@ -152,12 +274,19 @@ pub fn from_merged_hex(a: &FromMergedHexArgs) -> Result<()> {
             hardware: a.record.hardware.unwrap_or_default(),
             flags: 0,
         };
-        input::write_version_record(&mut bank, record, a.resign).map_err(|e| match e {
-            input::RecordError::Cm0pSigned => {
-                anyhow!("{name}: {e}: pass --resign to re-sign every region with --boot-key")
-            }
-            e => anyhow!("{name}: {e}"),
-        })?;
+        // The appIds follow the record, as in pack. A refusal only changes the bank in memory:
+        // nothing is written.
+        input::write_version_record(&mut bank, record, a.resign).map_err(resign_hint)?;
+        app_ids = input::set_app_ids(&mut bank, version, a.resign).map_err(resign_hint)?;
+    }
+
+    // A two-core build leaves CM7_1 all zero: with a key it becomes the empty, signed image
+    // pack makes. The CM7_1 flag of a record stays clear (no reset vector there).
+    let cm7_1_empty = input::region_is_empty(&bank, Region::Cm7_1);
+    let mut filled = false;
+    if key.is_some() && cm7_1_empty {
+        let version = input::bank_version(&bank);
+        filled = input::fill_empty_cm7_1(&mut bank, version);
     }
 
     let mut signed = Vec::new();
@@ -181,12 +310,12 @@ pub fn from_merged_hex(a: &FromMergedHexArgs) -> Result<()> {
             })?;
         }
     }
-    fsio::write_atomic(&a.output, &bank, Access::Public, true)?;
+    let written = bankfile::write_bank(&a.output, &bank, &a.out)?;
 
     eprintln!(
-        "wrote {} ({:#x} bytes): kept {} bytes from {} records, gaps filled with 0x00",
+        "wrote {} ({}): kept {} bytes from {} records, gaps filled with 0x00",
         a.output.display(),
-        bank.len(),
+        describe_written(&written, bank.len()),
         report.kept_bytes,
         report.kept_records
     );
@@ -199,6 +328,19 @@ pub fn from_merged_hex(a: &FromMergedHexArgs) -> Result<()> {
             d.bytes, d.records, d.first_address, d.area
         );
     }
+    if !app_ids.is_empty() {
+        let names: Vec<String> = app_ids.iter().map(ToString::to_string).collect();
+        eprintln!(
+            "  appId set from the version record (as pack does): {}",
+            names.join(", ")
+        );
+    }
+    if filled {
+        eprintln!(
+            "  CM7_1: no image in the build (a two-core build): given the header pack writes for \
+             an absent CM7_1, an empty, signed image"
+        );
+    }
     if key.is_some() {
         let names: Vec<String> = signed.iter().map(ToString::to_string).collect();
         eprintln!(
@@ -209,6 +351,26 @@ pub fn from_merged_hex(a: &FromMergedHexArgs) -> Result<()> {
                 names.join(", ")
             }
         );
+    } else {
+        let summary = inspect::inspect(&bank);
+        for r in &summary.regions {
+            let why = if r.region == Region::Cm7_1 && cm7_1_empty {
+                "is empty (a two-core build has no CM7_1 image)".to_string()
+            } else if let Err(e) = &r.header_check {
+                format!("has no valid header ({e})")
+            } else if r.signed != Some(true) {
+                "is not signed".to_string()
+            } else {
+                continue;
+            };
+            eprintln!(
+                "warning: {}: the {} region {why}; the boot chain refuses the bank until every \
+                 region is signed: add --boot-key (an empty CM7_1 then gets the empty, signed \
+                 image pack makes)",
+                a.output.display(),
+                r.region
+            );
+        }
     }
     match inspect::inspect(&bank).record {
         Ok(r) => eprintln!(
@@ -266,6 +428,13 @@ pub fn sign_ota(a: &SignOtaArgs) -> Result<()> {
 /// Why `file` is not a complete bank image a device would install, if it is not.
 fn not_a_bank(file: &[u8]) -> Option<String> {
     let bank = ferrota_image::layout::BANK_SIZE as usize;
+    if input::detect(file) == Some(Format::Hex) {
+        return Some(
+            "Intel HEX text, not a bank image: HEX is for a debugger's initial programming; \
+             OTA sends the raw bank (pack -o bank.bin)"
+                .into(),
+        );
+    }
     if file.len() != bank {
         return Some(format!(
             "{} bytes, not a bank image ({bank:#x} bytes): truncated, or not firmware; a device \
@@ -302,36 +471,64 @@ fn load_ota_signature(arg: &str) -> Result<OtaSignature> {
         .map_err(|e| anyhow!("--ota-signature: {e} (and there is no file named '{arg}')"))
 }
 
-/// `image verify`.
+/// `image verify`. With `--json` the result is one object on stdout (camelCase keys, the
+/// checks not asked for are `null`); a failed check is an error on stderr and exit status 1
+/// either way, so a script never mistakes a printed document for success.
 pub fn verify(a: &VerifyArgs) -> Result<()> {
     let name = a.input.display().to_string();
     let bank = fsio::read(&a.input, fsio::OTA_LIMIT)?;
+    let mut boot_json = Value::Null;
+    let mut ota_json = Value::Null;
+    let mut text = Vec::new();
     if let Some(key_path) = &a.boot_key {
         let key = ferrota_keys::load_public_key(key_path)?;
-        let v = verify::verify_bank(&bank, &key.boot_key())
+        // The boot check also reads the Intel HEX bank image pack writes for a debugger; the
+        // OTA signature below is always over the file's own bytes, as they are streamed.
+        let hex_bank;
+        let boot_bank = if input::detect(&bank) == Some(Format::Hex) {
+            hex_bank = bankfile::read_bank_file(&a.input)?.bytes;
+            &hex_bank
+        } else {
+            &bank
+        };
+        let v = verify::verify_bank(boot_bank, &key.boot_key())
             .map_err(|e| anyhow!("{name}: boot signature check failed: {e}"))?;
-        println!(
+        text.push(format!(
             "boot signatures OK ({}, key from {}):",
             key.scheme().name(),
             key_path.display()
-        );
+        ));
+        let mut regions = Vec::new();
         for r in [&v.boot.cm0p, &v.cm7_0, &v.cm7_1] {
-            println!(
+            text.push(format!(
                 "  {:<5} region at {:#08x}: objSize {:#x}, sha256 {}",
                 r.region.to_string(),
                 r.region.offset(),
                 r.header.obj_size,
                 hex(&r.digest)
-            );
+            ));
+            regions.push(json!({
+                "name": r.region.name(),
+                "offset": r.region.offset(),
+                "objSize": r.header.obj_size,
+                "appId": r.header.app_id,
+                "sha256": hex(&r.digest),
+            }));
         }
         let rec = &v.boot.record;
-        println!(
+        text.push(format!(
             "  version record: {}, security counter {}, hardware {:?}, flags {:#x}",
             rec.version,
             rec.security_counter,
             rec.hardware.as_str(),
             rec.flags
-        );
+        ));
+        boot_json = json!({
+            "scheme": key.scheme().name(),
+            "key": key_path.display().to_string(),
+            "regions": regions,
+            "versionRecord": record_json(rec),
+        });
     }
     if let Some(sig_arg) = &a.ota_signature {
         let sig = load_ota_signature(sig_arg)?;
@@ -341,6 +538,7 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
             (None, None) => bail!("--ota-signature needs --cert or --key"),
         };
         let mut note = String::new();
+        let mut subject = None;
         if a.cert.is_some() {
             let KeyFile::Certificate(info) = &file else {
                 bail!(
@@ -350,6 +548,7 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
                 );
             };
             note = format!(", certificate {}", info.subject);
+            subject = Some(info.subject.to_string());
             if !info.code_signing {
                 eprintln!(
                     "warning: {}: the certificate's extendedKeyUsage does not include codeSigning",
@@ -368,11 +567,30 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
                 key_path.display()
             )
         })?;
-        println!(
+        text.push(format!(
             "OTA signature OK (ECDSA P-256/SHA-256 over {} bytes, key from {}{note})",
             bank.len(),
             key_path.display()
-        );
+        ));
+        ota_json = json!({
+            "signatureAlgorithm": ota::SIGNATURE_KEY,
+            "bytes": bank.len(),
+            "key": key_path.display().to_string(),
+            "certificateSubject": subject,
+        });
+    }
+    if a.json {
+        let doc = json!({
+            "file": name,
+            "ok": true,
+            "bootSignatures": boot_json,
+            "otaSignature": ota_json,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        for line in text {
+            println!("{line}");
+        }
     }
     Ok(())
 }

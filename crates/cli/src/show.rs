@@ -3,13 +3,14 @@
 use std::fmt::Write as _;
 
 use anyhow::Result;
+use ferrota_image::header::CySafHeader;
 use ferrota_image::inspect::{self, BankSummary, RegionSummary};
 use ferrota_image::version::FLAG_CM7_1_APP;
 use ferrota_image::{BANK_SIZE, VersionRecord};
 use serde_json::{Value, json};
 
 use crate::args::ShowArgs;
-use crate::fsio;
+use crate::imagecmd::bankfile;
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
@@ -21,31 +22,47 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
-/// `image show`.
+/// `image show`: a raw bank image, or the Intel HEX `image pack -o bank.hex` writes. A file
+/// that is not a bank image at all is an error saying what it is
+/// ([`bankfile::not_a_bank_image`]); a malformed bank image is shown with the reasons it would
+/// be refused.
 pub fn show(a: &ShowArgs) -> Result<()> {
-    let bytes = fsio::read(&a.input, fsio::BANK_LIMIT)?;
-    let summary = inspect::inspect(&bytes);
+    let bank = bankfile::read_bank_file(&a.input)?;
+    let summary = inspect::inspect(&bank.bytes);
     let file = a.input.display().to_string();
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&to_json(&file, &summary))?
-        );
+        let mut doc = to_json(&file, &summary);
+        doc["hexAddress"] = json!(bank.hex_address);
+        println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
+        if let Some(at) = bank.hex_address {
+            println!("{file}: Intel HEX bank image at {at:#010x}");
+        }
         print!("{}", to_text(&file, &summary));
     }
     Ok(())
 }
 
-fn region_json(r: &RegionSummary) -> Value {
+/// The appId `image pack` writes for this region and the record's version, when the header
+/// holds another one (the appId follows the version record; see
+/// `ferrota_image::input::set_app_ids`).
+fn app_id_mismatch(r: &RegionSummary, record: Option<&VersionRecord>) -> Option<u32> {
+    let (Ok(()), Some(h), Some(rec)) = (&r.header_check, r.header, record) else {
+        return None;
+    };
+    let want = CySafHeader::for_region(r.region, rec.version).app_id;
+    (h.app_id != want).then_some(want)
+}
+
+fn region_json(r: &RegionSummary, record: Option<&VersionRecord>) -> Value {
     let header = r.header.map(|h| {
         json!({
-            "obj_size": h.obj_size,
-            "app_id": h.app_id,
+            "objSize": h.obj_size,
+            "appId": h.app_id,
             "attributes": h.attributes,
-            "num_cores": h.num_cores,
-            "core0_vt": h.core0_vt,
-            "core0_id": h.core0_id,
+            "numCores": h.num_cores,
+            "core0Vt": h.core0_vt,
+            "core0Id": h.core0_id,
         })
     });
     let valid = r.header_check.is_ok();
@@ -54,9 +71,10 @@ fn region_json(r: &RegionSummary) -> Value {
         "offset": r.region.offset(),
         "size": r.region.size(),
         "header": header,
-        "header_ok": valid,
-        "header_error": r.header_check.as_ref().err().map(ToString::to_string),
-        "signature_offset": r.header.filter(|_| valid).map(|h| h.signature_offset(r.region)),
+        "headerOk": valid,
+        "headerError": r.header_check.as_ref().err().map(ToString::to_string),
+        "appIdExpected": app_id_mismatch(r, record),
+        "signatureOffset": r.header.filter(|_| valid).map(|h| h.signature_offset(r.region)),
         "signed": r.signed,
         "sha256": r.digest.as_ref().map(|d| hex(d)),
     })
@@ -65,24 +83,27 @@ fn region_json(r: &RegionSummary) -> Value {
 fn record_json(r: &VersionRecord) -> Value {
     json!({
         "version": r.version.to_string(),
-        "version_word": r.version.0,
-        "security_counter": r.security_counter,
+        "versionWord": r.version.0,
+        "securityCounter": r.security_counter,
         "hardware": r.hardware.as_str(),
         "flags": r.flags,
-        "cm7_1_app": r.flags & FLAG_CM7_1_APP != 0,
+        "cm7_1App": r.flags & FLAG_CM7_1_APP != 0,
     })
 }
 
-/// The JSON document of `show --json`.
+/// The JSON document of `show --json`, in the camelCase of AWS's APIs and every other `--json`.
+/// A region's `appIdExpected` is `null` when its appId agrees with the version record, else the
+/// appId `image pack` would write.
 pub fn to_json(file: &str, s: &BankSummary) -> Value {
+    let record = s.record.as_ref().ok();
     json!({
         "file": file,
         "size": s.len,
-        "bank_size": BANK_SIZE,
-        "size_ok": s.len == BANK_SIZE as usize,
-        "regions": s.regions.iter().map(region_json).collect::<Vec<_>>(),
-        "version_record": s.record.as_ref().ok().map(record_json),
-        "version_record_error": s.record.as_ref().err().map(ToString::to_string),
+        "bankSize": BANK_SIZE,
+        "sizeOk": s.len == BANK_SIZE as usize,
+        "regions": s.regions.iter().map(|r| region_json(r, record)).collect::<Vec<_>>(),
+        "versionRecord": record.map(record_json),
+        "versionRecordError": s.record.as_ref().err().map(ToString::to_string),
     })
 }
 
@@ -131,6 +152,15 @@ pub fn to_text(file: &str, s: &BankSummary) -> String {
                     "  header: objSize {:#x}, appId {:#010x}, attributes {:#x}, numCores {}, core0Vt {:#x}, core0Id {:#010x}",
                     h.obj_size, h.app_id, h.attributes, h.num_cores, h.core0_vt, h.core0_id
                 );
+                if let (Some(want), Ok(rec)) =
+                    (app_id_mismatch(r, s.record.as_ref().ok()), &s.record)
+                {
+                    let _ = writeln!(
+                        out,
+                        "  warning: appId {:#010x} disagrees with the version record's {} (pack writes {want:#010x} for it): the header names another version than the one the boot chain checks",
+                        h.app_id, rec.version
+                    );
+                }
             }
             None => {
                 let _ = writeln!(out, "  header: missing");

@@ -107,7 +107,12 @@ fn program(a: &ProgramArgs) -> Result<()> {
         p.flash_time
     );
     match p.verification {
-        Some(Ok(r)) => println!("verifies with the provisioned key: {}", describe_record(&r)),
+        Some(Ok(r)) => {
+            println!("verifies with the provisioned key: {}", describe_record(&r));
+            if let Some(w) = below_floor(&dev, &r) {
+                eprintln!("warning: {}: {w}", a.image.display());
+            }
+        }
         Some(Err(e)) => eprintln!(
             "warning: {}: does not verify with the provisioned key ({e}); written anyway, the boot chain will refuse it",
             a.image.display()
@@ -115,6 +120,22 @@ fn program(a: &ProgramArgs) -> Result<()> {
         None => eprintln!("warning: the device has no provisioned key; the image was not checked"),
     }
     Ok(())
+}
+
+/// Why the board will refuse `r` for its anti-rollback floor (the larger of the marker log's
+/// floor and the eFuse counter, as the Dual Bank Manager enforces it), if it will. `t2g program`
+/// writes the bank anyway, as a debugger would, but says so before anyone waits for a boot.
+fn below_floor(dev: &Device, r: &ferrota_image::VersionRecord) -> Option<String> {
+    let log_floor = boot_chain::read_state(dev).map_or(0, |s| s.floor);
+    let floor = log_floor.max(dev.rollback_counter());
+    (r.security_counter < floor).then(|| {
+        format!(
+            "security counter {} is below the board's anti-rollback floor {floor} (marker log \
+             {log_floor}, eFuse {}): written anyway, the Dual Bank Manager will refuse to boot it",
+            r.security_counter,
+            dev.rollback_counter()
+        )
+    })
 }
 
 fn boot(a: &BootArgs) -> Result<()> {

@@ -21,8 +21,9 @@ use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
 
 use crate::build::Segment;
+use crate::header::{CySafHeader, HEADER_SIZE};
 use crate::layout::{ACTIVE_BANK_BASE, BANK_SIZE, Region, VECTOR_TABLE_OFFSET};
-use crate::version::{FLAG_CM7_1_APP, RECORD_AREA, RECORD_OFFSET, VersionRecord};
+use crate::version::{FLAG_CM7_1_APP, FirmwareVersion, RECORD_AREA, RECORD_OFFSET, VersionRecord};
 
 /// The format of a build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -566,6 +567,16 @@ pub enum RecordError {
         /// Address of the first non-zero byte there.
         address: u32,
     },
+    /// A signed region's appId differs from the one the version gives, and the caller will not
+    /// re-sign: rewriting it would break that region's signature.
+    AppIdSigned {
+        /// The region.
+        region: Region,
+        /// Its appId.
+        found: u32,
+        /// The appId for the version.
+        expected: u32,
+    },
 }
 
 impl fmt::Display for RecordError {
@@ -584,6 +595,17 @@ impl fmt::Display for RecordError {
                  {:#010x}..{:#010x}; leave it zero",
                 ACTIVE_BANK_BASE + RECORD_OFFSET,
                 ACTIVE_BANK_BASE + VECTOR_TABLE_OFFSET
+            ),
+            RecordError::AppIdSigned {
+                region,
+                found,
+                expected,
+            } => write!(
+                f,
+                "the {region} region is signed and its CySAF appId {found:#010x} is not the \
+                 version's {expected:#010x} (the appId follows the version record, as in \
+                 `image pack`); rewriting it would break that signature, so every region must be \
+                 re-signed"
             ),
         }
     }
@@ -625,6 +647,89 @@ pub fn write_version_record(
     }
     bank[at..at + RECORD_AREA].copy_from_slice(&record.encode());
     Ok(record)
+}
+
+/// A region of a merged HEX that the build left empty: every byte of it zero, header included.
+/// A two-core ModusToolbox build (CM0+ and CM7_0 only) leaves CM7_1 so.
+pub fn region_is_empty(bank: &[u8], region: Region) -> bool {
+    bank.get(region.offset() as usize..region.end() as usize)
+        .is_some_and(|r| r.iter().all(|&b| b == 0))
+}
+
+/// Gives an empty CM7_1 region (see [`region_is_empty`]) the header [`crate::build`] writes for
+/// a CM7_1 without a build, so that signing makes it an empty, signed image exactly as
+/// `image pack` does. Its appId is derived from `version` like every other header (see
+/// [`set_app_ids`]). Returns whether the header was written. CM0+ and CM7_0 are never filled:
+/// a bank without them is not firmware, and signing must then fail on their headers.
+pub fn fill_empty_cm7_1(bank: &mut [u8], version: FirmwareVersion) -> bool {
+    if bank.len() != BANK_SIZE as usize || !region_is_empty(bank, Region::Cm7_1) {
+        return false;
+    }
+    let at = Region::Cm7_1.offset() as usize;
+    let header = CySafHeader::for_region(Region::Cm7_1, version);
+    bank[at..at + HEADER_SIZE].copy_from_slice(&header.encode());
+    true
+}
+
+/// The version a merged bank's headers should carry when no version record is written: the
+/// existing record's, else the version the seed's build encoded in the CM0+ header's appId
+/// ([`crate::header::app_id_cm0p`] is the version word), else 0.0.0.
+pub fn bank_version(bank: &[u8]) -> FirmwareVersion {
+    let summary = crate::inspect::inspect(bank);
+    if let Ok(r) = summary.record {
+        return r.version;
+    }
+    match (&summary.regions[0].header_check, summary.regions[0].header) {
+        (Ok(()), Some(h)) => FirmwareVersion(h.app_id),
+        _ => FirmwareVersion::default(),
+    }
+}
+
+/// Sets every region's CySAF appId to what `image pack` writes for `version`
+/// ([`CySafHeader::for_region`]), so that `pack` and `from-merged-hex` give the same bytes for
+/// the same inputs.
+///
+/// Decision: the appId follows the version record. The record is what the boot chain trusts
+/// and compares; the appId is read by no runtime code, and a build's appId is whatever its
+/// `appversion.h` said when it was compiled, which is easily stale. A header that disagrees with
+/// the record only misleads whoever reads it, so `image show` flags one.
+///
+/// The appId lies inside its region's signed bytes: unless `will_resign`, changing the appId of
+/// a signed region is refused ([`RecordError::AppIdSigned`]), checked for every region before
+/// anything is changed. A region whose header is not valid is left alone (signing reports it).
+/// Returns the regions whose appId changed.
+pub fn set_app_ids(
+    bank: &mut [u8],
+    version: FirmwareVersion,
+    will_resign: bool,
+) -> Result<Vec<Region>, RecordError> {
+    if bank.len() != BANK_SIZE as usize {
+        return Err(RecordError::BankSize { len: bank.len() });
+    }
+    let summary = crate::inspect::inspect(bank);
+    let mut change = Vec::new();
+    for r in &summary.regions {
+        let (Ok(()), Some(h)) = (&r.header_check, r.header) else {
+            continue;
+        };
+        let want = CySafHeader::for_region(r.region, version).app_id;
+        if h.app_id == want {
+            continue;
+        }
+        if r.signed == Some(true) && !will_resign {
+            return Err(RecordError::AppIdSigned {
+                region: r.region,
+                found: h.app_id,
+                expected: want,
+            });
+        }
+        change.push((r.region, want));
+    }
+    for &(region, want) in &change {
+        let at = region.offset() as usize + 4;
+        bank[at..at + 4].copy_from_slice(&want.to_le_bytes());
+    }
+    Ok(change.into_iter().map(|(r, _)| r).collect())
 }
 
 #[cfg(test)]
@@ -1008,5 +1113,49 @@ mod tests {
             write_version_record(&mut bank[..10], record, true),
             Err(RecordError::BankSize { len: 10 })
         ));
+    }
+
+    #[test]
+    fn empty_cm7_1_and_app_ids_follow_the_version() {
+        use crate::header::{app_id_cm0p, app_id_cm7};
+        let v = FirmwareVersion::new(1, 2, 3);
+        let mut bank = vec![0u8; BANK_SIZE as usize];
+        for r in [Region::Cm0p, Region::Cm7_0] {
+            let h = CySafHeader::for_region(r, FirmwareVersion::new(1, 0, 0));
+            let at = r.offset() as usize;
+            bank[at..at + HEADER_SIZE].copy_from_slice(&h.encode());
+        }
+        // Without a record, the version is the one the seed encoded in CM0+'s appId.
+        assert_eq!(bank_version(&bank), FirmwareVersion::new(1, 0, 0));
+        assert!(region_is_empty(&bank, Region::Cm7_1));
+        assert!(fill_empty_cm7_1(&mut bank, v));
+        assert!(
+            !fill_empty_cm7_1(&mut bank, v),
+            "only an empty region is filled"
+        );
+        let at = Region::Cm7_1.offset() as usize;
+        assert_eq!(
+            &bank[at..at + HEADER_SIZE],
+            &CySafHeader::for_region(Region::Cm7_1, v).encode()
+        );
+        // CM7_0 signed: its appId may change only when every region is re-signed.
+        bank[0x3E_7F00] = 1;
+        let before = bank.clone();
+        assert_eq!(
+            set_app_ids(&mut bank, v, false),
+            Err(RecordError::AppIdSigned {
+                region: Region::Cm7_0,
+                found: app_id_cm7(FirmwareVersion::new(1, 0, 0)),
+                expected: app_id_cm7(v),
+            })
+        );
+        assert_eq!(bank, before, "nothing changed on refusal");
+        assert_eq!(
+            set_app_ids(&mut bank, v, true),
+            Ok(vec![Region::Cm0p, Region::Cm7_0])
+        );
+        assert_eq!(bank[4..8], app_id_cm0p(v).to_le_bytes());
+        assert_eq!(bank[0x1_0004..0x1_0008], app_id_cm7(v).to_le_bytes());
+        assert_eq!(set_app_ids(&mut bank, v, false), Ok(vec![]));
     }
 }

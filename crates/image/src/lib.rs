@@ -32,7 +32,8 @@
 //!   [`inspect`] describes any input without failing.
 //! * [`ota`] is the separate code-signing signature of the OTA file (AWS's `sig-sha256-ecdsa`).
 //! * With `std`: [`build`] assembles and signs a bank from the cores' builds, [`sign`] holds the
-//!   private keys, [`input`] reads ELF, Intel HEX and raw builds.
+//!   private keys, [`input`] reads ELF, Intel HEX and raw builds, [`output`] writes a bank as
+//!   Intel HEX for a debugger.
 //!
 //! Every refusal is an [`Error`] naming the region and the bank offset at fault.
 
@@ -54,6 +55,8 @@ pub mod version;
 pub mod build;
 #[cfg(feature = "std")]
 pub mod input;
+#[cfg(feature = "std")]
+pub mod output;
 #[cfg(feature = "std")]
 pub mod sign;
 
