@@ -49,6 +49,16 @@ if [ "$(wc -w <<<"$begin")" != 1 ] || [ "$(wc -w <<<"$end")" != 1 ] || ((end <= 
     exit 1
 fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/ferrota-walkthrough.XXXXXX")
+KEEP=
+DECOY=
+stop_decoy() {
+    if [ -n "$DECOY" ] && kill -0 "$DECOY" 2>/dev/null; then
+        kill "$DECOY"
+        wait "$DECOY" || true
+    fi
+    DECOY=
+}
+trap 'stop_decoy; [ -n "$KEEP" ] || rm -rf "$T"' EXIT
 SCRIPT=$T/walkthrough.sh
 # Line 1: the prologue. Lines 2..: blank, except the lines of the fenced ```sh blocks between
 # the markers, copied as they are, so that $LINENO in the script is the README's line number.
@@ -98,14 +108,6 @@ DECOY_HTTP=${FERROTA_WALKTHROUGH_DECOY_HTTP:-127.0.0.1:8080}
 (cd "$T/decoy" && exec ferrota serve --data-dir "$T/decoy/data" --mqtt-listen "$DECOY_MQTT" \
     --http-listen "$DECOY_HTTP") >"$T/decoy/server.log" 2>&1 &
 DECOY=$!
-stop_decoy() {
-    if [ -n "${DECOY:-}" ] && kill -0 "$DECOY" 2>/dev/null; then
-        kill "$DECOY"
-        wait "$DECOY" || true
-    fi
-    DECOY=
-}
-trap 'stop_decoy' EXIT
 for _ in $(seq 100); do
     grep -q '^http ' "$T/decoy/server.log" && break
     kill -0 "$DECOY" 2>/dev/null || break
@@ -128,8 +130,14 @@ rc=$?
 set -e
 
 fail() {
+    # The logs the block wrote (a background server's, say) often hold the reason.
+    while IFS= read -r log; do
+        say "${log#"$T/tmp/"} (last lines):"
+        tail -n 15 "$log" | sed 's/^/    /' >&2
+    done < <(find "$T/tmp" -maxdepth 3 -name '*.log' -type f 2>/dev/null | sort)
     say "FAILED: $*"
     say "files kept in $T"
+    KEEP=1
     exit 1
 }
 if ((rc != 0)); then
@@ -162,5 +170,4 @@ if [ "$status_before" != "$status_after" ]; then
     fail "the walkthrough changed the checkout (git status):
 $(diff <(echo "$status_before") <(echo "$status_after") || true)"
 fi
-rm -rf "$T"
 say "ok: every command of $NAME lines $begin..$end ran, beside a second server on $DECOY_MQTT / $DECOY_HTTP"
