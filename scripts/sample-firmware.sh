@@ -57,7 +57,8 @@ fi
 mkdir -p "$out"
 # Freestanding: no C library, no start files; each program brings its vector table and reset
 # handler. --build-id=none keeps a .note section from landing at an address of its own.
-common=(-Os -g -ffreestanding -nostdlib -fno-common -ffunction-sections -fdata-sections
+# shellcheck disable=SC2054 # -Wl,a,b is one argument
+common=(-Os -g -ffreestanding -nostdlib -fno-common
     -Wall -Wextra -Werror -DFW_VERSION_MAJOR="$major" -DFW_VERSION_MINOR="$minor"
     -DFW_VERSION_BUILD="$build" -Wl,--build-id=none -Wl,--no-warn-rwx-segments)
 arm-none-eabi-gcc -mcpu=cortex-m0plus -mthumb "${common[@]}" \
