@@ -19,7 +19,7 @@ SRC_DIR="$(cd "$(dirname "$0")/.." && pwd)"
 EXAMPLE="$SRC_DIR/examples/sample-firmware"
 
 usage() {
-    sed -n '2,16s/^# \{0,1\}//p' "$0" >&2
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
     exit 2
 }
 

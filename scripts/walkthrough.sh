@@ -10,8 +10,9 @@
 #   `<!-- walkthrough:end -->` lines of the README, verbatim; each line keeps its README line
 #   number, so the trace (`+ README.md:123: ...`) and a failure name the line;
 # * puts `ferrota` built from this checkout (debug: `cargo build -p ferrota-cli`, or
-#   $FERROTA_WALKTHROUGH_BIN) first on the PATH, and answers the block's one
-#   `cargo install --path crates/cli` with that build instead of a release install (minutes);
+#   $FERROTA_WALKTHROUGH_BIN) first on the PATH, and answers the block's
+#   `cargo install [--locked] --path crates/cli` with that build instead of a release install
+#   (minutes);
 #   every other command runs as written;
 # * first starts a SECOND `ferrota serve` of its own on the default ports (MQTT 8883, HTTP 8080;
 #   $FERROTA_WALKTHROUGH_DECOY_MQTT / _HTTP to move it), so the walkthrough's server must listen
@@ -34,7 +35,7 @@ README=$REPO/README.md
 while (($#)); do
     case "$1" in
     --readme) README="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
-    -h | --help) sed -n '2,29s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "walkthrough: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
@@ -64,7 +65,7 @@ SCRIPT=$T/walkthrough.sh
 # the markers, copied as they are, so that $LINENO in the script is the README's line number.
 {
     # shellcheck disable=SC2016 # expanded by the walkthrough's shell, not here
-    printf '%s\n' 'set -eE -o pipefail; trap '\''{ set +x; } 2>/dev/null; echo "$LINENO" >"$WALKTHROUGH_FAILED"'\'' ERR; trap '\''{ set +x; } 2>/dev/null; j=$(jobs -p); [ -z "$j" ] || kill $j 2>/dev/null || true'\'' EXIT; cargo() { if [ "$*" = "install --path crates/cli" ]; then { set +x; } 2>/dev/null; echo "(walkthrough: not installing; ferrota is this checkout'\''s build: $(command -v ferrota))"; set -x; else command cargo "$@"; fi; }; PS4="+ $WALKTHROUGH_README:\${LINENO}: "; set -x'
+    printf '%s\n' 'set -eE -o pipefail; trap '\''{ set +x; } 2>/dev/null; if [ -n "${FUNCNAME[0]:-}" ]; then echo "${BASH_LINENO[0]}"; else echo "$LINENO"; fi >"$WALKTHROUGH_FAILED"'\'' ERR; trap '\''{ set +x; } 2>/dev/null; j=$(jobs -p); [ -z "$j" ] || kill $j 2>/dev/null || true'\'' EXIT; cargo() { { set +x; } 2>/dev/null; if [ "$*" = "install --locked --path crates/cli" ] || [ "$*" = "install --path crates/cli" ]; then echo "(walkthrough: not installing; ferrota is this checkout'\''s build: $(command -v ferrota))"; set -x; else set -x; command cargo "$@"; fi; }; PS4="+ $WALKTHROUGH_README:\${LINENO}: "; set -x'
     awk -v b="$begin" -v e="$end" '
         NR == 1 { next }
         NR <= b || NR >= e { print ""; next }
@@ -135,6 +136,10 @@ fail() {
         say "${log#"$T/tmp/"} (last lines):"
         tail -n 15 "$log" | sed 's/^/    /' >&2
     done < <(find "$T/tmp" -maxdepth 3 -name '*.log' -type f 2>/dev/null | sort)
+    if [ -n "${status_before+x}" ] && [ "$status_before" != "$(git -C "$REPO" status --porcelain 2>/dev/null || true)" ]; then
+        say "note: the walkthrough also changed the checkout (git status --porcelain):"
+        { diff <(echo "$status_before") <(git -C "$REPO" status --porcelain 2>/dev/null) || true; } | sed -n 's/^> /    /p' >&2
+    fi
     say "FAILED: $*"
     say "files kept in $T"
     KEEP=1
@@ -165,9 +170,7 @@ if grep -q '"otaUpdateId"' <<<"$updates"; then
     fail "the walkthrough created OTA updates on the second server (default ports): $updates"
 fi
 stop_decoy
-status_after=$(git -C "$REPO" status --porcelain 2>/dev/null || true)
-if [ "$status_before" != "$status_after" ]; then
-    fail "the walkthrough changed the checkout (git status):
-$(diff <(echo "$status_before") <(echo "$status_after") || true)"
+if [ "$status_before" != "$(git -C "$REPO" status --porcelain 2>/dev/null || true)" ]; then
+    fail "the walkthrough wrote into the checkout; its files belong in the directory it makes"
 fi
 say "ok: every command of $NAME lines $begin..$end ran, beside a second server on $DECOY_MQTT / $DECOY_HTTP"
