@@ -772,6 +772,19 @@ impl Admin {
 
     /// Deletes the request's files that no stream refers to (best effort: a failure is logged).
     async fn remove_unused_files(&self, req: &CreateOtaUpdate) {
+        let shas: Vec<String> = req
+            .files
+            .iter()
+            .map(|f| f.file_location.sha256.clone())
+            .collect();
+        self.remove_unused_uploads(&shas).await;
+    }
+
+    /// Deletes those of `shas` (uploaded files) that no OTA update's stream uses: after a
+    /// refused create, so a failed request leaves no orphan upload, including one refused
+    /// before it could be read as a [`CreateOtaUpdate`] (an unknown field). Best effort: a
+    /// failure is logged; a name that is not a stored file is skipped.
+    pub async fn remove_unused_uploads(&self, shas: &[String]) {
         let b = &self.broker;
         let mut used = std::collections::HashSet::new();
         let Ok(otas) = b.store.list_ota().await else {
@@ -784,8 +797,8 @@ impl Admin {
                 Err(_) => return,
             }
         }
-        for f in &req.files {
-            let h = &f.file_location.sha256;
+        for h in shas {
+            // `remove` ignores a name that is not a SHA-256 or not stored.
             if !used.contains(h)
                 && let Err(e) = b.blobs.remove(h)
             {

@@ -221,14 +221,27 @@ fn from_value<T: DeserializeOwned>(v: Value) -> Result<T, AdminError> {
 }
 
 /// A create request: AWS fields not implemented are refused by name first (a clearer message
-/// than "unknown field"), then the body is read strictly.
-fn ota_request(body: &[u8]) -> Result<CreateOtaUpdate, AdminError> {
+/// than "unknown field"), then the body is read strictly. A request refused here deletes the
+/// uploads it names that nothing uses, as a refused create does
+/// ([`Admin::remove_unused_uploads`]).
+async fn ota_request(admin: &Admin, body: &[u8]) -> Result<CreateOtaUpdate, AdminError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| AdminError::Invalid(format!("the body is not JSON: {e}")))?;
-    if let Some(e) = unsupported(&v) {
-        return Err(e);
+    let r = match unsupported(&v) {
+        Some(e) => Err(e),
+        None => from_value(v.clone()),
+    };
+    if r.is_err() {
+        let shas: Vec<String> = v
+            .get("files")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.pointer("/fileLocation/sha256")?.as_str().map(str::to_string))
+            .collect();
+        admin.remove_unused_uploads(&shas).await;
     }
-    from_value(v)
+    r
 }
 
 /// A query string read strictly (unknown parameters refused, as bodies are).
@@ -294,7 +307,7 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
             "/api/ota-updates",
             get(|State(s): State<AppState>| async move { ok(s.admin.list_ota().await?) }).post(
                 |State(s): State<AppState>, body: Bytes| async move {
-                    ok(s.admin.create_ota(&ota_request(&body)?).await?)
+                    ok(s.admin.create_ota(&ota_request(&s.admin, &body).await?).await?)
                 },
             ),
         )
