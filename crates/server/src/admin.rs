@@ -192,6 +192,19 @@ pub struct HistoryDescription {
     pub last_updated_at: u64,
 }
 
+/// Epoch seconds as RFC 3339 UTC (`2026-12-05T19:04:03Z`), for the CLI's human output; the
+/// JSON keeps AWS's epoch seconds. A time out of range prints as the number.
+pub fn rfc3339(epoch: u64) -> String {
+    i64::try_from(epoch)
+        .ok()
+        .and_then(|e| time::OffsetDateTime::from_unix_timestamp(e).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| epoch.to_string())
+}
+
 /// `statusDetails.reason` in words, for the JSON of describes: the reason a device reports
 /// stays verbatim in `statusDetails` (it is what the device wrote, and what AWS's console
 /// shows), and the words go in a separate `reasonText` beside it
