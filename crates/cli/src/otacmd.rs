@@ -229,7 +229,9 @@ pub fn run(c: OtaCommand) -> Result<()> {
             }
             check_before_upload(&a.file, &data, a.file_type.0, &sig_path, sig)?;
             let cert = match &a.code_signing_cert {
-                Some(p) => Some(check_signature_with_cert(&a.file, &data, &sig_path, sig, p)?),
+                Some(p) => Some(check_signature_with_cert(
+                    &a.file, &data, &sig_path, sig, p,
+                )?),
                 None => None,
             };
             let up = api.call("POST", "/api/files", Some(data), false)?;

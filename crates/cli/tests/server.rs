@@ -645,14 +645,31 @@ fn stored_files(env: &Env) -> usize {
 fn ota_create_checks_the_signature_against_the_code_signing_certificate() {
     let env = Env::new();
     env.ok(&["ca", "init", "--data-dir", "data"]);
-    env.ok(&["thing", "create", "dev-1", "-o", "bundles", "--data-dir", "data"]);
+    env.ok(&[
+        "thing",
+        "create",
+        "dev-1",
+        "-o",
+        "bundles",
+        "--data-dir",
+        "data",
+    ]);
     let s = serve(&env);
     env.ok(&["key", "generate", "-o", "signer.pem"]);
     env.ok(&["key", "generate", "-o", "boot.pem"]);
-    env.ok(&["cert", "code-signing", "--key", "signer.pem", "-o", "signer.crt"]);
+    env.ok(&[
+        "cert",
+        "code-signing",
+        "--key",
+        "signer.pem",
+        "-o",
+        "signer.crt",
+    ]);
     env.write("fw.bin", vec![0x5a; 10_000]);
     env.write("other.bin", vec![0x5b; 10_000]);
-    env.ok(&["image", "sign-ota", "fw.bin", "--key", "boot.pem", "-o", "boot.sig"]);
+    env.ok(&[
+        "image", "sign-ota", "fw.bin", "--key", "boot.pem", "-o", "boot.sig",
+    ]);
     env.ok(&["image", "sign-ota", "other.bin", "--key", "signer.pem"]);
     env.ok(&["image", "sign-ota", "fw.bin", "--key", "signer.pem"]);
     let http = s.http.clone();
@@ -692,7 +709,10 @@ fn ota_create_checks_the_signature_against_the_code_signing_certificate() {
     let mut a = create("fw.bin.sig");
     a[8] = "signer.pem".into();
     let e = env.fails(1, &run(&a));
-    assert!(e.contains("signer.pem") && e.contains("not a code-signing certificate"), "{e}");
+    assert!(
+        e.contains("signer.pem") && e.contains("not a code-signing certificate"),
+        "{e}"
+    );
     let list = json(&env.ok(&["ota", "list", "--api", &s.http, "--data-dir", "data"]));
     assert_eq!(list, serde_json::json!([]));
     // The match is created, the certificate carried to the server.
@@ -723,7 +743,15 @@ fn ota_create_file_type_none_leaves_file_type_out() {
         assert!(help.contains(needle), "{needle:?} not in --help:\n{help}");
     }
     env.ok(&["ca", "init", "--data-dir", "data"]);
-    env.ok(&["thing", "create", "dev-1", "-o", "bundles", "--data-dir", "data"]);
+    env.ok(&[
+        "thing",
+        "create",
+        "dev-1",
+        "-o",
+        "bundles",
+        "--data-dir",
+        "data",
+    ]);
     let s = serve(&env);
     // Not a bank image: for a stock device (type 0 firmware) Ferrota checks only the signature.
     env.write("app.bin", vec![0x5a; 10_000]);
@@ -747,7 +775,15 @@ fn ota_create_file_type_none_leaves_file_type_out() {
     assert!(f.is_object() && f.get("fileType").is_none(), "{d}");
     let e = env.fails(
         2,
-        &["ota", "create", "x", "--file", "app.bin", "--file-type", "nil"],
+        &[
+            "ota",
+            "create",
+            "x",
+            "--file",
+            "app.bin",
+            "--file-type",
+            "nil",
+        ],
     );
     assert!(e.contains("none"), "{e}");
 }
@@ -770,8 +806,24 @@ fn camel_case_keys(v: &serde_json::Value) -> bool {
 fn ota_and_thing_output_is_aws_style_with_reasons_in_words() {
     let env = Env::new();
     env.ok(&["ca", "init", "--data-dir", "data"]);
-    env.ok(&["thing", "create", "dev-1", "-o", "bundles", "--data-dir", "data"]);
-    env.ok(&["thing", "create", "dev-2", "-o", "bundles", "--data-dir", "data"]);
+    env.ok(&[
+        "thing",
+        "create",
+        "dev-1",
+        "-o",
+        "bundles",
+        "--data-dir",
+        "data",
+    ]);
+    env.ok(&[
+        "thing",
+        "create",
+        "dev-2",
+        "-o",
+        "bundles",
+        "--data-dir",
+        "data",
+    ]);
     let s = serve(&env);
     env.write("fw.bin", vec![0x5a; 10_000]);
     env.write("fw.bin.sig", "MAYCAQECAQE=\n");
@@ -782,8 +834,17 @@ fn ota_and_thing_output_is_aws_style_with_reasons_in_words() {
         json(&env.ok(&v))
     };
     with_api(&[
-        "ota", "create", "up", "--file", "fw.bin", "--file-type", "7", "--thing", "dev-1",
-        "--thing", "dev-2",
+        "ota",
+        "create",
+        "up",
+        "--file",
+        "fw.bin",
+        "--file-type",
+        "7",
+        "--thing",
+        "dev-1",
+        "--thing",
+        "dev-2",
     ]);
     // dev-1 fails the signature check, as the official library reports it.
     for m in [
@@ -831,7 +892,10 @@ fn ota_and_thing_output_is_aws_style_with_reasons_in_words() {
     assert_eq!(n["numberOfSucceededThings"], 0, "{d}");
     let e1 = &d["executions"][0];
     assert_eq!(e1["thingName"], "dev-1", "{d}");
-    assert_eq!(e1["statusDetails"]["reason"], "0x000000e3: 0x00000000", "{d}");
+    assert_eq!(
+        e1["statusDetails"]["reason"], "0x000000e3: 0x00000000",
+        "{d}"
+    );
     assert!(
         e1["reasonText"]
             .as_str()
@@ -856,7 +920,11 @@ fn ota_and_thing_output_is_aws_style_with_reasons_in_words() {
     let t = json(&env.ok(&["thing", "describe", "dev-1", "--data-dir", "data"]));
     assert_eq!(t["thingName"], "dev-1", "{t}");
     let x = &t["executions"][0];
-    assert_eq!((x["jobId"].as_str(), x["status"].as_str()), (Some("AFR_OTA-up"), Some("FAILED")), "{t}");
+    assert_eq!(
+        (x["jobId"].as_str(), x["status"].as_str()),
+        (Some("AFR_OTA-up"), Some("FAILED")),
+        "{t}"
+    );
     assert!(
         x["reasonText"]
             .as_str()
@@ -869,5 +937,8 @@ fn ota_and_thing_output_is_aws_style_with_reasons_in_words() {
     let mut a = vec!["ota", "describe", "nope"];
     a.extend_from_slice(&api);
     let e = env.fails(1, &a);
-    assert!(e.contains("404") && e.contains("OTA update nope not found"), "{e}");
+    assert!(
+        e.contains("404") && e.contains("OTA update nope not found"),
+        "{e}"
+    );
 }

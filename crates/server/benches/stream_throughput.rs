@@ -227,7 +227,7 @@ fn main() {
                     },
                 }],
                 aws_job_timeout_config: None,
-            ..Default::default()
+                ..Default::default()
             })
             .await
             .unwrap();

@@ -1045,8 +1045,7 @@ impl Admin {
                 "execution of OTA update {id} on {thing}"
             )));
         }
-        Ok(s
-            .history(&o.job_id, thing)
+        Ok(s.history(&o.job_id, thing)
             .await?
             .into_iter()
             .map(|h: HistoryEntry| HistoryDescription {
@@ -1176,8 +1175,7 @@ pub fn code_signing_key(cert: &[u8]) -> Result<ferrota_image::p256::ecdsa::Verif
     use base64::Engine;
     let text = std::str::from_utf8(cert).map(str::trim).unwrap_or("");
     let der;
-    let bytes = if !text.is_empty() && !text.contains("-----BEGIN") && cert.first() != Some(&0x30)
-    {
+    let bytes = if !text.is_empty() && !text.contains("-----BEGIN") && cert.first() != Some(&0x30) {
         der = base64::engine::general_purpose::STANDARD
             .decode(text)
             .map_err(|_| "not a certificate (neither PEM, DER nor base64 of DER)".to_string())?;
@@ -1232,8 +1230,8 @@ fn check_file(i: usize, f: &OtaFile, blob: &dyn crate::store::BlobReader) -> R<(
     })?;
     if let Some(cert) = &cs.certificate_chain.inline_document {
         let at = field("certificateChain.inlineDocument");
-        let key =
-            code_signing_key(cert.as_bytes()).map_err(|e| AdminError::Invalid(format!("{at}: {e}")))?;
+        let key = code_signing_key(cert.as_bytes())
+            .map_err(|e| AdminError::Invalid(format!("{at}: {e}")))?;
         let digest: [u8; 32] = hex::decode(&f.file_location.sha256)
             .ok()
             .and_then(|d| d.try_into().ok())

@@ -70,7 +70,10 @@ impl IntoResponse for AdminError {
             AdminError::Invalid(_) => (StatusCode::BAD_REQUEST, "InvalidRequestException"),
             AdminError::NotFound(_) => (StatusCode::NOT_FOUND, "ResourceNotFoundException"),
             AdminError::Exists(_) => (StatusCode::CONFLICT, "ResourceAlreadyExistsException"),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailureException"),
+            _ => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalFailureException",
+            ),
         };
         aws_error(status, code, &self.to_string())
     }
@@ -237,7 +240,11 @@ async fn ota_request(admin: &Admin, body: &[u8]) -> Result<CreateOtaUpdate, Admi
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(|f| f.pointer("/fileLocation/sha256")?.as_str().map(str::to_string))
+            .filter_map(|f| {
+                f.pointer("/fileLocation/sha256")?
+                    .as_str()
+                    .map(str::to_string)
+            })
             .collect();
         admin.remove_unused_uploads(&shas).await;
     }
@@ -274,9 +281,11 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
         )
         .route(
             "/api/things/{name}",
-            get(|State(s): State<AppState>, Path(n): Path<String>| async move {
-                ok(s.admin.describe_thing(&n).await?)
-            }),
+            get(
+                |State(s): State<AppState>, Path(n): Path<String>| async move {
+                    ok(s.admin.describe_thing(&n).await?)
+                },
+            ),
         )
         .route(
             "/api/things/{name}/revoke",
@@ -292,22 +301,24 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
         // "Broken pipe" on the client, which is still sending when the server answers).
         .route(
             "/api/limits",
-            get(|| async {
-                ok(json!({"maxFileBytes": crate::admin::OTA_FILE_MAX}))
-            }),
+            get(|| async { ok(json!({"maxFileBytes": crate::admin::OTA_FILE_MAX})) }),
         )
         .route(
             "/api/files",
-            post(|State(s): State<AppState>, body: axum::body::Bytes| async move {
-                let h = s.admin.put_file(&body)?;
-                ok(json!({"sha256": h, "size": body.len()}))
-            }),
+            post(
+                |State(s): State<AppState>, body: axum::body::Bytes| async move {
+                    let h = s.admin.put_file(&body)?;
+                    ok(json!({"sha256": h, "size": body.len()}))
+                },
+            ),
         )
         .route(
             "/api/ota-updates",
             get(|State(s): State<AppState>| async move { ok(s.admin.list_ota().await?) }).post(
                 |State(s): State<AppState>, body: Bytes| async move {
-                    ok(s.admin.create_ota(&ota_request(&s.admin, &body).await?).await?)
+                    ok(s.admin
+                        .create_ota(&ota_request(&s.admin, &body).await?)
+                        .await?)
                 },
             ),
         )

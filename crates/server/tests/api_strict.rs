@@ -104,6 +104,9 @@ fn request(id: &str, sha: &str) -> Value {
     })
 }
 
+/// A change to a valid request.
+type Edit = Box<dyn Fn(&mut Value)>;
+
 /// A 400 in AWS's error JSON whose message names `field`; nothing stored: no OTA update, no
 /// upload left behind.
 async fn refused(api: &Api, req: &Value, field: &str) {
@@ -112,7 +115,10 @@ async fn refused(api: &Api, req: &Value, field: &str) {
     assert_eq!(v["code"], "InvalidRequestException", "{v}");
     let msg = v["message"].as_str().unwrap_or_default();
     assert!(msg.contains(field), "{field:?} not named in {msg:?}");
-    assert!(api.admin.list_ota().await.unwrap().is_empty(), "{field}: stored");
+    assert!(
+        api.admin.list_ota().await.unwrap().is_empty(),
+        "{field}: stored"
+    );
     assert_eq!(api.stored_files(), 0, "{field}: the upload was left behind");
 }
 
@@ -120,7 +126,7 @@ async fn refused(api: &Api, req: &Value, field: &str) {
 async fn aws_options_not_implemented_and_unknown_fields_are_refused_by_name() {
     let api = Api::new().await;
     api.thing("dev-a").await;
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "awsJobExecutionsRolloutConfig",
             Box::new(|r| {
@@ -140,7 +146,10 @@ async fn aws_options_not_implemented_and_unknown_fields_are_refused_by_name() {
             Box::new(|r| r["targetSelection"] = json!("CONTINUOUS")),
         ),
         ("protocols", Box::new(|r| r["protocols"] = json!(["HTTP"]))),
-        ("roleArn", Box::new(|r| r["roleArn"] = json!("arn:aws:iam::1:role/x"))),
+        (
+            "roleArn",
+            Box::new(|r| r["roleArn"] = json!("arn:aws:iam::1:role/x")),
+        ),
         (
             "inProgressTimeoutInMinutes",
             Box::new(|r| r["awsJobTimeoutConfig"] = json!({"inProgressTimeoutInMinutes": 0})),
@@ -168,8 +177,7 @@ async fn aws_options_not_implemented_and_unknown_fields_are_refused_by_name() {
         (
             "hashAlgorithm",
             Box::new(|r| {
-                r["files"][0]["codeSigning"]["customCodeSigning"]["hashAlgorithm"] =
-                    json!("SHA1");
+                r["files"][0]["codeSigning"]["customCodeSigning"]["hashAlgorithm"] = json!("SHA1");
             }),
         ),
     ];
@@ -209,7 +217,10 @@ async fn other_bodies_and_queries_are_strict_and_errors_are_aws_json() {
         .await;
     assert_eq!(st, 400, "{v}");
     assert_eq!(v["code"], "InvalidRequestException");
-    assert!(v["message"].as_str().unwrap().contains("thingTypeName"), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("thingTypeName"),
+        "{v}"
+    );
     assert!(api.admin.list_things().await.unwrap().is_empty());
     let (st, v) = api
         .call("POST", "/api/things", Some(&json!({"thingName": "dev-a"})))
@@ -218,7 +229,10 @@ async fn other_bodies_and_queries_are_strict_and_errors_are_aws_json() {
     let (st, v) = api
         .call("POST", "/api/things", Some(&json!({"thingName": "dev-a"})))
         .await;
-    assert_eq!((st, v["code"].as_str()), (409, Some("ResourceAlreadyExistsException")));
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (409, Some("ResourceAlreadyExistsException"))
+    );
 
     let sha = api.admin.put_file(&[0x42; 3000]).unwrap();
     let (st, v) = api
@@ -243,24 +257,42 @@ async fn other_bodies_and_queries_are_strict_and_errors_are_aws_json() {
         .await;
     assert_eq!(st, 400, "{v}");
     assert!(v["message"].as_str().unwrap().contains("forse"), "{v}");
-    let (st, v) = api.call("GET", "/api/ota-updates/up?maxResult=5", None).await;
+    let (st, v) = api
+        .call("GET", "/api/ota-updates/up?maxResult=5", None)
+        .await;
     assert_eq!(st, 400, "{v}");
     assert!(v["message"].as_str().unwrap().contains("maxResult"), "{v}");
     // Revoke takes no body.
     let (st, v) = api
-        .call("POST", "/api/things/dev-a/revoke", Some(&json!({"force": true})))
+        .call(
+            "POST",
+            "/api/things/dev-a/revoke",
+            Some(&json!({"force": true})),
+        )
         .await;
     assert_eq!(st, 400, "{v}");
     assert!(v["message"].as_str().unwrap().contains("force"), "{v}");
 
     // AWS's error JSON for the other errors.
     let (st, v) = api.call("GET", "/api/ota-updates/nope", None).await;
-    assert_eq!((st, v["code"].as_str()), (404, Some("ResourceNotFoundException")), "{v}");
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (404, Some("ResourceNotFoundException")),
+        "{v}"
+    );
     assert!(v["message"].as_str().unwrap().contains("nope"));
     let (st, v) = api.call_as("wrong", "GET", "/api/things", None).await;
-    assert_eq!((st, v["code"].as_str()), (401, Some("UnauthorizedException")), "{v}");
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (401, Some("UnauthorizedException")),
+        "{v}"
+    );
     let (st, v) = api.call("GET", "/api/no-such-path", None).await;
-    assert_eq!((st, v["code"].as_str()), (404, Some("ResourceNotFoundException")), "{v}");
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (404, Some("ResourceNotFoundException")),
+        "{v}"
+    );
 }
 
 /// Item 10 (API part) and item 6: AWS's camelCase names everywhere, `ota list` as objects,
@@ -278,7 +310,11 @@ async fn output_is_camel_case_with_job_counts_and_reasons_in_words() {
     assert_eq!(st, 200, "{v}");
     // dev-b fails its signature check, as the official library reports it.
     let store = &api.admin.broker.store;
-    let mut e = store.execution("AFR_OTA-up", "dev-b").await.unwrap().unwrap();
+    let mut e = store
+        .execution("AFR_OTA-up", "dev-b")
+        .await
+        .unwrap()
+        .unwrap();
     let version = e.version_number;
     e.status = ferrota_proto::JobStatus::Failed;
     e.status_details
@@ -286,7 +322,9 @@ async fn output_is_camel_case_with_job_counts_and_reasons_in_words() {
     e.version_number += 1;
     assert!(store.update_execution(&e, version).await.unwrap());
 
-    let (_, d) = api.call("GET", "/api/ota-updates/up?maxResults=1", None).await;
+    let (_, d) = api
+        .call("GET", "/api/ota-updates/up?maxResults=1", None)
+        .await;
     let counts = &d["jobProcessDetails"];
     assert_eq!(counts["numberOfQueuedThings"], 2, "{d}");
     assert_eq!(counts["numberOfFailedThings"], 1, "{d}");
@@ -309,9 +347,15 @@ async fn output_is_camel_case_with_job_counts_and_reasons_in_words() {
         .find(|x| x["thingName"] == "dev-b")
         .unwrap()
         .clone();
-    assert_eq!(b["statusDetails"]["reason"], "0x000000e3: 0x00000000", "{b}");
+    assert_eq!(
+        b["statusDetails"]["reason"], "0x000000e3: 0x00000000",
+        "{b}"
+    );
     assert!(
-        b["reasonText"].as_str().unwrap().contains("signature check failed"),
+        b["reasonText"]
+            .as_str()
+            .unwrap()
+            .contains("signature check failed"),
         "{b}"
     );
 
@@ -331,14 +375,23 @@ async fn output_is_camel_case_with_job_counts_and_reasons_in_words() {
     assert_eq!(x["jobId"], "AFR_OTA-up", "{t}");
     assert_eq!(x["status"], "FAILED", "{t}");
     assert!(x["queuedAt"].is_u64() && x["lastUpdatedAt"].is_u64(), "{t}");
-    assert!(x["reasonText"].as_str().unwrap().contains("signature check failed"), "{t}");
+    assert!(
+        x["reasonText"]
+            .as_str()
+            .unwrap()
+            .contains("signature check failed"),
+        "{t}"
+    );
     assert!(no_snake_case_keys(&t), "{t}");
     let (_, h) = api
         .call("GET", "/api/ota-updates/up/things/dev-b/history", None)
         .await;
     let last = h.as_array().unwrap().last().unwrap();
     assert!(last["lastUpdatedAt"].is_u64(), "{h}");
-    assert!(last["reasonText"].as_str().unwrap().contains("signature"), "{h}");
+    assert!(
+        last["reasonText"].as_str().unwrap().contains("signature"),
+        "{h}"
+    );
     let (_, d) = api.call("GET", "/api/ota-updates/up", None).await;
     let mut d = d;
     // The request echoes what the operator sent; statusDetails are the device's keys.
@@ -352,7 +405,9 @@ async fn output_is_camel_case_with_job_counts_and_reasons_in_words() {
 /// Whether no object key of `v` has an underscore (AWS's camelCase throughout).
 fn no_snake_case_keys(v: &Value) -> bool {
     match v {
-        Value::Object(m) => m.iter().all(|(k, v)| !k.contains('_') && no_snake_case_keys(v)),
+        Value::Object(m) => m
+            .iter()
+            .all(|(k, v)| !k.contains('_') && no_snake_case_keys(v)),
         Value::Array(a) => a.iter().all(no_snake_case_keys),
         _ => true,
     }
@@ -387,7 +442,14 @@ async fn a_request_without_file_type_leaves_it_out_of_the_job_document() {
     r["files"][0]["fileType"] = json!(7);
     let (st, v) = api.call("POST", "/api/ota-updates", Some(&r)).await;
     assert_eq!(st, 200, "{v}");
-    let job = api.admin.broker.store.job("AFR_OTA-typed").await.unwrap().unwrap();
+    let job = api
+        .admin
+        .broker
+        .store
+        .job("AFR_OTA-typed")
+        .await
+        .unwrap()
+        .unwrap();
     let doc: Value = serde_json::from_str(&job.document).unwrap();
     assert_eq!(doc["afr_ota"]["files"][0]["fileType"], 7, "{doc}");
 }
@@ -425,10 +487,20 @@ async fn a_named_certificate_must_verify_the_signature() {
     };
     // Signed with another key (e.g. the boot key): refused, nothing stored.
     let sha = api.admin.put_file(&file).unwrap();
-    refused(&api, &with("boot", &sha, b64(&boot, &file), &cert), "does not verify").await;
+    refused(
+        &api,
+        &with("boot", &sha, b64(&boot, &file), &cert),
+        "does not verify",
+    )
+    .await;
     // A signature of another file: refused.
     let sha = api.admin.put_file(&file).unwrap();
-    refused(&api, &with("other", &sha, b64(&signer, &other), &cert), "does not verify").await;
+    refused(
+        &api,
+        &with("other", &sha, b64(&signer, &other), &cert),
+        "does not verify",
+    )
+    .await;
     // Not a certificate (a key): refused, naming the field.
     let sha = api.admin.put_file(&file).unwrap();
     let pem = PrivateKey::generate(KeyType::EcdsaP256)

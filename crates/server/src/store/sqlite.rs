@@ -367,15 +367,15 @@ impl Store for SqliteStore {
     }
 
     async fn job_status_counts(&self, job_id: &str) -> StoreResult<Vec<(JobStatus, u64)>> {
-        let rows = query("SELECT status, COUNT(*) AS n FROM executions WHERE job_id = ? GROUP BY status")
-            .bind(job_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            query("SELECT status, COUNT(*) AS n FROM executions WHERE job_id = ? GROUP BY status")
+                .bind(job_id)
+                .fetch_all(&self.pool)
+                .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let st: String = r.try_get("status")?;
-            let status = JobStatus::from_wire(&st)
-                .ok_or_else(|| corrupt("execution status"))?;
+            let status = JobStatus::from_wire(&st).ok_or_else(|| corrupt("execution status"))?;
             out.push((status, get_u64(&r, "n")?));
         }
         Ok(out)
