@@ -301,7 +301,8 @@ impl JobProcessDetails {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CertSummary {
-    /// Id.
+    /// Id (AWS's `certificateId`: SHA-256 of the DER, hex).
+    #[serde(rename = "certificateId")]
     pub id: String,
     /// Serial.
     pub serial: String,
@@ -772,9 +773,12 @@ impl Admin {
     /// Only what devices will accept is stored: every file's signature must be base64 of a DER
     /// ECDSA P-256 signature, and a firmware file ([`FIRMWARE_FILE_TYPE`]) must be a Ferrota
     /// bank image (valid CM0+ region header and version record, as `ferrota image show`
-    /// reads it); anything else is a 400 naming the file. On any failure the files of the
-    /// request that no OTA update's stream uses are deleted, so a failed create leaves no
-    /// orphan upload (the store is content-addressed: a file another update streams is kept).
+    /// reads it); with `certificateChain.inlineDocument` the signature must verify over the
+    /// file with that certificate's key; `targetSelection` must be SNAPSHOT and `protocols`
+    /// MQTT (the only ones implemented); anything else is a 400 naming the field. On any
+    /// failure the files of the request that no OTA update's stream uses are deleted, so a
+    /// failed create leaves no orphan upload (the store is content-addressed: a file another
+    /// update streams is kept).
     pub async fn create_ota(&self, req: &CreateOtaUpdate) -> R<OtaDescription> {
         let r = self.create_ota_checked(req).await;
         if r.is_err() {

@@ -371,6 +371,7 @@ async fn output_is_camel_case_with_job_counts_and_reasons_in_words() {
     assert!(t[0]["createdAt"].is_u64(), "{t}");
     let (_, t) = api.call("GET", "/api/things/dev-b", None).await;
     assert_eq!(t["thingName"], "dev-b", "{t}");
+    assert!(t["certificates"][0]["certificateId"].is_string(), "{t}");
     let x = &t["executions"][0];
     assert_eq!(x["jobId"], "AFR_OTA-up", "{t}");
     assert_eq!(x["status"], "FAILED", "{t}");
