@@ -137,8 +137,11 @@ impl Api {
             .map_err(|e| anyhow!("{url}: {e}"))?;
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if !status.is_success() {
+            // AWS's error JSON (`{"code","message"}`); `error` is what servers before
+            // issue 14 sent.
             let msg = v
-                .get("error")
+                .get("message")
+                .or_else(|| v.get("error"))
                 .and_then(Value::as_str)
                 .map(str::to_string)
                 .unwrap_or_else(|| v.to_string());
@@ -235,7 +238,13 @@ pub fn run(c: OtaCommand) -> Result<()> {
                     sig_path.display()
                 );
             }
-            check_before_upload(&a.file, &data, a.file_type, &sig_path, sig)?;
+            check_before_upload(&a.file, &data, a.file_type.0, &sig_path, sig)?;
+            let cert = match &a.code_signing_cert {
+                Some(p) => Some(check_signature_with_cert(
+                    &a.file, &data, &sig_path, sig, p,
+                )?),
+                None => None,
+            };
             let up = api.call("POST", "/api/files", Some(data), false)?;
             let sha = up["sha256"]
                 .as_str()
@@ -245,21 +254,29 @@ pub fn run(c: OtaCommand) -> Result<()> {
             if targets.is_empty() {
                 bail!("give at least one --thing or --group");
             }
+            let mut chain = json!({"certificateName": a.cert_name});
+            if let Some(pem) = cert {
+                chain["inlineDocument"] = json!(pem);
+            }
+            let mut file = json!({
+                "fileName": a.file_name,
+                "fileLocation": {"sha256": sha},
+                "codeSigning": {"customCodeSigning": {
+                    "signature": {"inlineDocument": sig},
+                    "certificateChain": chain,
+                    "hashAlgorithm": "SHA256",
+                    "signatureAlgorithm": "ECDSA"
+                }}
+            });
+            // `--file-type none`: no fileType, as AWS writes the job document without one.
+            if let Some(t) = a.file_type.0 {
+                file["fileType"] = json!(t);
+            }
             let mut req = json!({
                 "otaUpdateId": a.id,
                 "description": a.description,
                 "targets": targets,
-                "files": [{
-                    "fileName": a.file_name,
-                    "fileType": a.file_type,
-                    "fileLocation": {"sha256": sha},
-                    "codeSigning": {"customCodeSigning": {
-                        "signature": {"inlineDocument": sig},
-                        "certificateChain": {"certificateName": a.cert_name},
-                        "hashAlgorithm": "SHA256",
-                        "signatureAlgorithm": "ECDSA"
-                    }}
-                }]
+                "files": [file]
             });
             if let Some(m) = a.in_progress_timeout {
                 req["awsJobTimeoutConfig"] = json!({"inProgressTimeoutInMinutes": m});
@@ -294,7 +311,7 @@ const FIRMWARE_FILE_TYPE: u8 = 141;
 fn check_before_upload(
     file: &std::path::Path,
     data: &[u8],
-    file_type: u8,
+    file_type: Option<u8>,
     sig_path: &std::path::Path,
     sig: &str,
 ) -> Result<()> {
@@ -304,7 +321,7 @@ fn check_before_upload(
             sig_path.display()
         );
     }
-    if file_type == FIRMWARE_FILE_TYPE {
+    if file_type == Some(FIRMWARE_FILE_TYPE) {
         let s = ferrota_image::inspect::inspect(data);
         let why = match (s.regions.first().map(|r| &r.header_check), &s.record) {
             (Some(Err(e)), _) => Some(format!("CM0+ region: {e}")),
@@ -320,4 +337,46 @@ fn check_before_upload(
         }
     }
     Ok(())
+}
+
+/// `--code-signing-cert`: the signature must verify over the file with the certificate's
+/// public key, as every device holding that certificate will check it after downloading the
+/// whole file. Checked before the upload, so a mismatch (a file signed with the boot key, the
+/// signature of another file, a certificate of another key) costs nothing on the server.
+/// Returns the certificate as text (PEM, or base64 of DER) for `certificateChain.inlineDocument`,
+/// which the server checks again.
+fn check_signature_with_cert(
+    file: &std::path::Path,
+    data: &[u8],
+    sig_path: &std::path::Path,
+    sig: &str,
+    cert_path: &std::path::Path,
+) -> Result<String> {
+    let cert = crate::fsio::read(cert_path, ferrota_keys::MAX_KEY_FILE)?;
+    let key = ferrota_server::admin::code_signing_key(&cert)
+        .map_err(|e| anyhow!("{}: {e}", cert_path.display()))?;
+    let signature = ferrota_image::ota::OtaSignature::from_base64(sig)
+        .map_err(|e| anyhow!("{}: {e}", sig_path.display()))?;
+    if signature.verify_file(&key, data).is_err() {
+        bail!(
+            "{}: the OTA signature does not verify over {} with the key of the code-signing \
+             certificate {} (was the file signed with another key, e.g. the boot key, or is this \
+             the signature of another file?); every device holding this certificate would reject \
+             it. Sign with the certificate's key: `ferrota image sign-ota {} --key <code-signing key>`",
+            sig_path.display(),
+            file.display(),
+            cert_path.display(),
+            file.display()
+        );
+    }
+    Ok(match String::from_utf8(cert) {
+        Ok(pem) if pem.contains("-----BEGIN") => pem,
+        Ok(other) => base64_of(other.as_bytes()),
+        Err(e) => base64_of(e.as_bytes()),
+    })
+}
+
+fn base64_of(der: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(der)
 }

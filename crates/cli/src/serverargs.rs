@@ -159,6 +159,10 @@ pub struct ThingCreateArgs {
 /// `thing list`
 #[derive(Debug, Args)]
 pub struct ThingListArgs {
+    /// Print a JSON array of `{thingName, groups, createdAt}` (the API's names) instead of
+    /// `name<TAB>groups<TAB>created` lines.
+    #[arg(long)]
+    pub json: bool,
     /// Data and config.
     #[command(flatten)]
     pub data: DataArgs,
@@ -203,12 +207,26 @@ pub enum OtaCommand {
 Examples:
   ferrota image sign-ota bank.bin --key signer.pem                 # writes bank.bin.sig
   ferrota ota create rel-1-2-0 --file bank.bin --cert-name signer.crt --group fleet-a
+  ferrota ota create rel-1-2-1 --file bank.bin --code-signing-cert signer.crt --group fleet-a
+  ferrota ota create aws-fw --file app.bin --file-type none --thing stock-aws-device
   ferrota ota create hotfix --file bank.bin --signature bank.bin.sig --thing dev-001 --thing dev-002
 
 The job document is AWS's afr_ota document: protocols [\"MQTT\"], streamname AFR_OTA-<uuid>,
 filepath (--file-name), filesize, fileid 0, certfile (--cert-name), fileType (141 by default)
 and sig-sha256-ecdsa (the base64 signature). The file is sent only after the API answered a
 cheap authenticated request (GET /api/limits): a wrong address or token fails at once.
+
+With --code-signing-cert the signature is checked against that certificate's public key before
+anything is uploaded (a file signed with the boot key, or the signature of another file, is
+refused), and the certificate goes to the server, which checks it again.
+
+fileType and stock AWS devices: 141 is the seed's T2G firmware type (Ferrota devices and the
+seed's ota_config.h use it). The official AWS OTA library treats every file type other than its
+configured firmware type (configOTA_FIRMWARE_UPDATE_FILE_TYPE_ID, 0 by default) as a
+non-firmware file: it hands the file to the application and reports SUCCEEDED without
+activating anything. For a stock AWS device pass --file-type none (no fileType in the job
+document, as AWS does when none is given: the device reads 0) or its configured type. Only
+fileType 141 is checked as a Ferrota bank image.
 
 ",
         settings_help!()
@@ -243,9 +261,14 @@ pub struct OtaCreateArgs {
     /// Path of the file on the device (`filepath`).
     #[arg(long, value_name = "PATH", default_value = "/ota/bank.bin")]
     pub file_name: String,
-    /// `fileType` (141 = T2G firmware).
-    #[arg(long, default_value_t = 141)]
-    pub file_type: u8,
+    /// `fileType`: 0-255, or `none` to leave it out of the job document (stock AWS devices;
+    /// see below). 141 = T2G firmware, checked as a Ferrota bank image.
+    #[arg(long, value_name = "TYPE|none", default_value = "141", value_parser = parse_file_type)]
+    pub file_type: FileType,
+    /// The code-signing certificate devices check the signature with (PEM or DER): the
+    /// signature must verify over the file with its key, else nothing is uploaded.
+    #[arg(long, value_name = "FILE")]
+    pub code_signing_cert: Option<PathBuf>,
     /// Target thing(s).
     #[arg(long = "thing", value_name = "NAME")]
     pub things: Vec<String>,
@@ -262,6 +285,21 @@ pub struct OtaCreateArgs {
     /// API access.
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+/// `--file-type`: `Some(0..=255)`, or `None` for `none` (no `fileType` in the job document).
+/// A newtype, because clap reads a bare `Option<u8>` field as "optional u8".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileType(pub Option<u8>);
+
+/// `--file-type`: a number 0-255, or `none`.
+fn parse_file_type(s: &str) -> Result<FileType, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(FileType(None));
+    }
+    s.parse::<u8>()
+        .map(|t| FileType(Some(t)))
+        .map_err(|_| format!("{s:?}: give 0-255, or none to leave fileType out"))
 }
 
 /// `ota describe`

@@ -24,8 +24,20 @@ pub fn run(c: ThingCommand) -> Result<()> {
             ThingCommand::List(a) => {
                 let cfg = config(&a.data)?;
                 let admin = open_admin(&cfg, port(&cfg)).await?;
-                for t in admin.list_things().await? {
-                    println!("{}\t{}", t.name, t.groups.join(","));
+                let things = admin.list_things().await?;
+                if a.json {
+                    println!("{}", serde_json::to_string_pretty(&things)?);
+                    return Ok(());
+                }
+                // Human lines: name, groups, registration time as RFC 3339 (the JSON keeps
+                // AWS's epoch seconds).
+                for t in things {
+                    println!(
+                        "{}\t{}\t{}",
+                        t.thing_name,
+                        t.groups.join(","),
+                        ferrota_server::admin::rfc3339(t.created_at)
+                    );
                 }
                 Ok(())
             }

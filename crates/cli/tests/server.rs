@@ -625,3 +625,320 @@ fn ota_create_refuses_a_non_image_firmware_file_and_a_bad_signature_before_uploa
     let e = create(&["--file-type", "7", "--signature", "short.sig"]);
     assert!(e.contains("short.sig") && e.contains("DER"), "{e}");
 }
+
+/// Files the server stores (uploads), to check that a refused create left nothing.
+fn run(a: &[String]) -> Vec<&str> {
+    a.iter().map(String::as_str).collect()
+}
+
+fn stored_files(env: &Env) -> usize {
+    std::fs::read_dir(env.path("data/files"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Issue 14, item 7: `ota create --code-signing-cert` checks the OTA signature against the
+/// certificate before uploading: a file signed with another key (the boot key) or the
+/// signature of another file is refused with a clear error and nothing is stored; a match is
+/// created, and the certificate goes to the server (which checks it again).
+#[test]
+fn ota_create_checks_the_signature_against_the_code_signing_certificate() {
+    let env = Env::new();
+    env.ok(&["ca", "init", "--data-dir", "data"]);
+    env.ok(&[
+        "thing",
+        "create",
+        "dev-1",
+        "-o",
+        "bundles",
+        "--data-dir",
+        "data",
+    ]);
+    let s = serve(&env);
+    env.ok(&["key", "generate", "-o", "signer.pem"]);
+    env.ok(&["key", "generate", "-o", "boot.pem"]);
+    env.ok(&[
+        "cert",
+        "code-signing",
+        "--key",
+        "signer.pem",
+        "-o",
+        "signer.crt",
+    ]);
+    env.write("fw.bin", vec![0x5a; 10_000]);
+    env.write("other.bin", vec![0x5b; 10_000]);
+    env.ok(&[
+        "image", "sign-ota", "fw.bin", "--key", "boot.pem", "-o", "boot.sig",
+    ]);
+    env.ok(&["image", "sign-ota", "other.bin", "--key", "signer.pem"]);
+    env.ok(&["image", "sign-ota", "fw.bin", "--key", "signer.pem"]);
+    let http = s.http.clone();
+    let create = |sig: &'static str| -> Vec<String> {
+        [
+            "ota",
+            "create",
+            "up1",
+            "--file",
+            "fw.bin",
+            "--signature",
+            sig,
+            "--code-signing-cert",
+            "signer.crt",
+            "--file-type",
+            "7",
+            "--thing",
+            "dev-1",
+            "--api",
+            &http,
+            "--data-dir",
+            "data",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect()
+    };
+    for sig in ["boot.sig", "other.bin.sig"] {
+        let e = env.fails(1, &run(&create(sig)));
+        assert!(
+            e.contains(sig) && e.contains("does not verify") && e.contains("signer.crt"),
+            "{e}"
+        );
+        assert_eq!(stored_files(&env), 0, "{sig}: uploaded anyway");
+    }
+    // A key file given as the certificate is refused too.
+    let mut a = create("fw.bin.sig");
+    a[8] = "signer.pem".into();
+    let e = env.fails(1, &run(&a));
+    assert!(
+        e.contains("signer.pem") && e.contains("not a code-signing certificate"),
+        "{e}"
+    );
+    let list = json(&env.ok(&["ota", "list", "--api", &s.http, "--data-dir", "data"]));
+    assert_eq!(list, serde_json::json!([]));
+    // The match is created, the certificate carried to the server.
+    let d = json(&env.ok(&run(&create("fw.bin.sig"))));
+    assert_eq!(d["jobId"], "AFR_OTA-up1", "{d}");
+    let chain = &d["request"]["files"][0]["codeSigning"]["customCodeSigning"]["certificateChain"];
+    assert_eq!(chain["certificateName"], "signer.crt", "{d}");
+    assert!(
+        chain["inlineDocument"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("BEGIN CERTIFICATE"),
+        "{d}"
+    );
+}
+
+/// Issue 14, item 11: `ota create --help` says what a stock AWS device does with fileType 141,
+/// and `--file-type none` leaves fileType out of the request (and so of the job document).
+#[test]
+fn ota_create_file_type_none_leaves_file_type_out() {
+    let env = Env::new();
+    let help = env.ok(&["ota", "create", "--help"]);
+    for needle in [
+        "configOTA_FIRMWARE_UPDATE_FILE_TYPE_ID",
+        "SUCCEEDED without",
+        "--file-type none",
+    ] {
+        assert!(help.contains(needle), "{needle:?} not in --help:\n{help}");
+    }
+    env.ok(&["ca", "init", "--data-dir", "data"]);
+    env.ok(&[
+        "thing",
+        "create",
+        "dev-1",
+        "-o",
+        "bundles",
+        "--data-dir",
+        "data",
+    ]);
+    let s = serve(&env);
+    // Not a bank image: for a stock device (type 0 firmware) Ferrota checks only the signature.
+    env.write("app.bin", vec![0x5a; 10_000]);
+    env.write("app.bin.sig", "MAYCAQECAQE=\n");
+    let d = json(&env.ok(&[
+        "ota",
+        "create",
+        "aws-fw",
+        "--file",
+        "app.bin",
+        "--file-type",
+        "none",
+        "--thing",
+        "dev-1",
+        "--api",
+        &s.http,
+        "--data-dir",
+        "data",
+    ]));
+    let f = &d["request"]["files"][0];
+    assert!(f.is_object() && f.get("fileType").is_none(), "{d}");
+    let e = env.fails(
+        2,
+        &[
+            "ota",
+            "create",
+            "x",
+            "--file",
+            "app.bin",
+            "--file-type",
+            "nil",
+        ],
+    );
+    assert!(e.contains("none"), "{e}");
+}
+
+/// Whether no object key of `v` has an underscore (AWS's camelCase throughout).
+fn camel_case_keys(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .all(|(k, v)| !k.contains('_') && (k == "statusDetails" || camel_case_keys(v))),
+        serde_json::Value::Array(a) => a.iter().all(camel_case_keys),
+        _ => true,
+    }
+}
+
+/// Issue 14, items 6 and 10 (CLI part): `ota list` prints objects, `ota describe` AWS's job
+/// counts and the reason in words beside the code, `thing list --json` and `thing describe`
+/// AWS's camelCase names with the reason in words.
+#[test]
+fn ota_and_thing_output_is_aws_style_with_reasons_in_words() {
+    let env = Env::new();
+    env.ok(&["ca", "init", "--data-dir", "data"]);
+    env.ok(&[
+        "thing",
+        "create",
+        "dev-1",
+        "-o",
+        "bundles",
+        "--data-dir",
+        "data",
+    ]);
+    env.ok(&[
+        "thing",
+        "create",
+        "dev-2",
+        "-o",
+        "bundles",
+        "--data-dir",
+        "data",
+    ]);
+    let s = serve(&env);
+    env.write("fw.bin", vec![0x5a; 10_000]);
+    env.write("fw.bin.sig", "MAYCAQECAQE=\n");
+    let api = ["--api", s.http.as_str(), "--data-dir", "data"];
+    let with_api = |a: &[&str]| {
+        let mut v = a.to_vec();
+        v.extend_from_slice(&api);
+        json(&env.ok(&v))
+    };
+    with_api(&[
+        "ota",
+        "create",
+        "up",
+        "--file",
+        "fw.bin",
+        "--file-type",
+        "7",
+        "--thing",
+        "dev-1",
+        "--thing",
+        "dev-2",
+    ]);
+    // dev-1 fails the signature check, as the official library reports it.
+    for m in [
+        r#"{"status":"IN_PROGRESS","statusDetails":{"receive":"1/3"}}"#,
+        r#"{"status":"FAILED","statusDetails":{"reason":"0x000000e3: 0x00000000"}}"#,
+    ] {
+        let o = Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &s.mqtt_port.to_string(),
+                "--cafile",
+                "bundles/dev-1/root-ca.pem",
+                "--cert",
+                "bundles/dev-1/dev-1.crt.pem",
+                "--key",
+                "bundles/dev-1/dev-1.key.pem",
+                "-i",
+                "dev-1",
+                "-V",
+                "mqttv311",
+                "-q",
+                "1",
+                "-t",
+                "$aws/things/dev-1/jobs/AFR_OTA-up/update",
+                "-m",
+                m,
+            ])
+            .current_dir(env.dir.path())
+            .output()
+            .expect("mosquitto_pub (apt-get install mosquitto-clients)");
+        assert!(o.status.success(), "{o:?}");
+    }
+
+    let l = with_api(&["ota", "list"]);
+    assert_eq!(l[0]["otaUpdateId"], "up", "{l}");
+    assert!(l[0]["request"].is_object(), "request as a string: {l}");
+    assert!(camel_case_keys(&l[0]["request"]["files"]), "{l}");
+
+    let d = with_api(&["ota", "describe", "up"]);
+    let n = &d["jobProcessDetails"];
+    assert_eq!(n["numberOfFailedThings"], 1, "{d}");
+    assert_eq!(n["numberOfQueuedThings"], 1, "{d}");
+    assert_eq!(n["numberOfSucceededThings"], 0, "{d}");
+    let e1 = &d["executions"][0];
+    assert_eq!(e1["thingName"], "dev-1", "{d}");
+    assert_eq!(
+        e1["statusDetails"]["reason"], "0x000000e3: 0x00000000",
+        "{d}"
+    );
+    assert!(
+        e1["reasonText"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("signature check failed"),
+        "{d}"
+    );
+    let mut top = d.clone();
+    top["request"] = serde_json::Value::Null;
+    assert!(camel_case_keys(&top), "{d}");
+
+    let t = json(&env.ok(&["thing", "list", "--json", "--data-dir", "data"]));
+    assert_eq!(t[0]["thingName"], "dev-1", "{t}");
+    assert!(t[0]["createdAt"].is_u64(), "{t}");
+    let human = env.ok(&["thing", "list", "--data-dir", "data"]);
+    let year = human.lines().next().unwrap_or_default().split('\t').nth(2);
+    assert!(
+        year.is_some_and(|y| y.len() == 20 && y.ends_with('Z') && y.contains('T')),
+        "no RFC 3339 time: {human}"
+    );
+
+    let t = json(&env.ok(&["thing", "describe", "dev-1", "--data-dir", "data"]));
+    assert_eq!(t["thingName"], "dev-1", "{t}");
+    let x = &t["executions"][0];
+    assert_eq!(
+        (x["jobId"].as_str(), x["status"].as_str()),
+        (Some("AFR_OTA-up"), Some("FAILED")),
+        "{t}"
+    );
+    assert!(
+        x["reasonText"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("signature check failed"),
+        "{t}"
+    );
+    assert!(camel_case_keys(&t), "{t}");
+    // An error is AWS's error JSON, its message printed.
+    let mut a = vec!["ota", "describe", "nope"];
+    a.extend_from_slice(&api);
+    let e = env.fails(1, &a);
+    assert!(
+        e.contains("404") && e.contains("OTA update nope not found"),
+        "{e}"
+    );
+}

@@ -210,7 +210,7 @@ fn main() {
                 targets: vec!["thing/bench".into()],
                 files: vec![OtaFile {
                     file_name: "/ota/bench.bin".into(),
-                    file_type: 7, // a data file: create_ota refuses non-image firmware (141)
+                    file_type: Some(7), // a data file: create_ota refuses non-image firmware (141)
                     file_location: FileLocation { sha256: sha },
                     code_signing: CodeSigning {
                         custom_code_signing: CustomCodeSigning {
@@ -219,6 +219,7 @@ fn main() {
                             },
                             certificate_chain: CertificateChain {
                                 certificate_name: "signer.crt".into(),
+                                inline_document: None,
                             },
                             hash_algorithm: "SHA256".into(),
                             signature_algorithm: "ECDSA".into(),
@@ -226,6 +227,7 @@ fn main() {
                     },
                 }],
                 aws_job_timeout_config: None,
+                ..Default::default()
             })
             .await
             .unwrap();

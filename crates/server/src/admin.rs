@@ -90,25 +90,219 @@ pub struct ThingBundle {
     pub ota_config_h: String,
 }
 
-/// A thing with its certificates and executions.
+/// A thing with its certificates and executions (`thing describe`, `GET /api/things/{name}`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ThingDescription {
-    /// The thing.
-    pub thing: Thing,
+    /// Thing name (AWS's `thingName`).
+    pub thing_name: String,
+    /// Its thing groups.
+    pub groups: Vec<String>,
+    /// Registration time, epoch seconds (the type of every AWS IoT timestamp in JSON).
+    pub created_at: u64,
     /// Certificates (without PEM).
     pub certificates: Vec<CertSummary>,
     /// Whether it is connected now.
     pub connected: bool,
-    /// Its job executions.
-    pub executions: Vec<crate::store::Execution>,
+    /// Its job executions, as AWS's `JobExecution`.
+    pub executions: Vec<ThingExecution>,
+}
+
+/// A thing in a list (`thing list --json`, `GET /api/things`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThingSummary {
+    /// Thing name.
+    pub thing_name: String,
+    /// Its thing groups.
+    pub groups: Vec<String>,
+    /// Registration time, epoch seconds.
+    pub created_at: u64,
+}
+
+impl From<Thing> for ThingSummary {
+    fn from(t: Thing) -> Self {
+        ThingSummary {
+            thing_name: t.name,
+            groups: t.groups,
+            created_at: t.created_at,
+        }
+    }
+}
+
+/// One job execution of a thing, with AWS `JobExecution`'s names (epoch-second timestamps as
+/// AWS sends them) and [`reason_text`] beside `statusDetails`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThingExecution {
+    /// Job id.
+    pub job_id: String,
+    /// Status (`QUEUED`, `IN_PROGRESS`, `SUCCEEDED`, …).
+    pub status: String,
+    /// statusDetails as the device wrote them.
+    pub status_details: BTreeMap<String, String>,
+    /// `statusDetails.reason` in words (see [`reason_text`]); absent when there is no reason
+    /// or its code is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_text: Option<String>,
+    /// Queued at, epoch seconds.
+    pub queued_at: u64,
+    /// First IN_PROGRESS at, epoch seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<u64>,
+    /// Last change, epoch seconds.
+    pub last_updated_at: u64,
+    /// Version.
+    pub version_number: u64,
+    /// Execution number.
+    pub execution_number: u64,
+}
+
+impl From<Execution> for ThingExecution {
+    fn from(e: Execution) -> Self {
+        ThingExecution {
+            reason_text: reason_text(&e.status_details),
+            job_id: e.job_id,
+            status: e.status.as_str().into(),
+            status_details: e.status_details,
+            queued_at: e.queued_at,
+            started_at: e.started_at,
+            last_updated_at: e.last_updated_at,
+            version_number: e.version_number,
+            execution_number: e.execution_number,
+        }
+    }
+}
+
+/// One entry of an execution's history (`ota describe --history`), named as the execution's
+/// own fields are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryDescription {
+    /// Status after the change.
+    pub status: String,
+    /// statusDetails after the change.
+    pub status_details: BTreeMap<String, String>,
+    /// `statusDetails.reason` in words (see [`reason_text`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_text: Option<String>,
+    /// Version after the change.
+    pub version_number: u64,
+    /// When, epoch seconds.
+    pub last_updated_at: u64,
+}
+
+/// Epoch seconds as RFC 3339 UTC (`2026-12-05T19:04:03Z`), for the CLI's human output; the
+/// JSON keeps AWS's epoch seconds. A time out of range prints as the number.
+pub fn rfc3339(epoch: u64) -> String {
+    i64::try_from(epoch)
+        .ok()
+        .and_then(|e| time::OffsetDateTime::from_unix_timestamp(e).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| epoch.to_string())
+}
+
+/// `statusDetails.reason` in words, for the JSON of describes: the reason a device reports
+/// stays verbatim in `statusDetails` (it is what the device wrote, and what AWS's console
+/// shows), and the words go in a separate `reasonText` beside it
+/// ([`ferrota_proto::reason::explain`]). `None` when there is no reason or the code is unknown
+/// (an unknown code is never guessed).
+pub fn reason_text(details: &BTreeMap<String, String>) -> Option<String> {
+    details
+        .get("reason")
+        .and_then(|r| ferrota_proto::reason::explain(r))
+        .map(|e| e.words.to_string())
+}
+
+/// An OTA update in a list (`ota list`, `GET /api/ota-updates`): objects, the request as JSON
+/// (not as a string of JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OtaSummary {
+    /// The update.
+    pub ota_update_id: String,
+    /// Status (`CREATE_COMPLETE`, `CANCELED`).
+    pub status: String,
+    /// Job id.
+    pub job_id: String,
+    /// Stream id.
+    pub stream_id: String,
+    /// Created at, epoch seconds.
+    pub created_at: u64,
+    /// The request.
+    pub request: serde_json::Value,
+    /// AWS's `errorInfo`, when the update cannot be delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_info: Option<crate::store::ErrorInfo>,
+}
+
+impl From<OtaRecord> for OtaSummary {
+    fn from(o: OtaRecord) -> Self {
+        OtaSummary {
+            request: serde_json::from_str(&o.request).unwrap_or(serde_json::Value::Null),
+            ota_update_id: o.ota_update_id,
+            status: o.status,
+            job_id: o.job_id,
+            stream_id: o.stream_id,
+            created_at: o.created_at,
+            error_info: o.error_info,
+        }
+    }
+}
+
+/// AWS DescribeJob's `jobProcessDetails`: how many of the job's executions are in each status,
+/// over all of them (not only the page shown).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobProcessDetails {
+    /// QUEUED.
+    pub number_of_queued_things: u64,
+    /// IN_PROGRESS.
+    pub number_of_in_progress_things: u64,
+    /// SUCCEEDED.
+    pub number_of_succeeded_things: u64,
+    /// FAILED.
+    pub number_of_failed_things: u64,
+    /// REJECTED.
+    pub number_of_rejected_things: u64,
+    /// CANCELED.
+    pub number_of_canceled_things: u64,
+    /// TIMED_OUT.
+    pub number_of_timed_out_things: u64,
+    /// REMOVED.
+    pub number_of_removed_things: u64,
+}
+
+impl JobProcessDetails {
+    /// From `(status, count)` pairs.
+    pub fn from_counts(counts: &[(JobStatus, u64)]) -> Self {
+        let mut d = JobProcessDetails::default();
+        for &(st, n) in counts {
+            let f = match st {
+                JobStatus::Queued => &mut d.number_of_queued_things,
+                JobStatus::InProgress => &mut d.number_of_in_progress_things,
+                JobStatus::Succeeded => &mut d.number_of_succeeded_things,
+                JobStatus::Failed => &mut d.number_of_failed_things,
+                JobStatus::Rejected => &mut d.number_of_rejected_things,
+                JobStatus::Canceled => &mut d.number_of_canceled_things,
+                JobStatus::TimedOut => &mut d.number_of_timed_out_things,
+                JobStatus::Removed => &mut d.number_of_removed_things,
+            };
+            *f += n;
+        }
+        d
+    }
 }
 
 /// A certificate, briefly.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CertSummary {
-    /// Id.
+    /// Id (AWS's `certificateId`: SHA-256 of the DER, hex).
+    #[serde(rename = "certificateId")]
     pub id: String,
     /// Serial.
     pub serial: String,
@@ -117,8 +311,14 @@ pub struct CertSummary {
 }
 
 /// `CreateOTAUpdate`, the subset we implement.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+///
+/// Nothing is accepted and ignored: an unknown field is refused when the JSON is read
+/// (`deny_unknown_fields`, the HTTP API names the field), AWS fields Ferrota does not
+/// implement are refused by name ([`crate::api`] lists them with the reason), and the fields
+/// below that AWS allows several values for take only the value Ferrota implements
+/// (`targetSelection` SNAPSHOT, `protocols` MQTT), checked by [`Admin::create_ota`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateOtaUpdate {
     /// Id (`[a-zA-Z0-9_-]`, ≤ 64).
     pub ota_update_id: String,
@@ -136,11 +336,18 @@ pub struct CreateOtaUpdate {
         skip_serializing_if = "Option::is_none"
     )]
     pub aws_job_timeout_config: Option<TimeoutConfig>,
+    /// AWS `targetSelection`: only `SNAPSHOT` (AWS's default: targets resolved once, at
+    /// create) is implemented; `CONTINUOUS` is refused, not downgraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_selection: Option<String>,
+    /// AWS `protocols`: only `["MQTT"]` (AWS's default) is implemented; `HTTP` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocols: Option<Vec<String>>,
 }
 
 /// AWS's `timeoutConfig` of a job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TimeoutConfig {
     /// Minutes an execution may stay IN_PROGRESS before it becomes TIMED_OUT (1–10080).
     pub in_progress_timeout_in_minutes: u64,
@@ -148,26 +355,25 @@ pub struct TimeoutConfig {
 
 /// A file of an OTA update.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OtaFile {
     /// Path on the device (`filepath`).
     pub file_name: String,
-    /// `fileType` (141 = T2G firmware, the default).
-    #[serde(default = "default_file_type")]
-    pub file_type: u8,
+    /// `fileType`, written into the job document as given. Absent stays absent, as in AWS:
+    /// the device then takes it as 0, which the official AWS OTA library treats as firmware
+    /// (its `configOTA_FIRMWARE_UPDATE_FILE_TYPE_ID` is 0 by default). `ferrota ota create`
+    /// sends 141 ([`FIRMWARE_FILE_TYPE`], the seed's T2G firmware type) unless told otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_type: Option<u8>,
     /// Where the content is: the SHA-256 of an uploaded file.
     pub file_location: FileLocation,
     /// Code signing.
     pub code_signing: CodeSigning,
 }
 
-fn default_file_type() -> u8 {
-    141
-}
-
 /// A stored file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FileLocation {
     /// SHA-256 hex of the uploaded content.
     pub sha256: String,
@@ -175,7 +381,7 @@ pub struct FileLocation {
 
 /// `codeSigning` with `customCodeSigning` (a signature made elsewhere).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CodeSigning {
     /// The custom signature.
     pub custom_code_signing: CustomCodeSigning,
@@ -183,16 +389,18 @@ pub struct CodeSigning {
 
 /// AWS's `customCodeSigning`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CustomCodeSigning {
     /// `{"inlineDocument": base64 DER}`.
     pub signature: InlineSignature,
-    /// `{"certificateName": "signer.crt"}` (the `certfile` on the device).
+    /// `{"certificateName": "signer.crt", "inlineDocument"?: PEM}` (the `certfile` on the
+    /// device, and optionally the certificate itself, which the server then checks the
+    /// signature against).
     pub certificate_chain: CertificateChain,
-    /// `SHA256`.
+    /// `SHA256` (the only hash the OTA signature uses; anything else is refused).
     #[serde(default = "sha256")]
     pub hash_algorithm: String,
-    /// `ECDSA`.
+    /// `ECDSA` (the only signature algorithm; anything else is refused).
     #[serde(default = "ecdsa")]
     pub signature_algorithm: String,
 }
@@ -206,18 +414,25 @@ fn ecdsa() -> String {
 
 /// The signature.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InlineSignature {
     /// Base64 of the DER signature.
     pub inline_document: String,
 }
 
-/// The signer certificate's name on the device.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// AWS's `certificateChain`: the signer certificate's name on the device and, optionally, the
+/// certificate (AWS's `inlineDocument`; PEM or base64 DER here).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CertificateChain {
-    /// Name.
+    /// Name (`certfile` in the job document).
     pub certificate_name: String,
+    /// The code-signing certificate. When given, [`Admin::create_ota`] verifies the file's
+    /// signature with its public key and refuses a mismatch (a file signed with another key,
+    /// or a signature of another file): every device holding that certificate would reject
+    /// the file after downloading all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline_document: Option<String>,
 }
 
 /// An OTA update with its executions.
@@ -234,10 +449,12 @@ pub struct OtaDescription {
     pub job_state: Option<JobState>,
     /// Stream id.
     pub stream_id: String,
-    /// Created at.
+    /// Created at, epoch seconds (AWS's `createdAt` of a job).
     pub created_at: u64,
     /// The request.
     pub request: serde_json::Value,
+    /// AWS DescribeJob's `jobProcessDetails`: executions per status, over the whole job.
+    pub job_process_details: JobProcessDetails,
     /// AWS's `errorInfo`: why the update cannot be delivered (a damaged or missing firmware
     /// file found when serving it); absent while it can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,7 +476,7 @@ pub const DESCRIBE_PAGE_MAX: usize = 250;
 
 /// Which page of executions a describe returns (AWS's `maxResults` and `nextToken`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PageRequest {
     /// Executions per page, 1–[`DESCRIBE_PAGE_MAX`]; default [`DESCRIBE_PAGE_DEFAULT`].
     pub max_results: Option<usize>,
@@ -278,6 +495,9 @@ pub struct ExecutionDescription {
     pub status: String,
     /// Details.
     pub status_details: BTreeMap<String, String>,
+    /// `statusDetails.reason` in words (see [`reason_text`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_text: Option<String>,
     /// Version.
     pub version_number: u64,
     /// Last change, epoch seconds.
@@ -434,8 +654,15 @@ impl Admin {
     }
 
     /// All things.
-    pub async fn list_things(&self) -> R<Vec<Thing>> {
-        Ok(self.broker.store.list_things().await?)
+    pub async fn list_things(&self) -> R<Vec<ThingSummary>> {
+        Ok(self
+            .broker
+            .store
+            .list_things()
+            .await?
+            .into_iter()
+            .map(ThingSummary::from)
+            .collect())
     }
 
     /// One thing.
@@ -457,8 +684,15 @@ impl Admin {
                 })
                 .collect(),
             connected: self.broker.is_connected(name),
-            executions: s.executions_of_thing(name).await?,
-            thing,
+            executions: s
+                .executions_of_thing(name)
+                .await?
+                .into_iter()
+                .map(ThingExecution::from)
+                .collect(),
+            thing_name: thing.name,
+            groups: thing.groups,
+            created_at: thing.created_at,
         })
     }
 
@@ -539,9 +773,12 @@ impl Admin {
     /// Only what devices will accept is stored: every file's signature must be base64 of a DER
     /// ECDSA P-256 signature, and a firmware file ([`FIRMWARE_FILE_TYPE`]) must be a Ferrota
     /// bank image (valid CM0+ region header and version record, as `ferrota image show`
-    /// reads it); anything else is a 400 naming the file. On any failure the files of the
-    /// request that no OTA update's stream uses are deleted, so a failed create leaves no
-    /// orphan upload (the store is content-addressed: a file another update streams is kept).
+    /// reads it); with `certificateChain.inlineDocument` the signature must verify over the
+    /// file with that certificate's key; `targetSelection` must be SNAPSHOT and `protocols`
+    /// MQTT (the only ones implemented); anything else is a 400 naming the field. On any
+    /// failure the files of the request that no OTA update's stream uses are deleted, so a
+    /// failed create leaves no orphan upload (the store is content-addressed: a file another
+    /// update streams is kept).
     pub async fn create_ota(&self, req: &CreateOtaUpdate) -> R<OtaDescription> {
         let r = self.create_ota_checked(req).await;
         if r.is_err() {
@@ -552,6 +789,19 @@ impl Admin {
 
     /// Deletes the request's files that no stream refers to (best effort: a failure is logged).
     async fn remove_unused_files(&self, req: &CreateOtaUpdate) {
+        let shas: Vec<String> = req
+            .files
+            .iter()
+            .map(|f| f.file_location.sha256.clone())
+            .collect();
+        self.remove_unused_uploads(&shas).await;
+    }
+
+    /// Deletes those of `shas` (uploaded files) that no OTA update's stream uses: after a
+    /// refused create, so a failed request leaves no orphan upload, including one refused
+    /// before it could be read as a [`CreateOtaUpdate`] (an unknown field). Best effort: a
+    /// failure is logged; a name that is not a stored file is skipped.
+    pub async fn remove_unused_uploads(&self, shas: &[String]) {
         let b = &self.broker;
         let mut used = std::collections::HashSet::new();
         let Ok(otas) = b.store.list_ota().await else {
@@ -564,8 +814,8 @@ impl Admin {
                 Err(_) => return,
             }
         }
-        for f in &req.files {
-            let h = &f.file_location.sha256;
+        for h in shas {
+            // `remove` ignores a name that is not a SHA-256 or not stored.
             if !used.contains(h)
                 && let Err(e) = b.blobs.remove(h)
             {
@@ -590,6 +840,21 @@ impl Admin {
             return Err(AdminError::Invalid(
                 "inProgressTimeoutInMinutes must be 1-10080".into(),
             ));
+        }
+        if let Some(t) = &req.target_selection
+            && t != "SNAPSHOT"
+        {
+            return Err(AdminError::Invalid(format!(
+                "targetSelection: {t:?} is not supported; only SNAPSHOT (targets resolved once, \
+                 when the update is created) is implemented"
+            )));
+        }
+        if let Some(p) = &req.protocols
+            && (p.is_empty() || p.iter().any(|p| p != "MQTT"))
+        {
+            return Err(AdminError::Invalid(format!(
+                "protocols: {p:?} is not supported; only [\"MQTT\"] is implemented"
+            )));
         }
         let b = &self.broker;
         if b.store.ota(&req.ota_update_id).await?.is_some() {
@@ -631,7 +896,7 @@ impl Admin {
                         .certificate_chain
                         .certificate_name,
                 ),
-                file_type: Some(f.file_type),
+                file_type: f.file_type,
                 signature: Some((
                     "sig-sha256-ecdsa",
                     &f.code_signing.custom_code_signing.signature.inline_document,
@@ -696,8 +961,15 @@ impl Admin {
     }
 
     /// All OTA updates, newest first.
-    pub async fn list_ota(&self) -> R<Vec<OtaRecord>> {
-        Ok(self.broker.store.list_ota().await?)
+    pub async fn list_ota(&self) -> R<Vec<OtaSummary>> {
+        Ok(self
+            .broker
+            .store
+            .list_ota()
+            .await?
+            .into_iter()
+            .map(OtaSummary::from)
+            .collect())
     }
 
     /// One OTA update with the first page of its executions (see [`Admin::describe_ota_page`]).
@@ -739,6 +1011,7 @@ impl Admin {
         let executions = execs
             .into_iter()
             .map(|e| ExecutionDescription {
+                reason_text: reason_text(&e.status_details),
                 thing_name: e.thing,
                 status: e.status.as_str().into(),
                 status_details: e.status_details,
@@ -747,6 +1020,9 @@ impl Admin {
             })
             .collect();
         Ok(OtaDescription {
+            job_process_details: JobProcessDetails::from_counts(
+                &s.job_status_counts(&o.job_id).await?,
+            ),
             job_state: s.job(&o.job_id).await?.map(|j| j.state),
             request: serde_json::from_str(&o.request).unwrap_or(serde_json::Value::Null),
             ota_update_id: o.ota_update_id,
@@ -762,7 +1038,7 @@ impl Admin {
 
     /// The history of one thing's execution of an OTA update, oldest first: at most
     /// [`crate::store::HISTORY_MAX`] entries, the newest.
-    pub async fn execution_history(&self, id: &str, thing: &str) -> R<Vec<HistoryEntry>> {
+    pub async fn execution_history(&self, id: &str, thing: &str) -> R<Vec<HistoryDescription>> {
         let s = &self.broker.store;
         let o = s
             .ota(id)
@@ -773,7 +1049,17 @@ impl Admin {
                 "execution of OTA update {id} on {thing}"
             )));
         }
-        Ok(s.history(&o.job_id, thing).await?)
+        Ok(s.history(&o.job_id, thing)
+            .await?
+            .into_iter()
+            .map(|h: HistoryEntry| HistoryDescription {
+                status: h.status.as_str().into(),
+                reason_text: reason_text(&h.status_details),
+                status_details: h.status_details,
+                version_number: h.version_number,
+                last_updated_at: h.at,
+            })
+            .collect())
     }
 
     /// Cancels an OTA update: QUEUED executions become CANCELED (and IN_PROGRESS ones too with
@@ -884,18 +1170,89 @@ pub fn ota_config_h() -> String {
 /// on this board): files of this type must be Ferrota bank images.
 pub const FIRMWARE_FILE_TYPE: u8 = 141;
 
-/// Checks file `i` of a create request: its signature decodes, and a firmware file is a bank
-/// image the agent can check (CM0+ region header and version record).
+/// The OTA verifying key of a code-signing certificate (PEM, DER, or base64 of DER as AWS's
+/// `certificateChain.inlineDocument` carries it): the key a device checks OTA signatures
+/// with. A file that holds a key instead of a certificate is refused, so the check uses what
+/// devices hold (their `certfile`), and a certificate of a non-P-256 key is refused because
+/// no device can check an OTA signature with it.
+pub fn code_signing_key(cert: &[u8]) -> Result<ferrota_image::p256::ecdsa::VerifyingKey, String> {
+    use base64::Engine;
+    let text = std::str::from_utf8(cert).map(str::trim).unwrap_or("");
+    let der;
+    let bytes = if !text.is_empty() && !text.contains("-----BEGIN") && cert.first() != Some(&0x30) {
+        der = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|_| "not a certificate (neither PEM, DER nor base64 of DER)".to_string())?;
+        &der[..]
+    } else {
+        cert
+    };
+    match ferrota_keys::material::KeyFile::parse(bytes).map_err(|e| e.to_string())? {
+        ferrota_keys::material::KeyFile::Certificate(c) => c
+            .public_key
+            .ota_verifying_key()
+            .map_err(|e| format!("certificate: {e}")),
+        other => Err(format!(
+            "holds {}, not a code-signing certificate",
+            other.describe()
+        )),
+    }
+}
+
+/// Checks file `i` of a create request: hash and signature algorithms are the ones devices
+/// use (SHA256, ECDSA), the signature decodes, it verifies over the file with the public key
+/// of `certificateChain.inlineDocument` when given, and a firmware file is a bank image the
+/// agent can check (CM0+ region header and version record).
+///
+/// The bank-image check applies to `fileType` [`FIRMWARE_FILE_TYPE`] only. A file without
+/// `fileType` goes to devices as type 0, which stock AWS devices take as *their* firmware, in
+/// whatever format their PAL writes: Ferrota cannot know that format, so it checks only the
+/// signature (and the certificate when given) there.
 fn check_file(i: usize, f: &OtaFile, blob: &dyn crate::store::BlobReader) -> R<()> {
     use ferrota_image::ota::OtaSignature;
-    let sig = &f.code_signing.custom_code_signing.signature.inline_document;
-    OtaSignature::from_base64(sig).map_err(|e| {
+    let cs = &f.code_signing.custom_code_signing;
+    let field = |name: &str| format!("files[{i}].codeSigning.customCodeSigning.{name}");
+    if !cs.hash_algorithm.eq_ignore_ascii_case("SHA256") {
+        return Err(AdminError::Invalid(format!(
+            "{}: {:?} is not supported (devices check SHA256)",
+            field("hashAlgorithm"),
+            cs.hash_algorithm
+        )));
+    }
+    if !cs.signature_algorithm.eq_ignore_ascii_case("ECDSA") {
+        return Err(AdminError::Invalid(format!(
+            "{}: {:?} is not supported (devices check ECDSA P-256)",
+            field("signatureAlgorithm"),
+            cs.signature_algorithm
+        )));
+    }
+    let sig = OtaSignature::from_base64(&cs.signature.inline_document).map_err(|e| {
         AdminError::Invalid(format!(
-            "files[{i}].codeSigning.customCodeSigning.signature.inlineDocument: {e} \
-             (expected base64 of a DER ECDSA P-256 signature)"
+            "{}: {e} (expected base64 of a DER ECDSA P-256 signature)",
+            field("signature.inlineDocument")
         ))
     })?;
-    if f.file_type != FIRMWARE_FILE_TYPE {
+    if let Some(cert) = &cs.certificate_chain.inline_document {
+        let at = field("certificateChain.inlineDocument");
+        let key = code_signing_key(cert.as_bytes())
+            .map_err(|e| AdminError::Invalid(format!("{at}: {e}")))?;
+        let digest: [u8; 32] = hex::decode(&f.file_location.sha256)
+            .ok()
+            .and_then(|d| d.try_into().ok())
+            .ok_or_else(|| {
+                AdminError::Invalid(format!("files[{i}].fileLocation.sha256: not a SHA-256"))
+            })?;
+        sig.verify_digest(&key, &digest).map_err(|_| {
+            AdminError::Invalid(format!(
+                "{}: the signature does not verify over file {} with the public key of {at} \
+                 (signed with another key, e.g. the boot key, or a signature of another file); \
+                 every device holding this certificate would reject the file",
+                field("signature.inlineDocument"),
+                f.file_location.sha256
+            ))
+        })?;
+    }
+    if f.file_type != Some(FIRMWARE_FILE_TYPE) {
         return Ok(());
     }
     let mut data = vec![0u8; blob.len() as usize];

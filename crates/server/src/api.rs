@@ -10,14 +10,37 @@
 //! | POST | `/api/things/{name}/revoke` | `{"revoked":n}` (disconnects it; the CRL is reloaded at once) |
 //! | GET | `/api/limits` | `{"maxFileBytes"}`: the CLI asks before sending a file, so a wrong token or an oversized file is reported as such, not as a broken pipe |
 //! | POST | `/api/files` | raw bytes → `{"sha256","size"}` |
-//! | POST | `/api/ota-updates` | `CreateOTAUpdate` (with `awsJobTimeoutConfig.inProgressTimeoutInMinutes`, 1–10080) → description |
+//! | POST | `/api/ota-updates` | `CreateOTAUpdate` (with `awsJobTimeoutConfig.inProgressTimeoutInMinutes`, 1–10080; `targetSelection` SNAPSHOT, `protocols` [MQTT]; `fileType` optional; `certificateChain.inlineDocument` checked against the signature) → description with `jobProcessDetails` |
 //! | GET | `/api/ota-updates` | list |
 //! | GET | `/api/ota-updates/{id}?maxResults=&nextToken=` | description with one page of per-thing status (AWS paging: `maxResults` 1–250, default 100; `nextToken` in the answer while more follow) |
 //! | GET | `/api/ota-updates/{id}/things/{thing}/history` | that execution's history (newest 50, oldest first) |
-//! | POST | `/api/ota-updates/{id}/cancel?force=true` | description (first page) |
+//! | POST | `/api/ota-updates/{id}/cancel?force=true` | description (first page); no body |
+//!
+//! ## Conventions (one style for every answer and every `--json` of the CLI)
+//! - Keys are AWS's camelCase (`otaUpdateId`, `thingName`, `statusDetails`, …), with AWS's
+//!   names where AWS has the concept (`jobProcessDetails.numberOfQueuedThings`, `nextToken`,
+//!   `errorInfo`).
+//! - Timestamps are epoch seconds (JSON numbers), as every AWS IoT API sends them
+//!   (`createdAt`, `queuedAt`, `startedAt`, `lastUpdatedAt`): one type per field name, so a
+//!   client written for AWS parses them unchanged. The CLI's human (non-JSON) output prints
+//!   times as RFC 3339.
+//! - A reason a device reports stays verbatim in `statusDetails.reason` (what AWS's console
+//!   shows); its meaning in words is a separate `reasonText` beside `statusDetails`
+//!   ([`crate::admin::reason_text`]), absent when the code is unknown.
+//! - Errors are AWS's error JSON, `{"code":"InvalidRequestException","message":"…"}`, with
+//!   AWS's codes and statuses: `InvalidRequestException` 400, `UnauthorizedException` 401,
+//!   `ResourceNotFoundException` 404, `ResourceAlreadyExistsException` 409,
+//!   `InternalFailureException` 500.
+//! - Nothing is accepted and ignored: a request body or query parameter Ferrota does not know
+//!   is refused with a 400 naming it (AWS's behaviour for unknown fields), and AWS fields that
+//!   Ferrota knows but does not implement yet are refused by name with the reason
+//!   ([`UNSUPPORTED_OTA_FIELDS`]); nothing is stored then. Bodies are read as JSON whatever
+//!   their `content-type`.
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -25,7 +48,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 
 use crate::admin::{Admin, AdminError, CreateOtaUpdate, PageRequest};
 
@@ -35,15 +59,23 @@ struct AppState {
     token: Arc<str>,
 }
 
+/// AWS's error answer: status and `{"code","message"}`.
+fn aws_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({"code": code, "message": message}))).into_response()
+}
+
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
-        let code = match &self {
-            AdminError::Invalid(_) => StatusCode::BAD_REQUEST,
-            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
-            AdminError::Exists(_) => StatusCode::CONFLICT,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        let (status, code) = match &self {
+            AdminError::Invalid(_) => (StatusCode::BAD_REQUEST, "InvalidRequestException"),
+            AdminError::NotFound(_) => (StatusCode::NOT_FOUND, "ResourceNotFoundException"),
+            AdminError::Exists(_) => (StatusCode::CONFLICT, "ResourceAlreadyExistsException"),
+            _ => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalFailureException",
+            ),
         };
-        (code, Json(json!({"error": self.to_string()}))).into_response()
+        aws_error(status, code, &self.to_string())
     }
 }
 
@@ -57,11 +89,11 @@ async fn auth(State(s): State<AppState>, req: Request, next: Next) -> Response {
     if ok {
         next.run(req).await
     } else {
-        (
+        aws_error(
             StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "missing or wrong operator token"})),
+            "UnauthorizedException",
+            "missing or wrong operator token",
         )
-            .into_response()
     }
 }
 
@@ -70,17 +102,159 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewThing {
     thing_name: String,
     #[serde(default)]
     groups: Vec<String>,
 }
 
+/// A body that must carry nothing (`{}` or empty).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NoFields {}
+
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Force {
     #[serde(default)]
     force: bool,
+}
+
+/// AWS `CreateOTAUpdate` fields Ferrota knows but does not implement yet, with why: a request
+/// naming one is refused (400), never run without it. `files[]` and the `codeSigning` of a
+/// file are checked too (see [`unsupported`]).
+pub const UNSUPPORTED_OTA_FIELDS: &[(&str, &str)] = &[
+    (
+        "awsJobExecutionsRolloutConfig",
+        "rollout rates are not implemented: every target is notified at once",
+    ),
+    (
+        "awsJobAbortConfig",
+        "abort criteria are not implemented: a job is never aborted on failures",
+    ),
+    (
+        "awsJobPresignedUrlConfig",
+        "HTTP delivery (presigned URLs) is not implemented: files go over MQTT streams",
+    ),
+    (
+        "roleArn",
+        "there is no IAM here: the server reads its own files and signs nothing",
+    ),
+    (
+        "additionalParameters",
+        "no additional parameters are implemented",
+    ),
+    ("tags", "tags are not implemented"),
+];
+
+/// Fields of `files[]` (and of their `codeSigning`) that AWS has and Ferrota does not implement.
+const UNSUPPORTED_FILE_FIELDS: &[(&str, &str)] = &[
+    (
+        "attributes",
+        "file attributes are not implemented (AWS writes them into the job document)",
+    ),
+    ("fileVersion", "fileVersion is not implemented"),
+];
+const UNSUPPORTED_SIGNING_FIELDS: &[(&str, &str)] = &[
+    (
+        "awsSignerJobId",
+        "AWS Signer is not available: use customCodeSigning with a signature made by \
+         `ferrota image sign-ota`",
+    ),
+    (
+        "startSigningJobParameter",
+        "AWS Signer is not available: use customCodeSigning with a signature made by \
+         `ferrota image sign-ota`",
+    ),
+];
+
+/// The first AWS field of a create request that Ferrota does not implement, as a refusal
+/// naming it (with its path for fields inside `files[]`).
+fn unsupported(v: &Value) -> Option<AdminError> {
+    let refuse = |path: String, why: &str| {
+        Some(AdminError::Invalid(format!(
+            "{path}: not supported ({why}); remove it. Nothing was created"
+        )))
+    };
+    for (k, why) in UNSUPPORTED_OTA_FIELDS {
+        if v.get(k).is_some() {
+            return refuse((*k).to_string(), why);
+        }
+    }
+    let files = v.get("files").and_then(Value::as_array).map(Vec::as_slice);
+    for (i, f) in files.unwrap_or_default().iter().enumerate() {
+        for (k, why) in UNSUPPORTED_FILE_FIELDS {
+            if f.get(k).is_some() {
+                return refuse(format!("files[{i}].{k}"), why);
+            }
+        }
+        for (k, why) in UNSUPPORTED_SIGNING_FIELDS {
+            if f.get("codeSigning").and_then(|c| c.get(k)).is_some() {
+                return refuse(format!("files[{i}].codeSigning.{k}"), why);
+            }
+        }
+    }
+    None
+}
+
+/// Reads a JSON body strictly: not JSON, a wrong type or an unknown field (serde's
+/// `deny_unknown_fields` on every request type) is a 400 naming the field by its path
+/// (`files[0].fileLocation: unknown field ...`). An empty body reads as `{}`.
+fn strict<T: DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
+    let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| AdminError::Invalid(format!("the body is not JSON: {e}")))?
+    };
+    from_value(v)
+}
+
+fn from_value<T: DeserializeOwned>(v: Value) -> Result<T, AdminError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        AdminError::Invalid(if path == "." {
+            format!("{inner} (fields Ferrota does not know are refused, not ignored)")
+        } else {
+            format!("{path}: {inner} (fields Ferrota does not know are refused, not ignored)")
+        })
+    })
+}
+
+/// A create request: AWS fields not implemented are refused by name first (a clearer message
+/// than "unknown field"), then the body is read strictly. A request refused here deletes the
+/// uploads it names that nothing uses, as a refused create does
+/// ([`Admin::remove_unused_uploads`]).
+async fn ota_request(admin: &Admin, body: &[u8]) -> Result<CreateOtaUpdate, AdminError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| AdminError::Invalid(format!("the body is not JSON: {e}")))?;
+    let r = match unsupported(&v) {
+        Some(e) => Err(e),
+        None => from_value(v.clone()),
+    };
+    if r.is_err() {
+        let shas: Vec<String> = v
+            .get("files")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|f| {
+                f.pointer("/fileLocation/sha256")?
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect();
+        admin.remove_unused_uploads(&shas).await;
+    }
+    r
+}
+
+/// A query string read strictly (unknown parameters refused, as bodies are).
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, AdminError> {
+    q.map(|Query(t)| t)
+        .map_err(|e| AdminError::Invalid(format!("query: {}", e.body_text())))
 }
 
 type Res = Result<Response, AdminError>;
@@ -99,52 +273,62 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
         .route(
             "/api/things",
             get(|State(s): State<AppState>| async move { ok(s.admin.list_things().await?) }).post(
-                |State(s): State<AppState>, Json(t): Json<NewThing>| async move {
+                |State(s): State<AppState>, body: Bytes| async move {
+                    let t: NewThing = strict(&body)?;
                     ok(s.admin.create_thing(&t.thing_name, &t.groups).await?)
                 },
             ),
         )
         .route(
             "/api/things/{name}",
-            get(|State(s): State<AppState>, Path(n): Path<String>| async move {
-                ok(s.admin.describe_thing(&n).await?)
-            }),
+            get(
+                |State(s): State<AppState>, Path(n): Path<String>| async move {
+                    ok(s.admin.describe_thing(&n).await?)
+                },
+            ),
         )
         .route(
             "/api/things/{name}/revoke",
-            post(|State(s): State<AppState>, Path(n): Path<String>| async move {
-                ok(json!({"revoked": s.admin.revoke_thing(&n).await?}))
-            }),
+            post(
+                |State(s): State<AppState>, Path(n): Path<String>, body: Bytes| async move {
+                    let NoFields {} = strict(&body)?;
+                    ok(json!({"revoked": s.admin.revoke_thing(&n).await?}))
+                },
+            ),
         )
         // What a client checks before it sends a body: that its token is right (this is
         // behind the token check) and that the file fits (a refused body otherwise shows as
         // "Broken pipe" on the client, which is still sending when the server answers).
         .route(
             "/api/limits",
-            get(|| async {
-                ok(json!({"maxFileBytes": crate::admin::OTA_FILE_MAX}))
-            }),
+            get(|| async { ok(json!({"maxFileBytes": crate::admin::OTA_FILE_MAX})) }),
         )
         .route(
             "/api/files",
-            post(|State(s): State<AppState>, body: axum::body::Bytes| async move {
-                let h = s.admin.put_file(&body)?;
-                ok(json!({"sha256": h, "size": body.len()}))
-            }),
+            post(
+                |State(s): State<AppState>, body: axum::body::Bytes| async move {
+                    let h = s.admin.put_file(&body)?;
+                    ok(json!({"sha256": h, "size": body.len()}))
+                },
+            ),
         )
         .route(
             "/api/ota-updates",
             get(|State(s): State<AppState>| async move { ok(s.admin.list_ota().await?) }).post(
-                |State(s): State<AppState>, Json(r): Json<CreateOtaUpdate>| async move {
-                    ok(s.admin.create_ota(&r).await?)
+                |State(s): State<AppState>, body: Bytes| async move {
+                    ok(s.admin
+                        .create_ota(&ota_request(&s.admin, &body).await?)
+                        .await?)
                 },
             ),
         )
         .route(
             "/api/ota-updates/{id}",
             get(
-                |State(s): State<AppState>, Path(id): Path<String>, Query(p): Query<PageRequest>| async move {
-                    ok(s.admin.describe_ota_page(&id, &p).await?)
+                |State(s): State<AppState>,
+                 Path(id): Path<String>,
+                 p: Result<Query<PageRequest>, QueryRejection>| async move {
+                    ok(s.admin.describe_ota_page(&id, &query(p)?).await?)
                 },
             ),
         )
@@ -159,7 +343,22 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
         .route(
             "/api/ota-updates/{id}/cancel",
             post(
-                |State(s): State<AppState>, Path(id): Path<String>, Query(f): Query<Force>| async move {
+                |State(s): State<AppState>,
+                 Path(id): Path<String>,
+                 f: Result<Query<Force>, QueryRejection>,
+                 body: Bytes| async move {
+                    let f = query(f)?;
+                    // AWS CancelJob's body fields: not implemented, so refused by name (force
+                    // is a query parameter, as in AWS).
+                    if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&body)
+                        && let Some(k) = m.keys().next()
+                    {
+                        return Err(AdminError::Invalid(format!(
+                            "{k}: not supported in a cancel body (give force as ?force=true); \
+                             nothing was canceled"
+                        )));
+                    }
+                    let NoFields {} = strict(&body)?;
                     ok(s.admin.cancel_ota(&id, f.force).await?)
                 },
             ),
@@ -169,5 +368,12 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
     Router::new()
         .route("/api/health", get(|| async { Json(json!({"ok": true})) }))
         .merge(protected)
+        .fallback(|| async {
+            aws_error(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFoundException",
+                "no such API path (see the table in `ferrota_server::api`)",
+            )
+        })
         .with_state(state)
 }

@@ -597,6 +597,7 @@ async fn several_files_per_stream() {
             targets: vec!["thing/dev-5".into()],
             files: vec![file(&f0, "/a.bin"), file(&f1, "/b.bin")],
             aws_job_timeout_config: None,
+            ..Default::default()
         })
         .await
         .unwrap();

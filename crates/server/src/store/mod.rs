@@ -274,6 +274,15 @@ pub trait Store: Send + Sync + 'static {
             .iter()
             .any(|e| !e.status.is_terminal()))
     }
+    /// How many of a job's executions are in each status (AWS's `jobProcessDetails`); statuses
+    /// with none may be left out. The default reads every execution; a store should count.
+    async fn job_status_counts(&self, job_id: &str) -> StoreResult<Vec<(JobStatus, u64)>> {
+        let mut m = BTreeMap::<&'static str, (JobStatus, u64)>::new();
+        for e in self.executions_of_job(job_id).await? {
+            m.entry(e.status.as_str()).or_insert((e.status, 0)).1 += 1;
+        }
+        Ok(m.into_values().collect())
+    }
     /// All things, by name.
     async fn list_things(&self) -> StoreResult<Vec<Thing>>;
     /// Names of the things in a group.

@@ -366,6 +366,21 @@ impl Store for SqliteStore {
         Ok(r.try_get::<i64, _>(0)? != 0)
     }
 
+    async fn job_status_counts(&self, job_id: &str) -> StoreResult<Vec<(JobStatus, u64)>> {
+        let rows =
+            query("SELECT status, COUNT(*) AS n FROM executions WHERE job_id = ? GROUP BY status")
+                .bind(job_id)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let st: String = r.try_get("status")?;
+            let status = JobStatus::from_wire(&st).ok_or_else(|| corrupt("execution status"))?;
+            out.push((status, get_u64(&r, "n")?));
+        }
+        Ok(out)
+    }
+
     async fn thing(&self, name: &str) -> StoreResult<Option<Thing>> {
         let Some(r) = query("SELECT name, created_at FROM things WHERE name = ?")
             .bind(name)

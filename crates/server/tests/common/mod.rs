@@ -263,7 +263,7 @@ pub fn data_file(name: &str, sha256: String) -> ferrota_server::admin::OtaFile {
     use ferrota_server::admin::*;
     OtaFile {
         file_name: name.into(),
-        file_type: DATA_FILE_TYPE,
+        file_type: Some(DATA_FILE_TYPE),
         file_location: FileLocation { sha256 },
         code_signing: CodeSigning {
             custom_code_signing: CustomCodeSigning {
@@ -272,6 +272,7 @@ pub fn data_file(name: &str, sha256: String) -> ferrota_server::admin::OtaFile {
                 },
                 certificate_chain: CertificateChain {
                     certificate_name: "signer.crt".into(),
+                    inline_document: None,
                 },
                 hash_algorithm: "SHA256".into(),
                 signature_algorithm: "ECDSA".into(),
@@ -295,6 +296,7 @@ pub async fn data_ota(
             targets: vec![target.into()],
             files: vec![data_file("/ota/received.bin", sha)],
             aws_job_timeout_config: None,
+            ..Default::default()
         })
         .await
         .unwrap()
