@@ -19,7 +19,7 @@
 //! |---|---|---|
 //! | 0  | 4 | sequence number (1, 2, …; one more than the newest record when written) |
 //! | 4  | 1 | format, 1 |
-//! | 5  | 1 | event kind: 1 TRIAL, 2 BOOTED, 3 CONFIRMED, 4 REVERTED, 5 FELL_BACK, 6 USER1, 7 MARKED_BAD (0: none) |
+//! | 5  | 1 | event kind: 1 TRIAL, 2 BOOTED, 3 CONFIRMED, 4 REVERTED, 5 FELL_BACK, 6 USER1, 7 MARKED_BAD, 8 LOCKED (0: none) |
 //! | 6  | 1 | current bank: 0 none, 1 lower, 2 upper |
 //! | 7  | 1 | trial bank: 0 no trial, 1 lower, 2 upper |
 //! | 8  | 1 | trial budget (boot attempts allowed), 0 without a trial |
@@ -27,10 +27,10 @@
 //! | 10 | 1 | the event's bank (0 for none) |
 //! | 11 | 1 | event detail: BOOTED: attempt number; REVERTED: 1 budget exhausted, 2 rejected by the app, 3 trial bank invalid, 4 CM7 region invalid; USER1: bit 0 = a trial was cancelled |
 //! | 12 | 4 | anti-rollback floor (security counter) |
-//! | 16 | 1 | fault class: 0 none, 1 image refused, 2 below floor, 3 wrong hardware, 4 marked bad |
+//! | 16 | 1 | fault class: 0 none, 1 image refused, 2 below floor, 3 wrong hardware, 4 marked bad, 5 bank locked |
 //! | 17 | 1 | fault region: 0 none/whole bank, 1 CM0+, 2 CM7_0, 3 CM7_1 |
 //! | 18 | 1 | image fault kind ([`ImageFault`] code), 0 unless class 1 |
-//! | 19 | 1 | bad marks present: bit 0 lower, bit 1 upper |
+//! | 19 | 1 | bad marks present: bit 0 lower, bit 1 upper; bank locks ([`BootState::locked`]): bit 2 lower, bit 3 upper |
 //! | 20 | 4 | fault value: bank offset (class 1), the image's security counter (class 2), else 0 |
 //! | 24 | 4 | bad mark of the lower bank: first 4 bytes of the refused image's CM0+ digest, else 0 |
 //! | 28 | 4 | bad mark of the upper bank, likewise |
@@ -58,6 +58,32 @@
 //!   be set (the DBM sets it as the seed does; erased words then read 0xFF).
 //! * The seed's marker (0xAAAAAAAA in the first word of sector 0, i.e. "boot the upper bank") is
 //!   honoured while no record exists, so a device updated from the seed keeps its choice.
+//!
+//! # Bank locks: a rejected or unverified image never boots again
+//!
+//! A bank's lock bit means "this bank holds no image that may boot until the agent activates a
+//! new, fully verified image in it" ([`BootState::locked`]). It is set, in the same record as
+//! the event it belongs to (so a power cut leaves either the old state or the locked one):
+//!
+//! * LOCKED — by the agent ([`crate::app::lock_for_update`]) *before* its first erase or write
+//!   of the inactive bank. A download that is then refused (wrong OTA signature, hash, version
+//!   not newer, below the floor) or never finished leaves the bank locked, so a half-written or
+//!   refused image cannot boot through USER1 or a fallback, and a cut anywhere in the download
+//!   finds the lock already in place;
+//! * REVERTED — by the app's [`crate::app::reject`] (failed self-test), by the DBM when a trial's
+//!   boot budget is used up or its bank is refused, and by the CM0+ stage when a trial bank's CM7
+//!   regions fail.
+//!
+//! Only TRIAL ([`crate::app::request_activation`], called after the agent verified the new
+//! image's hash, OTA signature, boot signature and version) clears it. The DBM refuses a locked
+//! bank on every path (rule 1 USER1, rule 3 trial, rule 4 current and fallback) with
+//! [`Fault::Locked`]; with both banks refused it halts rather than boot a rejected image.
+//!
+//! A lock is per bank, not per image (unlike the CM0+ stage's bad marks, which name the image
+//! by its CM0+ fingerprint): the agent locks before the bank holds the new image, when no
+//! fingerprint exists yet, and a rejected image must stay refused even if it is the only one.
+//! An image programmed into a locked bank by a debugger stays refused until it is activated
+//! (or the marker log is erased with the rest of work flash, as initial programming does).
 //!
 //! Ferrota's writers only append when the state changes ([`MarkerLog::update`]), so a device that
 //! boots normally writes nothing: 51 state changes per erase of 2 KB.
@@ -115,6 +141,10 @@ pub struct BootState {
     /// an image whose CM7 regions the CM0+ stage refused. The DBM skips that image; a new image
     /// in the bank has another fingerprint, so a mark never outlives the image it is about.
     pub bad: [Option<u32>; 2],
+    /// Per bank (index: lower, upper), whether it is locked: its image was rejected, refused
+    /// or is being written, and the DBM boots nothing from it until a new activation (see
+    /// "Bank locks" in the module docs).
+    pub locked: [bool; 2],
     /// What produced this state.
     pub event: Event,
 }
@@ -126,6 +156,7 @@ impl BootState {
         trial: None,
         floor: 0,
         bad: [None, None],
+        locked: [false, false],
         event: Event::None,
     };
 
@@ -137,6 +168,18 @@ impl BootState {
     /// The bad mark of a bank, if any.
     pub fn bad_mark(&self, bank: Bank) -> Option<u32> {
         self.bad[bank.index()]
+    }
+
+    /// Whether a bank is locked (see "Bank locks" in the module docs).
+    pub fn is_locked(&self, bank: Bank) -> bool {
+        self.locked[bank.index()]
+    }
+
+    /// This state with a bank's lock set or cleared.
+    #[must_use]
+    pub fn with_lock(mut self, bank: Bank, locked: bool) -> Self {
+        self.locked[bank.index()] = locked;
+        self
     }
 
     /// This state with a bank's bad mark replaced.
@@ -205,6 +248,12 @@ pub enum Event {
         /// The region fault.
         fault: Fault,
     },
+    /// LOCKED: the agent is about to erase and write `bank` (the inactive one); nothing boots
+    /// from it until the new image is activated.
+    Locked {
+        /// The bank.
+        bank: Bank,
+    },
 }
 
 /// Why a trial ended without confirmation.
@@ -243,6 +292,8 @@ pub enum Fault {
     WrongHardware,
     /// The image carries a bad mark from the CM0+ stage.
     MarkedBad,
+    /// The bank is locked: its image was rejected or refused, or is being written.
+    Locked,
 }
 
 /// The class of an image refusal ([`ferrota_image::ErrorKind`] without its data).
@@ -582,6 +633,7 @@ const K_REVERTED: u8 = 4;
 const K_FELL_BACK: u8 = 5;
 const K_USER1: u8 = 6;
 const K_MARKED_BAD: u8 = 7;
+const K_LOCKED: u8 = 8;
 
 const R_BUDGET: u8 = 1;
 const R_REJECTED: u8 = 2;
@@ -619,6 +671,7 @@ fn fault_fields(f: Option<Fault>) -> (u8, u8, u8, u32) {
         Some(Fault::BelowFloor { counter }) => (2, 0, 0, counter),
         Some(Fault::WrongHardware) => (3, 0, 0, 0),
         Some(Fault::MarkedBad) => (4, 0, 0, 0),
+        Some(Fault::Locked) => (5, 0, 0, 0),
     }
 }
 
@@ -634,6 +687,7 @@ fn fault_from(class: u8, region: u8, kind: u8, value: u32) -> Option<Option<Faul
         2 if plain => Fault::BelowFloor { counter: value },
         3 if plain && value == 0 => Fault::WrongHardware,
         4 if plain && value == 0 => Fault::MarkedBad,
+        5 if plain && value == 0 => Fault::Locked,
         _ => return None,
     }))
 }
@@ -666,6 +720,7 @@ fn event_fields(e: &Event) -> (u8, Option<Bank>, u8, Option<Fault>) {
             lower_fault,
         ),
         Event::MarkedBad { bank, fault } => (K_MARKED_BAD, Some(bank), 0, Some(fault)),
+        Event::Locked { bank } => (K_LOCKED, Some(bank), 0, None),
     }
 }
 
@@ -695,6 +750,7 @@ fn event_from(kind: u8, bank: Option<Bank>, detail: u8, fault: Option<Fault>) ->
             cancelled_trial: detail == 1,
         },
         (K_MARKED_BAD, Some(bank), Some(fault)) if detail == 0 => Event::MarkedBad { bank, fault },
+        (K_LOCKED, Some(bank), None) if detail == 0 => Event::Locked { bank },
         _ => return None,
     };
     Some(e)
@@ -724,7 +780,10 @@ pub fn encode(seq: u32, s: &BootState) -> [u8; RECORD_SIZE] {
     r[16] = class;
     r[17] = region;
     r[18] = fkind;
-    r[19] = u8::from(s.bad[0].is_some()) | (u8::from(s.bad[1].is_some()) << 1);
+    r[19] = u8::from(s.bad[0].is_some())
+        | (u8::from(s.bad[1].is_some()) << 1)
+        | (u8::from(s.locked[0]) << 2)
+        | (u8::from(s.locked[1]) << 3);
     r[20..24].copy_from_slice(&value.to_le_bytes());
     r[24..28].copy_from_slice(&s.bad[0].unwrap_or(0).to_le_bytes());
     r[28..32].copy_from_slice(&s.bad[1].unwrap_or(0).to_le_bytes());
@@ -756,7 +815,7 @@ pub fn decode(r: &[u8; RECORD_SIZE]) -> Option<(u32, BootState)> {
     };
     let fault = fault_from(r[16], r[17], r[18], w(20))?;
     let event = event_from(r[5], Bank::from_code(r[10])?, r[11], fault)?;
-    if r[19] & !3 != 0 {
+    if r[19] & !0xF != 0 {
         return None;
     }
     let mut bad = [None; 2];
@@ -775,6 +834,7 @@ pub fn decode(r: &[u8; RECORD_SIZE]) -> Option<(u32, BootState)> {
             trial,
             floor: w(12),
             bad,
+            locked: [r[19] & 4 != 0, r[19] & 8 != 0],
             event,
         },
     ))
@@ -801,6 +861,7 @@ mod tests {
             }),
             floor: 7,
             bad: [Some(0xDEAD_BEEF), None],
+            locked: [false, true],
             event: Event::User1 {
                 booted: Bank::Upper,
                 lower_fault: Some(Fault::Image {

@@ -65,6 +65,7 @@ fn fault() -> impl Strategy<Value = Fault> {
         any::<u32>().prop_map(|counter| Fault::BelowFloor { counter }),
         Just(Fault::WrongHardware),
         Just(Fault::MarkedBad),
+        Just(Fault::Locked),
     ]
 }
 
@@ -93,6 +94,7 @@ fn event() -> impl Strategy<Value = Event> {
             }
         ),
         (bank(), fault()).prop_map(|(bank, fault)| Event::MarkedBad { bank, fault }),
+        bank().prop_map(|bank| Event::Locked { bank }),
     ]
 }
 
@@ -106,8 +108,9 @@ fn boot_state() -> impl Strategy<Value = BootState> {
             prop::option::of(any::<u32>()),
         ],
         event(),
+        [any::<bool>(), any::<bool>()],
     )
-        .prop_map(|(current, trial, floor, bad, event)| BootState {
+        .prop_map(|(current, trial, floor, bad, event, locked)| BootState {
             current,
             trial: trial.map(|(bank, budget, used)| Trial {
                 bank,
@@ -116,6 +119,7 @@ fn boot_state() -> impl Strategy<Value = BootState> {
             }),
             floor,
             bad,
+            locked,
             event,
         })
 }

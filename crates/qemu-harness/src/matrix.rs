@@ -224,6 +224,7 @@ pub fn cases() -> Vec<Case> {
         trial,
         floor,
         bad: [None, None],
+        locked: [false, false],
         event,
     };
     let trial = |used| {
