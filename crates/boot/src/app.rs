@@ -106,7 +106,7 @@ pub fn lock_for_update<F: NorFlash>(
         current: Some(s.current.unwrap_or(running)),
         trial: None,
         event: Event::Locked { bank: target },
-        ..s.with_lock(target, true)
+        ..s.locking(target)
     };
     log.append(&new)?;
     Ok(new)
@@ -135,7 +135,7 @@ pub fn request_activation<F: NorFlash>(
             used: 0,
         }),
         event: Event::Trial { bank: target },
-        ..s.with_bad_mark(target, None).with_lock(target, false)
+        ..s.with_bad_mark(target, None)
     };
     log.append(&new)?;
     Ok(new)
@@ -193,7 +193,7 @@ pub fn reject<F: NorFlash>(
             bank: running,
             reason: RevertReason::Rejected,
         },
-        ..s.with_lock(running, true)
+        ..s.locking(running)
     };
     log.append(&new)?;
     Ok(new)

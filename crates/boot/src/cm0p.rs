@@ -111,7 +111,7 @@ impl Cm7Failure {
                         bank: running,
                         reason: RevertReason::Cm7Invalid(fault),
                     },
-                    ..marked.with_lock(running, true)
+                    ..marked.locking(running)
                 },
                 _ => BootState {
                     event: Event::MarkedBad {

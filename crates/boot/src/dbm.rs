@@ -357,7 +357,7 @@ impl<K: BootVerifier> LogRead<'_, K> {
                         bank: t.bank,
                         reason,
                     },
-                    ..s.with_lock(t.bank, true)
+                    ..s.locking(t.bank)
                 };
                 (
                     state,

@@ -30,9 +30,9 @@
 //! | 16 | 1 | fault class: 0 none, 1 image refused, 2 below floor, 3 wrong hardware, 4 marked bad, 5 bank locked |
 //! | 17 | 1 | fault region: 0 none/whole bank, 1 CM0+, 2 CM7_0, 3 CM7_1 |
 //! | 18 | 1 | image fault kind ([`ImageFault`] code), 0 unless class 1 |
-//! | 19 | 1 | bad marks present: bit 0 lower, bit 1 upper; bank locks ([`BootState::locked`]): bit 2 lower, bit 3 upper |
+//! | 19 | 1 | bad marks present: bit 0 lower, bit 1 upper |
 //! | 20 | 4 | fault value: bank offset (class 1), the image's security counter (class 2), else 0 |
-//! | 24 | 4 | bad mark of the lower bank: first 4 bytes of the refused image's CM0+ digest, else 0 |
+//! | 24 | 4 | bad mark of the lower bank: first 4 bytes of the refused image's CM0+ digest, or [`LOCK_MARK`] (bank locked), else 0 |
 //! | 28 | 4 | bad mark of the upper bank, likewise |
 //! | 32 | 4 | CRC-32 (IEEE) of bytes 0..32 |
 //! | 36 | 4 | commit word [`COMMIT`], written **last**, in a separate program operation |
@@ -61,9 +61,12 @@
 //!
 //! # Bank locks: a rejected or unverified image never boots again
 //!
-//! A bank's lock bit means "this bank holds no image that may boot until the agent activates a
-//! new, fully verified image in it" ([`BootState::locked`]). It is set, in the same record as
-//! the event it belongs to (so a power cut leaves either the old state or the locked one):
+//! A bank's lock means "this bank holds no image that may boot until the agent activates a new,
+//! fully verified image in it" ([`BootState::is_locked`]). It is stored as the bank's bad mark
+//! with the reserved value [`LOCK_MARK`] (no new record field, so the DBM stays within its 16 KB
+//! on the CM0+; a fingerprint mark and a lock never need to coexist, and TRIAL clears both). It
+//! is set in the same record as the event it belongs to (so a power cut leaves either the old
+//! state or the locked one):
 //!
 //! * LOCKED — by the agent ([`crate::app::lock_for_update`]) *before* its first erase or write
 //!   of the inactive bank. A download that is then refused (wrong OTA signature, hash, version
@@ -110,6 +113,10 @@ pub const COMMIT: u32 = 0x5A3C_C0DE;
 pub const FORMAT: u8 = 1;
 /// Boot attempts a trial gets unless the agent asks otherwise.
 pub const DEFAULT_BUDGET: u8 = 3;
+/// The bad-mark value that locks a bank whatever image it holds (see "Bank locks" above). A
+/// CM0+ fingerprint with this value (a 2⁻³² chance) would only make its mark stricter: the bank
+/// stays refused until the next activation clears the mark anyway.
+pub const LOCK_MARK: u32 = 0xFFFF_FFFF;
 /// The seed's "boot the upper bank" marker value (spec §2 step 6).
 pub const SEED_MARKER_UPPER: u32 = 0xAAAA_AAAA;
 
@@ -141,10 +148,6 @@ pub struct BootState {
     /// an image whose CM7 regions the CM0+ stage refused. The DBM skips that image; a new image
     /// in the bank has another fingerprint, so a mark never outlives the image it is about.
     pub bad: [Option<u32>; 2],
-    /// Per bank (index: lower, upper), whether it is locked: its image was rejected, refused
-    /// or is being written, and the DBM boots nothing from it until a new activation (see
-    /// "Bank locks" in the module docs).
-    pub locked: [bool; 2],
     /// What produced this state.
     pub event: Event,
 }
@@ -156,7 +159,6 @@ impl BootState {
         trial: None,
         floor: 0,
         bad: [None, None],
-        locked: [false, false],
         event: Event::None,
     };
 
@@ -170,16 +172,16 @@ impl BootState {
         self.bad[bank.index()]
     }
 
-    /// Whether a bank is locked (see "Bank locks" in the module docs).
+    /// Whether a bank is locked: its image was rejected, refused or is being written, and the
+    /// DBM boots nothing from it until a new activation (see "Bank locks" in the module docs).
     pub fn is_locked(&self, bank: Bank) -> bool {
-        self.locked[bank.index()]
+        self.bad[bank.index()] == Some(LOCK_MARK)
     }
 
-    /// This state with a bank's lock set or cleared.
+    /// This state with a bank locked (its bad mark set to [`LOCK_MARK`]).
     #[must_use]
-    pub fn with_lock(mut self, bank: Bank, locked: bool) -> Self {
-        self.locked[bank.index()] = locked;
-        self
+    pub fn locking(self, bank: Bank) -> Self {
+        self.with_bad_mark(bank, Some(LOCK_MARK))
     }
 
     /// This state with a bank's bad mark replaced.
@@ -780,10 +782,7 @@ pub fn encode(seq: u32, s: &BootState) -> [u8; RECORD_SIZE] {
     r[16] = class;
     r[17] = region;
     r[18] = fkind;
-    r[19] = u8::from(s.bad[0].is_some())
-        | (u8::from(s.bad[1].is_some()) << 1)
-        | (u8::from(s.locked[0]) << 2)
-        | (u8::from(s.locked[1]) << 3);
+    r[19] = u8::from(s.bad[0].is_some()) | (u8::from(s.bad[1].is_some()) << 1);
     r[20..24].copy_from_slice(&value.to_le_bytes());
     r[24..28].copy_from_slice(&s.bad[0].unwrap_or(0).to_le_bytes());
     r[28..32].copy_from_slice(&s.bad[1].unwrap_or(0).to_le_bytes());
@@ -815,7 +814,7 @@ pub fn decode(r: &[u8; RECORD_SIZE]) -> Option<(u32, BootState)> {
     };
     let fault = fault_from(r[16], r[17], r[18], w(20))?;
     let event = event_from(r[5], Bank::from_code(r[10])?, r[11], fault)?;
-    if r[19] & !0xF != 0 {
+    if r[19] & !3 != 0 {
         return None;
     }
     let mut bad = [None; 2];
@@ -834,7 +833,6 @@ pub fn decode(r: &[u8; RECORD_SIZE]) -> Option<(u32, BootState)> {
             trial,
             floor: w(12),
             bad,
-            locked: [r[19] & 4 != 0, r[19] & 8 != 0],
             event,
         },
     ))
@@ -860,8 +858,7 @@ mod tests {
                 used: 2,
             }),
             floor: 7,
-            bad: [Some(0xDEAD_BEEF), None],
-            locked: [false, true],
+            bad: [Some(0xDEAD_BEEF), Some(LOCK_MARK)],
             event: Event::User1 {
                 booted: Bank::Upper,
                 lower_fault: Some(Fault::Image {

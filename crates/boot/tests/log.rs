@@ -110,7 +110,7 @@ fn boot_state() -> impl Strategy<Value = BootState> {
         event(),
         [any::<bool>(), any::<bool>()],
     )
-        .prop_map(|(current, trial, floor, bad, event, locked)| BootState {
+        .prop_map(|(current, trial, floor, mut bad, event, locked)| BootState {
             current,
             trial: trial.map(|(bank, budget, used)| Trial {
                 bank,
@@ -118,8 +118,15 @@ fn boot_state() -> impl Strategy<Value = BootState> {
                 used: used.min(budget),
             }),
             floor,
-            bad,
-            locked,
+            bad: {
+                // Bank locks are the reserved mark value (ferrota_boot::log::LOCK_MARK).
+                for (b, l) in bad.iter_mut().zip(locked) {
+                    if l {
+                        *b = Some(ferrota_boot::log::LOCK_MARK);
+                    }
+                }
+                bad
+            },
             event,
         })
 }

@@ -49,12 +49,19 @@ type Proj = (
 );
 
 fn proj_of(s: &BootState) -> Proj {
+    let locked = [s.is_locked(Bank::Lower), s.is_locked(Bank::Upper)];
+    let mut bad = s.bad;
+    for (b, l) in bad.iter_mut().zip(locked) {
+        if l {
+            *b = None;
+        }
+    }
     (
         s.current,
         s.trial.map(|t| (t.bank, t.used)),
         s.floor,
-        s.bad,
-        s.locked,
+        bad,
+        locked,
     )
 }
 
@@ -67,7 +74,14 @@ fn idx(b: Bank) -> usize {
 
 impl Model {
     fn proj(&self) -> Proj {
-        (self.current, self.trial, self.floor, self.bad, self.locked)
+        // A lock replaces the bank's bad mark in the log (it is the mark LOCK_MARK).
+        let mut bad = self.bad;
+        for (b, l) in bad.iter_mut().zip(self.locked) {
+            if l {
+                *b = None;
+            }
+        }
+        (self.current, self.trial, self.floor, bad, self.locked)
     }
 
     fn ok(&self, b: Bank) -> bool {

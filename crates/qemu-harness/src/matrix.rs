@@ -224,7 +224,6 @@ pub fn cases() -> Vec<Case> {
         trial,
         floor,
         bad: [None, None],
-        locked: [false, false],
         event,
     };
     let trial = |used| {
