@@ -109,6 +109,7 @@ pub fn describe_state(s: &BootState) -> String {
     };
     let bad: Vec<String> = ferrota_boot::Bank::ALL
         .iter()
+        .filter(|&&b| !s.is_locked(b))
         .filter_map(|&b| s.bad_mark(b).map(|m| format!("{b} {m:#010x}")))
         .collect();
     let locked: Vec<String> = ferrota_boot::Bank::ALL
