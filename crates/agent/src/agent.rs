@@ -245,6 +245,11 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         self.stats
     }
 
+    /// Zeroes the counters, for a caller that reports them per job.
+    pub fn reset_stats(&mut self) {
+        self.stats = Stats::default();
+    }
+
     /// The PAL image state of the running image, as read at start.
     pub fn image_state(&self) -> ImageState {
         self.image_state

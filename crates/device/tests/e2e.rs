@@ -34,6 +34,11 @@ async fn steps_2_to_4_update_tamper_downgrade() {
     assert_step!(demo::step1_first_boot(&mut w).await);
     let r = assert_step!(demo::step2_update(&mut w).await);
     assert!(r.bytes >= 4_161_536, "a whole image moved: {}", r.bytes);
+    // The download stats of the job count the download, which ran before the activation reset
+    // (issue 14 item 12: they said "0 requests").
+    let s = w.board.last_job_stats().expect("a job ended");
+    assert_eq!(s.blocks_accepted, 1016, "{s:?}");
+    assert!(s.requests > 0, "{s:?}");
     assert_step!(demo::step3_tampered(&mut w).await);
     // The refused download is locked in bank 0 (issue 14 item 1): no path boots it.
     let rep = ferrota_device::boot_chain::report(&w.board.dev).expect("report");

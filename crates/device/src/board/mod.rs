@@ -322,6 +322,12 @@ pub struct Board {
     epoch: TokioInstant,
     start_ops: Option<u64>,
     cut_done: bool,
+    /// The agent counters of earlier power-ons since the last job ended: a download's requests
+    /// happen before the activation reset, its SUCCEEDED or FAILED after it (in a new agent
+    /// whose counters start at zero).
+    carried: ferrota_agent::Stats,
+    /// The counters of the last job that ended (its download across every power-on).
+    last_job_stats: Option<ferrota_agent::Stats>,
 }
 
 enum AppExit {
@@ -349,7 +355,15 @@ impl Board {
             epoch: TokioInstant::now(),
             start_ops: None,
             cut_done: false,
+            carried: ferrota_agent::Stats::default(),
+            last_job_stats: None,
         }
+    }
+
+    /// The agent counters of the last job that ended, summed over every power-on of its
+    /// download (`None` before a job ended).
+    pub fn last_job_stats(&self) -> Option<ferrota_agent::Stats> {
+        self.last_job_stats
     }
 
     /// Replaces the options (the one-shot testing aids are armed again).
@@ -584,6 +598,7 @@ impl Board {
             }
         };
         st.progress.finish();
+        self.carried = self.carried.merged(agent.stats());
         if !matches!(exit, AppExit::PowerCut) {
             // Flush QoS 1 publishes before acting on a reset (or stopping).
             let until = TokioInstant::now() + Duration::from_secs(3);
@@ -718,7 +733,12 @@ impl Board {
                     self.emit(BoardEvent::Activated);
                 }
                 AgentEvent::JobSucceeded | AgentEvent::JobFailed { .. } => {
-                    let s = agent.stats();
+                    // The download ran in earlier power-ons too (before the activation reset,
+                    // or a power cut): count it whole, then start afresh for the next job.
+                    let s = self.carried.merged(agent.stats());
+                    self.carried = ferrota_agent::Stats::default();
+                    self.last_job_stats = Some(s);
+                    agent.reset_stats();
                     self.say(&format!(
                         "download stats: {} requests, {} blocks, {} duplicates, {} timeouts",
                         s.requests, s.blocks_accepted, s.duplicates, s.timeouts
