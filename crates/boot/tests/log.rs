@@ -110,25 +110,27 @@ fn boot_state() -> impl Strategy<Value = BootState> {
         event(),
         [any::<bool>(), any::<bool>()],
     )
-        .prop_map(|(current, trial, floor, mut bad, event, locked)| BootState {
-            current,
-            trial: trial.map(|(bank, budget, used)| Trial {
-                bank,
-                budget,
-                used: used.min(budget),
-            }),
-            floor,
-            bad: {
-                // Bank locks are the reserved mark value (ferrota_boot::log::LOCK_MARK).
-                for (b, l) in bad.iter_mut().zip(locked) {
-                    if l {
-                        *b = Some(ferrota_boot::log::LOCK_MARK);
+        .prop_map(
+            |(current, trial, floor, mut bad, event, locked)| BootState {
+                current,
+                trial: trial.map(|(bank, budget, used)| Trial {
+                    bank,
+                    budget,
+                    used: used.min(budget),
+                }),
+                floor,
+                bad: {
+                    // Bank locks are the reserved mark value (ferrota_boot::log::LOCK_MARK).
+                    for (b, l) in bad.iter_mut().zip(locked) {
+                        if l {
+                            *b = Some(ferrota_boot::log::LOCK_MARK);
+                        }
                     }
-                }
-                bad
+                    bad
+                },
+                event,
             },
-            event,
-        })
+        )
 }
 
 proptest! {

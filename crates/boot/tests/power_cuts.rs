@@ -79,7 +79,10 @@ fn sweep(name: &str, snapshot: &Device, scenario: &Scenario) -> u64 {
             let r = ran.app();
             assert_eq!((r.bank, r.record.version), exp, "{name}: after {cut:?}");
             assert_sound(&d, r);
-            assert!(!st.is_locked(r.bank), "{name}: booted a locked bank after {cut:?}");
+            assert!(
+                !st.is_locked(r.bank),
+                "{name}: booted a locked bank after {cut:?}"
+            );
             if let Ran::App(u) = boot(&mut with_user1, true).unwrap() {
                 assert!(
                     !st.is_locked(u.bank),

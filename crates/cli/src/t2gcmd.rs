@@ -8,8 +8,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use ferrota_boot::Bank;
 use ferrota_boot::log::BootState;
 use ferrota_device::boot_chain::{
-    self, BankMark, BankStatus, DeviceReport, Provisioning, text::describe_event, text::describe_record,
-    text::describe_state,
+    self, BankMark, BankStatus, DeviceReport, Provisioning, text::describe_event,
+    text::describe_record, text::describe_state,
 };
 use ferrota_t2g::{Device, LifeCycle};
 use serde_json::{Value, json};

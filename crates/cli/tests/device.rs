@@ -124,7 +124,15 @@ fn exit_after_job_fails_with_the_reason_when_the_job_failed() {
     let env = Env::new();
     env.ok(&["ca", "init", "--data-dir", "data"]);
     env.ok(&[
-        "thing", "create", "dev-1", "--group", "fleet", "--data-dir", "data", "-o", "bundle",
+        "thing",
+        "create",
+        "dev-1",
+        "--group",
+        "fleet",
+        "--data-dir",
+        "data",
+        "-o",
+        "bundle",
     ]);
     env.ok(&["key", "generate", "-o", "boot.pem"]);
     env.ok(&["key", "generate", "-o", "signer.pem"]);
@@ -197,7 +205,10 @@ fn exit_after_job_fails_with_the_reason_when_the_job_failed() {
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a FAILED job exits non-zero\n{stdout}\n{stderr}");
+    assert!(
+        !out.status.success(),
+        "a FAILED job exits non-zero\n{stdout}\n{stderr}"
+    );
     assert!(stderr.contains("the OTA job FAILED: "), "{stderr}");
     assert!(stderr.contains(" ("), "the reason in words: {stderr}");
     // One JSON object per line, camelCase, RFC 3339 times.
@@ -213,7 +224,10 @@ fn exit_after_job_fails_with_the_reason_when_the_job_failed() {
         .find(|e| e["event"] == "jobFinished")
         .unwrap_or_else(|| panic!("{stdout}"));
     assert_eq!(fin["status"], "FAILED");
-    assert!(fin["reason"].as_str().is_some_and(|r| r.contains(" (")), "{fin}");
+    assert!(
+        fin["reason"].as_str().is_some_and(|r| r.contains(" (")),
+        "{fin}"
+    );
     for e in &events {
         let t = e["timestamp"].as_str().expect("timestamp");
         assert!(

@@ -313,8 +313,9 @@ pub async fn step6_self_test_fails(w: &mut World) -> Result<StepReport, LabError
     ))
 }
 
-/// 7. USER1 held at reset: bank 0 preferred, as in the seed; but bank 0 holds the v1.2.0 that
-/// step 6 rejected, which is locked, so v1.1.0 in bank 1 runs (the seed booted the rejected one).
+/// Step 7, USER1 held at reset: bank 0 preferred, as in the seed; but bank 0 holds the v1.2.0
+/// that step 6 rejected, which is locked, so v1.1.0 in bank 1 runs (the seed booted the
+/// rejected one).
 pub async fn step7_user1(w: &mut World) -> Result<StepReport, LabError> {
     let mut o = opts(w);
     o.user1 = true;

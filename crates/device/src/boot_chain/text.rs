@@ -41,7 +41,9 @@ pub fn describe_fault(f: &Fault) -> String {
         }
         Fault::WrongHardware => "image for another board".into(),
         Fault::MarkedBad => "image marked bad by the CM0+ stage".into(),
-        Fault::Locked => "bank locked (its image was rejected or refused, or is being written)".into(),
+        Fault::Locked => {
+            "bank locked (its image was rejected or refused, or is being written)".into()
+        }
     }
 }
 
