@@ -55,6 +55,17 @@ fn sweep(name: &str, snapshot: &Device, scenario: &Scenario) -> u64 {
     let new = state(&clean);
     assert_ne!(old, new, "{name}: the scenario must change the state");
     let (exp_old, exp_new) = (expected(snapshot), expected(&clean));
+    // Without a cut too: no boot, with or without USER1, starts a bank the new state locks.
+    for user1 in [false, true] {
+        let mut d = clean.clone();
+        d.power_cycle();
+        if let Ran::App(r) = boot(&mut d, user1).unwrap() {
+            assert!(
+                !new.is_locked(r.bank),
+                "{name}: booted a locked bank (USER1 {user1})"
+            );
+        }
+    }
     let mut points = 0;
     for op in start..start + total {
         let cuts = std::iter::once(PowerCut::Before(op))
