@@ -20,6 +20,10 @@ Examples:
   ferrota device run --config bundle/dev-1/device.toml --flash dev.flash
   ferrota device run --config device.toml --flash dev.flash --user1
   ferrota device run --config device.toml --flash dev.flash --fail-self-test --exit-after job
+  ferrota device run --config device.toml --flash dev.flash --exit-after job --json | jq .event
+
+With --exit-after job the exit status is 0 when the job SUCCEEDED and 1 when it FAILED (the
+reason, code and words, on stderr).
 
 The device file is made by `ferrota t2g new` and `ferrota t2g program`; device.toml is written
 by `ferrota thing create` (add code-signing.crt.pem to the bundle). The file is saved at every
