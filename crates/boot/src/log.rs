@@ -88,6 +88,11 @@
 //! An image programmed into a locked bank by a debugger stays refused until it is activated
 //! (or the marker log is erased with the rest of work flash, as initial programming does).
 //!
+//! The running image's AWS PAL state follows from this (`spec/aws-iot-ota.md` §4.5; see
+//! [`crate::app::ImageState`]): PendingCommit while its bank is under trial, Invalid once its
+//! bank is locked (between a rejection and the reset), Valid otherwise — the good image that
+//! keeps running after a revert is Valid, and the failed update shows in the last event.
+//!
 //! Ferrota's writers only append when the state changes ([`MarkerLog::update`]), so a device that
 //! boots normally writes nothing: 51 state changes per erase of 2 KB.
 
