@@ -245,6 +245,11 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         self.stats
     }
 
+    /// Zeroes the counters, for a caller that reports them per job.
+    pub fn reset_stats(&mut self) {
+        self.stats = Stats::default();
+    }
+
     /// The PAL image state of the running image, as read at start.
     pub fn image_state(&self) -> ImageState {
         self.image_state
@@ -757,6 +762,26 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                 },
             });
             return;
+        }
+        // Lock the inactive bank before its first erase: whatever this download leaves there (a
+        // torn, refused or unsigned image) must not boot through USER1 or a fallback. Only the
+        // activation of a fully verified image unlocks it (ferrota_boot::log, "Bank locks").
+        let locked = platform.marker_log().map_err(BootErr::Flash).and_then(|l| {
+            let mut log = MarkerLog::new(l).map_err(log_fault)?;
+            app::lock_for_update(&mut log, self.running.bank).map_err(app_fault)
+        });
+        match locked {
+            Ok(_) => {}
+            Err(BootErr::Flash(f)) => return self.halt(f),
+            Err(BootErr::Refused) => {
+                // Only while the running image is under trial: as the official agent when the
+                // platform is in self-test and the job is not.
+                return self.end_job(AgentEvent::JobFailed {
+                    status: OtaStatus::Rejected {
+                        sub_reason: OtaErr::ImageStateMismatch.code(),
+                    },
+                });
+            }
         }
         self.stream.clear();
         let _ = self.stream.push_str(stream);

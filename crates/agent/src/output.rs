@@ -133,3 +133,22 @@ pub struct Stats {
     /// Transmits dropped because the output queue or the caller's buffer was too small.
     pub dropped_transmits: u32,
 }
+
+impl Stats {
+    /// The counters of two agent lifetimes added (saturating): a download spans resets and
+    /// power cuts, each of which starts a new agent with zeroed counters.
+    #[must_use]
+    pub fn merged(self, o: Stats) -> Stats {
+        Stats {
+            requests: self.requests.saturating_add(o.requests),
+            blocks_accepted: self.blocks_accepted.saturating_add(o.blocks_accepted),
+            duplicates: self.duplicates.saturating_add(o.duplicates),
+            ignored: self.ignored.saturating_add(o.ignored),
+            malformed: self.malformed.saturating_add(o.malformed),
+            timeouts: self.timeouts.saturating_add(o.timeouts),
+            gaps: self.gaps.saturating_add(o.gaps),
+            mark_failures: self.mark_failures.saturating_add(o.mark_failures),
+            dropped_transmits: self.dropped_transmits.saturating_add(o.dropped_transmits),
+        }
+    }
+}

@@ -246,6 +246,13 @@ fn bad_signatures_fail_without_activation() {
         "{\"status\":\"FAILED\",\"statusDetails\":{\"reason\":\"0x000000e3: 0x00000000\"}}"
     );
     assert_eq!(state(&sim.dev).trial, None);
+    // Issue 14 item 1: the refused image (correctly boot-signed) lies in the upper bank, which
+    // the agent locked before writing it: the DBM boots it on no path until a new activation.
+    assert!(state(&sim.dev).is_locked(Bank::Upper));
+    assert_eq!(
+        state(&sim.dev).event,
+        ferrota_boot::log::Event::Locked { bank: Bank::Upper }
+    );
     // No signature, or not DER: refused before the download.
     for (i, sig) in [None, Some("AAAA".to_string())].into_iter().enumerate() {
         let mut sim = Sim::new(&v1, 12);
@@ -302,6 +309,13 @@ fn failing_self_test_rejects_and_reverts() {
         assert_eq!(sim.running_version(), v1.spec.version.0, "{app:?}");
         assert_eq!(sim.running.unwrap().bank, Bank::Lower);
         assert_eq!(state(&sim.dev).floor, 0);
+        // The rejected (or never confirmed) image is locked; v1 runs as the valid image.
+        assert!(state(&sim.dev).is_locked(Bank::Upper), "{app:?}");
+        assert_eq!(
+            sim.agent().image_state(),
+            ferrota_boot::app::ImageState::Valid,
+            "{app:?}"
+        );
     }
 }
 

@@ -1,11 +1,15 @@
 //! What the CM7 application (the OTA agent) asks of the boot chain.
 //!
-//! * [`request_activation`]: after the agent wrote and verified the inactive bank, append TRIAL.
-//!   Instant: no copy, the bank is switched by the mapping at the next boot.
+//! * [`lock_for_update`]: before the agent's first erase or write of the inactive bank, append
+//!   LOCKED: whatever the download leaves there (a torn, refused or unsigned image) never boots
+//!   through USER1 or a fallback.
+//! * [`request_activation`]: after the agent wrote and verified the inactive bank, append TRIAL
+//!   (which unlocks it). Instant: no copy, the bank is switched by the mapping at the next boot.
 //! * [`confirm`]: the new image passed its self-test: CONFIRMED, raising the floor to its
 //!   security counter. Returns the new floor so the caller can also raise the eFuse counter.
-//! * [`reject`]: the self-test failed: REVERTED, so the very next boot runs the previous bank
-//!   (the seed kept running the rejected image, weakness #2).
+//! * [`reject`]: the self-test failed: REVERTED, locking the rejected bank, so the very next boot
+//!   runs the previous bank (the seed kept running the rejected image, weakness #2) and no later
+//!   boot, USER1 or fallback included, runs the rejected one.
 //! * [`image_state`]: the AWS OTA PAL image state; [`report`]: what the last recorded boot event
 //!   was, so the agent can report FAILED with a reason after a fallback or revert.
 //!
@@ -47,14 +51,22 @@ impl<E> From<LogError<E>> for AppError<E> {
 }
 
 /// The AWS OTA PAL image state (`OtaPalImageState_t`) of the running image.
+///
+/// As in AWS's PALs (`spec/aws-iot-ota.md` §4.5: "platform in self-test" ⇔ PendingCommit; the
+/// ESP-IDF and MCUboot PALs answer for the image that runs), the state is about the *running*
+/// image, not about the last update: an image the DBM boots outside a trial was confirmed, ran
+/// all along, or was chosen by a fallback or USER1 over a refused bank, and is `Valid`. Whether
+/// the last update took is in [`Report::last_event`] (REVERTED, FELL_BACK, …), which the agent
+/// reports to the server; the rejected image itself is locked ([`crate::log`], "Bank locks").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ImageState {
     /// Running a trial that is not confirmed yet: the self-test must decide.
     PendingCommit,
-    /// Confirmed (or the image the device has been running all along).
+    /// The running image may keep running: confirmed, the image the device has been running all
+    /// along, or the one a revert, fallback or USER1 override returned to.
     Valid,
-    /// The last update did not take: its trial was reverted or rejected, the bank it went to was
-    /// refused, or USER1 cancelled it. The previous image runs.
+    /// The running image was rejected (or its bank locked) while it still runs: between
+    /// [`reject`] and the reset that leaves it.
     Invalid,
 }
 
@@ -71,6 +83,33 @@ pub struct Report {
     pub trial: Option<Trial>,
     /// The log's anti-rollback floor.
     pub floor: u32,
+}
+
+/// Appends LOCKED for the inactive bank before the agent erases or writes it (writes nothing if
+/// it is locked already, e.g. when a download resumes). Refused while the running image is
+/// itself under trial: the inactive bank is then the one to revert to. A pending trial of the
+/// inactive bank (the app runs without the DBM having booted it) is cancelled: its image is
+/// about to be overwritten.
+pub fn lock_for_update<F: NorFlash>(
+    log: &mut MarkerLog<F>,
+    running: Bank,
+) -> Result<BootState, AppError<F::Error>> {
+    let s = log.state()?;
+    if matches!(s.trial, Some(t) if t.bank == running) {
+        return Err(AppError::RunningUnconfirmed);
+    }
+    let target = running.other();
+    if s.is_locked(target) && s.trial.is_none() {
+        return Ok(s);
+    }
+    let new = BootState {
+        current: Some(s.current.unwrap_or(running)),
+        trial: None,
+        event: Event::Locked { bank: target },
+        ..s.locking(target)
+    };
+    log.append(&new)?;
+    Ok(new)
 }
 
 /// Appends TRIAL for the inactive bank with a boot budget ([`crate::log::DEFAULT_BUDGET`] is
@@ -135,7 +174,8 @@ pub fn confirm<F: NorFlash>(
     Ok(floor)
 }
 
-/// Rejects the running trial image: REVERTED, the previous bank boots next.
+/// Rejects the running trial image: REVERTED and its bank locked in one record, so the previous
+/// bank boots next and the rejected image never again (until a new activation).
 pub fn reject<F: NorFlash>(
     log: &mut MarkerLog<F>,
     running: Bank,
@@ -153,26 +193,18 @@ pub fn reject<F: NorFlash>(
             bank: running,
             reason: RevertReason::Rejected,
         },
-        ..s
+        ..s.locking(running)
     };
     log.append(&new)?;
     Ok(new)
 }
 
 /// The PAL image state of the running image, from a log state.
+/// See [`ImageState`]: PendingCommit under trial, Invalid once its bank is locked, else Valid.
 pub fn image_state_of(s: &BootState, running: Bank) -> ImageState {
     match s.trial {
-        Some(t) if t.bank == running => return ImageState::PendingCommit,
-        _ => {}
-    }
-    match s.event {
-        Event::Reverted { .. } | Event::FellBack { .. } | Event::MarkedBad { .. } => {
-            ImageState::Invalid
-        }
-        Event::User1 {
-            cancelled_trial: true,
-            ..
-        } => ImageState::Invalid,
+        Some(t) if t.bank == running => ImageState::PendingCommit,
+        _ if s.is_locked(running) => ImageState::Invalid,
         _ => ImageState::Valid,
     }
 }

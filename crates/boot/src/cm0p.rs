@@ -5,7 +5,8 @@
 //! are verified in the active bank (dual-bank mode, offsets from the bank start). On failure the
 //! stage records it in the marker log and asks for a reset:
 //!
-//! * the bank is under trial: REVERTED(CM7 invalid) — the next boot runs the previous bank;
+//! * the bank is under trial: REVERTED(CM7 invalid), locking the bank — the next boot runs the
+//!   previous bank;
 //! * otherwise: MARKED_BAD — the DBM skips this image and falls back to the other bank.
 //!
 //! Either way the image gets a bad mark (its CM0+ fingerprint, [`crate::dbm::fingerprint`]), so
@@ -110,7 +111,7 @@ impl Cm7Failure {
                         bank: running,
                         reason: RevertReason::Cm7Invalid(fault),
                     },
-                    ..marked
+                    ..marked.locking(running)
                 },
                 _ => BootState {
                     event: Event::MarkedBad {

@@ -11,6 +11,9 @@
 //!   CONFIRMED, the DBM appends REVERTED and boots the previous bank (weakness #8);
 //! * **bad marks** from the CM0+ stage make the DBM skip an image whose CM7 regions failed
 //!   (weakness #3);
+//! * **bank locks** (see [`crate::log`], "Bank locks") make it refuse a bank whose image was
+//!   rejected or refused, or is being written, on every path below; a revert locks the trial
+//!   bank in the same record, so a reverted image never boots again without a new activation;
 //! * **USER1** prefers the lower bank as in the seed, falls back to the upper one, makes the
 //!   booted bank current (cancelling a pending trial) and is recorded;
 //! * every fallback and revert is recorded, so the app can tell what happened.
@@ -18,15 +21,15 @@
 //! # Rules, in order
 //!
 //! 1. USER1 held: try lower, then upper. Record USER1 (if the state changes).
-//! 2. A trial is pending and its budget is used up: record REVERTED(budget exhausted) and boot
-//!    the current bank by rule 4.
+//! 2. A trial is pending and its budget is used up: record REVERTED(budget exhausted), locking the
+//!    trial bank, and boot the current bank by rule 4.
 //! 3. A trial is pending: check the trial bank. Accepted: record BOOTED(used + 1) and boot it.
-//!    Refused: record REVERTED(trial invalid) and boot the current bank by rule 4.
+//!    Refused: record REVERTED(trial invalid), locking it, and boot the current bank by rule 4.
 //! 4. Otherwise: check the current bank (lower on a fresh device). Accepted: boot it, writing
 //!    nothing if nothing changed. Refused: check the other bank; accepted: record FELL_BACK and
 //!    make it current. Both refused: halt (nothing is written).
 //!
-//! "Check" = CM0+ region signature under the SFlash key, version record, bad mark, floor,
+//! "Check" = bank lock, CM0+ region signature under the SFlash key, version record, bad mark, floor,
 //! hardware id. The record is persisted before the [`Decision`] exists: a power cut between the
 //! record and the jump only costs a counted attempt, never an uncounted one.
 //!
@@ -61,6 +64,8 @@ pub enum BankFault {
     },
     /// The CM0+ stage refused this image's CM7 regions earlier.
     MarkedBad,
+    /// The bank is locked: its image was rejected or refused, or is being written.
+    Locked,
 }
 
 impl BankFault {
@@ -71,6 +76,7 @@ impl BankFault {
             BankFault::BelowFloor { counter, .. } => Fault::BelowFloor { counter: *counter },
             BankFault::WrongHardware { .. } => Fault::WrongHardware,
             BankFault::MarkedBad => Fault::MarkedBad,
+            BankFault::Locked => Fault::Locked,
         }
     }
 }
@@ -87,6 +93,9 @@ impl core::fmt::Display for BankFault {
                 write!(f, "image is for hardware {:?}", found.as_str())
             }
             BankFault::MarkedBad => f.write_str("the CM0+ stage refused this image's CM7 regions"),
+            BankFault::Locked => f.write_str(
+                "the bank is locked: its image was rejected or refused, or is being written",
+            ),
         }
     }
 }
@@ -236,6 +245,9 @@ impl<'k, K: BootVerifier> Dbm<'k, K> {
         floor: u32,
         scratch: &mut [u8],
     ) -> Result<VerifiedBoot, BankFault> {
+        if state.is_locked(bank) {
+            return Err(BankFault::Locked);
+        }
         let v = verify_boot_in_flash(banks, bank.sbm_offset(), self.key, scratch)
             .map_err(BankFault::Image)?;
         if state.bad_mark(bank) == Some(fingerprint(&v)) {
@@ -345,7 +357,7 @@ impl<K: BootVerifier> LogRead<'_, K> {
                         bank: t.bank,
                         reason,
                     },
-                    ..s
+                    ..s.locking(t.bank)
                 };
                 (
                     state,

@@ -23,7 +23,9 @@
 //! * [`dbm`]: the bank choice as typed stages ([`dbm::Dbm`] → [`dbm::LogRead`] →
 //!   [`dbm::Choice`] → [`dbm::Decision`]): a [`dbm::Decision`] only exists once its record is
 //!   persisted, and a [`dbm::Boot`] carries the image crate's proof value. Anti-rollback floor
-//!   (#4), trial budget and revert (#8), USER1 override, fallback.
+//!   (#4), trial budget and revert (#8), USER1 override, fallback, and **bank locks**: a
+//!   rejected, reverted or refused image (and a bank the agent is writing) boots on no path
+//!   until a new activation (`log`, "Bank locks").
 //! * [`cm0p`]: verifies CM7_0 and CM7_1 and, on failure, records it and asks for a reset so the
 //!   DBM falls back instead of halting (#3).
 //! * [`app`]: what the OTA agent calls: activation (instant: the inactive bank already holds the

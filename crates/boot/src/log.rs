@@ -19,7 +19,7 @@
 //! |---|---|---|
 //! | 0  | 4 | sequence number (1, 2, …; one more than the newest record when written) |
 //! | 4  | 1 | format, 1 |
-//! | 5  | 1 | event kind: 1 TRIAL, 2 BOOTED, 3 CONFIRMED, 4 REVERTED, 5 FELL_BACK, 6 USER1, 7 MARKED_BAD (0: none) |
+//! | 5  | 1 | event kind: 1 TRIAL, 2 BOOTED, 3 CONFIRMED, 4 REVERTED, 5 FELL_BACK, 6 USER1, 7 MARKED_BAD, 8 LOCKED (0: none) |
 //! | 6  | 1 | current bank: 0 none, 1 lower, 2 upper |
 //! | 7  | 1 | trial bank: 0 no trial, 1 lower, 2 upper |
 //! | 8  | 1 | trial budget (boot attempts allowed), 0 without a trial |
@@ -27,12 +27,12 @@
 //! | 10 | 1 | the event's bank (0 for none) |
 //! | 11 | 1 | event detail: BOOTED: attempt number; REVERTED: 1 budget exhausted, 2 rejected by the app, 3 trial bank invalid, 4 CM7 region invalid; USER1: bit 0 = a trial was cancelled |
 //! | 12 | 4 | anti-rollback floor (security counter) |
-//! | 16 | 1 | fault class: 0 none, 1 image refused, 2 below floor, 3 wrong hardware, 4 marked bad |
+//! | 16 | 1 | fault class: 0 none, 1 image refused, 2 below floor, 3 wrong hardware, 4 marked bad, 5 bank locked |
 //! | 17 | 1 | fault region: 0 none/whole bank, 1 CM0+, 2 CM7_0, 3 CM7_1 |
 //! | 18 | 1 | image fault kind ([`ImageFault`] code), 0 unless class 1 |
 //! | 19 | 1 | bad marks present: bit 0 lower, bit 1 upper |
 //! | 20 | 4 | fault value: bank offset (class 1), the image's security counter (class 2), else 0 |
-//! | 24 | 4 | bad mark of the lower bank: first 4 bytes of the refused image's CM0+ digest, else 0 |
+//! | 24 | 4 | bad mark of the lower bank: first 4 bytes of the refused image's CM0+ digest, or [`LOCK_MARK`] (bank locked), else 0 |
 //! | 28 | 4 | bad mark of the upper bank, likewise |
 //! | 32 | 4 | CRC-32 (IEEE) of bytes 0..32 |
 //! | 36 | 4 | commit word [`COMMIT`], written **last**, in a separate program operation |
@@ -59,6 +59,40 @@
 //! * The seed's marker (0xAAAAAAAA in the first word of sector 0, i.e. "boot the upper bank") is
 //!   honoured while no record exists, so a device updated from the seed keeps its choice.
 //!
+//! # Bank locks: a rejected or unverified image never boots again
+//!
+//! A bank's lock means "this bank holds no image that may boot until the agent activates a new,
+//! fully verified image in it" ([`BootState::is_locked`]). It is stored as the bank's bad mark
+//! with the reserved value [`LOCK_MARK`] (no new record field, so the DBM stays within its 16 KB
+//! on the CM0+; a fingerprint mark and a lock never need to coexist, and TRIAL clears both). It
+//! is set in the same record as the event it belongs to (so a power cut leaves either the old
+//! state or the locked one):
+//!
+//! * LOCKED — by the agent ([`crate::app::lock_for_update`]) *before* its first erase or write
+//!   of the inactive bank. A download that is then refused (wrong OTA signature, hash, version
+//!   not newer, below the floor) or never finished leaves the bank locked, so a half-written or
+//!   refused image cannot boot through USER1 or a fallback, and a cut anywhere in the download
+//!   finds the lock already in place;
+//! * REVERTED — by the app's [`crate::app::reject`] (failed self-test), by the DBM when a trial's
+//!   boot budget is used up or its bank is refused, and by the CM0+ stage when a trial bank's CM7
+//!   regions fail.
+//!
+//! Only TRIAL ([`crate::app::request_activation`], called after the agent verified the new
+//! image's hash, OTA signature, boot signature and version) clears it. The DBM refuses a locked
+//! bank on every path (rule 1 USER1, rule 3 trial, rule 4 current and fallback) with
+//! [`Fault::Locked`]; with both banks refused it halts rather than boot a rejected image.
+//!
+//! A lock is per bank, not per image (unlike the CM0+ stage's bad marks, which name the image
+//! by its CM0+ fingerprint): the agent locks before the bank holds the new image, when no
+//! fingerprint exists yet, and a rejected image must stay refused even if it is the only one.
+//! An image programmed into a locked bank by a debugger stays refused until it is activated
+//! (or the marker log is erased with the rest of work flash, as initial programming does).
+//!
+//! The running image's AWS PAL state follows from this (`spec/aws-iot-ota.md` §4.5; see
+//! [`crate::app::ImageState`]): PendingCommit while its bank is under trial, Invalid once its
+//! bank is locked (between a rejection and the reset), Valid otherwise — the good image that
+//! keeps running after a revert is Valid, and the failed update shows in the last event.
+//!
 //! Ferrota's writers only append when the state changes ([`MarkerLog::update`]), so a device that
 //! boots normally writes nothing: 51 state changes per erase of 2 KB.
 
@@ -84,6 +118,10 @@ pub const COMMIT: u32 = 0x5A3C_C0DE;
 pub const FORMAT: u8 = 1;
 /// Boot attempts a trial gets unless the agent asks otherwise.
 pub const DEFAULT_BUDGET: u8 = 3;
+/// The bad-mark value that locks a bank whatever image it holds (see "Bank locks" above). A
+/// CM0+ fingerprint with this value (a 2⁻³² chance) would only make its mark stricter: the bank
+/// stays refused until the next activation clears the mark anyway.
+pub const LOCK_MARK: u32 = 0xFFFF_FFFF;
 /// The seed's "boot the upper bank" marker value (spec §2 step 6).
 pub const SEED_MARKER_UPPER: u32 = 0xAAAA_AAAA;
 
@@ -137,6 +175,18 @@ impl BootState {
     /// The bad mark of a bank, if any.
     pub fn bad_mark(&self, bank: Bank) -> Option<u32> {
         self.bad[bank.index()]
+    }
+
+    /// Whether a bank is locked: its image was rejected, refused or is being written, and the
+    /// DBM boots nothing from it until a new activation (see "Bank locks" in the module docs).
+    pub fn is_locked(&self, bank: Bank) -> bool {
+        self.bad[bank.index()] == Some(LOCK_MARK)
+    }
+
+    /// This state with a bank locked (its bad mark set to [`LOCK_MARK`]).
+    #[must_use]
+    pub fn locking(self, bank: Bank) -> Self {
+        self.with_bad_mark(bank, Some(LOCK_MARK))
     }
 
     /// This state with a bank's bad mark replaced.
@@ -205,6 +255,12 @@ pub enum Event {
         /// The region fault.
         fault: Fault,
     },
+    /// LOCKED: the agent is about to erase and write `bank` (the inactive one); nothing boots
+    /// from it until the new image is activated.
+    Locked {
+        /// The bank.
+        bank: Bank,
+    },
 }
 
 /// Why a trial ended without confirmation.
@@ -243,6 +299,8 @@ pub enum Fault {
     WrongHardware,
     /// The image carries a bad mark from the CM0+ stage.
     MarkedBad,
+    /// The bank is locked: its image was rejected or refused, or is being written.
+    Locked,
 }
 
 /// The class of an image refusal ([`ferrota_image::ErrorKind`] without its data).
@@ -582,6 +640,7 @@ const K_REVERTED: u8 = 4;
 const K_FELL_BACK: u8 = 5;
 const K_USER1: u8 = 6;
 const K_MARKED_BAD: u8 = 7;
+const K_LOCKED: u8 = 8;
 
 const R_BUDGET: u8 = 1;
 const R_REJECTED: u8 = 2;
@@ -619,6 +678,7 @@ fn fault_fields(f: Option<Fault>) -> (u8, u8, u8, u32) {
         Some(Fault::BelowFloor { counter }) => (2, 0, 0, counter),
         Some(Fault::WrongHardware) => (3, 0, 0, 0),
         Some(Fault::MarkedBad) => (4, 0, 0, 0),
+        Some(Fault::Locked) => (5, 0, 0, 0),
     }
 }
 
@@ -634,6 +694,7 @@ fn fault_from(class: u8, region: u8, kind: u8, value: u32) -> Option<Option<Faul
         2 if plain => Fault::BelowFloor { counter: value },
         3 if plain && value == 0 => Fault::WrongHardware,
         4 if plain && value == 0 => Fault::MarkedBad,
+        5 if plain && value == 0 => Fault::Locked,
         _ => return None,
     }))
 }
@@ -666,6 +727,7 @@ fn event_fields(e: &Event) -> (u8, Option<Bank>, u8, Option<Fault>) {
             lower_fault,
         ),
         Event::MarkedBad { bank, fault } => (K_MARKED_BAD, Some(bank), 0, Some(fault)),
+        Event::Locked { bank } => (K_LOCKED, Some(bank), 0, None),
     }
 }
 
@@ -695,6 +757,7 @@ fn event_from(kind: u8, bank: Option<Bank>, detail: u8, fault: Option<Fault>) ->
             cancelled_trial: detail == 1,
         },
         (K_MARKED_BAD, Some(bank), Some(fault)) if detail == 0 => Event::MarkedBad { bank, fault },
+        (K_LOCKED, Some(bank), None) if detail == 0 => Event::Locked { bank },
         _ => return None,
     };
     Some(e)
@@ -800,7 +863,7 @@ mod tests {
                 used: 2,
             }),
             floor: 7,
-            bad: [Some(0xDEAD_BEEF), None],
+            bad: [Some(0xDEAD_BEEF), Some(LOCK_MARK)],
             event: Event::User1 {
                 booted: Bank::Upper,
                 lower_fault: Some(Fault::Image {

@@ -65,6 +65,7 @@ fn fault() -> impl Strategy<Value = Fault> {
         any::<u32>().prop_map(|counter| Fault::BelowFloor { counter }),
         Just(Fault::WrongHardware),
         Just(Fault::MarkedBad),
+        Just(Fault::Locked),
     ]
 }
 
@@ -93,6 +94,7 @@ fn event() -> impl Strategy<Value = Event> {
             }
         ),
         (bank(), fault()).prop_map(|(bank, fault)| Event::MarkedBad { bank, fault }),
+        bank().prop_map(|bank| Event::Locked { bank }),
     ]
 }
 
@@ -106,18 +108,29 @@ fn boot_state() -> impl Strategy<Value = BootState> {
             prop::option::of(any::<u32>()),
         ],
         event(),
+        [any::<bool>(), any::<bool>()],
     )
-        .prop_map(|(current, trial, floor, bad, event)| BootState {
-            current,
-            trial: trial.map(|(bank, budget, used)| Trial {
-                bank,
-                budget,
-                used: used.min(budget),
-            }),
-            floor,
-            bad,
-            event,
-        })
+        .prop_map(
+            |(current, trial, floor, mut bad, event, locked)| BootState {
+                current,
+                trial: trial.map(|(bank, budget, used)| Trial {
+                    bank,
+                    budget,
+                    used: used.min(budget),
+                }),
+                floor,
+                bad: {
+                    // Bank locks are the reserved mark value (ferrota_boot::log::LOCK_MARK).
+                    for (b, l) in bad.iter_mut().zip(locked) {
+                        if l {
+                            *b = Some(ferrota_boot::log::LOCK_MARK);
+                        }
+                    }
+                    bad
+                },
+                event,
+            },
+        )
 }
 
 proptest! {

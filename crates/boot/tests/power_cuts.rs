@@ -8,7 +8,9 @@
 //!
 //! * the log reads back as the state before the scenario or the state after it, never a third;
 //! * the next boot starts a correctly signed image (every region re-verified independently) at
-//!   or above the floor, and exactly the image the old or new state calls for.
+//!   or above the floor, and exactly the image the old or new state calls for;
+//! * neither that boot nor a boot with USER1 held starts a bank the state read back locks (a
+//!   rejected, refused or half-written image; `ferrota_boot::log`, "Bank locks").
 //!
 //! Each scenario runs at several log positions: from the first slot to the last slot of a
 //! sector, and across both compaction directions (into a blank sector and into one holding old
@@ -53,6 +55,17 @@ fn sweep(name: &str, snapshot: &Device, scenario: &Scenario) -> u64 {
     let new = state(&clean);
     assert_ne!(old, new, "{name}: the scenario must change the state");
     let (exp_old, exp_new) = (expected(snapshot), expected(&clean));
+    // Without a cut too: no boot, with or without USER1, starts a bank the new state locks.
+    for user1 in [false, true] {
+        let mut d = clean.clone();
+        d.power_cycle();
+        if let Ran::App(r) = boot(&mut d, user1).unwrap() {
+            assert!(
+                !new.is_locked(r.bank),
+                "{name}: booted a locked bank (USER1 {user1})"
+            );
+        }
+    }
     let mut points = 0;
     for op in start..start + total {
         let cuts = std::iter::once(PowerCut::Before(op))
@@ -72,10 +85,22 @@ fn sweep(name: &str, snapshot: &Device, scenario: &Scenario) -> u64 {
             } else {
                 panic!("{name}: a third state after {cut:?}:\n{st:?}\nold {old:?}\nnew {new:?}");
             };
+            let mut with_user1 = d.clone();
             let ran = boot(&mut d, false).unwrap();
             let r = ran.app();
             assert_eq!((r.bank, r.record.version), exp, "{name}: after {cut:?}");
             assert_sound(&d, r);
+            assert!(
+                !st.is_locked(r.bank),
+                "{name}: booted a locked bank after {cut:?}"
+            );
+            if let Ran::App(u) = boot(&mut with_user1, true).unwrap() {
+                assert!(
+                    !st.is_locked(u.bank),
+                    "{name}: USER1 booted a locked bank after {cut:?}"
+                );
+                assert_sound(&with_user1, &u);
+            }
             points += 1;
         }
     }
@@ -210,6 +235,49 @@ fn power_cuts_revert_after_failed_trial() {
     };
     let m = sweep_positions("reject (REVERTED by the app)", &base, &reject);
     assert!(n >= 500 && m >= 500, "{n} {m}");
+}
+
+/// Upper v2 confirmed and running (floor 2); the lower bank holds an image USER1 would boot.
+fn running_upper_with_lower_bootable() -> (Device, Running) {
+    let mut base = activated(Kind::Good);
+    let r = boot(&mut base, false).unwrap().app().clone();
+    agent_confirm(&mut base, &r).unwrap();
+    install(&mut base, Bank::Lower, &image(Kind::Good, 2));
+    assert_eq!(r.bank, Bank::Upper);
+    (base, r)
+}
+
+#[test]
+fn power_cuts_lock_before_download() {
+    // The agent locks the inactive (lower) bank before its first erase: a cut leaves it either
+    // bootable with its old image intact, or locked; never a half-written image USER1 boots.
+    let (base, _) = running_upper_with_lower_bootable();
+    let lock = |d: &mut Device| -> Result<(), SimError> {
+        d.set_work_err_silent(true)?;
+        agent_lock(d, Bank::Upper)
+    };
+    let n = sweep_positions("lock before download (LOCKED)", &base, &lock);
+    // After the lock, USER1 no longer picks the lower bank.
+    let mut d = base.clone();
+    lock(&mut d).unwrap();
+    assert_eq!(boot(&mut d, true).unwrap().app().bank, Bank::Upper);
+    assert!(n >= 500, "{n}");
+}
+
+#[test]
+fn power_cuts_reject_in_lower_bank() {
+    // The self-test-rejected image sits in the lower bank, the one USER1 prefers (demo step 7).
+    let (mut base, _) = running_upper_with_lower_bootable();
+    let r = boot(&mut base, false).unwrap().app().clone();
+    agent_update(&mut base, r.bank, &image(Kind::Rejecting, 3)).unwrap();
+    assert_eq!(boot(&mut base, false).unwrap().app().bank, Bank::Lower);
+    let reject = |d: &mut Device| -> Result<(), SimError> {
+        d.set_work_err_silent(true)?;
+        app::reject(&mut log(d), Bank::Lower)?;
+        Ok(())
+    };
+    let n = sweep_positions("reject in the lower bank (REVERTED + lock)", &base, &reject);
+    assert!(n >= 500, "{n}");
 }
 
 #[test]

@@ -53,8 +53,8 @@ fn weakness_1_marker_survives_power_cut_between_erase_and_program() {
     agent_confirm(&mut dev, &r2).unwrap();
     let before = state(&dev);
     assert_eq!(before.current, Some(Bank::Upper));
-    // The log so far holds TRIAL, BOOTED, CONFIRMED; fill sector 0 up to its last slot.
-    pad_log(&mut dev, ferrota_boot::log::SLOTS_PER_SECTOR - 3);
+    // The log so far holds LOCKED, TRIAL, BOOTED, CONFIRMED; fill sector 0 up to its last slot.
+    pad_log(&mut dev, ferrota_boot::log::SLOTS_PER_SECTOR - 4);
     let snap = dev.clone();
     let (ops, _) = snap.count_ops(|d| {
         d.set_work_err_silent(true).unwrap();
@@ -104,8 +104,10 @@ fn weakness_2_rejected_self_test_rolls_back() {
         (Bank::Lower, r.record.version)
     );
     assert_sound(&dev, &r3);
+    // The previous image runs and may keep running: Valid (AWS PAL meaning: the state of the
+    // running image); the revert is in the last event, the rejected bank is locked.
     let rep = app::report(&mut log(&mut dev), Bank::Lower).unwrap();
-    assert_eq!(rep.image_state, ImageState::Invalid);
+    assert_eq!(rep.image_state, ImageState::Valid);
     assert_eq!(
         rep.last_event,
         Event::Reverted {
@@ -113,6 +115,7 @@ fn weakness_2_rejected_self_test_rolls_back() {
             reason: RevertReason::Rejected
         }
     );
+    assert!(state(&dev).is_locked(Bank::Upper));
     // And it stays there.
     for _ in 0..3 {
         assert_eq!(boot(&mut dev, false).unwrap().app().bank, Bank::Lower);
@@ -168,8 +171,9 @@ fn weakness_3_bad_cm7_falls_back_instead_of_halting() {
         assert_sound(&dev, &r2);
         assert_eq!(
             app::image_state(&mut log(&mut dev), Bank::Lower).unwrap(),
-            ImageState::Invalid
+            ImageState::Valid
         );
+        assert!(state(&dev).is_locked(Bank::Upper), "{kind:?}");
 
         // As the current bank (written by a debugger): marked bad, the DBM falls back.
         let mut dev = fresh();
@@ -238,15 +242,16 @@ fn weakness_4_downgrade_below_floor_is_refused_at_boot() {
             reason: RevertReason::TrialInvalid(Fault::BelowFloor { counter: 2 })
         }
     );
-    // USER1 cannot bypass it either: the lower bank is refused, the upper one boots.
+    // USER1 cannot bypass it either: the lower bank is refused (locked by the revert), the
+    // upper one boots.
     let u = boot(&mut dev, true).unwrap().app().clone();
     assert_eq!(u.bank, Bank::Upper);
-    assert!(matches!(
+    assert_eq!(
         u.reason,
         BootReason::User1 {
-            lower_fault: Some(BankFault::BelowFloor { .. })
+            lower_fault: Some(BankFault::Locked)
         }
-    ));
+    );
     // The eFuse counter alone enforces the floor too (a log erased by an attacker with a
     // debugger still cannot bring the old release back).
     let mut d = fresh();
@@ -294,8 +299,9 @@ fn weakness_8_image_that_never_confirms_is_reverted() {
     );
     assert_sound(&dev, &ran);
     let rep = app::report(&mut log(&mut dev), Bank::Lower).unwrap();
-    assert_eq!(rep.image_state, ImageState::Invalid);
+    assert_eq!(rep.image_state, ImageState::Valid);
     assert_eq!(rep.trial, None);
+    assert!(state(&dev).is_locked(Bank::Upper));
     assert_eq!(
         boot(&mut dev, false).unwrap().app().reason,
         BootReason::Current
@@ -372,7 +378,7 @@ fn user1_prefers_lower_and_is_recorded() {
     assert_eq!(s.trial, None);
     assert_eq!(
         app::image_state(&mut log(&mut dev), Bank::Lower).unwrap(),
-        ImageState::Invalid
+        ImageState::Valid
     );
 }
 
@@ -518,4 +524,105 @@ fn combined_apis_decide_and_cm0p_run() {
     assert_eq!(reset.region, Region::Cm7_0);
     assert_eq!(state(&dev).trial, None);
     assert_eq!(boot(&mut dev, false).unwrap().app().bank, Bank::Lower);
+}
+
+/// Issue 14 item 1: an image rejected by its self-test sits in the lower bank (the one USER1
+/// prefers). No later path boots it: not the next boot, not USER1, not a fallback when the
+/// good bank breaks (the DBM halts instead); only a new activation makes the bank bootable.
+#[test]
+fn rejected_image_never_boots_again_without_a_new_activation() {
+    let (mut dev, r) = running_v1();
+    let r2 = update_and_boot(&mut dev, &r, &image(Kind::Good, 2));
+    agent_confirm(&mut dev, &r2).unwrap();
+    let r3 = update_and_boot(&mut dev, &r2, &image(Kind::Rejecting, 3));
+    assert_eq!((r3.bank, r3.record.security_counter), (Bank::Lower, 3));
+    app::reject(&mut log(&mut dev), Bank::Lower).unwrap();
+    assert_eq!(
+        app::image_state(&mut log(&mut dev), Bank::Lower).unwrap(),
+        ImageState::Invalid,
+        "the rejected image, while it still runs"
+    );
+    assert!(state(&dev).is_locked(Bank::Lower));
+    let back = boot(&mut dev, false).unwrap().app().clone();
+    assert_eq!(back.bank, Bank::Upper);
+    assert_eq!(
+        app::image_state(&mut log(&mut dev), Bank::Upper).unwrap(),
+        ImageState::Valid,
+        "the good image that keeps running"
+    );
+    // USER1 prefers the lower bank, but it is locked.
+    let u = boot(&mut dev, true).unwrap().app().clone();
+    assert_eq!(
+        (u.bank, u.reason),
+        (
+            Bank::Upper,
+            BootReason::User1 {
+                lower_fault: Some(BankFault::Locked)
+            }
+        )
+    );
+    // Later boots and resets: still the upper bank.
+    for user1 in [false, true, false] {
+        dev.power_cycle();
+        assert_eq!(boot(&mut dev, user1).unwrap().app().bank, Bank::Upper);
+    }
+    // The good bank breaks: the DBM halts rather than fall back to the rejected image.
+    let mut broken = dev.clone();
+    install(&mut broken, Bank::Upper, &image(Kind::TamperedCm0p, 2));
+    match boot(&mut broken, false).unwrap() {
+        Ran::Halt(h) => assert_eq!(h.lower, BankFault::Locked),
+        other => panic!("booted a rejected image: {other:?}"),
+    }
+    // A new signed activation of the lower bank unlocks it.
+    agent_update(&mut dev, Bank::Upper, &image(Kind::Good, 4)).unwrap();
+    let r4 = boot(&mut dev, false).unwrap().app().clone();
+    assert_eq!((r4.bank, r4.record.security_counter), (Bank::Lower, 4));
+}
+
+/// Issue 14 item 1: a download the agent refuses (wrong OTA signature, so never activated)
+/// leaves a correctly boot-signed image in the lower bank; it must not boot through USER1 or a
+/// fallback, because the agent locked the bank before writing it.
+#[test]
+fn refused_download_never_boots() {
+    let (mut dev, r) = running_v1();
+    let r2 = update_and_boot(&mut dev, &r, &image(Kind::Good, 2));
+    agent_confirm(&mut dev, &r2).unwrap();
+    // The agent's download into the lower bank: lock, write; the OTA signature is then refused.
+    agent_lock(&mut dev, Bank::Upper).unwrap();
+    write_image(&mut dev.inactive_bank().unwrap(), &image(Kind::Good, 3)).unwrap();
+    assert_eq!(state(&dev).event, Event::Locked { bank: Bank::Lower });
+    let u = boot(&mut dev, true).unwrap().app().clone();
+    assert_eq!(u.bank, Bank::Upper);
+    let mut broken = dev.clone();
+    install(&mut broken, Bank::Upper, &image(Kind::TamperedCm0p, 2));
+    assert!(matches!(boot(&mut broken, false).unwrap(), Ran::Halt(_)));
+    // Locking again (a resumed download) writes nothing.
+    let ops = dev.op_count();
+    dev.set_work_err_silent(true).unwrap();
+    agent_lock(&mut dev, Bank::Upper).unwrap();
+    assert_eq!(dev.op_count(), ops);
+    // The running image under trial cannot lock the bank it would revert to.
+    let mut d = fresh();
+    let r = boot(&mut d, false).unwrap().app().clone();
+    agent_update(&mut d, r.bank, &image(Kind::Good, 2)).unwrap();
+    let t = boot(&mut d, false).unwrap().app().clone();
+    assert!(matches!(
+        app::lock_for_update(&mut log(&mut d), t.bank),
+        Err(AppError::RunningUnconfirmed)
+    ));
+}
+
+/// An image whose trial used up its boot budget is locked too: USER1 does not revive it.
+#[test]
+fn budget_exhausted_image_is_locked() {
+    let (mut dev, r) = running_v1();
+    let r2 = update_and_boot(&mut dev, &r, &image(Kind::Good, 2));
+    agent_confirm(&mut dev, &r2).unwrap();
+    agent_update(&mut dev, Bank::Upper, &image(Kind::Crashing, 3)).unwrap();
+    for _ in 0..3 {
+        assert_eq!(boot(&mut dev, false).unwrap().app().bank, Bank::Lower);
+    }
+    assert_eq!(boot(&mut dev, false).unwrap().app().bank, Bank::Upper);
+    assert!(state(&dev).is_locked(Bank::Lower));
+    assert_eq!(boot(&mut dev, true).unwrap().app().bank, Bank::Upper);
 }

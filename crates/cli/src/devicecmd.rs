@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use ferrota_device::board::{Board, BoardEvent, Exit, Options, SelfTest};
+use ferrota_device::board::{Board, BoardEvent, Exit, Options, SelfTest, status_reason};
 use ferrota_device::config::DeviceConfig;
 use ferrota_t2g::Device;
 
@@ -20,6 +20,10 @@ Examples:
   ferrota device run --config bundle/dev-1/device.toml --flash dev.flash
   ferrota device run --config device.toml --flash dev.flash --user1
   ferrota device run --config device.toml --flash dev.flash --fail-self-test --exit-after job
+  ferrota device run --config device.toml --flash dev.flash --exit-after job --json | jq .event
+
+With --exit-after job the exit status is 0 when the job SUCCEEDED and 1 when it FAILED (the
+reason, code and words, on stderr).
 
 The device file is made by `ferrota t2g new` and `ferrota t2g program`; device.toml is written
 by `ferrota thing create` (add code-signing.crt.pem to the bundle). The file is saved at every
@@ -32,7 +36,8 @@ reset and on exit.")]
 pub enum ExitAfter {
     /// After the first boot connected.
     Connect,
-    /// After an OTA job ended (SUCCEEDED or FAILED) and the board runs again.
+    /// After an OTA job ended and the board runs again: exit status 0 when it SUCCEEDED, 1 with
+    /// the reason (code and words) when it FAILED.
     Job,
 }
 
@@ -66,6 +71,57 @@ pub struct RunArgs {
     /// Give up after this many seconds (0: never).
     #[arg(long, default_value_t = 0)]
     pub timeout: u64,
+    /// Print the board's events instead of its log: one JSON object per line on stdout, with
+    /// camelCase keys and an RFC 3339 `timestamp` (booted, connected, jobReceived, progress,
+    /// activated, reset, jobFinished with status and reason, ...). Errors still go to stderr.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One board event as a JSON object (the `--json` stream); `timestamp` is RFC 3339 UTC.
+pub fn event_json(e: &BoardEvent, at: time::OffsetDateTime) -> serde_json::Value {
+    use serde_json::json;
+    let bank = |b: &ferrota_boot::Bank| match b {
+        ferrota_boot::Bank::Lower => "lower",
+        ferrota_boot::Bank::Upper => "upper",
+    };
+    let mut v = match e {
+        BoardEvent::Booted {
+            bank: b,
+            version,
+            image_state,
+        } => json!({"event": "booted", "bank": bank(b), "version": version.to_string(),
+                    "imageState": format!("{image_state:?}")}),
+        BoardEvent::Halted(why) => json!({"event": "halted", "reason": why}),
+        BoardEvent::Crashed => json!({"event": "crashed"}),
+        BoardEvent::Connected => json!({"event": "connected"}),
+        BoardEvent::Disconnected => json!({"event": "disconnected"}),
+        BoardEvent::JobReceived { job_id } => json!({"event": "jobReceived", "jobId": job_id}),
+        BoardEvent::DownloadStarted { blocks, resumed } => {
+            json!({"event": "downloadStarted", "blocks": blocks, "resumedBlocks": resumed})
+        }
+        BoardEvent::Progress { received, total } => {
+            json!({"event": "progress", "receivedBlocks": received, "totalBlocks": total})
+        }
+        BoardEvent::VersionAccepted(ver) => {
+            json!({"event": "versionAccepted", "version": ver.to_string()})
+        }
+        BoardEvent::Activated => json!({"event": "activated"}),
+        BoardEvent::SelfTestStarted => json!({"event": "selfTestStarted"}),
+        BoardEvent::Confirmed(floor) => json!({"event": "confirmed", "floor": floor}),
+        BoardEvent::Rejected => json!({"event": "rejected"}),
+        BoardEvent::JobSucceeded => json!({"event": "jobFinished", "status": "SUCCEEDED"}),
+        BoardEvent::JobFailed(status) => json!({"event": "jobFinished", "status": "FAILED",
+            "reason": status_reason(status),
+            "statusDocument": serde_json::from_str::<serde_json::Value>(status).ok()}),
+        BoardEvent::PowerCut => json!({"event": "powerCut"}),
+        BoardEvent::Reset => json!({"event": "reset"}),
+    };
+    let ts = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    v["timestamp"] = serde_json::Value::String(ts);
+    v
 }
 
 /// Runs a `device` command.
@@ -90,8 +146,8 @@ fn run_board(a: &RunArgs) -> Result<()> {
         crash_on_trial: a.crash_on_trial,
         self_test_time: Duration::from_millis(200),
         flash_path: Some(a.flash.clone()),
-        progress: true,
-        quiet: false,
+        progress: !a.json,
+        quiet: a.json,
         agent: None,
         // The simulated application handles no other file type: such jobs are declined.
         app_jobs: Default::default(),
@@ -99,10 +155,13 @@ fn run_board(a: &RunArgs) -> Result<()> {
     let rt = crate::servecmd::runtime()?;
     let exit_after = a.exit_after;
     let timeout = a.timeout;
+    let json = a.json;
     let exit = rt.block_on(async move {
         let mut board = Board::new(dev, Arc::new(cfg), opts);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         board.observe(tx);
+        let failed = Arc::new(std::sync::Mutex::new(None::<String>));
+        let failed_in = failed.clone();
         let stop = async move {
             // After a job ends the board may still reset (a revert) and reconnect: exit at that
             // reconnection, or once the board has been quiet for a moment (it already runs the
@@ -128,10 +187,18 @@ fn run_board(a: &RunArgs) -> Result<()> {
                     _ = tokio::signal::ctrl_c() => return false,
                     _ = &mut deadline => return true,
                     _ = settle => return false,
-                    e = rx.recv() => match (e, exit_after) {
+                    e = rx.recv() => match (e.inspect(|e| if json {
+                        println!("{}", event_json(e, time::OffsetDateTime::now_utc()));
+                    }), exit_after) {
                         (None, _) => return false,
                         (Some(BoardEvent::Connected), Some(ExitAfter::Connect)) => return false,
-                        (Some(BoardEvent::JobSucceeded | BoardEvent::JobFailed(_)), Some(ExitAfter::Job)) => {
+                        (Some(e @ (BoardEvent::JobSucceeded | BoardEvent::JobFailed(_))), Some(ExitAfter::Job)) => {
+                            if let Ok(mut f) = failed_in.lock() {
+                                *f = match e {
+                                    BoardEvent::JobFailed(s) => Some(s),
+                                    _ => None,
+                                };
+                            }
                             settle_until = Some(tokio::time::Instant::now() + SETTLE);
                         }
                         (Some(BoardEvent::Connected), Some(ExitAfter::Job)) if settle_until.is_some() => {
@@ -155,12 +222,17 @@ fn run_board(a: &RunArgs) -> Result<()> {
                 }
             })
             .await;
-        (r, timed_out.load(std::sync::atomic::Ordering::Relaxed))
+        let failed = failed.lock().ok().and_then(|mut f| f.take());
+        (r, timed_out.load(std::sync::atomic::Ordering::Relaxed), failed)
     });
     match exit {
-        (Err(e), _) => Err(e).context("the board"),
-        (Ok(Exit::Halted(h)), _) => bail!("the board halted: {h}"),
-        (Ok(Exit::Stopped), true) => bail!("timed out"),
-        (Ok(Exit::Stopped), false) => Ok(()),
+        (Err(e), _, _) => Err(e).context("the board"),
+        (Ok(Exit::Halted(h)), _, _) => bail!("the board halted: {h}"),
+        (Ok(Exit::Stopped), true, _) => bail!("timed out"),
+        (Ok(Exit::Stopped), false, Some(status)) => bail!(
+            "the OTA job FAILED: {}",
+            status_reason(&status).unwrap_or(status)
+        ),
+        (Ok(Exit::Stopped), false, None) => Ok(()),
     }
 }

@@ -8,8 +8,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use ferrota_boot::Bank;
 use ferrota_boot::log::BootState;
 use ferrota_device::boot_chain::{
-    self, BankStatus, DeviceReport, Provisioning, text::describe_event, text::describe_record,
-    text::describe_state,
+    self, BankMark, BankStatus, DeviceReport, Provisioning, text::describe_event,
+    text::describe_record, text::describe_state,
 };
 use ferrota_t2g::{Device, LifeCycle};
 use serde_json::{Value, json};
@@ -223,12 +223,19 @@ fn state_json(s: &BootState) -> Value {
         "trial": s.trial.map(|t| json!({"bank": bank_name(t.bank), "budget": t.budget, "used": t.used})),
         "floor": s.floor,
         "bad_marks": {
-            "lower": s.bad_mark(Bank::Lower),
-            "upper": s.bad_mark(Bank::Upper),
+            "lower": s.bad_mark(Bank::Lower).filter(|_| !s.is_locked(Bank::Lower)),
+            "upper": s.bad_mark(Bank::Upper).filter(|_| !s.is_locked(Bank::Upper)),
+        },
+        "locked": {
+            "lower": s.is_locked(Bank::Lower),
+            "upper": s.is_locked(Bank::Upper),
         },
         "event": describe_event(&s.event),
     })
 }
+
+/// Why a locked bank does not boot, for `show`.
+const LOCKED_WHY: &str = "locked: its image was rejected by the self-test, reverted, refused by the agent or left half-written; the DBM boots it on no path (fallback, USER1, reset) until a new activation";
 
 fn bank_json(b: &boot_chain::BankReport) -> Value {
     let (status, record, error) = match &b.status {
@@ -239,6 +246,15 @@ fn bank_json(b: &boot_chain::BankReport) -> Value {
         }
         BankStatus::Invalid(e) => ("invalid", None, Some(e.to_string())),
         BankStatus::NoKey => ("no-key", None, None),
+    };
+    // The log's verdict overrides the image's: a locked or marked bank never boots.
+    let (status, error) = match b.mark {
+        BankMark::None => (status, error),
+        BankMark::Locked => ("locked", Some(LOCKED_WHY.to_string())),
+        BankMark::MarkedBad => (
+            "marked-bad",
+            Some("the CM0+ stage refused this image's CM7 regions".to_string()),
+        ),
     };
     json!({
         "bank": bank_name(b.bank),
@@ -337,6 +353,13 @@ fn to_text(file: &str, r: &DeviceReport) -> String {
             }
             BankStatus::Invalid(e) => format!("refused: {e}"),
             BankStatus::NoKey => "not checked (no key provisioned)".into(),
+        };
+        let what = match b.mark {
+            BankMark::None => what,
+            BankMark::Locked => format!("{LOCKED_WHY}; holds: {what}"),
+            BankMark::MarkedBad => {
+                format!("marked bad: the CM0+ stage refused its CM7 regions; holds: {what}")
+            }
         };
         let _ = writeln!(s, "{} bank: {what}", bank_name(b.bank));
     }

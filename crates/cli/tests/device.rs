@@ -66,3 +66,173 @@ fn a_missing_config_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.toml"));
 }
+
+/// `ferrota serve` on loopback port 0; killed on drop.
+struct Serve {
+    child: std::process::Child,
+    http: String,
+    mqtt_port: u16,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(env: &Env) -> Serve {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrota"))
+        .args([
+            "serve",
+            "--data-dir",
+            "data",
+            "--mqtt-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(env.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn ferrota serve");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut http, mut mqtt_port) = (String::new(), 0);
+    for _ in 0..3 {
+        let l = lines.next().expect("serve output").unwrap();
+        if let Some(a) = l.strip_prefix("http ") {
+            http = format!("http://{a}");
+        } else if let Some(a) = l.strip_prefix("mqtt ") {
+            mqtt_port = a.rsplit(':').next().unwrap().parse().unwrap();
+        }
+    }
+    assert!(!http.is_empty() && mqtt_port != 0);
+    Serve {
+        child,
+        http,
+        mqtt_port,
+    }
+}
+
+/// Issue 14 item 5: `device run --exit-after job` exits non-zero when the job FAILED, and says
+/// why (the reason code with its words); `--json` streams the board's events as JSON lines
+/// (item 10). The job is a data file the simulated application declines.
+#[test]
+fn exit_after_job_fails_with_the_reason_when_the_job_failed() {
+    let env = Env::new();
+    env.ok(&["ca", "init", "--data-dir", "data"]);
+    env.ok(&[
+        "thing",
+        "create",
+        "dev-1",
+        "--group",
+        "fleet",
+        "--data-dir",
+        "data",
+        "-o",
+        "bundle",
+    ]);
+    env.ok(&["key", "generate", "-o", "boot.pem"]);
+    env.ok(&["key", "generate", "-o", "signer.pem"]);
+    env.ok(&[
+        "cert",
+        "code-signing",
+        "--key",
+        "signer.pem",
+        "--cn",
+        "Signer",
+        "--days",
+        "30",
+        "-o",
+        "bundle/dev-1/code-signing.crt.pem",
+    ]);
+    common::pack(&env, "boot.pem", "v1.bin");
+    env.ok(&[
+        "t2g",
+        "new",
+        "dev.t2g",
+        "--boot-key",
+        "boot.pem",
+        "--hardware",
+        "KIT_T2G",
+    ]);
+    env.ok(&["t2g", "program", "dev.t2g", "v1.bin", "--bank", "lower"]);
+    let s = serve(&env);
+    // The server's actual MQTT port (item 8 is about thing create writing it).
+    let toml = String::from_utf8(env.read("bundle/dev-1/device.toml")).unwrap();
+    let toml: String = toml
+        .lines()
+        .map(|l| {
+            if l.starts_with("port") {
+                format!("port = {}\n", s.mqtt_port)
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    env.write("bundle/dev-1/device.toml", toml);
+    env.write("data.bin", vec![0x5a; 10_000]);
+    env.write("data.bin.sig", "MAYCAQECAQE=\n");
+    env.ok(&[
+        "ota",
+        "create",
+        "up1",
+        "--file",
+        "data.bin",
+        "--file-type",
+        "7",
+        "--group",
+        "fleet",
+        "--api",
+        &s.http,
+        "--data-dir",
+        "data",
+    ]);
+    let out = env.run(&[
+        "device",
+        "run",
+        "--config",
+        "bundle/dev-1/device.toml",
+        "--flash",
+        "dev.t2g",
+        "--exit-after",
+        "job",
+        "--timeout",
+        "60",
+        "--json",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a FAILED job exits non-zero\n{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("the OTA job FAILED: "), "{stderr}");
+    assert!(stderr.contains(" ("), "the reason in words: {stderr}");
+    // One JSON object per line, camelCase, RFC 3339 times.
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert!(kinds.contains(&"booted"), "{kinds:?}");
+    assert!(kinds.contains(&"connected"), "{kinds:?}");
+    let fin = events
+        .iter()
+        .find(|e| e["event"] == "jobFinished")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(fin["status"], "FAILED");
+    assert!(
+        fin["reason"].as_str().is_some_and(|r| r.contains(" (")),
+        "{fin}"
+    );
+    for e in &events {
+        let t = e["timestamp"].as_str().expect("timestamp");
+        assert!(
+            t.len() >= 20 && t.as_bytes()[10] == b'T' && t.ends_with('Z'),
+            "RFC 3339: {t}"
+        );
+    }
+}

@@ -130,10 +130,18 @@ fn walkthrough_update_confirm_and_rollback() {
         out.contains("started the lower (mapping A) bank: version 1.0.0"),
         "{out}"
     );
-    assert!(out.contains("image state Invalid"), "{out}");
+    // The image that keeps running is the valid one (AWS PAL meaning); the rejected one is
+    // shown locked, not "valid" (issue 14 item 1).
+    assert!(out.contains("image state Valid"), "{out}");
     let j = show(&env, "trial.t2g");
     assert_eq!(j["running"]["bank"], "lower");
     assert_eq!(j["floor"]["log"], 0); // nothing was confirmed on this device
+    assert_eq!(j["banks"][1]["status"], "locked", "{j}");
+    assert_eq!(j["banks"][1]["version"], "2.0.0");
+    assert_eq!(j["log"]["state"]["locked"]["upper"], true);
+    let text = env.ok(&["t2g", "show", "trial.t2g"]);
+    assert!(text.contains("upper bank: locked: "), "{text}");
+    assert!(text.contains("locked banks: upper"), "{text}");
 }
 
 #[test]

@@ -202,8 +202,13 @@ pub async fn step3_tampered(w: &mut World) -> Result<StepReport, LabError> {
     ))
 }
 
+/// The job's `statusDetails.reason`, with its words beside AWS's code
+/// (`ferrota_proto::reason::explain`).
 fn reason(d: &std::collections::BTreeMap<String, String>) -> String {
-    d.get("reason").cloned().unwrap_or_else(|| format!("{d:?}"))
+    match d.get("reason") {
+        Some(r) => ferrota_proto::reason::explain(r).map_or_else(|| r.clone(), |e| e.to_string()),
+        None => format!("{d:?}"),
+    }
 }
 
 /// 4. A downgrade to v1.0.0: refused after the CM0+ region, before the rest, with AWS's reason.
@@ -282,23 +287,35 @@ pub async fn step6_self_test_fails(w: &mut World) -> Result<StepReport, LabError
     let o = opts(w);
     w.board.set_options(o);
     let (status, details) = w.lab.terminal_status("v1_2_0", THING).await?;
+    // v1.1.0 runs again as the valid image (AWS PAL state Valid), and the rejected bank is
+    // locked: the marker log says so, not just the job.
+    let back_valid = ev.last().is_some_and(|e| {
+        matches!(e, BoardEvent::Booted { bank: Bank::Upper, version, image_state: ImageState::Valid } if *version == v(1))
+    });
+    let locked = crate::boot_chain::report(&w.board.dev)
+        .is_ok_and(|r| r.banks[0].mark == crate::boot_chain::BankMark::Locked);
     let ok = met
         && status == "FAILED"
         && ev.contains(&BoardEvent::Rejected)
-        && ev.iter().any(|e| booted(e, Bank::Lower, 2));
+        && ev.iter().any(|e| booted(e, Bank::Lower, 2))
+        && back_valid
+        && locked;
     Ok(m.report(
         &w.board,
         6,
         "v1.2.0 fails its self-test",
         ok,
         format!(
-            "trial of bank 0 rejected, v1.1.0 boots again; job {status} ({})",
+            "trial of bank 0 rejected and locked; v1.1.0 boots again (image state {}); job {status} ({})",
+            if back_valid { "Valid" } else { "not Valid" },
             reason(&details)
         ),
     ))
 }
 
-/// 7. USER1 held at reset: bank 0 preferred, as in the seed.
+/// Step 7, USER1 held at reset: bank 0 preferred, as in the seed; but bank 0 holds the v1.2.0
+/// that step 6 rejected, which is locked, so v1.1.0 in bank 1 runs (the seed booted the
+/// rejected one).
 pub async fn step7_user1(w: &mut World) -> Result<StepReport, LabError> {
     let mut o = opts(w);
     o.user1 = true;
@@ -311,19 +328,23 @@ pub async fn step7_user1(w: &mut World) -> Result<StepReport, LabError> {
     let o = opts(w);
     w.board.set_options(o);
     let what = ev.iter().rev().find_map(|e| match e {
-        BoardEvent::Booted { bank, version, .. } => Some((*bank, *version)),
+        BoardEvent::Booted {
+            bank,
+            version,
+            image_state,
+        } => Some((*bank, *version, *image_state)),
         _ => None,
     });
-    let ok = met && what.is_some_and(|(b, _)| b == Bank::Lower);
+    let ok = met && what == Some((Bank::Upper, v(1), ImageState::Valid));
     Ok(m.report(
         &w.board,
         7,
         "USER1 held at reset",
         ok,
         match what {
-            Some((b, ver)) => {
-                format!("the DBM prefers bank 0 (manual override): the {b} bank runs v{ver}")
-            }
+            Some((b, ver, st)) => format!(
+                "the DBM prefers bank 0 (manual override), but bank 0 holds the rejected v1.2.0 (locked): the {b} bank runs v{ver}, image state {st:?}"
+            ),
             None => "nothing booted".into(),
         },
     ))

@@ -34,9 +34,25 @@ async fn steps_2_to_4_update_tamper_downgrade() {
     assert_step!(demo::step1_first_boot(&mut w).await);
     let r = assert_step!(demo::step2_update(&mut w).await);
     assert!(r.bytes >= 4_161_536, "a whole image moved: {}", r.bytes);
+    // The download stats of the job count the download, which ran before the activation reset
+    // (issue 14 item 12: they said "0 requests").
+    let s = w.board.last_job_stats().expect("a job ended");
+    assert_eq!(s.blocks_accepted, 1016, "{s:?}");
+    assert!(s.requests > 0, "{s:?}");
     assert_step!(demo::step3_tampered(&mut w).await);
+    // The refused download is locked in bank 0 (issue 14 item 1): no path boots it.
+    let rep = ferrota_device::boot_chain::report(&w.board.dev).expect("report");
+    assert_eq!(
+        rep.banks[0].mark,
+        ferrota_device::boot_chain::BankMark::Locked
+    );
     let r = assert_step!(demo::step4_downgrade(&mut w).await);
-    assert!(r.outcome.contains("rejected: 0x0000000f"), "{}", r.outcome);
+    // The reason code with its words beside it (issue 14 item 6).
+    assert!(
+        r.outcome.contains("rejected: 0x0000000f ("),
+        "{}",
+        r.outcome
+    );
     w.lab.shutdown().await;
 }
 
@@ -46,8 +62,15 @@ async fn steps_5_to_7_power_cut_self_test_user1() {
     assert_step!(demo::step1_first_boot(&mut w).await);
     assert_step!(demo::step2_update(&mut w).await);
     assert_step!(demo::step5_power_cut(&mut w).await);
-    assert_step!(demo::step6_self_test_fails(&mut w).await);
-    assert_step!(demo::step7_user1(&mut w).await);
+    let r = assert_step!(demo::step6_self_test_fails(&mut w).await);
+    assert!(r.outcome.contains("image state Valid"), "{}", r.outcome);
+    // USER1 no longer boots the rejected v1.2.0 in bank 0 (issue 14 item 1).
+    let r = assert_step!(demo::step7_user1(&mut w).await);
+    assert!(
+        r.outcome.contains("runs v1.1.0, image state Valid"),
+        "{}",
+        r.outcome
+    );
     w.lab.shutdown().await;
 }
 

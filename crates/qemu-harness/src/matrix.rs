@@ -437,6 +437,32 @@ pub fn cases() -> Vec<Case> {
         },
         &none,
     );
+    // Issue 14: the self-test rejected the image in the lower bank (locked); USER1, which
+    // prefers the lower bank, and the current-bank path both run the upper one.
+    let rejected_lower = BootState {
+        event: Event::Reverted {
+            bank: Bank::Lower,
+            reason: ferrota_boot::log::RevertReason::Rejected,
+        },
+        ..st(Some(Bank::Upper), None, 0, Event::None).locking(Bank::Lower)
+    };
+    case(
+        "user1-rejected-lower-locked",
+        &|d| {
+            install(d, Bank::Lower, &good1);
+            install(d, Bank::Upper, &good2);
+            record(d, &[rejected_lower]);
+        },
+        &user1,
+    );
+    case(
+        "locked-lower-only",
+        &|d| {
+            install(d, Bank::Lower, &good1);
+            record(d, &[rejected_lower]);
+        },
+        &none,
+    );
     case(
         "log-needs-compaction",
         &|d| {

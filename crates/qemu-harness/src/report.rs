@@ -198,6 +198,9 @@ pub fn bank_fault(l: &mut Line, f: &BankFault) {
         (_, Fault::MarkedBad) | (_, Fault::BelowFloor { .. }) => {
             l.push("marked-bad");
         }
+        (_, Fault::Locked) => {
+            l.push("locked");
+        }
     }
 }
 

@@ -415,8 +415,16 @@ pub fn assert_sound(dev: &Device, r: &Running) {
     assert_eq!(r.record.hardware.as_str(), BOARD);
 }
 
-/// The app's side after a boot: the agent writes `img` into the inactive bank and activates it.
+/// The agent's first step of an update: lock the inactive bank before writing it.
+pub fn agent_lock(dev: &mut Device, running: Bank) -> Result<(), SimError> {
+    app::lock_for_update(&mut log(dev), running)?;
+    Ok(())
+}
+
+/// The app's side after a boot: the agent locks the inactive bank, writes `img` into it and
+/// activates it.
 pub fn agent_update(dev: &mut Device, running: Bank, img: &Image) -> Result<(), SimError> {
+    agent_lock(dev, running)?;
     write_image(&mut dev.inactive_bank()?, img)?;
     app::request_activation(&mut log(dev), running, ferrota_boot::log::DEFAULT_BUDGET)?;
     Ok(())

@@ -222,6 +222,18 @@ pub enum BoardEvent {
     Connected,
     /// MQTT dropped.
     Disconnected,
+    /// The agent took a job: a firmware download, or a job it hands to the application.
+    JobReceived {
+        /// The job id.
+        job_id: String,
+    },
+    /// Download progress, at every tenth of the file (and its end).
+    Progress {
+        /// Blocks held.
+        received: u32,
+        /// Blocks of the file.
+        total: u32,
+    },
     /// A download started (`resumed` blocks kept from before a reset).
     DownloadStarted {
         /// Blocks.
@@ -247,6 +259,16 @@ pub enum BoardEvent {
     PowerCut,
     /// The device resets (queued publishes acknowledged).
     Reset,
+}
+
+/// The `statusDetails.reason` of a published job status (the text of
+/// [`BoardEvent::JobFailed`]), with its words beside AWS's code when
+/// [`ferrota_proto::reason::explain`] knows it: `0x000000e3: 0x00000000 (signature check
+/// failed)`. `None` when the status carries no reason.
+pub fn status_reason(status: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(status).ok()?;
+    let r = v.get("statusDetails")?.get("reason")?.as_str()?;
+    Some(ferrota_proto::reason::explain(r).map_or_else(|| r.to_string(), |e| e.to_string()))
 }
 
 /// Why [`Board::run`] returned.
@@ -322,6 +344,12 @@ pub struct Board {
     epoch: TokioInstant,
     start_ops: Option<u64>,
     cut_done: bool,
+    /// The agent counters of earlier power-ons since the last job ended: a download's requests
+    /// happen before the activation reset, its SUCCEEDED or FAILED after it (in a new agent
+    /// whose counters start at zero).
+    carried: ferrota_agent::Stats,
+    /// The counters of the last job that ended (its download across every power-on).
+    last_job_stats: Option<ferrota_agent::Stats>,
 }
 
 enum AppExit {
@@ -349,7 +377,15 @@ impl Board {
             epoch: TokioInstant::now(),
             start_ops: None,
             cut_done: false,
+            carried: ferrota_agent::Stats::default(),
+            last_job_stats: None,
         }
+    }
+
+    /// The agent counters of the last job that ended, summed over every power-on of its
+    /// download (`None` before a job ended).
+    pub fn last_job_stats(&self) -> Option<ferrota_agent::Stats> {
+        self.last_job_stats
     }
 
     /// Replaces the options (the one-shot testing aids are armed again).
@@ -555,6 +591,10 @@ impl Board {
                             self.counters.blocks_written += u64::from(new);
                             if let Some((n, total)) = agent.progress() {
                                 st.progress.update(&*self.log, n, total);
+                                let tenth = |k: u32| u64::from(k) * 10 / u64::from(total.max(1));
+                                if new > 0 && (tenth(n) != tenth(n - new) || n == total) {
+                                    self.emit(BoardEvent::Progress { received: n, total });
+                                }
                             }
                         }
                         Some(Net::PubAck) => st.unacked = st.unacked.saturating_sub(1),
@@ -584,6 +624,7 @@ impl Board {
             }
         };
         st.progress.finish();
+        self.carried = self.carried.merged(agent.stats());
         if !matches!(exit, AppExit::PowerCut) {
             // Flush QoS 1 publishes before acting on a reset (or stopping).
             let until = TokioInstant::now() + Duration::from_secs(3);
@@ -657,6 +698,9 @@ impl Board {
                     file_size,
                     file_id,
                 } => {
+                    self.emit(BoardEvent::JobReceived {
+                        job_id: agent.job_id().to_string(),
+                    });
                     self.say(&format!(
                         "job for file type {file_type} (not firmware): handing it to the application"
                     ));
@@ -669,6 +713,9 @@ impl Board {
                     *again = true;
                 }
                 AgentEvent::CustomJob => {
+                    self.emit(BoardEvent::JobReceived {
+                        job_id: agent.job_id().to_string(),
+                    });
                     self.say("custom job (not afr_ota): handing it to the application");
                     let outcome = (self.opts.app_jobs.0)(AppJob::Custom);
                     agent.finish_app_job(now, outcome);
@@ -702,6 +749,9 @@ impl Board {
                         }
                     ));
                     st.progress.start(blocks, resumed);
+                    self.emit(BoardEvent::JobReceived {
+                        job_id: agent.job_id().to_string(),
+                    });
                     self.emit(BoardEvent::DownloadStarted { blocks, resumed });
                 }
                 AgentEvent::VersionAccepted { version } => {
@@ -718,7 +768,12 @@ impl Board {
                     self.emit(BoardEvent::Activated);
                 }
                 AgentEvent::JobSucceeded | AgentEvent::JobFailed { .. } => {
-                    let s = agent.stats();
+                    // The download ran in earlier power-ons too (before the activation reset,
+                    // or a power cut): count it whole, then start afresh for the next job.
+                    let s = self.carried.merged(agent.stats());
+                    self.carried = ferrota_agent::Stats::default();
+                    self.last_job_stats = Some(s);
+                    agent.reset_stats();
                     self.say(&format!(
                         "download stats: {} requests, {} blocks, {} duplicates, {} timeouts",
                         s.requests, s.blocks_accepted, s.duplicates, s.timeouts
@@ -744,7 +799,10 @@ impl Board {
                         .encode(&mut b)
                         .map(str::to_string)
                         .unwrap_or_else(|_| format!("{status:?}"));
-                    self.say(&format!("job FAILED: {s}"));
+                    match status_reason(&s) {
+                        Some(r) => self.say(&format!("job FAILED: {r}; status {s}")),
+                        None => self.say(&format!("job FAILED: {s}")),
+                    }
                     self.emit(BoardEvent::JobFailed(s));
                 }
                 AgentEvent::JobCancelled => self.say("job cancelled"),

@@ -100,6 +100,17 @@ pub fn verify_boot_of<K: BootVerifier>(
     verify_boot_in_flash(&mut sb, bank.sbm_offset(), key, &mut [0u8; SCRATCH]).map(|v| v.record)
 }
 
+/// The bad-mark fingerprint ([`ferrota_boot::dbm::fingerprint`]) of the image in a physical
+/// bank, if its CM0+ region verifies.
+pub fn fingerprint_of<K: BootVerifier>(dev: &Device, bank: Bank, key: &K) -> Option<u32> {
+    let mut d = dev.clone();
+    d.reset();
+    let mut sb = d.single_bank().ok()?;
+    verify_boot_in_flash(&mut sb, bank.sbm_offset(), key, &mut [0u8; SCRATCH])
+        .ok()
+        .map(|v| ferrota_boot::dbm::fingerprint(&v))
+}
+
 /// The bank the app runs from after the last boot, from the log: the trial bank once the DBM
 /// has started an attempt of it (BOOTED is written before the jump), else the current bank.
 pub fn running_bank(state: &BootState) -> Bank {

@@ -35,7 +35,7 @@ pub use error::Error;
 pub use provision::{
     DBM_CONFIG_MAGIC, DbmConfig, Provisioning, TOC2_FLAGS, key_object, provision, toc2_row,
 };
-pub use report::{BankReport, BankStatus, DeviceReport, LogRecord, Wear, report};
+pub use report::{BankMark, BankReport, BankStatus, DeviceReport, LogRecord, Wear, report};
 pub use run::{
     AppStart, BootOutcome, BootResult, MAX_RESETS, Pass, SCRATCH, SflashParams, Stage, Started,
     Step, Unprovisioned, boot, boot_pass, boot_with, marker_log, read_params, read_state,

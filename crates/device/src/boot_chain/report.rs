@@ -9,7 +9,7 @@ use ferrota_image::{Scheme, VersionRecord};
 use ferrota_t2g::{Device, FlashCtl, Half, LifeCycle, Mapping, Region, translate_code};
 
 use super::Error;
-use super::actions::{running_bank, verify_boot_of, verify_physical_bank};
+use super::actions::{fingerprint_of, running_bank, verify_boot_of, verify_physical_bank};
 use super::provision::DbmConfig;
 use super::run::{marker_log, read_params};
 
@@ -47,6 +47,19 @@ pub enum BankStatus {
     NoKey,
 }
 
+/// What the marker log says about a bank, beside what its image is: an image that verifies
+/// may still be refused by the DBM on every path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BankMark {
+    /// Nothing: the DBM judges the image alone.
+    None,
+    /// Locked (`ferrota_boot::log`, "Bank locks"): its image was rejected by the self-test,
+    /// reverted, refused by the agent, or is being written; it boots only after a new activation.
+    Locked,
+    /// The CM0+ stage refused this very image's CM7 regions (its fingerprint is marked).
+    MarkedBad,
+}
+
 /// A physical bank.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BankReport {
@@ -54,6 +67,8 @@ pub struct BankReport {
     pub bank: Bank,
     /// What it holds.
     pub status: BankStatus,
+    /// What the log says about it.
+    pub mark: BankMark,
 }
 
 /// Erase counts of an area, summarised.
@@ -133,9 +148,19 @@ pub fn report(dev: &Device) -> Result<DeviceReport, Error> {
         log.state()?
     };
     let running = running_bank(&state);
+    let key_ref = params.as_ref().ok().map(|p| &p.key);
     let banks = Bank::ALL.map(|bank| BankReport {
         bank,
-        status: bank_status(dev, bank, params.as_ref().ok().map(|p| &p.key)),
+        status: bank_status(dev, bank, key_ref),
+        mark: if state.is_locked(bank) {
+            BankMark::Locked
+        } else if state.bad_mark(bank).is_some()
+            && key_ref.and_then(|k| fingerprint_of(dev, bank, k)) == state.bad_mark(bank)
+        {
+            BankMark::MarkedBad
+        } else {
+            BankMark::None
+        },
     });
     Ok(DeviceReport {
         life_cycle: dev.lifecycle(),

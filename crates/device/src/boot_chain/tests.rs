@@ -138,7 +138,9 @@ fn update_walkthrough_trial_confirm_and_rollback() {
     let r = reject(&mut dev).unwrap();
     assert_eq!(r.bank, Bank::Upper);
     let s = started(&boot(&mut dev, false).unwrap()).clone();
-    assert_eq!((s.bank, s.image_state), (Bank::Lower, ImageState::Invalid));
+    // The previous image runs again as the valid one; the rejected bank is locked.
+    assert_eq!((s.bank, s.image_state), (Bank::Lower, ImageState::Valid));
+    assert_eq!(report(&dev).unwrap().banks[1].mark, BankMark::Locked);
     assert!(matches!(reject(&mut dev), Err(Error::App(_))));
 }
 

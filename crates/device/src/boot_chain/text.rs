@@ -41,6 +41,9 @@ pub fn describe_fault(f: &Fault) -> String {
         }
         Fault::WrongHardware => "image for another board".into(),
         Fault::MarkedBad => "image marked bad by the CM0+ stage".into(),
+        Fault::Locked => {
+            "bank locked (its image was rejected or refused, or is being written)".into()
+        }
     }
 }
 
@@ -86,6 +89,9 @@ pub fn describe_event(e: &Event) -> String {
         Event::MarkedBad { bank, fault } => {
             format!("MARKED_BAD the {bank} bank: {}", describe_fault(fault))
         }
+        Event::Locked { bank } => format!(
+            "LOCKED the {bank} bank: the agent is writing a new image there; it boots only once activated"
+        ),
     }
 }
 
@@ -105,15 +111,26 @@ pub fn describe_state(s: &BootState) -> String {
     };
     let bad: Vec<String> = ferrota_boot::Bank::ALL
         .iter()
+        .filter(|&&b| !s.is_locked(b))
         .filter_map(|&b| s.bad_mark(b).map(|m| format!("{b} {m:#010x}")))
         .collect();
+    let locked: Vec<String> = ferrota_boot::Bank::ALL
+        .iter()
+        .filter(|&&b| s.is_locked(b))
+        .map(ToString::to_string)
+        .collect();
     format!(
-        "current {current}; {trial}; floor {}; bad marks: {}; last event: {}",
+        "current {current}; {trial}; floor {}; bad marks: {}; locked banks: {}; last event: {}",
         s.floor,
         if bad.is_empty() {
             "none".into()
         } else {
             bad.join(", ")
+        },
+        if locked.is_empty() {
+            "none".into()
+        } else {
+            locked.join(", ")
         },
         describe_event(&s.event)
     )
