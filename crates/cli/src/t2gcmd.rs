@@ -222,7 +222,7 @@ fn state_json(s: &BootState) -> Value {
         "current": s.current.map(bank_name),
         "trial": s.trial.map(|t| json!({"bank": bank_name(t.bank), "budget": t.budget, "used": t.used})),
         "floor": s.floor,
-        "bad_marks": {
+        "badMarks": {
             "lower": s.bad_mark(Bank::Lower).filter(|_| !s.is_locked(Bank::Lower)),
             "upper": s.bad_mark(Bank::Upper).filter(|_| !s.is_locked(Bank::Upper)),
         },
@@ -260,7 +260,7 @@ fn bank_json(b: &boot_chain::BankReport) -> Value {
         "bank": bank_name(b.bank),
         "status": status,
         "version": record.map(|r| r.version.to_string()),
-        "security_counter": record.map(|r| r.security_counter),
+        "securityCounter": record.map(|r| r.security_counter),
         "hardware": record.map(|r| r.hardware.as_str().to_string()),
         "error": error,
     })
@@ -269,16 +269,16 @@ fn bank_json(b: &boot_chain::BankReport) -> Value {
 fn to_json(file: &str, r: &DeviceReport) -> Value {
     json!({
         "device": file,
-        "life_cycle": format!("{:?}", r.life_cycle),
-        "shash_blown": r.shash_blown,
-        "boot_key": match &r.key {
+        "lifeCycle": format!("{:?}", r.life_cycle),
+        "shashBlown": r.shash_blown,
+        "bootKey": match &r.key {
             Ok(s) => json!({"scheme": s.name()}),
             Err(e) => json!({"error": e.to_string()}),
         },
         "hardware": r.dbm.and_then(|d| d.hardware).map(|h| h.as_str().to_string()),
         "running": {
             "bank": bank_name(r.running),
-            "bank_mode": "dual",
+            "bankMode": "dual",
             "mapping": format!("{:?}", r.mapping),
         },
         "log": {
@@ -299,8 +299,8 @@ fn to_json(file: &str, r: &DeviceReport) -> Value {
             "erases": w.erases,
             "max": w.max,
         })).collect::<Vec<_>>(),
-        "clock_ns": u64::try_from(r.clock.as_nanos()).unwrap_or(u64::MAX),
-        "op_count": r.op_count,
+        "clockNs": u64::try_from(r.clock.as_nanos()).unwrap_or(u64::MAX),
+        "opCount": r.op_count,
     })
 }
 

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::Env;
+use common::{Env, camel_case_keys};
 
 struct Serve {
     child: Child,
@@ -786,17 +786,6 @@ fn ota_create_file_type_none_leaves_file_type_out() {
         ],
     );
     assert!(e.contains("none"), "{e}");
-}
-
-/// Whether no object key of `v` has an underscore (AWS's camelCase throughout).
-fn camel_case_keys(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::Object(m) => m
-            .iter()
-            .all(|(k, v)| !k.contains('_') && (k == "statusDetails" || camel_case_keys(v))),
-        serde_json::Value::Array(a) => a.iter().all(camel_case_keys),
-        _ => true,
-    }
 }
 
 /// Issue 14, items 6 and 10 (CLI part): `ota list` prints objects, `ota describe` AWS's job

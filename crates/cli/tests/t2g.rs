@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{BANK_SIZE, Env, write_builds};
+use common::{BANK_SIZE, Env, camel_case_keys, write_builds};
 use serde_json::Value;
 
 /// A device with the boot key, v1 (counter 1) and v2 (counter 2) packed for KIT_T2G.
@@ -92,11 +92,15 @@ fn walkthrough_update_confirm_and_rollback() {
     );
 
     let j = show(&env, "dev.t2g");
+    assert!(
+        camel_case_keys(&j),
+        "one key style (camelCase) in every --json: {j}"
+    );
     assert_eq!(j["running"]["bank"], "upper");
     assert_eq!(j["running"]["mapping"], "B");
-    assert_eq!(j["life_cycle"], "NormalProvisioned");
+    assert_eq!(j["lifeCycle"], "NormalProvisioned");
     assert_eq!(j["hardware"], "KIT_T2G");
-    assert_eq!(j["boot_key"]["scheme"], "ecdsa-p256-sha256");
+    assert_eq!(j["bootKey"]["scheme"], "ecdsa-p256-sha256");
     assert_eq!(j["floor"]["log"], 2);
     assert_eq!(j["floor"]["efuse"], 2);
     assert_eq!(j["log"]["state"]["current"], "upper");
@@ -112,10 +116,10 @@ fn walkthrough_update_confirm_and_rollback() {
     assert_eq!(j["banks"][0]["status"], "valid");
     assert_eq!(j["banks"][0]["version"], "1.0.0");
     assert_eq!(j["banks"][1]["version"], "2.0.0");
-    assert_eq!(j["banks"][1]["security_counter"], 2);
+    assert_eq!(j["banks"][1]["securityCounter"], 2);
     let lower = &j["wear"][0];
     assert_eq!(lower["erases"], 127);
-    assert!(j["clock_ns"].as_u64().unwrap() > 0);
+    assert!(j["clockNs"].as_u64().unwrap() > 0);
     let text = env.ok(&["t2g", "show", "dev.t2g"]);
     assert!(
         text.contains("running: upper bank (dual-bank mode, mapping B)"),
@@ -213,7 +217,7 @@ fn secure_device_and_halts() {
         out.contains("fallback: the lower (mapping A) bank was refused"),
         "{out}"
     );
-    assert_eq!(show(&env, "sec.t2g")["life_cycle"], "Secure");
+    assert_eq!(show(&env, "sec.t2g")["lifeCycle"], "Secure");
 }
 
 #[test]

@@ -218,3 +218,14 @@ pub fn pack(env: &Env, key: &str, out: &str) {
         out,
     ]);
 }
+
+/// Whether no object key of `v` has an underscore (AWS's camelCase throughout).
+pub fn camel_case_keys(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .all(|(k, v)| !k.contains('_') && (k == "statusDetails" || camel_case_keys(v))),
+        serde_json::Value::Array(a) => a.iter().all(camel_case_keys),
+        _ => true,
+    }
+}
