@@ -60,6 +60,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     // Usage errors print clap's message and exit with status 2.
     let cli = Cli::parse();
     match run(cli) {
@@ -69,6 +70,30 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A reader that stops early (`ferrota ota list | head`) is not an error of ours: exit at once,
+/// silently, with the status a shell reports for a writer stopped by SIGPIPE (128 + 13 = 141),
+/// as `cat` and `ls` do, instead of the "failed printing to stdout: Broken pipe" panic Rust's
+/// `println!` raises (the Rust runtime ignores SIGPIPE, so the write fails with EPIPE).
+///
+/// Why a panic hook and not SIGPIPE's default action: restoring the signal needs `unsafe` (this
+/// crate forbids it), and every command prints through `println!`; the hook is the one place
+/// that sees all of them. Only that one panic is taken; every other keeps the default hook.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to stdout") && text.contains("os error 32") {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
 }
 
 /// The error and its causes joined by ": ", leaving out a cause whose text the message

@@ -78,6 +78,29 @@ fn key_public_formats() {
     assert!(err.contains("junk.pem: not a PEM file"), "{err}");
 }
 
+/// A reader that stops early (`ferrota t2g show dev.t2g | head -0`) ends the command quietly
+/// with SIGPIPE's shell status 141, not with Rust's "failed printing to stdout" panic. The pipe's
+/// read end is closed before the command starts, so its first write fails every time.
+#[test]
+fn a_closed_stdout_pipe_ends_quietly_without_a_panic() {
+    let env = Env::new();
+    env.ok(&["key", "generate", "-o", "boot.pem"]);
+    env.ok(&["t2g", "new", "dev.t2g", "--boot-key", "boot.pem"]);
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrota"))
+        .args(["t2g", "show", "dev.t2g"])
+        .current_dir(env.dir.path())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run ferrota");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err, "", "nothing on stderr");
+    assert_eq!(out.status.code(), Some(141), "{out:?}");
+}
+
 fn json(env: &Env, file: &str) -> Value {
     serde_json::from_str(&env.ok(&["image", "show", file, "--json"])).expect("show --json is JSON")
 }
