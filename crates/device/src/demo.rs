@@ -292,8 +292,8 @@ pub async fn step6_self_test_fails(w: &mut World) -> Result<StepReport, LabError
     let back_valid = ev.last().is_some_and(|e| {
         matches!(e, BoardEvent::Booted { bank: Bank::Upper, version, image_state: ImageState::Valid } if *version == v(1))
     });
-    let locked = crate::boot_chain::report(&w.board.dev)
-        .is_ok_and(|r| r.banks[0].mark == crate::boot_chain::BankMark::Locked);
+    let locked = ferrota_sim::boot_chain::report(&w.board.dev)
+        .is_ok_and(|r| r.banks[0].mark == ferrota_sim::boot_chain::BankMark::Locked);
     let ok = met
         && status == "FAILED"
         && ev.contains(&BoardEvent::Rejected)

@@ -8,7 +8,7 @@ use ferrota_image::p256::ecdsa::SigningKey;
 use ferrota_image::sign::{BootSigningKey, SignMode, sign_regions};
 use ferrota_image::{FirmwareVersion, HardwareId, Region, VersionRecord};
 
-use crate::boot_chain::BANK_IMAGE_SIZE;
+use ferrota_sim::boot_chain::BANK_IMAGE_SIZE;
 
 /// The board the demo images are built for.
 pub const BOARD: &str = "KIT_T2G-B-H_LITE";

@@ -21,9 +21,9 @@ use ferrota_t2g::{Device, LifeCycle};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::board::{Board, BoardEvent, Options};
-use crate::boot_chain::{self, Provisioning};
 use crate::config::{DeviceConfig, Loaded};
 use crate::images::{self, BOARD, DemoImage, Tamper};
+use ferrota_sim::boot_chain::{self, Provisioning};
 
 /// A lab failure (the demo prints it).
 #[derive(Debug, thiserror::Error)]

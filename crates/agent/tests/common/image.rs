@@ -6,9 +6,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use ferrota_image::build::{BankBuilder, sample_build, sample_bytes};
 use ferrota_image::ota::sign_file;
-use ferrota_image::p256::ecdsa::{SigningKey, VerifyingKey};
-use ferrota_image::sign::{BootSigningKey, SignMode, sign_regions};
-use ferrota_image::{BootKey, FirmwareVersion, HardwareId, Region, VersionRecord};
+use ferrota_image::sign::{SignMode, sign_regions};
+use ferrota_image::{FirmwareVersion, HardwareId, Region, VersionRecord};
 
 pub const BOARD: &str = "KIT_T2G-B-H_LITE";
 /// The seed's image size: a whole bank.
@@ -16,32 +15,7 @@ pub const FULL: u32 = 4_161_536;
 /// A shrunken image: the CM0+ region plus 192 KB (256 KB in all).
 pub const SMALL: u32 = 0x4_0000;
 
-pub fn boot_signing_key() -> &'static BootSigningKey {
-    static K: OnceLock<BootSigningKey> = OnceLock::new();
-    K.get_or_init(|| {
-        let mut scalar = [0x11u8; 32];
-        scalar[31] = 0x42;
-        BootSigningKey::EcdsaP256(SigningKey::from_slice(&scalar).unwrap())
-    })
-}
-
-pub fn boot_key() -> &'static BootKey {
-    static K: OnceLock<BootKey> = OnceLock::new();
-    K.get_or_init(|| boot_signing_key().boot_key().unwrap())
-}
-
-pub fn code_signing_key() -> &'static SigningKey {
-    static K: OnceLock<SigningKey> = OnceLock::new();
-    K.get_or_init(|| {
-        let mut scalar = [0x27u8; 32];
-        scalar[0] = 0x01;
-        SigningKey::from_slice(&scalar).unwrap()
-    })
-}
-
-pub fn code_verifying_key() -> VerifyingKey {
-    *code_signing_key().verifying_key()
-}
+pub use ferrota_sim::keys::{boot_key, boot_signing_key, code_signing_key, code_verifying_key};
 
 /// What to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,0 +1,33 @@
+//! # ferrota-sim: the simulated TRAVEO T2G chip, wired
+//!
+//! The memories come from `ferrota-t2g`, the boot chain from `ferrota-boot`; this crate wires
+//! them together the way the chip does, once, for everything that runs on the model: the
+//! no_std crates' tests (`ferrota-boot`, `ferrota-agent`), the simulated board
+//! (`ferrota-device`), the lab and demo (`ferrota-lab`), the QEMU harness and the benches.
+//! It links neither the server nor any network stack, so testing a no_std crate through it
+//! never compiles them.
+//!
+//! * [`boot_chain`]: provisioning a blank device ([`boot_chain::provision`]), programming a
+//!   bank image into a physical bank ([`boot_chain::program_bank`]), one boot from reset
+//!   (ROM → DBM → mapping switch → CM0+ stage, [`boot_chain::boot`], one pass:
+//!   [`boot_chain::boot_pass`]) with a printable [`boot_chain::BootOutcome`], the app's update
+//!   actions ([`boot_chain::activate`], [`boot_chain::confirm`], [`boot_chain::reject`]) and a
+//!   [`boot_chain::DeviceReport`].
+//! * [`keys`]: the fixed test signing keys (boot key, code-signing key, bench key).
+//! * [`images`]: bank images built from generated payloads.
+//!
+//! ```text
+//!   provision ─▶ program_bank ─▶ boot ──▶ (app) activate ─▶ boot (trial) ─▶ confirm | reject
+//!   SFlash key,   debugger:       ROM S-HASH ─ DBM decide ─ switch ─ CM0+ verify ─ start CM7
+//!   DBM, TOC2,    erase + rows    (SECURE)      + record     MAIN_MAP   (reset on failure)
+//!   S-HASH, LC    (single-bank)
+//! ```
+//!
+//! Nothing here reads the host clock: all time is the device's simulated clock.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod boot_chain;
+pub mod images;
+pub mod keys;
