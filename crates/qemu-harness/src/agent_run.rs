@@ -53,7 +53,7 @@ pub fn code_signing_key() -> SigningKey {
     SigningKey::from_slice(&scalar).expect("valid scalar")
 }
 
-pub use ferrota_agent::t2g::DevPlatform;
+pub use ferrota_sim::platform::DevPlatform;
 
 fn log(dev: &mut Device) -> MarkerLog<WorkFlashView<'_>> {
     MarkerLog::new(dev.work_flash_range(LOG_ADDRESS, LOG_SIZE).expect("log")).expect("log")

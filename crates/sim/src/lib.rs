@@ -13,6 +13,9 @@
 //!   [`boot_chain::boot_pass`]) with a printable [`boot_chain::BootOutcome`], the app's update
 //!   actions ([`boot_chain::activate`], [`boot_chain::confirm`], [`boot_chain::reject`]) and a
 //!   [`boot_chain::DeviceReport`].
+//! * [`platform`]: the agent's `Platform` over a device ([`platform::DevPlatform`]: the
+//!   inactive bank, the resume area, the marker log), lent to the agent by the simulated board,
+//!   the agent's tests and the QEMU harness alike.
 //! * [`keys`]: the fixed test signing keys (boot key, code-signing key, bench key).
 //! * [`images`]: bank images built from generated payloads.
 //!
@@ -31,3 +34,4 @@
 pub mod boot_chain;
 pub mod images;
 pub mod keys;
+pub mod platform;

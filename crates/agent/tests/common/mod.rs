@@ -27,7 +27,7 @@ pub use embedded_storage::nor_flash::NorFlashError;
 
 pub const THING: &str = "thing-1";
 
-pub use ferrota_agent::t2g::DevPlatform;
+pub use ferrota_sim::platform::DevPlatform;
 
 pub fn log(dev: &mut Device) -> MarkerLog<WorkFlashView<'_>> {
     MarkerLog::new(dev.work_flash_range(LOG_ADDRESS, LOG_SIZE).unwrap()).unwrap()

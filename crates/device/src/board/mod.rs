@@ -31,7 +31,7 @@ use rumqttc::QoS;
 use tokio::sync::mpsc;
 use tokio::time::Instant as TokioInstant;
 
-pub use ferrota_agent::t2g::DevPlatform;
+pub use ferrota_sim::platform::DevPlatform;
 pub use net::{BACKOFF_MAX, BACKOFF_MIN, Net, TlsSetupError, client_tls};
 
 use crate::config::Loaded;

@@ -1,4 +1,4 @@
-//! The agent's [`Platform`] over a `ferrota_t2g::Device` (feature `t2g`, std): the inactive bank
+//! The agent's [`Platform`] over a `ferrota_t2g::Device`: the inactive bank
 //! through the 0x12000000 alias, the resume area at [`RESUME_AREA`] (the work-flash sector after
 //! the marker log, reserved for the agent) and the marker log. One definition for the simulated
 //! board, the test harness and the QEMU harness, so all three lend the agent the same flashes.
@@ -7,7 +7,7 @@ use embedded_storage::nor_flash::NorFlashError;
 use ferrota_boot::log::{LOG_ADDRESS, LOG_SIZE};
 use ferrota_t2g::{CodeFlashView, Device, WorkFlashView};
 
-use crate::platform::{FlashFault, FlashOp, Platform, RESUME_AREA, RESUME_AREA_LEN};
+use ferrota_agent::{FlashFault, FlashOp, Platform, RESUME_AREA, RESUME_AREA_LEN};
 
 /// The flashes of a `Device`, lent to the agent per call.
 pub struct DevPlatform<'d>(pub &'d mut Device);
