@@ -1,13 +1,15 @@
-//! # ferrota-device: a simulated TRAVEO T2G CYT4BF board
+//! # ferrota-device: the simulated TRAVEO T2G CYT4BF board's runtime
 //!
-//! The chip (memories, boot chain, provisioning) comes from `ferrota-sim`; this crate runs the
-//! CM7 app on it: the OTA agent over MQTT/TLS ([`board`]), with its configuration
-//! ([`config`]).
+//! The chip (memories, boot chain, provisioning, the agent's flashes) comes from
+//! `ferrota-sim`; this crate runs the CM7 app on it: the OTA agent over a real MQTT/TLS
+//! connection ([`board`]), configured by a device bundle ([`config`]). It does not know the
+//! server: the lab, the demo, the demo images and the cost model live in `ferrota-lab`, above
+//! both.
 //!
-//! * [`board`]: power on → `ferrota_sim::boot_chain::boot` → the agent on the running bank,
-//!   over a real MQTT connection.
-//! * [`cost`]: activation and rollback in simulated flash time and operations, beside copying
-//!   the same image into a fixed slot as single-bank bootloaders do (the `activation` bench).
+//! ```text
+//!   power on ─▶ ferrota_sim::boot_chain::boot ─▶ Agent::new(running) ─▶ MQTT/TLS ─▶ job
+//!             (ROM → DBM → switch → CM0+)        (flashes lent by ferrota_sim::platform::DevPlatform)
+//! ```
 //!
 //! Nothing here reads the host clock for flash: all flash time is the device's simulated clock.
 
@@ -16,7 +18,3 @@
 
 pub mod board;
 pub mod config;
-pub mod cost;
-pub mod demo;
-pub mod images;
-pub mod lab;

@@ -8,9 +8,9 @@ use ferrota_boot::Bank;
 use ferrota_boot::app::ImageState;
 use ferrota_image::FirmwareVersion;
 
-use crate::board::{Board, BoardEvent, Options, SelfTest};
 use crate::images::{DemoImage, Tamper};
 use crate::lab::{self, Lab, LabError};
+use ferrota_device::board::{Board, BoardEvent, Options, SelfTest};
 
 /// The demo's thing.
 pub const THING: &str = "t2g-board-1";

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use ferrota_boot::Bank;
 use ferrota_device::board::{BoardEvent, Options};
-use ferrota_device::demo::{self, World};
-use ferrota_device::lab;
+use ferrota_lab::demo::{self, World};
+use ferrota_lab::lab;
 
 async fn world() -> World {
     demo::setup(true).await.expect("set-up")
