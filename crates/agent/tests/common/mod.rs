@@ -15,10 +15,9 @@ use std::time::Duration;
 use embedded_storage::nor_flash::NorFlash;
 use ferrota_agent::{Agent, AgentEvent, AppOutcome, Config, Instant, Running, State, TransmitKind};
 use ferrota_boot::Bank;
-use ferrota_boot::dbm::{Dbm, Decision};
 use ferrota_boot::log::{BootState, LOG_ADDRESS, LOG_SIZE, MarkerLog};
 use ferrota_image::{BootKey, HardwareId};
-use ferrota_t2g::{BankMode, Device, Mapping, PowerCut, WorkFlashView};
+use ferrota_t2g::{Device, PowerCut, WorkFlashView};
 
 use image::{BOARD, TestImage, boot_key};
 use server::{Job, Server};
@@ -45,36 +44,11 @@ pub fn install(dev: &mut Device, bank: Bank, img: &TestImage) {
     sb.write(base, &f).unwrap();
 }
 
-/// The boot chain as far as the agent cares: the DBM chooses, persists, and maps a bank.
+/// The boot chain as far as the agent cares: the DBM chooses, persists, and maps a bank
+/// (`ferrota_sim::platform::boot_for_agent`).
 pub fn boot(dev: &mut Device) -> Result<Running, String> {
-    dev.reset();
-    dev.set_work_err_silent(true).map_err(|e| e.to_string())?;
-    let dbm = Dbm::new(boot_key())
-        .efuse_floor(dev.rollback_counter())
-        .hardware(HardwareId::new(BOARD));
-    let read = dbm.read_log(&mut log(dev)).map_err(|e| format!("{e:?}"))?;
-    let mut scratch = [0u8; 4096];
-    let choice = read.choose(&mut dev.single_bank().unwrap(), &mut scratch);
-    let decision = choice
-        .persist(&mut log(dev))
-        .map_err(|e| format!("{e:?}"))?;
-    let b = match decision {
-        Decision::Boot(b) => b,
-        Decision::Halt(h) => return Err(format!("halt {h:?}")),
-    };
-    dev.set_bank_mode(BankMode::Dual)
-        .map_err(|e| e.to_string())?;
-    dev.set_mapping(if b.bank.main_map() {
-        Mapping::B
-    } else {
-        Mapping::A
-    })
-    .map_err(|e| e.to_string())?;
-    dev.set_work_err_silent(true).map_err(|e| e.to_string())?;
-    Ok(Running {
-        bank: b.bank,
-        record: b.record,
-    })
+    ferrota_sim::platform::boot_for_agent(dev, boot_key(), HardwareId::new(BOARD))
+        .map_err(|e| e.to_string())
 }
 
 pub fn state(dev: &Device) -> BootState {

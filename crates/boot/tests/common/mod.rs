@@ -10,7 +10,7 @@ use embedded_storage::nor_flash::NorFlash;
 use ferrota_boot::cm0p;
 use ferrota_boot::dbm::{BootReason, Halt};
 use ferrota_boot::log::{BootState, LOG_ADDRESS, LOG_SIZE, LogError, MarkerLog};
-use ferrota_boot::rom::{self, RomError};
+use ferrota_boot::rom::RomError;
 use ferrota_boot::{Bank, app};
 use ferrota_image::build::{BankBuilder, sample_build};
 use ferrota_image::scheme::{SLOT, SignatureFault};
@@ -225,31 +225,19 @@ pub fn install(dev: &mut Device, bank: Bank, img: &Image) {
     }
 }
 
-/// A board: SFlash provisioned with the boot key (and a DBM area, SWPU, TOC2), S-HASH blown,
-/// life cycle NORMAL_PROVISIONED (or SECURE).
+/// A board provisioned by `ferrota_sim::boot_chain::provision`: SFlash holds the boot key (and
+/// a DBM area, TOC2), S-HASH blown, life cycle NORMAL_PROVISIONED (or SECURE).
 pub fn provisioned(secure: bool) -> Device {
-    let mut dev = Device::new();
-    let mut row = [0u8; 512];
-    row[..24].copy_from_slice(b"DBM: ferrota-boot model.");
-    dev.sflash_write_row(0x1700_0800, &row).unwrap();
-    let obj = match signing_key().boot_key().unwrap() {
-        BootKey::EcdsaP256(k) => ferrota_image::sflash_key::p256_key_object(&k),
-        BootKey::Rsa2048(_) => unreachable!(),
-    };
-    let mut row = [0u8; 512];
-    row[..obj.len()].copy_from_slice(&obj);
-    dev.sflash_write_row(0x1700_6400, &row).unwrap();
-    let mut toc2 = [0u8; 512];
-    toc2[0..4].copy_from_slice(&0x1FCu32.to_le_bytes());
-    toc2[4..8].copy_from_slice(&0x0121_1220u32.to_le_bytes());
-    toc2[0xC..0x10].copy_from_slice(&0x1700_0800u32.to_le_bytes());
-    dev.sflash_write_row(0x1700_7C00, &toc2).unwrap();
-    let hash = rom::compute_shash(&mut dev.sflash(), &mut [0u8; 512]).unwrap();
-    dev.blow_shash(&hash).unwrap();
-    if secure {
-        dev.advance_lifecycle(LifeCycle::Secure).unwrap();
-    }
-    dev
+    boot_chain::provision(&boot_chain::Provisioning {
+        key: signing_key().boot_key().unwrap(),
+        life_cycle: if secure {
+            LifeCycle::Secure
+        } else {
+            LifeCycle::NormalProvisioned
+        },
+        hardware: HardwareId::new(BOARD),
+    })
+    .unwrap()
 }
 
 /// The standard start: v1 (counter 1) good in the lower bank, nothing recorded.
