@@ -21,3 +21,134 @@ pub fn large_bank_image(key: &BootSigningKey, counter: u32) -> Result<Vec<u8>, B
     b.add(Region::Cm7_1, &code(Region::Cm7_1, 0x8000))?;
     b.finish(key)
 }
+
+/// OTA test images: signed bank images (boot key, [`crate::keys::boot_signing_key`]) with an OTA
+/// signature (code-signing key, [`crate::keys::code_signing_key`]), built once per process and
+/// cached. The agent's tests and benches download them.
+pub mod ota {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    use ferrota_image::build::{BankBuilder, sample_build, sample_bytes};
+    use ferrota_image::ota::sign_file;
+    use ferrota_image::sign::{SignMode, sign_regions};
+    use ferrota_image::{FirmwareVersion, HardwareId, Region, VersionRecord};
+
+    use crate::keys::{boot_signing_key, code_signing_key};
+
+    /// The board the images are built for.
+    pub const BOARD: &str = "KIT_T2G-B-H_LITE";
+    /// The seed's image size: a whole bank.
+    pub const FULL: u32 = 4_161_536;
+    /// A shrunken image: the CM0+ region plus 192 KB (256 KB in all).
+    pub const SMALL: u32 = 0x4_0000;
+
+    /// What to build.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct Spec {
+        /// The version in the record.
+        pub version: FirmwareVersion,
+        /// The security counter (anti-rollback) in the record.
+        pub counter: u32,
+        /// The hardware id in the record.
+        pub board: &'static str,
+        /// The OTA file's length (the bank image truncated to it).
+        pub len: u32,
+        /// One CM0+ byte changed after the boot signing (the OTA signature is over the result).
+        pub tamper: bool,
+    }
+
+    impl Spec {
+        /// Version 1.`minor`.0 with security counter `counter`, for [`BOARD`], [`SMALL`] bytes.
+        pub fn new(minor: u8, counter: u32) -> Self {
+            Spec {
+                version: FirmwareVersion::new(1, minor, 0),
+                counter,
+                board: BOARD,
+                len: SMALL,
+                tamper: false,
+            }
+        }
+        /// Another file length.
+        pub fn len(mut self, len: u32) -> Self {
+            self.len = len;
+            self
+        }
+        /// Changes one CM0+ byte after the boot signing (the OTA signature covers the change).
+        pub fn tamper_cm0p(mut self) -> Self {
+            self.tamper = true;
+            self
+        }
+        /// Another hardware id in the record.
+        pub fn board(mut self, b: &'static str) -> Self {
+            self.board = b;
+            self
+        }
+    }
+
+    /// A built image: the file the stream serves and its `sig-sha256-ecdsa` text.
+    #[derive(Debug)]
+    pub struct TestImage {
+        /// What it was built from.
+        pub spec: Spec,
+        /// The OTA file.
+        pub file: Vec<u8>,
+        /// Base64 of the DER OTA signature.
+        pub signature: String,
+    }
+
+    type Cache = Mutex<HashMap<Spec, Arc<TestImage>>>;
+
+    /// The image of `spec`, built and signed once per process.
+    pub fn image(spec: Spec) -> Arc<TestImage> {
+        static CACHE: OnceLock<Cache> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(i) = cache.lock().expect("image cache").get(&spec) {
+            return i.clone();
+        }
+        let img = Arc::new(build(spec));
+        cache.lock().expect("image cache").insert(spec, img.clone());
+        img
+    }
+
+    fn build(spec: Spec) -> TestImage {
+        let record = VersionRecord {
+            version: spec.version,
+            security_counter: spec.counter,
+            hardware: HardwareId::new(spec.board).expect("a valid hardware id"),
+            flags: 0,
+        };
+        let seed = u64::from(spec.version.0) ^ u64::from(spec.counter) << 40;
+        let mut b = BankBuilder::new(record);
+        b.add(Region::Cm0p, &sample_build(Region::Cm0p, 0x2000, seed))
+            .expect("fits");
+        b.add(Region::Cm7_0, &sample_build(Region::Cm7_0, 0x2000, seed))
+            .expect("fits");
+        b.add(Region::Cm7_1, &sample_build(Region::Cm7_1, 0x400, seed))
+            .expect("fits");
+        let mut bank = b.finish(boot_signing_key()).expect("signs");
+        // Shrink CM7_0's signed area and re-sign, so verifying a bank is cheap.
+        let at = Region::Cm7_0.offset() as usize;
+        bank[at..at + 4].copy_from_slice(&0x3000u32.to_le_bytes());
+        sign_regions(&mut bank, boot_signing_key(), SignMode::All).expect("signs");
+        // Unsigned filler after CM7_0's signature, so every block differs.
+        let fill_from = 0x1_4000usize;
+        let fill_to = (spec.len as usize).min(Region::Cm7_1.offset() as usize);
+        if fill_to > fill_from {
+            let p = sample_bytes(seed ^ 0x5555, fill_to - fill_from);
+            bank[fill_from..fill_to].copy_from_slice(&p);
+        }
+        if spec.tamper {
+            bank[0x800] ^= 1;
+        }
+        bank.truncate(spec.len as usize);
+        let sig = sign_file(code_signing_key(), &bank).expect("fits");
+        let mut out = [0u8; 96];
+        let signature = sig.to_base64(&mut out).to_string();
+        TestImage {
+            spec,
+            file: bank,
+            signature,
+        }
+    }
+}
