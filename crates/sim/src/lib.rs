@@ -16,6 +16,9 @@
 //! * [`platform`]: the agent's `Platform` over a device ([`platform::DevPlatform`]: the
 //!   inactive bank, the resume area, the marker log), lent to the agent by the simulated board,
 //!   the agent's tests and the QEMU harness alike.
+//! * [`harness`]: the agent's deterministic virtual-time harness: the agent on a device, a
+//!   Jobs/Streams [`harness::Service`] of the caller's choosing, a network with latency, loss,
+//!   duplication and reordering ([`harness::Sim`]).
 //! * [`keys`]: the fixed test signing keys (boot key, code-signing key, bench key).
 //! * [`images`]: bank images built from generated payloads.
 //!
@@ -32,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod boot_chain;
+pub mod harness;
 pub mod images;
 pub mod keys;
 pub mod platform;
