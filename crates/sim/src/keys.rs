@@ -62,3 +62,18 @@ pub fn code_verifying_key() -> VerifyingKey {
 pub fn bench_boot_key() -> BootSigningKey {
     BootSigningKey::EcdsaP256(SigningKey::from_slice(&BENCH_BOOT_SCALAR).expect("valid scalar"))
 }
+
+/// The boot key of the `verify` bench (`ferrota bench`: verifying a whole bank).
+pub fn verify_bench_boot_key() -> BootSigningKey {
+    BootSigningKey::EcdsaP256(SigningKey::from_slice(&[0x42; 32]).expect("valid scalar"))
+}
+
+/// The code-signing key the simulated fleet of `ferrota bench` pins.
+pub fn fleet_code_signing_key() -> SigningKey {
+    SigningKey::from_slice(&[0x17; 32]).expect("valid scalar")
+}
+
+/// A code-signing key nobody pins: an OTA file signed with it must be refused.
+pub fn unpinned_code_signing_key() -> SigningKey {
+    SigningKey::from_slice(&[0x29; 32]).expect("valid scalar")
+}
