@@ -28,7 +28,7 @@ pub const CODE_SCALAR: [u8; 32] = {
 pub const BENCH_BOOT_SCALAR: [u8; 32] = [0x5A; 32];
 
 /// The boot signing key (ECDSA P-256) of the test boards: the key the DBM and the CM0+ stage
-/// check every region against, provisioned into SFlash by [`ferrota_sim::boot_chain::provision`].
+/// check every region against, provisioned into SFlash by [`crate::boot_chain::provision`].
 pub fn boot_signing_key() -> &'static BootSigningKey {
     static K: OnceLock<BootSigningKey> = OnceLock::new();
     K.get_or_init(|| {
