@@ -20,7 +20,9 @@
 //!   Jobs/Streams [`harness::Service`] of the caller's choosing, a network with latency, loss,
 //!   duplication and reordering ([`harness::Sim`]).
 //! * [`keys`]: the fixed test signing keys (boot key, code-signing key, bench key).
-//! * [`images`]: bank images built from generated payloads.
+//! * [`images`]: bank images built from generated payloads: the OTA file recipe
+//!   ([`images::signed_ota_file`]) behind the agent's test images ([`images::ota`]) and the
+//!   lab's demo images, and the cost model's large bank image.
 //!
 //! ```text
 //!   provision ─▶ program_bank ─▶ boot ──▶ (app) activate ─▶ boot (trial) ─▶ confirm | reject
@@ -30,6 +32,13 @@
 //! ```
 //!
 //! Nothing here reads the host clock: all time is the device's simulated clock.
+//!
+//! ## Decision: a dev-dependency cycle, not a third crate per consumer
+//! `ferrota-sim` depends on `ferrota-boot` and `ferrota-agent` (it runs their code), and their
+//! integration tests depend on it. Cargo allows this for dev-dependencies: an integration test
+//! links the same library `ferrota-sim` links, so one type is one type. Unit tests inside
+//! `ferrota-boot` or `ferrota-agent` must not use this crate (they would see a second copy of
+//! their own crate); they do not.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
