@@ -104,8 +104,6 @@ pub mod download;
 pub mod output;
 pub mod platform;
 pub mod resume;
-#[cfg(feature = "t2g")]
-pub mod t2g;
 pub mod time;
 
 pub use agent::{Agent, AppOutcome, SUB_BOOT_SIGNATURE, SUB_TOO_SMALL, StartError, State};

@@ -2,10 +2,10 @@
 //! from "self-test failed" to "old image running", beside a copy-into-slot update (MCUboot
 //! overwrite) and a swap through scratch of the same image on the same timing model.
 //!
-//! The measurement is [`ferrota_device::cost::compare`] (see there for what each side does);
+//! The measurement is [`ferrota_lab::cost::compare`] (see there for what each side does);
 //! it is deterministic (simulated flash time, not host time), so `--short` runs it whole.
 
-use ferrota_device::cost::{Comparison, Cost, fmt_time};
+use ferrota_lab::cost::{Comparison, Cost, fmt_time};
 use serde_json::json;
 
 use crate::report::{Report, Table, Target};
@@ -21,7 +21,7 @@ fn cost_json(c: &Cost) -> serde_json::Value {
 /// Runs the scenario.
 pub fn run(opts: &Options) -> Result<Report, BenchError> {
     opts.say("activation: activation, rollback, copy and swap on the ferrota-t2g timing model");
-    let c: Comparison = ferrota_device::cost::compare()
+    let c: Comparison = ferrota_lab::cost::compare()
         .map_err(|e| BenchError::new(Scenario::Activation, e.to_string()))?;
     let mut table = Table::new(["action", "flash ops", "simulated time", "vs Ferrota"]);
     let mut row = |name: &str, x: &Cost, vs: Option<&Cost>| {

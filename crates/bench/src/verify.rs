@@ -11,8 +11,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ferrota_image::p256::ecdsa::SigningKey;
-use ferrota_image::sign::BootSigningKey;
 use ferrota_image::verify::verify_bank;
 use ferrota_image::{FirmwareVersion, HardwareId, VersionRecord};
 use serde_json::json;
@@ -43,9 +41,7 @@ fn openssl_once(path: &Path) -> Option<Duration> {
 pub fn run(opts: &Options) -> Result<Report, BenchError> {
     let fail = |m: String| BenchError::new(Scenario::Verify, m);
     opts.say("verify: building and signing a filled 4,161,536-byte bank");
-    let key = BootSigningKey::EcdsaP256(
-        SigningKey::from_slice(&[0x42; 32]).map_err(|e| fail(format!("key: {e}")))?,
-    );
+    let key = ferrota_sim::keys::verify_bench_boot_key();
     let record = VersionRecord {
         version: FirmwareVersion::new(1, 0, 0),
         security_counter: 1,

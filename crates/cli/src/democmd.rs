@@ -1,4 +1,4 @@
-//! `ferrota demo`: runs `ferrota_device::demo` (server in-process on loopback ports chosen at
+//! `ferrota demo`: runs `ferrota_lab::demo` (server in-process on loopback ports chosen at
 //! run time, a temporary directory, no external service) and prints its table. Exits non-zero
 //! if any step misbehaves.
 
@@ -17,8 +17,8 @@ pub struct DemoArgs {
 pub fn run(a: &DemoArgs) -> Result<()> {
     let rt = crate::servecmd::runtime()?;
     let t = std::time::Instant::now();
-    let rows = rt.block_on(ferrota_device::demo::run(a.quiet))?;
-    println!("\n{}", ferrota_device::demo::table(&rows));
+    let rows = rt.block_on(ferrota_lab::demo::run(a.quiet))?;
+    println!("\n{}", ferrota_lab::demo::table(&rows));
     let bad: Vec<_> = rows.iter().filter(|r| !r.ok).map(|r| r.step).collect();
     println!("total wall time {:.1} s", t.elapsed().as_secs_f64());
     if !bad.is_empty() {

@@ -1,5 +1,5 @@
 //! `ferrota t2g ...`: a simulated CYT4BF in a file. Every command loads the device (a power-on),
-//! calls `ferrota_device::boot_chain`, and saves the device atomically only when it succeeded,
+//! calls `ferrota_sim::boot_chain`, and saves the device atomically only when it succeeded,
 //! so a bad input never changes the file.
 
 use std::path::Path;
@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow, bail};
 use ferrota_boot::Bank;
 use ferrota_boot::log::BootState;
-use ferrota_device::boot_chain::{
+use ferrota_sim::boot_chain::{
     self, BankMark, BankStatus, DeviceReport, Provisioning, text::describe_event,
     text::describe_record, text::describe_state,
 };

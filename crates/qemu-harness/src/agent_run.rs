@@ -13,7 +13,6 @@ use ferrota_agent::{
     Agent, AgentEvent, Config, Instant, RESUME_AREA, RESUME_AREA_LEN, Running, TransmitKind,
 };
 use ferrota_boot::Bank;
-use ferrota_boot::dbm::{Dbm, Decision};
 use ferrota_boot::log::{LOG_ADDRESS, LOG_SIZE, MarkerLog};
 use ferrota_image::p256::ecdsa::SigningKey;
 use ferrota_image::sflash_key::{SFLASH_KEY_ADDRESS, SFLASH_KEY_AREA, parse_key_object};
@@ -25,7 +24,7 @@ use ferrota_proto::jobs_api::JobsRequest;
 use ferrota_proto::status::UpdateRequest;
 use ferrota_proto::stream::{DataBlock, StreamRequest};
 use ferrota_proto::topic::{Encoding, JobRef, JobsTopic, Reply, StreamOp, Topic, TopicKind};
-use ferrota_t2g::{BankMode, Device, Mapping, WorkFlashView};
+use ferrota_t2g::{Device, WorkFlashView};
 
 use crate::agent_script::{self as script, Entry, HEADER, Kind};
 use crate::export::{Load, windows};
@@ -46,44 +45,22 @@ pub const LATENCY: Duration = Duration::from_millis(25);
 /// Gap between two data blocks on the link.
 pub const PER_BLOCK: Duration = Duration::from_millis(2);
 
-/// The pinned code-signing key (a fixed test scalar).
+/// The pinned code-signing key (`ferrota_sim::keys::code_signing_key`, a fixed test scalar).
 pub fn code_signing_key() -> SigningKey {
-    let mut scalar = [0x27u8; 32];
-    scalar[0] = 0x01;
-    SigningKey::from_slice(&scalar).expect("valid scalar")
+    ferrota_sim::keys::code_signing_key().clone()
 }
 
-pub use ferrota_agent::t2g::DevPlatform;
+pub use ferrota_sim::platform::DevPlatform;
 
 fn log(dev: &mut Device) -> MarkerLog<WorkFlashView<'_>> {
     MarkerLog::new(dev.work_flash_range(LOG_ADDRESS, LOG_SIZE).expect("log")).expect("log")
 }
 
-/// Boots `dev` as the chip does: the DBM decides and persists, the bank is mapped.
+/// Boots `dev` as the chip does: the DBM decides and persists, the bank is mapped
+/// (`ferrota_sim::platform::boot_for_agent`).
 fn boot(dev: &mut Device, key: &BootKey) -> Running {
-    dev.reset();
-    dev.set_work_err_silent(true).expect("flash ctl");
-    let dbm = Dbm::new(key)
-        .efuse_floor(dev.rollback_counter())
-        .hardware(HardwareId::new(BOARD_ID));
-    let read = dbm.read_log(&mut log(dev)).expect("log");
-    let mut scratch = [0u8; 4096];
-    let choice = read.choose(&mut dev.single_bank().expect("sbm"), &mut scratch);
-    let Decision::Boot(b) = choice.persist(&mut log(dev)).expect("persist") else {
-        panic!("the v1 device boots");
-    };
-    dev.set_bank_mode(BankMode::Dual).expect("dual");
-    dev.set_mapping(if b.bank.main_map() {
-        Mapping::B
-    } else {
-        Mapping::A
-    })
-    .expect("map");
-    dev.set_work_err_silent(true).expect("flash ctl");
-    Running {
-        bank: b.bank,
-        record: b.record,
-    }
+    ferrota_sim::platform::boot_for_agent(dev, key, HardwareId::new(BOARD_ID))
+        .unwrap_or_else(|e| panic!("the v1 device boots: {e}"))
 }
 
 /// A status update the device published.

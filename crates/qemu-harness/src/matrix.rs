@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use embedded_storage::nor_flash::NorFlash;
 use ferrota_boot::dbm::Dbm;
@@ -12,13 +11,13 @@ use ferrota_boot::rom::{self, LifeCycle};
 use ferrota_boot::{Bank, dbm};
 use ferrota_image::build::{BankBuilder, Segment};
 use ferrota_image::layout::ACTIVE_BANK_BASE;
-use ferrota_image::p256::ecdsa::SigningKey;
 use ferrota_image::sflash_key::{
     SFLASH_KEY_ADDRESS, SFLASH_KEY_AREA, p256_key_object, parse_key_object,
 };
 use ferrota_image::sign::{BootSigningKey, SignMode, sign_regions};
 use ferrota_image::verify::verify_boot_in_flash;
 use ferrota_image::{BootKey, FirmwareVersion, HardwareId, Region, VersionRecord};
+use ferrota_sim::boot_chain::Provisioning;
 use ferrota_t2g::Device;
 
 use crate::export::{ExportError, Load, export};
@@ -29,14 +28,10 @@ use crate::report::{self, Line};
 /// The board id the matrix's DBM is configured with.
 pub const BOARD_ID: &str = "KIT_T2G-B-H_LITE";
 
-/// The boot signing key of the matrix (a fixed test scalar).
+/// The boot signing key of the matrix (`ferrota_sim::keys::boot_signing_key`, a fixed test
+/// scalar).
 pub fn signing_key() -> &'static BootSigningKey {
-    static K: OnceLock<BootSigningKey> = OnceLock::new();
-    K.get_or_init(|| {
-        let mut scalar = [0x11u8; 32];
-        scalar[31] = 0x42;
-        BootSigningKey::EcdsaP256(SigningKey::from_slice(&scalar).expect("valid scalar"))
-    })
+    ferrota_sim::keys::boot_signing_key()
 }
 
 /// What is wrong with an image, if anything.
@@ -119,24 +114,15 @@ pub fn key_object() -> Vec<u8> {
     }
 }
 
-/// A provisioned board: DBM area, key object, TOC2 in SFlash, S-HASH blown; NORMAL_PROVISIONED.
+/// A provisioned board (`ferrota_sim::boot_chain::provision`): DBM area configured for
+/// [`BOARD_ID`], the matrix key's object, TOC2 in SFlash, S-HASH blown; NORMAL_PROVISIONED.
 pub fn provisioned() -> Device {
-    let mut dev = Device::new();
-    let mut row = [0u8; 512];
-    row[..24].copy_from_slice(b"DBM: ferrota-boot qemu. ");
-    dev.sflash_write_row(0x1700_0800, &row).expect("row");
-    let obj = key_object();
-    let mut row = [0u8; 512];
-    row[..obj.len()].copy_from_slice(&obj);
-    dev.sflash_write_row(SFLASH_KEY_ADDRESS, &row).expect("row");
-    let mut toc2 = [0u8; 512];
-    toc2[0..4].copy_from_slice(&0x1FCu32.to_le_bytes());
-    toc2[4..8].copy_from_slice(&0x0121_1220u32.to_le_bytes());
-    toc2[0xC..0x10].copy_from_slice(&0x1700_0800u32.to_le_bytes());
-    dev.sflash_write_row(0x1700_7C00, &toc2).expect("row");
-    let hash = rom::compute_shash(&mut dev.sflash(), &mut [0u8; 512]).expect("sflash");
-    dev.blow_shash(&hash).expect("efuse");
-    dev
+    ferrota_sim::boot_chain::provision(&Provisioning {
+        key: signing_key().boot_key().expect("public key"),
+        life_cycle: ferrota_t2g::LifeCycle::NormalProvisioned,
+        hardware: HardwareId::new(BOARD_ID),
+    })
+    .expect("a blank device provisions")
 }
 
 /// Programs the CM0+ region of `img` into `bank` (single-bank mode, as a debugger does). Only

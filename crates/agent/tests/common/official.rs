@@ -54,6 +54,7 @@ pub fn agent_schedule(rtt: std::time::Duration, loss: f64, seed: u64) -> Outcome
     use super::image::{FULL, Spec, image};
     let v1 = image(Spec::new(1, 1).len(FULL));
     let v2 = image(Spec::new(2, 2).len(FULL));
+    use super::SimExt;
     let mut sim = super::Sim::new(&v1, seed);
     sim.net.latency = rtt / 2;
     sim.net.loss = loss;

@@ -43,7 +43,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ferrota_image::ota::{MAX_P256_BASE64, OtaSignature, sign_file};
-use ferrota_image::p256::ecdsa::SigningKey;
 use ferrota_server::config::Config;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -286,10 +285,10 @@ async fn run_async(plan: &Plan, opts: &Options, max: usize) -> Result<Vec<Tier>,
     let fleet = provision(max, opts).await?;
     let file = file_bytes(plan.file_size);
     let expected: [u8; 32] = Sha256::digest(&file).into();
-    let signer = SigningKey::from_slice(&[0x17; 32]).map_err(|e| format!("key: {e}"))?;
+    let signer = ferrota_sim::keys::fleet_code_signing_key();
     let pinned = *signer.verifying_key();
     let sig = if plan.wrong_signature {
-        let other = SigningKey::from_slice(&[0x29; 32]).map_err(|e| format!("key: {e}"))?;
+        let other = ferrota_sim::keys::unpinned_code_signing_key();
         sign_file(&other, &file)
     } else {
         sign_file(&signer, &file)

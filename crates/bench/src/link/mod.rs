@@ -70,8 +70,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ferrota_device::board::{AgentTuning, BoardEvent, Counters, Options as BoardOptions};
-use ferrota_device::images::{DemoImage, Tamper};
-use ferrota_device::lab::{self, Lab};
+use ferrota_lab::images::{DemoImage, Tamper};
+use ferrota_lab::lab::{self, Lab};
 use serde_json::json;
 
 use self::shaper::{LinkModel, Proxy};

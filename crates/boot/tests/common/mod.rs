@@ -1,5 +1,5 @@
 //! Shared fixtures and the simulated boot chain: a `ferrota_t2g::Device` driven through
-//! ROM → DBM → mapping switch → CM0+ stage by `ferrota_device::boot_chain`, exactly as the chip
+//! ROM → DBM → mapping switch → CM0+ stage by `ferrota_sim::boot_chain`, exactly as the chip
 //! runs them.
 #![allow(dead_code)]
 
@@ -10,17 +10,16 @@ use embedded_storage::nor_flash::NorFlash;
 use ferrota_boot::cm0p;
 use ferrota_boot::dbm::{BootReason, Halt};
 use ferrota_boot::log::{BootState, LOG_ADDRESS, LOG_SIZE, LogError, MarkerLog};
-use ferrota_boot::rom::{self, RomError};
+use ferrota_boot::rom::RomError;
 use ferrota_boot::{Bank, app};
-use ferrota_device::boot_chain;
 use ferrota_image::build::{BankBuilder, sample_build};
-use ferrota_image::p256::ecdsa::SigningKey;
 use ferrota_image::scheme::{SLOT, SignatureFault};
 use ferrota_image::sign::{BootSigningKey, SignMode, sign_regions};
 use ferrota_image::verify::{verify_bank_in_flash, verify_region};
 use ferrota_image::{
     BootKey, BootVerifier, FirmwareVersion, HardwareId, Region, Scheme, VersionRecord,
 };
+use ferrota_sim::boot_chain;
 use ferrota_t2g::{BankMode, Device, LifeCycle, Mapping, WorkFlashView};
 
 /// The CM7_0 objSize of the test banks: small, so a verification hashes ~80 KB, not 4 MB.
@@ -34,13 +33,9 @@ pub const BOARD: &str = "KIT_T2G-B-H_LITE";
 /// and left alone. The CM0+ region is the last one the agent writes.
 pub const RANGES: [(u32, u32); 3] = [(0x3E_8000, 0x1_0000), (0x1_0000, 0x8000), (0, 0x1_0000)];
 
+/// The boot signing key of the test boards (`ferrota_sim::keys`).
 pub fn signing_key() -> &'static BootSigningKey {
-    static K: OnceLock<BootSigningKey> = OnceLock::new();
-    K.get_or_init(|| {
-        let mut scalar = [0x11u8; 32];
-        scalar[31] = 0x42;
-        BootSigningKey::EcdsaP256(SigningKey::from_slice(&scalar).expect("valid scalar"))
-    })
+    ferrota_sim::keys::boot_signing_key()
 }
 
 /// A verifier that remembers results: a signature over the same digest is checked once per test
@@ -230,31 +225,19 @@ pub fn install(dev: &mut Device, bank: Bank, img: &Image) {
     }
 }
 
-/// A board: SFlash provisioned with the boot key (and a DBM area, SWPU, TOC2), S-HASH blown,
-/// life cycle NORMAL_PROVISIONED (or SECURE).
+/// A board provisioned by `ferrota_sim::boot_chain::provision`: SFlash holds the boot key (and
+/// a DBM area, TOC2), S-HASH blown, life cycle NORMAL_PROVISIONED (or SECURE).
 pub fn provisioned(secure: bool) -> Device {
-    let mut dev = Device::new();
-    let mut row = [0u8; 512];
-    row[..24].copy_from_slice(b"DBM: ferrota-boot model.");
-    dev.sflash_write_row(0x1700_0800, &row).unwrap();
-    let obj = match signing_key().boot_key().unwrap() {
-        BootKey::EcdsaP256(k) => ferrota_image::sflash_key::p256_key_object(&k),
-        BootKey::Rsa2048(_) => unreachable!(),
-    };
-    let mut row = [0u8; 512];
-    row[..obj.len()].copy_from_slice(&obj);
-    dev.sflash_write_row(0x1700_6400, &row).unwrap();
-    let mut toc2 = [0u8; 512];
-    toc2[0..4].copy_from_slice(&0x1FCu32.to_le_bytes());
-    toc2[4..8].copy_from_slice(&0x0121_1220u32.to_le_bytes());
-    toc2[0xC..0x10].copy_from_slice(&0x1700_0800u32.to_le_bytes());
-    dev.sflash_write_row(0x1700_7C00, &toc2).unwrap();
-    let hash = rom::compute_shash(&mut dev.sflash(), &mut [0u8; 512]).unwrap();
-    dev.blow_shash(&hash).unwrap();
-    if secure {
-        dev.advance_lifecycle(LifeCycle::Secure).unwrap();
-    }
-    dev
+    boot_chain::provision(&boot_chain::Provisioning {
+        key: signing_key().boot_key().unwrap(),
+        life_cycle: if secure {
+            LifeCycle::Secure
+        } else {
+            LifeCycle::NormalProvisioned
+        },
+        hardware: HardwareId::new(BOARD),
+    })
+    .unwrap()
 }
 
 /// The standard start: v1 (counter 1) good in the lower bank, nothing recorded.
@@ -335,7 +318,7 @@ pub struct Running {
     pub resets: u32,
 }
 
-/// One ROM → DBM → switch → CM0+ pass from reset: `ferrota_device::boot_chain::boot_pass`
+/// One ROM → DBM → switch → CM0+ pass from reset: `ferrota_sim::boot_chain::boot_pass`
 /// with the caching verifier and this board's id.
 pub fn boot_pass(dev: &mut Device, user1: bool) -> Result<Pass, SimError> {
     let mut steps = Vec::new();

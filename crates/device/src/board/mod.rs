@@ -31,11 +31,11 @@ use rumqttc::QoS;
 use tokio::sync::mpsc;
 use tokio::time::Instant as TokioInstant;
 
-pub use ferrota_agent::t2g::DevPlatform;
+pub use ferrota_sim::platform::DevPlatform;
 pub use net::{BACKOFF_MAX, BACKOFF_MIN, Net, TlsSetupError, client_tls};
 
-use crate::boot_chain::{self, BootResult};
 use crate::config::Loaded;
+use ferrota_sim::boot_chain::{self, BootResult};
 use progress::Progress;
 
 /// What the simulated application does when asked for its self-test.
@@ -285,7 +285,7 @@ pub enum Exit {
 pub enum RunError {
     /// The boot chain failed (model error).
     #[error("boot chain: {0}")]
-    Boot(#[from] crate::boot_chain::Error),
+    Boot(#[from] ferrota_sim::boot_chain::Error),
     /// TLS material.
     #[error(transparent)]
     Tls(#[from] TlsSetupError),

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use ferrota_boot::Bank;
 use ferrota_device::board::{BoardEvent, Options};
-use ferrota_device::images::Tamper;
-use ferrota_device::lab::{self, Lab};
+use ferrota_lab::images::Tamper;
+use ferrota_lab::lab::{self, Lab};
 use ferrota_server::bridge::{self, External};
 use ferrota_server::ca::Ca;
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use ferrota_agent::AppOutcome;
 use ferrota_device::board::{AppJob, AppJobHandler, BoardEvent};
-use ferrota_device::demo::{self, World};
-use ferrota_device::lab;
+use ferrota_lab::demo::{self, World};
+use ferrota_lab::lab;
 use ferrota_server::admin::CreateOtaUpdate;
 
 /// Creates OTA update `id` for the demo thing with `v1.1.0`'s bytes as file type `file_type`.

@@ -1,14 +1,14 @@
 //! Demo and test images: bank images packed from small generated CM0+/CM7 payloads, signed
 //! with a boot key, with an OTA signature (code-signing key) — what `ferrota image pack` and
-//! `ferrota image sign-ota` make from real builds.
+//! `ferrota image sign-ota` make from real builds. The recipe is
+//! `ferrota_sim::images::signed_ota_file`, shared with the agent's test images.
 
-use ferrota_image::build::{BankBuilder, sample_build, sample_bytes};
-use ferrota_image::ota::sign_file;
 use ferrota_image::p256::ecdsa::SigningKey;
-use ferrota_image::sign::{BootSigningKey, SignMode, sign_regions};
-use ferrota_image::{FirmwareVersion, HardwareId, Region, VersionRecord};
+use ferrota_image::sign::BootSigningKey;
+use ferrota_image::{FirmwareVersion, HardwareId, VersionRecord};
 
-use crate::boot_chain::BANK_IMAGE_SIZE;
+use ferrota_sim::boot_chain::BANK_IMAGE_SIZE;
+use ferrota_sim::images;
 
 /// The board the demo images are built for.
 pub const BOARD: &str = "KIT_T2G-B-H_LITE";
@@ -53,39 +53,22 @@ pub fn build(
     counter: u32,
     tamper: Tamper,
 ) -> Result<DemoImage, String> {
-    let e = |e: &dyn std::fmt::Display| e.to_string();
     let record = VersionRecord {
         version,
         security_counter: counter,
         hardware: HardwareId::new(BOARD).expect("board id"),
         flags: 0,
     };
-    let seed = u64::from(version.0) ^ (u64::from(counter) << 40);
-    let mut b = BankBuilder::new(record);
-    b.add(Region::Cm0p, &sample_build(Region::Cm0p, 0x2000, seed))
-        .map_err(|x| e(&x))?;
-    b.add(Region::Cm7_0, &sample_build(Region::Cm7_0, 0x2000, seed))
-        .map_err(|x| e(&x))?;
-    b.add(Region::Cm7_1, &sample_build(Region::Cm7_1, 0x400, seed))
-        .map_err(|x| e(&x))?;
-    let mut bank = b.finish(boot_key).map_err(|x| e(&x))?;
-    // Shrink CM7_0's signed area and re-sign, so verifying a bank is cheap.
-    let at = Region::Cm7_0.offset() as usize;
-    bank[at..at + 4].copy_from_slice(&0x3000u32.to_le_bytes());
-    sign_regions(&mut bank, boot_key, SignMode::All).map_err(|x| e(&x))?;
-    // Unsigned filler after CM7_0's signature, so every block differs.
-    let (from, to) = (0x1_4000usize, Region::Cm7_1.offset() as usize);
-    bank[from..to].copy_from_slice(&sample_bytes(seed ^ 0x5555, to - from));
-    bank.truncate(IMAGE_LEN);
-    let sig = sign_file(code_key, &bank).expect("P-256 signing");
-    if tamper == Tamper::AfterSigning {
-        bank[0x20_0000] ^= 0x01;
-    }
-    let mut out = [0u8; 96];
-    let signature = sig.to_base64(&mut out).to_string();
+    let tamper = match tamper {
+        Tamper::None => images::Tamper::None,
+        Tamper::AfterSigning => images::Tamper::AfterOtaSignature,
+    };
+    let images::SignedFile { file, signature } =
+        images::signed_ota_file(boot_key, code_key, record, IMAGE_LEN, tamper)
+            .map_err(|e| e.to_string())?;
     Ok(DemoImage {
         version,
-        file: bank,
+        file,
         signature,
     })
 }

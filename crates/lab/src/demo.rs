@@ -8,9 +8,9 @@ use ferrota_boot::Bank;
 use ferrota_boot::app::ImageState;
 use ferrota_image::FirmwareVersion;
 
-use crate::board::{Board, BoardEvent, Options, SelfTest};
 use crate::images::{DemoImage, Tamper};
 use crate::lab::{self, Lab, LabError};
+use ferrota_device::board::{Board, BoardEvent, Options, SelfTest};
 
 /// The demo's thing.
 pub const THING: &str = "t2g-board-1";
@@ -292,8 +292,8 @@ pub async fn step6_self_test_fails(w: &mut World) -> Result<StepReport, LabError
     let back_valid = ev.last().is_some_and(|e| {
         matches!(e, BoardEvent::Booted { bank: Bank::Upper, version, image_state: ImageState::Valid } if *version == v(1))
     });
-    let locked = crate::boot_chain::report(&w.board.dev)
-        .is_ok_and(|r| r.banks[0].mark == crate::boot_chain::BankMark::Locked);
+    let locked = ferrota_sim::boot_chain::report(&w.board.dev)
+        .is_ok_and(|r| r.banks[0].mark == ferrota_sim::boot_chain::BankMark::Locked);
     let ok = met
         && status == "FAILED"
         && ev.contains(&BoardEvent::Rejected)

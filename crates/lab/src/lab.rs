@@ -20,10 +20,10 @@ use ferrota_server::server::Server;
 use ferrota_t2g::{Device, LifeCycle};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::board::{Board, BoardEvent, Options};
-use crate::boot_chain::{self, Provisioning};
-use crate::config::{DeviceConfig, Loaded};
 use crate::images::{self, BOARD, DemoImage, Tamper};
+use ferrota_device::board::{Board, BoardEvent, Options};
+use ferrota_device::config::{DeviceConfig, Loaded};
+use ferrota_sim::boot_chain::{self, Provisioning};
 
 /// A lab failure (the demo prints it).
 #[derive(Debug, thiserror::Error)]
@@ -326,7 +326,7 @@ pub async fn drive(
         }
     };
     let exit = ctx!("board", run_with(board, stop).await)?;
-    if let crate::board::Exit::Halted(h) = exit {
+    if let ferrota_device::board::Exit::Halted(h) = exit {
         return Err(LabError(format!("the board halted: {h}")));
     }
     Ok((seen, met))
@@ -335,6 +335,6 @@ pub async fn drive(
 async fn run_with(
     board: &mut Board,
     stop: impl Future<Output = ()>,
-) -> Result<crate::board::Exit, crate::board::RunError> {
+) -> Result<ferrota_device::board::Exit, ferrota_device::board::RunError> {
     board.run(stop).await
 }

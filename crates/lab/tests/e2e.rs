@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use ferrota_boot::Bank;
 use ferrota_device::board::{BoardEvent, Options};
-use ferrota_device::demo::{self, World};
-use ferrota_device::lab;
+use ferrota_lab::demo::{self, World};
+use ferrota_lab::lab;
 
 async fn world() -> World {
     demo::setup(true).await.expect("set-up")
@@ -41,11 +41,8 @@ async fn steps_2_to_4_update_tamper_downgrade() {
     assert!(s.requests > 0, "{s:?}");
     assert_step!(demo::step3_tampered(&mut w).await);
     // The refused download is locked in bank 0 (issue 14 item 1): no path boots it.
-    let rep = ferrota_device::boot_chain::report(&w.board.dev).expect("report");
-    assert_eq!(
-        rep.banks[0].mark,
-        ferrota_device::boot_chain::BankMark::Locked
-    );
+    let rep = ferrota_sim::boot_chain::report(&w.board.dev).expect("report");
+    assert_eq!(rep.banks[0].mark, ferrota_sim::boot_chain::BankMark::Locked);
     let r = assert_step!(demo::step4_downgrade(&mut w).await);
     // The reason code with its words beside it (issue 14 item 6).
     assert!(

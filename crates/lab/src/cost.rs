@@ -16,17 +16,13 @@
 use core::time::Duration;
 
 use ferrota_boot::Bank;
-use ferrota_image::build::{BankBuilder, sample_build};
-use ferrota_image::p256::ecdsa::SigningKey;
-use ferrota_image::sign::BootSigningKey;
-use ferrota_image::{FirmwareVersion, HardwareId, Region, VersionRecord};
 use ferrota_t2g::geometry::{
     CODE_BASE, CODE_LARGE_PER_HALF, CODE_LARGE_SECTOR, CODE_ROW, CODE_SMALL_SECTOR,
     HALF_LARGE_SIZE, SBM_SMALL_BASE,
 };
 use ferrota_t2g::{Device, LifeCycle};
 
-use crate::boot_chain::{self, BootResult, Error, Provisioning};
+use ferrota_sim::boot_chain::{self, BootResult, Error, Provisioning};
 
 /// Flash operations and simulated flash time of one action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,31 +66,8 @@ pub struct Comparison {
     pub image_bytes: usize,
 }
 
-/// A signed bank image of `HALF_LARGE_SIZE` bytes (version 1.`counter`.0) with pseudo-random
-/// code filling most of CM7_0, so the copy has real data to move.
-pub fn bank_image(
-    key: &BootSigningKey,
-    counter: u32,
-) -> Result<Vec<u8>, ferrota_image::build::BuildError> {
-    let record = VersionRecord {
-        version: FirmwareVersion::new(1, counter as u8, 0),
-        security_counter: counter,
-        hardware: HardwareId::default(),
-        flags: 0,
-    };
-    let seed = u64::from(counter);
-    let code = |region: Region, len: usize| sample_build(region, len, seed);
-    let mut b = BankBuilder::new(record);
-    b.add(Region::Cm0p, &code(Region::Cm0p, 0x8000))?;
-    b.add(Region::Cm7_0, &code(Region::Cm7_0, 0x3C_0000))?;
-    b.add(Region::Cm7_1, &code(Region::Cm7_1, 0x8000))?;
-    b.finish(key)
-}
-
-/// The benchmark's boot key (fixed, so the run is deterministic).
-pub fn bench_key() -> BootSigningKey {
-    BootSigningKey::EcdsaP256(SigningKey::from_slice(&[0x5A; 32]).expect("valid scalar"))
-}
+pub use ferrota_sim::images::large_bank_image as bank_image;
+pub use ferrota_sim::keys::bench_boot_key as bench_key;
 
 /// Runs every measurement on fresh provisioned devices.
 pub fn compare() -> Result<Comparison, Error> {

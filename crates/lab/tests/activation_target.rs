@@ -1,10 +1,10 @@
 //! The target, checked in CI: activation and rollback at least 100× faster (simulated
 //! flash time) than copying the image into a fixed slot or swapping it, on the same model.
-//! The table itself: `cargo bench -p ferrota-device --bench activation`.
+//! The table itself: `cargo bench -p ferrota-lab --bench activation`.
 
 #[test]
 fn activation_and_rollback_are_100x_faster_than_copying() {
-    let c = ferrota_device::cost::compare().unwrap();
+    let c = ferrota_lab::cost::compare().unwrap();
     println!("{}", c.markdown());
     assert!(c.min_speedup() >= 100.0, "{}", c.markdown());
     // Activation writes two log records, rollback one: no bank is erased or copied.

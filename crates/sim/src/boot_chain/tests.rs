@@ -8,7 +8,8 @@ use ferrota_image::sign::BootSigningKey;
 use ferrota_t2g::{Device, LifeCycle, Mapping};
 
 use super::*;
-use crate::cost::{bank_image, bench_key};
+use crate::images::large_bank_image as bank_image;
+use crate::keys::bench_boot_key as bench_key;
 
 fn key() -> &'static BootSigningKey {
     static K: OnceLock<BootSigningKey> = OnceLock::new();

@@ -3,7 +3,7 @@
 //!
 //! ```
 //! use ferrota_boot::Bank;
-//! use ferrota_device::boot_chain::{self, BootResult, Provisioning};
+//! use ferrota_sim::boot_chain::{self, BootResult, Provisioning};
 //! use ferrota_image::sign::BootSigningKey;
 //! use ferrota_t2g::LifeCycle;
 //!

@@ -1,0 +1,218 @@
+//! Bank images built from generated payloads, for tests and the cost model.
+
+use ferrota_image::build::{BankBuilder, BuildError, sample_build, sample_bytes};
+use ferrota_image::ota::sign_file;
+use ferrota_image::p256::ecdsa::SigningKey;
+use ferrota_image::sign::{BootSigningKey, SignMode, SignRegionsError, sign_regions};
+use ferrota_image::{FirmwareVersion, HardwareId, Region, VersionRecord};
+
+/// A signed bank image of a whole large-sector half (version 1.`counter`.0, no board id) with
+/// pseudo-random code filling most of CM7_0, so a copy has real data to move.
+pub fn large_bank_image(key: &BootSigningKey, counter: u32) -> Result<Vec<u8>, BuildError> {
+    let record = VersionRecord {
+        version: FirmwareVersion::new(1, counter as u8, 0),
+        security_counter: counter,
+        hardware: HardwareId::default(),
+        flags: 0,
+    };
+    let seed = u64::from(counter);
+    let code = |region: Region, len: usize| sample_build(region, len, seed);
+    let mut b = BankBuilder::new(record);
+    b.add(Region::Cm0p, &code(Region::Cm0p, 0x8000))?;
+    b.add(Region::Cm7_0, &code(Region::Cm7_0, 0x3C_0000))?;
+    b.add(Region::Cm7_1, &code(Region::Cm7_1, 0x8000))?;
+    b.finish(key)
+}
+
+/// A change made to an image while [`signed_ota_file`] builds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tamper {
+    /// Untouched.
+    None,
+    /// One CM0+ byte changed after the boot signing; the OTA signature covers the change (the
+    /// boot chain refuses the image, the OTA signature check does not).
+    Cm0pBeforeOtaSignature,
+    /// One CM7_0 byte changed after the OTA signature: the OTA signature no longer matches.
+    AfterOtaSignature,
+}
+
+/// Why [`signed_ota_file`] could not build an image.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// Packing or the first boot signing failed.
+    #[error("bank: {0}")]
+    Build(#[from] BuildError),
+    /// Re-signing after CM7_0's signed area was shrunk failed.
+    #[error("re-signing: {0}")]
+    Sign(SignRegionsError),
+}
+
+/// An OTA file and its signature.
+#[derive(Debug, Clone)]
+pub struct SignedFile {
+    /// The file (the bank image truncated to its length).
+    pub file: Vec<u8>,
+    /// Base64 of the DER OTA signature (`sig-sha256-ecdsa`).
+    pub signature: String,
+}
+
+/// Builds a bank image for `record` from generated payloads (seeded by its version and
+/// counter), boot-signs it with `boot_key` (CM7_0's signed area shrunk to 0x3000 bytes so a
+/// verification is cheap), fills the unsigned space up to CM7_1 so every block differs,
+/// truncates it to `len` bytes and signs the file with `code_key`. One recipe for the agent's
+/// test images and the lab's demo images.
+pub fn signed_ota_file(
+    boot_key: &BootSigningKey,
+    code_key: &SigningKey,
+    record: VersionRecord,
+    len: usize,
+    tamper: Tamper,
+) -> Result<SignedFile, ImageError> {
+    let seed = u64::from(record.version.0) ^ (u64::from(record.security_counter) << 40);
+    let mut b = BankBuilder::new(record);
+    b.add(Region::Cm0p, &sample_build(Region::Cm0p, 0x2000, seed))?;
+    b.add(Region::Cm7_0, &sample_build(Region::Cm7_0, 0x2000, seed))?;
+    b.add(Region::Cm7_1, &sample_build(Region::Cm7_1, 0x400, seed))?;
+    let mut bank = b.finish(boot_key)?;
+    // Shrink CM7_0's signed area and re-sign, so verifying a bank is cheap.
+    let at = Region::Cm7_0.offset() as usize;
+    bank[at..at + 4].copy_from_slice(&0x3000u32.to_le_bytes());
+    sign_regions(&mut bank, boot_key, SignMode::All).map_err(ImageError::Sign)?;
+    // Unsigned filler after CM7_0's signature, so every block differs.
+    let fill_from = 0x1_4000usize;
+    let fill_to = len.min(Region::Cm7_1.offset() as usize);
+    if fill_to > fill_from {
+        let p = sample_bytes(seed ^ 0x5555, fill_to - fill_from);
+        bank[fill_from..fill_to].copy_from_slice(&p);
+    }
+    if tamper == Tamper::Cm0pBeforeOtaSignature {
+        bank[0x800] ^= 1;
+    }
+    bank.truncate(len);
+    let sig = sign_file(code_key, &bank).expect("P-256 signing");
+    if tamper == Tamper::AfterOtaSignature {
+        bank[0x20_0000] ^= 0x01;
+    }
+    let mut out = [0u8; 96];
+    let signature = sig.to_base64(&mut out).to_string();
+    Ok(SignedFile {
+        file: bank,
+        signature,
+    })
+}
+
+/// OTA test images: signed bank images (boot key, [`crate::keys::boot_signing_key`]) with an OTA
+/// signature (code-signing key, [`crate::keys::code_signing_key`]), built once per process and
+/// cached. The agent's tests and benches download them.
+pub mod ota {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    use ferrota_image::{FirmwareVersion, HardwareId, VersionRecord};
+
+    use super::{SignedFile, Tamper, signed_ota_file};
+
+    use crate::keys::{boot_signing_key, code_signing_key};
+
+    /// The board the images are built for.
+    pub const BOARD: &str = "KIT_T2G-B-H_LITE";
+    /// The seed's image size: a whole bank.
+    pub const FULL: u32 = 4_161_536;
+    /// A shrunken image: the CM0+ region plus 192 KB (256 KB in all).
+    pub const SMALL: u32 = 0x4_0000;
+
+    /// What to build.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct Spec {
+        /// The version in the record.
+        pub version: FirmwareVersion,
+        /// The security counter (anti-rollback) in the record.
+        pub counter: u32,
+        /// The hardware id in the record.
+        pub board: &'static str,
+        /// The OTA file's length (the bank image truncated to it).
+        pub len: u32,
+        /// One CM0+ byte changed after the boot signing (the OTA signature is over the result).
+        pub tamper: bool,
+    }
+
+    impl Spec {
+        /// Version 1.`minor`.0 with security counter `counter`, for [`BOARD`], [`SMALL`] bytes.
+        pub fn new(minor: u8, counter: u32) -> Self {
+            Spec {
+                version: FirmwareVersion::new(1, minor, 0),
+                counter,
+                board: BOARD,
+                len: SMALL,
+                tamper: false,
+            }
+        }
+        /// Another file length.
+        pub fn len(mut self, len: u32) -> Self {
+            self.len = len;
+            self
+        }
+        /// Changes one CM0+ byte after the boot signing (the OTA signature covers the change).
+        pub fn tamper_cm0p(mut self) -> Self {
+            self.tamper = true;
+            self
+        }
+        /// Another hardware id in the record.
+        pub fn board(mut self, b: &'static str) -> Self {
+            self.board = b;
+            self
+        }
+    }
+
+    /// A built image: the file the stream serves and its `sig-sha256-ecdsa` text.
+    #[derive(Debug)]
+    pub struct TestImage {
+        /// What it was built from.
+        pub spec: Spec,
+        /// The OTA file.
+        pub file: Vec<u8>,
+        /// Base64 of the DER OTA signature.
+        pub signature: String,
+    }
+
+    type Cache = Mutex<HashMap<Spec, Arc<TestImage>>>;
+
+    /// The image of `spec`, built and signed once per process.
+    pub fn image(spec: Spec) -> Arc<TestImage> {
+        static CACHE: OnceLock<Cache> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(i) = cache.lock().expect("image cache").get(&spec) {
+            return i.clone();
+        }
+        let img = Arc::new(build(spec));
+        cache.lock().expect("image cache").insert(spec, img.clone());
+        img
+    }
+
+    fn build(spec: Spec) -> TestImage {
+        let record = VersionRecord {
+            version: spec.version,
+            security_counter: spec.counter,
+            hardware: HardwareId::new(spec.board).expect("a valid hardware id"),
+            flags: 0,
+        };
+        let tamper = if spec.tamper {
+            Tamper::Cm0pBeforeOtaSignature
+        } else {
+            Tamper::None
+        };
+        let SignedFile { file, signature } = signed_ota_file(
+            boot_signing_key(),
+            code_signing_key(),
+            record,
+            spec.len as usize,
+            tamper,
+        )
+        .expect("the test image builds");
+        TestImage {
+            spec,
+            file,
+            signature,
+        }
+    }
+}

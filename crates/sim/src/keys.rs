@@ -1,0 +1,79 @@
+//! The fixed signing keys of tests, benches and the emulator runs.
+//!
+//! Fixed rather than generated so every run is the same run (images built from them are
+//! byte-identical and cacheable, and the firmware tests of the QEMU harness can embed the
+//! matching public key). They are test keys: never provision a real board with them.
+
+use std::sync::OnceLock;
+
+use ferrota_image::BootKey;
+use ferrota_image::p256::ecdsa::{SigningKey, VerifyingKey};
+use ferrota_image::sign::BootSigningKey;
+
+/// The scalar of [`boot_signing_key`]: `0x11` repeated, last byte `0x42`.
+pub const BOOT_SCALAR: [u8; 32] = {
+    let mut s = [0x11u8; 32];
+    s[31] = 0x42;
+    s
+};
+
+/// The scalar of [`code_signing_key`]: `0x27` repeated, first byte `0x01`.
+pub const CODE_SCALAR: [u8; 32] = {
+    let mut s = [0x27u8; 32];
+    s[0] = 0x01;
+    s
+};
+
+/// The scalar of [`bench_boot_key`] (the activation cost model and the boot chain's tests).
+pub const BENCH_BOOT_SCALAR: [u8; 32] = [0x5A; 32];
+
+/// The boot signing key (ECDSA P-256) of the test boards: the key the DBM and the CM0+ stage
+/// check every region against, provisioned into SFlash by [`crate::boot_chain::provision`].
+pub fn boot_signing_key() -> &'static BootSigningKey {
+    static K: OnceLock<BootSigningKey> = OnceLock::new();
+    K.get_or_init(|| {
+        BootSigningKey::EcdsaP256(SigningKey::from_slice(&BOOT_SCALAR).expect("valid scalar"))
+    })
+}
+
+/// The public half of [`boot_signing_key`].
+pub fn boot_key() -> &'static BootKey {
+    static K: OnceLock<BootKey> = OnceLock::new();
+    K.get_or_init(|| {
+        boot_signing_key()
+            .boot_key()
+            .expect("a P-256 signing key has a boot key")
+    })
+}
+
+/// The code-signing key (ECDSA P-256) of OTA files: the agent pins its public half.
+pub fn code_signing_key() -> &'static SigningKey {
+    static K: OnceLock<SigningKey> = OnceLock::new();
+    K.get_or_init(|| SigningKey::from_slice(&CODE_SCALAR).expect("valid scalar"))
+}
+
+/// The public half of [`code_signing_key`].
+pub fn code_verifying_key() -> VerifyingKey {
+    *code_signing_key().verifying_key()
+}
+
+/// The boot key of the activation cost model and the boot chain's own tests (fixed, so the
+/// run is deterministic).
+pub fn bench_boot_key() -> BootSigningKey {
+    BootSigningKey::EcdsaP256(SigningKey::from_slice(&BENCH_BOOT_SCALAR).expect("valid scalar"))
+}
+
+/// The boot key of the `verify` bench (`ferrota bench`: verifying a whole bank).
+pub fn verify_bench_boot_key() -> BootSigningKey {
+    BootSigningKey::EcdsaP256(SigningKey::from_slice(&[0x42; 32]).expect("valid scalar"))
+}
+
+/// The code-signing key the simulated fleet of `ferrota bench` pins.
+pub fn fleet_code_signing_key() -> SigningKey {
+    SigningKey::from_slice(&[0x17; 32]).expect("valid scalar")
+}
+
+/// A code-signing key nobody pins: an OTA file signed with it must be refused.
+pub fn unpinned_code_signing_key() -> SigningKey {
+    SigningKey::from_slice(&[0x29; 32]).expect("valid scalar")
+}
