@@ -921,16 +921,16 @@ impl Admin {
         for t in &things {
             before.push(jobs::pending(b, t).await?);
         }
+        // Stream, job and record in one transaction: a failure leaves none of them, so the id
+        // can be created again (`Store::create_ota_update`).
         b.store
-            .create_stream(&StreamRecord {
-                stream_id: stream_id.clone(),
-                description: req.description.clone(),
-                version: 1,
-                files,
-            })
-            .await?;
-        b.store
-            .create_job(
+            .create_ota_update(
+                &StreamRecord {
+                    stream_id: stream_id.clone(),
+                    description: req.description.clone(),
+                    version: 1,
+                    files,
+                },
                 &Job {
                     job_id: job_id.clone(),
                     document,
@@ -940,18 +940,16 @@ impl Admin {
                     in_progress_timeout_minutes: timeout,
                 },
                 &things,
+                &OtaRecord {
+                    ota_update_id: req.ota_update_id.clone(),
+                    status: "CREATE_COMPLETE".into(),
+                    request: serde_json::to_string(req).unwrap_or_default(),
+                    job_id,
+                    stream_id,
+                    created_at: now,
+                    error_info: None,
+                },
             )
-            .await?;
-        b.store
-            .create_ota(&OtaRecord {
-                ota_update_id: req.ota_update_id.clone(),
-                status: "CREATE_COMPLETE".into(),
-                request: serde_json::to_string(req).unwrap_or_default(),
-                job_id,
-                stream_id,
-                created_at: now,
-                error_info: None,
-            })
             .await?;
         for (t, before) in things.iter().zip(before) {
             jobs::notify_changes(b, t, &before).await?;

@@ -124,3 +124,78 @@ async fn a_failed_create_keeps_a_file_another_update_streams() {
     assert_eq!(stored_files(&s), vec![sha], "orphan upload left behind");
     s.stop().await;
 }
+
+/// Issue 15: `create_ota` writes stream, job and record in one transaction. A failure of the
+/// last insert (a SQLite trigger refuses the OTA record) leaves no stream, no job and no
+/// record, and the same id can be created afterwards. Written in three store calls, the job
+/// `AFR_OTA-<id>` stayed behind and every retry was refused as "exists already".
+#[tokio::test]
+async fn a_create_that_fails_in_the_middle_leaves_nothing_and_can_be_retried() {
+    let sqlite = ferrota_server::store::SqliteStore::memory().await.unwrap();
+    let pool = sqlite.pool().clone();
+    let m = Mem::over(std::sync::Arc::new(sqlite));
+    m.thing("dev-tx").await;
+    let sha = m.admin.put_file(&[0x42; 2000]).unwrap();
+    sqlx::raw_sql(
+        "CREATE TRIGGER fail_ota BEFORE INSERT ON ota_updates \
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let req = Mem::data_request("tx1", "thing/dev-tx", &sha);
+    let e = m.admin.create_ota(&req).await.unwrap_err();
+    assert!(e.to_string().contains("injected failure"), "{e}");
+    assert!(m.store.ota("tx1").await.unwrap().is_none());
+    assert!(
+        m.store.job("AFR_OTA-tx1").await.unwrap().is_none(),
+        "orphan job"
+    );
+    assert!(
+        m.store
+            .executions_of_thing("dev-tx")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let streams: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM streams")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(streams, 0, "orphan stream");
+    sqlx::raw_sql("DROP TRIGGER fail_ota")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let sha = m.admin.put_file(&[0x42; 2000]).unwrap();
+    let req = Mem::data_request("tx1", "thing/dev-tx", &sha);
+    let d = m
+        .admin
+        .create_ota(&req)
+        .await
+        .expect("the id can be created again");
+    assert_eq!(d.ota_update_id, "tx1");
+    assert_eq!(
+        m.store.executions_of_thing("dev-tx").await.unwrap().len(),
+        1
+    );
+}
+
+/// The same on the in-memory store, with its fault hook: the failed create stores nothing,
+/// the retry succeeds.
+#[tokio::test]
+async fn a_failed_create_on_the_memory_store_leaves_nothing() {
+    let mem = std::sync::Arc::new(ferrota_server::store::MemoryStore::new());
+    let m = Mem::over(mem.clone());
+    m.thing("dev-mx").await;
+    let sha = m.admin.put_file(&[0x43; 2000]).unwrap();
+    mem.fail_next("create_ota_update");
+    let req = Mem::data_request("mx1", "thing/dev-mx", &sha);
+    m.admin.create_ota(&req).await.unwrap_err();
+    assert!(m.store.ota("mx1").await.unwrap().is_none());
+    assert!(m.store.job("AFR_OTA-mx1").await.unwrap().is_none());
+    let sha = m.admin.put_file(&[0x43; 2000]).unwrap();
+    let req = Mem::data_request("mx1", "thing/dev-mx", &sha);
+    m.admin.create_ota(&req).await.expect("retry");
+    assert!(m.store.job("AFR_OTA-mx1").await.unwrap().is_some());
+}

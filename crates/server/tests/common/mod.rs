@@ -301,3 +301,72 @@ pub async fn data_ota(
         .await
         .unwrap()
 }
+
+/// The services without sockets, TLS or SQLite: an [`Admin`] over a broker on `store` (an
+/// in-memory [`ferrota_server::store::MemoryStore`] unless a test needs SQLite), files in a
+/// temporary directory, no CA (things are created in the store directly, [`Mem::thing`]).
+pub struct Mem {
+    pub dir: tempfile::TempDir,
+    pub store: ferrota_server::store::SharedStore,
+    pub broker: Arc<ferrota_server::Broker>,
+    pub admin: Admin,
+}
+
+impl Mem {
+    /// Services over an in-memory store.
+    pub fn new() -> Self {
+        Self::over(Arc::new(ferrota_server::store::MemoryStore::new()))
+    }
+
+    /// Services over `store`.
+    pub fn over(store: ferrota_server::store::SharedStore) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = ferrota_server::store::DirBlobStore::new(dir.path()).unwrap();
+        let broker = ferrota_server::Broker::new(
+            store.clone(),
+            Arc::new(blobs),
+            ferrota_server::Policy::default(),
+            ferrota_server::Limits::default(),
+        );
+        let admin = Admin {
+            broker: broker.clone(),
+            ca: None,
+            endpoint: "localhost".into(),
+            port: 8883,
+        };
+        Mem {
+            dir,
+            store,
+            broker,
+            admin,
+        }
+    }
+
+    /// Registers a thing (no certificate).
+    pub async fn thing(&self, name: &str) {
+        self.store
+            .create_thing(&ferrota_server::store::Thing {
+                name: name.into(),
+                groups: vec![],
+                created_at: 0,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// The OTA request [`data_ota`] makes, for a file already stored.
+    pub fn data_request(
+        id: &str,
+        target: &str,
+        sha: &str,
+    ) -> ferrota_server::admin::CreateOtaUpdate {
+        ferrota_server::admin::CreateOtaUpdate {
+            ota_update_id: id.into(),
+            description: "test".into(),
+            targets: vec![target.into()],
+            files: vec![data_file("/ota/received.bin", sha.into())],
+            aws_job_timeout_config: None,
+            ..Default::default()
+        }
+    }
+}
