@@ -138,8 +138,7 @@ async fn contract(s: Arc<dyn Store>) {
     assert_eq!(s.next_deadline().await.unwrap(), Some(50));
     assert!(s.due_executions(49).await.unwrap().is_empty());
     assert_eq!(s.due_executions(50).await.unwrap().len(), 1);
-    let mut v = 2;
-    for i in 0..60 {
+    for (v, i) in (2..).zip(0..60) {
         let mut m = s.execution("j1", "a").await.unwrap().unwrap();
         m.status = if i == 59 {
             JobStatus::Succeeded
@@ -149,7 +148,6 @@ async fn contract(s: Arc<dyn Store>) {
         m.version_number = v + 1;
         m.last_updated_at = 30 + i;
         assert!(s.update_execution(&m, v).await.unwrap());
-        v += 1;
     }
     let h = s.history("j1", "a").await.unwrap();
     assert_eq!(h.len(), HISTORY_MAX);
