@@ -919,7 +919,7 @@ impl Admin {
         let now = b.clock.now();
         let mut before = Vec::new();
         for t in &things {
-            before.push(jobs::pending(b, t).await?);
+            before.push(jobs::pending(&b.services, t).await?);
         }
         // Stream, job and record in one transaction: a failure leaves none of them, so the id
         // can be created again (`Store::create_ota_update`).
@@ -952,7 +952,7 @@ impl Admin {
             )
             .await?;
         for (t, before) in things.iter().zip(before) {
-            jobs::notify_changes(b, t, &before).await?;
+            jobs::notify_changes(&b.services, t, &before).await?;
         }
         tracing::info!(ota = %req.ota_update_id, things = things.len(), "OTA update created");
         self.describe_ota(&req.ota_update_id).await
@@ -1096,7 +1096,7 @@ impl Admin {
             if !cancel {
                 return Ok(());
             }
-            let before = jobs::pending(b, &e.thing).await?;
+            let before = jobs::pending(&b.services, &e.thing).await?;
             let mut n = e.clone();
             n.status = JobStatus::Canceled;
             n.in_progress_deadline = None;
@@ -1105,7 +1105,7 @@ impl Admin {
             n.last_updated_at = b.clock.now();
             // A concurrent device update wins; its state stays.
             b.store.update_execution(&n, e.version_number).await?;
-            jobs::notify_changes(b, &e.thing, &before).await?;
+            jobs::notify_changes(&b.services, &e.thing, &before).await?;
         }
         Ok(())
     }
