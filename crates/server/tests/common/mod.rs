@@ -370,3 +370,21 @@ impl Mem {
         }
     }
 }
+
+/// An [`ferrota_server::context::Outbound`] that records what the services send, for tests
+/// that drive them without a broker.
+#[derive(Default)]
+pub struct Recorder(pub std::sync::Mutex<Vec<(String, bytes::Bytes)>>);
+
+impl ferrota_server::context::Outbound for Recorder {
+    fn publish(&self, topic: &str, payload: bytes::Bytes, _qos: QoS) {
+        self.0.lock().unwrap().push((topic.to_string(), payload));
+    }
+}
+
+impl Recorder {
+    /// Takes the messages recorded so far.
+    pub fn take(&self) -> Vec<(String, bytes::Bytes)> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
