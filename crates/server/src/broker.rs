@@ -224,9 +224,9 @@ pub struct Broker {
     /// Signalled when certificates were revoked in this process (wakes the revocation watch
     /// of [`crate::server::Server::run`], which also polls the store for other processes).
     pub revocations: Notify,
-    /// Stream fault injection (tests and benchmarks; off unless configured; the same as
-    /// [`Services::stream_faults`]).
-    pub stream_faults: Arc<crate::faults::Faults>,
+    /// The stream fault injector, once a test or bench installed it
+    /// ([`Broker::stream_faults`]).
+    faults: std::sync::OnceLock<Arc<crate::faults::Faults>>,
 }
 
 impl Broker {
@@ -258,13 +258,11 @@ impl Broker {
             limits: limits.clone(),
             outbound: std::sync::OnceLock::new(),
         });
-        let stream_faults = Arc::new(crate::faults::Faults::default());
-        let services = Arc::new(Services::with_faults(
+        let services = Arc::new(Services::new(
             store.clone(),
             blobs.clone(),
             clock.clone(),
             router.clone(),
-            stream_faults.clone(),
         ));
         Broker {
             router,
@@ -276,7 +274,7 @@ impl Broker {
             clock,
             services,
             revocations: Notify::new(),
-            stream_faults,
+            faults: std::sync::OnceLock::new(),
         }
     }
 
@@ -284,6 +282,17 @@ impl Broker {
     pub fn with_clock(self: Arc<Self>, clock: Arc<dyn Clock>) -> Arc<Self> {
         let b = Arc::try_unwrap(self).unwrap_or_else(|_| panic!("broker already shared"));
         Arc::new(Self::build(b.store, b.blobs, b.policy, b.limits, clock))
+    }
+
+    /// The stream fault injector (a test and bench aid, [`crate::faults`]): the first call
+    /// wraps the services' [`Outbound`] in a [`crate::faults::FaultyOutbound`] (off until
+    /// [`crate::faults::Faults::configure`]d); later calls return the same injector. A server
+    /// nobody calls this on has no fault code on its path, and its configuration has no
+    /// `[faults]`.
+    pub fn stream_faults(&self) -> Arc<crate::faults::Faults> {
+        self.faults
+            .get_or_init(|| crate::faults::install(&self.services))
+            .clone()
     }
 
     /// Client mode: from now on [`Broker::publish`] and [`Broker::deliver_to`] hand every

@@ -5,19 +5,17 @@
 //! [`crate::timeouts`] and [`crate::services`] are callable without sockets, TLS or SQLite:
 //! a test gives them a [`crate::store::MemoryStore`] and an `Outbound` that records.
 //!
-//! Decision: this module sits at the bottom of the crate (it imports only [`crate::store`]
-//! and [`crate::faults`]); the broker implements [`Outbound`] for its local sessions and the
+//! Decision: this module sits at the bottom of the crate (it imports only [`crate::store`]); the broker implements [`Outbound`] for its local sessions and the
 //! client mode ([`crate::bridge`]) for an external broker, so neither the services nor the
 //! store know which one carries their messages.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use rumqttc::QoS;
 use tokio::sync::Notify;
 
-use crate::faults::Faults;
 use crate::store::{BlobStore, SharedStore, StreamRecord};
 
 /// Epoch seconds, injected so tests can fix time.
@@ -61,52 +59,51 @@ pub struct Services {
     pub blobs: Arc<dyn BlobStore>,
     /// Time.
     pub clock: Arc<dyn Clock>,
-    out: Arc<dyn Outbound>,
+    /// Where messages go; a test or bench may wrap it ([`Services::wrap_outbound`]).
+    out: RwLock<Arc<dyn Outbound>>,
     /// Streams are immutable once created: cached after the first request.
     pub(crate) stream_cache: Mutex<HashMap<String, Arc<StreamRecord>>>,
     /// Signalled when an execution timer was set or changed (wakes [`crate::timeouts::run`]).
     pub timers: Notify,
-    /// Stream fault injection (tests and benchmarks; off unless configured).
-    pub stream_faults: Arc<Faults>,
 }
 
 impl Services {
-    /// Services over these stores, clock and message sink, with fault injection off.
+    /// Services over these stores, clock and message sink.
     pub fn new(
         store: SharedStore,
         blobs: Arc<dyn BlobStore>,
         clock: Arc<dyn Clock>,
         out: Arc<dyn Outbound>,
     ) -> Self {
-        Self::with_faults(store, blobs, clock, out, Arc::default())
-    }
-
-    /// As [`Services::new`], sharing a fault injector.
-    pub fn with_faults(
-        store: SharedStore,
-        blobs: Arc<dyn BlobStore>,
-        clock: Arc<dyn Clock>,
-        out: Arc<dyn Outbound>,
-        stream_faults: Arc<Faults>,
-    ) -> Self {
         Services {
             store,
             blobs,
             clock,
-            out,
+            out: RwLock::new(out),
             stream_cache: Mutex::new(HashMap::new()),
             timers: Notify::new(),
-            stream_faults,
         }
+    }
+
+    /// Replaces the message sink by `f(current)`: how a test or bench puts a wrapper (such as
+    /// [`crate::faults::FaultyOutbound`]) between the services and the sessions. Production
+    /// never calls it.
+    pub fn wrap_outbound(&self, f: impl FnOnce(Arc<dyn Outbound>) -> Arc<dyn Outbound>) {
+        let mut g = self.out.write().unwrap_or_else(|e| e.into_inner());
+        *g = f(g.clone());
+    }
+
+    fn out(&self) -> Arc<dyn Outbound> {
+        self.out.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Publishes to the subscribers of `topic` ([`Outbound::publish`]).
     pub fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
-        self.out.publish(topic, payload, qos);
+        self.out().publish(topic, payload, qos);
     }
 
     /// Sends to one client ([`Outbound::deliver_to`]).
     pub fn deliver_to(&self, client_id: &str, topic: String, payload: Bytes, qos: QoS) {
-        self.out.deliver_to(client_id, &topic, payload, qos);
+        self.out().deliver_to(client_id, &topic, payload, qos);
     }
 }

@@ -1,6 +1,10 @@
-//! Stream fault injection (a test and benchmark aid, off by default).
+//! Stream fault injection (a test and benchmark aid, never in the production configuration).
 //!
-//! [`Faults`] (`[faults] stream_drop = 0.01`, `seed = …` in the configuration) drops a fraction
+//! [`FaultyOutbound`] wraps the services' [`Outbound`]; the bench and the lab install it
+//! ([`crate::Broker::stream_faults`], or [`install`] on bare [`Services`]) and configure
+//! it with a [`FaultConfig`].
+//!
+//! [`Faults`] (`stream_drop = 0.01`, `seed = …`) drops a fraction
 //! of the data publishes, chosen by a seeded generator so a run can be repeated. The benchmark
 //! of a lossy link (`ferrota bench loss`) needs "1% of block responses lost", and TLS hides
 //! MQTT from a proxy on the wire: a proxy could only drop TCP bytes (which TCP then
@@ -9,10 +13,16 @@
 //! link bytes. It is applied in the in-process broker and in client mode alike, before the
 //! publish; a dropped block is counted in [`Faults::dropped`].
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use ferrota_proto::topic::{StreamOp, Topic, TopicKind};
+use rumqttc::QoS;
+
+use crate::context::{Outbound, Services};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The fault-injection settings (`[faults]`): a test and benchmark aid, see the module docs.
+/// The fault-injection settings: a test and benchmark aid, see the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaultConfig {
@@ -96,4 +106,95 @@ fn splitmix64(state: &mut u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// An [`Outbound`] that drops stream data blocks as [`Faults`] decides and passes everything
+/// else (Jobs replies, notifications, stream errors and descriptions) through.
+pub struct FaultyOutbound {
+    inner: Arc<dyn Outbound>,
+    faults: Arc<Faults>,
+}
+
+impl FaultyOutbound {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn Outbound>, faults: Arc<Faults>) -> Self {
+        FaultyOutbound { inner, faults }
+    }
+}
+
+fn is_stream_data(topic: &str) -> bool {
+    matches!(
+        Topic::parse(topic).map(|t| t.kind),
+        Ok(TopicKind::Stream {
+            op: StreamOp::Data,
+            ..
+        })
+    )
+}
+
+impl Outbound for FaultyOutbound {
+    fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
+        if is_stream_data(topic) && self.faults.drop_next() {
+            return;
+        }
+        self.inner.publish(topic, payload, qos);
+    }
+    fn deliver_to(&self, client_id: &str, topic: &str, payload: Bytes, qos: QoS) {
+        if is_stream_data(topic) && self.faults.drop_next() {
+            return;
+        }
+        self.inner.deliver_to(client_id, topic, payload, qos);
+    }
+}
+
+/// Wraps the services' outbound in a [`FaultyOutbound`] and returns its (unconfigured, so
+/// still off) injector. Call once per [`Services`]: each call adds a wrapper.
+pub fn install(services: &Services) -> Arc<Faults> {
+    let faults = Arc::new(Faults::default());
+    let f = faults.clone();
+    services.wrap_outbound(|inner| Arc::new(FaultyOutbound::new(inner, f)));
+    faults
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Rec(Mutex<Vec<String>>);
+    impl Outbound for Rec {
+        fn publish(&self, topic: &str, _: Bytes, _: QoS) {
+            self.0.lock().unwrap().push(topic.to_string());
+        }
+    }
+
+    /// The wrapper drops only stream data blocks, and only once configured; a bad fraction is
+    /// refused and changes nothing.
+    #[test]
+    fn the_wrapper_drops_stream_data_only() {
+        let rec = Arc::new(Rec::default());
+        let faults = Arc::new(Faults::default());
+        let w = FaultyOutbound::new(rec.clone(), faults.clone());
+        let data = "$aws/things/d/streams/s1/data/cbor";
+        let reply = "$aws/things/d/jobs/start-next/accepted";
+        let rejected = "$aws/things/d/streams/s1/rejected/cbor";
+        w.publish(data, Bytes::new(), QoS::AtLeastOnce);
+        let bad = FaultConfig {
+            stream_drop: 10.0,
+            seed: 1,
+        };
+        assert!(faults.configure(&bad).unwrap_err().contains("stream_drop"));
+        w.publish(data, Bytes::new(), QoS::AtLeastOnce);
+        let all = FaultConfig {
+            stream_drop: 1.0,
+            seed: 1,
+        };
+        faults.configure(&all).unwrap();
+        w.publish(data, Bytes::new(), QoS::AtLeastOnce);
+        w.deliver_to("d", data, Bytes::new(), QoS::AtLeastOnce);
+        w.publish(reply, Bytes::new(), QoS::AtLeastOnce);
+        w.deliver_to("d", rejected, Bytes::new(), QoS::AtLeastOnce);
+        assert_eq!(*rec.0.lock().unwrap(), [data, data, reply, rejected]);
+        assert_eq!(faults.dropped(), 2);
+    }
 }

@@ -83,7 +83,7 @@ pub enum ServeError {
         /// What is wrong with it.
         message: String,
     },
-    /// The configuration is invalid (`[faults]`, `[broker]`).
+    /// The configuration is invalid (`[broker]`).
     #[error("{0}")]
     Config(String),
     /// I/O.
@@ -328,17 +328,11 @@ pub fn operator_token(cfg: &Config) -> Result<String, ServeError> {
 
 /// Opens the admin view of a data directory without serving (offline CLI commands).
 pub async fn open_admin(cfg: &Config, port: u16) -> Result<Admin, ServeError> {
-    // A configuration built in code is checked before anything is created, as a loaded one is.
-    cfg.faults.validate().map_err(ServeError::Config)?;
     check_database_present(cfg)?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| file_err(&cfg.data_dir, e))?;
     let store = Arc::new(open_store(cfg).await?);
     let blobs = Arc::new(DirBlobStore::new(cfg.files_dir())?);
     let broker = Broker::new(store, blobs, cfg.policy(), cfg.limits());
-    broker
-        .stream_faults
-        .configure(&cfg.faults)
-        .map_err(ServeError::Config)?;
     let ca = if Ca::cert_path(&cfg.ca_dir()).exists() {
         Some(Ca::load(&cfg.ca_dir())?)
     } else {

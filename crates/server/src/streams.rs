@@ -24,7 +24,8 @@
 //!
 //! # Fault injection
 //!
-//! See [`crate::faults`]: a dropped block is counted in [`Faults::dropped`].
+//! Not here: [`crate::faults::FaultyOutbound`] wraps the services' [`Outbound`](crate::context::Outbound)
+//! in the bench and the lab, so the production path has no fault code.
 
 use std::sync::Arc;
 
@@ -389,9 +390,6 @@ pub async fn handle(
                 serde_json::to_vec(&m).unwrap_or_default()
             }
         };
-        if b.stream_faults.drop_next() {
-            continue;
-        }
         b.publish(&topic, Bytes::from(body), QoS::AtLeastOnce);
     }
     Ok(())

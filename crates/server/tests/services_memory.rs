@@ -92,3 +92,39 @@ async fn jobs_and_streams_run_over_the_memory_store_without_a_broker() {
     assert_eq!(job.state, JobState::Completed);
     assert_eq!(o.ota_update_id, "mem1");
 }
+
+/// The bench's and lab's fault injection: [`ferrota_server::Broker::stream_faults`] wraps the
+/// broker's services in a `FaultyOutbound`; configured to drop everything, the block a
+/// GetStream asks for is dropped and counted, and the Jobs reply still goes out.
+#[tokio::test]
+async fn the_installed_fault_wrapper_drops_the_broker_services_stream_blocks() {
+    let m = Mem::new();
+    m.thing("d").await;
+    let sha = m.admin.put_file(&[7u8; 2048]).unwrap();
+    m.admin
+        .create_ota(&Mem::data_request("f1", "thing/d", &sha))
+        .await
+        .unwrap();
+    let faults = m.broker.stream_faults();
+    assert!(
+        Arc::ptr_eq(&faults, &m.broker.stream_faults()),
+        "installed once"
+    );
+    faults
+        .configure(&ferrota_server::faults::FaultConfig {
+            stream_drop: 1.0,
+            seed: 3,
+        })
+        .unwrap();
+    let svc = &m.broker.services;
+    let topic = "$aws/things/d/jobs/start-next";
+    let r = on_publish(svc, "d", "d", topic, br#"{"clientToken":"t"}"#).await;
+    assert_eq!(r, Outcome::Handled);
+    let o = m.store.ota("f1").await.unwrap().unwrap();
+    let get = format!("$aws/things/d/streams/{}/get/json", o.stream_id);
+    let req = br#"{"c":"x","s":1,"f":0,"l":1024,"o":0,"n":2}"#;
+    assert_eq!(on_publish(svc, "d", "d", &get, req).await, Outcome::Handled);
+    assert_eq!(faults.dropped(), 2);
+    let e = m.store.execution("AFR_OTA-f1", "d").await.unwrap().unwrap();
+    assert_eq!(e.status, ferrota_proto::JobStatus::InProgress);
+}
