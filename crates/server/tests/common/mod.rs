@@ -309,7 +309,7 @@ pub struct Mem {
     pub dir: tempfile::TempDir,
     pub store: ferrota_server::store::SharedStore,
     pub broker: Arc<ferrota_server::Broker>,
-    pub admin: Admin,
+    pub admin: Arc<Admin>,
 }
 
 impl Mem {
@@ -321,19 +321,19 @@ impl Mem {
     /// Services over `store`.
     pub fn over(store: ferrota_server::store::SharedStore) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let blobs = ferrota_server::store::DirBlobStore::new(dir.path()).unwrap();
+        let blobs = ferrota_server::store::DirBlobStore::new(dir.path().join("files")).unwrap();
         let broker = ferrota_server::Broker::new(
             store.clone(),
             Arc::new(blobs),
             ferrota_server::Policy::default(),
             ferrota_server::Limits::default(),
         );
-        let admin = Admin {
+        let admin = Arc::new(Admin {
             broker: broker.clone(),
             ca: None,
             endpoint: "localhost".into(),
             port: 8883,
-        };
+        });
         Mem {
             dir,
             store,
@@ -352,6 +352,47 @@ impl Mem {
             })
             .await
             .unwrap();
+    }
+
+    /// The firmware files stored, by name, sorted.
+    pub fn stored_files(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.dir.path().join("files"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// One HTTP API request, answered by the API's router in memory (no socket): status and
+    /// JSON body (`Null` when the body is not JSON).
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        use tower::ServiceExt as _;
+        let r = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", "Bearer test-token")
+            .header("content-type", "application/json")
+            .body(match body {
+                Some(b) => axum::body::Body::from(b.to_string()),
+                None => axum::body::Body::empty(),
+            })
+            .unwrap();
+        let router = ferrota_server::api::router(self.admin.clone(), "test-token".into());
+        let resp = router.oneshot(r).await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     /// The OTA request [`data_ota`] makes, for a file already stored.
