@@ -344,14 +344,33 @@ impl Mem {
 
     /// Registers a thing (no certificate).
     pub async fn thing(&self, name: &str) {
+        self.thing_in(name, &[]).await;
+    }
+
+    /// Registers a thing in these groups (no certificate).
+    pub async fn thing_in(&self, name: &str, groups: &[&str]) {
         self.store
             .create_thing(&ferrota_server::store::Thing {
                 name: name.into(),
-                groups: vec![],
+                groups: groups.iter().map(|g| g.to_string()).collect(),
                 created_at: 0,
             })
             .await
             .unwrap();
+    }
+
+    /// As [`data_ota`]: stores `data` and creates OTA update `id` streaming it to `target`.
+    pub async fn data_ota(
+        &self,
+        id: &str,
+        target: &str,
+        data: &[u8],
+    ) -> ferrota_server::admin::OtaDescription {
+        let sha = self.admin.put_file(data).unwrap();
+        self.admin
+            .create_ota(&Self::data_request(id, target, &sha))
+            .await
+            .unwrap()
     }
 
     /// The firmware files stored, by name, sorted.
