@@ -93,8 +93,10 @@ impl Services {
         *g = f(g.clone());
     }
 
-    fn out(&self) -> Arc<dyn Outbound> {
-        self.out.read().unwrap_or_else(|e| e.into_inner()).clone()
+    /// The sink, read-locked for one call (no reference count per message: a stream serves
+    /// thousands of blocks a second; `Outbound` calls never block, so the lock is short).
+    fn out(&self) -> std::sync::RwLockReadGuard<'_, Arc<dyn Outbound>> {
+        self.out.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Publishes to the subscribers of `topic` ([`Outbound::publish`]).

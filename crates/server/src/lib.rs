@@ -8,10 +8,12 @@
 //! ```text
 //!  TLS (tls) ─▶ session::serve_connection ─▶ broker (registry, routing, bounded queues)
 //!    identity = cert CN     │ policy check on every PUBLISH / SUBSCRIBE
-//!                           └▶ services ─▶ jobs (Jobs MQTT API) ─┐
-//!                                       └▶ streams (GetStream) ──┤
-//!  api (axum, operator token) ─▶ admin (things, certificates, OTA updates)
-//!                                                                └▶ store (SQLite) + blobs (files)
+//!                           └▶ services ─▶ jobs (Jobs MQTT API) ─┐  over context::Services:
+//!                                       └▶ streams (GetStream) ──┤  Store + BlobStore + Clock
+//!  api (axum, operator token) ─▶ admin (things, certificates, OTA updates)   + Outbound (replies
+//!                                                                │  go back through the broker
+//!                                                                │  or an external one)
+//!                                                                └▶ store (SQLite or memory) + blobs (files)
 //! ```
 //!
 //! | module | concern |

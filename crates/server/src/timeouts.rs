@@ -4,8 +4,8 @@
 //! A timer is a deadline (epoch seconds of the broker's [`Clock`](crate::broker::Clock)) stored
 //! with the execution, so it survives a restart: an execution whose deadline passed while the
 //! server was down times out when the server is back. [`run`] sleeps until the earliest
-//! deadline (at most `max_sleep`, and woken early by [`Broker::timers`] when a timer is set),
-//! then [`expire_due`] moves every due IN_PROGRESS execution to TIMED_OUT: terminal, version
+//! deadline (at most `max_sleep`, and woken early by [`Services::timers`] when a timer is set),
+//! then [`expire_due`] moves every due IN_PROGRESS execution to TIMED_OUT ([`crate::jobs`] holds the expiry of one): terminal, version
 //! +1, a history entry, committed with the same compare-and-set as a device update (a device
 //! update that commits first wins), then the job may complete and `notify-next` / `notify`
 //! go out as for any other change. Requests about a thing expire its due executions first
