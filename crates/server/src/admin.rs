@@ -541,7 +541,7 @@ impl Admin {
         issued: &crate::ca::Issued,
         groups: &[String],
     ) -> (Thing, CertRecord) {
-        let now = self.broker.clock.now();
+        let now = self.broker.services.clock.now();
         (
             Thing {
                 name: name.into(),
@@ -702,7 +702,9 @@ impl Admin {
         if s.thing(name).await?.is_none() {
             return Err(AdminError::NotFound(format!("thing {name}")));
         }
-        let n = s.revoke_thing(name, self.broker.clock.now()).await?;
+        let n = s
+            .revoke_thing(name, self.broker.services.clock.now())
+            .await?;
         if let Some(ca) = &self.ca {
             let revoked: Vec<(String, u64)> = s
                 .revoked_certificates()
@@ -729,7 +731,7 @@ impl Admin {
                 data.len()
             )));
         }
-        Ok(self.broker.blobs.put(data)?)
+        Ok(self.broker.services.blobs.put(data)?)
     }
 
     async fn resolve_targets(&self, targets: &[String]) -> R<Vec<String>> {
@@ -817,7 +819,7 @@ impl Admin {
         for h in shas {
             // `remove` ignores a name that is not a SHA-256 or not stored.
             if !used.contains(h)
-                && let Err(e) = b.blobs.remove(h)
+                && let Err(e) = b.services.blobs.remove(h)
             {
                 tracing::warn!(file = %h, error = %e, "could not delete an unused upload");
             }
@@ -869,6 +871,7 @@ impl Admin {
         let mut files = Vec::new();
         for (i, f) in req.files.iter().enumerate() {
             let blob = b
+                .services
                 .blobs
                 .open(&f.file_location.sha256)
                 .map_err(|_| AdminError::NotFound(format!("file {}", f.file_location.sha256)))?;
@@ -916,7 +919,7 @@ impl Admin {
         })?;
         let document =
             String::from_utf8(document).map_err(|_| AdminError::Invalid("document".into()))?;
-        let now = b.clock.now();
+        let now = b.services.clock.now();
         let mut before = Vec::new();
         for t in &things {
             before.push(jobs::pending(&b.services, t).await?);
@@ -1102,7 +1105,7 @@ impl Admin {
             n.in_progress_deadline = None;
             n.step_deadline = None;
             n.version_number += 1;
-            n.last_updated_at = b.clock.now();
+            n.last_updated_at = b.services.clock.now();
             // A concurrent device update wins; its state stays.
             b.store.update_execution(&n, e.version_number).await?;
             jobs::notify_changes(&b.services, &e.thing, &before).await?;

@@ -213,12 +213,9 @@ pub struct Broker {
     pub limits: Limits,
     /// Authorisation.
     pub policy: Policy,
-    /// Registry, jobs, streams (the same store as [`Services::store`]).
+    /// The registry the CONNECT check reads (things, certificates); the same store as
+    /// [`Services::store`]. Files and time belong to the services only.
     pub store: SharedStore,
-    /// Firmware files (the same as [`Services::blobs`]).
-    pub blobs: Arc<dyn BlobStore>,
-    /// Time (the same as [`Services::clock`]).
-    pub clock: Arc<dyn Clock>,
     /// The Jobs and Streams services, sending through this broker.
     pub services: Arc<Services>,
     /// Signalled when certificates were revoked in this process (wakes the revocation watch
@@ -270,8 +267,6 @@ impl Broker {
             limits,
             policy,
             store,
-            blobs,
-            clock,
             services,
             revocations: Notify::new(),
             faults: std::sync::OnceLock::new(),
@@ -281,7 +276,8 @@ impl Broker {
     /// Replaces the clock (tests).
     pub fn with_clock(self: Arc<Self>, clock: Arc<dyn Clock>) -> Arc<Self> {
         let b = Arc::try_unwrap(self).unwrap_or_else(|_| panic!("broker already shared"));
-        Arc::new(Self::build(b.store, b.blobs, b.policy, b.limits, clock))
+        let blobs = b.services.blobs.clone();
+        Arc::new(Self::build(b.store, blobs, b.policy, b.limits, clock))
     }
 
     /// The stream fault injector (a test and bench aid, [`crate::faults`]): the first call

@@ -28,7 +28,7 @@ async fn jobs_and_streams_run_over_the_memory_store_without_a_broker() {
     // The services over the same store and files as the Admin that creates the update.
     let svc = Services::new(
         store.clone(),
-        m.broker.blobs.clone(),
+        m.broker.services.blobs.clone(),
         Arc::new(Fixed),
         out.clone(),
     );
