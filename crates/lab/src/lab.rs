@@ -259,7 +259,7 @@ impl Lab {
     pub fn set_stream_drop(&self, fraction: f64, seed: u64) -> Result<(), LabError> {
         self.admin
             .broker
-            .stream_faults
+            .stream_faults()
             .configure(&ferrota_server::streams::FaultConfig {
                 stream_drop: fraction,
                 seed,
@@ -269,7 +269,7 @@ impl Lab {
 
     /// Stream data blocks the server dropped ([`Lab::set_stream_drop`]) so far.
     pub fn stream_blocks_dropped(&self) -> u64 {
-        self.admin.broker.stream_faults.dropped()
+        self.admin.broker.stream_faults().dropped()
     }
 
     /// Stops the server.

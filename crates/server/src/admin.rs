@@ -541,7 +541,7 @@ impl Admin {
         issued: &crate::ca::Issued,
         groups: &[String],
     ) -> (Thing, CertRecord) {
-        let now = self.broker.clock.now();
+        let now = self.broker.services.clock.now();
         (
             Thing {
                 name: name.into(),
@@ -702,7 +702,9 @@ impl Admin {
         if s.thing(name).await?.is_none() {
             return Err(AdminError::NotFound(format!("thing {name}")));
         }
-        let n = s.revoke_thing(name, self.broker.clock.now()).await?;
+        let n = s
+            .revoke_thing(name, self.broker.services.clock.now())
+            .await?;
         if let Some(ca) = &self.ca {
             let revoked: Vec<(String, u64)> = s
                 .revoked_certificates()
@@ -729,7 +731,7 @@ impl Admin {
                 data.len()
             )));
         }
-        Ok(self.broker.blobs.put(data)?)
+        Ok(self.broker.services.blobs.put(data)?)
     }
 
     async fn resolve_targets(&self, targets: &[String]) -> R<Vec<String>> {
@@ -817,7 +819,7 @@ impl Admin {
         for h in shas {
             // `remove` ignores a name that is not a SHA-256 or not stored.
             if !used.contains(h)
-                && let Err(e) = b.blobs.remove(h)
+                && let Err(e) = b.services.blobs.remove(h)
             {
                 tracing::warn!(file = %h, error = %e, "could not delete an unused upload");
             }
@@ -869,6 +871,7 @@ impl Admin {
         let mut files = Vec::new();
         for (i, f) in req.files.iter().enumerate() {
             let blob = b
+                .services
                 .blobs
                 .open(&f.file_location.sha256)
                 .map_err(|_| AdminError::NotFound(format!("file {}", f.file_location.sha256)))?;
@@ -916,21 +919,21 @@ impl Admin {
         })?;
         let document =
             String::from_utf8(document).map_err(|_| AdminError::Invalid("document".into()))?;
-        let now = b.clock.now();
+        let now = b.services.clock.now();
         let mut before = Vec::new();
         for t in &things {
-            before.push(jobs::pending(b, t).await?);
+            before.push(jobs::pending(&b.services, t).await?);
         }
+        // Stream, job and record in one transaction: a failure leaves none of them, so the id
+        // can be created again (`Store::create_ota_update`).
         b.store
-            .create_stream(&StreamRecord {
-                stream_id: stream_id.clone(),
-                description: req.description.clone(),
-                version: 1,
-                files,
-            })
-            .await?;
-        b.store
-            .create_job(
+            .create_ota_update(
+                &StreamRecord {
+                    stream_id: stream_id.clone(),
+                    description: req.description.clone(),
+                    version: 1,
+                    files,
+                },
                 &Job {
                     job_id: job_id.clone(),
                     document,
@@ -940,21 +943,19 @@ impl Admin {
                     in_progress_timeout_minutes: timeout,
                 },
                 &things,
+                &OtaRecord {
+                    ota_update_id: req.ota_update_id.clone(),
+                    status: "CREATE_COMPLETE".into(),
+                    request: serde_json::to_string(req).unwrap_or_default(),
+                    job_id,
+                    stream_id,
+                    created_at: now,
+                    error_info: None,
+                },
             )
             .await?;
-        b.store
-            .create_ota(&OtaRecord {
-                ota_update_id: req.ota_update_id.clone(),
-                status: "CREATE_COMPLETE".into(),
-                request: serde_json::to_string(req).unwrap_or_default(),
-                job_id,
-                stream_id,
-                created_at: now,
-                error_info: None,
-            })
-            .await?;
         for (t, before) in things.iter().zip(before) {
-            jobs::notify_changes(b, t, &before).await?;
+            jobs::notify_changes(&b.services, t, &before).await?;
         }
         tracing::info!(ota = %req.ota_update_id, things = things.len(), "OTA update created");
         self.describe_ota(&req.ota_update_id).await
@@ -1098,16 +1099,16 @@ impl Admin {
             if !cancel {
                 return Ok(());
             }
-            let before = jobs::pending(b, &e.thing).await?;
+            let before = jobs::pending(&b.services, &e.thing).await?;
             let mut n = e.clone();
             n.status = JobStatus::Canceled;
             n.in_progress_deadline = None;
             n.step_deadline = None;
             n.version_number += 1;
-            n.last_updated_at = b.clock.now();
+            n.last_updated_at = b.services.clock.now();
             // A concurrent device update wins; its state stays.
             b.store.update_execution(&n, e.version_number).await?;
-            jobs::notify_changes(b, &e.thing, &before).await?;
+            jobs::notify_changes(&b.services, &e.thing, &before).await?;
         }
         Ok(())
     }

@@ -41,11 +41,7 @@ use crate::broker::Broker;
 use crate::services::{self, Outcome};
 use crate::tls::TlsError;
 
-/// Where the services' messages go when the broker is not this process.
-pub trait Outbound: Send + Sync + 'static {
-    /// Publishes `payload` on `topic` (not retained). Must not block.
-    fn publish(&self, topic: &str, payload: Bytes, qos: QoS);
-}
+pub use crate::context::Outbound;
 
 /// The request topics the services subscribe to. `jobs/+/get` covers `$next/get` and
 /// `<jobId>/get`; `jobs/+/update` also catches malformed `jobs//update` (answered InvalidTopic).
@@ -236,7 +232,9 @@ pub async fn run(
                 let out = match thing_of(topic) {
                     // The thing stands in for the client id: replies are published on the
                     // broker, not addressed to a session.
-                    Some(t) => services::on_publish(&broker, t, t, topic, &p.payload).await,
+                    Some(t) => {
+                        services::on_publish(&broker.services, t, t, topic, &p.payload).await
+                    }
                     None => Outcome::NotMine,
                 };
                 if out != Outcome::Failed {
@@ -380,8 +378,14 @@ mod tests {
         assert!(b.set_outbound(sink.clone()));
         assert!(!b.set_outbound(sink.clone()));
         let topic = "$aws/things/dev-1/jobs/$next/get";
-        let out =
-            services::on_publish(&b, "dev-1", "dev-1", topic, br#"{"clientToken":"x"}"#).await;
+        let out = services::on_publish(
+            &b.services,
+            "dev-1",
+            "dev-1",
+            topic,
+            br#"{"clientToken":"x"}"#,
+        )
+        .await;
         assert_eq!(out, Outcome::Handled);
         assert_eq!(
             *sink.0.lock().unwrap(),

@@ -73,24 +73,7 @@ impl Default for Limits {
     }
 }
 
-/// Epoch seconds, injected so tests can fix time.
-pub trait Clock: Send + Sync + 'static {
-    /// Now, in seconds since the epoch.
-    fn now(&self) -> u64;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    }
-}
+pub use crate::context::{Clock, Outbound, Services, SystemClock};
 
 /// A message queued for a client.
 #[derive(Debug, Clone)]
@@ -212,31 +195,35 @@ impl Registry {
     }
 }
 
-/// Broker state shared by every connection.
-pub struct Broker {
+/// The local sessions as an [`Outbound`]: routing to subscribers, or to an external broker
+/// once one is set (client mode).
+struct Router {
     clients: Mutex<Registry>,
+    limits: Limits,
+    /// Set in client mode ([`crate::bridge`]): the services' messages go to an external broker.
+    outbound: std::sync::OnceLock<Arc<dyn Outbound>>,
+}
+
+/// Broker state shared by every connection: the sessions and their routing, the
+/// authorisation, and the [`Services`] a PUBLISH on a service topic goes to.
+pub struct Broker {
+    router: Arc<Router>,
     next_conn: std::sync::atomic::AtomicU64,
     /// Limits.
     pub limits: Limits,
     /// Authorisation.
     pub policy: Policy,
-    /// Registry, jobs, streams.
+    /// The registry the CONNECT check reads (things, certificates); the same store as
+    /// [`Services::store`]. Files and time belong to the services only.
     pub store: SharedStore,
-    /// Firmware files.
-    pub blobs: Arc<dyn BlobStore>,
-    /// Time.
-    pub clock: Arc<dyn Clock>,
-    /// Streams are immutable once created: cached after the first request.
-    pub(crate) stream_cache: Mutex<HashMap<String, Arc<crate::store::StreamRecord>>>,
-    /// Signalled when an execution timer was set or changed (wakes [`crate::timeouts::run`]).
-    pub timers: Notify,
+    /// The Jobs and Streams services, sending through this broker.
+    pub services: Arc<Services>,
     /// Signalled when certificates were revoked in this process (wakes the revocation watch
     /// of [`crate::server::Server::run`], which also polls the store for other processes).
     pub revocations: Notify,
-    /// Set in client mode ([`crate::bridge`]): the services' messages go to an external broker.
-    outbound: std::sync::OnceLock<Arc<dyn crate::bridge::Outbound>>,
-    /// Stream fault injection (tests and benchmarks; off unless configured).
-    pub stream_faults: crate::streams::Faults,
+    /// The stream fault injector, once a test or bench installed it
+    /// ([`Broker::stream_faults`]).
+    faults: std::sync::OnceLock<Arc<crate::faults::Faults>>,
 }
 
 impl Broker {
@@ -247,38 +234,72 @@ impl Broker {
         policy: Policy,
         limits: Limits,
     ) -> Arc<Self> {
-        Arc::new(Broker {
+        Arc::new(Self::build(
+            store,
+            blobs,
+            policy,
+            limits,
+            Arc::new(SystemClock),
+        ))
+    }
+
+    fn build(
+        store: SharedStore,
+        blobs: Arc<dyn BlobStore>,
+        policy: Policy,
+        limits: Limits,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let router = Arc::new(Router {
             clients: Mutex::new(Registry::default()),
+            limits: limits.clone(),
+            outbound: std::sync::OnceLock::new(),
+        });
+        let services = Arc::new(Services::new(
+            store.clone(),
+            blobs.clone(),
+            clock.clone(),
+            router.clone(),
+        ));
+        Broker {
+            router,
             next_conn: 1.into(),
             limits,
             policy,
             store,
-            blobs,
-            clock: Arc::new(SystemClock),
-            stream_cache: Mutex::new(HashMap::new()),
-            timers: Notify::new(),
+            services,
             revocations: Notify::new(),
-            outbound: std::sync::OnceLock::new(),
-            stream_faults: crate::streams::Faults::default(),
-        })
+            faults: std::sync::OnceLock::new(),
+        }
     }
 
     /// Replaces the clock (tests).
     pub fn with_clock(self: Arc<Self>, clock: Arc<dyn Clock>) -> Arc<Self> {
-        let mut b = Arc::try_unwrap(self).unwrap_or_else(|_| panic!("broker already shared"));
-        b.clock = clock;
-        Arc::new(b)
+        let b = Arc::try_unwrap(self).unwrap_or_else(|_| panic!("broker already shared"));
+        let blobs = b.services.blobs.clone();
+        Arc::new(Self::build(b.store, blobs, b.policy, b.limits, clock))
+    }
+
+    /// The stream fault injector (a test and bench aid, [`crate::faults`]): the first call
+    /// wraps the services' [`Outbound`] in a [`crate::faults::FaultyOutbound`] (off until
+    /// [`crate::faults::Faults::configure`]d); later calls return the same injector. A server
+    /// nobody calls this on has no fault code on its path, and its configuration has no
+    /// `[faults]`.
+    pub fn stream_faults(&self) -> Arc<crate::faults::Faults> {
+        self.faults
+            .get_or_init(|| crate::faults::install(&self.services))
+            .clone()
     }
 
     /// Client mode: from now on [`Broker::publish`] and [`Broker::deliver_to`] hand every
     /// message to `o` (an external broker) instead of local sessions. Set once; `false` if a
     /// sink was already set.
-    pub fn set_outbound(&self, o: Arc<dyn crate::bridge::Outbound>) -> bool {
-        self.outbound.set(o).is_ok()
+    pub fn set_outbound(&self, o: Arc<dyn Outbound>) -> bool {
+        self.router.outbound.set(o).is_ok()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
-        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+        self.router.lock()
     }
 
     /// Registers a session; an older session with the same client id is disconnected.
@@ -410,6 +431,27 @@ impl Broker {
         }
     }
 
+    /// Sends a message to one client whether or not it subscribed: AWS's delivery of Jobs
+    /// responses to the requester (spec §1.3).
+    /// In client mode the message is published on the external broker, which delivers it
+    /// only if the device subscribed.
+    pub fn deliver_to(&self, client_id: &str, topic: String, payload: Bytes, qos: QoS) {
+        self.router.deliver_to(client_id, &topic, payload, qos);
+    }
+
+    /// Routes a message to every subscriber whose filter matches (highest matching QoS, capped
+    /// at the message's), once per client.
+    /// In client mode the message is published on the external broker instead.
+    pub fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
+        Outbound::publish(&*self.router, topic, payload, qos);
+    }
+}
+
+impl Router {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn enqueue(h: &ClientTx, limits: &Limits, m: Outgoing) {
         let n = m.payload.len() + m.topic.len();
         let before = h.queued_bytes.fetch_add(n, Ordering::AcqRel);
@@ -418,14 +460,16 @@ impl Broker {
             h.kick.kick(KickReason::SlowConsumer);
         }
     }
+}
 
+impl Outbound for Router {
     /// Sends a message to one client whether or not it subscribed: AWS's delivery of Jobs
     /// responses to the requester (spec §1.3).
     /// In client mode the message is published on the external broker, which delivers it
     /// only if the device subscribed.
-    pub fn deliver_to(&self, client_id: &str, topic: String, payload: Bytes, qos: QoS) {
+    fn deliver_to(&self, client_id: &str, topic: &str, payload: Bytes, qos: QoS) {
         if let Some(o) = self.outbound.get() {
-            o.publish(&topic, payload, qos);
+            o.publish(topic, payload, qos);
             return;
         }
         let h = self.lock().clients.get(client_id).map(|e| e.h.clone());
@@ -434,7 +478,7 @@ impl Broker {
                 &h,
                 &self.limits,
                 Outgoing {
-                    topic,
+                    topic: topic.to_string(),
                     payload,
                     qos,
                 },
@@ -445,7 +489,7 @@ impl Broker {
     /// Routes a message to every subscriber whose filter matches (highest matching QoS, capped
     /// at the message's), once per client.
     /// In client mode the message is published on the external broker instead.
-    pub fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
+    fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
         if let Some(o) = self.outbound.get() {
             o.publish(topic, payload, qos);
             return;

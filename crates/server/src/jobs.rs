@@ -42,7 +42,7 @@ use ferrota_proto::topic::{JobRef, JobsTopic, Reply, Topic};
 use ferrota_proto::{JobError, JobStatus, UpdateRequest};
 use rumqttc::QoS;
 
-use crate::broker::Broker;
+use crate::context::Services;
 use crate::store::{Execution, JobState, StoreResult};
 
 /// Encodes with a growing buffer (documents are at most a few KB).
@@ -144,7 +144,7 @@ fn token_of_refused(payload: &[u8]) -> Option<String> {
 /// Refuses a request over [`JOBS_REQUEST_BYTES_MAX`] (AWS IoT Core's message size) with
 /// `InvalidRequest`; `true` when it did.
 fn refuse_oversize(
-    b: &Broker,
+    b: &Services,
     client: &str,
     thing: &str,
     kind: JobsTopic<'_>,
@@ -210,12 +210,12 @@ impl Pending {
 }
 
 /// The pending snapshot of a thing, taken before a change.
-pub async fn pending(b: &Broker, thing: &str) -> StoreResult<Pending> {
+pub async fn pending(b: &Services, thing: &str) -> StoreResult<Pending> {
     Ok(Pending::of(&b.store.executions_of_thing(thing).await?))
 }
 
 /// The id of the next pending execution of a thing.
-pub async fn next_pending_id(b: &Broker, thing: &str) -> StoreResult<Option<String>> {
+pub async fn next_pending_id(b: &Services, thing: &str) -> StoreResult<Option<String>> {
     Ok(pending(b, thing).await?.next)
 }
 
@@ -256,7 +256,7 @@ pub fn notify_body(execs: &[Execution], now: u64) -> Vec<u8> {
 
 /// Publishes `notify-next` and/or `notify` for a thing, for whichever of its next pending
 /// execution and its pending list differ from `before`.
-pub async fn notify_changes(b: &Broker, thing: &str, before: &Pending) -> StoreResult<()> {
+pub async fn notify_changes(b: &Services, thing: &str, before: &Pending) -> StoreResult<()> {
     let execs = b.store.executions_of_thing(thing).await?;
     let after = Pending::of(&execs);
     if after.next != before.next
@@ -278,7 +278,7 @@ pub async fn notify_changes(b: &Broker, thing: &str, before: &Pending) -> StoreR
     Ok(())
 }
 
-fn reply(b: &Broker, client: &str, thing: &str, kind: JobsTopic<'_>, body: Vec<u8>) {
+fn reply(b: &Services, client: &str, thing: &str, kind: JobsTopic<'_>, body: Vec<u8>) {
     let topic = Topic::jobs(thing, kind).to_string();
     b.deliver_to(client, topic, Bytes::from(body), QoS::AtLeastOnce);
 }
@@ -295,7 +295,7 @@ fn with_reply(kind: JobsTopic<'_>, r: Reply) -> JobsTopic<'_> {
 
 #[allow(clippy::too_many_arguments)]
 fn reject(
-    b: &Broker,
+    b: &Services,
     client: &str,
     thing: &str,
     kind: JobsTopic<'_>,
@@ -322,7 +322,7 @@ fn reject(
 }
 
 /// Answers a request on a malformed `…/jobs/…` topic with `InvalidTopic` on `<topic>/rejected`.
-pub fn invalid_topic(b: &Broker, client: &str, topic: &str, payload: &[u8]) {
+pub fn invalid_topic(b: &Services, client: &str, topic: &str, payload: &[u8]) {
     let token = JobsRequest::parse(payload)
         .ok()
         .and_then(|r| r.client_token)
@@ -357,7 +357,7 @@ fn request_error(e: &JobError) -> (JobsErrorCode, String) {
 
 /// Encodes `{"timestamp","clientToken"?,"execution"?}` for an execution of this broker.
 pub(crate) async fn execution_message(
-    b: &Broker,
+    b: &Services,
     exec: Option<&Execution>,
     token: Option<&str>,
 ) -> StoreResult<Option<Vec<u8>>> {
@@ -390,7 +390,7 @@ pub(crate) async fn execution_message(
 }
 
 /// Marks a job COMPLETED when none of its executions is pending any more.
-pub async fn maybe_complete(b: &Broker, job_id: &str) -> StoreResult<()> {
+pub async fn maybe_complete(b: &Services, job_id: &str) -> StoreResult<()> {
     if !b.store.job_has_pending(job_id).await?
         && let Some(j) = b.store.job(job_id).await?
         && j.state == JobState::InProgress
@@ -402,13 +402,13 @@ pub async fn maybe_complete(b: &Broker, job_id: &str) -> StoreResult<()> {
 
 /// Handles one Jobs request from `client` about `thing`.
 pub async fn handle(
-    b: &Broker,
+    b: &Services,
     client: &str,
     thing: &str,
     kind: JobsTopic<'_>,
     payload: &[u8],
 ) -> StoreResult<()> {
-    crate::timeouts::expire_thing(b, thing).await?;
+    expire_thing(b, thing).await?;
     if refuse_oversize(b, client, thing, kind, payload) {
         return Ok(());
     }
@@ -460,7 +460,7 @@ pub async fn handle(
         }
         JobsTopic::StartNext(_) => {
             let step = req.step_timeout_in_minutes;
-            if step.is_some_and(|m| !crate::timeouts::valid_minutes(m)) {
+            if step.is_some_and(|m| !valid_minutes(m)) {
                 reject(
                     b,
                     client,
@@ -541,7 +541,7 @@ pub async fn handle(
 }
 
 async fn update(
-    b: &Broker,
+    b: &Services,
     client: &str,
     thing: &str,
     kind: JobsTopic<'_>,
@@ -659,7 +659,7 @@ async fn update(
             return Ok(());
         }
     }
-    if step.is_some_and(|m| !crate::timeouts::valid_minutes(m)) {
+    if step.is_some_and(|m| !valid_minutes(m)) {
         reject(
             b,
             client,
@@ -758,7 +758,7 @@ async fn update(
 }
 
 /// When the job's in-progress timer of an execution starting at `now` expires.
-async fn job_deadline(b: &Broker, job_id: &str, now: u64) -> StoreResult<Option<u64>> {
+async fn job_deadline(b: &Services, job_id: &str, now: u64) -> StoreResult<Option<u64>> {
     Ok(b.store
         .job(job_id)
         .await?
@@ -777,4 +777,46 @@ fn clear_step_request(payload: &[u8]) -> Option<Vec<u8>> {
     }
     v.remove("stepTimeoutInMinutes");
     serde_json::to_vec(&v).ok()
+}
+// Timers (run by [`crate::timeouts`]): here, because a request about a thing expires its
+// due executions first, and an expiry is a job change like any other.
+
+/// Smallest timeout, minutes (AWS).
+pub const TIMEOUT_MIN_MINUTES: u64 = 1;
+/// Largest timeout, minutes (AWS: 7 days).
+pub const TIMEOUT_MAX_MINUTES: u64 = 10080;
+
+/// Whether AWS accepts this timeout (1–10080 minutes).
+pub fn valid_minutes(m: u64) -> bool {
+    (TIMEOUT_MIN_MINUTES..=TIMEOUT_MAX_MINUTES).contains(&m)
+}
+
+/// Moves one due execution to TIMED_OUT ([`crate::timeouts`]); `false` if it changed meanwhile (left as it is).
+pub(crate) async fn expire(b: &Services, e: &Execution, now: u64) -> StoreResult<bool> {
+    let before = pending(b, &e.thing).await?;
+    let mut n = e.clone();
+    n.status = JobStatus::TimedOut;
+    n.version_number += 1;
+    n.last_updated_at = now;
+    n.in_progress_deadline = None;
+    n.step_deadline = None;
+    if !b.store.update_execution(&n, e.version_number).await? {
+        return Ok(false);
+    }
+    tracing::info!(job = %e.job_id, thing = %e.thing, "job execution timed out");
+    maybe_complete(b, &e.job_id).await?;
+    notify_changes(b, &e.thing, &before).await?;
+    Ok(true)
+}
+
+/// Times out the due executions of one thing (before answering its requests).
+pub async fn expire_thing(b: &Services, thing: &str) -> StoreResult<usize> {
+    let now = b.clock.now();
+    let mut n = 0;
+    for e in b.store.executions_of_thing(thing).await? {
+        if e.deadline().is_some_and(|d| d <= now) && expire(b, &e, now).await? {
+            n += 1;
+        }
+    }
+    Ok(n)
 }

@@ -8,27 +8,62 @@
 //! ```text
 //!  TLS (tls) ─▶ session::serve_connection ─▶ broker (registry, routing, bounded queues)
 //!    identity = cert CN     │ policy check on every PUBLISH / SUBSCRIBE
-//!                           └▶ services ─▶ jobs (Jobs MQTT API) ─┐
-//!                                       └▶ streams (GetStream) ──┤
-//!  api (axum, operator token) ─▶ admin (things, certificates, OTA updates)
-//!                                                                └▶ store (SQLite) + blobs (files)
+//!                           └▶ services ─▶ jobs (Jobs MQTT API) ─┐  over context::Services:
+//!                                       └▶ streams (GetStream) ──┤  Store + BlobStore + Clock
+//!  api (axum, operator token) ─▶ admin (things, certificates, OTA updates)   + Outbound (replies
+//!                                                                │  go back through the broker
+//!                                                                │  or an external one)
+//!                                                                └▶ store (SQLite or memory) + blobs (files)
 //! ```
 //!
 //! | module | concern |
 //! |---|---|
 //! | [`filter`] | MQTT topic filters |
 //! | [`policy`] | per-thing authorisation |
-//! | [`broker`] | sessions registry, routing, limits |
+//! | [`store`] | [`Store`](store::Store) (SQLite, in-memory) and content-addressed files |
+//! | [`context`] | what the services run on: `Store + BlobStore + Clock + Outbound` ([`context::Services`]) |
+//! | [`faults`] | stream fault injection (tests and benchmarks) |
+//! | [`jobs`], [`streams`], [`timeouts`] | AWS IoT Jobs and Streams, execution timers → TIMED_OUT |
+//! | [`services`] | which PUBLISH goes to Jobs, which to Streams |
+//! | [`broker`] | sessions registry, routing, limits; the local [`context::Outbound`] |
 //! | [`gate`] | pre-authentication bounds, open-files limit |
 //! | [`session`] | one MQTT connection over any `AsyncRead + AsyncWrite` |
-//! | [`services`], [`jobs`], [`streams`] | AWS IoT Jobs and Streams |
-//! | [`bridge`] | client mode: the services on an external broker (mosquitto, EMQX…) |
-//! | [`timeouts`] | execution timers → TIMED_OUT |
-//! | [`store`] | SQLite store and content-addressed files, behind traits |
 //! | [`tls`], [`ca`] | mutual TLS, the fleet CA, thing certificates, CRL |
+//! | [`bridge`] | client mode: the services on an external broker (mosquitto, EMQX…) |
 //! | [`admin`] | operator actions: things, OTA updates |
 //! | [`api`] | the HTTP API |
 //! | [`config`], [`server`] | configuration file and `serve` |
+//!
+//! ## Layers (no import circle)
+//!
+//! A module imports only modules of lower layers (and, inside `store`, its own files). Issue
+//! 15 found ten modules in one circle (`bridge → broker → streams → broker`, `jobs ↔
+//! timeouts`, `tls → session → services → jobs → broker → bridge → tls`…): the services took
+//! `&Broker`, the broker held the client mode's `Outbound` and the streams' fault injector.
+//! Now the services take [`context::Services`], the `Outbound` trait and the clock live in
+//! [`context`], the fault injector in [`faults`], and the expiry of one execution in
+//! [`jobs`] (which [`timeouts`] runs). The `crate::` import graph, without comments and test
+//! modules (regenerate it with `python3 scripts/modgraph.py`, which fails on a circle):
+//!
+//! ```text
+//! 0  filter, store, faults
+//! 1  policy → filter            context → store, faults
+//! 2  jobs → context, store      streams → context, faults, store
+//! 3  timeouts → context, jobs, store
+//!    services → context, jobs, streams
+//!    broker → context, faults, filter, policy, store
+//! 4  gate → broker              config → broker, policy, streams
+//!    session → broker, filter, services, store
+//! 5  tls → session              ca → tls
+//!    admin → broker, ca, jobs, store, timeouts
+//! 6  bridge → broker, ca, config, context, services, tls
+//!    api → admin
+//! 7  server → admin, api, bridge, broker, ca, config, gate, session, store, timeouts, tls
+//! ```
+//!
+//! So Jobs, Streams and the timers run without sockets, TLS or SQLite: give
+//! [`context::Services`] a [`store::MemoryStore`], a clock and an `Outbound` (the broker's
+//! sessions, an external broker, or a test's recorder).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -39,6 +74,8 @@ pub mod bridge;
 pub mod broker;
 pub mod ca;
 pub mod config;
+pub mod context;
+pub mod faults;
 pub mod filter;
 pub mod gate;
 pub mod jobs;

@@ -43,9 +43,82 @@ pub enum ServeError {
     /// TLS.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The database is missing or empty while the data directory is in use (its CA, token or
+    /// files exist): refused, so an empty registry never serves a fleet
+    /// ([`check_database_present`]). The CLI tells the operator to restore it.
+    #[error(
+        "{}: the database {state}, but the data directory {} is in use ({}); refusing to \
+         start with an empty registry, which would refuse every device. Restore {} from a \
+         backup, or, to start a new fleet, move {} aside (or use another --data-dir)",
+        db.display(), data_dir.display(), list(evidence), db.display(), data_dir.display()
+    )]
+    DatabaseLost {
+        /// The database file.
+        db: PathBuf,
+        /// Missing or empty.
+        state: DbLoss,
+        /// The data directory.
+        data_dir: PathBuf,
+        /// What shows the directory is in use.
+        evidence: Vec<PathBuf>,
+    },
+    /// The database could not be opened (corrupt, not a database, unreadable): SQLite's
+    /// message, naming the file. The server does not repair it.
+    #[error(
+        "{}: {message} (restore the database from a backup; the server does not repair it)",
+        db.display()
+    )]
+    DatabaseUnusable {
+        /// The database file.
+        db: PathBuf,
+        /// What SQLite (or the integrity check) said.
+        message: String,
+    },
+    /// A file of the data directory or configuration (certificate, key, CRL, token) is
+    /// unreadable or not what it must be.
+    #[error("{}: {message}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The configuration is invalid (`[broker]`).
+    #[error("{0}")]
+    Config(String),
     /// I/O.
     #[error("{0}")]
     Io(String),
+}
+
+/// How a database was lost ([`ServeError::DatabaseLost`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbLoss {
+    /// The file does not exist.
+    Missing,
+    /// The file has 0 bytes (SQLite would take it for a new database).
+    Empty,
+}
+
+impl std::fmt::Display for DbLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DbLoss::Missing => "is missing",
+            DbLoss::Empty => "is empty (0 bytes)",
+        })
+    }
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    let v: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    v.join(", ")
+}
+
+fn file_err(p: &Path, e: impl std::fmt::Display) -> ServeError {
+    ServeError::File {
+        path: p.to_path_buf(),
+        message: e.to_string(),
+    }
 }
 
 /// An opened server, ready to run.
@@ -163,7 +236,7 @@ async fn watch_revocations(b: Arc<Broker>, tls: Arc<ReloadableTls>, poll: Durati
 }
 
 fn read(p: &Path) -> Result<String, ServeError> {
-    std::fs::read_to_string(p).map_err(|e| ServeError::Io(format!("{}: {e}", p.display())))
+    std::fs::read_to_string(p).map_err(|e| file_err(p, e))
 }
 
 /// What shows that a data directory has been used: the fleet CA, the operator token, a stored
@@ -199,25 +272,20 @@ pub fn check_database_present(cfg: &Config) -> Result<(), ServeError> {
     let db = cfg.db_path();
     let state = match std::fs::metadata(&db) {
         Ok(m) if m.len() > 0 => return Ok(()),
-        Ok(_) => "is empty (0 bytes)",
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "is missing",
-        Err(e) => return Err(ServeError::Io(format!("{}: {e}", db.display()))),
+        Ok(_) => DbLoss::Empty,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => DbLoss::Missing,
+        Err(e) => return Err(file_err(&db, e)),
     };
     let evidence = in_use_evidence(cfg);
     if evidence.is_empty() {
         return Ok(());
     }
-    let list: Vec<String> = evidence.iter().map(|p| p.display().to_string()).collect();
-    Err(ServeError::Io(format!(
-        "{}: the database {state}, but the data directory {} is in use ({}); refusing to \
-         start with an empty registry, which would refuse every device. Restore {} from a \
-         backup, or, to start a new fleet, move {} aside (or use another --data-dir)",
-        db.display(),
-        cfg.data_dir.display(),
-        list.join(", "),
-        db.display(),
-        cfg.data_dir.display(),
-    )))
+    Err(ServeError::DatabaseLost {
+        db,
+        state,
+        data_dir: cfg.data_dir.clone(),
+        evidence,
+    })
 }
 
 /// Opens the data directory's database (checked by [`check_database_present`] first);
@@ -229,10 +297,10 @@ async fn open_store(cfg: &Config) -> Result<SqliteStore, ServeError> {
             StoreError::Db(sqlx::Error::Database(d)) => d.message().to_string(),
             e => e.to_string(),
         };
-        ServeError::Io(format!(
-            "{}: {msg} (restore the database from a backup; the server does not repair it)",
-            db.display()
-        ))
+        ServeError::DatabaseUnusable {
+            db: db.clone(),
+            message: msg,
+        }
     })
 }
 
@@ -243,13 +311,13 @@ pub fn operator_token(cfg: &Config) -> Result<String, ServeError> {
         Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
         // An empty token would let an empty bearer in: refuse it rather than replace it.
         Ok(_) => {
-            return Err(ServeError::Io(format!(
-                "{}: the operator token is empty (delete the file to have a new one made)",
-                p.display()
-            )));
+            return Err(file_err(
+                &p,
+                "the operator token is empty (delete the file to have a new one made)",
+            ));
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(ServeError::Io(format!("{}: {e}", p.display()))),
+        Err(e) => return Err(file_err(&p, e)),
     }
     let mut b = [0u8; 24];
     getrandom::fill(&mut b).map_err(|e| ServeError::Io(e.to_string()))?;
@@ -260,18 +328,11 @@ pub fn operator_token(cfg: &Config) -> Result<String, ServeError> {
 
 /// Opens the admin view of a data directory without serving (offline CLI commands).
 pub async fn open_admin(cfg: &Config, port: u16) -> Result<Admin, ServeError> {
-    // A configuration built in code is checked before anything is created, as a loaded one is.
-    cfg.faults.validate().map_err(ServeError::Io)?;
     check_database_present(cfg)?;
-    std::fs::create_dir_all(&cfg.data_dir)
-        .map_err(|e| ServeError::Io(format!("{}: {e}", cfg.data_dir.display())))?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| file_err(&cfg.data_dir, e))?;
     let store = Arc::new(open_store(cfg).await?);
     let blobs = Arc::new(DirBlobStore::new(cfg.files_dir())?);
     let broker = Broker::new(store, blobs, cfg.policy(), cfg.limits());
-    broker
-        .stream_faults
-        .configure(&cfg.faults)
-        .map_err(ServeError::Io)?;
     let ca = if Ca::cert_path(&cfg.ca_dir()).exists() {
         Some(Ca::load(&cfg.ca_dir())?)
     } else {
@@ -296,7 +357,7 @@ pub async fn init_data_dir(cfg: &Config, server_names: &[String]) -> Result<Ca, 
 
 /// The PEM certificates of `p` (at least one), each checked to parse as X.509.
 fn pem_certs(p: &Path, pem: &str) -> Result<Vec<CertificateDer<'static>>, ServeError> {
-    let bad = |m: String| ServeError::Io(format!("{}: {m}", p.display()));
+    let bad = |m: String| file_err(p, m);
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<_, _>>()
         .map_err(|e| bad(format!("not PEM: {e}")))?;
@@ -326,7 +387,7 @@ fn check_tls_files(
         for c in pem_certs(p, pem)? {
             roots
                 .add(c)
-                .map_err(|e| ServeError::Io(format!("{}: not a usable CA: {e}", p.display())))?;
+                .map_err(|e| file_err(p, format!("not a usable CA: {e}")))?;
         }
     }
     let roots = Arc::new(roots);
@@ -335,21 +396,18 @@ fn check_tls_files(
         let list: Vec<CertificateRevocationListDer<'static>> =
             CertificateRevocationListDer::pem_slice_iter(pem.as_bytes())
                 .collect::<Result<_, _>>()
-                .map_err(|e| ServeError::Io(format!("{}: not a PEM CRL: {e}", p.display())))?;
+                .map_err(|e| file_err(p, format!("not a PEM CRL: {e}")))?;
         if list.is_empty() && !pem.trim().is_empty() {
-            return Err(ServeError::Io(format!(
-                "{}: no PEM CRL (-----BEGIN X509 CRL-----) in it",
-                p.display()
-            )));
+            return Err(file_err(p, "no PEM CRL (-----BEGIN X509 CRL-----) in it"));
         }
         WebPkiClientVerifier::builder_with_provider(roots.clone(), crate::tls::provider())
             .with_crls(list)
             .build()
-            .map_err(|e| ServeError::Io(format!("{}: {e}", p.display())))?;
+            .map_err(|e| file_err(p, e))?;
     }
     let chain = pem_certs(cert.0, cert.1)?;
     let key_der = PrivateKeyDer::from_pem_slice(key.1.as_bytes())
-        .map_err(|e| ServeError::Io(format!("{}: not a PEM private key: {e}", key.0.display())))?;
+        .map_err(|e| file_err(key.0, format!("not a PEM private key: {e}")))?;
     ServerConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
         .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key_der))
@@ -423,7 +481,7 @@ impl Server {
             Some(t) => t,
             None => tls_setup(cfg)?,
         };
-        let external = crate::bridge::External::from_config(cfg).map_err(ServeError::Io)?;
+        let external = crate::bridge::External::from_config(cfg).map_err(ServeError::Config)?;
         Ok(Server {
             admin: Arc::new(admin),
             tls,
@@ -462,7 +520,10 @@ impl Server {
                     .await;
             })
         });
-        let timers = tokio::spawn(crate::timeouts::run(broker.clone(), self.timer_max_sleep));
+        let timers = tokio::spawn(crate::timeouts::run(
+            broker.services.clone(),
+            self.timer_max_sleep,
+        ));
         let watch = tokio::spawn(watch_revocations(
             broker.clone(),
             self.tls.clone(),

@@ -3,7 +3,7 @@
 
 use ferrota_proto::topic::{JobsTopic, Reply, StreamOp, Topic, TopicKind};
 
-use crate::broker::Broker;
+use crate::context::Services;
 use crate::{jobs, streams};
 
 /// What became of a PUBLISH.
@@ -21,7 +21,7 @@ pub enum Outcome {
 
 /// Dispatches a PUBLISH from `client_id` (already allowed by the policy).
 pub async fn on_publish(
-    broker: &Broker,
+    broker: &Services,
     client_id: &str,
     _thing: &str,
     topic: &str,

@@ -418,7 +418,9 @@ async fn handle(
                     p.topic
                 )));
             }
-            match services::on_publish(broker, client_id, thing, &p.topic, &p.payload).await {
+            match services::on_publish(&broker.services, client_id, thing, &p.topic, &p.payload)
+                .await
+            {
                 services::Outcome::Handled => {}
                 services::Outcome::NotMine => broker.publish(&p.topic, p.payload.clone(), p.qos),
                 services::Outcome::Reserved => {

@@ -22,20 +22,12 @@
 //! * JSON variant: request `{"c"?,"s"?,"f","l","o"?,"n"?,"b"?}` with `b` a hex string
 //!   (`0x` prefix optional), blocks `{"c"?,"f","l","i","p"}` with `p` base64.
 //!
-//! # Fault injection (a test and benchmark aid, off by default)
+//! # Fault injection
 //!
-//! [`Faults`] (`[faults] stream_drop = 0.01`, `seed = …` in the configuration) drops a fraction
-//! of the data publishes, chosen by a seeded generator so a run can be repeated. The benchmark
-//! of a lossy link (`ferrota bench loss`) needs "1% of block responses lost", and TLS hides
-//! MQTT from a proxy on the wire: a proxy could only drop TCP bytes (which TCP then
-//! retransmits: no message is ever lost) or break the session. Dropping the block where it is
-//! produced is, to the device, the same as a TLS-terminating proxy dropping it, and it costs no
-//! link bytes. It is applied in the in-process broker and in client mode alike, before the
-//! publish; a dropped block is counted in [`Faults::dropped`].
+//! Not here: [`crate::faults::FaultyOutbound`] wraps the services' [`Outbound`](crate::context::Outbound)
+//! in the bench and the lab, so the production path has no fault code.
 
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -44,96 +36,11 @@ use ferrota_proto::topic::{Encoding, StreamOp, Topic};
 use ferrota_proto::{DataBlock, StreamRejection, StreamRequest};
 use rumqttc::QoS;
 
-use crate::broker::Broker;
+use crate::context::Services;
+pub use crate::faults::{FaultConfig, Faults};
 use crate::store::{ErrorInfo, StoreError, StoreResult, StreamRecord};
 
-/// The fault-injection settings (`[faults]`): a test and benchmark aid, see the module docs.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FaultConfig {
-    /// Fraction of stream data publishes (blocks) dropped, 0.0 (default: none) to 1.0.
-    pub stream_drop: f64,
-    /// Seed of the generator that picks the dropped blocks: the same seed and the same
-    /// sequence of blocks drop the same ones.
-    pub seed: u64,
-}
-
-impl Default for FaultConfig {
-    fn default() -> Self {
-        FaultConfig {
-            stream_drop: 0.0,
-            seed: 1,
-        }
-    }
-}
-
-impl FaultConfig {
-    /// Checks the fraction (a typo such as `stream_drop = 10` for 10% must not drop everything
-    /// silently).
-    pub fn validate(&self) -> Result<(), String> {
-        if !(0.0..=1.0).contains(&self.stream_drop) {
-            return Err(format!(
-                "faults.stream_drop must be a fraction from 0.0 to 1.0, not {}",
-                self.stream_drop
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// The broker's fault injector for stream data ([`FaultConfig`]); off until configured.
-#[derive(Debug, Default)]
-pub struct Faults {
-    /// `(threshold, generator state)`: a block is dropped when the next draw is below the
-    /// threshold (`stream_drop × 2^64`). `None`: off.
-    state: Mutex<Option<(u64, u64)>>,
-    dropped: AtomicU64,
-}
-
-impl Faults {
-    /// Applies `cfg` (replacing any earlier setting; the generator restarts from the seed).
-    pub fn configure(&self, cfg: &FaultConfig) -> Result<(), String> {
-        cfg.validate()?;
-        let threshold = if cfg.stream_drop >= 1.0 {
-            u64::MAX
-        } else {
-            (cfg.stream_drop * 18_446_744_073_709_551_616.0) as u64
-        };
-        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        *g = (threshold > 0).then_some((threshold, cfg.seed));
-        Ok(())
-    }
-
-    /// Whether the next data publish is dropped (advances the generator when on).
-    pub fn drop_next(&self) -> bool {
-        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((threshold, state)) = g.as_mut() else {
-            return false;
-        };
-        let draw = splitmix64(state);
-        let drop = *threshold == u64::MAX || draw < *threshold;
-        if drop {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-        drop
-    }
-
-    /// Data publishes dropped so far.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-}
-
-/// SplitMix64 (Steele, Lea, Flood 2014): tiny, seedable, and good enough to pick blocks.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-async fn load(b: &Broker, stream: &str) -> StoreResult<Option<Arc<StreamRecord>>> {
+async fn load(b: &Services, stream: &str) -> StoreResult<Option<Arc<StreamRecord>>> {
     if let Some(s) = b
         .stream_cache
         .lock()
@@ -154,7 +61,7 @@ async fn load(b: &Broker, stream: &str) -> StoreResult<Option<Arc<StreamRecord>>
 }
 
 fn reject(
-    b: &Broker,
+    b: &Services,
     thing: &str,
     stream: &str,
     enc: Encoding,
@@ -199,7 +106,7 @@ fn reject(
 /// update that streams it (once: a record already there is kept, so a fleet's retries cost no
 /// writes).
 async fn damaged(
-    b: &Broker,
+    b: &Services,
     thing: &str,
     stream: &str,
     file_id: u32,
@@ -302,7 +209,7 @@ fn json_request(payload: &[u8]) -> Result<JsonRequest, (StreamErrorCode, &'stati
 
 /// Handles a GetStream or DescribeStream request for `thing`.
 pub async fn handle(
-    b: &Broker,
+    b: &Services,
     thing: &str,
     stream: &str,
     op: StreamOp,
@@ -483,16 +390,13 @@ pub async fn handle(
                 serde_json::to_vec(&m).unwrap_or_default()
             }
         };
-        if b.stream_faults.drop_next() {
-            continue;
-        }
         b.publish(&topic, Bytes::from(body), QoS::AtLeastOnce);
     }
     Ok(())
 }
 
 async fn describe(
-    b: &Broker,
+    b: &Services,
     thing: &str,
     stream: &str,
     enc: Encoding,

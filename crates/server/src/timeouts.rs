@@ -4,8 +4,8 @@
 //! A timer is a deadline (epoch seconds of the broker's [`Clock`](crate::broker::Clock)) stored
 //! with the execution, so it survives a restart: an execution whose deadline passed while the
 //! server was down times out when the server is back. [`run`] sleeps until the earliest
-//! deadline (at most `max_sleep`, and woken early by [`Broker::timers`] when a timer is set),
-//! then [`expire_due`] moves every due IN_PROGRESS execution to TIMED_OUT: terminal, version
+//! deadline (at most `max_sleep`, and woken early by [`Services::timers`] when a timer is set),
+//! then [`expire_due`] moves every due IN_PROGRESS execution to TIMED_OUT ([`crate::jobs`] holds the expiry of one): terminal, version
 //! +1, a history entry, committed with the same compare-and-set as a device update (a device
 //! update that commits first wins), then the job may complete and `notify-next` / `notify`
 //! go out as for any other change. Requests about a thing expire its due executions first
@@ -14,58 +14,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrota_proto::JobStatus;
-
-use crate::broker::Broker;
+use crate::context::Services;
 use crate::jobs;
-use crate::store::{Execution, StoreResult};
+use crate::store::StoreResult;
 
-/// Smallest timeout, minutes (AWS).
-pub const TIMEOUT_MIN_MINUTES: u64 = 1;
-/// Largest timeout, minutes (AWS: 7 days).
-pub const TIMEOUT_MAX_MINUTES: u64 = 10080;
-
-/// Whether AWS accepts this timeout (1–10080 minutes).
-pub fn valid_minutes(m: u64) -> bool {
-    (TIMEOUT_MIN_MINUTES..=TIMEOUT_MAX_MINUTES).contains(&m)
-}
-
-/// Moves one due execution to TIMED_OUT; `false` if it changed meanwhile (left as it is).
-async fn expire(b: &Broker, e: &Execution, now: u64) -> StoreResult<bool> {
-    let before = jobs::pending(b, &e.thing).await?;
-    let mut n = e.clone();
-    n.status = JobStatus::TimedOut;
-    n.version_number += 1;
-    n.last_updated_at = now;
-    n.in_progress_deadline = None;
-    n.step_deadline = None;
-    if !b.store.update_execution(&n, e.version_number).await? {
-        return Ok(false);
-    }
-    tracing::info!(job = %e.job_id, thing = %e.thing, "job execution timed out");
-    jobs::maybe_complete(b, &e.job_id).await?;
-    jobs::notify_changes(b, &e.thing, &before).await?;
-    Ok(true)
-}
+pub use crate::jobs::{TIMEOUT_MAX_MINUTES, TIMEOUT_MIN_MINUTES, expire_thing, valid_minutes};
 
 /// Times out every IN_PROGRESS execution whose timer expired; returns how many.
-pub async fn expire_due(b: &Broker) -> StoreResult<usize> {
+pub async fn expire_due(b: &Services) -> StoreResult<usize> {
     let now = b.clock.now();
     let mut n = 0;
     for e in b.store.due_executions(now).await? {
-        if expire(b, &e, now).await? {
-            n += 1;
-        }
-    }
-    Ok(n)
-}
-
-/// Times out the due executions of one thing (before answering its requests).
-pub async fn expire_thing(b: &Broker, thing: &str) -> StoreResult<usize> {
-    let now = b.clock.now();
-    let mut n = 0;
-    for e in b.store.executions_of_thing(thing).await? {
-        if e.deadline().is_some_and(|d| d <= now) && expire(b, &e, now).await? {
+        if jobs::expire(b, &e, now).await? {
             n += 1;
         }
     }
@@ -73,7 +33,7 @@ pub async fn expire_thing(b: &Broker, thing: &str) -> StoreResult<usize> {
 }
 
 /// Expires executions as their timers run out, forever (spawn it; abort it to stop).
-pub async fn run(b: Arc<Broker>, max_sleep: Duration) {
+pub async fn run(b: Arc<Services>, max_sleep: Duration) {
     loop {
         if let Err(e) = expire_due(&b).await {
             tracing::error!(error = %e, "expiring job executions failed");
@@ -102,9 +62,11 @@ mod tests {
     use tokio::sync::mpsc::Receiver;
 
     use super::*;
-    use crate::broker::{Clock, Limits, Outgoing};
+    use crate::broker::{Broker, Clock, Limits, Outgoing};
     use crate::policy::Policy;
+    use crate::store::Execution;
     use crate::store::{DirBlobStore, Job, JobState, SqliteStore, Store, Thing};
+    use ferrota_proto::JobStatus;
 
     const T0: u64 = 1_700_000_000;
 
@@ -116,7 +78,8 @@ mod tests {
     }
 
     struct Fixture {
-        b: Arc<Broker>,
+        b: Arc<Services>,
+        _broker: Arc<Broker>,
         clock: Arc<ManualClock>,
         rx: Receiver<Outgoing>,
         _dir: tempfile::TempDir,
@@ -187,7 +150,8 @@ mod tests {
         b.subscribe("d", h.conn_id, "$aws/things/d/jobs/notify", QOS1);
         b.subscribe("d", h.conn_id, "$aws/things/d/jobs/notify-next", QOS1);
         Fixture {
-            b,
+            b: b.services.clone(),
+            _broker: b,
             clock,
             rx,
             _dir: dir,

@@ -231,14 +231,16 @@ async fn describe_pages_and_cancel_stay_small_after_many_large_updates() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// In memory: the Admin over the in-memory store (things without certificates).
+#[tokio::test]
 async fn cancel_pages_through_more_executions_than_a_page() {
-    let s = TestServer::start().await;
+    let s = Mem::new();
     let n = ferrota_server::admin::DESCRIBE_PAGE_MAX + 3;
     for i in 0..n {
-        s.thing(&format!("d{i:03}"), &["fleet"]).await;
+        s.thing_in(&format!("d{i:03}"), &["fleet"]).await;
     }
-    ota(&s, "up1", "thinggroup/fleet").await;
+    let data: Vec<u8> = (0..4096usize).map(|i| (i * 31 % 251) as u8).collect();
+    s.data_ota("up1", "thinggroup/fleet", &data).await;
     let d = s.admin.cancel_ota("up1", false).await.unwrap();
     assert_eq!(
         d.executions.len(),
@@ -258,5 +260,4 @@ async fn cancel_pages_through_more_executions_than_a_page() {
             .iter()
             .all(|e| e.status == ferrota_proto::JobStatus::Canceled)
     );
-    s.stop().await;
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use ferrota_server::config::Config;
-use ferrota_server::server::{Server, open_admin};
+use ferrota_server::server::{DbLoss, ServeError, Server, open_admin};
 
 /// Every file under `dir` with its bytes (the "left unchanged" check).
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -74,6 +74,14 @@ async fn a_deleted_or_empty_database_beside_a_used_directory_is_refused() {
     assert!(e.contains(&db.display().to_string()), "{e}");
     assert!(e.contains("is missing") && e.contains("Restore"), "{e}");
     assert!(e.contains("ca.crt.pem"), "names the evidence: {e}");
+    // Callers branch on the variant, not on the text (issue 15).
+    assert!(matches!(
+        Server::open(&cfg, 8883).await,
+        Err(ServeError::DatabaseLost {
+            state: DbLoss::Missing,
+            ..
+        })
+    ));
     // The offline commands refuse too (they would create an empty database as well).
     err_of(open_admin(&cfg, 8883).await);
     assert_eq!(snapshot(tmp.path()), before, "no new empty database");
@@ -82,6 +90,13 @@ async fn a_deleted_or_empty_database_beside_a_used_directory_is_refused() {
     let before = snapshot(tmp.path());
     let e = err_of(Server::open(&cfg, 8883).await);
     assert!(e.contains("is empty (0 bytes)"), "{e}");
+    assert!(matches!(
+        Server::open(&cfg, 8883).await,
+        Err(ServeError::DatabaseLost {
+            state: DbLoss::Empty,
+            ..
+        })
+    ));
     assert_eq!(snapshot(tmp.path()), before);
 }
 
@@ -125,6 +140,10 @@ async fn a_corrupted_page_is_found_at_start_and_named() {
         "{e}"
     );
     assert_eq!(e.matches("malformed").count().max(1), 1, "said once: {e}");
+    assert!(matches!(
+        Server::open(&cfg, 8883).await,
+        Err(ServeError::DatabaseUnusable { .. })
+    ));
     err_of(open_admin(&cfg, 8883).await);
     let after = snapshot(tmp.path());
     assert_eq!(

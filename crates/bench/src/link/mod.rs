@@ -26,8 +26,8 @@
 //! message is lost, only delayed) or which break the TLS session. Terminating TLS in the
 //! proxy would work (the bench owns every key) but adds a second TLS hop that is not on the
 //! real path and costs CPU on a shared 2-core machine. So the `loss` scenario turns on the
-//! server's fault injection ([`Lab::set_stream_drop`], `[faults] stream_drop` in
-//! `ferrota serve`'s configuration, off by default): 1% of the stream data publishes (block
+//! server's fault injection ([`Lab::set_stream_drop`]: an `Outbound` wrapper the lab installs,
+//! never part of `ferrota serve`'s configuration): 1% of the stream data publishes (block
 //! responses) are not sent, picked by a seeded generator. To the agent that is the same as a
 //! TLS-terminating proxy dropping them, and it costs no link bytes.
 
@@ -605,7 +605,7 @@ async fn run_loss(opts: &Options, b: &mut Bench) -> Result<Report, String> {
     let mut notes = common_notes(rate, image);
     notes.push(format!(
         "Loss: {:.0}% of block responses dropped where they are produced, in ferrota-server \
-         ([faults] stream_drop, a seeded generator; the same seed drops the same blocks): the \
+         (an `Outbound` wrapper the bench installs, a seeded generator; the same seed drops the same blocks): the \
          same to the agent as a TLS-terminating proxy dropping them, and it costs no link bytes \
          (TLS hides MQTT from a proxy on the wire). Goodput lost = 1 − lossy ÷ lossless goodput \
          of Ferrota at the same RTT, both measured in this run.",

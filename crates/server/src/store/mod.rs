@@ -11,6 +11,7 @@
 //! a device (PUBACK, `…/update/accepted`) only after that return.
 
 pub mod blobs;
+pub mod memory;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use ferrota_proto::JobStatus;
 use serde::{Deserialize, Serialize};
 
 pub use blobs::{BlobReader, BlobStore, DirBlobStore};
+pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
 /// A store failure.
@@ -345,6 +347,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records an OTA update.
     async fn create_ota(&self, ota: &OtaRecord) -> StoreResult<()>;
+    /// Creates an OTA update whole: its stream, its job with a QUEUED execution for each
+    /// thing, and its record, in one transaction. Written in three calls, a failure (or a
+    /// crash) after the job left an orphan job `AFR_OTA-<id>` that made the id impossible to
+    /// create again; here either all three are stored or none is. No default: a store without
+    /// transactions must still make this all-or-nothing.
+    async fn create_ota_update(
+        &self,
+        stream: &StreamRecord,
+        job: &Job,
+        things: &[String],
+        ota: &OtaRecord,
+    ) -> StoreResult<()>;
     /// An OTA update.
     async fn ota(&self, id: &str) -> StoreResult<Option<OtaRecord>>;
     /// All OTA updates, newest first.

@@ -138,6 +138,12 @@ impl SqliteStore {
         Ok(s)
     }
 
+    /// The connection pool, for maintenance and for tests that need SQL the [`Store`] trait
+    /// does not offer (e.g. a trigger that makes one insert fail, to prove a transaction).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Checkpoints the WAL into the database file and closes every connection (a clean
     /// shutdown: the database file alone then holds everything, e.g. for a backup copy).
     pub async fn close(&self) {
@@ -333,6 +339,95 @@ async fn insert_certificate<'e, E: sqlx::SqliteExecutor<'e>>(
     Ok(())
 }
 
+/// Inserts a job and a QUEUED execution (with its first history entry) for each thing.
+async fn insert_job(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    job: &Job,
+    things: &[String],
+) -> StoreResult<()> {
+    let r = query("INSERT INTO jobs (job_id, document, state, ota_update_id, created_at, in_progress_timeout_minutes) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&job.job_id)
+            .bind(&job.document)
+            .bind(job_state_str(job.state))
+            .bind(&job.ota_update_id)
+            .bind(to_i64(job.created_at))
+            .bind(job.in_progress_timeout_minutes.map(to_i64))
+            .execute(&mut **tx)
+            .await;
+    if let Err(e) = &r
+        && unique_violation(e)
+    {
+        return Err(StoreError::Exists(format!("job {}", job.job_id)));
+    }
+    r?;
+    let now = to_i64(job.created_at);
+    for t in things {
+        query("INSERT INTO executions (job_id, thing, status, status_details, queued_at, started_at, last_updated_at, version_number, execution_number) VALUES (?, ?, 'QUEUED', '{}', ?, NULL, ?, 1, 1)")
+                .bind(&job.job_id)
+                .bind(t)
+                .bind(now)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+        query("INSERT INTO execution_history (job_id, thing, status, status_details, version_number, at) VALUES (?, ?, 'QUEUED', '{}', 1, ?)")
+                .bind(&job.job_id)
+                .bind(t)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+    }
+    Ok(())
+}
+
+/// Inserts a stream (in a transaction or on the pool).
+async fn insert_stream<'e, E: sqlx::SqliteExecutor<'e>>(
+    executor: E,
+    s: &StreamRecord,
+) -> StoreResult<()> {
+    let files = serde_json::to_string(&s.files).map_err(|_| corrupt("stream files"))?;
+    let r =
+        query("INSERT INTO streams (stream_id, description, version, files) VALUES (?, ?, ?, ?)")
+            .bind(&s.stream_id)
+            .bind(&s.description)
+            .bind(i64::from(s.version))
+            .bind(files)
+            .execute(executor)
+            .await;
+    if let Err(e) = &r
+        && unique_violation(e)
+    {
+        return Err(StoreError::Exists(format!("stream {}", s.stream_id)));
+    }
+    r?;
+    Ok(())
+}
+
+/// Inserts an OTA update record (in a transaction or on the pool).
+async fn insert_ota<'e, E: sqlx::SqliteExecutor<'e>>(
+    executor: E,
+    o: &OtaRecord,
+) -> StoreResult<()> {
+    let r = query("INSERT INTO ota_updates (id, status, request, job_id, stream_id, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(&o.ota_update_id)
+        .bind(&o.status)
+        .bind(&o.request)
+        .bind(&o.job_id)
+        .bind(&o.stream_id)
+        .bind(to_i64(o.created_at))
+        .execute(executor)
+        .await;
+    if let Err(e) = &r
+        && unique_violation(e)
+    {
+        return Err(StoreError::Exists(format!(
+            "OTA update {}",
+            o.ota_update_id
+        )));
+    }
+    r?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_thing(&self, thing: &Thing) -> StoreResult<()> {
@@ -466,37 +561,7 @@ impl Store for SqliteStore {
 
     async fn create_job(&self, job: &Job, things: &[String]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        let r = query("INSERT INTO jobs (job_id, document, state, ota_update_id, created_at, in_progress_timeout_minutes) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(&job.job_id)
-            .bind(&job.document)
-            .bind(job_state_str(job.state))
-            .bind(&job.ota_update_id)
-            .bind(to_i64(job.created_at))
-            .bind(job.in_progress_timeout_minutes.map(to_i64))
-            .execute(&mut *tx)
-            .await;
-        if let Err(e) = &r
-            && unique_violation(e)
-        {
-            return Err(StoreError::Exists(format!("job {}", job.job_id)));
-        }
-        r?;
-        let now = to_i64(job.created_at);
-        for t in things {
-            query("INSERT INTO executions (job_id, thing, status, status_details, queued_at, started_at, last_updated_at, version_number, execution_number) VALUES (?, ?, 'QUEUED', '{}', ?, NULL, ?, 1, 1)")
-                .bind(&job.job_id)
-                .bind(t)
-                .bind(now)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            query("INSERT INTO execution_history (job_id, thing, status, status_details, version_number, at) VALUES (?, ?, 'QUEUED', '{}', 1, ?)")
-                .bind(&job.job_id)
-                .bind(t)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
+        insert_job(&mut tx, job, things).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -651,23 +716,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_stream(&self, s: &StreamRecord) -> StoreResult<()> {
-        let files = serde_json::to_string(&s.files).map_err(|_| corrupt("stream files"))?;
-        let r = query(
-            "INSERT INTO streams (stream_id, description, version, files) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&s.stream_id)
-        .bind(&s.description)
-        .bind(i64::from(s.version))
-        .bind(files)
-        .execute(&self.pool)
-        .await;
-        if let Err(e) = &r
-            && unique_violation(e)
-        {
-            return Err(StoreError::Exists(format!("stream {}", s.stream_id)));
-        }
-        r?;
-        Ok(())
+        insert_stream(&self.pool, s).await
     }
 
     async fn stream(&self, stream_id: &str) -> StoreResult<Option<StreamRecord>> {
@@ -688,24 +737,21 @@ impl Store for SqliteStore {
     }
 
     async fn create_ota(&self, o: &OtaRecord) -> StoreResult<()> {
-        let r = query("INSERT INTO ota_updates (id, status, request, job_id, stream_id, created_at) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(&o.ota_update_id)
-            .bind(&o.status)
-            .bind(&o.request)
-            .bind(&o.job_id)
-            .bind(&o.stream_id)
-            .bind(to_i64(o.created_at))
-            .execute(&self.pool)
-            .await;
-        if let Err(e) = &r
-            && unique_violation(e)
-        {
-            return Err(StoreError::Exists(format!(
-                "OTA update {}",
-                o.ota_update_id
-            )));
-        }
-        r?;
+        insert_ota(&self.pool, o).await
+    }
+
+    async fn create_ota_update(
+        &self,
+        stream: &StreamRecord,
+        job: &Job,
+        things: &[String],
+        ota: &OtaRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_stream(&mut *tx, stream).await?;
+        insert_job(&mut tx, job, things).await?;
+        insert_ota(&mut *tx, ota).await?;
+        tx.commit().await?;
         Ok(())
     }
 

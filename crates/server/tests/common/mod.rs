@@ -301,3 +301,150 @@ pub async fn data_ota(
         .await
         .unwrap()
 }
+
+/// The services without sockets, TLS or SQLite: an [`Admin`] over a broker on `store` (an
+/// in-memory [`ferrota_server::store::MemoryStore`] unless a test needs SQLite), files in a
+/// temporary directory, no CA (things are created in the store directly, [`Mem::thing`]).
+pub struct Mem {
+    pub dir: tempfile::TempDir,
+    pub store: ferrota_server::store::SharedStore,
+    pub broker: Arc<ferrota_server::Broker>,
+    pub admin: Arc<Admin>,
+}
+
+impl Mem {
+    /// Services over an in-memory store.
+    pub fn new() -> Self {
+        Self::over(Arc::new(ferrota_server::store::MemoryStore::new()))
+    }
+
+    /// Services over `store`.
+    pub fn over(store: ferrota_server::store::SharedStore) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = ferrota_server::store::DirBlobStore::new(dir.path().join("files")).unwrap();
+        let broker = ferrota_server::Broker::new(
+            store.clone(),
+            Arc::new(blobs),
+            ferrota_server::Policy::default(),
+            ferrota_server::Limits::default(),
+        );
+        let admin = Arc::new(Admin {
+            broker: broker.clone(),
+            ca: None,
+            endpoint: "localhost".into(),
+            port: 8883,
+        });
+        Mem {
+            dir,
+            store,
+            broker,
+            admin,
+        }
+    }
+
+    /// Registers a thing (no certificate).
+    pub async fn thing(&self, name: &str) {
+        self.thing_in(name, &[]).await;
+    }
+
+    /// Registers a thing in these groups (no certificate).
+    pub async fn thing_in(&self, name: &str, groups: &[&str]) {
+        self.store
+            .create_thing(&ferrota_server::store::Thing {
+                name: name.into(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+                created_at: 0,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// As [`data_ota`]: stores `data` and creates OTA update `id` streaming it to `target`.
+    pub async fn data_ota(
+        &self,
+        id: &str,
+        target: &str,
+        data: &[u8],
+    ) -> ferrota_server::admin::OtaDescription {
+        let sha = self.admin.put_file(data).unwrap();
+        self.admin
+            .create_ota(&Self::data_request(id, target, &sha))
+            .await
+            .unwrap()
+    }
+
+    /// The firmware files stored, by name, sorted.
+    pub fn stored_files(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.dir.path().join("files"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// One HTTP API request, answered by the API's router in memory (no socket): status and
+    /// JSON body (`Null` when the body is not JSON).
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        use tower::ServiceExt as _;
+        let r = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", "Bearer test-token")
+            .header("content-type", "application/json")
+            .body(match body {
+                Some(b) => axum::body::Body::from(b.to_string()),
+                None => axum::body::Body::empty(),
+            })
+            .unwrap();
+        let router = ferrota_server::api::router(self.admin.clone(), "test-token".into());
+        let resp = router.oneshot(r).await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// The OTA request [`data_ota`] makes, for a file already stored.
+    pub fn data_request(
+        id: &str,
+        target: &str,
+        sha: &str,
+    ) -> ferrota_server::admin::CreateOtaUpdate {
+        ferrota_server::admin::CreateOtaUpdate {
+            ota_update_id: id.into(),
+            description: "test".into(),
+            targets: vec![target.into()],
+            files: vec![data_file("/ota/received.bin", sha.into())],
+            aws_job_timeout_config: None,
+            ..Default::default()
+        }
+    }
+}
+
+/// An [`ferrota_server::context::Outbound`] that records what the services send, for tests
+/// that drive them without a broker.
+#[derive(Default)]
+pub struct Recorder(pub std::sync::Mutex<Vec<(String, bytes::Bytes)>>);
+
+impl ferrota_server::context::Outbound for Recorder {
+    fn publish(&self, topic: &str, payload: bytes::Bytes, _qos: QoS) {
+        self.0.lock().unwrap().push((topic.to_string(), payload));
+    }
+}
+
+impl Recorder {
+    /// Takes the messages recorded so far.
+    pub fn take(&self) -> Vec<(String, bytes::Bytes)> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}

@@ -1,0 +1,111 @@
+//! What the Jobs and Streams services run on: a [`Store`](crate::store::Store) for state,
+//! a [`BlobStore`] for firmware files, a [`Clock`] for time and an [`Outbound`] for the
+//! messages they send. [`Services`] bundles the four (with the stream cache, the timer signal
+//! and the stream fault injector), so [`crate::jobs`], [`crate::streams`],
+//! [`crate::timeouts`] and [`crate::services`] are callable without sockets, TLS or SQLite:
+//! a test gives them a [`crate::store::MemoryStore`] and an `Outbound` that records.
+//!
+//! Decision: this module sits at the bottom of the crate (it imports only [`crate::store`]); the broker implements [`Outbound`] for its local sessions and the
+//! client mode ([`crate::bridge`]) for an external broker, so neither the services nor the
+//! store know which one carries their messages.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+use rumqttc::QoS;
+use tokio::sync::Notify;
+
+use crate::store::{BlobStore, SharedStore, StreamRecord};
+
+/// Epoch seconds, injected so tests can fix time.
+pub trait Clock: Send + Sync + 'static {
+    /// Now, in seconds since the epoch.
+    fn now(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+}
+
+/// Where the services' messages go: the local sessions (the broker) or an external broker
+/// (client mode, [`crate::bridge`]).
+pub trait Outbound: Send + Sync + 'static {
+    /// Publishes `payload` on `topic` (not retained) to its subscribers. Must not block.
+    fn publish(&self, topic: &str, payload: Bytes, qos: QoS);
+    /// Sends to one client whether or not it subscribed (AWS's delivery of Jobs responses to
+    /// the requester, spec §1.3). The default publishes: an external broker delivers it only
+    /// if the device subscribed.
+    fn deliver_to(&self, client_id: &str, topic: &str, payload: Bytes, qos: QoS) {
+        let _ = client_id;
+        self.publish(topic, payload, qos);
+    }
+}
+
+/// The services' dependencies (see the module docs).
+pub struct Services {
+    /// Registry, jobs, streams.
+    pub store: SharedStore,
+    /// Firmware files.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Where messages go; a test or bench may wrap it ([`Services::wrap_outbound`]).
+    out: RwLock<Arc<dyn Outbound>>,
+    /// Streams are immutable once created: cached after the first request.
+    pub(crate) stream_cache: Mutex<HashMap<String, Arc<StreamRecord>>>,
+    /// Signalled when an execution timer was set or changed (wakes [`crate::timeouts::run`]).
+    pub timers: Notify,
+}
+
+impl Services {
+    /// Services over these stores, clock and message sink.
+    pub fn new(
+        store: SharedStore,
+        blobs: Arc<dyn BlobStore>,
+        clock: Arc<dyn Clock>,
+        out: Arc<dyn Outbound>,
+    ) -> Self {
+        Services {
+            store,
+            blobs,
+            clock,
+            out: RwLock::new(out),
+            stream_cache: Mutex::new(HashMap::new()),
+            timers: Notify::new(),
+        }
+    }
+
+    /// Replaces the message sink by `f(current)`: how a test or bench puts a wrapper (such as
+    /// [`crate::faults::FaultyOutbound`]) between the services and the sessions. Production
+    /// never calls it.
+    pub fn wrap_outbound(&self, f: impl FnOnce(Arc<dyn Outbound>) -> Arc<dyn Outbound>) {
+        let mut g = self.out.write().unwrap_or_else(|e| e.into_inner());
+        *g = f(g.clone());
+    }
+
+    /// The sink, read-locked for one call (no reference count per message: a stream serves
+    /// thousands of blocks a second; `Outbound` calls never block, so the lock is short).
+    fn out(&self) -> std::sync::RwLockReadGuard<'_, Arc<dyn Outbound>> {
+        self.out.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes to the subscribers of `topic` ([`Outbound::publish`]).
+    pub fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
+        self.out().publish(topic, payload, qos);
+    }
+
+    /// Sends to one client ([`Outbound::deliver_to`]).
+    pub fn deliver_to(&self, client_id: &str, topic: String, payload: Bytes, qos: QoS) {
+        self.out().deliver_to(client_id, &topic, payload, qos);
+    }
+}

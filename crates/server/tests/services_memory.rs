@@ -1,0 +1,130 @@
+//! Issue 15: Jobs and Streams run without sockets, TLS or SQLite. The real services
+//! ([`ferrota_server::services::on_publish`]) over an in-memory store, a fixed clock and an
+//! `Outbound` that records, through an OTA update created by the real [`Admin`]: StartNext
+//! answers with the job document, the stream is described, a block is served, the update
+//! ends SUCCEEDED and the job completes.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use ferrota_server::context::{Clock, Services};
+use ferrota_server::services::{Outcome, on_publish};
+use ferrota_server::store::{JobState, Thing};
+
+struct Fixed;
+impl Clock for Fixed {
+    fn now(&self) -> u64 {
+        1_700_000_000
+    }
+}
+
+#[tokio::test]
+async fn jobs_and_streams_run_over_the_memory_store_without_a_broker() {
+    let m = Mem::new();
+    let store = m.store.clone();
+    let out = Arc::new(Recorder::default());
+    // The services over the same store and files as the Admin that creates the update.
+    let svc = Services::new(
+        store.clone(),
+        m.broker.services.blobs.clone(),
+        Arc::new(Fixed),
+        out.clone(),
+    );
+    store
+        .create_thing(&Thing {
+            name: "d".into(),
+            groups: vec![],
+            created_at: 0,
+        })
+        .await
+        .unwrap();
+    let data: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+    let sha = m.admin.put_file(&data).unwrap();
+    let o = m
+        .admin
+        .create_ota(&Mem::data_request("mem1", "thing/d", &sha))
+        .await
+        .unwrap();
+
+    let topic = "$aws/things/d/jobs/start-next";
+    let r = on_publish(&svc, "d", "d", topic, br#"{"clientToken":"t"}"#).await;
+    assert_eq!(r, Outcome::Handled);
+    let sent = out.take();
+    let (t, p) = &sent[0];
+    assert_eq!(t, "$aws/things/d/jobs/start-next/accepted");
+    let v: serde_json::Value = serde_json::from_slice(p).unwrap();
+    assert_eq!(v["execution"]["jobId"], "AFR_OTA-mem1");
+    let stream = v["execution"]["jobDocument"]["afr_ota"]["streamname"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let get = format!("$aws/things/d/streams/{stream}/get/json");
+    let req = br#"{"c":"x","s":1,"f":0,"l":1024,"o":2,"n":1}"#;
+    assert_eq!(
+        on_publish(&svc, "d", "d", &get, req).await,
+        Outcome::Handled
+    );
+    let sent = out.take();
+    assert_eq!(sent.len(), 1, "one block");
+    assert_eq!(
+        sent[0].0,
+        format!("$aws/things/d/streams/{stream}/data/json")
+    );
+    let b: serde_json::Value = serde_json::from_slice(&sent[0].1).unwrap();
+    assert_eq!((b["i"].as_u64(), b["l"].as_u64()), (Some(2), Some(952)));
+
+    let upd = "$aws/things/d/jobs/AFR_OTA-mem1/update";
+    let body = br#"{"status":"SUCCEEDED","expectedVersion":2}"#;
+    assert_eq!(
+        on_publish(&svc, "d", "d", upd, body).await,
+        Outcome::Handled
+    );
+    let sent = out.take();
+    assert!(
+        sent.iter().any(|(t, _)| t.ends_with("/update/accepted")),
+        "{:?}",
+        sent.iter().map(|s| &s.0).collect::<Vec<_>>()
+    );
+    let job = store.job("AFR_OTA-mem1").await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Completed);
+    assert_eq!(o.ota_update_id, "mem1");
+}
+
+/// The bench's and lab's fault injection: [`ferrota_server::Broker::stream_faults`] wraps the
+/// broker's services in a `FaultyOutbound`; configured to drop everything, the block a
+/// GetStream asks for is dropped and counted, and the Jobs reply still goes out.
+#[tokio::test]
+async fn the_installed_fault_wrapper_drops_the_broker_services_stream_blocks() {
+    let m = Mem::new();
+    m.thing("d").await;
+    let sha = m.admin.put_file(&[7u8; 2048]).unwrap();
+    m.admin
+        .create_ota(&Mem::data_request("f1", "thing/d", &sha))
+        .await
+        .unwrap();
+    let faults = m.broker.stream_faults();
+    assert!(
+        Arc::ptr_eq(&faults, &m.broker.stream_faults()),
+        "installed once"
+    );
+    faults
+        .configure(&ferrota_server::faults::FaultConfig {
+            stream_drop: 1.0,
+            seed: 3,
+        })
+        .unwrap();
+    let svc = &m.broker.services;
+    let topic = "$aws/things/d/jobs/start-next";
+    let r = on_publish(svc, "d", "d", topic, br#"{"clientToken":"t"}"#).await;
+    assert_eq!(r, Outcome::Handled);
+    let o = m.store.ota("f1").await.unwrap().unwrap();
+    let get = format!("$aws/things/d/streams/{}/get/json", o.stream_id);
+    let req = br#"{"c":"x","s":1,"f":0,"l":1024,"o":0,"n":2}"#;
+    assert_eq!(on_publish(svc, "d", "d", &get, req).await, Outcome::Handled);
+    assert_eq!(faults.dropped(), 2);
+    let e = m.store.execution("AFR_OTA-f1", "d").await.unwrap().unwrap();
+    assert_eq!(e.status, ferrota_proto::JobStatus::InProgress);
+}
