@@ -6,7 +6,7 @@ use embedded_storage::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind, Re
 use ferrota_boot::app::{self, AppError, ImageState};
 use ferrota_boot::log::{Event as LogEvent, LogError, MarkerLog};
 use ferrota_image::ota::OtaSignature;
-use ferrota_image::verify::{digest_flash, verify_boot_in_flash};
+use ferrota_image::verify::{WrittenBankError, verify_boot_in_flash, verify_written_bank};
 use ferrota_image::{BANK_SIZE, BootVerifier, FirmwareVersion, Region, VersionRecord};
 use ferrota_proto::bitmap::{BlockSet, block_count};
 use ferrota_proto::job::{JobDocument, JobError, JobExecution, JobMessage, OtaJob};
@@ -894,18 +894,28 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             let mut bank = platform.inactive_bank()?;
             verify_boot_in_flash(&mut bank, 0, self.cfg.boot_key, &mut scratch)
         };
-        let rec = match v {
-            Ok(v) => v.record,
+        match v {
+            Ok(v) => self.check_record(v.record(), platform),
             Err(e) => {
                 if let ferrota_image::ErrorKind::Flash(k) = e.kind {
                     return Err(FlashFault::new(FlashOp::ReadBank, k));
                 }
-                return Ok(Check::Refused(OtaStatus::Failed {
+                Ok(Check::Refused(OtaStatus::Failed {
                     main: PalErr::SignatureCheckFailed.code(),
                     sub: SUB_BOOT_SIGNATURE,
-                }));
+                }))
             }
-        };
+        }
+    }
+
+    /// Checks a verified version record against the running firmware, the anti-rollback floor
+    /// and the board.
+    fn check_record<P: Platform>(
+        &mut self,
+        rec: &VersionRecord,
+        platform: &mut P,
+    ) -> Result<Check, FlashFault> {
+        let rec = *rec;
         let floor = platform.marker_log().map_err(BootErr::Flash).and_then(|l| {
             let mut log = MarkerLog::new(l).map_err(log_fault)?;
             app::report(&mut log, self.running.bank).map_err(log_fault)
@@ -1074,31 +1084,49 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
     fn finish_download<P: Platform>(&mut self, platform: &mut P) {
         let Some(d) = self.dl.take() else { return };
         self.push(Out::Unsubscribe(Sub::Data));
+        // One proof for both checks over the bank as read back: the OTA signature first (sub 0),
+        // then the CM0+ region (the precheck passed on the same bytes, but re-verify: a proof,
+        // not a memory).
         let mut scratch = [0u8; 1024];
-        let digest = match platform.inactive_bank().and_then(|mut b| {
-            digest_flash(&mut b, 0, d.file_size, &mut scratch)
-                .map_err(|k| FlashFault::new(FlashOp::ReadBank, k))
-        }) {
-            Ok(x) => x,
+        let verified = match platform.inactive_bank() {
+            Ok(mut bank) => verify_written_bank(
+                &mut bank,
+                0,
+                d.file_size,
+                &d.signature,
+                &self.cfg.code_signing_key,
+                self.cfg.boot_key,
+                &mut scratch,
+            ),
             Err(f) => return self.halt(f),
         };
-        if d.signature
-            .verify_digest(&self.cfg.code_signing_key, &digest)
-            .is_err()
-        {
-            // Start afresh if the job comes again: the bytes in flash are not the signed file.
-            if let Ok(mut r) = platform.resume_area() {
-                let _ = resume::clear(&mut r);
+        let proof = match verified {
+            Ok(p) => p,
+            Err(WrittenBankError::Flash(k)) => {
+                return self.halt(FlashFault::new(FlashOp::ReadBank, k));
             }
-            return self.end_job(AgentEvent::JobFailed {
-                status: OtaStatus::Failed {
-                    main: PalErr::SignatureCheckFailed.code(),
-                    sub: 0,
-                },
-            });
-        }
-        // The precheck result still stands (same bytes), but re-verify: a proof, not a memory.
-        match self.precheck(platform) {
+            Err(WrittenBankError::OtaSignature(_)) => {
+                // Start afresh if the job comes again: the bytes in flash are not the signed file.
+                if let Ok(mut r) = platform.resume_area() {
+                    let _ = resume::clear(&mut r);
+                }
+                return self.end_job(AgentEvent::JobFailed {
+                    status: OtaStatus::Failed {
+                        main: PalErr::SignatureCheckFailed.code(),
+                        sub: 0,
+                    },
+                });
+            }
+            Err(WrittenBankError::Boot(_)) => {
+                return self.end_job(AgentEvent::JobFailed {
+                    status: OtaStatus::Failed {
+                        main: PalErr::SignatureCheckFailed.code(),
+                        sub: SUB_BOOT_SIGNATURE,
+                    },
+                });
+            }
+        };
+        match self.check_record(proof.record(), platform) {
             Err(f) => return self.halt(f),
             Ok(Check::Refused(status)) => return self.end_job(AgentEvent::JobFailed { status }),
             Ok(Check::Ok(_)) => {}
@@ -1109,7 +1137,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         }
         let activated = platform.marker_log().map_err(BootErr::Flash).and_then(|l| {
             let mut log = MarkerLog::new(l).map_err(log_fault)?;
-            app::request_activation(&mut log, self.running.bank, self.cfg.trial_budget)
+            app::request_activation(&mut log, self.running.bank, &proof, self.cfg.trial_budget)
                 .map_err(app_fault)
         });
         match activated {
@@ -1266,14 +1294,31 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         if !passed {
             return self.reject_and_reset(OtaStatus::Rejected { sub_reason: 0 }, platform);
         }
-        let confirmed = platform.marker_log().map_err(BootErr::Flash).and_then(|l| {
+        // `confirm` takes the proof that the running bank's CM0+ region verifies: check the bank
+        // this image runs from, and that its record is the one the boot reported.
+        let boot = {
+            let mut scratch = [0u8; 512];
+            platform
+                .active_bank()
+                .map(|mut bank| verify_boot_in_flash(&mut bank, 0, self.cfg.boot_key, &mut scratch))
+        };
+        let boot = match boot {
+            Err(f) => return self.halt(f),
+            Ok(Err(e)) => match e.kind {
+                ferrota_image::ErrorKind::Flash(k) => {
+                    return self.halt(FlashFault::new(FlashOp::ReadBank, k));
+                }
+                // The running bank does not verify: never raise the floor from it.
+                _ => Err(BootErr::Refused),
+            },
+            Ok(Ok(b)) if *b.record() == self.running.record => Ok(b),
+            // Not the image the boot reported: the caller's `Running` is wrong.
+            Ok(Ok(_)) => Err(BootErr::Refused),
+        };
+        let confirmed = boot.and_then(|boot| {
+            let l = platform.marker_log().map_err(BootErr::Flash)?;
             let mut log = MarkerLog::new(l).map_err(log_fault)?;
-            app::confirm(
-                &mut log,
-                self.running.bank,
-                self.running.record.security_counter,
-            )
-            .map_err(app_fault)
+            app::confirm(&mut log, self.running.bank, &boot).map_err(app_fault)
         });
         match confirmed {
             Ok(floor) => {

@@ -113,3 +113,7 @@ pub use config::{Config, ConfigError, FIRMWARE_FILE_TYPE, Running};
 pub use output::{AgentEvent, Stats, TRANSMIT_BUF_MIN, TopicBuf, Transmit, TransmitKind};
 pub use platform::{FlashFault, FlashOp, Platform, RESUME_AREA, RESUME_AREA_LEN};
 pub use time::Instant;
+
+/// Re-exported: the kind inside a [`FlashFault`], so a [`Platform`] needs no direct
+/// `embedded-storage` dependency to report one.
+pub use embedded_storage::nor_flash::NorFlashErrorKind;

@@ -198,8 +198,16 @@ fn downgrade_is_refused_before_the_image_is_transferred() {
         let mut sim = Sim::with_settings(&v2, 9, settings);
         // Confirm v2 with floor 2 first (as a previous update would have).
         {
+            let boot = ferrota_image::verify::verify_boot_in_flash(
+                &mut sim.dev.active_bank().unwrap(),
+                0,
+                common::image::boot_key(),
+                &mut [0u8; 512],
+            )
+            .unwrap();
+            assert_eq!(boot.record().security_counter, 2);
             let mut log = log(&mut sim.dev);
-            ferrota_boot::app::confirm(&mut log, Bank::Lower, 2).unwrap();
+            ferrota_boot::app::confirm(&mut log, Bank::Lower, &boot).unwrap();
         }
         let id = format!("job-down-{i}");
         sim.add_job(job(&id, img));
