@@ -33,7 +33,6 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         }
     }
 
-
     pub(super) fn on_block<P: Platform>(
         &mut self,
         now: Instant,

@@ -3,8 +3,12 @@
 use super::*;
 
 impl<'a, V: BootVerifier> Agent<'a, V> {
-
-    pub(super) fn on_job_message<P: Platform>(&mut self, now: Instant, payload: &[u8], platform: &mut P) {
+    pub(super) fn on_job_message<P: Platform>(
+        &mut self,
+        now: Instant,
+        payload: &[u8],
+        platform: &mut P,
+    ) {
         if matches!(self.state, State::Activated | State::Halted) {
             return;
         }

@@ -1,12 +1,15 @@
 //! The agent state machine, split by concern: this file holds the state, the public sans-IO
 //! API and the shared helpers; [`jobs`] the job documents, [`precheck`] the CM0+ region's
 //! check, [`download`] the transfer and the activation, [`selftest`] the self-test, confirm and
-//! reject.
+//! reject, [`timers`] the timer table.
 
 mod download;
 mod jobs;
 mod precheck;
 mod selftest;
+mod timers;
+
+use timers::{Timer, TimerTable};
 
 use core::time::Duration;
 
@@ -177,7 +180,7 @@ pub struct Agent<'a, V> {
     updated_by: u32,
     app_file_type: u8,
     dl: Option<Download>,
-    timer: Option<Instant>,
+    timers: TimerTable,
     stats: Stats,
 }
 
@@ -214,12 +217,14 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             updated_by: 0,
             app_file_type: 0,
             dl: None,
-            timer: None,
+            timers: TimerTable::default(),
             stats: Stats::default(),
         };
         if report.image_state == ImageState::PendingCommit {
             agent.state = State::AwaitingSelfTestJob;
-            agent.timer = Some(now + agent.cfg.self_test_wait);
+            agent
+                .timers
+                .set(Timer::SelfTestWait, now + agent.cfg.self_test_wait);
         }
         Ok(agent)
     }
@@ -355,17 +360,18 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
 
     /// A timer armed through [`Agent::poll_timeout`] may have expired. Spurious calls do nothing.
     pub fn handle_timeout<P: Platform>(&mut self, now: Instant, platform: &mut P) {
-        if let Some(t) = self.timer
-            && t <= now
-        {
-            self.timer = None;
-            match self.state {
-                State::AwaitingSelfTestJob => {
+        for timer in Timer::VALUES {
+            if !self.timers.is_expired(timer, now) {
+                continue;
+            }
+            self.timers.stop(timer);
+            match (timer, self.state) {
+                (Timer::SelfTestWait, State::AwaitingSelfTestJob) => {
                     // As the official agent: no self-test job in time → reset (the boot
                     // manager's trial budget reverts an image that never gets confirmed).
                     self.event(AgentEvent::ResetRequested);
                 }
-                State::SelfTest => self.finish_self_test(now, false, platform),
+                (Timer::SelfTest, State::SelfTest) => self.finish_self_test(now, false, platform),
                 _ => {}
             }
         }
@@ -456,7 +462,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                 self.cfg.min_rto,
             )
         });
-        match (self.timer, dl) {
+        match (self.timers.next_timeout(), dl) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -592,7 +598,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             self.push(Out::Unsubscribe(Sub::Data));
         }
         self.state = State::Idle;
-        self.timer = None;
+        self.timers.stop_all();
         self.event(ev);
     }
 
@@ -620,7 +626,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             self.push(Out::Unsubscribe(Sub::Data));
         }
         self.state = State::Halted;
-        self.timer = None;
+        self.timers.stop_all();
         self.event(AgentEvent::FlashFault(f));
     }
 }

@@ -3,7 +3,6 @@
 use super::*;
 
 impl<'a, V: BootVerifier> Agent<'a, V> {
-
     pub(super) fn on_self_test_job<P: Platform>(
         &mut self,
         now: Instant,
@@ -43,7 +42,12 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         self.self_test_with(now, updated_by, platform);
     }
 
-    pub(super) fn self_test_with<P: Platform>(&mut self, now: Instant, updated_by: u32, platform: &mut P) {
+    pub(super) fn self_test_with<P: Platform>(
+        &mut self,
+        now: Instant,
+        updated_by: u32,
+        platform: &mut P,
+    ) {
         self.updated_by = updated_by;
         let run = self.running_version();
         let pending = self.image_state == ImageState::PendingCommit;
@@ -81,7 +85,9 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         });
         let deadline = now + self.cfg.self_test_deadline;
         self.state = State::SelfTest;
-        self.timer = Some(deadline);
+        // The deadline replaces the wait for the job document.
+        self.timers.stop(Timer::SelfTestWait);
+        self.timers.set(Timer::SelfTest, deadline);
         self.event(AgentEvent::StartSelfTest { deadline });
     }
 
@@ -131,8 +137,13 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         (rec.identity.tag == tag).then_some(rec.activating)?
     }
 
-    pub(super) fn finish_self_test<P: Platform>(&mut self, _now: Instant, passed: bool, platform: &mut P) {
-        self.timer = None;
+    pub(super) fn finish_self_test<P: Platform>(
+        &mut self,
+        _now: Instant,
+        passed: bool,
+        platform: &mut P,
+    ) {
+        self.timers.stop(Timer::SelfTest);
         if !passed {
             return self.reject_and_reset(OtaStatus::Rejected { sub_reason: 0 }, platform);
         }
