@@ -9,13 +9,15 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             return;
         }
         let max = self.cfg.effective_blocks_per_request();
-        let slots = match self.dl.as_ref() {
+        let slots = match self.phase.download() {
             Some(d) if d.probing => 1,
             Some(d) => d.sched.slots(self.cfg.requests_in_flight, max),
             None => return,
         };
         loop {
-            let Some(d) = self.dl.as_mut() else { return };
+            let Some(d) = self.phase.download_mut() else {
+                return;
+            };
             // Before the CM0+ region is checked, ask ahead of it by the lookahead at most
             // (Config::precheck_lookahead: keeps the link busy during the check's round trip).
             let limit = if d.prechecked {
@@ -40,7 +42,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         payload: &[u8],
         platform: &mut P,
     ) {
-        let Some(d) = self.dl.as_mut() else {
+        let Some(d) = self.phase.download_mut() else {
             // No download (e.g. a late duplicate of the final block, §4.9 hazard 1): ignored.
             self.stats.ignored += 1;
             return;
@@ -132,7 +134,9 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
     /// Every block is in: hash the bank as read back, check the OTA signature, re-check the
     /// CM0+ region, activate, report `self_test: ready`.
     pub(super) fn finish_download<P: Platform>(&mut self, platform: &mut P) {
-        let Some(d) = self.dl.take() else { return };
+        let Some(d) = self.phase.take_download() else {
+            return;
+        };
         self.push(Out::Unsubscribe(Sub::Data));
         // One proof for both checks over the bank as read back: the OTA signature first (sub 0),
         // then the CM0+ region (the precheck passed on the same bytes, but re-verify: a proof,
@@ -205,7 +209,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         self.publish_status(OtaStatus::SelfTestReady {
             updated_by: AppVersion::from_u32(run),
         });
-        self.state = State::Activated;
+        self.phase = Phase::Activated;
         self.event(AgentEvent::Activated);
         self.event(AgentEvent::ResetRequested);
     }

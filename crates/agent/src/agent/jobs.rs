@@ -9,7 +9,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         payload: &[u8],
         platform: &mut P,
     ) {
-        if matches!(self.state, State::Activated | State::Halted) {
+        if matches!(self.phase, Phase::Activated | Phase::Halted) {
             return;
         }
         let Ok(msg) = JobMessage::parse(payload) else {
@@ -17,11 +17,11 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         };
         let Some(ex) = msg.execution else {
             // Nothing pending: a download in progress was cancelled on the server.
-            if self.dl.is_some() {
+            if self.phase.download().is_some() {
                 self.abandon_download();
             }
-            if self.state == State::AwaitingApp {
-                self.state = State::Idle;
+            if matches!(self.phase, Phase::AwaitingApp { .. }) {
+                self.phase = Phase::Idle;
                 self.event(AgentEvent::JobCancelled);
             }
             return;
@@ -35,7 +35,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             self.on_self_test_job(now, &ex, platform);
             return;
         }
-        match self.state {
+        match self.state() {
             State::SelfTest | State::AwaitingApp if same_job => return,
             State::AwaitingSelfTestJob => {
                 self.on_pending_without_self_test(now, &ex, platform);
@@ -45,8 +45,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         }
         match ex.document() {
             Err(e) => {
-                if same_job && self.dl.is_some() {
-                    self.dl = None;
+                if same_job && self.phase.take_download().is_some() {
                     self.push(Out::Unsubscribe(Sub::Data));
                 }
                 self.set_job(ex.job_id);
@@ -66,8 +65,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             Ok(JobDocument::Custom(_)) => {
                 self.abandon_download();
                 self.set_job(ex.job_id);
-                self.state = State::AwaitingApp;
-                self.app_file_type = 0;
+                self.phase = Phase::AwaitingApp { file_type: 0 };
                 self.event(AgentEvent::CustomJob);
             }
             Ok(JobDocument::Ota(ota)) => self.on_ota_job(now, ex.job_id, &ota, platform),
@@ -88,7 +86,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
     ) {
         let file = ota.file;
         let stream = ota.stream_name.unwrap_or("");
-        if self.dl.is_some() {
+        if self.phase.download().is_some() {
             if job_id == self.job.as_str() && stream == self.stream.as_str() {
                 // The same job again (reconnect, duplicate notification): keep going (§4.7
                 // hazard 3 does not restart us).
@@ -108,8 +106,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         }
         let file_type = file.file_type.unwrap_or(0);
         if !self.cfg.firmware_file_types.contains(&file_type) {
-            self.state = State::AwaitingApp;
-            self.app_file_type = file_type;
+            self.phase = Phase::AwaitingApp { file_type };
             self.event(AgentEvent::OtherFileJob {
                 file_type,
                 file_size: file.file_size,
@@ -230,8 +227,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             return self.halt(f);
         }
         d.sched = Schedule::new(missing);
-        self.dl = Some(d);
-        self.state = State::Prechecking;
+        self.phase = Phase::Transfer(d);
         self.push(Out::Subscribe(Sub::Data));
         self.event(AgentEvent::DownloadStarted {
             blocks: num_blocks,

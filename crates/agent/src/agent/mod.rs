@@ -136,6 +136,75 @@ impl Download {
     }
 }
 
+/// Where the agent is, with the data each step needs inside its variant: a download exists
+/// only while one runs, the `updatedBy` version only during a self-test, the file type only
+/// while the application holds a job. The public [`State`] is derived from it.
+// No allocator (no_std): the download lives in place, as the `Option<Download>` field before it
+// did; the agent holds one `Phase`, so the variants' size difference costs nothing extra.
+#[allow(clippy::large_enum_variant)]
+enum Phase {
+    /// No job.
+    Idle,
+    /// Booted into an image under trial: waiting for the self-test job document
+    /// ([`Timer::SelfTestWait`]).
+    AwaitingSelfTestJob,
+    /// The application runs its self-test ([`Timer::SelfTest`]).
+    SelfTest {
+        /// The version that did the download (the job's `updatedBy`), reported on success.
+        updated_by: u32,
+    },
+    /// Fetching the image: the CM0+ region first ([`State::Prechecking`] until its check
+    /// passed, then [`State::Downloading`]).
+    Transfer(Download),
+    /// A job handed to the application.
+    AwaitingApp {
+        /// Its file type (0 for a custom job), reported as `v0.0.<fileType>` on success.
+        file_type: u8,
+    },
+    /// Activated (or rejected): waiting for the reset.
+    Activated,
+    /// A flash fault stopped the agent.
+    Halted,
+}
+
+impl Phase {
+    fn state(&self) -> State {
+        match self {
+            Phase::Idle => State::Idle,
+            Phase::AwaitingSelfTestJob => State::AwaitingSelfTestJob,
+            Phase::SelfTest { .. } => State::SelfTest,
+            Phase::Transfer(d) if d.prechecked => State::Downloading,
+            Phase::Transfer(_) => State::Prechecking,
+            Phase::AwaitingApp { .. } => State::AwaitingApp,
+            Phase::Activated => State::Activated,
+            Phase::Halted => State::Halted,
+        }
+    }
+    fn download(&self) -> Option<&Download> {
+        match self {
+            Phase::Transfer(d) => Some(d),
+            _ => None,
+        }
+    }
+    fn download_mut(&mut self) -> Option<&mut Download> {
+        match self {
+            Phase::Transfer(d) => Some(d),
+            _ => None,
+        }
+    }
+    /// Ends the transfer, if one runs, and returns its download; the phase is `Idle` until the
+    /// caller sets the next one.
+    fn take_download(&mut self) -> Option<Download> {
+        match core::mem::replace(self, Phase::Idle) {
+            Phase::Transfer(d) => Some(d),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum BootErr {
     Flash(FlashFault),
@@ -170,16 +239,13 @@ pub struct Agent<'a, V> {
     token_counter: u32,
     out: Deque<Out, 32>,
     events: Deque<AgentEvent, 16>,
-    state: State,
+    phase: Phase,
     job: JobId,
     /// The last job this agent reported in a terminal state: a job document for it that arrives
     /// later (a `$next/get` answer or notification that crossed the final status update) is stale
     /// and must not start the job again.
     finished: JobId,
     stream: StreamName,
-    updated_by: u32,
-    app_file_type: u8,
-    dl: Option<Download>,
     timers: TimerTable,
     stats: Stats,
 }
@@ -210,18 +276,15 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             token_counter: 0,
             out: Deque::new(),
             events: Deque::new(),
-            state: State::Idle,
+            phase: Phase::Idle,
             job: JobId::new(),
             finished: JobId::new(),
             stream: StreamName::new(),
-            updated_by: 0,
-            app_file_type: 0,
-            dl: None,
             timers: TimerTable::default(),
             stats: Stats::default(),
         };
         if report.image_state == ImageState::PendingCommit {
-            agent.state = State::AwaitingSelfTestJob;
+            agent.phase = Phase::AwaitingSelfTestJob;
             agent
                 .timers
                 .set(Timer::SelfTestWait, now + agent.cfg.self_test_wait);
@@ -233,7 +296,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
 
     /// Where the agent is.
     pub fn state(&self) -> State {
-        self.state
+        self.phase.state()
     }
 
     /// The current (or last) job id.
@@ -243,14 +306,15 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
 
     /// `(received, total)` blocks of the download in progress.
     pub fn progress(&self) -> Option<(u32, u32)> {
-        self.dl
+        self.phase
+            .download()
             .as_ref()
             .map(|d| (d.sched.missing.received_count(), d.num_blocks))
     }
 
     /// The measured smoothed round-trip time of the download in progress.
     pub fn srtt(&self) -> Option<Duration> {
-        self.dl.as_ref().and_then(|d| d.sched.rtt.srtt())
+        self.phase.download().and_then(|d| d.sched.rtt.srtt())
     }
 
     /// Counters.
@@ -276,7 +340,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         self.connected = true;
         self.push(Out::Subscribe(Sub::NotifyNext));
         self.push(Out::Subscribe(Sub::NextGetAccepted));
-        if self.dl.is_some() {
+        if self.phase.download().is_some() {
             self.push(Out::Subscribe(Sub::Data));
         }
         self.push(Out::NextGet);
@@ -286,7 +350,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
     /// MQTT is down: nothing in flight will arrive.
     pub fn handle_disconnected(&mut self, _now: Instant) {
         self.connected = false;
-        if let Some(d) = self.dl.as_mut() {
+        if let Some(d) = self.phase.download_mut() {
             d.sched.drop_requests();
             d.probing = false;
         }
@@ -331,7 +395,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                 stream,
                 op: StreamOp::Rejected,
                 encoding: Encoding::Cbor,
-            } if self.dl.is_some() && stream == self.stream.as_str() => {
+            } if self.phase.download().is_some() && stream == self.stream.as_str() => {
                 let code = StreamRejection::decode(payload)
                     .ok()
                     .and_then(|r| r.error_code());
@@ -365,7 +429,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                 continue;
             }
             self.timers.stop(timer);
-            match (timer, self.state) {
+            match (timer, self.state()) {
                 (Timer::SelfTestWait, State::AwaitingSelfTestJob) => {
                     // As the official agent: no self-test job in time → reset (the boot
                     // manager's trial budget reverts an image that never gets confirmed).
@@ -376,7 +440,9 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             }
         }
         let (cfg_i, cfg_min, cfg_max) = (self.cfg.initial_rto, self.cfg.min_rto, self.cfg.max_rto);
-        let Some(d) = self.dl.as_mut() else { return };
+        let Some(d) = self.phase.download_mut() else {
+            return;
+        };
         let rto = d.sched.rtt.rto(cfg_i, cfg_min, cfg_max);
         let (n, lost) = d
             .sched
@@ -403,7 +469,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
 
     /// The application's self-test finished (`passed`), after [`AgentEvent::StartSelfTest`].
     pub fn self_test_result<P: Platform>(&mut self, now: Instant, passed: bool, platform: &mut P) {
-        if self.state == State::SelfTest {
+        if self.state() == State::SelfTest {
             self.finish_self_test(now, passed, platform);
         }
     }
@@ -411,12 +477,12 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
     /// The application finished a job handed to it ([`AgentEvent::OtherFileJob`],
     /// [`AgentEvent::CustomJob`]).
     pub fn finish_app_job(&mut self, _now: Instant, outcome: AppOutcome) {
-        if self.state != State::AwaitingApp {
+        let Phase::AwaitingApp { file_type } = self.phase else {
             return;
-        }
+        };
         let status = match outcome {
             AppOutcome::Succeeded => OtaStatus::Accepted {
-                version: AppVersion::new(0, 0, u16::from(self.app_file_type)),
+                version: AppVersion::new(0, 0, u16::from(file_type)),
                 updated_by: AppVersion::new(0, 0, 0),
             },
             AppOutcome::Declined => OtaStatus::Failed {
@@ -431,7 +497,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             AgentEvent::JobFailed { status }
         };
         self.publish_status(status);
-        self.state = State::Idle;
+        self.phase = Phase::Idle;
         self.event(ev);
     }
 
@@ -453,7 +519,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
     /// When [`Agent::handle_timeout`] must be called next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let dl = self.dl.as_ref().and_then(|d| {
+        let dl = self.phase.download().and_then(|d| {
             d.sched.deadline(
                 d.sched
                     .rtt
@@ -564,7 +630,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                 })
             }
             Out::Request(r) => {
-                let d = self.dl.as_ref()?;
+                let d = self.phase.download()?;
                 let req = StreamRequest {
                     client_token: Some(OFFICIAL_CLIENT_TOKEN),
                     stream_version: None,
@@ -594,20 +660,20 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         if let AgentEvent::JobFailed { status } = ev {
             self.publish_status(status);
         }
-        if self.dl.take().is_some() {
+        if self.phase.take_download().is_some() {
             self.push(Out::Unsubscribe(Sub::Data));
         }
-        self.state = State::Idle;
+        self.phase = Phase::Idle;
         self.timers.stop_all();
         self.event(ev);
     }
 
     fn abandon_download(&mut self) {
-        if self.dl.take().is_some() {
+        if self.phase.take_download().is_some() {
             self.push(Out::Unsubscribe(Sub::Data));
             self.event(AgentEvent::JobCancelled);
         }
-        self.state = State::Idle;
+        self.phase = Phase::Idle;
     }
 
     fn halt(&mut self, f: FlashFault) {
@@ -622,10 +688,10 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                 sub: 0,
             });
         }
-        if self.dl.take().is_some() {
+        if self.phase.take_download().is_some() {
             self.push(Out::Unsubscribe(Sub::Data));
         }
-        self.state = State::Halted;
+        self.phase = Phase::Halted;
         self.timers.stop_all();
         self.event(AgentEvent::FlashFault(f));
     }

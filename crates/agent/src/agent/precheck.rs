@@ -6,7 +6,9 @@ use super::*;
 impl<'a, V: BootVerifier> Agent<'a, V> {
     /// After blocks arrived (or were restored): precheck, finish, or ask for more.
     pub(super) fn after_progress<P: Platform>(&mut self, now: Instant, platform: &mut P) {
-        let Some(d) = self.dl.as_ref() else { return };
+        let Some(d) = self.phase.download() else {
+            return;
+        };
         let pre_done = d
             .sched
             .missing
@@ -19,10 +21,10 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                     return self.end_job(AgentEvent::JobFailed { status });
                 }
                 Ok(Check::Ok(rec)) => {
-                    if let Some(d) = self.dl.as_mut() {
+                    // Prechecking → Downloading.
+                    if let Some(d) = self.phase.download_mut() {
                         d.prechecked = true;
                     }
-                    self.state = State::Downloading;
                     self.event(AgentEvent::VersionAccepted {
                         version: rec.version,
                     });
@@ -30,8 +32,8 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             }
         }
         if self
-            .dl
-            .as_ref()
+            .phase
+            .download()
             .is_some_and(|d| d.sched.missing.is_complete())
         {
             self.finish_download(platform);

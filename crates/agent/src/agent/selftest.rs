@@ -9,7 +9,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         ex: &JobExecution<'_>,
         platform: &mut P,
     ) {
-        if self.state == State::SelfTest && ex.job_id == self.job.as_str() {
+        if self.state() == State::SelfTest && ex.job_id == self.job.as_str() {
             return;
         }
         if let Ok(JobDocument::Ota(ota)) = ex.document()
@@ -48,7 +48,6 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         updated_by: u32,
         platform: &mut P,
     ) {
-        self.updated_by = updated_by;
         let run = self.running_version();
         let pending = self.image_state == ImageState::PendingCommit;
         if run <= updated_by {
@@ -72,7 +71,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             // Newer than `updatedBy` but not under trial: confirmed already (a reset came
             // between confirm and the SUCCEEDED report) → report it; otherwise a mismatch.
             if self.confirmed_here() {
-                return self.report_succeeded(platform);
+                return self.report_succeeded(updated_by, platform);
             }
             return self.end_job(AgentEvent::JobFailed {
                 status: OtaStatus::Rejected {
@@ -84,7 +83,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             updated_by: AppVersion::from_u32(run),
         });
         let deadline = now + self.cfg.self_test_deadline;
-        self.state = State::SelfTest;
+        self.phase = Phase::SelfTest { updated_by };
         // The deadline replaces the wait for the job document.
         self.timers.stop(Timer::SelfTestWait);
         self.timers.set(Timer::SelfTest, deadline);
@@ -143,6 +142,10 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         passed: bool,
         platform: &mut P,
     ) {
+        // Only called during the self-test, whose phase holds the version that did the download.
+        let Phase::SelfTest { updated_by } = self.phase else {
+            return;
+        };
         self.timers.stop(Timer::SelfTest);
         if !passed {
             return self.reject_and_reset(OtaStatus::Rejected { sub_reason: 0 }, platform);
@@ -177,7 +180,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             Ok(floor) => {
                 self.image_state = ImageState::Valid;
                 self.event(AgentEvent::Confirmed { floor });
-                self.report_succeeded(platform);
+                self.report_succeeded(updated_by, platform);
             }
             Err(BootErr::Flash(f)) => self.halt(f),
             Err(BootErr::Refused) => self.end_job(AgentEvent::JobFailed {
@@ -197,10 +200,10 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
     /// The resume record is left in place: it binds to this job only, the next job erases it,
     /// and it lets a reset before the SUCCEEDED report still name the version that did the
     /// download.
-    pub(super) fn report_succeeded<P: Platform>(&mut self, _platform: &mut P) {
+    pub(super) fn report_succeeded<P: Platform>(&mut self, updated_by: u32, _platform: &mut P) {
         self.publish_status(OtaStatus::Accepted {
             version: AppVersion::from_u32(self.running_version()),
-            updated_by: AppVersion::from_u32(self.updated_by),
+            updated_by: AppVersion::from_u32(updated_by),
         });
         self.end_job(AgentEvent::JobSucceeded);
     }
@@ -218,7 +221,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         self.end_job(AgentEvent::JobFailed { status });
         self.event(AgentEvent::Rejected);
         self.event(AgentEvent::ResetRequested);
-        self.state = State::Activated;
+        self.phase = Phase::Activated;
     }
 
     pub(super) fn clear_resume<P: Platform>(&mut self, platform: &mut P) {
