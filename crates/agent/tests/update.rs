@@ -550,3 +550,32 @@ fn a_stream_not_found_fails_the_job_at_once() {
         "{st:?}"
     );
 }
+
+/// `confirm` takes the proof that the running bank's CM0+ region verifies: the agent checks the
+/// bank it runs from before it raises the floor, and a bank that no longer verifies (here its
+/// first sector erased under the running image) is never confirmed: FAILED with the commit
+/// failure, the trial and the floor as they were.
+#[test]
+fn confirm_needs_the_running_bank_to_verify() {
+    let v1 = image(Spec::new(1, 1));
+    let v2 = image(Spec::new(2, 2));
+    let mut sim = Sim::new(&v1, 21);
+    sim.add_job(job("job-c", v2.clone()));
+    assert!(sim.run_until(MIN, |s| s.agent_state() == Some(State::SelfTest)));
+    assert_eq!(sim.running.unwrap().bank, Bank::Upper);
+    let before = state(&sim.dev);
+    assert!(before.trial.is_some());
+    sim.dev.erase_sector(0x1000_0000).unwrap();
+    assert!(sim.run_job("job-c", MIN));
+    assert_eq!(
+        sim.statuses("job-c").last().unwrap(),
+        "{\"status\":\"FAILED\",\"statusDetails\":{\"reason\":\"0x000000eb: 0x00000000\"}}"
+    );
+    let after = state(&sim.dev);
+    assert_eq!(after.floor, before.floor);
+    assert!(
+        !after
+            .event
+            .eq(&ferrota_boot::log::Event::Confirmed { bank: Bank::Upper })
+    );
+}
