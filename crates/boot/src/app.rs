@@ -162,7 +162,7 @@ pub fn confirm<F: NorFlash>(
     running: Bank,
     boot: &VerifiedBoot,
 ) -> Result<u32, AppError<F::Error>> {
-    let counter = boot.record().security_counter;
+    let counter = boot.security_counter();
     let s = log.state()?;
     match (s.trial, s.current) {
         (Some(t), _) if t.bank != running => {

@@ -253,12 +253,12 @@ impl<'k, K: BootVerifier> Dbm<'k, K> {
         if state.bad_mark(bank) == Some(fingerprint(&v)) {
             return Err(BankFault::MarkedBad);
         }
-        let counter = v.record().security_counter;
+        let counter = v.record.security_counter;
         if counter < floor {
             return Err(BankFault::BelowFloor { counter, floor });
         }
         if let Some(want) = &self.hardware {
-            let found = v.record().hardware;
+            let found = v.record.hardware;
             if !found.as_str().is_empty() && found != *want {
                 return Err(BankFault::WrongHardware { found });
             }
@@ -499,7 +499,7 @@ impl Choice {
                 Ok(Decision::Boot(Boot {
                     bank,
                     reason,
-                    record: *proof.record(),
+                    record: proof.record,
                     proof,
                     floor,
                     state,

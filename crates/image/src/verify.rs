@@ -63,10 +63,20 @@ impl VerifiedRegion {
 ///     p.clone()
 /// }
 /// ```
+///
+/// Decision: `record` is a public field, read in place, because the Cortex-M0+ DBM that reads it
+/// on every boot has no room for what reading it through an accessor cost there (90–170 B
+/// with this toolchain, over a 16 KB budget). A public field can be changed by whoever owns the
+/// proof, so what a caller is allowed to trust is kept private as well: the security counter
+/// that `ferrota_boot::app::confirm` raises the floor to comes from
+/// [`VerifiedBoot::security_counter`], a private copy made by the check; the proof itself can
+/// still only be made here (the CM0+ region is private) and is neither `Clone` nor `Copy`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct VerifiedBoot {
     cm0p: VerifiedRegion,
-    record: VersionRecord,
+    /// The version record, trusted because it lies inside the verified bytes (see above).
+    pub record: VersionRecord,
+    counter: u32,
 }
 
 impl VerifiedBoot {
@@ -79,6 +89,12 @@ impl VerifiedBoot {
     #[inline]
     pub fn record(&self) -> &VersionRecord {
         &self.record
+    }
+    /// The record's security counter as the check read it (unaffected by changes to
+    /// [`VerifiedBoot::record`] since): what a confirm may raise the floor to.
+    #[inline]
+    pub fn security_counter(&self) -> u32 {
+        self.counter
     }
 }
 
@@ -374,7 +390,11 @@ fn check_boot(src: &mut impl Source, key: &impl BootVerifier) -> Result<Verified
     let mut area = [0u8; RECORD_AREA];
     area.copy_from_slice(&first[RECORD_OFFSET as usize..]);
     let record = VersionRecord::parse(&area)?;
-    Ok(VerifiedBoot { cm0p, record })
+    Ok(VerifiedBoot {
+        cm0p,
+        counter: record.security_counter,
+        record,
+    })
 }
 
 fn check_bank(src: &mut impl Source, key: &impl BootVerifier) -> Result<VerifiedBank, Error> {

@@ -352,6 +352,13 @@ fn written_bank_proof_needs_both_signatures_over_the_flash_bytes() {
         *proof.record(),
         *verify_bank(bank(), &public).unwrap().boot().record()
     );
+    // The record is a public field (the DBM reads it in place); the counter a confirm trusts is
+    // the check's own copy, which changing the field does not move.
+    let mut boot = verify_boot_in_flash(&mut flash, base, &public, &mut scratch).unwrap();
+    let counter = boot.security_counter();
+    assert_eq!(counter, boot.record.security_counter);
+    boot.record.security_counter = u32::MAX;
+    assert_eq!(boot.security_counter(), counter);
 
     // Another code-signing key, or one flipped byte in flash (in the file, in CM7_0, which the
     // boot check does not cover): the OTA check refuses.
