@@ -66,12 +66,15 @@
 //!    unfinished chunks are fetched — seed weakness #5).
 //! 5. **Verify and activate**: SHA-256 of the bank as read back, ECDSA P-256 with the pinned
 //!    code-signing key ([`Config::code_signing_key`]; `0x000000e3: 0x00000000` on mismatch),
-//!    the CM0+ check again, then `ferrota_boot::app::request_activation` (TRIAL) and
+//!    the CM0+ check again, both in one `ferrota_image::verify::verify_written_bank`, whose
+//!    `BankVerified` proof `ferrota_boot::app::request_activation` (TRIAL) requires; then
 //!    `self_test: ready` with the running version; [`AgentEvent::ResetRequested`].
 //! 6. **After the reboot** (image state PendingCommit): wait [`Config::self_test_wait`] for the
 //!    job; running version must be newer than `updatedBy` (else reject → revert, 16/15); publish
-//!    `self_test: active`, [`AgentEvent::StartSelfTest`] with a deadline; pass →
-//!    `ferrota_boot::app::confirm` and `SUCCEEDED` `accepted  vX.Y.Z` / `updatedBy  vA.B.C`;
+//!    `self_test: active`, [`AgentEvent::StartSelfTest`] with a deadline; pass → the running
+//!    bank's CM0+ region verified ([`Platform::active_bank`]; its `VerifiedBoot` is what
+//!    `ferrota_boot::app::confirm` requires, and its record must be [`Running`]'s, else the
+//!    commit failure `0x000000eb`) and `SUCCEEDED` `accepted  vX.Y.Z` / `updatedBy  vA.B.C`;
 //!    fail or deadline → `ferrota_boot::app::reject` (the previous bank boots next — seed
 //!    weakness #2) and `rejected: 0x00000000`. All strings are `ferrota_proto::OtaStatus`'s, so
 //!    AWS's console shows what it shows for the official library.
@@ -111,3 +114,7 @@ pub use config::{Config, ConfigError, FIRMWARE_FILE_TYPE, Running};
 pub use output::{AgentEvent, Stats, TRANSMIT_BUF_MIN, TopicBuf, Transmit, TransmitKind};
 pub use platform::{FlashFault, FlashOp, Platform, RESUME_AREA, RESUME_AREA_LEN};
 pub use time::Instant;
+
+/// Re-exported: the kind inside a [`FlashFault`], so a [`Platform`] needs no direct
+/// `embedded-storage` dependency to report one.
+pub use embedded_storage::nor_flash::NorFlashErrorKind;

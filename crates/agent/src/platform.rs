@@ -7,7 +7,7 @@
 //! flash; the agent keeps no borrow between calls, so the same `Device` (or HAL) can be used by
 //! the rest of the application in between.
 
-use embedded_storage::nor_flash::{NorFlash, NorFlashErrorKind};
+use embedded_storage::nor_flash::{NorFlash, NorFlashErrorKind, ReadNorFlash};
 
 /// Default resume area: the work-flash sector after the marker log's two sectors.
 pub const RESUME_AREA: u32 = 0x1401_3000;
@@ -28,12 +28,20 @@ pub trait Platform {
     type Log<'p>: NorFlash
     where
         Self: 'p;
+    /// The bank the application runs from, read only.
+    type Active<'p>: ReadNorFlash
+    where
+        Self: 'p;
     /// The inactive bank, offset 0 = bank offset 0.
     fn inactive_bank(&mut self) -> Result<Self::Bank<'_>, FlashFault>;
     /// The resume area.
     fn resume_area(&mut self) -> Result<Self::Resume<'_>, FlashFault>;
     /// The marker log.
     fn marker_log(&mut self) -> Result<Self::Log<'_>, FlashFault>;
+    /// The running bank, offset 0 = bank offset 0 (the 0x10000000 mapping on the T2G). Read
+    /// once per update, before the confirm: `ferrota_boot::app::confirm` requires the proof that
+    /// the running image's CM0+ region verifies, so the agent checks the bank it runs from.
+    fn active_bank(&mut self) -> Result<Self::Active<'_>, FlashFault>;
 }
 
 /// Which flash operation failed.
@@ -45,7 +53,8 @@ pub enum FlashOp {
     EraseBank,
     /// Writing a block.
     WriteBlock,
-    /// Reading the bank back (version record, hash).
+    /// Reading a bank back (the inactive bank's version record and hash, the running bank's
+    /// CM0+ region before a confirm).
     ReadBank,
     /// Reading or writing the resume area.
     Resume,

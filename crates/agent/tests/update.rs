@@ -198,8 +198,16 @@ fn downgrade_is_refused_before_the_image_is_transferred() {
         let mut sim = Sim::with_settings(&v2, 9, settings);
         // Confirm v2 with floor 2 first (as a previous update would have).
         {
+            let boot = ferrota_image::verify::verify_boot_in_flash(
+                &mut sim.dev.active_bank().unwrap(),
+                0,
+                common::image::boot_key(),
+                &mut [0u8; 512],
+            )
+            .unwrap();
+            assert_eq!(boot.record().security_counter, 2);
             let mut log = log(&mut sim.dev);
-            ferrota_boot::app::confirm(&mut log, Bank::Lower, 2).unwrap();
+            ferrota_boot::app::confirm(&mut log, Bank::Lower, &boot).unwrap();
         }
         let id = format!("job-down-{i}");
         sim.add_job(job(&id, img));
@@ -540,5 +548,34 @@ fn a_stream_not_found_fails_the_job_at_once() {
         st.last()
             .is_some_and(|s| s.contains("0x00000008: 0x00000000")),
         "{st:?}"
+    );
+}
+
+/// `confirm` takes the proof that the running bank's CM0+ region verifies: the agent checks the
+/// bank it runs from before it raises the floor, and a bank that no longer verifies (here its
+/// first sector erased under the running image) is never confirmed: FAILED with the commit
+/// failure, the trial and the floor as they were.
+#[test]
+fn confirm_needs_the_running_bank_to_verify() {
+    let v1 = image(Spec::new(1, 1));
+    let v2 = image(Spec::new(2, 2));
+    let mut sim = Sim::new(&v1, 21);
+    sim.add_job(job("job-c", v2.clone()));
+    assert!(sim.run_until(MIN, |s| s.agent_state() == Some(State::SelfTest)));
+    assert_eq!(sim.running.unwrap().bank, Bank::Upper);
+    let before = state(&sim.dev);
+    assert!(before.trial.is_some());
+    sim.dev.erase_sector(0x1000_0000).unwrap();
+    assert!(sim.run_job("job-c", MIN));
+    assert_eq!(
+        sim.statuses("job-c").last().unwrap(),
+        "{\"status\":\"FAILED\",\"statusDetails\":{\"reason\":\"0x000000eb: 0x00000000\"}}"
+    );
+    let after = state(&sim.dev);
+    assert_eq!(after.floor, before.floor);
+    assert!(
+        !after
+            .event
+            .eq(&ferrota_boot::log::Event::Confirmed { bank: Bank::Upper })
     );
 }

@@ -5,8 +5,11 @@
 //!   through USER1 or a fallback.
 //! * [`request_activation`]: after the agent wrote and verified the inactive bank, append TRIAL
 //!   (which unlocks it). Instant: no copy, the bank is switched by the mapping at the next boot.
+//!   Takes a [`BankVerified`]: the proof, which only `ferrota_image::verify::verify_written_bank`
+//!   makes, that the OTA signature and the boot signature of the written bank were checked.
 //! * [`confirm`]: the new image passed its self-test: CONFIRMED, raising the floor to its
 //!   security counter. Returns the new floor so the caller can also raise the eFuse counter.
+//!   Takes the [`VerifiedBoot`] of the running bank, whose version record gives the counter.
 //! * [`reject`]: the self-test failed: REVERTED, locking the rejected bank, so the very next boot
 //!   runs the previous bank (the seed kept running the rejected image, weakness #2) and no later
 //!   boot, USER1 or fallback included, runs the rejected one.
@@ -16,6 +19,8 @@
 //! `running` is the bank the app runs from: [`Bank::from_main_map`] of FLASH_CTL.MAIN_MAP.
 
 use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
+
+use ferrota_image::{BankVerified, VerifiedBoot};
 
 use crate::Bank;
 use crate::log::{BootState, Event, LogError, MarkerLog, RevertReason, Trial};
@@ -114,9 +119,15 @@ pub fn lock_for_update<F: NorFlash>(
 
 /// Appends TRIAL for the inactive bank with a boot budget ([`crate::log::DEFAULT_BUDGET`] is
 /// what the agent normally passes). The running bank becomes the one to return to.
+///
+/// `_verified` is the proof that the inactive bank (`running.other()`) was checked as it lies in
+/// flash; it is required, not read: the type is the point, no caller can activate a bank it did
+/// not verify. (Which bank it covers is the caller's view of the inactive bank: the proof does
+/// not name banks, `ferrota-image` knows none.)
 pub fn request_activation<F: NorFlash>(
     log: &mut MarkerLog<F>,
     running: Bank,
+    _verified: &BankVerified,
     budget: u8,
 ) -> Result<BootState, AppError<F::Error>> {
     if budget == 0 {
@@ -141,14 +152,17 @@ pub fn request_activation<F: NorFlash>(
     Ok(new)
 }
 
-/// Confirms the running image (security counter `counter` from its version record): CONFIRMED,
-/// floor raised to `counter`. Returns the new floor. Confirming an image that is already
+/// Confirms the running image: CONFIRMED, floor raised to the security counter of `boot`'s
+/// version record. `boot` is the proof that the running bank's CM0+ region was verified (the
+/// DBM's, or the app's own check of the bank it runs from), so the floor can only be raised to a
+/// counter read from signed bytes. Returns the new floor. Confirming an image that is already
 /// current with the floor already there writes nothing.
 pub fn confirm<F: NorFlash>(
     log: &mut MarkerLog<F>,
     running: Bank,
-    counter: u32,
+    boot: &VerifiedBoot,
 ) -> Result<u32, AppError<F::Error>> {
+    let counter = boot.security_counter();
     let s = log.state()?;
     match (s.trial, s.current) {
         (Some(t), _) if t.bank != running => {

@@ -23,7 +23,7 @@ use crate::dbm::fingerprint;
 use crate::log::{BootState, Event, LogError, MarkerLog, RevertReason};
 
 /// Both CM7 regions verified: start the cores.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 #[must_use]
 pub struct Start {
     /// The verified CM7_0 region (entry: vector table at bank offset 0x10100).
@@ -60,7 +60,7 @@ pub struct Reset {
 }
 
 /// What the CM0+ stage does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 #[must_use]
 pub enum Outcome {
     /// Start CM7_0 (and CM7_1).
@@ -89,7 +89,7 @@ pub fn verify_cores<A: ReadNorFlash, K: BootVerifier>(
     Ok(Start {
         cm7_0,
         cm7_1,
-        start_cm7_1: boot.record.flags & FLAG_CM7_1_APP != 0,
+        start_cm7_1: boot.record().flags & FLAG_CM7_1_APP != 0,
     })
 }
 

@@ -146,7 +146,7 @@ pub enum BootReason {
 }
 
 /// A bank the DBM accepted, ready to be mapped. Only [`Choice::persist`] makes one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Boot {
     /// The bank to map at 0x10000000 (MAIN_MAP = [`Bank::main_map`]).
     pub bank: Bank,
@@ -174,7 +174,7 @@ pub struct Halt {
 }
 
 /// What the DBM does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 #[must_use]
 pub enum Decision {
     /// Map the bank and jump.
@@ -269,7 +269,7 @@ impl<'k, K: BootVerifier> Dbm<'k, K> {
 
 /// The bad-mark fingerprint of an image: the first four bytes of its CM0+ digest.
 pub fn fingerprint(v: &VerifiedBoot) -> u32 {
-    let d = &v.cm0p.digest;
+    let d = v.cm0p().digest();
     u32::from_le_bytes([d[0], d[1], d[2], d[3]])
 }
 
@@ -281,14 +281,14 @@ pub struct LogRead<'k, K> {
 }
 
 /// Stage 3 input: the bank is chosen, its record not yet persisted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 #[must_use = "a choice must be persisted before the bank may boot"]
 pub struct Choice {
     old: BootState,
     outcome: Outcome,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 enum Outcome {
     Boot {
         bank: Bank,

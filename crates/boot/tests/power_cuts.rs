@@ -150,14 +150,8 @@ fn written(kind: Kind) -> Device {
 
 fn activated(kind: Kind) -> Device {
     let mut d = written(kind);
-    app::request_activation(&mut log(&mut d), Bank::Lower, 3).unwrap();
+    activate_written(&mut d, Bank::Lower, &image(kind, 2), 3).unwrap();
     d
-}
-
-fn activate(d: &mut Device) -> Result<(), SimError> {
-    d.set_work_err_silent(true)?;
-    app::request_activation(&mut log(d), Bank::Lower, 3)?;
-    Ok(())
 }
 
 fn boot_once(user1: bool) -> impl Fn(&mut Device) -> Result<(), SimError> {
@@ -187,7 +181,17 @@ fn cm0p_stage(bank: Bank) -> impl Fn(&mut Device) -> Result<(), SimError> {
 
 #[test]
 fn power_cuts_activation() {
-    let n = sweep_positions("activation (TRIAL)", &written(Kind::Good), &activate);
+    let base = written(Kind::Good);
+    // The sweep's closures are 'static: the proof lives for the test binary.
+    let proof: &'static _ = Box::leak(Box::new(
+        verify_written(&base, Bank::Upper, &image(Kind::Good, 2)).unwrap(),
+    ));
+    let activate = move |d: &mut Device| -> Result<(), SimError> {
+        d.set_work_err_silent(true)?;
+        app::request_activation(&mut log(d), Bank::Lower, proof, 3)?;
+        Ok(())
+    };
+    let n = sweep_positions("activation (TRIAL)", &base, &activate);
     assert!(n >= 500, "{n}");
 }
 

@@ -56,9 +56,10 @@ fn weakness_1_marker_survives_power_cut_between_erase_and_program() {
     // The log so far holds LOCKED, TRIAL, BOOTED, CONFIRMED; fill sector 0 up to its last slot.
     pad_log(&mut dev, ferrota_boot::log::SLOTS_PER_SECTOR - 4);
     let snap = dev.clone();
+    let v1 = verify_written(&snap, Bank::Lower, &image(Kind::Good, 1)).unwrap();
     let (ops, _) = snap.count_ops(|d| {
         d.set_work_err_silent(true).unwrap();
-        app::request_activation(&mut log(d), Bank::Upper, 3).unwrap();
+        app::request_activation(&mut log(d), Bank::Upper, &v1, 3).unwrap();
     });
     assert_eq!(ops, 11, "one erase, then ten word programs");
     for cut in [
@@ -70,7 +71,7 @@ fn weakness_1_marker_survives_power_cut_between_erase_and_program() {
     ] {
         let mut d = snap.clone().with_power_cut(cut);
         d.set_work_err_silent(true).unwrap();
-        assert!(app::request_activation(&mut log(&mut d), Bank::Upper, 3).is_err());
+        assert!(app::request_activation(&mut log(&mut d), Bank::Upper, &v1, 3).is_err());
         d.power_cycle();
         assert_eq!(state(&d), state(&snap), "cut {cut:?}");
         let ran = boot(&mut d, false).unwrap();
@@ -452,24 +453,30 @@ fn other_board_and_empty_banks() {
 #[test]
 fn app_api_refusals() {
     let (mut dev, r) = running_v1();
+    let v2 = image(Kind::Good, 2);
+    agent_lock(&mut dev, r.bank).unwrap();
+    write_image(&mut dev.inactive_bank().unwrap(), &v2).unwrap();
+    let proof = verify_written(&dev, Bank::Upper, &v2).unwrap();
     assert!(matches!(
-        app::request_activation(&mut log(&mut dev), r.bank, 0),
+        app::request_activation(&mut log(&mut dev), r.bank, &proof, 0),
         Err(AppError::ZeroBudget)
     ));
-    let r2 = update_and_boot(&mut dev, &r, &image(Kind::Good, 2));
+    let r2 = update_and_boot(&mut dev, &r, &v2);
+    let v1 = verify_written(&dev, Bank::Lower, &image(Kind::Good, 1)).unwrap();
+    let boot2 = running_boot(&dev, r2.bank);
     // The trial image may not activate another before confirming.
     assert!(matches!(
-        app::request_activation(&mut log(&mut dev), r2.bank, 3),
+        app::request_activation(&mut log(&mut dev), r2.bank, &v1, 3),
         Err(AppError::RunningUnconfirmed)
     ));
     // Confirming from the wrong bank is refused.
     assert!(matches!(
-        app::confirm(&mut log(&mut dev), Bank::Lower, 2),
+        app::confirm(&mut log(&mut dev), Bank::Lower, &boot2),
         Err(AppError::TrialPendingElsewhere { trial: Bank::Upper })
     ));
     agent_confirm(&mut dev, &r2).unwrap();
     assert!(matches!(
-        app::confirm(&mut log(&mut dev), Bank::Lower, 2),
+        app::confirm(&mut log(&mut dev), Bank::Lower, &boot2),
         Err(AppError::NotCurrent {
             current: Bank::Upper
         })

@@ -499,23 +499,23 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
             key_path.display()
         ));
         let mut regions = Vec::new();
-        for r in [&v.boot.cm0p, &v.cm7_0, &v.cm7_1] {
+        for r in [v.boot().cm0p(), v.cm7_0(), v.cm7_1()] {
             text.push(format!(
                 "  {:<5} region at {:#08x}: objSize {:#x}, sha256 {}",
-                r.region.to_string(),
-                r.region.offset(),
-                r.header.obj_size,
-                hex(&r.digest)
+                r.region().to_string(),
+                r.region().offset(),
+                r.header().obj_size,
+                hex(r.digest())
             ));
             regions.push(json!({
-                "name": r.region.name(),
-                "offset": r.region.offset(),
-                "objSize": r.header.obj_size,
-                "appId": r.header.app_id,
-                "sha256": hex(&r.digest),
+                "name": r.region().name(),
+                "offset": r.region().offset(),
+                "objSize": r.header().obj_size,
+                "appId": r.header().app_id,
+                "sha256": hex(r.digest()),
             }));
         }
-        let rec = &v.boot.record;
+        let rec = v.boot().record();
         text.push(format!(
             "  version record: {}, security counter {}, hardware {:?}, flags {:#x}",
             rec.version,

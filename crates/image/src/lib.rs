@@ -63,7 +63,7 @@ pub mod sign;
 pub use error::{Error, ErrorKind};
 pub use layout::{BANK_SIZE, Region};
 pub use scheme::{BootKey, BootVerifier, Scheme};
-pub use verify::{VerifiedBank, VerifiedBoot, VerifiedRegion};
+pub use verify::{BankVerified, VerifiedBank, VerifiedBoot, VerifiedRegion};
 pub use version::{FirmwareVersion, HardwareId, VersionRecord};
 
 /// Re-exported so users name the same P-256 types this crate uses.

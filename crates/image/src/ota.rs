@@ -46,8 +46,10 @@ impl core::fmt::Display for OtaSignatureError {
 
 impl core::error::Error for OtaSignatureError {}
 
-/// Proof that a file's OTA signature was checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Proof that a file's OTA signature was checked. Only this crate makes one; neither `Clone` nor
+/// `Copy`. `ferrota_boot::app::request_activation` takes it inside a
+/// [`crate::verify::BankVerified`], which binds it to the boot check of the same bank.
+#[derive(Debug, PartialEq, Eq)]
 pub struct OtaSignatureValid(());
 
 /// A decoded OTA signature.

@@ -3,7 +3,7 @@
 //!
 //! Hashing streams through a caller-supplied scratch buffer, so nothing is allocated and the
 //! stack cost is fixed; the result of a successful check is a proof value ([`VerifiedRegion`],
-//! [`VerifiedBoot`], [`VerifiedBank`]) that can only be made here, so "no error" can never be
+//! [`VerifiedBoot`], [`VerifiedBank`], [`BankVerified`]) that can only be made here, so "no error" can never be
 //! mistaken for "verified".
 
 use embedded_storage::nor_flash::{NorFlashError, NorFlashErrorKind, ReadNorFlash};
@@ -12,45 +12,234 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, ErrorKind};
 use crate::header::{CySafHeader, HEADER_SIZE};
 use crate::layout::{BANK_SIZE, Region};
+use crate::ota::{OtaSignature, OtaSignatureError, OtaSignatureValid};
 use crate::scheme::{BootVerifier, SLOT, SignatureFault};
 use crate::version::{RECORD_AREA, RECORD_OFFSET, VersionRecord};
+use p256::ecdsa::VerifyingKey;
 
-/// Proof that a signature was checked. Not constructible outside this crate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Proof that a signature was checked. Not constructible outside this crate, neither `Clone`
+/// nor `Copy`: a proof is a value the check returned, never one copied from elsewhere.
+#[derive(Debug, PartialEq, Eq)]
 pub struct SignatureValid(());
 
-/// A region whose signature was checked against a boot key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A region whose signature was checked against a boot key. Only this module makes one; the
+/// fields are read through accessors so a caller cannot assemble one from parts.
+#[derive(Debug, PartialEq, Eq)]
 pub struct VerifiedRegion {
+    region: Region,
+    header: CySafHeader,
+    digest: [u8; 32],
+    proof: SignatureValid,
+}
+
+impl VerifiedRegion {
     /// Which region.
-    pub region: Region,
+    #[inline]
+    pub fn region(&self) -> Region {
+        self.region
+    }
     /// Its (checked) header.
-    pub header: CySafHeader,
+    #[inline]
+    pub fn header(&self) -> &CySafHeader {
+        &self.header
+    }
     /// SHA-256 of its signed bytes.
-    pub digest: [u8; 32],
-    /// The proof.
-    pub proof: SignatureValid,
+    #[inline]
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+    /// The signature proof.
+    #[inline]
+    pub fn proof(&self) -> &SignatureValid {
+        &self.proof
+    }
 }
 
 /// What the Dual Bank Manager needs before it maps a bank: the CM0+ region verified and the
-/// version record inside its signed bytes decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// version record inside its signed bytes decoded. Required by `ferrota_boot::app::confirm`.
+///
+/// ```compile_fail
+/// fn copy(p: &ferrota_image::VerifiedBoot) -> ferrota_image::VerifiedBoot {
+///     p.clone()
+/// }
+/// ```
+///
+/// Decision: `record` is a public field, read in place, because the Cortex-M0+ DBM that reads it
+/// on every boot has no room for what reading it through an accessor cost there (90–170 B
+/// with this toolchain, over a 16 KB budget). A public field can be changed by whoever owns the
+/// proof, so what a caller is allowed to trust is kept private as well: the security counter
+/// that `ferrota_boot::app::confirm` raises the floor to comes from
+/// [`VerifiedBoot::security_counter`], a private copy made by the check; the proof itself can
+/// still only be made here (the CM0+ region is private) and is neither `Clone` nor `Copy`.
+#[derive(Debug, PartialEq, Eq)]
 pub struct VerifiedBoot {
-    /// The verified CM0+ region.
-    pub cm0p: VerifiedRegion,
-    /// The version record, trusted because it lies inside the verified bytes.
+    cm0p: VerifiedRegion,
+    /// The version record, trusted because it lies inside the verified bytes (see above).
     pub record: VersionRecord,
+    counter: u32,
+}
+
+impl VerifiedBoot {
+    /// The verified CM0+ region.
+    #[inline]
+    pub fn cm0p(&self) -> &VerifiedRegion {
+        &self.cm0p
+    }
+    /// The version record, trusted because it lies inside the verified bytes.
+    #[inline]
+    pub fn record(&self) -> &VersionRecord {
+        &self.record
+    }
+    /// The record's security counter as the check read it (unaffected by changes to
+    /// [`VerifiedBoot::record`] since): what a confirm may raise the floor to.
+    #[inline]
+    pub fn security_counter(&self) -> u32 {
+        self.counter
+    }
 }
 
 /// A whole bank with every region verified.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct VerifiedBank {
+    boot: VerifiedBoot,
+    cm7_0: VerifiedRegion,
+    cm7_1: VerifiedRegion,
+}
+
+impl VerifiedBank {
     /// The CM0+ region and version record.
-    pub boot: VerifiedBoot,
+    #[inline]
+    pub fn boot(&self) -> &VerifiedBoot {
+        &self.boot
+    }
     /// The CM7_0 region.
-    pub cm7_0: VerifiedRegion,
+    #[inline]
+    pub fn cm7_0(&self) -> &VerifiedRegion {
+        &self.cm7_0
+    }
     /// The CM7_1 region.
-    pub cm7_1: VerifiedRegion,
+    #[inline]
+    pub fn cm7_1(&self) -> &VerifiedRegion {
+        &self.cm7_1
+    }
+    /// The boot proof, giving up the CM7 regions' (e.g. to confirm the running image).
+    pub fn into_boot(self) -> VerifiedBoot {
+        self.boot
+    }
+}
+
+/// Proof that a bank written by an update may be activated: in **one** bank, as its bytes lie in
+/// flash, (1) the OTA file signature (AWS's `sig-sha256-ecdsa`, [`crate::ota`]) over the first
+/// [`BankVerified::file_len`] bytes checked against the pinned code-signing key, and (2) the
+/// boot signature the Dual Bank Manager checks, the CM0+ region with its version record, checked
+/// against the boot key. Required by `ferrota_boot::app::request_activation`; only
+/// [`verify_written_bank`] makes one, so both checks are bound to the same bytes.
+///
+/// Decision: the CM7 regions are not part of the proof. The new image's CM0+ stage checks them at
+/// its first (trial) boot and records a failure, which reverts the trial
+/// (`ferrota_boot::cm0p`); checking them here as well would hash the 3.9 MB CM7_0 region a second
+/// time on every update. A caller that wants them checked first uses [`verify_bank_in_flash`].
+///
+/// Outside this crate a proof can be neither assembled nor copied:
+///
+/// ```compile_fail
+/// fn forge(boot: ferrota_image::VerifiedBoot) -> ferrota_image::BankVerified {
+///     ferrota_image::BankVerified { boot, ota: todo!(), file_len: 0 }
+/// }
+/// ```
+///
+/// ```compile_fail
+/// fn copy(p: &ferrota_image::BankVerified) -> ferrota_image::BankVerified {
+///     p.clone()
+/// }
+/// ```
+///
+/// ```compile_fail
+/// fn forge() -> ferrota_image::ota::OtaSignatureValid {
+///     ferrota_image::ota::OtaSignatureValid(())
+/// }
+/// ```
+#[derive(Debug, PartialEq, Eq)]
+pub struct BankVerified {
+    boot: VerifiedBoot,
+    ota: OtaSignatureValid,
+    file_len: u32,
+}
+
+impl BankVerified {
+    /// The boot check of the written bank.
+    #[inline]
+    pub fn boot(&self) -> &VerifiedBoot {
+        &self.boot
+    }
+    /// The written bank's version record.
+    #[inline]
+    pub fn record(&self) -> &VersionRecord {
+        &self.boot.record
+    }
+    /// The OTA signature proof.
+    #[inline]
+    pub fn ota(&self) -> &OtaSignatureValid {
+        &self.ota
+    }
+    /// Bytes of the bank the OTA signature covers (the file as streamed).
+    #[inline]
+    pub fn file_len(&self) -> u32 {
+        self.file_len
+    }
+}
+
+/// Why [`verify_written_bank`] refused a bank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WrittenBankError {
+    /// Reading the bank failed.
+    Flash(NorFlashErrorKind),
+    /// The OTA file signature does not match the bytes in flash (checked first).
+    OtaSignature(OtaSignatureError),
+    /// The CM0+ region's boot signature or version record was refused.
+    Boot(Error),
+}
+
+impl core::fmt::Display for WrittenBankError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            WrittenBankError::Flash(k) => write!(f, "reading the bank failed: {k:?}"),
+            WrittenBankError::OtaSignature(e) => e.fmt(f),
+            WrittenBankError::Boot(e) => e.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for WrittenBankError {}
+
+/// Checks a bank an update wrote, as it lies in `flash` at `bank_base`: the OTA signature over
+/// its first `file_len` bytes with `code_key` first (the file as streamed, read back, not as it
+/// was received), then the CM0+ region and version record with `boot_key`. The only way to
+/// obtain a [`BankVerified`]. `scratch` is any size (larger reads faster).
+pub fn verify_written_bank<F: ReadNorFlash>(
+    flash: &mut F,
+    bank_base: u32,
+    file_len: u32,
+    signature: &OtaSignature,
+    code_key: &VerifyingKey,
+    boot_key: &impl BootVerifier,
+    scratch: &mut [u8],
+) -> Result<BankVerified, WrittenBankError> {
+    let digest =
+        digest_flash(flash, bank_base, file_len, scratch).map_err(WrittenBankError::Flash)?;
+    let ota = signature
+        .verify_digest(code_key, &digest)
+        .map_err(WrittenBankError::OtaSignature)?;
+    let boot =
+        verify_boot_in_flash(flash, bank_base, boot_key, scratch).map_err(|e| match e.kind {
+            ErrorKind::Flash(k) => WrittenBankError::Flash(k),
+            _ => WrittenBankError::Boot(e),
+        })?;
+    Ok(BankVerified {
+        boot,
+        ota,
+        file_len,
+    })
 }
 
 /// Where the bank's bytes come from.
@@ -201,7 +390,11 @@ fn check_boot(src: &mut impl Source, key: &impl BootVerifier) -> Result<Verified
     let mut area = [0u8; RECORD_AREA];
     area.copy_from_slice(&first[RECORD_OFFSET as usize..]);
     let record = VersionRecord::parse(&area)?;
-    Ok(VerifiedBoot { cm0p, record })
+    Ok(VerifiedBoot {
+        cm0p,
+        counter: record.security_counter,
+        record,
+    })
 }
 
 fn check_bank(src: &mut impl Source, key: &impl BootVerifier) -> Result<VerifiedBank, Error> {

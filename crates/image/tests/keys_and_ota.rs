@@ -19,7 +19,7 @@ fn rsa_bank_round_trip_and_little_endian_slot() {
     let bank = build_bank(&key, record(FirmwareVersion::new(3, 0, 1), 1), false);
     let public = key.boot_key().unwrap();
     let v = verify_bank(&bank, &public).expect("RSA bank verifies");
-    assert_eq!(v.boot.record.flags, 0, "no CM7_1 build: flag clear");
+    assert_eq!(v.boot().record().flags, 0, "no CM7_1 build: flag clear");
     // The slot is the PKCS#1 signature byte-reversed: its last byte is the big-endian first
     // byte, which is below the modulus' first byte.
     let BootKey::Rsa2048(k) = &public else {

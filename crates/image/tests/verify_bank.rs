@@ -7,9 +7,11 @@ use embedded_storage::nor_flash::{ErrorType, NorFlashErrorKind, ReadNorFlash};
 use ferrota_image::header::CySafHeader;
 use ferrota_image::inspect::inspect;
 use ferrota_image::layout::SIGNATURE_SLOT_SIZE;
+use ferrota_image::ota::{OtaSignatureError, sign_file};
 use ferrota_image::sign::{SignMode, sign_regions};
 use ferrota_image::verify::{
-    verify_bank, verify_bank_in_flash, verify_boot_in_flash, verify_region,
+    WrittenBankError, verify_bank, verify_bank_in_flash, verify_boot_in_flash, verify_region,
+    verify_written_bank,
 };
 use ferrota_image::{BANK_SIZE, ErrorKind, FirmwareVersion, Region};
 
@@ -23,22 +25,29 @@ fn built_bank_verifies_and_describes_itself() {
     let bank = bank();
     assert_eq!(bank.len(), BANK_SIZE as usize);
     let v = verify_bank(bank, &boot_key(1).boot_key().unwrap()).expect("fresh bank verifies");
-    assert_eq!(v.boot.record.version, FirmwareVersion::new(1, 2, 3));
-    assert_eq!(v.boot.record.security_counter, 5);
-    assert_eq!(v.boot.record.hardware.as_str(), "KIT_T2G-B-H_LITE");
-    assert_eq!(v.boot.record.flags, ferrota_image::version::FLAG_CM7_1_APP);
+    assert_eq!(v.boot().record().version, FirmwareVersion::new(1, 2, 3));
+    assert_eq!(v.boot().record().security_counter, 5);
+    assert_eq!(v.boot().record().hardware.as_str(), "KIT_T2G-B-H_LITE");
+    assert_eq!(
+        v.boot().record().flags,
+        ferrota_image::version::FLAG_CM7_1_APP
+    );
     let s = inspect(bank);
-    assert_eq!(s.record, Ok(v.boot.record));
-    for (summary, verified) in s.regions.iter().zip([&v.boot.cm0p, &v.cm7_0, &v.cm7_1]) {
-        assert_eq!(summary.digest, Some(verified.digest));
+    assert_eq!(s.record, Ok(*v.boot().record()));
+    for (summary, verified) in s
+        .regions
+        .iter()
+        .zip([v.boot().cm0p(), v.cm7_0(), v.cm7_1()])
+    {
+        assert_eq!(summary.digest, Some(*verified.digest()));
         assert_eq!(summary.signed, Some(true));
-        assert_eq!(summary.header, Some(verified.header));
+        assert_eq!(summary.header, Some(*verified.header()));
     }
     // The seed's layout: objSize = region size - 256, vector table at +0x100, seed app ids.
-    assert_eq!(v.boot.cm0p.header.obj_size, 0xFF00);
-    assert_eq!(v.cm7_0.header.obj_size, 0x3D_7F00);
-    assert_eq!(v.cm7_0.header.app_id, 0x0120_8002 | (3 << 16));
-    assert_eq!(v.boot.cm0p.header.app_id, 0x0102_0003);
+    assert_eq!(v.boot().cm0p().header().obj_size, 0xFF00);
+    assert_eq!(v.cm7_0().header().obj_size, 0x3D_7F00);
+    assert_eq!(v.cm7_0().header().app_id, 0x0120_8002 | (3 << 16));
+    assert_eq!(v.boot().cm0p().header().app_id, 0x0102_0003);
     // ECDSA slot: r||s then zeroes.
     let slot = &bank[0xFF00..0x10000];
     assert!(slot[..64].iter().any(|&b| b != 0) && slot[64..].iter().all(|&b| b == 0));
@@ -279,7 +288,7 @@ fn flash_reader_gives_the_same_answers_in_bounded_reads() {
         "reads are bounded by the scratch buffer"
     );
     let boot = verify_boot_in_flash(&mut flash, base, &public, &mut []).unwrap();
-    assert_eq!(boot, from_flash.boot);
+    assert_eq!(&boot, from_flash.boot());
 
     flash.data[base as usize + 0x20000] ^= 1;
     let e = verify_bank_in_flash(&mut flash, base, &public, &mut scratch).unwrap_err();
@@ -312,4 +321,90 @@ fn erased_flash_is_an_invalid_bank_not_a_panic() {
         verify_bank(&zero, &public).unwrap_err().kind,
         ErrorKind::ObjSizeTooSmall { .. }
     ));
+}
+
+/// The activation proof binds both checks to the same bytes in flash: the OTA signature over the
+/// file as read back first, then the CM0+ region; each refusal names which check failed.
+#[test]
+fn written_bank_proof_needs_both_signatures_over_the_flash_bytes() {
+    let public = boot_key(1).boot_key().unwrap();
+    let code = p256_key(9);
+    let file = &bank()[..0x20000];
+    let sig = sign_file(&code, file).unwrap();
+    let base = 0x8000u32;
+    let mut data = vec![0xFFu8; base as usize];
+    data.extend_from_slice(bank());
+    let mut flash = MemFlash {
+        data,
+        fail_at: None,
+        largest_read: 0,
+    };
+    let mut scratch = [0u8; 256];
+    let key = code.verifying_key();
+    let proof =
+        verify_written_bank(&mut flash, base, 0x20000, &sig, key, &public, &mut scratch).unwrap();
+    assert_eq!(proof.file_len(), 0x20000);
+    assert_eq!(
+        proof.boot(),
+        &verify_boot_in_flash(&mut flash, base, &public, &mut scratch).unwrap()
+    );
+    assert_eq!(
+        *proof.record(),
+        *verify_bank(bank(), &public).unwrap().boot().record()
+    );
+    // The record is a public field (the DBM reads it in place); the counter a confirm trusts is
+    // the check's own copy, which changing the field does not move.
+    let mut boot = verify_boot_in_flash(&mut flash, base, &public, &mut scratch).unwrap();
+    let counter = boot.security_counter();
+    assert_eq!(counter, boot.record.security_counter);
+    boot.record.security_counter = u32::MAX;
+    assert_eq!(boot.security_counter(), counter);
+
+    // Another code-signing key, or one flipped byte in flash (in the file, in CM7_0, which the
+    // boot check does not cover): the OTA check refuses.
+    let other = p256_key(10);
+    let e = verify_written_bank(
+        &mut flash,
+        base,
+        0x20000,
+        &sig,
+        other.verifying_key(),
+        &public,
+        &mut scratch,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        WrittenBankError::OtaSignature(OtaSignatureError::Mismatch)
+    );
+    flash.data[base as usize + 0x1F000] ^= 1;
+    let e = verify_written_bank(&mut flash, base, 0x20000, &sig, key, &public, &mut scratch)
+        .unwrap_err();
+    assert_eq!(
+        e,
+        WrittenBankError::OtaSignature(OtaSignatureError::Mismatch)
+    );
+    flash.data[base as usize + 0x1F000] ^= 1;
+
+    // A file signed as it is, but the boot key refuses its CM0+ region.
+    let e = verify_written_bank(
+        &mut flash,
+        base,
+        0x20000,
+        &sig,
+        key,
+        &boot_key(2).boot_key().unwrap(),
+        &mut scratch,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, WrittenBankError::Boot(b) if b.kind == ErrorKind::SignatureMismatch),
+        "{e:?}"
+    );
+
+    // A read fault is a flash error, not a refusal of the image.
+    flash.fail_at = Some(base + 0x100);
+    let e = verify_written_bank(&mut flash, base, 0x20000, &sig, key, &public, &mut scratch)
+        .unwrap_err();
+    assert_eq!(e, WrittenBankError::Flash(NorFlashErrorKind::Other));
 }

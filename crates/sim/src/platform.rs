@@ -32,6 +32,13 @@ impl Platform for DevPlatform<'_> {
         = WorkFlashView<'p>
     where
         Self: 'p;
+    type Active<'p>
+        = CodeFlashView<'p>
+    where
+        Self: 'p;
+    fn active_bank(&mut self) -> Result<CodeFlashView<'_>, FlashFault> {
+        self.0.active_bank().map_err(open_fault)
+    }
     fn inactive_bank(&mut self) -> Result<CodeFlashView<'_>, FlashFault> {
         self.0.inactive_bank().map_err(open_fault)
     }

@@ -15,7 +15,10 @@
 #![no_std]
 #![no_main]
 
-use ferrota_agent::{Agent, Config, FlashFault, Instant, Platform, RESUME_AREA_LEN, Running};
+use ferrota_agent::{
+    Agent, Config, FlashFault, FlashOp, Instant, NorFlashErrorKind, Platform, RESUME_AREA_LEN,
+    Running,
+};
 use ferrota_boot::Bank;
 use ferrota_boot::log::{LOG_SIZE, MarkerLog};
 use ferrota_fw_board::{
@@ -39,6 +42,7 @@ impl Platform for RamPlatform {
     type Bank<'p> = RamCodeFlash;
     type Resume<'p> = RamNor;
     type Log<'p> = RamNor;
+    type Active<'p> = RamCodeFlash;
     fn inactive_bank(&mut self) -> Result<RamCodeFlash, FlashFault> {
         // SAFETY: PSRAM the script and the other windows do not overlap (agent_script::map).
         Ok(unsafe { RamCodeFlash::new(INACTIVE_BANK, BANK_SIZE) })
@@ -46,6 +50,11 @@ impl Platform for RamPlatform {
     fn resume_area(&mut self) -> Result<RamNor, FlashFault> {
         // SAFETY: as above.
         Ok(unsafe { RamNor::new(RESUME, RESUME_AREA_LEN) })
+    }
+    fn active_bank(&mut self) -> Result<RamCodeFlash, FlashFault> {
+        // The script is one download up to the activation: no self-test, so no confirm reads
+        // the running bank, and none is loaded. Were one asked for, the agent halts on this.
+        Err(FlashFault::new(FlashOp::Open, NorFlashErrorKind::Other))
     }
     fn marker_log(&mut self) -> Result<RamNor, FlashFault> {
         // SAFETY: the log window below the firmware's RAM (memory.x).

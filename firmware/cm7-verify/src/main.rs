@@ -81,14 +81,14 @@ fn split(
     region: &VerifiedRegion,
     scratch: &mut [u8],
 ) -> bool {
-    let len = region.header.obj_size;
+    let len = region.header().obj_size;
     if prefix.is_empty() {
         let t = counter::now();
         let digest = digest_flash(bank, Region::Cm0p.offset(), len, scratch);
         let ticks = counter::since(t);
         report_num("sha-cm0p-region-ticks=", ticks);
         report_num("sha-cm0p-region-bytes=", len);
-        if digest != Ok(region.digest) {
+        if digest != Ok(*region.digest()) {
             report(b"error sha-digest");
             return false;
         }
@@ -98,7 +98,7 @@ fn split(
         let digest = fast_digest(bank, Region::Cm0p.offset(), len, scratch);
         let ticks = counter::since(t);
         report_num("fast-sha-cm0p-region-ticks=", ticks);
-        if digest != Some(region.digest) {
+        if digest != Some(*region.digest()) {
             report(b"error fast-sha-digest");
             return false;
         }
@@ -114,11 +114,11 @@ fn split(
         }
         report_num("read-cm0p-region-ticks=", counter::since(t));
     }
-    let at = region.header.signature_offset(Region::Cm0p) as usize;
+    let at = region.header().signature_offset(Region::Cm0p) as usize;
     let mut slot = [0u8; SLOT];
     slot.copy_from_slice(&bank.bytes()[at..at + SLOT]);
     let t = counter::now();
-    let ok = key.verify_digest(&region.digest, &slot);
+    let ok = key.verify_digest(region.digest(), &slot);
     let ticks = counter::since(t);
     let mut l = Line::new();
     l.push(prefix).push("p256-verify-ticks=").num(ticks);
@@ -160,7 +160,7 @@ fn bench(prefix: &str, bank: &mut MappedFlash, key: &impl BootVerifier) -> bool 
         report(b"error cm0p-region-refused");
         return false;
     };
-    if !split(prefix, bank, key, &boot.cm0p, &mut scratch) {
+    if !split(prefix, bank, key, boot.cm0p(), &mut scratch) {
         return false;
     }
     let t = counter::now();

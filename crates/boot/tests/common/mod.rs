@@ -13,11 +13,17 @@ use ferrota_boot::log::{BootState, LOG_ADDRESS, LOG_SIZE, LogError, MarkerLog};
 use ferrota_boot::rom::RomError;
 use ferrota_boot::{Bank, app};
 use ferrota_image::build::{BankBuilder, sample_build};
+use ferrota_image::ota::sign_file;
+use ferrota_image::p256::ecdsa::SigningKey;
 use ferrota_image::scheme::{SLOT, SignatureFault};
 use ferrota_image::sign::{BootSigningKey, SignMode, sign_regions};
-use ferrota_image::verify::{verify_bank_in_flash, verify_region};
+use ferrota_image::verify::{
+    WrittenBankError, verify_bank_in_flash, verify_boot_in_flash, verify_region,
+    verify_written_bank,
+};
 use ferrota_image::{
-    BootKey, BootVerifier, FirmwareVersion, HardwareId, Region, Scheme, VersionRecord,
+    BankVerified, BootKey, BootVerifier, FirmwareVersion, HardwareId, Region, Scheme, VerifiedBoot,
+    VersionRecord,
 };
 use ferrota_sim::boot_chain;
 use ferrota_t2g::{BankMode, Device, LifeCycle, Mapping, WorkFlashView};
@@ -186,7 +192,7 @@ fn build_image(kind: Kind, counter: u32) -> Image {
     }
     let fingerprint = verify_region(&bank, Region::Cm0p, key())
         .ok()
-        .map(|v| u32::from_le_bytes([v.digest[0], v.digest[1], v.digest[2], v.digest[3]]));
+        .map(|v| u32::from_le_bytes([v.digest()[0], v.digest()[1], v.digest()[2], v.digest()[3]]));
     let segments = RANGES
         .iter()
         .map(|&(o, l)| (o, bank[o as usize..(o + l) as usize].to_vec()))
@@ -388,7 +394,7 @@ pub fn assert_sound(dev: &Device, r: &Running) {
     let mut scratch = [0u8; SCRATCH];
     let v = verify_bank_in_flash(&mut d.active_bank().unwrap(), 0, key(), &mut scratch)
         .expect("the running bank verifies completely");
-    assert_eq!(v.boot.record, r.record);
+    assert_eq!(*v.boot().record(), r.record);
     let floor = state(dev).floor.max(dev.rollback_counter());
     assert!(
         r.record.security_counter >= floor,
@@ -404,18 +410,117 @@ pub fn agent_lock(dev: &mut Device, running: Bank) -> Result<(), SimError> {
     Ok(())
 }
 
+/// The code-signing key of the test images' OTA signature.
+fn code_key() -> &'static SigningKey {
+    static K: OnceLock<SigningKey> = OnceLock::new();
+    K.get_or_init(|| SigningKey::from_slice(&[0x5A; 32]).expect("valid P-256 scalar"))
+}
+
+/// The agent's check of the bank it wrote (`img`, in physical `bank`): the OTA signature of the
+/// image file (its segments, erased gaps 0xFF) and the CM0+ region, both read back from flash
+/// (on a copy of the device at reset, whatever the mapping, costing no operation of `dev`).
+pub fn verify_written(
+    dev: &Device,
+    bank: Bank,
+    img: &Image,
+) -> Result<BankVerified, WrittenBankError> {
+    let len = img
+        .segments
+        .iter()
+        .map(|(o, b)| *o as usize + b.len())
+        .max()
+        .unwrap_or(0);
+    let mut file = vec![0xFFu8; len];
+    for (o, b) in &img.segments {
+        file[*o as usize..*o as usize + b.len()].copy_from_slice(b);
+    }
+    let sig = sign_file(code_key(), &file).expect("P-256 signing");
+    let mut scratch = [0u8; SCRATCH];
+    let mut d = dev.clone();
+    d.reset();
+    verify_written_bank(
+        &mut d.single_bank().expect("single-bank mode after reset"),
+        bank.sbm_offset(),
+        len as u32,
+        &sig,
+        code_key().verifying_key(),
+        key(),
+        &mut scratch,
+    )
+}
+
+/// Puts the inactive bank on trial without the agent's check, by writing the TRIAL record as
+/// `app::request_activation` does: what a faulty or compromised app could do, so the tests show
+/// the DBM refusing such a bank on its own.
+pub fn unchecked_trial(dev: &mut Device, running: Bank, budget: u8) -> Result<(), SimError> {
+    let mut log = log(dev);
+    let s = log.state()?;
+    let target = running.other();
+    let new = BootState {
+        current: Some(running),
+        trial: Some(ferrota_boot::log::Trial {
+            bank: target,
+            budget,
+            used: 0,
+        }),
+        event: ferrota_boot::log::Event::Trial { bank: target },
+        ..s.with_bad_mark(target, None)
+    };
+    log.append(&new)?;
+    Ok(())
+}
+
+/// Activates `img`, already written into the inactive bank, as the agent does: its check, then
+/// TRIAL. An image whose CM0+ region does not verify (which the agent would refuse) is put on
+/// trial by [`unchecked_trial`], so the DBM's own refusal is what the tests see.
+pub fn activate_written(
+    dev: &mut Device,
+    running: Bank,
+    img: &Image,
+    budget: u8,
+) -> Result<(), SimError> {
+    if img.fingerprint.is_some() {
+        let proof = verify_written(dev, running.other(), img).expect("the agent's check passes");
+        app::request_activation(&mut log(dev), running, &proof, budget)?;
+    } else {
+        unchecked_trial(dev, running, budget)?;
+    }
+    Ok(())
+}
+
 /// The app's side after a boot: the agent locks the inactive bank, writes `img` into it and
-/// activates it.
+/// activates it ([`activate_written`]).
 pub fn agent_update(dev: &mut Device, running: Bank, img: &Image) -> Result<(), SimError> {
     agent_lock(dev, running)?;
     write_image(&mut dev.inactive_bank()?, img)?;
-    app::request_activation(&mut log(dev), running, ferrota_boot::log::DEFAULT_BUDGET)?;
-    Ok(())
+    activate_written(dev, running, img, ferrota_boot::log::DEFAULT_BUDGET)
+}
+
+/// The running bank's boot proof, as the app obtains it: the CM0+ region of the bank it runs
+/// from, verified (on a copy of the device at reset, so the check reads the physical bank
+/// whatever the mapping and costs no operation of `dev`).
+pub fn running_boot(dev: &Device, bank: Bank) -> VerifiedBoot {
+    let mut d = dev.clone();
+    d.reset();
+    let mut scratch = [0u8; SCRATCH];
+    verify_boot_in_flash(
+        &mut d.single_bank().expect("single-bank mode after reset"),
+        bank.sbm_offset(),
+        key(),
+        &mut scratch,
+    )
+    .expect("the running bank's CM0+ region verifies")
 }
 
 /// The app's side: confirm, then raise the eFuse counter to the new floor.
 pub fn agent_confirm(dev: &mut Device, r: &Running) -> Result<u32, SimError> {
-    let floor = app::confirm(&mut log(dev), r.bank, r.record.security_counter)?;
+    let boot = running_boot(dev, r.bank);
+    assert_eq!(
+        *boot.record(),
+        r.record,
+        "the running bank is the one booted"
+    );
+    let floor = app::confirm(&mut log(dev), r.bank, &boot)?;
     dev.raise_rollback_counter(floor.min(128))?;
     Ok(floor)
 }

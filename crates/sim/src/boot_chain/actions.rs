@@ -6,8 +6,9 @@ use core::time::Duration;
 use ferrota_boot::Bank;
 use ferrota_boot::app;
 use ferrota_boot::log::BootState;
-use ferrota_image::verify::{verify_bank_in_flash, verify_boot_in_flash};
-use ferrota_image::{BootVerifier, VersionRecord};
+use ferrota_boot::log::{Event, Trial};
+use ferrota_image::verify::{verify_bank_in_flash, verify_boot_in_flash, verify_written_bank};
+use ferrota_image::{BankVerified, BootVerifier, VerifiedBoot, VersionRecord};
 use ferrota_t2g::geometry::{
     CODE_BASE, CODE_LARGE_SECTOR, CODE_ROW, EFUSE_COUNTER_BITS, HALF_LARGE_SIZE,
 };
@@ -85,7 +86,7 @@ pub fn verify_physical_bank<K: BootVerifier>(
     d.reset();
     let mut sb = d.single_bank().expect("single-bank mode after reset");
     verify_bank_in_flash(&mut sb, bank.sbm_offset(), key, &mut [0u8; SCRATCH])
-        .map(|v| v.boot.record)
+        .map(|v| *v.boot().record())
 }
 
 /// The CM0+ region and version record of a physical bank, as the DBM checks it.
@@ -94,10 +95,73 @@ pub fn verify_boot_of<K: BootVerifier>(
     bank: Bank,
     key: &K,
 ) -> Result<VersionRecord, ferrota_image::Error> {
+    boot_proof_of(dev, bank, key).map(|v| *v.record())
+}
+
+/// The proof [`verify_boot_of`] checks: what `ferrota_boot::app::confirm` requires.
+pub fn boot_proof_of<K: BootVerifier>(
+    dev: &Device,
+    bank: Bank,
+    key: &K,
+) -> Result<VerifiedBoot, ferrota_image::Error> {
     let mut d = dev.clone();
     d.reset();
     let mut sb = d.single_bank().expect("single-bank mode after reset");
-    verify_boot_in_flash(&mut sb, bank.sbm_offset(), key, &mut [0u8; SCRATCH]).map(|v| v.record)
+    verify_boot_in_flash(&mut sb, bank.sbm_offset(), key, &mut [0u8; SCRATCH])
+}
+
+/// The agent's check of a bank before it activates it, for a lab device that holds bank images,
+/// not downloads: [`verify_written_bank`] over the bank's bytes in flash. A `t2g` device file has
+/// no release pipeline and so no OTA signature; the lab plays the pipeline's part by signing the
+/// bank image with the fixed test code-signing key (`crate::keys`), then checks it exactly as the agent checks a
+/// download (the OTA signature over the bytes read back, then the CM0+ region with the
+/// provisioned boot key). The proof is only ever made by `ferrota-image`.
+fn lab_check<K: BootVerifier>(dev: &Device, bank: Bank, key: &K) -> Result<BankVerified, Error> {
+    let mut d = dev.clone();
+    d.reset();
+    let mut sb = d.single_bank()?;
+    let base = bank.sbm_offset();
+    let mut file = vec![0u8; BANK_IMAGE_SIZE];
+    embedded_storage::nor_flash::ReadNorFlash::read(&mut sb, base, &mut file)?;
+    // The fixed test code-signing key: this signature proves only that the bytes were read
+    // back whole, never where they came from (that is the release pipeline's key).
+    let code_key = crate::keys::code_signing_key();
+    let sig = ferrota_image::ota::sign_file(code_key, &file)
+        .map_err(|e| Error::Lab(format!("cannot sign the bank image: {e}")))?;
+    verify_written_bank(
+        &mut sb,
+        base,
+        BANK_IMAGE_SIZE as u32,
+        &sig,
+        code_key.verifying_key(),
+        key,
+        &mut [0u8; SCRATCH],
+    )
+    .map_err(|e| match e {
+        ferrota_image::verify::WrittenBankError::Boot(error) => Error::BankInvalid { bank, error },
+        other => Error::Lab(format!("the {bank} bank cannot be checked: {other}")),
+    })
+}
+
+/// `--force`: TRIAL for the inactive bank without the agent's check, written as
+/// `ferrota_boot::app::request_activation` writes it. This is what a faulty or compromised app
+/// could do; the lab offers it to show the DBM refusing such a bank at boot on its own.
+fn unchecked_trial(dev: &mut Device, running: Bank, budget: u8) -> Result<BootState, Error> {
+    let mut log = marker_log(dev)?;
+    let s = log.state()?;
+    let target = running.other();
+    let new = BootState {
+        current: Some(running),
+        trial: Some(Trial {
+            bank: target,
+            budget,
+            used: 0,
+        }),
+        event: Event::Trial { bank: target },
+        ..s.with_bad_mark(target, None)
+    };
+    log.append(&new)?;
+    Ok(new)
 }
 
 /// The bad-mark fingerprint ([`ferrota_boot::dbm::fingerprint`]) of the image in a physical
@@ -178,9 +242,16 @@ pub fn activate(dev: &mut Device, budget: u8, force: bool) -> Result<Activation,
         }
         Err(_) => None,
     };
+    let proof = match record {
+        Some(_) => Some(lab_check(dev, target, &params.key)?),
+        None => None,
+    };
     let (ops, t) = (dev.op_count(), dev.now());
     as_app(dev, running)?;
-    let state = app::request_activation(&mut marker_log(dev)?, running, budget)?;
+    let state = match &proof {
+        Some(proof) => app::request_activation(&mut marker_log(dev)?, running, proof, budget)?,
+        None => unchecked_trial(dev, running, budget)?,
+    };
     Ok(Activation {
         running,
         target,
@@ -213,13 +284,14 @@ pub struct Confirmation {
 pub fn confirm(dev: &mut Device) -> Result<Confirmation, Error> {
     let params = read_params(dev)?;
     let running = running_bank(&read_state(dev)?);
-    let record = verify_boot_of(dev, running, &params.key).map_err(|error| Error::BankInvalid {
+    let boot = boot_proof_of(dev, running, &params.key).map_err(|error| Error::BankInvalid {
         bank: running,
         error,
     })?;
+    let record = *boot.record();
     let (ops, t) = (dev.op_count(), dev.now());
     as_app(dev, running)?;
-    let floor = app::confirm(&mut marker_log(dev)?, running, record.security_counter)?;
+    let floor = app::confirm(&mut marker_log(dev)?, running, &boot)?;
     dev.raise_rollback_counter(floor.min(EFUSE_COUNTER_BITS))?;
     Ok(Confirmation {
         bank: running,

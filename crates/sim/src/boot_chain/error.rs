@@ -46,6 +46,9 @@ pub enum Error {
         /// Why.
         error: ferrota_image::Error,
     },
+    /// The lab could not carry out the agent's check of a bank (signing or reading it).
+    #[error("{0}")]
+    Lab(String),
     /// The image to activate is older than the anti-rollback floor.
     #[error(
         "the {bank} bank holds security counter {counter}, below the anti-rollback floor {floor}: a downgrade"

@@ -106,7 +106,7 @@ pub fn read_params(dev: &Device) -> Result<SflashParams, Error> {
 }
 
 /// The CM0+ stage started the app.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct AppStart {
     /// The DBM's decision (bank, reason, record, floor, state).
     pub boot: Boot,
@@ -117,7 +117,7 @@ pub struct AppStart {
 }
 
 /// The end of one pass of the chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Pass {
     /// The app runs.
     App(Box<AppStart>),
@@ -139,7 +139,7 @@ fn mapping_of(bank: Bank) -> Mapping {
 
 /// The vector table a CM7 core is started at (header + 16 + core0Vt).
 pub fn vector_table(r: &VerifiedRegion) -> u32 {
-    ACTIVE_BANK_BASE + r.region.offset() + 16 + r.header.core0_vt
+    ACTIVE_BANK_BASE + r.region().offset() + 16 + r.header().core0_vt
 }
 
 /// One pass from reset, with an explicit key and board id (tests pass a caching verifier).

@@ -1,0 +1,216 @@
+//! The transfer: asking for blocks, writing them into the inactive bank, and the end of the
+//! download (the activation proof, then TRIAL).
+
+use super::*;
+
+impl<'a, V: BootVerifier> Agent<'a, V> {
+    pub(super) fn fill_window(&mut self, now: Instant) {
+        if !self.connected {
+            return;
+        }
+        let max = self.cfg.effective_blocks_per_request();
+        let slots = match self.phase.download() {
+            Some(d) if d.probing => 1,
+            Some(d) => d.sched.slots(self.cfg.requests_in_flight, max),
+            None => return,
+        };
+        loop {
+            let Some(d) = self.phase.download_mut() else {
+                return;
+            };
+            // Before the CM0+ region is checked, ask ahead of it by the lookahead at most
+            // (Config::precheck_lookahead: keeps the link busy during the check's round trip).
+            let limit = if d.prechecked {
+                d.num_blocks
+            } else {
+                d.precheck_blocks
+                    .saturating_add(self.cfg.precheck_lookahead)
+                    .min(d.num_blocks)
+            };
+            let Some(r) = d.sched.next_request(now, slots, max, limit) else {
+                return;
+            };
+            self.stats.requests += 1;
+            self.push(Out::Request(r));
+        }
+    }
+
+    pub(super) fn on_block<P: Platform>(
+        &mut self,
+        now: Instant,
+        stream: &str,
+        payload: &[u8],
+        platform: &mut P,
+    ) {
+        let Some(d) = self.phase.download_mut() else {
+            // No download (e.g. a late duplicate of the final block, §4.9 hazard 1): ignored.
+            self.stats.ignored += 1;
+            return;
+        };
+        if stream != self.stream.as_str() {
+            self.stats.ignored += 1;
+            return;
+        }
+        let Ok(block) = DataBlock::decode(payload) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        if block.file_id != u32::from(d.file_id) || block.block_id >= d.num_blocks {
+            self.stats.ignored += 1;
+            return;
+        }
+        let i = block.block_id;
+        if block.payload.len() as u32 != d.block_len(i) {
+            self.stats.malformed += 1;
+            return;
+        }
+        if !d.sched.missing.is_missing(i) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        if let Err(f) = Self::write_block(d, i, block.payload, platform) {
+            return self.halt(f);
+        }
+        let _ = d.sched.missing.mark_received(i);
+        self.stats.gaps += d.sched.on_block(now, i, self.cfg.gap_retransmit);
+        d.sched.momentum = 0;
+        d.probing = false;
+        self.stats.blocks_accepted += 1;
+        let (received, total) = (d.sched.missing.received_count(), d.num_blocks);
+        let c = d.chunk_of(i);
+        let (a, b) = d.chunk_blocks(c);
+        let chunk_complete = d.sched.missing.first_missing_from(a).is_none_or(|m| m >= b);
+        if chunk_complete {
+            let ok = platform
+                .resume_area()
+                .ok()
+                .and_then(|mut r| resume::mark_chunk(&mut r, c).ok());
+            if ok.is_none() {
+                self.stats.mark_failures += 1;
+            }
+        }
+        if received < total
+            && (received == 1 || received.is_multiple_of(self.cfg.progress_every.max(1)))
+        {
+            self.publish_status(OtaStatus::Receiving { received, total });
+        }
+        self.after_progress(now, platform);
+    }
+
+    pub(super) fn write_block<P: Platform>(
+        d: &mut Download,
+        i: u32,
+        data: &[u8],
+        platform: &mut P,
+    ) -> Result<(), FlashFault> {
+        let mut bank = platform.inactive_bank()?;
+        let c = d.chunk_of(i);
+        if !d.erased(c) {
+            let erase = <P::Bank<'_> as NorFlash>::ERASE_SIZE as u32;
+            let from = c * d.chunk_size;
+            let to = ((c + 1) * d.chunk_size)
+                .min(d.file_size.div_ceil(erase) * erase)
+                .min(bank.capacity() as u32);
+            bank.erase(from, to).map_err(fk(FlashOp::EraseBank))?;
+            d.set_erased(c);
+        }
+        let w = <P::Bank<'_> as NorFlash>::WRITE_SIZE;
+        const { assert!(<P::Bank<'_> as NorFlash>::WRITE_SIZE <= 64) };
+        let at = i * d.block_size;
+        let aligned = data.len() - data.len() % w;
+        if aligned > 0 {
+            bank.write(at, &data[..aligned])
+                .map_err(fk(FlashOp::WriteBlock))?;
+        }
+        if aligned < data.len() {
+            let mut tail = [0xFFu8; 64];
+            tail[..data.len() - aligned].copy_from_slice(&data[aligned..]);
+            bank.write(at + aligned as u32, &tail[..w])
+                .map_err(fk(FlashOp::WriteBlock))?;
+        }
+        Ok(())
+    }
+
+    /// Every block is in: hash the bank as read back, check the OTA signature, re-check the
+    /// CM0+ region, activate, report `self_test: ready`.
+    pub(super) fn finish_download<P: Platform>(&mut self, platform: &mut P) {
+        let Some(d) = self.phase.take_download() else {
+            return;
+        };
+        self.push(Out::Unsubscribe(Sub::Data));
+        // One proof for both checks over the bank as read back: the OTA signature first (sub 0),
+        // then the CM0+ region (the precheck passed on the same bytes, but re-verify: a proof,
+        // not a memory).
+        let mut scratch = [0u8; 1024];
+        let verified = match platform.inactive_bank() {
+            Ok(mut bank) => verify_written_bank(
+                &mut bank,
+                0,
+                d.file_size,
+                &d.signature,
+                &self.cfg.code_signing_key,
+                self.cfg.boot_key,
+                &mut scratch,
+            ),
+            Err(f) => return self.halt(f),
+        };
+        let proof = match verified {
+            Ok(p) => p,
+            Err(WrittenBankError::Flash(k)) => {
+                return self.halt(FlashFault::new(FlashOp::ReadBank, k));
+            }
+            Err(WrittenBankError::OtaSignature(_)) => {
+                // Start afresh if the job comes again: the bytes in flash are not the signed file.
+                if let Ok(mut r) = platform.resume_area() {
+                    let _ = resume::clear(&mut r);
+                }
+                return self.end_job(AgentEvent::JobFailed {
+                    status: OtaStatus::Failed {
+                        main: PalErr::SignatureCheckFailed.code(),
+                        sub: 0,
+                    },
+                });
+            }
+            Err(WrittenBankError::Boot(_)) => {
+                return self.end_job(AgentEvent::JobFailed {
+                    status: OtaStatus::Failed {
+                        main: PalErr::SignatureCheckFailed.code(),
+                        sub: SUB_BOOT_SIGNATURE,
+                    },
+                });
+            }
+        };
+        match self.check_record(proof.record(), platform) {
+            Err(f) => return self.halt(f),
+            Ok(Check::Refused(status)) => return self.end_job(AgentEvent::JobFailed { status }),
+            Ok(Check::Ok(_)) => {}
+        }
+        let run = self.running_version();
+        if let Ok(mut r) = platform.resume_area() {
+            let _ = resume::mark_activating(&mut r, run);
+        }
+        let activated = platform.marker_log().map_err(BootErr::Flash).and_then(|l| {
+            let mut log = MarkerLog::new(l).map_err(log_fault)?;
+            app::request_activation(&mut log, self.running.bank, &proof, self.cfg.trial_budget)
+                .map_err(app_fault)
+        });
+        match activated {
+            Ok(_) => {}
+            Err(BootErr::Flash(f)) => return self.halt(f),
+            Err(BootErr::Refused) => {
+                return self.end_job(AgentEvent::JobFailed {
+                    status: OtaStatus::Failed {
+                        main: PalErr::ActivateFailed.code(),
+                        sub: 0,
+                    },
+                });
+            }
+        }
+        self.publish_status(OtaStatus::SelfTestReady {
+            updated_by: AppVersion::from_u32(run),
+        });
+        self.phase = Phase::Activated;
+        self.event(AgentEvent::Activated);
+        self.event(AgentEvent::ResetRequested);
+    }
+}
