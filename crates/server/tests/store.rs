@@ -243,3 +243,53 @@ async fn the_memory_store_fault_hook_fails_one_write_and_changes_nothing() {
     assert!(s.thing("a").await.unwrap().is_none());
     s.create_thing(&thing("a", &[])).await.unwrap();
 }
+
+/// Every read of the store, with the answers a test compares before and after a schema change.
+async fn read_all(s: &SqliteStore) -> String {
+    format!(
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        s.certificate("c1").await.unwrap(),
+        s.certificates_of("a").await.unwrap(),
+        s.job("j1").await.unwrap(),
+        s.executions_of_thing("a").await.unwrap(),
+        s.executions_of_job("j1").await.unwrap(),
+        s.execution("j1", "a").await.unwrap(),
+        s.history("j1", "a").await.unwrap(),
+        s.due_executions(u64::MAX >> 2).await.unwrap(),
+        s.stream("S-o1").await.unwrap(),
+        s.list_ota().await.unwrap(),
+    )
+}
+
+/// Every reader names its columns. sqlx caches a prepared statement's column list per
+/// connection; a `SELECT *` prepared before a column was added to its table (a newer server's
+/// migration, a column added by hand) then reads rows one column wider than it knows, and
+/// sqlx-sqlite panics in its worker thread (`row.rs`: index out of bounds).
+#[tokio::test]
+async fn readers_keep_working_when_a_table_gains_a_column_under_a_running_pool() {
+    let s = SqliteStore::memory().await.unwrap();
+    s.create_thing(&thing("a", &[])).await.unwrap();
+    s.add_certificate(&cert("c1", "a", 1)).await.unwrap();
+    s.create_stream(&stream("S-o1")).await.unwrap();
+    s.create_job(&job("j1"), &["a".into()]).await.unwrap();
+    s.create_ota(&ota("o1", 1)).await.unwrap();
+    let mut e = s.execution("j1", "a").await.unwrap().unwrap();
+    e.status = JobStatus::InProgress;
+    e.version_number = 2;
+    e.step_deadline = Some(50);
+    assert!(s.update_execution(&e, 1).await.unwrap());
+    // Prepare (and cache) every reader, twice so each pooled connection may hold them.
+    let before = read_all(&s).await;
+    assert_eq!(read_all(&s).await, before);
+    for alter in [
+        "ALTER TABLE certificates ADD COLUMN added_later TEXT DEFAULT 'x'",
+        "ALTER TABLE jobs ADD COLUMN added_later TEXT DEFAULT 'x'",
+        "ALTER TABLE executions ADD COLUMN added_later TEXT DEFAULT 'x'",
+        "ALTER TABLE execution_history ADD COLUMN added_later TEXT DEFAULT 'x'",
+        "ALTER TABLE streams ADD COLUMN added_later TEXT DEFAULT 'x'",
+        "ALTER TABLE ota_updates ADD COLUMN added_later TEXT DEFAULT 'x'",
+    ] {
+        sqlx::raw_sql(alter).execute(s.pool()).await.unwrap();
+    }
+    assert_eq!(read_all(&s).await, before, "same answers after the change");
+}

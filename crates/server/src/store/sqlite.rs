@@ -66,6 +66,43 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
+// The columns each row reader takes, named: never a star select. sqlx caches a prepared
+// statement's column list per connection, so a star prepared before a migration changed the
+// table reads rows of another width afterwards (sqlx-sqlite then panics in its worker thread,
+// `row.rs` index out of bounds); a named list also keeps a reader's columns in one place.
+// Macros, not consts, so `concat!` makes each query one `&'static str` at compile time.
+macro_rules! execution_cols {
+    () => {
+        "job_id, thing, status, status_details, queued_at, started_at, last_updated_at, \
+         version_number, execution_number, seq, in_progress_deadline, step_deadline"
+    };
+}
+macro_rules! cert_cols {
+    () => {
+        "id, thing, serial, pem, status, created_at, revoked_at"
+    };
+}
+macro_rules! job_cols {
+    () => {
+        "job_id, document, state, ota_update_id, created_at, in_progress_timeout_minutes"
+    };
+}
+macro_rules! ota_cols {
+    () => {
+        "id, status, request, job_id, stream_id, created_at, error_info"
+    };
+}
+macro_rules! history_cols {
+    () => {
+        "id, status, status_details, version_number, at"
+    };
+}
+macro_rules! stream_cols {
+    () => {
+        "stream_id, description, version, files"
+    };
+}
+
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -523,31 +560,43 @@ impl Store for SqliteStore {
     }
 
     async fn certificate(&self, id: &str) -> StoreResult<Option<CertRecord>> {
-        query("SELECT * FROM certificates WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| Self::cert_of(&r))
-            .transpose()
+        query(concat!(
+            "SELECT ",
+            cert_cols!(),
+            " FROM certificates WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| Self::cert_of(&r))
+        .transpose()
     }
 
     async fn certificates_of(&self, thing: &str) -> StoreResult<Vec<CertRecord>> {
-        query("SELECT * FROM certificates WHERE thing = ? ORDER BY created_at")
-            .bind(thing)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(Self::cert_of)
-            .collect()
+        query(concat!(
+            "SELECT ",
+            cert_cols!(),
+            " FROM certificates WHERE thing = ? ORDER BY created_at"
+        ))
+        .bind(thing)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(Self::cert_of)
+        .collect()
     }
 
     async fn revoked_certificates(&self) -> StoreResult<Vec<CertRecord>> {
-        query("SELECT * FROM certificates WHERE status = 'REVOKED' ORDER BY revoked_at")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(Self::cert_of)
-            .collect()
+        query(concat!(
+            "SELECT ",
+            cert_cols!(),
+            " FROM certificates WHERE status = 'REVOKED' ORDER BY revoked_at"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(Self::cert_of)
+        .collect()
     }
 
     async fn revoke_thing(&self, thing: &str, now: u64) -> StoreResult<u64> {
@@ -567,12 +616,16 @@ impl Store for SqliteStore {
     }
 
     async fn job(&self, job_id: &str) -> StoreResult<Option<Job>> {
-        query("SELECT * FROM jobs WHERE job_id = ?")
-            .bind(job_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| Self::job_of(&r))
-            .transpose()
+        query(concat!(
+            "SELECT ",
+            job_cols!(),
+            " FROM jobs WHERE job_id = ?"
+        ))
+        .bind(job_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| Self::job_of(&r))
+        .transpose()
     }
 
     async fn set_job_state(&self, job_id: &str, state: JobState) -> StoreResult<()> {
@@ -585,23 +638,31 @@ impl Store for SqliteStore {
     }
 
     async fn executions_of_thing(&self, thing: &str) -> StoreResult<Vec<Execution>> {
-        query("SELECT * FROM executions WHERE thing = ? ORDER BY seq")
-            .bind(thing)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(Self::execution_of)
-            .collect()
+        query(concat!(
+            "SELECT ",
+            execution_cols!(),
+            " FROM executions WHERE thing = ? ORDER BY seq"
+        ))
+        .bind(thing)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(Self::execution_of)
+        .collect()
     }
 
     async fn executions_of_job(&self, job_id: &str) -> StoreResult<Vec<Execution>> {
-        query("SELECT * FROM executions WHERE job_id = ? ORDER BY thing")
-            .bind(job_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(Self::execution_of)
-            .collect()
+        query(concat!(
+            "SELECT ",
+            execution_cols!(),
+            " FROM executions WHERE job_id = ? ORDER BY thing"
+        ))
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(Self::execution_of)
+        .collect()
     }
 
     async fn executions_of_job_page(
@@ -610,25 +671,33 @@ impl Store for SqliteStore {
         after: Option<i64>,
         limit: usize,
     ) -> StoreResult<Vec<Execution>> {
-        query("SELECT * FROM executions WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?")
-            .bind(job_id)
-            .bind(after.unwrap_or(i64::MIN))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(Self::execution_of)
-            .collect()
+        query(concat!(
+            "SELECT ",
+            execution_cols!(),
+            " FROM executions WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(job_id)
+        .bind(after.unwrap_or(i64::MIN))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(Self::execution_of)
+        .collect()
     }
 
     async fn execution(&self, job_id: &str, thing: &str) -> StoreResult<Option<Execution>> {
-        query("SELECT * FROM executions WHERE job_id = ? AND thing = ?")
-            .bind(job_id)
-            .bind(thing)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| Self::execution_of(&r))
-            .transpose()
+        query(concat!(
+            "SELECT ",
+            execution_cols!(),
+            " FROM executions WHERE job_id = ? AND thing = ?"
+        ))
+        .bind(job_id)
+        .bind(thing)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| Self::execution_of(&r))
+        .transpose()
     }
 
     async fn update_execution(&self, e: &Execution, expected_version: u64) -> StoreResult<bool> {
@@ -677,7 +746,7 @@ impl Store for SqliteStore {
 
     async fn history(&self, job_id: &str, thing: &str) -> StoreResult<Vec<HistoryEntry>> {
         let rows =
-            query("SELECT * FROM (SELECT * FROM execution_history WHERE job_id = ? AND thing = ? ORDER BY id DESC LIMIT ?) ORDER BY id")
+            query(concat!("SELECT ", history_cols!(), " FROM (SELECT ", history_cols!(), " FROM execution_history WHERE job_id = ? AND thing = ? ORDER BY id DESC LIMIT ?) ORDER BY id"))
                 .bind(job_id)
                 .bind(thing)
                 .bind(HISTORY_MAX as i64)
@@ -699,7 +768,7 @@ impl Store for SqliteStore {
     }
 
     async fn due_executions(&self, now: u64) -> StoreResult<Vec<Execution>> {
-        query("SELECT * FROM executions WHERE deadline IS NOT NULL AND deadline <= ? AND status = 'IN_PROGRESS' ORDER BY deadline, seq")
+        query(concat!("SELECT ", execution_cols!(), " FROM executions WHERE deadline IS NOT NULL AND deadline <= ? AND status = 'IN_PROGRESS' ORDER BY deadline, seq"))
             .bind(to_i64(now))
             .fetch_all(&self.pool)
             .await?
@@ -720,10 +789,14 @@ impl Store for SqliteStore {
     }
 
     async fn stream(&self, stream_id: &str) -> StoreResult<Option<StreamRecord>> {
-        let Some(r) = query("SELECT * FROM streams WHERE stream_id = ?")
-            .bind(stream_id)
-            .fetch_optional(&self.pool)
-            .await?
+        let Some(r) = query(concat!(
+            "SELECT ",
+            stream_cols!(),
+            " FROM streams WHERE stream_id = ?"
+        ))
+        .bind(stream_id)
+        .fetch_optional(&self.pool)
+        .await?
         else {
             return Ok(None);
         };
@@ -756,21 +829,29 @@ impl Store for SqliteStore {
     }
 
     async fn ota(&self, id: &str) -> StoreResult<Option<OtaRecord>> {
-        query("SELECT * FROM ota_updates WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| Self::ota_of(&r))
-            .transpose()
+        query(concat!(
+            "SELECT ",
+            ota_cols!(),
+            " FROM ota_updates WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| Self::ota_of(&r))
+        .transpose()
     }
 
     async fn list_ota(&self) -> StoreResult<Vec<OtaRecord>> {
-        query("SELECT * FROM ota_updates ORDER BY created_at DESC, id")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(Self::ota_of)
-            .collect()
+        query(concat!(
+            "SELECT ",
+            ota_cols!(),
+            " FROM ota_updates ORDER BY created_at DESC, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(Self::ota_of)
+        .collect()
     }
 
     async fn set_ota_error(&self, id: &str, error: &ErrorInfo) -> StoreResult<()> {
