@@ -143,8 +143,11 @@ impl VerifiedBank {
 /// Outside this crate a proof can be neither assembled nor copied:
 ///
 /// ```compile_fail
-/// fn forge(boot: ferrota_image::VerifiedBoot) -> ferrota_image::BankVerified {
-///     ferrota_image::BankVerified { boot, ota: todo!(), file_len: 0 }
+/// fn forge(
+///     boot: ferrota_image::VerifiedBoot,
+///     ota: ferrota_image::ota::OtaSignatureValid,
+/// ) -> ferrota_image::BankVerified {
+///     ferrota_image::BankVerified { boot, ota, file_len: 0 }
 /// }
 /// ```
 ///

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
 
 use ferrota_server::config::Config;
 use ferrota_server::server::{DbLoss, ServeError, Server, open_admin};
@@ -152,23 +151,4 @@ async fn a_corrupted_page_is_found_at_start_and_named() {
         "no file created or removed"
     );
     assert_eq!(after.get("data/ferrota.db"), before.get("data/ferrota.db"));
-}
-
-/// The cost of the start-up check on a 10,000-thing database (`cargo test -p ferrota-server
-/// --test startup -- --ignored --nocapture`); the figures are in `SqliteStore::open`'s docs.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement that prints timings and asserts nothing about them (speed belongs in \
-            benchmarks, not tests); run by hand until it moves into `ferrota bench`"]
-async fn measure_integrity_checks_on_10k_things() {
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = used_dir(tmp.path(), 10_000).await;
-    let size = std::fs::metadata(cfg.db_path()).unwrap().len();
-    let store = ferrota_server::store::SqliteStore::open(&cfg.db_path())
-        .await
-        .unwrap();
-    for full in [false, true] {
-        let t = Instant::now();
-        store.check_integrity(full).await.unwrap();
-        println!("full={full}: {:?} on {size} bytes", t.elapsed());
-    }
 }

@@ -136,9 +136,10 @@ impl SqliteStore {
     /// certificate lookup at CONNECT to the wrong row). A corrupted page found at start costs
     /// one refused start with a clear message instead of a failure at every CONNECT. Cost,
     /// measured on a 10,000-thing database (10,000 certificates, 9.8 MB, warm cache, the
-    /// 2-core CI machine; `tests/startup.rs`, ignored test): 15 ms, against 6 ms for
-    /// `quick_check`, which skips the index check. Both read the whole file, so the cost is
-    /// linear in its size (~0.15 s at 100,000 things); the full check is worth its 9 ms.
+    /// 2-core CI machine; `cargo bench -p ferrota-server --bench startup_check`, median of 9):
+    /// 13 ms, against 8 ms for `quick_check`, which skips the index check. Both read the whole
+    /// file, so the cost is linear in its size (~0.13 s at 100,000 things); the full check is
+    /// worth its 5 ms.
     pub async fn open(path: &Path) -> StoreResult<Self> {
         let opts = SqliteConnectOptions::new()
             .filename(path)
