@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{BANK_SIZE, Env, HEX_EOF, hex_data, pack, write_builds};
+use common::{BANK_SIZE, Env, HEX_EOF, hex_data, pack, pack_with, write_builds};
 use ferrota_image::header::{app_id_cm0p, app_id_cm7};
 use ferrota_image::input;
 use ferrota_image::version::FirmwareVersion;
@@ -85,36 +85,8 @@ fn pack_writes_intel_hex_at_the_bank_address() {
     assert_eq!(hex_segment(&text), (0x1000_0000, bank.clone()));
 
     // --bank upper: the upper bank's address in the single-bank view, 0x103F8000.
-    let [cm0p, cm7_0, cm7_1] = write_builds(&env);
-    let args = |out: &'static str, more: &[&'static str]| {
-        let mut v: Vec<String> = [
-            "image",
-            "pack",
-            "--cm0p",
-            &cm0p,
-            "--cm7-0",
-            &cm7_0,
-            "--cm7-1",
-            &cm7_1,
-            "--version",
-            "1.2.3",
-            "--security-counter",
-            "4",
-            "--hardware",
-            "KIT_T2G",
-            "--boot-key",
-            "boot.pem",
-            "-o",
-            out,
-        ]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-        v.extend(more.iter().map(ToString::to_string));
-        v
-    };
-    let run = |v: Vec<String>| env.run(&v.iter().map(String::as_str).collect::<Vec<_>>());
-    let o = run(args("upper.hex", &["--bank", "upper"]));
+    let run = |out, extra: &[&str]| pack_with(&env, "boot.pem", out, extra);
+    let o = run("upper.hex", &["--bank", "upper"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("Intel HEX") && stderr(&o).contains("0x103f8000"));
     assert_eq!(
@@ -122,14 +94,14 @@ fn pack_writes_intel_hex_at_the_bank_address() {
         (0x103F_8000, bank.clone())
     );
     // --format overrides the name both ways.
-    let o = run(args("bank.img", &["--format", "ihex"]));
+    let o = run("bank.img", &["--format", "ihex"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(hex_segment(&env.read("bank.img")).0, 0x1000_0000);
-    let o = run(args("raw.hex", &["--format", "bin"]));
+    let o = run("raw.hex", &["--format", "bin"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(env.read("raw.hex"), bank);
     // --bank with a raw output would change nothing: refused, nothing written.
-    let o = run(args("x.bin", &["--bank", "upper"]));
+    let o = run("x.bin", &["--bank", "upper"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).starts_with("error: x.bin: --bank") && stderr(&o).contains("no address"),

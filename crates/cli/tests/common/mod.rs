@@ -196,8 +196,19 @@ pub fn write_builds(env: &Env) -> [String; 3] {
 
 /// Packs the builds with `key` into `out` (version 1.2.3, counter 4, hardware KIT_T2G).
 pub fn pack(env: &Env, key: &str, out: &str) {
+    let o = pack_with(env, key, out, &[]);
+    assert!(
+        o.status.success(),
+        "pack {out} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// [`pack`] with `extra` arguments after the usual ones (`--bank upper`, `--format ihex`, …);
+/// returns the run for the caller to judge.
+pub fn pack_with(env: &Env, key: &str, out: &str, extra: &[&str]) -> Output {
     let [cm0p, cm7_0, cm7_1] = write_builds(env);
-    env.ok(&[
+    let mut args = vec![
         "image",
         "pack",
         "--cm0p",
@@ -216,7 +227,9 @@ pub fn pack(env: &Env, key: &str, out: &str) {
         key,
         "-o",
         out,
-    ]);
+    ];
+    args.extend(extra);
+    env.run(&args)
 }
 
 /// Whether no object key of `v` has an underscore (AWS's camelCase throughout).
