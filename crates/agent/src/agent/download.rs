@@ -14,13 +14,14 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             Some(d) => d.sched.slots(self.cfg.requests_in_flight, max),
             None => return,
         };
+        let prechecked = matches!(self.phase, Phase::Downloading(_));
         loop {
             let Some(d) = self.phase.download_mut() else {
                 return;
             };
             // Before the CM0+ region is checked, ask ahead of it by the lookahead at most
             // (Config::precheck_lookahead: keeps the link busy during the check's round trip).
-            let limit = if d.prechecked {
+            let limit = if prechecked {
                 d.num_blocks
             } else {
                 d.precheck_blocks

@@ -198,7 +198,6 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             chunk_size: identity.chunk_size,
             erased: [0; 16],
             precheck_blocks: Region::Cm0p.size().div_ceil(block_size).min(num_blocks),
-            prechecked: false,
             probing: false,
             signature,
         };
@@ -227,7 +226,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             return self.halt(f);
         }
         d.sched = Schedule::new(missing);
-        self.phase = Phase::Transfer(d);
+        self.phase = Phase::Prechecking(d);
         self.push(Out::Subscribe(Sub::Data));
         self.event(AgentEvent::DownloadStarted {
             blocks: num_blocks,

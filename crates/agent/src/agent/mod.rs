@@ -105,7 +105,6 @@ struct Download {
     chunk_size: u32,
     erased: [u32; 16],
     precheck_blocks: u32,
-    prechecked: bool,
     probing: bool,
     signature: OtaSignature,
 }
@@ -153,9 +152,11 @@ enum Phase {
         /// The version that did the download (the job's `updatedBy`), reported on success.
         updated_by: u32,
     },
-    /// Fetching the image: the CM0+ region first ([`State::Prechecking`] until its check
-    /// passed, then [`State::Downloading`]).
-    Transfer(Download),
+    /// Fetching the CM0+ region (and at most [`Config::precheck_lookahead`] blocks past it)
+    /// until its boot signature and version record are checked.
+    Prechecking(Download),
+    /// The CM0+ region passed its check: fetching the rest of the image.
+    Downloading(Download),
     /// A job handed to the application.
     AwaitingApp {
         /// Its file type (0 for a custom job), reported as `v0.0.<fileType>` on success.
@@ -173,8 +174,8 @@ impl Phase {
             Phase::Idle => State::Idle,
             Phase::AwaitingSelfTestJob => State::AwaitingSelfTestJob,
             Phase::SelfTest { .. } => State::SelfTest,
-            Phase::Transfer(d) if d.prechecked => State::Downloading,
-            Phase::Transfer(_) => State::Prechecking,
+            Phase::Prechecking(_) => State::Prechecking,
+            Phase::Downloading(_) => State::Downloading,
             Phase::AwaitingApp { .. } => State::AwaitingApp,
             Phase::Activated => State::Activated,
             Phase::Halted => State::Halted,
@@ -182,21 +183,30 @@ impl Phase {
     }
     fn download(&self) -> Option<&Download> {
         match self {
-            Phase::Transfer(d) => Some(d),
+            Phase::Prechecking(d) | Phase::Downloading(d) => Some(d),
             _ => None,
         }
     }
     fn download_mut(&mut self) -> Option<&mut Download> {
         match self {
-            Phase::Transfer(d) => Some(d),
+            Phase::Prechecking(d) | Phase::Downloading(d) => Some(d),
             _ => None,
+        }
+    }
+    /// Prechecking → Downloading (the same download, its CM0+ region checked); any other
+    /// phase stays as it is.
+    fn prechecked(&mut self) {
+        if let Phase::Prechecking(_) = self
+            && let Phase::Prechecking(d) = core::mem::replace(self, Phase::Idle)
+        {
+            *self = Phase::Downloading(d);
         }
     }
     /// Ends the transfer, if one runs, and returns its download; the phase is `Idle` until the
     /// caller sets the next one.
     fn take_download(&mut self) -> Option<Download> {
         match core::mem::replace(self, Phase::Idle) {
-            Phase::Transfer(d) => Some(d),
+            Phase::Prechecking(d) | Phase::Downloading(d) => Some(d),
             other => {
                 *self = other;
                 None
@@ -240,11 +250,18 @@ pub struct Agent<'a, V> {
     out: Deque<Out, 32>,
     events: Deque<AgentEvent, 16>,
     phase: Phase,
+    /// The job being worked on, or the last one. Not inside [`Phase`] on purpose: a status is
+    /// published as the phase ends (FAILED from a refused precheck, SUCCEEDED after the
+    /// self-test), and [`Agent::job_id`] names the last job after it ended.
     job: JobId,
     /// The last job this agent reported in a terminal state: a job document for it that arrives
     /// later (a `$next/get` answer or notification that crossed the final status update) is stale
     /// and must not start the job again.
     finished: JobId,
+    /// The stream of the current (or last) download. Not inside [`Download`] on purpose: the
+    /// UNSUBSCRIBE from its data topic is encoded by [`Agent::poll_transmit`] after the
+    /// download ended, and carrying the name in every queued [`Out`] instead would cost the
+    /// queue 32 × 44 bytes of RAM.
     stream: StreamName,
     timers: TimerTable,
     stats: Stats,

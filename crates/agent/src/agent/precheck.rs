@@ -14,17 +14,14 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             .missing
             .first_missing_from(0)
             .is_none_or(|b| b >= d.precheck_blocks);
-        if !d.prechecked && pre_done {
+        if matches!(self.phase, Phase::Prechecking(_)) && pre_done {
             match self.precheck(platform) {
                 Err(f) => return self.halt(f),
                 Ok(Check::Refused(status)) => {
                     return self.end_job(AgentEvent::JobFailed { status });
                 }
                 Ok(Check::Ok(rec)) => {
-                    // Prechecking → Downloading.
-                    if let Some(d) = self.phase.download_mut() {
-                        d.prechecked = true;
-                    }
+                    self.phase.prechecked();
                     self.event(AgentEvent::VersionAccepted {
                         version: rec.version,
                     });
