@@ -10,16 +10,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+// The image tests' fixed keys, so this crate defines its test keys in one file.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use criterion::{Criterion, Throughput};
 use ferrota_image::build::filled_bank;
-use ferrota_image::p256::ecdsa::SigningKey;
 use ferrota_image::sign::BootSigningKey;
 use ferrota_image::verify::verify_bank;
 use ferrota_image::{BANK_SIZE, FirmwareVersion, HardwareId, VersionRecord};
 use sha2::{Digest, Sha256};
 
 fn full_bank() -> (Vec<u8>, BootSigningKey) {
-    let key = BootSigningKey::EcdsaP256(SigningKey::from_slice(&[0x42; 32]).expect("valid scalar"));
+    let key = common::boot_key(0x42);
     let record = VersionRecord {
         version: FirmwareVersion::new(1, 0, 0),
         security_counter: 1,

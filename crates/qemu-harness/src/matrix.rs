@@ -9,15 +9,14 @@ use ferrota_boot::dbm::Dbm;
 use ferrota_boot::log::{BootState, Event, LOG_ADDRESS, LOG_SIZE, MarkerLog, Trial};
 use ferrota_boot::rom::{self, LifeCycle};
 use ferrota_boot::{Bank, dbm};
-use ferrota_image::build::{BankBuilder, Segment};
-use ferrota_image::layout::ACTIVE_BANK_BASE;
 use ferrota_image::sflash_key::{
     SFLASH_KEY_ADDRESS, SFLASH_KEY_AREA, p256_key_object, parse_key_object,
 };
-use ferrota_image::sign::{BootSigningKey, SignMode, sign_regions};
+use ferrota_image::sign::BootSigningKey;
 use ferrota_image::verify::verify_boot_in_flash;
-use ferrota_image::{BootKey, FirmwareVersion, HardwareId, Region, VersionRecord};
+use ferrota_image::{BootKey, FirmwareVersion, HardwareId, Region};
 use ferrota_sim::boot_chain::Provisioning;
+use ferrota_sim::images::{self, TestBank, test_bank};
 use ferrota_t2g::Device;
 
 use crate::export::{ExportError, Load, export};
@@ -51,59 +50,20 @@ pub enum Flaw {
 /// `full_cm7_0`, CM7_0 keeps its full objSize (0x3D7F00: the whole bank is hashed on
 /// verification); otherwise it is shrunk to 0x3000.
 pub fn bank_image(counter: u32, flaw: Flaw, full_cm7_0: bool) -> Vec<u8> {
-    let hw = if flaw == Flaw::OtherBoard {
-        "OTHER_BOARD"
-    } else {
-        BOARD_ID
-    };
-    let record = VersionRecord {
+    let spec = TestBank {
         version: FirmwareVersion::new(1, counter as u8, 0),
-        security_counter: counter,
-        hardware: HardwareId::new(hw).expect("valid id"),
-        flags: 0,
+        counter,
+        board: BOARD_ID,
+        seed: u64::from(counter),
+        full_cm7_0,
+        flaw: match flaw {
+            Flaw::None => images::Flaw::None,
+            Flaw::TamperedCm0p => images::Flaw::Tampered(Region::Cm0p),
+            Flaw::OtherBoard => images::Flaw::OtherBoard,
+            Flaw::Unsigned => images::Flaw::Unsigned(Region::Cm0p),
+        },
     };
-    let mut b = BankBuilder::new(record);
-    for (region, len) in [
-        (Region::Cm0p, 0x2000),
-        (Region::Cm7_0, 0x2000),
-        (Region::Cm7_1, 0x400),
-    ] {
-        let base = ACTIVE_BANK_BASE + region.offset();
-        let mut x = (u64::from(counter) * 0x9E37_79B9 + u64::from(region.offset())) | 1;
-        let mut code: Vec<u8> = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        code[..4].copy_from_slice(&0x2802_0000u32.to_le_bytes());
-        code[4..8].copy_from_slice(&(base + 0x201).to_le_bytes());
-        b.add(
-            region,
-            &[Segment {
-                address: base + 0x100,
-                data: code,
-            }],
-        )
-        .expect("segment fits");
-    }
-    let mut bank = b.finish(signing_key()).expect("signs");
-    if !full_cm7_0 {
-        let at = Region::Cm7_0.offset() as usize;
-        bank[at..at + 4].copy_from_slice(&0x3000u32.to_le_bytes());
-        sign_regions(&mut bank, signing_key(), SignMode::All).expect("signs");
-    }
-    match flaw {
-        Flaw::TamperedCm0p => bank[0x800] ^= 1,
-        Flaw::Unsigned => {
-            let sig = Region::Cm0p.full_obj_size() as usize;
-            bank[sig..sig + 256].fill(0);
-        }
-        Flaw::None | Flaw::OtherBoard => {}
-    }
-    bank
+    test_bank(&spec, signing_key()).expect("the matrix's bank builds")
 }
 
 /// The SFlash public-key object of the matrix key.

@@ -3,6 +3,7 @@
 use ferrota_image::build::{BankBuilder, BuildError, sample_build, sample_bytes};
 use ferrota_image::ota::sign_file;
 use ferrota_image::p256::ecdsa::SigningKey;
+use ferrota_image::scheme::SLOT;
 use ferrota_image::sign::{BootSigningKey, SignMode, SignRegionsError, sign_regions};
 use ferrota_image::{FirmwareVersion, HardwareId, Region, VersionRecord};
 
@@ -22,6 +23,81 @@ pub fn large_bank_image(key: &BootSigningKey, counter: u32) -> Result<Vec<u8>, B
     b.add(Region::Cm7_0, &code(Region::Cm7_0, 0x3C_0000))?;
     b.add(Region::Cm7_1, &code(Region::Cm7_1, 0x8000))?;
     b.finish(key)
+}
+
+/// What is wrong with a [`test_bank`], if anything: the flaws the boot chain must catch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Flaw {
+    /// Nothing.
+    None,
+    /// One byte of this region's code changed after signing.
+    Tampered(Region),
+    /// This region's signature slot zeroed (unsigned, as the seed shipped CM7_1).
+    Unsigned(Region),
+    /// Signed for another board (hardware id `OTHER_BOARD`).
+    OtherBoard,
+}
+
+/// What [`test_bank`] builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TestBank {
+    /// The version in the record (the boot tests encode an image's behaviour in its build).
+    pub version: FirmwareVersion,
+    /// The security counter in the record.
+    pub counter: u32,
+    /// The board the record names (unless [`Flaw::OtherBoard`]).
+    pub board: &'static str,
+    /// Seeds the generated code, so images of the same version still differ when asked to.
+    pub seed: u64,
+    /// CM7_0 keeps its full signed size (0x3D7F00: verification hashes the whole bank);
+    /// otherwise it is shrunk to [`SHRUNK_CM7_0`] so verifying is cheap.
+    pub full_cm7_0: bool,
+    /// What is wrong with it.
+    pub flaw: Flaw,
+}
+
+/// CM7_0's signed size in a [`test_bank`] without `full_cm7_0`.
+pub const SHRUNK_CM7_0: u32 = 0x3000;
+
+/// The small three-region bank of the boot chain's tests and the QEMU decision matrix: 8 KB of
+/// [`sample_build`] code in CM0+ and CM7_0, 1 KB in CM7_1 (each with a vector table, so the
+/// emulated DBM can jump into it), boot-signed with `key`, then given its [`Flaw`]. One
+/// recipe, so the host model and the emulator decide over the same kind of image.
+pub fn test_bank(spec: &TestBank, key: &BootSigningKey) -> Result<Vec<u8>, ImageError> {
+    let board = if spec.flaw == Flaw::OtherBoard {
+        "OTHER_BOARD"
+    } else {
+        spec.board
+    };
+    let record = VersionRecord {
+        version: spec.version,
+        security_counter: spec.counter,
+        hardware: HardwareId::new(board).ok_or(ImageError::Board(board))?,
+        flags: 0,
+    };
+    let mut b = BankBuilder::new(record);
+    for (region, len) in [
+        (Region::Cm0p, 0x2000),
+        (Region::Cm7_0, 0x2000),
+        (Region::Cm7_1, 0x400),
+    ] {
+        b.add(region, &sample_build(region, len, spec.seed))?;
+    }
+    let mut bank = b.finish(key)?;
+    if !spec.full_cm7_0 {
+        let at = Region::Cm7_0.offset() as usize;
+        bank[at..at + 4].copy_from_slice(&SHRUNK_CM7_0.to_le_bytes());
+        sign_regions(&mut bank, key, SignMode::All).map_err(ImageError::Sign)?;
+    }
+    match spec.flaw {
+        Flaw::Tampered(r) => bank[(r.offset() + 0x800) as usize] ^= 0x01,
+        Flaw::Unsigned(r) => {
+            let sig = (r.offset() + r.full_obj_size()) as usize;
+            bank[sig..sig + SLOT].fill(0);
+        }
+        Flaw::None | Flaw::OtherBoard => {}
+    }
+    Ok(bank)
 }
 
 /// A change made to an image while [`signed_ota_file`] builds it.
@@ -45,6 +121,9 @@ pub enum ImageError {
     /// Re-signing after CM7_0's signed area was shrunk failed.
     #[error("re-signing: {0}")]
     Sign(SignRegionsError),
+    /// The board name is no hardware id (printable ASCII, at most 32 bytes).
+    #[error("{0:?} is not a hardware id (printable ASCII, at most 32 bytes)")]
+    Board(&'static str),
 }
 
 /// An OTA file and its signature.

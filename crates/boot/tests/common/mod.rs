@@ -12,11 +12,10 @@ use ferrota_boot::dbm::{BootReason, Halt};
 use ferrota_boot::log::{BootState, LOG_ADDRESS, LOG_SIZE, LogError, MarkerLog};
 use ferrota_boot::rom::RomError;
 use ferrota_boot::{Bank, app};
-use ferrota_image::build::{BankBuilder, sample_build};
 use ferrota_image::ota::sign_file;
 use ferrota_image::p256::ecdsa::SigningKey;
 use ferrota_image::scheme::{SLOT, SignatureFault};
-use ferrota_image::sign::{BootSigningKey, SignMode, sign_regions};
+use ferrota_image::sign::BootSigningKey;
 use ferrota_image::verify::{
     WrittenBankError, verify_bank_in_flash, verify_boot_in_flash, verify_region,
     verify_written_bank,
@@ -26,10 +25,11 @@ use ferrota_image::{
     VersionRecord,
 };
 use ferrota_sim::boot_chain;
+use ferrota_sim::images::{Flaw, SHRUNK_CM7_0, TestBank, test_bank};
 use ferrota_t2g::{BankMode, Device, LifeCycle, Mapping, WorkFlashView};
 
 /// The CM7_0 objSize of the test banks: small, so a verification hashes ~80 KB, not 4 MB.
-pub const CM7_0_OBJ_SIZE: u32 = 0x3000;
+pub const CM7_0_OBJ_SIZE: u32 = SHRUNK_CM7_0;
 /// Hash scratch size.
 pub const SCRATCH: usize = 4096;
 /// The board's id.
@@ -156,40 +156,23 @@ pub fn image(kind: Kind, counter: u32) -> Arc<Image> {
 
 fn build_image(kind: Kind, counter: u32) -> Image {
     let version = FirmwareVersion::new(1, counter as u8, kind.code());
-    let hw = if kind == Kind::OtherBoard {
-        "OTHER_BOARD"
-    } else {
-        BOARD
+    let flaw = match kind {
+        Kind::Good | Kind::Crashing | Kind::Rejecting => Flaw::None,
+        Kind::TamperedCm0p => Flaw::Tampered(Region::Cm0p),
+        Kind::TamperedCm7_0 => Flaw::Tampered(Region::Cm7_0),
+        Kind::TamperedCm7_1 => Flaw::Tampered(Region::Cm7_1),
+        Kind::UnsignedCm7_1 => Flaw::Unsigned(Region::Cm7_1),
+        Kind::OtherBoard => Flaw::OtherBoard,
     };
-    let record = VersionRecord {
+    let spec = TestBank {
         version,
-        security_counter: counter,
-        hardware: HardwareId::new(hw).unwrap(),
-        flags: 0,
+        counter,
+        board: BOARD,
+        seed: u64::from(counter) * 16 + u64::from(kind.code()),
+        full_cm7_0: false,
+        flaw,
     };
-    let seed = u64::from(counter) * 16 + u64::from(kind.code());
-    let mut b = BankBuilder::new(record);
-    b.add(Region::Cm0p, &sample_build(Region::Cm0p, 0x2000, seed))
-        .unwrap();
-    b.add(Region::Cm7_0, &sample_build(Region::Cm7_0, 0x2000, seed))
-        .unwrap();
-    b.add(Region::Cm7_1, &sample_build(Region::Cm7_1, 0x400, seed))
-        .unwrap();
-    let mut bank = b.finish(signing_key()).unwrap();
-    // Shrink CM7_0's signed area and re-sign, so verifying a bank is cheap.
-    let at = Region::Cm7_0.offset() as usize;
-    bank[at..at + 4].copy_from_slice(&CM7_0_OBJ_SIZE.to_le_bytes());
-    sign_regions(&mut bank, signing_key(), SignMode::All).unwrap();
-    match kind {
-        Kind::TamperedCm0p => bank[0x800] ^= 0x01,
-        Kind::TamperedCm7_0 => bank[0x1_0800] ^= 0x01,
-        Kind::TamperedCm7_1 => bank[0x3E_8800] ^= 0x01,
-        Kind::UnsignedCm7_1 => {
-            let sig = (Region::Cm7_1.offset() + Region::Cm7_1.full_obj_size()) as usize;
-            bank[sig..sig + SLOT].fill(0);
-        }
-        _ => {}
-    }
+    let bank = test_bank(&spec, signing_key()).expect("the test bank builds");
     let fingerprint = verify_region(&bank, Region::Cm0p, key())
         .ok()
         .map(|v| u32::from_le_bytes([v.digest()[0], v.digest()[1], v.digest()[2], v.digest()[3]]));
@@ -410,10 +393,9 @@ pub fn agent_lock(dev: &mut Device, running: Bank) -> Result<(), SimError> {
     Ok(())
 }
 
-/// The code-signing key of the test images' OTA signature.
+/// The code-signing key of the test images' OTA signature (`ferrota_sim::keys`).
 fn code_key() -> &'static SigningKey {
-    static K: OnceLock<SigningKey> = OnceLock::new();
-    K.get_or_init(|| SigningKey::from_slice(&[0x5A; 32]).expect("valid P-256 scalar"))
+    ferrota_sim::keys::code_signing_key()
 }
 
 /// The agent's check of the bank it wrote (`img`, in physical `bank`): the OTA signature of the
