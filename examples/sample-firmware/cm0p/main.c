@@ -14,16 +14,7 @@
  * boot); the board models the OTA agent itself.
  */
 
-typedef __UINT32_TYPE__ u32;
-
-#ifndef FW_VERSION_MAJOR
-#define FW_VERSION_MAJOR 1
-#define FW_VERSION_MINOR 0
-#define FW_VERSION_BUILD 0
-#endif
-#define STR2(x) #x
-#define STR(x) STR2(x)
-#define FW_VERSION_STRING STR(FW_VERSION_MAJOR) "." STR(FW_VERSION_MINOR) "." STR(FW_VERSION_BUILD)
+#include "../common/startup.h"
 
 /* Region and signature slot (crates/image/src/layout.rs: the CM0+ region is 64 KB, its last
  * 256 bytes are the signature slot). */
@@ -45,41 +36,6 @@ const u32 cy_app_header[6] = {
 
 /* Seen with `strings cm0p.elf`: which build this is. */
 __attribute__((used)) const char fw_version[] = "ferrota sample firmware cm0p " FW_VERSION_STRING;
-
-extern u32 __data_load[], __data_start[], __data_end[], __bss_start[], __bss_end[];
-extern u32 __stack_top[];
-
-/* A variable with an initial value: its bytes live in flash (the ELF's physical address) and
- * are copied to RAM at reset. */
-volatile u32 boot_count = 1;
-volatile u32 ticks;
-
-void Reset_Handler(void);
-void Default_Handler(void);
-
-__attribute__((noreturn)) int main(void)
-{
-    for (;;) {
-        ticks++;
-        __asm__ volatile("wfi");
-    }
-}
-
-void Reset_Handler(void)
-{
-    u32 *src = __data_load, *dst = __data_start;
-    while (dst < __data_end)
-        *dst++ = *src++;
-    for (dst = __bss_start; dst < __bss_end;)
-        *dst++ = 0;
-    main();
-}
-
-void Default_Handler(void)
-{
-    for (;;) {
-    }
-}
 
 /* Cortex-M0+ vector table: initial stack pointer, reset, NMI, HardFault, reserved, SVCall,
  * reserved, PendSV, SysTick (device interrupts would follow). */

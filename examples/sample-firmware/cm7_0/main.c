@@ -12,16 +12,7 @@
  * Manager at every boot) and the board models the agent itself.
  */
 
-typedef __UINT32_TYPE__ u32;
-
-#ifndef FW_VERSION_MAJOR
-#define FW_VERSION_MAJOR 1
-#define FW_VERSION_MINOR 0
-#define FW_VERSION_BUILD 0
-#endif
-#define STR2(x) #x
-#define STR(x) STR2(x)
-#define FW_VERSION_STRING STR(FW_VERSION_MAJOR) "." STR(FW_VERSION_MINOR) "." STR(FW_VERSION_BUILD)
+#include "../common/startup.h"
 
 /* Region and signature slot (crates/image/src/layout.rs: CM7_0 spans bank offsets
  * 0x10000..0x3E8000, its last 256 bytes are the signature slot). */
@@ -45,41 +36,6 @@ const u32 cy_app_header[6] = {
 
 /* Seen with `strings cm7_0.elf`: which build this is. */
 __attribute__((used)) const char fw_version[] = "ferrota sample firmware cm7_0 " FW_VERSION_STRING;
-
-extern u32 __data_load[], __data_start[], __data_end[], __bss_start[], __bss_end[];
-extern u32 __stack_top[];
-
-/* A variable with an initial value: its bytes live in flash (the ELF's physical address) and
- * are copied to RAM at reset. */
-volatile u32 boot_count = 1;
-volatile u32 ticks;
-
-void Reset_Handler(void);
-void Default_Handler(void);
-
-__attribute__((noreturn)) int main(void)
-{
-    for (;;) {
-        ticks++;
-        __asm__ volatile("wfi");
-    }
-}
-
-void Reset_Handler(void)
-{
-    u32 *src = __data_load, *dst = __data_start;
-    while (dst < __data_end)
-        *dst++ = *src++;
-    for (dst = __bss_start; dst < __bss_end;)
-        *dst++ = 0;
-    main();
-}
-
-void Default_Handler(void)
-{
-    for (;;) {
-    }
-}
 
 /* Cortex-M7 vector table: initial stack pointer, reset, NMI, HardFault, MemManage, BusFault,
  * UsageFault, reserved, SVCall, DebugMonitor, reserved, PendSV, SysTick (device interrupts
