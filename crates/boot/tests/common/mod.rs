@@ -431,24 +431,11 @@ pub fn verify_written(
     )
 }
 
-/// Puts the inactive bank on trial without the agent's check, by writing the TRIAL record as
-/// `app::request_activation` does: what a faulty or compromised app could do, so the tests show
-/// the DBM refusing such a bank on its own.
+/// Puts the inactive bank on trial without the agent's check (`ferrota_sim`'s forged TRIAL
+/// record, as `app::request_activation` writes it): what a faulty or compromised app could do,
+/// so the tests show the DBM refusing such a bank on its own.
 pub fn unchecked_trial(dev: &mut Device, running: Bank, budget: u8) -> Result<(), SimError> {
-    let mut log = log(dev);
-    let s = log.state()?;
-    let target = running.other();
-    let new = BootState {
-        current: Some(running),
-        trial: Some(ferrota_boot::log::Trial {
-            bank: target,
-            budget,
-            used: 0,
-        }),
-        event: ferrota_boot::log::Event::Trial { bank: target },
-        ..s.with_bad_mark(target, None)
-    };
-    log.append(&new)?;
+    boot_chain::unchecked_trial(dev, running, budget)?;
     Ok(())
 }
 

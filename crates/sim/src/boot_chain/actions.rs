@@ -145,8 +145,9 @@ fn lab_check<K: BootVerifier>(dev: &Device, bank: Bank, key: &K) -> Result<BankV
 
 /// `--force`: TRIAL for the inactive bank without the agent's check, written as
 /// `ferrota_boot::app::request_activation` writes it. This is what a faulty or compromised app
-/// could do; the lab offers it to show the DBM refusing such a bank at boot on its own.
-fn unchecked_trial(dev: &mut Device, running: Bank, budget: u8) -> Result<BootState, Error> {
+/// could do; the lab offers it, and the boot chain's tests use it, to show the DBM refusing
+/// such a bank at boot on its own.
+pub fn unchecked_trial(dev: &mut Device, running: Bank, budget: u8) -> Result<BootState, Error> {
     let mut log = marker_log(dev)?;
     let s = log.state()?;
     let target = running.other();

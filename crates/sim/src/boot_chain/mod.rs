@@ -29,7 +29,7 @@ pub mod text;
 
 pub use actions::{
     Activation, BANK_IMAGE_SIZE, Confirmation, Programmed, Rejection, activate, confirm,
-    program_bank, reject, running_bank, verify_boot_of, verify_physical_bank,
+    program_bank, reject, running_bank, unchecked_trial, verify_boot_of, verify_physical_bank,
 };
 pub use error::Error;
 pub use provision::{
