@@ -263,7 +263,7 @@ fn in_use_evidence(cfg: &Config) -> Vec<PathBuf> {
 }
 
 /// Refuses a data directory whose database is missing or empty (0 bytes: SQLite would take
-/// it for a new database) while the rest of the directory is in use ([`in_use_evidence`]).
+/// it for a new database) while the rest of the directory is in use (`in_use_evidence`).
 ///
 /// Starting there would serve an empty registry beside the fleet's CA and firmware: every
 /// device would get CONNACK 5 and every OTA update would be gone, silently. Decision: refuse,
