@@ -47,6 +47,8 @@ pub struct Lab {
     _tmp: Option<tempfile::TempDir>,
     /// The server's operator actions.
     pub admin: Arc<Admin>,
+    /// The server's broker (its sessions; the stream fault injector).
+    pub broker: Arc<ferrota_server::Broker>,
     /// The MQTT/TLS port on 127.0.0.1.
     pub port: u16,
     stop: Option<oneshot::Sender<()>>,
@@ -93,6 +95,7 @@ impl Lab {
         let port = ctx!("MQTT listener", mqtt.local_addr())?.port();
         let server = ctx!("server", Server::open(&cfg, port).await)?;
         let admin = server.admin.clone();
+        let broker = server.broker.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let _ = server
@@ -116,6 +119,7 @@ impl Lab {
             dir: dir.into(),
             _tmp: None,
             admin,
+            broker,
             port,
             stop: Some(tx),
             task: Some(task),
@@ -257,8 +261,7 @@ impl Lab {
     /// seeded with `seed` (a benchmark and test aid: see `ferrota_server::streams`); 0 turns it
     /// off.
     pub fn set_stream_drop(&self, fraction: f64, seed: u64) -> Result<(), LabError> {
-        self.admin
-            .broker
+        self.broker
             .stream_faults()
             .configure(&ferrota_server::streams::FaultConfig {
                 stream_drop: fraction,
@@ -269,7 +272,7 @@ impl Lab {
 
     /// Stream data blocks the server dropped ([`Lab::set_stream_drop`]) so far.
     pub fn stream_blocks_dropped(&self) -> u64 {
-        self.admin.broker.stream_faults().dropped()
+        self.broker.stream_faults().dropped()
     }
 
     /// Stops the server.

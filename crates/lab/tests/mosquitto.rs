@@ -130,7 +130,7 @@ async fn a_board_updates_through_mosquitto_with_the_services_as_a_client() {
         share_group: None,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let services = tokio::spawn(bridge::run(lab.admin.broker.clone(), ext, async {
+    let services = tokio::spawn(bridge::run(lab.broker.clone(), ext, async {
         let _ = stop_rx.await;
     }));
     // Subscribed to the last request filter: the services are ready.
@@ -246,7 +246,7 @@ async fn update_through(lab: &Lab, mosq: &Mosquitto, port: u16, thing: &str) {
         .count();
     eprintln!("through mosquitto: {requests} requests from the board, {blocks} data blocks to it");
     assert!(blocks >= 1000, "{blocks} data blocks\n{}", tail(&log, 60));
-    assert!(!lab.admin.broker.is_connected(thing));
+    assert!(!lab.broker.is_connected(thing));
 }
 
 fn tail(s: &str, n: usize) -> String {

@@ -15,8 +15,8 @@ use ferrota_proto::limits::NameLimits;
 use ferrota_proto::topic::{NameKind, validate_name};
 use serde::{Deserialize, Serialize};
 
-use crate::broker::{Broker, KickReason};
 use crate::ca::{Ca, CaError};
+use crate::context::Services;
 use crate::jobs;
 use crate::store::{
     CertRecord, CertStatus, Execution, HistoryEntry, Job, JobState, OtaRecord, StoreError,
@@ -58,10 +58,44 @@ impl From<StoreError> for AdminError {
 
 type R<T> = Result<T, AdminError>;
 
-/// Operator actions over a broker (whose store, files and sessions they change).
+/// What operator actions need from the connection layer, and nothing more: whether a thing
+/// is connected ([`ThingDescription::connected`]) and a way to end a revoked thing's session.
+///
+/// Why a trait and not the broker: [`Admin`] changes the store, the files and the Jobs state
+/// through [`Services`], and touches live sessions only in these two places. Behind this trait
+/// it runs without a broker (a test's recorder, the offline CLI's [`NoSessions`]) and its
+/// module does not import the broker's. The broker implements it
+/// ([`crate::server`], where the two meet, so neither module imports the other).
+pub trait Sessions: Send + Sync {
+    /// Whether `thing` has a live MQTT session.
+    fn is_connected(&self, thing: &str) -> bool;
+    /// Every certificate of `thing` was just revoked in the store: close its live session and
+    /// have the TLS layer reload the CRL now rather than at its next poll. One call, because
+    /// the two always go together and a revocation is the only reason an operator action
+    /// ends a session.
+    fn revoked(&self, thing: &str);
+}
+
+/// No live sessions: the offline CLI (`ferrota thing revoke` while a server may be running in
+/// another process). Nothing is connected here; a server in another process finds a
+/// revocation at its next poll of the store ([`crate::server::Server::revocation_poll`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSessions;
+
+impl Sessions for NoSessions {
+    fn is_connected(&self, _thing: &str) -> bool {
+        false
+    }
+    fn revoked(&self, _thing: &str) {}
+}
+
+/// Operator actions over the services (whose store, files and Jobs state they change) and the
+/// live sessions ([`Sessions`]).
 pub struct Admin {
-    /// The broker.
-    pub broker: Arc<Broker>,
+    /// Store, files, clock and the Jobs notifications.
+    pub services: Arc<Services>,
+    /// The live sessions (the broker's, or none).
+    pub sessions: Arc<dyn Sessions>,
     /// The CA (needed to create things).
     pub ca: Option<Ca>,
     /// Host name devices connect to (written into device bundles).
@@ -541,7 +575,7 @@ impl Admin {
         issued: &crate::ca::Issued,
         groups: &[String],
     ) -> (Thing, CertRecord) {
-        let now = self.broker.services.clock.now();
+        let now = self.services.clock.now();
         (
             Thing {
                 name: name.into(),
@@ -578,7 +612,7 @@ impl Admin {
         stage: impl FnOnce(&ThingBundle) -> Result<(), String>,
     ) -> R<ThingBundle> {
         let ca = self.check_new_things(std::slice::from_ref(&name.to_string()), groups)?;
-        if self.broker.store.thing(name).await?.is_some() {
+        if self.services.store.thing(name).await?.is_some() {
             return Err(AdminError::Exists(format!("thing {name}")));
         }
         let issued = ca.issue_thing(name)?;
@@ -601,7 +635,7 @@ impl Admin {
         };
         stage(&bundle).map_err(AdminError::Invalid)?;
         // The thing and its certificate in one transaction: a crash leaves both or neither.
-        self.broker
+        self.services
             .store
             .create_things_with_certificates(&[records])
             .await?;
@@ -646,7 +680,7 @@ impl Admin {
             .zip(&issued)
             .map(|(name, i)| self.records(name, i, groups))
             .collect();
-        self.broker
+        self.services
             .store
             .create_things_with_certificates(&items)
             .await?;
@@ -656,7 +690,7 @@ impl Admin {
     /// All things.
     pub async fn list_things(&self) -> R<Vec<ThingSummary>> {
         Ok(self
-            .broker
+            .services
             .store
             .list_things()
             .await?
@@ -667,7 +701,7 @@ impl Admin {
 
     /// One thing.
     pub async fn describe_thing(&self, name: &str) -> R<ThingDescription> {
-        let s = &self.broker.store;
+        let s = &self.services.store;
         let thing = s
             .thing(name)
             .await?
@@ -683,7 +717,7 @@ impl Admin {
                     status: c.status,
                 })
                 .collect(),
-            connected: self.broker.is_connected(name),
+            connected: self.sessions.is_connected(name),
             executions: s
                 .executions_of_thing(name)
                 .await?
@@ -698,13 +732,11 @@ impl Admin {
 
     /// Revokes every certificate of a thing, rewrites the CRL and disconnects it.
     pub async fn revoke_thing(&self, name: &str) -> R<u64> {
-        let s = &self.broker.store;
+        let s = &self.services.store;
         if s.thing(name).await?.is_none() {
             return Err(AdminError::NotFound(format!("thing {name}")));
         }
-        let n = s
-            .revoke_thing(name, self.broker.services.clock.now())
-            .await?;
+        let n = s.revoke_thing(name, self.services.clock.now()).await?;
         if let Some(ca) = &self.ca {
             let revoked: Vec<(String, u64)> = s
                 .revoked_certificates()
@@ -714,10 +746,10 @@ impl Admin {
                 .collect();
             ca.write_crl(&revoked)?;
         }
-        self.broker.disconnect(name, KickReason::Revoked);
-        // A server in this process reloads its CRL now; one in another process (this is the
-        // offline CLI) notices the store change at its next revocation poll.
-        self.broker.revocations.notify_one();
+        // A server in this process closes the session and reloads its CRL now; one in another
+        // process (this is the offline CLI, [`NoSessions`]) notices the store change at its
+        // next revocation poll.
+        self.sessions.revoked(name);
         tracing::info!(thing = name, certificates = n, "revoked");
         Ok(n)
     }
@@ -731,7 +763,7 @@ impl Admin {
                 data.len()
             )));
         }
-        Ok(self.broker.services.blobs.put(data)?)
+        Ok(self.services.blobs.put(data)?)
     }
 
     async fn resolve_targets(&self, targets: &[String]) -> R<Vec<String>> {
@@ -743,13 +775,13 @@ impl Admin {
             })?;
             match kind {
                 "thing" => {
-                    if self.broker.store.thing(name).await?.is_none() {
+                    if self.services.store.thing(name).await?.is_none() {
                         return Err(AdminError::NotFound(format!("thing {name}")));
                     }
                     things.push(name.to_string());
                 }
                 "thinggroup" | "group" => {
-                    let m = self.broker.store.group_members(name).await?;
+                    let m = self.services.store.group_members(name).await?;
                     if m.is_empty() {
                         return Err(AdminError::NotFound(format!("thing group {name}")));
                     }
@@ -804,7 +836,7 @@ impl Admin {
     /// before it could be read as a [`CreateOtaUpdate`] (an unknown field). Best effort: a
     /// failure is logged; a name that is not a stored file is skipped.
     pub async fn remove_unused_uploads(&self, shas: &[String]) {
-        let b = &self.broker;
+        let b = &*self.services;
         let mut used = std::collections::HashSet::new();
         let Ok(otas) = b.store.list_ota().await else {
             return;
@@ -819,7 +851,7 @@ impl Admin {
         for h in shas {
             // `remove` ignores a name that is not a SHA-256 or not stored.
             if !used.contains(h)
-                && let Err(e) = b.services.blobs.remove(h)
+                && let Err(e) = b.blobs.remove(h)
             {
                 tracing::warn!(file = %h, error = %e, "could not delete an unused upload");
             }
@@ -858,7 +890,7 @@ impl Admin {
                 "protocols: {p:?} is not supported; only [\"MQTT\"] is implemented"
             )));
         }
-        let b = &self.broker;
+        let b = &*self.services;
         if b.store.ota(&req.ota_update_id).await?.is_some() {
             return Err(AdminError::Exists(format!(
                 "OTA update {}",
@@ -871,7 +903,6 @@ impl Admin {
         let mut files = Vec::new();
         for (i, f) in req.files.iter().enumerate() {
             let blob = b
-                .services
                 .blobs
                 .open(&f.file_location.sha256)
                 .map_err(|_| AdminError::NotFound(format!("file {}", f.file_location.sha256)))?;
@@ -919,10 +950,10 @@ impl Admin {
         })?;
         let document =
             String::from_utf8(document).map_err(|_| AdminError::Invalid("document".into()))?;
-        let now = b.services.clock.now();
+        let now = b.clock.now();
         let mut before = Vec::new();
         for t in &things {
-            before.push(jobs::pending(&b.services, t).await?);
+            before.push(jobs::pending(b, t).await?);
         }
         // Stream, job and record in one transaction: a failure leaves none of them, so the id
         // can be created again (`Store::create_ota_update`).
@@ -955,7 +986,7 @@ impl Admin {
             )
             .await?;
         for (t, before) in things.iter().zip(before) {
-            jobs::notify_changes(&b.services, t, &before).await?;
+            jobs::notify_changes(b, t, &before).await?;
         }
         tracing::info!(ota = %req.ota_update_id, things = things.len(), "OTA update created");
         self.describe_ota(&req.ota_update_id).await
@@ -964,7 +995,7 @@ impl Admin {
     /// All OTA updates, newest first.
     pub async fn list_ota(&self) -> R<Vec<OtaSummary>> {
         Ok(self
-            .broker
+            .services
             .store
             .list_ota()
             .await?
@@ -994,7 +1025,7 @@ impl Admin {
                     .map_err(|_| AdminError::Invalid(format!("invalid nextToken {t:?}")))?,
             ),
         };
-        let s = &self.broker.store;
+        let s = &self.services.store;
         let o = s
             .ota(id)
             .await?
@@ -1040,7 +1071,7 @@ impl Admin {
     /// The history of one thing's execution of an OTA update, oldest first: at most
     /// [`crate::store::HISTORY_MAX`] entries, the newest.
     pub async fn execution_history(&self, id: &str, thing: &str) -> R<Vec<HistoryDescription>> {
-        let s = &self.broker.store;
+        let s = &self.services.store;
         let o = s
             .ota(id)
             .await?
@@ -1066,7 +1097,7 @@ impl Admin {
     /// Cancels an OTA update: QUEUED executions become CANCELED (and IN_PROGRESS ones too with
     /// `force`, as AWS's `CancelJob --force`). Targets whose next job changes are notified.
     pub async fn cancel_ota(&self, id: &str, force: bool) -> R<OtaDescription> {
-        let b = &self.broker;
+        let b = &*self.services;
         let o = b
             .store
             .ota(id)
@@ -1092,23 +1123,23 @@ impl Admin {
 
     /// Cancels one execution of a canceled job if it is QUEUED (or IN_PROGRESS with `force`).
     async fn cancel_execution(&self, e: &Execution, force: bool) -> R<()> {
-        let b = &self.broker;
+        let b = &*self.services;
         {
             let cancel =
                 e.status == JobStatus::Queued || (force && e.status == JobStatus::InProgress);
             if !cancel {
                 return Ok(());
             }
-            let before = jobs::pending(&b.services, &e.thing).await?;
+            let before = jobs::pending(b, &e.thing).await?;
             let mut n = e.clone();
             n.status = JobStatus::Canceled;
             n.in_progress_deadline = None;
             n.step_deadline = None;
             n.version_number += 1;
-            n.last_updated_at = b.services.clock.now();
+            n.last_updated_at = b.clock.now();
             // A concurrent device update wins; its state stays.
             b.store.update_execution(&n, e.version_number).await?;
-            jobs::notify_changes(&b.services, &e.thing, &before).await?;
+            jobs::notify_changes(b, &e.thing, &before).await?;
         }
         Ok(())
     }

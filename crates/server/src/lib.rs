@@ -30,7 +30,7 @@
 //! | [`session`] | one MQTT connection over any `AsyncRead + AsyncWrite` |
 //! | [`tls`], [`ca`] | mutual TLS, the fleet CA, thing certificates, CRL |
 //! | [`bridge`] | client mode: the services on an external broker (mosquitto, EMQX…) |
-//! | [`admin`] | operator actions: things, OTA updates |
+//! | [`admin`] | operator actions: things, OTA updates (over `Services` and a narrow [`admin::Sessions`], no broker) |
 //! | [`api`] | the HTTP API |
 //! | [`config`], [`server`] | configuration file and `serve` |
 //!
@@ -55,10 +55,11 @@
 //! 4  gate → broker              config → broker, policy, streams
 //!    session → broker, filter, services, store
 //! 5  tls → session              ca → tls
-//!    admin → broker, ca, jobs, store, timeouts
+//!    admin → ca, context, jobs, store, timeouts
 //! 6  bridge → broker, ca, config, context, services, tls
 //!    api → admin
-//! 7  server → admin, api, bridge, broker, ca, config, gate, session, store, timeouts, tls
+//! 7  server → admin, api, bridge, broker, ca, config, context, gate, session, store,
+//!             timeouts, tls
 //! ```
 //!
 //! So Jobs, Streams and the timers run without sockets, TLS or SQLite: give

@@ -23,12 +23,13 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use crate::admin::Admin;
+use crate::admin::{self, Admin};
 use crate::broker::{Broker, KickReason};
 use crate::ca::{Ca, CaError};
 use crate::config::Config;
+use crate::context::{Outbound, Services, SystemClock};
 use crate::session::serve_connection;
-use crate::store::{DirBlobStore, SqliteStore, StoreError};
+use crate::store::{BlobStore, DirBlobStore, SharedStore, SqliteStore, StoreError};
 use crate::tls::{TlsError, TlsMaterial, identity_of, server_config};
 
 /// A startup failure.
@@ -123,8 +124,10 @@ fn file_err(p: &Path, e: impl std::fmt::Display) -> ServeError {
 
 /// An opened server, ready to run.
 pub struct Server {
-    /// Operator actions (and through them the broker).
+    /// Operator actions, over the broker's services and sessions.
     pub admin: Arc<Admin>,
+    /// The broker: sessions, routing, authorisation (and the services a PUBLISH goes to).
+    pub broker: Arc<Broker>,
     tls: Arc<ReloadableTls>,
     token: String,
     max_connections: usize,
@@ -260,7 +263,7 @@ fn in_use_evidence(cfg: &Config) -> Vec<PathBuf> {
 }
 
 /// Refuses a data directory whose database is missing or empty (0 bytes: SQLite would take
-/// it for a new database) while the rest of the directory is in use ([`in_use_evidence`]).
+/// it for a new database) while the rest of the directory is in use (`in_use_evidence`).
 ///
 /// Starting there would serve an empty registry beside the fleet's CA and firmware: every
 /// device would get CONNACK 5 and every OTA update would be gone, silently. Decision: refuse,
@@ -326,21 +329,64 @@ pub fn operator_token(cfg: &Config) -> Result<String, ServeError> {
     Ok(t)
 }
 
-/// Opens the admin view of a data directory without serving (offline CLI commands).
-pub async fn open_admin(cfg: &Config, port: u16) -> Result<Admin, ServeError> {
+/// What a data directory holds: the store, the firmware files and the CA (if made yet).
+struct DataDir {
+    store: SharedStore,
+    blobs: Arc<dyn BlobStore>,
+    ca: Option<Ca>,
+}
+
+/// Opens a data directory's store, files and CA ([`check_database_present`] first).
+async fn open_data_dir(cfg: &Config) -> Result<DataDir, ServeError> {
     check_database_present(cfg)?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| file_err(&cfg.data_dir, e))?;
     let store = Arc::new(open_store(cfg).await?);
     let blobs = Arc::new(DirBlobStore::new(cfg.files_dir())?);
-    let broker = Broker::new(store, blobs, cfg.policy(), cfg.limits());
     let ca = if Ca::cert_path(&cfg.ca_dir()).exists() {
         Some(Ca::load(&cfg.ca_dir())?)
     } else {
         None
     };
+    Ok(DataDir { store, blobs, ca })
+}
+
+/// The offline CLI's message sink: no session listens in this process (a server in another
+/// process tells its devices when they next ask, as AWS devices poll `$next/get`).
+struct Nowhere;
+
+impl Outbound for Nowhere {
+    fn publish(&self, _topic: &str, _payload: bytes::Bytes, _qos: rumqttc::QoS) {}
+}
+
+/// The broker is the live sessions operator actions see ([`admin::Sessions`]). Implemented
+/// here, where the admin and the broker meet, so neither module imports the other.
+impl admin::Sessions for Broker {
+    fn is_connected(&self, thing: &str) -> bool {
+        Broker::is_connected(self, thing)
+    }
+
+    fn revoked(&self, thing: &str) {
+        self.disconnect(thing, KickReason::Revoked);
+        // Wakes the revocation watch of `Server::run`: CRL reloaded, sessions of every revoked
+        // certificate closed.
+        self.revocations.notify_one();
+    }
+}
+
+/// Opens the admin view of a data directory without serving (offline CLI commands): no broker,
+/// no sessions ([`admin::NoSessions`]); Jobs notifications go nowhere.
+pub async fn open_admin(cfg: &Config, port: u16) -> Result<Admin, ServeError> {
+    let d = open_data_dir(cfg).await?;
+    let services = Arc::new(Services::new(
+        d.store,
+        d.blobs,
+        Arc::new(SystemClock),
+        Arc::new(Nowhere),
+    ));
     Ok(Admin {
-        broker,
-        ca,
+        services,
+        sessions: Arc::new(admin::NoSessions),
+        ca: d.ca,
         endpoint: cfg.endpoint.clone(),
         port,
     })
@@ -472,11 +518,22 @@ impl Server {
         } else {
             None
         };
-        let mut admin = open_admin(cfg, port).await?;
-        if admin.ca.is_none() {
-            tracing::info!(dir = %ca_dir.display(), "creating the fleet CA");
-            admin.ca = Some(Ca::init(&ca_dir, &cfg.server_names)?);
-        }
+        let d = open_data_dir(cfg).await?;
+        let ca = match d.ca {
+            Some(ca) => ca,
+            None => {
+                tracing::info!(dir = %ca_dir.display(), "creating the fleet CA");
+                Ca::init(&ca_dir, &cfg.server_names)?
+            }
+        };
+        let broker = Broker::new(d.store, d.blobs, cfg.policy(), cfg.limits());
+        let admin = Admin {
+            services: broker.services.clone(),
+            sessions: broker.clone(),
+            ca: Some(ca),
+            endpoint: cfg.endpoint.clone(),
+            port,
+        };
         let tls = match tls {
             Some(t) => t,
             None => tls_setup(cfg)?,
@@ -484,6 +541,7 @@ impl Server {
         let external = crate::bridge::External::from_config(cfg).map_err(ServeError::Config)?;
         Ok(Server {
             admin: Arc::new(admin),
+            broker,
             tls,
             token: operator_token(cfg)?,
             max_connections: cfg.max_connections,
@@ -507,7 +565,7 @@ impl Server {
         http: Option<TcpListener>,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let broker = self.admin.broker.clone();
+        let broker = self.broker.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let api_task = http.map(|l| {
             let app = crate::api::router(self.admin.clone(), self.token.clone());

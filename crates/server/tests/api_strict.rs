@@ -309,7 +309,7 @@ async fn output_is_camel_case_with_job_counts_and_reasons_in_words() {
     let (st, v) = api.call("POST", "/api/ota-updates", Some(&r)).await;
     assert_eq!(st, 200, "{v}");
     // dev-b fails its signature check, as the official library reports it.
-    let store = &api.admin.broker.store;
+    let store = &api.admin.services.store;
     let mut e = store
         .execution("AFR_OTA-up", "dev-b")
         .await
@@ -428,7 +428,7 @@ async fn a_request_without_file_type_leaves_it_out_of_the_job_document() {
     assert!(v["request"]["files"][0].get("fileType").is_none(), "{v}");
     let job = api
         .admin
-        .broker
+        .services
         .store
         .job("AFR_OTA-typeless")
         .await
@@ -445,7 +445,7 @@ async fn a_request_without_file_type_leaves_it_out_of_the_job_document() {
     assert_eq!(st, 200, "{v}");
     let job = api
         .admin
-        .broker
+        .services
         .store
         .job("AFR_OTA-typed")
         .await

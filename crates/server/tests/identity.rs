@@ -1,4 +1,10 @@
 //! Identity and policy over real mutual TLS on loopback: every way to be someone else fails.
+//!
+//! End to end on purpose (most server tests run in memory, `common::Mem`): the identity is
+//! the client certificate's name, checked in the TLS handshake and bound to the client id at
+//! CONNECT, so only the real listener, rustls and a real MQTT client (rumqttc, mosquitto)
+//! show it. The first test is also the suite's end-to-end smoke test of a Jobs request and
+//! its answer through TLS, session, services and broker.
 
 mod common;
 
@@ -194,7 +200,7 @@ async fn mosquitto_clients_when_installed() {
     // A second connection with the same client id would take the session over: publish with a
     // rumqttc client of thing-a instead would too. Use mosquitto_pub as thing-a after the sub
     // got its SUBACK is therefore not possible; publish from the server side.
-    s.admin.broker.publish(
+    s.broker.publish(
         "$aws/things/thing-a/custom",
         bytes::Bytes::from_static(b"hello"),
         QoS::AtLeastOnce,

@@ -7,25 +7,16 @@ mod common;
 use common::*;
 use ferrota_proto::jobs_api::JobsRejection;
 use ferrota_server::admin::*;
-use rumqttc::QoS;
 use serde_json::json;
 
-async fn ota(s: &TestServer, id: &str, target: &str) -> OtaDescription {
+async fn ota(s: &Mem, id: &str, target: &str) -> OtaDescription {
     let data: Vec<u8> = (0..4096usize).map(|i| (i * 31 % 251) as u8).collect();
-    data_ota(s, id, target, &data).await
-}
-
-/// Publishes `body` on `topic` and returns the answer (the next PUBLISH to this client).
-async fn ask(c: &mut Client, topic: &str, body: Vec<u8>) -> rumqttc::Publish {
-    c.c.publish(topic, QoS::AtLeastOnce, false, body)
-        .await
-        .unwrap();
-    publish(c).await
+    s.data_ota(id, target, &data).await
 }
 
 /// The stored execution and its history, as comparable text.
-async fn stored(s: &TestServer, job: &str, thing: &str) -> String {
-    let st = &s.admin.broker.store;
+async fn stored(s: &Mem, job: &str, thing: &str) -> String {
+    let st = &s.store;
     let e = st.execution(job, thing).await.unwrap();
     let h = st.history(job, thing).await.unwrap();
     format!("{e:?}\n{h:?}")
@@ -35,14 +26,14 @@ fn x(n: usize) -> String {
     "x".repeat(n)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn status_details_over_aws_limits_are_rejected_and_nothing_is_stored() {
-    let s = TestServer::start().await;
-    let a = s.thing("dev-1", &[]).await;
-    let b = s.thing("dev-2", &[]).await;
+    let s = Mem::new();
+    s.thing("dev-1").await;
+    s.thing("dev-2").await;
     ota(&s, "up1", "thing/dev-1").await;
     ota(&s, "up2", "thing/dev-2").await;
-    let mut c = connect(&s, &a).await;
+    let mut c = s.device("dev-1");
     let topic = "$aws/things/dev-1/jobs/AFR_OTA-up1/update";
 
     // What the official device sends is accepted (spec §4.4), at the limits too.
@@ -54,7 +45,7 @@ async fn status_details_over_aws_limits_are_rejected_and_nothing_is_stored() {
         json!({"status":"IN_PROGRESS","statusDetails":{"a:b_c-D9":x(1000),"b":x(1000),"c":x(1000),"d":x(1000)},"clientToken":"ok"}),
     ];
     for body in ok {
-        let p = ask(&mut c, topic, body.to_string().into_bytes()).await;
+        let p = c.ask(topic, body.to_string().into_bytes()).await;
         assert_eq!(p.topic, format!("{topic}/accepted"), "{body}");
     }
     let before = stored(&s, "AFR_OTA-up1", "dev-1").await;
@@ -80,7 +71,7 @@ async fn status_details_over_aws_limits_are_rejected_and_nothing_is_stored() {
         ("control character", json!({"status":"SUCCEEDED","statusDetails":{"a":"x\u{1}"},"clientToken":"tok"}).to_string().into_bytes()),
     ];
     for (what, body) in bad {
-        let p = ask(&mut c, topic, body).await;
+        let p = c.ask(topic, body).await;
         assert_eq!(p.topic, format!("{topic}/rejected"), "{what}");
         let r = JobsRejection::parse(&p.payload).unwrap();
         assert_eq!(r.code.raw(), "InvalidRequest", "{what}");
@@ -88,10 +79,10 @@ async fn status_details_over_aws_limits_are_rejected_and_nothing_is_stored() {
         assert!(r.message.is_some_and(|m| !m.raw().is_empty()), "{what}");
         assert_eq!(stored(&s, "AFR_OTA-up1", "dev-1").await, before, "{what}");
     }
-    c.c.disconnect().await.unwrap();
+    drop(c);
 
     // StartNextPendingJobExecution: the same limits; the execution stays QUEUED.
-    let mut c = connect(&s, &b).await;
+    let mut c = s.device("dev-2");
     let topic = "$aws/things/dev-2/jobs/start-next";
     let before = stored(&s, "AFR_OTA-up2", "dev-2").await;
     assert!(before.contains("Queued"), "{before}");
@@ -99,21 +90,17 @@ async fn status_details_over_aws_limits_are_rejected_and_nothing_is_stored() {
         json!({"statusDetails":{"reason":x(1025)},"clientToken":"tok"}),
         json!({"statusDetails":"x","clientToken":"tok"}),
     ] {
-        let p = ask(&mut c, topic, body.to_string().into_bytes()).await;
+        let p = c.ask(topic, body.to_string().into_bytes()).await;
         assert_eq!(p.topic, format!("{topic}/rejected"), "{body}");
         let r = JobsRejection::parse(&p.payload).unwrap();
         assert_eq!(r.code.raw(), "InvalidRequest");
         assert_eq!(r.client_token.map(|t| t.raw()), Some("tok"));
         assert_eq!(stored(&s, "AFR_OTA-up2", "dev-2").await, before, "{body}");
     }
-    let p = ask(
-        &mut c,
-        topic,
-        br#"{"statusDetails":{"receive":"0/1"}}"#.to_vec(),
-    )
-    .await;
+    let p = c
+        .ask(topic, br#"{"statusDetails":{"receive":"0/1"}}"#.to_vec())
+        .await;
     assert_eq!(p.topic, format!("{topic}/accepted"));
-    s.stop().await;
 }
 
 /// The largest statusDetails AWS's limits allow here: 4,096 bytes of keys and values.
@@ -123,53 +110,53 @@ fn maximal_details(i: usize) -> serde_json::Value {
 }
 
 /// Sends `n` IN_PROGRESS updates with maximal statusDetails, each answered before the next.
-async fn hammer(c: &mut Client, topic: &str, n: usize) {
+async fn hammer(c: &mut MemDevice, topic: &str, n: usize) {
     for i in 0..n {
         let body = json!({"status":"IN_PROGRESS","statusDetails":maximal_details(i)});
-        let p = ask(c, topic, body.to_string().into_bytes()).await;
+        let p = c.ask(topic, body.to_string().into_bytes()).await;
         assert_eq!(p.topic, format!("{topic}/accepted"), "update {i}");
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_device_cannot_grow_the_database_without_limit() {
-    let s = TestServer::start().await;
-    let a = s.thing("dev-1", &[]).await;
+    // The database file is what this test measures: SQLite in a directory.
+    let s = Mem::open(std::sync::Arc::new(tempfile::tempdir().unwrap())).await;
+    s.thing("dev-1").await;
     ota(&s, "up1", "thing/dev-1").await;
-    let mut c = connect(&s, &a).await;
+    let mut c = s.device("dev-1");
     let topic = "$aws/things/dev-1/jobs/AFR_OTA-up1/update";
     let n = 120;
     hammer(&mut c, topic, n).await;
 
-    let st = &s.admin.broker.store;
+    let st = &s.store;
     let h = st.history("AFR_OTA-up1", "dev-1").await.unwrap();
     assert_eq!(h.len(), ferrota_server::store::HISTORY_MAX);
     // The newest are kept: the last entry is the last update (version 1 + n).
     assert_eq!(h.last().unwrap().version_number, 1 + n as u64);
     assert_eq!(h.first().unwrap().version_number, 2 + (n - h.len()) as u64);
     assert!(h.last().unwrap().status_details["d"].ends_with(&format!("{:06}", n - 1)));
-    c.c.disconnect().await.unwrap();
+    drop(c);
 
     // Closing the store checkpoints the WAL into the database file: its size is what the
     // device left behind. Unbounded, 120 × 4 KiB of history alone would be 490 KB.
-    let dir = s.stop().await;
+    let dir = s.close().await;
     let size = std::fs::metadata(dir.path().join("ferrota.db"))
         .unwrap()
         .len();
     assert!(size < 400 * 1024, "database grew to {size} bytes");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn describe_pages_and_cancel_stay_small_after_many_large_updates() {
-    let s = TestServer::start().await;
-    let mut things = Vec::new();
+    let s = Mem::new();
     for i in 0..5 {
-        things.push(s.thing(&format!("dev-{i}"), &["fleet"]).await);
+        s.thing_in(&format!("dev-{i}"), &["fleet"]).await;
     }
     ota(&s, "up1", "thinggroup/fleet").await;
-    let mut c = connect(&s, &things[0]).await;
+    let mut c = s.device("dev-0");
     hammer(&mut c, "$aws/things/dev-0/jobs/AFR_OTA-up1/update", 60).await;
-    c.c.disconnect().await.unwrap();
+    drop(c);
 
     // Pages of 2: 2, 2, 1, with nextToken on all but the last; no history embedded.
     let mut seen = Vec::new();
@@ -180,7 +167,9 @@ async fn describe_pages_and_cancel_stay_small_after_many_large_updates() {
             Some(t) => format!("?maxResults=2&nextToken={t}"),
             None => "?maxResults=2".into(),
         };
-        let (code, v) = http(&s, "GET", &format!("/api/ota-updates/up1{q}"), None).await;
+        let (code, v) = s
+            .api("GET", &format!("/api/ota-updates/up1{q}"), None)
+            .await;
         assert_eq!(code, 200, "{v}");
         let size = v.to_string().len();
         assert!(size < 32 * 1024, "page of {size} bytes");
@@ -201,7 +190,7 @@ async fn describe_pages_and_cancel_stay_small_after_many_large_updates() {
     assert_eq!(seen, ["dev-0", "dev-1", "dev-2", "dev-3", "dev-4"]);
 
     // The default page holds all five, and the big statusDetails of dev-0 once only.
-    let (code, v) = http(&s, "GET", "/api/ota-updates/up1", None).await;
+    let (code, v) = s.api("GET", "/api/ota-updates/up1", None).await;
     assert_eq!(code, 200);
     assert_eq!(v["executions"].as_array().unwrap().len(), 5);
     assert!(v.get("nextToken").is_none());
@@ -209,26 +198,33 @@ async fn describe_pages_and_cancel_stay_small_after_many_large_updates() {
 
     // Bad page requests are clear errors.
     for q in ["maxResults=0", "maxResults=251", "nextToken=abc"] {
-        let (code, v) = http(&s, "GET", &format!("/api/ota-updates/up1?{q}"), None).await;
+        let (code, v) = s
+            .api("GET", &format!("/api/ota-updates/up1?{q}"), None)
+            .await;
         assert_eq!(code, 400, "{q}: {v}");
     }
 
     // The history is its own, bounded request.
-    let (code, v) = http(&s, "GET", "/api/ota-updates/up1/things/dev-0/history", None).await;
+    let (code, v) = s
+        .api("GET", "/api/ota-updates/up1/things/dev-0/history", None)
+        .await;
     assert_eq!(code, 200);
     assert_eq!(v.as_array().unwrap().len(), 50);
-    let (code, _) = http(&s, "GET", "/api/ota-updates/up1/things/nope/history", None).await;
+    let (code, _) = s
+        .api("GET", "/api/ota-updates/up1/things/nope/history", None)
+        .await;
     assert_eq!(code, 404);
 
     // Cancel (forced: dev-0 is IN_PROGRESS) succeeds with a small answer.
-    let (code, v) = http(&s, "POST", "/api/ota-updates/up1/cancel?force=true", None).await;
+    let (code, v) = s
+        .api("POST", "/api/ota-updates/up1/cancel?force=true", None)
+        .await;
     assert_eq!(code, 200, "{v}");
     assert!(v.to_string().len() < 16 * 1024, "{}", v.to_string().len());
     assert_eq!(v["status"], "CANCELED");
     for e in v["executions"].as_array().unwrap() {
         assert_eq!(e["status"], "CANCELED", "{e}");
     }
-    s.stop().await;
 }
 
 /// In memory: the Admin over the in-memory store (things without certificates).
@@ -247,13 +243,7 @@ async fn cancel_pages_through_more_executions_than_a_page() {
         ferrota_server::admin::DESCRIBE_PAGE_DEFAULT
     );
     assert!(d.next_token.is_some());
-    let execs = s
-        .admin
-        .broker
-        .store
-        .executions_of_job("AFR_OTA-up1")
-        .await
-        .unwrap();
+    let execs = s.store.executions_of_job("AFR_OTA-up1").await.unwrap();
     assert_eq!(execs.len(), n);
     assert!(
         execs

@@ -1,5 +1,9 @@
-//! Jobs and Streams flows over mutual TLS with rumqttc, in the spec's request shapes
-//! (encoded with ferrota-proto), plus restarts and malformed input.
+//! Jobs and Streams flows in the spec's request shapes (encoded with ferrota-proto), plus
+//! restarts and malformed input, in memory: a [`MemDevice`] publishes into the real services
+//! and receives what they send, routed as the broker routes it (replies to the requester,
+//! the rest to subscribers). No socket or TLS: the transport is tested end to end in
+//! `identity.rs` (a Jobs request and its answer over mutual TLS), `revocation.rs` and
+//! `limits.rs`, and the MQTT session over in-memory pipes in `session.rs`.
 
 mod common;
 
@@ -9,14 +13,20 @@ use ferrota_proto::jobs_api::JobsRejection;
 use ferrota_proto::stream::StreamErrorCode;
 use ferrota_proto::{BlockSet, DataBlock, JobMessage, JobStatus, StreamRejection, StreamRequest};
 use ferrota_server::admin::*;
-use rumqttc::QoS;
 
 fn firmware(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
 }
 
 /// Downloads file 0 of `stream` with the official request shape (n blocks a request).
-async fn download(c: &mut Client, thing: &str, stream: &str, size: u32, l: u32, n: u32) -> Vec<u8> {
+async fn download(
+    c: &mut MemDevice,
+    thing: &str,
+    stream: &str,
+    size: u32,
+    l: u32,
+    n: u32,
+) -> Vec<u8> {
     let blocks = size.div_ceil(l);
     let mut have = BlockSet::<1536>::all_missing(blocks).unwrap();
     let mut out = vec![0u8; size as usize];
@@ -25,12 +35,10 @@ async fn download(c: &mut Client, thing: &str, stream: &str, size: u32, l: u32, 
         let req = StreamRequest::official(0, l, have.as_bytes(), n);
         let mut buf = vec![0u8; 2048];
         let len = req.encode(&mut buf).unwrap();
-        c.c.publish(&get, QoS::AtMostOnce, false, buf[..len].to_vec())
-            .await
-            .unwrap();
+        c.publish(&get, buf[..len].to_vec()).await;
         let want = have.missing_count().min(n);
         for _ in 0..want {
-            let p = publish(c).await;
+            let p = c.next().await;
             assert_eq!(
                 p.topic,
                 format!("$aws/things/{thing}/streams/{stream}/data/cbor")
@@ -49,24 +57,19 @@ async fn download(c: &mut Client, thing: &str, stream: &str, size: u32, l: u32, 
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn ota_flow_jobs_and_streams() {
-    let s = TestServer::start().await;
-    let a = s.thing("dev-1", &["fleet"]).await;
-    let mut c = connect(&s, &a).await;
-    subscribe(
-        &mut c,
-        "$aws/things/dev-1/jobs/notify-next",
-        QoS::AtLeastOnce,
-    )
-    .await;
+    let s = Mem::new();
+    s.thing_in("dev-1", &["fleet"]).await;
+    let mut c = s.device("dev-1");
+    c.subscribe("$aws/things/dev-1/jobs/notify-next");
     let data = firmware(25 * 4096 - 100);
-    let d = data_ota(&s, "up1", "thinggroup/fleet", &data).await;
+    let d = s.data_ota("up1", "thinggroup/fleet", &data).await;
     assert_eq!(d.job_id, "AFR_OTA-up1");
     assert_eq!(d.stream_id.len(), 44);
 
     // notify-next arrives once, with the job.
-    let p = publish(&mut c).await;
+    let p = c.next().await;
     assert_eq!(p.topic, "$aws/things/dev-1/jobs/notify-next");
     let m = JobMessage::parse(&p.payload).unwrap();
     let e = m.execution.unwrap();
@@ -74,15 +77,12 @@ async fn ota_flow_jobs_and_streams() {
     assert_eq!(e.status, Some(JobStatus::Queued));
 
     // $next/get answered to the requester without a subscription; token echoed.
-    c.c.publish(
+    c.publish(
         "$aws/things/dev-1/jobs/$next/get",
-        QoS::AtLeastOnce,
-        false,
         r#"{"clientToken":":dev-1"}"#,
     )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    .await;
+    let p = c.next().await;
     assert_eq!(p.topic, "$aws/things/dev-1/jobs/$next/get/accepted");
     let m = JobMessage::parse(&p.payload).unwrap();
     assert_eq!(m.client_token.unwrap().raw(), ":dev-1");
@@ -97,27 +97,19 @@ async fn ota_flow_jobs_and_streams() {
     assert_eq!(stream, d.stream_id);
 
     // IN_PROGRESS with the exact §4.4 body (no token, no expectedVersion).
-    c.c.publish(
+    c.publish(
         "$aws/things/dev-1/jobs/AFR_OTA-up1/update",
-        QoS::AtLeastOnce,
-        false,
         r#"{"status":"IN_PROGRESS","statusDetails":{"receive":"0/25"}}"#,
     )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    .await;
+    let p = c.next().await;
     assert_eq!(
         p.topic,
         "$aws/things/dev-1/jobs/AFR_OTA-up1/update/accepted"
     );
 
     // Download with the official request (4 KB, 8 blocks a request).
-    subscribe(
-        &mut c,
-        &format!("$aws/things/dev-1/streams/{stream}/data/cbor"),
-        QoS::AtMostOnce,
-    )
-    .await;
+    c.subscribe(&format!("$aws/things/dev-1/streams/{stream}/data/cbor"));
     let got = download(&mut c, "dev-1", &stream, data.len() as u32, 4096, 8).await;
     assert_eq!(got, data);
 
@@ -126,16 +118,13 @@ async fn ota_flow_jobs_and_streams() {
         0xa6, 0x61, 0x63, 0x63, 0x72, 0x64, 0x79, 0x61, 0x66, 0x00, 0x61, 0x6c, 0x19, 0x10, 0x00,
         0x61, 0x6f, 0x00, 0x61, 0x62, 0x44, 0xff, 0xff, 0xff, 0x01, 0x61, 0x6e, 0x08,
     ];
-    c.c.publish(
+    c.publish(
         format!("$aws/things/dev-1/streams/{stream}/get/cbor"),
-        QoS::AtMostOnce,
-        false,
         vector.to_vec(),
     )
-    .await
-    .unwrap();
+    .await;
     for i in 0..8 {
-        let b = publish(&mut c).await;
+        let b = c.next().await;
         assert_eq!(DataBlock::decode(&b.payload).unwrap().block_id, i);
     }
     // Bitmap with offset: blocks 20, 21, 24 (AWS doc example, clipped to the file).
@@ -150,45 +139,30 @@ async fn ota_flow_jobs_and_streams() {
     };
     let mut buf = [0u8; 64];
     let n = r.encode(&mut buf).unwrap();
-    c.c.publish(
+    c.publish(
         format!("$aws/things/dev-1/streams/{stream}/get/cbor"),
-        QoS::AtMostOnce,
-        false,
         buf[..n].to_vec(),
     )
-    .await
-    .unwrap();
-    let ids: Vec<u32> = [
-        publish(&mut c).await,
-        publish(&mut c).await,
-        publish(&mut c).await,
-    ]
-    .iter()
-    .map(|p| DataBlock::decode(&p.payload).unwrap().block_id)
-    .collect();
+    .await;
+    let ids: Vec<u32> = [c.next().await, c.next().await, c.next().await]
+        .iter()
+        .map(|p| DataBlock::decode(&p.payload).unwrap().block_id)
+        .collect();
     assert_eq!(ids, [20, 21, 24]);
 
     // Errors go to rejected/cbor only for subscribers, never to data/cbor.
-    subscribe(
-        &mut c,
-        &format!("$aws/things/dev-1/streams/{stream}/rejected/cbor"),
-        QoS::AtMostOnce,
-    )
-    .await;
+    c.subscribe(&format!("$aws/things/dev-1/streams/{stream}/rejected/cbor"));
     let bad = StreamRequest {
         block_size: 100,
         ..r
     };
     let n = bad.encode(&mut buf).unwrap();
-    c.c.publish(
+    c.publish(
         format!("$aws/things/dev-1/streams/{stream}/get/cbor"),
-        QoS::AtMostOnce,
-        false,
         buf[..n].to_vec(),
     )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    .await;
+    let p = c.next().await;
     assert!(p.topic.ends_with("/rejected/cbor"), "{}", p.topic);
     assert_eq!(
         StreamRejection::decode(&p.payload).unwrap().error_code(),
@@ -215,66 +189,49 @@ async fn ota_flow_jobs_and_streams() {
         ),
     ] {
         let n = req.encode(&mut buf).unwrap();
-        c.c.publish(
+        c.publish(
             format!("$aws/things/dev-1/streams/{stream}/get/cbor"),
-            QoS::AtMostOnce,
-            false,
             buf[..n].to_vec(),
         )
-        .await
-        .unwrap();
-        let p = publish(&mut c).await;
+        .await;
+        let p = c.next().await;
         assert_eq!(
             StreamRejection::decode(&p.payload).unwrap().error_code(),
             Some(code)
         );
     }
-    c.c.publish(
+    c.publish(
         format!("$aws/things/dev-1/streams/{stream}/get/cbor"),
-        QoS::AtMostOnce,
-        false,
         vec![0xff, 0x00],
     )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    .await;
+    let p = c.next().await;
     assert_eq!(
         StreamRejection::decode(&p.payload).unwrap().error_code(),
         Some(StreamErrorCode::InvalidCbor)
     );
 
     // JSON variant.
-    subscribe(
-        &mut c,
-        &format!("$aws/things/dev-1/streams/{stream}/data/json"),
-        QoS::AtMostOnce,
-    )
-    .await;
-    c.c.publish(
+    c.subscribe(&format!("$aws/things/dev-1/streams/{stream}/data/json"));
+    c.publish(
         format!("$aws/things/dev-1/streams/{stream}/get/json"),
-        QoS::AtMostOnce,
-        false,
         r#"{"c":"j","f":0,"l":1024,"o":0,"n":2}"#,
     )
-    .await
-    .unwrap();
+    .await;
     for i in 0..2 {
-        let p = publish(&mut c).await;
+        let p = c.next().await;
         let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
         assert_eq!(v["i"], i);
         assert_eq!(v["c"], "j");
     }
 
     // expectedVersion mismatch → VersionMismatch with executionState; token echoed.
-    c.c.publish(
+    c.publish(
         "$aws/things/dev-1/jobs/AFR_OTA-up1/update",
-        QoS::AtLeastOnce,
-        false,
         r#"{"status":"IN_PROGRESS","expectedVersion":1,"clientToken":"t1"}"#,
     )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    .await;
+    let p = c.next().await;
     assert_eq!(
         p.topic,
         "$aws/things/dev-1/jobs/AFR_OTA-up1/update/rejected"
@@ -285,96 +242,65 @@ async fn ota_flow_jobs_and_streams() {
     assert!(r.execution_state.is_some());
 
     // Right version; includeJobExecutionState.
-    c.c.publish("$aws/things/dev-1/jobs/AFR_OTA-up1/update", QoS::AtLeastOnce, false,
-        r#"{"status":"IN_PROGRESS","expectedVersion":2,"statusDetails":{"self_test":"ready","updatedBy":"0x00090002"},"includeJobExecutionState":true,"clientToken":"t2"}"#).await.unwrap();
-    let p = publish(&mut c).await;
+    c.publish("$aws/things/dev-1/jobs/AFR_OTA-up1/update", r#"{"status":"IN_PROGRESS","expectedVersion":2,"statusDetails":{"self_test":"ready","updatedBy":"0x00090002"},"includeJobExecutionState":true,"clientToken":"t2"}"#).await;
+    let p = c.next().await;
     let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
     assert_eq!(v["executionState"]["versionNumber"], 3);
     assert_eq!(v["clientToken"], "t2");
 
     // describe by id and start-next and get pending.
-    c.c.publish(
+    c.publish(
         "$aws/things/dev-1/jobs/AFR_OTA-up1/get",
-        QoS::AtLeastOnce,
-        false,
         r#"{"clientToken":"d"}"#,
     )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    .await;
+    let p = c.next().await;
     assert_eq!(p.topic, "$aws/things/dev-1/jobs/AFR_OTA-up1/get/accepted");
     let m = JobMessage::parse(&p.payload).unwrap();
     assert!(m.execution.unwrap().status_details.in_self_test());
-    c.c.publish("$aws/things/dev-1/jobs/get", QoS::AtLeastOnce, false, "")
-        .await
-        .unwrap();
-    let p = publish(&mut c).await;
+    c.publish("$aws/things/dev-1/jobs/get", "").await;
+    let p = c.next().await;
     let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
     assert_eq!(v["inProgressJobs"][0]["jobId"], "AFR_OTA-up1");
-    c.c.publish(
-        "$aws/things/dev-1/jobs/nope/get",
-        QoS::AtLeastOnce,
-        false,
-        "{}",
-    )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    c.publish("$aws/things/dev-1/jobs/nope/get", "{}").await;
+    let p = c.next().await;
     assert_eq!(
         JobsRejection::parse(&p.payload).unwrap().code.raw(),
         "ResourceNotFound"
     );
-    c.c.publish(
-        "$aws/things/dev-1/jobs//update",
-        QoS::AtLeastOnce,
-        false,
-        r#"{"status":"FAILED"}"#,
-    )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    c.publish("$aws/things/dev-1/jobs//update", r#"{"status":"FAILED"}"#)
+        .await;
+    let p = c.next().await;
     assert_eq!(p.topic, "$aws/things/dev-1/jobs//update/rejected");
     assert_eq!(
         JobsRejection::parse(&p.payload).unwrap().code.raw(),
         "InvalidTopic"
     );
-    c.c.publish(
-        "$aws/things/dev-1/jobs/AFR_OTA-up1/update",
-        QoS::AtLeastOnce,
-        false,
-        "{not json",
-    )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    c.publish("$aws/things/dev-1/jobs/AFR_OTA-up1/update", "{not json")
+        .await;
+    let p = c.next().await;
     assert_eq!(
         JobsRejection::parse(&p.payload).unwrap().code.raw(),
         "InvalidJson"
     );
 
     // SUCCEEDED → accepted, then notify-next without execution; later updates are refused.
-    c.c.publish(
+    c.publish(
         "$aws/things/dev-1/jobs/AFR_OTA-up1/update",
-        QoS::AtLeastOnce,
-        false,
         r#"{"status":"SUCCEEDED","statusDetails":{"reason":"accepted v0.9.2"}}"#,
     )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    .await;
+    let p = c.next().await;
     assert!(p.topic.ends_with("/update/accepted"));
-    let p = publish(&mut c).await;
+    let p = c.next().await;
     assert_eq!(p.topic, "$aws/things/dev-1/jobs/notify-next");
     assert!(JobMessage::parse(&p.payload).unwrap().execution.is_none());
-    c.c.publish(
+    c.publish(
         "$aws/things/dev-1/jobs/AFR_OTA-up1/update",
-        QoS::AtLeastOnce,
-        false,
         r#"{"status":"FAILED"}"#,
     )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    .await;
+    let p = c.next().await;
     assert_eq!(
         JobsRejection::parse(&p.payload).unwrap().code.raw(),
         "InvalidStateTransition"
@@ -385,38 +311,29 @@ async fn ota_flow_jobs_and_streams() {
     let h = s.admin.execution_history("up1", "dev-1").await.unwrap();
     let h: Vec<_> = h.iter().map(|h| h.status.as_str()).collect();
     assert_eq!(h, ["QUEUED", "IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"]);
-    s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn restart_between_steps_loses_nothing() {
-    let s = TestServer::start().await;
-    let a = s.thing("dev-2", &[]).await;
+    // A restart is the store closed and opened again: SQLite in a directory.
+    let s = Mem::open(std::sync::Arc::new(tempfile::tempdir().unwrap())).await;
+    s.thing("dev-2").await;
     let data = firmware(5000);
-    data_ota(&s, "up2", "thing/dev-2", &data).await;
-    let mut c = connect(&s, &a).await;
-    c.c.publish(
+    s.data_ota("up2", "thing/dev-2", &data).await;
+    let mut c = s.device("dev-2");
+    c.publish(
         "$aws/things/dev-2/jobs/AFR_OTA-up2/update",
-        QoS::AtLeastOnce,
-        false,
         r#"{"status":"IN_PROGRESS","statusDetails":{"self_test":"ready"}}"#,
     )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    .await;
+    let p = c.next().await;
     assert!(p.topic.ends_with("/update/accepted"));
-    let dir = s.stop().await;
-    let s = TestServer::start_in(dir).await;
-    let mut c = connect(&s, &a).await;
-    c.c.publish(
-        "$aws/things/dev-2/jobs/$next/get",
-        QoS::AtLeastOnce,
-        false,
-        r#"{"clientToken":"x"}"#,
-    )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    let dir = s.close().await;
+    let s = Mem::open(dir).await;
+    let mut c = s.device("dev-2");
+    c.publish("$aws/things/dev-2/jobs/$next/get", r#"{"clientToken":"x"}"#)
+        .await;
+    let p = c.next().await;
     let e = JobMessage::parse(&p.payload).unwrap().execution.unwrap();
     assert_eq!(e.status, Some(JobStatus::InProgress));
     assert_eq!(e.version_number, Some(2));
@@ -425,57 +342,34 @@ async fn restart_between_steps_loses_nothing() {
         panic!()
     };
     let stream = job.stream_name.unwrap().to_string();
-    subscribe(
-        &mut c,
-        &format!("$aws/things/dev-2/streams/{stream}/data/cbor"),
-        QoS::AtMostOnce,
-    )
-    .await;
+    c.subscribe(&format!("$aws/things/dev-2/streams/{stream}/data/cbor"));
     assert_eq!(
         download(&mut c, "dev-2", &stream, 5000, 1024, 3).await,
         data
     );
     // Cancel with force: the execution becomes CANCELED and the device is told.
-    subscribe(
-        &mut c,
-        "$aws/things/dev-2/jobs/notify-next",
-        QoS::AtLeastOnce,
-    )
-    .await;
+    c.subscribe("$aws/things/dev-2/jobs/notify-next");
     let d = s.admin.cancel_ota("up2", true).await.unwrap();
     assert_eq!(d.executions[0].status, "CANCELED");
-    let p = publish(&mut c).await;
+    let p = c.next().await;
     assert!(JobMessage::parse(&p.payload).unwrap().execution.is_none());
-    s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn large_blocks_and_several_files_limits() {
-    let s = TestServer::start().await;
-    let a = s.thing("dev-3", &[]).await;
+    let s = Mem::new();
+    s.thing("dev-3").await;
     let data = firmware(300 * 1024 + 7);
-    data_ota(&s, "up3", "thing/dev-3", &data).await;
-    let mut c = connect(&s, &a).await;
-    c.c.publish(
-        "$aws/things/dev-3/jobs/$next/get",
-        QoS::AtLeastOnce,
-        false,
-        "{}",
-    )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    s.data_ota("up3", "thing/dev-3", &data).await;
+    let mut c = s.device("dev-3");
+    c.publish("$aws/things/dev-3/jobs/$next/get", "{}").await;
+    let p = c.next().await;
     let e = JobMessage::parse(&p.payload).unwrap().execution.unwrap();
     let JobDocument::Ota(job) = e.document().unwrap() else {
         panic!()
     };
     let stream = job.stream_name.unwrap().to_string();
-    subscribe(
-        &mut c,
-        &format!("$aws/things/dev-3/streams/{stream}/data/cbor"),
-        QoS::AtMostOnce,
-    )
-    .await;
+    c.subscribe(&format!("$aws/things/dev-3/streams/{stream}/data/cbor"));
     // 128 KB blocks: one block per request (128 KB cap), whatever n says.
     assert_eq!(
         download(&mut c, "dev-3", &stream, data.len() as u32, 128 * 1024, 1).await,
@@ -485,22 +379,16 @@ async fn large_blocks_and_several_files_limits() {
         download(&mut c, "dev-3", &stream, data.len() as u32, 256, 64).await,
         data
     );
-    s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn no_notify_next_while_the_next_job_stays_the_same() {
-    let s = TestServer::start().await;
-    let a = s.thing("dev-4", &[]).await;
-    let mut c = connect(&s, &a).await;
-    subscribe(
-        &mut c,
-        "$aws/things/dev-4/jobs/notify-next",
-        QoS::AtLeastOnce,
-    )
-    .await;
-    data_ota(&s, "first", "thing/dev-4", &firmware(3000)).await;
-    let p = publish(&mut c).await;
+    let s = Mem::new();
+    s.thing("dev-4").await;
+    let mut c = s.device("dev-4");
+    c.subscribe("$aws/things/dev-4/jobs/notify-next");
+    s.data_ota("first", "thing/dev-4", &firmware(3000)).await;
+    let p = c.next().await;
     assert_eq!(
         JobMessage::parse(&p.payload)
             .unwrap()
@@ -513,27 +401,14 @@ async fn no_notify_next_while_the_next_job_stays_the_same() {
         r#"{"status":"IN_PROGRESS","statusDetails":{"receive":"1/3"}}"#,
         r#"{"status":"IN_PROGRESS","statusDetails":{"receive":"2/3"}}"#,
     ] {
-        c.c.publish(
-            "$aws/things/dev-4/jobs/AFR_OTA-first/update",
-            QoS::AtLeastOnce,
-            false,
-            body,
-        )
-        .await
-        .unwrap();
-        assert!(publish(&mut c).await.topic.ends_with("/update/accepted"));
+        c.publish("$aws/things/dev-4/jobs/AFR_OTA-first/update", body)
+            .await;
+        assert!(c.next().await.topic.ends_with("/update/accepted"));
     }
     // A second job queued behind the running one: the next job is unchanged, no notification.
-    data_ota(&s, "second", "thing/dev-4", &firmware(2000)).await;
-    c.c.publish(
-        "$aws/things/dev-4/jobs/$next/get",
-        QoS::AtLeastOnce,
-        false,
-        "{}",
-    )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    s.data_ota("second", "thing/dev-4", &firmware(2000)).await;
+    c.publish("$aws/things/dev-4/jobs/$next/get", "{}").await;
+    let p = c.next().await;
     assert_eq!(p.topic, "$aws/things/dev-4/jobs/$next/get/accepted");
     assert_eq!(
         JobMessage::parse(&p.payload)
@@ -544,16 +419,13 @@ async fn no_notify_next_while_the_next_job_stays_the_same() {
         "AFR_OTA-first"
     );
     // The first finishes: now notify-next names the second.
-    c.c.publish(
+    c.publish(
         "$aws/things/dev-4/jobs/AFR_OTA-first/update",
-        QoS::AtLeastOnce,
-        false,
         r#"{"status":"FAILED","statusDetails":{"reason":"0x000000e0: 0x00000000"}}"#,
     )
-    .await
-    .unwrap();
-    assert!(publish(&mut c).await.topic.ends_with("/update/accepted"));
-    let p = publish(&mut c).await;
+    .await;
+    assert!(c.next().await.topic.ends_with("/update/accepted"));
+    let p = c.next().await;
     assert_eq!(p.topic, "$aws/things/dev-4/jobs/notify-next");
     assert_eq!(
         JobMessage::parse(&p.payload)
@@ -564,26 +436,22 @@ async fn no_notify_next_while_the_next_job_stays_the_same() {
         "AFR_OTA-second"
     );
     // start-next moves it to IN_PROGRESS.
-    c.c.publish(
+    c.publish(
         "$aws/things/dev-4/jobs/start-next",
-        QoS::AtLeastOnce,
-        false,
         r#"{"clientToken":"s","statusDetails":{"a":"b"}}"#,
     )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    .await;
+    let p = c.next().await;
     assert_eq!(p.topic, "$aws/things/dev-4/jobs/start-next/accepted");
     let e = JobMessage::parse(&p.payload).unwrap().execution.unwrap();
     assert_eq!(e.status, Some(JobStatus::InProgress));
     assert_eq!(e.version_number, Some(2));
-    s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn several_files_per_stream() {
-    let s = TestServer::start().await;
-    let a = s.thing("dev-5", &[]).await;
+    let s = Mem::new();
+    s.thing("dev-5").await;
     let (f0, f1) = (
         firmware(5000),
         firmware(9000).into_iter().rev().collect::<Vec<u8>>(),
@@ -601,16 +469,9 @@ async fn several_files_per_stream() {
         })
         .await
         .unwrap();
-    let mut c = connect(&s, &a).await;
-    c.c.publish(
-        "$aws/things/dev-5/jobs/$next/get",
-        QoS::AtLeastOnce,
-        false,
-        "{}",
-    )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    let mut c = s.device("dev-5");
+    c.publish("$aws/things/dev-5/jobs/$next/get", "{}").await;
+    let p = c.next().await;
     let e = JobMessage::parse(&p.payload).unwrap().execution.unwrap();
     let JobDocument::Ota(job) = e.document().unwrap() else {
         panic!()
@@ -619,12 +480,7 @@ async fn several_files_per_stream() {
     let second = job.files().nth(1).unwrap();
     assert_eq!((second.file_id, second.file_size), (1, 9000));
     let stream = d.stream_id;
-    subscribe(
-        &mut c,
-        &format!("$aws/things/dev-5/streams/{stream}/data/cbor"),
-        QoS::AtMostOnce,
-    )
-    .await;
+    c.subscribe(&format!("$aws/things/dev-5/streams/{stream}/data/cbor"));
     // File 1 with a plain (offset, n) request.
     let mut got = Vec::new();
     for o in [0u32, 4] {
@@ -639,16 +495,13 @@ async fn several_files_per_stream() {
         };
         let mut buf = [0u8; 64];
         let n = r.encode(&mut buf).unwrap();
-        c.c.publish(
+        c.publish(
             format!("$aws/things/dev-5/streams/{stream}/get/cbor"),
-            QoS::AtMostOnce,
-            false,
             buf[..n].to_vec(),
         )
-        .await
-        .unwrap();
+        .await;
         for _ in 0..4 {
-            let p = publish(&mut c).await;
+            let p = c.next().await;
             let b = DataBlock::decode(&p.payload).unwrap();
             assert_eq!(b.file_id, 1);
             got.extend_from_slice(b.payload);
@@ -665,43 +518,33 @@ async fn several_files_per_stream() {
     };
     let mut buf = [0u8; 64];
     let n = r.encode(&mut buf).unwrap();
-    c.c.publish(
+    c.publish(
         format!("$aws/things/dev-5/streams/{stream}/get/cbor"),
-        QoS::AtMostOnce,
-        false,
         buf[..n].to_vec(),
     )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    .await;
+    let p = c.next().await;
     let b = DataBlock::decode(&p.payload).unwrap();
     assert_eq!((b.block_id, b.payload.len()), (8, 9000 - 8 * 1024));
     got.extend_from_slice(b.payload);
     assert_eq!(got, f1);
     // DescribeStream (JSON).
-    subscribe(
-        &mut c,
-        &format!("$aws/things/dev-5/streams/{stream}/description/json"),
-        QoS::AtMostOnce,
-    )
-    .await;
-    c.c.publish(
+    c.subscribe(&format!(
+        "$aws/things/dev-5/streams/{stream}/description/json"
+    ));
+    c.publish(
         format!("$aws/things/dev-5/streams/{stream}/describe/json"),
-        QoS::AtMostOnce,
-        false,
         r#"{"c":"d"}"#,
     )
-    .await
-    .unwrap();
-    let p = publish(&mut c).await;
+    .await;
+    let p = c.next().await;
     let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
     assert_eq!(v["r"][1]["z"], 9000);
     assert_eq!(v["c"], "d");
-    s.stop().await;
 }
 
 /// Sends one GetStream request for `n` blocks of `l` bytes from block 0 of file 0.
-async fn get_blocks(c: &mut Client, thing: &str, stream: &str, l: u32, n: u32) {
+async fn get_blocks(c: &mut MemDevice, thing: &str, stream: &str, l: u32, n: u32) {
     let r = StreamRequest {
         client_token: Some("k"),
         stream_version: None,
@@ -713,22 +556,19 @@ async fn get_blocks(c: &mut Client, thing: &str, stream: &str, l: u32, n: u32) {
     };
     let mut buf = [0u8; 64];
     let len = r.encode(&mut buf).unwrap();
-    c.c.publish(
+    c.publish(
         format!("$aws/things/{thing}/streams/{stream}/get/cbor"),
-        QoS::AtMostOnce,
-        false,
         buf[..len].to_vec(),
     )
-    .await
-    .unwrap();
+    .await;
 }
 
 /// Reads what one request produced until its rejection: every data block must hold the stored
 /// bytes (wrong bytes are never served); returns the rejection's code and the blocks seen.
-async fn until_rejected(c: &mut Client, data: &[u8], l: usize) -> (StreamErrorCode, usize) {
+async fn until_rejected(c: &mut MemDevice, data: &[u8], l: usize) -> (StreamErrorCode, usize) {
     let mut blocks = 0;
     loop {
-        let p = publish(c).await;
+        let p = c.next().await;
         if p.topic.ends_with("/rejected/cbor") {
             let r = StreamRejection::decode(&p.payload).unwrap();
             return (r.error_code().expect("a known code"), blocks);
@@ -748,23 +588,18 @@ async fn until_rejected(c: &mut Client, data: &[u8], l: usize) -> (StreamErrorCo
 /// Issue 13 item 3: a firmware file changed, truncated or deleted on disk is never served; the
 /// device gets ResourceNotFound at once, the operator an errorInfo on the OTA update; an upload
 /// of the same content restores it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_damaged_firmware_file_is_never_served_and_is_reported() {
-    let s = TestServer::start().await;
-    let a = s.thing("dev-9", &[]).await;
+    let s = Mem::new();
+    s.thing("dev-9").await;
     let data = firmware(40_000);
-    let d = data_ota(&s, "dmg", "thing/dev-9", &data).await;
+    let d = s.data_ota("dmg", "thing/dev-9", &data).await;
     assert!(d.error_info.is_none());
     let stream = d.stream_id.clone();
-    let path = s.cfg.files_dir().join(s.admin.put_file(&data).unwrap());
-    let mut c = connect(&s, &a).await;
+    let path = s.file_path(&s.admin.put_file(&data).unwrap());
+    let mut c = s.device("dev-9");
     for t in ["data", "rejected"] {
-        subscribe(
-            &mut c,
-            &format!("$aws/things/dev-9/streams/{stream}/{t}/cbor"),
-            QoS::AtMostOnce,
-        )
-        .await;
+        c.subscribe(&format!("$aws/things/dev-9/streams/{stream}/{t}/cbor"));
     }
     // Whole: served (and the file is now open and checked).
     let l = 4096u32;
@@ -788,7 +623,7 @@ async fn a_damaged_firmware_file_is_never_served_and_is_reported() {
     assert_eq!(e.code, "FirmwareFileDamaged");
     assert!(e.message.contains(&stream), "{}", e.message);
     // Listed too, and over the HTTP API.
-    let (status, body) = http(&s, "GET", "/api/ota-updates/dmg", None).await;
+    let (status, body) = s.api("GET", "/api/ota-updates/dmg", None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["errorInfo"]["code"], "FirmwareFileDamaged", "{body}");
     // Every later request is refused at once, before any block.
@@ -826,5 +661,4 @@ async fn a_damaged_firmware_file_is_never_served_and_is_reported() {
         (StreamErrorCode::ResourceNotFound, 0)
     );
     drop(c);
-    s.stop().await;
 }

@@ -1,4 +1,9 @@
 //! The MQTT front door under load: an unauthenticated flood does not lock out the fleet.
+//!
+//! End to end on purpose: the flood is TCP connections and unfinished TLS handshakes against
+//! the real accept loop and its pending gate, from several source addresses; nothing of it
+//! exists in memory. (The MQTT packet and session limits run over in-memory pipes in
+//! `session.rs`.)
 
 mod common;
 

@@ -2,6 +2,11 @@
 //! on the same data directory, here a second `open_admin` exactly as `ferrota thing revoke`
 //! does) or the HTTP API of the running server. The live session of the thing is dropped, the
 //! CRL used by TLS is reloaded without a restart, and other things stay connected.
+//!
+//! End to end on purpose: what is proven is the TLS handshake refusing a revoked certificate
+//! (the reloaded CRL) and a live TLS session being closed, which only the real listener
+//! shows. The Admin's side of it (the store, then its `Sessions` told) is tested in memory in
+//! `services_memory.rs`.
 
 mod common;
 

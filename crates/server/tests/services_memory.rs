@@ -12,6 +12,7 @@ use common::*;
 use ferrota_server::context::{Clock, Services};
 use ferrota_server::services::{Outcome, on_publish};
 use ferrota_server::store::{JobState, Thing};
+use ferrota_server::{Broker, Limits, Policy};
 
 struct Fixed;
 impl Clock for Fixed {
@@ -28,7 +29,7 @@ async fn jobs_and_streams_run_over_the_memory_store_without_a_broker() {
     // The services over the same store and files as the Admin that creates the update.
     let svc = Services::new(
         store.clone(),
-        m.broker.services.blobs.clone(),
+        m.services.blobs.clone(),
         Arc::new(Fixed),
         out.clone(),
     );
@@ -105,9 +106,16 @@ async fn the_installed_fault_wrapper_drops_the_broker_services_stream_blocks() {
         .create_ota(&Mem::data_request("f1", "thing/d", &sha))
         .await
         .unwrap();
-    let faults = m.broker.stream_faults();
+    // A broker over the same store and files as the Admin that created the update.
+    let broker = Broker::new(
+        m.store.clone(),
+        m.services.blobs.clone(),
+        Policy::default(),
+        Limits::default(),
+    );
+    let faults = broker.stream_faults();
     assert!(
-        Arc::ptr_eq(&faults, &m.broker.stream_faults()),
+        Arc::ptr_eq(&faults, &broker.stream_faults()),
         "installed once"
     );
     faults
@@ -116,7 +124,7 @@ async fn the_installed_fault_wrapper_drops_the_broker_services_stream_blocks() {
             seed: 3,
         })
         .unwrap();
-    let svc = &m.broker.services;
+    let svc = &broker.services;
     let topic = "$aws/things/d/jobs/start-next";
     let r = on_publish(svc, "d", "d", topic, br#"{"clientToken":"t"}"#).await;
     assert_eq!(r, Outcome::Handled);
@@ -127,4 +135,38 @@ async fn the_installed_fault_wrapper_drops_the_broker_services_stream_blocks() {
     assert_eq!(faults.dropped(), 2);
     let e = m.store.execution("AFR_OTA-f1", "d").await.unwrap().unwrap();
     assert_eq!(e.status, ferrota_proto::JobStatus::InProgress);
+}
+
+/// Issue 15: the [`Admin`] needs no broker. Its view of the live sessions is the narrow
+/// [`ferrota_server::admin::Sessions`] (here the test [`Bus`]): `describe_thing` reads
+/// `connected` from it, `revoke_thing` revokes in the store and then tells it (the broker
+/// closes the session and reloads the CRL; the bus detaches the device and records it), and
+/// the Jobs notification of a create goes through the services to the attached device.
+#[tokio::test]
+async fn the_admin_runs_without_a_broker_and_tells_its_sessions_of_a_revocation() {
+    let m = Mem::new();
+    m.thing("d").await;
+    m.thing("e").await;
+    assert!(!m.admin.describe_thing("d").await.unwrap().connected);
+    let mut dev = m.device("d");
+    dev.subscribe("$aws/things/d/jobs/notify-next");
+    assert!(m.admin.describe_thing("d").await.unwrap().connected);
+    assert!(!m.admin.describe_thing("e").await.unwrap().connected);
+
+    m.data_ota("n1", "thing/d", &[1u8; 100]).await;
+    let (t, v) = dev.next_json().await;
+    assert_eq!(t, "$aws/things/d/jobs/notify-next");
+    assert_eq!(v["execution"]["jobId"], "AFR_OTA-n1");
+
+    // Things of this harness have no certificate: 0 revoked, and the sessions are told anyway.
+    assert_eq!(m.admin.revoke_thing("d").await.unwrap(), 0);
+    assert_eq!(m.bus.revoked_things(), ["d"]);
+    assert!(dev.detached());
+    assert!(!m.admin.describe_thing("d").await.unwrap().connected);
+    // An unknown thing is NotFound, and the sessions hear nothing.
+    assert!(matches!(
+        m.admin.revoke_thing("nope").await,
+        Err(ferrota_server::admin::AdminError::NotFound(_))
+    ));
+    assert_eq!(m.bus.revoked_things(), ["d"]);
 }

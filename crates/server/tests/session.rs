@@ -1,18 +1,20 @@
-//! The MQTT session over in-memory pipes (the server is generic over the byte stream): protocol
-//! edge cases, malformed packets, keep-alive, packet size, slow consumers, wills.
+//! The MQTT session over in-memory pipes (the server is generic over the byte stream; no TLS,
+//! no SQLite): protocol edge cases, malformed packets, keep-alive, packet size, slow consumers,
+//! wills, subscription limits. The same session over TLS is tested end to end in
+//! `identity.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use ferrota_server::store::{DirBlobStore, SqliteStore, Store, Thing};
+use ferrota_server::store::{DirBlobStore, MemoryStore, Store, Thing};
 use ferrota_server::{Broker, Identity, Limits, Policy, SessionEnd, serve_connection};
 use rumqttc::{Connect, LastWill, Packet, Publish, QoS, Subscribe};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 async fn broker(limits: Limits) -> (Arc<Broker>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::memory().await.unwrap();
+    let store = MemoryStore::new();
     for n in ["a", "b"] {
         store
             .create_thing(&Thing {

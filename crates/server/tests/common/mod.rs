@@ -1,13 +1,20 @@
-//! Test harness: a server on loopback port 0 in a temporary data directory, and rumqttc
-//! clients over mutual TLS (ring provider installed explicitly).
+//! Test harness, two paths:
+//! - in memory, no socket, TLS or SQLite unless asked ([`Mem`]): the real services, Admin and
+//!   HTTP router over a [`ferrota_server::store::MemoryStore`] (or a SQLite file, [`Mem::open`]),
+//!   a [`ManualClock`], and a [`Bus`] that routes the services' messages to [`MemDevice`]s as
+//!   the broker routes them to sessions. Jobs, Streams and timeout tests run here.
+//! - end to end ([`TestServer`]): a server on loopback port 0 in a temporary data directory,
+//!   and rumqttc clients over mutual TLS (ring provider installed explicitly). Kept for what
+//!   only the real transport shows: certificates and identity, revocation, the TLS front door.
 
 #![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrota_server::admin::{Admin, ThingBundle};
+use ferrota_server::admin::{Admin, Sessions, ThingBundle};
 use ferrota_server::config::Config;
+use ferrota_server::context::{Clock, Outbound, Services};
 use ferrota_server::server::Server;
 use rumqttc::{
     AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
@@ -23,6 +30,7 @@ pub struct TestServer {
     pub cfg: Config,
     pub port: u16,
     pub admin: Arc<Admin>,
+    pub broker: Arc<ferrota_server::Broker>,
     pub token: String,
     pub http: std::net::SocketAddr,
     stop: Option<oneshot::Sender<()>>,
@@ -52,6 +60,7 @@ impl TestServer {
         let http = h.local_addr().unwrap();
         let server = Server::open(&cfg, port).await.unwrap();
         let admin = server.admin.clone();
+        let broker = server.broker.clone();
         let token = server.token().to_string();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {
@@ -67,6 +76,7 @@ impl TestServer {
             cfg,
             port,
             admin,
+            broker,
             token,
             http,
             stop: Some(tx),
@@ -281,34 +291,19 @@ pub fn data_file(name: &str, sha256: String) -> ferrota_server::admin::OtaFile {
     }
 }
 
-/// Stores `data` and creates OTA update `id` streaming it to `target` as a data file.
-pub async fn data_ota(
-    s: &TestServer,
-    id: &str,
-    target: &str,
-    data: &[u8],
-) -> ferrota_server::admin::OtaDescription {
-    let sha = s.admin.put_file(data).unwrap();
-    s.admin
-        .create_ota(&ferrota_server::admin::CreateOtaUpdate {
-            ota_update_id: id.into(),
-            description: "test".into(),
-            targets: vec![target.into()],
-            files: vec![data_file("/ota/received.bin", sha)],
-            aws_job_timeout_config: None,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-}
-
-/// The services without sockets, TLS or SQLite: an [`Admin`] over a broker on `store` (an
-/// in-memory [`ferrota_server::store::MemoryStore`] unless a test needs SQLite), files in a
-/// temporary directory, no CA (things are created in the store directly, [`Mem::thing`]).
+/// The services without sockets, TLS or SQLite: the real [`Admin`] (no broker: its
+/// [`Sessions`] is the [`Bus`]) over [`Services`] on `store` (an in-memory
+/// [`ferrota_server::store::MemoryStore`] unless a test needs SQLite), files in a temporary
+/// directory, a [`ManualClock`], no CA (things are created in the store directly,
+/// [`Mem::thing`]). Devices attach with [`Mem::device`].
 pub struct Mem {
-    pub dir: tempfile::TempDir,
+    pub dir: Arc<tempfile::TempDir>,
     pub store: ferrota_server::store::SharedStore,
-    pub broker: Arc<ferrota_server::Broker>,
+    /// Set by [`Mem::open`]: closed (WAL checkpointed) by [`Mem::close`].
+    sqlite: Option<Arc<ferrota_server::store::SqliteStore>>,
+    pub clock: Arc<ManualClock>,
+    pub bus: Arc<Bus>,
+    pub services: Arc<Services>,
     pub admin: Arc<Admin>,
 }
 
@@ -320,16 +315,37 @@ impl Mem {
 
     /// Services over `store`.
     pub fn over(store: ferrota_server::store::SharedStore) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::build(Arc::new(tempfile::tempdir().unwrap()), store, None)
+    }
+
+    /// Services over the SQLite database `ferrota.db` of `dir` (created if missing), files in
+    /// `dir`: what a server keeps across a restart ([`Mem::close`], then `open` again).
+    pub async fn open(dir: Arc<tempfile::TempDir>) -> Self {
+        let sqlite = Arc::new(
+            ferrota_server::store::SqliteStore::open(&dir.path().join("ferrota.db"))
+                .await
+                .unwrap(),
+        );
+        Self::build(dir, sqlite.clone(), Some(sqlite))
+    }
+
+    fn build(
+        dir: Arc<tempfile::TempDir>,
+        store: ferrota_server::store::SharedStore,
+        sqlite: Option<Arc<ferrota_server::store::SqliteStore>>,
+    ) -> Self {
         let blobs = ferrota_server::store::DirBlobStore::new(dir.path().join("files")).unwrap();
-        let broker = ferrota_server::Broker::new(
+        let clock = ManualClock::now();
+        let bus = Arc::new(Bus::default());
+        let services = Arc::new(Services::new(
             store.clone(),
             Arc::new(blobs),
-            ferrota_server::Policy::default(),
-            ferrota_server::Limits::default(),
-        );
+            clock.clone(),
+            bus.clone(),
+        ));
         let admin = Arc::new(Admin {
-            broker: broker.clone(),
+            services: services.clone(),
+            sessions: bus.clone(),
             ca: None,
             endpoint: "localhost".into(),
             port: 8883,
@@ -337,9 +353,36 @@ impl Mem {
         Mem {
             dir,
             store,
-            broker,
+            sqlite,
+            clock,
+            bus,
+            services,
             admin,
         }
+    }
+
+    /// Stops: closes a SQLite store (its WAL checkpointed into the database file, as at a
+    /// server's shutdown) and returns the directory, for [`Mem::open`] or a look at the files.
+    pub async fn close(self) -> Arc<tempfile::TempDir> {
+        if let Some(s) = &self.sqlite {
+            s.close().await;
+        }
+        self.dir.clone()
+    }
+
+    /// Attaches a device as `thing` (taking over an earlier one of that name).
+    pub fn device(&self, thing: &str) -> MemDevice {
+        MemDevice {
+            thing: thing.into(),
+            rx: self.bus.attach(thing),
+            bus: self.bus.clone(),
+            services: self.services.clone(),
+        }
+    }
+
+    /// Where the firmware file `sha` is stored.
+    pub fn file_path(&self, sha: &str) -> std::path::PathBuf {
+        self.dir.path().join("files").join(sha)
     }
 
     /// Registers a thing (no certificate).
@@ -359,7 +402,7 @@ impl Mem {
             .unwrap();
     }
 
-    /// As [`data_ota`]: stores `data` and creates OTA update `id` streaming it to `target`.
+    /// Stores `data` and creates OTA update `id` streaming it to `target` as a data file.
     pub async fn data_ota(
         &self,
         id: &str,
@@ -446,5 +489,175 @@ impl Recorder {
     /// Takes the messages recorded so far.
     pub fn take(&self) -> Vec<(String, bytes::Bytes)> {
         std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// A clock a test sets and advances (epoch seconds), for the services' timers.
+pub struct ManualClock(std::sync::atomic::AtomicU64);
+
+impl ManualClock {
+    /// Starts at the system time, as the services' default clock would.
+    pub fn now() -> Arc<Self> {
+        Self::at(ferrota_server::context::SystemClock.now())
+    }
+
+    /// Starts at `t`.
+    pub fn at(t: u64) -> Arc<Self> {
+        Arc::new(ManualClock(t.into()))
+    }
+
+    /// Moves time forward by `secs`.
+    pub fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A message sent to a [`MemDevice`].
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub topic: String,
+    pub payload: bytes::Bytes,
+}
+
+/// The in-memory stand-in for the broker's sessions: an [`Outbound`] that routes as the broker
+/// does (a publish to every attached device with a matching subscription, `deliver_to` to the
+/// device whatever it subscribed), and the [`Sessions`] of the [`Admin`] (attached devices are
+/// connected; a revocation detaches the device and is recorded).
+#[derive(Default)]
+pub struct Bus {
+    devices: std::sync::Mutex<std::collections::HashMap<String, Attached>>,
+    revoked: std::sync::Mutex<Vec<String>>,
+}
+
+struct Attached {
+    filters: Vec<String>,
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl Bus {
+    fn attach(&self, thing: &str) -> mpsc::UnboundedReceiver<Msg> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let a = Attached {
+            filters: Vec::new(),
+            tx,
+        };
+        self.devices.lock().unwrap().insert(thing.into(), a);
+        rx
+    }
+
+    /// The things [`Sessions::revoked`] was called for, in order.
+    pub fn revoked_things(&self) -> Vec<String> {
+        self.revoked.lock().unwrap().clone()
+    }
+}
+
+impl Outbound for Bus {
+    fn publish(&self, topic: &str, payload: bytes::Bytes, _qos: QoS) {
+        for a in self.devices.lock().unwrap().values() {
+            if a.filters
+                .iter()
+                .any(|f| ferrota_server::filter::matches(topic, f))
+            {
+                let _ = a.tx.send(Msg {
+                    topic: topic.into(),
+                    payload: payload.clone(),
+                });
+            }
+        }
+    }
+
+    fn deliver_to(&self, client_id: &str, topic: &str, payload: bytes::Bytes, _qos: QoS) {
+        if let Some(a) = self.devices.lock().unwrap().get(client_id) {
+            let _ = a.tx.send(Msg {
+                topic: topic.into(),
+                payload,
+            });
+        }
+    }
+}
+
+impl Sessions for Bus {
+    fn is_connected(&self, thing: &str) -> bool {
+        self.devices.lock().unwrap().contains_key(thing)
+    }
+
+    fn revoked(&self, thing: &str) {
+        self.revoked.lock().unwrap().push(thing.into());
+        self.devices.lock().unwrap().remove(thing);
+    }
+}
+
+/// A device on the [`Bus`]: publishes as its thing straight into the services
+/// ([`ferrota_server::services::on_publish`], what a session does after the policy check) and
+/// receives what the bus routes to it. Replies are sent before `publish` returns.
+pub struct MemDevice {
+    pub thing: String,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    bus: Arc<Bus>,
+    services: Arc<Services>,
+}
+
+impl MemDevice {
+    /// Subscribes to `filter`.
+    pub fn subscribe(&self, filter: &str) {
+        let mut g = self.bus.devices.lock().unwrap();
+        let a = g.get_mut(&self.thing).expect("device detached");
+        if !a.filters.iter().any(|f| f == filter) {
+            a.filters.push(filter.into());
+        }
+    }
+
+    /// Publishes `payload` on `topic`: a service request is handled (and must succeed), any
+    /// other topic is routed to subscribers; a topic only the services publish on is a test
+    /// error (a session would disconnect the device).
+    pub async fn publish(&self, topic: impl AsRef<str>, payload: impl AsRef<[u8]>) {
+        use ferrota_server::services::{Outcome, on_publish};
+        let (topic, payload) = (topic.as_ref(), payload.as_ref());
+        match on_publish(&self.services, &self.thing, &self.thing, topic, payload).await {
+            Outcome::Handled => {}
+            Outcome::NotMine => self.bus.publish(
+                topic,
+                bytes::Bytes::copy_from_slice(payload),
+                QoS::AtLeastOnce,
+            ),
+            o => panic!("publish on {topic}: {o:?}"),
+        }
+    }
+
+    /// The next message sent to this device; fails if none comes within [`T`] or the device
+    /// was detached.
+    pub async fn next(&mut self) -> Msg {
+        tokio::time::timeout(T, self.rx.recv())
+            .await
+            .expect("timed out waiting for a message")
+            .expect("the device was detached")
+    }
+
+    /// The next message, its payload read as JSON.
+    pub async fn next_json(&mut self) -> (String, serde_json::Value) {
+        let m = self.next().await;
+        let v = serde_json::from_slice(&m.payload)
+            .unwrap_or_else(|e| panic!("{}: not JSON ({e})", m.topic));
+        (m.topic, v)
+    }
+
+    /// Publishes and returns the next message (the answer).
+    pub async fn ask(&mut self, topic: impl AsRef<str>, payload: impl AsRef<[u8]>) -> Msg {
+        self.publish(topic, payload).await;
+        self.next().await
+    }
+
+    /// Whether the device was detached (its certificate revoked) and has nothing left to read.
+    pub fn detached(&mut self) -> bool {
+        matches!(
+            self.rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        )
     }
 }
