@@ -30,16 +30,7 @@ use crate::broker::{Broker, KickReason, Outgoing};
 use crate::filter::{valid_filter, valid_topic, within_limits};
 use crate::services;
 use crate::store::CertStatus;
-
-/// Who is at the other end, as established by the transport (the TLS client certificate).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// The thing name: the certificate's subject CN.
-    pub thing: String,
-    /// The certificate id (SHA-256 of its DER, hex), checked against the registry; `None` for
-    /// transports that authenticated the thing otherwise (in-process tests).
-    pub cert_id: Option<String>,
-}
+pub use crate::tls::Identity;
 
 /// How a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

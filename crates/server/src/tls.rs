@@ -14,7 +14,20 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 
-use crate::session::Identity;
+/// Who is at the other end, as established by the transport (the TLS client certificate).
+///
+/// Defined here, with the code that derives it from a certificate, rather than in
+/// [`crate::session`] (which consumes it): so the CA and the operator actions that name
+/// certificates ([`crate::ca`], [`crate::admin`]) depend on this module alone and never reach
+/// the sessions or the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The thing name: the certificate's subject CN.
+    pub thing: String,
+    /// The certificate id (SHA-256 of its DER, hex), checked against the registry; `None` for
+    /// transports that authenticated the thing otherwise (in-process tests).
+    pub cert_id: Option<String>,
+}
 
 /// The one crypto provider of Ferrota's TLS.
 pub fn provider() -> Arc<CryptoProvider> {
