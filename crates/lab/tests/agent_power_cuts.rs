@@ -57,7 +57,7 @@ fn weakness_5_reset_during_download_resumes() {
             "cut {cut}: kept {resumed} of {held}"
         );
         // Only missing blocks were fetched after the reset (plus what was in flight).
-        let refetched = sim.server.blocks_sent - 1016;
+        let refetched = sim.server.blocks_sent() - 1016;
         assert!(
             refetched <= 5 * 8 + 128 + 32,
             "cut {cut}: {refetched} blocks fetched twice"
