@@ -597,3 +597,62 @@ impl SimExt for Sim {
         self.server.statuses(id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrota_sim::images::ota::{Spec, image};
+
+    /// The server's clock is the harness's virtual time ([`Service::set_now`]): the
+    /// timestamps of what the services send follow it, not the wall clock.
+    #[test]
+    fn the_services_run_on_virtual_time() {
+        let v1 = image(Spec::new(1, 1));
+        let v2 = image(Spec::new(2, 2));
+        let mut sim = Sim::new(&v1, 1);
+        // A slow network: the update takes minutes of virtual time (milliseconds of real).
+        sim.net.latency = Duration::from_secs(5);
+        sim.add_job(job("clock", v2));
+        assert!(sim.run_job("clock", Duration::from_secs(3600)));
+        let secs = sim.now.as_micros() / 1_000_000;
+        assert!(secs >= 30, "{secs}");
+        let stamps: Vec<u64> = sim
+            .server
+            .jobs_sent
+            .iter()
+            .filter_map(|(_, p)| serde_json::from_slice::<serde_json::Value>(p).ok())
+            .filter_map(|v| v["timestamp"].as_u64())
+            .collect();
+        assert!(stamps.is_sorted(), "{stamps:?}");
+        let (first, last) = (stamps[0], stamps[stamps.len() - 1]);
+        // The first at the start (virtual second 1), the last within a round trip of the end.
+        assert_eq!(first, EPOCH_AT_ZERO + 1, "{stamps:?}");
+        assert!(
+            (EPOCH_AT_ZERO + secs - 10..=EPOCH_AT_ZERO + secs).contains(&last),
+            "{stamps:?}, virtual {secs} s"
+        );
+        assert_eq!(sim.server.job("clock").status, JobStatus::Succeeded);
+    }
+
+    /// The in-memory file store keeps the `BlobStore` contract the streams rely on: the name
+    /// is the SHA-256, a read past the end is an error (never short data), a removed file is
+    /// `NotFound`.
+    #[test]
+    fn memory_blobs_are_content_addressed_and_bounded() {
+        let b = MemBlobs::default();
+        let sha = b.put(b"abc").unwrap();
+        assert_eq!(
+            sha,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(b.put(b"abc").unwrap(), sha);
+        let r = b.open(&sha).unwrap();
+        let mut buf = [0u8; 2];
+        r.read_at(1, &mut buf).unwrap();
+        assert_eq!(&buf, b"bc");
+        assert!(r.read_at(2, &mut buf).is_err());
+        assert!(r.read_at(u64::MAX, &mut buf).is_err());
+        b.remove(&sha).unwrap();
+        assert!(matches!(b.open(&sha), Err(StoreError::NotFound(_))));
+    }
+}
