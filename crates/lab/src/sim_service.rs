@@ -47,7 +47,7 @@ pub type Sim = ferrota_sim::harness::Sim<ServerService>;
 pub const FIRMWARE_FILE_TYPE: u8 = ferrota_server::admin::FIRMWARE_FILE_TYPE;
 
 /// Epoch seconds at the harness's time zero: virtual time starts on a plausible date, so the
-/// server's timestamps look like AWS's (2026-11-18).
+/// server's timestamps look like AWS's (2026-11-24T00:00:00Z).
 pub const EPOCH_AT_ZERO: u64 = 1_795_478_400;
 
 /// One OTA update of one file for [`THING`], as an operator creates it.

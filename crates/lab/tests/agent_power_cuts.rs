@@ -1,5 +1,6 @@
 //! Resets and power cuts: the resume record (seed weakness #5) and a cut at every flash
-//! operation of a whole update.
+//! operation of a whole update; the agent in virtual time against the real server's Jobs and
+//! Streams services (`ferrota_lab::sim_service`).
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Property tests: any network behaviour (loss, duplication, reordering, request loss,
 //! disconnects) ends in a verified, activated, confirmed update; arbitrary messages never panic
-//! the agent or fail a good download.
+//! the agent or fail a good download. The agent in virtual time against the real server's Jobs
+//! and Streams services (`ferrota_lab::sim_service`).
 
 mod common;
 
