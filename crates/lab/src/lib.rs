@@ -13,6 +13,9 @@
 //!   table.
 //! * [`images`]: demo image samples: bank images packed from generated payloads, boot-signed,
 //!   with an OTA signature.
+//! * [`sim_service`]: the real Jobs and Streams services in memory as the deterministic
+//!   harness's service ([`ferrota_sim::harness::Sim`]): the agent's virtual-time tests
+//!   (`tests/agent_*.rs`) run the agent against what the server ships, not a model of it.
 //! * [`cost`]: activation and rollback in simulated flash time and operations, beside copying
 //!   the same image into a fixed slot as single-bank bootloaders do (the `activation` bench).
 //!
@@ -33,3 +36,4 @@ pub mod cost;
 pub mod demo;
 pub mod images;
 pub mod lab;
+pub mod sim_service;

@@ -3,8 +3,10 @@
 //! network with latency, loss, duplication and reordering, and virtual time. Nothing sleeps;
 //! every run with the same seed is the same run.
 //!
-//! The service is a parameter: the agent's tests plug in their model of AWS IoT Jobs and
-//! Streams; anything that answers the device's MQTT messages with replies fits.
+//! The service is a parameter: `ferrota_lab::sim_service::ServerService` plugs in the real
+//! server's Jobs and Streams services (in memory); anything that answers the device's MQTT
+//! messages with replies fits (the agent's own tests use a tiny fixture for job documents the
+//! real server never sends).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::OnceLock;
@@ -30,6 +32,12 @@ pub type Msg = (String, Vec<u8>);
 pub trait Service {
     /// The replies to one message the device published (in the order they are sent).
     fn handle(&mut self, topic: &str, payload: &[u8]) -> Vec<Msg>;
+    /// The harness's virtual time, told before every [`Service::handle`]: a service with a
+    /// clock (the real server's timestamps, its execution timers) runs on it. The default
+    /// ignores it (a model without time).
+    fn set_now(&mut self, now: Instant) {
+        let _ = now;
+    }
 }
 
 /// Programs an OTA file into a physical bank as a debugger does.
@@ -442,6 +450,7 @@ impl<S: Service> Sim<S> {
     }
 
     fn deliver_to_server(&mut self, topic: String, payload: Vec<u8>) {
+        self.server.set_now(self.now);
         let replies = self.server.handle(&topic, &payload);
         let mut t0 = self.now;
         for (t, p) in replies {

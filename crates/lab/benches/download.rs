@@ -1,7 +1,8 @@
-//! `cargo bench -p ferrota-agent --bench download`: request round trips and simulated time to
+//! `cargo bench -p ferrota-lab --bench download`: request round trips and simulated time to
 //! fetch the seed's 4,161,536-byte image at 4 KB blocks with a 50 ms round trip, for this agent
-//! and for the official library's schedule, with 0 % and 1 % block loss. In memory, no network;
-//! simulated time is deterministic (means over 5 seeds for 1 % loss).
+//! and for the official library's schedule, with 0 % and 1 % block loss. In memory (the real
+//! server's services, `ferrota_lab::sim_service`), no network; simulated time is deterministic
+//! (means over 5 seeds for 1 % loss).
 
 #[path = "../tests/common/mod.rs"]
 mod common;

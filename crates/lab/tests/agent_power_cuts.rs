@@ -1,5 +1,6 @@
 //! Resets and power cuts: the resume record (seed weakness #5) and a cut at every flash
-//! operation of a whole update.
+//! operation of a whole update; the agent in virtual time against the real server's Jobs and
+//! Streams services (`ferrota_lab::sim_service`).
 
 mod common;
 
@@ -57,7 +58,7 @@ fn weakness_5_reset_during_download_resumes() {
             "cut {cut}: kept {resumed} of {held}"
         );
         // Only missing blocks were fetched after the reset (plus what was in flight).
-        let refetched = sim.server.blocks_sent - 1016;
+        let refetched = sim.server.blocks_sent() - 1016;
         assert!(
             refetched <= 5 * 8 + 128 + 32,
             "cut {cut}: {refetched} blocks fetched twice"

@@ -1,6 +1,7 @@
 //! Property tests: any network behaviour (loss, duplication, reordering, request loss,
 //! disconnects) ends in a verified, activated, confirmed update; arbitrary messages never panic
-//! the agent or fail a good download.
+//! the agent or fail a good download. The agent in virtual time against the real server's Jobs
+//! and Streams services (`ferrota_lab::sim_service`).
 
 mod common;
 
@@ -81,11 +82,12 @@ proptest! {
         let mut sim = Sim::new(&v1, seed);
         sim.add_job(job("job-j", v2.clone()));
         sim.run_until(Duration::from_secs(60), |s| s.agent.as_ref().and_then(|a| a.progress()).is_some_and(|(r, _)| r >= 8));
+        let (stream, job_id) = (sim.server.stream_id("job-j"), sim.server.job_id("job-j"));
         let topics = [
-            format!("$aws/things/{THING}/streams/job-j-stream/data/cbor"),
-            format!("$aws/things/{THING}/streams/job-j-stream/rejected/cbor"),
-            format!("$aws/things/{THING}/jobs/job-j/update/accepted"),
-            format!("$aws/things/{THING}/jobs/job-j/update/rejected"),
+            format!("$aws/things/{THING}/streams/{stream}/data/cbor"),
+            format!("$aws/things/{THING}/streams/{stream}/rejected/cbor"),
+            format!("$aws/things/{THING}/jobs/{job_id}/update/accepted"),
+            format!("$aws/things/{THING}/jobs/{job_id}/update/rejected"),
             format!("$aws/things/{THING}/streams/other/data/cbor"),
             "$aws/things/other-thing/jobs/notify-next".to_string(),
         ];

@@ -1,4 +1,5 @@
-//! The benchmark's targets (issue part 4), asserted: simulated time is deterministic.
+//! The benchmark's targets (issue part 4), asserted: simulated time is deterministic (the agent
+//! against the real server's services in virtual time, `ferrota_lab::sim_service`).
 
 mod common;
 

@@ -1,0 +1,658 @@
+//! The real server's Jobs and Streams services as the other end of the deterministic harness
+//! ([`ferrota_sim::harness::Sim`]): the agent's virtual-time tests run against what ships, not
+//! against a model of it.
+//!
+//! [`ServerService`] holds the services over a [`MemoryStore`], an in-memory [`BlobStore`]
+//! ([`MemBlobs`]), a [`Clock`] the harness's virtual time drives ([`Service::set_now`]) and an
+//! [`Outbound`] that queues every message for the one simulated device ([`THING`]). A
+//! current-thread tokio runtime runs the async calls (`block_on`): nothing sleeps, no socket,
+//! no TLS, no SQLite, so a whole update still takes milliseconds of real time and every run
+//! with the same seed is the same run.
+//!
+//! Jobs are made as an operator makes them: [`ServerService::add_job`] stores the image's file
+//! and calls the real `Admin::create_ota` with its OTA signature; [`ServerService::cancel_job`]
+//! is the real `CancelJob --force`. The §4.9 hazards of the AWS service are switches around
+//! the real services: [`ServerService::send_twice`] (an `Outbound` wrapper that delivers every
+//! stream block twice) and [`ServerService::notify_after_update`].
+//!
+//! [`SimExt`] gives the harness the operations the tests use (add, cancel, run until
+//! terminal, the statuses the device reported).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrota_agent::Instant;
+use ferrota_proto::job::JobStatus;
+use ferrota_proto::topic::{JobRef, JobsTopic, Reply, StreamOp, Topic, TopicKind};
+use ferrota_server::admin::{
+    Admin, AdminError, CertificateChain, CodeSigning, CreateOtaUpdate, CustomCodeSigning,
+    FileLocation, InlineSignature, OtaDescription, OtaFile,
+};
+use ferrota_server::context::{Clock, Outbound, Services};
+use ferrota_server::store::{
+    BlobReader, BlobStore, MemoryStore, SharedStore, StoreError, StoreResult, Thing,
+};
+use ferrota_sim::harness::{AgentSettings, Msg, Service, THING};
+use ferrota_sim::images::ota::TestImage;
+use rumqttc::QoS;
+use sha2::{Digest, Sha256};
+
+/// The harness over the real services.
+pub type Sim = ferrota_sim::harness::Sim<ServerService>;
+
+/// The `fileType` of firmware, as `ferrota ota create` sends it (the seed's T2G type).
+pub const FIRMWARE_FILE_TYPE: u8 = ferrota_server::admin::FIRMWARE_FILE_TYPE;
+
+/// Epoch seconds at the harness's time zero: virtual time starts on a plausible date, so the
+/// server's timestamps look like AWS's (2026-11-24T00:00:00Z).
+pub const EPOCH_AT_ZERO: u64 = 1_795_478_400;
+
+/// One OTA update of one file for [`THING`], as an operator creates it.
+#[derive(Debug, Clone)]
+pub struct FirmwareJob {
+    /// The OTA update id (`otaUpdateId`); the job is `AFR_OTA-<id>`, as AWS names it.
+    pub id: String,
+    /// The file streamed.
+    pub image: Arc<TestImage>,
+    /// `fileType` (absent: the device reads 0).
+    pub file_type: Option<u8>,
+    /// `codeSigning…signature.inlineDocument` (base64 DER): the image's own unless a test
+    /// puts another file's there.
+    pub signature: String,
+}
+
+impl FirmwareJob {
+    /// Firmware ([`FIRMWARE_FILE_TYPE`]) with the image's OTA signature.
+    pub fn firmware(id: &str, image: Arc<TestImage>) -> Self {
+        FirmwareJob {
+            id: id.into(),
+            signature: image.signature.clone(),
+            image,
+            file_type: Some(FIRMWARE_FILE_TYPE),
+        }
+    }
+}
+
+/// [`FirmwareJob::firmware`].
+pub fn job(id: &str, image: Arc<TestImage>) -> FirmwareJob {
+    FirmwareJob::firmware(id, image)
+}
+
+/// A job's execution on [`THING`] as the server stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobView {
+    /// Status.
+    pub status: JobStatus,
+    /// `statusDetails`.
+    pub details: BTreeMap<String, String>,
+    /// `versionNumber`.
+    pub version: u64,
+}
+
+/// A status update the device published (`…/jobs/<jobId>/update`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// The job id (`AFR_OTA-…`).
+    pub job: String,
+    /// The payload, as sent.
+    pub payload: String,
+}
+
+/// Time for the services: [`EPOCH_AT_ZERO`] plus the harness's virtual time.
+#[derive(Debug, Default)]
+pub struct VirtualClock(AtomicU64);
+
+impl VirtualClock {
+    /// Sets virtual time.
+    pub fn set(&self, now: Instant) {
+        self.0.store(now.as_micros(), Ordering::Relaxed);
+    }
+}
+
+impl Clock for VirtualClock {
+    fn now(&self) -> u64 {
+        EPOCH_AT_ZERO + self.0.load(Ordering::Relaxed) / 1_000_000
+    }
+}
+
+/// Content-addressed files in memory (the [`BlobStore`] contract without a directory: no
+/// fsync per test, which hundreds of power-cut runs would pay).
+#[derive(Default)]
+pub struct MemBlobs(Mutex<HashMap<String, Arc<Vec<u8>>>>);
+
+struct MemBlob(Arc<Vec<u8>>);
+
+impl BlobReader for MemBlob {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let a = usize::try_from(offset).map_err(std::io::Error::other)?;
+        let src = a
+            .checked_add(buf.len())
+            .and_then(|b| self.0.get(a..b))
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+impl MemBlobs {
+    fn files(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Vec<u8>>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl BlobStore for MemBlobs {
+    fn put(&self, data: &[u8]) -> StoreResult<String> {
+        let sha: String = Sha256::digest(data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.files()
+            .entry(sha.clone())
+            .or_insert_with(|| Arc::new(data.to_vec()));
+        Ok(sha)
+    }
+    fn open(&self, hash: &str) -> StoreResult<Arc<dyn BlobReader>> {
+        match self.files().get(hash) {
+            Some(d) => Ok(Arc::new(MemBlob(d.clone()))),
+            None => Err(StoreError::NotFound(format!("file {hash}"))),
+        }
+    }
+    fn forget(&self, _hash: &str) {}
+    fn remove(&self, hash: &str) -> StoreResult<()> {
+        self.files().remove(hash);
+        Ok(())
+    }
+}
+
+fn is_data(topic: &str) -> bool {
+    topic.ends_with("/data/cbor") || topic.ends_with("/data/json")
+}
+
+/// The services' messages for the simulated device, queued until the harness takes them.
+///
+/// Decision: `…/jobs/notify` (the pending-list notice) is dropped: the agent never subscribes
+/// to it, so a broker would not deliver it. Every other message reaches the device; the
+/// harness itself drops stream data the device is not subscribed to.
+#[derive(Default)]
+pub struct DeviceOutbox {
+    queue: Mutex<Vec<Msg>>,
+    blocks: AtomicU32,
+}
+
+impl DeviceOutbox {
+    fn take(&self) -> Vec<Msg> {
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Outbound for DeviceOutbox {
+    fn publish(&self, topic: &str, payload: Bytes, _qos: QoS) {
+        if topic.ends_with("/jobs/notify") {
+            return;
+        }
+        if is_data(topic) {
+            self.blocks.fetch_add(1, Ordering::Relaxed);
+        }
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((topic.to_string(), payload.to_vec()));
+    }
+}
+
+/// §4.9 hazard 1: a service that delivers every stream block twice (AWS's at-least-once
+/// delivery; the device must not count a block twice nor finish on a late copy).
+struct Twice(Arc<dyn Outbound>);
+
+impl Outbound for Twice {
+    fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
+        if is_data(topic) {
+            self.0.publish(topic, payload.clone(), qos);
+        }
+        self.0.publish(topic, payload, qos);
+    }
+    fn deliver_to(&self, client_id: &str, topic: &str, payload: Bytes, qos: QoS) {
+        if is_data(topic) {
+            self.0.deliver_to(client_id, topic, payload.clone(), qos);
+        }
+        self.0.deliver_to(client_id, topic, payload, qos);
+    }
+}
+
+/// An OTA update created on the server: its ids.
+#[derive(Debug, Clone)]
+struct Created {
+    job_id: String,
+    stream_id: String,
+}
+
+/// The real Jobs and Streams services for one simulated device (see the module docs).
+pub struct ServerService {
+    rt: tokio::runtime::Runtime,
+    admin: Arc<Admin>,
+    services: Arc<Services>,
+    store: SharedStore,
+    clock: Arc<VirtualClock>,
+    out: Arc<DeviceOutbox>,
+    created: BTreeMap<String, Created>,
+    views: BTreeMap<String, JobView>,
+    /// Every status update the device published, in order.
+    pub updates: Vec<Update>,
+    /// Stream requests (`…/streams/<id>/get/…`) the device published.
+    pub stream_requests: u32,
+    /// The Jobs messages (not stream data) the services sent the device, in order.
+    pub jobs_sent: Vec<Msg>,
+    /// §4.9 hazard 3: after every status update, also push `notify-next` with the device's
+    /// current next job, as AWS does when it re-announces a job (the device must not restart
+    /// a download it is doing). Done here, not in an `Outbound`: the body is the services'
+    /// own answer to `$next/get` (an async store read).
+    pub notify_after_update: bool,
+}
+
+/// Services over `store`, `blobs` and `clock`, and the [`Admin`] over them that creates and
+/// cancels OTA updates. The one place that knows how an `Admin` is built (the lead adapts it
+/// when `Admin` changes).
+fn admin_over(
+    store: SharedStore,
+    blobs: Arc<dyn BlobStore>,
+    clock: Arc<dyn Clock>,
+) -> (Arc<Admin>, Arc<Services>) {
+    let broker = ferrota_server::Broker::new(
+        store,
+        blobs,
+        ferrota_server::Policy::default(),
+        ferrota_server::Limits::default(),
+    )
+    .with_clock(clock);
+    let services = broker.services.clone();
+    let admin = Admin {
+        broker,
+        ca: None,
+        endpoint: "localhost".into(),
+        port: 8883,
+    };
+    (Arc::new(admin), services)
+}
+
+/// The `CreateOTAUpdate` request for `job` on [`THING`], its file stored as `sha256`.
+fn create_request(job: &FirmwareJob, sha256: String) -> CreateOtaUpdate {
+    CreateOtaUpdate {
+        ota_update_id: job.id.clone(),
+        description: "harness".into(),
+        targets: vec![format!("thing/{THING}")],
+        files: vec![OtaFile {
+            file_name: "/ota/image.bin".into(),
+            file_type: job.file_type,
+            file_location: FileLocation { sha256 },
+            code_signing: CodeSigning {
+                custom_code_signing: CustomCodeSigning {
+                    signature: InlineSignature {
+                        inline_document: job.signature.clone(),
+                    },
+                    certificate_chain: CertificateChain {
+                        certificate_name: "signer.crt".into(),
+                        inline_document: None,
+                    },
+                    hash_algorithm: "SHA256".into(),
+                    signature_algorithm: "ECDSA".into(),
+                },
+            },
+        }],
+        ..Default::default()
+    }
+}
+
+impl ServerService {
+    /// The services with [`THING`] registered and no job.
+    pub fn new() -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a current-thread runtime");
+        let store: SharedStore = Arc::new(MemoryStore::new());
+        let clock = Arc::new(VirtualClock::default());
+        let (admin, services) =
+            admin_over(store.clone(), Arc::new(MemBlobs::default()), clock.clone());
+        let out = Arc::new(DeviceOutbox::default());
+        let o: Arc<dyn Outbound> = out.clone();
+        services.wrap_outbound(|_| o);
+        rt.block_on(store.create_thing(&Thing {
+            name: THING.into(),
+            groups: vec![],
+            created_at: EPOCH_AT_ZERO,
+        }))
+        .expect("register the thing");
+        ServerService {
+            rt,
+            admin,
+            services,
+            store,
+            clock,
+            out,
+            created: BTreeMap::new(),
+            views: BTreeMap::new(),
+            updates: vec![],
+            stream_requests: 0,
+            jobs_sent: vec![],
+            notify_after_update: false,
+        }
+    }
+
+    /// From now on every stream block is delivered twice (§4.9 hazard 1).
+    pub fn send_twice(&self) {
+        self.services.wrap_outbound(|o| Arc::new(Twice(o)));
+    }
+
+    /// Stream blocks the services sent the device (a block sent twice counts twice).
+    pub fn blocks_sent(&self) -> u32 {
+        self.out.blocks.load(Ordering::Relaxed)
+    }
+
+    /// Creates OTA update `job` through the real `Admin::create_ota`; returns the messages the
+    /// services sent the device (`notify-next` when the job became its next).
+    pub fn add_job(&mut self, job: &FirmwareJob) -> Result<Vec<Msg>, AdminError> {
+        let sha = self.admin.put_file(&job.image.file)?;
+        let req = create_request(job, sha);
+        let admin = self.admin.clone();
+        let o: OtaDescription = self
+            .rt
+            .block_on(async move { admin.create_ota(&req).await })?;
+        self.created.insert(
+            job.id.clone(),
+            Created {
+                job_id: o.job_id,
+                stream_id: o.stream_id,
+            },
+        );
+        self.refresh();
+        Ok(self.take())
+    }
+
+    /// Cancels OTA update `id` as `CancelJob --force` does (an IN_PROGRESS execution too);
+    /// returns the messages for the device (`notify-next` with what is next now).
+    pub fn cancel_job(&mut self, id: &str) -> Result<Vec<Msg>, AdminError> {
+        let admin = self.admin.clone();
+        let id = id.to_string();
+        self.rt
+            .block_on(async move { admin.cancel_ota(&id, true).await })?;
+        self.refresh();
+        Ok(self.take())
+    }
+
+    /// The job id of OTA update `id` (`AFR_OTA-<id>`). Panics for an update never added.
+    pub fn job_id(&self, id: &str) -> &str {
+        &self.created[id].job_id
+    }
+
+    /// The stream of OTA update `id`. Panics for an update never added.
+    pub fn stream_id(&self, id: &str) -> &str {
+        &self.created[id].stream_id
+    }
+
+    /// The execution of OTA update `id` on the device as the server stores it (as of the last
+    /// message the services handled). Panics for an update never added.
+    pub fn job(&self, id: &str) -> &JobView {
+        &self.views[id]
+    }
+
+    /// Whether OTA update `id`'s execution is terminal on the server.
+    pub fn is_terminal(&self, id: &str) -> bool {
+        self.views.get(id).is_some_and(|v| v.status.is_terminal())
+    }
+
+    /// The status updates the device published for OTA update `id`, in order.
+    pub fn statuses(&self, id: &str) -> Vec<String> {
+        let Some(c) = self.created.get(id) else {
+            return vec![];
+        };
+        self.updates
+            .iter()
+            .filter(|u| u.job == c.job_id)
+            .map(|u| u.payload.clone())
+            .collect()
+    }
+
+    fn take(&mut self) -> Vec<Msg> {
+        let m = self.out.take();
+        self.record(&m);
+        m
+    }
+
+    fn record(&mut self, m: &[Msg]) {
+        self.jobs_sent
+            .extend(m.iter().filter(|(t, _)| !is_data(t)).cloned());
+    }
+
+    /// Reads every created update's execution back from the store.
+    fn refresh(&mut self) {
+        let store = self.store.clone();
+        let ids: Vec<(String, String)> = self
+            .created
+            .iter()
+            .map(|(k, c)| (k.clone(), c.job_id.clone()))
+            .collect();
+        let views = self.rt.block_on(async move {
+            let mut v = Vec::new();
+            for (k, j) in ids {
+                if let Ok(Some(e)) = store.execution(&j, THING).await {
+                    v.push((
+                        k,
+                        JobView {
+                            status: e.status,
+                            details: e.status_details,
+                            version: e.version_number,
+                        },
+                    ));
+                }
+            }
+            v
+        });
+        self.views.extend(views);
+    }
+}
+
+impl Default for ServerService {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Service for ServerService {
+    fn set_now(&mut self, now: Instant) {
+        self.clock.set(now);
+    }
+
+    fn handle(&mut self, topic: &str, payload: &[u8]) -> Vec<Msg> {
+        let (mut jobs, mut update) = (false, false);
+        if let Ok(t) = Topic::parse(topic) {
+            match t.kind {
+                TopicKind::Stream {
+                    op: StreamOp::Get, ..
+                } => self.stream_requests += 1,
+                TopicKind::Jobs(JobsTopic::Update {
+                    job,
+                    reply: Reply::Request,
+                }) => {
+                    jobs = true;
+                    update = true;
+                    self.updates.push(Update {
+                        job: job.to_string(),
+                        payload: String::from_utf8_lossy(payload).into_owned(),
+                    });
+                }
+                TopicKind::Jobs(_) => jobs = true,
+                _ => {}
+            }
+        }
+        let renotify = update && self.notify_after_update;
+        let svc = self.services.clone();
+        let p = payload.to_vec();
+        let t = topic.to_string();
+        self.rt.block_on(async move {
+            ferrota_server::services::on_publish(&svc, THING, THING, &t, &p).await;
+            if renotify {
+                // The services' own `$next` document, re-announced as AWS's notify-next.
+                let get = Topic::jobs(
+                    THING,
+                    JobsTopic::Describe {
+                        job: JobRef::Next,
+                        reply: Reply::Request,
+                    },
+                )
+                .to_string();
+                ferrota_server::services::on_publish(&svc, THING, THING, &get, b"{}").await;
+            }
+        });
+        if jobs {
+            self.refresh();
+        }
+        let mut out = self.out.take();
+        if renotify {
+            let accepted = Topic::jobs(
+                THING,
+                JobsTopic::Describe {
+                    job: JobRef::Next,
+                    reply: Reply::Accepted,
+                },
+            )
+            .to_string();
+            let notify = Topic::notify_next(THING).to_string();
+            for (t, _) in out.iter_mut() {
+                if *t == accepted {
+                    t.clone_from(&notify);
+                }
+            }
+        }
+        self.record(&out);
+        out
+    }
+}
+
+/// The harness's operations on the server's jobs.
+pub trait SimExt {
+    /// A device running `v1` in the lower bank, connected, no job yet; `seed` drives the
+    /// network's random choices.
+    fn new(v1: &TestImage, seed: u64) -> Self;
+    /// As [`SimExt::new`] with other agent settings.
+    fn with_settings(v1: &TestImage, seed: u64, settings: AgentSettings) -> Self;
+    /// Creates the OTA update; the services' notify-next reaches the device if connected.
+    /// Panics if the server refuses it (a test's mistake).
+    fn add_job(&mut self, job: FirmwareJob);
+    /// Cancels an OTA update (`--force`); AWS pushes notify-next with what is next now.
+    fn cancel_job(&mut self, id: &str);
+    /// Runs until OTA update `id`'s execution is terminal on the server, or `limit` passed.
+    fn run_job(&mut self, id: &str, limit: Duration) -> bool;
+    /// The status updates the device published for OTA update `id`.
+    fn statuses(&self, id: &str) -> Vec<String>;
+}
+
+impl SimExt for Sim {
+    fn new(v1: &TestImage, seed: u64) -> Self {
+        Self::with_settings(v1, seed, AgentSettings::default())
+    }
+
+    fn with_settings(v1: &TestImage, seed: u64, settings: AgentSettings) -> Self {
+        Sim::start(ServerService::new(), v1, seed, settings)
+    }
+
+    fn add_job(&mut self, job: FirmwareJob) {
+        let now = self.now;
+        self.server.set_now(now);
+        let msgs = self
+            .server
+            .add_job(&job)
+            .unwrap_or_else(|e| panic!("create OTA update {}: {e}", job.id));
+        if self.connected() {
+            for (t, p) in msgs {
+                self.send_to_device(t, p);
+            }
+        }
+    }
+
+    fn cancel_job(&mut self, id: &str) {
+        let now = self.now;
+        self.server.set_now(now);
+        let msgs = self
+            .server
+            .cancel_job(id)
+            .unwrap_or_else(|e| panic!("cancel OTA update {id}: {e}"));
+        if self.connected() {
+            for (t, p) in msgs {
+                self.send_to_device(t, p);
+            }
+        }
+    }
+
+    fn run_job(&mut self, id: &str, limit: Duration) -> bool {
+        self.run_until(limit, |s| s.server.is_terminal(id))
+    }
+
+    fn statuses(&self, id: &str) -> Vec<String> {
+        self.server.statuses(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrota_sim::images::ota::{Spec, image};
+
+    /// The server's clock is the harness's virtual time ([`Service::set_now`]): the
+    /// timestamps of what the services send follow it, not the wall clock.
+    #[test]
+    fn the_services_run_on_virtual_time() {
+        let v1 = image(Spec::new(1, 1));
+        let v2 = image(Spec::new(2, 2));
+        let mut sim = Sim::new(&v1, 1);
+        // A slow network: the update takes minutes of virtual time (milliseconds of real).
+        sim.net.latency = Duration::from_secs(5);
+        sim.add_job(job("clock", v2));
+        assert!(sim.run_job("clock", Duration::from_secs(3600)));
+        let secs = sim.now.as_micros() / 1_000_000;
+        assert!(secs >= 30, "{secs}");
+        let stamps: Vec<u64> = sim
+            .server
+            .jobs_sent
+            .iter()
+            .filter_map(|(_, p)| serde_json::from_slice::<serde_json::Value>(p).ok())
+            .filter_map(|v| v["timestamp"].as_u64())
+            .collect();
+        assert!(stamps.is_sorted(), "{stamps:?}");
+        let (first, last) = (stamps[0], stamps[stamps.len() - 1]);
+        // The first at the start (virtual second 1), the last within a round trip of the end.
+        assert_eq!(first, EPOCH_AT_ZERO + 1, "{stamps:?}");
+        assert!(
+            (EPOCH_AT_ZERO + secs - 10..=EPOCH_AT_ZERO + secs).contains(&last),
+            "{stamps:?}, virtual {secs} s"
+        );
+        assert_eq!(sim.server.job("clock").status, JobStatus::Succeeded);
+    }
+
+    /// The in-memory file store keeps the `BlobStore` contract the streams rely on: the name
+    /// is the SHA-256, a read past the end is an error (never short data), a removed file is
+    /// `NotFound`.
+    #[test]
+    fn memory_blobs_are_content_addressed_and_bounded() {
+        let b = MemBlobs::default();
+        let sha = b.put(b"abc").unwrap();
+        assert_eq!(
+            sha,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(b.put(b"abc").unwrap(), sha);
+        let r = b.open(&sha).unwrap();
+        let mut buf = [0u8; 2];
+        r.read_at(1, &mut buf).unwrap();
+        assert_eq!(&buf, b"bc");
+        assert!(r.read_at(2, &mut buf).is_err());
+        assert!(r.read_at(u64::MAX, &mut buf).is_err());
+        b.remove(&sha).unwrap();
+        assert!(matches!(b.open(&sha), Err(StoreError::NotFound(_))));
+    }
+}
