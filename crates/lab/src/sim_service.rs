@@ -29,7 +29,7 @@ use ferrota_proto::job::JobStatus;
 use ferrota_proto::topic::{JobRef, JobsTopic, Reply, StreamOp, Topic, TopicKind};
 use ferrota_server::admin::{
     Admin, AdminError, CertificateChain, CodeSigning, CreateOtaUpdate, CustomCodeSigning,
-    FileLocation, InlineSignature, OtaDescription, OtaFile,
+    FileLocation, InlineSignature, NoSessions, OtaDescription, OtaFile,
 };
 use ferrota_server::context::{Clock, Outbound, Services};
 use ferrota_server::store::{
@@ -255,24 +255,19 @@ pub struct ServerService {
     pub notify_after_update: bool,
 }
 
-/// Services over `store`, `blobs` and `clock`, and the [`Admin`] over them that creates and
-/// cancels OTA updates. The one place that knows how an `Admin` is built (the lead adapts it
-/// when `Admin` changes).
+/// Services over `store`, `blobs`, `clock` and the device's outbox, and the [`Admin`] over
+/// them that creates and cancels OTA updates: no broker and no sessions (the one simulated
+/// device is reached through the outbox).
 fn admin_over(
     store: SharedStore,
     blobs: Arc<dyn BlobStore>,
     clock: Arc<dyn Clock>,
+    out: Arc<dyn Outbound>,
 ) -> (Arc<Admin>, Arc<Services>) {
-    let broker = ferrota_server::Broker::new(
-        store,
-        blobs,
-        ferrota_server::Policy::default(),
-        ferrota_server::Limits::default(),
-    )
-    .with_clock(clock);
-    let services = broker.services.clone();
+    let services = Arc::new(Services::new(store, blobs, clock, out));
     let admin = Admin {
-        broker,
+        services: services.clone(),
+        sessions: Arc::new(NoSessions),
         ca: None,
         endpoint: "localhost".into(),
         port: 8883,
@@ -317,11 +312,13 @@ impl ServerService {
             .expect("a current-thread runtime");
         let store: SharedStore = Arc::new(MemoryStore::new());
         let clock = Arc::new(VirtualClock::default());
-        let (admin, services) =
-            admin_over(store.clone(), Arc::new(MemBlobs::default()), clock.clone());
         let out = Arc::new(DeviceOutbox::default());
-        let o: Arc<dyn Outbound> = out.clone();
-        services.wrap_outbound(|_| o);
+        let (admin, services) = admin_over(
+            store.clone(),
+            Arc::new(MemBlobs::default()),
+            clock.clone(),
+            out.clone(),
+        );
         rt.block_on(store.create_thing(&Thing {
             name: THING.into(),
             groups: vec![],
