@@ -94,6 +94,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
@@ -106,6 +108,8 @@ pub mod reason;
 pub mod status;
 pub mod stream;
 pub mod topic;
+#[cfg(feature = "alloc")]
+pub mod vec;
 mod write;
 
 pub use bitmap::{BlockSet, Window};
