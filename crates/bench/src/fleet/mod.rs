@@ -610,6 +610,16 @@ fn report(plan: &Plan, tiers: &[Tier], short: bool) -> Report {
     }
 }
 
+/// Runs a call of the blocking API client off the runtime's worker threads.
+async fn blocking<T: Send + 'static>(
+    client: ferrota_api::Client,
+    f: impl FnOnce(&ferrota_api::Client) -> Result<T, ferrota_api::Error> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(move || f(&client).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| format!("API call: {e}"))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -687,14 +697,4 @@ mod tests {
         assert_eq!(percentile(&v, 0.99), 5.0);
         assert_eq!(percentile(&[], 0.5), 0.0);
     }
-}
-
-/// Runs a call of the blocking API client off the runtime's worker threads.
-async fn blocking<T: Send + 'static>(
-    client: ferrota_api::Client,
-    f: impl FnOnce(&ferrota_api::Client) -> Result<T, ferrota_api::Error> + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(move || f(&client).map_err(|e| e.to_string()))
-        .await
-        .map_err(|e| format!("API call: {e}"))?
 }
