@@ -351,6 +351,12 @@ mod tests {
             (e.status, e.code.as_str(), e.message.as_str()),
             (404, "", "not found")
         );
+        assert_eq!(e.to_string(), "HTTP 404: not found");
+        let e = api_error(
+            400,
+            br#"{"code":"InvalidRequestException","message":"bad"}"#,
+        );
+        assert_eq!(e.to_string(), "HTTP 400 InvalidRequestException: bad");
     }
 
     #[test]

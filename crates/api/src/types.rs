@@ -595,7 +595,6 @@ pub struct Revoked {
 /// AWS's error answer, `{"code":"InvalidRequestException","message":"…"}`, with the HTTP
 /// status it came with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{status} {code}: {message}")]
 pub struct ApiError {
     /// HTTP status (not in the JSON).
     #[serde(skip)]
@@ -609,4 +608,16 @@ pub struct ApiError {
     /// What went wrong, for a person.
     #[serde(default)]
     pub message: String,
+}
+
+/// `HTTP 404 ResourceNotFoundException: OTA update x not found` (the code left out when there
+/// is none).
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.code.is_empty() {
+            write!(f, "HTTP {}: {}", self.status, self.message)
+        } else {
+            write!(f, "HTTP {} {}: {}", self.status, self.code, self.message)
+        }
+    }
 }
