@@ -146,6 +146,10 @@ fn describe(a: &OtaIdArgs) -> Result<Value> {
 pub fn run(c: OtaCommand) -> Result<()> {
     let v = match c {
         OtaCommand::Create(a) => {
+            // Checked before anything is read or uploaded: a refused create leaves nothing.
+            if a.things.is_empty() && a.groups.is_empty() {
+                bail!("give at least one --thing or --group");
+            }
             let api = Api::new(&a.api)?;
             let data = crate::fsio::read(&a.file, crate::fsio::OTA_LIMIT)?;
             let sig_path = a.signature.clone().unwrap_or_else(|| {
@@ -171,9 +175,6 @@ pub fn run(c: OtaCommand) -> Result<()> {
             };
             api.preflight(data.len())?;
             let up = api.run(|c| c.upload_file(&data))?;
-            if a.things.is_empty() && a.groups.is_empty() {
-                bail!("give at least one --thing or --group");
-            }
             // `--file-type none`: no fileType, as AWS writes the job document without one.
             let mut file = OtaFile::new(&a.file_name, up.sha256, sig)
                 .file_type(a.file_type.0)
