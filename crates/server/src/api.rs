@@ -10,7 +10,7 @@
 //! | POST | `/api/things/{name}/revoke` | `{"revoked":n}` (disconnects it; the CRL is reloaded at once) |
 //! | GET | `/api/limits` | `{"maxFileBytes"}`: the CLI asks before sending a file, so a wrong token or an oversized file is reported as such, not as a broken pipe |
 //! | POST | `/api/files` | raw bytes → `{"sha256","size"}` |
-//! | POST | `/api/ota-updates` | `CreateOTAUpdate` (with `awsJobTimeoutConfig.inProgressTimeoutInMinutes`, 1–10080; `targetSelection` SNAPSHOT, `protocols` [MQTT]; `fileType` optional; `certificateChain.inlineDocument` checked against the signature) → description with `jobProcessDetails` |
+//! | POST | `/api/ota-updates` | `CreateOTAUpdate` (with `awsJobTimeoutConfig.inProgressTimeoutInMinutes`, 1–10080; `targetSelection` SNAPSHOT, `protocols` `["MQTT"]`; `fileType` optional; `certificateChain.inlineDocument` checked against the signature) → description with `jobProcessDetails` |
 //! | GET | `/api/ota-updates` | list |
 //! | GET | `/api/ota-updates/{id}?maxResults=&nextToken=` | description with one page of per-thing status (AWS paging: `maxResults` 1–250, default 100; `nextToken` in the answer while more follow) |
 //! | GET | `/api/ota-updates/{id}/things/{thing}/history` | that execution's history (newest 50, oldest first) |
@@ -122,7 +122,7 @@ struct Force {
 
 /// AWS `CreateOTAUpdate` fields Ferrota knows but does not implement yet, with why: a request
 /// naming one is refused (400), never run without it. `files[]` and the `codeSigning` of a
-/// file are checked too (see [`unsupported`]).
+/// file are checked too (see `unsupported`).
 pub const UNSUPPORTED_OTA_FIELDS: &[(&str, &str)] = &[
     (
         "awsJobExecutionsRolloutConfig",
