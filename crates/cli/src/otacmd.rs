@@ -1,16 +1,16 @@
 //! `ferrota ota create|list|describe|cancel` through the HTTP API of a running server.
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde_json::{Value, json};
+use ferrota_api::{Client, CreateOtaUpdate, FIRMWARE_FILE_TYPE, OtaFile, PageRequest};
+use serde_json::Value;
 
 use crate::servecmd::config;
 use crate::serverargs::{ApiArgs, OtaCommand, OtaIdArgs};
 
 struct Api {
-    base: String,
+    client: Client,
     /// Where the base URL came from, for the message of a wrong address.
     base_from: String,
-    token: String,
     /// Where the token came from, for the message of a 401.
     token_from: String,
 }
@@ -41,18 +41,29 @@ impl Api {
             }
         };
         Ok(Api {
-            base,
+            client: Client::new(base, token),
             base_from,
-            token,
             token_from,
         })
     }
 
-    fn agent() -> ureq::Agent {
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into()
+    /// A failed call in words: no answer (with the likely mistakes), a 401 (naming where the
+    /// token came from), or the server's message with its status.
+    fn error(&self, e: ferrota_api::Error) -> anyhow::Error {
+        let base = self.client.base_url();
+        match e {
+            ferrota_api::Error::Transport { source, .. } => {
+                crate::settings::unreachable(base, &self.base_from, &source)
+            }
+            ferrota_api::Error::Api { url, error } if error.status == 401 => anyhow!(
+                "{url}: 401 unauthorized: wrong operator token (from {})",
+                self.token_from
+            ),
+            ferrota_api::Error::Api { url, error } => {
+                anyhow!("{url}: {}: {}", status_text(error.status), error.message)
+            }
+            e => anyhow!(e),
+        }
     }
 
     /// Before a file is sent: one cheap authenticated request (`GET /api/limits`), so a wrong
@@ -61,94 +72,45 @@ impl Api {
     /// Ferrota server has the route, so anything but its JSON answer (a 404, an MQTT/TLS
     /// port, another HTTP service) means the address is not a Ferrota API.
     fn preflight(&self, len: usize) -> Result<()> {
-        let url = format!("{}/api/limits", self.base);
-        let mut r = Self::agent()
-            .get(&url)
-            .header("authorization", &format!("Bearer {}", self.token))
-            .call()
-            .map_err(|e| crate::settings::unreachable(&self.base, &self.base_from, &e))?;
-        let status = r.status();
-        if status == ureq::http::StatusCode::UNAUTHORIZED {
-            bail!(
-                "{url}: 401 unauthorized: wrong operator token (from {})",
-                self.token_from
-            );
-        }
-        let not_ferrota =
-            |what: String| crate::settings::not_ferrota(&self.base, &self.base_from, &what);
-        if !status.is_success() {
-            return Err(not_ferrota(format!("GET /api/limits answered {status}")));
-        }
-        let body = r
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024)
-            .read_to_string()
-            .map_err(|e| anyhow!("{url}: {e}"))?;
-        let max = serde_json::from_str::<Value>(&body)
-            .ok()
-            .and_then(|v| v["maxFileBytes"].as_u64())
-            .ok_or_else(|| {
-                let start: String = body.chars().take(80).collect();
-                not_ferrota(format!("GET /api/limits answered {start:?}"))
-            })?;
+        let not_ferrota = |what: String| {
+            crate::settings::not_ferrota(self.client.base_url(), &self.base_from, &what)
+        };
+        let max = match self.client.limits() {
+            Ok(l) => l.max_file_bytes,
+            Err(ferrota_api::Error::Api { error, .. }) if error.status != 401 => {
+                return Err(not_ferrota(format!(
+                    "GET /api/limits answered {}",
+                    status_text(error.status)
+                )));
+            }
+            Err(ferrota_api::Error::Decode { start, .. }) => {
+                return Err(not_ferrota(format!("GET /api/limits answered {start:?}")));
+            }
+            Err(e) => return Err(self.error(e)),
+        };
         if len as u64 > max {
             bail!("file is {len} bytes; the server accepts at most {max}");
         }
         Ok(())
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<Vec<u8>>, json: bool) -> Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let auth = format!("Bearer {}", self.token);
-        if let (Some(b), false) = (&body, json) {
-            self.preflight(b.len())?;
-        }
-        let agent = Self::agent();
-        let r = match (method, body) {
-            ("GET", _) => agent.get(&url).header("authorization", &auth).call(),
-            (_, Some(b)) => agent
-                .post(&url)
-                .header("authorization", &auth)
-                .header(
-                    "content-type",
-                    if json {
-                        "application/json"
-                    } else {
-                        "application/octet-stream"
-                    },
-                )
-                .send(&b[..]),
-            (_, None) => agent.post(&url).header("authorization", &auth).send_empty(),
-        };
-        let mut r = r.map_err(|e| crate::settings::unreachable(&self.base, &self.base_from, &e))?;
-        let status = r.status();
-        if status == ureq::http::StatusCode::UNAUTHORIZED {
-            bail!(
-                "{url}: 401 unauthorized: wrong operator token (from {})",
-                self.token_from
-            );
-        }
-        let text = r
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .read_to_string()
-            .map_err(|e| anyhow!("{url}: {e}"))?;
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if !status.is_success() {
-            // AWS's error JSON (`{"code","message"}`); `error` is what servers before
-            // issue 14 sent.
-            let msg = v
-                .get("message")
-                .or_else(|| v.get("error"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string());
-            bail!("{url}: {status}: {msg}");
-        }
-        Ok(v)
+    /// Runs a call, its error in words ([`Api::error`]).
+    fn run<T>(&self, f: impl FnOnce(&Client) -> Result<T, ferrota_api::Error>) -> Result<T> {
+        f(&self.client).map_err(|e| self.error(e))
     }
+}
+
+/// `404 Not Found`: a status as the CLI has always printed it.
+fn status_text(status: u16) -> String {
+    match ureq::http::StatusCode::from_u16(status) {
+        Ok(s) => s.to_string(),
+        Err(_) => status.to_string(),
+    }
+}
+
+/// An answer as the JSON the CLI prints (keys sorted, as `serde_json::Value` keeps them).
+fn json_of<T: serde::Serialize>(v: &T) -> Result<Value> {
+    Ok(serde_json::to_value(v)?)
 }
 
 /// Runs an `ota` command.
@@ -157,71 +119,37 @@ impl Api {
 /// list is what the operator asked for). `--history THING`: that execution's history.
 fn describe(a: &OtaIdArgs) -> Result<Value> {
     let api = Api::new(&a.api)?;
-    let id = urlencoding(&a.id);
+    let id = &a.id;
     if let Some(t) = &a.history {
-        let path = format!("/api/ota-updates/{id}/things/{}/history", urlencoding(t));
-        return api.call("GET", &path, None, true);
+        return json_of(&api.run(|c| c.execution_history(id, t))?);
     }
     let page = |token: Option<&str>, max: Option<u32>| {
-        let mut q = Vec::new();
-        if let Some(m) = max {
-            q.push(format!("maxResults={m}"));
-        }
-        if let Some(t) = token {
-            q.push(format!("nextToken={}", urlencoding(t)));
-        }
-        let q = if q.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", q.join("&"))
+        let p = PageRequest {
+            max_results: max.map(|m| m as usize),
+            next_token: token.map(str::to_string),
         };
-        api.call("GET", &format!("/api/ota-updates/{id}{q}"), None, true)
+        api.run(|c| c.describe_ota_update(id, &p))
     };
     if a.max_results.is_some() || a.next_token.is_some() {
-        return page(a.next_token.as_deref(), a.max_results);
+        return json_of(&page(a.next_token.as_deref(), a.max_results)?);
     }
     let mut first = page(None, None)?;
-    let mut token = first
-        .get("nextToken")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let mut token = first.next_token.take();
     while let Some(t) = token {
         let mut next = page(Some(&t), None)?;
-        let more = match next.get_mut("executions").map(Value::take) {
-            Some(Value::Array(v)) => v,
-            _ => bail!("/api/ota-updates/{id}: a page without executions"),
-        };
-        if let Some(Value::Array(all)) = first.get_mut("executions") {
-            all.extend(more);
-        }
-        token = next
-            .get("nextToken")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        first.executions.append(&mut next.executions);
+        token = next.next_token;
     }
-    if let Some(o) = first.as_object_mut() {
-        o.remove("nextToken");
-    }
-    Ok(first)
-}
-
-/// Percent-encodes a path segment or query value (ids and tokens are `[a-zA-Z0-9_:-]` in
-/// practice; anything else is escaped rather than trusted).
-fn urlencoding(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    json_of(&first)
 }
 
 pub fn run(c: OtaCommand) -> Result<()> {
     let v = match c {
         OtaCommand::Create(a) => {
+            // Checked before anything is read or uploaded: a refused create leaves nothing.
+            if a.things.is_empty() && a.groups.is_empty() {
+                bail!("give at least one --thing or --group");
+            }
             let api = Api::new(&a.api)?;
             let data = crate::fsio::read(&a.file, crate::fsio::OTA_LIMIT)?;
             let sig_path = a.signature.clone().unwrap_or_else(|| {
@@ -245,64 +173,38 @@ pub fn run(c: OtaCommand) -> Result<()> {
                 )?),
                 None => None,
             };
-            let up = api.call("POST", "/api/files", Some(data), false)?;
-            let sha = up["sha256"]
-                .as_str()
-                .ok_or_else(|| anyhow!("upload: no sha256"))?;
-            let mut targets: Vec<String> = a.things.iter().map(|t| format!("thing/{t}")).collect();
-            targets.extend(a.groups.iter().map(|g| format!("thinggroup/{g}")));
-            if targets.is_empty() {
-                bail!("give at least one --thing or --group");
-            }
-            let mut chain = json!({"certificateName": a.cert_name});
-            if let Some(pem) = cert {
-                chain["inlineDocument"] = json!(pem);
-            }
-            let mut file = json!({
-                "fileName": a.file_name,
-                "fileLocation": {"sha256": sha},
-                "codeSigning": {"customCodeSigning": {
-                    "signature": {"inlineDocument": sig},
-                    "certificateChain": chain,
-                    "hashAlgorithm": "SHA256",
-                    "signatureAlgorithm": "ECDSA"
-                }}
-            });
+            api.preflight(data.len())?;
+            let up = api.run(|c| c.upload_file(&data))?;
             // `--file-type none`: no fileType, as AWS writes the job document without one.
-            if let Some(t) = a.file_type.0 {
-                file["fileType"] = json!(t);
+            let mut file = OtaFile::new(&a.file_name, up.sha256, sig)
+                .file_type(a.file_type.0)
+                .certificate_name(&a.cert_name);
+            if let Some(pem) = cert {
+                file = file.certificate(pem);
             }
-            let mut req = json!({
-                "otaUpdateId": a.id,
-                "description": a.description,
-                "targets": targets,
-                "files": [file]
-            });
+            let mut req = CreateOtaUpdate::new(&a.id)
+                .description(&a.description)
+                .file(file);
+            for t in &a.things {
+                req = req.thing(t);
+            }
+            for g in &a.groups {
+                req = req.thing_group(g);
+            }
             if let Some(m) = a.in_progress_timeout {
-                req["awsJobTimeoutConfig"] = json!({"inProgressTimeoutInMinutes": m});
+                req = req.in_progress_timeout_minutes(m);
             }
-            api.call(
-                "POST",
-                "/api/ota-updates",
-                Some(serde_json::to_vec(&req)?),
-                true,
-            )?
+            json_of(&api.run(|c| c.create_ota_update(&req))?)?
         }
-        OtaCommand::List(a) => Api::new(&a)?.call("GET", "/api/ota-updates", None, true)?,
+        OtaCommand::List(a) => json_of(&Api::new(&a)?.run(Client::list_ota_updates)?)?,
         OtaCommand::Describe(a) => describe(&a)?,
-        OtaCommand::Cancel(a) => Api::new(&a.api)?.call(
-            "POST",
-            &format!("/api/ota-updates/{}/cancel?force={}", a.id, a.force),
-            None,
-            true,
-        )?,
+        OtaCommand::Cancel(a) => {
+            json_of(&Api::new(&a.api)?.run(|c| c.cancel_ota_update(&a.id, a.force))?)?
+        }
     };
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
-
-/// `fileType` of T2G firmware: such a file must be a Ferrota bank image.
-const FIRMWARE_FILE_TYPE: u8 = 141;
 
 /// Refuses, before anything is uploaded, what every device would reject: a signature that is
 /// not base64 of a DER ECDSA P-256 signature, and a firmware file that is not a bank image

@@ -632,7 +632,7 @@ fn run(a: &[String]) -> Vec<&str> {
 }
 
 fn stored_files(env: &Env) -> usize {
-    std::fs::read_dir(env.path("data/files"))
+    std::fs::read_dir(env.path("data/firmware"))
         .map(|d| d.count())
         .unwrap_or(0)
 }
@@ -713,6 +713,14 @@ fn ota_create_checks_the_signature_against_the_code_signing_certificate() {
         e.contains("signer.pem") && e.contains("not a code-signing certificate"),
         "{e}"
     );
+    // No target (no --thing, no --group): refused before the upload, so nothing is stored.
+    let no_target: Vec<String> = create("fw.bin.sig")
+        .into_iter()
+        .filter(|a| a != "--thing" && a != "dev-1")
+        .collect();
+    let e = env.fails(1, &run(&no_target));
+    assert!(e.contains("give at least one --thing or --group"), "{e}");
+    assert_eq!(stored_files(&env), 0, "no target: uploaded anyway");
     let list = json(&env.ok(&["ota", "list", "--api", &s.http, "--data-dir", "data"]));
     assert_eq!(list, serde_json::json!([]));
     // The match is created, the certificate carried to the server.

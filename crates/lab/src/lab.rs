@@ -14,7 +14,7 @@ use ferrota_image::p256::ecdsa::SigningKey;
 use ferrota_image::sign::BootSigningKey;
 use ferrota_image::{FirmwareVersion, HardwareId};
 use ferrota_keys::{KeyType, PrivateKey};
-use ferrota_server::admin::{Admin, CreateOtaUpdate};
+use ferrota_server::admin::{Admin, CreateOtaUpdate, OtaFile};
 use ferrota_server::config::Config as ServerConfig;
 use ferrota_server::server::Server;
 use ferrota_t2g::{Device, LifeCycle};
@@ -199,26 +199,15 @@ impl Lab {
     /// Uploads `img` and creates OTA update `id` for `things`.
     pub async fn update(&self, id: &str, things: &[&str], img: &DemoImage) -> Result<(), LabError> {
         let sha = ctx!("upload", self.admin.put_file(&img.file))?;
-        // Built from JSON (the HTTP API's shape), so optional fields keep their defaults.
-        let req: CreateOtaUpdate = ctx!(
-            "OTA request",
-            serde_json::from_value(serde_json::json!({
-                "otaUpdateId": id,
-                "description": format!("v{}", img.version),
-                "targets": things.iter().map(|t| format!("thing/{t}")).collect::<Vec<_>>(),
-                "files": [{
-                    "fileName": "app_combined_s.bin",
-                    "fileType": 141,
-                    "fileLocation": { "sha256": sha },
-                    "codeSigning": { "customCodeSigning": {
-                        "signature": { "inlineDocument": img.signature },
-                        "certificateChain": { "certificateName": "code-signing.crt.pem" },
-                        "hashAlgorithm": "SHA256",
-                        "signatureAlgorithm": "ECDSA"
-                    }}
-                }]
-            }))
-        )?;
+        let mut req = CreateOtaUpdate::new(id)
+            .description(format!("v{}", img.version))
+            .file(
+                OtaFile::firmware("app_combined_s.bin", sha, &img.signature)
+                    .certificate_name("code-signing.crt.pem"),
+            );
+        for t in things {
+            req = req.thing(t);
+        }
         ctx!("OTA update", self.admin.create_ota(&req).await)?;
         Ok(())
     }

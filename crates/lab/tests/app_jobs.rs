@@ -7,28 +7,17 @@ use ferrota_agent::AppOutcome;
 use ferrota_device::board::{AppJob, AppJobHandler, BoardEvent};
 use ferrota_lab::demo::{self, World};
 use ferrota_lab::lab;
-use ferrota_server::admin::CreateOtaUpdate;
+use ferrota_server::admin::{CreateOtaUpdate, OtaFile};
 
 /// Creates OTA update `id` for the demo thing with `v1.1.0`'s bytes as file type `file_type`.
 async fn other_file_update(w: &World, id: &str, file_type: u8) {
     let img = &w.images.v1_1;
     let sha = w.lab.admin.put_file(&img.file).expect("upload");
-    let req: CreateOtaUpdate = serde_json::from_value(serde_json::json!({
-        "otaUpdateId": id,
-        "targets": [format!("thing/{}", demo::THING)],
-        "files": [{
-            "fileName": "settings.bin",
-            "fileType": file_type,
-            "fileLocation": { "sha256": sha },
-            "codeSigning": { "customCodeSigning": {
-                "signature": { "inlineDocument": img.signature },
-                "certificateChain": { "certificateName": "code-signing.crt.pem" },
-                "hashAlgorithm": "SHA256",
-                "signatureAlgorithm": "ECDSA"
-            }}
-        }]
-    }))
-    .expect("request");
+    let req = CreateOtaUpdate::new(id).thing(demo::THING).file(
+        OtaFile::new("settings.bin", sha, &img.signature)
+            .file_type(Some(file_type))
+            .certificate_name("code-signing.crt.pem"),
+    );
     w.lab.admin.create_ota(&req).await.expect("OTA update");
 }
 

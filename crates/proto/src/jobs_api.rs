@@ -270,3 +270,141 @@ impl UpdateAcceptedOut<'_> {
         Ok(w.finish())
     }
 }
+
+/// AWS's `JobExecutionSummary`, as the server writes it in `…/jobs/notify` and in
+/// GetPendingJobExecutions' answer: `{"executionNumber","jobId","lastUpdatedAt","queuedAt",
+/// "startedAt"?,"versionNumber"}` (keys in alphabetical order: byte for byte what the server
+/// wrote with serde_json's sorted map before this encoder existed). Times are epoch seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobExecutionSummaryOut<'a> {
+    /// `jobId`
+    pub job_id: &'a str,
+    /// `queuedAt`
+    pub queued_at: u64,
+    /// `startedAt` (absent while QUEUED)
+    pub started_at: Option<u64>,
+    /// `lastUpdatedAt`
+    pub last_updated_at: u64,
+    /// `versionNumber`
+    pub version_number: u64,
+    /// `executionNumber`
+    pub execution_number: u64,
+}
+
+impl JobExecutionSummaryOut<'_> {
+    fn write(&self, w: &mut SliceWriter<'_>) -> Result<(), BufferTooSmall> {
+        w.raw("{\"executionNumber\":")?;
+        w.u64(self.execution_number)?;
+        w.raw(",\"jobId\":")?;
+        w.json_str(self.job_id)?;
+        w.raw(",\"lastUpdatedAt\":")?;
+        w.u64(self.last_updated_at)?;
+        w.raw(",\"queuedAt\":")?;
+        w.u64(self.queued_at)?;
+        if let Some(s) = self.started_at {
+            w.raw(",\"startedAt\":")?;
+            w.u64(s)?;
+        }
+        w.raw(",\"versionNumber\":")?;
+        w.u64(self.version_number)?;
+        w.raw("}")
+    }
+}
+
+fn write_summaries(
+    w: &mut SliceWriter<'_>,
+    list: &[JobExecutionSummaryOut<'_>],
+) -> Result<(), BufferTooSmall> {
+    w.raw("[")?;
+    for (i, s) in list.iter().enumerate() {
+        if i > 0 {
+            w.raw(",")?;
+        }
+        s.write(w)?;
+    }
+    w.raw("]")
+}
+
+/// The `…/jobs/notify` message (JobExecutionsChanged, spec §1.4):
+/// `{"jobs":{"IN_PROGRESS":[…],"QUEUED":[…]},"timestamp"}`, an empty list left out (so a thing
+/// with nothing pending gets `"jobs":{}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobExecutionsChangedOut<'a> {
+    /// Executions IN_PROGRESS, oldest first.
+    pub in_progress: &'a [JobExecutionSummaryOut<'a>],
+    /// Executions QUEUED, oldest first.
+    pub queued: &'a [JobExecutionSummaryOut<'a>],
+    /// `timestamp`, epoch seconds.
+    pub timestamp: u64,
+}
+
+impl JobExecutionsChangedOut<'_> {
+    /// Encodes the message.
+    pub fn encode<'b>(&self, buf: &'b mut [u8]) -> Result<&'b str, EncodeError> {
+        let mut w = SliceWriter::new(buf);
+        w.raw("{\"jobs\":{")?;
+        if !self.in_progress.is_empty() {
+            w.raw("\"IN_PROGRESS\":")?;
+            write_summaries(&mut w, self.in_progress)?;
+        }
+        if !self.queued.is_empty() {
+            if !self.in_progress.is_empty() {
+                w.raw(",")?;
+            }
+            w.raw("\"QUEUED\":")?;
+            write_summaries(&mut w, self.queued)?;
+        }
+        w.raw("},\"timestamp\":")?;
+        w.u64(self.timestamp)?;
+        w.raw("}")?;
+        Ok(w.finish())
+    }
+
+    /// The message as a `Vec` (`alloc`).
+    #[cfg(feature = "alloc")]
+    pub fn to_vec(&self) -> Result<alloc::vec::Vec<u8>, EncodeError> {
+        crate::vec::encode(|b| self.encode(b).map(str::len))
+    }
+}
+
+/// GetPendingJobExecutions' `…/jobs/get/accepted` (spec §1.4):
+/// `{"clientToken"?,"inProgressJobs":[…],"queuedJobs":[…],"timestamp"}` (both lists always
+/// present, as AWS sends them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingJobsOut<'a> {
+    /// Executions IN_PROGRESS, oldest first.
+    pub in_progress_jobs: &'a [JobExecutionSummaryOut<'a>],
+    /// Executions QUEUED, oldest first.
+    pub queued_jobs: &'a [JobExecutionSummaryOut<'a>],
+    /// `timestamp`, epoch seconds.
+    pub timestamp: u64,
+    /// `clientToken` (echo).
+    pub client_token: Option<&'a str>,
+}
+
+impl PendingJobsOut<'_> {
+    /// Encodes the answer.
+    pub fn encode<'b>(&self, buf: &'b mut [u8]) -> Result<&'b str, EncodeError> {
+        let mut w = SliceWriter::new(buf);
+        w.raw("{")?;
+        if let Some(c) = self.client_token {
+            w.raw("\"clientToken\":")?;
+            w.json_str(c)?;
+            w.raw(",")?;
+        }
+        w.raw("\"inProgressJobs\":")?;
+        write_summaries(&mut w, self.in_progress_jobs)?;
+        w.raw(",\"queuedJobs\":")?;
+        write_summaries(&mut w, self.queued_jobs)?;
+        w.raw(",\"timestamp\":")?;
+        w.u64(self.timestamp)?;
+        w.raw("}")?;
+        Ok(w.finish())
+    }
+
+    /// The answer as a `Vec` (`alloc`).
+    #[cfg(feature = "alloc")]
+    pub fn to_vec(&self) -> Result<alloc::vec::Vec<u8>, EncodeError> {
+        crate::vec::encode(|b| self.encode(b).map(str::len))
+    }
+}

@@ -22,6 +22,17 @@
 //! Modules: [`limits`] (every size limit, one place), [`topic`], [`json`] (the borrowed JSON
 //! reader), [`job`], [`jobs_api`], [`status`], [`stream`], [`bitmap`].
 //!
+//! ## The `alloc` feature (the server's side)
+//!
+//! The server's replies are encoded here too, so both ends of the wire are written in one
+//! crate: the JSON twins of the stream replies (`encode_json`), the DescribeStream reply
+//! ([`stream::StreamDescriptionOut`]), `notify` and GetPendingJobExecutions' summaries
+//! ([`jobs_api::JobExecutionsChangedOut`], [`jobs_api::PendingJobsOut`]). They write into a
+//! caller buffer like every other encoder; `alloc` (implied by `std`) adds `to_vec` outputs and
+//! `vec::encode` (a growing buffer) for a server that cannot know a message's size first, and
+//! the JSON data block (it needs base64, an optional dependency). The default build stays
+//! `no_std` and allocation-free.
+//!
 //! ## Decisions where the spec is silent or uncertain
 //!
 //! Topics and names
@@ -94,6 +105,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
@@ -106,6 +119,8 @@ pub mod reason;
 pub mod status;
 pub mod stream;
 pub mod topic;
+#[cfg(feature = "alloc")]
+pub mod vec;
 mod write;
 
 pub use bitmap::{BlockSet, Window};

@@ -347,8 +347,12 @@ pub struct UpdateRequest<'a> {
     pub include_job_execution_state: Option<bool>,
     /// `includeJobDocument`
     pub include_job_document: Option<bool>,
-    /// `stepTimeoutInMinutes`
+    /// `stepTimeoutInMinutes` (a number of minutes; `-1` is [`UpdateRequest::clear_step_timeout`]
+    /// instead).
     pub step_timeout_in_minutes: Option<u64>,
+    /// `"stepTimeoutInMinutes": -1`: AWS's value that clears the execution's step timer (the
+    /// only negative value AWS accepts; any other is refused as invalid when parsed).
+    pub clear_step_timeout: bool,
     /// `clientToken`
     pub client_token: Option<JsonStr<'a>>,
 }
@@ -369,6 +373,7 @@ impl<'a> UpdateRequest<'a> {
         {
             return Err(JobError::WrongType(Field::StatusDetails));
         }
+        let clear_step_timeout = matches!(o.get("stepTimeoutInMinutes"), Some(Value::Number("-1")));
         Ok(UpdateRequest {
             status,
             status_details,
@@ -380,11 +385,12 @@ impl<'a> UpdateRequest<'a> {
                 Field::IncludeJobExecutionState,
             )?,
             include_job_document: opt_bool(&o, "includeJobDocument", Field::IncludeJobDocument)?,
-            step_timeout_in_minutes: opt_u64(
-                &o,
-                "stepTimeoutInMinutes",
-                Field::StepTimeoutInMinutes,
-            )?,
+            step_timeout_in_minutes: if clear_step_timeout {
+                None
+            } else {
+                opt_u64(&o, "stepTimeoutInMinutes", Field::StepTimeoutInMinutes)?
+            },
+            clear_step_timeout,
             client_token: opt_str(&o, "clientToken", Field::ClientToken)?,
         })
     }

@@ -11,6 +11,12 @@
 //!
 //! Encoding writes definite-length maps (tinycbor and every decoder here accept them), keys in
 //! the order the official device and the local test server used.
+//!
+//! The server's replies have a JSON twin (`…/json` topics, spec §3): `encode_json` writes the
+//! same fields with the keys in alphabetical order, byte for byte what the server wrote with
+//! `serde_json` before these encoders existed (its map sorts keys), and with the JSON string
+//! escapes serde_json uses. With the `alloc` feature, `to_vec(Encoding)` gives either encoding
+//! as a `Vec` ([`crate::vec::encode`]).
 
 use core::fmt;
 
@@ -22,7 +28,7 @@ use crate::limits::{
     BITMAP_BYTES_LIMIT, BLOCK_OFFSET_MAX, BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, CLIENT_TOKEN_MAX,
     FILE_ID_MAX, NUM_BLOCKS_MAX, REQUEST_BYTES_MAX,
 };
-use crate::write::BufferTooSmall;
+use crate::write::{BufferTooSmall, SliceWriter};
 
 /// The constant clientToken of the official device's GetStream requests.
 pub const OFFICIAL_CLIENT_TOKEN: &str = "rdy";
@@ -430,6 +436,41 @@ impl<'a> DataBlock<'a> {
         })
     }
 
+    /// Encodes the JSON block (`…/data/json`): `{"c"?,"f","i","l","p"}`, `p` the standard
+    /// base64 of the payload. `alloc` feature only (it needs base64, and devices read CBOR).
+    #[cfg(feature = "alloc")]
+    pub fn encode_json(&self, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        let mut w = SliceWriter::new(buf);
+        w.raw("{")?;
+        if let Some(c) = self.client_token {
+            w.key("c")?;
+            w.json_str(c)?;
+            w.raw(",")?;
+        }
+        w.raw("\"f\":")?;
+        w.u64(self.file_id.into())?;
+        w.raw(",\"i\":")?;
+        w.u64(self.block_id.into())?;
+        w.raw(",\"l\":")?;
+        w.u64(self.block_size.into())?;
+        w.raw(",\"p\":")?;
+        w.json_base64(self.payload)?;
+        w.raw("}")?;
+        Ok(w.finish().len())
+    }
+
+    /// The block in `encoding` (`alloc`).
+    #[cfg(feature = "alloc")]
+    pub fn to_vec(
+        &self,
+        encoding: crate::topic::Encoding,
+    ) -> Result<alloc::vec::Vec<u8>, crate::job::EncodeError> {
+        match encoding {
+            crate::topic::Encoding::Cbor => crate::vec::encode(|b| self.encode(b)),
+            crate::topic::Encoding::Json => crate::vec::encode(|b| self.encode_json(b)),
+        }
+    }
+
     /// Encodes an indefinite-length map with the same keys — what AWS appears to send (§3.3,
     /// one byte longer). For tests of decoders.
     pub fn encode_indefinite(&self, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
@@ -547,6 +588,38 @@ impl<'a> StreamRejection<'a> {
         })
     }
 
+    /// Encodes the JSON rejection (`…/rejected/json`): `{"c"?,"m"?,"o"}`.
+    pub fn encode_json(&self, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        let mut w = SliceWriter::new(buf);
+        w.raw("{")?;
+        if let Some(c) = self.client_token {
+            w.key("c")?;
+            w.json_str(c)?;
+            w.raw(",")?;
+        }
+        if let Some(m) = self.message {
+            w.key("m")?;
+            w.json_str(m)?;
+            w.raw(",")?;
+        }
+        w.key("o")?;
+        w.json_str(self.code)?;
+        w.raw("}")?;
+        Ok(w.finish().len())
+    }
+
+    /// The rejection in `encoding` (`alloc`).
+    #[cfg(feature = "alloc")]
+    pub fn to_vec(
+        &self,
+        encoding: crate::topic::Encoding,
+    ) -> Result<alloc::vec::Vec<u8>, crate::job::EncodeError> {
+        match encoding {
+            crate::topic::Encoding::Cbor => crate::vec::encode(|b| self.encode(b)),
+            crate::topic::Encoding::Json => crate::vec::encode(|b| self.encode_json(b)),
+        }
+    }
+
     /// Decodes a rejection; the code is required.
     pub fn decode(input: &'a [u8]) -> Result<Self, CborError> {
         let (mut o, mut m, mut c) = (None, None, None);
@@ -561,5 +634,87 @@ impl<'a> StreamRejection<'a> {
             message: m,
             client_token: c,
         })
+    }
+}
+
+/// One file of a DescribeStream reply: `{"f": file id, "z": size in bytes}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamFileOut {
+    /// `"f"`: file id.
+    pub file_id: u8,
+    /// `"z"`: size, bytes.
+    pub size: u64,
+}
+
+/// A DescribeStream reply (`…/streams/<stream>/description/cbor|json`, spec §3): `{"c"?: token,
+/// "s": stream version, "d": description, "r": files}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamDescriptionOut<'a> {
+    /// `"c"`: the request's client token.
+    pub client_token: Option<&'a str>,
+    /// `"s"`: stream version.
+    pub version: u32,
+    /// `"d"`: description.
+    pub description: &'a str,
+    /// `"r"`: the files.
+    pub files: &'a [StreamFileOut],
+}
+
+impl StreamDescriptionOut<'_> {
+    /// Encodes a definite-length CBOR map, keys `c s d r` (AWS's order in §3), files `f z`.
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        encode_into(buf, |e| {
+            e.map(3 + u64::from(self.client_token.is_some()))?;
+            if let Some(t) = self.client_token {
+                e.str("c")?.str(t)?;
+            }
+            e.str("s")?.u32(self.version)?;
+            e.str("d")?.str(self.description)?;
+            e.str("r")?.array(self.files.len() as u64)?;
+            for f in self.files {
+                e.map(2)?.str("f")?.u8(f.file_id)?.str("z")?.u64(f.size)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Encodes the JSON reply: `{"c"?,"d","r":[{"f","z"}…],"s"}`.
+    pub fn encode_json(&self, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        let mut w = SliceWriter::new(buf);
+        w.raw("{")?;
+        if let Some(c) = self.client_token {
+            w.key("c")?;
+            w.json_str(c)?;
+            w.raw(",")?;
+        }
+        w.key("d")?;
+        w.json_str(self.description)?;
+        w.raw(",\"r\":[")?;
+        for (i, f) in self.files.iter().enumerate() {
+            if i > 0 {
+                w.raw(",")?;
+            }
+            w.raw("{\"f\":")?;
+            w.u64(f.file_id.into())?;
+            w.raw(",\"z\":")?;
+            w.u64(f.size)?;
+            w.raw("}")?;
+        }
+        w.raw("],\"s\":")?;
+        w.u64(self.version.into())?;
+        w.raw("}")?;
+        Ok(w.finish().len())
+    }
+
+    /// The reply in `encoding` (`alloc`).
+    #[cfg(feature = "alloc")]
+    pub fn to_vec(
+        &self,
+        encoding: crate::topic::Encoding,
+    ) -> Result<alloc::vec::Vec<u8>, crate::job::EncodeError> {
+        match encoding {
+            crate::topic::Encoding::Cbor => crate::vec::encode(|b| self.encode(b)),
+            crate::topic::Encoding::Json => crate::vec::encode(|b| self.encode_json(b)),
+        }
     }
 }

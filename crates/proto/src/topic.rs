@@ -233,7 +233,26 @@ fn reply_of(seg: Option<&str>) -> Option<Reply> {
     }
 }
 
+impl TopicKind<'_> {
+    /// The stream operation, `None` for a Jobs topic.
+    pub fn stream_op(&self) -> Option<StreamOp> {
+        match self {
+            TopicKind::Stream { op, .. } => Some(*op),
+            TopicKind::Jobs(_) => None,
+        }
+    }
+}
+
 impl<'a> Topic<'a> {
+    /// The stream operation of topic text, `None` for a Jobs topic or a topic that does not
+    /// parse: how a device or a test harness tells stream traffic (`get`, `data`, …) from job
+    /// traffic. By parsing, never by a substring: a thing may be named `streams`
+    /// (`$aws/things/streams/jobs/notify`) and a job id may be `streams`
+    /// (`…/jobs/streams/update`), and both topics contain `/streams/`.
+    pub fn stream_op_of(topic: &str) -> Option<StreamOp> {
+        Topic::parse(topic).ok()?.kind.stream_op()
+    }
+
     /// Classifies `topic` with [`NameLimits::PERMISSIVE`].
     pub fn parse(topic: &'a str) -> Result<Topic<'a>, TopicError> {
         Self::parse_with(topic, &NameLimits::PERMISSIVE)

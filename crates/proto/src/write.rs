@@ -72,6 +72,20 @@ impl<'b> SliceWriter<'b> {
         self.bytes(b"\"")
     }
 
+    #[cfg(feature = "alloc")]
+    /// A JSON string of the standard base64 (with padding) of `data`: the `"p"` of a JSON
+    /// stream block.
+    pub(crate) fn json_base64(&mut self, data: &[u8]) -> Result<(), BufferTooSmall> {
+        use base64::Engine as _;
+        self.bytes(b"\"")?;
+        let rest = self.buf.get_mut(self.len..).ok_or(BufferTooSmall)?;
+        let n = base64::engine::general_purpose::STANDARD
+            .encode_slice(data, rest)
+            .map_err(|_| BufferTooSmall)?;
+        self.len += n;
+        self.bytes(b"\"")
+    }
+
     /// `"key":` with the key escaped.
     pub(crate) fn key(&mut self, k: &str) -> Result<(), BufferTooSmall> {
         self.json_str(k)?;

@@ -13,7 +13,16 @@ use ferrota_proto::JobStatus;
 use ferrota_proto::job::{FileOut, OtaJobOut, Protocols};
 use ferrota_proto::limits::NameLimits;
 use ferrota_proto::topic::{NameKind, validate_name};
-use serde::{Deserialize, Serialize};
+
+// The HTTP API's requests and answers are defined with the API (one definition for the server
+// and its clients, `ferrota-api`); re-exported here, where the server's code names them.
+pub use ferrota_api::{
+    CertSummary, CertificateChain, CodeSigning, CreateOtaUpdate, CustomCodeSigning,
+    DESCRIBE_PAGE_DEFAULT, DESCRIBE_PAGE_MAX, ExecutionDescription, FIRMWARE_FILE_TYPE,
+    FileLocation, HistoryDescription, InlineSignature, JobProcessDetails, OtaDescription, OtaFile,
+    OtaSummary, PageRequest, ThingBundle, ThingDescription, ThingExecution, ThingSummary,
+    TimeoutConfig,
+};
 
 use crate::ca::{Ca, CaError};
 use crate::context::Services;
@@ -104,56 +113,6 @@ pub struct Admin {
     pub port: u16,
 }
 
-/// What a device needs: `credentials_config.h` and `ota_config.h` of the seed, plus the PEMs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ThingBundle {
-    /// Thing name = client id = certificate CN.
-    pub thing_name: String,
-    /// Certificate id.
-    pub certificate_id: String,
-    /// Certificate PEM.
-    pub certificate_pem: String,
-    /// Private key PEM.
-    pub private_key_pem: String,
-    /// Root CA of the server certificate, PEM.
-    pub root_ca_pem: String,
-    /// `credentials_config.h`.
-    pub credentials_config_h: String,
-    /// `ota_config.h`.
-    pub ota_config_h: String,
-}
-
-/// A thing with its certificates and executions (`thing describe`, `GET /api/things/{name}`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ThingDescription {
-    /// Thing name (AWS's `thingName`).
-    pub thing_name: String,
-    /// Its thing groups.
-    pub groups: Vec<String>,
-    /// Registration time, epoch seconds (the type of every AWS IoT timestamp in JSON).
-    pub created_at: u64,
-    /// Certificates (without PEM).
-    pub certificates: Vec<CertSummary>,
-    /// Whether it is connected now.
-    pub connected: bool,
-    /// Its job executions, as AWS's `JobExecution`.
-    pub executions: Vec<ThingExecution>,
-}
-
-/// A thing in a list (`thing list --json`, `GET /api/things`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ThingSummary {
-    /// Thing name.
-    pub thing_name: String,
-    /// Its thing groups.
-    pub groups: Vec<String>,
-    /// Registration time, epoch seconds.
-    pub created_at: u64,
-}
-
 impl From<Thing> for ThingSummary {
     fn from(t: Thing) -> Self {
         ThingSummary {
@@ -162,34 +121,6 @@ impl From<Thing> for ThingSummary {
             created_at: t.created_at,
         }
     }
-}
-
-/// One job execution of a thing, with AWS `JobExecution`'s names (epoch-second timestamps as
-/// AWS sends them) and [`reason_text`] beside `statusDetails`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ThingExecution {
-    /// Job id.
-    pub job_id: String,
-    /// Status (`QUEUED`, `IN_PROGRESS`, `SUCCEEDED`, …).
-    pub status: String,
-    /// statusDetails as the device wrote them.
-    pub status_details: BTreeMap<String, String>,
-    /// `statusDetails.reason` in words (see [`reason_text`]); absent when there is no reason
-    /// or its code is unknown.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason_text: Option<String>,
-    /// Queued at, epoch seconds.
-    pub queued_at: u64,
-    /// First IN_PROGRESS at, epoch seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<u64>,
-    /// Last change, epoch seconds.
-    pub last_updated_at: u64,
-    /// Version.
-    pub version_number: u64,
-    /// Execution number.
-    pub execution_number: u64,
 }
 
 impl From<Execution> for ThingExecution {
@@ -206,24 +137,6 @@ impl From<Execution> for ThingExecution {
             execution_number: e.execution_number,
         }
     }
-}
-
-/// One entry of an execution's history (`ota describe --history`), named as the execution's
-/// own fields are.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HistoryDescription {
-    /// Status after the change.
-    pub status: String,
-    /// statusDetails after the change.
-    pub status_details: BTreeMap<String, String>,
-    /// `statusDetails.reason` in words (see [`reason_text`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason_text: Option<String>,
-    /// Version after the change.
-    pub version_number: u64,
-    /// When, epoch seconds.
-    pub last_updated_at: u64,
 }
 
 /// Epoch seconds as RFC 3339 UTC (`2026-12-05T19:04:03Z`), for the CLI's human output; the
@@ -251,28 +164,6 @@ pub fn reason_text(details: &BTreeMap<String, String>) -> Option<String> {
         .map(|e| e.words.to_string())
 }
 
-/// An OTA update in a list (`ota list`, `GET /api/ota-updates`): objects, the request as JSON
-/// (not as a string of JSON).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OtaSummary {
-    /// The update.
-    pub ota_update_id: String,
-    /// Status (`CREATE_COMPLETE`, `CANCELED`).
-    pub status: String,
-    /// Job id.
-    pub job_id: String,
-    /// Stream id.
-    pub stream_id: String,
-    /// Created at, epoch seconds.
-    pub created_at: u64,
-    /// The request.
-    pub request: serde_json::Value,
-    /// AWS's `errorInfo`, when the update cannot be delivered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_info: Option<crate::store::ErrorInfo>,
-}
-
 impl From<OtaRecord> for OtaSummary {
     fn from(o: OtaRecord) -> Self {
         OtaSummary {
@@ -285,257 +176,6 @@ impl From<OtaRecord> for OtaSummary {
             error_info: o.error_info,
         }
     }
-}
-
-/// AWS DescribeJob's `jobProcessDetails`: how many of the job's executions are in each status,
-/// over all of them (not only the page shown).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JobProcessDetails {
-    /// QUEUED.
-    pub number_of_queued_things: u64,
-    /// IN_PROGRESS.
-    pub number_of_in_progress_things: u64,
-    /// SUCCEEDED.
-    pub number_of_succeeded_things: u64,
-    /// FAILED.
-    pub number_of_failed_things: u64,
-    /// REJECTED.
-    pub number_of_rejected_things: u64,
-    /// CANCELED.
-    pub number_of_canceled_things: u64,
-    /// TIMED_OUT.
-    pub number_of_timed_out_things: u64,
-    /// REMOVED.
-    pub number_of_removed_things: u64,
-}
-
-impl JobProcessDetails {
-    /// From `(status, count)` pairs.
-    pub fn from_counts(counts: &[(JobStatus, u64)]) -> Self {
-        let mut d = JobProcessDetails::default();
-        for &(st, n) in counts {
-            let f = match st {
-                JobStatus::Queued => &mut d.number_of_queued_things,
-                JobStatus::InProgress => &mut d.number_of_in_progress_things,
-                JobStatus::Succeeded => &mut d.number_of_succeeded_things,
-                JobStatus::Failed => &mut d.number_of_failed_things,
-                JobStatus::Rejected => &mut d.number_of_rejected_things,
-                JobStatus::Canceled => &mut d.number_of_canceled_things,
-                JobStatus::TimedOut => &mut d.number_of_timed_out_things,
-                JobStatus::Removed => &mut d.number_of_removed_things,
-            };
-            *f += n;
-        }
-        d
-    }
-}
-
-/// A certificate, briefly.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CertSummary {
-    /// Id (AWS's `certificateId`: SHA-256 of the DER, hex).
-    #[serde(rename = "certificateId")]
-    pub id: String,
-    /// Serial.
-    pub serial: String,
-    /// Status.
-    pub status: CertStatus,
-}
-
-/// `CreateOTAUpdate`, the subset we implement.
-///
-/// Nothing is accepted and ignored: an unknown field is refused when the JSON is read
-/// (`deny_unknown_fields`, the HTTP API names the field), AWS fields Ferrota does not
-/// implement are refused by name ([`crate::api`] lists them with the reason), and the fields
-/// below that AWS allows several values for take only the value Ferrota implements
-/// (`targetSelection` SNAPSHOT, `protocols` MQTT), checked by [`Admin::create_ota`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateOtaUpdate {
-    /// Id (`[a-zA-Z0-9_-]`, ≤ 64).
-    pub ota_update_id: String,
-    /// Description.
-    #[serde(default)]
-    pub description: String,
-    /// `thing/<name>`, `thinggroup/<name>`, or AWS ARNs ending so.
-    pub targets: Vec<String>,
-    /// Files (file ids are their positions).
-    pub files: Vec<OtaFile>,
-    /// AWS `awsJobTimeoutConfig` (also accepted as `timeoutConfig`, CreateJob's name).
-    #[serde(
-        default,
-        alias = "timeoutConfig",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub aws_job_timeout_config: Option<TimeoutConfig>,
-    /// AWS `targetSelection`: only `SNAPSHOT` (AWS's default: targets resolved once, at
-    /// create) is implemented; `CONTINUOUS` is refused, not downgraded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_selection: Option<String>,
-    /// AWS `protocols`: only `["MQTT"]` (AWS's default) is implemented; `HTTP` is refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub protocols: Option<Vec<String>>,
-}
-
-/// AWS's `timeoutConfig` of a job.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TimeoutConfig {
-    /// Minutes an execution may stay IN_PROGRESS before it becomes TIMED_OUT (1–10080).
-    pub in_progress_timeout_in_minutes: u64,
-}
-
-/// A file of an OTA update.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OtaFile {
-    /// Path on the device (`filepath`).
-    pub file_name: String,
-    /// `fileType`, written into the job document as given. Absent stays absent, as in AWS:
-    /// the device then takes it as 0, which the official AWS OTA library treats as firmware
-    /// (its `configOTA_FIRMWARE_UPDATE_FILE_TYPE_ID` is 0 by default). `ferrota ota create`
-    /// sends 141 ([`FIRMWARE_FILE_TYPE`], the seed's T2G firmware type) unless told otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file_type: Option<u8>,
-    /// Where the content is: the SHA-256 of an uploaded file.
-    pub file_location: FileLocation,
-    /// Code signing.
-    pub code_signing: CodeSigning,
-}
-
-/// A stored file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FileLocation {
-    /// SHA-256 hex of the uploaded content.
-    pub sha256: String,
-}
-
-/// `codeSigning` with `customCodeSigning` (a signature made elsewhere).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CodeSigning {
-    /// The custom signature.
-    pub custom_code_signing: CustomCodeSigning,
-}
-
-/// AWS's `customCodeSigning`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CustomCodeSigning {
-    /// `{"inlineDocument": base64 DER}`.
-    pub signature: InlineSignature,
-    /// `{"certificateName": "signer.crt", "inlineDocument"?: PEM}` (the `certfile` on the
-    /// device, and optionally the certificate itself, which the server then checks the
-    /// signature against).
-    pub certificate_chain: CertificateChain,
-    /// `SHA256` (the only hash the OTA signature uses; anything else is refused).
-    #[serde(default = "sha256")]
-    pub hash_algorithm: String,
-    /// `ECDSA` (the only signature algorithm; anything else is refused).
-    #[serde(default = "ecdsa")]
-    pub signature_algorithm: String,
-}
-
-fn sha256() -> String {
-    "SHA256".into()
-}
-fn ecdsa() -> String {
-    "ECDSA".into()
-}
-
-/// The signature.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct InlineSignature {
-    /// Base64 of the DER signature.
-    pub inline_document: String,
-}
-
-/// AWS's `certificateChain`: the signer certificate's name on the device and, optionally, the
-/// certificate (AWS's `inlineDocument`; PEM or base64 DER here).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CertificateChain {
-    /// Name (`certfile` in the job document).
-    pub certificate_name: String,
-    /// The code-signing certificate. When given, [`Admin::create_ota`] verifies the file's
-    /// signature with its public key and refuses a mismatch (a file signed with another key,
-    /// or a signature of another file): every device holding that certificate would reject
-    /// the file after downloading all of it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inline_document: Option<String>,
-}
-
-/// An OTA update with its executions.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OtaDescription {
-    /// The update.
-    pub ota_update_id: String,
-    /// Status (`CREATE_COMPLETE`, `CANCELED`).
-    pub status: String,
-    /// Job id.
-    pub job_id: String,
-    /// Job state.
-    pub job_state: Option<JobState>,
-    /// Stream id.
-    pub stream_id: String,
-    /// Created at, epoch seconds (AWS's `createdAt` of a job).
-    pub created_at: u64,
-    /// The request.
-    pub request: serde_json::Value,
-    /// AWS DescribeJob's `jobProcessDetails`: executions per status, over the whole job.
-    pub job_process_details: JobProcessDetails,
-    /// AWS's `errorInfo`: why the update cannot be delivered (a damaged or missing firmware
-    /// file found when serving it); absent while it can.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_info: Option<crate::store::ErrorInfo>,
-    /// One page of the executions, in creation order (at most `maxResults`, default
-    /// [`DESCRIBE_PAGE_DEFAULT`]). History is not embedded (see [`Admin::execution_history`]):
-    /// a page stays a few hundred KB however much the devices wrote.
-    pub executions: Vec<ExecutionDescription>,
-    /// AWS's `nextToken`: pass it back to get the next page; absent on the last page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_token: Option<String>,
-}
-
-/// Default page size of a describe (executions per page). AWS documents no default for
-/// ListJobExecutionsForJob; 100 keeps a page under ~500 KB at the statusDetails limits.
-pub const DESCRIBE_PAGE_DEFAULT: usize = 100;
-/// Largest `maxResults` of a describe: AWS's ListJobExecutionsForJob range is 1–250.
-pub const DESCRIBE_PAGE_MAX: usize = 250;
-
-/// Which page of executions a describe returns (AWS's `maxResults` and `nextToken`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PageRequest {
-    /// Executions per page, 1–[`DESCRIBE_PAGE_MAX`]; default [`DESCRIBE_PAGE_DEFAULT`].
-    pub max_results: Option<usize>,
-    /// The `nextToken` of the previous page (opaque to the caller: the position after the last
-    /// execution of that page), or none for the first page.
-    pub next_token: Option<String>,
-}
-
-/// One thing's execution (its history: [`Admin::execution_history`]).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecutionDescription {
-    /// Thing.
-    pub thing_name: String,
-    /// Status.
-    pub status: String,
-    /// Details.
-    pub status_details: BTreeMap<String, String>,
-    /// `statusDetails.reason` in words (see [`reason_text`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason_text: Option<String>,
-    /// Version.
-    pub version_number: u64,
-    /// Last change, epoch seconds.
-    pub last_updated_at: u64,
 }
 
 fn random_uuid() -> String {
@@ -1197,10 +837,6 @@ pub fn ota_config_h() -> String {
 #define configOTA_PRIMARY_DATA_PROTOCOL (OTA_DATA_OVER_MQTT)\n\n#endif\n"
         .to_string()
 }
-
-/// `fileType` of T2G firmware (the AWS OTA library's `configOTA_FIRMWARE_UPDATE_FILE_TYPE_ID`
-/// on this board): files of this type must be Ferrota bank images.
-pub const FIRMWARE_FILE_TYPE: u8 = 141;
 
 /// The OTA verifying key of a code-signing certificate (PEM, DER, or base64 of DER as AWS's
 /// `certificateChain.inlineDocument` carries it): the key a device checks OTA signatures

@@ -10,7 +10,7 @@
 //! | POST | `/api/things/{name}/revoke` | `{"revoked":n}` (disconnects it; the CRL is reloaded at once) |
 //! | GET | `/api/limits` | `{"maxFileBytes"}`: the CLI asks before sending a file, so a wrong token or an oversized file is reported as such, not as a broken pipe |
 //! | POST | `/api/files` | raw bytes → `{"sha256","size"}` |
-//! | POST | `/api/ota-updates` | `CreateOTAUpdate` (with `awsJobTimeoutConfig.inProgressTimeoutInMinutes`, 1–10080; `targetSelection` SNAPSHOT, `protocols` [MQTT]; `fileType` optional; `certificateChain.inlineDocument` checked against the signature) → description with `jobProcessDetails` |
+//! | POST | `/api/ota-updates` | `CreateOTAUpdate` (with `awsJobTimeoutConfig.inProgressTimeoutInMinutes`, 1–10080; `targetSelection` SNAPSHOT, `protocols` `["MQTT"]`; `fileType` optional; `certificateChain.inlineDocument` checked against the signature) → description with `jobProcessDetails` |
 //! | GET | `/api/ota-updates` | list |
 //! | GET | `/api/ota-updates/{id}?maxResults=&nextToken=` | description with one page of per-thing status (AWS paging: `maxResults` 1–250, default 100; `nextToken` in the answer while more follow) |
 //! | GET | `/api/ota-updates/{id}/things/{thing}/history` | that execution's history (newest 50, oldest first) |
@@ -51,6 +51,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use ferrota_api::{ApiError, CreateThing, Limits, Revoked, UploadedFile};
+
 use crate::admin::{Admin, AdminError, CreateOtaUpdate, PageRequest};
 
 #[derive(Clone)]
@@ -59,9 +61,14 @@ struct AppState {
     token: Arc<str>,
 }
 
-/// AWS's error answer: status and `{"code","message"}`.
+/// AWS's error answer: status and `{"code","message"}` ([`ApiError`], which clients read).
 fn aws_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({"code": code, "message": message}))).into_response()
+    let body = ApiError {
+        status: status.as_u16(),
+        code: code.into(),
+        message: message.into(),
+    };
+    (status, Json(body)).into_response()
 }
 
 impl IntoResponse for AdminError {
@@ -101,14 +108,6 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewThing {
-    thing_name: String,
-    #[serde(default)]
-    groups: Vec<String>,
-}
-
 /// A body that must carry nothing (`{}` or empty).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -123,7 +122,7 @@ struct Force {
 
 /// AWS `CreateOTAUpdate` fields Ferrota knows but does not implement yet, with why: a request
 /// naming one is refused (400), never run without it. `files[]` and the `codeSigning` of a
-/// file are checked too (see [`unsupported`]).
+/// file are checked too (see `unsupported`).
 pub const UNSUPPORTED_OTA_FIELDS: &[(&str, &str)] = &[
     (
         "awsJobExecutionsRolloutConfig",
@@ -274,7 +273,7 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
             "/api/things",
             get(|State(s): State<AppState>| async move { ok(s.admin.list_things().await?) }).post(
                 |State(s): State<AppState>, body: Bytes| async move {
-                    let t: NewThing = strict(&body)?;
+                    let t: CreateThing = strict(&body)?;
                     ok(s.admin.create_thing(&t.thing_name, &t.groups).await?)
                 },
             ),
@@ -292,7 +291,9 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
             post(
                 |State(s): State<AppState>, Path(n): Path<String>, body: Bytes| async move {
                     let NoFields {} = strict(&body)?;
-                    ok(json!({"revoked": s.admin.revoke_thing(&n).await?}))
+                    ok(Revoked {
+                        revoked: s.admin.revoke_thing(&n).await?,
+                    })
                 },
             ),
         )
@@ -301,14 +302,21 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
         // "Broken pipe" on the client, which is still sending when the server answers).
         .route(
             "/api/limits",
-            get(|| async { ok(json!({"maxFileBytes": crate::admin::OTA_FILE_MAX})) }),
+            get(|| async {
+                ok(Limits {
+                    max_file_bytes: crate::admin::OTA_FILE_MAX,
+                })
+            }),
         )
         .route(
             "/api/files",
             post(
                 |State(s): State<AppState>, body: axum::body::Bytes| async move {
                     let h = s.admin.put_file(&body)?;
-                    ok(json!({"sha256": h, "size": body.len()}))
+                    ok(UploadedFile {
+                        sha256: h,
+                        size: body.len() as u64,
+                    })
                 },
             ),
         )

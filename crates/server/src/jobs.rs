@@ -23,15 +23,17 @@
 //!   update to IN_PROGRESS (re)starts the step timer, `-1` on an update clears it, other values
 //!   are `InvalidRequest`; the first timer to expire makes the execution TIMED_OUT. A request
 //!   about a thing first expires its due executions, so no answer shows a timer past expiry.
-//! * GetPendingJobExecutions' and `notify`'s summaries are written with serde_json
-//!   (ferrota-proto has no encoder for them).
+//! * Every reply is encoded by ferrota-proto (`alloc` feature for the `Vec`s): GetPendingJobExecutions'
+//!   and `notify`'s summaries too ([`PendingJobsOut`], [`JobExecutionsChangedOut`]), byte for
+//!   byte what serde_json wrote here before.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use ferrota_proto::job::{EncodeError, ExecutionOut, JobDocumentOut, JobMessageOut};
 use ferrota_proto::jobs_api::{
-    ExecutionStateOut, JobsErrorCode, JobsRejectionOut, JobsRequest, UpdateAcceptedOut,
+    ExecutionStateOut, JobExecutionSummaryOut, JobExecutionsChangedOut, JobsErrorCode,
+    JobsRejectionOut, JobsRequest, PendingJobsOut, UpdateAcceptedOut,
 };
 use ferrota_proto::json::{JsonObject, JsonStr, Value};
 use ferrota_proto::limits::{
@@ -45,26 +47,13 @@ use rumqttc::QoS;
 use crate::context::Services;
 use crate::store::{Execution, JobState, StoreResult};
 
-/// Encodes with a growing buffer (documents are at most a few KB).
+/// Encodes with a growing buffer ([`ferrota_proto::vec::encode`]); a failure is logged.
 pub(crate) fn encode_grow(
-    mut f: impl FnMut(&mut [u8]) -> Result<usize, EncodeError>,
+    f: impl FnMut(&mut [u8]) -> Result<usize, EncodeError>,
 ) -> Option<Vec<u8>> {
-    let mut size = 4096;
-    while size <= 4 * 1024 * 1024 {
-        let mut buf = vec![0u8; size];
-        match f(&mut buf) {
-            Ok(n) => {
-                buf.truncate(n);
-                return Some(buf);
-            }
-            Err(EncodeError::BufferTooSmall) => size *= 4,
-            Err(e) => {
-                tracing::error!(error = %e, "encoding a Jobs message failed");
-                return None;
-            }
-        }
-    }
-    None
+    ferrota_proto::vec::encode(f)
+        .map_err(|e| tracing::error!(error = %e, "encoding a Jobs message failed"))
+        .ok()
 }
 
 fn unescape(s: JsonStr<'_>) -> Option<String> {
@@ -219,21 +208,20 @@ pub async fn next_pending_id(b: &Services, thing: &str) -> StoreResult<Option<St
     Ok(pending(b, thing).await?.next)
 }
 
-/// AWS's JobExecutionSummary.
-fn summary(e: &Execution) -> serde_json::Value {
-    let mut m = serde_json::Map::new();
-    m.insert("jobId".into(), e.job_id.clone().into());
-    m.insert("queuedAt".into(), e.queued_at.into());
-    if let Some(s) = e.started_at {
-        m.insert("startedAt".into(), s.into());
+/// AWS's JobExecutionSummary of an execution (encoded by ferrota-proto).
+fn summary(e: &Execution) -> JobExecutionSummaryOut<'_> {
+    JobExecutionSummaryOut {
+        job_id: &e.job_id,
+        queued_at: e.queued_at,
+        started_at: e.started_at,
+        last_updated_at: e.last_updated_at,
+        version_number: e.version_number,
+        execution_number: e.execution_number,
     }
-    m.insert("lastUpdatedAt".into(), e.last_updated_at.into());
-    m.insert("versionNumber".into(), e.version_number.into());
-    m.insert("executionNumber".into(), e.execution_number.into());
-    serde_json::Value::Object(m)
 }
 
-fn summaries(execs: &[Execution], s: JobStatus) -> Vec<serde_json::Value> {
+/// The summaries of the executions in status `s`, in the order given.
+fn summaries(execs: &[Execution], s: JobStatus) -> Vec<JobExecutionSummaryOut<'_>> {
     execs
         .iter()
         .filter(|e| e.status == s)
@@ -241,17 +229,17 @@ fn summaries(execs: &[Execution], s: JobStatus) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The body of `…/jobs/notify`: `{"timestamp","jobs":{"QUEUED":[…],"IN_PROGRESS":[…]}}`.
+/// The body of `…/jobs/notify`: `{"jobs":{"IN_PROGRESS":[…],"QUEUED":[…]},"timestamp"}`
+/// ([`JobExecutionsChangedOut`]).
 pub fn notify_body(execs: &[Execution], now: u64) -> Vec<u8> {
-    let mut jobs = serde_json::Map::new();
-    for s in [JobStatus::Queued, JobStatus::InProgress] {
-        let l = summaries(execs, s);
-        if !l.is_empty() {
-            jobs.insert(s.as_str().into(), l.into());
-        }
-    }
-    let body = serde_json::json!({"timestamp": now, "jobs": jobs});
-    serde_json::to_vec(&body).unwrap_or_default()
+    let in_progress = summaries(execs, JobStatus::InProgress);
+    let queued = summaries(execs, JobStatus::Queued);
+    let out = JobExecutionsChangedOut {
+        in_progress: &in_progress,
+        queued: &queued,
+        timestamp: now,
+    };
+    encode_grow(|buf| out.encode(buf).map(str::len)).unwrap_or_default()
 }
 
 /// Publishes `notify-next` and/or `notify` for a thing, for whichever of its next pending
@@ -524,15 +512,17 @@ pub async fn handle(
         }
         JobsTopic::GetPending(_) => {
             let execs = b.store.executions_of_thing(thing).await?;
-            let pick = |s: JobStatus| summaries(&execs, s);
-            let mut body = serde_json::Map::new();
-            body.insert("inProgressJobs".into(), pick(JobStatus::InProgress).into());
-            body.insert("queuedJobs".into(), pick(JobStatus::Queued).into());
-            body.insert("timestamp".into(), now.into());
-            if let Some(t) = token {
-                body.insert("clientToken".into(), t.into());
-            }
-            let body = serde_json::to_vec(&body).unwrap_or_default();
+            let in_progress = summaries(&execs, JobStatus::InProgress);
+            let queued = summaries(&execs, JobStatus::Queued);
+            let out = PendingJobsOut {
+                in_progress_jobs: &in_progress,
+                queued_jobs: &queued,
+                timestamp: now,
+                client_token: token,
+            };
+            let Some(body) = encode_grow(|buf| out.encode(buf).map(str::len)) else {
+                return Ok(());
+            };
             reply(b, client, thing, with_reply(kind, Reply::Accepted), body);
         }
         _ => {}
@@ -548,16 +538,6 @@ async fn update(
     job: &str,
     payload: &[u8],
 ) -> StoreResult<()> {
-    // `"stepTimeoutInMinutes": -1` clears the step timer; ferrota-proto reads the field as
-    // unsigned, so such a request is rewritten without it.
-    let cleared;
-    let (payload, clear_step) = match clear_step_request(payload) {
-        Some(p) => {
-            cleared = p;
-            (&cleared[..], true)
-        }
-        None => (payload, false),
-    };
     let req = match UpdateRequest::parse(payload) {
         Ok(r) => r,
         Err(e) => {
@@ -682,7 +662,8 @@ async fn update(
         }
         if let Some(m) = step {
             new.step_deadline = Some(now.saturating_add(m * 60));
-        } else if clear_step {
+        } else if req.clear_step_timeout {
+            // `"stepTimeoutInMinutes": -1` (read by ferrota-proto).
             new.step_deadline = None;
         }
     } else {
@@ -766,18 +747,6 @@ async fn job_deadline(b: &Services, job_id: &str, now: u64) -> StoreResult<Optio
         .map(|m| now.saturating_add(m * 60)))
 }
 
-/// The update request without `"stepTimeoutInMinutes": -1`, if it has exactly that.
-fn clear_step_request(payload: &[u8]) -> Option<Vec<u8>> {
-    if !payload.windows(2).any(|w| w == b"-1") {
-        return None;
-    }
-    let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(payload).ok()?;
-    if v.get("stepTimeoutInMinutes")?.as_i64()? != -1 {
-        return None;
-    }
-    v.remove("stepTimeoutInMinutes");
-    serde_json::to_vec(&v).ok()
-}
 // Timers (run by [`crate::timeouts`]): here, because a request about a thing expires its
 // due executions first, and an expiry is a job change like any other.
 
@@ -819,4 +788,126 @@ pub async fn expire_thing(b: &Services, thing: &str) -> StoreResult<usize> {
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod wire {
+    //! GetPendingJobExecutions' and `notify`'s bodies, now written by ferrota-proto, are the
+    //! bytes this module wrote with serde_json before (issue 15): the old code, kept here as
+    //! the reference.
+    use super::*;
+
+    fn old_summary(e: &Execution) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("jobId".into(), e.job_id.clone().into());
+        m.insert("queuedAt".into(), e.queued_at.into());
+        if let Some(s) = e.started_at {
+            m.insert("startedAt".into(), s.into());
+        }
+        m.insert("lastUpdatedAt".into(), e.last_updated_at.into());
+        m.insert("versionNumber".into(), e.version_number.into());
+        m.insert("executionNumber".into(), e.execution_number.into());
+        serde_json::Value::Object(m)
+    }
+
+    fn old_summaries(execs: &[Execution], s: JobStatus) -> Vec<serde_json::Value> {
+        execs
+            .iter()
+            .filter(|e| e.status == s)
+            .map(old_summary)
+            .collect()
+    }
+
+    fn old_notify_body(execs: &[Execution], now: u64) -> Vec<u8> {
+        let mut jobs = serde_json::Map::new();
+        for s in [JobStatus::Queued, JobStatus::InProgress] {
+            let l = old_summaries(execs, s);
+            if !l.is_empty() {
+                jobs.insert(s.as_str().into(), l.into());
+            }
+        }
+        let body = serde_json::json!({"timestamp": now, "jobs": jobs});
+        serde_json::to_vec(&body).unwrap()
+    }
+
+    fn old_pending(execs: &[Execution], now: u64, token: Option<&str>) -> Vec<u8> {
+        let pick = |s: JobStatus| old_summaries(execs, s);
+        let mut body = serde_json::Map::new();
+        body.insert("inProgressJobs".into(), pick(JobStatus::InProgress).into());
+        body.insert("queuedJobs".into(), pick(JobStatus::Queued).into());
+        body.insert("timestamp".into(), now.into());
+        if let Some(t) = token {
+            body.insert("clientToken".into(), t.into());
+        }
+        serde_json::to_vec(&body).unwrap()
+    }
+
+    fn exec(job: &str, status: JobStatus, started: Option<u64>, n: u64) -> Execution {
+        Execution {
+            job_id: job.into(),
+            thing: "t".into(),
+            status,
+            status_details: BTreeMap::new(),
+            queued_at: n.wrapping_add(1_700_000_000),
+            started_at: started,
+            last_updated_at: n.wrapping_add(1_700_000_100),
+            version_number: n,
+            execution_number: n.wrapping_add(1),
+            seq: n as i64,
+            in_progress_deadline: None,
+            step_deadline: None,
+        }
+    }
+
+    /// Empty, one of each, several of each interleaved, terminal ones left out, large numbers.
+    fn cases() -> Vec<Vec<Execution>> {
+        use JobStatus::*;
+        vec![
+            vec![],
+            vec![exec("AFR_OTA-a", Queued, None, 1)],
+            vec![exec("AFR_OTA-a", InProgress, Some(1_700_000_050), 2)],
+            vec![
+                exec("j-1", Queued, None, 1),
+                exec("j-2", InProgress, Some(5), 2),
+                exec("j-3", Succeeded, Some(6), 3),
+                exec("j_4", Queued, None, u64::MAX - 2),
+                exec("j-5", InProgress, Some(u64::MAX), 0),
+                exec("j-6", TimedOut, Some(7), 9),
+            ],
+        ]
+    }
+
+    #[test]
+    fn notify_is_the_bytes_serde_json_wrote() {
+        for execs in cases() {
+            for now in [0, 1_765_000_000, u64::MAX] {
+                assert_eq!(
+                    String::from_utf8(notify_body(&execs, now)).unwrap(),
+                    String::from_utf8(old_notify_body(&execs, now)).unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pending_jobs_are_the_bytes_serde_json_wrote() {
+        for execs in cases() {
+            for token in [None, Some("1:dev"), Some("a\"b\\\n\u{1}é🙂")] {
+                let in_progress = summaries(&execs, JobStatus::InProgress);
+                let queued = summaries(&execs, JobStatus::Queued);
+                let new = PendingJobsOut {
+                    in_progress_jobs: &in_progress,
+                    queued_jobs: &queued,
+                    timestamp: 1_765_000_000,
+                    client_token: token,
+                }
+                .to_vec()
+                .unwrap();
+                assert_eq!(
+                    String::from_utf8(new).unwrap(),
+                    String::from_utf8(old_pending(&execs, 1_765_000_000, token)).unwrap()
+                );
+            }
+        }
+    }
 }

@@ -29,9 +29,8 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
 use bytes::Bytes;
-use ferrota_proto::stream::StreamErrorCode;
+use ferrota_proto::stream::{StreamDescriptionOut, StreamErrorCode, StreamFileOut};
 use ferrota_proto::topic::{Encoding, StreamOp, Topic};
 use ferrota_proto::{DataBlock, StreamRejection, StreamRequest};
 use rumqttc::QoS;
@@ -77,26 +76,11 @@ fn reject(
         "stream request rejected"
     );
     let topic = Topic::stream(thing, stream, StreamOp::Rejected, enc).to_string();
-    let body = match enc {
-        Encoding::Cbor => {
-            let r = StreamRejection::new(code, msg, token);
-            let mut buf = vec![0u8; 64 + msg.len() + token.map_or(0, str::len) + 32];
-            match r.encode(&mut buf) {
-                Ok(n) => {
-                    buf.truncate(n);
-                    buf
-                }
-                Err(_) => return,
-            }
-        }
-        Encoding::Json => {
-            let mut m = serde_json::Map::new();
-            m.insert("o".into(), code.as_str().into());
-            m.insert("m".into(), msg.into());
-            if let Some(t) = token {
-                m.insert("c".into(), t.into());
-            }
-            serde_json::to_vec(&m).unwrap_or_default()
+    let body = match StreamRejection::new(code, msg, token).to_vec(enc) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "encoding a stream rejection failed");
+            return;
         }
     };
     b.publish(&topic, Bytes::from(body), QoS::AtLeastOnce);
@@ -364,32 +348,9 @@ pub async fn handle(
             return Ok(());
         }
         let block = DataBlock::new(token, req.file_id, i, &scratch[..len]);
-        let body = match enc {
-            Encoding::Cbor => {
-                let mut out = vec![0u8; block.encoded_len()];
-                match block.encode(&mut out) {
-                    Ok(n) => out.truncate(n),
-                    Err(_) => return Err(StoreError::Corrupt("block encoding".into())),
-                }
-                out
-            }
-            Encoding::Json => {
-                let mut m = serde_json::Map::new();
-                if let Some(t) = token {
-                    m.insert("c".into(), t.into());
-                }
-                m.insert("f".into(), req.file_id.into());
-                m.insert("l".into(), (len as u64).into());
-                m.insert("i".into(), i.into());
-                m.insert(
-                    "p".into(),
-                    base64::engine::general_purpose::STANDARD
-                        .encode(&scratch[..len])
-                        .into(),
-                );
-                serde_json::to_vec(&m).unwrap_or_default()
-            }
-        };
+        let body = block
+            .to_vec(enc)
+            .map_err(|_| StoreError::Corrupt("block encoding".into()))?;
         b.publish(&topic, Bytes::from(body), QoS::AtLeastOnce);
     }
     Ok(())
@@ -438,45 +399,193 @@ async fn describe(
         return Ok(());
     };
     let topic = Topic::stream(thing, stream, StreamOp::Description, enc).to_string();
-    let body = match enc {
-        Encoding::Json => {
-            let files: Vec<serde_json::Value> = rec
-                .files
-                .iter()
-                .map(|f| serde_json::json!({"f": f.file_id, "z": f.size}))
-                .collect();
-            let mut m = serde_json::Map::new();
-            if let Some(t) = &token {
-                m.insert("c".into(), t.clone().into());
-            }
-            m.insert("s".into(), rec.version.into());
-            m.insert("d".into(), rec.description.clone().into());
-            m.insert("r".into(), files.into());
-            serde_json::to_vec(&m).unwrap_or_default()
-        }
-        Encoding::Cbor => {
-            let mut e = minicbor::Encoder::new(Vec::new());
-            let enc_all = |e: &mut minicbor::Encoder<Vec<u8>>| -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
-                e.map(3 + u64::from(token.is_some()))?;
-                if let Some(t) = &token {
-                    e.str("c")?.str(t)?;
-                }
-                e.str("s")?.u32(rec.version)?;
-                e.str("d")?.str(&rec.description)?;
-                e.str("r")?.array(rec.files.len() as u64)?;
-                for f in &rec.files {
-                    e.map(2)?.str("f")?.u8(f.file_id)?.str("z")?.u64(f.size)?;
-                }
-                Ok(())
-            };
-            if enc_all(&mut e).is_err() {
-                return Ok(());
-            }
-            e.into_writer()
+    let files: Vec<StreamFileOut> = rec
+        .files
+        .iter()
+        .map(|f| StreamFileOut {
+            file_id: f.file_id,
+            size: f.size,
+        })
+        .collect();
+    let reply = StreamDescriptionOut {
+        client_token: token.as_deref(),
+        version: rec.version,
+        description: &rec.description,
+        files: &files,
+    };
+    let body = match reply.to_vec(enc) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "encoding a stream description failed");
+            return Ok(());
         }
     };
     b.publish(&topic, Bytes::from(body), QoS::AtLeastOnce);
     Ok(())
+}
+
+#[cfg(test)]
+mod wire {
+    //! The stream replies ferrota-proto now writes are the bytes this module wrote with
+    //! serde_json and minicbor before (issue 15): the old code, kept here as the reference.
+    use base64::Engine as _;
+    use ferrota_proto::stream::{StreamDescriptionOut, StreamErrorCode, StreamFileOut};
+    use ferrota_proto::topic::Encoding;
+    use ferrota_proto::{DataBlock, StreamRejection};
+
+    /// Texts that exercise JSON escaping: quotes, backslash, the short escapes, other control
+    /// characters (`\u00XX`), DEL, non-ASCII and an emoji.
+    const TEXTS: &[&str] = &[
+        "",
+        "rdy",
+        "a\"b\\c/d",
+        "\n\r\t\u{8}\u{c}",
+        "\u{0}\u{1f}\u{7f}",
+        "é中🙂",
+    ];
+
+    fn old_reject_json(code: StreamErrorCode, msg: &str, token: Option<&str>) -> Vec<u8> {
+        let mut m = serde_json::Map::new();
+        m.insert("o".into(), code.as_str().into());
+        m.insert("m".into(), msg.into());
+        if let Some(t) = token {
+            m.insert("c".into(), t.into());
+        }
+        serde_json::to_vec(&m).unwrap()
+    }
+
+    fn old_block_json(token: Option<&str>, file_id: u32, i: u32, data: &[u8]) -> Vec<u8> {
+        let mut m = serde_json::Map::new();
+        if let Some(t) = token {
+            m.insert("c".into(), t.into());
+        }
+        m.insert("f".into(), file_id.into());
+        m.insert("l".into(), (data.len() as u64).into());
+        m.insert("i".into(), i.into());
+        m.insert(
+            "p".into(),
+            base64::engine::general_purpose::STANDARD
+                .encode(data)
+                .into(),
+        );
+        serde_json::to_vec(&m).unwrap()
+    }
+
+    fn old_describe(
+        enc: Encoding,
+        token: Option<&str>,
+        version: u32,
+        description: &str,
+        files: &[(u8, u64)],
+    ) -> Vec<u8> {
+        match enc {
+            Encoding::Json => {
+                let files: Vec<serde_json::Value> = files
+                    .iter()
+                    .map(|(f, z)| serde_json::json!({"f": f, "z": z}))
+                    .collect();
+                let mut m = serde_json::Map::new();
+                if let Some(t) = token {
+                    m.insert("c".into(), t.into());
+                }
+                m.insert("s".into(), version.into());
+                m.insert("d".into(), description.into());
+                m.insert("r".into(), files.into());
+                serde_json::to_vec(&m).unwrap()
+            }
+            Encoding::Cbor => {
+                let mut e = minicbor::Encoder::new(Vec::new());
+                e.map(3 + u64::from(token.is_some())).unwrap();
+                if let Some(t) = token {
+                    e.str("c").unwrap().str(t).unwrap();
+                }
+                e.str("s").unwrap().u32(version).unwrap();
+                e.str("d").unwrap().str(description).unwrap();
+                e.str("r").unwrap().array(files.len() as u64).unwrap();
+                for (f, z) in files {
+                    e.map(2).unwrap().str("f").unwrap().u8(*f).unwrap();
+                    e.str("z").unwrap().u64(*z).unwrap();
+                }
+                e.into_writer()
+            }
+        }
+    }
+
+    fn tokens() -> impl Iterator<Item = Option<&'static str>> {
+        std::iter::once(None).chain(TEXTS.iter().map(|t| Some(*t)))
+    }
+
+    #[test]
+    fn rejections_are_the_bytes_serde_json_wrote() {
+        for code in [
+            StreamErrorCode::InvalidRequest,
+            StreamErrorCode::ResourceNotFound,
+            StreamErrorCode::BlockSizeOutOfBounds,
+        ] {
+            for msg in TEXTS {
+                for token in tokens() {
+                    let new = StreamRejection::new(code, msg, token)
+                        .to_vec(Encoding::Json)
+                        .unwrap();
+                    assert_eq!(
+                        String::from_utf8(new).unwrap(),
+                        String::from_utf8(old_reject_json(code, msg, token)).unwrap()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn json_blocks_are_the_bytes_serde_json_wrote() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(4096 + 7).collect();
+        for token in tokens() {
+            for (f, i, len) in [
+                (0, 0, 0),
+                (1, 3, 1),
+                (7, 1000, 2),
+                (255, u32::MAX, 4096 + 7),
+            ] {
+                let d = &data[..len];
+                let new = DataBlock::new(token, f, i, d)
+                    .to_vec(Encoding::Json)
+                    .unwrap();
+                assert_eq!(
+                    new,
+                    old_block_json(token, f, i, d),
+                    "{token:?} {f} {i} {len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn descriptions_are_the_bytes_written_before_in_both_encodings() {
+        let file_sets: [&[(u8, u64)]; 3] = [&[], &[(0, 1_048_576)], &[(0, 0), (255, u64::MAX)]];
+        for enc in [Encoding::Json, Encoding::Cbor] {
+            for token in tokens() {
+                for d in TEXTS {
+                    for files in file_sets {
+                        for version in [0, 1, u32::MAX] {
+                            let out: Vec<StreamFileOut> = files
+                                .iter()
+                                .map(|&(file_id, size)| StreamFileOut { file_id, size })
+                                .collect();
+                            let new = StreamDescriptionOut {
+                                client_token: token,
+                                version,
+                                description: d,
+                                files: &out,
+                            }
+                            .to_vec(enc)
+                            .unwrap();
+                            assert_eq!(new, old_describe(enc, token, version, d, files));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

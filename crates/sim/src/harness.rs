@@ -363,7 +363,7 @@ impl<S: Service> Sim<S> {
                         continue;
                     }
                     let mut stall = Duration::ZERO;
-                    if t.topic.contains("/streams/") {
+                    if ferrota_proto::topic::Topic::stream_op_of(t.topic.as_str()).is_some() {
                         self.first_request_at.get_or_insert(self.now);
                         if self.rand() < self.net.request_loss {
                             continue;

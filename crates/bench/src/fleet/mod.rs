@@ -42,6 +42,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use ferrota_api::{CreateOtaUpdate, OtaFile};
 use ferrota_image::ota::{MAX_P256_BASE64, OtaSignature, sign_file};
 use ferrota_server::config::Config;
 use rustls_pki_types::pem::PemObject;
@@ -350,21 +351,11 @@ async fn run_tier(
             format!("{e} (server log, last lines: {})", tail.join(" | "))
         }
     };
-    let (code, body) = server::http(
-        srv.http,
-        "POST",
-        "/api/files",
-        &fleet.token,
-        "application/octet-stream",
-        file,
-    )
-    .await?;
-    if code != 200 && code != 201 {
-        return Err(format!(
-            "upload: HTTP {code}: {}",
-            String::from_utf8_lossy(&body)
-        ));
-    }
+    let api = ferrota_api::Client::new(format!("http://{}", srv.http), fleet.token.clone());
+    let upload = file.to_vec();
+    blocking(api.clone(), move |c| c.upload_file(&upload))
+        .await
+        .map_err(|e| format!("upload: {e}"))?;
     let file_sha = hex_of(expected);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = server::proc_mem(srv.pid)?;
@@ -437,47 +428,23 @@ async fn run_tier(
         }
     });
 
-    let targets: Vec<String> = fleet
-        .ids
-        .iter()
-        .take(n)
-        .map(|(name, _, _)| format!("thing/{name}"))
-        .collect();
-    let req = json!({
-        "otaUpdateId": format!("fleet-{k}-{n}"),
-        "targets": targets,
-        // A data file (fileType 7), not firmware (141): the server accepts a firmware file only
-        // if it is a bank image, and these devices are protocol clients that check the
-        // stream's SHA-256 and the OTA signature, not bank images; the server's path (job,
-        // stream, blocks, status updates) is the same for every file type.
-        "files": [{
-            "fileName": "/ota/bank.bin",
-            "fileType": 7,
-            "fileLocation": {"sha256": file_sha},
-            "codeSigning": {"customCodeSigning": {
-                "signature": {"inlineDocument": sig_text},
-                "certificateChain": {"certificateName": "signer.crt"},
-            }},
-        }],
-    });
-    let body = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
+    // A data file (fileType 7), not firmware (141): the server accepts a firmware file only
+    // if it is a bank image, and these devices are protocol clients that check the stream's
+    // SHA-256 and the OTA signature, not bank images; the server's path (job, stream, blocks,
+    // status updates) is the same for every file type.
+    let mut req = CreateOtaUpdate::new(format!("fleet-{k}-{n}")).file(
+        OtaFile::new("/ota/bank.bin", file_sha, sig_text)
+            .file_type(Some(7))
+            .certificate_name("signer.crt"),
+    );
+    for (name, _, _) in fleet.ids.iter().take(n) {
+        req = req.thing(name);
+    }
     opts.say(format!("fleet: rolling out to {n} devices"));
     let t0 = Instant::now();
-    let (code, resp) = server::http(
-        srv.http,
-        "POST",
-        "/api/ota-updates",
-        &fleet.token,
-        "application/json",
-        &body,
-    )
-    .await?;
-    if code != 200 && code != 201 {
-        return Err(with_log(format!(
-            "create OTA update: HTTP {code}: {}",
-            String::from_utf8_lossy(&resp)
-        )));
-    }
+    blocking(api, move |c| c.create_ota_update(&req))
+        .await
+        .map_err(|e| with_log(format!("create OTA update: {e}")))?;
     let mut results = Vec::with_capacity(n);
     let finish_deadline = t0 + Duration::from_secs(600);
     for t in tasks {
@@ -641,6 +608,16 @@ fn report(plan: &Plan, tiers: &[Tier], short: bool) -> Report {
         notes,
         data: json!({ "file_size": plan.file_size, "tiers": tiers }),
     }
+}
+
+/// Runs a call of the blocking API client off the runtime's worker threads.
+async fn blocking<T: Send + 'static>(
+    client: ferrota_api::Client,
+    f: impl FnOnce(&ferrota_api::Client) -> Result<T, ferrota_api::Error> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(move || f(&client).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| format!("API call: {e}"))?
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The server under test: `ferrota serve` as a process of its own (so its memory is its own),
-//! its memory read from `/proc/<pid>/status`, and the few HTTP API calls the rollout needs.
+//! its memory read from `/proc/<pid>/status` (its HTTP API is called through `ferrota_api::Client`).
 //!
 //! Tests run the same server in-process instead ([`ServerKind::InProcess`]): the bench crate
 //! cannot build the `ferrota` binary, and a test makes no claim about memory.
@@ -9,8 +9,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How to run the server.
 #[derive(Debug, Clone)]
@@ -235,58 +233,6 @@ pub fn proc_mem(pid: u32) -> Result<ProcMem, String> {
     parse_status(&text).ok_or_else(|| format!("{p}: no VmRSS/VmHWM"))
 }
 
-/// One HTTP/1.1 request to the API (`Connection: close`); the status and body.
-pub async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    token: &str,
-    content_type: &str,
-    body: &[u8],
-) -> Result<(u16, Vec<u8>), String> {
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("HTTP {addr}: {e}"))?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let io = |e: std::io::Error| format!("HTTP {method} {path}: {e}");
-    s.write_all(head.as_bytes()).await.map_err(io)?;
-    s.write_all(body).await.map_err(io)?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).await.map_err(io)?;
-    parse_response(&resp).ok_or_else(|| format!("HTTP {method} {path}: malformed response"))
-}
-
-/// Status code and body of an HTTP/1.1 response (plain or chunked body).
-fn parse_response(resp: &[u8]) -> Option<(u16, Vec<u8>)> {
-    let split = resp.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&resp[..split]).ok()?;
-    let code = head.split(' ').nth(1)?.parse().ok()?;
-    let body = &resp[split + 4..];
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
-    if !chunked {
-        return Some((code, body.to_vec()));
-    }
-    let (mut out, mut rest) = (Vec::new(), body);
-    loop {
-        let eol = rest.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&rest[..eol]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        rest = &rest[eol + 2..];
-        if size == 0 {
-            return Some((code, out));
-        }
-        out.extend_from_slice(rest.get(..size)?);
-        rest = rest.get(size + 2..)?;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,14 +257,5 @@ mod tests {
     fn own_process_has_memory() {
         let m = proc_mem(std::process::id()).unwrap();
         assert!(m.rss > 0 && m.hwm >= m.rss);
-    }
-
-    #[test]
-    fn responses_plain_and_chunked() {
-        let r = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-        assert_eq!(parse_response(r), Some((200, b"ok".to_vec())));
-        let r = b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n";
-        assert_eq!(parse_response(r), Some((201, b"abc".to_vec())));
-        assert_eq!(parse_response(b"garbage"), None);
     }
 }

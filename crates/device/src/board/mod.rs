@@ -26,6 +26,7 @@ use ferrota_agent::{Agent, AgentEvent, AppOutcome, Config, Running, TransmitKind
 use ferrota_boot::Bank;
 use ferrota_boot::app::ImageState;
 use ferrota_image::FirmwareVersion;
+use ferrota_proto::topic::{StreamOp, Topic};
 use ferrota_t2g::{Device, PowerCut};
 use rumqttc::QoS;
 use tokio::sync::mpsc;
@@ -576,7 +577,7 @@ impl Board {
                             agent.handle_connected(now_t);
                         }
                         Some(Net::Message(topic, payload)) => {
-                            if topic.contains("/streams/") {
+                            if Topic::stream_op_of(&topic).is_some() {
                                 self.counters.bytes_in += payload.len() as u64;
                             }
                             let before = agent.stats().blocks_accepted;
@@ -679,7 +680,7 @@ impl Board {
                         st.unacked += 1;
                     }
                     self.counters.bytes_out += len as u64;
-                    if t.topic.contains("/streams/") && t.topic.contains("/get/") {
+                    if Topic::stream_op_of(t.topic.as_str()) == Some(StreamOp::Get) {
                         self.counters
                             .first_request_at
                             .get_or_insert_with(std::time::Instant::now);

@@ -21,6 +21,10 @@ use async_trait::async_trait;
 use ferrota_proto::JobStatus;
 use serde::{Deserialize, Serialize};
 
+/// The states of certificates, jobs and OTA updates as the HTTP API shows them: defined with
+/// the API's types (one definition for the server and its clients).
+pub use ferrota_api::{CertStatus, ErrorInfo, JobState};
+
 pub use blobs::{BlobReader, BlobStore, DirBlobStore};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
@@ -63,16 +67,6 @@ pub struct Thing {
     pub created_at: u64,
 }
 
-/// Status of a device certificate (AWS: ACTIVE, REVOKED).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum CertStatus {
-    /// May connect.
-    Active,
-    /// Refused at connect; listed in the CRL.
-    Revoked,
-}
-
 /// A device certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertRecord {
@@ -90,18 +84,6 @@ pub struct CertRecord {
     pub created_at: u64,
     /// Revocation time.
     pub revoked_at: Option<u64>,
-}
-
-/// Job status (AWS: IN_PROGRESS, CANCELED, COMPLETED).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum JobState {
-    /// Executions may still run.
-    InProgress,
-    /// Canceled by the operator.
-    Canceled,
-    /// Every execution reached a terminal state.
-    Completed,
 }
 
 /// A job.
@@ -235,15 +217,6 @@ pub struct OtaRecord {
     /// file was found damaged or missing when served, see `crate::streams`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_info: Option<ErrorInfo>,
-}
-
-/// AWS's `ErrorInfo` of an OTA update: a code and a message for the operator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorInfo {
-    /// A stable code (`FirmwareFileDamaged`, `FirmwareFileMissing`).
-    pub code: String,
-    /// What was found, naming the file.
-    pub message: String,
 }
 
 /// Things, certificates, jobs, executions, streams and OTA updates.

@@ -463,14 +463,10 @@ impl Mem {
         target: &str,
         sha: &str,
     ) -> ferrota_server::admin::CreateOtaUpdate {
-        ferrota_server::admin::CreateOtaUpdate {
-            ota_update_id: id.into(),
-            description: "test".into(),
-            targets: vec![target.into()],
-            files: vec![data_file("/ota/received.bin", sha.into())],
-            aws_job_timeout_config: None,
-            ..Default::default()
-        }
+        ferrota_server::admin::CreateOtaUpdate::new(id)
+            .description("test")
+            .target(target)
+            .file(data_file("/ota/received.bin", sha.into()))
     }
 }
 
