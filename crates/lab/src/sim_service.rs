@@ -28,8 +28,7 @@ use ferrota_agent::Instant;
 use ferrota_proto::job::JobStatus;
 use ferrota_proto::topic::{JobRef, JobsTopic, Reply, StreamOp, Topic, TopicKind};
 use ferrota_server::admin::{
-    Admin, AdminError, CertificateChain, CodeSigning, CreateOtaUpdate, CustomCodeSigning,
-    FileLocation, InlineSignature, NoSessions, OtaDescription, OtaFile,
+    Admin, AdminError, CreateOtaUpdate, NoSessions, OtaDescription, OtaFile,
 };
 use ferrota_server::context::{Clock, Outbound, Services};
 use ferrota_server::store::{
@@ -277,30 +276,12 @@ fn admin_over(
 
 /// The `CreateOTAUpdate` request for `job` on [`THING`], its file stored as `sha256`.
 fn create_request(job: &FirmwareJob, sha256: String) -> CreateOtaUpdate {
-    CreateOtaUpdate {
-        ota_update_id: job.id.clone(),
-        description: "harness".into(),
-        targets: vec![format!("thing/{THING}")],
-        files: vec![OtaFile {
-            file_name: "/ota/image.bin".into(),
-            file_type: job.file_type,
-            file_location: FileLocation { sha256 },
-            code_signing: CodeSigning {
-                custom_code_signing: CustomCodeSigning {
-                    signature: InlineSignature {
-                        inline_document: job.signature.clone(),
-                    },
-                    certificate_chain: CertificateChain {
-                        certificate_name: "signer.crt".into(),
-                        inline_document: None,
-                    },
-                    hash_algorithm: "SHA256".into(),
-                    signature_algorithm: "ECDSA".into(),
-                },
-            },
-        }],
-        ..Default::default()
-    }
+    CreateOtaUpdate::new(job.id.clone())
+        .description("harness")
+        .thing(THING)
+        .file(
+            OtaFile::new("/ota/image.bin", sha256, job.signature.clone()).file_type(job.file_type),
+        )
 }
 
 impl ServerService {

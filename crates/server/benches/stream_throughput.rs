@@ -204,31 +204,11 @@ fn main() {
         let data: Vec<u8> = (0..FILE).map(|i| (i * 7 % 253) as u8).collect();
         let sha = admin.put_file(&data).unwrap();
         let d = admin
-            .create_ota(&CreateOtaUpdate {
-                ota_update_id: "bench".into(),
-                description: String::new(),
-                targets: vec!["thing/bench".into()],
-                files: vec![OtaFile {
-                    file_name: "/ota/bench.bin".into(),
-                    file_type: Some(7), // a data file: create_ota refuses non-image firmware (141)
-                    file_location: FileLocation { sha256: sha },
-                    code_signing: CodeSigning {
-                        custom_code_signing: CustomCodeSigning {
-                            signature: InlineSignature {
-                                inline_document: "MAYCAQECAQE=".into(), // well-formed DER (r = s = 1)
-                            },
-                            certificate_chain: CertificateChain {
-                                certificate_name: "signer.crt".into(),
-                                inline_document: None,
-                            },
-                            hash_algorithm: "SHA256".into(),
-                            signature_algorithm: "ECDSA".into(),
-                        },
-                    },
-                }],
-                aws_job_timeout_config: None,
-                ..Default::default()
-            })
+            .create_ota(&CreateOtaUpdate::new("bench").thing("bench").file(
+                // A data file (7): create_ota refuses non-image firmware (141); the
+                // signature is well-formed DER (r = s = 1).
+                OtaFile::new("/ota/bench.bin", sha, "MAYCAQECAQE=").file_type(Some(7)),
+            ))
             .await
             .unwrap();
         let tls = client_tls(&b.root_ca_pem, &b.certificate_pem, &b.private_key_pem);

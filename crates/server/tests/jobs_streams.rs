@@ -459,14 +459,12 @@ async fn several_files_per_stream() {
     let file = |data: &[u8], name: &str| data_file(name, s.admin.put_file(data).unwrap());
     let d = s
         .admin
-        .create_ota(&CreateOtaUpdate {
-            ota_update_id: "two".into(),
-            description: String::new(),
-            targets: vec!["thing/dev-5".into()],
-            files: vec![file(&f0, "/a.bin"), file(&f1, "/b.bin")],
-            aws_job_timeout_config: None,
-            ..Default::default()
-        })
+        .create_ota(
+            &CreateOtaUpdate::new("two")
+                .thing("dev-5")
+                .file(file(&f0, "/a.bin"))
+                .file(file(&f1, "/b.bin")),
+        )
         .await
         .unwrap();
     let mut c = s.device("dev-5");

@@ -270,25 +270,7 @@ pub const SIGNATURE: &str = "MAYCAQECAQE=";
 
 /// One data file of an OTA update, signed with [`SIGNATURE`].
 pub fn data_file(name: &str, sha256: String) -> ferrota_server::admin::OtaFile {
-    use ferrota_server::admin::*;
-    OtaFile {
-        file_name: name.into(),
-        file_type: Some(DATA_FILE_TYPE),
-        file_location: FileLocation { sha256 },
-        code_signing: CodeSigning {
-            custom_code_signing: CustomCodeSigning {
-                signature: InlineSignature {
-                    inline_document: SIGNATURE.into(),
-                },
-                certificate_chain: CertificateChain {
-                    certificate_name: "signer.crt".into(),
-                    inline_document: None,
-                },
-                hash_algorithm: "SHA256".into(),
-                signature_algorithm: "ECDSA".into(),
-            },
-        },
-    }
+    ferrota_server::admin::OtaFile::new(name, sha256, SIGNATURE).file_type(Some(DATA_FILE_TYPE))
 }
 
 /// The services without sockets, TLS or SQLite: the real [`Admin`] (no broker: its
