@@ -46,25 +46,33 @@
 //! modules (regenerate it with `python3 scripts/modgraph.py`, which fails on a circle):
 //!
 //! ```text
-//! 0  filter, store, faults
-//! 1  policy → filter            context → store, faults
-//! 2  jobs → context, store      streams → context, faults, store
-//! 3  timeouts → context, jobs, store
-//!    services → context, jobs, streams
+//! 0  filter, store, tls
+//! 1  policy → filter            context → store            ca → tls
+//! 2  faults → context           jobs → context, store
+//! 3  streams → context, faults, store
+//!    timeouts → context, jobs, store
 //!    broker → context, faults, filter, policy, store
-//! 4  gate → broker              config → broker, policy, streams
-//!    session → broker, filter, services, store
-//! 5  tls → session              ca → tls
-//!    admin → ca, context, jobs, store, timeouts
-//! 6  bridge → broker, ca, config, context, services, tls
+//! 4  services → context, jobs, streams
+//!    admin → ca, context, jobs, store, timeouts     (never the broker or the sessions:
+//!                                                     `tests/layers.rs` holds it to that)
+//!    gate → broker              config → broker, policy
+//! 5  session → broker, filter, services, store, tls
+//!    bridge → broker, ca, config, context, services, tls
 //!    api → admin
-//! 7  server → admin, api, bridge, broker, ca, config, context, gate, session, store,
+//! 6  server → admin, api, bridge, broker, ca, config, context, gate, session, store,
 //!             timeouts, tls
 //! ```
 //!
 //! So Jobs, Streams and the timers run without sockets, TLS or SQLite: give
 //! [`context::Services`] a [`store::MemoryStore`], a clock and an `Outbound` (the broker's
 //! sessions, an external broker, or a test's recorder).
+//!
+//! Two things the server no longer defines itself: the HTTP API's requests and answers are
+//! `ferrota-api`'s types (re-exported from [`admin`]; the server reads them strictly, the
+//! CLI, lab, bench and tests build them with the same builder), and every MQTT reply body
+//! (Jobs documents and summaries, stream blocks, descriptions, rejections, in JSON and CBOR)
+//! is encoded by `ferrota-proto` (its `alloc` feature), the crate the device decodes them
+//! with.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
