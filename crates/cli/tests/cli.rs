@@ -109,19 +109,7 @@ fn json(env: &Env, file: &str) -> Value {
 fn pack_show_verify_sign_and_fail() {
     let env = Env::new();
     env.ok(&["key", "generate", "-o", "boot.pem"]);
-    env.ok(&["key", "generate", "-o", "signer.pem"]);
-    env.ok(&[
-        "cert",
-        "code-signing",
-        "--key",
-        "signer.pem",
-        "--cn",
-        "Test Signer",
-        "--days",
-        "30",
-        "-o",
-        "signer.crt",
-    ]);
+    common::signer_cert(&env, "signer.crt", &["--cn", "Test Signer", "--days", "30"]);
     pack(&env, "boot.pem", "bank.bin");
     let bank = env.read("bank.bin");
     assert_eq!(bank.len(), BANK_SIZE);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Env;
+use common::{Env, serve};
 
 #[test]
 fn thing_bundle_runs_a_board_that_halts_on_erased_banks() {
@@ -21,19 +21,11 @@ fn thing_bundle_runs_a_board_that_halts_on_erased_banks() {
     let toml = String::from_utf8(env.read("bundle/dev-1/device.toml")).unwrap();
     assert!(toml.contains("thing_name = \"dev-1\""), "{toml}");
     env.ok(&["key", "generate", "-o", "boot.pem"]);
-    env.ok(&["key", "generate", "-o", "signer.pem"]);
-    env.ok(&[
-        "cert",
-        "code-signing",
-        "--key",
-        "signer.pem",
-        "--cn",
-        "Signer",
-        "--days",
-        "30",
-        "-o",
+    common::signer_cert(
+        &env,
         "bundle/dev-1/code-signing.crt.pem",
-    ]);
+        &["--cn", "Signer", "--days", "30"],
+    );
     env.ok(&["t2g", "new", "dev.t2g", "--boot-key", "boot.pem"]);
     let out = env.run(&[
         "device",
@@ -67,55 +59,6 @@ fn a_missing_config_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.toml"));
 }
 
-/// `ferrota serve` on loopback port 0; killed on drop.
-struct Serve {
-    child: std::process::Child,
-    http: String,
-    mqtt_port: u16,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(env: &Env) -> Serve {
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrota"))
-        .args([
-            "serve",
-            "--data-dir",
-            "data",
-            "--mqtt-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(env.dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn ferrota serve");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut http, mut mqtt_port) = (String::new(), 0);
-    for _ in 0..3 {
-        let l = lines.next().expect("serve output").unwrap();
-        if let Some(a) = l.strip_prefix("http ") {
-            http = format!("http://{a}");
-        } else if let Some(a) = l.strip_prefix("mqtt ") {
-            mqtt_port = a.rsplit(':').next().unwrap().parse().unwrap();
-        }
-    }
-    assert!(!http.is_empty() && mqtt_port != 0);
-    Serve {
-        child,
-        http,
-        mqtt_port,
-    }
-}
-
 /// Issue 14 item 5: `device run --exit-after job` exits non-zero when the job FAILED, and says
 /// why (the reason code with its words); `--json` streams the board's events as JSON lines
 /// (item 10). The job is a data file the simulated application declines.
@@ -135,19 +78,11 @@ fn exit_after_job_fails_with_the_reason_when_the_job_failed() {
         "bundle",
     ]);
     env.ok(&["key", "generate", "-o", "boot.pem"]);
-    env.ok(&["key", "generate", "-o", "signer.pem"]);
-    env.ok(&[
-        "cert",
-        "code-signing",
-        "--key",
-        "signer.pem",
-        "--cn",
-        "Signer",
-        "--days",
-        "30",
-        "-o",
+    common::signer_cert(
+        &env,
         "bundle/dev-1/code-signing.crt.pem",
-    ]);
+        &["--cn", "Signer", "--days", "30"],
+    );
     common::pack(&env, "boot.pem", "v1.bin");
     env.ok(&[
         "t2g",

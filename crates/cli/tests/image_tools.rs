@@ -334,17 +334,7 @@ fn pack_warns_about_the_security_counter() {
 fn pack_and_verify_json() {
     let env = Env::new();
     env.ok(&["key", "generate", "-o", "boot.pem"]);
-    env.ok(&["key", "generate", "-o", "signer.pem"]);
-    env.ok(&[
-        "cert",
-        "code-signing",
-        "--key",
-        "signer.pem",
-        "--cn",
-        "Json Signer",
-        "-o",
-        "signer.crt",
-    ]);
+    common::signer_cert(&env, "signer.crt", &["--cn", "Json Signer"]);
     let o = pack_two_core(&env, "bank.hex", &["--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let j: Value = serde_json::from_str(&stdout(&o)).expect("pack --json is one JSON object");

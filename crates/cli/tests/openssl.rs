@@ -188,19 +188,7 @@ fn ota_signatures_both_ways() {
 #[test]
 fn certificates_both_ways() {
     let env = Env::new();
-    env.ok(&["key", "generate", "-o", "signer.pem"]);
-    env.ok(&[
-        "cert",
-        "code-signing",
-        "--key",
-        "signer.pem",
-        "--cn",
-        "ota@example.com",
-        "--days",
-        "10",
-        "-o",
-        "c.pem",
-    ]);
+    common::signer_cert(&env, "c.pem", &["--cn", "ota@example.com", "--days", "10"]);
     let Some(text) = openssl_ok(&env, &["x509", "-in", "c.pem", "-noout", "-text"]) else {
         return;
     };

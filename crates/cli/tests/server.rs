@@ -4,58 +4,23 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Env, camel_case_keys};
+use common::{Env, camel_case_keys, serve};
 
-struct Serve {
-    child: Child,
-    http: String,
-    mqtt_port: u16,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(env: &Env) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrota"))
-        .args([
-            "serve",
-            "--data-dir",
-            "data",
-            "--mqtt-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(env.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn ferrota serve");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut http = String::new();
-    let mut mqtt_port = 0;
-    for _ in 0..3 {
-        let l = lines.next().expect("serve output").unwrap();
-        if let Some(a) = l.strip_prefix("http ") {
-            http = format!("http://{a}");
-        } else if let Some(a) = l.strip_prefix("mqtt ") {
-            mqtt_port = a.rsplit(':').next().unwrap().parse().unwrap();
-        }
-    }
-    assert!(!http.is_empty() && mqtt_port != 0);
-    Serve {
-        child,
-        http,
-        mqtt_port,
-    }
+/// `tool` (`mosquitto_sub` or `mosquitto_pub`) as the third-party device `thing` of a bundle in
+/// `bundles/<thing>/`: mutual TLS to the server on `port`, MQTT 3.1.1, QoS 1, then `extra`.
+fn mosquitto(tool: &str, port: u16, thing: &str, extra: &[&str]) -> Command {
+    let dir = format!("bundles/{thing}");
+    let mut c = Command::new(tool);
+    c.args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["--cafile", &format!("{dir}/root-ca.pem")])
+        .args(["--cert", &format!("{dir}/{thing}.crt.pem")])
+        .args(["--key", &format!("{dir}/{thing}.key.pem")])
+        .args(["-i", thing, "-V", "mqttv311", "-q", "1"])
+        .args(extra);
+    c
 }
 
 fn json(s: &str) -> serde_json::Value {
@@ -118,35 +83,23 @@ fn serve_thing_ota_kill_restart() {
     env.write("fw.bin.sig", "MAYCAQECAQE=\n");
 
     // A third-party device (mosquitto_sub) waits for notify-next.
-    let sub = Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &s.mqtt_port.to_string(),
-            "--cafile",
-            "bundles/dev-1/root-ca.pem",
-            "--cert",
-            "bundles/dev-1/dev-1.crt.pem",
-            "--key",
-            "bundles/dev-1/dev-1.key.pem",
-            "-i",
-            "dev-1",
-            "-V",
-            "mqttv311",
-            "-q",
-            "1",
+    let sub = mosquitto(
+        "mosquitto_sub",
+        s.mqtt_port,
+        "dev-1",
+        &[
             "-t",
             "$aws/things/dev-1/jobs/notify-next",
             "-C",
             "1",
             "-W",
             "20",
-        ])
-        .current_dir(env.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
+        ],
+    )
+    .current_dir(env.dir.path())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn();
     if sub.is_ok() {
         std::thread::sleep(Duration::from_millis(800));
     } else {
@@ -232,31 +185,19 @@ fn serve_thing_ota_kill_restart() {
 
     // A device update acknowledged (mosquitto_pub -q 1 exits after the PUBACK) survives kill -9.
     let mut acked = false;
-    if let Ok(o) = Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &s.mqtt_port.to_string(),
-            "--cafile",
-            "bundles/dev-1/root-ca.pem",
-            "--cert",
-            "bundles/dev-1/dev-1.crt.pem",
-            "--key",
-            "bundles/dev-1/dev-1.key.pem",
-            "-i",
-            "dev-1",
-            "-V",
-            "mqttv311",
-            "-q",
-            "1",
+    if let Ok(o) = mosquitto(
+        "mosquitto_pub",
+        s.mqtt_port,
+        "dev-1",
+        &[
             "-t",
             "$aws/things/dev-1/jobs/AFR_OTA-up1/update",
             "-m",
             r#"{"status":"IN_PROGRESS","statusDetails":{"receive":"3/3"}}"#,
-        ])
-        .current_dir(env.dir.path())
-        .output()
+        ],
+    )
+    .current_dir(env.dir.path())
+    .output()
     {
         assert!(o.status.success(), "{o:?}");
         acked = true;
@@ -848,32 +789,15 @@ fn ota_and_thing_output_is_aws_style_with_reasons_in_words() {
         r#"{"status":"IN_PROGRESS","statusDetails":{"receive":"1/3"}}"#,
         r#"{"status":"FAILED","statusDetails":{"reason":"0x000000e3: 0x00000000"}}"#,
     ] {
-        let o = Command::new("mosquitto_pub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &s.mqtt_port.to_string(),
-                "--cafile",
-                "bundles/dev-1/root-ca.pem",
-                "--cert",
-                "bundles/dev-1/dev-1.crt.pem",
-                "--key",
-                "bundles/dev-1/dev-1.key.pem",
-                "-i",
-                "dev-1",
-                "-V",
-                "mqttv311",
-                "-q",
-                "1",
-                "-t",
-                "$aws/things/dev-1/jobs/AFR_OTA-up/update",
-                "-m",
-                m,
-            ])
-            .current_dir(env.dir.path())
-            .output()
-            .expect("mosquitto_pub (apt-get install mosquitto-clients)");
+        let o = mosquitto(
+            "mosquitto_pub",
+            s.mqtt_port,
+            "dev-1",
+            &["-t", "$aws/things/dev-1/jobs/AFR_OTA-up/update", "-m", m],
+        )
+        .current_dir(env.dir.path())
+        .output()
+        .expect("mosquitto_pub (apt-get install mosquitto-clients)");
         assert!(o.status.success(), "{o:?}");
     }
 

@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Env;
+use common::{Env, Serve, spawn_serve};
 
 /// Every variable that steers `ferrota` towards a server, so the tests see only what they set.
 const STEERING: &[&str] = &[
@@ -63,44 +62,13 @@ fn fails(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> String {
     err
 }
 
-/// A running `ferrota serve`, killed on drop.
-struct Serve {
-    child: Child,
-    mqtt_port: u16,
-    http: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `ferrota serve <args>` in the steered-free environment of [`ferrota`], stderr to `stderr`.
 fn serve(env: &Env, args: &[&str], stderr: Stdio) -> Serve {
     let mut a = vec!["serve"];
     a.extend_from_slice(args);
-    let mut child = ferrota(env, &a, &[])
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn ferrota serve");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut mqtt_port, mut http) = (0, String::new());
-    for _ in 0..3 {
-        let l = lines.next().expect("serve output").unwrap();
-        if let Some(a) = l.strip_prefix("mqtt ") {
-            mqtt_port = a.rsplit(':').next().unwrap().parse().unwrap();
-        } else if let Some(a) = l.strip_prefix("http ") {
-            http = format!("http://{a}");
-        }
-    }
-    assert!(mqtt_port != 0 && !http.is_empty());
-    Serve {
-        child,
-        mqtt_port,
-        http,
-    }
+    let mut c = ferrota(env, &a, &[]);
+    c.stderr(stderr);
+    spawn_serve(c)
 }
 
 fn device_port(env: &Env, thing: &str) -> u16 {
@@ -434,15 +402,7 @@ fn serve_help_says_mqtt_is_on_loopback_by_default() {
 fn thing_create_puts_the_code_signing_certificate_into_the_bundle() {
     let env = Env::new();
     env.ok(&["ca", "init", "--data-dir", "data"]);
-    env.ok(&["key", "generate", "-o", "signer.pem"]);
-    env.ok(&[
-        "cert",
-        "code-signing",
-        "--key",
-        "signer.pem",
-        "-o",
-        "signer.crt",
-    ]);
+    common::signer_cert(&env, "signer.crt", &[]);
     let create = |name: &str, cert: &str| {
         run(
             &env,
@@ -531,15 +491,7 @@ fn a_board_from_thing_create_connects_to_a_server_on_other_ports() {
     ok(&env, &["ca", "init", "-c", "other.toml"], &[]);
     let s = serve(&env, &["-c", "other.toml"], Stdio::null());
     env.ok(&["key", "generate", "-o", "boot.pem"]);
-    env.ok(&["key", "generate", "-o", "signer.pem"]);
-    env.ok(&[
-        "cert",
-        "code-signing",
-        "--key",
-        "signer.pem",
-        "-o",
-        "signer.crt",
-    ]);
+    common::signer_cert(&env, "signer.crt", &[]);
     ok(
         &env,
         &[

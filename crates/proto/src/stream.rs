@@ -465,9 +465,17 @@ impl<'a> DataBlock<'a> {
         &self,
         encoding: crate::topic::Encoding,
     ) -> Result<alloc::vec::Vec<u8>, crate::job::EncodeError> {
+        // Sized up front: a block is the server's hottest message (thousands a second), and
+        // a 4 KiB block does not fit `vec::encode`'s first 4 KiB guess.
         match encoding {
-            crate::topic::Encoding::Cbor => crate::vec::encode(|b| self.encode(b)),
-            crate::topic::Encoding::Json => crate::vec::encode(|b| self.encode_json(b)),
+            crate::topic::Encoding::Cbor => {
+                crate::vec::encode_sized(self.encoded_len(), |b| self.encode(b))
+            }
+            // Base64 is 4/3 of the payload; the keys, numbers and token fit in the rest.
+            crate::topic::Encoding::Json => crate::vec::encode_sized(
+                self.encoded_len() / 3 * 4 + 64 + self.client_token.map_or(0, str::len) * 6,
+                |b| self.encode_json(b),
+            ),
         }
     }
 

@@ -14,9 +14,19 @@ pub const OUTPUT_MAX: usize = 16 * 1024 * 1024;
 /// Runs `f` (an encoder into a caller buffer returning the length written) into a buffer that
 /// starts at 4 KiB and grows ×4 while `f` reports it too small, up to [`OUTPUT_MAX`].
 pub fn encode<E: Into<EncodeError>>(
+    f: impl FnMut(&mut [u8]) -> Result<usize, E>,
+) -> Result<Vec<u8>, EncodeError> {
+    encode_sized(4096, f)
+}
+
+/// [`encode`] starting from a buffer of `first` bytes: for a message whose size is known (or
+/// bounded) before it is written, such as a stream block, so the hot path encodes once into
+/// one allocation instead of failing at 4 KiB and encoding again.
+pub fn encode_sized<E: Into<EncodeError>>(
+    first: usize,
     mut f: impl FnMut(&mut [u8]) -> Result<usize, E>,
 ) -> Result<Vec<u8>, EncodeError> {
-    let mut size = 4096;
+    let mut size = first.clamp(1, OUTPUT_MAX);
     loop {
         let mut buf = vec![0u8; size];
         match f(&mut buf).map_err(Into::into) {

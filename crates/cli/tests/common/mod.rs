@@ -2,8 +2,9 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 pub const BANK_SIZE: usize = 0x3F_8000;
 
@@ -241,4 +242,74 @@ pub fn camel_case_keys(v: &serde_json::Value) -> bool {
         serde_json::Value::Array(a) => a.iter().all(camel_case_keys),
         _ => true,
     }
+}
+
+/// A running `ferrota serve`, killed on drop.
+pub struct Serve {
+    pub child: Child,
+    /// `http://<address>` of the HTTP API, as the server printed it.
+    pub http: String,
+    /// The MQTT port it bound.
+    pub mqtt_port: u16,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `cmd` (a `ferrota serve` command line; stderr as the caller set it) and reads the
+/// addresses it prints first (`mqtt <addr>`, `http <addr>`).
+pub fn spawn_serve(mut cmd: Command) -> Serve {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn ferrota serve");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut http, mut mqtt_port) = (String::new(), 0);
+    for _ in 0..3 {
+        let l = lines.next().expect("serve output").unwrap();
+        if let Some(a) = l.strip_prefix("http ") {
+            http = format!("http://{a}");
+        } else if let Some(a) = l.strip_prefix("mqtt ") {
+            mqtt_port = a.rsplit(':').next().unwrap().parse().unwrap();
+        }
+    }
+    assert!(
+        !http.is_empty() && mqtt_port != 0,
+        "serve printed no addresses"
+    );
+    Serve {
+        child,
+        http,
+        mqtt_port,
+    }
+}
+
+/// `ferrota serve --data-dir data` in `env` on loopback port 0 (MQTT and HTTP).
+pub fn serve(env: &Env) -> Serve {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ferrota"));
+    c.args([
+        "serve",
+        "--data-dir",
+        "data",
+        "--mqtt-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ])
+    .current_dir(env.dir.path())
+    .stderr(Stdio::null());
+    spawn_serve(c)
+}
+
+/// A code-signing key `signer.pem` and its certificate at `out` (`ferrota cert code-signing`,
+/// with `extra` arguments such as `--cn`, `--days`), as the OTA tests need them.
+pub fn signer_cert(env: &Env, out: &str, extra: &[&str]) {
+    env.ok(&["key", "generate", "-o", "signer.pem"]);
+    let mut args = vec!["cert", "code-signing", "--key", "signer.pem", "-o", out];
+    args.extend_from_slice(extra);
+    env.ok(&args);
 }
