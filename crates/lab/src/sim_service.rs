@@ -3,7 +3,7 @@
 //! against a model of it.
 //!
 //! [`ServerService`] holds the services over a [`MemoryStore`], an in-memory [`BlobStore`]
-//! ([`MemBlobs`]), a [`Clock`] the harness's virtual time drives ([`Service::set_now`]) and an
+//! ([`MemoryBlobs`]), a [`Clock`] the harness's virtual time drives ([`Service::set_now`]) and an
 //! [`Outbound`] that queues every message for the one simulated device ([`THING`]). A
 //! current-thread tokio runtime runs the async calls (`block_on`): nothing sleeps, no socket,
 //! no TLS, no SQLite, so a whole update still takes milliseconds of real time and every run
@@ -18,7 +18,7 @@
 //! [`SimExt`] gives the harness the operations the tests use (add, cancel, run until
 //! terminal, the statuses the device reported).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,13 +31,10 @@ use ferrota_server::admin::{
     Admin, AdminError, CreateOtaUpdate, NoSessions, OtaDescription, OtaFile,
 };
 use ferrota_server::context::{Clock, Outbound, Services};
-use ferrota_server::store::{
-    BlobReader, BlobStore, MemoryStore, SharedStore, StoreError, StoreResult, Thing,
-};
+use ferrota_server::store::{BlobStore, MemoryBlobs, MemoryStore, SharedStore, Thing};
 use ferrota_sim::harness::{AgentSettings, Msg, Service, THING};
 use ferrota_sim::images::ota::TestImage;
 use rumqttc::QoS;
-use sha2::{Digest, Sha256};
 
 /// The harness over the real services.
 pub type Sim = ferrota_sim::harness::Sim<ServerService>;
@@ -114,58 +111,6 @@ impl VirtualClock {
 impl Clock for VirtualClock {
     fn now(&self) -> u64 {
         EPOCH_AT_ZERO + self.0.load(Ordering::Relaxed) / 1_000_000
-    }
-}
-
-/// Content-addressed files in memory (the [`BlobStore`] contract without a directory: no
-/// fsync per test, which hundreds of power-cut runs would pay).
-#[derive(Default)]
-pub struct MemBlobs(Mutex<HashMap<String, Arc<Vec<u8>>>>);
-
-struct MemBlob(Arc<Vec<u8>>);
-
-impl BlobReader for MemBlob {
-    fn len(&self) -> u64 {
-        self.0.len() as u64
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        let a = usize::try_from(offset).map_err(std::io::Error::other)?;
-        let src = a
-            .checked_add(buf.len())
-            .and_then(|b| self.0.get(a..b))
-            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-}
-
-impl MemBlobs {
-    fn files(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Vec<u8>>>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl BlobStore for MemBlobs {
-    fn put(&self, data: &[u8]) -> StoreResult<String> {
-        let sha: String = Sha256::digest(data)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        self.files()
-            .entry(sha.clone())
-            .or_insert_with(|| Arc::new(data.to_vec()));
-        Ok(sha)
-    }
-    fn open(&self, hash: &str) -> StoreResult<Arc<dyn BlobReader>> {
-        match self.files().get(hash) {
-            Some(d) => Ok(Arc::new(MemBlob(d.clone()))),
-            None => Err(StoreError::NotFound(format!("file {hash}"))),
-        }
-    }
-    fn forget(&self, _hash: &str) {}
-    fn remove(&self, hash: &str) -> StoreResult<()> {
-        self.files().remove(hash);
-        Ok(())
     }
 }
 
@@ -296,7 +241,7 @@ impl ServerService {
         let out = Arc::new(DeviceOutbox::default());
         let (admin, services) = admin_over(
             store.clone(),
-            Arc::new(MemBlobs::default()),
+            Arc::new(MemoryBlobs::default()),
             clock.clone(),
             out.clone(),
         );
@@ -610,27 +555,5 @@ mod tests {
             "{stamps:?}, virtual {secs} s"
         );
         assert_eq!(sim.server.job("clock").status, JobStatus::Succeeded);
-    }
-
-    /// The in-memory file store keeps the `BlobStore` contract the streams rely on: the name
-    /// is the SHA-256, a read past the end is an error (never short data), a removed file is
-    /// `NotFound`.
-    #[test]
-    fn memory_blobs_are_content_addressed_and_bounded() {
-        let b = MemBlobs::default();
-        let sha = b.put(b"abc").unwrap();
-        assert_eq!(
-            sha,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert_eq!(b.put(b"abc").unwrap(), sha);
-        let r = b.open(&sha).unwrap();
-        let mut buf = [0u8; 2];
-        r.read_at(1, &mut buf).unwrap();
-        assert_eq!(&buf, b"bc");
-        assert!(r.read_at(2, &mut buf).is_err());
-        assert!(r.read_at(u64::MAX, &mut buf).is_err());
-        b.remove(&sha).unwrap();
-        assert!(matches!(b.open(&sha), Err(StoreError::NotFound(_))));
     }
 }

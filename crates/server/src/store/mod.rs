@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 /// the API's types (one definition for the server and its clients).
 pub use ferrota_api::{CertStatus, ErrorInfo, JobState};
 
-pub use blobs::{BlobReader, BlobStore, DirBlobStore};
+pub use blobs::{BlobReader, BlobStore, DirBlobStore, MemoryBlobs};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
