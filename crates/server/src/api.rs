@@ -29,8 +29,10 @@
 //!   ([`crate::admin::reason_text`]), absent when the code is unknown.
 //! - Errors are AWS's error JSON, `{"code":"InvalidRequestException","message":"…"}`, with
 //!   AWS's codes and statuses: `InvalidRequestException` 400, `UnauthorizedException` 401,
-//!   `ResourceNotFoundException` 404, `ResourceAlreadyExistsException` 409,
-//!   `InternalFailureException` 500.
+//!   `ResourceNotFoundException` 404, `MethodNotAllowedException` 405,
+//!   `ResourceAlreadyExistsException` 409, `RequestEntityTooLargeException` 413,
+//!   `InternalFailureException` 500 (the 405 and 413 that axum answers itself are rewritten
+//!   to this form too).
 //! - Nothing is accepted and ignored: a request body or query parameter Ferrota does not know
 //!   is refused with a 400 naming it (AWS's behaviour for unknown fields), and AWS fields that
 //!   Ferrota knows but does not implement yet are refused by name with the reason
@@ -383,5 +385,40 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
                 "no such API path (see the table in `ferrota_server::api`)",
             )
         })
+        .layer(middleware::map_response(framework_errors_as_aws_json))
         .with_state(state)
+}
+
+/// The answers axum writes itself, before a handler runs, are plain text: 405 for a method a
+/// path does not have, 413 for a body over the limit. A client that reads AWS error JSON
+/// (`ferrota_api::Client`, an AWS SDK) would see an undecodable body, so they are rewritten
+/// with the codes AWS IoT uses for the same statuses (`MethodNotAllowedException`,
+/// `RequestEntityTooLargeException`); the 405's `Allow` header is kept. Every other answer,
+/// JSON already, passes unchanged.
+async fn framework_errors_as_aws_json(resp: Response) -> Response {
+    let (code, message) = match resp.status() {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "MethodNotAllowedException",
+            "this path does not take that method (see the table in `ferrota_server::api`)",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "RequestEntityTooLargeException",
+            "the request body is over the API's limit (GET /api/limits gives maxFileBytes); \
+             nothing was stored",
+        ),
+        _ => return resp,
+    };
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return resp;
+    }
+    let allow = resp.headers().get(axum::http::header::ALLOW).cloned();
+    let mut out = aws_error(resp.status(), code, message);
+    if let Some(a) = allow {
+        out.headers_mut().insert(axum::http::header::ALLOW, a);
+    }
+    out
 }

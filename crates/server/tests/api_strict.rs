@@ -526,3 +526,53 @@ async fn a_named_certificate_must_verify_the_signature() {
         .await;
     assert_eq!(st, 200, "{v}");
 }
+
+/// The answers axum writes before a handler runs are AWS error JSON too: a method a path does
+/// not have (405, `Allow` kept) and a body over the API's limit (413, nothing stored), as
+/// `ferrota_api::Client` and AWS SDKs read them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn method_not_allowed_and_oversized_bodies_are_aws_error_json() {
+    let api = Api::new().await;
+    let (status, v) = api.call("PUT", "/api/things", None).await;
+    assert_eq!(status, 405, "{v}");
+    assert_eq!(v["code"], "MethodNotAllowedException", "{v}");
+    assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+
+    let r = Request::builder()
+        .method("DELETE")
+        .uri("/api/limits")
+        .header("authorization", format!("Bearer {}", api.token))
+        .body(Body::empty())
+        .unwrap();
+    let resp = ferrota_server::api::router(api.admin.clone(), api.token.clone())
+        .oneshot(r)
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    assert_eq!(
+        resp.headers().get("allow").and_then(|a| a.to_str().ok()),
+        Some("GET,HEAD"),
+        "the Allow header is kept"
+    );
+
+    let before = api.stored_files();
+    let r = Request::builder()
+        .method("POST")
+        .uri("/api/files")
+        .header("authorization", format!("Bearer {}", api.token))
+        .body(Body::from(vec![0x5a; 17 * 1024 * 1024 + 1]))
+        .unwrap();
+    let resp = ferrota_server::api::router(api.admin.clone(), api.token.clone())
+        .oneshot(r)
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("413 body is not JSON ({e}): {bytes:?}"));
+    assert_eq!(status, 413, "{v}");
+    assert_eq!(v["code"], "RequestEntityTooLargeException", "{v}");
+    assert_eq!(api.stored_files(), before, "nothing stored");
+}
