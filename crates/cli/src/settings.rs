@@ -194,7 +194,24 @@ pub struct Endpoint {
 /// for a port forwarded elsewhere) over the record of the running (or last) server, over the
 /// configuration's `mqtt_listen`. A configuration that leaves the port to the system (`:0`)
 /// with no record is an error: no port written is better than a wrong one.
+///
+/// In client mode (`[broker] external`) the devices connect to that broker, not to this
+/// server (which has no MQTT listener then): its host and port are the endpoint, whatever the
+/// record says.
 pub fn mqtt_endpoint(cfg: &Config, port: Option<u16>) -> Result<Endpoint> {
+    if let Some(url) = &cfg.broker.external {
+        let (host, broker_port) = ferrota_server::bridge::External::parse_url(url)
+            .ok_or_else(|| anyhow!("[broker] external: {url:?} is not mqtts://host:port"))?;
+        return Ok(Endpoint {
+            host,
+            port: port.unwrap_or(broker_port),
+            from: match port {
+                Some(p) => flag_or_env("--mqtt-port", "FERROTA_MQTT_PORT", &p.to_string()),
+                None => format!("the configuration's [broker] external ({url})"),
+            },
+            warning: None,
+        });
+    }
     let rec = recorded(cfg)?;
     let host = rec
         .as_ref()
@@ -352,6 +369,30 @@ mod tests {
             api_base(&api(Some("http://h:1/")), &c).unwrap().0,
             "http://h:1"
         );
+    }
+
+    /// Client mode: devices connect to the external broker, so a bundle names its host and
+    /// port, not this server's record (which names the local port, where nothing listens for
+    /// devices then); `--mqtt-port` still wins; a bad URL is an error naming it.
+    #[test]
+    fn in_client_mode_the_endpoint_is_the_external_broker() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = cfg(d.path());
+        let l = Listening {
+            mqtt: "127.0.0.1:28883".parse().unwrap(),
+            http: "127.0.0.1:28080".parse().unwrap(),
+            endpoint: "localhost".into(),
+            pid: 1,
+        };
+        record(&c, &l).unwrap();
+        c.broker.external = Some("mqtts://broker.example:9883".into());
+        let e = mqtt_endpoint(&c, None).unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("broker.example", 9883));
+        assert!(e.from.contains("[broker] external"), "{}", e.from);
+        assert_eq!(mqtt_endpoint(&c, Some(443)).unwrap().port, 443);
+        c.broker.external = Some("tcp://broker.example".into());
+        let e = mqtt_endpoint(&c, None).unwrap_err().to_string();
+        assert!(e.contains("tcp://broker.example"), "{e}");
     }
 
     #[test]

@@ -383,13 +383,26 @@ pub async fn open_admin(cfg: &Config, port: u16) -> Result<Admin, ServeError> {
         Arc::new(SystemClock),
         Arc::new(Nowhere),
     ));
+    let (endpoint, port) = device_endpoint(cfg, port);
     Ok(Admin {
         services,
         sessions: Arc::new(admin::NoSessions),
         ca: d.ca,
-        endpoint: cfg.endpoint.clone(),
+        endpoint,
         port,
     })
+}
+
+/// Where devices connect, as bundles name it: this server's `endpoint` and MQTT `port`, or in
+/// client mode the external broker's host and port (devices never connect to this process
+/// then). A malformed `[broker] external` is left to [`crate::bridge::External::from_config`],
+/// which refuses the start naming it.
+fn device_endpoint(cfg: &Config, port: u16) -> (String, u16) {
+    cfg.broker
+        .external
+        .as_deref()
+        .and_then(crate::bridge::External::parse_url)
+        .unwrap_or_else(|| (cfg.endpoint.clone(), port))
 }
 
 /// Creates a new data directory: its database first, then the fleet CA and the server
@@ -527,11 +540,12 @@ impl Server {
             }
         };
         let broker = Broker::new(d.store, d.blobs, cfg.policy(), cfg.limits());
+        let (endpoint, port) = device_endpoint(cfg, port);
         let admin = Admin {
             services: broker.services.clone(),
             sessions: broker.clone(),
             ca: Some(ca),
-            endpoint: cfg.endpoint.clone(),
+            endpoint,
             port,
         };
         let tls = match tls {

@@ -152,3 +152,27 @@ async fn a_corrupted_page_is_found_at_start_and_named() {
     );
     assert_eq!(after.get("data/ferrota.db"), before.get("data/ferrota.db"));
 }
+
+/// Client mode: devices connect to the external broker, so the bundles the server writes
+/// (`create_thing`) name its host and port, not this process's MQTT port.
+#[tokio::test]
+async fn in_client_mode_device_bundles_name_the_external_broker() {
+    ferrota_server::tls::install_crypto_provider();
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = config(d.path());
+    ferrota_server::server::init_data_dir(&cfg, &[])
+        .await
+        .unwrap();
+    let local = open_admin(&cfg, 18883).await.unwrap();
+    assert_eq!(local.port, 18883);
+    cfg.broker.external = Some("mqtts://broker.example:9883".into());
+    let admin = open_admin(&cfg, 18883).await.unwrap();
+    assert_eq!(
+        (admin.endpoint.as_str(), admin.port),
+        ("broker.example", 9883)
+    );
+    let bundle = admin.create_thing("dev-x", &[]).await.unwrap();
+    let text = serde_json::to_string(&bundle).unwrap();
+    assert!(text.contains("broker.example"), "{text}");
+    assert!(text.contains("9883"), "{text}");
+}
