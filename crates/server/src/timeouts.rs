@@ -58,12 +58,13 @@ pub async fn run(b: Arc<Services>, max_sleep: Duration) {
 mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
     use ferrota_proto::topic::{JobsTopic, Reply};
-    use tokio::sync::mpsc::Receiver;
 
     use super::*;
-    use crate::broker::{Broker, Clock, Limits, Outgoing};
-    use crate::policy::Policy;
+    use crate::context::{Clock, Outbound};
     use crate::store::Execution;
     use crate::store::{DirBlobStore, Job, JobState, SqliteStore, Store, Thing};
     use ferrota_proto::JobStatus;
@@ -77,11 +78,28 @@ mod tests {
         }
     }
 
+    /// What device `d` receives: the replies sent to it and what it subscribed to
+    /// (`jobs/notify`, `jobs/notify-next`), as a broker would route them.
+    #[derive(Default)]
+    struct Device(Mutex<Vec<(String, Bytes)>>);
+
+    impl Outbound for Device {
+        fn publish(&self, topic: &str, payload: Bytes, _qos: rumqttc::QoS) {
+            if topic == "$aws/things/d/jobs/notify" || topic == "$aws/things/d/jobs/notify-next" {
+                self.0.lock().unwrap().push((topic.into(), payload));
+            }
+        }
+        fn deliver_to(&self, client_id: &str, topic: &str, payload: Bytes, _qos: rumqttc::QoS) {
+            if client_id == "d" {
+                self.0.lock().unwrap().push((topic.into(), payload));
+            }
+        }
+    }
+
     struct Fixture {
         b: Arc<Services>,
-        _broker: Arc<Broker>,
         clock: Arc<ManualClock>,
-        rx: Receiver<Outgoing>,
+        device: Arc<Device>,
         _dir: tempfile::TempDir,
     }
 
@@ -92,13 +110,12 @@ mod tests {
         /// Every message queued for the device so far, as (topic suffix, JSON).
         fn drain(&mut self) -> Vec<(String, serde_json::Value)> {
             let mut out = Vec::new();
-            while let Ok(m) = self.rx.try_recv() {
-                let t = m
-                    .topic
+            for (topic, payload) in std::mem::take(&mut *self.device.0.lock().unwrap()) {
+                let t = topic
                     .strip_prefix("$aws/things/d/jobs/")
                     .unwrap()
                     .to_string();
-                out.push((t, serde_json::from_slice(&m.payload).unwrap()));
+                out.push((t, serde_json::from_slice(&payload).unwrap()));
             }
             out
         }
@@ -139,26 +156,20 @@ mod tests {
     async fn fixture_on(store: SqliteStore, dir: tempfile::TempDir, t: u64) -> Fixture {
         let clock = Arc::new(ManualClock(AtomicU64::new(T0 + t)));
         let blobs = DirBlobStore::new(dir.path().join("files")).unwrap();
-        let b = Broker::new(
+        let device = Arc::new(Device::default());
+        let b = Arc::new(Services::new(
             Arc::new(store),
             Arc::new(blobs),
-            Policy::default(),
-            Limits::default(),
-        )
-        .with_clock(clock.clone());
-        let (h, rx) = b.register("d", None);
-        b.subscribe("d", h.conn_id, "$aws/things/d/jobs/notify", QOS1);
-        b.subscribe("d", h.conn_id, "$aws/things/d/jobs/notify-next", QOS1);
+            clock.clone(),
+            device.clone(),
+        ));
         Fixture {
-            b: b.services.clone(),
-            _broker: b,
+            b,
             clock,
-            rx,
+            device,
             _dir: dir,
         }
     }
-
-    const QOS1: rumqttc::QoS = rumqttc::QoS::AtLeastOnce;
 
     async fn fixture(jobs: &[(&str, Option<u64>)]) -> Fixture {
         let store = SqliteStore::memory().await.unwrap();
