@@ -199,15 +199,15 @@ pub struct Endpoint {
 /// server (which has no MQTT listener then): its host and port are the endpoint, whatever the
 /// record says.
 pub fn mqtt_endpoint(cfg: &Config, port: Option<u16>) -> Result<Endpoint> {
-    if let Some(url) = &cfg.broker.external {
-        let (host, broker_port) = ferrota_server::bridge::External::parse_url(url)
-            .ok_or_else(|| anyhow!("[broker] external: {url:?} is not mqtts://host:port"))?;
+    if let Some((host, broker_port)) =
+        ferrota_server::bridge::External::address(cfg).map_err(|e| anyhow!(e))?
+    {
         return Ok(Endpoint {
             host,
             port: port.unwrap_or(broker_port),
             from: match port {
                 Some(p) => flag_or_env("--mqtt-port", "FERROTA_MQTT_PORT", &p.to_string()),
-                None => format!("the configuration's [broker] external ({url})"),
+                None => "the configuration's [broker] external".into(),
             },
             warning: None,
         });

@@ -9,15 +9,7 @@ use common::{Env, serve};
 fn thing_bundle_runs_a_board_that_halts_on_erased_banks() {
     let env = Env::new();
     env.ok(&["ca", "init", "--data-dir", "data"]);
-    env.ok(&[
-        "thing",
-        "create",
-        "dev-1",
-        "--data-dir",
-        "data",
-        "-o",
-        "bundle",
-    ]);
+    common::thing_create(&env, "dev-1", "bundle", &[]);
     let toml = String::from_utf8(env.read("bundle/dev-1/device.toml")).unwrap();
     assert!(toml.contains("thing_name = \"dev-1\""), "{toml}");
     env.ok(&["key", "generate", "-o", "boot.pem"]);
@@ -66,17 +58,7 @@ fn a_missing_config_is_refused() {
 fn exit_after_job_fails_with_the_reason_when_the_job_failed() {
     let env = Env::new();
     env.ok(&["ca", "init", "--data-dir", "data"]);
-    env.ok(&[
-        "thing",
-        "create",
-        "dev-1",
-        "--group",
-        "fleet",
-        "--data-dir",
-        "data",
-        "-o",
-        "bundle",
-    ]);
+    common::thing_create(&env, "dev-1", "bundle", &["--group", "fleet"]);
     env.ok(&["key", "generate", "-o", "boot.pem"]);
     common::signer_cert(
         &env,

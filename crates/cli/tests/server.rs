@@ -44,17 +44,7 @@ fn serve_thing_ota_kill_restart() {
             .success(),
         "init twice"
     );
-    env.ok(&[
-        "thing",
-        "create",
-        "dev-1",
-        "--group",
-        "fleet",
-        "--data-dir",
-        "data",
-        "-o",
-        "bundles",
-    ]);
+    common::thing_create(&env, "dev-1", "bundles", &["--group", "fleet"]);
     for f in [
         "dev-1.crt.pem",
         "dev-1.key.pem",
@@ -337,15 +327,7 @@ fn serve_refused(env: &Env, extra: &[&str], file: &str) -> String {
 fn used_data_dir() -> Env {
     let env = Env::new();
     env.ok(&["ca", "init", "--data-dir", "data"]);
-    env.ok(&[
-        "thing",
-        "create",
-        "dev-1",
-        "--data-dir",
-        "data",
-        "-o",
-        "out",
-    ]);
+    common::thing_create(&env, "dev-1", "out", &[]);
     drop(serve(&env));
     env
 }
@@ -462,15 +444,7 @@ fn thing_create_with_an_unwritable_output_stores_nothing() {
     );
     // Then it works, and leaves no temporary directory behind.
     std::fs::remove_dir(env.path("out/dev-1")).unwrap();
-    env.ok(&[
-        "thing",
-        "create",
-        "dev-1",
-        "--data-dir",
-        "data",
-        "-o",
-        "out",
-    ]);
+    common::thing_create(&env, "dev-1", "out", &[]);
     assert!(env.exists("out/dev-1/dev-1.key.pem"));
     let left: Vec<_> = std::fs::read_dir(env.path("out")).unwrap().collect();
     assert_eq!(left.len(), 1, "only the bundle: {left:?}");
@@ -586,15 +560,7 @@ fn stored_files(env: &Env) -> usize {
 fn ota_create_checks_the_signature_against_the_code_signing_certificate() {
     let env = Env::new();
     env.ok(&["ca", "init", "--data-dir", "data"]);
-    env.ok(&[
-        "thing",
-        "create",
-        "dev-1",
-        "-o",
-        "bundles",
-        "--data-dir",
-        "data",
-    ]);
+    common::thing_create(&env, "dev-1", "bundles", &[]);
     let s = serve(&env);
     env.ok(&["key", "generate", "-o", "signer.pem"]);
     env.ok(&["key", "generate", "-o", "boot.pem"]);
@@ -692,15 +658,7 @@ fn ota_create_file_type_none_leaves_file_type_out() {
         assert!(help.contains(needle), "{needle:?} not in --help:\n{help}");
     }
     env.ok(&["ca", "init", "--data-dir", "data"]);
-    env.ok(&[
-        "thing",
-        "create",
-        "dev-1",
-        "-o",
-        "bundles",
-        "--data-dir",
-        "data",
-    ]);
+    common::thing_create(&env, "dev-1", "bundles", &[]);
     let s = serve(&env);
     // Not a bank image: for a stock device (type 0 firmware) Ferrota checks only the signature.
     env.write("app.bin", vec![0x5a; 10_000]);
@@ -744,24 +702,8 @@ fn ota_create_file_type_none_leaves_file_type_out() {
 fn ota_and_thing_output_is_aws_style_with_reasons_in_words() {
     let env = Env::new();
     env.ok(&["ca", "init", "--data-dir", "data"]);
-    env.ok(&[
-        "thing",
-        "create",
-        "dev-1",
-        "-o",
-        "bundles",
-        "--data-dir",
-        "data",
-    ]);
-    env.ok(&[
-        "thing",
-        "create",
-        "dev-2",
-        "-o",
-        "bundles",
-        "--data-dir",
-        "data",
-    ]);
+    common::thing_create(&env, "dev-1", "bundles", &[]);
+    common::thing_create(&env, "dev-2", "bundles", &[]);
     let s = serve(&env);
     env.write("fw.bin", vec![0x5a; 10_000]);
     env.write("fw.bin.sig", "MAYCAQECAQE=\n");

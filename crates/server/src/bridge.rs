@@ -98,16 +98,28 @@ impl External {
         (!host.is_empty()).then(|| (host.to_string(), port))
     }
 
+    /// Host and port of `cfg`'s `[broker] external` (client mode), `None` without one: where
+    /// the services connect, and so where devices connect too (their bundles name it). The
+    /// one reading of the URL for the server and the CLI.
+    pub fn address(cfg: &crate::config::Config) -> Result<Option<(String, u16)>, String> {
+        cfg.broker
+            .external
+            .as_deref()
+            .map(|url| {
+                Self::parse_url(url)
+                    .ok_or_else(|| format!("[broker] external: {url:?} is not mqtts://host:port"))
+            })
+            .transpose()
+    }
+
     /// The `[broker]` section of `cfg`: `None` without `external`. The default service
     /// certificate (`<data>/ca/service.crt.pem`, CN = `client_id`) is issued by the fleet CA
     /// on first use.
     pub fn from_config(cfg: &crate::config::Config) -> Result<Option<External>, String> {
         let b = &cfg.broker;
-        let Some(url) = &b.external else {
+        let Some((host, port)) = Self::address(cfg)? else {
             return Ok(None);
         };
-        let (host, port) = Self::parse_url(url)
-            .ok_or_else(|| format!("[broker] external: {url:?} is not mqtts://host:port"))?;
         let ca_dir = cfg.ca_dir();
         let rd = |p: &std::path::Path| {
             std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))

@@ -398,10 +398,9 @@ pub async fn open_admin(cfg: &Config, port: u16) -> Result<Admin, ServeError> {
 /// then). A malformed `[broker] external` is left to [`crate::bridge::External::from_config`],
 /// which refuses the start naming it.
 fn device_endpoint(cfg: &Config, port: u16) -> (String, u16) {
-    cfg.broker
-        .external
-        .as_deref()
-        .and_then(crate::bridge::External::parse_url)
+    crate::bridge::External::address(cfg)
+        .ok()
+        .flatten()
         .unwrap_or_else(|| (cfg.endpoint.clone(), port))
 }
 

@@ -313,3 +313,11 @@ pub fn signer_cert(env: &Env, out: &str, extra: &[&str]) {
     args.extend_from_slice(extra);
     env.ok(&args);
 }
+
+/// `ferrota thing create <name> --data-dir data -o <out>` plus `extra` (`--group …`): the
+/// thing and its device bundle in `<out>/<name>/`.
+pub fn thing_create(env: &Env, name: &str, out: &str, extra: &[&str]) {
+    let mut args = vec!["thing", "create", name, "--data-dir", "data", "-o", out];
+    args.extend_from_slice(extra);
+    env.ok(&args);
+}
