@@ -547,9 +547,7 @@ fn run(a: &[String]) -> Vec<&str> {
 }
 
 fn stored_files(env: &Env) -> usize {
-    std::fs::read_dir(env.path("data/firmware"))
-        .map(|d| d.count())
-        .unwrap_or(0)
+    common::uploads(env).len()
 }
 
 /// Issue 14, item 7: `ota create --code-signing-cert` checks the OTA signature against the

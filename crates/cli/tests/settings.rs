@@ -9,7 +9,7 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Env, Serve, spawn_serve};
+use common::{Env, Serve, spawn_serve, uploads};
 
 /// Every variable that steers `ferrota` towards a server, so the tests see only what they set.
 const STEERING: &[&str] = &[
@@ -78,16 +78,6 @@ fn device_port(env: &Env, thing: &str) -> u16 {
         .find_map(|l| l.strip_prefix("port = "))
         .unwrap_or_else(|| panic!("no port in {t}"));
     port.parse().unwrap()
-}
-
-/// Every file name under `<data>/firmware` (what `POST /api/files` stored).
-fn uploads(env: &Env) -> Vec<String> {
-    match std::fs::read_dir(env.path("data/firmware")) {
-        Ok(d) => d
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
 }
 
 #[test]

@@ -321,3 +321,14 @@ pub fn thing_create(env: &Env, name: &str, out: &str, extra: &[&str]) {
     args.extend_from_slice(extra);
     env.ok(&args);
 }
+
+/// Every file name under `data/firmware`: what the server of `data` stored from
+/// `POST /api/files` (the "nothing stored" checks).
+pub fn uploads(env: &Env) -> Vec<String> {
+    match std::fs::read_dir(env.path("data/firmware")) {
+        Ok(d) => d
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
