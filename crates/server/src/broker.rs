@@ -227,29 +227,14 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// A broker over the given stores.
+    /// A broker over the given stores, on the system clock (the services' tests give
+    /// [`Services`] their own clock without a broker).
     pub fn new(
         store: SharedStore,
         blobs: Arc<dyn BlobStore>,
         policy: Policy,
         limits: Limits,
     ) -> Arc<Self> {
-        Arc::new(Self::build(
-            store,
-            blobs,
-            policy,
-            limits,
-            Arc::new(SystemClock),
-        ))
-    }
-
-    fn build(
-        store: SharedStore,
-        blobs: Arc<dyn BlobStore>,
-        policy: Policy,
-        limits: Limits,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
         let router = Arc::new(Router {
             clients: Mutex::new(Registry::default()),
             limits: limits.clone(),
@@ -258,10 +243,10 @@ impl Broker {
         let services = Arc::new(Services::new(
             store.clone(),
             blobs.clone(),
-            clock.clone(),
+            Arc::new(SystemClock),
             router.clone(),
         ));
-        Broker {
+        Arc::new(Broker {
             router,
             next_conn: 1.into(),
             limits,
@@ -270,14 +255,7 @@ impl Broker {
             services,
             revocations: Notify::new(),
             faults: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// Replaces the clock (tests).
-    pub fn with_clock(self: Arc<Self>, clock: Arc<dyn Clock>) -> Arc<Self> {
-        let b = Arc::try_unwrap(self).unwrap_or_else(|_| panic!("broker already shared"));
-        let blobs = b.services.blobs.clone();
-        Arc::new(Self::build(b.store, blobs, b.policy, b.limits, clock))
+        })
     }
 
     /// The stream fault injector (a test and bench aid, [`crate::faults`]): the first call
