@@ -17,7 +17,9 @@
 #![warn(missing_docs)]
 
 mod client;
+pub mod jobconfig;
 mod types;
 
 pub use client::{ANSWER_MAX, Client, Error};
+pub use jobconfig::*;
 pub use types::*;

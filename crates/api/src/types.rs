@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use ferrota_proto::JobStatus;
 use serde::{Deserialize, Serialize};
 
+use crate::jobconfig::{AbortConfig, RetryConfig, RolloutConfig, RolloutWaves, SchedulingConfig};
+
 /// Status of a device certificate (AWS: ACTIVE, REVOKED).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -19,10 +21,16 @@ pub enum CertStatus {
     Revoked,
 }
 
-/// Job status (AWS: IN_PROGRESS, CANCELED, COMPLETED).
+/// Job status, AWS DescribeJob's `status`: IN_PROGRESS, CANCELED, COMPLETED, SCHEDULED.
+///
+/// Decision: `shared/spec/fleet-and-security.md` §1.1 lists "SUCCEEDED" as a job status; AWS's
+/// API reference (`JobStatus`) says COMPLETED (SUCCEEDED is an execution status), and an AWS
+/// client parses COMPLETED, so COMPLETED it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobState {
+    /// Waiting for `schedulingConfig.startTime`: nothing is notified yet.
+    Scheduled,
     /// Executions may still run.
     InProgress,
     /// Canceled by the operator.
@@ -248,6 +256,25 @@ pub struct CreateOtaUpdate {
     /// AWS `protocols`: only `["MQTT"]` (AWS's default) is implemented; `HTTP` is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocols: Option<Vec<String>>,
+    /// AWS `awsJobExecutionsRolloutConfig` (also CreateJob's `jobExecutionsRolloutConfig`).
+    #[serde(
+        default,
+        alias = "jobExecutionsRolloutConfig",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub aws_job_executions_rollout_config: Option<RolloutConfig>,
+    /// AWS `awsJobAbortConfig` (also CreateJob's `abortConfig`).
+    #[serde(default, alias = "abortConfig", skip_serializing_if = "Option::is_none")]
+    pub aws_job_abort_config: Option<AbortConfig>,
+    /// AWS CreateJob's `jobExecutionsRetryConfig` (CreateOTAUpdate has none; accepted here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_executions_retry_config: Option<RetryConfig>,
+    /// AWS CreateJob's `schedulingConfig` (accepted here too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_config: Option<SchedulingConfig>,
+    /// Ferrota's gated waves (not an AWS field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_waves: Option<RolloutWaves>,
 }
 
 /// AWS's `timeoutConfig` of a job.
@@ -360,6 +387,16 @@ pub struct OtaDescription {
     pub request: serde_json::Value,
     /// AWS DescribeJob's `jobProcessDetails`: executions per status, over the whole job.
     pub job_process_details: JobProcessDetails,
+    /// AWS DescribeJob's `forceCanceled`: the job was canceled with `force` (IN_PROGRESS
+    /// executions canceled too).
+    #[serde(default)]
+    pub force_canceled: bool,
+    /// AWS DescribeJob's `reasonCode` of a canceled job (`ABORTED_BY_CRITERIA`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
+    /// AWS DescribeJob's `comment`: why, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
     /// AWS's `errorInfo`: why the update cannot be delivered (a damaged or missing firmware
     /// file found when serving it); absent while it can.
     #[serde(default, skip_serializing_if = "Option::is_none")]

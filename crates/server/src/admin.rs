@@ -530,6 +530,21 @@ impl Admin {
                 "protocols: {p:?} is not supported; only [\"MQTT\"] is implemented"
             )));
         }
+        // Read by `ferrota-api` but not enforced yet (issue 16 lands them one by one): refused
+        // by name, never accepted and ignored.
+        for (set, name) in [
+            (req.aws_job_executions_rollout_config.is_some(), "awsJobExecutionsRolloutConfig"),
+            (req.aws_job_abort_config.is_some(), "awsJobAbortConfig"),
+            (req.job_executions_retry_config.is_some(), "jobExecutionsRetryConfig"),
+            (req.scheduling_config.is_some(), "schedulingConfig"),
+            (req.rollout_waves.is_some(), "rolloutWaves"),
+        ] {
+            if set {
+                return Err(AdminError::Invalid(format!(
+                    "{name}: not implemented yet; nothing was created"
+                )));
+            }
+        }
         let b = &*self.services;
         if b.store.ota(&req.ota_update_id).await?.is_some() {
             return Err(AdminError::Exists(format!(
@@ -696,6 +711,9 @@ impl Admin {
                 &s.job_status_counts(&o.job_id).await?,
             ),
             job_state: s.job(&o.job_id).await?.map(|j| j.state),
+            force_canceled: false,
+            reason_code: None,
+            comment: None,
             request: serde_json::from_str(&o.request).unwrap_or(serde_json::Value::Null),
             ota_update_id: o.ota_update_id,
             status: o.status,

@@ -286,6 +286,7 @@ impl SqliteStore {
             state: match state.as_str() {
                 "CANCELED" => JobState::Canceled,
                 "COMPLETED" => JobState::Completed,
+                "SCHEDULED" => JobState::Scheduled,
                 _ => JobState::InProgress,
             },
             ota_update_id: r.try_get("ota_update_id")?,
@@ -326,6 +327,7 @@ fn job_state_str(s: JobState) -> &'static str {
         JobState::InProgress => "IN_PROGRESS",
         JobState::Canceled => "CANCELED",
         JobState::Completed => "COMPLETED",
+        JobState::Scheduled => "SCHEDULED",
     }
 }
 
