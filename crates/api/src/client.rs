@@ -5,6 +5,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::jobconfig::{RolloutAction, RolloutDescription};
 use crate::types::{
     ApiError, CreateOtaUpdate, CreateThing, HistoryDescription, Limits, OtaDescription, OtaSummary,
     PageRequest, Revoked, ThingBundle, ThingDescription, ThingSummary, UploadedFile,
@@ -185,6 +186,28 @@ impl Client {
             ),
             &[],
         )
+    }
+
+    /// `GET /api/rollouts/{id}`: the rollout of OTA update `id`, wave by wave.
+    pub fn describe_rollout(&self, id: &str) -> Result<RolloutDescription, Error> {
+        self.get(&format!("/api/rollouts/{}", segment(id)), &[])
+    }
+
+    /// `POST /api/rollouts/{id}/{action}` with `action` one of `pause`, `resume`, `approve`
+    /// (opens the next wave when it waits for approval) or `cancel` (cancels the job, as
+    /// [`Client::cancel_ota_update`]; `force` as there).
+    pub fn rollout_action(
+        &self,
+        id: &str,
+        action: RolloutAction,
+    ) -> Result<RolloutDescription, Error> {
+        let url = self.url(&format!("/api/rollouts/{}/{}", segment(id), action.as_str()));
+        let mut req = self.agent.post(&url);
+        if let RolloutAction::Cancel { force: true } = action {
+            req = req.query("force", "true");
+        }
+        let r = req.header("authorization", &self.auth()).send_empty();
+        self.answer(url, r)
     }
 
     /// `POST /api/ota-updates/{id}/cancel?force=`: cancels the job (`force` also cancels

@@ -230,3 +230,94 @@ pub struct RolloutDescription {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_release_at: Option<u64>,
 }
+
+/// What the server knows of a thing's firmware and state (`thing describe`, the `inventory`
+/// of `GET /api/things/{name}`), kept from what the device reports in its Device Shadow
+/// (`state.reported`, see [`ReportedState`]) and from its connection and jobs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThingInventory {
+    /// Connected now.
+    pub connected: bool,
+    /// Last time the device was heard from (connect, disconnect, shadow or job update), epoch
+    /// seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<u64>,
+    /// What it runs, as last reported; `None` before its first report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<ReportedState>,
+    /// When it last reported, epoch seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_at: Option<u64>,
+    /// Its newest job execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_job: Option<LastJob>,
+}
+
+/// The `state.reported` document `ferrota-agent` publishes to its classic Device Shadow
+/// (`$aws/things/<thing>/shadow/update`) after every boot and after every job; the server's
+/// inventory and the fleet-index query fields (`firmware.version`, …) read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportedState {
+    /// The running image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<FirmwareState>,
+    /// The hardware (board) id the image was built for and the device checks images against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware_id: Option<String>,
+}
+
+/// The running image, as the device reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FirmwareState {
+    /// Version, `major.minor.patch`.
+    pub version: String,
+    /// The bank it booted from, `A` or `B`.
+    pub bank: String,
+    /// Whether it runs on trial (not yet confirmed by its self-test).
+    pub pending_trial: bool,
+    /// The anti-rollback floor (security counter) now in force.
+    pub anti_rollback_floor: u32,
+}
+
+/// A thing's newest job execution, briefly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastJob {
+    /// Job id.
+    pub job_id: String,
+    /// Status (`SUCCEEDED`, …).
+    pub status: String,
+    /// Last change, epoch seconds.
+    pub last_updated_at: u64,
+}
+
+/// An operator's action on a rollout ([`crate::Client::rollout_action`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutAction {
+    /// Notify nothing new until resumed.
+    Pause,
+    /// Go on after a pause.
+    Resume,
+    /// Open the next wave of one that waits for approval.
+    Approve,
+    /// Cancel the job (`force`: IN_PROGRESS executions too).
+    Cancel {
+        /// AWS CancelJob's `force`.
+        force: bool,
+    },
+}
+
+impl RolloutAction {
+    /// The path segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutAction::Pause => "pause",
+            RolloutAction::Resume => "resume",
+            RolloutAction::Approve => "approve",
+            RolloutAction::Cancel { .. } => "cancel",
+        }
+    }
+}

@@ -89,6 +89,7 @@ pub mod filter;
 pub mod gate;
 pub mod jobs;
 pub mod policy;
+pub mod rollout;
 pub mod server;
 pub mod services;
 pub mod session;
