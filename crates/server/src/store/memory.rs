@@ -18,6 +18,8 @@ use ferrota_proto::JobStatus;
 
 use super::*;
 
+mod rollout;
+
 #[derive(Default)]
 struct State {
     things: BTreeMap<String, (u64, BTreeSet<String>)>,
@@ -32,6 +34,12 @@ struct State {
     otas: HashMap<String, OtaRecord>,
     /// Write operations whose next call fails ([`MemoryStore::fail_next`]).
     faults: Vec<&'static str>,
+    /// Rollouts by job ([`rollout`]).
+    rollouts: HashMap<String, RolloutRecord>,
+    /// Rollout targets by job, in the order added.
+    targets: HashMap<String, Vec<rollout::Target>>,
+    /// How jobs were canceled.
+    cancels: HashMap<String, CancelInfo>,
 }
 
 impl State {

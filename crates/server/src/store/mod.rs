@@ -12,6 +12,7 @@
 
 pub mod blobs;
 pub mod memory;
+pub mod rollout;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ pub use ferrota_api::{CertStatus, ErrorInfo, JobState};
 
 pub use blobs::{BlobReader, BlobStore, DirBlobStore, MemoryBlobs};
 pub use memory::MemoryStore;
+pub use rollout::{CancelInfo, RolloutRecord, RolloutStore, WaveCounts};
 pub use sqlite::SqliteStore;
 
 /// A store failure.
@@ -221,7 +223,7 @@ pub struct OtaRecord {
 
 /// Things, certificates, jobs, executions, streams and OTA updates.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: RolloutStore + Send + Sync + 'static {
     /// Creates a thing with its groups.
     async fn create_thing(&self, thing: &Thing) -> StoreResult<()>;
     /// Creates many things, each with its certificate, all or none: provisioning a fleet in

@@ -18,6 +18,8 @@ use sqlx::{Row, query};
 
 use super::*;
 
+mod rollout;
+
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE things (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
@@ -57,6 +59,18 @@ CREATE INDEX executions_pending ON executions(job_id) WHERE status IN ('QUEUED',
     // An OTA update whose firmware file was found damaged when served: AWS's errorInfo, as JSON.
     r#"
 ALTER TABLE ota_updates ADD COLUMN error_info TEXT;
+"#,
+    // Rollouts (issue 16): a job's rollout, its targets (notified or waiting), how it was canceled.
+    r#"
+CREATE TABLE rollouts (job_id TEXT PRIMARY KEY REFERENCES jobs(job_id), plan TEXT NOT NULL,
+  status TEXT NOT NULL, wave INTEGER NOT NULL, state TEXT NOT NULL, reason_code TEXT,
+  comment TEXT, next_at INTEGER, version INTEGER NOT NULL);
+CREATE INDEX rollouts_next ON rollouts(next_at) WHERE next_at IS NOT NULL;
+CREATE TABLE rollout_targets (seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL
+  REFERENCES jobs(job_id), thing TEXT NOT NULL, wave INTEGER NOT NULL,
+  released INTEGER NOT NULL DEFAULT 0, UNIQUE (job_id, thing));
+CREATE INDEX rollout_targets_waiting ON rollout_targets(job_id, wave, seq) WHERE released = 0;
+ALTER TABLE jobs ADD COLUMN cancel_info TEXT;
 "#,
 ];
 
