@@ -419,6 +419,10 @@ impl Service for ServerService {
         let t = topic.to_string();
         self.rt.block_on(async move {
             ferrota_server::services::on_publish(&svc, THING, THING, &t, &p).await;
+            // The rollout engine reacts to what finished (retries, gates), as the server's
+            // runner does.
+            let stepped = ferrota_server::rollout::step(&svc).await;
+            assert!(stepped.is_ok(), "rollout step failed: {stepped:?}");
             if renotify {
                 // The services' own `$next` document, re-announced as AWS's notify-next.
                 let get = Topic::jobs(

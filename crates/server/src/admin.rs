@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ferrota_proto::JobStatus;
 use ferrota_proto::job::{FileOut, OtaJobOut, Protocols};
 use ferrota_proto::limits::NameLimits;
 use ferrota_proto::topic::{NameKind, validate_name};
@@ -20,13 +19,14 @@ pub use ferrota_api::{
     CertSummary, CertificateChain, CodeSigning, CreateOtaUpdate, CustomCodeSigning,
     DESCRIBE_PAGE_DEFAULT, DESCRIBE_PAGE_MAX, ExecutionDescription, FIRMWARE_FILE_TYPE,
     FileLocation, HistoryDescription, InlineSignature, JobProcessDetails, OtaDescription, OtaFile,
-    OtaSummary, PageRequest, ThingBundle, ThingDescription, ThingExecution, ThingSummary,
-    TimeoutConfig,
+    OtaSummary, PageRequest, RolloutAction, RolloutDescription, RolloutStatus, ThingBundle,
+    ThingDescription, ThingExecution, ThingSummary, TimeoutConfig,
 };
 
 use crate::ca::{Ca, CaError};
 use crate::context::Services;
 use crate::jobs;
+use crate::rollout::{self, RolloutError, config::JobConfig};
 use crate::store::{
     CertRecord, CertStatus, Execution, HistoryEntry, Job, JobState, OtaRecord, StoreError,
     StreamFile, StreamRecord, Thing,
@@ -61,6 +61,16 @@ impl From<StoreError> for AdminError {
             StoreError::Exists(w) => AdminError::Exists(w),
             StoreError::NotFound(w) => AdminError::NotFound(w),
             e => AdminError::Store(e),
+        }
+    }
+}
+
+impl From<RolloutError> for AdminError {
+    fn from(e: RolloutError) -> Self {
+        match e {
+            RolloutError::Invalid(m) => AdminError::Invalid(m),
+            RolloutError::NotFound(w) => AdminError::NotFound(w),
+            RolloutError::Store(e) => e.into(),
         }
     }
 }
@@ -406,7 +416,9 @@ impl Admin {
         Ok(self.services.blobs.put(data)?)
     }
 
-    async fn resolve_targets(&self, targets: &[String]) -> R<Vec<String>> {
+    /// The things of a request's targets. A CONTINUOUS job may name a group with no member
+    /// yet (its members join later); a SNAPSHOT job must reach at least one thing.
+    async fn resolve_targets(&self, targets: &[String], continuous: bool) -> R<Vec<String>> {
         let mut things = Vec::new();
         for t in targets {
             let tail = t.rsplit(':').next().unwrap_or(t);
@@ -422,7 +434,7 @@ impl Admin {
                 }
                 "thinggroup" | "group" => {
                     let m = self.services.store.group_members(name).await?;
-                    if m.is_empty() {
+                    if m.is_empty() && !continuous {
                         return Err(AdminError::NotFound(format!("thing group {name}")));
                     }
                     things.extend(m);
@@ -436,7 +448,7 @@ impl Admin {
         }
         things.sort();
         things.dedup();
-        if things.is_empty() {
+        if things.is_empty() && !(continuous && !targets.is_empty()) {
             return Err(AdminError::Invalid("no targets".into()));
         }
         Ok(things)
@@ -515,35 +527,18 @@ impl Admin {
                 "inProgressTimeoutInMinutes must be 1-10080".into(),
             ));
         }
-        if let Some(t) = &req.target_selection
-            && t != "SNAPSHOT"
-        {
-            return Err(AdminError::Invalid(format!(
-                "targetSelection: {t:?} is not supported; only SNAPSHOT (targets resolved once, \
-                 when the update is created) is implemented"
-            )));
-        }
+        // The job's configuration (targetSelection, rollout, abort, retry, scheduling,
+        // waves): AWS's validation, one place (`rollout::config`); nothing is stored on error.
+        let cfg = JobConfig::from_request(req).map_err(|e| AdminError::Invalid(e.to_string()))?;
+        let when = cfg
+            .validate(self.services.clock.now())
+            .map_err(|e| AdminError::Invalid(e.to_string()))?;
         if let Some(p) = &req.protocols
             && (p.is_empty() || p.iter().any(|p| p != "MQTT"))
         {
             return Err(AdminError::Invalid(format!(
                 "protocols: {p:?} is not supported; only [\"MQTT\"] is implemented"
             )));
-        }
-        // Read by `ferrota-api` but not enforced yet (issue 16 lands them one by one): refused
-        // by name, never accepted and ignored.
-        for (set, name) in [
-            (req.aws_job_executions_rollout_config.is_some(), "awsJobExecutionsRolloutConfig"),
-            (req.aws_job_abort_config.is_some(), "awsJobAbortConfig"),
-            (req.job_executions_retry_config.is_some(), "jobExecutionsRetryConfig"),
-            (req.scheduling_config.is_some(), "schedulingConfig"),
-            (req.rollout_waves.is_some(), "rolloutWaves"),
-        ] {
-            if set {
-                return Err(AdminError::Invalid(format!(
-                    "{name}: not implemented yet; nothing was created"
-                )));
-            }
         }
         let b = &*self.services;
         if b.store.ota(&req.ota_update_id).await?.is_some() {
@@ -552,7 +547,7 @@ impl Admin {
                 req.ota_update_id
             )));
         }
-        let things = self.resolve_targets(&req.targets).await?;
+        let things = self.resolve_targets(&req.targets, cfg.continuous).await?;
         let stream_id = format!("AFR_OTA-{}", random_uuid());
         let job_id = format!("AFR_OTA-{}", req.ota_update_id);
         let mut files = Vec::new();
@@ -606,6 +601,11 @@ impl Admin {
         let document =
             String::from_utf8(document).map_err(|_| AdminError::Invalid("document".into()))?;
         let now = b.clock.now();
+        if rollout::wants_rollout(&cfg) {
+            return self
+                .create_rollout(req, &cfg, &when, &things, stream_id, job_id, files, document)
+                .await;
+        }
         let mut before = Vec::new();
         for t in &things {
             before.push(jobs::pending(b, t).await?);
@@ -645,6 +645,88 @@ impl Admin {
         }
         tracing::info!(ota = %req.ota_update_id, things = things.len(), "OTA update created");
         self.describe_ota(&req.ota_update_id).await
+    }
+
+    /// The rollout path of [`Admin::create_ota`]: stream, job (SCHEDULED before its
+    /// `startTime`), record, rollout and targets in one transaction, then the first step
+    /// (which notifies what the rate, window and first wave allow at once).
+    #[allow(clippy::too_many_arguments)]
+    async fn create_rollout(
+        &self,
+        req: &CreateOtaUpdate,
+        cfg: &JobConfig,
+        when: &rollout::config::Validated,
+        things: &[String],
+        stream_id: String,
+        job_id: String,
+        files: Vec<StreamFile>,
+        document: String,
+    ) -> R<OtaDescription> {
+        let b = &*self.services;
+        let now = b.clock.now();
+        let (plan, targets) = rollout::plan(b, &job_id, cfg, &req.targets, things, when).await?;
+        let record = rollout::new_record(&job_id, &plan, now);
+        b.store
+            .create_ota_rollout(
+                &StreamRecord {
+                    stream_id: stream_id.clone(),
+                    description: req.description.clone(),
+                    version: 1,
+                    files,
+                },
+                &Job {
+                    job_id: job_id.clone(),
+                    document,
+                    state: if record.status == RolloutStatus::Scheduled {
+                        JobState::Scheduled
+                    } else {
+                        JobState::InProgress
+                    },
+                    ota_update_id: Some(req.ota_update_id.clone()),
+                    created_at: now,
+                    in_progress_timeout_minutes: cfg.in_progress_timeout_minutes,
+                },
+                &OtaRecord {
+                    ota_update_id: req.ota_update_id.clone(),
+                    status: "CREATE_COMPLETE".into(),
+                    request: serde_json::to_string(req).unwrap_or_default(),
+                    job_id: job_id.clone(),
+                    stream_id,
+                    created_at: now,
+                    error_info: None,
+                },
+                &record,
+                &targets,
+            )
+            .await?;
+        rollout::tick(b, &job_id).await?;
+        b.rollouts.notify_one();
+        tracing::info!(ota = %req.ota_update_id, things = things.len(), waves = plan.waves.len(), "OTA update created with a rollout");
+        self.describe_ota(&req.ota_update_id).await
+    }
+
+    /// The rollout of OTA update `id`, wave by wave ([`rollout::describe`]).
+    pub async fn describe_rollout(&self, id: &str) -> R<RolloutDescription> {
+        let o = self
+            .services
+            .store
+            .ota(id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("OTA update {id}")))?;
+        Ok(rollout::describe(&self.services, id, &o.job_id).await?)
+    }
+
+    /// An operator's action on the rollout of OTA update `id` (pause, resume, approve,
+    /// cancel); answers the rollout as it stands after.
+    pub async fn rollout_action(&self, id: &str, action: RolloutAction) -> R<RolloutDescription> {
+        let o = self
+            .services
+            .store
+            .ota(id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("OTA update {id}")))?;
+        rollout::act(&self.services, &o.job_id, action).await?;
+        self.describe_rollout(id).await
     }
 
     /// All OTA updates, newest first.
@@ -706,14 +788,15 @@ impl Admin {
                 last_updated_at: e.last_updated_at,
             })
             .collect();
+        let cancel = s.cancel_info(&o.job_id).await?;
         Ok(OtaDescription {
             job_process_details: JobProcessDetails::from_counts(
                 &s.job_status_counts(&o.job_id).await?,
             ),
             job_state: s.job(&o.job_id).await?.map(|j| j.state),
-            force_canceled: false,
-            reason_code: None,
-            comment: None,
+            force_canceled: cancel.as_ref().is_some_and(|c| c.force),
+            reason_code: cancel.as_ref().and_then(|c| c.reason_code.clone()),
+            comment: cancel.and_then(|c| c.comment),
             request: serde_json::from_str(&o.request).unwrap_or(serde_json::Value::Null),
             ota_update_id: o.ota_update_id,
             status: o.status,
@@ -753,53 +836,17 @@ impl Admin {
     }
 
     /// Cancels an OTA update: QUEUED executions become CANCELED (and IN_PROGRESS ones too with
-    /// `force`, as AWS's `CancelJob --force`). Targets whose next job changes are notified.
+    /// `force`, as AWS's `CancelJob --force`), its rollout (if any) stops. Targets whose next
+    /// job changes are notified.
     pub async fn cancel_ota(&self, id: &str, force: bool) -> R<OtaDescription> {
-        let b = &*self.services;
-        let o = b
+        let o = self
+            .services
             .store
             .ota(id)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("OTA update {id}")))?;
-        b.store.set_job_state(&o.job_id, JobState::Canceled).await?;
-        // Page by page, so a cancel never holds a whole fleet's executions at once.
-        let mut after = None;
-        loop {
-            let page = b
-                .store
-                .executions_of_job_page(&o.job_id, after, DESCRIBE_PAGE_MAX)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.seq);
-            for e in page {
-                self.cancel_execution(&e, force).await?;
-            }
-        }
-        b.store.set_ota_status(id, "CANCELED").await?;
+        rollout::cancel_job(&self.services, &o.job_id, force).await?;
         self.describe_ota(id).await
-    }
-
-    /// Cancels one execution of a canceled job if it is QUEUED (or IN_PROGRESS with `force`).
-    async fn cancel_execution(&self, e: &Execution, force: bool) -> R<()> {
-        let b = &*self.services;
-        {
-            let cancel =
-                e.status == JobStatus::Queued || (force && e.status == JobStatus::InProgress);
-            if !cancel {
-                return Ok(());
-            }
-            let before = jobs::pending(b, &e.thing).await?;
-            let mut n = e.clone();
-            n.status = JobStatus::Canceled;
-            n.in_progress_deadline = None;
-            n.step_deadline = None;
-            n.version_number += 1;
-            n.last_updated_at = b.clock.now();
-            // A concurrent device update wins; its state stays.
-            b.store.update_execution(&n, e.version_number).await?;
-            jobs::notify_changes(b, &e.thing, &before).await?;
-        }
-        Ok(())
     }
 }
 

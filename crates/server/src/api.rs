@@ -10,11 +10,13 @@
 //! | POST | `/api/things/{name}/revoke` | `{"revoked":n}` (disconnects it; the CRL is reloaded at once) |
 //! | GET | `/api/limits` | `{"maxFileBytes"}`: the CLI asks before sending a file, so a wrong token or an oversized file is reported as such, not as a broken pipe |
 //! | POST | `/api/files` | raw bytes → `{"sha256","size"}` |
-//! | POST | `/api/ota-updates` | `CreateOTAUpdate` (with `awsJobTimeoutConfig.inProgressTimeoutInMinutes`, 1–10080; `targetSelection` SNAPSHOT, `protocols` `["MQTT"]`; `fileType` optional; `certificateChain.inlineDocument` checked against the signature) → description with `jobProcessDetails` |
+//! | POST | `/api/ota-updates` | `CreateOTAUpdate` (with `awsJobTimeoutConfig.inProgressTimeoutInMinutes`, 1–10080; `awsJobExecutionsRolloutConfig`, `awsJobAbortConfig`, CreateJob's `jobExecutionsRetryConfig` and `schedulingConfig`, Ferrota's `rolloutWaves`, see `crate::rollout`; `targetSelection` SNAPSHOT or CONTINUOUS, `protocols` `["MQTT"]`; `fileType` optional; `certificateChain.inlineDocument` checked against the signature) → description with `jobProcessDetails` |
 //! | GET | `/api/ota-updates` | list |
 //! | GET | `/api/ota-updates/{id}?maxResults=&nextToken=` | description with one page of per-thing status (AWS paging: `maxResults` 1–250, default 100; `nextToken` in the answer while more follow) |
 //! | GET | `/api/ota-updates/{id}/things/{thing}/history` | that execution's history (newest 50, oldest first) |
-//! | POST | `/api/ota-updates/{id}/cancel?force=true` | description (first page); no body |
+//! | POST | `/api/ota-updates/{id}/cancel?force=true` | description (first page, with AWS's `forceCanceled`, `reasonCode`, `comment`); no body |
+//! | GET | `/api/rollouts/{id}` | the rollout of OTA update `id`: status, reason, waves with their counts, rate, next release |
+//! | POST | `/api/rollouts/{id}/pause`, `…/resume`, `…/approve`, `…/cancel?force=true` | the rollout after the action; no body; an action the rollout's state does not allow is a 400 that changes nothing |
 //!
 //! ## Conventions (one style for every answer and every `--json` of the CLI)
 //! - Keys are AWS's camelCase (`otaUpdateId`, `thingName`, `statusDetails`, …), with AWS's
@@ -53,7 +55,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use ferrota_api::{ApiError, CreateThing, Limits, Revoked, UploadedFile};
+use ferrota_api::{ApiError, CreateThing, Limits, Revoked, RolloutAction, UploadedFile};
 
 use crate::admin::{Admin, AdminError, CreateOtaUpdate, PageRequest};
 
@@ -126,14 +128,6 @@ struct Force {
 /// naming one is refused (400), never run without it. `files[]` and the `codeSigning` of a
 /// file are checked too (see `unsupported`).
 pub const UNSUPPORTED_OTA_FIELDS: &[(&str, &str)] = &[
-    (
-        "awsJobExecutionsRolloutConfig",
-        "rollout rates are not implemented: every target is notified at once",
-    ),
-    (
-        "awsJobAbortConfig",
-        "abort criteria are not implemented: a job is never aborted on failures",
-    ),
     (
         "awsJobPresignedUrlConfig",
         "HTTP delivery (presigned URLs) is not implemented: files go over MQTT streams",
@@ -370,6 +364,43 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
                     }
                     let NoFields {} = strict(&body)?;
                     ok(s.admin.cancel_ota(&id, f.force).await?)
+                },
+            ),
+        )
+        .route(
+            "/api/rollouts/{id}",
+            get(
+                |State(s): State<AppState>, Path(id): Path<String>| async move {
+                    ok(s.admin.describe_rollout(&id).await?)
+                },
+            ),
+        )
+        .route(
+            "/api/rollouts/{id}/{action}",
+            post(
+                |State(s): State<AppState>,
+                 Path((id, action)): Path<(String, String)>,
+                 f: Result<Query<Force>, QueryRejection>,
+                 body: Bytes| async move {
+                    let f = query(f)?;
+                    let NoFields {} = strict(&body)?;
+                    let action = match action.as_str() {
+                        "pause" => RolloutAction::Pause,
+                        "resume" => RolloutAction::Resume,
+                        "approve" => RolloutAction::Approve,
+                        "cancel" => RolloutAction::Cancel { force: f.force },
+                        other => {
+                            return Err(AdminError::NotFound(format!(
+                                "rollout action {other:?} (pause, resume, approve, cancel)"
+                            )));
+                        }
+                    };
+                    if f.force && !matches!(action, RolloutAction::Cancel { .. }) {
+                        return Err(AdminError::Invalid(
+                            "force applies to cancel only; nothing was changed".into(),
+                        ));
+                    }
+                    ok(s.admin.rollout_action(&id, action).await?)
                 },
             ),
         )

@@ -65,6 +65,15 @@ pub struct Services {
     pub(crate) stream_cache: Mutex<HashMap<String, Arc<StreamRecord>>>,
     /// Signalled when an execution timer was set or changed (wakes [`crate::timeouts::run`]).
     pub timers: Notify,
+    /// Executions that reached a terminal state, `(job, thing)`, not yet seen by the rollout
+    /// engine ([`crate::rollout::step`]): its retries and gates react to them.
+    finished: Mutex<Vec<(String, String)>>,
+    /// Signalled when [`Services::execution_finished`] queued one or a rollout changed
+    /// (wakes [`crate::rollout::run`]).
+    pub rollouts: Notify,
+    /// One rollout step at a time in this process (the store's compare-and-set guards the
+    /// records against other processes).
+    pub(crate) rollout_lock: tokio::sync::Mutex<()>,
 }
 
 impl Services {
@@ -82,6 +91,9 @@ impl Services {
             out: RwLock::new(out),
             stream_cache: Mutex::new(HashMap::new()),
             timers: Notify::new(),
+            finished: Mutex::new(Vec::new()),
+            rollouts: Notify::new(),
+            rollout_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -97,6 +109,22 @@ impl Services {
     /// thousands of blocks a second; `Outbound` calls never block, so the lock is short).
     fn out(&self) -> std::sync::RwLockReadGuard<'_, Arc<dyn Outbound>> {
         self.out.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells the rollout engine that `thing`'s execution of `job` reached a terminal state
+    /// (committed): a retry or a gate may follow. Cheap (a push under a lock); the engine
+    /// takes them in batches, so a fleet's updates cost one gate evaluation per batch.
+    pub fn execution_finished(&self, job: &str, thing: &str) {
+        self.finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((job.to_string(), thing.to_string()));
+        self.rollouts.notify_one();
+    }
+
+    /// The executions finished since the last call ([`Services::execution_finished`]).
+    pub fn take_finished(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut *self.finished.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Publishes to the subscribers of `topic` ([`Outbound::publish`]).

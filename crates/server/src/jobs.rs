@@ -377,8 +377,16 @@ pub(crate) async fn execution_message(
     Ok(encode_grow(|buf| m.encode(buf).map(str::len)))
 }
 
-/// Marks a job COMPLETED when none of its executions is pending any more.
+/// Marks a job COMPLETED when none of its executions is pending any more and its rollout (if
+/// it has one) has notified every target: a rollout waiting for its next minute, window or
+/// wave is not complete, however many of its executions finished.
 pub async fn maybe_complete(b: &Services, job_id: &str) -> StoreResult<()> {
+    use crate::store::rollout::RolloutStatus;
+    if let Some(r) = b.store.rollout(job_id).await?
+        && !matches!(r.status, RolloutStatus::Finished | RolloutStatus::Stopped)
+    {
+        return Ok(());
+    }
     if !b.store.job_has_pending(job_id).await?
         && let Some(j) = b.store.job(job_id).await?
         && j.state == JobState::InProgress
@@ -733,6 +741,7 @@ async fn update(
         reply(b, client, thing, with_reply(kind, Reply::Accepted), body);
     }
     if new.status.is_terminal() {
+        b.execution_finished(job, thing);
         maybe_complete(b, job).await?;
     }
     notify_changes(b, thing, &before).await
@@ -773,6 +782,7 @@ pub(crate) async fn expire(b: &Services, e: &Execution, now: u64) -> StoreResult
         return Ok(false);
     }
     tracing::info!(job = %e.job_id, thing = %e.thing, "job execution timed out");
+    b.execution_finished(&e.job_id, &e.thing);
     maybe_complete(b, &e.job_id).await?;
     notify_changes(b, &e.thing, &before).await?;
     Ok(true)

@@ -1,7 +1,8 @@
 //! `serve`: open the data directory, then run the MQTT/TLS listener and the HTTP API until the
 //! injected shutdown future resolves. Listeners are passed in (tests bind port 0).
 //!
-//! Beside them run the execution timers ([`crate::timeouts::run`]) and the revocation watch:
+//! Beside them run the execution timers ([`crate::timeouts::run`]), the rollouts
+//! ([`crate::rollout::run`]) and the revocation watch:
 //! it wakes when this process revoked a certificate ([`Broker::revocations`], the HTTP API) and
 //! otherwise every [`Server::revocation_poll`] (the offline CLI changes the same database from
 //! another process). When the store's revoked certificates or the CRL files changed, it
@@ -595,6 +596,10 @@ impl Server {
             broker.services.clone(),
             self.timer_max_sleep,
         ));
+        let rollouts = tokio::spawn(crate::rollout::run(
+            broker.services.clone(),
+            self.timer_max_sleep,
+        ));
         let watch = tokio::spawn(watch_revocations(
             broker.clone(),
             self.tls.clone(),
@@ -686,6 +691,7 @@ impl Server {
             }
         }
         timers.abort();
+        rollouts.abort();
         watch.abort();
         broker.disconnect_all();
         if let Some(t) = api_task {

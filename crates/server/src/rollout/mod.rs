@@ -1,12 +1,912 @@
-//! Fleet rollouts (issue 16): AWS IoT Jobs' rollout rate, abort criteria, retries and
-//! scheduling, and Ferrota's gated waves, as a service over [`crate::context::Services`].
+//! Fleet rollouts (issue 16): AWS IoT Jobs' rollout rate, abort criteria, retries, scheduling
+//! and continuous targets, and Ferrota's gated waves (hawkBit's rollout groups), as a service
+//! over [`crate::context::Services`].
 //!
 //! | module | concern |
 //! |---|---|
 //! | [`config`] | a job's configuration: AWS's validation, stored form |
 //! | [`rate`] | how many notifications a minute (constant, exponential) |
 //! | [`window`] | maintenance windows (AWS cron expressions) |
+//! | this one | the engine: plan, release, gates, retries, actions, the runner |
+//!
+//! ## How a rollout runs
+//!
+//! A job created with any rollout setting (rate, abort, retry, scheduling, waves, CONTINUOUS)
+//! gets a *plan*: its targets in a random but reproducible order (SHA-256 of job id and thing
+//! name, so a wave is not "the oldest devices", hawkBit issue #1086), split into waves (one
+//! wave of everything when none are given). Nothing is notified at create: a target has no
+//! execution until the engine *releases* it ([`crate::store::RolloutStore::release_targets`]
+//! creates the QUEUED execution and marks the target in one transaction), exactly as AWS
+//! creates an execution only when it notifies the thing.
+//!
+//! One *step* of a rollout ([`tick`]), in this order:
+//! 1. `endTime` passed: `STOP_ROLLOUT` stops notifying (executions out go on), `CANCEL`
+//!    cancels the job (QUEUED executions CANCELED), `FORCE_CANCEL` cancels IN_PROGRESS ones
+//!    too.
+//! 2. SCHEDULED before `startTime`; at `startTime` the job becomes IN_PROGRESS.
+//! 3. Gates, from the executions' current statuses (so a restart recomputes them exactly):
+//!    - abort criteria (AWS): once at least `minNumberOfExecutedThings` executions are
+//!      *executed* (SUCCEEDED, FAILED, REJECTED or TIMED_OUT — a retried execution counts
+//!      by its current status), the job is canceled when the failures of `failureType` are at
+//!      least `thresholdPercentage` % of the executed ones: reason `ABORTED_BY_CRITERIA`;
+//!    - a wave's error threshold: FAILED + REJECTED + TIMED_OUT of its things reaching
+//!      `errorThresholdCount`, or `errorThresholdPercentage` % of the wave's things, stops
+//!      the whole rollout the same way: reason `WAVE_ERROR_THRESHOLD`;
+//!    - a wave's success threshold: when `successThresholdPercentage` % of its things
+//!      SUCCEEDED, the next wave opens, or waits in WAITING_FOR_APPROVAL when the wave
+//!      `requiresApproval`.
+//! 4. Release: nothing outside a maintenance window; else up to what the rate allows this
+//!    minute ([`rate`]), from the open waves, in plan order. When every target is notified
+//!    the rollout is FINISHED (a CONTINUOUS one stays RUNNING: a thing that joins its target
+//!    group later is added to the last wave and released as any other).
+//!
+//! A step runs when the scheduler's time for the rollout comes (`next_at`: the next rate
+//! minute, window opening, start or end time) and after executions finish
+//! ([`crate::context::Services::execution_finished`]): [`step`] first retries what AWS's
+//! `jobExecutionsRetryConfig` allows (a FAILED or TIMED_OUT execution is queued again as its
+//! next execution number while `executionNumber − 1` is below the criteria's
+//! `numberOfRetries`; the criteria for its own failure type wins over ALL), then steps each
+//! rollout concerned once. [`run`] does that forever in the server; tests and simulations
+//! call [`step`] on their own clock.
+//!
+//! Crash safety: every decision is recomputed from committed state (targets, executions), the
+//! rate window and the open wave are in the rollout record, written with a compare-and-set,
+//! and a release is one transaction. At start [`run`] re-examines every active rollout
+//! (retries included), so a server killed mid-rollout resumes with no wave, counter or
+//! execution lost or doubled.
 
 pub mod config;
 pub mod rate;
 pub mod window;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrota_api::{RolloutDescription, RolloutStatus, WaveProgress};
+use ferrota_proto::JobStatus;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::context::Services;
+use crate::jobs;
+use crate::store::{
+    CancelInfo, Execution, JobState, RolloutRecord, StoreError, StoreResult, WaveCounts,
+};
+use config::{EndBehavior, FailureType, JobConfig};
+use rate::RateState;
+use window::Windows;
+
+/// Most targets released in one step: a step holds its batch's executions in memory and
+/// commits them in one transaction; a larger rate is served by further steps at once.
+pub const RELEASE_BATCH: usize = 500;
+
+/// `reasonCode` of a job canceled by its abort criteria.
+pub const ABORTED_BY_CRITERIA: &str = "ABORTED_BY_CRITERIA";
+/// `reasonCode` of a rollout stopped by a wave's error threshold.
+pub const WAVE_ERROR_THRESHOLD: &str = "WAVE_ERROR_THRESHOLD";
+/// `reasonCode` of a rollout that reached its `endTime`.
+pub const END_TIME_REACHED: &str = "END_TIME_REACHED";
+/// `reasonCode` of a rollout canceled by the operator.
+pub const CANCELED_BY_OPERATOR: &str = "CANCELED_BY_OPERATOR";
+/// `reasonCode` of a rollout whose wave passed and waits for `approve`.
+pub const WAITING_FOR_APPROVAL: &str = "WAITING_FOR_APPROVAL";
+
+/// One wave of a plan, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WavePlan {
+    /// Name.
+    pub name: String,
+    /// Success threshold, percent of the wave's things.
+    pub success_percentage: f64,
+    /// Error threshold, percent of the wave's things.
+    pub error_percentage: Option<f64>,
+    /// Error threshold, things.
+    pub error_count: Option<u64>,
+    /// The next wave waits for `approve`.
+    pub requires_approval: bool,
+}
+
+/// What a rollout was created with; stored as JSON, never changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The job's configuration as asked.
+    pub config: JobConfig,
+    /// The request's targets (`thing/…`, `thinggroup/…`): a CONTINUOUS job reaches a thing
+    /// that joins them later.
+    pub targets: Vec<String>,
+    /// The waves.
+    pub waves: Vec<WavePlan>,
+    /// `startTime`, epoch seconds.
+    pub start: Option<u64>,
+    /// `endTime`, epoch seconds.
+    pub end: Option<u64>,
+    /// `endBehavior`.
+    pub end_behavior: EndBehavior,
+}
+
+/// The engine's moving state, stored as JSON in the record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Moving {
+    rate: RateState,
+}
+
+/// Why an operator's action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    /// Not possible in the rollout's state (the message says why).
+    #[error("{0}")]
+    Invalid(String),
+    /// No such job or rollout.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Whether a configuration needs the engine: any rollout setting. A job without one is
+/// notified to every target at create, as before.
+pub fn wants_rollout(cfg: &JobConfig) -> bool {
+    cfg.rollout.is_some()
+        || cfg.abort.is_some()
+        || cfg.retry.is_some()
+        || cfg.scheduling.is_some()
+        || cfg.waves.is_some()
+        || cfg.continuous
+}
+
+/// The order targets are released in: SHA-256 of job id and thing name (random-looking,
+/// reproducible, independent of names and creation order).
+fn order_key(job_id: &str, thing: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(job_id.as_bytes());
+    h.update([0]);
+    h.update(thing.as_bytes());
+    h.finalize().into()
+}
+
+/// The plan of a job: its waves and each target's wave, in release order. `things` are the
+/// resolved targets; `group_members` answers a wave's `thingGroup`.
+pub async fn plan(
+    b: &Services,
+    job_id: &str,
+    cfg: &JobConfig,
+    targets: &[String],
+    things: &[String],
+    when: &config::Validated,
+) -> StoreResult<(Plan, Vec<(String, u32)>)> {
+    let mut order: Vec<&String> = things.iter().collect();
+    order.sort_by_cached_key(|t| order_key(job_id, t));
+    let n = order.len() as u64;
+    let specs = cfg.waves.as_ref().map(|w| w.waves.clone()).unwrap_or_default();
+    let mut waves = Vec::new();
+    let mut assigned: Vec<(String, u32)> = Vec::new();
+    let mut taken = BTreeSet::new();
+    for (i, w) in specs.iter().enumerate() {
+        let wave = i as u32;
+        waves.push(WavePlan {
+            name: w.name.clone().unwrap_or_else(|| format!("wave-{}", i + 1)),
+            success_percentage: w.success_threshold_percentage.unwrap_or(100.0),
+            error_percentage: w.error_threshold_percentage,
+            error_count: w.error_threshold_count,
+            requires_approval: w.requires_approval,
+        });
+        let want: Vec<&String> = if let Some(p) = w.percentage {
+            // Cumulative: this wave and the ones before cover ceil(p% of all) targets.
+            let upto = ((n as f64) * p / 100.0).ceil() as u64;
+            let more = upto.saturating_sub(taken.len() as u64) as usize;
+            order
+                .iter()
+                .filter(|t| !taken.contains(t.as_str()))
+                .take(more)
+                .copied()
+                .collect()
+        } else if let Some(c) = w.count {
+            order
+                .iter()
+                .filter(|t| !taken.contains(t.as_str()))
+                .take(usize::try_from(c).unwrap_or(usize::MAX))
+                .copied()
+                .collect()
+        } else if let Some(g) = &w.thing_group {
+            let members: BTreeSet<String> = b.store.group_members(g).await?.into_iter().collect();
+            order
+                .iter()
+                .filter(|t| !taken.contains(t.as_str()) && members.contains(t.as_str()))
+                .copied()
+                .collect()
+        } else {
+            vec![]
+        };
+        for t in want {
+            taken.insert(t.as_str());
+            assigned.push((t.clone(), wave));
+        }
+    }
+    if waves.is_empty() {
+        waves.push(WavePlan {
+            name: "all".into(),
+            success_percentage: 100.0,
+            error_percentage: None,
+            error_count: None,
+            requires_approval: false,
+        });
+    }
+    // Targets no wave took join the last one.
+    let last = (waves.len() - 1) as u32;
+    for t in order {
+        if !taken.contains(t.as_str()) {
+            assigned.push((t.clone(), last));
+        }
+    }
+    // Release order: wave, then plan order (the store keeps insertion order within a wave).
+    assigned.sort_by_key(|(_, w)| *w);
+    Ok((
+        Plan {
+            config: cfg.clone(),
+            targets: targets.to_vec(),
+            waves,
+            start: when.start,
+            end: when.end,
+            end_behavior: when.end_behavior,
+        },
+        assigned,
+    ))
+}
+
+/// The record a new rollout starts with.
+pub fn new_record(job_id: &str, plan: &Plan, now: u64) -> RolloutRecord {
+    let scheduled = plan.start.is_some_and(|s| s > now);
+    RolloutRecord {
+        job_id: job_id.to_string(),
+        plan: serde_json::to_string(plan).unwrap_or_default(),
+        status: if scheduled {
+            RolloutStatus::Scheduled
+        } else {
+            RolloutStatus::Running
+        },
+        wave: 0,
+        state: serde_json::to_string(&Moving::default()).unwrap_or_default(),
+        reason_code: None,
+        comment: None,
+        next_at: Some(if scheduled { plan.start.unwrap_or(now) } else { now }),
+        version: 1,
+    }
+}
+
+fn plan_of(r: &RolloutRecord) -> StoreResult<Plan> {
+    serde_json::from_str(&r.plan).map_err(|_| StoreError::Corrupt(format!("plan of {}", r.job_id)))
+}
+
+fn moving_of(r: &RolloutRecord) -> Moving {
+    serde_json::from_str(&r.state).unwrap_or_default()
+}
+
+fn failed(c: &WaveCounts) -> u64 {
+    c.count(JobStatus::Failed) + c.count(JobStatus::Rejected) + c.count(JobStatus::TimedOut)
+}
+
+/// Cancels every execution of a job that `force` allows (QUEUED; IN_PROGRESS too with
+/// `force`), page by page, notifying each thing whose pending list changes.
+pub async fn cancel_executions(b: &Services, job_id: &str, force: bool) -> StoreResult<()> {
+    let mut after = None;
+    loop {
+        let page = b
+            .store
+            .executions_of_job_page(job_id, after, ferrota_api::DESCRIBE_PAGE_MAX)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.seq);
+        for e in page {
+            let cancel =
+                e.status == JobStatus::Queued || (force && e.status == JobStatus::InProgress);
+            if !cancel {
+                continue;
+            }
+            let before = jobs::pending(b, &e.thing).await?;
+            let mut n = e.clone();
+            n.status = JobStatus::Canceled;
+            n.in_progress_deadline = None;
+            n.step_deadline = None;
+            n.version_number += 1;
+            n.last_updated_at = b.clock.now();
+            // A concurrent device update wins; its state stays.
+            b.store.update_execution(&n, e.version_number).await?;
+            jobs::notify_changes(b, &e.thing, &before).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Cancels a job (AWS CancelJob): state CANCELED with its cancel info, its OTA update
+/// CANCELED, executions canceled as `force` says, and its rollout (if any) STOPPED with the
+/// same reason. Called with the rollout lock held.
+async fn cancel_job_locked(b: &Services, job_id: &str, info: &CancelInfo) -> StoreResult<()> {
+    b.store.set_job_state(job_id, JobState::Canceled).await?;
+    b.store.set_cancel_info(job_id, info).await?;
+    if let Some(j) = b.store.job(job_id).await?
+        && let Some(ota) = j.ota_update_id
+    {
+        b.store.set_ota_status(&ota, "CANCELED").await?;
+    }
+    if let Some(mut r) = b.store.rollout(job_id).await? {
+        let v = r.version;
+        r.status = RolloutStatus::Stopped;
+        r.reason_code.clone_from(&info.reason_code);
+        r.comment.clone_from(&info.comment);
+        r.next_at = None;
+        r.version += 1;
+        b.store.update_rollout(&r, v).await?;
+    }
+    cancel_executions(b, job_id, info.force).await
+}
+
+/// Cancels a job as the operator asks (`ferrota ota cancel`, `rollout cancel`).
+pub async fn cancel_job(b: &Services, job_id: &str, force: bool) -> StoreResult<()> {
+    let _g = b.rollout_lock.lock().await;
+    let info = CancelInfo {
+        force,
+        reason_code: None,
+        comment: None,
+    };
+    // An operator's cancel of a rollout records why (AWS's reasonCode is the caller's; the
+    // CLI gives none, so the rollout's own code says who stopped it).
+    let info = if b.store.rollout(job_id).await?.is_some() {
+        CancelInfo {
+            reason_code: Some(CANCELED_BY_OPERATOR.into()),
+            comment: Some("canceled by the operator".into()),
+            ..info
+        }
+    } else {
+        info
+    };
+    cancel_job_locked(b, job_id, &info).await
+}
+
+/// The first abort criterion met, in words.
+fn abort_reason(cfg: &JobConfig, total: &WaveCounts) -> Option<String> {
+    let abort = cfg.abort.as_ref()?;
+    let executed = total.count(JobStatus::Succeeded) + failed(total);
+    for c in &abort.criteria_list {
+        let Some(ft) = FailureType::parse(&c.failure_type) else {
+            continue;
+        };
+        if executed < c.min_number_of_executed_things || executed == 0 {
+            continue;
+        }
+        let failures: u64 = total
+            .statuses
+            .iter()
+            .filter(|(s, _)| ft.covers(*s))
+            .map(|(_, n)| n)
+            .sum();
+        if (failures as f64) * 100.0 >= c.threshold_percentage * executed as f64 && failures > 0 {
+            return Some(format!(
+                "abort criteria met: {failures} of {executed} executed things {} (threshold \
+                 {}% after at least {})",
+                c.failure_type, c.threshold_percentage, c.min_number_of_executed_things
+            ));
+        }
+    }
+    None
+}
+
+/// A wave over its error threshold, in words.
+fn wave_error(w: &WavePlan, c: &WaveCounts) -> Option<String> {
+    let f = failed(c);
+    if f == 0 {
+        return None;
+    }
+    if w.error_count.is_some_and(|n| f >= n)
+        || w
+            .error_percentage
+            .is_some_and(|p| (f as f64) * 100.0 >= p * c.things as f64)
+    {
+        return Some(format!(
+            "wave {} stopped the rollout: {f} of its {} things failed",
+            w.name, c.things
+        ));
+    }
+    None
+}
+
+fn wave_passed(w: &WavePlan, c: &WaveCounts) -> bool {
+    (c.count(JobStatus::Succeeded) as f64) * 100.0 >= w.success_percentage * c.things as f64
+}
+
+fn sum(counts: &[WaveCounts]) -> WaveCounts {
+    let mut t = WaveCounts::default();
+    let mut m = std::collections::BTreeMap::<&'static str, (JobStatus, u64)>::new();
+    for c in counts {
+        t.things += c.things;
+        t.released += c.released;
+        for &(s, n) in &c.statuses {
+            m.entry(s.as_str()).or_insert((s, 0)).1 += n;
+        }
+    }
+    t.statuses = m.into_values().collect();
+    t
+}
+
+/// One step of a job's rollout (see the module docs). Does nothing for a job without one.
+pub async fn tick(b: &Services, job_id: &str) -> StoreResult<()> {
+    let _g = b.rollout_lock.lock().await;
+    tick_locked(b, job_id).await
+}
+
+async fn tick_locked(b: &Services, job_id: &str) -> StoreResult<()> {
+    let Some(mut r) = b.store.rollout(job_id).await? else {
+        return Ok(());
+    };
+    let Some(job) = b.store.job(job_id).await? else {
+        return Ok(());
+    };
+    let expected = r.version;
+    let before = r.clone();
+    if matches!(job.state, JobState::Canceled | JobState::Completed)
+        || r.status == RolloutStatus::Stopped
+    {
+        if r.next_at.is_some() {
+            r.next_at = None;
+            r.version += 1;
+            b.store.update_rollout(&r, expected).await?;
+        }
+        return Ok(());
+    }
+    let plan = plan_of(&r)?;
+    let mut moving = moving_of(&r);
+    let now = b.clock.now();
+    // 1. End time.
+    if let Some(end) = plan.end
+        && now >= end
+    {
+        let comment = format!("endTime reached ({:?})", plan.end_behavior);
+        match plan.end_behavior {
+            EndBehavior::StopRollout => {
+                r.status = RolloutStatus::Stopped;
+                r.reason_code = Some(END_TIME_REACHED.into());
+                r.comment = Some(comment);
+                r.next_at = None;
+                r.version += 1;
+                b.store.update_rollout(&r, expected).await?;
+                if job.state == JobState::Scheduled {
+                    b.store.set_job_state(job_id, JobState::InProgress).await?;
+                }
+                jobs::maybe_complete(b, job_id).await?;
+            }
+            EndBehavior::Cancel | EndBehavior::ForceCancel => {
+                let info = CancelInfo {
+                    force: plan.end_behavior == EndBehavior::ForceCancel,
+                    reason_code: Some(END_TIME_REACHED.into()),
+                    comment: Some(comment),
+                };
+                cancel_job_locked(b, job_id, &info).await?;
+            }
+        }
+        return Ok(());
+    }
+    // 2. Start time.
+    if r.status == RolloutStatus::Scheduled {
+        match plan.start {
+            Some(s) if now < s => {
+                r.next_at = Some(s);
+                if r != before {
+                    r.version += 1;
+                    b.store.update_rollout(&r, expected).await?;
+                }
+                return Ok(());
+            }
+            _ => {
+                r.status = RolloutStatus::Running;
+                b.store.set_job_state(job_id, JobState::InProgress).await?;
+            }
+        }
+    }
+    // 3. Gates.
+    let counts = b.store.wave_counts(job_id).await?;
+    let wc = |w: u32| counts.get(w as usize).cloned().unwrap_or_default();
+    let total = sum(&counts);
+    let stop = abort_reason(&plan.config, &total)
+        .map(|c| (ABORTED_BY_CRITERIA, c))
+        .or_else(|| {
+            (0..=r.wave.min(plan.waves.len() as u32 - 1)).find_map(|w| {
+                wave_error(&plan.waves[w as usize], &wc(w)).map(|c| (WAVE_ERROR_THRESHOLD, c))
+            })
+        });
+    if let Some((code, comment)) = stop {
+        tracing::warn!(job = job_id, reason = code, "{comment}");
+        let info = CancelInfo {
+            force: false,
+            reason_code: Some(code.into()),
+            comment: Some(comment),
+        };
+        // The record is rewritten by the cancel (STOPPED, same reason).
+        return cancel_job_locked(b, job_id, &info).await;
+    }
+    let last = plan.waves.len() as u32 - 1;
+    while r.status == RolloutStatus::Running && r.wave < last {
+        let w = &plan.waves[r.wave as usize];
+        let c = wc(r.wave);
+        if c.released < c.things || !wave_passed(w, &c) {
+            break;
+        }
+        if w.requires_approval {
+            r.status = RolloutStatus::WaitingForApproval;
+            r.reason_code = Some(WAITING_FOR_APPROVAL.into());
+            r.comment = Some(format!(
+                "wave {} passed its success threshold; `ferrota rollout approve` opens the next",
+                w.name
+            ));
+            break;
+        }
+        r.wave += 1;
+        tracing::info!(job = job_id, wave = r.wave, "rollout: next wave opens");
+    }
+    // 4. Release.
+    r.next_at = None;
+    if r.status == RolloutStatus::Running {
+        let windows = match &plan.config.scheduling {
+            Some(s) => Windows::parse(&s.maintenance_windows).unwrap_or_default(),
+            None => Windows::default(),
+        };
+        if !windows.is_open(now) {
+            r.next_at = windows.next_open(now);
+        } else {
+            let allow = rate::allowance(
+                plan.config.rollout.as_ref(),
+                &mut moving.rate,
+                now,
+                total.released,
+                total.count(JobStatus::Succeeded),
+            );
+            let n = usize::try_from(allow.now)
+                .unwrap_or(usize::MAX)
+                .min(RELEASE_BATCH);
+            let mut released = 0usize;
+            if n > 0 {
+                let things = b.store.unreleased_targets(job_id, r.wave, n).await?;
+                if !things.is_empty() {
+                    let mut befores = Vec::with_capacity(things.len());
+                    for t in &things {
+                        befores.push(jobs::pending(b, t).await?);
+                    }
+                    released = b.store.release_targets(job_id, &things, now).await?;
+                    rate::record(&mut moving.rate, released as u64);
+                    for (t, before) in things.iter().zip(&befores) {
+                        jobs::notify_changes(b, t, before).await?;
+                    }
+                    tracing::debug!(job = job_id, released, "rollout: notified");
+                }
+            }
+            let waiting_now = b.store.unreleased_targets(job_id, r.wave, 1).await?;
+            let waiting_any = b.store.unreleased_targets(job_id, u32::MAX, 1).await?;
+            if waiting_any.is_empty() && r.wave == last && !plan.config.continuous {
+                r.status = RolloutStatus::Finished;
+            } else if !waiting_now.is_empty() {
+                r.next_at = if released == n && n > 0 {
+                    // The batch was full: more may go at once.
+                    Some(now)
+                } else {
+                    allow.next_at.or(Some(now + 1))
+                };
+            }
+            // Windows close: no new notification after; the next step sees it closed.
+        }
+    }
+    if let Some(end) = plan.end {
+        r.next_at = Some(r.next_at.map_or(end, |t| t.min(end)));
+    }
+    r.state = serde_json::to_string(&moving).unwrap_or_default();
+    if r != before {
+        r.version += 1;
+        if !b.store.update_rollout(&r, expected).await? {
+            tracing::warn!(job = job_id, "rollout changed meanwhile (another process?)");
+        }
+    }
+    if r.status == RolloutStatus::Finished {
+        jobs::maybe_complete(b, job_id).await?;
+    }
+    Ok(())
+}
+
+/// The retry of a finished execution, if its job's `jobExecutionsRetryConfig` gives one.
+async fn maybe_retry(b: &Services, cfg: &JobConfig, e: &Execution) -> StoreResult<bool> {
+    let Some(retry) = &cfg.retry else {
+        return Ok(false);
+    };
+    if !matches!(e.status, JobStatus::Failed | JobStatus::TimedOut) {
+        return Ok(false);
+    }
+    let mut limit = None;
+    for c in &retry.criteria_list {
+        match FailureType::parse(&c.failure_type) {
+            // Its own type wins over ALL.
+            Some(FailureType::All) if limit.is_none() => limit = Some(c.number_of_retries),
+            Some(ft) if ft != FailureType::All && ft.covers(e.status) => {
+                limit = Some(c.number_of_retries)
+            }
+            _ => {}
+        }
+    }
+    let Some(limit) = limit else {
+        return Ok(false);
+    };
+    if e.execution_number.saturating_sub(1) >= limit {
+        return Ok(false);
+    }
+    let before = jobs::pending(b, &e.thing).await?;
+    if !b.store.retry_execution(e, b.clock.now()).await? {
+        return Ok(false);
+    }
+    tracing::info!(job = %e.job_id, thing = %e.thing, execution = e.execution_number + 1, "job execution retried");
+    jobs::notify_changes(b, &e.thing, &before).await?;
+    Ok(true)
+}
+
+/// Reacts to finished executions (retries, then one step per rollout concerned) and steps
+/// the rollouts whose time came. Returns how many rollouts it stepped.
+pub async fn step(b: &Services) -> StoreResult<usize> {
+    let finished = b.take_finished();
+    let mut jobs_to_tick = BTreeSet::new();
+    for (job_id, thing) in finished {
+        let Some(r) = b.store.rollout(&job_id).await? else {
+            continue;
+        };
+        let job = b.store.job(&job_id).await?;
+        if job.is_some_and(|j| j.state == JobState::InProgress) && r.status != RolloutStatus::Stopped
+        {
+            let plan = plan_of(&r)?;
+            if let Some(e) = b.store.execution(&job_id, &thing).await? {
+                maybe_retry(b, &plan.config, &e).await?;
+            }
+        }
+        jobs_to_tick.insert(job_id);
+    }
+    for j in b.store.due_rollouts(b.clock.now()).await? {
+        jobs_to_tick.insert(j);
+    }
+    for j in &jobs_to_tick {
+        tick(b, j).await?;
+    }
+    Ok(jobs_to_tick.len())
+}
+
+/// At start: retries a crash left undone, then steps every active rollout.
+pub async fn recover(b: &Services) -> StoreResult<()> {
+    for r in b.store.active_rollouts().await? {
+        let plan = plan_of(&r)?;
+        if plan.config.retry.is_some() {
+            let mut after = None;
+            loop {
+                let page = b
+                    .store
+                    .executions_of_job_page(&r.job_id, after, ferrota_api::DESCRIBE_PAGE_MAX)
+                    .await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.seq);
+                for e in &page {
+                    maybe_retry(b, &plan.config, e).await?;
+                }
+            }
+        }
+        tick(b, &r.job_id).await?;
+    }
+    Ok(())
+}
+
+/// Runs the rollouts forever (spawn it; abort it to stop): [`recover`] once, then [`step`]
+/// whenever an execution finishes or a rollout's time comes (at most `max_sleep` apart).
+pub async fn run(b: Arc<Services>, max_sleep: Duration) {
+    if let Err(e) = recover(&b).await {
+        tracing::error!(error = %e, "recovering rollouts failed");
+    }
+    loop {
+        if let Err(e) = step(&b).await {
+            tracing::error!(error = %e, "rollout step failed");
+        }
+        let wait = match b.store.next_rollout_at().await {
+            Ok(Some(t)) => Duration::from_secs(t.saturating_sub(b.clock.now()).max(1)),
+            Ok(None) => max_sleep,
+            Err(e) => {
+                tracing::error!(error = %e, "reading rollout times failed");
+                max_sleep
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait.min(max_sleep)) => {}
+            _ = b.rollouts.notified() => {}
+        }
+    }
+}
+
+/// A CONTINUOUS rollout reaches a thing that joins its targets later: called when a thing is
+/// created or its groups change. `is_target` says whether the thing is one of a request's
+/// targets now (static and dynamic groups). Returns the jobs it was added to.
+pub async fn thing_changed(
+    b: &Services,
+    thing: &str,
+    is_target: &dyn AsyncTargetCheck,
+) -> StoreResult<Vec<String>> {
+    let mut added = Vec::new();
+    for r in b.store.active_rollouts().await? {
+        let plan = plan_of(&r)?;
+        if !plan.config.continuous {
+            continue;
+        }
+        let mut hit = false;
+        for t in &plan.targets {
+            if is_target.check(t, thing).await? {
+                hit = true;
+                break;
+            }
+        }
+        if !hit {
+            continue;
+        }
+        let last = plan.waves.len().saturating_sub(1) as u32;
+        if b.store.add_target(&r.job_id, thing, last).await? {
+            tracing::info!(job = %r.job_id, thing, "continuous rollout: new target");
+            added.push(r.job_id.clone());
+            tick(b, &r.job_id).await?;
+        }
+    }
+    Ok(added)
+}
+
+/// Whether a thing is one of a request's targets (`thing/<n>`, `thinggroup/<g>`).
+#[async_trait::async_trait]
+pub trait AsyncTargetCheck: Send + Sync {
+    /// `target` as the request wrote it.
+    async fn check(&self, target: &str, thing: &str) -> StoreResult<bool>;
+}
+
+/// An operator's action.
+pub async fn act(
+    b: &Services,
+    job_id: &str,
+    action: ferrota_api::RolloutAction,
+) -> Result<(), RolloutError> {
+    use ferrota_api::RolloutAction as A;
+    if let A::Cancel { force } = action {
+        let Some(j) = b.store.job(job_id).await? else {
+            return Err(RolloutError::NotFound(format!("job {job_id}")));
+        };
+        if matches!(j.state, JobState::Canceled | JobState::Completed) {
+            return Err(RolloutError::Invalid(format!(
+                "job {job_id} is {:?} already; nothing was changed",
+                j.state
+            )));
+        }
+        cancel_job(b, job_id, force).await?;
+        return Ok(());
+    }
+    {
+        let _g = b.rollout_lock.lock().await;
+        let Some(mut r) = b.store.rollout(job_id).await? else {
+            return Err(RolloutError::Invalid(format!(
+                "job {job_id} has no rollout (it was notified to every target at create); \
+                 only cancel applies"
+            )));
+        };
+        let v = r.version;
+        match (action, r.status) {
+            (A::Pause, RolloutStatus::Running | RolloutStatus::WaitingForApproval | RolloutStatus::Scheduled) => {
+                r.status = RolloutStatus::Paused;
+                r.reason_code = Some("PAUSED_BY_OPERATOR".into());
+                r.comment = Some("paused by the operator".into());
+            }
+            (A::Resume, RolloutStatus::Paused) => {
+                r.status = RolloutStatus::Running;
+                r.reason_code = None;
+                r.comment = None;
+            }
+            (A::Approve, RolloutStatus::WaitingForApproval) => {
+                r.status = RolloutStatus::Running;
+                r.wave += 1;
+                r.reason_code = None;
+                r.comment = None;
+            }
+            (a, s) => {
+                return Err(RolloutError::Invalid(format!(
+                    "cannot {} a rollout that is {}; nothing was changed",
+                    a.as_str(),
+                    crate::store::rollout::status_str(s)
+                )));
+            }
+        }
+        r.next_at = Some(b.clock.now());
+        r.version += 1;
+        if !b.store.update_rollout(&r, v).await? {
+            return Err(RolloutError::Invalid(
+                "the rollout changed meanwhile; try again".into(),
+            ));
+        }
+        tick_locked(b, job_id).await?;
+    }
+    b.rollouts.notify_one();
+    Ok(())
+}
+
+/// DescribeRollout: where a job's rollout stands, wave by wave. A job without a rollout shows
+/// as one FINISHED wave of all its executions.
+pub async fn describe(
+    b: &Services,
+    ota_update_id: &str,
+    job_id: &str,
+) -> Result<RolloutDescription, RolloutError> {
+    let Some(job) = b.store.job(job_id).await? else {
+        return Err(RolloutError::NotFound(format!("job {job_id}")));
+    };
+    let Some(r) = b.store.rollout(job_id).await? else {
+        let counts = b.store.job_status_counts(job_id).await?;
+        let n: u64 = counts.iter().map(|(_, n)| n).sum();
+        let c = WaveCounts {
+            things: n,
+            released: n,
+            statuses: counts,
+        };
+        let info = b.store.cancel_info(job_id).await?;
+        return Ok(RolloutDescription {
+            ota_update_id: ota_update_id.into(),
+            job_id: job_id.into(),
+            status: if job.state == JobState::Canceled {
+                RolloutStatus::Stopped
+            } else {
+                RolloutStatus::Finished
+            },
+            reason_code: info.as_ref().and_then(|i| i.reason_code.clone()),
+            comment: info.and_then(|i| i.comment),
+            current_wave: 0,
+            waves: vec![WaveProgress {
+                name: "all".into(),
+                number_of_things: n,
+                number_of_notified_things: n,
+                number_of_succeeded_things: c.count(JobStatus::Succeeded),
+                number_of_failed_things: failed(&c),
+                open: true,
+            }],
+            rate_per_minute: None,
+            next_release_at: None,
+        });
+    };
+    let plan = plan_of(&r)?;
+    let counts = b.store.wave_counts(job_id).await?;
+    let waves = plan
+        .waves
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let c = counts.get(i).cloned().unwrap_or_default();
+            WaveProgress {
+                name: w.name.clone(),
+                number_of_things: c.things,
+                number_of_notified_things: c.released,
+                number_of_succeeded_things: c.count(JobStatus::Succeeded),
+                number_of_failed_things: failed(&c),
+                open: i as u32 <= r.wave && r.status != RolloutStatus::Scheduled,
+            }
+        })
+        .collect();
+    let total = sum(&counts);
+    let mut m = moving_of(&r).rate;
+    let rate = rate::allowance(
+        plan.config.rollout.as_ref(),
+        &mut m,
+        b.clock.now(),
+        total.released,
+        total.count(JobStatus::Succeeded),
+    )
+    .rate;
+    Ok(RolloutDescription {
+        ota_update_id: ota_update_id.into(),
+        job_id: job_id.into(),
+        status: r.status,
+        reason_code: r.reason_code,
+        comment: r.comment,
+        current_wave: r.wave,
+        waves,
+        rate_per_minute: rate,
+        next_release_at: r.next_at,
+    })
+}
