@@ -321,3 +321,67 @@ impl RolloutAction {
         }
     }
 }
+
+/// The rollout settings of a request, builder style (see [`crate::CreateOtaUpdate`]'s).
+impl crate::CreateOtaUpdate {
+    /// Sets `awsJobExecutionsRolloutConfig`.
+    pub fn rollout(mut self, c: RolloutConfig) -> Self {
+        self.aws_job_executions_rollout_config = Some(c);
+        self
+    }
+
+    /// Sets a constant rate: `awsJobExecutionsRolloutConfig.maximumPerMinute`.
+    pub fn max_per_minute(self, n: u64) -> Self {
+        self.rollout(RolloutConfig {
+            maximum_per_minute: Some(n),
+            exponential_rate: None,
+        })
+    }
+
+    /// Adds an abort criterion (`awsJobAbortConfig.abortCriteriaList`, action CANCEL).
+    pub fn abort_when(mut self, failure_type: &str, percent: f64, min_executed: u64) -> Self {
+        self.aws_job_abort_config
+            .get_or_insert_with(AbortConfig::default)
+            .criteria_list
+            .push(AbortCriteria {
+                failure_type: failure_type.into(),
+                action: "CANCEL".into(),
+                threshold_percentage: percent,
+                min_number_of_executed_things: min_executed,
+            });
+        self
+    }
+
+    /// Adds a retry criterion (`jobExecutionsRetryConfig.criteriaList`).
+    pub fn retry_when(mut self, failure_type: &str, retries: u64) -> Self {
+        self.job_executions_retry_config
+            .get_or_insert_with(RetryConfig::default)
+            .criteria_list
+            .push(RetryCriteria {
+                failure_type: failure_type.into(),
+                number_of_retries: retries,
+            });
+        self
+    }
+
+    /// Sets `schedulingConfig`.
+    pub fn scheduling(mut self, s: SchedulingConfig) -> Self {
+        self.scheduling_config = Some(s);
+        self
+    }
+
+    /// Adds a wave (`rolloutWaves.waves`).
+    pub fn wave(mut self, w: Wave) -> Self {
+        self.rollout_waves
+            .get_or_insert_with(RolloutWaves::default)
+            .waves
+            .push(w);
+        self
+    }
+
+    /// `targetSelection: CONTINUOUS`: things that join the target groups later get the job.
+    pub fn continuous(mut self) -> Self {
+        self.target_selection = Some("CONTINUOUS".into());
+        self
+    }
+}

@@ -32,6 +32,27 @@ use crate::store::{
     StreamFile, StreamRecord, Thing,
 };
 
+/// Whether a thing is one of a request's targets now (for CONTINUOUS rollouts).
+struct TargetCheck<'a>(&'a Admin);
+
+#[async_trait::async_trait]
+impl rollout::AsyncTargetCheck for TargetCheck<'_> {
+    async fn check(&self, target: &str, thing: &str) -> crate::store::StoreResult<bool> {
+        let tail = target.rsplit(':').next().unwrap_or(target);
+        Ok(match tail.split_once('/') {
+            Some(("thing", n)) => n == thing,
+            Some(("thinggroup" | "group", g)) => self
+                .0
+                .services
+                .store
+                .thing(thing)
+                .await?
+                .is_some_and(|t| t.groups.iter().any(|x| x == g)),
+            _ => false,
+        })
+    }
+}
+
 /// Largest OTA file (AWS's hard limit for MQTT OTA).
 pub const OTA_FILE_MAX: u64 = 16 * 1024 * 1024;
 
@@ -289,7 +310,15 @@ impl Admin {
             .store
             .create_things_with_certificates(&[records])
             .await?;
+        self.things_changed(&[name.to_string()]).await?;
         Ok(bundle)
+    }
+
+    /// Things were created or their groups (or, for a dynamic group, what it reports) changed:
+    /// a CONTINUOUS rollout whose targets one now matches adds it ([`rollout::things_changed`]).
+    /// Returns the `(job, thing)` pairs added.
+    pub async fn things_changed(&self, names: &[String]) -> R<Vec<(String, String)>> {
+        Ok(rollout::things_changed(&self.services, names, &TargetCheck(self)).await?)
     }
 
     /// Creates many things at once (a fleet, a benchmark): every certificate is issued first,
@@ -334,6 +363,7 @@ impl Admin {
             .store
             .create_things_with_certificates(&items)
             .await?;
+        self.things_changed(names).await?;
         Ok(issued)
     }
 
@@ -603,7 +633,9 @@ impl Admin {
         let now = b.clock.now();
         if rollout::wants_rollout(&cfg) {
             return self
-                .create_rollout(req, &cfg, &when, &things, stream_id, job_id, files, document)
+                .create_rollout(
+                    req, &cfg, &when, &things, stream_id, job_id, files, document,
+                )
                 .await;
         }
         let mut before = Vec::new();

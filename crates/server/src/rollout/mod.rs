@@ -179,7 +179,11 @@ pub async fn plan(
     let mut order: Vec<&String> = things.iter().collect();
     order.sort_by_cached_key(|t| order_key(job_id, t));
     let n = order.len() as u64;
-    let specs = cfg.waves.as_ref().map(|w| w.waves.clone()).unwrap_or_default();
+    let specs = cfg
+        .waves
+        .as_ref()
+        .map(|w| w.waves.clone())
+        .unwrap_or_default();
     let mut waves = Vec::new();
     let mut assigned: Vec<(String, u32)> = Vec::new();
     let mut taken = BTreeSet::new();
@@ -270,7 +274,11 @@ pub fn new_record(job_id: &str, plan: &Plan, now: u64) -> RolloutRecord {
         state: serde_json::to_string(&Moving::default()).unwrap_or_default(),
         reason_code: None,
         comment: None,
-        next_at: Some(if scheduled { plan.start.unwrap_or(now) } else { now }),
+        next_at: Some(if scheduled {
+            plan.start.unwrap_or(now)
+        } else {
+            now
+        }),
         version: 1,
     }
 }
@@ -399,8 +407,7 @@ fn wave_error(w: &WavePlan, c: &WaveCounts) -> Option<String> {
         return None;
     }
     if w.error_count.is_some_and(|n| f >= n)
-        || w
-            .error_percentage
+        || w.error_percentage
             .is_some_and(|p| (f as f64) * 100.0 >= p * c.things as f64)
     {
         return Some(format!(
@@ -654,7 +661,8 @@ pub async fn step(b: &Services) -> StoreResult<usize> {
             continue;
         };
         let job = b.store.job(&job_id).await?;
-        if job.is_some_and(|j| j.state == JobState::InProgress) && r.status != RolloutStatus::Stopped
+        if job.is_some_and(|j| j.state == JobState::InProgress)
+            && r.status != RolloutStatus::Stopped
         {
             let plan = plan_of(&r)?;
             if let Some(e) = b.store.execution(&job_id, &thing).await? {
@@ -720,35 +728,41 @@ pub async fn run(b: Arc<Services>, max_sleep: Duration) {
     }
 }
 
-/// A CONTINUOUS rollout reaches a thing that joins its targets later: called when a thing is
-/// created or its groups change. `is_target` says whether the thing is one of a request's
-/// targets now (static and dynamic groups). Returns the jobs it was added to.
-pub async fn thing_changed(
+/// A CONTINUOUS rollout reaches a thing that joins its targets later: called when things
+/// are created or their groups change. `is_target` says whether a thing is one of a request's
+/// targets now (static and dynamic groups). Returns the `(job, thing)` pairs added.
+pub async fn things_changed(
     b: &Services,
-    thing: &str,
+    things: &[String],
     is_target: &dyn AsyncTargetCheck,
-) -> StoreResult<Vec<String>> {
+) -> StoreResult<Vec<(String, String)>> {
     let mut added = Vec::new();
+    let mut plans = Vec::new();
     for r in b.store.active_rollouts().await? {
         let plan = plan_of(&r)?;
-        if !plan.config.continuous {
-            continue;
+        if plan.config.continuous {
+            plans.push((r.job_id, plan));
         }
-        let mut hit = false;
-        for t in &plan.targets {
-            if is_target.check(t, thing).await? {
-                hit = true;
-                break;
+    }
+    for (job_id, plan) in &plans {
+        let mut ticked = false;
+        for thing in things {
+            let mut hit = false;
+            for t in &plan.targets {
+                if is_target.check(t, thing).await? {
+                    hit = true;
+                    break;
+                }
+            }
+            let last = plan.waves.len().saturating_sub(1) as u32;
+            if hit && b.store.add_target(job_id, thing, last).await? {
+                tracing::info!(job = %job_id, thing = %thing, "continuous rollout: new target");
+                added.push((job_id.clone(), thing.clone()));
+                ticked = true;
             }
         }
-        if !hit {
-            continue;
-        }
-        let last = plan.waves.len().saturating_sub(1) as u32;
-        if b.store.add_target(&r.job_id, thing, last).await? {
-            tracing::info!(job = %r.job_id, thing, "continuous rollout: new target");
-            added.push(r.job_id.clone());
-            tick(b, &r.job_id).await?;
+        if ticked {
+            tick(b, job_id).await?;
         }
     }
     Ok(added)
@@ -791,7 +805,12 @@ pub async fn act(
         };
         let v = r.version;
         match (action, r.status) {
-            (A::Pause, RolloutStatus::Running | RolloutStatus::WaitingForApproval | RolloutStatus::Scheduled) => {
+            (
+                A::Pause,
+                RolloutStatus::Running
+                | RolloutStatus::WaitingForApproval
+                | RolloutStatus::Scheduled,
+            ) => {
                 r.status = RolloutStatus::Paused;
                 r.reason_code = Some("PAUSED_BY_OPERATOR".into());
                 r.comment = Some("paused by the operator".into());

@@ -6,7 +6,9 @@ pub struct Windows;
 
 impl Windows {
     /// Parse.
-    pub fn parse(_w: &[ferrota_api::MaintenanceWindow]) -> Result<Windows, super::config::ConfigError> {
+    pub fn parse(
+        _w: &[ferrota_api::MaintenanceWindow],
+    ) -> Result<Windows, super::config::ConfigError> {
         Ok(Windows)
     }
     /// Open at t.

@@ -110,8 +110,12 @@ pub trait RolloutStore: Send + Sync + 'static {
     /// Notifies targets: for each of `things` still unreleased, a QUEUED execution (number
     /// 1, version 1, queued `now`) and the target marked notified, in one transaction.
     /// Returns how many were released (a thing already released is skipped).
-    async fn release_targets(&self, job_id: &str, things: &[String], now: u64)
-    -> StoreResult<usize>;
+    async fn release_targets(
+        &self,
+        job_id: &str,
+        things: &[String],
+        now: u64,
+    ) -> StoreResult<usize>;
     /// Per wave (index = wave): things, notified, executions per status.
     async fn wave_counts(&self, job_id: &str) -> StoreResult<Vec<WaveCounts>>;
     /// Adds a target to wave `wave` unless the thing is a target already; `true` if added.

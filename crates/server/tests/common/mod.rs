@@ -484,6 +484,16 @@ impl ManualClock {
         Arc::new(ManualClock(t.into()))
     }
 
+    /// Now, epoch seconds.
+    pub fn now_secs(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Sets the time.
+    pub fn set(&self, t: u64) {
+        self.0.store(t, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Moves time forward by `secs`.
     pub fn advance(&self, secs: u64) {
         self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
@@ -615,6 +625,11 @@ impl MemDevice {
             .await
             .expect("timed out waiting for a message")
             .expect("the device was detached")
+    }
+
+    /// The next message already sent, if any (no wait).
+    pub fn try_next(&mut self) -> Option<Msg> {
+        self.rx.try_recv().ok()
     }
 
     /// The next message, its payload read as JSON.

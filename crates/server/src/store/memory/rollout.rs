@@ -144,14 +144,23 @@ impl RolloutStore for MemoryStore {
         let mut v: Vec<(u64, String)> = s
             .rollouts
             .values()
-            .filter_map(|r| r.next_at.filter(|t| *t <= now).map(|t| (t, r.job_id.clone())))
+            .filter_map(|r| {
+                r.next_at
+                    .filter(|t| *t <= now)
+                    .map(|t| (t, r.job_id.clone()))
+            })
             .collect();
         v.sort();
         Ok(v.into_iter().map(|(_, j)| j).collect())
     }
 
     async fn next_rollout_at(&self) -> StoreResult<Option<u64>> {
-        Ok(self.lock().rollouts.values().filter_map(|r| r.next_at).min())
+        Ok(self
+            .lock()
+            .rollouts
+            .values()
+            .filter_map(|r| r.next_at)
+            .min())
     }
 
     async fn unreleased_targets(

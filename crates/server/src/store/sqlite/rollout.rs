@@ -225,12 +225,13 @@ impl RolloutStore for SqliteStore {
     }
 
     async fn add_target(&self, job_id: &str, thing: &str, wave: u32) -> StoreResult<bool> {
-        let r = query("INSERT OR IGNORE INTO rollout_targets (job_id, thing, wave) VALUES (?, ?, ?)")
-            .bind(job_id)
-            .bind(thing)
-            .bind(i64::from(wave))
-            .execute(&self.pool)
-            .await?;
+        let r =
+            query("INSERT OR IGNORE INTO rollout_targets (job_id, thing, wave) VALUES (?, ?, ?)")
+                .bind(job_id)
+                .bind(thing)
+                .bind(i64::from(wave))
+                .execute(&self.pool)
+                .await?;
         Ok(r.rows_affected() == 1)
     }
 

@@ -1,0 +1,563 @@
+//! Fleet rollouts through the real services on a controllable clock (issue 16): simulated
+//! devices on the in-memory bus answer each job they are notified of; the engine
+//! (`rollout::step`) runs after every device update and every clock move, as the server's
+//! runner does. No sockets, no real minutes.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Mem, MemDevice};
+use ferrota_api::{CreateOtaUpdate, RolloutAction, RolloutStatus, Wave};
+use ferrota_server::admin::OtaDescription;
+use ferrota_server::rollout;
+use ferrota_server::store::JobState;
+
+/// One notification a device received: when, which job, which execution number.
+#[derive(Debug, Clone)]
+struct Notified {
+    at: u64,
+    thing: String,
+    execution_number: u64,
+}
+
+/// What a device answers to an execution: a status, or nothing (it stays QUEUED).
+type Verdict = dyn Fn(&str, u64) -> Option<&'static str>;
+
+struct Fleet {
+    mem: Mem,
+    devices: Vec<MemDevice>,
+    notified: Vec<Notified>,
+    t0: u64,
+}
+
+impl Fleet {
+    /// `n` things `d000`… in group `fleet`, each attached and subscribed to `notify-next`.
+    async fn new(n: usize) -> Fleet {
+        Self::over(Mem::new(), n, true).await
+    }
+
+    async fn over(mem: Mem, n: usize, create: bool) -> Fleet {
+        let mut devices = Vec::new();
+        for i in 0..n {
+            let name = format!("d{i:03}");
+            if create {
+                mem.thing_in(&name, &["fleet"]).await;
+            }
+            let d = mem.device(&name);
+            d.subscribe(&format!("$aws/things/{name}/jobs/notify-next"));
+            devices.push(d);
+        }
+        let t0 = mem.clock.now_secs();
+        Fleet {
+            mem,
+            devices,
+            notified: Vec::new(),
+            t0,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.mem.clock.now_secs() - self.t0
+    }
+
+    async fn step(&self) {
+        rollout::step(&self.mem.services).await.unwrap();
+    }
+
+    /// Delivers what the services sent until nothing moves: a device notified of an execution
+    /// answers `verdict` at once (and the engine steps after each answer).
+    async fn pump(&mut self, verdict: &Verdict) {
+        loop {
+            let mut moved = false;
+            for i in 0..self.devices.len() {
+                while let Some(m) = self.devices[i].try_next() {
+                    if !m.topic.ends_with("/notify-next") {
+                        continue;
+                    }
+                    let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+                    let Some(e) = v.get("execution") else {
+                        continue;
+                    };
+                    let job = e["jobId"].as_str().unwrap().to_string();
+                    let n = e["executionNumber"].as_u64().unwrap();
+                    let thing = self.devices[i].thing.clone();
+                    self.notified.push(Notified {
+                        at: self.now(),
+                        thing: thing.clone(),
+                        execution_number: n,
+                    });
+                    assert!(job.starts_with("AFR_OTA-"), "{job}");
+                    if let Some(status) = verdict(&thing, n) {
+                        let body = serde_json::json!({"status": status}).to_string();
+                        self.devices[i]
+                            .publish(format!("$aws/things/{thing}/jobs/{job}/update"), body)
+                            .await;
+                        self.step().await;
+                        moved = true;
+                    }
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    /// Moves the clock by `secs`, steps the engine and pumps.
+    async fn advance(&mut self, secs: u64, verdict: &Verdict) {
+        self.mem.clock.advance(secs);
+        self.step().await;
+        self.pump(verdict).await;
+    }
+
+    async fn create(&mut self, req: CreateOtaUpdate, verdict: &Verdict) -> OtaDescription {
+        let o = self.mem.admin.create_ota(&req).await.unwrap();
+        self.pump(verdict).await;
+        o
+    }
+
+    fn request(&self, id: &str) -> CreateOtaUpdate {
+        let sha = self.mem.admin.put_file(b"firmware").unwrap();
+        Mem::data_request(id, "thinggroup/fleet", &sha)
+    }
+
+    async fn rollout(&self, id: &str) -> ferrota_api::RolloutDescription {
+        self.mem.admin.describe_rollout(id).await.unwrap()
+    }
+
+    async fn describe(&self, id: &str) -> OtaDescription {
+        self.mem.admin.describe_ota(id).await.unwrap()
+    }
+
+    /// How many things were notified of a first execution.
+    fn first_notifications(&self) -> usize {
+        self.notified
+            .iter()
+            .filter(|n| n.execution_number == 1)
+            .count()
+    }
+}
+
+fn ok(_: &str, _: u64) -> Option<&'static str> {
+    Some("SUCCEEDED")
+}
+
+fn silent(_: &str, _: u64) -> Option<&'static str> {
+    None
+}
+
+/// `maximumPerMinute` 10 over 45 things: 10 in each minute from the create, the last 5 in the
+/// fifth minute, none early; the job completes only when all are notified and done.
+#[tokio::test]
+async fn constant_rate_notifies_at_most_the_rate_each_minute() {
+    let mut f = Fleet::new(45).await;
+    let req = f.request("rate").max_per_minute(10);
+    f.create(req, &ok).await;
+    assert_eq!(f.first_notifications(), 10);
+    f.advance(30, &ok).await;
+    assert_eq!(
+        f.first_notifications(),
+        10,
+        "nothing more within the minute"
+    );
+    assert_eq!(
+        f.describe("rate").await.job_state,
+        Some(JobState::InProgress),
+        "the job is not complete while targets wait for their minute"
+    );
+    for minute in 1..=4u64 {
+        f.advance(30, &ok).await;
+        let want = (10 * (minute + 1)).min(45) as usize;
+        assert_eq!(f.first_notifications(), want, "after minute {minute}");
+        f.advance(30, &ok).await;
+        assert_eq!(f.first_notifications(), want, "within minute {minute}");
+    }
+    let mut per_minute = BTreeMap::<u64, usize>::new();
+    for n in &f.notified {
+        *per_minute.entry(n.at / 60).or_default() += 1;
+    }
+    assert_eq!(
+        per_minute.into_values().collect::<Vec<_>>(),
+        [10, 10, 10, 10, 5]
+    );
+    let d = f.describe("rate").await;
+    assert_eq!(d.job_process_details.number_of_succeeded_things, 45);
+    assert_eq!(d.job_state, Some(JobState::Completed));
+    assert_eq!(f.rollout("rate").await.status, RolloutStatus::Finished);
+}
+
+/// A release that fails on every fifth device, with an abort criterion of 10 % FAILED after
+/// at least 10 executed things: the job is canceled at the first moment the documented rule
+/// holds, its QUEUED executions are CANCELED, and no device is notified afterwards.
+#[tokio::test]
+async fn abort_criteria_cancel_after_exactly_the_documented_failures() {
+    let mut f = Fleet::new(100).await;
+    let fails = |t: &str, _n: u64| -> Option<&'static str> {
+        let i: u64 = t[1..].parse().unwrap();
+        Some(if i % 5 == 0 { "FAILED" } else { "SUCCEEDED" })
+    };
+    // 10 a minute, so the abort comes while most targets still wait.
+    let req = f
+        .request("abort")
+        .max_per_minute(10)
+        .abort_when("FAILED", 10.0, 10);
+    f.create(req, &fails).await;
+    let mut minutes = 0;
+    while f.rollout("abort").await.status != RolloutStatus::Stopped && minutes < 20 {
+        f.advance(60, &fails).await;
+        minutes += 1;
+    }
+    let d = f.describe("abort").await;
+    assert_eq!(d.job_state, Some(JobState::Canceled));
+    assert_eq!(d.reason_code.as_deref(), Some(rollout::ABORTED_BY_CRITERIA));
+    // The documented rule, replayed over the outcomes in the order they happened: executed
+    // ≥ 10 and failures ≥ 10 % of executed.
+    let (mut executed, mut failed, mut abort_at) = (0u64, 0u64, None);
+    for (i, n) in f.notified.iter().enumerate() {
+        executed += 1;
+        if fails(&n.thing, 1) == Some("FAILED") {
+            failed += 1;
+        }
+        if executed >= 10 && failed * 100 >= 10 * executed && failed > 0 {
+            abort_at = Some(i + 1);
+            break;
+        }
+    }
+    let abort_at = abort_at.expect("the rule holds at some point");
+    let p = &d.job_process_details;
+    assert_eq!(
+        p.number_of_succeeded_things + p.number_of_failed_things,
+        abort_at as u64,
+        "the job stopped exactly when the rule first held"
+    );
+    assert_eq!(
+        f.notified.len(),
+        abort_at,
+        "no device was notified after the abort"
+    );
+    let before = f.notified.len();
+    f.advance(600, &fails).await;
+    assert_eq!(f.notified.len(), before, "nothing is notified later either");
+    assert!(d.comment.unwrap().contains("abort criteria"));
+}
+
+/// Gated waves: a canary of 10 % with an error threshold of 2 failures stops the whole
+/// rollout at the second failure; the later waves are never notified.
+#[tokio::test]
+async fn a_waves_error_threshold_stops_the_rollout() {
+    let mut f = Fleet::new(50).await;
+    // Fails on every other device: the canary's second failure stops everything.
+    let fails = |t: &str, _n: u64| -> Option<&'static str> {
+        let i: u64 = t[1..].parse().unwrap();
+        Some(if i % 2 == 0 { "FAILED" } else { "SUCCEEDED" })
+    };
+    let req = f
+        .request("waves")
+        .wave(Wave {
+            name: Some("canary".into()),
+            percentage: Some(10.0),
+            error_threshold_count: Some(2),
+            ..Wave::default()
+        })
+        .wave(Wave {
+            percentage: Some(100.0),
+            ..Wave::default()
+        });
+    f.create(req, &fails).await;
+    let r = f.rollout("waves").await;
+    assert_eq!(r.status, RolloutStatus::Stopped);
+    assert_eq!(
+        r.reason_code.as_deref(),
+        Some(rollout::WAVE_ERROR_THRESHOLD)
+    );
+    assert_eq!(r.waves[0].number_of_things, 5);
+    assert_eq!(
+        r.waves[0].number_of_failed_things, 2,
+        "stopped at exactly 2"
+    );
+    assert_eq!(r.waves[1].number_of_notified_things, 0);
+    assert!(f.notified.len() <= 5, "only the canary was notified");
+    let d = f.describe("waves").await;
+    assert_eq!(d.job_state, Some(JobState::Canceled));
+    // What the canary had not answered yet was canceled: nothing is left QUEUED.
+    assert_eq!(d.job_process_details.number_of_queued_things, 0);
+    f.advance(3600, &fails).await;
+    assert!(f.notified.len() <= 5);
+}
+
+/// Waves open one after the other when the success threshold is met; a wave that requires
+/// approval waits (WAITING_FOR_APPROVAL) until `approve`; pause holds and resume goes on.
+#[tokio::test]
+async fn waves_open_on_success_and_wait_for_approval() {
+    let mut f = Fleet::new(40).await;
+    let req = f
+        .request("gated")
+        .wave(Wave {
+            name: Some("canary".into()),
+            count: Some(4),
+            success_threshold_percentage: Some(75.0),
+            requires_approval: true,
+            ..Wave::default()
+        })
+        .wave(Wave {
+            name: Some("early".into()),
+            percentage: Some(50.0),
+            ..Wave::default()
+        })
+        .wave(Wave {
+            name: Some("rest".into()),
+            percentage: Some(100.0),
+            ..Wave::default()
+        });
+    f.create(req, &ok).await;
+    let r = f.rollout("gated").await;
+    assert_eq!(r.status, RolloutStatus::WaitingForApproval);
+    assert_eq!(
+        f.first_notifications(),
+        4,
+        "only the canary before approval"
+    );
+    assert_eq!(
+        r.waves
+            .iter()
+            .map(|w| w.number_of_things)
+            .collect::<Vec<_>>(),
+        [4, 16, 20]
+    );
+    // Pause while waiting; approve is refused while paused; resume goes back to waiting.
+    f.mem
+        .admin
+        .rollout_action("gated", RolloutAction::Pause)
+        .await
+        .unwrap();
+    let e = f
+        .mem
+        .admin
+        .rollout_action("gated", RolloutAction::Approve)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("cannot approve"), "{e}");
+    f.mem
+        .admin
+        .rollout_action("gated", RolloutAction::Resume)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.rollout("gated").await.status,
+        RolloutStatus::WaitingForApproval
+    );
+    f.mem
+        .admin
+        .rollout_action("gated", RolloutAction::Approve)
+        .await
+        .unwrap();
+    f.pump(&ok).await;
+    assert_eq!(f.first_notifications(), 40, "approval opened the rest");
+    let r = f.rollout("gated").await;
+    assert_eq!(r.status, RolloutStatus::Finished);
+    assert_eq!(
+        f.describe("gated").await.job_state,
+        Some(JobState::Completed)
+    );
+}
+
+/// Pause holds every new notification (executions out go on); resume releases at the rate.
+#[tokio::test]
+async fn pause_holds_notifications_and_resume_releases_them() {
+    let mut f = Fleet::new(30).await;
+    let req = f.request("pause").max_per_minute(10);
+    f.create(req, &ok).await;
+    assert_eq!(f.first_notifications(), 10);
+    f.mem
+        .admin
+        .rollout_action("pause", RolloutAction::Pause)
+        .await
+        .unwrap();
+    f.advance(600, &ok).await;
+    assert_eq!(f.first_notifications(), 10, "nothing while paused");
+    f.mem
+        .admin
+        .rollout_action("pause", RolloutAction::Resume)
+        .await
+        .unwrap();
+    f.pump(&ok).await;
+    assert_eq!(f.first_notifications(), 20, "resume: the next minute's 10");
+    f.advance(60, &ok).await;
+    assert_eq!(f.first_notifications(), 30);
+}
+
+/// Retries: a device that fails gets the job again as its next execution number, up to
+/// `numberOfRetries`; then the execution stays FAILED.
+#[tokio::test]
+async fn retries_give_the_next_execution_number() {
+    let mut f = Fleet::new(3).await;
+    // d000 fails twice then succeeds; d001 always fails; d002 succeeds.
+    let verdict = |t: &str, n: u64| -> Option<&'static str> {
+        Some(match (t, n) {
+            ("d000", 1 | 2) => "FAILED",
+            ("d001", _) => "FAILED",
+            _ => "SUCCEEDED",
+        })
+    };
+    let req = f.request("retry").retry_when("FAILED", 2);
+    f.create(req, &verdict).await;
+    let numbers = |thing: &str| -> Vec<u64> {
+        f.notified
+            .iter()
+            .filter(|n| n.thing == thing)
+            .map(|n| n.execution_number)
+            .collect()
+    };
+    assert_eq!(numbers("d000"), [1, 2, 3]);
+    assert_eq!(numbers("d001"), [1, 2, 3], "two retries, then no more");
+    assert_eq!(numbers("d002"), [1]);
+    let job = f.describe("retry").await.job_id;
+    let s = &f.mem.store;
+    let e0 = s.execution(&job, "d000").await.unwrap().unwrap();
+    assert_eq!((e0.status.as_str(), e0.execution_number), ("SUCCEEDED", 3));
+    let e1 = s.execution(&job, "d001").await.unwrap().unwrap();
+    assert_eq!((e1.status.as_str(), e1.execution_number), ("FAILED", 3));
+    assert_eq!(
+        f.describe("retry").await.job_state,
+        Some(JobState::Completed)
+    );
+}
+
+/// `schedulingConfig`: SCHEDULED (nothing notified) until `startTime`; at `endTime` with
+/// CANCEL the job is canceled and what is still QUEUED with it.
+#[tokio::test]
+async fn scheduling_holds_until_start_and_cancels_at_end() {
+    let mut f = Fleet::new(20).await;
+    let start = f.mem.clock.now_secs() + 3600;
+    let fmt = |t: u64| {
+        let d = time::OffsetDateTime::from_unix_timestamp(t as i64).unwrap();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}",
+            d.year(),
+            u8::from(d.month()),
+            d.day(),
+            d.hour(),
+            d.minute()
+        )
+    };
+    let start = start - start % 60;
+    let req = f
+        .request("sched")
+        .max_per_minute(5)
+        .scheduling(ferrota_api::SchedulingConfig {
+            start_time: Some(fmt(start)),
+            end_time: Some(fmt(start + 1800)),
+            end_behavior: Some("CANCEL".into()),
+            maintenance_windows: vec![],
+        });
+    f.create(req, &silent).await;
+    assert_eq!(
+        f.describe("sched").await.job_state,
+        Some(JobState::Scheduled)
+    );
+    assert_eq!(f.rollout("sched").await.status, RolloutStatus::Scheduled);
+    f.advance(1800, &silent).await;
+    assert_eq!(f.first_notifications(), 0, "nothing before startTime");
+    let to_start = start - f.mem.clock.now_secs();
+    f.advance(to_start, &silent).await;
+    assert_eq!(f.first_notifications(), 5);
+    assert_eq!(
+        f.describe("sched").await.job_state,
+        Some(JobState::InProgress)
+    );
+    f.advance(60, &silent).await;
+    assert_eq!(f.first_notifications(), 10);
+    f.advance(1800, &silent).await;
+    let d = f.describe("sched").await;
+    assert_eq!(d.job_state, Some(JobState::Canceled));
+    assert_eq!(d.reason_code.as_deref(), Some(rollout::END_TIME_REACHED));
+    assert_eq!(d.job_process_details.number_of_queued_things, 0);
+    assert!(d.job_process_details.number_of_canceled_things > 0);
+}
+
+/// CONTINUOUS: a thing that joins the target group after the create gets the job.
+#[tokio::test]
+async fn a_continuous_job_reaches_a_thing_added_later() {
+    let mut f = Fleet::new(2).await;
+    let req = f.request("cont").continuous();
+    f.create(req, &silent).await;
+    assert_eq!(f.first_notifications(), 2);
+    f.mem.thing_in("late", &["fleet"]).await;
+    let mut late = f.mem.device("late");
+    late.subscribe("$aws/things/late/jobs/notify-next");
+    let added = f.mem.admin.things_changed(&["late".into()]).await.unwrap();
+    assert_eq!(added.len(), 1);
+    let (topic, v) = late.next_json().await;
+    assert!(topic.ends_with("/notify-next"));
+    assert_eq!(v["execution"]["jobId"], "AFR_OTA-cont");
+    // A thing outside the group is not added.
+    f.mem.thing_in("other", &["elsewhere"]).await;
+    assert!(
+        f.mem
+            .admin
+            .things_changed(&["other".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A continuous job stays IN_PROGRESS when every target is done.
+    assert_eq!(f.rollout("cont").await.status, RolloutStatus::Running);
+}
+
+/// The server killed and restarted in the middle of a gated rollout (SQLite): the rollout
+/// resumes with no wave, counter or execution lost or doubled.
+#[tokio::test]
+async fn a_restart_mid_rollout_loses_and_doubles_nothing() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let mem = Mem::open(dir.clone()).await;
+    let mut f = Fleet::over(mem, 30, true).await;
+    let req = f
+        .request("restart")
+        .max_per_minute(4)
+        .wave(Wave {
+            count: Some(6),
+            ..Wave::default()
+        })
+        .wave(Wave {
+            percentage: Some(100.0),
+            ..Wave::default()
+        });
+    f.create(req, &ok).await;
+    f.advance(60, &ok).await;
+    assert_eq!(f.first_notifications(), 8);
+    let before = f.rollout("restart").await;
+    assert_eq!(before.current_wave, 1, "the first wave passed");
+    // Kill: drop everything in memory; reopen the same database at a later time.
+    let now = f.mem.clock.now_secs();
+    let notified = f.notified.clone();
+    let dir = f.mem.close().await;
+    let mem = Mem::open(dir).await;
+    mem.clock.set(now + 30);
+    rollout::recover(&mem.services).await.unwrap();
+    let mut g = Fleet::over(mem, 30, false).await;
+    g.t0 = f.t0;
+    g.notified = notified;
+    assert_eq!(
+        g.rollout("restart").await,
+        before,
+        "nothing changed by the restart"
+    );
+    g.pump(&ok).await;
+    g.advance(30, &ok).await;
+    assert_eq!(g.first_notifications(), 12, "the next minute's 4, once");
+    for _ in 0..10 {
+        g.advance(60, &ok).await;
+    }
+    assert_eq!(g.first_notifications(), 30);
+    let mut things: Vec<&str> = g.notified.iter().map(|n| n.thing.as_str()).collect();
+    things.sort();
+    things.dedup();
+    assert_eq!(things.len(), 30, "every thing notified exactly once");
+    let d = g.describe("restart").await;
+    assert_eq!(d.job_process_details.number_of_succeeded_things, 30);
+    assert_eq!(d.job_state, Some(JobState::Completed));
+    for n in &g.notified {
+        assert_eq!(n.execution_number, 1);
+    }
+}
