@@ -54,7 +54,10 @@ pub struct RateIncreaseCriteria {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AbortConfig {
-    /// The criteria (1 or more); the first one met cancels the job.
+    /// The criteria (1 or more); the first one met cancels the job. CreateOTAUpdate's
+    /// `awsJobAbortConfig` names the list `abortCriteriaList`, CreateJob's `abortConfig`
+    /// `criteriaList`: both are read, the first is written.
+    #[serde(rename = "abortCriteriaList", alias = "criteriaList")]
     pub criteria_list: Vec<AbortCriteria>,
 }
 

@@ -24,6 +24,7 @@
 //! | [`context`] | what the services run on: `Store + BlobStore + Clock + Outbound` ([`context::Services`]) |
 //! | [`faults`] | stream fault injection (tests and benchmarks) |
 //! | [`jobs`], [`streams`], [`timeouts`] | AWS IoT Jobs and Streams, execution timers → TIMED_OUT |
+//! | [`rollout`] | fleet rollouts: rate, abort, retry, scheduling, continuous targets, gated waves |
 //! | [`services`] | which PUBLISH goes to Jobs, which to Streams |
 //! | [`broker`] | sessions registry, routing, limits; the local [`context::Outbound`] |
 //! | [`gate`] | pre-authentication bounds, open-files limit |
@@ -51,16 +52,17 @@
 //! 2  faults → context           jobs → context, store
 //! 3  streams → context, faults, store
 //!    timeouts → context, jobs, store
+//!    rollout → context, jobs, store
 //!    broker → context, faults, filter, policy, store
 //! 4  services → context, jobs, streams
-//!    admin → ca, context, jobs, store, timeouts     (never the broker or the sessions:
+//!    admin → ca, context, jobs, rollout, store, timeouts  (never the broker or the sessions:
 //!                                                     `tests/layers.rs` holds it to that)
 //!    gate → broker              config → broker, policy
 //! 5  session → broker, filter, services, store, tls
 //!    bridge → broker, ca, config, context, services, tls
 //!    api → admin
-//! 6  server → admin, api, bridge, broker, ca, config, context, gate, session, store,
-//!             timeouts, tls
+//! 6  server → admin, api, bridge, broker, ca, config, context, gate, rollout, session,
+//!             store, timeouts, tls
 //! ```
 //!
 //! So Jobs, Streams and the timers run without sockets, TLS or SQLite: give

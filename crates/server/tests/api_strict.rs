@@ -127,23 +127,26 @@ async fn aws_options_not_implemented_and_unknown_fields_are_refused_by_name() {
     let api = Api::new().await;
     api.thing("dev-a").await;
     let cases: Vec<(&str, Edit)> = vec![
+        // Rollout settings are implemented (issue 16): out-of-range values are refused with
+        // AWS's validation message naming the field (the whole table is in
+        // tests/rollout_validation.rs).
         (
-            "awsJobExecutionsRolloutConfig",
+            "maximumPerMinute",
             Box::new(|r| {
-                r["awsJobExecutionsRolloutConfig"] = json!({"maximumPerMinute": 10});
+                r["awsJobExecutionsRolloutConfig"] = json!({"maximumPerMinute": 0});
             }),
         ),
         (
-            "awsJobAbortConfig",
+            "thresholdPercentage",
             Box::new(|r| {
                 r["awsJobAbortConfig"] = json!({"abortCriteriaList": [{
                     "failureType": "FAILED", "action": "CANCEL",
-                    "thresholdPercentage": 10, "minNumberOfExecutedThings": 1}]});
+                    "thresholdPercentage": 101, "minNumberOfExecutedThings": 1}]});
             }),
         ),
         (
             "targetSelection",
-            Box::new(|r| r["targetSelection"] = json!("CONTINUOUS")),
+            Box::new(|r| r["targetSelection"] = json!("SOMETIMES")),
         ),
         ("protocols", Box::new(|r| r["protocols"] = json!(["HTTP"]))),
         (

@@ -109,7 +109,7 @@ fn the_services_and_the_operator_actions_do_not_import_the_broker() {
     // The operator's actions (`admin`) run over the services and a narrow `Sessions` trait:
     // neither they nor the CA they create things with may reach the broker or the sessions.
     for m in [
-        "context", "jobs", "streams", "timeouts", "services", "admin", "ca", "tls",
+        "context", "jobs", "streams", "timeouts", "services", "admin", "ca", "tls", "rollout",
     ] {
         assert!(
             !reach(&g, m).contains("broker") && !reach(&g, m).contains("session"),

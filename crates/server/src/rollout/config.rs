@@ -98,6 +98,14 @@ pub struct ConfigError(pub String);
 impl JobConfig {
     /// From a request.
     pub fn from_request(req: &CreateOtaUpdate) -> Result<JobConfig, ConfigError> {
+        if let Some(t) = &req.target_selection
+            && t != "SNAPSHOT"
+            && t != "CONTINUOUS"
+        {
+            return Err(ConfigError(format!(
+                "targetSelection: {t:?} must be SNAPSHOT or CONTINUOUS"
+            )));
+        }
         Ok(JobConfig {
             rollout: req.aws_job_executions_rollout_config.clone(),
             abort: req.aws_job_abort_config.clone(),
