@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::jobconfig::{RolloutAction, RolloutDescription};
+use crate::jobconfig::{DescribeJobResponse, RolloutAction, RolloutDescription};
 use crate::types::{
     ApiError, CreateOtaUpdate, CreateThing, HistoryDescription, Limits, OtaDescription, OtaSummary,
     PageRequest, Revoked, ThingBundle, ThingDescription, ThingSummary, UploadedFile,
@@ -186,6 +186,11 @@ impl Client {
             ),
             &[],
         )
+    }
+
+    /// `GET /api/jobs/{jobId}`: AWS DescribeJob.
+    pub fn describe_job(&self, job_id: &str) -> Result<DescribeJobResponse, Error> {
+        self.get(&format!("/api/jobs/{}", segment(job_id)), &[])
     }
 
     /// `GET /api/rollouts/{id}`: the rollout of OTA update `id`, wave by wave.

@@ -388,3 +388,58 @@ impl crate::CreateOtaUpdate {
         self
     }
 }
+
+/// `GET /api/jobs/{jobId}`: AWS DescribeJob's answer, `{"job": {…}}` with AWS's names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeJobResponse {
+    /// The job.
+    pub job: JobDescription,
+}
+
+/// AWS's `Job` (the fields Ferrota keeps).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobDescription {
+    /// Job id (`AFR_OTA-<otaUpdateId>` for an OTA update's job).
+    pub job_id: String,
+    /// `SNAPSHOT` or `CONTINUOUS`.
+    pub target_selection: String,
+    /// IN_PROGRESS, CANCELED, COMPLETED or SCHEDULED.
+    pub status: crate::JobState,
+    /// Canceled with `force`.
+    pub force_canceled: bool,
+    /// Why it was canceled (`ABORTED_BY_CRITERIA`, `WAVE_ERROR_THRESHOLD`, `END_TIME_REACHED`,
+    /// `CANCELED_BY_OPERATOR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
+    /// The same in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The targets as the request named them.
+    pub targets: Vec<String>,
+    /// Description.
+    pub description: String,
+    /// Created at, epoch seconds.
+    pub created_at: u64,
+    /// Executions per status.
+    pub job_process_details: crate::JobProcessDetails,
+    /// `timeoutConfig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_config: Option<crate::TimeoutConfig>,
+    /// `jobExecutionsRolloutConfig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_executions_rollout_config: Option<RolloutConfig>,
+    /// `abortConfig` (its list written as `criteriaList`, CreateJob's name, is read too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_config: Option<AbortConfig>,
+    /// `jobExecutionsRetryConfig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_executions_retry_config: Option<RetryConfig>,
+    /// `schedulingConfig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_config: Option<SchedulingConfig>,
+    /// Ferrota's waves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_waves: Option<RolloutWaves>,
+}

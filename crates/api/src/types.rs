@@ -282,7 +282,7 @@ pub struct CreateOtaUpdate {
 }
 
 /// AWS's `timeoutConfig` of a job.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TimeoutConfig {
     /// Minutes an execution may stay IN_PROGRESS before it becomes TIMED_OUT (1–10080).

@@ -737,6 +737,51 @@ impl Admin {
         self.describe_ota(&req.ota_update_id).await
     }
 
+    /// AWS DescribeJob: a job's status, counters, cancel reason and configuration.
+    pub async fn describe_job(&self, job_id: &str) -> R<ferrota_api::DescribeJobResponse> {
+        let s = &self.services.store;
+        let j = s
+            .job(job_id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("job {job_id}")))?;
+        let req: Option<CreateOtaUpdate> = match &j.ota_update_id {
+            Some(id) => s
+                .ota(id)
+                .await?
+                .and_then(|o| serde_json::from_str(&o.request).ok()),
+            None => None,
+        };
+        let cancel = s.cancel_info(job_id).await?.unwrap_or_default();
+        let req = req.unwrap_or_default();
+        Ok(ferrota_api::DescribeJobResponse {
+            job: ferrota_api::JobDescription {
+                job_id: j.job_id.clone(),
+                target_selection: req
+                    .target_selection
+                    .clone()
+                    .unwrap_or_else(|| "SNAPSHOT".into()),
+                status: j.state,
+                force_canceled: cancel.force,
+                reason_code: cancel.reason_code,
+                comment: cancel.comment,
+                targets: req.targets,
+                description: req.description,
+                created_at: j.created_at,
+                job_process_details: JobProcessDetails::from_counts(
+                    &s.job_status_counts(job_id).await?,
+                ),
+                timeout_config: j.in_progress_timeout_minutes.map(|m| TimeoutConfig {
+                    in_progress_timeout_in_minutes: m,
+                }),
+                job_executions_rollout_config: req.aws_job_executions_rollout_config,
+                abort_config: req.aws_job_abort_config,
+                job_executions_retry_config: req.job_executions_retry_config,
+                scheduling_config: req.scheduling_config,
+                rollout_waves: req.rollout_waves,
+            },
+        })
+    }
+
     /// The rollout of OTA update `id`, wave by wave ([`rollout::describe`]).
     pub async fn describe_rollout(&self, id: &str) -> R<RolloutDescription> {
         let o = self

@@ -15,6 +15,7 @@
 //! | GET | `/api/ota-updates/{id}?maxResults=&nextToken=` | description with one page of per-thing status (AWS paging: `maxResults` 1–250, default 100; `nextToken` in the answer while more follow) |
 //! | GET | `/api/ota-updates/{id}/things/{thing}/history` | that execution's history (newest 50, oldest first) |
 //! | POST | `/api/ota-updates/{id}/cancel?force=true` | description (first page, with AWS's `forceCanceled`, `reasonCode`, `comment`); no body |
+//! | GET | `/api/jobs/{jobId}` | AWS DescribeJob: `{"job":{"jobId","status","forceCanceled","reasonCode","comment","targetSelection","jobProcessDetails",…configs}}` |
 //! | GET | `/api/rollouts/{id}` | the rollout of OTA update `id`: status, reason, waves with their counts, rate, next release |
 //! | POST | `/api/rollouts/{id}/pause`, `…/resume`, `…/approve`, `…/cancel?force=true` | the rollout after the action; no body; an action the rollout's state does not allow is a 400 that changes nothing |
 //!
@@ -364,6 +365,14 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
                     }
                     let NoFields {} = strict(&body)?;
                     ok(s.admin.cancel_ota(&id, f.force).await?)
+                },
+            ),
+        )
+        .route(
+            "/api/jobs/{id}",
+            get(
+                |State(s): State<AppState>, Path(id): Path<String>| async move {
+                    ok(s.admin.describe_job(&id).await?)
                 },
             ),
         )

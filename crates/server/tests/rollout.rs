@@ -240,6 +240,23 @@ async fn abort_criteria_cancel_after_exactly_the_documented_failures() {
     f.advance(600, &fails).await;
     assert_eq!(f.notified.len(), before, "nothing is notified later either");
     assert!(d.comment.unwrap().contains("abort criteria"));
+    // AWS DescribeJob over the HTTP API says the same, with AWS's names.
+    let (st, v) = f.mem.api("GET", "/api/jobs/AFR_OTA-abort", None).await;
+    assert_eq!(st, 200, "{v}");
+    let j = &v["job"];
+    assert_eq!(j["status"], "CANCELED");
+    assert_eq!(j["forceCanceled"], false);
+    assert_eq!(j["reasonCode"], rollout::ABORTED_BY_CRITERIA);
+    assert_eq!(j["targetSelection"], "SNAPSHOT");
+    assert_eq!(
+        j["abortConfig"]["abortCriteriaList"][0]["thresholdPercentage"],
+        10.0
+    );
+    assert_eq!(
+        j["jobProcessDetails"]["numberOfFailedThings"],
+        p.number_of_failed_things
+    );
+    assert_eq!(j["jobExecutionsRolloutConfig"]["maximumPerMinute"], 10);
 }
 
 /// Gated waves: a canary of 10 % with an error threshold of 2 failures stops the whole
@@ -324,6 +341,31 @@ async fn waves_open_on_success_and_wait_for_approval() {
             .map(|w| w.number_of_things)
             .collect::<Vec<_>>(),
         [4, 16, 20]
+    );
+    // The HTTP API: the rollout as JSON; an action its state does not allow is a 400 that
+    // changes nothing; an unknown action a 404.
+    let (st, v) = f.mem.api("GET", "/api/rollouts/gated", None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["status"], "WAITING_FOR_APPROVAL");
+    assert_eq!(v["waves"][0]["name"], "canary");
+    assert_eq!(v["waves"][0]["numberOfSucceededThings"], 4);
+    let (st, v) = f.mem.api("POST", "/api/rollouts/gated/resume", None).await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (400, Some("InvalidRequestException")),
+        "{v}"
+    );
+    let (st, _) = f.mem.api("POST", "/api/rollouts/gated/explode", None).await;
+    assert_eq!(st, 404);
+    let (st, _) = f
+        .mem
+        .api("POST", "/api/rollouts/gated/pause?force=true", None)
+        .await;
+    assert_eq!(st, 400);
+    assert_eq!(
+        f.rollout("gated").await.status,
+        RolloutStatus::WaitingForApproval,
+        "refused actions changed nothing"
     );
     // Pause while waiting; approve is refused while paused; resume goes back to waiting.
     f.mem
