@@ -703,8 +703,17 @@ pub async fn recover(b: &Services) -> StoreResult<()> {
     Ok(())
 }
 
+/// Shortest time between two steps of [`run`]. A step recounts the statuses of each rollout
+/// it looks at (one query over the job's targets), so a fleet finishing thousands of
+/// executions a minute must not cost one recount each: the runner takes what finished in
+/// the last 100 ms as one batch. The price: a gate (abort, a wave's error threshold) acts up
+/// to 100 ms after the execution that crossed it, and what the rate released in that time is
+/// already out ("in flight"). Tests and simulations call [`step`] after every execution.
+pub const MIN_STEP_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Runs the rollouts forever (spawn it; abort it to stop): [`recover`] once, then [`step`]
-/// whenever an execution finishes or a rollout's time comes (at most `max_sleep` apart).
+/// whenever executions finish (batched, [`MIN_STEP_INTERVAL`]) or a rollout's time comes (at
+/// most `max_sleep` apart).
 pub async fn run(b: Arc<Services>, max_sleep: Duration) {
     if let Err(e) = recover(&b).await {
         tracing::error!(error = %e, "recovering rollouts failed");
@@ -713,6 +722,7 @@ pub async fn run(b: Arc<Services>, max_sleep: Duration) {
         if let Err(e) = step(&b).await {
             tracing::error!(error = %e, "rollout step failed");
         }
+        tokio::time::sleep(MIN_STEP_INTERVAL).await;
         let wait = match b.store.next_rollout_at().await {
             Ok(Some(t)) => Duration::from_secs(t.saturating_sub(b.clock.now()).max(1)),
             Ok(None) => max_sleep,
