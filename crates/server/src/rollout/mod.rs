@@ -826,7 +826,17 @@ pub async fn act(
                 r.comment = Some("paused by the operator".into());
             }
             (A::Resume, RolloutStatus::Paused) => {
-                r.status = RolloutStatus::Running;
+                // Paused before its start time: back to waiting for it.
+                let scheduled = b
+                    .store
+                    .job(job_id)
+                    .await?
+                    .is_some_and(|j| j.state == JobState::Scheduled);
+                r.status = if scheduled {
+                    RolloutStatus::Scheduled
+                } else {
+                    RolloutStatus::Running
+                };
                 r.reason_code = None;
                 r.comment = None;
             }
