@@ -478,7 +478,7 @@ impl Admin {
         }
         things.sort();
         things.dedup();
-        if things.is_empty() && !(continuous && !targets.is_empty()) {
+        if things.is_empty() && (!continuous || targets.is_empty()) {
             return Err(AdminError::Invalid("no targets".into()));
         }
         Ok(things)
