@@ -116,6 +116,7 @@ pub mod jobs_api;
 pub mod json;
 pub mod limits;
 pub mod reason;
+pub mod shadow;
 pub mod status;
 pub mod stream;
 pub mod topic;

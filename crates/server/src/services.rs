@@ -79,6 +79,7 @@ pub async fn on_publish(
             }
             _ => return Outcome::Reserved,
         },
+        TopicKind::Shadow { .. } => return Outcome::NotMine,
     };
     match r {
         Ok(()) => Outcome::Handled,
