@@ -24,7 +24,8 @@
 //! | [`context`] | what the services run on: `Store + BlobStore + Clock + Outbound` ([`context::Services`]) |
 //! | [`faults`] | stream fault injection (tests and benchmarks) |
 //! | [`jobs`], [`streams`], [`timeouts`] | AWS IoT Jobs and Streams, execution timers → TIMED_OUT |
-//! | [`services`] | which PUBLISH goes to Jobs, which to Streams |
+//! | [`shadow`] | the classic AWS IoT Device Shadow (update/get/delete, delta, documents) |
+//! | [`services`] | which PUBLISH goes to Jobs, which to Streams, which to the Shadow |
 //! | [`broker`] | sessions registry, routing, limits; the local [`context::Outbound`] |
 //! | [`gate`] | pre-authentication bounds, open-files limit |
 //! | [`session`] | one MQTT connection over any `AsyncRead + AsyncWrite` |
@@ -48,11 +49,11 @@
 //! ```text
 //! 0  filter, store, tls
 //! 1  policy → filter            context → store            ca → tls
-//! 2  faults → context           jobs → context, store
+//! 2  faults → context           jobs → context, store      shadow → context, store
 //! 3  streams → context, faults, store
 //!    timeouts → context, jobs, store
 //!    broker → context, faults, filter, policy, store
-//! 4  services → context, jobs, streams
+//! 4  services → context, jobs, shadow, streams
 //!    admin → ca, context, jobs, store, timeouts     (never the broker or the sessions:
 //!                                                     `tests/layers.rs` holds it to that)
 //!    gate → broker              config → broker, policy
@@ -93,6 +94,7 @@ pub mod rollout;
 pub mod server;
 pub mod services;
 pub mod session;
+pub mod shadow;
 pub mod store;
 pub mod streams;
 pub mod timeouts;

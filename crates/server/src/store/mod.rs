@@ -12,6 +12,7 @@
 
 pub mod blobs;
 pub mod memory;
+pub mod shadow;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ pub use ferrota_api::{CertStatus, ErrorInfo, JobState};
 
 pub use blobs::{BlobReader, BlobStore, DirBlobStore, MemoryBlobs};
 pub use memory::MemoryStore;
+pub use shadow::{ShadowRecord, ShadowStore};
 pub use sqlite::SqliteStore;
 
 /// A store failure.
@@ -219,9 +221,10 @@ pub struct OtaRecord {
     pub error_info: Option<ErrorInfo>,
 }
 
-/// Things, certificates, jobs, executions, streams and OTA updates.
+/// Things, certificates, jobs, executions, streams and OTA updates; Device Shadows through
+/// its supertrait [`ShadowStore`].
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ShadowStore + Send + Sync + 'static {
     /// Creates a thing with its groups.
     async fn create_thing(&self, thing: &Thing) -> StoreResult<()>;
     /// Creates many things, each with its certificate, all or none: provisioning a fleet in

@@ -18,6 +18,8 @@ use sqlx::{Row, query};
 
 use super::*;
 
+mod shadow;
+
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE things (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
@@ -57,6 +59,12 @@ CREATE INDEX executions_pending ON executions(job_id) WHERE status IN ('QUEUED',
     // An OTA update whose firmware file was found damaged when served: AWS's errorInfo, as JSON.
     r#"
 ALTER TABLE ota_updates ADD COLUMN error_info TEXT;
+"#,
+    // Device Shadows (issue 16): one classic shadow per thing; `state` NULL is a deleted
+    // shadow that keeps its version (see store::shadow).
+    r#"
+CREATE TABLE shadows (thing TEXT PRIMARY KEY, state TEXT, metadata TEXT NOT NULL,
+  version INTEGER NOT NULL, updated_at INTEGER NOT NULL);
 "#,
 ];
 
