@@ -31,6 +31,7 @@
 //! | [`session`] | one MQTT connection over any `AsyncRead + AsyncWrite` |
 //! | [`tls`], [`ca`] | mutual TLS, the fleet CA, thing certificates, CRL |
 //! | [`bridge`] | client mode: the services on an external broker (mosquitto, EMQX…) |
+//! | [`inventory`] | what each thing runs and where it stands, from its shadow, connection and jobs |
 //! | [`admin`] | operator actions: things, OTA updates (over `Services` and a narrow [`admin::Sessions`], no broker) |
 //! | [`api`] | the HTTP API |
 //! | [`config`], [`server`] | configuration file and `serve` |
@@ -54,12 +55,13 @@
 //!    timeouts → context, jobs, store
 //!    broker → context, faults, filter, policy, store
 //! 4  services → context, jobs, shadow, streams
-//!    admin → ca, context, jobs, store, timeouts     (never the broker or the sessions:
+//!    inventory → context, shadow, store
+//!    admin → ca, context, inventory, jobs, store, timeouts    (never the broker or the sessions:
 //!                                                     `tests/layers.rs` holds it to that)
 //!    gate → broker              config → broker, policy
 //! 5  session → broker, filter, services, store, tls
 //!    bridge → broker, ca, config, context, services, tls
-//!    api → admin
+//!    api → admin, shadow
 //! 6  server → admin, api, bridge, broker, ca, config, context, gate, session, store,
 //!             timeouts, tls
 //! ```
@@ -88,6 +90,7 @@ pub mod context;
 pub mod faults;
 pub mod filter;
 pub mod gate;
+pub mod inventory;
 pub mod jobs;
 pub mod policy;
 pub mod rollout;
