@@ -20,7 +20,8 @@
 //!   taken as a `bool` so this module stays below [`crate::admin`], which calls it (no import
 //!   circle, `tests/layers.rs`).
 
-use ferrota_api::{FirmwareState, LastJob, ReportedState, ThingInventory};
+/// The inventory's types are `ferrota-api`'s (what the HTTP API and the CLI read).
+pub use ferrota_api::{FirmwareState, LastJob, ReportedState, ThingInventory};
 use ferrota_proto::JobStatus;
 use serde_json::{Map, Value};
 
