@@ -20,7 +20,8 @@
 //! ```
 //!
 //! Modules: [`limits`] (every size limit, one place), [`topic`], [`json`] (the borrowed JSON
-//! reader), [`job`], [`jobs_api`], [`status`], [`stream`], [`bitmap`].
+//! reader), [`job`], [`jobs_api`], [`status`], [`stream`], [`bitmap`], [`shadow`] (the
+//! classic Device Shadow report the device publishes, and AWS's shadow limits).
 //!
 //! ## The `alloc` feature (the server's side)
 //!

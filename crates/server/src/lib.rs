@@ -9,7 +9,8 @@
 //!  TLS (tls) ─▶ session::serve_connection ─▶ broker (registry, routing, bounded queues)
 //!    identity = cert CN     │ policy check on every PUBLISH / SUBSCRIBE
 //!                           └▶ services ─▶ jobs (Jobs MQTT API) ─┐  over context::Services:
-//!                                       └▶ streams (GetStream) ──┤  Store + BlobStore + Clock
+//!                                       ├▶ streams (GetStream) ──┤  Store + BlobStore + Clock
+//!                                       └▶ shadow (Device Shadow)┤
 //!  api (axum, operator token) ─▶ admin (things, certificates, OTA updates)   + Outbound (replies
 //!                                                                │  go back through the broker
 //!                                                                │  or an external one)
@@ -66,7 +67,7 @@
 //!             timeouts, tls
 //! ```
 //!
-//! So Jobs, Streams and the timers run without sockets, TLS or SQLite: give
+//! So Jobs, Streams, the Device Shadow and the timers run without sockets, TLS or SQLite: give
 //! [`context::Services`] a [`store::MemoryStore`], a clock and an `Outbound` (the broker's
 //! sessions, an external broker, or a test's recorder).
 //!

@@ -493,3 +493,54 @@ async fn both_stores_compare_the_version_before_they_write() {
         assert_eq!(s.shadow("u").await.unwrap(), None);
     }
 }
+
+/// Over real mutual TLS, the broker and the policy: a thing updates its own shadow and hears
+/// `update/accepted` on its subscription; publishing to another thing's shadow disconnects it
+/// and leaves that shadow as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_a_thing_updates_its_own_shadow_and_not_another_things() {
+    use rumqttc::QoS;
+    let s = TestServer::start().await;
+    let a = s.thing("thing-a", &[]).await;
+    let b = s.thing("thing-b", &[]).await;
+    let mut cb = connect(&s, &b).await;
+    subscribe(
+        &mut cb,
+        "$aws/things/thing-b/shadow/update/accepted",
+        QoS::AtLeastOnce,
+    )
+    .await;
+    cb.c.publish(
+        "$aws/things/thing-b/shadow/update",
+        QoS::AtLeastOnce,
+        false,
+        r#"{"state":{"reported":{"v":1}},"clientToken":"b1"}"#,
+    )
+    .await
+    .unwrap();
+    let p = publish(&mut cb).await;
+    assert_eq!(p.topic, "$aws/things/thing-b/shadow/update/accepted");
+    let v: Value = serde_json::from_slice(&p.payload).unwrap();
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["clientToken"], "b1");
+    let store = &s.admin.services.store;
+    let before = store.shadow("thing-b").await.unwrap().unwrap();
+
+    let mut ca = connect(&s, &a).await;
+    ca.c.publish(
+        "$aws/things/thing-b/shadow/update",
+        QoS::AtLeastOnce,
+        false,
+        r#"{"state":{"reported":{"v":666}}}"#,
+    )
+    .await
+    .unwrap();
+    refused(&mut ca).await;
+    let mut ca = connect(&s, &a).await;
+    ca.c.subscribe("$aws/things/thing-b/shadow/update/delta", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    refused(&mut ca).await;
+    assert_eq!(store.shadow("thing-b").await.unwrap().unwrap(), before);
+    s.stop().await;
+}
