@@ -66,7 +66,7 @@ impl ShadowError {
     fn bad(message: &str) -> Self {
         Self::new(400, message)
     }
-    /// 404 "No shadow exists with name: '<thing>'", AWS's words for a missing classic shadow.
+    /// 404 `No shadow exists with name: '<thing>'`, AWS's words for a missing classic shadow.
     pub fn not_found(thing: &str) -> Self {
         Self::new(404, format!("No shadow exists with name: '{thing}'"))
     }
