@@ -79,6 +79,17 @@
 //!    weakness #2) and `rejected: 0x00000000`. All strings are `ferrota_proto::OtaStatus`'s, so
 //!    AWS's console shows what it shows for the official library.
 //!
+//! ## Reporting to the Device Shadow
+//! On every connection and after every job ends (SUCCEEDED, FAILED, a rejected trial), the agent
+//! publishes (QoS 1) its state to its classic Device Shadow, `$aws/things/<thing>/shadow/update`:
+//! `{"state":{"reported":{"firmware":{"version","bank","pendingTrial","antiRollbackFloor"},
+//! "hardwareId"}},"clientToken"}` (`ferrota_proto::shadow::ReportedOut`; the names of
+//! `ferrota-api`'s `ReportedState`), from what it already knows: [`Running`] (version, bank, the
+//! image's hardware id unless [`Config::hardware`] names the board), the boot report's image
+//! state (on trial while PendingCommit) and the marker log's floor (raised by a confirm). It
+//! subscribes to nothing for it: the server's inventory reads the report; the shadow's replies
+//! are not needed. The report is encoded when polled, so it says what holds then.
+//!
 //! ## Where this agent differs from the official library (on purpose)
 //! * A late duplicate of the final block, or any block when no download runs, is ignored
 //!   (§4.9 hazard 1); undecodable data, stream rejections and blocks of other files or streams

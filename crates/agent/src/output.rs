@@ -11,7 +11,8 @@ use crate::time::Instant;
 /// Longest topic the agent produces (`$aws/things/<64>/streams/<44>/data/cbor` is 88 bytes).
 pub const TOPIC_MAX: usize = 160;
 /// A buffer of this many bytes holds every payload the agent writes (status updates are at most
-/// 128 bytes, stream requests at most about 70).
+/// 128 bytes, stream requests at most about 70, the Device Shadow report at most
+/// [`ferrota_proto::shadow::REPORTED_BYTES_MAX`] = 240).
 pub const TRANSMIT_BUF_MIN: usize = 256;
 
 /// A topic to subscribe, unsubscribe or publish.

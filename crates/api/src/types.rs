@@ -84,6 +84,10 @@ pub struct ThingDescription {
     pub connected: bool,
     /// Its job executions, as AWS's `JobExecution`.
     pub executions: Vec<ThingExecution>,
+    /// What it runs and where it stands (from its Device Shadow, connection and jobs); empty
+    /// from a server before issue 16.
+    #[serde(default)]
+    pub inventory: crate::ThingInventory,
 }
 
 /// A thing in a list (`thing list --json`, `GET /api/things`).

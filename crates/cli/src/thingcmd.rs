@@ -46,6 +46,9 @@ pub fn run(c: ThingCommand) -> Result<()> {
                 let admin = open_admin(&cfg, port(&cfg)).await?;
                 let d = admin.describe_thing(&a.name).await?;
                 println!("{}", serde_json::to_string_pretty(&d)?);
+                // stdout stays the JSON it always was (scripts read it); the inventory in
+                // words goes to stderr for the person at the terminal.
+                eprintln!("{}", inventory_text(&d.thing_name, &d.inventory));
                 Ok(())
             }
             ThingCommand::Revoke(a) => {
@@ -57,6 +60,47 @@ pub fn run(c: ThingCommand) -> Result<()> {
             }
         }
     })
+}
+
+/// A thing's inventory in words: `dev-1: runs 1.2.0 (bank B, on trial), floor 3, hardware
+/// KIT_T2G; connected, last seen <RFC 3339>; last job AFR_OTA-x SUCCEEDED (<RFC 3339>)`.
+fn inventory_text(name: &str, inv: &ferrota_api::ThingInventory) -> String {
+    use ferrota_server::admin::rfc3339;
+    let mut s = format!("{name}: ");
+    match inv.reported.as_ref().and_then(|r| r.firmware.as_ref()) {
+        Some(f) => s.push_str(&format!(
+            "runs {} (bank {}{}), floor {}",
+            f.version,
+            f.bank,
+            if f.pending_trial { ", on trial" } else { "" },
+            f.anti_rollback_floor
+        )),
+        None => s.push_str("firmware not reported"),
+    }
+    if let Some(h) = inv.reported.as_ref().and_then(|r| r.hardware_id.as_deref()) {
+        s.push_str(&format!(", hardware {h}"));
+    }
+    if let Some(at) = inv.reported_at {
+        s.push_str(&format!(" (reported {})", rfc3339(at)));
+    }
+    s.push_str(if inv.connected {
+        "; connected"
+    } else {
+        "; not connected"
+    });
+    match inv.last_seen {
+        Some(t) => s.push_str(&format!(", last seen {}", rfc3339(t))),
+        None => s.push_str(", never seen"),
+    }
+    if let Some(j) = &inv.last_job {
+        s.push_str(&format!(
+            "; last job {} {} ({})",
+            j.job_id,
+            j.status,
+            rfc3339(j.last_updated_at)
+        ));
+    }
+    s
 }
 
 /// `thing create`: the bundle is written to a temporary directory beside its target and

@@ -15,6 +15,10 @@
 //! the real services: [`ServerService::send_twice`] (an `Outbound` wrapper that delivers every
 //! stream block twice) and [`ServerService::notify_after_update`].
 //!
+//! Device Shadow requests (`…/shadow/update`, the agent's report after every boot and job)
+//! go to the real shadow service like every other request; [`ServerService::inventory`] is
+//! the server's inventory of the device built from it.
+//!
 //! [`SimExt`] gives the harness the operations the tests use (add, cancel, run until
 //! terminal, the statuses the device reported).
 
@@ -120,8 +124,9 @@ fn is_data(topic: &str) -> bool {
 
 /// The services' messages for the simulated device, queued until the harness takes them.
 ///
-/// Decision: `…/jobs/notify` (the pending-list notice) is dropped: the agent never subscribes
-/// to it, so a broker would not deliver it. Every other message reaches the device; the
+/// Decision: `…/jobs/notify` (the pending-list notice) and the Device Shadow's replies
+/// (`…/shadow/…/accepted|rejected|delta|documents`) are dropped: the agent never subscribes to
+/// them, so a broker would not deliver them. Every other message reaches the device; the
 /// harness itself drops stream data the device is not subscribed to.
 #[derive(Default)]
 pub struct DeviceOutbox {
@@ -137,7 +142,11 @@ impl DeviceOutbox {
 
 impl Outbound for DeviceOutbox {
     fn publish(&self, topic: &str, payload: Bytes, _qos: QoS) {
-        if topic.ends_with("/jobs/notify") {
+        let shadow = matches!(
+            Topic::parse(topic).map(|t| t.kind),
+            Ok(TopicKind::Shadow { .. })
+        );
+        if topic.ends_with("/jobs/notify") || shadow {
             return;
         }
         if is_data(topic) {
@@ -190,6 +199,8 @@ pub struct ServerService {
     pub updates: Vec<Update>,
     /// Stream requests (`…/streams/<id>/get/…`) the device published.
     pub stream_requests: u32,
+    /// The Device Shadow updates (reports) the device published, in order.
+    pub shadow_updates: Vec<String>,
     /// The Jobs messages (not stream data) the services sent the device, in order.
     pub jobs_sent: Vec<Msg>,
     /// §4.9 hazard 3: after every status update, also push `notify-next` with the device's
@@ -262,6 +273,7 @@ impl ServerService {
             views: BTreeMap::new(),
             updates: vec![],
             stream_requests: 0,
+            shadow_updates: vec![],
             jobs_sent: vec![],
             notify_after_update: false,
         }
@@ -327,6 +339,26 @@ impl ServerService {
     /// Whether OTA update `id`'s execution is terminal on the server.
     pub fn is_terminal(&self, id: &str) -> bool {
         self.views.get(id).is_some_and(|v| v.status.is_terminal())
+    }
+
+    /// The server's inventory of the device (`thing describe`'s `inventory`): what its shadow
+    /// reports, its jobs; `connected` as the harness says.
+    pub fn inventory(&self, connected: bool) -> ferrota_server::inventory::ThingInventory {
+        let services = self.services.clone();
+        self.rt
+            .block_on(async move {
+                ferrota_server::inventory::inventory(&services, connected, THING).await
+            })
+            .expect("the memory store answers")
+    }
+
+    /// `thing describe` of the device (the real `Admin::describe_thing`; no sessions here, so
+    /// `connected` is false).
+    pub fn describe(&self) -> ferrota_server::admin::ThingDescription {
+        let admin = self.admin.clone();
+        self.rt
+            .block_on(async move { admin.describe_thing(THING).await })
+            .expect("the thing exists")
     }
 
     /// The status updates the device published for OTA update `id`, in order.
@@ -410,6 +442,9 @@ impl Service for ServerService {
                     });
                 }
                 TopicKind::Jobs(_) => jobs = true,
+                TopicKind::Shadow { .. } => self
+                    .shadow_updates
+                    .push(String::from_utf8_lossy(payload).into_owned()),
                 _ => {}
             }
         }

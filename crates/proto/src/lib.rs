@@ -20,7 +20,8 @@
 //! ```
 //!
 //! Modules: [`limits`] (every size limit, one place), [`topic`], [`json`] (the borrowed JSON
-//! reader), [`job`], [`jobs_api`], [`status`], [`stream`], [`bitmap`].
+//! reader), [`job`], [`jobs_api`], [`status`], [`stream`], [`bitmap`], [`shadow`] (the
+//! classic Device Shadow report the device publishes, and AWS's shadow limits).
 //!
 //! ## The `alloc` feature (the server's side)
 //!
@@ -116,6 +117,7 @@ pub mod jobs_api;
 pub mod json;
 pub mod limits;
 pub mod reason;
+pub mod shadow;
 pub mod status;
 pub mod stream;
 pub mod topic;

@@ -7,7 +7,15 @@
 //! $aws/things/<thing>/jobs/<jobId|$next>/get[/accepted|/rejected]
 //! $aws/things/<thing>/jobs/<jobId>/update[/accepted|/rejected]
 //! $aws/things/<thing>/streams/<stream>/get|data|rejected|describe|description/cbor|json
+//! $aws/things/<thing>/shadow/update[/accepted|/rejected|/delta|/documents]
+//! $aws/things/<thing>/shadow/get|delete[/accepted|/rejected]
 //! ```
+//!
+//! Shadow topics are the classic (unnamed) Device Shadow's ([`ShadowOp`], [`ShadowReply`]).
+//! Decision: a named shadow (`…/shadow/name/<name>/…`) is refused with
+//! [`TopicError::NamedShadow`]: Ferrota keeps one shadow per thing (the device's reported
+//! firmware state), and a parse error is what a server needs to answer it as unsupported
+//! rather than silently routing it to subscribers.
 //!
 //! [`Topic::parse`] classifies an incoming topic and validates every name; [`Topic::write`]
 //! (and [`core::fmt::Display`]) builds one. Names are borrowed from the topic.
@@ -51,6 +59,64 @@ pub enum TopicKind<'a> {
         /// CBOR or JSON.
         encoding: Encoding,
     },
+    /// `…/shadow/<op>[/<reply>]` (the classic, unnamed Device Shadow).
+    Shadow {
+        /// update, get or delete.
+        op: ShadowOp,
+        /// The request or one of its replies.
+        reply: ShadowReply,
+    },
+}
+
+/// The classic Device Shadow's operations (AWS's UpdateThingShadow, GetThingShadow,
+/// DeleteThingShadow over MQTT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShadowOp {
+    /// `shadow/update`
+    Update,
+    /// `shadow/get`
+    Get,
+    /// `shadow/delete`
+    Delete,
+}
+
+impl ShadowOp {
+    /// The topic segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShadowOp::Update => "update",
+            ShadowOp::Get => "get",
+            ShadowOp::Delete => "delete",
+        }
+    }
+}
+
+/// A shadow request or one of the service's messages about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShadowReply {
+    /// The request (no suffix).
+    Request,
+    /// `…/accepted`
+    Accepted,
+    /// `…/rejected`
+    Rejected,
+    /// `update/delta`: desired differs from reported (update only).
+    Delta,
+    /// `update/documents`: the previous and current documents after an update (update only).
+    Documents,
+}
+
+impl ShadowReply {
+    /// The topic suffix (`""` for the request).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            ShadowReply::Request => "",
+            ShadowReply::Accepted => "/accepted",
+            ShadowReply::Rejected => "/rejected",
+            ShadowReply::Delta => "/delta",
+            ShadowReply::Documents => "/documents",
+        }
+    }
 }
 
 /// The request topic itself, or its `/accepted` or `/rejected` response.
@@ -182,6 +248,8 @@ pub enum TopicError {
     NameTooLong(NameKind),
     /// A name holds a character AWS does not allow (or `$next` where it is not allowed).
     InvalidName(NameKind),
+    /// A named shadow (`…/shadow/name/<name>/…`): only the classic shadow is served.
+    NamedShadow,
 }
 
 impl fmt::Display for TopicError {
@@ -192,6 +260,7 @@ impl fmt::Display for TopicError {
             TopicError::EmptyName(k) => write!(f, "empty {k:?} name"),
             TopicError::NameTooLong(k) => write!(f, "{k:?} name too long"),
             TopicError::InvalidName(k) => write!(f, "invalid character in {k:?} name"),
+            TopicError::NamedShadow => f.write_str("named shadows are not supported"),
         }
     }
 }
@@ -238,7 +307,7 @@ impl TopicKind<'_> {
     pub fn stream_op(&self) -> Option<StreamOp> {
         match self {
             TopicKind::Stream { op, .. } => Some(*op),
-            TopicKind::Jobs(_) => None,
+            TopicKind::Jobs(_) | TopicKind::Shadow { .. } => None,
         }
     }
 }
@@ -278,6 +347,7 @@ impl<'a> Topic<'a> {
         let kind = match area {
             "jobs" => TopicKind::Jobs(Self::parse_jobs(segs, limits)?),
             "streams" => Self::parse_stream(segs, limits)?,
+            "shadow" => Self::parse_shadow(segs)?,
             _ => return Err(TopicError::Unknown),
         };
         Ok(Topic { thing, kind })
@@ -360,6 +430,31 @@ impl<'a> Topic<'a> {
         })
     }
 
+    fn parse_shadow(segs: [Option<&'a str>; 5]) -> Result<TopicKind<'a>, TopicError> {
+        let [a, b, c, _, _] = segs;
+        if a == Some("name") {
+            return Err(TopicError::NamedShadow);
+        }
+        if c.is_some() {
+            return Err(TopicError::Unknown);
+        }
+        let op = match a {
+            Some("update") => ShadowOp::Update,
+            Some("get") => ShadowOp::Get,
+            Some("delete") => ShadowOp::Delete,
+            _ => return Err(TopicError::Unknown),
+        };
+        let reply = match (op, b) {
+            (_, None) => ShadowReply::Request,
+            (_, Some("accepted")) => ShadowReply::Accepted,
+            (_, Some("rejected")) => ShadowReply::Rejected,
+            (ShadowOp::Update, Some("delta")) => ShadowReply::Delta,
+            (ShadowOp::Update, Some("documents")) => ShadowReply::Documents,
+            _ => return Err(TopicError::Unknown),
+        };
+        Ok(TopicKind::Shadow { op, reply })
+    }
+
     /// Checks every name of this topic against `limits` (for topics built by hand).
     pub fn validate(&self, limits: &NameLimits) -> Result<(), TopicError> {
         validate_name(self.thing, NameKind::Thing, limits)?;
@@ -371,7 +466,7 @@ impl<'a> Topic<'a> {
                 validate_name(j, NameKind::JobId, limits)
             }
             TopicKind::Stream { stream, .. } => validate_name(stream, NameKind::Stream, limits),
-            TopicKind::Jobs(_) => Ok(()),
+            TopicKind::Jobs(_) | TopicKind::Shadow { .. } => Ok(()),
         }
     }
 
@@ -425,6 +520,13 @@ impl<'a> Topic<'a> {
             kind: TopicKind::Jobs(kind),
         }
     }
+    /// A classic shadow topic, e.g. `shadow(t, ShadowOp::Update, ShadowReply::Request)`.
+    pub fn shadow(thing: &'a str, op: ShadowOp, reply: ShadowReply) -> Self {
+        Topic {
+            thing,
+            kind: TopicKind::Shadow { op, reply },
+        }
+    }
     /// Any stream topic, e.g. `stream(t, s, StreamOp::Data, Encoding::Cbor)` (T5).
     pub fn stream(thing: &'a str, stream: &'a str, op: StreamOp, encoding: Encoding) -> Self {
         Topic {
@@ -470,6 +572,9 @@ impl fmt::Display for Topic<'_> {
                 op,
                 encoding,
             } => write!(f, "streams/{stream}/{}/{}", op.as_str(), encoding.as_str()),
+            TopicKind::Shadow { op, reply } => {
+                write!(f, "shadow/{}{}", op.as_str(), reply.suffix())
+            }
         }
     }
 }

@@ -386,6 +386,7 @@ impl Admin {
             .thing(name)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("thing {name}")))?;
+        let connected = self.sessions.is_connected(name);
         Ok(ThingDescription {
             certificates: s
                 .certificates_of(name)
@@ -397,7 +398,8 @@ impl Admin {
                     status: c.status,
                 })
                 .collect(),
-            connected: self.sessions.is_connected(name),
+            connected,
+            inventory: crate::inventory::inventory(&self.services, connected, name).await?,
             executions: s
                 .executions_of_thing(name)
                 .await?

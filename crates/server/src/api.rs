@@ -7,6 +7,7 @@
 //! | GET | `/api/things` | things |
 //! | POST | `/api/things` | `{"thingName","groups"?}` → device bundle |
 //! | GET | `/api/things/{name}` | thing, certificates, executions |
+//! | GET | `/api/things/{name}/shadow` | its classic Device Shadow as AWS's GetThingShadow answers it (`state` with `desired`/`reported`/`delta`, `metadata`, `version`, `timestamp`); 404 `ResourceNotFoundException` when the thing or its shadow does not exist |
 //! | POST | `/api/things/{name}/revoke` | `{"revoked":n}` (disconnects it; the CRL is reloaded at once) |
 //! | GET | `/api/limits` | `{"maxFileBytes"}`: the CLI asks before sending a file, so a wrong token or an oversized file is reported as such, not as a broken pipe |
 //! | POST | `/api/files` | raw bytes → `{"sha256","size"}` |
@@ -259,6 +260,22 @@ fn ok<T: serde::Serialize>(v: T) -> Res {
     Ok(Json(v).into_response())
 }
 
+/// GetThingShadow: the thing's classic shadow document (see [`crate::shadow`]).
+async fn thing_shadow(admin: &Admin, name: &str) -> Res {
+    let b = &admin.services;
+    if b.store.thing(name).await?.is_none() {
+        return Err(AdminError::NotFound(format!("thing {name}")));
+    }
+    match crate::shadow::document(b, name).await? {
+        Some(doc) => ok(doc.get_body(b.clock.now(), None)),
+        None => Ok(aws_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &crate::shadow::ShadowError::not_found(name).message,
+        )),
+    }
+}
+
 /// The API router.
 pub fn router(admin: Arc<Admin>, token: String) -> Router {
     let state = AppState {
@@ -280,6 +297,14 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
             get(
                 |State(s): State<AppState>, Path(n): Path<String>| async move {
                     ok(s.admin.describe_thing(&n).await?)
+                },
+            ),
+        )
+        .route(
+            "/api/things/{name}/shadow",
+            get(
+                |State(s): State<AppState>, Path(n): Path<String>| async move {
+                    thing_shadow(&s.admin, &n).await
                 },
             ),
         )

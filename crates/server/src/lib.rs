@@ -9,7 +9,8 @@
 //!  TLS (tls) ─▶ session::serve_connection ─▶ broker (registry, routing, bounded queues)
 //!    identity = cert CN     │ policy check on every PUBLISH / SUBSCRIBE
 //!                           └▶ services ─▶ jobs (Jobs MQTT API) ─┐  over context::Services:
-//!                                       └▶ streams (GetStream) ──┤  Store + BlobStore + Clock
+//!                                       ├▶ streams (GetStream) ──┤  Store + BlobStore + Clock
+//!                                       └▶ shadow (Device Shadow)┤
 //!  api (axum, operator token) ─▶ admin (things, certificates, OTA updates)   + Outbound (replies
 //!                                                                │  go back through the broker
 //!                                                                │  or an external one)
@@ -25,12 +26,14 @@
 //! | [`faults`] | stream fault injection (tests and benchmarks) |
 //! | [`jobs`], [`streams`], [`timeouts`] | AWS IoT Jobs and Streams, execution timers → TIMED_OUT |
 //! | [`rollout`] | fleet rollouts: rate, abort, retry, scheduling, continuous targets, gated waves |
-//! | [`services`] | which PUBLISH goes to Jobs, which to Streams |
+//! | [`shadow`] | the classic AWS IoT Device Shadow (update/get/delete, delta, documents) |
+//! | [`services`] | which PUBLISH goes to Jobs, which to Streams, which to the Shadow |
 //! | [`broker`] | sessions registry, routing, limits; the local [`context::Outbound`] |
 //! | [`gate`] | pre-authentication bounds, open-files limit |
 //! | [`session`] | one MQTT connection over any `AsyncRead + AsyncWrite` |
 //! | [`tls`], [`ca`] | mutual TLS, the fleet CA, thing certificates, CRL |
 //! | [`bridge`] | client mode: the services on an external broker (mosquitto, EMQX…) |
+//! | [`inventory`] | what each thing runs and where it stands, from its shadow, connection and jobs |
 //! | [`admin`] | operator actions: things, OTA updates (over `Services` and a narrow [`admin::Sessions`], no broker) |
 //! | [`api`] | the HTTP API |
 //! | [`config`], [`server`] | configuration file and `serve` |
@@ -49,23 +52,24 @@
 //! ```text
 //! 0  filter, store, tls
 //! 1  policy → filter            context → store            ca → tls
-//! 2  faults → context           jobs → context, store
+//! 2  faults → context           jobs → context, store      shadow → context, store
 //! 3  streams → context, faults, store
 //!    timeouts → context, jobs, store
 //!    rollout → context, jobs, store
 //!    broker → context, faults, filter, policy, store
-//! 4  services → context, jobs, streams
-//!    admin → ca, context, jobs, rollout, store, timeouts  (never the broker or the sessions:
+//! 4  services → context, jobs, shadow, streams
+//!    inventory → context, shadow, store
+//!    admin → ca, context, inventory, jobs, rollout, store, timeouts  (never the broker or the sessions:
 //!                                                     `tests/layers.rs` holds it to that)
 //!    gate → broker              config → broker, policy
 //! 5  session → broker, filter, services, store, tls
 //!    bridge → broker, ca, config, context, services, tls
-//!    api → admin
+//!    api → admin, shadow
 //! 6  server → admin, api, bridge, broker, ca, config, context, gate, rollout, session,
 //!             store, timeouts, tls
 //! ```
 //!
-//! So Jobs, Streams and the timers run without sockets, TLS or SQLite: give
+//! So Jobs, Streams, the Device Shadow and the timers run without sockets, TLS or SQLite: give
 //! [`context::Services`] a [`store::MemoryStore`], a clock and an `Outbound` (the broker's
 //! sessions, an external broker, or a test's recorder).
 //!
@@ -89,12 +93,14 @@ pub mod context;
 pub mod faults;
 pub mod filter;
 pub mod gate;
+pub mod inventory;
 pub mod jobs;
 pub mod policy;
 pub mod rollout;
 pub mod server;
 pub mod services;
 pub mod session;
+pub mod shadow;
 pub mod store;
 pub mod streams;
 pub mod timeouts;

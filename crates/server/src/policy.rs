@@ -12,7 +12,8 @@
 //!   does, and is logged.
 //!
 //! The default policy allows exactly `$aws/things/${iot:Connection.Thing.ThingName}/#` for both,
-//! so a thing can use its own Jobs and Streams topics and nothing of another thing's.
+//! so a thing can use its own Jobs, Streams and Device Shadow topics and nothing of another
+//! thing's (`tests/shadow.rs` holds the shadow to it).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,10 +1,11 @@
 //! The in-process AWS IoT services on `$aws/things/<thing>/…`: which PUBLISH goes to Jobs,
-//! which to Streams, which topics are reserved for the services' own output.
+//! which to Streams, which to the Device Shadow, which topics are reserved for the services'
+//! own output.
 
-use ferrota_proto::topic::{JobsTopic, Reply, StreamOp, Topic, TopicKind};
+use ferrota_proto::topic::{JobsTopic, Reply, ShadowReply, StreamOp, Topic, TopicError, TopicKind};
 
 use crate::context::Services;
-use crate::{jobs, streams};
+use crate::{jobs, shadow, streams};
 
 /// What became of a PUBLISH.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +24,7 @@ pub enum Outcome {
 pub async fn on_publish(
     broker: &Services,
     client_id: &str,
-    _thing: &str,
+    thing: &str,
     topic: &str,
     payload: &[u8],
 ) -> Outcome {
@@ -32,15 +33,18 @@ pub async fn on_publish(
     };
     let parsed = match Topic::parse(topic) {
         Ok(t) => t,
+        Err(TopicError::NamedShadow) => {
+            shadow::named_shadow(broker, topic, payload);
+            return Outcome::Handled;
+        }
         Err(_) => {
             // `$aws/things/<t>/jobs/…` that is not a Jobs topic (e.g. `jobs//update`, which the
             // official device publishes in a corner case): AWS answers InvalidTopic.
             let mut segs = rest.splitn(3, '/');
-            let (thing, area) = (segs.next().unwrap_or(""), segs.next());
+            let area = segs.nth(1);
             return match area {
                 Some("jobs") => {
                     jobs::invalid_topic(broker, client_id, topic, payload);
-                    let _ = thing;
                     Outcome::Handled
                 }
                 Some("streams") => {
@@ -79,6 +83,11 @@ pub async fn on_publish(
             }
             _ => return Outcome::Reserved,
         },
+        TopicKind::Shadow {
+            op,
+            reply: ShadowReply::Request,
+        } => shadow::handle(broker, client_id, thing, parsed.thing, op, payload).await,
+        TopicKind::Shadow { .. } => return Outcome::Reserved,
     };
     match r {
         Ok(()) => Outcome::Handled,

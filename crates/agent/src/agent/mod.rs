@@ -23,11 +23,14 @@ use ferrota_proto::bitmap::{BlockSet, block_count};
 use ferrota_proto::job::{JobDocument, JobError, JobExecution, JobMessage, OtaJob};
 use ferrota_proto::jobs_api;
 use ferrota_proto::limits::{NameLimits, OTA_JOB_ID_MAX, OTA_STREAM_NAME_MAX, SIGNATURE_TEXT_MAX};
+use ferrota_proto::shadow::ReportedOut;
 use ferrota_proto::status::{AppVersion, JobParseErr, OtaErr, OtaStatus, PalErr};
 use ferrota_proto::stream::{
     DataBlock, OFFICIAL_CLIENT_TOKEN, StreamErrorCode, StreamRejection, StreamRequest,
 };
-use ferrota_proto::topic::{Encoding, JobRef, JobsTopic, Reply, StreamOp, Topic, TopicKind};
+use ferrota_proto::topic::{
+    Encoding, JobRef, JobsTopic, Reply, ShadowOp, ShadowReply, StreamOp, Topic, TopicKind,
+};
 use heapless::{Deque, String};
 
 use crate::config::{Config, ConfigError, Running};
@@ -94,6 +97,9 @@ enum Out {
     NextGet,
     Status(JobId, OtaStatus),
     Request(NewRequest),
+    /// The device's reported state to its classic Device Shadow (encoded when polled, from
+    /// what the agent knows then).
+    Report,
 }
 
 struct Download {
@@ -245,6 +251,8 @@ pub struct Agent<'a, V> {
     running: Running,
     image_state: ImageState,
     last_event: LogEvent,
+    /// The marker log's anti-rollback floor: read at start, raised by a confirm; reported.
+    floor: u32,
     connected: bool,
     token_counter: u32,
     out: Deque<Out, 32>,
@@ -289,6 +297,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             running,
             image_state: report.image_state,
             last_event: report.last_event,
+            floor: report.floor,
             connected: false,
             token_counter: 0,
             out: Deque::new(),
@@ -344,15 +353,27 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         self.stats = Stats::default();
     }
 
-    /// The PAL image state of the running image, as read at start.
+    /// The PAL image state of the running image, as read at start (and changed by a confirm
+    /// or a reject).
     pub fn image_state(&self) -> ImageState {
         self.image_state
     }
 
+    /// The anti-rollback floor in force (the marker log's, as read at start and raised by a
+    /// confirm): what the Device Shadow report carries.
+    pub fn anti_rollback_floor(&self) -> u32 {
+        self.floor
+    }
+
     // ------------------------------------------------------------------ inputs
 
-    /// MQTT is connected (a clean session): subscribe, ask for the next job, and resume a
-    /// download in progress.
+    /// MQTT is connected (a clean session): subscribe, ask for the next job, report the
+    /// device's state to its Device Shadow, and resume a download in progress.
+    ///
+    /// Decision: the report goes out on every connection, not only the first after a boot:
+    /// a QoS 1 publish queued in a clean session that dropped is lost, and a server that
+    /// restarted or a new broker session may have missed it; one message per connection is
+    /// cheap. Nothing new is subscribed: the agent does not read the shadow's replies.
     pub fn handle_connected(&mut self, now: Instant) {
         self.connected = true;
         self.push(Out::Subscribe(Sub::NotifyNext));
@@ -361,6 +382,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             self.push(Out::Subscribe(Sub::Data));
         }
         self.push(Out::NextGet);
+        self.push(Out::Report);
         self.fill_window(now);
     }
 
@@ -515,6 +537,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         };
         self.publish_status(status);
         self.phase = Phase::Idle;
+        self.push(Out::Report);
         self.event(ev);
     }
 
@@ -646,6 +669,31 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                     qos: status.qos(),
                 })
             }
+            Out::Report => {
+                let mut token = String::<10>::new();
+                core::fmt::Write::write_fmt(&mut token, format_args!("{}", self.token_counter))
+                    .ok()?;
+                self.token_counter = self.token_counter.wrapping_add(1);
+                let record_hw = self.running.record.hardware;
+                let hardware = self.cfg.hardware.unwrap_or(record_hw);
+                let report = ReportedOut {
+                    version: AppVersion::from_u32(self.running_version()),
+                    bank: match self.running.bank {
+                        ferrota_boot::Bank::Lower => 'A',
+                        ferrota_boot::Bank::Upper => 'B',
+                    },
+                    pending_trial: self.image_state == ImageState::PendingCommit,
+                    anti_rollback_floor: self.floor,
+                    hardware_id: Some(hardware.as_str()),
+                    client_token: Some(&token),
+                };
+                let len = report.encode(buf).ok()?.len();
+                Some(Transmit {
+                    kind: TransmitKind::Publish { len },
+                    topic: topic_of(Topic::shadow(thing, ShadowOp::Update, ShadowReply::Request))?,
+                    qos: 1,
+                })
+            }
             Out::Request(r) => {
                 let d = self.phase.download()?;
                 let req = StreamRequest {
@@ -672,7 +720,9 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         }
     }
 
-    /// Ends the current job with `ev` (publishing its status when it has one).
+    /// Ends the current job with `ev` (publishing its status when it has one), then reports
+    /// the device's state to its Device Shadow: after a job the server's inventory shows
+    /// what the device runs now (a confirmed image, a raised floor, a refused update).
     fn end_job(&mut self, ev: AgentEvent) {
         if let AgentEvent::JobFailed { status } = ev {
             self.publish_status(status);
@@ -682,6 +732,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         }
         self.phase = Phase::Idle;
         self.timers.stop_all();
+        self.push(Out::Report);
         self.event(ev);
     }
 

@@ -179,6 +179,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         match confirmed {
             Ok(floor) => {
                 self.image_state = ImageState::Valid;
+                self.floor = floor;
                 self.event(AgentEvent::Confirmed { floor });
                 self.report_succeeded(updated_by, platform);
             }

@@ -131,6 +131,8 @@ impl State {
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// Device Shadows by thing ([`ShadowStore`]).
+    shadows: Mutex<HashMap<String, ShadowRecord>>,
 }
 
 impl MemoryStore {
@@ -148,6 +150,24 @@ impl MemoryStore {
     /// anything. Calls queue: naming an operation twice fails its next two calls.
     pub fn fail_next(&self, op: &'static str) {
         self.lock().faults.push(op);
+    }
+}
+
+#[async_trait]
+impl ShadowStore for MemoryStore {
+    async fn shadow(&self, thing: &str) -> StoreResult<Option<ShadowRecord>> {
+        let g = self.shadows.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(g.get(thing).cloned())
+    }
+
+    async fn put_shadow(&self, rec: &ShadowRecord, expected: Option<u64>) -> StoreResult<bool> {
+        self.lock().fault("put_shadow")?;
+        let mut g = self.shadows.lock().unwrap_or_else(|e| e.into_inner());
+        if g.get(&rec.thing).map(|r| r.version) != expected {
+            return Ok(false);
+        }
+        g.insert(rec.thing.clone(), rec.clone());
+        Ok(true)
     }
 }
 

@@ -13,6 +13,7 @@
 pub mod blobs;
 pub mod memory;
 pub mod rollout;
+pub mod shadow;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ pub use ferrota_api::{CertStatus, ErrorInfo, JobState};
 pub use blobs::{BlobReader, BlobStore, DirBlobStore, MemoryBlobs};
 pub use memory::MemoryStore;
 pub use rollout::{CancelInfo, RolloutRecord, RolloutStore, WaveCounts};
+pub use shadow::{ShadowRecord, ShadowStore};
 pub use sqlite::SqliteStore;
 
 /// A store failure.
@@ -221,9 +223,10 @@ pub struct OtaRecord {
     pub error_info: Option<ErrorInfo>,
 }
 
-/// Things, certificates, jobs, executions, streams and OTA updates.
+/// Things, certificates, jobs, executions, streams and OTA updates; Device Shadows through
+/// its supertrait [`ShadowStore`].
 #[async_trait]
-pub trait Store: RolloutStore + Send + Sync + 'static {
+pub trait Store: RolloutStore + ShadowStore + Send + Sync + 'static {
     /// Creates a thing with its groups.
     async fn create_thing(&self, thing: &Thing) -> StoreResult<()>;
     /// Creates many things, each with its certificate, all or none: provisioning a fleet in

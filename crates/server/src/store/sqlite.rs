@@ -19,6 +19,7 @@ use sqlx::{Row, query};
 use super::*;
 
 mod rollout;
+mod shadow;
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -71,6 +72,12 @@ CREATE TABLE rollout_targets (seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT
   released INTEGER NOT NULL DEFAULT 0, UNIQUE (job_id, thing));
 CREATE INDEX rollout_targets_waiting ON rollout_targets(job_id, wave, seq) WHERE released = 0;
 ALTER TABLE jobs ADD COLUMN cancel_info TEXT;
+"#,
+    // Device Shadows (issue 16): one classic shadow per thing; `state` NULL is a deleted
+    // shadow that keeps its version (see store::shadow).
+    r#"
+CREATE TABLE shadows (thing TEXT PRIMARY KEY, state TEXT, metadata TEXT NOT NULL,
+  version INTEGER NOT NULL, updated_at INTEGER NOT NULL);
 "#,
 ];
 

@@ -1,0 +1,70 @@
+//! [`ShadowStore`] on SQLite: one row per thing in `shadows`, the version compared in the
+//! statement that writes (`UPDATE … WHERE version = ?`, `INSERT OR IGNORE`), so a concurrent
+//! writer loses cleanly instead of overwriting.
+
+use async_trait::async_trait;
+use sqlx::{Row, query};
+
+use super::super::shadow::{ShadowRecord, ShadowStore};
+use super::{SqliteStore, get_u64, to_i64};
+use crate::store::StoreResult;
+
+macro_rules! shadow_cols {
+    () => {
+        "thing, state, metadata, version, updated_at"
+    };
+}
+
+#[async_trait]
+impl ShadowStore for SqliteStore {
+    async fn shadow(&self, thing: &str) -> StoreResult<Option<ShadowRecord>> {
+        let row = query(concat!(
+            "SELECT ",
+            shadow_cols!(),
+            " FROM shadows WHERE thing = ?"
+        ))
+        .bind(thing)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(ShadowRecord {
+            thing: r.try_get("thing")?,
+            state: r.try_get("state")?,
+            metadata: r.try_get("metadata")?,
+            version: get_u64(&r, "version")?,
+            updated_at: get_u64(&r, "updated_at")?,
+        }))
+    }
+
+    async fn put_shadow(&self, rec: &ShadowRecord, expected: Option<u64>) -> StoreResult<bool> {
+        let done = match expected {
+            None => query(concat!(
+                "INSERT OR IGNORE INTO shadows (",
+                shadow_cols!(),
+                ") VALUES (?, ?, ?, ?, ?)"
+            ))
+            .bind(&rec.thing)
+            .bind(&rec.state)
+            .bind(&rec.metadata)
+            .bind(to_i64(rec.version))
+            .bind(to_i64(rec.updated_at))
+            .execute(self.pool())
+            .await?
+            .rows_affected(),
+            Some(v) => query(
+                "UPDATE shadows SET state = ?, metadata = ?, version = ?, updated_at = ? \
+                 WHERE thing = ? AND version = ?",
+            )
+            .bind(&rec.state)
+            .bind(&rec.metadata)
+            .bind(to_i64(rec.version))
+            .bind(to_i64(rec.updated_at))
+            .bind(&rec.thing)
+            .bind(to_i64(v))
+            .execute(self.pool())
+            .await?
+            .rows_affected(),
+        };
+        Ok(done == 1)
+    }
+}
