@@ -561,7 +561,7 @@ impl Admin {
         }
         // The job's configuration (targetSelection, rollout, abort, retry, scheduling,
         // waves): AWS's validation, one place (`rollout::config`); nothing is stored on error.
-        let cfg = JobConfig::from_request(req).map_err(|e| AdminError::Invalid(e.to_string()))?;
+        let cfg = JobConfig::from_request(req);
         let when = cfg
             .validate(self.services.clock.now())
             .map_err(|e| AdminError::Invalid(e.to_string()))?;

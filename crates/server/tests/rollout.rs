@@ -104,9 +104,30 @@ impl Fleet {
         }
     }
 
-    /// Moves the clock by `secs`, steps the engine and pumps.
+    /// Moves the clock by `secs` as the server's runner lives through them: at every time a
+    /// rollout asked to be looked at again (a rate minute, a window, the start or end time) on
+    /// the way, the engine steps and the devices answer; then at the end.
     async fn advance(&mut self, secs: u64, verdict: &Verdict) {
-        self.mem.clock.advance(secs);
+        let target = self.mem.clock.now_secs() + secs;
+        for _ in 0..100_000 {
+            match self.mem.store.next_rollout_at().await.unwrap() {
+                Some(t) if t <= target => {
+                    if t > self.mem.clock.now_secs() {
+                        self.mem.clock.set(t);
+                    }
+                    self.step().await;
+                    self.pump(verdict).await;
+                    if self.mem.store.next_rollout_at().await.unwrap() == Some(t)
+                        && t == self.mem.clock.now_secs()
+                    {
+                        // Stepped and still due now: nothing more to do at this instant.
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.mem.clock.set(target);
         self.step().await;
         self.pump(verdict).await;
     }
@@ -195,7 +216,7 @@ async fn abort_criteria_cancel_after_exactly_the_documented_failures() {
     let mut f = Fleet::new(100).await;
     let fails = |t: &str, _n: u64| -> Option<&'static str> {
         let i: u64 = t[1..].parse().unwrap();
-        Some(if i % 5 == 0 { "FAILED" } else { "SUCCEEDED" })
+        Some(if i.is_multiple_of(5) { "FAILED" } else { "SUCCEEDED" })
     };
     // 10 a minute, so the abort comes while most targets still wait.
     let req = f
@@ -267,7 +288,7 @@ async fn a_waves_error_threshold_stops_the_rollout() {
     // Fails on every other device: the canary's second failure stops everything.
     let fails = |t: &str, _n: u64| -> Option<&'static str> {
         let i: u64 = t[1..].parse().unwrap();
-        Some(if i % 2 == 0 { "FAILED" } else { "SUCCEEDED" })
+        Some(if i.is_multiple_of(2) { "FAILED" } else { "SUCCEEDED" })
     };
     let req = f
         .request("waves")
@@ -602,4 +623,125 @@ async fn a_restart_mid_rollout_loses_and_doubles_nothing() {
     for n in &g.notified {
         assert_eq!(n.execution_number, 1);
     }
+}
+
+/// Notifications per minute since the create.
+fn per_minute(f: &Fleet) -> Vec<usize> {
+    let mut m = BTreeMap::<u64, usize>::new();
+    for n in &f.notified {
+        *m.entry(n.at / 60).or_default() += 1;
+    }
+    let last = m.keys().last().copied().unwrap_or(0);
+    (0..=last)
+        .map(|k| m.get(&k).copied().unwrap_or(0))
+        .collect()
+}
+
+/// `exponentialRate` base 2, factor 2.0, growing every 4 notified things: the documented
+/// schedule (`rollout::rate`) 2, 2, 4, 8, 32, then the rest.
+#[tokio::test]
+async fn exponential_rate_grows_on_notified_things_as_documented() {
+    let mut f = Fleet::new(100).await;
+    let req = f.request("exp").rollout(ferrota_api::RolloutConfig {
+        maximum_per_minute: None,
+        exponential_rate: Some(ferrota_api::ExponentialRate {
+            base_rate_per_minute: 2,
+            increment_factor: 2.0,
+            rate_increase_criteria: ferrota_api::RateIncreaseCriteria {
+                number_of_notified_things: Some(4),
+                number_of_succeeded_things: None,
+            },
+        }),
+    });
+    f.create(req, &silent).await;
+    for _ in 0..6 {
+        f.advance(60, &silent).await;
+    }
+    assert_eq!(per_minute(&f), [2, 2, 4, 8, 32, 52]);
+}
+
+/// With the criteria on SUCCEEDED things, the rate grows only as devices succeed: silent
+/// devices keep it at the base rate.
+#[tokio::test]
+async fn exponential_rate_on_successes_waits_for_successes() {
+    let mut f = Fleet::new(40).await;
+    let req = f.request("exp-ok").rollout(ferrota_api::RolloutConfig {
+        maximum_per_minute: Some(20),
+        exponential_rate: Some(ferrota_api::ExponentialRate {
+            base_rate_per_minute: 3,
+            increment_factor: 3.0,
+            rate_increase_criteria: ferrota_api::RateIncreaseCriteria {
+                number_of_notified_things: None,
+                number_of_succeeded_things: Some(3),
+            },
+        }),
+    });
+    f.create(req, &silent).await;
+    for _ in 0..3 {
+        f.advance(60, &silent).await;
+    }
+    assert_eq!(per_minute(&f), [3, 3, 3, 3], "no success, no growth");
+    // The 12 notified devices now succeed: k = 12 / 3 = 4 → 3 × 81, capped by 20, from the
+    // next window on (the current one's rate was fixed when it opened).
+    let notified: Vec<String> = f.notified.iter().map(|n| n.thing.clone()).collect();
+    for thing in &notified {
+        let d = f.devices.iter().position(|d| &d.thing == thing).unwrap();
+        f.devices[d]
+            .publish(
+                format!("$aws/things/{thing}/jobs/AFR_OTA-exp-ok/update"),
+                r#"{"status":"SUCCEEDED"}"#,
+            )
+            .await;
+    }
+    f.step().await;
+    f.pump(&silent).await;
+    assert_eq!(f.notified.len(), 12, "nothing more in this window");
+    f.advance(60, &silent).await;
+    assert_eq!(f.notified.len(), 12 + 20, "capped by maximumPerMinute");
+}
+
+/// A maintenance window holds notifications back outside it and releases them inside, at the
+/// rate; the next day's window goes on where the last one stopped.
+#[tokio::test]
+async fn a_maintenance_window_holds_and_releases_notifications() {
+    let mut f = Fleet::new(200).await;
+    let now = f.mem.clock.now_secs();
+    // A daily 30-minute window starting at the top of the hour two to three hours from now.
+    let open = (now / 3600 + 2) * 3600;
+    let hour = (open % 86400) / 3600;
+    let req = f
+        .request("window")
+        .max_per_minute(5)
+        .scheduling(ferrota_api::SchedulingConfig {
+            maintenance_windows: vec![ferrota_api::MaintenanceWindow {
+                start_time: format!("cron(0 {hour} * * ? *)"),
+                duration_in_minutes: 30,
+            }],
+            ..Default::default()
+        });
+    f.create(req, &silent).await;
+    assert_eq!(f.first_notifications(), 0, "created outside the window");
+    f.advance(open - now - 60, &silent).await;
+    assert_eq!(f.first_notifications(), 0, "a minute before it opens");
+    f.advance(60, &silent).await;
+    assert_eq!(f.first_notifications(), 5, "it opened");
+    for _ in 0..10 {
+        f.advance(60, &silent).await;
+    }
+    assert_eq!(f.first_notifications(), 55);
+    f.advance(30 * 60 - 11 * 60, &silent).await;
+    assert_eq!(
+        f.first_notifications(),
+        150,
+        "30 minutes at 5 a minute, then it closed"
+    );
+    f.advance(3600, &silent).await;
+    assert_eq!(f.first_notifications(), 150, "nothing outside the window");
+    let at = f.mem.clock.now_secs();
+    f.advance(open + 86400 - at, &silent).await;
+    assert_eq!(
+        f.first_notifications(),
+        155,
+        "the next day's window goes on"
+    );
 }

@@ -250,11 +250,15 @@ async fn every_out_of_range_setting_is_refused_and_nothing_is_stored() {
         ),
         ("count", "rolloutWaves", wave(json!({"count": 0}))),
         (
-            "waves[0]",
+            "waves.1.member",
             "rolloutWaves",
             wave(json!({"count": 5, "percentage": 10})),
         ),
-        ("waves[0]", "rolloutWaves", wave(json!({"name": "none"}))),
+        (
+            "waves.1.member",
+            "rolloutWaves",
+            wave(json!({"name": "none"})),
+        ),
         (
             "successThresholdPercentage",
             "rolloutWaves",

@@ -73,9 +73,8 @@ use crate::jobs;
 use crate::store::{
     CancelInfo, Execution, JobState, RolloutRecord, StoreError, StoreResult, WaveCounts,
 };
-use config::{EndBehavior, FailureType, JobConfig};
+use config::{AbortRule, EndBehavior, FailureType, JobConfig};
 use rate::RateState;
-use window::Windows;
 
 /// Most targets released in one step: a step holds its batch's executions in memory and
 /// commits them in one transaction; a larger rate is served by further steps at once.
@@ -373,27 +372,23 @@ pub async fn cancel_job(b: &Services, job_id: &str, force: bool) -> StoreResult<
 }
 
 /// The first abort criterion met, in words.
-fn abort_reason(cfg: &JobConfig, total: &WaveCounts) -> Option<String> {
-    let abort = cfg.abort.as_ref()?;
+fn abort_reason(rules: &[AbortRule], total: &WaveCounts) -> Option<String> {
     let executed = total.count(JobStatus::Succeeded) + failed(total);
-    for c in &abort.criteria_list {
-        let Some(ft) = FailureType::parse(&c.failure_type) else {
-            continue;
-        };
-        if executed < c.min_number_of_executed_things || executed == 0 {
+    for c in rules {
+        if executed < c.min_executed || executed == 0 {
             continue;
         }
         let failures: u64 = total
             .statuses
             .iter()
-            .filter(|(s, _)| ft.covers(*s))
+            .filter(|(s, _)| c.failure_type.covers(*s))
             .map(|(_, n)| n)
             .sum();
         if (failures as f64) * 100.0 >= c.threshold_percentage * executed as f64 && failures > 0 {
             return Some(format!(
-                "abort criteria met: {failures} of {executed} executed things {} (threshold \
+                "abort criteria met: {failures} of {executed} executed things {:?} (threshold \
                  {}% after at least {})",
-                c.failure_type, c.threshold_percentage, c.min_number_of_executed_things
+                c.failure_type, c.threshold_percentage, c.min_executed
             ));
         }
     }
@@ -514,7 +509,11 @@ async fn tick_locked(b: &Services, job_id: &str) -> StoreResult<()> {
     let counts = b.store.wave_counts(job_id).await?;
     let wc = |w: u32| counts.get(w as usize).cloned().unwrap_or_default();
     let total = sum(&counts);
-    let stop = abort_reason(&plan.config, &total)
+    let parsed = plan
+        .config
+        .parsed()
+        .map_err(|e| StoreError::Corrupt(format!("configuration of {job_id}: {e}")))?;
+    let stop = abort_reason(&parsed.abort, &total)
         .map(|c| (ABORTED_BY_CRITERIA, c))
         .or_else(|| {
             (0..=r.wave.min(plan.waves.len() as u32 - 1)).find_map(|w| {
@@ -553,10 +552,7 @@ async fn tick_locked(b: &Services, job_id: &str) -> StoreResult<()> {
     // 4. Release.
     r.next_at = None;
     if r.status == RolloutStatus::Running {
-        let windows = match &plan.config.scheduling {
-            Some(s) => Windows::parse(&s.maintenance_windows).unwrap_or_default(),
-            None => Windows::default(),
-        };
+        let windows = &parsed.windows;
         if !windows.is_open(now) {
             r.next_at = windows.next_open(now);
         } else {
@@ -591,8 +587,8 @@ async fn tick_locked(b: &Services, job_id: &str) -> StoreResult<()> {
             if waiting_any.is_empty() && r.wave == last && !plan.config.continuous {
                 r.status = RolloutStatus::Finished;
             } else if !waiting_now.is_empty() {
-                r.next_at = if released == n && n > 0 {
-                    // The batch was full: more may go at once.
+                r.next_at = if n == RELEASE_BATCH && released == n {
+                    // The batch, not the rate, was the limit: more may go at once.
                     Some(now)
                 } else {
                     allow.next_at.or(Some(now + 1))
@@ -619,20 +615,19 @@ async fn tick_locked(b: &Services, job_id: &str) -> StoreResult<()> {
 
 /// The retry of a finished execution, if its job's `jobExecutionsRetryConfig` gives one.
 async fn maybe_retry(b: &Services, cfg: &JobConfig, e: &Execution) -> StoreResult<bool> {
-    let Some(retry) = &cfg.retry else {
-        return Ok(false);
-    };
-    if !matches!(e.status, JobStatus::Failed | JobStatus::TimedOut) {
+    if cfg.retry.is_none() || !matches!(e.status, JobStatus::Failed | JobStatus::TimedOut) {
         return Ok(false);
     }
+    let rules = cfg
+        .parsed()
+        .map_err(|err| StoreError::Corrupt(format!("configuration of {}: {err}", e.job_id)))?
+        .retry;
     let mut limit = None;
-    for c in &retry.criteria_list {
-        match FailureType::parse(&c.failure_type) {
+    for c in &rules {
+        match c.failure_type {
             // Its own type wins over ALL.
-            Some(FailureType::All) if limit.is_none() => limit = Some(c.number_of_retries),
-            Some(ft) if ft != FailureType::All && ft.covers(e.status) => {
-                limit = Some(c.number_of_retries)
-            }
+            FailureType::All if limit.is_none() => limit = Some(c.retries),
+            ft if ft != FailureType::All && ft.covers(e.status) => limit = Some(c.retries),
             _ => {}
         }
     }
