@@ -32,27 +32,6 @@ use crate::store::{
     StreamFile, StreamRecord, Thing,
 };
 
-/// Whether a thing is one of a request's targets now (for CONTINUOUS rollouts).
-struct TargetCheck<'a>(&'a Admin);
-
-#[async_trait::async_trait]
-impl rollout::AsyncTargetCheck for TargetCheck<'_> {
-    async fn check(&self, target: &str, thing: &str) -> crate::store::StoreResult<bool> {
-        let tail = target.rsplit(':').next().unwrap_or(target);
-        Ok(match tail.split_once('/') {
-            Some(("thing", n)) => n == thing,
-            Some(("thinggroup" | "group", g)) => self
-                .0
-                .services
-                .store
-                .thing(thing)
-                .await?
-                .is_some_and(|t| t.groups.iter().any(|x| x == g)),
-            _ => false,
-        })
-    }
-}
-
 /// Largest OTA file (AWS's hard limit for MQTT OTA).
 pub const OTA_FILE_MAX: u64 = 16 * 1024 * 1024;
 
@@ -318,7 +297,7 @@ impl Admin {
     /// a CONTINUOUS rollout whose targets one now matches adds it ([`rollout::things_changed`]).
     /// Returns the `(job, thing)` pairs added.
     pub async fn things_changed(&self, names: &[String]) -> R<Vec<(String, String)>> {
-        Ok(rollout::things_changed(&self.services, names, &TargetCheck(self)).await?)
+        Ok(rollout::things_changed_now(&self.services, names).await?)
     }
 
     /// Creates many things at once (a fleet, a benchmark): every certificate is issued first,

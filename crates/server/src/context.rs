@@ -10,13 +10,13 @@
 //! store know which one carries their messages.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
 use rumqttc::QoS;
 use tokio::sync::Notify;
 
-use crate::store::{BlobStore, SharedStore, StreamRecord};
+use crate::store::{BlobStore, SharedStore, StoreResult, StreamRecord};
 
 /// Epoch seconds, injected so tests can fix time.
 pub trait Clock: Send + Sync + 'static {
@@ -51,6 +51,17 @@ pub trait Outbound: Send + Sync + 'static {
     }
 }
 
+/// Whether a thing is one of a job's targets now (`thing/<name>`, `thinggroup/<group>`, or an
+/// ARN ending so): how a CONTINUOUS rollout learns that a thing joined its targets. The
+/// operator layer provides it ([`Services::set_target_check`]: dynamic groups need the fleet
+/// index, which lives above the services); without one, [`crate::rollout`] checks things and
+/// static groups.
+#[async_trait::async_trait]
+pub trait TargetCheck: Send + Sync {
+    /// `target` as the request wrote it.
+    async fn check(&self, target: &str, thing: &str) -> StoreResult<bool>;
+}
+
 /// The services' dependencies (see the module docs).
 pub struct Services {
     /// Registry, jobs, streams.
@@ -74,6 +85,10 @@ pub struct Services {
     /// One rollout step at a time in this process (the store's compare-and-set guards the
     /// records against other processes).
     pub(crate) rollout_lock: tokio::sync::Mutex<()>,
+    /// Things whose groups or reported state changed, not yet seen by the rollout engine.
+    changed: Mutex<Vec<String>>,
+    /// The operator layer's [`TargetCheck`].
+    target_check: OnceLock<Arc<dyn TargetCheck>>,
 }
 
 impl Services {
@@ -94,6 +109,8 @@ impl Services {
             finished: Mutex::new(Vec::new()),
             rollouts: Notify::new(),
             rollout_lock: tokio::sync::Mutex::new(()),
+            changed: Mutex::new(Vec::new()),
+            target_check: OnceLock::new(),
         }
     }
 
@@ -125,6 +142,34 @@ impl Services {
     /// The executions finished since the last call ([`Services::execution_finished`]).
     pub fn take_finished(&self) -> Vec<(String, String)> {
         std::mem::take(&mut *self.finished.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Tells the rollout engine that `thing` may now match other targets (its groups, its
+    /// attributes or what it reports changed): a CONTINUOUS rollout may reach it.
+    pub fn thing_changed(&self, thing: &str) {
+        self.changed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(thing.to_string());
+        self.rollouts.notify_one();
+    }
+
+    /// The things changed since the last call ([`Services::thing_changed`]), each once.
+    pub fn take_changed(&self) -> Vec<String> {
+        let mut v = std::mem::take(&mut *self.changed.lock().unwrap_or_else(|e| e.into_inner()));
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Sets the operator layer's [`TargetCheck`] (once; later calls are ignored).
+    pub fn set_target_check(&self, c: Arc<dyn TargetCheck>) {
+        let _ = self.target_check.set(c);
+    }
+
+    /// The [`TargetCheck`] set, if any.
+    pub fn target_check(&self) -> Option<Arc<dyn TargetCheck>> {
+        self.target_check.get().cloned()
     }
 
     /// Publishes to the subscribers of `topic` ([`Outbound::publish`]).

@@ -526,6 +526,8 @@ async fn update(
     if !b.store.put_shadow(&rec, stored_version).await? {
         return Ok(Err(ShadowError::new(409, "Version conflict")));
     }
+    // What it reports may make it match a dynamic group a CONTINUOUS rollout targets.
+    b.thing_changed(thing);
     // update/accepted: the request's state (nulls included) and the metadata of what it wrote.
     let patch_meta: Map<String, Value> = patch
         .iter()

@@ -216,7 +216,11 @@ async fn abort_criteria_cancel_after_exactly_the_documented_failures() {
     let mut f = Fleet::new(100).await;
     let fails = |t: &str, _n: u64| -> Option<&'static str> {
         let i: u64 = t[1..].parse().unwrap();
-        Some(if i.is_multiple_of(5) { "FAILED" } else { "SUCCEEDED" })
+        Some(if i.is_multiple_of(5) {
+            "FAILED"
+        } else {
+            "SUCCEEDED"
+        })
     };
     // 10 a minute, so the abort comes while most targets still wait.
     let req = f
@@ -288,7 +292,11 @@ async fn a_waves_error_threshold_stops_the_rollout() {
     // Fails on every other device: the canary's second failure stops everything.
     let fails = |t: &str, _n: u64| -> Option<&'static str> {
         let i: u64 = t[1..].parse().unwrap();
-        Some(if i.is_multiple_of(2) { "FAILED" } else { "SUCCEEDED" })
+        Some(if i.is_multiple_of(2) {
+            "FAILED"
+        } else {
+            "SUCCEEDED"
+        })
     };
     let req = f
         .request("waves")

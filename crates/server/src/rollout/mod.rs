@@ -68,7 +68,7 @@ use ferrota_proto::JobStatus;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::context::Services;
+use crate::context::{Services, TargetCheck};
 use crate::jobs;
 use crate::store::{
     CancelInfo, Execution, JobState, RolloutRecord, StoreError, StoreResult, WaveCounts,
@@ -646,9 +646,14 @@ async fn maybe_retry(b: &Services, cfg: &JobConfig, e: &Execution) -> StoreResul
     Ok(true)
 }
 
-/// Reacts to finished executions (retries, then one step per rollout concerned) and steps
+/// Adds changed things to the CONTINUOUS rollouts they now match ([`Services::thing_changed`]),
+/// reacts to finished executions (retries, then one step per rollout concerned) and steps
 /// the rollouts whose time came. Returns how many rollouts it stepped.
 pub async fn step(b: &Services) -> StoreResult<usize> {
+    let changed = b.take_changed();
+    if !changed.is_empty() {
+        things_changed_now(b, &changed).await?;
+    }
     let finished = b.take_finished();
     let mut jobs_to_tick = BTreeSet::new();
     for (job_id, thing) in finished {
@@ -739,7 +744,7 @@ pub async fn run(b: Arc<Services>, max_sleep: Duration) {
 pub async fn things_changed(
     b: &Services,
     things: &[String],
-    is_target: &dyn AsyncTargetCheck,
+    is_target: &dyn TargetCheck,
 ) -> StoreResult<Vec<(String, String)>> {
     let mut added = Vec::new();
     let mut plans = Vec::new();
@@ -773,11 +778,35 @@ pub async fn things_changed(
     Ok(added)
 }
 
-/// Whether a thing is one of a request's targets (`thing/<n>`, `thinggroup/<g>`).
+/// The check without an operator layer: things and static groups.
+struct StaticTargets<'a>(&'a Services);
+
 #[async_trait::async_trait]
-pub trait AsyncTargetCheck: Send + Sync {
-    /// `target` as the request wrote it.
-    async fn check(&self, target: &str, thing: &str) -> StoreResult<bool>;
+impl TargetCheck for StaticTargets<'_> {
+    async fn check(&self, target: &str, thing: &str) -> StoreResult<bool> {
+        let tail = target.rsplit(':').next().unwrap_or(target);
+        Ok(match tail.split_once('/') {
+            Some(("thing", n)) => n == thing,
+            Some(("thinggroup" | "group", g)) => self
+                .0
+                .store
+                .thing(thing)
+                .await?
+                .is_some_and(|t| t.groups.iter().any(|x| x == g)),
+            _ => false,
+        })
+    }
+}
+
+/// [`things_changed`] with the services' [`TargetCheck`] (static groups without one).
+pub async fn things_changed_now(
+    b: &Services,
+    things: &[String],
+) -> StoreResult<Vec<(String, String)>> {
+    match b.target_check() {
+        Some(c) => things_changed(b, things, &*c).await,
+        None => things_changed(b, things, &StaticTargets(b)).await,
+    }
 }
 
 /// An operator's action.
