@@ -567,22 +567,23 @@ pub fn table(d: &RolloutDescription) -> String {
 
 /// `[####xx--      ]`: succeeded, failed, notified and running, not yet notified.
 fn bar(things: u64, notified: u64, succeeded: u64, failed: u64) -> String {
+    let width = BAR as usize;
     let cells = |n: u64| {
-        if things == 0 {
-            0
-        } else {
-            (n.min(things) * BAR / things) as usize
-        }
+        (n.min(things) * BAR)
+            .checked_div(things)
+            .map_or(0, |c| c as usize)
     };
     let ok = cells(succeeded);
-    let bad = cells(failed).min(BAR as usize - ok);
-    let running = cells(notified).saturating_sub(ok + bad);
-    let rest = BAR as usize - ok - bad - running.min(BAR as usize - ok - bad);
+    let bad = cells(failed).min(width - ok);
+    let running = cells(notified)
+        .saturating_sub(ok + bad)
+        .min(width - ok - bad);
+    let rest = width - ok - bad - running;
     format!(
         "[{}{}{}{}]",
         "#".repeat(ok),
         "x".repeat(bad),
-        "-".repeat(running.min(BAR as usize - ok - bad)),
+        "-".repeat(running),
         " ".repeat(rest)
     )
 }

@@ -269,7 +269,7 @@ fileType 141 is checked as a Ferrota bank image.
         create_help!(),
         settings_help!()
     ))]
-    Create(OtaCreateArgs),
+    Create(Box<OtaCreateArgs>),
     /// List OTA updates.
     #[command(after_help = settings_help!())]
     List(ApiArgs),
