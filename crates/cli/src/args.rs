@@ -54,6 +54,10 @@ pub enum Command {
     /// OTA updates on a running server: create, list, describe, cancel.
     #[command(subcommand)]
     Ota(crate::serverargs::OtaCommand),
+    /// A rollout on a running server: status per wave (live with --watch), pause, resume,
+    /// approve the next wave, cancel.
+    #[command(subcommand)]
+    Rollout(crate::rolloutcmd::RolloutCommand),
     /// Run a simulated board: boot chain, then the OTA agent over MQTT/TLS.
     #[command(subcommand)]
     Device(crate::devicecmd::DeviceCommand),

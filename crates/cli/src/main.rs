@@ -9,6 +9,7 @@
 //! | [`show`] | `image show` (text and JSON) |
 //! | [`t2gargs`], [`t2gcmd`] | `t2g new`, `program`, `boot`, `show`, `activate`, `confirm`, `reject` |
 //! | [`serverargs`], [`servecmd`], [`thingcmd`], [`otacmd`] | `serve`, `ca init`, `thing create/list/describe/revoke`, `ota create/list/describe/cancel` |
+//! | [`rolloutcmd`] | `ota create`'s rollout settings (`--rollout-json`, `--cli-input-json`, flags), `rollout status/pause/resume/approve/cancel` |
 //! | [`devicecmd`], [`democmd`] | `device run`, `demo` |
 //! | [`benchcmd`] | `bench` (the performance scenarios of `ferrota-bench`) |
 //! | [`settings`] | where every server command finds the server: config file, `FERROTA_*`, the API and MQTT addresses |
@@ -24,6 +25,7 @@ mod fsio;
 mod imagecmd;
 mod keycmd;
 mod otacmd;
+mod rolloutcmd;
 mod servecmd;
 mod serverargs;
 mod settings;
@@ -53,6 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ca(serverargs::CaCommand::Init(a)) => servecmd::ca_init(&a),
         Command::Thing(c) => thingcmd::run(c),
         Command::Ota(c) => otacmd::run(c),
+        Command::Rollout(c) => rolloutcmd::run(c),
         Command::Device(c) => devicecmd::run(c),
         Command::Demo(a) => democmd::run(&a),
         Command::Bench(a) => benchcmd::run(&a),

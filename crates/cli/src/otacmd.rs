@@ -1,13 +1,13 @@
 //! `ferrota ota create|list|describe|cancel` through the HTTP API of a running server.
 
 use anyhow::{Context, Result, anyhow, bail};
-use ferrota_api::{Client, CreateOtaUpdate, FIRMWARE_FILE_TYPE, OtaFile, PageRequest};
+use ferrota_api::{Client, FIRMWARE_FILE_TYPE, OtaFile, PageRequest};
 use serde_json::Value;
 
 use crate::servecmd::config;
 use crate::serverargs::{ApiArgs, OtaCommand, OtaIdArgs};
 
-struct Api {
+pub(crate) struct Api {
     client: Client,
     /// Where the base URL came from, for the message of a wrong address.
     base_from: String,
@@ -19,7 +19,7 @@ struct Api {
 const TOKEN_FILE_MAX: u64 = 4096;
 
 impl Api {
-    fn new(a: &ApiArgs) -> Result<Api> {
+    pub(crate) fn new(a: &ApiArgs) -> Result<Api> {
         let cfg = config(&a.data)?;
         let (base, base_from) = crate::settings::api_base(a, &cfg)?;
         let (token, token_from) = match &a.token {
@@ -95,7 +95,10 @@ impl Api {
     }
 
     /// Runs a call, its error in words ([`Api::error`]).
-    fn run<T>(&self, f: impl FnOnce(&Client) -> Result<T, ferrota_api::Error>) -> Result<T> {
+    pub(crate) fn run<T>(
+        &self,
+        f: impl FnOnce(&Client) -> Result<T, ferrota_api::Error>,
+    ) -> Result<T> {
         f(&self.client).map_err(|e| self.error(e))
     }
 }
@@ -147,52 +150,21 @@ pub fn run(c: OtaCommand) -> Result<()> {
     let v = match c {
         OtaCommand::Create(a) => {
             // Checked before anything is read or uploaded: a refused create leaves nothing.
-            if a.things.is_empty() && a.groups.is_empty() {
-                bail!("give at least one --thing or --group");
-            }
+            // The request (--cli-input-json, the command line, the rollout settings) is read
+            // and checked in full first.
+            let mut req = crate::rolloutcmd::build_request(&crate::rolloutcmd::CreateParts {
+                cli_input: a.cli_input_json.as_deref(),
+                id: a.id.as_deref(),
+                things: &a.things,
+                groups: &a.groups,
+                description: a.description.as_deref(),
+                in_progress_timeout: a.in_progress_timeout,
+                file_given: a.file.is_some(),
+                rollout: &a.rollout,
+            })?;
             let api = Api::new(&a.api)?;
-            let data = crate::fsio::read(&a.file, crate::fsio::OTA_LIMIT)?;
-            let sig_path = a.signature.clone().unwrap_or_else(|| {
-                let mut p = a.file.clone().into_os_string();
-                p.push(".sig");
-                p.into()
-            });
-            let sig = std::fs::read_to_string(&sig_path)
-                .with_context(|| format!("{}: OTA signature (base64)", sig_path.display()))?;
-            let sig = sig.trim();
-            if sig.is_empty() || sig.len() > 512 {
-                bail!(
-                    "{}: not an OTA signature (base64 DER, ≤ 512 characters)",
-                    sig_path.display()
-                );
-            }
-            check_before_upload(&a.file, &data, a.file_type.0, &sig_path, sig)?;
-            let cert = match &a.code_signing_cert {
-                Some(p) => Some(check_signature_with_cert(
-                    &a.file, &data, &sig_path, sig, p,
-                )?),
-                None => None,
-            };
-            api.preflight(data.len())?;
-            let up = api.run(|c| c.upload_file(&data))?;
-            // `--file-type none`: no fileType, as AWS writes the job document without one.
-            let mut file = OtaFile::new(&a.file_name, up.sha256, sig)
-                .file_type(a.file_type.0)
-                .certificate_name(&a.cert_name);
-            if let Some(pem) = cert {
-                file = file.certificate(pem);
-            }
-            let mut req = CreateOtaUpdate::new(&a.id)
-                .description(&a.description)
-                .file(file);
-            for t in &a.things {
-                req = req.thing(t);
-            }
-            for g in &a.groups {
-                req = req.thing_group(g);
-            }
-            if let Some(m) = a.in_progress_timeout {
-                req = req.in_progress_timeout_minutes(m);
+            if let Some(path) = &a.file {
+                req.files = vec![upload(&api, &a, path)?];
             }
             json_of(&api.run(|c| c.create_ota_update(&req))?)?
         }
@@ -204,6 +176,45 @@ pub fn run(c: OtaCommand) -> Result<()> {
     };
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
+}
+
+/// `ota create --file`: checks the file and its signature, uploads it, and returns the
+/// request's file entry.
+fn upload(
+    api: &Api,
+    a: &crate::serverargs::OtaCreateArgs,
+    path: &std::path::Path,
+) -> Result<OtaFile> {
+    let data = crate::fsio::read(path, crate::fsio::OTA_LIMIT)?;
+    let sig_path = a.signature.clone().unwrap_or_else(|| {
+        let mut p = path.to_path_buf().into_os_string();
+        p.push(".sig");
+        p.into()
+    });
+    let sig = std::fs::read_to_string(&sig_path)
+        .with_context(|| format!("{}: OTA signature (base64)", sig_path.display()))?;
+    let sig = sig.trim();
+    if sig.is_empty() || sig.len() > 512 {
+        bail!(
+            "{}: not an OTA signature (base64 DER, ≤ 512 characters)",
+            sig_path.display()
+        );
+    }
+    check_before_upload(path, &data, a.file_type.0, &sig_path, sig)?;
+    let cert = match &a.code_signing_cert {
+        Some(p) => Some(check_signature_with_cert(path, &data, &sig_path, sig, p)?),
+        None => None,
+    };
+    api.preflight(data.len())?;
+    let up = api.run(|c| c.upload_file(&data))?;
+    // `--file-type none`: no fileType, as AWS writes the job document without one.
+    let mut file = OtaFile::new(&a.file_name, up.sha256, sig)
+        .file_type(a.file_type.0)
+        .certificate_name(&a.cert_name);
+    if let Some(pem) = cert {
+        file = file.certificate(pem);
+    }
+    Ok(file)
 }
 
 /// Refuses, before anything is uploaded, what every device would reject: a signature that is

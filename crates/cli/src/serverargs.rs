@@ -30,6 +30,43 @@ really listens is recorded by `ferrota serve` in <data>/listening.json; `thing c
     };
 }
 
+/// The `ota create --help` text about rollouts (a macro, for `concat!`).
+macro_rules! create_help {
+    () => {
+        "\
+Rollouts (AWS IoT Jobs' settings, with AWS's names and ranges; the server checks them and
+answers AWS's validation error, storing nothing):
+  ferrota ota create rel-2 --file bank.bin --group fleet --max-per-minute 50
+  ferrota ota create rel-2 --file bank.bin --group fleet \\
+      --abort-failed-percent 10 --abort-min-executed 20 --retries 2
+  ferrota ota create rel-2 --file bank.bin --group fleet \\
+      --start-time 2027-01-10T22:00 --end-time 2027-01-12T06:00 --end-behavior CANCEL \\
+      --maintenance-window 'cron(0 22 ? * MON-FRI *)=240'
+  ferrota ota create rel-2 --file bank.bin --group fleet --continuous \\
+      --wave canary:1%:success=95:errors=5%:approve --wave early:10%:errors=5% --wave all:100%
+  ferrota ota create rel-2 --file bank.bin --group fleet --rollout-json rollout.json
+  ferrota ota create --cli-input-json request.json --file bank.bin
+
+--wave SPEC is NAME:SIZE[:OPTION]…: SIZE is N% (the share of all targets covered by this wave
+and the ones before it: 1%, 10%, 100%), N (this many more targets) or group=GROUP (the
+targets in that thing group); OPTIONs: success=P (the next wave opens once P % of this one
+succeeded; default 100), errors=P% or errors=N (the rollout stops when this share or count
+of the wave failed), approve (the next wave also waits for `ferrota rollout approve`).
+
+--rollout-json FILE holds CreateJob's keys, e.g.
+  {\"jobExecutionsRolloutConfig\": {\"exponentialRate\": {\"baseRatePerMinute\": 5,
+     \"incrementFactor\": 2.0, \"rateIncreaseCriteria\": {\"numberOfSucceededThings\": 10}}},
+   \"abortConfig\": {\"criteriaList\": [{\"failureType\": \"FAILED\", \"action\": \"CANCEL\",
+     \"thresholdPercentage\": 10, \"minNumberOfExecutedThings\": 20}]},
+   \"rolloutWaves\": {\"waves\": [{\"name\": \"canary\", \"count\": 10}, {\"percentage\": 100}]}}
+--cli-input-json FILE is a whole CreateOTAUpdate request (otaUpdateId, targets, files, the
+settings above); the id, --file, --thing/--group, --description and every flag given win over
+its fields. Both files are read, and refused with the key named, before anything is sent.
+
+"
+    };
+}
+
 /// `ferrota serve`
 #[derive(Debug, Args)]
 #[command(after_help = concat!(
@@ -229,9 +266,10 @@ document, as AWS does when none is given: the device reads 0) or its configured 
 fileType 141 is checked as a Ferrota bank image.
 
 ",
+        create_help!(),
         settings_help!()
     ))]
-    Create(OtaCreateArgs),
+    Create(Box<OtaCreateArgs>),
     /// List OTA updates.
     #[command(after_help = settings_help!())]
     List(ApiArgs),
@@ -247,11 +285,17 @@ fileType 141 is checked as a Ferrota bank image.
 /// `ota create`
 #[derive(Debug, Args)]
 pub struct OtaCreateArgs {
-    /// otaUpdateId (`[a-zA-Z0-9_-]`, ≤ 64); the job is `AFR_OTA-<id>`.
-    pub id: String,
-    /// The firmware file.
+    /// otaUpdateId (`[a-zA-Z0-9_-]`, ≤ 64); the job is `AFR_OTA-<id>`. May come from
+    /// --cli-input-json instead.
+    #[arg(required_unless_present = "cli_input_json")]
+    pub id: Option<String>,
+    /// The firmware file (uploaded; replaces the `files` of --cli-input-json).
+    #[arg(long, value_name = "FILE", required_unless_present = "cli_input_json")]
+    pub file: Option<PathBuf>,
+    /// A whole CreateOTAUpdate request as `aws iot create-ota-update --cli-input-json` takes
+    /// it (Ferrota's file shape); the id and the flags given win over its fields.
     #[arg(long, value_name = "FILE")]
-    pub file: PathBuf,
+    pub cli_input_json: Option<PathBuf>,
     /// Its OTA signature, base64 text (default: <file>.sig).
     #[arg(long, value_name = "FILE")]
     pub signature: Option<PathBuf>,
@@ -276,12 +320,15 @@ pub struct OtaCreateArgs {
     #[arg(long = "group", value_name = "GROUP")]
     pub groups: Vec<String>,
     /// Description.
-    #[arg(long, default_value = "")]
-    pub description: String,
+    #[arg(long)]
+    pub description: Option<String>,
     /// Minutes an execution may stay IN_PROGRESS before it becomes TIMED_OUT (1-10080;
     /// AWS `awsJobTimeoutConfig.inProgressTimeoutInMinutes`).
     #[arg(long, value_name = "MINUTES")]
     pub in_progress_timeout: Option<u64>,
+    /// Rollout settings (rate, abort, retry, schedule, waves).
+    #[command(flatten)]
+    pub rollout: crate::rolloutcmd::RolloutFlags,
     /// API access.
     #[command(flatten)]
     pub api: ApiArgs,
