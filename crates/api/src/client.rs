@@ -201,7 +201,11 @@ impl Client {
         id: &str,
         action: RolloutAction,
     ) -> Result<RolloutDescription, Error> {
-        let url = self.url(&format!("/api/rollouts/{}/{}", segment(id), action.as_str()));
+        let url = self.url(&format!(
+            "/api/rollouts/{}/{}",
+            segment(id),
+            action.as_str()
+        ));
         let mut req = self.agent.post(&url);
         if let RolloutAction::Cancel { force: true } = action {
             req = req.query("force", "true");

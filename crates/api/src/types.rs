@@ -264,7 +264,11 @@ pub struct CreateOtaUpdate {
     )]
     pub aws_job_executions_rollout_config: Option<RolloutConfig>,
     /// AWS `awsJobAbortConfig` (also CreateJob's `abortConfig`).
-    #[serde(default, alias = "abortConfig", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "abortConfig",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub aws_job_abort_config: Option<AbortConfig>,
     /// AWS CreateJob's `jobExecutionsRetryConfig` (CreateOTAUpdate has none; accepted here).
     #[serde(default, skip_serializing_if = "Option::is_none")]

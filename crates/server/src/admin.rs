@@ -533,9 +533,15 @@ impl Admin {
         // Read by `ferrota-api` but not enforced yet (issue 16 lands them one by one): refused
         // by name, never accepted and ignored.
         for (set, name) in [
-            (req.aws_job_executions_rollout_config.is_some(), "awsJobExecutionsRolloutConfig"),
+            (
+                req.aws_job_executions_rollout_config.is_some(),
+                "awsJobExecutionsRolloutConfig",
+            ),
             (req.aws_job_abort_config.is_some(), "awsJobAbortConfig"),
-            (req.job_executions_retry_config.is_some(), "jobExecutionsRetryConfig"),
+            (
+                req.job_executions_retry_config.is_some(),
+                "jobExecutionsRetryConfig",
+            ),
             (req.scheduling_config.is_some(), "schedulingConfig"),
             (req.rollout_waves.is_some(), "rolloutWaves"),
         ] {

@@ -19,6 +19,7 @@
 //! | module | concern |
 //! |---|---|
 //! | [`filter`] | MQTT topic filters |
+//! | [`query`] | fleet-index queries (AWS fleet indexing's syntax, a documented subset) over a thing's index document |
 //! | [`policy`] | per-thing authorisation |
 //! | [`store`] | [`Store`](store::Store) (SQLite, in-memory) and content-addressed files |
 //! | [`context`] | what the services run on: `Store + BlobStore + Clock + Outbound` ([`context::Services`]) |
@@ -48,6 +49,7 @@
 //! ```text
 //! 0  filter, store, tls
 //! 1  policy → filter            context → store            ca → tls
+//!    query → store
 //! 2  faults → context           jobs → context, store
 //! 3  streams → context, faults, store
 //!    timeouts → context, jobs, store
@@ -89,6 +91,7 @@ pub mod filter;
 pub mod gate;
 pub mod jobs;
 pub mod policy;
+pub mod query;
 pub mod rollout;
 pub mod server;
 pub mod services;
