@@ -31,6 +31,7 @@
 //! | [`session`] | one MQTT connection over any `AsyncRead + AsyncWrite` |
 //! | [`tls`], [`ca`] | mutual TLS, the fleet CA, thing certificates, CRL |
 //! | [`bridge`] | client mode: the services on an external broker (mosquitto, EMQX…) |
+//! | [`groups`] | static and dynamic thing groups: members now, `is_member` (for CONTINUOUS rollouts) |
 //! | [`admin`] | operator actions: things, OTA updates (over `Services` and a narrow [`admin::Sessions`], no broker) |
 //! | [`api`] | the HTTP API |
 //! | [`config`], [`server`] | configuration file and `serve` |
@@ -55,7 +56,9 @@
 //!    timeouts → context, jobs, store
 //!    broker → context, faults, filter, policy, store
 //! 4  services → context, jobs, streams
-//!    admin → ca, context, jobs, store, timeouts     (never the broker or the sessions:
+//!    groups → context, query, store
+//!    admin → ca, context, groups, jobs, query, store, timeouts
+//!                                                    (never the broker or the sessions:
 //!                                                     `tests/layers.rs` holds it to that)
 //!    gate → broker              config → broker, policy
 //! 5  session → broker, filter, services, store, tls
@@ -89,6 +92,7 @@ pub mod context;
 pub mod faults;
 pub mod filter;
 pub mod gate;
+pub mod groups;
 pub mod jobs;
 pub mod policy;
 pub mod query;

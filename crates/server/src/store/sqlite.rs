@@ -18,6 +18,8 @@ use sqlx::{Row, query};
 
 use super::*;
 
+mod attrs;
+
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE things (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
@@ -58,6 +60,8 @@ CREATE INDEX executions_pending ON executions(job_id) WHERE status IN ('QUEUED',
     r#"
 ALTER TABLE ota_updates ADD COLUMN error_info TEXT;
 "#,
+    // Thing attributes and dynamic thing groups (`sqlite/attrs.rs`).
+    attrs::MIGRATION,
 ];
 
 /// SQLite store.
