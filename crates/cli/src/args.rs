@@ -54,6 +54,9 @@ pub enum Command {
     /// OTA updates on a running server: create, list, describe, cancel.
     #[command(subcommand)]
     Ota(crate::serverargs::OtaCommand),
+    /// Thing groups on a running server: dynamic groups chosen by a fleet-index query.
+    #[command(subcommand)]
+    Group(crate::groupcmd::GroupCommand),
     /// Run a simulated board: boot chain, then the OTA agent over MQTT/TLS.
     #[command(subcommand)]
     Device(crate::devicecmd::DeviceCommand),

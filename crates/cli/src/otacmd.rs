@@ -7,7 +7,9 @@ use serde_json::Value;
 use crate::servecmd::config;
 use crate::serverargs::{ApiArgs, OtaCommand, OtaIdArgs};
 
-struct Api {
+/// A client of the running server's HTTP API with the CLI's error messages (also used by
+/// `thing list --query` and `group`).
+pub(crate) struct Api {
     client: Client,
     /// Where the base URL came from, for the message of a wrong address.
     base_from: String,
@@ -19,7 +21,7 @@ struct Api {
 const TOKEN_FILE_MAX: u64 = 4096;
 
 impl Api {
-    fn new(a: &ApiArgs) -> Result<Api> {
+    pub(crate) fn new(a: &ApiArgs) -> Result<Api> {
         let cfg = config(&a.data)?;
         let (base, base_from) = crate::settings::api_base(a, &cfg)?;
         let (token, token_from) = match &a.token {
@@ -95,7 +97,10 @@ impl Api {
     }
 
     /// Runs a call, its error in words ([`Api::error`]).
-    fn run<T>(&self, f: impl FnOnce(&Client) -> Result<T, ferrota_api::Error>) -> Result<T> {
+    pub(crate) fn run<T>(
+        &self,
+        f: impl FnOnce(&Client) -> Result<T, ferrota_api::Error>,
+    ) -> Result<T> {
         f(&self.client).map_err(|e| self.error(e))
     }
 }
