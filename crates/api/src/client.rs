@@ -10,6 +10,9 @@ use crate::types::{
     ApiError, CreateOtaUpdate, CreateThing, HistoryDescription, Limits, OtaDescription, OtaSummary,
     PageRequest, Revoked, ThingBundle, ThingDescription, ThingSummary, UploadedFile,
 };
+use crate::types::{
+    CreateThingGroup, Deleted, SearchIndex, SearchIndexAnswer, ThingGroupDescription, UpdateThing,
+};
 
 /// Largest answer read, bytes: a describe page is a few hundred KB at the status-details
 /// limits, a thing list of a 10k fleet a few MB.
@@ -123,6 +126,45 @@ impl Client {
     /// `GET /api/things/{name}`.
     pub fn describe_thing(&self, name: &str) -> Result<ThingDescription, Error> {
         self.get(&format!("/api/things/{}", segment(name)), &[])
+    }
+
+    /// `PATCH /api/things/{name}`: AWS `UpdateThing` (attributes); answers the thing.
+    pub fn update_thing(&self, name: &str, req: &UpdateThing) -> Result<ThingDescription, Error> {
+        self.send_json("PATCH", &format!("/api/things/{}", segment(name)), req)
+    }
+
+    /// `POST /api/indices/search`: AWS `SearchIndex` (one page).
+    pub fn search_index(&self, req: &SearchIndex) -> Result<SearchIndexAnswer, Error> {
+        self.post_json("/api/indices/search", req)
+    }
+
+    /// `POST /api/thing-groups`: AWS `CreateDynamicThingGroup`.
+    pub fn create_thing_group(
+        &self,
+        req: &CreateThingGroup,
+    ) -> Result<ThingGroupDescription, Error> {
+        self.post_json("/api/thing-groups", req)
+    }
+
+    /// `GET /api/thing-groups`: static and dynamic groups (without members).
+    pub fn list_thing_groups(&self) -> Result<Vec<ThingGroupDescription>, Error> {
+        self.get("/api/thing-groups", &[])
+    }
+
+    /// `GET /api/thing-groups/{name}`: a group with its members now.
+    pub fn describe_thing_group(&self, name: &str) -> Result<ThingGroupDescription, Error> {
+        self.get(&format!("/api/thing-groups/{}", segment(name)), &[])
+    }
+
+    /// `DELETE /api/thing-groups/{name}`: deletes a dynamic group.
+    pub fn delete_thing_group(&self, name: &str) -> Result<Deleted, Error> {
+        let url = self.url(&format!("/api/thing-groups/{}", segment(name)));
+        let r = self
+            .agent
+            .delete(&url)
+            .header("authorization", &self.auth())
+            .call();
+        self.answer(url, r)
     }
 
     /// `POST /api/things/{name}/revoke`: revokes its certificates and disconnects it.
@@ -261,6 +303,27 @@ impl Client {
         let r = self
             .agent
             .post(&url)
+            .header("authorization", &self.auth())
+            .header("content-type", "application/json")
+            .send(&body[..]);
+        self.answer(url, r)
+    }
+
+    /// A JSON body with another method than POST (`PATCH`).
+    fn send_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Error> {
+        let url = self.url(path);
+        let body = serde_json::to_vec(body).unwrap_or_default();
+        let builder = match method {
+            "PATCH" => self.agent.patch(&url),
+            "PUT" => self.agent.put(&url),
+            _ => self.agent.post(&url),
+        };
+        let r = builder
             .header("authorization", &self.auth())
             .header("content-type", "application/json")
             .send(&body[..]);

@@ -88,6 +88,9 @@ pub struct ThingDescription {
     /// from a server before issue 16.
     #[serde(default)]
     pub inventory: crate::ThingInventory,
+    /// Its attributes (AWS `DescribeThing`'s `attributes`).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// A thing in a list (`thing list --json`, `GET /api/things`).
@@ -100,6 +103,9 @@ pub struct ThingSummary {
     pub groups: Vec<String>,
     /// Registration time, epoch seconds.
     pub created_at: u64,
+    /// Its attributes (AWS `ListThings`' `attributes`).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// One job execution of a thing, with AWS `JobExecution`'s names (epoch-second timestamps as
@@ -608,6 +614,138 @@ pub struct CreateThing {
     /// Thing groups to put it in.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// AWS's `attributePayload` (its `merge` is meaningless on a create and refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute_payload: Option<AttributePayload>,
+}
+
+/// AWS's `AttributePayload`: thing attributes, name → value (AWS's limits: at most 50, names
+/// 1–128 of `[a-zA-Z0-9_.,@/:#-]`, values up to 800 of `[a-zA-Z0-9_.,@/:#=\[\]-]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttributePayload {
+    /// The attributes. An empty value removes the attribute (AWS's rule for `UpdateThing`).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// `UpdateThing`: `true` merges into the stored attributes, `false` (default) replaces
+    /// them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<bool>,
+}
+
+/// `PATCH /api/things/{name}`: AWS `UpdateThing` (attributes only).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateThing {
+    /// The attributes to set (replace, or merge with `merge: true`).
+    pub attribute_payload: AttributePayload,
+}
+
+/// `POST /api/thing-groups`: AWS `CreateDynamicThingGroup` (the name in the body rather than
+/// the path).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateThingGroup {
+    /// Group name (`[a-zA-Z0-9_-]`, 1–128).
+    pub thing_group_name: String,
+    /// The fleet-index query selecting its members (`firmware.version < 1.2.0 AND
+    /// attributes.model:KIT_T2G`); required (static groups are made by naming them in a
+    /// thing's `groups`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_string: Option<String>,
+    /// AWS's index name; only `AWS_Things` exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_name: Option<String>,
+    /// AWS's query version; only `2017-09-30` exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_version: Option<String>,
+}
+
+/// A thing group (`GET /api/thing-groups`, and with its members `GET /api/thing-groups/{name}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThingGroupDescription {
+    /// Group name.
+    pub thing_group_name: String,
+    /// The query of a dynamic group; absent for a static one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_string: Option<String>,
+    /// Creation time of a dynamic group, epoch seconds (static groups exist while things
+    /// name them and have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<u64>,
+    /// Its members now, by name (describe only: a dynamic group's are computed at the call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<String>>,
+}
+
+/// `POST /api/indices/search`: AWS `SearchIndex`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SearchIndex {
+    /// The query ([fleet-index syntax](https://docs.aws.amazon.com/iot/latest/developerguide/query-syntax.html), Ferrota's subset).
+    pub query_string: String,
+    /// At most this many things (1–500, default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<usize>,
+    /// From a previous answer, for the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    /// AWS's index name; only `AWS_Things` exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_name: Option<String>,
+    /// AWS's query version; only `2017-09-30` exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_version: Option<String>,
+}
+
+/// AWS `SearchIndex`'s answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchIndexAnswer {
+    /// The matching things, by name.
+    pub things: Vec<ThingDocument>,
+    /// Present while more follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// AWS's `ThingDocument`: one thing as the fleet index sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThingDocument {
+    /// Thing name.
+    pub thing_name: String,
+    /// Its static thing groups.
+    #[serde(default)]
+    pub thing_group_names: Vec<String>,
+    /// Its attributes.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// Connected now, and when last heard from (epoch milliseconds, as AWS).
+    pub connectivity: Connectivity,
+    /// Its shadow's reported state as JSON text (AWS sends the shadow as a string).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<String>,
+}
+
+/// AWS's `ThingConnectivity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Connectivity {
+    /// Connected now.
+    pub connected: bool,
+    /// Last heard from, epoch milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<u64>,
+}
+
+/// `DELETE /api/thing-groups/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deleted {
+    /// What was deleted.
+    pub deleted: String,
 }
 
 /// `GET /api/limits`: what a client checks before it sends a body (a refused body otherwise

@@ -58,6 +58,9 @@ pub enum Command {
     /// approve the next wave, cancel.
     #[command(subcommand)]
     Rollout(crate::rolloutcmd::RolloutCommand),
+    /// Thing groups on a running server: dynamic groups chosen by a fleet-index query.
+    #[command(subcommand)]
+    Group(crate::groupcmd::GroupCommand),
     /// Run a simulated board: boot chain, then the OTA agent over MQTT/TLS.
     #[command(subcommand)]
     Device(crate::devicecmd::DeviceCommand),

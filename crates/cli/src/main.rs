@@ -8,8 +8,9 @@
 //! | [`imagecmd`] | `image pack`, `image from-merged-hex`, `image sign-ota`, `image verify` |
 //! | [`show`] | `image show` (text and JSON) |
 //! | [`t2gargs`], [`t2gcmd`] | `t2g new`, `program`, `boot`, `show`, `activate`, `confirm`, `reject` |
-//! | [`serverargs`], [`servecmd`], [`thingcmd`], [`otacmd`] | `serve`, `ca init`, `thing create/list/describe/revoke`, `ota create/list/describe/cancel` |
+//! | [`serverargs`], [`servecmd`], [`thingcmd`], [`otacmd`] | `serve`, `ca init`, `thing create/list/update/describe/revoke`, `ota create/list/describe/cancel` |
 //! | [`rolloutcmd`] | `ota create`'s rollout settings (`--rollout-json`, `--cli-input-json`, flags), `rollout status/pause/resume/approve/cancel` |
+//! | [`groupcmd`] | `group create/list/describe/delete` (dynamic thing groups, through the API) |
 //! | [`devicecmd`], [`democmd`] | `device run`, `demo` |
 //! | [`benchcmd`] | `bench` (the performance scenarios of `ferrota-bench`) |
 //! | [`settings`] | where every server command finds the server: config file, `FERROTA_*`, the API and MQTT addresses |
@@ -22,6 +23,7 @@ mod benchcmd;
 mod democmd;
 mod devicecmd;
 mod fsio;
+mod groupcmd;
 mod imagecmd;
 mod keycmd;
 mod otacmd;
@@ -56,6 +58,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Thing(c) => thingcmd::run(c),
         Command::Ota(c) => otacmd::run(c),
         Command::Rollout(c) => rolloutcmd::run(c),
+        Command::Group(c) => groupcmd::run(c),
         Command::Device(c) => devicecmd::run(c),
         Command::Demo(a) => democmd::run(&a),
         Command::Bench(a) => benchcmd::run(&a),

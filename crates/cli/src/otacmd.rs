@@ -7,6 +7,8 @@ use serde_json::Value;
 use crate::servecmd::config;
 use crate::serverargs::{ApiArgs, OtaCommand, OtaIdArgs};
 
+/// A client of the running server's HTTP API with the CLI's error messages (also used by
+/// `thing list --query` and `group`).
 pub(crate) struct Api {
     client: Client,
     /// Where the base URL came from, for the message of a wrong address.

@@ -29,6 +29,7 @@ really listens is recorded by `ferrota serve` in <data>/listening.json; `thing c
 `ota` use that before the config."
     };
 }
+pub(crate) use settings_help;
 
 /// The `ota create --help` text about rollouts (a macro, for `concat!`).
 macro_rules! create_help {
@@ -153,9 +154,33 @@ choice is printed on stderr.
     settings_help!()
 ))]
     Create(ThingCreateArgs),
-    /// List things.
-    #[command(after_help = settings_help!())]
+    /// List things; with --query, the things a fleet-index query matches (asks the running
+    /// server: AWS SearchIndex).
+    #[command(after_help = concat!("\
+Examples:
+  ferrota thing list --data-dir /var/lib/ferrota
+  ferrota thing list --query 'attributes.model:KIT_T2G AND connectivity.connected:true'
+  ferrota thing list --query 'firmware.version < 1.2.0' --json
+  ferrota thing list --query 'lastJob.status:FAILED OR dev-0*'
+
+Without --query the data directory is read (no server needed). With --query the running
+server answers (it knows who is connected), through the HTTP API.
+
+", crate::groupcmd::query_help!(), settings_help!()))]
     List(ThingListArgs),
+    /// Set, change or remove a thing's attributes (AWS UpdateThing).
+    #[command(after_help = concat!("\
+Examples:
+  ferrota thing update dev-001 --attribute model=KIT_T2G --attribute site=bonn
+  ferrota thing update dev-001 --remove-attribute site
+  ferrota thing update dev-001 --replace --attribute model=KIT_T2G   # drop every other one
+
+Attributes are merged into the stored ones unless --replace. AWS's limits: at most 50 per
+thing, names of 1-128 characters of [a-zA-Z0-9_.,@/:#-], values up to 800 of
+[a-zA-Z0-9_.,@/:#=[]-]. Prints the thing's attributes (JSON).
+
+", settings_help!()))]
+    Update(ThingUpdateArgs),
     /// Show a thing, its certificates and job executions (JSON).
     #[command(after_help = settings_help!())]
     Describe(ThingNameArgs),
@@ -172,6 +197,9 @@ pub struct ThingCreateArgs {
     /// Thing group(s).
     #[arg(long = "group", value_name = "GROUP")]
     pub groups: Vec<String>,
+    /// An attribute, NAME=VALUE (repeatable; AWS's attributePayload).
+    #[arg(long = "attribute", value_name = "NAME=VALUE", value_parser = attribute)]
+    pub attributes: Vec<(String, String)>,
     /// Output directory for the bundle.
     #[arg(short, long, value_name = "DIR", default_value = ".")]
     pub output: PathBuf,
@@ -196,13 +224,45 @@ pub struct ThingCreateArgs {
 /// `thing list`
 #[derive(Debug, Args)]
 pub struct ThingListArgs {
-    /// Print a JSON array of `{thingName, groups, createdAt}` (the API's names) instead of
-    /// `name<TAB>groups<TAB>created` lines.
+    /// Print JSON (the API's names) instead of lines: `[{thingName, groups, createdAt,
+    /// attributes}]`, or with --query SearchIndex's `[{thingName, thingGroupNames,
+    /// attributes, connectivity}]`.
     #[arg(long)]
     pub json: bool,
+    /// A fleet-index query (AWS's syntax, see below): only the things it matches, as the
+    /// running server sees them.
+    #[arg(long, value_name = "QUERY")]
+    pub query: Option<String>,
+    /// The API (for --query) and the data directory.
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// `thing update`
+#[derive(Debug, Args)]
+pub struct ThingUpdateArgs {
+    /// Thing name.
+    pub name: String,
+    /// Set an attribute, NAME=VALUE (repeatable).
+    #[arg(long = "attribute", value_name = "NAME=VALUE", value_parser = attribute)]
+    pub attributes: Vec<(String, String)>,
+    /// Remove an attribute (repeatable).
+    #[arg(long = "remove-attribute", value_name = "NAME")]
+    pub remove: Vec<String>,
+    /// Replace every stored attribute with the given ones (AWS's merge=false).
+    #[arg(long)]
+    pub replace: bool,
     /// Data and config.
     #[command(flatten)]
     pub data: DataArgs,
+}
+
+/// `NAME=VALUE` of `--attribute` (the server checks AWS's limits).
+fn attribute(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?}: give NAME=VALUE")),
+    }
 }
 
 /// `thing describe|revoke`

@@ -1,12 +1,14 @@
-//! `ferrota thing create|list|describe|revoke`, on the data directory (the running server reads
-//! the same SQLite database, so a revoked thing is refused at its next connect).
+//! `ferrota thing create|list|update|describe|revoke`, on the data directory (the running server
+//! reads the same SQLite database, so a revoked thing is refused at its next connect). `thing
+//! list --query` is the exception: it asks the running server (AWS SearchIndex), which knows
+//! who is connected.
 
 use anyhow::{Context, Result, bail};
 use ferrota_server::ca::write_file;
 use ferrota_server::server::open_admin;
 
 use crate::servecmd::{config, runtime};
-use crate::serverargs::{ThingCommand, ThingCreateArgs};
+use crate::serverargs::{ThingCommand, ThingCreateArgs, ThingListArgs, ThingUpdateArgs};
 
 fn port(cfg: &ferrota_server::config::Config) -> u16 {
     cfg.mqtt_listen
@@ -18,11 +20,18 @@ fn port(cfg: &ferrota_server::config::Config) -> u16 {
 
 /// Runs a `thing` command.
 pub fn run(c: ThingCommand) -> Result<()> {
+    // Through the HTTP API (blocking), outside the runtime.
+    if let ThingCommand::List(a) = &c
+        && a.query.is_some()
+    {
+        return search(a);
+    }
     runtime()?.block_on(async move {
         match c {
             ThingCommand::Create(a) => create(&a).await,
+            ThingCommand::Update(a) => update(&a).await,
             ThingCommand::List(a) => {
-                let cfg = config(&a.data)?;
+                let cfg = config(&a.api.data)?;
                 let admin = open_admin(&cfg, port(&cfg)).await?;
                 let things = admin.list_things().await?;
                 if a.json {
@@ -30,13 +39,14 @@ pub fn run(c: ThingCommand) -> Result<()> {
                     return Ok(());
                 }
                 // Human lines: name, groups, registration time as RFC 3339 (the JSON keeps
-                // AWS's epoch seconds).
+                // AWS's epoch seconds), attributes.
                 for t in things {
                     println!(
-                        "{}\t{}\t{}",
+                        "{}\t{}\t{}\t{}",
                         t.thing_name,
                         t.groups.join(","),
-                        ferrota_server::admin::rfc3339(t.created_at)
+                        ferrota_server::admin::rfc3339(t.created_at),
+                        attributes_text(&t.attributes)
                     );
                 }
                 Ok(())
@@ -103,6 +113,78 @@ fn inventory_text(name: &str, inv: &ferrota_api::ThingInventory) -> String {
     s
 }
 
+/// `k=v,k=v`, for the human lines.
+fn attributes_text(a: &std::collections::BTreeMap<String, String>) -> String {
+    a.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `thing list --query`: every page of the running server's SearchIndex answer.
+fn search(a: &ThingListArgs) -> Result<()> {
+    let api = crate::otacmd::Api::new(&a.api)?;
+    let mut req = ferrota_api::SearchIndex {
+        query_string: a.query.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let mut things = Vec::new();
+    loop {
+        let page = api.run(|c| c.search_index(&req))?;
+        things.extend(page.things);
+        match page.next_token {
+            Some(t) => req.next_token = Some(t),
+            None => break,
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&things)?);
+        return Ok(());
+    }
+    // Human lines: name, groups, connected or not, attributes.
+    for t in things {
+        println!(
+            "{}\t{}\t{}\t{}",
+            t.thing_name,
+            t.thing_group_names.join(","),
+            if t.connectivity.connected {
+                "connected"
+            } else {
+                "disconnected"
+            },
+            attributes_text(&t.attributes)
+        );
+    }
+    Ok(())
+}
+
+/// `thing update`: attributes merged (or replaced with --replace); a removal is AWS's empty
+/// value. Prints the thing's attributes after the change.
+async fn update(a: &ThingUpdateArgs) -> Result<()> {
+    let cfg = config(&a.data)?;
+    let admin = open_admin(&cfg, port(&cfg)).await?;
+    let mut attributes: std::collections::BTreeMap<String, String> =
+        a.attributes.iter().cloned().collect();
+    for k in &a.remove {
+        if attributes.contains_key(k) {
+            bail!("attribute {k:?} is both set (--attribute) and removed (--remove-attribute)");
+        }
+        attributes.insert(k.clone(), String::new());
+    }
+    if attributes.is_empty() && !a.replace {
+        bail!("nothing to change: give --attribute NAME=VALUE or --remove-attribute NAME");
+    }
+    let req = ferrota_server::admin::UpdateThing {
+        attribute_payload: ferrota_server::admin::AttributePayload {
+            attributes,
+            merge: Some(!a.replace),
+        },
+    };
+    let d = admin.update_thing(&a.name, &req).await?;
+    println!("{}", serde_json::to_string_pretty(&d.attributes)?);
+    Ok(())
+}
+
 /// `thing create`: the bundle is written to a temporary directory beside its target and
 /// renamed into place before the thing is stored, and removed if storing fails, so an
 /// unwritable output directory leaves no thing behind (and no certificate whose key is lost).
@@ -126,7 +208,14 @@ async fn create(a: &ThingCreateArgs) -> Result<()> {
             .map(|()| written.set(true))
             .map_err(|e| format!("{e:#}"))
     };
-    let b = match admin.create_thing_with(&a.name, &a.groups, stage).await {
+    let payload = ferrota_server::admin::AttributePayload {
+        attributes: a.attributes.iter().cloned().collect(),
+        merge: None,
+    };
+    let b = match admin
+        .create_thing_with_attributes(&a.name, &a.groups, &payload, stage)
+        .await
+    {
         Ok(b) => b,
         Err(e) => {
             if written.get() {

@@ -227,6 +227,7 @@ fn admin_over(
         endpoint: "localhost".into(),
         port: 8883,
     };
+    admin.follow_dynamic_targets();
     (Arc::new(admin), services)
 }
 

@@ -16,6 +16,10 @@ use ferrota_proto::topic::{NameKind, validate_name};
 // The HTTP API's requests and answers are defined with the API (one definition for the server
 // and its clients, `ferrota-api`); re-exported here, where the server's code names them.
 pub use ferrota_api::{
+    AttributePayload, CreateThingGroup, SearchIndex, SearchIndexAnswer, ThingDocument,
+    ThingGroupDescription, UpdateThing,
+};
+pub use ferrota_api::{
     CertSummary, CertificateChain, CodeSigning, CreateOtaUpdate, CustomCodeSigning,
     DESCRIBE_PAGE_DEFAULT, DESCRIBE_PAGE_MAX, ExecutionDescription, FIRMWARE_FILE_TYPE,
     FileLocation, HistoryDescription, InlineSignature, JobProcessDetails, OtaDescription, OtaFile,
@@ -25,12 +29,20 @@ pub use ferrota_api::{
 
 use crate::ca::{Ca, CaError};
 use crate::context::Services;
+use crate::groups;
 use crate::jobs;
+use crate::query::Query;
 use crate::rollout::{self, RolloutError, config::JobConfig};
+use crate::store::attrs::check_attributes;
 use crate::store::{
     CertRecord, CertStatus, Execution, HistoryEntry, Job, JobState, OtaRecord, StoreError,
     StreamFile, StreamRecord, Thing,
 };
+
+/// SearchIndex's default page (things per answer).
+pub const SEARCH_PAGE_DEFAULT: usize = 100;
+/// SearchIndex's largest page (AWS's `maxResults` maximum, 500).
+pub const SEARCH_PAGE_MAX: usize = 500;
 
 /// Largest OTA file (AWS's hard limit for MQTT OTA).
 pub const OTA_FILE_MAX: u64 = 16 * 1024 * 1024;
@@ -41,6 +53,9 @@ pub enum AdminError {
     /// Bad input (HTTP 400).
     #[error("{0}")]
     Invalid(String),
+    /// A fleet-index query that does not parse (HTTP 400, AWS's `InvalidQueryException`).
+    #[error("{0}")]
+    InvalidQuery(String),
     /// Not found (HTTP 404).
     #[error("{0} not found")]
     NotFound(String),
@@ -129,6 +144,7 @@ impl From<Thing> for ThingSummary {
             thing_name: t.name,
             groups: t.groups,
             created_at: t.created_at,
+            attributes: BTreeMap::new(),
         }
     }
 }
@@ -261,6 +277,36 @@ impl Admin {
         groups: &[String],
         stage: impl FnOnce(&ThingBundle) -> Result<(), String>,
     ) -> R<ThingBundle> {
+        self.create_thing_with_attributes(name, groups, &AttributePayload::default(), stage)
+            .await
+    }
+
+    /// [`Admin::create_thing_with`] with AWS's `attributePayload` (`CreateThing`): the
+    /// attributes are checked against AWS's limits before anything is issued or stored, and
+    /// stored with the thing in one transaction. An empty value means no attribute (AWS's
+    /// rule for removing one), and `merge` is refused: there is nothing to merge with.
+    pub async fn create_thing_with_attributes(
+        &self,
+        name: &str,
+        groups: &[String],
+        payload: &AttributePayload,
+        stage: impl FnOnce(&ThingBundle) -> Result<(), String>,
+    ) -> R<ThingBundle> {
+        if payload.merge.is_some() {
+            return Err(AdminError::Invalid(
+                "attributePayload.merge: only valid on UpdateThing (PATCH /api/things/{name})"
+                    .into(),
+            ));
+        }
+        let attributes: BTreeMap<String, String> = payload
+            .attributes
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        check_attributes(&attributes)
+            .map_err(|e| AdminError::Invalid(format!("attributePayload: {e}")))?;
+        self.check_static_groups(groups).await?;
         let ca = self.check_new_things(std::slice::from_ref(&name.to_string()), groups)?;
         if self.services.store.thing(name).await?.is_some() {
             return Err(AdminError::Exists(format!("thing {name}")));
@@ -284,10 +330,11 @@ impl Admin {
             root_ca_pem: ca.cert_pem().to_string(),
         };
         stage(&bundle).map_err(AdminError::Invalid)?;
-        // The thing and its certificate in one transaction: a crash leaves both or neither.
+        // The thing, its certificate and its attributes in one transaction: a crash leaves
+        // all or none.
         self.services
             .store
-            .create_things_with_certificates(&[records])
+            .create_thing_with_attributes(&records.0, &records.1, &attributes)
             .await?;
         self.things_changed(&[name.to_string()]).await?;
         Ok(bundle)
@@ -309,6 +356,7 @@ impl Admin {
         names: &[String],
         groups: &[String],
     ) -> R<Vec<crate::ca::Issued>> {
+        self.check_static_groups(groups).await?;
         let ca = self.check_new_things(names, groups)?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = names.len().div_ceil(threads).max(1);
@@ -346,16 +394,246 @@ impl Admin {
         Ok(issued)
     }
 
-    /// All things.
+    /// A static group may not take the name of a dynamic group: `thinggroup/<name>` would
+    /// then mean two sets of things.
+    async fn check_static_groups(&self, groups: &[String]) -> R<()> {
+        for g in groups {
+            if self.services.store.dynamic_group(g).await?.is_some() {
+                return Err(AdminError::Invalid(format!(
+                    "group {g:?} is a dynamic thing group (its members are chosen by its \
+                     query); a thing cannot be put into it"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// All things, with their attributes.
     pub async fn list_things(&self) -> R<Vec<ThingSummary>> {
-        Ok(self
-            .services
-            .store
-            .list_things()
+        let s = &self.services.store;
+        let mut attrs = s.all_attributes().await?;
+        Ok(s.list_things()
             .await?
             .into_iter()
-            .map(ThingSummary::from)
+            .map(|t| {
+                let a = attrs.remove(&t.name).unwrap_or_default();
+                ThingSummary {
+                    attributes: a,
+                    ..ThingSummary::from(t)
+                }
+            })
             .collect())
+    }
+
+    /// AWS `UpdateThing` (attributes only): `merge: true` merges `attributes` into the stored
+    /// ones, otherwise they replace them all; an empty value removes that attribute. The
+    /// result is checked against AWS's limits (at most 50, names and values of AWS's
+    /// characters and lengths) before it is stored; a refused update stores nothing.
+    pub async fn update_thing(&self, name: &str, req: &UpdateThing) -> R<ThingDescription> {
+        let s = &self.services.store;
+        if s.thing(name).await?.is_none() {
+            return Err(AdminError::NotFound(format!("thing {name}")));
+        }
+        let p = &req.attribute_payload;
+        let mut attrs = if p.merge == Some(true) {
+            s.attributes(name).await?
+        } else {
+            BTreeMap::new()
+        };
+        for (k, v) in &p.attributes {
+            if v.is_empty() {
+                attrs.remove(k);
+            } else {
+                attrs.insert(k.clone(), v.clone());
+            }
+        }
+        check_attributes(&attrs)
+            .map_err(|e| AdminError::Invalid(format!("attributePayload: {e}")))?;
+        s.set_attributes(name, &attrs).await?;
+        // New attributes may make it match a dynamic group a CONTINUOUS rollout targets.
+        self.things_changed(&[name.to_string()]).await?;
+        self.describe_thing(name).await
+    }
+
+    /// Gives the rollout engine this operator layer's view of targets: a CONTINUOUS rollout to
+    /// a dynamic group reaches a thing as soon as it matches the group's query
+    /// ([`crate::groups::Targets`]). Called once by whoever builds the `Admin` (the server,
+    /// tests, simulations); without it only things and static groups are followed.
+    pub fn follow_dynamic_targets(&self) {
+        self.services
+            .set_target_check(Arc::new(crate::groups::Targets {
+                connected: Box::new(self.connected()),
+                services: Arc::downgrade(&self.services),
+            }));
+    }
+
+    /// Whether a thing is connected, as a function ([`groups::Connected`]).
+    fn connected(&self) -> impl Fn(&str) -> bool + Send + Sync + use<> {
+        let sessions = self.sessions.clone();
+        move |t: &str| sessions.is_connected(t)
+    }
+
+    /// AWS `CreateDynamicThingGroup`: a group whose members are the things its query matches
+    /// now ([`crate::groups`]). The query is parsed first (a bad one is
+    /// [`AdminError::InvalidQuery`], nothing stored); the name may not be a static group's
+    /// that things are in (409), nor a dynamic group's (409). Without `queryString` the
+    /// request is refused: static groups exist by naming them in a thing's `groups`.
+    pub async fn create_thing_group(&self, req: &CreateThingGroup) -> R<ThingGroupDescription> {
+        let name = &req.thing_group_name;
+        validate_name(name, NameKind::Stream, &NameLimits::AWS).map_err(|_| {
+            AdminError::Invalid(format!(
+                "thingGroupName {name:?}: 1-128 characters of [a-zA-Z0-9_-]"
+            ))
+        })?;
+        if let Some(i) = &req.index_name
+            && i != "AWS_Things"
+        {
+            return Err(AdminError::Invalid(format!(
+                "indexName {i:?}: the only index is AWS_Things"
+            )));
+        }
+        if let Some(v) = &req.query_version
+            && v != "2017-09-30"
+        {
+            return Err(AdminError::Invalid(format!(
+                "queryVersion {v:?}: the only query version is 2017-09-30"
+            )));
+        }
+        let Some(qs) = &req.query_string else {
+            return Err(AdminError::Invalid(
+                "queryString is required: this creates a dynamic group (a static group exists \
+                 by naming it in a thing's groups, `ferrota thing create --group`)"
+                    .into(),
+            ));
+        };
+        Query::parse(qs).map_err(|e| AdminError::InvalidQuery(e.to_string()))?;
+        let s = &self.services.store;
+        let statics = s.group_members(name).await?;
+        if !statics.is_empty() {
+            return Err(AdminError::Exists(format!(
+                "thing group {name} (a static group of {} thing(s))",
+                statics.len()
+            )));
+        }
+        s.create_dynamic_group(&crate::store::DynamicGroup {
+            name: name.clone(),
+            query_string: qs.clone(),
+            created_at: self.services.clock.now(),
+        })
+        .await?;
+        tracing::info!(group = %name, query = %qs, "dynamic thing group created");
+        self.describe_thing_group(name).await
+    }
+
+    /// Every thing group: the dynamic ones and the static ones things name, by name.
+    pub async fn list_thing_groups(&self) -> R<Vec<ThingGroupDescription>> {
+        let s = &self.services.store;
+        let mut out: BTreeMap<String, ThingGroupDescription> = BTreeMap::new();
+        for t in s.list_things().await? {
+            for g in t.groups {
+                out.entry(g.clone()).or_insert(ThingGroupDescription {
+                    thing_group_name: g,
+                    query_string: None,
+                    created_at: None,
+                    members: None,
+                });
+            }
+        }
+        for g in s.list_dynamic_groups().await? {
+            out.insert(
+                g.name.clone(),
+                ThingGroupDescription {
+                    thing_group_name: g.name,
+                    query_string: Some(g.query_string),
+                    created_at: Some(g.created_at),
+                    members: None,
+                },
+            );
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// One thing group with its members now.
+    pub async fn describe_thing_group(&self, name: &str) -> R<ThingGroupDescription> {
+        let b = &*self.services;
+        let dynamic = b.store.dynamic_group(name).await?;
+        let connected = self.connected();
+        let members = groups::members(b, &connected, name)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("thing group {name}")))?;
+        Ok(ThingGroupDescription {
+            thing_group_name: name.to_string(),
+            query_string: dynamic.as_ref().map(|g| g.query_string.clone()),
+            created_at: dynamic.map(|g| g.created_at),
+            members: Some(members),
+        })
+    }
+
+    /// Deletes a dynamic thing group (its things are untouched). A static group cannot be
+    /// deleted: it exists while things name it.
+    pub async fn delete_thing_group(&self, name: &str) -> R<()> {
+        let s = &self.services.store;
+        if s.dynamic_group(name).await?.is_none() && !s.group_members(name).await?.is_empty() {
+            return Err(AdminError::Invalid(format!(
+                "thing group {name} is static: it exists while things name it in their groups"
+            )));
+        }
+        s.delete_dynamic_group(name).await?;
+        tracing::info!(group = %name, "dynamic thing group deleted");
+        Ok(())
+    }
+
+    /// AWS `SearchIndex`: the things whose index document matches the query, by name, one
+    /// page at a time (`maxResults` 1–500, default 100, AWS's range; `nextToken` is the last
+    /// name of the page before). A query that does not parse is
+    /// [`AdminError::InvalidQuery`].
+    pub async fn search_index(&self, req: &SearchIndex) -> R<SearchIndexAnswer> {
+        let limit = req.max_results.unwrap_or(SEARCH_PAGE_DEFAULT);
+        if !(1..=SEARCH_PAGE_MAX).contains(&limit) {
+            return Err(AdminError::Invalid(format!(
+                "maxResults must be 1-{SEARCH_PAGE_MAX}"
+            )));
+        }
+        if let Some(i) = &req.index_name
+            && i != "AWS_Things"
+        {
+            return Err(AdminError::Invalid(format!(
+                "indexName {i:?}: the only index is AWS_Things"
+            )));
+        }
+        if let Some(v) = &req.query_version
+            && v != "2017-09-30"
+        {
+            return Err(AdminError::Invalid(format!(
+                "queryVersion {v:?}: the only query version is 2017-09-30"
+            )));
+        }
+        let q =
+            Query::parse(&req.query_string).map_err(|e| AdminError::InvalidQuery(e.to_string()))?;
+        let connected = self.connected();
+        let found = groups::search(&self.services, &connected, &q).await?;
+        let mut things: Vec<ThingDocument> = found
+            .into_iter()
+            .filter(|i| req.next_token.as_ref().is_none_or(|t| i.thing.name > *t))
+            .take(limit + 1)
+            .map(|i| ThingDocument {
+                shadow: i.document.get("shadow").map(|s| s.to_string()),
+                connectivity: ferrota_api::Connectivity {
+                    connected: i.inventory.connected,
+                    timestamp: i.inventory.last_seen.map(|t| t.saturating_mul(1000)),
+                },
+                thing_name: i.thing.name,
+                thing_group_names: i.thing.groups,
+                attributes: i.attributes,
+            })
+            .collect();
+        let next_token = if things.len() > limit {
+            things.truncate(limit);
+            things.last().map(|t| t.thing_name.clone())
+        } else {
+            None
+        };
+        Ok(SearchIndexAnswer { things, next_token })
     }
 
     /// One thing.
@@ -385,6 +663,7 @@ impl Admin {
                 .into_iter()
                 .map(ThingExecution::from)
                 .collect(),
+            attributes: s.attributes(name).await?,
             thing_name: thing.name,
             groups: thing.groups,
             created_at: thing.created_at,
@@ -444,10 +723,14 @@ impl Admin {
                     things.push(name.to_string());
                 }
                 "thinggroup" | "group" => {
-                    let m = self.services.store.group_members(name).await?;
-                    if m.is_empty() && !continuous {
-                        return Err(AdminError::NotFound(format!("thing group {name}")));
-                    }
+                    // A static group's things, or a dynamic group's members now; a
+                    // CONTINUOUS job may name a group that has no member yet.
+                    let connected = self.connected();
+                    let m = match groups::members(&self.services, &connected, name).await? {
+                        Some(m) => m,
+                        None if continuous => Vec::new(),
+                        None => return Err(AdminError::NotFound(format!("thing group {name}"))),
+                    };
                     things.extend(m);
                 }
                 _ => {

@@ -5,9 +5,15 @@
 //! |---|---|---|
 //! | GET | `/api/health` | `{"ok":true}` |
 //! | GET | `/api/things` | things |
-//! | POST | `/api/things` | `{"thingName","groups"?}` → device bundle |
-//! | GET | `/api/things/{name}` | thing, certificates, executions |
+//! | POST | `/api/things` | `{"thingName","groups"?,"attributePayload"?}` → device bundle (AWS `CreateThing`'s attributes: at most 50, AWS's characters and lengths) |
+//! | GET | `/api/things/{name}` | thing, certificates, executions, attributes |
 //! | GET | `/api/things/{name}/shadow` | its classic Device Shadow as AWS's GetThingShadow answers it (`state` with `desired`/`reported`/`delta`, `metadata`, `version`, `timestamp`); 404 `ResourceNotFoundException` when the thing or its shadow does not exist |
+//! | PATCH | `/api/things/{name}` | AWS `UpdateThing`: `{"attributePayload":{"attributes","merge"?}}` → thing (an empty value removes an attribute) |
+//! | POST | `/api/indices/search` | AWS `SearchIndex`: `{"queryString","maxResults"?,"nextToken"?}` → `{"things":[{"thingName","thingGroupNames","attributes","connectivity","shadow"?}],"nextToken"?}` (query syntax: [`crate::query`]) |
+//! | POST | `/api/thing-groups` | AWS `CreateDynamicThingGroup`: `{"thingGroupName","queryString"}` → group with its members |
+//! | GET | `/api/thing-groups` | static and dynamic groups |
+//! | GET | `/api/thing-groups/{name}` | group with its members now (`members`) |
+//! | DELETE | `/api/thing-groups/{name}` | `{"deleted":name}` (dynamic groups; things untouched) |
 //! | POST | `/api/things/{name}/revoke` | `{"revoked":n}` (disconnects it; the CRL is reloaded at once) |
 //! | GET | `/api/limits` | `{"maxFileBytes"}`: the CLI asks before sending a file, so a wrong token or an oversized file is reported as such, not as a broken pipe |
 //! | POST | `/api/files` | raw bytes → `{"sha256","size"}` |
@@ -32,7 +38,8 @@
 //!   shows); its meaning in words is a separate `reasonText` beside `statusDetails`
 //!   ([`crate::admin::reason_text`]), absent when the code is unknown.
 //! - Errors are AWS's error JSON, `{"code":"InvalidRequestException","message":"…"}`, with
-//!   AWS's codes and statuses: `InvalidRequestException` 400, `UnauthorizedException` 401,
+//!   AWS's codes and statuses: `InvalidRequestException` 400, `InvalidQueryException` 400 (a
+//!   fleet-index query that does not parse, with the position), `UnauthorizedException` 401,
 //!   `ResourceNotFoundException` 404, `MethodNotAllowedException` 405,
 //!   `ResourceAlreadyExistsException` 409, `RequestEntityTooLargeException` 413,
 //!   `InternalFailureException` 500 (the 405 and 413 that axum answers itself are rewritten
@@ -51,13 +58,16 @@ use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use ferrota_api::{ApiError, CreateThing, Limits, Revoked, RolloutAction, UploadedFile};
+use ferrota_api::{
+    ApiError, CreateThing, CreateThingGroup, Deleted, Limits, Revoked, RolloutAction, SearchIndex,
+    UpdateThing, UploadedFile,
+};
 
 use crate::admin::{Admin, AdminError, CreateOtaUpdate, PageRequest};
 
@@ -81,6 +91,7 @@ impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             AdminError::Invalid(_) => (StatusCode::BAD_REQUEST, "InvalidRequestException"),
+            AdminError::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "InvalidQueryException"),
             AdminError::NotFound(_) => (StatusCode::NOT_FOUND, "ResourceNotFoundException"),
             AdminError::Exists(_) => (StatusCode::CONFLICT, "ResourceAlreadyExistsException"),
             _ => (
@@ -288,7 +299,15 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
             get(|State(s): State<AppState>| async move { ok(s.admin.list_things().await?) }).post(
                 |State(s): State<AppState>, body: Bytes| async move {
                     let t: CreateThing = strict(&body)?;
-                    ok(s.admin.create_thing(&t.thing_name, &t.groups).await?)
+                    let payload = t.attribute_payload.unwrap_or_default();
+                    ok(s.admin
+                        .create_thing_with_attributes(
+                            &t.thing_name,
+                            &t.groups,
+                            &payload,
+                            |_| Ok(()),
+                        )
+                        .await?)
                 },
             ),
         )
@@ -297,6 +316,12 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
             get(
                 |State(s): State<AppState>, Path(n): Path<String>| async move {
                     ok(s.admin.describe_thing(&n).await?)
+                },
+            )
+            .patch(
+                |State(s): State<AppState>, Path(n): Path<String>, body: Bytes| async move {
+                    let u: UpdateThing = strict(&body)?;
+                    ok(s.admin.update_thing(&n, &u).await?)
                 },
             ),
         )
@@ -307,6 +332,35 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
                     thing_shadow(&s.admin, &n).await
                 },
             ),
+        )
+        .route(
+            "/api/indices/search",
+            post(|State(s): State<AppState>, body: Bytes| async move {
+                let q: SearchIndex = strict(&body)?;
+                ok(s.admin.search_index(&q).await?)
+            }),
+        )
+        .route(
+            "/api/thing-groups",
+            get(|State(s): State<AppState>| async move { ok(s.admin.list_thing_groups().await?) })
+                .post(|State(s): State<AppState>, body: Bytes| async move {
+                    let g: CreateThingGroup = strict(&body)?;
+                    ok(s.admin.create_thing_group(&g).await?)
+                }),
+        )
+        .route(
+            "/api/thing-groups/{name}",
+            get(
+                |State(s): State<AppState>, Path(n): Path<String>| async move {
+                    ok(s.admin.describe_thing_group(&n).await?)
+                },
+            )
+            .merge(delete(
+                |State(s): State<AppState>, Path(n): Path<String>| async move {
+                    s.admin.delete_thing_group(&n).await?;
+                    ok(Deleted { deleted: n })
+                },
+            )),
         )
         .route(
             "/api/things/{name}/revoke",

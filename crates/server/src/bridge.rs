@@ -45,7 +45,8 @@ pub use crate::context::Outbound;
 
 /// The request topics the services subscribe to. `jobs/+/get` covers `$next/get` and
 /// `<jobId>/get`; `jobs/+/update` also catches malformed `jobs//update` (answered InvalidTopic).
-pub const REQUEST_FILTERS: [&str; 8] = [
+/// The Device Shadow's requests (issue 16) come last, so the indexes above stay as they were.
+pub const REQUEST_FILTERS: [&str; 11] = [
     "$aws/things/+/jobs/get",
     "$aws/things/+/jobs/start-next",
     "$aws/things/+/jobs/+/get",
@@ -54,6 +55,9 @@ pub const REQUEST_FILTERS: [&str; 8] = [
     "$aws/things/+/streams/+/get/json",
     "$aws/things/+/streams/+/describe/cbor",
     "$aws/things/+/streams/+/describe/json",
+    "$aws/things/+/shadow/update",
+    "$aws/things/+/shadow/get",
+    "$aws/things/+/shadow/delete",
 ];
 
 /// How to reach the external broker.

@@ -20,6 +20,7 @@
 //! | module | concern |
 //! |---|---|
 //! | [`filter`] | MQTT topic filters |
+//! | [`query`] | fleet-index queries (AWS fleet indexing's syntax, a documented subset) over a thing's index document |
 //! | [`policy`] | per-thing authorisation |
 //! | [`store`] | [`Store`](store::Store) (SQLite, in-memory) and content-addressed files |
 //! | [`context`] | what the services run on: `Store + BlobStore + Clock + Outbound` ([`context::Services`]) |
@@ -34,6 +35,7 @@
 //! | [`tls`], [`ca`] | mutual TLS, the fleet CA, thing certificates, CRL |
 //! | [`bridge`] | client mode: the services on an external broker (mosquitto, EMQX…) |
 //! | [`inventory`] | what each thing runs and where it stands, from its shadow, connection and jobs |
+//! | [`groups`] | static and dynamic thing groups: members now, `is_member` (for CONTINUOUS rollouts) |
 //! | [`admin`] | operator actions: things, OTA updates (over `Services` and a narrow [`admin::Sessions`], no broker) |
 //! | [`api`] | the HTTP API |
 //! | [`config`], [`server`] | configuration file and `serve` |
@@ -52,6 +54,7 @@
 //! ```text
 //! 0  filter, store, tls
 //! 1  policy → filter            context → store            ca → tls
+//!    query → store
 //! 2  faults → context           jobs → context, store      shadow → context, store
 //! 3  streams → context, faults, store
 //!    timeouts → context, jobs, store
@@ -59,7 +62,9 @@
 //!    broker → context, faults, filter, policy, store
 //! 4  services → context, jobs, shadow, streams
 //!    inventory → context, shadow, store
-//!    admin → ca, context, inventory, jobs, rollout, store, timeouts  (never the broker or the sessions:
+//!    groups → context, query, store
+//!    admin → ca, context, groups, inventory, jobs, query, rollout, store, timeouts
+//!                                                    (never the broker or the sessions:
 //!                                                     `tests/layers.rs` holds it to that)
 //!    gate → broker              config → broker, policy
 //! 5  session → broker, filter, services, store, tls
@@ -93,9 +98,11 @@ pub mod context;
 pub mod faults;
 pub mod filter;
 pub mod gate;
+pub mod groups;
 pub mod inventory;
 pub mod jobs;
 pub mod policy;
+pub mod query;
 pub mod rollout;
 pub mod server;
 pub mod services;

@@ -385,13 +385,15 @@ pub async fn open_admin(cfg: &Config, port: u16) -> Result<Admin, ServeError> {
         Arc::new(Nowhere),
     ));
     let (endpoint, port) = device_endpoint(cfg, port);
-    Ok(Admin {
+    let admin = Admin {
         services,
         sessions: Arc::new(admin::NoSessions),
         ca: d.ca,
         endpoint,
         port,
-    })
+    };
+    admin.follow_dynamic_targets();
+    Ok(admin)
 }
 
 /// Where devices connect, as bundles name it: this server's `endpoint` and MQTT `port`, or in
@@ -548,6 +550,7 @@ impl Server {
             endpoint,
             port,
         };
+        admin.follow_dynamic_targets();
         let tls = match tls {
             Some(t) => t,
             None => tls_setup(cfg)?,

@@ -53,6 +53,7 @@ async fn every_call_typed_and_errors_as_aws_error_json() {
             .create_thing(&CreateThing {
                 thing_name: "dev-1".into(),
                 groups: vec!["lab".into()],
+                ..Default::default()
             })
             .unwrap();
         assert_eq!(bundle.thing_name, "dev-1");
@@ -60,6 +61,7 @@ async fn every_call_typed_and_errors_as_aws_error_json() {
             c.create_thing(&CreateThing {
                 thing_name: "dev-1".into(),
                 groups: vec![],
+                ..Default::default()
             })
             .unwrap_err(),
         );

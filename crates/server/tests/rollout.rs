@@ -753,3 +753,49 @@ async fn a_maintenance_window_holds_and_releases_notifications() {
         "the next day's window goes on"
     );
 }
+
+/// A CONTINUOUS rollout to a dynamic group (a fleet-index query over what devices report)
+/// reaches a device as soon as its Device Shadow report makes it match, and not one that
+/// reports a version outside the query.
+#[tokio::test]
+async fn a_continuous_rollout_to_a_dynamic_group_reaches_a_thing_when_it_matches() {
+    let mut f = Fleet::new(3).await;
+    f.mem
+        .admin
+        .create_thing_group(&ferrota_api::CreateThingGroup {
+            thing_group_name: "old-firmware".into(),
+            query_string: Some("firmware.version < 1.2.0".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let sha = f.mem.admin.put_file(b"firmware").unwrap();
+    let req = Mem::data_request("dyn", "thinggroup/old-firmware", &sha).continuous();
+    f.create(req, &silent).await;
+    assert_eq!(
+        f.first_notifications(),
+        0,
+        "nothing reported yet: no member"
+    );
+    let report = |v: &str| {
+        serde_json::json!({"state": {"reported": {"firmware": {
+            "version": v, "bank": "A", "pendingTrial": false, "antiRollbackFloor": 1}}}})
+        .to_string()
+    };
+    f.devices[1]
+        .publish("$aws/things/d001/shadow/update", report("1.0.0"))
+        .await;
+    f.devices[2]
+        .publish("$aws/things/d002/shadow/update", report("1.10.0"))
+        .await;
+    f.step().await;
+    f.pump(&silent).await;
+    let things: Vec<&str> = f.notified.iter().map(|n| n.thing.as_str()).collect();
+    assert_eq!(
+        things,
+        ["d001"],
+        "1.0.0 matches, 1.10.0 does not (version order)"
+    );
+    let r = f.rollout("dyn").await;
+    assert_eq!(r.waves[0].number_of_things, 1);
+}

@@ -40,6 +40,10 @@ struct State {
     targets: HashMap<String, Vec<rollout::Target>>,
     /// How jobs were canceled.
     cancels: HashMap<String, CancelInfo>,
+    /// Thing attributes, by thing ([`ThingIndexStore`]).
+    attributes: BTreeMap<String, BTreeMap<String, String>>,
+    /// Dynamic thing groups, by name.
+    dynamic_groups: BTreeMap<String, DynamicGroup>,
 }
 
 impl State {
@@ -462,5 +466,91 @@ impl Store for MemoryStore {
             o.error_info = Some(error.clone());
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl ThingIndexStore for MemoryStore {
+    async fn create_thing_with_attributes(
+        &self,
+        thing: &Thing,
+        cert: &CertRecord,
+        attributes: &BTreeMap<String, String>,
+    ) -> StoreResult<()> {
+        let mut s = self.lock();
+        s.fault("create_thing_with_attributes")?;
+        if s.things.contains_key(&thing.name) {
+            return Err(StoreError::Exists(format!("thing {}", thing.name)));
+        }
+        if s.certs.iter().any(|x| x.id == cert.id) {
+            return Err(StoreError::Exists(format!("certificate {}", cert.id)));
+        }
+        s.things.insert(
+            thing.name.clone(),
+            (thing.created_at, thing.groups.iter().cloned().collect()),
+        );
+        s.certs.push(cert.clone());
+        if !attributes.is_empty() {
+            s.attributes.insert(thing.name.clone(), attributes.clone());
+        }
+        Ok(())
+    }
+
+    async fn set_attributes(
+        &self,
+        thing: &str,
+        attributes: &BTreeMap<String, String>,
+    ) -> StoreResult<()> {
+        let mut s = self.lock();
+        s.fault("set_attributes")?;
+        if !s.things.contains_key(thing) {
+            return Err(StoreError::NotFound(format!("thing {thing}")));
+        }
+        if attributes.is_empty() {
+            s.attributes.remove(thing);
+        } else {
+            s.attributes.insert(thing.to_string(), attributes.clone());
+        }
+        Ok(())
+    }
+
+    async fn attributes(&self, thing: &str) -> StoreResult<BTreeMap<String, String>> {
+        Ok(self
+            .lock()
+            .attributes
+            .get(thing)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn all_attributes(&self) -> StoreResult<BTreeMap<String, BTreeMap<String, String>>> {
+        Ok(self.lock().attributes.clone())
+    }
+
+    async fn create_dynamic_group(&self, g: &DynamicGroup) -> StoreResult<()> {
+        let mut s = self.lock();
+        s.fault("create_dynamic_group")?;
+        if s.dynamic_groups.contains_key(&g.name) {
+            return Err(StoreError::Exists(format!("thing group {}", g.name)));
+        }
+        s.dynamic_groups.insert(g.name.clone(), g.clone());
+        Ok(())
+    }
+
+    async fn dynamic_group(&self, name: &str) -> StoreResult<Option<DynamicGroup>> {
+        Ok(self.lock().dynamic_groups.get(name).cloned())
+    }
+
+    async fn list_dynamic_groups(&self) -> StoreResult<Vec<DynamicGroup>> {
+        Ok(self.lock().dynamic_groups.values().cloned().collect())
+    }
+
+    async fn delete_dynamic_group(&self, name: &str) -> StoreResult<()> {
+        let mut s = self.lock();
+        s.fault("delete_dynamic_group")?;
+        s.dynamic_groups
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| attrs::group_not_found(name))
     }
 }

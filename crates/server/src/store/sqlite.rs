@@ -18,6 +18,7 @@ use sqlx::{Row, query};
 
 use super::*;
 
+mod attrs;
 mod rollout;
 mod shadow;
 
@@ -79,6 +80,8 @@ ALTER TABLE jobs ADD COLUMN cancel_info TEXT;
 CREATE TABLE shadows (thing TEXT PRIMARY KEY, state TEXT, metadata TEXT NOT NULL,
   version INTEGER NOT NULL, updated_at INTEGER NOT NULL);
 "#,
+    // Thing attributes and dynamic thing groups (`sqlite/attrs.rs`).
+    attrs::MIGRATION,
 ];
 
 /// SQLite store.

@@ -332,6 +332,7 @@ impl Mem {
             endpoint: "localhost".into(),
             port: 8883,
         });
+        admin.follow_dynamic_targets();
         Mem {
             dir,
             store,
