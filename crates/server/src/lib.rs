@@ -62,7 +62,7 @@
 //!    broker → context, faults, filter, policy, store
 //! 4  services → context, jobs, shadow, streams
 //!    inventory → context, shadow, store
-//!    groups → context, query, store
+//!    groups → context, inventory, query, store
 //!    admin → ca, context, groups, inventory, jobs, query, rollout, store, timeouts
 //!                                                    (never the broker or the sessions:
 //!                                                     `tests/layers.rs` holds it to that)
