@@ -1003,6 +1003,7 @@ impl Admin {
 
     /// AWS DescribeJob: a job's status, counters, cancel reason and configuration.
     pub async fn describe_job(&self, job_id: &str) -> R<ferrota_api::DescribeJobResponse> {
+        rollout::step(&self.services).await?;
         let s = &self.services.store;
         let j = s
             .job(job_id)
@@ -1048,6 +1049,9 @@ impl Admin {
 
     /// The rollout of OTA update `id`, wave by wave ([`rollout::describe`]).
     pub async fn describe_rollout(&self, id: &str) -> R<RolloutDescription> {
+        // What finished is taken in first (the runner batches it every 100 ms), so an
+        // operator who saw a device fail never reads a rollout that has not seen it.
+        rollout::step(&self.services).await?;
         let o = self
             .services
             .store
@@ -1090,6 +1094,7 @@ impl Admin {
     /// One OTA update with one page of its executions, AWS style: `maxResults` (1–250) and
     /// `nextToken`. An invalid page request is [`AdminError::Invalid`].
     pub async fn describe_ota_page(&self, id: &str, page: &PageRequest) -> R<OtaDescription> {
+        rollout::step(&self.services).await?;
         let limit = page.max_results.unwrap_or(DESCRIBE_PAGE_DEFAULT);
         if !(1..=DESCRIBE_PAGE_MAX).contains(&limit) {
             return Err(AdminError::Invalid(format!(
