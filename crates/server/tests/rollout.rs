@@ -799,3 +799,53 @@ async fn a_continuous_rollout_to_a_dynamic_group_reaches_a_thing_when_it_matches
     let r = f.rollout("dyn").await;
     assert_eq!(r.waves[0].number_of_things, 1);
 }
+
+/// A wave can be a dynamic group (hawkBit's per-group target filter): the canary is whatever
+/// matches `attributes.ring:canary`, and nothing else is notified while it has not passed.
+#[tokio::test]
+async fn a_wave_can_be_a_dynamic_group() {
+    let mut f = Fleet::new(10).await;
+    for t in ["d003", "d007"] {
+        f.mem
+            .admin
+            .update_thing(
+                t,
+                &ferrota_api::UpdateThing {
+                    attribute_payload: ferrota_api::AttributePayload {
+                        attributes: [("ring".to_string(), "canary".to_string())].into(),
+                        merge: None,
+                    },
+                },
+            )
+            .await
+            .unwrap();
+    }
+    f.mem
+        .admin
+        .create_thing_group(&ferrota_api::CreateThingGroup {
+            thing_group_name: "ring-canary".into(),
+            query_string: Some("attributes.ring:canary".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let req = f
+        .request("ring")
+        .wave(Wave {
+            thing_group: Some("ring-canary".into()),
+            requires_approval: true,
+            ..Wave::default()
+        })
+        .wave(Wave {
+            percentage: Some(100.0),
+            ..Wave::default()
+        });
+    f.create(req, &ok).await;
+    let mut things: Vec<&str> = f.notified.iter().map(|n| n.thing.as_str()).collect();
+    things.sort();
+    assert_eq!(things, ["d003", "d007"]);
+    assert_eq!(
+        f.rollout("ring").await.status,
+        RolloutStatus::WaitingForApproval
+    );
+}

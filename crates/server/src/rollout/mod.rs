@@ -213,12 +213,19 @@ pub async fn plan(
                 .copied()
                 .collect()
         } else if let Some(g) = &w.thing_group {
-            let members: BTreeSet<String> = b.store.group_members(g).await?.into_iter().collect();
-            order
-                .iter()
-                .filter(|t| !taken.contains(t.as_str()) && members.contains(t.as_str()))
-                .copied()
-                .collect()
+            // Static or dynamic (the operator layer's check knows dynamic groups).
+            let target = format!("thinggroup/{g}");
+            let check: Box<dyn TargetCheck + '_> = match b.target_check() {
+                Some(c) => Box::new(Shared(c)),
+                None => Box::new(StaticTargets(b)),
+            };
+            let mut members = Vec::new();
+            for t in order.iter().filter(|t| !taken.contains(t.as_str())) {
+                if check.check(&target, t).await? {
+                    members.push(*t);
+                }
+            }
+            members
         } else {
             vec![]
         };
@@ -795,6 +802,16 @@ impl TargetCheck for StaticTargets<'_> {
                 .is_some_and(|t| t.groups.iter().any(|x| x == g)),
             _ => false,
         })
+    }
+}
+
+/// A shared [`TargetCheck`] as a boxed one.
+struct Shared(Arc<dyn TargetCheck>);
+
+#[async_trait::async_trait]
+impl TargetCheck for Shared {
+    async fn check(&self, target: &str, thing: &str) -> StoreResult<bool> {
+        self.0.check(target, thing).await
     }
 }
 
