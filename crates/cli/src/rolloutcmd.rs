@@ -664,7 +664,7 @@ mod tests {
         let v = serde_json::to_value(&req).unwrap();
         assert_eq!(v["awsJobExecutionsRolloutConfig"]["maximumPerMinute"], 50);
         assert_eq!(
-            v["awsJobAbortConfig"]["criteriaList"][0]["failureType"],
+            v["awsJobAbortConfig"]["abortCriteriaList"][0]["failureType"],
             "ALL"
         );
         assert_eq!(

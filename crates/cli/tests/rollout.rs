@@ -264,7 +264,7 @@ fn flags_win_over_rollout_json_which_wins_over_cli_input_json() {
                   "codeSigning": {{"customCodeSigning": {{"signature": {{"inlineDocument": "c2ln"}},
                     "certificateChain": {{"certificateName": "signer.crt"}}}}}}}}],
                 "awsJobExecutionsRolloutConfig": {{"maximumPerMinute": 7}},
-                "awsJobAbortConfig": {{"criteriaList": [{{"failureType": "FAILED",
+                "awsJobAbortConfig": {{"abortCriteriaList": [{{"failureType": "FAILED",
                   "action": "CANCEL", "thresholdPercentage": 5, "minNumberOfExecutedThings": 3}}]}}}}"#
         ),
     );
@@ -307,7 +307,7 @@ fn flags_win_over_rollout_json_which_wins_over_cli_input_json() {
     assert_eq!(body["files"][0]["fileLocation"]["sha256"], sha.as_str());
     assert_eq!(body["awsJobExecutionsRolloutConfig"]["maximumPerMinute"], 9);
     assert_eq!(
-        body["awsJobAbortConfig"]["criteriaList"][0]["failureType"],
+        body["awsJobAbortConfig"]["abortCriteriaList"][0]["failureType"],
         "FAILED"
     );
     assert_eq!(
