@@ -681,7 +681,7 @@ mod tests {
         apply(&bad, &mut req).unwrap();
         let e = check(&req).unwrap_err().to_string();
         assert!(
-            e.contains("Value '2000' at 'jobExecutionsRolloutConfig.maximumPerMinute'"),
+            e.contains("Value '2000' at 'awsJobExecutionsRolloutConfig.maximumPerMinute'"),
             "{e}"
         );
     }

@@ -81,7 +81,7 @@ fn bad_rollout_inputs_are_refused_before_anything_is_sent() {
         (
             &["--rollout-json", "range.json"],
             &[
-                "1 validation error detected: Value '2000' at 'jobExecutionsRolloutConfig.maximumPerMinute' failed to satisfy constraint: Member must have value less than or equal to 1000",
+                "1 validation error detected: Value '2000' at 'awsJobExecutionsRolloutConfig.maximumPerMinute' failed to satisfy constraint: Member must have value less than or equal to 1000",
             ],
         ),
         (
