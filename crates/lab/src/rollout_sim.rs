@@ -52,6 +52,7 @@ use ferrota_server::store::{
 use rumqttc::QoS;
 
 pub use ferrota_api::{JobState, RolloutStatus, Wave};
+pub use ferrota_server::rollout::{ABORTED_BY_CRITERIA, WAVE_ERROR_THRESHOLD};
 
 /// The thing group every simulated device is in (the update's target).
 pub const GROUP: &str = "fleet";
@@ -190,6 +191,8 @@ pub struct Outcome {
     pub failed: u64,
     /// Devices that reported SUCCEEDED.
     pub succeeded: u64,
+    /// Devices that had reported FAILED when the rollout stopped (the gate's count).
+    pub failed_at_stop: u64,
     /// Devices notified whose report had not come when the rollout stopped (in flight).
     pub in_flight_at_stop: u64,
     /// Virtual seconds from the create to the first FAILED report.
@@ -433,6 +436,7 @@ pub async fn run_async(s: &Scenario) -> Result<Outcome, SimError> {
         notified: 0,
         notified_after_stop: 0,
         failed: 0,
+        failed_at_stop: 0,
         succeeded: 0,
         in_flight_at_stop: 0,
         first_failure_at: None,
@@ -505,6 +509,7 @@ pub async fn run_async(s: &Scenario) -> Result<Outcome, SimError> {
             {
                 out.stopped_at = Some(now);
                 out.in_flight_at_stop = queue.len() as u64;
+                out.failed_at_stop = out.failed;
             }
             if out.completed_at.is_none() {
                 let j = store.job(&job_id).await.map_err(server_err)?;
