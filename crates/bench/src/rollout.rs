@@ -233,11 +233,7 @@ pub fn run(opts: &Options) -> Result<Report, BenchError> {
             format!(
                 "Engine steps alone (CPU per notified device): good release in memory {} µs, \
                  on SQLite ({} devices) {} µs; the rest is the devices' updates.",
-                us(good
-                    .notified
-                    .checked_sub(0)
-                    .filter(|n| *n > 0)
-                    .map(|n| good.step_cpu / n as u32)),
+                us((good.notified > 0).then(|| good.step_cpu / good.notified as u32)),
                 outs[3].1.notified,
                 us((outs[3].1.notified > 0)
                     .then(|| outs[3].1.step_cpu / outs[3].1.notified as u32)),

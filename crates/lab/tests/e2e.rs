@@ -191,16 +191,17 @@ async fn step8_canary_catches_a_bad_release() {
         "{}",
         r.outcome
     );
-    let o = ferrota_lab::rollout_sim::run_async(&demo::canary_scenario())
+    let o = tokio::task::spawn_blocking(|| ferrota_lab::rollout_sim::run(&demo::canary_scenario()))
         .await
+        .expect("joins")
         .expect("runs");
     let canary = o.rollout.waves[0].number_of_things;
     assert_eq!(canary, 10, "5 % of 200");
     assert!(o.notified <= canary && o.notified_after_stop == 0, "{o:?}");
     assert_eq!(
-        o.failed,
+        o.failed_at_stop,
         demo::CANARY_ERRORS,
-        "stopped at exactly the threshold's failures"
+        "stopped at exactly the threshold's failures: {o:?}"
     );
     assert_eq!(o.rollout.waves[1].number_of_notified_things, 0);
 }
