@@ -185,8 +185,10 @@ pub fn run(opts: &Options) -> Result<Report, BenchError> {
         "good release: reaches every device and FINISHES",
         format!("{n} notified, FINISHED, job COMPLETED"),
         format!(
-            "{} notified, {:?}, job {:?}",
-            good.notified, good.status, good.job_state
+            "{} notified, {:?}, job {}",
+            good.notified,
+            good.status,
+            good.job_state.map_or("–".into(), |j| format!("{j:?}"))
         ),
         good.notified == n as u64
             && good.status == RolloutStatus::Finished
