@@ -13,6 +13,7 @@
 //! | `fleet` | N simulated devices over TLS to one `ferrota serve` | [`fleet`] |
 //! | `activation` | activation and rollback beside copying into a slot (simulated flash time) | [`activation`] |
 //! | `verify` | boot verification of a full bank beside `openssl dgst -sha256` | [`verify`] |
+//! | `rollout` | a staged rollout to 10,000 simulated devices: a bad release's reach, the engine's cost | [`rollout`] |
 //!
 //! `--short` runs a small variant of each (the CI smoke test): the same code paths, smaller
 //! sizes, and no timing claims.
@@ -21,6 +22,7 @@ pub mod activation;
 pub mod fleet;
 pub mod link;
 pub mod report;
+pub mod rollout;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -41,16 +43,19 @@ pub enum Scenario {
     Activation,
     /// Boot verification beside OpenSSL's SHA-256.
     Verify,
+    /// A staged rollout to a simulated fleet on virtual time.
+    Rollout,
 }
 
 impl Scenario {
     /// Every scenario, in run order.
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Link,
         Scenario::Loss,
         Scenario::Fleet,
         Scenario::Activation,
         Scenario::Verify,
+        Scenario::Rollout,
     ];
 
     /// The name on the command line.
@@ -61,6 +66,7 @@ impl Scenario {
             Scenario::Fleet => "fleet",
             Scenario::Activation => "activation",
             Scenario::Verify => "verify",
+            Scenario::Rollout => "rollout",
         }
     }
 }
@@ -114,5 +120,6 @@ pub fn run(scenario: Scenario, opts: &Options) -> Result<Report, BenchError> {
         Scenario::Fleet => fleet::run(opts),
         Scenario::Activation => activation::run(opts),
         Scenario::Verify => verify::run(opts),
+        Scenario::Rollout => rollout::run(opts),
     }
 }

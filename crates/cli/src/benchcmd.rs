@@ -7,7 +7,7 @@ use ferrota_bench::{Options, Scenario};
 /// Which scenario(s) to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Which {
-    /// All five, in order.
+    /// All six, in order.
     All,
     /// A 4,161,536-byte update over a shaped 100 Mbit/s link at 2, 50 and 200 ms round trips:
     /// Ferrota's agent beside the official library's schedule.
@@ -20,6 +20,9 @@ pub enum Which {
     Activation,
     /// Boot verification of a full bank beside `openssl dgst -sha256`.
     Verify,
+    /// A staged rollout to 10,000 simulated devices (waves 1% → 10% → 100%): how many got a
+    /// bad release before it stopped, and the engine's CPU per notified device.
+    Rollout,
 }
 
 /// `ferrota bench`
@@ -65,6 +68,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         Which::Fleet => vec![Scenario::Fleet],
         Which::Activation => vec![Scenario::Activation],
         Which::Verify => vec![Scenario::Verify],
+        Which::Rollout => vec![Scenario::Rollout],
     };
     let mut reports = Vec::new();
     for s in scenarios {

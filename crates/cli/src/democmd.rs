@@ -24,6 +24,6 @@ pub fn run(a: &DemoArgs) -> Result<()> {
     if !bad.is_empty() {
         bail!("steps {bad:?} did not behave as shown");
     }
-    println!("all 7 steps behaved as shown");
+    println!("all {} steps behaved as shown", rows.len());
     Ok(())
 }

@@ -26,7 +26,10 @@ fn every_scenario_runs_short_and_reports_json() {
         .iter()
         .map(|r| r["scenario"].as_str().expect("scenario name"))
         .collect();
-    assert_eq!(names, ["link", "loss", "fleet", "activation", "verify"]);
+    assert_eq!(
+        names,
+        ["link", "loss", "fleet", "activation", "verify", "rollout"]
+    );
     for r in reports {
         assert_eq!(r["short"], true, "{r}");
         let rows = r["table"]["rows"].as_array().expect("rows");
@@ -53,6 +56,20 @@ fn every_scenario_runs_short_and_reports_json() {
             .iter()
             .all(|t| t["met"] == true)
     );
+    // Virtual time and a seed: the short rollout run's outcome is exact. With 1,000 devices
+    // the first wave (10) happens to hold no failing device and passes; the bad release stops
+    // in the second (10% in all: 100 devices) and reaches no device after; the good one all.
+    let ro = &reports[5]["data"];
+    assert_eq!(ro["bad"]["status"], "STOPPED", "{ro}");
+    assert_eq!(ro["bad"]["reason_code"], "WAVE_ERROR_THRESHOLD", "{ro}");
+    assert_eq!(ro["bad"]["notified_after_stop"], 0, "{ro}");
+    assert!(
+        ro["bad"]["notified"].as_u64().expect("notified") <= 100,
+        "{ro}"
+    );
+    assert_eq!(ro["good"]["status"], "FINISHED", "{ro}");
+    assert_eq!(ro["good"]["notified"], 1000, "{ro}");
+    assert_eq!(ro["good_sqlite"]["status"], "FINISHED", "{ro}");
 }
 
 #[test]

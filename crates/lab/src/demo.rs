@@ -350,7 +350,86 @@ pub async fn step7_user1(w: &mut World) -> Result<StepReport, LabError> {
     ))
 }
 
-/// Runs the seven steps, printing a heading before each; returns the rows.
+/// Devices of step 8's simulated fleet.
+pub const CANARY_FLEET: usize = 200;
+/// Share of them step 8's bad release fails on.
+pub const CANARY_FAILING: f64 = 0.30;
+/// Step 8's canary wave, percent of the fleet.
+pub const CANARY_PERCENT: f64 = 5.0;
+/// Failures in the canary that stop step 8's rollout (`errorThresholdCount`).
+pub const CANARY_ERRORS: u64 = 3;
+
+/// The rollout step 8 runs: [`CANARY_FLEET`] simulated devices, a release failing on
+/// [`CANARY_FAILING`] of them, a canary wave of [`CANARY_PERCENT`] % that stops everything at
+/// [`CANARY_ERRORS`] failures, then the rest (100 %). Seed 5 puts 6 failing devices in the
+/// 10-device canary (30 % of it, as of the fleet); with fewer than 3 the canary would neither
+/// stop the rollout nor pass its success threshold (100 %), and the rollout would wait for
+/// the operator.
+pub fn canary_scenario() -> crate::rollout_sim::Scenario {
+    use crate::rollout_sim::{Scenario, Wave};
+    Scenario::new(CANARY_FLEET, CANARY_FAILING)
+        .wave(Wave {
+            name: Some("canary".into()),
+            percentage: Some(CANARY_PERCENT),
+            error_threshold_count: Some(CANARY_ERRORS),
+            ..Wave::default()
+        })
+        .wave(Wave {
+            name: Some("everyone".into()),
+            percentage: Some(100.0),
+            ..Wave::default()
+        })
+        .seed(5)
+}
+
+/// Step 8, a canary wave catches a bad release: a fleet rollout on virtual time through the
+/// real server and its rollout engine ([`crate::rollout_sim`]; the board of steps 1–7 is not
+/// part of it). `ok` only if the rollout STOPPED with `WAVE_ERROR_THRESHOLD`, no device beyond
+/// the canary got the bad image, and none was notified after the stop.
+pub async fn step8_canary() -> Result<StepReport, LabError> {
+    use crate::rollout_sim::{RolloutStatus, WAVE_ERROR_THRESHOLD, run};
+    let t = Instant::now();
+    // On a current-thread runtime of its own (a blocking thread), as the simulation is made
+    // to run: one thread, so the run is the seed's run.
+    let o = tokio::task::spawn_blocking(|| run(&canary_scenario()))
+        .await
+        .map_err(|e| LabError(format!("step 8: {e}")))?
+        .map_err(|e| LabError(format!("step 8: {e}")))?;
+    let canary = o.rollout.waves.first().map_or(0, |w| w.number_of_things);
+    let ok = o.status == RolloutStatus::Stopped
+        && o.reason_code.as_deref() == Some(WAVE_ERROR_THRESHOLD)
+        && o.notified <= canary
+        && o.notified_after_stop == 0;
+    let outcome = if o.status == RolloutStatus::Stopped {
+        format!(
+            "{CANARY_FLEET} devices, release failing on {:.0}%: the rollout STOPPED ({}) {} s \
+             after the first failure; {} devices got the bad image (canary {canary}), {} after \
+             the stop, {} never did",
+            CANARY_FAILING * 100.0,
+            o.reason_code.as_deref().unwrap_or("no reason"),
+            o.failure_to_stop().unwrap_or(0),
+            o.notified,
+            o.notified_after_stop,
+            CANARY_FLEET as u64 - o.notified,
+        )
+    } else {
+        format!(
+            "the rollout did not stop: {:?}, {} of {CANARY_FLEET} devices got the bad image",
+            o.status, o.notified
+        )
+    };
+    Ok(StepReport {
+        step: 8,
+        title: "canary catches a bad release",
+        outcome,
+        ok,
+        sim: Duration::from_secs(o.ended_at),
+        wall: t.elapsed(),
+        bytes: 0,
+    })
+}
+
+/// Runs the eight steps, printing a heading before each; returns the rows.
 pub async fn run(quiet: bool) -> Result<Vec<StepReport>, LabError> {
     let t = Instant::now();
     let heading = |s: &str| {
@@ -377,6 +456,8 @@ pub async fn run(quiet: bool) -> Result<Vec<StepReport>, LabError> {
     rows.push(step6_self_test_fails(&mut w).await?);
     heading("7. USER1 held at reset");
     rows.push(step7_user1(&mut w).await?);
+    heading("8. a canary wave catches a bad release (200 simulated devices)");
+    rows.push(step8_canary().await?);
     w.lab.shutdown().await;
     Ok(rows)
 }

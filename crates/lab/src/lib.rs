@@ -16,6 +16,9 @@
 //! * [`sim_service`]: the real Jobs and Streams services in memory as the deterministic
 //!   harness's service ([`ferrota_sim::harness::Sim`]): the agent's virtual-time tests
 //!   (`tests/agent_*.rs`) run the agent against what the server ships, not a model of it.
+//! * [`rollout_sim`]: a fleet rollout on virtual time through the real server and its rollout
+//!   engine: `N` simulated devices, a failing share, waves, rate and abort settings; what
+//!   `ferrota bench rollout` and the demo's canary step measure.
 //! * [`cost`]: activation and rollback in simulated flash time and operations, beside copying
 //!   the same image into a fixed slot as single-bank bootloaders do (the `activation` bench).
 //!
@@ -36,4 +39,5 @@ pub mod cost;
 pub mod demo;
 pub mod images;
 pub mod lab;
+pub mod rollout_sim;
 pub mod sim_service;

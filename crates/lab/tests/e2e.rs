@@ -180,3 +180,28 @@ async fn a_power_cut_at_flash_operation_n_is_survived() {
     assert!(ev.contains(&BoardEvent::PowerCut), "{ev:?}");
     w.lab.shutdown().await;
 }
+
+/// Step 8: the canary wave stops a release that fails on 30 % of 200 simulated devices;
+/// no device beyond the canary, none after the stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step8_canary_catches_a_bad_release() {
+    let r = assert_step!(demo::step8_canary().await);
+    assert!(
+        r.outcome.contains("STOPPED (WAVE_ERROR_THRESHOLD)"),
+        "{}",
+        r.outcome
+    );
+    let o = tokio::task::spawn_blocking(|| ferrota_lab::rollout_sim::run(&demo::canary_scenario()))
+        .await
+        .expect("joins")
+        .expect("runs");
+    let canary = o.rollout.waves[0].number_of_things;
+    assert_eq!(canary, 10, "5 % of 200");
+    assert!(o.notified <= canary && o.notified_after_stop == 0, "{o:?}");
+    assert_eq!(
+        o.failed_at_stop,
+        demo::CANARY_ERRORS,
+        "stopped at exactly the threshold's failures: {o:?}"
+    );
+    assert_eq!(o.rollout.waves[1].number_of_notified_things, 0);
+}
