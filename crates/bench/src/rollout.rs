@@ -46,6 +46,9 @@ fn scenario(devices: usize, failing: f64, rate: Option<u64>, store: StoreKind) -
         .wave_percent("100%", 100.0, Some(ERROR_PCT))
         .store(store)
         .seed(16);
+    // Steps as the server's runner does: what finished in the same (virtual) second is one
+    // batch, not one recount per device.
+    s.step_per_report = false;
     if let Some(r) = rate {
         s = s.max_per_minute(r);
     }

@@ -849,3 +849,47 @@ async fn a_wave_can_be_a_dynamic_group() {
         RolloutStatus::WaitingForApproval
     );
 }
+
+/// A wave whose executions all ended below its success threshold but under its error
+/// threshold can move no more: it waits for the operator (SUCCESS_THRESHOLD_NOT_MET) instead
+/// of waiting silently; `approve` goes on anyway.
+#[tokio::test]
+async fn a_wave_below_its_success_threshold_waits_for_the_operator() {
+    let mut f = Fleet::new(20).await;
+    let one_fails = |t: &str, _n: u64| -> Option<&'static str> {
+        Some(
+            if t == "d000" || t == "d001" || t == "d002" || t == "d003" {
+                "FAILED"
+            } else {
+                "SUCCEEDED"
+            },
+        )
+    };
+    let req = f
+        .request("below")
+        .wave(Wave {
+            count: Some(10),
+            error_threshold_count: Some(10),
+            ..Wave::default()
+        })
+        .wave(Wave {
+            percentage: Some(100.0),
+            ..Wave::default()
+        });
+    f.create(req, &one_fails).await;
+    let r = f.rollout("below").await;
+    assert_eq!(r.status, RolloutStatus::WaitingForApproval, "{r:?}");
+    assert_eq!(
+        r.reason_code.as_deref(),
+        Some(rollout::SUCCESS_THRESHOLD_NOT_MET)
+    );
+    assert!(r.waves[0].number_of_failed_things > 0);
+    assert_eq!(f.first_notifications(), 10);
+    f.mem
+        .admin
+        .rollout_action("below", RolloutAction::Approve)
+        .await
+        .unwrap();
+    f.pump(&one_fails).await;
+    assert_eq!(f.first_notifications(), 20, "approve went on anyway");
+}

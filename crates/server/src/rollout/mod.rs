@@ -34,7 +34,9 @@
 //!      the whole rollout the same way: reason `WAVE_ERROR_THRESHOLD`;
 //!    - a wave's success threshold: when `successThresholdPercentage` % of its things
 //!      SUCCEEDED, the next wave opens, or waits in WAITING_FOR_APPROVAL when the wave
-//!      `requiresApproval`.
+//!      `requiresApproval`. A wave whose executions all ended below its success threshold
+//!      (and under its error threshold) can move no more: it waits in WAITING_FOR_APPROVAL
+//!      too (`SUCCESS_THRESHOLD_NOT_MET`), so the operator decides instead of a silent wait.
 //! 4. Release: nothing outside a maintenance window; else up to what the rate allows this
 //!    minute ([`rate`]), from the open waves, in plan order. When every target is notified
 //!    the rollout is FINISHED (a CONTINUOUS one stays RUNNING: a thing that joins its target
@@ -88,6 +90,9 @@ pub const WAVE_ERROR_THRESHOLD: &str = "WAVE_ERROR_THRESHOLD";
 pub const END_TIME_REACHED: &str = "END_TIME_REACHED";
 /// `reasonCode` of a rollout canceled by the operator.
 pub const CANCELED_BY_OPERATOR: &str = "CANCELED_BY_OPERATOR";
+/// `reasonCode` of a rollout whose wave ended below its success threshold (and under its
+/// error threshold): it waits for the operator's `approve` or `cancel`.
+pub const SUCCESS_THRESHOLD_NOT_MET: &str = "SUCCESS_THRESHOLD_NOT_MET";
 /// `reasonCode` of a rollout whose wave passed and waits for `approve`.
 pub const WAITING_FOR_APPROVAL: &str = "WAITING_FOR_APPROVAL";
 
@@ -541,7 +546,26 @@ async fn tick_locked(b: &Services, job_id: &str) -> StoreResult<()> {
     while r.status == RolloutStatus::Running && r.wave < last {
         let w = &plan.waves[r.wave as usize];
         let c = wc(r.wave);
-        if c.released < c.things || !wave_passed(w, &c) {
+        if c.released < c.things {
+            break;
+        }
+        if !wave_passed(w, &c) {
+            let pending = c.count(JobStatus::Queued) + c.count(JobStatus::InProgress);
+            if pending == 0 && c.things > 0 {
+                // Every execution of the wave ended, below its success threshold and under its
+                // error threshold: nothing can move it any more, so the operator decides
+                // (`approve` goes on anyway, `cancel` stops) instead of a silent wait.
+                r.status = RolloutStatus::WaitingForApproval;
+                r.reason_code = Some(SUCCESS_THRESHOLD_NOT_MET.into());
+                r.comment = Some(format!(
+                    "wave {} ended with {} of {} things SUCCEEDED, below its success threshold \
+                     of {}%; `ferrota rollout approve` goes on anyway, `cancel` stops",
+                    w.name,
+                    c.count(JobStatus::Succeeded),
+                    c.things,
+                    w.success_percentage
+                ));
+            }
             break;
         }
         if w.requires_approval {
