@@ -803,3 +803,94 @@ fn ota_and_thing_output_is_aws_style_with_reasons_in_words() {
         "{e}"
     );
 }
+
+/// `ferrota rollout` against the real server: a gated rollout's status per wave, pause and
+/// resume, an action its state does not allow refused (nothing changed), cancel with the
+/// reason AWS's DescribeJob shows, an unknown update a clear 404.
+#[test]
+fn rollout_commands_steer_a_gated_rollout() {
+    let env = Env::new();
+    env.ok(&["ca", "init", "--data-dir", "data"]);
+    for t in ["dev-1", "dev-2", "dev-3", "dev-4"] {
+        common::thing_create(&env, t, "bundles", &["--group", "fleet"]);
+    }
+    let s = serve(&env);
+    env.write("fw.bin", vec![0x5a; 10_000]);
+    env.write("fw.bin.sig", "MAYCAQECAQE=\n");
+    let api = ["--api", s.http.as_str(), "--data-dir", "data"];
+    let mut create = vec![
+        "ota",
+        "create",
+        "rel",
+        "--file",
+        "fw.bin",
+        "--file-type",
+        "7",
+        "--group",
+        "fleet",
+        "--wave",
+        "canary:1:approve",
+        "--wave",
+        "rest:100%",
+    ];
+    create.extend_from_slice(&api);
+    let d = json(&env.ok(&create));
+    assert_eq!(d["jobProcessDetails"]["numberOfQueuedThings"], 1, "{d}");
+
+    let status = |env: &Env| {
+        let mut a = vec!["rollout", "status", "rel", "--json"];
+        a.extend_from_slice(&api);
+        json(&env.ok(&a))
+    };
+    let act = |env: &Env, action: &str| {
+        let mut a = vec!["rollout", action, "rel"];
+        a.extend_from_slice(&api);
+        env.run(&a)
+    };
+    let r = status(&env);
+    assert_eq!(r["status"], "RUNNING", "{r}");
+    assert_eq!(r["waves"][0]["name"], "canary");
+    assert_eq!(r["waves"][0]["numberOfNotifiedThings"], 1);
+    assert_eq!(r["waves"][1]["numberOfThings"], 3);
+    assert_eq!(r["waves"][1]["numberOfNotifiedThings"], 0);
+    // The human table names the waves.
+    let mut a = vec!["rollout", "status", "rel"];
+    a.extend_from_slice(&api);
+    let table = env.ok(&a);
+    assert!(
+        table.contains("canary") && table.contains("rest"),
+        "{table}"
+    );
+
+    let refused = act(&env, "approve");
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("cannot approve"), "{err}");
+    assert_eq!(
+        status(&env)["status"],
+        "RUNNING",
+        "refused: nothing changed"
+    );
+
+    assert!(act(&env, "pause").status.success());
+    assert_eq!(status(&env)["status"], "PAUSED");
+    assert!(act(&env, "resume").status.success());
+    assert_eq!(status(&env)["status"], "RUNNING");
+    assert!(act(&env, "cancel").status.success());
+    let r = status(&env);
+    assert_eq!(r["status"], "STOPPED");
+    assert_eq!(r["reasonCode"], "CANCELED_BY_OPERATOR");
+    let mut a = vec!["ota", "describe", "rel"];
+    a.extend_from_slice(&api);
+    let d = json(&env.ok(&a));
+    assert_eq!(d["jobState"], "CANCELED");
+    assert_eq!(d["reasonCode"], "CANCELED_BY_OPERATOR");
+    assert_eq!(d["jobProcessDetails"]["numberOfCanceledThings"], 1);
+
+    let mut a = vec!["rollout", "status", "nope"];
+    a.extend_from_slice(&api);
+    let missing = env.run(&a);
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("not found"), "{err}");
+}
