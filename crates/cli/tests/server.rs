@@ -814,10 +814,10 @@ fn rollout_commands_steer_a_gated_rollout() {
     for t in ["dev-1", "dev-2", "dev-3", "dev-4"] {
         common::thing_create(&env, t, "bundles", &["--group", "fleet"]);
     }
-    let s = serve(&env);
+    let first = serve(&env);
     env.write("fw.bin", vec![0x5a; 10_000]);
     env.write("fw.bin.sig", "MAYCAQECAQE=\n");
-    let api = ["--api", s.http.as_str(), "--data-dir", "data"];
+    let api = ["--api", first.http.as_str(), "--data-dir", "data"];
     let mut create = vec![
         "ota",
         "create",
@@ -836,6 +836,15 @@ fn rollout_commands_steer_a_gated_rollout() {
     create.extend_from_slice(&api);
     let d = json(&env.ok(&create));
     assert_eq!(d["jobProcessDetails"]["numberOfQueuedThings"], 1, "{d}");
+    // kill -9 and start again: the rollout resumes as it was (nothing notified twice).
+    let mut first = first;
+    let _ = Command::new("kill")
+        .args(["-9", &first.child.id().to_string()])
+        .status();
+    let _ = first.child.wait();
+    drop(first);
+    let s = serve(&env);
+    let api = ["--api", s.http.as_str(), "--data-dir", "data"];
 
     let status = |env: &Env| {
         let mut a = vec!["rollout", "status", "rel", "--json"];
@@ -853,6 +862,13 @@ fn rollout_commands_steer_a_gated_rollout() {
     assert_eq!(r["waves"][0]["numberOfNotifiedThings"], 1);
     assert_eq!(r["waves"][1]["numberOfThings"], 3);
     assert_eq!(r["waves"][1]["numberOfNotifiedThings"], 0);
+    let mut a = vec!["ota", "describe", "rel"];
+    a.extend_from_slice(&api);
+    let d = json(&env.ok(&a));
+    assert_eq!(
+        d["jobProcessDetails"]["numberOfQueuedThings"], 1,
+        "not doubled: {d}"
+    );
     // The human table names the waves.
     let mut a = vec!["rollout", "status", "rel"];
     a.extend_from_slice(&api);
