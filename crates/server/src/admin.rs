@@ -522,6 +522,9 @@ impl Admin {
         })
         .await?;
         tracing::info!(group = %name, query = %qs, "dynamic thing group created");
+        // A CONTINUOUS job may have named the group before it existed: its members join now.
+        let names: Vec<String> = s.list_things().await?.into_iter().map(|t| t.name).collect();
+        self.things_changed(&names).await?;
         self.describe_thing_group(name).await
     }
 

@@ -377,16 +377,21 @@ pub(crate) async fn execution_message(
     Ok(encode_grow(|buf| m.encode(buf).map(str::len)))
 }
 
-/// Marks a job COMPLETED when none of its executions is pending any more and its rollout (if
-/// it has one) has notified every target: a rollout waiting for its next minute, window or
-/// wave is not complete, however many of its executions finished.
+/// Marks a job COMPLETED when none of its executions is pending any more. A job with a
+/// rollout is left to the rollout engine ([`crate::rollout`]), which completes it after its
+/// retry pass and once every target was notified: completed here, a job whose last execution
+/// FAILED would lose the retry it is owed, and one waiting for its next minute, window or wave
+/// would end early.
 pub async fn maybe_complete(b: &Services, job_id: &str) -> StoreResult<()> {
-    use crate::store::rollout::RolloutStatus;
-    if let Some(r) = b.store.rollout(job_id).await?
-        && !matches!(r.status, RolloutStatus::Finished | RolloutStatus::Stopped)
-    {
+    if b.store.rollout(job_id).await?.is_some() {
         return Ok(());
     }
+    complete_if_done(b, job_id).await
+}
+
+/// Marks a job COMPLETED when none of its executions is pending any more (the rollout engine's
+/// call, once it has decided nothing more is to come).
+pub async fn complete_if_done(b: &Services, job_id: &str) -> StoreResult<()> {
     if !b.store.job_has_pending(job_id).await?
         && let Some(j) = b.store.job(job_id).await?
         && j.state == JobState::InProgress

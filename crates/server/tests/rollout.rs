@@ -223,10 +223,12 @@ async fn abort_criteria_cancel_after_exactly_the_documented_failures() {
         })
     };
     // 10 a minute, so the abort comes while most targets still wait.
+    // At least 7 executed (not a multiple of the rate), so the abort falls inside a minute's
+    // batch and "nothing notified after it" is a real check.
     let req = f
         .request("abort")
         .max_per_minute(10)
-        .abort_when("FAILED", 10.0, 10);
+        .abort_when("FAILED", 10.0, 7);
     f.create(req, &fails).await;
     let mut minutes = 0;
     while f.rollout("abort").await.status != RolloutStatus::Stopped && minutes < 20 {
@@ -237,14 +239,14 @@ async fn abort_criteria_cancel_after_exactly_the_documented_failures() {
     assert_eq!(d.job_state, Some(JobState::Canceled));
     assert_eq!(d.reason_code.as_deref(), Some(rollout::ABORTED_BY_CRITERIA));
     // The documented rule, replayed over the outcomes in the order they happened: executed
-    // ≥ 10 and failures ≥ 10 % of executed.
+    // ≥ 7 and failures ≥ 10 % of executed.
     let (mut executed, mut failed, mut abort_at) = (0u64, 0u64, None);
     for (i, n) in f.notified.iter().enumerate() {
         executed += 1;
         if fails(&n.thing, 1) == Some("FAILED") {
             failed += 1;
         }
-        if executed >= 10 && failed * 100 >= 10 * executed && failed > 0 {
+        if executed >= 7 && failed * 100 >= 10 * executed && failed > 0 {
             abort_at = Some(i + 1);
             break;
         }
@@ -256,11 +258,28 @@ async fn abort_criteria_cancel_after_exactly_the_documented_failures() {
         abort_at as u64,
         "the job stopped exactly when the rule first held"
     );
+    // The rest of that minute's batch was out already (in flight): those executions, still
+    // QUEUED, were CANCELED; no execution was created after the abort.
+    let total: u64 = [
+        p.number_of_queued_things,
+        p.number_of_in_progress_things,
+        p.number_of_succeeded_things,
+        p.number_of_failed_things,
+        p.number_of_canceled_things,
+    ]
+    .iter()
+    .sum();
     assert_eq!(
+        total as usize,
         f.notified.len(),
-        abort_at,
-        "no device was notified after the abort"
+        "every execution was notified once"
     );
+    assert_eq!(
+        p.number_of_canceled_things as usize,
+        f.notified.len() - abort_at,
+        "what was in flight at the abort was canceled"
+    );
+    assert_eq!(p.number_of_queued_things, 0);
     let before = f.notified.len();
     f.advance(600, &fails).await;
     assert_eq!(f.notified.len(), before, "nothing is notified later either");
@@ -463,11 +482,14 @@ async fn pause_holds_notifications_and_resume_releases_them() {
 #[tokio::test]
 async fn retries_give_the_next_execution_number() {
     let mut f = Fleet::new(3).await;
-    // d000 fails twice then succeeds; d001 always fails; d002 succeeds.
+    // d000 fails twice then succeeds; d001 always fails; d002 (the last to answer) fails once:
+    // a failure that leaves nothing pending must still get its retry (the job is not
+    // complete while one is owed).
     let verdict = |t: &str, n: u64| -> Option<&'static str> {
         Some(match (t, n) {
             ("d000", 1 | 2) => "FAILED",
             ("d001", _) => "FAILED",
+            ("d002", 1) => "FAILED",
             _ => "SUCCEEDED",
         })
     };
@@ -482,7 +504,7 @@ async fn retries_give_the_next_execution_number() {
     };
     assert_eq!(numbers("d000"), [1, 2, 3]);
     assert_eq!(numbers("d001"), [1, 2, 3], "two retries, then no more");
-    assert_eq!(numbers("d002"), [1]);
+    assert_eq!(numbers("d002"), [1, 2]);
     let job = f.describe("retry").await.job_id;
     let s = &f.mem.store;
     let e0 = s.execution(&job, "d000").await.unwrap().unwrap();
@@ -892,4 +914,42 @@ async fn a_wave_below_its_success_threshold_waits_for_the_operator() {
         .unwrap();
     f.pump(&one_fails).await;
     assert_eq!(f.first_notifications(), 20, "approve went on anyway");
+}
+
+/// A retry notifies a device, so it waits like any notification: none while the rollout is
+/// paused; the one owed is given at resume.
+#[tokio::test]
+async fn a_retry_waits_while_the_rollout_is_paused() {
+    let mut f = Fleet::new(2).await;
+    let req = f.request("held").retry_when("ALL", 1);
+    f.create(req, &silent).await;
+    assert_eq!(f.first_notifications(), 2);
+    f.mem
+        .admin
+        .rollout_action("held", RolloutAction::Pause)
+        .await
+        .unwrap();
+    f.devices[0]
+        .publish(
+            "$aws/things/d000/jobs/AFR_OTA-held/update",
+            r#"{"status":"FAILED"}"#,
+        )
+        .await;
+    f.step().await;
+    f.pump(&silent).await;
+    assert_eq!(f.notified.len(), 2, "no retry while paused");
+    f.mem
+        .admin
+        .rollout_action("held", RolloutAction::Resume)
+        .await
+        .unwrap();
+    f.step().await;
+    f.pump(&silent).await;
+    let retried: Vec<u64> = f
+        .notified
+        .iter()
+        .filter(|n| n.thing == "d000")
+        .map(|n| n.execution_number)
+        .collect();
+    assert_eq!(retried, [1, 2], "the retry owed was given at resume");
 }

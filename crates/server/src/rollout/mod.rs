@@ -133,6 +133,10 @@ pub struct Plan {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Moving {
     rate: RateState,
+    /// Executions may be owed a retry that was held back (paused, outside a window, after a
+    /// restart): the next open step scans the job's executions for them.
+    #[serde(default)]
+    retry_scan: bool,
 }
 
 /// Why an operator's action was refused.
@@ -342,6 +346,11 @@ pub async fn cancel_executions(b: &Services, job_id: &str, force: bool) -> Store
 /// CANCELED, executions canceled as `force` says, and its rollout (if any) STOPPED with the
 /// same reason. Called with the rollout lock held.
 async fn cancel_job_locked(b: &Services, job_id: &str, info: &CancelInfo) -> StoreResult<()> {
+    // The executions first, the job's state last: a crash in between leaves a job that is
+    // still IN_PROGRESS, so the restart's recovery recomputes the gate and cancels again;
+    // the other order left a CANCELED job (never looked at again) with QUEUED executions
+    // still offered to devices.
+    cancel_executions(b, job_id, info.force).await?;
     b.store.set_job_state(job_id, JobState::Canceled).await?;
     b.store.set_cancel_info(job_id, info).await?;
     if let Some(j) = b.store.job(job_id).await?
@@ -358,12 +367,25 @@ async fn cancel_job_locked(b: &Services, job_id: &str, info: &CancelInfo) -> Sto
         r.version += 1;
         b.store.update_rollout(&r, v).await?;
     }
-    cancel_executions(b, job_id, info.force).await
+    Ok(())
 }
 
 /// Cancels a job as the operator asks (`ferrota ota cancel`, `rollout cancel`).
 pub async fn cancel_job(b: &Services, job_id: &str, force: bool) -> StoreResult<()> {
     let _g = b.rollout_lock.lock().await;
+    if let Some(j) = b.store.job(job_id).await?
+        && j.state == JobState::Canceled
+    {
+        // Canceled already (by its abort criteria, a wave, its endTime or the operator): its
+        // reason stays; `force` still cancels what is IN_PROGRESS.
+        if force {
+            cancel_executions(b, job_id, true).await?;
+            let mut info = b.store.cancel_info(job_id).await?.unwrap_or_default();
+            info.force = true;
+            b.store.set_cancel_info(job_id, &info).await?;
+        }
+        return Ok(());
+    }
     let info = CancelInfo {
         force,
         reason_code: None,
@@ -445,8 +467,84 @@ fn sum(counts: &[WaveCounts]) -> WaveCounts {
 
 /// One step of a job's rollout (see the module docs). Does nothing for a job without one.
 pub async fn tick(b: &Services, job_id: &str) -> StoreResult<()> {
+    tick_with(b, job_id, &[]).await
+}
+
+/// A step after `finished` things' executions of the job ended: their retries first, then
+/// the step, under the rollout lock (so no retry races a cancel or an abort).
+async fn tick_with(b: &Services, job_id: &str, finished: &[String]) -> StoreResult<()> {
     let _g = b.rollout_lock.lock().await;
+    retries_locked(b, job_id, finished).await?;
     tick_locked(b, job_id).await
+}
+
+/// Retries what AWS's `jobExecutionsRetryConfig` owes: the `finished` things' executions, and
+/// every execution of the job when a scan is due ([`Moving::retry_scan`]). A retry notifies a
+/// device, so it waits like any notification: not while the rollout is paused, waits for
+/// approval or is scheduled, and not outside a maintenance window (a scan is then due later).
+async fn retries_locked(b: &Services, job_id: &str, finished: &[String]) -> StoreResult<()> {
+    let Some(mut r) = b.store.rollout(job_id).await? else {
+        return Ok(());
+    };
+    let Some(job) = b.store.job(job_id).await? else {
+        return Ok(());
+    };
+    let plan = plan_of(&r)?;
+    if plan.config.retry.is_none()
+        || job.state != JobState::InProgress
+        || r.status == RolloutStatus::Stopped
+    {
+        return Ok(());
+    }
+    let parsed = plan
+        .config
+        .parsed()
+        .map_err(|e| StoreError::Corrupt(format!("configuration of {job_id}: {e}")))?;
+    let mut moving = moving_of(&r);
+    let open = matches!(r.status, RolloutStatus::Running | RolloutStatus::Finished)
+        && parsed.windows.is_open(b.clock.now());
+    let v = r.version;
+    if !open {
+        if !finished.is_empty() && !moving.retry_scan {
+            moving.retry_scan = true;
+            r.state = serde_json::to_string(&moving).unwrap_or_default();
+            r.version += 1;
+            b.store.update_rollout(&r, v).await?;
+        }
+        return Ok(());
+    }
+    let mut execs = Vec::new();
+    if moving.retry_scan {
+        let mut after = None;
+        loop {
+            let page = b
+                .store
+                .executions_of_job_page(job_id, after, ferrota_api::DESCRIBE_PAGE_MAX)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.seq);
+            execs.extend(
+                page.into_iter()
+                    .filter(|e| matches!(e.status, JobStatus::Failed | JobStatus::TimedOut)),
+            );
+        }
+    } else {
+        for t in finished {
+            if let Some(e) = b.store.execution(job_id, t).await? {
+                execs.push(e);
+            }
+        }
+    }
+    for e in &execs {
+        maybe_retry(b, &plan.config, e).await?;
+    }
+    if moving.retry_scan {
+        moving.retry_scan = false;
+        r.state = serde_json::to_string(&moving).unwrap_or_default();
+        r.version += 1;
+        b.store.update_rollout(&r, v).await?;
+    }
+    Ok(())
 }
 
 async fn tick_locked(b: &Services, job_id: &str) -> StoreResult<()> {
@@ -456,8 +554,8 @@ async fn tick_locked(b: &Services, job_id: &str) -> StoreResult<()> {
     let Some(job) = b.store.job(job_id).await? else {
         return Ok(());
     };
-    let expected = r.version;
-    let before = r.clone();
+    let mut expected = r.version;
+    let mut before = r.clone();
     if matches!(job.state, JobState::Canceled | JobState::Completed)
         || r.status == RolloutStatus::Stopped
     {
@@ -465,6 +563,10 @@ async fn tick_locked(b: &Services, job_id: &str) -> StoreResult<()> {
             r.next_at = None;
             r.version += 1;
             b.store.update_rollout(&r, expected).await?;
+        }
+        if job.state == JobState::InProgress {
+            // Stopped at its endTime (STOP_ROLLOUT): complete once what is out has ended.
+            jobs::complete_if_done(b, job_id).await?;
         }
         return Ok(());
     }
@@ -487,7 +589,7 @@ async fn tick_locked(b: &Services, job_id: &str) -> StoreResult<()> {
                 if job.state == JobState::Scheduled {
                     b.store.set_job_state(job_id, JobState::InProgress).await?;
                 }
-                jobs::maybe_complete(b, job_id).await?;
+                jobs::complete_if_done(b, job_id).await?;
             }
             EndBehavior::Cancel | EndBehavior::ForceCancel => {
                 let info = CancelInfo {
@@ -601,12 +703,25 @@ async fn tick_locked(b: &Services, job_id: &str) -> StoreResult<()> {
             if n > 0 {
                 let things = b.store.unreleased_targets(job_id, r.wave, n).await?;
                 if !things.is_empty() {
+                    // The minute's count is written before the executions are: a crash in
+                    // between loses part of one minute's quota, never doubles it.
+                    rate::record(&mut moving.rate, things.len() as u64);
+                    r.state = serde_json::to_string(&moving).unwrap_or_default();
+                    r.version += 1;
+                    if !b.store.update_rollout(&r, expected).await? {
+                        tracing::warn!(
+                            job = job_id,
+                            "rollout changed meanwhile (another process?)"
+                        );
+                        return Ok(());
+                    }
+                    expected = r.version;
+                    before = r.clone();
                     let mut befores = Vec::with_capacity(things.len());
                     for t in &things {
                         befores.push(jobs::pending(b, t).await?);
                     }
                     released = b.store.release_targets(job_id, &things, now).await?;
-                    rate::record(&mut moving.rate, released as u64);
                     for (t, before) in things.iter().zip(&befores) {
                         jobs::notify_changes(b, t, before).await?;
                     }
@@ -639,7 +754,7 @@ async fn tick_locked(b: &Services, job_id: &str) -> StoreResult<()> {
         }
     }
     if r.status == RolloutStatus::Finished {
-        jobs::maybe_complete(b, job_id).await?;
+        jobs::complete_if_done(b, job_id).await?;
     }
     Ok(())
 }
@@ -679,57 +794,60 @@ async fn maybe_retry(b: &Services, cfg: &JobConfig, e: &Execution) -> StoreResul
 
 /// Adds changed things to the CONTINUOUS rollouts they now match ([`Services::thing_changed`]),
 /// reacts to finished executions (retries, then one step per rollout concerned) and steps
-/// the rollouts whose time came. Returns how many rollouts it stepped.
+/// the rollouts whose time came. Returns how many rollouts it stepped. A failure of one job's
+/// step is logged and does not hold back the others' (each is recomputed from the store at
+/// its next step, and [`recover`] scans for owed retries at start).
 pub async fn step(b: &Services) -> StoreResult<usize> {
     let changed = b.take_changed();
-    if !changed.is_empty() {
-        things_changed_now(b, &changed).await?;
+    if !changed.is_empty()
+        && let Err(e) = things_changed_now(b, &changed).await
+    {
+        tracing::error!(error = %e, "adding changed things to continuous rollouts failed");
     }
-    let finished = b.take_finished();
-    let mut jobs_to_tick = BTreeSet::new();
-    for (job_id, thing) in finished {
-        let Some(r) = b.store.rollout(&job_id).await? else {
-            continue;
-        };
-        let job = b.store.job(&job_id).await?;
-        if job.is_some_and(|j| j.state == JobState::InProgress)
-            && r.status != RolloutStatus::Stopped
-        {
-            let plan = plan_of(&r)?;
-            if let Some(e) = b.store.execution(&job_id, &thing).await? {
-                maybe_retry(b, &plan.config, &e).await?;
-            }
-        }
-        jobs_to_tick.insert(job_id);
+    let mut per_job = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for (job_id, thing) in b.take_finished() {
+        per_job.entry(job_id).or_default().push(thing);
     }
     for j in b.store.due_rollouts(b.clock.now()).await? {
-        jobs_to_tick.insert(j);
+        per_job.entry(j).or_default();
     }
-    for j in &jobs_to_tick {
-        tick(b, j).await?;
+    for (j, finished) in &per_job {
+        if let Err(e) = tick_with(b, j, finished).await {
+            tracing::error!(job = %j, error = %e, "rollout step failed");
+        }
     }
-    Ok(jobs_to_tick.len())
+    Ok(per_job.len())
 }
 
-/// At start: retries a crash left undone, then steps every active rollout.
+/// At start: every active rollout is stepped, with a scan for the retries a crash may have
+/// left owed (and, for a CONTINUOUS one, for things that joined its targets while the server
+/// was down).
 pub async fn recover(b: &Services) -> StoreResult<()> {
-    for r in b.store.active_rollouts().await? {
+    let mut continuous = false;
+    for mut r in b.store.active_rollouts().await? {
         let plan = plan_of(&r)?;
+        continuous |= plan.config.continuous;
         if plan.config.retry.is_some() {
-            let mut after = None;
-            loop {
-                let page = b
-                    .store
-                    .executions_of_job_page(&r.job_id, after, ferrota_api::DESCRIBE_PAGE_MAX)
-                    .await?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.seq);
-                for e in &page {
-                    maybe_retry(b, &plan.config, e).await?;
-                }
+            let mut moving = moving_of(&r);
+            if !moving.retry_scan {
+                moving.retry_scan = true;
+                let v = r.version;
+                r.state = serde_json::to_string(&moving).unwrap_or_default();
+                r.version += 1;
+                b.store.update_rollout(&r, v).await?;
             }
         }
         tick(b, &r.job_id).await?;
+    }
+    if continuous {
+        let names: Vec<String> = b
+            .store
+            .list_things()
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        things_changed_now(b, &names).await?;
     }
     Ok(())
 }
@@ -884,7 +1002,8 @@ pub async fn act(
                 A::Pause,
                 RolloutStatus::Running
                 | RolloutStatus::WaitingForApproval
-                | RolloutStatus::Scheduled,
+                | RolloutStatus::Scheduled
+                | RolloutStatus::Finished,
             ) => {
                 r.status = RolloutStatus::Paused;
                 r.reason_code = Some("PAUSED_BY_OPERATOR".into());
@@ -926,6 +1045,8 @@ pub async fn act(
                 "the rollout changed meanwhile; try again".into(),
             ));
         }
+        // Retries held back while paused are owed now.
+        retries_locked(b, job_id, &[]).await?;
         tick_locked(b, job_id).await?;
     }
     b.rollouts.notify_one();

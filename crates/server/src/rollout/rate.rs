@@ -26,8 +26,9 @@
 //!    the window's rate less what it already released. When nothing may go now,
 //!    [`Allowance::next_at`] is the start of the next window.
 //! 4. **Restart.** [`RateState`] is the whole memory (the engine stores it as JSON): reloaded,
-//!    the same window, rate and count go on, so a restart neither doubles nor loses a minute's
-//!    quota.
+//!    the same window, rate and count go on. The engine writes the count before it creates the
+//!    executions it counts, so a crash between the two can lose part of one minute's quota but
+//!    never doubles it.
 
 use ferrota_api::RolloutConfig;
 use serde::{Deserialize, Serialize};
