@@ -28,7 +28,7 @@ pub use ferrota_api::{
 };
 
 use crate::ca::{Ca, CaError};
-use crate::context::Services;
+use crate::context::{Services, Target};
 use crate::groups;
 use crate::jobs;
 use crate::query::Query;
@@ -43,6 +43,26 @@ use crate::store::{
 pub const SEARCH_PAGE_DEFAULT: usize = 100;
 /// SearchIndex's largest page (AWS's `maxResults` maximum, 500).
 pub const SEARCH_PAGE_MAX: usize = 500;
+
+/// AWS's `indexName` and `queryVersion` of a search or a dynamic group: the only ones that
+/// exist, `AWS_Things` and `2017-09-30`.
+fn check_index(index_name: Option<&str>, query_version: Option<&str>) -> R<()> {
+    if let Some(i) = index_name
+        && i != "AWS_Things"
+    {
+        return Err(AdminError::Invalid(format!(
+            "indexName {i:?}: the only index is AWS_Things"
+        )));
+    }
+    if let Some(v) = query_version
+        && v != "2017-09-30"
+    {
+        return Err(AdminError::Invalid(format!(
+            "queryVersion {v:?}: the only query version is 2017-09-30"
+        )));
+    }
+    Ok(())
+}
 
 /// Largest OTA file (AWS's hard limit for MQTT OTA).
 pub const OTA_FILE_MAX: u64 = 16 * 1024 * 1024;
@@ -485,20 +505,7 @@ impl Admin {
                 "thingGroupName {name:?}: 1-128 characters of [a-zA-Z0-9_-]"
             ))
         })?;
-        if let Some(i) = &req.index_name
-            && i != "AWS_Things"
-        {
-            return Err(AdminError::Invalid(format!(
-                "indexName {i:?}: the only index is AWS_Things"
-            )));
-        }
-        if let Some(v) = &req.query_version
-            && v != "2017-09-30"
-        {
-            return Err(AdminError::Invalid(format!(
-                "queryVersion {v:?}: the only query version is 2017-09-30"
-            )));
-        }
+        check_index(req.index_name.as_deref(), req.query_version.as_deref())?;
         let Some(qs) = &req.query_string else {
             return Err(AdminError::Invalid(
                 "queryString is required: this creates a dynamic group (a static group exists \
@@ -597,20 +604,7 @@ impl Admin {
                 "maxResults must be 1-{SEARCH_PAGE_MAX}"
             )));
         }
-        if let Some(i) = &req.index_name
-            && i != "AWS_Things"
-        {
-            return Err(AdminError::Invalid(format!(
-                "indexName {i:?}: the only index is AWS_Things"
-            )));
-        }
-        if let Some(v) = &req.query_version
-            && v != "2017-09-30"
-        {
-            return Err(AdminError::Invalid(format!(
-                "queryVersion {v:?}: the only query version is 2017-09-30"
-            )));
-        }
+        check_index(req.index_name.as_deref(), req.query_version.as_deref())?;
         let q =
             Query::parse(&req.query_string).map_err(|e| AdminError::InvalidQuery(e.to_string()))?;
         let connected = self.connected();
@@ -714,18 +708,14 @@ impl Admin {
     async fn resolve_targets(&self, targets: &[String], continuous: bool) -> R<Vec<String>> {
         let mut things = Vec::new();
         for t in targets {
-            let tail = t.rsplit(':').next().unwrap_or(t);
-            let (kind, name) = tail.split_once('/').ok_or_else(|| {
-                AdminError::Invalid(format!("target {t:?}: use thing/NAME or thinggroup/NAME"))
-            })?;
-            match kind {
-                "thing" => {
+            match Target::parse(t) {
+                Some(Target::Thing(name)) => {
                     if self.services.store.thing(name).await?.is_none() {
                         return Err(AdminError::NotFound(format!("thing {name}")));
                     }
                     things.push(name.to_string());
                 }
-                "thinggroup" | "group" => {
+                Some(Target::Group(name)) => {
                     // A static group's things, or a dynamic group's members now; a
                     // CONTINUOUS job may name a group that has no member yet.
                     let connected = self.connected();
@@ -736,7 +726,7 @@ impl Admin {
                     };
                     things.extend(m);
                 }
-                _ => {
+                None => {
                     return Err(AdminError::Invalid(format!(
                         "target {t:?}: use thing/NAME or thinggroup/NAME"
                     )));

@@ -62,6 +62,29 @@ pub trait TargetCheck: Send + Sync {
     async fn check(&self, target: &str, thing: &str) -> StoreResult<bool>;
 }
 
+/// One target of a job as AWS writes it (`thing/<name>`, `thinggroup/<group>`, or an ARN
+/// ending so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// `thing/<name>`.
+    Thing(&'a str),
+    /// `thinggroup/<group>` (also `group/<group>`).
+    Group(&'a str),
+}
+
+impl<'a> Target<'a> {
+    /// Reads a target; `None` when it is neither form. The one reading of a target, for the
+    /// create's resolution and the continuous rollouts' checks alike.
+    pub fn parse(target: &'a str) -> Option<Target<'a>> {
+        let tail = target.rsplit(':').next().unwrap_or(target);
+        match tail.split_once('/')? {
+            ("thing", n) => Some(Target::Thing(n)),
+            ("thinggroup" | "group", g) => Some(Target::Group(g)),
+            _ => None,
+        }
+    }
+}
+
 /// The services' dependencies (see the module docs).
 pub struct Services {
     /// Registry, jobs, streams.

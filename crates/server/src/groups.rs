@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use ferrota_api::ThingInventory;
 use serde_json::Value;
 
-use crate::context::{Services, TargetCheck};
+use crate::context::{Services, Target, TargetCheck};
 use crate::query::{Query, index_document};
 use crate::store::{StoreError, StoreResult, Thing};
 
@@ -139,11 +139,10 @@ impl TargetCheck for Targets {
         let Some(b) = self.services.upgrade() else {
             return Ok(false);
         };
-        let tail = target.rsplit(':').next().unwrap_or(target);
-        match tail.split_once('/') {
-            Some(("thing", n)) => Ok(n == thing),
-            Some(("thinggroup" | "group", g)) => is_member(&b, &*self.connected, g, thing).await,
-            _ => Ok(false),
+        match Target::parse(target) {
+            Some(Target::Thing(n)) => Ok(n == thing),
+            Some(Target::Group(g)) => is_member(&b, &*self.connected, g, thing).await,
+            None => Ok(false),
         }
     }
 }

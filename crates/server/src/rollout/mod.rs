@@ -70,12 +70,12 @@ use ferrota_proto::JobStatus;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::context::{Services, TargetCheck};
+use crate::context::{Services, Target, TargetCheck};
 use crate::jobs;
 use crate::store::{
     CancelInfo, Execution, JobState, RolloutRecord, StoreError, StoreResult, WaveCounts,
 };
-use config::{AbortRule, EndBehavior, FailureType, JobConfig};
+use config::{AbortRule, EndBehavior, FailureType, JobConfig, RetryRule};
 use rate::RateState;
 
 /// Most targets released in one step: a step holds its batch's executions in memory and
@@ -224,10 +224,7 @@ pub async fn plan(
         } else if let Some(g) = &w.thing_group {
             // Static or dynamic (the operator layer's check knows dynamic groups).
             let target = format!("thinggroup/{g}");
-            let check: Box<dyn TargetCheck + '_> = match b.target_check() {
-                Some(c) => Box::new(Shared(c)),
-                None => Box::new(StaticTargets(b)),
-            };
+            let check = target_check(b);
             let mut members = Vec::new();
             for t in order.iter().filter(|t| !taken.contains(t.as_str())) {
                 if check.check(&target, t).await? {
@@ -300,6 +297,15 @@ pub fn new_record(job_id: &str, plan: &Plan, now: u64) -> RolloutRecord {
 
 fn plan_of(r: &RolloutRecord) -> StoreResult<Plan> {
     serde_json::from_str(&r.plan).map_err(|_| StoreError::Corrupt(format!("plan of {}", r.job_id)))
+}
+
+/// Writes `moving` into the record, version + 1, with a compare-and-set on its version;
+/// `false`: it changed meanwhile.
+async fn save_moving(b: &Services, r: &mut RolloutRecord, moving: &Moving) -> StoreResult<bool> {
+    let v = r.version;
+    r.state = serde_json::to_string(moving).unwrap_or_default();
+    r.version += 1;
+    b.store.update_rollout(r, v).await
 }
 
 fn moving_of(r: &RolloutRecord) -> Moving {
@@ -503,13 +509,10 @@ async fn retries_locked(b: &Services, job_id: &str, finished: &[String]) -> Stor
     let mut moving = moving_of(&r);
     let open = matches!(r.status, RolloutStatus::Running | RolloutStatus::Finished)
         && parsed.windows.is_open(b.clock.now());
-    let v = r.version;
     if !open {
         if !finished.is_empty() && !moving.retry_scan {
             moving.retry_scan = true;
-            r.state = serde_json::to_string(&moving).unwrap_or_default();
-            r.version += 1;
-            b.store.update_rollout(&r, v).await?;
+            save_moving(b, &mut r, &moving).await?;
         }
         return Ok(());
     }
@@ -536,13 +539,11 @@ async fn retries_locked(b: &Services, job_id: &str, finished: &[String]) -> Stor
         }
     }
     for e in &execs {
-        maybe_retry(b, &plan.config, e).await?;
+        maybe_retry(b, &parsed.retry, e).await?;
     }
     if moving.retry_scan {
         moving.retry_scan = false;
-        r.state = serde_json::to_string(&moving).unwrap_or_default();
-        r.version += 1;
-        b.store.update_rollout(&r, v).await?;
+        save_moving(b, &mut r, &moving).await?;
     }
     Ok(())
 }
@@ -760,16 +761,12 @@ async fn tick_locked(b: &Services, job_id: &str) -> StoreResult<()> {
 }
 
 /// The retry of a finished execution, if its job's `jobExecutionsRetryConfig` gives one.
-async fn maybe_retry(b: &Services, cfg: &JobConfig, e: &Execution) -> StoreResult<bool> {
-    if cfg.retry.is_none() || !matches!(e.status, JobStatus::Failed | JobStatus::TimedOut) {
+async fn maybe_retry(b: &Services, rules: &[RetryRule], e: &Execution) -> StoreResult<bool> {
+    if !matches!(e.status, JobStatus::Failed | JobStatus::TimedOut) {
         return Ok(false);
     }
-    let rules = cfg
-        .parsed()
-        .map_err(|err| StoreError::Corrupt(format!("configuration of {}: {err}", e.job_id)))?
-        .retry;
     let mut limit = None;
-    for c in &rules {
+    for c in rules {
         match c.failure_type {
             // Its own type wins over ALL.
             FailureType::All if limit.is_none() => limit = Some(c.retries),
@@ -831,10 +828,7 @@ pub async fn recover(b: &Services) -> StoreResult<()> {
             let mut moving = moving_of(&r);
             if !moving.retry_scan {
                 moving.retry_scan = true;
-                let v = r.version;
-                r.state = serde_json::to_string(&moving).unwrap_or_default();
-                r.version += 1;
-                b.store.update_rollout(&r, v).await?;
+                save_moving(b, &mut r, &moving).await?;
             }
         }
         tick(b, &r.job_id).await?;
@@ -933,17 +927,25 @@ struct StaticTargets<'a>(&'a Services);
 #[async_trait::async_trait]
 impl TargetCheck for StaticTargets<'_> {
     async fn check(&self, target: &str, thing: &str) -> StoreResult<bool> {
-        let tail = target.rsplit(':').next().unwrap_or(target);
-        Ok(match tail.split_once('/') {
-            Some(("thing", n)) => n == thing,
-            Some(("thinggroup" | "group", g)) => self
+        Ok(match Target::parse(target) {
+            Some(Target::Thing(n)) => n == thing,
+            Some(Target::Group(g)) => self
                 .0
                 .store
                 .thing(thing)
                 .await?
                 .is_some_and(|t| t.groups.iter().any(|x| x == g)),
-            _ => false,
+            None => false,
         })
+    }
+}
+
+/// The services' [`TargetCheck`] (the operator layer's), or things and static groups without
+/// one.
+fn target_check(b: &Services) -> Box<dyn TargetCheck + '_> {
+    match b.target_check() {
+        Some(c) => Box::new(Shared(c)),
+        None => Box::new(StaticTargets(b)),
     }
 }
 
@@ -962,10 +964,7 @@ pub async fn things_changed_now(
     b: &Services,
     things: &[String],
 ) -> StoreResult<Vec<(String, String)>> {
-    match b.target_check() {
-        Some(c) => things_changed(b, things, &*c).await,
-        None => things_changed(b, things, &StaticTargets(b)).await,
-    }
+    things_changed(b, things, &*target_check(b)).await
 }
 
 /// An operator's action.

@@ -82,34 +82,50 @@ impl State {
     fn insert_job(&mut self, job: &Job, things: &[String]) {
         self.jobs.insert(job.job_id.clone(), job.clone());
         for t in things {
-            self.next_seq += 1;
-            let seq = self.next_seq;
-            let e = Execution {
-                job_id: job.job_id.clone(),
-                thing: t.clone(),
+            self.insert_execution(&job.job_id, t, job.created_at);
+        }
+    }
+
+    /// A new QUEUED execution (number 1, version 1) queued `at`, with its first history entry:
+    /// what creating a job and a rollout's release both write.
+    fn insert_execution(&mut self, job_id: &str, thing: &str, at: u64) {
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        let e = Execution {
+            job_id: job_id.to_string(),
+            thing: thing.to_string(),
+            status: JobStatus::Queued,
+            status_details: BTreeMap::new(),
+            queued_at: at,
+            started_at: None,
+            last_updated_at: at,
+            version_number: 1,
+            execution_number: 1,
+            seq,
+            in_progress_deadline: None,
+            step_deadline: None,
+        };
+        let key = (job_id.to_string(), thing.to_string());
+        self.history.insert(
+            key.clone(),
+            vec![HistoryEntry {
                 status: JobStatus::Queued,
                 status_details: BTreeMap::new(),
-                queued_at: job.created_at,
-                started_at: None,
-                last_updated_at: job.created_at,
                 version_number: 1,
-                execution_number: 1,
-                seq,
-                in_progress_deadline: None,
-                step_deadline: None,
-            };
-            let key = (job.job_id.clone(), t.clone());
-            self.history.insert(
-                key.clone(),
-                vec![HistoryEntry {
-                    status: JobStatus::Queued,
-                    status_details: BTreeMap::new(),
-                    version_number: 1,
-                    at: job.created_at,
-                }],
-            );
-            self.by_key.insert(key, seq);
-            self.executions.insert(seq, e);
+                at,
+            }],
+        );
+        self.by_key.insert(key, seq);
+        self.executions.insert(seq, e);
+    }
+
+    /// Appends a history entry, keeping the newest [`HISTORY_MAX`].
+    fn push_history(&mut self, key: (String, String), entry: HistoryEntry) {
+        let h = self.history.entry(key).or_default();
+        h.push(entry);
+        if h.len() > HISTORY_MAX {
+            let extra = h.len() - HISTORY_MAX;
+            h.drain(..extra);
         }
     }
 
@@ -362,17 +378,15 @@ impl Store for MemoryStore {
             step_deadline: exec.step_deadline.filter(|_| running),
             ..exec.clone()
         };
-        let h = s.history.entry(key).or_default();
-        h.push(HistoryEntry {
-            status: exec.status,
-            status_details: exec.status_details.clone(),
-            version_number: exec.version_number,
-            at: exec.last_updated_at,
-        });
-        if h.len() > HISTORY_MAX {
-            let extra = h.len() - HISTORY_MAX;
-            h.drain(..extra);
-        }
+        s.push_history(
+            key,
+            HistoryEntry {
+                status: exec.status,
+                status_details: exec.status_details.clone(),
+                version_number: exec.version_number,
+                at: exec.last_updated_at,
+            },
+        );
         Ok(true)
     }
 

@@ -424,22 +424,52 @@ async fn insert_job(
         return Err(StoreError::Exists(format!("job {}", job.job_id)));
     }
     r?;
-    let now = to_i64(job.created_at);
     for t in things {
-        query("INSERT INTO executions (job_id, thing, status, status_details, queued_at, started_at, last_updated_at, version_number, execution_number) VALUES (?, ?, 'QUEUED', '{}', ?, NULL, ?, 1, 1)")
-                .bind(&job.job_id)
-                .bind(t)
-                .bind(now)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-        query("INSERT INTO execution_history (job_id, thing, status, status_details, version_number, at) VALUES (?, ?, 'QUEUED', '{}', 1, ?)")
-                .bind(&job.job_id)
-                .bind(t)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
+        insert_queued_execution(tx, &job.job_id, t, job.created_at).await?;
     }
+    Ok(())
+}
+
+/// A new QUEUED execution (number 1, version 1) of `job_id` on `thing`, queued `at`, with its
+/// first history entry: what creating a job and a rollout's release both write.
+async fn insert_queued_execution(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    job_id: &str,
+    thing: &str,
+    at: u64,
+) -> StoreResult<()> {
+    let at = to_i64(at);
+    query("INSERT INTO executions (job_id, thing, status, status_details, queued_at, started_at, last_updated_at, version_number, execution_number) VALUES (?, ?, 'QUEUED', '{}', ?, NULL, ?, 1, 1)")
+        .bind(job_id)
+        .bind(thing)
+        .bind(at)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    query("INSERT INTO execution_history (job_id, thing, status, status_details, version_number, at) VALUES (?, ?, 'QUEUED', '{}', 1, ?)")
+        .bind(job_id)
+        .bind(thing)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Keeps an execution's newest [`HISTORY_MAX`] history entries, in the transaction that added
+/// one: no crash can leave a history over the bound.
+async fn trim_history(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    job_id: &str,
+    thing: &str,
+) -> StoreResult<()> {
+    query("DELETE FROM execution_history WHERE job_id = ? AND thing = ? AND id NOT IN (SELECT id FROM execution_history WHERE job_id = ? AND thing = ? ORDER BY id DESC LIMIT ?)")
+        .bind(job_id)
+        .bind(thing)
+        .bind(job_id)
+        .bind(thing)
+        .bind(HISTORY_MAX as i64)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -757,16 +787,7 @@ impl Store for SqliteStore {
             .bind(to_i64(e.last_updated_at))
             .execute(&mut *tx)
             .await?;
-        // Keep the newest HISTORY_MAX entries, in the same transaction as the insert: no
-        // crash can leave an execution's history over the bound.
-        query("DELETE FROM execution_history WHERE job_id = ? AND thing = ? AND id NOT IN (SELECT id FROM execution_history WHERE job_id = ? AND thing = ? ORDER BY id DESC LIMIT ?)")
-            .bind(&e.job_id)
-            .bind(&e.thing)
-            .bind(&e.job_id)
-            .bind(&e.thing)
-            .bind(HISTORY_MAX as i64)
-            .execute(&mut *tx)
-            .await?;
+        trim_history(&mut tx, &e.job_id, &e.thing).await?;
         tx.commit().await?;
         Ok(true)
     }

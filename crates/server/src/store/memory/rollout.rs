@@ -8,8 +8,7 @@ use ferrota_proto::JobStatus;
 use super::{MemoryStore, State};
 use crate::store::rollout::{CancelInfo, RolloutRecord, RolloutStore, WaveCounts};
 use crate::store::{
-    Execution, HISTORY_MAX, HistoryEntry, Job, JobState, OtaRecord, StoreError, StoreResult,
-    StreamRecord,
+    Execution, HistoryEntry, Job, JobState, OtaRecord, StoreError, StoreResult, StreamRecord,
 };
 
 /// One target of a rollout.
@@ -30,36 +29,7 @@ impl State {
             return false;
         };
         t.released = true;
-        self.next_seq += 1;
-        let seq = self.next_seq;
-        let key = (job_id.to_string(), thing.to_string());
-        self.executions.insert(
-            seq,
-            Execution {
-                job_id: job_id.to_string(),
-                thing: thing.to_string(),
-                status: JobStatus::Queued,
-                status_details: BTreeMap::new(),
-                queued_at: now,
-                started_at: None,
-                last_updated_at: now,
-                version_number: 1,
-                execution_number: 1,
-                seq,
-                in_progress_deadline: None,
-                step_deadline: None,
-            },
-        );
-        self.history.insert(
-            key.clone(),
-            vec![HistoryEntry {
-                status: JobStatus::Queued,
-                status_details: BTreeMap::new(),
-                version_number: 1,
-                at: now,
-            }],
-        );
-        self.by_key.insert(key, seq);
+        self.insert_execution(job_id, thing, now);
         true
     }
 }
@@ -263,17 +233,15 @@ impl RolloutStore for MemoryStore {
         stored.in_progress_deadline = None;
         stored.step_deadline = None;
         let version = stored.version_number;
-        let h = s.history.entry(key).or_default();
-        h.push(HistoryEntry {
-            status: JobStatus::Queued,
-            status_details: BTreeMap::new(),
-            version_number: version,
-            at: now,
-        });
-        if h.len() > HISTORY_MAX {
-            let extra = h.len() - HISTORY_MAX;
-            h.drain(..extra);
-        }
+        s.push_history(
+            key,
+            HistoryEntry {
+                status: JobStatus::Queued,
+                status_details: BTreeMap::new(),
+                version_number: version,
+                at: now,
+            },
+        );
         Ok(true)
     }
 

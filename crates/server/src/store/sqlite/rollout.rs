@@ -163,7 +163,6 @@ impl RolloutStore for SqliteStore {
         now: u64,
     ) -> StoreResult<usize> {
         let mut tx = self.pool.begin().await?;
-        let now = to_i64(now);
         let mut n = 0;
         for t in things {
             let r = query("UPDATE rollout_targets SET released = 1 WHERE job_id = ? AND thing = ? AND released = 0")
@@ -174,19 +173,7 @@ impl RolloutStore for SqliteStore {
             if r.rows_affected() != 1 {
                 continue;
             }
-            query("INSERT INTO executions (job_id, thing, status, status_details, queued_at, started_at, last_updated_at, version_number, execution_number) VALUES (?, ?, 'QUEUED', '{}', ?, NULL, ?, 1, 1)")
-                .bind(job_id)
-                .bind(t)
-                .bind(now)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            query("INSERT INTO execution_history (job_id, thing, status, status_details, version_number, at) VALUES (?, ?, 'QUEUED', '{}', 1, ?)")
-                .bind(job_id)
-                .bind(t)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            insert_queued_execution(&mut tx, job_id, t, now).await?;
             n += 1;
         }
         tx.commit().await?;
@@ -258,14 +245,7 @@ impl RolloutStore for SqliteStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        query("DELETE FROM execution_history WHERE job_id = ? AND thing = ? AND id NOT IN (SELECT id FROM execution_history WHERE job_id = ? AND thing = ? ORDER BY id DESC LIMIT ?)")
-            .bind(&e.job_id)
-            .bind(&e.thing)
-            .bind(&e.job_id)
-            .bind(&e.thing)
-            .bind(HISTORY_MAX as i64)
-            .execute(&mut *tx)
-            .await?;
+        trim_history(&mut tx, &e.job_id, &e.thing).await?;
         tx.commit().await?;
         Ok(true)
     }
