@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use ferrota_proto::job::{
-    ExecutionOut, FileOut, JobDocumentOut, JobMessageOut, JobStatus, OtaJobOut, Protocols,
-};
+mod common;
+
+use ferrota_proto::job::JobStatus;
 use ferrota_proto::jobs_api::JobsRequest;
 use ferrota_proto::status::UpdateRequest;
 use ferrota_proto::topic::{JobRef, JobsTopic, Reply, Topic, TopicKind};
@@ -30,41 +30,15 @@ struct Fixture {
 
 impl Fixture {
     fn document(&self, token: Option<&str>) -> Vec<u8> {
-        let files = [FileOut {
-            file_path: Some("/ota/image.bin"),
-            file_size: 100_000,
-            file_id: 0,
-            cert_file: Some("signer.crt"),
-            file_type: Some(141),
-            signature: None,
-            ..Default::default()
-        }];
         let pending = self.job && !self.status.is_some_and(|s| s.is_terminal());
-        let exec = pending.then_some(ExecutionOut {
-            job_id: JOB,
-            thing_name: None,
+        let job = common::Job {
+            id: JOB,
+            stream: "stream-1",
+            size: 100_000,
+            signature: None,
             status: JobStatus::Queued,
-            status_details: &[],
-            queued_at: 1_795_635_657,
-            started_at: None,
-            last_updated_at: 1_795_635_717,
-            version_number: 1,
-            execution_number: 1,
-            job_document: JobDocumentOut::Ota(OtaJobOut {
-                protocols: Protocols::MQTT,
-                stream_name: Some("stream-1"),
-                files: &files,
-            }),
-        });
-        let m = JobMessageOut {
-            timestamp: 1_795_635_717,
-            client_token: token,
-            execution: exec,
         };
-        let mut buf = vec![0u8; 4096];
-        let n = m.encode(&mut buf).expect("document fits").len();
-        buf.truncate(n);
-        buf
+        common::next_document(pending.then_some(&job), token)
     }
 }
 
