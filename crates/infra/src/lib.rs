@@ -1,0 +1,33 @@
+//! The engines a distributed Ferrota runs on, started as local processes: each in a directory of
+//! its own, on a free loopback port, stopped when its handle is dropped.
+//!
+//! Tests, `ferrota bench cluster` and the fault tests need the real thing a user would run
+//! (PostgreSQL, an S3-compatible server, a broker cluster), never a mock; and they must never
+//! touch a system service. This crate is the one place that knows how to start each of them
+//! privately: which binary, which flags, how to tell it is ready, how to stop or kill it.
+//!
+//! Nothing here depends on Ferrota's server: the server's tests, the lab and the bench use it,
+//! so it sits at the bottom of the graph.
+
+pub mod postgres;
+mod proc;
+
+pub use postgres::Postgres;
+pub use proc::free_port;
+
+/// Why an engine could not be started or driven.
+#[derive(Debug, thiserror::Error)]
+pub enum InfraError {
+    /// Its binaries are not installed (the message names the package).
+    #[error("{0} is not installed ({1})")]
+    Missing(&'static str, &'static str),
+    /// A command or the engine itself failed; the message carries its output.
+    #[error("{0}")]
+    Failed(String),
+    /// A file or process operation failed.
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
+}
+
+/// Result of this crate's operations.
+pub type InfraResult<T> = Result<T, InfraError>;
