@@ -102,7 +102,16 @@ impl Postgres {
             let mut cmd = Command::new(bin.join("initdb"));
             cmd.arg("-D")
                 .arg(&data)
-                .args(["-U", USER, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+                .args([
+                    "-U",
+                    USER,
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ])
                 .current_dir(root);
             proc::prepare(&mut cmd, run_as, None);
             proc::run(&mut cmd, "initdb")?;
@@ -272,9 +281,9 @@ impl Postgres {
             return false;
         };
         let data = self.root.join("data");
-        entries.flatten().any(|e| {
-            std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd == data)
-        })
+        entries
+            .flatten()
+            .any(|e| std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd == data))
     }
 
     /// Stops the server (fast shutdown: open transactions are rolled back, clients cut).

@@ -12,7 +12,8 @@ use crate::{InfraError, InfraResult};
 /// A loopback port nobody listens on right now (the OS picks it). Another process may take it
 /// before the caller binds it; engines that fail to bind are retried on a new port.
 pub fn free_port() -> InfraResult<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| InfraError::Io("bind 127.0.0.1:0".into(), e))?;
+    let l = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| InfraError::Io("bind 127.0.0.1:0".into(), e))?;
     l.local_addr()
         .map(|a| a.port())
         .map_err(|e| InfraError::Io("local address".into(), e))
@@ -100,7 +101,11 @@ pub(crate) fn run(cmd: &mut Command, what: &str) -> InfraResult<String> {
     if out.status.success() {
         Ok(text)
     } else {
-        Err(InfraError::Failed(format!("{what} failed ({}): {}", out.status, text.trim())))
+        Err(InfraError::Failed(format!(
+            "{what} failed ({}): {}",
+            out.status,
+            text.trim()
+        )))
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! The embedded defaults are [`sqlite::SqliteStore`] (sqlx, WAL, `synchronous=FULL`, schema
 //! migrations by `PRAGMA user_version`) and [`blobs::DirBlobStore`] (files named by their
-//! SHA-256 in the data directory). PostgreSQL and S3-compatible storage implement the same
-//! traits later.
+//! SHA-256 in the data directory). [`postgres::PostgresStore`] is the same [`Store`] on a
+//! PostgreSQL server that several workers share; [`rows`] holds what the two SQL stores read
+//! alike.
 //!
 //! Crash safety: every method that changes state returns only after its transaction has been
 //! committed (WAL with `synchronous=FULL` makes a commit durable), and the MQTT layer answers
@@ -13,7 +14,9 @@
 pub mod attrs;
 pub mod blobs;
 pub mod memory;
+pub mod postgres;
 pub mod rollout;
+mod rows;
 pub mod shadow;
 pub mod sqlite;
 

@@ -4,7 +4,6 @@
 //! Each runs in its own transaction with the version bump, so a crash mid-migration leaves the
 //! previous schema.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -16,6 +15,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, query};
 
+use super::rows::*;
 use super::*;
 
 mod attrs;
@@ -90,57 +90,11 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-// The columns each row reader takes, named: never a star select. sqlx caches a prepared
-// statement's column list per connection, so a star prepared before a migration changed the
-// table reads rows of another width afterwards (sqlx-sqlite then panics in its worker thread,
-// `row.rs` index out of bounds); a named list also keeps a reader's columns in one place.
-// Macros, not consts, so `concat!` makes each query one `&'static str` at compile time.
-macro_rules! execution_cols {
-    () => {
-        "job_id, thing, status, status_details, queued_at, started_at, last_updated_at, \
-         version_number, execution_number, seq, in_progress_deadline, step_deadline"
-    };
-}
-macro_rules! cert_cols {
-    () => {
-        "id, thing, serial, pem, status, created_at, revoked_at"
-    };
-}
-macro_rules! job_cols {
-    () => {
-        "job_id, document, state, ota_update_id, created_at, in_progress_timeout_minutes"
-    };
-}
-macro_rules! ota_cols {
-    () => {
-        "id, status, request, job_id, stream_id, created_at, error_info"
-    };
-}
-macro_rules! history_cols {
-    () => {
-        "id, status, status_details, version_number, at"
-    };
-}
-macro_rules! stream_cols {
-    () => {
-        "stream_id, description, version, files"
-    };
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
 fn get_u64(r: &SqliteRow, c: &str) -> Result<u64, sqlx::Error> {
-    Ok(r.try_get::<i64, _>(c)?.max(0) as u64)
+    r.u64(c)
 }
 fn opt_u64(r: &SqliteRow, c: &str) -> Result<Option<u64>, sqlx::Error> {
-    Ok(r.try_get::<Option<i64>, _>(c)?.map(|v| v.max(0) as u64))
-}
-fn details_json(d: &BTreeMap<String, String>) -> String {
-    serde_json::to_string(d).unwrap_or_else(|_| "{}".into())
-}
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Corrupt(what.into())
+    r.opt_u64(c)
 }
 
 /// SQLite's own message, without sqlx's "error returned from database" wrapping.
@@ -265,75 +219,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn execution_of(r: &SqliteRow) -> StoreResult<Execution> {
-        let status: String = r.try_get("status")?;
-        let details: String = r.try_get("status_details")?;
-        Ok(Execution {
-            job_id: r.try_get("job_id")?,
-            thing: r.try_get("thing")?,
-            status: JobStatus::from_wire(&status).ok_or_else(|| corrupt("execution status"))?,
-            status_details: serde_json::from_str(&details)
-                .map_err(|_| corrupt("execution details"))?,
-            queued_at: get_u64(r, "queued_at")?,
-            started_at: r.try_get::<Option<i64>, _>("started_at")?.map(|v| v as u64),
-            last_updated_at: get_u64(r, "last_updated_at")?,
-            version_number: get_u64(r, "version_number")?,
-            execution_number: get_u64(r, "execution_number")?,
-            seq: r.try_get("seq")?,
-            in_progress_deadline: opt_u64(r, "in_progress_deadline")?,
-            step_deadline: opt_u64(r, "step_deadline")?,
-        })
-    }
-
-    fn cert_of(r: &SqliteRow) -> StoreResult<CertRecord> {
-        let status: String = r.try_get("status")?;
-        Ok(CertRecord {
-            id: r.try_get("id")?,
-            thing: r.try_get("thing")?,
-            serial: r.try_get("serial")?,
-            pem: r.try_get("pem")?,
-            status: if status == "REVOKED" {
-                CertStatus::Revoked
-            } else {
-                CertStatus::Active
-            },
-            created_at: get_u64(r, "created_at")?,
-            revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(|v| v as u64),
-        })
-    }
-
-    fn job_of(r: &SqliteRow) -> StoreResult<Job> {
-        let state: String = r.try_get("state")?;
-        Ok(Job {
-            job_id: r.try_get("job_id")?,
-            document: r.try_get("document")?,
-            state: match state.as_str() {
-                "CANCELED" => JobState::Canceled,
-                "COMPLETED" => JobState::Completed,
-                "SCHEDULED" => JobState::Scheduled,
-                _ => JobState::InProgress,
-            },
-            ota_update_id: r.try_get("ota_update_id")?,
-            created_at: get_u64(r, "created_at")?,
-            in_progress_timeout_minutes: opt_u64(r, "in_progress_timeout_minutes")?,
-        })
-    }
-
-    fn ota_of(r: &SqliteRow) -> StoreResult<OtaRecord> {
-        Ok(OtaRecord {
-            ota_update_id: r.try_get("id")?,
-            status: r.try_get("status")?,
-            request: r.try_get("request")?,
-            job_id: r.try_get("job_id")?,
-            stream_id: r.try_get("stream_id")?,
-            created_at: get_u64(r, "created_at")?,
-            error_info: r
-                .try_get::<Option<String>, _>("error_info")?
-                .map(|t| serde_json::from_str(&t).map_err(|_| corrupt("OTA update errorInfo")))
-                .transpose()?,
-        })
-    }
-
     async fn groups_of(&self, thing: &str) -> StoreResult<Vec<String>> {
         let rows = query("SELECT grp FROM thing_groups WHERE thing = ? ORDER BY grp")
             .bind(thing)
@@ -343,15 +228,6 @@ impl SqliteStore {
             .iter()
             .map(|r| r.try_get("grp"))
             .collect::<Result<_, _>>()?)
-    }
-}
-
-fn job_state_str(s: JobState) -> &'static str {
-    match s {
-        JobState::InProgress => "IN_PROGRESS",
-        JobState::Canceled => "CANCELED",
-        JobState::Completed => "COMPLETED",
-        JobState::Scheduled => "SCHEDULED",
     }
 }
 
@@ -395,7 +271,7 @@ async fn insert_certificate<'e, E: sqlx::SqliteExecutor<'e>>(
         .bind(&c.thing)
         .bind(&c.serial)
         .bind(&c.pem)
-        .bind(match c.status { CertStatus::Active => "ACTIVE", CertStatus::Revoked => "REVOKED" })
+        .bind(cert_status_str(c.status))
         .bind(to_i64(c.created_at))
         .bind(c.revoked_at.map(to_i64))
         .execute(executor)
@@ -625,7 +501,7 @@ impl Store for SqliteStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
-        .map(|r| Self::cert_of(&r))
+        .map(|r| cert_of(&r))
         .transpose()
     }
 
@@ -639,7 +515,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(Self::cert_of)
+        .map(cert_of)
         .collect()
     }
 
@@ -652,7 +528,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(Self::cert_of)
+        .map(cert_of)
         .collect()
     }
 
@@ -681,7 +557,7 @@ impl Store for SqliteStore {
         .bind(job_id)
         .fetch_optional(&self.pool)
         .await?
-        .map(|r| Self::job_of(&r))
+        .map(|r| job_of(&r))
         .transpose()
     }
 
@@ -704,7 +580,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(Self::execution_of)
+        .map(execution_of)
         .collect()
     }
 
@@ -718,7 +594,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(Self::execution_of)
+        .map(execution_of)
         .collect()
     }
 
@@ -739,7 +615,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(Self::execution_of)
+        .map(execution_of)
         .collect()
     }
 
@@ -753,7 +629,7 @@ impl Store for SqliteStore {
         .bind(thing)
         .fetch_optional(&self.pool)
         .await?
-        .map(|r| Self::execution_of(&r))
+        .map(|r| execution_of(&r))
         .transpose()
     }
 
@@ -800,19 +676,7 @@ impl Store for SqliteStore {
                 .bind(HISTORY_MAX as i64)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|r| {
-                let status: String = r.try_get("status")?;
-                let details: String = r.try_get("status_details")?;
-                Ok(HistoryEntry {
-                    status: JobStatus::from_wire(&status).ok_or_else(|| corrupt("history"))?,
-                    status_details: serde_json::from_str(&details)
-                        .map_err(|_| corrupt("history details"))?,
-                    version_number: get_u64(r, "version_number")?,
-                    at: get_u64(r, "at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(history_of).collect()
     }
 
     async fn due_executions(&self, now: u64) -> StoreResult<Vec<Execution>> {
@@ -821,7 +685,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(Self::execution_of)
+            .map(execution_of)
             .collect()
     }
 
@@ -848,13 +712,7 @@ impl Store for SqliteStore {
         else {
             return Ok(None);
         };
-        let files: String = r.try_get("files")?;
-        Ok(Some(StreamRecord {
-            stream_id: r.try_get("stream_id")?,
-            description: r.try_get("description")?,
-            version: r.try_get::<i64, _>("version")? as u32,
-            files: serde_json::from_str(&files).map_err(|_| corrupt("stream files"))?,
-        }))
+        Ok(Some(stream_of(&r)?))
     }
 
     async fn create_ota(&self, o: &OtaRecord) -> StoreResult<()> {
@@ -885,7 +743,7 @@ impl Store for SqliteStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
-        .map(|r| Self::ota_of(&r))
+        .map(|r| ota_of(&r))
         .transpose()
     }
 
@@ -898,7 +756,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(Self::ota_of)
+        .map(ota_of)
         .collect()
     }
 
