@@ -31,3 +31,20 @@ pub enum InfraError {
 
 /// Result of this crate's operations.
 pub type InfraResult<T> = Result<T, InfraError>;
+
+/// Whether a test that needs `engine` must skip because it is not installed (`available` is
+/// false): prints the one-line note and answers `true`. Under `FERROTA_REQUIRE_INFRA=1`
+/// (`.ci/run` sets it) a missing engine fails the test instead, so CI never passes by
+/// skipping.
+pub fn skip_without(engine: &str, available: bool) -> bool {
+    if available {
+        return false;
+    }
+    if std::env::var_os("FERROTA_REQUIRE_INFRA").is_some_and(|v| v != "0") {
+        panic!(
+            "{engine} is not installed, and FERROTA_REQUIRE_INFRA is set: install it (.ci/run does)"
+        );
+    }
+    eprintln!("note: {engine} is not installed; skipping (.ci/run installs it)");
+    true
+}

@@ -5,8 +5,7 @@ use ferrota_infra::Postgres;
 
 #[test]
 fn a_private_server_keeps_committed_rows_across_a_kill_and_a_restart() {
-    if !Postgres::available() {
-        eprintln!("note: PostgreSQL is not installed; skipping (.ci/run installs it)");
+    if ferrota_infra::skip_without("PostgreSQL", Postgres::available()) {
         return;
     }
     let mut pg = Postgres::start(&[]).unwrap();
@@ -35,8 +34,7 @@ fn a_private_server_keeps_committed_rows_across_a_kill_and_a_restart() {
 
 #[test]
 fn the_shared_server_is_one_per_process() {
-    if !Postgres::available() {
-        eprintln!("note: PostgreSQL is not installed; skipping (.ci/run installs it)");
+    if ferrota_infra::skip_without("PostgreSQL", Postgres::available()) {
         return;
     }
     let a = Postgres::shared().unwrap();

@@ -112,6 +112,9 @@ pub struct Services {
     changed: Mutex<Vec<String>>,
     /// The operator layer's [`TargetCheck`].
     target_check: OnceLock<Arc<dyn TargetCheck>>,
+    /// Who runs the work that must happen once ([`crate::lease`]); [`crate::lease::Solo`]
+    /// unless a cluster's worker sets another.
+    lease: OnceLock<Arc<dyn crate::lease::Lease>>,
 }
 
 impl Services {
@@ -134,6 +137,7 @@ impl Services {
             rollout_lock: tokio::sync::Mutex::new(()),
             changed: Mutex::new(Vec::new()),
             target_check: OnceLock::new(),
+            lease: OnceLock::new(),
         }
     }
 
@@ -183,6 +187,20 @@ impl Services {
         v.sort();
         v.dedup();
         v
+    }
+
+    /// Makes this process one worker of several: `lease` decides when it runs the rollouts
+    /// and timers (once, before they start; later calls are ignored).
+    pub fn set_lease(&self, lease: Arc<dyn crate::lease::Lease>) {
+        let _ = self.lease.set(lease);
+    }
+
+    /// The lease ([`crate::lease::Solo`] when none was set).
+    pub fn lease(&self) -> Arc<dyn crate::lease::Lease> {
+        self.lease
+            .get()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(crate::lease::Solo))
     }
 
     /// Sets the operator layer's [`TargetCheck`] (once; later calls are ignored).

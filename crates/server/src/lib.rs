@@ -101,6 +101,7 @@ pub mod gate;
 pub mod groups;
 pub mod inventory;
 pub mod jobs;
+pub mod lease;
 pub mod policy;
 pub mod query;
 pub mod rollout;

@@ -33,8 +33,19 @@ pub async fn expire_due(b: &Services) -> StoreResult<usize> {
 }
 
 /// Expires executions as their timers run out, forever (spawn it; abort it to stop).
+/// Of several workers, only the [`crate::lease`]'s holder expires; it reads the timers the
+/// others set at least every [`crate::lease::Lease::poll`].
 pub async fn run(b: Arc<Services>, max_sleep: Duration) {
+    let lease = b.lease();
+    let max_sleep = lease.poll().map_or(max_sleep, |p| p.min(max_sleep));
     loop {
+        if lease.hold().await.is_none() {
+            tokio::select! {
+                _ = tokio::time::sleep(max_sleep) => {}
+                _ = b.timers.notified() => {}
+            }
+            continue;
+        }
         if let Err(e) = expire_due(&b).await {
             tracing::error!(error = %e, "expiring job executions failed");
         }

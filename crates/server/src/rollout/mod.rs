@@ -794,7 +794,18 @@ async fn maybe_retry(b: &Services, rules: &[RetryRule], e: &Execution) -> StoreR
 /// the rollouts whose time came. Returns how many rollouts it stepped. A failure of one job's
 /// step is logged and does not hold back the others' (each is recomputed from the store at
 /// its next step, and [`recover`] scans for owed retries at start).
+///
+/// On a worker that does not hold the [`crate::lease`], it steps nothing: it passes what
+/// finished and changed here to the holder.
 pub async fn step(b: &Services) -> StoreResult<usize> {
+    let lease = b.lease();
+    if lease.hold().await.is_none() {
+        let (finished, changed) = (b.take_finished(), b.take_changed());
+        if !finished.is_empty() || !changed.is_empty() {
+            lease.forward(&finished, &changed).await?;
+        }
+        return Ok(0);
+    }
     let changed = b.take_changed();
     if !changed.is_empty()
         && let Err(e) = things_changed_now(b, &changed).await
@@ -857,22 +868,41 @@ pub const MIN_STEP_INTERVAL: Duration = Duration::from_millis(100);
 /// Runs the rollouts forever (spawn it; abort it to stop): [`recover`] once, then [`step`]
 /// whenever executions finish (batched, [`MIN_STEP_INTERVAL`]) or a rollout's time comes (at
 /// most `max_sleep` apart).
+///
+/// Of several workers, only the [`crate::lease`]'s holder steps; it recovers first each time
+/// it takes the lease (what the previous holder owed), and it hears the other workers'
+/// finished executions through [`crate::lease::Lease::receive`].
 pub async fn run(b: Arc<Services>, max_sleep: Duration) {
-    if let Err(e) = recover(&b).await {
-        tracing::error!(error = %e, "recovering rollouts failed");
-    }
+    let lease = b.lease();
+    let receiver = {
+        let (l, b) = (lease.clone(), b.clone());
+        tokio::spawn(async move { l.receive(b).await })
+    };
+    let _stop_receiver = AbortOnDrop(receiver);
+    let max_sleep = lease.poll().map_or(max_sleep, |p| p.min(max_sleep));
+    let mut recovered = None;
     loop {
+        let epoch = lease.hold().await;
+        if epoch.is_some() && epoch != recovered {
+            match recover(&b).await {
+                Ok(()) => recovered = epoch,
+                Err(e) => tracing::error!(error = %e, "recovering rollouts failed"),
+            }
+        }
         if let Err(e) = step(&b).await {
             tracing::error!(error = %e, "rollout step failed");
         }
         tokio::time::sleep(MIN_STEP_INTERVAL).await;
-        let wait = match b.store.next_rollout_at().await {
-            Ok(Some(t)) => Duration::from_secs(t.saturating_sub(b.clock.now()).max(1)),
-            Ok(None) => max_sleep,
-            Err(e) => {
-                tracing::error!(error = %e, "reading rollout times failed");
-                max_sleep
-            }
+        let wait = match epoch {
+            None => max_sleep,
+            Some(_) => match b.store.next_rollout_at().await {
+                Ok(Some(t)) => Duration::from_secs(t.saturating_sub(b.clock.now()).max(1)),
+                Ok(None) => max_sleep,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading rollout times failed");
+                    max_sleep
+                }
+            },
         };
         tokio::select! {
             _ = tokio::time::sleep(wait.min(max_sleep)) => {}
@@ -1133,4 +1163,13 @@ pub async fn describe(
         rate_per_minute: rate,
         next_release_at: r.next_at,
     })
+}
+
+/// Aborts a spawned task when dropped (the runner's forwarded-work receiver ends with it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
