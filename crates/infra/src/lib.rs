@@ -11,9 +11,11 @@
 
 pub mod postgres;
 mod proc;
+pub mod rabbitmq;
 
 pub use postgres::Postgres;
 pub use proc::free_port;
+pub use rabbitmq::{RabbitCluster, RabbitConfig};
 
 /// Why an engine could not be started or driven.
 #[derive(Debug, thiserror::Error)]
