@@ -92,6 +92,7 @@ pub mod admin;
 pub mod api;
 pub mod bridge;
 pub mod broker;
+pub mod broker_auth;
 pub mod ca;
 pub mod config;
 pub mod context;
