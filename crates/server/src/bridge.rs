@@ -204,7 +204,7 @@ impl Outbound for Client {
 }
 
 /// The thing of `$aws/things/<thing>/…`.
-fn thing_of(topic: &str) -> Option<&str> {
+pub(crate) fn thing_of(topic: &str) -> Option<&str> {
     topic
         .strip_prefix(ferrota_proto::topic::THINGS_PREFIX)?
         .split('/')

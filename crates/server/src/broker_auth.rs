@@ -24,9 +24,9 @@
 
 use std::collections::HashMap;
 
+use axum::Router;
 use axum::extract::{Form, Path, State};
 use axum::routing::post;
-use axum::Router;
 
 use crate::policy::Policy;
 use crate::store::{CertStatus, SharedStore};
@@ -189,8 +189,14 @@ mod tests {
 
     #[test]
     fn routing_keys_read_back_as_topics() {
-        assert_eq!(mqtt_topic("$aws.things.dev-1.jobs.get"), "$aws/things/dev-1/jobs/get");
-        assert_eq!(mqtt_topic("$aws.things.dev-1.jobs.*.get"), "$aws/things/dev-1/jobs/+/get");
+        assert_eq!(
+            mqtt_topic("$aws.things.dev-1.jobs.get"),
+            "$aws/things/dev-1/jobs/get"
+        );
+        assert_eq!(
+            mqtt_topic("$aws.things.dev-1.jobs.*.get"),
+            "$aws/things/dev-1/jobs/+/get"
+        );
         assert_eq!(mqtt_topic("$aws.things.dev-1.#"), "$aws/things/dev-1/#");
     }
 }

@@ -72,7 +72,8 @@ pub struct Config {
     pub broker: BrokerConfig,
 }
 
-/// `[broker]`: client mode ([`crate::bridge`]). Without `external`, the in-process broker.
+/// `[broker]`: client mode ([`crate::bridge`], `external`) or worker mode on a RabbitMQ
+/// cluster ([`crate::amqp`], `amqp`). Without either, the in-process broker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerConfig {
@@ -88,6 +89,17 @@ pub struct BrokerConfig {
     pub cert: Option<PathBuf>,
     /// The service key (PEM); default `<data>/ca/service.key.pem`.
     pub key: Option<PathBuf>,
+    /// `amqp://user:password@host:port/%2f` of a RabbitMQ cluster: run as one of several
+    /// workers consuming the devices' requests from it ([`crate::amqp`]). Not with `external`.
+    pub amqp: Option<String>,
+    /// How many unacknowledged requests RabbitMQ hands this worker at once (default 64).
+    pub amqp_prefetch: u16,
+    /// The port devices connect to on the cluster's nodes (`endpoint` is their host name),
+    /// named in device bundles in AMQP mode (default 8883).
+    pub device_port: u16,
+    /// The secret in the path of the broker-auth endpoints RabbitMQ's HTTP auth backend asks
+    /// (`/broker-auth/<secret>/…`, [`crate::broker_auth`]); without it they are not served.
+    pub auth_secret: Option<String>,
 }
 
 impl Default for BrokerConfig {
@@ -99,6 +111,10 @@ impl Default for BrokerConfig {
             ca: None,
             cert: None,
             key: None,
+            amqp: None,
+            amqp_prefetch: 64,
+            device_port: 8883,
+            auth_secret: None,
         }
     }
 }

@@ -89,6 +89,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod amqp;
 pub mod api;
 pub mod bridge;
 pub mod broker;

@@ -138,6 +138,10 @@ pub struct Server {
     pub timer_max_sleep: Duration,
     /// `[broker] external`: run the services as a client of that broker ([`crate::bridge`]).
     external: Option<crate::bridge::External>,
+    /// `[broker] amqp`: run as a worker of a RabbitMQ cluster ([`crate::amqp`]).
+    amqp: Option<crate::amqp::Amqp>,
+    /// `[broker] auth_secret`: answer the cluster's auth questions ([`crate::broker_auth`]).
+    broker_auth: Option<crate::broker_auth::BrokerAuth>,
 }
 
 /// The TLS configuration, rebuilt when the CRL files change.
@@ -401,6 +405,9 @@ pub async fn open_admin(cfg: &Config, port: u16) -> Result<Admin, ServeError> {
 /// then). A malformed `[broker] external` is left to [`crate::bridge::External::from_config`],
 /// which refuses the start naming it.
 fn device_endpoint(cfg: &Config, port: u16) -> (String, u16) {
+    if cfg.broker.amqp.is_some() {
+        return (cfg.endpoint.clone(), cfg.broker.device_port);
+    }
     crate::bridge::External::address(cfg)
         .ok()
         .flatten()
@@ -556,6 +563,29 @@ impl Server {
             None => tls_setup(cfg)?,
         };
         let external = crate::bridge::External::from_config(cfg).map_err(ServeError::Config)?;
+        if external.is_some() && cfg.broker.amqp.is_some() {
+            return Err(ServeError::Config(
+                "[broker]: set `external` (an MQTT broker) or `amqp` (a RabbitMQ cluster), not both"
+                    .into(),
+            ));
+        }
+        let amqp = cfg.broker.amqp.as_ref().map(|url| crate::amqp::Amqp {
+            url: url.clone(),
+            prefetch: cfg.broker.amqp_prefetch,
+        });
+        let broker_auth = match cfg.broker.auth_secret.as_deref() {
+            Some("") => {
+                return Err(ServeError::Config(
+                    "[broker] auth_secret is empty: set a long random string".into(),
+                ));
+            }
+            Some(secret) => Some(crate::broker_auth::BrokerAuth::new(
+                broker.services.store.clone(),
+                cfg.policy(),
+                secret.to_string(),
+            )),
+            None => None,
+        };
         Ok(Server {
             admin: Arc::new(admin),
             broker,
@@ -565,6 +595,8 @@ impl Server {
             revocation_poll: Duration::from_secs(1),
             timer_max_sleep: Duration::from_secs(60),
             external,
+            amqp,
+            broker_auth,
         })
     }
 
@@ -585,7 +617,10 @@ impl Server {
         let broker = self.broker.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let api_task = http.map(|l| {
-            let app = crate::api::router(self.admin.clone(), self.token.clone());
+            let mut app = crate::api::router(self.admin.clone(), self.token.clone());
+            if let Some(a) = self.broker_auth.clone() {
+                app = app.merge(a.router());
+            }
             let mut rx = stop_rx.clone();
             tokio::spawn(async move {
                 let _ = axum::serve(l, app)
@@ -614,18 +649,41 @@ impl Server {
         let limits = broker.limits.clone();
         let pending =
             crate::gate::PendingGate::new(limits.max_pending, limits.max_pending_per_address);
-        if self.external.is_none() {
+        if self.external.is_none() && self.amqp.is_none() {
             crate::gate::raise_open_files(
                 (self.max_connections + limits.max_pending) as u64 + crate::gate::FD_MARGIN,
             );
         }
         tokio::pin!(shutdown);
-        let bridge = self.external.clone().map(|ext| {
-            let mut rx = stop_rx.clone();
-            tokio::spawn(crate::bridge::run(broker.clone(), ext, async move {
-                let _ = rx.changed().await;
-            }))
-        });
+        let bridge = match (self.external.clone(), self.amqp.clone()) {
+            (Some(ext), _) => {
+                let mut rx = stop_rx.clone();
+                let b = broker.clone();
+                Some(tokio::spawn(async move {
+                    if let Err(e) = crate::bridge::run(b, ext, async move {
+                        let _ = rx.changed().await;
+                    })
+                    .await
+                    {
+                        tracing::error!(error = %e, "the external broker client stopped");
+                    }
+                }))
+            }
+            (None, Some(amqp)) => {
+                let mut rx = stop_rx.clone();
+                let b = broker.clone();
+                Some(tokio::spawn(async move {
+                    if let Err(e) = crate::amqp::run(b, amqp, async move {
+                        let _ = rx.changed().await;
+                    })
+                    .await
+                    {
+                        tracing::error!(error = %e, "the AMQP worker stopped");
+                    }
+                }))
+            }
+            (None, None) => None,
+        };
         if bridge.is_some() {
             (&mut shutdown).await;
         }
@@ -687,10 +745,8 @@ impl Server {
         }
         let _ = stop_tx.send(true);
         if let Some(b) = bridge {
-            match b.await {
-                Ok(Err(e)) => tracing::error!(error = %e, "client mode failed"),
-                Err(e) => tracing::error!(error = %e, "client mode task"),
-                Ok(Ok(())) => {}
+            if let Err(e) = b.await {
+                tracing::error!(error = %e, "client mode task");
             }
         }
         timers.abort();

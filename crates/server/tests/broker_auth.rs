@@ -65,11 +65,22 @@ async fn the_broker_asks_and_ferrota_decides_per_thing_without_broker_lines() {
     let p = |q: &str| format!("/broker-auth/s3cret/{q}");
 
     // Login: a registered thing with an active certificate, by certificate (no password).
-    assert_eq!(ask(&app, &p("user"), &[("username", "dev-1")]).await, "allow");
-    assert_eq!(ask(&app, &p("user"), &[("username", "gone")]).await, "deny");
-    assert_eq!(ask(&app, &p("user"), &[("username", "stranger")]).await, "deny");
     assert_eq!(
-        ask(&app, &p("user"), &[("username", "dev-1"), ("password", "guess")]).await,
+        ask(&app, &p("user"), &[("username", "dev-1")]).await,
+        "allow"
+    );
+    assert_eq!(ask(&app, &p("user"), &[("username", "gone")]).await, "deny");
+    assert_eq!(
+        ask(&app, &p("user"), &[("username", "stranger")]).await,
+        "deny"
+    );
+    assert_eq!(
+        ask(
+            &app,
+            &p("user"),
+            &[("username", "dev-1"), ("password", "guess")]
+        )
+        .await,
         "deny",
         "a password login must never pass for a device"
     );
@@ -79,23 +90,97 @@ async fn the_broker_asks_and_ferrota_decides_per_thing_without_broker_lines() {
     assert_eq!(ask(&app, &p("vhost"), &vh("dev-2")).await, "deny");
     // Its own subscription queues and amq.topic; nothing else.
     let res = |kind: &'static str, name: &'static str| {
-        [("username", "dev-1"), ("resource", kind), ("name", name), ("permission", "write")]
+        [
+            ("username", "dev-1"),
+            ("resource", kind),
+            ("name", name),
+            ("permission", "write"),
+        ]
     };
-    assert_eq!(ask(&app, &p("resource"), &res("exchange", "amq.topic")).await, "allow");
-    assert_eq!(ask(&app, &p("resource"), &res("queue", "mqtt-subscription-dev-1qos1")).await, "allow");
-    assert_eq!(ask(&app, &p("resource"), &res("queue", "mqtt-subscription-dev-2qos1")).await, "deny");
-    assert_eq!(ask(&app, &p("resource"), &res("exchange", "amq.direct")).await, "deny");
+    assert_eq!(
+        ask(&app, &p("resource"), &res("exchange", "amq.topic")).await,
+        "allow"
+    );
+    assert_eq!(
+        ask(
+            &app,
+            &p("resource"),
+            &res("queue", "mqtt-subscription-dev-1qos1")
+        )
+        .await,
+        "allow"
+    );
+    assert_eq!(
+        ask(
+            &app,
+            &p("resource"),
+            &res("queue", "mqtt-subscription-dev-2qos1")
+        )
+        .await,
+        "deny"
+    );
+    assert_eq!(
+        ask(&app, &p("resource"), &res("exchange", "amq.direct")).await,
+        "deny"
+    );
     // Topics: its own, by the same policy as Ferrota's own broker.
     let topic = |perm: &'static str, key: &'static str| {
-        [("username", "dev-1"), ("permission", perm), ("routing_key", key)]
+        [
+            ("username", "dev-1"),
+            ("permission", perm),
+            ("routing_key", key),
+        ]
     };
-    assert_eq!(ask(&app, &p("topic"), &topic("write", "$aws.things.dev-1.jobs.get")).await, "allow");
-    assert_eq!(ask(&app, &p("topic"), &topic("write", "$aws.things.dev-2.jobs.get")).await, "deny");
-    assert_eq!(ask(&app, &p("topic"), &topic("read", "$aws.things.dev-1.jobs.*.get.accepted")).await, "allow");
-    assert_eq!(ask(&app, &p("topic"), &topic("read", "$aws.things.*.jobs.notify")).await, "deny");
-    assert_eq!(ask(&app, &p("topic"), &topic("write", "$aws.things.dev-1.#")).await, "deny");
+    assert_eq!(
+        ask(
+            &app,
+            &p("topic"),
+            &topic("write", "$aws.things.dev-1.jobs.get")
+        )
+        .await,
+        "allow"
+    );
+    assert_eq!(
+        ask(
+            &app,
+            &p("topic"),
+            &topic("write", "$aws.things.dev-2.jobs.get")
+        )
+        .await,
+        "deny"
+    );
+    assert_eq!(
+        ask(
+            &app,
+            &p("topic"),
+            &topic("read", "$aws.things.dev-1.jobs.*.get.accepted")
+        )
+        .await,
+        "allow"
+    );
+    assert_eq!(
+        ask(
+            &app,
+            &p("topic"),
+            &topic("read", "$aws.things.*.jobs.notify")
+        )
+        .await,
+        "deny"
+    );
+    assert_eq!(
+        ask(&app, &p("topic"), &topic("write", "$aws.things.dev-1.#")).await,
+        "deny"
+    );
     // Without the secret nothing is allowed.
     let wrong = "/broker-auth/guess/user";
     assert_eq!(ask(&app, wrong, &[("username", "dev-1")]).await, "deny");
-    assert_eq!(ask(&app, "/broker-auth/guess/topic", &topic("write", "$aws.things.dev-1.jobs.get")).await, "deny");
+    assert_eq!(
+        ask(
+            &app,
+            "/broker-auth/guess/topic",
+            &topic("write", "$aws.things.dev-1.jobs.get")
+        )
+        .await,
+        "deny"
+    );
 }
