@@ -14,7 +14,7 @@ mod proc;
 pub mod rabbitmq;
 
 pub use postgres::Postgres;
-pub use proc::free_port;
+pub use proc::{free_port, stop_pid};
 pub use rabbitmq::{RabbitCluster, RabbitConfig};
 
 /// Why an engine could not be started or driven.

@@ -294,6 +294,14 @@ impl Postgres {
         }
     }
 
+    /// Leaves the server running after this handle is gone (`ferrota cluster up`): returns
+    /// the postmaster's pid, which [`crate::stop_pid`] stops later.
+    pub fn detach(mut self) -> u32 {
+        let pid = self.child.take().map_or(0, |c| c.id());
+        self._temp = None;
+        pid
+    }
+
     /// Starts the server again on the same port and data (after [`Postgres::stop`] or
     /// [`Postgres::kill`]).
     pub fn restart(&mut self) -> InfraResult<()> {

@@ -202,3 +202,25 @@ pub(crate) fn owned_tempdir(prefix: &str) -> InfraResult<tempfile::TempDir> {
         .map_err(|e| InfraError::Io("owner.pid".into(), e))?;
     Ok(dir)
 }
+
+/// Stops process `pid` (not a child of ours: one a detached engine left running): `sig`, then
+/// SIGKILL if it still runs after `limit`. Returns whether it ran at all.
+pub fn stop_pid(pid: u32, sig: i32, limit: Duration) -> bool {
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| !s.contains(") Z ") && !s.contains(") X "))
+    };
+    if pid == 0 || !alive() {
+        return false;
+    }
+    signal(pid, sig);
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if !alive() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(pid, libc::SIGKILL);
+    true
+}

@@ -62,6 +62,7 @@ struct Node {
 
 /// A running private RabbitMQ cluster; dropping it stops every node and its epmd.
 pub struct RabbitCluster {
+    detached: bool,
     root: PathBuf,
     epmd: u16,
     password: String,
@@ -128,6 +129,7 @@ impl RabbitCluster {
             nodes.push(node);
         }
         let mut c = RabbitCluster {
+            detached: false,
             root: root.to_path_buf(),
             epmd: proc::free_port()?,
             password,
@@ -333,8 +335,50 @@ impl RabbitCluster {
     }
 }
 
+/// What stays of a cluster left running ([`RabbitCluster::detach`]).
+#[derive(Debug, Clone)]
+pub struct DetachedNode {
+    /// Erlang node name.
+    pub name: String,
+    /// The node's VM pid.
+    pub pid: u32,
+    /// MQTT port.
+    pub mqtt: u16,
+    /// AMQP port.
+    pub amqp: u16,
+}
+
+impl RabbitCluster {
+    /// Leaves the nodes running after this handle is gone (`ferrota cluster up`): their pids
+    /// and ports, and the port of their epmd (stop it with `epmd -kill` under
+    /// `ERL_EPMD_PORT`, after the nodes).
+    pub fn detach(mut self) -> (Vec<DetachedNode>, u16) {
+        self.detached = true;
+        let nodes = self
+            .nodes
+            .iter_mut()
+            .map(|n| DetachedNode {
+                name: n.name.clone(),
+                pid: n.child.take().map_or(0, |c| c.id()),
+                mqtt: n.mqtt,
+                amqp: n.amqp,
+            })
+            .collect();
+        self._temp = None;
+        (nodes, self.epmd)
+    }
+
+    /// The AMQP password of [`WORKER_USER`].
+    pub fn worker_password(&self) -> &str {
+        &self.password
+    }
+}
+
 impl Drop for RabbitCluster {
     fn drop(&mut self) {
+        if self.detached {
+            return;
+        }
         for i in 0..self.nodes.len() {
             self.signal_vm(i, libc::SIGKILL);
             if let Some(mut c) = self.nodes[i].child.take() {
