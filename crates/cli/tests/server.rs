@@ -910,3 +910,41 @@ fn rollout_commands_steer_a_gated_rollout() {
     let err = String::from_utf8_lossy(&missing.stderr);
     assert!(err.contains("not found"), "{err}");
 }
+
+/// `serve --database-url`, and `database_url` in the configuration file: a URL that is not
+/// PostgreSQL's, or a server that does not answer within `database_wait`, ends the start with
+/// exit 1, naming `database_url` and the URL with its password hidden; the data directory
+/// (and its SQLite database) is left as it was.
+#[test]
+fn serve_names_a_bad_or_unreachable_database_url_without_its_password() {
+    let env = used_data_dir();
+    let err = serve_refused(
+        &env,
+        &["--database-url", "mysql://ferrota:s3cret@db/fleet"],
+        "mysql://ferrota:***@db/fleet",
+    );
+    assert!(
+        err.contains("database_url") && err.contains("postgres://"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "password shown: {err}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://ferrota:s3cret@127.0.0.1:{port}/fleet");
+    std::fs::create_dir_all(env.path("etc")).unwrap();
+    env.write(
+        "etc/server.toml",
+        format!("database_url = {url:?}\ndatabase_wait = 1\n"),
+    );
+    let err = serve_refused(
+        &env,
+        &["-c", "etc/server.toml"],
+        &format!("postgres://ferrota:***@127.0.0.1:{port}/fleet"),
+    );
+    assert!(err.contains("not reachable within 1s"), "{err}");
+    assert!(!err.contains("s3cret"), "password shown: {err}");
+}
