@@ -45,6 +45,10 @@ pub enum Command {
     T2g(crate::t2gargs::T2gCommand),
     /// Run the OTA server: MQTT over mutual TLS, AWS IoT Jobs and Streams, HTTP API.
     Serve(crate::serverargs::ServeArgs),
+    /// The distributed deployment on this machine: PostgreSQL, a RabbitMQ cluster and
+    /// several workers (up, down, status); docs/DEPLOY.md maps it onto real machines.
+    #[command(subcommand)]
+    Cluster(crate::clustercmd::ClusterCommand),
     /// The server's fleet CA.
     #[command(subcommand)]
     Ca(crate::serverargs::CaCommand),

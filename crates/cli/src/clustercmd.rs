@@ -3,6 +3,7 @@
 //! each a process of its own that outlives the command (`docs/DEPLOY.md` maps each onto real
 //! machines; the worker configuration files written here are the ones to copy).
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -316,10 +317,10 @@ fn down(a: &DownArgs) -> Result<()> {
     let dir = &a.dir.dir;
     let s = read_state(dir)?;
     for w in &s.workers {
-        stop_pid(w.pid, libc_sig::TERM, Duration::from_secs(10));
+        stop_pid(w.pid, ferrota_infra::SIGTERM, Duration::from_secs(10));
     }
     for n in &s.nodes {
-        stop_pid(n.pid, libc_sig::TERM, Duration::from_secs(20));
+        stop_pid(n.pid, ferrota_infra::SIGTERM, Duration::from_secs(20));
     }
     let _ = std::process::Command::new("epmd")
         .arg("-kill")
@@ -328,7 +329,7 @@ fn down(a: &DownArgs) -> Result<()> {
         .stderr(std::process::Stdio::null())
         .status();
     // SIGINT: PostgreSQL's fast shutdown.
-    stop_pid(s.postgres.pid, libc_sig::INT, Duration::from_secs(20));
+    stop_pid(s.postgres.pid, ferrota_infra::SIGINT, Duration::from_secs(20));
     std::fs::remove_file(dir.join(STATE))?;
     if a.purge {
         std::fs::remove_dir_all(dir).with_context(|| dir.display().to_string())?;
@@ -350,12 +351,6 @@ fn status(dir: &Path) -> Result<()> {
         println!("worker{} pid {} {}", i + 1, w.pid, word(w.pid));
     }
     Ok(())
-}
-
-/// The two signals used, without a libc dependency here.
-mod libc_sig {
-    pub const INT: i32 = 2;
-    pub const TERM: i32 = 15;
 }
 
 fn random_hex(n: usize) -> Result<String> {

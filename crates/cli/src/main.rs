@@ -20,6 +20,7 @@
 
 mod args;
 mod benchcmd;
+mod clustercmd;
 mod democmd;
 mod devicecmd;
 mod fsio;
@@ -54,6 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Image(ImageCommand::Show(a)) => show::show(&a),
         Command::T2g(c) => t2gcmd::run(c),
         Command::Serve(a) => servecmd::serve(&a),
+        Command::Cluster(c) => clustercmd::run(&c),
         Command::Ca(serverargs::CaCommand::Init(a)) => servecmd::ca_init(&a),
         Command::Thing(c) => thingcmd::run(c),
         Command::Ota(c) => otacmd::run(c),

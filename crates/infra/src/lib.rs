@@ -14,6 +14,7 @@ mod proc;
 pub mod rabbitmq;
 
 pub use postgres::Postgres;
+pub use libc::{SIGINT, SIGKILL, SIGTERM};
 pub use proc::{free_port, stop_pid};
 pub use rabbitmq::{RabbitCluster, RabbitConfig};
 

@@ -30,6 +30,7 @@ use crate::ca::{Ca, CaError};
 use crate::config::Config;
 use crate::context::{Outbound, Services, SystemClock};
 use crate::session::serve_connection;
+use crate::lease::{Lease, PgLease};
 use crate::store::postgres::PostgresStore;
 use crate::store::{BlobStore, DirBlobStore, SharedStore, SqliteStore, StoreError};
 use crate::tls::{TlsError, TlsMaterial, identity_of, server_config};
@@ -324,13 +325,17 @@ const PG_CONNECTIONS: u32 = 16;
 /// Opens the store: PostgreSQL at `database_url` when one is configured, else the data
 /// directory's SQLite database (checked by [`check_database_present`] first). Every error
 /// names the database (the file, or the URL without its password).
-async fn open_store(cfg: &Config) -> Result<SharedStore, ServeError> {
+///
+/// On PostgreSQL this process is one worker of several: it also gets the lease of the work
+/// that must happen once ([`crate::lease::PgLease`]).
+async fn open_store(cfg: &Config) -> Result<(SharedStore, Option<Arc<dyn Lease>>), ServeError> {
     if let Some(url) = &cfg.database_url {
         let wait = Duration::from_secs(cfg.database_wait);
         return match PostgresStore::connect(url, PG_CONNECTIONS, wait).await {
             Ok(s) => {
                 tracing::info!(url = %redact_url(url), "store on PostgreSQL");
-                Ok(Arc::new(s))
+                let lease: Arc<dyn Lease> = Arc::new(PgLease::new(s.pool().clone()));
+                Ok((Arc::new(s), Some(lease)))
             }
             Err(e) => Err(ServeError::DatabaseServer {
                 url: redact_url(url),
@@ -347,7 +352,7 @@ async fn open_store(cfg: &Config) -> Result<SharedStore, ServeError> {
             }),
         };
     }
-    Ok(Arc::new(open_sqlite(cfg).await?))
+    Ok((Arc::new(open_sqlite(cfg).await?), None))
 }
 
 /// A database URL fit for a log or an error: the password, if any, replaced by `***`.
@@ -411,6 +416,8 @@ pub fn operator_token(cfg: &Config) -> Result<String, ServeError> {
 /// What a data directory holds: the store, the firmware files and the CA (if made yet).
 struct DataDir {
     store: SharedStore,
+    /// The lease of a worker of several (PostgreSQL); `None`: one process, it always holds.
+    lease: Option<Arc<dyn Lease>>,
     blobs: Arc<dyn BlobStore>,
     ca: Option<Ca>,
 }
@@ -419,14 +426,19 @@ struct DataDir {
 async fn open_data_dir(cfg: &Config) -> Result<DataDir, ServeError> {
     check_database_present(cfg)?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| file_err(&cfg.data_dir, e))?;
-    let store = open_store(cfg).await?;
+    let (store, lease) = open_store(cfg).await?;
     let blobs = Arc::new(DirBlobStore::new(cfg.files_dir())?);
     let ca = if Ca::cert_path(&cfg.ca_dir()).exists() {
         Some(Ca::load(&cfg.ca_dir())?)
     } else {
         None
     };
-    Ok(DataDir { store, blobs, ca })
+    Ok(DataDir {
+        store,
+        lease,
+        blobs,
+        ca,
+    })
 }
 
 /// The offline CLI's message sink: no session listens in this process (a server in another
@@ -623,6 +635,9 @@ impl Server {
             }
         };
         let broker = Broker::new(d.store, d.blobs, cfg.policy(), cfg.limits());
+        if let Some(lease) = d.lease {
+            broker.services.set_lease(lease);
+        }
         let (endpoint, port) = device_endpoint(cfg, port);
         let admin = Admin {
             services: broker.services.clone(),
