@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use sqlx::{Row, query};
 
 use super::super::attrs::{DynamicGroup, ThingIndexStore, group_not_found};
+use crate::store::rows::{group_cols, group_of};
 use super::{
-    CertRecord, SqliteStore, StoreError, StoreResult, Thing, get_u64, insert_certificate,
+    CertRecord, SqliteStore, StoreError, StoreResult, Thing, insert_certificate,
     insert_thing, to_i64, unique_violation,
 };
 
@@ -38,14 +39,6 @@ async fn write_attributes(
             .await?;
     }
     Ok(())
-}
-
-fn group_of(r: &sqlx::sqlite::SqliteRow) -> StoreResult<DynamicGroup> {
-    Ok(DynamicGroup {
-        name: r.try_get("name")?,
-        query_string: r.try_get("query_string")?,
-        created_at: get_u64(r, "created_at")?,
-    })
 }
 
 #[async_trait]
@@ -124,7 +117,11 @@ impl ThingIndexStore for SqliteStore {
     }
 
     async fn dynamic_group(&self, name: &str) -> StoreResult<Option<DynamicGroup>> {
-        query("SELECT name, query_string, created_at FROM dynamic_groups WHERE name = ?")
+        query(concat!(
+            "SELECT ",
+            group_cols!(),
+            " FROM dynamic_groups WHERE name = ?"
+        ))
             .bind(name)
             .fetch_optional(&self.pool)
             .await?
@@ -133,7 +130,11 @@ impl ThingIndexStore for SqliteStore {
     }
 
     async fn list_dynamic_groups(&self) -> StoreResult<Vec<DynamicGroup>> {
-        query("SELECT name, query_string, created_at FROM dynamic_groups ORDER BY name")
+        query(concat!(
+            "SELECT ",
+            group_cols!(),
+            " FROM dynamic_groups ORDER BY name"
+        ))
             .fetch_all(&self.pool)
             .await?
             .iter()
