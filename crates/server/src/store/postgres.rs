@@ -18,7 +18,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Row, query};
 
-use super::{StoreError, StoreResult};
+use super::rows::*;
+use super::*;
 
 /// The advisory lock key the migration runner holds (any constant unique to Ferrota).
 const MIGRATION_LOCK: i64 = 0x4665_7272_6f74_6101; // "Ferrota" + 1
@@ -157,4 +158,173 @@ fn transient(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(d) => d.code().is_some_and(|c| c == "57P03"),
         _ => false,
     }
+}
+
+/// Whether a statement failed on a UNIQUE or PRIMARY KEY constraint (SQLSTATE 23505): the
+/// record exists already, [`StoreError::Exists`] for the caller.
+pub(super) fn unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// Inserts a thing and its groups; a thing of that name already stored is
+/// [`StoreError::Exists`]. Two workers creating the same name race on the primary key: one
+/// inserts, the other waits for its commit and then gets the unique violation.
+pub(super) async fn insert_thing(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    thing: &Thing,
+) -> StoreResult<()> {
+    let r = query("INSERT INTO things (name, created_at) VALUES ($1, $2)")
+        .bind(&thing.name)
+        .bind(to_i64(thing.created_at))
+        .execute(&mut **tx)
+        .await;
+    if let Err(e) = &r
+        && unique_violation(e)
+    {
+        return Err(StoreError::Exists(format!("thing {}", thing.name)));
+    }
+    r?;
+    for g in &thing.groups {
+        query("INSERT INTO thing_groups (grp, thing) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(g)
+            .bind(&thing.name)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Inserts a certificate record (in a transaction or on the pool).
+pub(super) async fn insert_certificate<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+    c: &CertRecord,
+) -> StoreResult<()> {
+    query("INSERT INTO certificates (id, thing, serial, pem, status, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(&c.id)
+        .bind(&c.thing)
+        .bind(&c.serial)
+        .bind(&c.pem)
+        .bind(cert_status_str(c.status))
+        .bind(to_i64(c.created_at))
+        .bind(c.revoked_at.map(to_i64))
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Inserts a job and a QUEUED execution (with its first history entry) for each thing.
+pub(super) async fn insert_job(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    job: &Job,
+    things: &[String],
+) -> StoreResult<()> {
+    let r = query("INSERT INTO jobs (job_id, document, state, ota_update_id, created_at, in_progress_timeout_minutes) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(&job.job_id)
+        .bind(&job.document)
+        .bind(job_state_str(job.state))
+        .bind(&job.ota_update_id)
+        .bind(to_i64(job.created_at))
+        .bind(job.in_progress_timeout_minutes.map(to_i64))
+        .execute(&mut **tx)
+        .await;
+    if let Err(e) = &r
+        && unique_violation(e)
+    {
+        return Err(StoreError::Exists(format!("job {}", job.job_id)));
+    }
+    r?;
+    for t in things {
+        insert_queued_execution(tx, &job.job_id, t, job.created_at).await?;
+    }
+    Ok(())
+}
+
+/// A new QUEUED execution (number 1, version 1) of `job_id` on `thing`, queued `at`, with its
+/// first history entry: what creating a job and a rollout's release both write.
+pub(super) async fn insert_queued_execution(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    job_id: &str,
+    thing: &str,
+    at: u64,
+) -> StoreResult<()> {
+    let at = to_i64(at);
+    query("INSERT INTO executions (job_id, thing, status, status_details, queued_at, started_at, last_updated_at, version_number, execution_number) VALUES ($1, $2, 'QUEUED', '{}', $3, NULL, $3, 1, 1)")
+        .bind(job_id)
+        .bind(thing)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    query("INSERT INTO execution_history (job_id, thing, status, status_details, version_number, at) VALUES ($1, $2, 'QUEUED', '{}', 1, $3)")
+        .bind(job_id)
+        .bind(thing)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Keeps an execution's newest [`HISTORY_MAX`] history entries, in the transaction that added
+/// one: no crash can leave a history over the bound.
+pub(super) async fn trim_history(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    job_id: &str,
+    thing: &str,
+) -> StoreResult<()> {
+    query("DELETE FROM execution_history WHERE job_id = $1 AND thing = $2 AND id NOT IN (SELECT id FROM execution_history WHERE job_id = $1 AND thing = $2 ORDER BY id DESC LIMIT $3)")
+        .bind(job_id)
+        .bind(thing)
+        .bind(HISTORY_MAX as i64)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Inserts a stream (in a transaction or on the pool).
+pub(super) async fn insert_stream<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+    s: &StreamRecord,
+) -> StoreResult<()> {
+    let files = serde_json::to_string(&s.files).map_err(|_| corrupt("stream files"))?;
+    let r = query(
+        "INSERT INTO streams (stream_id, description, version, files) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&s.stream_id)
+    .bind(&s.description)
+    .bind(i64::from(s.version))
+    .bind(files)
+    .execute(executor)
+    .await;
+    if let Err(e) = &r
+        && unique_violation(e)
+    {
+        return Err(StoreError::Exists(format!("stream {}", s.stream_id)));
+    }
+    r?;
+    Ok(())
+}
+
+/// Inserts an OTA update record (in a transaction or on the pool).
+pub(super) async fn insert_ota<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+    o: &OtaRecord,
+) -> StoreResult<()> {
+    let r = query("INSERT INTO ota_updates (id, status, request, job_id, stream_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(&o.ota_update_id)
+        .bind(&o.status)
+        .bind(&o.request)
+        .bind(&o.job_id)
+        .bind(&o.stream_id)
+        .bind(to_i64(o.created_at))
+        .execute(executor)
+        .await;
+    if let Err(e) = &r
+        && unique_violation(e)
+    {
+        return Err(StoreError::Exists(format!(
+            "OTA update {}",
+            o.ota_update_id
+        )));
+    }
+    r?;
+    Ok(())
 }
