@@ -21,6 +21,10 @@ use sqlx::{Row, query};
 use super::rows::*;
 use super::*;
 
+mod attrs;
+mod rollout;
+mod shadow;
+
 /// The advisory lock key the migration runner holds (any constant unique to Ferrota).
 const MIGRATION_LOCK: i64 = 0x4665_7272_6f74_6101; // "Ferrota" + 1
 
