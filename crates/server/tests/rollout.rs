@@ -953,3 +953,240 @@ async fn a_retry_waits_while_the_rollout_is_paused() {
         .collect();
     assert_eq!(retried, [1, 2], "the retry owed was given at resume");
 }
+
+// ---- The RolloutStore contract on every store, and two workers on PostgreSQL (issue 17) ----
+
+mod store_level {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use ferrota_proto::JobStatus;
+    use ferrota_api::RolloutStatus;
+    use ferrota_server::store::{
+        CancelInfo, Execution, Job, JobState, MemoryStore, OtaRecord, RolloutRecord,
+        RolloutStore, SqliteStore, StoreError, StreamRecord,
+    };
+
+    use super::common::{connect_postgres, postgres_store, postgres_url};
+
+    fn rollout(job: &str) -> RolloutRecord {
+        RolloutRecord {
+            job_id: job.into(),
+            plan: "{}".into(),
+            status: RolloutStatus::Running,
+            wave: 0,
+            state: "{}".into(),
+            reason_code: None,
+            comment: None,
+            next_at: Some(500),
+            version: 1,
+        }
+    }
+
+    /// Creates OTA update `id` with its job `job` and a rollout over `targets`.
+    async fn create(
+        s: &dyn RolloutStore,
+        id: &str,
+        job: &str,
+        targets: &[(&str, u32)],
+    ) -> Result<(), StoreError> {
+        let stream = StreamRecord {
+            stream_id: format!("AFR_OTA-{id}"),
+            description: String::new(),
+            version: 1,
+            files: Vec::new(),
+        };
+        let j = Job {
+            job_id: job.into(),
+            document: "{}".into(),
+            state: JobState::InProgress,
+            ota_update_id: Some(id.into()),
+            created_at: 10,
+            in_progress_timeout_minutes: None,
+        };
+        let ota = OtaRecord {
+            ota_update_id: id.into(),
+            status: "CREATE_COMPLETE".into(),
+            request: "{}".into(),
+            job_id: job.into(),
+            stream_id: stream.stream_id.clone(),
+            created_at: 10,
+            error_info: None,
+        };
+        let targets: Vec<(String, u32)> = targets.iter().map(|(t, w)| (t.to_string(), *w)).collect();
+        s.create_ota_rollout(&stream, &j, &ota, &rollout(job), &targets)
+            .await
+    }
+
+    fn queued(job: &str, thing: &str, version: u64) -> Execution {
+        Execution {
+            job_id: job.into(),
+            thing: thing.into(),
+            status: JobStatus::Queued,
+            status_details: BTreeMap::new(),
+            queued_at: 20,
+            started_at: None,
+            last_updated_at: 20,
+            version_number: version,
+            execution_number: 1,
+            seq: 0,
+            in_progress_deadline: None,
+            step_deadline: None,
+        }
+    }
+
+    async fn contract(s: &dyn RolloutStore) {
+        create(s, "u1", "j1", &[("a", 0), ("b", 0), ("c", 1)]).await.unwrap();
+        // A target listed twice: refused, nothing of that update stored.
+        let e = create(s, "u2", "j2", &[("a", 0), ("a", 1)]).await.unwrap_err();
+        assert!(matches!(e, StoreError::Exists(_)), "{e}");
+        assert_eq!(s.rollout("j2").await.unwrap(), None);
+        assert_eq!(s.cancel_info("j2").await.unwrap(), None);
+
+        let r = s.rollout("j1").await.unwrap().unwrap();
+        assert_eq!(r, rollout("j1"));
+        assert_eq!(s.active_rollouts().await.unwrap(), [r.clone()]);
+        assert_eq!(s.due_rollouts(499).await.unwrap(), Vec::<String>::new());
+        assert_eq!(s.due_rollouts(500).await.unwrap(), ["j1"]);
+        assert_eq!(s.next_rollout_at().await.unwrap(), Some(500));
+
+        // Compare-and-set on the version.
+        let mut next = r.clone();
+        next.version = 2;
+        next.wave = 1;
+        next.next_at = None;
+        assert!(!s.update_rollout(&next, 7).await.unwrap());
+        assert!(s.update_rollout(&next, 1).await.unwrap());
+        assert!(!s.update_rollout(&next, 1).await.unwrap(), "version 1 is gone");
+        assert_eq!(s.rollout("j1").await.unwrap(), Some(next.clone()));
+        assert_eq!(s.next_rollout_at().await.unwrap(), None);
+
+        // Targets in order (wave, then as added), released once.
+        assert_eq!(s.unreleased_targets("j1", 0, 10).await.unwrap(), ["a", "b"]);
+        assert_eq!(s.unreleased_targets("j1", 1, 2).await.unwrap(), ["a", "b"]);
+        assert_eq!(s.unreleased_targets("j1", 1, 10).await.unwrap(), ["a", "b", "c"]);
+        let things = |v: &[&str]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        assert_eq!(s.release_targets("j1", &things(&["b", "x"]), 20).await.unwrap(), 1);
+        assert_eq!(s.release_targets("j1", &things(&["a", "b"]), 20).await.unwrap(), 1);
+        assert_eq!(s.release_targets("j1", &things(&["a", "b"]), 20).await.unwrap(), 0);
+        assert_eq!(s.unreleased_targets("j1", 1, 10).await.unwrap(), ["c"]);
+        let w = s.wave_counts("j1").await.unwrap();
+        assert_eq!(w.len(), 2);
+        assert_eq!((w[0].things, w[0].released), (2, 2));
+        assert_eq!(w[0].statuses, [(JobStatus::Queued, 2)]);
+        assert_eq!((w[1].things, w[1].released), (1, 0));
+        assert!(w[1].statuses.is_empty());
+
+        // A target added later; one already there is not added again.
+        assert!(!s.add_target("j1", "c", 1).await.unwrap());
+        assert!(s.add_target("j1", "d", 1).await.unwrap());
+        assert_eq!(s.unreleased_targets("j1", 1, 10).await.unwrap(), ["c", "d"]);
+
+        // A retry only over the stored version.
+        assert!(!s.retry_execution(&queued("j1", "a", 5), 30).await.unwrap());
+        assert!(s.retry_execution(&queued("j1", "a", 1), 30).await.unwrap());
+        assert!(!s.retry_execution(&queued("j1", "a", 1), 30).await.unwrap());
+        assert!(!s.retry_execution(&queued("j1", "zz", 1), 30).await.unwrap());
+
+        let info = CancelInfo {
+            force: true,
+            reason_code: Some("R".into()),
+            comment: Some("why".into()),
+        };
+        assert_eq!(s.cancel_info("j1").await.unwrap(), None);
+        s.set_cancel_info("j1", &info).await.unwrap();
+        assert_eq!(s.cancel_info("j1").await.unwrap(), Some(info));
+        assert_eq!(s.cancel_info("nope").await.unwrap(), None);
+
+        // A STOPPED rollout is no longer active.
+        let mut stopped = next.clone();
+        stopped.status = RolloutStatus::Stopped;
+        stopped.version = 3;
+        assert!(s.update_rollout(&stopped, 2).await.unwrap());
+        assert!(s.active_rollouts().await.unwrap().is_empty());
+    }
+
+    /// [`RolloutStore`] means the same on every store: memory, SQLite and PostgreSQL.
+    #[tokio::test]
+    async fn every_store_keeps_the_rollout_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stores: Vec<Arc<dyn RolloutStore>> = vec![
+            Arc::new(MemoryStore::new()),
+            Arc::new(SqliteStore::open(&dir.path().join("r.db")).await.unwrap()),
+        ];
+        if let Some(pg) = postgres_store("rollout_contract").await {
+            stores.push(Arc::new(pg));
+        }
+        for s in stores {
+            contract(&*s).await;
+        }
+    }
+
+    /// Two workers (two pools on one PostgreSQL database) release the same job's targets at
+    /// once, in opposite orders, over many rounds: every target is released exactly once,
+    /// no thing ever gets two executions, the counts the two report add up, and neither
+    /// fails (no deadlock, no unique violation).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_postgres_two_workers_release_each_target_once() {
+        const ROUNDS: usize = 25;
+        const THINGS: usize = 40;
+        let Some(url) = postgres_url("release_two_workers") else {
+            return;
+        };
+        let a = connect_postgres(&url).await;
+        let b = connect_postgres(&url).await;
+        let (mut both, mut total) = (0, 0);
+        for round in 0..ROUNDS {
+            let job = format!("j{round}");
+            let names: Vec<String> = (0..THINGS).map(|i| format!("t{i:03}")).collect();
+            let targets: Vec<(&str, u32)> = names.iter().map(|t| (t.as_str(), 0)).collect();
+            create(&a, &format!("u{round}"), &job, &targets).await.unwrap();
+            let forward = names.clone();
+            let mut backward = names.clone();
+            backward.reverse();
+            // Half the rounds in one call each; half in small batches, as a rate releases.
+            let (na, nb) = if round % 2 == 0 {
+                let (ra, rb) = tokio::join!(
+                    a.release_targets(&job, &forward, 100),
+                    b.release_targets(&job, &backward, 100)
+                );
+                (ra.unwrap(), rb.unwrap())
+            } else {
+                let batches = |s: ferrota_server::store::postgres::PostgresStore,
+                               list: Vec<String>,
+                               job: String| async move {
+                    let mut n = 0;
+                    for chunk in list.chunks(7) {
+                        n += s.release_targets(&job, chunk, 100).await.unwrap();
+                    }
+                    n
+                };
+                tokio::join!(
+                    batches(a.clone(), forward, job.clone()),
+                    batches(b.clone(), backward, job.clone())
+                )
+            };
+            assert_eq!(na + nb, THINGS, "round {round}: released {na} + {nb}");
+            if na > 0 && nb > 0 {
+                both += 1;
+            }
+            total += na + nb;
+            assert!(a.unreleased_targets(&job, 0, 1000).await.unwrap().is_empty());
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT thing, COUNT(*) FROM executions WHERE job_id = $1 GROUP BY thing \
+                 ORDER BY thing",
+            )
+            .bind(&job)
+            .fetch_all(a.pool())
+            .await
+            .unwrap();
+            assert_eq!(rows.len(), THINGS, "round {round}: one execution per thing");
+            assert!(rows.iter().all(|(_, n)| *n == 1), "round {round}: {rows:?}");
+            let w = a.wave_counts(&job).await.unwrap();
+            assert_eq!((w[0].things, w[0].released), (THINGS as u64, THINGS as u64));
+            assert_eq!(w[0].statuses, [(JobStatus::Queued, THINGS as u64)]);
+        }
+        assert_eq!(total, ROUNDS * THINGS);
+        eprintln!("{both} of {ROUNDS} rounds had both workers release some targets");
+    }
+}

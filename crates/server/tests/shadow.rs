@@ -454,43 +454,80 @@ async fn the_shadow_survives_a_restart_on_sqlite() {
     m.close().await;
 }
 
-/// The [`ferrota_server::store::ShadowStore`] contract, the same on both stores: a put
-/// happens only over the expected version (`None`: nothing stored yet).
+/// The [`ferrota_server::store::ShadowStore`] contract, the same on every store (memory,
+/// SQLite, PostgreSQL): a put happens only over the expected version (`None`: nothing stored
+/// yet).
 #[tokio::test]
-async fn both_stores_compare_the_version_before_they_write() {
-    use ferrota_server::store::{MemoryStore, ShadowRecord, SharedStore, SqliteStore};
+async fn every_store_compares_the_version_before_it_writes() {
+    use ferrota_server::store::{MemoryStore, ShadowStore, SqliteStore};
+    use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
-    let stores: Vec<SharedStore> = vec![
-        std::sync::Arc::new(MemoryStore::new()),
-        std::sync::Arc::new(SqliteStore::open(&dir.path().join("s.db")).await.unwrap()),
+    let mut stores: Vec<Arc<dyn ShadowStore>> = vec![
+        Arc::new(MemoryStore::new()),
+        Arc::new(SqliteStore::open(&dir.path().join("s.db")).await.unwrap()),
     ];
+    if let Some(pg) = postgres_store("shadow_contract").await {
+        stores.push(Arc::new(pg));
+    }
     for s in stores {
-        let rec = |v: u64, state: Option<&str>| ShadowRecord {
-            thing: "t".into(),
-            state: state.map(str::to_string),
-            metadata: "{}".into(),
-            version: v,
-            updated_at: 100 + v,
-        };
-        assert_eq!(s.shadow("t").await.unwrap(), None);
-        assert!(!s.put_shadow(&rec(1, Some("{}")), Some(0)).await.unwrap());
-        assert!(s.put_shadow(&rec(1, Some("{}")), None).await.unwrap());
-        assert!(
-            !s.put_shadow(&rec(1, Some("{\"x\":1}")), None)
-                .await
-                .unwrap()
-        );
-        assert!(
-            !s.put_shadow(&rec(2, Some("{\"x\":2}")), Some(0))
-                .await
-                .unwrap()
-        );
-        assert_eq!(s.shadow("t").await.unwrap(), Some(rec(1, Some("{}"))));
-        assert!(s.put_shadow(&rec(1, None), Some(1)).await.unwrap());
-        let tomb = s.shadow("t").await.unwrap().unwrap();
-        assert!(!tomb.exists());
-        assert_eq!(tomb.version, 1);
-        assert_eq!(s.shadow("u").await.unwrap(), None);
+        shadow_contract(&*s).await;
+    }
+}
+
+fn shadow_rec(thing: &str, v: u64, state: Option<&str>) -> ferrota_server::store::ShadowRecord {
+    ferrota_server::store::ShadowRecord {
+        thing: thing.into(),
+        state: state.map(str::to_string),
+        metadata: "{}".into(),
+        version: v,
+        updated_at: 100 + v,
+    }
+}
+
+async fn shadow_contract(s: &dyn ferrota_server::store::ShadowStore) {
+    let rec = |v: u64, state: Option<&str>| shadow_rec("t", v, state);
+    assert_eq!(s.shadow("t").await.unwrap(), None);
+    assert!(!s.put_shadow(&rec(1, Some("{}")), Some(0)).await.unwrap());
+    assert!(s.put_shadow(&rec(1, Some("{}")), None).await.unwrap());
+    assert!(
+        !s.put_shadow(&rec(1, Some("{\"x\":1}")), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.put_shadow(&rec(2, Some("{\"x\":2}")), Some(0))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.shadow("t").await.unwrap(), Some(rec(1, Some("{}"))));
+    assert!(s.put_shadow(&rec(1, None), Some(1)).await.unwrap());
+    let tomb = s.shadow("t").await.unwrap().unwrap();
+    assert!(!tomb.exists());
+    assert_eq!(tomb.version, 1);
+    assert_eq!(s.shadow("u").await.unwrap(), None);
+}
+
+/// Two workers (two pools on one PostgreSQL database) write the same shadow over the same
+/// version at once, many times: each time exactly one wins, and the stored record is the
+/// winner's (AWS's optimistic lock holds across processes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_two_workers_never_both_win_a_version() {
+    use ferrota_server::store::ShadowStore;
+    let Some(url) = postgres_url("shadow_two_workers") else {
+        return;
+    };
+    let a = connect_postgres(&url).await;
+    let b = connect_postgres(&url).await;
+    let mut expected = None;
+    for v in 1..=100u64 {
+        let ra = shadow_rec("t", v, Some("{\"w\":\"a\"}"));
+        let rb = shadow_rec("t", v, Some("{\"w\":\"b\"}"));
+        let (wa, wb) = tokio::join!(a.put_shadow(&ra, expected), b.put_shadow(&rb, expected));
+        let (wa, wb) = (wa.unwrap(), wb.unwrap());
+        assert!(wa ^ wb, "round {v}: exactly one wins (a {wa}, b {wb})");
+        let stored = a.shadow("t").await.unwrap().unwrap();
+        assert_eq!(stored, if wa { ra } else { rb }, "round {v}");
+        expected = Some(v);
     }
 }
 
