@@ -142,7 +142,7 @@ impl ThingIndexStore for PostgresStore {
         query(concat!(
             "SELECT ",
             group_cols!(),
-            " FROM dynamic_groups ORDER BY name"
+            " FROM dynamic_groups ORDER BY name COLLATE \"C\""
         ))
         .fetch_all(self.pool())
         .await?
