@@ -22,6 +22,7 @@ use super::rows::*;
 use super::*;
 
 mod attrs;
+mod base;
 mod rollout;
 mod shadow;
 
