@@ -37,6 +37,11 @@ impl Fleet {
         Self::over(Mem::new(), n, true).await
     }
 
+    /// [`Fleet::new`] over a PostgreSQL database of its own; `None` without PostgreSQL.
+    async fn postgres(test: &str, n: usize) -> Option<Fleet> {
+        Some(Self::over(Mem::postgres(test).await?, n, true).await)
+    }
+
     async fn over(mem: Mem, n: usize, create: bool) -> Fleet {
         let mut devices = Vec::new();
         for i in 0..n {
@@ -213,7 +218,17 @@ async fn constant_rate_notifies_at_most_the_rate_each_minute() {
 /// holds, its QUEUED executions are CANCELED, and no device is notified afterwards.
 #[tokio::test]
 async fn abort_criteria_cancel_after_exactly_the_documented_failures() {
-    let mut f = Fleet::new(100).await;
+    abort_criteria_cancel_after_exactly_the_documented_failures_on(Fleet::new(100).await).await;
+}
+
+#[tokio::test]
+async fn abort_criteria_cancel_after_exactly_the_documented_failures_on_postgres() {
+    if let Some(f) = Fleet::postgres("abort_criteria_cancel_after_exactly_the_documented_failures", 100).await {
+        abort_criteria_cancel_after_exactly_the_documented_failures_on(f).await;
+    }
+}
+
+async fn abort_criteria_cancel_after_exactly_the_documented_failures_on(mut f: Fleet) {
     let fails = |t: &str, _n: u64| -> Option<&'static str> {
         let i: u64 = t[1..].parse().unwrap();
         Some(if i.is_multiple_of(5) {
@@ -307,7 +322,17 @@ async fn abort_criteria_cancel_after_exactly_the_documented_failures() {
 /// rollout at the second failure; the later waves are never notified.
 #[tokio::test]
 async fn a_waves_error_threshold_stops_the_rollout() {
-    let mut f = Fleet::new(50).await;
+    a_waves_error_threshold_stops_the_rollout_on(Fleet::new(50).await).await;
+}
+
+#[tokio::test]
+async fn a_waves_error_threshold_stops_the_rollout_on_postgres() {
+    if let Some(f) = Fleet::postgres("a_waves_error_threshold_stops_the_rollout", 50).await {
+        a_waves_error_threshold_stops_the_rollout_on(f).await;
+    }
+}
+
+async fn a_waves_error_threshold_stops_the_rollout_on(mut f: Fleet) {
     // Fails on every other device: the canary's second failure stops everything.
     let fails = |t: &str, _n: u64| -> Option<&'static str> {
         let i: u64 = t[1..].parse().unwrap();
@@ -355,7 +380,17 @@ async fn a_waves_error_threshold_stops_the_rollout() {
 /// approval waits (WAITING_FOR_APPROVAL) until `approve`; pause holds and resume goes on.
 #[tokio::test]
 async fn waves_open_on_success_and_wait_for_approval() {
-    let mut f = Fleet::new(40).await;
+    waves_open_on_success_and_wait_for_approval_on(Fleet::new(40).await).await;
+}
+
+#[tokio::test]
+async fn waves_open_on_success_and_wait_for_approval_on_postgres() {
+    if let Some(f) = Fleet::postgres("waves_open_on_success_and_wait_for_approval", 40).await {
+        waves_open_on_success_and_wait_for_approval_on(f).await;
+    }
+}
+
+async fn waves_open_on_success_and_wait_for_approval_on(mut f: Fleet) {
     let req = f
         .request("gated")
         .wave(Wave {
@@ -455,7 +490,17 @@ async fn waves_open_on_success_and_wait_for_approval() {
 /// Pause holds every new notification (executions out go on); resume releases at the rate.
 #[tokio::test]
 async fn pause_holds_notifications_and_resume_releases_them() {
-    let mut f = Fleet::new(30).await;
+    pause_holds_notifications_and_resume_releases_them_on(Fleet::new(30).await).await;
+}
+
+#[tokio::test]
+async fn pause_holds_notifications_and_resume_releases_them_on_postgres() {
+    if let Some(f) = Fleet::postgres("pause_holds_notifications_and_resume_releases_them", 30).await {
+        pause_holds_notifications_and_resume_releases_them_on(f).await;
+    }
+}
+
+async fn pause_holds_notifications_and_resume_releases_them_on(mut f: Fleet) {
     let req = f.request("pause").max_per_minute(10);
     f.create(req, &ok).await;
     assert_eq!(f.first_notifications(), 10);
@@ -481,7 +526,17 @@ async fn pause_holds_notifications_and_resume_releases_them() {
 /// `numberOfRetries`; then the execution stays FAILED.
 #[tokio::test]
 async fn retries_give_the_next_execution_number() {
-    let mut f = Fleet::new(3).await;
+    retries_give_the_next_execution_number_on(Fleet::new(3).await).await;
+}
+
+#[tokio::test]
+async fn retries_give_the_next_execution_number_on_postgres() {
+    if let Some(f) = Fleet::postgres("retries_give_the_next_execution_number", 3).await {
+        retries_give_the_next_execution_number_on(f).await;
+    }
+}
+
+async fn retries_give_the_next_execution_number_on(mut f: Fleet) {
     // d000 fails twice then succeeds; d001 always fails; d002 (the last to answer) fails once:
     // a failure that leaves nothing pending must still get its retry (the job is not
     // complete while one is owed).
@@ -602,8 +657,24 @@ async fn a_continuous_job_reaches_a_thing_added_later() {
 /// resumes with no wave, counter or execution lost or doubled.
 #[tokio::test]
 async fn a_restart_mid_rollout_loses_and_doubles_nothing() {
+    restart_mid_rollout(async |dir| Mem::open(dir).await).await;
+}
+
+/// The same with the database on PostgreSQL: the worker's pool is dropped with everything
+/// in memory, and a new one connects.
+#[tokio::test]
+async fn a_restart_mid_rollout_loses_and_doubles_nothing_on_postgres() {
+    let Some(url) = common::postgres_url("restart_mid_rollout") else {
+        return;
+    };
+    restart_mid_rollout(async |dir| Mem::postgres_at(&url, dir).await).await;
+}
+
+/// Runs a gated rollout on the store `open` opens (a database that outlives the services),
+/// restarts in the middle, and checks that it resumes losing and doubling nothing.
+async fn restart_mid_rollout(open: impl AsyncFn(std::sync::Arc<tempfile::TempDir>) -> Mem) {
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let mem = Mem::open(dir.clone()).await;
+    let mem = open(dir.clone()).await;
     let mut f = Fleet::over(mem, 30, true).await;
     let req = f
         .request("restart")
@@ -625,7 +696,7 @@ async fn a_restart_mid_rollout_loses_and_doubles_nothing() {
     let now = f.mem.clock.now_secs();
     let notified = f.notified.clone();
     let dir = f.mem.close().await;
-    let mem = Mem::open(dir).await;
+    let mem = open(dir).await;
     mem.clock.set(now + 30);
     rollout::recover(&mem.services).await.unwrap();
     let mut g = Fleet::over(mem, 30, false).await;

@@ -698,3 +698,18 @@ pub async fn connect_postgres(url: &str) -> ferrota_server::store::postgres::Pos
         .await
         .expect("connect to the test database")
 }
+
+impl Mem {
+    /// Services over a PostgreSQL database of its own ([`postgres_url`]), files in a new
+    /// temporary directory; `None` (after one note line) when PostgreSQL is not installed.
+    pub async fn postgres(test: &str) -> Option<Self> {
+        let url = postgres_url(test)?;
+        Some(Self::postgres_at(&url, Arc::new(tempfile::tempdir().unwrap())).await)
+    }
+
+    /// Services over the PostgreSQL database at `url` (a new pool), files in `dir`: what a
+    /// worker finds after a restart ([`Mem::close`], then this again with the same URL).
+    pub async fn postgres_at(url: &str, dir: Arc<tempfile::TempDir>) -> Self {
+        Self::build(dir, Arc::new(connect_postgres(url).await), None)
+    }
+}
