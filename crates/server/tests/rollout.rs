@@ -223,7 +223,12 @@ async fn abort_criteria_cancel_after_exactly_the_documented_failures() {
 
 #[tokio::test]
 async fn abort_criteria_cancel_after_exactly_the_documented_failures_on_postgres() {
-    if let Some(f) = Fleet::postgres("abort_criteria_cancel_after_exactly_the_documented_failures", 100).await {
+    if let Some(f) = Fleet::postgres(
+        "abort_criteria_cancel_after_exactly_the_documented_failures",
+        100,
+    )
+    .await
+    {
         abort_criteria_cancel_after_exactly_the_documented_failures_on(f).await;
     }
 }
@@ -495,7 +500,8 @@ async fn pause_holds_notifications_and_resume_releases_them() {
 
 #[tokio::test]
 async fn pause_holds_notifications_and_resume_releases_them_on_postgres() {
-    if let Some(f) = Fleet::postgres("pause_holds_notifications_and_resume_releases_them", 30).await {
+    if let Some(f) = Fleet::postgres("pause_holds_notifications_and_resume_releases_them", 30).await
+    {
         pause_holds_notifications_and_resume_releases_them_on(f).await;
     }
 }
@@ -1031,11 +1037,11 @@ mod store_level {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
-    use ferrota_proto::JobStatus;
     use ferrota_api::RolloutStatus;
+    use ferrota_proto::JobStatus;
     use ferrota_server::store::{
-        CancelInfo, Execution, Job, JobState, MemoryStore, OtaRecord, RolloutRecord,
-        RolloutStore, SqliteStore, StoreError, StreamRecord,
+        CancelInfo, Execution, Job, JobState, MemoryStore, OtaRecord, RolloutRecord, RolloutStore,
+        SqliteStore, StoreError, StreamRecord,
     };
 
     use super::common::{connect_postgres, postgres_store, postgres_url};
@@ -1084,7 +1090,8 @@ mod store_level {
             created_at: 10,
             error_info: None,
         };
-        let targets: Vec<(String, u32)> = targets.iter().map(|(t, w)| (t.to_string(), *w)).collect();
+        let targets: Vec<(String, u32)> =
+            targets.iter().map(|(t, w)| (t.to_string(), *w)).collect();
         s.create_ota_rollout(&stream, &j, &ota, &rollout(job), &targets)
             .await
     }
@@ -1107,9 +1114,13 @@ mod store_level {
     }
 
     async fn contract(s: &dyn RolloutStore) {
-        create(s, "u1", "j1", &[("a", 0), ("b", 0), ("c", 1)]).await.unwrap();
+        create(s, "u1", "j1", &[("a", 0), ("b", 0), ("c", 1)])
+            .await
+            .unwrap();
         // A target listed twice: refused, nothing of that update stored.
-        let e = create(s, "u2", "j2", &[("a", 0), ("a", 1)]).await.unwrap_err();
+        let e = create(s, "u2", "j2", &[("a", 0), ("a", 1)])
+            .await
+            .unwrap_err();
         assert!(matches!(e, StoreError::Exists(_)), "{e}");
         assert_eq!(s.rollout("j2").await.unwrap(), None);
         assert_eq!(s.cancel_info("j2").await.unwrap(), None);
@@ -1128,18 +1139,39 @@ mod store_level {
         next.next_at = None;
         assert!(!s.update_rollout(&next, 7).await.unwrap());
         assert!(s.update_rollout(&next, 1).await.unwrap());
-        assert!(!s.update_rollout(&next, 1).await.unwrap(), "version 1 is gone");
+        assert!(
+            !s.update_rollout(&next, 1).await.unwrap(),
+            "version 1 is gone"
+        );
         assert_eq!(s.rollout("j1").await.unwrap(), Some(next.clone()));
         assert_eq!(s.next_rollout_at().await.unwrap(), None);
 
         // Targets in order (wave, then as added), released once.
         assert_eq!(s.unreleased_targets("j1", 0, 10).await.unwrap(), ["a", "b"]);
         assert_eq!(s.unreleased_targets("j1", 1, 2).await.unwrap(), ["a", "b"]);
-        assert_eq!(s.unreleased_targets("j1", 1, 10).await.unwrap(), ["a", "b", "c"]);
+        assert_eq!(
+            s.unreleased_targets("j1", 1, 10).await.unwrap(),
+            ["a", "b", "c"]
+        );
         let things = |v: &[&str]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
-        assert_eq!(s.release_targets("j1", &things(&["b", "x"]), 20).await.unwrap(), 1);
-        assert_eq!(s.release_targets("j1", &things(&["a", "b"]), 20).await.unwrap(), 1);
-        assert_eq!(s.release_targets("j1", &things(&["a", "b"]), 20).await.unwrap(), 0);
+        assert_eq!(
+            s.release_targets("j1", &things(&["b", "x"]), 20)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            s.release_targets("j1", &things(&["a", "b"]), 20)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            s.release_targets("j1", &things(&["a", "b"]), 20)
+                .await
+                .unwrap(),
+            0
+        );
         assert_eq!(s.unreleased_targets("j1", 1, 10).await.unwrap(), ["c"]);
         let w = s.wave_counts("j1").await.unwrap();
         assert_eq!(w.len(), 2);
@@ -1211,7 +1243,9 @@ mod store_level {
             let job = format!("j{round}");
             let names: Vec<String> = (0..THINGS).map(|i| format!("t{i:03}")).collect();
             let targets: Vec<(&str, u32)> = names.iter().map(|t| (t.as_str(), 0)).collect();
-            create(&a, &format!("u{round}"), &job, &targets).await.unwrap();
+            create(&a, &format!("u{round}"), &job, &targets)
+                .await
+                .unwrap();
             let forward = names.clone();
             let mut backward = names.clone();
             backward.reverse();
@@ -1242,7 +1276,12 @@ mod store_level {
                 both += 1;
             }
             total += na + nb;
-            assert!(a.unreleased_targets(&job, 0, 1000).await.unwrap().is_empty());
+            assert!(
+                a.unreleased_targets(&job, 0, 1000)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
             let rows: Vec<(String, i64)> = sqlx::query_as(
                 "SELECT thing, COUNT(*) FROM executions WHERE job_id = $1 GROUP BY thing \
                  ORDER BY thing",

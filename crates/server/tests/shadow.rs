@@ -58,7 +58,17 @@ async fn stored(m: &Mem) -> Option<ferrota_server::store::ShadowRecord> {
 
 #[tokio::test]
 async fn update_merges_deletes_with_null_and_versions_each_change() {
-    let m = Mem::new();
+    update_merges_deletes_with_null_and_versions_each_change_on(Mem::new()).await;
+}
+
+#[tokio::test]
+async fn update_merges_deletes_with_null_and_versions_each_change_on_postgres() {
+    if let Some(m) = Mem::postgres("shadow_update_merges").await {
+        update_merges_deletes_with_null_and_versions_each_change_on(m).await;
+    }
+}
+
+async fn update_merges_deletes_with_null_and_versions_each_change_on(m: Mem) {
     let mut d = device(&m).await;
     let t0 = m.clock.now();
     let r = ask(
@@ -423,8 +433,21 @@ async fn a_store_failure_is_a_500_and_not_handled() {
 
 #[tokio::test]
 async fn the_shadow_survives_a_restart_on_sqlite() {
+    shadow_survives_a_restart(async |dir| Mem::open(dir).await).await;
+}
+
+/// The same on PostgreSQL: a new worker (a pool of its own) finds the shadow and its version.
+#[tokio::test]
+async fn the_shadow_survives_a_restart_on_postgres() {
+    let Some(url) = postgres_url("shadow_survives_a_restart") else {
+        return;
+    };
+    shadow_survives_a_restart(async |dir| Mem::postgres_at(&url, dir).await).await;
+}
+
+async fn shadow_survives_a_restart(open: impl AsyncFn(std::sync::Arc<tempfile::TempDir>) -> Mem) {
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let m = Mem::open(dir.clone()).await;
+    let m = open(dir.clone()).await;
     let mut d = device(&m).await;
     ask(&mut d, UPDATE, &json!({"state":{"reported":{"a":1}}})).await;
     ask(&mut d, DELETE, &json!({})).await;
@@ -433,7 +456,7 @@ async fn the_shadow_survives_a_restart_on_sqlite() {
     assert_eq!(before.version, 2);
     drop(d);
     let dir = m.close().await;
-    let m = Mem::open(dir).await;
+    let m = open(dir).await;
     assert_eq!(stored(&m).await.unwrap(), before);
     let mut d = m.device("d");
     d.subscribe("$aws/things/d/shadow/#");

@@ -90,6 +90,20 @@ async fn attributes_replace_and_merge_sqlite() {
     assert_eq!(v["attributes"], json!({"owner": "lab"}));
 }
 
+#[tokio::test]
+async fn attributes_replace_and_merge_postgres() {
+    let Some(url) = postgres_url("attributes_replace_and_merge") else {
+        return;
+    };
+    let s = Mem::postgres_at(&url, std::sync::Arc::new(tempfile::tempdir().unwrap())).await;
+    attributes_update_and_merge(&s).await;
+    // Another worker (a pool of its own) sees them.
+    let dir = s.close().await;
+    let s = Mem::postgres_at(&url, dir).await;
+    let (_, v) = s.api("GET", "/api/things/dev-a", None).await;
+    assert_eq!(v["attributes"], json!({"owner": "lab"}));
+}
+
 /// Every attribute over AWS's limits is an `InvalidRequestException` naming it, and the
 /// stored attributes stay as they were.
 #[tokio::test]
@@ -174,7 +188,17 @@ async fn attributes_over_aws_limits_are_refused_and_nothing_stored() {
 
 #[tokio::test]
 async fn search_index_over_attributes_and_connectivity() {
-    let s = Mem::new();
+    search_index_over_attributes_and_connectivity_on(Mem::new()).await;
+}
+
+#[tokio::test]
+async fn search_index_over_attributes_and_connectivity_on_postgres() {
+    if let Some(s) = Mem::postgres("search_index_over_attributes_and_connectivity").await {
+        search_index_over_attributes_and_connectivity_on(s).await;
+    }
+}
+
+async fn search_index_over_attributes_and_connectivity_on(s: Mem) {
     fleet(&s).await;
     let _d = s.device("dev-1");
     let (st, v) = search(&s, "attributes.model:KIT_T2G").await;
@@ -271,7 +295,17 @@ async fn a_bad_query_is_invalid_query_exception_with_its_position_and_nothing_st
 
 #[tokio::test]
 async fn dynamic_group_members_follow_the_things() {
-    let s = Mem::new();
+    dynamic_group_members_follow_the_things_on(Mem::new()).await;
+}
+
+#[tokio::test]
+async fn dynamic_group_members_follow_the_things_on_postgres() {
+    if let Some(s) = Mem::postgres("dynamic_group_members_follow_the_things").await {
+        dynamic_group_members_follow_the_things_on(s).await;
+    }
+}
+
+async fn dynamic_group_members_follow_the_things_on(s: Mem) {
     fleet(&s).await;
     let (st, v) = s
         .api(
@@ -392,10 +426,43 @@ async fn dynamic_groups_are_stored_in_sqlite() {
     assert_eq!(s.api("GET", "/api/thing-groups/xmc", None).await.0, 404);
 }
 
+#[tokio::test]
+async fn dynamic_groups_are_stored_in_postgres() {
+    let Some(url) = postgres_url("dynamic_groups_are_stored") else {
+        return;
+    };
+    let s = Mem::postgres_at(&url, std::sync::Arc::new(tempfile::tempdir().unwrap())).await;
+    fleet(&s).await;
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/thing-groups",
+            Some(&json!({"thingGroupName": "xmc", "queryString": "attributes.model:XMC*"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let dir = s.close().await;
+    let s = Mem::postgres_at(&url, dir).await;
+    let (_, v) = s.api("GET", "/api/thing-groups/xmc", None).await;
+    assert_eq!(names(&v, "members"), ["dev-3"]);
+    assert_eq!(s.api("DELETE", "/api/thing-groups/xmc", None).await.0, 200);
+    assert_eq!(s.api("GET", "/api/thing-groups/xmc", None).await.0, 404);
+}
+
 /// `ota create` to `thinggroup/<dynamic>` targets the group's members at that moment.
 #[tokio::test]
 async fn an_ota_update_to_a_dynamic_group_targets_its_members() {
-    let s = Mem::new();
+    an_ota_update_to_a_dynamic_group_targets_its_members_on(Mem::new()).await;
+}
+
+#[tokio::test]
+async fn an_ota_update_to_a_dynamic_group_targets_its_members_on_postgres() {
+    if let Some(s) = Mem::postgres("an_ota_update_to_a_dynamic_group_targets_its_members").await {
+        an_ota_update_to_a_dynamic_group_targets_its_members_on(s).await;
+    }
+}
+
+async fn an_ota_update_to_a_dynamic_group_targets_its_members_on(s: Mem) {
     fleet(&s).await;
     let (st, v) = s
         .api(

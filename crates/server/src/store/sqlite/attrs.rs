@@ -7,11 +7,11 @@ use async_trait::async_trait;
 use sqlx::{Row, query};
 
 use super::super::attrs::{DynamicGroup, ThingIndexStore, group_not_found};
-use crate::store::rows::{group_cols, group_of};
 use super::{
-    CertRecord, SqliteStore, StoreError, StoreResult, Thing, insert_certificate,
-    insert_thing, to_i64, unique_violation,
+    CertRecord, SqliteStore, StoreError, StoreResult, Thing, insert_certificate, insert_thing,
+    to_i64, unique_violation,
 };
+use crate::store::rows::{group_cols, group_of};
 
 /// The migration this file's tables need (appended to [`super::MIGRATIONS`]).
 pub(super) const MIGRATION: &str = r#"
@@ -122,11 +122,11 @@ impl ThingIndexStore for SqliteStore {
             group_cols!(),
             " FROM dynamic_groups WHERE name = ?"
         ))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| group_of(&r))
-            .transpose()
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| group_of(&r))
+        .transpose()
     }
 
     async fn list_dynamic_groups(&self) -> StoreResult<Vec<DynamicGroup>> {
@@ -135,11 +135,11 @@ impl ThingIndexStore for SqliteStore {
             group_cols!(),
             " FROM dynamic_groups ORDER BY name"
         ))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(group_of)
-            .collect()
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(group_of)
+        .collect()
     }
 
     async fn delete_dynamic_group(&self, name: &str) -> StoreResult<()> {

@@ -7,8 +7,8 @@ use sqlx::query;
 
 use super::super::shadow::{ShadowRecord, ShadowStore};
 use super::{SqliteStore, to_i64};
-use crate::store::rows::{shadow_cols, shadow_of};
 use crate::store::StoreResult;
+use crate::store::rows::{shadow_cols, shadow_of};
 
 #[async_trait]
 impl ShadowStore for SqliteStore {
