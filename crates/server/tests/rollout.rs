@@ -1127,7 +1127,7 @@ mod store_level {
 
         let r = s.rollout("j1").await.unwrap().unwrap();
         assert_eq!(r, rollout("j1"));
-        assert_eq!(s.active_rollouts().await.unwrap(), [r.clone()]);
+        assert_eq!(s.active_rollouts().await.unwrap(), std::slice::from_ref(&r));
         assert_eq!(s.due_rollouts(499).await.unwrap(), Vec::<String>::new());
         assert_eq!(s.due_rollouts(500).await.unwrap(), ["j1"]);
         assert_eq!(s.next_rollout_at().await.unwrap(), Some(500));
