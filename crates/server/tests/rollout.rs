@@ -1041,7 +1041,7 @@ mod store_level {
     use ferrota_proto::JobStatus;
     use ferrota_server::store::{
         CancelInfo, Execution, Job, JobState, MemoryStore, OtaRecord, RolloutRecord, RolloutStore,
-        SqliteStore, StoreError, StreamRecord,
+        SharedStore, SqliteStore, Store, StoreError, StreamRecord,
     };
 
     use super::common::{connect_postgres, postgres_store, postgres_url};
@@ -1113,7 +1113,7 @@ mod store_level {
         }
     }
 
-    async fn contract(s: &dyn RolloutStore) {
+    async fn contract(s: &dyn Store) {
         create(s, "u1", "j1", &[("a", 0), ("b", 0), ("c", 1)])
             .await
             .unwrap();
@@ -1124,6 +1124,11 @@ mod store_level {
         assert!(matches!(e, StoreError::Exists(_)), "{e}");
         assert_eq!(s.rollout("j2").await.unwrap(), None);
         assert_eq!(s.cancel_info("j2").await.unwrap(), None);
+        assert_eq!(s.job("j2").await.unwrap(), None, "all or none");
+        assert_eq!(s.ota("u2").await.unwrap(), None, "all or none");
+        assert_eq!(s.stream("AFR_OTA-u2").await.unwrap(), None, "all or none");
+        // A rollout's job starts with no execution: a target gets one when released.
+        assert!(s.executions_of_job("j1").await.unwrap().is_empty());
 
         let r = s.rollout("j1").await.unwrap().unwrap();
         assert_eq!(r, rollout("j1"));
@@ -1173,6 +1178,23 @@ mod store_level {
             0
         );
         assert_eq!(s.unreleased_targets("j1", 1, 10).await.unwrap(), ["c"]);
+        let released: Vec<(String, u64, u64, u64)> = s
+            .executions_of_job("j1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                assert_eq!(e.status, JobStatus::Queued);
+                (e.thing, e.execution_number, e.version_number, e.queued_at)
+            })
+            .collect();
+        assert_eq!(
+            released,
+            [("a".into(), 1, 1, 20), ("b".into(), 1, 1, 20)],
+            "one QUEUED execution per released thing, number 1, version 1"
+        );
+        assert_eq!(s.history("j1", "a").await.unwrap().len(), 1);
+        assert!(s.job_has_pending("j1").await.unwrap());
         let w = s.wave_counts("j1").await.unwrap();
         assert_eq!(w.len(), 2);
         assert_eq!((w[0].things, w[0].released), (2, 2));
@@ -1190,6 +1212,17 @@ mod store_level {
         assert!(s.retry_execution(&queued("j1", "a", 1), 30).await.unwrap());
         assert!(!s.retry_execution(&queued("j1", "a", 1), 30).await.unwrap());
         assert!(!s.retry_execution(&queued("j1", "zz", 1), 30).await.unwrap());
+        let e = s.execution("j1", "a").await.unwrap().unwrap();
+        assert_eq!(
+            (e.status, e.execution_number, e.version_number, e.queued_at),
+            (JobStatus::Queued, 2, 2, 30),
+            "the retry is the next execution number"
+        );
+        let h = s.history("j1", "a").await.unwrap();
+        assert_eq!(
+            h.iter().map(|h| h.version_number).collect::<Vec<_>>(),
+            [1, 2]
+        );
 
         let info = CancelInfo {
             force: true,
@@ -1213,7 +1246,7 @@ mod store_level {
     #[tokio::test]
     async fn every_store_keeps_the_rollout_contract() {
         let dir = tempfile::tempdir().unwrap();
-        let mut stores: Vec<Arc<dyn RolloutStore>> = vec![
+        let mut stores: Vec<SharedStore> = vec![
             Arc::new(MemoryStore::new()),
             Arc::new(SqliteStore::open(&dir.path().join("r.db")).await.unwrap()),
         ];
