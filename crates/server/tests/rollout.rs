@@ -1240,6 +1240,12 @@ mod store_level {
         stopped.version = 3;
         assert!(s.update_rollout(&stopped, 2).await.unwrap());
         assert!(s.active_rollouts().await.unwrap().is_empty());
+
+        // Targets keep the order they were given in, not their names' order.
+        let order: Vec<String> = (0..30).map(|i| format!("o{:02}", (i * 7) % 30)).collect();
+        let targets: Vec<(&str, u32)> = order.iter().map(|t| (t.as_str(), 0)).collect();
+        create(s, "u3", "j3", &targets).await.unwrap();
+        assert_eq!(s.unreleased_targets("j3", 0, 100).await.unwrap(), order);
     }
 
     /// [`RolloutStore`] means the same on every store: memory, SQLite and PostgreSQL.
