@@ -26,6 +26,9 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     if let Some(h) = &a.http_listen {
         cfg.http_listen = h.clone();
     }
+    if let Some(u) = &a.database_url {
+        cfg.database_url = Some(u.clone());
+    }
     // Colour only for a person at a terminal: a log file, journald or a pipe gets plain text
     // (no ESC sequences to strip).
     let _ = tracing_subscriber::fmt()

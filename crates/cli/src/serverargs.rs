@@ -87,9 +87,15 @@ printed as `mqtt <addr>` and `http <addr>` lines and recorded in <data>/listenin
 `thing create` and `ota` find them. Logs go to stderr (RUST_LOG=debug for more), coloured
 only on a terminal. Stops on Ctrl-C or SIGTERM.
 
-Config file keys: data_dir, mqtt_listen, http_listen, endpoint, server_names, client_cas, crls,
-max_connections, [policy] publish/subscribe (MQTT filters; ${iot:Connection.Thing.ThingName}
-is the thing name), [limits] max_packet_size, queue_messages, queue_bytes, max_inflight.
+Config file keys: data_dir, database_url, database_wait, mqtt_listen, http_listen, endpoint,
+server_names, client_cas, crls, max_connections, [policy] publish/subscribe (MQTT filters;
+${iot:Connection.Thing.ThingName} is the thing name), [limits] max_packet_size,
+queue_messages, queue_bytes, max_inflight.
+
+With --database-url (database_url) the registry, jobs and OTA updates are kept on PostgreSQL
+instead of <data>/ferrota.db, so several servers can share them; the CA, the token and the
+firmware files stay in the data directory. The start waits up to database_wait seconds
+(default 30) for the database server, then fails naming the URL (password hidden).
 
 ",
     settings_help!()
@@ -105,6 +111,16 @@ pub struct ServeArgs {
     /// HTTP API address (over the config's http_listen; default 127.0.0.1:8080).
     #[arg(long, value_name = "ADDR", env = "FERROTA_HTTP_LISTEN")]
     pub http_listen: Option<String>,
+    /// The store on PostgreSQL, postgres://user[:password]@host[:port]/database (over the
+    /// config's database_url; default: SQLite in <data>/ferrota.db). Its value is not shown
+    /// in --help, as it may hold a password.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FERROTA_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
 }
 
 /// `ferrota ca ...`

@@ -2,6 +2,9 @@
 //!
 //! ```toml
 //! data_dir = "/var/lib/ferrota"     # store, firmware files, CA, operator token
+//! database_url = "postgres://ferrota@db.example.com/ferrota"  # optional: the store on
+//!                                   #   PostgreSQL instead of <data>/ferrota.db (workers share it)
+//! database_wait = 30                # seconds to wait at start for that server to answer
 //! mqtt_listen = "127.0.0.1:8883"    # MQTT over mutual TLS (loopback by default; "0.0.0.0:8883"
 //!                                   #   or a LAN address exposes it to devices)
 //! http_listen = "127.0.0.1:8080"    # operator HTTP API (loopback by default)
@@ -48,6 +51,15 @@ use crate::policy::Policy;
 pub struct Config {
     /// Data directory.
     pub data_dir: PathBuf,
+    /// The store on PostgreSQL (`postgres://user[:password]@host[:port]/database`) instead of
+    /// the SQLite file `<data>/ferrota.db`: what several workers of one fleet share
+    /// (`docs/DEPLOY.md`). The data directory still holds the CA, the token and the firmware
+    /// files. `None` (the default): SQLite, as before. Also `ferrota serve --database-url`
+    /// and `FERROTA_DATABASE_URL`. Errors name the URL with its password replaced by `***`.
+    pub database_url: Option<String>,
+    /// How long a start waits for the PostgreSQL server of `database_url` to answer, in
+    /// seconds (a worker may start before its database); then it fails, naming the URL.
+    pub database_wait: u64,
     /// MQTT/TLS listen address. Loopback (`127.0.0.1:8883`) by default, as the HTTP API is:
     /// a server started to try things out is not reachable from the network until an
     /// address is given (`0.0.0.0:8883` for every interface).
@@ -167,6 +179,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("ferrota-data"),
+            database_url: None,
+            database_wait: 30,
             mqtt_listen: "127.0.0.1:8883".into(),
             http_listen: "127.0.0.1:8080".into(),
             endpoint: "localhost".into(),

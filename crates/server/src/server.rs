@@ -30,6 +30,7 @@ use crate::ca::{Ca, CaError};
 use crate::config::Config;
 use crate::context::{Outbound, Services, SystemClock};
 use crate::session::serve_connection;
+use crate::store::postgres::PostgresStore;
 use crate::store::{BlobStore, DirBlobStore, SharedStore, SqliteStore, StoreError};
 use crate::tls::{TlsError, TlsMaterial, identity_of, server_config};
 
@@ -74,6 +75,19 @@ pub enum ServeError {
         /// The database file.
         db: PathBuf,
         /// What SQLite (or the integrity check) said.
+        message: String,
+    },
+    /// The PostgreSQL store of `database_url` could not be used: the URL does not parse, the
+    /// server did not answer within `database_wait`, it refused the login or the database, or
+    /// the schema is newer than this server's. `url` has its password replaced by `***`.
+    #[error(
+        "database_url {url}: {message} (check database_url in the configuration, \
+         --database-url or FERROTA_DATABASE_URL, and that the server is up)"
+    )]
+    DatabaseServer {
+        /// The URL, password hidden.
+        url: String,
+        /// What sqlx or PostgreSQL said.
         message: String,
     },
     /// A file of the data directory or configuration (certificate, key, CRL, token) is
@@ -272,7 +286,13 @@ fn in_use_evidence(cfg: &Config) -> Vec<PathBuf> {
 /// move the directory aside to start a new fleet). A new directory (none of the evidence) gets
 /// a new database, as before; `ferrota ca init` ([`init_data_dir`]) creates the database
 /// before the CA, so a CA never precedes its database.
+///
+/// With `database_url` the registry is on PostgreSQL and the SQLite file is not used: nothing
+/// to check here (a new, empty PostgreSQL database gets the schema, like a new file).
 pub fn check_database_present(cfg: &Config) -> Result<(), ServeError> {
+    if cfg.database_url.is_some() {
+        return Ok(());
+    }
     let db = cfg.db_path();
     let state = match std::fs::metadata(&db) {
         Ok(m) if m.len() > 0 => return Ok(()),
@@ -292,9 +312,63 @@ pub fn check_database_present(cfg: &Config) -> Result<(), ServeError> {
     })
 }
 
-/// Opens the data directory's database (checked by [`check_database_present`] first);
-/// every error names the file.
-async fn open_store(cfg: &Config) -> Result<SqliteStore, ServeError> {
+/// How many connections one server keeps to PostgreSQL: the MQTT services, the API and the
+/// timers share them; 16 keeps a fleet of workers well under PostgreSQL's default
+/// `max_connections` (100).
+const PG_CONNECTIONS: u32 = 16;
+
+/// Opens the store: PostgreSQL at `database_url` when one is configured, else the data
+/// directory's SQLite database (checked by [`check_database_present`] first). Every error
+/// names the database (the file, or the URL without its password).
+async fn open_store(cfg: &Config) -> Result<SharedStore, ServeError> {
+    if let Some(url) = &cfg.database_url {
+        let wait = Duration::from_secs(cfg.database_wait);
+        return match PostgresStore::connect(url, PG_CONNECTIONS, wait).await {
+            Ok(s) => {
+                tracing::info!(url = %redact_url(url), "store on PostgreSQL");
+                Ok(Arc::new(s))
+            }
+            Err(e) => Err(ServeError::DatabaseServer {
+                url: redact_url(url),
+                message: match &e {
+                    StoreError::Db(sqlx::Error::Database(d)) => d.message().to_string(),
+                    StoreError::Db(sqlx::Error::Io(io)) => {
+                        format!("not reachable within {}s: {io}", cfg.database_wait)
+                    }
+                    StoreError::Db(sqlx::Error::PoolTimedOut) => {
+                        format!("not reachable within {}s", cfg.database_wait)
+                    }
+                    e => e.to_string(),
+                },
+            }),
+        };
+    }
+    Ok(Arc::new(open_sqlite(cfg).await?))
+}
+
+/// A database URL fit for a log or an error: the password, if any, replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+/// Opens the data directory's SQLite database; every error names the file.
+async fn open_sqlite(cfg: &Config) -> Result<SqliteStore, ServeError> {
     let db = cfg.db_path();
     SqliteStore::open(&db).await.map_err(|e| {
         let msg = match &e {
@@ -341,7 +415,7 @@ struct DataDir {
 async fn open_data_dir(cfg: &Config) -> Result<DataDir, ServeError> {
     check_database_present(cfg)?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| file_err(&cfg.data_dir, e))?;
-    let store = Arc::new(open_store(cfg).await?);
+    let store = open_store(cfg).await?;
     let blobs = Arc::new(DirBlobStore::new(cfg.files_dir())?);
     let ca = if Ca::cert_path(&cfg.ca_dir()).exists() {
         Some(Ca::load(&cfg.ca_dir())?)

@@ -15,8 +15,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Row, query};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Row, query};
 
 use super::rows::*;
 use super::*;
@@ -25,6 +25,12 @@ mod attrs;
 mod base;
 mod rollout;
 mod shadow;
+
+/// How long a call waits for a pooled connection before it fails with
+/// [`sqlx::Error::PoolTimedOut`]: while the database server is down or restarting, a call
+/// fails after this instead of hanging, and the MQTT layer answers the device with an error
+/// it retries. Long enough to ride out a busy moment, short enough that a device is answered.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The advisory lock key the migration runner holds (any constant unique to Ferrota).
 const MIGRATION_LOCK: i64 = 0x4665_7272_6f74_6101; // "Ferrota" + 1
@@ -89,23 +95,44 @@ impl PostgresStore {
     /// database), and runs pending migrations. Connections in the pool are re-made after a
     /// server restart, so a worker outlives one.
     pub async fn connect(url: &str, max_connections: u32, wait: Duration) -> StoreResult<Self> {
+        // sqlx reads any scheme as PostgreSQL's; a `mysql://` or `sqlite:` URL given by
+        // mistake would then fail later with a puzzling message (or reach a server it was
+        // not meant for), so the scheme is checked first.
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::Db(sqlx::Error::Configuration(
+                "the URL's scheme must be postgres:// or postgresql://".into(),
+            )));
+        }
         let opts = PgConnectOptions::from_str(url)?;
+        // Wait for the server with single connection attempts (the pool's own connect
+        // retries until its acquire timeout, which would stretch a short `wait`), each bounded
+        // so a host that drops packets cannot hold the start past `wait` by much.
         let deadline = tokio::time::Instant::now() + wait;
-        let pool = loop {
-            match PgPoolOptions::new()
-                .max_connections(max_connections.max(1))
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(opts.clone())
-                .await
-            {
-                Ok(p) => break p,
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let attempt = tokio::time::timeout(
+                left.max(Duration::from_secs(1)),
+                PgConnection::connect_with(&opts),
+            )
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolTimedOut));
+            match attempt {
+                Ok(c) => {
+                    let _ = c.close().await;
+                    break;
+                }
                 Err(e) if tokio::time::Instant::now() < deadline && transient(&e) => {
                     tracing::info!(error = %e, "database not reachable yet; retrying");
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 Err(e) => return Err(e.into()),
             }
-        };
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(opts)
+            .await?;
         let s = PostgresStore { pool };
         s.migrate().await?;
         Ok(s)
