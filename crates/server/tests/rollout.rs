@@ -1339,3 +1339,65 @@ mod store_level {
         eprintln!("{both} of {ROUNDS} rounds had both workers release some targets");
     }
 }
+
+/// Two workers (two services, each with a pool of its own, on one PostgreSQL database) step
+/// the same rate-limited rollout at the same instants, minute after minute: the rate holds
+/// across them (never more than 10 notified a minute) and every thing gets exactly one
+/// execution, number 1. Each minute both step at once on threads of their own (in practice
+/// both read the rollout before either writes it, and one loses the record's compare-and-set
+/// and releases nothing). An end-to-end guard: the two mechanisms under it, the rollout's
+/// compare-and-set and `release_targets`' claim, are each proven on their own by
+/// `store_level`'s tests; either alone keeps this one green.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_two_workers_stepping_one_rollout_keep_its_rate_and_notify_once() {
+    use std::sync::Arc;
+    const THINGS: u64 = 100;
+    let Some(url) = common::postgres_url("two_workers_step") else {
+        return;
+    };
+    let a = Mem::postgres_at(&url, Arc::new(tempfile::tempdir().unwrap())).await;
+    let b = Mem::postgres_at(&url, Arc::new(tempfile::tempdir().unwrap())).await;
+    for i in 0..THINGS {
+        a.thing_in(&format!("d{i:03}"), &["fleet"]).await;
+    }
+    let sha = a.admin.put_file(b"firmware").unwrap();
+    let req = Mem::data_request("two", "thinggroup/fleet", &sha).max_per_minute(10);
+    a.admin.create_ota(&req).await.unwrap();
+    let t0 = a.clock.now_secs();
+    let executions = async || a.store.executions_of_job("AFR_OTA-two").await.unwrap();
+    assert_eq!(
+        executions().await.len(),
+        10,
+        "the first minute's 10 at the create"
+    );
+    for minute in 1..THINGS / 10 {
+        for m in [&a, &b] {
+            m.clock.set(t0 + minute * 60);
+        }
+        let start = Arc::new(tokio::sync::Barrier::new(2));
+        let step = |m: &Mem| {
+            let (services, start) = (m.services.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                rollout::step(&services).await
+            })
+        };
+        let (ra, rb) = tokio::join!(step(&a), step(&b));
+        ra.unwrap().unwrap();
+        rb.unwrap().unwrap();
+        let n = executions().await.len() as u64;
+        assert_eq!(n, 10 * (minute + 1), "minute {minute}: 10 more, not 20");
+    }
+    let all = executions().await;
+    let mut things: Vec<&str> = all.iter().map(|e| e.thing.as_str()).collect();
+    things.dedup();
+    assert_eq!(things.len() as u64, THINGS, "one execution per thing");
+    assert!(all.iter().all(|e| e.execution_number == 1));
+    assert!(
+        a.store
+            .unreleased_targets("AFR_OTA-two", u32::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
