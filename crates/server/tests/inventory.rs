@@ -17,7 +17,17 @@ const REPORT: &str = r#"{"state":{"reported":{"firmware":{"version":"1.2.0","ban
 
 #[tokio::test]
 async fn describe_shows_what_the_device_reported_its_connection_and_last_job() {
-    let m = Mem::new();
+    describe_shows_what_the_device_reported_its_connection_and_last_job_on(Mem::new()).await;
+}
+
+#[tokio::test]
+async fn describe_shows_what_the_device_reported_its_connection_and_last_job_on_postgres() {
+    if let Some(m) = Mem::postgres("inventory_describe").await {
+        describe_shows_what_the_device_reported_its_connection_and_last_job_on(m).await;
+    }
+}
+
+async fn describe_shows_what_the_device_reported_its_connection_and_last_job_on(m: Mem) {
     m.thing("d").await;
     // Nothing known yet: registered, never connected, never reported.
     let t = m.admin.describe_thing("d").await.unwrap();

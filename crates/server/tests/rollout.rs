@@ -37,6 +37,11 @@ impl Fleet {
         Self::over(Mem::new(), n, true).await
     }
 
+    /// [`Fleet::new`] over a PostgreSQL database of its own; `None` without PostgreSQL.
+    async fn postgres(test: &str, n: usize) -> Option<Fleet> {
+        Some(Self::over(Mem::postgres(test).await?, n, true).await)
+    }
+
     async fn over(mem: Mem, n: usize, create: bool) -> Fleet {
         let mut devices = Vec::new();
         for i in 0..n {
@@ -213,7 +218,22 @@ async fn constant_rate_notifies_at_most_the_rate_each_minute() {
 /// holds, its QUEUED executions are CANCELED, and no device is notified afterwards.
 #[tokio::test]
 async fn abort_criteria_cancel_after_exactly_the_documented_failures() {
-    let mut f = Fleet::new(100).await;
+    abort_criteria_cancel_after_exactly_the_documented_failures_on(Fleet::new(100).await).await;
+}
+
+#[tokio::test]
+async fn abort_criteria_cancel_after_exactly_the_documented_failures_on_postgres() {
+    if let Some(f) = Fleet::postgres(
+        "abort_criteria_cancel_after_exactly_the_documented_failures",
+        100,
+    )
+    .await
+    {
+        abort_criteria_cancel_after_exactly_the_documented_failures_on(f).await;
+    }
+}
+
+async fn abort_criteria_cancel_after_exactly_the_documented_failures_on(mut f: Fleet) {
     let fails = |t: &str, _n: u64| -> Option<&'static str> {
         let i: u64 = t[1..].parse().unwrap();
         Some(if i.is_multiple_of(5) {
@@ -307,7 +327,17 @@ async fn abort_criteria_cancel_after_exactly_the_documented_failures() {
 /// rollout at the second failure; the later waves are never notified.
 #[tokio::test]
 async fn a_waves_error_threshold_stops_the_rollout() {
-    let mut f = Fleet::new(50).await;
+    a_waves_error_threshold_stops_the_rollout_on(Fleet::new(50).await).await;
+}
+
+#[tokio::test]
+async fn a_waves_error_threshold_stops_the_rollout_on_postgres() {
+    if let Some(f) = Fleet::postgres("a_waves_error_threshold_stops_the_rollout", 50).await {
+        a_waves_error_threshold_stops_the_rollout_on(f).await;
+    }
+}
+
+async fn a_waves_error_threshold_stops_the_rollout_on(mut f: Fleet) {
     // Fails on every other device: the canary's second failure stops everything.
     let fails = |t: &str, _n: u64| -> Option<&'static str> {
         let i: u64 = t[1..].parse().unwrap();
@@ -355,7 +385,17 @@ async fn a_waves_error_threshold_stops_the_rollout() {
 /// approval waits (WAITING_FOR_APPROVAL) until `approve`; pause holds and resume goes on.
 #[tokio::test]
 async fn waves_open_on_success_and_wait_for_approval() {
-    let mut f = Fleet::new(40).await;
+    waves_open_on_success_and_wait_for_approval_on(Fleet::new(40).await).await;
+}
+
+#[tokio::test]
+async fn waves_open_on_success_and_wait_for_approval_on_postgres() {
+    if let Some(f) = Fleet::postgres("waves_open_on_success_and_wait_for_approval", 40).await {
+        waves_open_on_success_and_wait_for_approval_on(f).await;
+    }
+}
+
+async fn waves_open_on_success_and_wait_for_approval_on(mut f: Fleet) {
     let req = f
         .request("gated")
         .wave(Wave {
@@ -455,7 +495,18 @@ async fn waves_open_on_success_and_wait_for_approval() {
 /// Pause holds every new notification (executions out go on); resume releases at the rate.
 #[tokio::test]
 async fn pause_holds_notifications_and_resume_releases_them() {
-    let mut f = Fleet::new(30).await;
+    pause_holds_notifications_and_resume_releases_them_on(Fleet::new(30).await).await;
+}
+
+#[tokio::test]
+async fn pause_holds_notifications_and_resume_releases_them_on_postgres() {
+    if let Some(f) = Fleet::postgres("pause_holds_notifications_and_resume_releases_them", 30).await
+    {
+        pause_holds_notifications_and_resume_releases_them_on(f).await;
+    }
+}
+
+async fn pause_holds_notifications_and_resume_releases_them_on(mut f: Fleet) {
     let req = f.request("pause").max_per_minute(10);
     f.create(req, &ok).await;
     assert_eq!(f.first_notifications(), 10);
@@ -481,7 +532,17 @@ async fn pause_holds_notifications_and_resume_releases_them() {
 /// `numberOfRetries`; then the execution stays FAILED.
 #[tokio::test]
 async fn retries_give_the_next_execution_number() {
-    let mut f = Fleet::new(3).await;
+    retries_give_the_next_execution_number_on(Fleet::new(3).await).await;
+}
+
+#[tokio::test]
+async fn retries_give_the_next_execution_number_on_postgres() {
+    if let Some(f) = Fleet::postgres("retries_give_the_next_execution_number", 3).await {
+        retries_give_the_next_execution_number_on(f).await;
+    }
+}
+
+async fn retries_give_the_next_execution_number_on(mut f: Fleet) {
     // d000 fails twice then succeeds; d001 always fails; d002 (the last to answer) fails once:
     // a failure that leaves nothing pending must still get its retry (the job is not
     // complete while one is owed).
@@ -602,8 +663,24 @@ async fn a_continuous_job_reaches_a_thing_added_later() {
 /// resumes with no wave, counter or execution lost or doubled.
 #[tokio::test]
 async fn a_restart_mid_rollout_loses_and_doubles_nothing() {
+    restart_mid_rollout(async |dir| Mem::open(dir).await).await;
+}
+
+/// The same with the database on PostgreSQL: the worker's pool is dropped with everything
+/// in memory, and a new one connects.
+#[tokio::test]
+async fn a_restart_mid_rollout_loses_and_doubles_nothing_on_postgres() {
+    let Some(url) = common::postgres_url("restart_mid_rollout") else {
+        return;
+    };
+    restart_mid_rollout(async |dir| Mem::postgres_at(&url, dir).await).await;
+}
+
+/// Runs a gated rollout on the store `open` opens (a database that outlives the services),
+/// restarts in the middle, and checks that it resumes losing and doubling nothing.
+async fn restart_mid_rollout(open: impl AsyncFn(std::sync::Arc<tempfile::TempDir>) -> Mem) {
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let mem = Mem::open(dir.clone()).await;
+    let mem = open(dir.clone()).await;
     let mut f = Fleet::over(mem, 30, true).await;
     let req = f
         .request("restart")
@@ -625,7 +702,7 @@ async fn a_restart_mid_rollout_loses_and_doubles_nothing() {
     let now = f.mem.clock.now_secs();
     let notified = f.notified.clone();
     let dir = f.mem.close().await;
-    let mem = Mem::open(dir).await;
+    let mem = open(dir).await;
     mem.clock.set(now + 30);
     rollout::recover(&mem.services).await.unwrap();
     let mut g = Fleet::over(mem, 30, false).await;
@@ -952,4 +1029,375 @@ async fn a_retry_waits_while_the_rollout_is_paused() {
         .map(|n| n.execution_number)
         .collect();
     assert_eq!(retried, [1, 2], "the retry owed was given at resume");
+}
+
+// ---- The RolloutStore contract on every store, and two workers on PostgreSQL (issue 17) ----
+
+mod store_level {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use ferrota_api::RolloutStatus;
+    use ferrota_proto::JobStatus;
+    use ferrota_server::store::{
+        CancelInfo, Execution, Job, JobState, MemoryStore, OtaRecord, RolloutRecord, RolloutStore,
+        SharedStore, SqliteStore, Store, StoreError, StreamRecord,
+    };
+
+    use super::common::{connect_postgres, postgres_store, postgres_url};
+
+    fn rollout(job: &str) -> RolloutRecord {
+        RolloutRecord {
+            job_id: job.into(),
+            plan: "{}".into(),
+            status: RolloutStatus::Running,
+            wave: 0,
+            state: "{}".into(),
+            reason_code: None,
+            comment: None,
+            next_at: Some(500),
+            version: 1,
+        }
+    }
+
+    /// Creates OTA update `id` with its job `job` and a rollout over `targets`.
+    async fn create(
+        s: &dyn RolloutStore,
+        id: &str,
+        job: &str,
+        targets: &[(&str, u32)],
+    ) -> Result<(), StoreError> {
+        let stream = StreamRecord {
+            stream_id: format!("AFR_OTA-{id}"),
+            description: String::new(),
+            version: 1,
+            files: Vec::new(),
+        };
+        let j = Job {
+            job_id: job.into(),
+            document: "{}".into(),
+            state: JobState::InProgress,
+            ota_update_id: Some(id.into()),
+            created_at: 10,
+            in_progress_timeout_minutes: None,
+        };
+        let ota = OtaRecord {
+            ota_update_id: id.into(),
+            status: "CREATE_COMPLETE".into(),
+            request: "{}".into(),
+            job_id: job.into(),
+            stream_id: stream.stream_id.clone(),
+            created_at: 10,
+            error_info: None,
+        };
+        let targets: Vec<(String, u32)> =
+            targets.iter().map(|(t, w)| (t.to_string(), *w)).collect();
+        s.create_ota_rollout(&stream, &j, &ota, &rollout(job), &targets)
+            .await
+    }
+
+    fn queued(job: &str, thing: &str, version: u64) -> Execution {
+        Execution {
+            job_id: job.into(),
+            thing: thing.into(),
+            status: JobStatus::Queued,
+            status_details: BTreeMap::new(),
+            queued_at: 20,
+            started_at: None,
+            last_updated_at: 20,
+            version_number: version,
+            execution_number: 1,
+            seq: 0,
+            in_progress_deadline: None,
+            step_deadline: None,
+        }
+    }
+
+    async fn contract(s: &dyn Store) {
+        create(s, "u1", "j1", &[("a", 0), ("b", 0), ("c", 1)])
+            .await
+            .unwrap();
+        // A target listed twice: refused, nothing of that update stored.
+        let e = create(s, "u2", "j2", &[("a", 0), ("a", 1)])
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Exists(_)), "{e}");
+        assert_eq!(s.rollout("j2").await.unwrap(), None);
+        assert_eq!(s.cancel_info("j2").await.unwrap(), None);
+        assert_eq!(s.job("j2").await.unwrap(), None, "all or none");
+        assert_eq!(s.ota("u2").await.unwrap(), None, "all or none");
+        assert_eq!(s.stream("AFR_OTA-u2").await.unwrap(), None, "all or none");
+        // A rollout's job starts with no execution: a target gets one when released.
+        assert!(s.executions_of_job("j1").await.unwrap().is_empty());
+
+        let r = s.rollout("j1").await.unwrap().unwrap();
+        assert_eq!(r, rollout("j1"));
+        assert_eq!(s.active_rollouts().await.unwrap(), std::slice::from_ref(&r));
+        assert_eq!(s.due_rollouts(499).await.unwrap(), Vec::<String>::new());
+        assert_eq!(s.due_rollouts(500).await.unwrap(), ["j1"]);
+        assert_eq!(s.next_rollout_at().await.unwrap(), Some(500));
+
+        // Compare-and-set on the version.
+        let mut next = r.clone();
+        next.version = 2;
+        next.wave = 1;
+        next.next_at = None;
+        assert!(!s.update_rollout(&next, 7).await.unwrap());
+        assert!(s.update_rollout(&next, 1).await.unwrap());
+        assert!(
+            !s.update_rollout(&next, 1).await.unwrap(),
+            "version 1 is gone"
+        );
+        assert_eq!(s.rollout("j1").await.unwrap(), Some(next.clone()));
+        assert_eq!(s.next_rollout_at().await.unwrap(), None);
+
+        // Targets in order (wave, then as added), released once.
+        assert_eq!(s.unreleased_targets("j1", 0, 10).await.unwrap(), ["a", "b"]);
+        assert_eq!(s.unreleased_targets("j1", 1, 2).await.unwrap(), ["a", "b"]);
+        assert_eq!(
+            s.unreleased_targets("j1", 1, 10).await.unwrap(),
+            ["a", "b", "c"]
+        );
+        let things = |v: &[&str]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            s.release_targets("j1", &things(&["b", "x"]), 20)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            s.release_targets("j1", &things(&["a", "b"]), 20)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            s.release_targets("j1", &things(&["a", "b"]), 20)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(s.unreleased_targets("j1", 1, 10).await.unwrap(), ["c"]);
+        let released: Vec<(String, u64, u64, u64)> = s
+            .executions_of_job("j1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                assert_eq!(e.status, JobStatus::Queued);
+                (e.thing, e.execution_number, e.version_number, e.queued_at)
+            })
+            .collect();
+        assert_eq!(
+            released,
+            [("a".into(), 1, 1, 20), ("b".into(), 1, 1, 20)],
+            "one QUEUED execution per released thing, number 1, version 1"
+        );
+        assert_eq!(s.history("j1", "a").await.unwrap().len(), 1);
+        assert!(s.job_has_pending("j1").await.unwrap());
+        let w = s.wave_counts("j1").await.unwrap();
+        assert_eq!(w.len(), 2);
+        assert_eq!((w[0].things, w[0].released), (2, 2));
+        assert_eq!(w[0].statuses, [(JobStatus::Queued, 2)]);
+        assert_eq!((w[1].things, w[1].released), (1, 0));
+        assert!(w[1].statuses.is_empty());
+
+        // A target added later; one already there is not added again.
+        assert!(!s.add_target("j1", "c", 1).await.unwrap());
+        assert!(s.add_target("j1", "d", 1).await.unwrap());
+        assert_eq!(s.unreleased_targets("j1", 1, 10).await.unwrap(), ["c", "d"]);
+
+        // A retry only over the stored version.
+        assert!(!s.retry_execution(&queued("j1", "a", 5), 30).await.unwrap());
+        assert!(s.retry_execution(&queued("j1", "a", 1), 30).await.unwrap());
+        assert!(!s.retry_execution(&queued("j1", "a", 1), 30).await.unwrap());
+        assert!(!s.retry_execution(&queued("j1", "zz", 1), 30).await.unwrap());
+        let e = s.execution("j1", "a").await.unwrap().unwrap();
+        assert_eq!(
+            (e.status, e.execution_number, e.version_number, e.queued_at),
+            (JobStatus::Queued, 2, 2, 30),
+            "the retry is the next execution number"
+        );
+        let h = s.history("j1", "a").await.unwrap();
+        assert_eq!(
+            h.iter().map(|h| h.version_number).collect::<Vec<_>>(),
+            [1, 2]
+        );
+
+        let info = CancelInfo {
+            force: true,
+            reason_code: Some("R".into()),
+            comment: Some("why".into()),
+        };
+        assert_eq!(s.cancel_info("j1").await.unwrap(), None);
+        s.set_cancel_info("j1", &info).await.unwrap();
+        assert_eq!(s.cancel_info("j1").await.unwrap(), Some(info));
+        assert_eq!(s.cancel_info("nope").await.unwrap(), None);
+
+        // A STOPPED rollout is no longer active.
+        let mut stopped = next.clone();
+        stopped.status = RolloutStatus::Stopped;
+        stopped.version = 3;
+        assert!(s.update_rollout(&stopped, 2).await.unwrap());
+        assert!(s.active_rollouts().await.unwrap().is_empty());
+
+        // Targets keep the order they were given in, not their names' order.
+        let order: Vec<String> = (0..30).map(|i| format!("o{:02}", (i * 7) % 30)).collect();
+        let targets: Vec<(&str, u32)> = order.iter().map(|t| (t.as_str(), 0)).collect();
+        create(s, "u3", "j3", &targets).await.unwrap();
+        assert_eq!(s.unreleased_targets("j3", 0, 100).await.unwrap(), order);
+    }
+
+    /// [`RolloutStore`] means the same on every store: memory, SQLite and PostgreSQL.
+    #[tokio::test]
+    async fn every_store_keeps_the_rollout_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stores: Vec<SharedStore> = vec![
+            Arc::new(MemoryStore::new()),
+            Arc::new(SqliteStore::open(&dir.path().join("r.db")).await.unwrap()),
+        ];
+        if let Some(pg) = postgres_store("rollout_contract").await {
+            stores.push(Arc::new(pg));
+        }
+        for s in stores {
+            contract(&*s).await;
+        }
+    }
+
+    /// Two workers (two pools on one PostgreSQL database) release the same job's targets at
+    /// once, in opposite orders, over many rounds: every target is released exactly once,
+    /// no thing ever gets two executions, the counts the two report add up, and neither
+    /// fails (no deadlock, no unique violation).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_postgres_two_workers_release_each_target_once() {
+        const ROUNDS: usize = 25;
+        const THINGS: usize = 40;
+        let Some(url) = postgres_url("release_two_workers") else {
+            return;
+        };
+        let a = connect_postgres(&url).await;
+        let b = connect_postgres(&url).await;
+        let (mut both, mut total) = (0, 0);
+        for round in 0..ROUNDS {
+            let job = format!("j{round}");
+            let names: Vec<String> = (0..THINGS).map(|i| format!("t{i:03}")).collect();
+            let targets: Vec<(&str, u32)> = names.iter().map(|t| (t.as_str(), 0)).collect();
+            create(&a, &format!("u{round}"), &job, &targets)
+                .await
+                .unwrap();
+            let forward = names.clone();
+            let mut backward = names.clone();
+            backward.reverse();
+            // Half the rounds in one call each; half in small batches, as a rate releases.
+            let (na, nb) = if round % 2 == 0 {
+                let (ra, rb) = tokio::join!(
+                    a.release_targets(&job, &forward, 100),
+                    b.release_targets(&job, &backward, 100)
+                );
+                (ra.unwrap(), rb.unwrap())
+            } else {
+                let batches = |s: ferrota_server::store::postgres::PostgresStore,
+                               list: Vec<String>,
+                               job: String| async move {
+                    let mut n = 0;
+                    for chunk in list.chunks(7) {
+                        n += s.release_targets(&job, chunk, 100).await.unwrap();
+                    }
+                    n
+                };
+                tokio::join!(
+                    batches(a.clone(), forward, job.clone()),
+                    batches(b.clone(), backward, job.clone())
+                )
+            };
+            assert_eq!(na + nb, THINGS, "round {round}: released {na} + {nb}");
+            if na > 0 && nb > 0 {
+                both += 1;
+            }
+            total += na + nb;
+            assert!(
+                a.unreleased_targets(&job, 0, 1000)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT thing, COUNT(*) FROM executions WHERE job_id = $1 GROUP BY thing \
+                 ORDER BY thing",
+            )
+            .bind(&job)
+            .fetch_all(a.pool())
+            .await
+            .unwrap();
+            assert_eq!(rows.len(), THINGS, "round {round}: one execution per thing");
+            assert!(rows.iter().all(|(_, n)| *n == 1), "round {round}: {rows:?}");
+            let w = a.wave_counts(&job).await.unwrap();
+            assert_eq!((w[0].things, w[0].released), (THINGS as u64, THINGS as u64));
+            assert_eq!(w[0].statuses, [(JobStatus::Queued, THINGS as u64)]);
+        }
+        assert_eq!(total, ROUNDS * THINGS);
+        eprintln!("{both} of {ROUNDS} rounds had both workers release some targets");
+    }
+}
+
+/// Two workers (two services, each with a pool of its own, on one PostgreSQL database) step
+/// the same rate-limited rollout at the same instants, minute after minute: the rate holds
+/// across them (never more than 10 notified a minute) and every thing gets exactly one
+/// execution, number 1. Each minute both step at once on threads of their own (in practice
+/// both read the rollout before either writes it, and one loses the record's compare-and-set
+/// and releases nothing). An end-to-end guard: the two mechanisms under it, the rollout's
+/// compare-and-set and `release_targets`' claim, are each proven on their own by
+/// `store_level`'s tests; either alone keeps this one green.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_two_workers_stepping_one_rollout_keep_its_rate_and_notify_once() {
+    use std::sync::Arc;
+    const THINGS: u64 = 100;
+    let Some(url) = common::postgres_url("two_workers_step") else {
+        return;
+    };
+    let a = Mem::postgres_at(&url, Arc::new(tempfile::tempdir().unwrap())).await;
+    let b = Mem::postgres_at(&url, Arc::new(tempfile::tempdir().unwrap())).await;
+    for i in 0..THINGS {
+        a.thing_in(&format!("d{i:03}"), &["fleet"]).await;
+    }
+    let sha = a.admin.put_file(b"firmware").unwrap();
+    let req = Mem::data_request("two", "thinggroup/fleet", &sha).max_per_minute(10);
+    a.admin.create_ota(&req).await.unwrap();
+    let t0 = a.clock.now_secs();
+    let executions = async || a.store.executions_of_job("AFR_OTA-two").await.unwrap();
+    assert_eq!(
+        executions().await.len(),
+        10,
+        "the first minute's 10 at the create"
+    );
+    for minute in 1..THINGS / 10 {
+        for m in [&a, &b] {
+            m.clock.set(t0 + minute * 60);
+        }
+        let start = Arc::new(tokio::sync::Barrier::new(2));
+        let step = |m: &Mem| {
+            let (services, start) = (m.services.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                rollout::step(&services).await
+            })
+        };
+        let (ra, rb) = tokio::join!(step(&a), step(&b));
+        ra.unwrap().unwrap();
+        rb.unwrap().unwrap();
+        let n = executions().await.len() as u64;
+        assert_eq!(n, 10 * (minute + 1), "minute {minute}: 10 more, not 20");
+    }
+    let all = executions().await;
+    let mut things: Vec<&str> = all.iter().map(|e| e.thing.as_str()).collect();
+    things.dedup();
+    assert_eq!(things.len() as u64, THINGS, "one execution per thing");
+    assert!(all.iter().all(|e| e.execution_number == 1));
+    assert!(
+        a.store
+            .unreleased_targets("AFR_OTA-two", u32::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

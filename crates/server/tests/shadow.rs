@@ -58,7 +58,17 @@ async fn stored(m: &Mem) -> Option<ferrota_server::store::ShadowRecord> {
 
 #[tokio::test]
 async fn update_merges_deletes_with_null_and_versions_each_change() {
-    let m = Mem::new();
+    update_merges_deletes_with_null_and_versions_each_change_on(Mem::new()).await;
+}
+
+#[tokio::test]
+async fn update_merges_deletes_with_null_and_versions_each_change_on_postgres() {
+    if let Some(m) = Mem::postgres("shadow_update_merges").await {
+        update_merges_deletes_with_null_and_versions_each_change_on(m).await;
+    }
+}
+
+async fn update_merges_deletes_with_null_and_versions_each_change_on(m: Mem) {
     let mut d = device(&m).await;
     let t0 = m.clock.now();
     let r = ask(
@@ -423,8 +433,21 @@ async fn a_store_failure_is_a_500_and_not_handled() {
 
 #[tokio::test]
 async fn the_shadow_survives_a_restart_on_sqlite() {
+    shadow_survives_a_restart(async |dir| Mem::open(dir).await).await;
+}
+
+/// The same on PostgreSQL: a new worker (a pool of its own) finds the shadow and its version.
+#[tokio::test]
+async fn the_shadow_survives_a_restart_on_postgres() {
+    let Some(url) = postgres_url("shadow_survives_a_restart") else {
+        return;
+    };
+    shadow_survives_a_restart(async |dir| Mem::postgres_at(&url, dir).await).await;
+}
+
+async fn shadow_survives_a_restart(open: impl AsyncFn(std::sync::Arc<tempfile::TempDir>) -> Mem) {
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let m = Mem::open(dir.clone()).await;
+    let m = open(dir.clone()).await;
     let mut d = device(&m).await;
     ask(&mut d, UPDATE, &json!({"state":{"reported":{"a":1}}})).await;
     ask(&mut d, DELETE, &json!({})).await;
@@ -433,7 +456,7 @@ async fn the_shadow_survives_a_restart_on_sqlite() {
     assert_eq!(before.version, 2);
     drop(d);
     let dir = m.close().await;
-    let m = Mem::open(dir).await;
+    let m = open(dir).await;
     assert_eq!(stored(&m).await.unwrap(), before);
     let mut d = m.device("d");
     d.subscribe("$aws/things/d/shadow/#");
@@ -454,43 +477,80 @@ async fn the_shadow_survives_a_restart_on_sqlite() {
     m.close().await;
 }
 
-/// The [`ferrota_server::store::ShadowStore`] contract, the same on both stores: a put
-/// happens only over the expected version (`None`: nothing stored yet).
+/// The [`ferrota_server::store::ShadowStore`] contract, the same on every store (memory,
+/// SQLite, PostgreSQL): a put happens only over the expected version (`None`: nothing stored
+/// yet).
 #[tokio::test]
-async fn both_stores_compare_the_version_before_they_write() {
-    use ferrota_server::store::{MemoryStore, ShadowRecord, SharedStore, SqliteStore};
+async fn every_store_compares_the_version_before_it_writes() {
+    use ferrota_server::store::{MemoryStore, ShadowStore, SqliteStore};
+    use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
-    let stores: Vec<SharedStore> = vec![
-        std::sync::Arc::new(MemoryStore::new()),
-        std::sync::Arc::new(SqliteStore::open(&dir.path().join("s.db")).await.unwrap()),
+    let mut stores: Vec<Arc<dyn ShadowStore>> = vec![
+        Arc::new(MemoryStore::new()),
+        Arc::new(SqliteStore::open(&dir.path().join("s.db")).await.unwrap()),
     ];
+    if let Some(pg) = postgres_store("shadow_contract").await {
+        stores.push(Arc::new(pg));
+    }
     for s in stores {
-        let rec = |v: u64, state: Option<&str>| ShadowRecord {
-            thing: "t".into(),
-            state: state.map(str::to_string),
-            metadata: "{}".into(),
-            version: v,
-            updated_at: 100 + v,
-        };
-        assert_eq!(s.shadow("t").await.unwrap(), None);
-        assert!(!s.put_shadow(&rec(1, Some("{}")), Some(0)).await.unwrap());
-        assert!(s.put_shadow(&rec(1, Some("{}")), None).await.unwrap());
-        assert!(
-            !s.put_shadow(&rec(1, Some("{\"x\":1}")), None)
-                .await
-                .unwrap()
-        );
-        assert!(
-            !s.put_shadow(&rec(2, Some("{\"x\":2}")), Some(0))
-                .await
-                .unwrap()
-        );
-        assert_eq!(s.shadow("t").await.unwrap(), Some(rec(1, Some("{}"))));
-        assert!(s.put_shadow(&rec(1, None), Some(1)).await.unwrap());
-        let tomb = s.shadow("t").await.unwrap().unwrap();
-        assert!(!tomb.exists());
-        assert_eq!(tomb.version, 1);
-        assert_eq!(s.shadow("u").await.unwrap(), None);
+        shadow_contract(&*s).await;
+    }
+}
+
+fn shadow_rec(thing: &str, v: u64, state: Option<&str>) -> ferrota_server::store::ShadowRecord {
+    ferrota_server::store::ShadowRecord {
+        thing: thing.into(),
+        state: state.map(str::to_string),
+        metadata: "{}".into(),
+        version: v,
+        updated_at: 100 + v,
+    }
+}
+
+async fn shadow_contract(s: &dyn ferrota_server::store::ShadowStore) {
+    let rec = |v: u64, state: Option<&str>| shadow_rec("t", v, state);
+    assert_eq!(s.shadow("t").await.unwrap(), None);
+    assert!(!s.put_shadow(&rec(1, Some("{}")), Some(0)).await.unwrap());
+    assert!(s.put_shadow(&rec(1, Some("{}")), None).await.unwrap());
+    assert!(
+        !s.put_shadow(&rec(1, Some("{\"x\":1}")), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.put_shadow(&rec(2, Some("{\"x\":2}")), Some(0))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.shadow("t").await.unwrap(), Some(rec(1, Some("{}"))));
+    assert!(s.put_shadow(&rec(1, None), Some(1)).await.unwrap());
+    let tomb = s.shadow("t").await.unwrap().unwrap();
+    assert!(!tomb.exists());
+    assert_eq!(tomb.version, 1);
+    assert_eq!(s.shadow("u").await.unwrap(), None);
+}
+
+/// Two workers (two pools on one PostgreSQL database) write the same shadow over the same
+/// version at once, many times: each time exactly one wins, and the stored record is the
+/// winner's (AWS's optimistic lock holds across processes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_two_workers_never_both_win_a_version() {
+    use ferrota_server::store::ShadowStore;
+    let Some(url) = postgres_url("shadow_two_workers") else {
+        return;
+    };
+    let a = connect_postgres(&url).await;
+    let b = connect_postgres(&url).await;
+    let mut expected = None;
+    for v in 1..=100u64 {
+        let ra = shadow_rec("t", v, Some("{\"w\":\"a\"}"));
+        let rb = shadow_rec("t", v, Some("{\"w\":\"b\"}"));
+        let (wa, wb) = tokio::join!(a.put_shadow(&ra, expected), b.put_shadow(&rb, expected));
+        let (wa, wb) = (wa.unwrap(), wb.unwrap());
+        assert!(wa ^ wb, "round {v}: exactly one wins (a {wa}, b {wb})");
+        let stored = a.shadow("t").await.unwrap().unwrap();
+        assert_eq!(stored, if wa { ra } else { rb }, "round {v}");
+        expected = Some(v);
     }
 }
 

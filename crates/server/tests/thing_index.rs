@@ -90,6 +90,20 @@ async fn attributes_replace_and_merge_sqlite() {
     assert_eq!(v["attributes"], json!({"owner": "lab"}));
 }
 
+#[tokio::test]
+async fn attributes_replace_and_merge_postgres() {
+    let Some(url) = postgres_url("attributes_replace_and_merge") else {
+        return;
+    };
+    let s = Mem::postgres_at(&url, std::sync::Arc::new(tempfile::tempdir().unwrap())).await;
+    attributes_update_and_merge(&s).await;
+    // Another worker (a pool of its own) sees them.
+    let dir = s.close().await;
+    let s = Mem::postgres_at(&url, dir).await;
+    let (_, v) = s.api("GET", "/api/things/dev-a", None).await;
+    assert_eq!(v["attributes"], json!({"owner": "lab"}));
+}
+
 /// Every attribute over AWS's limits is an `InvalidRequestException` naming it, and the
 /// stored attributes stay as they were.
 #[tokio::test]
@@ -174,7 +188,17 @@ async fn attributes_over_aws_limits_are_refused_and_nothing_stored() {
 
 #[tokio::test]
 async fn search_index_over_attributes_and_connectivity() {
-    let s = Mem::new();
+    search_index_over_attributes_and_connectivity_on(Mem::new()).await;
+}
+
+#[tokio::test]
+async fn search_index_over_attributes_and_connectivity_on_postgres() {
+    if let Some(s) = Mem::postgres("search_index_over_attributes_and_connectivity").await {
+        search_index_over_attributes_and_connectivity_on(s).await;
+    }
+}
+
+async fn search_index_over_attributes_and_connectivity_on(s: Mem) {
     fleet(&s).await;
     let _d = s.device("dev-1");
     let (st, v) = search(&s, "attributes.model:KIT_T2G").await;
@@ -271,7 +295,17 @@ async fn a_bad_query_is_invalid_query_exception_with_its_position_and_nothing_st
 
 #[tokio::test]
 async fn dynamic_group_members_follow_the_things() {
-    let s = Mem::new();
+    dynamic_group_members_follow_the_things_on(Mem::new()).await;
+}
+
+#[tokio::test]
+async fn dynamic_group_members_follow_the_things_on_postgres() {
+    if let Some(s) = Mem::postgres("dynamic_group_members_follow_the_things").await {
+        dynamic_group_members_follow_the_things_on(s).await;
+    }
+}
+
+async fn dynamic_group_members_follow_the_things_on(s: Mem) {
     fleet(&s).await;
     let (st, v) = s
         .api(
@@ -392,10 +426,43 @@ async fn dynamic_groups_are_stored_in_sqlite() {
     assert_eq!(s.api("GET", "/api/thing-groups/xmc", None).await.0, 404);
 }
 
+#[tokio::test]
+async fn dynamic_groups_are_stored_in_postgres() {
+    let Some(url) = postgres_url("dynamic_groups_are_stored") else {
+        return;
+    };
+    let s = Mem::postgres_at(&url, std::sync::Arc::new(tempfile::tempdir().unwrap())).await;
+    fleet(&s).await;
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/thing-groups",
+            Some(&json!({"thingGroupName": "xmc", "queryString": "attributes.model:XMC*"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let dir = s.close().await;
+    let s = Mem::postgres_at(&url, dir).await;
+    let (_, v) = s.api("GET", "/api/thing-groups/xmc", None).await;
+    assert_eq!(names(&v, "members"), ["dev-3"]);
+    assert_eq!(s.api("DELETE", "/api/thing-groups/xmc", None).await.0, 200);
+    assert_eq!(s.api("GET", "/api/thing-groups/xmc", None).await.0, 404);
+}
+
 /// `ota create` to `thinggroup/<dynamic>` targets the group's members at that moment.
 #[tokio::test]
 async fn an_ota_update_to_a_dynamic_group_targets_its_members() {
-    let s = Mem::new();
+    an_ota_update_to_a_dynamic_group_targets_its_members_on(Mem::new()).await;
+}
+
+#[tokio::test]
+async fn an_ota_update_to_a_dynamic_group_targets_its_members_on_postgres() {
+    if let Some(s) = Mem::postgres("an_ota_update_to_a_dynamic_group_targets_its_members").await {
+        an_ota_update_to_a_dynamic_group_targets_its_members_on(s).await;
+    }
+}
+
+async fn an_ota_update_to_a_dynamic_group_targets_its_members_on(s: Mem) {
     fleet(&s).await;
     let (st, v) = s
         .api(
@@ -492,4 +559,161 @@ async fn create_thing_with_attributes() {
         call(Value::Null, "GET", "/api/things/dev-m".into()).await.0,
         404
     );
+}
+
+// ---- The ThingIndexStore contract on every store, and two workers on PostgreSQL (issue 17) ----
+
+mod store_level {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use ferrota_server::store::{
+        CertRecord, CertStatus, DynamicGroup, MemoryStore, SqliteStore, StoreError, Thing,
+        ThingIndexStore,
+    };
+
+    use super::common::{connect_postgres, postgres_store, postgres_url};
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn thing(name: &str) -> Thing {
+        Thing {
+            name: name.into(),
+            groups: vec!["fleet".into()],
+            created_at: 5,
+        }
+    }
+
+    fn cert(id: &str, thing: &str) -> CertRecord {
+        CertRecord {
+            id: id.into(),
+            thing: thing.into(),
+            serial: "01".into(),
+            pem: "PEM".into(),
+            status: CertStatus::Active,
+            created_at: 5,
+            revoked_at: None,
+        }
+    }
+
+    fn group(name: &str, q: &str) -> DynamicGroup {
+        DynamicGroup {
+            name: name.into(),
+            query_string: q.into(),
+            created_at: 9,
+        }
+    }
+
+    async fn contract(s: &dyn ThingIndexStore) {
+        let kit = map(&[("model", "KIT_T2G"), ("site", "bonn")]);
+        s.create_thing_with_attributes(&thing("a"), &cert("c1", "a"), &kit)
+            .await
+            .unwrap();
+        s.create_thing_with_attributes(&thing("b"), &cert("c2", "b"), &BTreeMap::new())
+            .await
+            .unwrap();
+        // A second thing of that name: refused, the first's attributes untouched.
+        let e = s
+            .create_thing_with_attributes(&thing("a"), &cert("c3", "a"), &map(&[("x", "1")]))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Exists(_)), "{e}");
+        assert_eq!(s.attributes("a").await.unwrap(), kit);
+        assert!(s.attributes("b").await.unwrap().is_empty());
+        assert!(s.attributes("nobody").await.unwrap().is_empty());
+        assert_eq!(
+            s.all_attributes().await.unwrap(),
+            BTreeMap::from([("a".to_string(), kit.clone())])
+        );
+
+        // Replaced whole; an empty map removes every one; no such thing is NotFound.
+        let other = map(&[("owner", "lab")]);
+        s.set_attributes("a", &other).await.unwrap();
+        assert_eq!(s.attributes("a").await.unwrap(), other);
+        s.set_attributes("b", &kit).await.unwrap();
+        s.set_attributes("a", &BTreeMap::new()).await.unwrap();
+        assert!(s.attributes("a").await.unwrap().is_empty());
+        assert_eq!(
+            s.all_attributes().await.unwrap(),
+            BTreeMap::from([("b".to_string(), kit.clone())])
+        );
+        let e = s.set_attributes("nobody", &kit).await.unwrap_err();
+        assert!(matches!(e, StoreError::NotFound(_)), "{e}");
+        assert!(s.attributes("nobody").await.unwrap().is_empty());
+
+        // Dynamic groups: by name (byte order), a name once, deleted once.
+        s.create_dynamic_group(&group("kits", "attributes.model:KIT*"))
+            .await
+            .unwrap();
+        s.create_dynamic_group(&group("Lab", "attributes.owner:lab"))
+            .await
+            .unwrap();
+        let e = s
+            .create_dynamic_group(&group("kits", "thingName:x"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Exists(_)), "{e}");
+        assert_eq!(
+            s.dynamic_group("kits").await.unwrap(),
+            Some(group("kits", "attributes.model:KIT*"))
+        );
+        assert_eq!(s.dynamic_group("none").await.unwrap(), None);
+        let names: Vec<String> = s
+            .list_dynamic_groups()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
+        assert_eq!(names, ["Lab", "kits"]);
+        s.delete_dynamic_group("kits").await.unwrap();
+        let e = s.delete_dynamic_group("kits").await.unwrap_err();
+        assert!(matches!(e, StoreError::NotFound(_)), "{e}");
+        assert_eq!(s.list_dynamic_groups().await.unwrap().len(), 1);
+    }
+
+    /// [`ThingIndexStore`] means the same on every store: memory, SQLite and PostgreSQL.
+    #[tokio::test]
+    async fn every_store_keeps_the_thing_index_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stores: Vec<Arc<dyn ThingIndexStore>> = vec![
+            Arc::new(MemoryStore::new()),
+            Arc::new(SqliteStore::open(&dir.path().join("i.db")).await.unwrap()),
+        ];
+        if let Some(pg) = postgres_store("thing_index_contract").await {
+            stores.push(Arc::new(pg));
+        }
+        for s in stores {
+            contract(&*s).await;
+        }
+    }
+
+    /// Two workers (two pools on one PostgreSQL database) replace one thing's attributes at
+    /// once, many times: neither fails, and the thing ends with one writer's map whole, never
+    /// a mix of both.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_postgres_two_workers_replacing_attributes_leave_one_map() {
+        let Some(url) = postgres_url("attributes_two_workers") else {
+            return;
+        };
+        let a = connect_postgres(&url).await;
+        let b = connect_postgres(&url).await;
+        a.create_thing_with_attributes(&thing("t"), &cert("c", "t"), &BTreeMap::new())
+            .await
+            .unwrap();
+        for round in 0..40 {
+            let ma = map(&[("model", "A"), ("shared", "a"), ("only-a", "1")]);
+            let mb = map(&[("model", "B"), ("shared", "b"), ("only-b", "2")]);
+            let (ra, rb) = tokio::join!(a.set_attributes("t", &ma), b.set_attributes("t", &mb));
+            ra.unwrap();
+            rb.unwrap();
+            let got = a.attributes("t").await.unwrap();
+            assert!(got == ma || got == mb, "round {round}: {got:?}");
+        }
+    }
 }

@@ -21,9 +21,10 @@ use sqlx::{Connection, Row, query};
 use super::rows::*;
 use super::*;
 
+mod attrs;
 mod base;
-// TEMPORARY until helper pgb's rollout/shadow/attrs impls are merged: delete with the file.
-mod stubs;
+mod rollout;
+mod shadow;
 
 /// How long a call waits for a pooled connection before it fails with
 /// [`sqlx::Error::PoolTimedOut`]: while the database server is down or restarting, a call

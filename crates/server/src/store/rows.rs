@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 
 use ferrota_proto::JobStatus;
 
+use super::attrs::DynamicGroup;
+use super::rollout::{RolloutRecord, status_of};
+use super::shadow::ShadowRecord;
 use super::{
     CertRecord, CertStatus, Execution, HistoryEntry, Job, JobState, OtaRecord, StoreError,
     StoreResult, StreamRecord,
@@ -95,7 +98,25 @@ macro_rules! stream_cols {
         "stream_id, description, version, files"
     };
 }
-pub(crate) use {cert_cols, execution_cols, history_cols, job_cols, ota_cols, stream_cols};
+macro_rules! rollout_cols {
+    () => {
+        "job_id, plan, status, wave, state, reason_code, comment, next_at, version"
+    };
+}
+macro_rules! shadow_cols {
+    () => {
+        "thing, state, metadata, version, updated_at"
+    };
+}
+macro_rules! group_cols {
+    () => {
+        "name, query_string, created_at"
+    };
+}
+pub(crate) use {
+    cert_cols, execution_cols, group_cols, history_cols, job_cols, ota_cols, rollout_cols,
+    shadow_cols, stream_cols,
+};
 
 /// An epoch-seconds or counter value as SQL's signed 64 bits (saturating).
 pub(crate) fn to_i64(v: u64) -> i64 {
@@ -218,5 +239,40 @@ pub(crate) fn stream_of(r: &impl Cols) -> StoreResult<StreamRecord> {
         description: r.text("description")?,
         version: u32::try_from(r.int("version")?).map_err(|_| corrupt("stream version"))?,
         files: serde_json::from_str(&r.text("files")?).map_err(|_| corrupt("stream files"))?,
+    })
+}
+
+/// A row of [`rollout_cols`] (`rollouts`).
+pub(crate) fn rollout_of(r: &impl Cols) -> StoreResult<RolloutRecord> {
+    Ok(RolloutRecord {
+        job_id: r.text("job_id")?,
+        plan: r.text("plan")?,
+        status: status_of(&r.text("status")?).ok_or_else(|| corrupt("rollout status"))?,
+        wave: u32::try_from(r.u64("wave")?).map_err(|_| corrupt("rollout wave"))?,
+        state: r.text("state")?,
+        reason_code: r.opt_text("reason_code")?,
+        comment: r.opt_text("comment")?,
+        next_at: r.opt_u64("next_at")?,
+        version: r.u64("version")?,
+    })
+}
+
+/// A row of [`shadow_cols`] (`shadows`; a NULL `state` is a tombstone).
+pub(crate) fn shadow_of(r: &impl Cols) -> StoreResult<ShadowRecord> {
+    Ok(ShadowRecord {
+        thing: r.text("thing")?,
+        state: r.opt_text("state")?,
+        metadata: r.text("metadata")?,
+        version: r.u64("version")?,
+        updated_at: r.u64("updated_at")?,
+    })
+}
+
+/// A row of [`group_cols`] (`dynamic_groups`).
+pub(crate) fn group_of(r: &impl Cols) -> StoreResult<DynamicGroup> {
+    Ok(DynamicGroup {
+        name: r.text("name")?,
+        query_string: r.text("query_string")?,
+        created_at: r.u64("created_at")?,
     })
 }

@@ -655,3 +655,61 @@ impl MemDevice {
         )
     }
 }
+
+// ---- PostgreSQL (issue 17): the same tests on the store several workers share ----
+
+/// A database of its own for one test on the test process's private PostgreSQL server
+/// ([`ferrota_infra::Postgres::shared`], started at the first call): its URL, or `None` after
+/// one note line when PostgreSQL is not installed here. CI installs it, so there every test
+/// runs; a server that is installed but does not start fails the test.
+pub fn postgres_url(test: &str) -> Option<String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    if !ferrota_infra::Postgres::available() {
+        eprintln!("note: PostgreSQL is not installed; skipping {test} on PostgreSQL");
+        return None;
+    }
+    let pg = ferrota_infra::Postgres::shared().expect("the test PostgreSQL server starts");
+    // Unquoted identifiers are folded to lower case and cut at 63 bytes: keep the name within.
+    let stem: String = test
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    let name = format!("t_{stem}_{}", N.fetch_add(1, Ordering::Relaxed));
+    Some(pg.create_database(&name).expect("create the test database"))
+}
+
+/// [`postgres_url`] connected: a migrated [`ferrota_server::store::PostgresStore`].
+pub async fn postgres_store(test: &str) -> Option<ferrota_server::store::postgres::PostgresStore> {
+    let url = postgres_url(test)?;
+    Some(connect_postgres(&url).await)
+}
+
+/// A store (a pool of its own, as a worker has) on the database at `url`.
+pub async fn connect_postgres(url: &str) -> ferrota_server::store::postgres::PostgresStore {
+    ferrota_server::store::postgres::PostgresStore::connect(url, 4, Duration::from_secs(10))
+        .await
+        .expect("connect to the test database")
+}
+
+impl Mem {
+    /// Services over a PostgreSQL database of its own ([`postgres_url`]), files in a new
+    /// temporary directory; `None` (after one note line) when PostgreSQL is not installed.
+    pub async fn postgres(test: &str) -> Option<Self> {
+        let url = postgres_url(test)?;
+        Some(Self::postgres_at(&url, Arc::new(tempfile::tempdir().unwrap())).await)
+    }
+
+    /// Services over the PostgreSQL database at `url` (a new pool), files in `dir`: what a
+    /// worker finds after a restart ([`Mem::close`], then this again with the same URL).
+    pub async fn postgres_at(url: &str, dir: Arc<tempfile::TempDir>) -> Self {
+        Self::build(dir, Arc::new(connect_postgres(url).await), None)
+    }
+}

@@ -8,9 +8,10 @@ use sqlx::{Row, query};
 
 use super::super::attrs::{DynamicGroup, ThingIndexStore, group_not_found};
 use super::{
-    CertRecord, SqliteStore, StoreError, StoreResult, Thing, get_u64, insert_certificate,
-    insert_thing, to_i64, unique_violation,
+    CertRecord, SqliteStore, StoreError, StoreResult, Thing, insert_certificate, insert_thing,
+    to_i64, unique_violation,
 };
+use crate::store::rows::{group_cols, group_of};
 
 /// The migration this file's tables need (appended to [`super::MIGRATIONS`]).
 pub(super) const MIGRATION: &str = r#"
@@ -38,14 +39,6 @@ async fn write_attributes(
             .await?;
     }
     Ok(())
-}
-
-fn group_of(r: &sqlx::sqlite::SqliteRow) -> StoreResult<DynamicGroup> {
-    Ok(DynamicGroup {
-        name: r.try_get("name")?,
-        query_string: r.try_get("query_string")?,
-        created_at: get_u64(r, "created_at")?,
-    })
 }
 
 #[async_trait]
@@ -124,21 +117,29 @@ impl ThingIndexStore for SqliteStore {
     }
 
     async fn dynamic_group(&self, name: &str) -> StoreResult<Option<DynamicGroup>> {
-        query("SELECT name, query_string, created_at FROM dynamic_groups WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| group_of(&r))
-            .transpose()
+        query(concat!(
+            "SELECT ",
+            group_cols!(),
+            " FROM dynamic_groups WHERE name = ?"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| group_of(&r))
+        .transpose()
     }
 
     async fn list_dynamic_groups(&self) -> StoreResult<Vec<DynamicGroup>> {
-        query("SELECT name, query_string, created_at FROM dynamic_groups ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(group_of)
-            .collect()
+        query(concat!(
+            "SELECT ",
+            group_cols!(),
+            " FROM dynamic_groups ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(group_of)
+        .collect()
     }
 
     async fn delete_dynamic_group(&self, name: &str) -> StoreResult<()> {

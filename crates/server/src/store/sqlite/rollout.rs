@@ -2,34 +2,10 @@
 //! column of `jobs` (migration in [`super::MIGRATIONS`]).
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, query};
 
 use super::*;
-use crate::store::rollout::{
-    CancelInfo, RolloutRecord, RolloutStore, WaveCounts, status_of, status_str,
-};
-
-macro_rules! rollout_cols {
-    () => {
-        "job_id, plan, status, wave, state, reason_code, comment, next_at, version"
-    };
-}
-
-fn rollout_of(r: &SqliteRow) -> StoreResult<RolloutRecord> {
-    let status: String = r.try_get("status")?;
-    Ok(RolloutRecord {
-        job_id: r.try_get("job_id")?,
-        plan: r.try_get("plan")?,
-        status: status_of(&status).ok_or_else(|| corrupt("rollout status"))?,
-        wave: u32::try_from(get_u64(r, "wave")?).map_err(|_| corrupt("rollout wave"))?,
-        state: r.try_get("state")?,
-        reason_code: r.try_get("reason_code")?,
-        comment: r.try_get("comment")?,
-        next_at: opt_u64(r, "next_at")?,
-        version: get_u64(r, "version")?,
-    })
-}
+use crate::store::rollout::{CancelInfo, RolloutRecord, RolloutStore, WaveCounts, status_str};
 
 #[async_trait]
 impl RolloutStore for SqliteStore {

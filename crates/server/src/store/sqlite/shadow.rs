@@ -3,17 +3,12 @@
 //! writer loses cleanly instead of overwriting.
 
 use async_trait::async_trait;
-use sqlx::{Row, query};
+use sqlx::query;
 
 use super::super::shadow::{ShadowRecord, ShadowStore};
-use super::{SqliteStore, get_u64, to_i64};
+use super::{SqliteStore, to_i64};
 use crate::store::StoreResult;
-
-macro_rules! shadow_cols {
-    () => {
-        "thing, state, metadata, version, updated_at"
-    };
-}
+use crate::store::rows::{shadow_cols, shadow_of};
 
 #[async_trait]
 impl ShadowStore for SqliteStore {
@@ -26,14 +21,7 @@ impl ShadowStore for SqliteStore {
         .bind(thing)
         .fetch_optional(self.pool())
         .await?;
-        let Some(r) = row else { return Ok(None) };
-        Ok(Some(ShadowRecord {
-            thing: r.try_get("thing")?,
-            state: r.try_get("state")?,
-            metadata: r.try_get("metadata")?,
-            version: get_u64(&r, "version")?,
-            updated_at: get_u64(&r, "updated_at")?,
-        }))
+        row.map(|r| shadow_of(&r)).transpose()
     }
 
     async fn put_shadow(&self, rec: &ShadowRecord, expected: Option<u64>) -> StoreResult<bool> {
