@@ -226,7 +226,11 @@ fn up(a: &UpArgs) -> Result<()> {
     std::fs::write(dir.join(STATE), serde_json::to_string_pretty(&state)?)?;
     for w in &state.workers {
         wait_health(w.port, Duration::from_secs(60)).with_context(|| {
-            format!("worker on port {} did not come up (see {}/worker*.log)", w.port, dir.display())
+            format!(
+                "worker on port {} did not come up (see {}/worker*.log)",
+                w.port,
+                dir.display()
+            )
         })?;
     }
     print_summary(&dir, &state);
@@ -304,8 +308,12 @@ fn print_summary(dir: &Path, s: &ClusterState) {
 
 fn read_state(dir: &Path) -> Result<ClusterState> {
     let p = dir.join(STATE);
-    let text = std::fs::read_to_string(&p)
-        .with_context(|| format!("{}: no cluster here (`ferrota cluster up` writes it)", p.display()))?;
+    let text = std::fs::read_to_string(&p).with_context(|| {
+        format!(
+            "{}: no cluster here (`ferrota cluster up` writes it)",
+            p.display()
+        )
+    })?;
     serde_json::from_str(&text).with_context(|| format!("{} is not a cluster record", p.display()))
 }
 
@@ -329,7 +337,11 @@ fn down(a: &DownArgs) -> Result<()> {
         .stderr(std::process::Stdio::null())
         .status();
     // SIGINT: PostgreSQL's fast shutdown.
-    stop_pid(s.postgres.pid, ferrota_infra::SIGINT, Duration::from_secs(20));
+    stop_pid(
+        s.postgres.pid,
+        ferrota_infra::SIGINT,
+        Duration::from_secs(20),
+    );
     std::fs::remove_file(dir.join(STATE))?;
     if a.purge {
         std::fs::remove_dir_all(dir).with_context(|| dir.display().to_string())?;

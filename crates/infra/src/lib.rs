@@ -13,8 +13,8 @@ pub mod postgres;
 mod proc;
 pub mod rabbitmq;
 
-pub use postgres::Postgres;
 pub use libc::{SIGINT, SIGKILL, SIGTERM};
+pub use postgres::Postgres;
 pub use proc::{free_port, stop_pid};
 pub use rabbitmq::{RabbitCluster, RabbitConfig};
 

@@ -29,8 +29,8 @@ use crate::broker::{Broker, KickReason};
 use crate::ca::{Ca, CaError};
 use crate::config::Config;
 use crate::context::{Outbound, Services, SystemClock};
-use crate::session::serve_connection;
 use crate::lease::{Lease, PgLease};
+use crate::session::serve_connection;
 use crate::store::postgres::PostgresStore;
 use crate::store::{BlobStore, DirBlobStore, SharedStore, SqliteStore, StoreError};
 use crate::tls::{TlsError, TlsMaterial, identity_of, server_config};
@@ -833,10 +833,10 @@ impl Server {
             }
         }
         let _ = stop_tx.send(true);
-        if let Some(b) = bridge {
-            if let Err(e) = b.await {
-                tracing::error!(error = %e, "client mode task");
-            }
+        if let Some(b) = bridge
+            && let Err(e) = b.await
+        {
+            tracing::error!(error = %e, "client mode task");
         }
         timers.abort();
         rollouts.abort();
