@@ -2,7 +2,7 @@
 //! ([`crate::query`], `crate::groups`).
 //!
 //! A sub-trait of [`Store`](super::Store) (its supertrait), so every [`SharedStore`](super::SharedStore)
-//! reaches it and a future store (PostgreSQL) implements it beside the rest.
+//! reaches it; SQLite, memory and PostgreSQL implement it beside the rest.
 //!
 //! Attributes are AWS's `attributePayload.attributes`: a thing's name → value map, checked by
 //! [`check_attributes`] before anything is stored. A dynamic group is a name and a query

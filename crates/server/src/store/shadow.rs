@@ -1,6 +1,6 @@
 //! The Device Shadow's storage: one classic (unnamed) shadow per thing, kept behind
-//! [`ShadowStore`], a supertrait of [`super::Store`] so every store (SQLite, memory, and the
-//! PostgreSQL store to come) carries it and a [`super::SharedStore`] reaches it.
+//! [`ShadowStore`], a supertrait of [`super::Store`] so every store (SQLite, memory and
+//! PostgreSQL) carries it and a [`super::SharedStore`] reaches it.
 //!
 //! Decision: the record holds the shadow's `state` (`{"desired":…,"reported":…}`) and
 //! `metadata` as JSON text; the service ([`crate::shadow`]) merges and checks them, the store
