@@ -33,6 +33,8 @@ step "tests"
 # FERROTA_REQUIRE_INFRA=1, which makes a missing engine fail instead).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ||
     echo "note: PostgreSQL is not installed: the PostgreSQL store and lease tests skip (apt-get install postgresql)"
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] ||
+    echo "note: RabbitMQ is not installed: the broker cluster tests skip (apt-get install rabbitmq-server)"
 cargo test --workspace --quiet
 
 echo
