@@ -223,3 +223,12 @@ impl Services {
         self.out().deliver_to(client_id, &topic, payload, qos);
     }
 }
+
+impl crate::lease::Inbox for Services {
+    fn execution_finished(&self, job: &str, thing: &str) {
+        Services::execution_finished(self, job, thing);
+    }
+    fn thing_changed(&self, thing: &str) {
+        Services::thing_changed(self, thing);
+    }
+}

@@ -34,8 +34,17 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool};
 use sqlx::{Connection, Row};
 
-use crate::context::Services;
 use crate::store::StoreResult;
+
+/// Where [`Lease::receive`] delivers what other workers forwarded: the holder's own queues
+/// (implemented by [`crate::context::Services`]; a trait, so this module does not depend on
+/// the services).
+pub trait Inbox: Send + Sync {
+    /// An execution that finished on another worker.
+    fn execution_finished(&self, job: &str, thing: &str);
+    /// A thing that changed on another worker.
+    fn thing_changed(&self, thing: &str);
+}
 
 /// The right to run the work that must happen once.
 #[async_trait]
@@ -46,9 +55,9 @@ pub trait Lease: Send + Sync + 'static {
     /// Passes executions that finished and things that changed on this process to the
     /// holder (called by a process that does not hold).
     async fn forward(&self, finished: &[(String, String)], changed: &[String]) -> StoreResult<()>;
-    /// Delivers what other processes forwarded into `b`'s queues while this process holds.
+    /// Delivers what other processes forwarded into `inbox` while this process holds.
     /// Runs until the process ends (spawn it once).
-    async fn receive(&self, b: Arc<Services>);
+    async fn receive(&self, inbox: Arc<dyn Inbox>);
     /// How often the holder looks at the store for work other processes created (rollout
     /// times, execution timers). `None`: no other process creates any.
     fn poll(&self) -> Option<Duration>;
@@ -66,7 +75,7 @@ impl Lease for Solo {
     async fn forward(&self, _: &[(String, String)], _: &[String]) -> StoreResult<()> {
         Ok(())
     }
-    async fn receive(&self, _: Arc<Services>) {
+    async fn receive(&self, _: Arc<dyn Inbox>) {
         std::future::pending::<()>().await
     }
     fn poll(&self) -> Option<Duration> {
@@ -252,7 +261,7 @@ impl Lease for PgLease {
         Ok(())
     }
 
-    async fn receive(&self, b: Arc<Services>) {
+    async fn receive(&self, b: Arc<dyn Inbox>) {
         loop {
             let mut listener = match PgListener::connect_with(&self.pool).await {
                 Ok(mut l) => match l.listen(Self::CHANNEL).await {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use ferrota_infra::Postgres;
-use ferrota_server::lease::{Lease, PgLease};
+use ferrota_server::lease::{Inbox, Lease, PgLease};
 use sqlx::postgres::PgPool;
 
 /// A new database on the process's private server; `None` (with the one-line note) when
@@ -100,9 +100,9 @@ async fn forwarded_work_reaches_the_holder_and_only_the_holder() {
     assert!(other.hold().await.is_none());
     let at_holder = common::Mem::new();
     let at_other = common::Mem::new();
-    let (h, s) = (holder.clone(), at_holder.services.clone());
+    let (h, s) = (holder.clone(), at_holder.services.clone() as Arc<dyn Inbox>);
     let r1 = tokio::spawn(async move { h.receive(s).await });
-    let (o, s) = (other.clone(), at_other.services.clone());
+    let (o, s) = (other.clone(), at_other.services.clone() as Arc<dyn Inbox>);
     let r2 = tokio::spawn(async move { o.receive(s).await });
     // Listeners need a moment to LISTEN; forward until the holder hears (NOTIFY before LISTEN
     // is lost by design: the holder recovers by scanning, see the lease's docs).

@@ -875,8 +875,8 @@ pub const MIN_STEP_INTERVAL: Duration = Duration::from_millis(100);
 pub async fn run(b: Arc<Services>, max_sleep: Duration) {
     let lease = b.lease();
     let receiver = {
-        let (l, b) = (lease.clone(), b.clone());
-        tokio::spawn(async move { l.receive(b).await })
+        let (l, inbox) = (lease.clone(), b.clone() as Arc<dyn crate::lease::Inbox>);
+        tokio::spawn(async move { l.receive(inbox).await })
     };
     let _stop_receiver = AbortOnDrop(receiver);
     let max_sleep = lease.poll().map_or(max_sleep, |p| p.min(max_sleep));
