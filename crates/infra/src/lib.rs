@@ -11,8 +11,10 @@
 
 pub mod postgres;
 mod proc;
+pub mod seaweed;
 
 pub use postgres::Postgres;
+pub use seaweed::Seaweed;
 pub use proc::free_port;
 
 /// Why an engine could not be started or driven.

@@ -292,7 +292,7 @@ pub async fn handle(
         );
         return Ok(());
     };
-    let blob = match b.blobs.open(&file.blob) {
+    let blob = match b.blobs.open(&file.blob).await {
         Ok(x) => x,
         Err(e @ (StoreError::NotFound(_) | StoreError::Damaged(_))) => {
             let missing = matches!(e, StoreError::NotFound(_));
@@ -326,7 +326,7 @@ pub async fn handle(
     for i in req.blocks_to_send(size) {
         let off = u64::from(i) * u64::from(l);
         let len = (u64::from(size) - off).min(u64::from(l)) as usize;
-        if let Err(e) = blob.read_at(off, &mut scratch[..len]) {
+        if let Err(e) = blob.read_at(off, &mut scratch[..len]).await {
             if !matches!(
                 e.kind(),
                 std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof

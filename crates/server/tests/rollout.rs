@@ -138,8 +138,8 @@ impl Fleet {
         o
     }
 
-    fn request(&self, id: &str) -> CreateOtaUpdate {
-        let sha = self.mem.admin.put_file(b"firmware").unwrap();
+    async fn request(&self, id: &str) -> CreateOtaUpdate {
+        let sha = self.mem.admin.put_file(b"firmware").await.unwrap();
         Mem::data_request(id, "thinggroup/fleet", &sha)
     }
 
@@ -173,7 +173,7 @@ fn silent(_: &str, _: u64) -> Option<&'static str> {
 #[tokio::test]
 async fn constant_rate_notifies_at_most_the_rate_each_minute() {
     let mut f = Fleet::new(45).await;
-    let req = f.request("rate").max_per_minute(10);
+    let req = f.request("rate").await.max_per_minute(10);
     f.create(req, &ok).await;
     assert_eq!(f.first_notifications(), 10);
     f.advance(30, &ok).await;
@@ -226,7 +226,7 @@ async fn abort_criteria_cancel_after_exactly_the_documented_failures() {
     // At least 7 executed (not a multiple of the rate), so the abort falls inside a minute's
     // batch and "nothing notified after it" is a real check.
     let req = f
-        .request("abort")
+        .request("abort").await
         .max_per_minute(10)
         .abort_when("FAILED", 10.0, 7);
     f.create(req, &fails).await;
@@ -318,7 +318,7 @@ async fn a_waves_error_threshold_stops_the_rollout() {
         })
     };
     let req = f
-        .request("waves")
+        .request("waves").await
         .wave(Wave {
             name: Some("canary".into()),
             percentage: Some(10.0),
@@ -357,7 +357,7 @@ async fn a_waves_error_threshold_stops_the_rollout() {
 async fn waves_open_on_success_and_wait_for_approval() {
     let mut f = Fleet::new(40).await;
     let req = f
-        .request("gated")
+        .request("gated").await
         .wave(Wave {
             name: Some("canary".into()),
             count: Some(4),
@@ -456,7 +456,7 @@ async fn waves_open_on_success_and_wait_for_approval() {
 #[tokio::test]
 async fn pause_holds_notifications_and_resume_releases_them() {
     let mut f = Fleet::new(30).await;
-    let req = f.request("pause").max_per_minute(10);
+    let req = f.request("pause").await.max_per_minute(10);
     f.create(req, &ok).await;
     assert_eq!(f.first_notifications(), 10);
     f.mem
@@ -493,7 +493,7 @@ async fn retries_give_the_next_execution_number() {
             _ => "SUCCEEDED",
         })
     };
-    let req = f.request("retry").retry_when("FAILED", 2);
+    let req = f.request("retry").await.retry_when("FAILED", 2);
     f.create(req, &verdict).await;
     let numbers = |thing: &str| -> Vec<u64> {
         f.notified
@@ -536,7 +536,7 @@ async fn scheduling_holds_until_start_and_cancels_at_end() {
     };
     let start = start - start % 60;
     let req = f
-        .request("sched")
+        .request("sched").await
         .max_per_minute(5)
         .scheduling(ferrota_api::SchedulingConfig {
             start_time: Some(fmt(start)),
@@ -573,7 +573,7 @@ async fn scheduling_holds_until_start_and_cancels_at_end() {
 #[tokio::test]
 async fn a_continuous_job_reaches_a_thing_added_later() {
     let mut f = Fleet::new(2).await;
-    let req = f.request("cont").continuous();
+    let req = f.request("cont").await.continuous();
     f.create(req, &silent).await;
     assert_eq!(f.first_notifications(), 2);
     f.mem.thing_in("late", &["fleet"]).await;
@@ -606,7 +606,7 @@ async fn a_restart_mid_rollout_loses_and_doubles_nothing() {
     let mem = Mem::open(dir.clone()).await;
     let mut f = Fleet::over(mem, 30, true).await;
     let req = f
-        .request("restart")
+        .request("restart").await
         .max_per_minute(4)
         .wave(Wave {
             count: Some(6),
@@ -672,7 +672,7 @@ fn per_minute(f: &Fleet) -> Vec<usize> {
 #[tokio::test]
 async fn exponential_rate_grows_on_notified_things_as_documented() {
     let mut f = Fleet::new(100).await;
-    let req = f.request("exp").rollout(ferrota_api::RolloutConfig {
+    let req = f.request("exp").await.rollout(ferrota_api::RolloutConfig {
         maximum_per_minute: None,
         exponential_rate: Some(ferrota_api::ExponentialRate {
             base_rate_per_minute: 2,
@@ -695,7 +695,7 @@ async fn exponential_rate_grows_on_notified_things_as_documented() {
 #[tokio::test]
 async fn exponential_rate_on_successes_waits_for_successes() {
     let mut f = Fleet::new(40).await;
-    let req = f.request("exp-ok").rollout(ferrota_api::RolloutConfig {
+    let req = f.request("exp-ok").await.rollout(ferrota_api::RolloutConfig {
         maximum_per_minute: Some(20),
         exponential_rate: Some(ferrota_api::ExponentialRate {
             base_rate_per_minute: 3,
@@ -740,7 +740,7 @@ async fn a_maintenance_window_holds_and_releases_notifications() {
     let open = (now / 3600 + 2) * 3600;
     let hour = (open % 86400) / 3600;
     let req = f
-        .request("window")
+        .request("window").await
         .max_per_minute(5)
         .scheduling(ferrota_api::SchedulingConfig {
             maintenance_windows: vec![ferrota_api::MaintenanceWindow {
@@ -791,7 +791,7 @@ async fn a_continuous_rollout_to_a_dynamic_group_reaches_a_thing_when_it_matches
         })
         .await
         .unwrap();
-    let sha = f.mem.admin.put_file(b"firmware").unwrap();
+    let sha = f.mem.admin.put_file(b"firmware").await.unwrap();
     let req = Mem::data_request("dyn", "thinggroup/old-firmware", &sha).continuous();
     f.create(req, &silent).await;
     assert_eq!(
@@ -852,7 +852,7 @@ async fn a_wave_can_be_a_dynamic_group() {
         .await
         .unwrap();
     let req = f
-        .request("ring")
+        .request("ring").await
         .wave(Wave {
             thing_group: Some("ring-canary".into()),
             requires_approval: true,
@@ -888,7 +888,7 @@ async fn a_wave_below_its_success_threshold_waits_for_the_operator() {
         )
     };
     let req = f
-        .request("below")
+        .request("below").await
         .wave(Wave {
             count: Some(10),
             error_threshold_count: Some(10),
@@ -921,7 +921,7 @@ async fn a_wave_below_its_success_threshold_waits_for_the_operator() {
 #[tokio::test]
 async fn a_retry_waits_while_the_rollout_is_paused() {
     let mut f = Fleet::new(2).await;
-    let req = f.request("held").retry_when("ALL", 1);
+    let req = f.request("held").await.retry_when("ALL", 1);
     f.create(req, &silent).await;
     assert_eq!(f.first_notifications(), 2);
     f.mem

@@ -392,7 +392,7 @@ impl Mem {
         target: &str,
         data: &[u8],
     ) -> ferrota_server::admin::OtaDescription {
-        let sha = self.admin.put_file(data).unwrap();
+        let sha = self.admin.put_file(data).await.unwrap();
         self.admin
             .create_ota(&Self::data_request(id, target, &sha))
             .await
