@@ -14,8 +14,8 @@ mod proc;
 pub mod seaweed;
 
 pub use postgres::Postgres;
-pub use seaweed::Seaweed;
 pub use proc::free_port;
+pub use seaweed::Seaweed;
 
 /// Why an engine could not be started or driven.
 #[derive(Debug, thiserror::Error)]

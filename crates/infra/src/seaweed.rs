@@ -162,13 +162,21 @@ impl Seaweed {
             .arg(format!("-s3.port={}", p.s3))
             .arg(format!("-s3.port.grpc={}", p.s3_grpc))
             .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
-            .arg(format!("-s3.config={}", self.root.join("s3.json").display()))
+            .arg(format!(
+                "-s3.config={}",
+                self.root.join("s3.json").display()
+            ))
             .arg(format!(
                 "-s3.localSocket={}",
                 self.root.join("s3.sock").display()
             ))
-            // Small volumes, few of them: tests store megabytes, not the 30 GB default.
-            .args(["-volume.max=4", "-master.volumeSizeLimitMB=64"])
+            // Small volumes (tests store megabytes, not the 30 GB default), room for many: a
+            // bucket is a collection with volumes of its own, grown seven at a time (sparse
+            // files, created when first written).
+            .args(["-volume.max=200", "-master.volumeSizeLimitMB=16"])
+            // A restarted master waits an election timeout before it leads (10 s by
+            // default); alone, it has nobody to wait for.
+            .arg("-master.electionTimeout=1s")
             // Stop at once when told (the default waits 10 s for clients to move away).
             .arg("-volume.preStopSeconds=0")
             .stdin(Stdio::null())
@@ -398,7 +406,10 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
 /// directory; a pyenv shim on `PATH` would only re-exec it), else a `weed` on `PATH`.
 fn weed_binary() -> Option<PathBuf> {
     let scripts = Command::new("python3")
-        .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
         .stderr(Stdio::null())
         .output()
         .ok()

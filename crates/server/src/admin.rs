@@ -839,11 +839,10 @@ impl Admin {
         let job_id = format!("AFR_OTA-{}", req.ota_update_id);
         let mut files = Vec::new();
         for (i, f) in req.files.iter().enumerate() {
-            let blob = b
-                .blobs
-                .open(&f.file_location.sha256)
-                .await
-                .map_err(|_| AdminError::NotFound(format!("file {}", f.file_location.sha256)))?;
+            let blob =
+                b.blobs.open(&f.file_location.sha256).await.map_err(|_| {
+                    AdminError::NotFound(format!("file {}", f.file_location.sha256))
+                })?;
             if blob.len() > OTA_FILE_MAX {
                 return Err(AdminError::Invalid("file larger than 16 MB".into()));
             }

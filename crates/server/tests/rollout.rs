@@ -226,7 +226,8 @@ async fn abort_criteria_cancel_after_exactly_the_documented_failures() {
     // At least 7 executed (not a multiple of the rate), so the abort falls inside a minute's
     // batch and "nothing notified after it" is a real check.
     let req = f
-        .request("abort").await
+        .request("abort")
+        .await
         .max_per_minute(10)
         .abort_when("FAILED", 10.0, 7);
     f.create(req, &fails).await;
@@ -318,7 +319,8 @@ async fn a_waves_error_threshold_stops_the_rollout() {
         })
     };
     let req = f
-        .request("waves").await
+        .request("waves")
+        .await
         .wave(Wave {
             name: Some("canary".into()),
             percentage: Some(10.0),
@@ -357,7 +359,8 @@ async fn a_waves_error_threshold_stops_the_rollout() {
 async fn waves_open_on_success_and_wait_for_approval() {
     let mut f = Fleet::new(40).await;
     let req = f
-        .request("gated").await
+        .request("gated")
+        .await
         .wave(Wave {
             name: Some("canary".into()),
             count: Some(4),
@@ -535,15 +538,16 @@ async fn scheduling_holds_until_start_and_cancels_at_end() {
         )
     };
     let start = start - start % 60;
-    let req = f
-        .request("sched").await
-        .max_per_minute(5)
-        .scheduling(ferrota_api::SchedulingConfig {
-            start_time: Some(fmt(start)),
-            end_time: Some(fmt(start + 1800)),
-            end_behavior: Some("CANCEL".into()),
-            maintenance_windows: vec![],
-        });
+    let req =
+        f.request("sched")
+            .await
+            .max_per_minute(5)
+            .scheduling(ferrota_api::SchedulingConfig {
+                start_time: Some(fmt(start)),
+                end_time: Some(fmt(start + 1800)),
+                end_behavior: Some("CANCEL".into()),
+                maintenance_windows: vec![],
+            });
     f.create(req, &silent).await;
     assert_eq!(
         f.describe("sched").await.job_state,
@@ -606,7 +610,8 @@ async fn a_restart_mid_rollout_loses_and_doubles_nothing() {
     let mem = Mem::open(dir.clone()).await;
     let mut f = Fleet::over(mem, 30, true).await;
     let req = f
-        .request("restart").await
+        .request("restart")
+        .await
         .max_per_minute(4)
         .wave(Wave {
             count: Some(6),
@@ -695,17 +700,20 @@ async fn exponential_rate_grows_on_notified_things_as_documented() {
 #[tokio::test]
 async fn exponential_rate_on_successes_waits_for_successes() {
     let mut f = Fleet::new(40).await;
-    let req = f.request("exp-ok").await.rollout(ferrota_api::RolloutConfig {
-        maximum_per_minute: Some(20),
-        exponential_rate: Some(ferrota_api::ExponentialRate {
-            base_rate_per_minute: 3,
-            increment_factor: 3.0,
-            rate_increase_criteria: ferrota_api::RateIncreaseCriteria {
-                number_of_notified_things: None,
-                number_of_succeeded_things: Some(3),
-            },
-        }),
-    });
+    let req = f
+        .request("exp-ok")
+        .await
+        .rollout(ferrota_api::RolloutConfig {
+            maximum_per_minute: Some(20),
+            exponential_rate: Some(ferrota_api::ExponentialRate {
+                base_rate_per_minute: 3,
+                increment_factor: 3.0,
+                rate_increase_criteria: ferrota_api::RateIncreaseCriteria {
+                    number_of_notified_things: None,
+                    number_of_succeeded_things: Some(3),
+                },
+            }),
+        });
     f.create(req, &silent).await;
     for _ in 0..3 {
         f.advance(60, &silent).await;
@@ -739,16 +747,17 @@ async fn a_maintenance_window_holds_and_releases_notifications() {
     // A daily 30-minute window starting at the top of the hour two to three hours from now.
     let open = (now / 3600 + 2) * 3600;
     let hour = (open % 86400) / 3600;
-    let req = f
-        .request("window").await
-        .max_per_minute(5)
-        .scheduling(ferrota_api::SchedulingConfig {
-            maintenance_windows: vec![ferrota_api::MaintenanceWindow {
-                start_time: format!("cron(0 {hour} * * ? *)"),
-                duration_in_minutes: 30,
-            }],
-            ..Default::default()
-        });
+    let req =
+        f.request("window")
+            .await
+            .max_per_minute(5)
+            .scheduling(ferrota_api::SchedulingConfig {
+                maintenance_windows: vec![ferrota_api::MaintenanceWindow {
+                    start_time: format!("cron(0 {hour} * * ? *)"),
+                    duration_in_minutes: 30,
+                }],
+                ..Default::default()
+            });
     f.create(req, &silent).await;
     assert_eq!(f.first_notifications(), 0, "created outside the window");
     f.advance(open - now - 60, &silent).await;
@@ -852,7 +861,8 @@ async fn a_wave_can_be_a_dynamic_group() {
         .await
         .unwrap();
     let req = f
-        .request("ring").await
+        .request("ring")
+        .await
         .wave(Wave {
             thing_group: Some("ring-canary".into()),
             requires_approval: true,
@@ -888,7 +898,8 @@ async fn a_wave_below_its_success_threshold_waits_for_the_operator() {
         )
     };
     let req = f
-        .request("below").await
+        .request("below")
+        .await
         .wave(Wave {
             count: Some(10),
             error_threshold_count: Some(10),

@@ -381,11 +381,15 @@ mod tests {
         f.write_all_at(&[d[CHUNK + 5] ^ 1], (CHUNK + 5) as u64)
             .expect("flip");
         let mut first = vec![0u8; CHUNK];
-        b.read_at(0, &mut first).await
+        b.read_at(0, &mut first)
+            .await
             .expect("an untouched chunk is still served");
         assert_eq!(first, d[..CHUNK]);
         let mut buf = vec![0u8; 16];
-        let e = b.read_at(CHUNK as u64, &mut buf).await.expect_err("damaged");
+        let e = b
+            .read_at(CHUNK as u64, &mut buf)
+            .await
+            .expect_err("damaged");
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
         assert_eq!(buf, [0u8; 16], "nothing of the damaged chunk is returned");
         // A new open checks the whole file again.
@@ -393,7 +397,12 @@ mod tests {
         assert!(matches!(s.open(&h).await, Err(StoreError::Damaged(_))));
         // Uploading the same content again repairs it.
         assert_eq!(s.put(&d).await.expect("put"), h);
-        assert_eq!(read_all(&*s.open(&h).await.expect("open")).await.expect("read"), d);
+        assert_eq!(
+            read_all(&*s.open(&h).await.expect("open"))
+                .await
+                .expect("read"),
+            d
+        );
     }
 
     #[tokio::test]
@@ -444,7 +453,12 @@ mod tests {
         assert!(matches!(s.open(&h).await, Err(StoreError::NotFound(_))));
         // Restored by an upload of the same content: served again.
         assert_eq!(s.put(&d).await.expect("put"), h);
-        assert_eq!(read_all(&*s.open(&h).await.expect("open")).await.expect("read"), d);
+        assert_eq!(
+            read_all(&*s.open(&h).await.expect("open"))
+                .await
+                .expect("read"),
+            d
+        );
     }
 
     /// The in-memory file store keeps the `BlobStore` contract the streams rely on: the name

@@ -34,9 +34,9 @@ pub use ferrota_api::{CertStatus, ErrorInfo, JobState};
 
 pub use attrs::{DynamicGroup, ThingIndexStore};
 pub use blobs::{BlobReader, BlobStore, DirBlobStore, MemoryBlobs};
-pub use s3::{S3BlobStore, S3Options};
 pub use memory::MemoryStore;
 pub use rollout::{CancelInfo, RolloutRecord, RolloutStore, WaveCounts};
+pub use s3::{S3BlobStore, S3Options};
 pub use shadow::{ShadowRecord, ShadowStore};
 pub use sqlite::SqliteStore;
 

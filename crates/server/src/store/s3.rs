@@ -140,6 +140,22 @@ fn key(hash: &str) -> Path {
     Path::from(format!("firmware/{hash}"))
 }
 
+/// An error and its causes, `a: b: c` (object_store's own message often ends at "HTTP error"
+/// while the cause says "connection refused").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        next = c.source();
+    }
+    out
+}
+
 fn damaged(what: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what)
 }
@@ -150,12 +166,27 @@ impl S3BlobStore {
     pub async fn connect(opts: &S3Options) -> StoreResult<Self> {
         // object_store's HTTP client uses the process's rustls provider: Ferrota's (ring).
         crate::tls::install_crypto_provider();
-        let mut b = AmazonS3Builder::from_env().with_bucket_name(&opts.bucket);
+        let retry = RetryConfig {
+            max_retries: 3,
+            retry_timeout: opts.timeout,
+            ..RetryConfig::default()
+        };
+        // Client options first: `with_client_options` replaces `allow_http` too.
+        let plain = opts
+            .endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://"));
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(&opts.bucket)
+            .with_retry(retry)
+            .with_client_options(
+                ClientOptions::new()
+                    .with_timeout(opts.timeout)
+                    .with_connect_timeout(opts.timeout.min(Duration::from_secs(5)))
+                    .with_allow_http(plain),
+            );
         if let Some(e) = &opts.endpoint {
-            b = b
-                .with_endpoint(e)
-                .with_allow_http(e.starts_with("http://"))
-                .with_virtual_hosted_style_request(false);
+            b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
         }
         if let Some(r) = &opts.region {
             b = b.with_region(r);
@@ -170,16 +201,6 @@ impl S3BlobStore {
         if let Some(k) = &opts.secret_access_key {
             b = b.with_secret_access_key(k);
         }
-        let retry = RetryConfig {
-            max_retries: 3,
-            retry_timeout: opts.timeout,
-            ..RetryConfig::default()
-        };
-        b = b.with_retry(retry).with_client_options(
-            ClientOptions::new()
-                .with_timeout(opts.timeout)
-                .with_connect_timeout(opts.timeout.min(Duration::from_secs(5))),
-        );
         let label = match &opts.endpoint {
             Some(e) => format!("s3://{} at {e}", opts.bucket),
             None => format!("s3://{}", opts.bucket),
@@ -207,8 +228,9 @@ impl S3BlobStore {
             .await
             .map_err(|e| {
                 StoreError::Io(std::io::Error::other(format!(
-                    "{} is not reachable: {e}",
-                    store.0.label
+                    "{} is not reachable: {}",
+                    store.0.label,
+                    chain(&e)
                 )))
             })?;
         Ok(store)
@@ -234,7 +256,7 @@ impl Inner {
             object_store::Error::NotFound { .. } => std::io::ErrorKind::NotFound,
             _ => std::io::ErrorKind::Other,
         };
-        std::io::Error::new(kind, format!("{}: {what}: {e}", self.label))
+        std::io::Error::new(kind, format!("{}: {what}: {}", self.label, chain(&e)))
     }
 
     /// Streams the whole object and checks it against `hash`, recording the chunk hashes.
@@ -252,7 +274,8 @@ impl Inner {
         let mut chunks = Vec::new();
         let mut len = 0u64;
         while let Some(part) = stream.next().await {
-            let part = part.map_err(|e| StoreError::Io(self.failed(&format!("reading {path}"), e)))?;
+            let part =
+                part.map_err(|e| StoreError::Io(self.failed(&format!("reading {path}"), e)))?;
             whole.update(&part);
             len += part.len() as u64;
             let mut rest = &part[..];
@@ -411,7 +434,9 @@ impl BlobStore for S3BlobStore {
         let path = key(hash);
         match self.0.s3.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(StoreError::Io(self.0.failed(&format!("deleting {path}"), e))),
+            Err(e) => Err(StoreError::Io(
+                self.0.failed(&format!("deleting {path}"), e),
+            )),
         }
     }
 }
