@@ -70,13 +70,12 @@ pub(crate) fn prepare(cmd: &mut Command, who: Option<RunAs>, die_with_parent: Op
     // calls (setgroups, setgid, setuid, prctl).
     unsafe {
         cmd.pre_exec(move || {
-            if let Some(w) = who {
-                if libc::setgroups(0, std::ptr::null()) != 0
+            if let Some(w) = who
+                && (libc::setgroups(0, std::ptr::null()) != 0
                     || libc::setgid(w.gid) != 0
-                    || libc::setuid(w.uid) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
+                    || libc::setuid(w.uid) != 0)
+            {
+                return Err(std::io::Error::last_os_error());
             }
             if let Some(sig) = die_with_parent
                 && libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong) != 0
