@@ -115,6 +115,8 @@ async fn put_open_and_ranged_reads_return_the_stored_bytes() {
         .collect::<Vec<_>>()
         .await;
     assert_eq!(listed.len(), 1, "{listed:?}");
+    let listed = listed.into_iter().next().expect("one").expect("listed");
+    assert_eq!(listed.location.as_ref(), format!("firmware/{h}"));
     // A name that is no SHA-256, or not stored: not found.
     assert!(matches!(s.open("nope").await, Err(StoreError::NotFound(_))));
     let absent = "0".repeat(64);
@@ -122,6 +124,18 @@ async fn put_open_and_ranged_reads_return_the_stored_bytes() {
         s.open(&absent).await,
         Err(StoreError::NotFound(_))
     ));
+    // Deleted from the bucket by another writer after an open: a chunk not cached yet is
+    // `NotFound` (the stream service reports the file missing), not a transient error.
+    let d2 = data(2 * C, 9);
+    let h2 = s.put(&d2).await.expect("put");
+    let b2 = s.open(&h2).await.expect("open");
+    raw(sw, "ranges")
+        .delete(&Path::from(format!("firmware/{h2}")))
+        .await
+        .expect("delete");
+    let e = read(&*b2, C, 10).await.expect_err("deleted");
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
+    s.remove(&h2).await.expect("remove a deleted object");
     // Removed: gone, and removing again is no error.
     s.remove(&h).await.expect("remove");
     s.remove(&h).await.expect("remove again");
