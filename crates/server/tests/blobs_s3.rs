@@ -418,3 +418,24 @@ async fn a_stream_stalls_while_the_bucket_is_down_and_resumes_with_the_right_byt
     on_publish(&svc, "d", "d", &get, block(20).as_bytes()).await;
     assert_eq!(payload(&out.take()), d[20 * 4096..21 * 4096]);
 }
+
+/// `ferrota serve` with a bucket but no keys (neither configured nor in the environment):
+/// the start fails at once and says which variables to set, not only the metadata service's
+/// refusal.
+#[tokio::test]
+async fn missing_credentials_are_named_at_connect() {
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        return; // keys in the environment: nothing is missing
+    }
+    let o = S3Options {
+        endpoint: Some("http://127.0.0.1:1".into()),
+        timeout: Duration::from_secs(2),
+        ..S3Options::new("nokeys")
+    };
+    let t = std::time::Instant::now();
+    let e = S3BlobStore::connect(&o).await.err().expect("fails");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let text = e.to_string();
+    assert!(text.contains("s3://nokeys"), "{text}");
+    assert!(text.contains("AWS_ACCESS_KEY_ID"), "{text}");
+}

@@ -227,8 +227,18 @@ impl S3BlobStore {
             .list_with_delimiter(Some(&Path::from("firmware")))
             .await
             .map_err(|e| {
+                // Without keys, object_store asks the instance metadata service, whose
+                // refusal says nothing about keys: say what is missing.
+                let hint = if opts.access_key_id.is_none()
+                    && std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
+                {
+                    " (no credentials given: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+                     or run where instance credentials are available)"
+                } else {
+                    ""
+                };
                 StoreError::Io(std::io::Error::other(format!(
-                    "{} is not reachable: {}",
+                    "{} is not reachable: {}{hint}",
                     store.0.label,
                     chain(&e)
                 )))
