@@ -16,13 +16,9 @@ fn alive(pid: u64) -> bool {
 
 #[test]
 fn cluster_up_serves_one_registry_from_two_workers_and_down_stops_everything() {
-    let have_pg = std::path::Path::new("/usr/lib/postgresql").exists();
-    let have_rabbit = std::path::Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").exists();
-    if !(have_pg && have_rabbit) {
-        if std::env::var_os("FERROTA_REQUIRE_INFRA").is_some_and(|v| v != "0") {
-            panic!("PostgreSQL or RabbitMQ is not installed, and FERROTA_REQUIRE_INFRA is set");
-        }
-        eprintln!("note: PostgreSQL or RabbitMQ is not installed; skipping (.ci/run installs them)");
+    if ferrota_infra::skip_without("PostgreSQL", ferrota_infra::Postgres::available())
+        || ferrota_infra::skip_without("RabbitMQ", ferrota_infra::RabbitCluster::available())
+    {
         return;
     }
     let env = Env::new();
@@ -31,14 +27,26 @@ fn cluster_up_serves_one_registry_from_two_workers_and_down_stops_everything() {
     let state: serde_json::Value =
         serde_json::from_slice(&env.read("c/cluster.json")).expect("cluster.json");
     let mut pids = vec![state["postgres"]["pid"].as_u64().unwrap()];
-    pids.extend(state["nodes"].as_array().unwrap().iter().map(|n| n["pid"].as_u64().unwrap()));
+    pids.extend(
+        state["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["pid"].as_u64().unwrap()),
+    );
     let workers: Vec<u64> = state["workers"]
         .as_array()
         .unwrap()
         .iter()
         .map(|w| w["port"].as_u64().unwrap())
         .collect();
-    pids.extend(state["workers"].as_array().unwrap().iter().map(|w| w["pid"].as_u64().unwrap()));
+    pids.extend(
+        state["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["pid"].as_u64().unwrap()),
+    );
     assert_eq!(pids.len(), 1 + 3 + 2);
     assert!(pids.iter().all(|p| alive(*p)), "{pids:?}");
     let status = env.ok(&["cluster", "status", "--dir", "c"]);

@@ -12,11 +12,13 @@
 pub mod postgres;
 mod proc;
 pub mod rabbitmq;
+pub mod seaweed;
 
 pub use libc::{SIGINT, SIGKILL, SIGTERM};
 pub use postgres::Postgres;
 pub use proc::{free_port, stop_pid};
 pub use rabbitmq::{RabbitCluster, RabbitConfig};
+pub use seaweed::Seaweed;
 
 /// Why an engine could not be started or driven.
 #[derive(Debug, thiserror::Error)]

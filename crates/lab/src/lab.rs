@@ -198,7 +198,7 @@ impl Lab {
 
     /// Uploads `img` and creates OTA update `id` for `things`.
     pub async fn update(&self, id: &str, things: &[&str], img: &DemoImage) -> Result<(), LabError> {
-        let sha = ctx!("upload", self.admin.put_file(&img.file))?;
+        let sha = ctx!("upload", self.admin.put_file(&img.file).await)?;
         let mut req = CreateOtaUpdate::new(id)
             .description(format!("v{}", img.version))
             .file(

@@ -424,7 +424,10 @@ pub async fn run_async(s: &Scenario) -> Result<Outcome, SimError> {
     let n_failing = (s.failing_fraction * s.devices as f64).round() as usize;
     let failing: HashSet<u32> = order[..n_failing.min(s.devices)].iter().copied().collect();
 
-    let sha = admin.put_file(b"simulated release").map_err(server_err)?;
+    let sha = admin
+        .put_file(b"simulated release")
+        .await
+        .map_err(server_err)?;
     let req = s.request(&sha);
     let job_id = format!("AFR_OTA-{OTA_ID}");
 

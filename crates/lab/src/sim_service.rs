@@ -293,9 +293,9 @@ impl ServerService {
     /// Creates OTA update `job` through the real `Admin::create_ota`; returns the messages the
     /// services sent the device (`notify-next` when the job became its next).
     pub fn add_job(&mut self, job: &FirmwareJob) -> Result<Vec<Msg>, AdminError> {
-        let sha = self.admin.put_file(&job.image.file)?;
-        let req = create_request(job, sha);
         let admin = self.admin.clone();
+        let sha = self.rt.block_on(admin.put_file(&job.image.file))?;
+        let req = create_request(job, sha);
         let o: OtaDescription = self
             .rt
             .block_on(async move { admin.create_ota(&req).await })?;

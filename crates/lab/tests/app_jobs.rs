@@ -12,7 +12,7 @@ use ferrota_server::admin::{CreateOtaUpdate, OtaFile};
 /// Creates OTA update `id` for the demo thing with `v1.1.0`'s bytes as file type `file_type`.
 async fn other_file_update(w: &World, id: &str, file_type: u8) {
     let img = &w.images.v1_1;
-    let sha = w.lab.admin.put_file(&img.file).expect("upload");
+    let sha = w.lab.admin.put_file(&img.file).await.expect("upload");
     let req = CreateOtaUpdate::new(id).thing(demo::THING).file(
         OtaFile::new("settings.bin", sha, &img.signature)
             .file_type(Some(file_type))

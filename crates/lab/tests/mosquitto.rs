@@ -107,8 +107,7 @@ fn start_mosquitto(dir: &Path, ca_dir: &Path) -> (Mosquitto, u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_board_updates_through_mosquitto_with_the_services_as_a_client() {
-    if !Path::new(MOSQUITTO).exists() {
-        eprintln!("SKIPPED: {MOSQUITTO} is not installed (apt-get install mosquitto)");
+    if ferrota_infra::skip_without("mosquitto", Path::new(MOSQUITTO).exists()) {
         return;
     }
     let lab = Lab::start().await.expect("lab");
@@ -155,8 +154,7 @@ async fn a_board_updates_through_mosquitto_with_the_services_as_a_client() {
 /// client (the service certificate is issued from the fleet CA at open), as `ferrota serve`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ferrota_serve_with_an_external_broker_section() {
-    if !Path::new(MOSQUITTO).exists() {
-        eprintln!("SKIPPED: {MOSQUITTO} is not installed (apt-get install mosquitto)");
+    if ferrota_infra::skip_without("mosquitto", Path::new(MOSQUITTO).exists()) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

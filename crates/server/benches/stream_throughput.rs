@@ -202,7 +202,7 @@ fn main() {
         }));
         let b = admin.create_thing("bench", &[]).await.unwrap();
         let data: Vec<u8> = (0..FILE).map(|i| (i * 7 % 253) as u8).collect();
-        let sha = admin.put_file(&data).unwrap();
+        let sha = admin.put_file(&data).await.unwrap();
         let d = admin
             .create_ota(&CreateOtaUpdate::new("bench").thing("bench").file(
                 // A data file (7): create_ota refuses non-image firmware (141); the

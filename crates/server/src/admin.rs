@@ -693,14 +693,14 @@ impl Admin {
 
     /// Stores a firmware file; returns its SHA-256. [`Admin::create_ota`] checks the content
     /// (and deletes the file if the create fails and nothing else uses it).
-    pub fn put_file(&self, data: &[u8]) -> R<String> {
+    pub async fn put_file(&self, data: &[u8]) -> R<String> {
         if data.is_empty() || data.len() as u64 > OTA_FILE_MAX {
             return Err(AdminError::Invalid(format!(
                 "file size {} is outside 1..={OTA_FILE_MAX}",
                 data.len()
             )));
         }
-        Ok(self.services.blobs.put(data)?)
+        Ok(self.services.blobs.put(data).await?)
     }
 
     /// The things of a request's targets. A CONTINUOUS job may name a group with no member
@@ -790,7 +790,7 @@ impl Admin {
         for h in shas {
             // `remove` ignores a name that is not a SHA-256 or not stored.
             if !used.contains(h)
-                && let Err(e) = b.blobs.remove(h)
+                && let Err(e) = b.blobs.remove(h).await
             {
                 tracing::warn!(file = %h, error = %e, "could not delete an unused upload");
             }
@@ -839,14 +839,14 @@ impl Admin {
         let job_id = format!("AFR_OTA-{}", req.ota_update_id);
         let mut files = Vec::new();
         for (i, f) in req.files.iter().enumerate() {
-            let blob = b
-                .blobs
-                .open(&f.file_location.sha256)
-                .map_err(|_| AdminError::NotFound(format!("file {}", f.file_location.sha256)))?;
+            let blob =
+                b.blobs.open(&f.file_location.sha256).await.map_err(|_| {
+                    AdminError::NotFound(format!("file {}", f.file_location.sha256))
+                })?;
             if blob.len() > OTA_FILE_MAX {
                 return Err(AdminError::Invalid("file larger than 16 MB".into()));
             }
-            check_file(i, f, &*blob)?;
+            check_file(i, f, &*blob).await?;
             files.push(StreamFile {
                 file_id: i as u8,
                 blob: f.file_location.sha256.clone(),
@@ -1280,7 +1280,7 @@ pub fn code_signing_key(cert: &[u8]) -> Result<ferrota_image::p256::ecdsa::Verif
 /// `fileType` goes to devices as type 0, which stock AWS devices take as *their* firmware, in
 /// whatever format their PAL writes: Ferrota cannot know that format, so it checks only the
 /// signature (and the certificate when given) there.
-fn check_file(i: usize, f: &OtaFile, blob: &dyn crate::store::BlobReader) -> R<()> {
+async fn check_file(i: usize, f: &OtaFile, blob: &dyn crate::store::BlobReader) -> R<()> {
     use ferrota_image::ota::OtaSignature;
     let cs = &f.code_signing.custom_code_signing;
     let field = |name: &str| format!("files[{i}].codeSigning.customCodeSigning.{name}");
@@ -1329,6 +1329,7 @@ fn check_file(i: usize, f: &OtaFile, blob: &dyn crate::store::BlobReader) -> R<(
     }
     let mut data = vec![0u8; blob.len() as usize];
     blob.read_at(0, &mut data)
+        .await
         .map_err(|e| AdminError::Invalid(format!("files[{i}]: cannot read the file: {e}")))?;
     let s = ferrota_image::inspect::inspect(&data);
     let bad = |why: String| {

@@ -388,7 +388,7 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
             "/api/files",
             post(
                 |State(s): State<AppState>, body: axum::body::Bytes| async move {
-                    let h = s.admin.put_file(&body)?;
+                    let h = s.admin.put_file(&body).await?;
                     ok(UploadedFile {
                         sha256: h,
                         size: body.len() as u64,

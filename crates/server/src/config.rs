@@ -13,6 +13,10 @@
 //! client_cas = ["other-ca.pem"]     # registered CAs whose device certificates are accepted
 //! crls = ["other-ca.crl.pem"]       # revocation lists (the server CA's crl.pem is always used)
 //! max_connections = 10000
+//! blob_url = "s3://ota-firmware"   # firmware files in an S3 bucket (default: <data>/firmware);
+//! s3_endpoint = "http://127.0.0.1:8333"  #   an S3-compatible server (default: AWS S3);
+//! s3_region = "eu-west-1"          #   credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
+//! blob_cache_mib = 64              #   verified chunks kept in memory (crate::store::s3)
 //! [policy]                          # extra patterns; ${iot:Connection.Thing.ThingName} allowed
 //! publish = ["telemetry/${iot:Connection.Thing.ThingName}"]
 //! subscribe = ["broadcast/#"]
@@ -82,6 +86,17 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Client mode: the services on an external broker.
     pub broker: BrokerConfig,
+    /// Where firmware files live: `None` (or `file:`) for `<data>/firmware`,
+    /// `s3://<bucket>` for an S3 bucket ([`crate::store::S3BlobStore`]). Several servers
+    /// share one bucket; the credentials come from the usual AWS environment variables
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), never from this file.
+    pub blob_url: Option<String>,
+    /// Endpoint of an S3-compatible server (`http://host:port`); default: AWS S3.
+    pub s3_endpoint: Option<String>,
+    /// Region to sign for (default: `AWS_REGION`, else `us-east-1`).
+    pub s3_region: Option<String>,
+    /// MiB of verified S3 chunks kept in memory (one GET per chunk for the whole fleet).
+    pub blob_cache_mib: u64,
 }
 
 /// `[broker]`: client mode ([`crate::bridge`], `external`) or worker mode on a RabbitMQ
@@ -207,6 +222,10 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             limits: LimitsConfig::default(),
             broker: BrokerConfig::default(),
+            blob_url: None,
+            s3_endpoint: None,
+            s3_region: None,
+            blob_cache_mib: crate::store::s3::DEFAULT_CACHE_BYTES >> 20,
         }
     }
 }
@@ -258,6 +277,28 @@ impl Config {
         }
     }
 
+    /// The S3 bucket of `blob_url`, or `None` for files in the data directory. A URL of
+    /// another scheme, or an `s3://` URL with no bucket or with a path, is refused (a path
+    /// prefix is not supported: objects are `firmware/<sha256>` in the bucket).
+    pub fn s3_options(&self) -> Result<Option<crate::store::S3Options>, String> {
+        let Some(url) = self.blob_url.as_deref().filter(|u| *u != "file:") else {
+            return Ok(None);
+        };
+        let bucket = url
+            .strip_prefix("s3://")
+            .map(|b| b.trim_end_matches('/'))
+            .filter(|b| !b.is_empty() && !b.contains('/'))
+            .ok_or_else(|| {
+                format!("blob_url {url:?}: expected \"s3://<bucket>\" (or no blob_url for files in the data directory)")
+            })?;
+        Ok(Some(crate::store::S3Options {
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            cache_bytes: self.blob_cache_mib.max(1) << 20,
+            ..crate::store::S3Options::new(bucket)
+        }))
+    }
+
     /// `<data>/ca`.
     pub fn ca_dir(&self) -> PathBuf {
         self.data_dir.join("ca")
@@ -301,6 +342,26 @@ mod tests {
         }
         std::fs::write(&path, "mqtt_listen = \"0.0.0.0:8883\"\n").unwrap();
         assert_eq!(Config::load(&path).unwrap().mqtt_listen, "0.0.0.0:8883");
+    }
+
+    #[test]
+    fn blob_url_selects_the_s3_store_and_bad_urls_are_refused() {
+        let mut c = Config::default();
+        assert!(c.s3_options().unwrap().is_none(), "files in the data dir");
+        c.blob_url = Some("file:".into());
+        assert!(c.s3_options().unwrap().is_none());
+        c.blob_url = Some("s3://ota-firmware".into());
+        c.s3_endpoint = Some("http://127.0.0.1:8333".into());
+        c.blob_cache_mib = 8;
+        let o = c.s3_options().unwrap().expect("s3");
+        assert_eq!(o.bucket, "ota-firmware");
+        assert_eq!(o.endpoint.as_deref(), Some("http://127.0.0.1:8333"));
+        assert_eq!(o.cache_bytes, 8 << 20);
+        for bad in ["s3://", "gs://bucket", "s3://bucket/prefix", "bucket"] {
+            c.blob_url = Some(bad.into());
+            let e = c.s3_options().unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
     }
 
     /// Issue 15: fault injection is not part of the production configuration. A `[faults]`

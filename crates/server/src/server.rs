@@ -32,7 +32,7 @@ use crate::context::{Outbound, Services, SystemClock};
 use crate::lease::{Lease, PgLease};
 use crate::session::serve_connection;
 use crate::store::postgres::PostgresStore;
-use crate::store::{BlobStore, DirBlobStore, SharedStore, SqliteStore, StoreError};
+use crate::store::{BlobStore, DirBlobStore, S3BlobStore, SharedStore, SqliteStore, StoreError};
 use crate::tls::{TlsError, TlsMaterial, identity_of, server_config};
 
 /// A startup failure.
@@ -427,7 +427,13 @@ async fn open_data_dir(cfg: &Config) -> Result<DataDir, ServeError> {
     check_database_present(cfg)?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| file_err(&cfg.data_dir, e))?;
     let (store, lease) = open_store(cfg).await?;
-    let blobs = Arc::new(DirBlobStore::new(cfg.files_dir())?);
+    let blobs: Arc<dyn BlobStore> = match cfg.s3_options() {
+        Ok(None) => Arc::new(DirBlobStore::new(cfg.files_dir())?),
+        // Connecting checks the bucket answers: a wrong endpoint, bucket or credentials
+        // stop the start with a message naming the bucket.
+        Ok(Some(o)) => Arc::new(S3BlobStore::connect(&o).await?),
+        Err(e) => return Err(StoreError::Io(std::io::Error::other(e)).into()),
+    };
     let ca = if Ca::cert_path(&cfg.ca_dir()).exists() {
         Some(Ca::load(&cfg.ca_dir())?)
     } else {

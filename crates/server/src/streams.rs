@@ -292,7 +292,7 @@ pub async fn handle(
         );
         return Ok(());
     };
-    let blob = match b.blobs.open(&file.blob) {
+    let blob = match b.blobs.open(&file.blob).await {
         Ok(x) => x,
         Err(e @ (StoreError::NotFound(_) | StoreError::Damaged(_))) => {
             let missing = matches!(e, StoreError::NotFound(_));
@@ -326,16 +326,22 @@ pub async fn handle(
     for i in req.blocks_to_send(size) {
         let off = u64::from(i) * u64::from(l);
         let len = (u64::from(size) - off).min(u64::from(l)) as usize;
-        if let Err(e) = blob.read_at(off, &mut scratch[..len]) {
+        if let Err(e) = blob.read_at(off, &mut scratch[..len]).await {
+            // Damaged, truncated, or gone from under an open reader (an object deleted from
+            // the bucket: `NotFound`): the file cannot be served. Any other error (the S3
+            // server unreachable) is transient: no block is sent, the device asks again.
             if !matches!(
                 e.kind(),
-                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+                std::io::ErrorKind::InvalidData
+                    | std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::NotFound
             ) {
                 return Err(e.into());
             }
             b.blobs.forget(&file.blob);
+            let missing = e.kind() == std::io::ErrorKind::NotFound;
             let what = format!("block {i}: {e}");
-            damaged(b, thing, stream, req.file_id, &file.blob, false, &what).await;
+            damaged(b, thing, stream, req.file_id, &file.blob, missing, &what).await;
             reject(
                 b,
                 thing,

@@ -185,19 +185,19 @@ async fn aws_options_not_implemented_and_unknown_fields_are_refused_by_name() {
         ),
     ];
     for (i, (field, edit)) in cases.iter().enumerate() {
-        let sha = api.admin.put_file(&[i as u8 + 1; 3000]).unwrap();
+        let sha = api.admin.put_file(&[i as u8 + 1; 3000]).await.unwrap();
         let mut r = request(&format!("bad{i}"), &sha);
         edit(&mut r);
         refused(&api, &r, field).await;
     }
     // The inner unknown field is named too.
-    let sha = api.admin.put_file(&[0x77; 3000]).unwrap();
+    let sha = api.admin.put_file(&[0x77; 3000]).await.unwrap();
     let mut r = request("bad-inner", &sha);
     r["awsJobTimeoutConfig"] = json!({"inProgressTimeoutInMinutes": 5, "stepTimeoutInMinutes": 1});
     refused(&api, &r, "stepTimeoutInMinutes").await;
 
     // A valid request still works, with AWS's defaults spelled out.
-    let sha = api.admin.put_file(&[0x42; 3000]).unwrap();
+    let sha = api.admin.put_file(&[0x42; 3000]).await.unwrap();
     let mut r = request("good", &sha);
     r["targetSelection"] = json!("SNAPSHOT");
     r["protocols"] = json!(["MQTT"]);
@@ -237,7 +237,7 @@ async fn other_bodies_and_queries_are_strict_and_errors_are_aws_json() {
         (409, Some("ResourceAlreadyExistsException"))
     );
 
-    let sha = api.admin.put_file(&[0x42; 3000]).unwrap();
+    let sha = api.admin.put_file(&[0x42; 3000]).await.unwrap();
     let (st, v) = api
         .call("POST", "/api/ota-updates", Some(&request("up", &sha)))
         .await;
@@ -306,7 +306,7 @@ async fn output_is_camel_case_with_job_counts_and_reasons_in_words() {
     for t in ["dev-a", "dev-b", "dev-c"] {
         api.thing(t).await;
     }
-    let sha = api.admin.put_file(&[0x42; 3000]).unwrap();
+    let sha = api.admin.put_file(&[0x42; 3000]).await.unwrap();
     let mut r = request("up", &sha);
     r["targets"] = json!(["thinggroup/fleet"]);
     let (st, v) = api.call("POST", "/api/ota-updates", Some(&r)).await;
@@ -423,7 +423,7 @@ fn no_snake_case_keys(v: &Value) -> bool {
 async fn a_request_without_file_type_leaves_it_out_of_the_job_document() {
     let api = Api::new().await;
     api.thing("dev-a").await;
-    let sha = api.admin.put_file(&[0x42; 3000]).unwrap();
+    let sha = api.admin.put_file(&[0x42; 3000]).await.unwrap();
     let mut r = request("typeless", &sha);
     r["files"][0].as_object_mut().unwrap().remove("fileType");
     let (st, v) = api.call("POST", "/api/ota-updates", Some(&r)).await;
@@ -490,7 +490,7 @@ async fn a_named_certificate_must_verify_the_signature() {
         r
     };
     // Signed with another key (e.g. the boot key): refused, nothing stored.
-    let sha = api.admin.put_file(&file).unwrap();
+    let sha = api.admin.put_file(&file).await.unwrap();
     refused(
         &api,
         &with("boot", &sha, b64(&boot, &file), &cert),
@@ -498,7 +498,7 @@ async fn a_named_certificate_must_verify_the_signature() {
     )
     .await;
     // A signature of another file: refused.
-    let sha = api.admin.put_file(&file).unwrap();
+    let sha = api.admin.put_file(&file).await.unwrap();
     refused(
         &api,
         &with("other", &sha, b64(&signer, &other), &cert),
@@ -506,7 +506,7 @@ async fn a_named_certificate_must_verify_the_signature() {
     )
     .await;
     // Not a certificate (a key): refused, naming the field.
-    let sha = api.admin.put_file(&file).unwrap();
+    let sha = api.admin.put_file(&file).await.unwrap();
     let pem = PrivateKey::generate(KeyType::EcdsaP256)
         .unwrap()
         .to_pkcs8_pem()
@@ -519,7 +519,7 @@ async fn a_named_certificate_must_verify_the_signature() {
     )
     .await;
     // The match is accepted.
-    let sha = api.admin.put_file(&file).unwrap();
+    let sha = api.admin.put_file(&file).await.unwrap();
     let (st, v) = api
         .call(
             "POST",

@@ -456,14 +456,17 @@ async fn several_files_per_stream() {
         firmware(5000),
         firmware(9000).into_iter().rev().collect::<Vec<u8>>(),
     );
-    let file = |data: &[u8], name: &str| data_file(name, s.admin.put_file(data).unwrap());
+    let (sha0, sha1) = (
+        s.admin.put_file(&f0).await.unwrap(),
+        s.admin.put_file(&f1).await.unwrap(),
+    );
     let d = s
         .admin
         .create_ota(
             &CreateOtaUpdate::new("two")
                 .thing("dev-5")
-                .file(file(&f0, "/a.bin"))
-                .file(file(&f1, "/b.bin")),
+                .file(data_file("/a.bin", sha0))
+                .file(data_file("/b.bin", sha1)),
         )
         .await
         .unwrap();
@@ -594,7 +597,7 @@ async fn a_damaged_firmware_file_is_never_served_and_is_reported() {
     let d = s.data_ota("dmg", "thing/dev-9", &data).await;
     assert!(d.error_info.is_none());
     let stream = d.stream_id.clone();
-    let path = s.file_path(&s.admin.put_file(&data).unwrap());
+    let path = s.file_path(&s.admin.put_file(&data).await.unwrap());
     let mut c = s.device("dev-9");
     for t in ["data", "rejected"] {
         c.subscribe(&format!("$aws/things/dev-9/streams/{stream}/{t}/cbor"));
@@ -632,7 +635,7 @@ async fn a_damaged_firmware_file_is_never_served_and_is_reported() {
     );
 
     // Restored by uploading the same content: served again.
-    s.admin.put_file(&data).unwrap();
+    s.admin.put_file(&data).await.unwrap();
     assert_eq!(
         download(&mut c, "dev-9", &stream, 40_000, l, blocks).await,
         data
@@ -651,7 +654,7 @@ async fn a_damaged_firmware_file_is_never_served_and_is_reported() {
     assert!(served <= 5, "{served}");
 
     // Deleted: refused (the errorInfo first recorded is kept).
-    s.admin.put_file(&data).unwrap();
+    s.admin.put_file(&data).await.unwrap();
     std::fs::remove_file(&path).unwrap();
     get_blocks(&mut c, "dev-9", &stream, l, 2).await;
     assert_eq!(

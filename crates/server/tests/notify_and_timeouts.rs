@@ -38,7 +38,7 @@ async fn request(c: &mut MemDevice, suffix: &str, body: &str) {
 async fn notify_follows_the_pending_list_and_timeouts_come_through_the_api() {
     let s = Mem::new();
     s.thing("dev-n").await;
-    let sha = s.admin.put_file(&[7u8; 5000]).unwrap();
+    let sha = s.admin.put_file(&[7u8; 5000]).await.unwrap();
     // Out-of-range timeouts are refused.
     for bad in [0, 10081] {
         let (st, v) = s
@@ -51,7 +51,7 @@ async fn notify_follows_the_pending_list_and_timeouts_come_through_the_api() {
         assert_eq!(st, 400, "{v}");
     }
     // A failed create deletes an upload no update uses (issue 13 item 8): upload again.
-    let sha = s.admin.put_file(&[7u8; 5000]).unwrap();
+    let sha = s.admin.put_file(&[7u8; 5000]).await.unwrap();
     let mut c = s.device("dev-n");
     c.subscribe("$aws/things/dev-n/jobs/notify");
 
@@ -147,7 +147,7 @@ async fn an_execution_times_out_when_the_clock_passes_its_deadline() {
     use ferrota_server::timeouts::expire_due;
     let s = Mem::new();
     s.thing("dev-n").await;
-    let sha = s.admin.put_file(&[7u8; 5000]).unwrap();
+    let sha = s.admin.put_file(&[7u8; 5000]).await.unwrap();
     let mut c = s.device("dev-n");
     c.subscribe("$aws/things/dev-n/jobs/notify");
     let (st, v) = s

@@ -39,7 +39,7 @@ async fn refused(s: &Mem, req: &Value, needle: &str) {
 async fn a_non_image_firmware_file_is_refused_and_its_upload_deleted() {
     let s = Mem::new();
     s.thing("dev-c1").await;
-    let sha = s.admin.put_file(&[0x5a; 10_000]).unwrap();
+    let sha = s.admin.put_file(&[0x5a; 10_000]).await.unwrap();
     assert_eq!(s.stored_files(), vec![sha.clone()]);
     refused(
         &s,
@@ -59,7 +59,7 @@ async fn a_signature_that_is_not_base64_der_is_refused() {
         .iter()
         .enumerate()
     {
-        let sha = s.admin.put_file(&[0x11; 3000]).unwrap();
+        let sha = s.admin.put_file(&[0x11; 3000]).await.unwrap();
         refused(
             &s,
             &request(&format!("badsig{i}"), "dev-c2", &sha, 7, bad),
@@ -75,7 +75,7 @@ async fn a_signature_that_is_not_base64_der_is_refused() {
 async fn a_failed_create_keeps_a_file_another_update_streams() {
     let s = Mem::new();
     s.thing("dev-c3").await;
-    let sha = s.admin.put_file(&[0x22; 3000]).unwrap();
+    let sha = s.admin.put_file(&[0x22; 3000]).await.unwrap();
     let (st, v) = s
         .api(
             "POST",
@@ -96,7 +96,7 @@ async fn a_failed_create_keeps_a_file_another_update_streams() {
         "a used file was deleted"
     );
     // A failure that is not about the file (unknown target) also cleans up an unused upload.
-    let other = s.admin.put_file(&[0x33; 3000]).unwrap();
+    let other = s.admin.put_file(&[0x33; 3000]).await.unwrap();
     let (st, v) = s
         .api(
             "POST",
@@ -124,7 +124,7 @@ async fn a_create_that_fails_in_the_middle_leaves_nothing_and_can_be_retried() {
     let pool = sqlite.pool().clone();
     let m = Mem::over(std::sync::Arc::new(sqlite));
     m.thing("dev-tx").await;
-    let sha = m.admin.put_file(&[0x42; 2000]).unwrap();
+    let sha = m.admin.put_file(&[0x42; 2000]).await.unwrap();
     sqlx::raw_sql(
         "CREATE TRIGGER fail_ota BEFORE INSERT ON ota_updates \
          BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
@@ -156,7 +156,7 @@ async fn a_create_that_fails_in_the_middle_leaves_nothing_and_can_be_retried() {
         .execute(&pool)
         .await
         .unwrap();
-    let sha = m.admin.put_file(&[0x42; 2000]).unwrap();
+    let sha = m.admin.put_file(&[0x42; 2000]).await.unwrap();
     let req = Mem::data_request("tx1", "thing/dev-tx", &sha);
     let d = m
         .admin
@@ -177,13 +177,13 @@ async fn a_failed_create_on_the_memory_store_leaves_nothing() {
     let mem = std::sync::Arc::new(ferrota_server::store::MemoryStore::new());
     let m = Mem::over(mem.clone());
     m.thing("dev-mx").await;
-    let sha = m.admin.put_file(&[0x43; 2000]).unwrap();
+    let sha = m.admin.put_file(&[0x43; 2000]).await.unwrap();
     mem.fail_next("create_ota_update");
     let req = Mem::data_request("mx1", "thing/dev-mx", &sha);
     m.admin.create_ota(&req).await.unwrap_err();
     assert!(m.store.ota("mx1").await.unwrap().is_none());
     assert!(m.store.job("AFR_OTA-mx1").await.unwrap().is_none());
-    let sha = m.admin.put_file(&[0x43; 2000]).unwrap();
+    let sha = m.admin.put_file(&[0x43; 2000]).await.unwrap();
     let req = Mem::data_request("mx1", "thing/dev-mx", &sha);
     m.admin.create_ota(&req).await.expect("retry");
     assert!(m.store.job("AFR_OTA-mx1").await.unwrap().is_some());

@@ -143,8 +143,8 @@ impl Fleet {
         o
     }
 
-    fn request(&self, id: &str) -> CreateOtaUpdate {
-        let sha = self.mem.admin.put_file(b"firmware").unwrap();
+    async fn request(&self, id: &str) -> CreateOtaUpdate {
+        let sha = self.mem.admin.put_file(b"firmware").await.unwrap();
         Mem::data_request(id, "thinggroup/fleet", &sha)
     }
 
@@ -178,7 +178,7 @@ fn silent(_: &str, _: u64) -> Option<&'static str> {
 #[tokio::test]
 async fn constant_rate_notifies_at_most_the_rate_each_minute() {
     let mut f = Fleet::new(45).await;
-    let req = f.request("rate").max_per_minute(10);
+    let req = f.request("rate").await.max_per_minute(10);
     f.create(req, &ok).await;
     assert_eq!(f.first_notifications(), 10);
     f.advance(30, &ok).await;
@@ -247,6 +247,7 @@ async fn abort_criteria_cancel_after_exactly_the_documented_failures_on(mut f: F
     // batch and "nothing notified after it" is a real check.
     let req = f
         .request("abort")
+        .await
         .max_per_minute(10)
         .abort_when("FAILED", 10.0, 7);
     f.create(req, &fails).await;
@@ -349,6 +350,7 @@ async fn a_waves_error_threshold_stops_the_rollout_on(mut f: Fleet) {
     };
     let req = f
         .request("waves")
+        .await
         .wave(Wave {
             name: Some("canary".into()),
             percentage: Some(10.0),
@@ -398,6 +400,7 @@ async fn waves_open_on_success_and_wait_for_approval_on_postgres() {
 async fn waves_open_on_success_and_wait_for_approval_on(mut f: Fleet) {
     let req = f
         .request("gated")
+        .await
         .wave(Wave {
             name: Some("canary".into()),
             count: Some(4),
@@ -507,7 +510,7 @@ async fn pause_holds_notifications_and_resume_releases_them_on_postgres() {
 }
 
 async fn pause_holds_notifications_and_resume_releases_them_on(mut f: Fleet) {
-    let req = f.request("pause").max_per_minute(10);
+    let req = f.request("pause").await.max_per_minute(10);
     f.create(req, &ok).await;
     assert_eq!(f.first_notifications(), 10);
     f.mem
@@ -554,7 +557,7 @@ async fn retries_give_the_next_execution_number_on(mut f: Fleet) {
             _ => "SUCCEEDED",
         })
     };
-    let req = f.request("retry").retry_when("FAILED", 2);
+    let req = f.request("retry").await.retry_when("FAILED", 2);
     f.create(req, &verdict).await;
     let numbers = |thing: &str| -> Vec<u64> {
         f.notified
@@ -596,15 +599,16 @@ async fn scheduling_holds_until_start_and_cancels_at_end() {
         )
     };
     let start = start - start % 60;
-    let req = f
-        .request("sched")
-        .max_per_minute(5)
-        .scheduling(ferrota_api::SchedulingConfig {
-            start_time: Some(fmt(start)),
-            end_time: Some(fmt(start + 1800)),
-            end_behavior: Some("CANCEL".into()),
-            maintenance_windows: vec![],
-        });
+    let req =
+        f.request("sched")
+            .await
+            .max_per_minute(5)
+            .scheduling(ferrota_api::SchedulingConfig {
+                start_time: Some(fmt(start)),
+                end_time: Some(fmt(start + 1800)),
+                end_behavior: Some("CANCEL".into()),
+                maintenance_windows: vec![],
+            });
     f.create(req, &silent).await;
     assert_eq!(
         f.describe("sched").await.job_state,
@@ -634,7 +638,7 @@ async fn scheduling_holds_until_start_and_cancels_at_end() {
 #[tokio::test]
 async fn a_continuous_job_reaches_a_thing_added_later() {
     let mut f = Fleet::new(2).await;
-    let req = f.request("cont").continuous();
+    let req = f.request("cont").await.continuous();
     f.create(req, &silent).await;
     assert_eq!(f.first_notifications(), 2);
     f.mem.thing_in("late", &["fleet"]).await;
@@ -684,6 +688,7 @@ async fn restart_mid_rollout(open: impl AsyncFn(std::sync::Arc<tempfile::TempDir
     let mut f = Fleet::over(mem, 30, true).await;
     let req = f
         .request("restart")
+        .await
         .max_per_minute(4)
         .wave(Wave {
             count: Some(6),
@@ -749,7 +754,7 @@ fn per_minute(f: &Fleet) -> Vec<usize> {
 #[tokio::test]
 async fn exponential_rate_grows_on_notified_things_as_documented() {
     let mut f = Fleet::new(100).await;
-    let req = f.request("exp").rollout(ferrota_api::RolloutConfig {
+    let req = f.request("exp").await.rollout(ferrota_api::RolloutConfig {
         maximum_per_minute: None,
         exponential_rate: Some(ferrota_api::ExponentialRate {
             base_rate_per_minute: 2,
@@ -772,17 +777,20 @@ async fn exponential_rate_grows_on_notified_things_as_documented() {
 #[tokio::test]
 async fn exponential_rate_on_successes_waits_for_successes() {
     let mut f = Fleet::new(40).await;
-    let req = f.request("exp-ok").rollout(ferrota_api::RolloutConfig {
-        maximum_per_minute: Some(20),
-        exponential_rate: Some(ferrota_api::ExponentialRate {
-            base_rate_per_minute: 3,
-            increment_factor: 3.0,
-            rate_increase_criteria: ferrota_api::RateIncreaseCriteria {
-                number_of_notified_things: None,
-                number_of_succeeded_things: Some(3),
-            },
-        }),
-    });
+    let req = f
+        .request("exp-ok")
+        .await
+        .rollout(ferrota_api::RolloutConfig {
+            maximum_per_minute: Some(20),
+            exponential_rate: Some(ferrota_api::ExponentialRate {
+                base_rate_per_minute: 3,
+                increment_factor: 3.0,
+                rate_increase_criteria: ferrota_api::RateIncreaseCriteria {
+                    number_of_notified_things: None,
+                    number_of_succeeded_things: Some(3),
+                },
+            }),
+        });
     f.create(req, &silent).await;
     for _ in 0..3 {
         f.advance(60, &silent).await;
@@ -816,16 +824,17 @@ async fn a_maintenance_window_holds_and_releases_notifications() {
     // A daily 30-minute window starting at the top of the hour two to three hours from now.
     let open = (now / 3600 + 2) * 3600;
     let hour = (open % 86400) / 3600;
-    let req = f
-        .request("window")
-        .max_per_minute(5)
-        .scheduling(ferrota_api::SchedulingConfig {
-            maintenance_windows: vec![ferrota_api::MaintenanceWindow {
-                start_time: format!("cron(0 {hour} * * ? *)"),
-                duration_in_minutes: 30,
-            }],
-            ..Default::default()
-        });
+    let req =
+        f.request("window")
+            .await
+            .max_per_minute(5)
+            .scheduling(ferrota_api::SchedulingConfig {
+                maintenance_windows: vec![ferrota_api::MaintenanceWindow {
+                    start_time: format!("cron(0 {hour} * * ? *)"),
+                    duration_in_minutes: 30,
+                }],
+                ..Default::default()
+            });
     f.create(req, &silent).await;
     assert_eq!(f.first_notifications(), 0, "created outside the window");
     f.advance(open - now - 60, &silent).await;
@@ -868,7 +877,7 @@ async fn a_continuous_rollout_to_a_dynamic_group_reaches_a_thing_when_it_matches
         })
         .await
         .unwrap();
-    let sha = f.mem.admin.put_file(b"firmware").unwrap();
+    let sha = f.mem.admin.put_file(b"firmware").await.unwrap();
     let req = Mem::data_request("dyn", "thinggroup/old-firmware", &sha).continuous();
     f.create(req, &silent).await;
     assert_eq!(
@@ -930,6 +939,7 @@ async fn a_wave_can_be_a_dynamic_group() {
         .unwrap();
     let req = f
         .request("ring")
+        .await
         .wave(Wave {
             thing_group: Some("ring-canary".into()),
             requires_approval: true,
@@ -966,6 +976,7 @@ async fn a_wave_below_its_success_threshold_waits_for_the_operator() {
     };
     let req = f
         .request("below")
+        .await
         .wave(Wave {
             count: Some(10),
             error_threshold_count: Some(10),
@@ -998,7 +1009,7 @@ async fn a_wave_below_its_success_threshold_waits_for_the_operator() {
 #[tokio::test]
 async fn a_retry_waits_while_the_rollout_is_paused() {
     let mut f = Fleet::new(2).await;
-    let req = f.request("held").retry_when("ALL", 1);
+    let req = f.request("held").await.retry_when("ALL", 1);
     f.create(req, &silent).await;
     assert_eq!(f.first_notifications(), 2);
     f.mem
@@ -1360,7 +1371,7 @@ async fn on_postgres_two_workers_stepping_one_rollout_keep_its_rate_and_notify_o
     for i in 0..THINGS {
         a.thing_in(&format!("d{i:03}"), &["fleet"]).await;
     }
-    let sha = a.admin.put_file(b"firmware").unwrap();
+    let sha = a.admin.put_file(b"firmware").await.unwrap();
     let req = Mem::data_request("two", "thinggroup/fleet", &sha).max_per_minute(10);
     a.admin.create_ota(&req).await.unwrap();
     let t0 = a.clock.now_secs();

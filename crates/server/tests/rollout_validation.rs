@@ -278,7 +278,7 @@ async fn every_out_of_range_setting_is_refused_and_nothing_is_stored() {
         ("targetSelection", "targetSelection", json!("SOMETIMES")),
     ];
     for (field, key, value) in cases {
-        let sha = m.admin.put_file(b"firmware").unwrap();
+        let sha = m.admin.put_file(b"firmware").await.unwrap();
         let mut req = request(&sha);
         req[key] = value.clone();
         let (st, v) = m.api("POST", "/api/ota-updates", Some(&req)).await;
@@ -303,7 +303,7 @@ async fn every_out_of_range_setting_is_refused_and_nothing_is_stored() {
         );
     }
     // The same request with valid settings is accepted: the cases failed for their values.
-    let sha = m.admin.put_file(b"firmware").unwrap();
+    let sha = m.admin.put_file(b"firmware").await.unwrap();
     let mut req = request(&sha);
     req["awsJobExecutionsRolloutConfig"] = json!({"maximumPerMinute": 1000});
     req["awsJobAbortConfig"] = json!({"abortCriteriaList": [{"failureType": "ALL",

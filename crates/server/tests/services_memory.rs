@@ -42,7 +42,7 @@ async fn jobs_and_streams_run_over_the_memory_store_without_a_broker() {
         .await
         .unwrap();
     let data: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
-    let sha = m.admin.put_file(&data).unwrap();
+    let sha = m.admin.put_file(&data).await.unwrap();
     let o = m
         .admin
         .create_ota(&Mem::data_request("mem1", "thing/d", &sha))
@@ -101,7 +101,7 @@ async fn jobs_and_streams_run_over_the_memory_store_without_a_broker() {
 async fn the_installed_fault_wrapper_drops_the_broker_services_stream_blocks() {
     let m = Mem::new();
     m.thing("d").await;
-    let sha = m.admin.put_file(&[7u8; 2048]).unwrap();
+    let sha = m.admin.put_file(&[7u8; 2048]).await.unwrap();
     m.admin
         .create_ota(&Mem::data_request("f1", "thing/d", &sha))
         .await

@@ -47,10 +47,7 @@ async fn backends(test: &str) -> Vec<Backend> {
             _dir: Some(dir),
         },
     ];
-    if !Postgres::available() {
-        eprintln!(
-            "note: PostgreSQL is not installed; skipping its part of {test} (.ci/run installs it)"
-        );
+    if ferrota_infra::skip_without(&format!("PostgreSQL (for {test})"), Postgres::available()) {
         return out;
     }
     static N: AtomicU32 = AtomicU32::new(0);

@@ -13,11 +13,7 @@ use ferrota_server::store::postgres::PostgresStore;
 use ferrota_server::store::*;
 
 fn no_postgres(test: &str) -> bool {
-    if Postgres::available() {
-        return false;
-    }
-    eprintln!("note: PostgreSQL is not installed; skipping {test} (.ci/run installs it)");
-    true
+    ferrota_infra::skip_without(&format!("PostgreSQL (for {test})"), Postgres::available())
 }
 
 fn thing(name: &str) -> Thing {

@@ -494,7 +494,7 @@ async fn an_ota_update_to_a_dynamic_group_targets_its_members_on(s: Mem) {
         )
         .await;
     assert_eq!(st, 200);
-    let sha = s.admin.put_file(b"firmware2").unwrap();
+    let sha = s.admin.put_file(b"firmware2").await.unwrap();
     let r = s
         .admin
         .create_ota(&Mem::data_request("u2", "thinggroup/none", &sha))

@@ -32,7 +32,10 @@ use sha2::{Digest, Sha256};
 
 use super::{StoreError, StoreResult};
 
-/// Read access to one stored file.
+/// Read access to one stored file. Async: a store may read over the network
+/// ([`super::S3BlobStore`]); the directory store reads the local file in place (a positioned
+/// read of a few KiB, as before the trait was async).
+#[async_trait::async_trait]
 pub trait BlobReader: Send + Sync {
     /// Size in bytes.
     fn len(&self) -> u64;
@@ -42,26 +45,28 @@ pub trait BlobReader: Send + Sync {
     }
     /// Reads exactly `buf.len()` bytes at `offset`. An error of kind `InvalidData` means the
     /// bytes on disk are not the ones stored (see the module docs): nothing was returned.
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
+    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
 }
 
 /// Granularity of the per-chunk hashes kept for an open file (see the module docs).
 pub const CHUNK: usize = 4096;
 
-/// Content-addressed file storage.
+/// Content-addressed file storage: files in a directory ([`DirBlobStore`]), in an
+/// S3-compatible bucket ([`super::S3BlobStore`]) or in memory ([`MemoryBlobs`]).
+#[async_trait::async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Stores `data`, returning its SHA-256 hex (idempotent).
-    fn put(&self, data: &[u8]) -> StoreResult<String>;
+    async fn put(&self, data: &[u8]) -> StoreResult<String>;
     /// Opens a stored file, checked against its hash: [`StoreError::Damaged`] when its content
     /// is not what was stored, [`StoreError::NotFound`] when it is gone.
-    fn open(&self, hash: &str) -> StoreResult<Arc<dyn BlobReader>>;
+    async fn open(&self, hash: &str) -> StoreResult<Arc<dyn BlobReader>>;
     /// Forgets what an earlier [`BlobStore::open`] checked, so the next one checks the file
     /// again (after a read found it damaged).
     fn forget(&self, hash: &str);
     /// Deletes a stored file (a missing one is not an error). The caller checks that no OTA
     /// update's stream refers to it: the store is content-addressed, so one file can serve
     /// several updates.
-    fn remove(&self, hash: &str) -> StoreResult<()>;
+    async fn remove(&self, hash: &str) -> StoreResult<()>;
 }
 
 /// Files in `<dir>/<sha256>`; written to a temporary name, synced, then renamed.
@@ -131,11 +136,12 @@ impl FileBlob {
     }
 }
 
+#[async_trait::async_trait]
 impl BlobReader for FileBlob {
     fn len(&self) -> u64 {
         self.len
     }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         let end = offset
             .checked_add(buf.len() as u64)
             .filter(|e| *e <= self.len)
@@ -194,14 +200,15 @@ impl DirBlobStore {
     }
 }
 
-fn valid_hash(h: &str) -> bool {
+pub(super) fn valid_hash(h: &str) -> bool {
     h.len() == 64
         && h.bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
+#[async_trait::async_trait]
 impl BlobStore for DirBlobStore {
-    fn put(&self, data: &[u8]) -> StoreResult<String> {
+    async fn put(&self, data: &[u8]) -> StoreResult<String> {
         let hash = hex::encode(Sha256::digest(data));
         let path = self.dir.join(&hash);
         // Already stored and whole: nothing to write. Stored but damaged (see the module
@@ -223,7 +230,7 @@ impl BlobStore for DirBlobStore {
         Ok(hash)
     }
 
-    fn open(&self, hash: &str) -> StoreResult<Arc<dyn BlobReader>> {
+    async fn open(&self, hash: &str) -> StoreResult<Arc<dyn BlobReader>> {
         if !valid_hash(hash) {
             return Err(StoreError::NotFound(format!("file {hash}")));
         }
@@ -251,7 +258,7 @@ impl BlobStore for DirBlobStore {
             .remove(hash);
     }
 
-    fn remove(&self, hash: &str) -> StoreResult<()> {
+    async fn remove(&self, hash: &str) -> StoreResult<()> {
         if !valid_hash(hash) {
             return Ok(());
         }
@@ -274,11 +281,12 @@ pub struct MemoryBlobs(Mutex<HashMap<String, Arc<Vec<u8>>>>);
 
 struct MemoryBlob(Arc<Vec<u8>>);
 
+#[async_trait::async_trait]
 impl BlobReader for MemoryBlob {
     fn len(&self) -> u64 {
         self.0.len() as u64
     }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    async fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         let a = usize::try_from(offset).map_err(std::io::Error::other)?;
         let src = a
             .checked_add(buf.len())
@@ -295,22 +303,23 @@ impl MemoryBlobs {
     }
 }
 
+#[async_trait::async_trait]
 impl BlobStore for MemoryBlobs {
-    fn put(&self, data: &[u8]) -> StoreResult<String> {
+    async fn put(&self, data: &[u8]) -> StoreResult<String> {
         let sha = hex::encode(Sha256::digest(data));
         self.files()
             .entry(sha.clone())
             .or_insert_with(|| Arc::new(data.to_vec()));
         Ok(sha)
     }
-    fn open(&self, hash: &str) -> StoreResult<Arc<dyn BlobReader>> {
+    async fn open(&self, hash: &str) -> StoreResult<Arc<dyn BlobReader>> {
         match self.files().get(hash) {
             Some(d) => Ok(Arc::new(MemoryBlob(d.clone()))),
             None => Err(StoreError::NotFound(format!("file {hash}"))),
         }
     }
     fn forget(&self, _hash: &str) {}
-    fn remove(&self, hash: &str) -> StoreResult<()> {
+    async fn remove(&self, hash: &str) -> StoreResult<()> {
         self.files().remove(hash);
         Ok(())
     }
@@ -330,18 +339,18 @@ mod tests {
         (0..n).map(|i| (i * 7 % 253) as u8).collect()
     }
 
-    fn read_all(b: &dyn BlobReader) -> std::io::Result<Vec<u8>> {
+    async fn read_all(b: &dyn BlobReader) -> std::io::Result<Vec<u8>> {
         let mut out = vec![0u8; b.len() as usize];
-        b.read_at(0, &mut out)?;
+        b.read_at(0, &mut out).await?;
         Ok(out)
     }
 
-    #[test]
-    fn reads_any_range_across_chunks() {
+    #[tokio::test]
+    async fn reads_any_range_across_chunks() {
         let (_d, s) = store();
         let d = data(3 * CHUNK + 100);
-        let h = s.put(&d).expect("put");
-        let b = s.open(&h).expect("open");
+        let h = s.put(&d).await.expect("put");
+        let b = s.open(&h).await.expect("open");
         assert_eq!(b.len(), d.len() as u64);
         for (off, len) in [
             (0, 1),
@@ -351,19 +360,19 @@ mod tests {
             (3 * CHUNK, 100),
         ] {
             let mut buf = vec![0u8; len];
-            b.read_at(off as u64, &mut buf).expect("read");
+            b.read_at(off as u64, &mut buf).await.expect("read");
             assert_eq!(buf, d[off..off + len], "{off}+{len}");
         }
         let mut past = [0u8; 2];
-        assert!(b.read_at(d.len() as u64 - 1, &mut past).is_err());
+        assert!(b.read_at(d.len() as u64 - 1, &mut past).await.is_err());
     }
 
-    #[test]
-    fn a_file_changed_after_open_is_not_served() {
+    #[tokio::test]
+    async fn a_file_changed_after_open_is_not_served() {
         let (_d, s) = store();
         let d = data(2 * CHUNK + 10);
-        let h = s.put(&d).expect("put");
-        let b = s.open(&h).expect("open");
+        let h = s.put(&d).await.expect("put");
+        let b = s.open(&h).await.expect("open");
         // Flip one byte in place (same size, same inode).
         let f = std::fs::OpenOptions::new()
             .write(true)
@@ -373,90 +382,104 @@ mod tests {
             .expect("flip");
         let mut first = vec![0u8; CHUNK];
         b.read_at(0, &mut first)
+            .await
             .expect("an untouched chunk is still served");
         assert_eq!(first, d[..CHUNK]);
         let mut buf = vec![0u8; 16];
-        let e = b.read_at(CHUNK as u64, &mut buf).expect_err("damaged");
+        let e = b
+            .read_at(CHUNK as u64, &mut buf)
+            .await
+            .expect_err("damaged");
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
         assert_eq!(buf, [0u8; 16], "nothing of the damaged chunk is returned");
         // A new open checks the whole file again.
         s.forget(&h);
-        assert!(matches!(s.open(&h), Err(StoreError::Damaged(_))));
+        assert!(matches!(s.open(&h).await, Err(StoreError::Damaged(_))));
         // Uploading the same content again repairs it.
-        assert_eq!(s.put(&d).expect("put"), h);
-        assert_eq!(read_all(&*s.open(&h).expect("open")).expect("read"), d);
+        assert_eq!(s.put(&d).await.expect("put"), h);
+        assert_eq!(
+            read_all(&*s.open(&h).await.expect("open"))
+                .await
+                .expect("read"),
+            d
+        );
     }
 
-    #[test]
-    fn a_truncated_file_is_not_served() {
+    #[tokio::test]
+    async fn a_truncated_file_is_not_served() {
         let (_d, s) = store();
         let d = data(2 * CHUNK);
-        let h = s.put(&d).expect("put");
-        let b = s.open(&h).expect("open");
+        let h = s.put(&d).await.expect("put");
+        let b = s.open(&h).await.expect("open");
         std::fs::OpenOptions::new()
             .write(true)
             .open(s.dir.join(&h))
             .expect("open")
             .set_len(CHUNK as u64 + 1)
             .expect("truncate");
-        let e = read_all(&*b).expect_err("truncated");
+        let e = read_all(&*b).await.expect_err("truncated");
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
         s.forget(&h);
-        assert!(matches!(s.open(&h), Err(StoreError::Damaged(_))));
+        assert!(matches!(s.open(&h).await, Err(StoreError::Damaged(_))));
     }
 
-    #[test]
-    fn a_file_damaged_before_open_is_refused_at_open() {
+    #[tokio::test]
+    async fn a_file_damaged_before_open_is_refused_at_open() {
         let (_d, s) = store();
         let d = data(CHUNK + 1);
-        let h = s.put(&d).expect("put");
+        let h = s.put(&d).await.expect("put");
         let mut bad = d.clone();
         bad[0] ^= 0x80;
         std::fs::write(s.dir.join(&h), &bad).expect("overwrite");
-        let e = s.open(&h).err().expect("damaged");
+        let e = s.open(&h).await.err().expect("damaged");
         assert!(e.to_string().contains(&h), "{e}");
         assert!(matches!(e, StoreError::Damaged(_)), "{e}");
     }
 
-    #[test]
-    fn a_deleted_or_replaced_file_is_seen_at_the_next_open() {
+    #[tokio::test]
+    async fn a_deleted_or_replaced_file_is_seen_at_the_next_open() {
         let (_d, s) = store();
         let d = data(CHUNK);
-        let h = s.put(&d).expect("put");
-        let b = s.open(&h).expect("open");
+        let h = s.put(&d).await.expect("put");
+        let b = s.open(&h).await.expect("open");
         // Replaced by another file under the same name (a new inode): checked again, refused.
         let tmp = s.dir.join("other");
         std::fs::write(&tmp, data(CHUNK + 3)).expect("write");
         std::fs::rename(&tmp, s.dir.join(&h)).expect("rename");
-        assert!(matches!(s.open(&h), Err(StoreError::Damaged(_))));
+        assert!(matches!(s.open(&h).await, Err(StoreError::Damaged(_))));
         // The reader opened before still serves the bytes it checked (the old inode).
-        assert_eq!(read_all(&*b).expect("old inode"), d);
+        assert_eq!(read_all(&*b).await.expect("old inode"), d);
         std::fs::remove_file(s.dir.join(&h)).expect("delete");
-        assert!(matches!(s.open(&h), Err(StoreError::NotFound(_))));
+        assert!(matches!(s.open(&h).await, Err(StoreError::NotFound(_))));
         // Restored by an upload of the same content: served again.
-        assert_eq!(s.put(&d).expect("put"), h);
-        assert_eq!(read_all(&*s.open(&h).expect("open")).expect("read"), d);
+        assert_eq!(s.put(&d).await.expect("put"), h);
+        assert_eq!(
+            read_all(&*s.open(&h).await.expect("open"))
+                .await
+                .expect("read"),
+            d
+        );
     }
 
     /// The in-memory file store keeps the `BlobStore` contract the streams rely on: the name
     /// is the SHA-256, a read past the end is an error (never short data), a removed file is
     /// `NotFound`.
-    #[test]
-    fn memory_blobs_are_content_addressed_and_bounded() {
+    #[tokio::test]
+    async fn memory_blobs_are_content_addressed_and_bounded() {
         let b = MemoryBlobs::default();
-        let sha = b.put(b"abc").unwrap();
+        let sha = b.put(b"abc").await.unwrap();
         assert_eq!(
             sha,
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert_eq!(b.put(b"abc").unwrap(), sha);
-        let r = b.open(&sha).unwrap();
+        assert_eq!(b.put(b"abc").await.unwrap(), sha);
+        let r = b.open(&sha).await.unwrap();
         let mut buf = [0u8; 2];
-        r.read_at(1, &mut buf).unwrap();
+        r.read_at(1, &mut buf).await.unwrap();
         assert_eq!(&buf, b"bc");
-        assert!(r.read_at(2, &mut buf).is_err());
-        assert!(r.read_at(u64::MAX, &mut buf).is_err());
-        b.remove(&sha).unwrap();
-        assert!(matches!(b.open(&sha), Err(StoreError::NotFound(_))));
+        assert!(r.read_at(2, &mut buf).await.is_err());
+        assert!(r.read_at(u64::MAX, &mut buf).await.is_err());
+        b.remove(&sha).await.unwrap();
+        assert!(matches!(b.open(&sha).await, Err(StoreError::NotFound(_))));
     }
 }

@@ -17,6 +17,7 @@ pub mod memory;
 pub mod postgres;
 pub mod rollout;
 mod rows;
+pub mod s3;
 pub mod shadow;
 pub mod sqlite;
 
@@ -35,6 +36,7 @@ pub use attrs::{DynamicGroup, ThingIndexStore};
 pub use blobs::{BlobReader, BlobStore, DirBlobStore, MemoryBlobs};
 pub use memory::MemoryStore;
 pub use rollout::{CancelInfo, RolloutRecord, RolloutStore, WaveCounts};
+pub use s3::{S3BlobStore, S3Options};
 pub use shadow::{ShadowRecord, ShadowStore};
 pub use sqlite::SqliteStore;
 

@@ -392,7 +392,7 @@ impl Mem {
         target: &str,
         data: &[u8],
     ) -> ferrota_server::admin::OtaDescription {
-        let sha = self.admin.put_file(data).unwrap();
+        let sha = self.admin.put_file(data).await.unwrap();
         self.admin
             .create_ota(&Self::data_request(id, target, &sha))
             .await
@@ -665,8 +665,10 @@ impl MemDevice {
 pub fn postgres_url(test: &str) -> Option<String> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
-    if !ferrota_infra::Postgres::available() {
-        eprintln!("note: PostgreSQL is not installed; skipping {test} on PostgreSQL");
+    if ferrota_infra::skip_without(
+        &format!("PostgreSQL (for {test})"),
+        ferrota_infra::Postgres::available(),
+    ) {
         return None;
     }
     let pg = ferrota_infra::Postgres::shared().expect("the test PostgreSQL server starts");
