@@ -305,7 +305,7 @@ fn start_all(a: &UpArgs, dir: &Path, started: &mut Started) -> Result<()> {
             )
         })?;
     }
-    print_summary(&dir, &state);
+    print_summary(dir, &state);
     Ok(())
 }
 
