@@ -53,33 +53,53 @@ async fn a_board_updates_through_a_rabbitmq_cluster_with_ferrota_deciding_access
     .unwrap()
     .expect("RabbitMQ cluster");
 
-    // The worker consumes on node 1; the board connects to node 3.
+    // Worker 1 (the lab's services) consumes on node 1, worker 2 (services of their own over
+    // the same store and files) on node 2; the board connects to node 3.
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(amqp::run(
         lab.broker.clone(),
         Amqp {
             url: cluster.amqp_url(0),
-            prefetch: 64,
+            prefetch: 4,
         },
         async {
             let _ = stop_rx.await;
         },
     ));
-    // The request queue exists once the worker consumes (declared by it).
-    let mut ready = false;
-    for _ in 0..100 {
+    let second = ferrota_server::Broker::new(
+        lab.broker.services.store.clone(),
+        lab.broker.services.blobs.clone(),
+        ferrota_server::Policy::default(),
+        ferrota_server::Limits::default(),
+    );
+    let (stop2_tx, stop2_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker2 = tokio::spawn(amqp::run(
+        second,
+        Amqp {
+            url: cluster.amqp_url(1),
+            prefetch: 4,
+        },
+        async {
+            let _ = stop2_rx.await;
+        },
+    ));
+    // The request queue exists once the workers consume (declared by them).
+    let consumers = |n: char| {
         let q = cluster
             .ctl(2, &["list_queues", "name", "consumers"])
             .unwrap_or_default();
-        if q.lines()
-            .any(|l| l.starts_with(amqp::QUEUE) && l.ends_with('1'))
-        {
+        q.lines()
+            .any(|l| l.starts_with(amqp::QUEUE) && l.ends_with(n))
+    };
+    let mut ready = false;
+    for _ in 0..100 {
+        if consumers('2') {
             ready = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(ready, "the worker never consumed from {}", amqp::QUEUE);
+    assert!(ready, "the two workers never consumed from {}", amqp::QUEUE);
 
     let thing = "rabbit-board";
     let v1_0 = lab.image(0, 1, Tamper::None).unwrap();
@@ -97,11 +117,51 @@ async fn a_board_updates_through_a_rabbitmq_cluster_with_ferrota_deciding_access
         },
     );
     lab.update("rabbit_v1_1", &[thing], &v1_1).await.unwrap();
+    // Worker 2 is lost once the download runs: its connection closes with requests it held
+    // unacknowledged (as a killed process's socket closes), which RabbitMQ gives to worker 1.
+    let exec_started = {
+        let store = lab.broker.services.store.clone();
+        async move {
+            for _ in 0..600 {
+                if let Ok(Some(e)) = store.execution("AFR_OTA-rabbit_v1_1", thing).await
+                    && e.status == ferrota_proto::JobStatus::InProgress
+                {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+    let killer = tokio::spawn(async move {
+        let started = exec_started.await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = stop2_tx.send(());
+        let _ = worker2.await;
+        started
+    });
     let (events, met) = lab::drive(&mut board, Duration::from_secs(120), |e| {
         e.last() == Some(&BoardEvent::JobSucceeded)
     })
     .await
     .expect("board runs");
+    assert!(
+        killer.await.unwrap(),
+        "the download never started before worker 2 was lost"
+    );
+    let mut gone = false;
+    for _ in 0..50 {
+        if consumers('1') {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        gone,
+        "worker 2's consumer is still registered:\n{}",
+        cluster.ctl(0, &["list_consumers"]).unwrap_or_default()
+    );
     assert!(met, "no JobSucceeded through RabbitMQ: {events:?}");
     assert!(
         events.iter().any(|e| matches!(

@@ -101,11 +101,13 @@ pub async fn run(
     }
     let (chan_tx, chan_rx) = watch::channel::<Option<Channel>>(None);
     let publisher = tokio::spawn(publish_loop(rx, chan_rx));
+    let (stop_tx, stop_rx) = watch::channel(false);
     let consume = async {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match session(&broker, &cfg, &chan_tx).await {
-                Ok(()) => backoff = Duration::from_millis(100),
+            match session(&broker, &cfg, &chan_tx, stop_rx.clone()).await {
+                Ok(true) => break,
+                Ok(false) => backoff = Duration::from_millis(100),
                 Err(e) => {
                     tracing::warn!(error = %e, "AMQP connection lost; retrying");
                 }
@@ -115,20 +117,28 @@ pub async fn run(
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     };
+    tokio::pin!(consume);
     tokio::select! {
-        _ = shutdown => {}
-        _ = consume => {}
+        _ = shutdown => {
+            // Close the connection (RabbitMQ gives what this worker held unacknowledged to
+            // the others), unless it hangs.
+            let _ = stop_tx.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut consume).await;
+        }
+        _ = &mut consume => {}
     }
     publisher.abort();
     Ok(())
 }
 
-/// One connection: declare, bind, consume until the connection fails.
+/// One connection: declare, bind, consume until the connection fails (`Ok(false)`) or `stop`
+/// turns true (`Ok(true)`: the connection is closed first).
 async fn session(
     broker: &Arc<Broker>,
     cfg: &Amqp,
     chan_tx: &watch::Sender<Option<Channel>>,
-) -> Result<(), lapin::Error> {
+    mut stop: watch::Receiver<bool>,
+) -> Result<bool, lapin::Error> {
     let conn = Connection::connect(
         &cfg.url,
         ConnectionProperties::default().with_connection_name("ferrota-worker".into()),
@@ -172,7 +182,18 @@ async fn session(
         )
         .await?;
     tracing::info!(queue = QUEUE, "consuming device requests from the cluster");
-    while let Some(d) = consumer.next().await {
+    loop {
+        let next = tokio::select! {
+            d = consumer.next() => Some(d),
+            // (The guard `wait_for` returns is dropped at once: it must not live across the
+            // close below.)
+            r = stop.wait_for(|s| *s) => { drop(r); None }
+        };
+        let Some(next) = next else {
+            let _ = conn.close(200, "worker stopping".into()).await;
+            return Ok(true);
+        };
+        let Some(d) = next else { break };
         let d = d?;
         let topic = topic_of(d.routing_key.as_str());
         let out = match crate::bridge::thing_of(&topic) {
@@ -193,7 +214,7 @@ async fn session(
             d.ack(BasicAckOptions::default()).await?;
         }
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Publishes what the services send on the current channel; waits while there is none.
