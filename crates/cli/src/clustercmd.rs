@@ -383,9 +383,8 @@ fn print_summary(dir: &Path, s: &ClusterState) {
     }
     println!("data {}", s.data_dir.display());
     println!(
-        "next: ferrota thing create dev-1 -d {} --server http://127.0.0.1:{}",
-        s.data_dir.display(),
-        s.workers.first().map_or(0, |w| w.port)
+        "next: ferrota thing create dev-1 -c {}/worker1.toml   (a device bundle naming the broker nodes)",
+        dir.display()
     );
 }
 

@@ -199,6 +199,19 @@ pub struct Endpoint {
 /// server (which has no MQTT listener then): its host and port are the endpoint, whatever the
 /// record says.
 pub fn mqtt_endpoint(cfg: &Config, port: Option<u16>) -> Result<Endpoint> {
+    // A worker of a RabbitMQ cluster: devices connect to the nodes, at `endpoint` (their
+    // host name) and `[broker] device_port`, never to the worker's own (unused) listener.
+    if cfg.broker.amqp.is_some() {
+        return Ok(Endpoint {
+            host: cfg.endpoint.clone(),
+            port: port.unwrap_or(cfg.broker.device_port),
+            from: match port {
+                Some(p) => flag_or_env("--mqtt-port", "FERROTA_MQTT_PORT", &p.to_string()),
+                None => "the configuration's endpoint and [broker] device_port".into(),
+            },
+            warning: None,
+        });
+    }
     if let Some((host, broker_port)) =
         ferrota_server::bridge::External::address(cfg).map_err(|e| anyhow!(e))?
     {
@@ -374,6 +387,26 @@ mod tests {
     /// Client mode: devices connect to the external broker, so a bundle names its host and
     /// port, not this server's record (which names the local port, where nothing listens for
     /// devices then); `--mqtt-port` still wins; a bad URL is an error naming it.
+    #[test]
+    fn a_cluster_worker_names_the_broker_nodes_not_its_own_listener() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = cfg(d.path());
+        let l = Listening {
+            mqtt: "127.0.0.1:28883".parse().unwrap(),
+            http: "127.0.0.1:28080".parse().unwrap(),
+            endpoint: "localhost".into(),
+            pid: 1,
+        };
+        record(&c, &l).unwrap();
+        c.endpoint = "mqtt.fleet.example".into();
+        c.broker.amqp = Some("amqp://w:p@127.0.0.1:5672/%2f".into());
+        c.broker.device_port = 18883;
+        let e = mqtt_endpoint(&c, None).unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("mqtt.fleet.example", 18883));
+        assert!(e.from.contains("device_port"), "{}", e.from);
+        assert_eq!(mqtt_endpoint(&c, Some(443)).unwrap().port, 443);
+    }
+
     #[test]
     fn in_client_mode_the_endpoint_is_the_external_broker() {
         let d = tempfile::tempdir().unwrap();

@@ -87,6 +87,33 @@ fn cluster_up_serves_one_registry_from_two_workers_and_down_stops_everything() {
         "the file went to the data directory, not S3"
     );
 
+    // A device bundle made with a worker's configuration names the broker nodes (the port
+    // devices connect to), not the worker's own unused listener.
+    // (The configuration's file store is S3: the credentials come from the environment.)
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrota"))
+        .args([
+            "thing",
+            "create",
+            "dev-2",
+            "-c",
+            "c/worker1.toml",
+            "-o",
+            "bundles",
+        ])
+        .env("AWS_ACCESS_KEY_ID", ferrota_infra::seaweed::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", ferrota_infra::seaweed::SECRET_KEY)
+        .current_dir(env.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let device = String::from_utf8(env.read("bundles/dev-2/device.toml")).unwrap();
+    let node_port = state["nodes"][0]["mqtt"].as_u64().unwrap();
+    assert!(device.contains(&node_port.to_string()), "{device}");
+
     // Exactly one worker runs the rollouts and timers.
     let mut holders = 0;
     for _ in 0..50 {
