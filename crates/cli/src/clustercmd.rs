@@ -296,12 +296,14 @@ fn start_all(a: &UpArgs, dir: &Path, started: &mut Started) -> Result<()> {
         data_dir,
     };
     std::fs::write(dir.join(STATE), serde_json::to_string_pretty(&state)?)?;
-    for w in &state.workers {
-        wait_health(w.port, Duration::from_secs(60)).with_context(|| {
+    for (i, w) in state.workers.iter().enumerate() {
+        wait_health(w, Duration::from_secs(60)).with_context(|| {
             format!(
-                "worker on port {} did not come up (see {}/worker*.log)",
+                "worker {} on port {} did not come up (see {}/worker{}.log)",
+                i + 1,
                 w.port,
-                dir.display()
+                dir.display(),
+                i + 1
             )
         })?;
     }
@@ -344,12 +346,15 @@ fn worker_config(
     )
 }
 
-fn wait_health(port: u16, limit: Duration) -> Result<()> {
+fn wait_health(w: &Proc, limit: Duration) -> Result<()> {
     let start = std::time::Instant::now();
-    let url = format!("http://127.0.0.1:{port}/api/health");
+    let url = format!("http://127.0.0.1:{}/api/health", w.port);
     loop {
         if ureq::get(&url).call().is_ok() {
             return Ok(());
+        }
+        if !alive(w.pid) {
+            bail!("the worker exited");
         }
         if start.elapsed() > limit {
             bail!("no answer from {url} within {limit:?}");

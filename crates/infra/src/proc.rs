@@ -9,9 +9,36 @@ use std::time::{Duration, Instant};
 
 use crate::{InfraError, InfraResult};
 
-/// A loopback port nobody listens on right now (the OS picks it). Another process may take it
-/// before the caller binds it; engines that fail to bind are retried on a new port.
+/// A loopback port nobody listens on right now, below the kernel's ephemeral range.
+///
+/// Why not the port `bind(0)` gives: that comes from the ephemeral range, the same range the
+/// kernel takes the local ports of outgoing connections from. A cluster opens many (Erlang
+/// distribution, PostgreSQL and SeaweedFS clients) between the moment a port is chosen and
+/// the moment its engine binds it, and one of them can take it (a worker's API port was lost
+/// that way under load). Ports below the range are never handed out implicitly; a port taken
+/// by another process meanwhile is still possible, and engines that fail to bind are retried.
 pub fn free_port() -> InfraResult<u16> {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    if low > 12_000 {
+        let span = u32::from(low - 10_000);
+        let mut seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+            ^ std::process::id().wrapping_mul(2_654_435_761);
+        for _ in 0..200 {
+            // xorshift: enough to spread the picks of concurrent processes.
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            let port = 10_000 + (seed % span) as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0")
         .map_err(|e| InfraError::Io("bind 127.0.0.1:0".into(), e))?;
     l.local_addr()
