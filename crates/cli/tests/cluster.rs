@@ -23,6 +23,16 @@ fn cluster_up_serves_one_registry_from_two_workers_and_down_stops_everything() {
         return;
     }
     let env = Env::new();
+    // A failing assertion must not leave the cluster's processes running.
+    struct DownOnDrop<'a>(&'a Env);
+    impl Drop for DownOnDrop<'_> {
+        fn drop(&mut self) {
+            if self.0.exists("c/cluster.json") {
+                let _ = self.0.run(&["cluster", "down", "--dir", "c"]);
+            }
+        }
+    }
+    let _down = DownOnDrop(&env);
     let out = env.ok(&["cluster", "up", "--dir", "c"]);
     assert!(out.contains("cluster up in"), "{out}");
     let state: serde_json::Value =
