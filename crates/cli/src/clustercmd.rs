@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use ferrota_infra::rabbitmq::{RabbitCluster, RabbitConfig, Tls};
-use ferrota_infra::{Postgres, Seaweed, stop_pid};
+use ferrota_infra::{Postgres, Seaweed, pid_alive, stop_pid};
 use serde::{Deserialize, Serialize};
 
 /// `ferrota cluster …`
@@ -206,7 +206,7 @@ fn start_all(a: &UpArgs, dir: &Path, started: &mut Started) -> Result<()> {
     ))?;
     // The API token before the workers start (each would make one if missing).
     ferrota_server::server::operator_token(&base)?;
-    let secret = random_hex(24)?;
+    let secret = ferrota_infra::random_hex(24)?;
     let http_ports: Vec<u16> = (0..a.workers)
         .map(|_| ferrota_infra::free_port())
         .collect::<Result<_, _>>()?;
@@ -353,7 +353,7 @@ fn wait_health(w: &Proc, limit: Duration) -> Result<()> {
         if ureq::get(&url).call().is_ok() {
             return Ok(());
         }
-        if !alive(w.pid) {
+        if !pid_alive(w.pid) {
             bail!("the worker exited");
         }
         if start.elapsed() > limit {
@@ -404,10 +404,6 @@ fn read_state(dir: &Path) -> Result<ClusterState> {
     serde_json::from_str(&text).with_context(|| format!("{} is not a cluster record", p.display()))
 }
 
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
-}
-
 fn down(a: &DownArgs) -> Result<()> {
     let dir = &a.dir.dir;
     let s = read_state(dir)?;
@@ -437,7 +433,7 @@ fn down(a: &DownArgs) -> Result<()> {
 
 fn status(dir: &Path) -> Result<()> {
     let s = read_state(dir)?;
-    let word = |pid| if alive(pid) { "running" } else { "DOWN" };
+    let word = |pid| if pid_alive(pid) { "running" } else { "DOWN" };
     println!("postgres pid {} {}", s.postgres.pid, word(s.postgres.pid));
     println!("s3 pid {} {}", s.s3.pid, word(s.s3.pid));
     for n in &s.nodes {
@@ -447,11 +443,4 @@ fn status(dir: &Path) -> Result<()> {
         println!("worker{} pid {} {}", i + 1, w.pid, word(w.pid));
     }
     Ok(())
-}
-
-fn random_hex(n: usize) -> Result<String> {
-    use std::io::Read;
-    let mut b = vec![0u8; n];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::Env;
 
 fn alive(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    u32::try_from(pid).is_ok_and(ferrota_infra::pid_alive)
 }
 
 #[test]

@@ -16,7 +16,7 @@ pub mod seaweed;
 
 pub use libc::{SIGINT, SIGKILL, SIGTERM};
 pub use postgres::Postgres;
-pub use proc::{free_port, stop_pid};
+pub use proc::{free_port, pid_alive, random_hex, stop_pid};
 pub use rabbitmq::{RabbitCluster, RabbitConfig};
 pub use seaweed::Seaweed;
 

@@ -233,10 +233,7 @@ pub(crate) fn owned_tempdir(prefix: &str) -> InfraResult<tempfile::TempDir> {
 /// Stops process `pid` (not a child of ours: one a detached engine left running): `sig`, then
 /// SIGKILL if it still runs after `limit`. Returns whether it ran at all.
 pub fn stop_pid(pid: u32, sig: i32, limit: Duration) -> bool {
-    let alive = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|s| !s.contains(") Z ") && !s.contains(") X "))
-    };
+    let alive = || pid_alive(pid);
     if pid == 0 || !alive() {
         return false;
     }
@@ -250,4 +247,20 @@ pub fn stop_pid(pid: u32, sig: i32, limit: Duration) -> bool {
     }
     signal(pid, libc::SIGKILL);
     true
+}
+
+/// Whether process `pid` runs (a zombie, ended but not yet reaped, does not).
+pub fn pid_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.contains(") Z ") && !s.contains(") X "))
+}
+
+/// `n` random bytes as hex, from the kernel: passwords, cookies and secrets of a cluster.
+pub fn random_hex(n: usize) -> InfraResult<String> {
+    use std::io::Read;
+    let mut b = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| InfraError::Io("/dev/urandom".into(), e))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }

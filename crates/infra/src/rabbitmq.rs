@@ -111,8 +111,8 @@ impl RabbitCluster {
             move |e| InfraError::Io(what, e)
         };
         std::fs::create_dir_all(root).map_err(io(root))?;
-        let password = random_hex(16)?;
-        let cookie = random_hex(20)?;
+        let password = proc::random_hex(16)?;
+        let cookie = proc::random_hex(20)?;
         let mut nodes = Vec::new();
         for i in 0..cfg.nodes {
             let dir = root.join(format!("node{}", i + 1));
@@ -307,21 +307,11 @@ impl RabbitCluster {
     /// Sends `sig` to node `i`'s Erlang VM (pid file) and waits up to 10 s for it to end.
     fn signal_vm(&self, i: usize, sig: i32) {
         let pid_file = self.nodes[i].dir.join("pid");
-        let Some(pid) = std::fs::read_to_string(&pid_file)
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
             .ok()
             .and_then(|p| p.trim().parse::<u32>().ok())
-        else {
-            return;
-        };
-        proc::signal(pid, sig);
-        for _ in 0..200 {
-            if !Path::new(&format!("/proc/{pid}")).exists()
-                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .is_ok_and(|s| s.contains(") Z "))
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        {
+            proc::stop_pid(pid, sig, Duration::from_secs(10));
         }
         let _ = std::fs::remove_file(pid_file);
     }
@@ -456,14 +446,4 @@ fn write_node_files(n: &Node, i: usize, cfg: &RabbitConfig, cookie: &str) -> Inf
     std::fs::set_permissions(&cookie_path, std::fs::Permissions::from_mode(0o400))
         .map_err(|e| InfraError::Io(cookie_path.display().to_string(), e))?;
     Ok(())
-}
-
-/// `n` random bytes as hex, from the kernel.
-fn random_hex(n: usize) -> InfraResult<String> {
-    use std::io::Read;
-    let mut b = vec![0u8; n];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .map_err(|e| InfraError::Io("/dev/urandom".into(), e))?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }

@@ -207,3 +207,31 @@ fn workers_starting_together_agree_on_one_operator_token() {
         .collect();
     assert_eq!(names, ["api-token"], "{names:?}");
 }
+
+/// `[broker]` for a cluster worker: an MQTT broker and a RabbitMQ cluster at once, or an empty
+/// auth secret (which would let anyone ask the broker-auth endpoints), refuse the start with a
+/// message naming the setting; the data directory's registry is left as it was.
+#[tokio::test]
+async fn a_worker_broker_section_that_cannot_work_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = used_dir(dir.path(), 2).await;
+
+    let mut both = cfg.clone();
+    both.broker.external = Some("mqtts://127.0.0.1:18883".into());
+    both.broker.amqp = Some("amqp://w:p@127.0.0.1:5672/%2f".into());
+    let e = err_of(Server::open(&both, 8883).await);
+    assert!(
+        e.contains("`external`") && e.contains("`amqp`") && e.contains("not both"),
+        "{e}"
+    );
+
+    let mut empty = cfg.clone();
+    empty.broker.amqp = Some("amqp://w:p@127.0.0.1:5672/%2f".into());
+    empty.broker.auth_secret = Some(String::new());
+    let e = err_of(Server::open(&empty, 8883).await);
+    assert!(e.contains("auth_secret is empty"), "{e}");
+
+    // Nothing was changed: the two things are still there.
+    let admin = open_admin(&cfg, 8883).await.unwrap();
+    assert_eq!(admin.list_things().await.unwrap().len(), 2);
+}

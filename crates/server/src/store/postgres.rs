@@ -192,12 +192,6 @@ fn transient(e: &sqlx::Error) -> bool {
     }
 }
 
-/// Whether a statement failed on a UNIQUE or PRIMARY KEY constraint (SQLSTATE 23505): the
-/// record exists already, [`StoreError::Exists`] for the caller.
-pub(super) fn unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
 /// Inserts a thing and its groups; a thing of that name already stored is
 /// [`StoreError::Exists`]. Two workers creating the same name race on the primary key: one
 /// inserts, the other waits for its commit and then gets the unique violation.
@@ -210,12 +204,7 @@ pub(super) async fn insert_thing(
         .bind(to_i64(thing.created_at))
         .execute(&mut **tx)
         .await;
-    if let Err(e) = &r
-        && unique_violation(e)
-    {
-        return Err(StoreError::Exists(format!("thing {}", thing.name)));
-    }
-    r?;
+    exists_as(r, || format!("thing {}", thing.name))?;
     for g in &thing.groups {
         query("INSERT INTO thing_groups (grp, thing) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(g)
@@ -259,12 +248,7 @@ pub(super) async fn insert_job(
         .bind(job.in_progress_timeout_minutes.map(to_i64))
         .execute(&mut **tx)
         .await;
-    if let Err(e) = &r
-        && unique_violation(e)
-    {
-        return Err(StoreError::Exists(format!("job {}", job.job_id)));
-    }
-    r?;
+    exists_as(r, || format!("job {}", job.job_id))?;
     for t in things {
         insert_queued_execution(tx, &job.job_id, t, job.created_at).await?;
     }
@@ -326,12 +310,7 @@ pub(super) async fn insert_stream<'e, E: sqlx::PgExecutor<'e>>(
     .bind(files)
     .execute(executor)
     .await;
-    if let Err(e) = &r
-        && unique_violation(e)
-    {
-        return Err(StoreError::Exists(format!("stream {}", s.stream_id)));
-    }
-    r?;
+    exists_as(r, || format!("stream {}", s.stream_id))?;
     Ok(())
 }
 
@@ -349,14 +328,6 @@ pub(super) async fn insert_ota<'e, E: sqlx::PgExecutor<'e>>(
         .bind(to_i64(o.created_at))
         .execute(executor)
         .await;
-    if let Err(e) = &r
-        && unique_violation(e)
-    {
-        return Err(StoreError::Exists(format!(
-            "OTA update {}",
-            o.ota_update_id
-        )));
-    }
-    r?;
+    exists_as(r, || format!("OTA update {}", o.ota_update_id))?;
     Ok(())
 }

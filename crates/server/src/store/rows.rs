@@ -128,6 +128,20 @@ pub(crate) fn details_json(d: &BTreeMap<String, String>) -> String {
     serde_json::to_string(d).unwrap_or_else(|_| "{}".into())
 }
 
+/// A write's result with a unique violation (the record is there already) turned into
+/// [`StoreError::Exists`] naming `what`: the one mapping of both SQL stores.
+pub(crate) fn exists_as<T>(
+    r: Result<T, sqlx::Error>,
+    what: impl FnOnce() -> String,
+) -> StoreResult<T> {
+    match r {
+        Err(sqlx::Error::Database(ref d)) if d.is_unique_violation() => {
+            Err(StoreError::Exists(what()))
+        }
+        r => Ok(r?),
+    }
+}
+
 /// A stored value that does not decode.
 pub(crate) fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.into())

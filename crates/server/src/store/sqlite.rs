@@ -231,10 +231,6 @@ impl SqliteStore {
     }
 }
 
-fn unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
 /// Inserts a thing and its groups; a thing of that name already stored is [`StoreError::Exists`].
 async fn insert_thing(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
@@ -245,12 +241,7 @@ async fn insert_thing(
         .bind(to_i64(thing.created_at))
         .execute(&mut **tx)
         .await;
-    if let Err(e) = &r
-        && unique_violation(e)
-    {
-        return Err(StoreError::Exists(format!("thing {}", thing.name)));
-    }
-    r?;
+    exists_as(r, || format!("thing {}", thing.name))?;
     for g in &thing.groups {
         query("INSERT OR IGNORE INTO thing_groups (grp, thing) VALUES (?, ?)")
             .bind(g)
@@ -294,12 +285,7 @@ async fn insert_job(
             .bind(job.in_progress_timeout_minutes.map(to_i64))
             .execute(&mut **tx)
             .await;
-    if let Err(e) = &r
-        && unique_violation(e)
-    {
-        return Err(StoreError::Exists(format!("job {}", job.job_id)));
-    }
-    r?;
+    exists_as(r, || format!("job {}", job.job_id))?;
     for t in things {
         insert_queued_execution(tx, &job.job_id, t, job.created_at).await?;
     }
@@ -363,12 +349,7 @@ async fn insert_stream<'e, E: sqlx::SqliteExecutor<'e>>(
             .bind(files)
             .execute(executor)
             .await;
-    if let Err(e) = &r
-        && unique_violation(e)
-    {
-        return Err(StoreError::Exists(format!("stream {}", s.stream_id)));
-    }
-    r?;
+    exists_as(r, || format!("stream {}", s.stream_id))?;
     Ok(())
 }
 
@@ -386,15 +367,7 @@ async fn insert_ota<'e, E: sqlx::SqliteExecutor<'e>>(
         .bind(to_i64(o.created_at))
         .execute(executor)
         .await;
-    if let Err(e) = &r
-        && unique_violation(e)
-    {
-        return Err(StoreError::Exists(format!(
-            "OTA update {}",
-            o.ota_update_id
-        )));
-    }
-    r?;
+    exists_as(r, || format!("OTA update {}", o.ota_update_id))?;
     Ok(())
 }
 

@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use sqlx::{Postgres, Row, Transaction, query};
 
-use super::{PostgresStore, insert_certificate, insert_thing, unique_violation};
+use super::{PostgresStore, insert_certificate, insert_thing};
 use crate::store::attrs::{DynamicGroup, ThingIndexStore, group_not_found};
+use crate::store::rows::exists_as;
 use crate::store::rows::{group_cols, group_of, to_i64};
 use crate::store::{CertRecord, StoreError, StoreResult, Thing};
 
@@ -116,12 +117,7 @@ impl ThingIndexStore for PostgresStore {
         .bind(to_i64(g.created_at))
         .execute(self.pool())
         .await;
-        if let Err(e) = &r
-            && unique_violation(e)
-        {
-            return Err(StoreError::Exists(format!("thing group {}", g.name)));
-        }
-        r?;
+        exists_as(r, || format!("thing group {}", g.name))?;
         Ok(())
     }
 

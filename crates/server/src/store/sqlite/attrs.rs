@@ -9,8 +9,9 @@ use sqlx::{Row, query};
 use super::super::attrs::{DynamicGroup, ThingIndexStore, group_not_found};
 use super::{
     CertRecord, SqliteStore, StoreError, StoreResult, Thing, insert_certificate, insert_thing,
-    to_i64, unique_violation,
+    to_i64,
 };
+use crate::store::rows::exists_as;
 use crate::store::rows::{group_cols, group_of};
 
 /// The migration this file's tables need (appended to [`super::MIGRATIONS`]).
@@ -107,12 +108,7 @@ impl ThingIndexStore for SqliteStore {
                 .bind(to_i64(g.created_at))
                 .execute(&self.pool)
                 .await;
-        if let Err(e) = &r
-            && unique_violation(e)
-        {
-            return Err(StoreError::Exists(format!("thing group {}", g.name)));
-        }
-        r?;
+        exists_as(r, || format!("thing group {}", g.name))?;
         Ok(())
     }
 

@@ -44,15 +44,7 @@ impl RolloutStore for SqliteStore {
                 .bind(i64::from(*wave))
                 .execute(&mut *tx)
                 .await;
-            if let Err(e) = &r
-                && unique_violation(e)
-            {
-                return Err(StoreError::Exists(format!(
-                    "target {thing} of job {}",
-                    job.job_id
-                )));
-            }
-            r?;
+            exists_as(r, || format!("target {thing} of job {}", job.job_id))?;
         }
         tx.commit().await?;
         Ok(())
