@@ -30,8 +30,8 @@ use bytes::BytesMut;
 use ferrota_image::ota::OtaSignature;
 use ferrota_image::p256::ecdsa::VerifyingKey;
 use ferrota_proto::bitmap::{block_count, encode_blocks};
-use ferrota_proto::job::{JobDocument, JobMessage};
-use ferrota_proto::jobs_api;
+use ferrota_proto::job::{JobDocument, JobMessage, JobStatus};
+use ferrota_proto::jobs_api::{self, JobsErrorCode, JobsRejection};
 use ferrota_proto::status::{AppVersion, OtaStatus, PalErr};
 use ferrota_proto::stream::{DataBlock, OFFICIAL_CLIENT_TOKEN, StreamRequest};
 use ferrota_proto::topic::{Encoding, JobRef, JobsTopic, Reply, StreamOp, Topic, TopicKind};
@@ -71,12 +71,63 @@ pub struct Identity {
     pub cert: CertificateDer<'static>,
     /// Its private key.
     pub key: PrivateKeyDer<'static>,
+    /// Its place in the fleet: the device first connects to `addrs[index % addrs.len()]` of
+    /// [`Shared::addrs`], so a fleet spreads evenly over a cluster's nodes.
+    pub index: usize,
 }
 
-/// What every device of a fleet shares.
+/// How a device decides that its final status was taken, and what it does when its
+/// connection drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Against one `ferrota serve`: done at the server's PUBACK of the final status (ferrota's
+    /// own broker commits the update before it acknowledges); a lost connection ends the device
+    /// with [`Outcome::Error`]. The fleet bench measures in this mode, so its figures stay
+    /// comparable from run to run.
+    Direct,
+    /// Against a broker cluster with Ferrota workers behind it, where the broker sends the
+    /// PUBACK before any worker committed anything:
+    /// * the final status carries a `clientToken` and counts as taken only when
+    ///   `jobs/<J>/update/accepted` with that token arrives;
+    /// * any connection loss (connect, TLS, CONNACK refused or missing, read or write error,
+    ///   closed, no PINGRESP) is followed by a reconnect to the next address of
+    ///   [`Shared::addrs`] after [`BACKOFF_FIRST`] doubling to [`BACKOFF_MAX`]; the device
+    ///   keeps the SHA-256 of the blocks already hashed and asks again from the first block
+    ///   not hashed; it gives up after [`Shared::reconnect_budget`] without a CONNACK;
+    /// * a final status not answered within [`Shared::retry_after`] (or lost with its
+    ///   connection) is sent again; an `InvalidStateTransition` rejection of it means an
+    ///   earlier copy committed (the server refuses any update of a terminal execution), so
+    ///   the device asks DescribeJobExecution (`jobs/<J>/get`) and counts as done if the
+    ///   execution's status is the one it sent ([`DeviceResult::confirmed_by_describe`]).
+    ///
+    /// Decision: the describe also follows an `InvalidStateTransition` of the *first* copy: a
+    /// broker redelivers a message whose worker died after its commit, so the first answer the
+    /// device sees can be the redelivery's rejection; the describe tells both cases apart.
+    /// Any other rejection ends the device with [`Outcome::Error`] naming the code.
+    Cluster,
+}
+
+/// First pause before a reconnect ([`Mode::Cluster`]).
+pub const BACKOFF_FIRST: Duration = Duration::from_millis(200);
+/// Longest pause between reconnects ([`Mode::Cluster`]).
+pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Default of [`Shared::reconnect_budget`]: long enough for a broker node to restart or a
+/// cluster to move its queues, short enough that a dead cluster fails the run.
+pub const RECONNECT_BUDGET: Duration = Duration::from_secs(60);
+/// TCP connect, TLS handshake and CONNACK wait of one attempt in [`Mode::Cluster`] (the next
+/// address is tried after it; [`Mode::Direct`] waits 60 s, as before).
+pub const CLUSTER_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Client token counters (`jobs_api::client_token(counter, thing)`).
+const GET_NEXT_TOKEN: u32 = 0;
+const FINAL_TOKEN: u32 = 1;
+const DESCRIBE_TOKEN: u32 = 2;
+
+/// What every device of a fleet shares. Build it with [`Shared::new`], then adjust the public
+/// fields before sharing it.
 pub struct Shared {
-    /// The server's MQTT/TLS address.
-    pub addr: SocketAddr,
+    /// The MQTT/TLS addresses: one `ferrota serve`, or every node of a broker cluster.
+    pub addrs: Vec<SocketAddr>,
     /// The fleet CA (the server certificate's issuer).
     pub roots: Arc<rustls::RootCertStore>,
     /// The code-signing key the devices pin.
@@ -85,6 +136,47 @@ pub struct Shared {
     pub ready: AtomicUsize,
     /// Signalled whenever `ready` grows.
     pub ready_changed: Notify,
+    /// How the final status is acknowledged and whether a lost connection is retried.
+    pub mode: Mode,
+    /// The name the servers' certificates are checked against (`localhost` by default).
+    pub server_name: String,
+    /// A GetStream request that brought no block for this long is sent again; in
+    /// [`Mode::Cluster`] also a final status or a describe without an answer, and a PINGREQ
+    /// without a PINGRESP ends the connection. Default [`REREQUEST_AFTER`].
+    pub retry_after: Duration,
+    /// [`Mode::Cluster`]: the device gives up after this long without a successful CONNACK.
+    /// Default [`RECONNECT_BUDGET`].
+    pub reconnect_budget: Duration,
+    /// Fault injection for tests: ignore the first `update/accepted` of the final status (as if
+    /// the worker died between its commit and its answer).
+    lose_first_accept: bool,
+}
+
+impl Shared {
+    /// A fleet's shared settings with the defaults above (`ready` at 0).
+    pub fn new(
+        addrs: Vec<SocketAddr>,
+        roots: Arc<rustls::RootCertStore>,
+        code_signing_key: VerifyingKey,
+        mode: Mode,
+    ) -> Shared {
+        Shared {
+            addrs,
+            roots,
+            code_signing_key,
+            ready: AtomicUsize::new(0),
+            ready_changed: Notify::new(),
+            mode,
+            server_name: "localhost".into(),
+            retry_after: REREQUEST_AFTER,
+            reconnect_budget: RECONNECT_BUDGET,
+            lose_first_accept: false,
+        }
+    }
+
+    fn cluster(&self) -> bool {
+        self.mode == Mode::Cluster
+    }
 }
 
 /// How a device's update ended.
@@ -105,13 +197,46 @@ pub struct DeviceResult {
     pub thing: String,
     /// How it ended.
     pub outcome: Outcome,
-    /// When the server acknowledged the final status.
+    /// When the final status was acknowledged: the PUBACK ([`Mode::Direct`]), the
+    /// `update/accepted` or the confirming describe ([`Mode::Cluster`]).
     pub done_at: Option<Instant>,
     /// SHA-256 of the file as received (hash mode), once every block arrived.
     pub digest: Option<[u8; 32]>,
+    /// Sessions established again after a lost one (CONNACKs after the first; failed attempts
+    /// are not counted). Always 0 in [`Mode::Direct`].
+    pub reconnects: u32,
+    /// `jobs/notify-next` messages whose execution was of the job this device ran (before the
+    /// download started too): a rollout notifies each execution once.
+    pub notified: u32,
+    /// The final status was confirmed by DescribeJobExecution after an
+    /// `InvalidStateTransition` rejection of a copy of it ([`Mode::Cluster`]).
+    pub confirmed_by_describe: bool,
 }
 
 type Tls = TlsStream<TcpStream>;
+
+/// Why a connection's session ended early.
+#[derive(Debug)]
+enum Stop {
+    /// The connection is gone (or never came up): [`Mode::Cluster`] reconnects.
+    Lost(String),
+    /// The server answered something the device cannot go on from.
+    Fatal(String),
+}
+
+impl Stop {
+    fn text(self) -> String {
+        match self {
+            Stop::Lost(e) | Stop::Fatal(e) => e,
+        }
+    }
+}
+
+type R<T> = Result<T, Stop>;
+
+fn fatal(e: String) -> Stop {
+    Stop::Fatal(e)
+}
 
 /// The connection and the little protocol state a device keeps.
 struct Conn {
@@ -128,21 +253,24 @@ impl Conn {
         self.next_pkid
     }
 
-    fn queue(&mut self, p: Packet) -> Result<(), String> {
+    fn queue(&mut self, p: Packet) -> R<()> {
         p.write(&mut self.wbuf, MAX_PACKET)
             .map(|_| ())
-            .map_err(|e| format!("encode: {e}"))
+            .map_err(|e| fatal(format!("encode: {e}")))
     }
 
-    async fn flush(&mut self) -> Result<(), String> {
+    async fn flush(&mut self) -> R<()> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
         self.io
             .write_all(&self.wbuf)
             .await
-            .map_err(|e| format!("write: {e}"))?;
-        self.io.flush().await.map_err(|e| format!("flush: {e}"))?;
+            .map_err(|e| Stop::Lost(format!("write: {e}")))?;
+        self.io
+            .flush()
+            .await
+            .map_err(|e| Stop::Lost(format!("flush: {e}")))?;
         self.wbuf.clear();
         // An idle device holds no buffer.
         if self.wbuf.capacity() > 4096 {
@@ -153,7 +281,7 @@ impl Conn {
     }
 
     /// The next packet; `Ok(None)` when `until` passed first.
-    async fn read(&mut self, until: Instant) -> Result<Option<Packet>, String> {
+    async fn read(&mut self, until: Instant) -> R<Option<Packet>> {
         loop {
             match Packet::read(&mut self.rbuf, MAX_PACKET) {
                 Ok(p) => {
@@ -163,16 +291,32 @@ impl Conn {
                     return Ok(Some(p));
                 }
                 Err(rumqttc::Error::InsufficientBytes(n)) => self.rbuf.reserve(n.max(512)),
-                Err(e) => return Err(format!("malformed packet from the server: {e}")),
+                Err(e) => return Err(fatal(format!("malformed packet from the server: {e}"))),
             }
             match tokio::time::timeout_at(until, self.io.read_buf(&mut self.rbuf)).await {
                 Err(_) => return Ok(None),
-                Ok(Ok(0)) => return Err("the server closed the connection".into()),
+                Ok(Ok(0)) => return Err(Stop::Lost("the server closed the connection".into())),
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(format!("read: {e}")),
+                Ok(Err(e)) => return Err(Stop::Lost(format!("read: {e}"))),
             }
         }
     }
+}
+
+/// The final status, once sent.
+struct Final {
+    /// The UPDATE payload (sent again after a reconnect in [`Mode::Cluster`]).
+    body: Vec<u8>,
+    /// The status it reports.
+    status: JobStatus,
+    /// What the device ends with once it is taken.
+    outcome: Outcome,
+    /// pkid of the last copy sent (QoS 1).
+    pkid: u16,
+    /// When the last copy (or the describe) was sent.
+    sent_at: Instant,
+    /// A copy was rejected with `InvalidStateTransition`: waiting for DescribeJobExecution.
+    describing: bool,
 }
 
 /// A download in progress.
@@ -193,9 +337,23 @@ struct Download {
     inflight: Vec<(u32, u32, Instant)>,
     /// Blocks that came before their turn.
     early: BTreeMap<u32, Vec<u8>>,
-    /// pkid of the final status, once sent.
-    final_pkid: Option<u16>,
-    final_outcome: Option<Outcome>,
+    /// The final status, once sent.
+    fin: Option<Final>,
+}
+
+/// What a device keeps across its connections.
+struct State {
+    thing: String,
+    ready: bool,
+    dl: Option<Download>,
+    done_jobs: Vec<String>,
+    /// notify-next messages per job id.
+    notified: Vec<(String, u32)>,
+    reconnects: u32,
+    digest: Option<[u8; 32]>,
+    done_at: Option<Instant>,
+    confirmed_by_describe: bool,
+    lost_an_accept: bool,
 }
 
 fn topic_string(t: Topic<'_>) -> String {
@@ -203,52 +361,149 @@ fn topic_string(t: Topic<'_>) -> String {
 }
 
 /// Connects, subscribes, asks for the next job and reports ready; then runs jobs until one
-/// ended (the fleet rolls out one update).
+/// ended (the fleet rolls out one update). In [`Mode::Cluster`] it reconnects as that mode
+/// says; the result tells how often.
 pub async fn run(shared: Arc<Shared>, id: Identity) -> DeviceResult {
-    let thing = id.thing.clone();
-    let mut digest = None;
-    let mut done_at = None;
-    let outcome = match session(&shared, id, &mut digest, &mut done_at).await {
+    let mut st = State {
+        thing: id.thing.clone(),
+        ready: false,
+        dl: None,
+        done_jobs: Vec::new(),
+        notified: Vec::new(),
+        reconnects: 0,
+        digest: None,
+        done_at: None,
+        confirmed_by_describe: false,
+        lost_an_accept: false,
+    };
+    let outcome = match drive(&shared, id, &mut st).await {
         Ok(o) => o,
         Err(e) => Outcome::Error(e),
     };
+    let notified = st
+        .dl
+        .as_ref()
+        .and_then(|d| st.notified.iter().find(|(j, _)| *j == d.job_id))
+        .map_or(0, |(_, n)| *n);
     DeviceResult {
-        thing,
+        thing: st.thing,
         outcome,
-        done_at,
-        digest,
+        done_at: st.done_at,
+        digest: st.digest,
+        reconnects: st.reconnects,
+        notified,
+        confirmed_by_describe: st.confirmed_by_describe,
     }
 }
 
-async fn connect(shared: &Shared, id: Identity) -> Result<Conn, String> {
+/// One connection after another until the device is done (one in [`Mode::Direct`]).
+async fn drive(shared: &Shared, id: Identity, st: &mut State) -> Result<Outcome, String> {
+    if shared.addrs.is_empty() {
+        return Err("no server address to connect to".into());
+    }
     let mut cfg = rustls::ClientConfig::builder_with_provider(ferrota_server::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?
         .with_root_certificates(shared.roots.clone())
         .with_client_auth_cert(vec![id.cert], id.key)
         .map_err(|e| format!("TLS client certificate: {e}"))?;
-    // No session cache per device: one connection each, and 10k caches would cost memory.
+    // No session cache per device: 10k caches would cost memory (a reconnect does a full
+    // handshake, as a device that lost its broker would).
     cfg.resumption = rustls::client::Resumption::disabled();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let name = ServerName::try_from(shared.server_name.clone())
+        .map_err(|e| format!("server name {:?}: {e}", shared.server_name))?;
+    let mut at = id.index % shared.addrs.len();
+    if !shared.cluster() {
+        let wait = Duration::from_secs(60);
+        let run = async {
+            let mut c = dial(&connector, &name, shared.addrs[at], wait, 20).await?;
+            handshake(shared, &mut c, st, wait).await?;
+            serve(shared, &mut c, st).await
+        };
+        return run.await.map_err(Stop::text);
+    }
+    let started = Instant::now();
+    // The budget runs from the loss of the last session (or from the start).
+    let mut since = started;
+    let mut backoff = BACKOFF_FIRST;
+    let mut attempts = 0u32;
+    let mut sessions = 0u32;
+    loop {
+        let addr = shared.addrs[at];
+        let attempt = async {
+            let mut c = dial(&connector, &name, addr, CLUSTER_ATTEMPT_TIMEOUT, 0).await?;
+            handshake(shared, &mut c, st, CLUSTER_ATTEMPT_TIMEOUT).await?;
+            Ok::<_, Stop>(c)
+        };
+        let why = match attempt.await {
+            Err(e) => e,
+            Ok(mut c) => {
+                if sessions > 0 {
+                    st.reconnects += 1;
+                }
+                sessions += 1;
+                backoff = BACKOFF_FIRST;
+                let r = serve(shared, &mut c, st).await;
+                since = Instant::now();
+                match r {
+                    Ok(o) => return Ok(o),
+                    Err(e) => e,
+                }
+            }
+        };
+        let why = match why {
+            Stop::Fatal(e) => return Err(e),
+            Stop::Lost(e) => format!("{addr}: {e}"),
+        };
+        let left = shared.reconnect_budget.saturating_sub(since.elapsed());
+        if left.is_zero() {
+            return Err(format!(
+                "gave up after {attempts} reconnect attempts / {:.0} s without a connection \
+                 ({:.0} s in all); last: {why}",
+                since.elapsed().as_secs_f64(),
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        tokio::time::sleep(backoff.min(left)).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+        at = (at + 1) % shared.addrs.len();
+        attempts += 1;
+    }
+}
+
+/// TCP (with `tcp_retries` retries on the same address) and TLS to `addr`.
+async fn dial(
+    connector: &tokio_rustls::TlsConnector,
+    name: &ServerName<'static>,
+    addr: SocketAddr,
+    wait: Duration,
+    tcp_retries: u64,
+) -> R<Conn> {
     let mut attempt = 0;
     let tcp = loop {
-        match TcpStream::connect(shared.addr).await {
+        let r = match tokio::time::timeout(wait, TcpStream::connect(addr)).await {
+            Ok(r) => r,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer in {} s", wait.as_secs()),
+            )),
+        };
+        match r {
             Ok(t) => break t,
             // A burst of connects can overflow the listen backlog: back off and retry.
-            Err(e) if attempt < 20 => {
+            Err(_) if attempt < tcp_retries => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
-                let _ = e;
             }
-            Err(e) => return Err(format!("connect {}: {e}", shared.addr)),
+            Err(e) => return Err(Stop::Lost(format!("connect {addr}: {e}"))),
         }
     };
     let _ = tcp.set_nodelay(true);
-    let name = ServerName::try_from("localhost").map_err(|e| format!("server name: {e}"))?;
-    let io = tokio::time::timeout(Duration::from_secs(60), connector.connect(name, tcp))
+    let io = tokio::time::timeout(wait, connector.connect(name.clone(), tcp))
         .await
-        .map_err(|_| "TLS handshake timed out".to_string())?
-        .map_err(|e| format!("TLS handshake: {e}"))?;
+        .map_err(|_| Stop::Lost("TLS handshake timed out".to_string()))?
+        .map_err(|e| Stop::Lost(format!("TLS handshake: {e}")))?;
     Ok(Conn {
         io,
         rbuf: BytesMut::new(),
@@ -258,25 +513,24 @@ async fn connect(shared: &Shared, id: Identity) -> Result<Conn, String> {
     })
 }
 
-async fn session(
-    shared: &Shared,
-    id: Identity,
-    digest_out: &mut Option<[u8; 32]>,
-    done_at: &mut Option<Instant>,
-) -> Result<Outcome, String> {
-    let thing = id.thing.clone();
-    let mut c = connect(shared, id).await?;
+/// CONNECT, CONNACK, the subscriptions and `$next/get`; after a reconnect also the job's
+/// subscriptions and the request that picks up where the lost session stopped.
+async fn handshake(shared: &Shared, c: &mut Conn, st: &mut State, wait: Duration) -> R<()> {
+    let thing = st.thing.clone();
     let mut connect = Connect::new(thing.as_str());
     connect.keep_alive = KEEP_ALIVE_SECS;
     connect.clean_session = true;
     c.queue(Packet::Connect(connect))?;
     c.flush().await?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    match c.read(deadline).await? {
+    match c.read(Instant::now() + wait).await? {
         Some(Packet::ConnAck(a)) if a.code == ConnectReturnCode::Success => {}
-        Some(Packet::ConnAck(a)) => return Err(format!("CONNACK refused: {:?}", a.code)),
-        Some(p) => return Err(format!("expected CONNACK, got {p:?}")),
-        None => return Err("no CONNACK in 60 s".into()),
+        // A broker node that is starting refuses for a moment: Lost, so a cluster device
+        // tries again (a direct one ends with this message, as before).
+        Some(Packet::ConnAck(a)) => {
+            return Err(Stop::Lost(format!("CONNACK refused: {:?}", a.code)));
+        }
+        Some(p) => return Err(fatal(format!("expected CONNACK, got {p:?}"))),
+        None => return Err(Stop::Lost(format!("no CONNACK in {} s", wait.as_secs()))),
     }
     let notify_next = topic_string(Topic::notify_next(&thing));
     let next_accepted = topic_string(Topic::next_get_accepted(&thing));
@@ -285,10 +539,13 @@ async fn session(
     sub.add(next_accepted.clone(), QoS::AtLeastOnce);
     sub.pkid = pkid;
     c.queue(Packet::Subscribe(sub))?;
-    let token = jobs_api::client_token(0, &thing);
+    if let Some(d) = &st.dl {
+        subscribe_job(shared, c, &thing, d)?;
+    }
+    let token = jobs_api::client_token(GET_NEXT_TOKEN, &thing);
     let mut body = [0u8; 128];
     let body = jobs_api::encode_client_token_request(&token, &mut body)
-        .map_err(|_| "client token".to_string())?;
+        .map_err(|_| fatal("client token".to_string()))?;
     let mut get = Publish::new(
         topic_string(Topic::next_get(&thing)),
         QoS::AtLeastOnce,
@@ -296,32 +553,166 @@ async fn session(
     );
     get.pkid = c.pkid();
     c.queue(Packet::Publish(get))?;
-    c.flush().await?;
+    if let Some(d) = st.dl.as_mut() {
+        match d.fin.as_mut() {
+            Some(f) if f.describing => describe(c, &thing, &d.job_id, f)?,
+            Some(f) => send_final(c, &thing, &d.job_id, f)?,
+            None => {
+                // Ask again for everything from the first block not hashed yet.
+                d.inflight.clear();
+                d.requested = d.next;
+                fill_window(c, &thing, d)?;
+            }
+        }
+    }
+    c.flush().await
+}
 
+/// The job's subscriptions: its stream's data (QoS 0) and, in [`Mode::Cluster`], the answers
+/// to its updates and describes (QoS 1: a broker only delivers what is subscribed).
+fn subscribe_job(shared: &Shared, c: &mut Conn, thing: &str, d: &Download) -> R<()> {
+    let pkid = c.pkid();
+    let mut s = Subscribe::new(d.data_topic.as_str(), QoS::AtMostOnce);
+    if shared.cluster() {
+        for reply in [Reply::Accepted, Reply::Rejected] {
+            s.add(
+                topic_string(Topic::update(thing, &d.job_id, reply)),
+                QoS::AtLeastOnce,
+            );
+            s.add(
+                topic_string(Topic::jobs(
+                    thing,
+                    JobsTopic::Describe {
+                        job: JobRef::Id(&d.job_id),
+                        reply,
+                    },
+                )),
+                QoS::AtLeastOnce,
+            );
+        }
+    }
+    s.pkid = pkid;
+    c.queue(Packet::Subscribe(s))
+}
+
+/// (Re)publishes the final status (QoS 1).
+fn send_final(c: &mut Conn, thing: &str, job: &str, f: &mut Final) -> R<()> {
+    let mut p = Publish::new(
+        topic_string(Topic::update(thing, job, Reply::Request)),
+        QoS::AtLeastOnce,
+        f.body.clone(),
+    );
+    p.pkid = c.pkid();
+    f.pkid = p.pkid;
+    f.sent_at = Instant::now();
+    c.queue(Packet::Publish(p))
+}
+
+/// Asks DescribeJobExecution for the job (QoS 1).
+fn describe(c: &mut Conn, thing: &str, job: &str, f: &mut Final) -> R<()> {
+    let token = jobs_api::client_token(DESCRIBE_TOKEN, thing);
+    let mut body = [0u8; 128];
+    let body = jobs_api::encode_client_token_request(&token, &mut body)
+        .map_err(|_| fatal("client token".to_string()))?;
+    let topic = Topic::jobs(
+        thing,
+        JobsTopic::Describe {
+            job: JobRef::Id(job),
+            reply: Reply::Request,
+        },
+    );
+    let mut p = Publish::new(
+        topic_string(topic),
+        QoS::AtLeastOnce,
+        body.as_bytes().to_vec(),
+    );
+    p.pkid = c.pkid();
+    f.describing = true;
+    f.sent_at = Instant::now();
+    c.queue(Packet::Publish(p))
+}
+
+/// Whether a Jobs answer carries the client token `counter` of this thing.
+fn has_token(payload: &[u8], thing: &str, counter: u32) -> bool {
+    let want = jobs_api::client_token(counter, thing);
+    serde_json::from_slice::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|v| {
+            v.get("clientToken")
+                .and_then(|t| t.as_str())
+                .map(|t| t == want.as_str())
+        })
+        .unwrap_or(false)
+}
+
+/// Ends the session after the final status was taken.
+async fn done(c: &mut Conn, st: &mut State) -> R<Outcome> {
+    st.done_at = Some(Instant::now());
+    let Some(d) = st.dl.as_mut() else {
+        return Err(fatal("done without a job".into()));
+    };
+    let outcome = d
+        .fin
+        .as_ref()
+        .map_or(Outcome::Succeeded, |f| f.outcome.clone());
+    st.done_jobs.push(d.job_id.clone());
+    c.queue(Packet::Disconnect)?;
+    let _ = c.flush().await;
+    let _ = c.io.shutdown().await;
+    Ok(outcome)
+}
+
+/// One session: runs until the final status was taken or the connection ended.
+async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
+    let thing = st.thing.clone();
+    let cluster = shared.cluster();
+    let retry = shared.retry_after;
     let ka = Duration::from_secs(u64::from(KEEP_ALIVE_SECS));
-    let mut ready = false;
-    let mut dl: Option<Download> = None;
-    let mut done_jobs: Vec<String> = Vec::new();
+    let mut ping_sent: Option<Instant> = None;
     loop {
         let now = Instant::now();
         let mut until = c.last_sent + ka / 2;
-        if let Some(d) = &dl
-            && let Some(t) = d.inflight.iter().map(|r| r.2).min()
-        {
-            until = until.min(t + REREQUEST_AFTER);
+        if let Some(d) = &st.dl {
+            if let Some(t) = d.inflight.iter().map(|r| r.2).min() {
+                until = until.min(t + retry);
+            }
+            if cluster && let Some(f) = &d.fin {
+                until = until.min(f.sent_at + retry);
+            }
+        }
+        if cluster && let Some(t) = ping_sent {
+            until = until.min(t + retry);
         }
         let p = c.read(until.max(now)).await?;
         let Some(p) = p else {
-            if Instant::now() >= c.last_sent + ka / 2 {
-                c.queue(Packet::PingReq)?;
+            let now = Instant::now();
+            if cluster && ping_sent.is_some_and(|t| now >= t + retry) {
+                return Err(Stop::Lost(format!(
+                    "no PINGRESP in {:.0} s",
+                    retry.as_secs_f64()
+                )));
             }
-            if let Some(d) = dl.as_mut() {
-                let stale = Instant::now() - REREQUEST_AFTER;
+            if now >= c.last_sent + ka / 2 {
+                c.queue(Packet::PingReq)?;
+                ping_sent.get_or_insert(now);
+            }
+            if let Some(d) = st.dl.as_mut() {
+                let stale = now - retry;
                 if d.inflight.iter().any(|r| r.2 <= stale) {
                     // Ask again for everything from the first block not hashed yet.
                     d.inflight.clear();
                     d.requested = d.next;
-                    fill_window(&mut c, &thing, d)?;
+                    fill_window(c, &thing, d)?;
+                }
+                if cluster
+                    && let Some(f) = d.fin.as_mut()
+                    && f.sent_at <= stale
+                {
+                    if f.describing {
+                        describe(c, &thing, &d.job_id, f)?;
+                    } else {
+                        send_final(c, &thing, &d.job_id, f)?;
+                    }
                 }
             }
             c.flush().await?;
@@ -337,27 +728,26 @@ async fn session(
                 };
                 match t.kind {
                     TopicKind::Jobs(
-                        JobsTopic::NotifyNext
+                        kind @ (JobsTopic::NotifyNext
                         | JobsTopic::Describe {
                             job: JobRef::Next,
                             reply: Reply::Accepted,
-                        },
+                        }),
                     ) => {
-                        if !ready {
-                            ready = true;
+                        if kind == JobsTopic::NotifyNext {
+                            count_notify(st, &p.payload);
+                        }
+                        if !st.ready {
+                            st.ready = true;
                             shared.ready.fetch_add(1, Ordering::AcqRel);
                             shared.ready_changed.notify_waiters();
                         }
-                        if dl.is_none()
-                            && let Some(d) = start_job(&thing, &p.payload, &done_jobs)
+                        if st.dl.is_none()
+                            && let Some(mut d) = start_job(&thing, &p.payload, &st.done_jobs)
                         {
-                            let pkid = c.pkid();
-                            let mut s = Subscribe::new(d.data_topic.as_str(), QoS::AtMostOnce);
-                            s.pkid = pkid;
-                            c.queue(Packet::Subscribe(s))?;
-                            let mut d = d;
-                            fill_window(&mut c, &thing, &mut d)?;
-                            dl = Some(d);
+                            subscribe_job(shared, c, &thing, &d)?;
+                            fill_window(c, &thing, &mut d)?;
+                            st.dl = Some(d);
                         }
                     }
                     TopicKind::Stream {
@@ -365,39 +755,149 @@ async fn session(
                         encoding: Encoding::Cbor,
                         stream,
                     } => {
-                        if let Some(d) = dl.as_mut()
+                        if let Some(d) = st.dl.as_mut()
                             && stream == d.stream
-                            && d.final_pkid.is_none()
+                            && d.fin.is_none()
                         {
-                            on_block(&mut c, &thing, d, &p.payload)?;
-                            if d.next == d.num_blocks && d.final_pkid.is_none() {
+                            on_block(c, &thing, d, &p.payload)?;
+                            if d.next == d.num_blocks && d.fin.is_none() {
                                 let hash: [u8; 32] = d.sha.clone().finalize().into();
-                                *digest_out = Some(hash);
-                                finish(&mut c, &thing, d, &hash, &shared.code_signing_key)?;
+                                st.digest = Some(hash);
+                                finish(c, &thing, d, &hash, shared)?;
                             }
+                        }
+                    }
+                    TopicKind::Jobs(JobsTopic::Update { job, reply }) if cluster => {
+                        let Some(d) = st.dl.as_mut() else { continue };
+                        let Some(f) = d.fin.as_mut() else { continue };
+                        if job != d.job_id
+                            || f.describing
+                            || !has_token(&p.payload, &thing, FINAL_TOKEN)
+                        {
+                            continue;
+                        }
+                        match reply {
+                            Reply::Accepted => {
+                                if shared.lose_first_accept && !st.lost_an_accept {
+                                    st.lost_an_accept = true;
+                                    continue;
+                                }
+                                return done(c, st).await;
+                            }
+                            Reply::Rejected => {
+                                let (code, message) = rejection(&p.payload);
+                                if code == JobsErrorCode::InvalidStateTransition.as_str() {
+                                    describe(c, &thing, &d.job_id, f)?;
+                                } else {
+                                    return Err(fatal(format!(
+                                        "{} of job {} rejected: {code}: {message}",
+                                        f.status.as_str(),
+                                        d.job_id
+                                    )));
+                                }
+                            }
+                            Reply::Request => {}
+                        }
+                    }
+                    TopicKind::Jobs(JobsTopic::Describe {
+                        job: JobRef::Id(job),
+                        reply,
+                    }) if cluster => {
+                        let Some(d) = st.dl.as_ref() else { continue };
+                        let Some(f) = d.fin.as_ref() else { continue };
+                        if job != d.job_id
+                            || !f.describing
+                            || !has_token(&p.payload, &thing, DESCRIBE_TOKEN)
+                        {
+                            continue;
+                        }
+                        match reply {
+                            Reply::Accepted => {
+                                let now = execution_status(&p.payload);
+                                if now.as_deref() == Some(f.status.as_str()) {
+                                    st.confirmed_by_describe = true;
+                                    return done(c, st).await;
+                                }
+                                return Err(fatal(format!(
+                                    "{} of job {} was refused as a change of a terminal \
+                                     execution, but DescribeJobExecution says it is {}",
+                                    f.status.as_str(),
+                                    d.job_id,
+                                    now.as_deref().unwrap_or("without a status")
+                                )));
+                            }
+                            Reply::Rejected => {
+                                let (code, message) = rejection(&p.payload);
+                                return Err(fatal(format!(
+                                    "DescribeJobExecution of job {} rejected: {code}: {message}",
+                                    d.job_id
+                                )));
+                            }
+                            Reply::Request => {}
                         }
                     }
                     _ => {}
                 }
             }
             Packet::PubAck(a) => {
-                if let Some(d) = dl.as_mut()
-                    && d.final_pkid == Some(a.pkid)
+                if !cluster
+                    && let Some(d) = st.dl.as_ref()
+                    && d.fin.as_ref().is_some_and(|f| f.pkid == a.pkid)
                 {
-                    *done_at = Some(Instant::now());
-                    let outcome = d.final_outcome.take().unwrap_or(Outcome::Succeeded);
-                    done_jobs.push(d.job_id.clone());
-                    c.queue(Packet::Disconnect)?;
-                    let _ = c.flush().await;
-                    let _ = c.io.shutdown().await;
-                    return Ok(outcome);
+                    return done(c, st).await;
                 }
             }
-            Packet::SubAck(_) | Packet::PingResp | Packet::UnsubAck(_) => {}
-            other => return Err(format!("unexpected packet from the server: {other:?}")),
+            Packet::PingResp => ping_sent = None,
+            Packet::SubAck(_) | Packet::UnsubAck(_) => {}
+            other => {
+                return Err(fatal(format!(
+                    "unexpected packet from the server: {other:?}"
+                )));
+            }
         }
         c.flush().await?;
     }
+}
+
+/// Counts a `notify-next` for the job it names.
+fn count_notify(st: &mut State, payload: &[u8]) {
+    let Some(job) = JobMessage::parse(payload)
+        .ok()
+        .and_then(|m| m.execution)
+        .map(|e| e.job_id)
+    else {
+        return;
+    };
+    match st.notified.iter_mut().find(|(j, _)| j == job) {
+        Some((_, n)) => *n += 1,
+        None => st.notified.push((job.to_string(), 1)),
+    }
+}
+
+/// `code` and `message` of a Jobs rejection (AWS's error JSON).
+fn rejection(payload: &[u8]) -> (String, String) {
+    match JobsRejection::parse(payload) {
+        Ok(r) => (
+            r.code.as_plain().unwrap_or("(escaped code)").to_string(),
+            r.message
+                .and_then(|m| m.as_plain())
+                .unwrap_or("")
+                .to_string(),
+        ),
+        Err(e) => (
+            "unreadable rejection".into(),
+            format!("{e:?}: {}", String::from_utf8_lossy(payload)),
+        ),
+    }
+}
+
+/// `execution.status` of a DescribeJobExecution answer.
+fn execution_status(payload: &[u8]) -> Option<String> {
+    let v = serde_json::from_slice::<serde_json::Value>(payload).ok()?;
+    v.get("execution")?
+        .get("status")?
+        .as_str()
+        .map(str::to_string)
 }
 
 /// A download for the job in a `notify-next` or `$next/get/accepted` message, if it carries an
@@ -432,13 +932,12 @@ fn start_job(thing: &str, payload: &[u8], done: &[String]) -> Option<Download> {
         requested: 0,
         inflight: Vec::new(),
         early: BTreeMap::new(),
-        final_pkid: None,
-        final_outcome: None,
+        fin: None,
     })
 }
 
 /// Sends GetStream requests until [`REQUESTS_IN_FLIGHT`] are out or the file is covered.
-fn fill_window(c: &mut Conn, thing: &str, d: &mut Download) -> Result<(), String> {
+fn fill_window(c: &mut Conn, thing: &str, d: &mut Download) -> R<()> {
     let get_topic = topic_string(Topic::stream(
         thing,
         &d.stream,
@@ -449,7 +948,7 @@ fn fill_window(c: &mut Conn, thing: &str, d: &mut Download) -> Result<(), String
         let from = d.requested;
         let to = (from + BLOCKS_PER_REQUEST).min(d.num_blocks);
         let mut bits = [0u8; (BLOCKS_PER_REQUEST as usize).div_ceil(8) + 1];
-        let len = encode_blocks(from, from..to, &mut bits).map_err(|e| format!("{e:?}"))?;
+        let len = encode_blocks(from, from..to, &mut bits).map_err(|e| fatal(format!("{e:?}")))?;
         let req = StreamRequest {
             client_token: Some(OFFICIAL_CLIENT_TOKEN),
             stream_version: None,
@@ -462,7 +961,7 @@ fn fill_window(c: &mut Conn, thing: &str, d: &mut Download) -> Result<(), String
         let mut buf = [0u8; 128];
         let n = req
             .encode(&mut buf)
-            .map_err(|_| "stream request".to_string())?;
+            .map_err(|_| fatal("stream request".to_string()))?;
         c.queue(Packet::Publish(Publish::new(
             get_topic.as_str(),
             QoS::AtMostOnce,
@@ -474,27 +973,21 @@ fn fill_window(c: &mut Conn, thing: &str, d: &mut Download) -> Result<(), String
     Ok(())
 }
 
-fn status(c: &mut Conn, thing: &str, job: &str, s: OtaStatus) -> Result<Option<u16>, String> {
+/// Publishes a progress status (QoS 0, as the agent does).
+fn progress(c: &mut Conn, thing: &str, job: &str, s: OtaStatus) -> R<()> {
     let mut buf = [0u8; 256];
-    let body = s.encode(&mut buf).map_err(|_| "status".to_string())?;
+    let body = s
+        .encode(&mut buf)
+        .map_err(|_| fatal("status".to_string()))?;
     let topic = topic_string(Topic::update(thing, job, Reply::Request));
-    if s.qos() == 0 {
-        c.queue(Packet::Publish(Publish::new(
-            topic,
-            QoS::AtMostOnce,
-            body.as_bytes().to_vec(),
-        )))?;
-        Ok(None)
-    } else {
-        let mut p = Publish::new(topic, QoS::AtLeastOnce, body.as_bytes().to_vec());
-        p.pkid = c.pkid();
-        let pkid = p.pkid;
-        c.queue(Packet::Publish(p))?;
-        Ok(Some(pkid))
-    }
+    c.queue(Packet::Publish(Publish::new(
+        topic,
+        QoS::AtMostOnce,
+        body.as_bytes().to_vec(),
+    )))
 }
 
-fn on_block(c: &mut Conn, thing: &str, d: &mut Download, payload: &[u8]) -> Result<(), String> {
+fn on_block(c: &mut Conn, thing: &str, d: &mut Download, payload: &[u8]) -> R<()> {
     let Ok(b) = DataBlock::decode(payload) else {
         return Ok(());
     };
@@ -523,7 +1016,7 @@ fn on_block(c: &mut Conn, thing: &str, d: &mut Download, payload: &[u8]) -> Resu
     }
     let received = d.next;
     if received < d.num_blocks && (received == 1 || received.is_multiple_of(64)) {
-        status(
+        progress(
             c,
             thing,
             &d.job_id.clone(),
@@ -539,17 +1032,20 @@ fn on_block(c: &mut Conn, thing: &str, d: &mut Download, payload: &[u8]) -> Resu
     fill_window(c, thing, d)
 }
 
+/// Checks the signature over the digest and sends the final status: the agent's exact body in
+/// [`Mode::Direct`]; with a `clientToken` in [`Mode::Cluster`], so its answer can be told from
+/// the answers to the progress updates.
 fn finish(
     c: &mut Conn,
     thing: &str,
     d: &mut Download,
     digest: &[u8; 32],
-    key: &VerifyingKey,
-) -> Result<(), String> {
-    let verdict = d
-        .signature
-        .clone()
-        .and_then(|s| s.verify_digest(key, digest).map_err(|e| e.to_string()));
+    shared: &Shared,
+) -> R<()> {
+    let verdict = d.signature.clone().and_then(|s| {
+        s.verify_digest(&shared.code_signing_key, digest)
+            .map_err(|e| e.to_string())
+    });
     let (s, outcome) = match verdict {
         Ok(_) => (
             OtaStatus::Accepted {
@@ -566,8 +1062,315 @@ fn finish(
             Outcome::Failed(why),
         ),
     };
+    let mut buf = [0u8; 256];
+    let text = s
+        .encode(&mut buf)
+        .map_err(|_| fatal("status".to_string()))?;
+    let body = if shared.cluster() {
+        let token = jobs_api::client_token(FINAL_TOKEN, thing);
+        let token = serde_json::to_string(token.as_str()).map_err(|e| fatal(e.to_string()))?;
+        let open = text
+            .strip_suffix('}')
+            .ok_or_else(|| fatal("status is not a JSON object".to_string()))?;
+        format!("{open},\"clientToken\":{token}}}").into_bytes()
+    } else {
+        text.as_bytes().to_vec()
+    };
+    let mut f = Final {
+        body,
+        status: s.job_status(),
+        outcome,
+        pkid: 0,
+        sent_at: Instant::now(),
+        describing: false,
+    };
     let job = d.job_id.clone();
-    d.final_pkid = status(c, thing, &job, s)?;
-    d.final_outcome = Some(outcome);
+    send_final(c, thing, &job, &mut f)?;
+    d.fin = Some(f);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::server::{Running, ServerKind};
+    use super::super::{Fleet, blocking, file_bytes, hex_of, provision};
+    use super::*;
+    use crate::Options;
+    use ferrota_api::{CreateOtaUpdate, OtaFile};
+    use ferrota_image::ota::{MAX_P256_BASE64, sign_file};
+    use tokio::net::TcpListener;
+
+    /// An in-process server with `n` provisioned things and the file uploaded.
+    struct Rig {
+        fleet: Fleet,
+        srv: Running,
+        api: ferrota_api::Client,
+        expected: [u8; 32],
+        sig_text: String,
+        pinned: VerifyingKey,
+        n: usize,
+    }
+
+    async fn rig(n: usize, file_size: usize) -> Rig {
+        ferrota_server::tls::install_crypto_provider();
+        let opts = Options {
+            short: true,
+            ferrota_exe: std::path::PathBuf::from("/nonexistent/ferrota"),
+            progress: false,
+        };
+        let fleet = provision(n, &opts).await.unwrap();
+        let log = fleet.dir.path().join("serve.log");
+        let srv = Running::start(&ServerKind::InProcess, &fleet.config, &log).unwrap();
+        let file = file_bytes(file_size);
+        let expected: [u8; 32] = Sha256::digest(&file).into();
+        let signer = ferrota_sim::keys::fleet_code_signing_key();
+        let sig = sign_file(&signer, &file).unwrap();
+        let mut b64 = [0u8; MAX_P256_BASE64];
+        let sig_text = OtaSignature::to_base64(&sig, &mut b64).to_string();
+        let api = ferrota_api::Client::new(format!("http://{}", srv.http), fleet.token.clone());
+        blocking(api.clone(), move |c| c.upload_file(&file))
+            .await
+            .unwrap();
+        Rig {
+            fleet,
+            srv,
+            api,
+            expected,
+            sig_text,
+            pinned: *signer.verifying_key(),
+            n,
+        }
+    }
+
+    /// Runs the fleet against `addrs`: waits until every device is idle, creates the OTA update
+    /// and collects the results.
+    async fn roll(
+        rig: &Rig,
+        addrs: Vec<SocketAddr>,
+        mode: Mode,
+        tweak: impl FnOnce(&mut Shared),
+    ) -> Vec<DeviceResult> {
+        let mut shared = Shared::new(addrs, rig.fleet.roots.clone(), rig.pinned, mode);
+        tweak(&mut shared);
+        let shared = Arc::new(shared);
+        let mut tasks = Vec::new();
+        for (i, (name, cert, key)) in rig.fleet.ids.iter().take(rig.n).enumerate() {
+            let id = Identity {
+                thing: name.clone(),
+                cert: CertificateDer::from(cert.clone()),
+                key: PrivateKeyDer::try_from(key.clone()).unwrap(),
+                index: i,
+            };
+            tasks.push(tokio::spawn(run(shared.clone(), id)));
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while shared.ready.load(Ordering::Acquire) < rig.n {
+            assert!(Instant::now() < deadline, "the devices did not get ready");
+            assert!(
+                !tasks.iter().any(|t| t.is_finished()),
+                "a device ended before the rollout"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut req = CreateOtaUpdate::new("cut").file(
+            OtaFile::new("/ota/bank.bin", hex_of(&rig.expected), &rig.sig_text)
+                .file_type(Some(7))
+                .certificate_name("signer.crt"),
+        );
+        for (name, _, _) in rig.fleet.ids.iter().take(rig.n) {
+            req = req.thing(name);
+        }
+        blocking(rig.api.clone(), move |c| c.create_ota_update(&req))
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for t in tasks {
+            let r = tokio::time::timeout(Duration::from_secs(30), t)
+                .await
+                .expect("a device did not end in 30 s")
+                .unwrap();
+            out.push(r);
+        }
+        out
+    }
+
+    /// A TCP proxy to `target` that cuts each of the first `cut_first` connections once it
+    /// forwarded `cut_after` bytes from the server to the device.
+    async fn cutting_proxy(target: SocketAddr, cut_first: usize, cut_after: usize) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut accepted = 0;
+            while let Ok((down, _)) = l.accept().await {
+                let cut = accepted < cut_first;
+                accepted += 1;
+                tokio::spawn(async move {
+                    let Ok(up) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut dr, mut dw) = down.into_split();
+                    let (mut ur, mut uw) = up.into_split();
+                    let to_server = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut dr, &mut uw).await;
+                        let _ = uw.shutdown().await;
+                    });
+                    let mut buf = vec![0u8; 4096];
+                    let mut sent = 0;
+                    loop {
+                        let room = if cut { cut_after - sent } else { buf.len() };
+                        if room == 0 {
+                            break;
+                        }
+                        let k = match ur.read(&mut buf[..room.min(4096)]).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(k) => k,
+                        };
+                        if dw.write_all(&buf[..k]).await.is_err() {
+                            break;
+                        }
+                        sent += k;
+                    }
+                    // Both sockets close here: the device sees its connection end mid-stream.
+                    to_server.abort();
+                });
+            }
+        });
+        addr
+    }
+
+    fn assert_all_updated(rig: &Rig, results: &[DeviceResult]) {
+        assert_eq!(results.len(), rig.n);
+        for r in results {
+            assert_eq!(r.outcome, Outcome::Succeeded, "{}", r.thing);
+            assert_eq!(r.digest, Some(rig.expected), "{}", r.thing);
+            assert!(r.done_at.is_some(), "{}", r.thing);
+            assert_eq!(r.notified, 1, "{}: one notify-next for the job", r.thing);
+        }
+    }
+
+    /// 96 KB + a bit: 25 blocks; the cut at 40 KB falls mid-download.
+    const FILE: usize = 96 * 1024 + 77;
+    const CUT_AFTER: usize = 40 * 1024;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cluster_mode_reconnects_mid_download_and_every_device_updates() {
+        let rig = rig(3, FILE).await;
+        let proxy = cutting_proxy(rig.srv.mqtt, rig.n, CUT_AFTER).await;
+        let results = roll(&rig, vec![proxy], Mode::Cluster, |_| {}).await;
+        assert_all_updated(&rig, &results);
+        for r in &results {
+            assert!(
+                r.reconnects >= 1,
+                "{}: {} reconnects",
+                r.thing,
+                r.reconnects
+            );
+            assert!(!r.confirmed_by_describe, "{}", r.thing);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn direct_mode_ends_in_an_error_when_the_connection_is_cut() {
+        let rig = rig(2, FILE).await;
+        let proxy = cutting_proxy(rig.srv.mqtt, rig.n, CUT_AFTER).await;
+        let results = roll(&rig, vec![proxy], Mode::Direct, |_| {}).await;
+        for r in &results {
+            assert!(
+                matches!(&r.outcome, Outcome::Error(e) if !e.is_empty()),
+                "{}: {:?}",
+                r.thing,
+                r.outcome
+            );
+            assert_eq!(r.reconnects, 0);
+            assert!(r.done_at.is_none());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_closed_first_address_is_passed_over_for_the_next() {
+        let rig = rig(2, 8 * 1024).await;
+        // A port nobody listens on (bound, then closed).
+        let closed = {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            l.local_addr().unwrap()
+        };
+        // Device 0 starts on the closed port, device 1 on the server.
+        let results = roll(&rig, vec![closed, rig.srv.mqtt], Mode::Cluster, |_| {}).await;
+        assert_all_updated(&rig, &results);
+        // Only a session established again counts as a reconnect.
+        assert!(results.iter().all(|r| r.reconnects == 0));
+        // In direct mode the same addresses leave device 0 without a server.
+        let mut shared = Shared::new(
+            vec![closed, rig.srv.mqtt],
+            rig.fleet.roots.clone(),
+            rig.pinned,
+            Mode::Direct,
+        );
+        shared.retry_after = Duration::from_secs(1);
+        let (name, cert, key) = &rig.fleet.ids[0];
+        let r = run(
+            Arc::new(shared),
+            Identity {
+                thing: name.clone(),
+                cert: CertificateDer::from(cert.clone()),
+                key: PrivateKeyDer::try_from(key.clone()).unwrap(),
+                index: 0,
+            },
+        )
+        .await;
+        assert!(
+            matches!(&r.outcome, Outcome::Error(e) if e.contains(&closed.to_string())),
+            "{:?}",
+            r.outcome
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lost_accept_is_settled_by_describe_after_the_resend_is_refused() {
+        let rig = rig(2, 8 * 1024).await;
+        let results = roll(&rig, vec![rig.srv.mqtt], Mode::Cluster, |s| {
+            s.lose_first_accept = true;
+            s.retry_after = Duration::from_millis(500);
+        })
+        .await;
+        assert_all_updated(&rig, &results);
+        for r in &results {
+            assert!(r.confirmed_by_describe, "{}", r.thing);
+            assert_eq!(r.reconnects, 0, "{}", r.thing);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cluster_device_gives_up_after_its_budget() {
+        let rig = rig(1, 1024).await;
+        let closed = {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            l.local_addr().unwrap()
+        };
+        let mut shared = Shared::new(
+            vec![closed],
+            rig.fleet.roots.clone(),
+            rig.pinned,
+            Mode::Cluster,
+        );
+        shared.reconnect_budget = Duration::from_millis(700);
+        let (name, cert, key) = &rig.fleet.ids[0];
+        let t = Instant::now();
+        let r = run(
+            Arc::new(shared),
+            Identity {
+                thing: name.clone(),
+                cert: CertificateDer::from(cert.clone()),
+                key: PrivateKeyDer::try_from(key.clone()).unwrap(),
+                index: 0,
+            },
+        )
+        .await;
+        assert!(t.elapsed() < Duration::from_secs(5));
+        let Outcome::Error(e) = &r.outcome else {
+            panic!("{:?}", r.outcome)
+        };
+        assert!(e.contains("gave up after"), "{e}");
+        assert!(e.contains("reconnect attempts"), "{e}");
+    }
 }

@@ -53,7 +53,7 @@ use tokio::time::Instant;
 
 use crate::report::{Report, Table, Target};
 use crate::{BenchError, Options, Scenario};
-use device::{Identity, Outcome, Shared};
+use device::{Identity, Mode, Outcome, Shared};
 use server::{Running, ServerKind};
 
 /// TLS handshakes in flight while the fleet connects (they cost CPU on both sides).
@@ -361,13 +361,12 @@ async fn run_tier(
     let before = server::proc_mem(srv.pid)?;
 
     // Connect the fleet.
-    let shared = Arc::new(Shared {
-        addr: srv.mqtt,
-        roots: fleet.roots.clone(),
-        code_signing_key: pinned,
-        ready: 0.into(),
-        ready_changed: tokio::sync::Notify::new(),
-    });
+    let shared = Arc::new(Shared::new(
+        vec![srv.mqtt],
+        fleet.roots.clone(),
+        pinned,
+        Mode::Direct,
+    ));
     opts.say(format!("fleet: {n} devices connecting"));
     let t_connect = Instant::now();
     let mut tasks = Vec::with_capacity(n);
@@ -384,6 +383,7 @@ async fn run_tier(
             thing: name.clone(),
             cert: CertificateDer::from(cert.clone()),
             key: PrivateKeyDer::try_from(key.clone()).map_err(|e| format!("{name}: {e}"))?,
+            index: i,
         };
         tasks.push(tokio::spawn(device::run(shared.clone(), id)));
     }
