@@ -147,9 +147,21 @@ pub struct Shared {
     /// [`Mode::Cluster`]: the device gives up after this long without a successful CONNACK.
     /// Default [`RECONNECT_BUDGET`].
     pub reconnect_budget: Duration,
-    /// Fault injection for tests: ignore the first `update/accepted` of the final status (as if
-    /// the worker died between its commit and its answer).
-    lose_first_accept: bool,
+    /// Fault injection for tests.
+    fault: Fault,
+}
+
+/// Faults a test injects into a [`Mode::Cluster`] device at the first `update/accepted` of
+/// its final status (the commit happened; the answer is lost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Only tests inject faults.
+#[cfg_attr(not(test), allow(dead_code))]
+enum Fault {
+    None,
+    /// Ignore it, as if the worker died between its commit and its answer.
+    IgnoreFirstAccept,
+    /// Drop the connection instead, as if the broker node died with the answer.
+    DropAtFirstAccept,
 }
 
 impl Shared {
@@ -170,7 +182,7 @@ impl Shared {
             server_name: "localhost".into(),
             retry_after: REREQUEST_AFTER,
             reconnect_budget: RECONNECT_BUDGET,
-            lose_first_accept: false,
+            fault: Fault::None,
         }
     }
 
@@ -778,8 +790,11 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
                         }
                         match reply {
                             Reply::Accepted => {
-                                if shared.lose_first_accept && !st.lost_an_accept {
+                                if shared.fault != Fault::None && !st.lost_an_accept {
                                     st.lost_an_accept = true;
+                                    if shared.fault == Fault::DropAtFirstAccept {
+                                        return Err(Stop::Lost("fault: dropped".into()));
+                                    }
                                     continue;
                                 }
                                 return done(c, st).await;
@@ -1098,6 +1113,7 @@ mod tests {
     use crate::Options;
     use ferrota_api::{CreateOtaUpdate, OtaFile};
     use ferrota_image::ota::{MAX_P256_BASE64, sign_file};
+    use rustls_pki_types::pem::PemObject;
     use tokio::net::TcpListener;
 
     /// An in-process server with `n` provisioned things and the file uploaded.
@@ -1299,37 +1315,13 @@ mod tests {
         assert_all_updated(&rig, &results);
         // Only a session established again counts as a reconnect.
         assert!(results.iter().all(|r| r.reconnects == 0));
-        // In direct mode the same addresses leave device 0 without a server.
-        let mut shared = Shared::new(
-            vec![closed, rig.srv.mqtt],
-            rig.fleet.roots.clone(),
-            rig.pinned,
-            Mode::Direct,
-        );
-        shared.retry_after = Duration::from_secs(1);
-        let (name, cert, key) = &rig.fleet.ids[0];
-        let r = run(
-            Arc::new(shared),
-            Identity {
-                thing: name.clone(),
-                cert: CertificateDer::from(cert.clone()),
-                key: PrivateKeyDer::try_from(key.clone()).unwrap(),
-                index: 0,
-            },
-        )
-        .await;
-        assert!(
-            matches!(&r.outcome, Outcome::Error(e) if e.contains(&closed.to_string())),
-            "{:?}",
-            r.outcome
-        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lost_accept_is_settled_by_describe_after_the_resend_is_refused() {
         let rig = rig(2, 8 * 1024).await;
         let results = roll(&rig, vec![rig.srv.mqtt], Mode::Cluster, |s| {
-            s.lose_first_accept = true;
+            s.fault = Fault::IgnoreFirstAccept;
             s.retry_after = Duration::from_millis(500);
         })
         .await;
@@ -1372,5 +1364,118 @@ mod tests {
         };
         assert!(e.contains("gave up after"), "{e}");
         assert!(e.contains("reconnect attempts"), "{e}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_final_status_lost_with_its_connection_is_resent_and_confirmed() {
+        let rig = rig(2, 8 * 1024).await;
+        let results = roll(&rig, vec![rig.srv.mqtt], Mode::Cluster, |s| {
+            s.fault = Fault::DropAtFirstAccept;
+        })
+        .await;
+        assert_all_updated(&rig, &results);
+        for r in &results {
+            // The copy sent after the reconnect is refused (the first committed); the
+            // describe shows SUCCEEDED.
+            assert!(r.confirmed_by_describe, "{}", r.thing);
+            assert_eq!(r.reconnects, 1, "{}", r.thing);
+        }
+    }
+
+    /// A TLS endpoint with the server's certificate that answers the first `refuse` CONNECTs
+    /// with CONNACK ServiceUnavailable and forwards every later connection to `target`.
+    async fn refusing_proxy(
+        rig: &Rig,
+        refuse: usize,
+    ) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        let ca = rig.fleet.dir.path().join("data/ca");
+        let cert = std::fs::read(ca.join("server.crt.pem")).unwrap();
+        let key = std::fs::read(ca.join("server.key.pem")).unwrap();
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(&key).unwrap();
+        let cfg = rustls::ServerConfig::builder_with_provider(ferrota_server::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let target = rig.srv.mqtt;
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = refused.clone();
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut down, _)) = l.accept().await {
+                if count.load(Ordering::Acquire) >= refuse {
+                    tokio::spawn(async move {
+                        if let Ok(mut up) = TcpStream::connect(target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                        }
+                    });
+                    continue;
+                }
+                count.fetch_add(1, Ordering::AcqRel);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(down).await else {
+                        return;
+                    };
+                    let mut buf = BytesMut::new();
+                    loop {
+                        match Packet::read(&mut buf, MAX_PACKET) {
+                            Ok(Packet::Connect(..)) => break,
+                            Ok(_) => return,
+                            Err(_) => {}
+                        }
+                        if !matches!(tls.read_buf(&mut buf).await, Ok(n) if n > 0) {
+                            return;
+                        }
+                    }
+                    let mut out = BytesMut::new();
+                    let nack = rumqttc::ConnAck::new(ConnectReturnCode::ServiceUnavailable, false);
+                    let _ = Packet::ConnAck(nack).write(&mut out, MAX_PACKET);
+                    let _ = tls.write_all(&out).await;
+                    let _ = tls.flush().await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        (addr, refused)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_connack_is_tried_again_in_cluster_mode_only() {
+        let rig = rig(1, 8 * 1024).await;
+        let (addr, refused) = refusing_proxy(&rig, 2).await;
+        let results = roll(&rig, vec![addr], Mode::Cluster, |_| {}).await;
+        assert_all_updated(&rig, &results);
+        assert_eq!(refused.load(Ordering::Acquire), 2);
+        assert_eq!(results[0].reconnects, 0);
+
+        let (addr, _) = refusing_proxy(&rig, 1).await;
+        let shared = Shared::new(
+            vec![addr],
+            rig.fleet.roots.clone(),
+            rig.pinned,
+            Mode::Direct,
+        );
+        let (name, cert, key) = &rig.fleet.ids[0];
+        let r = run(
+            Arc::new(shared),
+            Identity {
+                thing: name.clone(),
+                cert: CertificateDer::from(cert.clone()),
+                key: PrivateKeyDer::try_from(key.clone()).unwrap(),
+                index: 0,
+            },
+        )
+        .await;
+        assert_eq!(
+            r.outcome,
+            Outcome::Error("CONNACK refused: ServiceUnavailable".into())
+        );
     }
 }
