@@ -455,6 +455,7 @@ async fn drive(shared: &Shared, id: Identity, st: &mut State) -> Result<Outcome,
                     st.reconnects += 1;
                 }
                 sessions += 1;
+                attempts = 0;
                 backoff = BACKOFF_FIRST;
                 let r = serve(shared, &mut c, st).await;
                 since = Instant::now();
@@ -782,10 +783,7 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
                     TopicKind::Jobs(JobsTopic::Update { job, reply }) if cluster => {
                         let Some(d) = st.dl.as_mut() else { continue };
                         let Some(f) = d.fin.as_mut() else { continue };
-                        if job != d.job_id
-                            || f.describing
-                            || !has_token(&p.payload, &thing, FINAL_TOKEN)
-                        {
+                        if job != d.job_id || !has_token(&p.payload, &thing, FINAL_TOKEN) {
                             continue;
                         }
                         match reply {
@@ -799,6 +797,8 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
                                 }
                                 return done(c, st).await;
                             }
+                            // A copy of it was refused already; the describe is on its way.
+                            Reply::Rejected if f.describing => {}
                             Reply::Rejected => {
                                 let (code, message) = rejection(&p.payload);
                                 if code == JobsErrorCode::InvalidStateTransition.as_str() {

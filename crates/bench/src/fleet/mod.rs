@@ -184,7 +184,7 @@ pub fn fd_budget(devices: usize, limit: u64) -> Result<(), String> {
 }
 
 /// Deterministic file content (xorshift), so every run moves the same bytes.
-fn file_bytes(n: usize) -> Vec<u8> {
+pub(crate) fn file_bytes(n: usize) -> Vec<u8> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     (0..n)
         .map(|_| {
@@ -208,15 +208,18 @@ pub fn run_plan(plan: &Plan, opts: &Options) -> Result<Vec<Tier>, String> {
     rt.block_on(run_async(plan, opts, max))
 }
 
-struct Fleet {
-    dir: tempfile::TempDir,
-    config: std::path::PathBuf,
-    token: String,
-    ids: Vec<(String, Vec<u8>, Vec<u8>)>,
-    roots: Arc<rustls::RootCertStore>,
+/// A provisioned fleet: its data directory and server configuration, the operator token, each
+/// thing's name with its certificate and key (DER), and the fleet CA.
+pub(crate) struct Fleet {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) config: std::path::PathBuf,
+    pub(crate) token: String,
+    pub(crate) ids: Vec<(String, Vec<u8>, Vec<u8>)>,
+    pub(crate) roots: Arc<rustls::RootCertStore>,
 }
 
-async fn provision(max: usize, opts: &Options) -> Result<Fleet, String> {
+/// Creates a data directory and `max` things (`fleet-00000`, …) with their certificates.
+pub(crate) async fn provision(max: usize, opts: &Options) -> Result<Fleet, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     let data = dir.path().join("data");
     let cfg = Config {
@@ -515,7 +518,7 @@ async fn early_end(
     Some(format!("a device ended before the rollout: {why}"))
 }
 
-fn hex_of(b: &[u8]) -> String {
+pub(crate) fn hex_of(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -611,7 +614,7 @@ fn report(plan: &Plan, tiers: &[Tier], short: bool) -> Report {
 }
 
 /// Runs a call of the blocking API client off the runtime's worker threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     client: ferrota_api::Client,
     f: impl FnOnce(&ferrota_api::Client) -> Result<T, ferrota_api::Error> + Send + 'static,
 ) -> Result<T, String> {
