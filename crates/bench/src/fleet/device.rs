@@ -13,8 +13,10 @@
 //!    measured link: 3 requests at a 2 ms RTT).
 //! 3. `IN_PROGRESS {"receive":"1/N"}` at the first block and every 64th (QoS 0); at the end
 //!    `SUCCEEDED {"reason":"accepted  v…"}` or `FAILED` with the agent's signature-failure code
-//!    (QoS 1). The device counts as done when the server's PUBACK for that status arrives (the
-//!    server commits the update before it acknowledges).
+//!    (QoS 1). In [`Mode::Direct`] the device counts as done when the server's PUBACK for that
+//!    status arrives (ferrota's broker commits the update before it acknowledges); in
+//!    [`Mode::Cluster`] (a broker cluster with workers behind it) when the status's
+//!    `update/accepted` arrives, and it survives lost connections (see [`Mode::Cluster`]).
 //!
 //! Decision: blocks that arrive out of order wait in a small reorder buffer (the window is
 //! bounded); a request that brings nothing for [`REREQUEST_AFTER`] is sent again. On loopback
