@@ -164,6 +164,8 @@ enum Fault {
     IgnoreFirstAccept,
     /// Drop the connection instead, as if the broker node died with the answer.
     DropAtFirstAccept,
+    /// Ignore every answer to the final status and to the describe (no worker is left).
+    IgnoreEveryAnswer,
 }
 
 impl Shared {
@@ -331,6 +333,12 @@ struct Final {
     sent_at: Instant,
     /// A copy was rejected with `InvalidStateTransition`: waiting for DescribeJobExecution.
     describing: bool,
+    /// Start of the wait for an answer on this connection (the first copy, or the copy sent
+    /// after a reconnect): a live connection that answers nothing for
+    /// [`Shared::reconnect_budget`] ends the device ([`Mode::Cluster`]).
+    waiting_since: Instant,
+    /// Copies sent (final status and describes).
+    copies: u32,
 }
 
 /// A download in progress.
@@ -570,8 +578,14 @@ async fn handshake(shared: &Shared, c: &mut Conn, st: &mut State, wait: Duration
     c.queue(Packet::Publish(get))?;
     if let Some(d) = st.dl.as_mut() {
         match d.fin.as_mut() {
-            Some(f) if f.describing => describe(c, &thing, &d.job_id, f)?,
-            Some(f) => send_final(c, &thing, &d.job_id, f)?,
+            Some(f) => {
+                f.waiting_since = Instant::now();
+                if f.describing {
+                    describe(c, &thing, &d.job_id, f)?;
+                } else {
+                    send_final(c, &thing, &d.job_id, f)?;
+                }
+            }
             None => {
                 // Ask again for everything from the first block not hashed yet.
                 d.inflight.clear();
@@ -620,6 +634,7 @@ fn send_final(c: &mut Conn, thing: &str, job: &str, f: &mut Final) -> R<()> {
     p.pkid = c.pkid();
     f.pkid = p.pkid;
     f.sent_at = Instant::now();
+    f.copies += 1;
     c.queue(Packet::Publish(p))
 }
 
@@ -644,6 +659,7 @@ fn describe(c: &mut Conn, thing: &str, job: &str, f: &mut Final) -> R<()> {
     p.pkid = c.pkid();
     f.describing = true;
     f.sent_at = Instant::now();
+    f.copies += 1;
     c.queue(Packet::Publish(p))
 }
 
@@ -685,6 +701,9 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
     let ka = Duration::from_secs(u64::from(KEEP_ALIVE_SECS));
     let mut ping_sent: Option<Instant> = None;
     loop {
+        // What an earlier turn queued and skipped (`continue`) goes out before the wait:
+        // PUBACKs above all, which a broker counts against its window.
+        c.flush().await?;
         let now = Instant::now();
         let mut until = c.last_sent + ka / 2;
         if let Some(d) = &st.dl {
@@ -723,6 +742,16 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
                     && let Some(f) = d.fin.as_mut()
                     && f.sent_at <= stale
                 {
+                    if now.duration_since(f.waiting_since) >= shared.reconnect_budget {
+                        return Err(fatal(format!(
+                            "no answer to {} of job {} in {:.0} s ({} copies and describes \
+                             sent)",
+                            f.status.as_str(),
+                            d.job_id,
+                            now.duration_since(f.waiting_since).as_secs_f64(),
+                            f.copies
+                        )));
+                    }
                     if f.describing {
                         describe(c, &thing, &d.job_id, f)?;
                     } else {
@@ -783,6 +812,9 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
                         }
                     }
                     TopicKind::Jobs(JobsTopic::Update { job, reply }) if cluster => {
+                        if shared.fault == Fault::IgnoreEveryAnswer {
+                            continue;
+                        }
                         let Some(d) = st.dl.as_mut() else { continue };
                         let Some(f) = d.fin.as_mut() else { continue };
                         if job != d.job_id || !has_token(&p.payload, &thing, FINAL_TOKEN) {
@@ -820,6 +852,9 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
                         job: JobRef::Id(job),
                         reply,
                     }) if cluster => {
+                        if shared.fault == Fault::IgnoreEveryAnswer {
+                            continue;
+                        }
                         let Some(d) = st.dl.as_ref() else { continue };
                         let Some(f) = d.fin.as_ref() else { continue };
                         if job != d.job_id
@@ -1100,6 +1135,8 @@ fn finish(
         pkid: 0,
         sent_at: Instant::now(),
         describing: false,
+        waiting_since: Instant::now(),
+        copies: 0,
     };
     let job = d.job_id.clone();
     send_final(c, thing, &job, &mut f)?;
@@ -1479,5 +1516,24 @@ mod tests {
             r.outcome,
             Outcome::Error("CONNACK refused: ServiceUnavailable".into())
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_final_status_never_answered_ends_in_a_clear_error() {
+        let rig = rig(1, 8 * 1024).await;
+        // Direct mode's server answers; ignoring every answer stands for a cluster whose
+        // workers are all gone while the broker still takes the messages.
+        let results = roll(&rig, vec![rig.srv.mqtt], Mode::Cluster, |s| {
+            s.fault = Fault::IgnoreEveryAnswer;
+            s.retry_after = Duration::from_millis(200);
+            s.reconnect_budget = Duration::from_secs(1);
+        })
+        .await;
+        let Outcome::Error(e) = &results[0].outcome else {
+            panic!("{:?}", results[0].outcome)
+        };
+        assert!(e.starts_with("no answer to SUCCEEDED of job"), "{e}");
+        assert_eq!(results[0].digest, Some(rig.expected));
+        assert!(results[0].done_at.is_none());
     }
 }
