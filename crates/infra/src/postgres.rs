@@ -251,6 +251,12 @@ impl Postgres {
         )
     }
 
+    /// The postmaster's pid while it runs (its backends are its children: what a benchmark
+    /// sums to count PostgreSQL's CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the server process is running.
     pub fn is_running(&mut self) -> bool {
         self.child

@@ -305,6 +305,15 @@ impl RabbitCluster {
     }
 
     /// Sends `sig` to node `i`'s Erlang VM (pid file) and waits up to 10 s for it to end.
+    /// The pid of node `i`'s Erlang VM (from its pid file) while it runs: benchmarks read its
+    /// CPU time, fault tests kill it.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        std::fs::read_to_string(self.nodes[i].dir.join("pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .filter(|p| proc::pid_alive(*p))
+    }
+
     fn signal_vm(&self, i: usize, sig: i32) {
         let pid_file = self.nodes[i].dir.join("pid");
         if let Some(pid) = std::fs::read_to_string(&pid_file)

@@ -361,6 +361,11 @@ impl Seaweed {
             .map_err(|e| InfraError::Io(out_path.display().to_string(), e))
     }
 
+    /// The server's pid while it runs (benchmarks read its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the server process is running.
     pub fn is_running(&mut self) -> bool {
         self.child

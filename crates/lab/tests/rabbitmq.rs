@@ -59,7 +59,7 @@ async fn a_board_updates_through_a_rabbitmq_cluster_with_ferrota_deciding_access
     let worker = tokio::spawn(amqp::run(
         lab.broker.clone(),
         Amqp {
-            url: cluster.amqp_url(0),
+            urls: vec![cluster.amqp_url(0)],
             prefetch: 4,
         },
         async {
@@ -76,7 +76,7 @@ async fn a_board_updates_through_a_rabbitmq_cluster_with_ferrota_deciding_access
     let worker2 = tokio::spawn(amqp::run(
         second,
         Amqp {
-            url: cluster.amqp_url(1),
+            urls: vec![cluster.amqp_url(1)],
             prefetch: 4,
         },
         async {

@@ -19,8 +19,10 @@
 //!   routing key; the MQTT plugin delivers them to the devices subscribed, on whatever node.
 //! * Who may publish or subscribe to what is decided by Ferrota through RabbitMQ's HTTP auth
 //!   backend ([`crate::broker_auth`]); the worker itself logs in as an internal RabbitMQ user.
-//! * One connection per worker, re-made after a loss with a back-off of 100 ms doubling to
-//!   5 s; requests are handled one at a time in arrival order (as [`crate::bridge`]).
+//! * One connection per worker, to the first node of its list; after a loss it is re-made to
+//!   the next node of the list (a dead node is not waited for), with a back-off of 100 ms
+//!   doubling to 5 s once every node was tried; requests are handled one at a time in
+//!   arrival order (as [`crate::bridge`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +31,7 @@ use bytes::Bytes;
 use futures_lite::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -50,8 +52,9 @@ pub const EXCHANGE: &str = "amq.topic";
 /// How to reach the cluster.
 #[derive(Debug, Clone)]
 pub struct Amqp {
-    /// `amqp://user:password@host:port/vhost` (`%2f` for `/`), or `amqps://…`.
-    pub url: String,
+    /// `amqp://user:password@host:port/vhost` (`%2f` for `/`), or `amqps://…`: the cluster's
+    /// nodes, tried in order, the next after a loss (at least one).
+    pub urls: Vec<String>,
     /// How many unacknowledged requests RabbitMQ hands this worker at once.
     pub prefetch: u16,
 }
@@ -78,7 +81,7 @@ pub fn binding_keys() -> Vec<String> {
 /// What the services publish, queued for the publishing task (whose channel may be
 /// reconnecting). A full queue drops the message with a warning, as a full MQTT client
 /// queue does ([`crate::bridge`]): the device asks again.
-struct Sink(mpsc::Sender<(String, Bytes, QoS)>);
+struct Sink(mpsc::Sender<Msg>);
 
 impl Outbound for Sink {
     fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
@@ -104,17 +107,31 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let consume = async {
         let mut backoff = Duration::from_millis(100);
+        let n = cfg.urls.len().max(1);
+        // Failures in a row: the first `n` move through the list without a pause.
+        let mut failed = 0usize;
+        let mut node = 0usize;
         loop {
-            match session(&broker, &cfg, &chan_tx, stop_rx.clone()).await {
+            let url = cfg.urls.get(node % n).map_or("", String::as_str);
+            match session(&broker, url, cfg.prefetch, &chan_tx, stop_rx.clone()).await {
                 Ok(true) => break,
-                Ok(false) => backoff = Duration::from_millis(100),
+                Ok(false) => {
+                    backoff = Duration::from_millis(100);
+                    failed = 0;
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "AMQP connection lost; retrying");
+                    tracing::warn!(node = node % n, error = %e, "AMQP connection lost; trying the next node");
+                    failed += 1;
                 }
             }
             let _ = chan_tx.send(None);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            node += 1;
+            if failed >= n {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            } else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     };
     tokio::pin!(consume);
@@ -135,17 +152,18 @@ pub async fn run(
 /// turns true (`Ok(true)`: the connection is closed first).
 async fn session(
     broker: &Arc<Broker>,
-    cfg: &Amqp,
+    url: &str,
+    prefetch: u16,
     chan_tx: &watch::Sender<Option<Channel>>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<bool, lapin::Error> {
     let conn = Connection::connect(
-        &cfg.url,
+        url,
         ConnectionProperties::default().with_connection_name("ferrota-worker".into()),
     )
     .await?;
     let ch = conn.create_channel().await?;
-    ch.basic_qos(cfg.prefetch.max(1), BasicQosOptions::default())
+    ch.basic_qos(prefetch.max(1), BasicQosOptions::default())
         .await?;
     let mut args = FieldTable::default();
     args.insert(
@@ -172,6 +190,9 @@ async fn session(
         .await?;
     }
     let publish_channel = conn.create_channel().await?;
+    publish_channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     let _ = chan_tx.send(Some(publish_channel));
     let mut consumer = ch
         .basic_consume(
@@ -217,46 +238,129 @@ async fn session(
     Ok(false)
 }
 
+/// Messages published and not yet confirmed by the broker, at most (a window, so that stream
+/// blocks flow without a round trip each).
+pub const CONFIRM_WINDOW: usize = 256;
+
+/// Times a message the broker refused (nack) is published again before it is dropped.
+pub const MAX_NACKS: u8 = 3;
+
+type Msg = (String, Bytes, QoS);
+
 /// Publishes what the services send on the current channel; waits while there is none.
-async fn publish_loop(
-    mut rx: mpsc::Receiver<(String, Bytes, QoS)>,
-    mut chan_rx: watch::Receiver<Option<Channel>>,
-) {
-    while let Some((topic, payload, qos)) = rx.recv().await {
-        loop {
-            let ch = chan_rx.borrow().clone();
-            let Some(ch) = ch else {
-                if chan_rx.changed().await.is_err() {
-                    return;
-                }
-                continue;
-            };
-            let mut headers = FieldTable::default();
-            let q = if qos == QoS::AtMostOnce { 0 } else { 1 };
-            headers.insert("x-mqtt-publish-qos".into(), AMQPValue::ShortShortInt(q));
-            let props = BasicProperties::default()
-                .with_headers(headers)
-                .with_delivery_mode(if q == 1 { 2 } else { 1 });
-            match ch
-                .basic_publish(
-                    EXCHANGE.into(),
-                    routing_key(&topic).as_str().into(),
-                    BasicPublishOptions::default(),
-                    &payload,
-                    props,
-                )
-                .await
-            {
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(topic, error = %e, "AMQP publish failed; waiting for a new channel");
-                    if chan_rx.changed().await.is_err() {
-                        return;
+///
+/// The publish channel is in confirm mode: a message counts as sent when the broker has
+/// confirmed it. What was published on a channel that failed before its confirm (the node
+/// died, the connection dropped) is published again, in order, on the next channel, so a
+/// committed reply or a rollout's notify-next is not lost with a broker node. The price: a
+/// message the broker routed whose confirm was lost goes out twice (a device sees a reply or
+/// block again, which the protocol tolerates); a worker killed before it published loses
+/// what it had queued (the device's retry covers a reply; see docs/DEPLOY.md for
+/// notifications).
+async fn publish_loop(mut rx: mpsc::Receiver<Msg>, mut chan_rx: watch::Receiver<Option<Channel>>) {
+    let mut retry: std::collections::VecDeque<(Msg, u8)> = std::collections::VecDeque::new();
+    let mut unconfirmed: std::collections::VecDeque<(Msg, u8, lapin::PublisherConfirm)> =
+        std::collections::VecDeque::new();
+    loop {
+        let ch = chan_rx.borrow_and_update().clone();
+        let Some(ch) = ch else {
+            if chan_rx.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        // On this channel until it fails or is replaced.
+        let (failed, replaced) = loop {
+            if let Some((m, nacks)) = retry.pop_front() {
+                match publish(&ch, &m).await {
+                    Ok(c) => unconfirmed.push_back((m, nacks, c)),
+                    Err(e) => {
+                        retry.push_front((m, nacks));
+                        break (e, false);
                     }
                 }
+                continue;
             }
+            tokio::select! {
+                biased;
+                r = async {
+                    match unconfirmed.front_mut() {
+                        Some(f) => (&mut f.2).await,
+                        None => std::future::pending().await,
+                    }
+                }, if !unconfirmed.is_empty() =>
+                {
+                    match r {
+                        Ok(c) if !c.is_nack() => {
+                            unconfirmed.pop_front();
+                        }
+                        Ok(_) => {
+                            // Refused by the broker (e.g. the device's queue was on a node
+                            // that died): again at the end, a few times, then dropped (the
+                            // device asks again after it reconnects).
+                            if let Some((m, nacks, _)) = unconfirmed.pop_front() {
+                                if nacks < MAX_NACKS {
+                                    retry.push_back((m, nacks + 1));
+                                } else {
+                                    tracing::warn!(topic = m.0, "AMQP publish refused {MAX_NACKS} times: dropped");
+                                }
+                            }
+                        }
+                        Err(e) => break (e.to_string(), false),
+                    }
+                }
+                m = rx.recv(), if unconfirmed.len() < CONFIRM_WINDOW => {
+                    let Some(m) = m else { return };
+                    match publish(&ch, &m).await {
+                        Ok(c) => unconfirmed.push_back((m, 0, c)),
+                        Err(e) => {
+                            retry.push_back((m, 0));
+                            break (e, false);
+                        }
+                    }
+                }
+                r = chan_rx.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    break ("the connection was replaced".to_string(), true);
+                }
+            }
+        };
+        // Everything not confirmed goes out again, oldest first, on the next channel.
+        let n = unconfirmed.len();
+        for (m, nacks, _) in unconfirmed.drain(..).rev() {
+            retry.push_front((m, nacks));
+        }
+        tracing::warn!(error = %failed, unconfirmed = n, "AMQP publish channel failed; waiting for a new one");
+        // The session replaces the channel when it reconnects (returns at once if it did
+        // already).
+        if !replaced && chan_rx.changed().await.is_err() {
+            return;
         }
     }
+}
+
+/// Publishes one message to [`EXCHANGE`] with its MQTT QoS for the plugin.
+async fn publish(
+    ch: &Channel,
+    (topic, payload, qos): &Msg,
+) -> Result<lapin::PublisherConfirm, String> {
+    let mut headers = FieldTable::default();
+    let q = if *qos == QoS::AtMostOnce { 0 } else { 1 };
+    headers.insert("x-mqtt-publish-qos".into(), AMQPValue::ShortShortInt(q));
+    let props = BasicProperties::default()
+        .with_headers(headers)
+        .with_delivery_mode(if q == 1 { 2 } else { 1 });
+    ch.basic_publish(
+        EXCHANGE.into(),
+        routing_key(topic).as_str().into(),
+        BasicPublishOptions::default(),
+        payload,
+        props,
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

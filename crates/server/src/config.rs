@@ -116,9 +116,15 @@ pub struct BrokerConfig {
     pub cert: Option<PathBuf>,
     /// The service key (PEM); default `<data>/ca/service.key.pem`.
     pub key: Option<PathBuf>,
-    /// `amqp://user:password@host:port/%2f` of a RabbitMQ cluster: run as one of several
-    /// workers consuming the devices' requests from it ([`crate::amqp`]). Not with `external`.
-    pub amqp: Option<String>,
+    /// `amqp://user:password@host:port/%2f` of a RabbitMQ cluster's nodes: run as one of
+    /// several workers consuming the devices' requests from it ([`crate::amqp`]). One URL or a
+    /// list (`amqp = ["amqp://…node-1…", "amqp://…node-2…"]`): the worker connects to the
+    /// first and, when its node is lost, to the next. Not with `external`.
+    #[serde(
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub amqp: Vec<String>,
     /// How many unacknowledged requests RabbitMQ hands this worker at once (default 64).
     pub amqp_prefetch: u16,
     /// The port devices connect to on the cluster's nodes (`endpoint` is their host name),
@@ -127,6 +133,20 @@ pub struct BrokerConfig {
     /// The secret in the path of the broker-auth endpoints RabbitMQ's HTTP auth backend asks
     /// (`/broker-auth/<secret>/…`, [`crate::broker_auth`]); without it they are not served.
     pub auth_secret: Option<String>,
+}
+
+/// A string or a list of strings (`[broker] amqp`).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 impl Default for BrokerConfig {
@@ -138,7 +158,7 @@ impl Default for BrokerConfig {
             ca: None,
             cert: None,
             key: None,
-            amqp: None,
+            amqp: Vec::new(),
             amqp_prefetch: 64,
             device_port: 8883,
             auth_secret: None,
@@ -342,6 +362,33 @@ mod tests {
         }
         std::fs::write(&path, "mqtt_listen = \"0.0.0.0:8883\"\n").unwrap();
         assert_eq!(Config::load(&path).unwrap().mqtt_listen, "0.0.0.0:8883");
+    }
+
+    /// `[broker] amqp` takes one node's URL or a list of them (tried in turn); anything else
+    /// is refused when the file is read, naming the file.
+    #[test]
+    fn amqp_is_one_url_or_a_list_of_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("worker.toml");
+        std::fs::write(&path, "[broker]\namqp = \"amqp://a:5672/%2f\"\n").unwrap();
+        assert_eq!(
+            Config::load(&path).unwrap().broker.amqp,
+            ["amqp://a:5672/%2f"]
+        );
+        std::fs::write(
+            &path,
+            "[broker]\namqp = [\"amqp://a:5672/%2f\", \"amqp://b:5672/%2f\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Config::load(&path).unwrap().broker.amqp,
+            ["amqp://a:5672/%2f", "amqp://b:5672/%2f"]
+        );
+        std::fs::write(&path, "[broker]\n").unwrap();
+        assert!(Config::load(&path).unwrap().broker.amqp.is_empty());
+        std::fs::write(&path, "[broker]\namqp = 5672\n").unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains("worker.toml"), "{e}");
     }
 
     #[test]

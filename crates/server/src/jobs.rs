@@ -543,6 +543,10 @@ pub async fn handle(
     Ok(())
 }
 
+/// Times an update without `expectedVersion` is tried again after losing a race to another
+/// writer of the same execution, before it is refused with VersionMismatch.
+pub const MAX_UPDATE_RACES: u32 = 8;
+
 async fn update(
     b: &Services,
     client: &str,
@@ -576,137 +580,153 @@ async fn update(
         );
         return Ok(());
     }
-    let Some(exec) = b
-        .store
-        .execution(job, thing)
-        .await?
-        .filter(|e| req.execution_number.is_none_or(|n| n == e.execution_number))
-    else {
-        let msg = format!("job execution {job} not found for {thing}");
-        reject(
-            b,
-            client,
-            thing,
-            kind,
-            JobsErrorCode::ResourceNotFound,
-            &msg,
-            token,
-            None,
-        );
-        return Ok(());
-    };
-    if let Some(v) = req.expected_version
-        && v != exec.version_number
-    {
-        reject(
-            b,
-            client,
-            thing,
-            kind,
-            JobsErrorCode::VersionMismatch,
-            "expectedVersion does not match",
-            token,
-            Some(&exec),
-        );
-        return Ok(());
-    }
-    if exec.status.is_terminal() {
-        reject(
-            b,
-            client,
-            thing,
-            kind,
-            JobsErrorCode::InvalidStateTransition,
-            "the execution is in a terminal state",
-            token,
-            Some(&exec),
-        );
-        return Ok(());
-    }
-    match req.status {
-        JobStatus::InProgress | JobStatus::Succeeded | JobStatus::Failed | JobStatus::Rejected => {}
-        JobStatus::Queued => {
+    // Without an expectedVersion, a write that lost a race (another worker changed the
+    // execution between this read and the write: a redelivered request, a timer) is tried
+    // again on what is there now, as AWS applies such an update whatever the version; only a
+    // device that named a version gets VersionMismatch. The loop ends: each round either
+    // writes, is refused, or saw the version move.
+    let mut raced = 0u32;
+    let (exec, before, now, new) = loop {
+        let Some(exec) = b
+            .store
+            .execution(job, thing)
+            .await?
+            .filter(|e| req.execution_number.is_none_or(|n| n == e.execution_number))
+        else {
+            let msg = format!("job execution {job} not found for {thing}");
+            reject(
+                b,
+                client,
+                thing,
+                kind,
+                JobsErrorCode::ResourceNotFound,
+                &msg,
+                token,
+                None,
+            );
+            return Ok(());
+        };
+        if let Some(v) = req.expected_version
+            && v != exec.version_number
+        {
+            reject(
+                b,
+                client,
+                thing,
+                kind,
+                JobsErrorCode::VersionMismatch,
+                "expectedVersion does not match",
+                token,
+                Some(&exec),
+            );
+            return Ok(());
+        }
+        if exec.status.is_terminal() {
             reject(
                 b,
                 client,
                 thing,
                 kind,
                 JobsErrorCode::InvalidStateTransition,
-                "cannot return to QUEUED",
+                "the execution is in a terminal state",
                 token,
                 Some(&exec),
             );
             return Ok(());
         }
-        _ => {
-            reject(
-                b,
-                client,
-                thing,
-                kind,
-                JobsErrorCode::InvalidRequest,
-                "a device may set IN_PROGRESS, SUCCEEDED, FAILED or REJECTED",
-                token,
-                None,
-            );
-            return Ok(());
-        }
-    }
-    if step.is_some_and(|m| !valid_minutes(m)) {
-        reject(
-            b,
-            client,
-            thing,
-            kind,
-            JobsErrorCode::InvalidRequest,
-            "stepTimeoutInMinutes must be 1-10080 or -1",
-            token,
-            None,
-        );
-        return Ok(());
-    }
-    let before = pending(b, thing).await?;
-    let now = b.clock.now();
-    let mut new = exec.clone();
-    new.status = req.status;
-    if req.status == JobStatus::InProgress {
-        if exec.status == JobStatus::Queued {
-            new.in_progress_deadline = job_deadline(b, job, now).await?;
-        }
-        if let Some(m) = step {
-            new.step_deadline = Some(now.saturating_add(m * 60));
-        } else if req.clear_step_timeout {
-            // `"stepTimeoutInMinutes": -1` (read by ferrota-proto).
-            new.step_deadline = None;
-        }
-    } else {
-        new.in_progress_deadline = None;
-        new.step_deadline = None;
-    }
-    if let Some(d) = req.status_details {
-        match details_of(d) {
-            Ok(d) => new.status_details = d,
-            Err(msg) => {
+        match req.status {
+            JobStatus::InProgress
+            | JobStatus::Succeeded
+            | JobStatus::Failed
+            | JobStatus::Rejected => {}
+            JobStatus::Queued => {
+                reject(
+                    b,
+                    client,
+                    thing,
+                    kind,
+                    JobsErrorCode::InvalidStateTransition,
+                    "cannot return to QUEUED",
+                    token,
+                    Some(&exec),
+                );
+                return Ok(());
+            }
+            _ => {
                 reject(
                     b,
                     client,
                     thing,
                     kind,
                     JobsErrorCode::InvalidRequest,
-                    &msg,
+                    "a device may set IN_PROGRESS, SUCCEEDED, FAILED or REJECTED",
                     token,
                     None,
                 );
                 return Ok(());
             }
         }
-    }
-    new.version_number += 1;
-    new.last_updated_at = now;
-    if new.started_at.is_none() && req.status == JobStatus::InProgress {
-        new.started_at = Some(now);
-    }
-    if !b.store.update_execution(&new, exec.version_number).await? {
+        if step.is_some_and(|m| !valid_minutes(m)) {
+            reject(
+                b,
+                client,
+                thing,
+                kind,
+                JobsErrorCode::InvalidRequest,
+                "stepTimeoutInMinutes must be 1-10080 or -1",
+                token,
+                None,
+            );
+            return Ok(());
+        }
+        let before = pending(b, thing).await?;
+        let now = b.clock.now();
+        let mut new = exec.clone();
+        new.status = req.status;
+        if req.status == JobStatus::InProgress {
+            if exec.status == JobStatus::Queued {
+                new.in_progress_deadline = job_deadline(b, job, now).await?;
+            }
+            if let Some(m) = step {
+                new.step_deadline = Some(now.saturating_add(m * 60));
+            } else if req.clear_step_timeout {
+                // `"stepTimeoutInMinutes": -1` (read by ferrota-proto).
+                new.step_deadline = None;
+            }
+        } else {
+            new.in_progress_deadline = None;
+            new.step_deadline = None;
+        }
+        if let Some(d) = req.status_details {
+            match details_of(d) {
+                Ok(d) => new.status_details = d,
+                Err(msg) => {
+                    reject(
+                        b,
+                        client,
+                        thing,
+                        kind,
+                        JobsErrorCode::InvalidRequest,
+                        &msg,
+                        token,
+                        None,
+                    );
+                    return Ok(());
+                }
+            }
+        }
+        new.version_number += 1;
+        new.last_updated_at = now;
+        if new.started_at.is_none() && req.status == JobStatus::InProgress {
+            new.started_at = Some(now);
+        }
+        if b.store.update_execution(&new, exec.version_number).await? {
+            break (exec, before, now, new);
+        }
+        raced += 1;
+        if req.expected_version.is_none() && raced < MAX_UPDATE_RACES {
+            continue;
+        }
         let cur = b.store.execution(job, thing).await?;
         reject(
             b,
@@ -719,7 +739,7 @@ async fn update(
             cur.as_ref(),
         );
         return Ok(());
-    }
+    };
     if new.deadline() != exec.deadline() {
         b.timers.notify_one();
     }

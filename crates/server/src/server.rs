@@ -510,7 +510,7 @@ pub async fn open_admin(cfg: &Config, port: u16) -> Result<Admin, ServeError> {
 /// then). A malformed `[broker] external` is left to [`crate::bridge::External::from_config`],
 /// which refuses the start naming it.
 fn device_endpoint(cfg: &Config, port: u16) -> (String, u16) {
-    if cfg.broker.amqp.is_some() {
+    if !cfg.broker.amqp.is_empty() {
         return (cfg.endpoint.clone(), cfg.broker.device_port);
     }
     crate::bridge::External::address(cfg)
@@ -671,14 +671,20 @@ impl Server {
             None => tls_setup(cfg)?,
         };
         let external = crate::bridge::External::from_config(cfg).map_err(ServeError::Config)?;
-        if external.is_some() && cfg.broker.amqp.is_some() {
+        if external.is_some() && !cfg.broker.amqp.is_empty() {
             return Err(ServeError::Config(
                 "[broker]: set `external` (an MQTT broker) or `amqp` (a RabbitMQ cluster), not both"
                     .into(),
             ));
         }
-        let amqp = cfg.broker.amqp.as_ref().map(|url| crate::amqp::Amqp {
-            url: url.clone(),
+        if cfg.broker.amqp.iter().any(|u| u.trim().is_empty()) {
+            return Err(ServeError::Config(
+                "[broker] amqp: an empty URL (give each node's amqp://user:password@host:port/vhost)"
+                    .into(),
+            ));
+        }
+        let amqp = (!cfg.broker.amqp.is_empty()).then(|| crate::amqp::Amqp {
+            urls: cfg.broker.amqp.clone(),
             prefetch: cfg.broker.amqp_prefetch,
         });
         let broker_auth = match cfg.broker.auth_secret.as_deref() {

@@ -170,3 +170,95 @@ async fn the_admin_runs_without_a_broker_and_tells_its_sessions_of_a_revocation(
     ));
     assert_eq!(m.bus.revoked_things(), ["d"]);
 }
+
+/// Issue 17: two workers (two `Services` over one store) handle the same device's updates at
+/// once, as a broker cluster redelivering a request to the second worker does. An update
+/// without `expectedVersion` that loses the race is applied to what is there now, as AWS
+/// applies it whatever the version: every update is accepted (none is refused with
+/// VersionMismatch, which a device that named no version cannot act on), and the version
+/// counts every one of them. An update that names a stale version is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_workers_apply_updates_without_expected_version_and_refuse_stale_ones() {
+    let m = Mem::new();
+    m.thing("d").await;
+    let sha = m.admin.put_file(&[7u8; 2048]).await.unwrap();
+    m.admin
+        .create_ota(&Mem::data_request("race", "thing/d", &sha))
+        .await
+        .unwrap();
+    let out = Arc::new(Recorder::default());
+    let worker = || {
+        Arc::new(Services::new(
+            m.store.clone(),
+            m.services.blobs.clone(),
+            Arc::new(Fixed),
+            out.clone(),
+        ))
+    };
+    let (w1, w2) = (worker(), worker());
+    const EACH: usize = 150;
+    let upd = "$aws/things/d/jobs/AFR_OTA-race/update";
+    let run = |w: Arc<Services>, tag: &'static str| {
+        tokio::spawn(async move {
+            for i in 0..EACH {
+                let body =
+                    format!(r#"{{"status":"IN_PROGRESS","statusDetails":{{"{tag}":"{i}"}}}}"#);
+                assert_eq!(
+                    on_publish(&w, "d", "d", upd, body.as_bytes()).await,
+                    Outcome::Handled
+                );
+            }
+        })
+    };
+    let (a, b) = (run(w1.clone(), "w1"), run(w2.clone(), "w2"));
+    a.await.unwrap();
+    b.await.unwrap();
+    let sent = out.take();
+    let rejected: Vec<String> = sent
+        .iter()
+        .filter(|(t, _)| t.ends_with("/update/rejected"))
+        .map(|(_, p)| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    assert!(
+        rejected.is_empty(),
+        "{} refused, e.g. {:?}",
+        rejected.len(),
+        rejected.first()
+    );
+    let accepted = sent
+        .iter()
+        .filter(|(t, _)| t.ends_with("/update/accepted"))
+        .count();
+    assert_eq!(accepted, 2 * EACH);
+    let e = m
+        .store
+        .execution("AFR_OTA-race", "d")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        e.version_number,
+        1 + 2 * EACH as u64,
+        "QUEUED, then one per update"
+    );
+
+    // A device that names a version it no longer holds is refused, race or not.
+    let stale = br#"{"status":"SUCCEEDED","expectedVersion":2}"#;
+    assert_eq!(
+        on_publish(&w1, "d", "d", upd, stale).await,
+        Outcome::Handled
+    );
+    let sent = out.take();
+    assert!(
+        sent.iter().any(|(t, p)| t.ends_with("/update/rejected")
+            && String::from_utf8_lossy(p).contains("VersionMismatch")),
+        "{sent:?}"
+    );
+    let e = m
+        .store
+        .execution("AFR_OTA-race", "d")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.status, ferrota_proto::JobStatus::InProgress);
+}

@@ -218,7 +218,7 @@ async fn a_worker_broker_section_that_cannot_work_is_refused() {
 
     let mut both = cfg.clone();
     both.broker.external = Some("mqtts://127.0.0.1:18883".into());
-    both.broker.amqp = Some("amqp://w:p@127.0.0.1:5672/%2f".into());
+    both.broker.amqp = vec!["amqp://w:p@127.0.0.1:5672/%2f".into()];
     let e = err_of(Server::open(&both, 8883).await);
     assert!(
         e.contains("`external`") && e.contains("`amqp`") && e.contains("not both"),
@@ -226,10 +226,16 @@ async fn a_worker_broker_section_that_cannot_work_is_refused() {
     );
 
     let mut empty = cfg.clone();
-    empty.broker.amqp = Some("amqp://w:p@127.0.0.1:5672/%2f".into());
+    empty.broker.amqp = vec!["amqp://w:p@127.0.0.1:5672/%2f".into()];
     empty.broker.auth_secret = Some(String::new());
     let e = err_of(Server::open(&empty, 8883).await);
     assert!(e.contains("auth_secret is empty"), "{e}");
+
+    let mut blank = cfg.clone();
+    blank.broker.amqp = vec!["amqp://w:p@127.0.0.1:5672/%2f".into(), " ".into()];
+    blank.broker.auth_secret = Some("s3cret".into());
+    let e = err_of(Server::open(&blank, 8883).await);
+    assert!(e.contains("[broker] amqp: an empty URL"), "{e}");
 
     // Nothing was changed: the two things are still there.
     let admin = open_admin(&cfg, 8883).await.unwrap();

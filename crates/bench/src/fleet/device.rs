@@ -149,6 +149,11 @@ pub struct Shared {
     /// [`Mode::Cluster`]: the device gives up after this long without a successful CONNACK.
     /// Default [`RECONNECT_BUDGET`].
     pub reconnect_budget: Duration,
+    /// A slow link: with `Some(p)`, each device asks for one block at a time, at most one
+    /// request every `p × (1 + index % 8)` (devices of one fleet spread over 1×…8× `p`, so
+    /// they finish over a span of time instead of all at once). The fault test uses it to
+    /// keep a rollout running while it kills processes; `None` (default) is full speed.
+    pub pace: Option<Duration>,
     /// Fault injection for tests.
     fault: Fault,
 }
@@ -186,6 +191,7 @@ impl Shared {
             server_name: "localhost".into(),
             retry_after: REREQUEST_AFTER,
             reconnect_budget: RECONNECT_BUDGET,
+            pace: None,
             fault: Fault::None,
         }
     }
@@ -361,6 +367,10 @@ struct Download {
     early: BTreeMap<u32, Vec<u8>>,
     /// The final status, once sent.
     fin: Option<Final>,
+    /// [`Shared::pace`] for this device: one block a request, one request per gap.
+    gap: Option<Duration>,
+    /// When the last GetStream request went out.
+    last_request: Option<Instant>,
 }
 
 /// What a device keeps across its connections.
@@ -376,6 +386,12 @@ struct State {
     done_at: Option<Instant>,
     confirmed_by_describe: bool,
     lost_an_accept: bool,
+    /// This device's request gap ([`Shared::pace`]).
+    gap: Option<Duration>,
+    /// When the unanswered `$next/get` went out ([`Mode::Cluster`] asks again after
+    /// [`Shared::retry_after`]: a request lost with a broker node must not leave the device
+    /// idle for good).
+    next_asked: Option<Instant>,
 }
 
 fn topic_string(t: Topic<'_>) -> String {
@@ -397,6 +413,8 @@ pub async fn run(shared: Arc<Shared>, id: Identity) -> DeviceResult {
         done_at: None,
         confirmed_by_describe: false,
         lost_an_accept: false,
+        next_asked: None,
+        gap: shared.pace.map(|p| p * (1 + (id.index % 8) as u32)),
     };
     let outcome = match drive(&shared, id, &mut st).await {
         Ok(o) => o,
@@ -565,17 +583,8 @@ async fn handshake(shared: &Shared, c: &mut Conn, st: &mut State, wait: Duration
     if let Some(d) = &st.dl {
         subscribe_job(shared, c, &thing, d)?;
     }
-    let token = jobs_api::client_token(GET_NEXT_TOKEN, &thing);
-    let mut body = [0u8; 128];
-    let body = jobs_api::encode_client_token_request(&token, &mut body)
-        .map_err(|_| fatal("client token".to_string()))?;
-    let mut get = Publish::new(
-        topic_string(Topic::next_get(&thing)),
-        QoS::AtLeastOnce,
-        body.as_bytes().to_vec(),
-    );
-    get.pkid = c.pkid();
-    c.queue(Packet::Publish(get))?;
+    ask_next(c, &thing)?;
+    st.next_asked = Some(Instant::now());
     if let Some(d) = st.dl.as_mut() {
         match d.fin.as_mut() {
             Some(f) => {
@@ -595,6 +604,21 @@ async fn handshake(shared: &Shared, c: &mut Conn, st: &mut State, wait: Duration
         }
     }
     c.flush().await
+}
+
+/// Publishes `$next/get` (QoS 1) with the agent's client token.
+fn ask_next(c: &mut Conn, thing: &str) -> R<()> {
+    let token = jobs_api::client_token(GET_NEXT_TOKEN, thing);
+    let mut body = [0u8; 128];
+    let body = jobs_api::encode_client_token_request(&token, &mut body)
+        .map_err(|_| fatal("client token".to_string()))?;
+    let mut get = Publish::new(
+        topic_string(Topic::next_get(thing)),
+        QoS::AtLeastOnce,
+        body.as_bytes().to_vec(),
+    );
+    get.pkid = c.pkid();
+    c.queue(Packet::Publish(get))
 }
 
 /// The job's subscriptions: its stream's data (QoS 0) and, in [`Mode::Cluster`], the answers
@@ -713,8 +737,14 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
             if cluster && let Some(f) = &d.fin {
                 until = until.min(f.sent_at + retry);
             }
+            if let Some(t) = next_request_at(d) {
+                until = until.min(t);
+            }
         }
         if cluster && let Some(t) = ping_sent {
+            until = until.min(t + retry);
+        }
+        if cluster && let Some(t) = st.next_asked {
             until = until.min(t + retry);
         }
         let p = c.read(until.max(now)).await?;
@@ -730,7 +760,14 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
                 c.queue(Packet::PingReq)?;
                 ping_sent.get_or_insert(now);
             }
+            if cluster && st.next_asked.is_some_and(|t| now >= t + retry) {
+                ask_next(c, &thing)?;
+                st.next_asked = Some(now);
+            }
             if let Some(d) = st.dl.as_mut() {
+                if next_request_at(d).is_some_and(|t| t <= now) {
+                    fill_window(c, &thing, d)?;
+                }
                 let stale = now - retry;
                 if d.inflight.iter().any(|r| r.2 <= stale) {
                     // Ask again for everything from the first block not hashed yet.
@@ -780,6 +817,8 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
                     ) => {
                         if kind == JobsTopic::NotifyNext {
                             count_notify(st, &p.payload);
+                        } else {
+                            st.next_asked = None;
                         }
                         if !st.ready {
                             st.ready = true;
@@ -789,6 +828,7 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
                         if st.dl.is_none()
                             && let Some(mut d) = start_job(&thing, &p.payload, &st.done_jobs)
                         {
+                            d.gap = st.gap;
                             subscribe_job(shared, c, &thing, &d)?;
                             fill_window(c, &thing, &mut d)?;
                             st.dl = Some(d);
@@ -985,20 +1025,32 @@ fn start_job(thing: &str, payload: &[u8], done: &[String]) -> Option<Download> {
         inflight: Vec::new(),
         early: BTreeMap::new(),
         fin: None,
+        gap: None,
+        last_request: None,
     })
 }
 
-/// Sends GetStream requests until [`REQUESTS_IN_FLIGHT`] are out or the file is covered.
+/// Sends GetStream requests until [`REQUESTS_IN_FLIGHT`] are out or the file is covered (a
+/// paced device: one request of one block, once its gap passed).
 fn fill_window(c: &mut Conn, thing: &str, d: &mut Download) -> R<()> {
+    let (per_request, in_flight) = match d.gap {
+        Some(_) => (1, 1),
+        None => (BLOCKS_PER_REQUEST, REQUESTS_IN_FLIGHT as usize),
+    };
+    if let (Some(gap), Some(t)) = (d.gap, d.last_request)
+        && Instant::now() < t + gap
+    {
+        return Ok(());
+    }
     let get_topic = topic_string(Topic::stream(
         thing,
         &d.stream,
         StreamOp::Get,
         Encoding::Cbor,
     ));
-    while d.inflight.len() < REQUESTS_IN_FLIGHT as usize && d.requested < d.num_blocks {
+    while d.inflight.len() < in_flight && d.requested < d.num_blocks {
         let from = d.requested;
-        let to = (from + BLOCKS_PER_REQUEST).min(d.num_blocks);
+        let to = (from + per_request).min(d.num_blocks);
         let mut bits = [0u8; (BLOCKS_PER_REQUEST as usize).div_ceil(8) + 1];
         let len = encode_blocks(from, from..to, &mut bits).map_err(|e| fatal(format!("{e:?}")))?;
         let req = StreamRequest {
@@ -1021,8 +1073,16 @@ fn fill_window(c: &mut Conn, thing: &str, d: &mut Download) -> R<()> {
         )))?;
         d.inflight.push((from, to, Instant::now()));
         d.requested = to;
+        d.last_request = Some(Instant::now());
     }
     Ok(())
+}
+
+/// When a paced download may send its next request (none due: `None`).
+fn next_request_at(d: &Download) -> Option<Instant> {
+    let gap = d.gap?;
+    (d.fin.is_none() && d.inflight.is_empty() && d.requested < d.num_blocks)
+        .then(|| d.last_request.map_or_else(Instant::now, |t| t + gap))
 }
 
 /// Publishes a progress status (QoS 0, as the agent does).
@@ -1172,6 +1232,7 @@ mod tests {
             short: true,
             ferrota_exe: std::path::PathBuf::from("/nonexistent/ferrota"),
             progress: false,
+            faults: false,
         };
         let fleet = provision(n, &opts).await.unwrap();
         let log = fleet.dir.path().join("serve.log");

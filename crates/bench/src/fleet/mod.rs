@@ -243,11 +243,30 @@ pub(crate) async fn provision(max: usize, opts: &Options) -> Result<Fleet, Strin
         .await
         .map_err(|e| e.to_string())?;
     let token = ferrota_server::server::operator_token(&cfg).map_err(|e| e.to_string())?;
+    let names: Vec<String> = (0..max).map(|i| format!("fleet-{i:05}")).collect();
+    let (ids, roots) = issue(&cfg, names, opts).await?;
+    Ok(Fleet {
+        dir,
+        config,
+        token,
+        ids,
+        roots,
+    })
+}
+
+/// Creates `names` as things in the store of `cfg` (certificates issued on every core, one
+/// transaction): each thing's name, certificate and key (DER), and the fleet CA as the roots
+/// a device trusts.
+pub(crate) async fn issue(
+    cfg: &Config,
+    names: Vec<String>,
+    opts: &Options,
+) -> Result<(Vec<(String, Vec<u8>, Vec<u8>)>, Arc<rustls::RootCertStore>), String> {
+    let max = names.len();
     let t = std::time::Instant::now();
-    let admin = ferrota_server::server::open_admin(&cfg, 0)
+    let admin = ferrota_server::server::open_admin(cfg, 0)
         .await
         .map_err(|e| e.to_string())?;
-    let names: Vec<String> = (0..max).map(|i| format!("fleet-{i:05}")).collect();
     let issued = admin
         .create_things(&names, &[])
         .await
@@ -276,13 +295,7 @@ pub(crate) async fn provision(max: usize, opts: &Options) -> Result<Fleet, Strin
             .map_err(|e| format!("{name}: key: {e}"))?;
         ids.push((name, cert.to_vec(), key.secret_der().to_vec()));
     }
-    Ok(Fleet {
-        dir,
-        config,
-        token,
-        ids,
-        roots: Arc::new(roots),
-    })
+    Ok((ids, Arc::new(roots)))
 }
 
 async fn run_async(plan: &Plan, opts: &Options, max: usize) -> Result<Vec<Tier>, String> {
@@ -323,7 +336,7 @@ async fn run_async(plan: &Plan, opts: &Options, max: usize) -> Result<Vec<Tier>,
     Ok(tiers)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -504,7 +517,7 @@ async fn run_tier(
 
 /// Why the first device that ended before the rollout ended (it could not connect, or the
 /// server refused it), taken out of `tasks`.
-async fn early_end(
+pub(crate) async fn early_end(
     tasks: &mut Vec<tokio::task::JoinHandle<device::DeviceResult>>,
 ) -> Option<String> {
     let i = tasks.iter().position(|t| t.is_finished())?;
@@ -632,6 +645,7 @@ mod tests {
             short: true,
             ferrota_exe: std::path::PathBuf::from("/nonexistent/ferrota"),
             progress: false,
+            faults: false,
         }
     }
 

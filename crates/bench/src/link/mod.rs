@@ -679,6 +679,7 @@ mod tests {
             short: true,
             ferrota_exe: std::path::PathBuf::new(),
             progress: false,
+            faults: false,
         }
     }
 
