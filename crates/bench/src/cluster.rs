@@ -64,11 +64,14 @@ pub const DEVICES_ENV: &str = "FERROTA_BENCH_CLUSTER_DEVICES";
 pub const FAULT_RATE_PER_MINUTE: u64 = 1000;
 /// How long the slowest device of the fault test takes to download (the others 1/8, 2/8, …
 /// of it): the faults fall inside it.
-pub const FAULT_SPAN: Duration = Duration::from_secs(32);
+pub const FAULT_SPAN: Duration = Duration::from_secs(24);
 /// Set (to anything) to keep the cluster's directory (logs, databases) after the run.
 pub const KEEP_ENV: &str = "FERROTA_BENCH_KEEP";
 /// Replaces the workers' `RUST_LOG` (e.g. `info,ferrota_server=debug` to follow a device).
 pub const WORKER_LOG_ENV: &str = "FERROTA_BENCH_WORKER_LOG";
+
+/// Set (to anything) to print each device's lost connections on stderr.
+pub const DEVICE_LOG_ENV: &str = "FERROTA_BENCH_DEVICE_LOG";
 
 /// A rollout in which no device finished for this long has stalled (the devices give up a
 /// connection after 60 s).
@@ -224,6 +227,7 @@ async fn rollout(
         },
     );
     shared.pace = at.pace;
+    shared.log_reconnects = std::env::var_os(DEVICE_LOG_ENV).is_some();
     let shared = Arc::new(shared);
     opts.say(format!("{name}: {n} devices connecting"));
     let t_connect = Instant::now();
@@ -773,14 +777,21 @@ fn faults(opts: &Options, n: usize) -> Result<Report, String> {
         .join()
         .map_err(|_| "the fault injector panicked".to_string())?;
     let mut cluster = cluster;
-    let r = match r {
-        Ok(r) => r,
-        Err(e) => {
+    let r = match (r, &injected) {
+        (Ok(r), Ok(_)) => r,
+        (r, inj) => {
+            let mut why = match inj {
+                Err(e) => format!("injecting the faults failed: {e}"),
+                Ok(done) => format!("faults injected: {done:?}"),
+            };
+            if let Err(e) = r {
+                why = format!("{e} | {why}");
+            }
             let pg = unfinished(&mut cluster);
-            return Err(with_logs(&cluster, format!("{e} | in PostgreSQL: {pg}")));
+            return Err(with_logs(&cluster, format!("{why} | in PostgreSQL: {pg}")));
         }
     };
-    let injected = injected.map_err(|e| with_logs(&cluster, e))?;
+    let injected = injected.unwrap_or_default();
     check_devices(&r, &rel.sha).map_err(|e| with_logs(&cluster, e))?;
 
     // What PostgreSQL holds.
@@ -853,16 +864,39 @@ fn faults(opts: &Options, n: usize) -> Result<Report, String> {
     ))
 }
 
-/// The executions not SUCCEEDED (first 10) with their status and version, for an error.
+/// The executions not SUCCEEDED (first 10) with their status and version, and the request
+/// queue's state, for an error.
 fn unfinished(c: &mut Cluster) -> String {
-    c.postgres()
+    let queue = c
+        .rabbit()
+        .ctl(
+            0,
+            &[
+                "list_queues",
+                "name",
+                "type",
+                "messages_ready",
+                "messages_unacknowledged",
+                "consumers",
+            ],
+        )
+        .map(|q| {
+            q.lines()
+                .filter(|l| l.starts_with("ferrota"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_else(|e| format!("(rabbitmqctl failed: {e})"));
+    let pg = c
+        .postgres()
         .psql(
             "ferrota",
             "SELECT thing, status, version_number, status_details FROM executions \
              WHERE status <> 'SUCCEEDED' ORDER BY thing LIMIT 10",
         )
         .unwrap_or_else(|e| format!("(psql failed: {e})"))
-        .replace('\n', "; ")
+        .replace('\n', "; ");
+    format!("{pg} | request queue (name type ready unacked consumers): {queue}")
 }
 
 /// The count of `status` in `psql`'s unaligned `status|count` rows.

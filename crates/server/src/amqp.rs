@@ -21,8 +21,13 @@
 //!   backend ([`crate::broker_auth`]); the worker itself logs in as an internal RabbitMQ user.
 //! * One connection per worker, to the first node of its list; after a loss it is re-made to
 //!   the next node of the list (a dead node is not waited for), with a back-off of 100 ms
-//!   doubling to 5 s once every node was tried; requests are handled one at a time in
-//!   arrival order (as [`crate::bridge`]).
+//!   doubling to 5 s once every node was tried.
+//! * Requests are handled concurrently, each on a task of its own, at most `prefetch` at once
+//!   (RabbitMQ hands no more unacknowledged): a request waiting on the file store or the
+//!   database does not hold up the others. Two requests of one device may so be handled in
+//!   either order, as by two workers; the Jobs service applies a status update that lost a
+//!   race to the execution as it is then ([`crate::jobs`]), and a device orders its own
+//!   updates by waiting for each answer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -203,37 +208,55 @@ async fn session(
         )
         .await?;
     tracing::info!(queue = QUEUE, "consuming device requests from the cluster");
+    // Each request on a task of its own: a request waiting on a slow store or file store does
+    // not hold up the others. RabbitMQ hands this worker at most `prefetch` unacknowledged
+    // requests, which bounds the tasks.
+    let mut tasks = tokio::task::JoinSet::new();
     loop {
         let next = tokio::select! {
             d = consumer.next() => Some(d),
             // (The guard `wait_for` returns is dropped at once: it must not live across the
             // close below.)
             r = stop.wait_for(|s| *s) => { drop(r); None }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };
         let Some(next) = next else {
+            // What is being handled finishes (and is acknowledged) first, unless it hangs.
+            let _ = tokio::time::timeout(Duration::from_secs(4), async {
+                while tasks.join_next().await.is_some() {}
+            })
+            .await;
             let _ = conn.close(200, "worker stopping".into()).await;
             return Ok(true);
         };
         let Some(d) = next else { break };
         let d = d?;
-        let topic = topic_of(d.routing_key.as_str());
-        let out = match crate::bridge::thing_of(&topic) {
-            // The thing stands in for the client id: RabbitMQ checked (by asking Ferrota) that
-            // the publisher is this thing.
-            Some(t) => services::on_publish(&broker.services, t, t, &topic, &d.data).await,
-            None => Outcome::NotMine,
-        };
-        if out == Outcome::Failed {
-            // Not committed: back to the queue, after a pause so a failing store is not spun on.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            d.nack(BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            })
-            .await?;
-        } else {
-            d.ack(BasicAckOptions::default()).await?;
-        }
+        let broker = broker.clone();
+        tasks.spawn(async move {
+            let topic = topic_of(d.routing_key.as_str());
+            let out = match crate::bridge::thing_of(&topic) {
+                // The thing stands in for the client id: RabbitMQ checked (by asking Ferrota)
+                // that the publisher is this thing.
+                Some(t) => services::on_publish(&broker.services, t, t, &topic, &d.data).await,
+                None => Outcome::NotMine,
+            };
+            let r = if out == Outcome::Failed {
+                // Not committed: back to the queue, after a pause so a failing store is not
+                // spun on.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                d.nack(BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                })
+                .await
+            } else {
+                d.ack(BasicAckOptions::default()).await
+            };
+            if let Err(e) = r {
+                // The connection is gone: RabbitMQ hands the request to another worker.
+                tracing::debug!(topic, error = %e, "could not settle a request");
+            }
+        });
     }
     Ok(false)
 }

@@ -154,6 +154,8 @@ pub struct Shared {
     /// they finish over a span of time instead of all at once). The fault test uses it to
     /// keep a rollout running while it kills processes; `None` (default) is full speed.
     pub pace: Option<Duration>,
+    /// Print why each connection was lost, on stderr (following a fault test).
+    pub log_reconnects: bool,
     /// Fault injection for tests.
     fault: Fault,
 }
@@ -192,6 +194,7 @@ impl Shared {
             retry_after: REREQUEST_AFTER,
             reconnect_budget: RECONNECT_BUDGET,
             pace: None,
+            log_reconnects: false,
             fault: Fault::None,
         }
     }
@@ -267,6 +270,10 @@ struct Conn {
     wbuf: BytesMut,
     next_pkid: u16,
     last_sent: Instant,
+    /// QoS 1 publishes not acknowledged yet: (packet id, sent at).
+    unacked: Vec<(u16, Instant)>,
+    /// Requests sent again on this connection because no answer came.
+    resent: u32,
 }
 
 impl Conn {
@@ -276,6 +283,11 @@ impl Conn {
     }
 
     fn queue(&mut self, p: Packet) -> R<()> {
+        if let Packet::Publish(p) = &p
+            && p.qos == QoS::AtLeastOnce
+        {
+            self.unacked.push((p.pkid, Instant::now()));
+        }
         p.write(&mut self.wbuf, MAX_PACKET)
             .map(|_| ())
             .map_err(|e| fatal(format!("encode: {e}")))
@@ -339,9 +351,8 @@ struct Final {
     sent_at: Instant,
     /// A copy was rejected with `InvalidStateTransition`: waiting for DescribeJobExecution.
     describing: bool,
-    /// Start of the wait for an answer on this connection (the first copy, or the copy sent
-    /// after a reconnect): a live connection that answers nothing for
-    /// [`Shared::reconnect_budget`] ends the device ([`Mode::Cluster`]).
+    /// When the first copy went out: no answer for [`Shared::reconnect_budget`] from then on,
+    /// over however many connections, ends the device ([`Mode::Cluster`]).
     waiting_since: Instant,
     /// Copies sent (final status and describes).
     copies: u32,
@@ -497,6 +508,9 @@ async fn drive(shared: &Shared, id: Identity, st: &mut State) -> Result<Outcome,
             Stop::Fatal(e) => return Err(e),
             Stop::Lost(e) => format!("{addr}: {e}"),
         };
+        if shared.log_reconnects {
+            eprintln!("device {}: {why}; reconnecting", st.thing);
+        }
         let left = shared.reconnect_budget.saturating_sub(since.elapsed());
         if left.is_zero() {
             return Err(format!(
@@ -551,6 +565,8 @@ async fn dial(
         wbuf: BytesMut::new(),
         next_pkid: 0,
         last_sent: Instant::now(),
+        unacked: Vec::new(),
+        resent: 0,
     })
 }
 
@@ -588,7 +604,8 @@ async fn handshake(shared: &Shared, c: &mut Conn, st: &mut State, wait: Duration
     if let Some(d) = st.dl.as_mut() {
         match d.fin.as_mut() {
             Some(f) => {
-                f.waiting_since = Instant::now();
+                // (`waiting_since` stays: the budget for an answer runs across connections,
+                // which a device that leaves unanswering connections opens one after another.)
                 if f.describing {
                     describe(c, &thing, &d.job_id, f)?;
                 } else {
@@ -604,6 +621,24 @@ async fn handshake(shared: &Shared, c: &mut Conn, st: &mut State, wait: Duration
         }
     }
     c.flush().await
+}
+
+/// Requests a connection may leave unanswered before a [`Mode::Cluster`] device leaves it
+/// for another node. Seen with RabbitMQ's MQTT plugin: a device that reconnects while the
+/// node that held its old subscription queues is down can get subscriptions that deliver
+/// nothing (its requests are served, the answers and blocks go nowhere); a fresh connection
+/// once that node is back works.
+pub const RESENDS_PER_CONNECTION: u32 = 2;
+
+/// Counts one more unanswered request on `c`: too many, and the connection counts as lost.
+fn unanswered(c: &mut Conn, what: &str) -> R<()> {
+    c.resent += 1;
+    if c.resent > RESENDS_PER_CONNECTION {
+        return Err(Stop::Lost(format!(
+            "{what}: no answer on this connection after {RESENDS_PER_CONNECTION} resends"
+        )));
+    }
+    Ok(())
 }
 
 /// Publishes `$next/get` (QoS 1) with the agent's client token.
@@ -747,9 +782,22 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
         if cluster && let Some(t) = st.next_asked {
             until = until.min(t + retry);
         }
+        if cluster && let Some(u) = c.unacked.first() {
+            until = until.min(u.1 + retry);
+        }
         let p = c.read(until.max(now)).await?;
         let Some(p) = p else {
             let now = Instant::now();
+            // A broker node that takes QoS 1 publishes but never acknowledges them (seen
+            // with RabbitMQ after a node of the cluster restarted: the connection stays up,
+            // the publishes go nowhere) is left for another node.
+            if cluster && let Some(u) = c.unacked.iter().find(|u| now >= u.1 + retry) {
+                return Err(Stop::Lost(format!(
+                    "no PUBACK for packet {} in {:.0} s",
+                    u.0,
+                    retry.as_secs_f64()
+                )));
+            }
             if cluster && ping_sent.is_some_and(|t| now >= t + retry) {
                 return Err(Stop::Lost(format!(
                     "no PINGRESP in {:.0} s",
@@ -761,6 +809,7 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
                 ping_sent.get_or_insert(now);
             }
             if cluster && st.next_asked.is_some_and(|t| now >= t + retry) {
+                unanswered(c, "$next/get")?;
                 ask_next(c, &thing)?;
                 st.next_asked = Some(now);
             }
@@ -770,6 +819,9 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
                 }
                 let stale = now - retry;
                 if d.inflight.iter().any(|r| r.2 <= stale) {
+                    if cluster {
+                        unanswered(c, "GetStream")?;
+                    }
                     // Ask again for everything from the first block not hashed yet.
                     d.inflight.clear();
                     d.requested = d.next;
@@ -789,6 +841,7 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
                             f.copies
                         )));
                     }
+                    unanswered(c, f.status.as_str())?;
                     if f.describing {
                         describe(c, &thing, &d.job_id, f)?;
                     } else {
@@ -932,6 +985,7 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
                 }
             }
             Packet::PubAck(a) => {
+                c.unacked.retain(|u| u.0 != a.pkid);
                 if !cluster
                     && let Some(d) = st.dl.as_ref()
                     && d.fin.as_ref().is_some_and(|f| f.pkid == a.pkid)
@@ -940,6 +994,18 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
                 }
             }
             Packet::PingResp => ping_sent = None,
+            Packet::SubAck(a)
+                if cluster
+                    && a.return_codes
+                        .contains(&rumqttc::SubscribeReasonCode::Failure) =>
+            {
+                // A broker that cannot subscribe us now (RabbitMQ, while the node that held
+                // this client's old subscription queues is down) may later: another node,
+                // after the back-off.
+                return Err(Stop::Lost(
+                    "a subscription was refused (SUBACK 0x80)".into(),
+                ));
+            }
             Packet::SubAck(_) | Packet::UnsubAck(_) => {}
             other => {
                 return Err(fatal(format!(
