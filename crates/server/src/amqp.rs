@@ -103,7 +103,8 @@ pub async fn run(
     cfg: Amqp,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
-    let (tx, rx) = mpsc::channel(65_536);
+    let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
+    let room = tx.clone();
     if !broker.set_outbound(Arc::new(Sink(tx))) {
         return Err("the broker already has an outbound sink".into());
     }
@@ -118,7 +119,7 @@ pub async fn run(
         let mut node = 0usize;
         loop {
             let url = cfg.urls.get(node % n).map_or("", String::as_str);
-            match session(&broker, url, cfg.prefetch, &chan_tx, stop_rx.clone()).await {
+            match session(&broker, url, cfg.prefetch, &room, &chan_tx, stop_rx.clone()).await {
                 Ok(true) => break,
                 Ok(false) => {
                     backoff = Duration::from_millis(100);
@@ -159,6 +160,7 @@ async fn session(
     broker: &Arc<Broker>,
     url: &str,
     prefetch: u16,
+    room: &mpsc::Sender<Msg>,
     chan_tx: &watch::Sender<Option<Channel>>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<bool, lapin::Error> {
@@ -231,6 +233,12 @@ async fn session(
         };
         let Some(d) = next else { break };
         let d = d?;
+        // Back-pressure: while the broker takes what this worker publishes more slowly than it
+        // is produced (a stream request makes up to 32 blocks), no new request starts; the
+        // requests wait in RabbitMQ's queue instead of their answers in memory.
+        while room.capacity() < PUBLISH_QUEUE / 2 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         let broker = broker.clone();
         tasks.spawn(async move {
             let topic = topic_of(d.routing_key.as_str());
@@ -260,6 +268,11 @@ async fn session(
     }
     Ok(false)
 }
+
+/// What the services may have queued for publishing (answers, blocks, notifications) before
+/// a new request waits: a request is taken only while at least half of it is free, so a full
+/// queue (a message dropped) means a broker that stopped taking messages at all.
+pub const PUBLISH_QUEUE: usize = 16_384;
 
 /// Messages published and not yet confirmed by the broker, at most (a window, so that stream
 /// blocks flow without a round trip each).
