@@ -18,7 +18,7 @@
 //! rates do not scale; the per-update costs are what docs/PERFORMANCE.md turns into machines
 //! for a million devices an hour.
 //!
-//! **Faults** (`ferrota bench cluster --faults`, run by `.ci/run`). One rollout to 1,000
+//! **Faults** (`ferrota bench cluster --faults`; not yet in `.ci/run`: see docs/DEPLOY.md). One rollout to 1,000
 //! devices (`--short` 60), released at 1,000 a minute (AWS's `maximumPerMinute` maximum) so
 //! that it lasts about a minute, while, at fixed shares of devices done:
 //! 1. a worker is killed with SIGKILL and started again;

@@ -42,7 +42,7 @@ for real figures:
   ferrota bench --short                                    # the CI smoke variant: small, no claims
   ferrota bench verify --json > verify.json                # figures for scripts
   ferrota bench cluster                                    # the distributed deployment, measured
-  ferrota bench cluster --faults                           # its fault test (.ci/run runs it)
+  ferrota bench cluster --faults                           # its fault test
 
 Progress goes to stderr, the tables (markdown) or JSON to stdout. The tables and the commands
 that produced them are kept in docs/PERFORMANCE.md.")]

@@ -351,8 +351,8 @@ struct Final {
     sent_at: Instant,
     /// A copy was rejected with `InvalidStateTransition`: waiting for DescribeJobExecution.
     describing: bool,
-    /// When the first copy went out: no answer for [`Shared::reconnect_budget`] from then on,
-    /// over however many connections, ends the device ([`Mode::Cluster`]).
+    /// When the first copy went out: no answer for three [`Shared::reconnect_budget`]s from
+    /// then on, over however many connections, ends the device ([`Mode::Cluster`]).
     waiting_since: Instant,
     /// Copies sent (final status and describes).
     copies: u32,
@@ -757,6 +757,9 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
     let thing = st.thing.clone();
     let cluster = shared.cluster();
     let retry = shared.retry_after;
+    // A busy broker acknowledges late: leaving it for that would add a reconnect storm to its
+    // load, so a missing PUBACK counts only after three answer timeouts.
+    let puback_wait = retry * 3;
     let ka = Duration::from_secs(u64::from(KEEP_ALIVE_SECS));
     let mut ping_sent: Option<Instant> = None;
     loop {
@@ -783,7 +786,7 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
             until = until.min(t + retry);
         }
         if cluster && let Some(u) = c.unacked.first() {
-            until = until.min(u.1 + retry);
+            until = until.min(u.1 + puback_wait);
         }
         let p = c.read(until.max(now)).await?;
         let Some(p) = p else {
@@ -791,11 +794,11 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
             // A broker node that takes QoS 1 publishes but never acknowledges them (seen
             // with RabbitMQ after a node of the cluster restarted: the connection stays up,
             // the publishes go nowhere) is left for another node.
-            if cluster && let Some(u) = c.unacked.iter().find(|u| now >= u.1 + retry) {
+            if cluster && let Some(u) = c.unacked.iter().find(|u| now >= u.1 + puback_wait) {
                 return Err(Stop::Lost(format!(
                     "no PUBACK for packet {} in {:.0} s",
                     u.0,
-                    retry.as_secs_f64()
+                    puback_wait.as_secs_f64()
                 )));
             }
             if cluster && ping_sent.is_some_and(|t| now >= t + retry) {
@@ -831,7 +834,9 @@ async fn serve(shared: &Shared, c: &mut Conn, st: &mut State) -> R<Outcome> {
                     && let Some(f) = d.fin.as_mut()
                     && f.sent_at <= stale
                 {
-                    if now.duration_since(f.waiting_since) >= shared.reconnect_budget {
+                    // Three reconnect budgets: the answer may take several connections (each
+                    // left after two unanswered resends) while a node rejoins.
+                    if now.duration_since(f.waiting_since) >= shared.reconnect_budget * 3 {
                         return Err(fatal(format!(
                             "no answer to {} of job {} in {:.0} s ({} copies and describes \
                              sent)",
