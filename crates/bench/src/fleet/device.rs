@@ -592,8 +592,9 @@ async fn handshake(shared: &Shared, c: &mut Conn, st: &mut State, wait: Duration
     let notify_next = topic_string(Topic::notify_next(&thing));
     let next_accepted = topic_string(Topic::next_get_accepted(&thing));
     let pkid = c.pkid();
-    let mut sub = Subscribe::new(notify_next.as_str(), QoS::AtLeastOnce);
-    sub.add(next_accepted.clone(), QoS::AtLeastOnce);
+    let q = reply_qos(shared);
+    let mut sub = Subscribe::new(notify_next.as_str(), q);
+    sub.add(next_accepted.clone(), q);
     sub.pkid = pkid;
     c.queue(Packet::Subscribe(sub))?;
     if let Some(d) = &st.dl {
@@ -656,8 +657,21 @@ fn ask_next(c: &mut Conn, thing: &str) -> R<()> {
     c.queue(Packet::Publish(get))
 }
 
+/// The QoS of the device's subscriptions to its answers and notifications: 1 against one
+/// server (as the agent), 0 in [`Mode::Cluster`]. RabbitMQ 3.10's MQTT plugin keeps a QoS 1
+/// subscription in a durable queue per client; when a node dies it can force-delete that
+/// queue yet keep its record, and every later CONNECT of the client then fails (see
+/// docs/DEPLOY.md). A lost QoS 0 answer costs a resend, which a cluster device makes anyway.
+fn reply_qos(shared: &Shared) -> QoS {
+    if shared.cluster() {
+        QoS::AtMostOnce
+    } else {
+        QoS::AtLeastOnce
+    }
+}
+
 /// The job's subscriptions: its stream's data (QoS 0) and, in [`Mode::Cluster`], the answers
-/// to its updates and describes (QoS 1: a broker only delivers what is subscribed).
+/// to its updates and describes (a broker only delivers what is subscribed).
 fn subscribe_job(shared: &Shared, c: &mut Conn, thing: &str, d: &Download) -> R<()> {
     let pkid = c.pkid();
     let mut s = Subscribe::new(d.data_topic.as_str(), QoS::AtMostOnce);
@@ -665,7 +679,7 @@ fn subscribe_job(shared: &Shared, c: &mut Conn, thing: &str, d: &Download) -> R<
         for reply in [Reply::Accepted, Reply::Rejected] {
             s.add(
                 topic_string(Topic::update(thing, &d.job_id, reply)),
-                QoS::AtLeastOnce,
+                reply_qos(shared),
             );
             s.add(
                 topic_string(Topic::jobs(
@@ -675,7 +689,7 @@ fn subscribe_job(shared: &Shared, c: &mut Conn, thing: &str, d: &Download) -> R<
                         reply,
                     },
                 )),
-                QoS::AtLeastOnce,
+                reply_qos(shared),
             );
         }
     }
