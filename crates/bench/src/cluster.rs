@@ -123,28 +123,14 @@ pub struct RunFigures {
 /// Runs the scenario.
 pub fn run(opts: &Options) -> Result<Report, BenchError> {
     let fail = |m: String| BenchError::new(Scenario::Cluster, m);
-    let exe = &opts.ferrota_exe;
-    if !exe.is_file() {
-        return Err(fail(format!(
-            "the ferrota executable {} does not exist (the workers run `ferrota serve`)",
-            exe.display()
-        )));
-    }
-    ferrota_cluster::check_installed().map_err(|e| fail(e.to_string()))?;
+    fleet::require_exe(&opts.ferrota_exe, "the workers run `ferrota serve`").map_err(fail)?;
     let n = match std::env::var(DEVICES_ENV) {
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n > 0 => n,
-            _ => return Err(fail(format!("{DEVICES_ENV}={v:?}: use a device count"))),
-        },
-        Err(_) if opts.short => {
-            if opts.faults {
-                60
-            } else {
-                40
-            }
-        }
+        Ok(v) => parse_devices(&v).map_err(fail)?,
+        Err(_) if opts.short && opts.faults => 60,
+        Err(_) if opts.short => 40,
         Err(_) => DEVICES,
     };
+    ferrota_cluster::check_installed().map_err(|e| fail(e.to_string()))?;
     // Devices here, their connections in the broker nodes (and in the single server).
     fleet::check_open_files(n).map_err(fail)?;
     ferrota_server::tls::install_crypto_provider();
@@ -152,6 +138,14 @@ pub fn run(opts: &Options) -> Result<Report, BenchError> {
         faults(opts, n).map_err(fail)
     } else {
         measure(opts, n).map_err(fail)
+    }
+}
+
+/// [`DEVICES_ENV`]: a device count of at least 1.
+fn parse_devices(v: &str) -> Result<usize, String> {
+    match v.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{DEVICES_ENV}={v:?}: use a device count, e.g. 400")),
     }
 }
 
@@ -490,32 +484,10 @@ fn measure(opts: &Options, n: usize) -> Result<Report, String> {
     let tmp = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     let mut runs = Vec::new();
 
-    // 1. The single process.
+    // 1. The single process: the fleet scenario's own data directory and configuration.
     {
-        let data = tmp.path().join("single");
-        let cfg = ferrota_server::config::Config {
-            data_dir: data.clone(),
-            max_connections: n + 64,
-            ..Default::default()
-        };
-        let config = tmp.path().join("single.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "data_dir = {:?}\nmax_connections = {}\n[limits]\nmax_pending_per_address = {}\n",
-                data.display().to_string(),
-                cfg.max_connections,
-                4 * CONNECTS_IN_FLIGHT
-            ),
-        )
-        .map_err(|e| format!("{}: {e}", config.display()))?;
-        let (ids, roots) = rt.block_on(async {
-            ferrota_server::server::init_data_dir(&cfg, &[])
-                .await
-                .map_err(|e| e.to_string())?;
-            fleet::issue(&cfg, names(n), opts).await
-        })?;
-        let token = ferrota_server::server::operator_token(&cfg).map_err(|e| e.to_string())?;
+        let single = rt.block_on(fleet::provision(n, opts))?;
+        let (ids, roots, token, config) = (single.ids, single.roots, single.token, single.config);
         let srv = Running::start(
             &ServerKind::Process(opts.ferrota_exe.clone()),
             &config,
@@ -544,7 +516,11 @@ fn measure(opts: &Options, n: usize) -> Result<Report, String> {
     // 2. and 3. The cluster with one worker, then two.
     opts.say("cluster: starting PostgreSQL, SeaweedFS, 3 RabbitMQ nodes, 2 workers");
     let mut cluster = start_cluster(opts, &tmp.path().join("cluster"), "")?;
-    let (ids, roots) = rt.block_on(fleet::issue(&cluster.server_config(), names(n), opts))?;
+    let (ids, roots) = rt.block_on(fleet::issue(
+        &cluster.server_config(),
+        fleet::thing_names(n),
+        opts,
+    ))?;
     let token = ferrota_server::server::operator_token(&cluster.server_config())
         .map_err(|e| e.to_string())?;
     let addrs = mqtt_addrs(&cluster);
@@ -584,10 +560,6 @@ fn measure(opts: &Options, n: usize) -> Result<Report, String> {
     runs.push(two.map_err(|e| with_logs(&cluster, e))?);
     drop(cluster);
     Ok(measure_report(opts, &rel, &runs))
-}
-
-fn names(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("fleet-{i:05}")).collect()
 }
 
 fn mqtt_addrs(c: &Cluster) -> Vec<SocketAddr> {
@@ -744,7 +716,11 @@ fn faults(opts: &Options, n: usize) -> Result<Report, String> {
     opts.say("faults: starting PostgreSQL, SeaweedFS, 3 RabbitMQ nodes, 2 workers");
     // No block cache: every block is read from S3 (so its outage is felt) and checked.
     let cluster = start_cluster(opts, &tmp.path().join("cluster"), "blob_cache_mib = 0\n")?;
-    let (ids, roots) = rt.block_on(fleet::issue(&cluster.server_config(), names(n), opts))?;
+    let (ids, roots) = rt.block_on(fleet::issue(
+        &cluster.server_config(),
+        fleet::thing_names(n),
+        opts,
+    ))?;
     let token = ferrota_server::server::operator_token(&cluster.server_config())
         .map_err(|e| e.to_string())?;
     let at = Against {
@@ -1043,5 +1019,39 @@ fn faults_report(
         ],
         data: json!({ "devices": n, "faults": injected, "rollout_secs": secs,
                       "reconnected": reconnected }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_count_from_the_environment_must_be_a_positive_number() {
+        assert_eq!(parse_devices(" 400 "), Ok(400));
+        for bad in ["0", "many", "-3", ""] {
+            let e = parse_devices(bad).unwrap_err();
+            assert!(e.contains(DEVICES_ENV) && e.contains("device count"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_missing_executable_is_refused_before_any_engine_starts() {
+        let opts = Options {
+            short: true,
+            ferrota_exe: std::path::PathBuf::from("/nonexistent/ferrota"),
+            progress: false,
+            faults: true,
+        };
+        let e = run(&opts).unwrap_err();
+        assert_eq!(e.scenario, "cluster");
+        assert!(e.message.contains("/nonexistent/ferrota"), "{}", e.message);
+    }
+
+    #[test]
+    fn psql_counts_are_read_by_status() {
+        let rows = "IN_PROGRESS|3\nSUCCEEDED|997\n";
+        assert_eq!(parse_count(rows, "SUCCEEDED"), 997);
+        assert_eq!(parse_count(rows, "FAILED"), 0);
     }
 }

@@ -94,3 +94,17 @@ fn an_unknown_scenario_is_a_usage_error() {
         "the error lists the scenarios: {stderr}"
     );
 }
+
+/// `--faults` belongs to the cluster scenario: with another one it is refused before anything
+/// runs, naming the right command.
+#[test]
+fn faults_without_the_cluster_scenario_is_refused() {
+    let out = ferrota(&["bench", "verify", "--faults", "--short", "-q"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ferrota bench cluster --faults"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing ran: {:?}", out.stdout);
+}

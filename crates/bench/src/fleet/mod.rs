@@ -123,12 +123,7 @@ pub struct Tier {
 pub fn run(opts: &Options) -> Result<Report, BenchError> {
     let fail = |m: String| BenchError::new(Scenario::Fleet, m);
     let exe = &opts.ferrota_exe;
-    if !exe.is_file() {
-        return Err(fail(format!(
-            "the ferrota executable {} does not exist (it runs `ferrota serve`)",
-            exe.display()
-        )));
-    }
+    require_exe(exe, "it runs `ferrota serve`").map_err(fail)?;
     let sizes = match std::env::var(SIZES_ENV) {
         Ok(v) => parse_sizes(&v).map_err(fail)?,
         Err(_) if opts.short => vec![20],
@@ -218,6 +213,22 @@ pub(crate) struct Fleet {
     pub(crate) roots: Arc<rustls::RootCertStore>,
 }
 
+/// That the `ferrota` executable a scenario starts servers from exists (`why`: what it runs).
+pub(crate) fn require_exe(exe: &std::path::Path, why: &str) -> Result<(), String> {
+    if exe.is_file() {
+        return Ok(());
+    }
+    Err(format!(
+        "the ferrota executable {} does not exist ({why})",
+        exe.display()
+    ))
+}
+
+/// The fleet's thing names: `fleet-00000`, `fleet-00001`, …
+pub(crate) fn thing_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("fleet-{i:05}")).collect()
+}
+
 /// Creates a data directory and `max` things (`fleet-00000`, …) with their certificates.
 pub(crate) async fn provision(max: usize, opts: &Options) -> Result<Fleet, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
@@ -243,8 +254,7 @@ pub(crate) async fn provision(max: usize, opts: &Options) -> Result<Fleet, Strin
         .await
         .map_err(|e| e.to_string())?;
     let token = ferrota_server::server::operator_token(&cfg).map_err(|e| e.to_string())?;
-    let names: Vec<String> = (0..max).map(|i| format!("fleet-{i:05}")).collect();
-    let (ids, roots) = issue(&cfg, names, opts).await?;
+    let (ids, roots) = issue(&cfg, thing_names(max), opts).await?;
     Ok(Fleet {
         dir,
         config,
