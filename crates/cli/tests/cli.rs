@@ -1,7 +1,7 @@
 //! The `ferrota` binary, end to end: keys, certificates, pack, show, verify, OTA signatures,
 //! merged HEX conversion, and how it fails.
 
-mod common;
+use crate::common;
 
 use common::{BANK_SIZE, Env, HEX_EOF, hex_data, pack};
 use serde_json::Value;

@@ -4,7 +4,7 @@
 //! it started. A second `up` on the same directory and a `down` where there is no cluster are
 //! clear errors that change nothing.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

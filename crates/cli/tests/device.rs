@@ -1,7 +1,7 @@
 //! `ferrota device run`: the bundle of `ferrota thing create` carries a device.toml; a board
 //! with erased banks halts in the boot chain with a non-zero exit, and a bad config is refused.
 
-mod common;
+use crate::common;
 
 use common::{Env, serve};
 

@@ -2,7 +2,7 @@
 //! dynamic thing groups (`group create --query`, list, describe, delete) through the binary
 //! and a running server.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! the bank's flash address, a two-core merged HEX, appIds that follow the version record,
 //! security counter warnings, `--json`, and files that are not bank images.
 
-mod common;
+use crate::common;
 
 use common::{BANK_SIZE, Env, HEX_EOF, hex_data, pack, pack_with, write_builds};
 use ferrota_image::header::{app_id_cm0p, app_id_cm7};

@@ -3,7 +3,7 @@
 //! through the real shadow service into the data directory's database, as a running server
 //! stores it.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ferrota_server::config::Config;

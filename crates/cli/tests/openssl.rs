@@ -1,7 +1,7 @@
 //! Interoperability with OpenSSL, both ways: keys, OTA signatures, certificates, RSA boot keys.
 //! Each test prints a note and passes when `openssl` is not installed.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

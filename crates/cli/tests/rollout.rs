@@ -3,7 +3,7 @@
 //! for the API sees no connection), and a good one is sent in AWS's shapes with the flags
 //! winning over the JSON files.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

@@ -2,7 +2,7 @@
 //! killed with SIGKILL and restarted with nothing lost; mosquitto_sub as a third-party device
 //! when installed.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

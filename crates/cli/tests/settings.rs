@@ -4,7 +4,7 @@
 //! MQTT is on loopback by default; logs carry no colour codes off a terminal; `thing create
 //! --code-signing-cert` completes the device bundle.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

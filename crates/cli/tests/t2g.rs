@@ -1,7 +1,7 @@
 //! `ferrota t2g ...`: the update walkthrough, rollback, downgrade, and bad inputs that must leave
 //! the device file unchanged.
 
-mod common;
+use crate::common;
 
 use common::{BANK_SIZE, Env, camel_case_keys, write_builds};
 use serde_json::Value;

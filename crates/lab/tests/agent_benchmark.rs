@@ -1,7 +1,7 @@
 //! The benchmark's targets (issue part 4), asserted: simulated time is deterministic (the agent
 //! against the real server's services in virtual time, `ferrota_lab::sim_service`).
 
-mod common;
+use crate::common;
 
 #[test]
 fn download_is_10x_faster_without_loss_and_50x_with_1_percent_loss() {

@@ -2,7 +2,7 @@
 //! operation of a whole update; the agent in virtual time against the real server's Jobs and
 //! Streams services (`ferrota_lab::sim_service`).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

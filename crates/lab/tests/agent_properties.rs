@@ -3,7 +3,7 @@
 //! the agent or fail a good download. The agent in virtual time against the real server's Jobs
 //! and Streams services (`ferrota_lab::sim_service`).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

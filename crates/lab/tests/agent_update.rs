@@ -2,7 +2,7 @@
 //! (`ferrota_lab::sim_service`, virtual time): success paths, refusals before the download,
 //! signature failures, self-test outcomes, network faults and the §4.9 hazards.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! and after an update the server's inventory (`thing describe`) shows the new version, bank
 //! and trial state.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

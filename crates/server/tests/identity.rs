@@ -6,7 +6,7 @@
 //! show it. The first test is also the suite's end-to-end smoke test of a Jobs request and
 //! its answer through TLS, session, services and broker.
 
-mod common;
+use crate::common;
 
 use common::*;
 use rumqttc::QoS;

@@ -2,7 +2,7 @@
 //! thing's Device Shadow, connection and jobs, and `GET /api/things/{name}/shadow`
 //! (GetThingShadow), through the real services on virtual time.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ferrota_api::{FirmwareState, ReportedState};

@@ -2,7 +2,7 @@
 //! StartNextPendingJobExecution, bounded history per execution, paged describe and a cancel
 //! that stays small however much a device wrote.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ferrota_proto::jobs_api::JobsRejection;

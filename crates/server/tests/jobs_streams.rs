@@ -5,7 +5,7 @@
 //! `identity.rs` (a Jobs request and its answer over mutual TLS), `revocation.rs` and
 //! `limits.rs`, and the MQTT session over in-memory pipes in `session.rs`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ferrota_proto::job::JobDocument;

@@ -2,7 +2,7 @@
 //! a standby takes over within seconds when the holder's session dies, and work forwarded by
 //! the other workers reaches the holder only.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

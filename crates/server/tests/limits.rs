@@ -5,7 +5,7 @@
 //! exists in memory. (The MQTT packet and session limits run over in-memory pipes in
 //! `session.rs`.)
 
-mod common;
+use crate::common;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! itself: moving the clock past the deadline and running one sweep of the timer loop
 //! ([`ferrota_server::timeouts::expire_due`]) times the execution out and notifies.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{Value, json};

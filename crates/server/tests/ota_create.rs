@@ -2,7 +2,7 @@
 //! leaves no orphan upload (but never deletes a file another update streams). In memory: the
 //! HTTP API answered by its router, the in-memory store, no socket or TLS.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{Value, json};

@@ -8,7 +8,7 @@
 //! shows. The Admin's side of it (the store, then its `Sessions` told) is tested in memory in
 //! `services_memory.rs`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

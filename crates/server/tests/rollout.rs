@@ -3,7 +3,7 @@
 //! (`rollout::step`) runs after every device update and every clock move, as the server's
 //! runner does. No sockets, no real minutes.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! `InvalidRequestException`, the message naming the field) and stores nothing: no OTA update,
 //! no job, no uploaded file left behind (issue 16, item 5).
 
-mod common;
+use crate::common;
 
 use common::Mem;
 use serde_json::{Value, json};

@@ -4,7 +4,7 @@
 //! answers with the job document, the stream is described, a block is served, the update
 //! ends SUCCEEDED and the job completes.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! metadata timestamps, AWS's limits (413, nesting 400) leaving the stored shadow unchanged,
 //! and another thing's shadow refused.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ferrota_server::Policy;

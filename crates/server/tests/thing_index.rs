@@ -3,7 +3,7 @@
 //! `SearchIndex`, through the HTTP API in memory (the router called directly, no socket), over
 //! the in-memory store and SQLite.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{Value, json};
