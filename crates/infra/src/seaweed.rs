@@ -40,17 +40,17 @@ struct Ports {
 
 impl Ports {
     fn free() -> InfraResult<Ports> {
-        // Hold every listener until all eight are chosen, so they differ.
-        let mut held = Vec::new();
+        // Below the kernel's range of ephemeral ports ([`crate::free_port`]): a restart binds
+        // the same ports again, and a port in that range can meanwhile become the local port
+        // of any process's outgoing connection (a restart failed that way in CI: the volume
+        // server's gRPC port was taken). Eight different ones.
         let mut p = [0u16; 8];
-        for slot in &mut p {
-            let l = std::net::TcpListener::bind("127.0.0.1:0")
-                .map_err(|e| InfraError::Io("bind 127.0.0.1:0".into(), e))?;
-            *slot = l
-                .local_addr()
-                .map_err(|e| InfraError::Io("local address".into(), e))?
-                .port();
-            held.push(l);
+        for i in 0..p.len() {
+            let mut port = crate::free_port()?;
+            while p[..i].contains(&port) {
+                port = crate::free_port()?;
+            }
+            p[i] = port;
         }
         Ok(Ports {
             master: p[0],
@@ -396,12 +396,12 @@ impl Seaweed {
         let log = self.log_path();
         // The ports were just released; one may linger a moment. Same ports, or fail.
         let mut last = None;
-        for _ in 0..3 {
+        for _ in 0..5 {
             match self.spawn_and_wait(&log) {
                 Ok(()) => return Ok(()),
                 Err(e) => last = Some(e),
             }
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(500));
         }
         Err(last.unwrap_or_else(|| InfraError::Failed("SeaweedFS did not restart".into())))
     }
