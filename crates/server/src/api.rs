@@ -69,7 +69,10 @@ use ferrota_api::{
     UpdateThing, UploadedFile,
 };
 
+use ferrota_api::access::{AuditEntry, AuditPage, CreateToken, TokenList};
+
 use crate::admin::{Admin, AdminError, CreateOtaUpdate, PageRequest};
+use crate::operators::{self, TokenError};
 
 #[derive(Clone)]
 struct AppState {
@@ -103,26 +106,81 @@ impl IntoResponse for AdminError {
     }
 }
 
-async fn auth(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let ok = req
+/// Authenticates the bearer token ([`crate::operators::authenticate`]), checks the role the
+/// route needs ([`crate::operators::required_role`]: 403 `AccessDeniedException` below it),
+/// runs the request, and appends every change, and every refusal for a role, to the audit
+/// log with its result.
+async fn auth(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+    let bearer = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| constant_eq(t.as_bytes(), s.token.as_bytes()));
-    if ok {
-        next.run(req).await
+        .unwrap_or_default()
+        .to_string();
+    let services = &s.admin.services;
+    let who = match operators::authenticate(services, &s.token, &bearer).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return aws_error(
+                StatusCode::UNAUTHORIZED,
+                "UnauthorizedException",
+                "missing, wrong or revoked operator token",
+            );
+        }
+        Err(e) => return AdminError::from(e).into_response(),
+    };
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let needed = operators::required_role(&method, &path);
+    let resp = if who.role.allows(needed) {
+        req.extensions_mut().insert(who.clone());
+        let resp = next.run(req).await;
+        if !operators::is_change(&method, &path) {
+            return resp;
+        }
+        resp
     } else {
         aws_error(
-            StatusCode::UNAUTHORIZED,
-            "UnauthorizedException",
-            "missing or wrong operator token",
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            &format!(
+                "token '{}' has role {}; {method} {path} needs {needed}",
+                who.name, who.role
+            ),
         )
-    }
-}
-
-pub(crate) fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+    };
+    // A change (or a refused one): recorded with its result. Answers here are small JSON.
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let answer: Option<Value> = serde_json::from_slice(&bytes).ok();
+    let result = if parts.status.is_success() {
+        parts.status.as_u16().to_string()
+    } else {
+        let code = answer
+            .as_ref()
+            .and_then(|a| a.get("code"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        format!("{} {code}", parts.status.as_u16())
+            .trim_end()
+            .to_string()
+    };
+    operators::audit(
+        services,
+        AuditEntry {
+            at: services.clock.now(),
+            actor: who.name.clone(),
+            token_id: Some(who.token_id.clone()),
+            action: operators::operation(&method, &path),
+            target: operators::target(&path, answer.as_ref().filter(|_| parts.status.is_success())),
+            result,
+        },
+    )
+    .await;
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// A body that must carry nothing (`{}` or empty).
@@ -266,6 +324,54 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, AdminError> {
 }
 
 type Res = Result<Response, AdminError>;
+
+impl From<TokenError> for AdminError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Invalid(m) => AdminError::Invalid(m),
+            TokenError::NotFound(id) => AdminError::NotFound(format!("token {id}")),
+            TokenError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// `GET /api/audit`'s query: AWS's paging names.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AuditQuery {
+    /// 1–1000, default 250.
+    max_results: Option<u32>,
+    /// From the previous page.
+    next_token: Option<String>,
+}
+
+/// One page of the audit log in stored order ([`AuditPage`]).
+async fn audit_page(admin: &Admin, q: AuditQuery) -> Res {
+    let limit = q.max_results.unwrap_or(250);
+    if !(1..=1000).contains(&limit) {
+        return Err(AdminError::Invalid(format!(
+            "maxResults {limit}: between 1 and 1000"
+        )));
+    }
+    let after = match q.next_token.as_deref() {
+        None => 0,
+        Some(t) => t.parse::<u64>().map_err(|_| {
+            AdminError::Invalid(format!(
+                "nextToken '{t}' is not one this API gave (pass the previous page's nextToken)"
+            ))
+        })?,
+    };
+    let rows = admin.services.store.audit_records(after, limit + 1).await?;
+    let more = rows.len() > limit as usize;
+    let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
+    let next_token = more
+        .then(|| rows.last().map(|(pos, _)| pos.to_string()))
+        .flatten();
+    ok(AuditPage {
+        records: rows.into_iter().map(|(_, r)| r).collect(),
+        next_token,
+    })
+}
 
 fn ok<T: serde::Serialize>(v: T) -> Res {
     Ok(Json(v).into_response())
@@ -489,6 +595,35 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
                         ));
                     }
                     ok(s.admin.rollout_action(&id, action).await?)
+                },
+            ),
+        )
+        .route(
+            "/api/tokens",
+            get(|State(s): State<AppState>| async move {
+                let tokens = s.admin.services.store.tokens().await?;
+                ok(TokenList {
+                    tokens: tokens.into_iter().map(|t| t.description).collect(),
+                })
+            })
+            .post(|State(s): State<AppState>, body: Bytes| async move {
+                let req: CreateToken = strict(&body)?;
+                ok(operators::create_token(&s.admin.services, &req).await?)
+            }),
+        )
+        .route(
+            "/api/tokens/{id}",
+            delete(
+                |State(s): State<AppState>, Path(id): Path<String>| async move {
+                    ok(operators::revoke_token(&s.admin.services, &id).await?)
+                },
+            ),
+        )
+        .route(
+            "/api/audit",
+            get(
+                |State(s): State<AppState>, q: Result<Query<AuditQuery>, QueryRejection>| async move {
+                    audit_page(&s.admin, query(q)?).await
                 },
             ),
         )

@@ -126,7 +126,8 @@ impl BrokerAuth {
     }
 
     fn secret_ok(&self, given: &str) -> bool {
-        !self.secret.is_empty() && crate::api::constant_eq(given.as_bytes(), self.secret.as_bytes())
+        !self.secret.is_empty()
+            && crate::operators::constant_eq(given.as_bytes(), self.secret.as_bytes())
     }
 }
 

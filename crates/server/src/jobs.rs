@@ -766,6 +766,7 @@ async fn update(
         reply(b, client, thing, with_reply(kind, Reply::Accepted), body);
     }
     if new.status.is_terminal() {
+        crate::operators::execution_outcome(b, &new, false).await;
         b.execution_finished(job, thing);
         maybe_complete(b, job).await?;
     }
@@ -807,6 +808,7 @@ pub(crate) async fn expire(b: &Services, e: &Execution, now: u64) -> StoreResult
         return Ok(false);
     }
     tracing::info!(job = %e.job_id, thing = %e.thing, "job execution timed out");
+    crate::operators::execution_outcome(b, &n, true).await;
     b.execution_finished(&e.job_id, &e.thing);
     maybe_complete(b, &e.job_id).await?;
     notify_changes(b, &e.thing, &before).await?;

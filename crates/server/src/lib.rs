@@ -104,6 +104,7 @@ pub mod groups;
 pub mod inventory;
 pub mod jobs;
 pub mod lease;
+pub mod operators;
 pub mod policy;
 pub mod query;
 pub mod rollout;

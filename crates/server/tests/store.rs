@@ -422,3 +422,94 @@ async fn readers_keep_working_when_a_table_gains_a_column_under_a_running_pool()
     }
     assert_eq!(read_all(&s).await, before, "same answers after the change");
 }
+
+fn audit_entry(actor: &str, i: usize) -> ferrota_api::access::AuditEntry {
+    ferrota_api::access::AuditEntry {
+        at: 100 + i as u64,
+        actor: actor.into(),
+        token_id: Some("0123456789abcdef".into()),
+        action: "CreateOTAUpdate".into(),
+        target: format!("ota/rel-{i}"),
+        result: "200".into(),
+    }
+}
+
+/// Issue 18: the audit log is one chain however many workers append at once (no two records
+/// chained to the same predecessor, no gap), and it pages in stored order.
+#[tokio::test]
+async fn audit_appends_of_two_workers_form_one_chain() {
+    for b in backends("audit_chain").await {
+        let (s1, s2) = (b.store.clone(), b.worker2.clone());
+        let one = tokio::spawn(async move {
+            for i in 0..20 {
+                s1.append_audit(&audit_entry("w1", i)).await.unwrap();
+            }
+        });
+        let two = tokio::spawn(async move {
+            for i in 0..20 {
+                s2.append_audit(&audit_entry("w2", i)).await.unwrap();
+            }
+        });
+        one.await.unwrap();
+        two.await.unwrap();
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = b.store.audit_records(after, 7).await.unwrap();
+            let Some((pos, _)) = page.last() else { break };
+            after = *pos;
+            all.extend(page.into_iter().map(|(_, r)| r));
+        }
+        assert_eq!(all.len(), 40, "{}", b.name);
+        let head =
+            ferrota_api::access::verify_chain(&all).unwrap_or_else(|e| panic!("{}: {e}", b.name));
+        assert_eq!(head.seq, 40, "{}", b.name);
+        assert_eq!(all.iter().filter(|r| r.entry.actor == "w1").count(), 20);
+    }
+}
+
+/// Issue 18: tokens are found by their hash only, listed oldest first, a duplicate is
+/// `Exists` and changes nothing, and revoking keeps the first revocation time.
+#[tokio::test]
+async fn tokens_are_stored_by_hash_and_revoked_once() {
+    use ferrota_api::access::{Role, TokenDescription};
+    for b in backends("tokens").await {
+        let s = &b.store;
+        let rec = |id: &str, hash: &str, at: u64| TokenRecord {
+            description: TokenDescription {
+                token_id: id.into(),
+                name: format!("holder-{id}"),
+                role: Role::ReleaseManager,
+                created_at: at,
+                revoked_at: None,
+            },
+            hash: hash.into(),
+        };
+        s.create_token(&rec("a", "h-a", 1)).await.unwrap();
+        s.create_token(&rec("b", "h-b", 2)).await.unwrap();
+        assert!(matches!(
+            s.create_token(&rec("a", "h-other", 3)).await,
+            Err(StoreError::Exists(_))
+        ));
+        assert!(matches!(
+            s.create_token(&rec("c", "h-a", 3)).await,
+            Err(StoreError::Exists(_))
+        ));
+        let found = b.worker2.token_by_hash("h-b").await.unwrap().unwrap();
+        assert_eq!(found.description.role, Role::ReleaseManager);
+        assert_eq!(s.token_by_hash("nope").await.unwrap(), None);
+        let ids: Vec<_> = s
+            .tokens()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.description.token_id)
+            .collect();
+        assert_eq!(ids, ["a", "b"], "{}", b.name);
+        assert!(s.revoke_token("a", 50).await.unwrap());
+        assert!(s.revoke_token("a", 60).await.unwrap());
+        assert!(!s.revoke_token("zz", 60).await.unwrap());
+        let a = s.token_by_hash("h-a").await.unwrap().unwrap();
+        assert_eq!(a.description.revoked_at, Some(50), "{}", b.name);
+    }
+}

@@ -153,6 +153,15 @@ pub struct MemoryStore {
     state: Mutex<State>,
     /// Device Shadows by thing ([`ShadowStore`]).
     shadows: Mutex<HashMap<String, ShadowRecord>>,
+    /// Operator tokens and the audit log ([`AccessStore`]).
+    access: Mutex<Access>,
+}
+
+/// [`AccessStore`]'s state: tokens in creation order, the log in stored order.
+#[derive(Default)]
+struct Access {
+    tokens: Vec<TokenRecord>,
+    audit: Vec<ferrota_api::access::AuditRecord>,
 }
 
 impl MemoryStore {
@@ -188,6 +197,73 @@ impl ShadowStore for MemoryStore {
         }
         g.insert(rec.thing.clone(), rec.clone());
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl AccessStore for MemoryStore {
+    async fn create_token(&self, t: &TokenRecord) -> StoreResult<()> {
+        let mut g = self.access.lock().unwrap_or_else(|e| e.into_inner());
+        if g.tokens
+            .iter()
+            .any(|x| x.description.token_id == t.description.token_id || x.hash == t.hash)
+        {
+            return Err(StoreError::Exists(format!(
+                "token {}",
+                t.description.token_id
+            )));
+        }
+        g.tokens.push(t.clone());
+        Ok(())
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
+        let g = self.access.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(g.tokens.iter().find(|t| t.hash == hash).cloned())
+    }
+
+    async fn tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        let g = self.access.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(g.tokens.clone())
+    }
+
+    async fn revoke_token(&self, token_id: &str, at: u64) -> StoreResult<bool> {
+        let mut g = self.access.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(t) = g
+            .tokens
+            .iter_mut()
+            .find(|t| t.description.token_id == token_id)
+        else {
+            return Ok(false);
+        };
+        t.description.revoked_at.get_or_insert(at);
+        Ok(true)
+    }
+
+    async fn append_audit(
+        &self,
+        entry: &ferrota_api::access::AuditEntry,
+    ) -> StoreResult<ferrota_api::access::AuditRecord> {
+        self.lock().fault("append_audit")?;
+        let mut g = self.access.lock().unwrap_or_else(|e| e.into_inner());
+        let rec = ferrota_api::access::chain(g.audit.last(), entry.clone());
+        g.audit.push(rec.clone());
+        Ok(rec)
+    }
+
+    async fn audit_records(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<(u64, ferrota_api::access::AuditRecord)>> {
+        let g = self.access.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(g.audit
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i as u64 + 1, r.clone()))
+            .skip(usize::try_from(after).unwrap_or(usize::MAX))
+            .take(limit as usize)
+            .collect())
     }
 }
 

@@ -11,6 +11,7 @@
 //! committed (WAL with `synchronous=FULL` makes a commit durable), and the MQTT layer answers
 //! a device (PUBACK, `…/update/accepted`) only after that return.
 
+pub mod access;
 pub mod attrs;
 pub mod blobs;
 pub mod memory;
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 /// the API's types (one definition for the server and its clients).
 pub use ferrota_api::{CertStatus, ErrorInfo, JobState};
 
+pub use access::{AccessStore, TokenRecord};
 pub use attrs::{DynamicGroup, ThingIndexStore};
 pub use blobs::{BlobReader, BlobStore, DirBlobStore, MemoryBlobs};
 pub use memory::MemoryStore;
@@ -233,7 +235,9 @@ pub struct OtaRecord {
 /// Things, certificates, jobs, executions, streams and OTA updates; rollouts, Device Shadows,
 /// thing attributes and dynamic groups through its supertraits.
 #[async_trait]
-pub trait Store: RolloutStore + ShadowStore + ThingIndexStore + Send + Sync + 'static {
+pub trait Store:
+    RolloutStore + ShadowStore + ThingIndexStore + AccessStore + Send + Sync + 'static
+{
     /// Creates a thing with its groups.
     async fn create_thing(&self, thing: &Thing) -> StoreResult<()>;
     /// Creates many things, each with its certificate, all or none: provisioning a fleet in

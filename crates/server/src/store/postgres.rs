@@ -21,6 +21,7 @@ use sqlx::{Connection, Row, query};
 use super::rows::*;
 use super::*;
 
+mod access;
 mod attrs;
 mod base;
 mod rollout;
@@ -38,7 +39,8 @@ const MIGRATION_LOCK: i64 = 0x4665_7272_6f74_6101; // "Ferrota" + 1
 /// The schema, in steps; `ferrota_schema` records how many ran. The first step is SQLite's
 /// first seven migrations in their final form (a PostgreSQL database starts at that schema);
 /// later steps are appended, never edited.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE things (name TEXT PRIMARY KEY, created_at BIGINT NOT NULL);
 CREATE TABLE thing_groups (grp TEXT NOT NULL, thing TEXT NOT NULL REFERENCES things(name),
   PRIMARY KEY (grp, thing));
@@ -81,7 +83,16 @@ CREATE TABLE thing_attributes (thing TEXT NOT NULL REFERENCES things(name), name
   value TEXT NOT NULL, PRIMARY KEY (thing, name));
 CREATE TABLE dynamic_groups (name TEXT PRIMARY KEY, query_string TEXT NOT NULL,
   created_at BIGINT NOT NULL);
-"#];
+"#,
+    // Operator tokens (stored by SHA-256) and the hash-chained audit log (issue 18).
+    r#"
+CREATE TABLE operator_tokens (token_id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL, role TEXT NOT NULL, created_at BIGINT NOT NULL, revoked_at BIGINT);
+CREATE TABLE audit_log (id BIGSERIAL PRIMARY KEY, seq BIGINT NOT NULL, at BIGINT NOT NULL,
+  actor TEXT NOT NULL, token_id TEXT, action TEXT NOT NULL, target TEXT NOT NULL,
+  result TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+"#,
+];
 
 /// PostgreSQL store. Cloning shares the pool.
 #[derive(Debug, Clone)]

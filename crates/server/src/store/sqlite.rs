@@ -18,6 +18,7 @@ use sqlx::{Row, query};
 use super::rows::*;
 use super::*;
 
+mod access;
 mod attrs;
 mod rollout;
 mod shadow;
@@ -82,6 +83,14 @@ CREATE TABLE shadows (thing TEXT PRIMARY KEY, state TEXT, metadata TEXT NOT NULL
 "#,
     // Thing attributes and dynamic thing groups (`sqlite/attrs.rs`).
     attrs::MIGRATION,
+    // Operator tokens (stored by SHA-256) and the hash-chained audit log (issue 18).
+    r#"
+CREATE TABLE operator_tokens (token_id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL, role TEXT NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER);
+CREATE TABLE audit_log (id INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER NOT NULL,
+  at INTEGER NOT NULL, actor TEXT NOT NULL, token_id TEXT, action TEXT NOT NULL,
+  target TEXT NOT NULL, result TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+"#,
 ];
 
 /// SQLite store.
