@@ -16,6 +16,7 @@ mod layers;
 mod lease;
 mod limits;
 mod notify_and_timeouts;
+mod operators;
 mod ota_create;
 mod revocation;
 mod rollout;

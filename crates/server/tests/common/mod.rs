@@ -417,11 +417,22 @@ impl Mem {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> (u16, serde_json::Value) {
+        self.api_as("test-token", method, path, body).await
+    }
+
+    /// [`Mem::api`] with another bearer token ("test-token" is the bootstrap admin's).
+    pub async fn api_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
         use tower::ServiceExt as _;
         let r = axum::http::Request::builder()
             .method(method)
             .uri(path)
-            .header("authorization", "Bearer test-token")
+            .header("authorization", format!("Bearer {token}"))
             .header("content-type", "application/json")
             .body(match body {
                 Some(b) => axum::body::Body::from(b.to_string()),
