@@ -167,6 +167,58 @@ impl Client {
         self.answer(url, r)
     }
 
+    /// `POST /api/tokens`: a new operator token (admin); its secret is in the answer only.
+    pub fn create_token(
+        &self,
+        req: &crate::access::CreateToken,
+    ) -> Result<crate::access::CreatedToken, Error> {
+        self.post_json("/api/tokens", req)
+    }
+
+    /// `GET /api/tokens`: every operator token, revoked ones too (admin).
+    pub fn list_tokens(&self) -> Result<crate::access::TokenList, Error> {
+        self.get("/api/tokens", &[])
+    }
+
+    /// `DELETE /api/tokens/{id}`: revokes a token (admin).
+    pub fn revoke_token(&self, id: &str) -> Result<crate::access::TokenDescription, Error> {
+        let url = self.url(&format!("/api/tokens/{}", segment(id)));
+        let r = self
+            .agent
+            .delete(&url)
+            .header("authorization", &self.auth())
+            .call();
+        self.answer(url, r)
+    }
+
+    /// `GET /api/audit`: one page of the audit log, oldest first (`next_token` from the
+    /// previous page).
+    pub fn audit_page(
+        &self,
+        next_token: Option<&str>,
+        max_results: u32,
+    ) -> Result<crate::access::AuditPage, Error> {
+        let mut q = vec![("maxResults", max_results.to_string())];
+        if let Some(t) = next_token {
+            q.push(("nextToken", t.to_string()));
+        }
+        self.get("/api/audit", &q)
+    }
+
+    /// The whole audit log, page by page.
+    pub fn audit_log(&self) -> Result<Vec<crate::access::AuditRecord>, Error> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self.audit_page(next.as_deref(), 1000)?;
+            out.extend(page.records);
+            match page.next_token {
+                Some(t) => next = Some(t),
+                None => return Ok(out),
+            }
+        }
+    }
+
     /// `POST /api/things/{name}/revoke`: revokes its certificates and disconnects it.
     pub fn revoke_thing(&self, name: &str) -> Result<Revoked, Error> {
         self.post_empty(&format!("/api/things/{}/revoke", segment(name)))

@@ -65,6 +65,14 @@ pub enum Command {
     /// Thing groups on a running server: dynamic groups chosen by a fleet-index query.
     #[command(subcommand)]
     Group(crate::groupcmd::GroupCommand),
+    /// Operator tokens on a running server: create one per person or system, with a role
+    /// (viewer, release-manager, admin); list; revoke.
+    #[command(subcommand)]
+    Token(crate::accesscmd::TokenCommand),
+    /// The audit log of a running server (every operator change, every device outcome,
+    /// hash-chained): export it, verify it.
+    #[command(subcommand)]
+    Audit(crate::accesscmd::AuditCommand),
     /// Run a simulated board: boot chain, then the OTA agent over MQTT/TLS.
     #[command(subcommand)]
     Device(crate::devicecmd::DeviceCommand),

@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+mod accesscmd;
 mod args;
 mod benchcmd;
 mod clustercmd;
@@ -60,6 +61,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Thing(c) => thingcmd::run(c),
         Command::Ota(c) => otacmd::run(c),
         Command::Rollout(c) => rolloutcmd::run(c),
+        Command::Token(c) => accesscmd::token(c),
+        Command::Audit(c) => accesscmd::audit(c),
         Command::Group(c) => groupcmd::run(c),
         Command::Device(c) => devicecmd::run(c),
         Command::Demo(a) => democmd::run(&a),

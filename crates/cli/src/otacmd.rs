@@ -58,7 +58,7 @@ impl Api {
                 crate::settings::unreachable(base, &self.base_from, &source)
             }
             ferrota_api::Error::Api { url, error } if error.status == 401 => anyhow!(
-                "{url}: 401 unauthorized: wrong operator token (from {})",
+                "{url}: 401 unauthorized: wrong or revoked operator token (from {})",
                 self.token_from
             ),
             ferrota_api::Error::Api { url, error } => {

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod access;
 mod bench;
 mod cli;
 mod cluster;

@@ -478,7 +478,7 @@ fn ota_create_reports_a_wrong_token_and_an_oversized_file() {
     // A wrong token, given or read from a token file: 401 before the body is sent.
     let err = create("fw.bin", &["--token", "wrong"]);
     assert!(
-        err.contains("401 unauthorized: wrong operator token (from --token)"),
+        err.contains("401 unauthorized: wrong or revoked operator token (from --token)"),
         "{err}"
     );
     assert!(!err.contains("Broken pipe"), "{err}");
@@ -486,7 +486,7 @@ fn ota_create_reports_a_wrong_token_and_an_oversized_file() {
     env.write("other/api-token", "wrong\n");
     let err = create("fw.bin", &["--data-dir", "other"]);
     assert!(
-        err.contains("401 unauthorized: wrong operator token (from other/api-token)"),
+        err.contains("401 unauthorized: wrong or revoked operator token (from other/api-token)"),
         "{err}"
     );
     // A file over the server's limit: said so, with both sizes.

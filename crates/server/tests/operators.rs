@@ -249,7 +249,8 @@ async fn tampering_with_any_stored_record_is_detected_and_named() {
         }
         (s, sqlite)
     };
-    let cases: [(&str, fn(&ChainBreak) -> bool); 4] = [
+    type Expect = fn(&ChainBreak) -> bool;
+    let cases: [(&str, Expect); 4] = [
         (
             "UPDATE audit_log SET actor = 'mallory' WHERE seq = 3",
             |e| *e == ChainBreak::Changed { seq: 3 },
