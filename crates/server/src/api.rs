@@ -1,5 +1,6 @@
 //! The operator HTTP API (axum, JSON). Every request but `/api/health` needs
-//! `Authorization: Bearer <token>` (the token is in `<data>/api-token`).
+//! `Authorization: Bearer <token>`: the bootstrap token in `<data>/api-token` (an admin's) or
+//! one made with `POST /api/tokens`.
 //!
 //! | method | path | body → answer |
 //! |---|---|---|
@@ -25,6 +26,14 @@
 //! | GET | `/api/jobs/{jobId}` | AWS DescribeJob: `{"job":{"jobId","status","forceCanceled","reasonCode","comment","targetSelection","jobProcessDetails",…configs}}` |
 //! | GET | `/api/rollouts/{id}` | the rollout of OTA update `id`: status, reason, waves with their counts, rate, next release |
 //! | POST | `/api/rollouts/{id}/pause`, `…/resume`, `…/approve`, `…/cancel?force=true` | the rollout after the action; no body; an action the rollout's state does not allow is a 400 that changes nothing |
+//! | GET | `/api/tokens` | `{"tokens":[{"tokenId","name","role","createdAt","revokedAt"?}]}` (admin) |
+//! | POST | `/api/tokens` | `{"name","role"}` → `{"token","description"}`: the secret, this once (admin) |
+//! | DELETE | `/api/tokens/{id}` | the token, revoked (admin) |
+//! | GET | `/api/audit?maxResults=&nextToken=` | `{"records":[{"seq","at","actor","tokenId"?,"action","target","result","prevHash","hash"}],"nextToken"?}`, oldest first (`maxResults` 1–1000, default 250) |
+//!
+//! Every route but `/api/health` checks the token's role ([`crate::operators`]): reads need
+//! `viewer`, releases and rollout steering `release-manager`, the rest `admin`; below it the
+//! answer is 403 `AccessDeniedException`. Changes are appended to the audit log.
 //!
 //! ## Conventions (one style for every answer and every `--json` of the CLI)
 //! - Keys are AWS's camelCase (`otaUpdateId`, `thingName`, `statusDetails`, …), with AWS's
@@ -40,6 +49,7 @@
 //! - Errors are AWS's error JSON, `{"code":"InvalidRequestException","message":"…"}`, with
 //!   AWS's codes and statuses: `InvalidRequestException` 400, `InvalidQueryException` 400 (a
 //!   fleet-index query that does not parse, with the position), `UnauthorizedException` 401,
+//!   `AccessDeniedException` 403 (a token below the route's role),
 //!   `ResourceNotFoundException` 404, `MethodNotAllowedException` 405,
 //!   `ResourceAlreadyExistsException` 409, `RequestEntityTooLargeException` 413,
 //!   `InternalFailureException` 500 (the 405 and 413 that axum answers itself are rewritten
