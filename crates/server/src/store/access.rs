@@ -24,7 +24,7 @@ pub struct TokenRecord {
 /// Operator tokens and the audit log.
 #[async_trait]
 pub trait AccessStore: Send + Sync + 'static {
-    /// Stores a new token ([`StoreError::Exists`] when its id or hash is taken).
+    /// Stores a new token ([`super::StoreError::Exists`] when its id or hash is taken).
     async fn create_token(&self, t: &TokenRecord) -> StoreResult<()>;
     /// The token with this SHA-256, revoked or not.
     async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
