@@ -294,9 +294,15 @@ pub struct ThingNameArgs {
 /// How to reach the HTTP API.
 #[derive(Debug, Args, Clone)]
 pub struct ApiArgs {
-    /// API base URL (default: where the data directory's server listens, recorded in
-    /// <data>/listening.json, else http://<the config's http_listen>, 127.0.0.1:8080).
-    #[arg(long, value_name = "URL", env = "FERROTA_API")]
+    /// API base URL of a local or remote server (also --server, FERROTA_SERVER; default:
+    /// where the data directory's server listens, recorded in <data>/listening.json, else
+    /// http://<the config's http_listen>, 127.0.0.1:8080).
+    #[arg(
+        long,
+        visible_alias = "server",
+        value_name = "URL",
+        env = "FERROTA_API"
+    )]
     pub api: Option<String>,
     /// Operator token (default: read from <data>/api-token).
     #[arg(

@@ -152,6 +152,13 @@ pub fn api_base(a: &ApiArgs, cfg: &Config) -> Result<(String, String)> {
             flag_or_env("--api", "FERROTA_API", u),
         ));
     }
+    // FERROTA_SERVER: the same as FERROTA_API (which wins), the name other fleet tools use.
+    if let Some(u) = std::env::var("FERROTA_SERVER")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        return Ok((u.trim_end_matches('/').to_string(), "FERROTA_SERVER".into()));
+    }
     if let Some(l) = recorded(cfg)? {
         return Ok((
             format!("http://{}", connectable(l.http)),

@@ -36,6 +36,22 @@ fn tokens_roles_and_the_audit_log_from_the_command_line() {
     let e = fails(&["token", "list", "--token", &viewer]);
     assert!(e.contains("403") && e.contains("viewer"), "{e}");
 
+    // A remote server by --server or FERROTA_SERVER (the data directory only for the token).
+    let http = s.http.as_str();
+    let out = env.ok(&["token", "list", "--server", http, "--data-dir", "data"]);
+    assert!(out.contains("\tvera\tviewer\t"), "{out}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrota"))
+        .args(["ota", "list", "--token", &viewer, "--data-dir", "nowhere"])
+        .env("FERROTA_SERVER", http)
+        .current_dir(env.path("."))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let list: Value = serde_json::from_str(&ok(&["token", "list", "--json"])).unwrap();
     let id = list["tokens"][0]["tokenId"].as_str().unwrap().to_string();
     ok(&["token", "revoke", &id]);
