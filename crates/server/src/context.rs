@@ -16,7 +16,7 @@ use bytes::Bytes;
 use rumqttc::QoS;
 use tokio::sync::Notify;
 
-use crate::store::{BlobStore, SharedStore, StoreResult, StreamRecord};
+use crate::store::{AuditBatcher, BlobStore, SharedStore, StoreResult, StreamRecord};
 
 /// Epoch seconds, injected so tests can fix time.
 pub trait Clock: Send + Sync + 'static {
@@ -89,6 +89,8 @@ impl<'a> Target<'a> {
 pub struct Services {
     /// Registry, jobs, streams.
     pub store: SharedStore,
+    /// Audit appends of concurrent requests, committed together ([`crate::operators`]).
+    pub audit: AuditBatcher,
     /// Firmware files.
     pub blobs: Arc<dyn BlobStore>,
     /// Time.
@@ -127,6 +129,7 @@ impl Services {
     ) -> Self {
         Services {
             store,
+            audit: AuditBatcher::default(),
             blobs,
             clock,
             out: RwLock::new(out),

@@ -210,8 +210,9 @@ pub fn target(path: &str, answer: Option<&serde_json::Value>) -> String {
 /// Appends a record; a failure is logged, not returned: the action it records has been
 /// committed and answered or is about to be, and must not be undone by its record.
 pub async fn audit(b: &Services, entry: AuditEntry) {
-    if let Err(e) = b.store.append_audit(&entry).await {
-        tracing::error!(error = %e, action = %entry.action, target = %entry.target,
+    let (action, target) = (entry.action.clone(), entry.target.clone());
+    if let Err(e) = b.audit.append(&*b.store, entry).await {
+        tracing::error!(error = %e, action = %action, target = %target,
             "the audit log could not be written");
     }
 }

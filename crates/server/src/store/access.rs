@@ -33,8 +33,15 @@ pub trait AccessStore: Send + Sync + 'static {
     /// Marks a token revoked at `at`; `false` when there is no such token. Revoking a revoked
     /// token keeps its first revocation time.
     async fn revoke_token(&self, token_id: &str, at: u64) -> StoreResult<bool>;
-    /// Appends `entry` to the audit log, chained to the last record; returns the record.
-    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<AuditRecord>;
+    /// Appends `entries` to the audit log in one transaction (one commit for all), chained in
+    /// order after the last record; returns the records.
+    async fn append_audit_batch(&self, entries: &[AuditEntry]) -> StoreResult<Vec<AuditRecord>>;
+    /// Appends one entry ([`AccessStore::append_audit_batch`] of one).
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<AuditRecord> {
+        let mut v = self.append_audit_batch(std::slice::from_ref(entry)).await?;
+        v.pop()
+            .ok_or_else(|| corrupt("an audit append returned no record"))
+    }
     /// Up to `limit` records in stored order after the record stored at `after` (0: from the
     /// start), each with its storage position (the cursor of the next page).
     async fn audit_records(&self, after: u64, limit: u32) -> StoreResult<Vec<(u64, AuditRecord)>>;
@@ -89,4 +96,65 @@ pub(crate) fn audit_of(r: &impl Cols) -> StoreResult<(u64, AuditRecord)> {
             hash: r.text("hash")?,
         },
     ))
+}
+
+/// Group commit for audit appends: callers that append while another caller's commit is in
+/// flight are written together by the next commit, so a fleet's device outcomes cost one
+/// commit (one fsync) per batch instead of one each. Every caller still returns only after
+/// its own record is committed.
+#[derive(Default)]
+pub struct AuditBatcher {
+    pending: std::sync::Mutex<Vec<(AuditEntry, Waiter)>>,
+    leader: tokio::sync::Mutex<()>,
+}
+
+type Waiter = tokio::sync::oneshot::Sender<Result<AuditRecord, String>>;
+
+/// Most entries one commit takes.
+const BATCH_MAX: usize = 512;
+
+impl AuditBatcher {
+    /// Appends `entry` through `store`, batched with concurrent callers.
+    pub async fn append(
+        &self,
+        store: &dyn AccessStore,
+        entry: AuditEntry,
+    ) -> Result<AuditRecord, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((entry, tx));
+        {
+            // One commit at a time; whoever holds the turn writes everything queued so far
+            // (a later caller may find its entry already written by an earlier turn).
+            let _turn = self.leader.lock().await;
+            loop {
+                let batch: Vec<(AuditEntry, Waiter)> = {
+                    let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = p.len().min(BATCH_MAX);
+                    p.drain(..n).collect()
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                let (entries, waiters): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                match store.append_audit_batch(&entries).await {
+                    Ok(records) => {
+                        for (w, r) in waiters.into_iter().zip(records) {
+                            let _ = w.send(Ok(r));
+                        }
+                    }
+                    Err(e) => {
+                        let e = e.to_string();
+                        for w in waiters {
+                            let _ = w.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        rx.await
+            .unwrap_or_else(|_| Err("the audit writer stopped".into()))
+    }
 }

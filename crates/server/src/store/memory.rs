@@ -240,15 +240,19 @@ impl AccessStore for MemoryStore {
         Ok(true)
     }
 
-    async fn append_audit(
+    async fn append_audit_batch(
         &self,
-        entry: &ferrota_api::access::AuditEntry,
-    ) -> StoreResult<ferrota_api::access::AuditRecord> {
+        entries: &[ferrota_api::access::AuditEntry],
+    ) -> StoreResult<Vec<ferrota_api::access::AuditRecord>> {
         self.lock().fault("append_audit")?;
         let mut g = self.access.lock().unwrap_or_else(|e| e.into_inner());
-        let rec = ferrota_api::access::chain(g.audit.last(), entry.clone());
-        g.audit.push(rec.clone());
-        Ok(rec)
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let rec = ferrota_api::access::chain(g.audit.last(), entry.clone());
+            g.audit.push(rec.clone());
+            out.push(rec);
+        }
+        Ok(out)
     }
 
     async fn audit_records(

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 /// the API's types (one definition for the server and its clients).
 pub use ferrota_api::{CertStatus, ErrorInfo, JobState};
 
-pub use access::{AccessStore, TokenRecord};
+pub use access::{AccessStore, AuditBatcher, TokenRecord};
 pub use attrs::{DynamicGroup, ThingIndexStore};
 pub use blobs::{BlobReader, BlobStore, DirBlobStore, MemoryBlobs};
 pub use memory::MemoryStore;

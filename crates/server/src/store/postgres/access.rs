@@ -72,7 +72,7 @@ impl AccessStore for PostgresStore {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<AuditRecord> {
+    async fn append_audit_batch(&self, entries: &[AuditEntry]) -> StoreResult<Vec<AuditRecord>> {
         let mut tx = self.pool().begin().await?;
         query("SELECT pg_advisory_xact_lock($1)")
             .bind(AUDIT_LOCK)
@@ -87,8 +87,11 @@ impl AccessStore for PostgresStore {
         .await?
         .map(|r| audit_of(&r))
         .transpose()?;
-        let rec = chain(last.as_ref().map(|(_, r)| r), entry.clone());
-        query("INSERT INTO audit_log (seq, at, actor, token_id, action, target, result, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        let mut prev = last.map(|(_, r)| r);
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let rec = chain(prev.as_ref(), entry.clone());
+            query("INSERT INTO audit_log (seq, at, actor, token_id, action, target, result, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
             .bind(to_i64(rec.seq))
             .bind(to_i64(rec.entry.at))
             .bind(&rec.entry.actor)
@@ -100,8 +103,11 @@ impl AccessStore for PostgresStore {
             .bind(&rec.hash)
             .execute(&mut *tx)
             .await?;
+            prev = Some(rec.clone());
+            out.push(rec);
+        }
         tx.commit().await?;
-        Ok(rec)
+        Ok(out)
     }
 
     async fn audit_records(&self, after: u64, limit: u32) -> StoreResult<Vec<(u64, AuditRecord)>> {

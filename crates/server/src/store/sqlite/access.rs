@@ -69,7 +69,7 @@ impl AccessStore for SqliteStore {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<AuditRecord> {
+    async fn append_audit_batch(&self, entries: &[AuditEntry]) -> StoreResult<Vec<AuditRecord>> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         let last = query(concat!(
             "SELECT ",
@@ -80,8 +80,11 @@ impl AccessStore for SqliteStore {
         .await?
         .map(|r| audit_of(&r))
         .transpose()?;
-        let rec = chain(last.as_ref().map(|(_, r)| r), entry.clone());
-        query("INSERT INTO audit_log (seq, at, actor, token_id, action, target, result, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        let mut prev = last.map(|(_, r)| r);
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let rec = chain(prev.as_ref(), entry.clone());
+            query("INSERT INTO audit_log (seq, at, actor, token_id, action, target, result, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
             .bind(to_i64(rec.seq))
             .bind(to_i64(rec.entry.at))
             .bind(&rec.entry.actor)
@@ -93,8 +96,11 @@ impl AccessStore for SqliteStore {
             .bind(&rec.hash)
             .execute(&mut *tx)
             .await?;
+            prev = Some(rec.clone());
+            out.push(rec);
+        }
         tx.commit().await?;
-        Ok(rec)
+        Ok(out)
     }
 
     async fn audit_records(&self, after: u64, limit: u32) -> StoreResult<Vec<(u64, AuditRecord)>> {
