@@ -162,9 +162,17 @@ async fn auth(State(s): State<AppState>, mut req: Request, next: Next) -> Respon
     };
     // A change (or a refused one): recorded with its result. Answers here are small JSON.
     let (parts, body) = resp.into_parts();
-    let bytes = axum::body::to_bytes(body, 1 << 20)
-        .await
-        .unwrap_or_default();
+    // The handlers' answers are JSON built in memory: read whole, without a limit.
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => {
+            return aws_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalFailureException",
+                &format!("the answer could not be read: {e}"),
+            );
+        }
+    };
     let answer: Option<Value> = serde_json::from_slice(&bytes).ok();
     let result = if parts.status.is_success() {
         parts.status.as_u16().to_string()
