@@ -25,6 +25,7 @@
 //! | GET | `/api/jobs/{jobId}` | AWS DescribeJob: `{"job":{"jobId","status","forceCanceled","reasonCode","comment","targetSelection","jobProcessDetails",…configs}}` |
 //! | GET | `/api/rollouts/{id}` | the rollout of OTA update `id`: status, reason, waves with their counts, rate, next release |
 //! | POST | `/api/rollouts/{id}/pause`, `…/resume`, `…/approve`, `…/cancel?force=true` | the rollout after the action; no body; an action the rollout's state does not allow is a 400 that changes nothing |
+//! | GET | `/metrics` | Prometheus metrics, OpenMetrics text ([`crate::metrics`]); the token as every route (Prometheus: `authorization: {credentials: …}`) |
 //!
 //! ## Conventions (one style for every answer and every `--json` of the CLI)
 //! - Keys are AWS's camelCase (`otaUpdateId`, `thingName`, `statusDetails`, …), with AWS's
@@ -287,6 +288,27 @@ async fn thing_shadow(admin: &Admin, name: &str) -> Res {
     }
 }
 
+/// `GET /metrics`: the process's metrics and the fleet's, read from the store now
+/// ([`crate::metrics::Metrics::encode`]), as OpenMetrics text.
+async fn metrics(admin: &Admin) -> Response {
+    let b = &admin.services;
+    match b.metrics.encode(b.store.as_ref()).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                crate::metrics::CONTENT_TYPE,
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => aws_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailureException",
+            "the metrics could not be encoded",
+        ),
+    }
+}
+
 /// The API router.
 pub fn router(admin: Arc<Admin>, token: String) -> Router {
     let state = AppState {
@@ -491,6 +513,10 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
                     ok(s.admin.rollout_action(&id, action).await?)
                 },
             ),
+        )
+        .route(
+            "/metrics",
+            get(|State(s): State<AppState>| async move { metrics(&s.admin).await }),
         )
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(DefaultBodyLimit::max(17 * 1024 * 1024));
