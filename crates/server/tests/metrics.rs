@@ -41,9 +41,8 @@ struct Scrape {
 impl Scrape {
     fn parse(text: &str) -> Scrape {
         let mut s = Scrape::default();
-        let mut lines = text.lines().peekable();
         let mut eof = false;
-        while let Some(line) = lines.next() {
+        for line in text.lines() {
             assert!(!eof, "a line after # EOF: {line:?}");
             if line == "# EOF" {
                 eof = true;
