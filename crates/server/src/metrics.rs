@@ -429,3 +429,69 @@ impl Metrics {
 
 /// Metrics shared by the services, the sessions and the API.
 pub type SharedMetrics = Arc<Metrics>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::{CertificateError, Error};
+
+    fn io(e: Error) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+    }
+
+    #[test]
+    fn rustls_errors_map_to_the_fixed_reasons() {
+        let cases = [
+            (
+                io(Error::NoCertificatesPresented),
+                TlsFailure::NoCertificate,
+            ),
+            (
+                io(Error::InvalidCertificate(CertificateError::UnknownIssuer)),
+                TlsFailure::UnknownCa,
+            ),
+            (
+                io(Error::InvalidCertificate(CertificateError::Revoked)),
+                TlsFailure::Revoked,
+            ),
+            (
+                io(Error::InvalidCertificate(CertificateError::Expired)),
+                TlsFailure::Expired,
+            ),
+            (
+                io(Error::InvalidCertificate(CertificateError::BadSignature)),
+                TlsFailure::BadCertificate,
+            ),
+            (io(Error::DecryptError), TlsFailure::Other),
+            (
+                std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+                TlsFailure::Other,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(TlsFailure::of(&e), want, "{e}");
+        }
+    }
+
+    #[test]
+    fn each_failure_counts_under_its_own_reason_and_as_a_handshake() {
+        let m = Metrics::new();
+        m.tls_handshake(Ok(()));
+        for r in TlsFailure::ALL {
+            m.tls_handshake(Err(r));
+        }
+        m.tls_handshake(Err(TlsFailure::Revoked));
+        assert_eq!(m.tls_handshakes.get(), 2 + TlsFailure::ALL.len() as u64);
+        for (i, r) in TlsFailure::ALL.iter().enumerate() {
+            let want = if *r == TlsFailure::Revoked { 2 } else { 1 };
+            assert_eq!(m.tls_failures[i].get(), want, "{r:?}");
+        }
+        for p in Packet::ALL {
+            m.packet_in(p);
+        }
+        m.packet_out(Packet::Puback);
+        assert!(m.packets_in.iter().all(|c| c.get() == 1));
+        assert_eq!(m.packets_out[Packet::Puback as usize].get(), 1);
+        assert_eq!(m.packets_out.iter().map(Counter::get).sum::<u64>(), 1);
+    }
+}

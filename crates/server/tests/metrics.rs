@@ -818,6 +818,26 @@ async fn http_get(s: &common::TestServer, path: &str, token: &str) -> (u16, Stri
     )
 }
 
+/// A client certificate for `cn` issued by a CA of its own (named otherwise than Ferrota's).
+fn foreign_certificate(cn: &str) -> (String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name
+        .push(DnType::CommonName, "Somebody else's CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::from_ca_cert_pem(&ca_cert.pem(), &ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::default();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = p.signed_by(&key, &issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
 /// Polls the server's scrape until `ok` holds (the acceptor counts in its own task), for at
 /// most 5 s.
 async fn scrape_until(s: &common::TestServer, ok: impl Fn(&Scrape) -> bool) -> Scrape {
@@ -839,8 +859,10 @@ async fn scrape_until(s: &common::TestServer, ok: impl Fn(&Scrape) -> bool) -> S
 }
 
 /// A device connects over mutual TLS: one handshake, one open connection. A client without a
-/// certificate is refused in the handshake and counted under `no_certificate`, nothing else.
-/// A wrong token gets 401 from the real listener too.
+/// certificate is refused in the handshake and counted under `no_certificate`, nothing else;
+/// one with an unknown CA's certificate under `unknown_ca`, another Ferrota fleet's under
+/// `bad_certificate`, a revoked one under `revoked`. A
+/// wrong token gets 401 from the real listener too.
 #[tokio::test]
 async fn tls_handshakes_and_their_failures_are_counted_end_to_end() {
     let s = common::TestServer::start().await;
@@ -871,5 +893,41 @@ async fn tls_handshakes_and_their_failures_are_counted_end_to_end() {
         }
     }
     assert_eq!(sc.get("ferrota_mqtt_connections_accepted_total", &[]), 1.0);
+
+    // A certificate of an unknown CA: `unknown_ca`.
+    let (cert, key) = foreign_certificate("tls-1");
+    let tls = common::client_config(&s.ca_pem(), Some((&cert, &key)));
+    let mut c = common::connect_with(s.port, "tls-1", tls);
+    common::refused(&mut c).await;
+    scrape_until(&s, |sc| fail(sc, "unknown_ca") == 1.0).await;
+
+    // Another Ferrota fleet's certificate: its CA has our CA's name but not its key, so the
+    // signature check fails: `bad_certificate`.
+    let other = common::TestServer::start().await;
+    let foreign = other.thing("tls-1", &[]).await;
+    other.stop().await;
+    let tls = common::client_config(
+        &s.ca_pem(),
+        Some((&foreign.certificate_pem, &foreign.private_key_pem)),
+    );
+    let mut c = common::connect_with(s.port, "tls-1", tls);
+    common::refused(&mut c).await;
+    scrape_until(&s, |sc| fail(sc, "bad_certificate") == 1.0).await;
+
+    // Its own certificate once revoked (the CRL reloaded): `revoked`.
+    assert_eq!(s.admin.revoke_thing("tls-1").await.unwrap(), 1);
+    common::refused_in_tls(&s, &b).await;
+    let sc = scrape_until(&s, |sc| fail(sc, "revoked") == 1.0).await;
+    assert_eq!(fail(&sc, "no_certificate"), 1.0);
+    assert_eq!(fail(&sc, "unknown_ca"), 1.0);
+    assert_eq!(fail(&sc, "bad_certificate"), 1.0);
+    assert_eq!(fail(&sc, "other"), 0.0);
+    let failed: f64 = sc
+        .all("ferrota_tls_handshake_failures_total")
+        .iter()
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(failed, 4.0);
+    assert!(sc.get("ferrota_tls_handshakes_total", &[]) >= 5.0);
     s.stop().await;
 }
