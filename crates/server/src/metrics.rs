@@ -127,6 +127,8 @@ pub enum TlsFailure {
     /// The client certificate is expired or not yet valid.
     Expired,
     /// The client certificate was refused for another reason (bad signature, wrong usage…).
+    /// A certificate of another Ferrota fleet lands here: its CA has this CA's name but not
+    /// its key, so the issuer is found and the signature fails.
     BadCertificate,
     /// The handshake did not end within `tls_handshake_timeout`.
     Timeout,

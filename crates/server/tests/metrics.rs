@@ -717,6 +717,46 @@ async fn a_scrape_shows_each_active_rollouts_waves() {
     );
 }
 
+/// Every method of the store traits, defaults included, is forwarded and timed by
+/// `TimedStore` under its own name: a new method with a default would otherwise silently run
+/// the default over the wrapper (losing the store's own implementation) and go untimed.
+#[test]
+fn the_timed_store_forwards_every_store_method() {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
+    let read = |f: &str| std::fs::read_to_string(format!("{src}{f}")).unwrap();
+    // Without whitespace: rustfmt breaks long calls across lines.
+    let timed: String = read("metrics/timed.rs")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let mut n = 0;
+    for f in [
+        "store/mod.rs",
+        "store/rollout.rs",
+        "store/shadow.rs",
+        "store/attrs.rs",
+    ] {
+        let text = read(f);
+        let text = text.split("#[cfg(test)]").next().unwrap();
+        let mut rest = text;
+        while let Some(i) = rest.find("async fn ") {
+            rest = &rest[i + 9..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            n += 1;
+            assert!(
+                timed.contains(&format!("asyncfn{name}("))
+                    && timed.contains(&format!("\"{name}\""))
+                    && timed.contains(&format!("self.inner.{name}(")),
+                "{f}: {name} is not forwarded and timed by TimedStore"
+            );
+        }
+    }
+    assert!(n >= 50, "only {n} store methods found");
+}
+
 // ---- The Grafana dashboard ----
 
 /// `docs/grafana/ferrota.json` imports (a dashboard with a schema version, a Prometheus data
