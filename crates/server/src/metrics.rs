@@ -14,7 +14,9 @@
 //!   scrape time ([`Metrics::encode`]: two aggregate queries,
 //!   [`Store::execution_status_totals`] and [`crate::store::RolloutStore::rollout_progress`]),
 //!   not counted: several workers over one database, or a restarted server, report the same
-//!   numbers, and a finished rollout's series disappear instead of going stale. When the store
+//!   numbers, and a finished rollout's series disappear instead of going stale. The
+//!   `ota_update_id` label is bounded by the rollouts active at once (the operator creates
+//!   them), never by what devices send. When the store
 //!   fails, the scrape still answers with the process's metrics and `ferrota_store_up 0`
 //!   (a failed scrape would hide the counters exactly when they matter).
 //!
@@ -24,7 +26,6 @@
 
 mod timed;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
@@ -81,7 +82,7 @@ pub enum Packet {
 }
 
 impl Packet {
-    /// Every packet type, in label order.
+    /// Every packet type, in declaration order (a type's index is its discriminant).
     pub const ALL: [Packet; 11] = [
         Packet::Connect,
         Packet::Connack,
@@ -139,7 +140,7 @@ pub enum TlsFailure {
 }
 
 impl TlsFailure {
-    /// Every reason, in label order.
+    /// Every reason, in declaration order (a reason's index is its discriminant).
     pub const ALL: [TlsFailure; 8] = [
         TlsFailure::NoCertificate,
         TlsFailure::UnknownCa,
@@ -318,11 +319,7 @@ impl Metrics {
     pub fn tls_handshake(&self, r: Result<(), TlsFailure>) {
         self.tls_handshakes.inc();
         if let Err(reason) = r {
-            let i = TlsFailure::ALL
-                .iter()
-                .position(|x| *x == reason)
-                .unwrap_or(TlsFailure::ALL.len() - 1);
-            self.tls_failures[i].inc();
+            self.tls_failures[reason as usize].inc();
         }
     }
 
@@ -429,9 +426,6 @@ impl Metrics {
     }
 }
 
-/// Metrics shared by the services, the sessions and the API.
-pub type SharedMetrics = Arc<Metrics>;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,6 +466,28 @@ mod tests {
         ];
         for (e, want) in cases {
             assert_eq!(TlsFailure::of(&e), want, "{e}");
+        }
+    }
+
+    #[test]
+    fn the_lists_are_in_declaration_order_with_distinct_labels() {
+        for (i, p) in Packet::ALL.iter().enumerate() {
+            assert_eq!(*p as usize, i);
+        }
+        for (i, r) in TlsFailure::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        let mut labels: Vec<&str> = Packet::ALL.iter().map(|p| p.as_str()).collect();
+        labels.extend(TlsFailure::ALL.iter().map(|r| r.as_str()));
+        let n = labels.len();
+        labels.sort();
+        labels.dedup();
+        assert_eq!(labels.len(), n);
+        for s in EXECUTION_STATES {
+            assert_eq!(
+                ferrota_proto::JobStatus::from_wire(s).map(|x| x.as_str()),
+                Some(s)
+            );
         }
     }
 
