@@ -6,9 +6,9 @@
 //! a test gives them a [`crate::store::MemoryStore`] and an `Outbound` that records.
 //!
 //! Decision: this module sits at the bottom of the crate (it imports only [`crate::store`]
-//! and [`crate::metrics`], which imports only the store); the broker implements [`Outbound`] for its local sessions and the
-//! client mode ([`crate::bridge`]) for an external broker, so neither the services nor the
-//! store know which one carries their messages.
+//! and [`crate::metrics`], which imports only the store); the broker implements [`Outbound`]
+//! for its local sessions and the client mode ([`crate::bridge`]) for an external broker, so
+//! neither the services nor the store know which one carries their messages.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
