@@ -30,6 +30,7 @@
 //! | POST | `/api/tokens` | `{"name","role"}` → `{"token","description"}`: the secret, this once (admin) |
 //! | DELETE | `/api/tokens/{id}` | the token, revoked (admin) |
 //! | GET | `/api/audit?maxResults=&nextToken=` | `{"records":[{"seq","at","actor","tokenId"?,"action","target","result","prevHash","hash"}],"nextToken"?}`, oldest first (`maxResults` 1–1000, default 250) |
+//! | GET | `/metrics` | Prometheus metrics, OpenMetrics text ([`crate::metrics`]); the token as every route (Prometheus: `authorization: {credentials: …}`) |
 //!
 //! Every route but `/api/health` checks the token's role ([`crate::operators`]): reads need
 //! `viewer`, releases and rollout steering `release-manager`, the rest `admin`; below it the
@@ -411,6 +412,27 @@ async fn thing_shadow(admin: &Admin, name: &str) -> Res {
     }
 }
 
+/// `GET /metrics`: the process's metrics and the fleet's, read from the store now
+/// ([`crate::metrics::Metrics::encode`]), as OpenMetrics text.
+async fn metrics(admin: &Admin) -> Response {
+    let b = &admin.services;
+    match b.metrics.encode(b.store.as_ref()).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                crate::metrics::CONTENT_TYPE,
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => aws_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailureException",
+            "the metrics could not be encoded",
+        ),
+    }
+}
+
 /// The API router.
 pub fn router(admin: Arc<Admin>, token: String) -> Router {
     let state = AppState {
@@ -644,6 +666,10 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
                     audit_page(&s.admin, query(q)?).await
                 },
             ),
+        )
+        .route(
+            "/metrics",
+            get(|State(s): State<AppState>| async move { metrics(&s.admin).await }),
         )
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(DefaultBodyLimit::max(17 * 1024 * 1024));

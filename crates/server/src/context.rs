@@ -5,9 +5,10 @@
 //! [`crate::timeouts`] and [`crate::services`] are callable without sockets, TLS or SQLite:
 //! a test gives them a [`crate::store::MemoryStore`] and an `Outbound` that records.
 //!
-//! Decision: this module sits at the bottom of the crate (it imports only [`crate::store`]); the broker implements [`Outbound`] for its local sessions and the
-//! client mode ([`crate::bridge`]) for an external broker, so neither the services nor the
-//! store know which one carries their messages.
+//! Decision: this module sits at the bottom of the crate (it imports only [`crate::store`]
+//! and [`crate::metrics`], which imports only the store); the broker implements [`Outbound`]
+//! for its local sessions and the client mode ([`crate::bridge`]) for an external broker, so
+//! neither the services nor the store know which one carries their messages.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -87,10 +88,14 @@ impl<'a> Target<'a> {
 
 /// The services' dependencies (see the module docs).
 pub struct Services {
-    /// Registry, jobs, streams.
+    /// Registry, jobs, streams: the store given to [`Services::new`], wrapped in a
+    /// [`crate::metrics::TimedStore`] that records each call's latency.
     pub store: SharedStore,
     /// Audit appends of concurrent requests, committed together ([`crate::operators`]).
     pub audit: AuditBatcher,
+    /// This process's Prometheus metrics (`GET /metrics`), shared with the sessions and the
+    /// TLS acceptor that serve these services.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Firmware files.
     pub blobs: Arc<dyn BlobStore>,
     /// Time.
@@ -127,9 +132,12 @@ impl Services {
         clock: Arc<dyn Clock>,
         out: Arc<dyn Outbound>,
     ) -> Self {
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let store: SharedStore = Arc::new(crate::metrics::TimedStore::new(store, metrics.clone()));
         Services {
             store,
             audit: AuditBatcher::default(),
+            metrics,
             blobs,
             clock,
             out: RwLock::new(out),

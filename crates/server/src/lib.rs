@@ -24,6 +24,7 @@
 //! | [`policy`] | per-thing authorisation |
 //! | [`store`] | [`Store`](store::Store) (SQLite, in-memory) and content-addressed files |
 //! | [`context`] | what the services run on: `Store + BlobStore + Clock + Outbound` ([`context::Services`]) |
+//! | [`metrics`] | Prometheus metrics (`GET /metrics`): counters of the sessions and TLS, store latency, the fleet's numbers read at scrape time |
 //! | [`faults`] | stream fault injection (tests and benchmarks) |
 //! | [`jobs`], [`streams`], [`timeouts`] | AWS IoT Jobs and Streams, execution timers → TIMED_OUT |
 //! | [`rollout`] | fleet rollouts: rate, abort, retry, scheduling, continuous targets, gated waves |
@@ -53,7 +54,8 @@
 //!
 //! ```text
 //! 0  filter, store, tls
-//! 1  policy → filter            context → store            ca → tls
+//! 1  policy → filter            context → metrics, store   ca → tls
+//!    metrics → store
 //!    query → store
 //! 2  faults → context           jobs → context, store      shadow → context, store
 //! 3  streams → context, faults, store
@@ -104,6 +106,7 @@ pub mod groups;
 pub mod inventory;
 pub mod jobs;
 pub mod lease;
+pub mod metrics;
 pub mod operators;
 pub mod policy;
 pub mod query;

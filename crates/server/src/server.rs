@@ -30,6 +30,7 @@ use crate::ca::{Ca, CaError};
 use crate::config::Config;
 use crate::context::{Outbound, Services, SystemClock};
 use crate::lease::{Lease, PgLease};
+use crate::metrics::TlsFailure;
 use crate::session::serve_connection;
 use crate::store::postgres::PostgresStore;
 use crate::store::{BlobStore, DirBlobStore, S3BlobStore, SharedStore, SqliteStore, StoreError};
@@ -822,21 +823,28 @@ impl Server {
                     let broker = broker.clone();
                     let sem = sem.clone();
                     let handshake_timeout = limits.tls_handshake_timeout;
+                    let metrics = broker.services.metrics.clone();
                     tokio::spawn(async move {
                         let hs = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp));
                         let tls = tokio::select! {
                             r = hs => match r {
-                                Ok(Ok(t)) => t,
+                                Ok(Ok(t)) => {
+                                    metrics.tls_handshake(Ok(()));
+                                    t
+                                }
                                 Ok(Err(e)) => {
+                                    metrics.tls_handshake(Err(TlsFailure::of(&e)));
                                     tracing::warn!(%peer, error = %e, "TLS handshake refused");
                                     return;
                                 }
                                 Err(_) => {
+                                    metrics.tls_handshake(Err(TlsFailure::Timeout));
                                     tracing::warn!(%peer, "TLS handshake timed out");
                                     return;
                                 }
                             },
                             _ = slot.evicted() => {
+                                metrics.tls_handshake(Err(TlsFailure::Evicted));
                                 tracing::debug!(%peer, "closed before its TLS handshake ended: too many pending connections");
                                 return;
                             }

@@ -28,6 +28,7 @@ use tokio::time::Instant;
 
 use crate::broker::{Broker, KickReason, Outgoing};
 use crate::filter::{valid_filter, valid_topic, within_limits};
+use crate::metrics::{Metrics, Packet as Kind};
 use crate::services;
 use crate::store::CertStatus;
 pub use crate::tls::Identity;
@@ -65,6 +66,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let max = broker.limits.max_packet_size;
+    let metrics = broker.services.metrics.clone();
     // Small to start: most connections sit idle (a fleet of 10k devices, `ferrota bench
     // fleet`); a buffer grows for the packets that need it and shrinks again below.
     let mut rbuf = BytesMut::with_capacity(IDLE_BUF);
@@ -93,19 +95,22 @@ where
     let connect = match first {
         Err(_) => return SessionEnd::Violation("no CONNECT in time".into()),
         Ok(Err(SessionEnd::Refused(code))) => {
-            let _ = refuse(&mut io, ConnectReturnCode::RefusedProtocolVersion).await;
+            let _ = refuse(&mut io, &metrics, ConnectReturnCode::RefusedProtocolVersion).await;
             return SessionEnd::Refused(code);
         }
         Ok(Err(e)) => return e,
-        Ok(Ok(Packet::Connect(c))) => c,
+        Ok(Ok(Packet::Connect(c))) => {
+            metrics.packet_in(Kind::Connect);
+            c
+        }
         Ok(Ok(p)) => return SessionEnd::Violation(format!("first packet is not CONNECT: {p:?}")),
     };
     if connect.protocol != rumqttc::Protocol::V4 {
-        let _ = refuse(&mut io, ConnectReturnCode::RefusedProtocolVersion).await;
+        let _ = refuse(&mut io, &metrics, ConnectReturnCode::RefusedProtocolVersion).await;
         return SessionEnd::Refused(1);
     }
     if let Err(code) = authorize_connect(&broker, &identity, &connect).await {
-        let _ = refuse(&mut io, code).await;
+        let _ = refuse(&mut io, &metrics, code).await;
         return SessionEnd::Refused(code as u8);
     }
     let client_id = connect.client_id.clone();
@@ -114,6 +119,9 @@ where
     let mut wbuf = BytesMut::with_capacity(IDLE_BUF);
     let _ = Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false))
         .write(&mut wbuf, usize::MAX);
+    metrics.packet_out(Kind::Connack);
+    // Counted open until this function returns.
+    let _open = metrics.connection_opened();
     tracing::info!(client = %client_id, "connected");
 
     let ka = match connect.keep_alive {
@@ -192,6 +200,7 @@ where
                 loop {
                     me.queued_bytes.fetch_sub(m.payload.len() + m.topic.len(), Ordering::AcqRel);
                     encode_out(m, &mut wbuf, &mut inflight, &mut next_pkid);
+                    metrics.packet_out(Kind::Publish);
                     if inflight.len() >= max_inflight || wbuf.len() > 256 * 1024 {
                         break;
                     }
@@ -227,9 +236,14 @@ where
     end
 }
 
-async fn refuse<S: AsyncWrite + Unpin>(io: &mut S, code: ConnectReturnCode) -> std::io::Result<()> {
+async fn refuse<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    metrics: &Metrics,
+    code: ConnectReturnCode,
+) -> std::io::Result<()> {
     let mut b = BytesMut::new();
     let _ = Packet::ConnAck(ConnAck::new(code, false)).write(&mut b, usize::MAX);
+    metrics.packet_out(Kind::Connack);
     io.write_all(&b).await?;
     io.flush().await?;
     io.shutdown().await
@@ -391,6 +405,10 @@ async fn handle(
     wbuf: &mut BytesMut,
     inflight: &mut HashSet<u16>,
 ) -> Step {
+    let metrics = &broker.services.metrics;
+    if let Some(k) = kind_of(&p) {
+        metrics.packet_in(k);
+    }
     match p {
         Packet::Publish(p) => {
             if p.qos == QoS::ExactlyOnce {
@@ -430,6 +448,7 @@ async fn handle(
             }
             if p.qos == QoS::AtLeastOnce {
                 let _ = Packet::PubAck(PubAck::new(p.pkid)).write(wbuf, usize::MAX);
+                metrics.packet_out(Kind::Puback);
             }
             Step::Continue
         }
@@ -478,6 +497,7 @@ async fn handle(
                 }
             }
             let _ = Packet::SubAck(SubAck::new(s.pkid, codes)).write(wbuf, usize::MAX);
+            metrics.packet_out(Kind::Suback);
             Step::Continue
         }
         Packet::Unsubscribe(u) => {
@@ -485,10 +505,12 @@ async fn handle(
                 broker.unsubscribe(client_id, conn_id, t);
             }
             let _ = Packet::UnsubAck(UnsubAck::new(u.pkid)).write(wbuf, usize::MAX);
+            metrics.packet_out(Kind::Unsuback);
             Step::Continue
         }
         Packet::PingReq => {
             let _ = Packet::PingResp.write(wbuf, usize::MAX);
+            metrics.packet_out(Kind::Pingresp);
             Step::Continue
         }
         Packet::Disconnect => Step::End(SessionEnd::Disconnected),
@@ -496,6 +518,22 @@ async fn handle(
             "unexpected packet {other:?}"
         ))),
     }
+}
+
+/// The metrics label of a packet a client sent; `None` for the types a client never sends
+/// under MQTT 3.1.1 as served here (QoS 2 flow, server-to-client packets): those end the
+/// session as violations and would only widen the label set.
+fn kind_of(p: &Packet) -> Option<Kind> {
+    Some(match p {
+        Packet::Connect(_) => Kind::Connect,
+        Packet::Publish(_) => Kind::Publish,
+        Packet::PubAck(_) => Kind::Puback,
+        Packet::Subscribe(_) => Kind::Subscribe,
+        Packet::Unsubscribe(_) => Kind::Unsubscribe,
+        Packet::PingReq => Kind::Pingreq,
+        Packet::Disconnect => Kind::Disconnect,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -358,6 +358,7 @@ pub async fn handle(
             .to_vec(enc)
             .map_err(|_| StoreError::Corrupt("block encoding".into()))?;
         b.publish(&topic, Bytes::from(body), QoS::AtLeastOnce);
+        b.metrics.stream_block_sent(len);
     }
     Ok(())
 }

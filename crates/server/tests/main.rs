@@ -15,6 +15,7 @@ mod jobs_streams;
 mod layers;
 mod lease;
 mod limits;
+mod metrics;
 mod notify_and_timeouts;
 mod operators;
 mod ota_create;

@@ -327,6 +327,16 @@ impl Store for MemoryStore {
             .any(|e| e.job_id == job_id && !e.status.is_terminal()))
     }
 
+    async fn execution_status_totals(&self) -> StoreResult<Vec<(JobStatus, u64)>> {
+        let mut s = self.lock();
+        s.fault("execution_status_totals")?;
+        let mut m = BTreeMap::<&'static str, (JobStatus, u64)>::new();
+        for e in s.executions.values() {
+            m.entry(e.status.as_str()).or_insert((e.status, 0)).1 += 1;
+        }
+        Ok(m.into_values().collect())
+    }
+
     async fn list_things(&self) -> StoreResult<Vec<Thing>> {
         let s = self.lock();
         Ok(s.things.keys().filter_map(|n| s.thing_of(n)).collect())

@@ -37,7 +37,7 @@ pub use access::{AccessStore, AuditBatcher, TokenRecord};
 pub use attrs::{DynamicGroup, ThingIndexStore};
 pub use blobs::{BlobReader, BlobStore, DirBlobStore, MemoryBlobs};
 pub use memory::MemoryStore;
-pub use rollout::{CancelInfo, RolloutRecord, RolloutStore, WaveCounts};
+pub use rollout::{CancelInfo, RolloutProgress, RolloutRecord, RolloutStore, WaveCounts};
 pub use s3::{S3BlobStore, S3Options};
 pub use shadow::{ShadowRecord, ShadowStore};
 pub use sqlite::SqliteStore;
@@ -274,6 +274,10 @@ pub trait Store:
         }
         Ok(m.into_values().collect())
     }
+    /// How many executions, of every job, are in each status (statuses with none may be left
+    /// out): one aggregate query, read by `/metrics` at every scrape (so several workers and a
+    /// restarted server report the same numbers).
+    async fn execution_status_totals(&self) -> StoreResult<Vec<(JobStatus, u64)>>;
     /// All things, by name.
     async fn list_things(&self) -> StoreResult<Vec<Thing>>;
     /// Names of the things in a group.

@@ -63,6 +63,21 @@ impl WaveCounts {
     }
 }
 
+/// One group of [`RolloutStore::rollout_progress`]: how many of a wave's targets are in one
+/// state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutProgress {
+    /// The OTA update of the rollout's job (its job id when the job has none).
+    pub ota_update_id: String,
+    /// The wave.
+    pub wave: u32,
+    /// The status of the targets' executions; `None` for targets not notified yet (no
+    /// execution exists, as on AWS).
+    pub status: Option<JobStatus>,
+    /// How many targets.
+    pub count: u64,
+}
+
 /// How a job was canceled (AWS DescribeJob's `forceCanceled`, `reasonCode`, `comment`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CancelInfo {
@@ -128,6 +143,10 @@ pub trait RolloutStore: Send + Sync + 'static {
     async fn set_cancel_info(&self, job_id: &str, info: &CancelInfo) -> StoreResult<()>;
     /// How a job was canceled, if it was.
     async fn cancel_info(&self, job_id: &str) -> StoreResult<Option<CancelInfo>>;
+    /// The targets of every active rollout (as [`RolloutStore::active_rollouts`] selects
+    /// them) counted by OTA update, wave and execution status, in one aggregate query: what
+    /// `/metrics` reads at every scrape, so it must not cost a query per rollout.
+    async fn rollout_progress(&self) -> StoreResult<Vec<RolloutProgress>>;
 }
 
 /// `SCHEDULED`, `RUNNING`…: the stored form of a [`RolloutStatus`].

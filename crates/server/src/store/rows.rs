@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use ferrota_proto::JobStatus;
 
 use super::attrs::DynamicGroup;
-use super::rollout::{RolloutRecord, status_of};
+use super::rollout::{RolloutProgress, RolloutRecord, status_of};
 use super::shadow::ShadowRecord;
 use super::{
     CertRecord, CertStatus, Execution, HistoryEntry, Job, JobState, OtaRecord, StoreError,
@@ -288,5 +288,41 @@ pub(crate) fn group_of(r: &impl Cols) -> StoreResult<DynamicGroup> {
         name: r.text("name")?,
         query_string: r.text("query_string")?,
         created_at: r.u64("created_at")?,
+    })
+}
+
+/// The query of [`super::Store::execution_status_totals`], the same on SQLite and PostgreSQL.
+pub(crate) const STATUS_TOTALS_SQL: &str =
+    "SELECT status, COUNT(*) AS n FROM executions GROUP BY status";
+
+/// The query of [`super::RolloutStore::rollout_progress`] (no placeholders; the same on both):
+/// the active rollouts as `active_rollouts` selects them, their targets by wave, and each
+/// target's execution (none while not notified), counted in one pass.
+pub(crate) const ROLLOUT_PROGRESS_SQL: &str = "SELECT COALESCE(j.ota_update_id, j.job_id) AS ota, t.wave AS wave, e.status AS status, COUNT(*) AS n \
+     FROM rollouts r JOIN jobs j ON j.job_id = r.job_id \
+     JOIN rollout_targets t ON t.job_id = r.job_id \
+     LEFT JOIN executions e ON e.job_id = t.job_id AND e.thing = t.thing \
+     WHERE r.status != 'STOPPED' AND j.state IN ('IN_PROGRESS', 'SCHEDULED') \
+     GROUP BY COALESCE(j.ota_update_id, j.job_id), t.wave, e.status \
+     ORDER BY 1, 2, 3";
+
+/// One row of [`STATUS_TOTALS_SQL`].
+pub(crate) fn status_total_of(r: &impl Cols) -> StoreResult<(JobStatus, u64)> {
+    let st = r.text("status")?;
+    let status = JobStatus::from_wire(&st).ok_or_else(|| corrupt("execution status"))?;
+    Ok((status, r.u64("n")?))
+}
+
+/// One row of [`ROLLOUT_PROGRESS_SQL`].
+pub(crate) fn progress_of(r: &impl Cols) -> StoreResult<RolloutProgress> {
+    let status = match r.opt_text("status")? {
+        Some(s) => Some(JobStatus::from_wire(&s).ok_or_else(|| corrupt("execution status"))?),
+        None => None,
+    };
+    Ok(RolloutProgress {
+        ota_update_id: r.text("ota")?,
+        wave: u32::try_from(r.int("wave")?).map_err(|_| corrupt("rollout wave"))?,
+        status,
+        count: r.u64("n")?,
     })
 }

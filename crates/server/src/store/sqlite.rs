@@ -443,6 +443,15 @@ impl Store for SqliteStore {
         }))
     }
 
+    async fn execution_status_totals(&self) -> StoreResult<Vec<(JobStatus, u64)>> {
+        query(rows::STATUS_TOTALS_SQL)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(rows::status_total_of)
+            .collect()
+    }
+
     async fn list_things(&self) -> StoreResult<Vec<Thing>> {
         let rows = query("SELECT name, created_at FROM things ORDER BY name")
             .fetch_all(&self.pool)

@@ -255,4 +255,43 @@ impl RolloutStore for MemoryStore {
     async fn cancel_info(&self, job_id: &str) -> StoreResult<Option<CancelInfo>> {
         Ok(self.lock().cancels.get(job_id).cloned())
     }
+
+    async fn rollout_progress(&self) -> StoreResult<Vec<crate::store::RolloutProgress>> {
+        let mut s = self.lock();
+        s.fault("rollout_progress")?;
+        let mut m: BTreeMap<(String, u32, Option<&'static str>), (Option<JobStatus>, u64)> =
+            BTreeMap::new();
+        for r in s.rollouts.values() {
+            if r.status == crate::store::rollout::RolloutStatus::Stopped {
+                continue;
+            }
+            let Some(j) = s.jobs.get(&r.job_id) else {
+                continue;
+            };
+            if !matches!(j.state, JobState::InProgress | JobState::Scheduled) {
+                continue;
+            }
+            let ota = j.ota_update_id.clone().unwrap_or_else(|| j.job_id.clone());
+            for t in s.targets.get(&r.job_id).into_iter().flatten() {
+                let status = s
+                    .by_key
+                    .get(&(r.job_id.clone(), t.thing.clone()))
+                    .and_then(|seq| s.executions.get(seq))
+                    .map(|e| e.status);
+                m.entry((ota.clone(), t.wave, status.map(|x| x.as_str())))
+                    .or_insert((status, 0))
+                    .1 += 1;
+            }
+        }
+        Ok(m.into_iter()
+            .map(
+                |((ota_update_id, wave, _), (status, count))| crate::store::RolloutProgress {
+                    ota_update_id,
+                    wave,
+                    status,
+                    count,
+                },
+            )
+            .collect())
+    }
 }

@@ -90,6 +90,15 @@ impl Store for PostgresStore {
         }))
     }
 
+    async fn execution_status_totals(&self) -> StoreResult<Vec<(JobStatus, u64)>> {
+        query(crate::store::rows::STATUS_TOTALS_SQL)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(crate::store::rows::status_total_of)
+            .collect()
+    }
+
     async fn list_things(&self) -> StoreResult<Vec<Thing>> {
         // Two reads instead of one per thing: a round trip to a server costs more than one
         // to SQLite's file.

@@ -336,4 +336,13 @@ impl RolloutStore for PostgresStore {
             .map(|s| serde_json::from_str(&s).map_err(|_| corrupt("cancel info")))
             .transpose()
     }
+
+    async fn rollout_progress(&self) -> StoreResult<Vec<crate::store::RolloutProgress>> {
+        query(crate::store::rows::ROLLOUT_PROGRESS_SQL)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(crate::store::rows::progress_of)
+            .collect()
+    }
 }
