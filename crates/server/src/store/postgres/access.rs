@@ -11,8 +11,10 @@ use crate::store::StoreResult;
 use crate::store::access::{AccessStore, TokenRecord, audit_cols, audit_of, token_cols, token_of};
 use crate::store::rows::{exists_as, to_i64};
 
-/// The advisory lock key of the audit log ("Ferrota" + 2; migrations use + 1).
-const AUDIT_LOCK: i64 = 0x4665_7272_6f74_6102;
+/// The advisory lock key of the audit log ("Ferrota" + 3): migrations hold + 1, the engine's
+/// lease ([`crate::lease::PgLease::KEY`]) + 2 for as long as a worker leads, so sharing a key
+/// would make every append wait for the lease holder to die.
+pub(crate) const AUDIT_LOCK: i64 = 0x4665_7272_6f74_6103;
 
 #[async_trait]
 impl AccessStore for PostgresStore {
@@ -123,5 +125,23 @@ impl AccessStore for PostgresStore {
         .iter()
         .map(audit_of)
         .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_audit_lock_is_not_the_lease_or_the_migration_lock() {
+        let keys = [
+            super::AUDIT_LOCK,
+            crate::lease::PgLease::KEY,
+            super::super::MIGRATION_LOCK,
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            assert!(
+                !keys[i + 1..].contains(a),
+                "advisory lock key {a:#x} used twice"
+            );
+        }
     }
 }
