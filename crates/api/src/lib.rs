@@ -20,6 +20,7 @@ pub mod access;
 mod client;
 pub mod jobconfig;
 mod types;
+pub mod wavespec;
 
 pub use client::{ANSWER_MAX, Client, Error};
 pub use jobconfig::*;

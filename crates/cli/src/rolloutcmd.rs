@@ -226,63 +226,9 @@ pub fn parse_window(s: &str) -> Result<MaintenanceWindow> {
     })
 }
 
-/// `--wave NAME:SIZE[:OPTION]…` (see `ota create --help`).
+/// `--wave NAME:SIZE[:OPTION]…` (see `ota create --help`; [`ferrota_api::wavespec`]).
 pub fn parse_wave(spec: &str) -> Result<Wave> {
-    let bad = |why: String| {
-        anyhow!(
-            "--wave {spec:?}: {why} (expected NAME:SIZE[:OPTION]…, SIZE N% | N | group=GROUP, \
-             OPTION success=P | errors=P% | errors=N | approve; e.g. canary:1%:success=95:errors=5%:approve)"
-        )
-    };
-    let mut parts = spec.split(':');
-    let name = parts.next().unwrap_or_default().trim();
-    if name.is_empty() {
-        return Err(bad("the name is empty".into()));
-    }
-    let size = parts
-        .next()
-        .map(str::trim)
-        .ok_or_else(|| bad("no SIZE".into()))?;
-    let mut w = Wave {
-        name: Some(name.to_string()),
-        ..Wave::default()
-    };
-    let number = |s: &str, what: &str| -> Result<f64> {
-        match s.parse::<f64>() {
-            Ok(v) if v.is_finite() => Ok(v),
-            _ => Err(bad(format!("{what} {s:?} is not a number"))),
-        }
-    };
-    if let Some(p) = size.strip_suffix('%') {
-        w.percentage = Some(number(p, "percentage")?);
-    } else if let Some(g) = size.strip_prefix("group=") {
-        w.thing_group = Some(g.to_string());
-    } else {
-        w.count = Some(
-            size.parse()
-                .map_err(|_| bad(format!("SIZE {size:?} is not N%, N or group=GROUP")))?,
-        );
-    }
-    for opt in parts.map(str::trim) {
-        if opt == "approve" {
-            w.requires_approval = true;
-        } else if let Some(p) = opt.strip_prefix("success=") {
-            let p = p.strip_suffix('%').unwrap_or(p);
-            w.success_threshold_percentage = Some(number(p, "success")?);
-        } else if let Some(e) = opt.strip_prefix("errors=") {
-            if let Some(p) = e.strip_suffix('%') {
-                w.error_threshold_percentage = Some(number(p, "errors")?);
-            } else {
-                w.error_threshold_count = Some(
-                    e.parse()
-                        .map_err(|_| bad(format!("errors {e:?} is not P% or a count")))?,
-                );
-            }
-        } else {
-            return Err(bad(format!("unknown option {opt:?}")));
-        }
-    }
-    Ok(w)
+    ferrota_api::wavespec::parse_wave(spec).map_err(|e| anyhow!("--wave {spec:?}: {e}"))
 }
 
 /// Builds the `ota create` request before anything is sent: `--cli-input-json` (if any), the

@@ -1,9 +1,6 @@
 //! `ferrota image show`: text and JSON renderings of [`ferrota_image::inspect::BankSummary`].
 
-use std::fmt::Write as _;
-
 use anyhow::Result;
-use ferrota_image::header::CySafHeader;
 use ferrota_image::inspect::{self, BankSummary, RegionSummary};
 use ferrota_image::version::FLAG_CM7_1_APP;
 use ferrota_image::{BANK_SIZE, VersionRecord};
@@ -14,12 +11,7 @@ use crate::imagecmd::bankfile;
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    inspect::hex(bytes)
 }
 
 /// `image show`: a raw bank image, or the Intel HEX `image pack -o bank.hex` writes. A file
@@ -43,17 +35,6 @@ pub fn show(a: &ShowArgs) -> Result<()> {
     Ok(())
 }
 
-/// The appId `image pack` writes for this region and the record's version, when the header
-/// holds another one (the appId follows the version record; see
-/// `ferrota_image::input::set_app_ids`).
-fn app_id_mismatch(r: &RegionSummary, record: Option<&VersionRecord>) -> Option<u32> {
-    let (Ok(()), Some(h), Some(rec)) = (&r.header_check, r.header, record) else {
-        return None;
-    };
-    let want = CySafHeader::for_region(r.region, rec.version).app_id;
-    (h.app_id != want).then_some(want)
-}
-
 fn region_json(r: &RegionSummary, record: Option<&VersionRecord>) -> Value {
     let header = r.header.map(|h| {
         json!({
@@ -73,7 +54,7 @@ fn region_json(r: &RegionSummary, record: Option<&VersionRecord>) -> Value {
         "header": header,
         "headerOk": valid,
         "headerError": r.header_check.as_ref().err().map(ToString::to_string),
-        "appIdExpected": app_id_mismatch(r, record),
+        "appIdExpected": inspect::app_id_mismatch(r, record),
         "signatureOffset": r.header.filter(|_| valid).map(|h| h.signature_offset(r.region)),
         "signed": r.signed,
         "sha256": r.digest.as_ref().map(|d| hex(d)),
@@ -107,82 +88,7 @@ pub fn to_json(file: &str, s: &BankSummary) -> Value {
     })
 }
 
-/// The text of `show`.
+/// The text of `show` (shared with the console's release page: [`inspect::report`]).
 pub fn to_text(file: &str, s: &BankSummary) -> String {
-    let mut out = String::new();
-    let size_note = if s.len == BANK_SIZE as usize {
-        "one bank".to_string()
-    } else {
-        format!("a bank is {BANK_SIZE:#x} bytes")
-    };
-    let _ = writeln!(out, "{file}: {:#x} bytes ({size_note})", s.len);
-    match &s.record {
-        Ok(r) => {
-            let _ = writeln!(
-                out,
-                "version record: {} (word {:#010x}), security counter {}, hardware {:?}, flags {:#x}{}",
-                r.version,
-                r.version.0,
-                r.security_counter,
-                r.hardware.as_str(),
-                r.flags,
-                if r.flags & FLAG_CM7_1_APP != 0 {
-                    " (CM7_1 app)"
-                } else {
-                    ""
-                }
-            );
-        }
-        Err(e) => {
-            let _ = writeln!(out, "version record: none ({e})");
-        }
-    }
-    for r in &s.regions {
-        let _ = writeln!(
-            out,
-            "{} region at {:#08x}..{:#08x}:",
-            r.region,
-            r.region.offset(),
-            r.region.end()
-        );
-        match &r.header {
-            Some(h) => {
-                let _ = writeln!(
-                    out,
-                    "  header: objSize {:#x}, appId {:#010x}, attributes {:#x}, numCores {}, core0Vt {:#x}, core0Id {:#010x}",
-                    h.obj_size, h.app_id, h.attributes, h.num_cores, h.core0_vt, h.core0_id
-                );
-                if let (Some(want), Ok(rec)) =
-                    (app_id_mismatch(r, s.record.as_ref().ok()), &s.record)
-                {
-                    let _ = writeln!(
-                        out,
-                        "  warning: appId {:#010x} disagrees with the version record's {} (pack writes {want:#010x} for it): the header names another version than the one the boot chain checks",
-                        h.app_id, rec.version
-                    );
-                }
-            }
-            None => {
-                let _ = writeln!(out, "  header: missing");
-            }
-        }
-        match &r.header_check {
-            Ok(()) => {
-                let sig_at = r.header.map_or(0, |h| h.signature_offset(r.region));
-                let signed = match r.signed {
-                    Some(true) => "present",
-                    Some(false) => "empty (unsigned)",
-                    None => "missing (image truncated)",
-                };
-                let _ = writeln!(out, "  signature slot at {sig_at:#08x}: {signed}");
-            }
-            Err(e) => {
-                let _ = writeln!(out, "  header refused: {e}");
-            }
-        }
-        if let Some(d) = &r.digest {
-            let _ = writeln!(out, "  sha256 of signed bytes: {}", hex(d));
-        }
-    }
-    out
+    inspect::report(file, s)
 }

@@ -102,3 +102,111 @@ pub fn inspect(bank: &[u8]) -> BankSummary {
         record,
     }
 }
+
+/// The appId `image pack` writes for this region and the record's version, when the header
+/// holds another one (the appId follows the version record; see
+/// `ferrota_image::input::set_app_ids`).
+pub fn app_id_mismatch(r: &RegionSummary, record: Option<&VersionRecord>) -> Option<u32> {
+    let (Ok(()), Some(h), Some(rec)) = (&r.header_check, r.header, record) else {
+        return None;
+    };
+    let want = CySafHeader::for_region(r.region, rec.version).app_id;
+    (h.app_id != want).then_some(want)
+}
+
+/// Lower-case hex of `bytes`.
+#[cfg(feature = "std")]
+pub fn hex(bytes: &[u8]) -> std::string::String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(
+        std::string::String::with_capacity(bytes.len() * 2),
+        |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        },
+    )
+}
+
+/// What `ferrota image show` prints for `file`: size, version record, and per region its
+/// header, signature slot and digest, with the reasons an image would be refused. One text for
+/// the CLI and the operator's console, so a release looks the same in both.
+#[cfg(feature = "std")]
+pub fn report(file: &str, s: &BankSummary) -> std::string::String {
+    use std::fmt::Write as _;
+    let mut out = std::string::String::new();
+    let size_note = if s.len == crate::layout::BANK_SIZE as usize {
+        "one bank".to_string()
+    } else {
+        std::format!("a bank is {:#x} bytes", crate::layout::BANK_SIZE)
+    };
+    let _ = writeln!(out, "{file}: {:#x} bytes ({size_note})", s.len);
+    match &s.record {
+        Ok(r) => {
+            let _ = writeln!(
+                out,
+                "version record: {} (word {:#010x}), security counter {}, hardware {:?}, flags {:#x}{}",
+                r.version,
+                r.version.0,
+                r.security_counter,
+                r.hardware.as_str(),
+                r.flags,
+                if r.flags & crate::version::FLAG_CM7_1_APP != 0 {
+                    " (CM7_1 app)"
+                } else {
+                    ""
+                }
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(out, "version record: none ({e})");
+        }
+    }
+    for r in &s.regions {
+        let _ = writeln!(
+            out,
+            "{} region at {:#08x}..{:#08x}:",
+            r.region,
+            r.region.offset(),
+            r.region.end()
+        );
+        match &r.header {
+            Some(h) => {
+                let _ = writeln!(
+                    out,
+                    "  header: objSize {:#x}, appId {:#010x}, attributes {:#x}, numCores {}, core0Vt {:#x}, core0Id {:#010x}",
+                    h.obj_size, h.app_id, h.attributes, h.num_cores, h.core0_vt, h.core0_id
+                );
+                if let (Some(want), Ok(rec)) =
+                    (app_id_mismatch(r, s.record.as_ref().ok()), &s.record)
+                {
+                    let _ = writeln!(
+                        out,
+                        "  warning: appId {:#010x} disagrees with the version record's {} (pack writes {want:#010x} for it): the header names another version than the one the boot chain checks",
+                        h.app_id, rec.version
+                    );
+                }
+            }
+            None => {
+                let _ = writeln!(out, "  header: missing");
+            }
+        }
+        match &r.header_check {
+            Ok(()) => {
+                let sig_at = r.header.map_or(0, |h| h.signature_offset(r.region));
+                let signed = match r.signed {
+                    Some(true) => "present",
+                    Some(false) => "empty (unsigned)",
+                    None => "missing (image truncated)",
+                };
+                let _ = writeln!(out, "  signature slot at {sig_at:#08x}: {signed}");
+            }
+            Err(e) => {
+                let _ = writeln!(out, "  header refused: {e}");
+            }
+        }
+        if let Some(d) = &r.digest {
+            let _ = writeln!(out, "  sha256 of signed bytes: {}", hex(d));
+        }
+    }
+    out
+}

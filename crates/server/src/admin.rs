@@ -1242,34 +1242,9 @@ pub fn ota_config_h() -> String {
         .to_string()
 }
 
-/// The OTA verifying key of a code-signing certificate (PEM, DER, or base64 of DER as AWS's
-/// `certificateChain.inlineDocument` carries it): the key a device checks OTA signatures
-/// with. A file that holds a key instead of a certificate is refused, so the check uses what
-/// devices hold (their `certfile`), and a certificate of a non-P-256 key is refused because
-/// no device can check an OTA signature with it.
-pub fn code_signing_key(cert: &[u8]) -> Result<ferrota_image::p256::ecdsa::VerifyingKey, String> {
-    use base64::Engine;
-    let text = std::str::from_utf8(cert).map(str::trim).unwrap_or("");
-    let der;
-    let bytes = if !text.is_empty() && !text.contains("-----BEGIN") && cert.first() != Some(&0x30) {
-        der = base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(|_| "not a certificate (neither PEM, DER nor base64 of DER)".to_string())?;
-        &der[..]
-    } else {
-        cert
-    };
-    match ferrota_keys::material::KeyFile::parse(bytes).map_err(|e| e.to_string())? {
-        ferrota_keys::material::KeyFile::Certificate(c) => c
-            .public_key
-            .ota_verifying_key()
-            .map_err(|e| format!("certificate: {e}")),
-        other => Err(format!(
-            "holds {}, not a code-signing certificate",
-            other.describe()
-        )),
-    }
-}
+/// The OTA verifying key of a code-signing certificate: [`ferrota_keys::material::code_signing_key`]
+/// (kept here too, where the server's callers look for it).
+pub use ferrota_keys::material::code_signing_key;
 
 /// Checks file `i` of a create request: hash and signature algorithms are the ones devices
 /// use (SHA256, ECDSA), the signature decodes, it verifies over the file with the public key

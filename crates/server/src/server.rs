@@ -633,6 +633,15 @@ fn tls_setup(cfg: &Config) -> Result<Arc<ReloadableTls>, ServeError> {
     Ok(Arc::new(ReloadableTls::new(m, crl_files)?))
 }
 
+/// What the HTTP listener serves: the API (`/api/…`, `/metrics`, [`crate::api`]) and the
+/// operator's console (`/ui/…`, [`ferrota_console`]) on top of it. The console calls this same
+/// API router in-process with the operator's token, so its pages carry the API's role checks,
+/// validation and audit records.
+pub fn http_router(admin: Arc<Admin>, token: String) -> axum::Router {
+    let api = crate::api::router(admin, token);
+    api.clone().merge(ferrota_console::router(api))
+}
+
 impl Server {
     /// Opens the data directory (creating the CA on first start) and builds the TLS setup.
     pub async fn open(cfg: &Config, port: u16) -> Result<Server, ServeError> {
@@ -732,7 +741,7 @@ impl Server {
         let broker = self.broker.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let api_task = http.map(|l| {
-            let mut app = crate::api::router(self.admin.clone(), self.token.clone());
+            let mut app = http_router(self.admin.clone(), self.token.clone());
             if let Some(a) = self.broker_auth.clone() {
                 app = app.merge(a.router());
             }
