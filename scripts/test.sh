@@ -37,5 +37,10 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ||
     echo "note: RabbitMQ is not installed: the broker cluster tests skip (apt-get install rabbitmq-server)"
 cargo test --workspace --quiet
 
+step "the operator's console in headless Chromium (scripts/browser-test.sh)"
+# Uses the ferrota that cargo test just built; skips with a note without chromium or
+# playwright-core (npm ci --prefix tests/browser), fails then under FERROTA_REQUIRE_INFRA=1.
+./scripts/browser-test.sh
+
 echo
 echo "all checks passed"
