@@ -80,7 +80,10 @@ fn ferrota_console_encode(v: &str) -> String {
         .collect()
 }
 
-fn multipart(token: &str, parts: &[(&str, Option<&str>, &[u8])]) -> Request<Body> {
+/// One multipart field: name, file name (a file input) or none (a text input), content.
+type Part<'a> = (&'a str, Option<&'a str>, &'a [u8]);
+
+fn multipart(token: &str, parts: &[Part<'_>]) -> Request<Body> {
     let boundary = "ferrota-test-boundary";
     let mut body = Vec::new();
     for (name, file, data) in parts {
@@ -228,7 +231,7 @@ async fn a_bad_release_is_refused_by_name_and_nothing_is_uploaded() {
     };
     let good = sig(&signer, &data);
     let by_other = sig(&other, &data);
-    let cases: Vec<(Vec<(&str, Option<&str>, &[u8])>, &str)> = vec![
+    let cases: Vec<(Vec<Part<'_>>, &str)> = vec![
         (
             vec![
                 ("image", Some("fw.bin"), &data),
