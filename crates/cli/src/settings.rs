@@ -90,6 +90,9 @@ pub struct Listening {
     pub endpoint: String,
     /// The process id of that `ferrota serve`.
     pub pid: u32,
+    /// Whether the API is served over HTTPS (`https://` URLs); absent in older records.
+    #[serde(default)]
+    pub https: bool,
 }
 
 /// Writes the record (atomically, so a reader never sees half of it).
@@ -116,7 +119,7 @@ pub fn recorded(cfg: &Config) -> Result<Option<Listening>> {
 
 /// An address to connect to for a listening address: the unspecified address (every
 /// interface) is reached on loopback.
-fn connectable(a: SocketAddr) -> SocketAddr {
+pub(crate) fn connectable(a: SocketAddr) -> SocketAddr {
     let ip = match a.ip() {
         std::net::IpAddr::V4(v) if v.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
         std::net::IpAddr::V6(v) if v.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
@@ -160,8 +163,9 @@ pub fn api_base(a: &ApiArgs, cfg: &Config) -> Result<(String, String)> {
         return Ok((u.trim_end_matches('/').to_string(), "FERROTA_SERVER".into()));
     }
     if let Some(l) = recorded(cfg)? {
+        let scheme = if l.https { "https" } else { "http" };
         return Ok((
-            format!("http://{}", connectable(l.http)),
+            format!("{scheme}://{}", connectable(l.http)),
             format!(
                 "where the server of {} listens, {}",
                 cfg.data_dir.display(),
@@ -177,9 +181,14 @@ pub fn api_base(a: &ApiArgs, cfg: &Config) -> Result<(String, String)> {
             cfg.listening_path().display()
         );
     }
+    let scheme = if cfg.http_tls_enabled() {
+        "https"
+    } else {
+        "http"
+    };
     let base = match listen.parse::<SocketAddr>() {
-        Ok(a) => format!("http://{}", connectable(a)),
-        Err(_) => format!("http://{listen}"),
+        Ok(a) => format!("{scheme}://{}", connectable(a)),
+        Err(_) => format!("{scheme}://{listen}"),
     };
     Ok((base, "the configuration's http_listen".into()))
 }
@@ -309,12 +318,25 @@ pub fn unreachable(base: &str, from: &str, e: &ureq::Error) -> anyhow::Error {
     let refused =
         matches!(e, ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused);
     let hint = if refused {
-        "is `ferrota serve` running? Its API address is the `http` line it prints"
+        "is `ferrota serve` running? Its API address is the `api` line it prints"
+    } else if base.starts_with("https://") {
+        "no HTTPS answer: does that server serve HTTPS (`ferrota serve --http-tls`; the `api` \
+         line it prints says https://), and is it not the MQTT/TLS port?"
     } else {
-        "no HTTP answer: is that the MQTT/TLS port? The API address is the `http` line \
+        "no HTTP answer: is that the MQTT/TLS port? The API address is the `api` line \
          `ferrota serve` prints"
     };
     anyhow!("no Ferrota API at {base} ({from}): {e}; {hint}")
+}
+
+/// The message for an `https://` server whose certificate the CLI does not trust: the URL,
+/// rustls's reason, which CA was used, and how to give the right one.
+pub fn untrusted(base: &str, from: &str, reason: &str, trusted: &str) -> anyhow::Error {
+    anyhow!(
+        "{base} ({from}): the server's TLS certificate is not trusted ({reason}; trusted: \
+         {trusted}); pass --ca FILE (FERROTA_CA) with the CA that issued it: a Ferrota \
+         server's fleet CA is <data>/ca/ca.crt.pem on its machine"
+    )
 }
 
 /// The message for an HTTP answer that is not the Ferrota API's (a 404 for a route every
@@ -341,6 +363,7 @@ mod tests {
     fn api(url: Option<&str>) -> ApiArgs {
         ApiArgs {
             api: url.map(str::to_string),
+            ca: None,
             token: None,
             data: DataArgs {
                 config: None,
@@ -367,6 +390,7 @@ mod tests {
             http: "[::]:28080".parse().unwrap(),
             endpoint: "ota.example.com".into(),
             pid: 1,
+            https: false,
         };
         record(&c, &l).unwrap();
         assert!(d.path().join("listening.json").is_file());
@@ -403,6 +427,7 @@ mod tests {
             http: "127.0.0.1:28080".parse().unwrap(),
             endpoint: "localhost".into(),
             pid: 1,
+            https: false,
         };
         record(&c, &l).unwrap();
         c.endpoint = "mqtt.fleet.example".into();
@@ -423,6 +448,7 @@ mod tests {
             http: "127.0.0.1:28080".parse().unwrap(),
             endpoint: "localhost".into(),
             pid: 1,
+            https: false,
         };
         record(&c, &l).unwrap();
         c.broker.external = Some("mqtts://broker.example:9883".into());
