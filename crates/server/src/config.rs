@@ -451,6 +451,69 @@ mod tests {
         assert_eq!(Config::load(&path).unwrap().mqtt_listen, "0.0.0.0:8883");
     }
 
+    /// Issue 18: the operator API in clear only on loopback. Every address that is not
+    /// loopback (every interface, IPv6's too, a LAN address) is refused with a message naming
+    /// it and the keys that fix it; with HTTPS (`http_tls`, or one's own certificate) all are
+    /// accepted; loopback (`127.0.0.1`, `::1`, `localhost`) is accepted in clear.
+    #[test]
+    fn an_api_in_clear_is_refused_on_anything_but_loopback() {
+        let with = |listen: &str| Config {
+            http_listen: listen.into(),
+            ..Config::default()
+        };
+        for ok in ["127.0.0.1:8080", "[::1]:0", "localhost:8080", "127.0.0.2:80"] {
+            assert_eq!(with(ok).check_http_listen(), Ok(()), "{ok}");
+        }
+        for bad in ["0.0.0.0:8080", "[::]:8080", "192.168.1.20:8080", "10.0.0.1:0"] {
+            let e = with(bad).check_http_listen().unwrap_err();
+            assert!(e.contains(bad), "{e}");
+            assert!(e.contains("--http-tls") && e.contains("http_cert"), "{e}");
+            let tls = Config {
+                http_tls: true,
+                ..with(bad)
+            };
+            assert_eq!(tls.check_http_listen(), Ok(()));
+            let own = Config {
+                http_cert: Some("c.pem".into()),
+                http_key: Some("k.pem".into()),
+                ..with(bad)
+            };
+            assert!(own.http_tls_enabled());
+            assert_eq!(own.check_http_listen(), Ok(()));
+        }
+        assert!(!Config::default().http_tls_enabled());
+    }
+
+    /// The names of the certificate the fleet CA issues for HTTPS: loopback, the endpoint,
+    /// `server_names`, and the listen host unless it is every interface; no duplicates.
+    #[test]
+    fn the_https_certificate_names_the_addresses_clients_use() {
+        let c = Config {
+            endpoint: "ota.example.com".into(),
+            server_names: vec!["ota.example.com".into(), "10.0.0.5".into()],
+            http_listen: "192.168.1.20:8443".into(),
+            ..Config::default()
+        };
+        assert_eq!(
+            c.http_cert_names(),
+            [
+                "localhost",
+                "127.0.0.1",
+                "::1",
+                "ota.example.com",
+                "10.0.0.5",
+                "192.168.1.20"
+            ]
+        );
+        for any in ["0.0.0.0:8443", "[::]:8443"] {
+            let c = Config {
+                http_listen: any.into(),
+                ..Config::default()
+            };
+            assert_eq!(c.http_cert_names(), ["localhost", "127.0.0.1", "::1"]);
+        }
+    }
+
     /// `[broker] amqp` takes one node's URL or a list of them (tried in turn); anything else
     /// is refused when the file is read, naming the file.
     #[test]

@@ -8,6 +8,7 @@ mod api_client;
 mod api_strict;
 mod blobs_s3;
 mod broker_auth;
+mod https;
 mod identity;
 mod inventory;
 mod job_limits;
