@@ -66,14 +66,17 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
                 https: server.http_is_tls(),
             },
         )?;
-        println!("mqtt {}", mqtt.local_addr()?);
-        println!("http {}", http.local_addr()?);
-        println!("token-file {}", cfg.token_path().display());
+        // One write for all the lines: a reader that stops after the lines it wants (and
+        // closes the pipe) must not make a later line fail on a broken pipe.
         let scheme = if server.http_is_tls() { "https" } else { "http" };
-        println!(
-            "api {scheme}://{}",
+        print!(
+            "mqtt {}\nhttp {}\ntoken-file {}\napi {scheme}://{}\n",
+            mqtt.local_addr()?,
+            http.local_addr()?,
+            cfg.token_path().display(),
             crate::settings::connectable(http.local_addr()?)
         );
+        std::io::Write::flush(&mut std::io::stdout())?;
         server
             .run(mqtt, Some(http), shutdown_signal())
             .await

@@ -251,6 +251,8 @@ pub struct Serve {
     pub http: String,
     /// The MQTT port it bound.
     pub mqtt_port: u16,
+    /// The API's URL as the server printed it (`api <url>`: `https://` with `--http-tls`).
+    pub api: String,
 }
 
 impl Drop for Serve {
@@ -268,10 +270,12 @@ pub fn spawn_serve(mut cmd: Command) -> Serve {
         .spawn()
         .expect("spawn ferrota serve");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut http, mut mqtt_port) = (String::new(), 0);
-    for _ in 0..3 {
+    let (mut http, mut mqtt_port, mut api) = (String::new(), 0, String::new());
+    for _ in 0..4 {
         let l = lines.next().expect("serve output").unwrap();
-        if let Some(a) = l.strip_prefix("http ") {
+        if let Some(a) = l.strip_prefix("api ") {
+            api = a.to_string();
+        } else if let Some(a) = l.strip_prefix("http ") {
             http = format!("http://{a}");
         } else if let Some(a) = l.strip_prefix("mqtt ") {
             mqtt_port = a.rsplit(':').next().unwrap().parse().unwrap();
@@ -285,6 +289,7 @@ pub fn spawn_serve(mut cmd: Command) -> Serve {
         child,
         http,
         mqtt_port,
+        api,
     }
 }
 
