@@ -112,7 +112,11 @@ impl Client {
     /// (a certificate from a public CA, or one the system trusts); for the fleet CA or
     /// another CA of one's own, [`Client::with_ca_pem`].
     pub fn new(base_url: impl Into<String>, token: impl Into<String>) -> Client {
-        Self::build(base_url.into(), token.into(), ureq::tls::RootCerts::PlatformVerifier)
+        Self::build(
+            base_url.into(),
+            token.into(),
+            ureq::tls::RootCerts::PlatformVerifier,
+        )
     }
 
     /// A client that trusts, for an `https://` server, only the CA certificates in `ca_pem`

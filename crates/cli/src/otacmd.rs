@@ -5,8 +5,8 @@ use ferrota_api::{Client, FIRMWARE_FILE_TYPE, OtaFile, PageRequest};
 use serde_json::Value;
 
 use crate::servecmd::config;
-use ferrota_server::config::Config;
 use crate::serverargs::{ApiArgs, OtaCommand, OtaIdArgs};
+use ferrota_server::config::Config;
 
 /// A client of the running server's HTTP API with the CLI's error messages (also used by
 /// `thing list --query` and `group`).

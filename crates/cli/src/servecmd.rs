@@ -68,7 +68,11 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
         )?;
         // One write for all the lines: a reader that stops after the lines it wants (and
         // closes the pipe) must not make a later line fail on a broken pipe.
-        let scheme = if server.http_is_tls() { "https" } else { "http" };
+        let scheme = if server.http_is_tls() {
+            "https"
+        } else {
+            "http"
+        };
         print!(
             "mqtt {}\nhttp {}\ntoken-file {}\napi {scheme}://{}\n",
             mqtt.local_addr()?,

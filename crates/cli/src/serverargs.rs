@@ -127,10 +127,20 @@ pub struct ServeArgs {
     pub http_tls: bool,
     /// Serve HTTPS with this certificate chain (PEM) instead of one from the fleet CA (the
     /// config's http_cert; with --http-key).
-    #[arg(long, value_name = "FILE", env = "FERROTA_HTTP_CERT", requires = "http_key")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "FERROTA_HTTP_CERT",
+        requires = "http_key"
+    )]
     pub http_cert: Option<PathBuf>,
     /// The private key (PEM) of --http-cert (the config's http_key).
-    #[arg(long, value_name = "FILE", env = "FERROTA_HTTP_KEY", requires = "http_cert")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "FERROTA_HTTP_KEY",
+        requires = "http_cert"
+    )]
     pub http_key: Option<PathBuf>,
     /// The store on PostgreSQL, postgres://user[:password]@host[:port]/database (over the
     /// config's database_url; default: SQLite in <data>/ferrota.db). Its value is not shown

@@ -92,7 +92,14 @@ fn the_cli_reaches_an_https_server_with_the_fleet_ca_and_refuses_another() {
     assert_eq!(env.ok(&["ota", "list", "--data-dir", "data"]).trim(), "[]");
 
     // As a remote client: --server, --token and --ca (another data directory, no CA in it).
-    let remote = ["--data-dir", "elsewhere", "--token", token, "--server", &api];
+    let remote = [
+        "--data-dir",
+        "elsewhere",
+        "--token",
+        token,
+        "--server",
+        &api,
+    ];
     let with = |extra: &[&str]| {
         let mut a = vec!["ota", "list"];
         a.extend_from_slice(&remote);

@@ -461,10 +461,20 @@ mod tests {
             http_listen: listen.into(),
             ..Config::default()
         };
-        for ok in ["127.0.0.1:8080", "[::1]:0", "localhost:8080", "127.0.0.2:80"] {
+        for ok in [
+            "127.0.0.1:8080",
+            "[::1]:0",
+            "localhost:8080",
+            "127.0.0.2:80",
+        ] {
             assert_eq!(with(ok).check_http_listen(), Ok(()), "{ok}");
         }
-        for bad in ["0.0.0.0:8080", "[::]:8080", "192.168.1.20:8080", "10.0.0.1:0"] {
+        for bad in [
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "192.168.1.20:8080",
+            "10.0.0.1:0",
+        ] {
             let e = with(bad).check_http_listen().unwrap_err();
             assert!(e.contains(bad), "{e}");
             assert!(e.contains("--http-tls") && e.contains("http_cert"), "{e}");

@@ -91,7 +91,11 @@ pub fn http_tls_config(cfg: &Config, ca: &Ca) -> Result<Option<Arc<ServerConfig>
                 .map_err(|e| ServeError::Io(format!("the HTTPS certificate: {e}")))?;
             let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes())
                 .map_err(|e| ServeError::Io(format!("the HTTPS key: {e}")))?;
-            (chain, key, "the HTTPS certificate from the fleet CA".to_string())
+            (
+                chain,
+                key,
+                "the HTTPS certificate from the fleet CA".to_string(),
+            )
         }
     };
     let mut sc = ServerConfig::builder_with_provider(crate::tls::provider())

@@ -56,13 +56,20 @@ async fn the_api_is_served_over_tls_with_a_certificate_of_the_fleet_ca() {
         let why = e.untrusted_certificate().expect("a certificate error");
         assert!(why == "BadSignature" || why == "UnknownIssuer", "{why}");
         // The platform's roots do not hold the fleet CA either.
-        let e = Client::new(base.clone(), token.clone()).limits().unwrap_err();
+        let e = Client::new(base.clone(), token.clone())
+            .limits()
+            .unwrap_err();
         assert!(e.untrusted_certificate().is_some(), "{e}");
         // The failed handshakes closed only their own connections.
         let c = Client::with_ca_pem(base, token, ca.as_bytes()).unwrap();
         assert!(c.limits().is_ok());
         // A wrong token over TLS is still AWS's 401.
-        let bad = Client::with_ca_pem(format!("https://127.0.0.1:{}", addr.port()), "wrong", ca.as_bytes()).unwrap();
+        let bad = Client::with_ca_pem(
+            format!("https://127.0.0.1:{}", addr.port()),
+            "wrong",
+            ca.as_bytes(),
+        )
+        .unwrap();
         assert_eq!(bad.limits().unwrap_err().status(), Some(401));
     })
     .await;
@@ -88,7 +95,9 @@ async fn plain_http_on_the_https_port_is_told_to_use_https() {
 
     // A ClientHello record header followed by junk, and a connection that says nothing.
     let mut junk = tokio::net::TcpStream::connect(s.http).await.unwrap();
-    junk.write_all(&[0x16, 3, 1, 0, 5, 1, 2, 3, 4, 5]).await.unwrap();
+    junk.write_all(&[0x16, 3, 1, 0, 5, 1, 2, 3, 4, 5])
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(T, junk.read_to_end(&mut buf)).await;
     let _silent = tokio::net::TcpStream::connect(s.http).await.unwrap();
@@ -96,8 +105,8 @@ async fn plain_http_on_the_https_port_is_told_to_use_https() {
     let ca = s.ca_pem();
     let (token, port) = (s.token.clone(), s.http.port());
     blocking(move || {
-        let c = Client::with_ca_pem(format!("https://127.0.0.1:{port}"), token, ca.as_bytes())
-            .unwrap();
+        let c =
+            Client::with_ca_pem(format!("https://127.0.0.1:{port}"), token, ca.as_bytes()).unwrap();
         assert!(c.limits().is_ok());
         // Plain HTTP through the client: the server's message, as an API error.
         let plain = Client::new(format!("http://127.0.0.1:{port}"), "t");
@@ -157,7 +166,11 @@ async fn the_users_own_certificate_is_served_instead() {
         http_key: Some(own.path().join("ca.crt.pem")),
         ..cfg
     };
-    let e = Server::open(&cfg, 0).await.err().expect("refused").to_string();
+    let e = Server::open(&cfg, 0)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(e.contains("ca.crt.pem"), "{e}");
 }
 
