@@ -1,6 +1,7 @@
-//! HTTPS for the operator HTTP API (the API, `/metrics`, the broker auth routes): the rustls
-//! server configuration ([`http_tls_config`]) and an [`axum::serve::Listener`] that hands
-//! axum connections whose TLS handshake is done ([`HttpsListener`]).
+//! HTTPS for the operator HTTP API (the API, `/metrics`, the broker auth routes): an
+//! [`axum::serve::Listener`] that hands axum connections whose TLS handshake is done
+//! ([`HttpsListener`]). Its rustls configuration is made at start by
+//! [`crate::server::http_tls_config`] (the fleet CA's certificate, or the user's own).
 //!
 //! The listener accepts TCP in a task of its own and runs each handshake in a task of its
 //! own, so a slow or silent client never holds up the others, and a failed handshake
@@ -19,23 +20,19 @@
 //! listener serves.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::ServerConfig;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::ca::Ca;
+#[cfg(doc)]
 use crate::config::Config;
 use crate::gate::PendingGate;
-use crate::server::ServeError;
 
 /// The first byte of a TLS record carrying a handshake message (a ClientHello).
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -44,67 +41,6 @@ const TLS_HANDSHAKE: u8 = 0x16;
 const PLAIN_HTTP_BODY: &str = "{\"code\":\"InvalidRequestException\",\"message\":\"this is \
 the HTTPS port of a Ferrota server: use https:// (the CLI trusts a local data directory's \
 fleet CA; for a remote server pass --ca with its <data>/ca/ca.crt.pem)\"}";
-
-fn file_err(p: &Path, m: impl std::fmt::Display) -> ServeError {
-    ServeError::File {
-        path: p.to_path_buf(),
-        message: m.to_string(),
-    }
-}
-
-/// The rustls configuration of the HTTP listener, or `None` when the configuration serves it
-/// in clear ([`Config::http_tls_enabled`]). With `http_cert`/`http_key` those files (both
-/// needed, each error naming its file); else a certificate for
-/// [`Config::http_cert_names`] issued now by the fleet CA `ca`.
-pub fn http_tls_config(cfg: &Config, ca: &Ca) -> Result<Option<Arc<ServerConfig>>, ServeError> {
-    if !cfg.http_tls_enabled() {
-        return Ok(None);
-    }
-    let (chain, key, what) = match (&cfg.http_cert, &cfg.http_key) {
-        (Some(c), Some(k)) => {
-            let read = |p: &Path| std::fs::read(p).map_err(|e| file_err(p, e));
-            let (cert_pem, key_pem) = (read(c)?, read(k)?);
-            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-                .collect::<Result<_, _>>()
-                .map_err(|e| file_err(c, format!("not PEM: {e}")))?;
-            if chain.is_empty() {
-                return Err(file_err(
-                    c,
-                    "no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
-                ));
-            }
-            let key = PrivateKeyDer::from_pem_slice(&key_pem)
-                .map_err(|e| file_err(k, format!("not a PEM private key: {e}")))?;
-            (chain, key, format!("{} with {}", c.display(), k.display()))
-        }
-        (Some(_), None) | (None, Some(_)) => {
-            return Err(ServeError::Config(
-                "http_cert and http_key (--http-cert, --http-key) go together: give both, or \
-                 neither for a certificate from the fleet CA"
-                    .into(),
-            ));
-        }
-        (None, None) => {
-            let issued = ca.issue_server(&cfg.http_cert_names())?;
-            let chain = CertificateDer::pem_slice_iter(issued.cert_pem.as_bytes())
-                .collect::<Result<_, _>>()
-                .map_err(|e| ServeError::Io(format!("the HTTPS certificate: {e}")))?;
-            let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes())
-                .map_err(|e| ServeError::Io(format!("the HTTPS key: {e}")))?;
-            (
-                chain,
-                key,
-                "the HTTPS certificate from the fleet CA".to_string(),
-            )
-        }
-    };
-    let mut sc = ServerConfig::builder_with_provider(crate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
-        .map_err(|e| ServeError::Io(format!("{what}: {e}")))?;
-    sc.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Some(Arc::new(sc)))
-}
 
 /// The refusal of a plain HTTP listener on an address that is not loopback, checked on the
 /// bound socket by [`crate::server::Server::run`] (a library caller may bind its own

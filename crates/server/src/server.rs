@@ -635,6 +635,60 @@ fn tls_setup(cfg: &Config) -> Result<Arc<ReloadableTls>, ServeError> {
     Ok(Arc::new(ReloadableTls::new(m, crl_files)?))
 }
 
+/// The rustls configuration of the HTTP listener, or `None` when the configuration serves it
+/// in clear ([`Config::http_tls_enabled`]). With `http_cert`/`http_key` those files (both
+/// needed, each error naming its file); else a certificate for
+/// [`Config::http_cert_names`] issued now by the fleet CA `ca`.
+pub fn http_tls_config(cfg: &Config, ca: &Ca) -> Result<Option<Arc<ServerConfig>>, ServeError> {
+    if !cfg.http_tls_enabled() {
+        return Ok(None);
+    }
+    let (chain, key, what) = match (&cfg.http_cert, &cfg.http_key) {
+        (Some(c), Some(k)) => {
+            let read = |p: &Path| std::fs::read(p).map_err(|e| file_err(p, e));
+            let (cert_pem, key_pem) = (read(c)?, read(k)?);
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+                .collect::<Result<_, _>>()
+                .map_err(|e| file_err(c, format!("not PEM: {e}")))?;
+            if chain.is_empty() {
+                return Err(file_err(
+                    c,
+                    "no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
+                ));
+            }
+            let key = PrivateKeyDer::from_pem_slice(&key_pem)
+                .map_err(|e| file_err(k, format!("not a PEM private key: {e}")))?;
+            (chain, key, format!("{} with {}", c.display(), k.display()))
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(ServeError::Config(
+                "http_cert and http_key (--http-cert, --http-key) go together: give both, or \
+                 neither for a certificate from the fleet CA"
+                    .into(),
+            ));
+        }
+        (None, None) => {
+            let issued = ca.issue_server(&cfg.http_cert_names())?;
+            let chain = CertificateDer::pem_slice_iter(issued.cert_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|e| ServeError::Io(format!("the HTTPS certificate: {e}")))?;
+            let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes())
+                .map_err(|e| ServeError::Io(format!("the HTTPS key: {e}")))?;
+            (
+                chain,
+                key,
+                "the HTTPS certificate from the fleet CA".to_string(),
+            )
+        }
+    };
+    let mut sc = ServerConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
+        .map_err(|e| ServeError::Io(format!("{what}: {e}")))?;
+    sc.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(Arc::new(sc)))
+}
+
 impl Server {
     /// Opens the data directory (creating the CA on first start) and builds the TLS setup.
     pub async fn open(cfg: &Config, port: u16) -> Result<Server, ServeError> {
@@ -658,7 +712,7 @@ impl Server {
                 Ca::init(&ca_dir, &cfg.server_names)?
             }
         };
-        let http_tls = crate::https::http_tls_config(cfg, &ca)?;
+        let http_tls = http_tls_config(cfg, &ca)?;
         let broker = Broker::new(d.store, d.blobs, cfg.policy(), cfg.limits());
         if let Some(lease) = d.lease {
             broker.services.set_lease(lease);
