@@ -293,20 +293,30 @@ pub fn spawn_serve(mut cmd: Command) -> Serve {
     }
 }
 
+/// The command line of [`serve`]: `ferrota serve --data-dir data` on loopback port 0 (MQTT
+/// and HTTP; `--http-listen` last).
+pub const SERVE: [&str; 7] = [
+    "serve",
+    "--data-dir",
+    "data",
+    "--mqtt-listen",
+    "127.0.0.1:0",
+    "--http-listen",
+    "127.0.0.1:0",
+];
+
 /// `ferrota serve --data-dir data` in `env` on loopback port 0 (MQTT and HTTP).
 pub fn serve(env: &Env) -> Serve {
+    serve_with(env, &[])
+}
+
+/// [`serve`] with `extra` arguments (`--http-tls`).
+pub fn serve_with(env: &Env, extra: &[&str]) -> Serve {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ferrota"));
-    c.args([
-        "serve",
-        "--data-dir",
-        "data",
-        "--mqtt-listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-    ])
-    .current_dir(env.dir.path())
-    .stderr(Stdio::null());
+    c.args(SERVE)
+        .args(extra)
+        .current_dir(env.dir.path())
+        .stderr(Stdio::null());
     spawn_serve(c)
 }
 
