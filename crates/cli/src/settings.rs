@@ -21,6 +21,13 @@
 //!   listened last, and so most likely where it listens next); a new start overwrites it, and
 //!   every command that uses it says so on stderr, so a stale record is seen, not silently
 //!   trusted.
+//! * **HTTPS** (`ferrota serve --http-tls`, issue 18): the record says whether the API is
+//!   served over TLS, so the URL taken from it is `https://`; so is the one made from a
+//!   configuration with `http_tls` or `http_cert`. The server's certificate is checked against
+//!   `--ca FILE` (`FERROTA_CA`), else, for an `https://` URL, the data directory's fleet CA
+//!   (`<data>/ca/ca.crt.pem`) when it has one, else the system's trusted roots
+//!   (`crate::otacmd`); one it does not trust is an error naming the URL, the CA tried and
+//!   `--ca` ([`untrusted`]).
 //! * **A wrong server is found before any upload**: `ota create` asks the API one cheap
 //!   authenticated question first (`GET /api/limits`), and [`unreachable`] words what went
 //!   wrong (nothing listening, an MQTT/TLS port, another HTTP server).
@@ -459,6 +466,34 @@ mod tests {
         c.broker.external = Some("tcp://broker.example".into());
         let e = mqtt_endpoint(&c, None).unwrap_err().to_string();
         assert!(e.contains("tcp://broker.example"), "{e}");
+    }
+
+    /// An HTTPS server's record, or a configuration with HTTPS, gives an `https://` URL.
+    #[test]
+    fn an_https_server_is_reached_at_an_https_url() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = cfg(d.path());
+        c.http_tls = true;
+        assert_eq!(
+            api_base(&api(None), &c).unwrap().0,
+            "https://127.0.0.1:8080"
+        );
+        let l = Listening {
+            mqtt: "127.0.0.1:28883".parse().unwrap(),
+            http: "0.0.0.0:28443".parse().unwrap(),
+            endpoint: "localhost".into(),
+            pid: 1,
+            https: true,
+        };
+        record(&cfg(d.path()), &l).unwrap();
+        assert_eq!(
+            api_base(&api(None), &cfg(d.path())).unwrap().0,
+            "https://127.0.0.1:28443"
+        );
+        // A record written before HTTPS existed (no `https` key) is plain HTTP.
+        let old = r#"{"mqtt":"127.0.0.1:1","http":"127.0.0.1:2","endpoint":"x","pid":1}"#;
+        std::fs::write(c.listening_path(), old).unwrap();
+        assert!(!recorded(&c).unwrap().unwrap().https);
     }
 
     #[test]
