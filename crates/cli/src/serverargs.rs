@@ -83,14 +83,14 @@ that host name in the config's `endpoint` (and --server-name at `ca init`).
 
 On first start the fleet CA and the server certificate are created in <data>/ca, and the
 operator token of the HTTP API in <data>/api-token (mode 0600). The listening addresses are
-printed as `mqtt <addr>` and `http <addr>` lines and recorded in <data>/listening.json, where
-`thing create` and `ota` find them. Logs go to stderr (RUST_LOG=debug for more), coloured
-only on a terminal. Stops on Ctrl-C or SIGTERM.
+printed as `mqtt <addr>`, `http <addr>` (then `token-file`, `api <url>`) lines and recorded
+in <data>/listening.json, where `thing create` and `ota` find them. Logs go to stderr
+(RUST_LOG=debug for more), coloured only on a terminal. Stops on Ctrl-C or SIGTERM.
 
 Config file keys: data_dir, database_url, database_wait, mqtt_listen, http_listen, http_tls,
-http_cert, http_key, endpoint, server_names, client_cas, crls, max_connections, [policy] publish/subscribe (MQTT filters;
-${iot:Connection.Thing.ThingName} is the thing name), [limits] max_packet_size,
-queue_messages, queue_bytes, max_inflight.
+http_cert, http_key, endpoint, server_names, client_cas, crls, max_connections, [policy]
+publish/subscribe (MQTT filters; ${iot:Connection.Thing.ThingName} is the thing name),
+[limits] max_packet_size, queue_messages, queue_bytes, max_inflight.
 
 HTTPS for the operator API (needed for any --http-listen but loopback, which is refused in
 clear): --http-tls serves it with a certificate from the fleet CA; the CLI trusts the CA of a
