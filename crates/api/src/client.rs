@@ -55,6 +55,24 @@ pub enum Error {
 }
 
 impl Error {
+    /// Why the server's TLS certificate was refused (rustls's words: an unknown issuer, a
+    /// name it is not valid for, expired), when that is what failed; `None` for any other
+    /// error. Lets a caller say "pass the CA" instead of "nothing listens".
+    pub fn untrusted_certificate(&self) -> Option<String> {
+        let Error::Transport { source, .. } = self else {
+            return None;
+        };
+        let tls = match source {
+            ureq::Error::Rustls(e) => Some(e),
+            ureq::Error::Io(io) => io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()),
+            _ => None,
+        }?;
+        match tls {
+            rustls::Error::InvalidCertificate(c) => Some(format!("{c:?}")),
+            _ => None,
+        }
+    }
+
     /// The HTTP status of an error answer ([`Error::Api`]); `None` without one.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -89,17 +107,66 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// A client of the API at `base_url` with operator token `token`. Nothing is sent yet
     /// ([`Client::limits`] is the cheap authenticated call that checks both).
+    ///
+    /// An `https://` server's certificate is checked against the platform's trusted roots
+    /// (a certificate from a public CA, or one the system trusts); for the fleet CA or
+    /// another CA of one's own, [`Client::with_ca_pem`].
     pub fn new(base_url: impl Into<String>, token: impl Into<String>) -> Client {
-        let base = base_url.into().trim_end_matches('/').to_string();
+        Self::build(
+            base_url.into(),
+            token.into(),
+            ureq::tls::RootCerts::PlatformVerifier,
+        )
+    }
+
+    /// A client that trusts, for an `https://` server, only the CA certificates in `ca_pem`
+    /// (PEM; e.g. a Ferrota server's fleet CA, `<data>/ca/ca.crt.pem`). Refused when it
+    /// holds no certificate or one that does not parse.
+    pub fn with_ca_pem(
+        base_url: impl Into<String>,
+        token: impl Into<String>,
+        ca_pem: &[u8],
+    ) -> Result<Client, String> {
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(ca_pem) {
+            match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+                Ok(_) => {}
+                Err(e) => return Err(format!("not PEM: {e}")),
+            }
+        }
+        if certs.is_empty() {
+            return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into());
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        for c in &certs {
+            roots
+                .add(rustls::pki_types::CertificateDer::from(c.der()))
+                .map_err(|e| format!("not a usable CA certificate: {e}"))?;
+        }
+        Ok(Self::build(
+            base_url.into(),
+            token.into(),
+            ureq::tls::RootCerts::new_with_certs(&certs),
+        ))
+    }
+
+    fn build(base: String, token: String, roots: ureq::tls::RootCerts) -> Client {
+        let base = base.trim_end_matches('/').to_string();
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .root_certs(roots)
+            // ring, explicitly: no process default has to be installed by the caller.
+            .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .build();
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .tls_config(tls)
             .build()
             .into();
-        Client {
-            base,
-            token: token.into(),
-            agent,
-        }
+        Client { base, token, agent }
     }
 
     /// The base URL, without a trailing slash.

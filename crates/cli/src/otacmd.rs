@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::servecmd::config;
 use crate::serverargs::{ApiArgs, OtaCommand, OtaIdArgs};
+use ferrota_server::config::Config;
 
 /// A client of the running server's HTTP API with the CLI's error messages (also used by
 /// `thing list --query` and `group`).
@@ -15,6 +16,9 @@ pub(crate) struct Api {
     base_from: String,
     /// Where the token came from, for the message of a 401.
     token_from: String,
+    /// Which CA an https:// server's certificate is checked against, for the message of an
+    /// untrusted one.
+    trusted: String,
 }
 
 /// The largest operator token file read.
@@ -42,10 +46,12 @@ impl Api {
                 (t.trim().to_string(), p.display().to_string())
             }
         };
+        let (client, trusted) = client(a, &cfg, base, token)?;
         Ok(Api {
-            client: Client::new(base, token),
+            client,
             base_from,
             token_from,
+            trusted,
         })
     }
 
@@ -54,6 +60,10 @@ impl Api {
     fn error(&self, e: ferrota_api::Error) -> anyhow::Error {
         let base = self.client.base_url();
         match e {
+            e @ ferrota_api::Error::Transport { .. } if e.untrusted_certificate().is_some() => {
+                let reason = e.untrusted_certificate().unwrap_or_default();
+                crate::settings::untrusted(base, &self.base_from, &reason, &self.trusted)
+            }
             ferrota_api::Error::Transport { source, .. } => {
                 crate::settings::unreachable(base, &self.base_from, &source)
             }
@@ -103,6 +113,40 @@ impl Api {
     ) -> Result<T> {
         f(&self.client).map_err(|e| self.error(e))
     }
+}
+
+/// The largest CA file read.
+const CA_FILE_MAX: u64 = 1024 * 1024;
+
+/// The API client and, in words, what it trusts for an `https://` server: `--ca`/`FERROTA_CA`;
+/// else, for an `https://` URL, the fleet CA of the data directory when it has one (a server
+/// with `--http-tls` on this machine, or a copy of its data directory's `ca/`); else the
+/// platform's trusted roots (a certificate from a public CA). A plain `http://` URL ignores
+/// them all.
+fn client(a: &ApiArgs, cfg: &Config, base: String, token: String) -> Result<(Client, String)> {
+    let fleet_ca = ferrota_server::ca::Ca::cert_path(&cfg.ca_dir());
+    let file = match &a.ca {
+        Some(p) => Some((
+            p.clone(),
+            crate::settings::flag_or_env("--ca", "FERROTA_CA", &p.display().to_string()),
+        )),
+        None if base.starts_with("https://") && fleet_ca.is_file() => Some((
+            fleet_ca.clone(),
+            format!("the fleet CA of {}", cfg.data_dir.display()),
+        )),
+        None => None,
+    };
+    let Some((path, from)) = file else {
+        return Ok((
+            Client::new(base, token),
+            "the system's trusted roots".into(),
+        ));
+    };
+    let pem = crate::fsio::read(&path, CA_FILE_MAX)
+        .with_context(|| format!("{}: CA certificate ({from})", path.display()))?;
+    let client = Client::with_ca_pem(base, token, &pem)
+        .map_err(|e| anyhow!("{}: {e} (the CA certificate of {from})", path.display()))?;
+    Ok((client, format!("{} ({from})", path.display())))
 }
 
 /// `404 Not Found`: a status as the CLI has always printed it.

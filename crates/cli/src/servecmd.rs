@@ -29,6 +29,13 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     if let Some(u) = &a.database_url {
         cfg.database_url = Some(u.clone());
     }
+    cfg.http_tls |= a.http_tls;
+    if a.http_cert.is_some() {
+        cfg.http_cert = a.http_cert.clone();
+        cfg.http_key = a.http_key.clone();
+    }
+    // Before anything is bound or created: an operator API in clear on the network.
+    cfg.check_http_listen().map_err(anyhow::Error::msg)?;
     // Colour only for a person at a terminal: a log file, journald or a pipe gets plain text
     // (no ESC sequences to strip).
     let _ = tracing_subscriber::fmt()
@@ -56,11 +63,24 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
                 http: http.local_addr()?,
                 endpoint: cfg.endpoint.clone(),
                 pid: std::process::id(),
+                https: server.http_is_tls(),
             },
         )?;
-        println!("mqtt {}", mqtt.local_addr()?);
-        println!("http {}", http.local_addr()?);
-        println!("token-file {}", cfg.token_path().display());
+        // One write for all the lines: a reader that stops after the lines it wants (and
+        // closes the pipe) must not make a later line fail on a broken pipe.
+        let scheme = if server.http_is_tls() {
+            "https"
+        } else {
+            "http"
+        };
+        print!(
+            "mqtt {}\nhttp {}\ntoken-file {}\napi {scheme}://{}\n",
+            mqtt.local_addr()?,
+            http.local_addr()?,
+            cfg.token_path().display(),
+            crate::settings::connectable(http.local_addr()?)
+        );
+        std::io::Write::flush(&mut std::io::stdout())?;
         server
             .run(mqtt, Some(http), shutdown_signal())
             .await

@@ -83,14 +83,22 @@ that host name in the config's `endpoint` (and --server-name at `ca init`).
 
 On first start the fleet CA and the server certificate are created in <data>/ca, and the
 operator token of the HTTP API in <data>/api-token (mode 0600). The listening addresses are
-printed as `mqtt <addr>` and `http <addr>` lines and recorded in <data>/listening.json, where
-`thing create` and `ota` find them. Logs go to stderr (RUST_LOG=debug for more), coloured
-only on a terminal. Stops on Ctrl-C or SIGTERM.
+printed as `mqtt <addr>`, `http <addr>` (then `token-file`, `api <url>`) lines and recorded
+in <data>/listening.json, where `thing create` and `ota` find them. Logs go to stderr
+(RUST_LOG=debug for more), coloured only on a terminal. Stops on Ctrl-C or SIGTERM.
 
-Config file keys: data_dir, database_url, database_wait, mqtt_listen, http_listen, endpoint,
-server_names, client_cas, crls, max_connections, [policy] publish/subscribe (MQTT filters;
-${iot:Connection.Thing.ThingName} is the thing name), [limits] max_packet_size,
-queue_messages, queue_bytes, max_inflight.
+Config file keys: data_dir, database_url, database_wait, mqtt_listen, http_listen, http_tls,
+http_cert, http_key, endpoint, server_names, client_cas, crls, max_connections, [policy]
+publish/subscribe (MQTT filters; ${iot:Connection.Thing.ThingName} is the thing name),
+[limits] max_packet_size, queue_messages, queue_bytes, max_inflight.
+
+HTTPS for the operator API (needed for any --http-listen but loopback, which is refused in
+clear): --http-tls serves it with a certificate from the fleet CA; the CLI trusts the CA of a
+local data directory by itself, a remote client passes --ca <data>/ca/ca.crt.pem (or
+FERROTA_CA). --http-cert/--http-key serve your own certificate instead. The fourth line
+printed, `api <url>`, is the URL to give clients (--server).
+  ferrota serve --http-listen 0.0.0.0:8443 --http-tls
+  ferrota ota list --server https://ota.example.com:8443 --ca ca.crt.pem --token T
 
 With --database-url (database_url) the registry, jobs and OTA updates are kept on PostgreSQL
 instead of <data>/ferrota.db, so several servers can share them; the CA, the token and the
@@ -108,9 +116,32 @@ pub struct ServeArgs {
     /// only: 0.0.0.0:8883 for devices on the network).
     #[arg(long, value_name = "ADDR", env = "FERROTA_MQTT_LISTEN")]
     pub mqtt_listen: Option<String>,
-    /// HTTP API address (over the config's http_listen; default 127.0.0.1:8080).
+    /// HTTP API address (over the config's http_listen; default 127.0.0.1:8080). Anything
+    /// but loopback needs HTTPS (--http-tls or --http-cert/--http-key): refused otherwise.
     #[arg(long, value_name = "ADDR", env = "FERROTA_HTTP_LISTEN")]
     pub http_listen: Option<String>,
+    /// Serve the HTTP API over HTTPS with a certificate the fleet CA issues at each start
+    /// (for localhost, 127.0.0.1, ::1, the endpoint, server_names and the http_listen host;
+    /// the config's http_tls).
+    #[arg(long, env = "FERROTA_HTTP_TLS")]
+    pub http_tls: bool,
+    /// Serve HTTPS with this certificate chain (PEM) instead of one from the fleet CA (the
+    /// config's http_cert; with --http-key).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "FERROTA_HTTP_CERT",
+        requires = "http_key"
+    )]
+    pub http_cert: Option<PathBuf>,
+    /// The private key (PEM) of --http-cert (the config's http_key).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "FERROTA_HTTP_KEY",
+        requires = "http_cert"
+    )]
+    pub http_key: Option<PathBuf>,
     /// The store on PostgreSQL, postgres://user[:password]@host[:port]/database (over the
     /// config's database_url; default: SQLite in <data>/ferrota.db). Its value is not shown
     /// in --help, as it may hold a password.
@@ -304,6 +335,11 @@ pub struct ApiArgs {
         env = "FERROTA_API"
     )]
     pub api: Option<String>,
+    /// The CA certificate(s) (PEM) that issued an https:// server's certificate. Default: the
+    /// fleet CA of the data directory (<data>/ca/ca.crt.pem) when it has one, else the
+    /// system's trusted roots.
+    #[arg(long, value_name = "FILE", env = "FERROTA_CA")]
+    pub ca: Option<PathBuf>,
     /// Operator token (default: read from <data>/api-token).
     #[arg(
         long,

@@ -21,6 +21,13 @@
 //!   listened last, and so most likely where it listens next); a new start overwrites it, and
 //!   every command that uses it says so on stderr, so a stale record is seen, not silently
 //!   trusted.
+//! * **HTTPS** (`ferrota serve --http-tls`, issue 18): the record says whether the API is
+//!   served over TLS, so the URL taken from it is `https://`; so is the one made from a
+//!   configuration with `http_tls` or `http_cert`. The server's certificate is checked against
+//!   `--ca FILE` (`FERROTA_CA`), else, for an `https://` URL, the data directory's fleet CA
+//!   (`<data>/ca/ca.crt.pem`) when it has one, else the system's trusted roots
+//!   (`crate::otacmd`); one it does not trust is an error naming the URL, the CA tried and
+//!   `--ca` ([`untrusted`]).
 //! * **A wrong server is found before any upload**: `ota create` asks the API one cheap
 //!   authenticated question first (`GET /api/limits`), and [`unreachable`] words what went
 //!   wrong (nothing listening, an MQTT/TLS port, another HTTP server).
@@ -90,6 +97,9 @@ pub struct Listening {
     pub endpoint: String,
     /// The process id of that `ferrota serve`.
     pub pid: u32,
+    /// Whether the API is served over HTTPS (`https://` URLs); absent in older records.
+    #[serde(default)]
+    pub https: bool,
 }
 
 /// Writes the record (atomically, so a reader never sees half of it).
@@ -116,7 +126,7 @@ pub fn recorded(cfg: &Config) -> Result<Option<Listening>> {
 
 /// An address to connect to for a listening address: the unspecified address (every
 /// interface) is reached on loopback.
-fn connectable(a: SocketAddr) -> SocketAddr {
+pub(crate) fn connectable(a: SocketAddr) -> SocketAddr {
     let ip = match a.ip() {
         std::net::IpAddr::V4(v) if v.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
         std::net::IpAddr::V6(v) if v.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
@@ -160,8 +170,9 @@ pub fn api_base(a: &ApiArgs, cfg: &Config) -> Result<(String, String)> {
         return Ok((u.trim_end_matches('/').to_string(), "FERROTA_SERVER".into()));
     }
     if let Some(l) = recorded(cfg)? {
+        let scheme = if l.https { "https" } else { "http" };
         return Ok((
-            format!("http://{}", connectable(l.http)),
+            format!("{scheme}://{}", connectable(l.http)),
             format!(
                 "where the server of {} listens, {}",
                 cfg.data_dir.display(),
@@ -177,9 +188,14 @@ pub fn api_base(a: &ApiArgs, cfg: &Config) -> Result<(String, String)> {
             cfg.listening_path().display()
         );
     }
+    let scheme = if cfg.http_tls_enabled() {
+        "https"
+    } else {
+        "http"
+    };
     let base = match listen.parse::<SocketAddr>() {
-        Ok(a) => format!("http://{}", connectable(a)),
-        Err(_) => format!("http://{listen}"),
+        Ok(a) => format!("{scheme}://{}", connectable(a)),
+        Err(_) => format!("{scheme}://{listen}"),
     };
     Ok((base, "the configuration's http_listen".into()))
 }
@@ -309,12 +325,25 @@ pub fn unreachable(base: &str, from: &str, e: &ureq::Error) -> anyhow::Error {
     let refused =
         matches!(e, ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused);
     let hint = if refused {
-        "is `ferrota serve` running? Its API address is the `http` line it prints"
+        "is `ferrota serve` running? Its API address is the `api` line it prints"
+    } else if base.starts_with("https://") {
+        "no HTTPS answer: does that server serve HTTPS (`ferrota serve --http-tls`; the `api` \
+         line it prints says https://), and is it not the MQTT/TLS port?"
     } else {
-        "no HTTP answer: is that the MQTT/TLS port? The API address is the `http` line \
+        "no HTTP answer: is that the MQTT/TLS port? The API address is the `api` line \
          `ferrota serve` prints"
     };
     anyhow!("no Ferrota API at {base} ({from}): {e}; {hint}")
+}
+
+/// The message for an `https://` server whose certificate the CLI does not trust: the URL,
+/// rustls's reason, which CA was used, and how to give the right one.
+pub fn untrusted(base: &str, from: &str, reason: &str, trusted: &str) -> anyhow::Error {
+    anyhow!(
+        "{base} ({from}): the server's TLS certificate is not trusted ({reason}; trusted: \
+         {trusted}); pass --ca FILE (FERROTA_CA) with the CA that issued it: a Ferrota \
+         server's fleet CA is <data>/ca/ca.crt.pem on its machine"
+    )
 }
 
 /// The message for an HTTP answer that is not the Ferrota API's (a 404 for a route every
@@ -341,6 +370,7 @@ mod tests {
     fn api(url: Option<&str>) -> ApiArgs {
         ApiArgs {
             api: url.map(str::to_string),
+            ca: None,
             token: None,
             data: DataArgs {
                 config: None,
@@ -367,6 +397,7 @@ mod tests {
             http: "[::]:28080".parse().unwrap(),
             endpoint: "ota.example.com".into(),
             pid: 1,
+            https: false,
         };
         record(&c, &l).unwrap();
         assert!(d.path().join("listening.json").is_file());
@@ -403,6 +434,7 @@ mod tests {
             http: "127.0.0.1:28080".parse().unwrap(),
             endpoint: "localhost".into(),
             pid: 1,
+            https: false,
         };
         record(&c, &l).unwrap();
         c.endpoint = "mqtt.fleet.example".into();
@@ -423,6 +455,7 @@ mod tests {
             http: "127.0.0.1:28080".parse().unwrap(),
             endpoint: "localhost".into(),
             pid: 1,
+            https: false,
         };
         record(&c, &l).unwrap();
         c.broker.external = Some("mqtts://broker.example:9883".into());
@@ -433,6 +466,34 @@ mod tests {
         c.broker.external = Some("tcp://broker.example".into());
         let e = mqtt_endpoint(&c, None).unwrap_err().to_string();
         assert!(e.contains("tcp://broker.example"), "{e}");
+    }
+
+    /// An HTTPS server's record, or a configuration with HTTPS, gives an `https://` URL.
+    #[test]
+    fn an_https_server_is_reached_at_an_https_url() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = cfg(d.path());
+        c.http_tls = true;
+        assert_eq!(
+            api_base(&api(None), &c).unwrap().0,
+            "https://127.0.0.1:8080"
+        );
+        let l = Listening {
+            mqtt: "127.0.0.1:28883".parse().unwrap(),
+            http: "0.0.0.0:28443".parse().unwrap(),
+            endpoint: "localhost".into(),
+            pid: 1,
+            https: true,
+        };
+        record(&cfg(d.path()), &l).unwrap();
+        assert_eq!(
+            api_base(&api(None), &cfg(d.path())).unwrap().0,
+            "https://127.0.0.1:28443"
+        );
+        // A record written before HTTPS existed (no `https` key) is plain HTTP.
+        let old = r#"{"mqtt":"127.0.0.1:1","http":"127.0.0.1:2","endpoint":"x","pid":1}"#;
+        std::fs::write(c.listening_path(), old).unwrap();
+        assert!(!recorded(&c).unwrap().unwrap().https);
     }
 
     #[test]

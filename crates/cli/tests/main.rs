@@ -11,6 +11,7 @@ mod cluster;
 mod demo;
 mod device;
 mod groups;
+mod https;
 mod image_tools;
 mod inventory;
 mod openssl;

@@ -279,17 +279,13 @@ fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>
 
 /// `ferrota serve` with `extra` arguments must exit 1 with a message naming `file`, and leave
 /// the data directory as it was.
-fn serve_refused(env: &Env, extra: &[&str], file: &str) -> String {
+pub(crate) fn serve_refused(env: &Env, extra: &[&str], file: &str) -> String {
     let before = snapshot(&env.path("data"));
-    let mut args = vec![
-        "serve",
-        "--data-dir",
-        "data",
-        "--mqtt-listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-    ];
+    let mut args = common::SERVE.to_vec();
+    if extra.contains(&"--http-listen") {
+        // clap takes a flag once: `extra`'s address instead of loopback's.
+        args.truncate(args.len() - 2);
+    }
     args.extend_from_slice(extra);
     // A server that starts anyway would run forever: give it 20 s, then fail the test.
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferrota"))

@@ -357,18 +357,7 @@ fn another_http_server_is_not_taken_for_the_api() {
 #[test]
 fn serve_logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
     let env = Env::new();
-    let mut s = serve(
-        &env,
-        &[
-            "--data-dir",
-            "data",
-            "--mqtt-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ],
-        Stdio::piped(),
-    );
+    let mut s = serve(&env, &common::SERVE[1..], Stdio::piped());
     let _ = s.child.kill();
     let _ = s.child.wait();
     let mut err = Vec::new();

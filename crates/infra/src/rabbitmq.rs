@@ -94,7 +94,51 @@ impl RabbitCluster {
     }
 
     /// Starts a cluster in `root` (kept when it stops: `scripts/cluster.sh`).
+    ///
+    /// Every port a node takes (AMQP, MQTT, Erlang distribution, and the cluster's private
+    /// epmd) is chosen free a moment before the node binds it ([`crate::free_port`]), so
+    /// another process may take it in between; the node then fails to boot (`eaddrinuse`).
+    /// Such a start is tried again with new ports for everything, at most [`START_TRIES`]
+    /// times in all, as PostgreSQL and SeaweedFS are; the directories of a failed try stay
+    /// beside the new ones as `nodeN.try-K` (their logs say what was taken). Any other failure
+    /// is returned at once.
     pub fn start_in(root: &Path, cfg: &RabbitConfig) -> InfraResult<Self> {
+        Self::start_picking(root, cfg, &mut proc::free_port)
+    }
+
+    /// [`RabbitCluster::start_in`] with the ports chosen by `pick` (tests hand out a taken
+    /// one).
+    fn start_picking(
+        root: &Path,
+        cfg: &RabbitConfig,
+        pick: &mut dyn FnMut() -> InfraResult<u16>,
+    ) -> InfraResult<Self> {
+        let mut attempt = 1;
+        loop {
+            match Self::try_start(root, cfg, pick) {
+                Ok(c) => return Ok(c),
+                Err(e) if port_taken(&e, root, cfg.nodes) => {
+                    if attempt >= START_TRIES {
+                        return Err(InfraError::Failed(format!(
+                            "{e}\n(a port was taken at each of {START_TRIES} tries, with new \
+                             ports each time)"
+                        )));
+                    }
+                    set_aside(root, cfg.nodes, attempt)?;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One try of [`RabbitCluster::start_in`]: on an error the nodes started are stopped
+    /// (the partial cluster is dropped) and their directories left for the logs.
+    fn try_start(
+        root: &Path,
+        cfg: &RabbitConfig,
+        pick: &mut dyn FnMut() -> InfraResult<u16>,
+    ) -> InfraResult<Self> {
         if !Self::available() {
             return Err(InfraError::Missing(
                 "RabbitMQ",
@@ -119,9 +163,9 @@ impl RabbitCluster {
             std::fs::create_dir_all(&dir).map_err(io(&dir))?;
             let node = Node {
                 name: format!("ferrota{}@localhost", i + 1),
-                amqp: proc::free_port()?,
-                mqtt: proc::free_port()?,
-                dist: proc::free_port()?,
+                amqp: pick()?,
+                mqtt: pick()?,
+                dist: pick()?,
                 dir,
                 child: None,
             };
@@ -131,7 +175,7 @@ impl RabbitCluster {
         let mut c = RabbitCluster {
             detached: false,
             root: root.to_path_buf(),
-            epmd: proc::free_port()?,
+            epmd: pick()?,
             password,
             nodes,
             _temp: None,
@@ -334,6 +378,56 @@ impl RabbitCluster {
     }
 }
 
+/// How many times [`RabbitCluster::start_in`] starts a cluster when a port it chose was taken.
+pub const START_TRIES: usize = 3;
+
+/// Whether a failed start failed on a port someone else took, so that new ports fix it: the
+/// error and every node's logs (`out.log`, `log/*`) are searched for what Erlang and RabbitMQ
+/// print then. `eaddrinuse` (a listener: AMQP, MQTT; the distribution port) and its words;
+/// "in use by another" (RabbitMQ's prelaunch check of the distribution port, and a node
+/// name taken in another cluster's epmd that took our epmd port); epmd's "register/listen
+/// error".
+fn port_taken(e: &InfraError, root: &Path, nodes: usize) -> bool {
+    let mut text = e.to_string();
+    for i in 0..nodes {
+        let dir = root.join(format!("node{}", i + 1));
+        text.push_str(&std::fs::read_to_string(dir.join("out.log")).unwrap_or_default());
+        if let Ok(logs) = std::fs::read_dir(dir.join("log")) {
+            for f in logs.flatten() {
+                text.push_str(&std::fs::read_to_string(f.path()).unwrap_or_default());
+            }
+        }
+    }
+    says_port_in_use(&text)
+}
+
+/// The words of a port already taken, in a node's error or logs ([`port_taken`]).
+fn says_port_in_use(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    [
+        "eaddrinuse",
+        "address already in use",
+        "in use by another",
+        "register/listen error",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
+}
+
+/// Moves the node directories of failed try `attempt` aside (`nodeN.try-K`), so the next try
+/// starts from empty ones (no half-made Mnesia database) and the logs stay to be read.
+fn set_aside(root: &Path, nodes: usize, attempt: usize) -> InfraResult<()> {
+    for i in 0..nodes {
+        let dir = root.join(format!("node{}", i + 1));
+        if dir.exists() {
+            let to = root.join(format!("node{}.try-{attempt}", i + 1));
+            std::fs::rename(&dir, &to)
+                .map_err(|e| InfraError::Io(format!("{} -> {}", dir.display(), to.display()), e))?;
+        }
+    }
+    Ok(())
+}
+
 /// What stays of a cluster left running ([`RabbitCluster::detach`]).
 #[derive(Debug, Clone)]
 pub struct DetachedNode {
@@ -455,4 +549,68 @@ fn write_node_files(n: &Node, i: usize, cfg: &RabbitConfig, cookie: &str) -> Inf
     std::fs::set_permissions(&cookie_path, std::fs::Permissions::from_mode(0o400))
         .map_err(|e| InfraError::Io(cookie_path.display().to_string(), e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What Erlang and RabbitMQ print for a taken port counts; other failures do not (they
+    /// are returned at once, not retried).
+    #[test]
+    fn a_taken_port_is_told_from_other_failures() {
+        for taken in [
+            "[error] <0.700.0> Failed to start Ranch listener {acceptor,{127,0,0,1},5672} in \
+             ranch_tcp:listen([...]) for reason eaddrinuse (address already in use)",
+            "BOOT FAILED\n===========\nError during startup: {error,{could_not_start_listener,\
+             \"127.0.0.1\",22222,{{shutdown,{failed_to_start_child,{ranch_listener_sup,\
+             {acceptor,{127,0,0,1},22222}},{listen_error,{acceptor,{127,0,0,1},22222},eaddrinuse}}}",
+            "Protocol 'inet_tcp': register/listen error: econnrefused",
+            "ERROR: distribution port 25672 in use by another node: rabbit@other",
+            "Address already in use",
+        ] {
+            assert!(says_port_in_use(taken), "{taken}");
+        }
+        for other in [
+            "node ferrota1@localhost did not start: rabbitmqctl await_startup failed: timeout",
+            "/usr/lib/rabbitmq/bin/rabbitmq-server: Permission denied",
+            "{error,{bad_config,\"rabbitmq.conf\"}}",
+        ] {
+            assert!(!says_port_in_use(other), "{other}");
+        }
+    }
+
+    /// A node given a port another process holds fails to boot; the start is tried again
+    /// with new ports, and the cluster comes up on them (the first try's logs kept beside).
+    #[test]
+    fn a_start_on_a_taken_port_is_retried_with_new_ports() {
+        if crate::skip_without("RabbitMQ", RabbitCluster::available()) {
+            return;
+        }
+        let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = holder.local_addr().unwrap().port();
+        let root = proc::owned_tempdir("ferrota-rmq-retry-").unwrap();
+        let mut first = true;
+        let mut pick = || {
+            if std::mem::take(&mut first) {
+                Ok(taken)
+            } else {
+                proc::free_port()
+            }
+        };
+        let cfg = RabbitConfig {
+            nodes: 1,
+            tls: None,
+            auth_http: vec![],
+        };
+        let c = RabbitCluster::start_picking(root.path(), &cfg, &mut pick).unwrap();
+        assert_ne!(c.amqp_port(0), taken);
+        std::net::TcpStream::connect(("127.0.0.1", c.amqp_port(0))).unwrap();
+        let failed = root.path().join("node1.try-1");
+        assert!(failed.is_dir(), "the failed try's directory is kept");
+        let log = std::fs::read_to_string(failed.join("out.log")).unwrap_or_default();
+        assert!(says_port_in_use(&log), "{log}");
+        drop(c);
+        drop(holder);
+    }
 }

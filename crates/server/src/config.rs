@@ -7,7 +7,13 @@
 //! database_wait = 30                # seconds to wait at start for that server to answer
 //! mqtt_listen = "127.0.0.1:8883"    # MQTT over mutual TLS (loopback by default; "0.0.0.0:8883"
 //!                                   #   or a LAN address exposes it to devices)
-//! http_listen = "127.0.0.1:8080"    # operator HTTP API (loopback by default)
+//! http_listen = "127.0.0.1:8080"    # operator HTTP API and /metrics (loopback by default;
+//!                                   #   any other address needs HTTPS, see below)
+//! http_tls = true                   # HTTPS for it, certificate issued by the fleet CA at each
+//!                                   #   start for localhost, 127.0.0.1, ::1, endpoint,
+//!                                   #   server_names and the http_listen host
+//! http_cert = "api.crt.pem"         # or your own certificate chain and key (PEM; turns
+//! http_key = "api.key.pem"          #   HTTPS on without http_tls)
 //! endpoint = "ota.example.com"      # host name written into device bundles
 //! server_names = ["ota.example.com"]  # extra names in the server certificate (at `ca init`)
 //! client_cas = ["other-ca.pem"]     # registered CAs whose device certificates are accepted
@@ -41,6 +47,22 @@
 //! cert = "svc.crt.pem"              # optional: default <data>/ca/service.crt.pem, issued by
 //! key = "svc.key.pem"               #   the fleet CA on first start
 //! ```
+//!
+//! ## HTTPS for the operator API
+//!
+//! The HTTP listener carries the operator token on every request, so it is served in clear
+//! only on loopback. An `http_listen` address that is not loopback (`0.0.0.0:8080`, `[::]`, a
+//! LAN address, a name that resolves to one) without HTTPS is refused at start
+//! ([`Config::check_http_listen`]), naming the address and the keys that fix it; nothing is
+//! bound or created then. With `http_tls = true` (`ferrota serve --http-tls`) the server
+//! issues itself a certificate from the fleet CA at every start (ECDSA P-256, kept in memory:
+//! the CA is what clients trust, so a new leaf per start needs nothing from them); the CLI
+//! trusts the fleet CA of a local data directory by itself, and a remote client takes it as
+//! `--ca <data>/ca/ca.crt.pem`. With `http_cert`/`http_key` (`--http-cert`/`--http-key`) the
+//! server uses that chain and key instead (a certificate of your own CA or a public one);
+//! give both. Every route of the listener (the API, `/metrics`, the `[broker]` auth routes)
+//! is served over it; a plain-HTTP request to the HTTPS port gets a 400 saying to use
+//! `https://`, and a failed handshake closes only its own connection.
 
 use std::path::{Path, PathBuf};
 
@@ -68,8 +90,16 @@ pub struct Config {
     /// a server started to try things out is not reachable from the network until an
     /// address is given (`0.0.0.0:8883` for every interface).
     pub mqtt_listen: String,
-    /// HTTP API listen address.
+    /// HTTP API listen address. Anything but loopback needs HTTPS (`http_tls`, or
+    /// `http_cert` and `http_key`): refused at start otherwise ([`Config::check_http_listen`]).
     pub http_listen: String,
+    /// Serve the HTTP API over TLS with a certificate the fleet CA issues at every start
+    /// ([`Config::http_cert_names`]). Implied by `http_cert`/`http_key`.
+    pub http_tls: bool,
+    /// The HTTPS certificate chain (PEM), instead of one from the fleet CA; with `http_key`.
+    pub http_cert: Option<PathBuf>,
+    /// The private key of `http_cert` (PEM).
+    pub http_key: Option<PathBuf>,
     /// Host name for device bundles.
     pub endpoint: String,
     /// Extra server certificate names.
@@ -234,6 +264,9 @@ impl Default for Config {
             database_wait: 30,
             mqtt_listen: "127.0.0.1:8883".into(),
             http_listen: "127.0.0.1:8080".into(),
+            http_tls: false,
+            http_cert: None,
+            http_key: None,
             endpoint: "localhost".into(),
             server_names: Vec::new(),
             client_cas: Vec::new(),
@@ -319,6 +352,60 @@ impl Config {
         }))
     }
 
+    /// Whether the HTTP API is served over TLS: `http_tls`, or a certificate of one's own.
+    pub fn http_tls_enabled(&self) -> bool {
+        self.http_tls || self.http_cert.is_some() || self.http_key.is_some()
+    }
+
+    /// The names of the HTTPS certificate the fleet CA issues (`http_tls` without
+    /// `http_cert`): `localhost`, `127.0.0.1`, `::1`, the `endpoint`, the `server_names` and
+    /// the host of `http_listen` unless it is the unspecified address (every interface: the
+    /// names a client uses then are the endpoint's and `server_names`'). Duplicates removed,
+    /// order kept.
+    pub fn http_cert_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+        names.push(self.endpoint.clone());
+        names.extend(self.server_names.iter().cloned());
+        if let Some((host, _)) = self.http_listen.rsplit_once(':') {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let unspecified = host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_unspecified());
+            if !host.is_empty() && !unspecified {
+                names.push(host.to_string());
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        names.retain(|n| !n.is_empty() && seen.insert(n.clone()));
+        names
+    }
+
+    /// Refuses an `http_listen` that is not loopback while the API would be served without
+    /// TLS: the operator token (and every answer) would cross the network in clear. A name is
+    /// resolved, and every address it resolves to must be loopback; a name that does not
+    /// resolve is left to the bind, which reports it. The message names the address and the
+    /// ways out.
+    pub fn check_http_listen(&self) -> Result<(), String> {
+        use std::net::ToSocketAddrs;
+        if self.http_tls_enabled() {
+            return Ok(());
+        }
+        let Ok(addrs) = self.http_listen.to_socket_addrs() else {
+            return Ok(());
+        };
+        match addrs.map(|a| a.ip()).find(|ip| !ip.is_loopback()) {
+            None => Ok(()),
+            Some(ip) => Err(format!(
+                "http_listen {:?}: {ip} is not a loopback address, and the HTTP API would be \
+                 served without TLS (the operator token in clear on the network); refusing to \
+                 start. Serve it over HTTPS: --http-tls (http_tls = true: a certificate from \
+                 the fleet CA) or --http-cert FILE --http-key FILE (http_cert, http_key: your \
+                 own), or listen on 127.0.0.1",
+                self.http_listen
+            )),
+        }
+    }
+
     /// `<data>/ca`.
     pub fn ca_dir(&self) -> PathBuf {
         self.data_dir.join("ca")
@@ -362,6 +449,79 @@ mod tests {
         }
         std::fs::write(&path, "mqtt_listen = \"0.0.0.0:8883\"\n").unwrap();
         assert_eq!(Config::load(&path).unwrap().mqtt_listen, "0.0.0.0:8883");
+    }
+
+    /// Issue 18: the operator API in clear only on loopback. Every address that is not
+    /// loopback (every interface, IPv6's too, a LAN address) is refused with a message naming
+    /// it and the keys that fix it; with HTTPS (`http_tls`, or one's own certificate) all are
+    /// accepted; loopback (`127.0.0.1`, `::1`, `localhost`) is accepted in clear.
+    #[test]
+    fn an_api_in_clear_is_refused_on_anything_but_loopback() {
+        let with = |listen: &str| Config {
+            http_listen: listen.into(),
+            ..Config::default()
+        };
+        for ok in [
+            "127.0.0.1:8080",
+            "[::1]:0",
+            "localhost:8080",
+            "127.0.0.2:80",
+        ] {
+            assert_eq!(with(ok).check_http_listen(), Ok(()), "{ok}");
+        }
+        for bad in [
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "192.168.1.20:8080",
+            "10.0.0.1:0",
+        ] {
+            let e = with(bad).check_http_listen().unwrap_err();
+            assert!(e.contains(bad), "{e}");
+            assert!(e.contains("--http-tls") && e.contains("http_cert"), "{e}");
+            let tls = Config {
+                http_tls: true,
+                ..with(bad)
+            };
+            assert_eq!(tls.check_http_listen(), Ok(()));
+            let own = Config {
+                http_cert: Some("c.pem".into()),
+                http_key: Some("k.pem".into()),
+                ..with(bad)
+            };
+            assert!(own.http_tls_enabled());
+            assert_eq!(own.check_http_listen(), Ok(()));
+        }
+        assert!(!Config::default().http_tls_enabled());
+    }
+
+    /// The names of the certificate the fleet CA issues for HTTPS: loopback, the endpoint,
+    /// `server_names`, and the listen host unless it is every interface; no duplicates.
+    #[test]
+    fn the_https_certificate_names_the_addresses_clients_use() {
+        let c = Config {
+            endpoint: "ota.example.com".into(),
+            server_names: vec!["ota.example.com".into(), "10.0.0.5".into()],
+            http_listen: "192.168.1.20:8443".into(),
+            ..Config::default()
+        };
+        assert_eq!(
+            c.http_cert_names(),
+            [
+                "localhost",
+                "127.0.0.1",
+                "::1",
+                "ota.example.com",
+                "10.0.0.5",
+                "192.168.1.20"
+            ]
+        );
+        for any in ["0.0.0.0:8443", "[::]:8443"] {
+            let c = Config {
+                http_listen: any.into(),
+                ..Config::default()
+            };
+            assert_eq!(c.http_cert_names(), ["localhost", "127.0.0.1", "::1"]);
+        }
     }
 
     /// `[broker] amqp` takes one node's URL or a list of them (tried in turn); anything else

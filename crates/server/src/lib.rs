@@ -103,6 +103,7 @@ pub mod faults;
 pub mod filter;
 pub mod gate;
 pub mod groups;
+pub mod https;
 pub mod inventory;
 pub mod jobs;
 pub mod lease;

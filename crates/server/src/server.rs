@@ -158,6 +158,8 @@ pub struct Server {
     amqp: Option<crate::amqp::Amqp>,
     /// `[broker] auth_secret`: answer the cluster's auth questions ([`crate::broker_auth`]).
     broker_auth: Option<crate::broker_auth::BrokerAuth>,
+    /// HTTPS for the HTTP listener ([`crate::https`]); `None`: plain HTTP, loopback only.
+    http_tls: Option<Arc<ServerConfig>>,
 }
 
 /// The TLS configuration, rebuilt when the CRL files change.
@@ -642,9 +644,65 @@ pub fn http_router(admin: Arc<Admin>, token: String) -> axum::Router {
     api.clone().merge(ferrota_console::router(api))
 }
 
+/// The rustls configuration of the HTTP listener, or `None` when the configuration serves it
+/// in clear ([`Config::http_tls_enabled`]). With `http_cert`/`http_key` those files (both
+/// needed, each error naming its file); else a certificate for
+/// [`Config::http_cert_names`] issued now by the fleet CA `ca`.
+pub fn http_tls_config(cfg: &Config, ca: &Ca) -> Result<Option<Arc<ServerConfig>>, ServeError> {
+    if !cfg.http_tls_enabled() {
+        return Ok(None);
+    }
+    let (chain, key, what) = match (&cfg.http_cert, &cfg.http_key) {
+        (Some(c), Some(k)) => {
+            let read = |p: &Path| std::fs::read(p).map_err(|e| file_err(p, e));
+            let (cert_pem, key_pem) = (read(c)?, read(k)?);
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+                .collect::<Result<_, _>>()
+                .map_err(|e| file_err(c, format!("not PEM: {e}")))?;
+            if chain.is_empty() {
+                return Err(file_err(
+                    c,
+                    "no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
+                ));
+            }
+            let key = PrivateKeyDer::from_pem_slice(&key_pem)
+                .map_err(|e| file_err(k, format!("not a PEM private key: {e}")))?;
+            (chain, key, format!("{} with {}", c.display(), k.display()))
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(ServeError::Config(
+                "http_cert and http_key (--http-cert, --http-key) go together: give both, or \
+                 neither for a certificate from the fleet CA"
+                    .into(),
+            ));
+        }
+        (None, None) => {
+            let issued = ca.issue_server(&cfg.http_cert_names())?;
+            let chain = CertificateDer::pem_slice_iter(issued.cert_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|e| ServeError::Io(format!("the HTTPS certificate: {e}")))?;
+            let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes())
+                .map_err(|e| ServeError::Io(format!("the HTTPS key: {e}")))?;
+            (
+                chain,
+                key,
+                "the HTTPS certificate from the fleet CA".to_string(),
+            )
+        }
+    };
+    let mut sc = ServerConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
+        .map_err(|e| ServeError::Io(format!("{what}: {e}")))?;
+    sc.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(Arc::new(sc)))
+}
+
 impl Server {
     /// Opens the data directory (creating the CA on first start) and builds the TLS setup.
     pub async fn open(cfg: &Config, port: u16) -> Result<Server, ServeError> {
+        // Before anything is opened or created: an API exposed in clear is refused.
+        cfg.check_http_listen().map_err(ServeError::Config)?;
         let ca_dir = cfg.ca_dir();
         // An existing directory's TLS files are checked before the database is opened, so a
         // refused start leaves every file as it was; a new directory gets its database, then
@@ -663,6 +721,7 @@ impl Server {
                 Ca::init(&ca_dir, &cfg.server_names)?
             }
         };
+        let http_tls = http_tls_config(cfg, &ca)?;
         let broker = Broker::new(d.store, d.blobs, cfg.policy(), cfg.limits());
         if let Some(lease) = d.lease {
             broker.services.set_lease(lease);
@@ -721,7 +780,13 @@ impl Server {
             external,
             amqp,
             broker_auth,
+            http_tls,
         })
+    }
+
+    /// Whether the HTTP listener serves HTTPS (`http_tls`, `http_cert`).
+    pub fn http_is_tls(&self) -> bool {
+        self.http_tls.is_some()
     }
 
     /// The operator token of the HTTP API.
@@ -731,13 +796,20 @@ impl Server {
 
     /// Serves MQTT/TLS on `mqtt` and the API on `http` until `shutdown` resolves, then
     /// disconnects every client. In client mode (`[broker] external`) `mqtt` is not used: the
-    /// services connect to the external broker instead.
+    /// services connect to the external broker instead. The API is served over TLS when the
+    /// configuration says so ([`crate::https`]); a plain `http` listener on an address that is
+    /// not loopback is refused before anything runs.
     pub async fn run(
         self,
         mqtt: TcpListener,
         http: Option<TcpListener>,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
+        if let Some(l) = &http
+            && self.http_tls.is_none()
+        {
+            crate::https::refuse_plain_on_network(l.local_addr()?)?;
+        }
         let broker = self.broker.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let api_task = http.map(|l| {
@@ -746,12 +818,33 @@ impl Server {
                 app = app.merge(a.router());
             }
             let mut rx = stop_rx.clone();
+            let stop = async move {
+                let _ = rx.changed().await;
+            };
+            let tls = self.http_tls.clone();
+            let limits = self.broker.limits.clone();
             tokio::spawn(async move {
-                let _ = axum::serve(l, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.changed().await;
-                    })
-                    .await;
+                let served = match tls {
+                    Some(tls) => {
+                        let gate = crate::gate::PendingGate::new(
+                            limits.max_pending,
+                            limits.max_pending_per_address,
+                        );
+                        match crate::https::HttpsListener::new(
+                            l,
+                            tls,
+                            limits.tls_handshake_timeout,
+                            gate,
+                        ) {
+                            Ok(l) => axum::serve(l, app).with_graceful_shutdown(stop).await,
+                            Err(e) => Err(e),
+                        }
+                    }
+                    None => axum::serve(l, app).with_graceful_shutdown(stop).await,
+                };
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the HTTP API stopped");
+                }
             })
         });
         let timers = tokio::spawn(crate::timeouts::run(

@@ -9,6 +9,7 @@ mod api_strict;
 mod blobs_s3;
 mod broker_auth;
 mod console;
+mod https;
 mod identity;
 mod inventory;
 mod job_limits;

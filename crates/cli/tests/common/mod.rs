@@ -251,6 +251,8 @@ pub struct Serve {
     pub http: String,
     /// The MQTT port it bound.
     pub mqtt_port: u16,
+    /// The API's URL as the server printed it (`api <url>`: `https://` with `--http-tls`).
+    pub api: String,
 }
 
 impl Drop for Serve {
@@ -268,10 +270,12 @@ pub fn spawn_serve(mut cmd: Command) -> Serve {
         .spawn()
         .expect("spawn ferrota serve");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut http, mut mqtt_port) = (String::new(), 0);
-    for _ in 0..3 {
+    let (mut http, mut mqtt_port, mut api) = (String::new(), 0, String::new());
+    for _ in 0..4 {
         let l = lines.next().expect("serve output").unwrap();
-        if let Some(a) = l.strip_prefix("http ") {
+        if let Some(a) = l.strip_prefix("api ") {
+            api = a.to_string();
+        } else if let Some(a) = l.strip_prefix("http ") {
             http = format!("http://{a}");
         } else if let Some(a) = l.strip_prefix("mqtt ") {
             mqtt_port = a.rsplit(':').next().unwrap().parse().unwrap();
@@ -285,23 +289,34 @@ pub fn spawn_serve(mut cmd: Command) -> Serve {
         child,
         http,
         mqtt_port,
+        api,
     }
 }
 
+/// The command line of [`serve`]: `ferrota serve --data-dir data` on loopback port 0 (MQTT
+/// and HTTP; `--http-listen` last).
+pub const SERVE: [&str; 7] = [
+    "serve",
+    "--data-dir",
+    "data",
+    "--mqtt-listen",
+    "127.0.0.1:0",
+    "--http-listen",
+    "127.0.0.1:0",
+];
+
 /// `ferrota serve --data-dir data` in `env` on loopback port 0 (MQTT and HTTP).
 pub fn serve(env: &Env) -> Serve {
+    serve_with(env, &[])
+}
+
+/// [`serve`] with `extra` arguments (`--http-tls`).
+pub fn serve_with(env: &Env, extra: &[&str]) -> Serve {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ferrota"));
-    c.args([
-        "serve",
-        "--data-dir",
-        "data",
-        "--mqtt-listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-    ])
-    .current_dir(env.dir.path())
-    .stderr(Stdio::null());
+    c.args(SERVE)
+        .args(extra)
+        .current_dir(env.dir.path())
+        .stderr(Stdio::null());
     spawn_serve(c)
 }
 

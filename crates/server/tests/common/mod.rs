@@ -217,12 +217,25 @@ pub async fn http(
     path: &str,
     body: Option<&serde_json::Value>,
 ) -> (u16, serde_json::Value) {
+    http_with(s, Some(&s.token), method, path, body).await
+}
+
+/// [`http`] with another token, or none (no `authorization` header).
+pub async fn http_with(
+    s: &TestServer,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\n\
+        "{method} {path} HTTP/1.1\r\nhost: localhost\r\n{auth}\
 content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        s.token,
         body.len()
     );
     let mut c = tokio::net::TcpStream::connect(s.http).await.unwrap();
