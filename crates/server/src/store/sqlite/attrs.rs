@@ -50,7 +50,7 @@ impl ThingIndexStore for SqliteStore {
         cert: &CertRecord,
         attributes: &BTreeMap<String, String>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         insert_thing(&mut tx, thing).await?;
         insert_certificate(&mut *tx, cert).await?;
         write_attributes(&mut tx, &thing.name, attributes).await?;
@@ -63,7 +63,7 @@ impl ThingIndexStore for SqliteStore {
         thing: &str,
         attributes: &BTreeMap<String, String>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let exists = query("SELECT 1 FROM things WHERE name = ?")
             .bind(thing)
             .fetch_optional(&mut *tx)
