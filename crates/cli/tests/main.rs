@@ -14,6 +14,7 @@ mod groups;
 mod image_tools;
 mod inventory;
 mod openssl;
+mod remote_things;
 mod rollout;
 mod server;
 mod settings;
