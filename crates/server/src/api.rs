@@ -1045,24 +1045,20 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
 }
 
 /// The answers axum writes itself, before a handler runs, are plain text: 405 for a method a
-/// path does not have, 413 for a body over the limit. A client that reads AWS error JSON
+/// path does not have, 413 for a body over the limit, 400 for a path parameter it cannot
+/// decode (`/api/things/%FF`: not UTF-8). A client that reads AWS error JSON
 /// (`ferrota_api::Client`, an AWS SDK) would see an undecodable body, so they are rewritten
 /// with the codes AWS IoT uses for the same statuses (`MethodNotAllowedException`,
-/// `RequestEntityTooLargeException`); the 405's `Allow` header is kept. Every other answer,
-/// JSON already, passes unchanged.
+/// `RequestEntityTooLargeException`, `InvalidRequestException` with axum's words); the 405's
+/// `Allow` header is kept. Every other answer, JSON already, passes unchanged.
 async fn framework_errors_as_aws_json(resp: Response) -> Response {
-    let (code, message) = match resp.status() {
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "MethodNotAllowedException",
-            "this path does not take that method (see the table in `ferrota_server::api`)",
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "RequestEntityTooLargeException",
-            "the request body is over the API's limit (GET /api/limits gives maxFileBytes); \
-             nothing was stored",
-        ),
-        _ => return resp,
-    };
+    let status = resp.status();
+    if !matches!(
+        status,
+        StatusCode::METHOD_NOT_ALLOWED | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::BAD_REQUEST
+    ) {
+        return resp;
+    }
     let is_json = resp
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
@@ -1071,7 +1067,31 @@ async fn framework_errors_as_aws_json(resp: Response) -> Response {
         return resp;
     }
     let allow = resp.headers().get(axum::http::header::ALLOW).cloned();
-    let mut out = aws_error(resp.status(), code, message);
+    let mut out = match status {
+        StatusCode::METHOD_NOT_ALLOWED => aws_error(
+            status,
+            "MethodNotAllowedException",
+            "this path does not take that method (see the table in `ferrota_server::api`)",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => aws_error(
+            status,
+            "RequestEntityTooLargeException",
+            "the request body is over the API's limit (GET /api/limits gives maxFileBytes); \
+             nothing was stored",
+        ),
+        _ => {
+            // axum's rejection text is one short line.
+            let text = axum::body::to_bytes(resp.into_body(), 4096)
+                .await
+                .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+                .unwrap_or_default();
+            aws_error(
+                status,
+                "InvalidRequestException",
+                &format!("{text}; nothing was changed"),
+            )
+        }
+    };
     if let Some(a) = allow {
         out.headers_mut().insert(axum::http::header::ALLOW, a);
     }

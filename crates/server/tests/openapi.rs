@@ -353,86 +353,43 @@ async fn real_answers_conform_to_their_schemas() {
             "{k} in the schema"
         );
     }
-    conforms(
-        &m,
-        &doc,
-        "GET",
-        "/api/ota-updates",
-        "/api/ota-updates",
-        None,
-    )
-    .await;
-    conforms(&m, &doc, "GET", "/api/things", "/api/things", None).await;
-    conforms(
-        &m,
-        &doc,
-        "GET",
-        "/api/things/{name}",
-        "/api/things/dev-1",
-        None,
-    )
-    .await;
-    conforms(
-        &m,
-        &doc,
-        "GET",
-        "/api/jobs/{id}",
-        &format!("/api/jobs/{}", ota["jobId"].as_str().unwrap()),
-        None,
-    )
-    .await;
-    conforms(
-        &m,
-        &doc,
-        "GET",
-        "/api/rollouts/{id}",
-        "/api/rollouts/rel-1",
-        None,
-    )
-    .await;
-    conforms(
-        &m,
-        &doc,
-        "GET",
-        "/api/thing-groups",
-        "/api/thing-groups",
-        None,
-    )
-    .await;
-    conforms(&m, &doc, "GET", "/api/limits", "/api/limits", None).await;
-    conforms(&m, &doc, "GET", "/api/health", "/api/health", None).await;
-    let q = json!({"queryString": "thingName:dev-*"});
-    conforms(
-        &m,
-        &doc,
-        "POST",
-        "/api/indices/search",
-        "/api/indices/search",
-        Some(&q),
-    )
-    .await;
-    let t = json!({"name": "alice", "role": "viewer"});
-    conforms(&m, &doc, "POST", "/api/tokens", "/api/tokens", Some(&t)).await;
-    conforms(&m, &doc, "GET", "/api/tokens", "/api/tokens", None).await;
-    conforms(&m, &doc, "GET", "/api/audit", "/api/audit", None).await;
-    conforms(
-        &m,
-        &doc,
-        "POST",
-        "/api/rollouts/{id}/{action}",
-        "/api/rollouts/rel-1/cancel",
-        None,
-    )
-    .await;
-    conforms(
-        &m,
-        &doc,
-        "POST",
-        "/api/ota-updates/{id}/cancel",
-        "/api/ota-updates/rel-2/cancel",
-        None,
-    )
-    .await;
+    let job = format!("/api/jobs/{}", ota["jobId"].as_str().unwrap());
+    let search = json!({"queryString": "thingName:dev-*"});
+    let token = json!({"name": "alice", "role": "viewer"});
+    let calls: [(&str, &str, &str, Option<&Value>); 14] = [
+        ("GET", "/api/ota-updates", "/api/ota-updates", None),
+        ("GET", "/api/things", "/api/things", None),
+        ("GET", "/api/things/{name}", "/api/things/dev-1", None),
+        ("GET", "/api/jobs/{id}", &job, None),
+        ("GET", "/api/rollouts/{id}", "/api/rollouts/rel-1", None),
+        ("GET", "/api/thing-groups", "/api/thing-groups", None),
+        ("GET", "/api/limits", "/api/limits", None),
+        ("GET", "/api/health", "/api/health", None),
+        (
+            "POST",
+            "/api/indices/search",
+            "/api/indices/search",
+            Some(&search),
+        ),
+        ("POST", "/api/tokens", "/api/tokens", Some(&token)),
+        ("GET", "/api/tokens", "/api/tokens", None),
+        ("GET", "/api/audit", "/api/audit", None),
+        (
+            "POST",
+            "/api/rollouts/{id}/{action}",
+            "/api/rollouts/rel-1/cancel",
+            None,
+        ),
+        (
+            "POST",
+            "/api/ota-updates/{id}/cancel",
+            "/api/ota-updates/rel-2/cancel",
+            None,
+        ),
+    ];
+    for (method, path, concrete, body) in calls {
+        conforms(&m, &doc, method, path, concrete, body).await;
+    }
     // An error answer is the documented ApiError.
     let (status, _, bytes) = call(&m, Some("test-token"), "GET", "/api/things/nope", None).await;
     assert_eq!(status, 404);
@@ -483,4 +440,23 @@ async fn concurrent_changes_on_sqlite_all_succeed() {
         assert_eq!(k, &format!("k{}", i % 5));
     }
     m.close().await;
+}
+
+/// A path parameter axum cannot decode (`%FF` is not UTF-8) was answered in plain text, not
+/// the documented AWS error JSON that every client reads.
+#[tokio::test]
+async fn an_undecodable_path_parameter_is_aws_error_json() {
+    let m = Mem::new();
+    for (method, path) in [
+        ("GET", "/api/things/%FF"),
+        ("POST", "/api/things/%FF/revoke"),
+        ("GET", "/api/ota-updates/%C0/things/dev-1/history"),
+    ] {
+        let (status, ct, body) = call(&m, Some("test-token"), method, path, None).await;
+        assert_eq!(status, 400, "{method} {path}");
+        assert!(ct.starts_with("application/json"), "{method} {path}: {ct}");
+        let e: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(e["code"], "InvalidRequestException", "{e}");
+        assert!(e["message"].as_str().unwrap().contains("UTF-8"), "{e}");
+    }
 }
