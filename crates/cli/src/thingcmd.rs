@@ -109,18 +109,28 @@ fn run_remote(c: ThingCommand) -> Result<()> {
 /// `thing list`'s output: JSON, or lines of name, groups, registration time as RFC 3339 (the
 /// JSON keeps AWS's epoch seconds) and attributes.
 fn print_things(things: Vec<ferrota_api::ThingSummary>, json: bool) -> Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(&things)?);
-        return Ok(());
-    }
-    for t in things {
-        println!(
-            "{}\t{}\t{}\t{}",
-            t.thing_name,
+    print_list(&things, json, |t| {
+        [
+            t.thing_name.clone(),
             t.groups.join(","),
             ferrota_server::admin::rfc3339(t.created_at),
-            attributes_text(&t.attributes)
-        );
+            attributes_text(&t.attributes),
+        ]
+    })
+}
+
+/// A list as pretty JSON, or one tab-separated line per item.
+fn print_list<T: serde::Serialize>(
+    items: &[T],
+    json: bool,
+    line: impl Fn(&T) -> [String; 4],
+) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(items)?);
+        return Ok(());
+    }
+    for t in items {
+        println!("{}", line(t).join("\t"));
     }
     Ok(())
 }
@@ -198,25 +208,20 @@ fn search(a: &ThingListArgs) -> Result<()> {
             None => break,
         }
     }
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&things)?);
-        return Ok(());
-    }
     // Human lines: name, groups, connected or not, attributes.
-    for t in things {
-        println!(
-            "{}\t{}\t{}\t{}",
-            t.thing_name,
+    print_list(&things, a.json, |t| {
+        [
+            t.thing_name.clone(),
             t.thing_group_names.join(","),
             if t.connectivity.connected {
                 "connected"
             } else {
                 "disconnected"
-            },
-            attributes_text(&t.attributes)
-        );
-    }
-    Ok(())
+            }
+            .to_string(),
+            attributes_text(&t.attributes),
+        ]
+    })
 }
 
 /// `thing update`'s request: attributes merged (or replaced with --replace); a removal is
