@@ -9,6 +9,7 @@
 #                            $CARGO_TARGET_DIR/debug/ferrota)
 #   FERROTA_SCHEMATHESIS_EXAMPLES   test cases per operation (default 25)
 #   FERROTA_SCHEMATHESIS_TIME       time budget of the run, seconds (default 60)
+#   FERROTA_SCHEMATHESIS_SEED       the generator's seed (default 18: a run is repeatable)
 #   FERROTA_REQUIRE_INFRA=1  a missing schemathesis fails (CI); otherwise it is said and skipped
 #
 # The server runs on free loopback ports (the system picks them: port 0) in a temporary data
@@ -21,6 +22,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${FERROTA:-${CARGO_TARGET_DIR:-$REPO/target}/debug/ferrota}
 EXAMPLES=${FERROTA_SCHEMATHESIS_EXAMPLES:-25}
 BUDGET=${FERROTA_SCHEMATHESIS_TIME:-60}
+SEED=${FERROTA_SCHEMATHESIS_SEED:-18}
 
 say() { echo "schemathesis.sh: $*" >&2; }
 
@@ -69,7 +71,7 @@ if [ -z "$HTTP" ]; then
     exit 1
 fi
 TOKEN=$(cat "$T/data/api-token")
-say "ferrota serve on http://$HTTP (data in $T); $EXAMPLES examples per operation, at most ${BUDGET}s"
+say "ferrota serve on http://$HTTP (data in $T); $EXAMPLES examples per operation, at most ${BUDGET}s, seed $SEED"
 
 set +e
 (cd "$T" && schemathesis --no-color run "http://$HTTP/api/openapi.json" \
@@ -80,7 +82,7 @@ set +e
     --max-time "$BUDGET" \
     --request-timeout 10 \
     --workers 2 \
-    --seed 18 \
+    --seed "$SEED" \
     --suppress-health-check all \
     --generation-database none \
     "$@")
