@@ -789,10 +789,13 @@ pub struct ApiError {
     /// `ResourceNotFoundException`, `ResourceAlreadyExistsException`,
     /// `InternalFailureException`). Empty when the answer was not AWS's error JSON (a proxy,
     /// another HTTP service): then [`ApiError::message`] holds the start of the body.
+    /// (Required in the OpenAPI document: the server always sends it.)
     #[serde(default)]
+    #[schema(required = true)]
     pub code: String,
     /// What went wrong, for a person.
     #[serde(default)]
+    #[schema(required = true)]
     pub message: String,
 }
 

@@ -134,11 +134,8 @@ async fn every_protected_operation_names_the_bearer_scheme_and_aws_errors() {
     let scheme = &doc["components"]["securitySchemes"]["bearerToken"];
     assert_eq!(scheme["type"], "http");
     assert_eq!(scheme["scheme"], "bearer");
-    let err = &doc["components"]["schemas"]["ApiError"]["properties"];
-    assert!(
-        err.get("code").is_some() && err.get("message").is_some(),
-        "{err}"
-    );
+    let err = &doc["components"]["schemas"]["ApiError"];
+    assert_eq!(err["required"], json!(["code", "message"]), "{err}");
     for (p, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let public = p == "/api/health" || p == "/api/openapi.json";
