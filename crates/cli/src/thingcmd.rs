@@ -372,17 +372,23 @@ fn write_bundle(
     fill_bundle(&tmp, a, ep, signer, dir, b)
 }
 
-/// A temporary directory beside the bundle's place `dir` (which must not exist), where the
-/// bundle is written before it is renamed into place: made before the thing is created, so
-/// an existing bundle or an unwritable output directory is refused first.
-fn staging(a: &ThingCreateArgs, dir: &std::path::Path) -> Result<tempfile::TempDir> {
-    let out = &a.output;
+/// Refuses a bundle directory that exists (a bundle is never replaced: it holds a key).
+fn not_there(dir: &std::path::Path) -> Result<()> {
     if dir.exists() {
         bail!(
             "{}: already exists (the bundle is not replaced)",
             dir.display()
         );
     }
+    Ok(())
+}
+
+/// A temporary directory beside the bundle's place `dir` (which must not exist), where the
+/// bundle is written before it is renamed into place: made before the thing is created, so
+/// an existing bundle or an unwritable output directory is refused first.
+fn staging(a: &ThingCreateArgs, dir: &std::path::Path) -> Result<tempfile::TempDir> {
+    let out = &a.output;
+    not_there(dir)?;
     std::fs::create_dir_all(out)
         .with_context(|| format!("{}: cannot create the output directory", out.display()))?;
     tempfile::Builder::new()
@@ -422,12 +428,7 @@ fn fill_bundle(
     if let Some(pem) = signer {
         w(CODE_SIGNING_FILE, pem, false)?;
     }
-    if dir.exists() {
-        bail!(
-            "{}: already exists (the bundle is not replaced)",
-            dir.display()
-        );
-    }
+    not_there(dir)?;
     std::fs::rename(tmp.path(), dir)
         .with_context(|| format!("{}: cannot move the bundle into place", dir.display()))?;
     Ok(())
