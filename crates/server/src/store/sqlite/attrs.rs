@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use sqlx::{Row, query};
 
-use super::super::attrs::{DynamicGroup, ThingIndexStore, group_not_found};
+use super::super::attrs::{AttributesUpdate, DynamicGroup, ThingIndexStore, group_not_found};
 use super::{
     CertRecord, SqliteStore, StoreError, StoreResult, Thing, insert_certificate, insert_thing,
     to_i64,
@@ -75,6 +75,38 @@ impl ThingIndexStore for SqliteStore {
         write_attributes(&mut tx, thing, attributes).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn update_attributes(
+        &self,
+        thing: &str,
+        update: &AttributesUpdate<'_>,
+    ) -> StoreResult<Result<(), String>> {
+        // IMMEDIATE: the write lock is taken before the read, so no merge interleaves.
+        let mut tx = self.write_tx().await?;
+        let exists = query("SELECT 1 FROM things WHERE name = ?")
+            .bind(thing)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            return Err(StoreError::NotFound(format!("thing {thing}")));
+        }
+        let rows = query("SELECT name, value FROM thing_attributes WHERE thing = ?")
+            .bind(thing)
+            .fetch_all(&mut *tx)
+            .await?;
+        let stored = rows
+            .iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("value")?)))
+            .collect::<StoreResult<BTreeMap<String, String>>>()?;
+        let new = match update(stored) {
+            Ok(n) => n,
+            Err(why) => return Ok(Err(why)),
+        };
+        write_attributes(&mut tx, thing, &new).await?;
+        tx.commit().await?;
+        Ok(Ok(()))
     }
 
     async fn attributes(&self, thing: &str) -> StoreResult<BTreeMap<String, String>> {
