@@ -71,6 +71,22 @@ if [ -z "$HTTP" ]; then
     exit 1
 fi
 TOKEN=$(cat "$T/data/api-token")
+
+# Something to find: the document's path examples name these (thing dev-1, group old-kits, OTA
+# update rel-1 and its job), so the generated requests reach real records, not only 404s. Made
+# with the remote CLI, by URL and token.
+seed() {
+    "$BIN" "$@" --server "http://$HTTP" --token "$TOKEN" >>"$T/seed.log" 2>&1 || {
+        cat "$T/seed.log" >&2
+        say "seeding failed: ferrota $*"
+        exit 1
+    }
+}
+printf 'a data file, not firmware\n' >"$T/data.bin"
+echo 'MAYCAQECAQE=' >"$T/data.bin.sig" # a well-formed DER ECDSA signature (r = s = 1)
+seed thing create dev-1 --group lab --attribute model=KIT_T2G -o "$T/bundles"
+seed group create old-kits --query 'attributes.model:KIT_T2G'
+seed ota create rel-1 --file "$T/data.bin" --file-type 7 --thing dev-1
 say "ferrota serve on http://$HTTP (data in $T); $EXAMPLES examples per operation, at most ${BUDGET}s, seed $SEED"
 
 set +e

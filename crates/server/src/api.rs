@@ -699,7 +699,7 @@ async fn create_thing(State(s): State<AppState>, body: Bytes) -> Res {
 
 /// AWS DescribeThing: the thing, its certificates, executions, inventory and attributes.
 #[utoipa::path(get, path = "/api/things/{name}", tag = "things",
-    params(("name" = String, Path, description = "Thing name")),
+    params(("name" = String, Path, description = "Thing name", example = "dev-1")),
     responses(
         (status = 200, description = "The thing", body = ThingDescription),
         (status = 404, description = "`ResourceNotFoundException`: no such thing", body = ApiError),
@@ -710,7 +710,7 @@ async fn describe_thing(State(s): State<AppState>, Path(n): Path<String>) -> Res
 
 /// AWS UpdateThing (attributes only): an empty value removes an attribute.
 #[utoipa::path(patch, path = "/api/things/{name}", tag = "things", request_body = UpdateThing,
-    params(("name" = String, Path, description = "Thing name")),
+    params(("name" = String, Path, description = "Thing name", example = "dev-1")),
     responses(
         (status = 200, description = "The thing after the change", body = ThingDescription),
         (status = 400, description = "`InvalidRequestException`: a bad attribute", body = ApiError),
@@ -723,7 +723,7 @@ async fn update_thing(State(s): State<AppState>, Path(n): Path<String>, body: By
 
 /// AWS GetThingShadow: the thing's classic Device Shadow.
 #[utoipa::path(get, path = "/api/things/{name}/shadow", tag = "things",
-    params(("name" = String, Path, description = "Thing name")),
+    params(("name" = String, Path, description = "Thing name", example = "dev-1")),
     responses(
         (status = 200, description = "The shadow document", body = ThingShadow),
         (status = 404, description = "`ResourceNotFoundException`: no such thing, or it has no shadow", body = ApiError),
@@ -764,7 +764,7 @@ async fn create_thing_group(State(s): State<AppState>, body: Bytes) -> Res {
 
 /// AWS DescribeThingGroup, with its members now.
 #[utoipa::path(get, path = "/api/thing-groups/{name}", tag = "thing groups",
-    params(("name" = String, Path, description = "Group name")),
+    params(("name" = String, Path, description = "Group name", example = "old-kits")),
     responses(
         (status = 200, description = "The group", body = ThingGroupDescription),
         (status = 404, description = "`ResourceNotFoundException`: no such group", body = ApiError),
@@ -775,7 +775,7 @@ async fn describe_thing_group(State(s): State<AppState>, Path(n): Path<String>) 
 
 /// AWS DeleteDynamicThingGroup (things untouched).
 #[utoipa::path(delete, path = "/api/thing-groups/{name}", tag = "thing groups",
-    params(("name" = String, Path, description = "Group name")),
+    params(("name" = String, Path, description = "Group name", example = "old-kits")),
     responses(
         (status = 200, description = "What was deleted", body = Deleted),
         (status = 400, description = "`InvalidRequestException`: not a dynamic group", body = ApiError),
@@ -789,7 +789,7 @@ async fn delete_thing_group(State(s): State<AppState>, Path(n): Path<String>) ->
 /// Revokes the thing's certificates (AWS UpdateCertificate to REVOKED): it is disconnected and
 /// the CRL reloaded at once. No body.
 #[utoipa::path(post, path = "/api/things/{name}/revoke", tag = "things",
-    params(("name" = String, Path, description = "Thing name")),
+    params(("name" = String, Path, description = "Thing name", example = "dev-1")),
     responses(
         (status = 200, description = "How many certificates were revoked", body = Revoked),
         (status = 400, description = "`InvalidRequestException`: a body with fields", body = ApiError),
@@ -851,7 +851,7 @@ async fn create_ota_update(State(s): State<AppState>, body: Bytes) -> Res {
 
 /// AWS GetOTAUpdate with one page of per-thing status (AWS paging).
 #[utoipa::path(get, path = "/api/ota-updates/{id}", tag = "ota updates",
-    params(("id" = String, Path, description = "OTA update id"), PageRequest),
+    params(("id" = String, Path, description = "OTA update id", example = "rel-1"), PageRequest),
     responses(
         (status = 200, description = "The update with one page of executions", body = OtaDescription),
         (status = 400, description = "`InvalidRequestException`: a bad maxResults or nextToken, an unknown parameter", body = ApiError),
@@ -867,7 +867,7 @@ async fn describe_ota_update(
 
 /// An execution's history (newest 50, oldest first).
 #[utoipa::path(get, path = "/api/ota-updates/{id}/things/{thing}/history", tag = "ota updates",
-    params(("id" = String, Path, description = "OTA update id"), ("thing" = String, Path, description = "Thing name")),
+    params(("id" = String, Path, description = "OTA update id", example = "rel-1"), ("thing" = String, Path, description = "Thing name", example = "dev-1")),
     responses(
         (status = 200, description = "The history", body = Vec<HistoryDescription>),
         (status = 404, description = "`ResourceNotFoundException`: no such update or execution", body = ApiError),
@@ -881,7 +881,7 @@ async fn execution_history(
 
 /// AWS CancelJob of the update's job; no body (`force` is a query parameter, as in AWS).
 #[utoipa::path(post, path = "/api/ota-updates/{id}/cancel", tag = "ota updates",
-    params(("id" = String, Path, description = "OTA update id"), Force),
+    params(("id" = String, Path, description = "OTA update id", example = "rel-1"), Force),
     responses(
         (status = 200, description = "The update, canceled (first page)", body = OtaDescription),
         (status = 400, description = "`InvalidRequestException`: a body field, an unknown parameter", body = ApiError),
@@ -909,7 +909,7 @@ async fn cancel_ota_update(
 
 /// AWS DescribeJob.
 #[utoipa::path(get, path = "/api/jobs/{id}", tag = "ota updates",
-    params(("id" = String, Path, description = "Job id")),
+    params(("id" = String, Path, description = "Job id", example = "AFR_OTA-rel-1")),
     responses(
         (status = 200, description = "The job", body = DescribeJobResponse),
         (status = 404, description = "`ResourceNotFoundException`: no such job", body = ApiError),
@@ -921,7 +921,7 @@ async fn describe_job(State(s): State<AppState>, Path(id): Path<String>) -> Res 
 /// The rollout of OTA update `id`: status, reason, waves with their counts, rate, next
 /// release.
 #[utoipa::path(get, path = "/api/rollouts/{id}", tag = "rollouts",
-    params(("id" = String, Path, description = "OTA update id")),
+    params(("id" = String, Path, description = "OTA update id", example = "rel-1")),
     responses(
         (status = 200, description = "The rollout", body = RolloutDescription),
         (status = 404, description = "`ResourceNotFoundException`: no such update", body = ApiError),
@@ -934,7 +934,7 @@ async fn describe_rollout(State(s): State<AppState>, Path(id): Path<String>) -> 
 /// nothing.
 #[utoipa::path(post, path = "/api/rollouts/{id}/{action}", tag = "rollouts",
     params(
-        ("id" = String, Path, description = "OTA update id"),
+        ("id" = String, Path, description = "OTA update id", example = "rel-1"),
         ("action" = inline(RolloutActionName), Path, description = "pause, resume, approve or cancel"),
         Force,
     ),
