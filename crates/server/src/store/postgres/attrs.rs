@@ -69,18 +69,11 @@ impl ThingIndexStore for PostgresStore {
         thing: &str,
         attributes: &BTreeMap<String, String>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
-        let exists = query("SELECT 1 FROM things WHERE name = $1 FOR NO KEY UPDATE")
-            .bind(thing)
-            .fetch_optional(&mut *tx)
+        // A replacement is an update that ignores what is stored (and cannot be refused).
+        let replace = |_| Ok(attributes.clone());
+        self.update_attributes(thing, &replace)
             .await?
-            .is_some();
-        if !exists {
-            return Err(StoreError::NotFound(format!("thing {thing}")));
-        }
-        write_attributes(&mut tx, thing, attributes).await?;
-        tx.commit().await?;
-        Ok(())
+            .map_err(StoreError::Corrupt)
     }
 
     async fn update_attributes(

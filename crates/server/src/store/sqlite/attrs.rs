@@ -63,18 +63,11 @@ impl ThingIndexStore for SqliteStore {
         thing: &str,
         attributes: &BTreeMap<String, String>,
     ) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        let exists = query("SELECT 1 FROM things WHERE name = ?")
-            .bind(thing)
-            .fetch_optional(&mut *tx)
+        // A replacement is an update that ignores what is stored (and cannot be refused).
+        let replace = |_| Ok(attributes.clone());
+        self.update_attributes(thing, &replace)
             .await?
-            .is_some();
-        if !exists {
-            return Err(StoreError::NotFound(format!("thing {thing}")));
-        }
-        write_attributes(&mut tx, thing, attributes).await?;
-        tx.commit().await?;
-        Ok(())
+            .map_err(StoreError::Corrupt)
     }
 
     async fn update_attributes(
