@@ -1,7 +1,9 @@
 //! `ferrota thing create|list|update|describe|revoke`, on the data directory (the running server
-//! reads the same SQLite database, so a revoked thing is refused at its next connect). `thing
-//! list --query` is the exception: it asks the running server (AWS SearchIndex), which knows
-//! who is connected.
+//! reads the same SQLite database, so a revoked thing is refused at its next connect), or
+//! through a server's HTTP API when a server or a token is given ([`remote`]): the same routes,
+//! role checks and answers as every other client, so an operator without access to the data
+//! directory manages things with a token. `thing list --query` always asks a server (AWS
+//! SearchIndex), which knows who is connected.
 
 use anyhow::{Context, Result, bail};
 use ferrota_server::ca::write_file;
