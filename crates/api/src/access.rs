@@ -21,7 +21,19 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// An operator's role. Ordered: a higher role may do everything a lower one may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    utoipa::ToSchema,
+    Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Reads only.
@@ -68,7 +80,7 @@ impl std::str::FromStr for Role {
 }
 
 /// `POST /api/tokens`: a new operator token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateToken {
     /// Who holds it (a person or a system: `alice`, `ci-release`); 1–64 characters of
@@ -79,7 +91,7 @@ pub struct CreateToken {
 }
 
 /// A token as listed (never its secret: only its SHA-256 is stored).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenDescription {
     /// Its id (the first 16 hex digits of the token's SHA-256), named in the audit log.
@@ -96,7 +108,7 @@ pub struct TokenDescription {
 }
 
 /// `POST /api/tokens`'s answer: the secret, shown this once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedToken {
     /// The bearer token (`Authorization: Bearer <token>`).
@@ -106,7 +118,7 @@ pub struct CreatedToken {
 }
 
 /// `GET /api/tokens`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenList {
     /// Every token, revoked ones included (oldest first).
@@ -134,7 +146,7 @@ fn hex_of(bytes: &[u8]) -> String {
 }
 
 /// What happened, before it is chained: the server fills these in and the store appends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
     /// When, epoch seconds.
@@ -157,7 +169,7 @@ pub struct AuditEntry {
 }
 
 /// A record of the audit log: an entry, its place, and the chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
     /// Its number: 1, 2, 3, … with no gap.
@@ -199,7 +211,7 @@ pub fn chain(prev: Option<&AuditRecord>, entry: AuditEntry) -> AuditRecord {
 }
 
 /// `GET /api/audit`: one page of the log, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditPage {
     /// The records.
@@ -250,7 +262,7 @@ pub enum ChainBreak {
 }
 
 /// The last record of an intact log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChainHead {
     /// Records checked.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// AWS `jobExecutionsRolloutConfig` (`awsJobExecutionsRolloutConfig` in CreateOTAUpdate): how
 /// fast new executions are notified.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutConfig {
     /// At most this many things notified a minute (1–1000). With [`RolloutConfig::exponential_rate`],
@@ -26,7 +26,7 @@ pub struct RolloutConfig {
 }
 
 /// AWS `ExponentialRolloutRate`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExponentialRate {
     /// The first rate, things a minute (1–1000).
@@ -39,7 +39,7 @@ pub struct ExponentialRate {
 }
 
 /// AWS `RateIncreaseCriteria`: exactly one of the two counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateIncreaseCriteria {
     /// The rate grows each time this many more things were notified (≥ 1).
@@ -51,7 +51,7 @@ pub struct RateIncreaseCriteria {
 }
 
 /// AWS `abortConfig` (`awsJobAbortConfig` in CreateOTAUpdate).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AbortConfig {
     /// The criteria (1 or more); the first one met cancels the job. CreateOTAUpdate's
@@ -62,7 +62,7 @@ pub struct AbortConfig {
 }
 
 /// AWS `AbortCriteria`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AbortCriteria {
     /// `FAILED`, `REJECTED`, `TIMED_OUT` or `ALL` (any of the three).
@@ -77,7 +77,7 @@ pub struct AbortCriteria {
 
 /// AWS `jobExecutionsRetryConfig`: a failed or timed-out execution is queued again, as a new
 /// execution number.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetryConfig {
     /// 1–2 criteria.
@@ -85,7 +85,7 @@ pub struct RetryConfig {
 }
 
 /// AWS `RetryCriteria`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetryCriteria {
     /// `FAILED`, `TIMED_OUT` or `ALL`.
@@ -95,7 +95,7 @@ pub struct RetryCriteria {
 }
 
 /// AWS `schedulingConfig`: when the rollout starts and ends, and the windows it may notify in.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SchedulingConfig {
     /// `YYYY-MM-DDTHH:MM` (UTC, AWS's format; seconds and a `Z` are accepted): the job is
@@ -114,7 +114,7 @@ pub struct SchedulingConfig {
 }
 
 /// AWS `MaintenanceWindow`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MaintenanceWindow {
     /// `cron(<minutes> <hours> <day-of-month> <month> <day-of-week> <year>)`, UTC (AWS's cron
@@ -128,7 +128,7 @@ pub struct MaintenanceWindow {
 /// targets are split into ordered waves, and the next wave opens only when this one passes its
 /// success threshold (and, if asked, an operator approves); a wave over its error threshold
 /// stops the whole rollout.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutWaves {
     /// 1–100 waves, in order.
@@ -136,7 +136,7 @@ pub struct RolloutWaves {
 }
 
 /// One wave: which targets, and its gates. Exactly one of `percentage`, `count`, `thingGroup`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Wave {
     /// A name for the operator (`canary`); default `wave-<n>`.
@@ -169,7 +169,7 @@ pub struct Wave {
 }
 
 /// Where a rollout stands (Ferrota's, beside AWS's job status).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RolloutStatus {
     /// Before `schedulingConfig.startTime`.
@@ -188,7 +188,7 @@ pub enum RolloutStatus {
 }
 
 /// One wave as DescribeRollout shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WaveProgress {
     /// Name.
@@ -207,7 +207,7 @@ pub struct WaveProgress {
 
 /// `GET /api/rollouts/{id}` (and the answer of pause/resume/approve/cancel): a rollout with
 /// its waves.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutDescription {
     /// The OTA update.
@@ -237,7 +237,7 @@ pub struct RolloutDescription {
 /// What the server knows of a thing's firmware and state (`thing describe`, the `inventory`
 /// of `GET /api/things/{name}`), kept from what the device reports in its Device Shadow
 /// (`state.reported`, see [`ReportedState`]) and from its connection and jobs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ThingInventory {
     /// Connected now.
@@ -260,7 +260,7 @@ pub struct ThingInventory {
 /// The `state.reported` document `ferrota-agent` publishes to its classic Device Shadow
 /// (`$aws/things/<thing>/shadow/update`) after every boot and after every job; the server's
 /// inventory and the fleet-index query fields (`firmware.version`, …) read it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportedState {
     /// The running image.
@@ -272,7 +272,7 @@ pub struct ReportedState {
 }
 
 /// The running image, as the device reports it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FirmwareState {
     /// Version, `major.minor.patch`.
@@ -286,7 +286,7 @@ pub struct FirmwareState {
 }
 
 /// A thing's newest job execution, briefly.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LastJob {
     /// Job id.
@@ -390,7 +390,7 @@ impl crate::CreateOtaUpdate {
 }
 
 /// `GET /api/jobs/{jobId}`: AWS DescribeJob's answer, `{"job": {…}}` with AWS's names.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeJobResponse {
     /// The job.
@@ -398,7 +398,7 @@ pub struct DescribeJobResponse {
 }
 
 /// AWS's `Job` (the fields Ferrota keeps).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobDescription {
     /// Job id (`AFR_OTA-<otaUpdateId>` for an OTA update's job).

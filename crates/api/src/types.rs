@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::jobconfig::{AbortConfig, RetryConfig, RolloutConfig, RolloutWaves, SchedulingConfig};
 
 /// Status of a device certificate (AWS: ACTIVE, REVOKED).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CertStatus {
     /// May connect.
@@ -26,7 +26,7 @@ pub enum CertStatus {
 /// Decision: `shared/spec/fleet-and-security.md` §1.1 lists "SUCCEEDED" as a job status; AWS's
 /// API reference (`JobStatus`) says COMPLETED (SUCCEEDED is an execution status), and an AWS
 /// client parses COMPLETED, so COMPLETED it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobState {
     /// Waiting for `schedulingConfig.startTime`: nothing is notified yet.
@@ -40,7 +40,7 @@ pub enum JobState {
 }
 
 /// AWS's `ErrorInfo` of an OTA update: a code and a message for the operator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 pub struct ErrorInfo {
     /// A stable code (`FirmwareFileDamaged`, `FirmwareFileMissing`).
     pub code: String,
@@ -49,7 +49,7 @@ pub struct ErrorInfo {
 }
 
 /// What a device needs: `credentials_config.h` and `ota_config.h` of the seed, plus the PEMs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ThingBundle {
     /// Thing name = client id = certificate CN.
@@ -69,7 +69,7 @@ pub struct ThingBundle {
 }
 
 /// A thing with its certificates and executions (`thing describe`, `GET /api/things/{name}`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ThingDescription {
     /// Thing name (AWS's `thingName`).
@@ -94,7 +94,7 @@ pub struct ThingDescription {
 }
 
 /// A thing in a list (`thing list --json`, `GET /api/things`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ThingSummary {
     /// Thing name.
@@ -110,7 +110,7 @@ pub struct ThingSummary {
 
 /// One job execution of a thing, with AWS `JobExecution`'s names (epoch-second timestamps as
 /// AWS sends them) and the server's `reason_text` beside `statusDetails`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ThingExecution {
     /// Job id.
@@ -138,7 +138,7 @@ pub struct ThingExecution {
 
 /// One entry of an execution's history (`ota describe --history`), named as the execution's
 /// own fields are.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryDescription {
     /// Status after the change.
@@ -156,7 +156,7 @@ pub struct HistoryDescription {
 
 /// An OTA update in a list (`ota list`, `GET /api/ota-updates`): objects, the request as JSON
 /// (not as a string of JSON).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OtaSummary {
     /// The update.
@@ -178,7 +178,7 @@ pub struct OtaSummary {
 
 /// AWS DescribeJob's `jobProcessDetails`: how many of the job's executions are in each status,
 /// over all of them (not only the page shown).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobProcessDetails {
     /// QUEUED.
@@ -221,7 +221,7 @@ impl JobProcessDetails {
 }
 
 /// A certificate, briefly.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CertSummary {
     /// Id (AWS's `certificateId`: SHA-256 of the DER, hex).
@@ -240,7 +240,7 @@ pub struct CertSummary {
 /// implement are refused by name (the server's `api` module lists them with the reason), and the fields
 /// below that AWS allows several values for take only the value Ferrota implements
 /// (`targetSelection` SNAPSHOT, `protocols` MQTT), checked by the server's `Admin::create_ota`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateOtaUpdate {
     /// Id (`[a-zA-Z0-9_-]`, ≤ 64).
@@ -292,7 +292,7 @@ pub struct CreateOtaUpdate {
 }
 
 /// AWS's `timeoutConfig` of a job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TimeoutConfig {
     /// Minutes an execution may stay IN_PROGRESS before it becomes TIMED_OUT (1–10080).
@@ -300,7 +300,7 @@ pub struct TimeoutConfig {
 }
 
 /// A file of an OTA update.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OtaFile {
     /// Path on the device (`filepath`).
@@ -318,7 +318,7 @@ pub struct OtaFile {
 }
 
 /// A stored file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FileLocation {
     /// SHA-256 hex of the uploaded content.
@@ -326,7 +326,7 @@ pub struct FileLocation {
 }
 
 /// `codeSigning` with `customCodeSigning` (a signature made elsewhere).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CodeSigning {
     /// The custom signature.
@@ -334,7 +334,7 @@ pub struct CodeSigning {
 }
 
 /// AWS's `customCodeSigning`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CustomCodeSigning {
     /// `{"inlineDocument": base64 DER}`.
@@ -359,7 +359,7 @@ fn ecdsa() -> String {
 }
 
 /// The signature.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InlineSignature {
     /// Base64 of the DER signature.
@@ -368,7 +368,7 @@ pub struct InlineSignature {
 
 /// AWS's `certificateChain`: the signer certificate's name on the device and, optionally, the
 /// certificate (AWS's `inlineDocument`; PEM or base64 DER here).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CertificateChain {
     /// Name (`certfile` in the job document).
@@ -382,7 +382,7 @@ pub struct CertificateChain {
 }
 
 /// An OTA update with its executions.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OtaDescription {
     /// The update.
@@ -431,8 +431,9 @@ pub const DESCRIBE_PAGE_DEFAULT: usize = 100;
 pub const DESCRIBE_PAGE_MAX: usize = 250;
 
 /// Which page of executions a describe returns (AWS's `maxResults` and `nextToken`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema, utoipa::IntoParams, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageRequest {
     /// Executions per page, 1–[`DESCRIBE_PAGE_MAX`]; default [`DESCRIBE_PAGE_DEFAULT`].
     pub max_results: Option<usize>,
@@ -442,7 +443,7 @@ pub struct PageRequest {
 }
 
 /// One thing's execution (its history: `Admin::execution_history`, [`crate::Client::execution_history`]).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionDescription {
     /// Thing.
@@ -606,7 +607,7 @@ impl OtaFile {
 }
 
 /// `POST /api/things`: a thing and its certificate (the answer is a [`ThingBundle`]).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateThing {
     /// Thing name (AWS's rules: `[a-zA-Z0-9:_-]`, 1–128).
@@ -621,7 +622,7 @@ pub struct CreateThing {
 
 /// AWS's `AttributePayload`: thing attributes, name → value (AWS's limits: at most 50, names
 /// 1–128 of `[a-zA-Z0-9_.,@/:#-]`, values up to 800 of `[a-zA-Z0-9_.,@/:#=\[\]-]`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AttributePayload {
     /// The attributes. An empty value removes the attribute (AWS's rule for `UpdateThing`).
@@ -634,7 +635,7 @@ pub struct AttributePayload {
 }
 
 /// `PATCH /api/things/{name}`: AWS `UpdateThing` (attributes only).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateThing {
     /// The attributes to set (replace, or merge with `merge: true`).
@@ -643,7 +644,7 @@ pub struct UpdateThing {
 
 /// `POST /api/thing-groups`: AWS `CreateDynamicThingGroup` (the name in the body rather than
 /// the path).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateThingGroup {
     /// Group name (`[a-zA-Z0-9_-]`, 1–128).
@@ -662,7 +663,7 @@ pub struct CreateThingGroup {
 }
 
 /// A thing group (`GET /api/thing-groups`, and with its members `GET /api/thing-groups/{name}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ThingGroupDescription {
     /// Group name.
@@ -680,7 +681,7 @@ pub struct ThingGroupDescription {
 }
 
 /// `POST /api/indices/search`: AWS `SearchIndex`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SearchIndex {
     /// The query ([fleet-index syntax](https://docs.aws.amazon.com/iot/latest/developerguide/query-syntax.html), Ferrota's subset).
@@ -700,7 +701,7 @@ pub struct SearchIndex {
 }
 
 /// AWS `SearchIndex`'s answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SearchIndexAnswer {
     /// The matching things, by name.
@@ -711,7 +712,7 @@ pub struct SearchIndexAnswer {
 }
 
 /// AWS's `ThingDocument`: one thing as the fleet index sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ThingDocument {
     /// Thing name.
@@ -730,7 +731,7 @@ pub struct ThingDocument {
 }
 
 /// AWS's `ThingConnectivity`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Connectivity {
     /// Connected now.
@@ -741,7 +742,7 @@ pub struct Connectivity {
 }
 
 /// `DELETE /api/thing-groups/{name}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Deleted {
     /// What was deleted.
@@ -750,7 +751,7 @@ pub struct Deleted {
 
 /// `GET /api/limits`: what a client checks before it sends a body (a refused body otherwise
 /// shows as "Broken pipe" on the client, still sending when the server answers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Limits {
     /// Largest file `POST /api/files` accepts, bytes.
@@ -758,7 +759,7 @@ pub struct Limits {
 }
 
 /// `POST /api/files`: the stored file (content-addressed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadedFile {
     /// SHA-256 of the content, hex: its [`FileLocation::sha256`] in a create request.
@@ -768,7 +769,7 @@ pub struct UploadedFile {
 }
 
 /// `POST /api/things/{name}/revoke`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Revoked {
     /// Certificates revoked.
@@ -777,7 +778,9 @@ pub struct Revoked {
 
 /// AWS's error answer, `{"code":"InvalidRequestException","message":"…"}`, with the HTTP
 /// status it came with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize, thiserror::Error,
+)]
 pub struct ApiError {
     /// HTTP status (not in the JSON).
     #[serde(skip)]
@@ -786,10 +789,13 @@ pub struct ApiError {
     /// `ResourceNotFoundException`, `ResourceAlreadyExistsException`,
     /// `InternalFailureException`). Empty when the answer was not AWS's error JSON (a proxy,
     /// another HTTP service): then [`ApiError::message`] holds the start of the body.
+    /// (Required in the OpenAPI document: the server always sends it.)
     #[serde(default)]
+    #[schema(required = true)]
     pub code: String,
     /// What went wrong, for a person.
     #[serde(default)]
+    #[schema(required = true)]
     pub message: String,
 }
 

@@ -106,6 +106,11 @@ impl Api {
         Ok(())
     }
 
+    /// The API's base URL, for messages.
+    pub(crate) fn base_url(&self) -> &str {
+        self.client.base_url()
+    }
+
     /// Runs a call, its error in words ([`Api::error`]).
     pub(crate) fn run<T>(
         &self,

@@ -181,7 +181,8 @@ pub struct CaInitArgs {
     pub server_names: Vec<String>,
 }
 
-/// `ferrota thing ...` (works on the data directory; a running server sees the changes).
+/// `ferrota thing ...`: on the data directory (a running server sees the changes), or through
+/// a server's HTTP API when one is named (`--server URL`/`FERROTA_SERVER`, or `--token`).
 #[derive(Debug, Subcommand)]
 pub enum ThingCommand {
     /// Register a thing: key, certificate (CN = thing name) and the device bundle.
@@ -189,6 +190,7 @@ pub enum ThingCommand {
 Examples:
   ferrota thing create dev-001 --group fleet-a --data-dir /var/lib/ferrota -o bundles/
   ferrota thing create dev-002 -c ferrota.toml --code-signing-cert signer.crt -o bundles/
+  ferrota thing create dev-003 --server https://ota.example.com:8443 --token \"$T\" -o bundles/
 
 Writes <out>/<name>/: <name>.crt.pem, <name>.key.pem (0600), root-ca.pem,
 credentials_config.h and ota_config.h (the seed's device configuration), bundle.json,
@@ -196,6 +198,11 @@ device.toml (for `ferrota device run`) and, with --code-signing-cert, code-signi
 The MQTT host and port in them are where the data directory's server listens (recorded by
 `ferrota serve` in <data>/listening.json), else the config's endpoint and mqtt_listen; the
 choice is printed on stderr.
+
+Remote: every thing command goes through a server's HTTP API instead of the data directory
+when a server or a token is given (--server URL, FERROTA_SERVER, --api, FERROTA_API,
+--token, FERROTA_TOKEN); create, update and revoke need an admin token. The bundle then names
+the MQTT endpoint that server writes (--mqtt-port applies to a data directory only).
 
 ",
     settings_help!()
@@ -263,9 +270,10 @@ pub struct ThingCreateArgs {
         value_parser = clap::value_parser!(u16).range(1..)
     )]
     pub mqtt_port: Option<u16>,
-    /// Data and config.
+    /// A remote server (--server URL --token T, FERROTA_SERVER/FERROTA_TOKEN), else the data
+    /// directory and config.
     #[command(flatten)]
-    pub data: DataArgs,
+    pub api: ApiArgs,
 }
 
 /// `thing list`
@@ -299,9 +307,10 @@ pub struct ThingUpdateArgs {
     /// Replace every stored attribute with the given ones (AWS's merge=false).
     #[arg(long)]
     pub replace: bool,
-    /// Data and config.
+    /// A remote server (--server URL --token T, FERROTA_SERVER/FERROTA_TOKEN), else the data
+    /// directory and config.
     #[command(flatten)]
-    pub data: DataArgs,
+    pub api: ApiArgs,
 }
 
 /// `NAME=VALUE` of `--attribute` (the server checks AWS's limits).
@@ -317,9 +326,10 @@ fn attribute(s: &str) -> Result<(String, String), String> {
 pub struct ThingNameArgs {
     /// Thing name.
     pub name: String,
-    /// Data and config.
+    /// A remote server (--server URL --token T, FERROTA_SERVER/FERROTA_TOKEN), else the data
+    /// directory and config.
     #[command(flatten)]
-    pub data: DataArgs,
+    pub api: ApiArgs,
 }
 
 /// How to reach the HTTP API.

@@ -15,6 +15,7 @@ mod https;
 mod image_tools;
 mod inventory;
 mod openssl;
+mod remote_things;
 mod rollout;
 mod server;
 mod settings;

@@ -455,21 +455,25 @@ impl Admin {
             return Err(AdminError::NotFound(format!("thing {name}")));
         }
         let p = &req.attribute_payload;
-        let mut attrs = if p.merge == Some(true) {
-            s.attributes(name).await?
-        } else {
-            BTreeMap::new()
-        };
-        for (k, v) in &p.attributes {
-            if v.is_empty() {
-                attrs.remove(k);
-            } else {
-                attrs.insert(k.clone(), v.clone());
+        let merge = p.merge == Some(true);
+        // Read, changed and checked in one store change: two merges never drop each other's
+        // keys, and a refused one stores nothing.
+        let update = |stored: BTreeMap<String, String>| {
+            let mut attrs = if merge { stored } else { BTreeMap::new() };
+            for (k, v) in &p.attributes {
+                if v.is_empty() {
+                    attrs.remove(k);
+                } else {
+                    attrs.insert(k.clone(), v.clone());
+                }
             }
-        }
-        check_attributes(&attrs)
-            .map_err(|e| AdminError::Invalid(format!("attributePayload: {e}")))?;
-        s.set_attributes(name, &attrs).await?;
+            check_attributes(&attrs)
+                .map(|()| attrs)
+                .map_err(|e| format!("attributePayload: {e}"))
+        };
+        s.update_attributes(name, &update)
+            .await?
+            .map_err(AdminError::Invalid)?;
         // New attributes may make it match a dynamic group a CONTINUOUS rollout targets.
         self.things_changed(&[name.to_string()]).await?;
         self.describe_thing(name).await

@@ -1,10 +1,11 @@
 //! The operator HTTP API (axum, JSON). Every request but `/api/health` needs
-//! `Authorization: Bearer <token>`: the bootstrap token in `<data>/api-token` (an admin's) or
+//! `Authorization: Bearer <token>` (`/api/openapi.json` neither): the bootstrap token in `<data>/api-token` (an admin's) or
 //! one made with `POST /api/tokens`.
 //!
 //! | method | path | body → answer |
 //! |---|---|---|
-//! | GET | `/api/health` | `{"ok":true}` |
+//! | GET | `/api/health` | `{"ok":true}` (no token) |
+//! | GET | `/api/openapi.json` | this API's OpenAPI 3.1 document (no token: it holds no fleet data, and a client needs it to learn how to authenticate) |
 //! | GET | `/api/things` | things |
 //! | POST | `/api/things` | `{"thingName","groups"?,"attributePayload"?}` → device bundle (AWS `CreateThing`'s attributes: at most 50, AWS's characters and lengths) |
 //! | GET | `/api/things/{name}` | thing, certificates, executions, attributes |
@@ -32,7 +33,14 @@
 //! | GET | `/api/audit?maxResults=&nextToken=` | `{"records":[{"seq","at","actor","tokenId"?,"action","target","result","prevHash","hash"}],"nextToken"?}`, oldest first (`maxResults` 1–1000, default 250) |
 //! | GET | `/metrics` | Prometheus metrics, OpenMetrics text ([`crate::metrics`]); the token as every route (Prometheus: `authorization: {credentials: …}`) |
 //!
-//! Every route but `/api/health` checks the token's role ([`crate::operators`]): reads need
+//! The OpenAPI document is generated from the code: each handler's `#[utoipa::path]` (its
+//! method, path, parameters, body, answers and error statuses) and the `ferrota_api` types'
+//! `ToSchema` (their serde names, so it describes what goes on the wire); the router is built
+//! from the same handlers ([`api_routes`]), and a test fails for a route without a document.
+//! The bearer scheme, 401, 403 (from [`crate::operators::required_role`]), 413 and 500 are
+//! added to every protected operation in one place ([`common_answers`]).
+//!
+//! Every route but `/api/health` and `/api/openapi.json` checks the token's role ([`crate::operators`]): reads need
 //! `viewer`, releases and rollout steering `release-manager`, the rest `admin`; below it the
 //! answer is 403 `AccessDeniedException`. Changes are appended to the audit log.
 //!
@@ -69,18 +77,24 @@ use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use ferrota_api::{
-    ApiError, CreateThing, CreateThingGroup, Deleted, Limits, Revoked, RolloutAction, SearchIndex,
+    ApiError, CreateThing, CreateThingGroup, Deleted, DescribeJobResponse, HistoryDescription,
+    Limits, OtaDescription, OtaSummary, Revoked, RolloutAction, RolloutDescription, SearchIndex,
+    SearchIndexAnswer, ThingBundle, ThingDescription, ThingGroupDescription, ThingSummary,
     UpdateThing, UploadedFile,
 };
+use utoipa::openapi::Object;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use ferrota_api::access::{AuditEntry, AuditPage, CreateToken, TokenList};
+use ferrota_api::access::{
+    AuditEntry, AuditPage, CreateToken, CreatedToken, Role, TokenDescription, TokenList,
+};
 
 use crate::admin::{Admin, AdminError, CreateOtaUpdate, PageRequest};
 use crate::operators::{self, TokenError};
@@ -207,9 +221,12 @@ async fn auth(State(s): State<AppState>, mut req: Request, next: Next) -> Respon
 #[serde(deny_unknown_fields)]
 struct NoFields {}
 
-#[derive(Deserialize)]
+/// `?force=true`: AWS CancelJob's `force` (IN_PROGRESS executions are canceled too).
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct Force {
+    /// Cancel IN_PROGRESS executions too (cancel only).
     #[serde(default)]
     force: bool,
 }
@@ -355,8 +372,9 @@ impl From<TokenError> for AdminError {
 }
 
 /// `GET /api/audit`'s query: AWS's paging names.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
     /// 1–1000, default 250.
     max_results: Option<u32>,
@@ -414,7 +432,7 @@ async fn thing_shadow(admin: &Admin, name: &str) -> Res {
 
 /// `GET /metrics`: the process's metrics and the fleet's, read from the store now
 /// ([`crate::metrics::Metrics::encode`]), as OpenMetrics text.
-async fn metrics(admin: &Admin) -> Response {
+async fn metrics_text(admin: &Admin) -> Response {
     let b = &admin.services;
     match b.metrics.encode(b.store.as_ref()).await {
         Ok(text) => (
@@ -433,249 +451,588 @@ async fn metrics(admin: &Admin) -> Response {
     }
 }
 
-/// The API router.
+/// `GET /api/health`'s answer.
+#[derive(serde::Serialize, ToSchema)]
+struct Health {
+    /// Always `true`: the process answers.
+    ok: bool,
+}
+
+/// AWS GetThingShadow's answer: the classic shadow document (see [`crate::shadow`]). Built as
+/// JSON by the shadow service; this type only describes it in the OpenAPI document.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct ThingShadow {
+    /// `desired`, `reported` and, where they differ, `delta`.
+    state: ShadowState,
+    /// Per-field `{"timestamp"}` of `desired` and `reported`.
+    metadata: Object,
+    /// The document's version.
+    version: u64,
+    /// Now, epoch seconds.
+    timestamp: u64,
+}
+
+/// The shadow's `state`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct ShadowState {
+    /// What the operator wants.
+    desired: Option<Object>,
+    /// What the device reported.
+    reported: Option<Object>,
+    /// Where `desired` differs from `reported`.
+    delta: Option<Object>,
+}
+
+/// A file's raw bytes (`POST /api/files`), described only.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+struct FileContent(Vec<u8>);
+
+/// A rollout action of `POST /api/rollouts/{id}/{action}`, described only (the handler reads
+/// the path segment and answers 404 for another).
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum RolloutActionName {
+    /// Stop notifying new devices.
+    Pause,
+    /// Go on after a pause.
+    Resume,
+    /// Open the next wave of a gated rollout.
+    Approve,
+    /// Cancel the rollout and its job (`?force=true` cancels IN_PROGRESS executions too).
+    Cancel,
+}
+
+/// The document's frame; the paths come from the handlers' `#[utoipa::path]` as they are
+/// routed ([`api_routes`]), the shared answers from [`common_answers`].
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Ferrota operator API",
+        description = "The HTTP API of `ferrota serve`: things, thing groups, firmware files, \
+                       OTA updates with their jobs and rollouts, operator tokens and the audit \
+                       log. Names, limits and errors are AWS IoT's where AWS has the concept; \
+                       errors are AWS's error JSON `{\"code\",\"message\"}`. Every route but \
+                       `/api/health` and this document needs `Authorization: Bearer <token>` \
+                       with the role the operation names."
+    ),
+    components(schemas(ApiError))
+)]
+struct ApiDoc;
+
+/// The bearer security scheme's name in the document.
+const BEARER: &str = "bearerToken";
+
+/// Routes every client may call without a token: the health check and the document itself
+/// (a client needs the document to learn how to authenticate; it holds no fleet data).
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(openapi_json))
+}
+
+/// The routes behind the token check, each with its documentation (one `routes!` per path).
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_things, create_thing))
+        .routes(routes!(describe_thing, update_thing))
+        .routes(routes!(get_thing_shadow))
+        .routes(routes!(search_index))
+        .routes(routes!(list_thing_groups, create_thing_group))
+        .routes(routes!(describe_thing_group, delete_thing_group))
+        .routes(routes!(revoke_thing))
+        .routes(routes!(limits))
+        .routes(routes!(upload_file))
+        .routes(routes!(list_ota_updates, create_ota_update))
+        .routes(routes!(describe_ota_update))
+        .routes(routes!(execution_history))
+        .routes(routes!(cancel_ota_update))
+        .routes(routes!(describe_job))
+        .routes(routes!(describe_rollout))
+        .routes(routes!(rollout_action))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
+        .routes(routes!(audit))
+        .routes(routes!(metrics))
+}
+
+/// The OpenAPI 3.1 document of the API, generated from the handlers and the `ferrota_api`
+/// types (their serde names are the wire's). Served at `GET /api/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(public_routes().into_openapi());
+    doc.merge(api_routes().into_openapi());
+    common_answers(&mut doc);
+    doc
+}
+
+/// The document as served: built once per process.
+static OPENAPI_JSON: std::sync::LazyLock<Bytes> = std::sync::LazyLock::new(|| {
+    // Serializing the document (strings, maps and numbers only) cannot fail; an empty
+    // object would still parse.
+    Bytes::from(openapi().to_json().unwrap_or_else(|_| "{}".into()))
+});
+
+/// What every protected operation shares, added to each: the bearer scheme; 401; 403 when its
+/// role ([`operators::required_role`]) is above `viewer`, named in its description; 413 for a
+/// body (every POST and PATCH reads one); 500. Decided here, from the same function the
+/// middleware asks, so the document cannot promise another role than the server checks.
+fn common_answers(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, SecurityRequirement};
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        BEARER,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "The bootstrap token in `<data>/api-token` (admin) or one made with \
+                     `POST /api/tokens` / `ferrota token create`.",
+                ))
+                .build(),
+        ),
+    );
+    let error = |what: &str| {
+        ResponseBuilder::new()
+            .description(what)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ApiError")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let public = path == "/api/health" || path == "/api/openapi.json";
+        let ops = [
+            ("GET", &mut item.get),
+            ("POST", &mut item.post),
+            ("PATCH", &mut item.patch),
+            ("DELETE", &mut item.delete),
+            ("PUT", &mut item.put),
+        ];
+        for (method, op) in ops {
+            let Some(op) = op else { continue };
+            if public {
+                // No token: an empty requirement list overrides nothing global (there is none).
+                op.security = Some(vec![SecurityRequirement::default()]);
+                continue;
+            }
+            op.security = Some(vec![SecurityRequirement::new::<_, _, &str>(BEARER, [])]);
+            // Path parameters stand for any value: the role depends only on the shape.
+            let role = operators::required_role(method, path);
+            let note = format!("Role: `{role}` or above.");
+            op.description = Some(match op.description.take() {
+                Some(d) => format!("{d}\n\n{note}"),
+                None => note,
+            });
+            let r = &mut op.responses.responses;
+            r.entry("401".into()).or_insert_with(|| {
+                error("`UnauthorizedException`: a missing, wrong or revoked token.").into()
+            });
+            if role > Role::Viewer {
+                r.entry("403".into()).or_insert_with(|| {
+                    error(&format!(
+                        "`AccessDeniedException`: the token's role is below `{role}`."
+                    ))
+                    .into()
+                });
+            }
+            if matches!(method, "POST" | "PATCH") {
+                r.entry("413".into()).or_insert_with(|| {
+                    error("`RequestEntityTooLargeException`: the body is over the limit.").into()
+                });
+            }
+            r.entry("500".into()).or_insert_with(|| {
+                error("`InternalFailureException`: the store or the server failed.").into()
+            });
+        }
+    }
+}
+
+/// Liveness: answers while the process runs; no token.
+#[utoipa::path(get, path = "/api/health", tag = "server",
+    responses((status = 200, description = "The server answers", body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health { ok: true })
+}
+
+/// This document (OpenAPI 3.1, JSON); no token, it holds no fleet data.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "server",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+async fn openapi_json() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI_JSON.clone(),
+    )
+        .into_response()
+}
+
+/// AWS ListThings: every thing with its groups and attributes.
+#[utoipa::path(get, path = "/api/things", tag = "things",
+    responses((status = 200, description = "The things", body = Vec<ThingSummary>)))]
+async fn list_things(State(s): State<AppState>) -> Res {
+    ok(s.admin.list_things().await?)
+}
+
+/// AWS CreateThing: a thing, its certificate and the device bundle (the private key is in
+/// this answer only).
+#[utoipa::path(post, path = "/api/things", tag = "things", request_body = CreateThing,
+    responses(
+        (status = 200, description = "The device bundle", body = ThingBundle),
+        (status = 400, description = "`InvalidRequestException`: a bad name, group or attribute", body = ApiError),
+        (status = 409, description = "`ResourceAlreadyExistsException`: the thing exists", body = ApiError),
+    ))]
+async fn create_thing(State(s): State<AppState>, body: Bytes) -> Res {
+    let t: CreateThing = strict(&body)?;
+    let payload = t.attribute_payload.unwrap_or_default();
+    ok(s.admin
+        .create_thing_with_attributes(&t.thing_name, &t.groups, &payload, |_| Ok(()))
+        .await?)
+}
+
+/// AWS DescribeThing: the thing, its certificates, executions, inventory and attributes.
+#[utoipa::path(get, path = "/api/things/{name}", tag = "things",
+    params(("name" = String, Path, description = "Thing name", example = "dev-1")),
+    responses(
+        (status = 200, description = "The thing", body = ThingDescription),
+        (status = 404, description = "`ResourceNotFoundException`: no such thing", body = ApiError),
+    ))]
+async fn describe_thing(State(s): State<AppState>, Path(n): Path<String>) -> Res {
+    ok(s.admin.describe_thing(&n).await?)
+}
+
+/// AWS UpdateThing (attributes only): an empty value removes an attribute.
+#[utoipa::path(patch, path = "/api/things/{name}", tag = "things", request_body = UpdateThing,
+    params(("name" = String, Path, description = "Thing name", example = "dev-1")),
+    responses(
+        (status = 200, description = "The thing after the change", body = ThingDescription),
+        (status = 400, description = "`InvalidRequestException`: a bad attribute", body = ApiError),
+        (status = 404, description = "`ResourceNotFoundException`: no such thing", body = ApiError),
+    ))]
+async fn update_thing(State(s): State<AppState>, Path(n): Path<String>, body: Bytes) -> Res {
+    let u: UpdateThing = strict(&body)?;
+    ok(s.admin.update_thing(&n, &u).await?)
+}
+
+/// AWS GetThingShadow: the thing's classic Device Shadow.
+#[utoipa::path(get, path = "/api/things/{name}/shadow", tag = "things",
+    params(("name" = String, Path, description = "Thing name", example = "dev-1")),
+    responses(
+        (status = 200, description = "The shadow document", body = ThingShadow),
+        (status = 404, description = "`ResourceNotFoundException`: no such thing, or it has no shadow", body = ApiError),
+    ))]
+async fn get_thing_shadow(State(s): State<AppState>, Path(n): Path<String>) -> Res {
+    thing_shadow(&s.admin, &n).await
+}
+
+/// AWS SearchIndex over the fleet index (query syntax: `ferrota_server::query`).
+#[utoipa::path(post, path = "/api/indices/search", tag = "things", request_body = SearchIndex,
+    responses(
+        (status = 200, description = "One page of matching things", body = SearchIndexAnswer),
+        (status = 400, description = "`InvalidRequestException`, or `InvalidQueryException` for a query that does not parse", body = ApiError),
+    ))]
+async fn search_index(State(s): State<AppState>, body: Bytes) -> Res {
+    let q: SearchIndex = strict(&body)?;
+    ok(s.admin.search_index(&q).await?)
+}
+
+/// AWS ListThingGroups: static and dynamic groups.
+#[utoipa::path(get, path = "/api/thing-groups", tag = "thing groups",
+    responses((status = 200, description = "The groups", body = Vec<ThingGroupDescription>)))]
+async fn list_thing_groups(State(s): State<AppState>) -> Res {
+    ok(s.admin.list_thing_groups().await?)
+}
+
+/// AWS CreateDynamicThingGroup: a group whose members a fleet-index query selects.
+#[utoipa::path(post, path = "/api/thing-groups", tag = "thing groups", request_body = CreateThingGroup,
+    responses(
+        (status = 200, description = "The group with its members", body = ThingGroupDescription),
+        (status = 400, description = "`InvalidRequestException` or `InvalidQueryException`", body = ApiError),
+        (status = 409, description = "`ResourceAlreadyExistsException`: the group exists", body = ApiError),
+    ))]
+async fn create_thing_group(State(s): State<AppState>, body: Bytes) -> Res {
+    let g: CreateThingGroup = strict(&body)?;
+    ok(s.admin.create_thing_group(&g).await?)
+}
+
+/// AWS DescribeThingGroup, with its members now.
+#[utoipa::path(get, path = "/api/thing-groups/{name}", tag = "thing groups",
+    params(("name" = String, Path, description = "Group name", example = "old-kits")),
+    responses(
+        (status = 200, description = "The group", body = ThingGroupDescription),
+        (status = 404, description = "`ResourceNotFoundException`: no such group", body = ApiError),
+    ))]
+async fn describe_thing_group(State(s): State<AppState>, Path(n): Path<String>) -> Res {
+    ok(s.admin.describe_thing_group(&n).await?)
+}
+
+/// AWS DeleteDynamicThingGroup (things untouched).
+#[utoipa::path(delete, path = "/api/thing-groups/{name}", tag = "thing groups",
+    params(("name" = String, Path, description = "Group name", example = "old-kits")),
+    responses(
+        (status = 200, description = "What was deleted", body = Deleted),
+        (status = 400, description = "`InvalidRequestException`: not a dynamic group", body = ApiError),
+        (status = 404, description = "`ResourceNotFoundException`: no such group", body = ApiError),
+    ))]
+async fn delete_thing_group(State(s): State<AppState>, Path(n): Path<String>) -> Res {
+    s.admin.delete_thing_group(&n).await?;
+    ok(Deleted { deleted: n })
+}
+
+/// Revokes the thing's certificates (AWS UpdateCertificate to REVOKED): it is disconnected and
+/// the CRL reloaded at once. No body.
+#[utoipa::path(post, path = "/api/things/{name}/revoke", tag = "things",
+    params(("name" = String, Path, description = "Thing name", example = "dev-1")),
+    responses(
+        (status = 200, description = "How many certificates were revoked", body = Revoked),
+        (status = 400, description = "`InvalidRequestException`: a body with fields", body = ApiError),
+        (status = 404, description = "`ResourceNotFoundException`: no such thing", body = ApiError),
+    ))]
+async fn revoke_thing(State(s): State<AppState>, Path(n): Path<String>, body: Bytes) -> Res {
+    let NoFields {} = strict(&body)?;
+    ok(Revoked {
+        revoked: s.admin.revoke_thing(&n).await?,
+    })
+}
+
+/// What a client checks before it sends a body: that its token is right (this is behind the
+/// token check) and that the file fits (a refused body otherwise shows as "Broken pipe" on the
+/// client, which is still sending when the server answers).
+#[utoipa::path(get, path = "/api/limits", tag = "files",
+    responses((status = 200, description = "The limits", body = Limits)))]
+async fn limits() -> Res {
+    ok(Limits {
+        max_file_bytes: crate::admin::OTA_FILE_MAX,
+    })
+}
+
+/// Stores a firmware file (content-addressed): the raw bytes, any content type.
+#[utoipa::path(post, path = "/api/files", tag = "files",
+    request_body(content = FileContent, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "The stored file", body = UploadedFile),
+        (status = 400, description = "`InvalidRequestException`: an empty or oversized file", body = ApiError),
+    ))]
+async fn upload_file(State(s): State<AppState>, body: Bytes) -> Res {
+    let h = s.admin.put_file(&body).await?;
+    ok(UploadedFile {
+        sha256: h,
+        size: body.len() as u64,
+    })
+}
+
+/// AWS ListOTAUpdates.
+#[utoipa::path(get, path = "/api/ota-updates", tag = "ota updates",
+    responses((status = 200, description = "The OTA updates", body = Vec<OtaSummary>)))]
+async fn list_ota_updates(State(s): State<AppState>) -> Res {
+    ok(s.admin.list_ota().await?)
+}
+
+/// AWS CreateOTAUpdate: a stream and a job for the targets (see the module documentation of
+/// `ferrota_server::api` for the AWS fields refused by name).
+#[utoipa::path(post, path = "/api/ota-updates", tag = "ota updates", request_body = CreateOtaUpdate,
+    responses(
+        (status = 200, description = "The update", body = OtaDescription),
+        (status = 400, description = "`InvalidRequestException`: a bad, unknown or unsupported field, a missing file or target, a signature that does not verify", body = ApiError),
+        (status = 409, description = "`ResourceAlreadyExistsException`: the id is taken", body = ApiError),
+    ))]
+async fn create_ota_update(State(s): State<AppState>, body: Bytes) -> Res {
+    ok(s.admin
+        .create_ota(&ota_request(&s.admin, &body).await?)
+        .await?)
+}
+
+/// AWS GetOTAUpdate with one page of per-thing status (AWS paging).
+#[utoipa::path(get, path = "/api/ota-updates/{id}", tag = "ota updates",
+    params(("id" = String, Path, description = "OTA update id", example = "rel-1"), PageRequest),
+    responses(
+        (status = 200, description = "The update with one page of executions", body = OtaDescription),
+        (status = 400, description = "`InvalidRequestException`: a bad maxResults or nextToken, an unknown parameter", body = ApiError),
+        (status = 404, description = "`ResourceNotFoundException`: no such update", body = ApiError),
+    ))]
+async fn describe_ota_update(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    p: Result<Query<PageRequest>, QueryRejection>,
+) -> Res {
+    ok(s.admin.describe_ota_page(&id, &query(p)?).await?)
+}
+
+/// An execution's history (newest 50, oldest first).
+#[utoipa::path(get, path = "/api/ota-updates/{id}/things/{thing}/history", tag = "ota updates",
+    params(("id" = String, Path, description = "OTA update id", example = "rel-1"), ("thing" = String, Path, description = "Thing name", example = "dev-1")),
+    responses(
+        (status = 200, description = "The history", body = Vec<HistoryDescription>),
+        (status = 404, description = "`ResourceNotFoundException`: no such update or execution", body = ApiError),
+    ))]
+async fn execution_history(
+    State(s): State<AppState>,
+    Path((id, thing)): Path<(String, String)>,
+) -> Res {
+    ok(s.admin.execution_history(&id, &thing).await?)
+}
+
+/// AWS CancelJob of the update's job; no body (`force` is a query parameter, as in AWS).
+#[utoipa::path(post, path = "/api/ota-updates/{id}/cancel", tag = "ota updates",
+    params(("id" = String, Path, description = "OTA update id", example = "rel-1"), Force),
+    responses(
+        (status = 200, description = "The update, canceled (first page)", body = OtaDescription),
+        (status = 400, description = "`InvalidRequestException`: a body field, an unknown parameter", body = ApiError),
+        (status = 404, description = "`ResourceNotFoundException`: no such update", body = ApiError),
+    ))]
+async fn cancel_ota_update(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    f: Result<Query<Force>, QueryRejection>,
+    body: Bytes,
+) -> Res {
+    let f = query(f)?;
+    // AWS CancelJob's body fields: not implemented, so refused by name (force is a query
+    // parameter, as in AWS).
+    if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&body)
+        && let Some(k) = m.keys().next()
+    {
+        return Err(AdminError::Invalid(format!(
+            "{k}: not supported in a cancel body (give force as ?force=true); nothing was canceled"
+        )));
+    }
+    let NoFields {} = strict(&body)?;
+    ok(s.admin.cancel_ota(&id, f.force).await?)
+}
+
+/// AWS DescribeJob.
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "ota updates",
+    params(("id" = String, Path, description = "Job id", example = "AFR_OTA-rel-1")),
+    responses(
+        (status = 200, description = "The job", body = DescribeJobResponse),
+        (status = 404, description = "`ResourceNotFoundException`: no such job", body = ApiError),
+    ))]
+async fn describe_job(State(s): State<AppState>, Path(id): Path<String>) -> Res {
+    ok(s.admin.describe_job(&id).await?)
+}
+
+/// The rollout of OTA update `id`: status, reason, waves with their counts, rate, next
+/// release.
+#[utoipa::path(get, path = "/api/rollouts/{id}", tag = "rollouts",
+    params(("id" = String, Path, description = "OTA update id", example = "rel-1")),
+    responses(
+        (status = 200, description = "The rollout", body = RolloutDescription),
+        (status = 404, description = "`ResourceNotFoundException`: no such update", body = ApiError),
+    ))]
+async fn describe_rollout(State(s): State<AppState>, Path(id): Path<String>) -> Res {
+    ok(s.admin.describe_rollout(&id).await?)
+}
+
+/// Steers a rollout; no body. An action its state does not allow is a 400 that changes
+/// nothing.
+#[utoipa::path(post, path = "/api/rollouts/{id}/{action}", tag = "rollouts",
+    params(
+        ("id" = String, Path, description = "OTA update id", example = "rel-1"),
+        ("action" = inline(RolloutActionName), Path, description = "pause, resume, approve or cancel"),
+        Force,
+    ),
+    responses(
+        (status = 200, description = "The rollout after the action", body = RolloutDescription),
+        (status = 400, description = "`InvalidRequestException`: not allowed in its state, force on another action than cancel, a body field", body = ApiError),
+        (status = 404, description = "`ResourceNotFoundException`: no such update or action", body = ApiError),
+    ))]
+async fn rollout_action(
+    State(s): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    f: Result<Query<Force>, QueryRejection>,
+    body: Bytes,
+) -> Res {
+    let f = query(f)?;
+    let NoFields {} = strict(&body)?;
+    let action = match action.as_str() {
+        "pause" => RolloutAction::Pause,
+        "resume" => RolloutAction::Resume,
+        "approve" => RolloutAction::Approve,
+        "cancel" => RolloutAction::Cancel { force: f.force },
+        other => {
+            return Err(AdminError::NotFound(format!(
+                "rollout action {other:?} (pause, resume, approve, cancel)"
+            )));
+        }
+    };
+    if f.force && !matches!(action, RolloutAction::Cancel { .. }) {
+        return Err(AdminError::Invalid(
+            "force applies to cancel only; nothing was changed".into(),
+        ));
+    }
+    ok(s.admin.rollout_action(&id, action).await?)
+}
+
+/// The operator tokens (never their secrets).
+#[utoipa::path(get, path = "/api/tokens", tag = "tokens",
+    responses((status = 200, description = "The tokens", body = TokenList)))]
+async fn list_tokens(State(s): State<AppState>) -> Res {
+    let tokens = s.admin.services.store.tokens().await?;
+    ok(TokenList {
+        tokens: tokens.into_iter().map(|t| t.description).collect(),
+    })
+}
+
+/// Creates an operator token: the secret is in this answer only.
+#[utoipa::path(post, path = "/api/tokens", tag = "tokens", request_body = CreateToken,
+    responses(
+        (status = 200, description = "The secret, this once, and the token's description", body = CreatedToken),
+        (status = 400, description = "`InvalidRequestException`: a bad name or role", body = ApiError),
+    ))]
+async fn create_token(State(s): State<AppState>, body: Bytes) -> Res {
+    let req: CreateToken = strict(&body)?;
+    ok(operators::create_token(&s.admin.services, &req).await?)
+}
+
+/// Revokes a token: its next request is refused.
+#[utoipa::path(delete, path = "/api/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    responses(
+        (status = 200, description = "The token, revoked", body = TokenDescription),
+        (status = 404, description = "`ResourceNotFoundException`: no such token", body = ApiError),
+    ))]
+async fn revoke_token(State(s): State<AppState>, Path(id): Path<String>) -> Res {
+    ok(operators::revoke_token(&s.admin.services, &id).await?)
+}
+
+/// One page of the hash-chained audit log, oldest first.
+#[utoipa::path(get, path = "/api/audit", tag = "audit",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "One page of records", body = AuditPage),
+        (status = 400, description = "`InvalidRequestException`: a bad maxResults or nextToken, an unknown parameter", body = ApiError),
+    ))]
+async fn audit(State(s): State<AppState>, q: Result<Query<AuditQuery>, QueryRejection>) -> Res {
+    audit_page(&s.admin, query(q)?).await
+}
+
+/// Prometheus metrics in the OpenMetrics text format (`ferrota_server::metrics`).
+#[utoipa::path(get, path = "/metrics", tag = "server",
+    responses((status = 200, description = "OpenMetrics text",
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
+async fn metrics(State(s): State<AppState>) -> Response {
+    metrics_text(&s.admin).await
+}
+
+/// The API router: the routes of [`public_routes`] and, behind the token and role check,
+/// [`api_routes`] (the same the document is generated from).
 pub fn router(admin: Arc<Admin>, token: String) -> Router {
     let state = AppState {
         admin,
         token: token.into(),
     };
-    let protected = Router::new()
-        .route(
-            "/api/things",
-            get(|State(s): State<AppState>| async move { ok(s.admin.list_things().await?) }).post(
-                |State(s): State<AppState>, body: Bytes| async move {
-                    let t: CreateThing = strict(&body)?;
-                    let payload = t.attribute_payload.unwrap_or_default();
-                    ok(s.admin
-                        .create_thing_with_attributes(
-                            &t.thing_name,
-                            &t.groups,
-                            &payload,
-                            |_| Ok(()),
-                        )
-                        .await?)
-                },
-            ),
-        )
-        .route(
-            "/api/things/{name}",
-            get(
-                |State(s): State<AppState>, Path(n): Path<String>| async move {
-                    ok(s.admin.describe_thing(&n).await?)
-                },
-            )
-            .patch(
-                |State(s): State<AppState>, Path(n): Path<String>, body: Bytes| async move {
-                    let u: UpdateThing = strict(&body)?;
-                    ok(s.admin.update_thing(&n, &u).await?)
-                },
-            ),
-        )
-        .route(
-            "/api/things/{name}/shadow",
-            get(
-                |State(s): State<AppState>, Path(n): Path<String>| async move {
-                    thing_shadow(&s.admin, &n).await
-                },
-            ),
-        )
-        .route(
-            "/api/indices/search",
-            post(|State(s): State<AppState>, body: Bytes| async move {
-                let q: SearchIndex = strict(&body)?;
-                ok(s.admin.search_index(&q).await?)
-            }),
-        )
-        .route(
-            "/api/thing-groups",
-            get(|State(s): State<AppState>| async move { ok(s.admin.list_thing_groups().await?) })
-                .post(|State(s): State<AppState>, body: Bytes| async move {
-                    let g: CreateThingGroup = strict(&body)?;
-                    ok(s.admin.create_thing_group(&g).await?)
-                }),
-        )
-        .route(
-            "/api/thing-groups/{name}",
-            get(
-                |State(s): State<AppState>, Path(n): Path<String>| async move {
-                    ok(s.admin.describe_thing_group(&n).await?)
-                },
-            )
-            .merge(delete(
-                |State(s): State<AppState>, Path(n): Path<String>| async move {
-                    s.admin.delete_thing_group(&n).await?;
-                    ok(Deleted { deleted: n })
-                },
-            )),
-        )
-        .route(
-            "/api/things/{name}/revoke",
-            post(
-                |State(s): State<AppState>, Path(n): Path<String>, body: Bytes| async move {
-                    let NoFields {} = strict(&body)?;
-                    ok(Revoked {
-                        revoked: s.admin.revoke_thing(&n).await?,
-                    })
-                },
-            ),
-        )
-        // What a client checks before it sends a body: that its token is right (this is
-        // behind the token check) and that the file fits (a refused body otherwise shows as
-        // "Broken pipe" on the client, which is still sending when the server answers).
-        .route(
-            "/api/limits",
-            get(|| async {
-                ok(Limits {
-                    max_file_bytes: crate::admin::OTA_FILE_MAX,
-                })
-            }),
-        )
-        .route(
-            "/api/files",
-            post(
-                |State(s): State<AppState>, body: axum::body::Bytes| async move {
-                    let h = s.admin.put_file(&body).await?;
-                    ok(UploadedFile {
-                        sha256: h,
-                        size: body.len() as u64,
-                    })
-                },
-            ),
-        )
-        .route(
-            "/api/ota-updates",
-            get(|State(s): State<AppState>| async move { ok(s.admin.list_ota().await?) }).post(
-                |State(s): State<AppState>, body: Bytes| async move {
-                    ok(s.admin
-                        .create_ota(&ota_request(&s.admin, &body).await?)
-                        .await?)
-                },
-            ),
-        )
-        .route(
-            "/api/ota-updates/{id}",
-            get(
-                |State(s): State<AppState>,
-                 Path(id): Path<String>,
-                 p: Result<Query<PageRequest>, QueryRejection>| async move {
-                    ok(s.admin.describe_ota_page(&id, &query(p)?).await?)
-                },
-            ),
-        )
-        .route(
-            "/api/ota-updates/{id}/things/{thing}/history",
-            get(
-                |State(s): State<AppState>, Path((id, thing)): Path<(String, String)>| async move {
-                    ok(s.admin.execution_history(&id, &thing).await?)
-                },
-            ),
-        )
-        .route(
-            "/api/ota-updates/{id}/cancel",
-            post(
-                |State(s): State<AppState>,
-                 Path(id): Path<String>,
-                 f: Result<Query<Force>, QueryRejection>,
-                 body: Bytes| async move {
-                    let f = query(f)?;
-                    // AWS CancelJob's body fields: not implemented, so refused by name (force
-                    // is a query parameter, as in AWS).
-                    if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&body)
-                        && let Some(k) = m.keys().next()
-                    {
-                        return Err(AdminError::Invalid(format!(
-                            "{k}: not supported in a cancel body (give force as ?force=true); \
-                             nothing was canceled"
-                        )));
-                    }
-                    let NoFields {} = strict(&body)?;
-                    ok(s.admin.cancel_ota(&id, f.force).await?)
-                },
-            ),
-        )
-        .route(
-            "/api/jobs/{id}",
-            get(
-                |State(s): State<AppState>, Path(id): Path<String>| async move {
-                    ok(s.admin.describe_job(&id).await?)
-                },
-            ),
-        )
-        .route(
-            "/api/rollouts/{id}",
-            get(
-                |State(s): State<AppState>, Path(id): Path<String>| async move {
-                    ok(s.admin.describe_rollout(&id).await?)
-                },
-            ),
-        )
-        .route(
-            "/api/rollouts/{id}/{action}",
-            post(
-                |State(s): State<AppState>,
-                 Path((id, action)): Path<(String, String)>,
-                 f: Result<Query<Force>, QueryRejection>,
-                 body: Bytes| async move {
-                    let f = query(f)?;
-                    let NoFields {} = strict(&body)?;
-                    let action = match action.as_str() {
-                        "pause" => RolloutAction::Pause,
-                        "resume" => RolloutAction::Resume,
-                        "approve" => RolloutAction::Approve,
-                        "cancel" => RolloutAction::Cancel { force: f.force },
-                        other => {
-                            return Err(AdminError::NotFound(format!(
-                                "rollout action {other:?} (pause, resume, approve, cancel)"
-                            )));
-                        }
-                    };
-                    if f.force && !matches!(action, RolloutAction::Cancel { .. }) {
-                        return Err(AdminError::Invalid(
-                            "force applies to cancel only; nothing was changed".into(),
-                        ));
-                    }
-                    ok(s.admin.rollout_action(&id, action).await?)
-                },
-            ),
-        )
-        .route(
-            "/api/tokens",
-            get(|State(s): State<AppState>| async move {
-                let tokens = s.admin.services.store.tokens().await?;
-                ok(TokenList {
-                    tokens: tokens.into_iter().map(|t| t.description).collect(),
-                })
-            })
-            .post(|State(s): State<AppState>, body: Bytes| async move {
-                let req: CreateToken = strict(&body)?;
-                ok(operators::create_token(&s.admin.services, &req).await?)
-            }),
-        )
-        .route(
-            "/api/tokens/{id}",
-            delete(
-                |State(s): State<AppState>, Path(id): Path<String>| async move {
-                    ok(operators::revoke_token(&s.admin.services, &id).await?)
-                },
-            ),
-        )
-        .route(
-            "/api/audit",
-            get(
-                |State(s): State<AppState>, q: Result<Query<AuditQuery>, QueryRejection>| async move {
-                    audit_page(&s.admin, query(q)?).await
-                },
-            ),
-        )
-        .route(
-            "/metrics",
-            get(|State(s): State<AppState>| async move { metrics(&s.admin).await }),
-        )
+    let protected = api_routes()
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(DefaultBodyLimit::max(17 * 1024 * 1024));
-    Router::new()
-        .route("/api/health", get(|| async { Json(json!({"ok": true})) }))
-        .merge(protected)
+    let (router, _) = public_routes().merge(protected).split_for_parts();
+    router
         .fallback(|| async {
             aws_error(
                 StatusCode::NOT_FOUND,
@@ -688,24 +1045,20 @@ pub fn router(admin: Arc<Admin>, token: String) -> Router {
 }
 
 /// The answers axum writes itself, before a handler runs, are plain text: 405 for a method a
-/// path does not have, 413 for a body over the limit. A client that reads AWS error JSON
+/// path does not have, 413 for a body over the limit, 400 for a path parameter it cannot
+/// decode (`/api/things/%FF`: not UTF-8). A client that reads AWS error JSON
 /// (`ferrota_api::Client`, an AWS SDK) would see an undecodable body, so they are rewritten
 /// with the codes AWS IoT uses for the same statuses (`MethodNotAllowedException`,
-/// `RequestEntityTooLargeException`); the 405's `Allow` header is kept. Every other answer,
-/// JSON already, passes unchanged.
+/// `RequestEntityTooLargeException`, `InvalidRequestException` with axum's words); the 405's
+/// `Allow` header is kept. Every other answer, JSON already, passes unchanged.
 async fn framework_errors_as_aws_json(resp: Response) -> Response {
-    let (code, message) = match resp.status() {
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "MethodNotAllowedException",
-            "this path does not take that method (see the table in `ferrota_server::api`)",
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "RequestEntityTooLargeException",
-            "the request body is over the API's limit (GET /api/limits gives maxFileBytes); \
-             nothing was stored",
-        ),
-        _ => return resp,
-    };
+    let status = resp.status();
+    if !matches!(
+        status,
+        StatusCode::METHOD_NOT_ALLOWED | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::BAD_REQUEST
+    ) {
+        return resp;
+    }
     let is_json = resp
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
@@ -714,7 +1067,31 @@ async fn framework_errors_as_aws_json(resp: Response) -> Response {
         return resp;
     }
     let allow = resp.headers().get(axum::http::header::ALLOW).cloned();
-    let mut out = aws_error(resp.status(), code, message);
+    let mut out = match status {
+        StatusCode::METHOD_NOT_ALLOWED => aws_error(
+            status,
+            "MethodNotAllowedException",
+            "this path does not take that method (see the table in `ferrota_server::api`)",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => aws_error(
+            status,
+            "RequestEntityTooLargeException",
+            "the request body is over the API's limit (GET /api/limits gives maxFileBytes); \
+             nothing was stored",
+        ),
+        _ => {
+            // axum's rejection text is one short line.
+            let text = axum::body::to_bytes(resp.into_body(), 4096)
+                .await
+                .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+                .unwrap_or_default();
+            aws_error(
+                status,
+                "InvalidRequestException",
+                &format!("{text}; nothing was changed"),
+            )
+        }
+    };
     if let Some(a) = allow {
         out.headers_mut().insert(axum::http::header::ALLOW, a);
     }

@@ -19,6 +19,7 @@ mod lease;
 mod limits;
 mod metrics;
 mod notify_and_timeouts;
+mod openapi;
 mod operators;
 mod ota_create;
 mod revocation;

@@ -322,6 +322,17 @@ impl ThingIndexStore for TimedStore {
         )
         .await
     }
+    async fn update_attributes(
+        &self,
+        thing: &str,
+        update: &crate::store::attrs::AttributesUpdate<'_>,
+    ) -> StoreResult<Result<(), String>> {
+        self.time(
+            "update_attributes",
+            self.inner.update_attributes(thing, update),
+        )
+        .await
+    }
     async fn attributes(&self, thing: &str) -> StoreResult<BTreeMap<String, String>> {
         self.time("attributes", self.inner.attributes(thing)).await
     }

@@ -16,6 +16,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{CertRecord, StoreError, StoreResult, Thing};
 
+/// The change of [`ThingIndexStore::update_attributes`]: the stored attributes in, the new
+/// ones (or why not) out.
+pub type AttributesUpdate<'a> =
+    dyn Fn(BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> + Send + Sync + 'a;
+
 /// Most attributes a thing may have. AWS allows 3 on a thing without a thing type and 50 on
 /// one with a type; Ferrota has no thing types, so every thing gets the larger limit.
 pub const ATTRIBUTES_MAX: usize = 50;
@@ -91,6 +96,16 @@ pub trait ThingIndexStore: Send + Sync {
         thing: &str,
         attributes: &BTreeMap<String, String>,
     ) -> StoreResult<()>;
+    /// AWS `UpdateThing` as one change: `update` turns the stored attributes into the new ones
+    /// (or refuses with a message, `Ok(Err(..))`, and nothing is stored) while no other change
+    /// of the thing's attributes can interleave, so two merges never drop each other's keys
+    /// (a read, then [`ThingIndexStore::set_attributes`], did). [`StoreError::NotFound`] when
+    /// there is no such thing.
+    async fn update_attributes(
+        &self,
+        thing: &str,
+        update: &AttributesUpdate<'_>,
+    ) -> StoreResult<Result<(), String>>;
     /// A thing's attributes (empty for a thing without any, or no such thing).
     async fn attributes(&self, thing: &str) -> StoreResult<BTreeMap<String, String>>;
     /// Every thing's attributes, by thing name (things without attributes left out): one

@@ -618,6 +618,29 @@ impl ThingIndexStore for MemoryStore {
         Ok(())
     }
 
+    async fn update_attributes(
+        &self,
+        thing: &str,
+        update: &crate::store::attrs::AttributesUpdate<'_>,
+    ) -> StoreResult<Result<(), String>> {
+        let mut s = self.lock();
+        s.fault("update_attributes")?;
+        if !s.things.contains_key(thing) {
+            return Err(StoreError::NotFound(format!("thing {thing}")));
+        }
+        let stored = s.attributes.get(thing).cloned().unwrap_or_default();
+        let new = match update(stored) {
+            Ok(n) => n,
+            Err(why) => return Ok(Err(why)),
+        };
+        if new.is_empty() {
+            s.attributes.remove(thing);
+        } else {
+            s.attributes.insert(thing.to_string(), new);
+        }
+        Ok(Ok(()))
+    }
+
     async fn attributes(&self, thing: &str) -> StoreResult<BTreeMap<String, String>> {
         Ok(self
             .lock()

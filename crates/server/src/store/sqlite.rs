@@ -163,6 +163,15 @@ impl SqliteStore {
         Ok(s)
     }
 
+    /// A write transaction, begun `IMMEDIATE`: it takes the write lock first, waiting for it
+    /// up to the busy timeout. A deferred one (sqlx's `begin()`) that reads and then writes
+    /// cannot wait in WAL mode: once another writer commits, its read snapshot is stale and
+    /// SQLite answers SQLITE_BUSY ("database is locked") at once, whatever the busy timeout,
+    /// so concurrent API changes failed with a 500 (found by Schemathesis).
+    pub(crate) async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// The connection pool, for maintenance and for tests that need SQL the [`Store`] trait
     /// does not offer (e.g. a trigger that makes one insert fail, to prove a transaction).
     pub fn pool(&self) -> &SqlitePool {
@@ -215,7 +224,7 @@ impl SqliteStore {
             .await?
             .try_get(0)?;
         for (i, m) in MIGRATIONS.iter().enumerate().skip(have.max(0) as usize) {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             sqlx::raw_sql(*m).execute(&mut *tx).await?;
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                 "PRAGMA user_version = {}",
@@ -383,7 +392,7 @@ async fn insert_ota<'e, E: sqlx::SqliteExecutor<'e>>(
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_thing(&self, thing: &Thing) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         insert_thing(&mut tx, thing).await?;
         tx.commit().await?;
         Ok(())
@@ -393,7 +402,7 @@ impl Store for SqliteStore {
         &self,
         items: &[(Thing, CertRecord)],
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for (thing, c) in items {
             insert_thing(&mut tx, thing).await?;
             insert_certificate(&mut *tx, c).await?;
@@ -533,7 +542,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_job(&self, job: &Job, things: &[String]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         insert_job(&mut tx, job, things).await?;
         tx.commit().await?;
         Ok(())
@@ -625,7 +634,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_execution(&self, e: &Execution, expected_version: u64) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let details = details_json(&e.status_details);
         let running = e.status == JobStatus::InProgress;
         let r = query("UPDATE executions SET status = ?, status_details = ?, started_at = ?, last_updated_at = ?, version_number = ?, in_progress_deadline = ?, step_deadline = ?, deadline = ? WHERE job_id = ? AND thing = ? AND version_number = ?")
@@ -717,7 +726,7 @@ impl Store for SqliteStore {
         things: &[String],
         ota: &OtaRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         insert_stream(&mut *tx, stream).await?;
         insert_job(&mut tx, job, things).await?;
         insert_ota(&mut *tx, ota).await?;

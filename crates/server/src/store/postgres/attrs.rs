@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use sqlx::{Postgres, Row, Transaction, query};
 
 use super::{PostgresStore, insert_certificate, insert_thing};
-use crate::store::attrs::{DynamicGroup, ThingIndexStore, group_not_found};
+use crate::store::attrs::{AttributesUpdate, DynamicGroup, ThingIndexStore, group_not_found};
 use crate::store::rows::exists_as;
 use crate::store::rows::{group_cols, group_of, to_i64};
 use crate::store::{CertRecord, StoreError, StoreResult, Thing};
@@ -69,7 +69,20 @@ impl ThingIndexStore for PostgresStore {
         thing: &str,
         attributes: &BTreeMap<String, String>,
     ) -> StoreResult<()> {
+        // A replacement is an update that ignores what is stored (and cannot be refused).
+        let replace = |_| Ok(attributes.clone());
+        self.update_attributes(thing, &replace)
+            .await?
+            .map_err(StoreError::Corrupt)
+    }
+
+    async fn update_attributes(
+        &self,
+        thing: &str,
+        update: &AttributesUpdate<'_>,
+    ) -> StoreResult<Result<(), String>> {
         let mut tx = self.pool().begin().await?;
+        // The thing's row locked: a concurrent change of its attributes waits for this one.
         let exists = query("SELECT 1 FROM things WHERE name = $1 FOR NO KEY UPDATE")
             .bind(thing)
             .fetch_optional(&mut *tx)
@@ -78,9 +91,21 @@ impl ThingIndexStore for PostgresStore {
         if !exists {
             return Err(StoreError::NotFound(format!("thing {thing}")));
         }
-        write_attributes(&mut tx, thing, attributes).await?;
+        let rows = query("SELECT name, value FROM thing_attributes WHERE thing = $1")
+            .bind(thing)
+            .fetch_all(&mut *tx)
+            .await?;
+        let stored = rows
+            .iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("value")?)))
+            .collect::<StoreResult<BTreeMap<String, String>>>()?;
+        let new = match update(stored) {
+            Ok(n) => n,
+            Err(why) => return Ok(Err(why)),
+        };
+        write_attributes(&mut tx, thing, &new).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Ok(()))
     }
 
     async fn attributes(&self, thing: &str) -> StoreResult<BTreeMap<String, String>> {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use sqlx::{Row, query};
 
-use super::super::attrs::{DynamicGroup, ThingIndexStore, group_not_found};
+use super::super::attrs::{AttributesUpdate, DynamicGroup, ThingIndexStore, group_not_found};
 use super::{
     CertRecord, SqliteStore, StoreError, StoreResult, Thing, insert_certificate, insert_thing,
     to_i64,
@@ -50,7 +50,7 @@ impl ThingIndexStore for SqliteStore {
         cert: &CertRecord,
         attributes: &BTreeMap<String, String>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         insert_thing(&mut tx, thing).await?;
         insert_certificate(&mut *tx, cert).await?;
         write_attributes(&mut tx, &thing.name, attributes).await?;
@@ -63,7 +63,20 @@ impl ThingIndexStore for SqliteStore {
         thing: &str,
         attributes: &BTreeMap<String, String>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        // A replacement is an update that ignores what is stored (and cannot be refused).
+        let replace = |_| Ok(attributes.clone());
+        self.update_attributes(thing, &replace)
+            .await?
+            .map_err(StoreError::Corrupt)
+    }
+
+    async fn update_attributes(
+        &self,
+        thing: &str,
+        update: &AttributesUpdate<'_>,
+    ) -> StoreResult<Result<(), String>> {
+        // IMMEDIATE: the write lock is taken before the read, so no merge interleaves.
+        let mut tx = self.write_tx().await?;
         let exists = query("SELECT 1 FROM things WHERE name = ?")
             .bind(thing)
             .fetch_optional(&mut *tx)
@@ -72,9 +85,21 @@ impl ThingIndexStore for SqliteStore {
         if !exists {
             return Err(StoreError::NotFound(format!("thing {thing}")));
         }
-        write_attributes(&mut tx, thing, attributes).await?;
+        let rows = query("SELECT name, value FROM thing_attributes WHERE thing = ?")
+            .bind(thing)
+            .fetch_all(&mut *tx)
+            .await?;
+        let stored = rows
+            .iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("value")?)))
+            .collect::<StoreResult<BTreeMap<String, String>>>()?;
+        let new = match update(stored) {
+            Ok(n) => n,
+            Err(why) => return Ok(Err(why)),
+        };
+        write_attributes(&mut tx, thing, &new).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Ok(()))
     }
 
     async fn attributes(&self, thing: &str) -> StoreResult<BTreeMap<String, String>> {

@@ -17,7 +17,7 @@ impl RolloutStore for SqliteStore {
         rollout: &RolloutRecord,
         targets: &[(String, u32)],
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         insert_stream(&mut *tx, stream).await?;
         insert_job(&mut tx, job, &[]).await?;
         insert_ota(&mut *tx, ota).await?;
@@ -130,7 +130,7 @@ impl RolloutStore for SqliteStore {
         things: &[String],
         now: u64,
     ) -> StoreResult<usize> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut n = 0;
         for t in things {
             let r = query("UPDATE rollout_targets SET released = 1 WHERE job_id = ? AND thing = ? AND released = 0")
@@ -191,7 +191,7 @@ impl RolloutStore for SqliteStore {
     }
 
     async fn retry_execution(&self, e: &Execution, now: u64) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let now = to_i64(now);
         let version = to_i64(e.version_number.saturating_add(1));
         let r = query("UPDATE executions SET status = 'QUEUED', status_details = '{}', queued_at = ?, started_at = NULL, last_updated_at = ?, version_number = ?, execution_number = execution_number + 1, in_progress_deadline = NULL, step_deadline = NULL, deadline = NULL WHERE job_id = ? AND thing = ? AND version_number = ?")
