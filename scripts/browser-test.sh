@@ -50,7 +50,9 @@ trap cleanup EXIT
 cd "$T"
 ferrota() { "$FERROTA" "$@"; }
 
-ferrota serve --data-dir "$T/data" --mqtt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
+# Background processes run the binary itself (not the shell function), so that $! is their
+# own pid and the cleanup's kill reaches them.
+"$FERROTA" serve --data-dir "$T/data" --mqtt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
     > server.log 2>&1 &
 pids+=($!)
 for _ in $(seq 150); do grep -q '^http ' server.log && break; sleep 0.2; done
@@ -80,7 +82,7 @@ for i in 1 2 3; do
     ferrota thing create "dev-$i" --group lab --code-signing-cert signer.crt -o bundle >/dev/null
     ferrota t2g new "dev-$i.t2g" --boot-key boot.pem >/dev/null
     ferrota t2g program "dev-$i.t2g" v1.0.0.bin --bank lower >/dev/null
-    ferrota device run --config "bundle/dev-$i/device.toml" --flash "dev-$i.t2g" > "dev-$i.log" 2>&1 &
+    "$FERROTA" device run --config "bundle/dev-$i/device.toml" --flash "dev-$i.t2g" > "dev-$i.log" 2>&1 &
     pids+=($!)
 done
 VIEWER=$(ferrota token create --name vera --role viewer 2>/dev/null)

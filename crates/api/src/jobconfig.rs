@@ -187,6 +187,21 @@ pub enum RolloutStatus {
     Finished,
 }
 
+impl RolloutStatus {
+    /// Its wire name (`SCHEDULED`, `RUNNING`, `PAUSED`, `WAITING_FOR_APPROVAL`, `STOPPED`,
+    /// `FINISHED`), as the JSON carries it: one spelling for the store, messages and the console.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutStatus::Scheduled => "SCHEDULED",
+            RolloutStatus::Running => "RUNNING",
+            RolloutStatus::Paused => "PAUSED",
+            RolloutStatus::WaitingForApproval => "WAITING_FOR_APPROVAL",
+            RolloutStatus::Stopped => "STOPPED",
+            RolloutStatus::Finished => "FINISHED",
+        }
+    }
+}
+
 /// One wave as DescribeRollout shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -442,4 +457,26 @@ pub struct JobDescription {
     /// Ferrota's waves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout_waves: Option<RolloutWaves>,
+}
+
+#[cfg(test)]
+mod status_names {
+    use super::RolloutStatus;
+
+    #[test]
+    fn a_rollout_status_is_spelled_as_its_json() {
+        for s in [
+            RolloutStatus::Scheduled,
+            RolloutStatus::Running,
+            RolloutStatus::Paused,
+            RolloutStatus::WaitingForApproval,
+            RolloutStatus::Stopped,
+            RolloutStatus::Finished,
+        ] {
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::Value::String(s.as_str().into())
+            );
+        }
+    }
 }

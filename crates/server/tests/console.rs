@@ -117,18 +117,6 @@ fn multipart(token: &str, parts: &[Part<'_>]) -> Request<Body> {
         .unwrap()
 }
 
-async fn token(s: &Mem, name: &str, role: &str) -> String {
-    let (st, v) = s
-        .api(
-            "POST",
-            "/api/tokens",
-            Some(&json!({"name": name, "role": role})),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
-    v["token"].as_str().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn pages_need_a_sign_in_and_a_wrong_token_is_said_so() {
     let s = Mem::new();
@@ -368,7 +356,7 @@ async fn a_viewer_sees_the_pages_but_cannot_start_or_steer_a_rollout() {
     let s = Mem::new();
     s.thing("d1").await;
     s.data_ota("r1", "thing/d1", b"firmware").await;
-    let viewer = token(&s, "vera", "viewer").await;
+    let (viewer, _) = operator_token(&s, "vera", "viewer").await;
     for page in [
         "/ui/",
         "/ui/rollouts",

@@ -6,26 +6,11 @@ use std::sync::Arc;
 
 use crate::common;
 
+use common::operator_token as token;
 use common::*;
 use ferrota_api::access::{AuditRecord, ChainBreak, verify_chain};
 use ferrota_server::store::SqliteStore;
 use serde_json::{Value, json};
-
-/// Creates a token as the bootstrap admin; returns the secret and its id.
-async fn token(s: &Mem, name: &str, role: &str) -> (String, String) {
-    let (st, v) = s
-        .api(
-            "POST",
-            "/api/tokens",
-            Some(&json!({"name": name, "role": role})),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
-    (
-        v["token"].as_str().unwrap().to_string(),
-        v["description"]["tokenId"].as_str().unwrap().to_string(),
-    )
-}
 
 /// Every audit record, read through the API page by page.
 async fn audit(s: &Mem, token: &str) -> Vec<AuditRecord> {

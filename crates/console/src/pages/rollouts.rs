@@ -288,17 +288,6 @@ struct RolloutPage {
     more: bool,
 }
 
-fn status_name(s: RolloutStatus) -> &'static str {
-    match s {
-        RolloutStatus::Scheduled => "SCHEDULED",
-        RolloutStatus::Running => "RUNNING",
-        RolloutStatus::Paused => "PAUSED",
-        RolloutStatus::WaitingForApproval => "WAITING_FOR_APPROVAL",
-        RolloutStatus::Stopped => "STOPPED",
-        RolloutStatus::Finished => "FINISHED",
-    }
-}
-
 fn counts(p: &JobProcessDetails) -> Vec<(&'static str, u64)> {
     vec![
         ("QUEUED", p.number_of_queued_things),
@@ -321,7 +310,7 @@ fn progress_of(r: &RolloutDescription, d: &OtaDescription) -> Progress {
         || matches!(d.status.as_str(), "CANCELED" | "DELETION_IN_PROGRESS");
     Progress {
         id: r.ota_update_id.clone(),
-        status: status_name(r.status).into(),
+        status: r.status.as_str().into(),
         reason: match (&r.reason_code, &r.comment) {
             (Some(c), Some(w)) if w.starts_with(c.as_str()) => w.clone(),
             (Some(c), Some(w)) => format!("{c}: {w}"),

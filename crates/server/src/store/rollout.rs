@@ -149,16 +149,9 @@ pub trait RolloutStore: Send + Sync + 'static {
     async fn rollout_progress(&self) -> StoreResult<Vec<RolloutProgress>>;
 }
 
-/// `SCHEDULED`, `RUNNING`…: the stored form of a [`RolloutStatus`].
+/// `SCHEDULED`, `RUNNING`…: the stored form of a [`RolloutStatus`], its wire name.
 pub fn status_str(s: RolloutStatus) -> &'static str {
-    match s {
-        RolloutStatus::Scheduled => "SCHEDULED",
-        RolloutStatus::Running => "RUNNING",
-        RolloutStatus::Paused => "PAUSED",
-        RolloutStatus::WaitingForApproval => "WAITING_FOR_APPROVAL",
-        RolloutStatus::Stopped => "STOPPED",
-        RolloutStatus::Finished => "FINISHED",
-    }
+    s.as_str()
 }
 
 /// The [`RolloutStatus`] of its stored form.

@@ -739,3 +739,19 @@ impl Mem {
         Self::build(dir, Arc::new(connect_postgres(url).await), None)
     }
 }
+
+/// Creates a token as the bootstrap admin; returns the secret and its id.
+pub async fn operator_token(s: &Mem, name: &str, role: &str) -> (String, String) {
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/tokens",
+            Some(&serde_json::json!({"name": name, "role": role})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    (
+        v["token"].as_str().unwrap().to_string(),
+        v["description"]["tokenId"].as_str().unwrap().to_string(),
+    )
+}
