@@ -24,15 +24,22 @@ const ROLLOUT = "rel-1-1";
 const LONG = 120_000;
 
 const profile = mkdtempSync(join(tmpdir(), "ferrota-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: env("FERROTA_CHROMIUM"),
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-  ],
-  viewport: { width: 1280, height: 900 },
-});
+let context;
+try {
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: env("FERROTA_CHROMIUM"),
+    headless: true,
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    ],
+    viewport: { width: 1280, height: 900 },
+  });
+} catch (e) {
+  rmSync(profile, { recursive: true, force: true });
+  console.error(`FAIL starting Chromium: ${e.message}`);
+  process.exit(1);
+}
 const page = context.pages()[0] ?? (await context.newPage());
 page.setDefaultTimeout(30_000);
 page.on("dialog", (d) => d.accept());
