@@ -287,11 +287,7 @@ fn check_before_upload(
     }
     if file_type == Some(FIRMWARE_FILE_TYPE) {
         let s = ferrota_image::inspect::inspect(data);
-        let why = match (s.regions.first().map(|r| &r.header_check), &s.record) {
-            (Some(Err(e)), _) => Some(format!("CM0+ region: {e}")),
-            (_, Err(e)) => Some(format!("version record: {e}")),
-            _ => None,
-        };
+        let why = s.not_a_bank_image().map(|(what, e)| format!("{what}: {e}"));
         if let Some(why) = why {
             bail!(
                 "{}: fileType {FIRMWARE_FILE_TYPE} is firmware, but this is not a Ferrota bank \

@@ -134,6 +134,20 @@ pub fn reason(raw: &str, words: Option<&str>) -> String {
     }
 }
 
+/// `statusDetails` as `key=value` pairs, the reason with its words.
+pub fn details(d: &std::collections::BTreeMap<String, String>, words: Option<&str>) -> String {
+    d.iter()
+        .map(|(k, v)| {
+            if k == "reason" {
+                format!("reason={}", reason(v, words))
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,6 +78,19 @@ fn summarize(bank: &[u8], region: Region) -> RegionSummary {
     }
 }
 
+impl BankSummary {
+    /// Why this is not a bank image the agent can check before it downloads the rest: the
+    /// first refusal of the CM0+ region's header (`"CM0+ region"`) or of the version record
+    /// (`"version record"`), with its error; `None` when both are sound. One rule for the CLI,
+    /// the server and the console, which all refuse a firmware file that fails it.
+    pub fn not_a_bank_image(&self) -> Option<(&'static str, Error)> {
+        if let Some(Err(e)) = self.regions.first().map(|r| r.header_check) {
+            return Some(("CM0+ region", e));
+        }
+        self.record.err().map(|e| ("version record", e))
+    }
+}
+
 /// Describes a bank image.
 pub fn inspect(bank: &[u8]) -> BankSummary {
     let at = RECORD_OFFSET as usize;
@@ -209,4 +222,24 @@ pub fn report(file: &str, s: &BankSummary) -> std::string::String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_not_a_bank_image_is_named_by_its_first_refusal() {
+        let s = inspect(&[0xFF; 64]);
+        assert_eq!(
+            s.not_a_bank_image().map(|(what, _)| what),
+            Some("CM0+ region")
+        );
+        let mut s = s;
+        s.regions[0].header_check = Ok(());
+        assert_eq!(
+            s.not_a_bank_image().map(|(what, _)| what),
+            Some("version record")
+        );
+    }
 }

@@ -1318,11 +1318,8 @@ async fn check_file(i: usize, f: &OtaFile, blob: &dyn crate::store::BlobReader) 
             f.file_location.sha256
         ))
     };
-    if let Some(Err(e)) = s.regions.first().map(|r| &r.header_check) {
-        return Err(bad(format!("CM0+ region: {e}")));
+    match s.not_a_bank_image() {
+        Some((what, e)) => Err(bad(format!("{what}: {e}"))),
+        None => Ok(()),
     }
-    if let Err(e) = &s.record {
-        return Err(bad(format!("version record: {e}")));
-    }
-    Ok(())
 }

@@ -150,6 +150,21 @@ async fn pages_need_a_sign_in_and_a_wrong_token_is_said_so() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
+    // Signed in from an HTTPS page, the cookie is also Secure (never sent in clear).
+    let a = send(
+        &s,
+        Request::builder()
+            .method("POST")
+            .uri("/ui/login")
+            .header(header::HOST, "console.test")
+            .header(header::ORIGIN, "https://console.test")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from("token=test-token"))
+            .unwrap(),
+    )
+    .await;
+    let cookie = a.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
     // A stale cookie (a revoked token) leads back to the sign-in page, not to an error.
     let a = send(&s, get("/ui/", Some("fer_revoked"))).await;
     assert_eq!(

@@ -150,7 +150,7 @@ pub async fn page(
         .collect();
     let (records, audit_cut) = super::audit_log(&api, &op.token).await?;
     let (failure_chart, failures) = failures_by_hour(&records, now());
-    view_ok(Overview {
+    Ok(view::html(&Overview {
         title: "Fleet",
         nav: "fleet",
         more: things.len().saturating_sub(LISTED),
@@ -164,11 +164,7 @@ pub async fn page(
         failure_chart,
         failures,
         audit_cut,
-    })
-}
-
-fn view_ok<T: Template>(t: T) -> Result<Response, Problem> {
-    Ok(view::html(&t))
+    }))
 }
 
 fn now() -> u64 {

@@ -147,9 +147,19 @@ fn certificate_text(cert: &[u8]) -> String {
     }
 }
 
+/// What the checks learned of an image (read once: a bank is 4 MB, its regions hashed).
+#[derive(Debug)]
+struct Checked {
+    file_type: Option<u8>,
+    /// `ferrota image show`'s text.
+    report: String,
+    /// The version record's version, or `—`.
+    version: String,
+}
+
 /// The checks made before an upload; the error says what is wrong and that nothing was
 /// uploaded.
-fn check(u: &Upload) -> Result<(Option<u8>, String), String> {
+fn check(u: &Upload) -> Result<Checked, String> {
     let nothing = "nothing was uploaded";
     if u.image.is_empty() {
         return Err(format!("choose the image file; {nothing}"));
@@ -164,22 +174,14 @@ fn check(u: &Upload) -> Result<(Option<u8>, String), String> {
     };
     let summary = inspect::inspect(&u.image);
     let report = inspect::report(&u.image_name, &summary);
-    if file_type == Some(FIRMWARE_FILE_TYPE) {
-        let why = match (
-            summary.regions.first().map(|r| &r.header_check),
-            &summary.record,
-        ) {
-            (Some(Err(e)), _) => Some(format!("CM0+ region: {e}")),
-            (_, Err(e)) => Some(format!("version record: {e}")),
-            _ => None,
-        };
-        if let Some(why) = why {
-            return Err(format!(
-                "{}: file type {FIRMWARE_FILE_TYPE} is firmware, but this is not a Ferrota bank \
-                 image ({why}); {nothing}. What the file holds:\n{report}",
-                u.image_name
-            ));
-        }
+    if file_type == Some(FIRMWARE_FILE_TYPE)
+        && let Some((what, e)) = summary.not_a_bank_image()
+    {
+        return Err(format!(
+            "{}: file type {FIRMWARE_FILE_TYPE} is firmware, but this is not a Ferrota bank \
+             image ({what}: {e}); {nothing}. What the file holds:\n{report}",
+            u.image_name
+        ));
     }
     if u.signature.is_empty() {
         return Err(format!(
@@ -205,7 +207,14 @@ fn check(u: &Upload) -> Result<(Option<u8>, String), String> {
             u.image_name
         ));
     }
-    Ok((file_type, report))
+    let version = summary
+        .record
+        .map_or_else(|_| "—".to_string(), |r| r.version.to_string());
+    Ok(Checked {
+        file_type,
+        report,
+        version,
+    })
 }
 
 /// `POST /ui/releases` (multipart): checks, uploads, and answers with the release's page.
@@ -214,11 +223,21 @@ pub async fn upload(
     op: Operator,
     form: Multipart,
 ) -> Result<Response, Problem> {
-    let u = read_form(form).await?;
-    let (file_type, report) = check(&u).map_err(Problem::Invalid)?;
+    let mut u = read_form(form).await?;
+    let Checked {
+        file_type,
+        report,
+        version,
+    } = check(&u).map_err(Problem::Invalid)?;
+    let size = u.image.len();
     let up: UploadedFile = {
         let body = api
-            .send(&op.token, Method::POST, "/api/files", u.image.clone())
+            .send(
+                &op.token,
+                Method::POST,
+                "/api/files",
+                std::mem::take(&mut u.image),
+            )
             .await?;
         serde_json::from_slice(&body).map_err(|e| {
             Problem::Invalid(format!("the API's answer to the upload did not parse: {e}"))
@@ -238,17 +257,12 @@ pub async fn upload(
         .file_type(file_type)
         .certificate_name(&cert_name)
         .certificate(certificate_text(&u.certificate));
-    let summary = inspect::inspect(&u.image);
-    let version = summary
-        .record
-        .as_ref()
-        .map_or_else(|_| "—".to_string(), |r| r.version.to_string());
     Ok(view::html(&ReleasePage {
         title: format!("Release {file_name} {version}"),
         nav: "releases",
         report,
         sha256: up.sha256.clone(),
-        size: u.image.len(),
+        size,
         file_json: serde_json::to_string(&file).unwrap_or_default(),
         file_label: format!(
             "{file_name} {version} ({}…)",

@@ -356,15 +356,21 @@ fn progress_of(r: &RolloutDescription, d: &OtaDescription) -> Progress {
     }
 }
 
+/// The rollout and its OTA update with the first `executions` executions (the counts by
+/// state come with any page, so the live part asks for one).
 async fn state(
     api: &Caller,
     token: &str,
     id: &str,
+    executions: usize,
 ) -> Result<(RolloutDescription, OtaDescription), Problem> {
     let seg = view::segment(id);
     let r: RolloutDescription = api.get(token, &format!("/api/rollouts/{seg}")).await?;
     let d: OtaDescription = api
-        .get(token, &format!("/api/ota-updates/{seg}?maxResults=100"))
+        .get(
+            token,
+            &format!("/api/ota-updates/{seg}?maxResults={executions}"),
+        )
         .await?;
     Ok((r, d))
 }
@@ -381,7 +387,7 @@ pub async fn show(
     op: Operator,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let (r, d) = state(&api, &op.token, &id).await?;
+    let (r, d) = state(&api, &op.token, &id, 100).await?;
     let executions = d
         .executions
         .iter()
@@ -389,18 +395,7 @@ pub async fn show(
             href: format!("/ui/things/{}", view::segment(&e.thing_name)),
             thing: e.thing_name.clone(),
             status: e.status.clone(),
-            details: e
-                .status_details
-                .iter()
-                .map(|(k, v)| {
-                    if k == "reason" {
-                        format!("reason={}", view::reason(v, e.reason_text.as_deref()))
-                    } else {
-                        format!("{k}={v}")
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
+            details: view::details(&e.status_details, e.reason_text.as_deref()),
             updated: view::when(e.last_updated_at),
         })
         .collect();
@@ -422,7 +417,7 @@ pub async fn progress(
     op: Operator,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let (r, d) = state(&api, &op.token, &id).await?;
+    let (r, d) = state(&api, &op.token, &id, 1).await?;
     Ok(axum::response::Html(render_progress(&r, &d)).into_response())
 }
 
@@ -461,7 +456,7 @@ pub async fn events(
                 tokio::time::sleep(POLL).await;
             }
             s.started = true;
-            match state(&s.api, &s.token, &s.id).await {
+            match state(&s.api, &s.token, &s.id, 1).await {
                 Ok((r, d)) => {
                     let html = render_progress(&r, &d).replace('\r', "");
                     if html != s.last {

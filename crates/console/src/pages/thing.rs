@@ -50,20 +50,6 @@ struct ThingPage {
     executions: Vec<Execution>,
 }
 
-/// `statusDetails` as `key=value` pairs, the reason with its words.
-fn details(d: &std::collections::BTreeMap<String, String>, words: Option<&str>) -> String {
-    d.iter()
-        .map(|(k, v)| {
-            if k == "reason" {
-                format!("reason={}", view::reason(v, words))
-            } else {
-                format!("{k}={v}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// `GET /ui/things/{name}`.
 pub async fn page(
     State(api): State<Caller>,
@@ -93,7 +79,7 @@ pub async fn page(
                     .map(|s| Step {
                         at: view::when(s.last_updated_at),
                         status: s.status.clone(),
-                        details: details(&s.status_details, s.reason_text.as_deref()),
+                        details: view::details(&s.status_details, s.reason_text.as_deref()),
                     })
                     .collect()
             }
@@ -103,7 +89,7 @@ pub async fn page(
             rollout_href: ota.map(|id| format!("/ui/rollouts/{}", view::segment(id))),
             job_id: e.job_id.clone(),
             status: e.status.clone(),
-            details: details(&e.status_details, e.reason_text.as_deref()),
+            details: view::details(&e.status_details, e.reason_text.as_deref()),
             queued_at: view::when(e.queued_at),
             updated_at: view::when(e.last_updated_at),
             steps,
