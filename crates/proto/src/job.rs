@@ -620,6 +620,39 @@ pub struct FileOut<'a> {
     pub auth_scheme: Option<&'a str>,
     /// `(key, base64)`, e.g. `("sig-sha256-ecdsa", "MEUC…")`.
     pub signature: Option<(&'a str, &'a str)>,
+    /// The keys of an alternative encoding of `files[0]` (issue #19): `None` for an ordinary
+    /// file. Written after every key above, so an entry is `files[0]`'s keys plus these.
+    pub packed: Option<PackedOut<'a>>,
+}
+
+/// What makes a `files` entry an alternative encoding of `files[0]` (a packed "FRPK" file,
+/// design of issue #19): the device that knows the format fetches it instead of the full bank
+/// image and rebuilds the same image (its `sig-…` is `files[0]`'s: it signs the rebuilt image).
+/// A device that does not know `encoding` uses `files[0]` and never looks at the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PackedOut<'a> {
+    /// `encoding`, e.g. `"frpk1"`.
+    pub encoding: &'a str,
+    /// `blockSize`: the wire block size the file was packed for (the device requests blocks
+    /// of exactly this size).
+    pub block_size: u32,
+    /// For a delta: the image it is rebuilt from (`None` for a packed full image).
+    pub base: Option<PackedBaseOut<'a>>,
+}
+
+/// The base image of a delta entry: the device uses the entry only when the SHA-256 of its
+/// active bank's first `baseSize` bytes is `baseSha256`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PackedBaseOut<'a> {
+    /// `baseSha256`: 64 lowercase hex digits.
+    pub sha256: &'a str,
+    /// `baseSize`
+    pub size: u32,
+    /// `baseVersion` (`major.minor.build`): what the server matches against the version a
+    /// device reports, to send each device only the deltas it may use.
+    pub version: &'a str,
+    /// `baseHardwareId`: the board of the base image (omitted when it names none).
+    pub hardware_id: Option<&'a str>,
 }
 
 /// An `afr_ota` document to encode.
@@ -745,6 +778,20 @@ impl OtaJobOut<'_> {
             {
                 return Err(EncodeError::Invalid(Field::Signature));
             }
+            if let Some(p) = &f.packed
+                && (p.encoding.is_empty()
+                    || p.block_size == 0
+                    || p.base.is_some_and(|b| {
+                        b.size == 0
+                            || b.sha256.len() != 64
+                            || !b
+                                .sha256
+                                .bytes()
+                                .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+                    }))
+            {
+                return Err(EncodeError::Invalid(Field::Files));
+            }
         }
         Ok(())
     }
@@ -832,6 +879,30 @@ impl FileOut<'_> {
             sep(w)?;
             w.key(k)?;
             w.json_str(v)?;
+        }
+        if let Some(p) = &self.packed {
+            sep(w)?;
+            w.key("encoding")?;
+            w.json_str(p.encoding)?;
+            w.raw(",")?;
+            w.key("blockSize")?;
+            w.u64(p.block_size.into())?;
+            if let Some(b) = &p.base {
+                w.raw(",")?;
+                w.key("baseSha256")?;
+                w.json_str(b.sha256)?;
+                w.raw(",")?;
+                w.key("baseSize")?;
+                w.u64(b.size.into())?;
+                w.raw(",")?;
+                w.key("baseVersion")?;
+                w.json_str(b.version)?;
+                if let Some(h) = b.hardware_id {
+                    w.raw(",")?;
+                    w.key("baseHardwareId")?;
+                    w.json_str(h)?;
+                }
+            }
         }
         w.raw("}")
     }

@@ -123,7 +123,7 @@ proptest! {
         let files = [FileOut {
             file_path: Some(&path), file_size: size, file_id: id, cert_file: Some(&cert),
             file_type: ft, attr, update_data_url: None, auth_scheme: None,
-            signature: Some(("sig-sha256-ecdsa", &sig)),
+            signature: Some(("sig-sha256-ecdsa", &sig)), packed: None,
         }];
         let msg = JobMessageOut {
             timestamp: ts,

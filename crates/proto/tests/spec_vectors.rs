@@ -39,6 +39,7 @@ const FILES: [FileOut<'static>; 1] = [FileOut {
     update_data_url: None,
     auth_scheme: None,
     signature: Some(("sig-sha256-ecdsa", SIG)),
+    packed: None,
 }];
 
 fn ota_out() -> OtaJobOut<'static> {
@@ -435,4 +436,100 @@ fn topics_of_the_official_device() {
             .to_heapless::<10>()
             .is_err()
     );
+}
+
+/// Issue #19's job-document contract: an alternative encoding of `files[0]` is `files[0]`'s
+/// keys plus `encoding`, `blockSize` and, for a delta, `baseSha256`, `baseSize`,
+/// `baseVersion` (and `baseHardwareId`); the device's parser reads every entry and keeps
+/// `files[0]` as the file it knows.
+#[test]
+fn packed_file_entries() {
+    use ferrota_proto::job::{PackedBaseOut, PackedOut};
+    let base_sha = "ab".repeat(32);
+    let full = FileOut {
+        file_path: Some("v2.bin"),
+        file_size: 4_161_536,
+        file_id: 0,
+        cert_file: Some("signer.crt"),
+        file_type: Some(141),
+        signature: Some(("sig-sha256-ecdsa", "MEQCabc=")),
+        ..FileOut::default()
+    };
+    let files = [
+        full,
+        FileOut {
+            file_path: Some("v2.bin.frpk"),
+            file_size: 8192,
+            file_id: 1,
+            packed: Some(PackedOut {
+                encoding: "frpk1",
+                block_size: 4096,
+                base: None,
+            }),
+            ..full
+        },
+        FileOut {
+            file_path: Some("v2.bin.from-1.0.0.frpk"),
+            file_size: 4096,
+            file_id: 2,
+            packed: Some(PackedOut {
+                encoding: "frpk1",
+                block_size: 4096,
+                base: Some(PackedBaseOut {
+                    sha256: &base_sha,
+                    size: 4_161_536,
+                    version: "1.0.0",
+                    hardware_id: Some("KIT_T2G-B-H_LITE"),
+                }),
+            }),
+            ..full
+        },
+    ];
+    let out = OtaJobOut {
+        protocols: Protocols::MQTT,
+        stream_name: Some("s1"),
+        files: &files,
+    };
+    let mut buf = [0u8; 1024];
+    let text = out.encode(&mut buf).unwrap();
+    let keys = r#""certfile":"signer.crt","fileType":141,"sig-sha256-ecdsa":"MEQCabc=""#;
+    assert_eq!(
+        text,
+        format!(
+            r#"{{"afr_ota":{{"protocols":["MQTT"],"streamname":"s1","files":[{{"filepath":"v2.bin","filesize":4161536,"fileid":0,{keys}}},{{"filepath":"v2.bin.frpk","filesize":8192,"fileid":1,{keys},"encoding":"frpk1","blockSize":4096}},{{"filepath":"v2.bin.from-1.0.0.frpk","filesize":4096,"fileid":2,{keys},"encoding":"frpk1","blockSize":4096,"baseSha256":"{base_sha}","baseSize":4161536,"baseVersion":"1.0.0","baseHardwareId":"KIT_T2G-B-H_LITE"}}]}}}}"#
+        )
+    );
+    let wrapped = format!(r#"{{"execution":{{"jobId":"j1","jobDocument":{text}}}}}"#);
+    let ex = JobMessage::parse(wrapped.as_bytes())
+        .unwrap()
+        .execution
+        .unwrap();
+    let JobDocument::Ota(j) = ex.document().unwrap() else {
+        panic!("not an OTA document")
+    };
+    assert_eq!(j.file.file_size, 4_161_536);
+    assert_eq!(j.file_count(), 3);
+    let delta = j.files().nth(2).unwrap();
+    assert_eq!(delta.file_id, 2);
+    let o = delta.object();
+    assert_eq!(
+        o.get("baseVersion").unwrap().as_str().unwrap().raw(),
+        "1.0.0"
+    );
+    assert_eq!(o.get("baseSize").unwrap().as_u64(), Some(4_161_536));
+
+    // A base hash that is not 64 lowercase hex digits is refused, not written.
+    let mut bad = files;
+    bad[2].packed = Some(PackedOut {
+        encoding: "frpk1",
+        block_size: 4096,
+        base: Some(PackedBaseOut {
+            sha256: "AB",
+            size: 1,
+            version: "1.0.0",
+            hardware_id: None,
+        }),
+    });
+    let out = OtaJobOut { files: &bad, ..out };
+    assert!(out.encode(&mut buf).is_err());
 }
