@@ -5,7 +5,9 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::jobconfig::{DescribeJobResponse, RolloutAction, RolloutDescription};
+use crate::jobconfig::{
+    DescribeJobResponse, GetJobDocumentResponse, RolloutAction, RolloutDescription,
+};
 use crate::types::{
     ApiError, CreateOtaUpdate, CreateThing, HistoryDescription, Limits, OtaDescription, OtaSummary,
     PageRequest, Revoked, ThingBundle, ThingDescription, ThingSummary, UploadedFile,
@@ -352,6 +354,11 @@ impl Client {
     /// `GET /api/jobs/{jobId}`: AWS DescribeJob.
     pub fn describe_job(&self, job_id: &str) -> Result<DescribeJobResponse, Error> {
         self.get(&format!("/api/jobs/{}", segment(job_id)), &[])
+    }
+
+    /// `GET /api/jobs/{jobId}/job-document`: AWS GetJobDocument (the whole stored document).
+    pub fn job_document(&self, job_id: &str) -> Result<GetJobDocumentResponse, Error> {
+        self.get(&format!("/api/jobs/{}/job-document", segment(job_id)), &[])
     }
 
     /// `GET /api/rollouts/{id}`: the rollout of OTA update `id`, wave by wave.

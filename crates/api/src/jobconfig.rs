@@ -412,6 +412,16 @@ pub struct DescribeJobResponse {
     pub job: JobDescription,
 }
 
+/// `GET /api/jobs/{jobId}/job-document`: AWS GetJobDocument's answer, the job document as
+/// stored, whole: every file entry, the packed and delta alternatives of `files[0]` included
+/// (a device is served only the deltas that match what it reports).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetJobDocumentResponse {
+    /// The job document, JSON text (AWS returns it as a string).
+    pub document: String,
+}
+
 /// AWS's `Job` (the fields Ferrota keeps).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -315,7 +315,20 @@ pub struct OtaFile {
     pub file_location: FileLocation,
     /// Code signing.
     pub code_signing: CodeSigning,
+    /// Ferrota's delta updates (issue #19; not an AWS field): earlier bank images, uploaded
+    /// like any file and named by SHA-256, that devices may run now. For each the server packs
+    /// a delta from it to this file and adds it to the update's stream, and a device that
+    /// reports that base's version downloads the delta instead of the whole bank. Only on
+    /// `files[0]`, only for firmware (`fileType` [`FIRMWARE_FILE_TYPE`]), at most
+    /// [`DELTA_BASES_MAX`]; every firmware `files[0]` also gets a packed (sparse, compressed)
+    /// copy, with or without bases.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delta_from: Vec<FileLocation>,
 }
+
+/// Most delta bases of one OTA update ([`OtaFile::delta_from`]): each costs an encode of the
+/// whole bank at create time and a file in the stream; a fleet runs a few releases at once.
+pub const DELTA_BASES_MAX: usize = 8;
 
 /// A stored file.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize)]
@@ -568,7 +581,16 @@ impl OtaFile {
                     signature_algorithm: ecdsa(),
                 },
             },
+            delta_from: Vec::new(),
         }
+    }
+
+    /// Adds a delta base: an uploaded earlier bank image ([`OtaFile::delta_from`]).
+    pub fn delta_from(mut self, sha256: impl Into<String>) -> Self {
+        self.delta_from.push(FileLocation {
+            sha256: sha256.into(),
+        });
+        self
     }
 
     /// [`OtaFile::new`] with `fileType` [`FIRMWARE_FILE_TYPE`] (a Ferrota bank image).

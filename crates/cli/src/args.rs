@@ -265,6 +265,69 @@ Shows a malformed bank image as it is and why it would be refused, and flags a C
 disagrees with the version record. A file that is not a bank image at all (an ELF or HEX build,
 an erased bank of 0xFF, random bytes) is an error (exit status 1) that says what it is instead.")]
     Show(ShowArgs),
+    /// Write a delta: the bytes a device running OLD needs to rebuild NEW (what `ota create
+    /// --delta-from` streams), checked by rebuilding NEW from it.
+    #[command(after_help = "\
+Examples:
+  ferrota image diff v1.2.0.bin v1.3.0.bin -o v1.3.0.from-1.2.0.frpk
+  ferrota image diff v1.2.0.bin v1.3.0.bin -o patch.frpk --json
+
+OLD and NEW are bank images as OTA sends them (raw .bin of exactly 0x3F8000 bytes, valid
+headers and version record). The patch is a packed \"FRPK\" file: a header block, then one
+self-contained frame per 4096-byte stream block, so a device can rebuild its new bank from
+its running one block by block, in any order, resuming after a reset. Before anything is
+written the patch is applied to OLD in memory and must give NEW byte for byte; on any error
+no output file is left.
+
+Printed: the patch size, and it divided by NEW's code (its bytes that are not erased flash,
+0xFF) and by the whole bank, which is what a device downloads without a delta.")]
+    Diff(DiffArgs),
+    /// Write a bank image packed (sparse and compressed, the \"FRPK\" format `ota create`
+    /// streams beside the whole image), checked by unpacking it.
+    #[command(after_help = "\
+Examples:
+  ferrota image compress v1.3.0.bin -o v1.3.0.frpk
+
+Erased flash (0xFF) costs nothing and the rest is compressed block by block. Printed: the
+packed size, and it divided by the image's code (bytes not 0xFF) and by the whole bank.")]
+    Compress(CompressArgs),
+}
+
+/// Arguments of `image diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The bank image devices run now.
+    #[arg(value_name = "OLD")]
+    pub old: PathBuf,
+    /// The new bank image.
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+    /// Where to write the delta.
+    #[arg(short, long, value_name = "PATCH")]
+    pub output: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the sizes as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `image compress`.
+#[derive(Debug, Args)]
+pub struct CompressArgs {
+    /// The bank image.
+    #[arg(value_name = "IMAGE")]
+    pub input: PathBuf,
+    /// Where to write the packed file.
+    #[arg(short, long, value_name = "PACKED")]
+    pub output: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the sizes as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The version record options of `from-merged-hex`.

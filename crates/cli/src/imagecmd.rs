@@ -426,7 +426,7 @@ pub fn sign_ota(a: &SignOtaArgs) -> Result<()> {
 }
 
 /// Why `file` is not a complete bank image a device would install, if it is not.
-fn not_a_bank(file: &[u8]) -> Option<String> {
+pub(crate) fn not_a_bank(file: &[u8]) -> Option<String> {
     let bank = ferrota_image::layout::BANK_SIZE as usize;
     if input::detect(file) == Some(Format::Hex) {
         return Some(

@@ -24,6 +24,7 @@ mod benchcmd;
 mod clustercmd;
 mod democmd;
 mod devicecmd;
+mod diffcmd;
 mod fsio;
 mod groupcmd;
 mod imagecmd;
@@ -54,6 +55,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Image(ImageCommand::SignOta(a)) => imagecmd::sign_ota(&a),
         Command::Image(ImageCommand::Verify(a)) => imagecmd::verify(&a),
         Command::Image(ImageCommand::Show(a)) => show::show(&a),
+        Command::Image(ImageCommand::Diff(a)) => diffcmd::diff(&a),
+        Command::Image(ImageCommand::Compress(a)) => diffcmd::compress(&a),
         Command::T2g(c) => t2gcmd::run(c),
         Command::Serve(a) => servecmd::serve(&a),
         Command::Cluster(c) => clustercmd::run(&c),

@@ -257,15 +257,77 @@ fn upload(
         None => None,
     };
     api.preflight(data.len())?;
+    let bases = delta_bases(a, path, &data)?;
     let up = api.run(|c| c.upload_file(&data))?;
     // `--file-type none`: no fileType, as AWS writes the job document without one.
     let mut file = OtaFile::new(&a.file_name, up.sha256, sig)
         .file_type(a.file_type.0)
         .certificate_name(&a.cert_name);
+    for (old, data) in &bases {
+        api.preflight(data.len())?;
+        let up = api
+            .run(|c| c.upload_file(data))
+            .with_context(|| format!("{}: uploading the delta base", old.display()))?;
+        file = file.delta_from(up.sha256);
+    }
     if let Some(pem) = cert {
         file = file.certificate(pem);
     }
     Ok(file)
+}
+
+/// `--delta-from`: each base read and checked before anything is uploaded (a Ferrota bank
+/// image, not the new file, named once, at most [`ferrota_api::DELTA_BASES_MAX`]; the new file
+/// must be firmware). The server checks the same again.
+fn delta_bases(
+    a: &crate::serverargs::OtaCreateArgs,
+    file: &std::path::Path,
+    new: &[u8],
+) -> Result<Vec<(std::path::PathBuf, Vec<u8>)>> {
+    if a.delta_from.is_empty() {
+        return Ok(Vec::new());
+    }
+    if a.file_type.0 != Some(FIRMWARE_FILE_TYPE) {
+        bail!(
+            "--delta-from: deltas are made for firmware (--file-type {FIRMWARE_FILE_TYPE}, a \
+             Ferrota bank image) only"
+        );
+    }
+    if a.delta_from.len() > ferrota_api::DELTA_BASES_MAX {
+        bail!(
+            "--delta-from: {} bases; at most {} (each is a delta the server makes and streams)",
+            a.delta_from.len(),
+            ferrota_api::DELTA_BASES_MAX
+        );
+    }
+    let mut out: Vec<(std::path::PathBuf, Vec<u8>)> = Vec::new();
+    for old in &a.delta_from {
+        let data = crate::fsio::read(old, crate::fsio::OTA_LIMIT)
+            .with_context(|| format!("{}: delta base (--delta-from)", old.display()))?;
+        if let Some((what, e)) = ferrota_image::inspect::inspect(&data).not_a_bank_image() {
+            bail!(
+                "{}: --delta-from takes earlier Ferrota bank images, and this is not one \
+                 ({what}: {e}); see `ferrota image show`",
+                old.display()
+            );
+        }
+        if data == new {
+            bail!(
+                "{}: --delta-from is the same image as {}; name the images devices run now",
+                old.display(),
+                file.display()
+            );
+        }
+        if let Some((first, _)) = out.iter().find(|(_, d)| *d == data) {
+            bail!(
+                "{}: --delta-from names the same image as {}",
+                old.display(),
+                first.display()
+            );
+        }
+        out.push((old.clone(), data));
+    }
+    Ok(out)
 }
 
 /// Refuses, before anything is uploaded, what every device would reject: a signature that is

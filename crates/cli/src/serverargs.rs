@@ -375,6 +375,7 @@ Examples:
   ferrota ota create rel-1-2-1 --file bank.bin --code-signing-cert signer.crt --group fleet-a
   ferrota ota create aws-fw --file app.bin --file-type none --thing stock-aws-device
   ferrota ota create hotfix --file bank.bin --signature bank.bin.sig --thing dev-001 --thing dev-002
+  ferrota ota create rel-1-3-0 --file v1.3.0.bin --delta-from v1.2.0.bin v1.2.1.bin --group fleet-a
 
 The job document is AWS's afr_ota document: protocols [\"MQTT\"], streamname AFR_OTA-<uuid>,
 filepath (--file-name), filesize, fileid 0, certfile (--cert-name), fileType (141 by default)
@@ -392,6 +393,17 @@ non-firmware file: it hands the file to the application and reports SUCCEEDED wi
 activating anything. For a stock AWS device pass --file-type none (no fileType in the job
 document, as AWS does when none is given: the device reads 0) or its configured type. Only
 fileType 141 is checked as a Ferrota bank image.
+
+Fewer bytes on the wire: for a firmware file (fileType 141) the server also streams the bank
+image packed (sparse and compressed: a 4 MB bank holding 200 KB of code costs about that), and
+with --delta-from OLD... a delta from each OLD bank image (the releases your devices run now)
+to the new one: usually a few KB for a small change. Each OLD is checked (a Ferrota bank image,
+not the new file) and uploaded; the server makes the files (a few seconds each) and lists them
+in the job document after files[0], the whole image, which stock AWS devices keep using. A
+device is offered only the deltas whose base version (and board) it reports in its shadow,
+checks the base's SHA-256 against its running bank, and falls back to the packed file, then to
+the whole image. At most 8 bases; `ferrota image diff OLD NEW -o PATCH` shows a delta's size
+first.
 
 ",
         create_help!(),
@@ -427,6 +439,11 @@ pub struct OtaCreateArgs {
     /// Its OTA signature, base64 text (default: <file>.sig).
     #[arg(long, value_name = "FILE")]
     pub signature: Option<PathBuf>,
+    /// Earlier bank images the devices run now: the server also streams a delta from each to
+    /// --file, and each device downloads the one for the version it reports (at most 8;
+    /// firmware files only).
+    #[arg(long, value_name = "OLD", num_args = 1.., requires = "file")]
+    pub delta_from: Vec<PathBuf>,
     /// Name of the code-signing certificate on the device (`certfile`).
     #[arg(long, value_name = "NAME", default_value = "signer.crt")]
     pub cert_name: String,

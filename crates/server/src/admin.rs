@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ferrota_proto::job::{FileOut, OtaJobOut, Protocols};
+use ferrota_proto::job::{FileOut, OtaJobOut, PackedBaseOut, PackedOut, Protocols};
 use ferrota_proto::limits::NameLimits;
 use ferrota_proto::topic::{NameKind, validate_name};
 
@@ -756,22 +756,143 @@ impl Admin {
     /// failure the files of the request that no OTA update's stream uses are deleted, so a
     /// failed create leaves no orphan upload (the store is content-addressed: a file another
     /// update streams is kept).
+    ///
+    /// A firmware `files[0]` is also streamed as a packed file and as a delta from each of its
+    /// `deltaFrom` bases (issue #19, [`Admin::alternatives`]); the job document lists them
+    /// after the request's files. Those files are deleted too when the create fails.
     pub async fn create_ota(&self, req: &CreateOtaUpdate) -> R<OtaDescription> {
-        let r = self.create_ota_checked(req).await;
+        let mut generated = Vec::new();
+        let r = self.create_ota_checked(req, &mut generated).await;
         if r.is_err() {
-            self.remove_unused_files(req).await;
+            self.remove_unused_files(req, generated).await;
         }
         r
     }
 
-    /// Deletes the request's files that no stream refers to (best effort: a failure is logged).
-    async fn remove_unused_files(&self, req: &CreateOtaUpdate) {
-        let shas: Vec<String> = req
+    /// Deletes the request's files (its bases included) and the packed files made for it
+    /// (`generated`) that no stream refers to (best effort: a failure is logged).
+    async fn remove_unused_files(&self, req: &CreateOtaUpdate, mut generated: Vec<String>) {
+        let mut shas: Vec<String> = req
             .files
             .iter()
-            .map(|f| f.file_location.sha256.clone())
+            .flat_map(|f| std::iter::once(&f.file_location).chain(&f.delta_from))
+            .map(|l| l.sha256.clone())
             .collect();
+        shas.append(&mut generated);
         self.remove_unused_uploads(&shas).await;
+    }
+
+    /// The packed files of a firmware `files[0]` (issue #19): the image packed
+    /// ("FRPK", sparse and compressed), and a delta from each base of `deltaFrom`, stored in
+    /// the blob store (their SHA-256s pushed to `generated`, so a failed create deletes them)
+    /// with the stream file ids `first_id`, `first_id + 1`, …
+    ///
+    /// Each base must be an uploaded Ferrota bank image other than the new one, named once;
+    /// at most [`ferrota_api::DELTA_BASES_MAX`]. Its version and board come from its version
+    /// record: the server serves a delta only to devices that report that version
+    /// ([`crate::device_doc`]). The encoding runs on a blocking thread with no store
+    /// transaction open.
+    async fn alternatives(
+        &self,
+        f: &OtaFile,
+        new: Vec<u8>,
+        first_id: usize,
+        generated: &mut Vec<String>,
+    ) -> R<Vec<Alternative>> {
+        let b = &*self.services;
+        if f.delta_from.len() > ferrota_api::DELTA_BASES_MAX {
+            return Err(AdminError::Invalid(format!(
+                "files[0].deltaFrom: {} bases; at most {} (each is a delta to make and to \
+                 stream)",
+                f.delta_from.len(),
+                ferrota_api::DELTA_BASES_MAX
+            )));
+        }
+        let mut bases = Vec::new();
+        let mut infos = Vec::new();
+        for (j, base) in f.delta_from.iter().enumerate() {
+            let sha = base.sha256.to_ascii_lowercase();
+            let at = format!("files[0].deltaFrom[{j}] ({sha})");
+            if sha == f.file_location.sha256.to_ascii_lowercase() {
+                return Err(AdminError::Invalid(format!(
+                    "{at}: the base is the new image itself; name the images devices run now"
+                )));
+            }
+            if f.delta_from[..j]
+                .iter()
+                .any(|o| o.sha256.eq_ignore_ascii_case(&sha))
+            {
+                return Err(AdminError::Invalid(format!("{at}: named twice")));
+            }
+            let blob = b
+                .blobs
+                .open(&sha)
+                .await
+                .map_err(|_| AdminError::NotFound(format!("{at}: file")))?;
+            if blob.len() > OTA_FILE_MAX {
+                return Err(AdminError::Invalid(format!("{at}: larger than 16 MB")));
+            }
+            let mut data = vec![0u8; blob.len() as usize];
+            blob.read_at(0, &mut data)
+                .await
+                .map_err(|e| AdminError::Invalid(format!("{at}: cannot read the file: {e}")))?;
+            let summary = ferrota_image::inspect::inspect(&data);
+            if let Some((what, e)) = summary.not_a_bank_image() {
+                return Err(AdminError::Invalid(format!(
+                    "{at}: not a Ferrota bank image ({what}: {e}); a delta base is an earlier \
+                     bank image that devices run"
+                )));
+            }
+            let (version, hardware) = match &summary.record {
+                Ok(r) => (r.version.to_string(), r.hardware.as_str().to_string()),
+                Err(e) => return Err(AdminError::Invalid(format!("{at}: {e}"))),
+            };
+            infos.push((sha, data.len(), version, hardware));
+            bases.push(Arc::new(data));
+        }
+        let (full, deltas) = crate::packed::pack(Arc::new(new), bases)
+            .await
+            .map_err(AdminError::Invalid)?;
+        let name = &f.file_name;
+        let mut made = vec![(full, format!("{name}.frpk"), None)];
+        for (d, (sha, size, version, hardware)) in deltas.into_iter().zip(infos) {
+            let path = format!("{name}.from-{version}.frpk");
+            let base = Base {
+                sha256: sha,
+                size: size as u32,
+                version,
+                hardware_id: (!hardware.is_empty()).then_some(hardware),
+            };
+            made.push((d, path, Some(base)));
+        }
+        let mut alternatives = Vec::new();
+        for (i, (data, file_path, base)) in made.into_iter().enumerate() {
+            let size = data.len() as u64;
+            if data.is_empty() || size > OTA_FILE_MAX {
+                return Err(AdminError::Invalid(format!(
+                    "{file_path}: a packed file of {size} bytes cannot be streamed"
+                )));
+            }
+            let file_id = u8::try_from(first_id + i)
+                .map_err(|_| AdminError::Invalid("too many files for one stream".into()))?;
+            let sha = b.blobs.put(&data).await?;
+            generated.push(sha.clone());
+            alternatives.push(Alternative {
+                file: StreamFile {
+                    file_id,
+                    blob: sha,
+                    size,
+                },
+                file_path,
+                base,
+            });
+        }
+        tracing::info!(
+            file = %f.file_location.sha256,
+            sizes = ?alternatives.iter().map(|a| a.file.size).collect::<Vec<_>>(),
+            "packed files made"
+        );
+        Ok(alternatives)
     }
 
     /// Deletes those of `shas` (uploaded files) that no OTA update's stream uses: after a
@@ -801,7 +922,11 @@ impl Admin {
         }
     }
 
-    async fn create_ota_checked(&self, req: &CreateOtaUpdate) -> R<OtaDescription> {
+    async fn create_ota_checked(
+        &self,
+        req: &CreateOtaUpdate,
+        generated: &mut Vec<String>,
+    ) -> R<OtaDescription> {
         validate_name(&req.ota_update_id, NameKind::JobId, &NameLimits::AWS)
             .map_err(|e| AdminError::Invalid(format!("otaUpdateId: {e}")))?;
         if req.files.is_empty() || req.files.len() > 50 {
@@ -842,7 +967,14 @@ impl Admin {
         let stream_id = format!("AFR_OTA-{}", random_uuid());
         let job_id = format!("AFR_OTA-{}", req.ota_update_id);
         let mut files = Vec::new();
+        let mut firmware = None;
         for (i, f) in req.files.iter().enumerate() {
+            if i > 0 && !f.delta_from.is_empty() {
+                return Err(AdminError::Invalid(format!(
+                    "files[{i}].deltaFrom: deltas are made for files[0] only (the file devices \
+                     install)"
+                )));
+            }
             let blob =
                 b.blobs.open(&f.file_location.sha256).await.map_err(|_| {
                     AdminError::NotFound(format!("file {}", f.file_location.sha256))
@@ -850,35 +982,46 @@ impl Admin {
             if blob.len() > OTA_FILE_MAX {
                 return Err(AdminError::Invalid("file larger than 16 MB".into()));
             }
-            check_file(i, f, &*blob).await?;
+            let data = check_file(i, f, &*blob).await?;
+            if i == 0 {
+                firmware = data;
+            }
             files.push(StreamFile {
                 file_id: i as u8,
                 blob: f.file_location.sha256.clone(),
                 size: blob.len(),
             });
         }
-        let outs: Vec<FileOut<'_>> = req
+        // Issue #19: a firmware files[0] is also streamed packed, and as a delta from each
+        // base; they are made before anything is stored (a refused base stores nothing).
+        let alternatives = match firmware {
+            Some(new) => {
+                self.alternatives(&req.files[0], new, files.len(), generated)
+                    .await?
+            }
+            None if !req.files[0].delta_from.is_empty() => {
+                return Err(AdminError::Invalid(format!(
+                    "files[0].deltaFrom: deltas are made for firmware only (fileType \
+                     {FIRMWARE_FILE_TYPE}, a Ferrota bank image)"
+                )));
+            }
+            None => Vec::new(),
+        };
+        let f0 = &req.files[0];
+        let mut outs: Vec<FileOut<'_>> = req
             .files
             .iter()
             .zip(&files)
-            .map(|(f, s)| FileOut {
-                file_path: Some(&f.file_name),
-                file_size: s.size as u32,
-                file_id: s.file_id,
-                cert_file: Some(
-                    &f.code_signing
-                        .custom_code_signing
-                        .certificate_chain
-                        .certificate_name,
-                ),
-                file_type: f.file_type,
-                signature: Some((
-                    "sig-sha256-ecdsa",
-                    &f.code_signing.custom_code_signing.signature.inline_document,
-                )),
-                ..FileOut::default()
-            })
+            .map(|(f, s)| file_out(f, s.file_id, s.size))
             .collect();
+        for a in &alternatives {
+            outs.push(FileOut {
+                file_path: Some(&a.file_path),
+                packed: Some(a.packed_out()),
+                ..file_out(f0, a.file.file_id, a.file.size)
+            });
+        }
+        files.extend(alternatives.iter().map(|a| a.file.clone()));
         let doc = OtaJobOut {
             protocols: Protocols::MQTT,
             stream_name: Some(&stream_id),
@@ -1041,6 +1184,20 @@ impl Admin {
                 scheduling_config: req.scheduling_config,
                 rollout_waves: req.rollout_waves,
             },
+        })
+    }
+
+    /// AWS GetJobDocument: the job document as stored, every file entry included (what a
+    /// device is served leaves out the deltas it cannot use, [`crate::device_doc`]).
+    pub async fn job_document(&self, job_id: &str) -> R<ferrota_api::GetJobDocumentResponse> {
+        let j = self
+            .services
+            .store
+            .job(job_id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("job {job_id}")))?;
+        Ok(ferrota_api::GetJobDocumentResponse {
+            document: j.document,
         })
     }
 
@@ -1259,7 +1416,11 @@ pub use ferrota_keys::material::code_signing_key;
 /// `fileType` goes to devices as type 0, which stock AWS devices take as *their* firmware, in
 /// whatever format their PAL writes: Ferrota cannot know that format, so it checks only the
 /// signature (and the certificate when given) there.
-async fn check_file(i: usize, f: &OtaFile, blob: &dyn crate::store::BlobReader) -> R<()> {
+async fn check_file(
+    i: usize,
+    f: &OtaFile,
+    blob: &dyn crate::store::BlobReader,
+) -> R<Option<Vec<u8>>> {
     use ferrota_image::ota::OtaSignature;
     let cs = &f.code_signing.custom_code_signing;
     let field = |name: &str| format!("files[{i}].codeSigning.customCodeSigning.{name}");
@@ -1304,7 +1465,7 @@ async fn check_file(i: usize, f: &OtaFile, blob: &dyn crate::store::BlobReader) 
         })?;
     }
     if f.file_type != Some(FIRMWARE_FILE_TYPE) {
-        return Ok(());
+        return Ok(None);
     }
     let mut data = vec![0u8; blob.len() as usize];
     blob.read_at(0, &mut data)
@@ -1320,6 +1481,59 @@ async fn check_file(i: usize, f: &OtaFile, blob: &dyn crate::store::BlobReader) 
     };
     match s.not_a_bank_image() {
         Some((what, e)) => Err(bad(format!("{what}: {e}"))),
-        None => Ok(()),
+        None => Ok(Some(data)),
+    }
+}
+
+/// One entry of a request's file in the job document (the keys AWS writes).
+fn file_out(f: &OtaFile, file_id: u8, size: u64) -> FileOut<'_> {
+    FileOut {
+        file_path: Some(&f.file_name),
+        file_size: size as u32,
+        file_id,
+        cert_file: Some(
+            &f.code_signing
+                .custom_code_signing
+                .certificate_chain
+                .certificate_name,
+        ),
+        file_type: f.file_type,
+        signature: Some((
+            "sig-sha256-ecdsa",
+            &f.code_signing.custom_code_signing.signature.inline_document,
+        )),
+        ..FileOut::default()
+    }
+}
+
+/// The image a delta is made from, as the job document names it.
+struct Base {
+    sha256: String,
+    size: u32,
+    version: String,
+    hardware_id: Option<String>,
+}
+
+/// A packed file made for `files[0]` ([`Admin::alternatives`]): its stream file, its
+/// `filepath`, and for a delta its base.
+struct Alternative {
+    file: StreamFile,
+    file_path: String,
+    base: Option<Base>,
+}
+
+impl Alternative {
+    /// The keys that mark the entry as an encoding of `files[0]`.
+    fn packed_out(&self) -> PackedOut<'_> {
+        PackedOut {
+            encoding: crate::packed::ENCODING,
+            block_size: crate::packed::block_size(),
+            base: self.base.as_ref().map(|b| PackedBaseOut {
+                sha256: &b.sha256,
+                size: b.size,
+                version: &b.version,
+                hardware_id: b.hardware_id.as_deref(),
+            }),
+        }
     }
 }

@@ -83,10 +83,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use ferrota_api::{
-    ApiError, CreateThing, CreateThingGroup, Deleted, DescribeJobResponse, HistoryDescription,
-    Limits, OtaDescription, OtaSummary, Revoked, RolloutAction, RolloutDescription, SearchIndex,
-    SearchIndexAnswer, ThingBundle, ThingDescription, ThingGroupDescription, ThingSummary,
-    UpdateThing, UploadedFile,
+    ApiError, CreateThing, CreateThingGroup, Deleted, DescribeJobResponse, GetJobDocumentResponse,
+    HistoryDescription, Limits, OtaDescription, OtaSummary, Revoked, RolloutAction,
+    RolloutDescription, SearchIndex, SearchIndexAnswer, ThingBundle, ThingDescription,
+    ThingGroupDescription, ThingSummary, UpdateThing, UploadedFile,
 };
 use utoipa::openapi::Object;
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -552,6 +552,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(execution_history))
         .routes(routes!(cancel_ota_update))
         .routes(routes!(describe_job))
+        .routes(routes!(get_job_document))
         .routes(routes!(describe_rollout))
         .routes(routes!(rollout_action))
         .routes(routes!(list_tokens, create_token))
@@ -916,6 +917,17 @@ async fn cancel_ota_update(
     ))]
 async fn describe_job(State(s): State<AppState>, Path(id): Path<String>) -> Res {
     ok(s.admin.describe_job(&id).await?)
+}
+
+/// AWS GetJobDocument: the job document as stored, whole (devices get it tailored).
+#[utoipa::path(get, path = "/api/jobs/{id}/job-document", tag = "ota updates",
+    params(("id" = String, Path, description = "Job id", example = "AFR_OTA-rel-1")),
+    responses(
+        (status = 200, description = "The job document", body = GetJobDocumentResponse),
+        (status = 404, description = "`ResourceNotFoundException`: no such job", body = ApiError),
+    ))]
+async fn get_job_document(State(s): State<AppState>, Path(id): Path<String>) -> Res {
+    ok(s.admin.job_document(&id).await?)
 }
 
 /// The rollout of OTA update `id`: status, reason, waves with their counts, rate, next

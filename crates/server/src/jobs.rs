@@ -349,8 +349,17 @@ pub(crate) async fn execution_message(
     exec: Option<&Execution>,
     token: Option<&str>,
 ) -> StoreResult<Option<Vec<u8>>> {
+    // The document as this thing is to see it: only the deltas its reported firmware can
+    // use ([`crate::device_doc`]).
     let doc = match exec {
-        Some(e) => b.store.job(&e.job_id).await?.map(|j| j.document),
+        Some(e) => match b.store.job(&e.job_id).await? {
+            Some(j) => Some(
+                crate::device_doc::for_thing(b, &e.thing, &j.document)
+                    .await?
+                    .into_owned(),
+            ),
+            None => None,
+        },
         None => None,
     };
     let details = exec.map(|e| pairs(&e.status_details)).unwrap_or_default();
@@ -744,10 +753,14 @@ async fn update(
         b.timers.notify_one();
     }
     // Committed: now answer.
-    let doc = if req.include_job_document == Some(true) {
+    let stored = if req.include_job_document == Some(true) {
         b.store.job(job).await?.map(|j| j.document)
     } else {
         None
+    };
+    let doc = match &stored {
+        Some(d) => Some(crate::device_doc::for_thing(b, thing, d).await?),
+        None => None,
     };
     let details = pairs(&new.status_details);
     let out = UpdateAcceptedOut {

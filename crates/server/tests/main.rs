@@ -9,6 +9,7 @@ mod api_strict;
 mod blobs_s3;
 mod broker_auth;
 mod console;
+mod delta_ota;
 mod https;
 mod identity;
 mod inventory;
