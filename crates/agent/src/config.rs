@@ -58,6 +58,10 @@ pub struct Config<'a, V> {
     /// service sends a request's blocks in order, so it was lost), instead of waiting for the
     /// request's timeout; default on. Off reproduces the official library's schedule.
     pub gap_retransmit: bool,
+    /// Take a packed full image or a delta from the running bank when the job document offers
+    /// one (`"encoding":"frpk1"` entries after `files[0]`; see [`crate::FileEncoding`]);
+    /// default on. Off: always the bank image, as AWS's own device.
+    pub packed: bool,
     /// Retransmission timeout before the first round-trip sample; default 1 s.
     pub initial_rto: Duration,
     /// Lower bound of the retransmission timeout; default 100 ms: above TCP's delayed ACK
@@ -98,6 +102,7 @@ impl<'a, V: BootVerifier> Config<'a, V> {
             requests_in_flight: 16,
             precheck_lookahead: 256,
             gap_retransmit: true,
+            packed: true,
             initial_rto: Duration::from_secs(1),
             min_rto: Duration::from_millis(100),
             max_rto: Duration::from_secs(10),

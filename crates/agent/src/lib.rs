@@ -79,6 +79,14 @@
 //!    weakness #2) and `rejected: 0x00000000`. All strings are `ferrota_proto::OtaStatus`'s, so
 //!    AWS's console shows what it shows for the official library.
 //!
+//! ## Fewer bytes: packed files and deltas
+//! A job document may offer, after `files[0]`, the same image as a packed file
+//! (`"encoding":"frpk1"`, format `ferrota-delta`): sparse and compressed, or a delta from the
+//! image the device runs. The agent takes a delta whose base hash is its active bank's (hashed
+//! before anything is written), else the packed full image, else the bank image; the frames
+//! rebuild the image in the inactive bank, which then passes exactly the checks of step 5. A
+//! packed file that does not rebuild it is `0x000000e3: 0x00000002`. See [`FileEncoding`].
+//!
 //! ## Reporting to the Device Shadow
 //! On every connection and after every job ends (SUCCEEDED, FAILED, a rejected trial), the agent
 //! publishes (QoS 1) its state to its classic Device Shadow, `$aws/things/<thing>/shadow/update`:
@@ -120,7 +128,10 @@ pub mod platform;
 pub mod resume;
 pub mod time;
 
-pub use agent::{Agent, AppOutcome, SUB_BOOT_SIGNATURE, SUB_TOO_SMALL, StartError, State};
+pub use agent::{
+    Agent, AppOutcome, FileEncoding, PACKED_CHUNK, PACKED_ENCODING, SUB_BOOT_SIGNATURE,
+    SUB_PACKED_CORRUPT, SUB_TOO_SMALL, StartError, State,
+};
 pub use config::{Config, ConfigError, FIRMWARE_FILE_TYPE, Running};
 pub use output::{AgentEvent, Stats, TRANSMIT_BUF_MIN, TopicBuf, Transmit, TransmitKind};
 pub use platform::{FlashFault, FlashOp, Platform, RESUME_AREA, RESUME_AREA_LEN};

@@ -61,7 +61,16 @@ pub enum AgentEvent {
     /// A job that is not an `afr_ota` document: the application handles it (or declines) and
     /// calls [`crate::Agent::finish_app_job`].
     CustomJob,
-    /// A firmware download started (or resumed: `resumed` blocks were already in flash).
+    /// Which file of the job the agent downloads: the bank image (`files[0]`), a packed full
+    /// image or a delta from the running bank, and its size.
+    FileChosen {
+        /// The encoding.
+        encoding: crate::FileEncoding,
+        /// Bytes of the file that will cross the link (at most; less after a resume).
+        file_bytes: u32,
+    },
+    /// A firmware download started (or resumed: `resumed` blocks were already in flash). For a
+    /// packed file it comes once its header (block 0) is in, when the blocks kept are known.
     DownloadStarted {
         /// Blocks of the file.
         blocks: u32,
@@ -133,6 +142,12 @@ pub struct Stats {
     pub mark_failures: u32,
     /// Transmits dropped because the output queue or the caller's buffer was too small.
     pub dropped_transmits: u32,
+    /// Delta entries of a job document whose base is not the image in the active bank (the
+    /// agent took another encoding).
+    pub delta_base_mismatch: u32,
+    /// Packed files refused: a header that disagrees with the job document, a frame that does
+    /// not decode.
+    pub packed_errors: u32,
 }
 
 impl Stats {
@@ -150,6 +165,8 @@ impl Stats {
             gaps: self.gaps.saturating_add(o.gaps),
             mark_failures: self.mark_failures.saturating_add(o.mark_failures),
             dropped_transmits: self.dropped_transmits.saturating_add(o.dropped_transmits),
+            delta_base_mismatch: self.delta_base_mismatch.saturating_add(o.delta_base_mismatch),
+            packed_errors: self.packed_errors.saturating_add(o.packed_errors),
         }
     }
 }

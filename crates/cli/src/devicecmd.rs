@@ -97,6 +97,9 @@ pub fn event_json(e: &BoardEvent, at: time::OffsetDateTime) -> serde_json::Value
         BoardEvent::Connected => json!({"event": "connected"}),
         BoardEvent::Disconnected => json!({"event": "disconnected"}),
         BoardEvent::JobReceived { job_id } => json!({"event": "jobReceived", "jobId": job_id}),
+        BoardEvent::FileChosen { encoding, bytes } => {
+            json!({"event": "fileChosen", "encoding": encoding.as_str(), "bytes": bytes})
+        }
         BoardEvent::DownloadStarted { blocks, resumed } => {
             json!({"event": "downloadStarted", "blocks": blocks, "resumedBlocks": resumed})
         }

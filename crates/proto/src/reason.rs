@@ -10,7 +10,8 @@
 //! `OtaJobParseErr_t` names, refined by the sub-codes this project's agent gives them
 //! (`ferrota_agent`'s crate docs list each): `0x000000e3: 0x00000000` is the OTA file
 //! signature, `0x000000e3: 0x00000001` the boot signature or version record of the CM0+
-//! region, `rejected: 0x00000000` a failed self-test. An unknown code is printed as it is,
+//! region, `0x000000e3: 0x00000002` a packed or delta file that does not rebuild the image,
+//! `rejected: 0x00000000` a failed self-test. An unknown code is printed as it is,
 //! never guessed.
 
 use core::fmt;
@@ -82,6 +83,9 @@ fn failed(main: u32, sub: u32) -> Option<&'static str> {
             }
             (PalErr::SignatureCheckFailed, 1) => {
                 "signature check failed: boot signature or version record of the CM0+ region"
+            }
+            (PalErr::SignatureCheckFailed, 2) => {
+                "packed or delta file does not rebuild the signed image (bad header or frame)"
             }
             (PalErr::SignatureCheckFailed, _) => "signature check failed",
             (PalErr::RxFileTooLarge, 1) => "file too small to hold a CM0+ region",

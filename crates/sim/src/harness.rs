@@ -73,6 +73,10 @@ pub struct AgentSettings {
     pub precheck_lookahead: u32,
     /// [`Config::gap_retransmit`].
     pub gap_retransmit: bool,
+    /// [`Config::packed`]. Off by default here (on in [`Config::new`]): the download tests
+    /// measure the schedule on the bank image's 1,016 blocks, as AWS's own device fetches
+    /// it; the packed and delta tests turn it on.
+    pub packed: bool,
 }
 
 impl Default for AgentSettings {
@@ -83,6 +87,7 @@ impl Default for AgentSettings {
             requests_in_flight: 4,
             precheck_lookahead: 256,
             gap_retransmit: true,
+            packed: false,
         }
     }
 }
@@ -97,6 +102,7 @@ pub fn config(s: AgentSettings) -> Config<'static, BootKey> {
     c.requests_in_flight = s.requests_in_flight;
     c.precheck_lookahead = s.precheck_lookahead;
     c.gap_retransmit = s.gap_retransmit;
+    c.packed = s.packed;
     c
 }
 

@@ -21,7 +21,10 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             };
             // Before the CM0+ region is checked, ask ahead of it by the lookahead at most
             // (Config::precheck_lookahead: keeps the link busy during the check's round trip).
-            let limit = if prechecked {
+            // A packed file's header comes alone first: no other block can be placed before it.
+            let limit = if d.packed.as_ref().is_some_and(|p| p.header.is_none()) {
+                1
+            } else if prechecked {
                 d.num_blocks
             } else {
                 d.precheck_blocks
@@ -69,25 +72,48 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             self.stats.duplicates += 1;
             return;
         }
-        if let Err(f) = Self::write_block(d, i, block.payload, platform) {
-            return self.halt(f);
+        if i != 0 && d.packed.as_ref().is_some_and(|p| p.header.is_none()) {
+            // A frame before the header (never asked for yet): it cannot be placed.
+            self.stats.ignored += 1;
+            return;
         }
+        let written = if d.packed.is_none() {
+            Self::write_block(d, i, block.payload, platform).map(|()| true)
+        } else if i == 0 {
+            if d.packed.as_ref().is_some_and(|p| p.header.is_some()) {
+                // Block 0 again after a reset of the schedule: already read.
+                Ok(true)
+            } else {
+                self.on_packed_header(block.payload, platform)
+            }
+        } else {
+            self.on_packed_frame(i, block.payload, platform)
+        };
+        match written {
+            Err(f) => return self.halt(f),
+            Ok(false) => return self.fail_packed(platform),
+            Ok(true) => {}
+        }
+        let Some(d) = self.phase.download_mut() else {
+            return;
+        };
         let _ = d.sched.missing.mark_received(i);
         self.stats.gaps += d.sched.on_block(now, i, self.cfg.gap_retransmit);
         d.sched.momentum = 0;
         d.probing = false;
         self.stats.blocks_accepted += 1;
         let (received, total) = (d.sched.missing.received_count(), d.num_blocks);
-        let c = d.chunk_of(i);
-        let (a, b) = d.chunk_blocks(c);
-        let chunk_complete = d.sched.missing.first_missing_from(a).is_none_or(|m| m >= b);
-        if chunk_complete {
-            let ok = platform
-                .resume_area()
-                .ok()
-                .and_then(|mut r| resume::mark_chunk(&mut r, c).ok());
-            if ok.is_none() {
-                self.stats.mark_failures += 1;
+        if let Some(c) = d.chunk_of(i) {
+            let (a, b) = d.chunk_blocks(c);
+            let chunk_complete = d.sched.missing.first_missing_from(a).is_none_or(|m| m >= b);
+            if chunk_complete {
+                let ok = platform
+                    .resume_area()
+                    .ok()
+                    .and_then(|mut r| resume::mark_chunk(&mut r, c).ok());
+                if ok.is_none() {
+                    self.stats.mark_failures += 1;
+                }
             }
         }
         if received < total
@@ -105,7 +131,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         platform: &mut P,
     ) -> Result<(), FlashFault> {
         let mut bank = platform.inactive_bank()?;
-        let c = d.chunk_of(i);
+        let c = d.chunk_of(i).unwrap_or(0);
         if !d.erased(c) {
             let erase = <P::Bank<'_> as NorFlash>::ERASE_SIZE as u32;
             let from = c * d.chunk_size;
@@ -147,7 +173,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             Ok(mut bank) => verify_written_bank(
                 &mut bank,
                 0,
-                d.file_size,
+                d.image_size,
                 &d.signature,
                 &self.cfg.code_signing_key,
                 self.cfg.boot_key,

@@ -131,7 +131,6 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             return;
         };
         let block_size = self.cfg.block_size;
-        let num_blocks = block_count(file.file_size, block_size);
         let bank_cap = match platform.inactive_bank() {
             Ok(b) => b.capacity() as u32,
             Err(f) => return self.halt(f),
@@ -140,7 +139,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         if too_small
             || file.file_size > BANK_SIZE
             || file.file_size > bank_cap
-            || num_blocks > MAX_BLOCKS
+            || block_count(file.file_size, block_size) > MAX_BLOCKS
         {
             self.end_job(AgentEvent::JobFailed {
                 status: OtaStatus::Failed {
@@ -172,18 +171,45 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         }
         self.stream.clear();
         let _ = self.stream.push_str(stream);
+        // A packed full image or a delta from the active bank instead of the 4 MB bank image,
+        // when the document offers one that fits (packed.rs: the base is hashed here, before
+        // the first write).
+        let choice = self.choose_packed(ota, &file, platform);
+        let (file_id, file_size, encoding) = match &choice {
+            Some(c) => (c.file_id, c.file_size, c.encoding),
+            None => (file.file_id, file.file_size, FileEncoding::Image),
+        };
+        let num_blocks = block_count(file_size, block_size);
+        if num_blocks > MAX_BLOCKS {
+            self.end_job(AgentEvent::JobFailed {
+                status: OtaStatus::Failed {
+                    main: PalErr::RxFileTooLarge.code(),
+                    sub: 0,
+                },
+            });
+            return;
+        }
+        self.event(AgentEvent::FileChosen {
+            encoding,
+            file_bytes: file_size,
+        });
         let erase = <P::Bank<'_> as NorFlash>::ERASE_SIZE as u32;
+        let chunk_size = if choice.is_some() {
+            PACKED_CHUNK.max(erase)
+        } else {
+            resume::chunk_size(file_size, block_size, erase)
+        };
         let identity = resume::Identity {
-            file_size: file.file_size,
+            file_size,
             block_size,
-            file_id: u32::from(file.file_id),
+            file_id: u32::from(file_id),
             tag: resume::tag(&[
                 job_id.as_bytes(),
                 stream.as_bytes(),
-                &[file.file_id],
+                &[file_id],
                 sig_text.as_bytes(),
             ]),
-            chunk_size: resume::chunk_size(file.file_size, block_size, erase),
+            chunk_size,
         };
         let Ok(mut missing) = BlockSet::all_missing(num_blocks) else {
             return;
@@ -191,13 +217,26 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         let mut resumed = 0;
         let mut d = Download {
             sched: Schedule::new(BlockSet::all_missing(0).unwrap_or_else(|_| missing.clone())),
-            file_size: file.file_size,
+            file_size,
+            image_size: file.file_size,
+            packed: choice.map(|c| Packed {
+                header: None,
+                applier: ferrota_delta::Applier::new(),
+                encoding: c.encoding,
+                base: c.base,
+                fill_pending: [0; 4],
+            }),
             block_size,
             num_blocks,
-            file_id: file.file_id,
+            file_id,
             chunk_size: identity.chunk_size,
             erased: [0; 16],
-            precheck_blocks: Region::Cm0p.size().div_ceil(block_size).min(num_blocks),
+            // A packed file: known once its header is in (Agent::on_packed_header).
+            precheck_blocks: if choice.is_some() {
+                num_blocks
+            } else {
+                Region::Cm0p.size().div_ceil(block_size).min(num_blocks)
+            },
             probing: false,
             signature,
         };
@@ -205,6 +244,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             let mut area = platform.resume_area()?;
             let rec = resume::read(&mut area).map_err(|k| FlashFault::new(FlashOp::Resume, k))?;
             if rec.is_some_and(|r| r.identity == identity) {
+                // A packed file's chunks are restored when its header is in.
                 for c in 0..d.chunks() {
                     if resume::chunk_done(&mut area, c)
                         .map_err(|k| FlashFault::new(FlashOp::Resume, k))?
@@ -228,10 +268,12 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         d.sched = Schedule::new(missing);
         self.phase = Phase::Prechecking(d);
         self.push(Out::Subscribe(Sub::Data));
-        self.event(AgentEvent::DownloadStarted {
-            blocks: num_blocks,
-            resumed,
-        });
+        if choice.is_none() {
+            self.event(AgentEvent::DownloadStarted {
+                blocks: num_blocks,
+                resumed,
+            });
+        }
         self.after_progress(now, platform);
     }
 }

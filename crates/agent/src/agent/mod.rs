@@ -5,10 +5,13 @@
 
 mod download;
 mod jobs;
+mod packed;
 mod precheck;
 mod selftest;
 mod timers;
 
+pub use packed::{FileEncoding, PACKED_CHUNK, PACKED_ENCODING, SUB_PACKED_CORRUPT};
+use packed::Packed;
 use timers::{Timer, TimerTable};
 
 use core::time::Duration;
@@ -104,7 +107,12 @@ enum Out {
 
 struct Download {
     sched: Schedule,
+    /// Bytes of the file being fetched (the bank image, or a packed file).
     file_size: u32,
+    /// Bytes of the image it makes in the bank (`files[0]`'s size): what is verified.
+    image_size: u32,
+    /// A packed file's state (`None`: the bank image itself).
+    packed: Option<Packed>,
     block_size: u32,
     num_blocks: u32,
     file_id: u8,
@@ -116,15 +124,37 @@ struct Download {
 }
 
 impl Download {
-    fn chunk_of(&self, block: u32) -> u32 {
-        (block as u64 * self.block_size as u64 / self.chunk_size as u64) as u32
+    /// The resume chunk a block belongs to (`None`: a packed file's header, or a packed block
+    /// before the header is in).
+    fn chunk_of(&self, block: u32) -> Option<u32> {
+        match &self.packed {
+            None => Some((block as u64 * self.block_size as u64 / self.chunk_size as u64) as u32),
+            Some(p) => p.header.as_ref()?.chunk_of_block(block),
+        }
     }
+    /// The blocks `[a, b)` of chunk `c`.
     fn chunk_blocks(&self, c: u32) -> (u32, u32) {
-        let per = self.chunk_size / self.block_size;
-        (c * per, ((c + 1) * per).min(self.num_blocks))
+        match &self.packed {
+            None => {
+                let per = self.chunk_size / self.block_size;
+                (c * per, ((c + 1) * per).min(self.num_blocks))
+            }
+            Some(p) => p
+                .header
+                .as_ref()
+                .and_then(|h| h.chunk(c))
+                .map_or((0, 0), |e| {
+                    let a = u32::from(e.first_block);
+                    (a, a + u32::from(e.blocks))
+                }),
+        }
     }
+    /// Chunks of the file (a bank image) or of its output (a packed file, once its header is in).
     fn chunks(&self) -> u32 {
-        self.file_size.div_ceil(self.chunk_size)
+        match &self.packed {
+            None => self.file_size.div_ceil(self.chunk_size),
+            Some(p) => p.header.as_ref().map_or(0, |h| h.chunk_count()),
+        }
     }
     fn erased(&self, c: u32) -> bool {
         self.erased[(c / 32) as usize] & (1 << (c % 32)) != 0
@@ -336,6 +366,13 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             .download()
             .as_ref()
             .map(|d| (d.sched.missing.received_count(), d.num_blocks))
+    }
+
+    /// What the download in progress fetches: the bank image, a packed full image or a delta.
+    pub fn file_encoding(&self) -> Option<FileEncoding> {
+        self.phase
+            .download()
+            .map(|d| d.packed.as_ref().map_or(FileEncoding::Image, |p| p.encoding))
     }
 
     /// The measured smoothed round-trip time of the download in progress.

@@ -33,6 +33,10 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             .download()
             .is_some_and(|d| d.sched.missing.is_complete())
         {
+            // A packed file's chunks without frames are filled once every frame is in.
+            if let Err(f) = self.run_fills(platform, u32::MAX) {
+                return self.halt(f);
+            }
             self.finish_download(platform);
         } else {
             self.fill_window(now);

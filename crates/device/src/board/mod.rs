@@ -235,6 +235,14 @@ pub enum BoardEvent {
         /// Blocks of the file.
         total: u32,
     },
+    /// Which file of the job the agent fetches (the bank image, a packed full image or a
+    /// delta from the running bank) and its size.
+    FileChosen {
+        /// The encoding.
+        encoding: ferrota_agent::FileEncoding,
+        /// Bytes of the file.
+        bytes: u32,
+    },
     /// A download started (`resumed` blocks kept from before a reset).
     DownloadStarted {
         /// Blocks.
@@ -739,6 +747,21 @@ impl Board {
                 AgentEvent::Rejected => {
                     self.say("image rejected: the previous bank boots next");
                     self.emit(BoardEvent::Rejected);
+                }
+                AgentEvent::FileChosen {
+                    encoding,
+                    file_bytes,
+                } => {
+                    let what = match encoding {
+                        ferrota_agent::FileEncoding::Image => "the bank image",
+                        ferrota_agent::FileEncoding::Packed => "the packed image (sparse, compressed)",
+                        ferrota_agent::FileEncoding::Delta => "a delta from the running bank",
+                    };
+                    self.say(&format!("fetching {what}: {file_bytes} bytes"));
+                    self.emit(BoardEvent::FileChosen {
+                        encoding,
+                        bytes: file_bytes,
+                    });
                 }
                 AgentEvent::DownloadStarted { blocks, resumed } => {
                     self.say(&format!(
