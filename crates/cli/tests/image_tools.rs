@@ -545,8 +545,14 @@ fn image_diff_and_compress_round_trip_and_refuse_bad_input() {
     assert_eq!(j["bytes"], patch.len());
     assert_eq!(j["imageBytes"], BANK_SIZE);
     assert_eq!(j["baseVersion"], "1.2.3");
-    let code = new.iter().filter(|&&b| b != 0xFF).count();
+    // Code: the bytes outside runs of 256 or more of one value (padding, erased flash).
+    let code: usize = new
+        .chunk_by(|a, b| a == b)
+        .filter(|r| r.len() < 256)
+        .map(<[u8]>::len)
+        .sum();
     assert_eq!(j["codeBytes"], code);
+    assert!(code > 0 && code < new.len() / 10, "code {code}");
     let pct = j["percentOfCode"].as_f64().unwrap();
     assert!(
         (pct - 100.0 * patch.len() as f64 / code as f64).abs() < 1e-9,
