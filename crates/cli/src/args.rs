@@ -279,8 +279,9 @@ its running one block by block, in any order, resuming after a reset. Before any
 written the patch is applied to OLD in memory and must give NEW byte for byte; on any error
 no output file is left.
 
-Printed: the patch size, and it divided by NEW's code (its bytes that are not erased flash,
-0xFF) and by the whole bank, which is what a device downloads without a delta.")]
+Printed: the patch size, and it divided by NEW's code (its bytes outside runs of 256 or more
+of one value: erased flash and region padding are not code) and by the whole bank, which is
+what a device downloads without a delta.")]
     Diff(DiffArgs),
     /// Write a bank image packed (sparse and compressed, the \"FRPK\" format `ota create`
     /// streams beside the whole image), checked by unpacking it.
@@ -288,8 +289,9 @@ Printed: the patch size, and it divided by NEW's code (its bytes that are not er
 Examples:
   ferrota image compress v1.3.0.bin -o v1.3.0.frpk
 
-Erased flash (0xFF) costs nothing and the rest is compressed block by block. Printed: the
-packed size, and it divided by the image's code (bytes not 0xFF) and by the whole bank.")]
+Erased flash and padding cost next to nothing and the rest is compressed block by block.
+Printed: the packed size, and it divided by the image's code (bytes outside runs of 256 or
+more of one value) and by the whole bank.")]
     Compress(CompressArgs),
 }
 

@@ -55,9 +55,18 @@ fn read_bank(path: &Path, role: &str) -> Result<Vec<u8>> {
     Ok(data)
 }
 
-/// The image's code: its bytes that are not erased flash (0xFF).
+/// Runs of one byte value at least this long are fill (erased flash, or the padding `image
+/// pack` leaves after a region's code), not code.
+const FILL_RUN: usize = 256;
+
+/// The image's code: its bytes outside runs of [`FILL_RUN`] or more of one value, so the ratio
+/// says what a patch costs against the firmware that is really there, not the 4 MB bank.
 fn code_bytes(image: &[u8]) -> usize {
-    image.iter().filter(|&&b| b != 0xFF).count()
+    image
+        .chunk_by(|a, b| a == b)
+        .filter(|run| run.len() < FILL_RUN)
+        .map(<[u8]>::len)
+        .sum()
 }
 
 /// Prints what was written: sizes and ratios, as text or JSON.
@@ -98,7 +107,7 @@ fn report(what: &str, out: &Path, packed: usize, new: &[u8], from: Option<String
         version(new)
     );
     println!(
-        "  {:.2} % of the image's code ({code} bytes not 0xFF)",
+        "  {:.2} % of the image's code ({code} bytes outside runs of one value)",
         pct(code)
     );
     println!(

@@ -256,8 +256,8 @@ fn upload(
         Some(p) => Some(check_signature_with_cert(path, &data, &sig_path, sig, p)?),
         None => None,
     };
-    api.preflight(data.len())?;
     let bases = delta_bases(a, path, &data)?;
+    api.preflight(data.len())?;
     let up = api.run(|c| c.upload_file(&data))?;
     // `--file-type none`: no fileType, as AWS writes the job document without one.
     let mut file = OtaFile::new(&a.file_name, up.sha256, sig)

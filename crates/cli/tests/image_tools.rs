@@ -477,3 +477,131 @@ fn t2g_program_warns_below_the_floor() {
         stderr(&o)
     );
 }
+
+/// `image pack` of the test builds as `version`, without --cm7-1 when `two_core`.
+fn pack_version(env: &Env, version: &str, two_core: bool, out: &str) {
+    let [cm0p, cm7_0, cm7_1] = write_builds(env);
+    let mut args = vec![
+        "image",
+        "pack",
+        "--cm0p",
+        &cm0p,
+        "--cm7-0",
+        &cm7_0,
+        "--version",
+        version,
+        "--security-counter",
+        "4",
+        "--hardware",
+        "KIT_T2G",
+        "--boot-key",
+        "boot.pem",
+        "-o",
+        out,
+    ];
+    if !two_core {
+        args.extend(["--cm7-1", &cm7_1]);
+    }
+    env.ok(&args);
+}
+
+/// Issue #19: `image diff` writes a delta that rebuilds NEW from OLD and prints its size
+/// against the image's code and the bank; `image compress` the same for a packed image. Bad
+/// inputs end in an error naming the file, and leave no output.
+#[test]
+fn image_diff_and_compress_round_trip_and_refuse_bad_input() {
+    let env = Env::new();
+    env.ok(&["key", "generate", "-o", "boot.pem"]);
+    pack_version(&env, "1.2.3", false, "old.bin");
+    pack_version(&env, "1.2.4", true, "new.bin");
+    let (old, new) = (env.read("old.bin"), env.read("new.bin"));
+
+    let out = env.ok(&["image", "diff", "old.bin", "new.bin", "-o", "patch.frpk"]);
+    assert!(out.contains("from 1.2.3 to 1.2.4"), "{out}");
+    assert!(
+        out.contains("% of the image's code") && out.contains("% of the bank"),
+        "{out}"
+    );
+    let patch = env.read("patch.frpk");
+    assert!(out.contains(&format!("{} bytes", patch.len())), "{out}");
+    assert_eq!(&patch[..4], b"FRPK");
+    assert_eq!(ferrota_delta::encode::apply(&patch, &old).unwrap(), new);
+    assert!(
+        patch.len() < new.len() / 50,
+        "patch of {} bytes",
+        patch.len()
+    );
+    let j: Value = serde_json::from_str(&env.ok(&[
+        "image",
+        "diff",
+        "old.bin",
+        "new.bin",
+        "-o",
+        "patch.frpk",
+        "--force",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(j["bytes"], patch.len());
+    assert_eq!(j["imageBytes"], BANK_SIZE);
+    assert_eq!(j["baseVersion"], "1.2.3");
+    // Code: the bytes outside runs of 256 or more of one value (padding, erased flash).
+    let code: usize = new
+        .chunk_by(|a, b| a == b)
+        .filter(|r| r.len() < 256)
+        .map(<[u8]>::len)
+        .sum();
+    assert_eq!(j["codeBytes"], code);
+    assert!(code > 0 && code < new.len() / 10, "code {code}");
+    let pct = j["percentOfCode"].as_f64().unwrap();
+    assert!(
+        (pct - 100.0 * patch.len() as f64 / code as f64).abs() < 1e-9,
+        "{j}"
+    );
+
+    let out = env.ok(&["image", "compress", "new.bin", "-o", "new.frpk"]);
+    assert!(out.contains("packed image"), "{out}");
+    let packed = env.read("new.frpk");
+    assert_eq!(ferrota_delta::encode::apply(&packed, &[]).unwrap(), new);
+
+    // Bad input: each refused with the file and the reason, and no output written.
+    env.write("junk.bin", vec![0x5a; 10_000]);
+    env.write("short.bin", &new[..BANK_SIZE / 2]);
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["junk.bin", "new.bin"],
+            &["junk.bin", "OLD is not a bank image"],
+        ),
+        (
+            &["old.bin", "short.bin"],
+            &["short.bin", "NEW is not a bank image", "bytes"],
+        ),
+        (&["old.bin", "missing.bin"], &["missing.bin", "cannot read"]),
+        (&["new.bin", "new.bin"], &["the same image"]),
+    ];
+    for (inputs, needles) in cases {
+        let mut args = vec!["image", "diff"];
+        args.extend_from_slice(inputs);
+        args.extend(["-o", "out.frpk"]);
+        let e = env.fails(1, &args);
+        for n in *needles {
+            assert!(e.contains(n), "{inputs:?}: {n:?} not in {e}");
+        }
+        assert!(!env.exists("out.frpk"), "{inputs:?}: output written");
+    }
+    let e = env.fails(1, &["image", "compress", "junk.bin", "-o", "out.frpk"]);
+    assert!(e.contains("junk.bin"), "{e}");
+    assert!(!env.exists("out.frpk"));
+    // An existing output is kept without --force.
+    let e = env.fails(
+        1,
+        &["image", "diff", "old.bin", "new.bin", "-o", "new.frpk"],
+    );
+    assert!(e.contains("already exists"), "{e}");
+    assert_eq!(env.read("new.frpk"), packed);
+    let help = env.ok(&["image", "diff", "--help"]);
+    assert!(
+        help.contains("% of") || help.contains("divided by"),
+        "{help}"
+    );
+}

@@ -944,3 +944,95 @@ fn serve_names_a_bad_or_unreachable_database_url_without_its_password() {
     assert!(err.contains("not reachable within 1s"), "{err}");
     assert!(!err.contains("s3cret"), "password shown: {err}");
 }
+
+/// Issue #19: `ota create --delta-from OLD…` checks each base before anything is uploaded
+/// (a bank image, not the new file, at most 8, firmware only), then uploads it; the server
+/// streams the image packed and a delta from each base beside it.
+#[test]
+fn ota_create_delta_from_uploads_the_bases_and_the_server_streams_the_deltas() {
+    let env = Env::new();
+    let help = env.ok(&["ota", "create", "--help"]);
+    assert!(
+        help.contains("--delta-from") && help.contains("base version"),
+        "{help}"
+    );
+    env.ok(&["ca", "init", "--data-dir", "data"]);
+    common::thing_create(&env, "dev-1", "bundles", &[]);
+    let s = serve(&env);
+    env.ok(&["key", "generate", "-o", "boot.pem"]);
+    let [cm0p, cm7_0, _] = common::write_builds(&env);
+    for (v, out) in [("1.0.0", "v1.0.0.bin"), ("1.1.0", "v1.1.0.bin")] {
+        env.ok(&[
+            "image",
+            "pack",
+            "--cm0p",
+            &cm0p,
+            "--cm7-0",
+            &cm7_0,
+            "--version",
+            v,
+            "--security-counter",
+            "1",
+            "--boot-key",
+            "boot.pem",
+            "-o",
+            out,
+        ]);
+    }
+    env.write("v1.1.0.bin.sig", "MAYCAQECAQE=\n");
+    env.write("junk.bin", vec![0x5a; 10_000]);
+    let http = s.http.clone();
+    let create = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "ota",
+            "create",
+            "rel-1-1",
+            "--file",
+            "v1.1.0.bin",
+            "--thing",
+            "dev-1",
+            "--api",
+            &http,
+            "--data-dir",
+            "data",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a
+    };
+    let nine: Vec<&str> = std::iter::repeat_n("v1.0.0.bin", 9).collect();
+    let mut too_many = vec!["--delta-from"];
+    too_many.extend(&nine);
+    let cases: &[(&[&str], &str)] = &[
+        (&["--delta-from", "junk.bin"], "not one"),
+        (&["--delta-from", "v1.1.0.bin"], "same image"),
+        (
+            &["--delta-from", "v1.0.0.bin", "v1.0.0.bin"],
+            "same image as",
+        ),
+        (&["--delta-from", "missing.bin"], "missing.bin"),
+        (
+            &["--delta-from", "v1.0.0.bin", "--file-type", "7"],
+            "firmware",
+        ),
+        (&too_many, "at most 8"),
+    ];
+    for (extra, needle) in cases {
+        let e = env.fails(1, &run(&create(extra)));
+        assert!(e.contains(needle), "{extra:?}: {needle:?} not in {e}");
+        assert_eq!(stored_files(&env), 0, "{extra:?}: uploaded anyway");
+    }
+    let d = json(&env.ok(&run(&create(&["--delta-from", "v1.0.0.bin"]))));
+    let f = &d["request"]["files"][0];
+    let base = f["deltaFrom"][0]["sha256"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(base.len(), 64, "{d}");
+    // The new image, the base, the packed copy and the delta.
+    let files = common::uploads(&env);
+    assert_eq!(files.len(), 4, "{files:?}");
+    assert!(files.contains(&base), "{files:?}");
+}
