@@ -471,9 +471,7 @@ pub fn fill_chunk<N: NorFlash>(header: &Header, c: u32, new: &mut N) -> Result<(
     if entry.blocks != 0 {
         return Err(ApplyError::ChunkHasFrames(c));
     }
-    let (start, end) = header
-        .chunk_range(c)
-        .ok_or(FormatError::ChunkIndex(c))?;
+    let (start, end) = header.chunk_range(c).ok_or(FormatError::ChunkIndex(c))?;
     if entry.fill == 0xFF {
         return Ok(());
     }
