@@ -517,6 +517,7 @@ fn ops_for(segs: &[Seg], old: &[u8], new: &[u8], lo: usize, hi: usize) -> Option
 }
 
 /// A frame block (padded to `bs`) for `new[lo..hi]` if its payload fits.
+#[allow(clippy::too_many_arguments)]
 fn frame(
     segs: &[Seg],
     old: &[u8],
@@ -598,6 +599,9 @@ fn chunk_frames(
     Ok(frames)
 }
 
+/// A chunk's fill byte and frames.
+type ChunkResult = Result<(u8, Vec<Vec<u8>>), EncodeError>;
+
 fn pack(old: Option<&[u8]>, new: &[u8], p: &Params, s: &Spec) -> Result<Vec<u8>, EncodeError> {
     if !valid_block_size(p.block_size) {
         return Err(EncodeError::BlockSize(p.block_size));
@@ -649,7 +653,7 @@ fn pack(old: Option<&[u8]>, new: &[u8], p: &Params, s: &Spec) -> Result<Vec<u8>,
             });
         }
     });
-    let per_chunk: Vec<Result<(u8, Vec<Vec<u8>>), EncodeError>> = results
+    let per_chunk: Vec<ChunkResult> = results
         .into_inner()
         .unwrap_or_default()
         .into_iter()

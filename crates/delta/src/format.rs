@@ -384,10 +384,10 @@ pub(crate) fn frame_parts<'a>(
         .ok_or(FormatError::ChunkIndex(chunk))?;
     let bad = FormatError::FrameRange { offset, len };
     let frame_end = offset.checked_add(len).ok_or(bad)?;
-    if len == 0 || offset < start || frame_end > end || offset % FRAME_ALIGN != 0 {
+    if len == 0 || offset < start || frame_end > end || !offset.is_multiple_of(FRAME_ALIGN) {
         return Err(bad);
     }
-    if frame_end % FRAME_ALIGN != 0 && frame_end != header.image_len {
+    if !frame_end.is_multiple_of(FRAME_ALIGN) && frame_end != header.image_len {
         return Err(bad);
     }
     let p = u32_at(block, 12);
