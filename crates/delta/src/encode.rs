@@ -114,6 +114,8 @@ pub fn delta(old: &[u8], new: &[u8], p: &Params) -> Result<Vec<u8>, EncodeError>
 /// Rebuilds the image from a packed file through the no_std [`Applier`] over in-memory NOR
 /// flashes, chunk by chunk as the agent does (erase, then frames or fill), and checks the
 /// base's and the result's SHA-256 against the header. `old` is ignored for a full image.
+/// It allocates the header's image length (at most 4 GB): bound that before handing it an
+/// untrusted file.
 pub fn apply(packed: &[u8], old: &[u8]) -> Result<Vec<u8>, ApplyError> {
     // Block 0 is B bytes long, and B is in block 0: take B as written, let the parser judge.
     let b = match packed.get(0x0C..0x10) {
