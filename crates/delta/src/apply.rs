@@ -155,7 +155,7 @@ fn write_page<N: NorFlash>(
 /// Checks at compile time that the page is whole write words and that the old image reads
 /// byte by byte (so old bytes go straight into the page at any output position).
 const fn check_geometry<O: ReadNorFlash, N: NorFlash>() {
-    assert!(N::WRITE_SIZE > 0 && PAGE % N::WRITE_SIZE == 0);
+    assert!(N::WRITE_SIZE > 0 && PAGE.is_multiple_of(N::WRITE_SIZE));
     assert!(O::READ_SIZE == 1);
 }
 
@@ -466,14 +466,12 @@ fn varint_done<O: ReadNorFlash, N: NorFlash>(
 /// For a chunk without frames: writes its fill byte over the chunk's output (nothing for 0xFF,
 /// which the erase already left). The caller erased the chunk first.
 pub fn fill_chunk<N: NorFlash>(header: &Header, c: u32, new: &mut N) -> Result<(), ApplyError> {
-    const { assert!(N::WRITE_SIZE > 0 && PAGE % N::WRITE_SIZE == 0) };
+    const { assert!(N::WRITE_SIZE > 0 && PAGE.is_multiple_of(N::WRITE_SIZE)) };
     let entry = header.chunk(c).ok_or(FormatError::ChunkIndex(c))?;
     if entry.blocks != 0 {
         return Err(ApplyError::ChunkHasFrames(c));
     }
-    let (start, end) = header
-        .chunk_range(c)
-        .ok_or(FormatError::ChunkIndex(c))?;
+    let (start, end) = header.chunk_range(c).ok_or(FormatError::ChunkIndex(c))?;
     if entry.fill == 0xFF {
         return Ok(());
     }

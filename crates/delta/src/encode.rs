@@ -23,8 +23,7 @@ use crate::error::{ApplyError, FormatError};
 use crate::format::{
     CODEC_HEATSHRINK, CODEC_STORED, CRC32, Codec, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE,
     FRAME_ALIGN, FRAME_HEADER_LEN, FRAME_MAGIC, HS_LOOKAHEAD_BITS, HS_WINDOW_BITS, Header,
-    MAX_CHUNKS, TABLE_ENTRY_LEN, TABLE_OFFSET, VERSION, header_len, valid_block_size,
-    valid_chunk_size,
+    MAX_CHUNKS, TABLE_ENTRY_LEN, TABLE_OFFSET, VERSION, valid_block_size, valid_chunk_size,
 };
 use crate::mem::MemFlash;
 
@@ -67,8 +66,6 @@ pub enum EncodeError {
     ImageTooLarge,
     /// A delta needs a non-empty base.
     EmptyBase,
-    /// The chunk table does not fit in one block.
-    TableTooLarge,
     /// More than 65,535 frames.
     TooManyBlocks,
     /// The compressor failed (or a 256-byte literal frame did not fit: a bug).
@@ -91,9 +88,6 @@ impl fmt::Display for EncodeError {
                 "the image needs more than {MAX_CHUNKS} chunks: use a larger chunk size"
             ),
             EncodeError::EmptyBase => f.write_str("a delta needs a non-empty base image"),
-            EncodeError::TableTooLarge => {
-                f.write_str("the chunk table does not fit in one block: use a larger block size")
-            }
             EncodeError::TooManyBlocks => f.write_str("more than 65535 frames"),
             EncodeError::Compressor => f.write_str("the compressor failed"),
         }
@@ -120,6 +114,8 @@ pub fn delta(old: &[u8], new: &[u8], p: &Params) -> Result<Vec<u8>, EncodeError>
 /// Rebuilds the image from a packed file through the no_std [`Applier`] over in-memory NOR
 /// flashes, chunk by chunk as the agent does (erase, then frames or fill), and checks the
 /// base's and the result's SHA-256 against the header. `old` is ignored for a full image.
+/// It allocates the header's image length (at most 4 GB): bound that before handing it an
+/// untrusted file.
 pub fn apply(packed: &[u8], old: &[u8]) -> Result<Vec<u8>, ApplyError> {
     // Block 0 is B bytes long, and B is in block 0: take B as written, let the parser judge.
     let b = match packed.get(0x0C..0x10) {
@@ -153,9 +149,7 @@ pub fn apply(packed: &[u8], old: &[u8]) -> Result<Vec<u8>, ApplyError> {
     let mut applier = Applier::new();
     let bs = header.block_size() as usize;
     for c in 0..header.chunk_count() {
-        let (start, end) = header
-            .chunk_range(c)
-            .ok_or(FormatError::ChunkIndex(c))?;
+        let (start, end) = header.chunk_range(c).ok_or(FormatError::ChunkIndex(c))?;
         let sector = MemFlash::<8>::SECTOR as u32;
         new_flash
             .erase(start, end.div_ceil(sector) * sector)
@@ -248,8 +242,8 @@ fn heatshrink_compress<const W: usize, const L: usize, const BUF: usize>(
 
 /// For choosing codec parameters by measurement (the crate docs' table): the packed length
 /// with heatshrink window `w` (8..=13) and lookahead `l` (3..=7) bits. Files made with other
-/// parameters than [`HS_WINDOW_BITS`]/[`HS_LOOKAHEAD_BITS`] are not decodable by this build,
-/// so only their length is returned.
+/// parameters than [`HS_WINDOW_BITS`]/[`HS_LOOKAHEAD_BITS`] are not decodable by this build:
+/// measure them, do not ship them.
 #[doc(hidden)]
 pub fn measure_heatshrink(
     old: Option<&[u8]>,
@@ -257,7 +251,7 @@ pub fn measure_heatshrink(
     p: &Params,
     w: u8,
     l: u8,
-) -> Result<usize, EncodeError> {
+) -> Result<Vec<u8>, EncodeError> {
     macro_rules! pick {
         ($($w:literal),*; $ls:tt) => {
             match w {
@@ -279,7 +273,7 @@ pub fn measure_heatshrink(
         b: l,
         compress,
     };
-    pack(old, new, p, &s).map(|f| f.len())
+    pack(old, new, p, &s)
 }
 
 /// What produces a range of the new image.
@@ -288,7 +282,11 @@ enum Seg {
     /// `len` bytes of `value`.
     Fill { start: usize, len: usize, value: u8 },
     /// `len` bytes from old at `old` (plus diff).
-    Copy { start: usize, len: usize, old: usize },
+    Copy {
+        start: usize,
+        len: usize,
+        old: usize,
+    },
     /// `len` new bytes as they are.
     Lit { start: usize, len: usize },
 }
@@ -521,6 +519,7 @@ fn ops_for(segs: &[Seg], old: &[u8], new: &[u8], lo: usize, hi: usize) -> Option
 }
 
 /// A frame block (padded to `bs`) for `new[lo..hi]` if its payload fits.
+#[allow(clippy::too_many_arguments)]
 fn frame(
     segs: &[Seg],
     old: &[u8],
@@ -602,6 +601,9 @@ fn chunk_frames(
     Ok(frames)
 }
 
+/// A chunk's fill byte and frames.
+type ChunkResult = Result<(u8, Vec<Vec<u8>>), EncodeError>;
+
 fn pack(old: Option<&[u8]>, new: &[u8], p: &Params, s: &Spec) -> Result<Vec<u8>, EncodeError> {
     if !valid_block_size(p.block_size) {
         return Err(EncodeError::BlockSize(p.block_size));
@@ -618,9 +620,6 @@ fn pack(old: Option<&[u8]>, new: &[u8], p: &Params, s: &Spec) -> Result<Vec<u8>,
         return Err(EncodeError::ImageTooLarge);
     }
     let bs = p.block_size as usize;
-    if header_len(chunks) > bs {
-        return Err(EncodeError::TableTooLarge);
-    }
     let base_len = match old {
         Some(o) => u32::try_from(o.len()).map_err(|_| EncodeError::ImageTooLarge)?,
         None => 0,
@@ -647,8 +646,7 @@ fn pack(old: Option<&[u8]>, new: &[u8], p: &Params, s: &Spec) -> Result<Vec<u8>,
                     let r = if new[lo..hi].iter().all(|&b| b == first) {
                         Ok((first, Vec::new()))
                     } else {
-                        chunk_frames(&segs, old_bytes, new, c as u16, lo, hi, bs, s)
-                            .map(|f| (0, f))
+                        chunk_frames(&segs, old_bytes, new, c as u16, lo, hi, bs, s).map(|f| (0, f))
                     };
                     if let Ok(mut all) = results.lock() {
                         all[c] = Some(r);
@@ -657,7 +655,7 @@ fn pack(old: Option<&[u8]>, new: &[u8], p: &Params, s: &Spec) -> Result<Vec<u8>,
             });
         }
     });
-    let per_chunk: Vec<Result<(u8, Vec<Vec<u8>>), EncodeError>> = results
+    let per_chunk: Vec<ChunkResult> = results
         .into_inner()
         .unwrap_or_default()
         .into_iter()

@@ -57,8 +57,6 @@ pub enum FormatError {
         /// The count the image length and chunk size give.
         expected: u32,
     },
-    /// The chunk table and its CRC do not fit in block 0.
-    TableTooLarge,
     /// A full image names a base, or a delta names none.
     Base,
     /// The header's CRC-32 does not match its bytes.
@@ -164,7 +162,10 @@ impl fmt::Display for FormatError {
             FormatError::UnknownKind(k) => write!(f, "unknown packed kind {k}"),
             FormatError::UnknownCodec(c) => write!(f, "unknown codec {c}"),
             FormatError::CodecParams { a, b } => {
-                write!(f, "codec parameters {a}/{b} are not supported by this build")
+                write!(
+                    f,
+                    "codec parameters {a}/{b} are not supported by this build"
+                )
             }
             FormatError::ReservedNotZero => f.write_str("reserved header bytes are not zero"),
             FormatError::BlockSize(b) => write!(
@@ -183,7 +184,6 @@ impl fmt::Display for FormatError {
                 "chunk count {found} does not match the image (expected {expected}, at most {})",
                 crate::MAX_CHUNKS
             ),
-            FormatError::TableTooLarge => f.write_str("chunk table does not fit in block 0"),
             FormatError::Base => {
                 f.write_str("base length or hash does not match the kind (full or delta)")
             }

@@ -37,9 +37,12 @@ pub const CODEC_STORED: u8 = 0;
 pub const CODEC_HEATSHRINK: u8 = 1;
 /// The heatshrink window bits this build decodes (2^W bytes of the applier's RAM); chosen by
 /// measurement, see the crate docs.
-pub const HS_WINDOW_BITS: u8 = 11;
+pub const HS_WINDOW_BITS: u8 = 10;
 /// The heatshrink lookahead bits this build decodes (longest back-reference 2^L bytes).
 pub const HS_LOOKAHEAD_BITS: u8 = 4;
+
+// The largest table always fits in the smallest block, so the table needs no length check.
+const _: () = assert!(header_len(MAX_CHUNKS) <= MIN_BLOCK_SIZE as usize);
 
 pub(crate) const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
@@ -142,9 +145,7 @@ impl Header {
         let (a, b) = (block0[7], block0[8]);
         let codec = match block0[6] {
             CODEC_STORED if a == 0 && b == 0 => Codec::Stored,
-            CODEC_HEATSHRINK if a == HS_WINDOW_BITS && b == HS_LOOKAHEAD_BITS => {
-                Codec::Heatshrink
-            }
+            CODEC_HEATSHRINK if a == HS_WINDOW_BITS && b == HS_LOOKAHEAD_BITS => Codec::Heatshrink,
             CODEC_STORED | CODEC_HEATSHRINK => return Err(FormatError::CodecParams { a, b }),
             c => return Err(FormatError::UnknownCodec(c)),
         };
@@ -190,10 +191,8 @@ impl Header {
             return Err(FormatError::Base);
         }
         let k = chunk_count as usize;
+        // Fits: header_len(MAX_CHUNKS) <= MIN_BLOCK_SIZE (checked at compile time below).
         let crc_at = TABLE_OFFSET + k * TABLE_ENTRY_LEN;
-        if crc_at + 4 > block0.len() {
-            return Err(FormatError::TableTooLarge);
-        }
         let stored = u32_at(block0, crc_at);
         let computed = CRC32.checksum(&block0[..crc_at]);
         if stored != computed {
@@ -385,10 +384,10 @@ pub(crate) fn frame_parts<'a>(
         .ok_or(FormatError::ChunkIndex(chunk))?;
     let bad = FormatError::FrameRange { offset, len };
     let frame_end = offset.checked_add(len).ok_or(bad)?;
-    if len == 0 || offset < start || frame_end > end || offset % FRAME_ALIGN != 0 {
+    if len == 0 || offset < start || frame_end > end || !offset.is_multiple_of(FRAME_ALIGN) {
         return Err(bad);
     }
-    if frame_end % FRAME_ALIGN != 0 && frame_end != header.image_len {
+    if !frame_end.is_multiple_of(FRAME_ALIGN) && frame_end != header.image_len {
         return Err(bad);
     }
     let p = u32_at(block, 12);

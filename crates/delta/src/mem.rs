@@ -102,7 +102,9 @@ impl<const WRITE: usize> NorFlash for MemFlash<WRITE> {
         if from > to {
             return Err(MemFlashError(NorFlashErrorKind::OutOfBounds));
         }
-        if from as usize % Self::SECTOR != 0 || to as usize % Self::SECTOR != 0 {
+        if !(from as usize).is_multiple_of(Self::SECTOR)
+            || !(to as usize).is_multiple_of(Self::SECTOR)
+        {
             return Err(MemFlashError(NorFlashErrorKind::NotAligned));
         }
         let r = self.range(from, (to - from) as usize)?;
@@ -111,7 +113,7 @@ impl<const WRITE: usize> NorFlash for MemFlash<WRITE> {
     }
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
-        if offset as usize % WRITE != 0 || bytes.len() % WRITE != 0 {
+        if !(offset as usize).is_multiple_of(WRITE) || !bytes.len().is_multiple_of(WRITE) {
             return Err(MemFlashError(NorFlashErrorKind::NotAligned));
         }
         let r = self.range(offset, bytes.len())?;

@@ -132,7 +132,9 @@ proptest! {
 
 #[test]
 fn identical_images_make_a_small_delta() {
-    let a: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let a: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let packed = encode::delta(&a, &a, &Params::default()).unwrap();
     assert_eq!(encode::apply(&packed, &a).unwrap(), a);
     // One frame per 32 KB chunk (each a handful of COPY bytes) plus the header.
@@ -147,7 +149,10 @@ fn chunks_of_one_value_send_no_frame() {
     let packed = encode::full(&b, &Params::default()).unwrap();
     let h = ferrota_delta::Header::parse(&packed[..4096]).unwrap();
     let fills: Vec<_> = (0..5).map(|c| h.chunk(c).unwrap()).collect();
-    assert_eq!(fills.iter().map(|e| e.blocks).collect::<Vec<_>>(), [0, 0, 0, 1, 0]);
+    assert_eq!(
+        fills.iter().map(|e| e.blocks).collect::<Vec<_>>(),
+        [0, 0, 0, 1, 0]
+    );
     assert_eq!(fills[1].fill, 0xFF);
     assert_eq!(fills[0].fill, 0);
     assert_eq!(h.block_count(), 2);
