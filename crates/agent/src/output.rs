@@ -165,7 +165,9 @@ impl Stats {
             gaps: self.gaps.saturating_add(o.gaps),
             mark_failures: self.mark_failures.saturating_add(o.mark_failures),
             dropped_transmits: self.dropped_transmits.saturating_add(o.dropped_transmits),
-            delta_base_mismatch: self.delta_base_mismatch.saturating_add(o.delta_base_mismatch),
+            delta_base_mismatch: self
+                .delta_base_mismatch
+                .saturating_add(o.delta_base_mismatch),
             packed_errors: self.packed_errors.saturating_add(o.packed_errors),
         }
     }

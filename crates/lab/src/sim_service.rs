@@ -30,6 +30,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferrota_agent::Instant;
 use ferrota_proto::job::JobStatus;
+use ferrota_proto::stream::DataBlock;
 use ferrota_proto::topic::{JobRef, JobsTopic, Reply, StreamOp, Topic, TopicKind};
 use ferrota_server::admin::{
     Admin, AdminError, CreateOtaUpdate, NoSessions, OtaDescription, OtaFile,
@@ -62,6 +63,8 @@ pub struct FirmwareJob {
     /// `codeSigning…signature.inlineDocument` (base64 DER): the image's own unless a test
     /// puts another file's there.
     pub signature: String,
+    /// Earlier images the server makes deltas from (`deltaFrom`, issue #19), uploaded first.
+    pub delta_from: Vec<Arc<TestImage>>,
 }
 
 impl FirmwareJob {
@@ -72,7 +75,14 @@ impl FirmwareJob {
             signature: image.signature.clone(),
             image,
             file_type: Some(FIRMWARE_FILE_TYPE),
+            delta_from: Vec::new(),
         }
+    }
+
+    /// The same update with a delta from `base` for devices that run it.
+    pub fn delta_from(mut self, base: Arc<TestImage>) -> Self {
+        self.delta_from.push(base);
+        self
     }
 }
 
@@ -178,6 +188,47 @@ impl Outbound for Twice {
     }
 }
 
+/// A stored file gone bad (issue #19's corrupted patch): every block `block` of file `file_id`
+/// reaches the device with byte `at` of its payload inverted.
+struct Corrupt {
+    inner: Arc<dyn Outbound>,
+    file_id: u32,
+    block: u32,
+    at: usize,
+}
+
+impl Corrupt {
+    fn apply(&self, topic: &str, payload: Bytes) -> Bytes {
+        if !is_data(topic) {
+            return payload;
+        }
+        let Ok(b) = DataBlock::decode(&payload) else {
+            return payload;
+        };
+        if b.file_id != self.file_id || b.block_id != self.block || self.at >= b.payload.len() {
+            return payload;
+        }
+        let mut data = b.payload.to_vec();
+        data[self.at] ^= 0xFF;
+        let bad = DataBlock::new(b.client_token, b.file_id, b.block_id, &data);
+        let mut buf = vec![0u8; bad.encoded_len()];
+        match bad.encode(&mut buf) {
+            Ok(n) => Bytes::from(buf[..n].to_vec()),
+            Err(_) => payload,
+        }
+    }
+}
+
+impl Outbound for Corrupt {
+    fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
+        self.inner.publish(topic, self.apply(topic, payload), qos);
+    }
+    fn deliver_to(&self, client_id: &str, topic: &str, payload: Bytes, qos: QoS) {
+        self.inner
+            .deliver_to(client_id, topic, self.apply(topic, payload), qos);
+    }
+}
+
 /// An OTA update created on the server: its ids.
 #[derive(Debug, Clone)]
 struct Created {
@@ -232,13 +283,15 @@ fn admin_over(
 }
 
 /// The `CreateOTAUpdate` request for `job` on [`THING`], its file stored as `sha256`.
-fn create_request(job: &FirmwareJob, sha256: String) -> CreateOtaUpdate {
+fn create_request(job: &FirmwareJob, sha256: String, bases: Vec<String>) -> CreateOtaUpdate {
+    let file = bases.into_iter().fold(
+        OtaFile::new("/ota/image.bin", sha256, job.signature.clone()).file_type(job.file_type),
+        OtaFile::delta_from,
+    );
     CreateOtaUpdate::new(job.id.clone())
         .description("harness")
         .thing(THING)
-        .file(
-            OtaFile::new("/ota/image.bin", sha256, job.signature.clone()).file_type(job.file_type),
-        )
+        .file(file)
 }
 
 impl ServerService {
@@ -285,6 +338,19 @@ impl ServerService {
         self.services.wrap_outbound(|o| Arc::new(Twice(o)));
     }
 
+    /// From now on block `block` of stream file `file_id` reaches the device with byte `at`
+    /// of its payload inverted: a stored packed file or delta gone bad.
+    pub fn corrupt_block(&self, file_id: u32, block: u32, at: usize) {
+        self.services.wrap_outbound(|o| {
+            Arc::new(Corrupt {
+                inner: o,
+                file_id,
+                block,
+                at,
+            })
+        });
+    }
+
     /// Stream blocks the services sent the device (a block sent twice counts twice).
     pub fn blocks_sent(&self) -> u32 {
         self.out.blocks.load(Ordering::Relaxed)
@@ -295,7 +361,11 @@ impl ServerService {
     pub fn add_job(&mut self, job: &FirmwareJob) -> Result<Vec<Msg>, AdminError> {
         let admin = self.admin.clone();
         let sha = self.rt.block_on(admin.put_file(&job.image.file))?;
-        let req = create_request(job, sha);
+        let mut bases = Vec::new();
+        for b in &job.delta_from {
+            bases.push(self.rt.block_on(admin.put_file(&b.file))?);
+        }
+        let req = create_request(job, sha, bases);
         let o: OtaDescription = self
             .rt
             .block_on(async move { admin.create_ota(&req).await })?;

@@ -6,6 +6,7 @@ mod common;
 
 mod activation_target;
 mod agent_benchmark;
+mod agent_delta;
 mod agent_power_cuts;
 mod agent_properties;
 mod agent_update;

@@ -203,10 +203,13 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             file_size,
             block_size,
             file_id: u32::from(file_id),
+            // files[0]'s id, whichever file is fetched: the self-test after a reset finds the
+            // record by the job alone (Agent::activated_version); `file_id` above tells the
+            // encodings apart.
             tag: resume::tag(&[
                 job_id.as_bytes(),
                 stream.as_bytes(),
-                &[file_id],
+                &[file.file_id],
                 sig_text.as_bytes(),
             ]),
             chunk_size,

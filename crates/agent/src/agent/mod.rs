@@ -10,8 +10,8 @@ mod precheck;
 mod selftest;
 mod timers;
 
-pub use packed::{FileEncoding, PACKED_CHUNK, PACKED_ENCODING, SUB_PACKED_CORRUPT};
 use packed::Packed;
+pub use packed::{FileEncoding, PACKED_CHUNK, PACKED_ENCODING, SUB_PACKED_CORRUPT};
 use timers::{Timer, TimerTable};
 
 use core::time::Duration;
@@ -370,9 +370,11 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
 
     /// What the download in progress fetches: the bank image, a packed full image or a delta.
     pub fn file_encoding(&self) -> Option<FileEncoding> {
-        self.phase
-            .download()
-            .map(|d| d.packed.as_ref().map_or(FileEncoding::Image, |p| p.encoding))
+        self.phase.download().map(|d| {
+            d.packed
+                .as_ref()
+                .map_or(FileEncoding::Image, |p| p.encoding)
+        })
     }
 
     /// The measured smoothed round-trip time of the download in progress.

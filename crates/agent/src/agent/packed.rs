@@ -146,7 +146,8 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             let o = f.object();
             let encoding = o.get("encoding").and_then(|v| v.as_str());
             if !encoding.is_some_and(|e| e.eq_str(PACKED_ENCODING))
-                || o.get("blockSize").and_then(|v| v.as_u64()) != Some(u64::from(self.cfg.block_size))
+                || o.get("blockSize").and_then(|v| v.as_u64())
+                    != Some(u64::from(self.cfg.block_size))
                 || f.file_type != image.file_type
                 || f.signature_for(self.cfg.signature_key).map(|s| s.raw()) != Some(sig.raw())
             {
