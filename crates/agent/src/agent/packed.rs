@@ -14,7 +14,7 @@
 //!
 //! An entry is only considered when its `blockSize` equals [`Config::block_size`] (the frames
 //! are cut to the block the device asks with), its `fileType` and signature equal `files[0]`'s,
-//! and [`Config::packed`] is on.
+//! it is smaller than `files[0]`, and [`Config::packed`] is on.
 //!
 //! # Download
 //! Block 0 (the header and its chunk table) is asked for alone first: until it is in, no other
@@ -150,6 +150,9 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                     != Some(u64::from(self.cfg.block_size))
                 || f.file_type != image.file_type
                 || f.signature_for(self.cfg.signature_key).map(|s| s.raw()) != Some(sig.raw())
+                // Not smaller than the image (incompressible code): the image itself is cheaper
+                // to fetch and needs no decoding.
+                || f.file_size >= image.file_size
             {
                 continue;
             }

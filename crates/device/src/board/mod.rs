@@ -754,7 +754,9 @@ impl Board {
                 } => {
                     let what = match encoding {
                         ferrota_agent::FileEncoding::Image => "the bank image",
-                        ferrota_agent::FileEncoding::Packed => "the packed image (sparse, compressed)",
+                        ferrota_agent::FileEncoding::Packed => {
+                            "the packed image (sparse, compressed)"
+                        }
                         ferrota_agent::FileEncoding::Delta => "a delta from the running bank",
                     };
                     self.say(&format!("fetching {what}: {file_bytes} bytes"));
