@@ -143,10 +143,7 @@ impl Download {
                 .header
                 .as_ref()
                 .and_then(|h| h.chunk(c))
-                .map_or((0, 0), |e| {
-                    let a = u32::from(e.first_block);
-                    (a, a + u32::from(e.blocks))
-                }),
+                .map_or((0, 0), |e| (e.first_block, e.first_block + e.blocks)),
         }
     }
     /// Chunks of the file (a bank image) or of its output (a packed file, once its header is in).

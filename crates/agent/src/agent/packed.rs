@@ -252,17 +252,22 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                 .map_err(|k| FlashFault::new(FlashOp::Resume, k))?;
             if done {
                 for i in e.first_block..e.first_block + e.blocks {
-                    let _ = d.sched.missing.mark_received(u32::from(i));
+                    let _ = d.sched.missing.mark_received(i);
                 }
-                resumed += u32::from(e.blocks);
+                resumed += e.blocks;
             } else if e.blocks == 0 {
                 p.set_fill_pending(c, true);
             }
         }
         drop(area);
-        d.precheck_blocks = header
-            .chunk(Region::Cm0p.size().div_ceil(PACKED_CHUNK))
-            .map_or(header.block_count(), |e| u32::from(e.first_block));
+        // The header and the CM0+ region's frames: the blocks up to the end of the last frame of
+        // its chunks (a chunk without frames has no meaningful first block).
+        d.precheck_blocks = (0..Region::Cm0p.size().div_ceil(PACKED_CHUNK))
+            .filter_map(|c| header.chunk(c))
+            .filter(|e| e.blocks > 0)
+            .map(|e| e.first_block + e.blocks)
+            .max()
+            .unwrap_or(1);
         let blocks = d.num_blocks;
         p.header = Some(header);
         self.event(AgentEvent::DownloadStarted { blocks, resumed });
