@@ -1042,6 +1042,7 @@ mod tests {
             ferrota_exe: std::path::PathBuf::from("/nonexistent/ferrota"),
             progress: false,
             faults: true,
+            delta_pairs: None,
         };
         let e = run(&opts).unwrap_err();
         assert_eq!(e.scenario, "cluster");

@@ -14,9 +14,10 @@
 //! | `activation` | activation and rollback beside copying into a slot (simulated flash time) | [`activation`] |
 //! | `verify` | boot verification of a full bank beside `openssl dgst -sha256` | [`verify`] |
 //! | `rollout` | a staged rollout to 10,000 simulated devices: a bad release's reach, the engine's cost | [`rollout`] |
+//! | `delta` | packed full images and deltas beside detools and bsdiff: sizes, wire bytes, apply time, device RAM | [`delta`] |
 //! | `cluster` | the fleet through RabbitMQ, workers and PostgreSQL beside one process; `--faults`: the fault test | [`cluster`] |
 //!
-//! `all` runs the first six; `cluster` needs PostgreSQL, RabbitMQ and SeaweedFS installed
+//! `all` runs the first seven; `cluster` needs PostgreSQL, RabbitMQ and SeaweedFS installed
 //! (`.ci/run` installs them) and runs only when named.
 //!
 //! `--short` runs a small variant of each (the CI smoke test): the same code paths, smaller
@@ -24,6 +25,7 @@
 
 pub mod activation;
 pub mod cluster;
+pub mod delta;
 pub mod fleet;
 pub mod link;
 pub mod procstat;
@@ -51,6 +53,8 @@ pub enum Scenario {
     Verify,
     /// A staged rollout to a simulated fleet on virtual time.
     Rollout,
+    /// Packed full images and delta updates beside detools and bsdiff.
+    Delta,
     /// The fleet through the distributed deployment (not in [`Scenario::ALL`]: it needs the
     /// engines installed).
     Cluster,
@@ -58,13 +62,14 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in run order.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Link,
         Scenario::Loss,
         Scenario::Fleet,
         Scenario::Activation,
         Scenario::Verify,
         Scenario::Rollout,
+        Scenario::Delta,
     ];
 
     /// The name on the command line.
@@ -76,6 +81,7 @@ impl Scenario {
             Scenario::Activation => "activation",
             Scenario::Verify => "verify",
             Scenario::Rollout => "rollout",
+            Scenario::Delta => "delta",
             Scenario::Cluster => "cluster",
         }
     }
@@ -93,6 +99,9 @@ pub struct Options {
     pub progress: bool,
     /// `cluster` only: run the fault test instead of the measurement.
     pub faults: bool,
+    /// `delta` only: the directory of release pairs (`scripts/delta-pairs.sh`); `None` is
+    /// [`delta::DEFAULT_PAIRS`].
+    pub delta_pairs: Option<PathBuf>,
 }
 
 impl Options {
@@ -133,6 +142,7 @@ pub fn run(scenario: Scenario, opts: &Options) -> Result<Report, BenchError> {
         Scenario::Activation => activation::run(opts),
         Scenario::Verify => verify::run(opts),
         Scenario::Rollout => rollout::run(opts),
+        Scenario::Delta => delta::run(opts),
         Scenario::Cluster => cluster::run(opts),
     }
 }

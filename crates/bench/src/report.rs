@@ -51,7 +51,8 @@ pub struct Target {
     pub target: String,
     /// The measured figure, e.g. "93.1%".
     pub measured: String,
-    /// Whether it was met; `None` when the run cannot tell (the `--short` variant).
+    /// Whether it was met; `None` when the run cannot tell (the `--short` variant, or a
+    /// figure from a stand-in implementation).
     pub met: Option<bool>,
 }
 
@@ -106,7 +107,8 @@ impl Report {
                 let met = match x.met {
                     Some(true) => "yes",
                     Some(false) => "**no**",
-                    None => "n/a (short)",
+                    None if self.short => "n/a (short)",
+                    None => "n/a",
                 };
                 t.row([
                     x.what.clone(),

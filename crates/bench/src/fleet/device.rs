@@ -1318,6 +1318,7 @@ mod tests {
             ferrota_exe: std::path::PathBuf::from("/nonexistent/ferrota"),
             progress: false,
             faults: false,
+            delta_pairs: None,
         };
         let fleet = provision(n, &opts).await.unwrap();
         let log = fleet.dir.path().join("serve.log");

@@ -656,6 +656,7 @@ mod tests {
             ferrota_exe: std::path::PathBuf::from("/nonexistent/ferrota"),
             progress: false,
             faults: false,
+            delta_pairs: None,
         }
     }
 

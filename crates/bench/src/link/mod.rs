@@ -680,6 +680,7 @@ mod tests {
             ferrota_exe: std::path::PathBuf::new(),
             progress: false,
             faults: false,
+            delta_pairs: None,
         }
     }
 
