@@ -7,7 +7,7 @@ use ferrota_bench::{Options, Scenario};
 /// Which scenario(s) to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Which {
-    /// All six single-machine scenarios, in order (not `cluster`).
+    /// All seven single-machine scenarios, in order (not `cluster`).
     All,
     /// A 4,161,536-byte update over a shaped 100 Mbit/s link at 2, 50 and 200 ms round trips:
     /// Ferrota's agent beside the official library's schedule.
@@ -23,6 +23,10 @@ pub enum Which {
     /// A staged rollout to 10,000 simulated devices (waves 1% → 10% → 100%): how many got a
     /// bad release before it stopped, and the engine's CPU per notified device.
     Rollout,
+    /// Packed full images and delta updates beside detools and bsdiff on release pairs
+    /// (scripts/delta-pairs.sh builds them into --pairs DIR) and synthetic ones: patch sizes,
+    /// bytes on the wire, apply time on the flash timing model, device RAM.
+    Delta,
     /// 1,000 devices through a 3-node RabbitMQ cluster, workers and PostgreSQL (1 and 2
     /// workers) beside one `ferrota serve`: updates a minute, CPU and bytes per update of each
     /// process kind. With --faults: the fault test (workers, a broker node, PostgreSQL and S3
@@ -41,6 +45,7 @@ for real figures:
   cargo run --release -p ferrota-cli -- bench link         # one scenario
   ferrota bench --short                                    # the CI smoke variant: small, no claims
   ferrota bench verify --json > verify.json                # figures for scripts
+  scripts/delta-pairs.sh && ferrota bench delta            # deltas on real firmware releases
   ferrota bench cluster                                    # the distributed deployment, measured
   ferrota bench cluster --faults                           # its fault test
 
@@ -65,6 +70,10 @@ pub struct BenchArgs {
     /// update, no execution was notified twice and the job's counters add up).
     #[arg(long)]
     pub faults: bool,
+    /// With `delta`: the directory of release pairs scripts/delta-pairs.sh made
+    /// [default: target/delta-pairs].
+    #[arg(long, value_name = "DIR")]
+    pub pairs: Option<std::path::PathBuf>,
 }
 
 /// Runs the benchmark.
@@ -72,11 +81,15 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     if a.faults && a.scenario != Which::Cluster {
         anyhow::bail!("--faults belongs to the cluster scenario: ferrota bench cluster --faults");
     }
+    if a.pairs.is_some() && !matches!(a.scenario, Which::Delta | Which::All) {
+        anyhow::bail!("--pairs belongs to the delta scenario: ferrota bench delta --pairs DIR");
+    }
     let opts = Options {
         short: a.short,
         ferrota_exe: std::env::current_exe().context("the ferrota executable's path")?,
         progress: !a.quiet,
         faults: a.faults,
+        delta_pairs: a.pairs.clone(),
     };
     let scenarios: Vec<Scenario> = match a.scenario {
         Which::All => Scenario::ALL.to_vec(),
@@ -86,6 +99,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         Which::Activation => vec![Scenario::Activation],
         Which::Verify => vec![Scenario::Verify],
         Which::Rollout => vec![Scenario::Rollout],
+        Which::Delta => vec![Scenario::Delta],
         Which::Cluster => vec![Scenario::Cluster],
     };
     let mut reports = Vec::new();

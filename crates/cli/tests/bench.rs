@@ -28,7 +28,15 @@ fn every_scenario_runs_short_and_reports_json() {
         .collect();
     assert_eq!(
         names,
-        ["link", "loss", "fleet", "activation", "verify", "rollout"]
+        [
+            "link",
+            "loss",
+            "fleet",
+            "activation",
+            "verify",
+            "rollout",
+            "delta"
+        ]
     );
     for r in reports {
         assert_eq!(r["short"], true, "{r}");
