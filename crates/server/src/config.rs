@@ -278,7 +278,11 @@ impl Default for Config {
             blob_url: None,
             s3_endpoint: None,
             s3_region: None,
+            #[cfg(feature = "serve")]
             blob_cache_mib: crate::store::s3::DEFAULT_CACHE_BYTES >> 20,
+            // Without the `serve` feature there is no S3 store to cache for.
+            #[cfg(not(feature = "serve"))]
+            blob_cache_mib: 0,
         }
     }
 }
@@ -333,6 +337,7 @@ impl Config {
     /// The S3 bucket of `blob_url`, or `None` for files in the data directory. A URL of
     /// another scheme, or an `s3://` URL with no bucket or with a path, is refused (a path
     /// prefix is not supported: objects are `firmware/<sha256>` in the bucket).
+    #[cfg(feature = "serve")]
     pub fn s3_options(&self) -> Result<Option<crate::store::S3Options>, String> {
         let Some(url) = self.blob_url.as_deref().filter(|u| *u != "file:") else {
             return Ok(None);
@@ -552,6 +557,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "serve")]
     fn blob_url_selects_the_s3_store_and_bad_urls_are_refused() {
         let mut c = Config::default();
         assert!(c.s3_options().unwrap().is_none(), "files in the data dir");

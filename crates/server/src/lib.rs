@@ -91,6 +91,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+#[cfg(feature = "serve")]
 pub mod amqp;
 pub mod api;
 pub mod bridge;
@@ -114,6 +115,7 @@ pub mod packed;
 pub mod policy;
 pub mod query;
 pub mod rollout;
+#[cfg(feature = "serve")]
 pub mod server;
 pub mod services;
 pub mod session;

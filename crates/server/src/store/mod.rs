@@ -18,6 +18,7 @@ pub mod memory;
 pub mod postgres;
 pub mod rollout;
 mod rows;
+#[cfg(feature = "serve")]
 pub mod s3;
 pub mod shadow;
 pub mod sqlite;
@@ -38,6 +39,7 @@ pub use attrs::{DynamicGroup, ThingIndexStore};
 pub use blobs::{BlobReader, BlobStore, DirBlobStore, MemoryBlobs};
 pub use memory::MemoryStore;
 pub use rollout::{CancelInfo, RolloutProgress, RolloutRecord, RolloutStore, WaveCounts};
+#[cfg(feature = "serve")]
 pub use s3::{S3BlobStore, S3Options};
 pub use shadow::{ShadowRecord, ShadowStore};
 pub use sqlite::SqliteStore;
