@@ -47,22 +47,28 @@ fn device_on_v1(seed: u64) -> (Sim, std::sync::Arc<ferrota_sim::images::ota::Tes
     (sim, v1)
 }
 
+/// Runs OTA update `id` to its end: it must be SUCCEEDED with `version` running from the upper
+/// bank; returns the files the agent chose.
+fn succeeds(sim: &mut Sim, id: &str, version: u32) -> Vec<(FileEncoding, u32)> {
+    assert!(sim.run_job(id, LIMIT), "{:?}", sim.statuses(id));
+    assert_eq!(
+        sim.server.job(id).status,
+        JobStatus::Succeeded,
+        "{:?}",
+        sim.statuses(id)
+    );
+    sim.run_until(Duration::from_secs(2), |_| false);
+    assert_eq!(sim.running_version(), version);
+    assert_eq!(sim.running.unwrap().bank, Bank::Upper);
+    chosen(sim)
+}
+
 #[test]
 fn delta_update_rebuilds_the_image_from_the_running_bank() {
     let (mut sim, v1) = device_on_v1(91);
     let v2 = image(Spec::new(2, 2));
     sim.add_job(job("delta", v2.clone()).delta_from(v1.clone()));
-    assert!(sim.run_job("delta", LIMIT), "{:?}", sim.statuses("delta"));
-    assert_eq!(
-        sim.server.job("delta").status,
-        JobStatus::Succeeded,
-        "{:?}",
-        sim.statuses("delta")
-    );
-    sim.run_until(Duration::from_secs(2), |_| false);
-    assert_eq!(sim.running_version(), v2.spec.version.0);
-    assert_eq!(sim.running.unwrap().bank, Bank::Upper);
-    let c = chosen(&sim);
+    let c = succeeds(&mut sim, "delta", v2.spec.version.0);
     assert_eq!(c.first().map(|c| c.0), Some(FileEncoding::Delta), "{c:?}");
     // Only the delta's blocks crossed the link (the test images' filler is random and new in
     // every version, so the delta is not small here: `ferrota bench delta` measures sizes on
@@ -76,16 +82,7 @@ fn packed_full_image_when_no_delta_fits() {
     let (mut sim, _v1) = device_on_v1(92);
     let v2 = image(Spec::new(2, 2));
     sim.add_job(job("packed", v2.clone()));
-    assert!(sim.run_job("packed", LIMIT));
-    assert_eq!(
-        sim.server.job("packed").status,
-        JobStatus::Succeeded,
-        "{:?}",
-        sim.statuses("packed")
-    );
-    sim.run_until(Duration::from_secs(2), |_| false);
-    assert_eq!(sim.running_version(), v2.spec.version.0);
-    let c = chosen(&sim);
+    let c = succeeds(&mut sim, "packed", v2.spec.version.0);
     assert_eq!(c.first().map(|c| c.0), Some(FileEncoding::Packed), "{c:?}");
     assert!(
         (c[0].1 as usize) < v2.file.len(),
@@ -103,16 +100,7 @@ fn a_running_bank_that_is_not_the_base_falls_back_to_the_packed_image() {
     let other_build = image(Spec::new(1, 1).tamper_cm0p());
     let v2 = image(Spec::new(2, 2));
     sim.add_job(job("wrong-base", v2.clone()).delta_from(other_build));
-    assert!(sim.run_job("wrong-base", LIMIT));
-    assert_eq!(
-        sim.server.job("wrong-base").status,
-        JobStatus::Succeeded,
-        "{:?}",
-        sim.statuses("wrong-base")
-    );
-    sim.run_until(Duration::from_secs(2), |_| false);
-    assert_eq!(sim.running_version(), v2.spec.version.0);
-    let c = chosen(&sim);
+    let c = succeeds(&mut sim, "wrong-base", v2.spec.version.0);
     assert_eq!(c.first().map(|c| c.0), Some(FileEncoding::Packed), "{c:?}");
 }
 
