@@ -850,6 +850,7 @@ impl Admin {
             infos.push((sha, data.len(), version, hardware));
             bases.push(Arc::new(data));
         }
+        let image_len = new.len();
         let (full, deltas) = crate::packed::pack(Arc::new(new), bases)
             .await
             .map_err(AdminError::Invalid)?;
@@ -864,6 +865,18 @@ impl Admin {
                 hardware_id: (!hardware.is_empty()).then_some(hardware),
             };
             made.push((d, path, Some(base)));
+        }
+        // Decision: a packed file that is not smaller than the image (incompressible code, a
+        // delta from an unrelated build) is not offered: the image itself is cheaper to fetch
+        // and needs no decoding (the agent skips such an entry too).
+        let before = made.len();
+        made.retain(|(data, _, _)| data.len() < image_len);
+        if made.len() < before {
+            tracing::info!(
+                file = %f.file_location.sha256,
+                dropped = before - made.len(),
+                "packed files not smaller than the image: not offered"
+            );
         }
         let mut alternatives = Vec::new();
         for (i, (data, file_path, base)) in made.into_iter().enumerate() {

@@ -260,3 +260,37 @@ async fn a_create_that_fails_after_packing_deletes_the_packed_files() {
     // The new image, its packed copy and delta; the base stays an upload of its own.
     assert_eq!(s.stored_files().len(), 4, "{:?}", s.stored_files());
 }
+
+/// A bank whose code does not compress (every region filled to its signed size with generated
+/// code) gets no packed copy: it would be larger than the image, which devices then fetch as
+/// it is.
+#[tokio::test]
+async fn an_image_that_does_not_pack_smaller_gets_no_packed_copy() {
+    let s = Mem::new();
+    s.thing("dev-1").await;
+    let record = VersionRecord {
+        version: FirmwareVersion::new(1, 1, 0),
+        security_counter: 1,
+        hardware: HardwareId::new(BOARD).unwrap(),
+        flags: 0,
+    };
+    let key = BootSigningKey::EcdsaP256(SigningKey::from_slice(&[7u8; 32]).unwrap());
+    let full = ferrota_image::build::filled_bank(record, &key, 3).unwrap();
+    let sha = s.admin.put_file(&full).await.unwrap();
+    let (st, v) = s
+        .api(
+            "POST",
+            "/api/ota-updates",
+            Some(&request("rel-full", &["dev-1"], &sha, 141, &[])),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let stream = s
+        .store
+        .stream(v["streamId"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stream.files.len(), 1, "{:?}", stream.files);
+    assert_eq!(stream.files[0].blob, sha);
+}
