@@ -80,12 +80,8 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         let written = if d.packed.is_none() {
             Self::write_block(d, i, block.payload, platform).map(|()| true)
         } else if i == 0 {
-            if d.packed.as_ref().is_some_and(|p| p.header.is_some()) {
-                // Block 0 again after a reset of the schedule: already read.
-                Ok(true)
-            } else {
-                self.on_packed_header(block.payload, platform)
-            }
+            // Held blocks were turned away above: the header is read once.
+            self.on_packed_header(block.payload, platform)
         } else {
             self.on_packed_frame(i, block.payload, platform)
         };
@@ -131,16 +127,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         platform: &mut P,
     ) -> Result<(), FlashFault> {
         let mut bank = platform.inactive_bank()?;
-        let c = d.chunk_of(i).unwrap_or(0);
-        if !d.erased(c) {
-            let erase = <P::Bank<'_> as NorFlash>::ERASE_SIZE as u32;
-            let from = c * d.chunk_size;
-            let to = ((c + 1) * d.chunk_size)
-                .min(d.file_size.div_ceil(erase) * erase)
-                .min(bank.capacity() as u32);
-            bank.erase(from, to).map_err(fk(FlashOp::EraseBank))?;
-            d.set_erased(c);
-        }
+        d.erase_chunk_once(d.chunk_of(i).unwrap_or(0), &mut bank)?;
         let w = <P::Bank<'_> as NorFlash>::WRITE_SIZE;
         const { assert!(<P::Bank<'_> as NorFlash>::WRITE_SIZE <= 64) };
         let at = i * d.block_size;

@@ -225,15 +225,14 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             packed: choice.map(|c| Packed {
                 header: None,
                 applier: ferrota_delta::Applier::new(),
-                encoding: c.encoding,
                 base: c.base,
-                fill_pending: [0; 4],
+                fill_pending: ChunkSet::default(),
             }),
             block_size,
             num_blocks,
             file_id,
             chunk_size: identity.chunk_size,
-            erased: [0; 16],
+            erased: ChunkSet::default(),
             // A packed file: known once its header is in (Agent::on_packed_header).
             precheck_blocks: if choice.is_some() {
                 num_blocks

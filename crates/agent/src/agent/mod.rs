@@ -117,7 +117,8 @@ struct Download {
     num_blocks: u32,
     file_id: u8,
     chunk_size: u32,
-    erased: [u32; 16],
+    /// Chunks this session erased (each once, before its first write).
+    erased: ChunkSet<16>,
     precheck_blocks: u32,
     probing: bool,
     signature: OtaSignature,
@@ -153,17 +154,55 @@ impl Download {
             Some(p) => p.header.as_ref().map_or(0, |h| h.chunk_count()),
         }
     }
-    fn erased(&self, c: u32) -> bool {
-        self.erased[(c / 32) as usize] & (1 << (c % 32)) != 0
-    }
-    fn set_erased(&mut self, c: u32) {
-        self.erased[(c / 32) as usize] |= 1 << (c % 32);
+    /// Erases chunk `c` of the bank unless this session already did: a chunk is erased once,
+    /// before its first block (or frame, or fill) is written, so nothing half-written before a
+    /// reset is trusted and code flash is never programmed twice without an erase.
+    fn erase_chunk_once<B: NorFlash>(&mut self, c: u32, bank: &mut B) -> Result<(), FlashFault> {
+        if self.erased.contains(c) {
+            return Ok(());
+        }
+        let erase = B::ERASE_SIZE as u32;
+        let from = c * self.chunk_size;
+        let to = ((c + 1) * self.chunk_size)
+            .min(self.image_size.div_ceil(erase) * erase)
+            .min(bank.capacity() as u32);
+        bank.erase(from, to).map_err(fk(FlashOp::EraseBank))?;
+        self.erased.set(c, true);
+        Ok(())
     }
     fn block_len(&self, i: u32) -> u32 {
         if i + 1 == self.num_blocks {
             self.file_size - i * self.block_size
         } else {
             self.block_size
+        }
+    }
+}
+
+/// One bit a chunk (`W` × 32 chunks): the chunks a session erased, the frameless chunks of a
+/// packed file still to fill.
+#[derive(Debug, Clone, Copy)]
+struct ChunkSet<const W: usize>([u32; W]);
+
+impl<const W: usize> Default for ChunkSet<W> {
+    fn default() -> Self {
+        ChunkSet([0; W])
+    }
+}
+
+impl<const W: usize> ChunkSet<W> {
+    fn contains(&self, c: u32) -> bool {
+        self.0
+            .get((c / 32) as usize)
+            .is_some_and(|w| w & (1 << (c % 32)) != 0)
+    }
+    fn set(&mut self, c: u32, v: bool) {
+        if let Some(w) = self.0.get_mut((c / 32) as usize) {
+            if v {
+                *w |= 1 << (c % 32);
+            } else {
+                *w &= !(1 << (c % 32));
+            }
         }
     }
 }
@@ -370,7 +409,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         self.phase.download().map(|d| {
             d.packed
                 .as_ref()
-                .map_or(FileEncoding::Image, |p| p.encoding)
+                .map_or(FileEncoding::Image, |p| p.encoding())
         })
     }
 

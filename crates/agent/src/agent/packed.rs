@@ -79,27 +79,20 @@ pub(super) struct Packed {
     pub header: Option<Header>,
     /// The frame decoder (fixed RAM).
     pub applier: Applier,
-    /// Delta or packed full.
-    pub encoding: FileEncoding,
-    /// A delta's base as the job document named it (checked against block 0's header).
+    /// A delta's base as the job document named it (checked against block 0's header);
+    /// `None`: the packed full image.
     pub base: Option<[u8; 32]>,
-    /// Chunks with no frames still to erase and fill (one bit a chunk).
-    pub fill_pending: [u32; 4],
+    /// Chunks with no frames still to erase and fill.
+    pub fill_pending: ChunkSet<4>,
 }
 
 impl Packed {
-    fn fill_is_pending(&self, c: u32) -> bool {
-        self.fill_pending
-            .get((c / 32) as usize)
-            .is_some_and(|w| w & (1 << (c % 32)) != 0)
-    }
-    fn set_fill_pending(&mut self, c: u32, v: bool) {
-        if let Some(w) = self.fill_pending.get_mut((c / 32) as usize) {
-            if v {
-                *w |= 1 << (c % 32);
-            } else {
-                *w &= !(1 << (c % 32));
-            }
+    /// Delta or packed full image.
+    pub(super) fn encoding(&self) -> FileEncoding {
+        if self.base.is_some() {
+            FileEncoding::Delta
+        } else {
+            FileEncoding::Packed
         }
     }
 }
@@ -256,7 +249,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                 }
                 resumed += e.blocks;
             } else if e.blocks == 0 {
-                p.set_fill_pending(c, true);
+                p.fill_pending.set(c, true);
             }
         }
         drop(area);
@@ -287,30 +280,27 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         let Some(d) = self.phase.download_mut() else {
             return Ok(());
         };
-        let Some(p) = d.packed.as_mut() else {
-            return Ok(());
-        };
-        let Some(header) = p.header.as_ref() else {
+        let Some(pending) = d.packed.as_ref().map(|p| p.fill_pending) else {
             return Ok(());
         };
         let mut mark_failures = 0;
-        for c in 0..header.chunk_count().min(below) {
-            if !p.fill_is_pending(c) {
+        for c in 0..d.chunks().min(below) {
+            if !pending.contains(c) {
                 continue;
             }
             {
                 let mut bank = platform.inactive_bank()?;
-                let erase = <P::Bank<'_> as NorFlash>::ERASE_SIZE as u32;
-                let (from, to) = packed_chunk_span(c, d.image_size, erase, bank.capacity() as u32);
-                bank.erase(from, to).map_err(fk(FlashOp::EraseBank))?;
+                d.erase_chunk_once(c, &mut bank)?;
+                let Some(header) = d.packed.as_ref().and_then(|p| p.header.as_ref()) else {
+                    return Ok(());
+                };
                 ferrota_delta::fill_chunk(header, c, &mut bank).map_err(|e| match e {
                     ferrota_delta::ApplyError::Write(k) => FlashFault::new(FlashOp::WriteBlock, k),
                     _ => FlashFault::new(FlashOp::WriteBlock, NorFlashErrorKind::Other),
                 })?;
             }
-            // The field, not the method: `header` borrows `p.header` meanwhile.
-            if let Some(w) = p.fill_pending.get_mut((c / 32) as usize) {
-                *w &= !(1 << (c % 32));
+            if let Some(p) = d.packed.as_mut() {
+                p.fill_pending.set(c, false);
             }
             let marked = platform
                 .resume_area()
@@ -336,24 +326,17 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         let Some(d) = self.phase.download_mut() else {
             return Ok(false);
         };
-        let image_size = d.image_size;
+        // None: not a frame of a packed file whose header is in.
+        let Some(c) = d.chunk_of(i).filter(|_| d.packed.is_some()) else {
+            return Ok(false);
+        };
+        d.erase_chunk_once(c, &mut platform.inactive_bank()?)?;
         let Some(p) = d.packed.as_mut() else {
             return Ok(false);
         };
         let Some(header) = p.header.as_ref() else {
             return Ok(false);
         };
-        let Some(c) = header.chunk_of_block(i) else {
-            return Ok(false);
-        };
-        let bit = d.erased[(c / 32) as usize] & (1 << (c % 32)) != 0;
-        if !bit {
-            let mut bank = platform.inactive_bank()?;
-            let erase = <P::Bank<'_> as NorFlash>::ERASE_SIZE as u32;
-            let (from, to) = packed_chunk_span(c, image_size, erase, bank.capacity() as u32);
-            bank.erase(from, to).map_err(fk(FlashOp::EraseBank))?;
-            d.erased[(c / 32) as usize] |= 1 << (c % 32);
-        }
         let lent = RefCell::new(Lent {
             platform,
             fault: None,
@@ -389,15 +372,6 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             },
         });
     }
-}
-
-/// The bank span to erase for chunk `c` of a packed file's output.
-pub(super) fn packed_chunk_span(c: u32, image_size: u32, erase: u32, cap: u32) -> (u32, u32) {
-    let from = c * PACKED_CHUNK;
-    let to = ((c + 1) * PACKED_CHUNK)
-        .min(image_size.div_ceil(erase) * erase)
-        .min(cap);
-    (from, to)
 }
 
 /// The platform lent to the frame decoder through two views at once (the old image in the
