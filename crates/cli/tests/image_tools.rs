@@ -478,33 +478,6 @@ fn t2g_program_warns_below_the_floor() {
     );
 }
 
-/// `image pack` of the test builds as `version`, without --cm7-1 when `two_core`.
-fn pack_version(env: &Env, version: &str, two_core: bool, out: &str) {
-    let [cm0p, cm7_0, cm7_1] = write_builds(env);
-    let mut args = vec![
-        "image",
-        "pack",
-        "--cm0p",
-        &cm0p,
-        "--cm7-0",
-        &cm7_0,
-        "--version",
-        version,
-        "--security-counter",
-        "4",
-        "--hardware",
-        "KIT_T2G",
-        "--boot-key",
-        "boot.pem",
-        "-o",
-        out,
-    ];
-    if !two_core {
-        args.extend(["--cm7-1", &cm7_1]);
-    }
-    env.ok(&args);
-}
-
 /// Issue #19: `image diff` writes a delta that rebuilds NEW from OLD and prints its size
 /// against the image's code and the bank; `image compress` the same for a packed image. Bad
 /// inputs end in an error naming the file, and leave no output.
@@ -512,8 +485,8 @@ fn pack_version(env: &Env, version: &str, two_core: bool, out: &str) {
 fn image_diff_and_compress_round_trip_and_refuse_bad_input() {
     let env = Env::new();
     env.ok(&["key", "generate", "-o", "boot.pem"]);
-    pack_version(&env, "1.2.3", false, "old.bin");
-    pack_version(&env, "1.2.4", true, "new.bin");
+    common::pack_version(&env, "1.2.3", false, "old.bin");
+    common::pack_version(&env, "1.2.4", true, "new.bin");
     let (old, new) = (env.read("old.bin"), env.read("new.bin"));
 
     let out = env.ok(&["image", "diff", "old.bin", "new.bin", "-o", "patch.frpk"]);

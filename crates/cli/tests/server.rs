@@ -960,24 +960,8 @@ fn ota_create_delta_from_uploads_the_bases_and_the_server_streams_the_deltas() {
     common::thing_create(&env, "dev-1", "bundles", &[]);
     let s = serve(&env);
     env.ok(&["key", "generate", "-o", "boot.pem"]);
-    let [cm0p, cm7_0, _] = common::write_builds(&env);
     for (v, out) in [("1.0.0", "v1.0.0.bin"), ("1.1.0", "v1.1.0.bin")] {
-        env.ok(&[
-            "image",
-            "pack",
-            "--cm0p",
-            &cm0p,
-            "--cm7-0",
-            &cm7_0,
-            "--version",
-            v,
-            "--security-counter",
-            "1",
-            "--boot-key",
-            "boot.pem",
-            "-o",
-            out,
-        ]);
+        common::pack_version(&env, v, true, out);
     }
     env.write("v1.1.0.bin.sig", "MAYCAQECAQE=\n");
     env.write("junk.bin", vec![0x5a; 10_000]);

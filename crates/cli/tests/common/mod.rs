@@ -233,6 +233,34 @@ pub fn pack_with(env: &Env, key: &str, out: &str, extra: &[&str]) -> Output {
     env.run(&args)
 }
 
+/// `image pack` of the test builds as `version` (counter 4, board KIT_T2G, `boot.pem`), without
+/// --cm7-1 when `two_core`: the two sides of a delta.
+pub fn pack_version(env: &Env, version: &str, two_core: bool, out: &str) {
+    let [cm0p, cm7_0, cm7_1] = write_builds(env);
+    let mut args = vec![
+        "image",
+        "pack",
+        "--cm0p",
+        &cm0p,
+        "--cm7-0",
+        &cm7_0,
+        "--version",
+        version,
+        "--security-counter",
+        "4",
+        "--hardware",
+        "KIT_T2G",
+        "--boot-key",
+        "boot.pem",
+        "-o",
+        out,
+    ];
+    if !two_core {
+        args.extend(["--cm7-1", &cm7_1]);
+    }
+    env.ok(&args);
+}
+
 /// Whether no object key of `v` has an underscore (AWS's camelCase throughout).
 pub fn camel_case_keys(v: &serde_json::Value) -> bool {
     match v {
