@@ -1292,7 +1292,7 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::super::server::{Running, ServerKind};
-    use super::super::{Fleet, blocking, file_bytes, hex_of, provision};
+    use super::super::{Fleet, blocking, file_bytes, hex_of, provision, upload_once_more};
     use super::*;
     use crate::Options;
     use ferrota_api::{CreateOtaUpdate, OtaFile};
@@ -1330,7 +1330,7 @@ mod tests {
         let mut b64 = [0u8; MAX_P256_BASE64];
         let sig_text = OtaSignature::to_base64(&sig, &mut b64).to_string();
         let api = ferrota_api::Client::new(format!("http://{}", srv.http), fleet.token.clone());
-        blocking(api.clone(), move |c| c.upload_file(&file))
+        blocking(api.clone(), move |c| upload_once_more(c, &file))
             .await
             .unwrap();
         Rig {

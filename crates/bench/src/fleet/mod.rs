@@ -379,9 +379,16 @@ async fn run_tier(
     };
     let api = ferrota_api::Client::new(format!("http://{}", srv.http), fleet.token.clone());
     let upload = file.to_vec();
-    blocking(api.clone(), move |c| c.upload_file(&upload))
+    blocking(api.clone(), move |c| upload_once_more(c, &upload))
         .await
-        .map_err(|e| format!("upload: {e}"))?;
+        .map_err(|e| {
+            let alive = if server::proc_mem(srv.pid).is_ok() {
+                "the server still runs"
+            } else {
+                "the server is gone"
+            };
+            with_log(format!("upload: {e} ({alive})"))
+        })?;
     let file_sha = hex_of(expected);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = server::proc_mem(srv.pid)?;
@@ -637,6 +644,23 @@ fn report(plan: &Plan, tiers: &[Tier], short: bool) -> Report {
 }
 
 /// Runs a call of the blocking API client off the runtime's worker threads.
+/// `POST /api/files`, sent once more when no HTTP answer came back (a connection reset on a
+/// loaded CI machine was seen once, the server still running). The upload is content-addressed
+/// (its SHA-256 names it), so a second one stores nothing twice; an answer with an error status
+/// is final.
+pub(crate) fn upload_once_more(
+    c: &ferrota_api::Client,
+    data: &[u8],
+) -> Result<ferrota_api::UploadedFile, ferrota_api::Error> {
+    match c.upload_file(data) {
+        Err(ferrota_api::Error::Transport { .. }) => {
+            std::thread::sleep(Duration::from_millis(200));
+            c.upload_file(data)
+        }
+        r => r,
+    }
+}
+
 pub(crate) async fn blocking<T: Send + 'static>(
     client: ferrota_api::Client,
     f: impl FnOnce(&ferrota_api::Client) -> Result<T, ferrota_api::Error> + Send + 'static,
