@@ -1,10 +1,10 @@
-//! Arbitrary bytes as a packed file: block 0 parsed as a header, every further block applied as
-//! a frame into in-memory NOR flashes (old image: a fixed pattern). Must never panic; an error
+//! Arbitrary bytes as a packed file: block 0 parsed as a header, every further block's frames
+//! checked and applied into in-memory NOR flashes (old image: a fixed pattern). Must never panic; an error
 //! for any block is fine, and so is success on whatever a frame decodes to.
 #![no_main]
 
 use ferrota_delta::mem::MemFlash;
-use ferrota_delta::{Applier, Header, fill_chunk, frame_info};
+use ferrota_delta::{Applier, Header, fill_chunk, frames};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -38,8 +38,10 @@ fn apply_blocks<'a>(block0: &[u8], blocks: impl Iterator<Item = &'a [u8]>) -> Op
     }
     for (i, block) in blocks.enumerate() {
         let i = i as u32 + 1;
-        let _ = frame_info(&h, i, block);
-        let _ = a.apply_frame(&h, i, block, &mut old, &mut new);
+        if let Ok(fs) = frames(&h, i, block) {
+            let _ = fs.count();
+        }
+        let _ = a.apply_block(&h, i, block, &mut old, &mut new);
     }
     Some(())
 }

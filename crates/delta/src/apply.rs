@@ -18,7 +18,7 @@ use heatshrink::decoder::HeatshrinkDecoder;
 use heatshrink::{Poll, SinkError};
 
 use crate::error::{ApplyError, Corrupt, FormatError};
-use crate::format::{Codec, FrameInfo, HS_LOOKAHEAD_BITS, HS_WINDOW_BITS, Header, frame_parts};
+use crate::format::{Codec, Frame, FrameInfo, HS_LOOKAHEAD_BITS, HS_WINDOW_BITS, Header, frames};
 
 /// The output page: frames start on a multiple of it, writes leave from it.
 const PAGE: usize = 256;
@@ -170,8 +170,8 @@ impl Applier {
         }
     }
 
-    /// Decodes the frame in block `block_index` and writes its output into `new` at its offset
-    /// (the caller erased the frame's chunk before the chunk's first frame). `old` is the base
+    /// Decodes `frame` (from [`frames`]) and writes its output into `new` at its offset (the
+    /// caller erased the frame's chunk before the chunk's first frame). `old` is the base
     /// image (the active bank, from offset 0; any flash for a full image). FILL 0xFF writes
     /// nothing, and neither does any all-0xFF write word. Writes are whole `N::WRITE_SIZE`
     /// words (≤ 256, a divisor of 256; the tail word at the image's end is padded with 0xFF, so
@@ -182,13 +182,12 @@ impl Applier {
     pub fn apply_frame<O: ReadNorFlash, N: NorFlash>(
         &mut self,
         header: &Header,
-        block_index: u32,
-        block: &[u8],
+        frame: &Frame<'_>,
         old: &mut O,
         new: &mut N,
     ) -> Result<FrameInfo, ApplyError> {
         const { check_geometry::<O, N>() };
-        let (info, payload) = frame_parts(header, block_index, block)?;
+        let (info, payload) = (frame.info(), frame.payload());
         let end = info.offset + info.len;
         let ws = N::WRITE_SIZE as u64;
         if u64::from(end).div_ceil(ws) * ws > new.capacity() as u64 {
@@ -241,6 +240,24 @@ impl Applier {
             write_page(new, ops.page_base, &mut self.page, ops.pos)?;
         }
         Ok(info)
+    }
+
+    /// Applies every frame of block `block_index` in order ([`frames`], then
+    /// [`Applier::apply_frame`]), for a caller that erased all the block's chunks first (the
+    /// host's rebuild, the fuzz target). The agent applies frame by frame instead: it skips
+    /// the frames of chunks a reset left complete.
+    pub fn apply_block<O: ReadNorFlash, N: NorFlash>(
+        &mut self,
+        header: &Header,
+        block_index: u32,
+        block: &[u8],
+        old: &mut O,
+        new: &mut N,
+    ) -> Result<(), ApplyError> {
+        for f in frames(header, block_index, block)? {
+            self.apply_frame(header, &f?, old, new)?;
+        }
+        Ok(())
     }
 }
 

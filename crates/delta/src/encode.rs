@@ -6,16 +6,19 @@
 //!    [`FILL_MIN`] bytes (the builder zero-fills unused flash), and, between them, COPY from
 //!    the old image where [`bidiff`]'s bsdiff matching found an approximate match (the changed
 //!    bytes become sparse diff runs), LITERAL elsewhere. A full image has no COPY.
-//! 2. Per chunk: a chunk that is one byte value throughout gets no frame. Otherwise frames are
-//!    packed greedily from the chunk's start: each takes the longest output range (a multiple of
-//!    256 bytes, or up to the chunk's end) whose compressed op stream fits in B − 16 bytes
-//!    (binary search on the range).
-//! 3. Block 0 gets the header and chunk table; every block is padded to B.
+//! 2. Per chunk (in parallel): a chunk that is one byte value throughout gets no frame.
+//!    Otherwise frames are cut greedily from the chunk's start: each takes the longest output
+//!    range (a multiple of 256 bytes, or up to the chunk's end) whose compressed op stream fits
+//!    in B − 16 bytes (binary search on the range).
+//! 3. The frames go into blocks in chunk order, back to back: a frame that does not fit in the
+//!    block being filled starts the next one, unless the room left is worth it (at least 128
+//!    bytes): then the rest of its chunk is cut again so that its first frame fills that room.
+//!    A small chunk costs its frame's bytes, not a block.
+//! 4. Block 0 gets the header and chunk table; every block is padded to B.
 
 use std::convert::Infallible;
 use std::fmt;
 
-use embedded_storage::nor_flash::NorFlash;
 use sha2::{Digest, Sha256};
 
 use crate::apply::{Applier, OP_COPY, OP_FILL, OP_LITERAL, fill_chunk};
@@ -146,28 +149,24 @@ pub fn apply(packed: &[u8], old: &[u8]) -> Result<Vec<u8>, ApplyError> {
     }
     let mut old_flash = MemFlash::<8>::from_bytes(&old[..base_len]);
     let mut new_flash = MemFlash::<8>::erased(header.image_len() as usize);
-    let mut applier = Applier::new();
-    let bs = header.block_size() as usize;
+    // The new flash starts erased: fill the chunks without frames, then apply every block.
     for c in 0..header.chunk_count() {
-        let (start, end) = header.chunk_range(c).ok_or(FormatError::ChunkIndex(c))?;
-        let sector = MemFlash::<8>::SECTOR as u32;
-        new_flash
-            .erase(start, end.div_ceil(sector) * sector)
-            .map_err(|e| ApplyError::Write(e.0))?;
         let entry = header.chunk(c).ok_or(FormatError::ChunkIndex(c))?;
         if entry.blocks == 0 {
             fill_chunk(&header, c, &mut new_flash)?;
         }
-        for i in entry.first_block..entry.first_block + entry.blocks {
-            let at = i as usize * bs;
-            applier.apply_frame(
-                &header,
-                i,
-                &packed[at..at + bs],
-                &mut old_flash,
-                &mut new_flash,
-            )?;
-        }
+    }
+    let mut applier = Applier::new();
+    let bs = header.block_size() as usize;
+    for i in 1..header.block_count() {
+        let at = i as usize * bs;
+        applier.apply_block(
+            &header,
+            i,
+            &packed[at..at + bs],
+            &mut old_flash,
+            &mut new_flash,
+        )?;
     }
     let mut image = new_flash.into_bytes();
     image.truncate(header.image_len() as usize);
@@ -518,7 +517,7 @@ fn ops_for(segs: &[Seg], old: &[u8], new: &[u8], lo: usize, hi: usize) -> Option
     Some(out)
 }
 
-/// A frame block (padded to `bs`) for `new[lo..hi]` if its payload fits.
+/// The frame (header and payload, unpadded) for `new[lo..hi]` if it is at most `cap` bytes.
 #[allow(clippy::too_many_arguments)]
 fn frame(
     segs: &[Seg],
@@ -527,26 +526,31 @@ fn frame(
     chunk: u16,
     lo: usize,
     hi: usize,
-    bs: usize,
+    cap: usize,
     s: &Spec,
 ) -> Result<Option<Vec<u8>>, EncodeError> {
     let ops = ops_for(segs, old, new, lo, hi).ok_or(EncodeError::Compressor)?;
     let payload = (s.compress)(&ops).ok_or(EncodeError::Compressor)?;
-    if FRAME_HEADER_LEN + payload.len() > bs {
+    if FRAME_HEADER_LEN + payload.len() > cap {
         return Ok(None);
     }
-    let mut b = Vec::with_capacity(bs);
+    let mut b = Vec::with_capacity(FRAME_HEADER_LEN + payload.len());
     b.extend_from_slice(&FRAME_MAGIC.to_le_bytes());
     b.extend_from_slice(&chunk.to_le_bytes());
     b.extend_from_slice(&(lo as u32).to_le_bytes());
     b.extend_from_slice(&((hi - lo) as u32).to_le_bytes());
     b.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     b.extend_from_slice(&payload);
-    b.resize(bs, 0);
     Ok(Some(b))
 }
 
-/// The frames of chunk `[cs, ce)`, packed greedily.
+/// A frame and the output offset it starts at.
+type Framed = (usize, Vec<u8>);
+
+/// The frames of `new[cs..ce]` (one chunk or its tail), cut greedily: the first at most
+/// `first_cap` bytes (the room left in the block being filled), the others at most `cap` (a
+/// whole block). Empty when not even one page fits in `first_cap` (< `cap`): the caller
+/// starts a new block.
 #[allow(clippy::too_many_arguments)]
 fn chunk_frames(
     segs: &[Seg],
@@ -555,17 +559,19 @@ fn chunk_frames(
     chunk: u16,
     cs: usize,
     ce: usize,
-    bs: usize,
+    first_cap: usize,
+    cap: usize,
     s: &Spec,
-) -> Result<Vec<Vec<u8>>, EncodeError> {
+) -> Result<Vec<Framed>, EncodeError> {
     let align = FRAME_ALIGN as usize;
     let mut frames = Vec::new();
     let mut lo = cs;
     while lo < ce {
+        let limit = if frames.is_empty() { first_cap } else { cap };
         let end_of = |k: usize| (lo + k * align).min(ce);
         let kmax = (ce - lo).div_ceil(align);
-        if let Some(f) = frame(segs, old, new, chunk, lo, ce, bs, s)? {
-            frames.push(f);
+        if let Some(f) = frame(segs, old, new, chunk, lo, ce, limit, s)? {
+            frames.push((lo, f));
             break;
         }
         // Largest k in [1, kmax) that fits; k = 1 is the fallback below if none does.
@@ -573,7 +579,7 @@ fn chunk_frames(
         let mut best = None;
         while bad - good > 1 {
             let mid = (good + bad) / 2;
-            match frame(segs, old, new, chunk, lo, end_of(mid), bs, s)? {
+            match frame(segs, old, new, chunk, lo, end_of(mid), limit, s)? {
                 Some(f) => {
                     good = mid;
                     best = Some(f);
@@ -583,6 +589,7 @@ fn chunk_frames(
         }
         let f = match best {
             Some(f) => f,
+            None if limit < cap => return Ok(frames),
             None => {
                 // Not even one page fits as planned: send it as one LITERAL, which always fits
                 // (B ≥ 1024, a 256-byte literal compresses to at most ~300 bytes).
@@ -591,18 +598,22 @@ fn chunk_frames(
                     start: lo,
                     len: end_of(1) - lo,
                 }];
-                frame(&lit, old, new, chunk, lo, end_of(1), bs, s)?
+                frame(&lit, old, new, chunk, lo, end_of(1), cap, s)?
                     .ok_or(EncodeError::Compressor)?
             }
         };
-        frames.push(f);
+        frames.push((lo, f));
         lo = end_of(good);
     }
     Ok(frames)
 }
 
+/// Room in a block below which a frame that does not fit is not cut to fill it: a new block
+/// starts instead (a frame header and a few ops are not worth a re-encode).
+const SPLIT_MIN: usize = 128;
+
 /// A chunk's fill byte and frames.
-type ChunkResult = Result<(u8, Vec<Vec<u8>>), EncodeError>;
+type ChunkResult = Result<(u8, Vec<Framed>), EncodeError>;
 
 fn pack(old: Option<&[u8]>, new: &[u8], p: &Params, s: &Spec) -> Result<Vec<u8>, EncodeError> {
     if !valid_block_size(p.block_size) {
@@ -646,7 +657,8 @@ fn pack(old: Option<&[u8]>, new: &[u8], p: &Params, s: &Spec) -> Result<Vec<u8>,
                     let r = if new[lo..hi].iter().all(|&b| b == first) {
                         Ok((first, Vec::new()))
                     } else {
-                        chunk_frames(&segs, old_bytes, new, c as u16, lo, hi, bs, s).map(|f| (0, f))
+                        chunk_frames(&segs, old_bytes, new, c as u16, lo, hi, bs, bs, s)
+                            .map(|f| (0, f))
                     };
                     if let Ok(mut all) = results.lock() {
                         all[c] = Some(r);
@@ -678,21 +690,53 @@ fn pack(old: Option<&[u8]>, new: &[u8], p: &Params, s: &Spec) -> Result<Vec<u8>,
     if let Some(o) = old {
         h[0x40..0x60].copy_from_slice(&Sha256::digest(o));
     }
-    let mut body = Vec::new();
-    let mut next: usize = 1;
+    // Frames into blocks, in chunk order: a frame goes into the block being filled if it fits;
+    // if not, and the block has room worth it, the rest of its chunk is cut again so that its
+    // first frame fills that room; else a new block starts.
+    let mut body: Vec<u8> = Vec::new();
+    let mut cur: Vec<u8> = Vec::with_capacity(bs);
+    let flush = |body: &mut Vec<u8>, cur: &mut Vec<u8>| {
+        cur.resize(bs, 0);
+        body.append(cur);
+    };
     for (c, r) in per_chunk.into_iter().enumerate() {
-        let (fill, frames) = r?;
-        if next + frames.len() > usize::from(u16::MAX) {
+        let (fill, mut frames) = r?;
+        let e = TABLE_OFFSET + c * TABLE_ENTRY_LEN;
+        h[e + 4] = fill;
+        if frames.is_empty() {
+            continue;
+        }
+        let ce = ((c + 1) * cs).min(new.len());
+        let mut first_block = None;
+        let mut i = 0;
+        while i < frames.len() {
+            let room = bs - cur.len();
+            if frames[i].1.len() > room && !cur.is_empty() && room >= SPLIT_MIN {
+                let lo = frames[i].0;
+                let again = chunk_frames(&segs, old_bytes, new, c as u16, lo, ce, room, bs, s)?;
+                if !again.is_empty() {
+                    frames.truncate(i);
+                    frames.extend(again);
+                }
+            }
+            if frames[i].1.len() > bs - cur.len() {
+                flush(&mut body, &mut cur);
+            }
+            cur.extend_from_slice(&frames[i].1);
+            let block = 1 + body.len() / bs;
+            first_block.get_or_insert(block);
+            i += 1;
+        }
+        let first = first_block.unwrap_or(1);
+        let last = 1 + body.len() / bs;
+        if last >= usize::from(u16::MAX) {
             return Err(EncodeError::TooManyBlocks);
         }
-        let e = TABLE_OFFSET + c * TABLE_ENTRY_LEN;
-        h[e..e + 2].copy_from_slice(&(next as u16).to_le_bytes());
-        h[e + 2..e + 4].copy_from_slice(&(frames.len() as u16).to_le_bytes());
-        h[e + 4] = fill;
-        next += frames.len();
-        for f in frames {
-            body.extend_from_slice(&f);
-        }
+        h[e..e + 2].copy_from_slice(&(first as u16).to_le_bytes());
+        h[e + 2..e + 4].copy_from_slice(&((last + 1 - first) as u16).to_le_bytes());
+    }
+    if !cur.is_empty() {
+        flush(&mut body, &mut cur);
     }
     let crc_at = TABLE_OFFSET + chunks * TABLE_ENTRY_LEN;
     let crc = CRC32.checksum(&h[..crc_at]);

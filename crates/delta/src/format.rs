@@ -68,9 +68,11 @@ pub enum Codec {
 /// One chunk table entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkEntry {
-    /// The chunk's first block (meaningless when `blocks` is 0).
+    /// The first block holding one of the chunk's frames (0 when `blocks` is 0).
     pub first_block: u32,
-    /// How many frames the chunk has; 0 = the chunk is `fill` throughout.
+    /// How many blocks hold the chunk's frames (consecutive from `first_block`; the first and
+    /// the last may hold frames of neighbouring chunks too); 0 = the chunk is `fill`
+    /// throughout.
     pub blocks: u32,
     /// The byte value of a chunk without frames.
     pub fill: u8,
@@ -216,25 +218,35 @@ impl Header {
             fill: [0; MAX_CHUNKS],
             block_count: 0,
         };
-        let mut next: u32 = 1;
+        // The last block holding a frame so far (0: none yet, block 0 is the header).
+        let mut last: u32 = 0;
         for c in 0..k {
             let e = TABLE_OFFSET + c * TABLE_ENTRY_LEN;
-            let first = u16_at(block0, e);
-            let count = u16_at(block0, e + 2);
-            // A chunk with frames must start right after the previous chunk's frames; a chunk
-            // without any has its first block at that same place (it takes none).
-            if u32::from(first) != next || block0[e + 5] != 0 {
+            let first = u32::from(u16_at(block0, e));
+            let count = u32::from(u16_at(block0, e + 2));
+            // A chunk with frames starts in the block that holds the previous chunk's last frame
+            // or in the next one; a chunk without frames names block 0.
+            let ok = if count == 0 {
+                first == 0
+            } else {
+                first == last + 1 || (last > 0 && first == last)
+            };
+            if !ok || block0[e + 5] != 0 {
                 return Err(FormatError::Table { chunk: c as u32 });
             }
-            next += u32::from(count);
-            if next > u32::from(u16::MAX) + 1 {
-                return Err(FormatError::Table { chunk: c as u32 });
+            if count > 0 {
+                last = first + count - 1;
             }
-            h.first[c] = first;
-            h.blocks[c] = count;
+            h.first[c] = first as u16;
+            h.blocks[c] = count as u16;
             h.fill[c] = block0[e + 4];
         }
-        h.block_count = next;
+        if last >= u32::from(u16::MAX) {
+            return Err(FormatError::Table {
+                chunk: chunk_count - 1,
+            });
+        }
+        h.block_count = last + 1;
         Ok(h)
     }
 
@@ -305,19 +317,25 @@ impl Header {
         Some((start, (start + self.chunk_size).min(self.image_len)))
     }
 
-    /// The chunk whose frame `block` is; `None` for block 0 and past the last block.
-    pub fn chunk_of_block(&self, block: u32) -> Option<u32> {
+    /// The chunks `[first, end)` whose frames block `block` holds (consecutive: the file
+    /// keeps chunk order); `None` for block 0 and past the last block.
+    pub fn chunks_of_block(&self, block: u32) -> Option<(u32, u32)> {
         if block == 0 || block >= self.block_count {
             return None;
         }
-        (0..self.chunk_count).find(|&c| {
+        let holds = |c: u32| {
             let i = c as usize;
             let first = u32::from(self.first[i]);
-            block >= first && block < first + u32::from(self.blocks[i])
-        })
+            self.blocks[i] > 0 && block >= first && block < first + u32::from(self.blocks[i])
+        };
+        let start = (0..self.chunk_count).find(|&c| holds(c))?;
+        let end = (start..self.chunk_count)
+            .find(|&c| self.blocks[c as usize] > 0 && !holds(c))
+            .unwrap_or(self.chunk_count);
+        Some((start, end))
     }
 
-    /// Blocks in the file: block 0 and one per frame.
+    /// Blocks in the file: block 0 and the blocks of frames.
     pub fn block_count(&self) -> u32 {
         self.block_count
     }
@@ -339,24 +357,36 @@ pub struct FrameInfo {
     pub len: u32,
 }
 
-/// Checks block `block_index`'s frame header against the header and returns where its output
-/// goes, without decoding the payload (the agent learns the chunk before erasing anything).
-pub fn frame_info(
-    header: &Header,
-    block_index: u32,
-    block: &[u8],
-) -> Result<FrameInfo, FormatError> {
-    frame_parts(header, block_index, block).map(|(info, _)| info)
+/// One checked frame of a block, as [`frames`] yields it: only the iterator makes one, so
+/// [`crate::Applier::apply_frame`] decodes nothing that has not passed the frame rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'b> {
+    info: FrameInfo,
+    payload: &'b [u8],
 }
 
-/// [`frame_info`] and the frame's payload.
-pub(crate) fn frame_parts<'a>(
-    header: &Header,
+impl<'b> Frame<'b> {
+    /// Where the frame's output goes.
+    pub fn info(&self) -> FrameInfo {
+        self.info
+    }
+
+    /// The (compressed) op stream.
+    pub(crate) fn payload(&self) -> &'b [u8] {
+        self.payload
+    }
+}
+
+/// The frames of block `block_index`, in order, each checked against the header before it is
+/// yielded (the agent learns a frame's chunk before erasing or writing anything). After an
+/// error the iterator ends. The block itself (its index and length) is checked here.
+pub fn frames<'h, 'b>(
+    header: &'h Header,
     block_index: u32,
-    block: &'a [u8],
-) -> Result<(FrameInfo, &'a [u8]), FormatError> {
-    let expected = header
-        .chunk_of_block(block_index)
+    block: &'b [u8],
+) -> Result<Frames<'h, 'b>, FormatError> {
+    let (first, end) = header
+        .chunks_of_block(block_index)
         .ok_or(FormatError::BlockIndex(block_index))?;
     if block.len() > header.block_size as usize {
         return Err(FormatError::BlockLength {
@@ -367,36 +397,98 @@ pub(crate) fn frame_parts<'a>(
     if block.len() < FRAME_HEADER_LEN {
         return Err(truncated(FRAME_HEADER_LEN, block.len()));
     }
-    if u16_at(block, 0) != FRAME_MAGIC {
-        return Err(FormatError::FrameMagic);
+    Ok(Frames {
+        header,
+        block,
+        at: 0,
+        next_chunk: first,
+        end_chunk: end,
+        ended: false,
+    })
+}
+
+/// The iterator of [`frames`].
+#[derive(Debug, Clone)]
+pub struct Frames<'h, 'b> {
+    header: &'h Header,
+    block: &'b [u8],
+    /// Offset of the next frame header in the block.
+    at: usize,
+    /// The lowest chunk the next frame may name (frames keep chunk order).
+    next_chunk: u32,
+    /// One past the block's last chunk.
+    end_chunk: u32,
+    ended: bool,
+}
+
+impl<'b> Iterator for Frames<'_, 'b> {
+    type Item = Result<Frame<'b>, FormatError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
+        let r = self.step();
+        match &r {
+            Some(Ok(_)) => {}
+            _ => self.ended = true,
+        }
+        r
     }
-    let chunk = u32::from(u16_at(block, 2));
-    if chunk != expected {
-        return Err(FormatError::FrameChunk {
-            found: chunk,
-            expected,
-        });
+}
+
+impl<'b> Frames<'_, 'b> {
+    fn step(&mut self) -> Option<Result<Frame<'b>, FormatError>> {
+        let b = self.block;
+        let rest = &b[self.at..];
+        // The end: the block's end, or zero padding to it (the first frame must be there).
+        if self.at > 0 && (rest.len() < FRAME_HEADER_LEN || u16_at(rest, 0) == 0) {
+            if rest.iter().any(|&x| x != 0) {
+                return Some(Err(FormatError::ReservedNotZero));
+            }
+            return None;
+        }
+        if rest.len() < FRAME_HEADER_LEN {
+            return Some(Err(truncated(self.at + FRAME_HEADER_LEN, b.len())));
+        }
+        if u16_at(rest, 0) != FRAME_MAGIC {
+            return Some(Err(FormatError::FrameMagic));
+        }
+        let chunk = u32::from(u16_at(rest, 2));
+        if chunk < self.next_chunk || chunk >= self.end_chunk {
+            return Some(Err(FormatError::FrameChunk {
+                found: chunk,
+                expected: self.next_chunk,
+            }));
+        }
+        let offset = u32_at(rest, 4);
+        let len = u32_at(rest, 8);
+        let header = self.header;
+        let Some((start, end)) = header.chunk_range(chunk) else {
+            return Some(Err(FormatError::ChunkIndex(chunk)));
+        };
+        let bad = FormatError::FrameRange { offset, len };
+        let Some(frame_end) = offset.checked_add(len) else {
+            return Some(Err(bad));
+        };
+        if len == 0 || offset < start || frame_end > end || !offset.is_multiple_of(FRAME_ALIGN) {
+            return Some(Err(bad));
+        }
+        if !frame_end.is_multiple_of(FRAME_ALIGN) && frame_end != header.image_len {
+            return Some(Err(bad));
+        }
+        let p = u32_at(rest, 12);
+        let Some(payload_end) = (p as usize)
+            .checked_add(FRAME_HEADER_LEN)
+            .filter(|&e| e <= rest.len())
+        else {
+            return Some(Err(FormatError::PayloadLength(p)));
+        };
+        self.at += payload_end;
+        self.next_chunk = chunk;
+        Some(Ok(Frame {
+            info: FrameInfo { chunk, offset, len },
+            payload: &rest[FRAME_HEADER_LEN..payload_end],
+        }))
     }
-    let offset = u32_at(block, 4);
-    let len = u32_at(block, 8);
-    let (start, end) = header
-        .chunk_range(chunk)
-        .ok_or(FormatError::ChunkIndex(chunk))?;
-    let bad = FormatError::FrameRange { offset, len };
-    let frame_end = offset.checked_add(len).ok_or(bad)?;
-    if len == 0 || offset < start || frame_end > end || !offset.is_multiple_of(FRAME_ALIGN) {
-        return Err(bad);
-    }
-    if !frame_end.is_multiple_of(FRAME_ALIGN) && frame_end != header.image_len {
-        return Err(bad);
-    }
-    let p = u32_at(block, 12);
-    let payload_end = (p as usize)
-        .checked_add(FRAME_HEADER_LEN)
-        .filter(|&e| e <= block.len())
-        .ok_or(FormatError::PayloadLength(p))?;
-    Ok((
-        FrameInfo { chunk, offset, len },
-        &block[FRAME_HEADER_LEN..payload_end],
-    ))
 }

@@ -8,21 +8,28 @@
 //! [`embedded_storage::nor_flash::ReadNorFlash`]).
 //!
 //! * `no_std`, no allocation (default build): [`Header::parse`] checks block 0,
-//!   [`frame_info`] tells where a frame's output goes, [`Applier`] decodes a frame into the
+//!   [`frames`] checks a block's frames and tells where each one's output goes, [`Applier`] decodes a frame into the
 //!   new bank, [`fill_chunk`] writes a chunk that has no frame.
 //! * Feature `std`: [`encode`] packs full images and deltas (bsdiff matching by `bidiff`,
 //!   heatshrink compression) and rebuilds them in memory through the same [`Applier`];
 //!   [`mem::MemFlash`] is the in-memory NOR flash (NOR rules enforced) it uses.
 //!
 //! ## Why this shape
-//! * **Every block after the header is one self-contained frame** (its own compressor state,
-//!   its own output range). Blocks can arrive in any order, be lost and asked for again, and a
-//!   reset loses nothing but unfinished chunks: the agent's received-block bitmap, re-requests
-//!   and resume work unchanged. Because a packed file is an ordinary file of the stream, it
-//!   also goes through real AWS IoT Streams, which serve byte ranges of files.
-//! * **Frames never cross a 32 KB chunk** (the T2G's large erase sector), and a chunk's frames
-//!   are contiguous in the file: after a reset the agent erases each unfinished chunk and asks
-//!   for exactly its blocks (the table says which); a finished chunk is never fetched again.
+//! * **Every block after the header holds whole, self-contained frames** (each with its own
+//!   compressor state and output range). Blocks can arrive in any order, be lost and asked for
+//!   again, and a reset loses nothing but unfinished chunks: the agent's received-block bitmap,
+//!   re-requests and resume work unchanged. Because a packed file is an ordinary file of the
+//!   stream, it also goes through real AWS IoT Streams, which serve byte ranges of files.
+//! * **Frames never cross a 32 KB chunk** (the T2G's large erase sector) and are in chunk order;
+//!   the table gives each chunk the blocks that hold its frames. After a reset the agent erases
+//!   each unfinished chunk and asks for exactly its blocks; a finished chunk is never decoded
+//!   again.
+//! * **Small chunks share blocks**: a block may end one chunk and start the next. A chunk that
+//!   is unchanged from the base costs a COPY frame of about 20 bytes, not a 4 KB block; a
+//!   release that touches a few places of a bank full of code is a few blocks (the first
+//!   layout gave every chunk a block of its own: 512 KB for the demo's full-bank images, now
+//!   8 KB). The price is at the shared block: after a reset it comes again when one of its
+//!   chunks is unfinished, and the frames of the finished ones in it are skipped.
 //! * **A chunk of one byte value has no frame**: the zero-filled gaps of a bank cost 6 table
 //!   bytes per 32 KB; 0xFF chunks are not even written (the erase left them).
 //! * **Per-frame compression costs little**: on real Thumb-2 code (below) the frames' payloads
@@ -71,21 +78,15 @@
 //! this crate had (miniz_oxide's inflate core and lz4_flex were the candidates); a later codec
 //! byte can add one.
 //!
-//! ## Sizes (default B = 4096, C = 32768; `--example measure`)
-//!
-//! | pair (v1.0.0 → v1.1.0, 4,161,536-byte banks) | full packed | ÷ image | delta | ÷ image | ÷ code |
-//! |---|---|---|---|---|---|
-//! | real code (169 KB Thumb-2), 3 functions changed + 1 added | 180,224 | 0.043 | 49,152 | 0.0118 | 0.29 |
-//! | real code, random edits (insert 700 B, delete 300 B, 60 bytes, shifted words) | 180,224 | 0.043 | 49,152 | 0.0118 | 0.29 |
-//! | stand-in code (256 KB random), version bump only | 364,544 | 0.088 | 61,440 | 0.0148 | 0.23 |
-//! | stand-in code, random edits | 364,544 | 0.088 | 61,440 | 0.0148 | 0.23 |
-//!
-//! A delta's payload is tiny (404–1,841 bytes in these pairs); its wire size is one block
-//! per chunk that is not one value throughout, plus the header: 12–15 blocks here. Smaller
-//! blocks shrink it in proportion (B = 1024: 12,288 / 15,360 bytes). Random stand-in code does
-//! not compress: heatshrink makes it ~10 % larger than stored (331,776 bytes), real code ~20 %
-//! smaller. Host times (release, 2 cores): packing a full image 0.1–0.25 s, a delta 0.1–0.2 s;
-//! applying both 30–55 ms.
+//! ## Sizes
+//! The sizes of packed images and deltas of real firmware builds, beside detools and bsdiff,
+//! are measured by `ferrota bench delta` (docs/PERFORMANCE.md). A delta's payload is small
+//! (hundreds of bytes to a few KB for a release that changes a few functions); with frames
+//! sharing blocks its wire size is the header block plus its frames' bytes rounded up to
+//! blocks. Random stand-in code does not compress: heatshrink makes it ~10 % larger than
+//! stored, real code ~20 % smaller; the server does not offer a packed file that is not smaller
+//! than the image. Host times (release, 2 cores): packing a full image 0.1–0.25 s, a delta
+//! 0.1–0.2 s; applying both 30–55 ms.
 //!
 //! ## The format
 #![doc = include_str!("../FORMAT.md")]
@@ -104,4 +105,6 @@ pub mod mem;
 
 pub use apply::{Applier, fill_chunk};
 pub use error::{ApplyError, Corrupt, FormatError};
-pub use format::{ChunkEntry, Codec, FrameInfo, Header, Kind, MAGIC, MAX_CHUNKS, frame_info};
+pub use format::{
+    ChunkEntry, Codec, Frame, FrameInfo, Frames, Header, Kind, MAGIC, MAX_CHUNKS, frames,
+};

@@ -4,7 +4,7 @@
 use ferrota_delta::encode::{self, Params};
 use ferrota_delta::mem::MemFlash;
 use ferrota_delta::{
-    Applier, ApplyError, Codec, Corrupt, FormatError, Header, fill_chunk, frame_info,
+    Applier, ApplyError, Codec, Corrupt, FormatError, FrameInfo, Header, fill_chunk, frames,
 };
 use proptest::prelude::*;
 
@@ -43,11 +43,19 @@ fn with_ops(file: &[u8], ops: &[u8]) -> Vec<u8> {
     f
 }
 
+/// The first frame of block `i`, checked ([`frames`]).
+fn frame_info(h: &Header, i: u32, block: &[u8]) -> Result<FrameInfo, FormatError> {
+    match frames(h, i, block)?.next() {
+        Some(f) => f.map(|f| f.info()),
+        None => panic!("a block without frames"),
+    }
+}
+
 fn apply_block1(file: &[u8], old: &[u8]) -> Result<Vec<u8>, ApplyError> {
     let h = Header::parse(&file[..B])?;
     let mut o = MemFlash::<8>::from_bytes(old);
     let mut n = MemFlash::<8>::erased(h.image_len() as usize);
-    Applier::new().apply_frame(&h, 1, &file[B..2 * B], &mut o, &mut n)?;
+    Applier::new().apply_block(&h, 1, &file[B..2 * B], &mut o, &mut n)?;
     Ok(n.into_bytes())
 }
 
@@ -198,10 +206,11 @@ fn inconsistent_table_between_chunks_is_refused() {
     let img: Vec<u8> = bytes(3, 3 * 4096);
     let f = encode::full(&img, &p(Codec::Heatshrink)).unwrap();
     let h = Header::parse(&f[..B]).unwrap();
-    let c1 = h.chunk(1).unwrap();
-    // Chunk 1 starting one block late leaves a gap after chunk 0's frames.
+    let c0 = h.chunk(0).unwrap();
+    // Chunk 1 starting two blocks after chunk 0's last leaves a gap after chunk 0's frames.
+    let late = c0.first_block + c0.blocks + 1;
     let bad = edit_header(&f, |b| {
-        b[0x66..0x68].copy_from_slice(&((c1.first_block + 1) as u16).to_le_bytes())
+        b[0x66..0x68].copy_from_slice(&(late as u16).to_le_bytes())
     });
     assert_eq!(parse_err(&bad), FormatError::Table { chunk: 1 });
 }
@@ -273,7 +282,7 @@ fn frame_rules_each_have_their_error() {
     let mut n = MemFlash::<8>::erased(512);
     let mut o = MemFlash::<8>::from_bytes(&old);
     assert_eq!(
-        Applier::new().apply_frame(&h, 1, &edit(2, &[1, 0]), &mut o, &mut n),
+        Applier::new().apply_block(&h, 1, &edit(2, &[1, 0]), &mut o, &mut n),
         Err(ApplyError::Format(FormatError::FrameChunk {
             found: 1,
             expected: 0
@@ -363,7 +372,7 @@ fn corrupted_compressed_payload_is_an_error() {
         let mut n = MemFlash::<8>::erased(8192);
         let mut o = MemFlash::<8>::erased(0);
         if Applier::new()
-            .apply_frame(&h, 1, &g[B..2 * B], &mut o, &mut n)
+            .apply_block(&h, 1, &g[B..2 * B], &mut o, &mut n)
             .is_err()
         {
             errors += 1;
@@ -380,7 +389,7 @@ fn corrupted_compressed_payload_is_an_error() {
     let mut o = MemFlash::<8>::erased(0);
     assert!(
         Applier::new()
-            .apply_frame(&h, 1, &g[B..2 * B], &mut o, &mut n)
+            .apply_block(&h, 1, &g[B..2 * B], &mut o, &mut n)
             .is_err()
     );
 }
@@ -457,7 +466,7 @@ fn erased_words_are_not_written() {
     let mut o = MemFlash::<8>::erased(0);
     let mut a = Applier::new();
     for i in 1..h.block_count() {
-        a.apply_frame(
+        a.apply_block(
             &h,
             i,
             &f[i as usize * B..(i as usize + 1) * B],
@@ -514,4 +523,73 @@ proptest! {
     fn random_files_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..3000)) {
         let _ = encode::apply(&bytes, &[1, 2, 3]);
     }
+}
+
+#[test]
+fn frames_sharing_a_block_keep_chunk_order_and_zero_padding() {
+    // Three 4 KB chunks of zeros with one byte set each: three small frames in block 1.
+    let mut img = vec![0u8; 3 * 4096];
+    for c in 0..3 {
+        img[c * 4096 + 5] = c as u8 + 1;
+    }
+    let f = encode::full(&img, &p(Codec::Stored)).unwrap();
+    assert_eq!(f.len(), 2 * B);
+    let h = Header::parse(&f[..B]).unwrap();
+    assert_eq!(h.chunks_of_block(1), Some((0, 3)));
+    let chunks: Vec<u32> = frames(&h, 1, &f[B..])
+        .unwrap()
+        .map(|f| f.unwrap().info().chunk)
+        .collect();
+    assert_eq!(chunks, [0, 1, 2]);
+    assert_eq!(encode::apply(&f, &[]).unwrap(), img);
+    // Where the second and third frame headers are.
+    let plen = |at: usize| u32::from_le_bytes([f[at + 12], f[at + 13], f[at + 14], f[at + 15]]);
+    let second = B + 16 + plen(B) as usize;
+    let third = second + 16 + plen(second) as usize;
+    let with = |at: usize, v: &[u8]| {
+        let mut g = f.clone();
+        g[at..at + v.len()].copy_from_slice(v);
+        g
+    };
+    let errors = |g: &[u8]| -> Vec<FormatError> {
+        frames(&h, 1, &g[B..])
+            .unwrap()
+            .filter_map(Result::err)
+            .collect()
+    };
+    // A frame naming a chunk before the previous frame's, or one the block does not hold.
+    assert_eq!(
+        errors(&with(third + 2, &[0, 0])),
+        [FormatError::FrameChunk {
+            found: 0,
+            expected: 1
+        }]
+    );
+    assert_eq!(
+        errors(&with(second + 2, &[3, 0])),
+        [FormatError::FrameChunk {
+            found: 3,
+            expected: 0
+        }]
+    );
+    // A byte after the last frame that is not padding.
+    assert_eq!(
+        errors(&with(2 * B - 1, &[1])),
+        [FormatError::ReservedNotZero]
+    );
+    // Each refusal stops the whole file from rebuilding.
+    assert!(encode::apply(&with(third + 2, &[0, 0]), &[]).is_err());
+    assert!(encode::apply(&with(2 * B - 1, &[1]), &[]).is_err());
+}
+
+#[test]
+fn a_chunk_without_frames_names_block_0() {
+    let mut img = vec![0u8; 3 * 4096];
+    img[5] = 1;
+    img[2 * 4096 + 5] = 2;
+    let f = encode::full(&img, &p(Codec::Stored)).unwrap();
+    let h = Header::parse(&f[..B]).unwrap();
+    assert_eq!(h.chunk(1).map(|e| (e.first_block, e.blocks)), Some((0, 0)));
+    let bad = edit_header(&f, |b| b[0x66..0x68].copy_from_slice(&1u16.to_le_bytes()));
+    assert_eq!(parse_err(&bad), FormatError::Table { chunk: 1 });
 }

@@ -137,8 +137,14 @@ fn identical_images_make_a_small_delta() {
         .collect();
     let packed = encode::delta(&a, &a, &Params::default()).unwrap();
     assert_eq!(encode::apply(&packed, &a).unwrap(), a);
-    // One frame per 32 KB chunk (each a handful of COPY bytes) plus the header.
-    assert_eq!(packed.len(), (1 + 7) * 4096);
+    // One frame per 32 KB chunk, each a handful of COPY bytes: all 7 share one block.
+    assert_eq!(packed.len(), (1 + 1) * 4096);
+    let h = ferrota_delta::Header::parse(&packed[..4096]).unwrap();
+    for c in 0..7 {
+        let e = h.chunk(c).unwrap();
+        assert_eq!((e.first_block, e.blocks), (1, 1), "chunk {c}");
+        assert_eq!(h.chunks_of_block(1), Some((0, 7)));
+    }
 }
 
 #[test]

@@ -99,10 +99,16 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         d.probing = false;
         self.stats.blocks_accepted += 1;
         let (received, total) = (d.sched.missing.received_count(), d.num_blocks);
-        if let Some(c) = d.chunk_of(i) {
+        // Each chunk the block held data of is complete once all its blocks are in (a packed
+        // block may finish one chunk and start the next).
+        let (first, end) = d.chunks_of(i).unwrap_or((0, 0));
+        for c in first..end {
             let (a, b) = d.chunk_blocks(c);
             let chunk_complete = d.sched.missing.first_missing_from(a).is_none_or(|m| m >= b);
             if chunk_complete {
+                if let Some(p) = d.packed.as_mut() {
+                    p.done.set(c, true);
+                }
                 let ok = platform
                     .resume_area()
                     .ok()
@@ -127,7 +133,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         platform: &mut P,
     ) -> Result<(), FlashFault> {
         let mut bank = platform.inactive_bank()?;
-        d.erase_chunk_once(d.chunk_of(i).unwrap_or(0), &mut bank)?;
+        d.erase_chunk_once(d.chunks_of(i).map_or(0, |(c, _)| c), &mut bank)?;
         let w = <P::Bank<'_> as NorFlash>::WRITE_SIZE;
         const { assert!(<P::Bank<'_> as NorFlash>::WRITE_SIZE <= 64) };
         let at = i * d.block_size;

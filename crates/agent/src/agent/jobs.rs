@@ -227,6 +227,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                 applier: ferrota_delta::Applier::new(),
                 base: c.base,
                 fill_pending: ChunkSet::default(),
+                done: ChunkSet::default(),
             }),
             block_size,
             num_blocks,

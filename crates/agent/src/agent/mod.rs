@@ -125,12 +125,16 @@ struct Download {
 }
 
 impl Download {
-    /// The resume chunk a block belongs to (`None`: a packed file's header, or a packed block
-    /// before the header is in).
-    fn chunk_of(&self, block: u32) -> Option<u32> {
+    /// The resume chunks `[first, end)` a block holds data of: one for a bank image, the
+    /// chunks of its frames for a packed file (`None`: a packed file's header, or a packed
+    /// block before the header is in).
+    fn chunks_of(&self, block: u32) -> Option<(u32, u32)> {
         match &self.packed {
-            None => Some((block as u64 * self.block_size as u64 / self.chunk_size as u64) as u32),
-            Some(p) => p.header.as_ref()?.chunk_of_block(block),
+            None => {
+                let c = (block as u64 * self.block_size as u64 / self.chunk_size as u64) as u32;
+                Some((c, c + 1))
+            }
+            Some(p) => p.header.as_ref()?.chunks_of_block(block),
         }
     }
     /// The blocks `[a, b)` of chunk `c`.
@@ -442,8 +446,8 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
 
     // ------------------------------------------------------------------ inputs
 
-    /// MQTT is connected (a clean session): subscribe, ask for the next job, report the
-    /// device's state to its Device Shadow, and resume a download in progress.
+    /// MQTT is connected (a clean session): subscribe, report the device's state to its
+    /// Device Shadow, ask for the next job, and resume a download in progress.
     ///
     /// Decision: the report goes out on every connection, not only the first after a boot:
     /// a QoS 1 publish queued in a clean session that dropped is lost, and a server that
@@ -456,8 +460,11 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         if self.phase.download().is_some() {
             self.push(Out::Subscribe(Sub::Data));
         }
-        self.push(Out::NextGet);
+        // The report first: a server that offers deltas by the reported firmware (issue #19)
+        // handles a session's publishes in order, so the job document it then answers with
+        // is made for the image running now, not for the one reported before a reset.
         self.push(Out::Report);
+        self.push(Out::NextGet);
         self.fill_window(now);
     }
 

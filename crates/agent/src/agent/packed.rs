@@ -22,9 +22,11 @@
 //! first (their frames come first in the file), checked from flash, the rest after. Each frame
 //! decodes on its own into its place in the inactive bank, reading the old image from the
 //! active bank for a delta. A chunk is erased before its first frame in a session and marked in
-//! the resume record when its last frame is written, exactly as a bank image's chunk is: after a
-//! reset only unmarked chunks are erased and fetched again (block 0 always comes again, it is
-//! one block). A chunk with no frames (all one byte value) is erased and filled without a byte
+//! the resume record when the last block holding its frames is written, exactly as a bank
+//! image's chunk is: after a reset only unmarked chunks are erased and fetched again (block 0
+//! always comes again, it is one block). A block may hold frames of several chunks (small
+//! chunks share blocks); one shared between a marked chunk and an unmarked one is fetched
+//! again and only the unmarked chunk's frames are decoded. A chunk with no frames (all one byte value) is erased and filled without a byte
 //! on the wire: those of the CM0+ region at once, the others when the last frame is in.
 //!
 //! # Failures
@@ -84,6 +86,9 @@ pub(super) struct Packed {
     pub base: Option<[u8; 32]>,
     /// Chunks with no frames still to erase and fill.
     pub fill_pending: ChunkSet<4>,
+    /// Chunks complete (restored from the resume record, or all their blocks in): their
+    /// frames in a block fetched again for another chunk are skipped.
+    pub done: ChunkSet<4>,
 }
 
 impl Packed {
@@ -236,23 +241,30 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             return Ok(false);
         }
         // Chunks the resume record marked complete are kept; chunks without frames wait for
-        // their fill.
+        // their fill. A block is kept when every chunk it holds frames of is complete; one
+        // shared with an unfinished chunk comes again.
         let mut area = platform.resume_area()?;
-        let mut resumed = 0;
         for c in 0..header.chunk_count() {
             let Some(e) = header.chunk(c) else { continue };
             let done = resume::chunk_done(&mut area, c)
                 .map_err(|k| FlashFault::new(FlashOp::Resume, k))?;
             if done {
-                for i in e.first_block..e.first_block + e.blocks {
-                    let _ = d.sched.missing.mark_received(i);
-                }
-                resumed += e.blocks;
+                p.done.set(c, true);
             } else if e.blocks == 0 {
                 p.fill_pending.set(c, true);
             }
         }
         drop(area);
+        let mut resumed = 0;
+        for i in 1..header.block_count() {
+            let Some((first, end)) = header.chunks_of_block(i) else {
+                continue;
+            };
+            if (first..end).all(|c| p.done.contains(c)) {
+                let _ = d.sched.missing.mark_received(i);
+                resumed += 1;
+            }
+        }
         // The header and the CM0+ region's frames: the blocks up to the end of the last frame of
         // its chunks (a chunk without frames has no meaningful first block).
         d.precheck_blocks = (0..Region::Cm0p.size().div_ceil(PACKED_CHUNK))
@@ -314,9 +326,10 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         Ok(())
     }
 
-    /// A frame (block `i ≥ 1`) of a packed file: erase its chunk if this session has not yet,
-    /// decode it into the inactive bank. `Ok(false)`: the frame does not decode (the caller fails
-    /// the job: [`Agent::fail_packed`]).
+    /// A block `i ≥ 1` of a packed file: erase the unfinished chunks it holds frames of (each
+    /// once a session), decode their frames into the inactive bank; frames of chunks already
+    /// complete are skipped. `Ok(false)`: a frame does not decode (the caller fails the job:
+    /// [`Agent::fail_packed`]).
     pub(super) fn on_packed_frame<P: Platform>(
         &mut self,
         i: u32,
@@ -326,27 +339,47 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         let Some(d) = self.phase.download_mut() else {
             return Ok(false);
         };
-        // None: not a frame of a packed file whose header is in.
-        let Some(c) = d.chunk_of(i).filter(|_| d.packed.is_some()) else {
+        // None: not a block of a packed file whose header is in.
+        let Some((first, end)) = d.chunks_of(i).filter(|_| d.packed.is_some()) else {
             return Ok(false);
         };
-        d.erase_chunk_once(c, &mut platform.inactive_bank()?)?;
+        let done = d.packed.as_ref().map(|p| p.done).unwrap_or_default();
+        for c in first..end {
+            if !done.contains(c) {
+                d.erase_chunk_once(c, &mut platform.inactive_bank()?)?;
+            }
+        }
         let Some(p) = d.packed.as_mut() else {
             return Ok(false);
         };
         let Some(header) = p.header.as_ref() else {
             return Ok(false);
         };
+        let Ok(frames) = ferrota_delta::frames(header, i, data) else {
+            self.stats.packed_errors += 1;
+            return Ok(false);
+        };
         let lent = RefCell::new(Lent {
             platform,
             fault: None,
         });
-        let r = p
-            .applier
-            .apply_frame(header, i, data, &mut OldBank(&lent), &mut NewBank(&lent));
+        let mut r = Ok(());
+        for f in frames {
+            r = match f {
+                Ok(f) if done.contains(f.info().chunk) => Ok(()),
+                Ok(f) => p
+                    .applier
+                    .apply_frame(header, &f, &mut OldBank(&lent), &mut NewBank(&lent))
+                    .map(|_| ()),
+                Err(e) => Err(e.into()),
+            };
+            if r.is_err() {
+                break;
+            }
+        }
         let fault = lent.into_inner().fault;
         match r {
-            Ok(_) => Ok(true),
+            Ok(()) => Ok(true),
             Err(ferrota_delta::ApplyError::Read(k)) => {
                 Err(fault.unwrap_or(FlashFault::new(FlashOp::ReadBank, k)))
             }

@@ -203,17 +203,16 @@ pub fn apply_on_device(packed: &[u8], old: &[u8], new: &[u8]) -> Result<FlashCos
             .ok_or_else(|| format!("chunk {c} not in the table"))?;
         if entry.blocks == 0 {
             fill_chunk(&header, c, &mut bank).map_err(|e| format!("chunk {c}: fill: {e}"))?;
-            continue;
         }
-        for i in entry.first_block..entry.first_block + entry.blocks {
-            let from = i as usize * b;
-            let block = packed
-                .get(from..(from + b).min(packed.len()))
-                .ok_or_else(|| format!("block {i} missing from the file"))?;
-            applier
-                .apply_frame(&header, i, block, &mut old, &mut bank)
-                .map_err(|e| format!("block {i}: {e}"))?;
-        }
+    }
+    for i in 1..header.block_count() {
+        let from = i as usize * b;
+        let block = packed
+            .get(from..(from + b).min(packed.len()))
+            .ok_or_else(|| format!("block {i} missing from the file"))?;
+        applier
+            .apply_block(&header, i, block, &mut old, &mut bank)
+            .map_err(|e| format!("block {i}: {e}"))?;
     }
     let mut back = vec![0u8; new.len()];
     bank.read(0, &mut back)
