@@ -3,7 +3,7 @@
 use std::process::Command;
 
 #[test]
-fn demo_runs_all_eight_steps() {
+fn demo_runs_all_nine_steps() {
     let out = Command::new(env!("CARGO_BIN_EXE_ferrota"))
         .args(["demo", "--quiet"])
         .output()
@@ -14,7 +14,7 @@ fn demo_runs_all_eight_steps() {
         "stdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for step in 1..=8 {
+    for step in 1..=9 {
         assert!(
             stdout
                 .lines()
@@ -22,11 +22,16 @@ fn demo_runs_all_eight_steps() {
             "step {step} missing or failed:\n{stdout}"
         );
     }
-    assert!(stdout.contains("all 8 steps behaved as shown"));
-    let canary = stdout
+    assert!(stdout.contains("all 9 steps behaved as shown"));
+    let delta = stdout
         .lines()
         .find(|l| l.starts_with("8 "))
         .expect("step 8's row");
+    assert!(delta.contains("delta of "), "{delta}");
+    let canary = stdout
+        .lines()
+        .find(|l| l.starts_with("9 "))
+        .expect("step 9's row");
     assert!(
         canary.contains("STOPPED (WAVE_ERROR_THRESHOLD)") && canary.contains(", 0 after the stop"),
         "{canary}"

@@ -27,6 +27,8 @@ pub struct Images {
     pub v1_2_tampered: DemoImage,
     /// v1.2.0 (counter 3).
     pub v1_2: DemoImage,
+    /// v1.3.0 (counter 4): v1.1.0 with a small fix, what step 8's delta rebuilds.
+    pub v1_3: DemoImage,
 }
 
 /// The lab, the images and the board.
@@ -65,9 +67,11 @@ fn v(minor: u8) -> FirmwareVersion {
 /// Step 1's set-up: CA, server, thing, keys, images; v1.0.0 programmed into bank 0.
 pub async fn setup(quiet: bool) -> Result<World, LabError> {
     let lab = Lab::start().await?;
+    let v1_1 = lab.image(1, 2, Tamper::None)?;
     let images = Images {
         v1_0: lab.image(0, 1, Tamper::None)?,
-        v1_1: lab.image(1, 2, Tamper::None)?,
+        v1_3: lab.release(&v1_1, 3, 4)?,
+        v1_1,
         v1_2_tampered: lab.image(2, 3, Tamper::AfterSigning)?,
         v1_2: lab.image(2, 3, Tamper::None)?,
     };
@@ -350,16 +354,71 @@ pub async fn step7_user1(w: &mut World) -> Result<StepReport, LabError> {
     ))
 }
 
-/// Devices of step 8's simulated fleet.
+/// Step 8's target: a delta moves at most this share of the full image's bytes (issue 19).
+pub const DELTA_MAX_SHARE: f64 = 0.05;
+
+/// Step 8, v1.3.0 (v1.1.0 with a small fix) as a delta from the running bank: the update
+/// carries a delta from v1.1.0 (`deltaFrom`), the server offers it because the board reports
+/// v1.1.0, the agent hashes its running bank against the delta's base before writing, rebuilds
+/// v1.3.0 into bank 0 from bank 1 and the delta, and the image goes through the checks of a
+/// full download. `ok` only if the delta was the file fetched, the job SUCCEEDED with v1.3.0
+/// on trial in bank 0, and the bytes moved are at most [`DELTA_MAX_SHARE`] of the image.
+pub async fn step8_delta(w: &mut World) -> Result<StepReport, LabError> {
+    let m = Measure::start(&w.board);
+    w.lab
+        .update_from("v1_3_0", &[THING], &w.images.v1_3, &[&w.images.v1_1])
+        .await?;
+    let (ev, met) = lab::drive(&mut w.board, STEP_LIMIT, |e| {
+        matches!(
+            e.last(),
+            Some(BoardEvent::JobSucceeded | BoardEvent::JobFailed(_))
+        )
+    })
+    .await?;
+    let (status, details) = w.lab.terminal_status("v1_3_0", THING).await?;
+    let chosen = ev.iter().find_map(|e| match e {
+        BoardEvent::FileChosen { encoding, bytes } => Some((*encoding, *bytes)),
+        _ => None,
+    });
+    let trial = ev.iter().any(|e| {
+        matches!(e, BoardEvent::Booted { bank: Bank::Lower, version, image_state: ImageState::PendingCommit } if *version == v(3))
+    });
+    let r = m.report(&w.board, 8, "delta update to v1.3.0", false, String::new());
+    let full = w.images.v1_3.file.len() as u64;
+    let share = r.bytes as f64 / full as f64;
+    let ok = met
+        && status == "SUCCEEDED"
+        && trial
+        && chosen.is_some_and(|c| c.0 == ferrota_agent::FileEncoding::Delta)
+        && share <= DELTA_MAX_SHARE;
+    let outcome = match chosen {
+        Some((enc, bytes)) => format!(
+            "{} of {bytes} bytes from v1.1.0's bank: {} bytes moved, {:.2}% of step 2's \
+             {full}; rebuilt in bank 0, verified, confirmed; job {status}{}",
+            enc.as_str(),
+            r.bytes,
+            share * 100.0,
+            if status == "SUCCEEDED" {
+                String::new()
+            } else {
+                format!(" ({})", reason(&details))
+            }
+        ),
+        None => format!("no file was fetched; job {status} ({})", reason(&details)),
+    };
+    Ok(StepReport { ok, outcome, ..r })
+}
+
+/// Devices of step 9's simulated fleet.
 pub const CANARY_FLEET: usize = 200;
-/// Share of them step 8's bad release fails on.
+/// Share of them step 9's bad release fails on.
 pub const CANARY_FAILING: f64 = 0.30;
-/// Step 8's canary wave, percent of the fleet.
+/// Step 9's canary wave, percent of the fleet.
 pub const CANARY_PERCENT: f64 = 5.0;
-/// Failures in the canary that stop step 8's rollout (`errorThresholdCount`).
+/// Failures in the canary that stop step 9's rollout (`errorThresholdCount`).
 pub const CANARY_ERRORS: u64 = 3;
 
-/// The rollout step 8 runs: [`CANARY_FLEET`] simulated devices, a release failing on
+/// The rollout step 9 runs: [`CANARY_FLEET`] simulated devices, a release failing on
 /// [`CANARY_FAILING`] of them, a canary wave of [`CANARY_PERCENT`] % that stops everything at
 /// [`CANARY_ERRORS`] failures, then the rest (100 %). Seed 5 puts 6 failing devices in the
 /// 10-device canary (30 % of it, as of the fleet); with fewer than 3 the canary would neither
@@ -382,19 +441,19 @@ pub fn canary_scenario() -> crate::rollout_sim::Scenario {
         .seed(5)
 }
 
-/// Step 8, a canary wave catches a bad release: a fleet rollout on virtual time through the
+/// Step 9, a canary wave catches a bad release: a fleet rollout on virtual time through the
 /// real server and its rollout engine ([`crate::rollout_sim`]; the board of steps 1–7 is not
 /// part of it). `ok` only if the rollout STOPPED with `WAVE_ERROR_THRESHOLD`, no device beyond
 /// the canary got the bad image, and none was notified after the stop.
-pub async fn step8_canary() -> Result<StepReport, LabError> {
+pub async fn step9_canary() -> Result<StepReport, LabError> {
     use crate::rollout_sim::{RolloutStatus, WAVE_ERROR_THRESHOLD, run};
     let t = Instant::now();
     // On a current-thread runtime of its own (a blocking thread), as the simulation is made
     // to run: one thread, so the run is the seed's run.
     let o = tokio::task::spawn_blocking(|| run(&canary_scenario()))
         .await
-        .map_err(|e| LabError(format!("step 8: {e}")))?
-        .map_err(|e| LabError(format!("step 8: {e}")))?;
+        .map_err(|e| LabError(format!("step 9: {e}")))?
+        .map_err(|e| LabError(format!("step 9: {e}")))?;
     let canary = o.rollout.waves.first().map_or(0, |w| w.number_of_things);
     let ok = o.status == RolloutStatus::Stopped
         && o.reason_code.as_deref() == Some(WAVE_ERROR_THRESHOLD)
@@ -419,7 +478,7 @@ pub async fn step8_canary() -> Result<StepReport, LabError> {
         )
     };
     Ok(StepReport {
-        step: 8,
+        step: 9,
         title: "canary catches a bad release",
         outcome,
         ok,
@@ -429,7 +488,7 @@ pub async fn step8_canary() -> Result<StepReport, LabError> {
     })
 }
 
-/// Runs the eight steps, printing a heading before each; returns the rows.
+/// Runs the nine steps, printing a heading before each; returns the rows.
 pub async fn run(quiet: bool) -> Result<Vec<StepReport>, LabError> {
     let t = Instant::now();
     let heading = |s: &str| {
@@ -456,8 +515,10 @@ pub async fn run(quiet: bool) -> Result<Vec<StepReport>, LabError> {
     rows.push(step6_self_test_fails(&mut w).await?);
     heading("7. USER1 held at reset");
     rows.push(step7_user1(&mut w).await?);
-    heading("8. a canary wave catches a bad release (200 simulated devices)");
-    rows.push(step8_canary().await?);
+    heading("8. v1.3.0 (v1.1.0 with a small fix) as a delta from the running bank");
+    rows.push(step8_delta(&mut w).await?);
+    heading("9. a canary wave catches a bad release (200 simulated devices)");
+    rows.push(step9_canary().await?);
     w.lab.shutdown().await;
     Ok(rows)
 }

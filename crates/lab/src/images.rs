@@ -21,6 +21,8 @@ pub const IMAGE_LEN: usize = BANK_IMAGE_SIZE;
 pub struct DemoImage {
     /// Its version.
     pub version: FirmwareVersion,
+    /// Its anti-rollback counter.
+    pub counter: u32,
     /// The OTA file (what the stream serves).
     pub file: Vec<u8>,
     /// Base64 of the DER OTA signature (`sig-sha256-ecdsa`).
@@ -53,12 +55,7 @@ pub fn build(
     counter: u32,
     tamper: Tamper,
 ) -> Result<DemoImage, String> {
-    let record = VersionRecord {
-        version,
-        security_counter: counter,
-        hardware: HardwareId::new(BOARD).expect("board id"),
-        flags: 0,
-    };
+    let record = record(version, counter);
     let tamper = match tamper {
         Tamper::None => images::Tamper::None,
         Tamper::AfterSigning => images::Tamper::AfterOtaSignature,
@@ -68,7 +65,42 @@ pub fn build(
             .map_err(|e| e.to_string())?;
     Ok(DemoImage {
         version,
+        counter,
         file,
         signature,
     })
+}
+
+/// Builds release `version` (anti-rollback `counter`) of `base`: `base`'s code with a small
+/// fix ([`images::RELEASE_EDIT`] bytes), signed anew. What a delta from `base` is made for.
+pub fn build_release(
+    boot_key: &BootSigningKey,
+    code_key: &SigningKey,
+    base: &DemoImage,
+    version: FirmwareVersion,
+    counter: u32,
+) -> Result<DemoImage, String> {
+    let images::SignedFile { file, signature } = images::signed_ota_release(
+        boot_key,
+        code_key,
+        &record(base.version, base.counter),
+        record(version, counter),
+        IMAGE_LEN,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(DemoImage {
+        version,
+        counter,
+        file,
+        signature,
+    })
+}
+
+fn record(version: FirmwareVersion, counter: u32) -> VersionRecord {
+    VersionRecord {
+        version,
+        security_counter: counter,
+        hardware: HardwareId::new(BOARD).expect("board id"),
+        flags: 0,
+    }
 }

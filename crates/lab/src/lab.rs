@@ -196,15 +196,49 @@ impl Lab {
         Ok((dev, Arc::new(loaded)))
     }
 
+    /// Builds release 1.`minor`.0 (anti-rollback `counter`) of `base`: its code with a small
+    /// fix, signed with the lab's keys ([`images::build_release`]).
+    pub fn release(
+        &self,
+        base: &DemoImage,
+        minor: u8,
+        counter: u32,
+    ) -> Result<DemoImage, LabError> {
+        ctx!(
+            "image",
+            images::build_release(
+                &self.boot_key,
+                &self.code_key,
+                base,
+                FirmwareVersion::new(1, minor, 0),
+                counter
+            )
+        )
+    }
+
     /// Uploads `img` and creates OTA update `id` for `things`.
     pub async fn update(&self, id: &str, things: &[&str], img: &DemoImage) -> Result<(), LabError> {
+        self.update_from(id, things, img, &[]).await
+    }
+
+    /// [`Lab::update`] with a delta from each of `bases` (uploaded too: `deltaFrom`), offered
+    /// to the devices that report running it.
+    pub async fn update_from(
+        &self,
+        id: &str,
+        things: &[&str],
+        img: &DemoImage,
+        bases: &[&DemoImage],
+    ) -> Result<(), LabError> {
         let sha = ctx!("upload", self.admin.put_file(&img.file).await)?;
+        let mut file = OtaFile::firmware("app_combined_s.bin", sha, &img.signature)
+            .certificate_name("code-signing.crt.pem");
+        for b in bases {
+            file = file.delta_from(ctx!("upload", self.admin.put_file(&b.file).await)?);
+        }
         let mut req = CreateOtaUpdate::new(id)
             .description(format!("v{}", img.version))
-            .file(
-                OtaFile::firmware("app_combined_s.bin", sha, &img.signature)
-                    .certificate_name("code-signing.crt.pem"),
-            );
+            .file(file);
         for t in things {
             req = req.thing(t);
         }

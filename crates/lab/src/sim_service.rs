@@ -194,7 +194,15 @@ struct Corrupt {
     inner: Arc<dyn Outbound>,
     file_id: u32,
     block: u32,
-    at: usize,
+    damage: Damage,
+}
+
+/// What [`Corrupt`] does to its block.
+enum Damage {
+    /// Inverts the payload's byte at this offset.
+    Flip(usize),
+    /// Sends these bytes as the payload instead.
+    Replace(Vec<u8>),
 }
 
 impl Corrupt {
@@ -205,11 +213,18 @@ impl Corrupt {
         let Ok(b) = DataBlock::decode(&payload) else {
             return payload;
         };
-        if b.file_id != self.file_id || b.block_id != self.block || self.at >= b.payload.len() {
+        if b.file_id != self.file_id || b.block_id != self.block {
             return payload;
         }
-        let mut data = b.payload.to_vec();
-        data[self.at] ^= 0xFF;
+        let data = match &self.damage {
+            Damage::Flip(at) if *at < b.payload.len() => {
+                let mut data = b.payload.to_vec();
+                data[*at] ^= 0xFF;
+                data
+            }
+            Damage::Flip(_) => return payload,
+            Damage::Replace(with) => with.clone(),
+        };
         let bad = DataBlock::new(b.client_token, b.file_id, b.block_id, &data);
         let mut buf = vec![0u8; bad.encoded_len()];
         match bad.encode(&mut buf) {
@@ -346,7 +361,20 @@ impl ServerService {
                 inner: o,
                 file_id,
                 block,
-                at,
+                damage: Damage::Flip(at),
+            })
+        });
+    }
+
+    /// From now on block `block` of stream file `file_id` reaches the device as `bytes`: a
+    /// stored file swapped for another one (e.g. a packed file's header for another file's).
+    pub fn replace_block(&self, file_id: u32, block: u32, bytes: Vec<u8>) {
+        self.services.wrap_outbound(|o| {
+            Arc::new(Corrupt {
+                inner: o,
+                file_id,
+                block,
+                damage: Damage::Replace(bytes.clone()),
             })
         });
     }

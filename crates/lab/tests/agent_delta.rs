@@ -137,6 +137,57 @@ fn a_corrupted_delta_ends_failed_with_the_old_image_running() {
     corrupted_delta(96, 1, 200, "0x000000e3: 0x0000000");
 }
 
+/// Every code flash sector's erase count and erased state (work flash, where the resume
+/// record lives, left out): equal before and after means nothing was erased in either bank and
+/// nothing written into an erased sector (the strict NOR model refuses a write over data that
+/// is not erased).
+fn code_flash(dev: &ferrota_t2g::Device) -> Vec<(u32, u32, bool)> {
+    use ferrota_t2g::geometry::{CODE_BASE, CODE_SIZE};
+    dev.sectors()
+        .into_iter()
+        .filter(|s| (CODE_BASE..CODE_BASE + CODE_SIZE).contains(&s.addr))
+        .map(|s| (s.addr, s.erase_count, s.erased))
+        .collect()
+}
+
+#[test]
+fn a_valid_header_that_disagrees_with_the_job_document_is_refused_before_writing() {
+    let v1 = image(Spec::new(1, 1));
+    let v2 = image(Spec::new(2, 2));
+    let params = ferrota_delta::encode::Params::default();
+    let b = params.block_size as usize;
+    // Headers that parse (CRC and every rule) but describe another file than the delta the
+    // job document names: a delta from another build of v1 (its base hash differs), and the
+    // packed full image (no base at all).
+    let other_base = image(Spec::new(1, 1).tamper_cm0p());
+    let from_other = ferrota_delta::encode::delta(&other_base.file, &v2.file, &params).unwrap();
+    let full = ferrota_delta::encode::full(&v2.file, &params).unwrap();
+    for (k, header) in [&from_other[..b], &full[..b]].into_iter().enumerate() {
+        let id = format!("swapped-{k}");
+        let (mut sim2, _) = device_on_v1(98 + k as u64);
+        // Files: 0 the image, 1 the packed image, 2 the delta.
+        sim2.server.replace_block(2, 0, header.to_vec());
+        let before = code_flash(&sim2.dev);
+        sim2.add_job(job(&id, v2.clone()).delta_from(v1.clone()));
+        assert!(sim2.run_job(&id, LIMIT));
+        assert_eq!(sim2.server.job(&id).status, JobStatus::Failed);
+        let r = sim2.server.job(&id).details.get("reason").cloned();
+        assert_eq!(r.as_deref(), Some("0x000000e3: 0x00000002"), "{id}");
+        assert_eq!(
+            chosen(&sim2).first().map(|c| c.0),
+            Some(FileEncoding::Delta),
+            "{id}"
+        );
+        // Nothing was erased or written in either bank; v1 still runs and is the boot choice.
+        assert!(code_flash(&sim2.dev) == before, "{id}: code flash changed");
+        assert_eq!(before.len(), 2 * (127 + 16), "both banks' sectors");
+        sim2.run_until(Duration::from_secs(2), |_| false);
+        assert_eq!(sim2.running_version(), v1.spec.version.0);
+        assert_eq!(sim2.running.unwrap().bank, Bank::Lower);
+        assert_eq!(state(&sim2.dev).trial, None);
+    }
+}
+
 /// One delta update of a 128 KB file (the CM0+ region and 64 KB of CM7 code: every kind of
 /// chunk, in a quarter of the operations of the 256 KB images) with the power cut at flash
 /// operation `op` (counted from the job's arrival), before it or tearing it. It must end

@@ -54,7 +54,7 @@ async fn steps_2_to_4_update_tamper_downgrade() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn steps_5_to_7_power_cut_self_test_user1() {
+async fn steps_5_to_8_power_cut_self_test_user1_delta() {
     let mut w = world().await;
     assert_step!(demo::step1_first_boot(&mut w).await);
     assert_step!(demo::step2_update(&mut w).await);
@@ -67,6 +67,16 @@ async fn steps_5_to_7_power_cut_self_test_user1() {
         r.outcome.contains("runs v1.1.0, image state Valid"),
         "{}",
         r.outcome
+    );
+    // Issue 19: v1.3.0 rebuilt from the running v1.1.0 and a delta, into the locked bank 0.
+    let r = assert_step!(demo::step8_delta(&mut w).await);
+    assert!(r.outcome.starts_with("delta of "), "{}", r.outcome);
+    assert!(r.bytes > 0 && r.bytes < 4_161_536 / 20, "{}", r.bytes);
+    let rep = ferrota_sim::boot_chain::report(&w.board.dev).expect("report");
+    assert_eq!(
+        rep.banks[0].mark,
+        ferrota_sim::boot_chain::BankMark::None,
+        "{rep:?}"
     );
     w.lab.shutdown().await;
 }
@@ -181,11 +191,11 @@ async fn a_power_cut_at_flash_operation_n_is_survived() {
     w.lab.shutdown().await;
 }
 
-/// Step 8: the canary wave stops a release that fails on 30 % of 200 simulated devices;
+/// Step 9: the canary wave stops a release that fails on 30 % of 200 simulated devices;
 /// no device beyond the canary, none after the stop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn step8_canary_catches_a_bad_release() {
-    let r = assert_step!(demo::step8_canary().await);
+async fn step9_canary_catches_a_bad_release() {
+    let r = assert_step!(demo::step9_canary().await);
     assert!(
         r.outcome.contains("STOPPED (WAVE_ERROR_THRESHOLD)"),
         "{}",

@@ -147,10 +147,59 @@ pub fn signed_ota_file(
     len: usize,
     tamper: Tamper,
 ) -> Result<SignedFile, ImageError> {
-    let seed = u64::from(record.version.0) ^ (u64::from(record.security_counter) << 40);
+    let seed = seed_of(&record);
+    build_signed(boot_key, code_key, record, seed, false, len, tamper)
+}
+
+/// Bytes of CM7_0's code a [`signed_ota_release`] changes (a small fix).
+pub const RELEASE_EDIT: usize = 64;
+
+/// A later release of the image [`signed_ota_file`] builds for `base`: the same generated code
+/// and filler, [`RELEASE_EDIT`] bytes of CM7_0's code changed, under `record` (its version
+/// record, boot signatures and OTA signature are new). What a delta update is for: a release
+/// that differs from the running one in a few places, where two [`signed_ota_file`] images of
+/// different versions differ everywhere.
+pub fn signed_ota_release(
+    boot_key: &BootSigningKey,
+    code_key: &SigningKey,
+    base: &VersionRecord,
+    record: VersionRecord,
+    len: usize,
+) -> Result<SignedFile, ImageError> {
+    build_signed(
+        boot_key,
+        code_key,
+        record,
+        seed_of(base),
+        true,
+        len,
+        Tamper::None,
+    )
+}
+
+/// The generator seed of an image's code and filler.
+fn seed_of(record: &VersionRecord) -> u64 {
+    u64::from(record.version.0) ^ (u64::from(record.security_counter) << 40)
+}
+
+fn build_signed(
+    boot_key: &BootSigningKey,
+    code_key: &SigningKey,
+    record: VersionRecord,
+    seed: u64,
+    edit: bool,
+    len: usize,
+    tamper: Tamper,
+) -> Result<SignedFile, ImageError> {
+    let mut cm7_0 = sample_build(Region::Cm7_0, 0x2000, seed);
+    if edit && let Some(seg) = cm7_0.first_mut() {
+        for b in &mut seg.data[0x1000..0x1000 + RELEASE_EDIT] {
+            *b = !*b;
+        }
+    }
     let mut b = BankBuilder::new(record);
     b.add(Region::Cm0p, &sample_build(Region::Cm0p, 0x2000, seed))?;
-    b.add(Region::Cm7_0, &sample_build(Region::Cm7_0, 0x2000, seed))?;
+    b.add(Region::Cm7_0, &cm7_0)?;
     b.add(Region::Cm7_1, &sample_build(Region::Cm7_1, 0x400, seed))?;
     let mut bank = b.finish(boot_key)?;
     // Shrink CM7_0's signed area and re-sign, so verifying a bank is cheap.
