@@ -14,7 +14,8 @@
 //!    block being filled starts the next one, unless the room left is worth it (at least 128
 //!    bytes): then the rest of its chunk is cut again so that its first frame fills that room.
 //!    A small chunk costs its frame's bytes, not a block.
-//! 4. Block 0 gets the header and chunk table; every block is padded to B.
+//! 4. Block 0 gets the header and chunk table; every block but the last is padded to B (the
+//!    last ends with its last frame).
 
 use std::convert::Infallible;
 use std::fmt;
@@ -130,10 +131,18 @@ pub fn apply(packed: &[u8], old: &[u8]) -> Result<Vec<u8>, ApplyError> {
         _ => packed,
     };
     let header = Header::parse(block0)?;
-    let file_len = header.file_len();
-    if packed.len() as u64 != file_len {
+    // Every block but the last is B long; the last is at least a frame header (or block 0).
+    let max_len = header.max_file_len();
+    let bs64 = u64::from(header.block_size());
+    let min_len = if header.block_count() == 1 {
+        bs64
+    } else {
+        max_len - bs64 + FRAME_HEADER_LEN as u64
+    };
+    let len = packed.len() as u64;
+    if len < min_len || len > max_len {
         return Err(FormatError::Truncated {
-            needed: file_len.min(u64::from(u32::MAX)) as u32,
+            needed: min_len.min(u64::from(u32::MAX)) as u32,
             available: packed.len().min(u32::MAX as usize) as u32,
         }
         .into());
@@ -163,7 +172,7 @@ pub fn apply(packed: &[u8], old: &[u8]) -> Result<Vec<u8>, ApplyError> {
         applier.apply_block(
             &header,
             i,
-            &packed[at..at + bs],
+            &packed[at..(at + bs).min(packed.len())],
             &mut old_flash,
             &mut new_flash,
         )?;
@@ -735,9 +744,8 @@ fn pack(old: Option<&[u8]>, new: &[u8], p: &Params, s: &Spec) -> Result<Vec<u8>,
         h[e..e + 2].copy_from_slice(&(first as u16).to_le_bytes());
         h[e + 2..e + 4].copy_from_slice(&((last + 1 - first) as u16).to_le_bytes());
     }
-    if !cur.is_empty() {
-        flush(&mut body, &mut cur);
-    }
+    // The last block ends with its last frame: padding it would only add bytes to the wire.
+    body.append(&mut cur);
     let crc_at = TABLE_OFFSET + chunks * TABLE_ENTRY_LEN;
     let crc = CRC32.checksum(&h[..crc_at]);
     h[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());

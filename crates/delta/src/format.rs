@@ -340,8 +340,9 @@ impl Header {
         self.block_count
     }
 
-    /// Exact byte length of the packed file: every block, the last included, is padded to B.
-    pub fn file_len(&self) -> u64 {
+    /// The longest the packed file can be: every block B long. Every block but the last is;
+    /// the last may end with its last frame (the encoder ends it there).
+    pub fn max_file_len(&self) -> u64 {
         u64::from(self.block_count) * u64::from(self.block_size)
     }
 }

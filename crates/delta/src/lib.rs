@@ -28,7 +28,7 @@
 //!   is unchanged from the base costs a COPY frame of about 20 bytes, not a 4 KB block; a
 //!   release that touches a few places of a bank full of code is a few blocks (the first
 //!   layout gave every chunk a block of its own: 512 KB for the demo's full-bank images, now
-//!   8 KB). The price is at the shared block: after a reset it comes again when one of its
+//!   7.5 KB). The price is at the shared block: after a reset it comes again when one of its
 //!   chunks is unfinished, and the frames of the finished ones in it are skipped.
 //! * **A chunk of one byte value has no frame**: the zero-filled gaps of a bank cost 6 table
 //!   bytes per 32 KB; 0xFF chunks are not even written (the erase left them).
@@ -82,8 +82,8 @@
 //! The sizes of packed images and deltas of real firmware builds, beside detools and bsdiff,
 //! are measured by `ferrota bench delta` (docs/PERFORMANCE.md). A delta's payload is small
 //! (hundreds of bytes to a few KB for a release that changes a few functions); with frames
-//! sharing blocks its wire size is the header block plus its frames' bytes rounded up to
-//! blocks. Random stand-in code does not compress: heatshrink makes it ~10 % larger than
+//! sharing blocks and the last block ending with its frames, its wire size is the header block
+//! plus its frames' bytes. Random stand-in code does not compress: heatshrink makes it ~10 % larger than
 //! stored, real code ~20 % smaller; the server does not offer a packed file that is not smaller
 //! than the image. Host times (release, 2 cores): packing a full image 0.1–0.25 s, a delta
 //! 0.1–0.2 s; applying both 30–55 ms.

@@ -19,7 +19,8 @@ fn full_image_layout() {
         codec: Codec::Stored,
     };
     let f = encode::full(&img, &p).unwrap();
-    assert_eq!(f.len(), 2048);
+    // Block 0, then the last block, which ends with its one frame (16 + 263 bytes).
+    assert_eq!(f.len(), 1024 + 279);
     let sha = "0000000000000000000000000000000000000000000000000000000000000000";
     let expected_header = [
         "4652504b", // "FRPK"
@@ -51,11 +52,15 @@ fn full_image_layout() {
     assert_eq!(hex(&frame[16..19]), "028002");
     assert_eq!(&frame[19..19 + 256], &img[..256]);
     assert_eq!(hex(&frame[275..279]), "03d80200");
-    assert!(frame[279..].iter().all(|&b| b == 0));
+    assert_eq!(frame.len(), 279);
 
     let h = Header::parse(&f[..1024]).unwrap();
     assert_eq!(h.kind(), Kind::Full);
-    assert_eq!(h.file_len(), 2048);
+    assert_eq!(h.max_file_len(), 2048);
+    // The same file with its last block padded to B is just as valid.
+    let mut padded = f.clone();
+    padded.resize(2048, 0);
+    assert_eq!(encode::apply(&padded, &[]).unwrap(), img);
     assert_eq!(encode::apply(&f, &[]).unwrap(), img);
 }
 
