@@ -1,0 +1,245 @@
+//! Host builders (feature `std`): root documents, envelopes and timestamps, in exactly the
+//! deterministic encoding the device parsers accept (minicbor writes shortest-form heads; the
+//! builders write map keys in canonical order).
+//!
+//! Encoding into a `Vec` cannot fail, so the builders return bytes, not `Result`s. The
+//! lower-level `*Spec` types let tests (and tools) write any field value, including ones the
+//! device refuses; the convenience functions of the design's API contract write valid ones.
+
+use std::vec::Vec;
+
+use minicbor::Encoder;
+use minicbor::data::Tag;
+use p256::ecdsa::signature::hazmat::PrehashSigner;
+use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+
+use crate::cose::{ES256, TAG_SIGN};
+use crate::{Kid, cose, kid_of};
+
+type Enc = Encoder<Vec<u8>>;
+type EncResult<'a> = Result<&'a mut Enc, minicbor::encode::Error<core::convert::Infallible>>;
+
+/// Runs an encoding into a fresh `Vec`.
+pub(crate) fn encode(f: impl FnOnce(&mut Enc) -> EncResult<'_>) -> Vec<u8> {
+    let mut e = Encoder::new(Vec::new());
+    // Writing into a Vec cannot fail.
+    f(&mut e).expect("encoding into a Vec cannot fail");
+    e.into_writer()
+}
+
+/// The SEC1 uncompressed bytes (`04‖X‖Y`) of a public key.
+pub fn sec1(key: &VerifyingKey) -> [u8; 65] {
+    let p = key.to_sec1_point(false);
+    let mut out = [0u8; 65];
+    out.copy_from_slice(p.as_bytes());
+    out
+}
+
+/// The key id of a signing key's public half.
+pub fn kid(key: &SigningKey) -> Kid {
+    kid_of(&sec1(key.verifying_key()))
+}
+
+/// Signs a prehashed digest, low-S, as raw `r‖s`.
+pub(crate) fn sign(key: &SigningKey, digest: &[u8; 32]) -> [u8; 64] {
+    let sig: Signature = key
+        .sign_prehash(digest)
+        .expect("a 32-byte digest can be signed");
+    let mut out = [0u8; 64];
+    out.copy_from_slice(&sig.normalize_s().to_bytes());
+    out
+}
+
+/// The protected header `{1: -7, 4: kid}`.
+pub(crate) fn protected(kid: &Kid) -> Vec<u8> {
+    encode(|e| e.map(2)?.u64(1)?.i64(ES256)?.u64(4)?.bytes(kid))
+}
+
+/// One key of a root document, as the contract's `KeyFile`: a public key and its role bits
+/// ([`crate::Role`]; bit 0 root, bit 1 release, bit 2 timestamp).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyFile {
+    /// Role bits.
+    pub roles: u8,
+    /// The public key.
+    pub key: VerifyingKey,
+}
+
+/// Every field of a root document, written as given (tests use it for documents the device
+/// must refuse).
+#[derive(Debug, Clone)]
+pub struct RootSpec {
+    /// Document type (1 = root).
+    pub doc_type: u64,
+    /// Root version.
+    pub version: u64,
+    /// Issue time, Unix seconds.
+    pub issued: u64,
+    /// `(kid, roles, SEC1 bytes)` per key.
+    pub keys: Vec<(Kid, u64, [u8; 65])>,
+    /// Root, release and timestamp thresholds.
+    pub thresholds: [u64; 3],
+    /// Revoked boot-key slots.
+    pub revoked: u64,
+}
+
+impl RootSpec {
+    /// A valid spec: `keys` with their own key ids, thresholds `[root_threshold, 1, 1]`.
+    pub fn new(
+        version: u32,
+        issued: u64,
+        keys: &[KeyFile],
+        root_threshold: u8,
+        revoked: u8,
+    ) -> Self {
+        RootSpec {
+            doc_type: crate::root::TYPE_ROOT,
+            version: version.into(),
+            issued,
+            keys: keys
+                .iter()
+                .map(|k| {
+                    let s = sec1(&k.key);
+                    (kid_of(&s), u64::from(k.roles), s)
+                })
+                .collect(),
+            thresholds: [root_threshold.into(), 1, 1],
+            revoked: revoked.into(),
+        }
+    }
+
+    /// The payload map.
+    pub fn payload(&self) -> Vec<u8> {
+        encode(|e| {
+            e.map(6)?.u64(0)?.u64(self.doc_type)?;
+            e.u64(1)?.u64(self.version)?;
+            e.u64(2)?.u64(self.issued)?;
+            e.u64(3)?.array(self.keys.len() as u64)?;
+            for (kid, roles, sec1) in &self.keys {
+                e.array(3)?.bytes(kid)?.u64(*roles)?.bytes(sec1)?;
+            }
+            e.u64(4)?.array(3)?;
+            for t in self.thresholds {
+                e.u64(t)?;
+            }
+            e.u64(5)?.u64(self.revoked)
+        })
+    }
+
+    /// The signed document: COSE_Sign with one signature per signer, in the order given.
+    pub fn sign(&self, signers: &[&SigningKey]) -> Vec<u8> {
+        sign_root_payload(&self.payload(), signers)
+    }
+}
+
+/// Wraps a root payload in a COSE_Sign signed by `signers` (in that order, duplicates kept).
+pub fn sign_root_payload(payload: &[u8], signers: &[&SigningKey]) -> Vec<u8> {
+    let sigs: Vec<(Vec<u8>, [u8; 64])> = signers
+        .iter()
+        .map(|k| {
+            let p = protected(&kid(k));
+            let s = sign(k, &cose::sign_digest(&p, payload));
+            (p, s)
+        })
+        .collect();
+    encode(|e| {
+        e.tag(Tag::new(TAG_SIGN))?
+            .array(4)?
+            .bytes(&[])?
+            .map(0)?
+            .bytes(payload)?;
+        e.array(sigs.len() as u64)?;
+        for (p, s) in &sigs {
+            e.array(3)?.bytes(p)?.map(0)?.bytes(s)?;
+        }
+        Ok(e)
+    })
+}
+
+/// A root document (design §3.3): `keys` with their roles, root threshold `root_threshold`
+/// (release and timestamp thresholds are 1), boot-key slots `revoked`, signed by `signers`.
+pub fn root_doc(
+    version: u32,
+    issued: u64,
+    keys: &[KeyFile],
+    root_threshold: u8,
+    revoked: u8,
+    signers: &[&SigningKey],
+) -> Vec<u8> {
+    RootSpec::new(version, issued, keys, root_threshold, revoked).sign(signers)
+}
+
+/// Every field of a timestamp payload, written as given.
+#[derive(Debug, Clone)]
+pub struct TimestampSpec {
+    /// Document type (2 = timestamp).
+    pub doc_type: u64,
+    /// Thing name.
+    pub thing: std::string::String,
+    /// Server time.
+    pub time: u64,
+    /// Expiry.
+    pub expires: u64,
+    /// SHA-256 of the metadata file, or none.
+    pub metadata: Option<[u8; 32]>,
+    /// Root version of the signing key.
+    pub root_version: u64,
+}
+
+impl TimestampSpec {
+    /// The payload map.
+    pub fn payload(&self) -> Vec<u8> {
+        encode(|e| {
+            e.map(6)?.u64(0)?.u64(self.doc_type)?;
+            e.u64(1)?.str(&self.thing)?;
+            e.u64(2)?.u64(self.time)?;
+            e.u64(3)?.u64(self.expires)?;
+            e.u64(4)?;
+            match &self.metadata {
+                Some(d) => e.bytes(d)?,
+                None => e.null()?,
+            };
+            e.u64(5)?.u64(self.root_version)
+        })
+    }
+
+    /// The signed timestamp (COSE_Sign1, embedded payload).
+    pub fn sign(&self, key: &SigningKey) -> Vec<u8> {
+        sign1(&self.payload(), key)
+    }
+}
+
+/// A COSE_Sign1 with an embedded payload, signed by `key`.
+pub fn sign1(payload: &[u8], key: &SigningKey) -> Vec<u8> {
+    let p = protected(&kid(key));
+    let s = sign(key, &cose::sign1_digest(&p, payload));
+    encode(|e| {
+        e.tag(Tag::new(cose::TAG_SIGN1))?
+            .array(4)?
+            .bytes(&p)?
+            .map(0)?
+            .bytes(payload)?
+            .bytes(&s)
+    })
+}
+
+/// A timestamp document (design §3.2) for `thing`, signed by the timestamp key `key` of root
+/// `root_version`.
+pub fn timestamp(
+    thing: &str,
+    time: u64,
+    expires: u64,
+    metadata: Option<[u8; 32]>,
+    root_version: u32,
+    key: &SigningKey,
+) -> Vec<u8> {
+    TimestampSpec {
+        doc_type: crate::timestamp::TYPE_TIMESTAMP,
+        thing: thing.into(),
+        time,
+        expires,
+        metadata,
+        root_version: root_version.into(),
+    }
+    .sign(key)
+}
