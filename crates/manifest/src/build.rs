@@ -243,3 +243,123 @@ pub fn timestamp(
     }
     .sign(key)
 }
+
+/// What a manifest says about one bank image (design §3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestSpec {
+    /// SHA-256 of the bank image as streamed (`files[0]`).
+    pub image_digest: [u8; 32],
+    /// Its size in bytes (`files[0]` filesize).
+    pub image_size: u32,
+    /// [`crate::class_id`] of the board's hardware id.
+    pub class_id: [u8; 16],
+    /// Firmware version of the image.
+    pub version: ferrota_image::FirmwareVersion,
+    /// Security counter of the image's version record.
+    pub security_counter: u32,
+    /// SHA-256 of the signed bytes of the CM0+, CM7_0 and CM7_1 regions.
+    pub region_digests: [[u8; 32]; 3],
+}
+
+impl ManifestSpec {
+    /// The SUIT_Manifest bytes (key 3 of the envelope) for sequence `seq`, expiry `expires`
+    /// (0 = none) and, for a per-thing manifest, the thing's name.
+    pub fn manifest(&self, seq: u32, expires: u64, device: Option<&str>) -> Vec<u8> {
+        use crate::manifest::{COMPONENT, POLICY, SHA256, suit};
+        let digest = encode(|e| e.array(2)?.i64(SHA256)?.bytes(&self.image_digest));
+        let shared = encode(|e| {
+            e.array(if device.is_some() { 8 } else { 6 })?;
+            e.u64(suit::DIR_OVERRIDE)?;
+            e.map(if device.is_some() { 9 } else { 8 })?;
+            e.i64(suit::P_VENDOR)?.bytes(&crate::vendor_id())?;
+            e.i64(suit::P_CLASS)?.bytes(&self.class_id)?;
+            e.i64(suit::P_DIGEST)?.bytes(&digest)?;
+            e.i64(suit::P_SIZE)?.u32(self.image_size)?;
+            if let Some(thing) = device {
+                e.i64(suit::P_DEVICE)?.bytes(&crate::device_id(thing))?;
+            }
+            e.i64(suit::P_VERSION)?.u32(self.version.0)?;
+            e.i64(suit::P_COUNTER)?.u32(self.security_counter)?;
+            e.i64(suit::P_EXPIRES)?.u64(expires)?;
+            e.i64(suit::P_REGIONS)?.array(3)?;
+            for d in &self.region_digests {
+                e.bytes(d)?;
+            }
+            e.u64(suit::COND_VENDOR)?.u64(POLICY)?;
+            e.u64(suit::COND_CLASS)?.u64(POLICY)?;
+            if device.is_some() {
+                e.u64(suit::COND_DEVICE)?.u64(POLICY)?;
+            }
+            Ok(e)
+        });
+        let common = encode(|e| {
+            e.map(2)?.u64(2)?.array(1)?.array(2)?;
+            for part in COMPONENT {
+                e.bytes(part)?;
+            }
+            e.u64(4)?.bytes(&shared)
+        });
+        let validate = encode(|e| e.array(2)?.u64(suit::COND_IMAGE_MATCH)?.u64(POLICY));
+        encode(|e| {
+            e.map(4)?.u64(1)?.u64(1)?;
+            e.u64(2)?.u32(seq)?;
+            e.u64(3)?.bytes(&common)?;
+            e.u64(7)?.bytes(&validate)
+        })
+    }
+}
+
+/// The SUIT envelope (the fileType-142 file, design §3.1): the manifest of `spec`, signed by the
+/// release key `key`, with the root documents `roots` integrated (ascending versions).
+pub fn envelope(
+    spec: &ManifestSpec,
+    seq: u32,
+    expires: u64,
+    device: Option<&str>,
+    key: &SigningKey,
+    roots: &[Vec<u8>],
+) -> Vec<u8> {
+    envelope_of(&spec.manifest(seq, expires, device), key, roots)
+}
+
+/// An envelope around any manifest bytes: the SHA-256 SUIT_Digest of `manifest` and a detached
+/// COSE_Sign1 over it by `key`. Root documents are named by the version they claim (a document
+/// that does not parse is named version 0, which the device refuses).
+pub fn envelope_of(manifest: &[u8], key: &SigningKey, roots: &[Vec<u8>]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let digest = encode(|e| {
+        e.array(2)?
+            .i64(crate::manifest::SHA256)?
+            .bytes(&Sha256::digest(manifest))
+    });
+    let p = protected(&kid(key));
+    let s = sign(key, &cose::sign1_digest(&p, &digest));
+    let sign1 = encode(|e| {
+        e.tag(Tag::new(cose::TAG_SIGN1))?
+            .array(4)?
+            .bytes(&p)?
+            .map(0)?
+            .null()?
+            .bytes(&s)
+    });
+    let auth = encode(|e| e.array(2)?.bytes(&digest)?.bytes(&sign1));
+    let mut named: Vec<(std::string::String, &Vec<u8>)> = roots
+        .iter()
+        .map(|r| {
+            let v = crate::root::parse(r).map(|p| p.root.version).unwrap_or(0);
+            (std::format!("{}{v}", crate::manifest::ROOT_KEY_PREFIX), r)
+        })
+        .collect();
+    // Canonical order: shorter encoded keys first, then bytewise (= ascending versions).
+    named.sort_by(|a, b| (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0)));
+    encode(|e| {
+        e.tag(Tag::new(crate::manifest::TAG_ENVELOPE))?
+            .map(2 + named.len() as u64)?;
+        e.u64(2)?.bytes(&auth)?;
+        e.u64(3)?.bytes(manifest)?;
+        for (name, doc) in &named {
+            e.str(name)?.bytes(doc)?;
+        }
+        Ok(e)
+    })
+}

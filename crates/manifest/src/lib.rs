@@ -11,11 +11,15 @@ pub mod build;
 mod cbor;
 mod cose;
 pub mod error;
+pub mod manifest;
 pub mod root;
+pub mod store;
 pub mod timestamp;
 
 pub use error::{Doc, TrustError};
+pub use manifest::{Bundle, VerifiedManifest, parse_bundle, verify_envelope};
 pub use root::{Role, RootKey, TrustedRoot, walk_roots};
+pub use store::check_sequence;
 pub use timestamp::{Timestamp, peek_timestamp_root, verify_timestamp};
 
 pub use error::{
