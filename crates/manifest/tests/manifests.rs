@@ -103,6 +103,7 @@ fn golden_manifest_bytes() {
         region_digests: [[0x01; 32], [0x02; 32], [0x03; 32]],
     };
     let m = small.manifest(1, 0, None);
+    assert_eq!(m.len(), 235); // FORMAT.md's example
     let hex: String = m.iter().map(|b| format!("{b:02x}")).collect();
     let expected = concat!(
         "a4",
