@@ -39,6 +39,7 @@
 //! | Endless data | signed image size | agent: sub 10 |
 //! | Expired release | signed manifest expiry | [`TrustError::ManifestExpired`] (8) |
 //! | Cross-type reuse (a timestamp offered as a root, a root signature as a manifest's) | a document type field in each payload, different COSE structures and contexts | [`TrustError::WrongDocumentType`] |
+//! | Power cut while the device persists what it trusts (rollback of the trust state itself) | full-snapshot records, commit word last, never erase the sector holding the newest record ([`store`], marker-log rules) | `tests/store.rs`: clean and torn cut at every operation |
 //! | Parser attacks (the parser reads attacker bytes before any signature check) | a strict, allocation-free deterministic-CBOR subset; bounded counts; fuzzed (`tests/robustness.rs`) | [`TrustError::Malformed`], [`TrustError::NotCanonical`], [`TrustError::Unsupported`], [`TrustError::Truncated`], [`TrustError::TrailingBytes`] (3/5/6) |
 //!
 //! Every [`TrustError`] maps to its FAILED reason sub-code of design §4.2 in one place,
@@ -106,7 +107,9 @@
 //! on the 32-bit CM7), [`store::TrustState`] 560 B, [`Timestamp`] 56 B, [`TrustError`] 12 B.
 //! Verifying costs one ES256 verification per manifest or timestamp and at most one per
 //! distinct root-key signer per root document, plus SHA-256 over each document once; the
-//! Sig_structure is hashed as it is encoded (no buffer).
+//! Sig_structure is hashed as it is encoded (no buffer). The trust store reads one 512 B
+//! record at a time into a stack buffer; a write costs two program operations (plus one 2 KB
+//! erase every fourth write).
 //!
 //! # Not in this crate yet
 //!
@@ -123,6 +126,7 @@ extern crate std;
 pub mod build;
 mod cbor;
 mod cose;
+mod crc;
 pub mod error;
 pub mod manifest;
 pub mod root;

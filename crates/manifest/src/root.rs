@@ -224,6 +224,24 @@ fn parse_payload(payload: &[u8]) -> R<TrustedRoot> {
     let revoked = r.uint()?;
     r.end()?;
 
+    check_rules(&keys, [t_root, t_release, t_ts], revoked)?;
+    Ok(TrustedRoot {
+        version,
+        issued,
+        threshold: t_root as u8,
+        revoked: revoked as u8,
+        keys,
+    })
+}
+
+/// The rules of a root beyond its encoding, shared with the trust store's decoder: every role
+/// has a key, the root threshold is reachable, the online thresholds are 1, and revocations
+/// name only the 4 boot-key slots.
+pub(crate) fn check_rules(
+    keys: &[Option<RootKey>; MAX_ROOT_KEYS],
+    [t_root, t_release, t_ts]: [u64; 3],
+    revoked: u64,
+) -> R<()> {
     let with = |role: Role| keys.iter().flatten().filter(|k| k.has(role)).count() as u64;
     if with(Role::Root) == 0 || with(Role::Release) == 0 || with(Role::Timestamp) == 0 {
         return Err(TrustError::Roles);
@@ -234,13 +252,7 @@ fn parse_payload(payload: &[u8]) -> R<TrustedRoot> {
     if revoked > 0b1111 {
         return Err(TrustError::Revocation);
     }
-    Ok(TrustedRoot {
-        version,
-        issued,
-        threshold: t_root as u8,
-        revoked: revoked as u8,
-        keys,
-    })
+    Ok(())
 }
 
 /// Counts the distinct valid signatures on `doc` by root keys of `old` (if any) and of the
