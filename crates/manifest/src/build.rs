@@ -261,7 +261,73 @@ pub struct ManifestSpec {
     pub region_digests: [[u8; 32]; 3],
 }
 
+/// Why [`ManifestSpec::from_bank_image`] refused an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecError {
+    /// Not a bank image the agent could check: the CM0+ region's header or the version record
+    /// is refused (`ferrota_image::inspect::BankSummary::not_a_bank_image`).
+    NotABankImage(&'static str, ferrota_image::Error),
+    /// The CM0+ or CM7_0 region's signed bytes are missing.
+    RegionMissing(ferrota_image::Region),
+    /// The version record names no hardware id: a manifest must name the board it is for.
+    NoHardwareId,
+    /// The image is larger than 4 GiB.
+    TooLarge,
+}
+
+impl core::fmt::Display for SpecError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SpecError::NotABankImage(what, e) => write!(f, "not a bank image: {what}: {e}"),
+            SpecError::RegionMissing(r) => write!(f, "region {r:?} has no signed bytes"),
+            SpecError::NoHardwareId => {
+                f.write_str("the version record names no hardware id (the manifest's class id)")
+            }
+            SpecError::TooLarge => f.write_str("image larger than 4 GiB"),
+        }
+    }
+}
+
+impl std::error::Error for SpecError {}
+
 impl ManifestSpec {
+    /// The spec of a bank image as it is streamed (`files[0]`): its SHA-256 and length, the
+    /// version record's version, counter and hardware id (as [`crate::class_id`]), and the
+    /// SHA-256 of each region's signed bytes. CM7_1 is optional in a bank: an absent CM7_1 is
+    /// all zeros (the agent compares the CM0+ digest; decision, not in the plan). An image
+    /// without a hardware id is refused: a manifest always names its board.
+    pub fn from_bank_image(image: &[u8]) -> Result<ManifestSpec, SpecError> {
+        use ferrota_image::Region;
+        use sha2::{Digest, Sha256};
+        let s = ferrota_image::inspect::inspect(image);
+        if let Some((what, e)) = s.not_a_bank_image() {
+            return Err(SpecError::NotABankImage(what, e));
+        }
+        let record = s
+            .record
+            .map_err(|e| SpecError::NotABankImage("version record", e))?;
+        let hw = record.hardware.as_str();
+        if hw.is_empty() {
+            return Err(SpecError::NoHardwareId);
+        }
+        let mut region_digests = [[0u8; 32]; 3];
+        for (d, r) in region_digests.iter_mut().zip(&s.regions) {
+            match (r.digest, r.region) {
+                (Some(x), _) => *d = x,
+                (None, Region::Cm7_1) => {}
+                (None, region) => return Err(SpecError::RegionMissing(region)),
+            }
+        }
+        Ok(ManifestSpec {
+            image_digest: Sha256::digest(image).into(),
+            image_size: u32::try_from(image.len()).map_err(|_| SpecError::TooLarge)?,
+            class_id: crate::class_id(hw),
+            version: record.version,
+            security_counter: record.security_counter,
+            region_digests,
+        })
+    }
+
     /// The SUIT_Manifest bytes (key 3 of the envelope) for sequence `seq`, expiry `expires`
     /// (0 = none) and, for a per-thing manifest, the thing's name.
     pub fn manifest(&self, seq: u32, expires: u64, device: Option<&str>) -> Vec<u8> {

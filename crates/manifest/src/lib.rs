@@ -79,8 +79,9 @@
 //!   timestamp thresholds are fixed at 1. Boot-key revocations are cumulative: a new root that
 //!   clears a bit set by its predecessor is refused ([`TrustError::Revocation`]), since the
 //!   eFuse bits cannot be unblown anyway and such a root is a mistake or an attack. The anchor
-//!   must carry its own threshold of signatures. The version in an envelope's root key name is
-//!   not trusted: only the signed version inside counts.
+//!   must carry its own threshold of signatures. The version in an envelope's root key name must
+//!   equal the version the document claims (one encoding per envelope); only the walk's
+//!   signatures make that claim trusted.
 //! - **D-5, timestamps**: a timestamp naming a root above the trusted one is
 //!   [`TrustError::TimestampRootAhead`] (sub 6), for the agent to verify again after the walk; one
 //!   naming an older root is accepted while its key is still a timestamp key of the trusted

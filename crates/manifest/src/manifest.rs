@@ -74,8 +74,9 @@ impl<'b> Bundle<'b> {
 
 /// Parses a metadata file's envelope strictly: the tag, keys 2 (authentication wrapper) and 3
 /// (manifest), and at most [`MAX_BUNDLE_ROOTS`] integrated root documents named
-/// `"#ferrota-root-<version>"`. The manifest itself is parsed only after its digest and
-/// signature verify ([`verify_envelope`]).
+/// `"#ferrota-root-<version>"`, where the name's version must be the one the document claims
+/// (a root document that does not parse is refused here with its root error, sub 5). The
+/// manifest itself is parsed only after its digest and signature verify ([`verify_envelope`]).
 pub fn parse_bundle(file: &[u8]) -> Result<Bundle<'_>, TrustError> {
     let mut r = Reader::new(file, Doc::Manifest);
     r.tag(TAG_ENVELOPE)?;
@@ -94,11 +95,17 @@ pub fn parse_bundle(file: &[u8]) -> Result<Bundle<'_>, TrustError> {
     let mut roots: [&[u8]; MAX_BUNDLE_ROOTS] = [&[]; MAX_BUNDLE_ROOTS];
     for slot in roots.iter_mut().take((n - 2) as usize) {
         let at = r.at() as usize;
-        match r.key()? {
-            Key::Text(name) if root_name_ok(name) => {}
+        let version = match r.key()? {
+            Key::Text(name) => root_name_version(name).ok_or(r.unsupported(at))?,
             _ => return Err(r.unsupported(at)),
+        };
+        let doc = r.bytes()?;
+        // The name is not signed: it must be the version the document itself claims, so one
+        // envelope has one encoding (the claim is checked by the walk's signatures).
+        if crate::root::parse(doc)?.root.version != version {
+            return Err(r.unsupported(at));
         }
-        *slot = r.bytes()?;
+        *slot = doc;
     }
     r.end()?;
 
@@ -137,11 +144,14 @@ pub fn parse_bundle(file: &[u8]) -> Result<Bundle<'_>, TrustError> {
     })
 }
 
-fn root_name_ok(name: &str) -> bool {
-    let Some(v) = name.strip_prefix(ROOT_KEY_PREFIX) else {
-        return false;
-    };
-    !v.is_empty() && v.len() <= 10 && v.bytes().all(|b| b.is_ascii_digit()) && !v.starts_with('0')
+/// The version in a root document's key name: `"#ferrota-root-"` and a decimal `u32` without
+/// leading zeros.
+fn root_name_version(name: &str) -> Option<u32> {
+    let v = name.strip_prefix(ROOT_KEY_PREFIX)?;
+    if v.is_empty() || v.starts_with('0') || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
 }
 
 /// Reads a SUIT_Digest `[-16, h'<32>']`.

@@ -266,6 +266,39 @@ fn duplicate_root_names_are_not_canonical() {
 }
 
 #[test]
+fn root_name_must_match_its_version() {
+    let file = build::envelope(&spec(), 7, 0, None, release(0), &[root_v2()]);
+    let at = find(&file, b"#ferrota-root-2");
+    let mut renamed = file.clone();
+    renamed[at + 14] = b'3';
+    assert!(matches!(
+        parse_bundle(&renamed).unwrap_err(),
+        TrustError::Unsupported {
+            doc: Doc::Manifest,
+            ..
+        }
+    ));
+    let mut bad = file.clone();
+    bad[at + 1] = b'F';
+    assert!(matches!(
+        parse_bundle(&bad).unwrap_err(),
+        TrustError::Unsupported {
+            doc: Doc::Manifest,
+            ..
+        }
+    ));
+    // A root document that does not parse is a root error.
+    let v2 = root_v2();
+    let mut broken = build::envelope(&spec(), 7, 0, None, release(0), std::slice::from_ref(&v2));
+    let at = find(&broken, &v2);
+    broken[at] = 0xd2; // tag 18, not 98
+    assert_eq!(
+        parse_bundle(&broken).unwrap_err().sub(),
+        ferrota_manifest::SUB_ROOT
+    );
+}
+
+#[test]
 fn truncated_trailing_garbage() {
     let file = build::envelope(&spec(), 7, 0, None, release(0), &[root_v2()]);
     for n in 1..file.len() {
@@ -332,4 +365,61 @@ fn sequence_rule() {
     s.root = walk_roots(&anchor(), [&v2[..], &v3[..]].into_iter()).unwrap();
     assert_eq!(s.floor(), 5);
     assert_eq!(check_sequence(&s, &m), Ok(()));
+}
+
+#[test]
+fn spec_from_a_bank_image() {
+    use ferrota_image::build::{BankBuilder, sample_build};
+    use ferrota_image::sign::BootSigningKey;
+    use ferrota_image::{HardwareId, Region, VersionRecord};
+    let key = BootSigningKey::EcdsaP256(root(0).clone());
+    let bank = |hw: &str, cm7_1: bool| {
+        let mut b = BankBuilder::new(VersionRecord {
+            version: FirmwareVersion::new(1, 4, 2),
+            security_counter: 6,
+            hardware: HardwareId::new(hw).unwrap_or_default(),
+            flags: 0,
+        });
+        b.add(Region::Cm0p, &sample_build(Region::Cm0p, 0x1000, 3))
+            .unwrap();
+        b.add(Region::Cm7_0, &sample_build(Region::Cm7_0, 0x2000, 3))
+            .unwrap();
+        if cm7_1 {
+            b.add(Region::Cm7_1, &sample_build(Region::Cm7_1, 0x800, 3))
+                .unwrap();
+        }
+        b.finish(&key).unwrap()
+    };
+    let image = bank("KIT_T2G-B-H_EVK", true);
+    let s = ManifestSpec::from_bank_image(&image).unwrap();
+    assert_eq!(s.image_size as usize, image.len());
+    assert_eq!(s.image_digest, <[u8; 32]>::from(Sha256::digest(&image)));
+    assert_eq!(s.class_id, class_id("KIT_T2G-B-H_EVK"));
+    assert_eq!(
+        (s.version, s.security_counter),
+        (FirmwareVersion::new(1, 4, 2), 6)
+    );
+    let cm0p = ferrota_image::inspect::inspect(&image).regions[0]
+        .digest
+        .unwrap();
+    assert_eq!(s.region_digests[0], cm0p);
+    assert!(s.region_digests.iter().all(|d| d != &[0; 32]));
+    let m = verify(&build::envelope(&s, 1, 0, None, release(0), &[])).unwrap();
+    assert_eq!(m.region_digests(), &s.region_digests);
+    // A bank built without CM7_1 code still has a signed (empty) CM7_1 region: its digest.
+    // No hardware id: refused. Not an image: refused.
+    let small = bank("KIT_T2G-B-H_EVK", false);
+    let s = ManifestSpec::from_bank_image(&small).unwrap();
+    let cm7_1 = ferrota_image::inspect::inspect(&small).regions[2]
+        .digest
+        .unwrap();
+    assert_eq!(s.region_digests[2], cm7_1);
+    assert_eq!(
+        ManifestSpec::from_bank_image(&bank("", true)),
+        Err(build::SpecError::NoHardwareId)
+    );
+    assert!(matches!(
+        ManifestSpec::from_bank_image(&[0u8; 64]),
+        Err(build::SpecError::NotABankImage(..))
+    ));
 }
