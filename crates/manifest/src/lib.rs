@@ -114,8 +114,8 @@
 //!
 //! # Not in this crate yet
 //!
-//! `bind(&BankVerified, &VerifiedManifest)` (needs `BankVerified::file_digest` in
-//! `ferrota-image`), `ManifestSpec::from_bank_image`, and the `coset` interop test.
+//! `bind(&BankVerified, &VerifiedManifest) -> ManifestMatched` (needs `BankVerified::file_digest`
+//! in `ferrota-image`) and the `coset` interop test (a new dev-dependency).
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -423,3 +423,101 @@ fn spec_from_a_bank_image() {
         Err(build::SpecError::NotABankImage(..))
     ));
 }
+
+/// Envelopes assembled by hand, for the rules the builders never break.
+mod hand_built {
+    use super::*;
+    use minicbor::Encoder;
+    use minicbor::data::Tag;
+
+    fn enc(f: impl FnOnce(&mut Encoder<Vec<u8>>)) -> Vec<u8> {
+        let mut e = Encoder::new(Vec::new());
+        f(&mut e);
+        e.into_writer()
+    }
+
+    /// An envelope from its parts: digest algorithm, extra envelope entries.
+    fn envelope(alg: i64, extra: &[(i64, &[u8])], indefinite_auth: bool) -> Vec<u8> {
+        let manifest = spec().manifest(7, 0, None);
+        let digest = enc(|e| {
+            e.array(2).unwrap().i64(alg).unwrap();
+            e.bytes(&Sha256::digest(&manifest)).unwrap();
+        });
+        // The signature bytes are never reached by these tests: zeros.
+        let kid = build::kid(release(0));
+        let protected = enc(|e| {
+            e.map(2).unwrap().u64(1).unwrap().i64(-7).unwrap();
+            e.u64(4).unwrap().bytes(&kid).unwrap();
+        });
+        let sign1 = enc(|e| {
+            e.tag(Tag::new(18))
+                .unwrap()
+                .array(4)
+                .unwrap()
+                .bytes(&protected)
+                .unwrap();
+            e.map(0).unwrap().null().unwrap().bytes(&[0; 64]).unwrap();
+        });
+        let auth = enc(|e| {
+            if indefinite_auth {
+                e.begin_array().unwrap();
+            } else {
+                e.array(2).unwrap();
+            }
+            e.bytes(&digest).unwrap().bytes(&sign1).unwrap();
+            if indefinite_auth {
+                e.end().unwrap();
+            }
+        });
+        enc(|e| {
+            e.tag(Tag::new(107))
+                .unwrap()
+                .map(2 + extra.len() as u64)
+                .unwrap();
+            e.u64(2).unwrap().bytes(&auth).unwrap();
+            e.u64(3).unwrap().bytes(&manifest).unwrap();
+            for (k, v) in extra {
+                e.i64(*k).unwrap().bytes(v).unwrap();
+            }
+        })
+    }
+
+    #[test]
+    fn baseline_reaches_the_signature() {
+        let file = envelope(-16, &[], false);
+        assert_eq!(verify(&file), Err(TrustError::BadSignature(Doc::Manifest)));
+    }
+
+    #[test]
+    fn digest_algorithm_other_than_sha256() {
+        let file = envelope(-43, &[], false); // SHA-384
+        assert_eq!(
+            parse_bundle(&file).unwrap_err(),
+            TrustError::Algorithm(Doc::Manifest)
+        );
+    }
+
+    #[test]
+    fn unknown_envelope_key() {
+        let file = envelope(-16, &[(16, b"text")], false); // suit-text, not in the subset
+        assert!(matches!(
+            parse_bundle(&file).unwrap_err(),
+            TrustError::Unsupported {
+                doc: Doc::Manifest,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn indefinite_length_is_not_canonical() {
+        let file = envelope(-16, &[], true);
+        assert_eq!(
+            parse_bundle(&file).unwrap_err(),
+            TrustError::NotCanonical {
+                doc: Doc::Manifest,
+                at: 0
+            }
+        );
+    }
+}
