@@ -61,6 +61,11 @@
 //! - **D-1**: a hand-checked subset on `minicbor`'s `Decoder`, with the deterministic-encoding
 //!   rules added by a strict reader (`cbor.rs`): shortest heads, definite lengths, map keys
 //!   strictly ascending bytewise. One generic rule gives canonical order and refuses duplicates.
+//! - **SUIT numbers** (the plan asked for a re-check against the draft): envelope 2/3, manifest
+//!   1/2/3/7, common 2/4, commands 1, 2, 3, 20, 24, parameters 1, 2, 3, 14, 24, SHA-256 −16,
+//!   ES256 −7, COSE_Sign1 tag 18 with a `null` (detached) payload match the draft's registries
+//!   and public SUIT examples (libcsuit, nRF SUIT). `tests/cose.rs` rebuilds each Sig_structure
+//!   from RFC 9052 §4.4 by hand and checks the signatures with `p256` directly.
 //! - **D-2, shared sequence**: the plan writes the device condition as `[24, 15]`; SUIT command
 //!   sequences are flat `[cmd, arg, cmd, arg, …]`, so it is `…, 24, 15`. The device-id parameter
 //!   and its condition come together or not at all. A vendor id other than [`vendor_id`] is
