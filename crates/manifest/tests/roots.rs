@@ -342,3 +342,27 @@ fn other_algorithm() {
         TrustError::Algorithm(Doc::Root)
     );
 }
+
+#[test]
+fn signer_count_bounds() {
+    // More than MAX_SIGNATURES signers are refused unread; none at all too.
+    let many: Vec<&_> =
+        std::iter::repeat_n(root(0), ferrota_manifest::MAX_SIGNATURES + 1).collect();
+    let doc = build::root_doc(1, 0, &keys_v1(), 2, 0, &many);
+    assert!(matches!(
+        anchor_err(&doc),
+        TrustError::Unsupported { doc: Doc::Root, .. }
+    ));
+    let none = build::root_doc(1, 0, &keys_v1(), 2, 0, &[]);
+    assert!(matches!(
+        anchor_err(&none),
+        TrustError::Unsupported { doc: Doc::Root, .. }
+    ));
+    // Exactly MAX_SIGNATURES is read (and one key id still counts once).
+    let max: Vec<&_> = std::iter::repeat_n(root(0), ferrota_manifest::MAX_SIGNATURES).collect();
+    let doc = build::root_doc(1, 0, &keys_v1(), 2, 0, &max);
+    assert_eq!(
+        anchor_err(&doc),
+        TrustError::NewThreshold { have: 1, need: 2 }
+    );
+}
