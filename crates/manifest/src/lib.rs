@@ -8,7 +8,7 @@
 //! carried in a standard SUIT envelope. It is `no_std` without `alloc`, parses in place from the
 //! stream block that carried the file, and reuses the image crate's crypto stack (`p256` 0.14,
 //! `sha2` 0.11): nothing new to trust on the CM7. Feature `std` adds the host builders
-//! ([`build`]).
+//! (`build`).
 //!
 //! # Documents
 //!
