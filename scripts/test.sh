@@ -16,7 +16,7 @@ step "cargo clippy (workspace, all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "core crates are no_std: no std or alloc feature reaches their dependency graphs"
-for crate in ferrota-image ferrota-boot ferrota-proto ferrota-agent ferrota-delta; do
+for crate in ferrota-image ferrota-boot ferrota-proto ferrota-agent ferrota-delta ferrota-manifest; do
     if cargo metadata --format-version 1 --no-deps | grep -q "\"name\":\"$crate\""; then
         if cargo tree -p "$crate" --no-default-features -e normal,features --prefix none \
             | grep -E ' feature "(std|alloc)"' ; then
