@@ -62,7 +62,7 @@ pub mod sign;
 
 pub use error::{Error, ErrorKind};
 pub use layout::{BANK_SIZE, Region};
-pub use scheme::{BootKey, BootVerifier, Scheme};
+pub use scheme::{BootKey, BootVerifier, KeyRing, KeyRingError, Scheme};
 pub use verify::{BankVerified, VerifiedBank, VerifiedBoot, VerifiedRegion};
 pub use version::{FirmwareVersion, HardwareId, VersionRecord};
 

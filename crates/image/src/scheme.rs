@@ -170,3 +170,193 @@ impl Rsa2048PublicKey {
         Some(Rsa2048PublicKey { modulus, exponent })
     }
 }
+
+/// Number of boot-key slots a [`KeyRing`] holds (slot 0 is the key object the ROM and the
+/// single-key path already read; see [`crate::sflash_key::BOOT_KEY_SLOTS`]).
+pub const KEY_SLOTS: usize = 4;
+
+/// Why a [`KeyRing`] was refused at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRingError {
+    /// No slot holds a key: a ring that can verify nothing is a provisioning error, not a ring.
+    Empty,
+    /// This slot's scheme differs from the first present slot's. One ring holds one scheme, so
+    /// a boot signature slot is read one way only and [`BootVerifier::scheme`] has one answer.
+    MixedSchemes {
+        /// The slot whose key differs.
+        slot: u8,
+        /// The ring's scheme (the first present slot's).
+        ring: Scheme,
+        /// The slot's scheme.
+        found: Scheme,
+    },
+}
+
+impl core::fmt::Display for KeyRingError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            KeyRingError::Empty => f.write_str("boot key ring: no slot holds a key"),
+            KeyRingError::MixedSchemes { slot, ring, found } => write!(
+                f,
+                "boot key ring: slot {slot} holds a {} key in a {} ring (one scheme per ring)",
+                found.name(),
+                ring.name()
+            ),
+        }
+    }
+}
+
+impl core::error::Error for KeyRingError {}
+
+/// Up to [`KEY_SLOTS`] boot keys and the eFuse revocation mask: the DBM's trust after a boot-key
+/// rotation.
+///
+/// It is itself a [`BootVerifier`], so the Dual Bank Manager, the CM0+ stage and the agent take
+/// a ring where they took one key and do not change. A signature verifies if it verifies under
+/// **any present, non-revoked** slot key, tried in slot order.
+///
+/// Revocation is one eFuse bit per slot (bit `n` of the mask = slot `n`, see
+/// `ferrota_t2g::geometry::EFUSE_KEY_REVOKE_OFFSET`). Fuses only go 0 → 1, so once a slot's bit
+/// is blown no write to flash or SFlash makes the ring trust that key again.
+///
+/// What it defends: a boot key that leaked is no longer trusted once the fleet has moved to a
+/// later slot's key and the old slot is revoked, so images the thief signs afterwards are
+/// refused on every boot path. What it does not: before the revocation the stolen key is as good
+/// as the owner's; and an attacker who can write SFlash before the secure life cycle (or who
+/// holds a non-revoked key) is out of scope, as for the single key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRing<K> {
+    keys: [Option<K>; KEY_SLOTS],
+    revoked: u8,
+    scheme: Scheme,
+}
+
+impl<K: BootVerifier> KeyRing<K> {
+    /// A ring of these slots with the revocation mask `revoked` (bit `n` = slot `n`; bits above
+    /// [`KEY_SLOTS`] are ignored). Refused if no slot holds a key or the slots mix schemes.
+    /// Revoked slots count for both checks: what the ring *holds* is checked, not what it
+    /// currently trusts, so revoking a slot never turns a valid ring into an invalid one.
+    pub fn new(keys: [Option<K>; KEY_SLOTS], revoked: u8) -> Result<Self, KeyRingError> {
+        let mut scheme = None;
+        for (slot, k) in keys.iter().enumerate() {
+            let Some(k) = k else { continue };
+            match scheme {
+                None => scheme = Some(k.scheme()),
+                Some(ring) if ring != k.scheme() => {
+                    return Err(KeyRingError::MixedSchemes {
+                        slot: slot as u8,
+                        ring,
+                        found: k.scheme(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(KeyRing {
+            keys,
+            revoked: revoked & Self::ALL,
+            scheme: scheme.ok_or(KeyRingError::Empty)?,
+        })
+    }
+
+    /// A ring of one key in slot 0, nothing revoked: the single-key path as a ring.
+    pub fn single(key: K) -> Self {
+        let scheme = key.scheme();
+        KeyRing {
+            keys: [Some(key), None, None, None],
+            revoked: 0,
+            scheme,
+        }
+    }
+}
+
+impl<K> KeyRing<K> {
+    /// The mask of every slot.
+    pub const ALL: u8 = (1 << KEY_SLOTS) - 1;
+
+    /// The same ring with the slots of `mask` revoked as well (what the ring would trust after
+    /// blowing those fuse bits; the revoke guard checks the running image against it).
+    pub fn without(&self, mask: u8) -> Self
+    where
+        K: Clone,
+    {
+        KeyRing {
+            keys: self.keys.clone(),
+            revoked: (self.revoked | mask) & Self::ALL,
+            scheme: self.scheme,
+        }
+    }
+
+    /// The revocation mask.
+    pub fn revoked(&self) -> u8 {
+        self.revoked
+    }
+
+    /// The mask of the slots that hold a key (revoked or not).
+    pub fn present(&self) -> u8 {
+        self.keys
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.is_some())
+            .fold(0, |m, (i, _)| m | 1 << i)
+    }
+
+    /// The mask of the slots the ring trusts: present and not revoked.
+    pub fn trusted(&self) -> u8 {
+        self.present() & !self.revoked
+    }
+
+    /// The key of a slot, revoked or not (`None` if the slot is empty or out of range).
+    pub fn slot(&self, slot: usize) -> Option<&K> {
+        self.keys.get(slot).and_then(Option::as_ref)
+    }
+
+    /// The trusted keys with their slot numbers, in slot order.
+    pub fn trusted_keys(&self) -> impl Iterator<Item = (usize, &K)> {
+        let revoked = self.revoked;
+        self.keys
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| revoked & (1 << i) == 0)
+            .filter_map(|(i, k)| k.as_ref().map(|k| (i, k)))
+    }
+}
+
+impl<K: BootVerifier> KeyRing<K> {
+    /// The first trusted slot whose key verifies the signature (what [`BootVerifier`] answers,
+    /// with the slot named: the revoke guard needs to know which keys an image depends on).
+    pub fn verifying_slot(
+        &self,
+        digest: &[u8; 32],
+        slot: &[u8; SLOT],
+    ) -> Result<usize, SignatureFault> {
+        if slot.iter().all(|&b| b == 0) {
+            return Err(SignatureFault::Unsigned);
+        }
+        let mut fault = SignatureFault::Mismatch;
+        for (i, k) in self.trusted_keys() {
+            match k.verify_digest(digest, slot) {
+                Ok(()) => return Ok(i),
+                // A slot that cannot be parsed is malformed under every key of the scheme;
+                // keep the most specific fault, but never stop early on a mismatch.
+                Err(SignatureFault::Mismatch) => {}
+                Err(e) => fault = e,
+            }
+        }
+        Err(fault)
+    }
+}
+
+impl<K: BootVerifier> BootVerifier for KeyRing<K> {
+    /// The one scheme of the ring (checked at [`KeyRing::new`]).
+    fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// `Ok` if any present, non-revoked slot's key verifies; `Unsigned` for an all-zero slot;
+    /// otherwise `Mismatch` (or the key's `Malformed`/`Unsupported`). With every slot revoked,
+    /// nothing verifies.
+    fn verify_digest(&self, digest: &[u8; 32], slot: &[u8; SLOT]) -> Result<(), SignatureFault> {
+        self.verifying_slot(digest, slot).map(|_| ())
+    }
+}

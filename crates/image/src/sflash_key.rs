@@ -33,7 +33,7 @@ use p256::ecdsa::VerifyingKey;
 use p256::elliptic_curve::point::AffineCoordinates;
 use p256::{AffinePoint, FieldBytes};
 
-use crate::scheme::{BootKey, Rsa2048PublicKey};
+use crate::scheme::{BootKey, KEY_SLOTS, KeyRing, KeyRingError, Rsa2048PublicKey};
 
 /// Address of the public-key object in SFlash.
 pub const SFLASH_KEY_ADDRESS: u32 = 0x1700_6400;
@@ -73,6 +73,9 @@ pub enum KeyObjectError {
     WrongSize(u32),
     /// A field at this object offset is inconsistent (pointer, bit length, exponent, point).
     BadField(usize),
+    /// An RSA-2048 object (1096 B) in slots 1..3, which are one 512 B row each and whose RSA
+    /// pointers could not name the slot 0 address the ROM reads (P-256 only there).
+    RsaOutsideSlot0,
 }
 
 impl core::fmt::Display for KeyObjectError {
@@ -90,6 +93,9 @@ impl core::fmt::Display for KeyObjectError {
                 write!(f, "key object at +0: objSize {s} does not match the scheme")
             }
             KeyObjectError::BadField(o) => write!(f, "key object at +{o}: inconsistent field"),
+            KeyObjectError::RsaOutsideSlot0 => {
+                f.write_str("key object at +4: RSA-2048 is allowed in key slot 0 only")
+            }
         }
     }
 }
@@ -210,6 +216,86 @@ pub fn parse_key_object(obj: &[u8]) -> Result<BootKey, KeyObjectError> {
         }
         RawKeyObject::Rsa2048(key) => Ok(BootKey::Rsa2048(key)),
     }
+}
+
+/// SFlash addresses of the boot-key slots of a [`KeyRing`] (design #20 §5).
+///
+/// Slot 0 is [`SFLASH_KEY_ADDRESS`], unchanged: the ROM's RSA pointer at 0x17006408 and the
+/// single-key path read it, and an RSA-2048 object (1096 B, rows 0x6400..0x6848) fits there only.
+/// Slots 1..3 are the last three 512 B rows of the 0xC00 key area, one P-256 object (76 B) each.
+/// All four lie inside the area the ROM's S-HASH already covers, so in SECURE a slot can no more
+/// be added or changed than the slot 0 key can; and each is its own SFlash row, so provisioning
+/// one slot is one row write that cannot tear another.
+pub const BOOT_KEY_SLOTS: [u32; KEY_SLOTS] = [0x1700_6400, 0x1700_6A00, 0x1700_6C00, 0x1700_6E00];
+
+/// Offsets of the slots in the key area (`BOOT_KEY_SLOTS[n] - SFLASH_KEY_ADDRESS`).
+const SLOT_OFFSETS: [usize; KEY_SLOTS] = [0, 0x600, 0x800, 0xA00];
+
+/// A key slot that could not be read into a ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotError {
+    /// The slot holds an object, and it is refused.
+    Object {
+        /// The slot (0..4).
+        slot: u8,
+        /// Why.
+        error: KeyObjectError,
+    },
+    /// The slots do not make a ring (mixed schemes).
+    Ring(KeyRingError),
+}
+
+impl core::fmt::Display for SlotError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            SlotError::Object { slot, error } => write!(
+                f,
+                "boot key slot {slot} at {:#010x}: {error}",
+                BOOT_KEY_SLOTS[usize::from(slot)]
+            ),
+            SlotError::Ring(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl core::error::Error for SlotError {}
+
+/// Reads the four boot-key slots of the SFlash key area (the 0xC00 bytes at 0x17006400).
+///
+/// Slot 0 is required and read exactly as [`parse_key_object`] reads the single key, with the
+/// same errors. Slots 1..3: an empty slot is `None`: objSize and scheme words both 0xFFFFFFFF
+/// (erased SFlash) or both zero (a row written with zeros, as provisioning pads). Any other content must be a valid P-256 object, or the whole read is refused. A
+/// half-provisioned or garbled slot is a provisioning error to surface, not a key to skip
+/// silently: the area is under the S-HASH, so in SECURE it cannot appear by accident later.
+pub fn parse_key_slots(
+    area: &[u8; SFLASH_KEY_AREA],
+) -> Result<[Option<BootKey>; KEY_SLOTS], SlotError> {
+    let mut keys: [Option<BootKey>; KEY_SLOTS] = [None, None, None, None];
+    for (slot, &off) in SLOT_OFFSETS.iter().enumerate() {
+        let obj = &area[off..];
+        let err = |error| SlotError::Object {
+            slot: slot as u8,
+            error,
+        };
+        if slot > 0 {
+            match (word(obj, 0), word(obj, 4)) {
+                (u32::MAX, u32::MAX) | (0, 0) => continue,
+                (_, SCHEME_RSA2048) => return Err(err(KeyObjectError::RsaOutsideSlot0)),
+                _ => {}
+            }
+        }
+        keys[slot] = Some(parse_key_object(obj).map_err(err)?);
+    }
+    Ok(keys)
+}
+
+/// The [`KeyRing`] of the key area with the eFuse revocation mask `revoked`: the slots of
+/// [`parse_key_slots`], refused if they mix schemes.
+pub fn read_key_ring(
+    area: &[u8; SFLASH_KEY_AREA],
+    revoked: u8,
+) -> Result<KeyRing<BootKey>, SlotError> {
+    KeyRing::new(parse_key_slots(area)?, revoked).map_err(SlotError::Ring)
 }
 
 /// The P-256 key object; fixed size, so it needs no allocation.
