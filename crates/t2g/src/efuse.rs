@@ -1,4 +1,5 @@
-//! eFuse: 1024 one-time bits holding the life-cycle stage, S-HASH and the anti-rollback counter.
+//! eFuse: 1024 one-time bits holding the life-cycle stage, S-HASH, the boot-key revocation bits
+//! and the anti-rollback counter.
 //!
 //! A bit can only be blown (0 → 1); nothing returns it to 0. Each blown bit is one operation
 //! (the SROM's BlowFuseBit works bit by bit), so a power cut can fall between the bits of a
@@ -192,6 +193,16 @@ impl Efuse {
             .sum()
     }
 
+    /// The boot-key revocation mask: bit `n` set = the key in SFlash slot `n` is revoked
+    /// (geometry decision 5; `ferrota_image::KeyRing` takes this mask as it is).
+    pub fn revoked_boot_keys(&self) -> u8 {
+        self.bits[EFUSE_KEY_REVOKE_OFFSET] & ((1u16 << EFUSE_KEY_SLOTS) - 1) as u8
+    }
+
+    fn revoke_bit(slot: u32) -> u32 {
+        EFUSE_KEY_REVOKE_OFFSET as u32 * 8 + slot
+    }
+
     fn counter_bit(i: u32) -> u32 {
         EFUSE_COUNTER_OFFSET as u32 * 8 + i
     }
@@ -267,6 +278,36 @@ impl Device {
     /// The anti-rollback counter.
     pub fn rollback_counter(&self) -> u32 {
         self.efuse.rollback_counter()
+    }
+
+    /// Revokes boot-key slot `slot` (0..[`EFUSE_KEY_SLOTS`]): blows its one bit, one operation.
+    /// Already revoked: nothing to do, no operation.
+    ///
+    /// Power-cut safe by construction: the field is one bit per slot, so a torn blow leaves the
+    /// slot revoked or not, never another slot's bit, and retrying finishes it.
+    ///
+    /// Allowed in the secure stages (unlike S-HASH: revoking only *removes* trust, so it is what
+    /// a fielded SECURE part needs after a key leak) and refused only when the life cycle is
+    /// CORRUPTED ([`EfuseError::Locked`]). Whether the board still has a key to boot with is the
+    /// caller's check (the boot chain's revoke guard), not the fuse array's.
+    pub fn revoke_boot_key(&mut self, slot: u32) -> Result<(), Error> {
+        self.ensure_powered()?;
+        if slot >= EFUSE_KEY_SLOTS {
+            return Err(EfuseError::NoKeySlot {
+                slot,
+                max: EFUSE_KEY_SLOTS,
+            }
+            .into());
+        }
+        let stage = self.lifecycle();
+        if stage == LifeCycle::Corrupted {
+            return Err(EfuseError::Locked { stage }.into());
+        }
+        let bit = Efuse::revoke_bit(slot);
+        if self.efuse.bit(bit) {
+            return Ok(());
+        }
+        self.blow_bit(bit)
     }
 
     /// Raises the anti-rollback counter to `to`: one operation per bit blown. Lowering it is

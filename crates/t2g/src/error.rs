@@ -161,6 +161,14 @@ pub enum EfuseError {
         /// The stage.
         stage: LifeCycle,
     },
+    /// There is no revocation bit for this boot-key slot.
+    #[error("boot-key slot {slot} has no revocation bit (slots 0..{max})")]
+    NoKeySlot {
+        /// The slot requested.
+        slot: u32,
+        /// The number of slots.
+        max: u32,
+    },
 }
 
 impl NorFlashError for Error {

@@ -24,8 +24,12 @@
 //!    * bytes 0..2: life-cycle stage bits, one bit per stage ([`LC_BIT_NORMAL`] …), see
 //!      [`crate::efuse::LifeCycle`] for the decoding and the allowed transitions;
 //!    * bytes 16..48: S-HASH, 32 bytes = a SHA-256 digest ([`EFUSE_SHASH_OFFSET`]);
+//!    * byte 48, bits 0..4 (array bits 384..388): boot-key revocation, one bit per key slot
+//!      ([`EFUSE_KEY_REVOKE_OFFSET`], [`EFUSE_KEY_SLOTS`]; design #20 §5): bit n blown = the
+//!      key in SFlash slot n is no longer trusted. The rest of byte 48 is kept free;
 //!    * bytes 64..80: the anti-rollback counter, 128 bits of thermometer code
-//!      ([`EFUSE_COUNTER_OFFSET`], [`EFUSE_COUNTER_BITS`]): value = number of blown bits.
+//!      ([`EFUSE_COUNTER_OFFSET`], [`EFUSE_COUNTER_BITS`]): value = number of blown bits;
+//!    * bytes 2..16, 49..64 and 80..128 are free.
 //! 6. **SFlash.** 64 rows of 512 B. A row write is the SROM "write row" (erase + program in one
 //!    operation, no erased-state precondition). Fresh SFlash reads 0xFF (the factory content of
 //!    the Infineon rows is not modelled).
@@ -147,6 +151,10 @@ pub const LC_BITS: u32 = 8;
 pub const EFUSE_SHASH_OFFSET: usize = 16;
 /// S-HASH length: 32 bytes, a SHA-256 digest ([U]: chosen).
 pub const EFUSE_SHASH_LEN: usize = 32;
+/// Byte offset of the boot-key revocation bits in the eFuse array (decision 5, design #20 §5).
+pub const EFUSE_KEY_REVOKE_OFFSET: usize = 48;
+/// Number of boot-key slots with a revocation bit (bits 0..4 of byte 48).
+pub const EFUSE_KEY_SLOTS: u32 = 4;
 /// Byte offset of the anti-rollback counter in the eFuse array (decision 5).
 pub const EFUSE_COUNTER_OFFSET: usize = 64;
 /// Width of the anti-rollback counter in bits, so its maximum value (decision 5).
@@ -209,5 +217,8 @@ mod tests {
         let work: u32 = WORK_LAYOUT.iter().map(|s| s.count * s.size).sum();
         assert_eq!(work, WORK_SIZE);
         assert!((EFUSE_COUNTER_BITS / 8) as usize + EFUSE_COUNTER_OFFSET <= EFUSE_BYTES);
+        // The revocation byte overlaps neither S-HASH nor the counter.
+        assert!(EFUSE_SHASH_OFFSET + EFUSE_SHASH_LEN <= EFUSE_KEY_REVOKE_OFFSET);
+        assert!(EFUSE_KEY_REVOKE_OFFSET < EFUSE_COUNTER_OFFSET && EFUSE_KEY_SLOTS <= 8);
     }
 }

@@ -914,3 +914,73 @@ fn bad_files_are_typed_errors() {
         Err(PersistError::Truncated { .. })
     ));
 }
+
+#[test]
+fn boot_key_revocation_is_one_bit_per_slot_and_persists() {
+    let mut d = Device::new();
+    assert_eq!(d.efuse().revoked_boot_keys(), 0);
+    let ops = d.op_count();
+    d.revoke_boot_key(1).unwrap();
+    assert_eq!(d.op_count() - ops, 1, "one blow, one operation");
+    assert_eq!(d.efuse().revoked_boot_keys(), 0b0010);
+    assert_eq!(d.efuse().bytes()[EFUSE_KEY_REVOKE_OFFSET], 0b0010);
+    // Again: already blown, nothing to do.
+    d.revoke_boot_key(1).unwrap();
+    assert_eq!(d.op_count() - ops, 1);
+    assert_eq!(
+        d.revoke_boot_key(EFUSE_KEY_SLOTS),
+        Err(Error::Efuse(EfuseError::NoKeySlot { slot: 4, max: 4 }))
+    );
+    // Allowed in SECURE (S-HASH is not), and the bits survive power cycles and resets.
+    d.advance_lifecycle(LifeCycle::Secure).unwrap();
+    d.revoke_boot_key(3).unwrap();
+    d.power_cycle();
+    d.reset();
+    assert_eq!(d.efuse().revoked_boot_keys(), 0b1010);
+    let reloaded = Efuse::from_bytes(*d.efuse().bytes());
+    assert_eq!(reloaded.revoked_boot_keys(), 0b1010);
+    // Only CORRUPTED refuses.
+    let mut bits = [0u8; EFUSE_BYTES];
+    bits[0] = 0b0011_0000; // SECURE and SECURE_WITH_DEBUG: no valid path
+    let mut c = Device::new();
+    c.efuse = Efuse::from_bytes(bits);
+    assert_eq!(c.lifecycle(), LifeCycle::Corrupted);
+    assert_eq!(
+        c.revoke_boot_key(0),
+        Err(Error::Efuse(EfuseError::Locked {
+            stage: LifeCycle::Corrupted
+        }))
+    );
+}
+
+#[test]
+fn a_torn_revocation_blow_ends_in_either_state() {
+    let base = Device::new();
+    let mut seen = [false; 2];
+    for seed in 0..16 {
+        let mut d = base.clone();
+        d.schedule_power_cut(PowerCut::Tear {
+            op: d.op_count(),
+            seed,
+        });
+        assert_eq!(d.revoke_boot_key(2), Err(Error::PowerLost));
+        d.power_cycle();
+        let mask = d.efuse().revoked_boot_keys();
+        assert!(mask == 0 || mask == 0b0100, "seed {seed}: mask {mask:#b}");
+        seen[usize::from(mask != 0)] = true;
+        // Nothing but that bit changed.
+        let mut other = *d.efuse().bytes();
+        other[EFUSE_KEY_REVOKE_OFFSET] &= !0b0100;
+        assert_eq!(&other, base.efuse().bytes(), "seed {seed}");
+        // The retry finishes it.
+        d.revoke_boot_key(2).unwrap();
+        assert_eq!(d.efuse().revoked_boot_keys(), 0b0100);
+    }
+    assert_eq!(seen, [true, true], "both outcomes of a torn blow occur");
+    // Cut before the blow: nothing blown.
+    let mut d = base.clone();
+    d.schedule_power_cut(PowerCut::Before(d.op_count()));
+    assert_eq!(d.revoke_boot_key(2), Err(Error::PowerLost));
+    d.power_cycle();
+    assert_eq!(d.efuse().revoked_boot_keys(), 0);
+}
