@@ -155,6 +155,12 @@ pub const EFUSE_SHASH_LEN: usize = 32;
 pub const EFUSE_KEY_REVOKE_OFFSET: usize = 48;
 /// Number of boot-key slots with a revocation bit (bits 0..4 of byte 48).
 pub const EFUSE_KEY_SLOTS: u32 = 4;
+// The revocation byte overlaps neither S-HASH nor the counter, and its bits fit one byte.
+const _: () = assert!(
+    EFUSE_SHASH_OFFSET + EFUSE_SHASH_LEN <= EFUSE_KEY_REVOKE_OFFSET
+        && EFUSE_KEY_REVOKE_OFFSET < EFUSE_COUNTER_OFFSET
+        && EFUSE_KEY_SLOTS <= 8
+);
 /// Byte offset of the anti-rollback counter in the eFuse array (decision 5).
 pub const EFUSE_COUNTER_OFFSET: usize = 64;
 /// Width of the anti-rollback counter in bits, so its maximum value (decision 5).
@@ -217,8 +223,5 @@ mod tests {
         let work: u32 = WORK_LAYOUT.iter().map(|s| s.count * s.size).sum();
         assert_eq!(work, WORK_SIZE);
         assert!((EFUSE_COUNTER_BITS / 8) as usize + EFUSE_COUNTER_OFFSET <= EFUSE_BYTES);
-        // The revocation byte overlaps neither S-HASH nor the counter.
-        assert!(EFUSE_SHASH_OFFSET + EFUSE_SHASH_LEN <= EFUSE_KEY_REVOKE_OFFSET);
-        assert!(EFUSE_KEY_REVOKE_OFFSET < EFUSE_COUNTER_OFFSET && EFUSE_KEY_SLOTS <= 8);
     }
 }
