@@ -6,14 +6,21 @@
 
 use std::sync::OnceLock;
 
-use ferrota_image::BootKey;
 use ferrota_image::p256::ecdsa::{SigningKey, VerifyingKey};
 use ferrota_image::sign::BootSigningKey;
+use ferrota_image::{BootKey, KeyRing};
 
 /// The scalar of [`boot_signing_key`]: `0x11` repeated, last byte `0x42`.
 pub const BOOT_SCALAR: [u8; 32] = {
     let mut s = [0x11u8; 32];
     s[31] = 0x42;
+    s
+};
+
+/// The scalar of [`boot_signing_key_2`]: `0x22` repeated, last byte `0x43`.
+pub const BOOT_SCALAR_2: [u8; 32] = {
+    let mut s = [0x22u8; 32];
+    s[31] = 0x43;
     s
 };
 
@@ -43,6 +50,45 @@ pub fn boot_key() -> &'static BootKey {
         boot_signing_key()
             .boot_key()
             .expect("a P-256 signing key has a boot key")
+    })
+}
+
+/// The second boot signing key of the test boards: the key of boot-key slot 1, the one a fleet
+/// rotates to before it revokes slot 0 ([`boot_ring`], `boot_chain::provision_slots`).
+pub fn boot_signing_key_2() -> &'static BootSigningKey {
+    static K: OnceLock<BootSigningKey> = OnceLock::new();
+    K.get_or_init(|| {
+        BootSigningKey::EcdsaP256(SigningKey::from_slice(&BOOT_SCALAR_2).expect("valid scalar"))
+    })
+}
+
+/// The public half of [`boot_signing_key_2`].
+pub fn boot_key_2() -> &'static BootKey {
+    static K: OnceLock<BootKey> = OnceLock::new();
+    K.get_or_init(|| {
+        boot_signing_key_2()
+            .boot_key()
+            .expect("a P-256 signing key has a boot key")
+    })
+}
+
+/// The ring of a two-slot test board ([`boot_key`] in slot 0, [`boot_key_2`] in slot 1) with
+/// the eFuse revocation mask `revoked` (bits above the 4 slots ignored): what the DBM of such a
+/// board trusts. One `'static` ring per mask, so an agent can borrow it for a whole run.
+pub fn boot_ring(revoked: u8) -> &'static KeyRing<BootKey> {
+    static R: [OnceLock<KeyRing<BootKey>>; 16] = [const { OnceLock::new() }; 16];
+    let mask = revoked & KeyRing::<BootKey>::ALL;
+    R[usize::from(mask)].get_or_init(|| {
+        KeyRing::new(
+            [
+                Some(boot_key().clone()),
+                Some(boot_key_2().clone()),
+                None,
+                None,
+            ],
+            mask,
+        )
+        .expect("two P-256 keys make a ring")
     })
 }
 

@@ -62,8 +62,8 @@ pub fn program_bank(dev: &mut Device, bank: Bank, image: &[u8]) -> Result<Progra
     }
     let (ops, flash_time) = (dev.op_count() - ops, dev.now() - t);
     let verification = match read_params(dev) {
-        Ok(p) => Some(verify_physical_bank(dev, bank, &p.key)),
-        Err(Error::NoDbm | Error::Key(_)) => None,
+        Ok(p) => Some(verify_physical_bank(dev, bank, &p.ring)),
+        Err(Error::NoDbm | Error::Key(_) | Error::KeySlot(_)) => None,
         Err(e) => return Err(e),
     };
     Ok(Programmed {
@@ -223,7 +223,7 @@ pub fn activate(dev: &mut Device, budget: u8, force: bool) -> Result<Activation,
     let state = read_state(dev)?;
     let running = running_bank(&state);
     let target = running.other();
-    let record = match verify_physical_bank(dev, target, &params.key) {
+    let record = match verify_physical_bank(dev, target, &params.ring) {
         Ok(r) => {
             let floor = state.floor.max(dev.rollback_counter());
             if r.security_counter < floor && !force {
@@ -244,7 +244,7 @@ pub fn activate(dev: &mut Device, budget: u8, force: bool) -> Result<Activation,
         Err(_) => None,
     };
     let proof = match record {
-        Some(_) => Some(lab_check(dev, target, &params.key)?),
+        Some(_) => Some(lab_check(dev, target, &params.ring)?),
         None => None,
     };
     let (ops, t) = (dev.op_count(), dev.now());
@@ -285,7 +285,7 @@ pub struct Confirmation {
 pub fn confirm(dev: &mut Device) -> Result<Confirmation, Error> {
     let params = read_params(dev)?;
     let running = running_bank(&read_state(dev)?);
-    let boot = boot_proof_of(dev, running, &params.key).map_err(|error| Error::BankInvalid {
+    let boot = boot_proof_of(dev, running, &params.ring).map_err(|error| Error::BankInvalid {
         bank: running,
         error,
     })?;

@@ -3,7 +3,7 @@
 use ferrota_boot::Bank;
 use ferrota_boot::app::AppError;
 use ferrota_boot::log::LogError;
-use ferrota_image::sflash_key::KeyObjectError;
+use ferrota_image::sflash_key::{KeyObjectError, SlotError};
 use ferrota_t2g::LifeCycle;
 
 /// An error of provisioning, programming, booting or an app action. Refusals of the boot chain
@@ -60,6 +60,31 @@ pub enum Error {
         counter: u32,
         /// The floor.
         floor: u32,
+    },
+    /// Boot-key slots 1..3 (or the ring they make with slot 0) are refused. Slot 0's own errors
+    /// stay [`Error::Key`], as on a single-key board.
+    #[error("SFlash key area: {0}")]
+    KeySlot(SlotError),
+    /// A boot-key slot cannot be provisioned with this key.
+    #[error("boot-key slot {slot}: {why}")]
+    ExtraKey {
+        /// The slot.
+        slot: usize,
+        /// Why.
+        why: &'static str,
+    },
+    /// The revoke guard refused: after the revocation the running image would not verify, so
+    /// the board would not boot it again. Nothing was blown.
+    #[error(
+        "revoking boot-key slots {mask:#06b} refused: the running {bank} bank's image verifies only under them ({error})"
+    )]
+    RevokeRefused {
+        /// The slots asked for.
+        mask: u8,
+        /// The running bank.
+        bank: Bank,
+        /// Why it would not verify.
+        error: ferrota_image::Error,
     },
 }
 

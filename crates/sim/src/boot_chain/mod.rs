@@ -24,6 +24,7 @@ mod actions;
 mod error;
 mod provision;
 mod report;
+pub mod revoke;
 mod run;
 pub mod text;
 
@@ -33,7 +34,8 @@ pub use actions::{
 };
 pub use error::Error;
 pub use provision::{
-    DBM_CONFIG_MAGIC, DbmConfig, Provisioning, TOC2_FLAGS, key_object, provision, toc2_row,
+    DBM_CONFIG_MAGIC, DbmConfig, Provisioning, TOC2_FLAGS, key_object, provision, provision_slots,
+    toc2_row,
 };
 pub use report::{BankMark, BankReport, BankStatus, DeviceReport, LogRecord, Wear, report};
 pub use run::{

@@ -5,8 +5,10 @@
 //!
 //! 1. SFlash, by SROM row writes: a stand-in for the Dual Bank Manager at 0x17000800 (its CySAF
 //!    header and the DBM's build configuration, [`DbmConfig`]; the DBM's logic is
-//!    `ferrota-boot`), the public-key object at 0x17006400, and TOC2 at 0x17007C00 as the
-//!    seed's (spec §1.6: app1 = the DBM, three S-HASH objects, flash-boot flags 0x4C3).
+//!    `ferrota-boot`), the public-key object at 0x17006400 (boot-key slot 0), with
+//!    [`provision_slots`] the P-256 objects of slots 1..3 (one row each, `BOOT_KEY_SLOTS`), and
+//!    TOC2 at 0x17007C00 as the seed's (spec §1.6: app1 = the DBM, three S-HASH objects,
+//!    flash-boot flags 0x4C3).
 //! 2. eFuse: the S-HASH of the SFlash objects ([`rom::compute_shash`]), blown while SFlash and
 //!    the hash can still be written. Every stage gets it, so a device provisioned in
 //!    NORMAL_PROVISIONED can later move to SECURE.
@@ -14,7 +16,7 @@
 //!    and locks the S-HASH).
 
 use ferrota_boot::rom;
-use ferrota_image::sflash_key::{self, SFLASH_KEY_ADDRESS};
+use ferrota_image::sflash_key::{self, BOOT_KEY_SLOTS, SFLASH_KEY_ADDRESS};
 use ferrota_image::version::HARDWARE_ID_LEN;
 use ferrota_image::{BootKey, HardwareId};
 use ferrota_t2g::geometry::{SFLASH_DBM, SFLASH_ROW, SFLASH_TOC2};
@@ -149,6 +151,39 @@ fn lifecycle_path(from: LifeCycle, to: LifeCycle) -> Option<Vec<LifeCycle>> {
 /// Stages reachable from NORMAL_PROVISIONED (the stage boards ship in) start from
 /// [`Device::new`]; VIRGIN, NORMAL, SORT and PROVISIONED from [`Device::virgin`].
 pub fn provision(p: &Provisioning) -> Result<Device, Error> {
+    provision_slots(p, &[])
+}
+
+/// [`provision`] with more boot keys: `extra_keys[i]` goes to boot-key slot `i + 1` (at most 3,
+/// P-256 only, the slot 0 key's scheme: the DBM refuses a ring of mixed schemes). Written before
+/// the S-HASH is computed, so the slots are under the ROM's check like slot 0 (the hash covers
+/// the whole 0xC00 key area).
+///
+/// A separate function rather than a `Provisioning` field so that every existing
+/// `Provisioning { .. }` literal (lab, CLI, QEMU harness, boot tests) stays as it is.
+pub fn provision_slots(p: &Provisioning, extra_keys: &[BootKey]) -> Result<Device, Error> {
+    if extra_keys.len() >= BOOT_KEY_SLOTS.len() {
+        return Err(Error::ExtraKey {
+            slot: extra_keys.len(),
+            why: "there are only slots 1..3",
+        });
+    }
+    let mut objects = Vec::new();
+    for (i, k) in extra_keys.iter().enumerate() {
+        let slot = i + 1;
+        let obj = match (k, &p.key) {
+            (BootKey::EcdsaP256(k), BootKey::EcdsaP256(_)) => sflash_key::p256_key_object(k),
+            _ => {
+                return Err(Error::ExtraKey {
+                    slot,
+                    why: "only a P-256 key, in a ring whose slot 0 is P-256 (one scheme per ring)",
+                });
+            }
+        };
+        let mut row = [0u8; SFLASH_ROW as usize];
+        row[..obj.len()].copy_from_slice(&obj);
+        objects.push((BOOT_KEY_SLOTS[slot], row));
+    }
     let (mut dev, path) = match lifecycle_path(LifeCycle::NormalProvisioned, p.life_cycle) {
         Some(path) => (Device::new(), path),
         None => match lifecycle_path(LifeCycle::Virgin, p.life_cycle) {
@@ -165,6 +200,9 @@ pub fn provision(p: &Provisioning) -> Result<Device, Error> {
         let mut row = [0u8; SFLASH_ROW as usize];
         row[..chunk.len()].copy_from_slice(chunk);
         dev.sflash_write_row(SFLASH_KEY_ADDRESS + i as u32 * SFLASH_ROW, &row)?;
+    }
+    for (addr, row) in &objects {
+        dev.sflash_write_row(*addr, row)?;
     }
     dev.sflash_write_row(SFLASH_TOC2, &toc2_row())?;
     let hash = rom::compute_shash(&mut dev.sflash(), &mut [0u8; 512]).map_err(Error::Shash)?;

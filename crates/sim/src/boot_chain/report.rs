@@ -148,7 +148,7 @@ pub fn report(dev: &Device) -> Result<DeviceReport, Error> {
         log.state()?
     };
     let running = running_bank(&state);
-    let key_ref = params.as_ref().ok().map(|p| &p.key);
+    let key_ref = params.as_ref().ok().map(|p| &p.ring);
     let banks = Bank::ALL.map(|bank| BankReport {
         bank,
         status: bank_status(dev, bank, key_ref),
@@ -192,7 +192,11 @@ fn read_params_key_only(dev: &Device) -> Result<Scheme, KeyObjectError> {
         .map(|k| ferrota_image::BootVerifier::scheme(&k))
 }
 
-fn bank_status(dev: &Device, bank: Bank, key: Option<&ferrota_image::BootKey>) -> BankStatus {
+fn bank_status(
+    dev: &Device,
+    bank: Bank,
+    key: Option<&ferrota_image::KeyRing<ferrota_image::BootKey>>,
+) -> BankStatus {
     let mut d = dev.clone();
     d.reset();
     let base = ferrota_t2g::geometry::CODE_BASE + bank.sbm_offset();

@@ -12,9 +12,11 @@ use ferrota_boot::log::{BootState, LOG_ADDRESS, LOG_SIZE, MarkerLog};
 use ferrota_boot::rom::{self, RomError, RomOk};
 use ferrota_image::layout::ACTIVE_BANK_BASE;
 use ferrota_image::sflash_key::{
-    KeyObjectError, SFLASH_KEY_ADDRESS, SFLASH_KEY_AREA, parse_key_object,
+    KeyObjectError, SFLASH_KEY_ADDRESS, SFLASH_KEY_AREA, SlotError, read_key_ring,
 };
-use ferrota_image::{BootKey, BootVerifier, HardwareId, Region, VerifiedRegion, VersionRecord};
+use ferrota_image::{
+    BootKey, BootVerifier, HardwareId, KeyRing, Region, VerifiedRegion, VersionRecord,
+};
 use ferrota_t2g::{BankMode, Device, Mapping, WorkFlashView};
 
 use super::Error;
@@ -84,25 +86,38 @@ pub fn read_state(dev: &Device) -> Result<BootState, Error> {
     Ok(marker_log(&mut d)?.state()?)
 }
 
-/// What the DBM reads from SFlash: its key and its configuration.
+/// What the DBM reads from SFlash (and eFuse): its keys and its configuration.
 #[derive(Debug, Clone)]
 pub struct SflashParams {
-    /// The boot key of the public-key object.
+    /// The boot key of slot 0 (the public-key object at 0x17006400), **whatever its revocation
+    /// bit says**: kept for callers of the single-key era (the device board's agent). Anything
+    /// that decides what boots uses [`SflashParams::ring`].
     pub key: BootKey,
+    /// Every provisioned boot-key slot with the eFuse revocation mask: what the DBM, the CM0+
+    /// stage and this module's app actions verify with.
+    pub ring: KeyRing<BootKey>,
     /// The DBM's configuration.
     pub config: DbmConfig,
 }
 
-/// Reads the DBM's key and configuration from SFlash ([`Error::NoDbm`], [`Error::Key`] when the
-/// device is not provisioned).
+/// Reads the DBM's key ring and configuration from SFlash, and the revocation bits from eFuse
+/// ([`Error::NoDbm`], [`Error::Key`] when the device is not provisioned; [`Error::KeySlot`] when
+/// slots 1..3 are invalid or mix schemes with slot 0).
 pub fn read_params(dev: &Device) -> Result<SflashParams, Error> {
     let config = DbmConfig::read(dev)?.ok_or(Error::NoDbm)?;
-    let mut obj = vec![0u8; SFLASH_KEY_AREA];
-    dev.read(SFLASH_KEY_ADDRESS, &mut obj)?;
-    Ok(SflashParams {
-        key: parse_key_object(&obj)?,
-        config,
-    })
+    let mut area = Box::new([0u8; SFLASH_KEY_AREA]);
+    dev.read(SFLASH_KEY_ADDRESS, &mut area[..])?;
+    let ring = read_key_ring(&area, dev.efuse().revoked_boot_keys()).map_err(|e| match e {
+        SlotError::Object { slot: 0, error } => Error::Key(error),
+        other => Error::KeySlot(other),
+    })?;
+    let key = ring
+        .slot(0)
+        .cloned()
+        .ok_or(Error::Key(KeyObjectError::Truncated {
+            needed: SFLASH_KEY_AREA,
+        }))?;
+    Ok(SflashParams { key, ring, config })
 }
 
 /// The CM0+ stage started the app.
@@ -277,6 +292,8 @@ pub enum Unprovisioned {
     NoDbm,
     /// The SFlash key object is missing or invalid.
     Key(KeyObjectError),
+    /// A boot-key slot 1..3 is invalid, or the slots mix signature schemes.
+    KeySlot(SlotError),
 }
 
 /// What runs after a successful boot.
@@ -363,6 +380,9 @@ impl BootOutcome {
             BootResult::NotProvisioned(Unprovisioned::Key(e)) => {
                 format!("halted: the DBM has no usable key: {e}")
             }
+            BootResult::NotProvisioned(Unprovisioned::KeySlot(e)) => {
+                format!("halted: the DBM has no usable key ring: {e}")
+            }
             BootResult::ResetLoop => format!(
                 "halted: the CM0+ stage refused the image {} times in a row",
                 self.resets
@@ -380,17 +400,19 @@ impl fmt::Display for BootOutcome {
     }
 }
 
-/// Boots with the key and configuration provisioned in SFlash, looping on CM0+-stage resets
-/// (at most [`MAX_RESETS`]).
+/// Boots with the key ring and configuration provisioned in SFlash and the revocation bits of
+/// eFuse, looping on CM0+-stage resets (at most [`MAX_RESETS`]). The DBM and the CM0+ stage get
+/// the ring as their `BootVerifier`: a region verifies under any present, non-revoked slot key.
 pub fn boot(dev: &mut Device, user1: bool) -> Result<BootOutcome, Error> {
     match read_params(dev) {
-        Ok(p) => boot_with(dev, &p.key, p.config.hardware, user1),
-        Err(e @ (Error::NoDbm | Error::Key(_))) => {
+        Ok(p) => boot_with(dev, &p.ring, p.config.hardware, user1),
+        Err(e @ (Error::NoDbm | Error::Key(_) | Error::KeySlot(_))) => {
             // The ROM runs before the DBM: its refusal comes first.
             let (ops, t) = (dev.op_count(), dev.now());
             let mut steps = Vec::new();
             let why = match e {
                 Error::Key(k) => Unprovisioned::Key(k),
+                Error::KeySlot(k) => Unprovisioned::KeySlot(k),
                 _ => Unprovisioned::NoDbm,
             };
             dev.reset();
@@ -405,6 +427,7 @@ pub fn boot(dev: &mut Device, user1: bool) -> Result<BootOutcome, Error> {
                 text: match why {
                     Unprovisioned::NoDbm => "no Ferrota DBM in SFlash".into(),
                     Unprovisioned::Key(k) => format!("no usable key in SFlash: {k}"),
+                    Unprovisioned::KeySlot(k) => format!("no usable key ring in SFlash: {k}"),
                 },
             });
             Ok(BootOutcome {
