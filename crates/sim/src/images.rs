@@ -240,7 +240,7 @@ pub mod ota {
 
     use super::{SignedFile, Tamper, signed_ota_file};
 
-    use crate::keys::{boot_signing_key, code_signing_key};
+    use crate::keys::{boot_signing_key, boot_signing_key_2, code_signing_key};
 
     /// The board the images are built for.
     pub const BOARD: &str = "KIT_T2G-B-H_LITE";
@@ -262,6 +262,9 @@ pub mod ota {
         pub len: u32,
         /// One CM0+ byte changed after the boot signing (the OTA signature is over the result).
         pub tamper: bool,
+        /// The boot-key slot whose key signs the regions: 0 = [`boot_signing_key`], 1 =
+        /// [`crate::keys::boot_signing_key_2`] (the two slots of a rotated test board).
+        pub boot_key_slot: u8,
     }
 
     impl Spec {
@@ -273,7 +276,14 @@ pub mod ota {
                 board: BOARD,
                 len: SMALL,
                 tamper: false,
+                boot_key_slot: 0,
             }
+        }
+        /// Boot-signed with the key of slot `slot` (0 or 1; panics at build for another slot:
+        /// the test boards have keys in slots 0 and 1 only).
+        pub fn boot_key_slot(mut self, slot: u8) -> Self {
+            self.boot_key_slot = slot;
+            self
         }
         /// Another file length.
         pub fn len(mut self, len: u32) -> Self {
@@ -329,8 +339,13 @@ pub mod ota {
         } else {
             Tamper::None
         };
+        let boot_key = match spec.boot_key_slot {
+            0 => boot_signing_key(),
+            1 => boot_signing_key_2(),
+            s => panic!("the test boards have boot keys in slots 0 and 1, not {s}"),
+        };
         let SignedFile { file, signature } = signed_ota_file(
-            boot_signing_key(),
+            boot_key,
             code_signing_key(),
             record,
             spec.len as usize,

@@ -24,6 +24,13 @@ pub const BOOT_SCALAR_2: [u8; 32] = {
     s
 };
 
+/// Scalars of the three root keys of the #20 trust tests (fixed, like every key here).
+pub const ROOT_SCALARS: [[u8; 32]; 3] = [[0x31; 32], [0x32; 32], [0x33; 32]];
+/// Scalars of the two release keys of the #20 trust tests.
+pub const RELEASE_SCALARS: [[u8; 32]; 2] = [[0x43; 32], [0x44; 32]];
+/// Scalars of the two timestamp keys of the #20 trust tests.
+pub const TIMESTAMP_SCALARS: [[u8; 32]; 2] = [[0x51; 32], [0x52; 32]];
+
 /// The scalar of [`code_signing_key`]: `0x27` repeated, first byte `0x01`.
 pub const CODE_SCALAR: [u8; 32] = {
     let mut s = [0x27u8; 32];
@@ -122,4 +129,35 @@ pub fn fleet_code_signing_key() -> SigningKey {
 /// A code-signing key nobody pins: an OTA file signed with it must be refused.
 pub fn unpinned_code_signing_key() -> SigningKey {
     SigningKey::from_slice(&[0x29; 32]).expect("valid scalar")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_scalars_are_valid_and_distinct() {
+        let mut all = vec![
+            BOOT_SCALAR,
+            BOOT_SCALAR_2,
+            CODE_SCALAR,
+            BENCH_BOOT_SCALAR,
+            [0x42; 32],
+            [0x17; 32],
+            [0x29; 32],
+        ];
+        all.extend(ROOT_SCALARS);
+        all.extend(RELEASE_SCALARS);
+        all.extend(TIMESTAMP_SCALARS);
+        for s in &all {
+            assert!(SigningKey::from_slice(s).is_ok());
+        }
+        let n = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), n, "every fixed key is a different key");
+        assert_ne!(boot_key(), boot_key_2());
+        assert_eq!(boot_ring(0b1_0011).revoked(), 0b0011);
+        assert!(std::ptr::eq(boot_ring(1), boot_ring(1)));
+    }
 }
