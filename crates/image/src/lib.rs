@@ -36,6 +36,37 @@
 //!   Intel HEX for a debugger.
 //!
 //! Every refusal is an [`Error`] naming the region and the bank offset at fault.
+//!
+//! # Boot-key slots and revocation (#20)
+//!
+//! A board can hold up to four boot keys ([`sflash_key::BOOT_KEY_SLOTS`]: slot 0 is the key
+//! object at 0x17006400 the single-key boards already have; slots 1..3 are the last three 512 B
+//! rows of the same 0xC00 area, P-256 only) and one eFuse revocation bit per slot (byte 48 of
+//! the `ferrota-t2g` model). [`KeyRing`] holds the slots and the fuse mask and is itself a
+//! [`BootVerifier`], so the Dual Bank Manager and the CM0+ stage take it where they took one
+//! key: a region verifies if its signature verifies under any present, non-revoked slot. One
+//! ring holds one scheme ([`KeyRingError::MixedSchemes`] at load), so a signature slot is read
+//! one way only.
+//!
+//! A rotation: provision the next key in a later slot while SFlash can still be written (the
+//! slots are under the ROM's S-HASH, so SECURE locks them like slot 0), sign and confirm images
+//! with it, then blow the old slot's bit. Fuses only go 0 → 1, so the bit is the whole state:
+//! a torn blow leaves it blown or not, never a half-trusted key, and nothing written to flash
+//! brings the key back. The sim's `boot_chain::revoke::apply` blows bits only if the running
+//! image verifies without them.
+//!
+//! * **Defends**: a stolen boot key stops being trusted once its slot is revoked: images the
+//!   thief signs afterwards are refused on every boot path (current bank, trial, fallback,
+//!   USER1), and so are old releases signed only with that key.
+//! * **Does not defend**: anything the thief signs and gets installed *before* the revocation
+//!   (the ring cannot tell the owner's signatures from the thief's under a trusted key); a key
+//!   stolen for every slot at once; a board whose slots are written by an attacker before the
+//!   secure life cycle; and a delay in revoking (that is the update metadata's job).
+//!
+//! Scope today: the ring is host- and simulation-side (`ferrota-sim`'s boot chain reads every
+//! slot and the fuse mask). The CM0+ firmware DBM (`firmware/dbm`) still reads slot 0 only: it
+//! has about 40 bytes left under its 16 KB target and the ring costs a few hundred; moving it
+//! there is the plan's P1. Slot 0 alone with no bit blown is exactly the single-key behaviour.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
