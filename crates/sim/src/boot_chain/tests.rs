@@ -233,3 +233,81 @@ fn report_of_a_fresh_device() {
     let lower = &r.wear[0];
     assert_eq!((lower.sectors, lower.erases, lower.max), (127 + 16, 127, 1));
 }
+
+#[test]
+fn bad_or_mixed_key_slots_stop_the_dbm_with_the_slot_named() {
+    use ferrota_image::sflash_key::{BOOT_KEY_SLOTS, SlotError, rsa2048_key_object};
+    use ferrota_image::{BootKey, KeyRingError, Scheme};
+    let mut dev = device(LifeCycle::NormalProvisioned);
+    program_bank(&mut dev, Bank::Lower, image(1)).unwrap();
+    // A garbled P-256 object in slot 2.
+    let mut row = [0u8; 512];
+    let BootKey::EcdsaP256(k) = crate::keys::boot_key_2() else {
+        unreachable!()
+    };
+    row[..76].copy_from_slice(&ferrota_image::sflash_key::p256_key_object(k));
+    row[40] ^= 1;
+    dev.sflash_write_row(BOOT_KEY_SLOTS[2], &row).unwrap();
+    assert!(matches!(
+        read_params(&dev),
+        Err(Error::KeySlot(SlotError::Object { slot: 2, .. }))
+    ));
+    let o = boot(&mut dev, false).unwrap();
+    assert!(
+        matches!(
+            o.result,
+            BootResult::NotProvisioned(Unprovisioned::KeySlot(SlotError::Object { slot: 2, .. }))
+        ),
+        "{o}"
+    );
+    assert_eq!(
+        o.summary(),
+        "halted: the DBM has no usable key ring: boot key slot 2 at 0x17006c00: key object at +8: inconsistent field"
+    );
+    // Mixed schemes: an RSA-2048 slot 0 with a P-256 slot 1 (written by hand: provisioning
+    // refuses to write it).
+    let mut dev = device(LifeCycle::NormalProvisioned);
+    let mut modulus = [0xA5u8; 256];
+    modulus[0] = 0xC1;
+    modulus[255] = 0x01;
+    let rsa = rsa2048_key_object(&ferrota_image::scheme::Rsa2048PublicKey {
+        modulus,
+        exponent: 65537,
+    });
+    for (i, chunk) in rsa.chunks(512).enumerate() {
+        let mut r = [0u8; 512];
+        r[..chunk.len()].copy_from_slice(chunk);
+        dev.sflash_write_row(BOOT_KEY_SLOTS[0] + 512 * i as u32, &r)
+            .unwrap();
+    }
+    row[40] ^= 1;
+    dev.sflash_write_row(BOOT_KEY_SLOTS[1], &row).unwrap();
+    dev.sflash_write_row(BOOT_KEY_SLOTS[2], &[0xFF; 512])
+        .unwrap();
+    let o = boot(&mut dev, false).unwrap();
+    assert_eq!(
+        o.result,
+        BootResult::NotProvisioned(Unprovisioned::KeySlot(SlotError::Ring(
+            KeyRingError::MixedSchemes {
+                slot: 1,
+                ring: Scheme::Rsa2048,
+                found: Scheme::EcdsaP256
+            }
+        ))),
+        "{o}"
+    );
+    assert!(matches!(
+        provision_slots(
+            &Provisioning {
+                key: BootKey::Rsa2048(ferrota_image::scheme::Rsa2048PublicKey {
+                    modulus,
+                    exponent: 65537
+                }),
+                life_cycle: LifeCycle::NormalProvisioned,
+                hardware: None,
+            },
+            &[crate::keys::boot_key_2().clone()]
+        ),
+        Err(Error::ExtraKey { slot: 1, .. })
+    ));
+}
