@@ -111,6 +111,10 @@ pub struct DeviceReport {
     pub floor_log: u32,
     /// The eFuse anti-rollback counter.
     pub floor_efuse: u32,
+    /// The boot-key slots that hold a key (bit `n` = slot `n`; 0 when the ring cannot be read).
+    pub key_slots: u8,
+    /// The eFuse boot-key revocation bits (bit `n` = slot `n` revoked).
+    pub revoked_boot_keys: u8,
     /// Erase counts per area.
     pub wear: Vec<Wear>,
     /// Simulated time since the device was made.
@@ -178,6 +182,8 @@ pub fn report(dev: &Device) -> Result<DeviceReport, Error> {
         banks,
         floor_log: state.floor,
         floor_efuse: dev.rollback_counter(),
+        key_slots: params.as_ref().map_or(0, |p| p.ring.present()),
+        revoked_boot_keys: dev.efuse().revoked_boot_keys(),
         wear: wear(dev),
         clock: dev.now(),
         op_count: dev.op_count(),

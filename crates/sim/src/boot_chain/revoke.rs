@@ -210,6 +210,8 @@ mod tests {
             assert_eq!(apply(&mut dev, 0b0001).unwrap(), 0b0001);
             dev
         };
+        let r = report(&revoked).unwrap();
+        assert_eq!((r.key_slots, r.revoked_boot_keys), (0b0011, 0b0001));
         // Normal boot: the k1 image runs, as the current bank.
         let mut dev = revoked.clone();
         let o = boot(&mut dev, false).unwrap();
