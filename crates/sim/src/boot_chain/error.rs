@@ -73,6 +73,15 @@ pub enum Error {
         /// Why.
         why: &'static str,
     },
+    /// The revoke guard refused: the running image is under trial. If it were rejected the board
+    /// would fall back to the previous image, which may need the key; confirm it first.
+    #[error(
+        "revoking boot-key slots refused: the running {bank} bank is under trial (confirm it first: its fallback may need the key)"
+    )]
+    RevokeDuringTrial {
+        /// The trial bank.
+        bank: Bank,
+    },
     /// The revoke guard refused: after the revocation the running image would not verify, so
     /// the board would not boot it again. Nothing was blown.
     #[error(

@@ -9,7 +9,8 @@
 //! * **Guard**: it refuses, before blowing anything, unless the running bank's image verifies
 //!   (every region, as the agent checks a download) under the ring *without* the slots to
 //!   revoke. Revoking the key the running image needs would leave a board that refuses the image
-//!   it runs at its next reset.
+//!   it runs at its next reset. It also refuses while the running image is under trial: a
+//!   rejected trial falls back to the previous image, which may be signed with the old key.
 //! * **Power cuts**: it blows one bit per operation, in slot order. Any prefix leaves a subset of
 //!   the asked bits blown, and the running image verifies under every such ring (it verifies
 //!   without all of them); a torn blow leaves its bit blown or not. Running `apply` again with the
@@ -25,7 +26,7 @@ use ferrota_t2g::geometry::EFUSE_KEY_SLOTS;
 
 /// Revokes the boot-key slots of `mask` (bit `n` = slot `n`; bits above the 4 slots ignored)
 /// behind the guard of the module docs. Returns the bits this call blew (0 when all were already
-/// blown). Refusals: [`Error::RevokeRefused`] (nothing blown), and the memory model's errors,
+/// blown). Refusals: [`Error::RevokeRefused`] and [`Error::RevokeDuringTrial`] (nothing blown), and the memory model's errors,
 /// [`ferrota_t2g::Error::PowerLost`] included (some of the bits may be blown: run it again).
 pub fn apply(dev: &mut Device, mask: u8) -> Result<u8, Error> {
     let mask = mask & KeyRing::<ferrota_image::BootKey>::ALL;
@@ -34,7 +35,11 @@ pub fn apply(dev: &mut Device, mask: u8) -> Result<u8, Error> {
     if todo == 0 {
         return Ok(0);
     }
-    let running = running_bank(&read_state(dev)?);
+    let state = read_state(dev)?;
+    let running = running_bank(&state);
+    if state.trial.is_some_and(|t| t.used > 0) {
+        return Err(Error::RevokeDuringTrial { bank: running });
+    }
     let after = params.ring.without(mask);
     verify_physical_bank(dev, running, &after).map_err(|error| Error::RevokeRefused {
         mask,
@@ -116,6 +121,13 @@ mod tests {
         activate(&mut dev, 3, false).unwrap();
         let o = boot(&mut dev, false).unwrap();
         assert_eq!(started(&o).bank, Bank::Upper, "a k1 image boots: {o}");
+        // Under trial, the fallback is the k0 image: revoking now is refused.
+        let before = dev.to_bytes();
+        assert!(matches!(
+            apply(&mut dev, 0b0001),
+            Err(Error::RevokeDuringTrial { bank: Bank::Upper })
+        ));
+        assert_eq!(dev.to_bytes(), before);
         confirm(&mut dev).unwrap();
         dev
     }
