@@ -939,6 +939,9 @@ fn boot_key_revocation_is_one_bit_per_slot_and_persists() {
     assert_eq!(d.efuse().revoked_boot_keys(), 0b1010);
     let reloaded = Efuse::from_bytes(*d.efuse().bytes());
     assert_eq!(reloaded.revoked_boot_keys(), 0b1010);
+    // And a device file (the `t2g` CLI's state between runs).
+    let file = Device::from_bytes(&d.to_bytes()).unwrap();
+    assert_eq!(file.efuse().revoked_boot_keys(), 0b1010);
     // Only CORRUPTED refuses.
     let mut bits = [0u8; EFUSE_BYTES];
     bits[0] = 0b0011_0000; // SECURE and SECURE_WITH_DEBUG: no valid path
