@@ -129,7 +129,8 @@ pub fn report(dev: &Device) -> Result<DeviceReport, Error> {
     let key = match &params {
         Ok(p) => Ok(ferrota_image::BootVerifier::scheme(&p.key)),
         Err(Error::Key(k)) => Err(*k),
-        Err(Error::NoDbm) => match read_params_key_only(dev) {
+        // Slot 0 itself is fine when only slots 1..3 are refused: report its scheme.
+        Err(Error::NoDbm | Error::KeySlot(_)) => match read_params_key_only(dev) {
             Ok(s) => Ok(s),
             Err(k) => Err(k),
         },
