@@ -359,3 +359,25 @@ pub mod ota {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ferrota_image::Region;
+    use ferrota_image::verify::verify_region;
+
+    use super::ota::{FULL, Spec, image};
+    use crate::keys::{boot_key, boot_key_2, boot_ring};
+
+    #[test]
+    fn boot_key_slot_picks_the_signing_key() {
+        let k1 = image(Spec::new(1, 1).len(FULL).boot_key_slot(1));
+        assert!(verify_region(&k1.file, Region::Cm0p, boot_key_2()).is_ok());
+        assert!(verify_region(&k1.file, Region::Cm0p, boot_key()).is_err());
+        // The ring of a two-slot board takes it until slot 1 is revoked.
+        assert!(verify_region(&k1.file, Region::Cm0p, boot_ring(0b0001)).is_ok());
+        assert!(verify_region(&k1.file, Region::Cm0p, boot_ring(0b0010)).is_err());
+        let k0 = image(Spec::new(1, 1).len(FULL));
+        assert!(verify_region(&k0.file, Region::Cm0p, boot_key()).is_ok());
+        assert!(verify_region(&k0.file, Region::Cm0p, boot_ring(0b0001)).is_err());
+    }
+}
