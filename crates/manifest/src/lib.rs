@@ -37,6 +37,7 @@
 //! | Mix-and-match (genuine pieces of different releases) | the timestamp names the SHA-256 of the whole metadata file; the manifest names the image | [`TrustError::MetadataMismatch`] (11) |
 //! | Wrong hardware / wrong device | signed class id and optional device id, compared by the agent with its own ([`class_id`], [`device_id`]) | agent: `rejected 0x03` |
 //! | Endless data | signed image size | agent: sub 10 |
+//! | Image swapped in the stream (the manifest is genuine, the bytes written are not) | [`bind`]: the written bank's digest, as the activation proof read it back from flash, against the signed digest | [`TrustError::ImageMismatch`] (10) |
 //! | Expired release | signed manifest expiry | [`TrustError::ManifestExpired`] (8) |
 //! | Cross-type reuse (a timestamp offered as a root, a root signature as a manifest's) | a document type field in each payload, different COSE structures and contexts | [`TrustError::WrongDocumentType`] |
 //! | Power cut while the device persists what it trusts (rollback of the trust state itself) | full-snapshot records, commit word last, never erase the sector holding the newest record ([`store`], marker-log rules) | `tests/store.rs`: clean and torn cut at every operation |
@@ -119,8 +120,10 @@
 //!
 //! # Not in this crate yet
 //!
-//! `bind(&BankVerified, &VerifiedManifest) -> ManifestMatched` (needs `BankVerified::file_digest`
-//! in `ferrota-image`) and the `coset` interop test (a new dev-dependency).
+//! The `coset` interop test (a new dev-dependency).
+//!
+//! Done since the first cut (W1 phase 1b): [`bind`] → [`ManifestMatched`], over the new
+//! `ferrota_image::BankVerified::file_digest` (`tests/bind.rs`).
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -128,6 +131,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod bind;
 #[cfg(feature = "std")]
 pub mod build;
 mod cbor;
@@ -139,6 +143,7 @@ pub mod root;
 pub mod store;
 pub mod timestamp;
 
+pub use bind::{ManifestMatched, bind};
 pub use error::{Doc, TrustError};
 pub use manifest::{Bundle, VerifiedManifest, parse_bundle, verify_envelope};
 pub use root::{Role, RootKey, TrustedRoot, walk_roots};
