@@ -118,6 +118,9 @@ fn refuses_another_image() {
     assert_eq!(bind(&proof(&a), &m).unwrap_err(), TrustError::ImageMismatch);
 }
 
+/// A named change to a manifest's facts.
+type Edit = (&'static str, fn(&mut ManifestSpec));
+
 /// Each fact the proof knows, changed alone in a manifest that otherwise names the image: a
 /// release key that signs facts contradicting its own image is refused too.
 #[test]
@@ -125,7 +128,7 @@ fn refuses_each_contradicting_fact() {
     let file = image(2, BOARD);
     let p = proof(&file);
     let good = ManifestSpec::from_bank_image(&file).unwrap();
-    let edits: [(&str, fn(&mut ManifestSpec)); 6] = [
+    let edits: [Edit; 6] = [
         ("size", |s| s.image_size -= 1),
         ("digest", |s| s.image_digest[0] ^= 1),
         ("version", |s| s.version = FirmwareVersion::new(1, 9, 0)),
