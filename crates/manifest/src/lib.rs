@@ -41,7 +41,7 @@
 //! | Expired release | signed manifest expiry | [`TrustError::ManifestExpired`] (8) |
 //! | Cross-type reuse (a timestamp offered as a root, a root signature as a manifest's) | a document type field in each payload, different COSE structures and contexts | [`TrustError::WrongDocumentType`] |
 //! | Power cut while the device persists what it trusts (rollback of the trust state itself) | full-snapshot records, commit word last, never erase the sector holding the newest record ([`store`], marker-log rules) | `tests/store.rs`: clean and torn cut at every operation |
-//! | Parser attacks (the parser reads attacker bytes before any signature check) | a strict, allocation-free deterministic-CBOR subset; bounded counts; fuzzed (`tests/robustness.rs`) | [`TrustError::Malformed`], [`TrustError::NotCanonical`], [`TrustError::Unsupported`], [`TrustError::Truncated`], [`TrustError::TrailingBytes`] (3/5/6) |
+//! | Parser attacks (the parser reads attacker bytes before any signature check) | a strict, allocation-free deterministic-CBOR subset; bounded counts; fuzzed (`tests/robustness.rs`, `fuzz/fuzz_targets/manifest_bundle.rs`) | [`TrustError::Malformed`], [`TrustError::NotCanonical`], [`TrustError::Unsupported`], [`TrustError::Truncated`], [`TrustError::TrailingBytes`] (3/5/6) |
 //!
 //! Every [`TrustError`] maps to its FAILED reason sub-code of design §4.2 in one place,
 //! [`TrustError::sub`]. The same broken rule in a different document is a different sub
@@ -122,8 +122,15 @@
 //!
 //! The `coset` interop test (a new dev-dependency).
 //!
-//! Done since the first cut (W1 phase 1b): [`bind`] → [`ManifestMatched`], over the new
-//! `ferrota_image::BankVerified::file_digest` (`tests/bind.rs`).
+//! Done since the first cut (W1 phase 1b):
+//! - [`bind`] → [`ManifestMatched`], over the new `ferrota_image::BankVerified::file_digest`
+//!   (`tests/bind.rs`);
+//! - the FAILED reason words for subs 3..=11 and `0x0000000e: 0x00000001`
+//!   (`ferrota_proto::reason`), and the Jobs reply's `ferrotaTimestamp` key both ways
+//!   (`ferrota_proto::job::JobMessage::ferrota_timestamp`, `JobMessageOut::ferrota_timestamp`);
+//! - deterministic fixtures for the agent's and the lab's tests (`ferrota_sim::trust`: keys,
+//!   anchor, root chain, the metadata file of a test image, timestamps);
+//! - a fuzz target over every parser here (`fuzz/fuzz_targets/manifest_bundle.rs`).
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
