@@ -138,7 +138,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
-pub mod bind;
+mod binding;
 #[cfg(feature = "std")]
 pub mod build;
 mod cbor;
@@ -150,7 +150,7 @@ pub mod root;
 pub mod store;
 pub mod timestamp;
 
-pub use bind::{ManifestMatched, bind};
+pub use binding::{ManifestMatched, bind};
 pub use error::{Doc, TrustError};
 pub use manifest::{Bundle, VerifiedManifest, parse_bundle, verify_envelope};
 pub use root::{Role, RootKey, TrustedRoot, walk_roots};
