@@ -145,6 +145,13 @@ pub fn anchor() -> Vec<u8> {
     root(1, 0)
 }
 
+/// [`anchor`], built once per process: for a configuration that borrows its anchor for the whole
+/// run (`TrustConfig::anchor: Option<&'a [u8]>` in an agent that lives as long as the test).
+pub fn anchor_static() -> &'static [u8] {
+    static A: OnceLock<Vec<u8>> = OnceLock::new();
+    A.get_or_init(anchor)
+}
+
 /// [`anchor`], parsed and self-signature checked: the root a blank trust store starts from.
 pub fn trusted_anchor() -> TrustedRoot {
     TrustedRoot::from_anchor(&anchor()).expect("the fixed anchor verifies")
@@ -273,6 +280,7 @@ mod tests {
         assert_eq!(r2.revoked_boot_keys(), 0b1);
         // Deterministic: the same bytes every time.
         assert_eq!(anchor(), anchor());
+        assert_eq!(anchor_static(), anchor().as_slice());
         assert_eq!(root_chain(3), root_chain(3));
     }
 
