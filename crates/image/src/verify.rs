@@ -162,11 +162,19 @@ impl VerifiedBank {
 ///     ferrota_image::ota::OtaSignatureValid(())
 /// }
 /// ```
+///
+/// Decision (#20): the proof also carries the SHA-256 of the file it checked
+/// ([`BankVerified::file_digest`]). The OTA check computes it anyway (the ECDSA signature is over
+/// it), so keeping it costs 32 bytes and no hashing, and it lets the signed update metadata
+/// (`ferrota_manifest::bind`) compare the bytes in flash with the digest a release key signed,
+/// without hashing the bank a second time. It is a private field set only by
+/// [`verify_written_bank`], from the same digest the signature was checked over.
 #[derive(Debug, PartialEq, Eq)]
 pub struct BankVerified {
     boot: VerifiedBoot,
     ota: OtaSignatureValid,
     file_len: u32,
+    file_digest: [u8; 32],
 }
 
 impl BankVerified {
@@ -189,6 +197,13 @@ impl BankVerified {
     #[inline]
     pub fn file_len(&self) -> u32 {
         self.file_len
+    }
+    /// SHA-256 of the first [`BankVerified::file_len`] bytes of the bank as read back from flash:
+    /// the digest the OTA signature was verified over (the file as streamed). A manifest names
+    /// the same digest, so binding the two needs no second pass over the bank.
+    #[inline]
+    pub fn file_digest(&self) -> &[u8; 32] {
+        &self.file_digest
     }
 }
 
@@ -242,6 +257,7 @@ pub fn verify_written_bank<F: ReadNorFlash>(
         boot,
         ota,
         file_len,
+        file_digest: digest,
     })
 }
 

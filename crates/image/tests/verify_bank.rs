@@ -344,6 +344,12 @@ fn written_bank_proof_needs_both_signatures_over_the_flash_bytes() {
     let proof =
         verify_written_bank(&mut flash, base, 0x20000, &sig, key, &public, &mut scratch).unwrap();
     assert_eq!(proof.file_len(), 0x20000);
+    // The digest the OTA signature was checked over: the file's SHA-256, as read from flash.
+    {
+        use sha2::Digest;
+        let want: [u8; 32] = sha2::Sha256::digest(file).into();
+        assert_eq!(proof.file_digest(), &want);
+    }
     assert_eq!(
         proof.boot(),
         &verify_boot_in_flash(&mut flash, base, &public, &mut scratch).unwrap()

@@ -156,6 +156,11 @@ pub enum TrustError {
     },
     /// The timestamp names another metadata file than this envelope (or none).
     MetadataMismatch,
+    /// The bank an update wrote is not the image the manifest names: another length, digest,
+    /// version, security counter, board or CM0+ region ([`crate::bind`]). Sub 10
+    /// ([`SUB_MISMATCH`]), like the agent's own comparisons of the job document with the
+    /// manifest.
+    ImageMismatch,
 }
 
 impl TrustError {
@@ -175,7 +180,8 @@ impl TrustError {
             TrustError::TooManyRoots
             | TrustError::DigestMismatch
             | TrustError::ManifestExpired
-            | TrustError::SequenceNotNewer { .. } => Doc::Manifest,
+            | TrustError::SequenceNotNewer { .. }
+            | TrustError::ImageMismatch => Doc::Manifest,
             TrustError::KidMismatch
             | TrustError::BadKey
             | TrustError::KeyList
@@ -200,6 +206,7 @@ impl TrustError {
             TrustError::ManifestExpired => SUB_EXPIRED,
             TrustError::SequenceNotNewer { .. } => SUB_SEQUENCE,
             TrustError::MetadataMismatch => SUB_METADATA,
+            TrustError::ImageMismatch => SUB_MISMATCH,
             // Tampering with a signed envelope is an authentication failure, like a bad signature.
             TrustError::DigestMismatch => SUB_SIGNER,
             TrustError::UnknownSigner(Doc::Manifest)
@@ -291,6 +298,7 @@ impl fmt::Display for TrustError {
                 write!(f, "manifest sequence {found} is not above {floor}")
             }
             TrustError::MetadataMismatch => f.write_str("timestamp names another metadata file"),
+            TrustError::ImageMismatch => f.write_str("the written image is not the manifest's"),
         }
     }
 }

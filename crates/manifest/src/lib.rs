@@ -37,10 +37,11 @@
 //! | Mix-and-match (genuine pieces of different releases) | the timestamp names the SHA-256 of the whole metadata file; the manifest names the image | [`TrustError::MetadataMismatch`] (11) |
 //! | Wrong hardware / wrong device | signed class id and optional device id, compared by the agent with its own ([`class_id`], [`device_id`]) | agent: `rejected 0x03` |
 //! | Endless data | signed image size | agent: sub 10 |
+//! | Image swapped in the stream (the manifest is genuine, the bytes written are not) | [`bind`]: the written bank's digest, as the activation proof read it back from flash, against the signed digest | [`TrustError::ImageMismatch`] (10) |
 //! | Expired release | signed manifest expiry | [`TrustError::ManifestExpired`] (8) |
 //! | Cross-type reuse (a timestamp offered as a root, a root signature as a manifest's) | a document type field in each payload, different COSE structures and contexts | [`TrustError::WrongDocumentType`] |
 //! | Power cut while the device persists what it trusts (rollback of the trust state itself) | full-snapshot records, commit word last, never erase the sector holding the newest record ([`store`], marker-log rules) | `tests/store.rs`: clean and torn cut at every operation |
-//! | Parser attacks (the parser reads attacker bytes before any signature check) | a strict, allocation-free deterministic-CBOR subset; bounded counts; fuzzed (`tests/robustness.rs`) | [`TrustError::Malformed`], [`TrustError::NotCanonical`], [`TrustError::Unsupported`], [`TrustError::Truncated`], [`TrustError::TrailingBytes`] (3/5/6) |
+//! | Parser attacks (the parser reads attacker bytes before any signature check) | a strict, allocation-free deterministic-CBOR subset; bounded counts; fuzzed (`tests/robustness.rs`, `fuzz/fuzz_targets/manifest_bundle.rs`) | [`TrustError::Malformed`], [`TrustError::NotCanonical`], [`TrustError::Unsupported`], [`TrustError::Truncated`], [`TrustError::TrailingBytes`] (3/5/6) |
 //!
 //! Every [`TrustError`] maps to its FAILED reason sub-code of design §4.2 in one place,
 //! [`TrustError::sub`]. The same broken rule in a different document is a different sub
@@ -119,8 +120,17 @@
 //!
 //! # Not in this crate yet
 //!
-//! `bind(&BankVerified, &VerifiedManifest) -> ManifestMatched` (needs `BankVerified::file_digest`
-//! in `ferrota-image`) and the `coset` interop test (a new dev-dependency).
+//! The `coset` interop test (a new dev-dependency).
+//!
+//! Done since the first cut (W1 phase 1b):
+//! - [`bind`] → [`ManifestMatched`], over the new `ferrota_image::BankVerified::file_digest`
+//!   (`tests/bind.rs`);
+//! - the FAILED reason words for subs 3..=11 and `0x0000000e: 0x00000001`
+//!   (`ferrota_proto::reason`), and the Jobs reply's `ferrotaTimestamp` key both ways
+//!   (`ferrota_proto::job::JobMessage::ferrota_timestamp`, `JobMessageOut::ferrota_timestamp`);
+//! - deterministic fixtures for the agent's and the lab's tests (`ferrota_sim::trust`: keys,
+//!   anchor, root chain, the metadata file of a test image, timestamps);
+//! - a fuzz target over every parser here (`fuzz/fuzz_targets/manifest_bundle.rs`).
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -128,6 +138,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+mod binding;
 #[cfg(feature = "std")]
 pub mod build;
 mod cbor;
@@ -139,6 +150,7 @@ pub mod root;
 pub mod store;
 pub mod timestamp;
 
+pub use binding::{ManifestMatched, bind};
 pub use error::{Doc, TrustError};
 pub use manifest::{Bundle, VerifiedManifest, parse_bundle, verify_envelope};
 pub use root::{Role, RootKey, TrustedRoot, walk_roots};

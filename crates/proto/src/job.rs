@@ -254,6 +254,16 @@ pub struct JobMessage<'a> {
     /// `execution`; `None` means "no job pending" (an empty job document, ignored by the
     /// official device without a status).
     pub execution: Option<JobExecution<'a>>,
+    /// `ferrotaTimestamp` (#20, design §3.2): the Ferrota server's signed timestamp for this
+    /// thing, base64url without padding, on every Jobs reply, with or without a job. AWS never
+    /// sends it. It is a top-level key so an AWS device ignores it like any unknown key, and it
+    /// is read here unverified and undecoded (`ferrota_manifest::verify_timestamp` judges it).
+    ///
+    /// Tolerated in any form, like `timestamp`: only a string without JSON escapes is kept
+    /// (base64url needs none); any other value reads as absent, so a damaged timestamp never
+    /// makes the message, and the job in it, unreadable. A device that requires a timestamp
+    /// refuses the job for its absence (`0x000000e3: 0x00000006`).
+    pub ferrota_timestamp: Option<&'a str>,
 }
 
 impl<'a> JobMessage<'a> {
@@ -266,10 +276,15 @@ impl<'a> JobMessage<'a> {
             None => None,
             Some(e) => Some(JobExecution::from_object(e)?),
         };
+        let ferrota_timestamp = top
+            .get(FERROTA_TIMESTAMP_KEY)
+            .and_then(|v| v.as_str())
+            .and_then(|s| s.as_plain());
         Ok(JobMessage {
             client_token,
             timestamp,
             execution,
+            ferrota_timestamp,
         })
     }
 }
@@ -700,7 +715,11 @@ pub struct ExecutionOut<'a> {
     pub job_document: JobDocumentOut<'a>,
 }
 
-/// A message carrying an execution, to encode: `{"timestamp","clientToken"?,"execution"?}`.
+/// The top-level key of the Ferrota server's signed timestamp in a Jobs reply (#20, design §3.2).
+pub const FERROTA_TIMESTAMP_KEY: &str = "ferrotaTimestamp";
+
+/// A message carrying an execution, to encode:
+/// `{"timestamp","clientToken"?,"execution"?,"ferrotaTimestamp"?}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobMessageOut<'a> {
     /// `timestamp` (epoch seconds).
@@ -709,6 +728,10 @@ pub struct JobMessageOut<'a> {
     pub client_token: Option<&'a str>,
     /// `execution` (`None`: nothing pending).
     pub execution: Option<ExecutionOut<'a>>,
+    /// `ferrotaTimestamp`: the signed timestamp (base64url, no padding) the Ferrota server adds
+    /// to every Jobs reply when trust is configured (#20, design §3.2). Written last, so a
+    /// message without it (`None`) is byte for byte what AWS writes.
+    pub ferrota_timestamp: Option<&'a str>,
 }
 
 /// Why an encoder refused its input.
@@ -953,7 +976,8 @@ impl ExecutionOut<'_> {
 }
 
 impl JobMessageOut<'_> {
-    /// Encodes `{"timestamp":…,"clientToken":…,"execution":{…}}` compactly, as in §2.3.
+    /// Encodes `{"timestamp":…,"clientToken":…,"execution":{…}}` compactly, as in §2.3, then
+    /// `"ferrotaTimestamp":"…"` when set.
     pub fn encode<'b>(&self, buf: &'b mut [u8]) -> Result<&'b str, EncodeError> {
         let mut w = SliceWriter::new(buf);
         w.raw("{\"timestamp\":")?;
@@ -965,6 +989,10 @@ impl JobMessageOut<'_> {
         if let Some(e) = &self.execution {
             w.raw(",\"execution\":")?;
             e.write(&mut w)?;
+        }
+        if let Some(t) = self.ferrota_timestamp {
+            w.raw(",\"ferrotaTimestamp\":")?;
+            w.json_str(t)?;
         }
         w.raw("}")?;
         Ok(w.finish())

@@ -11,8 +11,11 @@
 //! (`ferrota_agent`'s crate docs list each): `0x000000e3: 0x00000000` is the OTA file
 //! signature, `0x000000e3: 0x00000001` the boot signature or version record of the CM0+
 //! region, `0x000000e3: 0x00000002` a packed or delta file that does not rebuild the image,
-//! `rejected: 0x00000000` a failed self-test. An unknown code is printed as it is,
-//! never guessed.
+//! `rejected: 0x00000000` a failed self-test. Subs 3..=11 of `0x000000e3` are the signed
+//! update metadata's refusals (#20, `ferrota_manifest::TrustError::sub`: manifest, signer, root
+//! chain, timestamp, freshness, expiry, sequence, mismatch, mix-and-match) and
+//! `0x0000000e: 0x00000001` a download slower than its signed size allows. An unknown code is
+//! printed as it is, never guessed.
 
 use core::fmt;
 
@@ -87,6 +90,31 @@ fn failed(main: u32, sub: u32) -> Option<&'static str> {
             (PalErr::SignatureCheckFailed, 2) => {
                 "packed or delta file does not rebuild the signed image (bad header or frame)"
             }
+            // Subs 3..=11: the signed update metadata of #20, one per rule family, as
+            // `ferrota_manifest::TrustError::sub` maps its errors (`ferrota_manifest::SUB_*`).
+            (PalErr::SignatureCheckFailed, 3) => {
+                "manifest missing or unreadable (no fileType-142 file, larger than one block, or not the Ferrota SUIT subset)"
+            }
+            (PalErr::SignatureCheckFailed, 4) => {
+                "manifest not signed by a release key of the trusted root"
+            }
+            (PalErr::SignatureCheckFailed, 5) => {
+                "root document chain refused (signatures, threshold, version or key ids)"
+            }
+            (PalErr::SignatureCheckFailed, 6) => {
+                "timestamp missing, unreadable, for another thing, or not signed by a timestamp key"
+            }
+            (PalErr::SignatureCheckFailed, 7) => "timestamp stale or expired (freeze or replay)",
+            (PalErr::SignatureCheckFailed, 8) => "manifest expired",
+            (PalErr::SignatureCheckFailed, 9) => {
+                "manifest sequence number not newer (replay of an older release)"
+            }
+            (PalErr::SignatureCheckFailed, 10) => {
+                "job document or image disagrees with the manifest (size, digest, CM0+ region or version record)"
+            }
+            (PalErr::SignatureCheckFailed, 11) => {
+                "timestamp names another metadata file (mix-and-match)"
+            }
             (PalErr::SignatureCheckFailed, _) => "signature check failed",
             (PalErr::RxFileTooLarge, 1) => "file too small to hold a CM0+ region",
             (PalErr::RxFileTooLarge, _) => "file too large for the bank",
@@ -116,6 +144,11 @@ fn failed(main: u32, sub: u32) -> Option<&'static str> {
             JobParseErr::NoContextAvailable => "no free job context",
             JobParseErr::NoActiveJobs => "no active job",
         },
+        // #20 slow retrieval: the download ran past the deadline its signed size allows at the
+        // configured minimum rate (`TrustConfig::min_rate`), not merely stalled.
+        (OtaErr::MomentumAbort, 1) => {
+            "download slower than the minimum rate for its signed size (slow retrieval)"
+        }
         (OtaErr::RequestFileBlockFailed, _) => {
             "firmware stream unavailable (ResourceNotFound or Unauthorized)"
         }
@@ -217,6 +250,44 @@ mod tests {
                 .contains("too large")
         );
         assert!(text("accepted  v1.1.0").unwrap().contains("confirmed"));
+    }
+
+    /// The #20 sub-codes, as `ferrota_manifest::SUB_*` numbers them (design §4.2), and the
+    /// slow-retrieval abort: each has its own words, distinct from the others and from the
+    /// generic signature failure.
+    #[test]
+    fn the_trust_reasons_have_words() {
+        let cases: [(&str, &str); 10] = [
+            ("0x000000e3: 0x00000003", "manifest missing"),
+            ("0x000000e3: 0x00000004", "release key"),
+            ("0x000000e3: 0x00000005", "root document chain"),
+            ("0x000000e3: 0x00000006", "timestamp missing"),
+            ("0x000000e3: 0x00000007", "stale or expired"),
+            ("0x000000e3: 0x00000008", "manifest expired"),
+            ("0x000000e3: 0x00000009", "not newer"),
+            ("0x000000e3: 0x0000000a", "disagrees with the manifest"),
+            ("0x000000e3: 0x0000000b", "mix-and-match"),
+            ("0x0000000e: 0x00000001", "minimum rate"),
+        ];
+        let mut seen: [&str; 10] = [""; 10];
+        for (i, (r, want)) in cases.iter().enumerate() {
+            let w = text(r).unwrap_or_else(|| panic!("{r} has no words"));
+            assert!(w.contains(want), "{r}: {w}");
+            assert!(!seen.contains(&w), "{r}: words repeated");
+            seen[i] = w;
+        }
+        // Uppercase hex as people retype it; a sub above 11 stays the generic failure.
+        assert!(
+            text("0x000000E3: 0x0000000B")
+                .unwrap()
+                .contains("mix-and-match")
+        );
+        assert_eq!(
+            text("0x000000e3: 0x0000000c"),
+            Some("signature check failed")
+        );
+        // Other subs of the momentum abort keep their meaning.
+        assert_eq!(text("0x0000000e: 0x00000000"), Some("download stalled"));
     }
 
     #[test]

@@ -117,6 +117,7 @@ proptest! {
         size in 1u32.., id in 0u8.., ft in proptest::option::of(any::<u8>()), attr in proptest::option::of(any::<u32>()),
         sig in "[A-Za-z0-9+/=]{0,512}", ts in any::<u64>(), token in proptest::option::of("[ -~]{0,64}"),
         version in any::<u64>(), self_test in any::<bool>(), updated_by in any::<u32>(), mqtt in any::<bool>(), http in any::<bool>(),
+        ferrota_ts in proptest::option::of("[A-Za-z0-9_-]{1,400}"),
     ) {
         let updated = format!("0x{updated_by:08x}");
         let details = [("self_test", "ready"), ("updatedBy", updated.as_str())];
@@ -134,11 +135,13 @@ proptest! {
                 queued_at: 1, started_at: Some(2), last_updated_at: 3, version_number: version, execution_number: 1,
                 job_document: JobDocumentOut::Ota(OtaJobOut { protocols: Protocols { mqtt, http }, stream_name: Some(&stream), files: &files }),
             }),
+            ferrota_timestamp: ferrota_ts.as_deref(),
         };
         let mut buf = vec![0u8; 4096];
         let text = msg.encode(&mut buf).unwrap();
         let m = JobMessage::parse(text.as_bytes()).unwrap();
         prop_assert_eq!(m.timestamp, Some(ts));
+        prop_assert_eq!(m.ferrota_timestamp, ferrota_ts.as_deref());
         let mut tb = [0u8; 256];
         prop_assert_eq!(m.client_token.map(|t| t.unescape(&mut tb).unwrap().to_owned()), token.clone());
         let ex = m.execution.unwrap();

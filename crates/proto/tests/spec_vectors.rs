@@ -67,6 +67,7 @@ fn fresh_job_document_encodes_byte_for_byte() {
             execution_number: 1,
             job_document: JobDocumentOut::Ota(ota_out()),
         }),
+        ferrota_timestamp: None,
     };
     let mut buf = [0u8; 1024];
     assert_eq!(msg.encode(&mut buf).unwrap(), fresh_job_text());
@@ -135,6 +136,7 @@ fn self_test_job_document_round_trips() {
             execution_number: 1,
             job_document: JobDocumentOut::Ota(ota_out()),
         }),
+        ferrota_timestamp: None,
     };
     let mut buf = [0u8; 1024];
     assert_eq!(msg.encode(&mut buf).unwrap(), text);
@@ -155,6 +157,7 @@ fn no_job_pending() {
         timestamp: 1795635800,
         client_token: Some(":test-thing"),
         execution: None,
+        ferrota_timestamp: None,
     };
     let t = m.encode(&mut buf).unwrap();
     assert_eq!(t, r#"{"timestamp":1795635800,"clientToken":":test-thing"}"#);
@@ -162,6 +165,84 @@ fn no_job_pending() {
     assert!(d.execution.is_none());
     let n = JobMessage::parse(br#"{"timestamp":1795635800}"#).unwrap();
     assert!(n.execution.is_none() && n.client_token.is_none());
+    assert_eq!(n.ferrota_timestamp, None);
+}
+
+/// #20 (design §3.2): the Ferrota server's signed timestamp rides as the last top-level key of
+/// every Jobs reply, with or without a job; without it the bytes are AWS's (the tests above).
+#[test]
+fn ferrota_timestamp_is_the_last_top_level_key() {
+    const TS: &str = "0oRNogEmBEgAAQIDBAUGB6BYLKYAAgFqdGVzdC10aGluZw";
+    let mut buf = [0u8; 1024];
+    let m = JobMessageOut {
+        timestamp: 1795635800,
+        client_token: Some(":test-thing"),
+        execution: None,
+        ferrota_timestamp: Some(TS),
+    };
+    let t = m.encode(&mut buf).unwrap();
+    assert_eq!(
+        t,
+        format!(
+            r#"{{"timestamp":1795635800,"clientToken":":test-thing","ferrotaTimestamp":"{TS}"}}"#
+        )
+    );
+    let d = JobMessage::parse(t.as_bytes()).unwrap();
+    assert_eq!(d.ferrota_timestamp, Some(TS));
+    assert!(d.execution.is_none());
+
+    // With a job: the AWS text, then the key; the job reads as before.
+    let text = fresh_job_text();
+    let with = format!(
+        "{},\"ferrotaTimestamp\":\"{TS}\"}}",
+        &text[..text.len() - 1]
+    );
+    let d = JobMessage::parse(with.as_bytes()).unwrap();
+    assert_eq!(d.ferrota_timestamp, Some(TS));
+    assert_eq!(d.execution.unwrap().job_id, "AFR_OTA-local-job-1");
+    assert_eq!(
+        JobMessage::parse(text.as_bytes())
+            .unwrap()
+            .ferrota_timestamp,
+        None
+    );
+
+    // Anywhere at the top level, among unknown keys that stay ignored.
+    let among = format!(
+        r#"{{"x":[1],"ferrotaTimestamp":"{TS}","timestamp":5,"y":{{"ferrotaTimestamp":1}}}}"#
+    );
+    let d = JobMessage::parse(among.as_bytes()).unwrap();
+    assert_eq!(d.ferrota_timestamp, Some(TS));
+    assert_eq!(d.timestamp, Some(5));
+    // Only at the top level: one inside `execution` or elsewhere is not the reply's.
+    assert_eq!(
+        JobMessage::parse(br#"{"y":{"ferrotaTimestamp":"abc"}}"#)
+            .unwrap()
+            .ferrota_timestamp,
+        None
+    );
+
+    // Tolerated in any form: a value that is not a plain string reads as absent, and the
+    // message (and a job in it) still parses.
+    for bad in [
+        r#"{"ferrotaTimestamp":12}"#,
+        r#"{"ferrotaTimestamp":null}"#,
+        r#"{"ferrotaTimestamp":{"a":"b"}}"#,
+        r#"{"ferrotaTimestamp":"a\u0041"}"#,
+    ] {
+        assert_eq!(
+            JobMessage::parse(bad.as_bytes()).unwrap().ferrota_timestamp,
+            None,
+            "{bad}"
+        );
+    }
+    let with = format!("{},\"ferrotaTimestamp\":[1,2]}}", &text[..text.len() - 1]);
+    assert!(
+        JobMessage::parse(with.as_bytes())
+            .unwrap()
+            .execution
+            .is_some()
+    );
 }
 
 #[test]

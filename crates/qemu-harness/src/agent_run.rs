@@ -116,6 +116,7 @@ impl Service {
             timestamp: 1_795_635_717,
             client_token: token,
             execution: exec,
+            ferrota_timestamp: None,
         };
         let n = m.encode(&mut buf).expect("job document fits").len();
         buf.truncate(n);

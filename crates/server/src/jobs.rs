@@ -382,6 +382,7 @@ pub(crate) async fn execution_message(
         timestamp: b.clock.now(),
         client_token: token,
         execution,
+        ferrota_timestamp: None,
     };
     Ok(encode_grow(|buf| m.encode(buf).map(str::len)))
 }

@@ -48,3 +48,4 @@ pub mod harness;
 pub mod images;
 pub mod keys;
 pub mod platform;
+pub mod trust;

@@ -52,6 +52,7 @@ pub fn next_document(job: Option<&Job<'_>>, token: Option<&str>) -> Vec<u8> {
         timestamp: 1_795_635_717,
         client_token: token,
         execution: exec,
+        ferrota_timestamp: None,
     };
     let mut buf = vec![0u8; 4096];
     let n = m.encode(&mut buf).expect("document fits").len();
