@@ -24,13 +24,6 @@ pub const BOOT_SCALAR_2: [u8; 32] = {
     s
 };
 
-/// Scalars of the three root keys of the #20 trust tests (fixed, like every key here).
-pub const ROOT_SCALARS: [[u8; 32]; 3] = [[0x31; 32], [0x32; 32], [0x33; 32]];
-/// Scalars of the two release keys of the #20 trust tests.
-pub const RELEASE_SCALARS: [[u8; 32]; 2] = [[0x43; 32], [0x44; 32]];
-/// Scalars of the two timestamp keys of the #20 trust tests.
-pub const TIMESTAMP_SCALARS: [[u8; 32]; 2] = [[0x51; 32], [0x52; 32]];
-
 /// The scalar of [`code_signing_key`]: `0x27` repeated, first byte `0x01`.
 pub const CODE_SCALAR: [u8; 32] = {
     let mut s = [0x27u8; 32];
@@ -146,9 +139,10 @@ mod tests {
             [0x17; 32],
             [0x29; 32],
         ];
-        all.extend(ROOT_SCALARS);
-        all.extend(RELEASE_SCALARS);
-        all.extend(TIMESTAMP_SCALARS);
+        // The #20 trust keys (crate::trust) are fixed keys too.
+        all.extend(crate::trust::ROOT_SCALARS);
+        all.extend(crate::trust::RELEASE_SCALARS);
+        all.extend(crate::trust::TIMESTAMP_SCALARS);
         for s in &all {
             assert!(SigningKey::from_slice(s).is_ok());
         }
