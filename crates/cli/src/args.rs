@@ -37,6 +37,9 @@ pub enum Command {
     /// Create certificates.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Sign and verify release manifests (signed update metadata, issue #20).
+    #[command(subcommand)]
+    Release(ReleaseCommand),
     /// Build, sign, verify and inspect bank images.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -102,6 +105,175 @@ Examples:
   ferrota key public boot.pem --format c-array -o sflash_key.c # the same as a C array
   ferrota key public signer.crt -o signer.pub.pem              # public key of a certificate")]
     Public(KeyPublicArgs),
+    /// Create the keys and the first root document of signed update metadata (issue #20).
+    #[command(after_help = "\
+Examples:
+  ferrota key trust-init --dir trust                          # 3 root keys, threshold 2
+  ferrota key trust-init --dir trust --root-keys 1 --threshold 1
+
+Writes into DIR (created if missing): root-1.pem .. root-K.pem (the offline root keys),
+release-1.pem (signs manifests: `ferrota release sign`), timestamp-1.pem (the server's online
+key) and root-1.cbor, the root document signed by every root key. root-1.cbor is the device's
+trust anchor: build it into the firmware. Private keys are PKCS#8 PEM with mode 0600. Nothing
+is written if any of these files exists, unless --force.")]
+    TrustInit(TrustInitArgs),
+    /// Show the current root of a trust directory, verified from root-1.cbor through every
+    /// root-N.cbor.
+    #[command(after_help = "\
+Examples:
+  ferrota key trust-show --dir trust")]
+    TrustShow(TrustDirArgs),
+    /// Replace the key of one role with a new one and write the next root document.
+    #[command(after_help = "\
+Examples:
+  ferrota key rotate --dir trust --role release     # writes release-2.pem and root-2.cbor
+  ferrota key rotate --dir trust --role root        # replaces the oldest root key
+
+The new root-(N+1).cbor is signed by every root key of root N and of the new root, so it meets
+both thresholds; a device on root 1 walks root-2, root-3, .. as `release sign` embeds them.
+A rotated-out release key's manifests are refused from then on.")]
+    Rotate(KeyRotateArgs),
+}
+
+/// Arguments of `key trust-init`.
+#[derive(Debug, Args)]
+pub struct TrustInitArgs {
+    /// The trust directory to write into.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// How many root keys (1..=3: a root lists at most 5 keys, one release and one timestamp).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub root_keys: u8,
+    /// How many root-key signatures a new root needs (1..=root keys).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub threshold: u8,
+    /// Replace existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// A trust directory (`key trust-show`).
+#[derive(Debug, Args)]
+pub struct TrustDirArgs {
+    /// The trust directory (made by `key trust-init`).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+/// Key roles of a root document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TrustRole {
+    /// An offline root key (signs root documents).
+    Root,
+    /// The release key (signs manifests).
+    Release,
+    /// The server's timestamp key.
+    Timestamp,
+}
+
+/// Arguments of `key rotate`.
+#[derive(Debug, Args)]
+pub struct KeyRotateArgs {
+    /// The trust directory (made by `key trust-init`).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Which role gets a new key.
+    #[arg(long, value_enum)]
+    pub role: TrustRole,
+}
+
+/// `ferrota release ...`
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Sign a bank image's SUIT manifest (the fileType-142 file of an OTA update).
+    #[command(after_help = "\
+Examples:
+  ferrota release sign --trust trust --image bank.bin --sequence 7 -o bank.suit
+  ferrota release sign --trust trust --image bank.bin --sequence 8 --expires 30d --thing car-17 -o bank.suit
+
+The manifest names the image's SHA-256, size, board (hardware id), version, security counter and
+region digests, is signed by the current release key, and carries root-2.cbor .. root-N.cbor so
+a device on root 1 can walk to the current root. Devices accept only a sequence above the last
+one they took. --expires is Nd (days), Nh (hours) or `never`. Also prints the image's
+sig-sha256-ecdsa value made with the release key (base64), as `image sign-ota` does.")]
+    Sign(ReleaseSignArgs),
+    /// Verify a SUIT manifest and its image as a device would.
+    #[command(after_help = "\
+Examples:
+  ferrota release verify --anchor trust/root-1.cbor --image bank.bin bank.suit
+
+Checks the anchor, walks the embedded roots, checks the release signature, the expiry, and the
+image's SHA-256 and size against the signed ones.")]
+    Verify(ReleaseVerifyArgs),
+}
+
+/// Arguments of `release sign`.
+#[derive(Debug, Args)]
+pub struct ReleaseSignArgs {
+    /// The trust directory (made by `key trust-init`).
+    #[arg(long, value_name = "DIR")]
+    pub trust: PathBuf,
+    /// The bank image (made by `image pack`; it must name a hardware id).
+    #[arg(long, value_name = "FILE")]
+    pub image: PathBuf,
+    /// Sequence number, 1 or more, above every earlier release's.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sequence: u32,
+    /// How long the manifest stays valid: Nd, Nh or `never`.
+    #[arg(long, default_value = "90d", value_parser = parse_expires)]
+    pub expires: Expires,
+    /// Bind the manifest to one thing (device) by name.
+    #[arg(long, value_name = "THING")]
+    pub thing: Option<String>,
+    /// Where to write the manifest.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// A manifest lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expires {
+    /// No expiry.
+    Never,
+    /// Seconds from now.
+    After(u64),
+}
+
+/// Parses `90d`, `12h` or `never`.
+pub fn parse_expires(s: &str) -> Result<Expires, String> {
+    if s == "never" {
+        return Ok(Expires::Never);
+    }
+    let bad = || format!("`{s}`: expected Nd (days), Nh (hours) or `never`, N at least 1");
+    let (num, per) = if let Some(n) = s.strip_suffix('d') {
+        (n, 86_400)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3_600)
+    } else {
+        return Err(bad());
+    };
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    if n == 0 {
+        return Err(bad());
+    }
+    n.checked_mul(per).map(Expires::After).ok_or_else(bad)
+}
+
+/// Arguments of `release verify`.
+#[derive(Debug, Args)]
+pub struct ReleaseVerifyArgs {
+    /// The device's trust anchor (root-1.cbor).
+    #[arg(long, value_name = "FILE")]
+    pub anchor: PathBuf,
+    /// The bank image the manifest is for.
+    #[arg(long, value_name = "FILE")]
+    pub image: PathBuf,
+    /// The manifest (made by `release sign`).
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: PathBuf,
 }
 
 /// Arguments of `key generate`.

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`args`] | the clap definitions and `--help` texts |
 //! | [`keycmd`] | `key generate`, `key public`, `cert code-signing` |
+//! | [`trustcmd`] | `key trust-init`, `key trust-show`, `key rotate`, `release sign`, `release verify` (signed update metadata) |
 //! | [`imagecmd`] | `image pack`, `image from-merged-hex`, `image sign-ota`, `image verify` |
 //! | [`show`] | `image show` (text and JSON) |
 //! | [`t2gargs`], [`t2gcmd`] | `t2g new`, `program`, `boot`, `show`, `activate`, `confirm`, `reject` |
@@ -38,17 +39,23 @@ mod show;
 mod t2gargs;
 mod t2gcmd;
 mod thingcmd;
+mod trustcmd;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use args::{CertCommand, Cli, Command, ImageCommand, KeyCommand};
+use args::{CertCommand, Cli, Command, ImageCommand, KeyCommand, ReleaseCommand};
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Key(KeyCommand::Generate(a)) => keycmd::generate(&a),
         Command::Key(KeyCommand::Public(a)) => keycmd::public(&a),
+        Command::Key(KeyCommand::TrustInit(a)) => trustcmd::trust_init(&a),
+        Command::Key(KeyCommand::TrustShow(a)) => trustcmd::trust_show(&a),
+        Command::Key(KeyCommand::Rotate(a)) => trustcmd::rotate(&a),
+        Command::Release(ReleaseCommand::Sign(a)) => trustcmd::sign(&a),
+        Command::Release(ReleaseCommand::Verify(a)) => trustcmd::verify(&a),
         Command::Cert(CertCommand::CodeSigning(a)) => keycmd::code_signing(&a),
         Command::Image(ImageCommand::Pack(a)) => imagecmd::pack(&a),
         Command::Image(ImageCommand::FromMergedHex(a)) => imagecmd::from_merged_hex(&a),
