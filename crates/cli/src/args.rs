@@ -255,6 +255,9 @@ pub fn parse_expires(s: &str) -> Result<Expires, String> {
     } else {
         return Err(bad());
     };
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
     let n: u64 = num.parse().map_err(|_| bad())?;
     if n == 0 {
         return Err(bad());

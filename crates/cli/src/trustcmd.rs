@@ -16,7 +16,7 @@ use ferrota_image::ota;
 use ferrota_keys::{KeyType, PrivateKey};
 use ferrota_manifest::build::{self, KeyFile, ManifestSpec};
 use ferrota_manifest::p256::ecdsa::SigningKey;
-use ferrota_manifest::{Kid, Role, TrustedRoot};
+use ferrota_manifest::{Kid, Role, TrustError, TrustedRoot};
 
 use crate::args::{
     Expires, KeyRotateArgs, ReleaseSignArgs, ReleaseVerifyArgs, TrustDirArgs, TrustInitArgs,
@@ -453,14 +453,14 @@ pub fn verify(a: &ReleaseVerifyArgs) -> Result<()> {
     let file = fsio::read(&a.manifest, DOC_LIMIT)?;
     let image = fsio::read(&a.image, fsio::OTA_LIMIT)?;
     let m = &a.manifest;
-    let bundle = ferrota_manifest::parse_bundle(&file)
-        .map_err(|e| anyhow!("{}: refused: {e}", m.display()))?;
+    // The device's words and the FAILED reason sub-code it would report.
+    let refused =
+        |what: &str, e: TrustError| anyhow!("{}: {what}: {e} (sub {})", m.display(), e.sub());
+    let bundle = ferrota_manifest::parse_bundle(&file).map_err(|e| refused("refused", e))?;
     let root = ferrota_manifest::walk_roots(&root, bundle.roots())
-        .map_err(|e| anyhow!("{}: its root documents are refused: {e}", m.display()))?;
-    let v = ferrota_manifest::verify_envelope(&bundle, &root)
-        .map_err(|e| anyhow!("{}: refused: {e}", m.display()))?;
-    v.check_expiry(now())
-        .map_err(|e| anyhow!("{}: refused: {e}", m.display()))?;
+        .map_err(|e| refused("its root documents are refused", e))?;
+    let v = ferrota_manifest::verify_envelope(&bundle, &root).map_err(|e| refused("refused", e))?;
+    v.check_expiry(now()).map_err(|e| refused("refused", e))?;
     use sha2::{Digest, Sha256};
     let digest: [u8; 32] = Sha256::digest(&image).into();
     if image.len() as u64 != u64::from(v.image_size()) {

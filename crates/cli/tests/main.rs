@@ -20,3 +20,4 @@ mod rollout;
 mod server;
 mod settings;
 mod t2g;
+mod trust;

@@ -1,0 +1,477 @@
+//! Signed update metadata (#20): `key trust-init`, `key trust-show`, `key rotate`,
+//! `release sign`, `release verify`.
+
+use std::collections::BTreeMap;
+
+use ferrota_manifest::build::{self, ManifestSpec};
+
+use crate::common::{Env, pack};
+
+/// A trust directory `trust`, a boot key and a packed bank image `app.bin`.
+fn setup() -> Env {
+    let env = Env::new();
+    env.ok(&["key", "trust-init", "--dir", "trust"]);
+    env.ok(&["key", "generate", "-o", "boot.pem"]);
+    pack(&env, "boot.pem", "app.bin");
+    env
+}
+
+fn sign(env: &Env, seq: &str, out: &str) -> String {
+    env.ok(&[
+        "release",
+        "sign",
+        "--trust",
+        "trust",
+        "--image",
+        "app.bin",
+        "--sequence",
+        seq,
+        "-o",
+        out,
+    ])
+}
+
+fn verify(env: &Env, anchor: &str, image: &str, manifest: &str) -> std::process::Output {
+    env.run(&[
+        "release", "verify", "--anchor", anchor, "--image", image, manifest,
+    ])
+}
+
+fn verify_ok(env: &Env, anchor: &str, manifest: &str) -> String {
+    env.ok(&[
+        "release", "verify", "--anchor", anchor, "--image", "app.bin", manifest,
+    ])
+}
+
+fn verify_fails(env: &Env, anchor: &str, image: &str, manifest: &str) -> String {
+    let o = verify(env, anchor, image, manifest);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "should fail: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    err
+}
+
+/// An envelope for `app.bin` signed by `key` (a PEM file in the env), carrying `roots`.
+fn envelope_by(env: &Env, key: &str, seq: u32, roots: &[&str]) -> Vec<u8> {
+    let key = ferrota_keys::load_ota_signing_key(&env.path(key)).expect("key");
+    let spec = ManifestSpec::from_bank_image(&env.read("app.bin")).expect("spec");
+    let roots: Vec<Vec<u8>> = roots.iter().map(|r| env.read(r)).collect();
+    build::envelope(&spec, seq, 0, None, &key, &roots)
+}
+
+/// Every file of the trust directory with its bytes.
+fn snapshot(env: &Env, dir: &str) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(env.path(dir))
+        .expect("dir")
+        .map(|e| {
+            let e = e.expect("entry");
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).expect("read"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn init_sign_verify_round_trip() {
+    let env = setup();
+    for f in [
+        "root-1.pem",
+        "root-2.pem",
+        "root-3.pem",
+        "release-1.pem",
+        "timestamp-1.pem",
+        "root-1.cbor",
+    ] {
+        assert!(env.exists(&format!("trust/{f}")), "{f}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(env.path("trust/release-1.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let show = env.ok(&["key", "trust-show", "--dir", "trust"]);
+    assert!(show.contains("root version 1"), "{show}");
+    assert!(show.contains("thresholds: root 2"), "{show}");
+    assert!(show.contains("revoked boot-key slots: none"), "{show}");
+    let keys = |role: &str| {
+        show.lines()
+            .filter(|l| l.starts_with("key ") && l.split_whitespace().nth(2) == Some(role))
+            .count()
+    };
+    assert_eq!(
+        (keys("root"), keys("release"), keys("timestamp")),
+        (3, 1, 1),
+        "{show}"
+    );
+    assert!(show.contains("release-1.pem"), "{show}");
+
+    let out = sign(&env, "7", "app.suit");
+    assert!(out.contains("sequence 7"), "{out}");
+    let b64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("sig-sha256-ecdsa: "))
+        .expect("signature line")
+        .to_string();
+    // The printed OTA signature is the release key's over the image.
+    env.ok(&[
+        "image",
+        "verify",
+        "app.bin",
+        "--ota-signature",
+        &b64,
+        "--key",
+        "trust/release-1.pem",
+    ]);
+    let v = verify_ok(&env, "trust/root-1.cbor", "app.suit");
+    assert!(v.contains("sequence 7"), "{v}");
+    assert!(v.contains("version 1.2.3, security counter 4"), "{v}");
+    assert!(v.contains("matches"), "{v}");
+
+    // Not overwritten without --force; replaced with it.
+    let before = env.read("app.suit");
+    let err = env.fails(
+        1,
+        &[
+            "release",
+            "sign",
+            "--trust",
+            "trust",
+            "--image",
+            "app.bin",
+            "--sequence",
+            "8",
+            "-o",
+            "app.suit",
+        ],
+    );
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(env.read("app.suit"), before);
+    env.ok(&[
+        "release",
+        "sign",
+        "--trust",
+        "trust",
+        "--image",
+        "app.bin",
+        "--sequence",
+        "8",
+        "-o",
+        "app.suit",
+        "--force",
+    ]);
+    assert!(verify_ok(&env, "trust/root-1.cbor", "app.suit").contains("sequence 8"));
+}
+
+#[test]
+fn verify_refuses_forgeries() {
+    let env = setup();
+    sign(&env, "1", "app.suit");
+
+    // A changed image of the same size.
+    let mut img = env.read("app.bin");
+    let last = img.len() - 1;
+    img[last] ^= 1;
+    env.write("evil.bin", &img);
+    let err = verify_fails(&env, "trust/root-1.cbor", "evil.bin", "app.suit");
+    assert!(err.contains("is not the manifest's"), "{err}");
+
+    // Signed by the timestamp key: known, but not a release key.
+    env.write(
+        "ts.suit",
+        envelope_by(&env, "trust/timestamp-1.pem", 2, &[]),
+    );
+    let err = verify_fails(&env, "trust/root-1.cbor", "app.bin", "ts.suit");
+    assert!(
+        err.contains("manifest signer lacks the required role (sub 4)"),
+        "{err}"
+    );
+
+    // Signed by a key the root does not list (stolen or made up).
+    env.ok(&["key", "generate", "-o", "thief.pem"]);
+    env.write("thief.suit", envelope_by(&env, "thief.pem", 2, &[]));
+    let err = verify_fails(&env, "trust/root-1.cbor", "app.bin", "thief.suit");
+    assert!(
+        err.contains("manifest signer is not in the trusted root (sub 4)"),
+        "{err}"
+    );
+
+    // Another fleet's anchor.
+    env.ok(&["key", "trust-init", "--dir", "other"]);
+    let err = verify_fails(&env, "other/root-1.cbor", "app.bin", "app.suit");
+    assert!(err.contains("signer is not in the trusted root"), "{err}");
+
+    // Not a manifest; not an anchor.
+    env.write("junk.suit", b"\xd8\x6bnot a manifest");
+    let err = verify_fails(&env, "trust/root-1.cbor", "app.bin", "junk.suit");
+    assert!(err.contains("junk.suit: refused: manifest"), "{err}");
+    let err = verify_fails(&env, "app.suit", "app.bin", "app.suit");
+    assert!(err.contains("refused as a trust anchor"), "{err}");
+
+    // The genuine one still verifies.
+    verify_ok(&env, "trust/root-1.cbor", "app.suit");
+}
+
+#[test]
+fn rotation_walks_from_the_first_anchor() {
+    let env = setup();
+    sign(&env, "1", "old.suit");
+    let out = env.ok(&["key", "rotate", "--dir", "trust", "--role", "release"]);
+    assert!(out.contains("root 2"), "{out}");
+    assert!(env.exists("trust/release-2.pem") && env.exists("trust/root-2.cbor"));
+    let show = env.ok(&["key", "trust-show", "--dir", "trust"]);
+    assert!(show.contains("root version 2"), "{show}");
+    assert!(
+        show.contains("release-2.pem") && !show.contains("release-1.pem"),
+        "{show}"
+    );
+
+    // The new release key's manifest carries root 2: a device on root 1 walks to it.
+    sign(&env, "2", "new.suit");
+    let v = verify_ok(&env, "trust/root-1.cbor", "new.suit");
+    assert!(v.contains("root 2 reached"), "{v}");
+
+    // The old key's manifests are refused once the device trusts root 2.
+    let err = verify_fails(&env, "trust/root-2.cbor", "app.bin", "old.suit");
+    assert!(
+        err.contains("manifest signer is not in the trusted root"),
+        "{err}"
+    );
+    env.write(
+        "old2.suit",
+        envelope_by(&env, "trust/release-1.pem", 3, &["trust/root-2.cbor"]),
+    );
+    let err = verify_fails(&env, "trust/root-1.cbor", "app.bin", "old2.suit");
+    assert!(
+        err.contains("manifest signer is not in the trusted root"),
+        "{err}"
+    );
+
+    // Root and timestamp rotations: 1 -> 2 -> 3 -> 4 still walks from root 1.
+    env.ok(&["key", "rotate", "--dir", "trust", "--role", "root"]);
+    env.ok(&["key", "rotate", "--dir", "trust", "--role", "timestamp"]);
+    let show = env.ok(&["key", "trust-show", "--dir", "trust"]);
+    assert!(show.contains("root version 4"), "{show}");
+    assert!(
+        show.contains("root-4.pem") && !show.contains("root-1.pem"),
+        "{show}"
+    );
+    assert!(show.contains("timestamp-2.pem"), "{show}");
+    sign(&env, "3", "v4.suit");
+    let v = verify_ok(&env, "trust/root-1.cbor", "v4.suit");
+    assert!(v.contains("root 4 reached"), "{v}");
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let env = setup();
+    let before = snapshot(&env, "trust");
+
+    // An existing trust directory is not replaced without --force.
+    let err = env.fails(1, &["key", "trust-init", "--dir", "trust"]);
+    assert!(err.contains("already exists (use --force"), "{err}");
+    assert_eq!(snapshot(&env, "trust"), before);
+
+    // A threshold no root could meet.
+    let err = env.fails(
+        1,
+        &[
+            "key",
+            "trust-init",
+            "--dir",
+            "t2",
+            "--root-keys",
+            "2",
+            "--threshold",
+            "3",
+        ],
+    );
+    assert!(
+        err.contains("--threshold 3 is more than --root-keys 2"),
+        "{err}"
+    );
+    assert!(!env.exists("t2"));
+    env.fails(2, &["key", "trust-init", "--dir", "t2", "--root-keys", "4"]);
+    assert!(!env.exists("t2"));
+
+    // Missing trust directories.
+    for args in [
+        &["key", "trust-show", "--dir", "nope"][..],
+        &["key", "rotate", "--dir", "nope", "--role", "release"][..],
+        &[
+            "release",
+            "sign",
+            "--trust",
+            "nope",
+            "--image",
+            "app.bin",
+            "--sequence",
+            "1",
+            "-o",
+            "x.suit",
+        ][..],
+    ] {
+        let err = env.fails(1, args);
+        assert!(err.contains("nope: no such trust directory"), "{err}");
+    }
+    assert!(!env.exists("nope"));
+
+    // Bad --expires, sequence 0, an image that is not a bank.
+    for bad in ["5x", "0d", "d", "+3d", "90", "3 d", "99999999999999999d"] {
+        let err = env.fails(
+            2,
+            &[
+                "release",
+                "sign",
+                "--trust",
+                "trust",
+                "--image",
+                "app.bin",
+                "--sequence",
+                "1",
+                "--expires",
+                bad,
+                "-o",
+                "x.suit",
+            ],
+        );
+        assert!(err.contains("--expires"), "{err}");
+    }
+    let err = env.fails(
+        2,
+        &[
+            "release",
+            "sign",
+            "--trust",
+            "trust",
+            "--image",
+            "app.bin",
+            "--sequence",
+            "0",
+            "-o",
+            "x.suit",
+        ],
+    );
+    assert!(err.contains("--sequence"), "{err}");
+    env.write("junk.bin", b"not a bank image");
+    let err = env.fails(
+        1,
+        &[
+            "release",
+            "sign",
+            "--trust",
+            "trust",
+            "--image",
+            "junk.bin",
+            "--sequence",
+            "1",
+            "-o",
+            "x.suit",
+        ],
+    );
+    assert!(
+        err.contains("junk.bin: cannot describe in a manifest"),
+        "{err}"
+    );
+    let err = env.fails(
+        1,
+        &[
+            "release",
+            "sign",
+            "--trust",
+            "trust",
+            "--image",
+            "missing.bin",
+            "--sequence",
+            "1",
+            "-o",
+            "x.suit",
+        ],
+    );
+    assert!(err.contains("missing.bin: cannot read"), "{err}");
+    assert!(!env.exists("x.suit"));
+
+    // Without the release key, nothing is signed.
+    std::fs::remove_file(env.path("trust/release-1.pem")).unwrap();
+    let err = env.fails(
+        1,
+        &[
+            "release",
+            "sign",
+            "--trust",
+            "trust",
+            "--image",
+            "app.bin",
+            "--sequence",
+            "1",
+            "-o",
+            "x.suit",
+        ],
+    );
+    assert!(err.contains("no private key for a release key"), "{err}");
+    assert!(!env.exists("x.suit"));
+    env.write("trust/release-1.pem", &before["release-1.pem"]);
+
+    // A tampered root document stops every command that reads the chain.
+    env.ok(&["key", "rotate", "--dir", "trust", "--role", "release"]);
+    let good = env.read("trust/root-2.cbor");
+    let mut bad = good.clone();
+    // A payload byte (a key of the list): every signature breaks. (One broken signature out of
+    // three still leaves the threshold of two met: by design, it counts for nothing.)
+    bad[40] ^= 1;
+    env.write("trust/root-2.cbor", &bad);
+    let after_rotate = snapshot(&env, "trust");
+    let err = env.fails(1, &["key", "trust-show", "--dir", "trust"]);
+    assert!(err.contains("root-2.cbor: refused after root 1"), "{err}");
+    let err = env.fails(
+        1,
+        &["key", "rotate", "--dir", "trust", "--role", "timestamp"],
+    );
+    assert!(err.contains("root-2.cbor: refused after root 1"), "{err}");
+    assert_eq!(snapshot(&env, "trust"), after_rotate);
+}
+
+#[test]
+fn expiry_is_signed() {
+    let env = setup();
+    env.ok(&[
+        "release",
+        "sign",
+        "--trust",
+        "trust",
+        "--image",
+        "app.bin",
+        "--sequence",
+        "1",
+        "--expires",
+        "never",
+        "--thing",
+        "car-17",
+        "-o",
+        "a.suit",
+    ]);
+    let v = verify_ok(&env, "trust/root-1.cbor", "a.suit");
+    assert!(v.contains("expires never"), "{v}");
+    assert!(v.contains("for one thing"), "{v}");
+    env.ok(&[
+        "release",
+        "sign",
+        "--trust",
+        "trust",
+        "--image",
+        "app.bin",
+        "--sequence",
+        "2",
+        "--expires",
+        "1h",
+        "-o",
+        "b.suit",
+    ]);
+    let v = verify_ok(&env, "trust/root-1.cbor", "b.suit");
+    assert!(v.contains("expires ") && !v.contains("never"), "{v}");
+}
