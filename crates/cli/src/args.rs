@@ -128,6 +128,7 @@ Examples:
 Examples:
   ferrota key rotate --dir trust --role release     # writes release-2.pem and root-2.cbor
   ferrota key rotate --dir trust --role root        # replaces the oldest root key
+  ferrota key rotate --dir trust --revoke-boot-keys 0x1   # root-(N+1) revokes boot-key slot 0
 
 The new root-(N+1).cbor is signed by every root key of root N and of the new root, so it meets
 both thresholds; a device on root 1 walks root-2, root-3, .. as `release sign` embeds them.
@@ -173,13 +174,33 @@ pub enum TrustRole {
 
 /// Arguments of `key rotate`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("change").required(true).multiple(true).args(["role", "revoke_boot_keys"])))]
 pub struct KeyRotateArgs {
     /// The trust directory (made by `key trust-init`).
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Which role gets a new key.
     #[arg(long, value_enum)]
-    pub role: TrustRole,
+    pub role: Option<TrustRole>,
+    /// Also revoke boot-key slots: bit n revokes slot n (e.g. 0x1 = slot 0). Added to the
+    /// slots the current root revokes; a revocation is never undone.
+    #[arg(long, value_name = "MASK", value_parser = parse_mask)]
+    pub revoke_boot_keys: Option<u8>,
+}
+
+/// Parses a boot-key slot mask, `0x..` hex or decimal, at least one bit.
+pub fn parse_mask(s: &str) -> Result<u8, String> {
+    let v = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u8::from_str_radix(h, 16),
+        None => s.parse::<u8>(),
+    }
+    .map_err(|_| {
+        format!("`{s}`: expected a slot mask such as 0x1 (slot 0) or 0x3 (slots 0 and 1)")
+    })?;
+    if v == 0 {
+        return Err(format!("`{s}`: revokes no slot"));
+    }
+    Ok(v)
 }
 
 /// `ferrota release ...`

@@ -284,7 +284,6 @@ pub fn rotate(a: &KeyRotateArgs) -> Result<()> {
     let chain = load_chain(&a.dir)?;
     let keys = load_keys(&a.dir)?;
     let cur = &chain.root;
-    let (prefix, role) = role_prefix(a.role);
     let next = cur
         .version()
         .checked_add(1)
@@ -297,25 +296,39 @@ pub fn rotate(a: &KeyRotateArgs) -> Result<()> {
             cur.version()
         );
     }
-    // The key replaced: the first key of `role` in the current root (the oldest root key).
-    let old = cur
-        .keys()
-        .find(|k| k.has(role))
-        .ok_or_else(|| anyhow!("root {} has no {prefix} key", cur.version()))?
-        .kid;
-    let (new, pem) = new_key()?;
+    let revoked = cur.revoked_boot_keys() | a.revoke_boot_keys.unwrap_or(0);
+    if a.role.is_none() && revoked == cur.revoked_boot_keys() {
+        bail!(
+            "--revoke-boot-keys {:#04x}: root {} already revokes these slots; nothing to change",
+            a.revoke_boot_keys.unwrap_or(0),
+            cur.version()
+        );
+    }
     let mut list: Vec<KeyFile> = cur
         .keys()
-        .filter(|k| k.kid != old)
         .map(|k| KeyFile {
             roles: k.roles,
             key: k.key,
         })
         .collect();
-    list.push(KeyFile {
-        roles: role as u8,
-        key: *new.verifying_key(),
-    });
+    // The new key, if a role rotates: it replaces the first key of that role in the current
+    // root (for root keys, the oldest one).
+    let mut replaced = None;
+    if let Some(r) = a.role {
+        let (prefix, role) = role_prefix(r);
+        let at = cur
+            .keys()
+            .position(|k| k.has(role))
+            .ok_or_else(|| anyhow!("root {} has no {prefix} key", cur.version()))?;
+        let old = cur.keys().nth(at).map(|k| k.kid).unwrap_or_default();
+        let (new, pem) = new_key()?;
+        list.remove(at);
+        list.push(KeyFile {
+            roles: role as u8,
+            key: *new.verifying_key(),
+        });
+        replaced = Some((prefix, role, old, new, pem));
+    }
     // Signed by every root key of the old and the new root whose private key is here.
     let mut signers: Vec<&SigningKey> = Vec::new();
     let mut have_old = 0u8;
@@ -333,37 +346,47 @@ pub fn rotate(a: &KeyRotateArgs) -> Result<()> {
             cur.threshold()
         );
     }
-    if role == Role::Root {
-        signers.push(&new);
+    if let Some((_, Role::Root, _, new, _)) = &replaced {
+        signers.push(new);
     }
     let doc = build::root_doc(
         next,
         now().max(cur.issued()),
         &list,
         cur.threshold(),
-        cur.revoked_boot_keys(),
+        revoked,
         &signers,
     );
     ferrota_manifest::walk_roots(cur, std::iter::once(doc.as_slice()))
         .map_err(|e| anyhow!("the new root {next} is refused: {e}"))?;
-    let key_path = a
-        .dir
-        .join(format!("{prefix}-{}.pem", next_index(&a.dir, prefix)));
-    fsio::write_atomic(&key_path, pem.as_bytes(), Access::Secret, false)?;
+    let mut key_path = None;
+    if let Some((prefix, _, old, new, pem)) = &replaced {
+        let path = a
+            .dir
+            .join(format!("{prefix}-{}.pem", next_index(&a.dir, prefix)));
+        fsio::write_atomic(&path, pem.as_bytes(), Access::Secret, false)?;
+        eprintln!("wrote {} (ECDSA P-256, PKCS#8 PEM, 0600)", path.display());
+        println!(
+            "root {next}: {prefix} key {} replaced by {} ({})",
+            hex(old),
+            hex(&build::kid(new)),
+            path.display()
+        );
+        key_path = Some(path);
+    }
     if let Err(e) = fsio::write_atomic(&root_path, &doc, Access::Public, false) {
-        let _ = std::fs::remove_file(&key_path);
+        if let Some(p) = key_path {
+            let _ = std::fs::remove_file(p);
+        }
         return Err(e);
     }
-    eprintln!(
-        "wrote {} (ECDSA P-256, PKCS#8 PEM, 0600)",
-        key_path.display()
-    );
-    println!(
-        "root {next}: {prefix} key {} replaced by {} ({})",
-        hex(&old),
-        hex(&build::kid(&new)),
-        key_path.display()
-    );
+    if revoked != cur.revoked_boot_keys() {
+        println!(
+            "root {next}: boot-key slots revoked {:#04x} (was {:#04x}); devices blow the eFuse bits, which cannot be undone",
+            revoked,
+            cur.revoked_boot_keys()
+        );
+    }
     println!("wrote {}", root_path.display());
     Ok(())
 }

@@ -475,3 +475,81 @@ fn expiry_is_signed() {
     let v = verify_ok(&env, "trust/root-1.cbor", "b.suit");
     assert!(v.contains("expires ") && !v.contains("never"), "{v}");
 }
+
+#[test]
+fn rotate_revokes_boot_key_slots() {
+    let env = setup();
+    let out = env.ok(&[
+        "key",
+        "rotate",
+        "--dir",
+        "trust",
+        "--revoke-boot-keys",
+        "0x2",
+    ]);
+    assert!(out.contains("boot-key slots revoked 0x02"), "{out}");
+    let show = env.ok(&["key", "trust-show", "--dir", "trust"]);
+    assert!(show.contains("root version 2"), "{show}");
+    assert!(show.contains("revoked boot-key slots: 1"), "{show}");
+    // The keys stay; a manifest still walks from root 1.
+    assert!(!env.exists("trust/release-2.pem"));
+    sign(&env, "1", "a.suit");
+    assert!(verify_ok(&env, "trust/root-1.cbor", "a.suit").contains("root 2 reached"));
+
+    // With a release rotation, the revocation is kept (revocations are cumulative).
+    env.ok(&[
+        "key",
+        "rotate",
+        "--dir",
+        "trust",
+        "--role",
+        "release",
+        "--revoke-boot-keys",
+        "1",
+    ]);
+    let show = env.ok(&["key", "trust-show", "--dir", "trust"]);
+    assert!(show.contains("revoked boot-key slots: 0, 1"), "{show}");
+
+    let before = snapshot(&env, "trust");
+    let err = env.fails(
+        1,
+        &[
+            "key",
+            "rotate",
+            "--dir",
+            "trust",
+            "--revoke-boot-keys",
+            "0x2",
+        ],
+    );
+    assert!(err.contains("already revokes these slots"), "{err}");
+    let err = env.fails(
+        1,
+        &[
+            "key",
+            "rotate",
+            "--dir",
+            "trust",
+            "--revoke-boot-keys",
+            "0x80",
+        ],
+    );
+    assert!(err.contains("the new root 4 is refused"), "{err}");
+    env.fails(
+        2,
+        &["key", "rotate", "--dir", "trust", "--revoke-boot-keys", "0"],
+    );
+    env.fails(
+        2,
+        &[
+            "key",
+            "rotate",
+            "--dir",
+            "trust",
+            "--revoke-boot-keys",
+            "slot1",
+        ],
+    );
+    env.fails(2, &["key", "rotate", "--dir", "trust"]);
+    assert_eq!(snapshot(&env, "trust"), before);
+}
