@@ -247,7 +247,7 @@ pub struct ReleaseSignArgs {
     #[arg(long, value_name = "THING")]
     pub thing: Option<String>,
     /// Where to write the manifest.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, visible_alias = "out", value_name = "FILE")]
     pub output: PathBuf,
     /// Replace the output file if it exists.
     #[arg(long)]
@@ -290,7 +290,7 @@ pub fn parse_expires(s: &str) -> Result<Expires, String> {
 #[derive(Debug, Args)]
 pub struct ReleaseVerifyArgs {
     /// The device's trust anchor (root-1.cbor).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, visible_alias = "root", value_name = "FILE")]
     pub anchor: PathBuf,
     /// The bank image the manifest is for.
     #[arg(long, value_name = "FILE")]

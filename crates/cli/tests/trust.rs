@@ -252,6 +252,34 @@ fn rotation_walks_from_the_first_anchor() {
         "{err}"
     );
 
+    // A new anchor over a rotated directory would strand root 2: refused, even with --force.
+    let before = snapshot(&env, "trust");
+    let err = env.fails(1, &["key", "trust-init", "--dir", "trust", "--force"]);
+    assert!(err.contains("holds root-2.cbor"), "{err}");
+    assert_eq!(snapshot(&env, "trust"), before);
+    // The design's spellings: --root for the anchor, --out for the output.
+    env.ok(&[
+        "release",
+        "sign",
+        "--trust",
+        "trust",
+        "--image",
+        "app.bin",
+        "--sequence",
+        "2",
+        "--out",
+        "alias.suit",
+    ]);
+    env.ok(&[
+        "release",
+        "verify",
+        "--root",
+        "trust/root-1.cbor",
+        "--image",
+        "app.bin",
+        "alias.suit",
+    ]);
+
     // Root and timestamp rotations: 1 -> 2 -> 3 -> 4 still walks from root 1.
     env.ok(&["key", "rotate", "--dir", "trust", "--role", "root"]);
     env.ok(&["key", "rotate", "--dir", "trust", "--role", "timestamp"]);
