@@ -17,6 +17,7 @@ use ferrota_keys::{KeyType, PrivateKey};
 use ferrota_manifest::build::{self, KeyFile, ManifestSpec};
 use ferrota_manifest::p256::ecdsa::SigningKey;
 use ferrota_manifest::{Kid, Role, TrustError, TrustedRoot};
+use sha2::{Digest, Sha256};
 
 use crate::args::{
     Expires, KeyRotateArgs, ReleaseSignArgs, ReleaseVerifyArgs, TrustDirArgs, TrustInitArgs,
@@ -484,7 +485,6 @@ pub fn verify(a: &ReleaseVerifyArgs) -> Result<()> {
         .map_err(|e| refused("its root documents are refused", e))?;
     let v = ferrota_manifest::verify_envelope(&bundle, &root).map_err(|e| refused("refused", e))?;
     v.check_expiry(now()).map_err(|e| refused("refused", e))?;
-    use sha2::{Digest, Sha256};
     let digest: [u8; 32] = Sha256::digest(&image).into();
     if image.len() as u64 != u64::from(v.image_size()) {
         bail!(
@@ -523,11 +523,8 @@ pub fn verify(a: &ReleaseVerifyArgs) -> Result<()> {
         0 => println!("expires never"),
         t => println!("expires {t} (Unix seconds)"),
     }
-    if v.device_id().is_some() {
-        println!(
-            "for one thing (device id {})",
-            hex(v.device_id().map_or(&[][..], |d| &d[..]))
-        );
+    if let Some(d) = v.device_id() {
+        println!("for one thing only (device id {})", hex(d));
     }
     println!("signed by release key {}", hex(&v.signer()));
     Ok(())
