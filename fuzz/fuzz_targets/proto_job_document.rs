@@ -55,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
     let out = JobMessageOut {
         timestamp: 0,
         client_token: None,
+        ferrota_timestamp: None,
         execution: Some(ExecutionOut {
             job_id: ex.job_id,
             thing_name: None,
