@@ -60,6 +60,20 @@ fn envelope_by(env: &Env, key: &str, seq: u32, roots: &[&str]) -> Vec<u8> {
 }
 
 /// Every file of the trust directory with its bytes.
+/// `ferrota release sign --trust trust --image app.bin ARGS` must exit with `code`: its stderr.
+fn sign_fails(env: &Env, code: i32, args: &[&str]) -> String {
+    let mut all = vec!["release", "sign", "--trust", "trust", "--image", "app.bin"];
+    all.extend_from_slice(args);
+    env.fails(code, &all)
+}
+
+/// `ferrota key rotate --dir trust ARGS` must exit with `code`: its stderr.
+fn rotate_fails(env: &Env, code: i32, args: &[&str]) -> String {
+    let mut all = vec!["key", "rotate", "--dir", "trust"];
+    all.extend_from_slice(args);
+    env.fails(code, &all)
+}
+
 fn snapshot(env: &Env, dir: &str) -> BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(env.path(dir))
         .expect("dir")
@@ -135,21 +149,7 @@ fn init_sign_verify_round_trip() {
 
     // Not overwritten without --force; replaced with it.
     let before = env.read("app.suit");
-    let err = env.fails(
-        1,
-        &[
-            "release",
-            "sign",
-            "--trust",
-            "trust",
-            "--image",
-            "app.bin",
-            "--sequence",
-            "8",
-            "-o",
-            "app.suit",
-        ],
-    );
+    let err = sign_fails(&env, 1, &["--sequence", "8", "-o", "app.suit"]);
     assert!(err.contains("already exists"), "{err}");
     assert_eq!(env.read("app.suit"), before);
     env.ok(&[
@@ -351,40 +351,14 @@ fn bad_input_is_refused_and_changes_nothing() {
 
     // Bad --expires, sequence 0, an image that is not a bank.
     for bad in ["5x", "0d", "d", "+3d", "90", "3 d", "99999999999999999d"] {
-        let err = env.fails(
+        let err = sign_fails(
+            &env,
             2,
-            &[
-                "release",
-                "sign",
-                "--trust",
-                "trust",
-                "--image",
-                "app.bin",
-                "--sequence",
-                "1",
-                "--expires",
-                bad,
-                "-o",
-                "x.suit",
-            ],
+            &["--sequence", "1", "--expires", bad, "-o", "x.suit"],
         );
         assert!(err.contains("--expires"), "{err}");
     }
-    let err = env.fails(
-        2,
-        &[
-            "release",
-            "sign",
-            "--trust",
-            "trust",
-            "--image",
-            "app.bin",
-            "--sequence",
-            "0",
-            "-o",
-            "x.suit",
-        ],
-    );
+    let err = sign_fails(&env, 2, &["--sequence", "0", "-o", "x.suit"]);
     assert!(err.contains("--sequence"), "{err}");
     env.write("junk.bin", b"not a bank image");
     let err = env.fails(
@@ -426,21 +400,7 @@ fn bad_input_is_refused_and_changes_nothing() {
 
     // Without the release key, nothing is signed.
     std::fs::remove_file(env.path("trust/release-1.pem")).unwrap();
-    let err = env.fails(
-        1,
-        &[
-            "release",
-            "sign",
-            "--trust",
-            "trust",
-            "--image",
-            "app.bin",
-            "--sequence",
-            "1",
-            "-o",
-            "x.suit",
-        ],
-    );
+    let err = sign_fails(&env, 1, &["--sequence", "1", "-o", "x.suit"]);
     assert!(err.contains("no private key for a release key"), "{err}");
     assert!(!env.exists("x.suit"));
     env.write("trust/release-1.pem", &before["release-1.pem"]);
@@ -456,10 +416,7 @@ fn bad_input_is_refused_and_changes_nothing() {
     let after_rotate = snapshot(&env, "trust");
     let err = env.fails(1, &["key", "trust-show", "--dir", "trust"]);
     assert!(err.contains("root-2.cbor: refused after root 1"), "{err}");
-    let err = env.fails(
-        1,
-        &["key", "rotate", "--dir", "trust", "--role", "timestamp"],
-    );
+    let err = rotate_fails(&env, 1, &["--role", "timestamp"]);
     assert!(err.contains("root-2.cbor: refused after root 1"), "{err}");
     assert_eq!(snapshot(&env, "trust"), after_rotate);
 }
@@ -539,45 +496,12 @@ fn rotate_revokes_boot_key_slots() {
     assert!(show.contains("revoked boot-key slots: 0, 1"), "{show}");
 
     let before = snapshot(&env, "trust");
-    let err = env.fails(
-        1,
-        &[
-            "key",
-            "rotate",
-            "--dir",
-            "trust",
-            "--revoke-boot-keys",
-            "0x2",
-        ],
-    );
+    let err = rotate_fails(&env, 1, &["--revoke-boot-keys", "0x2"]);
     assert!(err.contains("already revokes these slots"), "{err}");
-    let err = env.fails(
-        1,
-        &[
-            "key",
-            "rotate",
-            "--dir",
-            "trust",
-            "--revoke-boot-keys",
-            "0x80",
-        ],
-    );
+    let err = rotate_fails(&env, 1, &["--revoke-boot-keys", "0x80"]);
     assert!(err.contains("the new root 4 is refused"), "{err}");
-    env.fails(
-        2,
-        &["key", "rotate", "--dir", "trust", "--revoke-boot-keys", "0"],
-    );
-    env.fails(
-        2,
-        &[
-            "key",
-            "rotate",
-            "--dir",
-            "trust",
-            "--revoke-boot-keys",
-            "slot1",
-        ],
-    );
+    rotate_fails(&env, 2, &["--revoke-boot-keys", "0"]);
+    rotate_fails(&env, 2, &["--revoke-boot-keys", "slot1"]);
     env.fails(2, &["key", "rotate", "--dir", "trust"]);
     assert_eq!(snapshot(&env, "trust"), before);
 }

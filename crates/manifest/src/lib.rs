@@ -143,7 +143,6 @@ mod binding;
 pub mod build;
 mod cbor;
 mod cose;
-mod crc;
 pub mod error;
 pub mod manifest;
 pub mod root;

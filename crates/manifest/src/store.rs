@@ -47,7 +47,13 @@
 use embedded_storage::nor_flash::NorFlash;
 use p256::ecdsa::VerifyingKey;
 
-use crate::crc::crc32;
+/// CRC-32 (IEEE 802.3, as zlib computes it): the marker log's record check, from the `crc`
+/// crate that `ferrota-delta` already links into the agent (one table on the MCU).
+const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+fn crc32(data: &[u8]) -> u32 {
+    CRC32.checksum(data)
+}
 use crate::root::{RootKey, check_rules};
 use crate::{Kid, MAX_ROOT_KEYS, TrustedRoot, kid_of};
 
