@@ -12,7 +12,6 @@ use common::*;
 use ferrota_agent::{AgentEvent, FileEncoding};
 use ferrota_boot::Bank;
 use ferrota_proto::job::JobStatus;
-use ferrota_t2g::PowerCut;
 
 const LIMIT: Duration = Duration::from_secs(600);
 
@@ -199,14 +198,7 @@ fn delta_with_cut(op: Option<(u64, bool)>) -> (u64, Sim) {
     let v2 = image(Spec::new(2, 2).len(0x2_0000));
     let op0 = sim.dev.op_count();
     if let Some((n, tear)) = op {
-        sim.cut_power_at_op(if tear {
-            PowerCut::Tear {
-                op: op0 + n,
-                seed: n,
-            }
-        } else {
-            PowerCut::Before(op0 + n)
-        });
+        sim.cut_power_at_op(cut_at(op0 + n, n, tear));
     }
     sim.add_job(job("delta-pc", v2.clone()).delta_from(v1));
     let done = sim.run_job("delta-pc", LIMIT);

@@ -11,7 +11,6 @@ use common::*;
 use ferrota_agent::AgentEvent;
 use ferrota_boot::Bank;
 use ferrota_proto::job::JobStatus;
-use ferrota_t2g::PowerCut;
 
 const LIMIT: Duration = Duration::from_secs(600);
 
@@ -105,14 +104,7 @@ fn update_with_cut(op: Option<(u64, bool)>) -> (u64, Sim) {
     let mut sim = Sim::new(&v1, 81);
     let op0 = sim.dev.op_count();
     if let Some((n, tear)) = op {
-        sim.cut_power_at_op(if tear {
-            PowerCut::Tear {
-                op: op0 + n,
-                seed: n,
-            }
-        } else {
-            PowerCut::Before(op0 + n)
-        });
+        sim.cut_power_at_op(cut_at(op0 + n, n, tear));
     }
     sim.add_job(job("job-pc", v2.clone()));
     let done = sim.run_job("job-pc", LIMIT);

@@ -208,18 +208,30 @@ pub fn pack(env: &Env, key: &str, out: &str) {
 /// [`pack`] with `extra` arguments after the usual ones (`--bank upper`, `--format ihex`, …);
 /// returns the run for the caller to judge.
 pub fn pack_with(env: &Env, key: &str, out: &str, extra: &[&str]) -> Output {
-    let [cm0p, cm7_0, cm7_1] = write_builds(env);
-    let mut args = vec![
-        "image",
-        "pack",
-        "--cm0p",
-        &cm0p,
-        "--cm7-0",
-        &cm7_0,
-        "--cm7-1",
-        &cm7_1,
+    pack_run(env, key, "1.2.3", true, out, extra)
+}
+
+/// `image pack` of the test builds as `version` (counter 4, board KIT_T2G, `boot.pem`), without
+/// --cm7-1 when `two_core`: the two sides of a delta.
+pub fn pack_version(env: &Env, version: &str, two_core: bool, out: &str) {
+    let o = pack_run(env, "boot.pem", version, !two_core, out, &[]);
+    assert!(
+        o.status.success(),
+        "pack {out} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The one `image pack` command line of the test builds (counter 4, board KIT_T2G).
+fn pack_run(env: &Env, key: &str, version: &str, cm7_1: bool, out: &str, extra: &[&str]) -> Output {
+    let [cm0p, cm7_0, cm7_1_path] = write_builds(env);
+    let mut args = vec!["image", "pack", "--cm0p", &cm0p, "--cm7-0", &cm7_0];
+    if cm7_1 {
+        args.extend(["--cm7-1", &cm7_1_path]);
+    }
+    args.extend([
         "--version",
-        "1.2.3",
+        version,
         "--security-counter",
         "4",
         "--hardware",
@@ -228,37 +240,9 @@ pub fn pack_with(env: &Env, key: &str, out: &str, extra: &[&str]) -> Output {
         key,
         "-o",
         out,
-    ];
+    ]);
     args.extend(extra);
     env.run(&args)
-}
-
-/// `image pack` of the test builds as `version` (counter 4, board KIT_T2G, `boot.pem`), without
-/// --cm7-1 when `two_core`: the two sides of a delta.
-pub fn pack_version(env: &Env, version: &str, two_core: bool, out: &str) {
-    let [cm0p, cm7_0, cm7_1] = write_builds(env);
-    let mut args = vec![
-        "image",
-        "pack",
-        "--cm0p",
-        &cm0p,
-        "--cm7-0",
-        &cm7_0,
-        "--version",
-        version,
-        "--security-counter",
-        "4",
-        "--hardware",
-        "KIT_T2G",
-        "--boot-key",
-        "boot.pem",
-        "-o",
-        out,
-    ];
-    if !two_core {
-        args.extend(["--cm7-1", &cm7_1]);
-    }
-    env.ok(&args);
 }
 
 /// Whether no object key of `v` has an underscore (AWS's camelCase throughout).

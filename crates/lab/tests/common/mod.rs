@@ -26,6 +26,16 @@ pub mod image {
     pub use ferrota_sim::keys::{boot_key, code_verifying_key};
 }
 
+/// A power cut at flash operation `op`: before it, or tearing it (a half-programmed row, a
+/// half-erased sector) with `seed`.
+pub fn cut_at(op: u64, seed: u64, tear: bool) -> ferrota_t2g::PowerCut {
+    if tear {
+        ferrota_t2g::PowerCut::Tear { op, seed }
+    } else {
+        ferrota_t2g::PowerCut::Before(op)
+    }
+}
+
 /// The device's marker log.
 pub fn log(dev: &mut Device) -> MarkerLog<WorkFlashView<'_>> {
     MarkerLog::new(dev.work_flash_range(LOG_ADDRESS, LOG_SIZE).unwrap()).unwrap()
