@@ -16,8 +16,10 @@ step "cargo clippy (workspace, all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "core crates are no_std: no std or alloc feature reaches their dependency graphs"
+# (read in full before grep: `cmd | grep -q` under pipefail fails when grep's early exit SIGPIPEs cmd)
+members=$(cargo metadata --format-version 1 --no-deps)
 for crate in ferrota-image ferrota-boot ferrota-proto ferrota-agent ferrota-delta ferrota-manifest; do
-    if cargo metadata --format-version 1 --no-deps | grep -q "\"name\":\"$crate\""; then
+    if grep -q "\"name\":\"$crate\"" <<<"$members"; then
         if cargo tree -p "$crate" --no-default-features -e normal,features --prefix none \
             | grep -E ' feature "(std|alloc)"' ; then
             echo "error: $crate pulls std/alloc into its no_std build (see above)" >&2
