@@ -505,3 +505,49 @@ fn rotate_revokes_boot_key_slots() {
     env.fails(2, &["key", "rotate", "--dir", "trust"]);
     assert_eq!(snapshot(&env, "trust"), before);
 }
+
+/// The key ids `key trust-show` lists for `role`.
+fn kids(env: &Env, role: &str) -> Vec<String> {
+    env.ok(&["key", "trust-show", "--dir", "trust"])
+        .lines()
+        .filter(|l| l.starts_with("key ") && l.split_whitespace().nth(2) == Some(role))
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn revoke_writes_a_root_without_the_key_and_refuses_the_last_of_a_role() {
+    let env = setup();
+    let before = snapshot(&env, "trust");
+    // The only release key, an unknown kid, a malformed kid: refused, nothing written.
+    let release = kids(&env, "release");
+    let err = env.fails(1, &["key", "revoke", "--dir", "trust", "--kid", &release[0]]);
+    assert!(err.contains("the only release key"), "{err}");
+    let err = env.fails(
+        1,
+        &["key", "revoke", "--dir", "trust", "--kid", "0011223344556677"],
+    );
+    assert!(err.contains("not a key of root 1"), "{err}");
+    let err = env.fails(1, &["key", "revoke", "--dir", "trust", "--kid", "xyz"]);
+    assert!(err.contains("16 hex digits"), "{err}");
+    assert_eq!(snapshot(&env, "trust"), before);
+
+    // Revoking one of three root keys (threshold 2): root 2, walked from root 1.
+    let roots = kids(&env, "root");
+    assert_eq!(roots.len(), 3);
+    let out = env.ok(&["key", "revoke", "--dir", "trust", "--kid", &roots[0]]);
+    assert!(out.contains("root 2"), "{out}");
+    let anchor = ferrota_manifest::TrustedRoot::from_anchor(&env.read("trust/root-1.cbor")).unwrap();
+    let doc = env.read("trust/root-2.cbor");
+    let r2 = ferrota_manifest::walk_roots(&anchor, std::iter::once(doc.as_slice())).unwrap();
+    assert_eq!(r2.version(), 2);
+    assert_eq!(r2.keys().count(), 4);
+    assert!(!kids(&env, "root").contains(&roots[0]));
+    // A second one would leave one root key under threshold 2.
+    let err = env.fails(1, &["key", "revoke", "--dir", "trust", "--kid", &roots[1]]);
+    assert!(err.contains("only 1 root keys"), "{err}");
+    // A manifest signed now carries root 2 and verifies from root 1.
+    sign(&env, "3", "app.suit");
+    verify_ok(&env, "trust/root-1.cbor", "app.suit");
+    assert!(env.exists("app.suit.sig"));
+}
