@@ -435,8 +435,9 @@ fn each_refusal_ends_before_any_image_block_with_stored_state_intact() {
 
 #[test]
 fn aws_plain_accepts_the_plain_signature_and_says_so() {
-    let sim = run_job(Fixture::new(v2(), None, Ts::Absent), AgentSettings::default(), 4);
+    let mut sim = run_job(Fixture::new(v2(), None, Ts::Absent), AgentSettings::default(), 4);
     assert_eq!(sim.server.status, JobStatus::Succeeded);
+    sim.run_until(Duration::from_secs(2), |_| false);
     assert!(sim.events.contains(&AgentEvent::PlainSignatureAccepted));
     let r = sim
         .server
@@ -452,7 +453,7 @@ fn aws_plain_accepts_the_plain_signature_and_says_so() {
 
 #[test]
 fn a_reset_during_the_download_re_verifies_the_same_manifest() {
-    let v2 = v2();
+    let v2 = image(Spec::new(2, 2).len(0x10_0000));
     let bundle = fx::bundle(&v2, 6);
     let mut sim = Sim::start(
         Fixture::new(v2, Some(bundle), valid()),
@@ -460,7 +461,12 @@ fn a_reset_during_the_download_re_verifies_the_same_manifest() {
         5,
         require(),
     );
-    assert!(sim.run_until(Duration::from_secs(60), |s| s.server.image_blocks > 40));
+    assert!(sim.run_until(Duration::from_secs(60), |s| {
+        s.events
+            .iter()
+            .any(|e| matches!(e, AgentEvent::VersionAccepted { .. }))
+            && s.server.image_blocks > 150
+    }));
     sim.reset_now();
     assert!(sim.run_until(Duration::from_secs(600), terminal));
     assert_eq!(sim.server.status, JobStatus::Succeeded, "{:?}", sim.server.updates);
@@ -470,9 +476,13 @@ fn a_reset_during_the_download_re_verifies_the_same_manifest() {
         .filter(|e| matches!(e, AgentEvent::ManifestAccepted { sequence: 6, .. }))
         .count();
     assert_eq!(accepted, 2, "accepted again after the reset (same digest)");
-    assert!(sim.events.iter().any(
-        |e| matches!(e, AgentEvent::DownloadStarted { resumed, .. } if *resumed > 0)
-    ));
+    assert!(
+        sim.events.iter().any(
+            |e| matches!(e, AgentEvent::DownloadStarted { resumed, .. } if *resumed > 0)
+        ),
+        "{:?}",
+        sim.events
+    );
     assert_eq!(trust_store(&sim.dev).installed_seq, 6);
 }
 
@@ -542,7 +552,7 @@ fn freshness_timer_reports_fresh_false() {
     let mut sim = Sim::start(f, &v1(), 8, require());
     sim.run_until(Duration::from_secs(2), |_| false);
     let fresh = |s: &Sim<Fixture>| s.server.reports.last().unwrap()["state"]["reported"]["trust"]["fresh"].clone();
-    assert_eq!(fresh(&sim), true);
+    assert_eq!(fresh(&sim), true, "a report when the timestamp makes the device fresh");
     assert!(sim.run_until(Duration::from_secs(60), |s| {
         s.events
             .iter()

@@ -216,6 +216,10 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             metadata: ts.metadata,
             received_at: now,
         });
+        if !self.is_fresh {
+            // Fresh again (or for the first time since start): the report says so.
+            self.push(Out::Report);
+        }
         self.is_fresh = true;
         self.ts_outcome = TsOutcome::Accepted;
         self.timers.set(
@@ -569,6 +573,16 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         };
         state.installed_seq = state.installed_seq.max(m.sequence());
         self.persist_trust(platform)
+    }
+
+    /// At a confirm: an image confirmed with no trust store (AwsPlain without an anchor) was
+    /// activated on the plain signature. Decision: counted here too, because the activation's
+    /// own count dies with the reset that boots the image; with an anchor in AwsPlain mode the
+    /// count covers this agent's lifetime only (the trust store has no field for it).
+    pub(super) fn count_plain_confirm(&mut self) {
+        if self.trust.is_none() && self.cfg.trust.policy == TrustPolicy::AwsPlain {
+            self.plain = self.plain.saturating_add(1);
+        }
     }
 
     /// After a confirm and at start: ask the board to revoke the root's boot-key slots.
