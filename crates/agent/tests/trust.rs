@@ -772,3 +772,35 @@ fn aws_plain_does_not_ignore_a_manifest_it_cannot_verify() {
     assert_eq!(sim.server.image_blocks, 0);
     assert!(!sim.events.contains(&AgentEvent::PlainSignatureAccepted));
 }
+
+/// A root that revokes boot-key slots: after the confirm the agent asks the board to revoke
+/// them, and again at every start while the trusted root's mask is non-zero.
+#[test]
+fn a_root_revoking_boot_keys_asks_the_board_after_the_confirm_and_at_start() {
+    let v2 = v2();
+    let bundle = bundle_for(&v2, 6, 0, None, release_key_of(2), &[fx::root(2, 0b10)]);
+    let mut f = Fixture::new(v2, Some(bundle), valid());
+    f.signature = file_signature(&f.image.file, release_key_of(2));
+    let mut sim = run_job(f, require(), 13);
+    assert_eq!(
+        sim.server.status,
+        JobStatus::Succeeded,
+        "{:?}",
+        sim.server.updates
+    );
+    let confirmed = sim
+        .events
+        .iter()
+        .position(|e| matches!(e, AgentEvent::Confirmed { .. }))
+        .expect("confirmed");
+    let revoke = sim
+        .events
+        .iter()
+        .rposition(|e| *e == AgentEvent::RevokeBootKeys { mask: 0b10 })
+        .expect("revocation asked");
+    assert!(revoke > confirmed);
+    let n = sim.events.len();
+    sim.reset_now();
+    assert!(sim.events[n..].contains(&AgentEvent::RevokeBootKeys { mask: 0b10 }));
+    assert_eq!(trust_store(&sim.dev).root.revoked_boot_keys(), 0b10);
+}
