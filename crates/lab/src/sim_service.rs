@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferrota_agent::Instant;
+use ferrota_image::p256::ecdsa::SigningKey;
 use ferrota_proto::job::JobStatus;
 use ferrota_proto::stream::DataBlock;
 use ferrota_proto::topic::{JobRef, JobsTopic, Reply, StreamOp, Topic, TopicKind};
@@ -40,6 +41,9 @@ use ferrota_server::store::{BlobStore, MemoryBlobs, MemoryStore, SharedStore, Th
 use ferrota_sim::harness::{AgentSettings, Msg, Service, THING};
 use ferrota_sim::images::ota::TestImage;
 use rumqttc::QoS;
+
+/// The `fileType` of the signed update metadata (issue #20: the SUIT envelope).
+pub const MANIFEST_FILE_TYPE: u8 = ferrota_manifest::MANIFEST_FILE_TYPE;
 
 /// The harness over the real services.
 pub type Sim = ferrota_sim::harness::Sim<ServerService>;
@@ -65,6 +69,14 @@ pub struct FirmwareJob {
     pub signature: String,
     /// Earlier images the server makes deltas from (`deltaFrom`, issue #19), uploaded first.
     pub delta_from: Vec<Arc<TestImage>>,
+    /// The signed update metadata (issue #20: the SUIT envelope), added to the update as a
+    /// second file of `fileType` [`MANIFEST_FILE_TYPE`] (stream file id 1; the packed copy and
+    /// deltas of `files[0]` follow it).
+    pub bundle: Option<Vec<u8>>,
+    /// `codeSigning…signature.inlineDocument` of [`FirmwareJob::bundle`]: the release key's
+    /// signature over the envelope (the server wants an ECDSA signature on every file; the
+    /// device trusts the envelope for its own COSE signature, not for this one).
+    pub bundle_signature: String,
 }
 
 impl FirmwareJob {
@@ -76,7 +88,24 @@ impl FirmwareJob {
             image,
             file_type: Some(FIRMWARE_FILE_TYPE),
             delta_from: Vec::new(),
+            bundle: None,
+            bundle_signature: String::new(),
         }
+    }
+
+    /// The same update with its metadata file `bundle` (fileType 142), signed for the file
+    /// list by `key` (a release key; any P-256 key for an attack).
+    pub fn with_bundle(mut self, bundle: Vec<u8>, key: &SigningKey) -> Self {
+        self.bundle_signature = ferrota_sim::trust::file_signature(&bundle, key);
+        self.bundle = Some(bundle);
+        self
+    }
+
+    /// The same update with `files[0]`'s OTA signature (`sig-sha256-ecdsa`) made by `key`:
+    /// in Require mode the agent checks it with the manifest's release key.
+    pub fn signed_by(mut self, key: &SigningKey) -> Self {
+        self.signature = ferrota_sim::trust::file_signature(&self.image.file, key);
+        self
     }
 
     /// The same update with a delta from `base` for devices that run it.
@@ -142,6 +171,8 @@ fn is_data(topic: &str) -> bool {
 pub struct DeviceOutbox {
     queue: Mutex<Vec<Msg>>,
     blocks: AtomicU32,
+    /// Blocks sent per stream file id (what [`ServerService::blocks_sent_of`] reads).
+    blocks_of: Mutex<BTreeMap<u32, u32>>,
 }
 
 impl DeviceOutbox {
@@ -161,6 +192,14 @@ impl Outbound for DeviceOutbox {
         }
         if is_data(topic) {
             self.blocks.fetch_add(1, Ordering::Relaxed);
+            if let Ok(b) = DataBlock::decode(&payload) {
+                *self
+                    .blocks_of
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(b.file_id)
+                    .or_default() += 1;
+            }
         }
         self.queue
             .lock()
@@ -193,7 +232,8 @@ impl Outbound for Twice {
 struct Corrupt {
     inner: Arc<dyn Outbound>,
     file_id: u32,
-    block: u32,
+    /// The block damaged; `None`: every block of the file ([`Damage::Swap`]).
+    block: Option<u32>,
     damage: Damage,
 }
 
@@ -203,6 +243,15 @@ enum Damage {
     Flip(usize),
     /// Sends these bytes as the payload instead.
     Replace(Vec<u8>),
+    /// Sends the same block of another file instead (block `i` is bytes
+    /// `[i * block_size, (i + 1) * block_size)` of it, cut at its end): a stored file swapped
+    /// for another one of the same size.
+    Swap {
+        /// The other file.
+        file: Arc<Vec<u8>>,
+        /// The stream's block size.
+        block_size: usize,
+    },
 }
 
 impl Corrupt {
@@ -213,7 +262,7 @@ impl Corrupt {
         let Ok(b) = DataBlock::decode(&payload) else {
             return payload;
         };
-        if b.file_id != self.file_id || b.block_id != self.block {
+        if b.file_id != self.file_id || self.block.is_some_and(|k| k != b.block_id) {
             return payload;
         }
         let data = match &self.damage {
@@ -224,6 +273,14 @@ impl Corrupt {
             }
             Damage::Flip(_) => return payload,
             Damage::Replace(with) => with.clone(),
+            Damage::Swap { file, block_size } => {
+                let start = (b.block_id as usize).saturating_mul(*block_size);
+                let end = start.saturating_add(*block_size).min(file.len());
+                match file.get(start..end) {
+                    Some(part) if !part.is_empty() => part.to_vec(),
+                    _ => return payload,
+                }
+            }
         };
         let bad = DataBlock::new(b.client_token, b.file_id, b.block_id, &data);
         let mut buf = vec![0u8; bad.encoded_len()];
@@ -235,6 +292,94 @@ impl Corrupt {
 }
 
 impl Outbound for Corrupt {
+    fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
+        self.inner.publish(topic, self.apply(topic, payload), qos);
+    }
+    fn deliver_to(&self, client_id: &str, topic: &str, payload: Bytes, qos: QoS) {
+        self.inner
+            .deliver_to(client_id, topic, self.apply(topic, payload), qos);
+    }
+}
+
+/// Whether `topic` is a Jobs message to the device that carries an execution (or says there
+/// is none): `$next/get` and `<jobId>/get` answers, `notify-next`, `start-next` answers. These
+/// are the messages the server signs a timestamp into (design #20 §3.2).
+fn is_job_document(topic: &str) -> bool {
+    matches!(
+        Topic::parse(topic).map(|t| t.kind),
+        Ok(TopicKind::Jobs(
+            JobsTopic::NotifyNext
+                | JobsTopic::StartNext(Reply::Accepted)
+                | JobsTopic::Describe {
+                    reply: Reply::Accepted,
+                    ..
+                }
+        ))
+    )
+}
+
+/// Design #20 §6 test 3 (indefinite freeze): an attacker on the path who answers every
+/// job-document message to the device with one it recorded earlier (its old timestamp and
+/// all). A recorded message of the same topic is sent as it is; a `notify-next` with no
+/// recorded one of its own gets the last recorded payload under its topic (the device parses
+/// both forms alike). Everything else (stream data, update answers) passes unchanged: the
+/// attacker needs nothing else to keep the device on the old job list.
+struct Freeze {
+    inner: Arc<dyn Outbound>,
+    recorded: Vec<Msg>,
+}
+
+impl Freeze {
+    fn swap(&self, topic: &str, payload: Bytes) -> Bytes {
+        if !is_job_document(topic) {
+            return payload;
+        }
+        let same = self.recorded.iter().rev().find(|(t, _)| t == topic);
+        match same.or(self.recorded.last()) {
+            Some((_, p)) => Bytes::from(p.clone()),
+            None => payload,
+        }
+    }
+}
+
+impl Outbound for Freeze {
+    fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
+        self.inner.publish(topic, self.swap(topic, payload), qos);
+    }
+    fn deliver_to(&self, client_id: &str, topic: &str, payload: Bytes, qos: QoS) {
+        self.inner
+            .deliver_to(client_id, topic, self.swap(topic, payload), qos);
+    }
+}
+
+/// What an [`EditJobs`] man in the middle does to a job-document message.
+pub type JobEdit = Arc<dyn Fn(&mut serde_json::Value) + Send + Sync>;
+
+/// A man in the middle on the Jobs topics (design #20 §6, e.g. test 4's enlarged `filesize`):
+/// every job-document message to the device (see [`is_job_document`]) is parsed as JSON,
+/// edited, and sent re-encoded. A payload that is not JSON passes unchanged.
+struct EditJobs {
+    inner: Arc<dyn Outbound>,
+    edit: JobEdit,
+}
+
+impl EditJobs {
+    fn apply(&self, topic: &str, payload: Bytes) -> Bytes {
+        if !is_job_document(topic) {
+            return payload;
+        }
+        let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&payload) else {
+            return payload;
+        };
+        (self.edit)(&mut v);
+        match serde_json::to_vec(&v) {
+            Ok(b) => Bytes::from(b),
+            Err(_) => payload,
+        }
+    }
+}
+
+impl Outbound for EditJobs {
     fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
         self.inner.publish(topic, self.apply(topic, payload), qos);
     }
@@ -297,16 +442,29 @@ fn admin_over(
     (Arc::new(admin), services)
 }
 
-/// The `CreateOTAUpdate` request for `job` on [`THING`], its file stored as `sha256`.
-fn create_request(job: &FirmwareJob, sha256: String, bases: Vec<String>) -> CreateOtaUpdate {
+/// The `CreateOTAUpdate` request for `job` on [`THING`], its file stored as `sha256` (and its
+/// metadata file, if any, as `bundle_sha256`: the request's second file).
+fn create_request(
+    job: &FirmwareJob,
+    sha256: String,
+    bases: Vec<String>,
+    bundle_sha256: Option<String>,
+) -> CreateOtaUpdate {
     let file = bases.into_iter().fold(
         OtaFile::new("/ota/image.bin", sha256, job.signature.clone()).file_type(job.file_type),
         OtaFile::delta_from,
     );
-    CreateOtaUpdate::new(job.id.clone())
+    let req = CreateOtaUpdate::new(job.id.clone())
         .description("harness")
         .thing(THING)
-        .file(file)
+        .file(file);
+    match bundle_sha256 {
+        Some(sha) => req.file(
+            OtaFile::new("/ota/image.suit", sha, job.bundle_signature.clone())
+                .file_type(Some(MANIFEST_FILE_TYPE)),
+        ),
+        None => req,
+    }
 }
 
 impl ServerService {
@@ -360,7 +518,7 @@ impl ServerService {
             Arc::new(Corrupt {
                 inner: o,
                 file_id,
-                block,
+                block: Some(block),
                 damage: Damage::Flip(at),
             })
         });
@@ -373,8 +531,26 @@ impl ServerService {
             Arc::new(Corrupt {
                 inner: o,
                 file_id,
-                block,
+                block: Some(block),
                 damage: Damage::Replace(bytes.clone()),
+            })
+        });
+    }
+
+    /// From now on every block of stream file `file_id` reaches the device as the same block
+    /// of `file` (blocks of `block_size` bytes, the device's): a stored file swapped for
+    /// another one of the same size, e.g. a genuine image's stream bytes for an attacker's.
+    pub fn replace_file(&self, file_id: u32, file: Vec<u8>, block_size: u32) {
+        let file = Arc::new(file);
+        self.services.wrap_outbound(|o| {
+            Arc::new(Corrupt {
+                inner: o,
+                file_id,
+                block: None,
+                damage: Damage::Swap {
+                    file,
+                    block_size: block_size as usize,
+                },
             })
         });
     }
@@ -382,6 +558,36 @@ impl ServerService {
     /// Stream blocks the services sent the device (a block sent twice counts twice).
     pub fn blocks_sent(&self) -> u32 {
         self.out.blocks.load(Ordering::Relaxed)
+    }
+
+    /// Stream blocks of stream file `file_id` the services sent the device (`0` is a firmware
+    /// update's image, `files[0]`): "no image block left the server" is
+    /// `blocks_sent_of(0) == 0`.
+    pub fn blocks_sent_of(&self, file_id: u32) -> u32 {
+        self.out
+            .blocks_of
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&file_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// From now on every job-document message to the device (`$next`/`<jobId>` get answers,
+    /// `notify-next`, `start-next` answers) is replaced by one of `recorded` (design #20 §6
+    /// test 3, an indefinite freeze; see [`Freeze`]). `recorded` is typically a slice of
+    /// [`ServerService::jobs_sent`]. The device's own messages still reach the server.
+    pub fn freeze(&self, recorded: Vec<Msg>) {
+        self.services
+            .wrap_outbound(|o| Arc::new(Freeze { inner: o, recorded }));
+    }
+
+    /// From now on every job-document message to the device goes through `edit` as JSON: a
+    /// man in the middle on the Jobs topics (see [`EditJobs`]).
+    pub fn edit_jobs(&self, edit: impl Fn(&mut serde_json::Value) + Send + Sync + 'static) {
+        let edit: JobEdit = Arc::new(edit);
+        self.services
+            .wrap_outbound(|o| Arc::new(EditJobs { inner: o, edit }));
     }
 
     /// Creates OTA update `job` through the real `Admin::create_ota`; returns the messages the
@@ -393,7 +599,11 @@ impl ServerService {
         for b in &job.delta_from {
             bases.push(self.rt.block_on(admin.put_file(&b.file))?);
         }
-        let req = create_request(job, sha, bases);
+        let bundle = match &job.bundle {
+            Some(b) => Some(self.rt.block_on(admin.put_file(b))?),
+            None => None,
+        };
+        let req = create_request(job, sha, bases, bundle);
         let o: OtaDescription = self
             .rt
             .block_on(async move { admin.create_ota(&req).await })?;
