@@ -37,6 +37,7 @@ use ferrota_server::admin::{
     Admin, AdminError, CreateOtaUpdate, NoSessions, OtaDescription, OtaFile,
 };
 use ferrota_server::context::{Clock, Outbound, Services};
+use ferrota_server::trust::TrustService;
 use ferrota_server::store::{BlobStore, MemoryBlobs, MemoryStore, SharedStore, Thing};
 use ferrota_sim::harness::{AgentSettings, Msg, Service, THING};
 use ferrota_sim::images::ota::TestImage;
@@ -389,6 +390,54 @@ impl Outbound for EditJobs {
     }
 }
 
+/// The server's trust configuration (issue #20) from the fixed keys of [`ferrota_sim::trust`]:
+/// the timestamp key and the root documents v1..vN `ferrota key trust-init`/`rotate` would have
+/// written, and the timestamps' lifetime.
+#[derive(Clone)]
+pub struct TrustSetup {
+    /// The online timestamp key (a timestamp-role key of the newest root).
+    pub key: SigningKey,
+    /// Root documents v1..vN (CBOR), ascending.
+    pub roots: Vec<Vec<u8>>,
+    /// How long a timestamp is valid (the server's `[trust] timestamp_lifetime`).
+    pub lifetime: Duration,
+}
+
+impl TrustSetup {
+    /// The server's default timestamp lifetime (design #20 §3.2): one hour.
+    pub const LIFETIME: Duration = Duration::from_secs(3600);
+
+    /// The fixtures' chain up to root `version` (no boot key revoked), signed timestamps by
+    /// that root's timestamp key, [`TrustSetup::LIFETIME`].
+    pub fn chain(version: u32) -> Self {
+        Self::with_roots((1..=version).map(|v| ferrota_sim::trust::root(v, 0)).collect())
+    }
+
+    /// Root documents `roots` (v1..vN of the fixtures' chain, some perhaps with revoked boot
+    /// keys: `ferrota_sim::trust::root(v, mask)`), the timestamp key of root vN.
+    pub fn with_roots(roots: Vec<Vec<u8>>) -> Self {
+        let n = u32::try_from(roots.len()).unwrap_or(u32::MAX);
+        TrustSetup {
+            key: ferrota_sim::trust::timestamp_key_of(n).clone(),
+            roots,
+            lifetime: Self::LIFETIME,
+        }
+    }
+
+    /// The server's trust service of this setup, checking metadata files at OTA create or not.
+    /// Panics if the server refuses the setup: the fixtures are fixed, so that is a broken test.
+    fn service(&self, check_bundles: bool) -> Arc<TrustService> {
+        let t = TrustService::new(
+            self.key.clone(),
+            self.roots.clone(),
+            self.lifetime,
+            check_bundles,
+        )
+        .unwrap_or_else(|e| panic!("the server refuses the trust fixtures: {e:?}"));
+        Arc::new(t)
+    }
+}
+
 /// An OTA update created on the server: its ids.
 #[derive(Debug, Clone)]
 struct Created {
@@ -419,6 +468,9 @@ pub struct ServerService {
     /// a download it is doing). Done here, not in an `Outbound`: the body is the services'
     /// own answer to `$next/get` (an async store read).
     pub notify_after_update: bool,
+    /// The trust services (issue #20): the one the server runs with (metadata files checked
+    /// at create) and the same keys with the check off ([`ServerService::add_job_unchecked`]).
+    trust: Option<(Arc<TrustService>, Arc<TrustService>)>,
 }
 
 /// Services over `store`, `blobs`, `clock` and the device's outbox, and the [`Admin`] over
@@ -503,7 +555,38 @@ impl ServerService {
             shadow_updates: vec![],
             jobs_sent: vec![],
             notify_after_update: false,
+            trust: None,
         }
+    }
+
+    /// The services with trust on (issue #20, see [`ServerService::set_trust`]).
+    pub fn with_trust(setup: &TrustSetup) -> Self {
+        let mut s = Self::new();
+        s.set_trust(setup);
+        s
+    }
+
+    /// From now on the server signs a timestamp into every Jobs answer (`Services::set_trust`)
+    /// with `setup`'s key and roots, on the harness's virtual clock, and checks a metadata file
+    /// against `files[0]` at OTA create. Called again, it replaces the keys: a rotation
+    /// (`ferrota key rotate` and a server restart with the new trust directory).
+    pub fn set_trust(&mut self, setup: &TrustSetup) {
+        let (checked, unchecked) = (setup.service(true), setup.service(false));
+        self.services.set_trust(Some(checked.clone()));
+        self.trust = Some((checked, unchecked));
+    }
+
+    /// [`ServerService::add_job`] through a server whose create does not check metadata files
+    /// (a compromised server, or an operator's mistake): the job is stored whatever its
+    /// metadata file says, and is timestamped as usual. Without trust it is `add_job`.
+    pub fn add_job_unchecked(&mut self, job: &FirmwareJob) -> Result<Vec<Msg>, AdminError> {
+        let Some((checked, unchecked)) = self.trust.clone() else {
+            return self.add_job(job);
+        };
+        self.services.set_trust(Some(unchecked));
+        let r = self.add_job(job);
+        self.services.set_trust(Some(checked));
+        r
     }
 
     /// From now on every stream block is delivered twice (§4.9 hazard 1).
@@ -643,6 +726,11 @@ impl ServerService {
     /// message the services handled). Panics for an update never added.
     pub fn job(&self, id: &str) -> &JobView {
         &self.views[id]
+    }
+
+    /// [`ServerService::job`], `None` for an update never added.
+    pub fn try_job(&self, id: &str) -> Option<&JobView> {
+        self.views.get(id)
     }
 
     /// Whether OTA update `id`'s execution is terminal on the server.
@@ -815,6 +903,9 @@ pub trait SimExt {
     /// Creates the OTA update; the services' notify-next reaches the device if connected.
     /// Panics if the server refuses it (a test's mistake).
     fn add_job(&mut self, job: FirmwareJob);
+    /// [`SimExt::add_job`] through [`ServerService::add_job_unchecked`]: a compromised server's
+    /// job, its metadata file not checked at create.
+    fn add_job_unchecked(&mut self, job: FirmwareJob);
     /// Cancels an OTA update (`--force`); AWS pushes notify-next with what is next now.
     fn cancel_job(&mut self, id: &str);
     /// Runs until OTA update `id`'s execution is terminal on the server, or `limit` passed.
@@ -839,6 +930,20 @@ impl SimExt for Sim {
             .server
             .add_job(&job)
             .unwrap_or_else(|e| panic!("create OTA update {}: {e}", job.id));
+        if self.connected() {
+            for (t, p) in msgs {
+                self.send_to_device(t, p);
+            }
+        }
+    }
+
+    fn add_job_unchecked(&mut self, job: FirmwareJob) {
+        let now = self.now;
+        self.server.set_now(now);
+        let msgs = self
+            .server
+            .add_job_unchecked(&job)
+            .unwrap_or_else(|e| panic!("create OTA update {} (unchecked): {e}", job.id));
         if self.connected() {
             for (t, p) in msgs {
                 self.send_to_device(t, p);

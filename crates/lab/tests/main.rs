@@ -5,6 +5,7 @@
 mod common;
 
 mod activation_target;
+mod attacks;
 mod agent_benchmark;
 mod agent_delta;
 mod agent_power_cuts;
