@@ -85,6 +85,59 @@ pub struct Config<'a, V> {
     pub self_test_deadline: Duration,
     /// Boots the trial image gets before the boot manager reverts it; default 3.
     pub trial_budget: u8,
+    /// Signed update metadata (issue #20): whether a firmware job needs a signed timestamp and
+    /// a SUIT manifest, the trust anchor, and the freshness and slow-retrieval parameters.
+    /// Default [`TrustPolicy::AwsPlain`]: the AWS behaviour, unchanged.
+    pub trust: TrustConfig<'a>,
+}
+
+/// Whether a firmware job must carry signed update metadata (design D-9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrustPolicy {
+    /// Real AWS IoT (the default): a job is accepted on the pinned code-signing key alone, and
+    /// the agent says so ([`crate::AgentEvent::PlainSignatureAccepted`], `"plain":n` in the
+    /// shadow report). A metadata file (fileType 142) or a timestamp that *is* present is
+    /// verified and enforced all the same.
+    #[default]
+    AwsPlain,
+    /// Ferrota's server: every firmware job needs a fresh signed timestamp and a manifest signed
+    /// by a release key of the trusted root; the checks run before any image block is asked for.
+    Require,
+}
+
+/// The agent's signed-metadata settings ([`Config::trust`], design §4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustConfig<'a> {
+    /// [`TrustPolicy::AwsPlain`] (default) or [`TrustPolicy::Require`].
+    pub policy: TrustPolicy,
+    /// Root v1 as the firmware carries it (a COSE_Sign root document): trusted while the trust
+    /// store is blank. Required by `Require` ([`ConfigError::TrustAnchor`]); without one in
+    /// `AwsPlain` a metadata file cannot be verified and is refused (sub 3).
+    pub anchor: Option<&'a [u8]>,
+    /// Slowest accepted download, bytes per second of the signed image size; default 1024
+    /// (slow-retrieval attack: `0x0000000e: 0x00000001` past the deadline).
+    pub min_rate: u32,
+    /// Time added to the slow-retrieval deadline; default 60 s.
+    pub rate_grace: Duration,
+    /// How often an idle agent asks for the next job (which refreshes the timestamp); default
+    /// 15 min.
+    pub poll_interval: Duration,
+    /// How often the device's time estimate is persisted (an accepted timestamp newer than the
+    /// last checkpoint by this much is written); default 15 min, 0 = every timestamp.
+    pub time_checkpoint: Duration,
+}
+
+impl Default for TrustConfig<'_> {
+    fn default() -> Self {
+        TrustConfig {
+            policy: TrustPolicy::AwsPlain,
+            anchor: None,
+            min_rate: 1024,
+            rate_grace: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(15 * 60),
+            time_checkpoint: Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 impl<'a, V: BootVerifier> Config<'a, V> {
@@ -111,6 +164,7 @@ impl<'a, V: BootVerifier> Config<'a, V> {
             self_test_wait: Duration::from_secs(16),
             self_test_deadline: Duration::from_secs(60),
             trial_budget: ferrota_boot::log::DEFAULT_BUDGET,
+            trust: TrustConfig::default(),
         }
     }
 
@@ -140,6 +194,17 @@ impl<'a, V: BootVerifier> Config<'a, V> {
         if self.min_rto > self.max_rto || self.min_rto.is_zero() {
             return Err(ConfigError::Timeouts);
         }
+        if self.trust.policy == TrustPolicy::Require {
+            if self.trust.anchor.is_none() {
+                return Err(ConfigError::TrustAnchor);
+            }
+            if self.hardware.is_none_or(|h| h.as_str().is_empty()) {
+                return Err(ConfigError::TrustHardware);
+            }
+        }
+        if self.trust.min_rate == 0 {
+            return Err(ConfigError::TrustRate);
+        }
         Ok(())
     }
 
@@ -168,6 +233,14 @@ pub enum ConfigError {
     TrialBudget,
     /// `min_rto` is zero or above `max_rto`.
     Timeouts,
+    /// [`TrustPolicy::Require`] without [`TrustConfig::anchor`], or an anchor that is not a
+    /// valid self-signed root document.
+    TrustAnchor,
+    /// [`TrustPolicy::Require`] without a (non-empty) [`Config::hardware`]: the manifest's class
+    /// id is compared with it.
+    TrustHardware,
+    /// [`TrustConfig::min_rate`] of 0.
+    TrustRate,
 }
 
 /// What the application knows about the image it runs: the bank (from FLASH_CTL.MAIN_MAP) and

@@ -132,9 +132,11 @@ pub use agent::{
     Agent, AppOutcome, FileEncoding, PACKED_CHUNK, PACKED_ENCODING, SUB_BOOT_SIGNATURE,
     SUB_PACKED_CORRUPT, SUB_TOO_SMALL, StartError, State,
 };
-pub use config::{Config, ConfigError, FIRMWARE_FILE_TYPE, Running};
+pub use config::{Config, ConfigError, FIRMWARE_FILE_TYPE, Running, TrustConfig, TrustPolicy};
 pub use output::{AgentEvent, Stats, TRANSMIT_BUF_MIN, TopicBuf, Transmit, TransmitKind};
-pub use platform::{FlashFault, FlashOp, Platform, RESUME_AREA, RESUME_AREA_LEN};
+pub use platform::{
+    FlashFault, FlashOp, Platform, RESUME_AREA, RESUME_AREA_LEN, TRUST_AREA, TRUST_AREA_LEN,
+};
 pub use time::Instant;
 
 /// Re-exported: the kind inside a [`FlashFault`], so a [`Platform`] needs no direct

@@ -12,8 +12,8 @@ use crate::time::Instant;
 pub const TOPIC_MAX: usize = 160;
 /// A buffer of this many bytes holds every payload the agent writes (status updates are at most
 /// 128 bytes, stream requests at most about 70, the Device Shadow report at most
-/// [`ferrota_proto::shadow::REPORTED_BYTES_MAX`] = 240).
-pub const TRANSMIT_BUF_MIN: usize = 256;
+/// [`ferrota_proto::shadow::REPORTED_BYTES_MAX`]).
+pub const TRANSMIT_BUF_MIN: usize = ferrota_proto::shadow::REPORTED_BYTES_MAX;
 
 /// A topic to subscribe, unsubscribe or publish.
 pub type TopicBuf = heapless::String<TOPIC_MAX>;
@@ -118,6 +118,39 @@ pub enum AgentEvent {
     },
     /// A flash operation failed (the download stopped; on the simulator: a power cut).
     FlashFault(FlashFault),
+    /// A signed timestamp (`ferrotaTimestamp` of a Jobs message) verified and was fresh.
+    TimestampAccepted {
+        /// Its server time, Unix seconds.
+        time: u64,
+    },
+    /// A job's manifest passed every check (before any image block was asked for).
+    ManifestAccepted {
+        /// Its sequence number.
+        sequence: u32,
+        /// The firmware version it names.
+        version: FirmwareVersion,
+    },
+    /// The trusted root moved to a newer version (walked from the manifest's root documents).
+    RootUpdated {
+        /// The new root version.
+        version: u32,
+    },
+    /// The last accepted timestamp expired with no fresh one since (a freeze, or the server is
+    /// unreachable): firmware jobs are refused until a fresh one arrives.
+    FreshnessLost {
+        /// When it expired, Unix seconds (the timestamp's `expires`).
+        expired_at: u64,
+    },
+    /// An image was activated on the AWS code-signing signature alone, with no signed manifest
+    /// ([`crate::TrustPolicy::AwsPlain`]).
+    PlainSignatureAccepted,
+    /// The trusted root revokes these boot-key slots (bit n = slot n): the board blows the
+    /// missing eFuse bits after its own check (`boot_chain::revoke::apply` on the simulator).
+    /// Emitted after a confirm and at every start while the mask is non-zero (idempotent).
+    RevokeBootKeys {
+        /// The root's cumulative revoked-slot mask.
+        mask: u8,
+    },
 }
 
 /// Counters, for tests, benchmarks and logs.

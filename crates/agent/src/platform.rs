@@ -13,6 +13,10 @@ use embedded_storage::nor_flash::{NorFlash, NorFlashErrorKind, ReadNorFlash};
 pub const RESUME_AREA: u32 = 0x1401_3000;
 /// Bytes the resume area needs (one 2 KB work-flash sector).
 pub const RESUME_AREA_LEN: u32 = 0x800;
+/// Default trust store: the two work-flash sectors after the resume area.
+pub const TRUST_AREA: u32 = ferrota_manifest::store::TRUST_AREA;
+/// Bytes the trust store needs (two 2 KB work-flash sectors).
+pub const TRUST_AREA_LEN: u32 = ferrota_manifest::store::TRUST_AREA_LEN;
 
 /// The flashes the agent reads and writes.
 pub trait Platform {
@@ -32,6 +36,11 @@ pub trait Platform {
     type Active<'p>: ReadNorFlash
     where
         Self: 'p;
+    /// The trust store (two 2 KB work-flash sectors, by default [`TRUST_AREA`]): the trusted
+    /// root, the manifest sequence floor and the attested time (`ferrota_manifest::store`).
+    type Trust<'p>: NorFlash
+    where
+        Self: 'p;
     /// The inactive bank, offset 0 = bank offset 0.
     fn inactive_bank(&mut self) -> Result<Self::Bank<'_>, FlashFault>;
     /// The resume area.
@@ -42,6 +51,9 @@ pub trait Platform {
     /// once per update, before the confirm: `ferrota_boot::app::confirm` requires the proof that
     /// the running image's CM0+ region verifies, so the agent checks the bank it runs from.
     fn active_bank(&mut self) -> Result<Self::Active<'_>, FlashFault>;
+    /// The trust store. Opened when a timestamp or a manifest is accepted, at start (to read
+    /// the trusted root) and before an activation (the installed sequence).
+    fn trust_area(&mut self) -> Result<Self::Trust<'_>, FlashFault>;
 }
 
 /// Which flash operation failed.
@@ -60,6 +72,8 @@ pub enum FlashOp {
     Resume,
     /// Reading or appending to the marker log.
     MarkerLog,
+    /// Reading or writing the trust store.
+    Trust,
 }
 
 /// A flash operation failed (on the simulator: also a power cut).

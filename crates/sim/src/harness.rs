@@ -13,13 +13,14 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use embedded_storage::nor_flash::NorFlash;
+use ferrota_agent::TrustPolicy;
 use ferrota_agent::{Agent, AgentEvent, AppOutcome, Config, Instant, Running, State, TransmitKind};
 use ferrota_boot::Bank;
-use ferrota_image::{BootKey, HardwareId};
+use ferrota_image::{BootKey, HardwareId, KeyRing};
 use ferrota_t2g::{Device, PowerCut};
 
 use crate::images::ota::{BOARD, TestImage};
-use crate::keys::{boot_key, code_verifying_key};
+use crate::keys::{boot_ring, code_verifying_key};
 use crate::platform::{DevPlatform, boot_for_agent};
 
 /// The thing name of the simulated device.
@@ -52,13 +53,16 @@ pub fn install(dev: &mut Device, bank: Bank, img: &TestImage) {
     sb.write(base, &f).expect("program");
 }
 
-/// The boot chain as far as the agent cares, with the fixed boot key and [`BOARD`].
+/// The boot chain as far as the agent cares, with the test board's boot-key ring (the fixed
+/// boot key in slot 0, the second one in slot 1) less the slots the eFuses revoke, and
+/// [`BOARD`].
 pub fn boot(dev: &mut Device) -> Result<Running, String> {
-    boot_for_agent(dev, boot_key(), HardwareId::new(BOARD)).map_err(|e| e.to_string())
+    let ring = boot_ring(dev.efuse().revoked_boot_keys());
+    boot_for_agent(dev, ring, HardwareId::new(BOARD)).map_err(|e| e.to_string())
 }
 
-/// The agent under test: the fixed boot key, pinned code-signing key.
-pub type TestAgent = Agent<'static, BootKey>;
+/// The agent under test: the test board's boot-key ring, pinned code-signing key.
+pub type TestAgent = Agent<'static, KeyRing<BootKey>>;
 
 /// Settings of the agent under test.
 #[derive(Clone, Copy)]
@@ -77,6 +81,14 @@ pub struct AgentSettings {
     /// measure the schedule on the bank image's 1,016 blocks, as AWS's own device fetches
     /// it; the packed and delta tests turn it on.
     pub packed: bool,
+    /// Signed update metadata required ([`TrustPolicy::Require`] with the fixture anchor
+    /// `ferrota_sim::trust::anchor_static()` and [`BOARD`] as hardware id); default off
+    /// ([`TrustPolicy::AwsPlain`], no anchor).
+    pub require_manifest: bool,
+    /// [`ferrota_agent::TrustConfig::min_rate`] when set.
+    pub min_rate: Option<u32>,
+    /// [`ferrota_agent::TrustConfig::rate_grace`] when set.
+    pub rate_grace: Option<Duration>,
 }
 
 impl Default for AgentSettings {
@@ -88,14 +100,18 @@ impl Default for AgentSettings {
             precheck_lookahead: 256,
             gap_retransmit: true,
             packed: false,
+            require_manifest: false,
+            min_rate: None,
+            rate_grace: None,
         }
     }
 }
 
-/// The agent's configuration for [`THING`] on [`BOARD`] with the fixed keys and `s`.
-pub fn config(s: AgentSettings) -> Config<'static, BootKey> {
+/// The agent's configuration for [`THING`] on [`BOARD`] with the fixed keys and `s` (the
+/// boot-key ring with no slot revoked; [`Sim`] lends the ring of the device's eFuses).
+pub fn config(s: AgentSettings) -> Config<'static, KeyRing<BootKey>> {
     static HW: OnceLock<HardwareId> = OnceLock::new();
-    let mut c = Config::new(THING, boot_key(), code_verifying_key());
+    let mut c = Config::new(THING, boot_ring(0), code_verifying_key());
     c.hardware = Some(*HW.get_or_init(|| HardwareId::new(BOARD).unwrap()));
     c.block_size = s.block_size;
     c.blocks_per_request = s.blocks_per_request;
@@ -103,6 +119,16 @@ pub fn config(s: AgentSettings) -> Config<'static, BootKey> {
     c.precheck_lookahead = s.precheck_lookahead;
     c.gap_retransmit = s.gap_retransmit;
     c.packed = s.packed;
+    if s.require_manifest {
+        c.trust.policy = TrustPolicy::Require;
+        c.trust.anchor = Some(crate::trust::anchor_static());
+    }
+    if let Some(r) = s.min_rate {
+        c.trust.min_rate = r;
+    }
+    if let Some(g) = s.rate_grace {
+        c.trust.rate_grace = g;
+    }
     c
 }
 
@@ -277,13 +303,10 @@ impl<S: Service> Sim<S> {
         };
         self.boots += 1;
         self.running = Some(running);
-        let agent = Agent::new(
-            self.now,
-            config(self.settings),
-            running,
-            &mut DevPlatform(&mut self.dev),
-        )
-        .expect("agent starts");
+        let mut cfg = config(self.settings);
+        cfg.boot_key = boot_ring(self.dev.efuse().revoked_boot_keys());
+        let agent = Agent::new(self.now, cfg, running, &mut DevPlatform(&mut self.dev))
+            .expect("agent starts");
         self.agent = Some(agent);
         self.connected = true;
         self.subs.clear();
@@ -409,6 +432,13 @@ impl<S: Service> Sim<S> {
                 },
                 AgentEvent::Confirmed { floor } => {
                     let _ = self.dev.raise_rollback_counter(floor);
+                }
+                AgentEvent::RevokeBootKeys { mask } => {
+                    // The board's part of a revocation (design §5): the boot chain's guard
+                    // checks the running image still verifies without the slots, then blows
+                    // the missing bits one per operation. A refusal or a power cut leaves a
+                    // subset blown; the agent asks again at its next start.
+                    let _ = crate::boot_chain::revoke::apply(&mut self.dev, mask);
                 }
                 _ => {}
             }

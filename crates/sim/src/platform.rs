@@ -1,12 +1,16 @@
 //! The agent's [`Platform`] over a `ferrota_t2g::Device`: the inactive bank
 //! through the 0x12000000 alias, the resume area at [`RESUME_AREA`] (the work-flash sector after
-//! the marker log, reserved for the agent) and the marker log. One definition for the simulated
+//! the marker log, reserved for the agent), the trust store at [`TRUST_AREA`] (the two sectors
+//! after it) and the marker log. One definition for the simulated
 //! board, the test harness and the QEMU harness, so all three lend the agent the same flashes;
 //! and [`boot_for_agent`], the DBM's part of a boot that the agent's tests and the QEMU agent run
 //! start the agent from.
 
 use embedded_storage::nor_flash::NorFlashError;
-use ferrota_agent::{FlashFault, FlashOp, Platform, RESUME_AREA, RESUME_AREA_LEN, Running};
+use ferrota_agent::{
+    FlashFault, FlashOp, Platform, RESUME_AREA, RESUME_AREA_LEN, Running, TRUST_AREA,
+    TRUST_AREA_LEN,
+};
 use ferrota_boot::dbm::{Dbm, Decision, Halt};
 use ferrota_boot::log::{LOG_ADDRESS, LOG_SIZE, LogError, MarkerLog};
 use ferrota_image::{BootVerifier, HardwareId};
@@ -36,6 +40,15 @@ impl Platform for DevPlatform<'_> {
         = CodeFlashView<'p>
     where
         Self: 'p;
+    type Trust<'p>
+        = WorkFlashView<'p>
+    where
+        Self: 'p;
+    fn trust_area(&mut self) -> Result<WorkFlashView<'_>, FlashFault> {
+        self.0
+            .work_flash_range(TRUST_AREA, TRUST_AREA_LEN)
+            .map_err(open_fault)
+    }
     fn active_bank(&mut self) -> Result<CodeFlashView<'_>, FlashFault> {
         self.0.active_bank().map_err(open_fault)
     }

@@ -43,6 +43,12 @@ impl Platform for RamPlatform {
     type Resume<'p> = RamNor;
     type Log<'p> = RamNor;
     type Active<'p> = RamCodeFlash;
+    type Trust<'p> = RamNor;
+    fn trust_area(&mut self) -> Result<RamNor, FlashFault> {
+        // The recorded script runs the AwsPlain default with no anchor: the agent never opens
+        // the trust store, and none is mapped. Were it asked for, the agent halts on this.
+        Err(FlashFault::new(FlashOp::Open, NorFlashErrorKind::Other))
+    }
     fn inactive_bank(&mut self) -> Result<RamCodeFlash, FlashFault> {
         // SAFETY: PSRAM the script and the other windows do not overlap (agent_script::map).
         Ok(unsafe { RamCodeFlash::new(INACTIVE_BANK, BANK_SIZE) })

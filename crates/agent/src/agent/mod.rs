@@ -9,6 +9,7 @@ mod packed;
 mod precheck;
 mod selftest;
 mod timers;
+mod trust;
 
 use packed::Packed;
 pub use packed::{FileEncoding, PACKED_CHUNK, PACKED_ENCODING, SUB_PACKED_CORRUPT};
@@ -57,6 +58,9 @@ pub const SUB_TOO_SMALL: u32 = 1;
 pub enum State {
     /// No job.
     Idle,
+    /// A firmware job's metadata file (fileType 142) is being fetched and verified; no image
+    /// block has been asked for and nothing has been written to flash for this job yet.
+    FetchingManifest,
     /// Booted into an image under trial: waiting for the self-test job document.
     AwaitingSelfTestJob,
     /// The application runs its self-test.
@@ -768,6 +772,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                     anti_rollback_floor: self.floor,
                     hardware_id: Some(hardware.as_str()),
                     client_token: Some(&token),
+                    trust: self.trust_out(),
                 };
                 let len = report.encode(buf).ok()?.len();
                 Some(Transmit {
