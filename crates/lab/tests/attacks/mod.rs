@@ -81,6 +81,17 @@ pub fn trusted_sim_with(seed: u64, setup: &TrustSetup) -> Sim {
     sim
 }
 
+/// Puts the simulated board `dev` (a differently provisioned chip) under `sim`: [`v1`] programmed
+/// in its lower bank, [`INSTALLED_SEQ`] in its trust store, then a reset (the DBM and the agent
+/// start on it); its first report and job query answered.
+pub fn restart_on(sim: &mut Sim, dev: ferrota_t2g::Device) {
+    sim.dev = dev;
+    crate::common::install(&mut sim.dev, Bank::Lower, &v1());
+    install_seq(sim, INSTALLED_SEQ);
+    sim.reset_now();
+    sim.run_until(Duration::from_secs(2), |_| false);
+}
+
 /// Writes a trust record saying manifest `seq` (signed by root v1's release key) is installed
 /// and seen, as an earlier update would have left it. The device must be reset afterwards (the
 /// agent reads its store when it starts).
@@ -89,6 +100,10 @@ pub fn install_seq(sim: &mut Sim, seq: u32) {
     s.installed_seq = seq;
     s.seen_seq = seq;
     s.seen_kid = ferrota_manifest::build::kid(trust::release_key_of(1));
+    // Erased work flash reads as an error unless WORK_ERR_SILENT is set (as the agent runs).
+    sim.dev
+        .set_work_err_silent(true)
+        .expect("set WORK_ERR_SILENT");
     let mut f = sim
         .dev
         .work_flash_range(TRUST_AREA, TRUST_AREA_LEN)

@@ -15,6 +15,26 @@ fn revoking_setup() -> TrustSetup {
     TrustSetup::with_roots(vec![trust::root(1, 0), trust::root(2, 0b1)])
 }
 
+/// A Require-mode device as [`trusted_sim_with`] makes it, on a board provisioned with boot keys
+/// K0 (slot 0) and K1 (slot 1) in SFlash (DBM configuration, key objects, S-HASH): what the
+/// board's revocation (`boot_chain::revoke::apply`, which reads the slots from SFlash) needs.
+fn two_slot_sim(seed: u64) -> Sim {
+    use ferrota_sim::boot_chain::provision::{Provisioning, provision_slots};
+    use ferrota_sim::keys::{boot_key, boot_key_2};
+    let mut sim = trusted_sim_with(seed, &revoking_setup());
+    let dev = provision_slots(
+        &Provisioning {
+            key: boot_key().clone(),
+            life_cycle: ferrota_t2g::LifeCycle::NormalProvisioned,
+            hardware: HardwareId::new(BOARD).ok(),
+        },
+        &[boot_key_2().clone()],
+    )
+    .expect("provision K0 and K1");
+    restart_on(&mut sim, dev);
+    sim
+}
+
 /// Release v1.2, boot-signed with K1 (slot 1), seq 6, signed by root v2's release key, root v2
 /// (revoking slot 0) integrated.
 fn k1_release() -> FirmwareJob {
@@ -34,7 +54,7 @@ fn v12() -> u32 {
 /// A device on v1.1 (K0) with the K1 release started, stopped when the new image's self-test
 /// starts (the next step is the confirmation, then the revocation).
 fn at_self_test(seed: u64) -> Sim {
-    let mut sim = trusted_sim_with(seed, &revoking_setup());
+    let mut sim = two_slot_sim(seed);
     sim.add_job(k1_release());
     let started = sim.run_until(LIMIT, |s| {
         s.events
@@ -49,7 +69,7 @@ fn at_self_test(seed: u64) -> Sim {
 fn revoked_boot_key_after_rotation() {
     // The rotation: v1.2 signed with K1 under root v2 installs; after the confirmation the
     // agent asks for slot 0's revocation and the board blows eFuse bit 0.
-    let mut sim = trusted_sim_with(1101, &revoking_setup());
+    let mut sim = two_slot_sim(1101);
     assert_eq!(sim.dev.efuse().revoked_boot_keys(), 0);
     sim.add_job(k1_release());
     succeeds(&mut sim, "k1", v12());
