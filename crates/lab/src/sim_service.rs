@@ -37,8 +37,8 @@ use ferrota_server::admin::{
     Admin, AdminError, CreateOtaUpdate, NoSessions, OtaDescription, OtaFile,
 };
 use ferrota_server::context::{Clock, Outbound, Services};
-use ferrota_server::trust::TrustService;
 use ferrota_server::store::{BlobStore, MemoryBlobs, MemoryStore, SharedStore, Thing};
+use ferrota_server::trust::TrustService;
 use ferrota_sim::harness::{AgentSettings, Msg, Service, THING};
 use ferrota_sim::images::ota::TestImage;
 use rumqttc::QoS;
@@ -410,7 +410,11 @@ impl TrustSetup {
     /// The fixtures' chain up to root `version` (no boot key revoked), signed timestamps by
     /// that root's timestamp key, [`TrustSetup::LIFETIME`].
     pub fn chain(version: u32) -> Self {
-        Self::with_roots((1..=version).map(|v| ferrota_sim::trust::root(v, 0)).collect())
+        Self::with_roots(
+            (1..=version)
+                .map(|v| ferrota_sim::trust::root(v, 0))
+                .collect(),
+        )
     }
 
     /// Root documents `roots` (v1..vN of the fixtures' chain, some perhaps with revoked boot

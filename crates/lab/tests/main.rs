@@ -5,13 +5,13 @@
 mod common;
 
 mod activation_target;
-mod attacks;
 mod agent_benchmark;
 mod agent_delta;
 mod agent_power_cuts;
 mod agent_properties;
 mod agent_update;
 mod app_jobs;
+mod attacks;
 mod e2e;
 mod inventory;
 mod mosquitto;

@@ -2,7 +2,7 @@
 //! path offers code the vendor never released.
 
 use super::*;
-use ferrota_manifest::{SUB_SIGNER, SUB_MISMATCH};
+use ferrota_manifest::{SUB_MISMATCH, SUB_SIGNER};
 
 #[test]
 fn arbitrary_software() {

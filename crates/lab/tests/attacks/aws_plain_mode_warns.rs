@@ -23,7 +23,11 @@ fn aws_plain_mode_warns() {
         serde_json::from_str::<serde_json::Value>(r)
             .is_ok_and(|v| v["state"]["reported"]["trust"]["plain"] == serde_json::json!(1))
     });
-    assert!(plain, "no report says plain: 1: {:?}", sim.server.shadow_updates);
+    assert!(
+        plain,
+        "no report says plain: 1: {:?}",
+        sim.server.shadow_updates
+    );
 
     // The same job to a Require device (server with trust: the answer is timestamped): no
     // metadata file, refused before any image block.

@@ -24,7 +24,11 @@ fn compromised_release_key() {
     // names B's file: refused before any image block.
     let b = release("b", Spec::new(2, 2), INSTALLED_SEQ + 1);
     let forged = trust::bundle_for(&evil, 20, 0, None, r1, &[]);
-    assert_eq!(forged.len(), b.bundle.as_ref().unwrap().len(), "same-size swap");
+    assert_eq!(
+        forged.len(),
+        b.bundle.as_ref().unwrap().len(),
+        "same-size swap"
+    );
     sim.server.replace_block(1, 0, forged);
     sim.server.replace_file(0, evil.file.clone(), BLOCK);
     let before = Stopped::before(&sim);
@@ -40,7 +44,10 @@ fn compromised_release_key() {
     let before = Stopped::before(&sim);
     sim.add_job_unchecked(signed_release("ff", running, 1_000_000, r1, &[]));
     before.check(&mut sim, "ff", "rejected: 0x00000010", When::Pre);
-    assert!(accepted(&sim, events, 1_000_000), "the fast-forward manifest was not accepted");
+    assert!(
+        accepted(&sim, events, 1_000_000),
+        "the fast-forward manifest was not accepted"
+    );
     // Attacker code under an R1 manifest: the boot signature (the board's boot key, which the
     // attacker does not hold) refuses it at the CM0+ region.
     let before = Stopped::before(&sim);
@@ -60,7 +67,13 @@ fn compromised_release_key() {
     let events = sim.events.len();
     let r2 = trust::release_key_of(2);
     let v2 = trust::root_chain(2);
-    sim.add_job(signed_release("rotated-8", image(Spec::new(2, 2)), 8, r2, &v2));
+    sim.add_job(signed_release(
+        "rotated-8",
+        image(Spec::new(2, 2)),
+        8,
+        r2,
+        &v2,
+    ));
     succeeds(&mut sim, "rotated-8", Spec::new(2, 2).version.0);
     assert!(
         sim.events[events..]
@@ -70,6 +83,12 @@ fn compromised_release_key() {
     );
     // After the rotation an R1 manifest is refused at its signature, before any image block.
     let before = Stopped::before(&sim);
-    sim.add_job_unchecked(signed_release("r1-after", image(Spec::new(4, 4)), 9, r1, &[]));
+    sim.add_job_unchecked(signed_release(
+        "r1-after",
+        image(Spec::new(4, 4)),
+        9,
+        r1,
+        &[],
+    ));
     before.check(&mut sim, "r1-after", &e3(SUB_SIGNER), When::Pre);
 }

@@ -235,8 +235,8 @@ impl Stopped {
     /// [`Stopped::check`] for an update that already ended (or that the server does not
     /// hold as the device's: the device's own report is what counts).
     pub fn check_ended(&self, sim: &mut Sim, id: &str, reason: &str, when: When) {
-        let (status, got) = last_status(sim, id)
-            .unwrap_or_else(|| panic!("{id}: the device reported nothing"));
+        let (status, got) =
+            last_status(sim, id).unwrap_or_else(|| panic!("{id}: the device reported nothing"));
         assert_eq!(status, "FAILED", "{id}: {:?}", sim.statuses(id));
         assert!(
             got.as_deref().is_some_and(|r| r.starts_with(reason)),

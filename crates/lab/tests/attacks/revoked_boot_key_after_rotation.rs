@@ -5,7 +5,7 @@
 use super::*;
 use crate::common::{cut_at, install, log};
 use ferrota_agent::AgentEvent;
-use ferrota_boot::dbm::{BankFault, BootReason, Decision, Dbm};
+use ferrota_boot::dbm::{BankFault, BootReason, Dbm, Decision};
 use ferrota_image::HardwareId;
 use ferrota_sim::images::ota::BOARD;
 use ferrota_sim::keys::boot_ring;
@@ -19,14 +19,14 @@ fn revoking_setup() -> TrustSetup {
 /// K0 (slot 0) and K1 (slot 1) in SFlash (DBM configuration, key objects, S-HASH): what the
 /// board's revocation (`boot_chain::revoke::apply`, which reads the slots from SFlash) needs.
 fn two_slot_sim(seed: u64) -> Sim {
-    use ferrota_sim::boot_chain::provision::{Provisioning, provision_slots};
+    use ferrota_sim::boot_chain::{Provisioning, provision_slots};
     use ferrota_sim::keys::{boot_key, boot_key_2};
     let mut sim = trusted_sim_with(seed, &revoking_setup());
     let dev = provision_slots(
         &Provisioning {
             key: boot_key().clone(),
             life_cycle: ferrota_t2g::LifeCycle::NormalProvisioned,
-            hardware: HardwareId::new(BOARD).ok(),
+            hardware: HardwareId::new(BOARD),
         },
         &[boot_key_2().clone()],
     )
@@ -102,7 +102,7 @@ fn revoked_boot_key_after_rotation() {
         dev.set_work_err_silent(true).unwrap();
         let dbm = Dbm::new(boot_ring(dev.efuse().revoked_boot_keys()))
             .efuse_floor(dev.rollback_counter())
-            .hardware(HardwareId::new(BOARD).ok())
+            .hardware(HardwareId::new(BOARD))
             .user1(true);
         let read = dbm.read_log(&mut log(dev)).unwrap();
         let choice = read.choose(&mut dev.single_bank().unwrap(), &mut [0u8; 4096]);
@@ -154,7 +154,11 @@ fn revoked_boot_key_after_rotation() {
             assert_eq!(state(&sim.dev).trial, None, "cut at op {op} (tear {tear})");
             sim.reset_now();
             sim.run_until(Duration::from_secs(2), |_| false);
-            assert_eq!(sim.running_version(), v12(), "cut at op {op}: after a reset");
+            assert_eq!(
+                sim.running_version(),
+                v12(),
+                "cut at op {op}: after a reset"
+            );
         }
     }
 }

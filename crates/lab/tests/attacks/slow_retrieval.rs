@@ -23,7 +23,9 @@ fn slow_retrieval() {
     );
     before.check_ended(&mut sim, "slow", "0x0000000e: 0x00000001", When::During);
     assert!(
-        !sim.events.iter().any(|e| matches!(e, AgentEvent::Activated)),
+        !sim.events
+            .iter()
+            .any(|e| matches!(e, AgentEvent::Activated)),
         "activated"
     );
 
