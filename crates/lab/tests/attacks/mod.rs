@@ -172,12 +172,15 @@ pub fn last_status(sim: &Sim, id: &str) -> Option<(String, Option<String>)> {
     Some((status, reason))
 }
 
-/// Runs OTA update `id` until the device reported it terminal (FAILED or SUCCEEDED) or the
-/// server holds it terminal.
+/// Runs OTA update `id` until the device reported it FAILED or SUCCEEDED, or the server ended it
+/// otherwise (a server-side end the device never reports: timed out, removed). An update the
+/// operator canceled counts only once the device spoke: the attack is about what it does.
 pub fn run_to_end(sim: &mut Sim, id: &str) {
     let ended = sim.run_until(LIMIT, |s| {
-        s.server.is_terminal(id)
-            || last_status(s, id).is_some_and(|(st, _)| st == "FAILED" || st == "SUCCEEDED")
+        last_status(s, id).is_some_and(|(st, _)| st == "FAILED" || st == "SUCCEEDED")
+            || s.server
+                .try_job(id)
+                .is_some_and(|v| v.status.is_terminal() && v.status != JobStatus::Canceled)
     });
     assert!(ended, "{id} never ended: {:?}", sim.statuses(id));
 }
