@@ -67,6 +67,10 @@ fn check_index(index_name: Option<&str>, query_version: Option<&str>) -> R<()> {
 /// Largest OTA file (AWS's hard limit for MQTT OTA).
 pub const OTA_FILE_MAX: u64 = 16 * 1024 * 1024;
 
+/// Largest metadata file (fileType 142, #20): one stream block of the default size, which a
+/// device verifies in place (design §3.1, D-4).
+pub const METADATA_FILE_MAX: u64 = 4096;
+
 /// Why an operator action failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -935,6 +939,75 @@ impl Admin {
         }
     }
 
+    /// Issue #20: the metadata files (fileType [`ferrota_manifest::MANIFEST_FILE_TYPE`], a
+    /// SUIT envelope) of a request. At most one, never `files[0]` (the image it describes),
+    /// and at most one stream block (4 KB, what a device verifies in place). With trust set
+    /// and `check_bundles` on, it must pass [`crate::trust::TrustService::check_bundle`]
+    /// against `files[0]`'s SHA-256 and size; without trust, it must at least parse as the
+    /// strict envelope (a server that signs no timestamps cannot check signatures). Refused
+    /// with the rule broken; nothing is stored then.
+    async fn check_metadata_files(&self, req: &CreateOtaUpdate, files: &[StreamFile]) -> R<()> {
+        let manifest_type = ferrota_manifest::MANIFEST_FILE_TYPE;
+        let idx: Vec<usize> = req
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.file_type == Some(manifest_type))
+            .map(|(i, _)| i)
+            .collect();
+        if idx.is_empty() {
+            return Ok(());
+        }
+        if idx.len() > 1 {
+            return Err(AdminError::Invalid(format!(
+                "files{idx:?}: {} files of fileType {manifest_type} (metadata); a device takes                  exactly one",
+                idx.len()
+            )));
+        }
+        let i = idx[0];
+        if i == 0 {
+            return Err(AdminError::Invalid(format!(
+                "files[0]: fileType {manifest_type} is the metadata file of files[0]; put the                  image first and the metadata file after it"
+            )));
+        }
+        let sha = &req.files[i].file_location.sha256;
+        let size = files[i].size;
+        if size > METADATA_FILE_MAX {
+            return Err(AdminError::Invalid(format!(
+                "files[{i}] ({sha}): a metadata file of {size} bytes; at most                  {METADATA_FILE_MAX} (one stream block, verified in place on the device)"
+            )));
+        }
+        let blob = self
+            .services
+            .blobs
+            .open(sha)
+            .await
+            .map_err(|_| AdminError::NotFound(format!("file {sha}")))?;
+        let mut data = vec![0u8; blob.len() as usize];
+        blob.read_at(0, &mut data)
+            .await
+            .map_err(|e| AdminError::Invalid(format!("files[{i}]: cannot read the file: {e}")))?;
+        let image_sha: [u8; 32] = hex::decode(&req.files[0].file_location.sha256)
+            .ok()
+            .and_then(|d| d.try_into().ok())
+            .ok_or_else(|| {
+                AdminError::Invalid("files[0].fileLocation.sha256: not a SHA-256".into())
+            })?;
+        let refused = |why: String| {
+            AdminError::Invalid(format!(
+                "files[{i}] ({sha}): fileType {manifest_type} metadata refused: {why}"
+            ))
+        };
+        match self.services.trust() {
+            Some(t) if t.check_bundles() => t
+                .check_bundle(&data, &image_sha, files[0].size)
+                .map_err(refused),
+            _ => ferrota_manifest::parse_bundle(&data)
+                .map(|_| ())
+                .map_err(|e| refused(format!("not a Ferrota metadata file (SUIT envelope): {e}"))),
+        }
+    }
+
     async fn create_ota_checked(
         &self,
         req: &CreateOtaUpdate,
@@ -1005,6 +1078,9 @@ impl Admin {
                 size: blob.len(),
             });
         }
+        // Issue #20: a metadata file (fileType 142) is checked against files[0] before
+        // anything is stored.
+        self.check_metadata_files(req, &files).await?;
         // Issue #19: a firmware files[0] is also streamed packed, and as a delta from each
         // base; they are made before anything is stored (a refused base stores nothing).
         let alternatives = match firmware {

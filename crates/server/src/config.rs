@@ -46,6 +46,12 @@
 //! ca = "broker-ca.pem"              # optional: the broker's CA (default: the fleet CA)
 //! cert = "svc.crt.pem"              # optional: default <data>/ca/service.crt.pem, issued by
 //! key = "svc.key.pem"               #   the fleet CA on first start
+//! [trust]                           # signed update metadata (#20, crate::trust)
+//! dir = "/etc/ferrota/trust"        # what `ferrota key trust-init` wrote: root-*.cbor and the
+//!                                   #   timestamp-*.pem (root and release keys may stay offline)
+//! timestamp_lifetime = 3600         # seconds a Jobs answer's timestamp stays valid
+//! check_bundles = true              # OTA create refuses a fileType-142 file that does not
+//!                                   #   verify against files[0]
 //! ```
 //!
 //! ## HTTPS for the operator API
@@ -127,6 +133,52 @@ pub struct Config {
     pub s3_region: Option<String>,
     /// MiB of verified S3 chunks kept in memory (one GET per chunk for the whole fleet).
     pub blob_cache_mib: u64,
+    /// Signed update metadata (#20): off unless `[trust] dir` is set.
+    pub trust: TrustConfig,
+}
+
+/// `[trust]`: signed update metadata (#20, [`crate::trust`]). Without `dir`, off: Jobs answers
+/// are byte for byte AWS's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrustConfig {
+    /// The trust directory `ferrota key trust-init` writes (also `ferrota serve --trust-dir`).
+    pub dir: Option<PathBuf>,
+    /// Seconds a timestamp stays valid (design §3.2; default 3600): a device that hears
+    /// nothing newer for this long counts its offer as frozen.
+    pub timestamp_lifetime: u64,
+    /// Whether OTA create checks fileType-142 files against `files[0]` (default true).
+    pub check_bundles: bool,
+}
+
+impl Default for TrustConfig {
+    fn default() -> Self {
+        TrustConfig {
+            dir: None,
+            timestamp_lifetime: crate::trust::DEFAULT_LIFETIME.as_secs(),
+            check_bundles: true,
+        }
+    }
+}
+
+impl TrustConfig {
+    /// The trust service of this configuration: `None` without `dir`; an error naming the
+    /// file or the rule when the directory is refused (a server told to sign timestamps does
+    /// not start without them).
+    pub fn service(
+        &self,
+    ) -> Result<Option<std::sync::Arc<crate::trust::TrustService>>, crate::trust::TrustSetupError>
+    {
+        let Some(dir) = &self.dir else {
+            return Ok(None);
+        };
+        crate::trust::TrustService::load(
+            dir,
+            std::time::Duration::from_secs(self.timestamp_lifetime),
+            self.check_bundles,
+        )
+        .map(|t| Some(std::sync::Arc::new(t)))
+    }
 }
 
 /// `[broker]`: client mode ([`crate::bridge`], `external`) or worker mode on a RabbitMQ
@@ -283,6 +335,7 @@ impl Default for Config {
             // Without the `serve` feature there is no S3 store to cache for.
             #[cfg(not(feature = "serve"))]
             blob_cache_mib: 0,
+            trust: TrustConfig::default(),
         }
     }
 }

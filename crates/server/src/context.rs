@@ -5,7 +5,8 @@
 //! [`crate::timeouts`] and [`crate::services`] are callable without sockets, TLS or SQLite:
 //! a test gives them a [`crate::store::MemoryStore`] and an `Outbound` that records.
 //!
-//! Decision: this module sits at the bottom of the crate (it imports only [`crate::store`]
+//! Decision: this module sits at the bottom of the crate (it imports only [`crate::store`],
+//! [`crate::trust`]
 //! and [`crate::metrics`], which imports only the store); the broker implements [`Outbound`]
 //! for its local sessions and the client mode ([`crate::bridge`]) for an external broker, so
 //! neither the services nor the store know which one carries their messages.
@@ -122,6 +123,9 @@ pub struct Services {
     /// Who runs the work that must happen once ([`crate::lease`]); [`crate::lease::Solo`]
     /// unless a cluster's worker sets another.
     lease: OnceLock<Arc<dyn crate::lease::Lease>>,
+    /// Signed update metadata (#20): when set, every Jobs answer to a device carries a
+    /// timestamp and OTA create checks metadata files ([`Services::set_trust`]).
+    trust: RwLock<Option<Arc<crate::trust::TrustService>>>,
 }
 
 impl Services {
@@ -149,7 +153,44 @@ impl Services {
             changed: Mutex::new(Vec::new()),
             target_check: OnceLock::new(),
             lease: OnceLock::new(),
+            trust: RwLock::new(None),
         }
+    }
+
+    /// Turns signed update metadata on (`Some`) or off (`None`, the default: every Jobs
+    /// answer is byte for byte what AWS IoT sends). Once set, every Jobs answer to a device
+    /// (`$next/get`, `start-next`, `notify-next`) carries `ferrotaTimestamp`, signed at this
+    /// services' clock ([`crate::jobs`]), and OTA create checks fileType-142 files
+    /// ([`crate::admin`]). A lock rather than a `OnceLock`: a test (or a reload) may swap it.
+    pub fn set_trust(&self, trust: Option<Arc<crate::trust::TrustService>>) {
+        *self.trust.write().unwrap_or_else(|e| e.into_inner()) = trust;
+    }
+
+    /// The trust service set, if any.
+    pub fn trust(&self) -> Option<Arc<crate::trust::TrustService>> {
+        self.trust.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A stream by id, from the stream cache (streams are immutable once created) or the
+    /// store, which then fills the cache.
+    pub(crate) async fn stream(&self, stream: &str) -> StoreResult<Option<Arc<StreamRecord>>> {
+        if let Some(s) = self
+            .stream_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(stream)
+        {
+            return Ok(Some(s.clone()));
+        }
+        let Some(s) = self.store.stream(stream).await? else {
+            return Ok(None);
+        };
+        let s = Arc::new(s);
+        self.stream_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(stream.to_string(), s.clone());
+        Ok(Some(s))
     }
 
     /// Replaces the message sink by `f(current)`: how a test or bench puts a wrapper (such as

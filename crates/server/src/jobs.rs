@@ -248,7 +248,7 @@ pub async fn notify_changes(b: &Services, thing: &str, before: &Pending) -> Stor
     let execs = b.store.executions_of_thing(thing).await?;
     let after = Pending::of(&execs);
     if after.next != before.next
-        && let Some(body) = execution_message(b, next_pending(&execs), None).await?
+        && let Some(body) = execution_message(b, thing, next_pending(&execs), None).await?
     {
         b.publish(
             &Topic::notify_next(thing).to_string(),
@@ -343,9 +343,58 @@ fn request_error(e: &JobError) -> (JobsErrorCode, String) {
     }
 }
 
-/// Encodes `{"timestamp","clientToken"?,"execution"?}` for an execution of this broker.
+/// The SHA-256 of the fileType-142 file (the metadata file, #20) of a job document as served:
+/// its entry's `fileid` in the stream `afr_ota.streamname`, whose file is stored under its
+/// SHA-256 (the blob name). `None` when the document has no such entry (or is not an OTA
+/// document, or names a file the stream does not hold: the device then finds no manifest and
+/// refuses the job itself).
+async fn metadata_digest(b: &Services, document: &str) -> StoreResult<Option<[u8; 32]>> {
+    use ferrota_proto::json::parse_object;
+    let Some(ota) = parse_object(document.as_bytes())
+        .ok()
+        .flatten()
+        .and_then(|top| top.get("afr_ota"))
+        .and_then(|v| v.as_object())
+    else {
+        return Ok(None);
+    };
+    let Some(stream) = ota
+        .get("streamname")
+        .and_then(|v| v.as_str())
+        .and_then(unescape)
+    else {
+        return Ok(None);
+    };
+    let file_id = ota
+        .get("files")
+        .and_then(|v| v.as_array())
+        .and_then(|files| {
+            files.iter().filter_map(|f| f.as_object()).find(|f| {
+                f.get("fileType").and_then(|t| t.as_u64())
+                    == Some(u64::from(ferrota_manifest::MANIFEST_FILE_TYPE))
+            })
+        })
+        .and_then(|f| f.get("fileid").and_then(|v| v.as_u64()));
+    let Some(file_id) = file_id else {
+        return Ok(None);
+    };
+    let Some(s) = b.stream(&stream).await? else {
+        return Ok(None);
+    };
+    Ok(s.files
+        .iter()
+        .find(|f| u64::from(f.file_id) == file_id)
+        .and_then(|f| hex::decode(&f.blob).ok())
+        .and_then(|d| <[u8; 32]>::try_from(d).ok()))
+}
+
+/// Encodes `{"timestamp","clientToken"?,"execution"?,"ferrotaTimestamp"?}` for an execution of
+/// this broker, sent to `thing`. With trust set ([`Services::set_trust`]) the message carries
+/// the timestamp for `thing` at the services' clock, naming the metadata file of the
+/// document sent (#20, design §3.2); without, it is byte for byte what AWS IoT sends.
 pub(crate) async fn execution_message(
     b: &Services,
+    thing: &str,
     exec: Option<&Execution>,
     token: Option<&str>,
 ) -> StoreResult<Option<Vec<u8>>> {
@@ -378,11 +427,22 @@ pub(crate) async fn execution_message(
         }),
         _ => None,
     };
+    let now = b.clock.now();
+    let stamp = match b.trust() {
+        Some(t) => {
+            let metadata = match &doc {
+                Some(d) => metadata_digest(b, d).await?,
+                None => None,
+            };
+            Some(t.timestamp(thing, now, metadata))
+        }
+        None => None,
+    };
     let m = JobMessageOut {
-        timestamp: b.clock.now(),
+        timestamp: now,
         client_token: token,
         execution,
-        ferrota_timestamp: None,
+        ferrota_timestamp: stamp.as_deref(),
     };
     Ok(encode_grow(|buf| m.encode(buf).map(str::len)))
 }
@@ -465,7 +525,7 @@ pub async fn handle(
                     }
                 },
             };
-            if let Some(body) = execution_message(b, exec.as_ref(), token).await? {
+            if let Some(body) = execution_message(b, thing, exec.as_ref(), token).await? {
                 reply(b, client, thing, with_reply(kind, Reply::Accepted), body);
             }
         }
@@ -529,7 +589,7 @@ pub async fn handle(
                     b.timers.notify_one();
                 }
             }
-            if let Some(body) = execution_message(b, exec.as_ref(), token).await? {
+            if let Some(body) = execution_message(b, thing, exec.as_ref(), token).await? {
                 reply(b, client, thing, with_reply(kind, Reply::Accepted), body);
             }
         }

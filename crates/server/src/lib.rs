@@ -34,6 +34,7 @@
 //! | [`gate`] | pre-authentication bounds, open-files limit |
 //! | [`session`] | one MQTT connection over any `AsyncRead + AsyncWrite` |
 //! | [`tls`], [`ca`] | mutual TLS, the fleet CA, thing certificates, CRL |
+//! | [`trust`] | signed update metadata (#20): the timestamp of every Jobs answer, the check of a metadata file at OTA create |
 //! | [`bridge`] | client mode: the services on an external broker (mosquitto, EMQX…) |
 //! | [`inventory`] | what each thing runs and where it stands, from its shadow, connection and jobs |
 //! | [`groups`] | static and dynamic thing groups: members now, `is_member` (for CONTINUOUS rollouts) |
@@ -53,8 +54,8 @@
 //! modules (regenerate it with `python3 scripts/modgraph.py`, which fails on a circle):
 //!
 //! ```text
-//! 0  filter, store, tls
-//! 1  policy → filter            context → metrics, store   ca → tls
+//! 0  filter, store, tls, trust
+//! 1  policy → filter            context → metrics, store, trust   ca → tls
 //!    metrics → store
 //!    query → store
 //! 2  faults → context           jobs → context, store      shadow → context, store
@@ -124,6 +125,7 @@ pub mod store;
 pub mod streams;
 pub mod timeouts;
 pub mod tls;
+pub mod trust;
 
 pub use broker::{Broker, Limits};
 pub use policy::Policy;

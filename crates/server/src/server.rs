@@ -486,6 +486,13 @@ impl admin::Sessions for Broker {
     }
 }
 
+/// The `[trust]` service of `cfg` ([`crate::config::TrustConfig::service`]).
+fn trust_service(cfg: &Config) -> Result<Option<Arc<crate::trust::TrustService>>, ServeError> {
+    cfg.trust
+        .service()
+        .map_err(|e| ServeError::Config(format!("[trust]: {e}")))
+}
+
 /// Opens the admin view of a data directory without serving (offline CLI commands): no broker,
 /// no sessions ([`admin::NoSessions`]); Jobs notifications go nowhere.
 pub async fn open_admin(cfg: &Config, port: u16) -> Result<Admin, ServeError> {
@@ -496,6 +503,8 @@ pub async fn open_admin(cfg: &Config, port: u16) -> Result<Admin, ServeError> {
         Arc::new(SystemClock),
         Arc::new(Nowhere),
     ));
+    // #20: OTA create checks metadata files offline as the server does.
+    services.set_trust(trust_service(cfg)?);
     let (endpoint, port) = device_endpoint(cfg, port);
     let admin = Admin {
         services,
@@ -703,6 +712,9 @@ impl Server {
     pub async fn open(cfg: &Config, port: u16) -> Result<Server, ServeError> {
         // Before anything is opened or created: an API exposed in clear is refused.
         cfg.check_http_listen().map_err(ServeError::Config)?;
+        // #20: the trust directory is read before anything is opened or created; a refused
+        // one stops the start naming the file and the rule.
+        let trust = trust_service(cfg)?;
         let ca_dir = cfg.ca_dir();
         // An existing directory's TLS files are checked before the database is opened, so a
         // refused start leaves every file as it was; a new directory gets its database, then
@@ -723,6 +735,16 @@ impl Server {
         };
         let http_tls = http_tls_config(cfg, &ca)?;
         let broker = Broker::new(d.store, d.blobs, cfg.policy(), cfg.limits());
+        if let Some(t) = &trust {
+            tracing::info!(
+                dir = ?cfg.trust.dir,
+                root = t.root_version(),
+                lifetime = t.lifetime().as_secs(),
+                check_bundles = t.check_bundles(),
+                "signed update metadata on: Jobs answers carry ferrotaTimestamp"
+            );
+        }
+        broker.services.set_trust(trust);
         if let Some(lease) = d.lease {
             broker.services.set_lease(lease);
         }

@@ -40,23 +40,7 @@ pub use crate::faults::{FaultConfig, Faults};
 use crate::store::{ErrorInfo, StoreError, StoreResult, StreamRecord};
 
 async fn load(b: &Services, stream: &str) -> StoreResult<Option<Arc<StreamRecord>>> {
-    if let Some(s) = b
-        .stream_cache
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(stream)
-    {
-        return Ok(Some(s.clone()));
-    }
-    let Some(s) = b.store.stream(stream).await? else {
-        return Ok(None);
-    };
-    let s = Arc::new(s);
-    b.stream_cache
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(stream.to_string(), s.clone());
-    Ok(Some(s))
+    b.stream(stream).await
 }
 
 fn reject(
