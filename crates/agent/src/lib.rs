@@ -129,8 +129,8 @@ pub mod resume;
 pub mod time;
 
 pub use agent::{
-    Agent, AppOutcome, FileEncoding, PACKED_CHUNK, PACKED_ENCODING, SUB_BOOT_SIGNATURE,
-    SUB_PACKED_CORRUPT, SUB_TOO_SMALL, StartError, State,
+    Agent, AppOutcome, FileEncoding, PACKED_CHUNK, PACKED_ENCODING, PlainAccepted,
+    SUB_BOOT_SIGNATURE, SUB_PACKED_CORRUPT, SUB_TOO_SMALL, StartError, State, Trust,
 };
 pub use config::{Config, ConfigError, FIRMWARE_FILE_TYPE, Running, TrustConfig, TrustPolicy};
 pub use output::{AgentEvent, Stats, TRANSMIT_BUF_MIN, TopicBuf, Transmit, TransmitKind};

@@ -46,6 +46,9 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         payload: &[u8],
         platform: &mut P,
     ) {
+        if let Phase::FetchingManifest(_) = self.phase {
+            return self.on_manifest_data(now, stream, payload, platform);
+        }
         let Some(d) = self.phase.download_mut() else {
             // No download (e.g. a late duplicate of the final block, §4.9 hazard 1): ignored.
             self.stats.ignored += 1;
@@ -162,13 +165,19 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         // then the CM0+ region (the precheck passed on the same bytes, but re-verify: a proof,
         // not a memory).
         let mut scratch = [0u8; 1024];
+        // The file signature is the release key's when a manifest is bound (design §4.1 step
+        // 8): a release-key rotation needs no new firmware.
+        let code_key = self
+            .manifest
+            .as_ref()
+            .map_or(self.cfg.code_signing_key, |m| *m.release_key());
         let verified = match platform.inactive_bank() {
             Ok(mut bank) => verify_written_bank(
                 &mut bank,
                 0,
                 d.image_size,
                 &d.signature,
-                &self.cfg.code_signing_key,
+                &code_key,
                 self.cfg.boot_key,
                 &mut scratch,
             ),
@@ -205,26 +214,18 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             Ok(Check::Refused(status)) => return self.end_job(AgentEvent::JobFailed { status }),
             Ok(Check::Ok(_)) => {}
         }
-        let run = self.running_version();
-        if let Ok(mut r) = platform.resume_area() {
-            let _ = resume::mark_activating(&mut r, run);
+        let trust = match self.trust_for_activation(&proof) {
+            Ok(t) => t,
+            Err(status) => return self.end_job(AgentEvent::JobFailed { status }),
+        };
+        // The installed sequence before TRIAL: a cut after it leaves a floor that only refuses
+        // this same manifest again, never a bank that boots half-trusted.
+        if let Err(f) = self.persist_installed(&trust, platform) {
+            return self.halt(f);
         }
-        let activated = platform.marker_log().map_err(BootErr::Flash).and_then(|l| {
-            let mut log = MarkerLog::new(l).map_err(log_fault)?;
-            app::request_activation(&mut log, self.running.bank, &proof, self.cfg.trial_budget)
-                .map_err(app_fault)
-        });
-        match activated {
-            Ok(_) => {}
-            Err(BootErr::Flash(f)) => return self.halt(f),
-            Err(BootErr::Refused) => {
-                return self.end_job(AgentEvent::JobFailed {
-                    status: OtaStatus::Failed {
-                        main: PalErr::ActivateFailed.code(),
-                        sub: 0,
-                    },
-                });
-            }
+        let run = self.running_version();
+        if !self.activate(&proof, trust, platform) {
+            return;
         }
         self.publish_status(OtaStatus::SelfTestReady {
             updated_by: AppVersion::from_u32(run),
@@ -232,5 +233,41 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         self.phase = Phase::Activated;
         self.event(AgentEvent::Activated);
         self.event(AgentEvent::ResetRequested);
+    }
+
+    /// The only caller of `app::request_activation`: TRIAL needs the bank's proof and a
+    /// [`Trust`] (a bound manifest or the AwsPlain permission). `false`: the job ended.
+    fn activate<P: Platform>(
+        &mut self,
+        proof: &ferrota_image::verify::BankVerified,
+        trust: Trust,
+        platform: &mut P,
+    ) -> bool {
+        let _ = trust;
+        let run = self.running_version();
+        if let Ok(mut r) = platform.resume_area() {
+            let _ = resume::mark_activating(&mut r, run);
+        }
+        let activated = platform.marker_log().map_err(BootErr::Flash).and_then(|l| {
+            let mut log = MarkerLog::new(l).map_err(log_fault)?;
+            app::request_activation(&mut log, self.running.bank, proof, self.cfg.trial_budget)
+                .map_err(app_fault)
+        });
+        match activated {
+            Ok(_) => true,
+            Err(BootErr::Flash(f)) => {
+                self.halt(f);
+                false
+            }
+            Err(BootErr::Refused) => {
+                self.end_job(AgentEvent::JobFailed {
+                    status: OtaStatus::Failed {
+                        main: PalErr::ActivateFailed.code(),
+                        sub: 0,
+                    },
+                });
+                false
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Job documents: which job is ours, the OTA job's checks, starting or resuming its download.
 
+use super::trust::ImageJob;
 use super::*;
 
 impl<'a, V: BootVerifier> Agent<'a, V> {
@@ -15,9 +16,14 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         let Ok(msg) = JobMessage::parse(payload) else {
             return;
         };
+        // Every Jobs message's signed timestamp, with or without a job (design §4.1 step 1).
+        self.on_timestamp(now, msg.ferrota_timestamp, platform);
+        if matches!(self.phase, Phase::Halted) {
+            return;
+        }
         let Some(ex) = msg.execution else {
             // Nothing pending: a download in progress was cancelled on the server.
-            if self.phase.download().is_some() {
+            if self.phase.download().is_some() || matches!(self.phase, Phase::FetchingManifest(_)) {
                 self.abandon_download();
             }
             if matches!(self.phase, Phase::AwaitingApp { .. }) {
@@ -86,7 +92,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
     ) {
         let file = ota.file;
         let stream = ota.stream_name.unwrap_or("");
-        if self.phase.download().is_some() {
+        if self.phase.download().is_some() || matches!(self.phase, Phase::FetchingManifest(_)) {
             if job_id == self.job.as_str() && stream == self.stream.as_str() {
                 // The same job again (reconnect, duplicate notification): keep going (§4.7
                 // hazard 3 does not restart us).
@@ -95,6 +101,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             }
             self.abandon_download();
         }
+        self.manifest = None;
         self.set_job(job_id);
         if !ota.protocols.mqtt || ota.stream_name.is_none() {
             self.end_job(AgentEvent::JobFailed {
@@ -149,6 +156,41 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             });
             return;
         }
+        self.stream.clear();
+        let _ = self.stream.push_str(stream);
+        // A packed full image or a delta from the active bank instead of the 4 MB bank image,
+        // when the document offers one that fits (packed.rs: the base is hashed here, before
+        // anything is written).
+        let choice = self.choose_packed(ota, &file, platform);
+        let image = ImageJob {
+            file_id: file.file_id,
+            file_size: file.file_size,
+            signature,
+            // files[0]'s id, whichever file is fetched: the self-test after a reset finds the
+            // record by the job alone (Agent::activated_version); `file_id` of the identity
+            // tells the encodings apart.
+            tag: resume::tag(&[
+                job_id.as_bytes(),
+                stream.as_bytes(),
+                &[file.file_id],
+                sig_text.as_bytes(),
+            ]),
+            choice,
+        };
+        // The metadata file (when offered or required) is fetched and checked before the bank
+        // is locked or any image block asked for (design §4.1 step 2).
+        self.after_prepare(now, ota, image, platform);
+    }
+
+    /// The second half of a firmware job, once its metadata (if any) is accepted: lock the
+    /// bank, the resume record, and the first image block.
+    pub(super) fn begin_image_download<P: Platform>(
+        &mut self,
+        now: Instant,
+        image: ImageJob,
+        platform: &mut P,
+    ) {
+        let block_size = self.cfg.block_size;
         // Lock the inactive bank before its first erase: whatever this download leaves there (a
         // torn, refused or unsigned image) must not boot through USER1 or a fallback. Only the
         // activation of a fully verified image unlocks it (ferrota_boot::log, "Bank locks").
@@ -169,15 +211,16 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                 });
             }
         }
-        self.stream.clear();
-        let _ = self.stream.push_str(stream);
-        // A packed full image or a delta from the active bank instead of the 4 MB bank image,
-        // when the document offers one that fits (packed.rs: the base is hashed here, before
-        // the first write).
-        let choice = self.choose_packed(ota, &file, platform);
+        let ImageJob {
+            file_id: file0_id,
+            file_size: file0_size,
+            signature,
+            tag,
+            choice,
+        } = image;
         let (file_id, file_size, encoding) = match &choice {
             Some(c) => (c.file_id, c.file_size, c.encoding),
-            None => (file.file_id, file.file_size, FileEncoding::Image),
+            None => (file0_id, file0_size, FileEncoding::Image),
         };
         let num_blocks = block_count(file_size, block_size);
         if num_blocks > MAX_BLOCKS {
@@ -206,12 +249,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             // files[0]'s id, whichever file is fetched: the self-test after a reset finds the
             // record by the job alone (Agent::activated_version); `file_id` above tells the
             // encodings apart.
-            tag: resume::tag(&[
-                job_id.as_bytes(),
-                stream.as_bytes(),
-                &[file.file_id],
-                sig_text.as_bytes(),
-            ]),
+            tag,
             chunk_size,
         };
         let Ok(mut missing) = BlockSet::all_missing(num_blocks) else {
@@ -221,7 +259,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         let mut d = Download {
             sched: Schedule::new(BlockSet::all_missing(0).unwrap_or_else(|_| missing.clone())),
             file_size,
-            image_size: file.file_size,
+            image_size: file0_size,
             packed: choice.map(|c| Packed {
                 header: None,
                 applier: ferrota_delta::Applier::new(),

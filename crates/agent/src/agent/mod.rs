@@ -14,6 +14,7 @@ mod trust;
 use packed::Packed;
 pub use packed::{FileEncoding, PACKED_CHUNK, PACKED_ENCODING, SUB_PACKED_CORRUPT};
 use timers::{Timer, TimerTable};
+pub use trust::{PlainAccepted, Trust};
 
 use core::time::Duration;
 
@@ -107,6 +108,8 @@ enum Out {
     /// The device's reported state to its classic Device Shadow (encoded when polled, from
     /// what the agent knows then).
     Report,
+    /// Block 0 of the metadata file with this `fileid`.
+    ManifestRequest(u8),
 }
 
 struct Download {
@@ -246,6 +249,8 @@ enum Phase {
     Activated,
     /// A flash fault stopped the agent.
     Halted,
+    /// A firmware job's metadata file (fileType 142) is fetched; nothing written yet.
+    FetchingManifest(trust::Pending),
 }
 
 impl Phase {
@@ -259,6 +264,7 @@ impl Phase {
             Phase::AwaitingApp { .. } => State::AwaitingApp,
             Phase::Activated => State::Activated,
             Phase::Halted => State::Halted,
+            Phase::FetchingManifest(_) => State::FetchingManifest,
         }
     }
     fn download(&self) -> Option<&Download> {
@@ -347,6 +353,20 @@ pub struct Agent<'a, V> {
     stream: StreamName,
     timers: TimerTable,
     stats: Stats,
+    /// What the device trusts (root, sequence floor, attested time); `None` without an anchor.
+    trust: Option<ferrota_manifest::store::TrustState>,
+    /// The newest accepted timestamp.
+    last_ts: Option<trust::Fresh>,
+    /// Whether `last_ts` has not expired yet.
+    is_fresh: bool,
+    /// What the current Jobs message's timestamp came to.
+    ts_outcome: trust::TsOutcome,
+    /// A timestamp naming a newer root, verified after the walk.
+    deferred_ts: heapless::Vec<u8, { trust::TIMESTAMP_MAX }>,
+    /// Images activated on the plain AWS signature since start (reported).
+    plain: u32,
+    /// The manifest of the download in progress (accepted before its first block).
+    manifest: Option<ferrota_manifest::VerifiedManifest>,
 }
 
 impl<'a, V: BootVerifier> Agent<'a, V> {
@@ -359,6 +379,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         platform: &mut P,
     ) -> Result<Self, StartError> {
         cfg.validate().map_err(StartError::Config)?;
+        let trust_state = trust::load_trust(cfg.trust.anchor, platform)?;
         let log = platform.marker_log().map_err(StartError::Flash)?;
         let to_start = |e: BootErr| match e {
             BootErr::Flash(f) => StartError::Flash(f),
@@ -382,7 +403,16 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             stream: StreamName::new(),
             timers: TimerTable::default(),
             stats: Stats::default(),
+            trust: trust_state,
+            last_ts: None,
+            is_fresh: false,
+            ts_outcome: trust::TsOutcome::Absent,
+            deferred_ts: heapless::Vec::new(),
+            plain: 0,
+            manifest: None,
         };
+        // Idempotent: the board blows only missing bits (design §4.1 step 9).
+        agent.request_revocation();
         if report.image_state == ImageState::PendingCommit {
             agent.phase = Phase::AwaitingSelfTestJob;
             agent
@@ -461,7 +491,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         self.connected = true;
         self.push(Out::Subscribe(Sub::NotifyNext));
         self.push(Out::Subscribe(Sub::NextGetAccepted));
-        if self.phase.download().is_some() {
+        if self.phase.download().is_some() || matches!(self.phase, Phase::FetchingManifest(_)) {
             self.push(Out::Subscribe(Sub::Data));
         }
         // The report first: a server that offers deltas by the reported firmware (issue #19)
@@ -470,6 +500,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         self.push(Out::Report);
         self.push(Out::NextGet);
         self.fill_window(now);
+        self.request_manifest(now);
     }
 
     /// MQTT is down: nothing in flight will arrive.
@@ -561,6 +592,17 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                     self.event(AgentEvent::ResetRequested);
                 }
                 (Timer::SelfTest, State::SelfTest) => self.finish_self_test(now, false, platform),
+                (Timer::Freshness, _) => self.on_freshness_lost(),
+                (Timer::ManifestRetry, State::FetchingManifest) => self.on_manifest_retry(now),
+                (Timer::SlowRetrieval, State::Prechecking | State::Downloading) => {
+                    // Slow retrieval (design §4.1 step 7): the signed size at `min_rate`.
+                    return self.end_job(AgentEvent::JobFailed {
+                        status: OtaStatus::Failed {
+                            main: OtaErr::MomentumAbort.code(),
+                            sub: 1,
+                        },
+                    });
+                }
                 _ => {}
             }
         }
@@ -781,6 +823,28 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                     qos: 1,
                 })
             }
+            Out::ManifestRequest(file_id) => {
+                let req = StreamRequest {
+                    client_token: Some(OFFICIAL_CLIENT_TOKEN),
+                    stream_version: None,
+                    file_id: u32::from(file_id),
+                    block_size: self.cfg.block_size,
+                    offset: Some(0),
+                    bitmap: Some(&[1]),
+                    num_blocks: Some(1),
+                };
+                let len = req.encode(buf).ok()?;
+                Some(Transmit {
+                    kind: TransmitKind::Publish { len },
+                    topic: topic_of(Topic::stream(
+                        thing,
+                        &self.stream,
+                        StreamOp::Get,
+                        Encoding::Cbor,
+                    ))?,
+                    qos: 0,
+                })
+            }
             Out::Request(r) => {
                 let d = self.phase.download()?;
                 let req = StreamRequest {
@@ -814,21 +878,28 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         if let AgentEvent::JobFailed { status } = ev {
             self.publish_status(status);
         }
-        if self.phase.take_download().is_some() {
+        if self.phase.take_download().is_some() || matches!(self.phase, Phase::FetchingManifest(_))
+        {
             self.push(Out::Unsubscribe(Sub::Data));
         }
         self.phase = Phase::Idle;
+        self.manifest = None;
         self.timers.stop_all();
+        self.rearm_freshness();
         self.push(Out::Report);
         self.event(ev);
     }
 
     fn abandon_download(&mut self) {
-        if self.phase.take_download().is_some() {
+        if self.phase.take_download().is_some() || matches!(self.phase, Phase::FetchingManifest(_))
+        {
             self.push(Out::Unsubscribe(Sub::Data));
             self.event(AgentEvent::JobCancelled);
         }
         self.phase = Phase::Idle;
+        self.manifest = None;
+        self.timers.stop(timers::Timer::ManifestRetry);
+        self.timers.stop(timers::Timer::SlowRetrieval);
     }
 
     fn halt(&mut self, f: FlashFault) {
@@ -847,6 +918,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             self.push(Out::Unsubscribe(Sub::Data));
         }
         self.phase = Phase::Halted;
+        self.manifest = None;
         self.timers.stop_all();
         self.event(AgentEvent::FlashFault(f));
     }

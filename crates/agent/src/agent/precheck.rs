@@ -52,7 +52,13 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             verify_boot_in_flash(&mut bank, 0, self.cfg.boot_key, &mut scratch)
         };
         match v {
-            Ok(v) => self.check_record(v.record(), platform),
+            Ok(v) => {
+                // The region as streamed against the manifest (design §4.1 step 6, sub 10).
+                if let Some(status) = self.check_manifest_image(v.record(), v.cm0p().digest()) {
+                    return Ok(Check::Refused(status));
+                }
+                self.check_record(v.record(), platform)
+            }
             Err(e) => {
                 if let ferrota_image::ErrorKind::Flash(k) = e.kind {
                     return Err(FlashFault::new(FlashOp::ReadBank, k));

@@ -181,6 +181,8 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                 self.image_state = ImageState::Valid;
                 self.floor = floor;
                 self.event(AgentEvent::Confirmed { floor });
+                self.request_revocation();
+                self.count_plain_confirm();
                 self.report_succeeded(updated_by, platform);
             }
             Err(BootErr::Flash(f)) => self.halt(f),

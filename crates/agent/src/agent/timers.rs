@@ -20,11 +20,25 @@ pub(super) enum Timer {
     /// The application's self-test must report before this (`Config::self_test_deadline`), else
     /// it counts as failed.
     SelfTest = 1,
+    /// The newest signed timestamp expires (`expires − time` after it arrived): the agent
+    /// emits `FreshnessLost` and reports `fresh:false`. Outlives jobs.
+    Freshness = 2,
+    /// The metadata file's block 0 was asked for: ask again if it has not come.
+    ManifestRetry = 3,
+    /// The slow-retrieval deadline of a download whose manifest was accepted (design §4.1
+    /// step 7): `0x0000000e: 0x00000001` past it.
+    SlowRetrieval = 4,
 }
 
 impl Timer {
     /// Every timer, in the order expired ones are handled.
-    pub(super) const VALUES: [Timer; 2] = [Timer::SelfTestWait, Timer::SelfTest];
+    pub(super) const VALUES: [Timer; 5] = [
+        Timer::SelfTestWait,
+        Timer::SelfTest,
+        Timer::Freshness,
+        Timer::ManifestRetry,
+        Timer::SlowRetrieval,
+    ];
 }
 
 /// One optional deadline per [`Timer`].

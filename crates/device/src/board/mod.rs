@@ -744,6 +744,16 @@ impl Board {
                     let _ = self.dev.raise_rollback_counter(floor);
                     self.emit(BoardEvent::Confirmed(floor));
                 }
+                AgentEvent::RevokeBootKeys { mask } => {
+                    // The board's part of a revocation (design §5): the boot chain's guard
+                    // checks the running image still verifies without the slots, then blows
+                    // the missing eFuse bits; the agent asks again at every start.
+                    match ferrota_sim::boot_chain::revoke::apply(&mut self.dev, mask) {
+                        Ok(0) => {}
+                        Ok(blown) => self.say(&format!("boot-key slots revoked: {blown:#06b}")),
+                        Err(e) => self.say(&format!("boot-key revocation refused: {e}")),
+                    }
+                }
                 AgentEvent::Rejected => {
                     self.say("image rejected: the previous bank boots next");
                     self.emit(BoardEvent::Rejected);

@@ -1,0 +1,737 @@
+//! Signed update metadata on the device (issue #20, design §4): the agent on the simulated
+//! board against a fixture service that serves a job with a bank image (file 0) and its
+//! metadata file (fileType 142, file 1), with a signed timestamp in every Jobs reply. The
+//! fixtures are `ferrota_sim::trust` (the same builders the CLI and the server use); the attack
+//! suite against the real server is `crates/lab/tests/attacks/`.
+
+use std::time::Duration;
+
+use ferrota_agent::{AgentEvent, State};
+use ferrota_boot::Bank;
+use ferrota_boot::log::{BootState, LOG_ADDRESS, LOG_SIZE, MarkerLog};
+use ferrota_manifest::store::{self, TRUST_AREA, TRUST_AREA_LEN, TrustState};
+use ferrota_proto::job::{
+    ExecutionOut, FileOut, JobDocumentOut, JobMessageOut, JobStatus, OtaJobOut, Protocols,
+};
+use ferrota_proto::jobs_api::JobsRequest;
+use ferrota_proto::status::UpdateRequest;
+use ferrota_proto::stream::{DataBlock, StreamRequest};
+use ferrota_proto::topic::{JobRef, JobsTopic, Reply, StreamOp, Topic, TopicKind};
+use ferrota_sim::harness::{AgentSettings, Msg, Service, Sim, THING};
+use std::sync::Arc;
+
+use ferrota_sim::images::ota::{Spec, TestImage, image};
+use ferrota_sim::trust::{
+    self as fx, bundle_for, file_digest, file_signature, release_key_of, root_chain,
+};
+use ferrota_t2g::{Device, PowerCut};
+
+const JOB: &str = "job-trust";
+const STREAM: &str = "stream-trust";
+/// Unix seconds at the harness's instant 0.
+const EPOCH: u64 = 1_800_000_000;
+
+/// How the fixture signs its Jobs replies.
+#[derive(Clone)]
+enum Ts {
+    /// A fresh timestamp naming the job's metadata file, `lifetime` seconds, by root `root`.
+    Valid { lifetime: u64, root: u32 },
+    /// This text, always.
+    Fixed(String),
+    /// None.
+    Absent,
+}
+
+/// A Jobs and Streams model with one firmware job (`image`, `bundle`) and a clock.
+struct Fixture {
+    image: Arc<TestImage>,
+    /// `files[0]`'s `filesize` (the image's length unless a test lies).
+    doc_size: u32,
+    signature: String,
+    bundle: Option<Vec<u8>>,
+    ts: Ts,
+    now_s: u64,
+    status: JobStatus,
+    self_test: bool,
+    updates: Vec<String>,
+    reports: Vec<serde_json::Value>,
+    image_blocks: u32,
+    manifest_blocks: u32,
+    /// Jobs replies sent (each with its timestamp).
+    jobs_replies: u32,
+}
+
+impl Fixture {
+    fn new(image: Arc<TestImage>, bundle: Option<Vec<u8>>, ts: Ts) -> Self {
+        let signature = match &bundle {
+            // In Require mode the file signature is the release key's (design §4.1 step 8).
+            Some(_) => file_signature(&image.file, release_key_of(1)),
+            None => image.signature.clone(),
+        };
+        Fixture {
+            doc_size: image.file.len() as u32,
+            image,
+            signature,
+            bundle,
+            ts,
+            now_s: EPOCH,
+            status: JobStatus::Queued,
+            self_test: false,
+            updates: vec![],
+            reports: vec![],
+            image_blocks: 0,
+            manifest_blocks: 0,
+            jobs_replies: 0,
+        }
+    }
+
+    fn timestamp(&self) -> Option<String> {
+        match &self.ts {
+            Ts::Valid { lifetime, root } => Some(fx::timestamp(
+                THING,
+                self.now_s,
+                self.now_s + lifetime,
+                self.bundle.as_deref().map(file_digest),
+                *root,
+            )),
+            Ts::Fixed(s) => Some(s.clone()),
+            Ts::Absent => None,
+        }
+    }
+
+    fn document(&mut self, token: Option<&str>) -> Vec<u8> {
+        self.jobs_replies += 1;
+        let ts = self.timestamp();
+        let mut files = vec![FileOut {
+            file_path: Some("/ota/image.bin"),
+            file_size: self.doc_size,
+            file_id: 0,
+            file_type: Some(141),
+            signature: Some(("sig-sha256-ecdsa", self.signature.as_str())),
+            ..Default::default()
+        }];
+        if let Some(b) = &self.bundle {
+            files.push(FileOut {
+                file_path: Some("/ota/image.suit"),
+                file_size: b.len() as u32,
+                file_id: 1,
+                file_type: Some(142),
+                ..Default::default()
+            });
+        }
+        let details: &[(&str, &str)] = if self.self_test {
+            &[("self_test", "ready"), ("updatedBy", "0x00010100")]
+        } else {
+            &[]
+        };
+        let exec = (!self.status.is_terminal()).then(|| ExecutionOut {
+            job_id: JOB,
+            thing_name: None,
+            status: self.status,
+            status_details: details,
+            queued_at: EPOCH,
+            started_at: None,
+            last_updated_at: EPOCH,
+            version_number: 1,
+            execution_number: 1,
+            job_document: JobDocumentOut::Ota(OtaJobOut {
+                protocols: Protocols::MQTT,
+                stream_name: Some(STREAM),
+                files: &files,
+            }),
+        });
+        let m = JobMessageOut {
+            timestamp: self.now_s,
+            client_token: token,
+            execution: exec,
+            ferrota_timestamp: ts.as_deref(),
+        };
+        let mut buf = vec![0u8; 8192];
+        let n = m.encode(&mut buf).expect("document fits").len();
+        buf.truncate(n);
+        buf
+    }
+}
+
+impl Service for Fixture {
+    fn set_now(&mut self, now: ferrota_agent::Instant) {
+        self.now_s = EPOCH + now.as_micros() / 1_000_000;
+    }
+
+    fn handle(&mut self, topic: &str, payload: &[u8]) -> Vec<Msg> {
+        let Ok(t) = Topic::parse(topic) else {
+            return vec![];
+        };
+        match t.kind {
+            TopicKind::Jobs(JobsTopic::Describe {
+                job: JobRef::Next,
+                reply: Reply::Request,
+            }) => {
+                let req = JobsRequest::parse(payload).expect("valid request");
+                let tok = req.client_token.map(|c| c.raw().to_string());
+                vec![(
+                    Topic::next_get_accepted(THING).to_string(),
+                    self.document(tok.as_deref()),
+                )]
+            }
+            TopicKind::Jobs(JobsTopic::Update {
+                reply: Reply::Request,
+                ..
+            }) => {
+                let req = UpdateRequest::parse(payload).expect("valid update");
+                self.status = req.status;
+                let text = String::from_utf8_lossy(payload).into_owned();
+                self.self_test = text.contains("self_test");
+                self.updates.push(text);
+                vec![]
+            }
+            TopicKind::Shadow { .. } => {
+                self.reports
+                    .push(serde_json::from_slice(payload).expect("the report is JSON"));
+                vec![]
+            }
+            TopicKind::Stream {
+                op: StreamOp::Get, ..
+            } => {
+                let req = StreamRequest::decode(payload).expect("valid request");
+                let file: &[u8] = match req.file_id {
+                    0 => &self.image.file,
+                    1 => match &self.bundle {
+                        Some(b) => b,
+                        None => return vec![],
+                    },
+                    _ => return vec![],
+                };
+                let bs = req.block_size as usize;
+                let data = Topic::stream(
+                    THING,
+                    STREAM,
+                    StreamOp::Data,
+                    ferrota_proto::topic::Encoding::Cbor,
+                )
+                .to_string();
+                let mut out = vec![];
+                for i in req.blocks_to_send(file.len() as u32) {
+                    let a = i as usize * bs;
+                    let chunk = &file[a..(a + bs).min(file.len())];
+                    if req.file_id == 0 {
+                        self.image_blocks += 1;
+                    } else {
+                        self.manifest_blocks += 1;
+                    }
+                    let mut buf = vec![0u8; bs + 64];
+                    let n = DataBlock::new(req.client_token, req.file_id, i, chunk)
+                        .encode(&mut buf)
+                        .expect("block fits");
+                    buf.truncate(n);
+                    out.push((data.clone(), buf));
+                }
+                out
+            }
+            _ => vec![],
+        }
+    }
+}
+
+fn require() -> AgentSettings {
+    AgentSettings {
+        require_manifest: true,
+        ..AgentSettings::default()
+    }
+}
+
+fn v1() -> Arc<TestImage> {
+    image(Spec::new(1, 1))
+}
+
+fn v2() -> Arc<TestImage> {
+    image(Spec::new(2, 2))
+}
+
+fn valid() -> Ts {
+    Ts::Valid {
+        lifetime: 3600,
+        root: 1,
+    }
+}
+
+/// The device's trust store as the next start reads it.
+fn trust_store(dev: &Device) -> TrustState {
+    let mut d = dev.clone();
+    d.power_cycle();
+    d.set_work_err_silent(true).unwrap();
+    let mut area = d.work_flash_range(TRUST_AREA, TRUST_AREA_LEN).unwrap();
+    store::read(&mut area, &fx::trusted_anchor()).expect("the store reads back")
+}
+
+/// The boot state as the next boot reads it.
+fn boot_state(dev: &Device) -> BootState {
+    let mut d = dev.clone();
+    d.power_cycle();
+    d.set_work_err_silent(true).unwrap();
+    let mut log = MarkerLog::new(d.work_flash_range(LOG_ADDRESS, LOG_SIZE).unwrap()).unwrap();
+    log.state().unwrap()
+}
+
+fn terminal(sim: &Sim<Fixture>) -> bool {
+    sim.server.status.is_terminal()
+}
+
+fn last_update(sim: &Sim<Fixture>) -> &str {
+    sim.server.updates.last().map_or("", |s| s.as_str())
+}
+
+fn run_job(fixture: Fixture, settings: AgentSettings, seed: u64) -> Sim<Fixture> {
+    let mut sim = Sim::start(fixture, &v1(), seed, settings);
+    assert!(
+        sim.run_until(Duration::from_secs(600), terminal),
+        "{:?} {:?}",
+        sim.server.updates,
+        sim.events
+    );
+    sim
+}
+
+#[test]
+fn require_happy_path_succeeds_and_persists_the_sequence_across_a_reset() {
+    let v2 = v2();
+    let bundle = fx::bundle(&v2, 6);
+    let sim = run_job(Fixture::new(v2, Some(bundle), valid()), require(), 1);
+    let mut sim = sim;
+    assert_eq!(
+        sim.server.status,
+        JobStatus::Succeeded,
+        "{:?}",
+        sim.server.updates
+    );
+    assert_eq!(sim.running_version(), self::v2().spec.version.0);
+    assert!(sim.events.contains(&AgentEvent::ManifestAccepted {
+        sequence: 6,
+        version: self::v2().spec.version
+    }));
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| matches!(e, AgentEvent::TimestampAccepted { .. }))
+    );
+    assert!(!sim.events.contains(&AgentEvent::PlainSignatureAccepted));
+    let s = trust_store(&sim.dev);
+    assert_eq!((s.installed_seq, s.seen_seq), (6, 6));
+    assert!(s.attested_time >= EPOCH);
+    sim.reset_now();
+    sim.run_until(Duration::from_secs(5), |_| false);
+    assert_eq!(trust_store(&sim.dev).installed_seq, 6);
+    let r = sim.server.reports.last().unwrap();
+    assert_eq!(r["state"]["reported"]["trust"]["policy"], "require");
+    assert_eq!(r["state"]["reported"]["trust"]["seq"], 6);
+}
+
+/// Each refusal ends FAILED with its reason before any image block was asked for, leaves the
+/// bank unlocked (no LOCKED record) and the trust store as it was (blank).
+#[test]
+fn each_refusal_ends_before_any_image_block_with_stored_state_intact() {
+    let img = v2();
+    let good = || fx::bundle(&v2(), 6);
+    let other_file_ts = fx::timestamp(
+        THING,
+        EPOCH + 1,
+        EPOCH + 3600,
+        Some(file_digest(&fx::bundle(&v2(), 7))),
+        1,
+    );
+    type Case = (&'static str, Option<Vec<u8>>, Ts, Option<u32>, &'static str);
+    let cases: Vec<Case> = vec![
+        ("no manifest", None, valid(), None, "0x000000e3: 0x00000003"),
+        (
+            "no timestamp",
+            Some(good()),
+            Ts::Absent,
+            None,
+            "0x000000e3: 0x00000006",
+        ),
+        (
+            "garbage timestamp",
+            Some(good()),
+            Ts::Fixed("AAAA".into()),
+            None,
+            "0x000000e3: 0x00000006",
+        ),
+        (
+            "unreadable manifest",
+            Some(vec![0xA0; 40]),
+            valid(),
+            None,
+            "0x000000e3: 0x00000003",
+        ),
+        (
+            "not a release key",
+            Some(bundle_for(&img, 6, 0, None, fx::attacker_key(), &[])),
+            valid(),
+            None,
+            "0x000000e3: 0x00000004",
+        ),
+        (
+            "timestamp names another file",
+            Some(good()),
+            Ts::Fixed(other_file_ts),
+            None,
+            "0x000000e3: 0x0000000b",
+        ),
+        (
+            "manifest expired",
+            Some(bundle_for(
+                &img,
+                6,
+                EPOCH - 10,
+                None,
+                release_key_of(1),
+                &[],
+            )),
+            valid(),
+            None,
+            "0x000000e3: 0x00000008",
+        ),
+        (
+            "sequence not newer",
+            Some(fx::bundle(&img, 0)),
+            valid(),
+            None,
+            "0x000000e3: 0x00000009",
+        ),
+        (
+            "job size disagrees",
+            Some(good()),
+            valid(),
+            Some(img.file.len() as u32 + 4096),
+            "0x000000e3: 0x0000000a",
+        ),
+        (
+            "another device",
+            Some(bundle_for(
+                &img,
+                6,
+                0,
+                Some("thing-2"),
+                release_key_of(1),
+                &[],
+            )),
+            valid(),
+            None,
+            "rejected: 0x00000003",
+        ),
+        (
+            "same version",
+            Some(fx::bundle(&v1(), 6)),
+            valid(),
+            None,
+            "rejected: 0x00000010",
+        ),
+        (
+            "older version",
+            Some(fx::bundle(&image(Spec::new(0, 1)), 6)),
+            valid(),
+            None,
+            "rejected: 0x0000000f",
+        ),
+    ];
+    for (name, bundle, ts, doc_size, reason) in cases {
+        let mut f = Fixture::new(v2(), bundle, ts);
+        if let Some(s) = doc_size {
+            f.doc_size = s;
+        }
+        let sim = run_job(f, require(), 3);
+        assert_eq!(sim.server.status, JobStatus::Failed, "{name}");
+        assert!(
+            last_update(&sim).contains(reason),
+            "{name}: {}",
+            last_update(&sim)
+        );
+        assert_eq!(sim.server.image_blocks, 0, "{name}: image blocks sent");
+        assert!(
+            !sim.events
+                .iter()
+                .any(|e| matches!(e, AgentEvent::DownloadStarted { .. })),
+            "{name}"
+        );
+        let st = boot_state(&sim.dev);
+        assert!(!st.is_locked(Bank::Upper), "{name}: LOCKED written");
+        assert_eq!(st.trial, None, "{name}");
+        let s = trust_store(&sim.dev);
+        assert_eq!((s.installed_seq, s.seen_seq), (0, 0), "{name}");
+        assert_eq!(sim.running_version(), v1().spec.version.0, "{name}");
+    }
+}
+
+#[test]
+fn aws_plain_accepts_the_plain_signature_and_says_so() {
+    let mut sim = run_job(
+        Fixture::new(v2(), None, Ts::Absent),
+        AgentSettings::default(),
+        4,
+    );
+    assert_eq!(sim.server.status, JobStatus::Succeeded);
+    sim.run_until(Duration::from_secs(2), |_| false);
+    assert!(sim.events.contains(&AgentEvent::PlainSignatureAccepted));
+    let r = sim
+        .server
+        .reports
+        .iter()
+        .rev()
+        .find(|r| r["state"]["reported"].get("trust").is_some())
+        .expect("a report with the trust object");
+    let t = &r["state"]["reported"]["trust"];
+    assert_eq!(t["policy"], "aws-plain");
+    assert_eq!(t["plain"], 1);
+}
+
+#[test]
+fn a_reset_during_the_download_re_verifies_the_same_manifest() {
+    let v2 = image(Spec::new(2, 2).len(0x10_0000));
+    let bundle = fx::bundle(&v2, 6);
+    let mut sim = Sim::start(Fixture::new(v2, Some(bundle), valid()), &v1(), 5, require());
+    assert!(sim.run_until(Duration::from_secs(60), |s| {
+        s.events
+            .iter()
+            .any(|e| matches!(e, AgentEvent::VersionAccepted { .. }))
+            && s.server.image_blocks > 150
+    }));
+    sim.reset_now();
+    assert!(sim.run_until(Duration::from_secs(600), terminal));
+    assert_eq!(
+        sim.server.status,
+        JobStatus::Succeeded,
+        "{:?}",
+        sim.server.updates
+    );
+    let accepted = sim
+        .events
+        .iter()
+        .filter(|e| matches!(e, AgentEvent::ManifestAccepted { sequence: 6, .. }))
+        .count();
+    assert_eq!(accepted, 2, "accepted again after the reset (same digest)");
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| matches!(e, AgentEvent::DownloadStarted { resumed, .. } if *resumed > 0)),
+        "{:?}",
+        sim.events
+    );
+    assert_eq!(trust_store(&sim.dev).installed_seq, 6);
+}
+
+#[test]
+fn a_stale_timestamp_is_refused() {
+    let v2 = v2();
+    let bundle = fx::bundle(&v2, 6);
+    // Accepted at connect (time EPOCH+1000), then the job arrives with an older one.
+    let newer = fx::timestamp(THING, EPOCH + 1000, EPOCH + 9000, None, 1);
+    let older = fx::timestamp(
+        THING,
+        EPOCH + 500,
+        EPOCH + 9000,
+        Some(file_digest(&bundle)),
+        1,
+    );
+    let mut f = Fixture::new(v2, Some(bundle), Ts::Fixed(newer));
+    f.status = JobStatus::Succeeded; // nothing pending at first
+    let mut sim = Sim::start(f, &v1(), 6, require());
+    sim.run_until(Duration::from_secs(2), |_| false);
+    assert!(
+        sim.events
+            .contains(&AgentEvent::TimestampAccepted { time: EPOCH + 1000 })
+    );
+    sim.server.status = JobStatus::Queued;
+    sim.server.ts = Ts::Fixed(older);
+    sim.disconnect_for(Duration::from_millis(100));
+    assert!(sim.run_until(Duration::from_secs(60), terminal));
+    assert!(
+        last_update(&sim).contains("0x000000e3: 0x00000007"),
+        "{}",
+        last_update(&sim)
+    );
+    assert_eq!(sim.server.image_blocks, 0);
+}
+
+#[test]
+fn an_expired_timestamp_is_refused() {
+    let v2 = v2();
+    let bundle = fx::bundle(&v2, 6);
+    // Valid for one minute; the job document comes back (the same timestamp) two minutes later.
+    let ts = fx::timestamp(THING, EPOCH, EPOCH + 60, Some(file_digest(&bundle)), 1);
+    let mut f = Fixture::new(v2, Some(bundle), Ts::Fixed(ts));
+    f.status = JobStatus::Succeeded;
+    let mut sim = Sim::start(f, &v1(), 7, require());
+    sim.run_until(Duration::from_secs(120), |_| false);
+    assert!(
+        sim.events.iter().any(
+            |e| matches!(e, AgentEvent::FreshnessLost { expired_at } if *expired_at == EPOCH + 60)
+        ),
+        "{:?}",
+        sim.events
+    );
+    sim.server.status = JobStatus::Queued;
+    sim.disconnect_for(Duration::from_millis(100));
+    assert!(sim.run_until(Duration::from_secs(60), terminal));
+    assert!(
+        last_update(&sim).contains("0x000000e3: 0x00000007"),
+        "{}",
+        last_update(&sim)
+    );
+    assert_eq!(sim.server.image_blocks, 0);
+}
+
+#[test]
+fn freshness_timer_reports_fresh_false() {
+    let mut f = Fixture::new(
+        v2(),
+        None,
+        Ts::Valid {
+            lifetime: 30,
+            root: 1,
+        },
+    );
+    f.status = JobStatus::Succeeded;
+    let mut sim = Sim::start(f, &v1(), 8, require());
+    sim.run_until(Duration::from_secs(2), |_| false);
+    let fresh = |s: &Sim<Fixture>| {
+        s.server.reports.last().unwrap()["state"]["reported"]["trust"]["fresh"].clone()
+    };
+    assert_eq!(
+        fresh(&sim),
+        true,
+        "a report when the timestamp makes the device fresh"
+    );
+    assert!(sim.run_until(Duration::from_secs(60), |s| {
+        s.events
+            .iter()
+            .any(|e| matches!(e, AgentEvent::FreshnessLost { .. }))
+    }));
+    sim.run_until(Duration::from_secs(1), |_| false);
+    assert_eq!(fresh(&sim), false);
+}
+
+#[test]
+fn a_deferred_timestamp_is_verified_after_the_root_rotation() {
+    let v2 = v2();
+    // Root v3 (new release and timestamp keys), integrated in the envelope; the timestamp is
+    // signed by v3's timestamp key, which the device learns only from the bundle.
+    let bundle = bundle_for(&v2, 6, 0, None, release_key_of(3), &root_chain(3));
+    let mut f = Fixture::new(
+        v2,
+        Some(bundle),
+        Ts::Valid {
+            lifetime: 3600,
+            root: 3,
+        },
+    );
+    f.signature = file_signature(&f.image.file, release_key_of(3));
+    let sim = run_job(f, require(), 9);
+    assert_eq!(
+        sim.server.status,
+        JobStatus::Succeeded,
+        "{:?}",
+        sim.server.updates
+    );
+    assert!(sim.events.contains(&AgentEvent::RootUpdated { version: 3 }));
+    assert_eq!(trust_store(&sim.dev).root.version(), 3);
+}
+
+#[test]
+fn a_slow_download_fails_at_its_deadline() {
+    let v2 = v2();
+    let bundle = fx::bundle(&v2, 6);
+    let settings = AgentSettings {
+        min_rate: Some(1 << 30),
+        rate_grace: Some(Duration::from_secs(1)),
+        ..require()
+    };
+    let mut sim = Sim::start(Fixture::new(v2, Some(bundle), valid()), &v1(), 10, settings);
+    sim.net.per_block = Duration::from_millis(50);
+    assert!(sim.run_until(Duration::from_secs(600), terminal));
+    assert!(
+        last_update(&sim).contains("0x0000000e: 0x00000001"),
+        "{}",
+        last_update(&sim)
+    );
+    assert!(!sim.events.contains(&AgentEvent::Activated));
+    assert_eq!(boot_state(&sim.dev).trial, None);
+}
+
+/// A power cut (clean or tearing) at every flash operation from the manifest's block to TRIAL
+/// (the trust record, LOCKED, the resume record, every bank erase and write, the installed
+/// sequence, the activating mark and TRIAL). The bank never boots without its manifest's sequence in
+/// the store, the store always reads back old or new, and the update completes.
+#[test]
+fn power_cuts_from_the_manifest_block_to_trial() {
+    let v2 = v2();
+    let bundle = fx::bundle(&v2, 6);
+    // A clean run to find the operation range.
+    let mut sim = Sim::start(
+        Fixture::new(v2, Some(bundle.clone()), valid()),
+        &v1(),
+        11,
+        require(),
+    );
+    assert!(sim.run_until(Duration::from_secs(60), |s| {
+        s.agent_state() == Some(State::FetchingManifest)
+    }));
+    let first = sim.dev.op_count();
+    assert!(sim.run_until(Duration::from_secs(600), |s| {
+        s.events.contains(&AgentEvent::Activated)
+    }));
+    let last = sim.dev.op_count();
+    assert!(last > first);
+    eprintln!("operations {first}..={last}");
+    for op in first..=last {
+        for tear in [false, true] {
+            let v2 = self::v2();
+            let mut sim = Sim::start(
+                Fixture::new(v2, Some(bundle.clone()), valid()),
+                &v1(),
+                11,
+                require(),
+            );
+            sim.cut_power_at_op(if tear {
+                PowerCut::Tear { op, seed: op }
+            } else {
+                PowerCut::Before(op)
+            });
+            assert!(
+                sim.run_until(Duration::from_secs(600), |s| s.power_cuts > 0
+                    || terminal(s)),
+                "op {op}"
+            );
+            let s = trust_store(&sim.dev);
+            assert!(matches!(s.seen_seq, 0 | 6), "op {op}: {}", s.seen_seq);
+            assert!(
+                matches!(s.installed_seq, 0 | 6),
+                "op {op}: {}",
+                s.installed_seq
+            );
+            let st = boot_state(&sim.dev);
+            if st.trial.is_some() {
+                assert_eq!(
+                    s.installed_seq, 6,
+                    "op {op} tear {tear}: TRIAL without its sequence"
+                );
+            }
+            assert!(
+                sim.run_until(Duration::from_secs(900), terminal),
+                "op {op} tear {tear}: {:?}",
+                sim.server.updates
+            );
+            assert_eq!(
+                sim.server.status,
+                JobStatus::Succeeded,
+                "op {op} tear {tear}: {:?}",
+                sim.server.updates
+            );
+            assert_eq!(sim.running_version(), self::v2().spec.version.0);
+            assert_eq!(
+                trust_store(&sim.dev).installed_seq,
+                6,
+                "op {op} tear {tear}"
+            );
+        }
+    }
+}
