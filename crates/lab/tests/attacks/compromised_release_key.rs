@@ -38,21 +38,29 @@ fn compromised_release_key() {
     // b) R1 and the server (timestamp key, job store). A fresh device, no swap on the path.
     let mut sim = trusted_sim(902);
     let running = v1();
-    // Fast-forward: a manifest with seq 1,000,000 for the running image. The agent accepts the
-    // manifest (its sequence becomes the floor) and refuses the image as the same version.
+    // Fast-forward: a manifest with seq 1,000,000 for the running image. Refused as the same
+    // version, before any image block. (The design expected the manifest to be accepted first,
+    // raising the floor; the agent compares the version in `check_manifest`, before it
+    // accepts and persists a manifest, so this one raises nothing.)
     let events = sim.events.len();
     let before = Stopped::before(&sim);
     sim.add_job_unchecked(signed_release("ff", running, 1_000_000, r1, &[]));
     before.check(&mut sim, "ff", "rejected: 0x00000010", When::Pre);
     assert!(
-        accepted(&sim, events, 1_000_000),
-        "the fast-forward manifest was not accepted"
+        !accepted(&sim, events, 1_000_000),
+        "a refused manifest was accepted"
     );
-    // Attacker code under an R1 manifest: the boot signature (the board's boot key, which the
-    // attacker does not hold) refuses it at the CM0+ region.
+    // Attacker code under an R1 manifest with seq 1,000,001: the manifest passes every check
+    // and is accepted (its sequence becomes the floor), then the boot signature (the board's
+    // boot key, which the attacker does not hold) refuses the image at the CM0+ region.
+    let events = sim.events.len();
     let before = Stopped::before(&sim);
     sim.add_job_unchecked(signed_release("code", evil.clone(), 1_000_001, r1, &[]));
     before.check(&mut sim, "code", &e3(1), When::During);
+    assert!(
+        accepted(&sim, events, 1_000_001),
+        "the attacker's manifest was not accepted"
+    );
     // The genuine next release (seq 8) is now refused as a replay: the denial of service the
     // stolen key buys.
     let before = Stopped::before(&sim);

@@ -47,6 +47,8 @@ fn indefinite_freeze() {
 
     // It reconnects at T0 + 2 h: A's announcement is an hour past its expiry. Refused before
     // any image block; B never reaches the device; v1.1 runs.
+    let spoke = sim.run_until(2 * hour, |s| !s.statuses("a").is_empty());
+    assert!(spoke, "the device never answered the frozen A");
     before.check(&mut sim, "a", &e3(SUB_STALE), When::Pre);
     assert_eq!(sim.server.job("b").status, JobStatus::Queued);
     assert!(sim.statuses("b").is_empty(), "the device saw B");

@@ -264,17 +264,30 @@ impl Stopped {
             assert_eq!(state(&sim.dev), self.log, "{id}: the marker log changed");
         }
         sim.run_until(Duration::from_secs(2), |_| false);
-        self.same_image(sim, id);
+        self.same_image(sim, id, "2 s after the refusal");
+        // The attacker's setup (a freeze, a man in the middle) stays in place across the reset.
         sim.reset_now();
         sim.run_until(Duration::from_secs(2), |_| false);
-        self.same_image(sim, id);
+        self.same_image(sim, id, "after a reset, the attack still on");
     }
 
     /// The image, bank and trial state are as before.
-    fn same_image(&self, sim: &Sim, id: &str) {
-        assert_eq!(sim.running_version(), self.version, "{id}: version");
-        assert_eq!(sim.running.expect("running").bank, self.bank, "{id}: bank");
-        assert_eq!(state(&sim.dev).trial, None, "{id}: a trial is pending");
+    fn same_image(&self, sim: &Sim, id: &str, when: &str) {
+        assert_eq!(
+            sim.running_version(),
+            self.version,
+            "{id}: running version {when}"
+        );
+        assert_eq!(
+            sim.running.expect("running").bank,
+            self.bank,
+            "{id}: bank {when}"
+        );
+        assert_eq!(
+            state(&sim.dev).trial,
+            None,
+            "{id}: a trial is pending {when}"
+        );
     }
 }
 
