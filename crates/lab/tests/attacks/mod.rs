@@ -246,14 +246,12 @@ impl Stopped {
             "{id}: reason {got:?}, expected {reason}…"
         );
         // The server holds what the device said, unless the operator ended it first.
-        if let Some(v) = sim.server.try_job(id) {
-            if !matches!(v.status, JobStatus::Canceled | JobStatus::Succeeded) {
-                assert_eq!(v.status, JobStatus::Failed, "{id}");
-            }
+        if let Some(v) = sim.server.try_job(id)
+            && !matches!(v.status, JobStatus::Canceled | JobStatus::Succeeded)
+        {
+            assert_eq!(v.status, JobStatus::Failed, "{id}");
         }
-        let activated = sim.events[self.events..]
-            .iter()
-            .any(|e| *e == AgentEvent::Activated);
+        let activated = sim.events[self.events..].contains(&AgentEvent::Activated);
         assert!(!activated, "{id}: activated");
         if when == When::Pre {
             assert_eq!(
