@@ -20,6 +20,20 @@
 //!                                                                (NorFlash)        (work flash)  (ferrota-boot)
 //! ```
 //!
+//! ## Signed update metadata (issue #20)
+//! With [`TrustPolicy::Require`] (Ferrota's server) every Jobs message carries a signed
+//! timestamp (`ferrotaTimestamp`) and every firmware job a SUIT manifest (fileType 142) signed by
+//! a release key of the trusted root (`ferrota-manifest`). The agent fetches the manifest's one
+//! block first ([`State::FetchingManifest`]) and checks it, before the bank is locked or any
+//! image block asked for: root chain, signature, timestamp freshness and binding, class and
+//! device id, expiry, sequence, size, version and counter. The CM0+ region is compared with it at
+//! the precheck, the written bank is bound to it before activation ([`Trust`]), and the
+//! download has a slow-retrieval deadline. [`TrustPolicy::AwsPlain`] (the default, real AWS)
+//! accepts the pinned code-signing signature alone and says so
+//! ([`AgentEvent::PlainSignatureAccepted`], `"trust":{"plain":n}` in the shadow report); a
+//! manifest or timestamp that is present is enforced all the same. Not done: the idle poll
+//! (`TrustConfig::poll_interval` is accepted but no `Timer::Poll` runs yet).
+//!
 //! ## Call order (STYLE §1)
 //! After every `handle_*` call: drain [`Agent::poll_transmit`] until `None` (carry each
 //! operation out, in order), then [`Agent::poll_event`] until `None`, then re-arm one timer at

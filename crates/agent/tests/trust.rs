@@ -735,3 +735,40 @@ fn power_cuts_from_the_manifest_block_to_trial() {
         }
     }
 }
+
+#[test]
+fn require_needs_an_anchor_and_a_hardware_id() {
+    use ferrota_agent::{ConfigError, TrustPolicy};
+    let mut c = ferrota_sim::harness::config(require());
+    assert_eq!(c.validate(), Ok(()));
+    c.trust.anchor = None;
+    assert_eq!(c.validate(), Err(ConfigError::TrustAnchor));
+    let mut c = ferrota_sim::harness::config(require());
+    c.hardware = None;
+    assert_eq!(c.validate(), Err(ConfigError::TrustHardware));
+    let mut c = ferrota_sim::harness::config(AgentSettings::default());
+    assert_eq!(c.trust.policy, TrustPolicy::AwsPlain);
+    assert_eq!(c.validate(), Ok(()));
+    c.trust.min_rate = 0;
+    assert_eq!(c.validate(), Err(ConfigError::TrustRate));
+}
+
+/// A metadata file in AwsPlain mode is enforced too: without an anchor it cannot be verified,
+/// so the job is refused (sub 3) before any image block, never installed on the plain signature.
+#[test]
+fn aws_plain_does_not_ignore_a_manifest_it_cannot_verify() {
+    let v2 = v2();
+    let bundle = fx::bundle(&v2, 6);
+    let sim = run_job(
+        Fixture::new(v2, Some(bundle), Ts::Absent),
+        AgentSettings::default(),
+        12,
+    );
+    assert!(
+        last_update(&sim).contains("0x000000e3: 0x00000003"),
+        "{}",
+        last_update(&sim)
+    );
+    assert_eq!(sim.server.image_blocks, 0);
+    assert!(!sim.events.contains(&AgentEvent::PlainSignatureAccepted));
+}

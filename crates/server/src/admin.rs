@@ -960,21 +960,24 @@ impl Admin {
         }
         if idx.len() > 1 {
             return Err(AdminError::Invalid(format!(
-                "files{idx:?}: {} files of fileType {manifest_type} (metadata); a device takes                  exactly one",
+                "files{idx:?}: {} files of fileType {manifest_type} (metadata); a device takes \
+                 exactly one",
                 idx.len()
             )));
         }
         let i = idx[0];
         if i == 0 {
             return Err(AdminError::Invalid(format!(
-                "files[0]: fileType {manifest_type} is the metadata file of files[0]; put the                  image first and the metadata file after it"
+                "files[0]: fileType {manifest_type} is the metadata file of files[0]; put the \
+                 image first and the metadata file after it"
             )));
         }
         let sha = &req.files[i].file_location.sha256;
         let size = files[i].size;
         if size > METADATA_FILE_MAX {
             return Err(AdminError::Invalid(format!(
-                "files[{i}] ({sha}): a metadata file of {size} bytes; at most                  {METADATA_FILE_MAX} (one stream block, verified in place on the device)"
+                "files[{i}] ({sha}): a metadata file of {size} bytes; at most \
+                 {METADATA_FILE_MAX} (one stream block, verified in place on the device)"
             )));
         }
         let blob = self

@@ -33,3 +33,4 @@ mod startup;
 mod store;
 mod store_pg;
 mod thing_index;
+mod trust;

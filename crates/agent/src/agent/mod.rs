@@ -429,6 +429,18 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         self.phase.state()
     }
 
+    /// What the device trusts (root, sequence floor, attested time), as in RAM: `None` without
+    /// an anchor ([`crate::TrustConfig::anchor`]). For tests and diagnostics; the trust store
+    /// holds the persisted copy.
+    pub fn trust_state(&self) -> Option<&ferrota_manifest::store::TrustState> {
+        self.trust.as_ref()
+    }
+
+    /// Whether the newest signed timestamp is still fresh (reported as `"fresh"`).
+    pub fn is_fresh(&self) -> bool {
+        self.is_fresh
+    }
+
     /// The current (or last) job id.
     pub fn job_id(&self) -> &str {
         &self.job

@@ -66,6 +66,11 @@ pub(super) struct Pending {
     pub manifest_size: u32,
     pub tries: u32,
     pub rto: Duration,
+    /// The job message's timestamp outcome, kept with the job: a later Jobs message (a
+    /// duplicate with its timestamp stripped) cannot turn the binding off.
+    pub ts: TsOutcome,
+    /// The timestamp bytes when [`TsOutcome::Deferred`].
+    pub deferred: heapless::Vec<u8, TIMESTAMP_MAX>,
 }
 
 /// Permission to activate an image that no manifest names: made only by
@@ -314,6 +319,8 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             manifest_size: entry.file_size,
             tries: 0,
             rto: self.cfg.initial_rto,
+            ts: self.ts_outcome,
+            deferred: core::mem::take(&mut self.deferred_ts),
         });
         self.push(Out::Subscribe(Sub::Data));
         self.request_manifest(now);
@@ -401,10 +408,14 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             Err(e) => return self.end_job(fail(e.sub())),
         };
         let old_root = state.root.version();
-        if self.ts_outcome == TsOutcome::Deferred {
+        let Phase::FetchingManifest(p) = &self.phase else {
+            return;
+        };
+        let ts_at_job = p.ts;
+        if ts_at_job == TsOutcome::Deferred {
             let mut buf = [0u8; TIMESTAMP_MAX];
-            let n = self.deferred_ts.len();
-            buf[..n].copy_from_slice(&self.deferred_ts);
+            let n = p.deferred.len();
+            buf[..n].copy_from_slice(&p.deferred);
             match verify_timestamp(&buf[..n], &root, self.cfg.thing_name) {
                 Ok(ts) => {
                     // The root is not persisted yet; the timestamp is checked against it.
@@ -423,7 +434,9 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             Ok(m) => m,
             Err(e) => return self.end_job(fail(e.sub())),
         };
-        if self.ts_outcome != TsOutcome::Absent {
+        // Require: the timestamp accepted for this job must name this file; AwsPlain: when the
+        // job came with one (design §4.1 step 3.5).
+        if ts_at_job != TsOutcome::Absent || self.cfg.trust.policy == TrustPolicy::Require {
             let names = self
                 .last_ts
                 .is_some_and(|f| f.metadata.as_ref() == Some(&bundle.file_digest()));
