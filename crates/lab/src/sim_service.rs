@@ -19,6 +19,16 @@
 //! go to the real shadow service like every other request; [`ServerService::inventory`] is
 //! the server's inventory of the device built from it.
 //!
+//! Signed update metadata (issue #20): [`ServerService::with_trust`] runs the services with the
+//! server's own `TrustService` over the fixed keys of `ferrota_sim::trust` ([`TrustSetup`]), so
+//! every Jobs answer carries a real `ferrotaTimestamp` on virtual time and OTA create checks a
+//! metadata file ([`FirmwareJob::bundle`], `fileType` 142) against `files[0]`. The attack suite
+//! (`tests/attacks/`) plays the attacker with [`ServerService::add_job_unchecked`] (a
+//! compromised server's create), [`ServerService::freeze`] (recorded job documents replayed),
+//! [`ServerService::edit_jobs`] (a man in the middle on the Jobs topics) and
+//! [`ServerService::replace_file`]/[`ServerService::replace_block`] (stream bytes swapped), and
+//! checks "nothing left the server" with [`ServerService::blocks_sent_of`].
+//!
 //! [`SimExt`] gives the harness the operations the tests use (add, cancel, run until
 //! terminal, the statuses the device reported).
 
@@ -353,7 +363,8 @@ impl Outbound for Freeze {
     }
 }
 
-/// What an [`EditJobs`] man in the middle does to a job-document message.
+/// What a man in the middle on the Jobs topics ([`ServerService::edit_jobs`]) does to a
+/// job-document message.
 pub type JobEdit = Arc<dyn Fn(&mut serde_json::Value) + Send + Sync>;
 
 /// A man in the middle on the Jobs topics (design #20 §6, e.g. test 4's enlarged `filesize`):
@@ -662,15 +673,18 @@ impl ServerService {
 
     /// From now on every job-document message to the device (`$next`/`<jobId>` get answers,
     /// `notify-next`, `start-next` answers) is replaced by one of `recorded` (design #20 §6
-    /// test 3, an indefinite freeze; see [`Freeze`]). `recorded` is typically a slice of
-    /// [`ServerService::jobs_sent`]. The device's own messages still reach the server.
+    /// test 3, an indefinite freeze): the recorded message of the same topic, else the last
+    /// recorded one under the new topic. `recorded` is typically a slice of
+    /// [`ServerService::jobs_sent`]. The device's own messages still reach the server; stream
+    /// data and update answers pass unchanged.
     pub fn freeze(&self, recorded: Vec<Msg>) {
         self.services
             .wrap_outbound(|o| Arc::new(Freeze { inner: o, recorded }));
     }
 
-    /// From now on every job-document message to the device goes through `edit` as JSON: a
-    /// man in the middle on the Jobs topics (see [`EditJobs`]).
+    /// From now on every job-document message to the device goes through `edit` as JSON and is
+    /// sent re-encoded: a man in the middle on the Jobs topics (a payload that is not JSON
+    /// passes unchanged).
     pub fn edit_jobs(&self, edit: impl Fn(&mut serde_json::Value) + Send + Sync + 'static) {
         let edit: JobEdit = Arc::new(edit);
         self.services
