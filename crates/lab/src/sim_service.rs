@@ -1027,4 +1027,64 @@ mod tests {
         );
         assert_eq!(sim.server.job("clock").status, JobStatus::Succeeded);
     }
+
+    /// The attack suite's tools act on what the device receives: with trust on, every job
+    /// document carries a timestamp; `edit_jobs` rewrites it; `freeze` answers with a recorded
+    /// message; the metadata file is the stream's file 1 and is counted apart.
+    #[test]
+    fn trust_and_the_attackers_tools() {
+        let get = Topic::jobs(
+            THING,
+            JobsTopic::Describe {
+                job: JobRef::Next,
+                reply: Reply::Request,
+            },
+        )
+        .to_string();
+        let v2 = image(Spec::new(2, 2));
+        let key = ferrota_sim::trust::release_key_of(1);
+        let bundle = ferrota_sim::trust::bundle(&v2, 6);
+        let mut s = ServerService::with_trust(&TrustSetup::chain(1));
+        let first = s.handle(&get, b"{}");
+        let doc = |m: &[Msg]| -> serde_json::Value {
+            serde_json::from_slice(&m.last().expect("an answer").1).expect("JSON")
+        };
+        assert!(doc(&first)["ferrotaTimestamp"].is_string(), "{first:?}");
+        assert!(doc(&first)["execution"].is_null());
+        s.add_job(
+            &job("t", v2.clone())
+                .signed_by(key)
+                .with_bundle(bundle.clone(), key),
+        )
+        .unwrap();
+        let with_job = doc(&s.handle(&get, b"{}"));
+        let files = &with_job["execution"]["jobDocument"]["afr_ota"]["files"];
+        assert_eq!(files[1]["fileType"], serde_json::json!(MANIFEST_FILE_TYPE));
+        assert_eq!(files[1]["fileid"], serde_json::json!(1));
+        assert_eq!(files[1]["filesize"], serde_json::json!(bundle.len()));
+        // A man in the middle.
+        s.edit_jobs(|v| v["execution"]["jobDocument"]["edited"] = serde_json::json!(true));
+        let edited = doc(&s.handle(&get, b"{}"));
+        assert_eq!(
+            edited["execution"]["jobDocument"]["edited"],
+            serde_json::json!(true)
+        );
+        // A freeze on the first answer (no job): the job is hidden, the old timestamp sent.
+        // Wrappers stack outside in: the freeze swaps, then the man in the middle edits.
+        s.freeze(first.clone());
+        let frozen = doc(&s.handle(&get, b"{}"));
+        assert_eq!(frozen["ferrotaTimestamp"], doc(&first)["ferrotaTimestamp"]);
+        assert!(frozen["execution"]["jobId"].is_null(), "{frozen}");
+        assert_eq!(
+            frozen["execution"]["jobDocument"]["edited"],
+            serde_json::json!(true)
+        );
+        // The server refuses a metadata file that does not match files[0] unless unchecked.
+        let other = job("u", image(Spec::new(3, 3)))
+            .signed_by(key)
+            .with_bundle(bundle, key);
+        assert!(s.add_job(&other).is_err());
+        assert!(s.add_job_unchecked(&other).is_ok());
+        assert_eq!(s.blocks_sent_of(0), 0);
+    }
 }
