@@ -122,8 +122,12 @@ pub struct TrustConfig<'a> {
     /// How often an idle agent asks for the next job (which refreshes the timestamp); default
     /// 15 min.
     pub poll_interval: Duration,
-    /// How often the device's time estimate is persisted (an accepted timestamp newer than the
-    /// last checkpoint by this much is written); default 15 min, 0 = every timestamp.
+    /// How often the device's time estimate is persisted: an accepted timestamp newer than the
+    /// last checkpoint by this much is written, and, once a timestamp was accepted, the estimate
+    /// (that timestamp + uptime) is written every this much uptime, so that a reset does not
+    /// turn the device's clock back to its last timestamp (design D-8). Default 15 min; 0 =
+    /// every accepted timestamp is written and there is no uptime checkpoint (then a reset
+    /// falls back to the newest timestamp's time).
     pub time_checkpoint: Duration,
 }
 

@@ -772,3 +772,71 @@ fn aws_plain_does_not_ignore_a_manifest_it_cannot_verify() {
     assert_eq!(sim.server.image_blocks, 0);
     assert!(!sim.events.contains(&AgentEvent::PlainSignatureAccepted));
 }
+
+/// A root that revokes boot-key slots: after the confirm the agent asks the board to revoke
+/// them, and again at every start while the trusted root's mask is non-zero.
+#[test]
+fn a_root_revoking_boot_keys_asks_the_board_after_the_confirm_and_at_start() {
+    let v2 = v2();
+    let bundle = bundle_for(&v2, 6, 0, None, release_key_of(2), &[fx::root(2, 0b10)]);
+    let mut f = Fixture::new(v2, Some(bundle), valid());
+    f.signature = file_signature(&f.image.file, release_key_of(2));
+    let mut sim = run_job(f, require(), 13);
+    assert_eq!(
+        sim.server.status,
+        JobStatus::Succeeded,
+        "{:?}",
+        sim.server.updates
+    );
+    let confirmed = sim
+        .events
+        .iter()
+        .position(|e| matches!(e, AgentEvent::Confirmed { .. }))
+        .expect("confirmed");
+    let revoke = sim
+        .events
+        .iter()
+        .rposition(|e| *e == AgentEvent::RevokeBootKeys { mask: 0b10 })
+        .expect("revocation asked");
+    assert!(revoke > confirmed);
+    let n = sim.events.len();
+    sim.reset_now();
+    assert!(sim.events[n..].contains(&AgentEvent::RevokeBootKeys { mask: 0b10 }));
+    assert_eq!(trust_store(&sim.dev).root.revoked_boot_keys(), 0b10);
+}
+
+#[test]
+fn a_frozen_timestamp_is_refused_after_a_long_disconnection_and_a_reset() {
+    let v2 = v2();
+    let bundle = fx::bundle(&v2, 6);
+    // The attacker recorded a reply valid for an hour; the device got it, then was cut off for
+    // two hours and reset. Its clock floor followed its uptime (a checkpoint every 15 min), so
+    // after the reset the recorded reply is expired although no newer timestamp ever came.
+    let recorded = fx::timestamp(THING, EPOCH, EPOCH + 3600, Some(file_digest(&bundle)), 1);
+    let mut f = Fixture::new(v2, Some(bundle), Ts::Fixed(recorded));
+    f.status = JobStatus::Succeeded;
+    let mut sim = Sim::start(f, &v1(), 12, require());
+    sim.run_until(Duration::from_secs(2), |_| false);
+    assert!(
+        sim.events
+            .contains(&AgentEvent::TimestampAccepted { time: EPOCH })
+    );
+    sim.disconnect_for(Duration::from_secs(2 * 3600));
+    sim.run_until(Duration::from_secs(2 * 3600 - 60), |_| false);
+    let floor = trust_store(&sim.dev).clock_floor;
+    assert!(
+        floor >= EPOCH + 3600 + 15 * 60,
+        "the uptime checkpoints persisted the estimate: floor {}",
+        floor - EPOCH
+    );
+    sim.reset_now();
+    sim.server.status = JobStatus::Queued;
+    assert!(sim.run_until(Duration::from_secs(600), terminal));
+    assert!(
+        last_update(&sim).contains("0x000000e3: 0x00000007"),
+        "{}",
+        last_update(&sim)
+    );
+    assert_eq!(sim.server.image_blocks, 0);
+    assert_eq!(boot_state(&sim.dev).trial, None);
+}

@@ -134,6 +134,30 @@ The new root-(N+1).cbor is signed by every root key of root N and of the new roo
 both thresholds; a device on root 1 walks root-2, root-3, .. as `release sign` embeds them.
 A rotated-out release key's manifests are refused from then on.")]
     Rotate(KeyRotateArgs),
+    /// Remove one key from the trust: write the next root document without it.
+    #[command(after_help = "\
+Examples:
+  ferrota key trust-show --dir trust                   # the key ids
+  ferrota key revoke --dir trust --kid 0123456789abcdef
+
+The new root-(N+1).cbor lists every key of root N but that one, and is signed by the root keys
+here of root N and of root N+1 (both thresholds; the revoked key never signs). Every role must
+keep a key and the root threshold must stay reachable: to replace the only key of a role, use
+`key rotate`. Devices walk the new root with the next manifest (`release sign` embeds it); a
+revoked release key's manifests are refused from then on, and the sequence floor it set is
+dropped. Restart `ferrota serve --trust-dir` after revoking a timestamp key.")]
+    Revoke(KeyRevokeArgs),
+}
+
+/// Arguments of `key revoke`.
+#[derive(Debug, Args)]
+pub struct KeyRevokeArgs {
+    /// The trust directory (made by `key trust-init`).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The key id to remove (16 hex digits, as `key trust-show` prints it).
+    #[arg(long, value_name = "HEX")]
+    pub kid: String,
 }
 
 /// Arguments of `key trust-init`.
@@ -216,7 +240,9 @@ The manifest names the image's SHA-256, size, board (hardware id), version, secu
 region digests, is signed by the current release key, and carries root-2.cbor .. root-N.cbor so
 a device on root 1 can walk to the current root. Devices accept only a sequence above the last
 one they took. --expires is Nd (days), Nh (hours) or `never`. Also prints the image's
-sig-sha256-ecdsa value made with the release key (base64), as `image sign-ota` does.")]
+sig-sha256-ecdsa value made with the release key (base64), as `image sign-ota` does, and writes
+FILE.sig, the manifest's own sig-sha256-ecdsa (the release key's ECDSA over FILE), which
+`ota create --file bank.bin --manifest FILE` sends as the fileType-142 file's signature.")]
     Sign(ReleaseSignArgs),
     /// Verify a SUIT manifest and its image as a device would.
     #[command(after_help = "\

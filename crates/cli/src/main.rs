@@ -5,7 +5,7 @@
 //! |---|---|
 //! | [`args`] | the clap definitions and `--help` texts |
 //! | [`keycmd`] | `key generate`, `key public`, `cert code-signing` |
-//! | [`trustcmd`] | `key trust-init`, `key trust-show`, `key rotate`, `release sign`, `release verify` (signed update metadata) |
+//! | [`trustcmd`] | `key trust-init`, `key trust-show`, `key rotate`, `key revoke`, `release sign`, `release verify` (signed update metadata) |
 //! | [`imagecmd`] | `image pack`, `image from-merged-hex`, `image sign-ota`, `image verify` |
 //! | [`show`] | `image show` (text and JSON) |
 //! | [`t2gargs`], [`t2gcmd`] | `t2g new`, `program`, `boot`, `show`, `activate`, `confirm`, `reject` |
@@ -54,6 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(KeyCommand::TrustInit(a)) => trustcmd::trust_init(&a),
         Command::Key(KeyCommand::TrustShow(a)) => trustcmd::trust_show(&a),
         Command::Key(KeyCommand::Rotate(a)) => trustcmd::rotate(&a),
+        Command::Key(KeyCommand::Revoke(a)) => trustcmd::revoke(&a),
         Command::Release(ReleaseCommand::Sign(a)) => trustcmd::sign(&a),
         Command::Release(ReleaseCommand::Verify(a)) => trustcmd::verify(&a),
         Command::Cert(CertCommand::CodeSigning(a)) => keycmd::code_signing(&a),

@@ -215,7 +215,23 @@ pub fn run(c: OtaCommand) -> Result<()> {
             })?;
             let api = Api::new(&a.api)?;
             if let Some(path) = &a.file {
+                // The manifest is read and checked before the image is uploaded.
+                let manifest = match &a.manifest {
+                    Some(m) => Some(read_manifest(&a, m)?),
+                    None => None,
+                };
                 req.files = vec![upload(&api, &a, path)?];
+                if let Some((m, data, sig)) = manifest {
+                    api.preflight(data.len())?;
+                    let up = api
+                        .run(|c| c.upload_file(&data))
+                        .with_context(|| format!("{}: uploading the manifest", m.display()))?;
+                    req.files.push(
+                        OtaFile::new(manifest_path(&a.file_name), up.sha256, &sig)
+                            .file_type(Some(ferrota_manifest::MANIFEST_FILE_TYPE))
+                            .certificate_name(&a.cert_name),
+                    );
+                }
             }
             json_of(&api.run(|c| c.create_ota_update(&req))?)?
         }
@@ -227,6 +243,56 @@ pub fn run(c: OtaCommand) -> Result<()> {
     };
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
+}
+
+/// The device path of the manifest: `<file_name>.suit`.
+fn manifest_path(file_name: &str) -> String {
+    format!("{file_name}.suit")
+}
+
+/// `--manifest`: the file (at most one stream block, the strict SUIT envelope a device
+/// parses) and its OTA signature (`--manifest-signature`, default `<manifest>.sig`). Checked
+/// before anything is uploaded; the signatures and the digest against --file are the server's
+/// check (with `serve --trust-dir`) and the device's.
+fn read_manifest(
+    a: &crate::serverargs::OtaCreateArgs,
+    path: &std::path::Path,
+) -> Result<(std::path::PathBuf, Vec<u8>, String)> {
+    let data = crate::fsio::read(path, 64 * 1024)?;
+    let max = ferrota_server::admin::METADATA_FILE_MAX;
+    if data.len() as u64 > max {
+        bail!(
+            "{}: {} bytes; a manifest must fit one stream block ({max} bytes): sign it with \
+             fewer root documents",
+            path.display(),
+            data.len()
+        );
+    }
+    ferrota_manifest::parse_bundle(&data).map_err(|e| {
+        anyhow!(
+            "{}: not a Ferrota manifest (SUIT envelope from `ferrota release sign`): {e}",
+            path.display()
+        )
+    })?;
+    let sig_path = a.manifest_signature.clone().unwrap_or_else(|| {
+        let mut p = path.to_path_buf().into_os_string();
+        p.push(".sig");
+        p.into()
+    });
+    let sig = std::fs::read_to_string(&sig_path).with_context(|| {
+        format!(
+            "{}: the manifest's OTA signature (base64; `ferrota release sign` writes it)",
+            sig_path.display()
+        )
+    })?;
+    let sig = sig.trim().to_string();
+    if let Err(e) = ferrota_image::ota::OtaSignature::from_base64(&sig) {
+        bail!(
+            "{}: {e} (expected base64 of a DER ECDSA P-256 signature)",
+            sig_path.display()
+        );
+    }
+    Ok((path.to_path_buf(), data, sig))
 }
 
 /// `ota create --file`: checks the file and its signature, uploads it, and returns the

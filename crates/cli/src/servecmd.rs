@@ -29,6 +29,9 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     if let Some(u) = &a.database_url {
         cfg.database_url = Some(u.clone());
     }
+    if let Some(d) = &a.trust_dir {
+        cfg.trust.dir = Some(d.clone());
+    }
     cfg.http_tls |= a.http_tls;
     if a.http_cert.is_some() {
         cfg.http_cert = a.http_cert.clone();

@@ -152,6 +152,12 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+    /// Signed update metadata (#20): the trust directory `ferrota key trust-init` wrote (its
+    /// root-*.cbor and the timestamp key of the newest root; the root and release keys may
+    /// stay offline). Every Jobs answer to a device then carries a timestamp, and `ota
+    /// create` refuses a --manifest that does not verify (the config's [trust] dir).
+    #[arg(long, value_name = "DIR", env = "FERROTA_TRUST_DIR")]
+    pub trust_dir: Option<PathBuf>,
 }
 
 /// `ferrota ca ...`
@@ -405,6 +411,16 @@ checks the base's SHA-256 against its running bank, and falls back to the packed
 the whole image. At most 8 bases; `ferrota image diff OLD NEW -o PATCH` shows a delta's size
 first.
 
+Signed update metadata (issue #20): with --manifest app.suit (from `ferrota release sign`) the
+update carries the manifest as one more file, fileType 142, with its own sig-sha256-ecdsa (the
+release key's ECDSA P-256 over the manifest file, app.suit.sig). AWS devices ignore it; Ferrota
+devices fetch and verify it before any image block. A server started with --trust-dir checks it
+against --file (digest, size, release key of the current root) and refuses a bad one, storing
+nothing. Sign --file with the release key too (`release sign` prints that signature):
+  ferrota release sign --trust trust --image app.bin --sequence 7 -o app.suit > sign.txt
+  grep sig-sha256-ecdsa sign.txt | cut -d' ' -f2 > app.bin.sig
+  ferrota ota create rel-7 --file app.bin --manifest app.suit --group fleet
+
 ",
         create_help!(),
         settings_help!()
@@ -439,6 +455,14 @@ pub struct OtaCreateArgs {
     /// Its OTA signature, base64 text (default: <file>.sig).
     #[arg(long, value_name = "FILE")]
     pub signature: Option<PathBuf>,
+    /// The signed metadata of --file (a SUIT manifest from `ferrota release sign`), added as
+    /// a fileType-142 file of the same update (issue #20). Its signature is <manifest>.sig
+    /// (default), the release key's, which `release sign` writes beside it.
+    #[arg(long, value_name = "FILE", requires = "file")]
+    pub manifest: Option<PathBuf>,
+    /// The OTA signature of --manifest, base64 text (default: <manifest>.sig).
+    #[arg(long, value_name = "FILE", requires = "manifest")]
+    pub manifest_signature: Option<PathBuf>,
     /// Earlier bank images the devices run now: the server also streams a delta from each to
     /// --file, and each device downloads the one for the version it reports (at most 8;
     /// firmware files only).

@@ -1,5 +1,5 @@
 //! Signed update metadata (issue #20): `key trust-init`, `key trust-show`, `key rotate`,
-//! `release sign`, `release verify`.
+//! `key revoke`, `release sign`, `release verify`.
 //!
 //! A trust directory holds the private keys as PKCS#8 PEM (`root-K.pem`, `release-K.pem`,
 //! `timestamp-K.pem`, mode 0600) and the root documents `root-1.cbor` .. `root-N.cbor`. Which
@@ -20,8 +20,8 @@ use ferrota_manifest::{Kid, Role, TrustError, TrustedRoot};
 use sha2::{Digest, Sha256};
 
 use crate::args::{
-    Expires, KeyRotateArgs, ReleaseSignArgs, ReleaseVerifyArgs, TrustDirArgs, TrustInitArgs,
-    TrustRole,
+    Expires, KeyRevokeArgs, KeyRotateArgs, ReleaseSignArgs, ReleaseVerifyArgs, TrustDirArgs,
+    TrustInitArgs, TrustRole,
 };
 use crate::fsio::{self, Access};
 
@@ -392,6 +392,136 @@ pub fn rotate(a: &KeyRotateArgs) -> Result<()> {
     Ok(())
 }
 
+/// `key revoke`: root N+1 = root N without the key `a.kid`, signed by the root keys here of
+/// root N (its threshold) and of root N+1 (its threshold). The revoked key does not sign, even
+/// when its private key is here (it may be the reason for the revocation). Every role keeps a
+/// key and the root threshold stays reachable, or nothing is written.
+pub fn revoke(a: &KeyRevokeArgs) -> Result<()> {
+    let chain = load_chain(&a.dir)?;
+    let keys = load_keys(&a.dir)?;
+    let cur = &chain.root;
+    let kid = parse_kid(&a.kid)?;
+    let gone = cur.keys().find(|k| k.kid == kid).ok_or_else(|| {
+        let list: Vec<String> = cur
+            .keys()
+            .map(|k| format!("{} ({})", hex(&k.kid), role_names(k.roles)))
+            .collect();
+        anyhow!(
+            "--kid {}: not a key of root {}; its keys are {} (`ferrota key trust-show`)",
+            a.kid,
+            cur.version(),
+            list.join(", ")
+        )
+    })?;
+    let list: Vec<KeyFile> = cur
+        .keys()
+        .filter(|k| k.kid != kid)
+        .map(|k| KeyFile {
+            roles: k.roles,
+            key: k.key,
+        })
+        .collect();
+    for (role, name, how) in [
+        (Role::Root, "root", "--role root"),
+        (Role::Release, "release", "--role release"),
+        (Role::Timestamp, "timestamp", "--role timestamp"),
+    ] {
+        if gone.has(role) && !list.iter().any(|k| k.roles & role as u8 != 0) {
+            bail!(
+                "--kid {}: the only {name} key of root {}; a root needs one per role. Replace \
+                 it instead: `ferrota key rotate --dir {} {how}`",
+                a.kid,
+                cur.version(),
+                a.dir.display()
+            );
+        }
+    }
+    let roots_left = list
+        .iter()
+        .filter(|k| k.roles & Role::Root as u8 != 0)
+        .count();
+    if usize::from(cur.threshold()) > roots_left {
+        bail!(
+            "--kid {}: root {} needs {} root-key signatures, and only {roots_left} root keys \
+             would remain; rotate the root key instead (`ferrota key rotate --dir {} --role root`)",
+            a.kid,
+            cur.version(),
+            cur.threshold(),
+            a.dir.display()
+        );
+    }
+    let next = cur
+        .version()
+        .checked_add(1)
+        .ok_or_else(|| anyhow!("root version {} is the last one", cur.version()))?;
+    let root_path = a.dir.join(format!("root-{next}.cbor"));
+    if root_path.exists() {
+        bail!(
+            "{}: already exists but does not walk from root {}",
+            root_path.display(),
+            cur.version()
+        );
+    }
+    let signers: Vec<&SigningKey> = cur
+        .keys()
+        .filter(|k| k.has(Role::Root) && k.kid != kid)
+        .filter_map(|k| keys.get(&k.kid).map(|(_, sk)| sk))
+        .collect();
+    if signers.len() < usize::from(cur.threshold()) {
+        bail!(
+            "{}: holds {} of root {}'s other root keys; {} are needed to sign root {next}",
+            a.dir.display(),
+            signers.len(),
+            cur.version(),
+            cur.threshold()
+        );
+    }
+    let doc = build::root_doc(
+        next,
+        now().max(cur.issued()),
+        &list,
+        cur.threshold(),
+        cur.revoked_boot_keys(),
+        &signers,
+    );
+    ferrota_manifest::walk_roots(cur, std::iter::once(doc.as_slice()))
+        .map_err(|e| anyhow!("the new root {next} is refused: {e}"))?;
+    fsio::write_atomic(&root_path, &doc, Access::Public, false)?;
+    println!(
+        "root {next}: key {} ({}) revoked",
+        hex(&kid),
+        role_names(gone.roles)
+    );
+    if gone.has(Role::Release) {
+        println!(
+            "devices that walk root {next} refuse manifests signed by it, and forget the \
+             sequence floor it set"
+        );
+    }
+    if gone.has(Role::Timestamp) {
+        println!(
+            "restart `ferrota serve --trust-dir` so it signs with the remaining timestamp key"
+        );
+    }
+    println!("wrote {}", root_path.display());
+    Ok(())
+}
+
+/// A key id: 16 hex digits (as `key trust-show` prints it).
+fn parse_kid(s: &str) -> Result<Kid> {
+    let bytes: Vec<u8> = (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .filter(|_| s.len() == 16)
+        .ok_or_else(|| {
+            anyhow!("--kid {s:?}: expected 16 hex digits, a key id as `ferrota key trust-show` prints it")
+        })?;
+    let mut kid = [0u8; 8];
+    kid.copy_from_slice(&bytes);
+    Ok(kid)
+}
+
 /// `release sign`.
 pub fn sign(a: &ReleaseSignArgs) -> Result<()> {
     let chain = load_chain(&a.trust)?;
@@ -447,7 +577,23 @@ pub fn sign(a: &ReleaseSignArgs) -> Result<()> {
         .map_err(|e| anyhow!("{}: cannot sign: {e}", release.0.display()))?;
     let mut buf = [0u8; ota::MAX_P256_BASE64];
     let b64 = sig.to_base64(&mut buf);
+    // The manifest's own OTA signature (its fileType-142 entry's sig-sha256-ecdsa in the job
+    // document, `ota create --manifest`): the release key's ECDSA P-256 over the file, so the
+    // job stays an ordinary AWS OTA job, every file signed. Decision: the release key, not a
+    // code-signing key, as the manifest is the release key's statement anyway.
+    let manifest_sig = ota::sign_file(&release.1, &bytes)
+        .map_err(|e| anyhow!("{}: cannot sign: {e}", release.0.display()))?;
+    let mut mbuf = [0u8; ota::MAX_P256_BASE64];
+    let mut sig_path = a.output.clone().into_os_string();
+    sig_path.push(".sig");
+    let sig_path = PathBuf::from(sig_path);
     fsio::write_atomic(&a.output, &bytes, Access::Public, a.force)?;
+    fsio::write_atomic(
+        &sig_path,
+        format!("{}\n", manifest_sig.to_base64(&mut mbuf)).as_bytes(),
+        Access::Public,
+        true,
+    )?;
     println!("sequence {}", a.sequence);
     println!(
         "image sha256 {} ({} bytes)",
@@ -465,6 +611,10 @@ pub fn sign(a: &ReleaseSignArgs) -> Result<()> {
         a.output.display(),
         bytes.len(),
         later.len()
+    );
+    eprintln!(
+        "wrote {} (the manifest's OTA signature by the release key: `ota create --manifest`)",
+        sig_path.display()
     );
     Ok(())
 }

@@ -505,3 +505,181 @@ fn rotate_revokes_boot_key_slots() {
     env.fails(2, &["key", "rotate", "--dir", "trust"]);
     assert_eq!(snapshot(&env, "trust"), before);
 }
+
+/// The key ids `key trust-show` lists for `role`.
+fn kids(env: &Env, role: &str) -> Vec<String> {
+    env.ok(&["key", "trust-show", "--dir", "trust"])
+        .lines()
+        .filter(|l| l.starts_with("key ") && l.split_whitespace().nth(2) == Some(role))
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn revoke_writes_a_root_without_the_key_and_refuses_the_last_of_a_role() {
+    let env = setup();
+    let before = snapshot(&env, "trust");
+    // The only release key, an unknown kid, a malformed kid: refused, nothing written.
+    let release = kids(&env, "release");
+    let err = env.fails(
+        1,
+        &["key", "revoke", "--dir", "trust", "--kid", &release[0]],
+    );
+    assert!(err.contains("the only release key"), "{err}");
+    let err = env.fails(
+        1,
+        &[
+            "key",
+            "revoke",
+            "--dir",
+            "trust",
+            "--kid",
+            "0011223344556677",
+        ],
+    );
+    assert!(err.contains("not a key of root 1"), "{err}");
+    let err = env.fails(1, &["key", "revoke", "--dir", "trust", "--kid", "xyz"]);
+    assert!(err.contains("16 hex digits"), "{err}");
+    assert_eq!(snapshot(&env, "trust"), before);
+
+    // Revoking one of three root keys (threshold 2): root 2, walked from root 1.
+    let roots = kids(&env, "root");
+    assert_eq!(roots.len(), 3);
+    let out = env.ok(&["key", "revoke", "--dir", "trust", "--kid", &roots[0]]);
+    assert!(out.contains("root 2"), "{out}");
+    let anchor =
+        ferrota_manifest::TrustedRoot::from_anchor(&env.read("trust/root-1.cbor")).unwrap();
+    let doc = env.read("trust/root-2.cbor");
+    let r2 = ferrota_manifest::walk_roots(&anchor, std::iter::once(doc.as_slice())).unwrap();
+    assert_eq!(r2.version(), 2);
+    assert_eq!(r2.keys().count(), 4);
+    assert!(!kids(&env, "root").contains(&roots[0]));
+    // A second one would leave one root key under threshold 2.
+    let err = env.fails(1, &["key", "revoke", "--dir", "trust", "--kid", &roots[1]]);
+    assert!(err.contains("only 1 root keys"), "{err}");
+    // A manifest signed now carries root 2 and verifies from root 1.
+    sign(&env, "3", "app.suit");
+    verify_ok(&env, "trust/root-1.cbor", "app.suit");
+    assert!(env.exists("app.suit.sig"));
+}
+
+/// trust-init → release sign → `ota create --manifest` against `serve --trust-dir`: the
+/// device-facing notify-next carries a timestamp for the thing naming the manifest file; a
+/// manifest of another image is refused and nothing is stored.
+#[test]
+fn ota_create_with_a_manifest_on_a_trust_server_timestamps_jobs() {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    use std::process::{Command, Stdio};
+    let env = setup();
+    env.ok(&["ca", "init", "--data-dir", "data"]);
+    crate::common::thing_create(&env, "dev-1", "bundles", &[]);
+    let out = sign(&env, "7", "app.suit");
+    let b64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("sig-sha256-ecdsa: "))
+        .expect("signature line")
+        .to_string();
+    env.write("app.bin.sig", format!("{b64}\n"));
+    let s = crate::common::serve_with(&env, &["--trust-dir", "trust"]);
+    let dir = "bundles/dev-1";
+    let sub = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &s.mqtt_port.to_string()])
+        .args(["--cafile", &format!("{dir}/root-ca.pem")])
+        .args(["--cert", &format!("{dir}/dev-1.crt.pem")])
+        .args(["--key", &format!("{dir}/dev-1.key.pem")])
+        .args(["-i", "dev-1", "-V", "mqttv311", "-q", "1"])
+        .args([
+            "-t",
+            "$aws/things/dev-1/jobs/notify-next",
+            "-C",
+            "1",
+            "-W",
+            "20",
+        ])
+        .current_dir(env.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    if sub.is_ok() {
+        std::thread::sleep(std::time::Duration::from_millis(800));
+    }
+    // A manifest of another image: refused by the server, nothing stored.
+    let mut other_img = env.read("app.bin");
+    let n = other_img.len();
+    other_img[n - 1] ^= 1;
+    env.write("other.bin", &other_img);
+    let key = ferrota_keys::load_ota_signing_key(&env.path("trust/release-1.pem")).unwrap();
+    let sig = ferrota_image::ota::sign_file(&key, &other_img).unwrap();
+    let mut buf = [0u8; ferrota_image::ota::MAX_P256_BASE64];
+    env.write("other.bin.sig", sig.to_base64(&mut buf));
+    let err = env.fails(
+        1,
+        &[
+            "ota",
+            "create",
+            "bad",
+            "--file",
+            "other.bin",
+            "--file-type",
+            "7",
+            "--manifest",
+            "app.suit",
+            "--manifest-signature",
+            "app.suit.sig",
+            "--thing",
+            "dev-1",
+            "--api",
+            &s.http,
+            "--data-dir",
+            "data",
+        ],
+    );
+    assert!(
+        err.contains("image SHA-256") || err.contains("fileType 142"),
+        "{err}"
+    );
+    assert!(
+        crate::common::uploads(&env).is_empty(),
+        "{:?}",
+        crate::common::uploads(&env)
+    );
+
+    let out = env.ok(&[
+        "ota",
+        "create",
+        "rel-7",
+        "--file",
+        "app.bin",
+        "--manifest",
+        "app.suit",
+        "--thing",
+        "dev-1",
+        "--api",
+        &s.http,
+        "--data-dir",
+        "data",
+    ]);
+    assert!(out.contains("AFR_OTA-rel-7"), "{out}");
+    let Ok(sub) = sub else {
+        println!("note: mosquitto_sub not installed; the device-facing part was skipped");
+        return;
+    };
+    let o = sub.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    let v: serde_json::Value =
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(
+        v["execution"]["jobDocument"]["afr_ota"]["files"][1]["fileType"],
+        142
+    );
+    let ts = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(v["ferrotaTimestamp"].as_str().expect("ferrotaTimestamp"))
+        .unwrap();
+    let anchor =
+        ferrota_manifest::TrustedRoot::from_anchor(&env.read("trust/root-1.cbor")).unwrap();
+    let t = ferrota_manifest::verify_timestamp(&ts, &anchor, "dev-1").unwrap();
+    let want: [u8; 32] = Sha256::digest(env.read("app.suit")).into();
+    assert_eq!(t.metadata, Some(want));
+    assert_eq!(t.expires - t.time, 3600);
+}

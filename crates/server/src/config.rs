@@ -609,6 +609,34 @@ mod tests {
         assert!(e.contains("worker.toml"), "{e}");
     }
 
+    /// `[trust]` (#20): off without `dir`; defaults lifetime 3600 s and checks on; an unknown
+    /// key refused; a missing directory is an error naming it, not a server without trust.
+    #[test]
+    fn trust_table_defaults_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(&path, "[trust]\n").unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.trust.timestamp_lifetime, 3600);
+        assert!(c.trust.check_bundles);
+        assert!(c.trust.service().unwrap().is_none());
+        std::fs::write(&path, "[trust]\nlifetime = 5\n").unwrap();
+        assert!(Config::load(&path).is_err());
+        let missing = dir.path().join("nope");
+        std::fs::write(
+            &path,
+            format!(
+                "[trust]\ndir = {:?}\ncheck_bundles = false\n",
+                missing.display().to_string()
+            ),
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        assert!(!c.trust.check_bundles);
+        let e = c.trust.service().unwrap_err().to_string();
+        assert!(e.contains("nope"), "{e}");
+    }
+
     #[test]
     #[cfg(feature = "serve")]
     fn blob_url_selects_the_s3_store_and_bad_urls_are_refused() {

@@ -605,6 +605,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                 }
                 (Timer::SelfTest, State::SelfTest) => self.finish_self_test(now, false, platform),
                 (Timer::Freshness, _) => self.on_freshness_lost(),
+                (Timer::Checkpoint, _) => self.on_time_checkpoint(now, platform),
                 (Timer::ManifestRetry, State::FetchingManifest) => self.on_manifest_retry(now),
                 (Timer::SlowRetrieval, State::Prechecking | State::Downloading) => {
                     // Slow retrieval (design §4.1 step 7): the signed size at `min_rate`.
@@ -896,7 +897,12 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         }
         self.phase = Phase::Idle;
         self.manifest = None;
+        // The uptime checkpoint outlives jobs, as freshness does.
+        let checkpoint = self.timers.get(Timer::Checkpoint);
         self.timers.stop_all();
+        if let Some(t) = checkpoint {
+            self.timers.set(Timer::Checkpoint, t);
+        }
         self.rearm_freshness();
         self.push(Out::Report);
         self.event(ev);

@@ -28,16 +28,22 @@ pub(super) enum Timer {
     /// The slow-retrieval deadline of a download whose manifest was accepted (design §4.1
     /// step 7): `0x0000000e: 0x00000001` past it.
     SlowRetrieval = 4,
+    /// Uptime checkpoint of the time estimate (design D-8): every `TrustConfig::time_checkpoint`
+    /// after a timestamp was accepted, the estimate (newest timestamp + uptime since) is
+    /// persisted as `clock_floor`, so a device cut off from fresh timestamps for longer than a
+    /// timestamp's lifetime still refuses the recorded ones after a reset. Outlives jobs.
+    Checkpoint = 5,
 }
 
 impl Timer {
     /// Every timer, in the order expired ones are handled.
-    pub(super) const VALUES: [Timer; 5] = [
+    pub(super) const VALUES: [Timer; 6] = [
         Timer::SelfTestWait,
         Timer::SelfTest,
         Timer::Freshness,
         Timer::ManifestRetry,
         Timer::SlowRetrieval,
+        Timer::Checkpoint,
     ];
 }
 
@@ -54,7 +60,6 @@ impl TimerTable {
     }
 
     /// The deadline of `timer`, if armed.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(super) fn get(&self, timer: Timer) -> Option<Instant> {
         self.data[timer as usize]
     }

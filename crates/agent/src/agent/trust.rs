@@ -231,6 +231,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             Timer::Freshness,
             now + Duration::from_secs(ts.expires - ts.time),
         );
+        self.arm_checkpoint(now);
         self.event(AgentEvent::TimestampAccepted { time: ts.time });
         if persist && let Err(f) = self.persist_trust(platform) {
             self.halt(f);
@@ -257,6 +258,33 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                 expired_at: f.expires,
             });
             self.push(Out::Report);
+        }
+    }
+
+    /// Arms the uptime checkpoint (`Timer::Checkpoint`) unless it is armed already or the
+    /// checkpoint interval is 0.
+    fn arm_checkpoint(&mut self, now: Instant) {
+        let every = self.cfg.trust.time_checkpoint;
+        if every.as_secs() > 0 && self.timers.get(Timer::Checkpoint).is_none() {
+            self.timers.set(Timer::Checkpoint, now + every);
+        }
+    }
+
+    /// `Timer::Checkpoint` fired: the time estimate is persisted as `clock_floor` when it moved
+    /// past the stored one, then the timer is armed again. A flash fault halts, as any failed
+    /// trust write does.
+    pub(super) fn on_time_checkpoint<P: Platform>(&mut self, now: Instant, platform: &mut P) {
+        let est = self.time_estimate(now);
+        let Some(state) = self.trust.as_mut() else {
+            return;
+        };
+        let moved = est > state.clock_floor;
+        if moved {
+            state.clock_floor = est;
+        }
+        self.arm_checkpoint(now);
+        if moved && let Err(f) = self.persist_trust(platform) {
+            self.halt(f);
         }
     }
 
