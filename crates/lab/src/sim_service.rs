@@ -19,6 +19,16 @@
 //! go to the real shadow service like every other request; [`ServerService::inventory`] is
 //! the server's inventory of the device built from it.
 //!
+//! Signed update metadata (issue #20): [`ServerService::with_trust`] runs the services with the
+//! server's own `TrustService` over the fixed keys of `ferrota_sim::trust` ([`TrustSetup`]), so
+//! every Jobs answer carries a real `ferrotaTimestamp` on virtual time and OTA create checks a
+//! metadata file ([`FirmwareJob::bundle`], `fileType` 142) against `files[0]`. The attack suite
+//! (`tests/attacks/`) plays the attacker with [`ServerService::add_job_unchecked`] (a
+//! compromised server's create), [`ServerService::freeze`] (recorded job documents replayed),
+//! [`ServerService::edit_jobs`] (a man in the middle on the Jobs topics) and
+//! [`ServerService::replace_file`]/[`ServerService::replace_block`] (stream bytes swapped), and
+//! checks "nothing left the server" with [`ServerService::blocks_sent_of`].
+//!
 //! [`SimExt`] gives the harness the operations the tests use (add, cancel, run until
 //! terminal, the statuses the device reported).
 
@@ -29,6 +39,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferrota_agent::Instant;
+use ferrota_image::p256::ecdsa::SigningKey;
 use ferrota_proto::job::JobStatus;
 use ferrota_proto::stream::DataBlock;
 use ferrota_proto::topic::{JobRef, JobsTopic, Reply, StreamOp, Topic, TopicKind};
@@ -37,9 +48,13 @@ use ferrota_server::admin::{
 };
 use ferrota_server::context::{Clock, Outbound, Services};
 use ferrota_server::store::{BlobStore, MemoryBlobs, MemoryStore, SharedStore, Thing};
+use ferrota_server::trust::TrustService;
 use ferrota_sim::harness::{AgentSettings, Msg, Service, THING};
 use ferrota_sim::images::ota::TestImage;
 use rumqttc::QoS;
+
+/// The `fileType` of the signed update metadata (issue #20: the SUIT envelope).
+pub const MANIFEST_FILE_TYPE: u8 = ferrota_manifest::MANIFEST_FILE_TYPE;
 
 /// The harness over the real services.
 pub type Sim = ferrota_sim::harness::Sim<ServerService>;
@@ -65,6 +80,14 @@ pub struct FirmwareJob {
     pub signature: String,
     /// Earlier images the server makes deltas from (`deltaFrom`, issue #19), uploaded first.
     pub delta_from: Vec<Arc<TestImage>>,
+    /// The signed update metadata (issue #20: the SUIT envelope), added to the update as a
+    /// second file of `fileType` [`MANIFEST_FILE_TYPE`] (stream file id 1; the packed copy and
+    /// deltas of `files[0]` follow it).
+    pub bundle: Option<Vec<u8>>,
+    /// `codeSigning…signature.inlineDocument` of [`FirmwareJob::bundle`]: the release key's
+    /// signature over the envelope (the server wants an ECDSA signature on every file; the
+    /// device trusts the envelope for its own COSE signature, not for this one).
+    pub bundle_signature: String,
 }
 
 impl FirmwareJob {
@@ -76,7 +99,24 @@ impl FirmwareJob {
             image,
             file_type: Some(FIRMWARE_FILE_TYPE),
             delta_from: Vec::new(),
+            bundle: None,
+            bundle_signature: String::new(),
         }
+    }
+
+    /// The same update with its metadata file `bundle` (fileType 142), signed for the file
+    /// list by `key` (a release key; any P-256 key for an attack).
+    pub fn with_bundle(mut self, bundle: Vec<u8>, key: &SigningKey) -> Self {
+        self.bundle_signature = ferrota_sim::trust::file_signature(&bundle, key);
+        self.bundle = Some(bundle);
+        self
+    }
+
+    /// The same update with `files[0]`'s OTA signature (`sig-sha256-ecdsa`) made by `key`:
+    /// in Require mode the agent checks it with the manifest's release key.
+    pub fn signed_by(mut self, key: &SigningKey) -> Self {
+        self.signature = ferrota_sim::trust::file_signature(&self.image.file, key);
+        self
     }
 
     /// The same update with a delta from `base` for devices that run it.
@@ -142,6 +182,8 @@ fn is_data(topic: &str) -> bool {
 pub struct DeviceOutbox {
     queue: Mutex<Vec<Msg>>,
     blocks: AtomicU32,
+    /// Blocks sent per stream file id (what [`ServerService::blocks_sent_of`] reads).
+    blocks_of: Mutex<BTreeMap<u32, u32>>,
 }
 
 impl DeviceOutbox {
@@ -161,6 +203,14 @@ impl Outbound for DeviceOutbox {
         }
         if is_data(topic) {
             self.blocks.fetch_add(1, Ordering::Relaxed);
+            if let Ok(b) = DataBlock::decode(&payload) {
+                *self
+                    .blocks_of
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(b.file_id)
+                    .or_default() += 1;
+            }
         }
         self.queue
             .lock()
@@ -193,7 +243,8 @@ impl Outbound for Twice {
 struct Corrupt {
     inner: Arc<dyn Outbound>,
     file_id: u32,
-    block: u32,
+    /// The block damaged; `None`: every block of the file ([`Damage::Swap`]).
+    block: Option<u32>,
     damage: Damage,
 }
 
@@ -203,6 +254,15 @@ enum Damage {
     Flip(usize),
     /// Sends these bytes as the payload instead.
     Replace(Vec<u8>),
+    /// Sends the same block of another file instead (block `i` is bytes
+    /// `[i * block_size, (i + 1) * block_size)` of it, cut at its end): a stored file swapped
+    /// for another one of the same size.
+    Swap {
+        /// The other file.
+        file: Arc<Vec<u8>>,
+        /// The stream's block size.
+        block_size: usize,
+    },
 }
 
 impl Corrupt {
@@ -213,7 +273,7 @@ impl Corrupt {
         let Ok(b) = DataBlock::decode(&payload) else {
             return payload;
         };
-        if b.file_id != self.file_id || b.block_id != self.block {
+        if b.file_id != self.file_id || self.block.is_some_and(|k| k != b.block_id) {
             return payload;
         }
         let data = match &self.damage {
@@ -224,6 +284,14 @@ impl Corrupt {
             }
             Damage::Flip(_) => return payload,
             Damage::Replace(with) => with.clone(),
+            Damage::Swap { file, block_size } => {
+                let start = (b.block_id as usize).saturating_mul(*block_size);
+                let end = start.saturating_add(*block_size).min(file.len());
+                match file.get(start..end) {
+                    Some(part) if !part.is_empty() => part.to_vec(),
+                    _ => return payload,
+                }
+            }
         };
         let bad = DataBlock::new(b.client_token, b.file_id, b.block_id, &data);
         let mut buf = vec![0u8; bad.encoded_len()];
@@ -241,6 +309,147 @@ impl Outbound for Corrupt {
     fn deliver_to(&self, client_id: &str, topic: &str, payload: Bytes, qos: QoS) {
         self.inner
             .deliver_to(client_id, topic, self.apply(topic, payload), qos);
+    }
+}
+
+/// Whether `topic` is a Jobs message to the device that carries an execution (or says there
+/// is none): `$next/get` and `<jobId>/get` answers, `notify-next`, `start-next` answers. These
+/// are the messages the server signs a timestamp into (design #20 §3.2).
+fn is_job_document(topic: &str) -> bool {
+    matches!(
+        Topic::parse(topic).map(|t| t.kind),
+        Ok(TopicKind::Jobs(
+            JobsTopic::NotifyNext
+                | JobsTopic::StartNext(Reply::Accepted)
+                | JobsTopic::Describe {
+                    reply: Reply::Accepted,
+                    ..
+                }
+        ))
+    )
+}
+
+/// Design #20 §6 test 3 (indefinite freeze): an attacker on the path who answers every
+/// job-document message to the device with one it recorded earlier (its old timestamp and
+/// all). A recorded message of the same topic is sent as it is; a `notify-next` with no
+/// recorded one of its own gets the last recorded payload under its topic (the device parses
+/// both forms alike). Everything else (stream data, update answers) passes unchanged: the
+/// attacker needs nothing else to keep the device on the old job list.
+struct Freeze {
+    inner: Arc<dyn Outbound>,
+    recorded: Vec<Msg>,
+}
+
+impl Freeze {
+    fn swap(&self, topic: &str, payload: Bytes) -> Bytes {
+        if !is_job_document(topic) {
+            return payload;
+        }
+        let same = self.recorded.iter().rev().find(|(t, _)| t == topic);
+        match same.or(self.recorded.last()) {
+            Some((_, p)) => Bytes::from(p.clone()),
+            None => payload,
+        }
+    }
+}
+
+impl Outbound for Freeze {
+    fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
+        self.inner.publish(topic, self.swap(topic, payload), qos);
+    }
+    fn deliver_to(&self, client_id: &str, topic: &str, payload: Bytes, qos: QoS) {
+        self.inner
+            .deliver_to(client_id, topic, self.swap(topic, payload), qos);
+    }
+}
+
+/// What a man in the middle on the Jobs topics ([`ServerService::edit_jobs`]) does to a
+/// job-document message.
+pub type JobEdit = Arc<dyn Fn(&mut serde_json::Value) + Send + Sync>;
+
+/// A man in the middle on the Jobs topics (design #20 §6, e.g. test 4's enlarged `filesize`):
+/// every job-document message to the device (see [`is_job_document`]) is parsed as JSON,
+/// edited, and sent re-encoded. A payload that is not JSON passes unchanged.
+struct EditJobs {
+    inner: Arc<dyn Outbound>,
+    edit: JobEdit,
+}
+
+impl EditJobs {
+    fn apply(&self, topic: &str, payload: Bytes) -> Bytes {
+        if !is_job_document(topic) {
+            return payload;
+        }
+        let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&payload) else {
+            return payload;
+        };
+        (self.edit)(&mut v);
+        match serde_json::to_vec(&v) {
+            Ok(b) => Bytes::from(b),
+            Err(_) => payload,
+        }
+    }
+}
+
+impl Outbound for EditJobs {
+    fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
+        self.inner.publish(topic, self.apply(topic, payload), qos);
+    }
+    fn deliver_to(&self, client_id: &str, topic: &str, payload: Bytes, qos: QoS) {
+        self.inner
+            .deliver_to(client_id, topic, self.apply(topic, payload), qos);
+    }
+}
+
+/// The server's trust configuration (issue #20) from the fixed keys of [`ferrota_sim::trust`]:
+/// the timestamp key and the root documents v1..vN `ferrota key trust-init`/`rotate` would have
+/// written, and the timestamps' lifetime.
+#[derive(Clone)]
+pub struct TrustSetup {
+    /// The online timestamp key (a timestamp-role key of the newest root).
+    pub key: SigningKey,
+    /// Root documents v1..vN (CBOR), ascending.
+    pub roots: Vec<Vec<u8>>,
+    /// How long a timestamp is valid (the server's `[trust] timestamp_lifetime`).
+    pub lifetime: Duration,
+}
+
+impl TrustSetup {
+    /// The server's default timestamp lifetime (design #20 §3.2): one hour.
+    pub const LIFETIME: Duration = Duration::from_secs(3600);
+
+    /// The fixtures' chain up to root `version` (no boot key revoked), signed timestamps by
+    /// that root's timestamp key, [`TrustSetup::LIFETIME`].
+    pub fn chain(version: u32) -> Self {
+        Self::with_roots(
+            (1..=version)
+                .map(|v| ferrota_sim::trust::root(v, 0))
+                .collect(),
+        )
+    }
+
+    /// Root documents `roots` (v1..vN of the fixtures' chain, some perhaps with revoked boot
+    /// keys: `ferrota_sim::trust::root(v, mask)`), the timestamp key of root vN.
+    pub fn with_roots(roots: Vec<Vec<u8>>) -> Self {
+        let n = u32::try_from(roots.len()).unwrap_or(u32::MAX);
+        TrustSetup {
+            key: ferrota_sim::trust::timestamp_key_of(n).clone(),
+            roots,
+            lifetime: Self::LIFETIME,
+        }
+    }
+
+    /// The server's trust service of this setup, checking metadata files at OTA create or not.
+    /// Panics if the server refuses the setup: the fixtures are fixed, so that is a broken test.
+    fn service(&self, check_bundles: bool) -> Arc<TrustService> {
+        let t = TrustService::new(
+            self.key.clone(),
+            self.roots.clone(),
+            self.lifetime,
+            check_bundles,
+        )
+        .unwrap_or_else(|e| panic!("the server refuses the trust fixtures: {e:?}"));
+        Arc::new(t)
     }
 }
 
@@ -274,6 +483,9 @@ pub struct ServerService {
     /// a download it is doing). Done here, not in an `Outbound`: the body is the services'
     /// own answer to `$next/get` (an async store read).
     pub notify_after_update: bool,
+    /// The trust services (issue #20): the one the server runs with (metadata files checked
+    /// at create) and the same keys with the check off ([`ServerService::add_job_unchecked`]).
+    trust: Option<(Arc<TrustService>, Arc<TrustService>)>,
 }
 
 /// Services over `store`, `blobs`, `clock` and the device's outbox, and the [`Admin`] over
@@ -297,16 +509,29 @@ fn admin_over(
     (Arc::new(admin), services)
 }
 
-/// The `CreateOTAUpdate` request for `job` on [`THING`], its file stored as `sha256`.
-fn create_request(job: &FirmwareJob, sha256: String, bases: Vec<String>) -> CreateOtaUpdate {
+/// The `CreateOTAUpdate` request for `job` on [`THING`], its file stored as `sha256` (and its
+/// metadata file, if any, as `bundle_sha256`: the request's second file).
+fn create_request(
+    job: &FirmwareJob,
+    sha256: String,
+    bases: Vec<String>,
+    bundle_sha256: Option<String>,
+) -> CreateOtaUpdate {
     let file = bases.into_iter().fold(
         OtaFile::new("/ota/image.bin", sha256, job.signature.clone()).file_type(job.file_type),
         OtaFile::delta_from,
     );
-    CreateOtaUpdate::new(job.id.clone())
+    let req = CreateOtaUpdate::new(job.id.clone())
         .description("harness")
         .thing(THING)
-        .file(file)
+        .file(file);
+    match bundle_sha256 {
+        Some(sha) => req.file(
+            OtaFile::new("/ota/image.suit", sha, job.bundle_signature.clone())
+                .file_type(Some(MANIFEST_FILE_TYPE)),
+        ),
+        None => req,
+    }
 }
 
 impl ServerService {
@@ -345,7 +570,38 @@ impl ServerService {
             shadow_updates: vec![],
             jobs_sent: vec![],
             notify_after_update: false,
+            trust: None,
         }
+    }
+
+    /// The services with trust on (issue #20, see [`ServerService::set_trust`]).
+    pub fn with_trust(setup: &TrustSetup) -> Self {
+        let mut s = Self::new();
+        s.set_trust(setup);
+        s
+    }
+
+    /// From now on the server signs a timestamp into every Jobs answer (`Services::set_trust`)
+    /// with `setup`'s key and roots, on the harness's virtual clock, and checks a metadata file
+    /// against `files[0]` at OTA create. Called again, it replaces the keys: a rotation
+    /// (`ferrota key rotate` and a server restart with the new trust directory).
+    pub fn set_trust(&mut self, setup: &TrustSetup) {
+        let (checked, unchecked) = (setup.service(true), setup.service(false));
+        self.services.set_trust(Some(checked.clone()));
+        self.trust = Some((checked, unchecked));
+    }
+
+    /// [`ServerService::add_job`] through a server whose create does not check metadata files
+    /// (a compromised server, or an operator's mistake): the job is stored whatever its
+    /// metadata file says, and is timestamped as usual. Without trust it is `add_job`.
+    pub fn add_job_unchecked(&mut self, job: &FirmwareJob) -> Result<Vec<Msg>, AdminError> {
+        let Some((checked, unchecked)) = self.trust.clone() else {
+            return self.add_job(job);
+        };
+        self.services.set_trust(Some(unchecked));
+        let r = self.add_job(job);
+        self.services.set_trust(Some(checked));
+        r
     }
 
     /// From now on every stream block is delivered twice (§4.9 hazard 1).
@@ -360,7 +616,7 @@ impl ServerService {
             Arc::new(Corrupt {
                 inner: o,
                 file_id,
-                block,
+                block: Some(block),
                 damage: Damage::Flip(at),
             })
         });
@@ -373,8 +629,26 @@ impl ServerService {
             Arc::new(Corrupt {
                 inner: o,
                 file_id,
-                block,
+                block: Some(block),
                 damage: Damage::Replace(bytes.clone()),
+            })
+        });
+    }
+
+    /// From now on every block of stream file `file_id` reaches the device as the same block
+    /// of `file` (blocks of `block_size` bytes, the device's): a stored file swapped for
+    /// another one of the same size, e.g. a genuine image's stream bytes for an attacker's.
+    pub fn replace_file(&self, file_id: u32, file: Vec<u8>, block_size: u32) {
+        let file = Arc::new(file);
+        self.services.wrap_outbound(|o| {
+            Arc::new(Corrupt {
+                inner: o,
+                file_id,
+                block: None,
+                damage: Damage::Swap {
+                    file,
+                    block_size: block_size as usize,
+                },
             })
         });
     }
@@ -382,6 +656,39 @@ impl ServerService {
     /// Stream blocks the services sent the device (a block sent twice counts twice).
     pub fn blocks_sent(&self) -> u32 {
         self.out.blocks.load(Ordering::Relaxed)
+    }
+
+    /// Stream blocks of stream file `file_id` the services sent the device (`0` is a firmware
+    /// update's image, `files[0]`): "no image block left the server" is
+    /// `blocks_sent_of(0) == 0`.
+    pub fn blocks_sent_of(&self, file_id: u32) -> u32 {
+        self.out
+            .blocks_of
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&file_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// From now on every job-document message to the device (`$next`/`<jobId>` get answers,
+    /// `notify-next`, `start-next` answers) is replaced by one of `recorded` (design #20 §6
+    /// test 3, an indefinite freeze): the recorded message of the same topic, else the last
+    /// recorded one under the new topic. `recorded` is typically a slice of
+    /// [`ServerService::jobs_sent`]. The device's own messages still reach the server; stream
+    /// data and update answers pass unchanged.
+    pub fn freeze(&self, recorded: Vec<Msg>) {
+        self.services
+            .wrap_outbound(|o| Arc::new(Freeze { inner: o, recorded }));
+    }
+
+    /// From now on every job-document message to the device goes through `edit` as JSON and is
+    /// sent re-encoded: a man in the middle on the Jobs topics (a payload that is not JSON
+    /// passes unchanged).
+    pub fn edit_jobs(&self, edit: impl Fn(&mut serde_json::Value) + Send + Sync + 'static) {
+        let edit: JobEdit = Arc::new(edit);
+        self.services
+            .wrap_outbound(|o| Arc::new(EditJobs { inner: o, edit }));
     }
 
     /// Creates OTA update `job` through the real `Admin::create_ota`; returns the messages the
@@ -393,7 +700,11 @@ impl ServerService {
         for b in &job.delta_from {
             bases.push(self.rt.block_on(admin.put_file(&b.file))?);
         }
-        let req = create_request(job, sha, bases);
+        let bundle = match &job.bundle {
+            Some(b) => Some(self.rt.block_on(admin.put_file(b))?),
+            None => None,
+        };
+        let req = create_request(job, sha, bases, bundle);
         let o: OtaDescription = self
             .rt
             .block_on(async move { admin.create_ota(&req).await })?;
@@ -433,6 +744,11 @@ impl ServerService {
     /// message the services handled). Panics for an update never added.
     pub fn job(&self, id: &str) -> &JobView {
         &self.views[id]
+    }
+
+    /// [`ServerService::job`], `None` for an update never added.
+    pub fn try_job(&self, id: &str) -> Option<&JobView> {
+        self.views.get(id)
     }
 
     /// Whether OTA update `id`'s execution is terminal on the server.
@@ -605,6 +921,9 @@ pub trait SimExt {
     /// Creates the OTA update; the services' notify-next reaches the device if connected.
     /// Panics if the server refuses it (a test's mistake).
     fn add_job(&mut self, job: FirmwareJob);
+    /// [`SimExt::add_job`] through [`ServerService::add_job_unchecked`]: a compromised server's
+    /// job, its metadata file not checked at create.
+    fn add_job_unchecked(&mut self, job: FirmwareJob);
     /// Cancels an OTA update (`--force`); AWS pushes notify-next with what is next now.
     fn cancel_job(&mut self, id: &str);
     /// Runs until OTA update `id`'s execution is terminal on the server, or `limit` passed.
@@ -629,6 +948,20 @@ impl SimExt for Sim {
             .server
             .add_job(&job)
             .unwrap_or_else(|e| panic!("create OTA update {}: {e}", job.id));
+        if self.connected() {
+            for (t, p) in msgs {
+                self.send_to_device(t, p);
+            }
+        }
+    }
+
+    fn add_job_unchecked(&mut self, job: FirmwareJob) {
+        let now = self.now;
+        self.server.set_now(now);
+        let msgs = self
+            .server
+            .add_job_unchecked(&job)
+            .unwrap_or_else(|e| panic!("create OTA update {} (unchecked): {e}", job.id));
         if self.connected() {
             for (t, p) in msgs {
                 self.send_to_device(t, p);
@@ -693,5 +1026,65 @@ mod tests {
             "{stamps:?}, virtual {secs} s"
         );
         assert_eq!(sim.server.job("clock").status, JobStatus::Succeeded);
+    }
+
+    /// The attack suite's tools act on what the device receives: with trust on, every job
+    /// document carries a timestamp; `edit_jobs` rewrites it; `freeze` answers with a recorded
+    /// message; the metadata file is the stream's file 1 and is counted apart.
+    #[test]
+    fn trust_and_the_attackers_tools() {
+        let get = Topic::jobs(
+            THING,
+            JobsTopic::Describe {
+                job: JobRef::Next,
+                reply: Reply::Request,
+            },
+        )
+        .to_string();
+        let v2 = image(Spec::new(2, 2));
+        let key = ferrota_sim::trust::release_key_of(1);
+        let bundle = ferrota_sim::trust::bundle(&v2, 6);
+        let mut s = ServerService::with_trust(&TrustSetup::chain(1));
+        let first = s.handle(&get, b"{}");
+        let doc = |m: &[Msg]| -> serde_json::Value {
+            serde_json::from_slice(&m.last().expect("an answer").1).expect("JSON")
+        };
+        assert!(doc(&first)["ferrotaTimestamp"].is_string(), "{first:?}");
+        assert!(doc(&first)["execution"].is_null());
+        s.add_job(
+            &job("t", v2.clone())
+                .signed_by(key)
+                .with_bundle(bundle.clone(), key),
+        )
+        .unwrap();
+        let with_job = doc(&s.handle(&get, b"{}"));
+        let files = &with_job["execution"]["jobDocument"]["afr_ota"]["files"];
+        assert_eq!(files[1]["fileType"], serde_json::json!(MANIFEST_FILE_TYPE));
+        assert_eq!(files[1]["fileid"], serde_json::json!(1));
+        assert_eq!(files[1]["filesize"], serde_json::json!(bundle.len()));
+        // A man in the middle.
+        s.edit_jobs(|v| v["execution"]["jobDocument"]["edited"] = serde_json::json!(true));
+        let edited = doc(&s.handle(&get, b"{}"));
+        assert_eq!(
+            edited["execution"]["jobDocument"]["edited"],
+            serde_json::json!(true)
+        );
+        // A freeze on the first answer (no job): the job is hidden, the old timestamp sent.
+        // Wrappers stack outside in: the freeze swaps, then the man in the middle edits.
+        s.freeze(first.clone());
+        let frozen = doc(&s.handle(&get, b"{}"));
+        assert_eq!(frozen["ferrotaTimestamp"], doc(&first)["ferrotaTimestamp"]);
+        assert!(frozen["execution"]["jobId"].is_null(), "{frozen}");
+        assert_eq!(
+            frozen["execution"]["jobDocument"]["edited"],
+            serde_json::json!(true)
+        );
+        // The server refuses a metadata file that does not match files[0] unless unchecked.
+        let other = job("u", image(Spec::new(3, 3)))
+            .signed_by(key)
+            .with_bundle(bundle, key);
+        assert!(s.add_job(&other).is_err());
+        assert!(s.add_job_unchecked(&other).is_ok());
+        assert_eq!(s.blocks_sent_of(0), 0);
     }
 }

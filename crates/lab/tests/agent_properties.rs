@@ -47,6 +47,7 @@ proptest! {
             gap_retransmit,
             // Half the runs take the packed image (at 4 KB blocks, the size it is cut for).
             packed: seed % 2 == 0,
+            ..AgentSettings::default()
         };
         let mut sim = Sim::with_settings(&v1, seed, settings);
         sim.net.loss = loss;

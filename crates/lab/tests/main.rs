@@ -11,6 +11,7 @@ mod agent_power_cuts;
 mod agent_properties;
 mod agent_update;
 mod app_jobs;
+mod attacks;
 mod e2e;
 mod inventory;
 mod mosquitto;
