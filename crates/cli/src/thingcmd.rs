@@ -550,8 +550,9 @@ fn create_remote(a: &ThingCreateArgs) -> Result<()> {
         }),
     };
     let b = api.run(|c| c.create_thing(&req))?;
-    let written = bundle_endpoint(&b, api.base_url())
-        .and_then(|ep| fill_bundle(&tmp, a, &ep, signer.as_deref(), anchor.as_ref(), &dir, &b).map(|()| ep));
+    let written = bundle_endpoint(&b, api.base_url()).and_then(|ep| {
+        fill_bundle(&tmp, a, &ep, signer.as_deref(), anchor.as_ref(), &dir, &b).map(|()| ep)
+    });
     let ep = match written {
         Ok(ep) => ep,
         Err(e) => {

@@ -711,7 +711,14 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
     let err = env.fails(
         1,
         &[
-            "thing", "create", "dev-1", "--data-dir", "data", "-o", "bundles", "--trust-root",
+            "thing",
+            "create",
+            "dev-1",
+            "--data-dir",
+            "data",
+            "-o",
+            "bundles",
+            "--trust-root",
             "junk.cbor",
         ],
     );
@@ -732,7 +739,10 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
             &s.mqtt_port.to_string(),
         ],
     );
-    assert_eq!(env.read("bundles/dev-1/root-1.cbor"), env.read("trust/root-1.cbor"));
+    assert_eq!(
+        env.read("bundles/dev-1/root-1.cbor"),
+        env.read("trust/root-1.cbor")
+    );
     let toml = String::from_utf8(env.read("bundles/dev-1/device.toml")).unwrap();
     assert!(
         toml.contains("[trust]")
@@ -745,19 +755,50 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
     pack_version(&env, "1.2.3", false, "app.bin");
     pack_version(&env, "1.3.0", false, "plain.bin");
     env.ok(&[
-        "t2g", "new", "dev.t2g", "--boot-key", "boot.pem", "--hardware", "KIT_T2G",
+        "t2g",
+        "new",
+        "dev.t2g",
+        "--boot-key",
+        "boot.pem",
+        "--hardware",
+        "KIT_T2G",
     ]);
     env.ok(&["t2g", "program", "dev.t2g", "v1.bin", "--bank", "lower"]);
     sign(&env, "7", "app.suit");
-    env.ok(&["image", "sign-ota", "app.bin", "--key", "trust/release-1.pem"]);
     env.ok(&[
-        "ota", "create", "rel-7", "--file", "app.bin", "--manifest", "app.suit", "--thing",
-        "dev-1", "--api", &s.http, "--data-dir", "data",
+        "image",
+        "sign-ota",
+        "app.bin",
+        "--key",
+        "trust/release-1.pem",
+    ]);
+    env.ok(&[
+        "ota",
+        "create",
+        "rel-7",
+        "--file",
+        "app.bin",
+        "--manifest",
+        "app.suit",
+        "--thing",
+        "dev-1",
+        "--api",
+        &s.http,
+        "--data-dir",
+        "data",
     ]);
     let run = || {
         env.run(&[
-            "device", "run", "--config", "bundles/dev-1/device.toml", "--flash", "dev.t2g",
-            "--exit-after", "job", "--timeout", "40",
+            "device",
+            "run",
+            "--config",
+            "bundles/dev-1/device.toml",
+            "--flash",
+            "dev.t2g",
+            "--exit-after",
+            "job",
+            "--timeout",
+            "40",
         ])
     };
     let o = run();
@@ -777,10 +818,25 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
     assert!(!out.contains("plain AWS signature only"), "{out}");
 
     // The same board, a newer image in a job without a manifest (as real AWS would send).
-    env.ok(&["image", "sign-ota", "plain.bin", "--key", "trust/release-1.pem"]);
     env.ok(&[
-        "ota", "create", "plain-8", "--file", "plain.bin", "--thing", "dev-1", "--api", &s.http,
-        "--data-dir", "data",
+        "image",
+        "sign-ota",
+        "plain.bin",
+        "--key",
+        "trust/release-1.pem",
+    ]);
+    env.ok(&[
+        "ota",
+        "create",
+        "plain-8",
+        "--file",
+        "plain.bin",
+        "--thing",
+        "dev-1",
+        "--api",
+        &s.http,
+        "--data-dir",
+        "data",
     ]);
     let o = run();
     let out = String::from_utf8_lossy(&o.stdout);
@@ -800,8 +856,19 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
     // board can only know from the trust store it saved in its flash file in the first run.
     sign_image(&env, "plain.bin", "5", "old.suit");
     env.ok(&[
-        "ota", "create", "old-5", "--file", "plain.bin", "--manifest", "old.suit", "--thing",
-        "dev-1", "--api", &s.http, "--data-dir", "data",
+        "ota",
+        "create",
+        "old-5",
+        "--file",
+        "plain.bin",
+        "--manifest",
+        "old.suit",
+        "--thing",
+        "dev-1",
+        "--api",
+        &s.http,
+        "--data-dir",
+        "data",
     ]);
     let o = run();
     let out = String::from_utf8_lossy(&o.stdout);
@@ -817,6 +884,15 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
 /// `ferrota release sign --trust trust --image IMAGE --sequence SEQ -o OUT`.
 fn sign_image(env: &Env, image: &str, seq: &str, out: &str) {
     env.ok(&[
-        "release", "sign", "--trust", "trust", "--image", image, "--sequence", seq, "-o", out,
+        "release",
+        "sign",
+        "--trust",
+        "trust",
+        "--image",
+        image,
+        "--sequence",
+        seq,
+        "-o",
+        out,
     ]);
 }
