@@ -751,6 +751,22 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
         "{toml}"
     );
 
+    // dev-2: the same fleet without --trust-root (policy aws-plain, no [trust] table).
+    thing_create(
+        &env,
+        "dev-2",
+        "bundles",
+        &[
+            "--code-signing-cert",
+            "release.crt",
+            "--mqtt-port",
+            &s.mqtt_port.to_string(),
+        ],
+    );
+    let toml2 = String::from_utf8(env.read("bundles/dev-2/device.toml")).unwrap();
+    assert!(!toml2.contains("[trust]"), "{toml2}");
+    assert!(!env.exists("bundles/dev-2/root-1.cbor"));
+
     pack_version(&env, "1.0.0", false, "v1.bin");
     pack_version(&env, "1.2.3", false, "app.bin");
     pack_version(&env, "1.3.0", false, "plain.bin");
@@ -764,6 +780,38 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
         "KIT_T2G",
     ]);
     env.ok(&["t2g", "program", "dev.t2g", "v1.bin", "--bank", "lower"]);
+    // `require` on a board provisioned without a hardware id: refused at start, named.
+    env.ok(&["t2g", "new", "nohw.t2g", "--boot-key", "boot.pem"]);
+    env.ok(&["t2g", "program", "nohw.t2g", "v1.bin", "--bank", "lower"]);
+    let err = env.fails(
+        1,
+        &[
+            "device",
+            "run",
+            "--config",
+            "bundles/dev-1/device.toml",
+            "--flash",
+            "nohw.t2g",
+            "--exit-after",
+            "job",
+            "--timeout",
+            "20",
+        ],
+    );
+    assert!(
+        err.contains("needs a board provisioned with a hardware id"),
+        "{err}"
+    );
+    env.ok(&[
+        "t2g",
+        "new",
+        "dev2.t2g",
+        "--boot-key",
+        "boot.pem",
+        "--hardware",
+        "KIT_T2G",
+    ]);
+    env.ok(&["t2g", "program", "dev2.t2g", "v1.bin", "--bank", "lower"]);
     sign(&env, "7", "app.suit");
     env.ok(&[
         "image",
@@ -833,6 +881,8 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
         "plain.bin",
         "--thing",
         "dev-1",
+        "--thing",
+        "dev-2",
         "--api",
         &s.http,
         "--data-dir",
@@ -850,7 +900,29 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
     assert!(!out.contains("download started"), "no image block: {out}");
     assert!(!out.contains("1.3.0"), "{out}");
     assert!(!out.contains("resetting"), "{out}");
-    println!("{out}\n{err}");
+    // dev-2 (aws-plain) takes the same job, with the warning in its log.
+    let o = env.run(&[
+        "device",
+        "run",
+        "--config",
+        "bundles/dev-2/device.toml",
+        "--flash",
+        "dev2.t2g",
+        "--exit-after",
+        "job",
+        "--timeout",
+        "40",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("WARNING: trust policy aws-plain"), "{out}");
+    assert!(
+        out.contains("WARNING: accepted on the plain AWS signature only (no signed manifest)"),
+        "{out}"
+    );
+    assert!(out.contains("job SUCCEEDED"), "{out}");
+    assert!(!out.contains("manifest accepted"), "{out}");
 
     // A signed manifest with an older sequence number (5 < 7): refused as a replay, which the
     // board can only know from the trust store it saved in its flash file in the first run.
