@@ -197,10 +197,16 @@ Examples:
   ferrota thing create dev-001 --group fleet-a --data-dir /var/lib/ferrota -o bundles/
   ferrota thing create dev-002 -c ferrota.toml --code-signing-cert signer.crt -o bundles/
   ferrota thing create dev-003 --server https://ota.example.com:8443 --token \"$T\" -o bundles/
+  ferrota thing create dev-004 --code-signing-cert signer.crt --trust-root trust/root-1.cbor -o bundles/
 
 Writes <out>/<name>/: <name>.crt.pem, <name>.key.pem (0600), root-ca.pem,
 credentials_config.h and ota_config.h (the seed's device configuration), bundle.json,
 device.toml (for `ferrota device run`) and, with --code-signing-cert, code-signing.crt.pem.
+With --trust-root (the anchor `ferrota key trust-init` writes), the bundle also holds that
+root document as root-N.cbor and device.toml gets `[trust] policy = \"require\"`: the board
+then accepts firmware only with a signed manifest and a fresh signed timestamp (a server run
+with `ferrota serve --trust-dir`, jobs made with `ota create --manifest`). Without it the
+board accepts AWS's plain code-signing signature, with a warning in its log.
 The MQTT host and port in them are where the data directory's server listens (recorded by
 `ferrota serve` in <data>/listening.json), else the config's endpoint and mqtt_listen; the
 choice is printed on stderr.
@@ -267,6 +273,11 @@ pub struct ThingCreateArgs {
     /// pins; copied into the bundle as code-signing.crt.pem, the name device.toml gives.
     #[arg(long, value_name = "FILE")]
     pub code_signing_cert: Option<PathBuf>,
+    /// The trust anchor (root-1.cbor of `ferrota key trust-init`): copied into the bundle, and
+    /// device.toml requires signed update metadata (`[trust] policy = "require"`). Checked
+    /// before anything is created.
+    #[arg(long, value_name = "FILE")]
+    pub trust_root: Option<PathBuf>,
     /// MQTT port written into the bundle, for a port forwarded elsewhere (default: where the
     /// server listens).
     #[arg(

@@ -261,13 +261,14 @@ async fn create(a: &ThingCreateArgs) -> Result<()> {
         .as_deref()
         .map(code_signing_pem)
         .transpose()?;
+    let anchor = a.trust_root.as_deref().map(trust_anchor).transpose()?;
     let ep = crate::settings::mqtt_endpoint(&cfg, a.mqtt_port)?;
     cfg.endpoint = ep.host.clone();
     let admin = open_admin(&cfg, ep.port).await?;
     let dir = a.output.join(&a.name);
     let written = std::cell::Cell::new(false);
     let stage = |b: &ferrota_server::admin::ThingBundle| {
-        write_bundle(a, &ep, signer.as_deref(), &dir, b)
+        write_bundle(a, &ep, signer.as_deref(), anchor.as_ref(), &dir, b)
             .map(|()| written.set(true))
             .map_err(|e| format!("{e:#}"))
     };
@@ -300,6 +301,7 @@ async fn create(a: &ThingCreateArgs) -> Result<()> {
     if let Some(w) = &ep.warning {
         eprintln!("warning: {w}");
     }
+    trust_note(anchor.as_ref());
     if signer.is_none() {
         eprintln!(
             "note: no --code-signing-cert: put the code-signing certificate into the bundle as \
@@ -307,6 +309,47 @@ async fn create(a: &ThingCreateArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `--trust-root`, read and checked: its bytes and the bundle's file name for it.
+struct Anchor {
+    bytes: Vec<u8>,
+    /// `root-<version>.cbor`: `root-1.cbor` for the anchor `key trust-init` writes.
+    file: String,
+}
+
+/// Reads `--trust-root` and checks it as the board will (`TrustedRoot::from_anchor`: a root
+/// document that meets its own threshold), so a wrong file is refused before the thing exists
+/// rather than when the board starts.
+fn trust_anchor(p: &std::path::Path) -> Result<Anchor> {
+    // A root document is about 600 bytes; 64 KB is the trust commands' limit too.
+    let bytes = crate::fsio::read(p, 64 * 1024).context("--trust-root")?;
+    let root = ferrota_manifest::TrustedRoot::from_anchor(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "--trust-root {}: refused as a trust anchor: {e} (expected root-1.cbor from \
+             `ferrota key trust-init`)",
+            p.display()
+        )
+    })?;
+    Ok(Anchor {
+        bytes,
+        file: format!("root-{}.cbor", root.version()),
+    })
+}
+
+/// Says on stderr what the bundle's board will trust.
+fn trust_note(anchor: Option<&Anchor>) {
+    match anchor {
+        Some(a) => eprintln!(
+            "trust: the board requires signed update metadata (anchor {} in the bundle; \
+             serve with --trust-dir, create jobs with `ota create --manifest`)",
+            a.file
+        ),
+        None => eprintln!(
+            "note: no --trust-root: the board accepts AWS's plain code-signing signature \
+             (policy aws-plain, with a warning in its log)"
+        ),
+    }
 }
 
 /// The bundle's code-signing certificate, the name `device.toml` gives it
@@ -367,11 +410,12 @@ fn write_bundle(
     a: &ThingCreateArgs,
     ep: &crate::settings::Endpoint,
     signer: Option<&str>,
+    anchor: Option<&Anchor>,
     dir: &std::path::Path,
     b: &ferrota_server::admin::ThingBundle,
 ) -> Result<()> {
     let tmp = staging(a, dir)?;
-    fill_bundle(&tmp, a, ep, signer, dir, b)
+    fill_bundle(&tmp, a, ep, signer, anchor, dir, b)
 }
 
 /// Refuses a bundle directory that exists (a bundle is never replaced: it holds a key).
@@ -405,6 +449,7 @@ fn fill_bundle(
     a: &ThingCreateArgs,
     ep: &crate::settings::Endpoint,
     signer: Option<&str>,
+    anchor: Option<&Anchor>,
     dir: &std::path::Path,
     b: &ferrota_server::admin::ThingBundle,
 ) -> Result<()> {
@@ -421,11 +466,15 @@ fn fill_bundle(
     w("bundle.json", &serde_json::to_string_pretty(b)?, true)?;
     // The simulated board's configuration (`ferrota device run`), naming the endpoint the
     // server's bundle files name.
-    let device = ferrota_device::config::DeviceConfig::for_thing(&a.name, &ep.host, ep.port);
+    let mut device = ferrota_device::config::DeviceConfig::for_thing(&a.name, &ep.host, ep.port);
     debug_assert_eq!(
         device.code_signing_cert,
         std::path::Path::new(CODE_SIGNING_FILE)
     );
+    if let Some(an) = anchor {
+        write_file(&tmp.path().join(&an.file), &an.bytes, false)?;
+        device.trust = ferrota_device::config::TrustSection::require(&an.file);
+    }
     w("device.toml", &device.to_toml(), false)?;
     if let Some(pem) = signer {
         w(CODE_SIGNING_FILE, pem, false)?;
@@ -486,6 +535,7 @@ fn create_remote(a: &ThingCreateArgs) -> Result<()> {
         .as_deref()
         .map(code_signing_pem)
         .transpose()?;
+    let anchor = a.trust_root.as_deref().map(trust_anchor).transpose()?;
     let api = Api::new(&a.api)?;
     let dir = a.output.join(&a.name);
     let tmp = staging(a, &dir)?;
@@ -500,8 +550,9 @@ fn create_remote(a: &ThingCreateArgs) -> Result<()> {
         }),
     };
     let b = api.run(|c| c.create_thing(&req))?;
-    let written = bundle_endpoint(&b, api.base_url())
-        .and_then(|ep| fill_bundle(&tmp, a, &ep, signer.as_deref(), &dir, &b).map(|()| ep));
+    let written = bundle_endpoint(&b, api.base_url()).and_then(|ep| {
+        fill_bundle(&tmp, a, &ep, signer.as_deref(), anchor.as_ref(), &dir, &b).map(|()| ep)
+    });
     let ep = match written {
         Ok(ep) => ep,
         Err(e) => {
@@ -534,6 +585,7 @@ fn create_remote(a: &ThingCreateArgs) -> Result<()> {
         ep.port,
         ep.from
     );
+    trust_note(anchor.as_ref());
     if signer.is_none() {
         eprintln!(
             "note: no --code-signing-cert: put the code-signing certificate into the bundle as \

@@ -683,3 +683,288 @@ fn ota_create_with_a_manifest_on_a_trust_server_timestamps_jobs() {
     assert_eq!(t.metadata, Some(want));
     assert_eq!(t.expires - t.time, 3600);
 }
+
+/// Build item 4 on the simulated board: `thing create --trust-root` makes a bundle whose
+/// device.toml requires signed metadata; against `serve --trust-dir`, a job made with
+/// `ota create --manifest` SUCCEEDS with the manifest accepted, and a later job without one
+/// ends FAILED `0x000000e3: 0x00000003` before any image block, the board still running the
+/// image it had.
+#[test]
+fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_one() {
+    use crate::common::{pack_version, serve_with, thing_create};
+    let env = Env::new();
+    env.ok(&["key", "trust-init", "--dir", "trust"]);
+    env.ok(&["key", "generate", "-o", "boot.pem"]);
+    env.ok(&["ca", "init", "--data-dir", "data"]);
+    // The AWS code-signing certificate the bundle pins: the release key's (a manifest job's
+    // image is signed by the release key, which the manifest names).
+    env.ok(&[
+        "cert",
+        "code-signing",
+        "--key",
+        "trust/release-1.pem",
+        "-o",
+        "release.crt",
+    ]);
+    // A refused anchor leaves no thing and no bundle.
+    env.write("junk.cbor", b"not a root");
+    let err = env.fails(
+        1,
+        &[
+            "thing",
+            "create",
+            "dev-1",
+            "--data-dir",
+            "data",
+            "-o",
+            "bundles",
+            "--trust-root",
+            "junk.cbor",
+        ],
+    );
+    assert!(err.contains("refused as a trust anchor"), "{err}");
+    assert!(!env.exists("bundles/dev-1"));
+
+    let s = serve_with(&env, &["--trust-dir", "trust"]);
+    thing_create(
+        &env,
+        "dev-1",
+        "bundles",
+        &[
+            "--code-signing-cert",
+            "release.crt",
+            "--trust-root",
+            "trust/root-1.cbor",
+            "--mqtt-port",
+            &s.mqtt_port.to_string(),
+        ],
+    );
+    assert_eq!(
+        env.read("bundles/dev-1/root-1.cbor"),
+        env.read("trust/root-1.cbor")
+    );
+    let toml = String::from_utf8(env.read("bundles/dev-1/device.toml")).unwrap();
+    assert!(
+        toml.contains("[trust]")
+            && toml.contains("policy = \"require\"")
+            && toml.contains("root = \"root-1.cbor\""),
+        "{toml}"
+    );
+
+    // dev-2: the same fleet without --trust-root (policy aws-plain, no [trust] table).
+    thing_create(
+        &env,
+        "dev-2",
+        "bundles",
+        &[
+            "--code-signing-cert",
+            "release.crt",
+            "--mqtt-port",
+            &s.mqtt_port.to_string(),
+        ],
+    );
+    let toml2 = String::from_utf8(env.read("bundles/dev-2/device.toml")).unwrap();
+    assert!(!toml2.contains("[trust]"), "{toml2}");
+    assert!(!env.exists("bundles/dev-2/root-1.cbor"));
+
+    pack_version(&env, "1.0.0", false, "v1.bin");
+    pack_version(&env, "1.2.3", false, "app.bin");
+    pack_version(&env, "1.3.0", false, "plain.bin");
+    env.ok(&[
+        "t2g",
+        "new",
+        "dev.t2g",
+        "--boot-key",
+        "boot.pem",
+        "--hardware",
+        "KIT_T2G",
+    ]);
+    env.ok(&["t2g", "program", "dev.t2g", "v1.bin", "--bank", "lower"]);
+    // `require` on a board provisioned without a hardware id: refused at start, named.
+    env.ok(&["t2g", "new", "nohw.t2g", "--boot-key", "boot.pem"]);
+    env.ok(&["t2g", "program", "nohw.t2g", "v1.bin", "--bank", "lower"]);
+    let err = env.fails(
+        1,
+        &[
+            "device",
+            "run",
+            "--config",
+            "bundles/dev-1/device.toml",
+            "--flash",
+            "nohw.t2g",
+            "--exit-after",
+            "job",
+            "--timeout",
+            "20",
+        ],
+    );
+    assert!(
+        err.contains("needs a board provisioned with a hardware id"),
+        "{err}"
+    );
+    env.ok(&[
+        "t2g",
+        "new",
+        "dev2.t2g",
+        "--boot-key",
+        "boot.pem",
+        "--hardware",
+        "KIT_T2G",
+    ]);
+    env.ok(&["t2g", "program", "dev2.t2g", "v1.bin", "--bank", "lower"]);
+    sign(&env, "7", "app.suit");
+    env.ok(&[
+        "image",
+        "sign-ota",
+        "app.bin",
+        "--key",
+        "trust/release-1.pem",
+    ]);
+    env.ok(&[
+        "ota",
+        "create",
+        "rel-7",
+        "--file",
+        "app.bin",
+        "--manifest",
+        "app.suit",
+        "--thing",
+        "dev-1",
+        "--api",
+        &s.http,
+        "--data-dir",
+        "data",
+    ]);
+    let run = || {
+        env.run(&[
+            "device",
+            "run",
+            "--config",
+            "bundles/dev-1/device.toml",
+            "--flash",
+            "dev.t2g",
+            "--exit-after",
+            "job",
+            "--timeout",
+            "40",
+        ])
+    };
+    let o = run();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(
+        out.contains("trust: signed manifest and timestamp required"),
+        "{out}"
+    );
+    assert!(out.contains("signed timestamp accepted"), "{out}");
+    assert!(
+        out.contains("manifest accepted: sequence 7, version 1.2.3"),
+        "{out}"
+    );
+    assert!(out.contains("job SUCCEEDED"), "{out}");
+    assert!(!out.contains("plain AWS signature only"), "{out}");
+
+    // The same board, a newer image in a job without a manifest (as real AWS would send).
+    env.ok(&[
+        "image",
+        "sign-ota",
+        "plain.bin",
+        "--key",
+        "trust/release-1.pem",
+    ]);
+    env.ok(&[
+        "ota",
+        "create",
+        "plain-8",
+        "--file",
+        "plain.bin",
+        "--thing",
+        "dev-1",
+        "--thing",
+        "dev-2",
+        "--api",
+        &s.http,
+        "--data-dir",
+        "data",
+    ]);
+    let o = run();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{out}\n{err}");
+    assert!(
+        err.contains("the OTA job FAILED: 0x000000e3: 0x00000003"),
+        "{err}"
+    );
+    assert!(out.contains("CM7: app 1.2.3 running"), "{out}");
+    assert!(!out.contains("download started"), "no image block: {out}");
+    assert!(!out.contains("1.3.0"), "{out}");
+    assert!(!out.contains("resetting"), "{out}");
+    // dev-2 (aws-plain) takes the same job, with the warning in its log.
+    let o = env.run(&[
+        "device",
+        "run",
+        "--config",
+        "bundles/dev-2/device.toml",
+        "--flash",
+        "dev2.t2g",
+        "--exit-after",
+        "job",
+        "--timeout",
+        "40",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("WARNING: trust policy aws-plain"), "{out}");
+    assert!(
+        out.contains("WARNING: accepted on the plain AWS signature only (no signed manifest)"),
+        "{out}"
+    );
+    assert!(out.contains("job SUCCEEDED"), "{out}");
+    assert!(!out.contains("manifest accepted"), "{out}");
+
+    // A signed manifest with an older sequence number (5 < 7): refused as a replay, which the
+    // board can only know from the trust store it saved in its flash file in the first run.
+    sign_image(&env, "plain.bin", "5", "old.suit");
+    env.ok(&[
+        "ota",
+        "create",
+        "old-5",
+        "--file",
+        "plain.bin",
+        "--manifest",
+        "old.suit",
+        "--thing",
+        "dev-1",
+        "--api",
+        &s.http,
+        "--data-dir",
+        "data",
+    ]);
+    let o = run();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("the OTA job FAILED: 0x000000e3: 0x00000009"),
+        "{out}\n{err}"
+    );
+    assert!(!out.contains("download started"), "no image block: {out}");
+    assert!(out.contains("CM7: app 1.2.3 running"), "{out}");
+}
+
+/// `ferrota release sign --trust trust --image IMAGE --sequence SEQ -o OUT`.
+fn sign_image(env: &Env, image: &str, seq: &str, out: &str) {
+    env.ok(&[
+        "release",
+        "sign",
+        "--trust",
+        "trust",
+        "--image",
+        image,
+        "--sequence",
+        seq,
+        "-o",
+        out,
+    ]);
+}

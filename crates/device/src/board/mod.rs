@@ -35,7 +35,7 @@ use tokio::time::Instant as TokioInstant;
 pub use ferrota_sim::platform::DevPlatform;
 pub use net::{BACKOFF_MAX, BACKOFF_MIN, Net, TlsSetupError, client_tls};
 
-use crate::config::Loaded;
+use crate::config::{Loaded, Policy};
 use ferrota_sim::boot_chain::{self, BootResult};
 use progress::Progress;
 
@@ -301,6 +301,12 @@ pub enum RunError {
     /// The agent refused to start.
     #[error("the agent refused to start: {0:?}")]
     Agent(ferrota_agent::StartError),
+    /// `[trust] policy = "require"` on a board provisioned without a hardware id: a manifest
+    /// names the board class it is for, and the agent compares it with this id.
+    #[error(
+        "[trust] policy = \"require\" needs a board provisioned with a hardware id (`ferrota t2g new --hardware ...`); this one has none"
+    )]
+    TrustHardware,
     /// Saving the device file failed.
     #[error("saving the device: {0}")]
     Save(String),
@@ -538,6 +544,18 @@ impl Board {
         config.self_test_deadline = cfg.self_test_deadline();
         config.self_test_wait = Duration::from_secs(cfg.cfg.self_test_wait_secs);
         config.block_size = cfg.cfg.block_size;
+        // Signed update metadata (`[trust]`): the anchor's bytes live in `cfg` (an `Arc` held
+        // for the whole power-on), which the agent's configuration borrows.
+        config.trust.policy = cfg.trust.policy.agent();
+        config.trust.anchor = cfg.trust.anchor.as_deref();
+        if let Some(r) = cfg.trust.min_rate {
+            config.trust.min_rate = r;
+        }
+        if cfg.trust.policy == Policy::Require
+            && config.hardware.is_none_or(|h| h.as_str().is_empty())
+        {
+            return Err(RunError::TrustHardware);
+        }
         if let Some(t) = &self.opts.agent {
             t.apply(&mut config);
         }
@@ -547,6 +565,7 @@ impl Board {
             "OTA agent started; connecting to {}:{} as {}",
             cfg.cfg.endpoint, cfg.cfg.port, cfg.cfg.thing_name
         ));
+        self.say(&trust_line(&cfg));
         let (client, mut rx, task) = net::connect(&cfg, tls);
         let mut st = AppState {
             unacked: 0,
@@ -842,10 +861,43 @@ impl Board {
                     self.emit(BoardEvent::JobFailed(s));
                 }
                 AgentEvent::JobCancelled => self.say("job cancelled"),
+                AgentEvent::TimestampAccepted { time } => {
+                    self.say(&format!("signed timestamp accepted: server time {time}"))
+                }
+                AgentEvent::ManifestAccepted { sequence, version } => self.say(&format!(
+                    "manifest accepted: sequence {sequence}, version {version}"
+                )),
+                AgentEvent::RootUpdated { version } => {
+                    self.say(&format!("trusted root updated to version {version}"))
+                }
+                AgentEvent::FreshnessLost { expired_at } => self.say(&format!(
+                    "WARNING: the last signed timestamp expired (at {expired_at}); firmware jobs \
+                     are refused until a fresh one arrives"
+                )),
+                AgentEvent::PlainSignatureAccepted => self
+                    .say("WARNING: accepted on the plain AWS signature only (no signed manifest)"),
                 AgentEvent::FlashFault(f) => self.say(&format!("flash fault: {f:?}")),
                 other => self.say(&format!("{other:?}")),
             }
         }
+    }
+}
+
+/// The start-up line that says what the board trusts: under `aws-plain` it is a warning, as
+/// every firmware job is then accepted on the code-signing signature alone (design §4.3).
+fn trust_line(cfg: &Loaded) -> String {
+    let anchor = match (&cfg.cfg.trust.root, cfg.trust.root_version) {
+        (Some(p), Some(v)) => format!("anchor {} (root version {v})", p.display()),
+        _ => "no anchor".into(),
+    };
+    match cfg.trust.policy {
+        Policy::Require => {
+            format!("trust: signed manifest and timestamp required for firmware; {anchor}")
+        }
+        Policy::AwsPlain => format!(
+            "WARNING: trust policy aws-plain: firmware is accepted on the AWS code-signing \
+             signature alone (a manifest that comes is still checked; {anchor})"
+        ),
     }
 }
 
