@@ -645,21 +645,19 @@ fn ota_create_with_a_manifest_on_a_trust_server_timestamps_jobs() {
         crate::common::uploads(&env)
     );
 
-    let out = env.ok(&[
-        "ota",
-        "create",
-        "rel-7",
-        "--file",
-        "app.bin",
-        "--manifest",
-        "app.suit",
-        "--thing",
-        "dev-1",
-        "--api",
+    let out = ota_create(
+        &env,
         &s.http,
-        "--data-dir",
-        "data",
-    ]);
+        &[
+            "rel-7",
+            "--file",
+            "app.bin",
+            "--manifest",
+            "app.suit",
+            "--thing",
+            "dev-1",
+        ],
+    );
     assert!(out.contains("AFR_OTA-rel-7"), "{out}");
     let Ok(sub) = sub else {
         println!("note: mosquitto_sub not installed; the device-facing part was skipped");
@@ -770,19 +768,9 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
     pack_version(&env, "1.0.0", false, "v1.bin");
     pack_version(&env, "1.2.3", false, "app.bin");
     pack_version(&env, "1.3.0", false, "plain.bin");
-    env.ok(&[
-        "t2g",
-        "new",
-        "dev.t2g",
-        "--boot-key",
-        "boot.pem",
-        "--hardware",
-        "KIT_T2G",
-    ]);
-    env.ok(&["t2g", "program", "dev.t2g", "v1.bin", "--bank", "lower"]);
+    new_board(&env, "dev.t2g", Some("KIT_T2G"));
     // `require` on a board provisioned without a hardware id: refused at start, named.
-    env.ok(&["t2g", "new", "nohw.t2g", "--boot-key", "boot.pem"]);
-    env.ok(&["t2g", "program", "nohw.t2g", "v1.bin", "--bank", "lower"]);
+    new_board(&env, "nohw.t2g", None);
     let err = env.fails(
         1,
         &[
@@ -802,16 +790,7 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
         err.contains("needs a board provisioned with a hardware id"),
         "{err}"
     );
-    env.ok(&[
-        "t2g",
-        "new",
-        "dev2.t2g",
-        "--boot-key",
-        "boot.pem",
-        "--hardware",
-        "KIT_T2G",
-    ]);
-    env.ok(&["t2g", "program", "dev2.t2g", "v1.bin", "--bank", "lower"]);
+    new_board(&env, "dev2.t2g", Some("KIT_T2G"));
     sign(&env, "7", "app.suit");
     env.ok(&[
         "image",
@@ -820,35 +799,20 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
         "--key",
         "trust/release-1.pem",
     ]);
-    env.ok(&[
-        "ota",
-        "create",
-        "rel-7",
-        "--file",
-        "app.bin",
-        "--manifest",
-        "app.suit",
-        "--thing",
-        "dev-1",
-        "--api",
+    ota_create(
+        &env,
         &s.http,
-        "--data-dir",
-        "data",
-    ]);
-    let run = || {
-        env.run(&[
-            "device",
-            "run",
-            "--config",
-            "bundles/dev-1/device.toml",
-            "--flash",
-            "dev.t2g",
-            "--exit-after",
-            "job",
-            "--timeout",
-            "40",
-        ])
-    };
+        &[
+            "rel-7",
+            "--file",
+            "app.bin",
+            "--manifest",
+            "app.suit",
+            "--thing",
+            "dev-1",
+        ],
+    );
+    let run = || device_run(&env, "bundles/dev-1/device.toml", "dev.t2g");
     let o = run();
     let out = String::from_utf8_lossy(&o.stdout);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -873,21 +837,19 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
         "--key",
         "trust/release-1.pem",
     ]);
-    env.ok(&[
-        "ota",
-        "create",
-        "plain-8",
-        "--file",
-        "plain.bin",
-        "--thing",
-        "dev-1",
-        "--thing",
-        "dev-2",
-        "--api",
+    ota_create(
+        &env,
         &s.http,
-        "--data-dir",
-        "data",
-    ]);
+        &[
+            "plain-8",
+            "--file",
+            "plain.bin",
+            "--thing",
+            "dev-1",
+            "--thing",
+            "dev-2",
+        ],
+    );
     let o = run();
     let out = String::from_utf8_lossy(&o.stdout);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -901,18 +863,7 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
     assert!(!out.contains("1.3.0"), "{out}");
     assert!(!out.contains("resetting"), "{out}");
     // dev-2 (aws-plain) takes the same job, with the warning in its log.
-    let o = env.run(&[
-        "device",
-        "run",
-        "--config",
-        "bundles/dev-2/device.toml",
-        "--flash",
-        "dev2.t2g",
-        "--exit-after",
-        "job",
-        "--timeout",
-        "40",
-    ]);
+    let o = device_run(&env, "bundles/dev-2/device.toml", "dev2.t2g");
     let out = String::from_utf8_lossy(&o.stdout);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{out}\n{err}");
@@ -927,21 +878,19 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
     // A signed manifest with an older sequence number (5 < 7): refused as a replay, which the
     // board can only know from the trust store it saved in its flash file in the first run.
     sign_image(&env, "plain.bin", "5", "old.suit");
-    env.ok(&[
-        "ota",
-        "create",
-        "old-5",
-        "--file",
-        "plain.bin",
-        "--manifest",
-        "old.suit",
-        "--thing",
-        "dev-1",
-        "--api",
+    ota_create(
+        &env,
         &s.http,
-        "--data-dir",
-        "data",
-    ]);
+        &[
+            "old-5",
+            "--file",
+            "plain.bin",
+            "--manifest",
+            "old.suit",
+            "--thing",
+            "dev-1",
+        ],
+    );
     let o = run();
     let out = String::from_utf8_lossy(&o.stdout);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -967,4 +916,38 @@ fn sign_image(env: &Env, image: &str, seq: &str, out: &str) {
         "-o",
         out,
     ]);
+}
+
+/// `ferrota ota create ARGS --api HTTP --data-dir data`, which must succeed; its stdout.
+fn ota_create(env: &Env, http: &str, args: &[&str]) -> String {
+    let mut all = vec!["ota", "create"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--api", http, "--data-dir", "data"]);
+    env.ok(&all)
+}
+
+/// A board file `file` booted with `boot.pem`, hardware id `hw`, v1.bin in the lower bank.
+fn new_board(env: &Env, file: &str, hw: Option<&str>) {
+    let mut args = vec!["t2g", "new", file, "--boot-key", "boot.pem"];
+    if let Some(hw) = hw {
+        args.extend_from_slice(&["--hardware", hw]);
+    }
+    env.ok(&args);
+    env.ok(&["t2g", "program", file, "v1.bin", "--bank", "lower"]);
+}
+
+/// `ferrota device run --config CONFIG --flash FLASH --exit-after job --timeout 40`.
+fn device_run(env: &Env, config: &str, flash: &str) -> std::process::Output {
+    env.run(&[
+        "device",
+        "run",
+        "--config",
+        config,
+        "--flash",
+        flash,
+        "--exit-after",
+        "job",
+        "--timeout",
+        "40",
+    ])
 }
