@@ -241,7 +241,6 @@ impl Outbound for Twice {
 /// A stored file gone bad (issue #19's corrupted patch): every block `block` of file `file_id`
 /// reaches the device with byte `at` of its payload inverted.
 struct Corrupt {
-    inner: Arc<dyn Outbound>,
     file_id: u32,
     /// The block damaged; `None`: every block of the file ([`Damage::Swap`]).
     block: Option<u32>,
@@ -265,7 +264,7 @@ enum Damage {
     },
 }
 
-impl Corrupt {
+impl Rewrite for Corrupt {
     fn apply(&self, topic: &str, payload: Bytes) -> Bytes {
         if !is_data(topic) {
             return payload;
@@ -302,13 +301,28 @@ impl Corrupt {
     }
 }
 
-impl Outbound for Corrupt {
+/// A man in the middle of the server's outbound messages: each payload is rewritten on its
+/// way (a damaged block, a recorded job document, an edited one). One wrapper,
+/// [`Rewriting`], sends the rewritten payload on for all of them.
+trait Rewrite: Send + Sync + 'static {
+    /// The payload the device gets instead of `payload` on `topic`.
+    fn apply(&self, topic: &str, payload: Bytes) -> Bytes;
+}
+
+/// Sends every message through `rewrite` to `inner`.
+struct Rewriting<R> {
+    inner: Arc<dyn Outbound>,
+    rewrite: R,
+}
+
+impl<R: Rewrite> Outbound for Rewriting<R> {
     fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
-        self.inner.publish(topic, self.apply(topic, payload), qos);
+        self.inner
+            .publish(topic, self.rewrite.apply(topic, payload), qos);
     }
     fn deliver_to(&self, client_id: &str, topic: &str, payload: Bytes, qos: QoS) {
         self.inner
-            .deliver_to(client_id, topic, self.apply(topic, payload), qos);
+            .deliver_to(client_id, topic, self.rewrite.apply(topic, payload), qos);
     }
 }
 
@@ -336,12 +350,11 @@ fn is_job_document(topic: &str) -> bool {
 /// both forms alike). Everything else (stream data, update answers) passes unchanged: the
 /// attacker needs nothing else to keep the device on the old job list.
 struct Freeze {
-    inner: Arc<dyn Outbound>,
     recorded: Vec<Msg>,
 }
 
-impl Freeze {
-    fn swap(&self, topic: &str, payload: Bytes) -> Bytes {
+impl Rewrite for Freeze {
+    fn apply(&self, topic: &str, payload: Bytes) -> Bytes {
         if !is_job_document(topic) {
             return payload;
         }
@@ -353,16 +366,6 @@ impl Freeze {
     }
 }
 
-impl Outbound for Freeze {
-    fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
-        self.inner.publish(topic, self.swap(topic, payload), qos);
-    }
-    fn deliver_to(&self, client_id: &str, topic: &str, payload: Bytes, qos: QoS) {
-        self.inner
-            .deliver_to(client_id, topic, self.swap(topic, payload), qos);
-    }
-}
-
 /// What a man in the middle on the Jobs topics ([`ServerService::edit_jobs`]) does to a
 /// job-document message.
 pub type JobEdit = Arc<dyn Fn(&mut serde_json::Value) + Send + Sync>;
@@ -371,11 +374,10 @@ pub type JobEdit = Arc<dyn Fn(&mut serde_json::Value) + Send + Sync>;
 /// every job-document message to the device (see [`is_job_document`]) is parsed as JSON,
 /// edited, and sent re-encoded. A payload that is not JSON passes unchanged.
 struct EditJobs {
-    inner: Arc<dyn Outbound>,
     edit: JobEdit,
 }
 
-impl EditJobs {
+impl Rewrite for EditJobs {
     fn apply(&self, topic: &str, payload: Bytes) -> Bytes {
         if !is_job_document(topic) {
             return payload;
@@ -388,16 +390,6 @@ impl EditJobs {
             Ok(b) => Bytes::from(b),
             Err(_) => payload,
         }
-    }
-}
-
-impl Outbound for EditJobs {
-    fn publish(&self, topic: &str, payload: Bytes, qos: QoS) {
-        self.inner.publish(topic, self.apply(topic, payload), qos);
-    }
-    fn deliver_to(&self, client_id: &str, topic: &str, payload: Bytes, qos: QoS) {
-        self.inner
-            .deliver_to(client_id, topic, self.apply(topic, payload), qos);
     }
 }
 
@@ -613,11 +605,13 @@ impl ServerService {
     /// of its payload inverted: a stored packed file or delta gone bad.
     pub fn corrupt_block(&self, file_id: u32, block: u32, at: usize) {
         self.services.wrap_outbound(|o| {
-            Arc::new(Corrupt {
+            Arc::new(Rewriting {
                 inner: o,
-                file_id,
-                block: Some(block),
-                damage: Damage::Flip(at),
+                rewrite: Corrupt {
+                    file_id,
+                    block: Some(block),
+                    damage: Damage::Flip(at),
+                },
             })
         });
     }
@@ -626,11 +620,13 @@ impl ServerService {
     /// stored file swapped for another one (e.g. a packed file's header for another file's).
     pub fn replace_block(&self, file_id: u32, block: u32, bytes: Vec<u8>) {
         self.services.wrap_outbound(|o| {
-            Arc::new(Corrupt {
+            Arc::new(Rewriting {
                 inner: o,
-                file_id,
-                block: Some(block),
-                damage: Damage::Replace(bytes.clone()),
+                rewrite: Corrupt {
+                    file_id,
+                    block: Some(block),
+                    damage: Damage::Replace(bytes.clone()),
+                },
             })
         });
     }
@@ -641,13 +637,15 @@ impl ServerService {
     pub fn replace_file(&self, file_id: u32, file: Vec<u8>, block_size: u32) {
         let file = Arc::new(file);
         self.services.wrap_outbound(|o| {
-            Arc::new(Corrupt {
+            Arc::new(Rewriting {
                 inner: o,
-                file_id,
-                block: None,
-                damage: Damage::Swap {
-                    file,
-                    block_size: block_size as usize,
+                rewrite: Corrupt {
+                    file_id,
+                    block: None,
+                    damage: Damage::Swap {
+                        file,
+                        block_size: block_size as usize,
+                    },
                 },
             })
         });
@@ -678,8 +676,12 @@ impl ServerService {
     /// [`ServerService::jobs_sent`]. The device's own messages still reach the server; stream
     /// data and update answers pass unchanged.
     pub fn freeze(&self, recorded: Vec<Msg>) {
-        self.services
-            .wrap_outbound(|o| Arc::new(Freeze { inner: o, recorded }));
+        self.services.wrap_outbound(|o| {
+            Arc::new(Rewriting {
+                inner: o,
+                rewrite: Freeze { recorded },
+            })
+        });
     }
 
     /// From now on every job-document message to the device goes through `edit` as JSON and is
@@ -687,8 +689,12 @@ impl ServerService {
     /// passes unchanged).
     pub fn edit_jobs(&self, edit: impl Fn(&mut serde_json::Value) + Send + Sync + 'static) {
         let edit: JobEdit = Arc::new(edit);
-        self.services
-            .wrap_outbound(|o| Arc::new(EditJobs { inner: o, edit }));
+        self.services.wrap_outbound(|o| {
+            Arc::new(Rewriting {
+                inner: o,
+                rewrite: EditJobs { edit },
+            })
+        });
     }
 
     /// Creates OTA update `job` through the real `Admin::create_ota`; returns the messages the
