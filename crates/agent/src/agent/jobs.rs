@@ -252,12 +252,13 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             tag,
             chunk_size,
         };
-        let Ok(mut missing) = BlockSet::all_missing(num_blocks) else {
+        let Ok(missing) = BlockSet::all_missing(num_blocks) else {
             return;
         };
-        let mut resumed = 0;
-        let mut d = Download {
-            sched: Schedule::new(BlockSet::all_missing(0).unwrap_or_else(|_| missing.clone())),
+        // Built straight into the phase (the resume record's finished chunks are marked there):
+        // a `Download` is about 10 KB, and every move of it is a copy on the CM7's stack.
+        self.phase = Phase::Prechecking(Download {
+            sched: Schedule::new(missing),
             file_size,
             image_size: file0_size,
             packed: choice.map(|c| Packed {
@@ -280,7 +281,11 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             },
             probing: false,
             signature,
+        });
+        let Some(d) = self.phase.download_mut() else {
+            return;
         };
+        let mut resumed = 0;
         let r = (|| -> Result<(), FlashFault> {
             let mut area = platform.resume_area()?;
             let rec = resume::read(&mut area).map_err(|k| FlashFault::new(FlashOp::Resume, k))?;
@@ -292,7 +297,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                     {
                         let (a, b) = d.chunk_blocks(c);
                         for i in a..b {
-                            let _ = missing.mark_received(i);
+                            let _ = d.sched.missing.mark_received(i);
                         }
                         resumed += b - a;
                     }
@@ -306,8 +311,6 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         if let Err(f) = r {
             return self.halt(f);
         }
-        d.sched = Schedule::new(missing);
-        self.phase = Phase::Prechecking(d);
         self.push(Out::Subscribe(Sub::Data));
         if choice.is_none() {
             self.event(AgentEvent::DownloadStarted {
