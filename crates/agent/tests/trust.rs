@@ -840,3 +840,37 @@ fn a_frozen_timestamp_is_refused_after_a_long_disconnection_and_a_reset() {
     assert_eq!(sim.server.image_blocks, 0);
     assert_eq!(boot_state(&sim.dev).trial, None);
 }
+
+#[test]
+fn a_timestamp_replayed_within_its_lifetime_does_not_extend_freshness() {
+    // One recorded answer, valid for an hour, replayed every 50 minutes (each reconnect asks
+    // for the next job and gets it again). The device's estimate never goes back, so it loses
+    // freshness when the recorded timestamp expires, not an hour after the last replay.
+    let recorded = fx::timestamp(THING, EPOCH, EPOCH + 3600, None, 1);
+    let mut f = Fixture::new(v2(), None, Ts::Fixed(recorded));
+    f.status = JobStatus::Succeeded;
+    let mut sim = Sim::start(f, &v1(), 13, require());
+    sim.run_until(Duration::from_secs(2), |_| false);
+    for _ in 0..2 {
+        sim.run_until(Duration::from_secs(50 * 60), |_| false);
+        sim.disconnect_for(Duration::from_millis(100));
+    }
+    sim.run_until(Duration::from_secs(60), |_| false);
+    let accepted = sim
+        .events
+        .iter()
+        .filter(|e| matches!(e, AgentEvent::TimestampAccepted { .. }))
+        .count();
+    assert!(
+        accepted >= 2,
+        "the replay was accepted while valid: {accepted}"
+    );
+    assert!(
+        sim.events.iter().any(
+            |e| matches!(e, AgentEvent::FreshnessLost { expired_at } if *expired_at == EPOCH + 3600)
+        ),
+        "fresh past the recorded timestamp's expiry: {:?}",
+        sim.events
+    );
+    assert!(!sim.agent().is_fresh());
+}

@@ -30,6 +30,10 @@ pub(super) const TIMESTAMP_MAX: usize = 256;
 /// The newest accepted timestamp, with the agent's instant it arrived at.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Fresh {
+    /// The device's time estimate when it arrived: the timestamp's `time`, or the running
+    /// estimate when that was later. A timestamp accepted again (a duplicate, or a replay
+    /// within its lifetime) must never turn the estimate back: otherwise replaying one
+    /// recorded answer more often than its lifetime would keep a frozen device fresh forever.
     pub time: u64,
     pub expires: u64,
     pub metadata: Option<[u8; 32]>,
@@ -215,8 +219,9 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         if persist {
             state.clock_floor = state.clock_floor.max(ts.time);
         }
+        let anchor = ts.time.max(est);
         self.last_ts = Some(Fresh {
-            time: ts.time,
+            time: anchor,
             expires: ts.expires,
             metadata: ts.metadata,
             received_at: now,
@@ -229,7 +234,7 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         self.ts_outcome = TsOutcome::Accepted;
         self.timers.set(
             Timer::Freshness,
-            now + Duration::from_secs(ts.expires - ts.time),
+            now + Duration::from_secs(ts.expires.saturating_sub(anchor)),
         );
         self.arm_checkpoint(now);
         self.event(AgentEvent::TimestampAccepted { time: ts.time });
