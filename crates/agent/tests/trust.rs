@@ -281,6 +281,12 @@ fn last_update(sim: &Sim<Fixture>) -> &str {
     sim.server.updates.last().map_or("", |s| s.as_str())
 }
 
+/// The job ended FAILED with `reason` and no image block was ever sent.
+fn assert_refused_before_any_image_block(sim: &Sim<Fixture>, reason: &str) {
+    assert!(last_update(sim).contains(reason), "{}", last_update(sim));
+    assert_eq!(sim.server.image_blocks, 0);
+}
+
 fn run_job(fixture: Fixture, settings: AgentSettings, seed: u64) -> Sim<Fixture> {
     let mut sim = Sim::start(fixture, &v1(), seed, settings);
     assert!(
@@ -544,12 +550,7 @@ fn a_stale_timestamp_is_refused() {
     sim.server.ts = Ts::Fixed(older);
     sim.disconnect_for(Duration::from_millis(100));
     assert!(sim.run_until(Duration::from_secs(60), terminal));
-    assert!(
-        last_update(&sim).contains("0x000000e3: 0x00000007"),
-        "{}",
-        last_update(&sim)
-    );
-    assert_eq!(sim.server.image_blocks, 0);
+    assert_refused_before_any_image_block(&sim, "0x000000e3: 0x00000007");
 }
 
 #[test]
@@ -572,12 +573,7 @@ fn an_expired_timestamp_is_refused() {
     sim.server.status = JobStatus::Queued;
     sim.disconnect_for(Duration::from_millis(100));
     assert!(sim.run_until(Duration::from_secs(60), terminal));
-    assert!(
-        last_update(&sim).contains("0x000000e3: 0x00000007"),
-        "{}",
-        last_update(&sim)
-    );
-    assert_eq!(sim.server.image_blocks, 0);
+    assert_refused_before_any_image_block(&sim, "0x000000e3: 0x00000007");
 }
 
 #[test]
@@ -764,12 +760,7 @@ fn aws_plain_does_not_ignore_a_manifest_it_cannot_verify() {
         AgentSettings::default(),
         12,
     );
-    assert!(
-        last_update(&sim).contains("0x000000e3: 0x00000003"),
-        "{}",
-        last_update(&sim)
-    );
-    assert_eq!(sim.server.image_blocks, 0);
+    assert_refused_before_any_image_block(&sim, "0x000000e3: 0x00000003");
     assert!(!sim.events.contains(&AgentEvent::PlainSignatureAccepted));
 }
 
@@ -832,12 +823,7 @@ fn a_frozen_timestamp_is_refused_after_a_long_disconnection_and_a_reset() {
     sim.reset_now();
     sim.server.status = JobStatus::Queued;
     assert!(sim.run_until(Duration::from_secs(600), terminal));
-    assert!(
-        last_update(&sim).contains("0x000000e3: 0x00000007"),
-        "{}",
-        last_update(&sim)
-    );
-    assert_eq!(sim.server.image_blocks, 0);
+    assert_refused_before_any_image_block(&sim, "0x000000e3: 0x00000007");
     assert_eq!(boot_state(&sim.dev).trial, None);
 }
 

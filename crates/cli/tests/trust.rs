@@ -813,10 +813,8 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
         ],
     );
     let run = || device_run(&env, "bundles/dev-1/device.toml", "dev.t2g");
-    let o = run();
-    let out = String::from_utf8_lossy(&o.stdout);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{out}\n{err}");
+    let (ok, out, err) = run();
+    assert!(ok, "{out}\n{err}");
     assert!(
         out.contains("trust: signed manifest and timestamp required"),
         "{out}"
@@ -850,10 +848,8 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
             "dev-2",
         ],
     );
-    let o = run();
-    let out = String::from_utf8_lossy(&o.stdout);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "{out}\n{err}");
+    let (ok, out, err) = run();
+    assert!(!ok, "{out}\n{err}");
     assert!(
         err.contains("the OTA job FAILED: 0x000000e3: 0x00000003"),
         "{err}"
@@ -863,10 +859,8 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
     assert!(!out.contains("1.3.0"), "{out}");
     assert!(!out.contains("resetting"), "{out}");
     // dev-2 (aws-plain) takes the same job, with the warning in its log.
-    let o = device_run(&env, "bundles/dev-2/device.toml", "dev2.t2g");
-    let out = String::from_utf8_lossy(&o.stdout);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{out}\n{err}");
+    let (ok, out, err) = device_run(&env, "bundles/dev-2/device.toml", "dev2.t2g");
+    assert!(ok, "{out}\n{err}");
     assert!(out.contains("WARNING: trust policy aws-plain"), "{out}");
     assert!(
         out.contains("WARNING: accepted on the plain AWS signature only (no signed manifest)"),
@@ -891,9 +885,7 @@ fn a_board_that_requires_manifests_takes_a_signed_release_and_refuses_a_plain_on
             "dev-1",
         ],
     );
-    let o = run();
-    let out = String::from_utf8_lossy(&o.stdout);
-    let err = String::from_utf8_lossy(&o.stderr);
+    let (_, out, err) = run();
     assert!(
         err.contains("the OTA job FAILED: 0x000000e3: 0x00000009"),
         "{out}\n{err}"
@@ -936,9 +928,10 @@ fn new_board(env: &Env, file: &str, hw: Option<&str>) {
     env.ok(&["t2g", "program", file, "v1.bin", "--bank", "lower"]);
 }
 
-/// `ferrota device run --config CONFIG --flash FLASH --exit-after job --timeout 40`.
-fn device_run(env: &Env, config: &str, flash: &str) -> std::process::Output {
-    env.run(&[
+/// `ferrota device run --config CONFIG --flash FLASH --exit-after job --timeout 40`: whether
+/// it exited 0, its stdout and its stderr.
+fn device_run(env: &Env, config: &str, flash: &str) -> (bool, String, String) {
+    let o = env.run(&[
         "device",
         "run",
         "--config",
@@ -949,5 +942,10 @@ fn device_run(env: &Env, config: &str, flash: &str) -> std::process::Output {
         "job",
         "--timeout",
         "40",
-    ])
+    ]);
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }

@@ -938,6 +938,24 @@ pub trait SimExt {
     fn statuses(&self, id: &str) -> Vec<String>;
 }
 
+/// Creates `job` on the server at the harness's now (checked or not, by `create`) and sends
+/// the notifications it produced to the device when it is connected.
+fn create_job(
+    sim: &mut Sim,
+    job: &FirmwareJob,
+    create: fn(&mut ServerService, &FirmwareJob) -> Result<Vec<Msg>, AdminError>,
+) {
+    let now = sim.now;
+    sim.server.set_now(now);
+    let msgs = create(&mut sim.server, job)
+        .unwrap_or_else(|e| panic!("create OTA update {}: {e}", job.id));
+    if sim.connected() {
+        for (t, p) in msgs {
+            sim.send_to_device(t, p);
+        }
+    }
+}
+
 impl SimExt for Sim {
     fn new(v1: &TestImage, seed: u64) -> Self {
         Self::with_settings(v1, seed, AgentSettings::default())
@@ -948,31 +966,11 @@ impl SimExt for Sim {
     }
 
     fn add_job(&mut self, job: FirmwareJob) {
-        let now = self.now;
-        self.server.set_now(now);
-        let msgs = self
-            .server
-            .add_job(&job)
-            .unwrap_or_else(|e| panic!("create OTA update {}: {e}", job.id));
-        if self.connected() {
-            for (t, p) in msgs {
-                self.send_to_device(t, p);
-            }
-        }
+        create_job(self, &job, ServerService::add_job);
     }
 
     fn add_job_unchecked(&mut self, job: FirmwareJob) {
-        let now = self.now;
-        self.server.set_now(now);
-        let msgs = self
-            .server
-            .add_job_unchecked(&job)
-            .unwrap_or_else(|e| panic!("create OTA update {} (unchecked): {e}", job.id));
-        if self.connected() {
-            for (t, p) in msgs {
-                self.send_to_device(t, p);
-            }
-        }
+        create_job(self, &job, ServerService::add_job_unchecked);
     }
 
     fn cancel_job(&mut self, id: &str) {
