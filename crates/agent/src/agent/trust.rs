@@ -16,8 +16,8 @@
 use ferrota_manifest::store::{self, TrustState};
 use ferrota_manifest::{
     MANIFEST_FILE_TYPE, ManifestMatched, TrustError, TrustedRoot, VerifiedManifest, bind,
-    check_sequence, class_id, device_id, parse_bundle, peek_timestamp_root, verify_envelope,
-    verify_timestamp, walk_roots,
+    check_sequence, class_id, device_id, parse_bundle, verify_envelope, verify_timestamp,
+    walk_roots,
 };
 
 use super::*;
@@ -173,17 +173,14 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         let Some(text) = text else {
             return;
         };
-        if self.trust.is_none() {
+        let Some(state) = self.trust.as_ref() else {
             return;
-        }
+        };
         let mut buf = [0u8; TIMESTAMP_MAX];
         let Ok(bytes) =
             <base64ct::Base64UrlUnpadded as base64ct::Encoding>::decode(text.as_bytes(), &mut buf)
         else {
             self.ts_outcome = TsOutcome::Refused(ferrota_manifest::SUB_TIMESTAMP);
-            return;
-        };
-        let Some(state) = self.trust.as_ref() else {
             return;
         };
         match verify_timestamp(bytes, &state.root, self.cfg.thing_name) {
@@ -194,7 +191,6 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             }
             Err(e) => self.ts_outcome = TsOutcome::Refused(e.sub()),
         }
-        let _ = peek_timestamp_root;
     }
 
     /// A verified timestamp: freshness against the attested time and the estimate, then the
