@@ -20,6 +20,9 @@
 //!   translation; the firmware and the exporter both read it from here).
 //! * [`inputs`]: the block that stands for what the DBM reads from registers and eFuse
 //!   (life cycle, S-HASH, anti-rollback counter, USER1, board id).
+//! * [`live`] and [`provision`]: the live board of issue #21 (the DBM, then the agent over
+//!   Ethernet, TLS and MQTT against `ferrota serve`): its file-backed memory map and the
+//!   provisioning block the host writes into it.
 //! * [`report`]: the one-line decision report, written without `core::fmt` so the DBM stays
 //!   small; the host writes the same line from its own decision and the two must be equal.
 //! * `export` and `matrix` (feature `std`): device states to memory images, and the decision
@@ -32,7 +35,9 @@
 #[cfg(feature = "agent")]
 pub mod agent_script;
 pub mod inputs;
+pub mod live;
 pub mod map;
+pub mod provision;
 pub mod report;
 
 #[cfg(feature = "std")]
