@@ -54,6 +54,9 @@ pub const HANDOFF: u32 = 0x2000_0000;
 /// Bytes of the hand-off window.
 pub const HANDOFF_MAX: u32 = 0x1000;
 
+// The scripted agent run's script stays clear of everything the live board keeps.
+const _: () = assert!(PROVISION + PROVISION_MAX <= 0x6090_0000);
+
 /// The guest's network: a documentation range (RFC 5737 TEST-NET-1), never routed.
 pub mod net {
     /// The board's address.
@@ -88,7 +91,5 @@ mod tests {
         }
         let (last, len) = w[w.len() - 1];
         assert!(last + len <= PSRAM + PSRAM_SIZE);
-        // The scripted agent run's script stays clear of everything the live board keeps.
-        assert!(PROVISION + PROVISION_MAX <= crate::agent_script::SCRIPT);
     }
 }
