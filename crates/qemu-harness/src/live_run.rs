@@ -88,6 +88,12 @@ use crate::provision::Provision;
 pub const THING: &str = "dev-1";
 /// The server's port as the guest reaches it (forwarded by QEMU to the relay).
 pub const GUEST_PORT: u16 = 8883;
+/// QEMU's own address on the guest network (`-nic user,host=`). Not [`live::net::GATEWAY`]:
+/// libslirp refuses a `guestfwd` on its host address ("Conflicting/invalid host:port"), so the
+/// user-mode host sits at .1 and 192.0.2.2, where the provisioning block sends the board, is the
+/// forward alone (slirp answers ARP for it). The board talks to 192.0.2.2 on its own subnet, so
+/// its gateway setting never comes into play.
+pub const QEMU_HOST: [u8; 4] = [192, 0, 2, 1];
 /// MQTT keep-alive written into the provisioning block, seconds.
 pub const KEEP_ALIVE: u16 = 60;
 /// Instructions per SysTick tick under `-icount shift=0` (1 ns per instruction, 25 MHz tick).
@@ -750,6 +756,7 @@ impl Drop for Qemu {
 pub fn qemu_args(opts: &Options, psram: &Path, mqtt_port: u16) -> Vec<String> {
     let [a, b, c, _] = live::net::GUEST;
     let [g0, g1, g2, g3] = live::net::GATEWAY;
+    let [h0, h1, h2, h3] = QEMU_HOST;
     let mut v: Vec<String> = vec![
         "-machine".into(),
         "mps2-an500,memory-backend=psram".into(),
@@ -775,7 +782,7 @@ pub fn qemu_args(opts: &Options, psram: &Path, mqtt_port: u16) -> Vec<String> {
         opts.dbm.display().to_string(),
         "-nic".into(),
         format!(
-            "user,net={a}.{b}.{c}.0/{},host={g0}.{g1}.{g2}.{g3},restrict=on,guestfwd=tcp:{g0}.{g1}.{g2}.{g3}:{GUEST_PORT}-cmd:{} relay 127.0.0.1:{mqtt_port}",
+            "user,net={a}.{b}.{c}.0/{},host={h0}.{h1}.{h2}.{h3},restrict=on,guestfwd=tcp:{g0}.{g1}.{g2}.{g3}:{GUEST_PORT}-cmd:{} relay 127.0.0.1:{mqtt_port}",
             live::net::PREFIX,
             opts.relay.display()
         ),
@@ -1747,7 +1754,7 @@ mod tests {
         assert!(a.contains("-icount shift=0"), "{a}");
         assert!(a.contains("-kernel /w/dbm.elf"), "{a}");
         assert!(a.contains(
-            "user,net=192.0.2.0/24,host=192.0.2.2,restrict=on,guestfwd=tcp:192.0.2.2:8883-cmd:/bin/ferrota-qemu relay 127.0.0.1:40000"
+            "user,net=192.0.2.0/24,host=192.0.2.1,restrict=on,guestfwd=tcp:192.0.2.2:8883-cmd:/bin/ferrota-qemu relay 127.0.0.1:40000"
         ), "{a}");
     }
 
