@@ -1093,6 +1093,32 @@ impl Scenario<'_> {
         })
     }
 
+    /// Waits for every line of `exact`, in any order (the app may self-test before or after it
+    /// connects); one step, one bound.
+    fn expect_all(&mut self, what: &str, exact: &[&str]) -> Result<(), LiveError> {
+        self.step += 1;
+        let t0 = Instant::now();
+        let deadline = t0 + self.opts.step_timeout;
+        let mut missing: Vec<&str> = exact.to_vec();
+        while !missing.is_empty() {
+            let Some(line) = self.next_line(deadline)? else {
+                return Err(self.fail(format!(
+                    "the board did not {what} within {} s (missing: `{}`)",
+                    self.opts.step_timeout.as_secs(),
+                    missing.join("`, `")
+                )));
+            };
+            missing.retain(|m| *m != line);
+        }
+        println!(
+            "  ok {:>2} {what} ({:.1} s): `{}`",
+            self.step,
+            t0.elapsed().as_secs_f64(),
+            exact.join("`, `")
+        );
+        Ok(())
+    }
+
     /// Waits until the server says [`THING`]'s execution of `id` is `want`; fails at once if it
     /// ends in another terminal status.
     fn expect_job(&mut self, id: &str, want: &str) -> Result<(), LiveError> {
@@ -1398,8 +1424,10 @@ fn scenario(s: &mut Scenario<'_>) -> Result<(), LiveError> {
         "start v1.1.0 on trial",
         "app version=1.1.0 bank=upper state=trial",
     )?;
-    s.expect_line("reconnect after the reset into v1.1.0", "mqtt connected")?;
-    s.expect_line("pass its self-test in v1.1.0", "self-test pass")?;
+    s.expect_all(
+        "reconnect and pass its self-test in v1.1.0",
+        &["mqtt connected", "self-test pass"],
+    )?;
     s.expect_job("rel-1-1", "SUCCEEDED")?;
     let inv = s.expect_inventory("1.1.0")?;
     s.end(format!(
