@@ -917,6 +917,8 @@ struct Scenario<'o> {
     phase_start: Instant,
     rows: Vec<Row>,
     figures: Vec<Figure>,
+    /// What the current step waits for (named when QEMU exits under it).
+    waiting: String,
 }
 
 impl Scenario<'_> {
@@ -1037,7 +1039,8 @@ impl Scenario<'_> {
                 .unwrap_or_default();
                 self.qemu = None;
                 Err(self.fail(format!(
-                    "QEMU exited ({status}){}",
+                    "QEMU exited ({status}) while the board was to {}{}",
+                    self.waiting,
                     if err.trim().is_empty() {
                         String::new()
                     } else {
@@ -1063,6 +1066,7 @@ impl Scenario<'_> {
         pred: impl Fn(&str) -> bool,
     ) -> Result<String, LiveError> {
         self.step += 1;
+        self.waiting = what.to_owned();
         let t0 = Instant::now();
         let deadline = t0 + timeout;
         while let Some(line) = self.next_line(deadline)? {
@@ -1097,6 +1101,7 @@ impl Scenario<'_> {
     /// connects); one step, one bound.
     fn expect_all(&mut self, what: &str, exact: &[&str]) -> Result<(), LiveError> {
         self.step += 1;
+        self.waiting = what.to_owned();
         let t0 = Instant::now();
         let deadline = t0 + self.opts.step_timeout;
         let mut missing: Vec<&str> = exact.to_vec();
@@ -1123,6 +1128,7 @@ impl Scenario<'_> {
     /// ends in another terminal status.
     fn expect_job(&mut self, id: &str, want: &str) -> Result<(), LiveError> {
         self.step += 1;
+        self.waiting = format!("finish AFR_OTA-{id} as {want}");
         let t0 = Instant::now();
         let deadline = t0 + self.opts.step_timeout;
         let mut last = None;
@@ -1158,6 +1164,7 @@ impl Scenario<'_> {
     /// version it reported, if it reported one. Returns what the inventory says.
     fn expect_inventory(&mut self, version: &str) -> Result<String, LiveError> {
         self.step += 1;
+        self.waiting = format!("stay connected running {version}");
         let t0 = Instant::now();
         let deadline = t0 + self.opts.step_timeout;
         loop {
@@ -1374,6 +1381,7 @@ pub fn run(opts: &Options) -> Result<Report, LiveError> {
         phase_start: t0,
         rows: Vec::new(),
         figures: Vec::new(),
+        waiting: String::new(),
     };
     s.end(format!(
         "server on {}, 4 images, provisioning {} B",
