@@ -185,14 +185,15 @@ printf '%-44s %12s\n' "agent: whole update of a 128 KB image, M7" "$(instr "$(va
 printf '%-44s %12s\n' "  longest call (last block: hash + 2 sigs)" "$(instr "$(val longest-call-ticks "$WORK/agent.txt")")"
 # The live application by component: llvm-nm sizes of every symbol, each given to the crate its
 # demangled name names first (`<aes::Aes128 as cipher::..>::encrypt` is aes: crypto;
-# `embedded_tls::..<aes_gcm::..>` is embedded_tls: TLS). Flash: text, rodata, data; RAM: data, bss.
+# `embedded_tls::..<aes_gcm::..>` is embedded_tls: TLS; ferrota_fw_net's modules lan9118/tcp, tls
+# and mqtt count as TCP/IP, TLS and MQTT). Flash: text, rodata, data; RAM: data, bss.
 split_sizes() { # elf -> "component flash ram" per component
     llvm-nm -C --print-size --size-sort "$1" | awk '
     function hex(s,   i, v) { v = 0; s = tolower(s)
         for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
         return v }
     BEGIN {
-        n = split("tcpip:smoltcp|lan9118 tls:embedded_tls mqtt:rust_mqtt|mqttrs|minimq|mqtt_sn agent:ferrota_agent|ferrota_proto|ferrota_manifest|minicbor|ferrota_image|ferrota_boot crypto:p256|p256_cortex_m4|elliptic_curve|primeorder|ecdsa|sha2|aes|aes_gcm|ghash|polyval|chacha20|rand_chacha|rand_core|crypto_bigint|hmac|hkdf|digest|cipher|ctr|universal_hash|aead|subtle|ferrota_fw_verifier", spec, " ")
+        n = split("tcpip:smoltcp|lan9118|tcp tls:embedded_tls|tls mqtt:rust_mqtt|mqttrs|minimq|mqtt agent:ferrota_agent|ferrota_proto|ferrota_manifest|minicbor|ferrota_image|ferrota_boot crypto:p256|p256_cortex_m4|elliptic_curve|primeorder|ecdsa|sha2|aes|aes_gcm|ghash|polyval|chacha20|rand_chacha|rand_core|crypto_bigint|hmac|hkdf|digest|cipher|ctr|universal_hash|aead|subtle|ferrota_fw_verifier", spec, " ")
         for (i = 1; i <= n; i++) { split(spec[i], kv, ":"); cname[i] = kv[1]; pat[i] = "(^|[^a-z0-9_])(" kv[2] ")::" }
     }
     NF >= 4 {

@@ -4,7 +4,7 @@
 //! ```text
 //!  ferrota (CLI)                 ferrota-qemu live                      qemu-system-arm mps2-an500
 //!  key/cert/thing/image/ota ◀──── orchestration ───▶ psram.bin (16 MB) ──▶ PSRAM (file-backed)
-//!  ferrota serve ◀── 127.0.0.1 ── ferrota-qemu relay ◀── guestfwd cmd: ── 192.0.2.2:8883 (guest)
+//!  ferrota serve ◀── 127.0.0.1 ── ferrota-qemu relay ◀── guestfwd cmd: ── 192.0.2.100:8883 (guest)
 //!                                 console lines ◀──── semihosting stdout ── DBM, then the app
 //! ```
 //!
@@ -32,7 +32,7 @@
 //!    firmware makes lands in the file and survives resets and the QEMU process itself), the DBM
 //!    as `-kernel`, semihosting on stdout, and user-mode networking on the documentation range
 //!    192.0.2.0/24 with `restrict=on` (no packet leaves for any address). The one way out is a
-//!    `guestfwd` of 192.0.2.2:8883 to a command: QEMU starts `ferrota-qemu relay
+//!    `guestfwd` of 192.0.2.100:8883 ([`SERVER_IP`]) to a command: QEMU starts `ferrota-qemu relay
 //!    127.0.0.1:<mqtt port>` for each connection the guest opens, with the connection on its
 //!    stdin and stdout ([`relay`]). A `guestfwd` to a `tcp:` chardev connects once per QEMU run,
 //!    and the board reconnects after every reset; the relay is ours (no socat needed), and it
@@ -88,12 +88,11 @@ use crate::provision::Provision;
 pub const THING: &str = "dev-1";
 /// The server's port as the guest reaches it (forwarded by QEMU to the relay).
 pub const GUEST_PORT: u16 = 8883;
-/// QEMU's own address on the guest network (`-nic user,host=`). Not [`live::net::GATEWAY`]:
-/// libslirp refuses a `guestfwd` on its host address ("Conflicting/invalid host:port"), so the
-/// user-mode host sits at .1 and 192.0.2.2, where the provisioning block sends the board, is the
-/// forward alone (slirp answers ARP for it). The board talks to 192.0.2.2 on its own subnet, so
-/// its gateway setting never comes into play.
-pub const QEMU_HOST: [u8; 4] = [192, 0, 2, 1];
+/// The server's address as the guest reaches it: QEMU's `guestfwd` to the relay. Not
+/// [`live::net::GATEWAY`], which stays QEMU's user-mode host (`-nic user,host=`): libslirp refuses
+/// a `guestfwd` on its host address ("Conflicting/invalid host:port"). 192.0.2.100 is on the
+/// board's /24 (slirp answers its ARP), as NET's probe uses it.
+pub const SERVER_IP: [u8; 4] = [192, 0, 2, 100];
 /// MQTT keep-alive written into the provisioning block, seconds.
 pub const KEEP_ALIVE: u16 = 60;
 /// Instructions per SysTick tick under `-icount shift=0` (1 ns per instruction, 25 MHz tick).
@@ -427,10 +426,10 @@ impl Credentials {
     }
 
     /// The provisioning block for these credentials: the server at QEMU's forwarding address
-    /// ([`live::net::GATEWAY`]:`port`), `seed` for the TLS generator, `hardware` as the board id.
+    /// ([`SERVER_IP`]:`port`), `seed` for the TLS generator, `hardware` as the board id.
     pub fn provision<'a>(&'a self, port: u16, seed: [u8; 32], hardware: &'a str) -> Provision<'a> {
         Provision {
-            server_ip: live::net::GATEWAY,
+            server_ip: SERVER_IP,
             server_port: port,
             keep_alive: KEEP_ALIVE,
             seed,
@@ -756,7 +755,7 @@ impl Drop for Qemu {
 pub fn qemu_args(opts: &Options, psram: &Path, mqtt_port: u16) -> Vec<String> {
     let [a, b, c, _] = live::net::GUEST;
     let [g0, g1, g2, g3] = live::net::GATEWAY;
-    let [h0, h1, h2, h3] = QEMU_HOST;
+    let [s0, s1, s2, s3] = SERVER_IP;
     let mut v: Vec<String> = vec![
         "-machine".into(),
         "mps2-an500,memory-backend=psram".into(),
@@ -782,7 +781,7 @@ pub fn qemu_args(opts: &Options, psram: &Path, mqtt_port: u16) -> Vec<String> {
         opts.dbm.display().to_string(),
         "-nic".into(),
         format!(
-            "user,net={a}.{b}.{c}.0/{},host={h0}.{h1}.{h2}.{h3},restrict=on,guestfwd=tcp:{g0}.{g1}.{g2}.{g3}:{GUEST_PORT}-cmd:{} relay 127.0.0.1:{mqtt_port}",
+            "user,net={a}.{b}.{c}.0/{},host={g0}.{g1}.{g2}.{g3},restrict=on,guestfwd=tcp:{s0}.{s1}.{s2}.{s3}:{GUEST_PORT}-cmd:{} relay 127.0.0.1:{mqtt_port}",
             live::net::PREFIX,
             opts.relay.display()
         ),
@@ -1591,7 +1590,7 @@ mod tests {
         assert_eq!(c.client_cert[0], 0x30, "DER");
         let block = c.provision(GUEST_PORT, [9; 32], "").encode().expect("fits");
         let p = Provision::decode(&block).expect("decodes");
-        assert_eq!(p.server_ip, live::net::GATEWAY);
+        assert_eq!(p.server_ip, SERVER_IP);
         assert_eq!(p.server_port, GUEST_PORT);
         assert_eq!(p.seed, [9; 32]);
         assert_eq!(p.thing, "dev-1");
@@ -1790,7 +1789,7 @@ mod tests {
         assert!(a.contains("-icount shift=0"), "{a}");
         assert!(a.contains("-kernel /w/dbm.elf"), "{a}");
         assert!(a.contains(
-            "user,net=192.0.2.0/24,host=192.0.2.1,restrict=on,guestfwd=tcp:192.0.2.2:8883-cmd:/bin/ferrota-qemu relay 127.0.0.1:40000"
+            "user,net=192.0.2.0/24,host=192.0.2.2,restrict=on,guestfwd=tcp:192.0.2.100:8883-cmd:/bin/ferrota-qemu relay 127.0.0.1:40000"
         ), "{a}");
     }
 
