@@ -34,20 +34,28 @@ pub enum NetError {
 }
 
 /// Every buffer of the network stack, so a caller can place it (a `static` or its stack).
-pub struct Storage {
+///
+/// The lifetime is that of the [`Link`] built on it: smoltcp's socket set and the TLS
+/// connection borrow these buffers without a heap, so the storage holds them for the link's
+/// whole life (`Link::new(&'s mut Storage<'s>, ..)`; a `static` is a `Storage<'static>`).
+/// One storage serves one link: a new session after [`Link::close`] (or a failed
+/// [`Link::connect`]) needs a new storage, or a reset.
+pub struct Storage<'s> {
     _placeholder: [u8; 1],
+    _borrows: core::marker::PhantomData<&'s mut [u8]>,
 }
 
-impl Storage {
+impl Storage<'_> {
     /// Empty buffers.
     pub const fn new() -> Self {
         Storage {
             _placeholder: [0; 1],
+            _borrows: core::marker::PhantomData,
         }
     }
 }
 
-impl Default for Storage {
+impl Default for Storage<'_> {
     fn default() -> Self {
         Self::new()
     }
@@ -55,13 +63,13 @@ impl Default for Storage {
 
 /// The board's connection to the server: Ethernet, TCP, TLS, MQTT.
 pub struct Link<'s> {
-    _storage: &'s mut Storage,
+    _storage: &'s mut Storage<'s>,
     connected: bool,
 }
 
 impl<'s> Link<'s> {
     /// Ethernet up, static IPv4 (`live::net`), nothing sent yet.
-    pub fn new(storage: &'s mut Storage, _p: &Provision<'s>) -> Result<Self, NetError> {
+    pub fn new(storage: &'s mut Storage<'s>, _p: &Provision<'s>) -> Result<Self, NetError> {
         let _ = Link {
             _storage: storage,
             connected: false,
