@@ -16,8 +16,8 @@
 //!   `[23:16]` the status words, which the driver drains (`TX_CFG.TXSAO` set as well, so a full
 //!   status FIFO never stops the transmitter).
 //!
-//! One frame buffer each way lives in the driver (1,536 bytes: a 1,514-byte frame and the CRC
-//! word, rounded to words), so smoltcp's tokens borrow it instead of a heap.
+//! One frame buffer each way (1,536 bytes: a 1,514-byte frame and the CRC word, rounded to
+//! words), borrowed by the driver, so smoltcp's tokens lend it instead of a heap.
 
 use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
@@ -147,25 +147,29 @@ impl Regs {
     }
 }
 
-/// The controller and its two frame buffers.
+/// One frame buffer (a word multiple, so the FIFO words fill it exactly).
+pub type Frame = [u8; FRAME];
+
+/// The controller and its two frame buffers (borrowed: the caller places them, e.g. in a
+/// zero-initialised static, without copying 3 KB around).
 #[derive(Debug)]
-pub struct Lan9118 {
+pub struct Lan9118<'b> {
     regs: Regs,
-    rx: [u8; FRAME],
-    tx: [u8; FRAME],
+    rx: &'b mut Frame,
+    tx: &'b mut Frame,
 }
 
-impl Lan9118 {
-    /// The controller at `base`, untouched.
+impl<'b> Lan9118<'b> {
+    /// The controller at `base`, untouched, with its receive and transmit frame buffers.
     ///
     /// # Safety
     /// `base` must be a LAN9118's register window that nothing else drives while this value
     /// lives.
-    pub const unsafe fn new(base: usize) -> Self {
+    pub unsafe fn new(base: usize, rx: &'b mut Frame, tx: &'b mut Frame) -> Self {
         Lan9118 {
             regs: Regs { base },
-            rx: [0; FRAME],
-            tx: [0; FRAME],
+            rx,
+            tx,
         }
     }
 
@@ -256,9 +260,15 @@ impl phy::TxToken for TxToken<'_> {
     }
 }
 
-impl phy::Device for Lan9118 {
-    type RxToken<'a> = RxToken<'a>;
-    type TxToken<'a> = TxToken<'a>;
+impl<'b> phy::Device for Lan9118<'b> {
+    type RxToken<'a>
+        = RxToken<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = TxToken<'a>
+    where
+        Self: 'a;
 
     fn receive(&mut self, _: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
         let len = self.receive_frame()?;
@@ -267,7 +277,7 @@ impl phy::Device for Lan9118 {
             RxToken(&self.rx[..len]),
             TxToken {
                 regs,
-                buf: &mut self.tx,
+                buf: &mut *self.tx,
             },
         ))
     }
@@ -275,7 +285,7 @@ impl phy::Device for Lan9118 {
     fn transmit(&mut self, _: Instant) -> Option<TxToken<'_>> {
         self.regs.tx_room().then(|| TxToken {
             regs: self.regs,
-            buf: &mut self.tx,
+            buf: &mut *self.tx,
         })
     }
 

@@ -69,6 +69,7 @@ mod tcp;
 mod tls;
 
 use core::cell::RefCell;
+use core::mem::MaybeUninit;
 
 use embedded_io::{ErrorKind, Write as _};
 use embedded_tls::blocking::{TlsConfig, TlsConnection, TlsContext, TlsError};
@@ -161,15 +162,15 @@ impl NetError {
 /// One storage serves one link: a new session after [`Link::close`] (or a failed
 /// [`Link::connect`]) needs a new storage, or a reset.
 pub struct Storage<'s> {
-    lan: Lan9118,
-    sockets: [SocketStorage<'s>; 1],
+    frames: [lan9118::Frame; 2],
+    // Written once by `Link::new` (`MaybeUninit::write`): uninitialised here, so a `static`
+    // storage stays all zeros and undefined bytes and lands in .bss, not 50 KB of .data.
+    sockets: MaybeUninit<[SocketStorage<'s>; 1]>,
     tcp_rx: [u8; TCP_RX],
     tcp_tx: [u8; TCP_TX],
-    core: RefCell<Option<Core<'s>>>,
+    core: MaybeUninit<RefCell<Core<'s>>>,
     tls_rx: [u8; TLS_RX],
     tls_tx: [u8; TLS_TX],
-    tls: Option<TlsConnection<'s, Io<'s>, Suite>>,
-    provider: Option<Provider<'s>>,
     mqtt_rx: [u8; MQTT_RX],
     mqtt_tx: [u8; MQTT_TX],
 }
@@ -178,17 +179,13 @@ impl Storage<'_> {
     /// Empty buffers.
     pub const fn new() -> Self {
         Storage {
-            // SAFETY: the board's LAN9118 window: MMIO, no Rust memory behind it. Two storages
-            // would drive one chip (one link at a time, as documented), never alias memory.
-            lan: unsafe { Lan9118::new(lan9118::BASE) },
-            sockets: [SocketStorage::EMPTY],
+            frames: [[0; lan9118::FRAME]; 2],
+            sockets: MaybeUninit::uninit(),
             tcp_rx: [0; TCP_RX],
             tcp_tx: [0; TCP_TX],
-            core: RefCell::new(None),
+            core: MaybeUninit::uninit(),
             tls_rx: [0; TLS_RX],
             tls_tx: [0; TLS_TX],
-            tls: None,
-            provider: None,
             mqtt_rx: [0; MQTT_RX],
             mqtt_tx: [0; MQTT_TX],
         }
@@ -216,10 +213,10 @@ pub struct Figures {
 
 /// The board's connection to the server: Ethernet, TCP, TLS, MQTT.
 pub struct Link<'s> {
-    core: &'s RefCell<Option<Core<'s>>>,
-    tls: &'s mut Option<TlsConnection<'s, Io<'s>, Suite>>,
+    core: &'s RefCell<Core<'s>>,
+    tls: Option<TlsConnection<'s, Io<'s>, Suite>>,
     tls_bufs: Option<(&'s mut [u8], &'s mut [u8])>,
-    provider: &'s mut Option<Provider<'s>>,
+    provider: Provider<'s>,
     rx: &'s mut [u8],
     rx_len: usize,
     tx: &'s mut [u8],
@@ -253,11 +250,11 @@ fn rng(seed: &[u8; 32], salt: &[u64]) -> ChaCha20Rng {
 }
 
 fn with_core<'s, R>(
-    core: &RefCell<Option<Core<'s>>>,
+    core: &RefCell<Core<'s>>,
     f: impl FnOnce(&mut Core<'s>) -> R,
 ) -> Result<R, NetError> {
     let mut core = core.try_borrow_mut().map_err(|_| NetError::NotConnected)?;
-    Ok(f(core.as_mut().ok_or(NetError::NotConnected)?))
+    Ok(f(&mut core))
 }
 
 fn tls_error(e: TlsError) -> NetError {
@@ -276,18 +273,19 @@ impl<'s> Link<'s> {
             clock::start();
         }
         let Storage {
-            lan,
+            frames: [rx_frame, tx_frame],
             sockets,
             tcp_rx,
             tcp_tx,
             core,
             tls_rx,
             tls_tx,
-            tls,
-            provider,
             mqtt_rx,
             mqtt_tx,
         } = storage;
+        // SAFETY: the board's LAN9118 window: MMIO, no Rust memory behind it. Two links would
+        // drive one chip (one link at a time, as documented), never alias memory.
+        let mut lan = unsafe { Lan9118::new(lan9118::BASE, rx_frame, tx_frame) };
         lan.init(net::MAC).map_err(|_| NetError::Phy)?;
         let key = SigningKey::from_slice(p.client_key).map_err(|_| NetError::Provision)?;
         if p.ca_cert.is_empty() || p.client_cert.is_empty() || p.server_name.is_empty() {
@@ -297,7 +295,7 @@ impl<'s> Link<'s> {
 
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(net::MAC)));
         config.random_seed = random.next_u64();
-        let mut iface = Interface::new(config, lan, tcp::now());
+        let mut iface = Interface::new(config, &mut lan, tcp::now());
         iface.update_ip_addrs(|addrs| {
             let _ = addrs.push(IpCidr::new(
                 IpAddress::Ipv4(Ipv4Address::from(net::GUEST)),
@@ -308,28 +306,28 @@ impl<'s> Link<'s> {
             .routes_mut()
             .add_default_ipv4_route(Ipv4Address::from(net::GATEWAY))
             .map_err(|_| NetError::Phy)?;
-        let mut set = SocketSet::new(&mut sockets[..]);
+        let mut set = SocketSet::new(&mut sockets.write([SocketStorage::EMPTY])[..]);
         let handle = set.add(Socket::new(
             SocketBuffer::new(&mut tcp_rx[..]),
             SocketBuffer::new(&mut tcp_tx[..]),
         ));
-        *core.get_mut() = Some(Core {
+        let core: &'s RefCell<Core<'s>> = core.write(RefCell::new(Core {
             dev: lan,
             iface,
             sockets: set,
             tcp: handle,
             framing: Framing::default(),
             deadline: 0,
-        });
-        *provider = Some(Provider {
+        }));
+        let provider = Provider {
             rng: random,
             verifier: ServerVerifier::new(p.ca_cert),
             key,
             cert: p.client_cert,
-        });
+        };
         Ok(Link {
             core,
-            tls,
+            tls: None,
             tls_bufs: Some((&mut tls_rx[..], &mut tls_tx[..])),
             provider,
             rx: &mut mqtt_rx[..],
@@ -361,8 +359,7 @@ impl<'s> Link<'s> {
     fn tcp_connect(&mut self, until_ms: u64) -> Result<(), NetError> {
         let (ip, port) = self.server;
         loop {
-            let provider = self.provider.as_mut().ok_or(NetError::Spent)?;
-            let local = 49_152 + (provider.rng.next_u32() % 16_384) as u16;
+            let local = 49_152 + (self.provider.rng.next_u32() % 16_384) as u16;
             self.with_core(|c| {
                 let Core {
                     iface, sockets, tcp, ..
@@ -425,14 +422,13 @@ impl<'s> Link<'s> {
             c.deadline = until_ms;
             [u64::from(c.dev.free_run()), clock::ticks()]
         })?;
-        let provider = self.provider.as_mut().ok_or(NetError::Spent)?;
-        provider.rng = rng(&self.seed, &salt);
+        self.provider.rng = rng(&self.seed, &salt);
 
         let (rx, tx) = self.tls_bufs.take().ok_or(NetError::Spent)?;
         let tls = self.tls.insert(TlsConnection::new(Io(self.core), rx, tx));
         let config = TlsConfig::new().with_server_name(self.server_name);
         let (busy0, t0) = (clock::busy_ticks(), clock::now_ms());
-        let opened = tls.open(TlsContext::new(&config, provider));
+        let opened = tls.open(TlsContext::new(&config, &mut self.provider));
         self.figures.handshake_busy_ticks = clock::busy_ticks() - busy0;
         self.figures.handshake_ms = clock::now_ms() - t0;
         if let Err(e) = opened {
@@ -582,7 +578,7 @@ impl<'s> Link<'s> {
     /// Ends the session after a fatal error: the connection is reset, the error passed on.
     fn fail(&mut self, e: NetError) -> NetError {
         self.connected = false;
-        *self.tls = None;
+        self.tls = None;
         let _ = self.with_core(|c| {
             c.socket().abort();
             c.pump();

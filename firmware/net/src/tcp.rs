@@ -63,7 +63,7 @@ impl Framing {
 
 /// The interface, the socket and the device, shared by the link and the TLS stream.
 pub(crate) struct Core<'s> {
-    pub dev: &'s mut Lan9118,
+    pub dev: Lan9118<'s>,
     pub iface: Interface,
     pub sockets: SocketSet<'s>,
     pub tcp: SocketHandle,
@@ -80,7 +80,7 @@ pub(crate) fn now() -> Instant {
 impl<'s> Core<'s> {
     /// Runs the interface once: frames in, frames out, timers.
     pub fn pump(&mut self) -> bool {
-        self.iface.poll(now(), &mut *self.dev, &mut self.sockets) == PollResult::SocketStateChanged
+        self.iface.poll(now(), &mut self.dev, &mut self.sockets) == PollResult::SocketStateChanged
     }
 
     /// The TCP socket.
@@ -158,7 +158,7 @@ impl<'s> Core<'s> {
 
 /// The TCP byte stream as embedded-io sees it: a copyable handle on the shared [`Core`].
 #[derive(Clone, Copy)]
-pub(crate) struct Io<'s>(pub &'s RefCell<Option<Core<'s>>>);
+pub(crate) struct Io<'s>(pub &'s RefCell<Core<'s>>);
 
 impl Io<'_> {
     fn with<R>(
@@ -166,7 +166,7 @@ impl Io<'_> {
         f: impl FnOnce(&mut Core<'_>) -> Result<R, ErrorKind>,
     ) -> Result<R, ErrorKind> {
         let mut core = self.0.try_borrow_mut().map_err(|_| ErrorKind::Other)?;
-        f(core.as_mut().ok_or(ErrorKind::NotConnected)?)
+        f(&mut core)
     }
 }
 
