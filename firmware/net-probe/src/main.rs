@@ -23,7 +23,10 @@ static STORAGE: ConstStaticCell<Storage<'static>> = ConstStaticCell::new(Storage
 
 fn fig(name: &str, v: u64) {
     let mut l = Line::new();
-    l.push("fig ").push(name).push("=").num(u32::try_from(v).unwrap_or(u32::MAX));
+    l.push("fig ")
+        .push(name)
+        .push("=")
+        .num(u32::try_from(v).unwrap_or(u32::MAX));
     report(l.as_bytes());
 }
 
@@ -36,7 +39,10 @@ fn fail(step: &str, e: NetError) -> ! {
 
 fn topic(thing: &str, suffix: &str) -> Line {
     let mut l = Line::new();
-    l.push("$aws/things/").push(thing).push("/jobs/").push(suffix);
+    l.push("$aws/things/")
+        .push(thing)
+        .push("/jobs/")
+        .push(suffix);
     l
 }
 
@@ -85,7 +91,10 @@ fn main() -> ! {
     while !answered && clock::now_ms() < until {
         link.poll(until, &mut |t: &str, payload: &[u8]| {
             let mut l = Line::new();
-            l.push("message ").push(t).push(" ").num(payload.len() as u32);
+            l.push("message ")
+                .push(t)
+                .push(" ")
+                .num(payload.len() as u32);
             report(l.as_bytes());
             answered |= t == accepted.as_str();
         })

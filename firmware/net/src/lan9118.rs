@@ -22,8 +22,9 @@
 use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
-/// The controller's base address on `mps2-an500`.
-pub const BASE: usize = 0x4020_0000;
+/// The controller's base address on `mps2-an500` (QEMU 7.2: `info mtree` shows `lan9118-mmio`
+/// at 0xa0000000 on this board; 0x40200000 is its address on the AN385/AN386 images).
+pub const BASE: usize = 0xA000_0000;
 
 /// Bytes of a frame buffer: the largest Ethernet frame (1,514) and its CRC, rounded to words.
 pub const FRAME: usize = 1536;
@@ -283,7 +284,7 @@ impl<'b> phy::Device for Lan9118<'b> {
     }
 
     fn transmit(&mut self, _: Instant) -> Option<TxToken<'_>> {
-        self.regs.tx_room().then(|| TxToken {
+        self.regs.tx_room().then_some(TxToken {
             regs: self.regs,
             buf: &mut *self.tx,
         })

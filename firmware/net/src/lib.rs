@@ -111,6 +111,9 @@ pub const ACK_MS: u64 = 10_000;
 /// How long close waits for the TCP connection to finish.
 const CLOSE_MS: u64 = 2_000;
 
+/// What [`Link::poll`] hands each message to: topic, payload.
+type OnMessage<'f> = dyn FnMut(&str, &[u8]) + 'f;
+
 /// Why a network operation failed (`Copy`, no strings: [`NetError::name`] for a report line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetError {
@@ -362,7 +365,10 @@ impl<'s> Link<'s> {
             let local = 49_152 + (self.provider.rng.next_u32() % 16_384) as u16;
             self.with_core(|c| {
                 let Core {
-                    iface, sockets, tcp, ..
+                    iface,
+                    sockets,
+                    tcp,
+                    ..
                 } = c;
                 let socket = sockets.get_mut::<Socket>(*tcp);
                 socket.abort();
@@ -544,12 +550,13 @@ impl<'s> Link<'s> {
         self.wait_for(|l| l.pending_len == 0, until_ms)
     }
 
-    /// MQTT DISCONNECT, TLS close_notify, TCP close (best effort, at most ~2 s).
+    /// MQTT DISCONNECT, TLS close_notify, TCP close (best effort, at most ~2 s: until the
+    /// server acknowledged our FIN).
     pub fn close(&mut self) {
-        if self.connected {
-            if let Ok(n) = mqtt::disconnect(self.tx) {
-                let _ = self.send(n);
-            }
+        if self.connected
+            && let Ok(n) = mqtt::disconnect(self.tx)
+        {
+            let _ = self.send(n);
         }
         self.connected = false;
         if let Some(tls) = self.tls.take() {
@@ -558,12 +565,21 @@ impl<'s> Link<'s> {
         let until = clock::now_ms() + CLOSE_MS;
         let _ = self.with_core(|c| {
             c.socket().close();
-            while c.socket().is_active() && clock::now_ms() < until {
+            // Until our FIN is acknowledged (the server's may never come through QEMU's
+            // forwarding), or the bound; a connection still half-open then is reset.
+            loop {
                 c.pump();
+                let state = c.socket().state();
+                if matches!(state, State::FinWait2 | State::TimeWait | State::Closed) {
+                    break;
+                }
+                if clock::now_ms() >= until {
+                    c.socket().abort();
+                    c.pump();
+                    break;
+                }
                 c.wait();
             }
-            c.socket().abort();
-            c.pump();
         });
     }
 
@@ -671,10 +687,7 @@ impl<'s> Link<'s> {
 
     /// Handles every whole packet in the MQTT buffer: acknowledgements update the session;
     /// PUBLISHes go to `deliver` (then their PUBACK) or, without one, stay for the next poll.
-    fn process(
-        &mut self,
-        mut deliver: Option<&mut dyn FnMut(&str, &[u8])>,
-    ) -> Result<usize, NetError> {
+    fn process(&mut self, mut deliver: Option<&mut OnMessage<'_>>) -> Result<usize, NetError> {
         let mut at = 0;
         let mut delivered = 0;
         loop {

@@ -112,9 +112,10 @@ impl<'a> Inbound<'a> {
 /// The remaining length of a framed packet.
 fn remaining_len(packet: &[u8]) -> Result<usize, NetError> {
     let total = frame(packet)?.ok_or(NetError::Mqtt)?;
-    let header = 1 + (1..5)
-        .find(|&i| packet.get(i).is_some_and(|b| b & 0x80 == 0))
-        .ok_or(NetError::Mqtt)?;
+    let header = 1
+        + (1..5)
+            .find(|&i| packet.get(i).is_some_and(|b| b & 0x80 == 0))
+            .ok_or(NetError::Mqtt)?;
     if total != packet.len() {
         return Err(NetError::Mqtt);
     }
@@ -211,7 +212,10 @@ pub(crate) fn unsubscribe(topic: &str, id: u16, out: &mut [u8]) -> Result<usize,
     topics
         .push(topic_string(topic)?)
         .map_err(|_| NetError::TooLarge)?;
-    encode(&Packet::Unsubscribe(Unsubscribe::new(pid(id)?, topics)), out)
+    encode(
+        &Packet::Unsubscribe(Unsubscribe::new(pid(id)?, topics)),
+        out,
+    )
 }
 
 /// PUBACK for a QoS 1 PUBLISH the server sent.
@@ -243,7 +247,10 @@ mod tests {
         assert_eq!(Inbound::parse(&[0x40, 0]), Err(NetError::Mqtt));
         assert_eq!(Inbound::parse(&[0x20, 2, 0, 5]), Ok(Inbound::Connack(5)));
         assert_eq!(Inbound::parse(&[0x90, 2, 0, 1]), Err(NetError::Mqtt));
-        assert_eq!(Inbound::parse(&[0x90, 3, 0, 1, 0x80]), Ok(Inbound::Suback(1, false)));
+        assert_eq!(
+            Inbound::parse(&[0x90, 3, 0, 1, 0x80]),
+            Ok(Inbound::Suback(1, false))
+        );
         assert_eq!(Inbound::parse(&[0xd0, 0]), Ok(Inbound::Pingresp));
         // PUBLISH QoS 1 whose topic length leaves no room for the packet id.
         assert_eq!(Inbound::parse(&[0x32, 3, 0, 1, b'a']), Err(NetError::Mqtt));

@@ -159,9 +159,7 @@ impl CryptoProvider for Provider<'_> {
         Ok(&mut self.verifier)
     }
 
-    fn signer(
-        &mut self,
-    ) -> Result<(impl SignerMut<DerSignature>, SignatureScheme), TlsError> {
+    fn signer(&mut self) -> Result<(impl SignerMut<DerSignature>, SignatureScheme), TlsError> {
         Ok((self.key.clone(), SignatureScheme::EcdsaSecp256r1Sha256))
     }
 
