@@ -525,7 +525,8 @@ pub fn psram_image(dev: &Device, provision: &[u8]) -> Result<Vec<u8>, LiveError>
 
 /// `ferrota-qemu relay ADDR`: what QEMU's `guestfwd=...-cmd:` runs for each connection the guest
 /// opens: the connection is this process's stdin and stdout; the relay connects to `ADDR` (a
-/// loopback address only) and copies both ways until either side closes. It never writes to
+/// loopback address only) and copies both ways until either side closes (at most 2 s after the
+/// guest's side closed). It never writes to
 /// stderr (QEMU gives it the connection there too) and exits quietly on any error, which the
 /// guest sees as a closed connection.
 pub fn relay(addr: &str) -> ExitCode {
@@ -556,7 +557,11 @@ pub fn relay(addr: &str) -> ExitCode {
                 }
             }
         }
+        // The guest closed its side: pass the FIN on, give the server a moment to answer, then
+        // go (a server that ignores a half-close would otherwise keep this process alive).
         let _ = up.shutdown(std::net::Shutdown::Write);
+        std::thread::sleep(Duration::from_secs(2));
+        std::process::exit(0);
     });
     let mut down = sock;
     let mut stdout = std::io::stdout().lock();
