@@ -252,6 +252,8 @@ unsafe fn HardFault(_: &cortex_m_rt::ExceptionFrame) -> ! {
     exit(false)
 }
 
+pub mod clock;
+
 /// Stack painting: fill the free stack with a pattern, later find the deepest overwritten word.
 pub mod stack {
     const PAINT: u32 = 0xC0DE_5A5A;
