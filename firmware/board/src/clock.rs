@@ -46,6 +46,12 @@ pub fn start() {
     syst.enable_counter();
 }
 
+/// Whether [`start`] has SysTick interrupting (and [`stop`] has not stopped it).
+pub fn running() -> bool {
+    // SysTick CSR: ENABLE (bit 0) and TICKINT (bit 1).
+    syst().csr.read() & 0b11 == 0b11
+}
+
 /// Stops the SysTick interrupt (before [`crate::counter::start`], or before jumping elsewhere).
 pub fn stop() {
     let mut syst = syst();

@@ -1,0 +1,117 @@
+//! Probe of `ferrota-fw-net` (QEMU `mps2-an500`, linked at 0, loaded with `-kernel`): brings the
+//! network up, connects to a real `ferrota serve` through QEMU's user-mode network (TLS 1.3 with
+//! the thing's client certificate, MQTT 3.1.1), asks AWS IoT Jobs for the next job and prints
+//! what comes back, then the figures. The provisioning block is loaded at
+//! [`live::PROVISION`] with `-device loader,file=prov.bin,addr=0x60860000`.
+//!
+//! Lines: `net up`, `mqtt connected`, `subscribed <topic>`, `published <topic>`,
+//! `message <topic> <bytes>`, `fig <name>=<value>`, `closed`; any failure is `error <step>
+//! <NetError>` and a failing exit.
+
+#![no_std]
+#![no_main]
+
+use ferrota_fw_board::{MappedFlash, clock, entry, exit, report, stack};
+use ferrota_fw_net::{Link, NetError, Storage};
+use ferrota_qemu_harness::live;
+use ferrota_qemu_harness::provision::Provision;
+use ferrota_qemu_harness::report::Line;
+use static_cell::ConstStaticCell;
+
+/// The network's buffers: a static (.bss), so the stack figure is the probe's own.
+static STORAGE: ConstStaticCell<Storage<'static>> = ConstStaticCell::new(Storage::new());
+
+fn fig(name: &str, v: u64) {
+    let mut l = Line::new();
+    l.push("fig ")
+        .push(name)
+        .push("=")
+        .num(u32::try_from(v).unwrap_or(u32::MAX));
+    report(l.as_bytes());
+}
+
+fn fail(step: &str, e: NetError) -> ! {
+    let mut l = Line::new();
+    l.push("error ").push(step).push(" ").push(e.name());
+    report(l.as_bytes());
+    exit(false)
+}
+
+fn topic(thing: &str, suffix: &str) -> Line {
+    let mut l = Line::new();
+    l.push("$aws/things/")
+        .push(thing)
+        .push("/jobs/")
+        .push(suffix);
+    l
+}
+
+#[entry]
+fn main() -> ! {
+    stack::paint();
+    clock::start();
+    let block = MappedFlash::new(live::PROVISION, live::PROVISION_MAX).bytes();
+    let Some(p) = Provision::decode(block) else {
+        report(b"error provision");
+        exit(false)
+    };
+    let storage = STORAGE.take();
+    let t0 = clock::now_ms();
+    let mut link = Link::new(storage, &p).unwrap_or_else(|e| fail("net", e));
+    report(b"net up");
+
+    let busy = clock::busy_ticks();
+    link.connect(clock::now_ms() + 60_000)
+        .unwrap_or_else(|e| fail("connect", e));
+    report(b"mqtt connected");
+    let f = link.figures();
+    fig("handshake-busy-ticks", f.handshake_busy_ticks);
+    fig("handshake-ms", f.handshake_ms);
+    fig("connect-ms", f.connect_ms);
+    fig("connect-busy-ticks", clock::busy_ticks() - busy);
+
+    let notify = topic(p.thing, "notify-next");
+    let accepted = topic(p.thing, "$next/get/accepted");
+    for t in [&notify, &accepted] {
+        link.subscribe(t.as_str(), 1)
+            .unwrap_or_else(|e| fail("subscribe", e));
+        let mut l = Line::new();
+        l.push("subscribed ").push(t.as_str());
+        report(l.as_bytes());
+    }
+    let get = topic(p.thing, "$next/get");
+    link.publish(get.as_str(), b"{}", 1)
+        .unwrap_or_else(|e| fail("publish", e));
+    let mut l = Line::new();
+    l.push("published ").push(get.as_str());
+    report(l.as_bytes());
+
+    let mut answered = false;
+    let until = clock::now_ms() + 20_000;
+    while !answered && clock::now_ms() < until {
+        link.poll(until, &mut |t: &str, payload: &[u8]| {
+            let mut l = Line::new();
+            l.push("message ")
+                .push(t)
+                .push(" ")
+                .num(payload.len() as u32);
+            report(l.as_bytes());
+            answered |= t == accepted.as_str();
+        })
+        .unwrap_or_else(|e| fail("poll", e));
+    }
+    if !answered {
+        fail("answer", NetError::Timeout);
+    }
+    link.flush(clock::now_ms() + 10_000)
+        .unwrap_or_else(|e| fail("flush", e));
+    fig("acked", u64::from(link.figures().acked));
+    link.close();
+    report(b"closed");
+    fig("total-ms", clock::now_ms() - t0);
+    fig("busy-ticks", clock::busy_ticks());
+    fig("stack", u64::from(stack::high_water()));
+    fig("storage", core::mem::size_of::<Storage<'static>>() as u64);
+    fig("link", core::mem::size_of::<Link<'static>>() as u64);
+    exit(true)
+}
