@@ -128,7 +128,10 @@ fn run() -> &'static str {
         record,
     };
     let mut p = LivePlatform::new(&h);
-    let mut agent = match Agent::new(session::now(), cfg, running, &mut p) {
+    // Matched in place: moving the ~15 KB agent out of the `Result` would take a second slot
+    // of that size in this frame.
+    let mut started = Agent::new(session::now(), cfg, running, &mut p);
+    let agent = match &mut started {
         Ok(a) => a,
         Err(StartError::Config(ConfigError::TrustHardware)) => {
             return "agent-start: a trust anchor (policy require) needs a hardware id";
@@ -148,5 +151,5 @@ fn run() -> &'static str {
             "require"
         }
     );
-    session::run(&mut agent, &mut p, &prov)
+    session::run(agent, &mut p, &prov)
 }

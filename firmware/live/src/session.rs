@@ -161,8 +161,17 @@ impl App {
                     raise_efuse_floor(floor);
                 }
                 AgentEvent::Rejected => say!("event rejected"),
-                AgentEvent::JobSucceeded => say!("event job-succeeded"),
-                AgentEvent::JobFailed { .. } => say!("event job-failed"),
+                // The counters start afresh for the next job (as `crates/device`), so a
+                // download's figures never include an earlier job's blocks.
+                AgentEvent::JobSucceeded => {
+                    say!("event job-succeeded");
+                    agent.reset_stats();
+                }
+                AgentEvent::JobFailed { .. } => {
+                    say!("event job-failed");
+                    agent.reset_stats();
+                    self.download = None;
+                }
                 AgentEvent::JobCancelled => say!("event job-cancelled"),
                 AgentEvent::FlashFault(f) => say!("event flash-fault {:?} {:?}", f.op, f.kind),
                 other => say!("event {other:?}"),
