@@ -4,9 +4,14 @@
 //! what comes back, then the figures. The provisioning block is loaded at
 //! [`live::PROVISION`] with `-device loader,file=prov.bin,addr=0x60860000`.
 //!
-//! Lines: `net up`, `mqtt connected`, `subscribed <topic>`, `published <topic>`,
+//! Lines: `boot <n>`, `net up`, `mqtt connected`, `subscribed <topic>`, `published <topic>`,
 //! `message <topic> <bytes>`, `fig <name>=<value>`, `closed`; any failure is `error <step>
 //! <NetError>` and a failing exit.
+//!
+//! Reconnects in one QEMU process, as the live board makes them after each reset: with
+//! `-device loader,addr=0x60870004,data=N,data-len=4` the probe resets the system
+//! (SYSRESETREQ) after each successful round trip until it has booted N times; the boot count
+//! lives at [`BOOTS`] in PSRAM, which a system reset keeps (QEMU zeroes it only at start).
 
 #![no_std]
 #![no_main]
@@ -17,6 +22,17 @@ use ferrota_qemu_harness::live;
 use ferrota_qemu_harness::provision::Provision;
 use ferrota_qemu_harness::report::Line;
 use static_cell::ConstStaticCell;
+
+/// PSRAM word counting the probe's boots in this QEMU process.
+const BOOTS: u32 = 0x6087_0000;
+/// PSRAM word with the number of boots wanted (0 or 1: no reset), from a `-device loader`.
+const WANTED: u32 = BOOTS + 4;
+
+fn psram_word(addr: u32) -> u32 {
+    // SAFETY: a word of PSRAM (QEMU machine RAM) past the provisioning block, used by no one
+    // else; volatile because it must survive the reset.
+    unsafe { core::ptr::read_volatile(addr as usize as *const u32) }
+}
 
 /// The network's buffers: a static (.bss), so the stack figure is the probe's own.
 static STORAGE: ConstStaticCell<Storage<'static>> = ConstStaticCell::new(Storage::new());
@@ -50,6 +66,12 @@ fn topic(thing: &str, suffix: &str) -> Line {
 fn main() -> ! {
     stack::paint();
     clock::start();
+    let boot = psram_word(BOOTS) + 1;
+    // SAFETY: as in `psram_word`.
+    unsafe { core::ptr::write_volatile(BOOTS as usize as *mut u32, boot) };
+    let mut l = Line::new();
+    l.push("boot ").num(boot);
+    report(l.as_bytes());
     let block = MappedFlash::new(live::PROVISION, live::PROVISION_MAX).bytes();
     let Some(p) = Provision::decode(block) else {
         report(b"error provision");
@@ -113,5 +135,9 @@ fn main() -> ! {
     fig("stack", u64::from(stack::high_water()));
     fig("storage", core::mem::size_of::<Storage<'static>>() as u64);
     fig("link", core::mem::size_of::<Link<'static>>() as u64);
+    if boot < psram_word(WANTED) {
+        report(b"reset");
+        cortex_m::peripheral::SCB::sys_reset();
+    }
     exit(true)
 }

@@ -108,6 +108,11 @@ pub const MQTT_TX: usize = 6144;
 pub const IN_FLIGHT: usize = 8;
 /// How long subscribe/unsubscribe wait for their acknowledgement.
 pub const ACK_MS: u64 = 10_000;
+/// How long one SYN (and smoltcp's retransmissions of it) may wait for an answer before
+/// `connect` tries again from another local port. Under `-icount` the first port of every boot
+/// is the same (nothing random has happened yet), and QEMU's user-mode stack may still hold
+/// the previous boot's connection on it, silently dropping the new SYN.
+const SYN_MS: u64 = 1_000;
 /// How long close waits for the TCP connection to finish.
 const CLOSE_MS: u64 = 2_000;
 
@@ -362,7 +367,10 @@ impl<'s> Link<'s> {
     fn tcp_connect(&mut self, until_ms: u64) -> Result<(), NetError> {
         let (ip, port) = self.server;
         loop {
-            let local = 49_152 + (self.provider.rng.next_u32() % 16_384) as u16;
+            // Mixed with the clock: after a first SYN (and its ARP) the reading depends on when
+            // QEMU's answers came in real time, so a retry's port differs between boots.
+            let random = self.provider.rng.next_u32() ^ clock::ticks() as u32;
+            let local = 49_152 + (random % 16_384) as u16;
             self.with_core(|c| {
                 let Core {
                     iface,
@@ -380,6 +388,7 @@ impl<'s> Link<'s> {
                     )
                     .map_err(|_| NetError::Tcp)
             })??;
+            let give_up = clock::now_ms() + SYN_MS;
             let state = loop {
                 let state = self.with_core(|c| {
                     c.pump();
@@ -395,11 +404,14 @@ impl<'s> Link<'s> {
                 if clock::now_ms() >= until_ms {
                     return Err(NetError::Timeout);
                 }
+                if clock::now_ms() >= give_up {
+                    break State::Closed;
+                }
             };
             if state == State::Established {
                 return Ok(());
             }
-            // Refused (RST) or timed out inside smoltcp: a short pause, then a new SYN.
+            // Refused (RST), or no answer: a short pause, then a new SYN from another port.
             let retry = clock::now_ms() + 200;
             while clock::now_ms() < retry.min(until_ms) {
                 clock::idle();
