@@ -7,6 +7,8 @@
 # ICOUNT: extra QEMU options, e.g. "-icount shift=0" (default none).
 # FWD: "tcp" (guestfwd to a tcp chardev, the default: one connection per QEMU process), "cmd"
 # (guestfwd to a command per connection: socat) or "bash" (the same with bash's /dev/tcp).
+# KEEP_ALIVE (environment): the MQTT keep-alive provisioned, seconds (1..5: the probe then idles
+# for three of them and reports the pings).
 # Needs FERROTA (the ferrota CLI), qemu-system-arm, openssl, python3 (and socat for "cmd").
 set -euo pipefail
 ELF=$(realpath "$1")
@@ -27,7 +29,7 @@ printf 'data_dir = "data"\nmqtt_listen = "127.0.0.1:%s"\nhttp_listen = "127.0.0.
 SERVER=$!
 for _ in $(seq 100); do grep -q '^http ' server.log && break; sleep 0.1; done
 "$FERROTA" thing create dev-1 -c ferrota.toml -o bundle > /dev/null
-python3 "$HERE/provision.py" bundle/dev-1 prov.bin 8883 > /dev/null
+python3 "$HERE/provision.py" bundle/dev-1 prov.bin 8883 "${KEEP_ALIVE:-60}" > /dev/null
 case $FWD in
     tcp) GF="guestfwd=tcp:192.0.2.100:8883-tcp:127.0.0.1:$MQTT" ;;
     cmd) GF="guestfwd=tcp:192.0.2.100:8883-cmd:socat - TCP:127.0.0.1:$MQTT" ;;

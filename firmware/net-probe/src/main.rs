@@ -128,6 +128,16 @@ fn main() -> ! {
     link.flush(clock::now_ms() + 10_000)
         .unwrap_or_else(|e| fail("flush", e));
     fig("acked", u64::from(link.figures().acked));
+    // With a short keep-alive (a test provisioning), stay idle for three of them: the link
+    // must ping and the server keep the session.
+    if (1..=5).contains(&p.keep_alive) {
+        let until = clock::now_ms() + 3_000 * u64::from(p.keep_alive);
+        while clock::now_ms() < until {
+            link.poll(until, &mut |_: &str, _: &[u8]| {})
+                .unwrap_or_else(|e| fail("idle", e));
+        }
+        fig("pings", u64::from(link.figures().pings));
+    }
     link.close();
     report(b"closed");
     fig("total-ms", clock::now_ms() - t0);
