@@ -6,7 +6,7 @@
 //!
 //! Then three QoS 1 publishes of 5,000, 4,096 and 1 bytes to `$aws/things/<thing>/probe/
 //! echo`, which the broker hands back to the probe's own subscription: each must come
-//! back intact (`message <topic> <bytes> intact`).
+//! back intact (`message <topic> <bytes> intact`); then `unsubscribed` from it.
 //!
 //! Lines: `boot <n>`, `net up`, `mqtt connected`, `subscribed <topic>`, `published <topic>`,
 //! `message <topic> <bytes>`, `fig <name>=<value>`, `closed`; any failure is `error <step>
@@ -182,6 +182,9 @@ fn main() -> ! {
     if echoed < sizes.len() {
         fail("echo", NetError::Timeout);
     }
+    link.unsubscribe(echo.as_str())
+        .unwrap_or_else(|e| fail("unsubscribe", e));
+    report(b"unsubscribed");
     link.flush(clock::now_ms() + 10_000)
         .unwrap_or_else(|e| fail("flush", e));
     fig("acked", u64::from(link.figures().acked));
