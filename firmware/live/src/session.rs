@@ -256,13 +256,13 @@ fn session(
     let mut link = match Link::new(&mut storage, prov) {
         Ok(l) => l,
         Err(e) => {
-            say!("error net-up {e:?}");
+            say!("error net-up {}", e.name());
             return;
         }
     };
     say!("net up");
     if let Err(e) = link.connect(clock::now_ms() + CONNECT_MS) {
-        say!("error connect {e:?}");
+        say!("error connect {}", e.name());
         link.close();
         return;
     }
@@ -272,7 +272,7 @@ fn session(
     app.after_call(agent, p);
     loop {
         if let Err(e) = transmit(agent, &mut link) {
-            say!("error send {e:?}");
+            say!("error send {}", e.name());
             link.close();
             return;
         }
@@ -295,13 +295,11 @@ fn session(
             app.last_call = clock::busy_ticks() - t;
             app.after_call(agent, p);
         });
-        match r {
-            Ok(_) | Err(NetError::Timeout) => {}
-            Err(e) => {
-                say!("error poll {e:?}");
-                link.close();
-                return;
-            }
+        // `poll` returns `Ok(0)` at `until`; every error (a stall is `Timeout`) ends the session.
+        if let Err(e) = r {
+            say!("error poll {}", e.name());
+            link.close();
+            return;
         }
         timeouts(agent, p, app);
     }
@@ -344,7 +342,7 @@ fn transmit(agent: &mut LiveAgent<'_>, link: &mut Link<'_>) -> Result<(), NetErr
 fn reset(link: Option<&mut Link<'_>>) -> ! {
     if let Some(link) = link {
         if let Err(e) = link.flush(clock::now_ms() + FLUSH_MS) {
-            say!("error flush {e:?}");
+            say!("error flush {}", e.name());
         }
         link.close();
     }
