@@ -2,7 +2,7 @@
 """Writes the probe's provisioning block (ferrota-qemu-harness `provision`) from a
 `ferrota thing create` bundle, with openssl for the PEM conversions.
 
-    provision.py BUNDLE_DIR OUT.bin [GUEST_PORT]
+    provision.py BUNDLE_DIR OUT.bin [GUEST_PORT [KEEP_ALIVE]]
 
 A development helper for the net probe only: the live run's provisioning is the host
 harness's (`crates/qemu-harness/src/provision.rs`, `encode`)."""
@@ -20,6 +20,7 @@ def der(pem_path, kind):
 def main():
     bundle, out = sys.argv[1], sys.argv[2]
     port = int(sys.argv[3]) if len(sys.argv) > 3 else 8883
+    keep_alive = int(sys.argv[4]) if len(sys.argv) > 4 else 60
     toml = open(os.path.join(bundle, "device.toml")).read()
     field = lambda k: re.search(rf'^{k}\s*=\s*"([^"]*)"', toml, re.M).group(1)
     thing, endpoint = field("thing_name"), field("endpoint")
@@ -39,7 +40,7 @@ def main():
         b"",
         b"",
     ]
-    body = bytes([192, 0, 2, 100]) + struct.pack("<HH", port, 60) + os.urandom(32)
+    body = bytes([192, 0, 2, 100]) + struct.pack("<HH", port, keep_alive) + os.urandom(32)
     for f in fields:
         body += struct.pack("<H", len(f)) + f
     block = b"FQLP" + struct.pack("<I", 8 + len(body)) + body

@@ -22,6 +22,8 @@ pub const TICKS_PER_MS: u32 = 25_000;
 /// Milliseconds since [`start`], low and high words (written by the SysTick handler only).
 static MS_LO: AtomicU32 = AtomicU32::new(0);
 static MS_HI: AtomicU32 = AtomicU32::new(0);
+/// The last value [`ticks`] returned.
+static LAST: Mutex<core::cell::Cell<u64>> = Mutex::new(core::cell::Cell::new(0));
 /// Ticks spent asleep in [`idle`] (thread mode only).
 static IDLE: Mutex<core::cell::Cell<u64>> = Mutex::new(core::cell::Cell::new(0));
 
@@ -38,7 +40,10 @@ pub fn start() {
     syst.disable_counter();
     MS_LO.store(0, Ordering::Relaxed);
     MS_HI.store(0, Ordering::Relaxed);
-    interrupt::free(|cs| IDLE.borrow(cs).set(0));
+    interrupt::free(|cs| {
+        IDLE.borrow(cs).set(0);
+        LAST.borrow(cs).set(0);
+    });
     syst.set_clock_source(SystClkSource::Core);
     syst.set_reload(TICKS_PER_MS - 1);
     syst.clear_current();
@@ -84,23 +89,35 @@ pub fn now_ms() -> u64 {
     ms_raw()
 }
 
-/// SysTick ticks (40 ns each) since [`start`].
+/// SysTick ticks (40 ns each) since [`start`], never going back.
+///
+/// The count is the milliseconds times 25,000 plus the current millisecond's elapsed ticks.
+/// Right after SysTick reloads, the counter already reads the new millisecond while its
+/// interrupt may not have run yet (with interrupts masked, or in the few instructions QEMU
+/// takes to raise it): the sum would then fall back by up to a millisecond, so the result is
+/// held at the last one returned.
 pub fn ticks() -> u64 {
-    loop {
+    let raw = loop {
         let ms = ms_raw();
         let current = SYST::get_current();
         if ms_raw() != ms {
             continue; // the millisecond turned over meanwhile
         }
-        // With interrupts masked a wrap stays pending instead of counting: count it here.
+        // A wrap already pended but not yet handled: count it here.
         let pending = cortex_m::peripheral::SCB::is_pendst_pending();
         let ms = if pending && current > TICKS_PER_MS / 2 {
             ms + 1
         } else {
             ms
         };
-        return ms * u64::from(TICKS_PER_MS) + u64::from(TICKS_PER_MS - 1 - current);
-    }
+        break ms * u64::from(TICKS_PER_MS) + u64::from(TICKS_PER_MS - 1 - current);
+    };
+    interrupt::free(|cs| {
+        let last = LAST.borrow(cs);
+        let t = raw.max(last.get());
+        last.set(t);
+        t
+    })
 }
 
 /// Sleeps (WFI) until the next interrupt, at most a millisecond, and books the time as idle.
