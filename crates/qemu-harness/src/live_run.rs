@@ -636,6 +636,9 @@ fn tail(text: &str, n: usize) -> String {
 struct Cli {
     ferrota: PathBuf,
     work: PathBuf,
+    /// The running server's API (`http://<its http line>`), once it listens: `thing describe`
+    /// with only `-c` reads the data directory, where a thing is never `connected`.
+    api: Option<String>,
 }
 
 impl Cli {
@@ -659,8 +662,13 @@ impl Cli {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// A command that asks the running server (`--api`), its output parsed as JSON.
     fn json(&self, args: &[&str]) -> Result<serde_json::Value, LiveError> {
-        let out = self.run(args)?;
+        let mut args = args.to_vec();
+        if let Some(api) = &self.api {
+            args.extend(["--api", api.as_str()]);
+        }
+        let out = self.run(&args)?;
         serde_json::from_str(&out).map_err(|e| LiveError::Tool {
             command: format!("ferrota {}", args.join(" ")),
             detail: format!("its output is not JSON ({e}): {}", tail(&out, 5)),
@@ -695,6 +703,7 @@ impl Cli {
 struct Server {
     child: Child,
     mqtt: SocketAddr,
+    http: SocketAddr,
 }
 
 impl Server {
@@ -718,8 +727,8 @@ impl Server {
                     .find_map(|l| l.strip_prefix(p))
                     .and_then(|a| a.trim().parse::<SocketAddr>().ok())
             };
-            if let (Some(mqtt), Some(_http)) = (addr("mqtt "), addr("http ")) {
-                return Ok(Server { child, mqtt });
+            if let (Some(mqtt), Some(http)) = (addr("mqtt "), addr("http ")) {
+                return Ok(Server { child, mqtt, http });
             }
             let exited = matches!(child.try_wait(), Ok(Some(_)));
             if exited || Instant::now() > until {
@@ -843,31 +852,57 @@ impl Report {
             .map(|f| f.value.as_str())
     }
 
-    /// Instructions (busy SysTick ticks × 40) per downloaded KB of the v1.1.0 update.
-    pub fn per_kb(&self) -> Option<u64> {
+    /// Instructions (busy SysTick ticks × 40) per downloaded KB of the v1.1.0 update
+    /// (`bytes`: the file the agent downloaded): the whole download, and the download without
+    /// the call that took the last block (the read-back hash of the bank and both signature
+    /// checks, `activate-busy-ticks`), which does not grow with the bytes on the wire.
+    pub fn per_kb(&self) -> Option<(u64, Option<u64>)> {
         let num = |n| self.figure(PHASE_B, n).and_then(|v| v.parse::<u64>().ok());
         let (ticks, bytes) = (num("busy-ticks")?, num("bytes")?);
-        (bytes >= 1024).then(|| ticks * INSTRUCTIONS_PER_TICK * 1024 / bytes)
+        if bytes < 1024 {
+            return None;
+        }
+        let per = |t: u64| t * INSTRUCTIONS_PER_TICK * 1024 / bytes;
+        let stream = num("activate-busy-ticks")
+            .and_then(|a| ticks.checked_sub(a))
+            .map(per);
+        Some((per(ticks), stream))
+    }
+
+    fn max_figure(&self, name: &str) -> Option<u64> {
+        self.figures
+            .iter()
+            .filter(|f| f.name == name)
+            .filter_map(|f| f.value.parse::<u64>().ok())
+            .max()
     }
 
     /// The summary table, the figures and the `live-fig` lines scripts read.
     pub fn print(&self) {
         println!();
         println!("== live board: summary");
-        println!("{:<36} {:>8}  outcome", "phase", "wall");
+        println!("{:<36} {:>7}  outcome", "phase", "wall");
         for r in &self.rows {
             println!(
-                "{:<36} {:>6.1} s  {}",
+                "{:<36} {:>5.1} s  {}",
                 r.phase,
                 r.wall.as_secs_f64(),
                 r.outcome
             );
         }
-        println!("{:<36} {:>6.1} s", "whole run", self.wall.as_secs_f64());
+        println!("{:<36} {:>5.1} s", "whole run", self.wall.as_secs_f64());
         println!();
-        println!("== live board: figures the application printed");
-        for f in &self.figures {
-            println!("{:<36} {}={}", f.phase, f.name, f.value);
+        println!("== live board: the application's fig lines, by phase (in the order printed)");
+        let mut phases: Vec<&str> = self.figures.iter().map(|f| f.phase).collect();
+        phases.dedup();
+        for p in phases {
+            let line: Vec<String> = self
+                .figures
+                .iter()
+                .filter(|f| f.phase == p)
+                .map(|f| format!("{}={}", f.name, f.value))
+                .collect();
+            println!("{p}: {}", line.join(" "));
         }
         let kind = if self.icount {
             "instructions (-icount shift=0: busy SysTick ticks x 40)"
@@ -875,25 +910,37 @@ impl Report {
             "busy SysTick ticks x 40, NOT an instruction count (QEMU ran without -icount)"
         };
         match self.per_kb() {
-            Some(n) => println!("v1.1.0 download: {n} per downloaded KB, {kind}"),
+            Some((all, stream)) => {
+                println!("v1.1.0 download: {all} per downloaded KB, {kind}");
+                if let Some(s) = stream {
+                    println!(
+                        "  of which {s} per KB receiving and writing the blocks; the rest is the last call's read-back hash and signature checks"
+                    );
+                }
+            }
             None => println!("v1.1.0 download: no busy-ticks/bytes figures printed"),
         }
-        for name in ["download-ms", "bytes", "busy-ticks"] {
+        for name in [
+            "download-ms",
+            "bytes",
+            "stream-bytes",
+            "busy-ticks",
+            "activate-busy-ticks",
+        ] {
             if let Some(v) = self.figure(PHASE_B, name) {
                 println!("live-fig {name}={v}");
             }
         }
-        let stack = self
-            .figures
-            .iter()
-            .filter(|f| f.name == "stack")
-            .filter_map(|f| f.value.parse::<u64>().ok())
-            .max();
-        if let Some(s) = stack {
-            println!("live-fig stack={s}");
+        for name in ["stack", "dbm-stack", "storage-size", "agent-size"] {
+            if let Some(v) = self.max_figure(name) {
+                println!("live-fig {name}={v}");
+            }
         }
-        if let Some(n) = self.per_kb() {
-            println!("live-fig per-kb={n}");
+        if let Some((all, stream)) = self.per_kb() {
+            println!("live-fig per-kb={all}");
+            if let Some(s) = stream {
+                println!("live-fig per-kb-stream={s}");
+            }
         }
         println!("live-fig icount={}", u8::from(self.icount));
         println!("live-fig wall-ms={}", self.wall.as_millis());
@@ -1265,9 +1312,10 @@ pub fn run(opts: &Options) -> Result<Report, LiveError> {
         work: work.clone(),
         ..opts.clone()
     };
-    let cli = Cli {
+    let mut cli = Cli {
         ferrota: opts.ferrota.clone(),
         work: work.clone(),
+        api: None,
     };
 
     println!("== {PHASE_SETUP} (in {})", work.display());
@@ -1335,7 +1383,11 @@ pub fn run(opts: &Options) -> Result<Report, LiveError> {
 
     let bound = opts.step_timeout * 40 + Duration::from_secs(120);
     let server = Server::start(&cli, bound)?;
-    println!("  ferrota serve: mqtt {}", server.mqtt);
+    println!(
+        "  ferrota serve: mqtt {}, http {}",
+        server.mqtt, server.http
+    );
+    cli.api = Some(format!("http://{}", server.http));
     cli.run(&[
         "thing",
         "create",
@@ -1459,6 +1511,24 @@ fn scenario(s: &mut Scenario<'_>) -> Result<(), LiveError> {
     s.expect_job("rel-1-1-1", "FAILED")?;
     s.pump(Duration::from_secs(2))?;
     s.step += 1;
+    // AWS OTA's reason code 0xe3: OtaPalSignatureCheckFailed (ferrota_proto::status).
+    let refused = s.history[mark..]
+        .iter()
+        .find(|l| l.starts_with("status ") && l.contains("\"FAILED\""))
+        .cloned();
+    match refused {
+        Some(l) if l.contains("0x000000e3") => println!(
+            "  ok {:>2} the board refused it: signature check failed (reason 0xe3): {l}",
+            s.step
+        ),
+        other => {
+            return Err(s.fail(format!(
+                "the board did not report the tampered image's signature check failure (a `status` line with FAILED and reason 0x000000e3); it reported: {}",
+                other.as_deref().unwrap_or("no FAILED status line")
+            )));
+        }
+    }
+    s.step += 1;
     let since = &s.history[mark..];
     let resets = since.iter().filter(|l| *l == "reset").count();
     let wrong_boot = since
@@ -1480,7 +1550,7 @@ fn scenario(s: &mut Scenario<'_>) -> Result<(), LiveError> {
     );
     let inv = s.expect_inventory("1.1.0")?;
     s.end(format!(
-        "job FAILED; still 1.1.0 upper, {resets} reset(s); {inv}"
+        "signature check failed (0xe3), job FAILED; still 1.1.0 upper, {resets} reset(s); {inv}"
     ));
 
     // d: v1.2.0 fails its self-test; the DBM rolls back.
@@ -1821,10 +1891,14 @@ mod tests {
         };
         let r = Report {
             rows: vec![],
-            figures: vec![f("busy-ticks", "1000"), f("bytes", "2048")],
+            figures: vec![
+                f("busy-ticks", "1000"),
+                f("bytes", "2048"),
+                f("activate-busy-ticks", "600"),
+            ],
             wall: Duration::ZERO,
             icount: true,
         };
-        assert_eq!(r.per_kb(), Some(20_000));
+        assert_eq!(r.per_kb(), Some((20_000, Some(8_000))));
     }
 }
