@@ -252,6 +252,9 @@ unsafe fn HardFault(_: &cortex_m_rt::ExceptionFrame) -> ! {
     exit(false)
 }
 
+// The clock needs atomic read-modify-write (fetch_add), which ARMv6-M (the microbit's CM0+
+// stand-in) does not have; only the M7 board uses it.
+#[cfg(feature = "mps2-an500")]
 pub mod clock;
 
 /// Stack painting: fill the free stack with a pattern, later find the deepest overwritten word.
