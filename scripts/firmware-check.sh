@@ -215,22 +215,37 @@ live_stack=$(sed -n 's/^live-fig stack=//p' "$WORK/live.txt" 2>/dev/null | head 
 lfig() { sed -n "s/^live-fig $1=//p" "$WORK/live.txt" 2>/dev/null | head -1; }
 instr_live() { [ -n "$1" ] && awk -v t="$1" 'BEGIN { printf "%.2f M", t * 40 / 1e6 }'; }
 live_icount=$(lfig icount)
-printf '%-44s %10s B\n' "live app flash (thumbv7em, opt s; nm split:)" "$live_flash"
+# The network's buffers live in its Storage (on the app's stack, as the Agent): their sizes are
+# ferrota-fw-net's constants (lib.rs, lan9118.rs); the rest of Storage is protocol state.
+netc() { # constant file -> its value (0 if ferrota-fw-net no longer has it)
+    local v
+    v=$(sed -n "s/^pub const $1: usize = \([0-9_]*\);.*/\1/p" "$FW/net/src/$2" | tr -d _ | head -1)
+    echo "${v:-0}"
+}
+n_frame=$(netc FRAME lan9118.rs); n_tcp=$(($(netc TCP_RX lib.rs) + $(netc TCP_TX lib.rs)))
+n_tls=$(($(netc TLS_RX lib.rs) + $(netc TLS_TX lib.rs))); n_mqtt=$(($(netc MQTT_RX lib.rs) + $(netc MQTT_TX lib.rs)))
+n_storage=$(lfig storage-size); n_agent=$(lfig agent-size); dbm_live_stack=$(lfig dbm-stack)
+read -r dbm_live_flash dbm_live_static < <(size_of "$WORK/ferrota-dbm-live.elf")
+printf '%-44s %10s B\n' "live app flash (thumbv7em, opt s), nm split:" "$live_flash"
 printf '%-44s %10s B\n' "  TCP/IP (smoltcp, LAN9118 driver)" "$(part tcpip 2)"
-printf '%-44s %10s B\n' "  TLS 1.3 (embedded_tls)" "$(part tls 2)"
-printf '%-44s %10s B   %s\n' "  MQTT 3.1.1 client" "$(part mqtt 2)" "seed: coreMQTT 6.9 K (-Os) (*2)"
-printf '%-44s %10s B   %s\n' "  agent (ferrota_agent/proto/manifest/image, minicbor)" "$(part agent 2)" "seed: AWS IoT OTA 11.6 K (-Os) (*2)"
-printf '%-44s %10s B\n' "  crypto (p256, sha2, aes, ghash, chacha, ...)" "$(part crypto 2)"
+printf '%-44s %10s B\n' "  TLS 1.3 (embedded_tls, cert check)" "$(part tls 2)"
+printf '%-44s %10s B   %s\n' "  MQTT 3.1.1 (mqttrs codec + session)" "$(part mqtt 2)" "seed: coreMQTT 6.9 K (-Os) (*2)"
+printf '%-44s %10s B   %s\n' "  agent (ferrota_agent/proto/image, cbor)" "$(part agent 2)" "seed: AWS IoT OTA 11.6 K (-Os) (*2)"
+printf '%-44s %10s B\n' "  crypto (p256, sha2, aes-gcm, chacha, ...)" "$(part crypto 2)"
 printf '%-44s %10s B\n' "  other (app, board, core, runtime)" "$(part other 2)"
 printf '%-44s %10s B\n' "live app RAM (static $live_static + stack ${live_stack:-?})" "$((live_static + ${live_stack:-0}))"
-printf '%-44s %10s B\n' "  static by component: TCP/IP" "$(part tcpip 3)"
-printf '%-44s %10s B\n' "    TLS / MQTT" "$(part tls 3) / $(part mqtt 3)"
-printf '%-44s %10s B\n' "    agent / crypto" "$(part agent 3) / $(part crypto 3)"
-printf '%-44s %10s B\n' "    other (incl. the app's shared buffers)" "$(part other 3)"
+if [ -n "$n_storage" ] && [ "$n_frame" != 0 ]; then
+    printf '%-44s %10s B\n' "  network Storage (on the stack), of which:" "$n_storage"
+    printf '%-44s %10s B\n' "    TCP/IP: 2 Ethernet frames, TCP windows" "$((2 * n_frame + n_tcp))"
+    printf '%-44s %10s B\n' "    TLS: record buffers" "$n_tls"
+    printf '%-44s %10s B\n' "    MQTT: packet buffers" "$n_mqtt"
+    printf '%-44s %10s B\n' "    state: smoltcp, TLS provider + chain" "$((n_storage - 2 * n_frame - n_tcp - n_tls - n_mqtt))"
+    printf '%-44s %10s B\n' "  the Agent value (on the stack)" "$n_agent"
+    printf '%-44s %10s B\n' "  call frames (TLS handshake, P-256, ...)" "$((${live_stack:-0} - n_storage - ${n_agent:-0}))"
+fi
 printf '%-44s %10s B\n' "  heap" "0"
-printf '%-44s %10s B\n' "  of which the network's Storage (nm: other)" "$(lfig storage-size)"
-printf '%-44s %10s B\n' "  of which the Agent value (on the stack)" "$(lfig agent-size)"
-printf '%-44s %10s B\n' "DBM (live) RAM stack high-water" "$(lfig dbm-stack)"
+printf '%-44s %10s B\n' "DBM (live) flash (thumbv7em, opt z)" "$dbm_live_flash"
+printf '%-44s %10s B\n' "DBM (live) RAM (static $dbm_live_static + stack)" "$((dbm_live_static + ${dbm_live_stack:-0}))"
 if [ "$live_icount" = 1 ]; then unit="instructions"; else unit="ticks x 40 (no icount)"; fi
 printf '%-44s %12s\n' "live: $unit per downloaded KB (v1.1.0)" "$(lfig per-kb)"
 printf '%-44s %12s\n' "  receiving + writing the blocks alone" "$(lfig per-kb-stream)"
