@@ -1136,9 +1136,32 @@ impl Scenario<'_> {
         )))
     }
 
+    /// Waits for the line `exact`; fails at once on a line that contradicts it (see
+    /// [`contradicts`]: another version booted, the other self-test outcome).
     fn expect_line(&mut self, what: &str, exact: &str) -> Result<String, LiveError> {
-        let t = self.opts.step_timeout;
-        self.expect(&format!("{what} (`{exact}`)"), t, |l| l == exact)
+        self.step += 1;
+        self.waiting = format!("{what} (`{exact}`)");
+        let t0 = Instant::now();
+        let deadline = t0 + self.opts.step_timeout;
+        while let Some(line) = self.next_line(deadline)? {
+            if line == exact {
+                println!(
+                    "  ok {:>2} {what} ({:.1} s): {line}",
+                    self.step,
+                    t0.elapsed().as_secs_f64()
+                );
+                return Ok(line);
+            }
+            if contradicts(exact, &line) {
+                return Err(self.fail(format!(
+                    "the board did not {what} (`{exact}`): it printed `{line}` instead"
+                )));
+            }
+        }
+        Err(self.fail(format!(
+            "the board did not {what} (`{exact}`) within {} s",
+            self.opts.step_timeout.as_secs()
+        )))
     }
 
     fn expect_prefix(&mut self, what: &str, prefix: &str) -> Result<String, LiveError> {
@@ -1164,6 +1187,11 @@ impl Scenario<'_> {
                     missing.join("`, `")
                 )));
             };
+            if let Some(m) = missing.iter().find(|m| contradicts(m, &line)) {
+                return Err(self.fail(format!(
+                    "the board did not {what} (`{m}`): it printed `{line}` instead"
+                )));
+            }
             missing.retain(|m| *m != line);
         }
         println!(
@@ -1284,6 +1312,23 @@ impl Scenario<'_> {
         self.expect_line(&format!("reset after downloading v{version}"), "reset")?;
         Ok(())
     }
+}
+
+/// The kind of a console line: up to its first `=` (`DBM boot bank`, `app version`), else its
+/// first word (`self-test`, `reset`).
+fn kind(line: &str) -> &str {
+    match line.split_once('=') {
+        Some((k, _)) => k,
+        None => line.split(' ').next().unwrap_or(line),
+    }
+}
+
+/// Whether `line` says the opposite of the awaited `exact`: the same kind of line with other
+/// content (`DBM boot bank=lower version=1.0.0` while `...upper version=1.1.0` is awaited,
+/// `self-test FAIL` while `self-test pass` is). The DBM's decision line (`DBM boot bank=...
+/// flash_ctl=...`), which precedes every short one, never contradicts.
+pub fn contradicts(exact: &str, line: &str) -> bool {
+    line != exact && kind(line) == kind(exact) && !line.contains(" flash_ctl=")
 }
 
 /// Runs the whole scenario (see the module docs). Prints each step as it passes.
@@ -1880,6 +1925,25 @@ mod tests {
             e.to_string(),
             "step 9 (b: update to v1.1.0): the board did not reconnect within 60 s; last lines of the board:\n    reset"
         );
+    }
+
+    #[test]
+    fn contradictions() {
+        let up = "DBM boot bank=upper version=1.1.0";
+        assert!(contradicts(up, "DBM boot bank=lower version=1.0.0"));
+        assert!(!contradicts(up, up));
+        assert!(!contradicts(
+            up,
+            "DBM boot bank=upper flash_ctl=0x00401000 reason=current version=0x01010000"
+        ));
+        assert!(!contradicts(up, "DBM reset"));
+        assert!(contradicts("self-test pass", "self-test FAIL"));
+        assert!(contradicts(
+            "app version=1.1.0 bank=upper state=trial",
+            "app version=1.0.0 bank=lower state=confirmed"
+        ));
+        assert!(!contradicts("mqtt connected", "net up"));
+        assert!(!contradicts("reset", "reset"));
     }
 
     #[test]
