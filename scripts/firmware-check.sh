@@ -113,6 +113,7 @@ fi
 echo "== firmware: the live board (issue #21): update, tampered image, rollback, restart, against ferrota serve"
 FERROTA_BIN="${FERROTA_BIN:-$ROOT_DIR/target/debug/ferrota}"
 LIVE_FAILED=""
+: >"$WORK/live.txt"
 if [ ! -x "$FERROTA_BIN" ]; then
     LIVE_FAILED="live: FAILED the ferrota CLI is missing ($FERROTA_BIN): build it (cargo build -p ferrota-cli) or set FERROTA_BIN"
     echo "$LIVE_FAILED"
@@ -211,8 +212,8 @@ split_sizes() { # elf -> "component flash ram" per component
 live_split=$(split_sizes "$WORK/live-app.elf")
 part() { awk -v c="$1" -v f="$2" '$1 == c { print $f }' <<<"$live_split"; }
 read -r live_flash live_static < <(size_of "$WORK/live-app.elf")
-live_stack=$(sed -n 's/^live-fig stack=//p' "$WORK/live.txt" 2>/dev/null | head -1)
-lfig() { sed -n "s/^live-fig $1=//p" "$WORK/live.txt" 2>/dev/null | head -1; }
+lfig() { sed -n "s/^live-fig $1=//p" "$WORK/live.txt" | head -1; }
+live_stack=$(lfig stack)
 instr_live() { [ -n "$1" ] && awk -v t="$1" 'BEGIN { printf "%.2f M", t * 40 / 1e6 }'; }
 live_icount=$(lfig icount)
 # The network's buffers live in its Storage (on the app's stack, as the Agent): their sizes are
@@ -246,7 +247,7 @@ fi
 printf '%-44s %10s B\n' "  heap" "0"
 printf '%-44s %10s B\n' "DBM (live) flash (thumbv7em, opt z)" "$dbm_live_flash"
 printf '%-44s %10s B\n' "DBM (live) RAM (static $dbm_live_static + stack)" "$((dbm_live_static + ${dbm_live_stack:-0}))"
-if [ "$live_icount" = 1 ]; then unit="instructions"; else unit="ticks x 40 (no icount)"; fi
+if [ "$live_icount" = 0 ]; then unit="ticks x 40 (no icount)"; else unit="instructions"; fi
 printf '%-44s %12s\n' "live: $unit per downloaded KB (v1.1.0)" "$(lfig per-kb)"
 printf '%-44s %12s\n' "  receiving + writing the blocks alone" "$(lfig per-kb-stream)"
 printf '%-44s %12s\n' "  last call: read-back hash + 2 signatures" "$(instr_live "$(lfig activate-busy-ticks)")"
