@@ -15,7 +15,8 @@
 //!    `ferrota.toml` with both listeners on `127.0.0.1:0` (the server picks free ports and prints
 //!    them as its `mqtt`/`http` lines, which are waited for, so no port is ever guessed), `ferrota
 //!    serve` in the background (stopped with SIGTERM when the run ends, whatever happens: see
-//!    `Server`'s `Drop`), `thing create dev-1` with the bundle.
+//!    `Server`'s `Drop`; a `timeout` around it is the last resort if this process is killed),
+//!    `thing create dev-1` with the bundle.
 //! 2. **Images**: v1.0.0 and v1.1.0 from the same application binary (the version lives in the
 //!    bank's version record, which the app reads), v1.2.0 from the build whose self-test fails,
 //!    each `image sign-ota`'d; v1.1.1 signed, then one byte of its CM7_0 code flipped (its
@@ -40,10 +41,15 @@
 //! 5. **The scenario**, each step with its own bound ([`Options::step_timeout`]): (a) v1.0.0
 //!    boots from the lower bank and connects; (b) `ota create` of v1.1.0: download, reset, the
 //!    DBM boots the upper bank on trial, the app reconnects and confirms, the job SUCCEEDED and
-//!    the inventory says 1.1.0; (c) the tampered v1.1.1: the job FAILED, the board still runs
-//!    1.1.0 from the upper bank; (d) v1.2.0 whose self-test fails: it boots on trial, fails,
+//!    the inventory says 1.1.0; (c) the tampered v1.1.1: the board reports its signature check
+//!    failed (AWS OTA reason 0xe3), the job FAILED, the board still runs 1.1.0 from the upper
+//!    bank; (d) v1.2.0 whose self-test fails: it boots on trial, fails,
 //!    resets, the DBM rolls back to 1.1.0, the job FAILED; (e) QEMU stopped and started again
-//!    on the same file: still 1.1.0, confirmed, connected.
+//!    on the same file: still 1.1.0, confirmed, connected. A line that contradicts the awaited
+//!    one (another version booted, the other self-test outcome) fails its step at once. The
+//!    server's state comes from `ferrota ota describe` and `thing describe` with `--api` (the
+//!    running server; with `-c` alone `thing describe` reads the data directory, where no thing
+//!    is ever connected). A passing run takes about 15 s of wall time.
 //!
 //! Every console line goes to `console.log` in the work directory, the server's log to
 //! `server.log`. A failure is a [`LiveError::Step`]: "step 9 (b: update to v1.1.0): the board
