@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Cross-builds the firmware (firmware/), runs the DBM decision matrix under QEMU on the
 # Cortex-M0 (microbit) and the Cortex-M7 (mps2-an500) against the host's decision for the same
-# ferrota-t2g device states, and prints the size / RAM / instruction report.
+# ferrota-t2g device states, runs the live board (issue #21: the DBM and the application with
+# ferrota-agent over Ethernet, TLS and MQTT against `ferrota serve`, through a whole update, a
+# tampered image and a rollback), and prints the size / RAM / instruction report.
 #
-#   scripts/firmware-check.sh            # everything; exit 1 on any mismatch
+#   scripts/firmware-check.sh            # everything; exit 1 on any mismatch or failed live step
 #
-# Needs: scripts/cross-toolchain.sh (run here; cached under target/cross-toolchain).
+# Needs: scripts/cross-toolchain.sh (run here; cached under target/cross-toolchain), and the
+# `ferrota` CLI for the live board: $FERROTA_BIN, else target/debug/ferrota (.ci/run passes
+# the one its tests built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT_DIR=$PWD
@@ -62,6 +66,20 @@ VERIFY_M7="$FW/target/thumbv7em-none-eabihf/cm7/ferrota-cm7-verify"
 build thumbv7em-none-eabihf mps2-an500 cm7 ferrota-fw-cm7-agent
 AGENT_M7="$FW/target/thumbv7em-none-eabihf/cm7/ferrota-cm7-agent"
 
+echo "== firmware: cross-build of the live board (DBM with feature live; the application, and again with fail-self-test)"
+build thumbv7em-none-eabihf mps2-an500,live release ferrota-fw-dbm
+cp "$DBM_M7" "$WORK/ferrota-dbm-live.elf"
+LIVE_APP="$FW/target/thumbv7em-none-eabihf/cm7/ferrota-live"
+build thumbv7em-none-eabihf mps2-an500,fail-self-test cm7 ferrota-fw-live
+cp "$LIVE_APP" "$WORK/live-app-fail.elf"
+build thumbv7em-none-eabihf mps2-an500 cm7 ferrota-fw-live
+cp "$LIVE_APP" "$WORK/live-app.elf"
+for a in live-app live-app-fail; do
+    llvm-objcopy -O binary "$WORK/$a.elf" "$WORK/$a.bin"
+done
+# The CM0+ program every live image carries (the DBM checks it; the M7 never runs it).
+scripts/sample-firmware.sh -o "$WORK/live-cm0p" >/dev/null
+
 # The host binary must not run with the cross toolchain's libraries first.
 host() { env -u LD_LIBRARY_PATH "$HOST_BIN" "$@"; }
 
@@ -90,6 +108,26 @@ grep -qx verified "$WORK/bench.txt" || { echo "CM7 verification failed"; status=
 echo "== firmware: OTA agent on the CM7 (mps2-an500): scripted update vs the host agent"
 if ! host agent "$AGENT_M7" "$WORK/agent" | tee "$WORK/agent.txt"; then
     status=1
+fi
+
+echo "== firmware: the live board (issue #21): update, tampered image, rollback, restart, against ferrota serve"
+FERROTA_BIN="${FERROTA_BIN:-$ROOT_DIR/target/debug/ferrota}"
+LIVE_FAILED=""
+: >"$WORK/live.txt"
+if [ ! -x "$FERROTA_BIN" ]; then
+    LIVE_FAILED="live: FAILED the ferrota CLI is missing ($FERROTA_BIN): build it (cargo build -p ferrota-cli) or set FERROTA_BIN"
+    echo "$LIVE_FAILED"
+    status=1
+else
+    # Each step is bounded by --timeout-secs; the whole run by the timeout around it.
+    if ! timeout 420 env -u LD_LIBRARY_PATH "$HOST_BIN" live --ferrota "$FERROTA_BIN" \
+        --dbm "$WORK/ferrota-dbm-live.elf" --app "$WORK/live-app.bin" \
+        --app-failing "$WORK/live-app-fail.bin" --cm0p "$WORK/live-cm0p/cm0p.elf" \
+        --work "$WORK/live" --timeout-secs 60 | tee "$WORK/live.txt"; then
+        LIVE_FAILED=$(grep '^live: FAILED' "$WORK/live.txt" | head -1)
+        LIVE_FAILED=${LIVE_FAILED:-"live: FAILED (no step message: the run was killed after 420 s or crashed)"}
+        status=1
+    fi
 fi
 
 val() { sed -n "s/^$1=//p" "$2" | head -1; }
@@ -146,6 +184,77 @@ printf '%-44s %10s B\n' "agent (CM7) RAM (static $ag_static + stack)" "$((ag_sta
 printf '%-44s %10s B\n' "  of which the Agent value" "$(val agent-size "$WORK/agent.txt")"
 printf '%-44s %12s\n' "agent: whole update of a 128 KB image, M7" "$(instr "$(val agent-ticks "$WORK/agent.txt")")"
 printf '%-44s %12s\n' "  longest call (last block: hash + 2 sigs)" "$(instr "$(val longest-call-ticks "$WORK/agent.txt")")"
+# The live application by component: llvm-nm sizes of every symbol, each given to the crate its
+# demangled name names first (`<aes::Aes128 as cipher::..>::encrypt` is aes: crypto;
+# `embedded_tls::..<aes_gcm::..>` is embedded_tls: TLS; ferrota_fw_net's modules lan9118/tcp, tls
+# and mqtt count as TCP/IP, TLS and MQTT). Flash: text, rodata, data; RAM: data, bss.
+split_sizes() { # elf -> "component flash ram" per component
+    llvm-nm -C --print-size --size-sort "$1" | awk '
+    function hex(s,   i, v) { v = 0; s = tolower(s)
+        for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
+        return v }
+    BEGIN {
+        n = split("tcpip:smoltcp|lan9118|tcp tls:embedded_tls|tls mqtt:rust_mqtt|mqttrs|minimq|mqtt agent:ferrota_agent|ferrota_proto|ferrota_manifest|minicbor|ferrota_image|ferrota_boot crypto:p256|p256_cortex_m4|elliptic_curve|primeorder|ecdsa|sha2|aes|aes_gcm|ghash|polyval|chacha20|rand_chacha|rand_core|crypto_bigint|hmac|hkdf|digest|cipher|ctr|universal_hash|aead|subtle|ferrota_fw_verifier", spec, " ")
+        for (i = 1; i <= n; i++) { split(spec[i], kv, ":"); cname[i] = kv[1]; pat[i] = "(^|[^a-z0-9_])(" kv[2] ")::" }
+    }
+    NF >= 4 {
+        name = $4; for (i = 5; i <= NF; i++) name = name " " $i
+        c = "other"; best = 0
+        for (i = 1; i <= n; i++) if (match(name, pat[i]) && (best == 0 || RSTART < best)) { best = RSTART; c = cname[i] }
+        size = hex($2); t = $3
+        if (t ~ /[tTrR]/) flash[c] += size
+        else if (t ~ /[dD]/) { flash[c] += size; ram[c] += size }
+        else if (t ~ /[bB]/) ram[c] += size
+    }
+    END { split("tcpip tls mqtt agent crypto other", order, " ")
+        for (i = 1; i <= 6; i++) printf "%s %d %d\n", order[i], flash[order[i]], ram[order[i]] }'
+}
+live_split=$(split_sizes "$WORK/live-app.elf")
+part() { awk -v c="$1" -v f="$2" '$1 == c { print $f }' <<<"$live_split"; }
+read -r live_flash live_static < <(size_of "$WORK/live-app.elf")
+lfig() { sed -n "s/^live-fig $1=//p" "$WORK/live.txt" | head -1; }
+live_stack=$(lfig stack)
+instr_live() { [ -n "$1" ] && awk -v t="$1" 'BEGIN { printf "%.2f M", t * 40 / 1e6 }'; }
+live_icount=$(lfig icount)
+# The network's buffers live in its Storage (on the app's stack, as the Agent): their sizes are
+# ferrota-fw-net's constants (lib.rs, lan9118.rs); the rest of Storage is protocol state.
+netc() { # constant file -> its value (0 if ferrota-fw-net no longer has it)
+    local v
+    v=$(sed -n "s/^pub const $1: usize = \([0-9_]*\);.*/\1/p" "$FW/net/src/$2" | tr -d _ | head -1)
+    echo "${v:-0}"
+}
+n_frame=$(netc FRAME lan9118.rs); n_tcp=$(($(netc TCP_RX lib.rs) + $(netc TCP_TX lib.rs)))
+n_tls=$(($(netc TLS_RX lib.rs) + $(netc TLS_TX lib.rs))); n_mqtt=$(($(netc MQTT_RX lib.rs) + $(netc MQTT_TX lib.rs)))
+n_storage=$(lfig storage-size); n_agent=$(lfig agent-size); dbm_live_stack=$(lfig dbm-stack)
+read -r dbm_live_flash dbm_live_static < <(size_of "$WORK/ferrota-dbm-live.elf")
+printf '%-44s %10s B\n' "live app flash (thumbv7em, opt s), nm split:" "$live_flash"
+printf '%-44s %10s B\n' "  TCP/IP (smoltcp, LAN9118 driver)" "$(part tcpip 2)"
+printf '%-44s %10s B\n' "  TLS 1.3 (embedded_tls, cert check)" "$(part tls 2)"
+printf '%-44s %10s B   %s\n' "  MQTT 3.1.1 (mqttrs codec + session)" "$(part mqtt 2)" "seed: coreMQTT 6.9 K (-Os) (*2)"
+printf '%-44s %10s B   %s\n' "  agent (ferrota_agent/proto/image, cbor)" "$(part agent 2)" "seed: AWS IoT OTA 11.6 K (-Os) (*2)"
+printf '%-44s %10s B\n' "  crypto (p256, sha2, aes-gcm, chacha, ...)" "$(part crypto 2)"
+printf '%-44s %10s B\n' "  other (app, board, core, runtime)" "$(part other 2)"
+printf '%-44s %10s B\n' "live app RAM (static $live_static + stack ${live_stack:-?})" "$((live_static + ${live_stack:-0}))"
+if [ -n "$n_storage" ] && [ "$n_frame" != 0 ]; then
+    printf '%-44s %10s B\n' "  network Storage (on the stack), of which:" "$n_storage"
+    printf '%-44s %10s B\n' "    TCP/IP: 2 Ethernet frames, TCP windows" "$((2 * n_frame + n_tcp))"
+    printf '%-44s %10s B\n' "    TLS: record buffers" "$n_tls"
+    printf '%-44s %10s B\n' "    MQTT: packet buffers" "$n_mqtt"
+    printf '%-44s %10s B\n' "    state: smoltcp, TLS provider + chain" "$((n_storage - 2 * n_frame - n_tcp - n_tls - n_mqtt))"
+    printf '%-44s %10s B\n' "  the Agent value (on the stack)" "$n_agent"
+    printf '%-44s %10s B\n' "  call frames (TLS handshake, P-256, ...)" "$((${live_stack:-0} - n_storage - ${n_agent:-0}))"
+fi
+printf '%-44s %10s B\n' "  heap" "0"
+printf '%-44s %10s B\n' "DBM (live) flash (thumbv7em, opt z)" "$dbm_live_flash"
+printf '%-44s %10s B\n' "DBM (live) RAM (static $dbm_live_static + stack)" "$((dbm_live_static + ${dbm_live_stack:-0}))"
+if [ "$live_icount" = 0 ]; then unit="ticks x 40 (no icount)"; else unit="instructions"; fi
+printf '%-44s %12s\n' "live: $unit per downloaded KB (v1.1.0)" "$(lfig per-kb)"
+printf '%-44s %12s\n' "  receiving + writing the blocks alone" "$(lfig per-kb-stream)"
+printf '%-44s %12s\n' "  last call: read-back hash + 2 signatures" "$(instr_live "$(lfig activate-busy-ticks)")"
+printf '%-44s %10s ms\n' "live: v1.1.0 download, emulated time" "$(lfig download-ms)"
+printf '%-44s %10s B\n' "  file downloaded (packed bank image)" "$(lfig bytes)"
+printf '%-44s %10s B\n' "  block payloads on the wire" "$(lfig stream-bytes)"
+printf '%-44s %10s ms\n' "live: whole scenario, wall time" "$(lfig wall-ms)"
 echo "(instructions: SysTick under -icount shift=0, scaled by a calibration loop of $cal_i instructions = $cal_t ticks;"
 echo " SHA-256: unrolled on the M7, compact on the CM0+; the harness holds both P-256s)"
 echo "(*) <= 2 M for the CM0+ region is out of reach in software on the M7: SHA-256 of 1,020 blocks needs"
@@ -154,4 +263,13 @@ echo "    Sigma0, Sigma1 2 eor each with the outer rotation folded into an add, 
 echo "    per scheduled word: sigma0, sigma1 3 each, 3 adds, 4 loads, 1 store), i.e. >= ~1.91 M before the"
 echo "    asm P-256's 0.70 M: >= ~2.6 M. The target needs the T2G CRYPTO block's SHA-256 (hardware), which"
 echo "    QEMU does not model."
+echo "(live: the application's figures from its fig lines; instructions per KB = busy SysTick ticks x 40"
+echo " under -icount shift=0 over the v1.1.0 download; RAM split by llvm-nm symbol sizes, the stack by painting)"
+echo "(*2) the seed's libraries as AWS publishes them (GCC for Cortex-M, code only: coreMQTT's size table in the"
+echo "    FreeRTOS user guide, aws/ota-for-aws-iot-embedded-sdk docs/doxygen/include/size_table.md); lwIP and"
+echo "    mbedTLS publish no single figure (it depends on their configuration), so none is set beside ours"
+if [ -n "$LIVE_FAILED" ]; then
+    echo
+    echo "$LIVE_FAILED"
+fi
 exit $status

@@ -27,6 +27,8 @@
 //!   small; the host writes the same line from its own decision and the two must be equal.
 //! * `export` and `matrix` (feature `std`): device states to memory images, and the decision
 //!   matrix run under QEMU (binary `ferrota-qemu`).
+//! * `live_run` (feature `std`): `ferrota-qemu live`, issue #21's whole update scenario on the
+//!   live board against `ferrota serve`, and the relay QEMU's network forward runs.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
@@ -44,5 +46,7 @@ pub mod report;
 pub mod agent_run;
 #[cfg(feature = "std")]
 pub mod export;
+#[cfg(feature = "std")]
+pub mod live_run;
 #[cfg(feature = "std")]
 pub mod matrix;

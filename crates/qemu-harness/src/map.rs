@@ -13,12 +13,14 @@
 //! | lower CM0+ region | 0x10000000 | flash 0x00018000 | PSRAM 0x60000000 |
 //! | upper CM0+ region | 0x103F8000 | flash 0x00028000 | PSRAM 0x603F8000 |
 //! | board inputs ([`crate::inputs`]) | registers, eFuse | flash 0x00038000 | PSRAM 0x60810000 |
-//! | marker log (read-write) | 0x14012000 | RAM 0x20000000 | SSRAM2 0x20000000 |
+//! | marker log (read-write) | 0x14012000 | RAM 0x20000000 | PSRAM 0x60830000 ([`crate::live::LOG`]) |
 //!
 //! On the mps2-an500 the PSRAM (16 MB) is large enough for the whole single-bank code flash, so
 //! the two CM0+ windows keep their single-bank distance (`0x60000000 + sbm offset`) and a whole
 //! bank can be loaded at 0x60000000 for the CM7 verification benchmark. The marker log is in RAM
-//! on both boards because it is written (QEMU's nRF51 flash is written only through its NVMC).
+//! on both boards because it is written (QEMU's nRF51 flash is written only through its NVMC);
+//! on the mps2-an500 it is in the PSRAM, which the live board ([`crate::live`]) backs with a
+//! file so the log survives resets, and the matrix loads like any other window.
 
 /// The single-bank offset of the upper bank (0x103F8000 − 0x10000000).
 pub const UPPER_SBM_OFFSET: u32 = 0x003F_8000;
@@ -73,7 +75,7 @@ pub const MPS2_AN500: Board = Board {
     lower_cm0p: 0x6000_0000,
     upper_cm0p: 0x6000_0000 + UPPER_SBM_OFFSET,
     inputs: 0x6081_0000,
-    log: 0x2000_0000,
+    log: 0x6083_0000,
     bank: Some(0x6000_0000),
 };
 

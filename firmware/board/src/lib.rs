@@ -183,7 +183,7 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for Nor<WRITE, ERASE> {
         if from > to || to > self.len {
             return Err(NorFlashErrorKind::OutOfBounds);
         }
-        if from % ERASE as u32 != 0 || to % ERASE as u32 != 0 {
+        if !from.is_multiple_of(ERASE as u32) || !to.is_multiple_of(ERASE as u32) {
             return Err(NorFlashErrorKind::NotAligned);
         }
         for a in (self.base + from..self.base + to).step_by(4) {
@@ -195,7 +195,7 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for Nor<WRITE, ERASE> {
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
         in_bounds(offset, bytes.len(), self.len)?;
-        if offset % WRITE as u32 != 0 || bytes.len() % WRITE != 0 {
+        if !offset.is_multiple_of(WRITE as u32) || !bytes.len().is_multiple_of(WRITE) {
             return Err(NorFlashErrorKind::NotAligned);
         }
         for (i, w) in bytes.chunks_exact(4).enumerate() {
@@ -251,6 +251,11 @@ unsafe fn HardFault(_: &cortex_m_rt::ExceptionFrame) -> ! {
     report(b"HARDFAULT");
     exit(false)
 }
+
+// The clock needs atomic read-modify-write (fetch_add), which ARMv6-M (the microbit's CM0+
+// stand-in) does not have; only the M7 board uses it.
+#[cfg(feature = "mps2-an500")]
+pub mod clock;
 
 /// Stack painting: fill the free stack with a pattern, later find the deepest overwritten word.
 pub mod stack {

@@ -13,9 +13,15 @@
 //! The switch routine and the jump are not run: QEMU has no FLASHC, and the images hold no
 //! code for these machines. One `DBM ...` line ([`ferrota_qemu_harness::report`]) goes to the
 //! host over semihosting, then `stack=` and `room=`, and QEMU exits.
+//!
+//! With feature `live` (the live board, issue #21) the DBM boots for real after that line: the
+//! CM0+ stage, the emulated remap and the jump to the application ([`live`]).
 
 #![no_std]
 #![no_main]
+
+#[cfg(feature = "live")]
+mod live;
 
 use embedded_storage::nor_flash::ReadNorFlash;
 use ferrota_boot::dbm::{Dbm, decide};
@@ -39,7 +45,12 @@ use ferrota_fw_verifier::SflashKey;
 use {ferrota_fw_verifier::UeccKey, ferrota_image::sflash_key::parse_key_object};
 
 /// Hash scratch: larger is fewer flash reads, smaller is less RAM.
+#[cfg(not(feature = "live"))]
 const SCRATCH: usize = 512;
+/// Hash scratch of the live board, which also hashes both CM7 regions (3.9 MB): RAM is
+/// plentiful on the mps2-an500.
+#[cfg(feature = "live")]
+const SCRATCH: usize = 4096;
 
 #[entry]
 fn main() -> ! {
@@ -102,6 +113,9 @@ fn run() -> bool {
     };
     line::decision(&mut l, &d, &after);
     report(l.as_bytes());
+    #[cfg(feature = "live")]
+    return live::start(d, &verifier, &mut log, &mut scratch);
+    #[cfg(not(feature = "live"))]
     true
 }
 

@@ -5,6 +5,10 @@
 //! ferrota-qemu bench-images <machine> <work-dir>       # full bank + key object for the CM7 bench; prints -device options
 //! ferrota-qemu host-lines                              # the host's report line of every case
 //! ferrota-qemu agent <cm7-agent.elf> <work-dir>        # scripted OTA update on the CM7 agent vs the host agent
+//! ferrota-qemu live --ferrota BIN --dbm DBM.elf --app APP.bin --app-failing APP_FAIL.bin \
+//!     --cm0p CM0P.elf --work DIR [--timeout-secs N] [--keep] [--no-icount]
+//!                                                      # issue #21's live update scenario; exit 1 naming the failed step
+//! ferrota-qemu relay 127.0.0.1:PORT                    # what QEMU's guestfwd runs per guest connection
 //! ```
 
 use std::path::PathBuf;
@@ -12,6 +16,7 @@ use std::process::ExitCode;
 
 use ferrota_qemu_harness::agent_run::host_run;
 use ferrota_qemu_harness::export::Load;
+use ferrota_qemu_harness::live_run;
 use ferrota_qemu_harness::map::{Board, MPS2_AN500};
 use ferrota_qemu_harness::matrix::{
     Flaw, bank_image, cases, host_line, key_object, run_case, run_qemu,
@@ -19,13 +24,17 @@ use ferrota_qemu_harness::matrix::{
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: ferrota-qemu matrix <machine> <dbm.elf> <dir> | bench-images <dir> | host-lines | agent <elf> <dir>"
+        "usage: ferrota-qemu matrix <machine> <dbm.elf> <dir> | bench-images <dir> | host-lines | agent <elf> <dir> | relay <addr>\n       {}",
+        live_run::USAGE
     );
     ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("live") {
+        return live(&args[1..]);
+    }
     match args
         .iter()
         .map(String::as_str)
@@ -95,6 +104,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         ["agent", elf, dir] => agent(&PathBuf::from(elf), &PathBuf::from(dir)),
+        ["relay", addr] => live_run::relay(addr),
         ["host-lines"] => {
             for case in cases() {
                 println!("{:<44} {}", case.name, host_line(&case));
@@ -102,6 +112,40 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => usage(),
+    }
+}
+
+/// `ferrota-qemu live ...`: the scenario; on failure one `live: FAILED ...` message naming the
+/// step (CI prints it as is).
+fn live(args: &[String]) -> ExitCode {
+    let relay = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("live: cannot find this program for the relay: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opts = match live_run::Options::parse(args, relay) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("live: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match live_run::run(&opts) {
+        Ok(report) => {
+            report.print();
+            println!("live: passed");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("live: FAILED {e}");
+            println!(
+                "live: logs in {} (console.log, server.log, qemu-*.stderr)",
+                opts.work.display()
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 
