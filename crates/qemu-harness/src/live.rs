@@ -201,8 +201,15 @@ pub mod net {
     pub const GUEST: [u8; 4] = [192, 0, 2, 15];
     /// Prefix length of the guest network.
     pub const PREFIX: u8 = 24;
-    /// QEMU's user-mode gateway (and its forwarding address for the server).
+    /// QEMU's user-mode gateway and host (`-nic user,host=`).
     pub const GATEWAY: [u8; 4] = [192, 0, 2, 2];
+    /// The server as the board reaches it: QEMU's `guestfwd` to a relay that connects to the
+    /// server on 127.0.0.1. Not [`GATEWAY`]: libslirp refuses a `guestfwd` on its own host
+    /// address ("Conflicting/invalid host:port"); an address on the board's /24, which slirp
+    /// answers ARP for.
+    pub const SERVER: [u8; 4] = [192, 0, 2, 100];
+    /// The server's port as the board reaches it.
+    pub const SERVER_PORT: u16 = 8883;
     /// The board's MAC (locally administered).
     pub const MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x00, 0x02, 0x0f];
 }

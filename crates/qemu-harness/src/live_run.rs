@@ -93,12 +93,9 @@ use crate::provision::Provision;
 /// The thing the scenario creates.
 pub const THING: &str = "dev-1";
 /// The server's port as the guest reaches it (forwarded by QEMU to the relay).
-pub const GUEST_PORT: u16 = 8883;
-/// The server's address as the guest reaches it: QEMU's `guestfwd` to the relay. Not
-/// [`live::net::GATEWAY`], which stays QEMU's user-mode host (`-nic user,host=`): libslirp refuses
-/// a `guestfwd` on its host address ("Conflicting/invalid host:port"). 192.0.2.100 is on the
-/// board's /24 (slirp answers its ARP), as NET's probe uses it.
-pub const SERVER_IP: [u8; 4] = [192, 0, 2, 100];
+pub const GUEST_PORT: u16 = live::net::SERVER_PORT;
+/// The server's address as the guest reaches it ([`live::net::SERVER`]).
+pub const SERVER_IP: [u8; 4] = live::net::SERVER;
 /// MQTT keep-alive written into the provisioning block, seconds.
 pub const KEEP_ALIVE: u16 = 60;
 /// Instructions per SysTick tick under `-icount shift=0` (1 ns per instruction, 25 MHz tick).
