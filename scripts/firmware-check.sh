@@ -251,6 +251,7 @@ if [ "$live_icount" = 0 ]; then unit="ticks x 40 (no icount)"; else unit="instru
 printf '%-44s %12s\n' "live: $unit per downloaded KB (v1.1.0)" "$(lfig per-kb)"
 printf '%-44s %12s\n' "  receiving + writing the blocks alone" "$(lfig per-kb-stream)"
 printf '%-44s %12s\n' "  last call: read-back hash + 2 signatures" "$(instr_live "$(lfig activate-busy-ticks)")"
+printf '%-44s %12s\n' "live: TLS 1.3 handshake (mutual, P-256)" "$(instr_live "$(lfig handshake-busy-ticks)")"
 printf '%-44s %10s ms\n' "live: v1.1.0 download, emulated time" "$(lfig download-ms)"
 printf '%-44s %10s B\n' "  file downloaded (packed bank image)" "$(lfig bytes)"
 printf '%-44s %10s B\n' "  block payloads on the wire" "$(lfig stream-bytes)"

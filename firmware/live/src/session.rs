@@ -267,6 +267,9 @@ fn session(
         return;
     }
     say!("mqtt connected");
+    let f = link.figures();
+    say!("fig handshake-busy-ticks={}", f.handshake_busy_ticks);
+    say!("fig connect-ms={}", f.connect_ms);
     *backoff = BACKOFF_MIN_MS;
     agent.handle_connected(now());
     app.after_call(agent, p);

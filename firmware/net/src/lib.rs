@@ -28,33 +28,24 @@
 //!
 //! # Costs
 //!
-//! Measured with `firmware/net-probe` (opt-level s, LTO, one Jobs round trip against
-//! `ferrota serve`; `llvm-nm --print-size` summed by crate, so code LTO inlined elsewhere
-//! counts where it landed):
+//! Measured in the live application (`firmware/live`, opt-level s, LTO) by
+//! `scripts/firmware-check.sh`, whose report splits its flash by `llvm-nm --print-size` (code LTO
+//! inlined elsewhere counts where it landed): TCP/IP (smoltcp and this crate's driver and TCP
+//! glue) 15.4 KB, TLS (embedded-tls and the server check) 25.4 KB, MQTT (mqttrs and the
+//! session) 2.1 KB; the crypto both TLS and the agent use is counted apart (59.5 KB, with two
+//! P-256 versions, below).
 //!
-//! | part | flash |
-//! |---|---|
-//! | TCP/IP: smoltcp | 13.8 KB |
-//! | TLS: embedded-tls (records, handshake, key schedule) | 24.4 KB |
-//! | crypto: p256/ecdsa/primeorder 16.9, AES-GCM 5.2, SHA-256/HMAC/HKDF 4.8, der (ECDSA signatures) 2.9, ChaCha 2.5 | 32.3 KB |
-//! | MQTT: mqttrs | 0.6 KB |
-//! | this crate (driver, TCP glue, server check, MQTT session) | 11.6 KB, and ~6 KB inlined into the caller |
-//! | the probe in all (with core, the board, semihosting) | 99.8 KB |
+//! RAM: [`Storage`] is 51,816 bytes (on the application's stack; `Storage::new` is `const`, so
+//! a caller may make it a static): TLS read buffer [`TLS_RX`] (a whole 16 KB record: rustls
+//! ignores max_fragment_length), TLS write [`TLS_TX`], TCP windows [`TCP_RX`]/[`TCP_TX`], MQTT
+//! in/out [`MQTT_RX`]/[`MQTT_TX`] (5 KB payloads with their topics), the two Ethernet frames,
+//! smoltcp's interface and socket, the TLS provider. [`Link`] is 1,464 bytes in the caller's
+//! frame (the TLS connection state). No heap.
 //!
-//! RAM: [`Storage`] is 51,816 bytes, a `.bss` static in the probe: TLS read buffer [`TLS_RX`]
-//! (a whole 16 KB record: rustls ignores max_fragment_length), TLS write [`TLS_TX`], TCP
-//! windows [`TCP_RX`]/[`TCP_TX`], MQTT in/out [`MQTT_RX`]/[`MQTT_TX`] (5 KB payloads with
-//! their topics), the two Ethernet frames, smoltcp's interface and socket, the TLS provider.
-//! [`Link`] is 1,464 bytes in the caller's frame (the TLS connection state). Stack high-water
-//! of the whole probe, handshake included: 17.5 KB, of which the probe's own 5 KB payload
-//! buffer (13.7 KB without it). No heap.
-//!
-//! Time, under `-icount shift=0`: the TLS handshake is 1.03 M busy SysTick ticks, 41 M
+//! Time, under `-icount shift=0`: the TLS handshake is about 1.03 M busy SysTick ticks, 41 M
 //! instructions, mostly P-256 (ECDHE key and shared secret, the client's signature, the two
-//! ECDSA verifications: the leaf by the CA, CertificateVerify); TCP + TLS + CONNACK 1.04 M
-//! ticks. Without
-//! `-icount` the handshake takes 90–150 ms of real time on the development host. Idle, the
-//! stack costs ~780 instructions per millisecond (the SysTick wake-up and one smoltcp poll).
+//! ECDSA verifications: the leaf by the CA, CertificateVerify). Idle, the stack costs ~780
+//! instructions per millisecond (the SysTick wake-up and one smoltcp poll).
 //!
 //! Two P-256 implementations end up in a firmware that also links ferrota-image: embedded-tls
 //! is on p256 0.13 / sha2 0.10, ferrota-image on p256 0.14 / sha2 0.11 (~20 KB more flash than

@@ -133,6 +133,7 @@ impl Report {
             "stream-bytes",
             "busy-ticks",
             "activate-busy-ticks",
+            "handshake-busy-ticks",
         ] {
             if let Some(v) = self.figure(PHASE_B, name) {
                 println!("live-fig {name}={v}");
