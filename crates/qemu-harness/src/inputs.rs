@@ -18,6 +18,9 @@ use ferrota_image::HardwareId;
 pub const SIZE: usize = 80;
 /// `FQIN`.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"FQIN");
+/// Offset of the eFuse anti-rollback counter word (the live board's application raises it
+/// after a confirm, as the chip's application blows fuses).
+pub const EFUSE_FLOOR_AT: usize = 12;
 
 /// The DBM's inputs other than flash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +48,7 @@ impl BoardInputs {
         b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
         b[4..8].copy_from_slice(&(self.lifecycle as u32).to_le_bytes());
         b[8..12].copy_from_slice(&u32::from(self.user1).to_le_bytes());
-        b[12..16].copy_from_slice(&self.efuse_floor.to_le_bytes());
+        b[EFUSE_FLOOR_AT..EFUSE_FLOOR_AT + 4].copy_from_slice(&self.efuse_floor.to_le_bytes());
         b[16..48].copy_from_slice(&self.shash);
         if let Some(h) = &self.hardware {
             let s = h.as_str().as_bytes();
@@ -71,7 +74,7 @@ impl BoardInputs {
         Some(BoardInputs {
             lifecycle: LifeCycle::from_value(u8::try_from(word(b, 4)).unwrap_or(u8::MAX)),
             user1: word(b, 8) != 0,
-            efuse_floor: word(b, 12),
+            efuse_floor: word(b, EFUSE_FLOOR_AT),
             shash,
             hardware,
         })

@@ -47,6 +47,9 @@ const IRQS: usize = 32;
 /// The device part of the vector table: every line to cortex-m-rt's `DefaultHandler` (nothing
 /// here uses an interrupt line; the network is polled, SysTick is an exception). 16 + 32 words
 /// keep the table within 256 bytes, so it may start at `live::APP_VECTOR_TABLE`.
+// SAFETY (`link_section`, `no_mangle`): cortex-m-rt's linker script places exactly one
+// `__INTERRUPTS` table in `.vector_table.interrupts`, after the exceptions; with the `device`
+// feature it expects the application to define it, and nothing else does here.
 #[unsafe(link_section = ".vector_table.interrupts")]
 #[unsafe(no_mangle)]
 static __INTERRUPTS: [unsafe extern "C" fn(); IRQS] = {

@@ -29,6 +29,7 @@ use ferrota_agent::{Agent, AgentEvent, AppOutcome, Instant, TRANSMIT_BUF_MIN, Tr
 use ferrota_fw_board::{clock, stack};
 use ferrota_fw_net::{Link, NetError, Storage};
 use ferrota_image::BootKey;
+use ferrota_qemu_harness::inputs;
 use ferrota_qemu_harness::map::MPS2_AN500;
 use ferrota_qemu_harness::provision::Provision;
 
@@ -204,9 +205,9 @@ impl App {
 /// The emulated eFuse anti-rollback counter (the board-inputs block, which the DBM reads at
 /// every boot) is raised to a confirmed image's floor, as the chip's application blows fuses.
 fn raise_efuse_floor(floor: u32) {
-    let at = (MPS2_AN500.inputs + 12) as usize as *mut u32;
-    // SAFETY: the inputs block's counter word in the PSRAM (ferrota-qemu-harness `inputs`:
-    // offset 12), word aligned; nothing else writes it while the app runs.
+    let at = (MPS2_AN500.inputs as usize + inputs::EFUSE_FLOOR_AT) as *mut u32;
+    // SAFETY: the inputs block's counter word in the PSRAM (`inputs::EFUSE_FLOOR_AT`, word
+    // aligned); nothing else writes it while the app runs.
     unsafe {
         if core::ptr::read_volatile(at) < floor {
             core::ptr::write_volatile(at, floor);

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | Ethernet | [`lan9118`] (ours) | QEMU models the chip's PIO FIFOs; ~0.5 KB of code, polling |
 //! | IPv4, ARP, TCP | `smoltcp` 0.14 (`medium-ethernet`, `proto-ipv4`, `socket-tcp` only) | the no_std TCP/IP stack of the Rust embedded world (embassy-net is built on it), actively maintained, no heap; static address, no DHCP/DNS/ICMP sockets compiled in |
-//! | TLS 1.3 | `embedded-tls` 0.19 (no default features) | the maintained no_std, no-alloc TLS 1.3 client (drogue-iot; Factbird's `mqttrust` builds on it) with client certificates through its `CryptoProvider`; RustCrypto underneath (AES-GCM, SHA-256, HKDF, P-256 ECDH/ECDSA); the server check is ours (`tls`: pinned CA, serverAuth, DNS name), not its `rustpki` verifier (19.6 KB of flash and ~20 KB more stack; see `tls`) nor `webpki` (ring: C and assembly, `alloc`) |
+//! | TLS 1.3 | `embedded-tls` 0.19 (no default features) | the maintained no_std, no-alloc TLS 1.3 client (drogue-iot; Factbird's `mqttrust` builds on it) with client certificates through its `CryptoProvider`; RustCrypto underneath (AES-GCM, SHA-256, HKDF, P-256 ECDH/ECDSA); the server check is ours (`tls`: pinned CA, serverAuth, DNS name), not its `rustpki` verifier (19.6 KB of flash and about 24 KB more stack; see `tls`) nor `webpki` (ring: C and assembly, `alloc`) |
 //! | MQTT 3.1.1 | `mqttrs` 0.4 (codec, `default-features = false`) + the session here | see below |
 //!
 //! **MQTT.** `rust-mqtt` 0.6 was evaluated first: its `v3` feature is declared but empty
@@ -31,8 +31,8 @@
 //! Measured in the live application (`firmware/live`, opt-level s, LTO) by
 //! `scripts/firmware-check.sh`, whose report splits its flash by `llvm-nm --print-size` (code LTO
 //! inlined elsewhere counts where it landed): TCP/IP (smoltcp and this crate's driver and TCP
-//! glue) 15.4 KB, TLS (embedded-tls and the server check) 25.4 KB, MQTT (mqttrs and the
-//! session) 2.1 KB; the crypto both TLS and the agent use is counted apart (59.5 KB, with two
+//! glue) 15.4 KB, TLS (embedded-tls and the server check) 25.4 KB, MQTT (the mqttrs codec and
+//! the packet framing) 2.1 KB, while the session ([`Link`]) counts with the application; the crypto both TLS and the agent use is counted apart (59.5 KB, with two
 //! P-256 versions, below).
 //!
 //! RAM: [`Storage`] is 51,816 bytes (on the application's stack; `Storage::new` is `const`, so
@@ -194,8 +194,9 @@ pub struct Storage<'s> {
     tcp_rx: [u8; TCP_RX],
     tcp_tx: [u8; TCP_TX],
     core: MaybeUninit<RefCell<Core<'s>>>,
-    // The TLS provider with the server chain kept between Certificate and CertificateVerify
-    // (~3.5 KB): here rather than in the caller's stack frame.
+    // The TLS provider (the thing's key, the random generator, the server's key and the
+    // transcript kept between Certificate and CertificateVerify): here rather than in the
+    // caller's stack frame.
     provider: MaybeUninit<Provider<'s>>,
     tls_rx: [u8; TLS_RX],
     tls_tx: [u8; TLS_TX],
@@ -240,6 +241,8 @@ pub struct Figures {
     pub acked: u32,
     /// PINGRESPs received so far (keep-alive round trips).
     pub pings: u32,
+    /// QoS 0 PUBLISHes dropped because the buffer was full of messages kept during a wait.
+    pub dropped: u32,
 }
 
 /// The board's connection to the server: Ethernet, TCP, TLS, MQTT.
@@ -476,11 +479,19 @@ impl<'s> Link<'s> {
         if let Err(e) = opened {
             return Err(self.fail(tls_error(e)));
         }
+        // The handshake may end without the server ever proving itself (see
+        // `ServerVerifier::verified`): no MQTT byte goes to a peer that did not.
+        if !self.provider.verifier.verified() {
+            return Err(self.fail(NetError::Tls));
+        }
 
         self.rx_len = 0;
         self.connack = None;
+        let n = match mqtt::connect(self.thing, self.keep_alive, self.tx) {
+            Ok(n) => n,
+            Err(e) => return Err(self.fail(e)),
+        };
         self.connected = true;
-        let n = mqtt::connect(self.thing, self.keep_alive, self.tx)?;
         self.send(n)?;
         match self.wait_for(|l| l.connack.is_some(), until_ms) {
             Ok(()) => {}
@@ -702,7 +713,7 @@ impl<'s> Link<'s> {
 
     /// Reads decrypted bytes into the MQTT buffer; `Ok(false)` if `deadline` came first.
     fn fill(&mut self, deadline: u64) -> Result<bool, NetError> {
-        if self.rx_len == self.rx.len() {
+        if self.rx_len == self.rx.len() && !self.drop_undelivered_qos0() {
             return Err(self.fail(NetError::TooLarge));
         }
         self.with_core(|c| c.deadline = deadline)?;
@@ -719,6 +730,25 @@ impl<'s> Link<'s> {
             Err(TlsError::Io(ErrorKind::TimedOut)) => Ok(false),
             Err(e) => Err(self.fail(tls_error(e))),
         }
+    }
+
+    /// Makes room in a full MQTT buffer while [`Link::wait_for`] keeps PUBLISHes for the next
+    /// poll (a SUBACK, a PUBACK or a flush waited for behind them): the oldest QoS 0 PUBLISH
+    /// is dropped, as MQTT allows for "at most once" (the agent asks again for a stream block
+    /// it misses, as for one lost on the way), and counted in [`Figures::dropped`]. `false`
+    /// if the buffer holds none (a packet larger than the buffer, or QoS 1 messages only).
+    fn drop_undelivered_qos0(&mut self) -> bool {
+        let mut at = 0;
+        while let Ok(Some(len)) = mqtt::frame(&self.rx[at..self.rx_len]) {
+            if let Ok(Inbound::Publish { ack: None, .. }) = Inbound::parse(&self.rx[at..at + len]) {
+                self.rx.copy_within(at + len..self.rx_len, at);
+                self.rx_len -= len;
+                self.figures.dropped += 1;
+                return true;
+            }
+            at += len;
+        }
+        false
     }
 
     /// Handles every whole packet in the MQTT buffer: acknowledgements update the session;

@@ -15,11 +15,17 @@
 //!
 //!   Why not embedded-tls's `rustpki` verifier (evaluated first, and used until the figures
 //!   came in): it decodes every certificate into `der`-derived structures, 19.6 KB of flash and
-//!   ~26 KB of stack during the handshake (frames of 9.2 KB in `DecodedCertificate::from_der`,
-//!   8.4 KB in its `verify_certificate`, 4.5 KB decoding the extensions), and checks neither
+//!   about 24 KB more stack during the handshake than this check (frames of 9.2 KB in
+//!   `DecodedCertificate::from_der`, 8.4 KB in its `verify_certificate`, 4.5 KB decoding the
+//!   extensions), and checks neither
 //!   the extended key usage nor that a SAN-less leaf's CN is not a thing name. The walk here is
 //!   the fields above over a bounds-checked TLV reader, tested on the server's real
 //!   certificates, every truncation and every flipped bit.
+//! * Not checked, by design: critical extensions this walk does not know, `basicConstraints`
+//!   and `keyUsage` of the leaf. The only issuer accepted is the pinned fleet CA, which issues
+//!   exactly two kinds of leaf (the server's, with serverAuth and its DNS name; things', with
+//!   clientAuth and no DNS name) and no CA certificates; a leaf it did not make does not get
+//!   this far. A deployment whose CA issues more kinds needs those checks (or `rustpki`).
 //! * Time: the board has no real-time clock, so validity periods are not checked. The pinned
 //!   CA is the server's own, which issues server certificates for its lifetime; revocation is
 //!   out of reach as well (no CRL/OCSP on the device).
@@ -241,6 +247,12 @@ pub(crate) struct ServerVerifier<'s> {
     key: Option<VerifyingKey>,
     /// The transcript up to the Certificate message, for CertificateVerify.
     transcript: Option<<Suite as TlsCipherSuite>::Hash>,
+    /// Whether a certificate checked and then its CertificateVerify did: the only proof that
+    /// the peer is the server. embedded-tls 0.19 accepts the server's EncryptedExtensions,
+    /// Certificate, CertificateVerify and Finished in any order and does not require the
+    /// middle two, so a peer that skips them would open the session without ever calling this
+    /// verifier; the link checks this flag after the handshake ([`ServerVerifier::verified`]).
+    verified: bool,
 }
 
 impl<'s> ServerVerifier<'s> {
@@ -250,7 +262,13 @@ impl<'s> ServerVerifier<'s> {
             name,
             key: None,
             transcript: None,
+            verified: false,
         }
+    }
+
+    /// Whether the handshake proved the server (certificate, then CertificateVerify).
+    pub fn verified(&self) -> bool {
+        self.verified
     }
 
     /// The leaf's key if `leaf` passes every check against the CA.
@@ -278,6 +296,11 @@ impl TlsVerifier<Suite> for ServerVerifier<'_> {
         transcript: &<Suite as TlsCipherSuite>::Hash,
         cert: CertificateRef,
     ) -> Result<(), TlsError> {
+        // One Certificate per handshake: a second one (before or after its CertificateVerify)
+        // is refused, not allowed to replace the key that was or will be proven.
+        if self.key.is_some() || self.verified {
+            return Err(TlsError::InvalidCertificate);
+        }
         let Some(CertificateEntryRef::X509(leaf)) = cert.entries.first() else {
             return Err(TlsError::InvalidCertificate);
         };
@@ -300,7 +323,9 @@ impl TlsVerifier<Suite> for ServerVerifier<'_> {
         let signature =
             Signature::from_der(verify.signature).map_err(|_| TlsError::InvalidSignature)?;
         key.verify(&message, &signature)
-            .map_err(|_| TlsError::InvalidSignature)
+            .map_err(|_| TlsError::InvalidSignature)?;
+        self.verified = true;
+        Ok(())
     }
 }
 
@@ -335,7 +360,11 @@ impl CryptoProvider for Provider<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Cert, ServerVerifier, has_server_auth};
+    use super::{Cert, ServerVerifier, Suite, has_server_auth};
+    use embedded_tls::SignatureScheme;
+    use embedded_tls::blocking::{
+        CertificateEntryRef, CertificateRef, CertificateVerifyRef, TlsCipherSuite, TlsVerifier,
+    };
 
     // Certificates a `ferrota serve` CA issued (public parts only).
     const SERVER: &[u8] = include_bytes!("../testdata/server.der");
@@ -393,5 +422,54 @@ mod tests {
         for n in 0..SERVER.len() {
             assert!(v.check(&SERVER[..n]).is_none(), "truncated at {n}");
         }
+    }
+
+    fn certificate(der: &[u8]) -> CertificateRef<'_> {
+        let mut c = CertificateRef::with_context(&[]);
+        assert!(c.entries.push(CertificateEntryRef::X509(der)).is_ok());
+        c
+    }
+
+    #[test]
+    fn only_a_certificate_and_its_certificate_verify_prove_the_server() {
+        let transcript = <Suite as TlsCipherSuite>::Hash::default();
+        let forged = || CertificateVerifyRef {
+            signature_scheme: SignatureScheme::EcdsaSecp256r1Sha256,
+            signature: &[0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01],
+        };
+        let mut v = ServerVerifier::new(CA, SERVER_NAME);
+        assert!(
+            !v.verified(),
+            "a handshake that skipped both messages proves nothing"
+        );
+        assert!(v.verify_signature(forged()).is_err(), "no certificate yet");
+        assert!(!v.verified());
+
+        let mut v = ServerVerifier::new(CA, SERVER_NAME);
+        assert!(
+            v.verify_certificate(&transcript, certificate(SERVER))
+                .is_ok()
+        );
+        assert!(
+            !v.verified(),
+            "a certificate without its CertificateVerify proves nothing"
+        );
+        assert!(
+            v.verify_certificate(&transcript, certificate(SERVER))
+                .is_err(),
+            "a second Certificate is refused"
+        );
+        assert!(v.verify_signature(forged()).is_err());
+        assert!(
+            !v.verified(),
+            "a CertificateVerify that does not check proves nothing"
+        );
+
+        let mut v = ServerVerifier::new(CA, SERVER_NAME);
+        assert!(
+            v.verify_certificate(&transcript, certificate(THING))
+                .is_err()
+        );
+        assert!(!v.verified());
     }
 }

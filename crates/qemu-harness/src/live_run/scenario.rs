@@ -334,8 +334,7 @@ impl<'o> Scenario<'o> {
         let deadline = t0 + self.opts.step_timeout;
         loop {
             let (connected, reported) = self.cli.inventory()?;
-            let version_ok = reported.as_deref().is_none_or(|v| v == version);
-            if connected && reported.is_some() && version_ok {
+            if connected && reported.as_deref() == Some(version) {
                 println!(
                     "  ok {:>2} the server's inventory: {THING} connected, runs {version} ({:.1} s)",
                     self.step,
@@ -344,13 +343,6 @@ impl<'o> Scenario<'o> {
                 return Ok(format!("inventory: runs {version}"));
             }
             if Instant::now() > deadline {
-                if connected && reported.is_none() {
-                    println!(
-                        "  ok {:>2} the server's inventory: {THING} connected (no firmware report: version not checked)",
-                        self.step
-                    );
-                    return Ok("inventory: no firmware report".into());
-                }
                 return Err(self.fail(format!(
                     "the server's inventory did not show {THING} connected running {version} within {} s (connected: {connected}, reported version: {})",
                     self.opts.step_timeout.as_secs(),
@@ -508,6 +500,12 @@ pub(super) fn scenario(s: &mut Scenario<'_>) -> Result<(), LiveError> {
     if let Some(l) = wrong_boot.or(wrong_app) {
         return Err(s.fail(format!(
             "the board left v1.1.0 after the tampered image: `{l}`"
+        )));
+    }
+    // Refused before activation: nothing asks for a reset.
+    if resets != 0 {
+        return Err(s.fail(format!(
+            "the board reset {resets} time(s) after the tampered image; a refused download must not reset it"
         )));
     }
     println!(
