@@ -251,7 +251,7 @@ if [ -n "$n_storage" ] && [ "$n_frame" != 0 ]; then
     printf '%-44s %10s B\n' "    TCP/IP: 2 Ethernet frames, TCP windows" "$((2 * n_frame + n_tcp))"
     printf '%-44s %10s B\n' "    TLS: record buffers" "$n_tls"
     printf '%-44s %10s B\n' "    MQTT: packet buffers" "$n_mqtt"
-    printf '%-44s %10s B\n' "    state: smoltcp, TLS provider + chain" "$((n_storage - 2 * n_frame - n_tcp - n_tls - n_mqtt))"
+    printf '%-44s %10s B\n' "    state: smoltcp, TLS provider" "$((n_storage - 2 * n_frame - n_tcp - n_tls - n_mqtt))"
     printf '%-44s %10s B\n' "  the Agent value (on the stack)" "$n_agent"
     printf '%-44s %10s B\n' "  call frames (TLS handshake, P-256, ...)" "$((${live_stack:-0} - n_storage - ${n_agent:-0}))"
 fi
