@@ -135,10 +135,11 @@ impl<'a> Provision<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> Provision<'static> {
+    /// A block with every field set (shared with the PSRAM builder's tests).
+    pub(crate) fn sample() -> Provision<'static> {
         Provision {
             server_ip: [192, 0, 2, 2],
             server_port: 8883,

@@ -227,7 +227,6 @@ mod tests {
     use super::super::GUEST_PORT;
     use super::super::tests::write;
     use super::*;
-    use crate::live;
     use crate::matrix::{Flaw, bank_image, provisioned};
     use ferrota_boot::Bank;
 
@@ -341,20 +340,7 @@ mod tests {
         let mut dev = provisioned();
         let v1 = bank_image(1, Flaw::None, false);
         ferrota_sim::boot_chain::program_bank(&mut dev, Bank::Lower, &v1).expect("programs");
-        let prov = Provision {
-            server_ip: live::net::GATEWAY,
-            server_port: GUEST_PORT,
-            keep_alive: KEEP_ALIVE,
-            seed: [3; 32],
-            thing: "dev-1",
-            server_name: "localhost",
-            client_cert: b"c",
-            client_key: &[1; 32],
-            ca_cert: b"a",
-            code_signing_key: &[4; 65],
-            trust_anchor: b"",
-            hardware: "",
-        };
+        let prov = crate::provision::tests::sample();
         let block = prov.encode().expect("fits");
         let img = psram_image(&dev, &block).expect("builds");
         assert_eq!(img.len(), PSRAM_SIZE as usize);
