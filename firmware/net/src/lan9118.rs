@@ -272,6 +272,11 @@ impl<'b> phy::Device for Lan9118<'b> {
         Self: 'a;
 
     fn receive(&mut self, _: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        // smoltcp may answer a received frame at once (an ACK) through the token handed out
+        // with it: take a frame only when the TX FIFO has room for that answer.
+        if !self.regs.tx_room() {
+            return None;
+        }
         let len = self.receive_frame()?;
         let regs = self.regs;
         Some((

@@ -87,6 +87,7 @@ mod tls;
 
 use core::cell::RefCell;
 use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use embedded_io::{ErrorKind, Write as _};
 use embedded_tls::blocking::{TlsConfig, TlsConnection, TlsContext, TlsError};
@@ -140,7 +141,7 @@ type OnMessage<'f> = dyn FnMut(&str, &[u8]) + 'f;
 /// Why a network operation failed (`Copy`, no strings: [`NetError::name`] for a report line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetError {
-    /// The Ethernet controller is missing or did not come up.
+    /// The Ethernet controller is missing, did not come up, or another link drives it.
     Phy,
     /// The provisioning block's key or certificates are unusable.
     Provision,
@@ -246,8 +247,28 @@ pub struct Figures {
     pub dropped: u32,
 }
 
+/// Whether a [`Link`] drives the board's one LAN9118.
+static CHIP_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// The claim on the LAN9118 a [`Link`] holds for its life: a second link at the same time is
+/// refused ([`NetError::Phy`]) instead of two drivers programming one chip.
+struct ChipClaim;
+
+impl ChipClaim {
+    fn take() -> Option<ChipClaim> {
+        (!CHIP_TAKEN.swap(true, Ordering::Acquire)).then_some(ChipClaim)
+    }
+}
+
+impl Drop for ChipClaim {
+    fn drop(&mut self) {
+        CHIP_TAKEN.store(false, Ordering::Release);
+    }
+}
+
 /// The board's connection to the server: Ethernet, TCP, TLS, MQTT.
 pub struct Link<'s> {
+    _chip: ChipClaim,
     core: &'s RefCell<Core<'s>>,
     tls: Option<TlsConnection<'s, Io<'s>, Suite>>,
     tls_bufs: Option<(&'s mut [u8], &'s mut [u8])>,
@@ -319,8 +340,9 @@ impl<'s> Link<'s> {
             mqtt_rx,
             mqtt_tx,
         } = storage;
-        // SAFETY: the board's LAN9118 window: MMIO, no Rust memory behind it. Two links would
-        // drive one chip (one link at a time, as documented), never alias memory.
+        let chip = ChipClaim::take().ok_or(NetError::Phy)?;
+        // SAFETY: the board's LAN9118 window: MMIO, no Rust memory behind it; `chip` makes this
+        // link its only driver while it lives.
         let mut lan = unsafe { Lan9118::new(lan9118::BASE, rx_frame, tx_frame) };
         lan.init(net::MAC).map_err(|_| NetError::Phy)?;
         let key = SigningKey::from_slice(p.client_key).map_err(|_| NetError::Provision)?;
@@ -384,6 +406,7 @@ impl<'s> Link<'s> {
             last_tx_ms: 0,
             ping_sent: None,
             figures: Figures::default(),
+            _chip: chip,
         })
     }
 
