@@ -1,0 +1,89 @@
+//! Status codes and their names.
+
+use core::ffi::c_char;
+
+/// What every `ferrota_*` function returns. 0 is success, 1 "nothing to poll", negative values
+/// are errors: C compares with the `FERROTA_*` names, [`ferrota_strerror`] gives a message.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FerrotaStatus {
+    /// Done.
+    FerrotaOk = 0,
+    /// Nothing to poll (no transmit, event or timeout pending).
+    FerrotaNone = 1,
+    /// A required pointer was null.
+    FerrotaErrNull = -1,
+    /// A buffer or memory block is shorter than required (nothing was consumed).
+    FerrotaErrBufferTooSmall = -2,
+    /// A pointer or memory block is not aligned as required.
+    FerrotaErrAlignment = -3,
+    /// A topic or string is not UTF-8.
+    FerrotaErrUtf8 = -4,
+    /// An argument is out of range (a length, an enum value, a key).
+    FerrotaErrInvalid = -5,
+    /// The agent handle was not initialised (or was deinitialised).
+    FerrotaErrNotInitialized = -6,
+    /// The agent configuration was refused (thing name, block size, trust anchor…).
+    FerrotaErrConfig = -7,
+    /// A flash callback failed.
+    FerrotaErrFlash = -8,
+    /// The marker log is unusable (too small, sequence exhausted).
+    FerrotaErrMarkerLog = -9,
+    /// The SFlash key object does not parse.
+    FerrotaErrKeyObject = -10,
+    /// The image (bank, region or version record) failed verification.
+    FerrotaErrImage = -11,
+    /// A Rust panic was caught at the boundary (host builds); the agent must be re-created.
+    FerrotaErrPanic = -12,
+}
+
+impl FerrotaStatus {
+    /// Every status, for the tests and for [`ferrota_strerror`]'s coverage.
+    pub const ALL: [FerrotaStatus; 14] = [
+        FerrotaStatus::FerrotaOk,
+        FerrotaStatus::FerrotaNone,
+        FerrotaStatus::FerrotaErrNull,
+        FerrotaStatus::FerrotaErrBufferTooSmall,
+        FerrotaStatus::FerrotaErrAlignment,
+        FerrotaStatus::FerrotaErrUtf8,
+        FerrotaStatus::FerrotaErrInvalid,
+        FerrotaStatus::FerrotaErrNotInitialized,
+        FerrotaStatus::FerrotaErrConfig,
+        FerrotaStatus::FerrotaErrFlash,
+        FerrotaStatus::FerrotaErrMarkerLog,
+        FerrotaStatus::FerrotaErrKeyObject,
+        FerrotaStatus::FerrotaErrImage,
+        FerrotaStatus::FerrotaErrPanic,
+    ];
+
+    /// The message, NUL-terminated, static.
+    const fn message(self) -> &'static core::ffi::CStr {
+        match self {
+            FerrotaStatus::FerrotaOk => c"ok",
+            FerrotaStatus::FerrotaNone => c"nothing pending",
+            FerrotaStatus::FerrotaErrNull => c"null pointer",
+            FerrotaStatus::FerrotaErrBufferTooSmall => c"buffer too small",
+            FerrotaStatus::FerrotaErrAlignment => c"misaligned pointer or memory block",
+            FerrotaStatus::FerrotaErrUtf8 => c"topic or string is not UTF-8",
+            FerrotaStatus::FerrotaErrInvalid => c"invalid argument",
+            FerrotaStatus::FerrotaErrNotInitialized => c"agent not initialised",
+            FerrotaStatus::FerrotaErrConfig => c"configuration refused",
+            FerrotaStatus::FerrotaErrFlash => c"flash operation failed",
+            FerrotaStatus::FerrotaErrMarkerLog => c"marker log unusable",
+            FerrotaStatus::FerrotaErrKeyObject => c"boot key object does not parse",
+            FerrotaStatus::FerrotaErrImage => c"image verification failed",
+            FerrotaStatus::FerrotaErrPanic => c"internal error (panic caught)",
+        }
+    }
+}
+
+/// The message for a status code: a static NUL-terminated string, never null (an unknown code
+/// gives "unknown status"). Safe to call from any thread at any time.
+#[unsafe(no_mangle)]
+pub extern "C" fn ferrota_strerror(code: i32) -> *const c_char {
+    FerrotaStatus::ALL
+        .iter()
+        .find(|s| **s as i32 == code)
+        .map_or(c"unknown status", |s| s.message())
+        .as_ptr()
+}
