@@ -28,17 +28,16 @@ pub const FERROTA_WORK_WRITE_SIZE: u32 = 4;
 /// Erase granule of work flash: one 2 KB sector.
 pub const FERROTA_WORK_ERASE_SIZE: u32 = 0x800;
 /// Bytes a topic buffer of [`FerrotaTransmit`] holds, with its NUL.
-pub const FERROTA_TOPIC_CAP: usize = ferrota_agent::output::TOPIC_MAX + 1;
+pub const FERROTA_TOPIC_CAP: usize = 161;
 /// Smallest payload buffer `ferrota_agent_poll_transmit` accepts: every payload the agent
 /// writes fits (a shorter buffer is refused before anything is dequeued).
-pub const FERROTA_TRANSMIT_BUF_MIN: usize = ferrota_agent::TRANSMIT_BUF_MIN;
+pub const FERROTA_TRANSMIT_BUF_MIN: usize = 352;
 /// Longest thing name (AWS's limit for OTA devices).
-pub const FERROTA_THING_NAME_MAX: usize = ferrota_proto_limits::OTA_THING_NAME_MAX;
+pub const FERROTA_THING_NAME_MAX: usize = 64;
 
-mod ferrota_proto_limits {
-    /// Mirrors `ferrota_proto::limits::OTA_THING_NAME_MAX` (checked in `const` below).
-    pub const OTA_THING_NAME_MAX: usize = 64;
-}
+// The header's literals (cbindgen cannot evaluate other crates' constants) are the agent's.
+const _: () = assert!(FERROTA_TOPIC_CAP == ferrota_agent::output::TOPIC_MAX + 1);
+const _: () = assert!(FERROTA_TRANSMIT_BUF_MIN == ferrota_agent::TRANSMIT_BUF_MIN);
 
 /// The agent as it lives in the caller's memory block.
 struct Inner {
@@ -63,7 +62,6 @@ pub const FERROTA_AGENT_ALIGN: usize = 8;
 // changes of the agent do not change the ABI.)
 const _: () = assert!(size_of::<Inner>() <= FERROTA_AGENT_SIZE);
 const _: () = assert!(align_of::<Inner>() <= FERROTA_AGENT_ALIGN);
-const _: () = assert!(ferrota_proto_limits::OTA_THING_NAME_MAX == 64);
 
 /// A flash area the agent works on, as passed to the [`FerrotaPlatform`] callbacks.
 #[repr(C)]

@@ -15,9 +15,13 @@ use crate::{FerrotaStatus, guard};
 pub const FERROTA_BOOT_KEY_SIZE: usize = 320;
 /// Bytes of the version record area (bank offsets 0x18..0x100) `ferrota_version_record_parse`
 /// reads.
-pub const FERROTA_RECORD_AREA: usize = RECORD_AREA;
+pub const FERROTA_RECORD_AREA: usize = 0xE8;
 /// Bytes of [`FerrotaVersionRecord::hardware_id`] (the longest id and its NUL).
-pub const FERROTA_HARDWARE_ID_CAP: usize = HARDWARE_ID_LEN + 1;
+pub const FERROTA_HARDWARE_ID_CAP: usize = 33;
+
+// The header's literals are the image crate's.
+const _: () = assert!(FERROTA_RECORD_AREA == RECORD_AREA);
+const _: () = assert!(FERROTA_HARDWARE_ID_CAP == HARDWARE_ID_LEN + 1);
 
 /// A parsed boot key (the SFlash public key), in memory the caller declares
 /// (`FerrotaBootKey key;`) and `ferrota_boot_key_parse` fills. Opaque: only its size is
@@ -26,13 +30,13 @@ pub const FERROTA_HARDWARE_ID_CAP: usize = HARDWARE_ID_LEN + 1;
 pub struct FerrotaBootKey {
     /// [`KEY_MAGIC`] once parsed, so an unfilled key is refused.
     magic: u64,
-    storage: [u64; FERROTA_BOOT_KEY_SIZE / 8 - 1],
+    storage: [u64; 39],
 }
 
 const KEY_MAGIC: u64 = u64::from_le_bytes(*b"FBOOTKEY");
 
 // The key must fit the storage the header declares, at the storage's alignment.
-const _: () = assert!(size_of::<BootKey>() <= size_of::<[u64; FERROTA_BOOT_KEY_SIZE / 8 - 1]>());
+const _: () = assert!(size_of::<BootKey>() <= size_of::<[u64; 39]>());
 const _: () = assert!(align_of::<BootKey>() <= align_of::<u64>());
 const _: () = assert!(size_of::<FerrotaBootKey>() == FERROTA_BOOT_KEY_SIZE);
 
