@@ -1,0 +1,229 @@
+//! A simulated board (`ferrota_t2g::Device` running v1 in the lower bank) behind the C
+//! callbacks, and the C configuration of the test device: what a C program would pass.
+
+#![allow(dead_code)]
+
+use std::ffi::c_void;
+
+use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
+use ferrota_agent::Platform;
+use ferrota_agent_ffi::*;
+use ferrota_boot::Bank;
+use ferrota_sim::harness::{THING, boot, install};
+use ferrota_sim::images::ota::{BOARD, Spec, image};
+use ferrota_sim::platform::DevPlatform;
+use ferrota_t2g::Device;
+
+/// The board the callbacks reach, plus counters a test can look at.
+pub struct Board {
+    pub dev: Device,
+    pub bank: u8,
+    /// Callback calls that failed.
+    pub failures: u32,
+}
+
+/// Runs `f` on the area's view; `false` when it cannot be opened or `f` fails.
+fn on_area(b: &mut Board, area: FerrotaArea, f: &mut dyn FnMut(&mut dyn Area) -> bool) -> bool {
+    let mut p = DevPlatform(&mut b.dev);
+    match area {
+        FerrotaArea::FerrotaAreaInactiveBank => p.inactive_bank().is_ok_and(|mut v| f(&mut v)),
+        FerrotaArea::FerrotaAreaActiveBank => p.active_bank().is_ok_and(|mut v| f(&mut v)),
+        FerrotaArea::FerrotaAreaResume => p.resume_area().is_ok_and(|mut v| f(&mut v)),
+        FerrotaArea::FerrotaAreaMarkerLog => p.marker_log().is_ok_and(|mut v| f(&mut v)),
+        FerrotaArea::FerrotaAreaTrust => p.trust_area().is_ok_and(|mut v| f(&mut v)),
+    }
+}
+
+/// What the callbacks need of a view, object-safe.
+pub trait Area {
+    fn read(&mut self, off: u32, buf: &mut [u8]) -> bool;
+    fn write(&mut self, off: u32, data: &[u8]) -> bool;
+    fn erase(&mut self, from: u32, to: u32) -> bool;
+    fn size(&self) -> u32;
+}
+
+impl<F: NorFlash> Area for F {
+    fn read(&mut self, off: u32, buf: &mut [u8]) -> bool {
+        ReadNorFlash::read(self, off, buf).is_ok()
+    }
+    fn write(&mut self, off: u32, data: &[u8]) -> bool {
+        NorFlash::write(self, off, data).is_ok()
+    }
+    fn erase(&mut self, from: u32, to: u32) -> bool {
+        NorFlash::erase(self, from, to).is_ok()
+    }
+    fn size(&self) -> u32 {
+        ReadNorFlash::capacity(self) as u32
+    }
+}
+
+fn rc(b: &mut Board, ok: bool) -> i32 {
+    if ok {
+        0
+    } else {
+        b.failures += 1;
+        -1
+    }
+}
+
+/// # Safety
+/// As C's: `user` is a `Board`, `buf` writable for `len`.
+pub unsafe extern "C" fn read_cb(
+    user: *mut c_void,
+    area: FerrotaArea,
+    off: u32,
+    buf: *mut u8,
+    len: usize,
+) -> i32 {
+    // SAFETY: the test passes a live `Board` as `user`; `buf` is the agent's buffer.
+    let (b, out) = unsafe {
+        (
+            &mut *user.cast::<Board>(),
+            std::slice::from_raw_parts_mut(buf, len),
+        )
+    };
+    let ok = on_area(b, area, &mut |a| a.read(off, out));
+    rc(b, ok)
+}
+
+/// # Safety
+/// As C's: `user` is a `Board`, `data` readable for `len`.
+pub unsafe extern "C" fn write_cb(
+    user: *mut c_void,
+    area: FerrotaArea,
+    off: u32,
+    data: *const u8,
+    len: usize,
+) -> i32 {
+    // SAFETY: the test passes a live `Board` as `user`; `data` is the agent's buffer.
+    let (b, data) = unsafe {
+        (
+            &mut *user.cast::<Board>(),
+            std::slice::from_raw_parts(data, len),
+        )
+    };
+    let ok = on_area(b, area, &mut |a| a.write(off, data));
+    rc(b, ok)
+}
+
+/// # Safety
+/// As C's: `user` is a `Board`.
+pub unsafe extern "C" fn erase_cb(user: *mut c_void, area: FerrotaArea, from: u32, to: u32) -> i32 {
+    // SAFETY: the test passes a live `Board` as `user`.
+    let b = unsafe { &mut *user.cast::<Board>() };
+    let ok = on_area(b, area, &mut |a| a.erase(from, to));
+    rc(b, ok)
+}
+
+impl Board {
+    /// A board running v1.1 (counter 1) in the lower bank, booted.
+    pub fn new() -> Box<Board> {
+        let mut dev = Device::new();
+        install(&mut dev, Bank::Lower, &image(Spec::new(1, 1)));
+        let running = boot(&mut dev).expect("v1 boots");
+        let bank = match running.bank {
+            Bank::Lower => 0,
+            Bank::Upper => 1,
+        };
+        Box::new(Board {
+            dev,
+            bank,
+            failures: 0,
+        })
+    }
+
+    /// The callbacks over this board (the board must not move: it is boxed).
+    pub fn platform(&mut self) -> FerrotaPlatform {
+        let mut area_size = [0u32; FERROTA_AREA_COUNT];
+        for (i, area) in [
+            FerrotaArea::FerrotaAreaInactiveBank,
+            FerrotaArea::FerrotaAreaActiveBank,
+            FerrotaArea::FerrotaAreaResume,
+            FerrotaArea::FerrotaAreaMarkerLog,
+            FerrotaArea::FerrotaAreaTrust,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            on_area(self, area, &mut |a| {
+                area_size[i] = a.size();
+                true
+            });
+        }
+        FerrotaPlatform {
+            user: (self as *mut Board).cast(),
+            read: Some(read_cb),
+            write: Some(write_cb),
+            erase: Some(erase_cb),
+            area_size,
+        }
+    }
+}
+
+/// The configuration data a C program keeps for the agent's life (`static const` there).
+pub struct CData {
+    pub key: Box<FerrotaBootKey>,
+    pub code_key: Vec<u8>,
+}
+
+impl CData {
+    pub fn new() -> CData {
+        let ferrota_image::BootKey::EcdsaP256(k) = ferrota_sim::keys::boot_key() else {
+            panic!("the test boards' boot key is P-256");
+        };
+        let obj = ferrota_image::sflash_key::p256_key_object(k);
+        // SAFETY: zeroed storage is a valid (unparsed) key: plain integers.
+        let mut key: Box<FerrotaBootKey> = Box::new(unsafe { std::mem::zeroed() });
+        // SAFETY: `obj` is readable, `key` writable.
+        let st = unsafe { ferrota_boot_key_parse(obj.as_ptr(), obj.len(), &mut *key) };
+        assert_eq!(st, FerrotaStatus::FerrotaOk);
+        let code_key = ferrota_sim::keys::code_verifying_key()
+            .to_sec1_point(false)
+            .as_bytes()
+            .to_vec();
+        CData { key, code_key }
+    }
+
+    /// The C configuration for the test thing on `board`.
+    pub fn config(&self, board: &Board) -> FerrotaConfig {
+        FerrotaConfig {
+            thing_name: THING.as_ptr(),
+            thing_name_len: THING.len(),
+            boot_key: &*self.key,
+            code_signing_key: self.code_key.as_ptr(),
+            code_signing_key_len: self.code_key.len(),
+            hardware_id: BOARD.as_ptr(),
+            hardware_id_len: BOARD.len(),
+            trust_anchor: std::ptr::null(),
+            trust_anchor_len: 0,
+            require_signed_metadata: 0,
+            running_bank: board.bank,
+            block_size: 0,
+        }
+    }
+}
+
+/// Memory for the agent, aligned as the header asks.
+#[repr(C, align(8))]
+pub struct Mem(pub [u8; FERROTA_AGENT_SIZE + 16]);
+
+impl Mem {
+    pub fn new() -> Box<Mem> {
+        Box::new(Mem([0; FERROTA_AGENT_SIZE + 16]))
+    }
+    pub fn ptr(&mut self) -> *mut c_void {
+        self.0.as_mut_ptr().cast()
+    }
+}
+
+/// Creates an agent on `board` with `data`'s configuration; panics unless it starts.
+pub fn start(mem: &mut Mem, board: &mut Board, data: &CData, now_us: u64) -> *mut FerrotaAgent {
+    let cfg = data.config(board);
+    let p = board.platform();
+    let mut out = std::ptr::null_mut();
+    // SAFETY: everything lives for the test; `mem` is aligned and large enough.
+    let st =
+        unsafe { ferrota_agent_init(mem.ptr(), FERROTA_AGENT_SIZE, &cfg, &p, now_us, &mut out) };
+    assert_eq!(st, FerrotaStatus::FerrotaOk);
+    out
+}
