@@ -1,0 +1,233 @@
+//! A whole update through the C API: the agent, created in caller memory on a simulated board
+//! behind the C flash callbacks, talks to a Jobs + MQTT-streams service (`ferrota_sim`'s
+//! `Service` model, as the agent's own tests use) until it asks for the reset after activation;
+//! the board then boots the new image. The loop below is what a C program's event loop does.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use common::{Board, CData, Mem, start};
+use ferrota_agent_ffi::*;
+use ferrota_proto::job::{
+    ExecutionOut, FileOut, JobDocumentOut, JobMessageOut, JobStatus, OtaJobOut, Protocols,
+};
+use ferrota_proto::jobs_api::JobsRequest;
+use ferrota_proto::status::UpdateRequest;
+use ferrota_proto::stream::{DataBlock, StreamRequest};
+use ferrota_proto::topic::{JobRef, JobsTopic, Reply, StreamOp, Topic, TopicKind};
+use ferrota_sim::harness::{Msg, Service, THING, boot};
+use ferrota_sim::images::ota::{Spec, TestImage, image};
+
+const JOB: &str = "job-ffi";
+const STREAM: &str = "stream-ffi";
+
+/// One firmware job over one stream (the shape of the agent tests' fixtures).
+struct Fixture {
+    image: Arc<TestImage>,
+    status: JobStatus,
+    updates: Vec<String>,
+}
+
+impl Fixture {
+    fn document(&self, token: Option<&str>) -> Vec<u8> {
+        let files = [FileOut {
+            file_path: Some("/ota/image.bin"),
+            file_size: self.image.file.len() as u32,
+            file_id: 0,
+            cert_file: Some("signer.crt"),
+            file_type: Some(141),
+            signature: Some(("sig-sha256-ecdsa", self.image.signature.as_str())),
+            ..Default::default()
+        }];
+        let exec = (!self.status.is_terminal()).then(|| ExecutionOut {
+            job_id: JOB,
+            thing_name: None,
+            status: self.status,
+            status_details: &[],
+            queued_at: 1_795_635_657,
+            started_at: None,
+            last_updated_at: 1_795_635_717,
+            version_number: 1,
+            execution_number: 1,
+            job_document: JobDocumentOut::Ota(OtaJobOut {
+                protocols: Protocols::MQTT,
+                stream_name: Some(STREAM),
+                files: &files,
+            }),
+        });
+        let m = JobMessageOut {
+            timestamp: 1_795_635_717,
+            client_token: token,
+            execution: exec,
+            ferrota_timestamp: None,
+        };
+        let mut buf = vec![0u8; 4096];
+        let n = m.encode(&mut buf).expect("document fits").len();
+        buf.truncate(n);
+        buf
+    }
+}
+
+impl Service for Fixture {
+    fn handle(&mut self, topic: &str, payload: &[u8]) -> Vec<Msg> {
+        let Ok(t) = Topic::parse(topic) else {
+            return vec![];
+        };
+        match t.kind {
+            TopicKind::Jobs(JobsTopic::Describe {
+                job: JobRef::Next,
+                reply: Reply::Request,
+            }) => {
+                let req = JobsRequest::parse(payload).expect("valid request");
+                let tok = req.client_token.map(|c| c.raw().to_string());
+                vec![(
+                    Topic::next_get_accepted(THING).to_string(),
+                    self.document(tok.as_deref()),
+                )]
+            }
+            TopicKind::Jobs(JobsTopic::Update {
+                reply: Reply::Request,
+                ..
+            }) => {
+                let req = UpdateRequest::parse(payload).expect("valid update");
+                self.status = req.status;
+                self.updates
+                    .push(String::from_utf8_lossy(payload).into_owned());
+                vec![]
+            }
+            TopicKind::Stream {
+                op: StreamOp::Get, ..
+            } => {
+                let req = StreamRequest::decode(payload).expect("valid request");
+                let file = &self.image.file;
+                let bs = req.block_size as usize;
+                let data = Topic::stream(
+                    THING,
+                    STREAM,
+                    StreamOp::Data,
+                    ferrota_proto::topic::Encoding::Cbor,
+                )
+                .to_string();
+                let mut out = vec![];
+                for i in req.blocks_to_send(file.len() as u32) {
+                    let a = i as usize * bs;
+                    let chunk = &file[a..(a + bs).min(file.len())];
+                    let mut buf = vec![0u8; bs + 64];
+                    let n = DataBlock::new(req.client_token, req.file_id, i, chunk)
+                        .encode(&mut buf)
+                        .expect("block fits");
+                    buf.truncate(n);
+                    out.push((data.clone(), buf));
+                }
+                out
+            }
+            _ => vec![],
+        }
+    }
+}
+
+#[test]
+fn a_whole_update_through_the_c_api_ends_in_the_activation_and_reset_request() {
+    let mut board = Board::new();
+    let data = CData::new();
+    let mut mem = Mem::new();
+    let v2 = image(Spec::new(2, 2));
+    let mut server = Fixture {
+        image: v2.clone(),
+        status: JobStatus::Queued,
+        updates: vec![],
+    };
+    let mut now = 1_000_000u64;
+    let agent = start(&mut mem, &mut board, &data, now);
+    let mut buf = vec![0u8; FERROTA_TRANSMIT_BUF_MIN];
+    let mut to_device: VecDeque<Msg> = VecDeque::new();
+    let mut events = vec![];
+    // SAFETY (whole block): `agent` is live, every buffer valid for the call.
+    unsafe {
+        assert_eq!(
+            ferrota_agent_handle_connected(agent, now),
+            FerrotaStatus::FerrotaOk
+        );
+        'run: for _ in 0..100_000 {
+            // Carry out every operation, in order.
+            loop {
+                let mut t = std::mem::MaybeUninit::<FerrotaTransmit>::uninit();
+                match ferrota_agent_poll_transmit(
+                    agent,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    t.as_mut_ptr(),
+                ) {
+                    FerrotaStatus::FerrotaNone => break,
+                    FerrotaStatus::FerrotaOk => {}
+                    e => panic!("poll_transmit: {e:?}"),
+                }
+                let t = t.assume_init();
+                if t.kind == FerrotaTransmitKind::FerrotaPublish {
+                    let topic = std::str::from_utf8(&t.topic[..t.topic_len]).unwrap();
+                    to_device.extend(server.handle(topic, &buf[..t.payload_len]));
+                }
+            }
+            let mut e = std::mem::MaybeUninit::<FerrotaEvent>::uninit();
+            while ferrota_agent_poll_event(agent, e.as_mut_ptr()) == FerrotaStatus::FerrotaOk {
+                let e = e.assume_init();
+                events.push(e.kind);
+                if e.kind == FerrotaEventKind::FerrotaEventResetRequested {
+                    break 'run;
+                }
+            }
+            now += 1_000;
+            if let Some((topic, payload)) = to_device.pop_front() {
+                let st = ferrota_agent_handle_message(
+                    agent,
+                    now,
+                    topic.as_ptr(),
+                    topic.len(),
+                    payload.as_ptr(),
+                    payload.len(),
+                );
+                assert_eq!(st, FerrotaStatus::FerrotaOk);
+            } else {
+                let mut at = 0u64;
+                if ferrota_agent_poll_timeout(agent, &mut at) == FerrotaStatus::FerrotaOk {
+                    now = now.max(at);
+                }
+                assert_eq!(
+                    ferrota_agent_handle_timeout(agent, now),
+                    FerrotaStatus::FerrotaOk
+                );
+            }
+        }
+        let mut stats = FerrotaStats::default();
+        assert_eq!(
+            ferrota_agent_stats(agent, &mut stats),
+            FerrotaStatus::FerrotaOk
+        );
+        assert_eq!(stats.blocks_accepted as usize, v2.file.len().div_ceil(4096));
+        assert_eq!(ferrota_agent_deinit(agent), FerrotaStatus::FerrotaOk);
+    }
+    use FerrotaEventKind::*;
+    for want in [
+        FerrotaEventDownloadStarted,
+        FerrotaEventVersionAccepted,
+        FerrotaEventActivated,
+        FerrotaEventPlainSignatureAccepted,
+        FerrotaEventResetRequested,
+    ] {
+        assert!(events.contains(&want), "{want:?} missing from {events:?}");
+    }
+    assert!(
+        server
+            .updates
+            .last()
+            .is_some_and(|u| u.contains("self_test")),
+        "{:?}",
+        server.updates
+    );
+    assert_eq!(board.failures, 0, "no flash callback failed");
+    // The reset: the boot chain now runs v2 on trial.
+    let running = boot(&mut board.dev).expect("v2 boots");
+    assert_eq!(running.record.version, v2.spec.version);
+}
