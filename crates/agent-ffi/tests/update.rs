@@ -41,7 +41,7 @@ impl Fixture {
             signature: Some(("sig-sha256-ecdsa", self.image.signature.as_str())),
             ..Default::default()
         }];
-        let exec = (!self.status.is_terminal()).then(|| ExecutionOut {
+        let exec = (!self.status.is_terminal()).then_some(ExecutionOut {
             job_id: JOB,
             thing_name: None,
             status: self.status,
