@@ -191,12 +191,12 @@ typedef enum FerrotaTransmitKind {
  */
 typedef enum FerrotaEventKind {
   /*
-   A job for a non-firmware file: `a` file type, `b` file size, `c` file id. The job stays
-   open (not yet exposed to C: it fails after the service's timeout).
+   A job for a non-firmware file: `a` file type, `b` file size, `c` file id. Handle it,
+   then call `ferrota_agent_finish_app_job`.
    */
   FERROTA_EVENT_OTHER_FILE_JOB = 0,
   /*
-   A non-`afr_ota` job document.
+   A non-`afr_ota` job document: handle it, then call `ferrota_agent_finish_app_job`.
    */
   FERROTA_EVENT_CUSTOM_JOB = 1,
   /*
@@ -301,6 +301,21 @@ typedef enum FerrotaRegion {
 } FerrotaRegion;
 
 /*
+ How the application finished a job handed to it.
+ */
+typedef enum FerrotaAppOutcome {
+  /*
+   Handled: the job is reported SUCCEEDED.
+   */
+  FERROTA_APP_SUCCEEDED = 0,
+  /*
+   Not for this application: the job is reported FAILED as the AWS agent reports an
+   unclaimed job.
+   */
+  FERROTA_APP_DECLINED = 1,
+} FerrotaAppOutcome;
+
+/*
  Opaque: the agent in the caller's memory block. Only ever used through a pointer.
  */
 typedef struct FerrotaAgent FerrotaAgent;
@@ -402,7 +417,8 @@ typedef int32_t (*FerrotaEraseFn)(void *user, enum FerrotaArea area, uint32_t fr
 
 /*
  The flash the agent works on, as C callbacks. The agent calls them synchronously from
- inside `ferrota_agent_*` calls only, never from elsewhere; `user` is passed through.
+ inside `ferrota_agent_*` calls only, never from elsewhere; `user` is passed through. A
+ callback must not call a `ferrota_agent_*` function of the same agent.
  Copied by `ferrota_agent_init`: `user` must stay valid for the agent's life.
  */
 typedef struct FerrotaPlatform {
@@ -653,6 +669,28 @@ enum FerrotaStatus ferrota_agent_handle_timeout(struct FerrotaAgent *agent, uint
 enum FerrotaStatus ferrota_agent_self_test_result(struct FerrotaAgent *agent,
                                                   uint64_t now_us,
                                                   uint8_t passed);
+
+/*
+ Asks for the next job again (the AWS library's `OTA_CheckForUpdate`); the agent already
+ does on every connection. Ignored while disconnected.
+
+ # Safety
+ `agent` is a handle from `ferrota_agent_init`.
+ */
+enum FerrotaStatus ferrota_agent_check_for_update(struct FerrotaAgent *agent, uint64_t now_us);
+
+/*
+ The application finished the job of [`FerrotaEventKind::FerrotaEventOtherFileJob`] or
+ [`FerrotaEventKind::FerrotaEventCustomJob`]: `outcome` is a [`FerrotaAppOutcome`] value
+ (an integer, checked: another value is `FERROTA_ERR_INVALID`). Without such a job pending
+ the call does nothing.
+
+ # Safety
+ `agent` is a handle from `ferrota_agent_init`.
+ */
+enum FerrotaStatus ferrota_agent_finish_app_job(struct FerrotaAgent *agent,
+                                                uint64_t now_us,
+                                                uint32_t outcome);
 
 /*
  The next MQTT operation: fills `*out` (a publish's payload goes to `buf`, at least

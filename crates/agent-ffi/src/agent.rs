@@ -8,8 +8,8 @@ use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
 use ferrota_agent::{
-    Agent, AgentEvent, Config, FlashFault, FlashOp, Instant, Platform, Running, StartError,
-    TransmitKind, TrustPolicy,
+    Agent, AgentEvent, AppOutcome, Config, FlashFault, FlashOp, Instant, Platform, Running,
+    StartError, TransmitKind, TrustPolicy,
 };
 use ferrota_boot::Bank;
 use ferrota_image::p256::ecdsa::VerifyingKey;
@@ -111,7 +111,8 @@ pub type FerrotaEraseFn =
     Option<unsafe extern "C" fn(user: *mut c_void, area: FerrotaArea, from: u32, to: u32) -> i32>;
 
 /// The flash the agent works on, as C callbacks. The agent calls them synchronously from
-/// inside `ferrota_agent_*` calls only, never from elsewhere; `user` is passed through.
+/// inside `ferrota_agent_*` calls only, never from elsewhere; `user` is passed through. A
+/// callback must not call a `ferrota_agent_*` function of the same agent.
 /// Copied by `ferrota_agent_init`: `user` must stay valid for the agent's life.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -649,6 +650,58 @@ pub unsafe extern "C" fn ferrota_agent_self_test_result(
     })
 }
 
+/// Asks for the next job again (the AWS library's `OTA_CheckForUpdate`); the agent already
+/// does on every connection. Ignored while disconnected.
+///
+/// # Safety
+/// `agent` is a handle from `ferrota_agent_init`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ferrota_agent_check_for_update(
+    agent: *mut FerrotaAgent,
+    now_us: u64,
+) -> FerrotaStatus {
+    with(agent, |i| {
+        i.agent.check_for_update(Instant::from_micros(now_us));
+        FerrotaStatus::FerrotaOk
+    })
+}
+
+/// How the application finished a job handed to it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FerrotaAppOutcome {
+    /// Handled: the job is reported SUCCEEDED.
+    FerrotaAppSucceeded = 0,
+    /// Not for this application: the job is reported FAILED as the AWS agent reports an
+    /// unclaimed job.
+    FerrotaAppDeclined = 1,
+}
+
+/// The application finished the job of [`FerrotaEventKind::FerrotaEventOtherFileJob`] or
+/// [`FerrotaEventKind::FerrotaEventCustomJob`]: `outcome` is a [`FerrotaAppOutcome`] value
+/// (an integer, checked: another value is `FERROTA_ERR_INVALID`). Without such a job pending
+/// the call does nothing.
+///
+/// # Safety
+/// `agent` is a handle from `ferrota_agent_init`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ferrota_agent_finish_app_job(
+    agent: *mut FerrotaAgent,
+    now_us: u64,
+    outcome: u32,
+) -> FerrotaStatus {
+    with(agent, |i| {
+        let outcome = match outcome {
+            0 => AppOutcome::Succeeded,
+            1 => AppOutcome::Declined,
+            _ => return FerrotaStatus::FerrotaErrInvalid,
+        };
+        i.agent
+            .finish_app_job(Instant::from_micros(now_us), outcome);
+        FerrotaStatus::FerrotaOk
+    })
+}
+
 /// What to do with a [`FerrotaTransmit`].
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -758,10 +811,10 @@ pub unsafe extern "C" fn ferrota_agent_poll_timeout(
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FerrotaEventKind {
-    /// A job for a non-firmware file: `a` file type, `b` file size, `c` file id. The job stays
-    /// open (not yet exposed to C: it fails after the service's timeout).
+    /// A job for a non-firmware file: `a` file type, `b` file size, `c` file id. Handle it,
+    /// then call `ferrota_agent_finish_app_job`.
     FerrotaEventOtherFileJob = 0,
-    /// A non-`afr_ota` job document.
+    /// A non-`afr_ota` job document: handle it, then call `ferrota_agent_finish_app_job`.
     FerrotaEventCustomJob = 1,
     /// The file chosen: `a` bytes that will cross the link, `b` 0 image / 1 packed / 2 delta.
     FerrotaEventFileChosen = 2,
