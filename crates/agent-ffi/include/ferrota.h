@@ -212,7 +212,8 @@ typedef enum FerrotaEventKind {
    */
   FERROTA_EVENT_VERSION_ACCEPTED = 4,
   /*
-   The job ended FAILED.
+   The job ended FAILED, with the reason the AWS console shows: `a` 0 `"<b>: <c>"` (main
+   and sub code), 1 `"rejected: <b>"`, 2 `"aborted: <b>"`, 3 another status.
    */
   FERROTA_EVENT_JOB_FAILED = 5,
   /*

@@ -15,6 +15,7 @@ use ferrota_boot::Bank;
 use ferrota_image::p256::ecdsa::VerifyingKey;
 use ferrota_image::version::{RECORD_AREA, RECORD_OFFSET};
 use ferrota_image::{BootKey, HardwareId, VersionRecord};
+use ferrota_proto::status::OtaStatus;
 
 use crate::image::FerrotaBootKey;
 use crate::{FerrotaStatus, guard};
@@ -822,7 +823,8 @@ pub enum FerrotaEventKind {
     FerrotaEventDownloadStarted = 3,
     /// The new image's version record passed: `a` its version (major<<24|minor<<16|build).
     FerrotaEventVersionAccepted = 4,
-    /// The job ended FAILED.
+    /// The job ended FAILED, with the reason the AWS console shows: `a` 0 `"<b>: <c>"` (main
+    /// and sub code), 1 `"rejected: <b>"`, 2 `"aborted: <b>"`, 3 another status.
     FerrotaEventJobFailed = 5,
     /// The job ended SUCCEEDED.
     FerrotaEventJobSucceeded = 6,
@@ -907,7 +909,15 @@ fn event(e: AgentEvent) -> FerrotaEvent {
         AgentEvent::VersionAccepted { version } => {
             (K::FerrotaEventVersionAccepted, u64::from(version.0), 0, 0)
         }
-        AgentEvent::JobFailed { .. } => (K::FerrotaEventJobFailed, 0, 0, 0),
+        AgentEvent::JobFailed { status } => {
+            let (how, main, sub) = match status {
+                OtaStatus::Failed { main, sub } => (0, main, sub),
+                OtaStatus::Rejected { sub_reason } => (1, sub_reason, 0),
+                OtaStatus::Aborted { sub_reason } => (2, sub_reason, 0),
+                _ => (3, 0, 0),
+            };
+            (K::FerrotaEventJobFailed, how, main, sub)
+        }
         AgentEvent::JobSucceeded => (K::FerrotaEventJobSucceeded, 0, 0, 0),
         AgentEvent::JobCancelled => (K::FerrotaEventJobCancelled, 0, 0, 0),
         AgentEvent::Activated => (K::FerrotaEventActivated, 0, 0, 0),

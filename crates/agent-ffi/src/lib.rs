@@ -56,3 +56,17 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
         core::hint::spin_loop();
     }
 }
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_inside_an_entry_point_becomes_a_status_not_an_unwind() {
+        assert_eq!(guard(|| panic!("a bug")), FerrotaStatus::FerrotaErrPanic);
+        assert_eq!(
+            guard(|| FerrotaStatus::FerrotaNone),
+            FerrotaStatus::FerrotaNone
+        );
+    }
+}

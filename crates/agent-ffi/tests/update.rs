@@ -28,6 +28,9 @@ struct Fixture {
     image: Arc<TestImage>,
     status: JobStatus,
     updates: Vec<String>,
+    /// The last update said `self_test` (ready, active): the job document carries it back, as
+    /// AWS keeps an execution's status details.
+    self_test: bool,
 }
 
 impl Fixture {
@@ -41,11 +44,17 @@ impl Fixture {
             signature: Some(("sig-sha256-ecdsa", self.image.signature.as_str())),
             ..Default::default()
         }];
+        // What the device reported (v1.1.0 did the download), as in the agent's tests.
+        let details: &[(&str, &str)] = if self.self_test {
+            &[("self_test", "ready"), ("updatedBy", "0x00010100")]
+        } else {
+            &[]
+        };
         let exec = (!self.status.is_terminal()).then_some(ExecutionOut {
             job_id: JOB,
             thing_name: None,
             status: self.status,
-            status_details: &[],
+            status_details: details,
             queued_at: 1_795_635_657,
             started_at: None,
             last_updated_at: 1_795_635_717,
@@ -93,8 +102,9 @@ impl Service for Fixture {
             }) => {
                 let req = UpdateRequest::parse(payload).expect("valid update");
                 self.status = req.status;
-                self.updates
-                    .push(String::from_utf8_lossy(payload).into_owned());
+                let text = String::from_utf8_lossy(payload).into_owned();
+                self.self_test = text.contains("self_test");
+                self.updates.push(text);
                 vec![]
             }
             TopicKind::Stream {
@@ -128,29 +138,26 @@ impl Service for Fixture {
     }
 }
 
-#[test]
-fn a_whole_update_through_the_c_api_ends_in_the_activation_and_reset_request() {
-    let mut board = Board::new();
-    let data = CData::new();
-    let mut mem = Mem::new();
-    let v2 = image(Spec::new(2, 2));
-    let mut server = Fixture {
-        image: v2.clone(),
-        status: JobStatus::Queued,
-        updates: vec![],
-    };
-    let mut now = 1_000_000u64;
-    let agent = start(&mut mem, &mut board, &data, now);
+/// The C event loop: handle one input, carry out every transmit, take every event, re-arm the
+/// timer; until `until` is seen. `on_event` answers events (the self-test). Returns the events.
+fn run(
+    agent: *mut FerrotaAgent,
+    server: &mut Fixture,
+    now: &mut u64,
+    until: FerrotaEventKind,
+    mut on_event: impl FnMut(*mut FerrotaAgent, u64, &FerrotaEvent),
+) -> Vec<FerrotaEventKind> {
     let mut buf = vec![0u8; FERROTA_TRANSMIT_BUF_MIN];
     let mut to_device: VecDeque<Msg> = VecDeque::new();
     let mut events = vec![];
+    let mut done = false;
     // SAFETY (whole block): `agent` is live, every buffer valid for the call.
     unsafe {
         assert_eq!(
-            ferrota_agent_handle_connected(agent, now),
+            ferrota_agent_handle_connected(agent, *now),
             FerrotaStatus::FerrotaOk
         );
-        'run: for _ in 0..100_000 {
+        for _ in 0..100_000 {
             // Carry out every operation, in order.
             loop {
                 let mut t = std::mem::MaybeUninit::<FerrotaTransmit>::uninit();
@@ -170,19 +177,25 @@ fn a_whole_update_through_the_c_api_ends_in_the_activation_and_reset_request() {
                     to_device.extend(server.handle(topic, &buf[..t.payload_len]));
                 }
             }
+            if done {
+                // What the last event's handling queued went out (the final status).
+                return events;
+            }
             let mut e = std::mem::MaybeUninit::<FerrotaEvent>::uninit();
             while ferrota_agent_poll_event(agent, e.as_mut_ptr()) == FerrotaStatus::FerrotaOk {
                 let e = e.assume_init();
                 events.push(e.kind);
-                if e.kind == FerrotaEventKind::FerrotaEventResetRequested {
-                    break 'run;
-                }
+                done |= e.kind == until;
+                on_event(agent, *now, &e);
             }
-            now += 1_000;
+            if done {
+                continue;
+            }
+            *now += 1_000;
             if let Some((topic, payload)) = to_device.pop_front() {
                 let st = ferrota_agent_handle_message(
                     agent,
-                    now,
+                    *now,
                     topic.as_ptr(),
                     topic.len(),
                     payload.as_ptr(),
@@ -192,32 +205,58 @@ fn a_whole_update_through_the_c_api_ends_in_the_activation_and_reset_request() {
             } else {
                 let mut at = 0u64;
                 if ferrota_agent_poll_timeout(agent, &mut at) == FerrotaStatus::FerrotaOk {
-                    now = now.max(at);
+                    *now = (*now).max(at);
                 }
                 assert_eq!(
-                    ferrota_agent_handle_timeout(agent, now),
+                    ferrota_agent_handle_timeout(agent, *now),
                     FerrotaStatus::FerrotaOk
                 );
             }
         }
-        let mut stats = FerrotaStats::default();
-        assert_eq!(
-            ferrota_agent_stats(agent, &mut stats),
-            FerrotaStatus::FerrotaOk
-        );
-        assert_eq!(stats.blocks_accepted as usize, v2.file.len().div_ceil(4096));
-        assert_eq!(ferrota_agent_deinit(agent), FerrotaStatus::FerrotaOk);
     }
+    panic!("{until:?} never came: {events:?}");
+}
+
+#[test]
+fn a_whole_update_through_the_c_api_activates_reboots_self_tests_and_confirms() {
     use FerrotaEventKind::*;
+    let mut board = Board::new();
+    let data = CData::new();
+    let mut mem = Mem::new();
+    let v2 = image(Spec::new(2, 2));
+    let mut server = Fixture {
+        image: v2.clone(),
+        status: JobStatus::Queued,
+        updates: vec![],
+        self_test: false,
+    };
+    let mut now = 1_000_000u64;
+    let agent = start(&mut mem, &mut board, &data, now);
+    let events = run(
+        agent,
+        &mut server,
+        &mut now,
+        FerrotaEventResetRequested,
+        |_, _, _| {},
+    );
     for want in [
         FerrotaEventDownloadStarted,
         FerrotaEventVersionAccepted,
         FerrotaEventActivated,
         FerrotaEventPlainSignatureAccepted,
-        FerrotaEventResetRequested,
     ] {
         assert!(events.contains(&want), "{want:?} missing from {events:?}");
     }
+    let mut stats = FerrotaStats::default();
+    // SAFETY: live agent, then ended.
+    unsafe {
+        assert_eq!(
+            ferrota_agent_stats(agent, &mut stats),
+            FerrotaStatus::FerrotaOk
+        );
+        assert_eq!(ferrota_agent_deinit(agent), FerrotaStatus::FerrotaOk);
+    }
+    assert_eq!(stats.blocks_accepted as usize, v2.file.len().div_ceil(4096));
     assert!(
         server
             .updates
@@ -227,7 +266,43 @@ fn a_whole_update_through_the_c_api_ends_in_the_activation_and_reset_request() {
         server.updates
     );
     assert_eq!(board.failures, 0, "no flash callback failed");
-    // The reset: the boot chain now runs v2 on trial.
+
+    // The reset: the boot chain runs v2 on trial from the other bank.
     let running = boot(&mut board.dev).expect("v2 boots");
     assert_eq!(running.record.version, v2.spec.version);
+    board.bank = 1 - board.bank;
+    // A new agent in the same memory: the trial image waits for the job, self-tests, confirms.
+    let agent = start(&mut mem, &mut board, &data, now);
+    let mut self_tests = 0;
+    let events = run(
+        agent,
+        &mut server,
+        &mut now,
+        FerrotaEventJobSucceeded,
+        |a, t, e| {
+            if e.kind == FerrotaEventStartSelfTest {
+                assert!(e.a > t, "the deadline is ahead");
+                self_tests += 1;
+                // SAFETY: the live agent.
+                let st = unsafe { ferrota_agent_self_test_result(a, t, 1) };
+                assert_eq!(st, FerrotaStatus::FerrotaOk);
+            }
+        },
+    );
+    assert_eq!(self_tests, 1);
+    assert!(events.contains(&FerrotaEventConfirmed), "{events:?}");
+    assert!(
+        server
+            .updates
+            .last()
+            .is_some_and(|u| u.contains("SUCCEEDED")),
+        "{:?}",
+        server.updates
+    );
+    // SAFETY: the live agent.
+    assert_eq!(
+        unsafe { ferrota_agent_deinit(agent) },
+        FerrotaStatus::FerrotaOk
+    );
+    assert_eq!(board.failures, 0, "no flash callback failed");
 }
