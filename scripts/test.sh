@@ -29,6 +29,14 @@ for crate in ferrota-image ferrota-boot ferrota-proto ferrota-agent ferrota-delt
         echo "$crate: no_std build ok"
     fi
 done
+# The C API (crates/agent-ffi) as an rlib: its staticlib needs a target with panic=abort (the MCU).
+if cargo tree -p ferrota-agent-ffi --no-default-features -e normal,features --prefix none \
+    | grep -E ' feature "(std|alloc)"' ; then
+    echo "error: ferrota-agent-ffi pulls std/alloc into its no_std build (see above)" >&2
+    exit 1
+fi
+cargo rustc -q -p ferrota-agent-ffi --no-default-features --lib --crate-type rlib
+echo "ferrota-agent-ffi: no_std build ok"
 
 step "tests"
 # Engines some tests start privately; without them those tests skip (CI sets
