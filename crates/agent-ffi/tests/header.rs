@@ -26,3 +26,36 @@ fn header_is_up_to_date() {
          `FERROTA_BLESS=1 cargo test -p ferrota-agent-ffi --test header` and commit it"
     );
 }
+
+/// The checked-in header compiles as C11 and as C++ without warnings, where a compiler is
+/// installed (`cc`, `c++`); skipped otherwise.
+#[test]
+fn header_compiles_as_c_and_cpp() {
+    let header = Path::new(env!("CARGO_MANIFEST_DIR")).join("include/ferrota.h");
+    for (cc, lang, std) in [("cc", "c", "-std=c11"), ("c++", "c++", "-std=c++17")] {
+        let out = match std::process::Command::new(cc)
+            .args([
+                "-fsyntax-only",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                std,
+                "-x",
+                lang,
+            ])
+            .arg(&header)
+            .output()
+        {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("skipped: no `{cc}` ({e})");
+                continue;
+            }
+        };
+        assert!(
+            out.status.success(),
+            "{cc} refuses include/ferrota.h:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
