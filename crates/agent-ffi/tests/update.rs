@@ -306,3 +306,45 @@ fn a_whole_update_through_the_c_api_activates_reboots_self_tests_and_confirms() 
     );
     assert_eq!(board.failures, 0, "no flash callback failed");
 }
+
+#[test]
+fn a_failing_flash_callback_stops_the_download_with_a_flash_fault_event() {
+    use FerrotaEventKind::*;
+    let mut board = Board::new();
+    board.bank_writes_left = Some(3);
+    let data = CData::new();
+    let mut mem = Mem::new();
+    let mut server = Fixture {
+        image: image(Spec::new(2, 2)),
+        status: JobStatus::Queued,
+        updates: vec![],
+        self_test: false,
+    };
+    let mut now = 1_000_000u64;
+    let agent = start(&mut mem, &mut board, &data, now);
+    let events = run(
+        agent,
+        &mut server,
+        &mut now,
+        FerrotaEventFlashFault,
+        |_, _, _| {},
+    );
+    assert!(!events.contains(&FerrotaEventActivated), "{events:?}");
+    assert!(board.failures > 0);
+    // The job is reported FAILED, as the AWS PAL's write failure.
+    assert!(
+        server.updates.last().is_some_and(|u| u.contains("FAILED")),
+        "{:?}",
+        server.updates
+    );
+    // The agent is still usable from C after the fault.
+    let mut stats = FerrotaStats::default();
+    // SAFETY: the live agent.
+    unsafe {
+        assert_eq!(
+            ferrota_agent_stats(agent, &mut stats),
+            FerrotaStatus::FerrotaOk
+        );
+        assert_eq!(ferrota_agent_deinit(agent), FerrotaStatus::FerrotaOk);
+    }
+}

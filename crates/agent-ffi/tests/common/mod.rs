@@ -20,6 +20,9 @@ pub struct Board {
     pub bank: u8,
     /// Callback calls that failed.
     pub failures: u32,
+    /// Programs of the inactive bank to let through before every further one fails (a
+    /// flash driver error); `None`: all succeed.
+    pub bank_writes_left: Option<u32>,
 }
 
 /// Runs `f` on the area's view; `false` when it cannot be opened or `f` fails.
@@ -102,6 +105,13 @@ pub unsafe extern "C" fn write_cb(
             std::slice::from_raw_parts(data, len),
         )
     };
+    if area == FerrotaArea::FerrotaAreaInactiveBank {
+        match &mut b.bank_writes_left {
+            Some(0) => return rc(b, false),
+            Some(n) => *n -= 1,
+            None => {}
+        }
+    }
     let ok = on_area(b, area, &mut |a| a.write(off, data));
     rc(b, ok)
 }
@@ -129,6 +139,7 @@ impl Board {
             dev,
             bank,
             failures: 0,
+            bank_writes_left: None,
         })
     }
 
