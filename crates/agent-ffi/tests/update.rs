@@ -1,148 +1,29 @@
 //! A whole update through the C API: the agent, created in caller memory on a simulated board
-//! behind the C flash callbacks, talks to a Jobs + MQTT-streams service (`ferrota_sim`'s
-//! `Service` model, as the agent's own tests use) until it asks for the reset after activation;
+//! behind the C flash callbacks, talks to a Jobs + MQTT-streams service (`ferrota_sim::service`'s
+//! `JobsStreams`, as the agent's own tests use) until it asks for the reset after activation;
 //! the board then boots the new image. The loop below is what a C program's event loop does.
 
 mod common;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use common::{Board, CData, Mem, start};
 use ferrota_agent_ffi::*;
-use ferrota_proto::job::{
-    ExecutionOut, FileOut, JobDocumentOut, JobMessageOut, JobStatus, OtaJobOut, Protocols,
-};
-use ferrota_proto::jobs_api::JobsRequest;
-use ferrota_proto::status::UpdateRequest;
-use ferrota_proto::stream::{DataBlock, StreamRequest};
-use ferrota_proto::topic::{JobRef, JobsTopic, Reply, StreamOp, Topic, TopicKind};
-use ferrota_sim::harness::{Msg, Service, THING, boot};
+use ferrota_sim::harness::{Msg, Service, boot};
 use ferrota_sim::images::ota::{Spec, TestImage, image};
+use ferrota_sim::service::{JobsStreams, OtaFile};
 
-const JOB: &str = "job-ffi";
-const STREAM: &str = "stream-ffi";
-
-/// One firmware job over one stream (the shape of the agent tests' fixtures).
-struct Fixture {
-    image: Arc<TestImage>,
-    status: JobStatus,
-    updates: Vec<String>,
-    /// The last update said `self_test` (ready, active): the job document carries it back, as
-    /// AWS keeps an execution's status details.
-    self_test: bool,
-}
-
-impl Fixture {
-    fn document(&self, token: Option<&str>) -> Vec<u8> {
-        let files = [FileOut {
-            file_path: Some("/ota/image.bin"),
-            file_size: self.image.file.len() as u32,
-            file_id: 0,
-            cert_file: Some("signer.crt"),
-            file_type: Some(141),
-            signature: Some(("sig-sha256-ecdsa", self.image.signature.as_str())),
-            ..Default::default()
-        }];
-        // What the device reported (v1.1.0 did the download), as in the agent's tests.
-        let details: &[(&str, &str)] = if self.self_test {
-            &[("self_test", "ready"), ("updatedBy", "0x00010100")]
-        } else {
-            &[]
-        };
-        let exec = (!self.status.is_terminal()).then_some(ExecutionOut {
-            job_id: JOB,
-            thing_name: None,
-            status: self.status,
-            status_details: details,
-            queued_at: 1_795_635_657,
-            started_at: None,
-            last_updated_at: 1_795_635_717,
-            version_number: 1,
-            execution_number: 1,
-            job_document: JobDocumentOut::Ota(OtaJobOut {
-                protocols: Protocols::MQTT,
-                stream_name: Some(STREAM),
-                files: &files,
-            }),
-        });
-        let m = JobMessageOut {
-            timestamp: 1_795_635_717,
-            client_token: token,
-            execution: exec,
-            ferrota_timestamp: None,
-        };
-        let mut buf = vec![0u8; 4096];
-        let n = m.encode(&mut buf).expect("document fits").len();
-        buf.truncate(n);
-        buf
-    }
-}
-
-impl Service for Fixture {
-    fn handle(&mut self, topic: &str, payload: &[u8]) -> Vec<Msg> {
-        let Ok(t) = Topic::parse(topic) else {
-            return vec![];
-        };
-        match t.kind {
-            TopicKind::Jobs(JobsTopic::Describe {
-                job: JobRef::Next,
-                reply: Reply::Request,
-            }) => {
-                let req = JobsRequest::parse(payload).expect("valid request");
-                let tok = req.client_token.map(|c| c.raw().to_string());
-                vec![(
-                    Topic::next_get_accepted(THING).to_string(),
-                    self.document(tok.as_deref()),
-                )]
-            }
-            TopicKind::Jobs(JobsTopic::Update {
-                reply: Reply::Request,
-                ..
-            }) => {
-                let req = UpdateRequest::parse(payload).expect("valid update");
-                self.status = req.status;
-                let text = String::from_utf8_lossy(payload).into_owned();
-                self.self_test = text.contains("self_test");
-                self.updates.push(text);
-                vec![]
-            }
-            TopicKind::Stream {
-                op: StreamOp::Get, ..
-            } => {
-                let req = StreamRequest::decode(payload).expect("valid request");
-                let file = &self.image.file;
-                let bs = req.block_size as usize;
-                let data = Topic::stream(
-                    THING,
-                    STREAM,
-                    StreamOp::Data,
-                    ferrota_proto::topic::Encoding::Cbor,
-                )
-                .to_string();
-                let mut out = vec![];
-                for i in req.blocks_to_send(file.len() as u32) {
-                    let a = i as usize * bs;
-                    let chunk = &file[a..(a + bs).min(file.len())];
-                    let mut buf = vec![0u8; bs + 64];
-                    let n = DataBlock::new(req.client_token, req.file_id, i, chunk)
-                        .encode(&mut buf)
-                        .expect("block fits");
-                    buf.truncate(n);
-                    out.push((data.clone(), buf));
-                }
-                out
-            }
-            _ => vec![],
-        }
-    }
+/// One firmware job (`img`) over one stream (the shape of the agent tests' fixtures).
+fn fixture(img: &TestImage) -> JobsStreams {
+    let file = OtaFile::image(img.file.clone(), Some(img.signature.clone()));
+    JobsStreams::new("job-ffi", "stream-ffi", vec![file])
 }
 
 /// The C event loop: handle one input, carry out every transmit, take every event, re-arm the
 /// timer; until `until` is seen. `on_event` answers events (the self-test). Returns the events.
 fn run(
     agent: *mut FerrotaAgent,
-    server: &mut Fixture,
+    server: &mut JobsStreams,
     now: &mut u64,
     until: FerrotaEventKind,
     mut on_event: impl FnMut(*mut FerrotaAgent, u64, &FerrotaEvent),
@@ -224,12 +105,7 @@ fn a_whole_update_through_the_c_api_activates_reboots_self_tests_and_confirms() 
     let data = CData::new();
     let mut mem = Mem::new();
     let v2 = image(Spec::new(2, 2));
-    let mut server = Fixture {
-        image: v2.clone(),
-        status: JobStatus::Queued,
-        updates: vec![],
-        self_test: false,
-    };
+    let mut server = fixture(&v2);
     let mut now = 1_000_000u64;
     let agent = start(&mut mem, &mut board, &data, now);
     let events = run(
@@ -314,12 +190,7 @@ fn a_failing_flash_callback_stops_the_download_with_a_flash_fault_event() {
     board.bank_writes_left = Some(3);
     let data = CData::new();
     let mut mem = Mem::new();
-    let mut server = Fixture {
-        image: image(Spec::new(2, 2)),
-        status: JobStatus::Queued,
-        updates: vec![],
-        self_test: false,
-    };
+    let mut server = fixture(&image(Spec::new(2, 2)));
     let mut now = 1_000_000u64;
     let agent = start(&mut mem, &mut board, &data, now);
     let events = run(

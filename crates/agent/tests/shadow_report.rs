@@ -7,38 +7,33 @@
 
 use std::time::Duration;
 
-mod common;
-
 use ferrota_proto::job::JobStatus;
-use ferrota_proto::jobs_api::JobsRequest;
-use ferrota_proto::status::UpdateRequest;
-use ferrota_proto::topic::{JobRef, JobsTopic, Reply, Topic, TopicKind};
+use ferrota_proto::topic::{JobsTopic, Reply, Topic, TopicKind};
 use ferrota_sim::harness::{AgentSettings, Msg, Service, Sim, THING};
 use ferrota_sim::images::ota::{Spec, image};
-
-const JOB: &str = "job-refused";
+use ferrota_sim::service::{JobsStreams, OtaFile};
 
 /// Every publish in order (`"status"` for a job update, `"report"` for a shadow report), the
-/// shadow reports' bodies, and a job whose document the agent refuses (no signature).
-#[derive(Default)]
+/// shadow reports' bodies, around a job whose document the agent refuses (no signature; offered
+/// only if `jobs.offers_job`).
 struct Fixture {
-    job: bool,
-    status: Option<JobStatus>,
+    jobs: JobsStreams,
     order: Vec<&'static str>,
     reports: Vec<serde_json::Value>,
 }
 
 impl Fixture {
-    fn document(&self, token: Option<&str>) -> Vec<u8> {
-        let pending = self.job && !self.status.is_some_and(|s| s.is_terminal());
-        let job = common::Job {
-            id: JOB,
-            stream: "stream-1",
-            size: 100_000,
-            signature: None,
-            status: JobStatus::Queued,
-        };
-        common::next_document(pending.then_some(&job), token)
+    fn new(job: bool) -> Self {
+        let mut file = OtaFile::image(vec![], None);
+        file.size = 100_000;
+        let mut jobs = JobsStreams::new("job-refused", "stream-1", vec![file]);
+        jobs.offers_job = job;
+        jobs.serves_stream = false;
+        Fixture {
+            jobs,
+            order: vec![],
+            reports: vec![],
+        }
     }
 }
 
@@ -47,34 +42,20 @@ impl Service for Fixture {
         let t = Topic::parse(topic).expect("the agent publishes valid topics");
         assert_eq!(t.thing, THING);
         match t.kind {
-            TopicKind::Jobs(JobsTopic::Describe {
-                job: JobRef::Next,
-                reply: Reply::Request,
-            }) => {
-                let req = JobsRequest::parse(payload).expect("valid request");
-                let tok = req.client_token.map(|c| c.raw().to_string());
-                vec![(
-                    Topic::next_get_accepted(THING).to_string(),
-                    self.document(tok.as_deref()),
-                )]
-            }
             TopicKind::Jobs(JobsTopic::Update {
                 reply: Reply::Request,
                 ..
-            }) => {
-                self.status = Some(UpdateRequest::parse(payload).expect("valid").status);
-                self.order.push("status");
-                vec![]
-            }
+            }) => self.order.push("status"),
             TopicKind::Shadow { .. } => {
                 assert_eq!(topic, format!("$aws/things/{THING}/shadow/update"));
                 self.order.push("report");
                 self.reports
                     .push(serde_json::from_slice(payload).expect("the report is JSON"));
-                vec![]
+                return vec![];
             }
-            _ => vec![],
+            _ => {}
         }
+        self.jobs.handle(topic, payload)
     }
 }
 
@@ -85,7 +66,7 @@ fn firmware(r: &serde_json::Value) -> &serde_json::Value {
 #[test]
 fn it_reports_once_per_connection_with_what_it_runs() {
     let v1 = image(Spec::new(1, 4));
-    let mut sim = Sim::start(Fixture::default(), &v1, 1, AgentSettings::default());
+    let mut sim = Sim::start(Fixture::new(false), &v1, 1, AgentSettings::default());
     assert!(sim.run_until(Duration::from_secs(5), |s| !s.server.reports.is_empty()));
     sim.run_until(Duration::from_secs(2), |_| false);
     assert_eq!(sim.server.reports.len(), 1, "{:?}", sim.server.reports);
@@ -113,18 +94,15 @@ fn it_reports_once_per_connection_with_what_it_runs() {
 #[test]
 fn it_reports_after_a_job_ends() {
     let v1 = image(Spec::new(1, 1));
-    let fixture = Fixture {
-        job: true,
-        ..Default::default()
-    };
+    let fixture = Fixture::new(true);
     let mut sim = Sim::start(fixture, &v1, 2, AgentSettings::default());
     assert!(sim.run_until(Duration::from_secs(30), |s| {
-        s.server.status.is_some_and(|st| st.is_terminal())
+        s.server.jobs.status.is_terminal()
     }));
     sim.run_until(Duration::from_secs(2), |_| false);
     // Connect: a report; the refused job's FAILED; then the report after the job.
     assert_eq!(sim.server.order, ["report", "status", "report"]);
-    assert_eq!(sim.server.status, Some(JobStatus::Failed));
+    assert_eq!(sim.server.jobs.status, JobStatus::Failed);
     assert_eq!(firmware(&sim.server.reports[1])["version"], "1.1.0");
     assert_ne!(
         sim.server.reports[0]["clientToken"],

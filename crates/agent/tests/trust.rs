@@ -10,17 +10,13 @@ use ferrota_agent::{AgentEvent, State};
 use ferrota_boot::Bank;
 use ferrota_boot::log::{BootState, LOG_ADDRESS, LOG_SIZE, MarkerLog};
 use ferrota_manifest::store::{self, TRUST_AREA, TRUST_AREA_LEN, TrustState};
-use ferrota_proto::job::{
-    ExecutionOut, FileOut, JobDocumentOut, JobMessageOut, JobStatus, OtaJobOut, Protocols,
-};
-use ferrota_proto::jobs_api::JobsRequest;
-use ferrota_proto::status::UpdateRequest;
-use ferrota_proto::stream::{DataBlock, StreamRequest};
-use ferrota_proto::topic::{JobRef, JobsTopic, Reply, StreamOp, Topic, TopicKind};
+use ferrota_proto::job::JobStatus;
+use ferrota_proto::topic::{JobRef, JobsTopic, Reply, Topic, TopicKind};
 use ferrota_sim::harness::{AgentSettings, Msg, Service, Sim, THING};
 use std::sync::Arc;
 
 use ferrota_sim::images::ota::{Spec, TestImage, image};
+use ferrota_sim::service::{JobsStreams, OtaFile, Times};
 use ferrota_sim::trust::{
     self as fx, bundle_for, file_digest, file_signature, release_key_of, root_chain,
 };
@@ -42,23 +38,16 @@ enum Ts {
     Absent,
 }
 
-/// A Jobs and Streams model with one firmware job (`image`, `bundle`) and a clock.
+/// The shared Jobs and Streams model (`ferrota_sim::service`) with one firmware job (`image`,
+/// file 0, and `bundle`, file 1), a clock, a signed timestamp in every `$next/get` answer, and
+/// the shadow reports.
 struct Fixture {
+    jobs: JobsStreams,
     image: Arc<TestImage>,
-    /// `files[0]`'s `filesize` (the image's length unless a test lies).
-    doc_size: u32,
-    signature: String,
     bundle: Option<Vec<u8>>,
     ts: Ts,
     now_s: u64,
-    status: JobStatus,
-    self_test: bool,
-    updates: Vec<String>,
     reports: Vec<serde_json::Value>,
-    image_blocks: u32,
-    manifest_blocks: u32,
-    /// Jobs replies sent (each with its timestamp).
-    jobs_replies: u32,
 }
 
 impl Fixture {
@@ -68,20 +57,33 @@ impl Fixture {
             Some(_) => file_signature(&image.file, release_key_of(1)),
             None => image.signature.clone(),
         };
+        let mut files = vec![OtaFile {
+            cert_file: None,
+            ..OtaFile::image(image.file.clone(), Some(signature))
+        }];
+        if let Some(b) = &bundle {
+            files.push(OtaFile {
+                path: "/ota/image.suit".into(),
+                size: b.len() as u32,
+                file_type: 142,
+                cert_file: None,
+                signature: None,
+                data: b.clone(),
+            });
+        }
+        let mut jobs = JobsStreams::new(JOB, STREAM, files);
+        jobs.times = Times {
+            now: EPOCH,
+            queued_at: EPOCH,
+            last_updated_at: EPOCH,
+        };
         Fixture {
-            doc_size: image.file.len() as u32,
+            jobs,
             image,
-            signature,
             bundle,
             ts,
             now_s: EPOCH,
-            status: JobStatus::Queued,
-            self_test: false,
-            updates: vec![],
             reports: vec![],
-            image_blocks: 0,
-            manifest_blocks: 0,
-            jobs_replies: 0,
         }
     }
 
@@ -98,64 +100,12 @@ impl Fixture {
             Ts::Absent => None,
         }
     }
-
-    fn document(&mut self, token: Option<&str>) -> Vec<u8> {
-        self.jobs_replies += 1;
-        let ts = self.timestamp();
-        let mut files = vec![FileOut {
-            file_path: Some("/ota/image.bin"),
-            file_size: self.doc_size,
-            file_id: 0,
-            file_type: Some(141),
-            signature: Some(("sig-sha256-ecdsa", self.signature.as_str())),
-            ..Default::default()
-        }];
-        if let Some(b) = &self.bundle {
-            files.push(FileOut {
-                file_path: Some("/ota/image.suit"),
-                file_size: b.len() as u32,
-                file_id: 1,
-                file_type: Some(142),
-                ..Default::default()
-            });
-        }
-        let details: &[(&str, &str)] = if self.self_test {
-            &[("self_test", "ready"), ("updatedBy", "0x00010100")]
-        } else {
-            &[]
-        };
-        let exec = (!self.status.is_terminal()).then(|| ExecutionOut {
-            job_id: JOB,
-            thing_name: None,
-            status: self.status,
-            status_details: details,
-            queued_at: EPOCH,
-            started_at: None,
-            last_updated_at: EPOCH,
-            version_number: 1,
-            execution_number: 1,
-            job_document: JobDocumentOut::Ota(OtaJobOut {
-                protocols: Protocols::MQTT,
-                stream_name: Some(STREAM),
-                files: &files,
-            }),
-        });
-        let m = JobMessageOut {
-            timestamp: self.now_s,
-            client_token: token,
-            execution: exec,
-            ferrota_timestamp: ts.as_deref(),
-        };
-        let mut buf = vec![0u8; 8192];
-        let n = m.encode(&mut buf).expect("document fits").len();
-        buf.truncate(n);
-        buf
-    }
 }
 
 impl Service for Fixture {
     fn set_now(&mut self, now: ferrota_agent::Instant) {
         self.now_s = EPOCH + now.as_micros() / 1_000_000;
+        self.jobs.times.now = self.now_s;
     }
 
     fn handle(&mut self, topic: &str, payload: &[u8]) -> Vec<Msg> {
@@ -166,70 +116,15 @@ impl Service for Fixture {
             TopicKind::Jobs(JobsTopic::Describe {
                 job: JobRef::Next,
                 reply: Reply::Request,
-            }) => {
-                let req = JobsRequest::parse(payload).expect("valid request");
-                let tok = req.client_token.map(|c| c.raw().to_string());
-                vec![(
-                    Topic::next_get_accepted(THING).to_string(),
-                    self.document(tok.as_deref()),
-                )]
-            }
-            TopicKind::Jobs(JobsTopic::Update {
-                reply: Reply::Request,
-                ..
-            }) => {
-                let req = UpdateRequest::parse(payload).expect("valid update");
-                self.status = req.status;
-                let text = String::from_utf8_lossy(payload).into_owned();
-                self.self_test = text.contains("self_test");
-                self.updates.push(text);
-                vec![]
-            }
+            }) => self.jobs.ferrota_timestamp = self.timestamp(),
             TopicKind::Shadow { .. } => {
                 self.reports
                     .push(serde_json::from_slice(payload).expect("the report is JSON"));
-                vec![]
+                return vec![];
             }
-            TopicKind::Stream {
-                op: StreamOp::Get, ..
-            } => {
-                let req = StreamRequest::decode(payload).expect("valid request");
-                let file: &[u8] = match req.file_id {
-                    0 => &self.image.file,
-                    1 => match &self.bundle {
-                        Some(b) => b,
-                        None => return vec![],
-                    },
-                    _ => return vec![],
-                };
-                let bs = req.block_size as usize;
-                let data = Topic::stream(
-                    THING,
-                    STREAM,
-                    StreamOp::Data,
-                    ferrota_proto::topic::Encoding::Cbor,
-                )
-                .to_string();
-                let mut out = vec![];
-                for i in req.blocks_to_send(file.len() as u32) {
-                    let a = i as usize * bs;
-                    let chunk = &file[a..(a + bs).min(file.len())];
-                    if req.file_id == 0 {
-                        self.image_blocks += 1;
-                    } else {
-                        self.manifest_blocks += 1;
-                    }
-                    let mut buf = vec![0u8; bs + 64];
-                    let n = DataBlock::new(req.client_token, req.file_id, i, chunk)
-                        .encode(&mut buf)
-                        .expect("block fits");
-                    buf.truncate(n);
-                    out.push((data.clone(), buf));
-                }
-                out
-            }
-            _ => vec![],
+            _ => {}
         }
+        self.jobs.handle(topic, payload)
     }
 }
 
@@ -274,17 +169,17 @@ fn boot_state(dev: &Device) -> BootState {
 }
 
 fn terminal(sim: &Sim<Fixture>) -> bool {
-    sim.server.status.is_terminal()
+    sim.server.jobs.status.is_terminal()
 }
 
 fn last_update(sim: &Sim<Fixture>) -> &str {
-    sim.server.updates.last().map_or("", |s| s.as_str())
+    sim.server.jobs.updates.last().map_or("", |s| s.as_str())
 }
 
 /// The job ended FAILED with `reason` and no image block was ever sent.
 fn assert_refused_before_any_image_block(sim: &Sim<Fixture>, reason: &str) {
     assert!(last_update(sim).contains(reason), "{}", last_update(sim));
-    assert_eq!(sim.server.image_blocks, 0);
+    assert_eq!(sim.server.jobs.blocks_sent(0), 0);
 }
 
 fn run_job(fixture: Fixture, settings: AgentSettings, seed: u64) -> Sim<Fixture> {
@@ -292,7 +187,7 @@ fn run_job(fixture: Fixture, settings: AgentSettings, seed: u64) -> Sim<Fixture>
     assert!(
         sim.run_until(Duration::from_secs(600), terminal),
         "{:?} {:?}",
-        sim.server.updates,
+        sim.server.jobs.updates,
         sim.events
     );
     sim
@@ -305,10 +200,10 @@ fn require_happy_path_succeeds_and_persists_the_sequence_across_a_reset() {
     let sim = run_job(Fixture::new(v2, Some(bundle), valid()), require(), 1);
     let mut sim = sim;
     assert_eq!(
-        sim.server.status,
+        sim.server.jobs.status,
         JobStatus::Succeeded,
         "{:?}",
-        sim.server.updates
+        sim.server.jobs.updates
     );
     assert_eq!(sim.running_version(), self::v2().spec.version.0);
     assert!(sim.events.contains(&AgentEvent::ManifestAccepted {
@@ -443,16 +338,20 @@ fn each_refusal_ends_before_any_image_block_with_stored_state_intact() {
     for (name, bundle, ts, doc_size, reason) in cases {
         let mut f = Fixture::new(v2(), bundle, ts);
         if let Some(s) = doc_size {
-            f.doc_size = s;
+            f.jobs.files[0].size = s;
         }
         let sim = run_job(f, require(), 3);
-        assert_eq!(sim.server.status, JobStatus::Failed, "{name}");
+        assert_eq!(sim.server.jobs.status, JobStatus::Failed, "{name}");
         assert!(
             last_update(&sim).contains(reason),
             "{name}: {}",
             last_update(&sim)
         );
-        assert_eq!(sim.server.image_blocks, 0, "{name}: image blocks sent");
+        assert_eq!(
+            sim.server.jobs.blocks_sent(0),
+            0,
+            "{name}: image blocks sent"
+        );
         assert!(
             !sim.events
                 .iter()
@@ -475,7 +374,7 @@ fn aws_plain_accepts_the_plain_signature_and_says_so() {
         AgentSettings::default(),
         4,
     );
-    assert_eq!(sim.server.status, JobStatus::Succeeded);
+    assert_eq!(sim.server.jobs.status, JobStatus::Succeeded);
     sim.run_until(Duration::from_secs(2), |_| false);
     assert!(sim.events.contains(&AgentEvent::PlainSignatureAccepted));
     let r = sim
@@ -499,15 +398,15 @@ fn a_reset_during_the_download_re_verifies_the_same_manifest() {
         s.events
             .iter()
             .any(|e| matches!(e, AgentEvent::VersionAccepted { .. }))
-            && s.server.image_blocks > 150
+            && s.server.jobs.blocks_sent(0) > 150
     }));
     sim.reset_now();
     assert!(sim.run_until(Duration::from_secs(600), terminal));
     assert_eq!(
-        sim.server.status,
+        sim.server.jobs.status,
         JobStatus::Succeeded,
         "{:?}",
-        sim.server.updates
+        sim.server.jobs.updates
     );
     let accepted = sim
         .events
@@ -539,14 +438,14 @@ fn a_stale_timestamp_is_refused() {
         1,
     );
     let mut f = Fixture::new(v2, Some(bundle), Ts::Fixed(newer));
-    f.status = JobStatus::Succeeded; // nothing pending at first
+    f.jobs.status = JobStatus::Succeeded; // nothing pending at first
     let mut sim = Sim::start(f, &v1(), 6, require());
     sim.run_until(Duration::from_secs(2), |_| false);
     assert!(
         sim.events
             .contains(&AgentEvent::TimestampAccepted { time: EPOCH + 1000 })
     );
-    sim.server.status = JobStatus::Queued;
+    sim.server.jobs.status = JobStatus::Queued;
     sim.server.ts = Ts::Fixed(older);
     sim.disconnect_for(Duration::from_millis(100));
     assert!(sim.run_until(Duration::from_secs(60), terminal));
@@ -560,7 +459,7 @@ fn an_expired_timestamp_is_refused() {
     // Valid for one minute; the job document comes back (the same timestamp) two minutes later.
     let ts = fx::timestamp(THING, EPOCH, EPOCH + 60, Some(file_digest(&bundle)), 1);
     let mut f = Fixture::new(v2, Some(bundle), Ts::Fixed(ts));
-    f.status = JobStatus::Succeeded;
+    f.jobs.status = JobStatus::Succeeded;
     let mut sim = Sim::start(f, &v1(), 7, require());
     sim.run_until(Duration::from_secs(120), |_| false);
     assert!(
@@ -570,7 +469,7 @@ fn an_expired_timestamp_is_refused() {
         "{:?}",
         sim.events
     );
-    sim.server.status = JobStatus::Queued;
+    sim.server.jobs.status = JobStatus::Queued;
     sim.disconnect_for(Duration::from_millis(100));
     assert!(sim.run_until(Duration::from_secs(60), terminal));
     assert_refused_before_any_image_block(&sim, "0x000000e3: 0x00000007");
@@ -586,7 +485,7 @@ fn freshness_timer_reports_fresh_false() {
             root: 1,
         },
     );
-    f.status = JobStatus::Succeeded;
+    f.jobs.status = JobStatus::Succeeded;
     let mut sim = Sim::start(f, &v1(), 8, require());
     sim.run_until(Duration::from_secs(2), |_| false);
     let fresh = |s: &Sim<Fixture>| {
@@ -620,13 +519,13 @@ fn a_deferred_timestamp_is_verified_after_the_root_rotation() {
             root: 3,
         },
     );
-    f.signature = file_signature(&f.image.file, release_key_of(3));
+    f.jobs.files[0].signature = Some(file_signature(&f.image.file, release_key_of(3)));
     let sim = run_job(f, require(), 9);
     assert_eq!(
-        sim.server.status,
+        sim.server.jobs.status,
         JobStatus::Succeeded,
         "{:?}",
-        sim.server.updates
+        sim.server.jobs.updates
     );
     assert!(sim.events.contains(&AgentEvent::RootUpdated { version: 3 }));
     assert_eq!(trust_store(&sim.dev).root.version(), 3);
@@ -731,13 +630,13 @@ fn cut_and_recover(op: u64, bundle: &[u8]) {
         assert!(
             sim.run_until(Duration::from_secs(900), terminal),
             "op {op} tear {tear}: {:?}",
-            sim.server.updates
+            sim.server.jobs.updates
         );
         assert_eq!(
-            sim.server.status,
+            sim.server.jobs.status,
             JobStatus::Succeeded,
             "op {op} tear {tear}: {:?}",
-            sim.server.updates
+            sim.server.jobs.updates
         );
         assert_eq!(sim.running_version(), self::v2().spec.version.0);
         assert_eq!(
@@ -787,13 +686,13 @@ fn a_root_revoking_boot_keys_asks_the_board_after_the_confirm_and_at_start() {
     let v2 = v2();
     let bundle = bundle_for(&v2, 6, 0, None, release_key_of(2), &[fx::root(2, 0b10)]);
     let mut f = Fixture::new(v2, Some(bundle), valid());
-    f.signature = file_signature(&f.image.file, release_key_of(2));
+    f.jobs.files[0].signature = Some(file_signature(&f.image.file, release_key_of(2)));
     let mut sim = run_job(f, require(), 13);
     assert_eq!(
-        sim.server.status,
+        sim.server.jobs.status,
         JobStatus::Succeeded,
         "{:?}",
-        sim.server.updates
+        sim.server.jobs.updates
     );
     let confirmed = sim
         .events
@@ -821,7 +720,7 @@ fn a_frozen_timestamp_is_refused_after_a_long_disconnection_and_a_reset() {
     // after the reset the recorded reply is expired although no newer timestamp ever came.
     let recorded = fx::timestamp(THING, EPOCH, EPOCH + 3600, Some(file_digest(&bundle)), 1);
     let mut f = Fixture::new(v2, Some(bundle), Ts::Fixed(recorded));
-    f.status = JobStatus::Succeeded;
+    f.jobs.status = JobStatus::Succeeded;
     let mut sim = Sim::start(f, &v1(), 12, require());
     sim.run_until(Duration::from_secs(2), |_| false);
     assert!(
@@ -837,7 +736,7 @@ fn a_frozen_timestamp_is_refused_after_a_long_disconnection_and_a_reset() {
         floor - EPOCH
     );
     sim.reset_now();
-    sim.server.status = JobStatus::Queued;
+    sim.server.jobs.status = JobStatus::Queued;
     assert!(sim.run_until(Duration::from_secs(600), terminal));
     assert_refused_before_any_image_block(&sim, "0x000000e3: 0x00000007");
     assert_eq!(boot_state(&sim.dev).trial, None);
@@ -850,7 +749,7 @@ fn a_timestamp_replayed_within_its_lifetime_does_not_extend_freshness() {
     // freshness when the recorded timestamp expires, not an hour after the last replay.
     let recorded = fx::timestamp(THING, EPOCH, EPOCH + 3600, None, 1);
     let mut f = Fixture::new(v2(), None, Ts::Fixed(recorded));
-    f.status = JobStatus::Succeeded;
+    f.jobs.status = JobStatus::Succeeded;
     let mut sim = Sim::start(f, &v1(), 13, require());
     sim.run_until(Duration::from_secs(2), |_| false);
     for _ in 0..2 {

@@ -7,73 +7,17 @@
 
 use std::time::Duration;
 
-mod common;
-
-use ferrota_proto::job::JobStatus;
-use ferrota_proto::jobs_api::JobsRequest;
-use ferrota_proto::status::UpdateRequest;
-use ferrota_proto::topic::{JobRef, JobsTopic, Reply, Topic, TopicKind};
-use ferrota_sim::harness::{AgentSettings, Msg, Service, Sim, THING};
+use ferrota_sim::harness::{AgentSettings, Sim};
 use ferrota_sim::images::ota::{Spec, image};
-
-const JOB: &str = "job-nosig";
+use ferrota_sim::service::{JobsStreams, OtaFile};
 
 /// One firmware job whose document carries `signature`; no stream behind it.
-struct Fixture {
-    size: u32,
-    signature: Option<String>,
-    status: JobStatus,
-    updates: Vec<String>,
-    stream_requests: u32,
-}
-
-impl Fixture {
-    fn document(&self, token: Option<&str>) -> Vec<u8> {
-        let job = common::Job {
-            id: JOB,
-            stream: "stream-nosig",
-            size: self.size,
-            signature: self.signature.as_deref(),
-            status: self.status,
-        };
-        common::next_document((!self.status.is_terminal()).then_some(&job), token)
-    }
-}
-
-impl Service for Fixture {
-    fn handle(&mut self, topic: &str, payload: &[u8]) -> Vec<Msg> {
-        let Ok(t) = Topic::parse(topic) else {
-            return vec![];
-        };
-        match t.kind {
-            TopicKind::Jobs(JobsTopic::Describe {
-                job: JobRef::Next,
-                reply: Reply::Request,
-            }) => {
-                let req = JobsRequest::parse(payload).expect("valid request");
-                let tok = req.client_token.map(|c| c.raw().to_string());
-                vec![(
-                    Topic::next_get_accepted(THING).to_string(),
-                    self.document(tok.as_deref()),
-                )]
-            }
-            TopicKind::Jobs(JobsTopic::Update {
-                reply: Reply::Request,
-                ..
-            }) => {
-                let req = UpdateRequest::parse(payload).expect("valid update");
-                self.status = req.status;
-                self.updates
-                    .push(String::from_utf8_lossy(payload).into_owned());
-                vec![]
-            }
-            TopicKind::Stream { .. } => {
-                self.stream_requests += 1;
-                vec![]
-            }
-            _ => vec![],
-        }
-    }
+fn fixture(size: u32, signature: Option<String>) -> JobsStreams {
+    let mut file = OtaFile::image(vec![], signature);
+    file.size = size;
+    let mut f = JobsStreams::new("job-nosig", "stream-nosig", vec![file]);
+    f.serves_stream = false;
+    f
 }
 
 #[test]
@@ -81,13 +25,7 @@ fn a_firmware_job_without_a_valid_signature_is_refused_before_the_download() {
     let v1 = image(Spec::new(1, 1));
     let v2 = image(Spec::new(2, 2));
     for sig in [None, Some("AAAA".to_string())] {
-        let fixture = Fixture {
-            size: v2.file.len() as u32,
-            signature: sig.clone(),
-            status: JobStatus::Queued,
-            updates: vec![],
-            stream_requests: 0,
-        };
+        let fixture = fixture(v2.file.len() as u32, sig.clone());
         let mut sim = Sim::start(fixture, &v1, 12, AgentSettings::default());
         assert!(
             sim.run_until(Duration::from_secs(60), |s| s.server.status.is_terminal()),

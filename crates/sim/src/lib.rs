@@ -48,4 +48,5 @@ pub mod harness;
 pub mod images;
 pub mod keys;
 pub mod platform;
+pub mod service;
 pub mod trust;
