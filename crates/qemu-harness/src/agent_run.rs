@@ -22,8 +22,9 @@ use ferrota_proto::job::{
 };
 use ferrota_proto::jobs_api::JobsRequest;
 use ferrota_proto::status::UpdateRequest;
-use ferrota_proto::stream::{DataBlock, StreamRequest};
+use ferrota_proto::stream::StreamRequest;
 use ferrota_proto::topic::{Encoding, JobRef, JobsTopic, Reply, StreamOp, Topic, TopicKind};
+use ferrota_sim::service::data_blocks;
 use ferrota_t2g::{Device, WorkFlashView};
 
 use crate::agent_script::{self as script, Entry, HEADER, Kind};
@@ -168,19 +169,8 @@ impl Service {
             } if stream == STREAM => {
                 let req = StreamRequest::decode(payload).expect("valid request");
                 req.validate().expect("request within AWS limits");
-                let l = req.block_size as usize;
                 let data = Topic::stream(THING, stream, StreamOp::Data, Encoding::Cbor).to_string();
-                let mut out = vec![];
-                for i in req.blocks_to_send(self.file.len() as u32) {
-                    let a = i as usize * l;
-                    let b = (a + l).min(self.file.len());
-                    let blk = DataBlock::new(req.client_token, req.file_id, i, &self.file[a..b]);
-                    let mut buf = vec![0u8; l + 64];
-                    let n = blk.encode(&mut buf).expect("block fits");
-                    buf.truncate(n);
-                    out.push((data.clone(), buf));
-                }
-                out
+                data_blocks(&data, &req, &self.file)
             }
             _ => vec![],
         }

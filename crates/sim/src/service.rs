@@ -188,23 +188,29 @@ impl JobsStreams {
         let Some(file) = self.files.get(req.file_id as usize) else {
             return vec![];
         };
-        let file = &file.data;
-        let bs = req.block_size as usize;
         let data = Topic::stream(THING, &self.stream, StreamOp::Data, Encoding::Cbor).to_string();
-        let mut out = vec![];
-        for i in req.blocks_to_send(file.len() as u32) {
-            let a = i as usize * bs;
-            let chunk = &file[a..(a + bs).min(file.len())];
-            let mut buf = vec![0u8; bs + 64];
-            let n = DataBlock::new(req.client_token, req.file_id, i, chunk)
-                .encode(&mut buf)
-                .expect("block fits");
-            buf.truncate(n);
-            out.push((data.clone(), buf));
-        }
+        let out = data_blocks(&data, &req, &file.data);
         self.blocks[req.file_id as usize] += out.len() as u32;
         out
     }
+}
+
+/// The GetStream answer: every block of `file` that `req` asks for, each a CBOR `DataBlock`
+/// on `data_topic` (the stream's `data/cbor`), in order.
+pub fn data_blocks(data_topic: &str, req: &StreamRequest<'_>, file: &[u8]) -> Vec<Msg> {
+    let bs = req.block_size as usize;
+    let mut out = vec![];
+    for i in req.blocks_to_send(file.len() as u32) {
+        let a = i as usize * bs;
+        let chunk = &file[a..(a + bs).min(file.len())];
+        let mut buf = vec![0u8; bs + 64];
+        let n = DataBlock::new(req.client_token, req.file_id, i, chunk)
+            .encode(&mut buf)
+            .expect("block fits");
+        buf.truncate(n);
+        out.push((data_topic.to_string(), buf));
+    }
+    out
 }
 
 impl Service for JobsStreams {
