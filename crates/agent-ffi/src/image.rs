@@ -236,18 +236,27 @@ pub enum FerrotaRegion {
     FerrotaRegionCm7_1 = 2,
 }
 
-/// Common checks of the verify functions.
-fn bank(
+/// Common checks of the verify functions: the read callback and the key.
+///
+/// # Safety
+/// `key` null or filled by `ferrota_boot_key_parse`.
+unsafe fn inputs<'k>(
     read: FerrotaBankReadFn,
     user: *mut c_void,
     bank_len: u32,
-) -> Result<ReadBank, FerrotaStatus> {
+    key: *const FerrotaBootKey,
+) -> Result<(ReadBank, &'k BootKey), FerrotaStatus> {
     let read = read.ok_or(FerrotaStatus::FerrotaErrNull)?;
-    Ok(ReadBank {
-        read,
-        user,
-        len: bank_len,
-    })
+    // SAFETY: the caller's contract for `key`.
+    let key = unsafe { key_ref(key) }?;
+    Ok((
+        ReadBank {
+            read,
+            user,
+            len: bank_len,
+        },
+        key,
+    ))
 }
 
 /// Verifies every region of a bank (`bank_len` bytes, read through `read`) with the boot key,
@@ -266,13 +275,9 @@ pub unsafe extern "C" fn ferrota_verify_bank(
     out: *mut FerrotaVersionRecord,
 ) -> FerrotaStatus {
     guard(|| {
-        let mut b = match bank(read, user, bank_len) {
-            Ok(b) => b,
-            Err(e) => return e,
-        };
         // SAFETY: the caller's contract for `key`; `out` checked before use.
-        let key = match unsafe { key_ref(key) } {
-            Ok(k) => k,
+        let (mut b, key) = match unsafe { inputs(read, user, bank_len, key) } {
+            Ok(i) => i,
             Err(e) => return e,
         };
         if !out.is_aligned() {
@@ -303,13 +308,9 @@ pub unsafe extern "C" fn ferrota_verify_region(
     key: *const FerrotaBootKey,
 ) -> FerrotaStatus {
     guard(|| {
-        let mut b = match bank(read, user, bank_len) {
-            Ok(b) => b,
-            Err(e) => return e,
-        };
         // SAFETY: the caller's contract for `key`.
-        let key = match unsafe { key_ref(key) } {
-            Ok(k) => k,
+        let (mut b, key) = match unsafe { inputs(read, user, bank_len, key) } {
+            Ok(i) => i,
             Err(e) => return e,
         };
         // An integer, not the enum: C may pass any value.
