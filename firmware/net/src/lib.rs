@@ -762,17 +762,14 @@ impl<'s> Link<'s> {
     /// it misses, as for one lost on the way), and counted in [`Figures::dropped`]. `false`
     /// if the buffer holds none (a packet larger than the buffer, or QoS 1 messages only).
     fn drop_undelivered_qos0(&mut self) -> bool {
-        let mut at = 0;
-        while let Ok(Some(len)) = mqtt::frame(&self.rx[at..self.rx_len]) {
-            if let Ok(Inbound::Publish { ack: None, .. }) = Inbound::parse(&self.rx[at..at + len]) {
-                self.rx.copy_within(at + len..self.rx_len, at);
-                self.rx_len -= len;
+        match mqtt::drop_first_qos0(self.rx, self.rx_len) {
+            Some(len) => {
+                self.rx_len = len;
                 self.figures.dropped += 1;
-                return true;
+                true
             }
-            at += len;
+            None => false,
         }
-        false
     }
 
     /// Handles every whole packet in the MQTT buffer: acknowledgements update the session;

@@ -53,6 +53,21 @@ pub(crate) fn frame(buf: &[u8]) -> Result<Option<usize>, NetError> {
     Err(NetError::Mqtt)
 }
 
+/// Removes the oldest whole QoS 0 PUBLISH from `buf[..len]` (the packets after it move up);
+/// the new length, or `None` if the buffer holds none. MQTT's "at most once" allows dropping
+/// one: the link does it when its buffer is full of messages kept for the next poll.
+pub(crate) fn drop_first_qos0(buf: &mut [u8], len: usize) -> Option<usize> {
+    let mut at = 0;
+    while let Ok(Some(n)) = frame(buf.get(at..len)?) {
+        if let Ok(Inbound::Publish { ack: None, .. }) = Inbound::parse(&buf[at..at + n]) {
+            buf.copy_within(at + n..len, at);
+            return Some(len - n);
+        }
+        at += n;
+    }
+    None
+}
+
 impl<'a> Inbound<'a> {
     /// Decodes one whole packet (`packet` is exactly what [`frame`] measured).
     pub fn parse(packet: &'a [u8]) -> Result<Self, NetError> {
@@ -282,5 +297,36 @@ mod tests {
         assert_eq!(&b[..9], &[0x10, 17, 0, 4, b'M', b'Q', b'T', b'T', 4]);
         assert_eq!(n, 19);
         assert!(publish("t", &[0; 100], None, &mut b).is_err());
+    }
+
+    #[test]
+    fn a_full_buffer_gives_up_its_oldest_qos0_publish_only() {
+        let qos1 = [0x32, 6, 0, 1, b'a', 0, 9, b'x'];
+        let qos0 = [0x30, 4, 0, 1, b'b', b'y'];
+        let ack = [0x40, 2, 0, 7];
+        let mut buf = [0u8; 32];
+        let mut len = 0;
+        for p in [&qos1[..], &ack, &qos0, &qos0] {
+            buf[len..len + p.len()].copy_from_slice(p);
+            len += p.len();
+        }
+        // The first QoS 0 one goes; the QoS 1 message and the PUBACK before it stay.
+        let after = drop_first_qos0(&mut buf, len).expect("one to drop");
+        assert_eq!(after, len - qos0.len());
+        let mut want = [0u8; 32];
+        let mut n = 0;
+        for p in [&qos1[..], &ack, &qos0] {
+            want[n..n + p.len()].copy_from_slice(p);
+            n += p.len();
+        }
+        assert_eq!(&buf[..after], &want[..n]);
+        // Nothing to drop: QoS 1 only, or a packet not whole yet.
+        assert_eq!(drop_first_qos0(&mut buf, qos1.len() + ack.len()), None);
+        assert_eq!(drop_first_qos0(&mut [0x30, 9, 0, 1], 4), None);
+        assert_eq!(
+            drop_first_qos0(&mut [0u8; 4], 9),
+            None,
+            "a length past the buffer"
+        );
     }
 }
