@@ -89,19 +89,21 @@ pub unsafe extern "C" fn ferrota_boot_key_parse(
     })
 }
 
-/// Reads `len` bytes at bank offset `offset` into `buf`; returns 0 on success.
+/// Reads `len` bytes at `offset` of a bank (or of the marker log, for
+/// `ferrota_marker_log_read`) into `buf`; returns 0 on success, anything else is a failure.
 pub type FerrotaBankReadFn =
     Option<unsafe extern "C" fn(user: *mut c_void, offset: u32, buf: *mut u8, len: usize) -> i32>;
 
-/// A bank seen through the read callback.
-struct ReadBank {
-    read: unsafe extern "C" fn(*mut c_void, u32, *mut u8, usize) -> i32,
-    user: *mut c_void,
-    len: u32,
+/// A bank (or any read-only area, e.g. the marker log) seen through a read callback.
+pub(crate) struct ReadBank {
+    pub(crate) read: unsafe extern "C" fn(*mut c_void, u32, *mut u8, usize) -> i32,
+    pub(crate) user: *mut c_void,
+    pub(crate) len: u32,
 }
 
+/// A failure of a read callback, or a read outside the area.
 #[derive(Debug)]
-struct ReadError(NorFlashErrorKind);
+pub(crate) struct ReadError(NorFlashErrorKind);
 
 impl NorFlashError for ReadError {
     fn kind(&self) -> NorFlashErrorKind {

@@ -26,10 +26,12 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod boot;
 pub mod image;
 mod status;
 
 pub use agent::*;
+pub use boot::*;
 pub use image::*;
 pub use status::{FerrotaStatus, ferrota_strerror};
 
