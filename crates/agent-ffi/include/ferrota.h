@@ -73,6 +73,13 @@
 #define FERROTA_LOG_RECORD_SIZE 40
 
 /*
+ Bytes of a bank as images fill it (the large sectors of one half of code flash); the most
+ `FerrotaDbmPlatform.bank_size` may be. In the DBM's single-bank view the upper bank starts
+ at this offset.
+ */
+#define FERROTA_BANK_SIZE 4161536
+
+/*
  Bytes of a [`FerrotaBootKey`].
  */
 #define FERROTA_BOOT_KEY_SIZE 320
@@ -293,6 +300,131 @@ typedef enum FerrotaEventKind {
    */
   FERROTA_EVENT_OTHER = 255,
 } FerrotaEventKind;
+
+/*
+ Why the chosen bank boots (`ferrota_boot::dbm::BootReason`), or that none does.
+ */
+typedef enum FerrotaBootReason {
+  /*
+   The current bank (the lower one on a fresh device), accepted.
+   */
+  FERROTA_BOOT_CURRENT = 0,
+  /*
+   A trial attempt of a freshly activated bank (`attempt` of `budget`).
+   */
+  FERROTA_BOOT_TRIAL = 1,
+  /*
+   The trial of `from_bank` ended (budget used up, or the bank refused: its `faults`
+   entry); the previous bank boots.
+   */
+  FERROTA_BOOT_REVERTED = 2,
+  /*
+   The preferred bank `from_bank` was refused (its `faults` entry); the other one boots and
+   becomes current.
+   */
+  FERROTA_BOOT_FELL_BACK = 3,
+  /*
+   USER1 was held (the lower bank's `faults` entry says why the upper one boots, if it does).
+   */
+  FERROTA_BOOT_USER1 = 4,
+  /*
+   Both banks were refused (`faults` says why): nothing may run.
+   */
+  FERROTA_BOOT_HALT = 5,
+} FerrotaBootReason;
+
+/*
+ The class of a bank refusal, as the marker log stores it (record byte 16).
+ */
+typedef enum FerrotaFaultClass {
+  /*
+   Not refused (or not checked at this boot).
+   */
+  FERROTA_FAULT_NONE = 0,
+  /*
+   The CM0+ region or its version record failed verification (`image_fault`, `region`,
+   `value` = bank offset).
+   */
+  FERROTA_FAULT_IMAGE = 1,
+  /*
+   The image's security counter (`value`) is below the floor.
+   */
+  FERROTA_FAULT_BELOW_FLOOR = 2,
+  /*
+   The image names another board.
+   */
+  FERROTA_FAULT_WRONG_HARDWARE = 3,
+  /*
+   The CM0+ stage refused this image's CM7 regions earlier.
+   */
+  FERROTA_FAULT_MARKED_BAD = 4,
+  /*
+   The bank is locked: its image was rejected or refused, or is being written.
+   */
+  FERROTA_FAULT_LOCKED = 5,
+} FerrotaFaultClass;
+
+/*
+ What failed in an image refusal (`ferrota_boot::log::ImageFault`; record byte 18).
+ */
+typedef enum FerrotaImageFault {
+  /*
+   No image fault.
+   */
+  FERROTA_IMAGE_FAULT_NONE = 0,
+  /*
+   The image ends early.
+   */
+  FERROTA_IMAGE_FAULT_TRUNCATED = 1,
+  /*
+   The image is longer than its region.
+   */
+  FERROTA_IMAGE_FAULT_TOO_LONG = 2,
+  /*
+   The header's objSize is outside the region or too small.
+   */
+  FERROTA_IMAGE_FAULT_OBJ_SIZE = 3,
+  /*
+   The header names another core.
+   */
+  FERROTA_IMAGE_FAULT_WRONG_CORE = 4,
+  /*
+   The vector table is not where the header says.
+   */
+  FERROTA_IMAGE_FAULT_WRONG_VECTOR_OFFSET = 5,
+  /*
+   The header's core count is wrong.
+   */
+  FERROTA_IMAGE_FAULT_WRONG_CORE_COUNT = 6,
+  /*
+   The signature slot is empty.
+   */
+  FERROTA_IMAGE_FAULT_UNSIGNED = 7,
+  /*
+   The signature does not decode.
+   */
+  FERROTA_IMAGE_FAULT_MALFORMED_SIGNATURE = 8,
+  /*
+   The signature does not match the key (a tampered or foreign image).
+   */
+  FERROTA_IMAGE_FAULT_SIGNATURE_MISMATCH = 9,
+  /*
+   The signature scheme is not supported.
+   */
+  FERROTA_IMAGE_FAULT_UNSUPPORTED_SCHEME = 10,
+  /*
+   The version record is missing or malformed.
+   */
+  FERROTA_IMAGE_FAULT_VERSION_RECORD = 11,
+  /*
+   The bank could not be read (the read callback failed).
+   */
+  FERROTA_IMAGE_FAULT_FLASH = 12,
+  /*
+   Another verification failure.
+   */
+  FERROTA_IMAGE_FAULT_OTHER = 13,
+} FerrotaImageFault;
 
 /*
  Which region `ferrota_verify_region` checks.
@@ -582,6 +714,111 @@ typedef struct FerrotaLogSnapshot {
 } FerrotaLogSnapshot;
 
 /*
+ The boot manager's inputs other than flash. Read during the call only.
+ */
+typedef struct FerrotaDbmConfig {
+  /*
+   The boot key (`ferrota_boot_key_parse` of the SFlash key object).
+   */
+  const struct FerrotaBootKey *boot_key;
+  /*
+   This board's hardware id (UTF-8, at most 32 bytes), or null for any: an image naming
+   another board is refused.
+   */
+  const uint8_t *hardware_id;
+  /*
+   Bytes of `hardware_id`.
+   */
+  size_t hardware_id_len;
+  /*
+   The eFuse anti-rollback counter (0 without one): the floor is the larger of it and the
+   log's.
+   */
+  uint32_t efuse_floor;
+  /*
+   Nonzero: USER1 is held (boot the lower bank if it verifies, else the upper one).
+   */
+  uint8_t user1;
+} FerrotaDbmConfig;
+
+/*
+ Reads `len` bytes at `offset` of bank `bank` (0 lower, 1 upper) into `buf`; returns 0 on
+ success, anything else is a failure (the bank is then refused).
+ */
+typedef int32_t (*FerrotaBankSideReadFn)(void *user,
+                                         uint8_t bank,
+                                         uint32_t offset,
+                                         uint8_t *buf,
+                                         size_t len);
+
+/*
+ Programs `len` bytes at `offset` of the marker log (multiples of
+ `FERROTA_WORK_WRITE_SIZE`, the range erased); returns 0 once programmed.
+ */
+typedef int32_t (*FerrotaLogWriteFn)(void *user, uint32_t offset, const uint8_t *data, size_t len);
+
+/*
+ Erases `[from, to)` of the marker log (multiples of `FERROTA_WORK_ERASE_SIZE`); returns 0
+ once erased.
+ */
+typedef int32_t (*FerrotaLogEraseFn)(void *user, uint32_t from, uint32_t to);
+
+/*
+ The flash the boot manager reads and writes, as C callbacks (all required). They are
+ called synchronously from inside `ferrota_dbm_decide` only, with `user`.
+ */
+typedef struct FerrotaDbmPlatform {
+  /*
+   Passed to every callback.
+   */
+  void *user;
+  /*
+   Reads a bank (both banks, by number).
+   */
+  FerrotaBankSideReadFn read_bank;
+  /*
+   Bytes each bank holds (at most [`FERROTA_BANK_SIZE`]): reads past it are refused
+   before the callback is called.
+   */
+  uint32_t bank_size;
+  /*
+   Reads the marker log ([`FERROTA_LOG_SIZE`] bytes; the callback of
+   `ferrota_marker_log_read`).
+   */
+  FerrotaBankReadFn read_log;
+  /*
+   Programs the marker log.
+   */
+  FerrotaLogWriteFn write_log;
+  /*
+   Erases marker-log sectors (a compaction, once in 51 records).
+   */
+  FerrotaLogEraseFn erase_log;
+} FerrotaDbmPlatform;
+
+/*
+ Why a bank was refused, in the marker log's compact form.
+ */
+typedef struct FerrotaBankFault {
+  /*
+   The class (`FERROTA_FAULT_NONE`: the bank was not refused).
+   */
+  enum FerrotaFaultClass class_;
+  /*
+   Image faults: what failed.
+   */
+  enum FerrotaImageFault image_fault;
+  /*
+   Image faults: the region, 0 the bank as a whole, 1 CM0+, 2 CM7_0, 3 CM7_1.
+   */
+  uint8_t region;
+  /*
+   Image faults: the bank offset of the fault; below floor: the image's counter; else 0.
+   */
+  uint32_t value;
+} FerrotaBankFault;
+
+/*
  A decoded version record.
  */
 typedef struct FerrotaVersionRecord {
@@ -618,6 +855,58 @@ typedef struct FerrotaVersionRecord {
    */
   uint8_t hardware_id_len;
 } FerrotaVersionRecord;
+
+/*
+ The boot manager's decision.
+ */
+typedef struct FerrotaDbmDecision {
+  /*
+   Why this bank boots, or `FERROTA_BOOT_HALT`.
+   */
+  enum FerrotaBootReason reason;
+  /*
+   The bank to map and run: 0 lower, 1 upper (0 for a halt). Pass it as
+   `FerrotaConfig.running_bank` to `ferrota_agent_init`; the agent's active bank area is
+   this bank, its inactive bank area the other one.
+   */
+  uint8_t bank;
+  /*
+   The image boots on trial (reason `FERROTA_BOOT_TRIAL`): the agent, created on it, waits
+   for the job's self-test and confirms or rejects it.
+   */
+  bool trial;
+  /*
+   Trial: this attempt (1 for the first).
+   */
+  uint8_t attempt;
+  /*
+   Trial, or a revert because the budget was used up: the attempts the trial had.
+   */
+  uint8_t budget;
+  /*
+   Reverted: the trial bank; fell back: the refused preferred bank; otherwise `bank`.
+   */
+  uint8_t from_bank;
+  /*
+   Per bank (index 0 lower, 1 upper): why it was refused at this boot, class
+   `FERROTA_FAULT_NONE` if it was not (or was not checked).
+   */
+  struct FerrotaBankFault faults[2];
+  /*
+   The booted image's version record, read from its verified CM0+ region (zero for a
+   halt).
+   */
+  struct FerrotaVersionRecord record;
+  /*
+   The anti-rollback floor enforced (the larger of the log's and `efuse_floor`).
+   */
+  uint32_t floor;
+  /*
+   Whether a record was appended to the marker log (a boot that changes nothing writes
+   nothing).
+   */
+  bool recorded;
+} FerrotaDbmDecision;
 
 /*
  Every status, for the tests and for [`ferrota_strerror`]'s coverage.
@@ -797,6 +1086,27 @@ enum FerrotaStatus ferrota_agent_stats(struct FerrotaAgent *agent, struct Ferrot
 enum FerrotaStatus ferrota_marker_log_read(FerrotaBankReadFn read,
                                            void *user,
                                            struct FerrotaLogSnapshot *out);
+
+/*
+ The boot manager's decision (the Rust DBM, `ferrota_boot::dbm::decide`): reads the marker
+ log, verifies the banks, chooses one (or halts), appends the decision's record to the log
+ when the state changes, and only then writes `*out`. A C program that emulates a board calls
+ it at every "reset" and creates the agent on `out->bank`; a C boot manager maps that bank.
+
+ Errors, with the log as it was and `*out` untouched: `FERROTA_ERR_NULL` (a pointer or
+ callback null), `FERROTA_ERR_ALIGNMENT`, `FERROTA_ERR_NOT_INITIALIZED` (the key was never
+ parsed), `FERROTA_ERR_INVALID` (`bank_size` above [`FERROTA_BANK_SIZE`], hardware id longer
+ than 32 bytes), `FERROTA_ERR_UTF8`, `FERROTA_ERR_FLASH` (a log callback failed; a failed
+ append leaves the previous record newest), `FERROTA_ERR_MARKER_LOG` (sequence numbers
+ exhausted). A halt is not an error: `FERROTA_OK` with reason `FERROTA_BOOT_HALT`.
+
+ # Safety
+ `cfg`, `platform` and `out` valid for the call (the key parsed by `ferrota_boot_key_parse`,
+ `hardware_id` readable for its length); the callbacks and `user` valid for the call.
+ */
+enum FerrotaStatus ferrota_dbm_decide(const struct FerrotaDbmConfig *cfg,
+                                      const struct FerrotaDbmPlatform *platform,
+                                      struct FerrotaDbmDecision *out);
 
 /*
  Parses the SFlash key object (`obj_len` bytes, at least its objSize) into `*out`. The

@@ -1,14 +1,43 @@
-//! The boot manager's side for C: the marker log as the boot manager reads it.
+//! The boot manager's side for C: the marker log as the boot manager reads it, and the Dual
+//! Bank Manager's decision.
 //!
 //! The marker log (two 2 KB work-flash sectors, `ferrota_boot::log`) holds the whole boot state
 //! as snapshot records; the newest valid one is the state. C reads it through the same kind of
 //! read callback as the bank checks ([`FerrotaBankReadFn`], offset 0 = the log's start).
+//!
+//! `ferrota_dbm_decide` is `ferrota_boot::dbm::decide` over C callbacks: read the log, verify
+//! the banks (CM0+ region, version record, floor, hardware id, bad marks and locks), choose,
+//! append the record *before* returning, so a C program that emulates a board (or a C boot
+//! manager) boots exactly what the Rust DBM would. The decision names the bank to map; it is
+//! what `FerrotaConfig.running_bank` of the next `ferrota_agent_init` says, and the agent reads
+//! from the same log whether that image is on trial. Decisions made here (documented once):
+//!
+//! * **Per-bank callbacks, not the single-bank view.** The Rust DBM reads one flash in which the
+//!   upper bank starts at [`FERROTA_BANK_SIZE`]; C passes one read callback with a bank number
+//!   (0 lower, 1 upper), which is what a file- or driver-backed board has. The adapter splits a
+//!   read at the boundary and refuses reads past `bank_size`.
+//! * **A bank that cannot be read is refused, not an error.** A failing bank read is a
+//!   verification failure of that bank (fault `FERROTA_IMAGE_FAULT_FLASH`), as on the chip:
+//!   the DBM falls back, or halts when both fail. Only the log's callbacks end in an error
+//!   (`FERROTA_ERR_FLASH`), and then the log reads back as before.
+//! * **The CM0+ stage is not included**: it verifies the CM7 regions after the switch to
+//!   dual-bank mode (`ferrota_boot::cm0p`); a C program can check them with
+//!   `ferrota_verify_region` on the chosen bank.
 
 use core::ffi::c_void;
 
-use ferrota_boot::log::{LOG_SIZE, LogError, MarkerLog, RECORD_SIZE, Snapshot, encode};
+use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
+use ferrota_boot::dbm::{BootReason, Dbm, Decision, RevertCause};
+use ferrota_boot::log::{
+    Fault, ImageFault, LOG_SIZE, LogError, MarkerLog, RECORD_SIZE, SECTOR_SIZE, Snapshot, encode,
+};
+use ferrota_boot::{Bank, UPPER_BANK_OFFSET};
+use ferrota_image::{HardwareId, Region};
 
-use crate::image::{FerrotaBankReadFn, ReadBank};
+use crate::agent::slice;
+use crate::image::{
+    FerrotaBankReadFn, FerrotaBootKey, FerrotaVersionRecord, ReadBank, ReadError, key_ref, record,
+};
 use crate::{FerrotaStatus, guard};
 
 /// Bytes of the marker log: two 2 KB work-flash sectors (on the CYT4BF at 0x14012000).
@@ -109,4 +138,530 @@ pub unsafe extern "C" fn ferrota_marker_log_read(
         unsafe { out.write(FerrotaLogSnapshot::of(&snap)) };
         FerrotaStatus::FerrotaOk
     })
+}
+
+/// Bytes of a bank as images fill it (the large sectors of one half of code flash); the most
+/// `FerrotaDbmPlatform.bank_size` may be. In the DBM's single-bank view the upper bank starts
+/// at this offset.
+pub const FERROTA_BANK_SIZE: u32 = 0x3F_8000;
+
+const _: () = assert!(FERROTA_BANK_SIZE == UPPER_BANK_OFFSET);
+const _: () = assert!(FERROTA_BANK_SIZE == ferrota_image::BANK_SIZE);
+
+/// Reads `len` bytes at `offset` of bank `bank` (0 lower, 1 upper) into `buf`; returns 0 on
+/// success, anything else is a failure (the bank is then refused).
+pub type FerrotaBankSideReadFn = Option<
+    unsafe extern "C" fn(user: *mut c_void, bank: u8, offset: u32, buf: *mut u8, len: usize) -> i32,
+>;
+/// Programs `len` bytes at `offset` of the marker log (multiples of
+/// `FERROTA_WORK_WRITE_SIZE`, the range erased); returns 0 once programmed.
+pub type FerrotaLogWriteFn = Option<
+    unsafe extern "C" fn(user: *mut c_void, offset: u32, data: *const u8, len: usize) -> i32,
+>;
+/// Erases `[from, to)` of the marker log (multiples of `FERROTA_WORK_ERASE_SIZE`); returns 0
+/// once erased.
+pub type FerrotaLogEraseFn =
+    Option<unsafe extern "C" fn(user: *mut c_void, from: u32, to: u32) -> i32>;
+
+/// The flash the boot manager reads and writes, as C callbacks (all required). They are
+/// called synchronously from inside `ferrota_dbm_decide` only, with `user`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct FerrotaDbmPlatform {
+    /// Passed to every callback.
+    pub user: *mut c_void,
+    /// Reads a bank (both banks, by number).
+    pub read_bank: FerrotaBankSideReadFn,
+    /// Bytes each bank holds (at most [`FERROTA_BANK_SIZE`]): reads past it are refused
+    /// before the callback is called.
+    pub bank_size: u32,
+    /// Reads the marker log ([`FERROTA_LOG_SIZE`] bytes; the callback of
+    /// `ferrota_marker_log_read`).
+    pub read_log: FerrotaBankReadFn,
+    /// Programs the marker log.
+    pub write_log: FerrotaLogWriteFn,
+    /// Erases marker-log sectors (a compaction, once in 51 records).
+    pub erase_log: FerrotaLogEraseFn,
+}
+
+/// The boot manager's inputs other than flash. Read during the call only.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct FerrotaDbmConfig {
+    /// The boot key (`ferrota_boot_key_parse` of the SFlash key object).
+    pub boot_key: *const FerrotaBootKey,
+    /// This board's hardware id (UTF-8, at most 32 bytes), or null for any: an image naming
+    /// another board is refused.
+    pub hardware_id: *const u8,
+    /// Bytes of `hardware_id`.
+    pub hardware_id_len: usize,
+    /// The eFuse anti-rollback counter (0 without one): the floor is the larger of it and the
+    /// log's.
+    pub efuse_floor: u32,
+    /// Nonzero: USER1 is held (boot the lower bank if it verifies, else the upper one).
+    pub user1: u8,
+}
+
+/// Why the chosen bank boots (`ferrota_boot::dbm::BootReason`), or that none does.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FerrotaBootReason {
+    /// The current bank (the lower one on a fresh device), accepted.
+    FerrotaBootCurrent = 0,
+    /// A trial attempt of a freshly activated bank (`attempt` of `budget`).
+    FerrotaBootTrial = 1,
+    /// The trial of `from_bank` ended (budget used up, or the bank refused: its `faults`
+    /// entry); the previous bank boots.
+    FerrotaBootReverted = 2,
+    /// The preferred bank `from_bank` was refused (its `faults` entry); the other one boots and
+    /// becomes current.
+    FerrotaBootFellBack = 3,
+    /// USER1 was held (the lower bank's `faults` entry says why the upper one boots, if it does).
+    FerrotaBootUser1 = 4,
+    /// Both banks were refused (`faults` says why): nothing may run.
+    FerrotaBootHalt = 5,
+}
+
+/// The class of a bank refusal, as the marker log stores it (record byte 16).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FerrotaFaultClass {
+    /// Not refused (or not checked at this boot).
+    FerrotaFaultNone = 0,
+    /// The CM0+ region or its version record failed verification (`image_fault`, `region`,
+    /// `value` = bank offset).
+    FerrotaFaultImage = 1,
+    /// The image's security counter (`value`) is below the floor.
+    FerrotaFaultBelowFloor = 2,
+    /// The image names another board.
+    FerrotaFaultWrongHardware = 3,
+    /// The CM0+ stage refused this image's CM7 regions earlier.
+    FerrotaFaultMarkedBad = 4,
+    /// The bank is locked: its image was rejected or refused, or is being written.
+    FerrotaFaultLocked = 5,
+}
+
+/// What failed in an image refusal (`ferrota_boot::log::ImageFault`; record byte 18).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FerrotaImageFault {
+    /// No image fault.
+    FerrotaImageFaultNone = 0,
+    /// The image ends early.
+    FerrotaImageFaultTruncated = 1,
+    /// The image is longer than its region.
+    FerrotaImageFaultTooLong = 2,
+    /// The header's objSize is outside the region or too small.
+    FerrotaImageFaultObjSize = 3,
+    /// The header names another core.
+    FerrotaImageFaultWrongCore = 4,
+    /// The vector table is not where the header says.
+    FerrotaImageFaultWrongVectorOffset = 5,
+    /// The header's core count is wrong.
+    FerrotaImageFaultWrongCoreCount = 6,
+    /// The signature slot is empty.
+    FerrotaImageFaultUnsigned = 7,
+    /// The signature does not decode.
+    FerrotaImageFaultMalformedSignature = 8,
+    /// The signature does not match the key (a tampered or foreign image).
+    FerrotaImageFaultSignatureMismatch = 9,
+    /// The signature scheme is not supported.
+    FerrotaImageFaultUnsupportedScheme = 10,
+    /// The version record is missing or malformed.
+    FerrotaImageFaultVersionRecord = 11,
+    /// The bank could not be read (the read callback failed).
+    FerrotaImageFaultFlash = 12,
+    /// Another verification failure.
+    FerrotaImageFaultOther = 13,
+}
+
+/// Why a bank was refused, in the marker log's compact form.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FerrotaBankFault {
+    /// The class (`FERROTA_FAULT_NONE`: the bank was not refused).
+    pub class: FerrotaFaultClass,
+    /// Image faults: what failed.
+    pub image_fault: FerrotaImageFault,
+    /// Image faults: the region, 0 the bank as a whole, 1 CM0+, 2 CM7_0, 3 CM7_1.
+    pub region: u8,
+    /// Image faults: the bank offset of the fault; below floor: the image's counter; else 0.
+    pub value: u32,
+}
+
+impl FerrotaBankFault {
+    const NONE: FerrotaBankFault = FerrotaBankFault {
+        class: FerrotaFaultClass::FerrotaFaultNone,
+        image_fault: FerrotaImageFault::FerrotaImageFaultNone,
+        region: 0,
+        value: 0,
+    };
+
+    fn of(f: Fault) -> Self {
+        use FerrotaFaultClass as C;
+        let class = match f {
+            Fault::Image { .. } => C::FerrotaFaultImage,
+            Fault::BelowFloor { .. } => C::FerrotaFaultBelowFloor,
+            Fault::WrongHardware => C::FerrotaFaultWrongHardware,
+            Fault::MarkedBad => C::FerrotaFaultMarkedBad,
+            Fault::Locked => C::FerrotaFaultLocked,
+        };
+        let (image_fault, region, value) = match f {
+            Fault::Image {
+                region,
+                offset,
+                kind,
+            } => (image_fault(kind), region_code(region), offset),
+            Fault::BelowFloor { counter } => (FerrotaImageFault::FerrotaImageFaultNone, 0, counter),
+            _ => (FerrotaImageFault::FerrotaImageFaultNone, 0, 0),
+        };
+        FerrotaBankFault {
+            class,
+            image_fault,
+            region,
+            value,
+        }
+    }
+}
+
+fn image_fault(k: ImageFault) -> FerrotaImageFault {
+    use FerrotaImageFault as F;
+    match k {
+        ImageFault::Truncated => F::FerrotaImageFaultTruncated,
+        ImageFault::TooLong => F::FerrotaImageFaultTooLong,
+        ImageFault::ObjSize => F::FerrotaImageFaultObjSize,
+        ImageFault::WrongCore => F::FerrotaImageFaultWrongCore,
+        ImageFault::WrongVectorOffset => F::FerrotaImageFaultWrongVectorOffset,
+        ImageFault::WrongCoreCount => F::FerrotaImageFaultWrongCoreCount,
+        ImageFault::Unsigned => F::FerrotaImageFaultUnsigned,
+        ImageFault::MalformedSignature => F::FerrotaImageFaultMalformedSignature,
+        ImageFault::SignatureMismatch => F::FerrotaImageFaultSignatureMismatch,
+        ImageFault::UnsupportedScheme => F::FerrotaImageFaultUnsupportedScheme,
+        ImageFault::VersionRecord => F::FerrotaImageFaultVersionRecord,
+        ImageFault::Flash => F::FerrotaImageFaultFlash,
+        ImageFault::Other => F::FerrotaImageFaultOther,
+    }
+}
+
+fn region_code(r: Option<Region>) -> u8 {
+    match r {
+        None => 0,
+        Some(Region::Cm0p) => 1,
+        Some(Region::Cm7_0) => 2,
+        Some(Region::Cm7_1) => 3,
+    }
+}
+
+/// The boot manager's decision.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct FerrotaDbmDecision {
+    /// Why this bank boots, or `FERROTA_BOOT_HALT`.
+    pub reason: FerrotaBootReason,
+    /// The bank to map and run: 0 lower, 1 upper (0 for a halt). Pass it as
+    /// `FerrotaConfig.running_bank` to `ferrota_agent_init`; the agent's active bank area is
+    /// this bank, its inactive bank area the other one.
+    pub bank: u8,
+    /// The image boots on trial (reason `FERROTA_BOOT_TRIAL`): the agent, created on it, waits
+    /// for the job's self-test and confirms or rejects it.
+    pub trial: bool,
+    /// Trial: this attempt (1 for the first).
+    pub attempt: u8,
+    /// Trial, or a revert because the budget was used up: the attempts the trial had.
+    pub budget: u8,
+    /// Reverted: the trial bank; fell back: the refused preferred bank; otherwise `bank`.
+    pub from_bank: u8,
+    /// Per bank (index 0 lower, 1 upper): why it was refused at this boot, class
+    /// `FERROTA_FAULT_NONE` if it was not (or was not checked).
+    pub faults: [FerrotaBankFault; 2],
+    /// The booted image's version record, read from its verified CM0+ region (zero for a
+    /// halt).
+    pub record: FerrotaVersionRecord,
+    /// The anti-rollback floor enforced (the larger of the log's and `efuse_floor`).
+    pub floor: u32,
+    /// Whether a record was appended to the marker log (a boot that changes nothing writes
+    /// nothing).
+    pub recorded: bool,
+}
+
+/// The marker log through the C callbacks, as `ferrota_boot` wants it.
+struct LogFlash {
+    read: unsafe extern "C" fn(*mut c_void, u32, *mut u8, usize) -> i32,
+    write: unsafe extern "C" fn(*mut c_void, u32, *const u8, usize) -> i32,
+    erase: unsafe extern "C" fn(*mut c_void, u32, u32) -> i32,
+    user: *mut c_void,
+}
+
+fn rc(r: i32) -> Result<(), ReadError> {
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(ReadError(NorFlashErrorKind::Other))
+    }
+}
+
+fn in_log(offset: u32, len: usize) -> Result<(), ReadError> {
+    if u64::from(offset) + len as u64 > u64::from(LOG_SIZE) {
+        return Err(ReadError(NorFlashErrorKind::OutOfBounds));
+    }
+    Ok(())
+}
+
+impl ErrorType for LogFlash {
+    type Error = ReadError;
+}
+
+impl ReadNorFlash for LogFlash {
+    const READ_SIZE: usize = 1;
+
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), ReadError> {
+        in_log(offset, bytes.len())?;
+        // SAFETY: `bytes` writable for its length during the call; callback and `user` are the
+        // caller's, valid for the call by `ferrota_dbm_decide`'s contract.
+        rc(unsafe { (self.read)(self.user, offset, bytes.as_mut_ptr(), bytes.len()) })
+    }
+
+    fn capacity(&self) -> usize {
+        LOG_SIZE as usize
+    }
+}
+
+impl NorFlash for LogFlash {
+    const WRITE_SIZE: usize = crate::agent::FERROTA_WORK_WRITE_SIZE as usize;
+    const ERASE_SIZE: usize = SECTOR_SIZE as usize;
+
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), ReadError> {
+        in_log(offset, bytes.len())?;
+        if !(offset as usize).is_multiple_of(Self::WRITE_SIZE)
+            || !bytes.len().is_multiple_of(Self::WRITE_SIZE)
+        {
+            return Err(ReadError(NorFlashErrorKind::NotAligned));
+        }
+        // SAFETY: `bytes` readable for its length during the call; callback and `user` valid
+        // by contract.
+        rc(unsafe { (self.write)(self.user, offset, bytes.as_ptr(), bytes.len()) })
+    }
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), ReadError> {
+        if from > to || to > LOG_SIZE {
+            return Err(ReadError(NorFlashErrorKind::OutOfBounds));
+        }
+        if !(from as usize).is_multiple_of(Self::ERASE_SIZE)
+            || !(to as usize).is_multiple_of(Self::ERASE_SIZE)
+        {
+            return Err(ReadError(NorFlashErrorKind::NotAligned));
+        }
+        // SAFETY: plain integers; callback and `user` valid by contract.
+        rc(unsafe { (self.erase)(self.user, from, to) })
+    }
+}
+
+/// Both banks as the DBM's single-bank view (upper bank at [`FERROTA_BANK_SIZE`]) over the
+/// per-bank read callback.
+struct Banks {
+    read: unsafe extern "C" fn(*mut c_void, u8, u32, *mut u8, usize) -> i32,
+    user: *mut c_void,
+    bank_size: u32,
+}
+
+impl ErrorType for Banks {
+    type Error = ReadError;
+}
+
+impl ReadNorFlash for Banks {
+    const READ_SIZE: usize = 1;
+
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), ReadError> {
+        let mut at = offset;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (bank, off) = if at < UPPER_BANK_OFFSET {
+                (0u8, at)
+            } else {
+                (1u8, at - UPPER_BANK_OFFSET)
+            };
+            // This piece ends at the bank's end (or at the upper bank's start in the view).
+            let end = if bank == 0 {
+                UPPER_BANK_OFFSET
+            } else {
+                2 * UPPER_BANK_OFFSET
+            };
+            if at >= end {
+                return Err(ReadError(NorFlashErrorKind::OutOfBounds));
+            }
+            let n = rest.len().min((end - at) as usize);
+            if u64::from(off) + n as u64 > u64::from(self.bank_size) {
+                return Err(ReadError(NorFlashErrorKind::OutOfBounds));
+            }
+            let (piece, tail) = rest.split_at_mut(n);
+            // SAFETY: `piece` writable for its length during the call; callback and `user`
+            // valid by `ferrota_dbm_decide`'s contract.
+            rc(unsafe { (self.read)(self.user, bank, off, piece.as_mut_ptr(), piece.len()) })?;
+            rest = tail;
+            at += n as u32;
+        }
+        Ok(())
+    }
+
+    fn capacity(&self) -> usize {
+        2 * UPPER_BANK_OFFSET as usize
+    }
+}
+
+fn bank_no(b: Bank) -> u8 {
+    match b {
+        Bank::Lower => 0,
+        Bank::Upper => 1,
+    }
+}
+
+/// The boot manager's decision (the Rust DBM, `ferrota_boot::dbm::decide`): reads the marker
+/// log, verifies the banks, chooses one (or halts), appends the decision's record to the log
+/// when the state changes, and only then writes `*out`. A C program that emulates a board calls
+/// it at every "reset" and creates the agent on `out->bank`; a C boot manager maps that bank.
+///
+/// Errors, with the log as it was and `*out` untouched: `FERROTA_ERR_NULL` (a pointer or
+/// callback null), `FERROTA_ERR_ALIGNMENT`, `FERROTA_ERR_NOT_INITIALIZED` (the key was never
+/// parsed), `FERROTA_ERR_INVALID` (`bank_size` above [`FERROTA_BANK_SIZE`], hardware id longer
+/// than 32 bytes), `FERROTA_ERR_UTF8`, `FERROTA_ERR_FLASH` (a log callback failed; a failed
+/// append leaves the previous record newest), `FERROTA_ERR_MARKER_LOG` (sequence numbers
+/// exhausted). A halt is not an error: `FERROTA_OK` with reason `FERROTA_BOOT_HALT`.
+///
+/// # Safety
+/// `cfg`, `platform` and `out` valid for the call (the key parsed by `ferrota_boot_key_parse`,
+/// `hardware_id` readable for its length); the callbacks and `user` valid for the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ferrota_dbm_decide(
+    cfg: *const FerrotaDbmConfig,
+    platform: *const FerrotaDbmPlatform,
+    out: *mut FerrotaDbmDecision,
+) -> FerrotaStatus {
+    guard(|| {
+        if cfg.is_null() || platform.is_null() || out.is_null() {
+            return FerrotaStatus::FerrotaErrNull;
+        }
+        if !cfg.is_aligned() || !platform.is_aligned() || !out.is_aligned() {
+            return FerrotaStatus::FerrotaErrAlignment;
+        }
+        // SAFETY: non-null, aligned, readable by the caller's contract. Copied.
+        let (c, p) = unsafe { (*cfg, *platform) };
+        // SAFETY: the pointers inside `c` and `p` follow this function's contract.
+        match unsafe { decide(&c, &p) } {
+            Ok(d) => {
+                // SAFETY: non-null, aligned, writable by contract.
+                unsafe { out.write(d) };
+                FerrotaStatus::FerrotaOk
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+/// The body of [`ferrota_dbm_decide`] once its pointers are copied.
+///
+/// # Safety
+/// As `ferrota_dbm_decide`'s contract for the pointers inside `c` and `p`.
+unsafe fn decide(
+    c: &FerrotaDbmConfig,
+    p: &FerrotaDbmPlatform,
+) -> Result<FerrotaDbmDecision, FerrotaStatus> {
+    let (Some(read_bank), Some(read), Some(write), Some(erase)) =
+        (p.read_bank, p.read_log, p.write_log, p.erase_log)
+    else {
+        return Err(FerrotaStatus::FerrotaErrNull);
+    };
+    if p.bank_size > FERROTA_BANK_SIZE {
+        return Err(FerrotaStatus::FerrotaErrInvalid);
+    }
+    // SAFETY: the caller's contract for the key.
+    let key = unsafe { key_ref(c.boot_key) }?;
+    let hardware = if c.hardware_id.is_null() {
+        None
+    } else {
+        // SAFETY: readable for its length by contract (copied into a `HardwareId`).
+        let hw = unsafe { slice(c.hardware_id, c.hardware_id_len) }?;
+        let hw = core::str::from_utf8(hw).map_err(|_| FerrotaStatus::FerrotaErrUtf8)?;
+        Some(HardwareId::new(hw).ok_or(FerrotaStatus::FerrotaErrInvalid)?)
+    };
+    let mut log = MarkerLog::new(LogFlash {
+        read,
+        write,
+        erase,
+        user: p.user,
+    })
+    .map_err(|e| log_status(&e))?;
+    let mut banks = Banks {
+        read: read_bank,
+        user: p.user,
+        bank_size: p.bank_size,
+    };
+    let dbm = Dbm::new(key)
+        .user1(c.user1 != 0)
+        .efuse_floor(c.efuse_floor)
+        .hardware(hardware);
+    let read = dbm.read_log(&mut log).map_err(|e| log_status(&e))?;
+    let floor = read.state().floor.max(c.efuse_floor);
+    let mut scratch = [0u8; 512];
+    let decision = read
+        .choose(&mut banks, &mut scratch)
+        .persist(&mut log)
+        .map_err(|e| log_status(&e))?;
+    let mut d = FerrotaDbmDecision {
+        reason: FerrotaBootReason::FerrotaBootHalt,
+        bank: 0,
+        trial: false,
+        attempt: 0,
+        budget: 0,
+        from_bank: 0,
+        faults: [FerrotaBankFault::NONE; 2],
+        record: FerrotaVersionRecord::ZERO,
+        floor,
+        recorded: false,
+    };
+    match decision {
+        Decision::Halt(h) => {
+            d.faults = [
+                FerrotaBankFault::of(h.lower.logged()),
+                FerrotaBankFault::of(h.upper.logged()),
+            ];
+        }
+        Decision::Boot(b) => {
+            d.bank = bank_no(b.bank);
+            d.from_bank = d.bank;
+            d.record = record(&b.record);
+            d.floor = b.floor;
+            d.recorded = b.recorded;
+            match b.reason {
+                BootReason::Current => d.reason = FerrotaBootReason::FerrotaBootCurrent,
+                BootReason::Trial { attempt, budget } => {
+                    d.reason = FerrotaBootReason::FerrotaBootTrial;
+                    d.trial = true;
+                    d.attempt = attempt;
+                    d.budget = budget;
+                }
+                BootReason::Reverted { from, cause } => {
+                    d.reason = FerrotaBootReason::FerrotaBootReverted;
+                    d.from_bank = bank_no(from);
+                    match cause {
+                        RevertCause::BudgetExhausted { budget } => d.budget = budget,
+                        RevertCause::TrialInvalid(f) => {
+                            d.faults[usize::from(d.from_bank)] = FerrotaBankFault::of(f.logged());
+                        }
+                    }
+                }
+                BootReason::FellBack { from, fault } => {
+                    d.reason = FerrotaBootReason::FerrotaBootFellBack;
+                    d.from_bank = bank_no(from);
+                    d.faults[usize::from(d.from_bank)] = FerrotaBankFault::of(fault.logged());
+                }
+                BootReason::User1 { lower_fault } => {
+                    d.reason = FerrotaBootReason::FerrotaBootUser1;
+                    if let Some(f) = lower_fault {
+                        d.faults[0] = FerrotaBankFault::of(f.logged());
+                    }
+                }
+            }
+        }
+    }
+    Ok(d)
 }

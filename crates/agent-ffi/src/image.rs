@@ -103,7 +103,7 @@ pub(crate) struct ReadBank {
 
 /// A failure of a read callback, or a read outside the area.
 #[derive(Debug)]
-pub(crate) struct ReadError(NorFlashErrorKind);
+pub(crate) struct ReadError(pub(crate) NorFlashErrorKind);
 
 impl NorFlashError for ReadError {
     fn kind(&self) -> NorFlashErrorKind {
@@ -159,7 +159,22 @@ pub struct FerrotaVersionRecord {
     pub hardware_id_len: u8,
 }
 
-fn record(r: &VersionRecord) -> FerrotaVersionRecord {
+impl FerrotaVersionRecord {
+    /// All zero: what a decision without a booted image carries.
+    pub(crate) const ZERO: FerrotaVersionRecord = FerrotaVersionRecord {
+        version: 0,
+        major: 0,
+        minor: 0,
+        build: 0,
+        security_counter: 0,
+        flags: 0,
+        hardware_id: [0; FERROTA_HARDWARE_ID_CAP],
+        hardware_id_len: 0,
+    };
+}
+
+/// The C form of a version record.
+pub(crate) fn record(r: &VersionRecord) -> FerrotaVersionRecord {
     let hw = r.hardware.as_str().as_bytes();
     let mut hardware_id = [0u8; FERROTA_HARDWARE_ID_CAP];
     let n = hw.len().min(HARDWARE_ID_LEN);
@@ -334,7 +349,7 @@ pub unsafe extern "C" fn ferrota_verify_region(
 ///
 /// # Safety
 /// `key` null or valid for reads of a `FerrotaBootKey` for `'a`.
-unsafe fn key_ref<'a>(key: *const FerrotaBootKey) -> Result<&'a BootKey, FerrotaStatus> {
+pub(crate) unsafe fn key_ref<'a>(key: *const FerrotaBootKey) -> Result<&'a BootKey, FerrotaStatus> {
     if key.is_null() {
         return Err(FerrotaStatus::FerrotaErrNull);
     }

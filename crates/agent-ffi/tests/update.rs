@@ -1,7 +1,8 @@
 //! A whole update through the C API: the agent, created in caller memory on a simulated board
 //! behind the C flash callbacks, talks to a Jobs + MQTT-streams service (`ferrota_sim::service`'s
 //! `JobsStreams`, as the agent's own tests use) until it asks for the reset after activation;
-//! the board then boots the new image. The loop below is what a C program's event loop does.
+//! the board then "reboots" through the boot manager's decision in C (`ferrota_dbm_decide`)
+//! into the new image on trial, and a new agent on it self-tests and confirms. The loop below is what a C program's event loop does.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::collections::VecDeque;
 
 use common::{Board, CData, Mem, start};
 use ferrota_agent_ffi::*;
-use ferrota_sim::harness::{Msg, Service, boot};
+use ferrota_sim::harness::{Msg, Service};
 use ferrota_sim::images::ota::{Spec, TestImage, image};
 use ferrota_sim::service::{JobsStreams, OtaFile};
 
@@ -143,10 +144,13 @@ fn a_whole_update_through_the_c_api_activates_reboots_self_tests_and_confirms() 
     );
     assert_eq!(board.failures, 0, "no flash callback failed");
 
-    // The reset: the boot chain runs v2 on trial from the other bank.
-    let running = boot(&mut board.dev).expect("v2 boots");
-    assert_eq!(running.record.version, v2.spec.version);
-    board.bank = 1 - board.bank;
+    // The reset, as a C program does it: the boot manager's decision through the C API runs
+    // v2 on trial from the other bank, and the agent is created on that bank.
+    let before = board.bank;
+    let d = board.reboot(&data);
+    assert_eq!(d.reason, FerrotaBootReason::FerrotaBootTrial, "{d:?}");
+    assert_eq!((d.bank, d.attempt), (1 - before, 1));
+    assert_eq!(d.record.version, v2.spec.version.0);
     // A new agent in the same memory: the trial image waits for the job, self-tests, confirms.
     let agent = start(&mut mem, &mut board, &data, now);
     let mut self_tests = 0;
@@ -181,6 +185,13 @@ fn a_whole_update_through_the_c_api_activates_reboots_self_tests_and_confirms() 
         FerrotaStatus::FerrotaOk
     );
     assert_eq!(board.failures, 0, "no flash callback failed");
+    // Confirmed: the next reset boots v2 as the current bank, with the floor raised to its
+    // counter, and writes nothing.
+    let d = board.reboot(&data);
+    assert_eq!(
+        (d.reason, d.bank, d.floor, d.recorded),
+        (FerrotaBootReason::FerrotaBootCurrent, 1 - before, 2, false)
+    );
 }
 
 #[test]

@@ -9,10 +9,11 @@ use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
 use ferrota_agent::Platform;
 use ferrota_agent_ffi::*;
 use ferrota_boot::Bank;
+use ferrota_boot::log::{LOG_ADDRESS, LOG_SIZE};
 use ferrota_sim::harness::{THING, boot, install};
 use ferrota_sim::images::ota::{BOARD, Spec, image};
 use ferrota_sim::platform::DevPlatform;
-use ferrota_t2g::Device;
+use ferrota_t2g::{BankMode, Device, Mapping};
 
 /// The board the callbacks reach, plus counters a test can look at.
 pub struct Board {
@@ -23,6 +24,10 @@ pub struct Board {
     /// Programs of the inactive bank to let through before every further one fails (a
     /// flash driver error); `None`: all succeed.
     pub bank_writes_left: Option<u32>,
+    /// The boot manager's callbacks fail: log reads, log writes, reads of each bank.
+    pub log_reads_fail: bool,
+    pub log_writes_fail: bool,
+    pub bank_reads_fail: [bool; 2],
 }
 
 /// Runs `f` on the area's view; `false` when it cannot be opened or `f` fails.
@@ -140,6 +145,9 @@ impl Board {
             bank,
             failures: 0,
             bank_writes_left: None,
+            log_reads_fail: false,
+            log_writes_fail: false,
+            bank_reads_fail: [false; 2],
         })
     }
 
@@ -237,4 +245,183 @@ pub fn start(mem: &mut Mem, board: &mut Board, data: &CData, now_us: u64) -> *mu
         unsafe { ferrota_agent_init(mem.ptr(), FERROTA_AGENT_SIZE, &cfg, &p, now_us, &mut out) };
     assert_eq!(st, FerrotaStatus::FerrotaOk);
     out
+}
+
+// ---- the boot manager's callbacks (single-bank mode, before the switch) ----
+
+/// # Safety
+/// As C's: `user` is a `Board`, `buf` writable for `len`.
+pub unsafe extern "C" fn dbm_read_bank(
+    user: *mut c_void,
+    bank: u8,
+    off: u32,
+    buf: *mut u8,
+    len: usize,
+) -> i32 {
+    // SAFETY: the test passes a live `Board` as `user`; `buf` is the DBM's buffer.
+    let (b, out) = unsafe {
+        (
+            &mut *user.cast::<Board>(),
+            std::slice::from_raw_parts_mut(buf, len),
+        )
+    };
+    let base = match bank {
+        0 => Bank::Lower,
+        1 => Bank::Upper,
+        _ => return rc(b, false),
+    }
+    .sbm_offset();
+    if b.bank_reads_fail[usize::from(bank)] {
+        return rc(b, false);
+    }
+    let ok = b
+        .dev
+        .single_bank()
+        .is_ok_and(|mut v| ReadNorFlash::read(&mut v, base + off, out).is_ok());
+    rc(b, ok)
+}
+
+/// # Safety
+/// As C's: `user` is a `Board`, `buf` writable for `len`.
+pub unsafe extern "C" fn dbm_read_log(
+    user: *mut c_void,
+    off: u32,
+    buf: *mut u8,
+    len: usize,
+) -> i32 {
+    // SAFETY: as `dbm_read_bank`.
+    let (b, out) = unsafe {
+        (
+            &mut *user.cast::<Board>(),
+            std::slice::from_raw_parts_mut(buf, len),
+        )
+    };
+    if b.log_reads_fail {
+        return rc(b, false);
+    }
+    let ok = b
+        .dev
+        .work_flash_range(LOG_ADDRESS, LOG_SIZE)
+        .is_ok_and(|mut v| ReadNorFlash::read(&mut v, off, out).is_ok());
+    rc(b, ok)
+}
+
+/// # Safety
+/// As C's: `user` is a `Board`, `data` readable for `len`.
+pub unsafe extern "C" fn dbm_write_log(
+    user: *mut c_void,
+    off: u32,
+    data: *const u8,
+    len: usize,
+) -> i32 {
+    // SAFETY: as `dbm_read_bank`.
+    let (b, data) = unsafe {
+        (
+            &mut *user.cast::<Board>(),
+            std::slice::from_raw_parts(data, len),
+        )
+    };
+    if b.log_writes_fail {
+        return rc(b, false);
+    }
+    let ok = b
+        .dev
+        .work_flash_range(LOG_ADDRESS, LOG_SIZE)
+        .is_ok_and(|mut v| NorFlash::write(&mut v, off, data).is_ok());
+    rc(b, ok)
+}
+
+/// # Safety
+/// As C's: `user` is a `Board`.
+pub unsafe extern "C" fn dbm_erase_log(user: *mut c_void, from: u32, to: u32) -> i32 {
+    // SAFETY: as `dbm_read_bank`.
+    let b = unsafe { &mut *user.cast::<Board>() };
+    let ok = b
+        .dev
+        .work_flash_range(LOG_ADDRESS, LOG_SIZE)
+        .is_ok_and(|mut v| NorFlash::erase(&mut v, from, to).is_ok());
+    rc(b, ok)
+}
+
+/// The marker log read through `ferrota_marker_log_read` (the DBM's callback; erased words
+/// read 0xFF as the DBM sets it).
+pub fn log_snapshot(board: &mut Board) -> FerrotaLogSnapshot {
+    board.dev.set_work_err_silent(true).expect("work flash");
+    let mut out = std::mem::MaybeUninit::<FerrotaLogSnapshot>::uninit();
+    // SAFETY: the board and `out` live for the call.
+    let st = unsafe {
+        ferrota_marker_log_read(
+            Some(dbm_read_log),
+            (board as *mut Board).cast(),
+            out.as_mut_ptr(),
+        )
+    };
+    assert_eq!(st, FerrotaStatus::FerrotaOk);
+    // SAFETY: written on OK.
+    unsafe { out.assume_init() }
+}
+
+/// The fields of a snapshot a test compares ("the log is unchanged").
+pub fn log_key(s: &FerrotaLogSnapshot) -> (bool, u32, u32, u32, [u8; FERROTA_LOG_RECORD_SIZE]) {
+    (s.present, s.seq, s.sector, s.slot, s.record)
+}
+
+impl Board {
+    /// The boot manager's callbacks over this board (boxed: it must not move).
+    pub fn dbm_platform(&mut self) -> FerrotaDbmPlatform {
+        FerrotaDbmPlatform {
+            user: (self as *mut Board).cast(),
+            read_bank: Some(dbm_read_bank),
+            bank_size: FERROTA_BANK_SIZE,
+            read_log: Some(dbm_read_log),
+            write_log: Some(dbm_write_log),
+            erase_log: Some(dbm_erase_log),
+        }
+    }
+
+    /// A reset as far as the DBM: single-bank mode, WORK_ERR_SILENT set (erased log words read
+    /// 0xFF), as the boot ROM leaves it for the DBM.
+    pub fn reset(&mut self) {
+        self.dev.reset();
+        self.dev.set_work_err_silent(true).expect("work flash");
+    }
+
+    /// Calls `ferrota_dbm_decide` on the reset board with `cfg`.
+    pub fn decide(&mut self, cfg: &FerrotaDbmConfig) -> (FerrotaStatus, FerrotaDbmDecision) {
+        self.reset();
+        let p = self.dbm_platform();
+        let mut out = std::mem::MaybeUninit::<FerrotaDbmDecision>::uninit();
+        // SAFETY: the board, `cfg` and `out` live for the call.
+        let st = unsafe { ferrota_dbm_decide(cfg, &p, out.as_mut_ptr()) };
+        assert_eq!(st, FerrotaStatus::FerrotaOk, "{st:?}");
+        // SAFETY: written on OK.
+        (st, unsafe { out.assume_init() })
+    }
+
+    /// The reset a C program emulates: the DBM decides through the C API, then the switch
+    /// routine maps the chosen bank (dual-bank mode) and `self.bank` is it. Panics on a halt.
+    pub fn reboot(&mut self, data: &CData) -> FerrotaDbmDecision {
+        let (_, d) = self.decide(&data.dbm_config());
+        assert_ne!(d.reason, FerrotaBootReason::FerrotaBootHalt, "{d:?}");
+        self.dev.set_bank_mode(BankMode::Dual).expect("dual");
+        self.dev
+            .set_mapping(if d.bank == 1 { Mapping::B } else { Mapping::A })
+            .expect("mapping");
+        self.dev.set_work_err_silent(true).expect("work flash");
+        self.bank = d.bank;
+        d
+    }
+}
+
+impl CData {
+    /// The boot manager's configuration of the test board.
+    pub fn dbm_config(&self) -> FerrotaDbmConfig {
+        FerrotaDbmConfig {
+            boot_key: &*self.key,
+            hardware_id: BOARD.as_ptr(),
+            hardware_id_len: BOARD.len(),
+            efuse_floor: 0,
+            user1: 0,
+        }
+    }
 }
