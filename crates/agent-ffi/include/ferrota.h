@@ -230,8 +230,9 @@ typedef enum FerrotaEventKind {
    */
   FERROTA_EVENT_VERSION_ACCEPTED = 4,
   /*
-   The job ended FAILED, with the reason the AWS console shows: `a` 0 `"<b>: <c>"` (main
-   and sub code), 1 `"rejected: <b>"`, 2 `"aborted: <b>"`, 3 another status.
+   The job ended FAILED, with the reason the AWS console shows: `a` a [`FerrotaFailKind`]:
+   0 `"<b>: <c>"` (main and sub code), 1 `"rejected: <b>"`, 2 `"aborted: <b>"`, 3 another
+   status.
    */
   FERROTA_EVENT_JOB_FAILED = 5,
   /*
@@ -263,7 +264,8 @@ typedef enum FerrotaEventKind {
    */
   FERROTA_EVENT_REJECTED = 12,
   /*
-   The service refused a stream request.
+   The service refused a stream request: `a` is AWS's error code as a
+   [`FerrotaStreamError`] (0 when not recognised).
    */
   FERROTA_EVENT_STREAM_REJECTED = 13,
   /*
@@ -458,6 +460,93 @@ typedef enum FerrotaAppOutcome {
    */
   FERROTA_APP_DECLINED = 1,
 } FerrotaAppOutcome;
+
+/*
+ How a job failed, as the AWS console shows the reason: the `a` of
+ [`FerrotaEventKind::FerrotaEventJobFailed`] and the `kind` of `ferrota_agent_fail_app_job`.
+ */
+typedef enum FerrotaFailKind {
+  /*
+   `"0x<main>: 0x<sub>"`: a main code (the AWS library's `OtaPalStatus` or `OtaErr_t`) and
+   a sub code.
+   */
+  FERROTA_FAIL_CODES = 0,
+  /*
+   `"rejected: 0x<main>"`.
+   */
+  FERROTA_FAIL_REJECTED = 1,
+  /*
+   `"aborted: 0x<main>"`.
+   */
+  FERROTA_FAIL_ABORTED = 2,
+  /*
+   Another status (events only).
+   */
+  FERROTA_FAIL_OTHER = 3,
+} FerrotaFailKind;
+
+/*
+ AWS's GetStream error codes (the `o` of a `…/streams/<s>/rejected` message), the `a` of
+ [`FerrotaEventKind::FerrotaEventStreamRejected`].
+ */
+typedef enum FerrotaStreamError {
+  /*
+   A code this version does not recognise.
+   */
+  FERROTA_STREAM_ERROR_UNKNOWN = 0,
+  /*
+   `InvalidTopic`.
+   */
+  FERROTA_STREAM_ERROR_INVALID_TOPIC = 1,
+  /*
+   `InvalidJson`.
+   */
+  FERROTA_STREAM_ERROR_INVALID_JSON = 2,
+  /*
+   `InvalidCbor`.
+   */
+  FERROTA_STREAM_ERROR_INVALID_CBOR = 3,
+  /*
+   `InvalidRequest`.
+   */
+  FERROTA_STREAM_ERROR_INVALID_REQUEST = 4,
+  /*
+   `Unauthorized`.
+   */
+  FERROTA_STREAM_ERROR_UNAUTHORIZED = 5,
+  /*
+   `BlockSizeOutOfBounds`.
+   */
+  FERROTA_STREAM_ERROR_BLOCK_SIZE_OUT_OF_BOUNDS = 6,
+  /*
+   `OffsetOutOfBounds`.
+   */
+  FERROTA_STREAM_ERROR_OFFSET_OUT_OF_BOUNDS = 7,
+  /*
+   `BlockCountLimitExceeded`.
+   */
+  FERROTA_STREAM_ERROR_BLOCK_COUNT_LIMIT_EXCEEDED = 8,
+  /*
+   `BlockBitmapLimitExceeded`.
+   */
+  FERROTA_STREAM_ERROR_BLOCK_BITMAP_LIMIT_EXCEEDED = 9,
+  /*
+   `ResourceNotFound`: the stream is gone.
+   */
+  FERROTA_STREAM_ERROR_RESOURCE_NOT_FOUND = 10,
+  /*
+   `VersionMismatch`.
+   */
+  FERROTA_STREAM_ERROR_VERSION_MISMATCH = 11,
+  /*
+   `ETagMismatch`.
+   */
+  FERROTA_STREAM_ERROR_E_TAG_MISMATCH = 12,
+  /*
+   `InternalError`.
+   */
+  FERROTA_STREAM_ERROR_INTERNAL_ERROR = 13,
+} FerrotaStreamError;
 
 /*
  Opaque: the agent in the caller's memory block. Only ever used through a pointer.
@@ -677,6 +766,16 @@ typedef struct FerrotaStats {
    Transmits dropped (queue or buffer too small).
    */
   uint32_t dropped_transmits;
+  /*
+   Delta entries of a job document whose base is not the image in the active bank (the
+   agent took another encoding).
+   */
+  uint32_t delta_base_mismatch;
+  /*
+   Packed files refused: a header that disagrees with the job document, a frame that does
+   not decode.
+   */
+  uint32_t packed_errors;
 } FerrotaStats;
 
 /*
@@ -1021,6 +1120,23 @@ enum FerrotaStatus ferrota_agent_check_for_update(struct FerrotaAgent *agent, ui
 enum FerrotaStatus ferrota_agent_finish_app_job(struct FerrotaAgent *agent,
                                                 uint64_t now_us,
                                                 uint32_t outcome);
+
+/*
+ The application failed the job of [`FerrotaEventKind::FerrotaEventOtherFileJob`] or
+ [`FerrotaEventKind::FerrotaEventCustomJob`] with its own status (the AWS library's
+ `OTA_SetImageState`/app-callback failure codes): `kind` a [`FerrotaFailKind`] value, 0 with
+ `main` and `sub` (`"0x<main>: 0x<sub>"`), 1 rejected or 2 aborted with `main` as the
+ sub-reason and `sub` 0. Another `kind`, or a nonzero `sub` with 1 or 2, is
+ `FERROTA_ERR_INVALID` and changes nothing. Without such a job pending the call does nothing.
+
+ # Safety
+ `agent` is a handle from `ferrota_agent_init`.
+ */
+enum FerrotaStatus ferrota_agent_fail_app_job(struct FerrotaAgent *agent,
+                                              uint64_t now_us,
+                                              uint32_t kind,
+                                              uint32_t main,
+                                              uint32_t sub);
 
 /*
  The next MQTT operation: fills `*out` (a publish's payload goes to `buf`, at least

@@ -9,13 +9,14 @@ use embedded_storage::nor_flash::{
 };
 use ferrota_agent::{
     Agent, AgentEvent, AppOutcome, Config, FlashFault, FlashOp, Instant, Platform, Running,
-    StartError, TransmitKind, TrustPolicy,
+    StartError, Stats, TransmitKind, TrustPolicy,
 };
 use ferrota_boot::Bank;
 use ferrota_image::p256::ecdsa::VerifyingKey;
 use ferrota_image::version::{RECORD_AREA, RECORD_OFFSET};
 use ferrota_image::{BootKey, HardwareId, VersionRecord};
 use ferrota_proto::status::OtaStatus;
+use ferrota_proto::stream::StreamErrorCode;
 
 use crate::image::FerrotaBootKey;
 use crate::{FerrotaStatus, guard};
@@ -703,6 +704,111 @@ pub unsafe extern "C" fn ferrota_agent_finish_app_job(
     })
 }
 
+/// How a job failed, as the AWS console shows the reason: the `a` of
+/// [`FerrotaEventKind::FerrotaEventJobFailed`] and the `kind` of `ferrota_agent_fail_app_job`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FerrotaFailKind {
+    /// `"0x<main>: 0x<sub>"`: a main code (the AWS library's `OtaPalStatus` or `OtaErr_t`) and
+    /// a sub code.
+    FerrotaFailCodes = 0,
+    /// `"rejected: 0x<main>"`.
+    FerrotaFailRejected = 1,
+    /// `"aborted: 0x<main>"`.
+    FerrotaFailAborted = 2,
+    /// Another status (events only).
+    FerrotaFailOther = 3,
+}
+
+/// The application failed the job of [`FerrotaEventKind::FerrotaEventOtherFileJob`] or
+/// [`FerrotaEventKind::FerrotaEventCustomJob`] with its own status (the AWS library's
+/// `OTA_SetImageState`/app-callback failure codes): `kind` a [`FerrotaFailKind`] value, 0 with
+/// `main` and `sub` (`"0x<main>: 0x<sub>"`), 1 rejected or 2 aborted with `main` as the
+/// sub-reason and `sub` 0. Another `kind`, or a nonzero `sub` with 1 or 2, is
+/// `FERROTA_ERR_INVALID` and changes nothing. Without such a job pending the call does nothing.
+///
+/// # Safety
+/// `agent` is a handle from `ferrota_agent_init`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ferrota_agent_fail_app_job(
+    agent: *mut FerrotaAgent,
+    now_us: u64,
+    kind: u32,
+    main: u32,
+    sub: u32,
+) -> FerrotaStatus {
+    with(agent, |i| {
+        let status = match (kind, sub) {
+            (0, _) => OtaStatus::Failed { main, sub },
+            (1, 0) => OtaStatus::Rejected { sub_reason: main },
+            (2, 0) => OtaStatus::Aborted { sub_reason: main },
+            _ => return FerrotaStatus::FerrotaErrInvalid,
+        };
+        i.agent
+            .finish_app_job(Instant::from_micros(now_us), AppOutcome::Failed(status));
+        FerrotaStatus::FerrotaOk
+    })
+}
+
+/// AWS's GetStream error codes (the `o` of a `…/streams/<s>/rejected` message), the `a` of
+/// [`FerrotaEventKind::FerrotaEventStreamRejected`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FerrotaStreamError {
+    /// A code this version does not recognise.
+    FerrotaStreamErrorUnknown = 0,
+    /// `InvalidTopic`.
+    FerrotaStreamErrorInvalidTopic = 1,
+    /// `InvalidJson`.
+    FerrotaStreamErrorInvalidJson = 2,
+    /// `InvalidCbor`.
+    FerrotaStreamErrorInvalidCbor = 3,
+    /// `InvalidRequest`.
+    FerrotaStreamErrorInvalidRequest = 4,
+    /// `Unauthorized`.
+    FerrotaStreamErrorUnauthorized = 5,
+    /// `BlockSizeOutOfBounds`.
+    FerrotaStreamErrorBlockSizeOutOfBounds = 6,
+    /// `OffsetOutOfBounds`.
+    FerrotaStreamErrorOffsetOutOfBounds = 7,
+    /// `BlockCountLimitExceeded`.
+    FerrotaStreamErrorBlockCountLimitExceeded = 8,
+    /// `BlockBitmapLimitExceeded`.
+    FerrotaStreamErrorBlockBitmapLimitExceeded = 9,
+    /// `ResourceNotFound`: the stream is gone.
+    FerrotaStreamErrorResourceNotFound = 10,
+    /// `VersionMismatch`.
+    FerrotaStreamErrorVersionMismatch = 11,
+    /// `ETagMismatch`.
+    FerrotaStreamErrorETagMismatch = 12,
+    /// `InternalError`.
+    FerrotaStreamErrorInternalError = 13,
+}
+
+fn stream_error(code: Option<StreamErrorCode>) -> FerrotaStreamError {
+    use FerrotaStreamError as E;
+    match code {
+        None => E::FerrotaStreamErrorUnknown,
+        Some(StreamErrorCode::InvalidTopic) => E::FerrotaStreamErrorInvalidTopic,
+        Some(StreamErrorCode::InvalidJson) => E::FerrotaStreamErrorInvalidJson,
+        Some(StreamErrorCode::InvalidCbor) => E::FerrotaStreamErrorInvalidCbor,
+        Some(StreamErrorCode::InvalidRequest) => E::FerrotaStreamErrorInvalidRequest,
+        Some(StreamErrorCode::Unauthorized) => E::FerrotaStreamErrorUnauthorized,
+        Some(StreamErrorCode::BlockSizeOutOfBounds) => E::FerrotaStreamErrorBlockSizeOutOfBounds,
+        Some(StreamErrorCode::OffsetOutOfBounds) => E::FerrotaStreamErrorOffsetOutOfBounds,
+        Some(StreamErrorCode::BlockCountLimitExceeded) => {
+            E::FerrotaStreamErrorBlockCountLimitExceeded
+        }
+        Some(StreamErrorCode::BlockBitmapLimitExceeded) => {
+            E::FerrotaStreamErrorBlockBitmapLimitExceeded
+        }
+        Some(StreamErrorCode::ResourceNotFound) => E::FerrotaStreamErrorResourceNotFound,
+        Some(StreamErrorCode::VersionMismatch) => E::FerrotaStreamErrorVersionMismatch,
+        Some(StreamErrorCode::ETagMismatch) => E::FerrotaStreamErrorETagMismatch,
+        Some(StreamErrorCode::InternalError) => E::FerrotaStreamErrorInternalError,
+    }
+}
+
 /// What to do with a [`FerrotaTransmit`].
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -823,8 +929,9 @@ pub enum FerrotaEventKind {
     FerrotaEventDownloadStarted = 3,
     /// The new image's version record passed: `a` its version (major<<24|minor<<16|build).
     FerrotaEventVersionAccepted = 4,
-    /// The job ended FAILED, with the reason the AWS console shows: `a` 0 `"<b>: <c>"` (main
-    /// and sub code), 1 `"rejected: <b>"`, 2 `"aborted: <b>"`, 3 another status.
+    /// The job ended FAILED, with the reason the AWS console shows: `a` a [`FerrotaFailKind`]:
+    /// 0 `"<b>: <c>"` (main and sub code), 1 `"rejected: <b>"`, 2 `"aborted: <b>"`, 3 another
+    /// status.
     FerrotaEventJobFailed = 5,
     /// The job ended SUCCEEDED.
     FerrotaEventJobSucceeded = 6,
@@ -840,7 +947,8 @@ pub enum FerrotaEventKind {
     FerrotaEventConfirmed = 11,
     /// The trial image was rejected: the next boot runs the previous bank.
     FerrotaEventRejected = 12,
-    /// The service refused a stream request.
+    /// The service refused a stream request: `a` is AWS's error code as a
+    /// [`FerrotaStreamError`] (0 when not recognised).
     FerrotaEventStreamRejected = 13,
     /// A flash operation failed: `a` the operation (0 open, 1 erase bank, 2 write block,
     /// 3 read bank, 4 resume, 5 marker log, 6 trust).
@@ -911,12 +1019,16 @@ fn event(e: AgentEvent) -> FerrotaEvent {
         }
         AgentEvent::JobFailed { status } => {
             let (how, main, sub) = match status {
-                OtaStatus::Failed { main, sub } => (0, main, sub),
-                OtaStatus::Rejected { sub_reason } => (1, sub_reason, 0),
-                OtaStatus::Aborted { sub_reason } => (2, sub_reason, 0),
-                _ => (3, 0, 0),
+                OtaStatus::Failed { main, sub } => (FerrotaFailKind::FerrotaFailCodes, main, sub),
+                OtaStatus::Rejected { sub_reason } => {
+                    (FerrotaFailKind::FerrotaFailRejected, sub_reason, 0)
+                }
+                OtaStatus::Aborted { sub_reason } => {
+                    (FerrotaFailKind::FerrotaFailAborted, sub_reason, 0)
+                }
+                _ => (FerrotaFailKind::FerrotaFailOther, 0, 0),
             };
-            (K::FerrotaEventJobFailed, how, main, sub)
+            (K::FerrotaEventJobFailed, how as u64, main, sub)
         }
         AgentEvent::JobSucceeded => (K::FerrotaEventJobSucceeded, 0, 0, 0),
         AgentEvent::JobCancelled => (K::FerrotaEventJobCancelled, 0, 0, 0),
@@ -927,7 +1039,12 @@ fn event(e: AgentEvent) -> FerrotaEvent {
         }
         AgentEvent::Confirmed { floor } => (K::FerrotaEventConfirmed, u64::from(floor), 0, 0),
         AgentEvent::Rejected => (K::FerrotaEventRejected, 0, 0, 0),
-        AgentEvent::StreamRejected { .. } => (K::FerrotaEventStreamRejected, 0, 0, 0),
+        AgentEvent::StreamRejected { code } => (
+            K::FerrotaEventStreamRejected,
+            stream_error(code) as u64,
+            0,
+            0,
+        ),
         AgentEvent::FlashFault(f) => {
             let op = match f.op {
                 FlashOp::Open => 0,
@@ -1043,6 +1160,12 @@ pub struct FerrotaStats {
     pub mark_failures: u32,
     /// Transmits dropped (queue or buffer too small).
     pub dropped_transmits: u32,
+    /// Delta entries of a job document whose base is not the image in the active bank (the
+    /// agent took another encoding).
+    pub delta_base_mismatch: u32,
+    /// Packed files refused: a header that disagrees with the job document, a frame that does
+    /// not decode.
+    pub packed_errors: u32,
 }
 
 /// The agent's counters into `*out`.
@@ -1061,21 +1184,70 @@ pub unsafe extern "C" fn ferrota_agent_stats(
         if !out.is_aligned() {
             return FerrotaStatus::FerrotaErrAlignment;
         }
-        let s = i.agent.stats();
+        // Destructured, not read field by field: a counter added to the agent fails the build
+        // here until C gets it too.
+        let Stats {
+            requests,
+            blocks_accepted,
+            duplicates,
+            ignored,
+            malformed,
+            timeouts,
+            gaps,
+            mark_failures,
+            dropped_transmits,
+            delta_base_mismatch,
+            packed_errors,
+        } = i.agent.stats();
         // SAFETY: non-null, aligned, writable by contract.
         unsafe {
             out.write(FerrotaStats {
-                requests: s.requests,
-                blocks_accepted: s.blocks_accepted,
-                duplicates: s.duplicates,
-                ignored: s.ignored,
-                malformed: s.malformed,
-                timeouts: s.timeouts,
-                gaps: s.gaps,
-                mark_failures: s.mark_failures,
-                dropped_transmits: s.dropped_transmits,
+                requests,
+                blocks_accepted,
+                duplicates,
+                ignored,
+                malformed,
+                timeouts,
+                gaps,
+                mark_failures,
+                dropped_transmits,
+                delta_base_mismatch,
+                packed_errors,
             });
         }
         FerrotaStatus::FerrotaOk
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stream_error_code_reaches_c_as_its_own_value_in_aws_order() {
+        let wire = [
+            "InvalidTopic",
+            "InvalidJson",
+            "InvalidCbor",
+            "InvalidRequest",
+            "Unauthorized",
+            "BlockSizeOutOfBounds",
+            "OffsetOutOfBounds",
+            "BlockCountLimitExceeded",
+            "BlockBitmapLimitExceeded",
+            "ResourceNotFound",
+            "VersionMismatch",
+            "ETagMismatch",
+            "InternalError",
+        ];
+        for (i, name) in wire.iter().enumerate() {
+            let code = StreamErrorCode::from_wire(name);
+            assert!(code.is_some(), "{name} is one of AWS's codes");
+            assert_eq!(stream_error(code) as usize, i + 1, "{name}");
+        }
+        assert_eq!(
+            stream_error(None),
+            FerrotaStreamError::FerrotaStreamErrorUnknown
+        );
+    }
 }

@@ -2,102 +2,14 @@
 //! behind the C flash callbacks, talks to a Jobs + MQTT-streams service (`ferrota_sim::service`'s
 //! `JobsStreams`, as the agent's own tests use) until it asks for the reset after activation;
 //! the board then "reboots" through the boot manager's decision in C (`ferrota_dbm_decide`)
-//! into the new image on trial, and a new agent on it self-tests and confirms. The loop below is what a C program's event loop does.
+//! into the new image on trial, and a new agent on it self-tests and confirms. The loop
+//! (`common::run`) is what a C program's event loop does.
 
 mod common;
 
-use std::collections::VecDeque;
-
-use common::{Board, CData, Mem, start};
+use common::{Board, CData, Mem, fixture, run, start};
 use ferrota_agent_ffi::*;
-use ferrota_sim::harness::{Msg, Service};
-use ferrota_sim::images::ota::{Spec, TestImage, image};
-use ferrota_sim::service::{JobsStreams, OtaFile};
-
-/// One firmware job (`img`) over one stream (the shape of the agent tests' fixtures).
-fn fixture(img: &TestImage) -> JobsStreams {
-    let file = OtaFile::image(img.file.clone(), Some(img.signature.clone()));
-    JobsStreams::new("job-ffi", "stream-ffi", vec![file])
-}
-
-/// The C event loop: handle one input, carry out every transmit, take every event, re-arm the
-/// timer; until `until` is seen. `on_event` answers events (the self-test). Returns the events.
-fn run(
-    agent: *mut FerrotaAgent,
-    server: &mut JobsStreams,
-    now: &mut u64,
-    until: FerrotaEventKind,
-    mut on_event: impl FnMut(*mut FerrotaAgent, u64, &FerrotaEvent),
-) -> Vec<FerrotaEventKind> {
-    let mut buf = vec![0u8; FERROTA_TRANSMIT_BUF_MIN];
-    let mut to_device: VecDeque<Msg> = VecDeque::new();
-    let mut events = vec![];
-    let mut done = false;
-    // SAFETY (whole block): `agent` is live, every buffer valid for the call.
-    unsafe {
-        assert_eq!(
-            ferrota_agent_handle_connected(agent, *now),
-            FerrotaStatus::FerrotaOk
-        );
-        for _ in 0..100_000 {
-            // Carry out every operation, in order.
-            loop {
-                let mut t = std::mem::MaybeUninit::<FerrotaTransmit>::uninit();
-                match ferrota_agent_poll_transmit(
-                    agent,
-                    buf.as_mut_ptr(),
-                    buf.len(),
-                    t.as_mut_ptr(),
-                ) {
-                    FerrotaStatus::FerrotaNone => break,
-                    FerrotaStatus::FerrotaOk => {}
-                    e => panic!("poll_transmit: {e:?}"),
-                }
-                let t = t.assume_init();
-                if t.kind == FerrotaTransmitKind::FerrotaPublish {
-                    let topic = std::str::from_utf8(&t.topic[..t.topic_len]).unwrap();
-                    to_device.extend(server.handle(topic, &buf[..t.payload_len]));
-                }
-            }
-            if done {
-                // What the last event's handling queued went out (the final status).
-                return events;
-            }
-            let mut e = std::mem::MaybeUninit::<FerrotaEvent>::uninit();
-            while ferrota_agent_poll_event(agent, e.as_mut_ptr()) == FerrotaStatus::FerrotaOk {
-                let e = e.assume_init();
-                events.push(e.kind);
-                done |= e.kind == until;
-                on_event(agent, *now, &e);
-            }
-            if done {
-                continue;
-            }
-            *now += 1_000;
-            if let Some((topic, payload)) = to_device.pop_front() {
-                let st = ferrota_agent_handle_message(
-                    agent,
-                    *now,
-                    topic.as_ptr(),
-                    topic.len(),
-                    payload.as_ptr(),
-                    payload.len(),
-                );
-                assert_eq!(st, FerrotaStatus::FerrotaOk);
-            } else {
-                let mut at = 0u64;
-                if ferrota_agent_poll_timeout(agent, &mut at) == FerrotaStatus::FerrotaOk {
-                    *now = (*now).max(at);
-                }
-                assert_eq!(
-                    ferrota_agent_handle_timeout(agent, *now),
-                    FerrotaStatus::FerrotaOk
-                );
-            }
-        }
-    }
-    panic!("{until:?} never came: {events:?}");
-}
+use ferrota_sim::images::ota::{Spec, image};
 
 #[test]
 fn a_whole_update_through_the_c_api_activates_reboots_self_tests_and_confirms() {

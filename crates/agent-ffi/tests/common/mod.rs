@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::VecDeque;
 use std::ffi::c_void;
 
 use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
@@ -10,9 +11,10 @@ use ferrota_agent::Platform;
 use ferrota_agent_ffi::*;
 use ferrota_boot::Bank;
 use ferrota_boot::log::{LOG_ADDRESS, LOG_SIZE};
-use ferrota_sim::harness::{THING, boot, install};
-use ferrota_sim::images::ota::{BOARD, Spec, image};
+use ferrota_sim::harness::{Msg, Service, THING, boot, install};
+use ferrota_sim::images::ota::{BOARD, Spec, TestImage, image};
 use ferrota_sim::platform::DevPlatform;
+use ferrota_sim::service::{JobsStreams, OtaFile};
 use ferrota_t2g::{BankMode, Device, Mapping};
 
 /// The board the callbacks reach, plus counters a test can look at.
@@ -424,4 +426,91 @@ impl CData {
             user1: 0,
         }
     }
+}
+
+// ---- the C event loop against the Jobs + Streams model ----
+
+/// One firmware job (`img`) over one stream (the shape of the agent tests' fixtures).
+pub fn fixture(img: &TestImage) -> JobsStreams {
+    let file = OtaFile::image(img.file.clone(), Some(img.signature.clone()));
+    JobsStreams::new("job-ffi", "stream-ffi", vec![file])
+}
+
+/// The C event loop: handle one input, carry out every transmit, take every event, re-arm the
+/// timer; until `until` is seen. `on_event` answers events (the self-test). Returns the events.
+pub fn run(
+    agent: *mut FerrotaAgent,
+    server: &mut impl Service,
+    now: &mut u64,
+    until: FerrotaEventKind,
+    mut on_event: impl FnMut(*mut FerrotaAgent, u64, &FerrotaEvent),
+) -> Vec<FerrotaEventKind> {
+    let mut buf = vec![0u8; FERROTA_TRANSMIT_BUF_MIN];
+    let mut to_device: VecDeque<Msg> = VecDeque::new();
+    let mut events = vec![];
+    let mut done = false;
+    // SAFETY (whole block): `agent` is live, every buffer valid for the call.
+    unsafe {
+        assert_eq!(
+            ferrota_agent_handle_connected(agent, *now),
+            FerrotaStatus::FerrotaOk
+        );
+        for _ in 0..100_000 {
+            // Carry out every operation, in order.
+            loop {
+                let mut t = std::mem::MaybeUninit::<FerrotaTransmit>::uninit();
+                match ferrota_agent_poll_transmit(
+                    agent,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    t.as_mut_ptr(),
+                ) {
+                    FerrotaStatus::FerrotaNone => break,
+                    FerrotaStatus::FerrotaOk => {}
+                    e => panic!("poll_transmit: {e:?}"),
+                }
+                let t = t.assume_init();
+                if t.kind == FerrotaTransmitKind::FerrotaPublish {
+                    let topic = std::str::from_utf8(&t.topic[..t.topic_len]).unwrap();
+                    to_device.extend(server.handle(topic, &buf[..t.payload_len]));
+                }
+            }
+            if done {
+                // What the last event's handling queued went out (the final status).
+                return events;
+            }
+            let mut e = std::mem::MaybeUninit::<FerrotaEvent>::uninit();
+            while ferrota_agent_poll_event(agent, e.as_mut_ptr()) == FerrotaStatus::FerrotaOk {
+                let e = e.assume_init();
+                events.push(e.kind);
+                done |= e.kind == until;
+                on_event(agent, *now, &e);
+            }
+            if done {
+                continue;
+            }
+            *now += 1_000;
+            if let Some((topic, payload)) = to_device.pop_front() {
+                let st = ferrota_agent_handle_message(
+                    agent,
+                    *now,
+                    topic.as_ptr(),
+                    topic.len(),
+                    payload.as_ptr(),
+                    payload.len(),
+                );
+                assert_eq!(st, FerrotaStatus::FerrotaOk);
+            } else {
+                let mut at = 0u64;
+                if ferrota_agent_poll_timeout(agent, &mut at) == FerrotaStatus::FerrotaOk {
+                    *now = (*now).max(at);
+                }
+                assert_eq!(
+                    ferrota_agent_handle_timeout(agent, *now),
+                    FerrotaStatus::FerrotaOk
+                );
+            }
+        }
+    }
+    panic!("{until:?} never came: {events:?}");
 }
