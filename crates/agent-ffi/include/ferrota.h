@@ -336,9 +336,9 @@ typedef enum FerrotaBootReason {
 } FerrotaBootReason;
 
 /*
- The class of a bank refusal, as the marker log stores it (record byte 16).
+ The kind of a bank refusal: the fault class the marker log stores (record byte 16).
  */
-typedef enum FerrotaFaultClass {
+typedef enum FerrotaFaultKind {
   /*
    Not refused (or not checked at this boot).
    */
@@ -364,7 +364,7 @@ typedef enum FerrotaFaultClass {
    The bank is locked: its image was rejected or refused, or is being written.
    */
   FERROTA_FAULT_LOCKED = 5,
-} FerrotaFaultClass;
+} FerrotaFaultKind;
 
 /*
  What failed in an image refusal (`ferrota_boot::log::ImageFault`; record byte 18).
@@ -900,9 +900,9 @@ typedef struct FerrotaDbmPlatform {
  */
 typedef struct FerrotaBankFault {
   /*
-   The class (`FERROTA_FAULT_NONE`: the bank was not refused).
+   What kind of refusal (`FERROTA_FAULT_NONE`: the bank was not refused).
    */
-  enum FerrotaFaultClass class_;
+  enum FerrotaFaultKind kind;
   /*
    Image faults: what failed.
    */
@@ -987,7 +987,7 @@ typedef struct FerrotaDbmDecision {
    */
   uint8_t from_bank;
   /*
-   Per bank (index 0 lower, 1 upper): why it was refused at this boot, class
+   Per bank (index 0 lower, 1 upper): why it was refused at this boot, kind
    `FERROTA_FAULT_NONE` if it was not (or was not checked).
    */
   struct FerrotaBankFault faults[2];

@@ -222,10 +222,10 @@ pub enum FerrotaBootReason {
     FerrotaBootHalt = 5,
 }
 
-/// The class of a bank refusal, as the marker log stores it (record byte 16).
+/// The kind of a bank refusal: the fault class the marker log stores (record byte 16).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FerrotaFaultClass {
+pub enum FerrotaFaultKind {
     /// Not refused (or not checked at this boot).
     FerrotaFaultNone = 0,
     /// The CM0+ region or its version record failed verification (`image_fault`, `region`,
@@ -279,8 +279,8 @@ pub enum FerrotaImageFault {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FerrotaBankFault {
-    /// The class (`FERROTA_FAULT_NONE`: the bank was not refused).
-    pub class: FerrotaFaultClass,
+    /// What kind of refusal (`FERROTA_FAULT_NONE`: the bank was not refused).
+    pub kind: FerrotaFaultKind,
     /// Image faults: what failed.
     pub image_fault: FerrotaImageFault,
     /// Image faults: the region, 0 the bank as a whole, 1 CM0+, 2 CM7_0, 3 CM7_1.
@@ -291,15 +291,15 @@ pub struct FerrotaBankFault {
 
 impl FerrotaBankFault {
     const NONE: FerrotaBankFault = FerrotaBankFault {
-        class: FerrotaFaultClass::FerrotaFaultNone,
+        kind: FerrotaFaultKind::FerrotaFaultNone,
         image_fault: FerrotaImageFault::FerrotaImageFaultNone,
         region: 0,
         value: 0,
     };
 
     fn of(f: Fault) -> Self {
-        use FerrotaFaultClass as C;
-        let class = match f {
+        use FerrotaFaultKind as C;
+        let fault_kind = match f {
             Fault::Image { .. } => C::FerrotaFaultImage,
             Fault::BelowFloor { .. } => C::FerrotaFaultBelowFloor,
             Fault::WrongHardware => C::FerrotaFaultWrongHardware,
@@ -316,7 +316,7 @@ impl FerrotaBankFault {
             _ => (FerrotaImageFault::FerrotaImageFaultNone, 0, 0),
         };
         FerrotaBankFault {
-            class,
+            kind: fault_kind,
             image_fault,
             region,
             value,
@@ -371,7 +371,7 @@ pub struct FerrotaDbmDecision {
     pub budget: u8,
     /// Reverted: the trial bank; fell back: the refused preferred bank; otherwise `bank`.
     pub from_bank: u8,
-    /// Per bank (index 0 lower, 1 upper): why it was refused at this boot, class
+    /// Per bank (index 0 lower, 1 upper): why it was refused at this boot, kind
     /// `FERROTA_FAULT_NONE` if it was not (or was not checked).
     pub faults: [FerrotaBankFault; 2],
     /// The booted image's version record, read from its verified CM0+ region (zero for a

@@ -61,7 +61,7 @@ fn a_fresh_board_boots_its_lower_bank_and_writes_nothing() {
         (d.record.major, d.record.minor, d.record.security_counter),
         (1, 1, 1)
     );
-    assert_eq!(d.faults[0].class, FerrotaFaultClass::FerrotaFaultNone);
+    assert_eq!(d.faults[0].kind, FerrotaFaultKind::FerrotaFaultNone);
     assert_eq!(log_key(&log_snapshot(&mut board)), before);
 }
 
@@ -117,13 +117,13 @@ fn a_tampered_bank_is_refused_and_both_refused_halt_without_writing() {
     assert_eq!(d.reason, FerrotaBootReason::FerrotaBootReverted, "{d:?}");
     assert_eq!((d.bank, d.from_bank, d.trial), (0, 1, false));
     let f = d.faults[1];
-    assert_eq!(f.class, FerrotaFaultClass::FerrotaFaultImage);
+    assert_eq!(f.kind, FerrotaFaultKind::FerrotaFaultImage);
     assert_eq!(f.region, 1, "the CM0+ region");
     assert_eq!(
         f.image_fault,
         FerrotaImageFault::FerrotaImageFaultSignatureMismatch
     );
-    assert_eq!(d.faults[0].class, FerrotaFaultClass::FerrotaFaultNone);
+    assert_eq!(d.faults[0].kind, FerrotaFaultKind::FerrotaFaultNone);
 
     // Now the lower bank is tampered too: nothing may run, and nothing is written.
     install(
@@ -141,8 +141,8 @@ fn a_tampered_bank_is_refused_and_both_refused_halt_without_writing() {
         FerrotaImageFault::FerrotaImageFaultSignatureMismatch
     );
     assert_eq!(
-        d.faults[1].class,
-        FerrotaFaultClass::FerrotaFaultLocked,
+        d.faults[1].kind,
+        FerrotaFaultKind::FerrotaFaultLocked,
         "the reverted bank stays locked"
     );
     assert_eq!(d.record.version, 0);
@@ -325,7 +325,7 @@ fn user1_and_the_efuse_floor_reach_the_boot_manager() {
     assert_eq!(d.reason, FerrotaBootReason::FerrotaBootHalt);
     assert_eq!(d.floor, 5);
     assert_eq!(
-        (d.faults[0].class, d.faults[0].value),
-        (FerrotaFaultClass::FerrotaFaultBelowFloor, 1)
+        (d.faults[0].kind, d.faults[0].value),
+        (FerrotaFaultKind::FerrotaFaultBelowFloor, 1)
     );
 }
