@@ -47,6 +47,12 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ||
     echo "note: RabbitMQ is not installed: the broker cluster tests skip (apt-get install rabbitmq-server)"
 cargo test --workspace --quiet
 
+step "the C API end to end: examples/c-agent against ferrota serve (scripts/c-agent-check.sh)"
+# The C program built against the libferrota_agent_ffi.a and run with the ferrota that cargo test
+# just built: an update to SUCCEEDED and a tampered image, a few seconds. Skips with a note
+# without cc, pkg-config or libmosquitto-dev; fails then under FERROTA_REQUIRE_INFRA=1.
+./scripts/c-agent-check.sh --from-workspace-tests
+
 step "the operator's console in headless Chromium (scripts/browser-test.sh)"
 # Uses the ferrota that cargo test just built; skips with a note without chromium or
 # playwright-core (npm ci --prefix tests/browser), fails then under FERROTA_REQUIRE_INFRA=1.
