@@ -414,7 +414,8 @@ struct app {
     int inflight[MAX_INFLIGHT]; /* message ids of QoS 1 publishes not yet acknowledged */
     int n_inflight;
     bool reset_requested;
-    bool self_test_due;
+    bool self_test_due; /* answered once the events are drained: */
+    bool app_job_due;   /* calls into the agent come after the drain */
     enum { JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED } job;
     uint64_t deadline_us;
     bool has_deadline;
@@ -422,7 +423,7 @@ struct app {
 
 /* Memory the agent lives in: FERROTA_AGENT_SIZE bytes, 8-byte aligned (FERROTA_AGENT_ALIGN). */
 static uint64_t agent_mem[FERROTA_AGENT_SIZE / sizeof(uint64_t)];
-static uint8_t tx[FERROTA_TRANSMIT_BUF_MIN + 64];
+static uint8_t tx[FERROTA_TRANSMIT_BUF_MIN]; /* every payload the agent writes fits */
 
 /* 1. Every MQTT operation the agent queued, in order. */
 static void drain_transmits(struct app *a) {
@@ -465,10 +466,8 @@ static bool drain_events(struct app *a) {
         switch (e.kind) {
         case FERROTA_EVENT_OTHER_FILE_JOB:
         case FERROTA_EVENT_CUSTOM_JOB:
-            /* Not for this application: the AWS agent's answer to an unclaimed job. */
-            say("job for the application (kind %d): declined", (int)e.kind);
-            ferrota_agent_finish_app_job(a->agent, now_us(), FERROTA_APP_DECLINED);
-            again = true;
+            say("job for the application (kind %d)", (int)e.kind);
+            a->app_job_due = true;
             break;
         case FERROTA_EVENT_FILE_CHOSEN:
             say("file chosen: %" PRIu64 " bytes, encoding %" PRIu32 " (0 image, 1 packed, 2 delta)",
@@ -511,6 +510,14 @@ static bool drain_events(struct app *a) {
         case FERROTA_EVENT_FLASH_FAULT: say("flash fault (operation %" PRIu64 ")", e.a); break;
         default: say("event %d (%" PRIu64 ", %" PRIu32 ", %" PRIu32 ")", (int)e.kind, e.a, e.b, e.c);
         }
+    }
+    if (a->app_job_due) {
+        /* Not for this application: declined, the AWS agent's answer to an unclaimed job
+         * (ferrota_agent_fail_app_job would report the application's own failure codes). */
+        a->app_job_due = false;
+        say("declined");
+        ferrota_agent_finish_app_job(a->agent, now_us(), FERROTA_APP_DECLINED);
+        again = true;
     }
     if (a->self_test_due) {
         /* The self-test of this example: the running bank verifies completely (every region's

@@ -1,4 +1,4 @@
-/* Ferrota: a C API for the OTA agent and the image checks (crates/agent-ffi). */
+/* Ferrota: a C API for the OTA agent, the image checks and the boot manager (crates/agent-ffi). */
 
 #ifndef FERROTA_H
 #define FERROTA_H
