@@ -161,7 +161,7 @@ agent() {
     AGENT=$!
     pids+=("$AGENT")
     for _ in $(seq 100); do
-        grep -q 'mqtt connected' "agent-$1.log" && return 0
+        grep -qs 'mqtt connected' "agent-$1.log" && return 0
         kill -0 "$AGENT" 2>/dev/null || break
         sleep 0.1
     done
