@@ -216,11 +216,11 @@ static bool run(void) {
         report_text("error script");
         return false;
     }
-    /* The C API sets the block size; blocks per request and requests in flight keep the
-     * agent's defaults (Config::new: 32 and 16), which the host recorded with. A script made
-     * with others would replay differently: refuse it here rather than print other lines. */
-    if (script_word(&s, SCRIPT_AT_BLOCKS_PER_REQUEST) != 32 || script_word(&s, SCRIPT_AT_IN_FLIGHT) != 16) {
-        report_text("error script-tuning (the C API keeps 32 blocks per request, 16 in flight)");
+    /* A script recorded with other stream tuning than the C API's would replay differently:
+     * refuse it here rather than print other lines. */
+    if (script_word(&s, SCRIPT_AT_BLOCKS_PER_REQUEST) != SCRIPT_CAPI_BLOCKS_PER_REQUEST ||
+        script_word(&s, SCRIPT_AT_IN_FLIGHT) != SCRIPT_CAPI_IN_FLIGHT) {
+        report_text("error script-tuning (the C API keeps the agent's blocks per request and requests in flight)");
         return false;
     }
     size_t hw_len = script_zstr_len(&s, SCRIPT_AT_HARDWARE, SCRIPT_HARDWARE_LEN);
