@@ -150,13 +150,19 @@ static void report_num(const char *label, uint32_t v) {
     line_report(&l);
 }
 
-/* `error <what>: <status message>`: the host shows it; the run then fails. */
+/* `error <what>: <status code> <message>`: the host shows it (and its refusal check matches
+ * the code, which is the ABI, not the message); the run then fails. */
 static bool fail(const char *what, FerrotaStatus st) {
     Line l;
     line_init(&l);
     line_push(&l, "error ");
     line_push(&l, what);
     line_push(&l, ": ");
+    if ((int32_t)st < 0) {
+        line_push(&l, "-");
+    }
+    line_num(&l, (int32_t)st < 0 ? (uint32_t)-(int32_t)st : (uint32_t)st);
+    line_push(&l, " ");
     line_push(&l, ferrota_strerror(st));
     line_report(&l);
     return false;
@@ -223,6 +229,12 @@ static bool run(void) {
         report_text("error script-tuning (the C API keeps the agent's blocks per request and requests in flight)");
         return false;
     }
+    /* FerrotaConfig.running_bank is a byte: a larger word must not wrap to a valid bank. */
+    uint32_t bank = script_word(&s, SCRIPT_AT_BANK);
+    if (bank > 1) {
+        report_text("error script-bank");
+        return false;
+    }
     size_t hw_len = script_zstr_len(&s, SCRIPT_AT_HARDWARE, SCRIPT_HARDWARE_LEN);
     FerrotaConfig cfg = {
         .thing_name = s.bytes + SCRIPT_AT_THING,
@@ -232,7 +244,7 @@ static bool run(void) {
         .code_signing_key_len = SCRIPT_CODE_KEY_LEN,
         .hardware_id = hw_len ? s.bytes + SCRIPT_AT_HARDWARE : 0,
         .hardware_id_len = hw_len,
-        .running_bank = (uint8_t)script_word(&s, SCRIPT_AT_BANK),
+        .running_bank = (uint8_t)bank,
         .block_size = script_word(&s, SCRIPT_AT_BLOCK_SIZE),
     };
     static Flash flash;
