@@ -260,7 +260,7 @@ printf '%-44s %12s\n' "  longest call (last block: hash + 2 sigs)" "$(instr "$(v
 printf '%-44s %12s\n' "agent from C: CI time, build library" "$(secs $((c_t1 - c_t0)))"
 printf '%-44s %12s\n' "  build the C program" "$(secs $((c_t2 - c_t1)))"
 printf '%-44s %12s\n' "  host recording + QEMU run + compare" "$(secs $((c_t4 - c_t3)))"
-printf '%-44s %12s\n' "  bad scripts (12 QEMU runs)" "$(secs $((c_t5 - c_t4)))"
+printf '%-44s %12s\n' "  bad scripts (one QEMU run each)" "$(secs $((c_t5 - c_t4)))"
 # The live application by component: llvm-nm sizes of every symbol, each given to the crate its
 # demangled name names first (`<aes::Aes128 as cipher::..>::encrypt` is aes: crypto;
 # `embedded_tls::..<aes_gcm::..>` is embedded_tls: TLS; ferrota_fw_net's modules lan9118/tcp, tls
