@@ -4,8 +4,8 @@ after another), then the doctests.
 
 Why: on the 2-core CI machine about half of the test binaries' wall time is waiting (RabbitMQ
 and PostgreSQL starting, servers answering, browsers), while `cargo test` runs one binary at a
-time. Running two binaries at once fills that time: the tests' CPU is about 240 s, their serial
-wall time about 400 s (measured under load, docs/PERFORMANCE.md "CI time").
+time. Running two binaries at once fills that time: measured on this machine under the same
+load, 409 s one at a time, 207 s two at a time (about 240 s of CPU either way).
 
 Why not cargo-nextest: it runs every test in a process of its own, and the suites share their
 expensive fixtures per process (one PostgreSQL and one SeaweedFS per binary in ferrota-infra,
