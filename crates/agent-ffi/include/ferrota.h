@@ -618,9 +618,21 @@ typedef struct FerrotaConfig {
    */
   uint8_t running_bank;
   /*
-   Block size of stream requests (0: 4096).
+   Block size of stream requests in bytes: a power of two, 256 to 131072 (0: 4096, the
+   agent's default). Another value is `FERROTA_ERR_CONFIG`.
    */
   uint32_t block_size;
+  /*
+   Blocks asked for in one stream request, its `"n"` (0: 32, the agent's default). Any
+   other value is accepted and, as in the agent, capped at 128 KB of payload and 256 blocks
+   per request.
+   */
+  uint32_t blocks_per_request;
+  /*
+   Most stream requests in flight at once, 1 to 16 (0: 16, the agent's default; the agent
+   uses fewer once it has measured the link). Above 16 is `FERROTA_ERR_CONFIG`.
+   */
+  uint32_t requests_in_flight;
 } FerrotaConfig;
 
 /*
