@@ -211,7 +211,15 @@ static bool drain(FerrotaAgent *agent) {
     return true;
 }
 
+/* The library panicked (a bug; its state is unknown): say so and end the run now, instead of
+ * the core parking until the host's time limit. Calls nothing of the library, never returns. */
+static void on_panic(void) {
+    report_text("error panic (in the library)");
+    board_exit(false);
+}
+
 static bool run(void) {
+    (void)ferrota_set_panic_hook(on_panic);
     FerrotaStatus st = ferrota_boot_key_parse((const uint8_t *)(BOARD_SFLASH + BOARD_SFLASH_KEY_OFFSET),
                                               BOARD_SFLASH_KEY_AREA, &boot_key);
     if (st != FERROTA_OK) {
