@@ -147,8 +147,9 @@ if ! host agent "$C_AGENT" "$WORK/c-agent-run" | tee "$WORK/c-agent.txt"; then
 fi
 c_t4=$(now_ms)
 # The same program on bad scripts (header, entry framing, non-UTF-8 topic and thing name, code
-# key, version record, stream tuning): each run must end in its own error line and a failed exit.
-echo "== firmware: the C replay refuses bad scripts"
+# key, version record, stream tuning of zero or out of range): each run must end in its own error
+# line and a failed exit; then on the script with other blocks per request, which it must use.
+echo "== firmware: the C replay refuses bad scripts and uses the script's tuning"
 if ! host agent-refusals "$C_AGENT" "$WORK/c-agent-refusals"; then
     status=1
 fi

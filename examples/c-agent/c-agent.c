@@ -68,6 +68,13 @@ static void die(int status, const char *fmt, ...) {
     exit(status);
 }
 
+/* The library panicked (a bug). On this host build the call then returns FERROTA_ERR_PANIC and
+ * the program ends through its error path; on an MCU this hook is the only notice, and resets
+ * the chip (docs/C-API.md). It must not call the library. */
+static void on_ferrota_panic(void) {
+    fputs("c-agent: error: the Ferrota library panicked\n", stderr);
+}
+
 /* Microseconds from any epoch: the agent never reads a clock, time is an argument. */
 static uint64_t now_us(void) {
     struct timespec ts;
@@ -692,6 +699,7 @@ static int run_once(struct app *a, uint64_t end_us) {
 int main(int argc, char **argv) {
     struct options opt;
     parse_options(argc, argv, &opt);
+    ferrota_set_panic_hook(on_ferrota_panic);
 
     static struct board board;
     board_open(&board, opt.flash_dir);

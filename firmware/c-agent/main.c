@@ -211,7 +211,15 @@ static bool drain(FerrotaAgent *agent) {
     return true;
 }
 
+/* The library panicked (a bug; its state is unknown): say so and end the run now, instead of
+ * the core parking until the host's time limit. Calls nothing of the library, never returns. */
+static void on_panic(void) {
+    report_text("error panic (in the library)");
+    board_exit(false);
+}
+
 static bool run(void) {
+    (void)ferrota_set_panic_hook(on_panic);
     FerrotaStatus st = ferrota_boot_key_parse((const uint8_t *)(BOARD_SFLASH + BOARD_SFLASH_KEY_OFFSET),
                                               BOARD_SFLASH_KEY_AREA, &boot_key);
     if (st != FERROTA_OK) {
@@ -222,11 +230,15 @@ static bool run(void) {
         report_text("error script");
         return false;
     }
-    /* A script recorded with other stream tuning than the C API's would replay differently:
-     * refuse it here rather than print other lines. */
-    if (script_word(&s, SCRIPT_AT_BLOCKS_PER_REQUEST) != SCRIPT_CAPI_BLOCKS_PER_REQUEST ||
-        script_word(&s, SCRIPT_AT_IN_FLIGHT) != SCRIPT_CAPI_IN_FLIGHT) {
-        report_text("error script-tuning (the C API keeps the agent's blocks per request and requests in flight)");
+    /* The stream tuning the host recorded with goes to the C API as it is. Zero is the one
+     * value that cannot be passed: the recording's agent refuses it, while FerrotaConfig reads
+     * it as "the default" and would replay another tuning. Any other out-of-range value is the
+     * C API's to refuse (FERROTA_ERR_CONFIG from ferrota_agent_init). */
+    uint32_t block_size = script_word(&s, SCRIPT_AT_BLOCK_SIZE);
+    uint32_t per_request = script_word(&s, SCRIPT_AT_BLOCKS_PER_REQUEST);
+    uint32_t in_flight = script_word(&s, SCRIPT_AT_IN_FLIGHT);
+    if (block_size == 0 || per_request == 0 || in_flight == 0) {
+        report_text("error script-tuning (zero: the recording cannot have it)");
         return false;
     }
     /* FerrotaConfig.running_bank is a byte: a larger word must not wrap to a valid bank. */
@@ -245,7 +257,9 @@ static bool run(void) {
         .hardware_id = hw_len ? s.bytes + SCRIPT_AT_HARDWARE : 0,
         .hardware_id_len = hw_len,
         .running_bank = (uint8_t)bank,
-        .block_size = script_word(&s, SCRIPT_AT_BLOCK_SIZE),
+        .block_size = block_size,
+        .blocks_per_request = per_request,
+        .requests_in_flight = in_flight,
     };
     static Flash flash;
     flash = (Flash){

@@ -42,11 +42,6 @@
 #define SCRIPT_AT_RECORD 256u
 #define SCRIPT_RECORD_LEN 232u
 
-/* The C API sets the block size only: blocks per request and requests in flight stay at the
- * agent's defaults (ferrota_agent::Config::new), which the host's recording uses too. */
-#define SCRIPT_CAPI_BLOCKS_PER_REQUEST 32u
-#define SCRIPT_CAPI_IN_FLIGHT 16u
-
 /* What an entry gives the agent. */
 enum ScriptKind {
     SCRIPT_CONNECTED = 1, /* ferrota_agent_handle_connected */

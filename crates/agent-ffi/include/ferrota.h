@@ -554,6 +554,19 @@ typedef enum FerrotaStreamError {
 typedef struct FerrotaAgent FerrotaAgent;
 
 /*
+ A C function the library calls when it panics (`void (*)(void)`), or null for none.
+
+ It runs in the middle of whichever `ferrota_*` call panicked, with the library's state
+ unknown: it must not call any `ferrota_*` function, and must not unwind or `longjmp` back
+ through the library's frames. What it is for: the MCU build (`panic-handler`) otherwise
+ parks the core silently until a watchdog resets it; the hook records the fault (a log line,
+ a no-init RAM word, a breakpoint) and resets at once (`NVIC_SystemReset()`). If it returns,
+ the core parks as without a hook. On host builds (`std`) the panic is caught, the hook runs,
+ then the call returns `FERROTA_ERR_PANIC`.
+ */
+typedef void (*FerrotaPanicHook)(void);
+
+/*
  A parsed boot key (the SFlash public key), in memory the caller declares
  (`FerrotaBootKey key;`) and `ferrota_boot_key_parse` fills. Opaque: only its size is
  public. An agent borrows it: it must outlive the agent.
@@ -618,9 +631,21 @@ typedef struct FerrotaConfig {
    */
   uint8_t running_bank;
   /*
-   Block size of stream requests (0: 4096).
+   Block size of stream requests in bytes: a power of two, 256 to 131072 (0: 4096, the
+   agent's default). Another value is `FERROTA_ERR_CONFIG`.
    */
   uint32_t block_size;
+  /*
+   Blocks asked for in one stream request, its `"n"` (0: 32, the agent's default). Any
+   other value is accepted and, as in the agent, capped at 128 KB of payload and 256 blocks
+   per request.
+   */
+  uint32_t blocks_per_request;
+  /*
+   Most stream requests in flight at once, 1 to 16 (0: 16, the agent's default; the agent
+   uses fewer once it has measured the link). Above 16 is `FERROTA_ERR_CONFIG`.
+   */
+  uint32_t requests_in_flight;
 } FerrotaConfig;
 
 /*
@@ -1015,6 +1040,14 @@ typedef struct FerrotaDbmDecision {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/*
+ Installs `hook` (null removes it), replacing any earlier one; always `FERROTA_OK`. Call it
+ once at start-up, before the first `ferrota_*` call that could panic (any other). A firmware
+ that links its own `#[panic_handler]` (the feature `panic-handler` off) does not get it
+ called, except through its own handler.
+ */
+enum FerrotaStatus ferrota_set_panic_hook(FerrotaPanicHook hook);
 
 /*
  Creates the agent in `mem` (`mem_len` >= [`FERROTA_AGENT_SIZE`], aligned to

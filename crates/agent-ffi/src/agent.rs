@@ -323,8 +323,16 @@ pub struct FerrotaConfig {
     pub require_signed_metadata: u8,
     /// The bank the application runs from: 0 lower, 1 upper.
     pub running_bank: u8,
-    /// Block size of stream requests (0: 4096).
+    /// Block size of stream requests in bytes: a power of two, 256 to 131072 (0: 4096, the
+    /// agent's default). Another value is `FERROTA_ERR_CONFIG`.
     pub block_size: u32,
+    /// Blocks asked for in one stream request, its `"n"` (0: 32, the agent's default). Any
+    /// other value is accepted and, as in the agent, capped at 128 KB of payload and 256 blocks
+    /// per request.
+    pub blocks_per_request: u32,
+    /// Most stream requests in flight at once, 1 to 16 (0: 16, the agent's default; the agent
+    /// uses fewer once it has measured the link). Above 16 is `FERROTA_ERR_CONFIG`.
+    pub requests_in_flight: u32,
 }
 
 /// A checked borrow of `len` bytes at `ptr` (null with 0 bytes is the empty slice).
@@ -391,8 +399,17 @@ unsafe fn config(
     if c.require_signed_metadata != 0 {
         cfg.trust.policy = TrustPolicy::Require;
     }
+    // Zero keeps `Config::new`'s default; other values are the agent's to check
+    // (`Config::validate`: `FERROTA_ERR_CONFIG` from `ferrota_agent_init`).
     if c.block_size != 0 {
         cfg.block_size = c.block_size;
+    }
+    if c.blocks_per_request != 0 {
+        cfg.blocks_per_request = c.blocks_per_request;
+    }
+    if c.requests_in_flight != 0 {
+        cfg.requests_in_flight =
+            usize::try_from(c.requests_in_flight).map_err(|_| FerrotaStatus::FerrotaErrConfig)?;
     }
     let bank = match c.running_bank {
         0 => Bank::Lower,

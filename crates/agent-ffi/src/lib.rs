@@ -40,12 +40,16 @@ pub use boot::*;
 pub use image::*;
 pub use status::{FerrotaStatus, ferrota_strerror};
 
+use core::sync::atomic::{AtomicPtr, Ordering};
+
 /// Runs an entry point's body; with `std`, a panic becomes [`FerrotaStatus::FerrotaErrPanic`]
-/// instead of unwinding into C (undefined behaviour).
+/// instead of unwinding into C (undefined behaviour), after the panic hook ran.
 #[cfg(feature = "std")]
 pub(crate) fn guard(f: impl FnOnce() -> FerrotaStatus) -> FerrotaStatus {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or(FerrotaStatus::FerrotaErrPanic)
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        panicked();
+        FerrotaStatus::FerrotaErrPanic
+    })
 }
 
 /// Without `std` the MCU build uses panic=abort: nothing unwinds.
@@ -54,11 +58,52 @@ pub(crate) fn guard(f: impl FnOnce() -> FerrotaStatus) -> FerrotaStatus {
     f()
 }
 
-/// The MCU build's panic handler (feature `panic-handler`): park the core; the watchdog or the
-/// debugger takes it from there. A firmware with its own handler leaves the feature off.
+/// A C function the library calls when it panics (`void (*)(void)`), or null for none.
+///
+/// It runs in the middle of whichever `ferrota_*` call panicked, with the library's state
+/// unknown: it must not call any `ferrota_*` function, and must not unwind or `longjmp` back
+/// through the library's frames. What it is for: the MCU build (`panic-handler`) otherwise
+/// parks the core silently until a watchdog resets it; the hook records the fault (a log line,
+/// a no-init RAM word, a breakpoint) and resets at once (`NVIC_SystemReset()`). If it returns,
+/// the core parks as without a hook. On host builds (`std`) the panic is caught, the hook runs,
+/// then the call returns `FERROTA_ERR_PANIC`.
+pub type FerrotaPanicHook = Option<unsafe extern "C" fn()>;
+
+/// The installed hook: a `FerrotaPanicHook`'s function pointer as a data pointer (null: none).
+/// An atomic so that a panic on another task reads a whole pointer.
+static PANIC_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Installs `hook` (null removes it), replacing any earlier one; always `FERROTA_OK`. Call it
+/// once at start-up, before the first `ferrota_*` call that could panic (any other). A firmware
+/// that links its own `#[panic_handler]` (the feature `panic-handler` off) does not get it
+/// called, except through its own handler.
+#[unsafe(no_mangle)]
+pub extern "C" fn ferrota_set_panic_hook(hook: FerrotaPanicHook) -> FerrotaStatus {
+    let p = hook.map_or(core::ptr::null_mut(), |f| f as *mut ());
+    PANIC_HOOK.store(p, Ordering::Release);
+    FerrotaStatus::FerrotaOk
+}
+
+/// Calls the installed panic hook, if any (the panic handler and, on the host, [`guard`]).
+pub(crate) fn panicked() {
+    let p = PANIC_HOOK.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: the only non-null values stored are `unsafe extern "C" fn()` pointers
+        // (`ferrota_set_panic_hook`), cast to data pointers of the same size on every target
+        // this crate builds for; C vouches for the function by installing it.
+        let hook = unsafe { core::mem::transmute::<*mut (), unsafe extern "C" fn()>(p) };
+        // SAFETY: a C function without arguments, as `FerrotaPanicHook` documents it.
+        unsafe { hook() };
+    }
+}
+
+/// The MCU build's panic handler (feature `panic-handler`): tell C through the panic hook
+/// (`ferrota_set_panic_hook`), then park the core; the watchdog or the debugger takes it from
+/// there. A firmware with its own handler leaves the feature off.
 #[cfg(all(not(feature = "std"), feature = "panic-handler", not(test)))]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    panicked();
     loop {
         core::hint::spin_loop();
     }
@@ -67,13 +112,34 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 #[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    /// The hook's calls, counted (one test installs hooks: the hook is process-wide).
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+
+    unsafe extern "C" fn count() {
+        CALLS.fetch_add(1, Ordering::SeqCst);
+    }
 
     #[test]
-    fn a_panic_inside_an_entry_point_becomes_a_status_not_an_unwind() {
+    fn a_panic_inside_an_entry_point_becomes_a_status_after_the_hook_ran() {
         assert_eq!(guard(|| panic!("a bug")), FerrotaStatus::FerrotaErrPanic);
+        assert_eq!(CALLS.load(Ordering::SeqCst), 0, "no hook installed yet");
+        assert_eq!(
+            ferrota_set_panic_hook(Some(count)),
+            FerrotaStatus::FerrotaOk
+        );
+        assert_eq!(guard(|| panic!("a bug")), FerrotaStatus::FerrotaErrPanic);
+        assert_eq!(CALLS.load(Ordering::SeqCst), 1, "the hook ran once");
+        // No panic, no call.
         assert_eq!(
             guard(|| FerrotaStatus::FerrotaNone),
             FerrotaStatus::FerrotaNone
         );
+        assert_eq!(CALLS.load(Ordering::SeqCst), 1);
+        // Removed: the panic is still a status, the hook is not called.
+        assert_eq!(ferrota_set_panic_hook(None), FerrotaStatus::FerrotaOk);
+        assert_eq!(guard(|| panic!("a bug")), FerrotaStatus::FerrotaErrPanic);
+        assert_eq!(CALLS.load(Ordering::SeqCst), 1);
     }
 }

@@ -127,6 +127,10 @@ fn init_refuses_bad_memory_and_config_and_the_block_stays_unusable() {
         (bad(&|c| c.code_signing_key = null()), FerrotaErrNull),
         (bad(&|c| c.running_bank = 2), FerrotaErrInvalid),
         (bad(&|c| c.block_size = 1000), FerrotaErrConfig),
+        (bad(&|c| c.block_size = 128), FerrotaErrConfig),
+        (bad(&|c| c.block_size = 256 * 1024), FerrotaErrConfig),
+        (bad(&|c| c.requests_in_flight = 17), FerrotaErrConfig),
+        (bad(&|c| c.requests_in_flight = u32::MAX), FerrotaErrConfig),
         (bad(&|c| c.require_signed_metadata = 1), FerrotaErrConfig),
     ] {
         assert_eq!(init(mem.ptr(), FERROTA_AGENT_SIZE, &c, &p, &mut out), want);

@@ -5,7 +5,7 @@
 //! The script is input from outside the program (the host loads it into the PSRAM), and so is
 //! what it hands to the C API: each case breaks one thing the C program or the C API must check
 //! (the header, an entry's framing, a topic or thing name that is not UTF-8, the code-signing
-//! key, the running version record, the stream tuning the C API cannot set). The Rust replay
+//! key, the running version record, stream tuning that is zero or out of range). The Rust replay
 //! (`firmware/cm7-agent`) is not run on them: it ends the entries silently at the first
 //! malformed one (`agent_script::Entries`), by design of that harness.
 
@@ -68,9 +68,17 @@ pub fn refusals(good: &[u8]) -> Vec<Refusal> {
         case("total-past-memory", "error script", &|s| {
             put(s, at::TOTAL, SCRIPT_MAX + 1)
         }),
-        case("tuning", "error script-tuning", &|s| {
-            let v = word(s, at::BLOCKS_PER_REQUEST);
-            put(s, at::BLOCKS_PER_REQUEST, v - 1)
+        // Zero reads as "the default" in FerrotaConfig: the program refuses it itself.
+        case("tuning-zero", "error script-tuning", &|s| {
+            put(s, at::BLOCKS_PER_REQUEST, 0)
+        }),
+        // FERROTA_ERR_CONFIG (-7): other tuning goes to the C API, which refuses what the
+        // agent does (more than 16 requests in flight, a block size that is no power of two).
+        case("in-flight", "error agent-init: -7 ", &|s| {
+            put(s, at::IN_FLIGHT, 17)
+        }),
+        case("block-size", "error agent-init: -7 ", &|s| {
+            put(s, at::BLOCK_SIZE, 1000)
         }),
         case("bank", "error script-bank", &|s| put(s, at::BANK, 0x100)),
         // FERROTA_ERR_UTF8 (-4) from ferrota_agent_init.
@@ -126,6 +134,61 @@ pub fn judge(r: &Refusal, stdout: &str, success: bool, host: &[String]) -> Resul
     Ok(lines[i].to_owned())
 }
 
+/// Blocks per request of [`tuned`]'s script (the recording's agent asks for 32).
+pub const TUNED_BLOCKS_PER_REQUEST: u32 = 8;
+
+/// The good script with other stream tuning ([`TUNED_BLOCKS_PER_REQUEST`] blocks per
+/// request): not a refusal. The C replay must pass it to the C API (`FerrotaConfig`) and run
+/// on; [`judge_tuned`] checks that its stream requests then ask for that many blocks.
+pub fn tuned(good: &[u8]) -> Vec<u8> {
+    let mut s = good.to_vec();
+    put(&mut s, at::BLOCKS_PER_REQUEST, TUNED_BLOCKS_PER_REQUEST);
+    s
+}
+
+/// The `"n"` of a stream-request line (`pub q0 …/streams/…/get/cbor hex:…`), or `None` for
+/// another line.
+fn request_blocks(line: &str) -> Option<Option<u32>> {
+    let (topic, hex) = line.strip_prefix("pub q0 ")?.split_once(" hex:")?;
+    if !(topic.contains("/streams/") && topic.ends_with("/get/cbor")) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    let bytes = bytes?;
+    let r = ferrota_proto::stream::StreamRequest::decode(&bytes).ok()?;
+    Some(r.num_blocks)
+}
+
+/// The check of the C run on [`tuned`]'s script: it ran to its end (exit 0, no error line, the
+/// `final` line) and every stream request asked for [`TUNED_BLOCKS_PER_REQUEST`] blocks, where
+/// the host's recording asked for more: the script's tuning reached the agent.
+pub fn judge_tuned(stdout: &str, success: bool, host: &[String]) -> Result<String, String> {
+    let lines: Vec<&str> = stdout.lines().filter(|l| !is_figure(l)).collect();
+    if let Some(e) = lines.iter().find(|l| l.starts_with("error ")) {
+        return Err(format!("refused: {e}"));
+    }
+    if !success || !lines.iter().any(|l| l.starts_with("final")) {
+        return Err(format!("the run did not end: {lines:?}"));
+    }
+    let ours: Vec<Option<u32>> = lines.iter().filter_map(|l| request_blocks(l)).collect();
+    let theirs: Vec<Option<u32>> = host.iter().filter_map(|l| request_blocks(l)).collect();
+    if ours.is_empty() || ours.iter().any(|n| *n != Some(TUNED_BLOCKS_PER_REQUEST)) {
+        return Err(format!("stream requests asked for {ours:?} blocks"));
+    }
+    if theirs.iter().all(|n| *n == Some(TUNED_BLOCKS_PER_REQUEST)) {
+        return Err(format!(
+            "the recording's requests ({theirs:?}) prove nothing"
+        ));
+    }
+    Ok(format!(
+        "{} stream requests of {TUNED_BLOCKS_PER_REQUEST} blocks (recorded: {theirs:?})",
+        ours.len()
+    ))
+}
+
 /// A figure line of the firmware (`name=number`), not part of the compared output.
 pub fn is_figure(l: &str) -> bool {
     l.split_once('=').is_some_and(|(k, v)| {
@@ -148,7 +211,9 @@ mod tests {
         use crate::agent_script::{Entry, Kind, push_entry};
         let mut s = vec![0u8; 4096];
         put(&mut s, 0, MAGIC);
+        put(&mut s, at::BLOCK_SIZE, 4096);
         put(&mut s, at::BLOCKS_PER_REQUEST, 32);
+        put(&mut s, at::IN_FLIGHT, 16);
         let key = ferrota_sim::keys::code_verifying_key();
         s[at::CODE_KEY..at::CODE_KEY + 65].copy_from_slice(key.to_sec1_point(false).as_bytes());
         s[at::THING..at::THING + 5].copy_from_slice(b"thing");
@@ -209,9 +274,11 @@ mod tests {
         let key = Script::parse(&case(&all, "code-key").script).expect("header intact");
         assert!(VerifyingKey::from_sec1_bytes(key.code_key()).is_err());
         assert_eq!(
-            word(&case(&all, "tuning").script, at::BLOCKS_PER_REQUEST),
-            31
+            word(&case(&all, "tuning-zero").script, at::BLOCKS_PER_REQUEST),
+            0
         );
+        assert_eq!(word(&case(&all, "in-flight").script, at::IN_FLIGHT), 17);
+        assert_eq!(word(&case(&all, "block-size").script, at::BLOCK_SIZE), 1000);
         assert_eq!(word(&case(&all, "bank").script, at::BANK), 0x100);
     }
 
@@ -227,6 +294,54 @@ mod tests {
         };
         assert!(ok(&g));
         assert!(!ok(&case(&refusals(&g), "record").script));
+    }
+
+    /// A stream-request line asking for `n` blocks, as `transmit_line` prints it.
+    fn request_line(n: u32) -> String {
+        let r = ferrota_proto::stream::StreamRequest {
+            client_token: Some("rdy"),
+            stream_version: None,
+            file_id: 0,
+            block_size: 4096,
+            offset: Some(0),
+            bitmap: None,
+            num_blocks: Some(n),
+        };
+        let mut buf = [0u8; 64];
+        let len = r.encode(&mut buf).expect("room");
+        let hex: String = buf[..len].iter().map(|b| format!("{b:02x}")).collect();
+        format!("pub q0 $aws/things/t/streams/s/get/cbor hex:{hex}")
+    }
+
+    #[test]
+    fn the_tuned_script_changes_blocks_per_request_only() {
+        let g = good();
+        let t = tuned(&g);
+        assert_eq!(word(&t, at::BLOCKS_PER_REQUEST), TUNED_BLOCKS_PER_REQUEST);
+        assert_ne!(word(&g, at::BLOCKS_PER_REQUEST), TUNED_BLOCKS_PER_REQUEST);
+        assert_eq!(t.iter().zip(&g).filter(|(a, b)| a != b).count(), 1);
+    }
+
+    #[test]
+    fn judge_tuned_wants_a_whole_run_with_the_tuned_requests() {
+        let host = vec!["new ok".to_owned(), request_line(32), "final".to_owned()];
+        let ok = format!(
+            "new ok\n{}\n{}\nfinal x\nstack=5\n",
+            request_line(8),
+            request_line(8)
+        );
+        assert!(judge_tuned(&ok, true, &host).is_ok());
+        // A failed exit, an error line, no final line, a request of the recorded size, none.
+        assert!(judge_tuned(&ok, false, &host).is_err());
+        let refused = format!("new ok\n{}\nerror handle: -4 x\nfinal\n", request_line(8));
+        assert!(judge_tuned(&refused, true, &host).is_err());
+        assert!(judge_tuned(&format!("new ok\n{}\n", request_line(8)), true, &host).is_err());
+        let recorded = format!("new ok\n{}\n{}\nfinal\n", request_line(8), request_line(32));
+        assert!(judge_tuned(&recorded, true, &host).is_err());
+        assert!(judge_tuned("new ok\nfinal\n", true, &host).is_err());
+        // A recording that asked for the tuned size already proves nothing.
+        let same = vec![request_line(8)];
+        assert!(judge_tuned(&ok, true, &same).is_err());
     }
 
     #[test]

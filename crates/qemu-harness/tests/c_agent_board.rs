@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use ferrota_agent::{Config, RESUME_AREA_LEN};
+use ferrota_agent::RESUME_AREA_LEN;
 use ferrota_image::sflash_key::{SFLASH_KEY_ADDRESS, SFLASH_KEY_AREA};
 use ferrota_image::version::{RECORD_AREA, RECORD_OFFSET};
 use ferrota_qemu_harness::agent_script::{self as script, Kind};
@@ -97,10 +97,6 @@ fn board_h_is_the_rust_replays_memory_map() {
 
 #[test]
 fn script_h_is_agent_scripts_layout() {
-    // What the C API leaves at the agent's defaults (it sets only the block size): the C
-    // replay refuses a script recorded with other values.
-    let code_key = ferrota_sim::keys::code_verifying_key();
-    let cfg = Config::new("t", ferrota_sim::keys::boot_key(), code_key);
     check(
         "script.h",
         &[
@@ -133,11 +129,6 @@ fn script_h_is_agent_scripts_layout() {
             ("SCRIPT_CONNECTED", Kind::Connected as u64),
             ("SCRIPT_MESSAGE", Kind::Message as u64),
             ("SCRIPT_TIMEOUT", Kind::Timeout as u64),
-            (
-                "SCRIPT_CAPI_BLOCKS_PER_REQUEST",
-                cfg.blocks_per_request.into(),
-            ),
-            ("SCRIPT_CAPI_IN_FLIGHT", cfg.requests_in_flight as u64),
         ],
     );
     // The hardware id field (32 bytes in script.h) ends before the version record.

@@ -220,6 +220,8 @@ impl CData {
             require_signed_metadata: 0,
             running_bank: board.bank,
             block_size: 0,
+            blocks_per_request: 0,
+            requests_in_flight: 0,
         }
     }
 }

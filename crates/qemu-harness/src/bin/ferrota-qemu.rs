@@ -5,7 +5,7 @@
 //! ferrota-qemu bench-images <machine> <work-dir>       # full bank + key object for the CM7 bench; prints -device options
 //! ferrota-qemu host-lines                              # the host's report line of every case
 //! ferrota-qemu agent <cm7-agent.elf> <work-dir>        # scripted OTA update on the CM7 agent vs the host agent
-//! ferrota-qemu agent-refusals <c-agent.elf> <work-dir> # the C replay on bad scripts: each must end in its error line
+//! ferrota-qemu agent-refusals <c-agent.elf> <work-dir> # the C replay on bad scripts (each must end in its error line) and on other stream tuning
 //! ferrota-qemu live --ferrota BIN --dbm DBM.elf --app APP.bin --app-failing APP_FAIL.bin \
 //!     --cm0p CM0P.elf --work DIR [--timeout-secs N] [--keep] [--no-icount]
 //!                                                      # issue #21's live update scenario; exit 1 naming the failed step
@@ -158,7 +158,8 @@ fn short(line: &str) -> &str {
 }
 
 /// The C replay on bad scripts (`agent_refusals`): each run must end in the expected error
-/// line, with a failed exit and nothing the host's agent did not print before it.
+/// line, with a failed exit and nothing the host's agent did not print before it; then on the
+/// good script with other stream tuning, which it must pass on and use.
 fn agent_refusals(elf: &std::path::Path, dir: &std::path::Path) -> ExitCode {
     let host = match host_run(dir) {
         Ok(h) => h,
@@ -181,6 +182,20 @@ fn agent_refusals(elf: &std::path::Path, dir: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The host run's loads with another script file.
+    let with_script = |file: &std::path::Path| -> Vec<Load> {
+        host.loads
+            .iter()
+            .map(|l| Load {
+                file: if l.addr == script {
+                    file.to_path_buf()
+                } else {
+                    l.file.clone()
+                },
+                addr: l.addr,
+            })
+            .collect()
+    };
     let (mut pass, mut fail) = (0, 0);
     for r in agent_refusals::refusals(&good) {
         let file = dir.join(format!("script-{}.bin", r.name));
@@ -188,18 +203,7 @@ fn agent_refusals(elf: &std::path::Path, dir: &std::path::Path) -> ExitCode {
             eprintln!("agent-refusals: {}: {e}", file.display());
             return ExitCode::FAILURE;
         }
-        let loads: Vec<Load> = host
-            .loads
-            .iter()
-            .map(|l| Load {
-                file: if l.addr == script {
-                    file.clone()
-                } else {
-                    l.file.clone()
-                },
-                addr: l.addr,
-            })
-            .collect();
+        let loads = with_script(&file);
         let verdict =
             match run_qemu(&MPS2_AN500, elf, &loads, false) {
                 Ok(run) => agent_refusals::judge(&r, &run.stdout, run.success, &host.lines)
@@ -218,6 +222,27 @@ fn agent_refusals(elf: &std::path::Path, dir: &std::path::Path) -> ExitCode {
                 fail += 1;
                 println!("FAIL {:<18} {e}", r.name);
             }
+        }
+    }
+    // Not a refusal: other stream tuning must be passed on (FerrotaConfig) and used.
+    let file = dir.join("script-tuned.bin");
+    if let Err(e) = std::fs::write(&file, agent_refusals::tuned(&good)) {
+        eprintln!("agent-refusals: {}: {e}", file.display());
+        return ExitCode::FAILURE;
+    }
+    let loads = with_script(&file);
+    let verdict = match run_qemu(&MPS2_AN500, elf, &loads, false) {
+        Ok(run) => agent_refusals::judge_tuned(&run.stdout, run.success, &host.lines),
+        Err(e) => Err(format!("qemu: {e}")),
+    };
+    match verdict {
+        Ok(line) => {
+            pass += 1;
+            println!("ok   {:<18} {line}", "tuned");
+        }
+        Err(e) => {
+            fail += 1;
+            println!("FAIL {:<18} {e}", "tuned");
         }
     }
     println!("agent-refusals: {pass} passed, {fail} failed");
