@@ -4,9 +4,10 @@
 # libferrota_agent_ffi.a and Debian's libmosquitto, then, as a user would with the `ferrota`
 # CLI only, in a temporary directory on free loopback ports:
 #
-#   1. keys, a code-signing certificate, three bank images packed from raw stand-in builds
+#   1. keys, a code-signing certificate, four bank images packed from raw stand-in builds
 #      (`ferrota image pack` takes file.bin@ADDR: nothing needs arm-none-eabi-gcc, the CM0+/CM7
-#      code is never executed on Linux): v1.0.0, v1.1.0, and v1.2.0 altered after signing;
+#      code is never executed on Linux): v1.0.0, v1.1.0, v1.2.0 altered after signing, and
+#      v1.3.0 altered between the boot signing and the OTA signing;
 #   2. `ferrota serve`, `ferrota thing create` (mutual TLS: CA, certificate, key);
 #   3. v1.0.0 "flashed" into the board's lower-bank file; the boot manager (through the C API)
 #      boots it;
@@ -15,7 +16,11 @@
 #      self-tests, confirms and exits 0 once the job SUCCEEDED; the server must say SUCCEEDED
 #      and its inventory must show 1.1.0 from bank B;
 #   5. the tampered v1.2.0: the program must report the job FAILED (exit 3), the server must
-#      say FAILED, and the board's files must still boot v1.1.0.
+#      say FAILED, and the board's files must still boot v1.1.0;
+#   6. v1.3.0 whose CM7_0 code was altered before the OTA signing (the agent's checks pass: the
+#      file's signature and the CM0+ region): the program activates it and reboots into it on
+#      trial; the CM0+ stage (ferrota_cm0p_check in its boot path) refuses CM7_0 and reverts the
+#      trial; v1.1.0 boots again and the job ends FAILED (exit 3), on the server too.
 #
 # Every step is bounded (timeouts); the server and the program are killed at the end and the
 # directory removed. A passing run takes a few seconds (the time is printed last).
@@ -109,16 +114,20 @@ ferrota key generate -o boot.pem >/dev/null
 ferrota key generate -o signer.pem >/dev/null
 ferrota cert code-signing --key signer.pem --cn "Release signer" -o signer.crt >/dev/null
 printf 'c-agent stand-in CM0+ code\n' >cm0p.bin
-pack() { # VERSION COUNTER: a bank image whose CM7_0 stand-in names its version
+pack() { # VERSION COUNTER [cm7]: a bank image whose CM7_0 stand-in names its version
     printf 'c-agent stand-in CM7_0 code, version %s\n' "$1" >"cm7-$1.bin"
     ferrota image pack --cm0p cm0p.bin@0x10000100 --cm7-0 "cm7-$1.bin@0x10010100" \
         --version "$1" --security-counter "$2" --hardware "$HW" --boot-key boot.pem \
         -o "v$1.bin" >/dev/null
+    # cm7: the first byte of its CM7_0 code (bank offset 0x10100) overwritten before the OTA
+    # signing: the boot signature of CM7_0 no longer holds, the file's signature does.
+    [ "${3:-}" != cm7 ] || printf '\xff' | dd of="v$1.bin" bs=1 seek=$((0x10100)) conv=notrunc status=none
     ferrota image sign-ota "v$1.bin" --key signer.pem >/dev/null
 }
 pack 1.0.0 1
 pack 1.1.0 2
 pack 1.2.0 3
+pack 1.3.0 4 cm7
 # Tampered after signing: the first byte of its CM7_0 code overwritten (bank offset 0x10100).
 printf '\xff' | dd of=v1.2.0.bin bs=1 seek=$((0x10100)) conv=notrunc status=none
 ferrota key public boot.pem --format sflash -o boot-key.sflash >/dev/null
@@ -207,6 +216,22 @@ line=$(boot_only) || fail "the boot manager refused the boot after the tampered 
 [[ $line == *"boot bank=upper reason=current version=1.1.0 "* ]] ||
     fail "after the tampered image the board boots: $line"
 say "tampered: $(grep 'job FAILED' agent-2.log | sed 's/^c-agent: //'), exit 3; server: FAILED; boot manager: $line"
+
+# --- v1.3.0, whose CM7_0 region the CM0+ stage refuses ------------------------------------------
+agent 3
+ferrota ota create rel-1-3 --file v1.3.0.bin --thing "$THING" --data-dir data >/dev/null
+wait_agent
+[ "$STATUS" = 3 ] || fail "the program ended with status $STATUS on v1.3.0, not 3"
+expect 3 'reset requested'
+expect 3 'boot bank=lower reason=trial 1/3 version=1.3.0 '
+expect 3 'cm0p: CM7_0 region of the lower bank refused .*: its trial is reverted; reset'
+expect 3 'job FAILED'
+if grep -q 'self-test' agent-3.log; then fail "v1.3.0 ran its self-test"; fi
+[ "$(job_status rel-1-3)" = '"status":"FAILED"' ] ||
+    fail "the server says $(job_status rel-1-3) for rel-1-3"
+line=$(boot_only) || fail "the boot manager refused the boot after v1.3.0: $line"
+[[ $line == *"boot bank=upper "*"version=1.1.0 "* ]] || fail "after v1.3.0 the board boots: $line"
+say "CM7_0 refused: $(grep 'cm0p: CM7_0' agent-3.log | sed 's/^c-agent: //'); $(grep 'job FAILED' agent-3.log | sed 's/^c-agent: //'), exit 3; server: FAILED; boot manager: $line"
 
 ms=$((($(date +%s%N) - started) / 1000000))
 say "ok ($((ms / 1000)).$(printf '%03d' $((ms % 1000))) s)"

@@ -4,7 +4,9 @@
  * A board emulated with files: the code flash's two banks and the work-flash areas (marker
  * log, resume area, trust store) are files in one directory. At every "reset" the boot
  * manager's decision (ferrota_dbm_decide, the same Dual Bank Manager that runs on the chip)
- * chooses the bank to run; the agent (ferrota_agent_*) is then created on that bank and talks
+ * chooses the bank to run and the CM0+ stage (ferrota_cm0p_check) verifies its CM7 regions, as
+ * the image's CM0+ application does on the chip (a refusal is recorded and the board "resets"
+ * again); the agent (ferrota_agent_*) is then created on that bank and talks
  * to `ferrota serve` over MQTT with mutual TLS through Debian's libmosquitto. When the agent
  * asks for a reset (after activating a new image, or after a rejected self-test) the program
  * waits for the broker's PUBACKs, disconnects, and "reboots": the boot manager decides again and
@@ -365,7 +367,14 @@ static void print_fault(uint8_t bank, const FerrotaBankFault *f) {
         f->region, f->value);
 }
 
-/* Runs the boot manager; returns the bank to run, or exits with EXIT_HALT. */
+static const char *const REGION_NAMES[] = {"bank", "CM0+", "CM7_0", "CM7_1"};
+
+/* A reset, as the chip goes through it: the boot manager (the DBM) chooses a bank; after the
+ * switch to dual-bank mode the image's own CM0+ application verifies both CM7 regions of that
+ * bank before it starts the CM7 cores (ferrota_cm0p_check). A refused region is recorded in the
+ * marker log (the image marked bad, or its trial reverted) and the chip resets again, so the
+ * boot manager falls back. Returns the decision of the boot that starts the cores, or exits
+ * with EXIT_HALT. */
 static FerrotaDbmDecision reset_board(struct board *b, const FerrotaBootKey *key,
                                       const char *hardware) {
     FerrotaDbmConfig cfg = {
@@ -383,26 +392,44 @@ static FerrotaDbmDecision reset_board(struct board *b, const FerrotaBootKey *key
         .write_log = log_write,
         .erase_log = log_erase,
     };
-    FerrotaDbmDecision d;
-    FerrotaStatus st = ferrota_dbm_decide(&cfg, &pf, &d);
-    if (st != FERROTA_OK) die(EXIT_SETUP, "boot manager: %s", ferrota_strerror(st));
-    for (uint8_t bank = 0; bank < 2; bank++) print_fault(bank, &d.faults[bank]);
-    if (d.reason == FERROTA_BOOT_HALT) {
-        say("boot halt: no bank may run");
-        exit(EXIT_HALT);
+    /* Each CM0+ refusal changes the log (a bad mark, a lock): the boot manager cannot choose
+     * the same image again, so this ends; the bound only guards against a bug. */
+    for (int resets = 0; resets < 4; resets++) {
+        FerrotaDbmDecision d;
+        FerrotaStatus st = ferrota_dbm_decide(&cfg, &pf, &d);
+        if (st != FERROTA_OK) die(EXIT_SETUP, "boot manager: %s", ferrota_strerror(st));
+        for (uint8_t bank = 0; bank < 2; bank++) print_fault(bank, &d.faults[bank]);
+        if (d.reason == FERROTA_BOOT_HALT) {
+            say("boot halt: no bank may run");
+            exit(EXIT_HALT);
+        }
+        char trial[32] = "";
+        if (d.trial) snprintf(trial, sizeof trial, " %u/%u", d.attempt, d.budget);
+        say("boot bank=%s reason=%s%s version=%u.%u.%u counter=%" PRIu32 " floor=%" PRIu32
+            " recorded=%s",
+            bank_name(d.bank), reason_name(d.reason), trial, d.record.major, d.record.minor,
+            d.record.build, d.record.security_counter, d.floor, d.recorded ? "yes" : "no");
+
+        /* The CM0+ stage, from the bank just mapped. */
+        FerrotaCm0pOutcome c;
+        st = ferrota_cm0p_check(key, d.bank, &pf, &c);
+        if (st != FERROTA_OK) die(EXIT_SETUP, "CM0+ stage: %s", ferrota_strerror(st));
+        FerrotaLogSnapshot log;
+        if (ferrota_marker_log_read(log_read, b, &log) == FERROTA_OK && log.present)
+            say("marker log: newest record %" PRIu32 " at %" PRIu32 ".%" PRIu32, log.seq,
+                log.sector, log.slot);
+        if (c.start) {
+            say("cm0p: CM7 regions verified; starting CM7_0%s", c.start_cm7_1 ? " and CM7_1" : "");
+            b->running_bank = d.bank;
+            return d;
+        }
+        say("cm0p: %s region of the %s bank refused (image fault %d at 0x%08" PRIx32 "): %s; reset",
+            c.fault.region < 4 ? REGION_NAMES[c.fault.region] : "?", bank_name(d.bank),
+            (int)c.fault.image_fault, c.fault.value,
+            c.reverted ? "its trial is reverted" : "the image is marked bad");
     }
-    char trial[32] = "";
-    if (d.trial) snprintf(trial, sizeof trial, " %u/%u", d.attempt, d.budget);
-    say("boot bank=%s reason=%s%s version=%u.%u.%u counter=%" PRIu32 " floor=%" PRIu32
-        " recorded=%s",
-        bank_name(d.bank), reason_name(d.reason), trial, d.record.major, d.record.minor,
-        d.record.build, d.record.security_counter, d.floor, d.recorded ? "yes" : "no");
-    FerrotaLogSnapshot log;
-    if (ferrota_marker_log_read(log_read, b, &log) == FERROTA_OK && log.present)
-        say("marker log: newest record %" PRIu32 " at %" PRIu32 ".%" PRIu32, log.seq, log.sector,
-            log.slot);
-    b->running_bank = d.bank;
-    return d;
+    die(EXIT_SETUP, "the CM0+ stage refused 4 boots in a row");
+    return (FerrotaDbmDecision){0}; /* not reached */
 }
 
 /* ---------------------------------------------------------------------------------------------

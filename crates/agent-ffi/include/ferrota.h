@@ -1033,6 +1033,37 @@ typedef struct FerrotaDbmDecision {
 } FerrotaDbmDecision;
 
 /*
+ What the CM0+ stage decided (`ferrota_cm0p_check`).
+ */
+typedef struct FerrotaCm0pOutcome {
+  /*
+   true: both CM7 regions verified: start CM7_0 (and CM7_1 when `start_cm7_1`). false: a
+   region was refused and the refusal is in the marker log: reset the chip, so that the
+   boot manager chooses again.
+   */
+  bool start;
+  /*
+   Start: the version record's `FLAG_CM7_1_APP` is set (CM7_1 holds an application).
+   */
+  bool start_cm7_1;
+  /*
+   Refused while the bank was on trial: the record is REVERTED (the trial ends, the bank
+   is locked, the previous bank boots next); otherwise MARKED_BAD (the boot manager skips
+   this image and falls back).
+   */
+  bool reverted;
+  /*
+   Refused: why (`FERROTA_FAULT_IMAGE`, the `FerrotaImageFault`, region 2 CM7_0 or 3
+   CM7_1, the bank offset), as the marker log stores it; `FERROTA_FAULT_NONE` on a start.
+   */
+  struct FerrotaBankFault fault;
+  /*
+   The running image's version record, from its verified CM0+ region.
+   */
+  struct FerrotaVersionRecord record;
+} FerrotaCm0pOutcome;
+
+/*
  Every status, for the tests and for [`ferrota_strerror`]'s coverage.
  */
 #define FerrotaStatus_ALL { FerrotaStatus_FerrotaOk, FerrotaStatus_FerrotaNone, FerrotaStatus_FerrotaErrNull, FerrotaStatus_FerrotaErrBufferTooSmall, FerrotaStatus_FerrotaErrAlignment, FerrotaStatus_FerrotaErrUtf8, FerrotaStatus_FerrotaErrInvalid, FerrotaStatus_FerrotaErrNotInitialized, FerrotaStatus_FerrotaErrConfig, FerrotaStatus_FerrotaErrFlash, FerrotaStatus_FerrotaErrMarkerLog, FerrotaStatus_FerrotaErrKeyObject, FerrotaStatus_FerrotaErrImage, FerrotaStatus_FerrotaErrPanic, }
@@ -1256,6 +1287,31 @@ enum FerrotaStatus ferrota_marker_log_read(FerrotaBankReadFn read,
 enum FerrotaStatus ferrota_dbm_decide(const struct FerrotaDbmConfig *cfg,
                                       const struct FerrotaDbmPlatform *platform,
                                       struct FerrotaDbmDecision *out);
+
+/*
+ The CM0+ stage (`ferrota_boot::cm0p`): verifies the CM7_0 and CM7_1 regions of
+ `running_bank` (the bank the boot manager chose and mapped: `FerrotaDbmDecision.bank`)
+ through the boot manager's callbacks, and writes `*out`. A refused region is recorded in
+ the marker log *before* the call returns (REVERTED if the bank is on trial, else
+ MARKED_BAD; the image's bad mark either way): the caller then resets, and the next
+ `ferrota_dbm_decide` falls back. A refusal is not an error: `FERROTA_OK` with
+ `out->start` false. The CM0+ region is verified again first (module documentation).
+
+ Errors, with the marker log as it was and `*out` untouched: `FERROTA_ERR_NULL` (a pointer
+ or callback null), `FERROTA_ERR_ALIGNMENT`, `FERROTA_ERR_NOT_INITIALIZED` (the key was never
+ parsed), `FERROTA_ERR_INVALID` (`running_bank` not 0 or 1, `bank_size` above
+ [`FERROTA_BANK_SIZE`]), `FERROTA_ERR_IMAGE` (the bank's CM0+ region does not verify: not the
+ bank the boot manager chose), `FERROTA_ERR_FLASH` (a bank read or a log callback failed; a
+ failed append leaves the previous record newest), `FERROTA_ERR_MARKER_LOG`.
+
+ # Safety
+ `key` filled by `ferrota_boot_key_parse`; `platform` and `out` valid for the call; the
+ callbacks and `user` valid for the call.
+ */
+enum FerrotaStatus ferrota_cm0p_check(const struct FerrotaBootKey *key,
+                                      uint32_t running_bank,
+                                      const struct FerrotaDbmPlatform *platform,
+                                      struct FerrotaCm0pOutcome *out);
 
 /*
  Parses the SFlash key object (`obj_len` bytes, at least its objSize) into `*out`. The

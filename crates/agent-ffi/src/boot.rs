@@ -20,19 +20,30 @@
 //!   verification failure of that bank (fault `FERROTA_IMAGE_FAULT_FLASH`), as on the chip:
 //!   the DBM falls back, or halts when both fail. Only the log's callbacks end in an error
 //!   (`FERROTA_ERR_FLASH`), and then the log reads back as before.
-//! * **The CM0+ stage is not included**: it verifies the CM7 regions after the switch to
-//!   dual-bank mode (`ferrota_boot::cm0p`); a C program can check them with
-//!   `ferrota_verify_region` on the chosen bank.
+//! * **The CM0+ stage is a call of its own** (`ferrota_cm0p_check`, `ferrota_boot::cm0p`): on
+//!   the chip it runs after the switch to dual-bank mode, from the mapped bank, as a program of
+//!   its own (the image's CM0+ application), so it gets the DBM's platform callbacks and the
+//!   bank the DBM chose, not the DBM's proof: it verifies the CM0+ region again before it
+//!   trusts the version record and the fingerprint its bad mark names (one more P-256
+//!   signature and SHA-256 of the 64 KB region). Both CM7 regions are then verified; a refusal
+//!   is written to the marker log (REVERTED when the bank is on trial, else MARKED_BAD, with
+//!   the image's bad mark either way) and the caller resets.
+//! * **An unreadable bank in the CM0+ stage is an error, not a refusal.** The DBM refuses a
+//!   bank it cannot read for this boot only; the CM0+ stage's refusal is a bad mark that lasts,
+//!   so a failing read callback there ends in `FERROTA_ERR_FLASH` with nothing written (the
+//!   chip's memory-mapped flash does not fail: this is a C driver's I/O error).
 
 use core::ffi::c_void;
 
 use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
+use ferrota_boot::cm0p;
 use ferrota_boot::dbm::{BootReason, Dbm, Decision, RevertCause};
 use ferrota_boot::log::{
     Fault, ImageFault, LOG_SIZE, LogError, MarkerLog, RECORD_SIZE, SECTOR_SIZE, Snapshot, encode,
 };
-use ferrota_boot::{Bank, UPPER_BANK_OFFSET};
-use ferrota_image::{HardwareId, Region};
+use ferrota_boot::{Bank, Event, UPPER_BANK_OFFSET};
+use ferrota_image::verify::verify_boot_in_flash;
+use ferrota_image::{ErrorKind, HardwareId, Region};
 
 use crate::agent::slice;
 use crate::image::{
@@ -664,4 +675,177 @@ unsafe fn decide(
         }
     }
     Ok(d)
+}
+
+/// One bank through the per-bank read callback of [`FerrotaDbmPlatform`] (offset 0 = the
+/// bank's start: the CM0+ stage's view of the mapped bank).
+struct OneBank {
+    read: unsafe extern "C" fn(*mut c_void, u8, u32, *mut u8, usize) -> i32,
+    user: *mut c_void,
+    bank: u8,
+    len: u32,
+}
+
+impl ErrorType for OneBank {
+    type Error = ReadError;
+}
+
+impl ReadNorFlash for OneBank {
+    const READ_SIZE: usize = 1;
+
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), ReadError> {
+        if u64::from(offset) + bytes.len() as u64 > u64::from(self.len) {
+            return Err(ReadError(NorFlashErrorKind::OutOfBounds));
+        }
+        // SAFETY: `bytes` writable for its length during the call; callback and `user` valid
+        // by `ferrota_cm0p_check`'s contract.
+        rc(unsafe {
+            (self.read)(
+                self.user,
+                self.bank,
+                offset,
+                bytes.as_mut_ptr(),
+                bytes.len(),
+            )
+        })
+    }
+
+    fn capacity(&self) -> usize {
+        self.len as usize
+    }
+}
+
+/// What the CM0+ stage decided (`ferrota_cm0p_check`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct FerrotaCm0pOutcome {
+    /// true: both CM7 regions verified: start CM7_0 (and CM7_1 when `start_cm7_1`). false: a
+    /// region was refused and the refusal is in the marker log: reset the chip, so that the
+    /// boot manager chooses again.
+    pub start: bool,
+    /// Start: the version record's `FLAG_CM7_1_APP` is set (CM7_1 holds an application).
+    pub start_cm7_1: bool,
+    /// Refused while the bank was on trial: the record is REVERTED (the trial ends, the bank
+    /// is locked, the previous bank boots next); otherwise MARKED_BAD (the boot manager skips
+    /// this image and falls back).
+    pub reverted: bool,
+    /// Refused: why (`FERROTA_FAULT_IMAGE`, the `FerrotaImageFault`, region 2 CM7_0 or 3
+    /// CM7_1, the bank offset), as the marker log stores it; `FERROTA_FAULT_NONE` on a start.
+    pub fault: FerrotaBankFault,
+    /// The running image's version record, from its verified CM0+ region.
+    pub record: FerrotaVersionRecord,
+}
+
+/// The CM0+ stage (`ferrota_boot::cm0p`): verifies the CM7_0 and CM7_1 regions of
+/// `running_bank` (the bank the boot manager chose and mapped: `FerrotaDbmDecision.bank`)
+/// through the boot manager's callbacks, and writes `*out`. A refused region is recorded in
+/// the marker log *before* the call returns (REVERTED if the bank is on trial, else
+/// MARKED_BAD; the image's bad mark either way): the caller then resets, and the next
+/// `ferrota_dbm_decide` falls back. A refusal is not an error: `FERROTA_OK` with
+/// `out->start` false. The CM0+ region is verified again first (module documentation).
+///
+/// Errors, with the marker log as it was and `*out` untouched: `FERROTA_ERR_NULL` (a pointer
+/// or callback null), `FERROTA_ERR_ALIGNMENT`, `FERROTA_ERR_NOT_INITIALIZED` (the key was never
+/// parsed), `FERROTA_ERR_INVALID` (`running_bank` not 0 or 1, `bank_size` above
+/// [`FERROTA_BANK_SIZE`]), `FERROTA_ERR_IMAGE` (the bank's CM0+ region does not verify: not the
+/// bank the boot manager chose), `FERROTA_ERR_FLASH` (a bank read or a log callback failed; a
+/// failed append leaves the previous record newest), `FERROTA_ERR_MARKER_LOG`.
+///
+/// # Safety
+/// `key` filled by `ferrota_boot_key_parse`; `platform` and `out` valid for the call; the
+/// callbacks and `user` valid for the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ferrota_cm0p_check(
+    key: *const FerrotaBootKey,
+    running_bank: u32,
+    platform: *const FerrotaDbmPlatform,
+    out: *mut FerrotaCm0pOutcome,
+) -> FerrotaStatus {
+    guard(|| {
+        if platform.is_null() || out.is_null() {
+            return FerrotaStatus::FerrotaErrNull;
+        }
+        if !platform.is_aligned() || !out.is_aligned() {
+            return FerrotaStatus::FerrotaErrAlignment;
+        }
+        // SAFETY: non-null, aligned, readable by the caller's contract. Copied.
+        let p = unsafe { *platform };
+        // SAFETY: the pointers inside `p` and `key` follow this function's contract.
+        match unsafe { cm0p_stage(key, running_bank, &p) } {
+            Ok(o) => {
+                // SAFETY: non-null, aligned, writable by contract.
+                unsafe { out.write(o) };
+                FerrotaStatus::FerrotaOk
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+/// The body of [`ferrota_cm0p_check`] once its pointers are checked.
+///
+/// # Safety
+/// As `ferrota_cm0p_check`'s contract for `key` and the pointers inside `p`.
+unsafe fn cm0p_stage(
+    key: *const FerrotaBootKey,
+    running_bank: u32,
+    p: &FerrotaDbmPlatform,
+) -> Result<FerrotaCm0pOutcome, FerrotaStatus> {
+    let (Some(read_bank), Some(read), Some(write), Some(erase)) =
+        (p.read_bank, p.read_log, p.write_log, p.erase_log)
+    else {
+        return Err(FerrotaStatus::FerrotaErrNull);
+    };
+    // SAFETY: the caller's contract for the key.
+    let key = unsafe { key_ref(key) }?;
+    let (running, bank) = match running_bank {
+        0 => (Bank::Lower, 0u8),
+        1 => (Bank::Upper, 1u8),
+        _ => return Err(FerrotaStatus::FerrotaErrInvalid),
+    };
+    if p.bank_size > FERROTA_BANK_SIZE {
+        return Err(FerrotaStatus::FerrotaErrInvalid);
+    }
+    let mut active = OneBank {
+        read: read_bank,
+        user: p.user,
+        bank,
+        len: p.bank_size,
+    };
+    // A read that failed is the callback's error, not the image's fault.
+    let failed = |e: &ferrota_image::Error| match e.kind {
+        ErrorKind::Flash(_) => FerrotaStatus::FerrotaErrFlash,
+        _ => FerrotaStatus::FerrotaErrImage,
+    };
+    let mut scratch = [0u8; 512];
+    let proof = verify_boot_in_flash(&mut active, 0, key, &mut scratch).map_err(|e| failed(&e))?;
+    let mut o = FerrotaCm0pOutcome {
+        start: false,
+        start_cm7_1: false,
+        reverted: false,
+        fault: FerrotaBankFault::NONE,
+        record: record(proof.record()),
+    };
+    match cm0p::verify_cores(&mut active, key, &proof, &mut scratch) {
+        Ok(start) => {
+            o.start = true;
+            o.start_cm7_1 = start.start_cm7_1;
+        }
+        Err(f) => {
+            if let ErrorKind::Flash(_) = f.error.kind {
+                return Err(FerrotaStatus::FerrotaErrFlash);
+            }
+            let mut log = MarkerLog::new(LogFlash {
+                read,
+                write,
+                erase,
+                user: p.user,
+            })
+            .map_err(|e| log_status(&e))?;
+            let reset = f.record(&mut log, running).map_err(|e| log_status(&e))?;
+            o.reverted = matches!(reset.state.event, Event::Reverted { .. });
+            o.fault = FerrotaBankFault::of(Fault::from(&reset.error));
+        }
+    }
+    Ok(o)
 }

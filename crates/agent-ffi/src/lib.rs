@@ -1,12 +1,14 @@
 //! # ferrota-agent-ffi: the Ferrota OTA agent and image checks for C
 //!
 //! A C API over [`ferrota_agent::Agent`] (the sans-IO OTA agent), over the image checks a
-//! bootloader written in C needs ([`image`]) and over the boot manager's marker log and
-//! decision ([`boot`]: a C program that emulates a board, or a C boot manager, boots the bank
-//! `ferrota_boot::dbm` chooses and creates the agent on it). `no_std`, no allocation: the agent lives in memory
-//! the caller provides ([`FERROTA_AGENT_SIZE`] bytes aligned to [`FERROTA_AGENT_ALIGN`]), flash is
-//! reached through C callbacks ([`FerrotaPlatform`]) with a user context pointer, and every
-//! function returns a [`FerrotaStatus`] (an `int` in C; [`ferrota_strerror`] names it).
+//! bootloader written in C needs ([`image`]) and over the boot manager's marker log, its
+//! decision and the CM0+ stage's check of the CM7 regions ([`boot`]: a C program that emulates
+//! a board, or a C boot manager, boots the bank `ferrota_boot::dbm` chooses, lets
+//! `ferrota_boot::cm0p` check it, and creates the agent on it). `no_std`, no allocation: the
+//! agent lives in memory the caller provides ([`FERROTA_AGENT_SIZE`] bytes aligned to
+//! [`FERROTA_AGENT_ALIGN`]), flash is reached through C callbacks ([`FerrotaPlatform`]) with a
+//! user context pointer, and every function returns a [`FerrotaStatus`] (an `int` in C;
+//! [`ferrota_strerror`] names it).
 //!
 //! `examples/c-agent/` is the reference C program (Linux, libmosquitto, file-backed flash);
 //! `scripts/c-agent-check.sh` runs it against `ferrota serve`. docs/C-API.md documents both.

@@ -7,36 +7,11 @@ mod common;
 
 use std::ptr::{null, null_mut};
 
-use common::{Board, CData, Mem, log_key, log_snapshot};
+use common::{Board, CData, Mem, activate_upper, log_key, log_snapshot};
 use ferrota_agent_ffi::*;
 use ferrota_boot::Bank;
-use ferrota_boot::log::{BootState, Event, LOG_ADDRESS, LOG_SIZE, MarkerLog, Trial};
 use ferrota_sim::harness::install;
 use ferrota_sim::images::ota::{Spec, TestImage, image};
-
-/// Programs `img` into the upper bank and appends the TRIAL record the agent writes when it
-/// activates it (`ferrota_boot::app::request_activation` from the lower bank).
-fn activate_upper(board: &mut Board, img: &TestImage) {
-    install(&mut board.dev, Bank::Upper, img);
-    board.reset();
-    let flash = board
-        .dev
-        .work_flash_range(LOG_ADDRESS, LOG_SIZE)
-        .expect("log");
-    let mut log = MarkerLog::new(flash).expect("4 KB");
-    let s = log.state().expect("readable");
-    log.append(&BootState {
-        current: Some(Bank::Lower),
-        trial: Some(Trial {
-            bank: Bank::Upper,
-            budget: 3,
-            used: 0,
-        }),
-        event: Event::Trial { bank: Bank::Upper },
-        ..s
-    })
-    .expect("appended");
-}
 
 /// `img` with one byte of its CM0+ code flipped (after the signing).
 fn tampered(img: &TestImage) -> TestImage {

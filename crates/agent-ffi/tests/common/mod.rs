@@ -10,7 +10,7 @@ use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
 use ferrota_agent::Platform;
 use ferrota_agent_ffi::*;
 use ferrota_boot::Bank;
-use ferrota_boot::log::{LOG_ADDRESS, LOG_SIZE};
+use ferrota_boot::log::{BootState, Event, LOG_ADDRESS, LOG_SIZE, MarkerLog, Trial};
 use ferrota_sim::harness::{Msg, Service, THING, boot, install};
 use ferrota_sim::images::ota::{BOARD, Spec, TestImage, image};
 use ferrota_sim::platform::DevPlatform;
@@ -145,6 +145,22 @@ impl Board {
         Box::new(Board {
             dev,
             bank,
+            failures: 0,
+            bank_writes_left: None,
+            log_reads_fail: false,
+            log_writes_fail: false,
+            bank_reads_fail: [false; 2],
+        })
+    }
+
+    /// A board with `img` programmed into the lower bank as a debugger does, nothing else
+    /// (no boot yet: the marker log is erased).
+    pub fn with_lower(img: &TestImage) -> Box<Board> {
+        let mut dev = Device::new();
+        install(&mut dev, Bank::Lower, img);
+        Box::new(Board {
+            dev,
+            bank: 0,
             failures: 0,
             bank_writes_left: None,
             log_reads_fail: false,
@@ -427,6 +443,47 @@ impl CData {
             efuse_floor: 0,
             user1: 0,
         }
+    }
+}
+
+/// Programs `img` into the upper bank and appends the TRIAL record the agent writes when it
+/// activates it (`ferrota_boot::app::request_activation` from the lower bank).
+pub fn activate_upper(board: &mut Board, img: &TestImage) {
+    install(&mut board.dev, Bank::Upper, img);
+    board.reset();
+    let flash = board
+        .dev
+        .work_flash_range(LOG_ADDRESS, LOG_SIZE)
+        .expect("log");
+    let mut log = MarkerLog::new(flash).expect("4 KB");
+    let s = log.state().expect("readable");
+    log.append(&BootState {
+        current: Some(Bank::Lower),
+        trial: Some(Trial {
+            bank: Bank::Upper,
+            budget: 3,
+            used: 0,
+        }),
+        event: Event::Trial { bank: Bank::Upper },
+        ..s
+    })
+    .expect("appended");
+}
+
+/// `spec`'s image with one CM7_0 byte changed after the boot signing, and the OTA signature
+/// made over the result: the agent and the boot manager accept it (they check the CM0+ region
+/// and the file), the CM0+ stage refuses its CM7_0 region.
+pub fn tampered_cm7_0(spec: Spec) -> TestImage {
+    let good = image(spec);
+    let mut file = good.file.clone();
+    file[0x1_0800] ^= 0x01;
+    let sig = ferrota_image::ota::sign_file(ferrota_sim::keys::code_signing_key(), &file)
+        .expect("P-256 signing");
+    let mut b64 = [0u8; 96];
+    TestImage {
+        spec,
+        signature: sig.to_base64(&mut b64).to_string(),
+        file,
     }
 }
 
