@@ -10,7 +10,8 @@
 #      v1.3.0 altered between the boot signing and the OTA signing;
 #   2. `ferrota serve`, `ferrota thing create` (mutual TLS: CA, certificate, key);
 #   3. v1.0.0 "flashed" into the board's lower-bank file; the boot manager (through the C API)
-#      boots it;
+#      boots it; the program given another CA than the server's must refuse the server (TLS)
+#      and end with status 1, never connected;
 #   4. the C program connects; `ferrota ota create` v1.1.0; the program downloads, activates,
 #      waits for its PUBACKs, "reboots" through the boot manager into v1.1.0 on trial,
 #      self-tests, confirms and exits 0 once the job SUCCEEDED; the server must say SUCCEEDED
@@ -159,6 +160,19 @@ boot_only() { # the boot manager's decision line, without the program's prefix
 line=$(boot_only) || fail "the boot manager refused the first boot: $line"
 [[ $line == *"boot bank=lower reason=current version=1.0.0 "* ]] || fail "first boot: $line"
 say "boot manager: $line"
+
+# The server's certificate checked: with a CA that did not issue it the program must refuse
+# the connection (exit 1, never "connected"), not fall back to an unverified one.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other-ca.key \
+    -out other-ca.pem -days 1 -subj /CN=other-ca 2>>setup.log >/dev/null
+st=0
+timeout -k 5 30 ./c-agent --flash flash --boot-key boot-key.sflash --hardware "$HW" \
+    --thing "$THING" --host "$HOST" --port "$PORT" --ca other-ca.pem \
+    --cert "$B/$THING.crt.pem" --key "$B/$THING.key.pem" \
+    --code-signing-key code-signing.pub.pem --timeout 10 >agent-0.log 2>&1 || st=$?
+[ "$st" = 1 ] || fail "with another CA the program ended with status $st, not 1"
+if grep -q 'mqtt connected' agent-0.log; then fail "the program connected to a server its CA did not certify"; fi
+say "another CA: $(grep -m1 'error:' agent-0.log | sed 's/^c-agent: //'), exit 1"
 
 # agent N: the program in the background (AGENT is its pid: timeout's, which passes a kill on);
 # its output in agent-N.log.

@@ -397,12 +397,13 @@ static FerrotaDbmDecision reset_board(struct board *b, const FerrotaBootKey *key
     for (int resets = 0; resets < 4; resets++) {
         FerrotaDbmDecision d;
         FerrotaStatus st = ferrota_dbm_decide(&cfg, &pf, &d);
-        if (st != FERROTA_OK) die(EXIT_SETUP, "boot manager: %s", ferrota_strerror(st));
-        for (uint8_t bank = 0; bank < 2; bank++) print_fault(bank, &d.faults[bank]);
-        if (d.reason == FERROTA_BOOT_HALT) {
+        if (st == FERROTA_ERR_HALT) { /* both banks refused: d.faults says why */
+            for (uint8_t bank = 0; bank < 2; bank++) print_fault(bank, &d.faults[bank]);
             say("boot halt: no bank may run");
             exit(EXIT_HALT);
         }
+        if (st != FERROTA_OK) die(EXIT_SETUP, "boot manager: %s", ferrota_strerror(st));
+        for (uint8_t bank = 0; bank < 2; bank++) print_fault(bank, &d.faults[bank]);
         char trial[32] = "";
         if (d.trial) snprintf(trial, sizeof trial, " %u/%u", d.attempt, d.budget);
         say("boot bank=%s reason=%s%s version=%u.%u.%u counter=%" PRIu32 " floor=%" PRIu32
@@ -435,7 +436,17 @@ static FerrotaDbmDecision reset_board(struct board *b, const FerrotaBootKey *key
 /* ---------------------------------------------------------------------------------------------
  * The application: the agent, the MQTT client, and what the agent asks for.
  */
-#define MAX_INFLIGHT 64
+/* QoS 1 publishes the example waits for before a reset: the agent's job-status updates and
+ * stream requests; more unacknowledged at once than this is a broker that stopped answering. */
+#define MAX_INFLIGHT 1024
+
+/* Every agent call but the polls: an error here is a bug in this program (a bad handle or
+ * argument), never the network's or the server's doing, so it ends the run. */
+#define CHECK(call)                                                                                \
+    do {                                                                                           \
+        FerrotaStatus check_st_ = (call);                                                          \
+        if (check_st_ != FERROTA_OK) die(EXIT_SETUP, "%s: %s", #call, ferrota_strerror(check_st_)); \
+    } while (0)
 
 struct app {
     const struct options *opt;
@@ -471,8 +482,11 @@ static void drain_transmits(struct app *a) {
         case FERROTA_UNSUBSCRIBE: rc = mosquitto_unsubscribe(a->mosq, NULL, topic); break;
         case FERROTA_PUBLISH:
             rc = mosquitto_publish(a->mosq, &mid, topic, (int)t.payload_len, tx, t.qos, false);
-            if (rc == MOSQ_ERR_SUCCESS && t.qos == 1 && a->n_inflight < MAX_INFLIGHT)
+            if (rc == MOSQ_ERR_SUCCESS && t.qos == 1) {
+                if (a->n_inflight == MAX_INFLIGHT)
+                    die(EXIT_SETUP, "mqtt: %d publishes not acknowledged", MAX_INFLIGHT);
                 a->inflight[a->n_inflight++] = mid;
+            }
             break;
         }
         /* A lost operation is not fatal: the agent asks again on its own timers (and while
@@ -550,7 +564,7 @@ static bool drain_events(struct app *a) {
          * (ferrota_agent_fail_app_job would report the application's own failure codes). */
         a->app_job_due = false;
         say("declined");
-        ferrota_agent_finish_app_job(a->agent, now_us(), FERROTA_APP_DECLINED);
+        CHECK(ferrota_agent_finish_app_job(a->agent, now_us(), FERROTA_APP_DECLINED));
         again = true;
     }
     if (a->self_test_due) {
@@ -563,7 +577,7 @@ static bool drain_events(struct app *a) {
         bool pass = st == FERROTA_OK && rec.version == a->boot.record.version;
         say("self-test %s (bank %s: %s)", pass ? "pass" : "FAIL", bank_name(a->board->running_bank),
             ferrota_strerror(st));
-        ferrota_agent_self_test_result(a->agent, now_us(), pass);
+        CHECK(ferrota_agent_self_test_result(a->agent, now_us(), pass));
         again = true;
     }
     return again;
@@ -584,7 +598,7 @@ static void on_connect(struct mosquitto *m, void *obj, int rc) {
     if (rc != 0) die(EXIT_SETUP, "mqtt: connection refused: %s", mosquitto_connack_string(rc));
     a->connected = true;
     say("mqtt connected to %s:%d as %s (mutual TLS)", a->opt->host, a->opt->port, a->opt->thing);
-    ferrota_agent_handle_connected(a->agent, now_us());
+    CHECK(ferrota_agent_handle_connected(a->agent, now_us()));
     service(a);
 }
 
@@ -594,7 +608,7 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc) {
     if (!a->connected) return;
     a->connected = false;
     if (rc != 0) say("mqtt: connection lost (%s)", mosquitto_strerror(rc));
-    ferrota_agent_handle_disconnected(a->agent, now_us());
+    CHECK(ferrota_agent_handle_disconnected(a->agent, now_us()));
     service(a);
 }
 
@@ -625,19 +639,25 @@ static bool pump(struct app *a, uint64_t end_us, bool (*done)(const struct app *
         uint64_t now = now_us();
         if (now >= end_us) return false;
         if (a->agent && a->has_deadline && now >= a->deadline_us) {
-            ferrota_agent_handle_timeout(a->agent, now);
+            CHECK(ferrota_agent_handle_timeout(a->agent, now));
             service(a);
             continue;
         }
         uint64_t wait = 100000; /* at most 100 ms, so the deadlines above are kept */
         if (a->agent && a->has_deadline && a->deadline_us - now < wait) wait = a->deadline_us - now;
         int rc = mosquitto_loop(a->mosq, (int)(wait / 1000) + 1, 1);
-        if (rc == MOSQ_ERR_CONN_LOST || rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_ERRNO) {
-            /* The broker went away: try again in a second (the agent resumes on connect). */
-            sleep(1);
-            if (a->reset_requested || a->job != JOB_RUNNING) return true; /* nothing to send */
-            mosquitto_reconnect(a->mosq);
-        }
+        if (rc == MOSQ_ERR_SUCCESS) continue;
+        /* A TLS failure (the server's certificate is not the CA's) is not retried. */
+        if (rc != MOSQ_ERR_CONN_LOST && rc != MOSQ_ERR_NO_CONN && rc != MOSQ_ERR_ERRNO &&
+            rc != MOSQ_ERR_PROTOCOL)
+            die(EXIT_SETUP, "mqtt: %s", mosquitto_strerror(rc));
+        /* The broker went away: try again in a second (the agent resumes on connect). */
+        sleep(1);
+        if (a->reset_requested || a->job != JOB_RUNNING) return true; /* nothing to send */
+        rc = mosquitto_reconnect(a->mosq);
+        if (rc != MOSQ_ERR_SUCCESS)
+            say("mqtt: reconnect: %s",
+                rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
     }
     return true;
 }
@@ -693,33 +713,43 @@ static int run_once(struct app *a, uint64_t end_us) {
     mosquitto_disconnect_callback_set(a->mosq, on_disconnect);
     mosquitto_message_callback_set(a->mosq, on_message);
     mosquitto_publish_callback_set(a->mosq, on_publish);
+    /* Mutual TLS, spelled out rather than left to libmosquitto's defaults: the server's
+     * certificate is verified against the CA (and its name against the host), TLS 1.2 at
+     * least, and the client presents its device certificate. */
     int rc = mosquitto_tls_set(a->mosq, a->opt->ca, NULL, a->opt->cert, a->opt->key, NULL);
+    if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_opts_set(a->mosq, 1 /* SSL_VERIFY_PEER */,
+                                                            "tlsv1.2", NULL);
+    if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_insecure_set(a->mosq, false);
     if (rc != MOSQ_ERR_SUCCESS) die(EXIT_SETUP, "TLS setup: %s", mosquitto_strerror(rc));
     rc = mosquitto_connect(a->mosq, a->opt->host, a->opt->port, 60);
     if (rc != MOSQ_ERR_SUCCESS)
         die(EXIT_SETUP, "connect to %s:%d: %s", a->opt->host, a->opt->port,
             rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
 
-    bool in_time = pump(a, end_us, something_to_do);
+    bool in_time = pump(a, end_us, something_to_do), unacked = false;
     /* otaPal_ResetDevice's duty, and a clean exit's: the QoS 1 publishes (the job's status)
      * must have reached the server before the connection goes. */
     if (in_time) {
         uint64_t flush_end = now_us() + 10000000u;
-        if (!pump(a, flush_end < end_us ? flush_end : end_us, acked))
-            say("warning: %d publish(es) not acknowledged", a->n_inflight);
+        if (!pump(a, flush_end < end_us ? flush_end : end_us, acked)) {
+            /* The job's last status may not have reached the server: not a clean end. */
+            say("%d publish(es) not acknowledged in time", a->n_inflight);
+            unacked = true;
+        }
     }
     mosquitto_disconnect(a->mosq);
     pump(a, now_us() + 2000000u, disconnected);
     a->connected = false;
     mosquitto_destroy(a->mosq);
     a->mosq = NULL;
-    ferrota_agent_deinit(a->agent);
+    CHECK(ferrota_agent_deinit(a->agent));
     a->agent = NULL;
     a->n_inflight = 0;
     if (!in_time) {
         say("time limit of %u s reached", a->opt->timeout_s);
         return EXIT_TIMEOUT;
     }
+    if (unacked) return EXIT_TIMEOUT;
     return 0;
 }
 

@@ -25,11 +25,9 @@
 #include "line.h"
 #include "script.h"
 
-/* The C API's enums are short on this target, in the library (rustc's repr(C) on
- * thumb*-none-eabi*) as in arm-none-eabi-gcc's default: a build with -fno-short-enums would
- * disagree with the library on the layout of FerrotaTransmit and FerrotaEvent. */
-_Static_assert(sizeof(enum FerrotaTransmitKind) == 1, "build with arm-none-eabi-gcc's short enums");
-_Static_assert(sizeof(enum FerrotaEventKind) == 1, "build with arm-none-eabi-gcc's short enums");
+/* The C API's enum types are fixed-width typedefs (uint8_t; FerrotaStatus int32_t), so the
+ * structs' layout does not depend on -fshort-enums: the header's test asserts it under both. */
+_Static_assert(sizeof(FerrotaTransmitKind) == 1 && sizeof(FerrotaStatus) == 4, "fixed-width enums");
 
 #define CALIBRATION_LOOPS 1000000u
 

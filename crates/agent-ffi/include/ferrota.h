@@ -80,6 +80,12 @@
 #define FERROTA_BANK_SIZE 4161536
 
 /*
+ `FerrotaDbmDecision.bank` after a halt: no bank (a C boot manager that maps it anyway
+ indexes past its two banks instead of running the lower one).
+ */
+#define FERROTA_HALT_BANK 255
+
+/*
  Bytes of a [`FerrotaBootKey`].
  */
 #define FERROTA_BOOT_KEY_SIZE 320
@@ -99,7 +105,11 @@
  What every `ferrota_*` function returns. 0 is success, 1 "nothing to poll", negative values
  are errors: C compares with the `FERROTA_*` names, [`ferrota_strerror`] gives a message.
  */
-typedef enum FerrotaStatus {
+enum FerrotaStatus
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   /*
    Done.
    */
@@ -153,15 +163,38 @@ typedef enum FerrotaStatus {
    */
   FERROTA_ERR_IMAGE = -11,
   /*
-   A Rust panic was caught at the boundary (host builds); the agent must be re-created.
+   A Rust panic was caught at the boundary (host builds); the agent must be re-created
+   (every later call with it but `ferrota_agent_deinit` returns this too).
    */
   FERROTA_ERR_PANIC = -12,
-} FerrotaStatus;
+  /*
+   `ferrota_dbm_decide`: no bank may boot (both refused); the decision's `faults` say why
+   and its `bank` is 0xFF. Not `FERROTA_OK`, so a boot manager that checks only the status
+   never maps a bank after a halt.
+   */
+  FERROTA_ERR_HALT = -13,
+  /*
+   The agent is in the middle of a call: one of its own callbacks called it (a flash
+   callback that polls it, say). Nothing was done; return from the callback first.
+   */
+  FERROTA_ERR_BUSY = -14,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum FerrotaStatus FerrotaStatus;
+#else
+typedef int32_t FerrotaStatus;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /*
  A flash area the agent works on, as passed to the [`FerrotaPlatform`] callbacks.
  */
-typedef enum FerrotaArea {
+enum FerrotaArea
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   /*
    The inactive bank (offset 0 = bank offset 0): the image is written here. Code flash.
    */
@@ -184,12 +217,23 @@ typedef enum FerrotaArea {
    The trust store (two 2 KB work-flash sectors): trusted root, sequence floor, time.
    */
   FERROTA_AREA_TRUST = 4,
-} FerrotaArea;
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum FerrotaArea FerrotaArea;
+#else
+typedef uint8_t FerrotaArea;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /*
  What to do with a [`FerrotaTransmit`].
  */
-typedef enum FerrotaTransmitKind {
+enum FerrotaTransmitKind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   /*
    SUBSCRIBE to `topic` at `qos`.
    */
@@ -202,12 +246,23 @@ typedef enum FerrotaTransmitKind {
    PUBLISH the first `payload_len` bytes of the caller's buffer to `topic` at `qos`.
    */
   FERROTA_PUBLISH = 2,
-} FerrotaTransmitKind;
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum FerrotaTransmitKind FerrotaTransmitKind;
+#else
+typedef uint8_t FerrotaTransmitKind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /*
  What a [`FerrotaEvent`] says; the meaning of its `a`/`b`/`c` fields is given per kind.
  */
-typedef enum FerrotaEventKind {
+enum FerrotaEventKind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   /*
    A job for a non-firmware file: `a` file type, `b` file size, `c` file id. Handle it,
    then call `ferrota_agent_finish_app_job`.
@@ -301,12 +356,23 @@ typedef enum FerrotaEventKind {
    An event this version of the C API does not name.
    */
   FERROTA_EVENT_OTHER = 255,
-} FerrotaEventKind;
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum FerrotaEventKind FerrotaEventKind;
+#else
+typedef uint8_t FerrotaEventKind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /*
  Why the chosen bank boots (`ferrota_boot::dbm::BootReason`), or that none does.
  */
-typedef enum FerrotaBootReason {
+enum FerrotaBootReason
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   /*
    The current bank (the lower one on a fresh device), accepted.
    */
@@ -333,12 +399,23 @@ typedef enum FerrotaBootReason {
    Both banks were refused (`faults` says why): nothing may run.
    */
   FERROTA_BOOT_HALT = 5,
-} FerrotaBootReason;
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum FerrotaBootReason FerrotaBootReason;
+#else
+typedef uint8_t FerrotaBootReason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /*
  The kind of a bank refusal: the fault class the marker log stores (record byte 16).
  */
-typedef enum FerrotaFaultKind {
+enum FerrotaFaultKind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   /*
    Not refused (or not checked at this boot).
    */
@@ -364,12 +441,23 @@ typedef enum FerrotaFaultKind {
    The bank is locked: its image was rejected or refused, or is being written.
    */
   FERROTA_FAULT_LOCKED = 5,
-} FerrotaFaultKind;
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum FerrotaFaultKind FerrotaFaultKind;
+#else
+typedef uint8_t FerrotaFaultKind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /*
  What failed in an image refusal (`ferrota_boot::log::ImageFault`; record byte 18).
  */
-typedef enum FerrotaImageFault {
+enum FerrotaImageFault
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   /*
    No image fault.
    */
@@ -426,12 +514,23 @@ typedef enum FerrotaImageFault {
    Another verification failure.
    */
   FERROTA_IMAGE_FAULT_OTHER = 13,
-} FerrotaImageFault;
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum FerrotaImageFault FerrotaImageFault;
+#else
+typedef uint8_t FerrotaImageFault;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /*
  Which region `ferrota_verify_region` checks.
  */
-typedef enum FerrotaRegion {
+enum FerrotaRegion
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   /*
    The Cortex-M0+ image (carries the version record).
    */
@@ -444,12 +543,23 @@ typedef enum FerrotaRegion {
    The second Cortex-M7 image.
    */
   FERROTA_REGION_CM7_1 = 2,
-} FerrotaRegion;
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum FerrotaRegion FerrotaRegion;
+#else
+typedef uint8_t FerrotaRegion;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /*
  How the application finished a job handed to it.
  */
-typedef enum FerrotaAppOutcome {
+enum FerrotaAppOutcome
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   /*
    Handled: the job is reported SUCCEEDED.
    */
@@ -459,13 +569,24 @@ typedef enum FerrotaAppOutcome {
    unclaimed job.
    */
   FERROTA_APP_DECLINED = 1,
-} FerrotaAppOutcome;
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum FerrotaAppOutcome FerrotaAppOutcome;
+#else
+typedef uint8_t FerrotaAppOutcome;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /*
  How a job failed, as the AWS console shows the reason: the `a` of
  [`FerrotaEventKind::FerrotaEventJobFailed`] and the `kind` of `ferrota_agent_fail_app_job`.
  */
-typedef enum FerrotaFailKind {
+enum FerrotaFailKind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   /*
    `"0x<main>: 0x<sub>"`: a main code (the AWS library's `OtaPalStatus` or `OtaErr_t`) and
    a sub code.
@@ -483,13 +604,24 @@ typedef enum FerrotaFailKind {
    Another status (events only).
    */
   FERROTA_FAIL_OTHER = 3,
-} FerrotaFailKind;
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum FerrotaFailKind FerrotaFailKind;
+#else
+typedef uint8_t FerrotaFailKind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /*
  AWS's GetStream error codes (the `o` of a `…/streams/<s>/rejected` message), the `a` of
  [`FerrotaEventKind::FerrotaEventStreamRejected`].
  */
-typedef enum FerrotaStreamError {
+enum FerrotaStreamError
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   /*
    A code this version does not recognise.
    */
@@ -546,7 +678,14 @@ typedef enum FerrotaStreamError {
    `InternalError`.
    */
   FERROTA_STREAM_ERROR_INTERNAL_ERROR = 13,
-} FerrotaStreamError;
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum FerrotaStreamError FerrotaStreamError;
+#else
+typedef uint8_t FerrotaStreamError;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /*
  Opaque: the agent in the caller's memory block. Only ever used through a pointer.
@@ -627,7 +766,10 @@ typedef struct FerrotaConfig {
    */
   uint8_t require_signed_metadata;
   /*
-   The bank the application runs from: 0 lower, 1 upper.
+   The bank the application runs from: 0 lower, 1 upper (not "default": 0 is the lower
+   bank). `ferrota_agent_init` refuses a bank other than the one the marker log says the
+   boot manager started (`FERROTA_ERR_CONFIG`): take it from `ferrota_dbm_decide`'s
+   `bank` or from the boot manager's hand-off.
    */
   uint8_t running_bank;
   /*
@@ -653,7 +795,7 @@ typedef struct FerrotaConfig {
  failure (the agent reports a flash fault).
  */
 typedef int32_t (*FerrotaReadFn)(void *user,
-                                 enum FerrotaArea area,
+                                 FerrotaArea area,
                                  uint32_t offset,
                                  uint8_t *buf,
                                  size_t len);
@@ -663,7 +805,7 @@ typedef int32_t (*FerrotaReadFn)(void *user,
  size, the range erased); returns 0 once the bytes are programmed.
  */
 typedef int32_t (*FerrotaWriteFn)(void *user,
-                                  enum FerrotaArea area,
+                                  FerrotaArea area,
                                   uint32_t offset,
                                   const uint8_t *data,
                                   size_t len);
@@ -671,12 +813,13 @@ typedef int32_t (*FerrotaWriteFn)(void *user,
 /*
  Erases `[from, to)` of `area` (multiples of the area's erase size); returns 0 once erased.
  */
-typedef int32_t (*FerrotaEraseFn)(void *user, enum FerrotaArea area, uint32_t from, uint32_t to);
+typedef int32_t (*FerrotaEraseFn)(void *user, FerrotaArea area, uint32_t from, uint32_t to);
 
 /*
  The flash the agent works on, as C callbacks. The agent calls them synchronously from
  inside `ferrota_agent_*` calls only, never from elsewhere; `user` is passed through. A
- callback must not call a `ferrota_agent_*` function of the same agent.
+ callback must not call a `ferrota_agent_*` function of the same agent: such a call is
+ refused with `FERROTA_ERR_BUSY` (nothing done).
  Copied by `ferrota_agent_init`: `user` must stay valid for the agent's life.
  */
 typedef struct FerrotaPlatform {
@@ -710,7 +853,7 @@ typedef struct FerrotaTransmit {
   /*
    Subscribe, unsubscribe or publish.
    */
-  enum FerrotaTransmitKind kind;
+  FerrotaTransmitKind kind;
   /*
    MQTT QoS (0 or 1).
    */
@@ -736,7 +879,7 @@ typedef struct FerrotaEvent {
   /*
    What happened.
    */
-  enum FerrotaEventKind kind;
+  FerrotaEventKind kind;
   /*
    First value (see the kind).
    */
@@ -927,11 +1070,11 @@ typedef struct FerrotaBankFault {
   /*
    What kind of refusal (`FERROTA_FAULT_NONE`: the bank was not refused).
    */
-  enum FerrotaFaultKind kind;
+  FerrotaFaultKind kind;
   /*
    Image faults: what failed.
    */
-  enum FerrotaImageFault image_fault;
+  FerrotaImageFault image_fault;
   /*
    Image faults: the region, 0 the bank as a whole, 1 CM0+, 2 CM7_0, 3 CM7_1.
    */
@@ -985,11 +1128,11 @@ typedef struct FerrotaVersionRecord {
  */
 typedef struct FerrotaDbmDecision {
   /*
-   Why this bank boots, or `FERROTA_BOOT_HALT`.
+   Why this bank boots, or `FERROTA_BOOT_HALT` (with `FERROTA_ERR_HALT`).
    */
-  enum FerrotaBootReason reason;
+  FerrotaBootReason reason;
   /*
-   The bank to map and run: 0 lower, 1 upper (0 for a halt). Pass it as
+   The bank to map and run: 0 lower, 1 upper (0xFF for a halt: no bank). Pass it as
    `FerrotaConfig.running_bank` to `ferrota_agent_init`; the agent's active bank area is
    this bank, its inactive bank area the other one.
    */
@@ -1063,11 +1206,6 @@ typedef struct FerrotaCm0pOutcome {
   struct FerrotaVersionRecord record;
 } FerrotaCm0pOutcome;
 
-/*
- Every status, for the tests and for [`ferrota_strerror`]'s coverage.
- */
-#define FerrotaStatus_ALL { FerrotaStatus_FerrotaOk, FerrotaStatus_FerrotaNone, FerrotaStatus_FerrotaErrNull, FerrotaStatus_FerrotaErrBufferTooSmall, FerrotaStatus_FerrotaErrAlignment, FerrotaStatus_FerrotaErrUtf8, FerrotaStatus_FerrotaErrInvalid, FerrotaStatus_FerrotaErrNotInitialized, FerrotaStatus_FerrotaErrConfig, FerrotaStatus_FerrotaErrFlash, FerrotaStatus_FerrotaErrMarkerLog, FerrotaStatus_FerrotaErrKeyObject, FerrotaStatus_FerrotaErrImage, FerrotaStatus_FerrotaErrPanic, }
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1078,7 +1216,7 @@ extern "C" {
  that links its own `#[panic_handler]` (the feature `panic-handler` off) does not get it
  called, except through its own handler.
  */
-enum FerrotaStatus ferrota_set_panic_hook(FerrotaPanicHook hook);
+FerrotaStatus ferrota_set_panic_hook(FerrotaPanicHook hook);
 
 /*
  Creates the agent in `mem` (`mem_len` >= [`FERROTA_AGENT_SIZE`], aligned to
@@ -1094,22 +1232,24 @@ enum FerrotaStatus ferrota_set_panic_hook(FerrotaPanicHook hook);
  # Safety
  Pointers must be valid as described; `mem` must not be used otherwise while the agent lives.
  */
-enum FerrotaStatus ferrota_agent_init(void *mem,
-                                      size_t mem_len,
-                                      const struct FerrotaConfig *cfg,
-                                      const struct FerrotaPlatform *platform,
-                                      uint64_t now_us,
-                                      struct FerrotaAgent **out);
+FerrotaStatus ferrota_agent_init(void *mem,
+                                 size_t mem_len,
+                                 const struct FerrotaConfig *cfg,
+                                 const struct FerrotaPlatform *platform,
+                                 uint64_t now_us,
+                                 struct FerrotaAgent **out);
 
 /*
  Ends the agent: drops it in place and clears the block's marker, so any later call with the
  handle is refused ([`FerrotaStatus::FerrotaErrNotInitialized`]). The memory and the
- configuration may then be reused.
+ configuration may then be reused. An agent that panicked (host builds: `FERROTA_ERR_PANIC`)
+ can only be ended; one in the middle of a call (from its own callback) cannot
+ (`FERROTA_ERR_BUSY`).
 
  # Safety
  `agent` must be null or a handle from `ferrota_agent_init` (or its memory block).
  */
-enum FerrotaStatus ferrota_agent_deinit(struct FerrotaAgent *agent);
+FerrotaStatus ferrota_agent_deinit(struct FerrotaAgent *agent);
 
 /*
  MQTT is connected (a clean session): the agent subscribes, reports to its Device Shadow,
@@ -1118,7 +1258,7 @@ enum FerrotaStatus ferrota_agent_deinit(struct FerrotaAgent *agent);
  # Safety
  `agent` is a handle from `ferrota_agent_init`.
  */
-enum FerrotaStatus ferrota_agent_handle_connected(struct FerrotaAgent *agent, uint64_t now_us);
+FerrotaStatus ferrota_agent_handle_connected(struct FerrotaAgent *agent, uint64_t now_us);
 
 /*
  MQTT is down: nothing in flight will arrive (the agent asks again after the next connect).
@@ -1126,22 +1266,23 @@ enum FerrotaStatus ferrota_agent_handle_connected(struct FerrotaAgent *agent, ui
  # Safety
  `agent` is a handle from `ferrota_agent_init`.
  */
-enum FerrotaStatus ferrota_agent_handle_disconnected(struct FerrotaAgent *agent, uint64_t now_us);
+FerrotaStatus ferrota_agent_handle_disconnected(struct FerrotaAgent *agent, uint64_t now_us);
 
 /*
  An MQTT message arrived (any topic: the agent ignores what is not its own). `topic` is
  UTF-8, `topic_len` bytes, not NUL-terminated (as MQTT clients hand it over); `payload` may be
- null when `payload_len` is 0. Both are only read during the call.
+ null when `payload_len` is 0. Both are only read during the call; either inside the agent's
+ own block is `FERROTA_ERR_INVALID`.
 
  # Safety
  `agent` is a handle; `topic`/`payload` valid for reads of their lengths.
  */
-enum FerrotaStatus ferrota_agent_handle_message(struct FerrotaAgent *agent,
-                                                uint64_t now_us,
-                                                const uint8_t *topic,
-                                                size_t topic_len,
-                                                const uint8_t *payload,
-                                                size_t payload_len);
+FerrotaStatus ferrota_agent_handle_message(struct FerrotaAgent *agent,
+                                           uint64_t now_us,
+                                           const uint8_t *topic,
+                                           size_t topic_len,
+                                           const uint8_t *payload,
+                                           size_t payload_len);
 
 /*
  The timer armed at `ferrota_agent_poll_timeout` may have expired (a spurious call does
@@ -1150,7 +1291,7 @@ enum FerrotaStatus ferrota_agent_handle_message(struct FerrotaAgent *agent,
  # Safety
  `agent` is a handle from `ferrota_agent_init`.
  */
-enum FerrotaStatus ferrota_agent_handle_timeout(struct FerrotaAgent *agent, uint64_t now_us);
+FerrotaStatus ferrota_agent_handle_timeout(struct FerrotaAgent *agent, uint64_t now_us);
 
 /*
  The application's self-test finished (`passed` nonzero: it passed), after
@@ -1159,9 +1300,9 @@ enum FerrotaStatus ferrota_agent_handle_timeout(struct FerrotaAgent *agent, uint
  # Safety
  `agent` is a handle from `ferrota_agent_init`.
  */
-enum FerrotaStatus ferrota_agent_self_test_result(struct FerrotaAgent *agent,
-                                                  uint64_t now_us,
-                                                  uint8_t passed);
+FerrotaStatus ferrota_agent_self_test_result(struct FerrotaAgent *agent,
+                                             uint64_t now_us,
+                                             uint8_t passed);
 
 /*
  Asks for the next job again (the AWS library's `OTA_CheckForUpdate`); the agent already
@@ -1170,7 +1311,7 @@ enum FerrotaStatus ferrota_agent_self_test_result(struct FerrotaAgent *agent,
  # Safety
  `agent` is a handle from `ferrota_agent_init`.
  */
-enum FerrotaStatus ferrota_agent_check_for_update(struct FerrotaAgent *agent, uint64_t now_us);
+FerrotaStatus ferrota_agent_check_for_update(struct FerrotaAgent *agent, uint64_t now_us);
 
 /*
  The application finished the job of [`FerrotaEventKind::FerrotaEventOtherFileJob`] or
@@ -1181,9 +1322,9 @@ enum FerrotaStatus ferrota_agent_check_for_update(struct FerrotaAgent *agent, ui
  # Safety
  `agent` is a handle from `ferrota_agent_init`.
  */
-enum FerrotaStatus ferrota_agent_finish_app_job(struct FerrotaAgent *agent,
-                                                uint64_t now_us,
-                                                uint32_t outcome);
+FerrotaStatus ferrota_agent_finish_app_job(struct FerrotaAgent *agent,
+                                           uint64_t now_us,
+                                           uint32_t outcome);
 
 /*
  The application failed the job of [`FerrotaEventKind::FerrotaEventOtherFileJob`] or
@@ -1196,24 +1337,25 @@ enum FerrotaStatus ferrota_agent_finish_app_job(struct FerrotaAgent *agent,
  # Safety
  `agent` is a handle from `ferrota_agent_init`.
  */
-enum FerrotaStatus ferrota_agent_fail_app_job(struct FerrotaAgent *agent,
-                                              uint64_t now_us,
-                                              uint32_t kind,
-                                              uint32_t main,
-                                              uint32_t sub);
+FerrotaStatus ferrota_agent_fail_app_job(struct FerrotaAgent *agent,
+                                         uint64_t now_us,
+                                         uint32_t kind,
+                                         uint32_t main,
+                                         uint32_t sub);
 
 /*
  The next MQTT operation: fills `*out` (a publish's payload goes to `buf`, at least
  [`FERROTA_TRANSMIT_BUF_MIN`] bytes) and returns `FERROTA_OK`, or returns `FERROTA_NONE` when
- there is nothing more. A short buffer is refused before anything is dequeued.
+ there is nothing more. A short buffer is refused before anything is dequeued, and so is a
+ `buf` that overlaps `*out` or the agent's block (`FERROTA_ERR_INVALID`).
 
  # Safety
  `agent` is a handle; `buf` valid for writes of `buf_len` bytes; `out` valid for a write.
  */
-enum FerrotaStatus ferrota_agent_poll_transmit(struct FerrotaAgent *agent,
-                                               uint8_t *buf,
-                                               size_t buf_len,
-                                               struct FerrotaTransmit *out);
+FerrotaStatus ferrota_agent_poll_transmit(struct FerrotaAgent *agent,
+                                          uint8_t *buf,
+                                          size_t buf_len,
+                                          struct FerrotaTransmit *out);
 
 /*
  When `ferrota_agent_handle_timeout` must be called next: `*out_us` and `FERROTA_OK`, or
@@ -1222,7 +1364,7 @@ enum FerrotaStatus ferrota_agent_poll_transmit(struct FerrotaAgent *agent,
  # Safety
  `agent` is a handle; `out_us` valid for a write.
  */
-enum FerrotaStatus ferrota_agent_poll_timeout(struct FerrotaAgent *agent, uint64_t *out_us);
+FerrotaStatus ferrota_agent_poll_timeout(struct FerrotaAgent *agent, uint64_t *out_us);
 
 /*
  The next application event into `*out` (`FERROTA_OK`), or `FERROTA_NONE`.
@@ -1230,7 +1372,7 @@ enum FerrotaStatus ferrota_agent_poll_timeout(struct FerrotaAgent *agent, uint64
  # Safety
  `agent` is a handle; `out` valid for a write.
  */
-enum FerrotaStatus ferrota_agent_poll_event(struct FerrotaAgent *agent, struct FerrotaEvent *out);
+FerrotaStatus ferrota_agent_poll_event(struct FerrotaAgent *agent, struct FerrotaEvent *out);
 
 /*
  `(received, total)` blocks of the download in progress (`FERROTA_OK`), or `FERROTA_NONE`
@@ -1239,9 +1381,9 @@ enum FerrotaStatus ferrota_agent_poll_event(struct FerrotaAgent *agent, struct F
  # Safety
  `agent` is a handle; `received`, `total` valid for writes.
  */
-enum FerrotaStatus ferrota_agent_progress(struct FerrotaAgent *agent,
-                                          uint32_t *received,
-                                          uint32_t *total);
+FerrotaStatus ferrota_agent_progress(struct FerrotaAgent *agent,
+                                     uint32_t *received,
+                                     uint32_t *total);
 
 /*
  The agent's counters into `*out`.
@@ -1249,7 +1391,7 @@ enum FerrotaStatus ferrota_agent_progress(struct FerrotaAgent *agent,
  # Safety
  `agent` is a handle; `out` valid for a write.
  */
-enum FerrotaStatus ferrota_agent_stats(struct FerrotaAgent *agent, struct FerrotaStats *out);
+FerrotaStatus ferrota_agent_stats(struct FerrotaAgent *agent, struct FerrotaStats *out);
 
 /*
  Reads the marker log ([`FERROTA_LOG_SIZE`] bytes through `read`, offset 0 = the log's start)
@@ -1263,9 +1405,9 @@ enum FerrotaStatus ferrota_agent_stats(struct FerrotaAgent *agent, struct Ferrot
  # Safety
  `read` and `user` valid for the call; `out` valid for a write of a `FerrotaLogSnapshot`.
  */
-enum FerrotaStatus ferrota_marker_log_read(FerrotaBankReadFn read,
-                                           void *user,
-                                           struct FerrotaLogSnapshot *out);
+FerrotaStatus ferrota_marker_log_read(FerrotaBankReadFn read,
+                                      void *user,
+                                      struct FerrotaLogSnapshot *out);
 
 /*
  The boot manager's decision (the Rust DBM, `ferrota_boot::dbm::decide`): reads the marker
@@ -1278,15 +1420,20 @@ enum FerrotaStatus ferrota_marker_log_read(FerrotaBankReadFn read,
  parsed), `FERROTA_ERR_INVALID` (`bank_size` above [`FERROTA_BANK_SIZE`], hardware id longer
  than 32 bytes), `FERROTA_ERR_UTF8`, `FERROTA_ERR_FLASH` (a log callback failed; a failed
  append leaves the previous record newest), `FERROTA_ERR_MARKER_LOG` (sequence numbers
- exhausted). A halt is not an error: `FERROTA_OK` with reason `FERROTA_BOOT_HALT`.
+ exhausted).
+
+ A halt (no bank may boot) is `FERROTA_ERR_HALT`, the one status with `*out` written: reason
+ `FERROTA_BOOT_HALT`, `bank` 0xFF, `faults` saying why each bank was refused. It is not
+ `FERROTA_OK` so that a caller which checks only the status cannot map a bank after a halt
+ (fail closed).
 
  # Safety
  `cfg`, `platform` and `out` valid for the call (the key parsed by `ferrota_boot_key_parse`,
  `hardware_id` readable for its length); the callbacks and `user` valid for the call.
  */
-enum FerrotaStatus ferrota_dbm_decide(const struct FerrotaDbmConfig *cfg,
-                                      const struct FerrotaDbmPlatform *platform,
-                                      struct FerrotaDbmDecision *out);
+FerrotaStatus ferrota_dbm_decide(const struct FerrotaDbmConfig *cfg,
+                                 const struct FerrotaDbmPlatform *platform,
+                                 struct FerrotaDbmDecision *out);
 
 /*
  The CM0+ stage (`ferrota_boot::cm0p`): verifies the CM7_0 and CM7_1 regions of
@@ -1308,21 +1455,26 @@ enum FerrotaStatus ferrota_dbm_decide(const struct FerrotaDbmConfig *cfg,
  `key` filled by `ferrota_boot_key_parse`; `platform` and `out` valid for the call; the
  callbacks and `user` valid for the call.
  */
-enum FerrotaStatus ferrota_cm0p_check(const struct FerrotaBootKey *key,
-                                      uint32_t running_bank,
-                                      const struct FerrotaDbmPlatform *platform,
-                                      struct FerrotaCm0pOutcome *out);
+FerrotaStatus ferrota_cm0p_check(const struct FerrotaBootKey *key,
+                                 uint32_t running_bank,
+                                 const struct FerrotaDbmPlatform *platform,
+                                 struct FerrotaCm0pOutcome *out);
 
 /*
  Parses the SFlash key object (`obj_len` bytes, at least its objSize) into `*out`. The
  object is copied; `out` must outlive every agent and check that uses it.
 
+ Errors leave `*out` as it was, like every refused call: a storage never parsed stays
+ unusable (`FERROTA_ERR_NOT_INITIALIZED` where it is passed), a key parsed earlier stays that
+ key. Parse into fresh storage when a key is replaced, and check the status before using it.
+
  # Safety
- `obj` valid for reads of `obj_len` bytes; `out` valid for writes of a `FerrotaBootKey`.
+ `obj` valid for reads of `obj_len` bytes; `out` valid for writes of a `FerrotaBootKey`, not
+ borrowed by a live agent (an agent borrows its key until `ferrota_agent_deinit`).
  */
-enum FerrotaStatus ferrota_boot_key_parse(const uint8_t *obj,
-                                          size_t obj_len,
-                                          struct FerrotaBootKey *out);
+FerrotaStatus ferrota_boot_key_parse(const uint8_t *obj,
+                                     size_t obj_len,
+                                     struct FerrotaBootKey *out);
 
 /*
  Decodes and checks the version record from the [`FERROTA_RECORD_AREA`] bytes at bank
@@ -1331,9 +1483,9 @@ enum FerrotaStatus ferrota_boot_key_parse(const uint8_t *obj,
  # Safety
  `area` valid for reads of `area_len` bytes; `out` valid for a write.
  */
-enum FerrotaStatus ferrota_version_record_parse(const uint8_t *area,
-                                                size_t area_len,
-                                                struct FerrotaVersionRecord *out);
+FerrotaStatus ferrota_version_record_parse(const uint8_t *area,
+                                           size_t area_len,
+                                           struct FerrotaVersionRecord *out);
 
 /*
  Verifies every region of a bank (`bank_len` bytes, read through `read`) with the boot key,
@@ -1344,11 +1496,11 @@ enum FerrotaStatus ferrota_version_record_parse(const uint8_t *area,
  `read` and `user` valid for the call; `key` filled by `ferrota_boot_key_parse`; `out` null
  or valid for a write.
  */
-enum FerrotaStatus ferrota_verify_bank(FerrotaBankReadFn read,
-                                       void *user,
-                                       uint32_t bank_len,
-                                       const struct FerrotaBootKey *key,
-                                       struct FerrotaVersionRecord *out);
+FerrotaStatus ferrota_verify_bank(FerrotaBankReadFn read,
+                                  void *user,
+                                  uint32_t bank_len,
+                                  const struct FerrotaBootKey *key,
+                                  struct FerrotaVersionRecord *out);
 
 /*
  Verifies one region of a bank (`bank_len` bytes, read through `read`) with the boot key.
@@ -1356,11 +1508,11 @@ enum FerrotaStatus ferrota_verify_bank(FerrotaBankReadFn read,
  # Safety
  As `ferrota_verify_bank`.
  */
-enum FerrotaStatus ferrota_verify_region(FerrotaBankReadFn read,
-                                         void *user,
-                                         uint32_t bank_len,
-                                         uint32_t region,
-                                         const struct FerrotaBootKey *key);
+FerrotaStatus ferrota_verify_region(FerrotaBankReadFn read,
+                                    void *user,
+                                    uint32_t bank_len,
+                                    uint32_t region,
+                                    const struct FerrotaBootKey *key);
 
 /*
  The message for a status code: a static NUL-terminated string, never null (an unknown code

@@ -214,7 +214,7 @@ pub struct FerrotaDbmConfig {
 }
 
 /// Why the chosen bank boots (`ferrota_boot::dbm::BootReason`), or that none does.
-#[repr(C)]
+#[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FerrotaBootReason {
     /// The current bank (the lower one on a fresh device), accepted.
@@ -234,7 +234,7 @@ pub enum FerrotaBootReason {
 }
 
 /// The kind of a bank refusal: the fault class the marker log stores (record byte 16).
-#[repr(C)]
+#[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FerrotaFaultKind {
     /// Not refused (or not checked at this boot).
@@ -253,7 +253,7 @@ pub enum FerrotaFaultKind {
 }
 
 /// What failed in an image refusal (`ferrota_boot::log::ImageFault`; record byte 18).
-#[repr(C)]
+#[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FerrotaImageFault {
     /// No image fault.
@@ -363,13 +363,17 @@ fn region_code(r: Option<Region>) -> u8 {
     }
 }
 
+/// `FerrotaDbmDecision.bank` after a halt: no bank (a C boot manager that maps it anyway
+/// indexes past its two banks instead of running the lower one).
+pub const FERROTA_HALT_BANK: u8 = 0xFF;
+
 /// The boot manager's decision.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct FerrotaDbmDecision {
-    /// Why this bank boots, or `FERROTA_BOOT_HALT`.
+    /// Why this bank boots, or `FERROTA_BOOT_HALT` (with `FERROTA_ERR_HALT`).
     pub reason: FerrotaBootReason,
-    /// The bank to map and run: 0 lower, 1 upper (0 for a halt). Pass it as
+    /// The bank to map and run: 0 lower, 1 upper (0xFF for a halt: no bank). Pass it as
     /// `FerrotaConfig.running_bank` to `ferrota_agent_init`; the agent's active bank area is
     /// this bank, its inactive bank area the other one.
     pub bank: u8,
@@ -536,7 +540,12 @@ fn bank_no(b: Bank) -> u8 {
 /// parsed), `FERROTA_ERR_INVALID` (`bank_size` above [`FERROTA_BANK_SIZE`], hardware id longer
 /// than 32 bytes), `FERROTA_ERR_UTF8`, `FERROTA_ERR_FLASH` (a log callback failed; a failed
 /// append leaves the previous record newest), `FERROTA_ERR_MARKER_LOG` (sequence numbers
-/// exhausted). A halt is not an error: `FERROTA_OK` with reason `FERROTA_BOOT_HALT`.
+/// exhausted).
+///
+/// A halt (no bank may boot) is `FERROTA_ERR_HALT`, the one status with `*out` written: reason
+/// `FERROTA_BOOT_HALT`, `bank` 0xFF, `faults` saying why each bank was refused. It is not
+/// `FERROTA_OK` so that a caller which checks only the status cannot map a bank after a halt
+/// (fail closed).
 ///
 /// # Safety
 /// `cfg`, `platform` and `out` valid for the call (the key parsed by `ferrota_boot_key_parse`,
@@ -561,7 +570,11 @@ pub unsafe extern "C" fn ferrota_dbm_decide(
             Ok(d) => {
                 // SAFETY: non-null, aligned, writable by contract.
                 unsafe { out.write(d) };
-                FerrotaStatus::FerrotaOk
+                if d.reason == FerrotaBootReason::FerrotaBootHalt {
+                    FerrotaStatus::FerrotaErrHalt
+                } else {
+                    FerrotaStatus::FerrotaOk
+                }
             }
             Err(e) => e,
         }
@@ -631,6 +644,8 @@ unsafe fn decide(
     };
     match decision {
         Decision::Halt(h) => {
+            d.bank = FERROTA_HALT_BANK;
+            d.from_bank = FERROTA_HALT_BANK;
             d.faults = [
                 FerrotaBankFault::of(h.lower.logged()),
                 FerrotaBankFault::of(h.upper.logged()),

@@ -55,8 +55,13 @@ impl FerrotaBootKey {
 /// Parses the SFlash key object (`obj_len` bytes, at least its objSize) into `*out`. The
 /// object is copied; `out` must outlive every agent and check that uses it.
 ///
+/// Errors leave `*out` as it was, like every refused call: a storage never parsed stays
+/// unusable (`FERROTA_ERR_NOT_INITIALIZED` where it is passed), a key parsed earlier stays that
+/// key. Parse into fresh storage when a key is replaced, and check the status before using it.
+///
 /// # Safety
-/// `obj` valid for reads of `obj_len` bytes; `out` valid for writes of a `FerrotaBootKey`.
+/// `obj` valid for reads of `obj_len` bytes; `out` valid for writes of a `FerrotaBootKey`, not
+/// borrowed by a live agent (an agent borrows its key until `ferrota_agent_deinit`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ferrota_boot_key_parse(
     obj: *const u8,
@@ -242,7 +247,7 @@ pub unsafe extern "C" fn ferrota_version_record_parse(
 }
 
 /// Which region `ferrota_verify_region` checks.
-#[repr(C)]
+#[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FerrotaRegion {
     /// The Cortex-M0+ image (carries the version record).

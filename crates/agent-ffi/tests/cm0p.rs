@@ -131,7 +131,8 @@ fn a_tampered_cm7_region_is_marked_bad_and_the_next_decision_refuses_it() {
     let after = log_snapshot(&mut board);
     assert_eq!(after.seq, before.seq + 1, "one record appended");
     // The next decision skips the marked image; the upper bank is empty: nothing may run.
-    let (_, d) = board.decide(&data.dbm_config());
+    let (st, d) = board.decide(&data.dbm_config());
+    assert_eq!(st, FerrotaStatus::FerrotaErrHalt);
     assert_eq!(d.reason, FerrotaBootReason::FerrotaBootHalt, "{d:?}");
     assert_eq!(d.faults[0].kind, FerrotaFaultKind::FerrotaFaultMarkedBad);
 }

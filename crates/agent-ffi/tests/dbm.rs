@@ -61,6 +61,22 @@ fn after_an_activation_the_new_bank_boots_on_trial_and_the_agent_starts_on_it() 
         assert!(d.recorded, "BOOTED is recorded before the jump");
         let snap = log_snapshot(&mut board);
         assert_eq!(snap.seq, seq + u32::from(attempt));
+        // A configuration naming the other bank (a C program that left `running_bank` at 0) is
+        // refused: the agent would treat the running image as the inactive bank and erase it.
+        let mut cfg = data.config(&board);
+        cfg.running_bank = 0;
+        let p = board.platform();
+        let mut out = std::ptr::null_mut();
+        // SAFETY: everything lives for the call; `mem` is aligned and large enough.
+        let st = unsafe {
+            ferrota_agent_init(mem.ptr(), FERROTA_AGENT_SIZE, &cfg, &p, 1_000_000, &mut out)
+        };
+        assert_eq!(st, FerrotaStatus::FerrotaErrConfig);
+        assert_eq!(
+            log_key(&log_snapshot(&mut board)),
+            log_key(&snap),
+            "log untouched"
+        );
         // The agent starts on the bank chosen: its version record is read from there.
         let agent = common::start(&mut mem, &mut board, &data, 1_000_000);
         // SAFETY: the live agent.
@@ -108,8 +124,16 @@ fn a_tampered_bank_is_refused_and_both_refused_halt_without_writing() {
     );
     let before = log_key(&log_snapshot(&mut board));
     let (st, d) = board.decide(&data.dbm_config());
-    assert_eq!(st, FerrotaStatus::FerrotaOk, "a halt is a decision");
+    assert_eq!(
+        st,
+        FerrotaStatus::FerrotaErrHalt,
+        "a halt is never FERROTA_OK (fail closed)"
+    );
     assert_eq!(d.reason, FerrotaBootReason::FerrotaBootHalt);
+    assert_eq!(
+        (d.bank, d.from_bank),
+        (FERROTA_HALT_BANK, FERROTA_HALT_BANK)
+    );
     assert!(!d.recorded);
     assert_eq!(
         d.faults[0].image_fault,
@@ -141,7 +165,8 @@ fn an_unreadable_bank_is_refused_as_a_flash_fault() {
     );
     board.bank_reads_fail = [true, true];
     let before = log_key(&log_snapshot(&mut board));
-    let (_, d) = board.decide(&data.dbm_config());
+    let (st, d) = board.decide(&data.dbm_config());
+    assert_eq!(st, FerrotaStatus::FerrotaErrHalt);
     assert_eq!(d.reason, FerrotaBootReason::FerrotaBootHalt);
     assert_eq!(
         d.faults[0].image_fault,
@@ -293,10 +318,11 @@ fn user1_and_the_efuse_floor_reach_the_boot_manager() {
         (FerrotaBootReason::FerrotaBootUser1, 0, true)
     );
     // An eFuse counter above v1.1's counter (1): the lower bank is refused, nothing else boots.
-    let (_, d) = board.decide(&FerrotaDbmConfig {
+    let (st, d) = board.decide(&FerrotaDbmConfig {
         efuse_floor: 5,
         ..data.dbm_config()
     });
+    assert_eq!(st, FerrotaStatus::FerrotaErrHalt);
     assert_eq!(d.reason, FerrotaBootReason::FerrotaBootHalt);
     assert_eq!(d.floor, 5);
     assert_eq!(

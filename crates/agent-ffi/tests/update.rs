@@ -107,6 +107,51 @@ fn a_whole_update_through_the_c_api_activates_reboots_self_tests_and_confirms() 
 }
 
 #[test]
+fn a_callback_that_calls_its_agent_is_refused_busy_and_the_update_goes_on() {
+    use FerrotaEventKind::*;
+    let mut board = Board::new();
+    let data = CData::new();
+    let mut mem = Mem::new();
+    let mut server = fixture(&image(Spec::new(2, 2)));
+    let mut now = 1_000_000u64;
+    let agent = start(&mut mem, &mut board, &data, now);
+    board.reenter = agent;
+    let events = run(
+        agent,
+        &mut server,
+        &mut now,
+        FerrotaEventResetRequested,
+        |_, _, _| {},
+    );
+    assert!(events.contains(&FerrotaEventActivated), "{events:?}");
+    assert!(board.reentries.len() > 100, "every write re-entered");
+    assert!(
+        board
+            .reentries
+            .iter()
+            .all(|s| *s == FerrotaStatus::FerrotaErrBusy),
+        "{:?}",
+        &board.reentries[..4]
+    );
+    board.reenter = std::ptr::null_mut();
+    // Not ended by the refused deinit: still usable, then ended.
+    let mut stats = FerrotaStats::default();
+    // SAFETY: the live agent.
+    unsafe {
+        assert_eq!(
+            ferrota_agent_stats(agent, &mut stats),
+            FerrotaStatus::FerrotaOk
+        );
+        assert!(stats.blocks_accepted > 0);
+        assert_eq!(ferrota_agent_deinit(agent), FerrotaStatus::FerrotaOk);
+        assert_eq!(
+            ferrota_agent_stats(agent, &mut stats),
+            FerrotaStatus::FerrotaErrNotInitialized
+        );
+    }
+}
+
+#[test]
 fn a_failing_flash_callback_stops_the_download_with_a_flash_fault_event() {
     use FerrotaEventKind::*;
     let mut board = Board::new();

@@ -30,6 +30,10 @@ pub struct Board {
     pub log_reads_fail: bool,
     pub log_writes_fail: bool,
     pub bank_reads_fail: [bool; 2],
+    /// An agent the write callback calls back into (a C callback that breaks the rule), null
+    /// for none; what those calls returned.
+    pub reenter: *mut FerrotaAgent,
+    pub reentries: Vec<FerrotaStatus>,
 }
 
 /// Runs `f` on the area's view; `false` when it cannot be opened or `f` fails.
@@ -112,6 +116,17 @@ pub unsafe extern "C" fn write_cb(
             std::slice::from_raw_parts(data, len),
         )
     };
+    if !b.reenter.is_null() {
+        let mut at = 0u64;
+        // SAFETY: the agent whose callback this is: the calls must be refused, not run.
+        let (poll, end) = unsafe {
+            (
+                ferrota_agent_poll_timeout(b.reenter, &mut at),
+                ferrota_agent_deinit(b.reenter),
+            )
+        };
+        b.reentries.extend([poll, end]);
+    }
     if area == FerrotaArea::FerrotaAreaInactiveBank {
         match &mut b.bank_writes_left {
             Some(0) => return rc(b, false),
@@ -150,6 +165,8 @@ impl Board {
             log_reads_fail: false,
             log_writes_fail: false,
             bank_reads_fail: [false; 2],
+            reenter: std::ptr::null_mut(),
+            reentries: Vec::new(),
         })
     }
 
@@ -166,6 +183,8 @@ impl Board {
             log_reads_fail: false,
             log_writes_fail: false,
             bank_reads_fail: [false; 2],
+            reenter: std::ptr::null_mut(),
+            reentries: Vec::new(),
         })
     }
 
@@ -413,8 +432,11 @@ impl Board {
         let mut out = std::mem::MaybeUninit::<FerrotaDbmDecision>::uninit();
         // SAFETY: the board, `cfg` and `out` live for the call.
         let st = unsafe { ferrota_dbm_decide(cfg, &p, out.as_mut_ptr()) };
-        assert_eq!(st, FerrotaStatus::FerrotaOk, "{st:?}");
-        // SAFETY: written on OK.
+        assert!(
+            matches!(st, FerrotaStatus::FerrotaOk | FerrotaStatus::FerrotaErrHalt),
+            "{st:?}"
+        );
+        // SAFETY: written on OK and on a halt.
         (st, unsafe { out.assume_init() })
     }
 
