@@ -161,6 +161,13 @@ line=$(boot_only) || fail "the boot manager refused the first boot: $line"
 [[ $line == *"boot bank=lower reason=current version=1.0.0 "* ]] || fail "first boot: $line"
 say "boot manager: $line"
 
+# A bad number on the command line is refused before anything runs (not read as 80 or 0).
+st=0
+./c-agent --flash flash --boot-key boot-key.sflash --thing "$THING" --host "$HOST" --port 80x \
+    --ca x --cert x --key x --code-signing-key x >agent-args.log 2>&1 || st=$?
+[ "$st" = 1 ] && grep -q "'80x' is not a number" agent-args.log ||
+    fail "--port 80x: status $st, $(cat agent-args.log)"
+
 # The server's certificate checked: with a CA that did not issue it the program must refuse
 # the connection (exit 1, never "connected"), not fall back to an unverified one.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other-ca.key \

@@ -156,7 +156,8 @@ static void board_open(struct board *b, const char *dir) {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) die(EXIT_SETUP, "%s: %s", dir, strerror(errno));
     for (int i = 0; i < FLASH_FILES; i++) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, FLASH_LAYOUT[i].name);
+        int n = snprintf(path, sizeof path, "%s/%s", dir, FLASH_LAYOUT[i].name);
+        if (n < 0 || (size_t)n >= sizeof path) die(EXIT_SETUP, "%s: path too long", dir);
         b->fd[i] = open(path, O_RDWR | O_CREAT, 0644);
         if (b->fd[i] < 0) die(EXIT_SETUP, "%s: %s", path, strerror(errno));
         struct stat st;
@@ -306,6 +307,17 @@ static void usage(const char *argv0) {
     exit(EXIT_SETUP);
 }
 
+/* A decimal number in 1..=max, or exit with usage status: "80x", "" and "-1" are refused, not
+ * read as 80, 0 or a huge unsigned value. */
+static unsigned long number(const char *text, unsigned long max, const char *what) {
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || v == 0 || v > max)
+        die(EXIT_SETUP, "%s: '%s' is not a number from 1 to %lu", what, text, max);
+    return v;
+}
+
 static void parse_options(int argc, char **argv, struct options *o) {
     static const struct option longopts[] = {
         {"flash", required_argument, NULL, 'f'},  {"boot-key", required_argument, NULL, 'b'},
@@ -326,12 +338,12 @@ static void parse_options(int argc, char **argv, struct options *o) {
         case 'o': o->boot_only = true; break;
         case 't': o->thing = optarg; break;
         case 'h': o->host = optarg; break;
-        case 'p': o->port = atoi(optarg); break;
+        case 'p': o->port = (int)number(optarg, 65535, "--port"); break;
         case 'a': o->ca = optarg; break;
         case 'c': o->cert = optarg; break;
         case 'k': o->key = optarg; break;
         case 's': o->code_signing_key = optarg; break;
-        case 'T': o->timeout_s = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'T': o->timeout_s = (unsigned)number(optarg, 86400, "--timeout"); break;
         default: usage(argv[0]);
         }
     }
