@@ -86,8 +86,10 @@ pub extern "C" fn ferrota_set_panic_hook(hook: FerrotaPanicHook) -> FerrotaStatu
     FerrotaStatus::FerrotaOk
 }
 
-/// Calls the installed panic hook, if any (the panic handler and, on the host, [`guard`]).
-pub(crate) fn panicked() {
+/// Calls the installed panic hook, if any: the library's panic handler (feature
+/// `panic-handler`) and, on the host, [`guard`] call it; a Rust firmware with its own
+/// `#[panic_handler]` calls it from there, so the C side's hook still runs.
+pub fn panicked() {
     let p = PANIC_HOOK.load(Ordering::Acquire);
     if !p.is_null() {
         // SAFETY: the only non-null values stored are `unsafe extern "C" fn()` pointers

@@ -57,11 +57,13 @@ async fn one_worker_holds_and_a_standby_takes_over_when_the_holder_dies() {
     tokio::time::sleep(PgLease::TRY_EVERY).await;
     assert_eq!(b.hold().await, None, "two workers hold at once");
 
-    // The holder's session dies (its process was killed, its connection cut). Only this
-    // test's database: other tests of the binary hold leases on the same server meanwhile.
+    // The holder's session dies (its process was killed, its connection cut): the one session
+    // holding an advisory lock in this test's database (other tests of the binary hold leases
+    // on the same server meanwhile; the standby's refused try may still be closing).
     let killed: i64 = sqlx::query_scalar(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE application_name = 'ferrota lease' AND datname = current_database()",
+        "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l \
+         JOIN pg_database d ON d.oid = l.database \
+         WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
     )
     .fetch_one(&admin)
     .await
