@@ -57,7 +57,7 @@ use core::time::Duration;
 
 use ferrota_proto::bitmap::BlockSet;
 
-use crate::config::{MAX_REQUESTS, REQUEST_BITMAP_BYTES};
+use crate::config::{MAX_REQUESTS, MAX_WINDOW_BLOCKS, REQUEST_BITMAP_BYTES};
 use crate::time::Instant;
 
 /// Bytes of a block bitmap: enough for a 0x3F8000-byte bank at 256-byte blocks (16 256 blocks).
@@ -159,34 +159,49 @@ impl Rtt {
     }
 }
 
-/// One request in flight.
+/// One request in flight. Laid out small (72 bytes on a 64-bit host): the agent holds
+/// [`MAX_REQUESTS`] of them.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Req {
-    /// Order of sending: the service answers requests in this order.
-    pub seq: u32,
-    /// Whether a block of this request arrived (the request was answered).
-    pub answered: bool,
     pub sent_at: Instant,
     pub last_activity: Instant,
+    /// When this request, with no answer yet, was passed (a later request answered in full
+    /// and [`OVERTAKE_LIMIT`] blocks of later requests arrived: loss detection), in µs after
+    /// `sent_at` and at least 1; 0: not passed. See [`Req::passed_at`].
+    passed: u32,
+    /// Order of sending: the service answers requests in this order.
+    pub seq: u32,
     pub offset: u32,
     pub bits: [u8; REQUEST_BITMAP_BYTES],
-    pub len: usize,
-    pub outstanding: u32,
-    pub ambiguous: bool,
+    pub outstanding: u16,
     /// New blocks of later requests since this request's last block (loss detection).
-    pub overtaken: u32,
-    /// When this request, with no answer yet, was passed: a later request answered in full
-    /// and [`OVERTAKE_LIMIT`] blocks of later requests arrived (loss detection).
-    pub passed_at: Option<Instant>,
+    pub overtaken: u16,
+    /// Bytes of `bits` in use.
+    pub len: u8,
+    /// Whether a block of this request arrived (the request was answered).
+    pub answered: bool,
+    pub ambiguous: bool,
     /// Whether a later request was answered in full while this one had no answer yet.
     pub later_done: bool,
+    /// Decided, not yet handed out by [`Schedule::take_unsent`].
+    pub unsent: bool,
 }
 
 impl Req {
+    /// When it was passed (see `passed`).
+    pub(crate) fn passed_at(&self) -> Option<Instant> {
+        (self.passed != 0).then(|| self.sent_at + Duration::from_micros(u64::from(self.passed)))
+    }
+    fn set_passed(&mut self, now: Instant) {
+        if self.passed == 0 {
+            let us = now.saturating_since(self.sent_at).as_micros();
+            self.passed = u32::try_from(us).unwrap_or(u32::MAX).max(1);
+        }
+    }
     fn holds(&self, block: u32) -> bool {
         block
             .checked_sub(self.offset)
-            .filter(|k| (*k as usize) < self.len * 8)
+            .filter(|k| (*k as usize) < usize::from(self.len) * 8)
             .is_some_and(|k| self.bits[(k >> 3) as usize] & (1 << (k & 7)) != 0)
     }
     fn take(&mut self, block: u32) -> bool {
@@ -199,7 +214,7 @@ impl Req {
         true
     }
     fn blocks(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..(self.len * 8) as u32)
+        (0..u32::from(self.len) * 8)
             .filter(|k| self.bits[(k >> 3) as usize] & (1 << (k & 7)) != 0)
             .map(|k| self.offset + k)
     }
@@ -209,7 +224,11 @@ impl Req {
 pub(crate) struct Schedule {
     pub missing: BlockSet<BITMAP_BYTES>,
     requested: Bits,
-    asked_before: Bits,
+    /// Every missing block below this block was asked for before: requests take the lowest
+    /// requestable blocks first, so the scan of [`Schedule::next_request`] never skips one.
+    /// Karn's rule (no round-trip sample from a request that asks for a block again) without
+    /// a second 2 KB bitmap.
+    high_water: u32,
     reqs: [Option<Req>; MAX_REQUESTS],
     next_seq: u32,
     pub rtt: Rtt,
@@ -232,7 +251,7 @@ impl Schedule {
         Schedule {
             missing,
             requested: Bits::new(),
-            asked_before: Bits::new(),
+            high_water: 0,
             reqs: [None; MAX_REQUESTS],
             next_seq: 0,
             rtt: Rtt::new(),
@@ -249,6 +268,15 @@ impl Schedule {
 
     pub(crate) fn in_flight(&self) -> usize {
         self.reqs.iter().flatten().count()
+    }
+
+    /// Blocks requested and not yet received nor given up: the window in blocks.
+    pub(crate) fn window_blocks(&self) -> u32 {
+        self.reqs
+            .iter()
+            .flatten()
+            .map(|r| u32::from(r.outstanding))
+            .sum()
     }
 
     /// A new block arrived (and was written). Updates its request and the estimator. With
@@ -274,7 +302,7 @@ impl Schedule {
                     self.spacing = Some(self.spacing.map_or(gap, |s| (7 * s + gap) / 8));
                 }
                 r.answered = true;
-                r.passed_at = None;
+                r.passed = 0;
                 r.last_activity = now;
                 progressed = Some(r.seq);
                 if gaps {
@@ -307,15 +335,16 @@ impl Schedule {
                 if ahead < 0 {
                     r.last_activity = r.last_activity.max(now);
                 } else if ahead > 0 && gaps {
-                    r.overtaken += 1;
+                    r.overtaken = r.overtaken.saturating_add(1);
                     r.later_done |= completed;
-                    if r.overtaken >= OVERTAKE_LIMIT && !r.answered && r.later_done {
-                        r.passed_at.get_or_insert(now);
-                    } else if r.overtaken >= OVERTAKE_LIMIT && r.answered {
+                    let overtaken = u32::from(r.overtaken) >= OVERTAKE_LIMIT;
+                    if overtaken && !r.answered && r.later_done {
+                        r.set_passed(now);
+                    } else if overtaken && r.answered {
                         for b in r.blocks() {
                             self.requested.set(b, false);
                         }
-                        lost += r.outstanding;
+                        lost += u32::from(r.outstanding);
                         *slot = None;
                     }
                 } else if ahead == 0 {
@@ -329,14 +358,22 @@ impl Schedule {
 
     /// Decides the next request: up to `max` blocks that are missing and not requested, lowest
     /// first, below `limit`. `None` when there is no free slot or nothing to ask for.
+    ///
+    /// `slots` bounds the requests in flight for new blocks (the adaptive window,
+    /// [`Schedule::slots`]); with `reask`, blocks asked for before and found lost are asked
+    /// again whenever one of the [`MAX_REQUESTS`] slots is free, even when the window is full
+    /// (a re-request is small, and waiting for a window slot cost a lost block the time the
+    /// whole window took to drain). New blocks also stop at [`MAX_WINDOW_BLOCKS`] in flight.
     pub(crate) fn next_request(
         &mut self,
         now: Instant,
         slots: usize,
+        reask: bool,
         max: u32,
         limit: u32,
     ) -> Option<NewRequest> {
-        if self.in_flight() >= slots.min(MAX_REQUESTS) {
+        let in_flight = self.in_flight();
+        if in_flight >= MAX_REQUESTS {
             return None;
         }
         let mut b = self.missing.first_missing_from(0)?;
@@ -344,6 +381,15 @@ impl Schedule {
             b = self.missing.first_missing_from(b + 1)?;
         }
         if b >= limit {
+            return None;
+        }
+        // Only re-requests (blocks below the high water mark) when the window is full.
+        let only_again = in_flight >= slots.min(MAX_REQUESTS);
+        if only_again && (!reask || b >= self.high_water) {
+            return None;
+        }
+        let mut room = MAX_WINDOW_BLOCKS.saturating_sub(self.window_blocks());
+        if b >= self.high_water && room == 0 {
             return None;
         }
         let offset = b;
@@ -355,31 +401,39 @@ impl Schedule {
             if count >= max || x >= limit || x - offset >= span {
                 break;
             }
+            let again = x < self.high_water;
+            if !again && (only_again || room == 0) {
+                break;
+            }
             if !self.requested.get(x) {
                 let k = x - offset;
                 bits[(k >> 3) as usize] |= 1 << (k & 7);
                 len = len.max((k >> 3) as usize + 1);
                 count += 1;
                 self.requested.set(x, true);
-                ambiguous |= self.asked_before.get(x);
-                self.asked_before.set(x, true);
+                ambiguous |= again;
+                if !again {
+                    room -= 1;
+                    self.high_water = x + 1;
+                }
             }
             cur = self.missing.first_missing_from(x + 1);
         }
         self.next_seq = self.next_seq.wrapping_add(1);
         let req = Req {
-            seq: self.next_seq,
-            answered: false,
             sent_at: now,
             last_activity: now,
+            passed: 0,
+            seq: self.next_seq,
             offset,
             bits,
-            len,
-            outstanding: count,
-            ambiguous,
+            outstanding: count as u16,
             overtaken: 0,
-            passed_at: None,
+            len: len as u8,
+            answered: false,
+            ambiguous,
             later_done: false,
+            unsent: true,
         };
         let slot = self.reqs.iter_mut().find(|s| s.is_none())?;
         *slot = Some(req);
@@ -389,6 +443,28 @@ impl Schedule {
             len,
             count,
         })
+    }
+
+    /// The oldest request decided and not yet handed out (to be sent now), as sent.
+    pub(crate) fn take_unsent(&mut self) -> Option<NewRequest> {
+        let r = self
+            .reqs
+            .iter_mut()
+            .flatten()
+            .filter(|r| r.unsent)
+            .min_by_key(|r| r.seq.wrapping_sub(self.next_seq) as i32)?;
+        r.unsent = false;
+        Some(NewRequest {
+            offset: r.offset,
+            bits: r.bits,
+            len: usize::from(r.len),
+            count: u32::from(r.outstanding),
+        })
+    }
+
+    /// Whether a request waits for [`Schedule::take_unsent`].
+    pub(crate) fn has_unsent(&self) -> bool {
+        self.reqs.iter().flatten().any(|r| r.unsent)
     }
 
     /// Requests in flight the link needs, at most `max`: the bandwidth-delay product in
@@ -436,7 +512,7 @@ impl Schedule {
         reorder: Duration,
     ) -> Instant {
         let mut d = r.last_activity + rto;
-        if let Some(p) = r.passed_at {
+        if let Some(p) = r.passed_at() {
             d = d.min(p + reorder);
         }
         if let Some((newest, wait)) = tail
@@ -477,7 +553,7 @@ impl Schedule {
             if r.last_activity + rto <= now {
                 n += 1;
             } else if Self::req_deadline(r, rto, tail, reorder) <= now {
-                lost += r.outstanding;
+                lost += u32::from(r.outstanding);
             } else {
                 continue;
             }
@@ -514,9 +590,11 @@ mod tests {
     #[test]
     fn a_block_overtaken_in_its_request_is_asked_again_at_once() {
         let mut s = sched(64);
-        let r = s.next_request(t(0), 1, 8, 64).expect("first request");
+        let r = s
+            .next_request(t(0), 1, false, 8, 64)
+            .expect("first request");
         assert_eq!((r.offset, r.count), (0, 8));
-        assert!(s.next_request(t(0), 1, 8, 64).is_none(), "one slot");
+        assert!(s.next_request(t(0), 1, false, 8, 64).is_none(), "one slot");
         assert_eq!(receive(&mut s, t(10), 0, true), 0);
         assert_eq!(receive(&mut s, t(10), 1, true), 0);
         // 2 and 3 were lost: 4 overtook them.
@@ -527,7 +605,7 @@ mod tests {
         // The request is complete without them; the next one starts with them, before any
         // timeout.
         assert_eq!(s.in_flight(), 0);
-        let again = s.next_request(t(11), 1, 8, 64).expect("re-request");
+        let again = s.next_request(t(11), 1, false, 8, 64).expect("re-request");
         assert_eq!(again.offset, 2);
         assert_eq!(again.bits[0] & 0b11, 0b11, "blocks 2 and 3");
         assert_eq!(again.count, 8);
@@ -536,24 +614,28 @@ mod tests {
     #[test]
     fn without_gap_retransmit_a_lost_block_waits_for_the_timeout() {
         let mut s = sched(64);
-        let _ = s.next_request(t(0), 1, 8, 64).expect("first request");
+        let _ = s
+            .next_request(t(0), 1, false, 8, 64)
+            .expect("first request");
         for b in [0, 1, 3, 4, 5, 6, 7] {
             assert_eq!(receive(&mut s, t(10), b, false), 0);
         }
         assert_eq!(s.in_flight(), 1, "still waiting for block 2");
-        assert!(s.next_request(t(10), 1, 8, 64).is_none());
+        assert!(s.next_request(t(10), 1, false, 8, 64).is_none());
         let rto = Duration::from_secs(10);
         assert_eq!(s.expire(t(9_000), rto, false, MS100), (0, 0));
         assert_eq!(s.expire(t(10_010), rto, false, MS100), (1, 0));
-        let again = s.next_request(t(10_010), 1, 8, 64).expect("re-request");
+        let again = s
+            .next_request(t(10_010), 1, false, 8, 64)
+            .expect("re-request");
         assert_eq!(again.offset, 2);
     }
 
     #[test]
     fn a_request_overtaken_by_later_ones_lost_what_it_misses() {
         let mut s = sched(64);
-        let _ = s.next_request(t(0), 2, 8, 64).expect("first");
-        let _ = s.next_request(t(0), 2, 8, 64).expect("second");
+        let _ = s.next_request(t(0), 2, false, 8, 64).expect("first");
+        let _ = s.next_request(t(0), 2, false, 8, 64).expect("second");
         // The first request's last block is lost; the second's blocks follow.
         for b in 0..7 {
             assert_eq!(receive(&mut s, t(5), b, true), 0);
@@ -567,7 +649,7 @@ mod tests {
         assert_eq!(receive(&mut s, t(6), 8 + OVERTAKE_LIMIT - 1, true), 1);
         assert!(!s.requested.get(7));
         assert_eq!(s.in_flight(), 1);
-        let next = s.next_request(t(6), 2, 8, 64).expect("a free slot");
+        let next = s.next_request(t(6), 2, false, 8, 64).expect("a free slot");
         assert_eq!(next.offset, 7);
     }
 
@@ -579,15 +661,15 @@ mod tests {
     /// arrive by 50 ms: the first is passed at 50 ms.
     fn passed_lone_request() -> Schedule {
         let mut s = sched(64);
-        let lone = s.next_request(t(0), 3, 1, 64).expect("one block");
+        let lone = s.next_request(t(0), 3, false, 1, 64).expect("one block");
         assert_eq!((lone.offset, lone.count), (0, 1));
-        let _ = s.next_request(t(0), 3, 1, 64).expect("one block");
-        let _ = s.next_request(t(0), 4, 8, 64).expect("eight blocks");
-        let _ = s.next_request(t(0), 4, 8, 64).expect("eight more");
+        let _ = s.next_request(t(0), 3, false, 1, 64).expect("one block");
+        let _ = s.next_request(t(0), 4, false, 8, 64).expect("eight blocks");
+        let _ = s.next_request(t(0), 4, false, 8, 64).expect("eight more");
         for b in 1..OVERTAKE_LIMIT {
             assert_eq!(receive(&mut s, t(40), b, true), 0);
         }
-        assert!(s.reqs.iter().flatten().all(|r| r.passed_at.is_none()));
+        assert!(s.reqs.iter().flatten().all(|r| r.passed_at().is_none()));
         assert_eq!(receive(&mut s, t(50), OVERTAKE_LIMIT, true), 0);
         assert!(s.requested.get(0), "late, not yet lost");
         s
@@ -607,13 +689,15 @@ mod tests {
         );
         assert!(!s.requested.get(0));
         assert_eq!(s.in_flight(), 2);
-        let again = s.next_request(t(150), 4, 1, 64).expect("a free slot");
+        let again = s
+            .next_request(t(150), 4, false, 1, 64)
+            .expect("a free slot");
         assert_eq!((again.offset, again.count), (0, 1));
         // Without gap_retransmit nothing is passed: the timeout decides.
         let mut o = sched(64);
-        let _ = o.next_request(t(0), 3, 1, 64).expect("one block");
-        let _ = o.next_request(t(0), 3, 1, 64).expect("one block");
-        let _ = o.next_request(t(0), 3, 8, 64).expect("eight blocks");
+        let _ = o.next_request(t(0), 3, false, 1, 64).expect("one block");
+        let _ = o.next_request(t(0), 3, false, 1, 64).expect("one block");
+        let _ = o.next_request(t(0), 3, false, 8, 64).expect("eight blocks");
         for b in 1..=OVERTAKE_LIMIT {
             assert_eq!(receive(&mut o, t(50), b, false), 0);
         }
@@ -638,15 +722,15 @@ mod tests {
     #[test]
     fn an_unanswered_request_is_not_passed_by_a_later_answer_in_progress() {
         let mut s = sched(64);
-        let _ = s.next_request(t(0), 2, 8, 64).expect("first");
-        let _ = s.next_request(t(0), 2, 8, 64).expect("second");
+        let _ = s.next_request(t(0), 2, false, 8, 64).expect("first");
+        let _ = s.next_request(t(0), 2, false, 8, 64).expect("second");
         // The second request is answered before the first (served out of order) but not in
         // full: the first is not passed.
         for b in 8..15 {
             assert_eq!(receive(&mut s, t(5), b, true), 0);
         }
         assert!((0..8).all(|b| s.requested.get(b)));
-        assert!(s.reqs.iter().flatten().all(|r| r.passed_at.is_none()));
+        assert!(s.reqs.iter().flatten().all(|r| r.passed_at().is_none()));
         for b in 0..8 {
             assert_eq!(receive(&mut s, t(6), b, true), 0);
         }
@@ -658,8 +742,8 @@ mod tests {
     #[test]
     fn a_block_of_the_request_resets_its_overtaken_count() {
         let mut s = sched(64);
-        let _ = s.next_request(t(0), 2, 8, 64).expect("first");
-        let _ = s.next_request(t(0), 2, 8, 64).expect("second");
+        let _ = s.next_request(t(0), 2, false, 8, 64).expect("first");
+        let _ = s.next_request(t(0), 2, false, 8, 64).expect("second");
         // Interleaved answers: never OVERTAKE_LIMIT later blocks in a row.
         for (a, b) in (0..8).zip(8..16) {
             assert_eq!(receive(&mut s, t(5), b, true), 0);
@@ -672,8 +756,8 @@ mod tests {
     #[test]
     fn without_gap_retransmit_later_requests_say_nothing() {
         let mut s = sched(64);
-        let _ = s.next_request(t(0), 2, 8, 64).expect("first");
-        let _ = s.next_request(t(0), 2, 8, 64).expect("second");
+        let _ = s.next_request(t(0), 2, false, 8, 64).expect("first");
+        let _ = s.next_request(t(0), 2, false, 8, 64).expect("second");
         for b in 8..16 {
             assert_eq!(receive(&mut s, t(5), b, false), 0);
         }

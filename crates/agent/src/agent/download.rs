@@ -9,9 +9,10 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             return;
         }
         let max = self.cfg.effective_blocks_per_request();
-        let slots = match self.phase.download() {
-            Some(d) if d.probing => 1,
-            Some(d) => d.sched.slots(self.cfg.requests_in_flight, max),
+        let (slots, reask) = match self.phase.download() {
+            // After a timeout one request probes the path; nothing else goes out.
+            Some(d) if d.probing => (1, false),
+            Some(d) => (d.sched.slots(self.cfg.requests_in_flight, max), true),
             None => return,
         };
         let prechecked = matches!(self.phase, Phase::Downloading(_));
@@ -31,11 +32,18 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                     .saturating_add(self.cfg.precheck_lookahead)
                     .min(d.num_blocks)
             };
-            let Some(r) = d.sched.next_request(now, slots, max, limit) else {
-                return;
-            };
+            if d.sched
+                .next_request(now, slots, reask, max, limit)
+                .is_none()
+            {
+                break;
+            }
             self.stats.requests += 1;
-            self.push(Out::Request(r));
+        }
+        if self.phase.download().is_some_and(|d| d.sched.has_unsent())
+            && !self.out.iter().any(|o| matches!(o, Out::Requests))
+        {
+            self.push(Out::Requests);
         }
     }
 
