@@ -767,3 +767,14 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod ram {
+    use super::*;
+
+    /// The RAM the request slots cost is stated in `MAX_REQUESTS`' documentation: keep it.
+    #[test]
+    fn a_request_slot_is_72_bytes() {
+        assert_eq!(core::mem::size_of::<Option<Req>>(), 72);
+    }
+}
