@@ -56,7 +56,7 @@ pub struct Config<'a, V> {
     /// all of them (the first window is sent before any answer, and at 400 ms a 4 MB image
     /// must be asked for at once to keep the link full); then the bandwidth-delay product
     /// plus two requests (a slot is only refilled when its last block arrives): 3 at 2 ms,
-    /// 7 at 50 ms, 21 at 200 ms and 39 at 400 ms on 100 Mbit/s; more would only queue (see
+    /// 7 at 50 ms, 20 at 200 ms and 37 at 400 ms on 100 Mbit/s; more would only queue (see
     /// [`crate::download`]). At a fixed 16 (2 MB) the link idled at 200 ms (69% of it):
     /// `ferrota bench link`.
     pub requests_in_flight: usize,

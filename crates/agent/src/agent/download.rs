@@ -105,7 +105,10 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             return;
         };
         let _ = d.sched.missing.mark_received(i);
-        self.stats.gaps += d.sched.on_block(now, i, self.cfg.gap_retransmit);
+        let news = d.sched.on_block(now, i, self.cfg.gap_retransmit);
+        self.stats.gaps += news.lost;
+        self.stats.late += u32::from(news.late);
+
         d.sched.momentum = 0;
         d.probing = false;
         self.stats.blocks_accepted += 1;
