@@ -64,7 +64,8 @@
 //!   small, and waiting for a window slot made it wait for a whole request to drain.
 //! * Reordering ([`Tolerance`]): a block that arrives after it was found lost — not in any
 //!   request any more, or in a request sent less than ¾ of the smallest round trip ago, too
-//!   soon to be that request's answer — was late, not lost. Each such wrong guess raises the
+//!   soon to be that request's answer, or, later than that, as a duplicate of one of the last
+//!   8 blocks found lost (both copies came) — was late, not lost. Each such wrong guess raises the
 //!   tolerance one level: the distances of the rules above double (a block of the same request
 //!   2^level blocks further, `OVERTAKE_LIMIT × 2^level` blocks of later requests) and the
 //!   tail and reorder waits grow by one base each. Reordering by `d` blocks then costs about
@@ -259,7 +260,15 @@ pub(crate) struct Schedule {
     spacing: Option<u64>,
     /// How much reordering the loss detection tolerates; raised by each wrong guess.
     pub tolerance: Tolerance,
+    /// The last [`RECENT_LOST`] blocks found lost (`u16::MAX`: none): a duplicate of one of
+    /// them means both its copies came, so it was not lost (the original was late by more
+    /// than the re-request's round trip, which the ¾-round-trip rule cannot see).
+    recent_lost: [u16; RECENT_LOST],
+    recent_next: u8,
 }
+
+/// Blocks found lost remembered for [`Schedule::on_duplicate`] (16 bytes).
+const RECENT_LOST: usize = 8;
 
 /// What one new block told the schedule ([`Schedule::on_block`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -340,6 +349,8 @@ impl Schedule {
             momentum: 0,
             spacing: None,
             tolerance: Tolerance::default(),
+            recent_lost: [u16::MAX; RECENT_LOST],
+            recent_next: 0,
         }
     }
 
@@ -351,6 +362,35 @@ impl Schedule {
 
     pub(crate) fn in_flight(&self) -> usize {
         self.reqs.iter().flatten().count()
+    }
+
+    /// Remembers `b` as found lost (see `recent_lost`).
+    fn found_lost(&mut self, b: u32) {
+        let i = usize::from(self.recent_next) % RECENT_LOST;
+        self.recent_lost[i] = u16::try_from(b).unwrap_or(u16::MAX);
+        self.recent_next = self.recent_next.wrapping_add(1);
+    }
+
+    /// Forgets `b` as found lost; whether it was remembered.
+    fn forget_lost(&mut self, b: u32) -> bool {
+        let Ok(b) = u16::try_from(b) else {
+            return false;
+        };
+        let Some(slot) = self.recent_lost.iter_mut().find(|x| **x == b) else {
+            return false;
+        };
+        *slot = u16::MAX;
+        true
+    }
+
+    /// A block that was already in arrived again. If it was one found lost lately, both its
+    /// copies came: it was late, not lost, and the reordering tolerance is raised (`true`).
+    pub(crate) fn on_duplicate(&mut self, block: u32) -> bool {
+        let late = self.forget_lost(block);
+        if late {
+            self.tolerance.raise();
+        }
+        late
     }
 
     /// Blocks requested and not yet received nor given up: the window in blocks.
@@ -372,6 +412,8 @@ impl Schedule {
         let mut completed = false;
         let mut news = BlockNews::default();
         let mut found = false;
+        // Blocks found lost in this call (the last RECENT_LOST of them), remembered below.
+        let (mut lost_now, mut lost_n) = ([0u32; RECENT_LOST], 0u8);
         // Sooner after its request than any answer can come: the late original of a block
         // that was asked for again.
         let too_soon = self
@@ -416,6 +458,8 @@ impl Schedule {
                     if r.take(b) {
                         self.requested.set(b, false);
                         news.lost += 1;
+                        lost_now[usize::from(lost_n) % RECENT_LOST] = b;
+                        lost_n = lost_n.saturating_add(1);
                     }
                 }
             }
@@ -430,6 +474,8 @@ impl Schedule {
         news.late |= !found && block < self.high_water;
         if news.late {
             self.tolerance.raise();
+            // Its copy asked for again will come as a duplicate: one wrong guess, not two.
+            self.forget_lost(block);
         }
         // The requests behind it are served after it: while it progresses they are queued, not
         // lost, so their timers restart too. A request ahead of it whose answer had started
@@ -454,6 +500,8 @@ impl Schedule {
                     } else if overtaken && r.answered {
                         for b in r.blocks() {
                             self.requested.set(b, false);
+                            lost_now[usize::from(lost_n) % RECENT_LOST] = b;
+                            lost_n = lost_n.saturating_add(1);
                         }
                         news.lost += u32::from(r.outstanding);
                         *slot = None;
@@ -464,6 +512,9 @@ impl Schedule {
             }
         }
         self.requested.set(block, false);
+        for &b in lost_now.iter().take(usize::from(lost_n).min(RECENT_LOST)) {
+            self.found_lost(b);
+        }
         news
     }
 
@@ -663,9 +714,11 @@ impl Schedule {
         let tail = self.newest().zip(self.tail_wait(gaps));
         let reorder = reorder * self.tolerance.tail_factor();
         let (mut n, mut lost) = (0, 0);
+        let (mut lost_now, mut lost_n) = ([0u32; RECENT_LOST], 0usize);
         for slot in self.reqs.iter_mut() {
             let Some(r) = slot else { continue };
-            if r.last_activity + rto <= now {
+            let timed_out = r.last_activity + rto <= now;
+            if timed_out {
                 n += 1;
             } else if Self::req_deadline(r, rto, tail, reorder) <= now {
                 lost += u32::from(r.outstanding);
@@ -674,8 +727,15 @@ impl Schedule {
             }
             for b in r.blocks() {
                 self.requested.set(b, false);
+                if !timed_out {
+                    lost_now[lost_n % RECENT_LOST] = b;
+                    lost_n += 1;
+                }
             }
             *slot = None;
+        }
+        for &b in lost_now.iter().take(lost_n.min(RECENT_LOST)) {
+            self.found_lost(b);
         }
         if n > 0 {
             self.rtt.on_timeout();
@@ -1037,6 +1097,32 @@ mod tests {
         assert_eq!(s.tolerance.level(), 1);
         // A block never asked for before is not late.
         assert!(!s.on_block(t(51), 40, true).late);
+    }
+
+    #[test]
+    fn both_copies_of_a_block_found_lost_mean_it_was_late() {
+        // 2 ms round trip; block 1 overtaken, asked again; the re-request's answer comes
+        // first (taken as its answer), then the original, later than a round trip.
+        let mut s = sched(64);
+        let _ = s.next_request(t(0), 1, true, 8, 64).expect("first");
+        assert_eq!(receive(&mut s, t(2), 0, true), 0);
+        assert_eq!(receive(&mut s, t(2), 2, true), 1);
+        let again = s.next_request(t(2), 2, true, 8, 64).expect("re-request");
+        assert_eq!(again.offset, 1);
+        let news = {
+            let _ = s.missing.mark_received(1);
+            s.on_block(t(5), 1, true)
+        };
+        assert!(!news.late, "3 ms after the re-request: its answer");
+        assert_eq!(s.tolerance.level(), 0);
+        assert!(s.on_duplicate(1), "the original came too");
+        assert_eq!(s.tolerance.level(), 1);
+        assert!(!s.on_duplicate(1), "one wrong guess, counted once");
+        assert!(
+            !s.on_duplicate(0),
+            "never found lost: the service sent it twice"
+        );
+        assert_eq!(s.tolerance.level(), 1);
     }
 
     #[test]

@@ -81,6 +81,8 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         }
         if !d.sched.missing.is_missing(i) {
             self.stats.duplicates += 1;
+            // Both copies of a block found lost came: it was late (reordering tolerance).
+            self.stats.late += u32::from(d.sched.on_duplicate(i));
             return;
         }
         if i != 0 && d.packed.as_ref().is_some_and(|p| p.header.is_none()) {
