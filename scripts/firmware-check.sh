@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Cross-builds the firmware (firmware/), runs the DBM decision matrix under QEMU on the
 # Cortex-M0 (microbit) and the Cortex-M7 (mps2-an500) against the host's decision for the same
-# ferrota-t2g device states, runs the live board (issue #21: the DBM and the application with
-# ferrota-agent over Ethernet, TLS and MQTT against `ferrota serve`, through a whole update, a
-# tampered image and a rollback), and prints the size / RAM / instruction report.
+# ferrota-t2g device states, replays a recorded OTA update on the CM7 through ferrota-agent from
+# Rust and through the C API from C (issue #22: firmware/c-agent), runs the live board (issue
+# #21: the DBM and the application with ferrota-agent over Ethernet, TLS and MQTT against
+# `ferrota serve`, through a whole update, a tampered image and a rollback), and prints the
+# size / RAM / instruction report.
 #
 #   scripts/firmware-check.sh            # everything; exit 1 on any mismatch or failed live step
 #
@@ -74,6 +76,26 @@ VERIFY_M7="$FW/target/thumbv7em-none-eabihf/cm7/ferrota-cm7-verify"
 build thumbv7em-none-eabihf mps2-an500 cm7 ferrota-fw-cm7-agent
 AGENT_M7="$FW/target/thumbv7em-none-eabihf/cm7/ferrota-cm7-agent"
 
+# The C API (crates/agent-ffi, a host-workspace crate) as the static library a C firmware links:
+# cross-built with the same toolchain and `-Zbuild-std=core` as the firmware, with the firmware's
+# cm7 profile (opt-level s, fat LTO, panic=abort: firmware/c-agent/ffi-profile.toml), into its own
+# target directory beside the firmware's (cached with it; its own because the two workspaces'
+# builds of shared crates would otherwise invalidate each other). `cargo rustc --crate-type
+# staticlib`: the crate is also an rlib, and cargo applies no LTO to a crate built as both.
+# Then the C program (firmware/c-agent/Makefile: arm-none-eabi-gcc -Os, no C library).
+echo "== firmware: the C API for the CM7 (crates/agent-ffi, thumbv7em, cm7 profile) and the C replay (firmware/c-agent, arm-none-eabi-gcc)"
+now_ms() { date +%s%3N; }
+c_t0=$(now_ms)
+(cd "$ROOT_DIR" && cargo rustc -q --locked -Zbuild-std=core --target thumbv7em-none-eabihf \
+    -p ferrota-agent-ffi --no-default-features --features panic-handler --profile cm7 \
+    --config firmware/c-agent/ffi-profile.toml --target-dir "$FW/target/agent-ffi" \
+    --crate-type staticlib)
+c_t1=$(now_ms)
+FFI_LIB="$FW/target/agent-ffi/thumbv7em-none-eabihf/cm7/libferrota_agent_ffi.a"
+make -s -C "$FW/c-agent" FFI_LIB="$FFI_LIB" OUT="$WORK/c-agent"
+C_AGENT="$WORK/c-agent/ferrota-c-agent.elf"
+c_t2=$(now_ms)
+
 echo "== firmware: cross-build of the live board (DBM with feature live; the application, and again with fail-self-test)"
 build thumbv7em-none-eabihf mps2-an500,live release ferrota-fw-dbm
 cp "$DBM_M7" "$WORK/ferrota-dbm-live.elf"
@@ -117,6 +139,21 @@ echo "== firmware: OTA agent on the CM7 (mps2-an500): scripted update vs the hos
 if ! host agent "$AGENT_M7" "$WORK/agent" | tee "$WORK/agent.txt"; then
     status=1
 fi
+
+echo "== firmware: OTA agent from C on the CM7 (firmware/c-agent through the C API): the same scripted update vs the host agent"
+c_t3=$(now_ms)
+if ! host agent "$C_AGENT" "$WORK/c-agent-run" | tee "$WORK/c-agent.txt"; then
+    status=1
+fi
+c_t4=$(now_ms)
+# The same program on bad scripts (header, entry framing, non-UTF-8 topic and thing name, code
+# key, version record, stream tuning of zero or out of range): each run must end in its own error
+# line and a failed exit; then on the script with other blocks per request, which it must use.
+echo "== firmware: the C replay refuses bad scripts and uses the script's tuning"
+if ! host agent-refusals "$C_AGENT" "$WORK/c-agent-refusals"; then
+    status=1
+fi
+c_t5=$(now_ms)
 
 echo "== firmware: the live board (issue #21): update, tampered image, rollback, restart, against ferrota serve"
 FERROTA_BIN="${FERROTA_BIN:-$ROOT_DIR/target/debug/ferrota}"
@@ -195,6 +232,36 @@ printf '%-44s %10s B\n' "agent (CM7) RAM (static $ag_static + stack)" "$((ag_sta
 printf '%-44s %10s B\n' "  of which the Agent value" "$(val agent-size "$WORK/agent.txt")"
 printf '%-44s %12s\n' "agent: whole update of a 128 KB image, M7" "$(instr "$(val agent-ticks "$WORK/agent.txt")")"
 printf '%-44s %12s\n' "  longest call (last block: hash + 2 sigs)" "$(instr "$(val longest-call-ticks "$WORK/agent.txt")")"
+# The C replay beside the Rust one. Flash by the link map's input sections: the C program's own
+# objects, the library (agent, C API, core, compiler_builtins), padding.
+c_split() { # map -> "c lib pad"
+    awk 'function hex(s,   i, v) { v = 0; s = tolower(substr(s, 3))
+            for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
+            return v }
+        /^\.(isr_vector|text|rodata|data)([ \t]|$)/ { on = 1; next }
+        /^[^ \t]/ { on = 0 }
+        on && $1 == "*fill*" { pad += hex($3); next }
+        on && NF >= 3 && $(NF-1) ~ /^0x/ && $(NF-2) ~ /^0x/ {
+            if ($NF ~ /\.o$/ && $NF !~ /\.a\(/) c += hex($(NF-1)); else lib += hex($(NF-1)) }
+        END { print c + 0, lib + 0, pad + 0 }' "$1"
+}
+read -r c_flash c_static < <(size_of "$C_AGENT")
+read -r c_own c_lib c_pad < <(c_split "$WORK/c-agent/ferrota-c-agent.map")
+c_stack=$(val stack "$WORK/c-agent.txt")
+secs() { awk -v ms="$1" 'BEGIN { printf "%.1f s", ms / 1000 }'; }
+printf '%-44s %10s B   %s\n' "agent from C (CM7) flash (gcc -Os + lib opt s)" "$c_flash" "Rust replay: $ag_flash B"
+printf '%-44s %10s B\n' "  the C program (startup, script, lines)" "$c_own"
+printf '%-44s %10s B\n' "  the library (agent, C API, core; + pad $c_pad)" "$c_lib"
+printf '%-44s %10s B   %s\n' "agent from C RAM (static $c_static + stack)" "$((c_static + ${c_stack:-0}))" "Rust replay: $((ag_static + ${ag_stack:-0})) B"
+printf '%-44s %10s B\n' "  static: the agent's memory block" "$(val agent-mem "$WORK/c-agent.txt")"
+printf '%-44s %10s B\n' "  stack: ferrota_agent_init (deepest)" "$(val stack-init "$WORK/c-agent.txt")"
+printf '%-44s %10s B\n' "  stack: the update after the init" "$(val stack-run "$WORK/c-agent.txt")"
+printf '%-44s %12s %s\n' "agent from C: whole update, M7" "$(instr "$(val agent-ticks "$WORK/c-agent.txt")")" "  Rust replay: $(instr "$(val agent-ticks "$WORK/agent.txt")")"
+printf '%-44s %12s\n' "  longest call (last block: hash + 2 sigs)" "$(instr "$(val longest-call-ticks "$WORK/c-agent.txt")")"
+printf '%-44s %12s\n' "agent from C: CI time, build library" "$(secs $((c_t1 - c_t0)))"
+printf '%-44s %12s\n' "  build the C program" "$(secs $((c_t2 - c_t1)))"
+printf '%-44s %12s\n' "  host recording + QEMU run + compare" "$(secs $((c_t4 - c_t3)))"
+printf '%-44s %12s\n' "  bad scripts (one QEMU run each)" "$(secs $((c_t5 - c_t4)))"
 # The live application by component: llvm-nm sizes of every symbol, each given to the crate its
 # demangled name names first (`<aes::Aes128 as cipher::..>::encrypt` is aes: crypto;
 # `embedded_tls::..<aes_gcm::..>` is embedded_tls: TLS; ferrota_fw_net's modules lan9118/tcp, tls

@@ -9,13 +9,15 @@ use embedded_storage::nor_flash::{
 };
 use ferrota_agent::{
     Agent, AgentEvent, AppOutcome, Config, FlashFault, FlashOp, Instant, Platform, Running,
-    StartError, TransmitKind, TrustPolicy,
+    StartError, Stats, TransmitKind, TrustPolicy,
 };
 use ferrota_boot::Bank;
+use ferrota_boot::log::{LogError, MarkerLog};
 use ferrota_image::p256::ecdsa::VerifyingKey;
 use ferrota_image::version::{RECORD_AREA, RECORD_OFFSET};
 use ferrota_image::{BootKey, HardwareId, VersionRecord};
 use ferrota_proto::status::OtaStatus;
+use ferrota_proto::stream::StreamErrorCode;
 
 use crate::image::FerrotaBootKey;
 use crate::{FerrotaStatus, guard};
@@ -65,7 +67,7 @@ const _: () = assert!(size_of::<Inner>() <= FERROTA_AGENT_SIZE);
 const _: () = assert!(align_of::<Inner>() <= FERROTA_AGENT_ALIGN);
 
 /// A flash area the agent works on, as passed to the [`FerrotaPlatform`] callbacks.
-#[repr(C)]
+#[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FerrotaArea {
     /// The inactive bank (offset 0 = bank offset 0): the image is written here. Code flash.
@@ -113,7 +115,8 @@ pub type FerrotaEraseFn =
 
 /// The flash the agent works on, as C callbacks. The agent calls them synchronously from
 /// inside `ferrota_agent_*` calls only, never from elsewhere; `user` is passed through. A
-/// callback must not call a `ferrota_agent_*` function of the same agent.
+/// callback must not call a `ferrota_agent_*` function of the same agent: such a call is
+/// refused with `FERROTA_ERR_BUSY` (nothing done).
 /// Copied by `ferrota_agent_init`: `user` must stay valid for the agent's life.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -320,10 +323,21 @@ pub struct FerrotaConfig {
     /// Nonzero: require signed update metadata (Ferrota's server; needs the anchor and the
     /// hardware id). Zero: accept AWS's plain code-signing signature.
     pub require_signed_metadata: u8,
-    /// The bank the application runs from: 0 lower, 1 upper.
+    /// The bank the application runs from: 0 lower, 1 upper (not "default": 0 is the lower
+    /// bank). `ferrota_agent_init` refuses a bank other than the one the marker log says the
+    /// boot manager started (`FERROTA_ERR_CONFIG`): take it from `ferrota_dbm_decide`'s
+    /// `bank` or from the boot manager's hand-off.
     pub running_bank: u8,
-    /// Block size of stream requests (0: 4096).
+    /// Block size of stream requests in bytes: a power of two, 256 to 131072 (0: 4096, the
+    /// agent's default). Another value is `FERROTA_ERR_CONFIG`.
     pub block_size: u32,
+    /// Blocks asked for in one stream request, its `"n"` (0: 32, the agent's default). Any
+    /// other value is accepted and, as in the agent, capped at 128 KB of payload and 256 blocks
+    /// per request.
+    pub blocks_per_request: u32,
+    /// Most stream requests in flight at once, 1 to 16 (0: 16, the agent's default; the agent
+    /// uses fewer once it has measured the link). Above 16 is `FERROTA_ERR_CONFIG`.
+    pub requests_in_flight: u32,
 }
 
 /// A checked borrow of `len` bytes at `ptr` (null with 0 bytes is the empty slice).
@@ -390,14 +404,31 @@ unsafe fn config(
     if c.require_signed_metadata != 0 {
         cfg.trust.policy = TrustPolicy::Require;
     }
+    // Zero keeps `Config::new`'s default; other values are the agent's to check
+    // (`Config::validate`: `FERROTA_ERR_CONFIG` from `ferrota_agent_init`).
     if c.block_size != 0 {
         cfg.block_size = c.block_size;
+    }
+    if c.blocks_per_request != 0 {
+        cfg.blocks_per_request = c.blocks_per_request;
+    }
+    if c.requests_in_flight != 0 {
+        cfg.requests_in_flight =
+            usize::try_from(c.requests_in_flight).map_err(|_| FerrotaStatus::FerrotaErrConfig)?;
     }
     let bank = match c.running_bank {
         0 => Bank::Lower,
         1 => Bank::Upper,
         _ => return Err(FerrotaStatus::FerrotaErrInvalid),
     };
+    // The marker log says which bank the boot manager started; an agent told another bank would
+    // lock and erase the running image as the "inactive" one (a C config that leaves
+    // `running_bank` at 0 on a board running the upper bank). Refused instead.
+    if let Some(booted) = booted_bank(platform)?
+        && booted != bank
+    {
+        return Err(FerrotaStatus::FerrotaErrConfig);
+    }
     let mut area = [0u8; RECORD_AREA];
     CFlash::<CW, CE> {
         p: platform,
@@ -407,6 +438,34 @@ unsafe fn config(
     .map_err(|_| FerrotaStatus::FerrotaErrFlash)?;
     let record = VersionRecord::parse(&area).map_err(|_| FerrotaStatus::FerrotaErrImage)?;
     Ok((cfg, Running { bank, record }))
+}
+
+/// The bank the boot manager started, as the marker log's newest record says: the trial bank
+/// once a boot attempt of it has begun, otherwise the current bank; `None` for a log with no
+/// record (the first boot: nothing to check against).
+fn booted_bank(platform: &FerrotaPlatform) -> Result<Option<Bank>, FerrotaStatus> {
+    let area = CFlash::<WW, WE> {
+        p: platform,
+        area: FerrotaArea::FerrotaAreaMarkerLog,
+    };
+    let snap = MarkerLog::new(area)
+        .and_then(|mut log| log.read())
+        .map_err(|e| match e {
+            LogError::Flash(_) => FerrotaStatus::FerrotaErrFlash,
+            _ => FerrotaStatus::FerrotaErrMarkerLog,
+        })?;
+    let state = snap.state;
+    Ok(match state.trial {
+        Some(t) if t.used >= 1 => Some(t.bank),
+        _ => state.current,
+    })
+}
+
+/// Whether `[a, a + a_len)` and `[b, b + b_len)` share a byte (addresses only; empty ranges
+/// share none).
+fn overlaps(a: *const u8, a_len: usize, b: *const u8, b_len: usize) -> bool {
+    let (a, b) = (a as usize, b as usize);
+    a_len != 0 && b_len != 0 && a < b.saturating_add(b_len) && b < a.saturating_add(a_len)
 }
 
 /// Opaque: the agent in the caller's memory block. Only ever used through a pointer.
@@ -486,31 +545,49 @@ pub unsafe extern "C" fn ferrota_agent_init(
 
 /// Ends the agent: drops it in place and clears the block's marker, so any later call with the
 /// handle is refused ([`FerrotaStatus::FerrotaErrNotInitialized`]). The memory and the
-/// configuration may then be reused.
+/// configuration may then be reused. An agent that panicked (host builds: `FERROTA_ERR_PANIC`)
+/// can only be ended; one in the middle of a call (from its own callback) cannot
+/// (`FERROTA_ERR_BUSY`).
 ///
 /// # Safety
 /// `agent` must be null or a handle from `ferrota_agent_init` (or its memory block).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ferrota_agent_deinit(agent: *mut FerrotaAgent) -> FerrotaStatus {
     guard(|| {
-        // SAFETY: the caller passes a handle; `with` checks null, alignment and the marker.
-        let inner = match unsafe { inner(agent) } {
-            Ok(i) => i,
+        // SAFETY: the caller passes a handle; `claim` checks null, alignment and the marker.
+        let p = match unsafe { claim(agent, true) } {
+            Ok(p) => p,
             Err(e) => return e,
         };
-        inner.magic = 0;
-        // SAFETY: the agent was initialised (marker) and is dropped once: the marker is gone.
-        unsafe { core::ptr::drop_in_place(&mut inner.agent) };
+        // SAFETY: claimed (marker BUSY or POISONED read from a whole `Inner`): no reference to
+        // it is alive; the marker is cleared first, so the agent is dropped at most once.
+        unsafe {
+            let was = core::ptr::addr_of!((*p).magic).read();
+            core::ptr::addr_of_mut!((*p).magic).write(0);
+            if was != POISONED {
+                core::ptr::drop_in_place(core::ptr::addr_of_mut!((*p).agent));
+            }
+        }
         FerrotaStatus::FerrotaOk
     })
 }
 
-/// The initialised agent behind a handle.
+/// The block's marker while one of the agent's calls runs ("FAGB"): a call from one of its own
+/// callbacks (a flash callback that polls the agent, say) is refused with `FERROTA_ERR_BUSY`
+/// instead of making a second mutable reference to an agent in the middle of a change.
+const BUSY: u32 = u32::from_le_bytes(*b"FAGB");
+/// The block's marker after a panic was caught in one of its calls ("FAGX"): its state is
+/// unknown, every later call but `ferrota_agent_deinit` is `FERROTA_ERR_PANIC`.
+const POISONED: u32 = u32::from_le_bytes(*b"FAGX");
+
+/// Checks the handle and marks its block busy: the initialised agent behind `agent`, as a raw
+/// pointer (no reference is made here). `poisoned_ok` lets a poisoned agent through (deinit);
+/// its marker is then left as it was.
 ///
 /// # Safety
 /// `agent` must be null or point to a memory block passed to `ferrota_agent_init` (at least
-/// [`FERROTA_AGENT_SIZE`] bytes), with no other reference to it alive.
-unsafe fn inner<'a>(agent: *mut FerrotaAgent) -> Result<&'a mut Inner, FerrotaStatus> {
+/// [`FERROTA_AGENT_SIZE`] bytes), not used by another thread during the call.
+unsafe fn claim(agent: *mut FerrotaAgent, poisoned_ok: bool) -> Result<*mut Inner, FerrotaStatus> {
     if agent.is_null() {
         return Err(FerrotaStatus::FerrotaErrNull);
     }
@@ -519,26 +596,57 @@ unsafe fn inner<'a>(agent: *mut FerrotaAgent) -> Result<&'a mut Inner, FerrotaSt
         return Err(FerrotaStatus::FerrotaErrAlignment);
     }
     // SAFETY: aligned, non-null, a block of at least `size_of::<Inner>()` bytes by contract;
-    // the marker is read before anything else is trusted.
+    // the marker is read (by raw pointer: an outer call may hold references to the other
+    // fields) before anything else is trusted.
     let magic = unsafe { core::ptr::addr_of!((*p).magic).read() };
-    if magic != MAGIC {
-        return Err(FerrotaStatus::FerrotaErrNotInitialized);
+    match magic {
+        MAGIC => {
+            // SAFETY: as above; the marker is the one field no reference ever covers.
+            unsafe { core::ptr::addr_of_mut!((*p).magic).write(BUSY) };
+            Ok(p)
+        }
+        BUSY => Err(FerrotaStatus::FerrotaErrBusy),
+        POISONED if poisoned_ok => Ok(p),
+        POISONED => Err(FerrotaStatus::FerrotaErrPanic),
+        _ => Err(FerrotaStatus::FerrotaErrNotInitialized),
     }
-    // SAFETY: the marker says `ferrota_agent_init` wrote a whole `Inner` here; exclusive by
-    // contract.
-    Ok(unsafe { &mut *p })
+}
+
+/// What a call may use of the agent's block: disjoint from its marker, which stays readable by a
+/// re-entrant call (refused) while these references live.
+struct Parts<'a> {
+    platform: &'a FerrotaPlatform,
+    agent: &'a mut Agent<'static, BootKey>,
 }
 
 /// Runs `f` on the agent behind `agent` (private: only the entry points call it, and their
-/// `# Safety` contracts are [`inner`]'s).
-fn with(agent: *mut FerrotaAgent, f: impl FnOnce(&mut Inner) -> FerrotaStatus) -> FerrotaStatus {
+/// `# Safety` contracts are [`claim`]'s): the block is busy during `f`, poisoned if `f` panics
+/// (host builds; the MCU build aborts).
+fn with(agent: *mut FerrotaAgent, f: impl FnOnce(Parts<'_>) -> FerrotaStatus) -> FerrotaStatus {
     guard(|| {
         // SAFETY: every caller is an `unsafe extern "C"` function whose contract says `agent`
-        // is a handle from `ferrota_agent_init` (or null, refused by `inner`).
-        match unsafe { inner(agent) } {
-            Ok(i) => f(i),
-            Err(e) => e,
-        }
+        // is a handle from `ferrota_agent_init` (or null, refused by `claim`).
+        let p = match unsafe { claim(agent, false) } {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        // SAFETY: claimed: a whole initialised `Inner`, and no other call makes references to
+        // it until the marker is restored below (a re-entrant one is refused by `claim`).
+        let parts = unsafe {
+            Parts {
+                platform: &*core::ptr::addr_of!((*p).platform),
+                agent: &mut *core::ptr::addr_of_mut!((*p).agent),
+            }
+        };
+        let status = guard(|| f(parts));
+        let magic = if status == FerrotaStatus::FerrotaErrPanic {
+            POISONED
+        } else {
+            MAGIC
+        };
+        // SAFETY: `parts` is gone; the marker as in `claim`.
+        unsafe { core::ptr::addr_of_mut!((*p).magic).write(magic) };
+        status
     })
 }
 
@@ -575,7 +683,8 @@ pub unsafe extern "C" fn ferrota_agent_handle_disconnected(
 
 /// An MQTT message arrived (any topic: the agent ignores what is not its own). `topic` is
 /// UTF-8, `topic_len` bytes, not NUL-terminated (as MQTT clients hand it over); `payload` may be
-/// null when `payload_len` is 0. Both are only read during the call.
+/// null when `payload_len` is 0. Both are only read during the call; either inside the agent's
+/// own block is `FERROTA_ERR_INVALID`.
 ///
 /// # Safety
 /// `agent` is a handle; `topic`/`payload` valid for reads of their lengths.
@@ -597,12 +706,16 @@ pub unsafe extern "C" fn ferrota_agent_handle_message(
             (Ok(t), Ok(p)) => (t, p),
             (Err(e), _) | (_, Err(e)) => return e,
         };
+        // A message inside the agent's own block (a C bug) would change under the agent's feet.
+        if overlaps(t.as_ptr(), t.len(), agent.cast(), FERROTA_AGENT_SIZE)
+            || overlaps(p.as_ptr(), p.len(), agent.cast(), FERROTA_AGENT_SIZE)
+        {
+            return FerrotaStatus::FerrotaErrInvalid;
+        }
         let Ok(t) = core::str::from_utf8(t) else {
             return FerrotaStatus::FerrotaErrUtf8;
         };
-        let Inner {
-            platform, agent, ..
-        } = i;
+        let Parts { platform, agent } = i;
         agent.handle_message(Instant::from_micros(now_us), t, p, &mut CPlatform(platform));
         FerrotaStatus::FerrotaOk
     })
@@ -619,9 +732,7 @@ pub unsafe extern "C" fn ferrota_agent_handle_timeout(
     now_us: u64,
 ) -> FerrotaStatus {
     with(agent, |i| {
-        let Inner {
-            platform, agent, ..
-        } = i;
+        let Parts { platform, agent } = i;
         agent.handle_timeout(Instant::from_micros(now_us), &mut CPlatform(platform));
         FerrotaStatus::FerrotaOk
     })
@@ -639,9 +750,7 @@ pub unsafe extern "C" fn ferrota_agent_self_test_result(
     passed: u8,
 ) -> FerrotaStatus {
     with(agent, |i| {
-        let Inner {
-            platform, agent, ..
-        } = i;
+        let Parts { platform, agent } = i;
         agent.self_test_result(
             Instant::from_micros(now_us),
             passed != 0,
@@ -668,7 +777,7 @@ pub unsafe extern "C" fn ferrota_agent_check_for_update(
 }
 
 /// How the application finished a job handed to it.
-#[repr(C)]
+#[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FerrotaAppOutcome {
     /// Handled: the job is reported SUCCEEDED.
@@ -703,8 +812,113 @@ pub unsafe extern "C" fn ferrota_agent_finish_app_job(
     })
 }
 
+/// How a job failed, as the AWS console shows the reason: the `a` of
+/// [`FerrotaEventKind::FerrotaEventJobFailed`] and the `kind` of `ferrota_agent_fail_app_job`.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FerrotaFailKind {
+    /// `"0x<main>: 0x<sub>"`: a main code (the AWS library's `OtaPalStatus` or `OtaErr_t`) and
+    /// a sub code.
+    FerrotaFailCodes = 0,
+    /// `"rejected: 0x<main>"`.
+    FerrotaFailRejected = 1,
+    /// `"aborted: 0x<main>"`.
+    FerrotaFailAborted = 2,
+    /// Another status (events only).
+    FerrotaFailOther = 3,
+}
+
+/// The application failed the job of [`FerrotaEventKind::FerrotaEventOtherFileJob`] or
+/// [`FerrotaEventKind::FerrotaEventCustomJob`] with its own status (the AWS library's
+/// `OTA_SetImageState`/app-callback failure codes): `kind` a [`FerrotaFailKind`] value, 0 with
+/// `main` and `sub` (`"0x<main>: 0x<sub>"`), 1 rejected or 2 aborted with `main` as the
+/// sub-reason and `sub` 0. Another `kind`, or a nonzero `sub` with 1 or 2, is
+/// `FERROTA_ERR_INVALID` and changes nothing. Without such a job pending the call does nothing.
+///
+/// # Safety
+/// `agent` is a handle from `ferrota_agent_init`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ferrota_agent_fail_app_job(
+    agent: *mut FerrotaAgent,
+    now_us: u64,
+    kind: u32,
+    main: u32,
+    sub: u32,
+) -> FerrotaStatus {
+    with(agent, |i| {
+        let status = match (kind, sub) {
+            (0, _) => OtaStatus::Failed { main, sub },
+            (1, 0) => OtaStatus::Rejected { sub_reason: main },
+            (2, 0) => OtaStatus::Aborted { sub_reason: main },
+            _ => return FerrotaStatus::FerrotaErrInvalid,
+        };
+        i.agent
+            .finish_app_job(Instant::from_micros(now_us), AppOutcome::Failed(status));
+        FerrotaStatus::FerrotaOk
+    })
+}
+
+/// AWS's GetStream error codes (the `o` of a `…/streams/<s>/rejected` message), the `a` of
+/// [`FerrotaEventKind::FerrotaEventStreamRejected`].
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FerrotaStreamError {
+    /// A code this version does not recognise.
+    FerrotaStreamErrorUnknown = 0,
+    /// `InvalidTopic`.
+    FerrotaStreamErrorInvalidTopic = 1,
+    /// `InvalidJson`.
+    FerrotaStreamErrorInvalidJson = 2,
+    /// `InvalidCbor`.
+    FerrotaStreamErrorInvalidCbor = 3,
+    /// `InvalidRequest`.
+    FerrotaStreamErrorInvalidRequest = 4,
+    /// `Unauthorized`.
+    FerrotaStreamErrorUnauthorized = 5,
+    /// `BlockSizeOutOfBounds`.
+    FerrotaStreamErrorBlockSizeOutOfBounds = 6,
+    /// `OffsetOutOfBounds`.
+    FerrotaStreamErrorOffsetOutOfBounds = 7,
+    /// `BlockCountLimitExceeded`.
+    FerrotaStreamErrorBlockCountLimitExceeded = 8,
+    /// `BlockBitmapLimitExceeded`.
+    FerrotaStreamErrorBlockBitmapLimitExceeded = 9,
+    /// `ResourceNotFound`: the stream is gone.
+    FerrotaStreamErrorResourceNotFound = 10,
+    /// `VersionMismatch`.
+    FerrotaStreamErrorVersionMismatch = 11,
+    /// `ETagMismatch`.
+    FerrotaStreamErrorETagMismatch = 12,
+    /// `InternalError`.
+    FerrotaStreamErrorInternalError = 13,
+}
+
+fn stream_error(code: Option<StreamErrorCode>) -> FerrotaStreamError {
+    use FerrotaStreamError as E;
+    match code {
+        None => E::FerrotaStreamErrorUnknown,
+        Some(StreamErrorCode::InvalidTopic) => E::FerrotaStreamErrorInvalidTopic,
+        Some(StreamErrorCode::InvalidJson) => E::FerrotaStreamErrorInvalidJson,
+        Some(StreamErrorCode::InvalidCbor) => E::FerrotaStreamErrorInvalidCbor,
+        Some(StreamErrorCode::InvalidRequest) => E::FerrotaStreamErrorInvalidRequest,
+        Some(StreamErrorCode::Unauthorized) => E::FerrotaStreamErrorUnauthorized,
+        Some(StreamErrorCode::BlockSizeOutOfBounds) => E::FerrotaStreamErrorBlockSizeOutOfBounds,
+        Some(StreamErrorCode::OffsetOutOfBounds) => E::FerrotaStreamErrorOffsetOutOfBounds,
+        Some(StreamErrorCode::BlockCountLimitExceeded) => {
+            E::FerrotaStreamErrorBlockCountLimitExceeded
+        }
+        Some(StreamErrorCode::BlockBitmapLimitExceeded) => {
+            E::FerrotaStreamErrorBlockBitmapLimitExceeded
+        }
+        Some(StreamErrorCode::ResourceNotFound) => E::FerrotaStreamErrorResourceNotFound,
+        Some(StreamErrorCode::VersionMismatch) => E::FerrotaStreamErrorVersionMismatch,
+        Some(StreamErrorCode::ETagMismatch) => E::FerrotaStreamErrorETagMismatch,
+        Some(StreamErrorCode::InternalError) => E::FerrotaStreamErrorInternalError,
+    }
+}
+
 /// What to do with a [`FerrotaTransmit`].
-#[repr(C)]
+#[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FerrotaTransmitKind {
     /// SUBSCRIBE to `topic` at `qos`.
@@ -733,7 +947,8 @@ pub struct FerrotaTransmit {
 
 /// The next MQTT operation: fills `*out` (a publish's payload goes to `buf`, at least
 /// [`FERROTA_TRANSMIT_BUF_MIN`] bytes) and returns `FERROTA_OK`, or returns `FERROTA_NONE` when
-/// there is nothing more. A short buffer is refused before anything is dequeued.
+/// there is nothing more. A short buffer is refused before anything is dequeued, and so is a
+/// `buf` that overlaps `*out` or the agent's block (`FERROTA_ERR_INVALID`).
 ///
 /// # Safety
 /// `agent` is a handle; `buf` valid for writes of `buf_len` bytes; `out` valid for a write.
@@ -753,6 +968,19 @@ pub unsafe extern "C" fn ferrota_agent_poll_transmit(
         }
         if buf_len < FERROTA_TRANSMIT_BUF_MIN || buf_len > isize::MAX as usize {
             return FerrotaStatus::FerrotaErrBufferTooSmall;
+        }
+        // The payload buffer may overlap neither `*out` nor the agent's block: the agent writes
+        // both while it holds the other.
+        if overlaps(buf, buf_len, out.cast(), size_of::<FerrotaTransmit>())
+            || overlaps(buf, buf_len, agent.cast(), FERROTA_AGENT_SIZE)
+            || overlaps(
+                out.cast(),
+                size_of::<FerrotaTransmit>(),
+                agent.cast(),
+                FERROTA_AGENT_SIZE,
+            )
+        {
+            return FerrotaStatus::FerrotaErrInvalid;
         }
         // SAFETY: non-null, bounded, writable for the call by the caller's contract.
         let buf = unsafe { core::slice::from_raw_parts_mut(buf, buf_len) };
@@ -809,7 +1037,7 @@ pub unsafe extern "C" fn ferrota_agent_poll_timeout(
 }
 
 /// What a [`FerrotaEvent`] says; the meaning of its `a`/`b`/`c` fields is given per kind.
-#[repr(C)]
+#[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FerrotaEventKind {
     /// A job for a non-firmware file: `a` file type, `b` file size, `c` file id. Handle it,
@@ -823,8 +1051,9 @@ pub enum FerrotaEventKind {
     FerrotaEventDownloadStarted = 3,
     /// The new image's version record passed: `a` its version (major<<24|minor<<16|build).
     FerrotaEventVersionAccepted = 4,
-    /// The job ended FAILED, with the reason the AWS console shows: `a` 0 `"<b>: <c>"` (main
-    /// and sub code), 1 `"rejected: <b>"`, 2 `"aborted: <b>"`, 3 another status.
+    /// The job ended FAILED, with the reason the AWS console shows: `a` a [`FerrotaFailKind`]:
+    /// 0 `"<b>: <c>"` (main and sub code), 1 `"rejected: <b>"`, 2 `"aborted: <b>"`, 3 another
+    /// status.
     FerrotaEventJobFailed = 5,
     /// The job ended SUCCEEDED.
     FerrotaEventJobSucceeded = 6,
@@ -840,7 +1069,8 @@ pub enum FerrotaEventKind {
     FerrotaEventConfirmed = 11,
     /// The trial image was rejected: the next boot runs the previous bank.
     FerrotaEventRejected = 12,
-    /// The service refused a stream request.
+    /// The service refused a stream request: `a` is AWS's error code as a
+    /// [`FerrotaStreamError`] (0 when not recognised).
     FerrotaEventStreamRejected = 13,
     /// A flash operation failed: `a` the operation (0 open, 1 erase bank, 2 write block,
     /// 3 read bank, 4 resume, 5 marker log, 6 trust).
@@ -911,12 +1141,16 @@ fn event(e: AgentEvent) -> FerrotaEvent {
         }
         AgentEvent::JobFailed { status } => {
             let (how, main, sub) = match status {
-                OtaStatus::Failed { main, sub } => (0, main, sub),
-                OtaStatus::Rejected { sub_reason } => (1, sub_reason, 0),
-                OtaStatus::Aborted { sub_reason } => (2, sub_reason, 0),
-                _ => (3, 0, 0),
+                OtaStatus::Failed { main, sub } => (FerrotaFailKind::FerrotaFailCodes, main, sub),
+                OtaStatus::Rejected { sub_reason } => {
+                    (FerrotaFailKind::FerrotaFailRejected, sub_reason, 0)
+                }
+                OtaStatus::Aborted { sub_reason } => {
+                    (FerrotaFailKind::FerrotaFailAborted, sub_reason, 0)
+                }
+                _ => (FerrotaFailKind::FerrotaFailOther, 0, 0),
             };
-            (K::FerrotaEventJobFailed, how, main, sub)
+            (K::FerrotaEventJobFailed, how as u64, main, sub)
         }
         AgentEvent::JobSucceeded => (K::FerrotaEventJobSucceeded, 0, 0, 0),
         AgentEvent::JobCancelled => (K::FerrotaEventJobCancelled, 0, 0, 0),
@@ -927,7 +1161,12 @@ fn event(e: AgentEvent) -> FerrotaEvent {
         }
         AgentEvent::Confirmed { floor } => (K::FerrotaEventConfirmed, u64::from(floor), 0, 0),
         AgentEvent::Rejected => (K::FerrotaEventRejected, 0, 0, 0),
-        AgentEvent::StreamRejected { .. } => (K::FerrotaEventStreamRejected, 0, 0, 0),
+        AgentEvent::StreamRejected { code } => (
+            K::FerrotaEventStreamRejected,
+            stream_error(code) as u64,
+            0,
+            0,
+        ),
         AgentEvent::FlashFault(f) => {
             let op = match f.op {
                 FlashOp::Open => 0,
@@ -1043,6 +1282,12 @@ pub struct FerrotaStats {
     pub mark_failures: u32,
     /// Transmits dropped (queue or buffer too small).
     pub dropped_transmits: u32,
+    /// Delta entries of a job document whose base is not the image in the active bank (the
+    /// agent took another encoding).
+    pub delta_base_mismatch: u32,
+    /// Packed files refused: a header that disagrees with the job document, a frame that does
+    /// not decode.
+    pub packed_errors: u32,
 }
 
 /// The agent's counters into `*out`.
@@ -1061,21 +1306,70 @@ pub unsafe extern "C" fn ferrota_agent_stats(
         if !out.is_aligned() {
             return FerrotaStatus::FerrotaErrAlignment;
         }
-        let s = i.agent.stats();
+        // Destructured, not read field by field: a counter added to the agent fails the build
+        // here until C gets it too.
+        let Stats {
+            requests,
+            blocks_accepted,
+            duplicates,
+            ignored,
+            malformed,
+            timeouts,
+            gaps,
+            mark_failures,
+            dropped_transmits,
+            delta_base_mismatch,
+            packed_errors,
+        } = i.agent.stats();
         // SAFETY: non-null, aligned, writable by contract.
         unsafe {
             out.write(FerrotaStats {
-                requests: s.requests,
-                blocks_accepted: s.blocks_accepted,
-                duplicates: s.duplicates,
-                ignored: s.ignored,
-                malformed: s.malformed,
-                timeouts: s.timeouts,
-                gaps: s.gaps,
-                mark_failures: s.mark_failures,
-                dropped_transmits: s.dropped_transmits,
+                requests,
+                blocks_accepted,
+                duplicates,
+                ignored,
+                malformed,
+                timeouts,
+                gaps,
+                mark_failures,
+                dropped_transmits,
+                delta_base_mismatch,
+                packed_errors,
             });
         }
         FerrotaStatus::FerrotaOk
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stream_error_code_reaches_c_as_its_own_value_in_aws_order() {
+        let wire = [
+            "InvalidTopic",
+            "InvalidJson",
+            "InvalidCbor",
+            "InvalidRequest",
+            "Unauthorized",
+            "BlockSizeOutOfBounds",
+            "OffsetOutOfBounds",
+            "BlockCountLimitExceeded",
+            "BlockBitmapLimitExceeded",
+            "ResourceNotFound",
+            "VersionMismatch",
+            "ETagMismatch",
+            "InternalError",
+        ];
+        for (i, name) in wire.iter().enumerate() {
+            let code = StreamErrorCode::from_wire(name);
+            assert!(code.is_some(), "{name} is one of AWS's codes");
+            assert_eq!(stream_error(code) as usize, i + 1, "{name}");
+        }
+        assert_eq!(
+            stream_error(None),
+            FerrotaStreamError::FerrotaStreamErrorUnknown
+        );
+    }
 }

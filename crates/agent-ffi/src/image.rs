@@ -55,8 +55,13 @@ impl FerrotaBootKey {
 /// Parses the SFlash key object (`obj_len` bytes, at least its objSize) into `*out`. The
 /// object is copied; `out` must outlive every agent and check that uses it.
 ///
+/// Errors leave `*out` as it was, like every refused call: a storage never parsed stays
+/// unusable (`FERROTA_ERR_NOT_INITIALIZED` where it is passed), a key parsed earlier stays that
+/// key. Parse into fresh storage when a key is replaced, and check the status before using it.
+///
 /// # Safety
-/// `obj` valid for reads of `obj_len` bytes; `out` valid for writes of a `FerrotaBootKey`.
+/// `obj` valid for reads of `obj_len` bytes; `out` valid for writes of a `FerrotaBootKey`, not
+/// borrowed by a live agent (an agent borrows its key until `ferrota_agent_deinit`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ferrota_boot_key_parse(
     obj: *const u8,
@@ -89,19 +94,21 @@ pub unsafe extern "C" fn ferrota_boot_key_parse(
     })
 }
 
-/// Reads `len` bytes at bank offset `offset` into `buf`; returns 0 on success.
+/// Reads `len` bytes at `offset` of a bank (or of the marker log, for
+/// `ferrota_marker_log_read`) into `buf`; returns 0 on success, anything else is a failure.
 pub type FerrotaBankReadFn =
     Option<unsafe extern "C" fn(user: *mut c_void, offset: u32, buf: *mut u8, len: usize) -> i32>;
 
-/// A bank seen through the read callback.
-struct ReadBank {
-    read: unsafe extern "C" fn(*mut c_void, u32, *mut u8, usize) -> i32,
-    user: *mut c_void,
-    len: u32,
+/// A bank (or any read-only area, e.g. the marker log) seen through a read callback.
+pub(crate) struct ReadBank {
+    pub(crate) read: unsafe extern "C" fn(*mut c_void, u32, *mut u8, usize) -> i32,
+    pub(crate) user: *mut c_void,
+    pub(crate) len: u32,
 }
 
+/// A failure of a read callback, or a read outside the area.
 #[derive(Debug)]
-struct ReadError(NorFlashErrorKind);
+pub(crate) struct ReadError(pub(crate) NorFlashErrorKind);
 
 impl NorFlashError for ReadError {
     fn kind(&self) -> NorFlashErrorKind {
@@ -157,7 +164,22 @@ pub struct FerrotaVersionRecord {
     pub hardware_id_len: u8,
 }
 
-fn record(r: &VersionRecord) -> FerrotaVersionRecord {
+impl FerrotaVersionRecord {
+    /// All zero: what a decision without a booted image carries.
+    pub(crate) const ZERO: FerrotaVersionRecord = FerrotaVersionRecord {
+        version: 0,
+        major: 0,
+        minor: 0,
+        build: 0,
+        security_counter: 0,
+        flags: 0,
+        hardware_id: [0; FERROTA_HARDWARE_ID_CAP],
+        hardware_id_len: 0,
+    };
+}
+
+/// The C form of a version record.
+pub(crate) fn record(r: &VersionRecord) -> FerrotaVersionRecord {
     let hw = r.hardware.as_str().as_bytes();
     let mut hardware_id = [0u8; FERROTA_HARDWARE_ID_CAP];
     let n = hw.len().min(HARDWARE_ID_LEN);
@@ -225,7 +247,7 @@ pub unsafe extern "C" fn ferrota_version_record_parse(
 }
 
 /// Which region `ferrota_verify_region` checks.
-#[repr(C)]
+#[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FerrotaRegion {
     /// The Cortex-M0+ image (carries the version record).
@@ -332,7 +354,7 @@ pub unsafe extern "C" fn ferrota_verify_region(
 ///
 /// # Safety
 /// `key` null or valid for reads of a `FerrotaBootKey` for `'a`.
-unsafe fn key_ref<'a>(key: *const FerrotaBootKey) -> Result<&'a BootKey, FerrotaStatus> {
+pub(crate) unsafe fn key_ref<'a>(key: *const FerrotaBootKey) -> Result<&'a BootKey, FerrotaStatus> {
     if key.is_null() {
         return Err(FerrotaStatus::FerrotaErrNull);
     }

@@ -4,7 +4,7 @@ use core::ffi::c_char;
 
 /// What every `ferrota_*` function returns. 0 is success, 1 "nothing to poll", negative values
 /// are errors: C compares with the `FERROTA_*` names, [`ferrota_strerror`] gives a message.
-#[repr(C)]
+#[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FerrotaStatus {
     /// Done.
@@ -33,13 +33,24 @@ pub enum FerrotaStatus {
     FerrotaErrKeyObject = -10,
     /// The image (bank, region or version record) failed verification.
     FerrotaErrImage = -11,
-    /// A Rust panic was caught at the boundary (host builds); the agent must be re-created.
+    /// A Rust panic was caught at the boundary (host builds); the agent must be re-created
+    /// (every later call with it but `ferrota_agent_deinit` returns this too).
     FerrotaErrPanic = -12,
+    /// `ferrota_dbm_decide`: no bank may boot (both refused); the decision's `faults` say why
+    /// and its `bank` is 0xFF. Not `FERROTA_OK`, so a boot manager that checks only the status
+    /// never maps a bank after a halt.
+    FerrotaErrHalt = -13,
+    /// The agent is in the middle of a call: one of its own callbacks called it (a flash
+    /// callback that polls it, say). Nothing was done; return from the callback first.
+    FerrotaErrBusy = -14,
 }
 
 impl FerrotaStatus {
-    /// Every status, for the tests and for [`ferrota_strerror`]'s coverage.
-    pub const ALL: [FerrotaStatus; 14] = [
+    /// Every status, for the tests and for [`ferrota_strerror`]'s coverage (not in the header:
+    /// a C array of an enum type has no use there).
+    ///
+    /// cbindgen:ignore
+    pub const ALL: [FerrotaStatus; 16] = [
         FerrotaStatus::FerrotaOk,
         FerrotaStatus::FerrotaNone,
         FerrotaStatus::FerrotaErrNull,
@@ -54,6 +65,8 @@ impl FerrotaStatus {
         FerrotaStatus::FerrotaErrKeyObject,
         FerrotaStatus::FerrotaErrImage,
         FerrotaStatus::FerrotaErrPanic,
+        FerrotaStatus::FerrotaErrHalt,
+        FerrotaStatus::FerrotaErrBusy,
     ];
 
     /// The message, NUL-terminated, static.
@@ -73,6 +86,8 @@ impl FerrotaStatus {
             FerrotaStatus::FerrotaErrKeyObject => c"boot key object does not parse",
             FerrotaStatus::FerrotaErrImage => c"image verification failed",
             FerrotaStatus::FerrotaErrPanic => c"internal error (panic caught)",
+            FerrotaStatus::FerrotaErrHalt => c"no bank may boot: halt",
+            FerrotaStatus::FerrotaErrBusy => c"agent busy: called from its own callback",
         }
     }
 }

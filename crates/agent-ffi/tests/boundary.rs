@@ -42,7 +42,7 @@ fn strerror_names_every_code_and_unknown_ones() {
     all.sort();
     all.dedup();
     assert_eq!(all.len(), FerrotaStatus::ALL.len(), "codes are distinct");
-    for code in [-13, 2, i32::MIN, i32::MAX] {
+    for code in [-15, 2, i32::MIN, i32::MAX] {
         // SAFETY: as above.
         let m = unsafe { CStr::from_ptr(ferrota_strerror(code)) };
         assert_eq!(m.to_str().unwrap(), "unknown status");
@@ -127,6 +127,10 @@ fn init_refuses_bad_memory_and_config_and_the_block_stays_unusable() {
         (bad(&|c| c.code_signing_key = null()), FerrotaErrNull),
         (bad(&|c| c.running_bank = 2), FerrotaErrInvalid),
         (bad(&|c| c.block_size = 1000), FerrotaErrConfig),
+        (bad(&|c| c.block_size = 128), FerrotaErrConfig),
+        (bad(&|c| c.block_size = 256 * 1024), FerrotaErrConfig),
+        (bad(&|c| c.requests_in_flight = 17), FerrotaErrConfig),
+        (bad(&|c| c.requests_in_flight = u32::MAX), FerrotaErrConfig),
         (bad(&|c| c.require_signed_metadata = 1), FerrotaErrConfig),
     ] {
         assert_eq!(init(mem.ptr(), FERROTA_AGENT_SIZE, &c, &p, &mut out), want);
@@ -205,6 +209,36 @@ fn calls_with_bad_arguments_fail_and_leave_the_agent_intact() {
             ferrota_agent_poll_transmit(agent, buf.as_mut_ptr(), buf.len(), null_mut()),
             FerrotaErrNull
         );
+        // Overlapping buffers: the payload buffer over `*out`, over the agent's block, and
+        // `*out` inside the agent's block; refused, nothing dequeued.
+        let mut big = vec![0u64; 1024];
+        assert_eq!(
+            ferrota_agent_poll_transmit(
+                agent,
+                big.as_mut_ptr().cast(),
+                FERROTA_TRANSMIT_BUF_MIN,
+                big.as_mut_ptr().add(8).cast()
+            ),
+            FerrotaErrInvalid
+        );
+        assert_eq!(
+            ferrota_agent_poll_transmit(
+                agent,
+                agent.cast::<u8>().add(64),
+                FERROTA_TRANSMIT_BUF_MIN,
+                t.as_mut_ptr()
+            ),
+            FerrotaErrInvalid
+        );
+        assert_eq!(
+            ferrota_agent_poll_transmit(
+                agent,
+                buf.as_mut_ptr(),
+                buf.len(),
+                agent.cast::<u8>().add(FERROTA_AGENT_SIZE - 8).cast()
+            ),
+            FerrotaErrInvalid
+        );
         let misaligned = buf.as_mut_ptr().add(1).cast::<FerrotaTransmit>();
         assert_eq!(
             ferrota_agent_poll_transmit(agent, buf.as_mut_ptr(), buf.len(), misaligned),
@@ -235,6 +269,22 @@ fn calls_with_bad_arguments_fail_and_leave_the_agent_intact() {
         assert_eq!(
             ferrota_agent_handle_message(agent, 3_000_000, topic.as_ptr(), topic.len(), null(), 4),
             FerrotaErrNull
+        );
+        // A topic or payload inside the agent's own block.
+        assert_eq!(
+            ferrota_agent_handle_message(agent, 3_000_000, agent.cast::<u8>(), 8, null(), 0),
+            FerrotaErrInvalid
+        );
+        assert_eq!(
+            ferrota_agent_handle_message(
+                agent,
+                3_000_000,
+                topic.as_ptr(),
+                topic.len(),
+                agent.cast::<u8>().add(100),
+                10
+            ),
+            FerrotaErrInvalid
         );
         // An empty payload is fine (and ignored by the agent).
         assert_eq!(

@@ -1,102 +1,15 @@
 //! A whole update through the C API: the agent, created in caller memory on a simulated board
 //! behind the C flash callbacks, talks to a Jobs + MQTT-streams service (`ferrota_sim::service`'s
 //! `JobsStreams`, as the agent's own tests use) until it asks for the reset after activation;
-//! the board then boots the new image. The loop below is what a C program's event loop does.
+//! the board then "reboots" through the boot manager's decision in C (`ferrota_dbm_decide`)
+//! into the new image on trial, and a new agent on it self-tests and confirms. The loop
+//! (`common::run`) is what a C program's event loop does.
 
 mod common;
 
-use std::collections::VecDeque;
-
-use common::{Board, CData, Mem, start};
+use common::{Board, CData, Mem, fixture, run, start};
 use ferrota_agent_ffi::*;
-use ferrota_sim::harness::{Msg, Service, boot};
-use ferrota_sim::images::ota::{Spec, TestImage, image};
-use ferrota_sim::service::{JobsStreams, OtaFile};
-
-/// One firmware job (`img`) over one stream (the shape of the agent tests' fixtures).
-fn fixture(img: &TestImage) -> JobsStreams {
-    let file = OtaFile::image(img.file.clone(), Some(img.signature.clone()));
-    JobsStreams::new("job-ffi", "stream-ffi", vec![file])
-}
-
-/// The C event loop: handle one input, carry out every transmit, take every event, re-arm the
-/// timer; until `until` is seen. `on_event` answers events (the self-test). Returns the events.
-fn run(
-    agent: *mut FerrotaAgent,
-    server: &mut JobsStreams,
-    now: &mut u64,
-    until: FerrotaEventKind,
-    mut on_event: impl FnMut(*mut FerrotaAgent, u64, &FerrotaEvent),
-) -> Vec<FerrotaEventKind> {
-    let mut buf = vec![0u8; FERROTA_TRANSMIT_BUF_MIN];
-    let mut to_device: VecDeque<Msg> = VecDeque::new();
-    let mut events = vec![];
-    let mut done = false;
-    // SAFETY (whole block): `agent` is live, every buffer valid for the call.
-    unsafe {
-        assert_eq!(
-            ferrota_agent_handle_connected(agent, *now),
-            FerrotaStatus::FerrotaOk
-        );
-        for _ in 0..100_000 {
-            // Carry out every operation, in order.
-            loop {
-                let mut t = std::mem::MaybeUninit::<FerrotaTransmit>::uninit();
-                match ferrota_agent_poll_transmit(
-                    agent,
-                    buf.as_mut_ptr(),
-                    buf.len(),
-                    t.as_mut_ptr(),
-                ) {
-                    FerrotaStatus::FerrotaNone => break,
-                    FerrotaStatus::FerrotaOk => {}
-                    e => panic!("poll_transmit: {e:?}"),
-                }
-                let t = t.assume_init();
-                if t.kind == FerrotaTransmitKind::FerrotaPublish {
-                    let topic = std::str::from_utf8(&t.topic[..t.topic_len]).unwrap();
-                    to_device.extend(server.handle(topic, &buf[..t.payload_len]));
-                }
-            }
-            if done {
-                // What the last event's handling queued went out (the final status).
-                return events;
-            }
-            let mut e = std::mem::MaybeUninit::<FerrotaEvent>::uninit();
-            while ferrota_agent_poll_event(agent, e.as_mut_ptr()) == FerrotaStatus::FerrotaOk {
-                let e = e.assume_init();
-                events.push(e.kind);
-                done |= e.kind == until;
-                on_event(agent, *now, &e);
-            }
-            if done {
-                continue;
-            }
-            *now += 1_000;
-            if let Some((topic, payload)) = to_device.pop_front() {
-                let st = ferrota_agent_handle_message(
-                    agent,
-                    *now,
-                    topic.as_ptr(),
-                    topic.len(),
-                    payload.as_ptr(),
-                    payload.len(),
-                );
-                assert_eq!(st, FerrotaStatus::FerrotaOk);
-            } else {
-                let mut at = 0u64;
-                if ferrota_agent_poll_timeout(agent, &mut at) == FerrotaStatus::FerrotaOk {
-                    *now = (*now).max(at);
-                }
-                assert_eq!(
-                    ferrota_agent_handle_timeout(agent, *now),
-                    FerrotaStatus::FerrotaOk
-                );
-            }
-        }
-    }
-    panic!("{until:?} never came: {events:?}");
-}
+use ferrota_sim::images::ota::{Spec, image};
 
 #[test]
 fn a_whole_update_through_the_c_api_activates_reboots_self_tests_and_confirms() {
@@ -143,10 +56,13 @@ fn a_whole_update_through_the_c_api_activates_reboots_self_tests_and_confirms() 
     );
     assert_eq!(board.failures, 0, "no flash callback failed");
 
-    // The reset: the boot chain runs v2 on trial from the other bank.
-    let running = boot(&mut board.dev).expect("v2 boots");
-    assert_eq!(running.record.version, v2.spec.version);
-    board.bank = 1 - board.bank;
+    // The reset, as a C program does it: the boot manager's decision through the C API runs
+    // v2 on trial from the other bank, and the agent is created on that bank.
+    let before = board.bank;
+    let d = board.reboot(&data);
+    assert_eq!(d.reason, FerrotaBootReason::FerrotaBootTrial, "{d:?}");
+    assert_eq!((d.bank, d.attempt), (1 - before, 1));
+    assert_eq!(d.record.version, v2.spec.version.0);
     // A new agent in the same memory: the trial image waits for the job, self-tests, confirms.
     let agent = start(&mut mem, &mut board, &data, now);
     let mut self_tests = 0;
@@ -181,6 +97,58 @@ fn a_whole_update_through_the_c_api_activates_reboots_self_tests_and_confirms() 
         FerrotaStatus::FerrotaOk
     );
     assert_eq!(board.failures, 0, "no flash callback failed");
+    // Confirmed: the next reset boots v2 as the current bank, with the floor raised to its
+    // counter, and writes nothing.
+    let d = board.reboot(&data);
+    assert_eq!(
+        (d.reason, d.bank, d.floor, d.recorded),
+        (FerrotaBootReason::FerrotaBootCurrent, 1 - before, 2, false)
+    );
+}
+
+#[test]
+fn a_callback_that_calls_its_agent_is_refused_busy_and_the_update_goes_on() {
+    use FerrotaEventKind::*;
+    let mut board = Board::new();
+    let data = CData::new();
+    let mut mem = Mem::new();
+    let mut server = fixture(&image(Spec::new(2, 2)));
+    let mut now = 1_000_000u64;
+    let agent = start(&mut mem, &mut board, &data, now);
+    board.reenter = agent;
+    let events = run(
+        agent,
+        &mut server,
+        &mut now,
+        FerrotaEventResetRequested,
+        |_, _, _| {},
+    );
+    assert!(events.contains(&FerrotaEventActivated), "{events:?}");
+    assert!(board.reentries.len() > 100, "every write re-entered");
+    assert!(
+        board
+            .reentries
+            .iter()
+            .all(|s| *s == FerrotaStatus::FerrotaErrBusy),
+        "{:?}",
+        &board.reentries[..4]
+    );
+    board.reenter = std::ptr::null_mut();
+    // Not ended by the refused deinit: still usable, then ended.
+    let mut stats = FerrotaStats::default();
+    // SAFETY: the live agent.
+    unsafe {
+        assert_eq!(
+            ferrota_agent_stats(agent, &mut stats),
+            FerrotaStatus::FerrotaOk
+        );
+        assert!(stats.blocks_accepted > 0);
+        assert_eq!(ferrota_agent_deinit(agent), FerrotaStatus::FerrotaOk);
+        assert_eq!(
+            ferrota_agent_stats(agent, &mut stats),
+            FerrotaStatus::FerrotaErrNotInitialized
+        );
+    }
 }
 
 #[test]

@@ -6,7 +6,10 @@
 //! image for QEMU. The firmware (`firmware/cm7-agent`) replays the same inputs at the same
 //! instants into its own agent over RAM flash and prints one line per output
 //! ([`transmit_line`], [`event_line`]) and the marker log's newest record; the host printed
-//! the same lines from its own agent, and the two lists must be equal.
+//! the same lines from its own agent, and the two lists must be equal. `firmware/c-agent` (issue
+//! #22) replays the same script from C through the C API, with its own parser of this layout
+//! (`script.c`, offsets in `script.h`, checked against [`at`] by `tests/c_agent_board.rs`), and
+//! prints the same lines ([`crate::agent_refusals`]: the bad scripts it must refuse).
 //!
 //! Script layout (little-endian), at [`SCRIPT`] on the mps2-an500:
 //!

@@ -27,6 +27,9 @@
 //!   small; the host writes the same line from its own decision and the two must be equal.
 //! * `export` and `matrix` (feature `std`): device states to memory images, and the decision
 //!   matrix run under QEMU (binary `ferrota-qemu`).
+//! * `agent_run` and `agent_refusals` (feature `std`): the recorded update the CM7 replays
+//!   (from Rust, `firmware/cm7-agent`, and from C through the C API, `firmware/c-agent`), and
+//!   the bad scripts the C replay must refuse.
 //! * `live_run` (feature `std`): `ferrota-qemu live`, issue #21's whole update scenario on the
 //!   live board against `ferrota serve`, and the relay QEMU's network forward runs.
 
@@ -42,6 +45,8 @@ pub mod map;
 pub mod provision;
 pub mod report;
 
+#[cfg(feature = "std")]
+pub mod agent_refusals;
 #[cfg(feature = "std")]
 pub mod agent_run;
 #[cfg(feature = "std")]

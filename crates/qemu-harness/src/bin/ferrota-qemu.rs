@@ -5,6 +5,7 @@
 //! ferrota-qemu bench-images <machine> <work-dir>       # full bank + key object for the CM7 bench; prints -device options
 //! ferrota-qemu host-lines                              # the host's report line of every case
 //! ferrota-qemu agent <cm7-agent.elf> <work-dir>        # scripted OTA update on the CM7 agent vs the host agent
+//! ferrota-qemu agent-refusals <c-agent.elf> <work-dir> # the C replay on bad scripts (each must end in its error line) and on other stream tuning
 //! ferrota-qemu live --ferrota BIN --dbm DBM.elf --app APP.bin --app-failing APP_FAIL.bin \
 //!     --cm0p CM0P.elf --work DIR [--timeout-secs N] [--keep] [--no-icount]
 //!                                                      # issue #21's live update scenario; exit 1 naming the failed step
@@ -14,6 +15,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use ferrota_qemu_harness::agent_refusals::{self, is_figure};
 use ferrota_qemu_harness::agent_run::host_run;
 use ferrota_qemu_harness::export::Load;
 use ferrota_qemu_harness::live_run;
@@ -24,7 +26,7 @@ use ferrota_qemu_harness::matrix::{
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: ferrota-qemu matrix <machine> <dbm.elf> <dir> | bench-images <dir> | host-lines | agent <elf> <dir> | relay <addr>\n       {}",
+        "usage: ferrota-qemu matrix <machine> <dbm.elf> <dir> | bench-images <dir> | host-lines | agent <elf> <dir> | agent-refusals <elf> <dir> | relay <addr>\n       {}",
         live_run::USAGE
     );
     ExitCode::from(2)
@@ -104,6 +106,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         ["agent", elf, dir] => agent(&PathBuf::from(elf), &PathBuf::from(dir)),
+        ["agent-refusals", elf, dir] => agent_refusals(&PathBuf::from(elf), &PathBuf::from(dir)),
         ["relay", addr] => live_run::relay(addr),
         ["host-lines"] => {
             for case in cases() {
@@ -154,14 +157,100 @@ fn short(line: &str) -> &str {
     line.split(" log=").next().unwrap_or(line)
 }
 
-/// A figure line of the firmware (`name=number`), not part of the compared output.
-fn is_figure(l: &str) -> bool {
-    l.split_once('=').is_some_and(|(k, v)| {
-        !k.is_empty()
-            && k.bytes().all(|c| c.is_ascii_lowercase() || c == b'-')
-            && !v.is_empty()
-            && v.bytes().all(|c| c.is_ascii_digit())
-    })
+/// The C replay on bad scripts (`agent_refusals`): each run must end in the expected error
+/// line, with a failed exit and nothing the host's agent did not print before it; then on the
+/// good script with other stream tuning, which it must pass on and use.
+fn agent_refusals(elf: &std::path::Path, dir: &std::path::Path) -> ExitCode {
+    let host = match host_run(dir) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("agent-refusals: host run: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let script = ferrota_qemu_harness::agent_script::SCRIPT;
+    let good = match host.loads.iter().find(|l| l.addr == script) {
+        Some(l) => match std::fs::read(&l.file) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("agent-refusals: {}: {e}", l.file.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => {
+            eprintln!("agent-refusals: the host run loads no script");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The host run's loads with another script file.
+    let with_script = |file: &std::path::Path| -> Vec<Load> {
+        host.loads
+            .iter()
+            .map(|l| Load {
+                file: if l.addr == script {
+                    file.to_path_buf()
+                } else {
+                    l.file.clone()
+                },
+                addr: l.addr,
+            })
+            .collect()
+    };
+    let (mut pass, mut fail) = (0, 0);
+    for r in agent_refusals::refusals(&good) {
+        let file = dir.join(format!("script-{}.bin", r.name));
+        if let Err(e) = std::fs::write(&file, &r.script) {
+            eprintln!("agent-refusals: {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+        let loads = with_script(&file);
+        let verdict =
+            match run_qemu(&MPS2_AN500, elf, &loads, false) {
+                Ok(run) => agent_refusals::judge(&r, &run.stdout, run.success, &host.lines)
+                    .map_err(|e| match run.stderr.trim() {
+                        "" => e,
+                        err => format!("{e}; qemu: {err}"),
+                    }),
+                Err(e) => Err(format!("qemu: {e}")),
+            };
+        match verdict {
+            Ok(line) => {
+                pass += 1;
+                println!("ok   {:<18} {line}", r.name);
+            }
+            Err(e) => {
+                fail += 1;
+                println!("FAIL {:<18} {e}", r.name);
+            }
+        }
+    }
+    // Not a refusal: other stream tuning must be passed on (FerrotaConfig) and used.
+    let file = dir.join("script-tuned.bin");
+    if let Err(e) = std::fs::write(&file, agent_refusals::tuned(&good)) {
+        eprintln!("agent-refusals: {}: {e}", file.display());
+        return ExitCode::FAILURE;
+    }
+    let loads = with_script(&file);
+    let verdict = match run_qemu(&MPS2_AN500, elf, &loads, false) {
+        Ok(run) => agent_refusals::judge_tuned(&run.stdout, run.success, &host.lines),
+        Err(e) => Err(format!("qemu: {e}")),
+    };
+    match verdict {
+        Ok(line) => {
+            pass += 1;
+            println!("ok   {:<18} {line}", "tuned");
+        }
+        Err(e) => {
+            fail += 1;
+            println!("FAIL {:<18} {e}", "tuned");
+        }
+    }
+    println!("agent-refusals: {pass} passed, {fail} failed");
+    if fail == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// The scripted update: the host agent's lines against the CM7 agent's under QEMU.
