@@ -37,9 +37,15 @@ pub const FERROTA_TOPIC_CAP: usize = 161;
 pub const FERROTA_TRANSMIT_BUF_MIN: usize = 352;
 /// Longest thing name (AWS's limit for OTA devices).
 pub const FERROTA_THING_NAME_MAX: usize = 64;
+/// Most stream requests in flight `FerrotaConfig.requests_in_flight` accepts (the agent's
+/// request slots: 40 × 32 blocks of 4 KB is 5 MB, the bandwidth-delay product of 100 Mbit/s at
+/// about 400 ms), and its default.
+pub const FERROTA_REQUESTS_IN_FLIGHT_MAX: u32 = 40;
 
 // The header's literals (cbindgen cannot evaluate other crates' constants) are the agent's.
 const _: () = assert!(FERROTA_TOPIC_CAP == ferrota_agent::output::TOPIC_MAX + 1);
+const _: () =
+    assert!(FERROTA_REQUESTS_IN_FLIGHT_MAX as usize == ferrota_agent::config::MAX_REQUESTS);
 const _: () = assert!(FERROTA_TRANSMIT_BUF_MIN == ferrota_agent::TRANSMIT_BUF_MIN);
 
 /// The agent as it lives in the caller's memory block.
@@ -335,8 +341,9 @@ pub struct FerrotaConfig {
     /// other value is accepted and, as in the agent, capped at 128 KB of payload and 256 blocks
     /// per request.
     pub blocks_per_request: u32,
-    /// Most stream requests in flight at once, 1 to 16 (0: 16, the agent's default; the agent
-    /// uses fewer once it has measured the link). Above 16 is `FERROTA_ERR_CONFIG`.
+    /// Most stream requests in flight at once, 1 to [`FERROTA_REQUESTS_IN_FLIGHT_MAX`] (0: that
+    /// maximum, the agent's default; the agent uses fewer once it has measured the link). Above
+    /// it is `FERROTA_ERR_CONFIG`.
     pub requests_in_flight: u32,
 }
 

@@ -129,7 +129,10 @@ fn init_refuses_bad_memory_and_config_and_the_block_stays_unusable() {
         (bad(&|c| c.block_size = 1000), FerrotaErrConfig),
         (bad(&|c| c.block_size = 128), FerrotaErrConfig),
         (bad(&|c| c.block_size = 256 * 1024), FerrotaErrConfig),
-        (bad(&|c| c.requests_in_flight = 17), FerrotaErrConfig),
+        (
+            bad(&|c| c.requests_in_flight = FERROTA_REQUESTS_IN_FLIGHT_MAX + 1),
+            FerrotaErrConfig,
+        ),
         (bad(&|c| c.requests_in_flight = u32::MAX), FerrotaErrConfig),
         (bad(&|c| c.require_signed_metadata = 1), FerrotaErrConfig),
     ] {

@@ -9,9 +9,19 @@ use ferrota_proto::limits::{BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, OTA_THING_NAME_MAX};
 
 /// The file type Ferrota's server (and the seed system) gives firmware: the bank image.
 pub const FIRMWARE_FILE_TYPE: u8 = 141;
-/// Most request slots (requests in flight) the agent tracks: 16 × 128 KB = 2 MB, the
-/// bandwidth-delay product of 100 Mbit/s at 170 ms.
-pub const MAX_REQUESTS: usize = 16;
+/// Most request slots (requests in flight) the agent tracks: 40 × 128 KB = 5 MB, the
+/// bandwidth-delay product of 100 Mbit/s Ethernet (11.77 MB/s of TCP payload) at 425 ms, so
+/// the adaptive window (the bandwidth-delay product plus two requests, `crate::download`)
+/// has no cap below it up to about 400 ms. Each slot costs 72 bytes of RAM (2,880 bytes in
+/// all, on a 64-bit host; the agent's size is stated in `docs/PERFORMANCE.md`).
+pub const MAX_REQUESTS: usize = 40;
+/// Most blocks in flight at once (requested, not yet received nor given up), whatever the
+/// block size: 1,280 blocks, 5 MB at 4 KB. What bounds it is the service: Ferrota's server
+/// queues a request's blocks for the device at once, and a device that lets more than
+/// 2,048 messages (or 8 MB) wait in its queue is disconnected as a slow consumer
+/// (`ferrota_server::broker::Limits`), so the largest window, sent at once before anything is
+/// measured, must fit that queue with room for Jobs replies. At 1 KB blocks it is 1.25 MB.
+pub const MAX_WINDOW_BLOCKS: u32 = 1280;
 /// Bytes of bitmap one request carries: a request spans at most `8 × 32 = 256` blocks.
 pub const REQUEST_BITMAP_BYTES: usize = 32;
 
@@ -40,19 +50,27 @@ pub struct Config<'a, V> {
     /// Blocks asked for in one request (its `"n"`); default 32, capped at 128 KB of payload and
     /// 256 blocks.
     pub blocks_per_request: u32,
-    /// Most requests in flight at once (the window is this × `blocks_per_request`); 1 to 16,
-    /// default 16: 2 MB, the bandwidth-delay product of 100 Mbit/s Ethernet at 170 ms. The
-    /// agent uses fewer once it has measured the link: the bandwidth-delay product plus two
-    /// requests (a slot is only refilled when its last block arrives), 3 at 2 ms and 7 at
-    /// 50 ms on 100 Mbit/s; more would only queue (see [`crate::download`]). At a fixed 4 in
-    /// flight (512 KB) the link idled at 50 ms: `ferrota bench link`.
+    /// Most requests in flight at once (the window is this × `blocks_per_request`, at most
+    /// [`MAX_WINDOW_BLOCKS`]); 1 to [`MAX_REQUESTS`], default 40: 5 MB, the bandwidth-delay
+    /// product of 100 Mbit/s Ethernet at 425 ms. Until the link is measured the agent uses
+    /// all of them (the first window is sent before any answer, and at 400 ms a 4 MB image
+    /// must be asked for at once to keep the link full); then the bandwidth-delay product
+    /// plus two requests (a slot is only refilled when its last block arrives): 3 at 2 ms,
+    /// 7 at 50 ms, 20 at 200 ms and 37 at 400 ms on 100 Mbit/s; more would only queue (see
+    /// [`crate::download`]). At a fixed 16 (2 MB) the link idled at 200 ms (69% of it):
+    /// `ferrota bench link`.
     pub requests_in_flight: usize,
     /// Blocks beyond the CM0+ region that may be asked for before the region's version check
-    /// passes; default 256 (1 MB at 4 KB). Waiting for the check idled the link for a
-    /// whole round trip (50 ms at 50 ms RTT, 12% of a 4 MB download on 100 Mbit/s). The
-    /// check itself still waits for the region only, so a refused image is refused as early
-    /// as before; what it costs is up to this many blocks of transfer in flight, discarded
-    /// (the official library fetches the whole file first). 0: strict, the region alone.
+    /// passes; default [`MAX_WINDOW_BLOCKS`] (1,280: the first window is never held below
+    /// the largest the agent uses). Waiting for the check idles the link for the check's
+    /// round trip less what the lookahead covers: with 256 blocks (1 MB, the default before
+    /// issue #23) the link idled about 0.1 s at 200 ms and 0.3 s at 400 ms RTT, and a lost
+    /// block of the region idled it a round trip at 50 ms too. The check itself still waits
+    /// for the region only and runs as soon as it is in, so a refused image is refused as
+    /// early as before and only the blocks that arrived before the check are written to
+    /// flash; what the lookahead costs is the rest of the first window on the link, sent and
+    /// discarded (up to 5 MB: about the image; the official library fetches the whole file
+    /// before any check). 0: strict, the region alone.
     pub precheck_lookahead: u32,
     /// Ask again at once for a block that later blocks of the same request overtook (the
     /// service sends a request's blocks in order, so it was lost), instead of waiting for the
@@ -156,8 +174,8 @@ impl<'a, V: BootVerifier> Config<'a, V> {
             hardware: None,
             block_size: 4096,
             blocks_per_request: 32,
-            requests_in_flight: 16,
-            precheck_lookahead: 256,
+            requests_in_flight: MAX_REQUESTS,
+            precheck_lookahead: MAX_WINDOW_BLOCKS,
             gap_retransmit: true,
             packed: true,
             initial_rto: Duration::from_secs(1),
@@ -231,7 +249,7 @@ pub enum ConfigError {
     BlockSize,
     /// Zero blocks per request.
     BlocksPerRequest,
-    /// Requests in flight not in 1..=16.
+    /// Requests in flight not in 1..=[`MAX_REQUESTS`].
     RequestsInFlight,
     /// A trial budget of 0.
     TrialBudget,

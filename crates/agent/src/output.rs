@@ -181,6 +181,11 @@ pub struct Stats {
     /// Packed files refused: a header that disagrees with the job document, a frame that does
     /// not decode.
     pub packed_errors: u32,
+    /// Blocks that arrived after they had been found lost (or timed out): late, not lost (the
+    /// service answered out of order, or the link delivered in bursts). Each raised the
+    /// download's reordering tolerance ([`crate::download`]); its copy asked for again
+    /// arrives as a duplicate.
+    pub late: u32,
 }
 
 impl Stats {
@@ -202,6 +207,7 @@ impl Stats {
                 .delta_base_mismatch
                 .saturating_add(o.delta_base_mismatch),
             packed_errors: self.packed_errors.saturating_add(o.packed_errors),
+            late: self.late.saturating_add(o.late),
         }
     }
 }

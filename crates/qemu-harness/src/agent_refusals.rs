@@ -73,9 +73,10 @@ pub fn refusals(good: &[u8]) -> Vec<Refusal> {
             put(s, at::BLOCKS_PER_REQUEST, 0)
         }),
         // FERROTA_ERR_CONFIG (-7): other tuning goes to the C API, which refuses what the
-        // agent does (more than 16 requests in flight, a block size that is no power of two).
+        // agent does (more than 40 requests in flight, FERROTA_REQUESTS_IN_FLIGHT_MAX; a block
+        // size that is no power of two).
         case("in-flight", "error agent-init: -7 ", &|s| {
-            put(s, at::IN_FLIGHT, 17)
+            put(s, at::IN_FLIGHT, 41)
         }),
         case("block-size", "error agent-init: -7 ", &|s| {
             put(s, at::BLOCK_SIZE, 1000)
@@ -277,7 +278,7 @@ mod tests {
             word(&case(&all, "tuning-zero").script, at::BLOCKS_PER_REQUEST),
             0
         );
-        assert_eq!(word(&case(&all, "in-flight").script, at::IN_FLIGHT), 17);
+        assert_eq!(word(&case(&all, "in-flight").script, at::IN_FLIGHT), 41);
         assert_eq!(word(&case(&all, "block-size").script, at::BLOCK_SIZE), 1000);
         assert_eq!(word(&case(&all, "bank").script, at::BANK), 0x100);
     }

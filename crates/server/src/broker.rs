@@ -23,7 +23,11 @@ use crate::store::{BlobStore, SharedStore};
 pub struct Limits {
     /// Largest packet accepted from a client (remaining length), bytes. Bigger → disconnect.
     pub max_packet_size: usize,
-    /// Messages an outgoing queue holds before the client is disconnected.
+    /// Messages an outgoing queue holds before the client is disconnected. Default 2,048: a
+    /// device's largest stream window (`ferrota_agent::config::MAX_WINDOW_BLOCKS`, 1,280
+    /// blocks, 5 MB at 4 KB, asked for at once before the link is measured) is queued here
+    /// as the requests come in, with room for Jobs replies; `queue_bytes` (8 MB) still bounds
+    /// the memory.
     pub queue_messages: usize,
     /// Bytes of payload an outgoing queue holds before the client is disconnected.
     pub queue_bytes: usize,
@@ -57,7 +61,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_packet_size: 256 * 1024,
-            queue_messages: 1024,
+            queue_messages: 2048,
             queue_bytes: 8 * 1024 * 1024,
             max_inflight: 100,
             connect_timeout: std::time::Duration::from_secs(5),

@@ -28,7 +28,7 @@
 //! subscribe = ["broadcast/#"]
 //! [limits]
 //! max_packet_size = 262144
-//! queue_messages = 1024
+//! queue_messages = 2048
 //! queue_bytes = 8388608
 //! max_inflight = 100
 //! max_pending = 256                 # connections not yet through TLS (crate::gate)

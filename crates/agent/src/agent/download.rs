@@ -9,9 +9,10 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             return;
         }
         let max = self.cfg.effective_blocks_per_request();
-        let slots = match self.phase.download() {
-            Some(d) if d.probing => 1,
-            Some(d) => d.sched.slots(self.cfg.requests_in_flight, max),
+        let (slots, reask) = match self.phase.download() {
+            // After a timeout one request probes the path; nothing else goes out.
+            Some(d) if d.probing => (1, false),
+            Some(d) => (d.sched.slots(self.cfg.requests_in_flight, max), true),
             None => return,
         };
         let prechecked = matches!(self.phase, Phase::Downloading(_));
@@ -31,11 +32,18 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                     .saturating_add(self.cfg.precheck_lookahead)
                     .min(d.num_blocks)
             };
-            let Some(r) = d.sched.next_request(now, slots, max, limit) else {
-                return;
-            };
+            if d.sched
+                .next_request(now, slots, reask, max, limit)
+                .is_none()
+            {
+                break;
+            }
             self.stats.requests += 1;
-            self.push(Out::Request(r));
+        }
+        if self.phase.download().is_some_and(|d| d.sched.has_unsent())
+            && !self.out.iter().any(|o| matches!(o, Out::Requests))
+        {
+            self.push(Out::Requests);
         }
     }
 
@@ -73,6 +81,8 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
         }
         if !d.sched.missing.is_missing(i) {
             self.stats.duplicates += 1;
+            // Both copies of a block found lost came: it was late (reordering tolerance).
+            self.stats.late += u32::from(d.sched.on_duplicate(i));
             return;
         }
         if i != 0 && d.packed.as_ref().is_some_and(|p| p.header.is_none()) {
@@ -97,7 +107,10 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
             return;
         };
         let _ = d.sched.missing.mark_received(i);
-        self.stats.gaps += d.sched.on_block(now, i, self.cfg.gap_retransmit);
+        let news = d.sched.on_block(now, i, self.cfg.gap_retransmit);
+        self.stats.gaps += news.lost;
+        self.stats.late += u32::from(news.late);
+
         d.sched.momentum = 0;
         d.probing = false;
         self.stats.blocks_accepted += 1;

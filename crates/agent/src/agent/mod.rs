@@ -104,7 +104,11 @@ enum Out {
     Unsubscribe(Sub),
     NextGet,
     Status(JobId, OtaStatus),
-    Request(NewRequest),
+    /// The download's requests not sent yet (`Schedule::take_unsent`), oldest first: one
+    /// entry however many there are, so a window of up to `MAX_REQUESTS` requests decided at
+    /// once never overflows this queue (before issue #23 each request was its own entry, and
+    /// a first window of 32 requests lost its last one here).
+    Requests,
     /// The device's reported state to its classic Device Shadow (encoded when polled, from
     /// what the agent knows then).
     Report,
@@ -690,6 +694,26 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
         loop {
             let out = self.out.pop_front()?;
+            if let Out::Requests = out {
+                // Nothing left to send (the download ended, or a disconnect forgot them) is
+                // not a dropped transmit.
+                let Some(r) = self
+                    .phase
+                    .download_mut()
+                    .and_then(|d| d.sched.take_unsent())
+                else {
+                    continue;
+                };
+                if self.phase.download().is_some_and(|d| d.sched.has_unsent()) {
+                    // The rest follow this one (back where this entry was popped).
+                    let _ = self.out.push_front(Out::Requests);
+                }
+                if let Some(t) = self.encode_request(&r, buf) {
+                    return Some(t);
+                }
+                self.stats.dropped_transmits += 1;
+                continue;
+            }
             if let Some(t) = self.encode(out, buf) {
                 return Some(t);
             }
@@ -858,30 +882,32 @@ impl<'a, V: BootVerifier> Agent<'a, V> {
                     qos: 0,
                 })
             }
-            Out::Request(r) => {
-                let d = self.phase.download()?;
-                let req = StreamRequest {
-                    client_token: Some(OFFICIAL_CLIENT_TOKEN),
-                    stream_version: None,
-                    file_id: u32::from(d.file_id),
-                    block_size: d.block_size,
-                    offset: Some(r.offset),
-                    bitmap: Some(&r.bits[..r.len]),
-                    num_blocks: Some(r.count),
-                };
-                let len = req.encode(buf).ok()?;
-                Some(Transmit {
-                    kind: TransmitKind::Publish { len },
-                    topic: topic_of(Topic::stream(
-                        thing,
-                        &self.stream,
-                        StreamOp::Get,
-                        Encoding::Cbor,
-                    ))?,
-                    qos: 0,
-                })
-            }
+            // Taken from the schedule by `poll_transmit` (`encode_request`).
+            Out::Requests => None,
         }
+    }
+
+    /// The GetStream request `r` of the download in progress.
+    fn encode_request(&self, r: &NewRequest, buf: &mut [u8]) -> Option<Transmit> {
+        let d = self.phase.download()?;
+        let thing = self.cfg.thing_name;
+        let req = StreamRequest {
+            client_token: Some(OFFICIAL_CLIENT_TOKEN),
+            stream_version: None,
+            file_id: u32::from(d.file_id),
+            block_size: d.block_size,
+            offset: Some(r.offset),
+            bitmap: Some(&r.bits[..r.len]),
+            num_blocks: Some(r.count),
+        };
+        let len = req.encode(buf).ok()?;
+        Some(Transmit {
+            kind: TransmitKind::Publish { len },
+            topic: Topic::stream(thing, &self.stream, StreamOp::Get, Encoding::Cbor)
+                .to_heapless::<{ crate::output::TOPIC_MAX }>()
+                .ok()?,
+            qos: 0,
+        })
     }
 
     /// Ends the current job with `ev` (publishing its status when it has one), then reports

@@ -19,6 +19,12 @@
 //!   the sender waits in its socket buffer: TCP over loopback cannot lose bytes for us, and a
 //!   byte-stream proxy dropping bytes would only trigger TCP retransmission or break TLS.
 //!   Message loss is injected at the server instead (see the `link` module).
+//! * **Bursts** (optional, [`LinkModel::burst`]): what would arrive is held and delivered at
+//!   the next multiple of the burst period, as a cellular scheduler or a Wi-Fi access point in
+//!   power save delivers frames: the same rate and no loss, but blocks come in clumps with
+//!   pauses of up to the period in between (issue #23's bursty link). Reordering cannot be
+//!   shaped here (TLS records cannot be reordered on the wire): the service reorders its
+//!   answers instead (`ferrota_server::faults::ReorderConfig`).
 //!
 //! The endpoints' own TCP runs over loopback (no loss, microsecond round trips), so TCP's
 //! congestion control plays no part: the figures are those of the application protocol
@@ -57,6 +63,9 @@ pub struct LinkModel {
     pub overhead: u32,
     /// Bytes the queue in front of the wire holds before the proxy stops reading.
     pub queue_bytes: u64,
+    /// Burst period: deliveries wait for the next multiple of it since the connection
+    /// started. Zero: none (every read is delivered when it arrives).
+    pub burst: Duration,
 }
 
 /// Why a link model or proxy could not be set up.
@@ -79,7 +88,20 @@ impl LinkModel {
             mss: MSS,
             overhead: FRAME_OVERHEAD,
             queue_bytes: 100 * u64::from(MSS + FRAME_OVERHEAD),
+            burst: Duration::ZERO,
         }
+    }
+
+    /// When something that arrives at `at` is delivered: `at`, or with a burst period the next
+    /// multiple of it after `epoch`.
+    pub fn delivery(&self, epoch: Instant, at: Instant) -> Instant {
+        if self.burst.is_zero() {
+            return at;
+        }
+        let since = at.saturating_duration_since(epoch).as_nanos();
+        let period = self.burst.as_nanos();
+        let slots = since.div_ceil(period);
+        epoch + Duration::from_nanos(u64::try_from(slots * period).unwrap_or(u64::MAX))
     }
 
     /// Checks the parameters (a zero rate would never deliver anything).
@@ -95,6 +117,9 @@ impl LinkModel {
         }
         if self.one_way > Duration::from_secs(60) {
             return Err(ShaperError::Model("a one-way delay above 60 s"));
+        }
+        if self.burst > Duration::from_secs(10) {
+            return Err(ShaperError::Model("a burst period above 10 s"));
         }
         Ok(())
     }
@@ -196,6 +221,7 @@ async fn shape(
     let queue_time = m.byte_time(m.queue_bytes);
     // When the wire is free again (everything read so far serialised).
     let mut link_free = Instant::now();
+    let epoch = link_free;
     let mut buf = vec![0u8; READ_MAX];
     loop {
         // The queue holds what is not yet on the wire: wait until a frame fits.
@@ -211,7 +237,8 @@ async fn shape(
         counter.fetch_add(n as u64, Ordering::Relaxed);
         let start = link_free.max(Instant::now());
         link_free = start + m.byte_time(m.wire_bytes(n));
-        if tx.send((link_free + m.one_way, buf[..n].to_vec())).is_err() {
+        let at = m.delivery(epoch, link_free + m.one_way);
+        if tx.send((at, buf[..n].to_vec())).is_err() {
             break;
         }
     }
@@ -260,10 +287,33 @@ mod tests {
                 },
                 "delay",
             ),
+            (
+                LinkModel {
+                    burst: Duration::from_secs(11),
+                    ..ok
+                },
+                "burst",
+            ),
         ] {
             let e = bad.validate().expect_err(what).to_string();
             assert!(e.contains(what), "{e}");
         }
+    }
+
+    #[test]
+    fn bursts_deliver_at_the_next_period_never_earlier() {
+        let m = LinkModel {
+            burst: Duration::from_millis(20),
+            ..LinkModel::ethernet_100m(Duration::from_millis(50))
+        };
+        let e = Instant::now();
+        let ms = |x| e + Duration::from_millis(x);
+        assert_eq!(m.delivery(e, ms(0)), ms(0));
+        assert_eq!(m.delivery(e, ms(1)), ms(20));
+        assert_eq!(m.delivery(e, ms(20)), ms(20));
+        assert_eq!(m.delivery(e, ms(39)), ms(40));
+        let plain = LinkModel::ethernet_100m(Duration::from_millis(50));
+        assert_eq!(plain.delivery(e, ms(39)), ms(39));
     }
 
     /// Lower bounds only: the machine is shared, so nothing is asserted about how late bytes
