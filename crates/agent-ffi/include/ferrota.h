@@ -47,6 +47,13 @@
 #define FERROTA_THING_NAME_MAX 64
 
 /*
+ Most stream requests in flight `FerrotaConfig.requests_in_flight` accepts (the agent's
+ request slots: 40 × 32 blocks of 4 KB is 5 MB, the bandwidth-delay product of 100 Mbit/s at
+ about 400 ms), and its default.
+ */
+#define FERROTA_REQUESTS_IN_FLIGHT_MAX 40
+
+/*
  Bytes of memory `ferrota_agent_init` needs (a `static` array of this size): 16 KB, about
  15.3 KB used on a 64-bit host, less on a Cortex-M.
  */
@@ -784,8 +791,9 @@ typedef struct FerrotaConfig {
    */
   uint32_t blocks_per_request;
   /*
-   Most stream requests in flight at once, 1 to 16 (0: 16, the agent's default; the agent
-   uses fewer once it has measured the link). Above 16 is `FERROTA_ERR_CONFIG`.
+   Most stream requests in flight at once, 1 to [`FERROTA_REQUESTS_IN_FLIGHT_MAX`] (0: that
+   maximum, the agent's default; the agent uses fewer once it has measured the link). Above
+   it is `FERROTA_ERR_CONFIG`.
    */
   uint32_t requests_in_flight;
 } FerrotaConfig;
@@ -944,6 +952,11 @@ typedef struct FerrotaStats {
    not decode.
    */
   uint32_t packed_errors;
+  /*
+   Blocks that arrived after they had been found lost (or timed out): late, not lost; each
+   raises the download's reordering tolerance.
+   */
+  uint32_t late;
 } FerrotaStats;
 
 /*

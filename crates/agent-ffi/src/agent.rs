@@ -1295,6 +1295,9 @@ pub struct FerrotaStats {
     /// Packed files refused: a header that disagrees with the job document, a frame that does
     /// not decode.
     pub packed_errors: u32,
+    /// Blocks that arrived after they had been found lost (or timed out): late, not lost; each
+    /// raises the download's reordering tolerance.
+    pub late: u32,
 }
 
 /// The agent's counters into `*out`.
@@ -1327,6 +1330,7 @@ pub unsafe extern "C" fn ferrota_agent_stats(
             dropped_transmits,
             delta_base_mismatch,
             packed_errors,
+            late,
         } = i.agent.stats();
         // SAFETY: non-null, aligned, writable by contract.
         unsafe {
@@ -1342,6 +1346,7 @@ pub unsafe extern "C" fn ferrota_agent_stats(
                 dropped_transmits,
                 delta_base_mismatch,
                 packed_errors,
+                late,
             });
         }
         FerrotaStatus::FerrotaOk

@@ -93,7 +93,7 @@ fn c_layout_equals_rust_layout() {
         layout!(FerrotaConfig; thing_name, thing_name_len, boot_key, code_signing_key, code_signing_key_len, hardware_id, hardware_id_len, trust_anchor, trust_anchor_len, require_signed_metadata, running_bank, block_size, blocks_per_request, requests_in_flight);
         layout!(FerrotaTransmit; kind, qos, topic, topic_len, payload_len);
         layout!(FerrotaEvent; kind, a, b, c);
-        layout!(FerrotaStats; requests, blocks_accepted, duplicates, ignored, malformed, timeouts, gaps, mark_failures, dropped_transmits, delta_base_mismatch, packed_errors);
+        layout!(FerrotaStats; requests, blocks_accepted, duplicates, ignored, malformed, timeouts, gaps, mark_failures, dropped_transmits, delta_base_mismatch, packed_errors, late);
         layout!(FerrotaLogSnapshot; present, seq, sector, slot, record);
         layout!(FerrotaDbmPlatform; user, read_bank, bank_size, read_log, write_log, erase_log);
         layout!(FerrotaDbmConfig; boot_key, hardware_id, hardware_id_len, efuse_floor, user1);

@@ -104,9 +104,10 @@ fn the_first_window_has_the_configured_block_size_blocks_and_requests() {
 
 #[test]
 fn zero_keeps_the_agents_default_for_that_field() {
-    // Config::new's defaults: 4 KB blocks, 32 blocks per request, 16 requests in flight. The
-    // file is long enough for every window below to be full.
-    assert!(image(Spec::new(2, 2)).file.len() >= 16 * 8 * 1024);
+    // Config::new's defaults: 4 KB blocks, 32 blocks per request, FERROTA_REQUESTS_IN_FLIGHT_MAX
+    // (40) requests in flight. The file is long enough for every window below to be full.
+    let max = FERROTA_REQUESTS_IN_FLIGHT_MAX;
+    assert!(image(Spec::new(2, 2)).file.len() >= max as usize * 8 * 256);
     let block_size = first_window(|c| {
         c.blocks_per_request = 8;
         c.requests_in_flight = 2;
@@ -118,8 +119,8 @@ fn zero_keeps_the_agents_default_for_that_field() {
     });
     assert_eq!(per_request, window(2, 1024, 32));
     let in_flight = first_window(|c| {
-        c.block_size = 1024;
+        c.block_size = 256;
         c.blocks_per_request = 8;
     });
-    assert_eq!(in_flight, window(16, 1024, 8));
+    assert_eq!(in_flight, window(max, 256, 8));
 }
