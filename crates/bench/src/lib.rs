@@ -8,8 +8,8 @@
 //!
 //! | scenario | what it measures | module |
 //! |---|---|---|
-//! | `link` | goodput of a 4 MB update over a shaped 100 Mbit/s link (2, 50, 200 ms RTT) | [`link`] |
-//! | `loss` | the same with 1% of block responses dropped | [`link`] |
+//! | `link` | goodput of a 4 MB update over a shaped 100 Mbit/s link (2, 50, 200, 400 ms RTT; a reordering and a bursty link at 50 ms) | [`link`] |
+//! | `loss` | the same with 1% of block responses dropped (5% at 200 ms) | [`link`] |
 //! | `fleet` | N simulated devices over TLS to one `ferrota serve` | [`fleet`] |
 //! | `activation` | activation and rollback beside copying into a slot (simulated flash time) | [`activation`] |
 //! | `verify` | boot verification of a full bank beside `openssl dgst -sha256` | [`verify`] |
@@ -43,7 +43,7 @@ pub use report::{Report, Table, Target};
 pub enum Scenario {
     /// Goodput over a shaped link, Ferrota beside the official schedule.
     Link,
-    /// The link scenario with 1% of block responses dropped.
+    /// The link scenario with 1% of block responses dropped (5% at 200 ms).
     Loss,
     /// A simulated fleet against one server process.
     Fleet,

@@ -9,10 +9,11 @@ use ferrota_bench::{Options, Scenario};
 pub enum Which {
     /// All seven single-machine scenarios, in order (not `cluster`).
     All,
-    /// A 4,161,536-byte update over a shaped 100 Mbit/s link at 2, 50 and 200 ms round trips:
-    /// Ferrota's agent beside the official library's schedule.
+    /// A 4,161,536-byte update over a shaped 100 Mbit/s link at 2, 50, 200 and 400 ms round
+    /// trips, and at 50 ms over a reordering and a bursty link: Ferrota's agent beside the
+    /// official library's schedule.
     Link,
-    /// The link scenario with 1% of block responses dropped.
+    /// The link scenario with 1% of block responses dropped (and 5% at 200 ms).
     Loss,
     /// 1k, 5k and 10k simulated devices over TLS to one `ferrota serve`.
     Fleet,
