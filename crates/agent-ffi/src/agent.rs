@@ -12,7 +12,7 @@ use ferrota_agent::{
     StartError, Stats, TransmitKind, TrustPolicy,
 };
 use ferrota_boot::Bank;
-use ferrota_boot::log::{LogError, MarkerLog};
+use ferrota_boot::log::MarkerLog;
 use ferrota_image::p256::ecdsa::VerifyingKey;
 use ferrota_image::version::{RECORD_AREA, RECORD_OFFSET};
 use ferrota_image::{BootKey, HardwareId, VersionRecord};
@@ -20,6 +20,7 @@ use ferrota_proto::status::OtaStatus;
 use ferrota_proto::stream::StreamErrorCode;
 
 use crate::image::FerrotaBootKey;
+use crate::status::log_status;
 use crate::{FerrotaStatus, guard};
 
 /// Program granule of code flash (the banks): one 8-byte word, as on the T2G.
@@ -455,13 +456,9 @@ fn booted_bank(platform: &FerrotaPlatform) -> Result<Option<Bank>, FerrotaStatus
         p: platform,
         area: FerrotaArea::FerrotaAreaMarkerLog,
     };
-    let snap = MarkerLog::new(area)
-        .and_then(|mut log| log.read())
-        .map_err(|e| match e {
-            LogError::Flash(_) => FerrotaStatus::FerrotaErrFlash,
-            _ => FerrotaStatus::FerrotaErrMarkerLog,
-        })?;
-    let state = snap.state;
+    let state = MarkerLog::new(area)
+        .and_then(|mut log| log.state())
+        .map_err(|e| log_status(&e))?;
     Ok(match state.trial {
         Some(t) if t.used >= 1 => Some(t.bank),
         _ => state.current,

@@ -39,7 +39,7 @@ use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNo
 use ferrota_boot::cm0p;
 use ferrota_boot::dbm::{BootReason, Dbm, Decision, RevertCause};
 use ferrota_boot::log::{
-    Fault, ImageFault, LOG_SIZE, LogError, MarkerLog, RECORD_SIZE, SECTOR_SIZE, Snapshot, encode,
+    Fault, ImageFault, LOG_SIZE, MarkerLog, RECORD_SIZE, SECTOR_SIZE, Snapshot, encode,
 };
 use ferrota_boot::{Bank, Event, UPPER_BANK_OFFSET};
 use ferrota_image::verify::verify_boot_in_flash;
@@ -49,6 +49,7 @@ use crate::agent::slice;
 use crate::image::{
     FerrotaBankReadFn, FerrotaBootKey, FerrotaVersionRecord, ReadBank, ReadError, key_ref, record,
 };
+use crate::status::log_status;
 use crate::{FerrotaStatus, guard};
 
 /// Bytes of the marker log: two 2 KB work-flash sectors (on the CYT4BF at 0x14012000).
@@ -96,16 +97,6 @@ impl FerrotaLogSnapshot {
                 slot: 0,
                 record: [0; FERROTA_LOG_RECORD_SIZE],
             },
-        }
-    }
-}
-
-/// A log error as a status: the flash failed, or the log is unusable.
-pub(crate) fn log_status<E>(e: &LogError<E>) -> FerrotaStatus {
-    match e {
-        LogError::Flash(_) => FerrotaStatus::FerrotaErrFlash,
-        LogError::TooSmall { .. } | LogError::SequenceExhausted => {
-            FerrotaStatus::FerrotaErrMarkerLog
         }
     }
 }

@@ -2,6 +2,8 @@
 
 use core::ffi::c_char;
 
+use ferrota_boot::log::LogError;
+
 /// What every `ferrota_*` function returns. 0 is success, 1 "nothing to poll", negative values
 /// are errors: C compares with the `FERROTA_*` names, [`ferrota_strerror`] gives a message.
 #[repr(i32)]
@@ -101,4 +103,15 @@ pub extern "C" fn ferrota_strerror(code: i32) -> *const c_char {
         .find(|s| **s as i32 == code)
         .map_or(c"unknown status", |s| s.message())
         .as_ptr()
+}
+
+/// A marker-log error as a status: the flash failed, or the log is unusable. Here, below both
+/// the agent's and the boot manager's entry points, which read the log.
+pub(crate) fn log_status<E>(e: &LogError<E>) -> FerrotaStatus {
+    match e {
+        LogError::Flash(_) => FerrotaStatus::FerrotaErrFlash,
+        LogError::TooSmall { .. } | LogError::SequenceExhausted => {
+            FerrotaStatus::FerrotaErrMarkerLog
+        }
+    }
 }
